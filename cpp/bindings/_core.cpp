@@ -1,0 +1,363 @@
+// The only PYBIND11_MODULE: validate arguments, take raw pointers, release the GIL, call C++.
+// No algorithm lives here; ergonomics live in mmcore/*.py.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "mmcore/backend.h"
+#include "mmcore/decode.h"
+#include "mmcore/image.h"
+#include "mmcore/parallel.h"
+#include "mmcore/resize.h"
+
+#ifdef MMCORE_HAVE_CUDA
+#include "mmcore/cuda_probe.h"
+#endif
+
+namespace py = pybind11;
+using namespace mmcore;
+
+namespace {
+
+using U8Array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
+
+// One input record: a contiguous byte buffer held by Python, or a path read by a worker.
+struct Source {
+  Py_buffer view{};
+  bool has_view = false;
+  std::string path;
+  std::vector<std::uint8_t> file;  // filled by read() for paths
+
+  Source() = default;
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+  ~Source() {
+    if (has_view) PyBuffer_Release(&view);
+  }
+
+  // With the GIL held. Throws TypeError for an unusable object (misuse, not bad data).
+  void bind(py::handle obj, std::size_t index) {
+    if (py::isinstance<py::str>(obj)) {
+      path = obj.cast<std::string>();
+      return;
+    }
+    if (PyObject_CheckBuffer(obj.ptr()) && PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) == 0) {
+      has_view = true;
+      return;
+    }
+    PyErr_Clear();
+    throw py::type_error("source " + std::to_string(index) +
+                         ": expected bytes, a contiguous uint8 buffer or a path (str), got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+
+  // Without the GIL. For paths, reads the file; an unreadable file is a record status.
+  Status read(ErrorText* error) {
+    if (path.empty()) return Status::kOk;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+      error->set("cannot open %s: %s", path.c_str(), std::strerror(errno));
+      return Status::kCorrupt;
+    }
+    Status s = Status::kOk;
+    try {
+      std::uint8_t chunk[1 << 16];
+      std::size_t n;
+      while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) file.insert(file.end(), chunk, chunk + n);
+      if (std::ferror(f)) {
+        error->set("error reading %s: %s", path.c_str(), std::strerror(errno));
+        s = Status::kCorrupt;
+      }
+    } catch (const std::bad_alloc&) {
+      error->set("out of memory reading %s", path.c_str());
+      s = Status::kNoMemory;
+    }
+    std::fclose(f);
+    return s;
+  }
+
+  const std::uint8_t* data() const {
+    return has_view ? static_cast<const std::uint8_t*>(view.buf) : file.data();
+  }
+  std::size_t size() const { return has_view ? static_cast<std::size_t>(view.len) : file.size(); }
+  void drop_file() { std::vector<std::uint8_t>().swap(file); }
+};
+
+struct Options {
+  ThumbnailOptions thumb;
+  bool is_thumbnail = false;
+};
+
+Options make_options(int pixel, bool exif, std::int64_t max_pixels, bool fast) {
+  if (pixel < 0 || pixel > 2) throw py::value_error("pixel format must be 0 (rgb), 1 (gray) or 2 (rgba)");
+  Options o;
+  o.thumb.decode.pixel = static_cast<PixelFormat>(pixel);
+  o.thumb.decode.exif_orientation = exif;
+  o.thumb.decode.max_pixels = max_pixels;
+  o.thumb.decode.fast = fast;
+  return o;
+}
+
+Filter to_filter(int f) {
+  if (f < 0 || f > 4) throw py::value_error("filter code must be in 0..4, got " + std::to_string(f));
+  return static_cast<Filter>(f);
+}
+
+// One decoded record, owned by C++ until handed to numpy.
+struct Record {
+  Status status = Status::kOk;
+  ErrorText error;
+  std::unique_ptr<std::uint8_t[]> pixels;
+  std::int32_t h = 0, w = 0, c = 0;
+};
+
+// Header + allocate + decode for one record, without the GIL.
+void run_record(Source& src, const Options& o, Record* r) {
+  r->status = src.read(&r->error);
+  if (!status_ok(r->status)) return;
+  ThumbnailInfo ti;
+  if (o.is_thumbnail) {
+    r->status = thumbnail_info(src.data(), src.size(), o.thumb, &ti, &r->error);
+  } else {
+    r->status = decode_info(src.data(), src.size(), o.thumb.decode, &ti.image, &r->error);
+    ti.out_width = ti.image.out_width;
+    ti.out_height = ti.image.out_height;
+    ti.out_channels = ti.image.out_channels;
+  }
+  if (!status_ok(r->status)) return;
+  const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
+  r->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
+  if (!r->pixels) {
+    r->status = Status::kNoMemory;
+    r->error.set("out of memory allocating %dx%dx%d output", ti.out_width, ti.out_height, ti.out_channels);
+    return;
+  }
+  ImageView out{r->pixels.get(), ti.out_width, ti.out_height, ti.out_channels,
+                static_cast<std::int64_t>(ti.out_width) * ti.out_channels};
+  const ErrorText header_error = r->error;
+  const Status header_status = r->status;
+  r->status = o.is_thumbnail ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error)
+                             : decode_into(src.data(), src.size(), o.thumb.decode, ti.image, out, &r->error);
+  if (!status_ok(r->status)) {
+    r->pixels.reset();
+    return;
+  }
+  if (header_status == Status::kOkWarning && r->status == Status::kOk) {
+    r->status = header_status;
+    r->error = header_error;
+  }
+  r->h = ti.out_height;
+  r->w = ti.out_width;
+  r->c = ti.out_channels;
+  src.drop_file();
+}
+
+// Hands the pixels to numpy without a copy (GIL held).
+py::object to_array(Record& r) {
+  if (!r.pixels) return py::none();
+  std::uint8_t* p = r.pixels.release();
+  py::capsule owner(p, [](void* q) { delete[] static_cast<std::uint8_t*>(q); });
+  if (r.c == 1) return py::array_t<std::uint8_t>({r.h, r.w}, p, owner);
+  return py::array_t<std::uint8_t>({r.h, r.w, r.c}, p, owner);
+}
+
+py::tuple one(py::handle src, const Options& o) {
+  Source s;
+  s.bind(src, 0);
+  Record r;
+  {
+    py::gil_scoped_release release;
+    run_record(s, o, &r);
+  }
+  return py::make_tuple(static_cast<int>(r.status), std::string(r.error.text), to_array(r));
+}
+
+py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
+  const std::size_t n = py::len(srcs);
+  std::vector<std::unique_ptr<Source>> sources(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sources[i] = std::make_unique<Source>();
+    sources[i]->bind(srcs[i], i);
+  }
+  std::vector<Record> records(n);
+  {
+    py::gil_scoped_release release;
+    parallel_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
+      run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)]);
+    });
+  }
+  py::list images(n), errors(n);
+  py::array_t<std::uint8_t> status(static_cast<py::ssize_t>(n));
+  auto st = status.mutable_unchecked<1>();
+  for (std::size_t i = 0; i < n; ++i) {
+    Record& r = records[i];
+    st(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
+    images[i] = to_array(r);
+    errors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
+  }
+  return py::make_tuple(images, status, errors);
+}
+
+Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
+                      std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w, std::int32_t crop_h,
+                      std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale) {
+  Options o = make_options(pixel, exif, max_pixels, fast);
+  o.is_thumbnail = true;
+  o.thumb.short_side = short_side;
+  o.thumb.fit_width = fit_w;
+  o.thumb.fit_height = fit_h;
+  o.thumb.crop_width = crop_w;
+  o.thumb.crop_height = crop_h;
+  o.thumb.exact_width = exact_w;
+  o.thumb.exact_height = exact_h;
+  o.thumb.filter = to_filter(filter);
+  o.thumb.upscale = upscale;
+  return o;
+}
+
+py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height, int filter, int backend) {
+  if (img.ndim() != 2 && img.ndim() != 3) throw py::value_error("img must be HxW or HxWxC uint8");
+  const std::int32_t c = img.ndim() == 2 ? 1 : static_cast<std::int32_t>(img.shape(2));
+  if (c != 1 && c != 3 && c != 4)
+    throw py::value_error("img must have 1, 3 or 4 channels, got " + std::to_string(c));
+  if (width <= 0 || height <= 0) throw py::value_error("size must be positive");
+  if (img.shape(0) <= 0 || img.shape(1) <= 0) throw py::value_error("img must not be empty");
+  if (backend > 2) throw py::value_error("backend must be -1 (active), 0 (ref), 1 (avx2) or 2 (avx512)");
+  const Filter f = to_filter(filter);
+  py::array_t<std::uint8_t> out =
+      c == 1 ? py::array_t<std::uint8_t>({height, width}) : py::array_t<std::uint8_t>({height, width, c});
+  ConstImageView src(img.data(), static_cast<std::int32_t>(img.shape(1)),
+                     static_cast<std::int32_t>(img.shape(0)), c, static_cast<std::int64_t>(img.shape(1)) * c);
+  ImageView dst{out.mutable_data(), width, height, c, static_cast<std::int64_t>(width) * c};
+  {
+    py::gil_scoped_release release;
+    if (backend < 0) {
+      resize(src, dst, f);
+    } else {
+      resize(src, dst, f, static_cast<Backend>(backend));
+    }
+  }
+  return out;
+}
+
+py::dict build_info_py() {
+  py::dict d;
+  py::list compiled;
+  for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
+    if (backend_compiled(b)) compiled.append(backend_name(b));
+  }
+  py::list supported;
+  for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
+    if (backend_supported(b)) supported.append(backend_name(b));
+  }
+  d["cpu_variants_compiled"] = compiled;
+  d["cpu_variants_supported"] = supported;
+  d["backend"] = backend_name(active_backend());
+  d["backend_note"] = backend_note();
+#ifdef MMCORE_HAVE_CUDA
+  d["cuda_compiled"] = true;
+  d["cuda_runtime_version"] = cuda_runtime_version();
+  char msg[256] = {0};
+  const int devices = cuda_device_count(msg, sizeof msg);
+  d["cuda_devices"] = devices;
+  d["cuda_available"] = devices > 0;
+  d["cuda_note"] = std::string(msg);
+#else
+  d["cuda_compiled"] = false;
+  d["cuda_available"] = false;
+  d["cuda_devices"] = 0;
+#endif
+  py::dict codecs;
+  codecs["jpeg"] = jpeg_library_version();
+  codecs["png"] = png_library_version();
+  codecs["webp"] = webp_library_version();
+  d["codecs"] = codecs;
+  d["hardware_threads"] = hardware_threads();
+  return d;
+}
+
+py::dict image_info_py(py::handle src, bool exif) {
+  Source s;
+  s.bind(src, 0);
+  ImageInfo info;
+  ErrorText err;
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = s.read(&err);
+    if (status_ok(st)) {
+      DecodeOptions o;
+      o.exif_orientation = exif;
+      o.max_pixels = 0;
+      st = decode_info(s.data(), s.size(), o, &info, &err);
+    }
+  }
+  py::dict d;
+  d["status"] = static_cast<int>(st);
+  d["error"] = std::string(err.text);
+  d["format"] = format_name(info.format);
+  d["width"] = info.width;
+  d["height"] = info.height;
+  d["orientation"] = info.orientation;
+  d["has_alpha"] = info.has_alpha;
+  d["animated"] = info.animated;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "mmcore native kernels (private: use the mmcore package)";
+  m.attr("DEFAULT_MAX_PIXELS") = kDefaultMaxPixels;
+
+  m.def(
+      "decode",
+      [](py::handle src, int pixel, bool exif, std::int64_t max_pixels, bool fast) {
+        return one(src, make_options(pixel, exif, max_pixels, fast));
+      },
+      py::arg("src"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"));
+  m.def(
+      "decode_batch",
+      [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast, int threads) {
+        return many(srcs, make_options(pixel, exif, max_pixels, fast), threads);
+      },
+      py::arg("srcs"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
+      py::arg("threads"));
+  m.def(
+      "thumbnail",
+      [](py::handle src, int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
+         std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w, std::int32_t crop_h,
+         std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale) {
+        return one(src, thumb_options(pixel, exif, max_pixels, fast, short_side, fit_w, fit_h, crop_w, crop_h,
+                                      exact_w, exact_h, filter, upscale));
+      },
+      py::arg("src"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
+      py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
+      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"));
+  m.def(
+      "thumbnail_batch",
+      [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast,
+         std::int32_t short_side, std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w,
+         std::int32_t crop_h, std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale,
+         int threads) {
+        return many(srcs,
+                    thumb_options(pixel, exif, max_pixels, fast, short_side, fit_w, fit_h, crop_w, crop_h,
+                                  exact_w, exact_h, filter, upscale),
+                    threads);
+      },
+      py::arg("srcs"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
+      py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
+      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("threads"));
+  m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
+        py::arg("backend") = -1);
+  m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
+  m.def("build_info", &build_info_py);
+}

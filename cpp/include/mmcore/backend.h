@@ -1,0 +1,24 @@
+// CPU variant selection: the one dispatch point.
+//
+// Contract: cpuid is read once (thread-safe static initialisation) into a read-only table;
+// MMCORE_FORCE_BACKEND=ref|avx2|avx512 overrides the choice. Forcing a variant the CPU or the
+// build lacks falls back to the best available one below it and records why in
+// backend_note(). Kernels call active_backend() once per call, never per element.
+#pragma once
+
+namespace mmcore {
+
+enum class Backend : int { kRef = 0, kAvx2 = 1, kAvx512 = 2 };
+
+/// The variant kernels use, fixed for the life of the process.
+Backend active_backend();
+/// "ref", "avx2", "avx512".
+const char* backend_name(Backend b);
+/// Whether the variant was compiled into this build.
+bool backend_compiled(Backend b);
+/// Whether this CPU (and OS) can run the variant.
+bool backend_supported(Backend b);
+/// Why the active backend differs from the requested one; "" when it does not.
+const char* backend_note();
+
+}  // namespace mmcore

@@ -1,0 +1,42 @@
+// Thumbnails: decode (scaled where that loses nothing) + orient + resize (+ centre crop).
+//
+// Contract: same two-phase, caller-owns-memory shape as decode.h. The geometry is computed on
+// the oriented full-size image, so the result does not depend on the JPEG scale chosen except
+// through the (small) quality difference of the scaled IDCT.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "mmcore/decode.h"
+#include "mmcore/resize.h"
+
+namespace mmcore {
+
+/// Exactly one of the geometry groups is set (> 0).
+struct ThumbnailOptions {
+  DecodeOptions decode;                            ///< min_width / min_height are computed, not read
+  std::int32_t short_side = 0;                     ///< keep aspect; the short side becomes this
+  std::int32_t fit_width = 0, fit_height = 0;      ///< keep aspect; fits inside the box
+  std::int32_t crop_width = 0, crop_height = 0;    ///< keep aspect, cover the box, centre crop
+  std::int32_t exact_width = 0, exact_height = 0;  ///< stretch to exactly this size
+  Filter filter = Filter::kLanczos3;
+  bool upscale = true;  ///< false: never enlarge (short_side / fit only)
+};
+
+struct ThumbnailInfo {
+  ImageInfo image;                ///< the decode it will do (scaled size in out_width/out_height)
+  std::int32_t resize_width = 0;  ///< size before the crop
+  std::int32_t resize_height = 0;
+  std::int32_t out_width = 0;  ///< final size
+  std::int32_t out_height = 0;
+  std::int32_t out_channels = 0;
+};
+
+Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
+                      ThumbnailInfo* info, ErrorText* error);
+
+Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
+                      const ThumbnailInfo& info, ImageView out, ErrorText* error);
+
+}  // namespace mmcore

@@ -1,0 +1,19 @@
+// A bounded parallel-for over record indices.
+//
+// Contract: fn(i) is called exactly once for each i in [0, n), on up to `threads` threads
+// (the caller's thread is one of them). fn must not throw: workers write statuses. Threads
+// are created per call and joined before return, so nothing outlives the call (no global pool).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace mmcore {
+
+/// Number of hardware threads (>= 1).
+int hardware_threads();
+
+/// Runs fn(i) for i in [0, n) on min(threads, n) threads; threads <= 0 means hardware_threads().
+void parallel_for(std::int64_t n, int threads, const std::function<void(std::int64_t)>& fn);
+
+}  // namespace mmcore

@@ -1,0 +1,34 @@
+// Resize: separable, antialiased when shrinking, fixed-point.
+//
+// Contract
+// - Bit-exact with Pillow 13's Image.resize for modes L and RGB (NEAREST, BOX, BILINEAR,
+//   BICUBIC, LANCZOS): coefficients in float64 exactly as Pillow computes them, quantised to
+//   22 fractional bits, horizontal pass first into uint8, then vertical.
+// - Channels are independent (4-channel input is not premultiplied).
+// - Every variant (ref, avx2, ...) gives bit-identical output; ref is the oracle.
+// - src and dst must have the same channel count (1, 3 or 4) and positive sizes; dst must not
+//   alias src. Thread safety: reentrant; scratch memory is per call.
+#pragma once
+
+#include <cstdint>
+
+#include "mmcore/backend.h"
+#include "mmcore/views.h"
+
+namespace mmcore {
+
+enum class Filter : std::uint8_t {
+  kNearest = 0,
+  kArea = 1,  ///< box filter (Pillow BOX)
+  kBilinear = 2,
+  kBicubic = 3,  ///< a = -0.5
+  kLanczos3 = 4,
+};
+
+/// Resizes src to dst's size with the active backend.
+void resize(ConstImageView src, ImageView dst, Filter filter);
+
+/// Same with an explicit backend (tests compare variants with it).
+void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend);
+
+}  // namespace mmcore

@@ -1,0 +1,130 @@
+// Thumbnail geometry and the decode -> resize -> crop chain.
+#include "mmcore/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace mmcore {
+namespace {
+
+std::int32_t scaled(std::int32_t v, double s) {
+  return std::max<std::int32_t>(1, static_cast<std::int32_t>(std::lround(v * s)));
+}
+
+int geometry_groups(const ThumbnailOptions& o) {
+  return (o.short_side > 0) + (o.fit_width > 0 || o.fit_height > 0) +
+         (o.crop_width > 0 || o.crop_height > 0) + (o.exact_width > 0 || o.exact_height > 0);
+}
+
+}  // namespace
+
+Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
+                      ThumbnailInfo* info, ErrorText* error) {
+  *info = ThumbnailInfo{};
+  if (geometry_groups(options) != 1) {
+    error->set("thumbnail needs exactly one of short_side, fit, crop or exact size");
+    return Status::kUnsupported;
+  }
+  if ((options.fit_width > 0) != (options.fit_height > 0) ||
+      (options.crop_width > 0) != (options.crop_height > 0) ||
+      (options.exact_width > 0) != (options.exact_height > 0)) {
+    error->set("thumbnail sizes need both a width and a height > 0");
+    return Status::kUnsupported;
+  }
+  DecodeOptions full = options.decode;
+  full.min_width = full.min_height = 0;
+  ImageInfo whole;
+  Status s = decode_info(data, size, full, &whole, error);
+  if (!status_ok(s)) return s;
+  const std::int32_t W = whole.out_width, H = whole.out_height;
+  std::int32_t rw = W, rh = H, ow = 0, oh = 0;
+  if (options.short_side > 0) {
+    const std::int32_t side = options.short_side;
+    if (options.upscale || side < std::min(W, H)) {
+      if (W <= H) {
+        rw = side;
+        rh = scaled(H, static_cast<double>(side) / W);
+      } else {
+        rh = side;
+        rw = scaled(W, static_cast<double>(side) / H);
+      }
+    }
+  } else if (options.fit_width > 0) {
+    const double sc =
+        std::min(static_cast<double>(options.fit_width) / W, static_cast<double>(options.fit_height) / H);
+    if (options.upscale || sc < 1.0) {
+      rw = std::min(options.fit_width, scaled(W, sc));
+      rh = std::min(options.fit_height, scaled(H, sc));
+    }
+  } else if (options.crop_width > 0) {
+    const double sc =
+        std::max(static_cast<double>(options.crop_width) / W, static_cast<double>(options.crop_height) / H);
+    rw = std::max(options.crop_width, scaled(W, sc));
+    rh = std::max(options.crop_height, scaled(H, sc));
+    ow = options.crop_width;
+    oh = options.crop_height;
+  } else {
+    rw = options.exact_width;
+    rh = options.exact_height;
+  }
+  if (ow == 0) {
+    ow = rw;
+    oh = rh;
+  }
+  DecodeOptions reduced = options.decode;
+  reduced.min_width = rw;
+  reduced.min_height = rh;
+  s = decode_info(data, size, reduced, &info->image, error);
+  if (!status_ok(s)) return s;
+  info->resize_width = rw;
+  info->resize_height = rh;
+  info->out_width = ow;
+  info->out_height = oh;
+  info->out_channels = info->image.out_channels;
+  return s;
+}
+
+Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
+                      const ThumbnailInfo& info, ImageView out, ErrorText* error) {
+  DecodeOptions reduced = options.decode;
+  reduced.min_width = info.resize_width;
+  reduced.min_height = info.resize_height;
+  const ImageInfo& im = info.image;
+  const std::int32_t c = info.out_channels;
+  const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;
+  const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
+  if (same && !crop) return decode_into(data, size, reduced, im, out, error);
+  std::vector<std::uint8_t> decoded, resized;
+  try {
+    decoded.resize(static_cast<std::size_t>(im.out_width) * im.out_height * c);
+    if (crop && !same) resized.resize(static_cast<std::size_t>(info.resize_width) * info.resize_height * c);
+  } catch (const std::bad_alloc&) {
+    error->set("out of memory allocating %dx%d scratch for a thumbnail", im.out_width, im.out_height);
+    return Status::kNoMemory;
+  }
+  ImageView dv{decoded.data(), im.out_width, im.out_height, c, static_cast<std::int64_t>(im.out_width) * c};
+  const Status s = decode_into(data, size, reduced, im, dv, error);
+  if (!status_ok(s)) return s;
+  if (!crop) {
+    resize(dv, out, options.filter);
+    return s;
+  }
+  ImageView rv = dv;
+  if (!same) {
+    rv = ImageView{resized.data(), info.resize_width, info.resize_height, c,
+                   static_cast<std::int64_t>(info.resize_width) * c};
+    resize(dv, rv, options.filter);
+  }
+  const std::int32_t x0 = (info.resize_width - info.out_width) / 2;
+  const std::int32_t y0 = (info.resize_height - info.out_height) / 2;
+  for (std::int32_t y = 0; y < info.out_height; ++y) {
+    std::memcpy(out.row(y), rv.row(y + y0) + static_cast<std::int64_t>(x0) * c,
+                static_cast<std::size_t>(info.out_width) * c);
+  }
+  return s;
+}
+
+}  // namespace mmcore

@@ -1,0 +1,85 @@
+"""mmcore: one engine for the offline image-corpus pass.
+
+Decode, resize and thumbnail images (JPEG, PNG, WebP) with C++ kernels that release the GIL,
+never die on bad input (per-record :class:`Status`), and match Pillow's pixels.
+
+>>> import mmcore
+>>> img = mmcore.decode(mmcore.demo_images()[0])
+>>> small = mmcore.resize(img, (64, 48))
+>>> r = mmcore.thumbnail_batch(mmcore.demo_images(), short_side=32)
+>>> sorted(r.counts())
+['CORRUPT', 'OK']
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from . import _core
+from .image import (
+    BatchResult,
+    decode,
+    decode_batch,
+    image_info,
+    resize,
+    thumbnail,
+    thumbnail_batch,
+)
+from .status import DecodeError, Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchResult",
+    "DecodeError",
+    "Status",
+    "__version__",
+    "build_info",
+    "decode",
+    "decode_batch",
+    "demo_images",
+    "image_info",
+    "resize",
+    "thumbnail",
+    "thumbnail_batch",
+]
+
+
+def build_info() -> dict[str, Any]:
+    """What this build contains and what it runs on.
+
+    Keys: ``version``, ``cpu_variants_compiled``, ``cpu_variants_supported``, ``backend``
+    (active CPU variant; ``MMCORE_FORCE_BACKEND=ref|avx2|avx512`` forces one at import),
+    ``backend_note``, ``cuda_compiled``, ``cuda_available``, ``cuda_devices``,
+    ``dali_available``, ``codecs`` (library versions), ``hardware_threads``.
+
+    >>> import mmcore
+    >>> mmcore.build_info()["backend"] in ("ref", "avx2", "avx512")
+    True
+    """
+    info: dict[str, Any] = {"version": __version__}
+    info.update(_core.build_info())
+    info["dali_available"] = _module_available("nvidia.dali")
+    info["forced_backend"] = os.environ.get("MMCORE_FORCE_BACKEND") or None
+    return info
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def demo_images() -> list[str]:
+    """Paths of the small demo images shipped with the package (one is deliberately corrupt).
+
+    >>> import mmcore
+    >>> len(mmcore.demo_images()) >= 5
+    True
+    """
+    folder = Path(__file__).parent / "data" / "demo"
+    return sorted(str(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,41 @@
+"""Per-record outcomes and the errors raised for bad data."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(enum.IntEnum):
+    """What happened to one record. Values are stable (stored in Parquet)."""
+
+    OK = 0
+    OK_WARNING = 1  #: decoded, but the stream had recoverable errors
+    CORRUPT = 2  #: damaged data, or not an image
+    UNSUPPORTED = 3  #: a valid stream mmcore does not handle (e.g. 12-bit JPEG)
+    TOO_LARGE = 4  #: over the pixel limit; refused before any allocation
+    NO_MEMORY = 5  #: an allocation failed
+    DEVICE = 6  #: a GPU / driver error
+
+    @property
+    def ok(self) -> bool:
+        """True for OK and OK_WARNING: an output was produced."""
+        return self in (Status.OK, Status.OK_WARNING)
+
+
+class DecodeError(ValueError):
+    """Bad image data given to a single-record call (batch calls return statuses instead).
+
+    ``.status`` is the :class:`Status`; the message says what was wrong.
+
+    >>> import mmcore
+    >>> try:
+    ...     mmcore.decode(b"not an image")
+    ... except mmcore.DecodeError as e:
+    ...     print(e.status.name)
+    CORRUPT
+    """
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(f"{status.name}: {message}")
+        self.status = status
+        self.message = message

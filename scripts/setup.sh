@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything mmcore needs on Debian 12 (as root) and builds it into ./.venv.
+#   bash scripts/setup.sh            # runtime: codecs, compiler, venv, mmcore
+#   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...)
+#   bash scripts/setup.sh bench      # + competitors for bench/ (OpenCV, pyvips, simplejpeg, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+
+apt_packages=(g++ make pkg-config git ccache clang-format
+  libjpeg62-turbo-dev libpng-dev libwebp-dev python3-dev python3-venv)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+spec="."
+case "$extras" in
+  test) spec=".[test,lint]" ;;
+  bench) spec=".[test,bench]" ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [test|bench]" >&2; exit 2 ;;
+esac
+echo "setup: building mmcore into .venv ($spec)"
+.venv/bin/python -m pip install -q "$spec"
+.venv/bin/python -c "import mmcore, json; i = mmcore.build_info(); print('setup: mmcore', i['version'], 'backend', i['backend'], 'cuda_compiled', i['cuda_compiled'])"

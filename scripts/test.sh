@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# README command 2 (and what CI runs): set up with the test extras, lint, run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+export PATH="$PWD/.venv/bin:$PATH"
+make lint PY=.venv/bin/python
+# The pytest script (not python -m pytest) keeps the source tree off sys.path, so tests import the install.
+.venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,73 @@
+"""Build facts: build_info() and the MMCORE_FORCE_BACKEND override."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import mmcore
+
+
+def test_build_info_keys() -> None:
+    info = mmcore.build_info()
+    for key in (
+        "version",
+        "cpu_variants_compiled",
+        "backend",
+        "cuda_compiled",
+        "cuda_available",
+        "dali_available",
+        "codecs",
+    ):
+        assert key in info, key
+    assert info["version"] == mmcore.__version__
+    assert "ref" in info["cpu_variants_compiled"]
+    assert info["backend"] in info["cpu_variants_compiled"]
+    assert set(info["codecs"]) == {"jpeg", "png", "webp"}
+
+
+def _backend_in_subprocess(forced: str) -> dict[str, object]:
+    env = dict(os.environ, MMCORE_FORCE_BACKEND=forced)
+    code = "import json, mmcore; print(json.dumps(mmcore.build_info()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    info: dict[str, object] = json.loads(out.stdout)
+    return info
+
+
+def test_force_backend_ref() -> None:
+    info = _backend_in_subprocess("ref")
+    assert info["backend"] == "ref"
+    assert info["forced_backend"] == "ref"
+
+
+@pytest.mark.parametrize("name", ["avx2", "avx512"])
+def test_force_backend_simd(name: str) -> None:
+    base = mmcore.build_info()
+    info = _backend_in_subprocess(name)
+    if name in base["cpu_variants_compiled"] and name in base["cpu_variants_supported"]:
+        assert info["backend"] == name
+        assert info["backend_note"] == ""
+    else:
+        assert info["backend"] != name
+        assert "using the best below it" in str(info["backend_note"])
+
+
+def test_force_backend_unknown_is_ignored_with_note() -> None:
+    info = _backend_in_subprocess("sse9")
+    assert info["backend"] == mmcore.build_info()["backend"]
+    assert "ignored" in str(info["backend_note"])
+
+
+def test_cuda_compiled_when_nvcc_present() -> None:
+    import shutil
+
+    if shutil.which("nvcc") is None and not os.path.exists("/usr/local/cuda/bin/nvcc"):
+        pytest.skip("nvcc not on this machine: the CUDA path is not expected to be compiled")
+    info = mmcore.build_info()
+    assert info["cuda_compiled"] is True
+    if not info["cuda_available"]:
+        assert info["cuda_note"], "no device must come with a reason"

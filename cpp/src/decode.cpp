@@ -1,11 +1,49 @@
-// PLACEHOLDER: replaced by the real decoders (decode helper).
+// Decode dispatch: format detection, EXIF orientation, pixel limit; per-format work in decode_<fmt>.cpp.
 #include "mmcore/decode.h"
 
 #include <cstring>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "decode_internal.h"
 
 namespace mmcore {
+namespace {
+
+bool swaps_axes(std::int32_t orientation) {
+  return orientation >= 5 && orientation <= 8;
+}
+
+// out(x, y) = src(sx, sy) with sx = x0 + ax*x + bx*y, sy = y0 + ay*x + by*y (Pillow's exif_transpose).
+void apply_orientation(ConstImageView src, ImageView dst, std::int32_t o) {
+  const std::int64_t w = src.width, h = src.height;
+  std::int64_t x0 = 0, ax = 1, bx = 0, y0 = 0, ay = 0, by = 1;
+  switch (o) {
+    case 2: x0 = w - 1, ax = -1; break;
+    case 3: x0 = w - 1, ax = -1, y0 = h - 1, by = -1; break;
+    case 4: y0 = h - 1, by = -1; break;
+    case 5: ax = 0, bx = 1, ay = 1, by = 0; break;
+    case 6: ax = 0, bx = 1, y0 = h - 1, ay = -1, by = 0; break;
+    case 7: x0 = w - 1, ax = 0, bx = -1, y0 = h - 1, ay = -1, by = 0; break;
+    case 8: x0 = w - 1, ax = 0, bx = -1, ay = 1, by = 0; break;
+    default: break;
+  }
+  const int c = src.channels;
+  for (std::int32_t y = 0; y < dst.height; ++y) {
+    std::uint8_t* out = dst.row(y);
+    std::int64_t sx = x0 + bx * y, sy = y0 + by * y;
+    for (std::int32_t x = 0; x < dst.width; ++x, sx += ax, sy += ay) {
+      const std::uint8_t* p = src.row(static_cast<std::int32_t>(sy)) + sx * c;
+      for (int k = 0; k < c; ++k) out[x * c + k] = p[k];
+    }
+  }
+}
+
+}  // namespace
 
 ImageFormat detect_format(const std::uint8_t* d, std::size_t n) {
+  if (d == nullptr) return ImageFormat::kUnknown;
   if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return ImageFormat::kJpeg;
   if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageFormat::kPng;
   if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
@@ -22,32 +60,91 @@ const char* format_name(ImageFormat f) {
   }
 }
 
-std::int32_t read_orientation(const std::uint8_t*, std::size_t, ImageFormat) {
-  return 1;
+std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageFormat f) {
+  detail::ByteSpan exif;
+  switch (f) {
+    case ImageFormat::kJpeg: exif = detail::jpeg_find_exif(data, size); break;
+    case ImageFormat::kPng: exif = detail::png_find_exif(data, size); break;
+    case ImageFormat::kWebp: exif = detail::webp_find_exif(data, size); break;
+    default: return 1;
+  }
+  return detail::exif_orientation_from_tiff(exif.data, exif.size);
 }
 
-Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&, ImageInfo* info,
+Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                    ErrorText* error) {
   *info = ImageInfo{};
-  info->format = detect_format(data, size);
-  error->set("decoder not built yet");
-  return Status::kUnsupported;
+  error->clear();
+  const ImageFormat f = detect_format(data, size);
+  if (f == ImageFormat::kUnknown) {
+    if (size == 0) {
+      error->set("empty input (0 bytes)");
+    } else {
+      error->set("not a JPEG, PNG or WebP image (unrecognised signature, %zu bytes)", size);
+    }
+    return Status::kCorrupt;
+  }
+  const std::int32_t orientation = read_orientation(data, size, f);
+  const bool rotate = options.exif_orientation && swaps_axes(orientation);
+  DecodeOptions stored = options;
+  if (rotate) std::swap(stored.min_width, stored.min_height);
+  Status s = Status::kCorrupt;
+  switch (f) {
+    case ImageFormat::kJpeg: s = detail::jpeg_info(data, size, stored, info, error); break;
+    case ImageFormat::kPng: s = detail::png_info(data, size, stored, info, error); break;
+    case ImageFormat::kWebp: s = detail::webp_info(data, size, stored, info, error); break;
+    default: break;
+  }
+  info->format = f;
+  info->orientation = orientation;
+  if (!status_ok(s)) return s;
+  if (info->width <= 0 || info->height <= 0) {
+    error->set("%s header gives an empty image (%dx%d)", format_name(f), info->width, info->height);
+    return Status::kCorrupt;
+  }
+  const std::int64_t pixels = static_cast<std::int64_t>(info->width) * info->height;
+  if (options.max_pixels > 0 && pixels > options.max_pixels) {
+    error->set("image is %dx%d = %lld pixels, over the limit of %lld (raise max_pixels to allow it)",
+               info->width, info->height, static_cast<long long>(pixels),
+               static_cast<long long>(options.max_pixels));
+    return Status::kTooLarge;
+  }
+  if (rotate) std::swap(info->out_width, info->out_height);
+  return s;
 }
 
-Status decode_into(const std::uint8_t*, std::size_t, const DecodeOptions&, const ImageInfo&, ImageView,
-                   ErrorText* error) {
-  error->set("decoder not built yet");
-  return Status::kUnsupported;
-}
-
-const char* jpeg_library_version() {
-  return "libjpeg-turbo ?";
-}
-const char* png_library_version() {
-  return "libpng ?";
-}
-const char* webp_library_version() {
-  return "libwebp ?";
+Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                   const ImageInfo& info, ImageView out, ErrorText* error) {
+  const bool orient = options.exif_orientation && info.orientation >= 2 && info.orientation <= 8;
+  DecodeOptions stored = options;
+  ImageInfo stored_info = info;
+  if (orient && swaps_axes(info.orientation)) {
+    std::swap(stored.min_width, stored.min_height);
+    std::swap(stored_info.out_width, stored_info.out_height);
+  }
+  auto run = [&](ImageView dst) {
+    switch (info.format) {
+      case ImageFormat::kJpeg: return detail::jpeg_decode(data, size, stored, stored_info, dst, error);
+      case ImageFormat::kPng: return detail::png_decode(data, size, stored, stored_info, dst, error);
+      case ImageFormat::kWebp: return detail::webp_decode(data, size, stored, stored_info, dst, error);
+      default: error->set("decode_into called without a successful decode_info"); return Status::kCorrupt;
+    }
+  };
+  if (!orient) return run(out);
+  std::vector<std::uint8_t> scratch;
+  const std::int32_t c = info.out_channels;
+  try {
+    scratch.resize(static_cast<std::size_t>(stored_info.out_width) * stored_info.out_height * c);
+  } catch (const std::bad_alloc&) {
+    error->set("out of memory allocating %dx%d for EXIF orientation", stored_info.out_width,
+               stored_info.out_height);
+    return Status::kNoMemory;
+  }
+  ImageView tmp{scratch.data(), stored_info.out_width, stored_info.out_height, c,
+                static_cast<std::int64_t>(stored_info.out_width) * c};
+  const Status s = run(tmp);
+  if (status_ok(s)) apply_orientation(tmp, out, info.orientation);
+  return s;
 }
 
 }  // namespace mmcore

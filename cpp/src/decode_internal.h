@@ -1,0 +1,54 @@
+// Internal contract between the decode dispatcher (decode.cpp) and the per-format decoders.
+//
+// A format decoder works in the image's stored orientation: decode.cpp reads EXIF, swaps the
+// min_width / min_height constraints for orientations 5-8 before calling <fmt>_info, checks the
+// pixel limit, and applies the orientation after <fmt>_decode.
+//
+// <fmt>_info fills: format, width, height (full size, stored), has_alpha, animated,
+//   scale_denom (JPEG only; 1 elsewhere), out_width / out_height (decoded size, stored
+//   orientation), out_channels (1, 3 or 4 from options.pixel). It must not allocate pixel memory.
+// <fmt>_decode writes out_height x out_width x out_channels into out (stored orientation).
+// Both return a Status and a message; kOkWarning when the data had recoverable defects.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "mmcore/decode.h"
+
+namespace mmcore::detail {
+
+Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
+                 ErrorText* error);
+Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                   const ImageInfo& info, ImageView out, ErrorText* error);
+
+Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
+                ErrorText* error);
+Status png_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                  const ImageInfo& info, ImageView out, ErrorText* error);
+
+Status webp_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
+                 ErrorText* error);
+Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                   const ImageInfo& info, ImageView out, ErrorText* error);
+
+/// Orientation (1..8) from a TIFF-structured EXIF block (starting at "II*\0" / "MM\0*");
+/// 1 when absent or malformed. Bounds-checked: any bytes are safe.
+std::int32_t exif_orientation_from_tiff(const std::uint8_t* tiff, std::size_t size);
+
+/// EXIF payload location inside a container; {nullptr, 0} when absent. Bounds-checked.
+struct ByteSpan {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+};
+ByteSpan jpeg_find_exif(const std::uint8_t* data, std::size_t size);  ///< TIFF block of APP1 "Exif\0\0"
+ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< eXIf chunk
+ByteSpan webp_find_exif(const std::uint8_t* data, std::size_t size);  ///< EXIF chunk
+
+/// Pillow's convert("L") from RGB: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
+inline std::uint8_t luma_pillow(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+  return static_cast<std::uint8_t>((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
+}
+
+}  // namespace mmcore::detail

@@ -32,4 +32,4 @@ case "$extras" in
 esac
 echo "setup: building mmcore into .venv ($spec)"
 .venv/bin/python -m pip install -q "$spec"
-.venv/bin/python -c "import mmcore, json; i = mmcore.build_info(); print('setup: mmcore', i['version'], 'backend', i['backend'], 'cuda_compiled', i['cuda_compiled'])"
+(cd / && "$OLDPWD/.venv/bin/python" -c "import mmcore; i = mmcore.build_info(); print('setup: mmcore', i['version'], 'backend', i['backend'], 'cuda_compiled', i['cuda_compiled'])")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -33,7 +34,14 @@ def test_build_info_keys() -> None:
 def _backend_in_subprocess(forced: str) -> dict[str, object]:
     env = dict(os.environ, MMCORE_FORCE_BACKEND=forced)
     code = "import json, mmcore; print(json.dumps(mmcore.build_info()))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
     info: dict[str, object] = json.loads(out.stdout)
     return info
 

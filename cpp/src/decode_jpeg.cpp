@@ -17,5 +17,7 @@ Status jpeg_decode(const std::uint8_t*, std::size_t, const DecodeOptions&, const
 }  // namespace mmcore::detail
 
 namespace mmcore {
-const char* jpeg_library_version() { return "jpeg ?"; }
+const char* jpeg_library_version() {
+  return "jpeg ?";
+}
 }  // namespace mmcore

@@ -9,7 +9,7 @@ Status png_info(const std::uint8_t*, std::size_t, const DecodeOptions&, ImageInf
 }
 
 Status png_decode(const std::uint8_t*, std::size_t, const DecodeOptions&, const ImageInfo&, ImageView,
-                   ErrorText* error) {
+                  ErrorText* error) {
   error->set("png decoding is not built yet");
   return Status::kUnsupported;
 }
@@ -17,5 +17,7 @@ Status png_decode(const std::uint8_t*, std::size_t, const DecodeOptions&, const 
 }  // namespace mmcore::detail
 
 namespace mmcore {
-const char* png_library_version() { return "png ?"; }
+const char* png_library_version() {
+  return "png ?";
+}
 }  // namespace mmcore

@@ -17,5 +17,7 @@ Status webp_decode(const std::uint8_t*, std::size_t, const DecodeOptions&, const
 }  // namespace mmcore::detail
 
 namespace mmcore {
-const char* webp_library_version() { return "webp ?"; }
+const char* webp_library_version() {
+  return "webp ?";
+}
 }  // namespace mmcore

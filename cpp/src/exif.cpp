@@ -13,8 +13,12 @@ std::uint32_t rd16(const std::uint8_t* p, bool le) {
 std::uint32_t rd32(const std::uint8_t* p, bool le) {
   return le ? (rd16(p, true) | (rd16(p + 2, true) << 16)) : ((rd16(p, false) << 16) | rd16(p + 2, false));
 }
-std::uint32_t be32(const std::uint8_t* p) { return rd32(p, false); }
-std::uint32_t le32(const std::uint8_t* p) { return rd32(p, true); }
+std::uint32_t be32(const std::uint8_t* p) {
+  return rd32(p, false);
+}
+std::uint32_t le32(const std::uint8_t* p) {
+  return rd32(p, true);
+}
 
 }  // namespace
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer decode harness with ASan + UBSan from the project's cpp/src/*.cpp (no CMake,
+# no Python) against the Debian codec libraries, and writes a seed corpus from ../shared/corpus.
+#
+#   bash tests/fuzz/build.sh            # -> build/fuzz/fuzz_decode and build/fuzz/seeds/
+#   CXX=clang++-15 bash tests/fuzz/build.sh
+#
+# Needs clang with the libFuzzer runtime (Debian 12: apt-get install clang libclang-rt-14-dev) and the
+# codec -dev packages that scripts/setup.sh installs. See tests/fuzz/README.md for how to run it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CXX="${CXX:-$(command -v clang++ || command -v clang++-14 || true)}"
+[ -n "$CXX" ] || { echo "build.sh: no clang++ found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+OUT="${OUT:-build/fuzz}"
+CORPUS="${MMCORE_CORPUS:-../shared/corpus}"
+mkdir -p "$OUT/obj"
+
+SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+# -O1 -g: line numbers in reports at a useful speed. The library gets coverage instrumentation
+# (fuzzer-no-link); only the harness links the libFuzzer main.
+COMMON=(-std=c++17 -O1 -g "${SAN[@]}" -Icpp/include -Icpp/src $(pkg-config --cflags libjpeg libpng libwebp libwebpdemux))
+AVX2=(-mavx2 -mfma -mbmi -mbmi2 -mpopcnt -mf16c)  # the flags cmake/mmcore_isa.cmake gives *_avx2.cpp
+AVX512=("${AVX2[@]}" -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq -mavx512vnni)
+
+objs=()
+defs=()
+for src in cpp/src/*.cpp; do
+  case "$src" in
+    *_avx512.cpp) defs+=(-DMMCORE_HAVE_AVX512=1) ;;
+    *_avx2.cpp) defs+=(-DMMCORE_HAVE_AVX2=1) ;;
+  esac
+done
+for src in cpp/src/*.cpp; do
+  isa=()
+  case "$src" in
+    *_avx512.cpp) isa=("${AVX512[@]}") ;;
+    *_avx2.cpp) isa=("${AVX2[@]}") ;;
+  esac
+  obj="$OUT/obj/$(basename "${src%.cpp}").o"
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] || [ -n "$(find cpp/include cpp/src -name '*.h' -newer "$obj" -print -quit)" ]; then
+    echo "build.sh: $src"
+    "$CXX" "${COMMON[@]}" "${defs[@]}" "${isa[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+  fi
+  objs+=("$obj")
+done
+"$CXX" "${COMMON[@]}" "${defs[@]}" -fsanitize=fuzzer tests/fuzz/fuzz_decode.cpp "${objs[@]}" \
+  $(pkg-config --libs libjpeg libpng libwebp libwebpdemux) -lpthread -o "$OUT/fuzz_decode"
+echo "build.sh: built $OUT/fuzz_decode"
+
+# Seed corpus: small real files of every kind, each prefixed with an option byte (the harness reads
+# its options from the first byte). Deterministic: the same corpus gives the same seeds.
+if [ -d "$CORPUS" ]; then
+  python3 tests/fuzz/make_seeds.py "$CORPUS" "$OUT/seeds"
+else
+  echo "build.sh: no corpus at $CORPUS: start from an empty seed folder (set MMCORE_CORPUS)" >&2
+  mkdir -p "$OUT/seeds"
+fi

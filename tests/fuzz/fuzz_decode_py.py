@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""atheris harness over the Python API: mmcore.decode, decode_batch, thumbnail and thumbnail_batch.
+
+It fuzzes the binding layer (buffer handling, argument passing, GIL release, result conversion) on
+top of the decoders. The contract it checks: bad data raises mmcore.DecodeError (single-record
+calls) or gives a non-OK status with a message (batch calls); anything else (another exception, a
+crash, an image of the wrong dtype/shape, disagreement between the single and batch APIs) is a bug.
+
+Input layout: byte 0 selects the options the same way fuzz_decode.cpp reads them, so the two
+harnesses share a seed corpus (tests/fuzz/make_seeds.py); the rest is the encoded image.
+
+    python tests/fuzz/fuzz_decode_py.py -max_total_time=300 -rss_limit_mb=2048 -timeout=2 \
+        build/fuzz/corpus_py build/fuzz/seeds
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+import numpy as np
+
+with atheris.instrument_imports(include=["mmcore"]):  # its Python layer; _core is not instrumented
+    import mmcore
+
+MAX_PIXELS = 1 << 24  # as in fuzz_decode.cpp: huge legal headers are refused, not decoded
+TARGETS = (1, 17, 64, 256)
+
+
+def _as_source(body: bytes, how: int) -> object:
+    """The same bytes through each buffer kind the API accepts."""
+    if how == 0:
+        return body
+    if how == 1:
+        return memoryview(bytearray(body))
+    return np.frombuffer(body, np.uint8)
+
+
+def _check_image(img: object, color: str) -> None:
+    assert isinstance(img, np.ndarray), type(img)
+    assert img.dtype == np.uint8, img.dtype
+    assert img.ndim == (2 if color == "gray" else 3), img.shape
+    assert img.shape[0] > 0 and img.shape[1] > 0, img.shape
+    assert img.flags.c_contiguous
+
+
+def test_one_input(data: bytes) -> None:
+    if len(data) < 1:
+        return
+    sel, body = data[0], data[1:]
+    color = "gray" if (sel & 3) == 1 else "rgb"
+    alpha = "keep" if (sel & 3) == 2 else "drop"
+    exif = bool(sel & 4)
+    fast = bool(sel & 0x80)
+    t = TARGETS[(sel >> 4) & 3]
+    src = _as_source(body, sel % 3)
+
+    if sel & 0x40:  # thumbnail path
+        geo: dict[str, object] = [
+            {"short_side": t},
+            {"fit": (t, t // 2 + 1)},
+            {"crop": (t, t)},
+            {"short_side": t // 4 + 1},
+        ][(sel >> 4) & 3]
+        flt = ("nearest", "area", "bilinear", "bicubic", "lanczos3")[sel % 5]
+        kw = dict(color=color, exif_orientation=exif, max_pixels=MAX_PIXELS, fast=fast, filter=flt, **geo)
+        single = None
+        try:
+            single = mmcore.thumbnail(src, **kw)  # type: ignore[arg-type]
+            _check_image(single, color)
+        except mmcore.DecodeError as e:
+            assert isinstance(e.status, mmcore.Status) and e.status > mmcore.Status.OK_WARNING
+            assert str(e)
+        r = mmcore.thumbnail_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
+    else:
+        target = t if sel & 8 else None
+        kw = dict(
+            color=color, alpha=alpha, exif_orientation=exif, max_pixels=MAX_PIXELS, fast=fast, target=target
+        )
+        single = None
+        try:
+            single = mmcore.decode(src, **kw)  # type: ignore[arg-type]
+            _check_image(single, color)
+        except mmcore.DecodeError as e:
+            assert isinstance(e.status, mmcore.Status) and e.status > mmcore.Status.OK_WARNING
+            assert str(e)
+        r = mmcore.decode_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
+
+    # The batch never raises; both records are the same bytes, so they agree with each other and
+    # with the single-record call.
+    assert len(r) == 2 and r.status.dtype == np.uint8
+    assert r.status[0] == r.status[1], r.status
+    for img, st, err in zip(r.images, r.status, r.errors, strict=True):
+        if st <= mmcore.Status.OK_WARNING:
+            assert img is not None
+            _check_image(img, color)
+        else:
+            assert img is None and err, (st, err)
+    if single is None:
+        assert r.images[0] is None
+    else:
+        assert r.images[0] is not None and np.array_equal(single, r.images[0])
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Seed corpus for fuzz_decode: small corpus files, each prefixed with an option byte.
+
+    python3 tests/fuzz/make_seeds.py ../shared/corpus build/fuzz/seeds [--max-bytes 49152] [--per-dir 60]
+
+Takes the smallest files of jpeg/, png/, webp/, odd/ and corrupt/ (up to --per-dir each, under
+--max-bytes), and writes each one with two option bytes: 0x00 (plain RGB decode) and one derived
+from the file's name, so that gray/RGBA/EXIF/scaled/thumbnail/fast combinations are all seeded.
+The libFuzzer harness (fuzz_decode.cpp) reads byte 0 as options; the atheris harness takes the same
+folder (it draws its options from the same leading byte).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+KINDS = ("jpeg", "png", "webp", "odd", "corrupt")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--max-bytes", type=int, default=48 * 1024)
+    ap.add_argument("--per-dir", type=int, default=60)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for kind in KINDS:
+        d = args.corpus / kind
+        if not d.is_dir():
+            continue
+        files = [p for p in d.iterdir() if p.is_file() and p.suffix not in (".md", ".csv")]
+        files = sorted(
+            (p for p in files if p.stat().st_size <= args.max_bytes), key=lambda p: (p.stat().st_size, p.name)
+        )
+        # An even spread over the size-sorted list: tiny crashers and larger real images both.
+        step = max(1, len(files) // args.per_dir)
+        for p in files[::step][: args.per_dir]:
+            body = p.read_bytes()
+            h = hashlib.sha1(p.name.encode()).digest()
+            for sel in {0, h[0]}:
+                (args.out / f"{kind}_{sel:02x}_{p.name[:80]}").write_bytes(bytes([sel]) + body)
+                n += 1
+    print(f"make_seeds: wrote {n} seeds to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -209,7 +209,18 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
 
   AxisTaps h, v;
   if (need_h) compute_axis(src.width, dst.width, filter, &h);
-  if (need_v) compute_axis(src.height, dst.height, filter, &v);
+  if (need_v) {
+    // Square-to-square shares its taps (lanczos' sin() calls are a visible cost on small images).
+    if (need_h && src.width == src.height && dst.width == dst.height) {
+      v.start = h.start;
+      v.count = h.count;
+      v.coeffs = h.coeffs;
+      v.axis = Axis{h.axis.in_size, h.axis.out_size, h.axis.ksize,
+                    v.start.data(), v.count.data(),  v.coeffs.data()};
+    } else {
+      compute_axis(src.height, dst.height, filter, &v);
+    }
+  }
 
   // Horizontal table (AVX2 layout) and a padded copy for rows whose over-read would leave src.
   Scratch table_mem, pad_mem, ring_mem;

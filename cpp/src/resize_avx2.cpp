@@ -30,81 +30,116 @@ inline std::int32_t pair16(std::int16_t a, std::int16_t b) {
                                    (static_cast<std::uint32_t>(static_cast<std::uint16_t>(b)) << 16));
 }
 
-// Horizontal table layouts, per output pixel, `blocks(n)` blocks of 64 bytes (hi vector, lo vector):
-// - channels 3/4: a block holds 4 taps; lane 0 = (k0,k1) repeated 4x, lane 1 = (k2,k3) 4x.
-// - channel 1: a block holds 16 taps as int16 (hi[16], lo[16]).
+// Horizontal table: every output pixel of the row gets the same number of blocks `nb` (from the
+// widest window), so the tap loop has a fixed trip count (fully unrolled for small nb). A
+// pixel's window is moved left where it would run past the row end (leading zero taps), so a
+// kernel reads at most kMaxOverRead bytes past a row only when the row itself is narrower
+// than nb blocks. Layout: Header, int32 byte offset per pixel (padded to 32 bytes), then per
+// pixel nb blocks of two vectors (hi, lo):
+// - channels 3/4: a block covers 4 taps; lane 0 = (k0,k1) repeated 4x, lane 1 = (k2,k3) 4x.
+// - channel 1: a block covers 16 taps as int16.
+struct TableHeader {
+  std::int32_t nb;
+  std::int32_t pad[7];
+};
+
 inline std::int32_t taps_per_block(std::int32_t channels) {
   return channels == 1 ? 16 : 4;
 }
 
-inline std::int64_t blocks_for(std::int32_t n, std::int32_t per) {
-  return (n + per - 1) / per;
-}
-
-// Offsets (in 64-byte blocks) of each pixel's first block, stored after the blocks.
-std::int64_t total_blocks(const Axis& ax, std::int32_t channels) {
+std::int32_t blocks_per_pixel(const Axis& ax, std::int32_t channels) {
+  std::int32_t widest = 1;
+  for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
   const std::int32_t per = taps_per_block(channels);
-  std::int64_t b = 0;
-  for (std::int32_t x = 0; x < ax.out_size; ++x) b += blocks_for(ax.count[x], per);
-  return b;
+  return (widest + per - 1) / per;
 }
 
-inline std::int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
+inline std::int64_t offsets_bytes(std::int32_t out) {
+  return (static_cast<std::int64_t>(out) * 4 + 31) / 32 * 32;
 }
 
-// --- horizontal, 1 channel: 16 taps per step, one output pixel at a time -----------------------
+// --- horizontal, 1 channel: 4 output pixels at a time, 16 taps per block ------------------------
 
-void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, const Axis& ax, const __m256i* blocks) {
-  for (std::int32_t x = 0; x < ax.out_size; ++x) {
-    const std::uint8_t* s = src + ax.start[x];
-    const std::int64_t nb = blocks_for(ax.count[x], 16);
-    __m256i acc_hi = _mm256_setzero_si256(), acc_lo = _mm256_setzero_si256();
-    for (std::int64_t b = 0; b < nb; ++b, s += 16, blocks += 2) {
-      const __m256i p = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-      acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(p, _mm256_load_si256(blocks)));
-      acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(p, _mm256_load_si256(blocks + 1)));
-    }
-    const __m256i acc = _mm256_add_epi32(_mm256_slli_epi32(acc_hi, kSplit), acc_lo);
-    const std::int32_t sum = static_cast<std::int32_t>(static_cast<std::uint32_t>(hsum_epi32(acc)) +
-                                                       static_cast<std::uint32_t>(kRoundHalf));
-    dst[x] = clip8(sum);
+template <int NB>
+inline __m256i dot_c1(const std::uint8_t* s, const __m256i* k, std::int32_t nb_rt) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
+  for (std::int32_t b = 0; b < nb; ++b) {
+    const __m256i p = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * b)));
+    h = _mm256_add_epi32(h, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b)));
+    l = _mm256_add_epi32(l, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b + 1)));
+  }
+  return _mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l);
+}
+
+template <int NB>
+void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
+                   const std::int32_t* offs, const __m256i* blocks) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  const __m128i round = _mm_set1_epi32(kRoundHalf);
+  for (std::int32_t x = 0; x < out; x += 4) {
+    // A group past the row end repeats its last pixel (computed, not stored).
+    std::int32_t xi[4];
+    for (int i = 0; i < 4; ++i) xi[i] = x + i < out ? x + i : out - 1;
+    const __m256i a0 = dot_c1<NB>(src + offs[xi[0]], blocks + 2 * nb * xi[0], nb);
+    const __m256i a1 = dot_c1<NB>(src + offs[xi[1]], blocks + 2 * nb * xi[1], nb);
+    const __m256i a2 = dot_c1<NB>(src + offs[xi[2]], blocks + 2 * nb * xi[2], nb);
+    const __m256i a3 = dot_c1<NB>(src + offs[xi[3]], blocks + 2 * nb * xi[3], nb);
+    // hadd twice leaves, per lane, the four pixels' partial sums; adding the lanes completes them.
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    sum = _mm_srai_epi32(_mm_add_epi32(sum, round), kPrecisionBits);
+    sum = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
+    const std::uint32_t px = static_cast<std::uint32_t>(_mm_cvtsi128_si32(sum));
+    std::memcpy(dst + x, &px, out - x >= 4 ? 4 : out - x);
   }
 }
 
-// --- horizontal, 3 or 4 channels: 4 taps x all channels per step -------------------------------
+// --- horizontal, 3 or 4 channels: 2 output pixels at a time, 4 taps x all channels per block ---
 
-template <int C>
-void horizontal_c34(const std::uint8_t* src, std::uint8_t* dst, const Axis& ax, const __m256i* blocks) {
+template <int C, int NB>
+inline __m256i dot_c34(const std::uint8_t* s, const __m256i* k, std::int32_t nb_rt, __m256i shuf) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
+  for (std::int32_t b = 0; b < nb; ++b) {
+    const __m256i raw =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4 * C * b)));
+    const __m256i p = _mm256_shuffle_epi8(raw, shuf);
+    h = _mm256_add_epi32(h, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b)));
+    l = _mm256_add_epi32(l, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b + 1)));
+  }
+  return _mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l);
+}
+
+template <int C, int NB>
+void horizontal_c34(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
+                    const std::int32_t* offs, const __m256i* blocks) {
+  const std::int32_t nb = NB ? NB : nb_rt;
   // Byte shuffle of 4 source pixels (broadcast to both lanes) into int16 pairs
   // (p[2j] ch, p[2j+1] ch) for ch = 0..3; lane j holds pixels 2j, 2j+1. -1 gives a zero byte.
   const __m256i shuf = C == 4 ? _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1,  //
                                                  8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1)
                               : _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,  //
                                                  6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-  const __m128i round = _mm_set1_epi32(kRoundHalf);
-  for (std::int32_t x = 0; x < ax.out_size; ++x) {
-    const std::uint8_t* s = src + static_cast<std::int64_t>(ax.start[x]) * C;
-    const std::int64_t nb = blocks_for(ax.count[x], 4);
-    __m256i acc_hi = _mm256_setzero_si256(), acc_lo = _mm256_setzero_si256();
-    for (std::int64_t b = 0; b < nb; ++b, s += 4 * C, blocks += 2) {
-      const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-      const __m256i p = _mm256_shuffle_epi8(raw, shuf);
-      acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(p, _mm256_load_si256(blocks)));
-      acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(p, _mm256_load_si256(blocks + 1)));
-    }
-    const __m256i acc = _mm256_add_epi32(_mm256_slli_epi32(acc_hi, kSplit), acc_lo);
-    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    sum = _mm_srai_epi32(_mm_add_epi32(sum, round), kPrecisionBits);
-    sum = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
-    const std::uint32_t px = static_cast<std::uint32_t>(_mm_cvtsi128_si32(sum));
-    if (C == 4 || x + 1 < ax.out_size) {
-      std::memcpy(dst + static_cast<std::int64_t>(x) * C, &px, 4);  // C == 3: next pixel overwrites byte 4
+  const __m256i round = _mm256_set1_epi32(kRoundHalf);
+  for (std::int32_t x = 0; x < out; x += 2) {
+    const std::int32_t xb = x + 1 < out ? x + 1 : x;  // odd tail: the pair repeats the last pixel
+    const __m256i a = dot_c34<C, NB>(src + offs[x], blocks + 2 * nb * x, nb, shuf);
+    const __m256i b = dot_c34<C, NB>(src + offs[xb], blocks + 2 * nb * xb, nb, shuf);
+    // Lane 0 <- pixel x (taps 0,1 + taps 2,3), lane 1 <- pixel x+1.
+    __m256i s =
+        _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+    s = _mm256_srai_epi32(_mm256_add_epi32(s, round), kPrecisionBits);
+    s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);
+    const std::uint32_t pa = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(s));
+    const std::uint32_t pb = static_cast<std::uint32_t>(_mm256_extract_epi32(s, 4));
+    std::uint8_t* d = dst + static_cast<std::int64_t>(x) * C;
+    // C == 3 writes 4 bytes where the next pixel's store overwrites the extra one.
+    if (xb == x) {
+      std::memcpy(d, &pa, C);
     } else {
-      std::memcpy(dst + static_cast<std::int64_t>(x) * C, &px, 3);
+      std::memcpy(d, &pa, 4);
+      std::memcpy(d + C, &pb, (C == 4 || x + 2 < out) ? 4 : 3);
     }
   }
 }
@@ -148,18 +183,30 @@ inline void vertical_block32(const std::uint8_t* const* rows, std::int32_t taps,
 }  // namespace
 
 std::size_t horizontal_table_bytes_avx2(const Axis& ax, std::int32_t channels) {
-  return static_cast<std::size_t>(total_blocks(ax, channels)) * 64;
+  const std::int64_t nb = blocks_per_pixel(ax, channels);
+  return sizeof(TableHeader) + offsets_bytes(ax.out_size) + static_cast<std::size_t>(ax.out_size) * nb * 64;
 }
 
 void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* table) {
-  auto* out = static_cast<std::int16_t*>(table);  // 32 int16 per block: 16 hi, then 16 lo
+  const std::int32_t nb = blocks_per_pixel(ax, channels);
   const std::int32_t per = taps_per_block(channels);
+  const std::int32_t span = nb * per;  // taps each pixel reads
+  auto* head = static_cast<TableHeader*>(table);
+  *head = TableHeader{};
+  head->nb = nb;
+  auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
+  auto* out =
+      reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
   for (std::int32_t x = 0; x < ax.out_size; ++x) {
     const std::int32_t n = ax.count[x];
+    std::int32_t first = ax.start[x];
+    // Move the window left (zero leading taps) rather than read past the row end.
+    if (first + span > ax.in_size) first = ax.in_size - span > 0 ? ax.in_size - span : 0;
+    const std::int32_t lead = ax.start[x] - first;
+    offs[x] = first * channels;
     const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
-    const std::int64_t nb = blocks_for(n, per);
-    for (std::int64_t b = 0; b < nb; ++b, out += 32) {
-      const auto tap = [&](std::int64_t t) { return t < n ? k[t] : 0; };
+    const auto tap = [&](std::int32_t t) { return (t >= lead && t - lead < n) ? k[t - lead] : 0; };
+    for (std::int32_t b = 0; b < nb; ++b, out += 32) {
       if (channels == 1) {
         for (int j = 0; j < 16; ++j) {
           out[j] = coeff_hi(tap(b * 16 + j));
@@ -182,11 +229,28 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
 
 void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
                          const void* table) {
-  const auto* blocks = static_cast<const __m256i*>(table);
+  const auto* head = static_cast<const TableHeader*>(table);
+  const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
+  const auto* blocks = reinterpret_cast<const __m256i*>(reinterpret_cast<const std::uint8_t*>(offs) +
+                                                        offsets_bytes(ax.out_size));
+  const std::int32_t nb = head->nb, out = ax.out_size;
   switch (channels) {
-    case 1: horizontal_c1(src, dst, ax, blocks); break;
-    case 3: horizontal_c34<3>(src, dst, ax, blocks); break;
-    default: horizontal_c34<4>(src, dst, ax, blocks); break;
+    case 1:
+      if (nb == 1) return horizontal_c1<1>(src, dst, out, nb, offs, blocks);
+      if (nb == 2) return horizontal_c1<2>(src, dst, out, nb, offs, blocks);
+      return horizontal_c1<0>(src, dst, out, nb, offs, blocks);
+    case 3:
+      if (nb == 1) return horizontal_c34<3, 1>(src, dst, out, nb, offs, blocks);
+      if (nb == 2) return horizontal_c34<3, 2>(src, dst, out, nb, offs, blocks);
+      if (nb == 3) return horizontal_c34<3, 3>(src, dst, out, nb, offs, blocks);
+      if (nb == 4) return horizontal_c34<3, 4>(src, dst, out, nb, offs, blocks);
+      return horizontal_c34<3, 0>(src, dst, out, nb, offs, blocks);
+    default:
+      if (nb == 1) return horizontal_c34<4, 1>(src, dst, out, nb, offs, blocks);
+      if (nb == 2) return horizontal_c34<4, 2>(src, dst, out, nb, offs, blocks);
+      if (nb == 3) return horizontal_c34<4, 3>(src, dst, out, nb, offs, blocks);
+      if (nb == 4) return horizontal_c34<4, 4>(src, dst, out, nb, offs, blocks);
+      return horizontal_c34<4, 0>(src, dst, out, nb, offs, blocks);
   }
 }
 

@@ -15,11 +15,14 @@ CXX="${CXX:-$(command -v clang++ || command -v clang++-14 || true)}"
 OUT="${OUT:-build/fuzz}"
 CORPUS="${MMCORE_CORPUS:-../shared/corpus}"
 mkdir -p "$OUT/obj"
+# The codec packages CMake links, read from CMakeLists.txt so that the two never disagree.
+PKGS=$(sed -n 's/.*pkg_check_modules(MMCORE_CODECS REQUIRED IMPORTED_TARGET \(.*\))/\1/p' CMakeLists.txt)
+[ -n "$PKGS" ] || PKGS="libjpeg libpng libwebp libwebpdemux zlib"
 
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 # -O1 -g: line numbers in reports at a useful speed. The library gets coverage instrumentation
 # (fuzzer-no-link); only the harness links the libFuzzer main.
-COMMON=(-std=c++17 -O1 -g "${SAN[@]}" -Icpp/include -Icpp/src $(pkg-config --cflags libjpeg libpng libwebp libwebpdemux))
+COMMON=(-std=c++17 -O1 -g "${SAN[@]}" -Icpp/include -Icpp/src $(pkg-config --cflags $PKGS))
 AVX2=(-mavx2 -mfma -mbmi -mbmi2 -mpopcnt -mf16c)  # the flags cmake/mmcore_isa.cmake gives *_avx2.cpp
 AVX512=("${AVX2[@]}" -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq -mavx512vnni)
 
@@ -45,7 +48,7 @@ for src in cpp/src/*.cpp; do
   objs+=("$obj")
 done
 "$CXX" "${COMMON[@]}" "${defs[@]}" -fsanitize=fuzzer tests/fuzz/fuzz_decode.cpp "${objs[@]}" \
-  $(pkg-config --libs libjpeg libpng libwebp libwebpdemux) -lpthread -o "$OUT/fuzz_decode"
+  $(pkg-config --libs $PKGS) -lpthread -o "$OUT/fuzz_decode"
 echo "build.sh: built $OUT/fuzz_decode"
 
 # Seed corpus: small real files of every kind, each prefixed with an option byte (the harness reads

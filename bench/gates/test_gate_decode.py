@@ -1,0 +1,133 @@
+"""pytest-benchmark perf gates for decode + thumbnail (not part of the test suite: run them on purpose).
+
+    pip install ".[bench]"  # pytest-benchmark comes with ".[test]"
+    pytest bench/gates --benchmark-autosave                     # record a baseline on this machine
+    pytest bench/gates --benchmark-compare --benchmark-compare-fail=median:10%   # gate a change on it
+    MMCORE_PERF_GATES=1 pytest bench/gates -k ratio             # also hold the issue's ratio targets
+
+The absolute benchmarks gate regressions against a saved run of the same machine. The ratio gates
+(opt-in, they need a quiet machine) time mmcore and the TurboJPEG decode in the same process,
+interleaved, and hold mmcore to the targets bench/bench_decode.py reports: T2 and decode-only within
+0.95x of TurboJPEG decode at the same scale, single thread. Images: ImageNet-size JPEGs of
+../shared/corpus/jpeg, or generated photos-like JPEGs where the corpus is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+mmcore = pytest.importorskip("mmcore")
+
+CORPUS = Path(os.environ.get("MMCORE_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
+N_IMAGES = 64
+
+
+def _generated(n: int) -> list[bytes]:
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        h, w = (375, 500) if i % 2 else (500, 333)
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
+        img = np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+@pytest.fixture(scope="module")
+def images() -> list[bytes]:
+    d = CORPUS / "jpeg"
+    if d.is_dir():
+        from PIL import Image
+
+        picked = []
+        for p in sorted(d.iterdir()):
+            b = p.read_bytes()
+            if b[:3] != b"\xff\xd8\xff":
+                continue
+            w, h = Image.open(io.BytesIO(b)).size
+            if 200 <= min(w, h) <= 600:
+                picked.append(b)
+        if len(picked) >= N_IMAGES:
+            step = len(picked) / N_IMAGES
+            return [picked[int(i * step)] for i in range(N_IMAGES)]
+    return _generated(N_IMAGES)
+
+
+def _ok(r: Any) -> None:
+    assert bool(r.ok.all()), r.counts()
+
+
+def test_t1_thumbnail(benchmark: Any, images: list[bytes]) -> None:
+    benchmark(lambda: _ok(mmcore.thumbnail_batch(images, short_side=256, threads=1)))
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_t2_gray(benchmark: Any, images: list[bytes], size: int) -> None:
+    benchmark(lambda: _ok(mmcore.decode_batch(images, target=(size, size), color="gray", threads=1)))
+
+
+def test_decode_full(benchmark: Any, images: list[bytes]) -> None:
+    benchmark(lambda: _ok(mmcore.decode_batch(images, threads=1)))
+
+
+def test_decode_full_2_threads(benchmark: Any, images: list[bytes]) -> None:
+    benchmark(lambda: _ok(mmcore.decode_batch(images, threads=2)))
+
+
+# --- ratio gates (opt-in) -------------------------------------------------------------------------
+
+
+def _best(fn: Callable[[], Any], rounds: int = 7) -> float:
+    best = math.inf
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _scale(w: int, h: int, tw: int, th: int) -> int:
+    for d in (8, 4, 2):
+        if math.ceil(w / d) >= tw and math.ceil(h / d) >= th:
+            return d
+    return 1
+
+
+@pytest.mark.skipif(
+    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
+)
+@pytest.mark.parametrize("target", [None, 32, 64])
+def test_ratio_vs_turbojpeg(images: list[bytes], target: int | None) -> None:
+    turbojpeg = pytest.importorskip("turbojpeg")
+    tj = turbojpeg.TurboJPEG()
+    if target is None:
+        ours = lambda: _ok(mmcore.decode_batch(images, threads=1))  # noqa: E731
+        theirs = lambda: [tj.decode(b, pixel_format=turbojpeg.TJPF_RGB) for b in images]  # noqa: E731
+    else:
+        scales = [_scale(*tj.decode_header(b)[:2], target, target) for b in images]
+        ours = lambda: _ok(mmcore.decode_batch(images, target=(target, target), color="gray", threads=1))  # noqa: E731
+        theirs = lambda: [  # noqa: E731
+            tj.decode(b, pixel_format=turbojpeg.TJPF_GRAY, scaling_factor=(1, d))
+            for b, d in zip(images, scales, strict=True)
+        ]
+    ours(), theirs()  # warm
+    t_ours, t_theirs = math.inf, math.inf
+    for _ in range(3):  # interleaved, so that load on the machine hits both
+        t_ours = min(t_ours, _best(ours, 3))
+        t_theirs = min(t_theirs, _best(theirs, 3))
+    ratio = t_theirs / t_ours
+    assert ratio >= 0.95, f"mmcore at {ratio:.2f}x of TurboJPEG decode (target >= 0.95x), target={target}"

@@ -415,38 +415,44 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
   return true;
 }
 
+// The setjmp scope of a header read. Returns false when a longjmp ended it.
+bool info_in_session(Session* s, const DecodeOptions& options) {
+  if (setjmp(s->mon.jump) != 0) return false;
+  read_header_and_configure(s, options);
+  return true;
+}
+
 }  // namespace
 
 Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error) {
   Session s;
-  if (setjmp(s.mon.jump) != 0) {
-    Status status = Status::kCorrupt;
-    info->width = static_cast<std::int32_t>(s.cinfo.image_width);  // what the header claimed, if read
-    info->height = static_cast<std::int32_t>(s.cinfo.image_height);
+  session_init(&s, data, size);
+  const bool finished = info_in_session(&s, options);
+  const jpeg_decompress_struct& c = s.cinfo;
+  info->width = static_cast<std::int32_t>(c.image_width);  // what the header claimed, if it got that far
+  info->height = static_cast<std::int32_t>(c.image_height);
+  Status status = Status::kOk;
+  if (!finished) {
     if (s.mon.abort == Abort::kLibraryError) {
       status = library_error(&s, error);
     } else {
       error->set("corrupt JPEG header: %s", s.mon.loss_warning);
+      status = Status::kCorrupt;
     }
-    session_destroy(&s);
-    return status;
-  }
-  session_init(&s, data, size);
-  read_header_and_configure(&s, options);
-  const jpeg_decompress_struct& c = s.cinfo;
-  info->width = static_cast<std::int32_t>(c.image_width);
-  info->height = static_cast<std::int32_t>(c.image_height);
-  info->scale_denom = static_cast<std::int32_t>(c.scale_denom);
-  info->out_width = static_cast<std::int32_t>(c.output_width);
-  info->out_height = static_cast<std::int32_t>(c.output_height);
-  info->out_channels = options.pixel == PixelFormat::kGray ? 1 : options.pixel == PixelFormat::kRgba ? 4 : 3;
-  info->has_alpha = false;
-  info->animated = false;
-  Status status = Status::kOk;
-  if (s.mon.warnings > 0) {
-    error->set("JPEG header: %s", s.mon.first_warning);
-    status = Status::kOkWarning;
+  } else {
+    info->scale_denom = static_cast<std::int32_t>(c.scale_denom);
+    info->out_width = static_cast<std::int32_t>(c.output_width);
+    info->out_height = static_cast<std::int32_t>(c.output_height);
+    info->out_channels = options.pixel == PixelFormat::kGray   ? 1
+                         : options.pixel == PixelFormat::kRgba ? 4
+                                                               : 3;
+    info->has_alpha = false;
+    info->animated = false;
+    if (s.mon.warnings > 0) {
+      error->set("JPEG header: %s", s.mon.first_warning);
+      status = Status::kOkWarning;
+    }
   }
   session_destroy(&s);
   return status;

@@ -69,6 +69,11 @@ struct Source {
     }
     Status s = Status::kOk;
     try {
+      if (std::fseek(f, 0, SEEK_END) == 0) {
+        const long end = std::ftell(f);
+        if (end > 0) file.reserve(static_cast<std::size_t>(end));
+        std::rewind(f);
+      }
       std::uint8_t chunk[1 << 16];
       std::size_t n;
       while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) file.insert(file.end(), chunk, chunk + n);

@@ -504,6 +504,8 @@ def test_png_malformed_ancillary_chunks_warn(photo: np.ndarray) -> None:
         (_chunk(b"pHYs", bytes(8)), "pHYs chunk has length 8"),
         (_chunk(b"tEXt", b"a\0b")[:-1] + b"\0", "CRC"),  # bad CRC on an ancillary chunk
         (bomb, "decompression bomb"),
+        # each under Pillow's 1 MiB per chunk, together over its 64 MiB MAX_TEXT_MEMORY
+        (_chunk(b"zTXt", b"c\0\0" + zlib.compress(bytes(1_000_000), 9)) * 70, "with the chunks before it"),
     ]:
         data = make_png(s, 8, 2, before_idat=extra)
         st, msg = _status(data)

@@ -112,9 +112,11 @@ std::uint32_t fixed_length(const std::uint8_t* type, int color_type) {
   return 0;
 }
 
-// Pillow's PngImagePlugin.MAX_TEXT_CHUNK: a compressed text / ICC chunk that inflates to more
-// is refused by Pillow as a decompression bomb. We never use the text, but we report the bomb.
+// Pillow's PngImagePlugin.MAX_TEXT_CHUNK and MAX_TEXT_MEMORY: a compressed text / ICC chunk
+// that inflates to more, or all of them together, is refused by Pillow as a decompression bomb.
+// We never use the text, but we report the bomb; the budget also bounds the work of checking.
 constexpr std::size_t kMaxInflatedChunk = 1u << 20;
+constexpr std::size_t kMaxInflatedTotal = 64u << 20;
 
 // Size that a zlib stream inflates to, counting stops at `cap` (so the work is bounded). Data
 // errors end the count: Pillow ignores undecodable text.
@@ -160,6 +162,7 @@ std::size_t zlib_offset(const std::uint8_t* type, const std::uint8_t* d, std::si
 HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
   HeaderScan r;
   std::size_t p = 8;
+  std::size_t inflated = 0;  // all compressed chunks so far
   while (n >= 12 && p <= n - 12) {
     const std::uint32_t len = be32(d + p);
     const std::uint8_t* type = d + p + 4;
@@ -176,10 +179,16 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
         std::snprintf(r.defect, sizeof(r.defect), "%.4s chunk has length %u, expected %u; it was ignored",
                       reinterpret_cast<const char*>(type), len, want);
       } else if (const std::size_t z = zlib_offset(type, body, len); z != 0) {
-        if (inflated_size(body + z, len - z, kMaxInflatedChunk) > kMaxInflatedChunk) {
+        const std::size_t left = kMaxInflatedTotal - inflated;
+        const std::size_t cap = left < kMaxInflatedChunk ? left : kMaxInflatedChunk;
+        const std::size_t got = inflated_size(body + z, len - z, cap);
+        inflated += got < cap ? got : cap;
+        if (got > cap) {
           std::snprintf(r.defect, sizeof(r.defect),
-                        "%.4s chunk inflates to over %zu bytes (a decompression bomb); it was ignored",
-                        reinterpret_cast<const char*>(type), kMaxInflatedChunk);
+                        "%.4s chunk inflates to over %zu bytes%s (a decompression bomb); it was ignored",
+                        reinterpret_cast<const char*>(type),
+                        cap == kMaxInflatedChunk ? cap : kMaxInflatedTotal,
+                        cap == kMaxInflatedChunk ? "" : " with the chunks before it");
         }
       }
     }

@@ -412,7 +412,7 @@ Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
 Status png_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                   const ImageInfo& info, ImageView out, ErrorText* error) {
   if (out.width != info.width || out.height != info.height || out.channels != info.out_channels ||
-      out.data == nullptr) {
+      out.data == nullptr || out.stride < static_cast<std::int64_t>(out.width) * out.channels) {
     error->set("png: output view %dx%dx%d does not match the image %dx%dx%d", out.width, out.height,
                out.channels, info.width, info.height, info.out_channels);
     return Status::kCorrupt;

@@ -1,20 +1,314 @@
-// PLACEHOLDER: replaced by the real resize (resize helper). Nearest neighbour only.
+// Resize: Pillow-exact coefficients, the two-pass driver and the per-call variant choice.
+//
+// What is computed here, shared by every variant (so the variants cannot disagree on it):
+// - the filter taps of each axis in float64 exactly as Pillow 13 computes them
+//   (libImaging/Resample.c: precompute_coeffs + normalize_coeffs_8bpc), quantised to 22 bits;
+// - NEAREST, which Pillow does not resample but maps through its affine transform
+//   (Geometry.c ImagingScaleAffine): source index = (int)(a*0.5 + i*a) accumulated in double;
+// - the order of the passes (each rounds to uint8): horizontal first, only over the source rows
+//   the vertical pass reads, then vertical -- except where Pillow 13 swaps them (see below); an
+//   axis that keeps its size is not resampled.
+// The row kernels (resize_ref.cpp, resize_avx2.cpp) only do the integer multiply-adds.
 #include "mmcore/resize.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "resize_internal.h"
 
 namespace mmcore {
 
-void resize(ConstImageView src, ImageView dst, Filter filter, Backend) {
-  (void)filter;
-  const int c = dst.channels;
-  for (int y = 0; y < dst.height; ++y) {
-    const int sy = static_cast<int>((y + 0.5) * src.height / dst.height);
-    for (int x = 0; x < dst.width; ++x) {
-      const int sx = static_cast<int>((x + 0.5) * src.width / dst.width);
-      std::memcpy(dst.row(y) + x * c, src.row(sy) + sx * c, c);
+using resize_detail::Axis;
+using resize_detail::kRowOverRead;
+
+namespace {
+
+// --- Pillow's filters (Resample.c). Same expressions, same evaluation order: the float64
+// --- results must match to the last bit because they are rounded to 22-bit integers.
+
+double box_filter(double x) {
+  return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0;
+}
+
+double bilinear_filter(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+double bicubic_filter(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+double sinc_filter(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * M_PI;
+  return std::sin(x) / x;
+}
+
+double lanczos_filter(double x) {
+  if (-3.0 <= x && x < 3.0) return sinc_filter(x) * sinc_filter(x / 3);
+  return 0.0;
+}
+
+struct FilterDef {
+  double (*fn)(double);
+  double support;
+};
+
+FilterDef filter_def(Filter f) {
+  switch (f) {
+    case Filter::kArea: return {box_filter, 0.5};
+    case Filter::kBilinear: return {bilinear_filter, 1.0};
+    case Filter::kBicubic: return {bicubic_filter, 2.0};
+    case Filter::kLanczos3:
+    default: return {lanczos_filter, 3.0};
+  }
+}
+
+/// Owns one axis' taps; `axis` points into the vectors.
+struct AxisTaps {
+  std::vector<std::int32_t> start, count, coeffs;
+  Axis axis;
+};
+
+void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t) {
+  const FilterDef fd = filter_def(f);
+  // Pillow's box is float32 (0, 0, w, h): in1 - in0 is the float in_size, exact below 2^24.
+  const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = fd.support * filterscale;
+  const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  const double ss = 1.0 / filterscale;
+
+  t->start.assign(out_size, 0);
+  t->count.assign(out_size, 0);
+  t->coeffs.assign(static_cast<std::size_t>(out_size) * ksize, 0);
+  std::vector<double> w(ksize);
+  for (std::int32_t xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    // Truncation toward zero, then clamping: Pillow's "round" of the window ends.
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      const double v = fd.fn((x + xmin - center + 0.5) * ss);
+      w[x] = v;
+      ww += v;
+    }
+    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
+    for (int x = 0; x < xmax; ++x) {
+      const double v = ww != 0.0 ? w[x] / ww : w[x];
+      // normalize_coeffs_8bpc: round half away from zero, by truncation.
+      const double q = v * (1 << resize_detail::kPrecisionBits);
+      k[x] = static_cast<std::int32_t>(v < 0 ? -0.5 + q : 0.5 + q);
+    }
+    t->start[xx] = xmin;
+    t->count[xx] = xmax;
+  }
+  t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
+}
+
+// --- NEAREST: Pillow's ImagingScaleAffine. Indices outside the source give black (its fill=1),
+// --- which cannot happen for these scales but is kept so the rule is Pillow's, not ours.
+
+std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size) {
+  const double a = static_cast<double>(static_cast<float>(in_size)) / out_size;
+  std::vector<std::int32_t> idx(out_size);
+  double pos = a * 0.5;
+  for (std::int32_t i = 0; i < out_size; ++i) {
+    const int v = pos < 0.0 ? -1 : static_cast<int>(pos);
+    idx[i] = (v >= 0 && v < in_size) ? v : -1;
+    pos += a;
+  }
+  return idx;
+}
+
+template <int C>
+void nearest_row(const std::uint8_t* s, std::uint8_t* d, const std::int32_t* xi, std::int32_t w) {
+  for (std::int32_t x = 0; x < w; ++x) {
+    if (xi[x] < 0) {
+      std::memset(d + x * C, 0, C);
+    } else {
+      const std::uint8_t* p = s + static_cast<std::int64_t>(xi[x]) * C;
+      for (int ch = 0; ch < C; ++ch) d[x * C + ch] = p[ch];
     }
   }
+}
+
+void resize_nearest(ConstImageView src, ImageView dst) {
+  const std::vector<std::int32_t> xi = nearest_index(src.width, dst.width);
+  const std::vector<std::int32_t> yi = nearest_index(src.height, dst.height);
+  const std::int64_t row_bytes = static_cast<std::int64_t>(dst.width) * dst.channels;
+  for (std::int32_t y = 0; y < dst.height; ++y) {
+    std::uint8_t* d = dst.row(y);
+    if (yi[y] < 0) {
+      std::memset(d, 0, row_bytes);
+      continue;
+    }
+    const std::uint8_t* s = src.row(yi[y]);
+    switch (dst.channels) {
+      case 1: nearest_row<1>(s, d, xi.data(), dst.width); break;
+      case 3: nearest_row<3>(s, d, xi.data(), dst.width); break;
+      default: nearest_row<4>(s, d, xi.data(), dst.width); break;
+    }
+  }
+}
+
+// --- the two-pass driver ----------------------------------------------------------------------
+
+using HorizontalFn = void (*)(const std::uint8_t*, std::uint8_t*, std::int32_t, const Axis&, const void*);
+using VerticalFn = void (*)(const std::uint8_t* const*, std::int32_t, const std::int32_t*, std::uint8_t*,
+                            std::int64_t);
+
+void horizontal_ref_adapter(const std::uint8_t* s, std::uint8_t* d, std::int32_t c, const Axis& ax,
+                            const void*) {
+  resize_detail::horizontal_row_ref(s, d, c, ax);
+}
+
+struct Kernels {
+  HorizontalFn horizontal;
+  VerticalFn vertical;
+  bool avx2;
+};
+
+Kernels pick_kernels(Backend backend) {
+#ifdef MMCORE_HAVE_AVX2
+  // AVX-512 has no resize variant of its own: the AVX2 kernels are what it runs.
+  if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
+    return {resize_detail::horizontal_row_avx2, resize_detail::vertical_row_avx2, true};
+  }
+#else
+  (void)backend;
+#endif
+  return {horizontal_ref_adapter, resize_detail::vertical_row_ref, false};
+}
+
+/// Aligned per-call scratch (vector of bytes with an aligned window).
+struct Scratch {
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t* get(std::size_t n) {
+    bytes.assign(n + 64, 0);
+    auto p = reinterpret_cast<std::uintptr_t>(bytes.data());
+    return bytes.data() + ((64 - (p & 63)) & 63);
+  }
+};
+
+void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Kernels& kern) {
+  const std::int32_t c = src.channels;
+  const bool need_h = dst.width != src.width;
+  const bool need_v = dst.height != src.height;
+
+  AxisTaps h, v;
+  if (need_h) compute_axis(src.width, dst.width, filter, &h);
+  if (need_v) {
+    // Square-to-square shares its taps (lanczos' sin() calls are a visible cost on small images).
+    if (need_h && src.width == src.height && dst.width == dst.height) {
+      v.start = h.start;
+      v.count = h.count;
+      v.coeffs = h.coeffs;
+      v.axis = Axis{h.axis.in_size, h.axis.out_size, h.axis.ksize,
+                    v.start.data(), v.count.data(),  v.coeffs.data()};
+    } else {
+      compute_axis(src.height, dst.height, filter, &v);
+    }
+  }
+
+  // Horizontal table (AVX2 layout) and a padded copy for rows whose over-read would leave src.
+  Scratch table_mem, pad_mem, ring_mem;
+  const void* table = nullptr;
+  std::uint8_t* pad_row = nullptr;
+  const std::int64_t src_row_bytes = static_cast<std::int64_t>(src.width) * c;
+  if (need_h && kern.avx2) {
+#ifdef MMCORE_HAVE_AVX2
+    void* t = table_mem.get(resize_detail::horizontal_table_bytes_avx2(h.axis, c));
+    resize_detail::horizontal_table_fill_avx2(h.axis, c, t);
+    table = t;
+#endif
+    pad_row = pad_mem.get(static_cast<std::size_t>(src_row_bytes + kRowOverRead));
+  }
+  // Source row y may be read kRowOverRead bytes past its end when that stays inside src.
+  const auto hsrc = [&](std::int32_t y) -> const std::uint8_t* {
+    const std::uint8_t* r = src.row(y);
+    if (pad_row == nullptr || (src.height - 1 - static_cast<std::int64_t>(y)) * src.stride >= kRowOverRead) {
+      return r;
+    }
+    std::memcpy(pad_row, r, src_row_bytes);
+    return pad_row;
+  };
+
+  if (!need_v) {
+    for (std::int32_t y = 0; y < dst.height; ++y) kern.horizontal(hsrc(y), dst.row(y), c, h.axis, table);
+    return;
+  }
+
+  const std::int64_t out_row_bytes = static_cast<std::int64_t>(dst.width) * c;
+  std::vector<const std::uint8_t*> rows(v.axis.ksize);
+  if (!need_h) {
+    for (std::int32_t y = 0; y < dst.height; ++y) {
+      const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
+      for (std::int32_t t = 0; t < n; ++t) rows[t] = src.row(y0 + t);
+      kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, dst.row(y),
+                    out_row_bytes);
+    }
+    return;
+  }
+
+  // Pillow 13 runs the vertical pass first when the height shrinks more than twice as much (in
+  // pixels) as the width: then each output row is one vertical row over the full source width,
+  // horizontally resampled at once, so one scratch row suffices.
+  const std::int32_t dh = src.height - dst.height, dw = src.width - dst.width;
+  if (dh > 0 && dh > dw * 2) {
+    std::uint8_t* mid = ring_mem.get(static_cast<std::size_t>(src_row_bytes + kRowOverRead));
+    for (std::int32_t y = 0; y < dst.height; ++y) {
+      const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
+      for (std::int32_t t = 0; t < n; ++t) rows[t] = src.row(y0 + t);
+      kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, mid,
+                    src_row_bytes);
+      kern.horizontal(mid, dst.row(y), c, h.axis, table);
+    }
+    return;
+  }
+
+  // Otherwise horizontal first (Pillow's usual order): horizontally resampled rows are made on demand into a
+  // ring of ksize rows (a window never spans more), so the intermediate image stays in cache. Windows only
+  // move forward, so each source row is resampled at most once, as in Pillow.
+  const std::int32_t ring_n = v.axis.ksize;
+  std::uint8_t* ring = ring_mem.get(static_cast<std::size_t>(ring_n) * out_row_bytes);
+  std::int32_t next = 0;  // next source row to resample
+  for (std::int32_t y = 0; y < dst.height; ++y) {
+    const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
+    if (next < y0) next = y0;
+    for (; next < y0 + n; ++next) {
+      kern.horizontal(hsrc(next), ring + (next % ring_n) * out_row_bytes, c, h.axis, table);
+    }
+    for (std::int32_t t = 0; t < n; ++t) rows[t] = ring + ((y0 + t) % ring_n) * out_row_bytes;
+    kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, dst.row(y),
+                  out_row_bytes);
+  }
+}
+
+}  // namespace
+
+void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend) {
+  if (src.width == dst.width && src.height == dst.height) {  // Pillow copies
+    const std::int64_t row_bytes = static_cast<std::int64_t>(src.width) * src.channels;
+    for (std::int32_t y = 0; y < src.height; ++y) std::memcpy(dst.row(y), src.row(y), row_bytes);
+    return;
+  }
+  if (filter == Filter::kNearest) {
+    resize_nearest(src, dst);
+    return;
+  }
+  resize_separable(src, dst, filter, pick_kernels(backend));
 }
 
 void resize(ConstImageView src, ImageView dst, Filter filter) {

@@ -1,0 +1,63 @@
+// Internal contract between resize.cpp (planning, coefficients, pass driver) and the row kernels
+// of each CPU variant (resize_ref.cpp, resize_avx2.cpp).
+//
+// The arithmetic every variant must reproduce exactly (Pillow 13, libImaging/Resample.c):
+//   acc = 1 << (kPrecisionBits - 1);  acc += pixel * coeff for each tap (int32, wrapping);
+//   out = clamp(acc >> kPrecisionBits, 0, 255)   (arithmetic shift).
+// Integer addition modulo 2^32 is associative, so a variant may sum the taps in any order and
+// split a coefficient into parts (hi * 2^s + lo) and still give bit-identical results.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mmcore::resize_detail {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  ///< Pillow's PRECISION_BITS
+constexpr std::int32_t kRoundHalf = 1 << (kPrecisionBits - 1);
+
+/// Bytes a horizontal row kernel may read past the last pixel of a source row (zero-weighted
+/// lanes of a vector load). The driver guarantees they are readable (it copies the few rows
+/// where they would not be).
+constexpr std::int64_t kRowOverRead = 64;
+
+/// One axis of the separable filter: output i reads `count[i]` source pixels from `start[i]`
+/// with weights `coeffs[i * ksize + t]` (22 fractional bits; entries past count[i] are zero).
+struct Axis {
+  std::int32_t in_size = 0;
+  std::int32_t out_size = 0;
+  std::int32_t ksize = 0;
+  const std::int32_t* start = nullptr;
+  const std::int32_t* count = nullptr;
+  const std::int32_t* coeffs = nullptr;
+};
+
+/// Clamps a fixed-point accumulator to a byte, like Pillow's clip8.
+inline std::uint8_t clip8(std::int32_t acc) {
+  const std::int32_t v = acc >> kPrecisionBits;
+  return static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// --- scalar reference (resize_ref.cpp) -------------------------------------------------------
+
+/// One output row of the horizontal pass: dst[x*c + ch] = sum_t src[(start[x]+t)*c + ch] * k.
+void horizontal_row_ref(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax);
+
+/// One output row of the vertical pass over `bytes` bytes: dst[i] = sum_t rows[t][i] * k[t].
+void vertical_row_ref(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
+                      std::uint8_t* dst, std::int64_t bytes);
+
+// --- AVX2 (resize_avx2.cpp; only called when the CPU has AVX2) --------------------------------
+
+/// Bytes of the per-call, per-axis table horizontal_row_avx2 needs (coefficients re-laid out).
+std::size_t horizontal_table_bytes_avx2(const Axis& ax, std::int32_t channels);
+/// Fills that table (32-byte aligned `table`).
+void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* table);
+/// Same contract as horizontal_row_ref; may read kRowOverRead bytes past the row.
+void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
+                         const void* table);
+/// Same contract as vertical_row_ref; reads only the `bytes` bytes of each row.
+void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
+                       std::uint8_t* dst, std::int64_t bytes);
+
+}  // namespace mmcore::resize_detail

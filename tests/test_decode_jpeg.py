@@ -239,10 +239,10 @@ def test_scaled_decode_equals_pillow_draft(big_jpegs: dict[str, bytes], kind: st
     data = big_jpegs[kind]
     target = (-(-W // denom), -(-H // denom))
     assert _expected_denom(W, H, *target) == denom
-    img = mmcore.decode(data, target=target, exif_orientation=False)
+    img = mmcore.decode(data, target=target, exif_orientation=False, reducing_gap=1.0)
     assert img.shape == (target[1], target[0], 3)
     np.testing.assert_array_equal(img, _pil_draft(data, "RGB", denom))
-    gray = mmcore.decode(data, target=target, color="gray", exif_orientation=False)
+    gray = mmcore.decode(data, target=target, color="gray", exif_orientation=False, reducing_gap=1.0)
     np.testing.assert_array_equal(gray, _pil_draft(data, "L", denom))
 
 
@@ -251,12 +251,18 @@ def test_scaled_decode_equals_pillow_draft(big_jpegs: dict[str, bytes], kind: st
     [(126, 84), (127, 84), (126, 85), (200, 100), (251, 167), (252, 10), (500, 334), (501, 334), (1001, 667)],
 )
 def test_scaled_decode_covering_rule(big_jpegs: dict[str, bytes], target: tuple[int, int]) -> None:
-    """decode(target=...) = resize(decode at the largest 1/d that still covers the target)."""
+    """decode(target=...) = resize(decode at the largest 1/d that still covers the target).
+
+    reducing_gap=1.0 asks for exactly the decoder's rule; the default gap g covers g x target.
+    """
     data = big_jpegs["baseline"]
     d = _expected_denom(W, H, *target)
     ref = mmcore.resize(_pil_draft(data, "RGB", d), target)
-    img = mmcore.decode(data, target=target, exif_orientation=False)
+    img = mmcore.decode(data, target=target, exif_orientation=False, reducing_gap=1.0)
     np.testing.assert_array_equal(img, ref)
+    d2 = _expected_denom(W, H, math.ceil(target[0] * 2.0), math.ceil(target[1] * 2.0))
+    ref2 = mmcore.resize(_pil_draft(data, "RGB", d2), target)
+    np.testing.assert_array_equal(mmcore.decode(data, target=target, exif_orientation=False), ref2)
 
 
 @pytest.mark.parametrize("short_side", [32, 83, 84, 85, 167, 300])
@@ -266,7 +272,7 @@ def test_thumbnail_uses_covering_scale(big_jpegs: dict[str, bytes], short_side: 
     rw = max(1, round(W * short_side / H))
     d = _expected_denom(W, H, rw, rh)
     ref = mmcore.resize(_pil_draft(data, "RGB", d), (rw, rh))
-    np.testing.assert_array_equal(mmcore.thumbnail(data, short_side=short_side), ref)
+    np.testing.assert_array_equal(mmcore.thumbnail(data, short_side=short_side, reducing_gap=1.0), ref)
 
 
 def test_scaled_decode_with_rotation_swaps_the_constraint() -> None:
@@ -275,7 +281,7 @@ def test_scaled_decode_with_rotation_swaps_the_constraint() -> None:
     exif[0x0112] = 6
     data = _jpeg(_photo(W, H, seed=4), exif=exif)
     target = (-(-H // 4), -(-W // 4))  # displayed is H wide, W tall
-    img = mmcore.decode(data, target=target)
+    img = mmcore.decode(data, target=target, reducing_gap=1.0)
     with Image.open(io.BytesIO(data)) as im:
         im.draft("RGB", (W // 4, H // 4))
         ref = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
@@ -288,8 +294,9 @@ def test_fast_decode_is_close_to_pillow(big_jpegs: dict[str, bytes]) -> None:
         fast = mmcore.decode(data, fast=True, exif_orientation=False)
         assert fast.shape == ref.shape
         assert _psnr(fast, ref) >= 30.0
-        small = mmcore.decode(data, target=(126, 84), fast=True, exif_orientation=False)
-        assert _psnr(small, mmcore.decode(data, target=(126, 84), exif_orientation=False)) >= 30.0
+        kw = {"target": (126, 84), "exif_orientation": False, "reducing_gap": 1.0}
+        small = mmcore.decode(data, fast=True, **kw)  # type: ignore[arg-type]
+        assert _psnr(small, mmcore.decode(data, **kw)) >= 30.0  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------

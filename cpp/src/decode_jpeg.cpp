@@ -95,6 +95,11 @@ struct Monitor {
   DcGuard dc;
 };
 
+// Scan headers that contradict the frame: no restart marker can contain the damage.
+bool is_bad_scan_header(int code) {
+  return code == JWRN_BOGUS_PROGRESSION || code == JWRN_NOT_SEQUENTIAL;
+}
+
 Monitor* monitor_of(j_common_ptr cinfo) {
   return reinterpret_cast<Monitor*>(cinfo->err);
 }
@@ -102,7 +107,7 @@ Monitor* monitor_of(j_common_ptr cinfo) {
 // Warnings that mean image data was lost: libjpeg substitutes zeros (grey) and carries on.
 bool loses_data(int code) {
   return code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE ||
-         code == JWRN_BOGUS_PROGRESSION || code == JWRN_MUST_RESYNC || code == JWRN_NOT_SEQUENTIAL;
+         code == JWRN_MUST_RESYNC || is_bad_scan_header(code);
 }
 
 void on_error_exit(j_common_ptr cinfo) {
@@ -127,10 +132,10 @@ void on_emit_message(j_common_ptr cinfo, int msg_level) {
     m->loss_warning_code = code;
     m->pub.format_message(cinfo, m->loss_warning);
   }
-  // Lost data is local only when restart markers let libjpeg resynchronise, and never once the
-  // buffer has ended (everything after that point is grey).
+  // Lost data is local only when restart markers let libjpeg resynchronise, never once the
+  // buffer has ended (everything after that point is grey) nor when a scan header is wrong.
   const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
-  if (d->restart_interval == 0 || m->eof) {
+  if (d->restart_interval == 0 || m->eof || is_bad_scan_header(code)) {
     if (m->loss_warning_code != code) {  // report the warning that made it fatal
       m->loss_warning_code = code;
       m->pub.format_message(cinfo, m->loss_warning);
@@ -244,6 +249,10 @@ Status library_error(Session* s, ErrorText* error) {
       error->set("unsupported JPEG: %s (%d components, colour space %d)", msg, s->cinfo.num_components,
                  static_cast<int>(s->cinfo.jpeg_color_space));
       return Status::kUnsupported;
+    case JERR_IMAGE_TOO_BIG:
+      error->set("JPEG header claims %ux%u, over libjpeg's limit of %d pixels per side", s->cinfo.image_width,
+                 s->cinfo.image_height, JPEG_MAX_DIMENSION);
+      return Status::kTooLarge;
     case JERR_OUT_OF_MEMORY:
     case JERR_NO_BACKING_STORE:
       error->set("JPEG decoder memory limit reached (%ux%u image): %s", s->cinfo.image_width,
@@ -406,36 +415,44 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
   return true;
 }
 
+// The setjmp scope of a header read. Returns false when a longjmp ended it.
+bool info_in_session(Session* s, const DecodeOptions& options) {
+  if (setjmp(s->mon.jump) != 0) return false;
+  read_header_and_configure(s, options);
+  return true;
+}
+
 }  // namespace
 
 Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error) {
   Session s;
-  if (setjmp(s.mon.jump) != 0) {
-    Status status = Status::kCorrupt;
+  session_init(&s, data, size);
+  const bool finished = info_in_session(&s, options);
+  const jpeg_decompress_struct& c = s.cinfo;
+  info->width = static_cast<std::int32_t>(c.image_width);  // what the header claimed, if it got that far
+  info->height = static_cast<std::int32_t>(c.image_height);
+  Status status = Status::kOk;
+  if (!finished) {
     if (s.mon.abort == Abort::kLibraryError) {
       status = library_error(&s, error);
     } else {
       error->set("corrupt JPEG header: %s", s.mon.loss_warning);
+      status = Status::kCorrupt;
     }
-    session_destroy(&s);
-    return status;
-  }
-  session_init(&s, data, size);
-  read_header_and_configure(&s, options);
-  const jpeg_decompress_struct& c = s.cinfo;
-  info->width = static_cast<std::int32_t>(c.image_width);
-  info->height = static_cast<std::int32_t>(c.image_height);
-  info->scale_denom = static_cast<std::int32_t>(c.scale_denom);
-  info->out_width = static_cast<std::int32_t>(c.output_width);
-  info->out_height = static_cast<std::int32_t>(c.output_height);
-  info->out_channels = options.pixel == PixelFormat::kGray ? 1 : options.pixel == PixelFormat::kRgba ? 4 : 3;
-  info->has_alpha = false;
-  info->animated = false;
-  Status status = Status::kOk;
-  if (s.mon.warnings > 0) {
-    error->set("JPEG header: %s", s.mon.first_warning);
-    status = Status::kOkWarning;
+  } else {
+    info->scale_denom = static_cast<std::int32_t>(c.scale_denom);
+    info->out_width = static_cast<std::int32_t>(c.output_width);
+    info->out_height = static_cast<std::int32_t>(c.output_height);
+    info->out_channels = options.pixel == PixelFormat::kGray   ? 1
+                         : options.pixel == PixelFormat::kRgba ? 4
+                                                               : 3;
+    info->has_alpha = false;
+    info->animated = false;
+    if (s.mon.warnings > 0) {
+      error->set("JPEG header: %s", s.mon.first_warning);
+      status = Status::kOkWarning;
+    }
   }
   session_destroy(&s);
   return status;

@@ -16,7 +16,7 @@
 //   frame 0 as Pillow shows it. acTL before IDAT sets info.animated.
 // - Errors (libpng's png_error, truncated input, bad CRC in a critical chunk, zlib errors) are
 //   kCorrupt with libpng's message; libpng warnings and benign errors (bad CRC in a skipped
-//   ancillary chunk, a bad Adler-32, extra compressed data) give kOkWarning with the first one.
+//   ancillary chunk or on IDAT, extra compressed data) give kOkWarning with the first one.
 //   Nothing is ever printed.
 // - Bounded: png_info reads only the chunks before the first IDAT and allocates no pixel memory;
 //   png_decode refuses any IHDR that differs from what png_info measured, caps ancillary chunk
@@ -112,9 +112,11 @@ std::uint32_t fixed_length(const std::uint8_t* type, int color_type) {
   return 0;
 }
 
-// Pillow's PngImagePlugin.MAX_TEXT_CHUNK: a compressed text / ICC chunk that inflates to more
-// is refused by Pillow as a decompression bomb. We never use the text, but we report the bomb.
+// Pillow's PngImagePlugin.MAX_TEXT_CHUNK and MAX_TEXT_MEMORY: a compressed text / ICC chunk
+// that inflates to more, or all of them together, is refused by Pillow as a decompression bomb.
+// We never use the text, but we report the bomb; the budget also bounds the work of checking.
 constexpr std::size_t kMaxInflatedChunk = 1u << 20;
+constexpr std::size_t kMaxInflatedTotal = 64u << 20;
 
 // Size that a zlib stream inflates to, counting stops at `cap` (so the work is bounded). Data
 // errors end the count: Pillow ignores undecodable text.
@@ -160,6 +162,7 @@ std::size_t zlib_offset(const std::uint8_t* type, const std::uint8_t* d, std::si
 HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
   HeaderScan r;
   std::size_t p = 8;
+  std::size_t inflated = 0;  // all compressed chunks so far
   while (n >= 12 && p <= n - 12) {
     const std::uint32_t len = be32(d + p);
     const std::uint8_t* type = d + p + 4;
@@ -176,10 +179,16 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
         std::snprintf(r.defect, sizeof(r.defect), "%.4s chunk has length %u, expected %u; it was ignored",
                       reinterpret_cast<const char*>(type), len, want);
       } else if (const std::size_t z = zlib_offset(type, body, len); z != 0) {
-        if (inflated_size(body + z, len - z, kMaxInflatedChunk) > kMaxInflatedChunk) {
+        const std::size_t left = kMaxInflatedTotal - inflated;
+        const std::size_t cap = left < kMaxInflatedChunk ? left : kMaxInflatedChunk;
+        const std::size_t got = inflated_size(body + z, len - z, cap);
+        inflated += got < cap ? got : cap;
+        if (got > cap) {
           std::snprintf(r.defect, sizeof(r.defect),
-                        "%.4s chunk inflates to over %zu bytes (a decompression bomb); it was ignored",
-                        reinterpret_cast<const char*>(type), kMaxInflatedChunk);
+                        "%.4s chunk inflates to over %zu bytes%s (a decompression bomb); it was ignored",
+                        reinterpret_cast<const char*>(type),
+                        cap == kMaxInflatedChunk ? cap : kMaxInflatedTotal,
+                        cap == kMaxInflatedChunk ? "" : " with the chunks before it");
         }
       }
     }
@@ -251,12 +260,15 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
   png_set_benign_errors(png, 1);  // benign errors become warnings (kOkWarning), not failures
   // Pillow inflates with a 32K window whatever the zlib header claims; do the same.
   png_set_option(png, PNG_MAXIMUM_INFLATE_WINDOW, PNG_OPTION_ON);
+  // Skip zlib's Adler-32 (about 5% of the decode): each IDAT chunk's CRC-32 already covers the
+  // same bytes, and Pillow does not check it either.
+  png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
   png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, kIgnoredChunks, kIgnoredCount);
   png_set_read_fn(png, ctx, on_read);
   png_read_info(png, pinfo);
   // Header chunks (IHDR, PLTE, tRNS) with a bad CRC were fatal above, as in Pillow. Image data
-  // with a bad chunk CRC is still checked by inflate and zlib's Adler-32, and Pillow ignores IDAT
-  // CRCs: warn (kOkWarning) and use it.
+  // with a bad chunk CRC must still inflate to a whole image, and Pillow ignores IDAT CRCs: warn
+  // (kOkWarning) and use it.
   png_set_crc_action(png, PNG_CRC_WARN_USE, PNG_CRC_NO_CHANGE);
 
   png_uint_32 w = 0, h = 0;
@@ -400,7 +412,7 @@ Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
 Status png_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                   const ImageInfo& info, ImageView out, ErrorText* error) {
   if (out.width != info.width || out.height != info.height || out.channels != info.out_channels ||
-      out.data == nullptr) {
+      out.data == nullptr || out.stride < static_cast<std::int64_t>(out.width) * out.channels) {
     error->set("png: output view %dx%dx%d does not match the image %dx%dx%d", out.width, out.height,
                out.channels, info.width, info.height, info.out_channels);
     return Status::kCorrupt;

@@ -18,6 +18,7 @@
 #include <webp/decode.h>
 #include <webp/demux.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -165,6 +166,11 @@ Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
                out.channels, info.width, info.height, channels_of(options.pixel));
     return Status::kCorrupt;
   }
+  if (out.stride < static_cast<std::int64_t>(out.width) * out.channels || out.stride > INT32_MAX) {
+    error->set("webp: output stride %lld does not fit %d pixels of %d bytes (libwebp takes an int)",
+               static_cast<long long>(out.stride), out.width, out.channels);
+    return Status::kCorrupt;
+  }
   WebPDecoderConfig config;
   if (!WebPInitDecoderConfig(&config)) {
     error->set("webp: libwebp ABI mismatch (WebPInitDecoderConfig failed)");
@@ -212,7 +218,10 @@ Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
   Status s = map_status(vs);
   if (vs != VP8_STATUS_OK) {
     error->set("webp: decode failed: %s (%s, %zu bytes)", vp8_status_text(vs),
-               config.input.format == 2 ? "lossless" : "lossy", size);
+               config.input.format == 2   ? "lossless"
+               : config.input.format == 1 ? "lossy"
+                                          : "extended format",
+               size);
   } else if (scratch != nullptr) {
     convert_rows(scratch, static_cast<std::int64_t>(info.width) * 3, 3, out);
   }

@@ -158,11 +158,22 @@ def describe_set(s: ImageSet, folder: Path, select: str) -> list[str]:
 # Geometry shared by the tools
 
 
+# reducing_gap (--reducing-gap): every tool with a reduced-scale JPEG decode keeps at least GAP times the
+# result's size before its final resize, as mmcore's default (2.0, like Pillow's Image.thumbnail) does;
+# this keeps the quality class equal across rows. <= 0: full-size decode everywhere.
+GAP = 2.0
+
+
+def cover(v: int) -> int:
+    """The decoded size a result dimension `v` asks for under GAP (huge: no reduction)."""
+    return math.ceil(v * GAP) if GAP > 0 else 1 << 30
+
+
 def t1_size(w: int, h: int, short: int = T1_SHORT) -> tuple[int, int]:
-    """Output (w, h) for short side `short`, aspect kept (rounded like Pillow's thumbnail)."""
+    """Output (w, h) for short side `short`, aspect kept (rounded half up, as mmcore does)."""
     if w <= h:
-        return short, max(1, round(h * short / w))
-    return max(1, round(w * short / h)), short
+        return short, max(1, math.floor(h * short / w + 0.5))
+    return max(1, math.floor(w * short / h + 0.5)), short
 
 
 def jpeg_scale(w: int, h: int, tw: int, th: int) -> int:
@@ -220,6 +231,8 @@ class Row:
 
 def shape_check(scenario: str, size_t2: int = 0) -> Callable[[Any, tuple[int, int]], str | None]:
     """A checker of one output's shape against the scenario's contract (run before timing)."""
+    if scenario.startswith("T2-"):
+        scenario, size_t2 = "T2", int(scenario.split("-")[1])
 
     def check(out: Any, wh: tuple[int, int]) -> str | None:
         shape = tuple(np.asarray(out).shape)
@@ -239,8 +252,10 @@ def shape_check(scenario: str, size_t2: int = 0) -> Callable[[Any, tuple[int, in
     return check
 
 
-def mmcore_rows(mmcore: Any, filters: Sequence[str]) -> list[Row]:
-    rows: list[Row] = []
+def mmcore_rows(mmcore: Any, filt: str) -> list[Row]:
+    """mmcore's rows: the default path (filter `filt`, reducing_gap GAP), fast=True, reducing_gap=1.0
+    (the smallest covering scale, what the competitors' paths use without a gap), area (T1: the filter
+    class of INTER_AREA / BOX) and the single-record API in a Python loop (1 thread)."""
 
     def batch_result(r: Any) -> Any:
         bad = int((~r.ok).sum())
@@ -249,96 +264,73 @@ def mmcore_rows(mmcore: Any, filters: Sequence[str]) -> list[Row]:
             raise RuntimeError(f"{bad}/{len(r)} records failed, e.g. {r.errors[i]}")
         return r.images
 
-    for fi, flt in enumerate(filters):
-        variants = [("", False)] + ([(" fast", True)] if fi == 0 else [])
-        for suffix, fast in variants:
-            tag = f"mmcore{suffix}" + ("" if fi == 0 else f" {flt}")
-            how = f"thumbnail_batch(short_side=256, filter={flt}{', fast=True' if fast else ''})"
+    gap = GAP if GAP > 0 else None
+    variants = [  # label, options, scenarios
+        ("mmcore", {}, SCENARIOS),
+        ("mmcore fast", {"fast": True}, SCENARIOS),
+        ("mmcore gap=1", {"reducing_gap": 1.0}, ("T1", "T2-32", "T2-64")),
+        ("mmcore area", {"filter": "area"}, ("T1",)),
+    ]
+    rows: list[Row] = []
+    for label, extra, scs in variants:
+        if label == "mmcore gap=1" and gap == 1.0:
+            continue
+        for sc in scs:
+            kw: dict[str, Any] = {"filter": filt, "reducing_gap": gap, **extra}
+            if sc == "T1":
+                kw = {"short_side": T1_SHORT, **kw}
+                call = "thumbnail_batch"
+            elif sc.startswith("T2"):
+                size = int(sc.split("-")[1])
+                kw = {"target": (size, size), "color": "gray", **kw}
+                call = "decode_batch"
+            else:
+                kw = {k: v for k, v in kw.items() if k == "fast"}
+                call = "decode_batch"
+            fn = getattr(mmcore, call)
+            how = f"{call}(" + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")"
             rows.append(
                 Row(
-                    "T1",
-                    tag,
+                    sc,
+                    label,
                     "mmcore",
                     how,
                     parallel="internal",
-                    check=shape_check("T1"),
-                    batch=lambda imgs, n, flt=flt, fast=fast: batch_result(
-                        mmcore.thumbnail_batch(imgs, short_side=T1_SHORT, filter=flt, fast=fast, threads=n)
-                    ),
+                    check=shape_check(sc),
+                    batch=lambda imgs, n, fn=fn, kw=kw: batch_result(fn(imgs, threads=n, **kw)),
                 )
             )
-            for s in (32, 64):
-                how = (
-                    f"decode_batch(target=({s},{s}), color=gray, filter={flt}{', fast=True' if fast else ''})"
-                )
-                rows.append(
-                    Row(
-                        f"T2-{s}",
-                        tag,
-                        "mmcore",
-                        how,
-                        parallel="internal",
-                        check=shape_check("T2", s),
-                        batch=lambda imgs, n, s=s, flt=flt, fast=fast: batch_result(
-                            mmcore.decode_batch(
-                                imgs, target=(s, s), color="gray", filter=flt, fast=fast, threads=n
-                            )
-                        ),
-                    )
-                )
-        if fi == 0:
-            for suffix, fast in (("", False), (" fast", True)):
-                rows.append(
-                    Row(
-                        "decode",
-                        f"mmcore{suffix}",
-                        "mmcore",
-                        "decode_batch()" + (" fast=True" if fast else ""),
-                        parallel="internal",
-                        check=shape_check("decode"),
-                        batch=lambda imgs, n, fast=fast: batch_result(
-                            mmcore.decode_batch(imgs, fast=fast, threads=n)
-                        ),
-                    )
-                )
-            # The single-record API from a Python loop: what a per-image caller pays.
-            f0 = filters[0]
-            rows.append(
-                Row(
-                    "T1",
-                    "mmcore per-call",
-                    "mmcore",
-                    f"thumbnail() loop, filter={f0}",
-                    per_image=lambda b, f0=f0: mmcore.thumbnail(b, short_side=T1_SHORT, filter=f0),
-                    one_thread_only=True,
-                    check=shape_check("T1"),
-                )
+    # The single-record API from a Python loop: what a per-image caller pays.
+    single: list[tuple[str, str, Callable[[bytes], Any]]] = [
+        (
+            "T1",
+            "thumbnail()",
+            lambda b: mmcore.thumbnail(b, short_side=T1_SHORT, filter=filt, reducing_gap=gap),
+        ),
+        (
+            "T2-32",
+            "decode(target=32x32, gray)",
+            lambda b: mmcore.decode(b, target=(32, 32), color="gray", filter=filt, reducing_gap=gap),
+        ),
+        (
+            "T2-64",
+            "decode(target=64x64, gray)",
+            lambda b: mmcore.decode(b, target=(64, 64), color="gray", filter=filt, reducing_gap=gap),
+        ),
+        ("decode", "decode()", lambda b: mmcore.decode(b)),
+    ]
+    for sc, how, f in single:
+        rows.append(
+            Row(
+                sc,
+                "mmcore per-call",
+                "mmcore",
+                how + " loop",
+                per_image=f,
+                one_thread_only=True,
+                check=shape_check(sc),
             )
-            for s in (32, 64):
-                rows.append(
-                    Row(
-                        f"T2-{s}",
-                        "mmcore per-call",
-                        "mmcore",
-                        f"decode(target=({s},{s}), color=gray) loop",
-                        per_image=lambda b, s=s, f0=f0: mmcore.decode(
-                            b, target=(s, s), color="gray", filter=f0
-                        ),
-                        one_thread_only=True,
-                        check=shape_check("T2", s),
-                    )
-                )
-            rows.append(
-                Row(
-                    "decode",
-                    "mmcore per-call",
-                    "mmcore",
-                    "decode() loop",
-                    per_image=lambda b: mmcore.decode(b),
-                    one_thread_only=True,
-                    check=shape_check("decode"),
-                )
-            )
+        )
     return rows
 
 
@@ -350,13 +342,13 @@ def pillow_rows() -> list[Row]:
     def t1(b: bytes) -> Any:
         im = Image.open(io.BytesIO(b))
         tw, th = t1_size(*im.size)
-        im.draft("RGB", (tw, th))
+        im.draft("RGB", (cover(tw), cover(th)))
         return np.asarray(im.convert("RGB").resize((tw, th), box))
 
     def t2(s: int) -> Callable[[bytes], Any]:
         def f(b: bytes) -> Any:
             im = Image.open(io.BytesIO(b))
-            im.draft("L", (s, s))
+            im.draft("L", (cover(s), cover(s)))
             return np.asarray(im.convert("L").resize((s, s), box))
 
         return f
@@ -407,13 +399,15 @@ def opencv_rows() -> list[Row]:
         w, h = jpeg_size(b)
         tw, th = t1_size(w, h)
         buf = np.frombuffer(b, np.uint8)
-        im = cv2.imdecode(buf, cv_reduced_flag(cv2, jpeg_scale(w, h, tw, th), False))
+        im = cv2.imdecode(buf, cv_reduced_flag(cv2, jpeg_scale(w, h, cover(tw), cover(th)), False))
         return cv2.resize(im, (tw, th), interpolation=area)
 
     def t2(s: int) -> Callable[[bytes], Any]:
         def f(b: bytes) -> Any:
             w, h = jpeg_size(b)
-            im = cv2.imdecode(np.frombuffer(b, np.uint8), cv_reduced_flag(cv2, jpeg_scale(w, h, s, s), True))
+            im = cv2.imdecode(
+                np.frombuffer(b, np.uint8), cv_reduced_flag(cv2, jpeg_scale(w, h, cover(s), cover(s)), True)
+            )
             return cv2.resize(im, (s, s), interpolation=area)
 
         return f
@@ -453,12 +447,12 @@ def simplejpeg_rows() -> list[Row]:
     def t1(b: bytes) -> Any:
         h, w, _, _ = simplejpeg.decode_jpeg_header(b)
         tw, th = t1_size(w, h)
-        im = simplejpeg.decode_jpeg(b, colorspace="RGB", min_width=tw, min_height=th)
+        im = simplejpeg.decode_jpeg(b, colorspace="RGB", min_width=cover(tw), min_height=cover(th))
         return cv2.resize(im, (tw, th), interpolation=area)
 
     def t2(s: int) -> Callable[[bytes], Any]:
         def f(b: bytes) -> Any:
-            im = simplejpeg.decode_jpeg(b, colorspace="GRAY", min_width=s, min_height=s)
+            im = simplejpeg.decode_jpeg(b, colorspace="GRAY", min_width=cover(s), min_height=cover(s))
             return cv2.resize(im, (s, s), interpolation=area)
 
         return f
@@ -500,14 +494,14 @@ def turbojpeg_rows() -> list[Row]:
     def t1(b: bytes) -> Any:
         w, h, _, _ = tj.decode_header(b)
         tw, th = t1_size(w, h)
-        d = jpeg_scale(w, h, tw, th)
+        d = jpeg_scale(w, h, cover(tw), cover(th))
         im = tj.decode(b, pixel_format=rgb, scaling_factor=(1, d))
         return cv2.resize(im, (tw, th), interpolation=area)
 
     def t2(s: int) -> Callable[[bytes], Any]:
         def f(b: bytes) -> Any:
             w, h, _, _ = tj.decode_header(b)
-            im = tj.decode(b, pixel_format=gray, scaling_factor=(1, jpeg_scale(w, h, s, s)))
+            im = tj.decode(b, pixel_format=gray, scaling_factor=(1, jpeg_scale(w, h, cover(s), cover(s))))
             return cv2.resize(im, (s, s), interpolation=area)
 
         return f
@@ -516,7 +510,7 @@ def turbojpeg_rows() -> list[Row]:
         # The decode alone, at the scale mmcore picks for this target: the bound T2 is held to.
         def f(b: bytes) -> Any:
             w, h, _, _ = tj.decode_header(b)
-            return tj.decode(b, pixel_format=gray, scaling_factor=(1, jpeg_scale(w, h, s, s)))
+            return tj.decode(b, pixel_format=gray, scaling_factor=(1, jpeg_scale(w, h, cover(s), cover(s))))
 
         return f
 
@@ -1011,10 +1005,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="mmcore,pillow,opencv,simplejpeg,turbojpeg,pyvips,dali",
         help="subset of tools (default: all)",
     )
+    ap.add_argument("--mmcore-filter", default="lanczos3", help="mmcore's resize filter (default lanczos3)")
     ap.add_argument(
-        "--mmcore-filters",
-        default="lanczos3,area",
-        help="mmcore resize filters, one row each (the first is the default row)",
+        "--reducing-gap",
+        type=float,
+        default=2.0,
+        help="scaled decodes keep this many times the result's size, for every tool (mmcore's default 2.0)",
     )
     ap.add_argument(
         "--parallel",
@@ -1026,6 +1022,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="output folder")
     args = ap.parse_args(argv)
 
+    global GAP
+    GAP = args.reducing_gap
     if args.quick:
         args.limit = args.limit or 100
         args.repeat = 1
@@ -1062,6 +1060,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     header += version_lines()
     header += describe_set(imgset, args.dir, args.select)
     header.append(
+        f"reducing_gap {GAP}: every reduced-scale JPEG decode (mmcore, Pillow draft, OpenCV IMREAD_REDUCED, "
+        f"simplejpeg, PyTurboJPEG, the TurboJPEG limit) keeps >= {GAP}x the result's size before resizing"
+        if GAP > 0
+        else "reducing_gap off: every tool decodes at full size"
+    )
+    header.append(
         f"timing: wall clock, best of {args.repeat} round(s) (each round times every row once over the "
         f"whole set, after a check run on 4 images); threads {threads}"
     )
@@ -1082,7 +1086,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if mmcore is None:
             rows += [Row(sc, "mmcore", "mmcore", "", note="mmcore not importable") for sc in SCENARIOS]
         else:
-            rows += mmcore_rows(mmcore, [f for f in args.mmcore_filters.split(",") if f])
+            rows += mmcore_rows(mmcore, args.mmcore_filter)
     for name, build in builders:
         if name not in tools:
             continue

@@ -36,7 +36,7 @@ inline std::int32_t pair16(std::int16_t a, std::int16_t b) {
 // kernel reads at most kMaxOverRead bytes past a row only when the row itself is narrower
 // than nb blocks. Layout: Header, int32 byte offset per pixel (padded to 32 bytes), then per
 // pixel nb blocks of two vectors (hi, lo):
-// - channels 3/4: a block covers 4 taps; lane 0 = (k0,k1) repeated 4x, lane 1 = (k2,k3) 4x.
+// - channels 3/4: a block covers 4 taps: 16 bytes, int16 hi0..hi3 then lo0..lo3.
 // - channel 1: a block covers 16 taps as int16.
 struct TableHeader {
   std::int32_t nb;
@@ -98,15 +98,17 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
 // --- horizontal, 3 or 4 channels: 2 output pixels at a time, 4 taps x all channels per block ---
 
 template <int C, int NB>
-inline __m256i dot_c34(const std::uint8_t* s, const __m256i* k, std::int32_t nb_rt, __m256i shuf) {
+inline __m256i dot_c34(const std::uint8_t* s, const __m128i* k, std::int32_t nb_rt, __m256i shuf, __m256i khi,
+                       __m256i klo) {
   const std::int32_t nb = NB ? NB : nb_rt;
   __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
   for (std::int32_t b = 0; b < nb; ++b) {
     const __m256i raw =
         _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4 * C * b)));
     const __m256i p = _mm256_shuffle_epi8(raw, shuf);
-    h = _mm256_add_epi32(h, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b)));
-    l = _mm256_add_epi32(l, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b + 1)));
+    const __m256i kk = _mm256_broadcastsi128_si256(_mm_load_si128(k + b));
+    h = _mm256_add_epi32(h, _mm256_madd_epi16(p, _mm256_shuffle_epi8(kk, khi)));
+    l = _mm256_add_epi32(l, _mm256_madd_epi16(p, _mm256_shuffle_epi8(kk, klo)));
   }
   return _mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l);
 }
@@ -121,11 +123,18 @@ void horizontal_c34(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out
                                                  8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1)
                               : _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,  //
                                                  6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  // A block's 16 bytes are int16 (hi0..hi3, lo0..lo3); these expand them in-register to lane 0 =
+  // (k0,k1) x4, lane 1 = (k2,k3) x4, which keeps the table 4x smaller (it stays in L1/L2).
+  const __m256i khi = _mm256_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,  //
+                                       4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+  const __m256i klo = _mm256_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11,  //
+                                       12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
+  const auto* kb = reinterpret_cast<const __m128i*>(blocks);
   const __m256i round = _mm256_set1_epi32(kRoundHalf);
   for (std::int32_t x = 0; x < out; x += 2) {
     const std::int32_t xb = x + 1 < out ? x + 1 : x;  // odd tail: the pair repeats the last pixel
-    const __m256i a = dot_c34<C, NB>(src + offs[x], blocks + 2 * nb * x, nb, shuf);
-    const __m256i b = dot_c34<C, NB>(src + offs[xb], blocks + 2 * nb * xb, nb, shuf);
+    const __m256i a = dot_c34<C, NB>(src + offs[x], kb + nb * x, nb, shuf, khi, klo);
+    const __m256i b = dot_c34<C, NB>(src + offs[xb], kb + nb * xb, nb, shuf, khi, klo);
     // Lane 0 <- pixel x (taps 0,1 + taps 2,3), lane 1 <- pixel x+1.
     __m256i s =
         _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
@@ -184,7 +193,9 @@ inline void vertical_block32(const std::uint8_t* const* rows, std::int32_t taps,
 
 std::size_t horizontal_table_bytes_avx2(const Axis& ax, std::int32_t channels) {
   const std::int64_t nb = blocks_per_pixel(ax, channels);
-  return sizeof(TableHeader) + offsets_bytes(ax.out_size) + static_cast<std::size_t>(ax.out_size) * nb * 64;
+  const std::int64_t block_bytes = channels == 1 ? 64 : 16;
+  return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
+         static_cast<std::size_t>(ax.out_size) * nb * block_bytes;
 }
 
 void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* table) {
@@ -206,22 +217,19 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
     offs[x] = first * channels;
     const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
     const auto tap = [&](std::int32_t t) { return (t >= lead && t - lead < n) ? k[t - lead] : 0; };
-    for (std::int32_t b = 0; b < nb; ++b, out += 32) {
+    for (std::int32_t b = 0; b < nb; ++b) {
       if (channels == 1) {
         for (int j = 0; j < 16; ++j) {
           out[j] = coeff_hi(tap(b * 16 + j));
           out[16 + j] = coeff_lo(tap(b * 16 + j));
         }
+        out += 32;
       } else {
-        for (int lane = 0; lane < 2; ++lane) {
-          const std::int32_t k0 = tap(b * 4 + 2 * lane), k1 = tap(b * 4 + 2 * lane + 1);
-          for (int r = 0; r < 4; ++r) {
-            out[lane * 8 + 2 * r] = coeff_hi(k0);
-            out[lane * 8 + 2 * r + 1] = coeff_hi(k1);
-            out[16 + lane * 8 + 2 * r] = coeff_lo(k0);
-            out[16 + lane * 8 + 2 * r + 1] = coeff_lo(k1);
-          }
+        for (int j = 0; j < 4; ++j) {
+          out[j] = coeff_hi(tap(b * 4 + j));
+          out[4 + j] = coeff_lo(tap(b * 4 + j));
         }
+        out += 8;
       }
     }
   }

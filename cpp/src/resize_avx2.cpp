@@ -97,25 +97,29 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
 
 // --- horizontal, 3 or 4 channels: 2 output pixels at a time, 4 taps x all channels per block ---
 
-template <int C, int NB>
-inline __m256i dot_c34(const std::uint8_t* s, const __m128i* k, std::int32_t nb_rt, __m256i shuf, __m256i khi,
-                       __m256i klo) {
+// R source rows share each block's coefficients (loaded and expanded once for all rows).
+template <int C, int NB, int R>
+inline void dot_c34(const std::uint8_t* const* src, std::int32_t off, const __m128i* k, std::int32_t nb_rt,
+                    __m256i shuf, __m256i khi, __m256i klo, __m256i* res) {
   const std::int32_t nb = NB ? NB : nb_rt;
-  __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
+  __m256i h[R], l[R];
+  for (int r = 0; r < R; ++r) h[r] = l[r] = _mm256_setzero_si256();
   for (std::int32_t b = 0; b < nb; ++b) {
-    const __m256i raw =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4 * C * b)));
-    const __m256i p = _mm256_shuffle_epi8(raw, shuf);
     const __m256i kk = _mm256_broadcastsi128_si256(_mm_load_si128(k + b));
-    h = _mm256_add_epi32(h, _mm256_madd_epi16(p, _mm256_shuffle_epi8(kk, khi)));
-    l = _mm256_add_epi32(l, _mm256_madd_epi16(p, _mm256_shuffle_epi8(kk, klo)));
+    const __m256i kh = _mm256_shuffle_epi8(kk, khi), kl = _mm256_shuffle_epi8(kk, klo);
+    for (int r = 0; r < R; ++r) {
+      const auto* s = reinterpret_cast<const __m128i*>(src[r] + off + 4 * C * b);
+      const __m256i p = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(s)), shuf);
+      h[r] = _mm256_add_epi32(h[r], _mm256_madd_epi16(p, kh));
+      l[r] = _mm256_add_epi32(l[r], _mm256_madd_epi16(p, kl));
+    }
   }
-  return _mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l);
+  for (int r = 0; r < R; ++r) res[r] = _mm256_add_epi32(_mm256_slli_epi32(h[r], kSplit), l[r]);
 }
 
-template <int C, int NB>
-void horizontal_c34(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
-                    const std::int32_t* offs, const __m256i* blocks) {
+template <int C, int NB, int R>
+void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
+                    std::int32_t nb_rt, const std::int32_t* offs, const void* blocks) {
   const std::int32_t nb = NB ? NB : nb_rt;
   // Byte shuffle of 4 source pixels (broadcast to both lanes) into int16 pairs
   // (p[2j] ch, p[2j+1] ch) for ch = 0..3; lane j holds pixels 2j, 2j+1. -1 gives a zero byte.
@@ -129,28 +133,55 @@ void horizontal_c34(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out
                                        4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
   const __m256i klo = _mm256_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11,  //
                                        12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15);
-  const auto* kb = reinterpret_cast<const __m128i*>(blocks);
+  const auto* kb = static_cast<const __m128i*>(blocks);
   const __m256i round = _mm256_set1_epi32(kRoundHalf);
   for (std::int32_t x = 0; x < out; x += 2) {
     const std::int32_t xb = x + 1 < out ? x + 1 : x;  // odd tail: the pair repeats the last pixel
-    const __m256i a = dot_c34<C, NB>(src + offs[x], kb + nb * x, nb, shuf, khi, klo);
-    const __m256i b = dot_c34<C, NB>(src + offs[xb], kb + nb * xb, nb, shuf, khi, klo);
-    // Lane 0 <- pixel x (taps 0,1 + taps 2,3), lane 1 <- pixel x+1.
-    __m256i s =
-        _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-    s = _mm256_srai_epi32(_mm256_add_epi32(s, round), kPrecisionBits);
-    s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);
-    const std::uint32_t pa = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(s));
-    const std::uint32_t pb = static_cast<std::uint32_t>(_mm256_extract_epi32(s, 4));
-    std::uint8_t* d = dst + static_cast<std::int64_t>(x) * C;
-    // C == 3 writes 4 bytes where the next pixel's store overwrites the extra one.
-    if (xb == x) {
-      std::memcpy(d, &pa, C);
-    } else {
-      std::memcpy(d, &pa, 4);
-      std::memcpy(d + C, &pb, (C == 4 || x + 2 < out) ? 4 : 3);
+    __m256i a[R], b[R];
+    dot_c34<C, NB, R>(src, offs[x], kb + nb * x, nb, shuf, khi, klo, a);
+    dot_c34<C, NB, R>(src, offs[xb], kb + nb * xb, nb, shuf, khi, klo, b);
+    for (int r = 0; r < R; ++r) {
+      // Lane 0 <- pixel x (taps 0,1 + taps 2,3), lane 1 <- pixel x+1.
+      __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(a[r], b[r], 0x20),
+                                   _mm256_permute2x128_si256(a[r], b[r], 0x31));
+      s = _mm256_srai_epi32(_mm256_add_epi32(s, round), kPrecisionBits);
+      s = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);
+      const std::uint32_t pa = static_cast<std::uint32_t>(_mm256_cvtsi256_si32(s));
+      const std::uint32_t pb = static_cast<std::uint32_t>(_mm256_extract_epi32(s, 4));
+      std::uint8_t* d = dst[r] + static_cast<std::int64_t>(x) * C;
+      // C == 3 writes 4 bytes where the next pixel's store overwrites the extra one.
+      if (xb == x) {
+        std::memcpy(d, &pa, C);
+      } else {
+        std::memcpy(d, &pa, 4);
+        std::memcpy(d + C, &pb, (C == 4 || x + 2 < out) ? 4 : 3);
+      }
     }
   }
+}
+
+template <int C, int R>
+void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
+                             std::int32_t nb, const std::int32_t* offs, const void* blocks) {
+  switch (nb) {
+    case 1: return horizontal_c34<C, 1, R>(src, dst, out, nb, offs, blocks);
+    case 2: return horizontal_c34<C, 2, R>(src, dst, out, nb, offs, blocks);
+    case 3: return horizontal_c34<C, 3, R>(src, dst, out, nb, offs, blocks);
+    case 4: return horizontal_c34<C, 4, R>(src, dst, out, nb, offs, blocks);
+    default: return horizontal_c34<C, 0, R>(src, dst, out, nb, offs, blocks);
+  }
+}
+
+struct TableView {
+  std::int32_t nb;
+  const std::int32_t* offs;
+  const void* blocks;
+};
+
+TableView table_view(const void* table, std::int32_t out) {
+  const auto* head = static_cast<const TableHeader*>(table);
+  const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
+  return {head->nb, offs, reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out)};
 }
 
 // --- vertical ------------------------------------------------------------------------------------
@@ -237,29 +268,32 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
 
 void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
                          const void* table) {
-  const auto* head = static_cast<const TableHeader*>(table);
-  const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
-  const auto* blocks = reinterpret_cast<const __m256i*>(reinterpret_cast<const std::uint8_t*>(offs) +
-                                                        offsets_bytes(ax.out_size));
-  const std::int32_t nb = head->nb, out = ax.out_size;
+  const TableView t = table_view(table, ax.out_size);
+  const std::int32_t out = ax.out_size;
   switch (channels) {
-    case 1:
-      if (nb == 1) return horizontal_c1<1>(src, dst, out, nb, offs, blocks);
-      if (nb == 2) return horizontal_c1<2>(src, dst, out, nb, offs, blocks);
-      return horizontal_c1<0>(src, dst, out, nb, offs, blocks);
-    case 3:
-      if (nb == 1) return horizontal_c34<3, 1>(src, dst, out, nb, offs, blocks);
-      if (nb == 2) return horizontal_c34<3, 2>(src, dst, out, nb, offs, blocks);
-      if (nb == 3) return horizontal_c34<3, 3>(src, dst, out, nb, offs, blocks);
-      if (nb == 4) return horizontal_c34<3, 4>(src, dst, out, nb, offs, blocks);
-      return horizontal_c34<3, 0>(src, dst, out, nb, offs, blocks);
-    default:
-      if (nb == 1) return horizontal_c34<4, 1>(src, dst, out, nb, offs, blocks);
-      if (nb == 2) return horizontal_c34<4, 2>(src, dst, out, nb, offs, blocks);
-      if (nb == 3) return horizontal_c34<4, 3>(src, dst, out, nb, offs, blocks);
-      if (nb == 4) return horizontal_c34<4, 4>(src, dst, out, nb, offs, blocks);
-      return horizontal_c34<4, 0>(src, dst, out, nb, offs, blocks);
+    case 1: {
+      const auto* blocks = static_cast<const __m256i*>(t.blocks);
+      if (t.nb == 1) return horizontal_c1<1>(src, dst, out, t.nb, t.offs, blocks);
+      if (t.nb == 2) return horizontal_c1<2>(src, dst, out, t.nb, t.offs, blocks);
+      return horizontal_c1<0>(src, dst, out, t.nb, t.offs, blocks);
+    }
+    case 3: return horizontal_c34_dispatch<3, 1>(&src, &dst, out, t.nb, t.offs, t.blocks);
+    default: return horizontal_c34_dispatch<4, 1>(&src, &dst, out, t.nb, t.offs, t.blocks);
   }
+}
+
+void horizontal_rows2_avx2(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
+                           std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table) {
+  if (channels == 1) {  // its coefficients are plain loads: nothing to share
+    horizontal_row_avx2(src0, dst0, channels, ax, table);
+    horizontal_row_avx2(src1, dst1, channels, ax, table);
+    return;
+  }
+  const TableView t = table_view(table, ax.out_size);
+  const std::uint8_t* src[2] = {src0, src1};
+  std::uint8_t* dst[2] = {dst0, dst1};
+  if (channels == 3) return horizontal_c34_dispatch<3, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
+  horizontal_c34_dispatch<4, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
 }
 
 void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,

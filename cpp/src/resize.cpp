@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "resize_internal.h"
@@ -90,6 +91,14 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   t->count.assign(out_size, 0);
   t->coeffs.assign(static_cast<std::size_t>(out_size) * ksize, 0);
   std::vector<double> w(ksize);
+  // Reuse: output xx's taps depend only on (frac(center), xmin - floor(center), count): the
+  // filter argument (x + xmin - center + 0.5) * ss is then the same real number before rounding,
+  // so the same double (frac is exact by Sterbenz). Such repeats happen when `scale` has a short
+  // binary fraction (2x, 1/8, ...); only then is the lookup worth its cost.
+  const bool memo = std::floor(scale * 1024.0) == scale * 1024.0;
+  std::unordered_map<std::uint64_t, std::int32_t> seen;
+  std::vector<double> fracs(memo ? out_size : 0);
+  std::vector<std::int32_t> shifts(memo ? out_size : 0);
   for (std::int32_t xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
     // Truncation toward zero, then clamping: Pillow's "round" of the window ends.
@@ -98,21 +107,42 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
     int xmax = static_cast<int>(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
+    t->start[xx] = xmin;
+    t->count[xx] = xmax;
+    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
+    if (memo) {
+      const double fl = std::floor(center);
+      fracs[xx] = center - fl;
+      shifts[xx] = xmin - static_cast<std::int32_t>(fl);
+      std::uint64_t bits;
+      std::memcpy(&bits, &fracs[xx], sizeof bits);
+      const std::uint64_t key = bits ^
+                                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(shifts[xx])) << 20) ^
+                                (static_cast<std::uint64_t>(xmax) << 40);
+      const auto it = seen.find(key);
+      if (it != seen.end()) {
+        const std::int32_t o = it->second;
+        if (fracs[o] == fracs[xx] && shifts[o] == shifts[xx] && t->count[o] == xmax) {
+          std::memcpy(k, t->coeffs.data() + static_cast<std::size_t>(o) * ksize,
+                      sizeof(std::int32_t) * ksize);
+          continue;
+        }
+      } else {
+        seen.emplace(key, xx);
+      }
+    }
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
       const double v = fd.fn((x + xmin - center + 0.5) * ss);
       w[x] = v;
       ww += v;
     }
-    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
       // normalize_coeffs_8bpc: round half away from zero, by truncation.
       const double q = v * (1 << resize_detail::kPrecisionBits);
       k[x] = static_cast<std::int32_t>(v < 0 ? -0.5 + q : 0.5 + q);
     }
-    t->start[xx] = xmin;
-    t->count[xx] = xmax;
   }
   t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
 }

@@ -6,6 +6,8 @@ channel against Pillow mode L, because Pillow premultiplies RGBA and mmcore does
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +218,26 @@ def test_strided_views(rng: np.random.Generator) -> None:
     for view in (base[3:90, 5:121, :3], base[::2, ::3, :], base[:, 1:, 0], base[1:, :, 1:]):
         want = mmcore.resize(np.ascontiguousarray(view), (45, 33), filter="bicubic")
         assert_same(mmcore.resize(view, (45, 33), filter="bicubic"), want, f"view {view.shape}")
+
+
+def test_cpp_strided_views_and_guard_pages(tmp_path: Path) -> None:
+    """tests/cpp/test_resize.cpp: strided views, sources ending at an unreadable page, ref vs AVX2."""
+    root = Path(__file__).resolve().parent.parent
+    libs = sorted(root.glob("build/*/cpp/libmmcore_cpu.a"))
+    if not libs or shutil.which("g++") is None or shutil.which("pkg-config") is None:
+        pytest.skip("needs g++, pkg-config and a build tree (pip install . creates build/<tag>/cpp)")
+    flags = subprocess.run(
+        ["pkg-config", "--libs", "libjpeg", "libpng", "libwebp", "libwebpdemux"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    exe = tmp_path / "test_resize"
+    src = root / "tests" / "cpp" / "test_resize.cpp"
+    cmd = ["g++", "-O2", "-std=c++17", f"-I{root / 'cpp' / 'include'}", str(src), str(libs[-1]), *flags]
+    subprocess.run([*cmd, "-lpthread", "-o", str(exe)], check=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"rc {run.returncode}: {run.stdout[-2000:]}"
 
 
 # --- misuse ------------------------------------------------------------------------------------

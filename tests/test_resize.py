@@ -148,6 +148,15 @@ def test_large_downscale_matches_pillow(rng: np.random.Generator) -> None:
         assert_same(mm_resize(img, (110, 76), name), pillow_resize(img, (110, 76), name), name)
 
 
+def test_extreme_ratios_match_pillow(rng: np.random.Generator) -> None:
+    """Windows of over a thousand taps (heap-allocated tap tables) and thousand-fold enlarging."""
+    tall = random_image(rng, 1500, 1200, 1)
+    wide = random_image(rng, 3, 2, 3)
+    for name in FILTER_NAMES:
+        assert_same(mm_resize(tall, (3, 1), name), pillow_resize(tall, (3, 1), name), f"{name} shrink")
+        assert_same(mm_resize(wide, (1000, 5), name), pillow_resize(wide, (1000, 5), name), f"{name} enlarge")
+
+
 def test_same_size_is_a_copy(rng: np.random.Generator) -> None:
     img = random_image(rng, 13, 11, 3)
     out = mmcore.resize(img, (13, 11))

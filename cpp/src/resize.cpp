@@ -351,6 +351,14 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
 }  // namespace
 
 void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend) {
+  // Misuse the header rules out; cheap to refuse here rather than read or write out of bounds.
+  const bool channels_ok =
+      src.channels == dst.channels && (src.channels == 1 || src.channels == 3 || src.channels == 4);
+  if (!channels_ok || src.data == nullptr || dst.data == nullptr || src.width <= 0 || src.height <= 0 ||
+      dst.width <= 0 || dst.height <= 0 || src.stride < static_cast<std::int64_t>(src.width) * src.channels ||
+      dst.stride < static_cast<std::int64_t>(dst.width) * dst.channels) {
+    return;
+  }
   if (src.width == dst.width && src.height == dst.height) {  // Pillow copies
     const std::int64_t row_bytes = static_cast<std::int64_t>(src.width) * src.channels;
     for (std::int32_t y = 0; y < src.height; ++y) std::memcpy(dst.row(y), src.row(y), row_bytes);

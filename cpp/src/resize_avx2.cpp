@@ -1,10 +1,10 @@
 // AVX2 row kernels for resize, bit-identical to resize_ref.cpp.
 //
 // Exactness: a tap is pixel (u8) * coefficient (22-bit signed int). Each coefficient k is split
-// as k = hi * 2^15 + lo with lo in [0, 2^15) and |hi| <= 2^8, both int16, so that
-// _mm256_madd_epi16 forms exact 32-bit products of pairs. The sums sum(p*hi) and sum(p*lo) are
-// accumulated separately and combined as (sum_hi << 15) + sum_lo: equal to sum(p*k) modulo 2^32,
-// which is the reference's (wrapping) int32 sum. Vector constants are built inside functions.
+// as k = hi * 2^15 + lo with lo in [0, 2^15) and hi = k >> 15 (an int16 for any |k| < 2^30;
+// normalised taps are about 2^22), so that _mm256_madd_epi16 forms exact 32-bit products. The sums sum(p*hi)
+// and sum(p*lo) are accumulated separately and combined as (sum_hi << 15) + sum_lo: equal to sum(p*k) modulo
+// 2^32, which is the reference's (wrapping) int32 sum. Vector constants are built inside functions.
 #include <immintrin.h>
 
 #include <cstring>
@@ -24,7 +24,7 @@ inline std::int16_t coeff_lo(std::int32_t k) {
   return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
 }
 
-/// Packs (lo tap, hi tap) int16 values into one int32 lane for madd.
+/// Packs two taps' int16 parts (first tap in the low half) into one int32 lane for madd.
 inline std::int32_t pair16(std::int16_t a, std::int16_t b) {
   return static_cast<std::int32_t>(static_cast<std::uint16_t>(a) |
                                    (static_cast<std::uint32_t>(static_cast<std::uint16_t>(b)) << 16));
@@ -32,10 +32,10 @@ inline std::int32_t pair16(std::int16_t a, std::int16_t b) {
 
 // Horizontal table: every output pixel of the row gets the same number of blocks `nb` (from the
 // widest window), so the tap loop has a fixed trip count (fully unrolled for small nb). A
-// pixel's window is moved left where it would run past the row end (leading zero taps), so a
-// kernel reads at most kMaxOverRead bytes past a row only when the row itself is narrower
-// than nb blocks. Layout: Header, int32 byte offset per pixel (padded to 32 bytes), then per
-// pixel nb blocks of two vectors (hi, lo):
+// pixel's window is moved left where it would run past the row end (leading zero taps); what
+// is still read past a row's last pixel (the rest of a 16-byte load, or a row narrower than nb
+// blocks) is at most 16 bytes, within kRowOverRead. Layout: Header, int32 byte offset per pixel (padded to 32
+// bytes), then per pixel nb blocks of two vectors (hi, lo):
 // - channels 3/4: a block covers 4 taps: 16 bytes, int16 hi0..hi3 then lo0..lo3.
 // - channel 1: a block covers 16 taps as int16.
 struct TableHeader {

@@ -186,38 +186,46 @@ TableView table_view(const void* table, std::int32_t out) {
 
 // --- vertical ------------------------------------------------------------------------------------
 
-/// 32 output bytes at offset i: taps in pairs, bytes of two rows interleaved into int16 pairs.
+/// 32 output bytes at offset i. Taps go in pairs: 16 bytes of each row are widened to int16 and
+/// interleaved into (row t, row t+1) pairs for madd. Eight accumulators plus a few temporaries
+/// fit the 16 registers (the byte-unpack formulation spilled).
 inline void vertical_block32(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* kpair_hi,
                              const std::int32_t* kpair_lo, std::uint8_t* dst, std::int64_t i) {
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i h0 = zero, h1 = zero, h2 = zero, h3 = zero;
-  __m256i l0 = zero, l1 = zero, l2 = zero, l3 = zero;
+  __m256i h0 = _mm256_setzero_si256(), h1 = h0, h2 = h0, h3 = h0, l0 = h0, l1 = h0, l2 = h0, l3 = h0;
   for (std::int32_t t = 0; t < taps; t += 2) {
-    const std::uint8_t* rb = rows[t + 1 < taps ? t + 1 : t];
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[t] + i));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rb + i));
-    const __m256i ab_lo = _mm256_unpacklo_epi8(a, b), ab_hi = _mm256_unpackhi_epi8(a, b);
-    const __m256i p0 = _mm256_unpacklo_epi8(ab_lo, zero), p1 = _mm256_unpackhi_epi8(ab_lo, zero);
-    const __m256i p2 = _mm256_unpacklo_epi8(ab_hi, zero), p3 = _mm256_unpackhi_epi8(ab_hi, zero);
+    const std::uint8_t* ra = rows[t] + i;
+    const std::uint8_t* rb = rows[t + 1 < taps ? t + 1 : t] + i;
     const __m256i kh = _mm256_set1_epi32(kpair_hi[t >> 1]), kl = _mm256_set1_epi32(kpair_lo[t >> 1]);
-    h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(p0, kh));
-    h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(p1, kh));
-    h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(p2, kh));
-    h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(p3, kh));
-    l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(p0, kl));
-    l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(p1, kl));
-    l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(p2, kl));
-    l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(p3, kl));
+    // bytes 0..15: lanes hold [0..7 | 8..15]
+    __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ra)));
+    __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb)));
+    __m256i p = _mm256_unpacklo_epi16(a, b);  // pairs for bytes [0..3 | 8..11]
+    __m256i q = _mm256_unpackhi_epi16(a, b);  // pairs for bytes [4..7 | 12..15]
+    h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(p, kh));
+    l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(p, kl));
+    h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(q, kh));
+    l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(q, kl));
+    // bytes 16..31
+    a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ra + 16)));
+    b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + 16)));
+    p = _mm256_unpacklo_epi16(a, b);
+    q = _mm256_unpackhi_epi16(a, b);
+    h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(p, kh));
+    l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(p, kl));
+    h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(q, kh));
+    l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(q, kl));
   }
   const __m256i round = _mm256_set1_epi32(kRoundHalf);
   const auto fin = [&](__m256i h, __m256i l) {
     return _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l), round),
                              kPrecisionBits);
   };
-  // Lane-wise unpacks above and lane-wise packs here cancel: bytes come out in order.
-  const __m256i w01 = _mm256_packs_epi32(fin(h0, l0), fin(h1, l1));
-  const __m256i w23 = _mm256_packs_epi32(fin(h2, l2), fin(h3, l3));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_packus_epi16(w01, w23));
+  // packs puts bytes 0..15 in order across the lanes, likewise 16..31; packus then interleaves
+  // the two halves by lane, which one 64-bit permute undoes.
+  const __m256i w0 = _mm256_packs_epi32(fin(h0, l0), fin(h1, l1));
+  const __m256i w1 = _mm256_packs_epi32(fin(h2, l2), fin(h3, l3));
+  const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(w0, w1), _MM_SHUFFLE(3, 1, 2, 0));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
 }
 
 }  // namespace

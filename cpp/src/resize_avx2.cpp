@@ -24,12 +24,6 @@ inline std::int16_t coeff_lo(std::int32_t k) {
   return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
 }
 
-/// Packs two taps' int16 parts (first tap in the low half) into one int32 lane for madd.
-inline std::int32_t pair16(std::int16_t a, std::int16_t b) {
-  return static_cast<std::int32_t>(static_cast<std::uint16_t>(a) |
-                                   (static_cast<std::uint32_t>(static_cast<std::uint16_t>(b)) << 16));
-}
-
 // Horizontal table: every output pixel of the row gets the same number of blocks `nb` (from the
 // widest window), so the tap loop has a fixed trip count (fully unrolled for small nb). A
 // pixel's window is moved left where it would run past the row end (leading zero taps); what
@@ -186,45 +180,32 @@ TableView table_view(const void* table, std::int32_t out) {
 
 // --- vertical ------------------------------------------------------------------------------------
 
-/// 32 output bytes at offset i. Taps go in pairs: 16 bytes of each row are widened to int16 and
-/// interleaved into (row t, row t+1) pairs for madd. Eight accumulators plus a few temporaries
-/// fit the 16 registers (the byte-unpack formulation spilled).
-inline void vertical_block32(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* kpair_hi,
-                             const std::int32_t* kpair_lo, std::uint8_t* dst, std::int64_t i) {
-  __m256i h0 = _mm256_setzero_si256(), h1 = h0, h2 = h0, h3 = h0, l0 = h0, l1 = h0, l2 = h0, l3 = h0;
-  for (std::int32_t t = 0; t < taps; t += 2) {
-    const std::uint8_t* ra = rows[t] + i;
-    const std::uint8_t* rb = rows[t + 1 < taps ? t + 1 : t] + i;
-    const __m256i kh = _mm256_set1_epi32(kpair_hi[t >> 1]), kl = _mm256_set1_epi32(kpair_lo[t >> 1]);
-    // bytes 0..15: lanes hold [0..7 | 8..15]
-    __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ra)));
-    __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb)));
-    __m256i p = _mm256_unpacklo_epi16(a, b);  // pairs for bytes [0..3 | 8..11]
-    __m256i q = _mm256_unpackhi_epi16(a, b);  // pairs for bytes [4..7 | 12..15]
-    h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(p, kh));
-    l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(p, kl));
-    h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(q, kh));
-    l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(q, kl));
-    // bytes 16..31
-    a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ra + 16)));
-    b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + 16)));
-    p = _mm256_unpacklo_epi16(a, b);
-    q = _mm256_unpackhi_epi16(a, b);
-    h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(p, kh));
-    l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(p, kl));
-    h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(q, kh));
-    l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(q, kl));
+/// 32 output bytes at offset i, one tap at a time: bytes widened to int32 and multiplied by the
+/// whole coefficient (_mm256_mullo_epi32: the low 32 bits, ref's modular sum). Measured on this AMD EPYC
+/// (Zen 3 class) 10-15% faster than the madd hi/lo split the horizontal pass uses, and simpler;
+/// on Intel cores vpmulld is two uops, where the split may win again.
+inline void vertical_block32(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
+                             std::uint8_t* dst, std::int64_t i) {
+  __m256i a0 = _mm256_set1_epi32(kRoundHalf), a1 = a0, a2 = a0, a3 = a0;
+  for (std::int32_t t = 0; t < taps; ++t) {
+    const std::uint8_t* r = rows[t] + i;
+    const __m256i kk = _mm256_set1_epi32(k[t]);
+    const auto widen = [](const std::uint8_t* p) {
+      return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    };
+    a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(widen(r), kk));
+    a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(widen(r + 8), kk));
+    a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(widen(r + 16), kk));
+    a3 = _mm256_add_epi32(a3, _mm256_mullo_epi32(widen(r + 24), kk));
   }
-  const __m256i round = _mm256_set1_epi32(kRoundHalf);
-  const auto fin = [&](__m256i h, __m256i l) {
-    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l), round),
-                             kPrecisionBits);
-  };
-  // packs puts bytes 0..15 in order across the lanes, likewise 16..31; packus then interleaves
-  // the two halves by lane, which one 64-bit permute undoes.
-  const __m256i w0 = _mm256_packs_epi32(fin(h0, l0), fin(h1, l1));
-  const __m256i w1 = _mm256_packs_epi32(fin(h2, l2), fin(h3, l3));
-  const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(w0, w1), _MM_SHUFFLE(3, 1, 2, 0));
+  // a0 holds bytes [0..3 | 4..7], a1 [8..11 | 12..15], ...: the lane-wise packs give
+  // [0-3 8-11 16-19 24-27 | 4-7 12-15 20-23 28-31] as dwords, which one permute puts in order.
+  const __m256i w01 =
+      _mm256_packs_epi32(_mm256_srai_epi32(a0, kPrecisionBits), _mm256_srai_epi32(a1, kPrecisionBits));
+  const __m256i w23 =
+      _mm256_packs_epi32(_mm256_srai_epi32(a2, kPrecisionBits), _mm256_srai_epi32(a3, kPrecisionBits));
+  const __m256i bytes =
+      _mm256_permutevar8x32_epi32(_mm256_packus_epi16(w01, w23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
 }
 
@@ -310,28 +291,10 @@ void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const
     vertical_row_ref(rows, taps, k, dst, bytes);
     return;
   }
-  // Coefficient pairs (k[t], k[t+1]) split into hi and lo halves; an odd last tap pairs with 0.
-  constexpr std::int32_t kMaxPairsOnStack = 256;
-  std::int32_t stack_hi[kMaxPairsOnStack], stack_lo[kMaxPairsOnStack];
-  const std::int32_t pairs = (taps + 1) / 2;
-  std::int32_t* kh = stack_hi;
-  std::int32_t* kl = stack_lo;
-  std::int32_t* heap = nullptr;
-  if (pairs > kMaxPairsOnStack) {
-    heap = new std::int32_t[2 * static_cast<std::size_t>(pairs)];
-    kh = heap;
-    kl = heap + pairs;
-  }
-  for (std::int32_t p = 0; p < pairs; ++p) {
-    const std::int32_t k0 = k[2 * p], k1 = 2 * p + 1 < taps ? k[2 * p + 1] : 0;
-    kh[p] = pair16(coeff_hi(k0), coeff_hi(k1));
-    kl[p] = pair16(coeff_lo(k0), coeff_lo(k1));
-  }
   std::int64_t i = 0;
-  for (; i + 32 <= bytes; i += 32) vertical_block32(rows, taps, kh, kl, dst, i);
+  for (; i + 32 <= bytes; i += 32) vertical_block32(rows, taps, k, dst, i);
   // Tail: recompute the last 32 bytes (outputs depend only on inputs, so overlap is harmless).
-  if (i < bytes) vertical_block32(rows, taps, kh, kl, dst, bytes - 32);
-  delete[] heap;
+  if (i < bytes) vertical_block32(rows, taps, k, dst, bytes - 32);
 }
 
 }  // namespace mmcore::resize_detail

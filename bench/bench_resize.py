@@ -5,7 +5,8 @@ Standalone and offline. Sources are a real photo from the corpus (resized by Pil
 case's source size) or, without a corpus, a generated image; the pixel content does not change
 the work. mmcore and Pillow compute the same pixels (bit-exact); OpenCV is there as the speed
 reference users know: INTER_AREA when shrinking (its only antialiased filter), the matching
-interpolation when enlarging -- not the same pixels.
+interpolation when enlarging -- not the same pixels. pyvips (one thread, cache off) runs
+libvips' resize with the matching kernel (its own approximation: shrink then reduce).
 
     python bench/bench_resize.py [--budget 0.5] [--corpus ../shared/corpus]
 
@@ -34,6 +35,17 @@ try:
     import cv2
 except ImportError:  # OpenCV is optional: its column is left empty
     cv2 = None
+
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+try:
+    import pyvips
+
+    pyvips.cache_set_max(0)  # a cached result would time nothing
+except (ImportError, OSError):  # pyvips (with its libvips) is optional too
+    pyvips = None
+
+# libvips' resize kernels for mmcore's filters (it has no box kernel in resize)
+VIPS_KERNEL = {"bilinear": "linear", "bicubic": "cubic", "lanczos3": "lanczos3"}
 
 ROOT = Path(__file__).resolve().parent.parent
 PIL_FILTER = {
@@ -90,6 +102,11 @@ def source_photo(corpus: Path) -> np.ndarray:
     return np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
 
 
+def vips_version() -> str:
+    assert pyvips is not None
+    return ".".join(str(pyvips.version(i)) for i in range(3))
+
+
 def cv2_flag(name: str, shrink: bool) -> int:
     assert cv2 is not None
     if shrink:
@@ -106,7 +123,7 @@ def fmt(t: tuple[float, float] | None) -> str:
 
 
 def bench_case(img: np.ndarray, size: tuple[int, int], name: str, budget: float, has_avx2: bool) -> list[str]:
-    """Cells: ref, avx2, Pillow, OpenCV, Pillow/avx2, OpenCV/avx2."""
+    """Cells: ref, avx2, Pillow, OpenCV, pyvips, Pillow/avx2, OpenCV/avx2, pyvips/avx2."""
     dw, dh = size
     pil = Image.fromarray(img)
     code = FILTERS[name]
@@ -117,15 +134,24 @@ def bench_case(img: np.ndarray, size: tuple[int, int], name: str, budget: float,
     if cv2 is not None:
         flag = cv2_flag(name, dw < img.shape[1])
         ocv = timeit(lambda: cv2.resize(img, size, interpolation=flag), budget)
+    vips = None
+    if pyvips is not None and name in VIPS_KERNEL:
+        h, w = img.shape[:2]
+        bands = 1 if img.ndim == 2 else img.shape[2]
+        kernel = VIPS_KERNEL[name]
+
+        def run_vips() -> bytes:
+            vi = pyvips.Image.new_from_memory(img.data, w, h, bands, "uchar")
+            out = vi.resize(dw / w, vscale=dh / h, kernel=kernel)
+            return bytes(out.write_to_memory())
+
+        vips = timeit(run_vips, budget)
     best = avx2 if avx2 is not None else ref
-    return [
-        fmt(ref),
-        fmt(avx2),
-        fmt(pillow),
-        fmt(ocv),
-        f"{pillow[0] / best[0]:.2f}x",
-        "-" if ocv is None else f"{ocv[0] / best[0]:.2f}x",
-    ]
+
+    def ratio(t: tuple[float, float] | None) -> str:
+        return "-" if t is None else f"{t[0] / best[0]:.2f}x"
+
+    return [fmt(ref), fmt(avx2), fmt(pillow), fmt(ocv), fmt(vips), ratio(pillow), ratio(ocv), ratio(vips)]
 
 
 def main() -> None:
@@ -140,11 +166,13 @@ def main() -> None:
         cv2.setNumThreads(1)
     info = mmcore.build_info()
     has_avx2 = "avx2" in info["cpu_variants_supported"]
+    vips = "absent" if pyvips is None else f"{pyvips.__version__} / libvips {vips_version()}"
     header = [
         f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
         f"python {platform.python_version()}, numpy {np.__version__}, mmcore {mmcore.__version__} "
         f"(active backend {info['backend']}, compiled {info['cpu_variants_compiled']}), "
-        f"Pillow {Image.__version__}, OpenCV {cv2.__version__ if cv2 is not None else 'absent'} (1 thread)",
+        f"Pillow {Image.__version__}, OpenCV {cv2.__version__ if cv2 is not None else 'absent'} (1 thread), "
+        f"pyvips {vips} (1 thread)",
         "times: ms per image, best of repeated calls (median in brackets); one thread",
     ]
     for line in header:
@@ -152,8 +180,8 @@ def main() -> None:
 
     photo = source_photo(args.corpus)
     rows = []
-    cols = ["case", "mode", "filter", "mmcore ref", "mmcore avx2", "Pillow", "OpenCV"]
-    cols += ["Pillow/avx2", "OpenCV/avx2"]
+    cols = ["case", "mode", "filter", "mmcore ref", "mmcore avx2", "Pillow", "OpenCV", "pyvips"]
+    cols += ["Pillow/avx2", "OpenCV/avx2", "pyvips/avx2"]
     print(" | ".join(cols))
     for (sw, sh), (dw, dh), name in CASES:
         rgb = np.asarray(Image.fromarray(photo).resize((sw, sh), Image.Resampling.BILINEAR))

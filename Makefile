@@ -1,17 +1,18 @@
 # Developer entry points. The set-up itself is scripts/setup.sh (README).
 PY ?= python3
+PY_DIRS := $(wildcard mmcore tests bench scripts)
 CXX_SOURCES := $(shell git ls-files 'cpp/*.h' 'cpp/*.cpp' 'cuda/*.cu' 'cuda/*.cuh' 'tests/cpp/*.cpp' 'tests/fuzz/*.cpp' 2>/dev/null)
 
 .PHONY: lint format install test bench
 lint:
-	$(PY) -m ruff check mmcore tests bench scripts
-	$(PY) -m ruff format --check mmcore tests bench scripts
+	$(PY) -m ruff check $(PY_DIRS)
+	$(PY) -m ruff format --check $(PY_DIRS)
 	$(PY) -m mypy
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 
 format:
-	$(PY) -m ruff check --fix mmcore tests bench scripts
-	$(PY) -m ruff format mmcore tests bench scripts
+	$(PY) -m ruff check --fix $(PY_DIRS)
+	$(PY) -m ruff format $(PY_DIRS)
 	clang-format -i $(CXX_SOURCES)
 
 install:

@@ -29,6 +29,7 @@ def thumbnail(
     exact_h: int,
     filter: int,
     upscale: bool,
+    reducing_gap: float,
 ) -> _Result: ...
 def thumbnail_batch(
     srcs: Sequence[Any],
@@ -45,6 +46,7 @@ def thumbnail_batch(
     exact_h: int,
     filter: int,
     upscale: bool,
+    reducing_gap: float,
     threads: int,
 ) -> _Batch: ...
 def resize(

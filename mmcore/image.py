@@ -144,6 +144,7 @@ def decode(
     alpha: Alpha = "drop",
     filter: FilterName = "lanczos3",
     fast: bool = False,
+    reducing_gap: float | None = 2.0,
 ) -> Image:
     """Decode one JPEG, PNG or WebP image (format from content) into a uint8 array.
 
@@ -152,7 +153,10 @@ def decode(
     result: an int is the short side (aspect kept), a pair is the exact ``(width, height)``;
     JPEG then decodes at the smallest 1/2, 1/4 or 1/8 scale that still covers it.
     ``fast=True`` lets JPEG use libjpeg-turbo's faster, slightly less exact IDCT and chroma
-    upsampling. Bad data raises :class:`DecodeError` (its ``.status`` says which kind).
+    upsampling. ``reducing_gap`` (as in Pillow's ``Image.thumbnail``): the reduced JPEG decode
+    keeps at least this many times the target's resolution before the final resize (None: always
+    decode at full size; 1.0: fastest, the smallest scale that covers the target).
+    Bad data raises :class:`DecodeError` (its ``.status`` says which kind).
 
     >>> import mmcore, numpy as np
     >>> img = mmcore.decode(mmcore.demo_images()[0])
@@ -168,7 +172,8 @@ def decode(
         geo = _geometry(target, None, None, None)
     else:
         geo = _geometry(None, None, None, target)  # type: ignore[arg-type]
-    res = _core.thumbnail(s, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True)
+    gap = _gap(reducing_gap)
+    res = _core.thumbnail(s, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap)
     return _check(res)
 
 
@@ -183,6 +188,7 @@ def decode_batch(
     alpha: Alpha = "drop",
     filter: FilterName = "lanczos3",
     fast: bool = False,
+    reducing_gap: float | None = 2.0,
 ) -> BatchResult:
     """Decode many images in parallel (GIL released); never raises for bad data.
 
@@ -205,10 +211,20 @@ def decode_batch(
             geo = _geometry(target, None, None, None)
         else:
             geo = _geometry(None, None, None, target)  # type: ignore[arg-type]
+        gap = _gap(reducing_gap)
         res = _core.thumbnail_batch(
-            items, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, t
+            items, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap, t
         )
     return BatchResult(images=res[0], status=res[1], errors=res[2])
+
+
+def _gap(reducing_gap: float | None) -> float:
+    if reducing_gap is None:
+        return 0.0
+    g = float(reducing_gap)
+    if not g >= 1.0:
+        raise ValueError(f"reducing_gap must be >= 1.0 or None (full-size decode), got {reducing_gap!r}")
+    return g
 
 
 def _threads(threads: int | None) -> int:
@@ -254,13 +270,16 @@ def thumbnail(
     max_pixels: int | None = None,
     upscale: bool = True,
     fast: bool = False,
+    reducing_gap: float | None = 2.0,
 ) -> Image:
     """Decode (at a reduced JPEG scale where that still covers the result), orient and resize.
 
     Exactly one geometry: ``short_side`` (aspect kept, the short side becomes this),
     ``fit=(w, h)`` (aspect kept, fits inside the box) or ``crop=(w, h)`` (aspect kept,
     covers the box, then centre crop to exactly (w, h)). ``upscale=False`` never enlarges
-    (short_side and fit only). Bad data raises :class:`DecodeError`.
+    (short_side and fit only). ``reducing_gap``: see :func:`decode` (2.0 keeps thumbnails within
+    ~34 dB PSNR of Pillow's full-size LANCZOS at 64 px and >= 42 dB from 128 px up).
+    Bad data raises :class:`DecodeError`.
 
     >>> import mmcore
     >>> mmcore.thumbnail(mmcore.demo_images()[0], crop=(64, 64)).shape
@@ -278,6 +297,7 @@ def thumbnail(
             *geo,
             _filter(filter),
             bool(upscale),
+            _gap(reducing_gap),
         )
     )
 
@@ -294,6 +314,7 @@ def thumbnail_batch(
     max_pixels: int | None = None,
     upscale: bool = True,
     fast: bool = False,
+    reducing_gap: float | None = 2.0,
     threads: int | None = None,
 ) -> BatchResult:
     """:func:`thumbnail` over many images in parallel; never raises for bad data.
@@ -314,6 +335,7 @@ def thumbnail_batch(
         *geo,
         _filter(filter),
         bool(upscale),
+        _gap(reducing_gap),
         _threads(threads),
     )
     return BatchResult(images=res[0], status=res[1], errors=res[2])

@@ -69,6 +69,11 @@ struct Source {
     }
     Status s = Status::kOk;
     try {
+      if (std::fseek(f, 0, SEEK_END) == 0) {
+        const long end = std::ftell(f);
+        if (end > 0) file.reserve(static_cast<std::size_t>(end));
+        std::rewind(f);
+      }
       std::uint8_t chunk[1 << 16];
       std::size_t n;
       while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) file.insert(file.end(), chunk, chunk + n);
@@ -208,7 +213,8 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
 
 Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
                       std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w, std::int32_t crop_h,
-                      std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale) {
+                      std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale,
+                      double reducing_gap) {
   Options o = make_options(pixel, exif, max_pixels, fast);
   o.is_thumbnail = true;
   o.thumb.short_side = short_side;
@@ -220,6 +226,7 @@ Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, 
   o.thumb.exact_height = exact_h;
   o.thumb.filter = to_filter(filter);
   o.thumb.upscale = upscale;
+  o.thumb.reducing_gap = reducing_gap;
   return o;
 }
 
@@ -335,27 +342,28 @@ PYBIND11_MODULE(_core, m) {
       "thumbnail",
       [](py::handle src, int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
          std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w, std::int32_t crop_h,
-         std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale) {
+         std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale, double reducing_gap) {
         return one(src, thumb_options(pixel, exif, max_pixels, fast, short_side, fit_w, fit_h, crop_w, crop_h,
-                                      exact_w, exact_h, filter, upscale));
+                                      exact_w, exact_h, filter, upscale, reducing_gap));
       },
       py::arg("src"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
       py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
-      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"));
+      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("reducing_gap"));
   m.def(
       "thumbnail_batch",
       [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast,
          std::int32_t short_side, std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w,
          std::int32_t crop_h, std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale,
-         int threads) {
+         double reducing_gap, int threads) {
         return many(srcs,
                     thumb_options(pixel, exif, max_pixels, fast, short_side, fit_w, fit_h, crop_w, crop_h,
-                                  exact_w, exact_h, filter, upscale),
+                                  exact_w, exact_h, filter, upscale, reducing_gap),
                     threads);
       },
       py::arg("srcs"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
       py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
-      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("threads"));
+      py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("reducing_gap"),
+      py::arg("threads"));
   m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
         py::arg("backend") = -1);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);

@@ -14,6 +14,16 @@ std::int32_t scaled(std::int32_t v, double s) {
   return std::max<std::int32_t>(1, static_cast<std::int32_t>(std::lround(v * s)));
 }
 
+// Scaled-decode constraint for a result dimension: the reduced image keeps reducing_gap times the
+// resolution the result needs (Pillow's Image.thumbnail has the same knob, default 2.0).
+// reducing_gap <= 0 disables the reduced decode. Measured on corpus jpeg/ (tests/test_image.py): a
+// gap of 1.0 (just covering) puts the worst thumbnail at 24.6 dB PSNR from Pillow full decode +
+// LANCZOS at short side 64; 2.0 gives 34.1 dB there and >= 42.8 dB from short side 128 up.
+std::int32_t with_gap(std::int32_t v, std::int32_t full, double gap) {
+  if (gap <= 0) return full;
+  return static_cast<std::int32_t>(std::ceil(v * std::max(1.0, gap)));
+}
+
 int geometry_groups(const ThumbnailOptions& o) {
   return (o.short_side > 0) + (o.fit_width > 0 || o.fit_height > 0) +
          (o.crop_width > 0 || o.crop_height > 0) + (o.exact_width > 0 || o.exact_height > 0);
@@ -75,10 +85,12 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
     oh = rh;
   }
   DecodeOptions reduced = options.decode;
-  reduced.min_width = rw;
-  reduced.min_height = rh;
+  reduced.min_width = with_gap(rw, W, options.reducing_gap);
+  reduced.min_height = with_gap(rh, H, options.reducing_gap);
   s = decode_info(data, size, reduced, &info->image, error);
   if (!status_ok(s)) return s;
+  info->decode_min_width = reduced.min_width;
+  info->decode_min_height = reduced.min_height;
   info->resize_width = rw;
   info->resize_height = rh;
   info->out_width = ow;
@@ -90,8 +102,8 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
 Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
                       const ThumbnailInfo& info, ImageView out, ErrorText* error) {
   DecodeOptions reduced = options.decode;
-  reduced.min_width = info.resize_width;
-  reduced.min_height = info.resize_height;
+  reduced.min_width = info.decode_min_width;
+  reduced.min_height = info.decode_min_height;
   const ImageInfo& im = info.image;
   const std::int32_t c = info.out_channels;
   const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;

@@ -22,10 +22,14 @@ struct ThumbnailOptions {
   std::int32_t exact_width = 0, exact_height = 0;  ///< stretch to exactly this size
   Filter filter = Filter::kLanczos3;
   bool upscale = true;  ///< false: never enlarge (short_side / fit only)
+  /// JPEG reduced decode keeps at least reducing_gap x the result's size (<= 0: always full size).
+  double reducing_gap = 2.0;
 };
 
 struct ThumbnailInfo {
-  ImageInfo image;                ///< the decode it will do (scaled size in out_width/out_height)
+  ImageInfo image;                    ///< the decode it will do (scaled size in out_width/out_height)
+  std::int32_t decode_min_width = 0;  ///< the scaled-decode constraint used (oriented)
+  std::int32_t decode_min_height = 0;
   std::int32_t resize_width = 0;  ///< size before the crop
   std::int32_t resize_height = 0;
   std::int32_t out_width = 0;  ///< final size

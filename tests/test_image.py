@@ -1,0 +1,221 @@
+"""The Python API of mmcore.image: sources, options, errors, batches and thumbnail geometry.
+
+Pixel exactness per format lives in test_decode_*.py and test_resize.py; this file checks the
+contract every caller relies on, on the demo images shipped with the package and generated ones.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mmcore
+from mmcore import DecodeError, Status
+
+DEMO = {Path(p).name: p for p in mmcore.demo_images()}
+GOOD = [p for n, p in DEMO.items() if not n.startswith(("08_", "09_"))]
+
+
+def jpeg_bytes(w: int = 96, h: int = 64, **save: object) -> bytes:
+    rng = np.random.default_rng(w * 1000 + h)
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", **save)
+    return buf.getvalue()
+
+
+def test_demo_images_decode() -> None:
+    for p in GOOD:
+        img = mmcore.decode(p)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3, p
+        assert img.flags.c_contiguous
+
+
+def test_exif_orientation_swaps_axes() -> None:
+    p = DEMO["02_progressive_exif6.jpg"]
+    assert mmcore.image_info(p)["orientation"] == 6
+    assert mmcore.decode(p, exif_orientation=False).shape == (300, 400, 3)
+    assert mmcore.decode(p).shape == (400, 300, 3)
+
+
+def test_sources_agree() -> None:
+    p = DEMO["01_baseline_420.jpg"]
+    data = Path(p).read_bytes()
+    ref = mmcore.decode(p)
+    for src in (data, bytearray(data), memoryview(data), np.frombuffer(data, np.uint8), Path(p)):
+        np.testing.assert_array_equal(mmcore.decode(src), ref)
+
+
+def test_bad_data_raises_decode_error_with_status() -> None:
+    with pytest.raises(DecodeError) as e:
+        mmcore.decode(b"<html>not an image</html>")
+    assert e.value.status is Status.CORRUPT
+    assert "not a JPEG, PNG or WebP" in str(e.value)
+    with pytest.raises(DecodeError, match="empty"):
+        mmcore.decode(b"")
+    with pytest.raises(DecodeError) as e:
+        mmcore.decode(DEMO["08_truncated_header.jpg"])
+    assert not e.value.status.ok
+
+
+def test_misuse_raises_clear_exceptions(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        mmcore.decode(str(tmp_path / "missing.jpg"))
+    with pytest.raises(TypeError, match="expected bytes"):
+        mmcore.decode(12345)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="uint8"):
+        mmcore.decode(np.zeros(10, np.float32))  # type: ignore[arg-type]
+    data = jpeg_bytes()
+    with pytest.raises(ValueError, match="color"):
+        mmcore.decode(data, color="cmyk")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alpha"):
+        mmcore.decode(data, color="gray", alpha="keep")
+    with pytest.raises(ValueError, match="max_pixels"):
+        mmcore.decode(data, max_pixels=0)
+    with pytest.raises(ValueError, match="threads"):
+        mmcore.decode_batch([data], threads=0)
+    with pytest.raises(ValueError, match="filter"):
+        mmcore.thumbnail(data, short_side=8, filter="sinc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exactly one"):
+        mmcore.thumbnail(data, short_side=8, fit=(8, 8))
+    with pytest.raises(ValueError, match="positive"):
+        mmcore.thumbnail(data, crop=(0, 8))
+
+
+def test_pixel_limit_is_too_large() -> None:
+    data = jpeg_bytes(96, 64)
+    with pytest.raises(DecodeError) as e:
+        mmcore.decode(data, max_pixels=96 * 64 - 1)
+    assert e.value.status is Status.TOO_LARGE
+    assert "6144" in str(e.value)
+    assert mmcore.decode(data, max_pixels=96 * 64).shape == (64, 96, 3)
+
+
+def test_batch_keeps_order_and_never_raises() -> None:
+    srcs: list[object] = [DEMO[n] for n in sorted(DEMO)]
+    srcs += [b"", b"junk", "/nonexistent/file.jpg"]
+    r = mmcore.decode_batch(srcs)  # type: ignore[arg-type]
+    assert len(r) == len(srcs) and r.status.dtype == np.uint8
+    for i, s in enumerate(srcs):
+        if isinstance(s, str) and Path(s).name in DEMO and s in GOOD:
+            assert r.status[i] == Status.OK, (s, r.errors[i])
+            np.testing.assert_array_equal(r.images[i], mmcore.decode(s))
+        elif not (isinstance(s, str) and s in GOOD):
+            assert r.images[i] is None and r.status[i] >= Status.CORRUPT and r.errors[i], s
+    assert "cannot open /nonexistent/file.jpg" in (r.errors[-1] or "")
+    assert r.counts()["OK"] == len(GOOD)
+    assert r.ok.sum() == len(GOOD)
+
+
+def test_batch_threads_agree() -> None:
+    srcs = [jpeg_bytes(40 + i, 30 + 2 * i) for i in range(12)]
+    one = mmcore.decode_batch(srcs, threads=1)
+    two = mmcore.decode_batch(srcs, threads=2)
+    for a, b in zip(one.images, two.images, strict=True):
+        assert a is not None and b is not None
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_rejects_unusable_source_type() -> None:
+    with pytest.raises(TypeError, match="source 1"):
+        mmcore.decode_batch([jpeg_bytes(), 3.5])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shape"),
+    [
+        ({"short_side": 50}, (50, 75)),
+        ({"fit": (60, 60)}, (40, 60)),
+        ({"crop": (32, 48)}, (48, 32)),
+        ({"short_side": 300, "upscale": False}, (200, 300)),
+        ({"short_side": 300}, (300, 450)),
+    ],
+)
+def test_thumbnail_geometry(kwargs: dict[str, object], shape: tuple[int, int]) -> None:
+    data = jpeg_bytes(300, 200)
+    img = mmcore.thumbnail(data, **kwargs)  # type: ignore[arg-type]
+    assert img.shape == (*shape, 3)
+
+
+def test_decode_target() -> None:
+    data = jpeg_bytes(300, 200)
+    assert mmcore.decode(data, target=100).shape == (100, 150, 3)
+    assert mmcore.decode(data, target=(64, 64), color="gray").shape == (64, 64)
+
+
+def test_thumbnail_batch_equals_single() -> None:
+    srcs = [*GOOD, DEMO["09_not_an_image.jpg"]]
+    r = mmcore.thumbnail_batch(srcs, crop=(24, 24), threads=2)
+    for i, s in enumerate(srcs):
+        if s in GOOD:
+            np.testing.assert_array_equal(r.images[i], mmcore.thumbnail(s, crop=(24, 24)))
+        else:
+            assert r.status[i] == Status.CORRUPT
+
+
+def test_thumbnail_close_to_pillow() -> None:
+    # Orientation-free photo-like demo image; scaled IDCT + lanczos vs Pillow full decode + LANCZOS.
+    p = DEMO["01_baseline_420.jpg"]
+    ours = mmcore.thumbnail(p, short_side=60).astype(np.float64)
+    ref_img = Image.open(p).convert("RGB")
+    ref = np.asarray(ref_img.resize((ours.shape[1], ours.shape[0]), Image.Resampling.LANCZOS), np.float64)
+    mse = np.mean((ours - ref) ** 2)
+    psnr = 10 * np.log10(255**2 / max(mse, 1e-12))
+    assert psnr >= 35, psnr
+
+
+def test_resize_shapes_and_errors() -> None:
+    img = np.zeros((20, 30, 4), np.uint8)
+    assert mmcore.resize(img, (7, 9)).shape == (9, 7, 4)
+    assert mmcore.resize(img[..., 0], (7, 9)).shape == (9, 7)
+    with pytest.raises(TypeError, match="uint8"):
+        mmcore.resize(img.astype(np.float32), (7, 9))
+    with pytest.raises(ValueError, match="channels"):
+        mmcore.resize(np.zeros((4, 4, 2), np.uint8), (2, 2))
+    with pytest.raises(ValueError, match="size"):
+        mmcore.resize(img, (0, 9))
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("short_side", "min_psnr"), [(64, 33.0), (128, 35.0), (256, 35.0)])
+def test_thumbnail_quality_on_corpus_photos(short_side: int, min_psnr: float) -> None:
+    """Scaled-IDCT thumbnails (reducing_gap=2) vs Pillow full decode + LANCZOS.
+
+    Measured worst files: 34.1 dB at short side 64, 42.8 dB at 128, exact at 256 (ImageNet-size
+    photos decode at full size there). Full-size decodes are bit-exact (next test).
+    """
+    from conftest import corpus_files
+
+    files = [p for p in corpus_files("jpeg") if p.stat().st_size < 400_000][::6]
+    worst = (999.0, "")
+    for p in files:
+        ref_img = Image.open(p).convert("RGB")
+        w, h = ref_img.size
+        if min(w, h) < short_side:
+            continue
+        ours = mmcore.thumbnail(p, short_side=short_side, exif_orientation=False).astype(np.float64)
+        ref = np.asarray(ref_img.resize((ours.shape[1], ours.shape[0]), Image.Resampling.LANCZOS), np.float64)
+        mse = float(np.mean((ours - ref) ** 2))
+        psnr = 10 * np.log10(255**2 / max(mse, 1e-12))
+        worst = min(worst, (psnr, p.name))
+    assert worst[0] >= min_psnr, worst
+
+
+@pytest.mark.corpus
+def test_full_size_thumbnail_is_pillow_exact() -> None:
+    from conftest import corpus_files
+
+    for p in corpus_files("jpeg")[::25]:
+        ref_img = Image.open(p).convert("RGB")
+        ours = mmcore.thumbnail(p, short_side=48, exif_orientation=False, reducing_gap=None)
+        ref = ref_img.resize((ours.shape[1], ours.shape[0]), Image.Resampling.LANCZOS)
+        np.testing.assert_array_equal(ours, np.asarray(ref), err_msg=p.name)
+
+
+def test_reducing_gap_validation() -> None:
+    with pytest.raises(ValueError, match="reducing_gap"):
+        mmcore.thumbnail(jpeg_bytes(), short_side=8, reducing_gap=0.5)

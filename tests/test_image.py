@@ -228,8 +228,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("geometry", [{"short_side": 40}, {"crop": (30, 50)}, {"fit": (64, 32)}])
 def test_fast_thumbnail_close_to_exact_path(geometry: dict[str, object]) -> None:
-    # fast=True resizes a YCbCr JPEG's planes before the colour conversion; orientation, crop and
-    # the fall-back for non-YCbCr streams (grey JPEG, PNG, WebP) must give the same geometry.
+    # fast=True (JPEG: fast IDCT, plain chroma upsampling) keeps the geometry of every path.
     for p in GOOD:
         exact = mmcore.thumbnail(p, **geometry)  # type: ignore[arg-type]
         fast = mmcore.thumbnail(p, fast=True, **geometry)  # type: ignore[arg-type]

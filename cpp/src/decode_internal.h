@@ -33,25 +33,6 @@ Status webp_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
 Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error);
 
-/// Raw YCbCr planes of a JPEG (libjpeg raw_data_out), for thumbnails that resize before the
-/// colour conversion. eligible: 3-component YCbCr, 8-bit. width/height: each plane's valid size
-/// (Y = out size; chroma subsampled); alloc_*: the buffer each plane needs (whole blocks).
-struct YccLayout {
-  bool eligible = false;
-  std::int32_t out_width = 0, out_height = 0, scale_denom = 1;
-  std::int32_t width[3] = {0, 0, 0}, height[3] = {0, 0, 0};
-  std::int32_t alloc_width[3] = {0, 0, 0}, alloc_height[3] = {0, 0, 0};
-};
-/// The raw layout for `options` (pixel format ignored; min_width/min_height pick the scale).
-Status jpeg_ycc_layout(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                       YccLayout* layout, ErrorText* error);
-/// Decodes the planes into caller buffers of at least alloc_width x alloc_height (1 channel each).
-Status jpeg_decode_ycc(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                       const YccLayout& layout, const ImageView planes[3], ErrorText* error);
-
-/// Applies EXIF orientation o (2..8) while copying src to dst (dst has the oriented size).
-void apply_orientation(ConstImageView src, ImageView dst, std::int32_t o);
-
 /// Orientation (1..8) from a TIFF-structured EXIF block (starting at "II*\0" / "MM\0*");
 /// 1 when absent or malformed. Bounds-checked: any bytes are safe.
 std::int32_t exif_orientation_from_tiff(const std::uint8_t* tiff, std::size_t size);

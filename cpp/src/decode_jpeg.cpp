@@ -415,82 +415,6 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
   return true;
 }
 
-// Raw YCbCr planes (raw_data_out): the eligibility rule and the plane geometry for `options`.
-// Must run inside the caller's setjmp scope.
-void ycc_configure(Session* s, const DecodeOptions& options, YccLayout* layout) {
-  j_decompress_ptr c = &s->cinfo;
-  DecodeOptions rgb = options;
-  rgb.pixel = PixelFormat::kRgb;
-  read_header_and_configure(s, rgb);
-  layout->eligible = c->jpeg_color_space == JCS_YCbCr && c->num_components == 3 && c->data_precision == 8;
-  if (!layout->eligible) return;
-  c->raw_data_out = TRUE;
-  jpeg_calc_output_dimensions(c);
-  layout->out_width = static_cast<std::int32_t>(c->output_width);
-  layout->out_height = static_cast<std::int32_t>(c->output_height);
-  layout->scale_denom = static_cast<std::int32_t>(c->scale_denom);
-  const int rows_per_call = c->max_v_samp_factor * c->min_DCT_scaled_size;
-  const long imcu_rows = (static_cast<long>(c->output_height) + rows_per_call - 1) / rows_per_call;
-  for (int ci = 0; ci < 3; ++ci) {
-    const jpeg_component_info& comp = c->comp_info[ci];
-    layout->width[ci] = static_cast<std::int32_t>(comp.downsampled_width);
-    layout->height[ci] = static_cast<std::int32_t>(comp.downsampled_height);
-    // libjpeg writes whole blocks: width_in_blocks x DCT_scaled_size, and every call fills
-    // v_samp x DCT_scaled_size rows (the last iMCU row's pointers must exist too).
-    layout->alloc_width[ci] = static_cast<std::int32_t>(comp.width_in_blocks * comp.DCT_scaled_size) + 32;
-    layout->alloc_height[ci] =
-        static_cast<std::int32_t>(imcu_rows * comp.v_samp_factor * comp.DCT_scaled_size);
-  }
-}
-
-bool ycc_layout_in_session(Session* s, const DecodeOptions& options, YccLayout* layout) {
-  if (setjmp(s->mon.jump) != 0) return false;
-  ycc_configure(s, options, layout);
-  return true;
-}
-
-bool decode_ycc_in_session(Session* s, const DecodeOptions& options, const YccLayout& layout,
-                           const ImageView planes[3], DecodeState* st, ErrorText* error) {
-  if (setjmp(s->mon.jump) != 0) return false;
-  j_decompress_ptr c = &s->cinfo;
-  YccLayout again;
-  ycc_configure(s, options, &again);
-  if (!again.eligible || again.out_width != layout.out_width || again.out_height != layout.out_height) {
-    error->set("JPEG raw-plane layout differs from the header pass");
-    st->status = Status::kCorrupt;
-    return true;
-  }
-  c->mem->max_memory_to_use =
-      kMemorySlack + 8L * static_cast<long>(c->image_width) * static_cast<long>(c->image_height);
-  jpeg_start_decompress(c);
-  if (jpeg_has_multiple_scans(c)) {
-    if (const char* what = missing_scans(*s)) {
-      if (s->mon.eof) {
-        error->set("truncated JPEG: the data ends at byte %zu, after %d scans: %s", s->size,
-                   c->input_scan_number, what);
-      } else {
-        error->set("corrupt JPEG: %s (%d scans)", what, c->input_scan_number);
-      }
-      st->status = Status::kCorrupt;
-      return true;
-    }
-  }
-  install_dc_guard(c, &s->mon);
-  const int rows_per_call = c->max_v_samp_factor * c->min_DCT_scaled_size;
-  JSAMPROW rows[3][MAX_SAMP_FACTOR * DCTSIZE];
-  JSAMPARRAY arrays[3] = {rows[0], rows[1], rows[2]};
-  for (long call = 0; c->output_scanline < c->output_height; ++call) {
-    for (int ci = 0; ci < 3; ++ci) {
-      const jpeg_component_info& comp = c->comp_info[ci];
-      const int n = comp.v_samp_factor * comp.DCT_scaled_size;
-      for (int r = 0; r < n; ++r) rows[ci][r] = planes[ci].row(static_cast<std::int32_t>(call * n + r));
-    }
-    if (jpeg_read_raw_data(c, arrays, static_cast<JDIMENSION>(rows_per_call)) == 0) break;
-  }
-  jpeg_finish_decompress(c);
-  return true;
-}
-
 // The setjmp scope of a header read. Returns false when a longjmp ended it.
 bool info_in_session(Session* s, const DecodeOptions& options) {
   if (setjmp(s->mon.jump) != 0) return false;
@@ -534,12 +458,15 @@ Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
   return status;
 }
 
-namespace {
-
-// The Status of a finished (or longjmp-ended) decode session; writes the message.
-Status session_status(const Session& s, bool finished, Status status, std::size_t size, ErrorText* error) {
+Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                   const ImageInfo& info, ImageView out, ErrorText* error) {
+  Session s;
+  DecodeState st;
+  session_init(&s, data, size);
+  const bool finished = decode_in_session(&s, options, info, out, &st, error);
   const Monitor& m = s.mon;
   const jpeg_decompress_struct& c = s.cinfo;
+  Status status = st.status;
   if (!finished) {
     status = Status::kCorrupt;
     switch (m.abort) {
@@ -562,7 +489,7 @@ Status session_status(const Session& s, bool finished, Status status, std::size_
             "row %u of %u): damaged entropy-coded data",
             m.dc.first_value, kMaxDc, m.dc.first_component, m.dc.first_row, c.output_height);
         break;
-      default: status = library_error(const_cast<Session*>(&s), error); break;
+      default: status = library_error(&s, error); break;
     }
   } else if (status == Status::kOk) {
     if (m.loss_warning_code >= 0) {
@@ -581,40 +508,6 @@ Status session_status(const Session& s, bool finished, Status status, std::size_
       status = Status::kOkWarning;
     }
   }
-  return status;
-}
-
-}  // namespace
-
-Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                   const ImageInfo& info, ImageView out, ErrorText* error) {
-  Session s;
-  DecodeState st;
-  session_init(&s, data, size);
-  const bool finished = decode_in_session(&s, options, info, out, &st, error);
-  const Status status = session_status(s, finished, st.status, size, error);
-  session_destroy(&s);
-  return status;
-}
-
-Status jpeg_ycc_layout(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                       YccLayout* layout, ErrorText* error) {
-  *layout = YccLayout{};
-  Session s;
-  session_init(&s, data, size);
-  Status status = Status::kOk;
-  if (!ycc_layout_in_session(&s, options, layout)) status = session_status(s, false, status, size, error);
-  session_destroy(&s);
-  return status;
-}
-
-Status jpeg_decode_ycc(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                       const YccLayout& layout, const ImageView planes[3], ErrorText* error) {
-  Session s;
-  DecodeState st;
-  session_init(&s, data, size);
-  const bool finished = decode_ycc_in_session(&s, options, layout, planes, &st, error);
-  const Status status = session_status(s, finished, st.status, size, error);
   session_destroy(&s);
   return status;
 }

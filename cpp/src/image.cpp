@@ -7,8 +7,6 @@
 #include <memory>
 #include <new>
 
-#include "decode_internal.h"
-
 namespace mmcore {
 namespace {
 
@@ -40,92 +38,6 @@ std::int32_t with_gap(std::int32_t v, std::int32_t full, double gap) {
 int geometry_groups(const ThumbnailOptions& o) {
   return (o.short_side > 0) + (o.fit_width > 0 || o.fit_height > 0) +
          (o.crop_width > 0 || o.crop_height > 0) + (o.exact_width > 0 || o.exact_height > 0);
-}
-
-// libjpeg's YCbCr -> RGB (jdcolor.c: 16-bit fixed point, rounded), for pixels already resized.
-void ycc_to_rgb_row(const std::uint8_t* y, const std::uint8_t* cb, const std::uint8_t* cr, std::int32_t n,
-                    std::uint8_t* rgb) {
-  constexpr int kHalf = 1 << 15;
-  constexpr int kCrR = 91881, kCbB = 116130, kCrG = 46802, kCbG = 22554;  // FIX(1.402) ...
-  auto clamp = [](int v) { return static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); };
-  for (std::int32_t x = 0; x < n; ++x) {
-    const int yy = y[x], b = cb[x] - 128, r = cr[x] - 128;
-    rgb[3 * x + 0] = clamp(yy + ((kCrR * r + kHalf) >> 16));
-    rgb[3 * x + 1] = clamp(yy + ((-kCbG * b - kCrG * r + kHalf) >> 16));
-    rgb[3 * x + 2] = clamp(yy + ((kCbB * b + kHalf) >> 16));
-  }
-}
-
-// fast=True RGB thumbnails of YCbCr JPEGs: decode the raw planes (no chroma upsampling, no colour
-// conversion at full size), resize luma and chroma straight to the result size, convert there.
-// Returns false (and touches nothing) when the stream is not eligible: the caller falls back.
-bool thumbnail_ycc(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
-                   const ThumbnailInfo& info, ImageView out, ErrorText* error, Status* status) {
-  const std::int32_t o = options.decode.exif_orientation ? info.image.orientation : 1;
-  const bool swap = o >= 5 && o <= 8;
-  DecodeOptions stored = options.decode;
-  stored.min_width = swap ? info.decode_min_height : info.decode_min_width;
-  stored.min_height = swap ? info.decode_min_width : info.decode_min_height;
-  detail::YccLayout layout;
-  Status s = detail::jpeg_ycc_layout(data, size, stored, &layout, error);
-  if (!status_ok(s)) {
-    *status = s;
-    return true;
-  }
-  if (!layout.eligible) return false;
-  const std::int32_t tw = swap ? info.resize_height : info.resize_width;
-  const std::int32_t th = swap ? info.resize_width : info.resize_height;
-  const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
-  const bool direct = o == 1 && !crop;
-  Scratch planes[3], small[3], rgb, oriented;
-  bool ok = true;
-  for (int ci = 0; ci < 3; ++ci) {
-    ok = ok && planes[ci].alloc(static_cast<std::size_t>(layout.alloc_width[ci]) * layout.alloc_height[ci]);
-    ok = ok && small[ci].alloc(static_cast<std::size_t>(tw) * th);
-  }
-  if (!direct) ok = ok && rgb.alloc(static_cast<std::size_t>(tw) * th * 3);
-  if (o != 1 && crop) ok = ok && oriented.alloc(static_cast<std::size_t>(tw) * th * 3);
-  if (!ok) {
-    error->set("out of memory allocating YCbCr planes for a %dx%d thumbnail", tw, th);
-    *status = Status::kNoMemory;
-    return true;
-  }
-  ImageView pv[3];
-  for (int ci = 0; ci < 3; ++ci) {
-    pv[ci] = ImageView{planes[ci].data(), layout.alloc_width[ci], layout.alloc_height[ci], 1,
-                       static_cast<std::int64_t>(layout.alloc_width[ci])};
-  }
-  s = detail::jpeg_decode_ycc(data, size, stored, layout, pv, error);
-  if (!status_ok(s)) {
-    *status = s;
-    return true;
-  }
-  for (int ci = 0; ci < 3; ++ci) {
-    ConstImageView src(planes[ci].data(), layout.width[ci], layout.height[ci], 1, layout.alloc_width[ci]);
-    resize(src, ImageView{small[ci].data(), tw, th, 1, tw}, options.filter);
-  }
-  ImageView rv = direct ? out : ImageView{rgb.data(), tw, th, 3, static_cast<std::int64_t>(tw) * 3};
-  for (std::int32_t y = 0; y < th; ++y) {
-    const std::size_t off = static_cast<std::size_t>(y) * tw;
-    ycc_to_rgb_row(small[0].data() + off, small[1].data() + off, small[2].data() + off, tw, rv.row(y));
-  }
-  if (o != 1) {
-    ImageView ov = crop ? ImageView{oriented.data(), info.resize_width, info.resize_height, 3,
-                                    static_cast<std::int64_t>(info.resize_width) * 3}
-                        : out;
-    detail::apply_orientation(rv, ov, o);
-    rv = ov;
-  }
-  if (crop) {
-    const std::int32_t x0 = (info.resize_width - info.out_width) / 2;
-    const std::int32_t y0 = (info.resize_height - info.out_height) / 2;
-    for (std::int32_t y = 0; y < info.out_height; ++y) {
-      std::memcpy(out.row(y), rv.row(y + y0) + static_cast<std::int64_t>(x0) * 3,
-                  static_cast<std::size_t>(info.out_width) * 3);
-    }
-  }
-  *status = s;
-  return true;
 }
 
 }  // namespace
@@ -208,10 +120,6 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
   const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;
   const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
   if (same && !crop) return decode_into(data, size, reduced, im, out, error);
-  if (options.decode.fast && im.format == ImageFormat::kJpeg && options.decode.pixel == PixelFormat::kRgb) {
-    Status ycc = Status::kOk;
-    if (thumbnail_ycc(data, size, options, info, out, error, &ycc)) return ycc;
-  }
   Scratch decoded, resized;
   bool ok = decoded.alloc(static_cast<std::size_t>(im.out_width) * im.out_height * c);
   if (crop && !same)

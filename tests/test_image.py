@@ -219,3 +219,34 @@ def test_full_size_thumbnail_is_pillow_exact() -> None:
 def test_reducing_gap_validation() -> None:
     with pytest.raises(ValueError, match="reducing_gap"):
         mmcore.thumbnail(jpeg_bytes(), short_side=8, reducing_gap=0.5)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float(10 * np.log10(255**2 / max(mse, 1e-12)))
+
+
+@pytest.mark.parametrize("geometry", [{"short_side": 40}, {"crop": (30, 50)}, {"fit": (64, 32)}])
+def test_fast_thumbnail_close_to_exact_path(geometry: dict[str, object]) -> None:
+    # fast=True (JPEG: fast IDCT, plain chroma upsampling) keeps the geometry of every path.
+    for p in GOOD:
+        exact = mmcore.thumbnail(p, **geometry)  # type: ignore[arg-type]
+        fast = mmcore.thumbnail(p, fast=True, **geometry)  # type: ignore[arg-type]
+        assert fast.shape == exact.shape, p
+        assert _psnr(fast, exact) >= 30, (p, _psnr(fast, exact))
+
+
+@pytest.mark.corpus
+def test_fast_thumbnail_quality_on_corpus_photos() -> None:
+    """fast=True vs Pillow full decode + LANCZOS at short side 256 (T1 of the bench)."""
+    from conftest import corpus_files
+
+    worst = (999.0, "")
+    for p in [p for p in corpus_files("jpeg") if p.stat().st_size < 400_000][::6]:
+        ref_img = Image.open(p).convert("RGB")
+        if min(ref_img.size) < 256:
+            continue
+        ours = mmcore.thumbnail(p, short_side=256, exif_orientation=False, fast=True)
+        ref = np.asarray(ref_img.resize((ours.shape[1], ours.shape[0]), Image.Resampling.LANCZOS))
+        worst = min(worst, (_psnr(ours, ref), p.name))
+    assert worst[0] >= 35, worst

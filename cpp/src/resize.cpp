@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "resize_internal.h"
@@ -90,6 +91,14 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   t->count.assign(out_size, 0);
   t->coeffs.assign(static_cast<std::size_t>(out_size) * ksize, 0);
   std::vector<double> w(ksize);
+  // Reuse: output xx's taps depend only on (frac(center), xmin - floor(center), count): the
+  // filter argument (x + xmin - center + 0.5) * ss is then the same real number before rounding,
+  // so the same double (frac is exact by Sterbenz). Such repeats happen when `scale` has a short
+  // binary fraction (2x, 1/8, ...); only then is the lookup worth its cost.
+  const bool memo = std::floor(scale * 1024.0) == scale * 1024.0;
+  std::unordered_map<std::uint64_t, std::int32_t> seen;
+  std::vector<double> fracs(memo ? out_size : 0);
+  std::vector<std::int32_t> shifts(memo ? out_size : 0);
   for (std::int32_t xx = 0; xx < out_size; ++xx) {
     const double center = (xx + 0.5) * scale;
     // Truncation toward zero, then clamping: Pillow's "round" of the window ends.
@@ -98,21 +107,42 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
     int xmax = static_cast<int>(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
+    t->start[xx] = xmin;
+    t->count[xx] = xmax;
+    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
+    if (memo) {
+      const double fl = std::floor(center);
+      fracs[xx] = center - fl;
+      shifts[xx] = xmin - static_cast<std::int32_t>(fl);
+      std::uint64_t bits;
+      std::memcpy(&bits, &fracs[xx], sizeof bits);
+      const std::uint64_t key = bits ^
+                                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(shifts[xx])) << 20) ^
+                                (static_cast<std::uint64_t>(xmax) << 40);
+      const auto it = seen.find(key);
+      if (it != seen.end()) {
+        const std::int32_t o = it->second;
+        if (fracs[o] == fracs[xx] && shifts[o] == shifts[xx] && t->count[o] == xmax) {
+          std::memcpy(k, t->coeffs.data() + static_cast<std::size_t>(o) * ksize,
+                      sizeof(std::int32_t) * ksize);
+          continue;
+        }
+      } else {
+        seen.emplace(key, xx);
+      }
+    }
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
       const double v = fd.fn((x + xmin - center + 0.5) * ss);
       w[x] = v;
       ww += v;
     }
-    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
     for (int x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
       // normalize_coeffs_8bpc: round half away from zero, by truncation.
       const double q = v * (1 << resize_detail::kPrecisionBits);
       k[x] = static_cast<std::int32_t>(v < 0 ? -0.5 + q : 0.5 + q);
     }
-    t->start[xx] = xmin;
-    t->count[xx] = xmax;
   }
   t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
 }
@@ -174,8 +204,12 @@ void horizontal_ref_adapter(const std::uint8_t* s, std::uint8_t* d, std::int32_t
   resize_detail::horizontal_row_ref(s, d, c, ax);
 }
 
+using Horizontal2Fn = void (*)(const std::uint8_t*, const std::uint8_t*, std::uint8_t*, std::uint8_t*,
+                               std::int32_t, const Axis&, const void*);
+
 struct Kernels {
   HorizontalFn horizontal;
+  Horizontal2Fn horizontal2;  ///< two rows at once; nullptr: call `horizontal` twice
   VerticalFn vertical;
   bool avx2;
 };
@@ -184,12 +218,13 @@ Kernels pick_kernels(Backend backend) {
 #ifdef MMCORE_HAVE_AVX2
   // AVX-512 has no resize variant of its own: the AVX2 kernels are what it runs.
   if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
-    return {resize_detail::horizontal_row_avx2, resize_detail::vertical_row_avx2, true};
+    return {resize_detail::horizontal_row_avx2, resize_detail::horizontal_rows2_avx2,
+            resize_detail::vertical_row_avx2, true};
   }
 #else
   (void)backend;
 #endif
-  return {horizontal_ref_adapter, resize_detail::vertical_row_ref, false};
+  return {horizontal_ref_adapter, nullptr, resize_detail::vertical_row_ref, false};
 }
 
 /// Aligned per-call scratch (vector of bytes with an aligned window).
@@ -225,7 +260,7 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
   // Horizontal table (AVX2 layout) and a padded copy for rows whose over-read would leave src.
   Scratch table_mem, pad_mem, ring_mem;
   const void* table = nullptr;
-  std::uint8_t* pad_row = nullptr;
+  std::uint8_t* pad_rows = nullptr;  // two rows: horizontal2 may need both
   const std::int64_t src_row_bytes = static_cast<std::int64_t>(src.width) * c;
   if (need_h && kern.avx2) {
 #ifdef MMCORE_HAVE_AVX2
@@ -233,20 +268,32 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
     resize_detail::horizontal_table_fill_avx2(h.axis, c, t);
     table = t;
 #endif
-    pad_row = pad_mem.get(static_cast<std::size_t>(src_row_bytes + kRowOverRead));
+    pad_rows = pad_mem.get(2 * static_cast<std::size_t>(src_row_bytes + kRowOverRead));
   }
   // Source row y may be read kRowOverRead bytes past its end when that stays inside src.
-  const auto hsrc = [&](std::int32_t y) -> const std::uint8_t* {
+  const auto hsrc = [&](std::int32_t y, int slot = 0) -> const std::uint8_t* {
     const std::uint8_t* r = src.row(y);
-    if (pad_row == nullptr || (src.height - 1 - static_cast<std::int64_t>(y)) * src.stride >= kRowOverRead) {
+    if (pad_rows == nullptr || (src.height - 1 - static_cast<std::int64_t>(y)) * src.stride >= kRowOverRead) {
       return r;
     }
-    std::memcpy(pad_row, r, src_row_bytes);
-    return pad_row;
+    std::uint8_t* p = pad_rows + slot * (src_row_bytes + kRowOverRead);
+    std::memcpy(p, r, src_row_bytes);
+    return p;
+  };
+  // Resamples source rows y and y + 1 (two at once where the variant can share work).
+  const auto horizontal_pair = [&](std::int32_t y, std::uint8_t* d0, std::uint8_t* d1) {
+    if (kern.horizontal2 != nullptr) {
+      kern.horizontal2(hsrc(y, 0), hsrc(y + 1, 1), d0, d1, c, h.axis, table);
+    } else {
+      kern.horizontal(hsrc(y), d0, c, h.axis, table);
+      kern.horizontal(hsrc(y + 1), d1, c, h.axis, table);
+    }
   };
 
   if (!need_v) {
-    for (std::int32_t y = 0; y < dst.height; ++y) kern.horizontal(hsrc(y), dst.row(y), c, h.axis, table);
+    std::int32_t y = 0;
+    for (; y + 1 < dst.height; y += 2) horizontal_pair(y, dst.row(y), dst.row(y + 1));
+    if (y < dst.height) kern.horizontal(hsrc(y), dst.row(y), c, h.axis, table);
     return;
   }
 
@@ -287,8 +334,13 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
   for (std::int32_t y = 0; y < dst.height; ++y) {
     const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
     if (next < y0) next = y0;
-    for (; next < y0 + n; ++next) {
+    for (; next + 1 < y0 + n; next += 2) {
+      horizontal_pair(next, ring + (next % ring_n) * out_row_bytes,
+                      ring + ((next + 1) % ring_n) * out_row_bytes);
+    }
+    if (next < y0 + n) {
       kern.horizontal(hsrc(next), ring + (next % ring_n) * out_row_bytes, c, h.axis, table);
+      ++next;
     }
     for (std::int32_t t = 0; t < n; ++t) rows[t] = ring + ((y0 + t) % ring_n) * out_row_bytes;
     kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, dst.row(y),
@@ -299,6 +351,14 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
 }  // namespace
 
 void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend) {
+  // Misuse the header rules out; cheap to refuse here rather than read or write out of bounds.
+  const bool channels_ok =
+      src.channels == dst.channels && (src.channels == 1 || src.channels == 3 || src.channels == 4);
+  if (!channels_ok || src.data == nullptr || dst.data == nullptr || src.width <= 0 || src.height <= 0 ||
+      dst.width <= 0 || dst.height <= 0 || src.stride < static_cast<std::int64_t>(src.width) * src.channels ||
+      dst.stride < static_cast<std::int64_t>(dst.width) * dst.channels) {
+    return;
+  }
   if (src.width == dst.width && src.height == dst.height) {  // Pillow copies
     const std::int64_t row_bytes = static_cast<std::int64_t>(src.width) * src.channels;
     for (std::int32_t y = 0; y < src.height; ++y) std::memcpy(dst.row(y), src.row(y), row_bytes);

@@ -56,6 +56,9 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
 /// Same contract as horizontal_row_ref; may read kRowOverRead bytes past the row.
 void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
                          const void* table);
+/// Two rows at once (shares coefficient work between them); same contract per row.
+void horizontal_rows2_avx2(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
+                           std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table);
 /// Same contract as vertical_row_ref; reads only the `bytes` bytes of each row.
 void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
                        std::uint8_t* dst, std::int64_t bytes);

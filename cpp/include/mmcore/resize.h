@@ -7,7 +7,11 @@
 // - Channels are independent (4-channel input is not premultiplied).
 // - Every variant (ref, avx2, ...) gives bit-identical output; ref is the oracle.
 // - src and dst must have the same channel count (1, 3 or 4) and positive sizes; dst must not
-//   alias src. Thread safety: reentrant; scratch memory is per call.
+//   alias src (a call that breaks these rules writes nothing). Thread safety: reentrant; scratch
+//   memory is per call.
+// - Order of the passes as Pillow 13: horizontal first, except when the height shrinks by more
+//   than twice as many pixels as the width (then vertical first); an axis that keeps its size is
+//   not resampled. NEAREST follows Pillow's affine-transform index rule, not the filter path.
 #pragma once
 
 #include <cstdint>

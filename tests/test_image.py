@@ -250,3 +250,20 @@ def test_fast_thumbnail_quality_on_corpus_photos() -> None:
         ref = np.asarray(ref_img.resize((ours.shape[1], ours.shape[0]), Image.Resampling.LANCZOS))
         worst = min(worst, (_psnr(ours, ref), p.name))
     assert worst[0] >= 35, worst
+
+
+def test_thumbnail_result_is_bounded_by_the_pixel_limit() -> None:
+    # A 1x4718593 image is within the pixel limit, but short side 64 would make it 64x301989952:
+    # the fuzzer's reproducer must be TOO_LARGE, not a 58 GB allocation.
+    # The reproducer starts with the harness's option byte, then the image.
+    path = Path(__file__).parent / "fuzz" / "crashers" / "oom-thumbnail-crop-webp-1x4718593.bin"
+    crasher = path.read_bytes()[1:]
+    for kwargs in ({"short_side": 64}, {"crop": (64, 64)}):
+        with pytest.raises(DecodeError) as e:
+            mmcore.thumbnail(crasher, **kwargs)  # type: ignore[arg-type]
+        assert e.value.status is Status.TOO_LARGE, e.value
+    r = mmcore.thumbnail_batch([crasher, jpeg_bytes()], short_side=64)
+    assert list(r.status) == [Status.TOO_LARGE, Status.OK]
+    data = jpeg_bytes(100, 10)
+    with pytest.raises(DecodeError, match="over the limit"):
+        mmcore.thumbnail(data, short_side=1000, max_pixels=5_000_000)

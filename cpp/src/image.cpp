@@ -95,6 +95,16 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
     ow = rw;
     oh = rh;
   }
+  // The pixel limit bounds every buffer, not only the source: a legal 1x4718593 image scaled to
+  // short side 64 would otherwise ask for a 64x301989952 result (found by the fuzzer).
+  const std::int64_t limit = options.decode.max_pixels;
+  const std::int64_t largest =
+      std::max(static_cast<std::int64_t>(rw) * rh, static_cast<std::int64_t>(ow) * oh);
+  if (limit > 0 && largest > limit) {
+    error->set("thumbnail of the %dx%d image would be %dx%d = %lld pixels, over the limit of %lld", W, H, rw,
+               rh, static_cast<long long>(largest), static_cast<long long>(limit));
+    return Status::kTooLarge;
+  }
   DecodeOptions reduced = options.decode;
   reduced.min_width = with_gap(rw, W, options.reducing_gap);
   reduced.min_height = with_gap(rh, H, options.reducing_gap);

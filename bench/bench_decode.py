@@ -252,6 +252,20 @@ def shape_check(scenario: str, size_t2: int = 0) -> Callable[[Any, tuple[int, in
     return check
 
 
+def tool_rows(
+    tool: str,
+    paths: dict[str, tuple[str, Callable[[bytes], Any]]],
+    *,
+    kind: str = "competitor",
+    parallel: str = "threads",
+) -> list[Row]:
+    """One per-image tool's rows: scenario -> (path shown in the table, function), shape-checked."""
+    return [
+        Row(sc, tool, kind, how, fn, parallel=parallel, check=shape_check(sc))
+        for sc, (how, fn) in paths.items()
+    ]
+
+
 def mmcore_rows(mmcore: Any, filt: str) -> list[Row]:
     """mmcore's rows: the default path (filter `filt`, reducing_gap GAP), fast=True, reducing_gap=1.0
     (the smallest covering scale, what the competitors' paths use without a gap), area (T1: the filter
@@ -356,37 +370,17 @@ def pillow_rows() -> list[Row]:
     def dec(b: bytes) -> Any:
         return np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
 
-    par = "processes"
-    return [
-        Row("T1", "Pillow", "competitor", "draft + resize(BOX)", t1, parallel=par, check=shape_check("T1")),
-        Row(
-            "T2-32",
-            "Pillow",
-            "competitor",
-            "draft('L') + resize(BOX)",
-            t2(32),
-            parallel=par,
-            check=shape_check("T2", 32),
-        ),
-        Row(
-            "T2-64",
-            "Pillow",
-            "competitor",
-            "draft('L') + resize(BOX)",
-            t2(64),
-            parallel=par,
-            check=shape_check("T2", 64),
-        ),
-        Row(
-            "decode",
-            "Pillow",
-            "competitor",
-            "open().convert('RGB')",
-            dec,
-            parallel=par,
-            check=shape_check("decode"),
-        ),
-    ]
+    bx = "draft('L') + resize(BOX)"
+    return tool_rows(
+        "Pillow",
+        {
+            "T1": ("draft + resize(BOX)", t1),
+            "T2-32": (bx, t2(32)),
+            "T2-64": (bx, t2(64)),
+            "decode": ("open().convert('RGB')", dec),
+        },
+        parallel="processes",
+    )
 
 
 def opencv_rows() -> list[Row]:
@@ -416,26 +410,16 @@ def opencv_rows() -> list[Row]:
         return cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)  # BGR: same work as RGB
 
     how = "imdecode(IMREAD_REDUCED_*) + resize(INTER_AREA)"
-    return [
-        Row("T1", "OpenCV", "competitor", how, t1, check=shape_check("T1")),
-        Row(
-            "T2-32",
-            "OpenCV",
-            "competitor",
-            how.replace("*", "GRAYSCALE_*"),
-            t2(32),
-            check=shape_check("T2", 32),
-        ),
-        Row(
-            "T2-64",
-            "OpenCV",
-            "competitor",
-            how.replace("*", "GRAYSCALE_*"),
-            t2(64),
-            check=shape_check("T2", 64),
-        ),
-        Row("decode", "OpenCV", "competitor", "imdecode(IMREAD_COLOR)", dec, check=shape_check("decode")),
-    ]
+    grey = how.replace("*", "GRAYSCALE_*")
+    return tool_rows(
+        "OpenCV",
+        {
+            "T1": (how, t1),
+            "T2-32": (grey, t2(32)),
+            "T2-64": (grey, t2(64)),
+            "decode": ("imdecode(IMREAD_COLOR)", dec),
+        },
+    )
 
 
 def simplejpeg_rows() -> list[Row]:
@@ -461,26 +445,16 @@ def simplejpeg_rows() -> list[Row]:
         return simplejpeg.decode_jpeg(b, colorspace="RGB")
 
     how = "decode_jpeg(min_width/min_height) + cv2 INTER_AREA"
-    return [
-        Row("T1", "simplejpeg", "competitor", how, t1, check=shape_check("T1")),
-        Row(
-            "T2-32",
-            "simplejpeg",
-            "competitor",
-            how.replace("decode_jpeg(", "decode_jpeg(GRAY, "),
-            t2(32),
-            check=shape_check("T2", 32),
-        ),
-        Row(
-            "T2-64",
-            "simplejpeg",
-            "competitor",
-            how.replace("decode_jpeg(", "decode_jpeg(GRAY, "),
-            t2(64),
-            check=shape_check("T2", 64),
-        ),
-        Row("decode", "simplejpeg", "competitor", "decode_jpeg(RGB)", dec, check=shape_check("decode")),
-    ]
+    grey = how.replace("decode_jpeg(", "decode_jpeg(GRAY, ")
+    return tool_rows(
+        "simplejpeg",
+        {
+            "T1": (how, t1),
+            "T2-32": (grey, t2(32)),
+            "T2-64": (grey, t2(64)),
+            "decode": ("decode_jpeg(RGB)", dec),
+        },
+    )
 
 
 def turbojpeg_rows() -> list[Row]:
@@ -518,34 +492,13 @@ def turbojpeg_rows() -> list[Row]:
         return tj.decode(b, pixel_format=rgb)
 
     how = "decode(scaling_factor) + cv2 INTER_AREA"
+    grey = how.replace("decode(", "decode(GRAY, ")
+    limit = "decode(GRAY) at mmcore's scale, no resize"
     return [
-        Row("T1", "PyTurboJPEG", "competitor", how, t1, check=shape_check("T1")),
-        Row(
-            "T2-32",
-            "PyTurboJPEG",
-            "competitor",
-            how.replace("decode(", "decode(GRAY, "),
-            t2(32),
-            check=shape_check("T2", 32),
-        ),
-        Row(
-            "T2-64",
-            "PyTurboJPEG",
-            "competitor",
-            how.replace("decode(", "decode(GRAY, "),
-            t2(64),
-            check=shape_check("T2", 64),
-        ),
-        Row("T2-32", "TurboJPEG limit", "limit", "decode(GRAY) at mmcore's scale, no resize", t2_limit(32)),
-        Row("T2-64", "TurboJPEG limit", "limit", "decode(GRAY) at mmcore's scale, no resize", t2_limit(64)),
-        Row(
-            "decode",
-            "PyTurboJPEG",
-            "competitor+limit",
-            "decode(RGB), full size",
-            dec,
-            check=shape_check("decode"),
-        ),
+        *tool_rows("PyTurboJPEG", {"T1": (how, t1), "T2-32": (grey, t2(32)), "T2-64": (grey, t2(64))}),
+        Row("T2-32", "TurboJPEG limit", "limit", limit, t2_limit(32)),
+        Row("T2-64", "TurboJPEG limit", "limit", limit, t2_limit(64)),
+        *tool_rows("PyTurboJPEG", {"decode": ("decode(RGB), full size", dec)}, kind="competitor+limit"),
     ]
 
 

@@ -267,3 +267,31 @@ def test_thumbnail_result_is_bounded_by_the_pixel_limit() -> None:
     data = jpeg_bytes(100, 10)
     with pytest.raises(DecodeError, match="over the limit"):
         mmcore.thumbnail(data, short_side=1000, max_pixels=5_000_000)
+
+
+def test_out_of_memory_is_a_record_status(tmp_path: Path) -> None:
+    # Under a 1.5 GiB address-space cap, a 12 GB thumbnail is NO_MEMORY for its record; the
+    # next record of the same batch still decodes and the process survives.
+    import subprocess
+    import sys
+    import tempfile
+
+    small = tmp_path / "small.jpg"
+    small.write_bytes(jpeg_bytes(100, 10))
+    code = f"""
+import resource, mmcore
+resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+data = open({str(small)!r}, "rb").read()
+r = mmcore.thumbnail_batch([data, data], short_side=20000, max_pixels=10**11, threads=2)
+print([mmcore.Status(int(s)).name for s in r.status], r.errors[0])
+r = mmcore.thumbnail_batch([data], short_side=50, threads=2)
+print(r.status.tolist())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().splitlines()
+    assert first.startswith("['NO_MEMORY', 'NO_MEMORY']"), first
+    assert "memory" in first
+    assert second == "[0]"

@@ -125,7 +125,21 @@ struct Record {
 };
 
 // Header + allocate + decode for one record, without the GIL.
+void run_record_unguarded(Source& src, const Options& o, Record* r);
+
+// A failed allocation deep in a decoder or the resize (std::vector) is that record's NO_MEMORY,
+// not the batch's failure.
 void run_record(Source& src, const Options& o, Record* r) {
+  try {
+    run_record_unguarded(src, o, r);
+  } catch (const std::bad_alloc&) {
+    r->pixels.reset();
+    r->status = Status::kNoMemory;
+    r->error.set("out of memory while decoding this record");
+  }
+}
+
+void run_record_unguarded(Source& src, const Options& o, Record* r) {
   r->status = src.read(&r->error);
   if (!status_ok(r->status)) return;
   ThumbnailInfo ti;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -23,10 +24,18 @@ void parallel_for(std::int64_t n, int threads, const std::function<void(std::int
   }
   // Dynamic scheduling: records differ wildly in cost (a 75x56 JPEG vs a 20000x14000 one).
   std::atomic<std::int64_t> next{0};
+  // An exception escaping a std::thread would terminate the process: the first one is kept, the
+  // remaining work is abandoned, and it is rethrown on the calling thread after the join.
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;
   auto work = [&] {
-    for (std::int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      fn(i);
+    try {
+      for (std::int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n && !failed.load();
+           i = next.fetch_add(1, std::memory_order_relaxed)) {
+        fn(i);
+      }
+    } catch (...) {
+      if (!failed.exchange(true)) first = std::current_exception();
     }
   };
   std::vector<std::thread> pool;
@@ -40,6 +49,7 @@ void parallel_for(std::int64_t n, int threads, const std::function<void(std::int
   }
   work();
   for (auto& th : pool) th.join();
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace mmcore

@@ -1,8 +1,10 @@
 // A bounded parallel-for over record indices.
 //
 // Contract: fn(i) is called exactly once for each i in [0, n), on up to `threads` threads
-// (the caller's thread is one of them). fn must not throw: workers write statuses. Threads
-// are created per call and joined before return, so nothing outlives the call (no global pool).
+// (the caller's thread is one of them). fn should not throw (workers write statuses); if it
+// does, the first exception stops the remaining work and is rethrown on the calling thread after
+// every worker has joined. Threads are created per call and joined before return, so nothing
+// outlives the call (no global pool).
 #pragma once
 
 #include <cstdint>

@@ -96,8 +96,10 @@ template <int C, int NB, int R>
 inline void dot_c34(const std::uint8_t* const* src, std::int32_t off, const __m128i* k, std::int32_t nb_rt,
                     __m256i shuf, __m256i khi, __m256i klo, __m256i* res) {
   const std::int32_t nb = NB ? NB : nb_rt;
+  // The rounding term rides in lane 0 only: the caller adds the two lanes, so it counts once.
+  const __m256i round_lane0 = _mm256_setr_epi32(kRoundHalf, kRoundHalf, kRoundHalf, kRoundHalf, 0, 0, 0, 0);
   __m256i h[R], l[R];
-  for (int r = 0; r < R; ++r) h[r] = l[r] = _mm256_setzero_si256();
+  for (int r = 0; r < R; ++r) h[r] = _mm256_setzero_si256(), l[r] = round_lane0;
   for (std::int32_t b = 0; b < nb; ++b) {
     const __m256i kk = _mm256_broadcastsi128_si256(_mm_load_si128(k + b));
     const __m256i kh = _mm256_shuffle_epi8(kk, khi), kl = _mm256_shuffle_epi8(kk, klo);
@@ -111,7 +113,8 @@ inline void dot_c34(const std::uint8_t* const* src, std::int32_t off, const __m1
   for (int r = 0; r < R; ++r) res[r] = _mm256_add_epi32(_mm256_slli_epi32(h[r], kSplit), l[r]);
 }
 
-// Output pixels x0 and x1 of R rows: s[r] = int32 (x0 ch0..3 | x1 ch0..3), rounded and shifted.
+// Output pixels x0 and x1 of R rows: s[r] = int32 (x0 ch0..3 | x1 ch0..3), shifted (the
+// accumulators carry the rounding term).
 template <int C, int NB, int R>
 inline void pair_c34(const std::uint8_t* const* src, const std::int32_t* offs, const __m128i* kb,
                      std::int32_t nb_rt, std::int32_t x0, std::int32_t x1, __m256i shuf, __m256i khi,
@@ -120,12 +123,11 @@ inline void pair_c34(const std::uint8_t* const* src, const std::int32_t* offs, c
   __m256i a[R], b[R];
   dot_c34<C, NB, R>(src, offs[x0], kb + nb * x0, nb, shuf, khi, klo, a);
   dot_c34<C, NB, R>(src, offs[x1], kb + nb * x1, nb, shuf, khi, klo, b);
-  const __m256i round = _mm256_set1_epi32(kRoundHalf);
   for (int r = 0; r < R; ++r) {
-    // Lane 0 <- pixel x0 (taps 0,1 + taps 2,3), lane 1 <- pixel x1.
-    const __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(a[r], b[r], 0x20),
-                                       _mm256_permute2x128_si256(a[r], b[r], 0x31));
-    s[r] = _mm256_srai_epi32(_mm256_add_epi32(t, round), kPrecisionBits);
+    // Lane 0 <- pixel x0 (taps 0,1 + taps 2,3), lane 1 <- pixel x1: (a.lo | b.hi) + (a.hi | b.lo).
+    const __m256i t =
+        _mm256_add_epi32(_mm256_blend_epi32(a[r], b[r], 0xF0), _mm256_permute2x128_si256(a[r], b[r], 0x21));
+    s[r] = _mm256_srai_epi32(t, kPrecisionBits);
   }
 }
 

@@ -85,7 +85,12 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
     sum = _mm_srai_epi32(_mm_add_epi32(sum, round), kPrecisionBits);
     sum = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
     const std::uint32_t px = static_cast<std::uint32_t>(_mm_cvtsi128_si32(sum));
-    std::memcpy(dst + x, &px, out - x >= 4 ? 4 : out - x);
+    // A fixed-size store in the loop (a variable-length memcpy compiles to a byte loop).
+    if (out - x >= 4) {
+      std::memcpy(dst + x, &px, 4);
+    } else {
+      std::memcpy(dst + x, &px, static_cast<std::size_t>(out - x));
+    }
   }
 }
 

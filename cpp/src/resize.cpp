@@ -326,23 +326,24 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
   }
 
   // Otherwise horizontal first (Pillow's usual order): horizontally resampled rows are made on demand into a
-  // ring of ksize rows (a window never spans more), so the intermediate image stays in cache. Windows only
-  // move forward, so each source row is resampled at most once, as in Pillow.
-  const std::int32_t ring_n = v.axis.ksize;
+  // ring of ksize + 1 rows (a window never spans more than ksize, plus one row resampled ahead), so the
+  // intermediate image stays in cache. Rows are resampled in pairs (the two-row kernel shares its
+  // coefficient work): when a window needs one more row, the row after it is made too, while it exists.
+  // Windows only move forward, so each source row is resampled at most once, as in Pillow.
+  const std::int32_t ring_n = v.axis.ksize + 1;
   std::uint8_t* ring = ring_mem.get(static_cast<std::size_t>(ring_n) * out_row_bytes);
+  const auto ring_row = [&](std::int32_t r) { return ring + (r % ring_n) * out_row_bytes; };
   std::int32_t next = 0;  // next source row to resample
   for (std::int32_t y = 0; y < dst.height; ++y) {
     const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
     if (next < y0) next = y0;
-    for (; next + 1 < y0 + n; next += 2) {
-      horizontal_pair(next, ring + (next % ring_n) * out_row_bytes,
-                      ring + ((next + 1) % ring_n) * out_row_bytes);
-    }
-    if (next < y0 + n) {
-      kern.horizontal(hsrc(next), ring + (next % ring_n) * out_row_bytes, c, h.axis, table);
+    for (; next < y0 + n && next + 1 < src.height; next += 2)
+      horizontal_pair(next, ring_row(next), ring_row(next + 1));
+    if (next < y0 + n) {  // the last source row, alone
+      kern.horizontal(hsrc(next), ring_row(next), c, h.axis, table);
       ++next;
     }
-    for (std::int32_t t = 0; t < n; ++t) rows[t] = ring + ((y0 + t) % ring_n) * out_row_bytes;
+    for (std::int32_t t = 0; t < n; ++t) rows[t] = ring_row(y0 + t);
     kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, dst.row(y),
                   out_row_bytes);
   }

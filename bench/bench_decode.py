@@ -1077,10 +1077,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             live.append(r)
     # Rounds: every row once per round, the best pass kept. On a shared machine a burst of load then
-    # costs every row one pass instead of costing one row all of its passes.
+    # costs every row one pass instead of costing one row all of its passes. Each round starts at
+    # a different row, so no row always follows the same neighbour (a tool whose worker threads
+    # keep spinning after its pass, e.g. DALI's, would otherwise always slow the first row).
     best: dict[tuple[str, int], float] = {}
     for k in range(args.repeat):
-        for r in live:
+        shift = (k * len(live)) // max(args.repeat, 1)
+        for r in live[shift:] + live[:shift]:
             for n in threads:
                 if r.note or (r.one_thread_only and n != 1):
                     continue
@@ -1092,13 +1095,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
                 r.ips[n] = n_img / best[(r.key, n)]
-                if k == args.repeat - 1:
-                    print(
-                        f"{r.scenario:7s} {r.tool:18s} {n} thread(s) {r.mode[n]:9s} {r.ips[n]:10,.0f} img/s",
-                        flush=True,
-                    )
         if k < args.repeat - 1:
             print(f"round {k + 1}/{args.repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    for r in live:
+        for n in threads:
+            if n in r.ips:
+                print(f"{r.scenario:7s} {r.tool:18s} {n} thread(s) {r.mode[n]:9s} {r.ips[n]:10,.0f} img/s")
     for p in pools.values():
         p.terminate()
     elapsed = time.perf_counter() - t_start

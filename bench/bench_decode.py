@@ -1078,8 +1078,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             live.append(r)
     # Rounds: every row once per round, the best pass kept. On a shared machine a burst of load then
     # costs every row one pass instead of costing one row all of its passes. Each round starts at
-    # a different row, so no row always follows the same neighbour (a tool whose worker threads
-    # keep spinning after its pass, e.g. DALI's, would otherwise always slow the first row).
+    # a different row, so no row always follows the same neighbour (in fixed order the first row of
+    # every round measured slowest; a previous tool's worker threads still spinning is suspected).
     best: dict[tuple[str, int], float] = {}
     for k in range(args.repeat):
         shift = (k * len(live)) // max(args.repeat, 1)

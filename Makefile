@@ -10,6 +10,7 @@ lint:
 	$(PY) -m mypy
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 
+# lint/format use the clang-format on PATH: scripts/test.sh puts .venv/bin (the pinned one of the lint extra) first.
 format:
 	$(PY) -m ruff check --fix $(PY_DIRS)
 	$(PY) -m ruff format $(PY_DIRS)

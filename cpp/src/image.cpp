@@ -108,8 +108,16 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
   DecodeOptions reduced = options.decode;
   reduced.min_width = with_gap(rw, W, options.reducing_gap);
   reduced.min_height = with_gap(rh, H, options.reducing_gap);
-  s = decode_info(data, size, reduced, &info->image, error);
-  if (!status_ok(s)) return s;
+  // Only JPEG decodes at a reduced scale, and only when half size still meets the constraint;
+  // otherwise the full-size header pass already says everything (no second header parse).
+  const bool may_reduce = whole.format == ImageFormat::kJpeg && (W + 1) / 2 >= reduced.min_width &&
+                          (H + 1) / 2 >= reduced.min_height;
+  if (may_reduce) {
+    s = decode_info(data, size, reduced, &info->image, error);
+    if (!status_ok(s)) return s;
+  } else {
+    info->image = whole;
+  }
   info->decode_min_width = reduced.min_width;
   info->decode_min_height = reduced.min_height;
   info->resize_width = rw;

@@ -16,6 +16,7 @@ harnesses share a seed corpus (tests/fuzz/make_seeds.py); the rest is the encode
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import atheris
 import numpy as np
@@ -34,6 +35,18 @@ def _as_source(body: bytes, how: int) -> object:
     if how == 1:
         return memoryview(bytearray(body))
     return np.frombuffer(body, np.uint8)
+
+
+def _single(fn: Any, src: Any, kw: dict[str, Any], color: str) -> Any:
+    """One single-record call: a checked image, or None after a well-formed DecodeError."""
+    try:
+        img = fn(src, **kw)
+    except mmcore.DecodeError as e:
+        assert isinstance(e.status, mmcore.Status) and e.status > mmcore.Status.OK_WARNING
+        assert str(e)
+        return None
+    _check_image(img, color)
+    return img
 
 
 def _check_image(img: object, color: str) -> None:
@@ -90,26 +103,14 @@ def test_one_input(data: bytes) -> None:
         ][(sel >> 4) & 3]
         flt = ("nearest", "area", "bilinear", "bicubic", "lanczos3")[sel % 5]
         kw = dict(color=color, exif_orientation=exif, max_pixels=MAX_PIXELS, fast=fast, filter=flt, **geo)
-        single = None
-        try:
-            single = mmcore.thumbnail(src, **kw)  # type: ignore[arg-type]
-            _check_image(single, color)
-        except mmcore.DecodeError as e:
-            assert isinstance(e.status, mmcore.Status) and e.status > mmcore.Status.OK_WARNING
-            assert str(e)
+        single = _single(mmcore.thumbnail, src, kw, color)
         r = mmcore.thumbnail_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
     else:
         target = t if sel & 8 else None
         kw = dict(
             color=color, alpha=alpha, exif_orientation=exif, max_pixels=MAX_PIXELS, fast=fast, target=target
         )
-        single = None
-        try:
-            single = mmcore.decode(src, **kw)  # type: ignore[arg-type]
-            _check_image(single, color)
-        except mmcore.DecodeError as e:
-            assert isinstance(e.status, mmcore.Status) and e.status > mmcore.Status.OK_WARNING
-            assert str(e)
+        single = _single(mmcore.decode, src, kw, color)
         r = mmcore.decode_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
 
     _status_seen(int(r.status[0]))

@@ -1,0 +1,110 @@
+// Perceptual hashes: imagehash's aHash, dHash, dHash-vertical, pHash, pHash-simple, wHash and
+// colorhash, and Meta's PDQ (256 bits + quality, 8 dihedral variants). Definitions:
+// ../shared/SPEC-hashes.md (the repository's docs/hashes.md says how to choose one).
+//
+// Contract
+// - Exact mode: the same bits as imagehash 4.3.2 on Pillow 13.0.0 (decode at full size, no EXIF
+//   rotation, Pillow's convert("L"), LANCZOS in Pillow's fixed point, float64 transforms), and as
+//   the PDQ C++ reference (squash to 512x512 when larger, float32 arithmetic in the reference's
+//   order). PDQ full mode: pdqhash 0.2.8's `compute` on the full-size RGB image (no squash).
+// - Fast mode: JPEG scaled IDCT, luma as coded, EXIF orientation applied (optional), area
+//   resize; not bit-exact, its agreement with exact mode is measured and documented.
+// - Bit order: imagehash's (row-major, element [0,0] is the most significant bit). PDQ bytes are
+//   the reference hex read as big-endian bytes: bytes[0] is the high byte of the reference's
+//   word 15.
+// - Pixel kernels never allocate more than the scratch they state; the byte-level entry points
+//   allocate their decode buffers per call. Nothing throws across the API except std::bad_alloc
+//   (batch callers turn it into Status::kNoMemory). Thread safety: reentrant, no shared state.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "mmcore/decode.h"
+#include "mmcore/resize.h"
+
+namespace mmcore {
+
+enum class HashKind : std::uint8_t {
+  kAhash = 0,
+  kDhash = 1,
+  kDhashVertical = 2,
+  kPhash = 3,
+  kPhashSimple = 4,
+  kWhash = 5,
+  kColorhash = 6,  ///< 42 bits (14 values x 3 bits), low bits of the uint64
+  kPdq = 7,
+};
+constexpr int kHashKindCount = 8;
+
+enum class HashMode : std::uint8_t {
+  kExact = 0,    ///< imagehash-exact; PDQ reference-exact (512x512 squash)
+  kPdqFull = 1,  ///< imagehash kinds exact; PDQ on the full-size image (pdqhash.compute)
+  kFast = 2,     ///< scaled decode, luma as coded, area resize, EXIF orientation by default
+};
+
+/// One PDQ hash as the reference prints it, big-endian.
+struct PdqHash {
+  std::uint8_t bytes[32] = {0};
+};
+
+/// What to compute for one image: a bit per HashKind.
+struct HashRequest {
+  std::uint32_t kinds = 0;  ///< bit (1 << HashKind)
+  HashMode mode = HashMode::kExact;
+  bool pdq_dihedral = false;     ///< also the 7 dihedral PDQ variants
+  bool exif_orientation = true;  ///< fast mode only (exact modes never rotate)
+  std::int64_t max_pixels = kDefaultMaxPixels;
+  bool wants(HashKind k) const { return (kinds >> static_cast<int>(k)) & 1u; }
+};
+
+/// One image's hashes; only the kinds requested are written.
+struct HashRecord {
+  std::uint64_t bits[kHashKindCount] = {0};  ///< the 64-bit kinds (and colorhash's 42 bits)
+  PdqHash pdq[8];                            ///< [0] the hash; [1..7] dihedral when asked
+  std::int32_t pdq_quality = 0;
+};
+
+// ---- pixel kernels (decoded images in) ----
+
+/// Pillow's convert("L") of an RGB or RGBA image (alpha ignored): (19595 R + 38470 G + 7471 B
+/// + 0x8000) >> 16. One channel is copied. dst: 1 channel, src's size.
+void gray_pillow(ConstImageView src, ImageView dst);
+
+/// imagehash average_hash / dhash / dhash_vertical / phash / phash_simple (hash_size 8) of a
+/// one-channel image at any size, resized with `filter` (kLanczos3 = imagehash-exact).
+std::uint64_t ahash_gray(ConstImageView gray, Filter filter);
+std::uint64_t dhash_gray(ConstImageView gray, Filter filter);
+std::uint64_t dhash_vertical_gray(ConstImageView gray, Filter filter);
+std::uint64_t phash_gray(ConstImageView gray, Filter filter);
+std::uint64_t phash_simple_gray(ConstImageView gray, Filter filter);
+
+/// imagehash whash (haar, hash_size 8, remove_max_haar_ll) of a one-channel image; the
+/// wavelet scale comes from the image's size as in imagehash. Allocates scale^2 doubles.
+std::uint64_t whash_gray(ConstImageView gray, Filter filter);
+
+/// imagehash colorhash (binbits 3) of an RGB (3 or 4 channels, alpha ignored) or grey image:
+/// Pillow's convert("L") and convert("HSV") arithmetic. 42 bits, most significant first.
+std::uint64_t colorhash_rgb(ConstImageView img);
+
+/// PDQ of an image (1 channel: luma = value; 3 or 4: float32 0.299 R + 0.587 G + 0.114 B) at
+/// the size given (no squash). hashes[0] gets the hash; hashes[1..7] the dihedral variants
+/// (rot90, rot180, rot270, flipx, flipy, flip+1, flip-1) when dihedral. Images under 5 px on a
+/// side give all-zero hashes and quality 0. scratch: pdq_scratch_floats(w, h) floats.
+std::size_t pdq_scratch_floats(std::int32_t width, std::int32_t height);
+void pdq_hash(ConstImageView img, bool dihedral, float* scratch, PdqHash* hashes, std::int32_t* quality);
+
+/// The PDQ reference hasher's input rule: an image over 512 px on either side is resampled to
+/// exactly 512x512 by nearest neighbour (source index floor(x * W / 512)); returns false (and
+/// writes nothing) when the image needs no squash. dst: 512x512, src's channel count.
+bool pdq_reference_squash(ConstImageView src, ImageView dst);
+
+// ---- whole records ----
+
+/// Hashes an already decoded image (treated as Pillow's RGB / L image would be).
+Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error);
+
+/// Decodes (once, at the size the request needs) and hashes encoded image bytes.
+Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
+                  ErrorText* error);
+
+}  // namespace mmcore

@@ -1,7 +1,8 @@
 """mmcore: one engine for the offline image-corpus pass.
 
-Decode, resize and thumbnail images (JPEG, PNG, WebP) with C++ kernels that release the GIL,
-never die on bad input (per-record :class:`Status`), and match Pillow's pixels.
+Decode, resize, thumbnail and perceptually hash images (JPEG, PNG, WebP) with C++ kernels that
+release the GIL, never die on bad input (per-record :class:`Status`), and match Pillow's pixels,
+imagehash's bits and the PDQ reference's hashes.
 
 >>> import mmcore
 >>> img = mmcore.decode(mmcore.demo_images()[0])
@@ -19,6 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
+from .hashing import (
+    HashResult,
+    ahash,
+    colorhash,
+    dhash,
+    dhash_vertical,
+    hamming,
+    hash_batch,
+    hash_to_hex,
+    pdq,
+    pdq_hex,
+    phash,
+    phash_simple,
+    whash,
+)
 from .image import (
     BatchResult,
     decode,
@@ -35,16 +51,29 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchResult",
     "DecodeError",
+    "HashResult",
     "Status",
     "__version__",
+    "ahash",
     "build_info",
+    "colorhash",
     "decode",
     "decode_batch",
     "demo_images",
+    "dhash",
+    "dhash_vertical",
+    "hamming",
+    "hash_batch",
+    "hash_to_hex",
     "image_info",
+    "pdq",
+    "pdq_hex",
+    "phash",
+    "phash_simple",
     "resize",
     "thumbnail",
     "thumbnail_batch",
+    "whash",
 ]
 
 

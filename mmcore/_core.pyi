@@ -54,3 +54,18 @@ def resize(
 ) -> npt.NDArray[np.uint8]: ...
 def image_info(src: Any, exif: bool = True) -> dict[str, Any]: ...
 def build_info() -> dict[str, Any]: ...
+def hash_batch(
+    srcs: Sequence[Any],
+    kinds: int,
+    mode: int,
+    dihedral: bool,
+    exif: bool,
+    max_pixels: int,
+    threads: int,
+) -> tuple[
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.uint8],
+    list[str | None],
+]: ...

@@ -14,6 +14,7 @@
 
 #include "mmcore/backend.h"
 #include "mmcore/decode.h"
+#include "mmcore/hash.h"
 #include "mmcore/image.h"
 #include "mmcore/parallel.h"
 #include "mmcore/resize.h"
@@ -35,12 +36,38 @@ struct Source {
   bool has_view = false;
   std::string path;
   std::vector<std::uint8_t> file;  // filled by read() for paths
+  bool is_image = false;           // bind_image(): `image` views decoded pixels
+  ConstImageView image;
 
   Source() = default;
   Source(const Source&) = delete;
   Source& operator=(const Source&) = delete;
   ~Source() {
     if (has_view) PyBuffer_Release(&view);
+  }
+
+  // With the GIL held: a C-contiguous uint8 HxW / HxWxC numpy array is a decoded image (the
+  // hash functions accept one); anything else goes to bind(). Returns whether it took obj.
+  bool bind_image(py::handle obj, std::size_t index) {
+    if (!py::isinstance<py::array>(obj)) return false;
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (a.ndim() != 2 && a.ndim() != 3) return false;
+    if (!a.dtype().is(py::dtype::of<std::uint8_t>()))
+      throw py::type_error("source " + std::to_string(index) + ": a decoded image must be uint8, got " +
+                           std::string(py::str(a.dtype())));
+    const py::ssize_t c = a.ndim() == 2 ? 1 : a.shape(2);
+    if (c != 1 && c != 3 && c != 4)
+      throw py::value_error("source " + std::to_string(index) + ": a decoded image must be HxW, HxWx3 or " +
+                            "HxWx4, got " + std::to_string(c) + " channels");
+    if (!(a.flags() & py::array::c_style))
+      throw py::value_error("source " + std::to_string(index) + ": the image array must be C-contiguous");
+    if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    has_view = true;
+    image = ConstImageView(static_cast<const std::uint8_t*>(view.buf), static_cast<std::int32_t>(a.shape(1)),
+                           static_cast<std::int32_t>(a.shape(0)), static_cast<std::int32_t>(c),
+                           static_cast<std::int64_t>(a.shape(1)) * c);
+    is_image = true;
+    return true;
   }
 
   // With the GIL held. Throws TypeError for an unusable object (misuse, not bad data).
@@ -269,6 +296,77 @@ py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height,
   return out;
 }
 
+// Hashes: one record per source, without the GIL; bad data is a record status.
+struct HashOut {
+  Status status = Status::kOk;
+  ErrorText error;
+  HashRecord record;
+};
+
+void hash_record(Source& src, const HashRequest& request, HashOut* r) {
+  try {
+    if (src.is_image) {
+      r->status = hash_image(src.image, request, &r->record, &r->error);
+      return;
+    }
+    r->status = src.read(&r->error);
+    if (!status_ok(r->status)) return;
+    r->status = hash_bytes(src.data(), src.size(), request, &r->record, &r->error);
+    src.drop_file();
+  } catch (const std::bad_alloc&) {
+    r->status = Status::kNoMemory;
+    r->error.set("out of memory while hashing this record");
+  }
+}
+
+py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
+                        std::int64_t max_pixels, int threads) {
+  if (mode < 0 || mode > 2) throw py::value_error("mode code must be 0 (exact), 1 (pdq full) or 2 (fast)");
+  if (kinds == 0 || kinds >= (1u << kHashKindCount)) throw py::value_error("kinds mask names no known kind");
+  HashRequest request;
+  request.kinds = kinds;
+  request.mode = static_cast<HashMode>(mode);
+  request.pdq_dihedral = dihedral;
+  request.exif_orientation = exif;
+  request.max_pixels = max_pixels;
+  const std::size_t n = py::len(srcs);
+  std::vector<std::unique_ptr<Source>> sources(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sources[i] = std::make_unique<Source>();
+    if (!sources[i]->bind_image(srcs[i], i)) sources[i]->bind(srcs[i], i);
+  }
+  std::vector<HashOut> records(n);
+  {
+    py::gil_scoped_release release;
+    parallel_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
+      hash_record(*sources[static_cast<std::size_t>(i)], request, &records[static_cast<std::size_t>(i)]);
+    });
+  }
+  const bool pdq = request.wants(HashKind::kPdq);
+  const py::ssize_t variants = pdq ? (dihedral ? 8 : 1) : 0;
+  const auto rows = static_cast<py::ssize_t>(n);
+  py::array_t<std::uint64_t> bits({rows, static_cast<py::ssize_t>(7)});
+  py::array_t<std::uint8_t> pdq_bytes({rows, variants, static_cast<py::ssize_t>(32)});
+  py::array_t<std::uint8_t> quality(rows), status(rows);
+  auto b = bits.mutable_unchecked<2>();
+  auto q = pdq_bytes.mutable_unchecked<3>();
+  auto qu = quality.mutable_unchecked<1>();
+  auto st = status.mutable_unchecked<1>();
+  py::list errors(n);
+  for (py::ssize_t i = 0; i < rows; ++i) {
+    const HashOut& r = records[static_cast<std::size_t>(i)];
+    const bool ok = status_ok(r.status);
+    st(i) = static_cast<std::uint8_t>(r.status);
+    for (py::ssize_t k = 0; k < 7; ++k) b(i, k) = ok ? r.record.bits[k] : 0;
+    for (py::ssize_t v = 0; v < variants; ++v)
+      for (py::ssize_t j = 0; j < 32; ++j) q(i, v, j) = ok ? r.record.pdq[v].bytes[j] : 0;
+    qu(i) = ok ? static_cast<std::uint8_t>(r.record.pdq_quality) : 0;
+    errors[static_cast<std::size_t>(i)] =
+        r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
+  }
+  return py::make_tuple(bits, pdq_bytes, quality, status, errors);
+}
+
 py::dict build_info_py() {
   py::dict d;
   py::list compiled;
@@ -381,5 +479,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
         py::arg("backend") = -1);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
+  m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
+        py::arg("exif"), py::arg("max_pixels"), py::arg("threads"));
   m.def("build_info", &build_info_py);
 }

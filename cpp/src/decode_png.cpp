@@ -201,6 +201,7 @@ enum class Plan : std::uint8_t {
   kDirect,       // libpng's output rows are the requested pixels: read straight into `out`
   kLumaFromRgb,  // libpng gives RGB; kGray wants luma_pillow
   kLumaFromLut,  // libpng gives palette indices; kGray wants luma_pillow of the entry
+  kClip16,       // libpng gives 16-bit grey; Pillow's I;16 conversions clip it to 255 (pillow_i16)
 };
 
 struct Job {
@@ -212,11 +213,16 @@ struct Job {
 
 // Sets up the transforms so that libpng emits 8-bit samples in the layout of `pixel` (or RGB /
 // indices that a row pass converts), returns the plan and the expected libpng channel count.
-Plan set_transforms(png_structp png, png_infop pinfo, PixelFormat pixel, int* channels) {
+Plan set_transforms(png_structp png, png_infop pinfo, const DecodeOptions& options, int* channels) {
+  const PixelFormat pixel = options.pixel;
   const int bit_depth = png_get_bit_depth(png, pinfo);
   const int ct = png_get_color_type(png, pinfo);
   const bool trns = png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
   const bool grey = (ct & PNG_COLOR_MASK_COLOR) == 0;
+  if (options.pillow_i16 && ct == PNG_COLOR_TYPE_GRAY && bit_depth == 16 && pixel != PixelFormat::kRgba) {
+    *channels = 1;  // 16-bit big-endian samples; the row pass clips
+    return Plan::kClip16;
+  }
   if (bit_depth == 16) png_set_strip_16(png);  // high byte, as Pillow
   if (grey && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   Plan plan = Plan::kDirect;
@@ -295,13 +301,14 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
   }
 
   int channels = 0;
-  const Plan plan = set_transforms(png, pinfo, job.options->pixel, &channels);
+  const Plan plan = set_transforms(png, pinfo, *job.options, &channels);
+  const int sample_bytes = plan == Plan::kClip16 ? 2 : 1;
   const int passes = png_set_interlace_handling(png);
   png_read_update_info(png, pinfo);
   const std::size_t rowbytes = png_get_rowbytes(png, pinfo);
   const ImageView& out = *job.out;
-  if (png_get_bit_depth(png, pinfo) != 8 || png_get_channels(png, pinfo) != channels ||
-      rowbytes != static_cast<std::size_t>(w) * channels ||
+  if (png_get_bit_depth(png, pinfo) != 8 * sample_bytes || png_get_channels(png, pinfo) != channels ||
+      rowbytes != static_cast<std::size_t>(w) * channels * sample_bytes ||
       (plan == Plan::kDirect && channels != out.channels)) {
     error->set("png: internal error: transforms gave %d channels of %d bits for colour type %d, bit depth %d",
                png_get_channels(png, pinfo), png_get_bit_depth(png, pinfo), ct, bit_depth);
@@ -334,6 +341,12 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
   auto convert = [&](const std::uint8_t* src, std::uint8_t* dst) {
     if (plan == Plan::kLumaFromLut) {
       for (png_uint_32 x = 0; x < w; ++x) dst[x] = lut[src[x]];
+    } else if (plan == Plan::kClip16) {
+      const int c = out.channels;  // 1 (kGray) or 3 (kRgb)
+      for (png_uint_32 x = 0; x < w; ++x, src += 2, dst += c) {
+        const std::uint8_t v = src[0] != 0 ? 255 : src[1];
+        for (int k = 0; k < c; ++k) dst[k] = v;
+      }
     } else {
       for (png_uint_32 x = 0; x < w; ++x, src += 3) dst[x] = luma_pillow(src[0], src[1], src[2]);
     }

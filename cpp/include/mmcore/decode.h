@@ -43,6 +43,10 @@ struct DecodeOptions {
   std::int32_t min_height = 0;
   /// Faster JPEG decode for thumbnails (IFAST IDCT, no fancy upsampling). Off = Pillow-exact.
   bool fast = false;
+  /// 16-bit grey PNG without alpha (Pillow mode "I;16"): clip the samples to 255 as Pillow's
+  /// convert("L") / convert("RGB") do, instead of keeping the high byte (the default, which
+  /// keeps the image's tones). The imagehash-exact hashes set it; kRgba ignores it.
+  bool pillow_i16 = false;
 };
 
 struct ImageInfo {

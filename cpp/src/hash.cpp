@@ -1,0 +1,140 @@
+// Whole-record hashing: one decode per image serves every kind asked for.
+//
+// Contract (hash.h): exact modes decode at full size, RGB, no EXIF rotation, 16-bit grey PNG
+// clipped as Pillow's I;16 conversions do; fast mode decodes JPEG at the smallest scaled-IDCT
+// size that keeps both sides >= the largest input grid the kinds need, as luma when no kind needs
+// colour, with EXIF orientation unless turned off, and resizes with the area filter. PDQ squashes
+// images over 512 px to 512x512 (nearest) except in kPdqFull mode.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "mmcore/hash.h"
+
+namespace mmcore {
+namespace {
+
+constexpr std::uint32_t bit(HashKind k) {
+  return 1u << static_cast<int>(k);
+}
+constexpr std::uint32_t kGreyKinds = bit(HashKind::kAhash) | bit(HashKind::kDhash) |
+                                     bit(HashKind::kDhashVertical) | bit(HashKind::kPhash) |
+                                     bit(HashKind::kPhashSimple) | bit(HashKind::kWhash);
+constexpr std::uint32_t kAllKinds = (1u << kHashKindCount) - 1;
+constexpr std::int32_t kPdqSquash = 512;
+
+/// Fast mode: the side the scaled decode keeps, 2x each kind's input grid (SPEC-hashes.md).
+std::int32_t fast_min_side(std::uint32_t kinds) {
+  std::int32_t side = 0;
+  auto need = [&](HashKind k, std::int32_t s) {
+    if (kinds & bit(k)) side = std::max(side, s);
+  };
+  need(HashKind::kAhash, 16);
+  need(HashKind::kDhash, 18);
+  need(HashKind::kDhashVertical, 18);
+  need(HashKind::kWhash, 16);
+  need(HashKind::kPhash, 64);
+  need(HashKind::kPhashSimple, 64);
+  need(HashKind::kColorhash, 64);
+  need(HashKind::kPdq, 128);
+  return side;
+}
+
+}  // namespace
+
+Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error) {
+  if (img.data == nullptr || img.width <= 0 || img.height <= 0 ||
+      (img.channels != 1 && img.channels != 3 && img.channels != 4) ||
+      img.stride < static_cast<std::int64_t>(img.width) * img.channels) {
+    error->set("hash: image must be a non-empty HxW, HxWx3 or HxWx4 uint8 view (got %dx%dx%d)", img.height,
+               img.width, img.channels);
+    return Status::kUnsupported;
+  }
+  if ((request.kinds & ~kAllKinds) != 0 || request.kinds == 0) {
+    error->set("hash: kinds mask 0x%x names no kind or an unknown one", request.kinds);
+    return Status::kUnsupported;
+  }
+  const Filter filter = request.mode == HashMode::kFast ? Filter::kArea : Filter::kLanczos3;
+
+  if (request.kinds & kGreyKinds) {
+    std::vector<std::uint8_t> buffer;
+    ConstImageView grey = img;
+    if (img.channels != 1) {
+      buffer.resize(static_cast<std::size_t>(img.width) * img.height);
+      ImageView g{buffer.data(), img.width, img.height, 1, img.width};
+      gray_pillow(img, g);
+      grey = g;
+    }
+    std::uint64_t* b = out->bits;
+    if (request.wants(HashKind::kAhash)) b[0] = ahash_gray(grey, filter);
+    if (request.wants(HashKind::kDhash)) b[1] = dhash_gray(grey, filter);
+    if (request.wants(HashKind::kDhashVertical)) b[2] = dhash_vertical_gray(grey, filter);
+    if (request.wants(HashKind::kPhash)) b[3] = phash_gray(grey, filter);
+    if (request.wants(HashKind::kPhashSimple)) b[4] = phash_simple_gray(grey, filter);
+    if (request.wants(HashKind::kWhash)) b[5] = whash_gray(grey, filter);
+  }
+  if (request.wants(HashKind::kColorhash)) out->bits[6] = colorhash_rgb(img);
+
+  if (request.wants(HashKind::kPdq)) {
+    ConstImageView src = img;
+    std::vector<std::uint8_t> squashed;
+    if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
+      squashed.resize(static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
+      ImageView dst{squashed.data(), kPdqSquash, kPdqSquash, img.channels,
+                    static_cast<std::int64_t>(kPdqSquash) * img.channels};
+      pdq_reference_squash(img, dst);
+      src = dst;
+    }
+    std::vector<float> scratch(pdq_scratch_floats(src.width, src.height));
+    pdq_hash(src, request.pdq_dihedral, scratch.data(), out->pdq, &out->pdq_quality);
+  }
+  return Status::kOk;
+}
+
+Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
+                  ErrorText* error) {
+  DecodeOptions options;
+  options.max_pixels = request.max_pixels;
+  if (request.mode == HashMode::kFast) {
+    options.pixel = request.wants(HashKind::kColorhash) ? PixelFormat::kRgb : PixelFormat::kGray;
+    options.exif_orientation = request.exif_orientation;
+    options.min_width = options.min_height = fast_min_side(request.kinds);
+    options.fast = true;
+  } else {
+    options.pixel = PixelFormat::kRgb;
+    options.exif_orientation = false;
+    options.pillow_i16 = true;
+  }
+  ImageInfo info;
+  Status status = decode_info(data, size, options, &info, error);
+  if (!status_ok(status)) return status;
+  const ErrorText header_error = *error;
+  const Status header_status = status;
+
+  const std::size_t bytes = static_cast<std::size_t>(info.out_width) * info.out_height * info.out_channels;
+  std::unique_ptr<std::uint8_t[]> pixels(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
+  if (!pixels) {
+    error->set("out of memory allocating the %dx%dx%d decode buffer", info.out_width, info.out_height,
+               info.out_channels);
+    return Status::kNoMemory;
+  }
+  ImageView view{pixels.get(), info.out_width, info.out_height, info.out_channels,
+                 static_cast<std::int64_t>(info.out_width) * info.out_channels};
+  status = decode_into(data, size, options, info, view, error);
+  if (!status_ok(status)) return status;
+  if (header_status == Status::kOkWarning && status == Status::kOk) {
+    status = header_status;
+    *error = header_error;
+  }
+  ErrorText hash_error;
+  const Status hashed = hash_image(view, request, out, &hash_error);
+  if (!status_ok(hashed)) {
+    *error = hash_error;
+    return hashed;
+  }
+  return status;
+}
+
+}  // namespace mmcore

@@ -1,0 +1,377 @@
+"""Perceptual hashes: imagehash-exact aHash / dHash / pHash / wHash / colorhash and PDQ.
+
+Every hash has an *exact* mode that gives the same bits as its public reference (imagehash
+4.3.2 on Pillow 13.0.0; the PDQ C++ reference) and a *fast* mode (scaled JPEG decode, area
+resize, EXIF orientation applied) whose agreement with exact mode is measured in
+``docs/hashes.md``. Sources are encoded bytes, a path, or an already decoded uint8 array
+(HxW, HxWx3 or HxWx4; then nothing is decoded and exact modes treat it as Pillow's L / RGB
+image).
+
+>>> import mmcore
+>>> h = mmcore.phash(mmcore.demo_images()[0])
+>>> len(mmcore.hash_to_hex(h))
+16
+>>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=("phash", "pdq"))
+>>> r["pdq"].shape[1], sorted(r.counts())
+(32, ['CORRUPT', 'OK'])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .image import _max_pixels, _threads
+from .status import DecodeError, Status
+
+HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
+"""Encoded image bytes, a path, or a decoded uint8 image (HxW, HxWx3, HxWx4)."""
+
+HashKind = Literal["ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq"]
+Mode = Literal["exact", "fast"]
+PdqMode = Literal["reference", "full", "fast"]
+BatchMode = Literal["exact", "reference", "full", "fast"]
+
+KINDS: tuple[str, ...] = (
+    "ahash",
+    "dhash",
+    "dhash_vertical",
+    "phash",
+    "phash_simple",
+    "whash",
+    "colorhash",
+    "pdq",
+)
+"""Every hash kind, in the order of the native kind codes."""
+
+_BITS: dict[str, int] = {k: 64 for k in KINDS[:6]} | {"colorhash": 42, "pdq": 256}
+_MODES: dict[str, int] = {"exact": 0, "reference": 0, "full": 1, "fast": 2}
+
+
+@dataclass
+class HashResult:
+    """Hashes of a batch, one row per input in input order.
+
+    ``result["phash"]`` (or ``result.columns["phash"]``) is a ``uint64`` array for the 64-bit
+    kinds and colorhash (42 bits); ``result["pdq"]`` is ``(N, 32) uint8`` (the reference hex as
+    bytes), ``result["pdq_dihedral"]`` ``(N, 8, 32) uint8`` when asked for, and
+    ``result["pdq_quality"]`` ``uint8``. Rows whose ``status`` is not OK / OK_WARNING hold zeros;
+    ``errors[i]`` says why (None when there is nothing to say).
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    status: npt.NDArray[np.uint8]
+    errors: list[str | None]
+    kinds: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def __getitem__(self, kind: str) -> npt.NDArray[Any]:
+        try:
+            return self.columns[kind]
+        except KeyError:
+            raise KeyError(f"no column {kind!r}; this result has {sorted(self.columns)}") from None
+
+    @property
+    def ok(self) -> npt.NDArray[np.bool_]:
+        """Boolean mask of the records that were hashed."""
+        return self.status <= Status.OK_WARNING
+
+    def counts(self) -> dict[str, int]:
+        """Number of records per status name, e.g. ``{"OK": 98, "CORRUPT": 2}``."""
+        values, n = np.unique(self.status, return_counts=True)
+        return {Status(int(v)).name: int(c) for v, c in zip(values, n, strict=True)}
+
+    def hex(self, kind: str) -> list[str | None]:
+        """The column as hex strings (imagehash's ``str()`` / the PDQ reference's hex); None where
+        the record failed."""
+        col = self[kind]
+        ok = self.ok
+        if kind in ("pdq", "pdq_dihedral"):
+            return [bytes(row).hex() if good else None for row, good in zip(col, ok, strict=True)]
+        bits = _BITS[kind]
+        return [hash_to_hex(int(v), bits) if good else None for v, good in zip(col, ok, strict=True)]
+
+
+def _hash_src(src: Any) -> Any:
+    if isinstance(src, os.PathLike):
+        return os.fspath(src)
+    if isinstance(src, np.ndarray):
+        if src.dtype != np.uint8:
+            raise TypeError(f"an array source must be uint8 (encoded bytes or HxW[xC] pixels), got {src.dtype}")
+        return np.ascontiguousarray(src)
+    return src
+
+
+def _kinds(kinds: Iterable[str]) -> tuple[tuple[str, ...], int]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    names = tuple(dict.fromkeys(kinds))
+    if not names:
+        raise ValueError(f"kinds must name at least one of {KINDS}")
+    mask = 0
+    for k in names:
+        if k not in KINDS:
+            raise ValueError(f"unknown hash kind {k!r}; choose from {KINDS}")
+        mask |= 1 << KINDS.index(k)
+    return names, mask
+
+
+def _mode(mode: str, allowed: Sequence[str]) -> int:
+    if mode not in allowed:
+        raise ValueError(f"mode must be one of {tuple(allowed)}, got {mode!r}")
+    return _MODES[mode]
+
+
+def hash_batch(
+    srcs: Sequence[HashSource],
+    *,
+    kinds: Iterable[HashKind] = ("phash", "pdq"),
+    mode: BatchMode = "exact",
+    dihedral: bool = False,
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    threads: int | None = None,
+) -> HashResult:
+    """Hash many images; one decode per image serves every kind asked for.
+
+    ``mode``: ``"exact"`` (imagehash-exact, PDQ reference-exact; ``"reference"`` is the same),
+    ``"full"`` (imagehash-exact, PDQ on the full-size image like ``pdqhash.compute``) or
+    ``"fast"``. ``dihedral`` adds the ``pdq_dihedral`` column (the 8 PDQ variants).
+    ``exif_orientation`` applies to fast mode only (exact modes never rotate, like Pillow's
+    ``Image.open``). Never raises for bad data: each record gets a status and a message. The GIL
+    is released; ``threads`` defaults to all cores.
+
+    >>> import mmcore
+    >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
+    >>> r["dhash"].dtype, len(r) == len(mmcore.demo_images())
+    (dtype('uint64'), True)
+    """
+    names, mask = _kinds(kinds)
+    m = _mode(mode, ("exact", "reference", "full", "fast"))
+    items = [_hash_src(s) for s in srcs]
+    bits, pdq_bytes, quality, status, errors = _core.hash_batch(
+        items, mask, m, bool(dihedral), bool(exif_orientation), _max_pixels(max_pixels), _threads(threads)
+    )
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for k in names:
+        if k == "pdq":
+            columns["pdq"] = np.ascontiguousarray(pdq_bytes[:, 0, :])
+            if dihedral:
+                columns["pdq_dihedral"] = pdq_bytes
+            columns["pdq_quality"] = quality
+        else:
+            columns[k] = np.ascontiguousarray(bits[:, KINDS.index(k)])
+    return HashResult(columns, status, errors, names)
+
+
+def _one(src: HashSource, kind: str, mode: int, dihedral: bool = False, exif: bool = True) -> HashResult:
+    s = _hash_src(src)
+    if isinstance(s, str) and not os.path.exists(s):
+        raise FileNotFoundError(f"no such file: {s!r}")
+    _, mask = _kinds((kind,))
+    bits, pdq_bytes, quality, status, errors = _core.hash_batch(
+        [s], mask, mode, dihedral, exif, _max_pixels(None), 1
+    )
+    if status[0] > Status.OK_WARNING:
+        raise DecodeError(Status(int(status[0])), errors[0] or "")
+    return HashResult({"bits": bits, "pdq": pdq_bytes, "pdq_quality": quality}, status, errors)
+
+
+def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool) -> int:
+    r = _one(src, kind, _mode(mode, ("exact", "fast")), exif=exif_orientation)
+    return int(r["bits"][0, KINDS.index(kind)])
+
+
+def ahash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``average_hash`` (8x8): a 64-bit int, element [0,0] the most significant bit.
+
+    ``exif_orientation`` applies to fast mode only. Raises :class:`DecodeError` for bad data.
+
+    >>> import mmcore
+    >>> mmcore.hash_to_hex(mmcore.ahash(mmcore.demo_images()[0])) == mmcore.hash_to_hex(
+    ...     mmcore.ahash(mmcore.decode(mmcore.demo_images()[0], exif_orientation=False)))
+    True
+    """
+    return _single("ahash", src, mode, exif_orientation)
+
+
+def dhash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``dhash`` (horizontal gradient of a 9x8 image), 64 bits.
+
+    >>> import mmcore
+    >>> 0 <= mmcore.dhash(mmcore.demo_images()[0]) < 2**64
+    True
+    """
+    return _single("dhash", src, mode, exif_orientation)
+
+
+def dhash_vertical(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``dhash_vertical`` (vertical gradient of an 8x9 image), 64 bits.
+
+    >>> import mmcore
+    >>> 0 <= mmcore.dhash_vertical(mmcore.demo_images()[0]) < 2**64
+    True
+    """
+    return _single("dhash_vertical", src, mode, exif_orientation)
+
+
+def phash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``phash``: the 8x8 low-frequency DCT of a 32x32 grey image against its median.
+
+    ``mode="exact"`` gives imagehash's bits; ``"fast"`` decodes JPEG at a reduced scale and
+    applies EXIF orientation (see docs/hashes.md for how often it agrees).
+
+    >>> import mmcore
+    >>> h = mmcore.phash(mmcore.demo_images()[0])
+    >>> mmcore.hamming(h, mmcore.phash(mmcore.demo_images()[0], mode="fast")) <= 64
+    True
+    """
+    return _single("phash", src, mode, exif_orientation)
+
+
+def phash_simple(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``phash_simple`` (row DCT, coefficients 1..8, against their mean), 64 bits.
+
+    >>> import mmcore
+    >>> 0 <= mmcore.phash_simple(mmcore.demo_images()[0]) < 2**64
+    True
+    """
+    return _single("phash_simple", src, mode, exif_orientation)
+
+
+def whash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``whash`` (Haar wavelet, hash_size 8, the image's natural scale), 64 bits.
+
+    >>> import mmcore
+    >>> 0 <= mmcore.whash(mmcore.demo_images()[0]) < 2**64
+    True
+    """
+    return _single("whash", src, mode, exif_orientation)
+
+
+def colorhash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+    """imagehash's ``colorhash`` (binbits 3): 42 bits; ``hash_to_hex(h, 42)`` is imagehash's str.
+
+    >>> import mmcore
+    >>> len(mmcore.hash_to_hex(mmcore.colorhash(mmcore.demo_images()[0]), 42))
+    11
+    """
+    return _single("colorhash", src, mode, exif_orientation)
+
+
+@overload
+def pdq(
+    src: HashSource, *, mode: PdqMode = ..., dihedral: Literal[False] = ..., exif_orientation: bool = ...
+) -> tuple[bytes, int]: ...
+@overload
+def pdq(
+    src: HashSource, *, mode: PdqMode = ..., dihedral: Literal[True], exif_orientation: bool = ...
+) -> tuple[list[bytes], int]: ...
+def pdq(
+    src: HashSource, *, mode: PdqMode = "reference", dihedral: bool = False, exif_orientation: bool = True
+) -> tuple[bytes, int] | tuple[list[bytes], int]:
+    """Meta's PDQ: ``(hash, quality)`` with a 32-byte hash (``pdq_hex`` gives the reference hex).
+
+    ``mode="reference"`` equals the C++ reference (images over 512 px squashed to 512x512
+    first); ``"full"`` equals ``pdqhash.compute`` on the full-size RGB image; ``"fast"`` decodes
+    JPEG at a reduced scale. ``dihedral=True`` returns the 8 variants (original, rot90, rot180,
+    rot270, flipx, flipy, flip+1, flip-1). Quality under 50 means too flat to trust; images
+    under 5 px on a side give an all-zero hash with quality 0.
+
+    >>> import mmcore
+    >>> h, q = mmcore.pdq(mmcore.demo_images()[0])
+    >>> len(mmcore.pdq_hex(h)), 0 <= q <= 100
+    (64, True)
+    """
+    m = _mode(mode, ("reference", "full", "fast"))
+    r = _one(src, "pdq", m, dihedral=bool(dihedral), exif=exif_orientation)
+    rows = r["pdq"][0]
+    quality = int(r["pdq_quality"][0])
+    if dihedral:
+        return [bytes(v) for v in rows], quality
+    return bytes(rows[0]), quality
+
+
+def pdq_hex(h: bytes | npt.NDArray[np.uint8]) -> str:
+    """The PDQ reference's 64-digit hex of a 32-byte hash.
+
+    >>> import mmcore
+    >>> mmcore.pdq_hex(bytes(range(32)))[:8]
+    '00010203'
+    """
+    b = bytes(h)
+    if len(b) != 32:
+        raise ValueError(f"a PDQ hash is 32 bytes, got {len(b)}")
+    return b.hex()
+
+
+def hash_to_hex(h: int, bits: int = 64) -> str:
+    """imagehash's ``str()`` of a hash held as an int: ``ceil(bits / 4)`` hex digits.
+
+    >>> import mmcore
+    >>> mmcore.hash_to_hex(0xFF, 64)
+    '00000000000000ff'
+    """
+    if bits <= 0:
+        raise ValueError(f"bits must be positive, got {bits}")
+    if h < 0 or h >= 1 << bits:
+        raise ValueError(f"hash {h} does not fit in {bits} bits")
+    return f"{h:0{(bits + 3) // 4}x}"
+
+
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
+    """Hash values as rows of bytes: ints / uint64 arrays big-endian, bytes and uint8 arrays as is."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(x), dtype=np.uint8)
+    a = np.asarray(x)
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind in "iu":
+        return np.ascontiguousarray(a.astype(">u8"))[..., None].view(np.uint8)
+    if a.dtype == object:
+        raise TypeError("hamming on Python ints wider than 64 bits: pass bytes or uint8 arrays")
+    raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
+
+
+@overload
+def hamming(a: int, b: int) -> int: ...
+@overload
+def hamming(a: bytes, b: bytes) -> int: ...
+@overload
+def hamming(a: Any, b: Any) -> Any: ...
+def hamming(a: Any, b: Any) -> Any:
+    """Hamming distance between hashes: ints, bytes, or arrays (vectorised, broadcasting).
+
+    ``uint64`` arrays hold 64-bit hashes; ``uint8`` arrays of shape ``(..., nbytes)`` hold longer
+    ones (e.g. PDQ's ``(N, 32)``), compared along the last axis.
+
+    >>> import mmcore, numpy as np
+    >>> mmcore.hamming(0b1011, 0b0001), mmcore.hamming(b"\\x0f", b"\\xff")
+    (2, 4)
+    >>> mmcore.hamming(np.array([1, 3], dtype=np.uint64), np.uint64(0)).tolist()
+    [1, 2]
+    """
+    if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool):
+        if a < 0 or b < 0:
+            raise ValueError("hamming on negative ints is undefined: hashes are unsigned")
+        return (a ^ b).bit_count()
+    if isinstance(a, (bytes, bytearray, memoryview)) and isinstance(b, (bytes, bytearray, memoryview)):
+        if len(a) != len(b):
+            raise ValueError(f"hashes differ in length: {len(a)} and {len(b)} bytes")
+        return int.from_bytes(bytes(a), "big").__xor__(int.from_bytes(bytes(b), "big")).bit_count()
+    x, y = _as_u8_rows(a), _as_u8_rows(b)
+    if x.shape[-1:] != y.shape[-1:]:
+        raise ValueError(f"hash widths differ: {x.shape[-1]} and {y.shape[-1]} bytes")
+    d = _POPCOUNT8[np.bitwise_xor(x, y)].sum(axis=-1, dtype=np.int64)
+    return d if d.ndim else int(d)

@@ -2,16 +2,17 @@
 //
 // Contract (hash.h): exact modes decode at full size, RGB, no EXIF rotation, 16-bit grey PNG
 // clipped as Pillow's I;16 conversions do; fast mode decodes JPEG at the smallest scaled-IDCT
-// size that keeps both sides >= the largest input grid the kinds need, as luma when no kind needs
-// colour, with EXIF orientation unless turned off, and resizes with the area filter. PDQ squashes
+// size that keeps both sides >= twice the largest input grid the kinds need, as luma when no kind needs
+// colour, with EXIF orientation unless turned off, then resizes with LANCZOS as exact mode does
+// (on an already decoded array nothing is decoded, so fast mode gives exact mode's bits). PDQ squashes
 // images over 512 px to 512x512 (nearest) except in kPdqFull mode.
+#include "mmcore/hash.h"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <vector>
-
-#include "mmcore/hash.h"
 
 namespace mmcore {
 namespace {
@@ -56,7 +57,9 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
     error->set("hash: kinds mask 0x%x names no kind or an unknown one", request.kinds);
     return Status::kUnsupported;
   }
-  const Filter filter = request.mode == HashMode::kFast ? Filter::kArea : Filter::kLanczos3;
+  // Fast mode keeps LANCZOS too: on the scaled (already small) image it costs little, and an
+  // area filter there moved dHash by 6 bits on average from exact mode (LANCZOS: 0.6).
+  const Filter filter = Filter::kLanczos3;
 
   if (request.kinds & kGreyKinds) {
     std::vector<std::uint8_t> buffer;

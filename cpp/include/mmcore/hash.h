@@ -7,8 +7,9 @@
 //   rotation, Pillow's convert("L"), LANCZOS in Pillow's fixed point, float64 transforms), and as
 //   the PDQ C++ reference (squash to 512x512 when larger, float32 arithmetic in the reference's
 //   order). PDQ full mode: pdqhash 0.2.8's `compute` on the full-size RGB image (no squash).
-// - Fast mode: JPEG scaled IDCT, luma as coded, EXIF orientation applied (optional), area
-//   resize; not bit-exact, its agreement with exact mode is measured and documented.
+// - Fast mode: JPEG scaled IDCT (fast IDCT, no fancy upsampling), luma as coded, EXIF orientation
+//   applied (optional), then the same resize and transforms; not bit-exact, its agreement with
+//   exact mode is measured and documented.
 // - Bit order: imagehash's (row-major, element [0,0] is the most significant bit). PDQ bytes are
 //   the reference hex read as big-endian bytes: bytes[0] is the high byte of the reference's
 //   word 15.

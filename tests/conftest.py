@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +37,25 @@ def corpus_files(sub: str) -> list[Path]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def run_cpp_test(tmp_path: Path, name: str, *args: str) -> str:
+    """Builds tests/cpp/<name>.cpp against the pip build tree's libmmcore_cpu.a and runs it from
+    the repository root; returns its stdout. Skips when there is no build tree or compiler."""
+    libs = sorted(ROOT.glob("build/*/cpp/libmmcore_cpu.a"))
+    if not libs or shutil.which("g++") is None or shutil.which("pkg-config") is None:
+        pytest.skip("needs g++, pkg-config and a build tree (pip install . creates build/<tag>/cpp)")
+    flags = subprocess.run(
+        ["pkg-config", "--libs", "libjpeg", "libpng", "libwebp", "libwebpdemux", "zlib"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    exe = tmp_path / name
+    src = ROOT / "tests" / "cpp" / f"{name}.cpp"
+    includes = [f"-I{ROOT / 'cpp' / 'include'}", f"-I{ROOT / 'cpp' / 'src'}"]
+    cmd = ["g++", "-O2", "-std=c++17", *includes, str(src), str(libs[-1]), *flags, "-lpthread"]
+    subprocess.run([*cmd, "-o", str(exe)], check=True)
+    run = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, f"{name}: rc {run.returncode}: {run.stdout[-3000:]} {run.stderr[-2000:]}"
+    return run.stdout

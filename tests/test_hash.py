@@ -17,7 +17,7 @@ from typing import Any
 import imagehash
 import numpy as np
 import pytest
-from conftest import corpus_dir, corpus_index
+from conftest import corpus_dir, corpus_index, run_cpp_test
 from PIL import Image
 
 import mmcore
@@ -74,7 +74,9 @@ def corpus_mmcore() -> dict[Path, tuple[int, str | None, dict[str, str]]]:
     files = list(corpus_oracle())
     r = mmcore.hash_batch([str(f) for f in files], kinds=KINDS, mode="exact")
     cols = {k: r.hex(k) for k in KINDS}
-    return {f: (int(r.status[i]), r.errors[i], {k: cols[k][i] or "" for k in KINDS}) for i, f in enumerate(files)}
+    return {
+        f: (int(r.status[i]), r.errors[i], {k: cols[k][i] or "" for k in KINDS}) for i, f in enumerate(files)
+    }
 
 
 # libjpeg-turbo 2.1 (Debian 12) does not decode lossless JPEG (SOF3), which Pillow 13's bundled
@@ -166,6 +168,11 @@ def test_single_functions_match_batch() -> None:
             pdq_mode = "reference" if mode == "exact" else mode
             h, q = mmcore.pdq(f, mode=pdq_mode)
             assert h == bytes(r["pdq"][i]) and q == int(r["pdq_quality"][i])
+
+
+def test_cpp_dct_matches_scipy(tmp_path: Path) -> None:
+    """tests/cpp/test_dct.cpp: pHash's DCT replays scipy.fftpack.dct's outputs bit for bit."""
+    run_cpp_test(tmp_path, "test_dct")
 
 
 # ---- PDQ ----
@@ -333,7 +340,9 @@ def test_forced_backends_give_identical_hashes(tmp_path: Path) -> None:
     outs = {}
     for backend in ("ref", "avx2"):
         env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
-        res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
+        )
         assert res.returncode == 0, res.stderr
         outs[backend] = res.stdout.rsplit("\n", 2)
     assert outs["ref"][0] == outs["avx2"][0]
@@ -383,4 +392,3 @@ def test_huge_image_exact_hashes() -> None:
             im.load()
             want = [str(imagehash.average_hash(im)), str(imagehash.dhash(im)), str(imagehash.phash(im))]
         assert [r.hex(k)[0] for k in ("ahash", "dhash", "phash")] == want
-

@@ -6,13 +6,11 @@ channel against Pillow mode L, because Pillow premultiplies RGBA and mmcore does
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import corpus_files
+from conftest import corpus_files, run_cpp_test
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -231,22 +229,7 @@ def test_strided_views(rng: np.random.Generator) -> None:
 
 def test_cpp_strided_views_and_guard_pages(tmp_path: Path) -> None:
     """tests/cpp/test_resize.cpp: strided views, sources ending at an unreadable page, ref vs AVX2."""
-    root = Path(__file__).resolve().parent.parent
-    libs = sorted(root.glob("build/*/cpp/libmmcore_cpu.a"))
-    if not libs or shutil.which("g++") is None or shutil.which("pkg-config") is None:
-        pytest.skip("needs g++, pkg-config and a build tree (pip install . creates build/<tag>/cpp)")
-    flags = subprocess.run(
-        ["pkg-config", "--libs", "libjpeg", "libpng", "libwebp", "libwebpdemux"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    exe = tmp_path / "test_resize"
-    src = root / "tests" / "cpp" / "test_resize.cpp"
-    cmd = ["g++", "-O2", "-std=c++17", f"-I{root / 'cpp' / 'include'}", str(src), str(libs[-1]), *flags]
-    subprocess.run([*cmd, "-lpthread", "-o", str(exe)], check=True)
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"rc {run.returncode}: {run.stdout[-2000:]}"
+    run_cpp_test(tmp_path, "test_resize")
 
 
 # --- misuse ------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def _hash_src(src: Any) -> Any:
         return os.fspath(src)
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8:
-            raise TypeError(f"an array source must be uint8 (encoded bytes or HxW[xC] pixels), got {src.dtype}")
+            raise TypeError(f"an array source must be uint8 (bytes or HxW[xC] pixels), got {src.dtype}")
         return np.ascontiguousarray(src)
     return src
 

@@ -333,8 +333,8 @@ def test_forced_backends_give_identical_hashes(tmp_path: Path) -> None:
         "kinds = ('ahash','dhash','dhash_vertical','phash','phash_simple','whash','colorhash','pdq')\n"
         "for mode in ('exact', 'fast'):\n"
         "    r = mmcore.hash_batch(imgs, kinds=kinds, mode=mode, dihedral=True)\n"
-        "    for k in kinds[:-1]: sys.stdout.write(k + ' ' + ' '.join(map(str, r[k].tolist())) + '\\n')\n"
-        "    sys.stdout.write(r['pdq_dihedral'].tobytes().hex() + ' ' + str(r['pdq_quality'].tolist()) + '\\n')\n"
+        "    for k in kinds[:-1]: print(k, *r[k].tolist())\n"
+        "    print(r['pdq_dihedral'].tobytes().hex(), r['pdq_quality'].tolist())\n"
         "print(mmcore.build_info()['backend'])\n"
     )
     outs = {}

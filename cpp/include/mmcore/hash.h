@@ -87,12 +87,22 @@ std::uint64_t whash_gray(ConstImageView gray, Filter filter);
 /// Pillow's convert("L") and convert("HSV") arithmetic. 42 bits, most significant first.
 std::uint64_t colorhash_rgb(ConstImageView img);
 
-/// PDQ of an image (1 channel: luma = value; 3 or 4: float32 0.299 R + 0.587 G + 0.114 B) at
-/// the size given (no squash). hashes[0] gets the hash; hashes[1..7] the dihedral variants
-/// (rot90, rot180, rot270, flipx, flipy, flip+1, flip-1) when dihedral. Images under 5 px on a
-/// side give all-zero hashes and quality 0. scratch: pdq_scratch_floats(w, h) floats.
+/// How PDQ turns 3 or 4 channels into luma (1 channel: luma = value in both). The two
+/// oracles differ by one float32 ulp on about a third of RGB triples, which flips bits of
+/// flat or tiny images, so each mode names its own.
+enum class PdqLuma : std::uint8_t {
+  kReference = 0,  ///< the C++ reference: float32 (0.299f R + 0.587f G) + 0.114f B
+  kPdqhash = 1,    ///< pdqhash.compute (numpy): float64 R*0.299 + G*0.587 + B*0.114, then float32
+};
+
+/// PDQ of an image at the size given (no squash); luma as `luma` says (kReference for the
+/// reference mode, kPdqhash for full mode). hashes[0] gets the hash; hashes[1..7] the dihedral
+/// variants (rot90, rot180, rot270, flipx, flipy, flip+1, flip-1) when dihedral. Images under
+/// 5 px on a side give all-zero hashes and quality 0; a 64x64 image skips the blur (as the
+/// reference's pdqHash256FromFloatLuma). scratch: pdq_scratch_floats(w, h) floats.
 std::size_t pdq_scratch_floats(std::int32_t width, std::int32_t height);
-void pdq_hash(ConstImageView img, bool dihedral, float* scratch, PdqHash* hashes, std::int32_t* quality);
+void pdq_hash(ConstImageView img, bool dihedral, float* scratch, PdqHash* hashes, std::int32_t* quality,
+              PdqLuma luma = PdqLuma::kReference);
 
 /// The PDQ reference hasher's input rule: an image over 512 px on either side is resampled to
 /// exactly 512x512 by nearest neighbour (source index floor(x * W / 512)); returns false (and

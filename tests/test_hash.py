@@ -62,7 +62,11 @@ def pillow_files() -> tuple[Path, ...]:
 def corpus_oracle() -> dict[Path, dict[str, str]]:
     out = {}
     for f in pillow_files():
-        with Image.open(f) as im:
+        try:
+            im = Image.open(f)
+        except Image.DecompressionBombError:
+            continue  # over Pillow's own limit: test_huge_image_exact_hashes
+        with im:
             if im.width * im.height > ORACLE_MAX_PIXELS:
                 continue
             out[f] = oracle_hex(im)
@@ -159,7 +163,7 @@ def test_bytes_path_and_array_agree(tmp_path: Path, rng: np.random.Generator) ->
 
 
 def test_single_functions_match_batch() -> None:
-    files = [f for f in mmcore.demo_images() if "corrupt" not in f]
+    files = mmcore.demo_images()[:7]  # 08 and 09 are the corrupt demo files
     for mode in ("exact", "fast"):
         r = mmcore.hash_batch(files, kinds=(*KINDS, "pdq"), mode=mode)
         for i, f in enumerate(files):
@@ -360,23 +364,23 @@ def test_fast_mode_agreement_with_exact() -> None:
     fa = mmcore.hash_batch(files, kinds=kinds, mode="fast", exif_orientation=False)
     ok = ex.ok & fa.ok
     assert ok.sum() >= 400
-    # share of images within (0, 2, 4) bits; PDQ within (0, 8, 16) of 256. Floors: the measured
-    # values in docs/hashes.md minus a margin for libjpeg builds.
+    # share of images within (0, 2, 4) bits; PDQ within (8, 16, 31) of 256.
     floors = FAST_FLOORS
     for k in kinds:
         d = mmcore.hamming(ex[k][ok], fa[k][ok])
-        limits = (0, 8, 16) if k == "pdq" else (0, 2, 4)
+        limits = (8, 16, 31) if k == "pdq" else (0, 2, 4)
         shares = [float((d <= t).mean()) for t in limits]
         for share, floor, t in zip(shares, floors[k], limits, strict=True):
             assert share >= floor, f"{k}: share within {t} bits {share:.3f} < {floor}"
 
 
 FAST_FLOORS: dict[str, tuple[float, float, float]] = {
-    "ahash": (0.0, 0.0, 0.0),
-    "dhash": (0.0, 0.0, 0.0),
-    "phash": (0.0, 0.0, 0.0),
-    "whash": (0.0, 0.0, 0.0),
-    "pdq": (0.0, 0.0, 0.0),
+    # measured on the 437 corpus JPEGs (docs/hashes.md), minus a margin for other libjpeg builds
+    "ahash": (0.78, 0.97, 0.99),
+    "dhash": (0.65, 0.96, 0.99),
+    "phash": (0.78, 0.97, 0.99),
+    "whash": (0.84, 0.97, 0.99),
+    "pdq": (0.17, 0.54, 0.97),  # within 8 / 16 / 31 bits (PDQ's match threshold is 31)
 }
 
 
@@ -384,11 +388,22 @@ FAST_FLOORS: dict[str, tuple[float, float, float]] = {
 @pytest.mark.slow
 def test_huge_image_exact_hashes() -> None:
     """The one corpus file over ORACLE_MAX_PIXELS (20000x14000 grey): ahash/dhash/phash vs imagehash."""
-    big = [f for f in pillow_files() if f not in corpus_oracle()]
-    assert big, "expected the 280 MP grey image in odd/"
+    big = [corpus_dir("odd") / "sharp__test_fixtures_giant-image.jpg"]
+    if not big[0].is_file():
+        pytest.skip("the 20000x14000 corpus image is absent")
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        _check_huge(big)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _check_huge(big: list[Path]) -> None:
     for f in big:
         r = mmcore.hash_batch([str(f)], kinds=("ahash", "dhash", "phash"), max_pixels=400_000_000)
         with Image.open(f) as im:
             im.load()
             want = [str(imagehash.average_hash(im)), str(imagehash.dhash(im)), str(imagehash.phash(im))]
+        assert r.ok[0], r.errors
         assert [r.hex(k)[0] for k in ("ahash", "dhash", "phash")] == want

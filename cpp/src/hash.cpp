@@ -2,8 +2,8 @@
 //
 // Contract (hash.h): exact modes decode at full size, RGB, no EXIF rotation, 16-bit grey PNG
 // clipped as Pillow's I;16 conversions do; fast mode decodes JPEG at the smallest scaled-IDCT
-// size that keeps both sides >= twice the largest input grid the kinds need, as luma when no kind needs
-// colour, with EXIF orientation unless turned off, then resizes with LANCZOS as exact mode does
+// size that keeps both sides >= 128 px, as luma (RGB for colorhash alone), with EXIF orientation
+// unless turned off, then resizes with LANCZOS as exact mode does
 // (on an already decoded array nothing is decoded, so fast mode gives exact mode's bits). PDQ squashes
 // images over 512 px to 512x512 (nearest) except in kPdqFull mode.
 #include "mmcore/hash.h"
@@ -26,22 +26,10 @@ constexpr std::uint32_t kGreyKinds = bit(HashKind::kAhash) | bit(HashKind::kDhas
 constexpr std::uint32_t kAllKinds = (1u << kHashKindCount) - 1;
 constexpr std::int32_t kPdqSquash = 512;
 
-/// Fast mode: the side the scaled decode keeps, 2x each kind's input grid (SPEC-hashes.md).
-std::int32_t fast_min_side(std::uint32_t kinds) {
-  std::int32_t side = 0;
-  auto need = [&](HashKind k, std::int32_t s) {
-    if (kinds & bit(k)) side = std::max(side, s);
-  };
-  need(HashKind::kAhash, 16);
-  need(HashKind::kDhash, 18);
-  need(HashKind::kDhashVertical, 18);
-  need(HashKind::kWhash, 16);
-  need(HashKind::kPhash, 64);
-  need(HashKind::kPhashSimple, 64);
-  need(HashKind::kColorhash, 64);
-  need(HashKind::kPdq, 128);
-  return side;
-}
+/// Fast mode's scaled JPEG decode keeps both sides >= this: twice PDQ's 64x64 grid, the largest
+/// any kind reads. One size for every kind, so that a kind's fast bits never depend on which
+/// other kinds the same call asks for.
+constexpr std::int32_t kFastMinSide = 128;
 
 }  // namespace
 
@@ -91,19 +79,40 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
       src = dst;
     }
     std::vector<float> scratch(pdq_scratch_floats(src.width, src.height));
-    pdq_hash(src, request.pdq_dihedral, scratch.data(), out->pdq, &out->pdq_quality);
+    pdq_hash(src, request.pdq_dihedral, scratch.data(), out->pdq, &out->pdq_quality,
+             request.mode == HashMode::kPdqFull ? PdqLuma::kPdqhash : PdqLuma::kReference);
   }
   return Status::kOk;
 }
 
 Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
                   ErrorText* error) {
+  if (request.mode == HashMode::kFast && request.wants(HashKind::kColorhash) &&
+      (request.kinds & ~bit(HashKind::kColorhash)) != 0) {
+    // Fast mode decodes luma for the grey kinds and RGB only for colorhash: two decodes, so
+    // that asking for colorhash does not change the other kinds' bits.
+    HashRequest colour = request, grey = request;
+    colour.kinds = bit(HashKind::kColorhash);
+    grey.kinds &= ~bit(HashKind::kColorhash);
+    HashRecord colour_out;
+    ErrorText colour_error;
+    const Status sc = hash_bytes(data, size, colour, &colour_out, &colour_error);
+    if (!status_ok(sc)) {
+      *error = colour_error;
+      return sc;
+    }
+    const Status sg = hash_bytes(data, size, grey, out, error);
+    if (!status_ok(sg)) return sg;
+    out->bits[static_cast<int>(HashKind::kColorhash)] =
+        colour_out.bits[static_cast<int>(HashKind::kColorhash)];
+    return sg;
+  }
   DecodeOptions options;
   options.max_pixels = request.max_pixels;
   if (request.mode == HashMode::kFast) {
     options.pixel = request.wants(HashKind::kColorhash) ? PixelFormat::kRgb : PixelFormat::kGray;
     options.exif_orientation = request.exif_orientation;
-    options.min_width = options.min_height = fast_min_side(request.kinds);
+    options.min_width = options.min_height = kFastMinSide;
     options.fast = true;
   } else {
     options.pixel = PixelFormat::kRgb;

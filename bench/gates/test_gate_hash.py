@@ -1,0 +1,135 @@
+"""pytest-benchmark perf gates for the perceptual hashes (not part of the test suite: run them on purpose).
+
+    pytest bench/gates/test_gate_hash.py --benchmark-autosave                     # baseline on this machine
+    pytest bench/gates --benchmark-compare --benchmark-compare-fail=median:10%   # gate a change on it
+    MMCORE_PERF_GATES=1 pytest bench/gates -k ratio                               # also the issue's ratios
+
+The absolute benchmarks gate regressions against a saved run of the same machine. The ratio gates
+(opt-in, they need a quiet machine) time mmcore and the competitor in the same process, interleaved,
+single thread, end to end from JPEG bytes in memory, and hold mmcore to the issue's ImageNet-size
+targets that bench/bench_hash.py reports: fast pHash >= 2.5x imagehash.phash (Pillow decode), exact
+pHash >= 1.5x, fast PDQ >= 3x pdqhash.compute (Pillow decode). Images: ImageNet-size JPEGs of
+../shared/corpus/jpeg, or generated photo-like JPEGs where the corpus is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+mmcore = pytest.importorskip("mmcore")
+
+CORPUS = Path(os.environ.get("MMCORE_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
+N_IMAGES = 48
+
+
+def _generated(n: int) -> list[bytes]:
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        h, w = (375, 500) if i % 2 else (500, 333)
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
+        img = np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+@pytest.fixture(scope="module")
+def images() -> list[bytes]:
+    d = CORPUS / "jpeg"
+    if d.is_dir():
+        from PIL import Image
+
+        picked = []
+        for p in sorted(d.iterdir()):
+            b = p.read_bytes()
+            if b[:3] != b"\xff\xd8\xff":
+                continue
+            w, h = Image.open(io.BytesIO(b)).size
+            if 200 <= min(w, h) <= 600:
+                picked.append(b)
+        if len(picked) >= N_IMAGES:
+            step = len(picked) / N_IMAGES
+            return [picked[int(i * step)] for i in range(N_IMAGES)]
+    return _generated(N_IMAGES)
+
+
+def _ok(r: Any) -> None:
+    assert bool(r.ok.all()), r.counts()
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_phash(benchmark: Any, images: list[bytes], mode: str) -> None:
+    benchmark(lambda: _ok(mmcore.hash_batch(images, kinds=["phash"], mode=mode, threads=1)))
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_pdq(benchmark: Any, images: list[bytes], mode: str) -> None:
+    benchmark(lambda: _ok(mmcore.hash_batch(images, kinds=["pdq"], mode=mode, threads=1)))
+
+
+def test_all_kinds_fast(benchmark: Any, images: list[bytes]) -> None:
+    benchmark(lambda: _ok(mmcore.hash_batch(images, kinds=mmcore.hashing.KINDS, mode="fast", threads=1)))
+
+
+def test_phash_fast_2_threads(benchmark: Any, images: list[bytes]) -> None:
+    benchmark(lambda: _ok(mmcore.hash_batch(images, kinds=["phash"], mode="fast", threads=2)))
+
+
+# --- ratio gates (opt-in) -------------------------------------------------------------------------
+
+
+def _best(fn: Callable[[], Any], rounds: int = 3) -> float:
+    best = math.inf
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.skipif(
+    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
+)
+@pytest.mark.parametrize(
+    ("kind", "mode", "floor"),
+    [("phash", "fast", 2.5), ("phash", "exact", 1.5), ("pdq", "fast", 3.0)],
+)
+def test_ratio_vs_reference_library(images: list[bytes], kind: str, mode: str, floor: float) -> None:
+    from PIL import Image
+
+    if kind == "phash":
+        imagehash = pytest.importorskip("imagehash")
+        theirs = lambda: [imagehash.phash(Image.open(io.BytesIO(b))) for b in images]  # noqa: E731
+        name = "imagehash.phash"
+    else:
+        pdqhash = pytest.importorskip("pdqhash")
+        theirs = lambda: [  # noqa: E731
+            pdqhash.compute(np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))) for b in images
+        ]
+        name = "pdqhash.compute"
+        # A build whose PDQ kernel is still a stub returns zeros in no time: that is no speed-up.
+        probe = mmcore.hash_batch(images[:4], kinds=["pdq"], mode=mode, threads=1)
+        if not np.any(probe["pdq"]):
+            pytest.fail("mmcore's PDQ hashes are all zero: the PDQ kernel is not built in")
+    ours = lambda: _ok(mmcore.hash_batch(images, kinds=[kind], mode=mode, threads=1))  # noqa: E731
+    ours(), theirs()  # warm
+    t_ours, t_theirs = math.inf, math.inf
+    for _ in range(3):  # interleaved, so that load on the machine hits both
+        t_ours = min(t_ours, _best(ours))
+        t_theirs = min(t_theirs, _best(theirs))
+    ratio = t_theirs / t_ours
+    assert ratio >= floor, f"{kind} {mode}: {ratio:.2f}x {name} (target >= {floor}x)"

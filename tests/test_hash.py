@@ -179,6 +179,18 @@ def test_cpp_dct_matches_scipy(tmp_path: Path) -> None:
     run_cpp_test(tmp_path, "test_dct")
 
 
+def test_cpp_whash_colorhash_properties(tmp_path: Path) -> None:
+    """tests/cpp/test_whash_colorhash.cpp without oracle files: its built-in property checks."""
+    run_cpp_test(tmp_path, "test_whash_colorhash")
+
+
+@pytest.mark.corpus
+def test_cpp_pdq(tmp_path: Path) -> None:
+    """tests/cpp/test_pdq.cpp: manifests through the C++ API, strided views and edge cases."""
+    out = run_cpp_test(tmp_path, "test_pdq", str(corpus_dir()))
+    assert "PASS" in out
+
+
 # ---- PDQ ----
 
 

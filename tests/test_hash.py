@@ -179,6 +179,11 @@ def test_cpp_dct_matches_scipy(tmp_path: Path) -> None:
     run_cpp_test(tmp_path, "test_dct")
 
 
+def test_cpp_luma_variants_match_ref(tmp_path: Path) -> None:
+    """tests/cpp/test_luma.cpp: the AVX2 Pillow-L rows equal the scalar ref on all 2^24 colours."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_luma")
+
+
 def test_cpp_whash_colorhash_properties(tmp_path: Path) -> None:
     """tests/cpp/test_whash_colorhash.cpp without oracle files: its built-in property checks."""
     run_cpp_test(tmp_path, "test_whash_colorhash")

@@ -43,6 +43,7 @@ extern "C" {
 // clang-format on
 
 #include "decode_internal.h"
+#include "luma_internal.h"
 
 #if !defined(LIBJPEG_TURBO_VERSION_NUMBER) || LIBJPEG_TURBO_VERSION_NUMBER < 2000000 || \
     LIBJPEG_TURBO_VERSION_NUMBER >= 3000000
@@ -271,8 +272,11 @@ void read_header_and_configure(Session* s, const DecodeOptions& options) {
   if (cmyk) {
     c->out_color_space = JCS_CMYK;
   } else if (options.pixel == PixelFormat::kGray) {
-    // Luma as coded for YCbCr / grey; an RGB-coded stream goes through Pillow's formula.
-    c->out_color_space = c->jpeg_color_space == JCS_RGB ? JCS_RGB : JCS_GRAYSCALE;
+    // Luma as coded for YCbCr / grey; an RGB-coded stream, or any colour stream when pillow_gray
+    // asks for it, decodes to RGB and goes through Pillow's formula row by row.
+    const bool via_rgb =
+        c->jpeg_color_space == JCS_RGB || (options.pillow_gray && c->jpeg_color_space != JCS_GRAYSCALE);
+    c->out_color_space = via_rgb ? JCS_RGB : JCS_GRAYSCALE;
   } else if (options.pixel == PixelFormat::kRgba) {
     c->out_color_space = JCS_EXT_RGBA;
   } else {
@@ -309,7 +313,7 @@ inline void cmyk_inverted_to_rgb(const JSAMPLE* in, std::uint8_t* rgb) {
 }
 
 // Converts one row decoded in an intermediate colour space into the caller's pixel format.
-void convert_row(const JSAMPLE* in, J_COLOR_SPACE space, JDIMENSION width, PixelFormat pixel,
+void convert_row(const JSAMPLE* in, J_COLOR_SPACE space, JDIMENSION width, PixelFormat pixel, LumaRowFn luma,
                  std::uint8_t* out) {
   if (space == JCS_CMYK) {
     for (JDIMENSION x = 0; x < width; ++x, in += 4) {
@@ -324,8 +328,8 @@ void convert_row(const JSAMPLE* in, J_COLOR_SPACE space, JDIMENSION width, Pixel
         std::memcpy(out + 3 * x, rgb, 3);
       }
     }
-  } else {  // JCS_RGB-coded stream, grey output
-    for (JDIMENSION x = 0; x < width; ++x, in += 3) out[x] = luma_pillow(in[0], in[1], in[2]);
+  } else {  // RGB decode, grey output
+    luma(in, out, static_cast<std::int32_t>(width));
   }
 }
 
@@ -400,13 +404,15 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
     }
   } else {
     const JDIMENSION stride = c->output_width * static_cast<JDIMENSION>(c->output_components);
-    const auto nrows = static_cast<JDIMENSION>(c->rec_outbuf_height);
+    // Several rows per call (libjpeg's per-call overhead is not small next to a row's work).
+    const auto nrows = std::max<JDIMENSION>(16, static_cast<JDIMENSION>(c->rec_outbuf_height));
+    const LumaRowFn luma = luma_row_fn();
     JSAMPARRAY buf = (*c->mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(c), JPOOL_IMAGE, stride, nrows);
     while (c->output_scanline < c->output_height) {
       const JDIMENSION y = c->output_scanline;
       const JDIMENSION got = jpeg_read_scanlines(c, buf, nrows);
       for (JDIMENSION i = 0; i < got; ++i) {
-        convert_row(buf[i], c->out_color_space, c->output_width, pixel,
+        convert_row(buf[i], c->out_color_space, c->output_width, pixel, luma,
                     out.row(static_cast<std::int32_t>(y + i)));
       }
     }

@@ -30,6 +30,7 @@
 #include <cstring>
 
 #include "decode_internal.h"
+#include "luma_internal.h"
 
 namespace mmcore::detail {
 namespace {
@@ -338,6 +339,7 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
     error->set("png: out of memory allocating %zu bytes of row scratch", rowbytes * rows);
     return Status::kNoMemory;
   }
+  const LumaRowFn luma = luma_row_fn();
   auto convert = [&](const std::uint8_t* src, std::uint8_t* dst) {
     if (plan == Plan::kLumaFromLut) {
       for (png_uint_32 x = 0; x < w; ++x) dst[x] = lut[src[x]];
@@ -348,7 +350,7 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
         for (int k = 0; k < c; ++k) dst[k] = v;
       }
     } else {
-      for (png_uint_32 x = 0; x < w; ++x, src += 3) dst[x] = luma_pillow(src[0], src[1], src[2]);
+      luma(src, dst, static_cast<std::int32_t>(w));
     }
   };
   if (passes == 1) {

@@ -115,7 +115,11 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
     options.min_width = options.min_height = kFastMinSide;
     options.fast = true;
   } else {
-    options.pixel = PixelFormat::kRgb;
+    // The imagehash kinds read Pillow's "L" image only: decode straight to it (a third of the
+    // memory, and the conversion runs on rows still in cache). PDQ and colorhash need RGB.
+    const bool grey_only = !request.wants(HashKind::kPdq) && !request.wants(HashKind::kColorhash);
+    options.pixel = grey_only ? PixelFormat::kGray : PixelFormat::kRgb;
+    options.pillow_gray = true;
     options.exif_orientation = false;
     options.pillow_i16 = true;
   }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "hash_internal.h"
+#include "luma_internal.h"
 #include "mmcore/hash.h"
 
 namespace mmcore {
@@ -46,16 +47,18 @@ double median64(const double* v) {
 }  // namespace
 
 void gray_pillow(ConstImageView src, ImageView dst) {
+  const detail::LumaRowFn luma = detail::luma_row_fn();  // once per image
   for (std::int32_t y = 0; y < src.height; ++y) {
     const std::uint8_t* s = src.row(y);
     std::uint8_t* d = dst.row(y);
     if (src.channels == 1) {
       std::memcpy(d, s, static_cast<std::size_t>(src.width));
-      continue;
-    }
-    const int c = src.channels;
-    for (std::int32_t x = 0; x < src.width; ++x, s += c) {
-      d[x] = static_cast<std::uint8_t>((19595u * s[0] + 38470u * s[1] + 7471u * s[2] + 0x8000u) >> 16);
+    } else if (src.channels == 3) {
+      luma(s, d, src.width);
+    } else {
+      for (std::int32_t x = 0; x < src.width; ++x, s += 4) {
+        d[x] = static_cast<std::uint8_t>((19595u * s[0] + 38470u * s[1] + 7471u * s[2] + 0x8000u) >> 16);
+      }
     }
   }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer decode harness with ASan + UBSan from the project's cpp/src/*.cpp (no CMake,
+# Builds the libFuzzer harnesses (decode, hash) with ASan + UBSan from the project's cpp/src/*.cpp (no CMake,
 # no Python) against the Debian codec libraries, and writes a seed corpus from ../shared/corpus.
 #
-#   bash tests/fuzz/build.sh            # -> build/fuzz/fuzz_decode and build/fuzz/seeds/
+#   bash tests/fuzz/build.sh            # -> build/fuzz/fuzz_decode, build/fuzz/fuzz_hash, build/fuzz/seeds/
 #   CXX=clang++-15 bash tests/fuzz/build.sh
 #
 # Needs clang with the libFuzzer runtime (Debian 12: apt-get install clang libclang-rt-14-dev) and the
@@ -47,9 +47,11 @@ for src in cpp/src/*.cpp; do
   fi
   objs+=("$obj")
 done
-"$CXX" "${COMMON[@]}" "${defs[@]}" -fsanitize=fuzzer tests/fuzz/fuzz_decode.cpp "${objs[@]}" \
-  $(pkg-config --libs $PKGS) -lpthread -o "$OUT/fuzz_decode"
-echo "build.sh: built $OUT/fuzz_decode"
+for harness in fuzz_decode fuzz_hash; do
+  "$CXX" "${COMMON[@]}" "${defs[@]}" -fsanitize=fuzzer "tests/fuzz/$harness.cpp" "${objs[@]}" \
+    $(pkg-config --libs $PKGS) -lpthread -o "$OUT/$harness"
+  echo "build.sh: built $OUT/$harness"
+done
 
 # Seed corpus: small real files of every kind, each prefixed with an option byte (the harness reads
 # its options from the first byte). Deterministic: the same corpus gives the same seeds.

@@ -47,6 +47,9 @@ struct DecodeOptions {
   /// convert("L") / convert("RGB") do, instead of keeping the high byte (the default, which
   /// keeps the image's tones). The imagehash-exact hashes set it; kRgba ignores it.
   bool pillow_i16 = false;
+  /// kGray on a colour JPEG: Pillow's convert("L") of the RGB decode (exactly what Pillow gives,
+  /// converted row by row) instead of the luma as coded. Other formats' kGray is Pillow's already.
+  bool pillow_gray = false;
 };
 
 struct ImageInfo {

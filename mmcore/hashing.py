@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from . import _core
 from .image import _max_pixels, _threads
-from .status import DecodeError, Status
+from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
 """Encoded image bytes, a path, or a decoded uint8 image (HxW, HxWx3, HxWx4)."""
@@ -55,7 +55,7 @@ _MODES: dict[str, int] = {"exact": 0, "reference": 0, "full": 1, "fast": 2}
 
 
 @dataclass
-class HashResult:
+class HashResult(StatusColumn):
     """Hashes of a batch, one row per input in input order.
 
     ``result["phash"]`` (or ``result.columns["phash"]``) is a ``uint64`` array for the 64-bit
@@ -78,16 +78,6 @@ class HashResult:
             return self.columns[kind]
         except KeyError:
             raise KeyError(f"no column {kind!r}; this result has {sorted(self.columns)}") from None
-
-    @property
-    def ok(self) -> npt.NDArray[np.bool_]:
-        """Boolean mask of the records that were hashed."""
-        return self.status <= Status.OK_WARNING
-
-    def counts(self) -> dict[str, int]:
-        """Number of records per status name, e.g. ``{"OK": 98, "CORRUPT": 2}``."""
-        values, n = np.unique(self.status, return_counts=True)
-        return {Status(int(v)).name: int(c) for v, c in zip(values, n, strict=True)}
 
     def hex(self, kind: str) -> list[str | None]:
         """The column as hex strings (imagehash's ``str()`` / the PDQ reference's hex); None where

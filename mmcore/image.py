@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .status import DecodeError, Status
+from .status import DecodeError, Status, StatusColumn
 
 Source = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
 """An encoded image: its bytes (any contiguous buffer) or a filesystem path."""
@@ -26,7 +26,7 @@ DEFAULT_MAX_PIXELS: int = int(_core.DEFAULT_MAX_PIXELS)
 
 
 @dataclass
-class BatchResult:
+class BatchResult(StatusColumn):
     """The outcome of a batch call, one entry per input, in input order.
 
     ``images[i]`` is None exactly where ``status[i]`` is not OK / OK_WARNING; ``errors[i]``
@@ -39,16 +39,6 @@ class BatchResult:
 
     def __len__(self) -> int:
         return len(self.images)
-
-    @property
-    def ok(self) -> npt.NDArray[np.bool_]:
-        """Boolean mask of the records that produced an image."""
-        return self.status <= Status.OK_WARNING
-
-    def counts(self) -> dict[str, int]:
-        """Number of records per status name, e.g. ``{"OK": 98, "CORRUPT": 2}``."""
-        values, n = np.unique(self.status, return_counts=True)
-        return {Status(int(v)).name: int(c) for v, c in zip(values, n, strict=True)}
 
 
 def _pixel(color: str, alpha: str) -> int:

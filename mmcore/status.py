@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 
+import numpy as np
+import numpy.typing as npt
+
 
 class Status(enum.IntEnum):
     """What happened to one record. Values are stable (stored in Parquet)."""
@@ -39,3 +42,19 @@ class DecodeError(ValueError):
         super().__init__(f"{status.name}: {message}")
         self.status = status
         self.message = message
+
+
+class StatusColumn:
+    """What every batch result shares: a uint8 ``status`` per record, and what it tells."""
+
+    status: npt.NDArray[np.uint8]
+
+    @property
+    def ok(self) -> npt.NDArray[np.bool_]:
+        """Boolean mask of the records that produced an output (OK or OK_WARNING)."""
+        return self.status <= Status.OK_WARNING
+
+    def counts(self) -> dict[str, int]:
+        """Number of records per status name, e.g. ``{"OK": 98, "CORRUPT": 2}``."""
+        values, n = np.unique(self.status, return_counts=True)
+        return {Status(int(v)).name: int(c) for v, c in zip(values, n, strict=True)}

@@ -14,61 +14,25 @@ interleaved, and hold mmcore to the targets bench/bench_decode.py reports: T2 an
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 mmcore = pytest.importorskip("mmcore")
+from gate_common import all_ok, best_time, imagenet_images  # noqa: E402
 
-CORPUS = Path(os.environ.get("MMCORE_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 N_IMAGES = 64
-
-
-def _generated(n: int) -> list[bytes]:
-    from PIL import Image
-
-    rng = np.random.default_rng(7)
-    out = []
-    for i in range(n):
-        h, w = (375, 500) if i % 2 else (500, 333)
-        y, x = np.mgrid[0:h, 0:w]
-        base = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h))], -1)
-        img = np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, "JPEG", quality=90)
-        out.append(buf.getvalue())
-    return out
 
 
 @pytest.fixture(scope="module")
 def images() -> list[bytes]:
-    d = CORPUS / "jpeg"
-    if d.is_dir():
-        from PIL import Image
-
-        picked = []
-        for p in sorted(d.iterdir()):
-            b = p.read_bytes()
-            if b[:3] != b"\xff\xd8\xff":
-                continue
-            w, h = Image.open(io.BytesIO(b)).size
-            if 200 <= min(w, h) <= 600:
-                picked.append(b)
-        if len(picked) >= N_IMAGES:
-            step = len(picked) / N_IMAGES
-            return [picked[int(i * step)] for i in range(N_IMAGES)]
-    return _generated(N_IMAGES)
+    return imagenet_images(N_IMAGES)
 
 
-def _ok(r: Any) -> None:
-    assert bool(r.ok.all()), r.counts()
+_ok = all_ok
 
 
 def test_t1_thumbnail(benchmark: Any, images: list[bytes]) -> None:
@@ -92,12 +56,7 @@ def test_decode_full_2_threads(benchmark: Any, images: list[bytes]) -> None:
 
 
 def _best(fn: Callable[[], Any], rounds: int = 7) -> float:
-    best = math.inf
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_time(fn, rounds)
 
 
 def _scale(w: int, h: int, tw: int, th: int) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, build_info, demo_images
+from .hashing import hash_batch
 from .image import decode_batch, thumbnail_batch
 from .status import Status
 
@@ -30,8 +31,12 @@ def _demo(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     thumbs = thumbnail_batch(data, short_side=args.short_side, threads=args.threads)
     t2 = time.perf_counter()
+    hashes = hash_batch(data, kinds=("phash", "pdq"), mode="exact", threads=args.threads)
+    t3 = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="mmcore-demo-")
     os.makedirs(out, exist_ok=True)
+    phash_hex, pdq_hex = hashes.hex("phash"), hashes.hex("pdq")
+    header = ("file", "status", "decoded", "thumbnail", "pHash", "PDQ (first 16 hex) quality", "message")
     rows = []
     for i, p in enumerate(paths):
         st = Status(int(decoded.status[i]))
@@ -41,19 +46,18 @@ def _demo(args: argparse.Namespace) -> int:
             np.save(os.path.join(out, os.path.basename(p) + ".thumb.npy"), th)
         size = f"{full.shape[1]}x{full.shape[0]}" if full is not None else "-"
         tsize = f"{th.shape[1]}x{th.shape[0]}" if th is not None else "-"
-        rows.append((os.path.basename(p), st.name, size, tsize, decoded.errors[i] or ""))
-    widths = [
-        max(len(str(r[k])) for r in [*rows, ("file", "status", "decoded", "thumbnail", "")]) for k in range(4)
-    ]
-    header = ("file", "status", "decoded", "thumbnail", "message")
-    print("  ".join(h.ljust(w) for h, w in zip(header[:4], widths, strict=True)) + "  message")
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4][:70])
+        pdq = f"{pdq_hex[i][:16]} {int(hashes['pdq_quality'][i]):3d}" if pdq_hex[i] else "-"
+        msg = decoded.errors[i] or ""
+        rows.append((os.path.basename(p), st.name, size, tsize, phash_hex[i] or "-", pdq, msg))
+    widths = [max(len(r[k]) for r in [*rows, header]) for k in range(len(header) - 1)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1][:60])
     n = len(paths)
     print(f"\n{n} images: {decoded.counts()}")
     print(
         f"decode: {n / (t1 - t0):.0f} images/s, thumbnail(short side {args.short_side}): "
-        f"{n / (t2 - t1):.0f} images/s; thumbnails written to {out}"
+        f"{n / (t2 - t1):.0f} images/s, pHash + PDQ (exact): {n / (t3 - t2):.0f} images/s; "
+        f"thumbnails written to {out}"
     )
     return 0
 
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmcore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mmcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="decode and thumbnail the demo images shipped with mmcore")
+    demo = sub.add_parser("demo", help="decode, thumbnail and hash the demo images shipped with mmcore")
     demo.add_argument("--short-side", type=int, default=64, help="thumbnail short side (default 64)")
     demo.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
     demo.add_argument("--out", default=None, help="folder for the thumbnails (default: a new temp folder)")

@@ -7,11 +7,14 @@ import doctest
 import pytest
 
 import mmcore
+import mmcore.hashing
 import mmcore.image
 import mmcore.status
 
 
-@pytest.mark.parametrize("module", [mmcore, mmcore.image, mmcore.status], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [mmcore, mmcore.hashing, mmcore.image, mmcore.status], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)  # type: ignore[arg-type]
     assert result.attempted > 0

@@ -46,7 +46,8 @@ def _demo(args: argparse.Namespace) -> int:
             np.save(os.path.join(out, os.path.basename(p) + ".thumb.npy"), th)
         size = f"{full.shape[1]}x{full.shape[0]}" if full is not None else "-"
         tsize = f"{th.shape[1]}x{th.shape[0]}" if th is not None else "-"
-        pdq = f"{pdq_hex[i][:16]} {int(hashes['pdq_quality'][i]):3d}" if pdq_hex[i] else "-"
+        pdq_i = pdq_hex[i]
+        pdq = f"{pdq_i[:16]} {int(hashes['pdq_quality'][i]):3d}" if pdq_i else "-"
         msg = decoded.errors[i] or ""
         rows.append((os.path.basename(p), st.name, size, tsize, phash_hex[i] or "-", pdq, msg))
     widths = [max(len(r[k]) for r in [*rows, header]) for k in range(len(header) - 1)]

@@ -162,58 +162,70 @@ def hash_batch(
     return HashResult(columns, status, errors, names)
 
 
-def _one(src: HashSource, kind: str, mode: int, dihedral: bool = False, exif: bool = True) -> HashResult:
+def _one(
+    src: HashSource, kind: str, mode: int, dihedral: bool, exif: bool, max_pixels: int | None
+) -> HashResult:
     s = _hash_src(src)
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
     _, mask = _kinds((kind,))
     bits, pdq_bytes, quality, status, errors = _core.hash_batch(
-        [s], mask, mode, dihedral, exif, _max_pixels(None), 1
+        [s], mask, mode, dihedral, exif, _max_pixels(max_pixels), 1
     )
     if status[0] > Status.OK_WARNING:
         raise DecodeError(Status(int(status[0])), errors[0] or "")
     return HashResult({"bits": bits, "pdq": pdq_bytes, "pdq_quality": quality}, status, errors)
 
 
-def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool) -> int:
-    r = _one(src, kind, _mode(mode, ("exact", "fast")), exif=exif_orientation)
+def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool, max_pixels: int | None) -> int:
+    r = _one(src, kind, _mode(mode, ("exact", "fast")), False, exif_orientation, max_pixels)
     return int(r["bits"][0, KINDS.index(kind)])
 
 
-def ahash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def ahash(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``average_hash`` (8x8): a 64-bit int, element [0,0] the most significant bit.
 
-    ``exif_orientation`` applies to fast mode only. Raises :class:`DecodeError` for bad data.
+    ``exif_orientation`` applies to fast mode only; ``max_pixels`` (default: Pillow's 178,956,970)
+    refuses larger images before decoding. Raises :class:`DecodeError` for bad data (the other
+    single-image hash functions take the same options).
 
     >>> import mmcore
     >>> mmcore.hash_to_hex(mmcore.ahash(mmcore.demo_images()[0])) == mmcore.hash_to_hex(
     ...     mmcore.ahash(mmcore.decode(mmcore.demo_images()[0], exif_orientation=False)))
     True
     """
-    return _single("ahash", src, mode, exif_orientation)
+    return _single("ahash", src, mode, exif_orientation, max_pixels)
 
 
-def dhash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def dhash(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``dhash`` (horizontal gradient of a 9x8 image), 64 bits.
 
     >>> import mmcore
     >>> 0 <= mmcore.dhash(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("dhash", src, mode, exif_orientation)
+    return _single("dhash", src, mode, exif_orientation, max_pixels)
 
 
-def dhash_vertical(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def dhash_vertical(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``dhash_vertical`` (vertical gradient of an 8x9 image), 64 bits.
 
     >>> import mmcore
     >>> 0 <= mmcore.dhash_vertical(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("dhash_vertical", src, mode, exif_orientation)
+    return _single("dhash_vertical", src, mode, exif_orientation, max_pixels)
 
 
-def phash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def phash(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``phash``: the 8x8 low-frequency DCT of a 32x32 grey image against its median.
 
     ``mode="exact"`` gives imagehash's bits; ``"fast"`` decodes JPEG at a reduced scale and
@@ -224,49 +236,70 @@ def phash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = Tru
     >>> mmcore.hamming(h, mmcore.phash(mmcore.demo_images()[0], mode="fast")) <= 64
     True
     """
-    return _single("phash", src, mode, exif_orientation)
+    return _single("phash", src, mode, exif_orientation, max_pixels)
 
 
-def phash_simple(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def phash_simple(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``phash_simple`` (row DCT, coefficients 1..8, against their mean), 64 bits.
 
     >>> import mmcore
     >>> 0 <= mmcore.phash_simple(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("phash_simple", src, mode, exif_orientation)
+    return _single("phash_simple", src, mode, exif_orientation, max_pixels)
 
 
-def whash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def whash(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``whash`` (Haar wavelet, hash_size 8, the image's natural scale), 64 bits.
 
     >>> import mmcore
     >>> 0 <= mmcore.whash(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("whash", src, mode, exif_orientation)
+    return _single("whash", src, mode, exif_orientation, max_pixels)
 
 
-def colorhash(src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True) -> int:
+def colorhash(
+    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+) -> int:
     """imagehash's ``colorhash`` (binbits 3): 42 bits; ``hash_to_hex(h, 42)`` is imagehash's str.
 
     >>> import mmcore
     >>> len(mmcore.hash_to_hex(mmcore.colorhash(mmcore.demo_images()[0]), 42))
     11
     """
-    return _single("colorhash", src, mode, exif_orientation)
+    return _single("colorhash", src, mode, exif_orientation, max_pixels)
 
 
 @overload
 def pdq(
-    src: HashSource, *, mode: PdqMode = ..., dihedral: Literal[False] = ..., exif_orientation: bool = ...
+    src: HashSource,
+    *,
+    mode: PdqMode = ...,
+    dihedral: Literal[False] = ...,
+    exif_orientation: bool = ...,
+    max_pixels: int | None = ...,
 ) -> tuple[bytes, int]: ...
 @overload
 def pdq(
-    src: HashSource, *, mode: PdqMode = ..., dihedral: Literal[True], exif_orientation: bool = ...
+    src: HashSource,
+    *,
+    mode: PdqMode = ...,
+    dihedral: Literal[True],
+    exif_orientation: bool = ...,
+    max_pixels: int | None = ...,
 ) -> tuple[list[bytes], int]: ...
 def pdq(
-    src: HashSource, *, mode: PdqMode = "reference", dihedral: bool = False, exif_orientation: bool = True
+    src: HashSource,
+    *,
+    mode: PdqMode = "reference",
+    dihedral: bool = False,
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
 ) -> tuple[bytes, int] | tuple[list[bytes], int]:
     """Meta's PDQ: ``(hash, quality)`` with a 32-byte hash (``pdq_hex`` gives the reference hex).
 
@@ -274,7 +307,8 @@ def pdq(
     first); ``"full"`` equals ``pdqhash.compute`` on the full-size RGB image; ``"fast"`` decodes
     JPEG at a reduced scale. ``dihedral=True`` returns the 8 variants (original, rot90, rot180,
     rot270, flipx, flipy, flip+1, flip-1). Quality under 50 means too flat to trust; images
-    under 5 px on a side give an all-zero hash with quality 0.
+    under 5 px on a side give an all-zero hash with quality 0. ``max_pixels`` (default: Pillow's
+    178,956,970) refuses larger images with ``DecodeError(TOO_LARGE)`` before decoding.
 
     >>> import mmcore
     >>> h, q = mmcore.pdq(mmcore.demo_images()[0])
@@ -282,7 +316,7 @@ def pdq(
     (64, True)
     """
     m = _mode(mode, ("reference", "full", "fast"))
-    r = _one(src, "pdq", m, dihedral=bool(dihedral), exif=exif_orientation)
+    r = _one(src, "pdq", m, bool(dihedral), exif_orientation, max_pixels)
     rows = r["pdq"][0]
     quality = int(r["pdq_quality"][0])
     if dihedral:

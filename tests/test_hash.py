@@ -297,6 +297,18 @@ def test_bad_input_single_calls_raise_decode_error() -> None:
         mmcore.phash("/no/such/file.jpg")
 
 
+def test_single_calls_take_the_pixel_limit() -> None:
+    img = np.zeros((40, 50, 3), np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    with pytest.raises(mmcore.DecodeError) as e:
+        mmcore.phash(buf.getvalue(), max_pixels=1000)
+    assert e.value.status == mmcore.Status.TOO_LARGE
+    with pytest.raises(mmcore.DecodeError):
+        mmcore.pdq(buf.getvalue(), max_pixels=1000)
+    assert mmcore.phash(buf.getvalue(), max_pixels=2000) == mmcore.phash(img)
+
+
 def test_misuse_raises() -> None:
     with pytest.raises(TypeError, match="uint8"):
         mmcore.phash(np.zeros((8, 8), np.float32))

@@ -641,8 +641,18 @@ def _thread_slice(fn: Callable[[bytes], Any], imgs: list[bytes], barrier: thread
     return len(imgs)
 
 
-def time_pass(row: Row, imgs: list[bytes], threads: int, mode: str, pools: dict[int, Any]) -> float:
-    """Seconds for one pass over all images."""
+def time_pass(
+    row: Any,
+    imgs: list[bytes],
+    threads: int,
+    mode: str,
+    pools: dict[int, Any],
+    proc_task: Callable[[Any], int] | None = None,
+    proc_args: list[Any] | None = None,
+) -> float:
+    """Seconds for one pass over all images. `row` has .batch (imgs, threads) or .per_image (bytes);
+    in a fork process pool each worker runs proc_task(proc_args[i]) over its slice (default: this
+    script's _proc_slice over row.key)."""
     if row.batch is not None:
         t0 = time.perf_counter()
         row.batch(imgs, threads)
@@ -656,8 +666,10 @@ def time_pass(row: Row, imgs: list[bytes], threads: int, mode: str, pools: dict[
         return time.perf_counter() - t0
     if mode == "processes":
         pool = pools[threads]
+        task = proc_task or _proc_slice
+        args = proc_args if proc_args is not None else [(row.key, i, threads) for i in range(threads)]
         t0 = time.perf_counter()
-        pool.map(_proc_slice, [(row.key, i, threads) for i in range(threads)])
+        pool.map(task, args)
         return time.perf_counter() - t0
     # Threads: each worker loops over its own interleaved slice (no per-image future overhead); the
     # barrier starts them together.
@@ -669,6 +681,38 @@ def time_pass(row: Row, imgs: list[bytes], threads: int, mode: str, pools: dict[
         for f in futs:
             f.result()
         return time.perf_counter() - t0
+
+
+def run_rounds(
+    live: list[Any],
+    threads: list[int],
+    repeat: int,
+    timed: Callable[[Any, int], tuple[float, int]],
+) -> None:
+    """Every row once per round, the best pass kept: on a shared machine a burst of load then costs
+    every row one pass instead of costing one row all of its passes. Each round starts at a
+    different row, so no row always follows the same neighbour (in fixed order the first row of
+    every round measured slowest; a previous tool's worker threads still spinning is suspected).
+    timed(row, n) -> (seconds, images) for one pass; fills row.ips[n] and row.mode[n], and
+    row.note when a pass raised."""
+    best: dict[tuple[str, int], float] = {}
+    t_start = time.perf_counter()
+    for k in range(repeat):
+        shift = (k * len(live)) // max(repeat, 1)
+        for r in live[shift:] + live[:shift]:
+            for n in threads:
+                if r.note or (r.one_thread_only and n != 1):
+                    continue
+                r.mode[n] = r.parallel if n > 1 else "-"
+                try:
+                    t, n_img = timed(r, n)
+                except Exception as e:
+                    r.note = f"{type(e).__name__}: {e}"[:160]
+                    r.ips.clear()
+                    continue
+                best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
+                r.ips[n] = n_img / best[(r.key, n)]
+        print(f"round {k + 1}/{repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
 
 def validate(row: Row, data: list[bytes], sizes: list[tuple[int, int]]) -> str | None:
@@ -898,7 +942,17 @@ def write_markdown(
     path.write_text("\n".join(lines))
 
 
-def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> str | None:
+def bar_chart(
+    path: Path,
+    panels: list[tuple[str, list[Any]]],
+    threads: list[int],
+    title: str,
+    *,
+    log_x: bool = False,
+    panel_size: tuple[float, float] = (5, 5.5),
+) -> str | None:
+    """One horizontal bar panel per (name, rows) with a bar per thread count (rows: .tool, .ips,
+    .kind; mmcore rows outlined). Returns a note when matplotlib is missing, else None."""
     try:
         import matplotlib
 
@@ -906,28 +960,28 @@ def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> 
         import matplotlib.pyplot as plt
     except Exception as e:
         return f"no chart: matplotlib unavailable ({e})"
-    fig, axes = plt.subplots(1, len(SCENARIOS), figsize=(5 * len(SCENARIOS), 5.5), squeeze=False)
+    w, h_fig = panel_size
+    fig, axes = plt.subplots(1, len(panels), figsize=(w * len(panels), h_fig), squeeze=False)
     colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
-    for ax, sc in zip(axes[0], SCENARIOS, strict=True):
-        sc_rows = [r for r in rows if r.scenario == sc and r.ips]
-        labels = [r.tool for r in sc_rows]
-        y = np.arange(len(sc_rows))
+    for ax, (name, prows) in zip(axes[0], panels, strict=True):
+        prows = [r for r in prows if r.ips]
+        y = np.arange(len(prows))
         h = 0.8 / max(1, len(threads))
         for k, n in enumerate(threads):
-            vals = [r.ips.get(n, 0.0) for r in sc_rows]
-            bar_colors = [colors[k % len(colors)]] * len(vals)
             ax.barh(
                 y + k * h,
-                vals,
+                [r.ips.get(n, 0.0) for r in prows],
                 h,
                 label=f"{n} thread{'s' if n > 1 else ''}",
-                color=bar_colors,
-                edgecolor=["black" if r.kind == "mmcore" else "none" for r in sc_rows],
+                color=colors[k % len(colors)],
+                edgecolor=["black" if r.kind == "mmcore" else "none" for r in prows],
             )
-        ax.set_yticks(y + h * (len(threads) - 1) / 2, labels)
+        ax.set_yticks(y + h * (len(threads) - 1) / 2, [r.tool for r in prows], fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(sc)
-        ax.set_xlabel("images/s")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("images/s (log)" if log_x else "images/s")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(loc="lower right")
     fig.suptitle(title, fontsize=10)
@@ -935,6 +989,11 @@ def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> str | None:
+    panels = [(sc, [r for r in rows if r.scenario == sc]) for sc in SCENARIOS]
+    return bar_chart(path, panels, threads, title)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1076,27 +1135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{r.scenario:7s} {r.tool:18s} skipped: {r.note}", flush=True)
         else:
             live.append(r)
-    # Rounds: every row once per round, the best pass kept. On a shared machine a burst of load then
-    # costs every row one pass instead of costing one row all of its passes. Each round starts at
-    # a different row, so no row always follows the same neighbour (in fixed order the first row of
-    # every round measured slowest; a previous tool's worker threads still spinning is suspected).
-    best: dict[tuple[str, int], float] = {}
-    for k in range(args.repeat):
-        shift = (k * len(live)) // max(args.repeat, 1)
-        for r in live[shift:] + live[:shift]:
-            for n in threads:
-                if r.note or (r.one_thread_only and n != 1):
-                    continue
-                r.mode[n] = r.parallel if n > 1 else "-"
-                try:
-                    t = time_pass(r, imgset.data, n, r.parallel, pools)
-                except Exception as e:
-                    r.note = f"{type(e).__name__}: {e}"[:160]
-                    continue
-                best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
-                r.ips[n] = n_img / best[(r.key, n)]
-        if k < args.repeat - 1:
-            print(f"round {k + 1}/{args.repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    run_rounds(
+        live, threads, args.repeat, lambda r, n: (time_pass(r, imgset.data, n, r.parallel, pools), n_img)
+    )
     for r in live:
         for n in threads:
             if n in r.ips:

@@ -38,18 +38,15 @@ bench_hash.md and bench_hash.png into --out (default bench/results/).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import contextlib
 import csv
 import importlib
 import io
-import math
 import multiprocessing as mp
 import os
 import re
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -358,38 +355,10 @@ def _proc_slice(args: tuple[str, str, int, int]) -> int:
     return len(IMAGES[s][i::n])
 
 
-def _thread_slice(fn: Callable[[bytes], Any], imgs: list[bytes], barrier: threading.Barrier) -> int:
-    barrier.wait()
-    for b in imgs:
-        fn(b)
-    return len(imgs)
-
-
 def time_pass(row: Row, imgs: list[bytes], threads: int, pools: dict[int, Any]) -> float:
-    """Seconds for one pass over all images."""
-    if row.batch is not None:
-        t0 = time.perf_counter()
-        row.batch(imgs, threads)
-        return time.perf_counter() - t0
-    fn = row.per_image
-    assert fn is not None
-    if threads == 1:
-        t0 = time.perf_counter()
-        for b in imgs:
-            fn(b)
-        return time.perf_counter() - t0
-    if row.parallel == "processes":
-        t0 = time.perf_counter()
-        pools[threads].map(_proc_slice, [(row.key, row.set, i, threads) for i in range(threads)])
-        return time.perf_counter() - t0
-    with cf.ThreadPoolExecutor(threads) as ex:
-        barrier = threading.Barrier(threads + 1)
-        futs = [ex.submit(_thread_slice, fn, imgs[i::threads], barrier) for i in range(threads)]
-        t0 = time.perf_counter()
-        barrier.wait()
-        for f in futs:
-            f.result()
-        return time.perf_counter() - t0
+    """Seconds for one pass over all images (bench_decode's timing, with this script's pool task)."""
+    args = [(row.key, row.set, i, threads) for i in range(threads)]
+    return bd.time_pass(row, imgs, threads, row.parallel, pools, _proc_slice, args)
 
 
 def validate(row: Row, imgs: list[bytes]) -> str | None:
@@ -407,27 +376,9 @@ def validate(row: Row, imgs: list[bytes]) -> str | None:
 
 
 def run_rounds(rows: list[Row], threads: list[int], repeat: int, pools: dict[int, Any]) -> None:
-    """Every row once per round, the best pass kept; each round starts at a different row so that a
-    burst of load on a shared machine costs every row one pass, not one row all of them."""
+    """bench_decode's rounds (every row once per round, rotating start, best pass kept)."""
     live = [r for r in rows if not r.note]
-    best: dict[tuple[str, int], float] = {}
-    t_start = time.perf_counter()
-    for k in range(repeat):
-        shift = (k * len(live)) // max(repeat, 1)
-        for r in live[shift:] + live[:shift]:
-            for n in threads:
-                if r.note or (r.one_thread_only and n != 1):
-                    continue
-                r.mode[n] = r.parallel if n > 1 else "-"
-                try:
-                    t = time_pass(r, data_of(r), n, pools)
-                except Exception as e:
-                    r.note = f"{type(e).__name__}: {e}"[:160]
-                    r.ips.clear()
-                    continue
-                best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
-                r.ips[n] = len(data_of(r)) / best[(r.key, n)]
-        print(f"round {k + 1}/{repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    bd.run_rounds(live, threads, repeat, lambda r, n: (time_pass(r, data_of(r), n, pools), len(data_of(r))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -813,41 +764,8 @@ def checks(mmcore: Any, sets: dict[str, bd.ImageSet], quick: bool) -> list[str]:
 
 
 def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception as e:
-        return f"no chart: matplotlib unavailable ({e})"
-    fig, axes = plt.subplots(1, len(SETS), figsize=(7 * len(SETS), 6), squeeze=False)
-    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
-    for ax, s in zip(axes[0], SETS, strict=True):
-        srows = [r for r in rows if r.set == s and r.ips]
-        y = np.arange(len(srows))
-        h = 0.8 / max(1, len(threads))
-        for k, n in enumerate(threads):
-            ax.barh(
-                y + k * h,
-                [r.ips.get(n, 0.0) for r in srows],
-                h,
-                label=f"{n} thread{'s' if n > 1 else ''}",
-                color=colors[k % len(colors)],
-                edgecolor=["black" if r.kind == "mmcore" else "none" for r in srows],
-                hatch=None,
-            )
-        ax.set_yticks(y + h * (len(threads) - 1) / 2, [r.tool for r in srows], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.set_title(s)
-        ax.set_xlabel("images/s (log)")
-        ax.grid(axis="x", alpha=0.3)
-    axes[0][0].legend(loc="lower right")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return None
+    panels = [(s, [r for r in rows if r.set == s]) for s in SETS]
+    return bd.bar_chart(path, panels, threads, title, log_x=True, panel_size=(7, 6))
 
 
 # --------------------------------------------------------------------------------------------------

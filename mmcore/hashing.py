@@ -164,7 +164,9 @@ def hash_batch(
 
 def _one(
     src: HashSource, kind: str, mode: int, dihedral: bool, exif: bool, max_pixels: int | None
-) -> HashResult:
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], int]:
+    """One record through the batch kernel: (its 7 bit columns, its PDQ rows, PDQ quality); raises
+    DecodeError for bad data."""
     s = _hash_src(src)
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
@@ -174,12 +176,12 @@ def _one(
     )
     if status[0] > Status.OK_WARNING:
         raise DecodeError(Status(int(status[0])), errors[0] or "")
-    return HashResult({"bits": bits, "pdq": pdq_bytes, "pdq_quality": quality}, status, errors)
+    return bits[0], pdq_bytes[0], int(quality[0])
 
 
 def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool, max_pixels: int | None) -> int:
-    r = _one(src, kind, _mode(mode, ("exact", "fast")), False, exif_orientation, max_pixels)
-    return int(r["bits"][0, KINDS.index(kind)])
+    bits, _, _ = _one(src, kind, _mode(mode, ("exact", "fast")), False, exif_orientation, max_pixels)
+    return int(bits[KINDS.index(kind)])
 
 
 def ahash(
@@ -316,9 +318,7 @@ def pdq(
     (64, True)
     """
     m = _mode(mode, ("reference", "full", "fast"))
-    r = _one(src, "pdq", m, bool(dihedral), exif_orientation, max_pixels)
-    rows = r["pdq"][0]
-    quality = int(r["pdq_quality"][0])
+    _, rows, quality = _one(src, "pdq", m, bool(dihedral), exif_orientation, max_pixels)
     if dihedral:
         return [bytes(v) for v in rows], quality
     return bytes(rows[0]), quality

@@ -46,9 +46,4 @@ ByteSpan jpeg_find_exif(const std::uint8_t* data, std::size_t size);  ///< TIFF 
 ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< eXIf chunk
 ByteSpan webp_find_exif(const std::uint8_t* data, std::size_t size);  ///< EXIF chunk
 
-/// Pillow's convert("L") from RGB: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
-inline std::uint8_t luma_pillow(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
-  return static_cast<std::uint8_t>((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
-}
-
 }  // namespace mmcore::detail

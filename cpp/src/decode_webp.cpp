@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "decode_internal.h"
+#include "luma_internal.h"
 
 namespace mmcore::detail {
 namespace {

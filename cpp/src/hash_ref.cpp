@@ -56,9 +56,7 @@ void gray_pillow(ConstImageView src, ImageView dst) {
     } else if (src.channels == 3) {
       luma(s, d, src.width);
     } else {
-      for (std::int32_t x = 0; x < src.width; ++x, s += 4) {
-        d[x] = static_cast<std::uint8_t>((19595u * s[0] + 38470u * s[1] + 7471u * s[2] + 0x8000u) >> 16);
-      }
+      for (std::int32_t x = 0; x < src.width; ++x, s += 4) d[x] = detail::luma_pillow(s[0], s[1], s[2]);
     }
   }
 }

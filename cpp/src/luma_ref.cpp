@@ -4,9 +4,7 @@
 namespace mmcore::detail {
 
 void luma_row_ref(const std::uint8_t* rgb, std::uint8_t* out, std::int32_t width) {
-  for (std::int32_t x = 0; x < width; ++x, rgb += 3) {
-    out[x] = static_cast<std::uint8_t>((19595u * rgb[0] + 38470u * rgb[1] + 7471u * rgb[2] + 0x8000u) >> 16);
-  }
+  for (std::int32_t x = 0; x < width; ++x, rgb += 3) out[x] = luma_pillow(rgb[0], rgb[1], rgb[2]);
 }
 
 LumaRowFn luma_row_fn(Backend backend) {

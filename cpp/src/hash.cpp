@@ -12,7 +12,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <vector>
 
 namespace mmcore {
 namespace {
@@ -30,6 +29,13 @@ constexpr std::int32_t kPdqSquash = 512;
 /// any kind reads. One size for every kind, so that a kind's fast bits never depend on which
 /// other kinds the same call asks for.
 constexpr std::int32_t kFastMinSide = 128;
+
+/// Scratch that every kernel fully writes before reading it: no zero-fill (PDQ's float buffers
+/// are 8 bytes per pixel, and std::vector would clear them for every image).
+template <typename T>
+std::unique_ptr<T[]> uninitialized(std::size_t n) {
+  return std::unique_ptr<T[]>(new T[n]);
+}
 
 }  // namespace
 
@@ -50,11 +56,11 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
   const Filter filter = Filter::kLanczos3;
 
   if (request.kinds & kGreyKinds) {
-    std::vector<std::uint8_t> buffer;
+    std::unique_ptr<std::uint8_t[]> buffer;
     ConstImageView grey = img;
     if (img.channels != 1) {
-      buffer.resize(static_cast<std::size_t>(img.width) * img.height);
-      ImageView g{buffer.data(), img.width, img.height, 1, img.width};
+      buffer = uninitialized<std::uint8_t>(static_cast<std::size_t>(img.width) * img.height);
+      ImageView g{buffer.get(), img.width, img.height, 1, img.width};
       gray_pillow(img, g);
       grey = g;
     }
@@ -70,16 +76,17 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
 
   if (request.wants(HashKind::kPdq)) {
     ConstImageView src = img;
-    std::vector<std::uint8_t> squashed;
+    std::unique_ptr<std::uint8_t[]> squashed;
     if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
-      squashed.resize(static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
-      ImageView dst{squashed.data(), kPdqSquash, kPdqSquash, img.channels,
+      squashed =
+          uninitialized<std::uint8_t>(static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
+      ImageView dst{squashed.get(), kPdqSquash, kPdqSquash, img.channels,
                     static_cast<std::int64_t>(kPdqSquash) * img.channels};
       pdq_reference_squash(img, dst);
       src = dst;
     }
-    std::vector<float> scratch(pdq_scratch_floats(src.width, src.height));
-    pdq_hash(src, request.pdq_dihedral, scratch.data(), out->pdq, &out->pdq_quality,
+    const std::unique_ptr<float[]> scratch = uninitialized<float>(pdq_scratch_floats(src.width, src.height));
+    pdq_hash(src, request.pdq_dihedral, scratch.get(), out->pdq, &out->pdq_quality,
              request.mode == HashMode::kPdqFull ? PdqLuma::kPdqhash : PdqLuma::kReference);
   }
   return Status::kOk;

@@ -58,22 +58,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_decode as bd
 import numpy as np
 
+from mmcore.hashing import BITS, KINDS
+
 ROOT = bd.ROOT
 CORPUS = ROOT.parent / "shared" / "corpus"
 SETS = ("imagenet", "photos")
-PHASH_SIDE = 64  # fast mode's decode keeps >= 2x pHash's 32x32 grid (SPEC-hashes.md)
-PDQ_SIDE = 128  # and >= 2x PDQ's 64x64
-KINDS = (
-    "ahash",
-    "dhash",
-    "dhash_vertical",
-    "phash",
-    "phash_simple",
-    "whash",
-    "colorhash",
-    "pdq",
-)
-BITS = {k: 64 for k in KINDS[:6]} | {"colorhash": 42, "pdq": 256}
+PHASH_SIDE = 64  # 2x pHash's 32x32 grid: the OpenCV pHash's decode scale
+PDQ_SIDE = 128  # 2x PDQ's 64x64 grid: the scale mmcore's fast mode decodes at, for every kind
 # The targets: (set, mmcore row, competitor row, floor), at every thread count.
 TARGETS = (
     ("imagenet", "mmcore phash fast", "imagehash.phash", 2.5),

@@ -50,7 +50,8 @@ KINDS: tuple[str, ...] = (
 )
 """Every hash kind, in the order of the native kind codes."""
 
-_BITS: dict[str, int] = {k: 64 for k in KINDS[:6]} | {"colorhash": 42, "pdq": 256}
+BITS: dict[str, int] = {k: 64 for k in KINDS[:6]} | {"colorhash": 42, "pdq": 256}
+"""How many bits each kind has."""
 _MODES: dict[str, int] = {"exact": 0, "reference": 0, "full": 1, "fast": 2}
 
 
@@ -86,7 +87,7 @@ class HashResult(StatusColumn):
         ok = self.ok
         if kind in ("pdq", "pdq_dihedral"):
             return [bytes(row).hex() if good else None for row, good in zip(col, ok, strict=True)]
-        bits = _BITS[kind]
+        bits = BITS[kind]
         return [hash_to_hex(int(v), bits) if good else None for v, good in zip(col, ok, strict=True)]
 
 

@@ -404,7 +404,6 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
     }
   } else {
     const JDIMENSION stride = c->output_width * static_cast<JDIMENSION>(c->output_components);
-    // Several rows per call (libjpeg's per-call overhead is not small next to a row's work).
     const auto nrows = std::max<JDIMENSION>(16, static_cast<JDIMENSION>(c->rec_outbuf_height));
     const LumaRowFn luma = luma_row_fn();
     JSAMPARRAY buf = (*c->mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(c), JPOOL_IMAGE, stride, nrows);

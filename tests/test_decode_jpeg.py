@@ -5,8 +5,9 @@ luma plane and for libjpeg's scaled IDCT (Pillow's draft keeps JDCT_ISLOW and fa
 the settings mmcore uses); ``ImageOps.exif_transpose`` for EXIF orientation.
 
 Deliberate differences from Pillow 13, each asserted below with its rule:
-- lossless JPEG (SOF3): UNSUPPORTED (Debian's libjpeg-turbo 2.1.5 has no lossless decoder;
-  Pillow's wheel bundles libjpeg-turbo 3).
+- lossless JPEG (SOF3) is decoded by mmcore's own decoder (Debian's libjpeg-turbo 2.1.5 has
+  none); what Pillow decodes (8-bit) is equal, the rest (12/16-bit) is UNSUPPORTED: see
+  test_decode_jpeg_lossless.py.
 - a JPEG with no EOI marker but all its data: OK_WARNING (Pillow refuses it).
 - damaged entropy-coded data inside restart intervals: OK_WARNING, pixels as Pillow's.
 """
@@ -115,7 +116,7 @@ def _segments(data: bytes, header_only: bool = False) -> list[tuple[int, int]]:
 
 
 def _sof_offset(data: bytes) -> int:
-    return next(off for off, m in _segments(data, header_only=True) if m in (0xC0, 0xC1, 0xC2))
+    return next(off for off, m in _segments(data, header_only=True) if m in (0xC0, 0xC1, 0xC2, 0xC3))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -394,22 +395,20 @@ def test_extraneous_bytes_before_marker_is_ok_warning() -> None:
     np.testing.assert_array_equal(img, _pil_rgb(data))
 
 
-def test_12_bit_and_lossless_are_unsupported() -> None:
-    data = _jpeg(_photo(16, 16))
+def test_12_bit_is_unsupported_and_a_relabelled_sof3_is_corrupt() -> None:
+    # A DCT stream whose frame header says 12-bit; one whose frame header says lossless (its scan
+    # header is no lossless one).
+    data = _jpeg(_photo(16, 16), subsampling=0)
     sof = _sof_offset(data)
-    twelve = bytearray(data)
-    twelve[sof + 4] = 12
-    status, err, _ = _one(bytes(twelve))
-    assert status == Status.UNSUPPORTED
-    assert err is not None and "precision 12" in err
-    lossless = bytearray(data)
-    lossless[sof + 1] = 0xC3
-    status, err, _ = _one(bytes(lossless))
-    assert status == Status.UNSUPPORTED
-    assert err is not None and "lossless" in err
-    with pytest.raises(DecodeError) as e:
-        mmcore.decode(bytes(lossless))
-    assert e.value.status == Status.UNSUPPORTED
+    cases = {12: (Status.UNSUPPORTED, "precision 12"), 0xC3: (Status.CORRUPT, "lossless")}
+    for value, (expected, words) in cases.items():
+        changed = bytearray(data)
+        changed[sof + (4 if value == 12 else 1)] = value
+        status, err, _ = _one(bytes(changed))
+        assert status == expected and err is not None and words in err, (value, err)
+        with pytest.raises(DecodeError) as e:
+            mmcore.decode(bytes(changed))
+        assert e.value.status == expected
 
 
 def _many_scans_jpeg(n: int) -> bytes:
@@ -517,7 +516,7 @@ def _lossless(p: Path) -> bool:
 @pytest.mark.slow
 def test_corpus_odd_jpegs_pillow_decodes_are_equal() -> None:
     files = [p for p in corpus_files("odd") if _is_jpeg(p)]
-    compared = cmyk = 0
+    compared = cmyk = lossless = 0
     for chunk in _chunks(files, 16):
         r = mmcore.decode_batch([str(p) for p in chunk], exif_orientation=False)
         for p, img, st, err in zip(chunk, r.images, r.status, r.errors, strict=True):
@@ -527,19 +526,18 @@ def test_corpus_odd_jpegs_pillow_decodes_are_equal() -> None:
                 # Pillow refuses it (12/16-bit, bombs, ...): a clean status with a message.
                 assert st == Status.OK or err, p.name
                 continue
-            if _lossless(p):  # rule: lossless JPEG is UNSUPPORTED with libjpeg-turbo 2.1
-                assert st == Status.UNSUPPORTED and err is not None and "lossless" in err, (p.name, err)
-                continue
             assert Status(int(st)).ok, (p.name, err)
             assert img is not None
             np.testing.assert_array_equal(img, ref, err_msg=p.name)
             compared += 1
+            lossless += _lossless(p)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with Image.open(p) as im:
                     cmyk += im.mode == "CMYK"
     assert compared > 100
     assert cmyk >= 1, "no CMYK/YCCK JPEG in odd/"
+    assert lossless >= 2, "the 8-bit lossless JPEGs of odd/ were not compared"
 
 
 @pytest.mark.corpus
@@ -600,5 +598,10 @@ def test_corpus_arithmetic_and_unsupported() -> None:
         assert mmcore.decode_batch([str(p)]).status[0] <= Status.OK_WARNING, p.name
     for p in odd:
         if _is_jpeg(p) and _lossless(p):
-            st = mmcore.decode_batch([str(p)]).status[0]
-            assert st == Status.UNSUPPORTED, p.name
+            r = mmcore.decode_batch([str(p)])
+            precision = p.read_bytes()[_sof_offset(p.read_bytes()) + 4]
+            if precision == 8:
+                assert r.status[0] == Status.OK, (p.name, r.errors[0])
+            else:
+                assert r.status[0] == Status.UNSUPPORTED, p.name
+                assert f"{precision}-bit" in (r.errors[0] or ""), (p.name, r.errors[0])

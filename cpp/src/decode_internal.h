@@ -23,6 +23,14 @@ Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
 Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error);
 
+/// Lossless JPEG (SOF3), which libjpeg-turbo 2.1 does not decode (decode_jpeg_lossless.cpp);
+/// jpeg_info / jpeg_decode hand such streams over.
+bool jpeg_is_lossless(const std::uint8_t* data, std::size_t size);
+Status jpeg_lossless_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                          ImageInfo* info, ErrorText* error);
+Status jpeg_lossless_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                            const ImageInfo& info, ImageView out, ErrorText* error);
+
 Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                 ErrorText* error);
 Status png_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,

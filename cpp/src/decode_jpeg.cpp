@@ -11,8 +11,8 @@
 //
 // Status policy
 // - Library errors -> kCorrupt with libjpeg's message; kUnsupported for valid streams this 8-bit
-//   build does not decode (12/16-bit precision, lossless SOF3, hierarchical, unknown colour
-//   spaces); kNoMemory when libjpeg's memory cap is reached.
+//   build does not decode (12/16-bit precision, hierarchical, unknown colour spaces); lossless
+//   SOF3 goes to decode_jpeg_lossless.cpp; kNoMemory when libjpeg's memory cap is reached.
 // - Damaged entropy-coded data: libjpeg warns ("premature end of data segment", "bad Huffman
 //   code", ...) and fills the rest of the scan with grey, or a damaged byte silently shifts the
 //   DC predictor so that coefficients leave the range any 8-bit encoder can produce. Without
@@ -241,10 +241,7 @@ Status library_error(Session* s, ErrorText* error) {
                  msg);
       return Status::kUnsupported;
     case JERR_SOF_UNSUPPORTED:
-      error->set(
-          "unsupported JPEG: %s (lossless and hierarchical JPEG are not decoded by libjpeg-turbo "
-          "2.1)",
-          msg);
+      error->set("unsupported JPEG: %s (hierarchical JPEG is not decoded by libjpeg-turbo 2.1)", msg);
       return Status::kUnsupported;
     case JERR_CONVERSION_NOTIMPL:
       error->set("unsupported JPEG: %s (%d components, colour space %d)", msg, s->cinfo.num_components,
@@ -440,6 +437,7 @@ bool info_in_session(Session* s, const DecodeOptions& options) {
 
 Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error) {
+  if (jpeg_is_lossless(data, size)) return jpeg_lossless_info(data, size, options, info, error);
   Session s;
   session_init(&s, data, size);
   const bool finished = info_in_session(&s, options);
@@ -474,6 +472,7 @@ Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
 
 Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error) {
+  if (jpeg_is_lossless(data, size)) return jpeg_lossless_decode(data, size, options, info, out, error);
   Session s;
   DecodeState st;
   session_init(&s, data, size);

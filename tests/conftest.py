@@ -59,3 +59,16 @@ def run_cpp_test(tmp_path: Path, name: str, *args: str) -> str:
     run = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, f"{name}: rc {run.returncode}: {run.stdout[-3000:]} {run.stderr[-2000:]}"
     return run.stdout
+
+
+def assert_byte_flips_give_statuses(data: bytes, start: int, rounds: int = 300) -> None:
+    """Random 3-byte damage after `start`: every decode ends in an image or a status with a message."""
+    import mmcore  # the package under test; imported late so that conftest loads without it
+
+    gen = np.random.default_rng(0)
+    for _ in range(rounds):
+        bad = bytearray(data)
+        for i in gen.integers(start, len(data), size=3):
+            bad[i] = int(gen.integers(0, 256))
+        r = mmcore.decode_batch([bytes(bad)])
+        assert mmcore.Status(int(r.status[0])).ok or r.errors[0]

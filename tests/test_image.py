@@ -54,7 +54,7 @@ def test_bad_data_raises_decode_error_with_status() -> None:
     with pytest.raises(DecodeError) as e:
         mmcore.decode(b"<html>not an image</html>")
     assert e.value.status is Status.CORRUPT
-    assert "not a JPEG, PNG or WebP" in str(e.value)
+    assert "not a JPEG, PNG, WebP or GIF" in str(e.value)
     with pytest.raises(DecodeError, match="empty"):
         mmcore.decode(b"")
     with pytest.raises(DecodeError) as e:

@@ -48,6 +48,7 @@ ImageFormat detect_format(const std::uint8_t* d, std::size_t n) {
   if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return ImageFormat::kPng;
   if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
     return ImageFormat::kWebp;
+  if (detail::is_gif(d, n)) return ImageFormat::kGif;
   return ImageFormat::kUnknown;
 }
 
@@ -56,6 +57,7 @@ const char* format_name(ImageFormat f) {
     case ImageFormat::kJpeg: return "jpeg";
     case ImageFormat::kPng: return "png";
     case ImageFormat::kWebp: return "webp";
+    case ImageFormat::kGif: return "gif";
     default: return "unknown";
   }
 }
@@ -80,7 +82,7 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
     if (size == 0) {
       error->set("empty input (0 bytes)");
     } else {
-      error->set("not a JPEG, PNG or WebP image (unrecognised signature, %zu bytes)", size);
+      error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %zu bytes)", size);
     }
     return Status::kCorrupt;
   }
@@ -93,6 +95,7 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
     case ImageFormat::kJpeg: s = detail::jpeg_info(data, size, stored, info, error); break;
     case ImageFormat::kPng: s = detail::png_info(data, size, stored, info, error); break;
     case ImageFormat::kWebp: s = detail::webp_info(data, size, stored, info, error); break;
+    case ImageFormat::kGif: s = detail::gif_info(data, size, stored, info, error); break;
     default: break;
   }
   info->format = f;
@@ -127,6 +130,7 @@ Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptio
       case ImageFormat::kJpeg: return detail::jpeg_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kPng: return detail::png_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kWebp: return detail::webp_decode(data, size, stored, stored_info, dst, error);
+      case ImageFormat::kGif: return detail::gif_decode(data, size, stored, stored_info, dst, error);
       default: error->set("decode_into called without a successful decode_info"); return Status::kCorrupt;
     }
   };

@@ -41,6 +41,13 @@ Status webp_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
 Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error);
 
+/// GIF, first frame (decode_gif.cpp): no library, Pillow's first-frame rules.
+bool is_gif(const std::uint8_t* data, std::size_t size);
+Status gif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
+                ErrorText* error);
+Status gif_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                  const ImageInfo& info, ImageView out, ErrorText* error);
+
 /// Orientation (1..8) from a TIFF-structured EXIF block (starting at "II*\0" / "MM\0*");
 /// 1 when absent or malformed. Bounds-checked: any bytes are safe.
 std::int32_t exif_orientation_from_tiff(const std::uint8_t* tiff, std::size_t size);

@@ -1,4 +1,5 @@
-// Image decode: JPEG (libjpeg-turbo), PNG (libpng), WebP (libwebp) bytes -> uint8 pixels.
+// Image decode: JPEG (libjpeg-turbo; lossless JPEG and GIF by mmcore's own decoders), PNG (libpng),
+// WebP (libwebp) bytes -> uint8 pixels.
 //
 // Contract
 // - Format is detected from content (magic bytes), never from a file name.
@@ -6,7 +7,7 @@
 //   (before any pixel allocation) and states the output geometry; decode_into() writes exactly
 //   info.out_height x info.out_width x info.out_channels bytes into a caller view.
 // - Output at full size (scale_denom 1) is pixel-identical to Pillow 13's
-//   Image.open(f).convert("RGB") for 8-bit JPEG / PNG / WebP (see docs for 16-bit and CMYK rules).
+//   Image.open(f).convert("RGB") for 8-bit JPEG / PNG / WebP / GIF (see docs for 16-bit and CMYK rules).
 // - EXIF orientation 1..8 is applied when options.exif_orientation is set.
 // - JPEG may decode at 1/2, 1/4 or 1/8 scale (scaled IDCT) when the options ask for a target
 //   that the reduced image still covers.
@@ -22,7 +23,7 @@
 
 namespace mmcore {
 
-enum class ImageFormat : std::uint8_t { kUnknown = 0, kJpeg = 1, kPng = 2, kWebp = 3 };
+enum class ImageFormat : std::uint8_t { kUnknown = 0, kJpeg = 1, kPng = 2, kWebp = 3, kGif = 4 };
 
 enum class PixelFormat : std::uint8_t {
   kRgb = 0,   ///< 3 channels
@@ -68,7 +69,7 @@ struct ImageInfo {
 /// The format of a buffer from its first bytes.
 ImageFormat detect_format(const std::uint8_t* data, std::size_t size);
 
-/// "jpeg", "png", "webp" or "unknown".
+/// "jpeg", "png", "webp", "gif" or "unknown".
 const char* format_name(ImageFormat f);
 
 /// EXIF orientation (1..8) from a JPEG APP1, PNG eXIf or WebP EXIF chunk; 1 when absent.

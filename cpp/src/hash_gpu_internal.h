@@ -389,10 +389,12 @@ class Planner {
                           (im.channels == 1 || im.channels == 3 || im.channels == 4) && im.offset >= 0 &&
                           im.stride >= static_cast<std::int64_t>(im.width) * im.channels;
     if (!shape_ok) return -1;
-    // One past the last byte read; int64 cannot overflow for int32 sizes and a sane stride.
-    const std::int64_t end =
-        im.offset + im.stride * (im.height - 1) + static_cast<std::int64_t>(im.width) * im.channels;
-    if (pixel_bytes < 0 || end > pixel_bytes) return -1;
+    // The last byte read must lie inside the buffer; checked by division, so that no product of
+    // a hostile stride and height can overflow.
+    const std::int64_t row_bytes = static_cast<std::int64_t>(im.width) * im.channels;
+    if (pixel_bytes < 0 || im.offset > pixel_bytes || row_bytes > pixel_bytes - im.offset) return -1;
+    const std::int64_t room = pixel_bytes - im.offset - row_bytes;  // bytes after the first row
+    if (im.height - 1 > room / im.stride) return -1;
     p->offset = im.offset;
     p->stride = im.stride;
     p->width = im.width;

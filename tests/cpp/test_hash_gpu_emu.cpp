@@ -144,12 +144,24 @@ void check_invalid() {
   extra.offset = static_cast<std::int64_t>(b.pixels.size()) - 5;  // reaches past the end
   b.desc.push_back(extra);
   b.desc[1].stride = 3;  // shorter than a row
+  mmcore::GpuImage hostile = b.desc[0];
+  hostile.stride = std::int64_t{1} << 62;  // stride * (height - 1) would overflow int64
+  b.desc.push_back(hostile);
+  mmcore::GpuImage last_row = b.desc[0];  // exactly fits: its last row ends at the buffer's end
+  last_row.offset = static_cast<std::int64_t>(b.pixels.size()) - 20 * 30 * 3;
+  b.desc.push_back(last_row);
   std::vector<std::uint64_t> got;
   std::vector<mmcore::Status> st;
   emulate(b, mmcore::kGpuHashKinds, std::int64_t{1} << 30, true, false, &got, &st);
-  const bool ok = st[0] == mmcore::Status::kOk && st[1] == mmcore::Status::kUnsupported &&
-                  st[2] == mmcore::Status::kUnsupported && got[1] == 0 && got[2] == 0 &&
-                  got[3 * 3 + 1] == 0 && got[3 * 3 + 2] == 0;
+  const std::size_t n = b.desc.size();  // 5
+  bool ok = st[0] == mmcore::Status::kOk && st[1] == mmcore::Status::kUnsupported &&
+            st[2] == mmcore::Status::kUnsupported && st[3] == mmcore::Status::kUnsupported &&
+            st[4] == mmcore::Status::kOk;
+  for (int k = 0; k < mmcore::kGpuHashColumns; ++k) {
+    const std::uint64_t* col = got.data() + k * n;
+    ok = ok && col[1] == 0 && col[2] == 0 && col[3] == 0 && col[0] != 0xA5A5A5A5A5A5A5A5ULL &&
+         col[4] != 0xA5A5A5A5A5A5A5A5ULL;
+  }
   std::printf("invalid descriptors: %s\n", ok ? "refused, hashes 0" : "FAIL");
   if (!ok) ++failures;
 }

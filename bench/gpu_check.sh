@@ -61,8 +61,8 @@ SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /
   /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n "$SAN" ]]; then
   for tool in memcheck racecheck synccheck; do
-    run sanitizer 60 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
-      "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 8 --max-images 40 \
+    run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+      "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 4 --max-images 24 \
       --bench-count 0
   done
 else

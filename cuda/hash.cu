@@ -1,15 +1,19 @@
-// GPU aHash, dHash, dHash-vertical, pHash and pHash-simple, imagehash-exact (hash_gpu.h).
+// GPU aHash, dHash, dHash-vertical, pHash and pHash-simple, imagehash-exact, and PDQ,
+// reference-exact (hash_gpu.h).
 //
 // The host plans each chunk of images (hash_gpu_internal.h's Planner: descriptor checks, the
 // pass order of every resize target exactly as resize() picks it, scratch placement, and the
 // CPU's own LANCZOS tables in one arena), uploads plans and arena, and launches one block per
 // image. The block runs hash_gpu_internal.h's phases with a barrier between each: the same
-// __host__ __device__ code that tests/cpp/test_hash_gpu_emu.cpp runs on the CPU.
+// __host__ __device__ code that tests/cpp/test_hash_gpu_emu.cpp runs on the CPU. PDQ likewise
+// with hash_pdq_gpu_internal.h's PdqPlanner and phases.
 #include <cuda_runtime.h>
 
 #include <cstdio>
 
 #include "hash_gpu_internal.h"
+#include "hash_internal.h"
+#include "hash_pdq_gpu_internal.h"
 #include "mmcore/hash_gpu.h"
 
 namespace mmcore {
@@ -33,6 +37,23 @@ __global__ void __launch_bounds__(kThreads)
   for (int phase = 0; phase < gpu_detail::kPhases; ++phase) {
     gpu_detail::run_phase(phase, a, sh, tid, kThreads);
     // Also makes this block's global scratch writes visible to its other threads.
+    __syncthreads();
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, const float* dct,
+               std::uint8_t* scratch, std::uint8_t* hashes, std::int32_t* quality, std::int64_t out_first) {
+  __shared__ gpu_detail::PdqShared sh;
+  const gpu_detail::PdqArgs a{pixels,  plans + blockIdx.x,    dct, scratch, hashes,
+                              quality, out_first + blockIdx.x};
+  const int tid = static_cast<int>(threadIdx.x);
+  if (a.plan->mode == gpu_detail::kPdqZero) {  // the same for every thread of the block
+    gpu_detail::pdq_store_zero(a, tid);
+    return;
+  }
+  for (int phase = 0; phase < gpu_detail::kPdqPhases; ++phase) {
+    gpu_detail::pdq_run_phase(phase, a, sh, tid, kThreads);
     __syncthreads();
   }
 }
@@ -86,8 +107,9 @@ Status gpu_device_info(std::int32_t device, GpuDeviceInfo* info, ErrorText* erro
 struct HashGpu::Impl {
   std::int32_t device = -1;
   cudaStream_t stream = nullptr;
-  DeviceBuffer plans_dev, arena_dev, scratch_dev;
+  DeviceBuffer plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev;
   gpu_detail::Planner planner;
+  gpu_detail::PdqPlanner pdq_planner;
 
   ~Impl() {
     if (stream != nullptr) {
@@ -96,8 +118,20 @@ struct HashGpu::Impl {
       plans_dev.release();
       arena_dev.release();
       scratch_dev.release();
+      pdq_plans_dev.release();
+      pdq_dct_dev.release();
       (void)cudaStreamDestroy(stream);
     }
+  }
+
+  /// PDQ's DCT matrix: the CPU's floats, uploaded once.
+  Status upload_pdq_dct(ErrorText* error) {
+    float dct[gpu_detail::kPdqDct * gpu_detail::kPdqGrid];
+    detail::pdq_dct_matrix(dct);
+    const Status r = reserve(&pdq_dct_dev, sizeof dct, error);
+    if (r != Status::kOk) return r;
+    MMCORE_CUDA_TRY(cudaMemcpy(pdq_dct_dev.ptr, dct, sizeof dct, cudaMemcpyHostToDevice));
+    return Status::kOk;
   }
 
   /// Grows `b` to at least `bytes` (never shrinks); waits for the stream first, since a kernel
@@ -136,7 +170,13 @@ Status HashGpu::init(std::int32_t device, ErrorText* error) {
   // cudaMemcpy / cudaMemset of the pixels or outputs), so no extra synchronisation is needed.
   MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
   impl_->device = device;
-  return Status::kOk;
+  const Status r = impl_->upload_pdq_dct(error);
+  if (r != Status::kOk) {  // not half-initialised: init() may be tried again
+    impl_->pdq_dct_dev.release();
+    (void)cudaStreamDestroy(impl_->stream);
+    impl_->stream = nullptr;
+  }
+  return r;
 }
 
 Status HashGpu::hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
@@ -152,9 +192,8 @@ Status HashGpu::hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
                kinds, kGpuHashKinds);
     return Status::kUnsupported;
   }
-  if (count < 0 ||
-      (count > 0 && (pixels == nullptr || out == nullptr || images == nullptr || statuses == nullptr))) {
-    error->set("HashGpu::hash_batch: null buffer or negative count (%d)", count);
+  if (const char* problem = gpu_detail::batch_args_problem(count, pixels, images, out, out, statuses)) {
+    error->set("HashGpu::hash_batch: %s (count %d)", problem, count);
     return Status::kUnsupported;
   }
   if (count == 0) return Status::kOk;
@@ -183,6 +222,43 @@ Status HashGpu::hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
     MMCORE_CUDA_TRY(cudaGetLastError());
     // The planner's host vectors are rewritten for the next chunk, and pageable copies may not
     // have read them yet: wait for the chunk (this also returns with the outputs written).
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    first = end;
+  }
+  return Status::kOk;
+}
+
+Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
+                          std::int32_t count, std::uint8_t* hashes, std::int32_t* quality, Status* statuses,
+                          ErrorText* error) {
+  Impl& m = *impl_;
+  if (m.stream == nullptr) {
+    error->set("HashGpu::pdq_batch: call init() first");
+    return Status::kUnsupported;
+  }
+  if (const char* problem =
+          gpu_detail::batch_args_problem(count, pixels, images, hashes, quality, statuses)) {
+    error->set("HashGpu::pdq_batch: %s (count %d)", problem, count);
+    return Status::kUnsupported;
+  }
+  if (count == 0) return Status::kOk;
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
+  gpu_detail::PdqPlanner& plan = m.pdq_planner;
+  for (std::int32_t first = 0; first < count;) {
+    const std::int32_t end = plan.plan_chunk(images, first, count, pixel_bytes, kScratchCap, statuses);
+    const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
+    Status s = m.reserve(&m.pdq_plans_dev, plan_bytes, error);
+    if (s == Status::kOk)
+      s = m.reserve(&m.scratch_dev, static_cast<std::size_t>(plan.scratch_bytes) + 1, error);
+    if (s != Status::kOk) return s;
+    MMCORE_CUDA_TRY(cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes,
+                                    cudaMemcpyHostToDevice, m.stream));
+    pdq_kernel<<<end - first, kThreads, 0, m.stream>>>(
+        pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr),
+        static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr), hashes,
+        quality, first);
+    MMCORE_CUDA_TRY(cudaGetLastError());
     MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
     first = end;
   }

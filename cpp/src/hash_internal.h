@@ -19,6 +19,10 @@ namespace mmcore::detail {
 /// (contiguous; it may alias x, which is read in full first).
 void dct2_32(const double* x, std::ptrdiff_t stride, double* out);
 
+/// PDQ's DCT matrix as hash_pdq.cpp uses it: D[i][j] = float(sqrt(2/64)) cos(pi/128 (i+1)(2j+1))
+/// rounded to float, row-major 16 x 64 (1024 floats). The GPU uploads these same values.
+void pdq_dct_matrix(float* d);
+
 /// numpy's mean of 64 float64 values in row-major order (pHash-simple's threshold): its
 /// pairwise sum keeps 8 running accumulators (r[j] += v[8i + j]) and adds them as
 /// ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)). Checked bit for bit against numpy on 20,000 random

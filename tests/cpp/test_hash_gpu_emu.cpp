@@ -96,7 +96,7 @@ std::vector<mmcore::HashRecord> reference(const std::vector<HostImage>& set) {
   std::vector<mmcore::HashRecord> ref(set.size());
   mmcore::parallel_for(static_cast<std::int64_t>(set.size()), 0, [&](std::int64_t i) {
     mmcore::HashRequest req;
-    req.kinds = mmcore::kGpuHashKinds;
+    req.kinds = mmcore::kGpuHashKinds | (1u << static_cast<int>(mmcore::HashKind::kPdq));
     mmcore::ErrorText err;
     if (mmcore::hash_image(set[i].view(), req, &ref[i], &err) != mmcore::Status::kOk) {
       std::printf("FAIL hash_image refused %s: %s\n", set[i].name.c_str(), err.text);
@@ -105,6 +105,9 @@ std::vector<mmcore::HashRecord> reference(const std::vector<HostImage>& set) {
   });
   return ref;
 }
+
+void check_pdq(const char* label, const std::vector<HostImage>& set,
+               const std::vector<mmcore::HashRecord>& ref, const Batch& b);
 
 void check_set(const char* label, const std::vector<HostImage>& set) {
   const Batch b = pack(set);
@@ -130,6 +133,44 @@ void check_set(const char* label, const std::vector<HostImage>& set) {
     std::printf("%s: %zu images, kinds 0x%x, scratch cap %lld, %s, threads %s: %ld differences\n", label,
                 set.size(), m.kinds, static_cast<long long>(m.cap),
                 m.interleave ? "phase-major" : "block-major", m.reverse ? "backwards" : "forwards", bad);
+    if (bad != 0) ++failures;
+  }
+  check_pdq(label, set, ref, b);
+}
+
+/// PDQ: the emulated kernel against hash_image's reference mode (hash and quality).
+void check_pdq(const char* label, const std::vector<HostImage>& set,
+               const std::vector<mmcore::HashRecord>& ref, const Batch& b) {
+  const std::int32_t n = static_cast<std::int32_t>(set.size());
+  struct Mode {
+    std::int64_t cap;
+    bool interleave, reverse;
+  };
+  for (const Mode& m : {Mode{std::int64_t{1} << 30, false, false}, Mode{300000, true, true}}) {
+    std::vector<std::uint8_t> hashes(static_cast<std::size_t>(n) * 32, 0xA5);
+    std::vector<std::int32_t> quality(n, -1);
+    std::vector<mmcore::Status> st(n, mmcore::Status::kDevice);
+    long bad = 0;
+    if (!mmcore_test::emulate_pdq_batch(b.pixels.data(), static_cast<std::int64_t>(b.pixels.size()),
+                                        b.desc.data(), n, m.cap, m.interleave, m.reverse, hashes.data(),
+                                        quality.data(), st.data())) {
+      ++bad;
+    }
+    for (std::int32_t i = 0; i < n; ++i) {
+      const bool same = st[i] == mmcore::Status::kOk && quality[i] == ref[i].pdq_quality &&
+                        std::memcmp(hashes.data() + 32 * i, ref[i].pdq[0].bytes, 32) == 0;
+      if (!same) {
+        if (bad < 10) {
+          std::printf("FAIL %s pdq: %s: quality %d vs %d, first bytes %02x%02x vs %02x%02x\n", label,
+                      set[i].name.c_str(), quality[i], ref[i].pdq_quality, hashes[32 * i], hashes[32 * i + 1],
+                      ref[i].pdq[0].bytes[0], ref[i].pdq[0].bytes[1]);
+        }
+        ++bad;
+      }
+    }
+    std::printf("%s pdq: %d images, scratch cap %lld, %s, threads %s: %ld differences\n", label, n,
+                static_cast<long long>(m.cap), m.interleave ? "phase-major" : "block-major",
+                m.reverse ? "backwards" : "forwards", bad);
     if (bad != 0) ++failures;
   }
 }

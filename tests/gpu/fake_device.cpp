@@ -110,14 +110,33 @@ Status HashGpu::hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
     error->set("HashGpu::hash_batch: kinds mask 0x%x is empty or names a kind the GPU lacks", kinds);
     return Status::kUnsupported;
   }
-  if (count < 0 ||
-      (count > 0 && (pixels == nullptr || out == nullptr || images == nullptr || statuses == nullptr))) {
-    error->set("HashGpu::hash_batch: null buffer or negative count (%d)", count);
+  if (const char* problem = gpu_detail::batch_args_problem(count, pixels, images, out, out, statuses)) {
+    error->set("HashGpu::hash_batch: %s (count %d)", problem, count);
     return Status::kUnsupported;
   }
   if (!mmcore_test::emulate_hash_batch(pixels, pixel_bytes, images, count, kinds, std::int64_t{1} << 30, true,
                                        true, out, statuses)) {
     error->set("emulated planner made no progress");
+    return Status::kDevice;
+  }
+  return Status::kOk;
+}
+
+Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
+                          std::int32_t count, std::uint8_t* hashes, std::int32_t* quality, Status* statuses,
+                          ErrorText* error) {
+  if (!impl_->ready) {
+    error->set("HashGpu::pdq_batch: call init() first");
+    return Status::kUnsupported;
+  }
+  if (const char* problem =
+          gpu_detail::batch_args_problem(count, pixels, images, hashes, quality, statuses)) {
+    error->set("HashGpu::pdq_batch: %s (count %d)", problem, count);
+    return Status::kUnsupported;
+  }
+  if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, std::int64_t{1} << 30, true, true,
+                                      hashes, quality, statuses)) {
+    error->set("emulated PDQ planner made no progress");
     return Status::kDevice;
   }
   return Status::kOk;

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -90,10 +91,14 @@ struct DeviceBatch {
   std::uint8_t* pixels = nullptr;
   std::int64_t bytes = 0;
   std::uint64_t* out = nullptr;
+  std::uint8_t* pdq = nullptr;  ///< 32 bytes per image
+  std::int32_t* pdq_quality = nullptr;
   std::vector<GpuImage> desc;
   ~DeviceBatch() {
     if (pixels != nullptr) cudaFree(pixels);
     if (out != nullptr) cudaFree(out);
+    if (pdq != nullptr) cudaFree(pdq);
+    if (pdq_quality != nullptr) cudaFree(pdq_quality);
   }
 };
 
@@ -122,6 +127,10 @@ bool upload(const std::vector<const HostImage*>& ims, DeviceBatch* b) {
   const std::size_t outs =
       static_cast<std::size_t>(mmcore::kGpuHashColumns) * std::max<std::size_t>(ims.size(), 1);
   if (!cuda_ok(cudaMalloc(&b->out, outs * sizeof(std::uint64_t)), "cudaMalloc")) return false;
+  const std::size_t images = std::max<std::size_t>(ims.size(), 1);
+  if (!cuda_ok(cudaMalloc(&b->pdq, 32 * images), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&b->pdq_quality, sizeof(std::int32_t) * images), "cudaMalloc"))
+    return false;
   for (std::size_t i = 0; i < ims.size(); ++i) {
     if (!cuda_ok(cudaMemcpy(b->pixels + b->desc[i].offset, ims[i]->pixels.data(), ims[i]->pixels.size(),
                             cudaMemcpyHostToDevice),
@@ -154,6 +163,31 @@ bool run_gpu(mmcore::HashGpu& gpu, DeviceBatch& b, std::uint32_t kinds, std::vec
                  "cudaMemcpy");
 }
 
+/// The same for PDQ: hashes (32 bytes each) and qualities, poisoned first.
+bool run_pdq(mmcore::HashGpu& gpu, DeviceBatch& b, std::vector<std::uint8_t>* hashes,
+             std::vector<std::int32_t>* quality, std::vector<Status>* statuses) {
+  const std::size_t n = b.desc.size();
+  if (!cuda_ok(cudaMemset(b.pdq, 0xA5, 32 * n), "cudaMemset") ||
+      !cuda_ok(cudaMemset(b.pdq_quality, 0xA5, sizeof(std::int32_t) * n), "cudaMemset") ||
+      !cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize"))
+    return false;
+  statuses->assign(n, Status::kDevice);
+  ErrorText err;
+  const Status s = gpu.pdq_batch(b.pixels, b.bytes, b.desc.data(), static_cast<std::int32_t>(n), b.pdq,
+                                 b.pdq_quality, statuses->data(), &err);
+  if (s != Status::kOk) {
+    std::fprintf(stderr, "pdq_batch: status %d: %s\n", static_cast<int>(s), err.text);
+    return false;
+  }
+  hashes->assign(32 * n, 0);
+  quality->assign(n, 0);
+  return cuda_ok(cudaMemcpy(hashes->data(), b.pdq, 32 * n, cudaMemcpyDeviceToHost), "cudaMemcpy") &&
+         cuda_ok(cudaMemcpy(quality->data(), b.pdq_quality, sizeof(std::int32_t) * n, cudaMemcpyDeviceToHost),
+                 "cudaMemcpy");
+}
+
+constexpr std::uint32_t kPdqBit = 1u << static_cast<int>(mmcore::HashKind::kPdq);
+
 mmcore::HashRecord cpu_hash(const mmcore::ConstImageView& v, std::uint32_t kinds) {
   mmcore::HashRequest req;
   req.kinds = kinds;
@@ -175,7 +209,11 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   DeviceBatch b;
   std::vector<std::uint64_t> got;
   std::vector<Status> st;
-  if (!upload(ptrs, &b) || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st)) {
+  std::vector<std::uint8_t> pdq;
+  std::vector<std::int32_t> quality;
+  std::vector<Status> pdq_st;
+  if (!upload(ptrs, &b) || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
+      !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
@@ -183,17 +221,33 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<mmcore::HashRecord> ref(n);
   std::vector<mmcore::HashRecord> ref_bytes(n);
   mmcore::parallel_for(static_cast<std::int64_t>(n), 0, [&](std::int64_t i) {
-    ref[i] = cpu_hash(set[i].view(), mmcore::kGpuHashKinds);
+    ref[i] = cpu_hash(set[i].view(), mmcore::kGpuHashKinds | kPdqBit);
     if (!set[i].file.empty()) {
       mmcore::HashRequest req;
-      req.kinds = mmcore::kGpuHashKinds;
+      req.kinds = mmcore::kGpuHashKinds | kPdqBit;
       ErrorText err;
       mmcore::hash_bytes(set[i].file.data(), set[i].file.size(), req, &ref_bytes[i], &err);
     }
   });
   long total = 0, printed = 0, bytes_mismatch = 0, with_bytes = 0;
   long per_kind[mmcore::kGpuHashColumns] = {0};
+  long pdq_bad = 0;
   for (std::size_t i = 0; i < n; ++i) {
+    const bool pdq_same = pdq_st[i] == Status::kOk && quality[i] == ref[i].pdq_quality &&
+                          std::memcmp(pdq.data() + 32 * i, ref[i].pdq[0].bytes, 32) == 0;
+    if (!pdq_same) {
+      ++pdq_bad;
+      ++total;
+      if (printed++ < 20)
+        say("  MISMATCH %s pdq: status %d, quality gpu %d cpu %d, bytes 0-3 gpu %02x%02x%02x%02x cpu "
+            "%02x%02x%02x%02x\n",
+            set[i].name.c_str(), static_cast<int>(pdq_st[i]), quality[i], ref[i].pdq_quality, pdq[32 * i],
+            pdq[32 * i + 1], pdq[32 * i + 2], pdq[32 * i + 3], ref[i].pdq[0].bytes[0], ref[i].pdq[0].bytes[1],
+            ref[i].pdq[0].bytes[2], ref[i].pdq[0].bytes[3]);
+    }
+    if (!set[i].file.empty() && (quality[i] != ref_bytes[i].pdq_quality ||
+                                 std::memcmp(pdq.data() + 32 * i, ref_bytes[i].pdq[0].bytes, 32) != 0))
+      ++bytes_mismatch;
     if (st[i] != Status::kOk) {
       ++total;
       if (printed++ < 10) say("  %s: status %d\n", set[i].name.c_str(), static_cast<int>(st[i]));
@@ -217,6 +271,7 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   }
   say("\n### %s: %zu images\n\n| kind | mismatches vs hash_image |\n|---|---|\n", label, n);
   for (int k = 0; k < mmcore::kGpuHashColumns; ++k) say("| %s | %ld |\n", kKindNames[k], per_kind[k]);
+  say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -257,6 +312,19 @@ long check_contract(mmcore::HashGpu& gpu, bool* cuda_failed) {
       if (!asked && (col[0] != kPoison || col[1] != kPoison || col[2] != kPoison)) ++bad;
     }
   }
+  // PDQ: the same records.
+  std::vector<std::uint8_t> pdq;
+  std::vector<std::int32_t> quality;
+  if (!run_pdq(gpu, b, &pdq, &quality, &st)) {
+    *cuda_failed = true;
+    return bad;
+  }
+  const mmcore::HashRecord pref = cpu_hash(set[0].view(), kPdqBit);
+  if (st[0] != Status::kOk || st[1] != Status::kUnsupported || st[2] != Status::kUnsupported ||
+      std::memcmp(pdq.data(), pref.pdq[0].bytes, 32) != 0 || quality[0] != pref.pdq_quality ||
+      quality[1] != 0 || quality[2] != 0)
+    ++bad;
+  for (int k = 32; k < 96; ++k) bad += pdq[k] != 0;
   // Misuse is refused without touching anything.
   ErrorText err;
   if (gpu.hash_batch(b.pixels, b.bytes, b.desc.data(), 3, 1u << 5, b.out, st.data(), &err) !=
@@ -314,15 +382,19 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   say("|---|---|---|---|---|---|---|\n");
   const struct {
     const char* name;
-    std::uint32_t kinds;
-  } rows[] = {{"pHash", 1u << 3}, {"all 5 kinds", mmcore::kGpuHashKinds}, {"aHash", 1u << 0}};
+    std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
+  } rows[] = {
+      {"pHash", 1u << 3}, {"all 5 kinds", mmcore::kGpuHashKinds}, {"aHash", 1u << 0}, {"PDQ", kPdqBit}};
   for (const auto& row : rows) {
     std::vector<double> call_ms, event_ms;
     for (int r = 0; r < o.repeat + 2; ++r) {  // first two are warm-up
       ErrorText err;
       if (!cuda_ok(cudaEventRecord(e0, stream), "cudaEventRecord")) return kExitCuda;
       const double t0 = now_s();
-      const Status s = gpu.hash_batch(b.pixels, b.bytes, b.desc.data(), n, row.kinds, b.out, st.data(), &err);
+      const Status s =
+          row.kinds == kPdqBit
+              ? gpu.pdq_batch(b.pixels, b.bytes, b.desc.data(), n, b.pdq, b.pdq_quality, st.data(), &err)
+              : gpu.hash_batch(b.pixels, b.bytes, b.desc.data(), n, row.kinds, b.out, st.data(), &err);
       const double t1 = now_s();
       if (s != Status::kOk) {
         std::fprintf(stderr, "bench hash_batch: %s\n", err.text);
@@ -349,7 +421,8 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
     say("| %s | %.2f | %.2f | %.0f | %.1f | %.0f | %.1fx |\n", row.name, g, ge, n / (g / 1e3), c,
         n / (c / 1e3), c / g);
   }
-  say("\nGPU call = hash_batch wall time (host planning, table upload, kernel, sync); events = the same span "
+  say("\nGPU call = hash_batch / pdq_batch wall time (host planning, table upload, kernel, sync); events = "
+      "the same span "
       "on "
       "the stream. CPU = hash_image per image on every core (mmcore::parallel_for), same pixels.\n");
   cudaEventDestroy(e0);

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "hash_gpu_internal.h"
+#include "hash_internal.h"
+#include "hash_pdq_gpu_internal.h"
 
 namespace mmcore_test {
 
@@ -52,6 +54,50 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
     } else {
       for (std::int32_t k = 0; k < blocks; ++k)
         for (int phase = 0; phase < g::kPhases; ++phase) run_block_phase(k, phase);
+    }
+    first = end;
+  }
+  return true;
+}
+
+/// The same for cuda/hash.cu's PDQ kernel: hashes (32 bytes per image) and quality are host
+/// memory here.
+inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
+                              const mmcore::GpuImage* desc, std::int32_t n, std::int64_t scratch_cap,
+                              bool interleave, bool reverse, std::uint8_t* hashes, std::int32_t* quality,
+                              mmcore::Status* statuses) {
+  namespace g = mmcore::gpu_detail;
+  g::PdqPlanner planner;
+  std::vector<float> dct(g::kPdqDct * g::kPdqGrid);
+  mmcore::detail::pdq_dct_matrix(dct.data());
+  for (std::int32_t first = 0; first < n;) {
+    const std::int32_t end = planner.plan_chunk(desc, first, n, pixel_bytes, scratch_cap, statuses);
+    if (end <= first || static_cast<std::int32_t>(planner.plans.size()) != end - first) return false;
+    std::vector<std::uint8_t> scratch(static_cast<std::size_t>(planner.scratch_bytes) + 16, 0xEE);
+    const std::int32_t blocks = end - first;
+    std::vector<g::PdqShared> shared(blocks);
+    std::memset(static_cast<void*>(shared.data()), 0xCD, sizeof(g::PdqShared) * shared.size());
+    std::vector<g::PdqArgs> args(blocks);
+    for (std::int32_t k = 0; k < blocks; ++k) {
+      args[k] = g::PdqArgs{pixels,   planner.plans.data() + k, dct.data(), scratch.data(), hashes, quality,
+                           first + k};
+    }
+    const auto run_block_phase = [&](std::int32_t k, int phase) {
+      for (int i = 0; i < g::kThreads; ++i) {
+        const int tid = reverse ? g::kThreads - 1 - i : i;
+        if (args[k].plan->mode == g::kPdqZero) {
+          if (phase == 0) g::pdq_store_zero(args[k], tid);
+        } else {
+          g::pdq_run_phase(phase, args[k], shared[k], tid, g::kThreads);
+        }
+      }
+    };
+    if (interleave) {
+      for (int phase = 0; phase < g::kPdqPhases; ++phase)
+        for (std::int32_t k = 0; k < blocks; ++k) run_block_phase(k, phase);
+    } else {
+      for (std::int32_t k = 0; k < blocks; ++k)
+        for (int phase = 0; phase < g::kPdqPhases; ++phase) run_block_phase(k, phase);
     }
     first = end;
   }

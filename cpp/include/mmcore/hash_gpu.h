@@ -1,5 +1,6 @@
 // GPU perceptual hashes from decoded pixels: imagehash-exact aHash, dHash, dHash-vertical, pHash
-// and pHash-simple (hash_size 8) for a batch of device-resident images (cuda/hash.cu).
+// and pHash-simple (hash_size 8), and reference-exact PDQ, for a batch of device-resident images
+// (cuda/hash.cu).
 //
 // Contract
 // - Bits: identical to the CPU's exact mode on the same decoded array (hash_image with
@@ -7,7 +8,8 @@
 //   numpy's median and mean). The GPU runs the CPU's own arithmetic: the luma formula, the
 //   fixed-point taps and clip, the DCT and the mean come from shared __host__ __device__
 //   headers, and the resize coefficients are the CPU's tables (resize_detail::compute_axis),
-//   uploaded, not recomputed on the device.
+//   uploaded, not recomputed on the device. PDQ: hash_pdq.cpp's float32 operations in its
+//   order per output, as non-fusing intrinsics; the DCT matrix is the CPU's, uploaded.
 // - Input: uint8 HWC images with 1, 3 or 4 channels (alpha ignored), anywhere inside one device
 //   buffer of `pixel_bytes` bytes, each described by a GpuImage (host array). Any size >= 1x1.
 // - Output: `out` is caller-owned device memory of kGpuHashColumns * count uint64; the column
@@ -75,6 +77,15 @@ class HashGpu {
   Status hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
                     std::int32_t count, std::uint32_t kinds, std::uint64_t* out, Status* statuses,
                     ErrorText* error);
+
+  /// PDQ in reference mode (hash_image's HashMode::kExact: images over 512 px squashed to
+  /// 512x512, the C++ reference's float32 luma) of the same kind of batch: hash i's 32 bytes
+  /// (PdqHash::bytes order) at hashes + 32 * i and its quality at quality[i], both device
+  /// memory. Images under 5 px on a side give a zero hash and quality 0 with kOk, as on the
+  /// CPU; invalid descriptors give the same with kUnsupported. No dihedral variants.
+  Status pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
+                   std::int32_t count, std::uint8_t* hashes, std::int32_t* quality, Status* statuses,
+                   ErrorText* error);
 
   /// The stream the kernels run on (a cudaStream_t), for callers that order their own work.
   void* stream() const;

@@ -90,11 +90,12 @@ struct PdqPlan {
 };
 
 struct PdqShared {
-  float d[kPdqDct * kPdqGrid];     ///< the DCT matrix, row-major 16 x 64
-  float a[kPdqGrid * kPdqGrid];    ///< the 64x64 buffer
-  float t[kPdqDct * kPdqGrid];     ///< D A
-  float b[kPdqDct * kPdqDct];      ///< D A D^T
-  std::int32_t quality_part[512];  ///< per-thread shares of the quality sum (nthreads <= 512)
+  float d[kPdqDct * kPdqGrid];      ///< the DCT matrix, row-major 16 x 64
+  float a[kPdqGrid * kPdqGrid];     ///< the 64x64 buffer
+  float t[kPdqDct * kPdqGrid];      ///< D A
+  float b[kPdqDct * kPdqDct];       ///< D A D^T
+  std::int32_t quality_part[512];   ///< per-thread shares of the quality sum (nthreads <= 512)
+  float sorted[kPdqDct * kPdqDct];  ///< the median's sort (here, not on the thread's stack)
 };
 
 struct PdqArgs {
@@ -251,7 +252,7 @@ MMCORE_HD inline void pdq_phase_finish(const PdqArgs& a, PdqShared& sh, int tid,
   const int q = sum / 90;
   a.quality[a.row] = q < 100 ? q : 100;
   // The 128th smallest of the 256 coefficients (the reference's Torben median).
-  float s[kPdqDct * kPdqDct];
+  float* s = sh.sorted;
   for (int k = 0; k < kPdqDct * kPdqDct; ++k) s[k] = sh.b[k];
   for (int i = 1; i < kPdqDct * kPdqDct; ++i) {
     const float v = s[i];

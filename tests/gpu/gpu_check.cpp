@@ -220,13 +220,15 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   const std::size_t n = set.size();
   std::vector<mmcore::HashRecord> ref(n);
   std::vector<mmcore::HashRecord> ref_bytes(n);
+  std::vector<char> bytes_ok(n, 0);  // hash_bytes succeeded (only then is it compared)
   mmcore::parallel_for(static_cast<std::int64_t>(n), 0, [&](std::int64_t i) {
     ref[i] = cpu_hash(set[i].view(), mmcore::kGpuHashKinds | kPdqBit);
     if (!set[i].file.empty()) {
       mmcore::HashRequest req;
       req.kinds = mmcore::kGpuHashKinds | kPdqBit;
       ErrorText err;
-      mmcore::hash_bytes(set[i].file.data(), set[i].file.size(), req, &ref_bytes[i], &err);
+      bytes_ok[i] = mmcore::status_ok(
+          mmcore::hash_bytes(set[i].file.data(), set[i].file.size(), req, &ref_bytes[i], &err));
     }
   });
   long total = 0, printed = 0, bytes_mismatch = 0, with_bytes = 0;
@@ -245,8 +247,8 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
             pdq[32 * i + 1], pdq[32 * i + 2], pdq[32 * i + 3], ref[i].pdq[0].bytes[0], ref[i].pdq[0].bytes[1],
             ref[i].pdq[0].bytes[2], ref[i].pdq[0].bytes[3]);
     }
-    if (!set[i].file.empty() && (quality[i] != ref_bytes[i].pdq_quality ||
-                                 std::memcmp(pdq.data() + 32 * i, ref_bytes[i].pdq[0].bytes, 32) != 0))
+    if (bytes_ok[i] && (quality[i] != ref_bytes[i].pdq_quality ||
+                        std::memcmp(pdq.data() + 32 * i, ref_bytes[i].pdq[0].bytes, 32) != 0))
       ++bytes_mismatch;
     if (st[i] != Status::kOk) {
       ++total;
@@ -263,7 +265,7 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
               static_cast<unsigned long long>(g), static_cast<unsigned long long>(ref[i].bits[k]));
       }
     }
-    if (!set[i].file.empty()) {
+    if (bytes_ok[i]) {
       ++with_bytes;
       for (int k = 0; k < mmcore::kGpuHashColumns; ++k)
         if (got[static_cast<std::size_t>(k) * n + i] != ref_bytes[i].bits[k]) ++bytes_mismatch;

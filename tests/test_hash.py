@@ -178,6 +178,12 @@ def test_cpp_luma_variants_match_ref(tmp_path: Path) -> None:
     assert "PASS" in run_cpp_test(tmp_path, "test_luma")
 
 
+def test_cpp_gpu_hash_kernel_emulated(tmp_path: Path) -> None:
+    """tests/cpp/test_hash_gpu_emu.cpp: cuda/hash.cu's kernel code, run phase by phase on the CPU,
+    gives hash_image's exact bits (any thread order, interleaved blocks, chunked scratch)."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_hash_gpu_emu")
+
+
 def test_cpp_whash_colorhash_properties(tmp_path: Path) -> None:
     """tests/cpp/test_whash_colorhash.cpp without oracle files: its built-in property checks."""
     run_cpp_test(tmp_path, "test_whash_colorhash")

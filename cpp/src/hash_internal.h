@@ -10,11 +10,31 @@
 
 #include <cstddef>
 
+#include "hd_internal.h"
+
 namespace mmcore::detail {
 
 /// scipy.fftpack.dct(x) (type II, unnormalised, y[k] = 2 sum x[n] cos(pi k (2n+1) / 64)) of 32
 /// float64 samples x[0], x[stride], ..., bit-identical to scipy 1.17's pocketfft. out: 32 values
 /// (contiguous; it may alias x, which is read in full first).
 void dct2_32(const double* x, std::ptrdiff_t stride, double* out);
+
+/// PDQ's DCT matrix as hash_pdq.cpp uses it: D[i][j] = float(sqrt(2/64)) cos(pi/128 (i+1)(2j+1))
+/// rounded to float, row-major 16 x 64 (1024 floats). The GPU uploads these same values.
+void pdq_dct_matrix(float* d);
+
+/// numpy's mean of 64 float64 values in row-major order (pHash-simple's threshold): its
+/// pairwise sum keeps 8 running accumulators (r[j] += v[8i + j]) and adds them as
+/// ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)). Checked bit for bit against numpy on 20,000 random
+/// arrays; a plain sum differs in 70%. Additions only, so no compiler can fuse anything here;
+/// shared with cuda/hash.cu.
+MMCORE_HD inline double numpy_mean64(const double* v) {
+  double r[8];
+  for (int j = 0; j < 8; ++j) r[j] = v[j];
+  for (int i = 8; i < 64; i += 8)
+    for (int j = 0; j < 8; ++j) r[j] += v[i + j];
+  const double total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+  return total / 64.0;
+}
 
 }  // namespace mmcore::detail

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "hash_internal.h"
 #include "mmcore/hash.h"
 
 #if defined(__FMA__) && !defined(__clang__)
@@ -328,6 +329,15 @@ void zero_outputs(bool dihedral_too, PdqHash* hashes, std::int32_t* quality) {
 }
 
 }  // namespace
+
+namespace detail {
+
+void pdq_dct_matrix(float* d) {
+  const DctMatrix& m = dct_matrix();
+  std::memcpy(d, m.d, sizeof m.d);
+}
+
+}  // namespace detail
 
 std::size_t pdq_scratch_floats(std::int32_t width, std::int32_t height) {
   const std::size_t w = width > 0 ? static_cast<std::size_t>(width) : 0;

@@ -7,12 +7,14 @@
 #pragma once
 #include <cstdint>
 
+#include "hd_internal.h"
 #include "mmcore/backend.h"
 
 namespace mmcore::detail {
 
 /// Pillow's convert("L") of one RGB pixel: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
-inline std::uint8_t luma_pillow(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
+/// Shared with cuda/hash.cu.
+MMCORE_HD inline std::uint8_t luma_pillow(std::uint8_t r, std::uint8_t g, std::uint8_t b) {
   return static_cast<std::uint8_t>((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
 }
 

@@ -72,11 +72,9 @@ FilterDef filter_def(Filter f) {
   }
 }
 
-/// Owns one axis' taps; `axis` points into the vectors.
-struct AxisTaps {
-  std::vector<std::int32_t> start, count, coeffs;
-  Axis axis;
-};
+}  // namespace
+
+namespace resize_detail {
 
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t) {
   const FilterDef fd = filter_def(f);
@@ -146,6 +144,13 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   }
   t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
 }
+
+}  // namespace resize_detail
+
+namespace {
+
+using resize_detail::AxisTaps;
+using resize_detail::compute_axis;
 
 // --- NEAREST: Pillow's ImagingScaleAffine. Indices outside the source give black (its fill=1),
 // --- which cannot happen for these scales but is kept so the rule is Pillow's, not ours.

@@ -10,6 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "hd_internal.h"
+#include "mmcore/resize.h"
 
 namespace mmcore::resize_detail {
 
@@ -32,11 +36,30 @@ struct Axis {
   const std::int32_t* coeffs = nullptr;
 };
 
-/// Clamps a fixed-point accumulator to a byte, like Pillow's clip8.
-inline std::uint8_t clip8(std::int32_t acc) {
+/// Clamps a fixed-point accumulator to a byte, like Pillow's clip8. Shared with cuda/hash.cu.
+MMCORE_HD inline std::uint8_t clip8(std::int32_t acc) {
   const std::int32_t v = acc >> kPrecisionBits;
   return static_cast<std::uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
+
+/// One tap: acc + p * k, wrapping modulo 2^32. Pillow's sums never overflow for normalised
+/// filters, but the contract is modulo 2^32 so that split-coefficient SIMD variants are provably
+/// identical. Shared with cuda/hash.cu.
+MMCORE_HD inline std::int32_t mac(std::int32_t acc, std::uint8_t p, std::int32_t k) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) +
+                                   static_cast<std::uint32_t>(p) * static_cast<std::uint32_t>(k));
+}
+
+/// One axis' taps (owning); `axis` points into the vectors.
+struct AxisTaps {
+  std::vector<std::int32_t> start, count, coeffs;
+  Axis axis;
+};
+
+/// Pillow's taps for resampling in_size pixels to out_size with `filter` (not kNearest):
+/// precompute_coeffs + normalize_coeffs_8bpc in float64, quantised to 22 bits. The GPU resize
+/// uploads these same tables, so every backend rounds the same coefficients.
+void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps);
 
 // --- scalar reference (resize_ref.cpp) -------------------------------------------------------
 

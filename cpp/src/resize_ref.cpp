@@ -4,17 +4,6 @@
 
 namespace mmcore::resize_detail {
 
-namespace {
-
-// Wrapping int32 multiply-add: Pillow's sums never overflow for normalised filters, but the
-// contract is modulo 2^32 so that split-coefficient SIMD variants are provably identical.
-inline std::int32_t mac(std::int32_t acc, std::uint8_t p, std::int32_t k) {
-  return static_cast<std::int32_t>(static_cast<std::uint32_t>(acc) +
-                                   static_cast<std::uint32_t>(p) * static_cast<std::uint32_t>(k));
-}
-
-}  // namespace
-
 void horizontal_row_ref(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax) {
   const int c = channels;
   for (std::int32_t x = 0; x < ax.out_size; ++x) {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU host's one prepared run: checks and benches what mmcore has on the GPU, in about a
+# minute, from binaries that bench/gpu_check_prepare.sh built on a dev machine (the host needs
+# only its NVIDIA driver: no compiler, codec libraries or Python packages).
+#
+#   bash bench/gpu_check.sh OUTDIR        # from the repository root, with .gpucheck/carry present
+#
+# Writes flat files into OUTDIR (at most 6): machine.txt (nvidia-smi, CPU flags incl. AVX-512),
+# gpu_check.log and gpu_check.md (GPU hashes vs the CPU oracle, bench), sanitizer.log
+# (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
+# extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
+# summary.txt. Expected: about a minute; the timeouts bound it under 5 minutes.
+# Exit status: the first non-zero of the checks (mmcore_gpu_check: 1 mismatch, 2 usage,
+# 3 no CUDA device, 4 CUDA error; 124 a timeout).
+set -uo pipefail
+OUTDIR=${1:?usage: bash bench/gpu_check.sh OUTDIR}
+cd "$(dirname "$0")/.."
+CARRY=.gpucheck/carry
+mkdir -p "$OUTDIR"
+if [[ ! -x "$CARRY/bin/mmcore_gpu_check" ]]; then
+  echo "missing $CARRY/bin/mmcore_gpu_check: run bench/gpu_check_prepare.sh on a dev machine and carry $CARRY" |
+    tee "$OUTDIR/summary.txt"
+  exit 2
+fi
+export LD_LIBRARY_PATH="$PWD/$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "kernel: $(uname -srm)"
+  echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "cpu: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-) x $(nproc)"
+  echo "cpu simd flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512[a-z_0-9]*|popcnt|bmi2|fma)$' | tr '\n' ' ')"
+  if grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_vpopcntdq; then echo "AVX-512 VPOPCNTDQ: yes"; else echo "AVX-512 VPOPCNTDQ: no"; fi
+  echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2-)"
+  echo
+  nvidia-smi 2>&1
+  nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version --format=csv 2>&1
+  echo
+  echo "ldd mmcore_gpu_check (LD_LIBRARY_PATH=$CARRY/lib):"
+  ldd "$CARRY/bin/mmcore_gpu_check" 2>&1
+} >"$OUTDIR/machine.txt" 2>&1
+grep -E '^(cpu|AVX-512)' "$OUTDIR/machine.txt"
+
+rc=0
+run() {  # name seconds command...: tees into OUTDIR/<name>.log, records the first failure
+  local name=$1 secs=$2
+  shift 2
+  echo "== $name: $*" | tee -a "$OUTDIR/$name.log"
+  timeout "$secs" "$@" 2>&1 | tee -a "$OUTDIR/$name.log"
+  local r=${PIPESTATUS[0]}
+  echo "== $name: exit $r" | tee -a "$OUTDIR/$name.log" "$OUTDIR/summary.txt"
+  if [[ $r -ne 0 && $rc -eq 0 ]]; then rc=$r; fi
+}
+
+run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --report "$OUTDIR/gpu_check.md" \
+  --bench-count 4000 --repeat 10
+
+# Out-of-bounds accesses, shared-memory races and barrier misuse, on a small set (the tools slow
+# kernels down by orders of magnitude). Reports of these runs are not kept, only their logs.
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer \
+  /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
+if [[ -n "$SAN" ]]; then
+  for tool in memcheck racecheck synccheck; do
+    run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+      "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 4 --max-images 24 \
+      --bench-count 0
+  done
+else
+  echo "compute-sanitizer not found: skipped" | tee -a "$OUTDIR/sanitizer.log" "$OUTDIR/summary.txt"
+fi
+for exe in "$CARRY"/bin/extra/*; do
+  [[ -f "$exe" && -x "$exe" ]] || continue
+  run extra 90 "$exe"
+done
+echo "overall exit: $rc" | tee -a "$OUTDIR/summary.txt"
+exit "$rc"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Prepares bench/gpu_check.sh's run on a GPU host, here, on a dev machine (nvcc, CMake, the codec
+# dev packages, pkg-config, Python with pybind11). The GPU host is assumed to have none of the
+# codec libraries nor this Python, so everything the check needs is built here and carried:
+#   .gpucheck/carry/bin/mmcore_gpu_check   (sm_80 + sm_90 SASS and PTX, static CUDA runtime)
+#   .gpucheck/carry/lib/                   the shared libraries ldd names beyond glibc
+#   .gpucheck/carry/images/                ~50 corpus JPEG/PNG files (a few MB)
+#   .gpucheck/carry/bin/extra/             other prebuilt checks to run there (optional, see
+#                                          bench/gpu_check.sh); copy executables in by hand
+# The build tree is .gpucheck/build (not carried). .gpucheck/ is git-ignored.
+#
+#   bash bench/gpu_check_prepare.sh [CORPUS_DIR]     # default ../shared/corpus
+#
+# Then, on the GPU host, from the repository root, carrying .gpucheck/carry:
+#   bash bench/gpu_check.sh "$OUT"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CORPUS=${1:-../shared/corpus}
+PY=${PY:-}
+if [[ -z "$PY" ]]; then
+  for p in .venv/bin/python /work/main/.venv/bin/python python3; do
+    if command -v "$p" >/dev/null && "$p" -m pybind11 --cmakedir >/dev/null 2>&1; then PY=$p; break; fi
+  done
+fi
+[[ -n "$PY" ]] || { echo "need a Python with pybind11 (set PY=...)" >&2; exit 2; }
+BUILD=.gpucheck/build
+CARRY=.gpucheck/carry
+
+cmake -S . -B "$BUILD" -G Ninja -DMMCORE_CUDA=ON -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_ARCHITECTURES="80;90" -DSKBUILD_PROJECT_VERSION=0.1.0 \
+  -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$PY")" >/dev/null
+cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated
+
+rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/lib" "$CARRY/images"
+mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images"
+cp "$BUILD/cuda/mmcore_gpu_check" "$CARRY/bin/"
+
+# Shared libraries of every carried binary, except the C runtime the host has anyway.
+for exe in "$CARRY"/bin/mmcore_gpu_check "$CARRY"/bin/extra/*; do
+  [[ -f "$exe" && -x "$exe" ]] || continue
+  ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | while read -r soname path; do
+    case "$soname" in
+      libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|ld-linux*|libstdc++.so.*|libgcc_s.so.*) ;;
+      libcuda.so.*|libnvidia*) ;;  # the driver's: must come from the host
+      *) cp -L "$path" "$CARRY/lib/$soname" ;;
+    esac
+  done
+done
+
+# About 50 real images: every k-th JPEG and PNG under 700 KB (sorted by name), plus the largest
+# JPEG under 4 MB (a many-megapixel photo).
+pick() {  # dir count max_bytes
+  find "$1" -maxdepth 1 -type f -size -"$3"c -printf '%f\n' 2>/dev/null | sort |
+    awk -v n="$2" '{a[NR]=$0} END {if (NR == 0) exit; s = NR / n; if (s < 1) s = 1;
+                                     for (i = 1; i <= NR && c < n; i += s) {print a[int(i)]; c++}}'
+}
+if [[ -d "$CORPUS/jpeg" ]]; then
+  pick "$CORPUS/jpeg" 36 700000 | while read -r f; do cp "$CORPUS/jpeg/$f" "$CARRY/images/$f"; done
+  big=$(find "$CORPUS/jpeg" -maxdepth 1 -type f -size -4000000c -printf '%s %f\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  [[ -n "$big" ]] && cp "$CORPUS/jpeg/$big" "$CARRY/images/$big"
+fi
+if [[ -d "$CORPUS/png" ]]; then
+  pick "$CORPUS/png" 14 700000 | while read -r f; do cp "$CORPUS/png/$f" "$CARRY/images/png_$f"; done
+fi
+
+echo
+echo "carried libraries:"; ls -1 "$CARRY/lib"
+echo "images: $(ls -1 "$CARRY/images" | wc -l) files"
+echo "size of $CARRY: $(du -sh "$CARRY" | cut -f1) (the whole working tree must stay under 64 MiB)"
+# The host's C and C++ runtimes are used (a static libstdc++ would raise the glibc floor to this
+# machine's 2.36 through arc4random): print the newest versions the carried files ask for.
+echo "needs at least: $(objdump -T "$CARRY"/bin/mmcore_gpu_check "$CARRY"/lib/* 2>/dev/null |
+  grep -o 'GLIBC_[0-9.]*\|GLIBCXX_[0-9.]*' | sort -V | awk -F_ '{v[$1]=$0} END {print v["GLIBC"], v["GLIBCXX"]}')"
+if LD_LIBRARY_PATH="$CARRY/lib" ldd "$CARRY/bin/mmcore_gpu_check" | grep -q "not found"; then
+  echo "UNRESOLVED libraries:" >&2
+  LD_LIBRARY_PATH="$CARRY/lib" ldd "$CARRY/bin/mmcore_gpu_check" | grep "not found" >&2
+  exit 1
+fi
+# gpu_check.cpp's own logic, end to end, with the kernel emulated on the CPU (no GPU needed).
+echo
+echo "emulated run of the check (CPU, small sets):"
+if ! "$BUILD/cuda/mmcore_gpu_check_emulated" --images "$CARRY/images" --report "$BUILD/emulated.md" --random 30 \
+  --no-huge --max-images 200 --bench-count 16 --repeat 1 >"$BUILD/emulated.log" 2>&1; then
+  tail -30 "$BUILD/emulated.log" >&2
+  echo "the emulated check failed: fix before using device time" >&2
+  exit 1
+fi
+grep -E 'correctness|contract' "$BUILD/emulated.log"
+echo "the real binary here, with the carried libraries (no GPU here: expect exit 3):"
+set +e
+LD_LIBRARY_PATH="$CARRY/lib" "$CARRY/bin/mmcore_gpu_check" --report "$BUILD/nodevice.md" --bench-count 0 \
+  >"$BUILD/nodevice.log" 2>&1
+r=$?
+set -e
+echo "  $(tail -1 "$BUILD/nodevice.log") -> exit $r"
+
+echo
+echo "device command (run from the repository root, carry [\".gpucheck/carry\"], timeout_s 420):"
+echo '  bash bench/gpu_check.sh "$OUT"'

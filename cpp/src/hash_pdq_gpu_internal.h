@@ -1,0 +1,347 @@
+// PDQ (reference mode) on the GPU, as __host__ __device__ phases that the CPU can run too
+// (tests/gpu/kernel_emulator.h), like hash_gpu_internal.h does for the 64-bit kinds.
+//
+// The arithmetic is hash_pdq.cpp's, operation for operation and in the same order per output:
+// the reference squash to 512x512 (nearest, integer indices), float32 luma
+// (0.299f R + 0.587f G) + 0.114f B, the two Jarosz passes of [rows, columns] running-sum boxes
+// (add the entering sample, subtract the leaving one, divide by the count), decimation at cell
+// centres with double indices, the quality metric, T = D A and B = T D^T with one float
+// accumulator per output, k ascending, and the 128th smallest coefficient as threshold. Every
+// float operation is spelled as a correctly rounded intrinsic on the device (nvcc never fuses
+// those into FMAs), and as the plain operator on the host, where hash_pdq.cpp is built without
+// FMA. Integer sums (the quality) are split across threads: integer addition is associative.
+// The DCT matrix is the CPU's (detail::pdq_dct_matrix), uploaded.
+//
+// One block per image; phases separated by a block barrier:
+//   0 luma         D into shared memory; luma of the (squashed) image into scratch buf1, or straight
+//                  into the 64x64 buffer for a 64x64 image (no blur, as the reference)
+//   1..4 blur      box rows buf1 -> buf2 (a thread per row), box columns buf2 -> buf1 (a thread per
+//                  column), twice
+//   5 decimate     buf1 -> the shared 64x64 buffer
+//   6 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
+//   7 dct b        B = T D^T (a thread per output)
+//   8 finish       quality; median by sorting; bits; store (thread 0)
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "hash_gpu_internal.h"
+#include "hd_internal.h"
+#include "mmcore/hash.h"
+#include "mmcore/hash_gpu.h"
+
+namespace mmcore::gpu_detail {
+
+constexpr int kPdqPhases = 9;
+constexpr int kPdqGrid = 64;
+constexpr int kPdqDct = 16;
+constexpr std::int32_t kPdqSquash = 512;
+
+// Correctly rounded float32 operations that no compiler may fuse.
+MMCORE_HD inline float f_add(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+MMCORE_HD inline float f_sub(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+MMCORE_HD inline float f_mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+MMCORE_HD inline float f_div(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
+/// How a block makes its PDQ.
+enum PdqMode : std::int32_t {
+  kPdqZero = 0,    ///< invalid record, or under 5 px on a side: all-zero hash, quality 0
+  kPdqDirect = 1,  ///< exactly 64x64: luma is the 64x64 buffer, no blur
+  kPdqBlur = 2,    ///< luma, two Jarosz passes, decimation
+};
+
+struct PdqPlan {
+  std::int64_t offset;
+  std::int64_t stride;
+  std::int32_t width;  ///< the source's size
+  std::int32_t height;
+  std::int32_t channels;
+  std::int32_t mode;
+  std::int32_t cols;  ///< the hashed size: the source's, or 512x512 when squashed
+  std::int32_t rows;
+  std::int32_t squash;
+  std::int32_t reserved;
+  std::int64_t scratch;  ///< byte offset of buf1 (rows x cols floats), buf2 follows
+};
+
+struct PdqShared {
+  float d[kPdqDct * kPdqGrid];      ///< the DCT matrix, row-major 16 x 64
+  float a[kPdqGrid * kPdqGrid];     ///< the 64x64 buffer
+  float t[kPdqDct * kPdqGrid];      ///< D A
+  float b[kPdqDct * kPdqDct];       ///< D A D^T
+  std::int32_t quality_part[512];   ///< per-thread shares of the quality sum (nthreads <= 512)
+  float sorted[kPdqDct * kPdqDct];  ///< the median's sort (here, not on the thread's stack)
+};
+
+struct PdqArgs {
+  const std::uint8_t* pixels;
+  const PdqPlan* plan;
+  const float* dct;  ///< 1024 floats
+  std::uint8_t* scratch;
+  std::uint8_t* out;  ///< 32 bytes per image, at out + 32 * row
+  std::int32_t* quality;
+  std::int64_t row;
+};
+
+/// Luma of pixel (x, y) of the hashed image: the squash picks the source pixel first.
+MMCORE_HD inline float pdq_luma(const PdqPlan& p, const std::uint8_t* pixels, std::int32_t x,
+                                std::int32_t y) {
+  if (p.squash) {
+    x = static_cast<std::int32_t>(static_cast<std::int64_t>(x) * p.width / kPdqSquash);
+    y = static_cast<std::int32_t>(static_cast<std::int64_t>(y) * p.height / kPdqSquash);
+  }
+  const std::uint8_t* q = pixels + p.offset + p.stride * y + static_cast<std::int64_t>(x) * p.channels;
+  if (p.channels == 1) return static_cast<float>(q[0]);
+  return f_add(f_add(f_mul(0.299f, static_cast<float>(q[0])), f_mul(0.587f, static_cast<float>(q[1]))),
+               f_mul(0.114f, static_cast<float>(q[2])));
+}
+
+/// One line of the reference's box filter (box1D): `len` samples `step` apart.
+MMCORE_HD inline void pdq_box_line(const float* in, float* out, std::int32_t len, std::int64_t step,
+                                   int window) {
+  const int half = (window + 2) / 2;
+  const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
+  float sum = 0.0f;
+  std::int64_t li = 0, ri = 0, oi = 0;
+  int count = 0;
+  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
+  for (int t = 0; t < grow; ++t, ++ri, ++oi) {
+    ++count;
+    sum = f_add(sum, in[ri * step]);
+    out[oi * step] = f_div(sum, static_cast<float>(count));
+  }
+  const float n = static_cast<float>(count);
+  for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
+    sum = f_add(sum, in[ri * step]);
+    sum = f_sub(sum, in[li * step]);
+    out[oi * step] = f_div(sum, n);
+  }
+  for (int t = 0; t < shrink; ++t, ++li, ++oi) {
+    --count;
+    sum = f_sub(sum, in[li * step]);
+    out[oi * step] = f_div(sum, static_cast<float>(count));
+  }
+}
+
+MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {
+  const PdqPlan& p = *a.plan;
+  return reinterpret_cast<float*>(a.scratch + p.scratch) +
+         (which == 0 ? 0 : static_cast<std::int64_t>(p.rows) * p.cols);
+}
+
+MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  for (int k = tid; k < kPdqDct * kPdqGrid; k += nthreads) sh.d[k] = a.dct[k];
+  float* dst = p.mode == kPdqDirect ? sh.a : pdq_buf(a, 0);
+  const std::int64_t n = static_cast<std::int64_t>(p.rows) * p.cols;
+  for (std::int64_t j = tid; j < n; j += nthreads) {
+    dst[j] =
+        pdq_luma(p, a.pixels, static_cast<std::int32_t>(j % p.cols), static_cast<std::int32_t>(j / p.cols));
+  }
+}
+
+/// Passes 1 and 3: rows of `from` into `to`; window from the column count.
+MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int from, int to, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  const float* in = pdq_buf(a, from);
+  float* out = pdq_buf(a, to);
+  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
+    const std::int64_t off = static_cast<std::int64_t>(r) * p.cols;
+    pdq_box_line(in + off, out + off, p.cols, 1, window);
+  }
+}
+
+/// Passes 2 and 4: columns of `from` into `to`; window from the row count.
+MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int from, int to, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  const float* in = pdq_buf(a, from);
+  float* out = pdq_buf(a, to);
+  for (std::int32_t c = tid; c < p.cols; c += nthreads) pdq_box_line(in + c, out + c, p.rows, p.cols, window);
+}
+
+MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<std::int32_t>(__ddiv_rn(__dmul_rn(i + 0.5, static_cast<double>(size)), 64.0));
+#else
+  return static_cast<std::int32_t>(((i + 0.5) * size) / kPdqGrid);
+#endif
+}
+
+MMCORE_HD inline void pdq_phase_decimate(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const float* in = pdq_buf(a, 0);
+  for (int k = tid; k < kPdqGrid * kPdqGrid; k += nthreads) {
+    const int i = k / kPdqGrid, j = k % kPdqGrid;
+    sh.a[k] = in[static_cast<std::int64_t>(pdq_cell(i, p.rows)) * p.cols + pdq_cell(j, p.cols)];
+  }
+}
+
+/// (int)(((u - v) * 100) / 255), absolute.
+MMCORE_HD inline int pdq_grad(float u, float v) {
+  const int d = static_cast<int>(f_div(f_mul(f_sub(u, v), 100.0f), 255.0f));
+  return d < 0 ? -d : d;
+}
+
+MMCORE_HD inline void pdq_phase_dct_a(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  (void)a;
+  for (int o = tid; o < kPdqDct * kPdqGrid; o += nthreads) {
+    const int i = o / kPdqGrid, j = o % kPdqGrid;
+    float t = 0.0f;
+    for (int k = 0; k < kPdqGrid; ++k) t = f_add(t, f_mul(sh.d[i * kPdqGrid + k], sh.a[k * kPdqGrid + j]));
+    sh.t[o] = t;
+  }
+  // Quality terms: 63 x 64 vertical then 64 x 63 horizontal neighbour pairs, shared out by index.
+  int part = 0;
+  constexpr int kVertical = (kPdqGrid - 1) * kPdqGrid;
+  for (int e = tid; e < 2 * kVertical; e += nthreads) {
+    if (e < kVertical) {
+      const int i = e / kPdqGrid, j = e % kPdqGrid;
+      part += pdq_grad(sh.a[i * kPdqGrid + j], sh.a[(i + 1) * kPdqGrid + j]);
+    } else {
+      const int i = (e - kVertical) / (kPdqGrid - 1), j = (e - kVertical) % (kPdqGrid - 1);
+      part += pdq_grad(sh.a[i * kPdqGrid + j], sh.a[i * kPdqGrid + j + 1]);
+    }
+  }
+  sh.quality_part[tid] = part;
+}
+
+MMCORE_HD inline void pdq_phase_dct_b(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  (void)a;
+  for (int o = tid; o < kPdqDct * kPdqDct; o += nthreads) {
+    const int i = o / kPdqDct, j = o % kPdqDct;
+    float b = 0.0f;
+    for (int k = 0; k < kPdqGrid; ++k) b = f_add(b, f_mul(sh.t[i * kPdqGrid + k], sh.d[j * kPdqGrid + k]));
+    sh.b[o] = b;
+  }
+}
+
+MMCORE_HD inline void pdq_phase_finish(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  if (tid != 0) return;
+  int sum = 0;
+  for (int k = 0; k < nthreads; ++k) sum += sh.quality_part[k];
+  const int q = sum / 90;
+  a.quality[a.row] = q < 100 ? q : 100;
+  // The 128th smallest of the 256 coefficients (the reference's Torben median).
+  float* s = sh.sorted;
+  for (int k = 0; k < kPdqDct * kPdqDct; ++k) s[k] = sh.b[k];
+  for (int i = 1; i < kPdqDct * kPdqDct; ++i) {
+    const float v = s[i];
+    int j = i - 1;
+    while (j >= 0 && s[j] > v) {
+      s[j + 1] = s[j];
+      --j;
+    }
+    s[j + 1] = v;
+  }
+  const float median = s[(kPdqDct * kPdqDct - 1) / 2];
+  std::uint8_t* o = a.out + 32 * a.row;
+  for (int m = 0; m < 16; ++m) {
+    std::uint32_t w = 0;
+    for (int k = 0; k < 16; ++k) w |= (sh.b[m * 16 + k] > median ? 1u : 0u) << k;
+    o[2 * (15 - m)] = static_cast<std::uint8_t>(w >> 8);
+    o[2 * (15 - m) + 1] = static_cast<std::uint8_t>(w & 0xff);
+  }
+}
+
+/// An all-zero record (invalid, or under 5 px): the whole block takes this path or none.
+MMCORE_HD inline void pdq_store_zero(const PdqArgs& a, int tid) {
+  if (tid < 32) a.out[32 * a.row + tid] = 0;
+  if (tid == 0) a.quality[a.row] = 0;
+}
+
+MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  switch (phase) {
+    case 0: pdq_phase_luma(a, sh, tid, nthreads); break;
+    case 1: pdq_phase_rows(a, 0, 1, tid, nthreads); break;
+    case 2: pdq_phase_cols(a, 1, 0, tid, nthreads); break;
+    case 3: pdq_phase_rows(a, 0, 1, tid, nthreads); break;
+    case 4: pdq_phase_cols(a, 1, 0, tid, nthreads); break;
+    case 5: pdq_phase_decimate(a, sh, tid, nthreads); break;
+    case 6: pdq_phase_dct_a(a, sh, tid, nthreads); break;
+    case 7: pdq_phase_dct_b(a, sh, tid, nthreads); break;
+    default: pdq_phase_finish(a, sh, tid, nthreads); break;
+  }
+}
+
+/// Plans PDQ chunks: per image a PdqPlan and its float scratch (two rows x cols buffers).
+class PdqPlanner {
+ public:
+  std::vector<PdqPlan> plans;
+  std::int64_t scratch_bytes = 0;
+
+  /// Plans images [first, n) until the scratch would pass `scratch_cap` (at least one image);
+  /// statuses: kOk (a tiny image is kOk with a zero hash, as on the CPU) or kUnsupported.
+  std::int32_t plan_chunk(const GpuImage* images, std::int32_t first, std::int32_t n,
+                          std::int64_t pixel_bytes, std::int64_t scratch_cap, Status* statuses) {
+    plans.clear();
+    scratch_bytes = 0;
+    std::int32_t end = first;
+    for (; end < n; ++end) {
+      PdqPlan p{};
+      const bool ok = plan_image(images[end], pixel_bytes, &p);
+      const std::int64_t need =
+          p.mode == kPdqBlur ? 2 * static_cast<std::int64_t>(p.rows) * p.cols * std::int64_t{sizeof(float)}
+                             : 0;
+      if (need > 0 && scratch_bytes > 0 && scratch_bytes + need > scratch_cap) break;
+      p.scratch = scratch_bytes;
+      scratch_bytes += need;
+      statuses[end] = ok ? Status::kOk : Status::kUnsupported;
+      plans.push_back(p);
+    }
+    return end;
+  }
+
+ private:
+  static bool plan_image(const GpuImage& im, std::int64_t pixel_bytes, PdqPlan* p) {
+    p->mode = kPdqZero;
+    if (!descriptor_ok(im, pixel_bytes)) return false;
+    p->offset = im.offset;
+    p->stride = im.stride;
+    p->width = im.width;
+    p->height = im.height;
+    p->channels = im.channels;
+    p->squash = im.width > kPdqSquash || im.height > kPdqSquash;
+    p->cols = p->squash ? kPdqSquash : im.width;
+    p->rows = p->squash ? kPdqSquash : im.height;
+    if (p->cols < 5 || p->rows < 5) {
+      p->mode = kPdqZero;
+    } else if (p->cols == kPdqGrid && p->rows == kPdqGrid) {
+      p->mode = kPdqDirect;
+    } else {
+      p->mode = kPdqBlur;
+    }
+    return true;
+  }
+};
+
+}  // namespace mmcore::gpu_detail

@@ -1,0 +1,268 @@
+// GPU aHash, dHash, dHash-vertical, pHash and pHash-simple, imagehash-exact, and PDQ,
+// reference-exact (hash_gpu.h).
+//
+// The host plans each chunk of images (hash_gpu_internal.h's Planner: descriptor checks, the
+// pass order of every resize target exactly as resize() picks it, scratch placement, and the
+// CPU's own LANCZOS tables in one arena), uploads plans and arena, and launches one block per
+// image. The block runs hash_gpu_internal.h's phases with a barrier between each: the same
+// __host__ __device__ code that tests/cpp/test_hash_gpu_emu.cpp runs on the CPU. PDQ likewise
+// with hash_pdq_gpu_internal.h's PdqPlanner and phases.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+
+#include "hash_gpu_internal.h"
+#include "hash_internal.h"
+#include "hash_pdq_gpu_internal.h"
+#include "mmcore/hash_gpu.h"
+
+namespace mmcore {
+namespace {
+
+using gpu_detail::ImagePlan;
+using gpu_detail::kThreads;
+
+__global__ void __launch_bounds__(kThreads)
+    hash_kernel(const std::uint8_t* pixels, const ImagePlan* plans, const std::int32_t* arena,
+                std::uint8_t* scratch, std::uint64_t* out, std::int64_t column_stride, std::int64_t out_first,
+                std::uint32_t kinds, detail::DctTwiddles twiddles) {
+  __shared__ gpu_detail::BlockShared sh;
+  const gpu_detail::BlockArgs a{pixels,        plans + blockIdx.x,     arena, scratch,  out,
+                                column_stride, out_first + blockIdx.x, kinds, &twiddles};
+  const int tid = static_cast<int>(threadIdx.x);
+  if (!a.plan->valid) {  // the same for every thread of the block: no barrier is half-reached
+    gpu_detail::store_invalid(a, tid);
+    return;
+  }
+  for (int phase = 0; phase < gpu_detail::kPhases; ++phase) {
+    gpu_detail::run_phase(phase, a, sh, tid, kThreads);
+    // Also makes this block's global scratch writes visible to its other threads.
+    __syncthreads();
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, const float* dct,
+               std::uint8_t* scratch, std::uint8_t* hashes, std::int32_t* quality, std::int64_t out_first) {
+  __shared__ gpu_detail::PdqShared sh;
+  const gpu_detail::PdqArgs a{pixels,  plans + blockIdx.x,    dct, scratch, hashes,
+                              quality, out_first + blockIdx.x};
+  const int tid = static_cast<int>(threadIdx.x);
+  if (a.plan->mode == gpu_detail::kPdqZero) {  // the same for every thread of the block
+    gpu_detail::pdq_store_zero(a, tid);
+    return;
+  }
+  for (int phase = 0; phase < gpu_detail::kPdqPhases; ++phase) {
+    gpu_detail::pdq_run_phase(phase, a, sh, tid, kThreads);
+    __syncthreads();
+  }
+}
+
+// ---- host side -------------------------------------------------------------------------------
+
+Status cuda_fail(ErrorText* error, const char* what, cudaError_t e) {
+  error->set("CUDA: %s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+  (void)cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  return e == cudaErrorMemoryAllocation ? Status::kNoMemory : Status::kDevice;
+}
+
+#define MMCORE_CUDA_TRY(call)                                                \
+  do {                                                                       \
+    const cudaError_t mmcore_e_ = (call);                                    \
+    if (mmcore_e_ != cudaSuccess) return cuda_fail(error, #call, mmcore_e_); \
+  } while (0)
+
+/// A device allocation that only grows.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  std::size_t cap = 0;
+  void release() {
+    if (ptr != nullptr) (void)cudaFree(ptr);
+    ptr = nullptr;
+    cap = 0;
+  }
+};
+
+}  // namespace
+
+Status gpu_device_info(std::int32_t device, GpuDeviceInfo* info, ErrorText* error) {
+  int n = 0;
+  MMCORE_CUDA_TRY(cudaGetDeviceCount(&n));
+  if (n == 0 || device < 0 || device >= n) {
+    error->set("no CUDA device %d (%d present)", device, n);
+    return Status::kDevice;
+  }
+  cudaDeviceProp prop;
+  MMCORE_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  std::snprintf(info->name, sizeof info->name, "%s", prop.name);
+  info->multiprocessors = prop.multiProcessorCount;
+  info->major = prop.major;
+  info->minor = prop.minor;
+  info->total_memory = static_cast<std::int64_t>(prop.totalGlobalMem);
+  MMCORE_CUDA_TRY(cudaDriverGetVersion(&info->driver_version));
+  MMCORE_CUDA_TRY(cudaRuntimeGetVersion(&info->runtime_version));
+  return Status::kOk;
+}
+
+struct HashGpu::Impl {
+  std::int32_t device = -1;
+  cudaStream_t stream = nullptr;
+  DeviceBuffer plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev;
+  gpu_detail::Planner planner;
+  gpu_detail::PdqPlanner pdq_planner;
+
+  ~Impl() {
+    if (stream != nullptr) {
+      (void)cudaSetDevice(device);
+      (void)cudaStreamSynchronize(stream);
+      plans_dev.release();
+      arena_dev.release();
+      scratch_dev.release();
+      pdq_plans_dev.release();
+      pdq_dct_dev.release();
+      (void)cudaStreamDestroy(stream);
+    }
+  }
+
+  /// PDQ's DCT matrix: the CPU's floats, uploaded once.
+  Status upload_pdq_dct(ErrorText* error) {
+    float dct[gpu_detail::kPdqDct * gpu_detail::kPdqGrid];
+    detail::pdq_dct_matrix(dct);
+    const Status r = reserve(&pdq_dct_dev, sizeof dct, error);
+    if (r != Status::kOk) return r;
+    MMCORE_CUDA_TRY(cudaMemcpy(pdq_dct_dev.ptr, dct, sizeof dct, cudaMemcpyHostToDevice));
+    return Status::kOk;
+  }
+
+  /// Grows `b` to at least `bytes` (never shrinks); waits for the stream first, since a kernel
+  /// in flight may still read the old buffer.
+  Status reserve(DeviceBuffer* b, std::size_t bytes, ErrorText* error) {
+    if (b->cap >= bytes) return Status::kOk;
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(stream));
+    b->release();
+    const std::size_t want = bytes + bytes / 4;
+    MMCORE_CUDA_TRY(cudaMalloc(&b->ptr, want));
+    b->cap = want;
+    return Status::kOk;
+  }
+};
+
+HashGpu::HashGpu() : impl_(new Impl) {}
+
+HashGpu::~HashGpu() {
+  delete impl_;
+}
+
+void* HashGpu::stream() const {
+  return impl_->stream;
+}
+
+Status HashGpu::init(std::int32_t device, ErrorText* error) {
+  if (impl_->stream != nullptr) {
+    error->set("HashGpu::init: already bound to device %d", impl_->device);
+    return Status::kUnsupported;
+  }
+  GpuDeviceInfo info;
+  const Status s = gpu_device_info(device, &info, error);
+  if (s != Status::kOk) return s;
+  MMCORE_CUDA_TRY(cudaSetDevice(device));
+  // A blocking stream: it waits for work the caller queued on the legacy default stream (plain
+  // cudaMemcpy / cudaMemset of the pixels or outputs), so no extra synchronisation is needed.
+  MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
+  impl_->device = device;
+  const Status r = impl_->upload_pdq_dct(error);
+  if (r != Status::kOk) {  // not half-initialised: init() may be tried again
+    impl_->pdq_dct_dev.release();
+    (void)cudaStreamDestroy(impl_->stream);
+    impl_->stream = nullptr;
+  }
+  return r;
+}
+
+Status HashGpu::hash_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
+                           std::int32_t count, std::uint32_t kinds, std::uint64_t* out, Status* statuses,
+                           ErrorText* error) {
+  Impl& m = *impl_;
+  if (m.stream == nullptr) {
+    error->set("HashGpu::hash_batch: call init() first");
+    return Status::kUnsupported;
+  }
+  if (kinds == 0 || (kinds & ~kGpuHashKinds) != 0) {
+    error->set("HashGpu::hash_batch: kinds mask 0x%x is empty or names a kind the GPU lacks (mask 0x%x)",
+               kinds, kGpuHashKinds);
+    return Status::kUnsupported;
+  }
+  if (const char* problem = gpu_detail::batch_args_problem(count, pixels, images, out, out, statuses)) {
+    error->set("HashGpu::hash_batch: %s (count %d)", problem, count);
+    return Status::kUnsupported;
+  }
+  if (count == 0) return Status::kOk;
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+
+  // Images go in chunks whose scratch fits kScratchCap (one oversized image is a chunk alone).
+  constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
+  gpu_detail::Planner& plan = m.planner;
+  for (std::int32_t first = 0; first < count;) {
+    const std::int32_t end = plan.plan_chunk(images, first, count, pixel_bytes, kinds, kScratchCap, statuses);
+    const std::size_t plan_bytes = plan.plans.size() * sizeof(ImagePlan);
+    const std::size_t arena_bytes = plan.arena.size() * sizeof(std::int32_t);
+    Status s = m.reserve(&m.plans_dev, plan_bytes, error);
+    if (s == Status::kOk) s = m.reserve(&m.arena_dev, arena_bytes, error);
+    if (s == Status::kOk)
+      s = m.reserve(&m.scratch_dev, static_cast<std::size_t>(plan.scratch_bytes) + 1, error);
+    if (s != Status::kOk) return s;
+    MMCORE_CUDA_TRY(
+        cudaMemcpyAsync(m.plans_dev.ptr, plan.plans.data(), plan_bytes, cudaMemcpyHostToDevice, m.stream));
+    MMCORE_CUDA_TRY(
+        cudaMemcpyAsync(m.arena_dev.ptr, plan.arena.data(), arena_bytes, cudaMemcpyHostToDevice, m.stream));
+    hash_kernel<<<end - first, kThreads, 0, m.stream>>>(
+        pixels, static_cast<const ImagePlan*>(m.plans_dev.ptr),
+        static_cast<const std::int32_t*>(m.arena_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr), out,
+        count, first, kinds, detail::kDctTwiddles);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+    // The planner's host vectors are rewritten for the next chunk, and pageable copies may not
+    // have read them yet: wait for the chunk (this also returns with the outputs written).
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    first = end;
+  }
+  return Status::kOk;
+}
+
+Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* images,
+                          std::int32_t count, std::uint8_t* hashes, std::int32_t* quality, Status* statuses,
+                          ErrorText* error) {
+  Impl& m = *impl_;
+  if (m.stream == nullptr) {
+    error->set("HashGpu::pdq_batch: call init() first");
+    return Status::kUnsupported;
+  }
+  if (const char* problem =
+          gpu_detail::batch_args_problem(count, pixels, images, hashes, quality, statuses)) {
+    error->set("HashGpu::pdq_batch: %s (count %d)", problem, count);
+    return Status::kUnsupported;
+  }
+  if (count == 0) return Status::kOk;
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
+  gpu_detail::PdqPlanner& plan = m.pdq_planner;
+  for (std::int32_t first = 0; first < count;) {
+    const std::int32_t end = plan.plan_chunk(images, first, count, pixel_bytes, kScratchCap, statuses);
+    const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
+    Status s = m.reserve(&m.pdq_plans_dev, plan_bytes, error);
+    if (s == Status::kOk)
+      s = m.reserve(&m.scratch_dev, static_cast<std::size_t>(plan.scratch_bytes) + 1, error);
+    if (s != Status::kOk) return s;
+    MMCORE_CUDA_TRY(cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes,
+                                    cudaMemcpyHostToDevice, m.stream));
+    pdq_kernel<<<end - first, kThreads, 0, m.stream>>>(
+        pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr),
+        static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr), hashes,
+        quality, first);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    first = end;
+  }
+  return Status::kOk;
+}
+
+}  // namespace mmcore

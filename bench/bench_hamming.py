@@ -564,7 +564,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pdq = near_dup_codes(real_pdq, n, 256, seed=3)
         line = f"generated {n:,} PDQ-like codes, pairwise distances: {distance_summary(pdq)}"
         print(line)
-        md.append(f"- {line}")
         for size in sorted({min(100_000, n), n}):
             words = pdq if size == n else near_dup_codes(real_pdq, size, 256, seed=3)
             runs.append(timed_join(words, 31, top, 1, "256"))
@@ -572,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pdq: {size:,} codes r=31: {x.seconds:.2f} s, {x.pairs:,} pairs, {x.stats}", flush=True)
         pdq_lines = pdq_notes(pdq, [x for x in runs if x.label == "256"], top, min(args.faiss_queries, n))
         print("\n".join(pdq_lines))
-        md += ["## PDQ (256-bit) at r = 31", "", *[f"- {x}" for x in pdq_lines], ""]
+        md += ["## PDQ (256-bit) at r = 31", "", f"- {line}", *[f"- {x}" for x in pdq_lines], ""]
     if runs:
         head, body = join_table(runs)
         title = f"mmcore join, {top} thread(s), method auto"

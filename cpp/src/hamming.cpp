@@ -422,23 +422,22 @@ struct MihTable {
 void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
                  MihTable* t) {
   const std::size_t slots = std::size_t{1} << len;
-  t->offsets.assign(slots + 1, 0);
+  std::vector<std::uint32_t>& off = t->offsets;
+  off.assign(slots + 1, 0);
   t->perm.resize(static_cast<std::size_t>(n));
   t->codes.resize(static_cast<std::size_t>(n * words));
-  std::vector<std::uint32_t> keys(static_cast<std::size_t>(n));
+  // Counting sort without a key array or a cursor copy (the table is the peak memory): the
+  // offsets serve as cursors and are shifted back to bucket starts afterwards.
+  for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
+  for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
   for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t key = substring_of(base + i * words, lo, len);
-    keys[static_cast<std::size_t>(i)] = key;
-    ++t->offsets[key + 1];
-  }
-  for (std::size_t s = 0; s < slots; ++s) t->offsets[s + 1] += t->offsets[s];
-  std::vector<std::uint32_t> fill(t->offsets.begin(), t->offsets.end() - 1);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t at = fill[keys[static_cast<std::size_t>(i)]]++;
+    const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
     t->perm[at] = static_cast<std::uint32_t>(i);
     std::memcpy(&t->codes[static_cast<std::size_t>(at) * words], base + i * words,
                 8 * static_cast<std::size_t>(words));
   }
+  for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
+  off[0] = 0;
 }
 
 // Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
@@ -513,7 +512,7 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
     build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes() + 4 * n);
+    peak = std::max(peak, table.bytes());
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     parallel_for(groups, threads, [&](std::int64_t g) {
       Scratch sc;
@@ -552,7 +551,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
     build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes() + 4 * n);
+    peak = std::max(peak, table.bytes());
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     const std::int64_t slots = std::int64_t{1} << plan.len[c];
     const std::int64_t tasks = std::min(tasks_per_table, slots);

@@ -433,8 +433,8 @@ void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, 
   for (std::int64_t i = 0; i < n; ++i) {
     const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
     t->perm[at] = static_cast<std::uint32_t>(i);
-    std::memcpy(&t->codes[static_cast<std::size_t>(at) * words], base + i * words,
-                8 * static_cast<std::size_t>(words));
+    // A word loop: memcpy with a run-time size of 8 or 32 bytes is a library call per code.
+    for (int w = 0; w < words; ++w) t->codes[static_cast<std::size_t>(at) * words + w] = base[i * words + w];
   }
   for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
   off[0] = 0;

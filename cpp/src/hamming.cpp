@@ -242,7 +242,28 @@ struct JoinPair {
   std::int32_t d;
 };
 
-void assemble_join(std::vector<std::vector<JoinPair>>& parts, HammingOutput* out) {
+// LSD radix sort by key over the bits positions below n use (a comparison sort of a few million
+// pairs cost as much as the MIH search at r = 8 under perf).
+void sort_pairs(std::vector<JoinPair>* v, std::int64_t n) {
+  int pos_bits = 1;
+  while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
+  constexpr int kDigit = 11;
+  std::vector<JoinPair> tmp(v->size());
+  std::vector<std::size_t> count((std::size_t{1} << kDigit) + 1);
+  for (const int half : {0, 32}) {
+    for (int lo = 0; lo < pos_bits; lo += kDigit) {
+      const int shift = half + lo;
+      const std::uint64_t mask = (std::uint64_t{1} << std::min(kDigit, pos_bits - lo)) - 1;
+      std::fill(count.begin(), count.end(), 0);
+      for (const JoinPair& p : *v) ++count[((p.key >> shift) & mask) + 1];
+      for (std::size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
+      for (const JoinPair& p : *v) tmp[count[(p.key >> shift) & mask]++] = p;
+      v->swap(tmp);
+    }
+  }
+}
+
+void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, HammingOutput* out) {
   std::int64_t total = 0;
   for (const auto& p : parts) total += static_cast<std::int64_t>(p.size());
   std::vector<JoinPair> all;
@@ -251,7 +272,7 @@ void assemble_join(std::vector<std::vector<JoinPair>>& parts, HammingOutput* out
     all.insert(all.end(), p.begin(), p.end());
     std::vector<JoinPair>().swap(p);
   }
-  std::sort(all.begin(), all.end(), [](const JoinPair& x, const JoinPair& y) { return x.key < y.key; });
+  sort_pairs(&all, n);
   out->first = malloc_array<std::int64_t>(total);
   out->second = malloc_array<std::int64_t>(total);
   out->dist = malloc_array<std::int32_t>(total);
@@ -314,20 +335,17 @@ MihPlan make_plan(int bits, int m, int r) {
   return p;
 }
 
-// Relative costs in ns, measured on an AMD EPYC (Zen 3) with the AVX2 kernels; they only have to
-// rank the choices.
+// Costs in ns per unit, measured single-threaded on an AMD EPYC (Zen 3) with the AVX2 kernels
+// (1M clustered 64-bit codes, r = 4 and 8); they only have to rank the choices. A bucket lookup
+// costs a cache miss once the offsets table outgrows L2.
 struct CostModel {
   double pair_brute;  // one distance in a contiguous scan
-  double pair_mih;    // one distance between two buckets (short, scattered runs)
-  double probe;       // one bucket lookup
+  double pair_mih;    // one distance against gathered neighbour buckets
   double build;       // one code placed in one table
   double slot;        // one offsets entry cleared and summed
   explicit CostModel(std::int32_t words)
-      : pair_brute(words == 1 ? 0.4 : 2.5),
-        pair_mih(words == 1 ? 2.0 : 4.0),
-        probe(6.0),
-        build(8.0),
-        slot(1.0) {}
+      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(8.0), slot(1.0) {}
+  double probe(int len) const { return len <= 17 ? 3.0 : 15.0; }
 };
 
 bool plan_usable(const MihPlan& p) {
@@ -350,7 +368,7 @@ void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm) {
     const double probers = nq < 0 ? slots * (1 - std::exp(-n / slots)) : nq;
     const double pairs = (nq < 0 ? n / 2 : nq) * n * vol / slots;
     p->candidates += pairs;
-    p->cost += cm.build * n + cm.slot * slots + cm.probe * probers * vol + cm.pair_mih * pairs;
+    p->cost += cm.build * n + cm.slot * slots + cm.probe(p->len[c]) * probers * vol + cm.pair_mih * pairs;
   }
 }
 
@@ -404,23 +422,29 @@ struct MihTable {
 void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
                  MihTable* t) {
   const std::size_t slots = std::size_t{1} << len;
-  t->offsets.assign(slots + 1, 0);
+  std::vector<std::uint32_t>& off = t->offsets;
+  off.assign(slots + 1, 0);
   t->perm.resize(static_cast<std::size_t>(n));
   t->codes.resize(static_cast<std::size_t>(n * words));
-  std::vector<std::uint32_t> keys(static_cast<std::size_t>(n));
+  // Counting sort without a key array or a cursor copy (the table is the peak memory): the
+  // offsets serve as cursors and are shifted back to bucket starts afterwards.
+  for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
+  for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
   for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t key = substring_of(base + i * words, lo, len);
-    keys[static_cast<std::size_t>(i)] = key;
-    ++t->offsets[key + 1];
-  }
-  for (std::size_t s = 0; s < slots; ++s) t->offsets[s + 1] += t->offsets[s];
-  std::vector<std::uint32_t> fill(t->offsets.begin(), t->offsets.end() - 1);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t at = fill[keys[static_cast<std::size_t>(i)]]++;
+    const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
     t->perm[at] = static_cast<std::uint32_t>(i);
-    std::memcpy(&t->codes[static_cast<std::size_t>(at) * words], base + i * words,
-                8 * static_cast<std::size_t>(words));
+    // A word loop: memcpy with a run-time size of 8 or 32 bytes is a library call per code.
+    for (int w = 0; w < words; ++w) t->codes[static_cast<std::size_t>(at) * words + w] = base[i * words + w];
   }
+  for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
+  off[0] = 0;
+}
+
+// Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
+inline int popcount32(std::uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  return static_cast<int>((((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24);
 }
 
 // Whether a pair matched in an earlier searched substring than c (so it is reported there).
@@ -429,8 +453,7 @@ inline bool seen_earlier(const MihPlan& p, int c, const std::uint64_t* x, const 
   std::uint64_t v[4];
   for (int w = 0; w < words; ++w) v[w] = x[w] ^ y[w];
   for (int e = 0; e < c; ++e) {
-    if (p.radius[e] >= 0 && __builtin_popcount(substring_of(v, p.lo[e], p.len[e])) <= p.radius[e])
-      return true;
+    if (p.radius[e] >= 0 && popcount32(substring_of(v, p.lo[e], p.len[e])) <= p.radius[e]) return true;
   }
   return false;
 }
@@ -438,6 +461,42 @@ inline bool seen_earlier(const MihPlan& p, int c, const std::uint64_t* x, const 
 struct Scratch {
   std::vector<HammingHit> hits;
   Scratch() : hits(static_cast<std::size_t>(kScanQueries * kScanStep)) {}
+};
+
+// Scans `rows` (1..kScanQueries codes) against a run of codes with one bound for all rows;
+// on_hit(row, index in the run, distance). Returns the pairs compared.
+template <class OnHit>
+std::int64_t scan_run(HammingScanFn scan, const std::uint64_t* rows, int nrows, const std::uint64_t* codes,
+                      std::int64_t len, std::int32_t words, const std::int32_t* bound, HammingHit* hits,
+                      OnHit on_hit) {
+  for (std::int64_t s = 0; s < len; s += kScanStep) {
+    const std::int64_t nh = scan(rows, nrows, codes + s * words, std::min(kScanStep, len - s), bound, hits);
+    for (std::int64_t t = 0; t < nh; ++t) on_hit(hits[t].q, s + hits[t].j, hits[t].d);
+  }
+  return len * nrows;
+}
+
+// The codes of the buckets key ^ mask (for the masks `take` accepts) copied into one run, so the
+// scan sees one long run instead of many short buckets; where[i] = table index of codes[i].
+struct Gathered {
+  std::vector<std::uint64_t> codes;
+  std::vector<std::uint32_t> where;
+
+  template <class Take>
+  void gather(const MihTable& t, std::uint32_t key, const std::vector<std::uint32_t>& masks,
+              std::int32_t words, Take take) {
+    codes.clear();
+    where.clear();
+    for (const std::uint32_t mask : masks) {
+      const std::uint32_t v = key ^ mask;
+      if (!take(v)) continue;
+      const std::uint32_t b0 = t.offsets[v], b1 = t.offsets[v + 1];
+      for (std::uint32_t i = b0; i < b1; ++i) where.push_back(i);
+      codes.insert(codes.end(), t.codes.data() + static_cast<std::size_t>(b0) * words,
+                   t.codes.data() + static_cast<std::size_t>(b1) * words);
+    }
+  }
+  std::int64_t size() const { return static_cast<std::int64_t>(where.size()); }
 };
 
 void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
@@ -453,31 +512,23 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
     build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes() + 4 * n);
+    peak = std::max(peak, table.bytes());
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     parallel_for(groups, threads, [&](std::int64_t g) {
       Scratch sc;
+      Gathered run;
       auto& part = parts[static_cast<std::size_t>(g)];
       std::int64_t cand = 0;
       for (std::int64_t q = g * kGroupQueries; q < std::min(nq, (g + 1) * kGroupQueries); ++q) {
         const std::uint64_t* qc = queries + q * words;
         const std::uint32_t key = substring_of(qc, plan.lo[c], plan.len[c]);
-        for (const std::uint32_t mask : masks) {
-          const std::uint32_t v = key ^ mask;
-          const std::uint32_t b0 = table.offsets[v], b1 = table.offsets[v + 1];
-          for (std::uint32_t s = b0; s < b1; s += kScanStep) {
-            const std::int64_t len = std::min<std::int64_t>(kScanStep, b1 - s);
-            cand += len;
-            const std::uint64_t* codes = table.codes.data() + static_cast<std::size_t>(s) * words;
-            const std::int64_t nh = scan(qc, 1, codes, len, &bound, sc.hits.data());
-            for (std::int64_t t = 0; t < nh; ++t) {
-              const std::uint64_t* y = codes + sc.hits[t].j * words;
-              if (seen_earlier(plan, c, qc, y, words)) continue;
-              const std::int64_t pos = table.perm[s + sc.hits[t].j];
-              part.push_back({q, ids != nullptr ? ids[pos] : pos, sc.hits[t].d});
-            }
-          }
-        }
+        run.gather(table, key, masks, words, [](std::uint32_t) { return true; });
+        cand += scan_run(scan, qc, 1, run.codes.data(), run.size(), words, &bound, sc.hits.data(),
+                         [&](std::uint32_t, std::int64_t i, std::int32_t d) {
+                           if (seen_earlier(plan, c, qc, run.codes.data() + i * words, words)) return;
+                           const std::int64_t pos = table.perm[run.where[static_cast<std::size_t>(i)]];
+                           part.push_back({q, ids != nullptr ? ids[pos] : pos, d});
+                         });
       }
       candidates[static_cast<std::size_t>(g)] += cand;
     });
@@ -500,7 +551,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
     build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes() + 4 * n);
+    peak = std::max(peak, table.bytes());
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     const std::int64_t slots = std::int64_t{1} << plan.len[c];
     const std::int64_t tasks = std::min(tasks_per_table, slots);
@@ -518,31 +569,25 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
         const std::uint64_t pa = perm[ia], pb = perm[ib];
         part.push_back({pa < pb ? (pa << 32 | pb) : (pb << 32 | pa), d});
       };
+      Gathered run;
       for (std::int64_t u = split_point(slots, tasks, task); u < split_point(slots, tasks, task + 1); ++u) {
         const std::uint32_t a0 = off[u], a1 = off[u + 1];
         if (a0 == a1) continue;
-        for (const std::uint32_t mask : masks) {
-          const std::uint32_t v = static_cast<std::uint32_t>(u) ^ mask;
-          if (v < u) continue;
-          const std::uint32_t b0 = off[v], b1 = off[v + 1];
-          if (b0 == b1) continue;
-          for (std::uint32_t qa = a0; qa < a1; qa += kScanQueries) {
-            const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, a1 - qa));
-            // Within one bucket only the pairs after the query row are new.
-            const std::uint32_t start = v == u ? qa + 1 : b0;
-            for (std::uint32_t s = start; s < b1; s += kScanStep) {
-              const std::int64_t len = std::min<std::int64_t>(kScanStep, b1 - s);
-              cand += len * nqa;
-              const std::int64_t nh =
-                  scan(codes + static_cast<std::size_t>(qa) * words, nqa,
-                       codes + static_cast<std::size_t>(s) * words, len, bound, sc.hits.data());
-              for (std::int64_t t = 0; t < nh; ++t) {
-                const std::int64_t ia = qa + sc.hits[t].q, ib = s + sc.hits[t].j;
-                if (v == u && ib <= ia) continue;
-                emit(ia, ib, sc.hits[t].d);
-              }
-            }
-          }
+        const auto key = static_cast<std::uint32_t>(u);
+        run.gather(table, key, masks, words, [key](std::uint32_t v) { return v > key; });
+        for (std::uint32_t qa = a0; qa < a1; qa += kScanQueries) {
+          const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, a1 - qa));
+          const std::uint64_t* rows = codes + static_cast<std::size_t>(qa) * words;
+          // Within u only the pairs after the query row are new.
+          const std::uint32_t next = qa + 1;
+          cand += scan_run(scan, rows, nqa, codes + static_cast<std::size_t>(next) * words, a1 - next, words,
+                           bound, sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                             if (next + i > qa + row) emit(qa + row, next + i, d);
+                           });
+          cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
+                           [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                             emit(qa + row, run.where[static_cast<std::size_t>(i)], d);
+                           });
         }
       }
       candidates[static_cast<std::size_t>(task)] += cand;
@@ -550,7 +595,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   }
   for (const std::int64_t c : candidates) out->stats.candidates += c;
   out->stats.table_bytes = peak;
-  assemble_join(parts, out);
+  assemble_join(parts, n, out);
 }
 
 void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
@@ -614,7 +659,7 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
     }
   });
   out->stats.candidates = n * (n - 1) / 2;
-  assemble_join(parts, out);
+  assemble_join(parts, n, out);
 }
 
 void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r, HammingMethod method,

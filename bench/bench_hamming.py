@@ -452,7 +452,8 @@ def version_lines() -> list[str]:
 def write_chart(path: Path, rows: list[Row], threads: list[int], title: str) -> str | None:
     scenarios = list(dict.fromkeys(r.scenario for r in rows))
     panels = [(sc, [r for r in rows if r.scenario == sc]) for sc in scenarios]
-    return bd.bar_chart(path, panels, threads, title, log_x=True, panel_size=(5, 3.5))
+    unit = "queries/s (kNN), codes/s (join)"
+    return bd.bar_chart(path, panels, threads, title, log_x=True, panel_size=(5, 3.5), unit=unit)
 
 
 # --------------------------------------------------------------------------------------------------

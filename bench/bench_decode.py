@@ -950,6 +950,7 @@ def bar_chart(
     *,
     log_x: bool = False,
     panel_size: tuple[float, float] = (5, 5.5),
+    unit: str = "images/s",
 ) -> str | None:
     """One horizontal bar panel per (name, rows) with a bar per thread count (rows: .tool, .ips,
     .kind; mmcore rows outlined). Returns a note when matplotlib is missing, else None."""
@@ -981,7 +982,7 @@ def bar_chart(
         if log_x:
             ax.set_xscale("log")
         ax.set_title(name)
-        ax.set_xlabel("images/s (log)" if log_x else "images/s")
+        ax.set_xlabel(f"{unit} (log)" if log_x else unit)
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(loc="lower right")
     fig.suptitle(title, fontsize=10)

@@ -2,7 +2,8 @@
 
 Decode, resize, thumbnail and perceptually hash images (JPEG, PNG, WebP, GIF) with C++ kernels that
 release the GIL, never die on bad input (per-record :class:`Status`), and match Pillow's pixels,
-imagehash's bits and the PDQ reference's hashes.
+imagehash's bits and the PDQ reference's hashes; find near-duplicates among the hashes
+(:class:`HammingIndex`, :func:`cluster`).
 
 >>> import mmcore
 >>> img = mmcore.decode(mmcore.demo_images()[0])
@@ -44,18 +45,23 @@ from .image import (
     thumbnail,
     thumbnail_batch,
 )
+from .search import ClusterResult, HammingIndex, IndexFormatError, cluster
 from .status import DecodeError, Status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchResult",
+    "ClusterResult",
     "DecodeError",
+    "HammingIndex",
     "HashResult",
+    "IndexFormatError",
     "Status",
     "__version__",
     "ahash",
     "build_info",
+    "cluster",
     "colorhash",
     "decode",
     "decode_batch",

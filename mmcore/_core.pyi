@@ -69,3 +69,25 @@ def hash_batch(
     npt.NDArray[np.uint8],
     list[str | None],
 ]: ...
+
+# Hamming search (contract: cpp/include/mmcore/hamming.h). Codes are C-contiguous uint64 (N, W),
+# W = 1 (64-bit) or 4 (256-bit); ids None (positions) or int64 (N,); threads <= 0: all.
+def hamming_knn(
+    base: npt.NDArray[np.uint64],
+    ids: npt.NDArray[np.int64] | None,
+    queries: npt.NDArray[np.uint64],
+    k: int,
+    threads: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+def hamming_radius(
+    base: npt.NDArray[np.uint64],
+    ids: npt.NDArray[np.int64] | None,
+    queries: npt.NDArray[np.uint64],
+    r: int,
+    threads: int,
+    method: str = "auto",
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64], dict[str, Any]]: ...
+def hamming_join(
+    base: npt.NDArray[np.uint64], r: int, threads: int, method: str = "auto"
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], dict[str, Any]]: ...
+def union_find(n: int, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...

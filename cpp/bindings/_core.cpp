@@ -6,14 +6,18 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "mmcore/backend.h"
 #include "mmcore/decode.h"
+#include "mmcore/hamming.h"
 #include "mmcore/hash.h"
 #include "mmcore/image.h"
 #include "mmcore/parallel.h"
@@ -431,6 +435,168 @@ py::dict image_info_py(py::handle src, bool exif) {
   return d;
 }
 
+// ---- Hamming ----
+
+// A C-contiguous uint64 (N, W) array with W = 1 or 4; ValueError names the argument otherwise.
+py::array codes_arg(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::value_error(std::string(name) + " must be a numpy uint64 array of shape (N, W), got " +
+                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<std::uint64_t>())) {
+    throw py::value_error(std::string(name) + " must have dtype uint64, got " +
+                          std::string(py::str(a.dtype())));
+  }
+  if (a.ndim() != 2 || (a.shape(1) != 1 && a.shape(1) != 4)) {
+    throw py::value_error(std::string(name) + " must have shape (N, 1) or (N, 4), got " +
+                          std::string(py::str(a.attr("shape"))));
+  }
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  return a;
+}
+
+// None, or a C-contiguous int64 (n,) array.
+const std::int64_t* ids_arg(const py::object& obj, py::ssize_t n, py::array* keep) {
+  if (obj.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(obj)) throw py::value_error("ids must be None or a numpy int64 array");
+  *keep = py::reinterpret_borrow<py::array>(obj);
+  if (!keep->dtype().is(py::dtype::of<std::int64_t>())) {
+    throw py::value_error("ids must have dtype int64, got " + std::string(py::str(keep->dtype())));
+  }
+  if (keep->ndim() != 1 || keep->shape(0) != n) {
+    throw py::value_error("ids must have shape (" + std::to_string(n) + ",) to match base, got " +
+                          std::string(py::str(keep->attr("shape"))));
+  }
+  if (!(keep->flags() & py::array::c_style)) throw py::value_error("ids must be C-contiguous");
+  return static_cast<const std::int64_t*>(keep->data());
+}
+
+HammingMethod method_arg(const std::string& method) {
+  if (method == "auto") return HammingMethod::kAuto;
+  if (method == "brute") return HammingMethod::kBrute;
+  if (method == "mih") return HammingMethod::kMih;
+  throw py::value_error("method must be 'auto', 'brute' or 'mih', got '" + method + "'");
+}
+
+// A 1-D numpy array over a malloc'ed buffer it now owns (freed with the array).
+template <class T>
+py::array_t<T> adopt(T*& data, std::int64_t n) {
+  T* p = data;
+  data = nullptr;
+  py::capsule owner(p, [](void* q) { std::free(q); });
+  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p, owner);
+}
+
+py::dict stats_dict(const HammingStats& s) {
+  py::dict d;
+  d["method"] = s.method == HammingMethod::kMih ? "mih" : "brute";
+  d["m"] = s.m;
+  d["sub_radius"] = s.sub_radius;
+  d["candidates"] = s.candidates;
+  d["table_bytes"] = s.table_bytes;
+  return d;
+}
+
+py::tuple hamming_knn_py(const py::object& base_obj, const py::object& ids_obj, const py::object& queries_obj,
+                         std::int64_t k, int threads) {
+  const py::array base = codes_arg(base_obj, "base");
+  const py::array queries = codes_arg(queries_obj, "queries");
+  if (queries.shape(1) != base.shape(1)) {
+    throw py::value_error("queries have " + std::to_string(queries.shape(1) * 64) +
+                          "-bit codes but base has " + std::to_string(base.shape(1) * 64) + "-bit codes");
+  }
+  if (k < 1 || k > std::numeric_limits<std::int32_t>::max()) {
+    throw py::value_error("k must be >= 1, got " + std::to_string(k));
+  }
+  py::array keep;
+  const std::int64_t* ids = ids_arg(ids_obj, base.shape(0), &keep);
+  const py::ssize_t nq = queries.shape(0);
+  py::array_t<std::int32_t> dist({nq, static_cast<py::ssize_t>(k)});
+  py::array_t<std::int64_t> labels({nq, static_cast<py::ssize_t>(k)});
+  {
+    py::gil_scoped_release release;
+    hamming_knn(static_cast<const std::uint64_t*>(base.data()), ids, base.shape(0),
+                static_cast<const std::uint64_t*>(queries.data()), nq,
+                static_cast<std::int32_t>(base.shape(1)), static_cast<std::int32_t>(k), threads,
+                dist.mutable_data(), labels.mutable_data());
+  }
+  return py::make_tuple(dist, labels);
+}
+
+py::tuple hamming_radius_py(const py::object& base_obj, const py::object& ids_obj,
+                            const py::object& queries_obj, std::int64_t r, int threads,
+                            const std::string& method) {
+  const py::array base = codes_arg(base_obj, "base");
+  const py::array queries = codes_arg(queries_obj, "queries");
+  if (queries.shape(1) != base.shape(1)) {
+    throw py::value_error("queries have " + std::to_string(queries.shape(1) * 64) +
+                          "-bit codes but base has " + std::to_string(base.shape(1) * 64) + "-bit codes");
+  }
+  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
+  const HammingMethod m = method_arg(method);
+  py::array keep;
+  const std::int64_t* ids = ids_arg(ids_obj, base.shape(0), &keep);
+  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  HammingOutput out;
+  {
+    py::gil_scoped_release release;
+    hamming_radius(static_cast<const std::uint64_t*>(base.data()), ids, base.shape(0),
+                   static_cast<const std::uint64_t*>(queries.data()), queries.shape(0),
+                   static_cast<std::int32_t>(base.shape(1)), radius, threads, m, &out);
+  }
+  const std::int64_t count = out.count;
+  return py::make_tuple(adopt(out.lims, queries.shape(0) + 1), adopt(out.dist, count),
+                        adopt(out.second, count), stats_dict(out.stats));
+}
+
+py::tuple hamming_join_py(const py::object& base_obj, std::int64_t r, int threads,
+                          const std::string& method) {
+  const py::array base = codes_arg(base_obj, "base");
+  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
+  const HammingMethod m = method_arg(method);
+  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  HammingOutput out;
+  {
+    py::gil_scoped_release release;
+    hamming_join(static_cast<const std::uint64_t*>(base.data()), base.shape(0),
+                 static_cast<std::int32_t>(base.shape(1)), radius, threads, m, &out);
+  }
+  const std::int64_t count = out.count;
+  return py::make_tuple(adopt(out.first, count), adopt(out.second, count), adopt(out.dist, count),
+                        stats_dict(out.stats));
+}
+
+py::array_t<std::int64_t> union_find_py(std::int64_t n, const py::object& a_obj, const py::object& b_obj) {
+  if (n < 0) throw py::value_error("n must be >= 0, got " + std::to_string(n));
+  const char* names[2] = {"a", "b"};
+  py::array arrays[2];
+  const py::object objs[2] = {a_obj, b_obj};
+  for (int i = 0; i < 2; ++i) {
+    if (!py::isinstance<py::array>(objs[i]))
+      throw py::value_error(std::string(names[i]) + " must be a numpy int64 array");
+    arrays[i] = py::reinterpret_borrow<py::array>(objs[i]);
+    if (!arrays[i].dtype().is(py::dtype::of<std::int64_t>()) || arrays[i].ndim() != 1 ||
+        !(arrays[i].flags() & py::array::c_style)) {
+      throw py::value_error(std::string(names[i]) + " must be a C-contiguous 1-D int64 array");
+    }
+  }
+  if (arrays[0].shape(0) != arrays[1].shape(0)) {
+    throw py::value_error("a and b must have the same length, got " + std::to_string(arrays[0].shape(0)) +
+                          " and " + std::to_string(arrays[1].shape(0)));
+  }
+  py::array_t<std::int64_t> labels(static_cast<py::ssize_t>(n));
+  const auto* a = static_cast<const std::int64_t*>(arrays[0].data());
+  const auto* b = static_cast<const std::int64_t*>(arrays[1].data());
+  std::int64_t* out = labels.mutable_data();
+  const std::int64_t edges = arrays[0].shape(0);
+  {
+    py::gil_scoped_release release;
+    union_find(n, a, b, edges, out);  // std::invalid_argument (a position out of range) -> ValueError
+  }
+  return labels;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -482,4 +648,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
         py::arg("exif"), py::arg("max_pixels"), py::arg("threads"));
   m.def("build_info", &build_info_py);
+  m.def("hamming_knn", &hamming_knn_py, py::arg("base"), py::arg("ids"), py::arg("queries"), py::arg("k"),
+        py::arg("threads"));
+  m.def("hamming_radius", &hamming_radius_py, py::arg("base"), py::arg("ids"), py::arg("queries"),
+        py::arg("r"), py::arg("threads"), py::arg("method") = "auto");
+  m.def("hamming_join", &hamming_join_py, py::arg("base"), py::arg("r"), py::arg("threads"),
+        py::arg("method") = "auto");
+  m.def("union_find", &union_find_py, py::arg("n"), py::arg("a"), py::arg("b"));
 }

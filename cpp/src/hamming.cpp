@@ -1,0 +1,827 @@
+// Hamming drivers (contract: mmcore/hamming.h): blocking, threads, top-k, multi-index hashing,
+// union-find. The per-variant work is the scan kernel of hamming_internal.h.
+#include "mmcore/hamming.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "hamming_internal.h"
+#include "mmcore/parallel.h"
+
+namespace mmcore {
+
+HammingOutput::~HammingOutput() {
+  std::free(lims);
+  std::free(first);
+  std::free(second);
+  std::free(dist);
+}
+
+namespace {
+
+using detail::HammingHit;
+using detail::HammingKernels;
+using detail::HammingScanFn;
+using detail::kScanQueries;
+
+// Base codes per scan call: bounds are refreshed between calls, and the hit buffer holds
+// kScanQueries * kScanStep hits.
+constexpr std::int64_t kScanStep = 256;
+// Base bytes a group of queries sweeps before the next chunk: sized to stay in L2.
+constexpr std::int64_t kChunkBytes = 128 * 1024;
+// Queries per kNN / radius task.
+constexpr std::int64_t kGroupQueries = 32;
+// Largest substring for MIH: its offsets table is 4 * 2^b bytes.
+constexpr int kMaxSubstringBits = 24;
+
+void check_words(std::int32_t words) {
+  if (words != 1 && words != 4) {
+    throw std::invalid_argument("words must be 1 (64-bit codes) or 4 (256-bit codes), got " +
+                                std::to_string(words));
+  }
+}
+
+void check_counts(std::int64_t n, std::int64_t nq) {
+  if (n < 0 || nq < 0) throw std::invalid_argument("code counts must be >= 0");
+  // Positions are stored as uint32 in scan hits and MIH tables.
+  if (n > std::numeric_limits<std::uint32_t>::max()) {
+    throw std::invalid_argument("at most 2^32 - 1 base codes per call, got " + std::to_string(n));
+  }
+}
+
+int resolve_threads(int threads) {
+  return threads <= 0 ? hardware_threads() : threads;
+}
+
+template <class T>
+T* malloc_array(std::int64_t count) {
+  void* p = std::malloc(static_cast<std::size_t>(std::max<std::int64_t>(count, 1)) * sizeof(T));
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<T*>(p);
+}
+
+std::int64_t chunk_codes(std::int32_t words) {
+  return kChunkBytes / (8 * words);
+}
+
+// ---- kNN ----
+
+struct Entry {
+  std::int32_t d;
+  std::int64_t id;
+};
+
+inline bool entry_less(const Entry& a, const Entry& b) {
+  return a.d < b.d || (a.d == b.d && a.id < b.id);
+}
+
+// At most k entries as a max-heap on (d, id): the worst kept entry is h[0].
+struct TopK {
+  Entry* h = nullptr;
+  std::int32_t k = 0;
+  std::int32_t size = 0;
+
+  void push(const Entry& e) {
+    if (size < k) {
+      std::int32_t i = size++;
+      while (i > 0) {
+        const std::int32_t p = (i - 1) / 2;
+        if (!entry_less(h[p], e)) break;
+        h[i] = h[p];
+        i = p;
+      }
+      h[i] = e;
+    } else if (entry_less(e, h[0])) {
+      std::int32_t i = 0;
+      for (;;) {
+        std::int32_t c = 2 * i + 1;
+        if (c >= size) break;
+        if (c + 1 < size && entry_less(h[c], h[c + 1])) ++c;
+        if (!entry_less(e, h[c])) break;
+        h[i] = h[c];
+        i = c;
+      }
+      h[i] = e;
+    }
+  }
+
+  // Scan bound: a code can enter only below it. With ids increasing in scan order a code at the
+  // worst kept distance loses the tie, so the bound is that distance; otherwise one more.
+  std::int32_t bound(bool monotonic) const {
+    if (size < k) return std::numeric_limits<std::int32_t>::max();
+    return monotonic ? h[0].d : h[0].d + 1;
+  }
+};
+
+void write_row(Entry* e, std::int32_t size, std::int32_t k, std::int32_t* dist, std::int64_t* labels) {
+  std::sort(e, e + size, entry_less);
+  for (std::int32_t i = 0; i < k; ++i) {
+    dist[i] = i < size ? e[i].d : std::numeric_limits<std::int32_t>::max();
+    labels[i] = i < size ? e[i].id : -1;
+  }
+}
+
+// Fills heaps[0..q1-q0) with the top-k of queries [q0, q1) over base codes [j0, j1).
+void knn_block(const HammingScanFn scan, const std::uint64_t* base, const std::int64_t* ids, bool monotonic,
+               const std::uint64_t* queries, std::int64_t q0, std::int64_t q1, std::int64_t j0,
+               std::int64_t j1, std::int32_t words, TopK* heaps, HammingHit* hits) {
+  const std::int64_t chunk = chunk_codes(words);
+  std::int32_t bound[kScanQueries];
+  for (std::int64_t c0 = j0; c0 < j1; c0 += chunk) {
+    const std::int64_t c1 = std::min(c0 + chunk, j1);
+    for (std::int64_t qb = q0; qb < q1; qb += kScanQueries) {
+      const int nqb = static_cast<int>(std::min<std::int64_t>(kScanQueries, q1 - qb));
+      TopK* h = heaps + (qb - q0);
+      for (std::int64_t s = c0; s < c1; s += kScanStep) {
+        for (int i = 0; i < nqb; ++i) bound[i] = h[i].bound(monotonic);
+        const std::int64_t nh =
+            scan(queries + qb * words, nqb, base + s * words, std::min(kScanStep, c1 - s), bound, hits);
+        for (std::int64_t t = 0; t < nh; ++t) {
+          const std::int64_t pos = s + hits[t].j;
+          h[hits[t].q].push({hits[t].d, ids != nullptr ? ids[pos] : pos});
+        }
+      }
+    }
+  }
+}
+
+bool ids_increasing(const std::int64_t* ids, std::int64_t n) {
+  if (ids == nullptr) return true;
+  for (std::int64_t i = 1; i < n; ++i) {
+    if (ids[i] <= ids[i - 1]) return false;
+  }
+  return true;
+}
+
+// Splits [0, n) into `parts` ranges; range p is [split(p), split(p + 1)).
+inline std::int64_t split_point(std::int64_t n, std::int64_t parts, std::int64_t p) {
+  return n / parts * p + std::min(p, n % parts);
+}
+
+// Tasks over (query group, base range): base ranges only when there are too few query groups to
+// keep every thread busy.
+struct TaskGrid {
+  std::int64_t groups = 0, splits = 1;
+  TaskGrid(std::int64_t nq, std::int64_t n, std::int32_t words, int threads) {
+    groups = (nq + kGroupQueries - 1) / kGroupQueries;
+    const std::int64_t want = 4 * static_cast<std::int64_t>(threads);
+    if (groups > 0 && groups < want) {
+      const std::int64_t chunks = std::max<std::int64_t>(1, n / chunk_codes(words));
+      splits = std::min((want + groups - 1) / groups, chunks);
+    }
+  }
+  std::int64_t tasks() const { return groups * splits; }
+};
+
+void check_knn(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t k) {
+  check_words(words);
+  check_counts(n, nq);
+  if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
+}
+
+// ---- radius search ----
+
+struct RadiusHit {
+  std::int64_t q;
+  std::int64_t id;
+  std::int32_t d;
+};
+
+// CSR from per-task results: lims by query, then each query's results sorted by (d, id).
+void assemble_radius(std::vector<std::vector<RadiusHit>>& parts, std::int64_t nq, int threads,
+                     HammingOutput* out) {
+  std::int64_t total = 0;
+  for (const auto& p : parts) total += static_cast<std::int64_t>(p.size());
+  out->lims = malloc_array<std::int64_t>(nq + 1);
+  out->second = malloc_array<std::int64_t>(total);
+  out->dist = malloc_array<std::int32_t>(total);
+  out->count = total;
+  std::int64_t* lims = out->lims;
+  std::fill(lims, lims + nq + 1, 0);
+  for (const auto& p : parts)
+    for (const RadiusHit& h : p) ++lims[h.q + 1];
+  for (std::int64_t q = 0; q < nq; ++q) lims[q + 1] += lims[q];
+  std::vector<std::int64_t> fill(lims, lims + nq);
+  for (auto& p : parts) {
+    for (const RadiusHit& h : p) {
+      const std::int64_t at = fill[static_cast<std::size_t>(h.q)]++;
+      out->second[at] = h.id;
+      out->dist[at] = h.d;
+    }
+    std::vector<RadiusHit>().swap(p);
+  }
+  parallel_for(nq, threads, [&](std::int64_t q) {
+    const std::int64_t a = lims[q], b = lims[q + 1];
+    bool sorted = true;
+    for (std::int64_t i = a + 1; i < b && sorted; ++i) {
+      sorted = entry_less({out->dist[i - 1], out->second[i - 1]}, {out->dist[i], out->second[i]});
+    }
+    if (sorted) return;
+    std::vector<Entry> e(static_cast<std::size_t>(b - a));
+    for (std::int64_t i = a; i < b; ++i) e[static_cast<std::size_t>(i - a)] = {out->dist[i], out->second[i]};
+    std::sort(e.begin(), e.end(), entry_less);
+    for (std::int64_t i = a; i < b; ++i) {
+      out->dist[i] = e[static_cast<std::size_t>(i - a)].d;
+      out->second[i] = e[static_cast<std::size_t>(i - a)].id;
+    }
+  });
+}
+
+// ---- join ----
+
+struct JoinPair {
+  std::uint64_t key;  // a << 32 | b
+  std::int32_t d;
+};
+
+// LSD radix sort by key over the bits positions below n use (a comparison sort of a few million
+// pairs cost as much as the MIH search at r = 8 under perf).
+void sort_pairs(std::vector<JoinPair>* v, std::int64_t n) {
+  int pos_bits = 1;
+  while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
+  constexpr int kDigit = 11;
+  std::vector<JoinPair> tmp(v->size());
+  std::vector<std::size_t> count((std::size_t{1} << kDigit) + 1);
+  for (const int half : {0, 32}) {
+    for (int lo = 0; lo < pos_bits; lo += kDigit) {
+      const int shift = half + lo;
+      const std::uint64_t mask = (std::uint64_t{1} << std::min(kDigit, pos_bits - lo)) - 1;
+      std::fill(count.begin(), count.end(), 0);
+      for (const JoinPair& p : *v) ++count[((p.key >> shift) & mask) + 1];
+      for (std::size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
+      for (const JoinPair& p : *v) tmp[count[(p.key >> shift) & mask]++] = p;
+      v->swap(tmp);
+    }
+  }
+}
+
+void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, HammingOutput* out) {
+  std::int64_t total = 0;
+  for (const auto& p : parts) total += static_cast<std::int64_t>(p.size());
+  std::vector<JoinPair> all;
+  all.reserve(static_cast<std::size_t>(total));
+  for (auto& p : parts) {
+    all.insert(all.end(), p.begin(), p.end());
+    std::vector<JoinPair>().swap(p);
+  }
+  sort_pairs(&all, n);
+  out->first = malloc_array<std::int64_t>(total);
+  out->second = malloc_array<std::int64_t>(total);
+  out->dist = malloc_array<std::int32_t>(total);
+  out->count = total;
+  for (std::int64_t i = 0; i < total; ++i) {
+    const JoinPair& p = all[static_cast<std::size_t>(i)];
+    out->first[i] = static_cast<std::int64_t>(p.key >> 32);
+    out->second[i] = static_cast<std::int64_t>(p.key & 0xffffffffu);
+    out->dist[i] = p.d;
+  }
+}
+
+// ---- multi-index hashing ----
+
+// Bits [lo, lo + len) of a code (len <= 32), bit 0 = bit 0 of word 0.
+inline std::uint32_t substring_of(const std::uint64_t* code, int lo, int len) {
+  const int w = lo >> 6, o = lo & 63;
+  std::uint64_t v = code[w] >> o;
+  if (o + len > 64) v |= code[w + 1] << (64 - o);
+  return static_cast<std::uint32_t>(v & ((std::uint64_t{1} << len) - 1));
+}
+
+// sum_{i <= s} C(b, i) as a double (cost model only).
+double ball_volume(int b, int s) {
+  if (s < 0) return 0;
+  if (s >= b) return std::ldexp(1.0, b);
+  double v = 0, c = 1;
+  for (int i = 0; i <= s; ++i) {
+    v += c;
+    c = c * (b - i) / (i + 1);
+  }
+  return v;
+}
+
+// A split of the code into m substrings and the radius searched in each (-1: not searched).
+struct MihPlan {
+  int m = 0;
+  int s = 0;  // floor(r / m)
+  int lo[256] = {0};
+  int len[256] = {0};
+  int radius[256] = {0};
+  double candidates = 0;  // model estimate of distance computations
+  double cost = 0;        // model estimate, ns
+};
+
+// First (bits mod m) substrings are one bit longer; with r = s*m + a the first a + 1 substrings
+// are searched within s, the rest within s - 1.
+MihPlan make_plan(int bits, int m, int r) {
+  MihPlan p;
+  p.m = m;
+  p.s = r / m;
+  const int a = r % m;
+  int lo = 0;
+  for (int c = 0; c < m; ++c) {
+    p.lo[c] = lo;
+    p.len[c] = bits / m + (c < bits % m ? 1 : 0);
+    p.radius[c] = c <= a ? p.s : p.s - 1;
+    lo += p.len[c];
+  }
+  return p;
+}
+
+// Costs in ns per unit, measured single-threaded on an AMD EPYC (Zen 3) with the AVX2 kernels
+// (1M clustered 64-bit codes, r = 4 and 8); they only have to rank the choices. A bucket lookup
+// costs a cache miss once the offsets table outgrows L2.
+struct CostModel {
+  double pair_brute;  // one distance in a contiguous scan
+  double pair_mih;    // one distance against gathered neighbour buckets
+  double build;       // one code placed in one table
+  double slot;        // one offsets entry cleared and summed
+  explicit CostModel(std::int32_t words)
+      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(8.0), slot(1.0) {}
+  double probe(int len) const { return len <= 17 ? 3.0 : 15.0; }
+};
+
+bool plan_usable(const MihPlan& p) {
+  for (int c = 0; c < p.m; ++c) {
+    if (p.len[c] > kMaxSubstringBits) return false;
+  }
+  return true;
+}
+
+// Model cost of a plan for nq queries against n codes, or for the self-join of n codes when
+// nq < 0: per searched substring, each query (join: each non-empty bucket) probes the ball of
+// buckets around its substring; pairs are counted as for uniform codes.
+void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm) {
+  p->cost = 0;
+  p->candidates = 0;
+  for (int c = 0; c < p->m; ++c) {
+    if (p->radius[c] < 0) continue;
+    const double slots = std::ldexp(1.0, p->len[c]);
+    const double vol = ball_volume(p->len[c], p->radius[c]);
+    const double probers = nq < 0 ? slots * (1 - std::exp(-n / slots)) : nq;
+    const double pairs = (nq < 0 ? n / 2 : nq) * n * vol / slots;
+    p->candidates += pairs;
+    p->cost += cm.build * n + cm.slot * slots + cm.probe(p->len[c]) * probers * vol + cm.pair_mih * pairs;
+  }
+}
+
+// The cheapest usable plan (by the model), or m = 0 when none is usable.
+MihPlan best_plan(int bits, int r, double n, double nq, const CostModel& cm) {
+  MihPlan best;
+  best.cost = std::numeric_limits<double>::infinity();
+  // m > r + 1 is a plan too: only the first r + 1 (shorter) substrings are searched, within 0.
+  for (int m = 1; m <= bits / 4; ++m) {
+    MihPlan p = make_plan(bits, m, r);
+    if (!plan_usable(p)) continue;
+    cost_plan(&p, n, nq, cm);
+    if (p.cost < best.cost) best = p;
+  }
+  if (!std::isfinite(best.cost)) best.m = 0;
+  return best;
+}
+
+// All b-bit masks with at most s bits set.
+std::vector<std::uint32_t> ball_masks(int b, int s) {
+  std::vector<std::uint32_t> masks;
+  if (s >= b) {
+    masks.resize(std::size_t{1} << b);
+    for (std::size_t i = 0; i < masks.size(); ++i) masks[i] = static_cast<std::uint32_t>(i);
+    return masks;
+  }
+  masks.push_back(0);
+  for (int bitsset = 1; bitsset <= s; ++bitsset) {
+    // Gosper's hack over b-bit words with `bitsset` ones.
+    std::uint64_t v = (std::uint64_t{1} << bitsset) - 1;
+    while (v < (std::uint64_t{1} << b)) {
+      masks.push_back(static_cast<std::uint32_t>(v));
+      const std::uint64_t t = v | (v - 1);
+      v = (t + 1) | (((~t & -~t) - 1) >> (__builtin_ctzll(v) + 1));
+    }
+  }
+  return masks;
+}
+
+// One substring's table: positions sorted by substring, their codes in that order, bucket
+// offsets.
+struct MihTable {
+  std::vector<std::uint32_t> offsets;  // 2^len + 1
+  std::vector<std::uint32_t> perm;     // n
+  std::vector<std::uint64_t> codes;    // n * words, in perm order
+  std::int64_t bytes() const {
+    return static_cast<std::int64_t>(offsets.size() * 4 + perm.size() * 4 + codes.size() * 8);
+  }
+};
+
+void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
+                 MihTable* t) {
+  const std::size_t slots = std::size_t{1} << len;
+  std::vector<std::uint32_t>& off = t->offsets;
+  off.assign(slots + 1, 0);
+  t->perm.resize(static_cast<std::size_t>(n));
+  t->codes.resize(static_cast<std::size_t>(n * words));
+  // Counting sort without a key array or a cursor copy (the table is the peak memory): the
+  // offsets serve as cursors and are shifted back to bucket starts afterwards.
+  for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
+  for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
+    t->perm[at] = static_cast<std::uint32_t>(i);
+    // A word loop: memcpy with a run-time size of 8 or 32 bytes is a library call per code.
+    for (int w = 0; w < words; ++w) t->codes[static_cast<std::size_t>(at) * words + w] = base[i * words + w];
+  }
+  for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
+  off[0] = 0;
+}
+
+// Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
+inline int popcount32(std::uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  return static_cast<int>((((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24);
+}
+
+// Whether a pair matched in an earlier searched substring than c (so it is reported there).
+inline bool seen_earlier(const MihPlan& p, int c, const std::uint64_t* x, const std::uint64_t* y,
+                         std::int32_t words) {
+  std::uint64_t v[4];
+  for (int w = 0; w < words; ++w) v[w] = x[w] ^ y[w];
+  for (int e = 0; e < c; ++e) {
+    if (p.radius[e] >= 0 && popcount32(substring_of(v, p.lo[e], p.len[e])) <= p.radius[e]) return true;
+  }
+  return false;
+}
+
+struct Scratch {
+  std::vector<HammingHit> hits;
+  Scratch() : hits(static_cast<std::size_t>(kScanQueries * kScanStep)) {}
+};
+
+// Scans `rows` (1..kScanQueries codes) against a run of codes with one bound for all rows;
+// on_hit(row, index in the run, distance). Returns the pairs compared.
+template <class OnHit>
+std::int64_t scan_run(HammingScanFn scan, const std::uint64_t* rows, int nrows, const std::uint64_t* codes,
+                      std::int64_t len, std::int32_t words, const std::int32_t* bound, HammingHit* hits,
+                      OnHit on_hit) {
+  for (std::int64_t s = 0; s < len; s += kScanStep) {
+    const std::int64_t nh = scan(rows, nrows, codes + s * words, std::min(kScanStep, len - s), bound, hits);
+    for (std::int64_t t = 0; t < nh; ++t) on_hit(hits[t].q, s + hits[t].j, hits[t].d);
+  }
+  return len * nrows;
+}
+
+// The codes of the buckets key ^ mask (for the masks `take` accepts) copied into one run, so the
+// scan sees one long run instead of many short buckets; where[i] = table index of codes[i].
+struct Gathered {
+  std::vector<std::uint64_t> codes;
+  std::vector<std::uint32_t> where;
+
+  template <class Take>
+  void gather(const MihTable& t, std::uint32_t key, const std::vector<std::uint32_t>& masks,
+              std::int32_t words, Take take) {
+    codes.clear();
+    where.clear();
+    for (const std::uint32_t mask : masks) {
+      const std::uint32_t v = key ^ mask;
+      if (!take(v)) continue;
+      const std::uint32_t b0 = t.offsets[v], b1 = t.offsets[v + 1];
+      for (std::uint32_t i = b0; i < b1; ++i) where.push_back(i);
+      codes.insert(codes.end(), t.codes.data() + static_cast<std::size_t>(b0) * words,
+                   t.codes.data() + static_cast<std::size_t>(b1) * words);
+    }
+  }
+  std::int64_t size() const { return static_cast<std::int64_t>(where.size()); }
+};
+
+void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
+                std::int64_t n, const std::uint64_t* queries, std::int64_t nq, std::int32_t words,
+                std::int32_t r, int threads, const MihPlan& plan, HammingOutput* out) {
+  const HammingScanFn scan = kern.scan(words);
+  const std::int64_t groups = (nq + kGroupQueries - 1) / kGroupQueries;
+  std::vector<std::vector<RadiusHit>> parts(static_cast<std::size_t>(groups));
+  std::vector<std::int64_t> candidates(static_cast<std::size_t>(groups), 0);
+  MihTable table;
+  std::int64_t peak = 0;
+  const std::int32_t bound = r + 1;
+  for (int c = 0; c < plan.m; ++c) {
+    if (plan.radius[c] < 0) continue;
+    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
+    peak = std::max(peak, table.bytes());
+    const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
+    parallel_for(groups, threads, [&](std::int64_t g) {
+      Scratch sc;
+      Gathered run;
+      auto& part = parts[static_cast<std::size_t>(g)];
+      std::int64_t cand = 0;
+      for (std::int64_t q = g * kGroupQueries; q < std::min(nq, (g + 1) * kGroupQueries); ++q) {
+        const std::uint64_t* qc = queries + q * words;
+        const std::uint32_t key = substring_of(qc, plan.lo[c], plan.len[c]);
+        run.gather(table, key, masks, words, [](std::uint32_t) { return true; });
+        cand += scan_run(scan, qc, 1, run.codes.data(), run.size(), words, &bound, sc.hits.data(),
+                         [&](std::uint32_t, std::int64_t i, std::int32_t d) {
+                           if (seen_earlier(plan, c, qc, run.codes.data() + i * words, words)) return;
+                           const std::int64_t pos = table.perm[run.where[static_cast<std::size_t>(i)]];
+                           part.push_back({q, ids != nullptr ? ids[pos] : pos, d});
+                         });
+      }
+      candidates[static_cast<std::size_t>(g)] += cand;
+    });
+  }
+  for (const std::int64_t c : candidates) out->stats.candidates += c;
+  out->stats.table_bytes = peak;
+  assemble_radius(parts, nq, threads, out);
+}
+
+void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
+              std::int32_t r, int threads, const MihPlan& plan, HammingOutput* out) {
+  const HammingScanFn scan = kern.scan(words);
+  const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
+  MihTable table;
+  std::int64_t peak = 0;
+  // Key ranges per task: enough for dynamic balancing over uneven buckets.
+  const std::int64_t tasks_per_table = 64 * static_cast<std::int64_t>(threads);
+  std::vector<std::vector<JoinPair>> parts(static_cast<std::size_t>(tasks_per_table));
+  std::vector<std::int64_t> candidates(static_cast<std::size_t>(tasks_per_table), 0);
+  for (int c = 0; c < plan.m; ++c) {
+    if (plan.radius[c] < 0) continue;
+    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
+    peak = std::max(peak, table.bytes());
+    const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
+    const std::int64_t slots = std::int64_t{1} << plan.len[c];
+    const std::int64_t tasks = std::min(tasks_per_table, slots);
+    parallel_for(tasks, threads, [&](std::int64_t task) {
+      Scratch sc;
+      auto& part = parts[static_cast<std::size_t>(task)];
+      std::int64_t cand = 0;
+      const std::uint32_t* off = table.offsets.data();
+      const std::uint64_t* codes = table.codes.data();
+      const std::uint32_t* perm = table.perm.data();
+      auto emit = [&](std::int64_t ia, std::int64_t ib, std::int32_t d) {
+        const std::uint64_t* x = codes + ia * words;
+        const std::uint64_t* y = codes + ib * words;
+        if (seen_earlier(plan, c, x, y, words)) return;
+        const std::uint64_t pa = perm[ia], pb = perm[ib];
+        part.push_back({pa < pb ? (pa << 32 | pb) : (pb << 32 | pa), d});
+      };
+      Gathered run;
+      for (std::int64_t u = split_point(slots, tasks, task); u < split_point(slots, tasks, task + 1); ++u) {
+        const std::uint32_t a0 = off[u], a1 = off[u + 1];
+        if (a0 == a1) continue;
+        const auto key = static_cast<std::uint32_t>(u);
+        run.gather(table, key, masks, words, [key](std::uint32_t v) { return v > key; });
+        for (std::uint32_t qa = a0; qa < a1; qa += kScanQueries) {
+          const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, a1 - qa));
+          const std::uint64_t* rows = codes + static_cast<std::size_t>(qa) * words;
+          // Within u only the pairs after the query row are new.
+          const std::uint32_t next = qa + 1;
+          cand += scan_run(scan, rows, nqa, codes + static_cast<std::size_t>(next) * words, a1 - next, words,
+                           bound, sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                             if (next + i > qa + row) emit(qa + row, next + i, d);
+                           });
+          cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
+                           [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                             emit(qa + row, run.where[static_cast<std::size_t>(i)], d);
+                           });
+        }
+      }
+      candidates[static_cast<std::size_t>(task)] += cand;
+    });
+  }
+  for (const std::int64_t c : candidates) out->stats.candidates += c;
+  out->stats.table_bytes = peak;
+  assemble_join(parts, n, out);
+}
+
+void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
+                  std::int64_t n, const std::uint64_t* queries, std::int64_t nq, std::int32_t words,
+                  std::int32_t r, int threads, HammingOutput* out) {
+  const HammingScanFn scan = kern.scan(words);
+  const TaskGrid grid(nq, n, words, threads);
+  std::vector<std::vector<RadiusHit>> parts(static_cast<std::size_t>(grid.tasks()));
+  const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
+  const std::int64_t chunk = chunk_codes(words);
+  parallel_for(grid.tasks(), threads, [&](std::int64_t task) {
+    Scratch sc;
+    auto& part = parts[static_cast<std::size_t>(task)];
+    const std::int64_t g = task / grid.splits, sp = task % grid.splits;
+    const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);
+    const std::int64_t j0 = split_point(n, grid.splits, sp), j1 = split_point(n, grid.splits, sp + 1);
+    for (std::int64_t c0 = j0; c0 < j1; c0 += chunk) {
+      const std::int64_t c1 = std::min(c0 + chunk, j1);
+      for (std::int64_t qb = q0; qb < q1; qb += kScanQueries) {
+        const int nqb = static_cast<int>(std::min<std::int64_t>(kScanQueries, q1 - qb));
+        for (std::int64_t s = c0; s < c1; s += kScanStep) {
+          const std::int64_t nh = scan(queries + qb * words, nqb, base + s * words,
+                                       std::min(kScanStep, c1 - s), bound, sc.hits.data());
+          for (std::int64_t t = 0; t < nh; ++t) {
+            const std::int64_t pos = s + sc.hits[t].j;
+            part.push_back({qb + sc.hits[t].q, ids != nullptr ? ids[pos] : pos, sc.hits[t].d});
+          }
+        }
+      }
+    }
+  });
+  out->stats.candidates = n * nq;
+  assemble_radius(parts, nq, threads, out);
+}
+
+void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
+                std::int32_t r, int threads, HammingOutput* out) {
+  const HammingScanFn scan = kern.scan(words);
+  const std::int64_t groups = (n + kGroupQueries - 1) / kGroupQueries;
+  std::vector<std::vector<JoinPair>> parts(static_cast<std::size_t>(groups));
+  const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
+  const std::int64_t chunk = chunk_codes(words);
+  parallel_for(groups, threads, [&](std::int64_t g) {
+    Scratch sc;
+    auto& part = parts[static_cast<std::size_t>(g)];
+    const std::int64_t a0 = g * kGroupQueries, a1 = std::min(n, a0 + kGroupQueries);
+    for (std::int64_t c0 = a0; c0 < n; c0 += chunk) {
+      const std::int64_t c1 = std::min(c0 + chunk, n);
+      for (std::int64_t qa = a0; qa < a1; qa += kScanQueries) {
+        const int nqa = static_cast<int>(std::min<std::int64_t>(kScanQueries, a1 - qa));
+        for (std::int64_t s = std::max(c0, qa + 1); s < c1; s += kScanStep) {
+          const std::int64_t nh = scan(base + qa * words, nqa, base + s * words, std::min(kScanStep, c1 - s),
+                                       bound, sc.hits.data());
+          for (std::int64_t t = 0; t < nh; ++t) {
+            const std::uint64_t a = static_cast<std::uint64_t>(qa + sc.hits[t].q);
+            const std::uint64_t b = static_cast<std::uint64_t>(s + sc.hits[t].j);
+            if (b > a) part.push_back({a << 32 | b, sc.hits[t].d});
+          }
+        }
+      }
+    }
+  });
+  out->stats.candidates = n * (n - 1) / 2;
+  assemble_join(parts, n, out);
+}
+
+void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r, HammingMethod method,
+                  HammingOutput* out) {
+  check_words(words);
+  check_counts(n, nq);
+  if (r < 0) throw std::invalid_argument("r must be >= 0, got " + std::to_string(r));
+  if (method != HammingMethod::kAuto && method != HammingMethod::kBrute && method != HammingMethod::kMih) {
+    throw std::invalid_argument("method must be auto, brute or mih");
+  }
+  if (out == nullptr) throw std::invalid_argument("out must not be null");
+}
+
+// kAuto becomes the cheaper method by the model; a forced MIH without a usable modelled plan
+// (r too small for substrings of at most kMaxSubstringBits) takes the fewest substrings allowed.
+HammingMethod resolve_method(HammingMethod method, double brute_cost, int bits, int r, MihPlan* plan) {
+  if (method == HammingMethod::kAuto) {
+    method = plan->m > 0 && plan->cost < brute_cost ? HammingMethod::kMih : HammingMethod::kBrute;
+  }
+  if (method == HammingMethod::kMih && plan->m == 0) {
+    *plan = make_plan(bits, (bits + kMaxSubstringBits - 1) / kMaxSubstringBits, r);
+  }
+  return method;
+}
+
+void set_stats(HammingOutput* out, HammingMethod method, const MihPlan& plan) {
+  out->stats.method = method;
+  out->stats.m = method == HammingMethod::kMih ? plan.m : 0;
+  out->stats.sub_radius = method == HammingMethod::kMih ? plan.s : 0;
+}
+
+}  // namespace
+
+void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_t n,
+                 const std::uint64_t* queries, std::int64_t nq, std::int32_t words, std::int32_t k,
+                 int threads, std::int32_t* dist, std::int64_t* labels, Backend backend) {
+  check_knn(n, nq, words, k);
+  if (nq == 0) return;
+  threads = resolve_threads(threads);
+  const HammingKernels kern = detail::hamming_kernels(backend);
+  const HammingScanFn scan = kern.scan(words);
+  const bool monotonic = ids_increasing(ids, n);
+  const TaskGrid grid(nq, n, words, threads);
+  if (grid.splits == 1) {
+    parallel_for(grid.groups, threads, [&](std::int64_t g) {
+      const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);
+      std::vector<Entry> store(static_cast<std::size_t>((q1 - q0) * k));
+      std::vector<TopK> heaps(static_cast<std::size_t>(q1 - q0));
+      for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+      Scratch sc;
+      knn_block(scan, base, ids, monotonic, queries, q0, q1, 0, n, words, heaps.data(), sc.hits.data());
+      for (std::int64_t q = q0; q < q1; ++q) {
+        TopK& h = heaps[static_cast<std::size_t>(q - q0)];
+        write_row(h.h, h.size, k, dist + q * k, labels + q * k);
+      }
+    });
+    return;
+  }
+  // Few queries: every (query group, base range) task keeps its own heaps, merged per query.
+  const std::int64_t splits = grid.splits;
+  std::vector<Entry> store(static_cast<std::size_t>(nq * splits * k));
+  std::vector<TopK> heaps(static_cast<std::size_t>(nq * splits));
+  for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+  parallel_for(grid.tasks(), threads, [&](std::int64_t task) {
+    const std::int64_t g = task / splits, sp = task % splits;
+    const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);
+    Scratch sc;
+    knn_block(scan, base, ids, monotonic, queries, q0, q1, split_point(n, splits, sp),
+              split_point(n, splits, sp + 1), words, heaps.data() + sp * nq + q0, sc.hits.data());
+  });
+  parallel_for(nq, threads, [&](std::int64_t q) {
+    std::vector<Entry> all;
+    for (std::int64_t sp = 0; sp < splits; ++sp) {
+      const TopK& h = heaps[static_cast<std::size_t>(sp * nq + q)];
+      all.insert(all.end(), h.h, h.h + h.size);
+    }
+    const std::int32_t size = static_cast<std::int32_t>(std::min<std::size_t>(all.size(), k));
+    std::partial_sort(all.begin(), all.begin() + size, all.end(), entry_less);
+    write_row(all.data(), size, k, dist + q * k, labels + q * k);
+  });
+}
+
+void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_t n,
+                 const std::uint64_t* queries, std::int64_t nq, std::int32_t words, std::int32_t k,
+                 int threads, std::int32_t* dist, std::int64_t* labels) {
+  hamming_knn(base, ids, n, queries, nq, words, k, threads, dist, labels, active_backend());
+}
+
+void hamming_radius(const std::uint64_t* base, const std::int64_t* ids, std::int64_t n,
+                    const std::uint64_t* queries, std::int64_t nq, std::int32_t words, std::int32_t r,
+                    int threads, HammingMethod method, HammingOutput* out, Backend backend) {
+  check_radius(n, nq, words, r, method, out);
+  r = std::min(r, 64 * words);
+  threads = resolve_threads(threads);
+  const HammingKernels kern = detail::hamming_kernels(backend);
+  const int bits = 64 * words;
+  const CostModel cm(words);
+  MihPlan plan = best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm);
+  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(nq), bits, r,
+                          &plan);
+  set_stats(out, method, plan);
+  if (method == HammingMethod::kMih) {
+    radius_mih(kern, base, ids, n, queries, nq, words, r, threads, plan, out);
+  } else {
+    radius_brute(kern, base, ids, n, queries, nq, words, r, threads, out);
+  }
+}
+
+void hamming_radius(const std::uint64_t* base, const std::int64_t* ids, std::int64_t n,
+                    const std::uint64_t* queries, std::int64_t nq, std::int32_t words, std::int32_t r,
+                    int threads, HammingMethod method, HammingOutput* out) {
+  hamming_radius(base, ids, n, queries, nq, words, r, threads, method, out, active_backend());
+}
+
+void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r, int threads,
+                  HammingMethod method, HammingOutput* out, Backend backend) {
+  check_radius(n, 0, words, r, method, out);
+  r = std::min(r, 64 * words);
+  threads = resolve_threads(threads);
+  const HammingKernels kern = detail::hamming_kernels(backend);
+  const int bits = 64 * words;
+  const CostModel cm(words);
+  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm);
+  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2, bits,
+                          r, &plan);
+  set_stats(out, method, plan);
+  if (method == HammingMethod::kMih) {
+    join_mih(kern, base, n, words, r, threads, plan, out);
+  } else {
+    join_brute(kern, base, n, words, r, threads, out);
+  }
+}
+
+void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r, int threads,
+                  HammingMethod method, HammingOutput* out) {
+  hamming_join(base, n, words, r, threads, method, out, active_backend());
+}
+
+void union_find(std::int64_t n, const std::int64_t* a, const std::int64_t* b, std::int64_t edges,
+                std::int64_t* labels) {
+  if (n < 0 || edges < 0) throw std::invalid_argument("n and the edge count must be >= 0");
+  for (std::int64_t i = 0; i < edges; ++i) {
+    if (a[i] < 0 || a[i] >= n || b[i] < 0 || b[i] >= n) {
+      throw std::invalid_argument("edge " + std::to_string(i) + " (" + std::to_string(a[i]) + ", " +
+                                  std::to_string(b[i]) + ") is outside [0, " + std::to_string(n) + ")");
+    }
+  }
+  for (std::int64_t x = 0; x < n; ++x) labels[x] = x;
+  auto find = [labels](std::int64_t x) {
+    while (labels[x] != x) {
+      labels[x] = labels[labels[x]];  // path halving
+      x = labels[x];
+    }
+    return x;
+  };
+  for (std::int64_t i = 0; i < edges; ++i) {
+    const std::int64_t ra = find(a[i]), rb = find(b[i]);
+    // The smaller root wins, so every root is its component's smallest position.
+    if (ra < rb) labels[rb] = ra;
+    if (rb < ra) labels[ra] = rb;
+  }
+  for (std::int64_t x = 0; x < n; ++x) labels[x] = labels[labels[x]];
+}
+
+}  // namespace mmcore

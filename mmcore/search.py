@@ -1,0 +1,595 @@
+"""Near-duplicate search over perceptual hashes: exact Hamming kNN, radius search, all-pairs join
+and clustering for 64-bit codes (pHash, dHash, ...) and 256-bit codes (PDQ).
+
+Every answer is exact: kNN equals faiss ``IndexBinaryFlat`` (sorted by distance, ties by id),
+radius and join return the same sets as brute force whatever ``method`` is used (multi-index
+hashing only skips codes that cannot be within the radius). Radii are inclusive: ``r=8`` finds
+distances 0..8. See ``docs/hamming.md`` for the file format and the speed table.
+
+>>> import numpy as np, mmcore
+>>> index = mmcore.HammingIndex(bits=64)
+>>> index.add(np.array([0b0000, 0b0001, 0b0111, 0xFF00], dtype=np.uint64))
+>>> d, ids = index.knn(np.array([0], dtype=np.uint64), k=2)
+>>> d.tolist(), ids.tolist()
+([[0, 1]], [[0, 1]])
+>>> i, j, dist = index.join(r=2)
+>>> list(zip(i.tolist(), j.tolist(), dist.tolist()))
+[(0, 1, 1), (1, 2, 2)]
+>>> mmcore.cluster(index, r=2).labels.tolist()
+[0, 0, 0, 1]
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .image import _threads
+
+__all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
+
+Method = Literal["auto", "brute", "mih"]
+Representative = Literal["first", "largest", "quality"]
+Codes = Union["npt.NDArray[Any]", Sequence[int], Sequence[bytes], int, bytes]
+"""64-bit: a uint64 array (N,) or a list of Python ints; 256-bit: a (N, 32) uint8 array (the PDQ
+reference's byte order, as ``hash_batch(...)["pdq"]`` returns it) or a list of 32-byte strings."""
+
+_METHODS = ("auto", "brute", "mih")
+_WORDS = {64: 1, 256: 4}
+
+# File layout, all little-endian: a 64-byte header, the codes (n * bits/8 bytes, at byte 64), then
+# the ids (n int64) when flag bit 0 is set. The payload CRC-32 covers codes then ids; the header
+# CRC-32 covers the 60 bytes before it.
+MAGIC = b"MMHAMIDX"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIIQIIQQI8xI")  # magic ver bits n flags hsize codes_off ids_off crc pad hcrc
+_FLAG_IDS = 1
+_KNOWN_FLAGS = _FLAG_IDS
+assert _HEADER.size == 64
+
+
+class IndexFormatError(ValueError):
+    """A file given to :meth:`HammingIndex.load` is not a valid index: wrong magic, unsupported
+    version, truncated, trailing bytes, inconsistent header or checksum mismatch. A subclass of
+    ``ValueError``; the message names the file and what was wrong.
+
+    >>> import mmcore, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.idx")
+    >>> _ = open(path, "wb").write(b"not an index")
+    >>> try:
+    ...     mmcore.HammingIndex.load(path)
+    ... except mmcore.IndexFormatError as e:
+    ...     print("not a mmcore Hamming index" in str(e))
+    True
+    """
+
+
+def _nonneg_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+    if v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return int(v)
+
+
+def _method(method: str) -> str:
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
+def _as_words(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
+    """codes as a C-contiguous native uint64 (N, W) array (a view where possible)."""
+    if bits == 64:
+        if isinstance(codes, (int, np.integer)) and not isinstance(codes, bool):
+            codes = [int(codes)]
+        if not isinstance(codes, np.ndarray):
+            items = list(codes)
+            if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
+                raise ValueError(f"{name}: 64-bit codes must be a uint64 array or a list of ints")
+            if any(not 0 <= int(c) < 2**64 for c in items):
+                raise ValueError(f"{name}: 64-bit codes must be ints in [0, 2**64)")
+            codes = np.array([int(c) for c in items], dtype=np.uint64)
+        if codes.dtype != np.uint64:
+            raise ValueError(
+                f"{name} must be uint64 for a 64-bit index, got {codes.dtype}"
+                + (" (a (N, 32) uint8 array is a 256-bit PDQ code: use HammingIndex(bits=256))"
+                   if codes.dtype == np.uint8 and codes.ndim == 2 and codes.shape[1] == 32 else "")
+            )  # fmt: skip
+        if codes.ndim == 2 and codes.shape[1] == 1:
+            codes = codes[:, 0]
+        if codes.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (N,) for a 64-bit index, got shape {codes.shape}")
+        return np.ascontiguousarray(codes, dtype=np.uint64).reshape(-1, 1)
+    if isinstance(codes, (bytes, bytearray, memoryview)):
+        codes = [bytes(codes)]
+    if not isinstance(codes, np.ndarray):
+        items = list(codes)
+        if not all(isinstance(c, (bytes, bytearray, memoryview)) and len(c) == 32 for c in items):
+            raise ValueError(f"{name}: 256-bit codes must be a (N, 32) uint8 array or 32-byte strings")
+        codes = np.frombuffer(b"".join(bytes(c) for c in items), dtype=np.uint8).reshape(-1, 32)
+    if codes.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must be (N, 32) uint8 for a 256-bit index, got {codes.dtype}"
+            + (" (uint64 codes are 64-bit: use HammingIndex(bits=64))" if codes.dtype == np.uint64 else "")
+        )
+    if codes.ndim == 1 and codes.shape[0] == 32:
+        codes = codes.reshape(1, 32)
+    if codes.ndim != 2 or codes.shape[1] != 32:
+        raise ValueError(f"{name} must have shape (N, 32) for a 256-bit index, got {codes.shape}")
+    # Hamming distance does not depend on how the bytes are packed into words.
+    return np.ascontiguousarray(codes).view(np.uint64)
+
+
+def _raw(a: npt.NDArray[Any]) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
+
+
+def _ids_array(ids: Any, n: int) -> npt.NDArray[np.int64]:
+    a = np.asarray(ids)
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError(f"ids must be 1-D with one id per code ({n}), got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"ids must be integers (int64), got {a.dtype}")
+    if a.dtype == np.uint64 and a.size and int(a.max()) > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in int64")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+class HammingIndex:
+    """Exact Hamming search over 64-bit or 256-bit binary codes.
+
+    Codes live in one contiguous uint64 array (8 bytes per 64-bit code, 32 per PDQ code) plus an
+    int64 id per code when custom ids were given; search structures (multi-index hashing tables)
+    are built per call, so ``add`` is a copy and nothing else. ``threads=None`` uses every core;
+    every call releases the GIL.
+
+    ``add(codes, ids=None)``: ids default to the positions (continuing after the codes already
+    there). Ids need not be unique for ``knn`` / ``radius``; ``join`` requires unique ids.
+
+    >>> import numpy as np, mmcore
+    >>> index = mmcore.HammingIndex(bits=256)
+    >>> codes = np.zeros((3, 32), np.uint8); codes[1, 0] = 0b11; codes[2] = 255
+    >>> index.add(codes, ids=[10, 20, 30])
+    >>> lims, d, ids = index.radius(codes[:1], r=2)
+    >>> lims.tolist(), d.tolist(), ids.tolist()
+    ([0, 2], [0, 2], [10, 20])
+    >>> len(index), index.memory_bytes()
+    (3, 120)
+    """
+
+    def __init__(self, bits: int = 64, *, threads: int | None = None) -> None:
+        if isinstance(bits, bool) or bits not in _WORDS:
+            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {bits!r}")
+        self._bits = int(bits)
+        self._w = _WORDS[self._bits]
+        self._threads = _threads(threads)
+        self._buf: npt.NDArray[np.uint64] = np.empty((0, self._w), dtype=np.uint64)
+        self._ids_buf: npt.NDArray[np.int64] | None = None  # None: ids are the positions
+        self._n = 0
+        self._ids_unique: bool | None = None  # cached for join; reset by add
+        self.last_stats: dict[str, Any] | None = None
+        """The statistics of the last ``radius`` / ``join`` call: ``method`` ("brute" or "mih"),
+        ``m`` (substrings, 0 for brute force), ``sub_radius``, ``candidates`` (codes whose full
+        distance was computed)."""
+
+    # -- contents ---------------------------------------------------------------------------------
+
+    @property
+    def bits(self) -> int:
+        """64 or 256."""
+        return self._bits
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        ids = "custom ids" if self._ids_buf is not None else "ids = positions"
+        return f"HammingIndex(bits={self._bits}, n={self._n}, {ids})"
+
+    @property
+    def _words(self) -> npt.NDArray[np.uint64]:
+        return self._buf[: self._n]
+
+    @property
+    def _ids(self) -> npt.NDArray[np.int64] | None:
+        return None if self._ids_buf is None else self._ids_buf[: self._n]
+
+    @property
+    def codes(self) -> npt.NDArray[Any]:
+        """A read-only view of the codes: uint64 (N,) for 64 bits, uint8 (N, 32) for 256 bits."""
+        w = self._words
+        v = w[:, 0] if self._bits == 64 else w.view(np.uint8).reshape(-1, 32)
+        v = v.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def ids(self) -> npt.NDArray[np.int64]:
+        """The id of every code, int64 (N,) (a new array of positions when no ids were given)."""
+        ids = self._ids
+        if ids is None:
+            return np.arange(self._n, dtype=np.int64)
+        v = ids.view()
+        v.flags.writeable = False
+        return v
+
+    def memory_bytes(self) -> int:
+        """Bytes of the codes and ids held (the spare capacity that makes repeated ``add`` cheap is
+        not counted; for a loaded memory-mapped index these bytes are pages of the file)."""
+        return self._n * (self._w * 8 + (8 if self._ids_buf is not None else 0))
+
+    def add(self, codes: Codes, ids: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None) -> None:
+        """Append codes (see :data:`Codes`), with int64 ``ids`` or, by default, their positions.
+
+        Appending to a memory-mapped index copies its codes into memory first.
+        """
+        new = _as_words(codes, self._bits, "codes")
+        m = new.shape[0]
+        new_ids = None if ids is None else _ids_array(ids, m)
+        if new_ids is not None and self._ids_buf is None:
+            self._ids_buf = np.arange(self._buf.shape[0], dtype=np.int64)
+        need = self._n + m
+        if need > self._buf.shape[0] or not self._buf.flags.writeable:
+            cap = max(need, 2 * self._buf.shape[0] if self._buf.flags.writeable else need, 1024)
+            buf = np.empty((cap, self._w), dtype=np.uint64)
+            buf[: self._n] = self._buf[: self._n]
+            self._buf = buf
+            if self._ids_buf is not None:
+                ib = np.empty(cap, dtype=np.int64)
+                ib[: self._n] = self._ids_buf[: self._n]
+                self._ids_buf = ib
+        self._buf[self._n : need] = new
+        if self._ids_buf is not None:
+            self._ids_buf[self._n : need] = (
+                np.arange(self._n, need, dtype=np.int64) if new_ids is None else new_ids
+            )
+        self._n = need
+        self._ids_unique = None
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def knn(
+        self, queries: Codes, k: int, *, threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """The k nearest codes of every query: ``(distances int32 (Q, k), ids int64 (Q, k))``,
+        each row sorted by distance then id (faiss ``IndexBinaryFlat``'s answer). Where the index
+        has fewer than k codes the row is padded like faiss: id -1, distance 2**31 - 1.
+
+        >>> import numpy as np, mmcore
+        >>> index = mmcore.HammingIndex()
+        >>> index.add([0b1, 0b11, 0b0])
+        >>> index.knn([0], k=4)[1].tolist()
+        [[2, 0, 1, -1]]
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < 2**31:
+            raise ValueError(f"k must be an int in [1, 2**31), got {k!r}")
+        q = _as_words(queries, self._bits, "queries")
+        t = self._threads if threads is None else _threads(threads)
+        d, ids = _core.hamming_knn(self._words, self._ids, q, int(k), t)
+        return d, ids
+
+    def radius(
+        self, queries: Codes, r: int, *, method: Method = "auto", threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """Every code within distance ``r`` (inclusive) of each query, in faiss ``range_search``'s
+        CSR layout: ``(lims int64 (Q+1,), distances int32 (L,), ids int64 (L,))``; query q's
+        results are ``[lims[q], lims[q+1])``, sorted by distance then id. (faiss's own radius is
+        exclusive: its ``range_search(x, r + 1)`` gives this set.)
+
+        ``method``: ``"mih"`` (multi-index hashing), ``"brute"`` or ``"auto"`` (a cost model picks);
+        all give the same answer. ``last_stats`` says what ran.
+        """
+        r = min(_nonneg_int("r", r), self._bits)  # a radius past the code length changes nothing
+        q = _as_words(queries, self._bits, "queries")
+        t = self._threads if threads is None else _threads(threads)
+        lims, d, ids, stats = _core.hamming_radius(self._words, self._ids, q, r, t, _method(method))
+        self.last_stats = dict(stats)
+        return lims, d, ids
+
+    def _join_positions(
+        self, r: int, method: str, threads: int | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        r = min(_nonneg_int("r", r), self._bits)
+        t = self._threads if threads is None else _threads(threads)
+        a, b, d, stats = _core.hamming_join(self._words, r, t, _method(method))
+        self.last_stats = dict(stats)
+        return a, b, d
+
+    def join(
+        self, r: int, *, method: Method = "auto", threads: int | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """Every pair of codes within distance ``r`` (inclusive): ``(i, j, d)`` as ids with
+        ``i < j``, each unordered pair once, sorted by ``(i, j)``. Exact for every ``method``.
+
+        The output grows with the number of near pairs: a radius near half the bits pairs up
+        (almost) everything.
+        """
+        a, b, d = self._join_positions(r, method, threads)
+        ids = self._ids
+        if ids is None:
+            return a, b, d
+        if self._ids_unique is None:
+            self._ids_unique = bool(np.unique(ids).size == ids.size)
+        if not self._ids_unique:
+            raise ValueError("join needs unique ids; this index has repeated ids (knn / radius do not)")
+        i, j = ids[a], ids[b]
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        order = np.lexsort((hi, lo))
+        return lo[order], hi[order], d[order]
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to ``path`` (atomically: a temporary file renamed over it).
+
+        Layout (little-endian): a 64-byte header (magic ``MMHAMIDX``, format version, bits, n,
+        flags, header size, codes offset, ids offset, CRC-32 of the payload, CRC-32 of the
+        header), the codes, then the int64 ids if custom ids were given.
+        """
+        path = os.fspath(path)
+        codes = self._words.astype("<u8", copy=False)
+        ids = self._ids
+        ids_le = None if ids is None else ids.astype("<i8", copy=False)
+        codes_off = _HEADER.size
+        ids_off = codes_off + codes.nbytes if ids_le is not None else 0
+        crc = zlib.crc32(_raw(codes))
+        if ids_le is not None:
+            crc = zlib.crc32(_raw(ids_le), crc)
+        flags = _FLAG_IDS if ids_le is not None else 0
+        fields = (MAGIC, FORMAT_VERSION, self._bits, self._n, flags, _HEADER.size, codes_off, ids_off, crc)
+        head = _HEADER.pack(*fields, 0)
+        head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(head)
+                f.write(_raw(codes))
+                if ids_le is not None:
+                    f.write(_raw(ids_le))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        mmap: bool = True,
+        *,
+        verify: bool = True,
+        threads: int | None = None,
+    ) -> HammingIndex:
+        """Open an index written by :meth:`save`.
+
+        ``mmap=True`` maps the codes (and ids) read-only from the file without copying them
+        (``np.memmap``); ``mmap=False`` reads them into memory. ``verify=True`` checks the CRC-32
+        of the payload, which reads the whole file once (about 1 s per GB when it is in the page
+        cache; a cold disk reads at its own speed); ``verify=False`` opens in O(1) and trusts the
+        payload (the header is always checked). Raises :class:`IndexFormatError` (a
+        ``ValueError``) for a file that is not a valid index, ``OSError`` when it cannot be read.
+
+        >>> import numpy as np, mmcore, tempfile, os
+        >>> index = mmcore.HammingIndex()
+        >>> index.add(np.arange(5, dtype=np.uint64))
+        >>> path = os.path.join(tempfile.mkdtemp(), "codes.idx")
+        >>> index.save(path)
+        >>> again = mmcore.HammingIndex.load(path)
+        >>> len(again), again.knn([4], k=1)[1].tolist()
+        (5, [[4]])
+        """
+        path = os.fspath(path)
+        size = os.path.getsize(path)
+
+        def bad(msg: str) -> IndexFormatError:
+            return IndexFormatError(f"{path}: {msg}")
+
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size)
+        if head[: len(MAGIC)] != MAGIC[: len(head)]:
+            raise bad(f"not a mmcore Hamming index (magic {head[:8]!r}, expected {MAGIC!r})")
+        if len(head) < _HEADER.size:
+            raise bad(f"truncated: {size} bytes, shorter than the {_HEADER.size}-byte header")
+        _magic, version, bits, n, flags, hsize, codes_off, ids_off, crc, hcrc = _HEADER.unpack(head)
+        if version != FORMAT_VERSION:
+            raise bad(
+                f"format version {version} is not supported (this mmcore reads version {FORMAT_VERSION}): "
+                "a newer mmcore wrote it, or the header is corrupt"
+            )
+        if zlib.crc32(head[:-4]) != hcrc:
+            raise bad("header checksum mismatch: the header is corrupt")
+        if bits not in _WORDS:
+            raise bad(f"bits is {bits}, expected 64 or 256")
+        if flags & ~_KNOWN_FLAGS:
+            raise bad(f"unknown flags {flags:#x}")
+        w = _WORDS[bits]
+        has_ids = bool(flags & _FLAG_IDS)
+        codes_bytes = n * w * 8
+        want_ids_off = codes_off + codes_bytes if has_ids else 0
+        if hsize != _HEADER.size or codes_off != _HEADER.size or ids_off != want_ids_off:
+            raise bad(
+                f"inconsistent header (header size {hsize}, codes at {codes_off}, ids at {ids_off}; "
+                f"expected {_HEADER.size}, {_HEADER.size}, {want_ids_off})"
+            )
+        expect = codes_off + codes_bytes + (n * 8 if has_ids else 0)
+        if size < expect:
+            raise bad(f"truncated: {size} bytes, the header says {n} codes need {expect}")
+        if size > expect:
+            raise bad(f"{size - expect} unexpected bytes after the {expect} the header describes")
+
+        def part(offset: int, dtype: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+            if n == 0:
+                return np.empty(shape, dtype=dtype)
+            if mmap:
+                return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+            count = int(np.prod(shape))
+            return np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+        codes = part(codes_off, "<u8", (n, w))
+        ids = part(ids_off, "<i8", (n,)) if has_ids else None
+        if verify:
+            got = zlib.crc32(_raw(codes))
+            if ids is not None:
+                got = zlib.crc32(_raw(ids), got)
+            if got != crc:
+                raise bad(f"payload checksum mismatch (CRC-32 {got:#010x}, header says {crc:#010x})")
+        index = cls(bits, threads=threads)
+        # A big-endian host gets a native copy; little-endian hosts keep the mapping itself.
+        index._buf = codes if codes.dtype.isnative else codes.astype(np.uint64)
+        if ids is not None:
+            index._ids_buf = ids if ids.dtype.isnative else ids.astype(np.int64)
+        index._n = int(n)
+        return index
+
+
+# ------------------------------------------------------------------------------------------------
+# Clustering
+
+
+@dataclass
+class ClusterResult:
+    """Connected components of a near-duplicate graph.
+
+    ``labels``: int64 (N,), the cluster of every item, dense 0..C-1 numbered in order of first
+    appearance (item 0 is in cluster 0; the next item not in cluster 0 starts cluster 1, ...);
+    a singleton is its own cluster. ``is_representative``: bool (N,), exactly one True per
+    cluster.
+    """
+
+    labels: npt.NDArray[np.int64]
+    is_representative: npt.NDArray[np.bool_]
+
+    @property
+    def n_clusters(self) -> int:
+        """How many clusters (singletons included)."""
+        return int(self.labels.max()) + 1 if self.labels.size else 0
+
+    def representatives(self) -> npt.NDArray[np.int64]:
+        """Position of each cluster's representative, indexed by cluster label."""
+        pos = np.flatnonzero(self.is_representative)
+        out = np.empty(pos.size, dtype=np.int64)
+        out[self.labels[pos]] = pos
+        return out
+
+
+def _pairs(pairs: Any, r: int | None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    d = None
+    if isinstance(pairs, np.ndarray):
+        if pairs.ndim != 2 or pairs.shape[1] not in (2, 3):
+            raise ValueError(f"pairs as an array must have shape (P, 2) or (P, 3), got {pairs.shape}")
+        cols: list[Any] = [pairs[:, c] for c in range(pairs.shape[1])]
+    elif isinstance(pairs, Iterable):
+        cols = list(pairs)
+        if len(cols) not in (2, 3):
+            raise ValueError(f"pairs must be (i, j) or (i, j, d) arrays, got {len(cols)} items")
+    else:
+        raise ValueError(f"cluster needs a HammingIndex or (i, j[, d]) pairs, got {type(pairs).__name__}")
+    i, j = (np.asarray(c) for c in cols[:2])
+    if len(cols) == 3:
+        d = np.asarray(cols[2])
+    for name, a in (("i", i), ("j", j)):
+        if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+            raise ValueError(f"pairs {name} must be a 1-D integer array, got {a.dtype} {a.shape}")
+    if i.shape != j.shape or (d is not None and d.shape != i.shape):
+        raise ValueError(f"pair arrays differ in length: {[len(c) for c in (i, j, d) if c is not None]}")
+    if r is not None:
+        r = _nonneg_int("r", r)
+        if d is None:
+            raise ValueError("r filters pairs by distance: give (i, j, d), or leave r=None")
+        keep = d <= r
+        i, j = i[keep], j[keep]
+    return np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64)
+
+
+def _score(name: str, v: Any, n: int) -> npt.NDArray[np.int64]:
+    """Dense ranks of v (equal values, equal ranks), for a per-cluster argmax."""
+    if v is None:
+        raise ValueError(f"representative={'largest' if name == 'sizes' else 'quality'!r} needs {name}=")
+    a = np.asarray(v)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have one value per item, shape ({n},), got {a.shape}")
+    if a.size and not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ValueError(f"{name} must be numeric, got {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and np.isnan(a).any():
+        raise ValueError(f"{name} contains NaN")
+    return np.unique(a, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def cluster(
+    pairs_or_index: HammingIndex | Any,
+    r: int | None = None,
+    *,
+    n: int | None = None,
+    representative: Representative = "first",
+    sizes: Any = None,
+    quality: Any = None,
+    method: Method = "auto",
+    threads: int | None = None,
+) -> ClusterResult:
+    """Group items into near-duplicate clusters: the connected components (union-find) of the
+    graph whose edges are the pairs within ``r``.
+
+    ``pairs_or_index``: a :class:`HammingIndex` (then ``r`` is required, the index is joined at
+    ``r`` and items are its positions), or pairs of *positions* 0..n-1 as ``(i, j)`` /
+    ``(i, j, d)`` arrays or a (P, 2) / (P, 3) array (e.g. ``index.join(r)`` of an index whose
+    ids are positions); ``r`` then keeps the pairs with ``d <= r``. ``n`` (items) defaults to
+    ``len(index)`` or the largest position + 1.
+
+    ``representative`` picks one item per cluster: ``"first"`` the smallest position,
+    ``"largest"`` the largest ``sizes`` value (e.g. pixels), ``"quality"`` the largest
+    ``quality`` value (e.g. PDQ quality); ties go to the smallest position.
+
+    >>> import numpy as np, mmcore
+    >>> res = mmcore.cluster(([0, 3], [2, 4]), n=6, representative="largest",
+    ...                      sizes=[10, 50, 30, 5, 5, 1])
+    >>> res.labels.tolist(), res.is_representative.tolist()
+    ([0, 1, 0, 2, 2, 3], [False, True, True, True, False, True])
+    """
+    if representative not in ("first", "largest", "quality"):
+        raise ValueError(f"representative must be 'first', 'largest' or 'quality', got {representative!r}")
+    if sizes is not None and representative != "largest":
+        raise ValueError("sizes= is used only with representative='largest'")
+    if quality is not None and representative != "quality":
+        raise ValueError("quality= is used only with representative='quality'")
+    if isinstance(pairs_or_index, HammingIndex):
+        if r is None:
+            raise ValueError("cluster(index, r): r (the join radius) is required with an index")
+        a, b, _ = pairs_or_index._join_positions(r, _method(method), threads)
+        size = len(pairs_or_index)
+        if n is not None and n != size:
+            raise ValueError(f"n={n} but the index holds {size} codes")
+    else:
+        a, b = _pairs(pairs_or_index, r)
+        top = int(max(a.max(), b.max())) + 1 if a.size else 0
+        size = top if n is None else _nonneg_int("n", n)
+        if size < top:
+            raise ValueError(f"pairs name position {top - 1} but n={size}")
+        if a.size and min(int(a.min()), int(b.min())) < 0:
+            raise ValueError("pair positions must be >= 0")
+    roots = np.asarray(_core.union_find(size, a, b), dtype=np.int64)
+    # roots[x] is the smallest position of x's component: numbering components by their root
+    # numbers them in order of first appearance.
+    _, labels = np.unique(roots, return_inverse=True)
+    labels = labels.reshape(-1).astype(np.int64)
+    pos = np.arange(size, dtype=np.int64)
+    if representative == "first":
+        rep = roots == pos
+    else:
+        by_size = representative == "largest"
+        score = _score("sizes", sizes, size) if by_size else _score("quality", quality, size)
+        order = np.lexsort((pos, -score, labels))  # by cluster, best score first, then position
+        first = np.ones(size, dtype=bool)
+        first[1:] = labels[order][1:] != labels[order][:-1]
+        rep = np.zeros(size, dtype=bool)
+        rep[order[first]] = True
+    return ClusterResult(labels=labels, is_representative=rep)

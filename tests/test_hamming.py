@@ -1,0 +1,582 @@
+"""Hamming search against real oracles: faiss IndexBinaryFlat for kNN, numpy brute force for radius
+search and join (every method), independent connected components for clustering; index files
+round trip, and every truncated or damaged file gives IndexFormatError."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import corpus_dir
+
+import mmcore
+from mmcore.search import FORMAT_VERSION, MAGIC
+
+faiss = pytest.importorskip("faiss", reason="faiss-cpu (extra 'test') is the kNN oracle")
+
+METHODS = ("auto", "brute", "mih")
+
+
+# --------------------------------------------------------------------------------------------------
+# Oracles and data
+
+
+def as_bytes(codes: np.ndarray) -> np.ndarray:
+    """(N, bits/8) uint8 for faiss (Hamming distance does not depend on the packing)."""
+    c = np.ascontiguousarray(codes)
+    width = c.itemsize * (c.shape[1] if c.ndim == 2 else 1)
+    return c.view(np.uint8).reshape(c.shape[0], width)
+
+
+def words(codes: np.ndarray) -> np.ndarray:
+    return as_bytes(codes).view(np.uint64)
+
+
+def dist_matrix(q: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """All Hamming distances, numpy brute force, in blocks."""
+    qw, bw = words(q), words(base)
+    out = np.empty((qw.shape[0], bw.shape[0]), dtype=np.int32)
+    for s in range(0, qw.shape[0], 256):
+        x = qw[s : s + 256, None, :] ^ bw[None, :, :]
+        out[s : s + 256] = np.bitwise_count(x).sum(-1, dtype=np.int32)
+    return out
+
+
+def faiss_knn(base: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    b = as_bytes(base)
+    idx = faiss.IndexBinaryFlat(b.shape[1] * 8)
+    if len(b):
+        idx.add(b)
+    return idx.search(as_bytes(q), k)
+
+
+def brute_radius(base: np.ndarray, ids: np.ndarray, q: np.ndarray, r: int) -> list[list[tuple[int, int]]]:
+    """Per query, the sorted (distance, id) pairs within r."""
+    d = dist_matrix(q, base)
+    return [sorted((int(d[x, j]), int(ids[j])) for j in np.flatnonzero(d[x] <= r)) for x in range(len(q))]
+
+
+def brute_join(base: np.ndarray, r: int) -> set[tuple[int, int, int]]:
+    d = dist_matrix(base, base)
+    a, b = np.nonzero(np.triu(d <= r, 1))
+    return set(zip(a.tolist(), b.tolist(), d[a, b].tolist(), strict=True))
+
+
+def csr_lists(lims: np.ndarray, d: np.ndarray, ids: np.ndarray) -> list[list[tuple[int, int]]]:
+    return [
+        list(zip(d[lims[x] : lims[x + 1]].tolist(), ids[lims[x] : lims[x + 1]].tolist(), strict=True))
+        for x in range(len(lims) - 1)
+    ]
+
+
+def random_codes(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:
+    if bits == 64:
+        return rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    return rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+
+
+def flip_bits(rng: np.random.Generator, codes: np.ndarray, max_flips: int) -> np.ndarray:
+    """A copy of codes with 0..max_flips distinct random bits flipped per code."""
+    b = np.unpackbits(as_bytes(codes), axis=1)
+    for row in b:
+        k = int(rng.integers(0, max_flips + 1))
+        row[rng.choice(row.size, size=k, replace=False)] ^= 1
+    out = np.packbits(b, axis=1)
+    return out.view(np.uint64)[:, 0].copy() if codes.ndim == 1 else out
+
+
+def clustered_codes(rng: np.random.Generator, n: int, bits: int, centres: int, max_flips: int) -> np.ndarray:
+    """Codes in tight clusters (like hashes of near-duplicate photos): centres plus bit flips."""
+    c = random_codes(rng, centres, bits)
+    pick = rng.integers(0, centres, size=n)
+    return flip_bits(rng, c[pick], max_flips)
+
+
+def make_index(codes: np.ndarray, ids: Any = None) -> mmcore.HammingIndex:
+    index = mmcore.HammingIndex(bits=64 if codes.ndim == 1 else 256)
+    index.add(codes, ids)
+    return index
+
+
+@cache
+def corpus_hashes() -> dict[str, Any]:
+    folder = corpus_dir("jpeg")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    r = mmcore.hash_batch([str(p) for p in files], kinds=("phash", "pdq"), mode="fast")
+    ok = r.ok
+    return {
+        "names": [p.name for p, good in zip(files, ok, strict=True) if good],
+        "phash": r["phash"][ok].copy(),
+        "pdq": r["pdq"][ok].copy(),
+    }
+
+
+def corpus_codes(kind: str) -> np.ndarray:
+    h = corpus_hashes()[kind]
+    assert len(h) > 100
+    return h
+
+
+# --------------------------------------------------------------------------------------------------
+# kNN
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+@pytest.mark.parametrize("n", [1, 7, 64, 65, 1000])
+def test_knn_equals_faiss_on_random_codes(rng: np.random.Generator, bits: int, n: int) -> None:
+    base = random_codes(rng, n, bits)
+    q = np.concatenate([random_codes(rng, 20, bits), base[: min(n, 5)]])
+    index = make_index(base)
+    for k in (1, 10, n, n + 3):
+        d, ids = index.knn(q, k)
+        fd, fi = faiss_knn(base, q, k)
+        assert d.dtype == np.int32 and ids.dtype == np.int64 and d.shape == (len(q), k)
+        np.testing.assert_array_equal(ids, fi, err_msg=f"n={n} k={k}")
+        np.testing.assert_array_equal(d, fd)
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_knn_ties_ordered_by_id(rng: np.random.Generator, bits: int) -> None:
+    # Few distinct codes, many copies: nearly every result is a tie.
+    base = random_codes(rng, 4, bits)[rng.integers(0, 4, size=300)]
+    q = random_codes(rng, 10, bits)
+    d, ids = make_index(base).knn(q, 50)
+    fd, fi = faiss_knn(base, q, 50)
+    np.testing.assert_array_equal(ids, fi)
+    np.testing.assert_array_equal(d, fd)
+    for row_d, row_i in zip(d, ids, strict=True):
+        assert list(zip(row_d, row_i, strict=True)) == sorted(zip(row_d, row_i, strict=True))
+
+
+def test_knn_empty_index_is_padding_like_faiss(rng: np.random.Generator) -> None:
+    q = random_codes(rng, 3, 64)
+    d, ids = mmcore.HammingIndex().knn(q, 4)
+    fd, fi = faiss_knn(np.zeros(0, np.uint64), q, 4)
+    np.testing.assert_array_equal(ids, fi)
+    np.testing.assert_array_equal(d, fd)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("kind", ["phash", "pdq"])
+def test_knn_equals_faiss_on_corpus_hashes(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    real = corpus_codes(kind)
+    flips = 6 if kind == "phash" else 24
+    base = np.concatenate([real, flip_bits(rng, real, flips), flip_bits(rng, real, 2 * flips)])
+    q = np.concatenate([real[::3], flip_bits(rng, real[1::3], flips)])
+    index = make_index(base)
+    for k in (1, 10, 100):
+        d, ids = index.knn(q, k)
+        fd, fi = faiss_knn(base, q, k)
+        np.testing.assert_array_equal(ids, fi, err_msg=f"{kind} k={k}")
+        np.testing.assert_array_equal(d, fd)
+
+
+def test_knn_custom_ids_and_input_forms(rng: np.random.Generator) -> None:
+    base = random_codes(rng, 200, 64)
+    ids = rng.permutation(10_000)[:200].astype(np.int64) - 5000  # negative ids are fine
+    index = make_index(base, ids)
+    d, got = index.knn(base[:30], 5)
+    fd, _ = faiss_knn(base, base[:30], 5)
+    # faiss breaks ties by position, mmcore by id: compare (distance, id) sets row by row.
+    for x in range(30):
+        ref = sorted(zip(dist_matrix(base[x : x + 1], base)[0].tolist(), ids.tolist(), strict=True))[:5]
+        assert list(zip(d[x].tolist(), got[x].tolist(), strict=True)) == ref
+        np.testing.assert_array_equal(d[x], fd[x])
+    as_ints = make_index(base)
+    i1 = as_ints.knn([int(v) for v in base[:5]], 3)[1]
+    i2 = as_ints.knn(base[:5], 3)[1]
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(as_ints.knn(int(base[7]), 1)[1], [[7]])
+    pdq = random_codes(rng, 20, 256)
+    p = mmcore.HammingIndex(bits=256)
+    p.add([bytes(row) for row in pdq])
+    np.testing.assert_array_equal(p.codes, pdq)
+    np.testing.assert_array_equal(p.knn(bytes(pdq[3]), 1)[1], [[3]])
+
+
+def test_add_in_pieces_continues_positions(rng: np.random.Generator) -> None:
+    base = random_codes(rng, 3000, 64)
+    index = mmcore.HammingIndex()
+    for s in range(0, 3000, 700):
+        index.add(base[s : s + 700])
+    assert len(index) == 3000
+    np.testing.assert_array_equal(index.codes, base)
+    np.testing.assert_array_equal(index.ids, np.arange(3000))
+    np.testing.assert_array_equal(index.knn(base[::100], 4)[1], faiss_knn(base, base[::100], 4)[1])
+    # Mixing: default ids continue the positions after custom ones were given.
+    mixed = mmcore.HammingIndex()
+    mixed.add(base[:2])
+    mixed.add(base[2:4], ids=[100, 101])
+    mixed.add(base[4:6])
+    np.testing.assert_array_equal(mixed.ids, [0, 1, 100, 101, 4, 5])
+    assert mixed.memory_bytes() == 6 * 16 and index.memory_bytes() == 3000 * 8
+
+
+# --------------------------------------------------------------------------------------------------
+# Radius search and join
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("bits", "radii", "flips"), [(64, (0, 1, 4, 8, 12), 6), (256, (0, 8, 31, 48), 24)])
+def test_radius_equals_brute_force(
+    rng: np.random.Generator, method: str, bits: int, radii: tuple[int, ...], flips: int
+) -> None:
+    base = clustered_codes(rng, 3000, bits, 300, flips)
+    q = np.concatenate([flip_bits(rng, base[:80], flips), random_codes(rng, 20, bits)])
+    ids = np.arange(3000, dtype=np.int64)
+    index = make_index(base)
+    for r in radii:
+        lims, d, got = index.radius(q, r, method=method)  # type: ignore[arg-type]
+        assert lims.dtype == np.int64 and d.dtype == np.int32 and got.dtype == np.int64
+        assert lims.shape == (len(q) + 1,) and lims[0] == 0 and lims[-1] == len(d) == len(got)
+        assert csr_lists(lims, d, got) == brute_radius(base, ids, q, r), f"r={r}"
+        stats = index.last_stats
+        assert stats is not None and stats["method"] in ("brute", "mih")
+        if method != "auto":
+            assert stats["method"] == method
+        assert stats["candidates"] >= len(d)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("bits", "radii", "flips"), [(64, (0, 2, 4, 8, 10), 6), (256, (0, 16, 31), 24)])
+def test_join_equals_brute_force(
+    rng: np.random.Generator, method: str, bits: int, radii: tuple[int, ...], flips: int
+) -> None:
+    base = clustered_codes(rng, 2500, bits, 400, flips)
+    base[100:110] = base[5]  # exact duplicates
+    index = make_index(base)
+    for r in radii:
+        i, j, d = index.join(r, method=method)  # type: ignore[arg-type]
+        assert i.dtype == np.int64 and j.dtype == np.int64 and d.dtype == np.int32
+        assert np.all(i < j)
+        order = np.lexsort((j, i))
+        np.testing.assert_array_equal(order, np.arange(len(i)), err_msg="not sorted by (i, j)")
+        got = set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True))
+        assert len(got) == len(i), "a pair was reported twice"
+        assert got == brute_join(base, r), f"r={r}"
+        if method != "auto":
+            assert index.last_stats is not None and index.last_stats["method"] == method
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("kind", "radii", "flips"), [("phash", (4, 8, 12), 6), ("pdq", (31, 50), 24)])
+def test_radius_and_join_on_corpus_hashes(kind: str, radii: tuple[int, ...], flips: int) -> None:
+    rng = np.random.default_rng(9)
+    real = corpus_codes(kind)
+    base = np.concatenate([real, flip_bits(rng, real, flips), flip_bits(rng, real, flips // 2)])
+    ids = np.arange(len(base), dtype=np.int64)
+    index = make_index(base)
+    for r in radii:
+        want_pairs = brute_join(base, r)
+        want_radius = brute_radius(base, ids, real, r)
+        for method in METHODS:
+            i, j, d = index.join(r, method=method)  # type: ignore[arg-type]
+            assert set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True)) == want_pairs
+            assert len(i) == len(want_pairs)
+            lims, rd, ri = index.radius(real, r, method=method)  # type: ignore[arg-type]
+            assert csr_lists(lims, rd, ri) == want_radius, f"{kind} r={r} {method}"
+
+
+def test_join_and_radius_with_custom_ids(rng: np.random.Generator) -> None:
+    base = clustered_codes(rng, 500, 64, 40, 4)
+    ids = (1000 - np.arange(500) * 2).astype(np.int64)  # decreasing: i < j flips the positions
+    index = make_index(base, ids)
+    i, j, d = index.join(4)
+    want = {(min(ids[a], ids[b]), max(ids[a], ids[b]), dd) for a, b, dd in brute_join(base, 4)}
+    assert set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True)) == want and len(i) == len(want)
+    assert np.all(i < j) and np.all(np.diff(i) >= 0)
+    lims, rd, ri = index.radius(base[:20], 4)
+    assert csr_lists(lims, rd, ri) == brute_radius(base, ids, base[:20], 4)
+    dup = make_index(base[:3], [1, 1, 2])
+    with pytest.raises(ValueError, match="unique ids"):
+        dup.join(64)
+
+
+def test_empty_and_degenerate_searches(rng: np.random.Generator) -> None:
+    empty = mmcore.HammingIndex()
+    lims, d, ids = empty.radius(random_codes(rng, 3, 64), 5)
+    assert lims.tolist() == [0, 0, 0, 0] and len(d) == len(ids) == 0
+    i, j, d = empty.join(3)
+    assert len(i) == len(j) == len(d) == 0
+    one = make_index(random_codes(rng, 1, 256))
+    assert len(one.join(256)[0]) == 0
+    base = random_codes(rng, 50, 64)
+    lims, d, ids = make_index(base).radius(base[:2], 64)  # every code is within 64 bits
+    assert lims.tolist() == [0, 50, 100]
+    lims, d, ids = make_index(base).radius(np.zeros(0, np.uint64), 3)
+    assert lims.tolist() == [0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+@pytest.mark.parametrize("with_ids", [False, True])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_save_load_round_trip(
+    tmp_path: Path, rng: np.random.Generator, bits: int, with_ids: bool, mmap: bool
+) -> None:
+    base = random_codes(rng, 300, bits)
+    ids = rng.integers(-(2**62), 2**62, size=300) if with_ids else None
+    index = make_index(base, ids)
+    path = tmp_path / "a.idx"
+    index.save(path)
+    assert path.stat().st_size == 64 + 300 * bits // 8 + (300 * 8 if with_ids else 0)
+    again = mmcore.HammingIndex.load(path, mmap=mmap)
+    assert again.bits == bits and len(again) == 300
+    np.testing.assert_array_equal(again.codes, index.codes)
+    np.testing.assert_array_equal(again.ids, index.ids)
+    assert isinstance(again._words, np.memmap) == mmap  # mapped, not copied
+    for a, b in zip(again.knn(base[:9], 7), index.knn(base[:9], 7), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.codes.flags.writeable is False
+    again.add(base[:2])  # appending copies a mapped index into memory
+    assert len(again) == 302 and len(mmcore.HammingIndex.load(path)) == 300
+    np.testing.assert_array_equal(again.codes[300:], base[:2])
+
+
+def test_save_load_empty_and_overwrite(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "e.idx"
+    mmcore.HammingIndex(bits=256).save(path)
+    e = mmcore.HammingIndex.load(path)
+    assert len(e) == 0 and e.bits == 256
+    make_index(random_codes(rng, 4, 64)).save(path)
+    assert len(mmcore.HammingIndex.load(str(path), mmap=False)) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["e.idx"]  # no temporary left behind
+
+
+def small_file(tmp_path: Path, rng: np.random.Generator) -> bytes:
+    """The bytes of a 5-code 256-bit index with ids (264 bytes)."""
+    path = tmp_path / "s.idx"
+    make_index(random_codes(rng, 5, 256), ids=[5, 4, 3, 2, 1]).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_every_truncation_is_a_clear_error(tmp_path: Path, rng: np.random.Generator, mmap: bool) -> None:
+    data = small_file(tmp_path, rng)
+    bad = tmp_path / "t.idx"
+    for n in range(len(data)):
+        bad.write_bytes(data[:n])
+        with pytest.raises(mmcore.IndexFormatError, match=r"truncated|not a mmcore"):
+            mmcore.HammingIndex.load(bad, mmap=mmap)
+    bad.write_bytes(data + b"\0")
+    with pytest.raises(mmcore.IndexFormatError, match="unexpected bytes"):
+        mmcore.HammingIndex.load(bad)
+
+
+def test_byte_flips_are_detected(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = small_file(tmp_path, rng)
+    bad = tmp_path / "f.idx"
+    for pos in range(len(data)):
+        b = bytearray(data)
+        b[pos] ^= 1 << int(rng.integers(0, 8))
+        bad.write_bytes(bytes(b))
+        with pytest.raises(mmcore.IndexFormatError):
+            mmcore.HammingIndex.load(bad, mmap=bool(pos % 2))
+        if pos >= 64:  # verify=False trusts the payload: a flipped code loads, nothing crashes
+            assert len(mmcore.HammingIndex.load(bad, verify=False)) == 5
+
+
+def test_garbage_wrong_magic_and_version(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = small_file(tmp_path, rng)
+    bad = tmp_path / "g.idx"
+    for _ in range(20):
+        bad.write_bytes(rng.integers(0, 256, size=int(rng.integers(0, 400)), dtype=np.uint8).tobytes())
+        with pytest.raises(mmcore.IndexFormatError):
+            mmcore.HammingIndex.load(bad)
+    bad.write_bytes(b"PK\x03\x04" + data[4:])
+    with pytest.raises(mmcore.IndexFormatError, match="not a mmcore Hamming index"):
+        mmcore.HammingIndex.load(bad)
+    # A well-formed header from a newer format version.
+    head = bytearray(data[:64])
+    head[8:12] = struct.pack("<I", FORMAT_VERSION + 1)
+    head[60:64] = struct.pack("<I", zlib.crc32(bytes(head[:60])))
+    bad.write_bytes(bytes(head) + data[64:])
+    with pytest.raises(mmcore.IndexFormatError, match="version 2"):
+        mmcore.HammingIndex.load(bad)
+    assert data[:8] == MAGIC
+    assert issubclass(mmcore.IndexFormatError, ValueError)
+    with pytest.raises(FileNotFoundError):
+        mmcore.HammingIndex.load(tmp_path / "missing.idx")
+    with pytest.raises(IsADirectoryError):
+        mmcore.HammingIndex.load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Clustering
+
+
+def components(n: int, edges: list[tuple[int, int]]) -> list[set[int]]:
+    """Connected components by breadth-first search (the oracle for union-find)."""
+    adj: dict[int, list[int]] = {x: [] for x in range(n)}
+    for a, b in edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    seen: set[int] = set()
+    out = []
+    for s in range(n):
+        if s in seen:
+            continue
+        comp, todo = {s}, [s]
+        while todo:
+            for y in adj[todo.pop()]:
+                if y not in comp:
+                    comp.add(y)
+                    todo.append(y)
+        seen |= comp
+        out.append(comp)
+    return out  # in order of first appearance
+
+
+def check_labels(res: mmcore.ClusterResult, n: int, edges: list[tuple[int, int]]) -> None:
+    comps = components(n, edges)
+    want = np.empty(n, dtype=np.int64)
+    for c, comp in enumerate(comps):
+        want[list(comp)] = c
+    np.testing.assert_array_equal(res.labels, want)
+    assert res.n_clusters == len(comps)
+    assert np.bincount(res.labels[res.is_representative], minlength=len(comps)).tolist() == [1] * len(comps)
+
+
+def test_cluster_known_graphs() -> None:
+    graphs = {
+        "chain": (6, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),
+        "star": (5, [(3, 0), (3, 1), (3, 2), (3, 4)]),
+        "two": (7, [(5, 6), (1, 3), (6, 0)]),
+        "loops and repeats": (4, [(2, 2), (1, 2), (2, 1), (1, 2)]),
+        "no edges": (3, []),
+    }
+    for name, (n, edges) in graphs.items():
+        a = np.array([e[0] for e in edges], dtype=np.int64)
+        b = np.array([e[1] for e in edges], dtype=np.int64)
+        res = mmcore.cluster((a, b), n=n)
+        check_labels(res, n, edges)
+        first = [min(c) for c in components(n, edges)]
+        assert np.flatnonzero(res.is_representative).tolist() == sorted(first), name
+        np.testing.assert_array_equal(res.representatives(), first)
+    res = mmcore.cluster(np.array([[0, 2], [2, 4]]))  # (P, 2) array, n from the largest position
+    assert res.labels.tolist() == [0, 1, 0, 2, 0]
+    empty = mmcore.cluster((np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    assert empty.labels.size == 0 and empty.n_clusters == 0
+
+
+def test_cluster_representatives() -> None:
+    pairs = ([0, 1, 3, 4], [1, 2, 4, 5])  # {0,1,2} {3,4,5} {6}
+    sizes = [100, 300, 300, 7, 9, 8, 1]
+    res = mmcore.cluster(pairs, n=7, representative="largest", sizes=sizes)
+    assert np.flatnonzero(res.is_representative).tolist() == [1, 4, 6]  # 1 beats 2 by position
+    quality = np.array([0.5, 0.1, 0.9, 0.3, 0.3, 0.3, 0.0])
+    res = mmcore.cluster(pairs, n=7, representative="quality", quality=quality)
+    assert np.flatnonzero(res.is_representative).tolist() == [2, 3, 6]
+    res = mmcore.cluster((*pairs, [1, 9, 2, 9]), r=2, n=7)  # r keeps the (0,1) and (3,4) pairs
+    assert res.labels.tolist() == [0, 0, 1, 2, 2, 3, 4]
+
+
+def test_cluster_of_index_equals_components_of_join(rng: np.random.Generator) -> None:
+    base = clustered_codes(rng, 1500, 64, 200, 5)
+    index = make_index(base)
+    for r in (0, 3, 6, 10):
+        res = mmcore.cluster(index, r, representative="first")
+        edges = [(a, b) for a, b, _ in brute_join(base, r)]
+        check_labels(res, len(base), edges)
+        i, j, _ = index.join(r)
+        np.testing.assert_array_equal(mmcore.cluster((i, j), n=len(base)).labels, res.labels)
+
+
+@pytest.mark.corpus
+def test_cluster_corpus_near_duplicates() -> None:
+    """tomsaleeba's photos at 100 px, 1000 px and full size: one cluster per photo, every other
+    corpus file outside those clusters. Radii: in these groups pHash differs by <= 2 bits and PDQ
+    (fast mode) by <= 32 (the 100 px copies), while the nearest other file is >= 18 (pHash) and
+    >= 100 (PDQ) bits away."""
+    h = corpus_hashes()
+    names = h["names"]
+    groups: dict[str, list[int]] = {}
+    for x, n in enumerate(names):
+        if n.startswith(("tomsaleeba__generated_", "tomsaleeba__originals_")):
+            stem = n.split("_", 3)[-1].rsplit(".", 1)[0]
+            for suffix in ("-1000px", "-100px"):
+                stem = stem.removesuffix(suffix)
+            groups.setdefault(stem, []).append(x)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    assert len(groups) >= 6
+    for kind, r in (("pdq", 48), ("phash", 10)):
+        index = make_index(h[kind])
+        res = mmcore.cluster(index, r, representative="largest", sizes=np.arange(len(names)))
+        for stem, members in groups.items():
+            labels = {int(res.labels[x]) for x in members}
+            assert len(labels) == 1, f"{kind}: {stem} split across clusters"
+            inside = set(np.flatnonzero(res.labels == labels.pop()).tolist())
+            assert inside == set(members), f"{kind}: {stem} cluster also holds {inside - set(members)}"
+            reps = [x for x in members if res.is_representative[x]]
+            assert reps == [max(members)], f"{kind}: {stem} representative {reps}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Misuse
+
+
+def test_misuse_errors(rng: np.random.Generator) -> None:
+    idx64, idx256 = mmcore.HammingIndex(64), mmcore.HammingIndex(256)
+    idx64.add(random_codes(rng, 10, 64))
+    idx256.add(random_codes(rng, 10, 256))
+    bad: list[tuple[Any, str]] = [
+        (lambda: mmcore.HammingIndex(bits=128), "bits must be 64"),
+        (lambda: mmcore.HammingIndex(bits=True), "bits must be 64"),
+        (lambda: mmcore.HammingIndex(threads=0), "threads"),
+        (lambda: idx64.add(np.arange(3)), "uint64"),
+        (lambda: idx64.add(np.zeros(3, np.float64)), "uint64"),
+        (lambda: idx64.add(random_codes(rng, 2, 256)), "bits=256"),
+        (lambda: idx64.add(np.zeros((3, 2), np.uint64)), "1-D"),
+        (lambda: idx64.add([1, -1]), r"\[0, 2\*\*64\)"),
+        (lambda: idx64.add([1.5]), "list of ints"),
+        (lambda: idx64.add(np.zeros(3, np.uint64), ids=[1, 2]), "one id per code"),
+        (lambda: idx64.add(np.zeros(2, np.uint64), ids=[1.0, 2.0]), "integers"),
+        (lambda: idx256.add(random_codes(rng, 2, 64)), "bits=64"),
+        (lambda: idx256.add(np.zeros((2, 31), np.uint8)), r"\(N, 32\)"),
+        (lambda: idx256.add([b"short"]), "32-byte"),
+        (lambda: idx64.knn(random_codes(rng, 1, 64), 0), "k must be"),
+        (lambda: idx64.knn(random_codes(rng, 1, 64), -3), "k must be"),
+        (lambda: idx64.knn(random_codes(rng, 1, 64), 2.0), "k must be"),
+        (lambda: idx64.knn(random_codes(rng, 1, 256), 1), "bits=256"),
+        (lambda: idx256.knn(random_codes(rng, 1, 64), 1), "bits=64"),
+        (lambda: idx64.radius(random_codes(rng, 1, 64), -1), "r must be >= 0"),
+        (lambda: idx64.radius(random_codes(rng, 1, 64), 1.5), "r must be an int"),
+        (lambda: idx64.radius(random_codes(rng, 1, 64), 2, method="fast"), "method"),
+        (lambda: idx64.join(-2), "r must be >= 0"),
+        (lambda: idx64.join(2, threads=-1), "threads"),
+        (lambda: mmcore.cluster(idx64), "r .* required"),
+        (lambda: mmcore.cluster(idx64, 2, n=3), "holds 10"),
+        (lambda: mmcore.cluster(([0], [5]), n=3), "n=3"),
+        (lambda: mmcore.cluster(([0], [-1]), n=3), ">= 0"),
+        (lambda: mmcore.cluster(([0, 1], [2])), "differ"),
+        (lambda: mmcore.cluster(([0.0], [1.0])), "integer"),
+        (lambda: mmcore.cluster(([0], [1]), r=2), "give \\(i, j, d\\)"),
+        (lambda: mmcore.cluster(([0], [1]), representative="best"), "representative must"),  # type: ignore[arg-type]
+        (lambda: mmcore.cluster(([0], [1]), representative="largest"), "needs sizes"),
+        (lambda: mmcore.cluster(([0], [1]), representative="largest", sizes=[1]), r"shape \(2,\)"),
+        (lambda: mmcore.cluster(([0], [1]), representative="quality", quality=[1.0, np.nan]), "NaN"),
+        (lambda: mmcore.cluster(([0], [1]), sizes=[1, 2]), "only with"),
+        (lambda: mmcore.cluster("pairs"), "pairs"),
+    ]
+    for call, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            call()
+    assert len(idx64) == 10 and len(idx256) == 10  # failed adds changed nothing
+
+
+def test_repr_and_views(rng: np.random.Generator) -> None:
+    index = make_index(random_codes(rng, 3, 256), ids=[7, 8, 9])
+    assert "bits=256" in repr(index) and "n=3" in repr(index)
+    assert index.codes.shape == (3, 32) and index.codes.dtype == np.uint8
+    with pytest.raises(ValueError):
+        index.codes[0, 0] = 1
+    assert index.memory_bytes() == 3 * 40

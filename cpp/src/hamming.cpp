@@ -419,25 +419,59 @@ struct MihTable {
   }
 };
 
-void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
-                 MihTable* t) {
+// Returns the transient bytes it used beyond the table.
+std::int64_t build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
+                         int threads, MihTable* t) {
   const std::size_t slots = std::size_t{1} << len;
   std::vector<std::uint32_t>& off = t->offsets;
   off.assign(slots + 1, 0);
   t->perm.resize(static_cast<std::size_t>(n));
   t->codes.resize(static_cast<std::size_t>(n * words));
-  // Counting sort without a key array or a cursor copy (the table is the peak memory): the
-  // offsets serve as cursors and are shifted back to bucket starts afterwards.
-  for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
-  for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
+  auto place = [&](std::int64_t i, std::uint32_t at) {
     t->perm[at] = static_cast<std::uint32_t>(i);
     // A word loop: memcpy with a run-time size of 8 or 32 bytes is a library call per code.
     for (int w = 0; w < words; ++w) t->codes[static_cast<std::size_t>(at) * words + w] = base[i * words + w];
+  };
+  // The scatter is cache-miss bound, so threads help; each needs its own cursor per bucket, which
+  // is allowed while those cursors stay within 8 bytes per code.
+  std::int64_t parts = std::min<std::int64_t>(threads, n / 65536);
+  while (parts > 1 && static_cast<std::int64_t>(slots) * parts > 2 * n) --parts;
+  if (parts <= 1) {
+    // Counting sort without a cursor copy: the offsets serve as cursors and are shifted back to
+    // bucket starts afterwards.
+    for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
+    for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
+    for (std::int64_t i = 0; i < n; ++i) place(i, off[substring_of(base + i * words, lo, len)]++);
+    for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
+    off[0] = 0;
+    return 0;
   }
-  for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
-  off[0] = 0;
+  // Chunk p's codes of bucket s go to cursor[p * slots + s] onwards, after the earlier chunks'
+  // codes of that bucket, so the order within a bucket is by position as in the serial build.
+  std::vector<std::uint32_t> cursor(slots * static_cast<std::size_t>(parts), 0);
+  parallel_for(parts, threads, [&](std::int64_t p) {
+    std::uint32_t* c = cursor.data() + p * slots;
+    for (std::int64_t i = split_point(n, parts, p); i < split_point(n, parts, p + 1); ++i) {
+      ++c[substring_of(base + i * words, lo, len)];
+    }
+  });
+  std::uint32_t at = 0;
+  for (std::size_t s = 0; s < slots; ++s) {
+    off[s] = at;
+    for (std::int64_t p = 0; p < parts; ++p) {
+      const std::uint32_t count = cursor[p * slots + s];
+      cursor[p * slots + s] = at;
+      at += count;
+    }
+  }
+  off[slots] = at;
+  parallel_for(parts, threads, [&](std::int64_t p) {
+    std::uint32_t* c = cursor.data() + p * slots;
+    for (std::int64_t i = split_point(n, parts, p); i < split_point(n, parts, p + 1); ++i) {
+      place(i, c[substring_of(base + i * words, lo, len)]++);
+    }
+  });
+  return static_cast<std::int64_t>(cursor.size() * 4);
 }
 
 // Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
@@ -511,8 +545,8 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   const std::int32_t bound = r + 1;
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
-    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes());
+    const std::int64_t transient = build_table(base, n, words, plan.lo[c], plan.len[c], threads, &table);
+    peak = std::max(peak, table.bytes() + transient);
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     parallel_for(groups, threads, [&](std::int64_t g) {
       Scratch sc;
@@ -550,8 +584,8 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   std::vector<std::int64_t> candidates(static_cast<std::size_t>(tasks_per_table), 0);
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
-    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes());
+    const std::int64_t transient = build_table(base, n, words, plan.lo[c], plan.len[c], threads, &table);
+    peak = std::max(peak, table.bytes() + transient);
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     const std::int64_t slots = std::int64_t{1} << plan.len[c];
     const std::int64_t tasks = std::min(tasks_per_table, slots);
@@ -703,12 +737,14 @@ void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_
   const HammingScanFn scan = kern.scan(words);
   const bool monotonic = ids_increasing(ids, n);
   const TaskGrid grid(nq, n, words, threads);
+  // Heaps hold at most n entries: the rest of a row is padding.
+  const auto kept = static_cast<std::int32_t>(std::min<std::int64_t>(k, std::max<std::int64_t>(n, 1)));
   if (grid.splits == 1) {
     parallel_for(grid.groups, threads, [&](std::int64_t g) {
       const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);
-      std::vector<Entry> store(static_cast<std::size_t>((q1 - q0) * k));
+      std::vector<Entry> store(static_cast<std::size_t>((q1 - q0) * kept));
       std::vector<TopK> heaps(static_cast<std::size_t>(q1 - q0));
-      for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+      for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * kept, kept, 0};
       Scratch sc;
       knn_block(scan, base, ids, monotonic, queries, q0, q1, 0, n, words, heaps.data(), sc.hits.data());
       for (std::int64_t q = q0; q < q1; ++q) {
@@ -720,9 +756,9 @@ void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_
   }
   // Few queries: every (query group, base range) task keeps its own heaps, merged per query.
   const std::int64_t splits = grid.splits;
-  std::vector<Entry> store(static_cast<std::size_t>(nq * splits * k));
+  std::vector<Entry> store(static_cast<std::size_t>(nq * splits * kept));
   std::vector<TopK> heaps(static_cast<std::size_t>(nq * splits));
-  for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+  for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * kept, kept, 0};
   parallel_for(grid.tasks(), threads, [&](std::int64_t task) {
     const std::int64_t g = task / splits, sp = task % splits;
     const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);

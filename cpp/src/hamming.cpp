@@ -341,10 +341,10 @@ MihPlan make_plan(int bits, int m, int r) {
 struct CostModel {
   double pair_brute;  // one distance in a contiguous scan
   double pair_mih;    // one distance against gathered neighbour buckets
-  double build;       // one code placed in one table
-  double slot;        // one offsets entry cleared and summed
+  double build;       // one code placed in one table (a scattered write: cache-miss bound)
+  double slot;        // one offsets entry cleared, summed and shifted (and its page faulted in)
   explicit CostModel(std::int32_t words)
-      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(8.0), slot(1.0) {}
+      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(25.0), slot(10.0) {}
   double probe(int len) const { return len <= 17 ? 3.0 : 15.0; }
 };
 

@@ -3,10 +3,8 @@
 #include "mmcore/hamming.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>

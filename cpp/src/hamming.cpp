@@ -240,47 +240,43 @@ struct JoinPair {
   std::int32_t d;
 };
 
-// LSD radix sort by key over the bits positions below n use (a comparison sort of a few million
-// pairs cost as much as the MIH search at r = 8 under perf).
-void sort_pairs(std::vector<JoinPair>* v, std::int64_t n) {
+// Pairs scattered by the top bits of a into partitions (each a contiguous range of a), then
+// every partition sorted and written out by its own task: a single-threaded sort of a few
+// million pairs cost as much as the MIH search itself at r = 8 under perf.
+void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, int threads,
+                   HammingOutput* out) {
   int pos_bits = 1;
   while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
-  constexpr int kDigit = 11;
-  std::vector<JoinPair> tmp(v->size());
-  std::vector<std::size_t> count((std::size_t{1} << kDigit) + 1);
-  for (const int half : {0, 32}) {
-    for (int lo = 0; lo < pos_bits; lo += kDigit) {
-      const int shift = half + lo;
-      const std::uint64_t mask = (std::uint64_t{1} << std::min(kDigit, pos_bits - lo)) - 1;
-      std::fill(count.begin(), count.end(), 0);
-      for (const JoinPair& p : *v) ++count[((p.key >> shift) & mask) + 1];
-      for (std::size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
-      for (const JoinPair& p : *v) tmp[count[(p.key >> shift) & mask]++] = p;
-      v->swap(tmp);
+  const int shift = 32 + std::max(0, pos_bits - 10);  // at most 1024 partitions
+  const std::size_t partitions = (std::size_t{1} << (pos_bits - (shift - 32))) + 1;
+  std::vector<std::size_t> start(partitions + 1, 0);
+  for (const auto& p : parts)
+    for (const JoinPair& x : p) ++start[(x.key >> shift) + 1];
+  for (std::size_t i = 0; i < partitions; ++i) start[i + 1] += start[i];
+  const std::int64_t total = static_cast<std::int64_t>(start[partitions]);
+  std::vector<JoinPair> all(static_cast<std::size_t>(total));
+  {
+    std::vector<std::size_t> fill(start.begin(), start.end() - 1);
+    for (auto& p : parts) {
+      for (const JoinPair& x : p) all[fill[x.key >> shift]++] = x;
+      std::vector<JoinPair>().swap(p);
     }
   }
-}
-
-void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, HammingOutput* out) {
-  std::int64_t total = 0;
-  for (const auto& p : parts) total += static_cast<std::int64_t>(p.size());
-  std::vector<JoinPair> all;
-  all.reserve(static_cast<std::size_t>(total));
-  for (auto& p : parts) {
-    all.insert(all.end(), p.begin(), p.end());
-    std::vector<JoinPair>().swap(p);
-  }
-  sort_pairs(&all, n);
   out->first = malloc_array<std::int64_t>(total);
   out->second = malloc_array<std::int64_t>(total);
   out->dist = malloc_array<std::int32_t>(total);
   out->count = total;
-  for (std::int64_t i = 0; i < total; ++i) {
-    const JoinPair& p = all[static_cast<std::size_t>(i)];
-    out->first[i] = static_cast<std::int64_t>(p.key >> 32);
-    out->second[i] = static_cast<std::int64_t>(p.key & 0xffffffffu);
-    out->dist[i] = p.d;
-  }
+  parallel_for(static_cast<std::int64_t>(partitions), threads, [&](std::int64_t part) {
+    const std::size_t a = start[static_cast<std::size_t>(part)],
+                      b = start[static_cast<std::size_t>(part) + 1];
+    std::sort(all.begin() + static_cast<std::ptrdiff_t>(a), all.begin() + static_cast<std::ptrdiff_t>(b),
+              [](const JoinPair& x, const JoinPair& y) { return x.key < y.key; });
+    for (std::size_t i = a; i < b; ++i) {
+      out->first[i] = static_cast<std::int64_t>(all[i].key >> 32);
+      out->second[i] = static_cast<std::int64_t>(all[i].key & 0xffffffffu);
+      out->dist[i] = all[i].d;
+    }
+  });
 }
 
 // ---- multi-index hashing ----
@@ -627,7 +623,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   }
   for (const std::int64_t c : candidates) out->stats.candidates += c;
   out->stats.table_bytes = peak;
-  assemble_join(parts, n, out);
+  assemble_join(parts, n, threads, out);
 }
 
 void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
@@ -691,7 +687,7 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
     }
   });
   out->stats.candidates = n * (n - 1) / 2;
-  assemble_join(parts, n, out);
+  assemble_join(parts, n, threads, out);
 }
 
 void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r, HammingMethod method,

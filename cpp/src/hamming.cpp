@@ -3,10 +3,8 @@
 #include "mmcore/hamming.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
@@ -242,47 +240,43 @@ struct JoinPair {
   std::int32_t d;
 };
 
-// LSD radix sort by key over the bits positions below n use (a comparison sort of a few million
-// pairs cost as much as the MIH search at r = 8 under perf).
-void sort_pairs(std::vector<JoinPair>* v, std::int64_t n) {
+// Pairs scattered by the top bits of a into partitions (each a contiguous range of a), then
+// every partition sorted and written out by its own task: a single-threaded sort of a few
+// million pairs cost as much as the MIH search itself at r = 8 under perf.
+void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, int threads,
+                   HammingOutput* out) {
   int pos_bits = 1;
   while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
-  constexpr int kDigit = 11;
-  std::vector<JoinPair> tmp(v->size());
-  std::vector<std::size_t> count((std::size_t{1} << kDigit) + 1);
-  for (const int half : {0, 32}) {
-    for (int lo = 0; lo < pos_bits; lo += kDigit) {
-      const int shift = half + lo;
-      const std::uint64_t mask = (std::uint64_t{1} << std::min(kDigit, pos_bits - lo)) - 1;
-      std::fill(count.begin(), count.end(), 0);
-      for (const JoinPair& p : *v) ++count[((p.key >> shift) & mask) + 1];
-      for (std::size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
-      for (const JoinPair& p : *v) tmp[count[(p.key >> shift) & mask]++] = p;
-      v->swap(tmp);
+  const int shift = 32 + std::max(0, pos_bits - 10);  // at most 1024 partitions
+  const std::size_t partitions = (std::size_t{1} << (pos_bits - (shift - 32))) + 1;
+  std::vector<std::size_t> start(partitions + 1, 0);
+  for (const auto& p : parts)
+    for (const JoinPair& x : p) ++start[(x.key >> shift) + 1];
+  for (std::size_t i = 0; i < partitions; ++i) start[i + 1] += start[i];
+  const std::int64_t total = static_cast<std::int64_t>(start[partitions]);
+  std::vector<JoinPair> all(static_cast<std::size_t>(total));
+  {
+    std::vector<std::size_t> fill(start.begin(), start.end() - 1);
+    for (auto& p : parts) {
+      for (const JoinPair& x : p) all[fill[x.key >> shift]++] = x;
+      std::vector<JoinPair>().swap(p);
     }
   }
-}
-
-void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, HammingOutput* out) {
-  std::int64_t total = 0;
-  for (const auto& p : parts) total += static_cast<std::int64_t>(p.size());
-  std::vector<JoinPair> all;
-  all.reserve(static_cast<std::size_t>(total));
-  for (auto& p : parts) {
-    all.insert(all.end(), p.begin(), p.end());
-    std::vector<JoinPair>().swap(p);
-  }
-  sort_pairs(&all, n);
   out->first = malloc_array<std::int64_t>(total);
   out->second = malloc_array<std::int64_t>(total);
   out->dist = malloc_array<std::int32_t>(total);
   out->count = total;
-  for (std::int64_t i = 0; i < total; ++i) {
-    const JoinPair& p = all[static_cast<std::size_t>(i)];
-    out->first[i] = static_cast<std::int64_t>(p.key >> 32);
-    out->second[i] = static_cast<std::int64_t>(p.key & 0xffffffffu);
-    out->dist[i] = p.d;
-  }
+  parallel_for(static_cast<std::int64_t>(partitions), threads, [&](std::int64_t part) {
+    const std::size_t a = start[static_cast<std::size_t>(part)],
+                      b = start[static_cast<std::size_t>(part) + 1];
+    std::sort(all.begin() + static_cast<std::ptrdiff_t>(a), all.begin() + static_cast<std::ptrdiff_t>(b),
+              [](const JoinPair& x, const JoinPair& y) { return x.key < y.key; });
+    for (std::size_t i = a; i < b; ++i) {
+      out->first[i] = static_cast<std::int64_t>(all[i].key >> 32);
+      out->second[i] = static_cast<std::int64_t>(all[i].key & 0xffffffffu);
+      out->dist[i] = all[i].d;
+    }
+  });
 }
 
 // ---- multi-index hashing ----
@@ -341,10 +335,10 @@ MihPlan make_plan(int bits, int m, int r) {
 struct CostModel {
   double pair_brute;  // one distance in a contiguous scan
   double pair_mih;    // one distance against gathered neighbour buckets
-  double build;       // one code placed in one table
-  double slot;        // one offsets entry cleared and summed
+  double build;       // one code placed in one table (a scattered write: cache-miss bound)
+  double slot;        // one offsets entry cleared, summed and shifted (and its page faulted in)
   explicit CostModel(std::int32_t words)
-      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(8.0), slot(1.0) {}
+      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(25.0), slot(10.0) {}
   double probe(int len) const { return len <= 17 ? 3.0 : 15.0; }
 };
 
@@ -419,25 +413,59 @@ struct MihTable {
   }
 };
 
-void build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
-                 MihTable* t) {
+// Returns the transient bytes it used beyond the table.
+std::int64_t build_table(const std::uint64_t* base, std::int64_t n, std::int32_t words, int lo, int len,
+                         int threads, MihTable* t) {
   const std::size_t slots = std::size_t{1} << len;
   std::vector<std::uint32_t>& off = t->offsets;
   off.assign(slots + 1, 0);
   t->perm.resize(static_cast<std::size_t>(n));
   t->codes.resize(static_cast<std::size_t>(n * words));
-  // Counting sort without a key array or a cursor copy (the table is the peak memory): the
-  // offsets serve as cursors and are shifted back to bucket starts afterwards.
-  for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
-  for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t at = off[substring_of(base + i * words, lo, len)]++;
+  auto place = [&](std::int64_t i, std::uint32_t at) {
     t->perm[at] = static_cast<std::uint32_t>(i);
     // A word loop: memcpy with a run-time size of 8 or 32 bytes is a library call per code.
     for (int w = 0; w < words; ++w) t->codes[static_cast<std::size_t>(at) * words + w] = base[i * words + w];
+  };
+  // The scatter is cache-miss bound, so threads help; each needs its own cursor per bucket, which
+  // is allowed while those cursors stay within 8 bytes per code.
+  std::int64_t parts = std::min<std::int64_t>(threads, n / 65536);
+  while (parts > 1 && static_cast<std::int64_t>(slots) * parts > 2 * n) --parts;
+  if (parts <= 1) {
+    // Counting sort without a cursor copy: the offsets serve as cursors and are shifted back to
+    // bucket starts afterwards.
+    for (std::int64_t i = 0; i < n; ++i) ++off[substring_of(base + i * words, lo, len) + 1];
+    for (std::size_t s = 0; s < slots; ++s) off[s + 1] += off[s];
+    for (std::int64_t i = 0; i < n; ++i) place(i, off[substring_of(base + i * words, lo, len)]++);
+    for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
+    off[0] = 0;
+    return 0;
   }
-  for (std::size_t s = slots; s > 0; --s) off[s] = off[s - 1];
-  off[0] = 0;
+  // Chunk p's codes of bucket s go to cursor[p * slots + s] onwards, after the earlier chunks'
+  // codes of that bucket, so the order within a bucket is by position as in the serial build.
+  std::vector<std::uint32_t> cursor(slots * static_cast<std::size_t>(parts), 0);
+  parallel_for(parts, threads, [&](std::int64_t p) {
+    std::uint32_t* c = cursor.data() + p * slots;
+    for (std::int64_t i = split_point(n, parts, p); i < split_point(n, parts, p + 1); ++i) {
+      ++c[substring_of(base + i * words, lo, len)];
+    }
+  });
+  std::uint32_t at = 0;
+  for (std::size_t s = 0; s < slots; ++s) {
+    off[s] = at;
+    for (std::int64_t p = 0; p < parts; ++p) {
+      const std::uint32_t count = cursor[p * slots + s];
+      cursor[p * slots + s] = at;
+      at += count;
+    }
+  }
+  off[slots] = at;
+  parallel_for(parts, threads, [&](std::int64_t p) {
+    std::uint32_t* c = cursor.data() + p * slots;
+    for (std::int64_t i = split_point(n, parts, p); i < split_point(n, parts, p + 1); ++i) {
+      place(i, c[substring_of(base + i * words, lo, len)]++);
+    }
+  });
+  return static_cast<std::int64_t>(cursor.size() * 4);
 }
 
 // Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
@@ -511,8 +539,8 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   const std::int32_t bound = r + 1;
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
-    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes());
+    const std::int64_t transient = build_table(base, n, words, plan.lo[c], plan.len[c], threads, &table);
+    peak = std::max(peak, table.bytes() + transient);
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     parallel_for(groups, threads, [&](std::int64_t g) {
       Scratch sc;
@@ -550,8 +578,8 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   std::vector<std::int64_t> candidates(static_cast<std::size_t>(tasks_per_table), 0);
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
-    build_table(base, n, words, plan.lo[c], plan.len[c], &table);
-    peak = std::max(peak, table.bytes());
+    const std::int64_t transient = build_table(base, n, words, plan.lo[c], plan.len[c], threads, &table);
+    peak = std::max(peak, table.bytes() + transient);
     const std::vector<std::uint32_t> masks = ball_masks(plan.len[c], plan.radius[c]);
     const std::int64_t slots = std::int64_t{1} << plan.len[c];
     const std::int64_t tasks = std::min(tasks_per_table, slots);
@@ -595,7 +623,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
   }
   for (const std::int64_t c : candidates) out->stats.candidates += c;
   out->stats.table_bytes = peak;
-  assemble_join(parts, n, out);
+  assemble_join(parts, n, threads, out);
 }
 
 void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
@@ -659,7 +687,7 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
     }
   });
   out->stats.candidates = n * (n - 1) / 2;
-  assemble_join(parts, n, out);
+  assemble_join(parts, n, threads, out);
 }
 
 void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r, HammingMethod method,
@@ -703,12 +731,14 @@ void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_
   const HammingScanFn scan = kern.scan(words);
   const bool monotonic = ids_increasing(ids, n);
   const TaskGrid grid(nq, n, words, threads);
+  // Heaps hold at most n entries: the rest of a row is padding.
+  const auto kept = static_cast<std::int32_t>(std::min<std::int64_t>(k, std::max<std::int64_t>(n, 1)));
   if (grid.splits == 1) {
     parallel_for(grid.groups, threads, [&](std::int64_t g) {
       const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);
-      std::vector<Entry> store(static_cast<std::size_t>((q1 - q0) * k));
+      std::vector<Entry> store(static_cast<std::size_t>((q1 - q0) * kept));
       std::vector<TopK> heaps(static_cast<std::size_t>(q1 - q0));
-      for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+      for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * kept, kept, 0};
       Scratch sc;
       knn_block(scan, base, ids, monotonic, queries, q0, q1, 0, n, words, heaps.data(), sc.hits.data());
       for (std::int64_t q = q0; q < q1; ++q) {
@@ -720,9 +750,9 @@ void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_
   }
   // Few queries: every (query group, base range) task keeps its own heaps, merged per query.
   const std::int64_t splits = grid.splits;
-  std::vector<Entry> store(static_cast<std::size_t>(nq * splits * k));
+  std::vector<Entry> store(static_cast<std::size_t>(nq * splits * kept));
   std::vector<TopK> heaps(static_cast<std::size_t>(nq * splits));
-  for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * k, k, 0};
+  for (std::size_t i = 0; i < heaps.size(); ++i) heaps[i] = {store.data() + i * kept, kept, 0};
   parallel_for(grid.tasks(), threads, [&](std::int64_t task) {
     const std::int64_t g = task / splits, sp = task % splits;
     const std::int64_t q0 = g * kGroupQueries, q1 = std::min(nq, q0 + kGroupQueries);

@@ -6,6 +6,8 @@
 // 0.25-0.46 vs 0.32-1.4 ns.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "hamming_internal.h"
 
 namespace mmcore::detail {
@@ -46,8 +48,11 @@ std::int64_t scan64_pshufb(const std::uint64_t* queries, const std::uint64_t* ba
   return scalar_emit<1, NQ>(queries, base, j, nb, bound, hits, n);
 }
 
-// 256-bit codes with scalar POPCNT.
-template <int NQ>
+// 256-bit codes with scalar POPCNT. Early: when every bound is at most 64, most pairs of
+// unrelated codes (64 of the first 128 bits differ on average) already reach it over the first
+// two words and skip the other two. At bound 32 (r = 31) and 4 queries that measured 0.9 vs 1.5 ns
+// per pair, at bounds 90 to 120 (kNN on 256-bit codes) no gain or a loss, hence the switch.
+template <int NQ, bool Early>
 std::int64_t scan256_popcnt(const std::uint64_t* queries, const std::uint64_t* base, std::int64_t nb,
                             const std::int32_t* bound, HammingHit* hits) {
   std::int64_t n = 0;
@@ -55,13 +60,26 @@ std::int64_t scan256_popcnt(const std::uint64_t* queries, const std::uint64_t* b
     const std::uint64_t* x = base + 4 * j;
 #pragma GCC unroll 4
     for (int i = 0; i < NQ; ++i) {
-      const std::int32_t d = scalar_dist256(x, queries + 4 * i);
+      const std::uint64_t* q = queries + 4 * i;
+      const auto half = static_cast<std::int32_t>(_mm_popcnt_u64(x[0] ^ q[0]) + _mm_popcnt_u64(x[1] ^ q[1]));
+      if (Early && __builtin_expect(half >= bound[i], 1)) continue;
+      const std::int32_t d =
+          half + static_cast<std::int32_t>(_mm_popcnt_u64(x[2] ^ q[2]) + _mm_popcnt_u64(x[3] ^ q[3]));
       if (__builtin_expect(d < bound[i], 0)) {
         hits[n++] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), d};
       }
     }
   }
   return n;
+}
+
+template <int NQ>
+std::int64_t scan256(const std::uint64_t* queries, const std::uint64_t* base, std::int64_t nb,
+                     const std::int32_t* bound, HammingHit* hits) {
+  std::int32_t most = 0;
+  for (int i = 0; i < NQ; ++i) most = std::max(most, bound[i]);
+  return most <= 64 ? scan256_popcnt<NQ, true>(queries, base, nb, bound, hits)
+                    : scan256_popcnt<NQ, false>(queries, base, nb, bound, hits);
 }
 
 #define MMCORE_HAMMING_BY_NQ(fn)                           \
@@ -79,7 +97,7 @@ std::int64_t hamming_scan64_avx2(const std::uint64_t* queries, int nq, const std
                                  HammingHit* hits){MMCORE_HAMMING_BY_NQ(scan64_pshufb)} std::int64_t
     hamming_scan256_avx2(const std::uint64_t* queries, int nq, const std::uint64_t* base, std::int64_t nb,
                          const std::int32_t* bound, HammingHit* hits) {
-  MMCORE_HAMMING_BY_NQ(scan256_popcnt)
+  MMCORE_HAMMING_BY_NQ(scan256)
 }
 
 }  // namespace mmcore::detail

@@ -230,6 +230,34 @@ void test_radius_join(Backend b, const char* name, std::mt19937_64& rng) {
   }
 }
 
+// Tables over 65536 codes are built by several threads: the same answers as one thread (join)
+// and as brute force (radius).
+void test_large(Backend b, const char* name, std::mt19937_64& rng) {
+  for (int words : {1, 4}) {
+    const std::int64_t n = 150000;
+    std::vector<std::uint64_t> base = make_codes(rng, n, words, 4);
+    const std::int32_t r = words == 1 ? 5 : 20;
+    HammingOutput one, many;
+    mmcore::hamming_join(base.data(), n, words, r, 1, HammingMethod::kMih, &one, b);
+    mmcore::hamming_join(base.data(), n, words, r, 3, HammingMethod::kMih, &many, b);
+    bool same = one.count == many.count && one.count > 0;
+    for (std::int64_t i = 0; same && i < one.count; ++i) {
+      same = one.first[i] == many.first[i] && one.second[i] == many.second[i] && one.dist[i] == many.dist[i];
+    }
+    if (!same) fail("join with 3 threads differs from 1 thread", name, words, n, r);
+    const std::int64_t nq = 50;
+    std::vector<std::uint64_t> q(base.begin(), base.begin() + nq * words);
+    HammingOutput brute, mih;
+    mmcore::hamming_radius(base.data(), nullptr, n, q.data(), nq, words, r, 3, HammingMethod::kBrute, &brute,
+                           b);
+    mmcore::hamming_radius(base.data(), nullptr, n, q.data(), nq, words, r, 3, HammingMethod::kMih, &mih, b);
+    same = brute.count == mih.count && std::equal(brute.lims, brute.lims + nq + 1, mih.lims) &&
+           std::equal(brute.second, brute.second + brute.count, mih.second) &&
+           std::equal(brute.dist, brute.dist + brute.count, mih.dist);
+    if (!same) fail("large radius: MIH differs from brute force", name, words, n, r);
+  }
+}
+
 void test_union_find() {
   const std::int64_t a[] = {4, 1, 6, 9, 2}, b[] = {3, 4, 8, 8, 2};
   std::int64_t labels[10];
@@ -269,6 +297,7 @@ int main() {
     if (b != Backend::kRef) test_scan(k, name, rng);
     test_knn(b, name, rng);
     test_radius_join(b, name, rng);
+    test_large(b, name, rng);
     std::printf("%s: checked, %s\n", name, failures == before ? "ok" : "FAILED");
   }
   std::printf("active backend: %s\n", mmcore::backend_name(mmcore::active_backend()));

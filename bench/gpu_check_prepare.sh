@@ -5,8 +5,9 @@
 #   .gpucheck/carry/bin/mmcore_gpu_check   (sm_80 + sm_90 SASS and PTX, static CUDA runtime)
 #   .gpucheck/carry/lib/                   the shared libraries ldd names beyond glibc
 #   .gpucheck/carry/images/                ~50 corpus JPEG/PNG files (a few MB)
-#   .gpucheck/carry/bin/extra/             other prebuilt checks to run there (optional, see
-#                                          bench/gpu_check.sh); copy executables in by hand
+#   .gpucheck/carry/bin/extra/             the CPU-variant C++ tests (test_hamming, test_quant, ...),
+#                                          built here, run there (see
+#                                          bench/gpu_check.sh); more can be copied in by hand
 # The build tree is .gpucheck/build (not carried). .gpucheck/ is git-ignored.
 #
 #   bash bench/gpu_check_prepare.sh [CORPUS_DIR]     # default ../shared/corpus
@@ -34,6 +35,13 @@ cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated
 rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/lib" "$CARRY/images"
 mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images"
 cp "$BUILD/cuda/mmcore_gpu_check" "$CARRY/bin/"
+# The C++ tests that check every compiled CPU variant against the scalar ref run there too: the GPU
+# host's CPU may have AVX-512, which no dev machine of this project has (their "checked" lines say).
+for t in test_hamming test_quant test_luma test_resize; do
+  [[ -f "tests/cpp/$t.cpp" ]] || continue
+  g++ -O2 -std=c++17 -Icpp/include -Icpp/src "tests/cpp/$t.cpp" "$BUILD/cpp/libmmcore_cpu.a" \
+    $(pkg-config --libs libjpeg libpng libwebp libwebpdemux zlib) -lpthread -o "$CARRY/bin/extra/$t"
+done
 
 # Shared libraries of every carried binary, except the C runtime the host has anyway.
 for exe in "$CARRY"/bin/mmcore_gpu_check "$CARRY"/bin/extra/*; do

@@ -1,7 +1,8 @@
 // AVX2 quant kernels (contract: quant_internal.h).
 // int8: vpmaddubsw would saturate (255 * 127 * 2 > 32767), so codes are widened to int16
-// (vpmovzxbw) and multiplied by int16 queries with vpmaddwd: exact int32 pair sums. A call scores
-// R code rows against S queries per pass, so each widened code vector serves S queries.
+// (vpmovzxbw) and multiplied by int16 queries with vpmaddwd: exact int32 pair sums. A pass scores
+// 4 code rows against 2 queries, so each widened code vector serves 2 queries and each query
+// vector 4 rows (6 loads per 8 products; 2 x 4 tiles needed 10, as gcc fused the query loads).
 // int4: the nibbles are already small enough for vpmaddubsw: 15 * 128 * 2 = 3840 per int16 lane
 // per product, two products per 64 dimensions, so four such steps (30720) stay below 32767
 // before the lanes are widened to int32 with vpmaddwd. This is exact without lookup tables or a
@@ -79,8 +80,14 @@ void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
   switch (nq) {
     case 1: dot8_rows<4, 1>(codes, nb, d, prepared, out, ldo); break;
     case 2: dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: dot8_rows<2, 3>(codes, nb, d, prepared, out, ldo); break;
-    default: dot8_rows<2, 4>(codes, nb, d, prepared, out, ldo); break;
+    case 3:
+      dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo);
+      dot8_rows<4, 1>(codes, nb, d, prepared + 2 * quant_prepared_stride(d), out + 2 * ldo, ldo);
+      break;
+    default:
+      dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo);
+      dot8_rows<4, 2>(codes, nb, d, prepared + 2 * quant_prepared_stride(d), out + 2 * ldo, ldo);
+      break;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mmcore/hamming.h"
 #include "mmcore/parallel.h"
 #include "quant_internal.h"
 
@@ -353,6 +354,13 @@ void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t
   if (words < 1 || words > kQuantMaxDim / 64) {
     throw std::invalid_argument("words must be in 1.." + std::to_string(kQuantMaxDim / 64) + ", got " +
                                 std::to_string(words));
+  }
+  if (words == 1 || words == 4) {
+    // The hamming family's kNN has kernels for these widths that skip codes beyond the current k-th
+    // distance; same order, ties and padding.
+    if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
+    hamming_knn(codes, nullptr, n, queries, nq, words, k, threads, dist, idx, backend);
+    return;
   }
   const detail::QuantKernels kern = detail::quant_kernels(backend);
   const Scan sc{kern.binary,

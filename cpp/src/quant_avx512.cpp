@@ -46,6 +46,9 @@ inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
 template <int R, int S>
 inline void dot8_step(__m512i (&acc)[R][S], const std::uint8_t* codes, std::int32_t d,
                       const std::uint8_t* const* q, std::int32_t i, __mmask64 m) {
+  // The next tile's rows, 64 R bytes per step, as in the AVX2 kernel (never faults past the end).
+  for (int r = 0; r < R; ++r)
+    _mm_prefetch(reinterpret_cast<const char*>(codes + R * d + R * i + 64 * r), _MM_HINT_T0);
   __m512i x[R];
   for (int r = 0; r < R; ++r) x[r] = _mm512_maskz_loadu_epi8(m, codes + r * d + i);
   for (int s = 0; s < S; ++s) {

@@ -91,3 +91,29 @@ def hamming_join(
     base: npt.NDArray[np.uint64], r: int, threads: int, method: str = "auto"
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], dict[str, Any]]: ...
 def union_find(n: int, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
+
+# Quantized codes (contract: cpp/include/mmcore/quant.h). Arrays are C-contiguous with exactly
+# these dtypes (ValueError otherwise); threads <= 0: all cores. Scores are exact integers:
+# int8/int4 top-k by (largest dot, smallest position), padded with (INT32_MIN, -1) when k > N;
+# binary by (smallest Hamming distance, smallest position), padded with (INT32_MAX, -1).
+def quant_encode_int8(
+    x: npt.NDArray[np.float32], scale: npt.NDArray[np.float32], offset: npt.NDArray[np.float32], threads: int
+) -> npt.NDArray[np.uint8]: ...
+def quant_encode_int4(
+    x: npt.NDArray[np.float32], scale: npt.NDArray[np.float32], offset: npt.NDArray[np.float32], threads: int
+) -> npt.NDArray[np.uint8]: ...
+def quant_encode_binary(
+    x: npt.NDArray[np.float32], mean: npt.NDArray[np.float32], threads: int
+) -> npt.NDArray[np.uint64]: ...
+def quant_score_int8(
+    codes: npt.NDArray[np.uint8], queries: npt.NDArray[np.int8], k: int, threads: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+def quant_score_int4(
+    codes: npt.NDArray[np.uint8], queries: npt.NDArray[np.int8], k: int, threads: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+def quant_score_binary(
+    codes: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64], k: int, threads: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+def quant_dot_int8_all(
+    codes: npt.NDArray[np.uint8], queries: npt.NDArray[np.int8], threads: int
+) -> npt.NDArray[np.int32]: ...

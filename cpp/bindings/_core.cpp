@@ -21,6 +21,7 @@
 #include "mmcore/hash.h"
 #include "mmcore/image.h"
 #include "mmcore/parallel.h"
+#include "mmcore/quant.h"
 #include "mmcore/resize.h"
 
 #ifdef MMCORE_HAVE_CUDA
@@ -597,6 +598,165 @@ py::array_t<std::int64_t> union_find_py(std::int64_t n, const py::object& a_obj,
   return labels;
 }
 
+// ---- quant ----
+
+// A C-contiguous numpy array of dtype T and `ndim` dimensions (`what` names the dtype in errors).
+template <class T>
+py::array typed_arg(const py::handle& obj, const char* name, const char* what, int ndim) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::value_error(std::string(name) + " must be a numpy " + what + " array, got " +
+                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<T>())) {
+    throw py::value_error(std::string(name) + " must have dtype " + what + ", got " +
+                          std::string(py::str(a.dtype())));
+  }
+  if (a.ndim() != ndim) {
+    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got shape " +
+                          std::string(py::str(a.attr("shape"))));
+  }
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  return a;
+}
+
+void check_len(const py::array& a, const char* name, py::ssize_t axis, py::ssize_t want, const char* why) {
+  if (a.shape(axis) != want) {
+    throw py::value_error(std::string(name) + " has " + std::to_string(a.shape(axis)) + " columns but " +
+                          why + " needs " + std::to_string(want));
+  }
+}
+
+std::int32_t quant_k_arg(std::int64_t k) {
+  if (k < 1 || k > std::numeric_limits<std::int32_t>::max()) {
+    throw py::value_error("k must be >= 1, got " + std::to_string(k));
+  }
+  return static_cast<std::int32_t>(k);
+}
+
+std::int32_t quant_dim_arg(py::ssize_t d) {
+  if (d < 1 || d > kQuantMaxDim) {
+    throw py::value_error("dimension must be in 1.." + std::to_string(kQuantMaxDim) + ", got " +
+                          std::to_string(d));
+  }
+  return static_cast<std::int32_t>(d);
+}
+
+// int8 / int4 encoders: x f32 (N, D), scale and offset f32 (D,).
+py::array_t<std::uint8_t> quant_encode_py(const py::object& x_obj, const py::object& scale_obj,
+                                          const py::object& offset_obj, int threads, bool four_bit) {
+  const py::array x = typed_arg<float>(x_obj, "x", "float32", 2);
+  const std::int32_t d = quant_dim_arg(x.shape(1));
+  const py::array scale = typed_arg<float>(scale_obj, "scale", "float32", 1);
+  const py::array offset = typed_arg<float>(offset_obj, "offset", "float32", 1);
+  check_len(scale, "scale", 0, d, "x");
+  check_len(offset, "offset", 0, d, "x");
+  const py::ssize_t n = x.shape(0);
+  py::array_t<std::uint8_t> codes({n, static_cast<py::ssize_t>(four_bit ? (d + 1) / 2 : d)});
+  const auto* xp = static_cast<const float*>(x.data());
+  const auto* sp = static_cast<const float*>(scale.data());
+  const auto* op = static_cast<const float*>(offset.data());
+  std::uint8_t* out = codes.mutable_data();
+  {
+    py::gil_scoped_release release;  // std::invalid_argument (NaN/Inf row, bad scale) -> ValueError
+    if (four_bit) {
+      quant_encode_int4(xp, n, d, sp, op, threads, out);
+    } else {
+      quant_encode_int8(xp, n, d, sp, op, threads, out);
+    }
+  }
+  return codes;
+}
+
+py::array_t<std::uint64_t> quant_encode_binary_py(const py::object& x_obj, const py::object& mean_obj,
+                                                  int threads) {
+  const py::array x = typed_arg<float>(x_obj, "x", "float32", 2);
+  const std::int32_t d = quant_dim_arg(x.shape(1));
+  if (d % 64 != 0)
+    throw py::value_error("binary codes need a dimension multiple of 64, got " + std::to_string(d));
+  const py::array mean = typed_arg<float>(mean_obj, "mean", "float32", 1);
+  check_len(mean, "mean", 0, d, "x");
+  const py::ssize_t n = x.shape(0);
+  py::array_t<std::uint64_t> codes({n, static_cast<py::ssize_t>(d / 64)});
+  const auto* xp = static_cast<const float*>(x.data());
+  const auto* mp = static_cast<const float*>(mean.data());
+  std::uint64_t* out = codes.mutable_data();
+  {
+    py::gil_scoped_release release;
+    quant_encode_binary(xp, n, d, mp, threads, out);
+  }
+  return codes;
+}
+
+// int8 (four_bit false) or int4 top-k: codes u8 (N, D or ceil(D / 2)), queries i8 (Q, D).
+py::tuple quant_score_py(const py::object& codes_obj, const py::object& queries_obj, std::int64_t k,
+                         int threads, bool four_bit) {
+  const py::array codes = typed_arg<std::uint8_t>(codes_obj, "codes", "uint8", 2);
+  const py::array queries = typed_arg<std::int8_t>(queries_obj, "queries", "int8", 2);
+  const std::int32_t d = quant_dim_arg(queries.shape(1));
+  check_len(codes, "codes", 1, four_bit ? (d + 1) / 2 : d, "queries of this dimension");
+  const std::int32_t kk = quant_k_arg(k);
+  const py::ssize_t n = codes.shape(0), nq = queries.shape(0);
+  py::array_t<std::int32_t> scores({nq, static_cast<py::ssize_t>(kk)});
+  py::array_t<std::int64_t> idx({nq, static_cast<py::ssize_t>(kk)});
+  const auto* cp = static_cast<const std::uint8_t*>(codes.data());
+  const auto* qp = static_cast<const std::int8_t*>(queries.data());
+  std::int32_t* sp = scores.mutable_data();
+  std::int64_t* ip = idx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    if (four_bit) {
+      quant_score_int4(cp, n, d, qp, nq, kk, threads, sp, ip);
+    } else {
+      quant_score_int8(cp, n, d, qp, nq, kk, threads, sp, ip);
+    }
+  }
+  return py::make_tuple(scores, idx);
+}
+
+py::tuple quant_score_binary_py(const py::object& codes_obj, const py::object& queries_obj, std::int64_t k,
+                                int threads) {
+  const py::array codes = typed_arg<std::uint64_t>(codes_obj, "codes", "uint64", 2);
+  const py::array queries = typed_arg<std::uint64_t>(queries_obj, "queries", "uint64", 2);
+  const py::ssize_t words = queries.shape(1);
+  if (words < 1 || words > kQuantMaxDim / 64) {
+    throw py::value_error("queries must have 1.." + std::to_string(kQuantMaxDim / 64) +
+                          " uint64 words, got " + std::to_string(words));
+  }
+  check_len(codes, "codes", 1, words, "queries");
+  const std::int32_t kk = quant_k_arg(k);
+  const py::ssize_t n = codes.shape(0), nq = queries.shape(0);
+  py::array_t<std::int32_t> dist({nq, static_cast<py::ssize_t>(kk)});
+  py::array_t<std::int64_t> idx({nq, static_cast<py::ssize_t>(kk)});
+  const auto* cp = static_cast<const std::uint64_t*>(codes.data());
+  const auto* qp = static_cast<const std::uint64_t*>(queries.data());
+  std::int32_t* dp = dist.mutable_data();
+  std::int64_t* ip = idx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    quant_score_binary(cp, n, static_cast<std::int32_t>(words), qp, nq, kk, threads, dp, ip);
+  }
+  return py::make_tuple(dist, idx);
+}
+
+py::array_t<std::int32_t> quant_dot_int8_all_py(const py::object& codes_obj, const py::object& queries_obj,
+                                                int threads) {
+  const py::array codes = typed_arg<std::uint8_t>(codes_obj, "codes", "uint8", 2);
+  const py::array queries = typed_arg<std::int8_t>(queries_obj, "queries", "int8", 2);
+  const std::int32_t d = quant_dim_arg(queries.shape(1));
+  check_len(codes, "codes", 1, d, "queries of this dimension");
+  const py::ssize_t n = codes.shape(0), nq = queries.shape(0);
+  py::array_t<std::int32_t> out({nq, n});
+  const auto* cp = static_cast<const std::uint8_t*>(codes.data());
+  const auto* qp = static_cast<const std::int8_t*>(queries.data());
+  std::int32_t* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    quant_dot_int8_all(cp, n, d, qp, nq, threads, op);
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -655,4 +815,33 @@ PYBIND11_MODULE(_core, m) {
   m.def("hamming_join", &hamming_join_py, py::arg("base"), py::arg("r"), py::arg("threads"),
         py::arg("method") = "auto");
   m.def("union_find", &union_find_py, py::arg("n"), py::arg("a"), py::arg("b"));
+  m.def(
+      "quant_encode_int8",
+      [](const py::object& x, const py::object& scale, const py::object& offset, int threads) {
+        return quant_encode_py(x, scale, offset, threads, false);
+      },
+      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"));
+  m.def(
+      "quant_encode_int4",
+      [](const py::object& x, const py::object& scale, const py::object& offset, int threads) {
+        return quant_encode_py(x, scale, offset, threads, true);
+      },
+      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"));
+  m.def("quant_encode_binary", &quant_encode_binary_py, py::arg("x"), py::arg("mean"), py::arg("threads"));
+  m.def(
+      "quant_score_int8",
+      [](const py::object& codes, const py::object& queries, std::int64_t k, int threads) {
+        return quant_score_py(codes, queries, k, threads, false);
+      },
+      py::arg("codes"), py::arg("queries"), py::arg("k"), py::arg("threads"));
+  m.def(
+      "quant_score_int4",
+      [](const py::object& codes, const py::object& queries, std::int64_t k, int threads) {
+        return quant_score_py(codes, queries, k, threads, true);
+      },
+      py::arg("codes"), py::arg("queries"), py::arg("k"), py::arg("threads"));
+  m.def("quant_score_binary", &quant_score_binary_py, py::arg("codes"), py::arg("queries"), py::arg("k"),
+        py::arg("threads"));
+  m.def("quant_dot_int8_all", &quant_dot_int8_all_py, py::arg("codes"), py::arg("queries"),
+        py::arg("threads"));
 }

@@ -1,0 +1,407 @@
+// Quant drivers (contract: mmcore/quant.h): encoding, blocking, threads, top-k and merge. The
+// per-variant work is the block kernel of quant_internal.h.
+#include "mmcore/quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mmcore/hamming.h"
+#include "mmcore/parallel.h"
+#include "quant_internal.h"
+
+namespace mmcore {
+
+namespace detail {
+
+QuantKernels quant_kernels(Backend backend) {
+#ifdef MMCORE_HAVE_AVX512
+  if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return quant_kernels_avx512();
+#endif
+#ifdef MMCORE_HAVE_AVX2
+  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) return quant_kernels_avx2();
+#endif
+  (void)backend;
+  return quant_kernels_ref();
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::QuantCodec;
+
+// Rows a task encodes.
+constexpr std::int64_t kEncodeRows = 1024;
+// Code bytes a batch of queries sweeps per block: with the prepared queries (about 2 bytes per
+// dimension per query) it stays in a 512 KiB L2.
+constexpr std::int64_t kBlockBytes = 96 * 1024;
+// Queries prepared and scored per pass over a block.
+constexpr std::int64_t kBatchQueries = 64;
+// Fewer rows than this are not split across tasks.
+constexpr std::int64_t kMinSplitRows = 4096;
+
+int resolve_threads(int threads) {
+  return threads <= 0 ? hardware_threads() : threads;
+}
+
+void check_sizes(std::int64_t n, std::int32_t d, std::int64_t nq) {
+  if (n < 0 || nq < 0) throw std::invalid_argument("row counts must be >= 0");
+  if (d < 1 || d > kQuantMaxDim) {
+    throw std::invalid_argument("dimension must be in 1.." + std::to_string(kQuantMaxDim) + ", got " +
+                                std::to_string(d));
+  }
+}
+
+// Rejects x with a NaN or Inf (naming the first such row) before anything is written.
+void check_finite_rows(const float* x, std::int64_t n, std::int32_t d, int threads) {
+  const std::int64_t tasks = (n + kEncodeRows - 1) / kEncodeRows;
+  std::vector<std::int64_t> bad(static_cast<std::size_t>(tasks), -1);
+  parallel_for(tasks, threads, [&](std::int64_t t) {
+    const std::int64_t r1 = std::min(n, (t + 1) * kEncodeRows);
+    for (std::int64_t r = t * kEncodeRows; r < r1; ++r) {
+      const float* row = x + r * d;
+      float acc = 0.0f;
+      // x * 0 is 0 for finite x and NaN for NaN or Inf: one test per row.
+      for (std::int32_t i = 0; i < d; ++i) acc += row[i] * 0.0f;
+      if (acc != 0.0f) {
+        bad[static_cast<std::size_t>(t)] = r;
+        return;
+      }
+    }
+  });
+  for (const std::int64_t r : bad) {
+    if (r >= 0) {
+      throw std::invalid_argument("row " + std::to_string(r) +
+                                  " of x has a NaN or Inf value; clean or drop it before encoding");
+    }
+  }
+}
+
+void check_params(const float* scale, const float* offset, std::int32_t d) {
+  for (std::int32_t i = 0; i < d; ++i) {
+    if (!std::isfinite(scale[i]) || scale[i] < 0.0f) {
+      throw std::invalid_argument("scale[" + std::to_string(i) + "] must be finite and >= 0, got " +
+                                  std::to_string(scale[i]));
+    }
+    if (offset != nullptr && !std::isfinite(offset[i])) {
+      throw std::invalid_argument("offset[" + std::to_string(i) + "] must be finite, got " +
+                                  std::to_string(offset[i]));
+    }
+  }
+}
+
+// round-half-to-even((x - offset) / scale) clipped to 0..top, in float32 as numpy computes it.
+inline std::uint8_t level(float x, float scale, float offset, float top) {
+  if (scale == 0.0f) return 0;
+  const float v = std::min(std::max((x - offset) / scale, 0.0f), top);
+  return static_cast<std::uint8_t>(std::nearbyint(v));
+}
+
+void encode_rows(std::int64_t n, int threads, const std::function<void(std::int64_t)>& row) {
+  const std::int64_t tasks = (n + kEncodeRows - 1) / kEncodeRows;
+  parallel_for(tasks, threads, [&](std::int64_t t) {
+    const std::int64_t r1 = std::min(n, (t + 1) * kEncodeRows);
+    for (std::int64_t r = t * kEncodeRows; r < r1; ++r) row(r);
+  });
+}
+
+// ---- top-k ----
+
+struct Cand {
+  std::int32_t s;
+  std::int64_t j;
+};
+
+// Heap order: the front is the worst kept candidate (smallest score, then largest position).
+inline bool better(const Cand& a, const Cand& b) {
+  return a.s > b.s || (a.s == b.s && a.j < b.j);
+}
+
+// The k best (score, position) of a task over caller-owned storage. Rows arrive in increasing
+// position, so a score equal to the worst kept one never enters.
+class TopK {
+ public:
+  TopK(Cand* buf, std::int32_t k) : buf_(buf), k_(k) {}
+  void push(std::int32_t s, std::int64_t j) {
+    if (s <= thr_) return;
+    if (size_ < k_) {
+      buf_[size_++] = {s, j};
+      std::push_heap(buf_, buf_ + size_, better);
+      if (size_ == k_) thr_ = buf_[0].s;
+      return;
+    }
+    std::pop_heap(buf_, buf_ + k_, better);
+    buf_[k_ - 1] = {s, j};
+    std::push_heap(buf_, buf_ + k_, better);
+    thr_ = buf_[0].s;
+  }
+  std::int32_t size() const { return size_; }
+  /// Scores at or below this never enter.
+  std::int32_t threshold() const { return thr_; }
+
+ private:
+  Cand* buf_;
+  std::int32_t k_;
+  std::int32_t size_ = 0;
+  // Every score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), so nothing is refused until full.
+  std::int32_t thr_ = std::numeric_limits<std::int32_t>::min();
+};
+
+// Splits [0, n) into `parts` ranges; range p is [split_point(p), split_point(p + 1)).
+inline std::int64_t split_point(std::int64_t n, std::int64_t parts, std::int64_t p) {
+  return n / parts * p + std::min(p, n % parts);
+}
+
+// What one scan computes: the codec, its codes and queries as bytes.
+struct Scan {
+  QuantCodec codec;
+  const std::uint8_t* codes;
+  std::int64_t n;
+  std::int64_t row_bytes;
+  std::int32_t d;  // dimensions (int8, int4) or words (binary)
+  const std::uint8_t* queries;
+  std::int64_t query_bytes;
+  std::int64_t nq;
+};
+
+// Tasks over (query batch, row range): row ranges only when there are too few batches to keep
+// every thread busy.
+struct Grid {
+  std::int64_t batches = 0, splits = 1;
+  Grid(std::int64_t nq, std::int64_t n, int threads) {
+    batches = (nq + kBatchQueries - 1) / kBatchQueries;
+    const std::int64_t want = 2 * static_cast<std::int64_t>(threads);
+    if (batches > 0 && batches < want) {
+      splits = std::min((want + batches - 1) / batches, std::max<std::int64_t>(1, n / kMinSplitRows));
+    }
+  }
+};
+
+// Scores rows [r0, r1) against queries [q0, q1), handing every block of scores to sink(q, r, s, nb)
+// (s: nb scores of query q for rows r..r + nb - 1).
+template <class Sink>
+void scan_range(const Scan& sc, std::int64_t q0, std::int64_t q1, std::int64_t r0, std::int64_t r1,
+                Sink&& sink) {
+  const std::int64_t stride = detail::quant_prepared_stride(sc.d), nqb = q1 - q0;
+  const std::int64_t block =
+      std::clamp<std::int64_t>(kBlockBytes / std::max<std::int64_t>(1, sc.row_bytes), 8, 4096);
+  std::vector<std::uint8_t> prep_buf(static_cast<std::size_t>(nqb * stride + 64));
+  std::uint8_t* prep = prep_buf.data() + (64 - reinterpret_cast<std::uintptr_t>(prep_buf.data()) % 64) % 64;
+  for (std::int64_t g = 0; g < nqb; g += detail::kQuantGroup) {
+    const int ng = static_cast<int>(std::min<std::int64_t>(detail::kQuantGroup, nqb - g));
+    sc.codec.prepare(sc.queries + (q0 + g) * sc.query_bytes, ng, sc.d, prep + g * stride);
+  }
+  std::vector<std::int32_t> scores(static_cast<std::size_t>(nqb * block));
+  for (std::int64_t r = r0; r < r1; r += block) {
+    const std::int64_t nb = std::min(block, r1 - r);
+    for (std::int64_t g = 0; g < nqb; g += detail::kQuantGroup) {
+      const int ng = static_cast<int>(std::min<std::int64_t>(detail::kQuantGroup, nqb - g));
+      sc.codec.block(sc.codes + r * sc.row_bytes, nb, sc.d, prep + g * stride, ng, scores.data() + g * block,
+                     block);
+    }
+    for (std::int64_t q = 0; q < nqb; ++q) sink(q0 + q, r, scores.data() + q * block, nb);
+  }
+}
+
+// Top-k of every query; scores come out negated when `negate` (binary distances).
+void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t* out_s,
+          std::int64_t* out_j) {
+  if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
+  threads = resolve_threads(threads);
+  const Grid grid(sc.nq, sc.n, threads);
+  // A split keeps at most its own rows (the first split is the largest), so k near n costs about
+  // nq * n candidates, not splits times that.
+  const std::int64_t kk = std::min<std::int64_t>(k, split_point(sc.n, grid.splits, 1));
+  // Candidates of split p for query q: cand[(p * nq + q) * kk ...], count[p * nq + q].
+  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * kk));
+  std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);
+  if (kk > 0) {
+    parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
+      const std::int64_t b = t / grid.splits, p = t % grid.splits;
+      const std::int64_t q0 = b * kBatchQueries, q1 = std::min(sc.nq, q0 + kBatchQueries);
+      std::vector<TopK> heaps;
+      heaps.reserve(static_cast<std::size_t>(q1 - q0));
+      for (std::int64_t q = q0; q < q1; ++q) {
+        heaps.emplace_back(cand.data() + (p * sc.nq + q) * kk, static_cast<std::int32_t>(kk));
+      }
+      scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
+                 [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
+                   TopK& h = heaps[static_cast<std::size_t>(q - q0)];
+                   // Once the heap is full most blocks hold nothing better: one vectorisable max
+                   // skips them.
+                   std::int32_t best = std::numeric_limits<std::int32_t>::min();
+                   for (std::int64_t i = 0; i < nb; ++i) best = std::max(best, s[i]);
+                   if (best <= h.threshold()) return;
+                   for (std::int64_t i = 0; i < nb; ++i) h.push(s[i], r + i);
+                 });
+      for (std::int64_t q = q0; q < q1; ++q) {
+        count[static_cast<std::size_t>(p * sc.nq + q)] = heaps[static_cast<std::size_t>(q - q0)].size();
+      }
+    });
+  }
+  const std::int32_t pad =
+      negate ? std::numeric_limits<std::int32_t>::max() : std::numeric_limits<std::int32_t>::min();
+  parallel_for(sc.nq, threads, [&](std::int64_t q) {
+    std::vector<Cand> all;
+    for (std::int64_t p = 0; p < grid.splits; ++p) {
+      const Cand* c = cand.data() + (p * sc.nq + q) * kk;
+      all.insert(all.end(), c, c + count[static_cast<std::size_t>(p * sc.nq + q)]);
+    }
+    const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(k));
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), all.end(), better);
+    for (std::int64_t i = 0; i < k; ++i) {
+      const bool has = static_cast<std::size_t>(i) < keep;
+      out_s[q * k + i] =
+          has ? (negate ? -all[static_cast<std::size_t>(i)].s : all[static_cast<std::size_t>(i)].s) : pad;
+      out_j[q * k + i] = has ? all[static_cast<std::size_t>(i)].j : -1;
+    }
+  });
+}
+
+Scan int8_scan(const detail::QuantKernels& kern, const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+               const std::int8_t* queries, std::int64_t nq) {
+  check_sizes(n, d, nq);
+  return {kern.int8, codes, n, d, d, reinterpret_cast<const std::uint8_t*>(queries), d, nq};
+}
+
+}  // namespace
+
+void quant_encode_int8(const float* x, std::int64_t n, std::int32_t d, const float* scale,
+                       const float* offset, int threads, std::uint8_t* codes) {
+  check_sizes(n, d, 0);
+  check_params(scale, offset, d);
+  check_finite_rows(x, n, d, threads);
+  encode_rows(n, threads, [&](std::int64_t r) {
+    const float* row = x + r * d;
+    std::uint8_t* out = codes + r * d;
+    for (std::int32_t i = 0; i < d; ++i) out[i] = level(row[i], scale[i], offset[i], 255.0f);
+  });
+}
+
+void quant_encode_int4(const float* x, std::int64_t n, std::int32_t d, const float* scale,
+                       const float* offset, int threads, std::uint8_t* codes) {
+  check_sizes(n, d, 0);
+  check_params(scale, offset, d);
+  check_finite_rows(x, n, d, threads);
+  const std::int64_t row_bytes = (d + 1) / 2;
+  encode_rows(n, threads, [&](std::int64_t r) {
+    const float* row = x + r * d;
+    std::uint8_t* out = codes + r * row_bytes;
+    std::memset(out, 0, static_cast<std::size_t>(row_bytes));
+    for (std::int32_t i = 0; i < d; ++i) {
+      out[i / 2] = static_cast<std::uint8_t>(out[i / 2] |
+                                             (level(row[i], scale[i], offset[i], 15.0f) << (4 * (i % 2))));
+    }
+  });
+}
+
+void quant_encode_binary(const float* x, std::int64_t n, std::int32_t d, const float* mean, int threads,
+                         std::uint64_t* codes) {
+  check_sizes(n, d, 0);
+  if (d % 64 != 0)
+    throw std::invalid_argument("binary codes need a dimension multiple of 64, got " + std::to_string(d));
+  for (std::int32_t i = 0; i < d; ++i) {
+    if (!std::isfinite(mean[i])) {
+      throw std::invalid_argument("mean[" + std::to_string(i) + "] must be finite, got " +
+                                  std::to_string(mean[i]));
+    }
+  }
+  check_finite_rows(x, n, d, threads);
+  const std::int32_t words = d / 64;
+  encode_rows(n, threads, [&](std::int64_t r) {
+    const float* row = x + r * d;
+    for (std::int32_t w = 0; w < words; ++w) {
+      std::uint64_t bits = 0;
+      for (int b = 0; b < 64; ++b) bits |= std::uint64_t{row[w * 64 + b] - mean[w * 64 + b] > 0.0f} << b;
+      codes[r * words + w] = bits;
+    }
+  });
+}
+
+void quant_score_int8(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                      std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx) {
+  quant_score_int8(codes, n, d, queries, nq, k, threads, scores, idx, active_backend());
+}
+
+void quant_score_int8(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                      std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx,
+                      Backend backend) {
+  const detail::QuantKernels kern = detail::quant_kernels(backend);
+  topk(int8_scan(kern, codes, n, d, queries, nq), k, threads, false, scores, idx);
+}
+
+void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                      std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx) {
+  quant_score_int4(codes, n, d, queries, nq, k, threads, scores, idx, active_backend());
+}
+
+void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                      std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx,
+                      Backend backend) {
+  check_sizes(n, d, nq);
+  const detail::QuantKernels kern = detail::quant_kernels(backend);
+  const Scan sc{kern.int4, codes, n, (d + 1) / 2, d, reinterpret_cast<const std::uint8_t*>(queries), d, nq};
+  topk(sc, k, threads, false, scores, idx);
+}
+
+void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                        const std::uint64_t* queries, std::int64_t nq, std::int32_t k, int threads,
+                        std::int32_t* dist, std::int64_t* idx) {
+  quant_score_binary(codes, n, words, queries, nq, k, threads, dist, idx, active_backend());
+}
+
+void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                        const std::uint64_t* queries, std::int64_t nq, std::int32_t k, int threads,
+                        std::int32_t* dist, std::int64_t* idx, Backend backend) {
+  if (n < 0 || nq < 0) throw std::invalid_argument("row counts must be >= 0");
+  if (words < 1 || words > kQuantMaxDim / 64) {
+    throw std::invalid_argument("words must be in 1.." + std::to_string(kQuantMaxDim / 64) + ", got " +
+                                std::to_string(words));
+  }
+  if (words == 1 || words == 4) {
+    // The hamming family's kNN has kernels for these widths that skip codes beyond the current k-th
+    // distance; same order, ties and padding.
+    if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
+    hamming_knn(codes, nullptr, n, queries, nq, words, k, threads, dist, idx, backend);
+    return;
+  }
+  const detail::QuantKernels kern = detail::quant_kernels(backend);
+  const Scan sc{kern.binary,
+                reinterpret_cast<const std::uint8_t*>(codes),
+                n,
+                std::int64_t{words} * 8,
+                words,
+                reinterpret_cast<const std::uint8_t*>(queries),
+                std::int64_t{words} * 8,
+                nq};
+  topk(sc, k, threads, true, dist, idx);
+}
+
+void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                        std::int64_t nq, int threads, std::int32_t* out) {
+  quant_dot_int8_all(codes, n, d, queries, nq, threads, out, active_backend());
+}
+
+void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                        std::int64_t nq, int threads, std::int32_t* out, Backend backend) {
+  const detail::QuantKernels kern = detail::quant_kernels(backend);
+  const Scan sc = int8_scan(kern, codes, n, d, queries, nq);
+  threads = resolve_threads(threads);
+  const Grid grid(nq, n, threads);
+  parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
+    const std::int64_t b = t / grid.splits, p = t % grid.splits;
+    const std::int64_t q0 = b * kBatchQueries, q1 = std::min(nq, q0 + kBatchQueries);
+    scan_range(sc, q0, q1, split_point(n, grid.splits, p), split_point(n, grid.splits, p + 1),
+               [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
+                 std::memcpy(out + q * n + r, s, static_cast<std::size_t>(nb) * sizeof(std::int32_t));
+               });
+  });
+}
+
+}  // namespace mmcore

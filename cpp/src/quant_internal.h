@@ -1,0 +1,51 @@
+// The quant block kernels that quant.cpp drives (contract: mmcore/quant.h).
+//
+// Contract: prepare(queries, nq, d, prepared) lays out nq (1..kQuantGroup) queries in the
+// variant's own form, query g at prepared + g * quant_prepared_stride(d) (the driver's buffer is
+// 64-byte aligned and zeroed by prepare where the variant needs padding). block(codes, nb, d,
+// prepared, nq, out, ldo) writes out[g * ldo + j] for every query g < nq and code row j < nb: the
+// exact int32 dot (int8, int4) or the negated Hamming distance (binary, so that larger is better
+// everywhere). Rows are read exactly, never past the last one. Every variant writes the ref's
+// integers. For binary, d is the number of uint64 words and queries are uint64 rows.
+#pragma once
+#include <cstdint>
+
+#include "mmcore/backend.h"
+
+namespace mmcore::detail {
+
+/// Queries a block call scores at once.
+constexpr int kQuantGroup = 4;
+
+/// Bytes per prepared query (any variant, any codec): room for d int16 padded to 64, plus slack.
+inline std::int64_t quant_prepared_stride(std::int32_t d) {
+  return (static_cast<std::int64_t>(d) + 63) / 64 * 128 + 64;
+}
+
+using QuantPrepareFn = void (*)(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared);
+using QuantBlockFn = void (*)(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
+                              const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo);
+
+struct QuantCodec {
+  QuantPrepareFn prepare = nullptr;
+  QuantBlockFn block = nullptr;
+};
+
+/// The kernels of one variant.
+struct QuantKernels {
+  QuantCodec int8, int4, binary;
+  Backend backend = Backend::kRef;  ///< the variant these are (after any fallback)
+};
+
+QuantKernels quant_kernels_ref();
+#ifdef MMCORE_HAVE_AVX2
+QuantKernels quant_kernels_avx2();
+#endif
+#ifdef MMCORE_HAVE_AVX512
+QuantKernels quant_kernels_avx512();
+#endif
+
+/// The kernels of `backend`, falling back to the best variant below it that the build and the CPU have.
+QuantKernels quant_kernels(Backend backend);
+
+}  // namespace mmcore::detail

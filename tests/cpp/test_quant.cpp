@@ -1,0 +1,399 @@
+// C++ test of the quant family (mmcore/quant.h, quant_internal.h): every variant this build has
+// and this CPU runs (ref, avx2, avx512) against the scalar ref and a naive oracle.
+// - block kernels (int8, int4, binary): bit-exact scores for D sweeping the vector tails, 1..4
+//   queries, 1..9 rows and more, extreme values (codes 255 / 15 against queries -128 and 127, the
+//   cases that would saturate int16 pair sums), rows ending at an unreadable page;
+// - top-k drivers: (score, position) order against a naive sort, ties, k > N padding, N = 0, one
+//   to three threads, batches of more than 64 queries; binary also against hamming_knn;
+// - the full score matrix (quant_dot_int8_all);
+// - encoders against a naive loop: half-to-even rounding, clipping, scale 0, NaN/Inf rows refused.
+// Prints the variants it checked, then PASS or FAIL. Run it on a host with AVX-512 VNNI to check
+// that variant.
+//
+// Build and run (tests/test_quant_cpp.py does this when a build tree exists):
+//   g++ -O2 -std=c++17 -Icpp/include -Icpp/src tests/cpp/test_quant.cpp build/<tag>/cpp/libmmcore_cpu.a \
+//       $(pkg-config --libs libjpeg libpng libwebp libwebpdemux zlib) -lpthread -o /tmp/test_quant &&
+//       /tmp/test_quant
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "mmcore/hamming.h"
+#include "mmcore/quant.h"
+#include "quant_internal.h"
+
+namespace {
+
+using mmcore::Backend;
+using mmcore::detail::QuantCodec;
+using mmcore::detail::QuantKernels;
+
+int failures = 0;
+
+void fail(const std::string& what, const char* variant) {
+  if (++failures < 30) std::printf("FAIL %s [%s]\n", what.c_str(), variant);
+}
+
+// `bytes` of memory whose end touches a PROT_NONE page: a kernel reading past it crashes.
+class GuardedBytes {
+ public:
+  explicit GuardedBytes(std::size_t bytes) {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t body = (bytes + page - 1) / page * page + page;
+    size_ = body + page;
+    map_ = static_cast<std::uint8_t*>(
+        mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    mprotect(map_ + body, page, PROT_NONE);
+    data_ = map_ + body - bytes;
+  }
+  GuardedBytes(const GuardedBytes&) = delete;
+  GuardedBytes& operator=(const GuardedBytes&) = delete;
+  ~GuardedBytes() { munmap(map_, size_); }
+  std::uint8_t* data() { return data_; }
+
+ private:
+  std::uint8_t* map_ = nullptr;
+  std::size_t size_ = 0;
+  std::uint8_t* data_ = nullptr;
+};
+
+int popcount(std::uint64_t x) {
+  int c = 0;
+  for (; x != 0; x &= x - 1) ++c;
+  return c;
+}
+
+// Naive scores (larger is better; binary: minus the distance).
+std::int32_t naive_int8(const std::uint8_t* c, const std::int8_t* t, int d) {
+  std::int64_t s = 0;
+  for (int i = 0; i < d; ++i) s += std::int64_t{c[i]} * t[i];
+  return static_cast<std::int32_t>(s);
+}
+
+std::int32_t naive_int4(const std::uint8_t* c, const std::int8_t* t, int d) {
+  std::int64_t s = 0;
+  for (int i = 0; i < d; ++i) s += std::int64_t{i % 2 == 0 ? c[i / 2] & 15 : c[i / 2] >> 4} * t[i];
+  return static_cast<std::int32_t>(s);
+}
+
+std::int32_t naive_binary(const std::uint64_t* c, const std::uint64_t* q, int words) {
+  int s = 0;
+  for (int w = 0; w < words; ++w) s += popcount(c[w] ^ q[w]);
+  return -s;
+}
+
+// Codes and queries: random, or extreme (all-max codes, queries of -128 / 127) mixed in.
+void fill_codes(std::mt19937_64& rng, std::uint8_t* c, std::size_t n, int mode) {
+  for (std::size_t i = 0; i < n; ++i) c[i] = mode == 1 ? 0xff : static_cast<std::uint8_t>(rng());
+}
+
+void fill_queries(std::mt19937_64& rng, std::int8_t* t, std::size_t n, int mode) {
+  for (std::size_t i = 0; i < n; ++i) {
+    t[i] = mode == 1 ? static_cast<std::int8_t>(rng() % 2 ? -128 : 127) : static_cast<std::int8_t>(rng());
+  }
+  if (mode == 2) std::fill(t, t + n, std::int8_t{-128});
+}
+
+enum class Codec { kInt8, kInt4, kBinary };
+
+const char* codec_name(Codec c) {
+  return c == Codec::kInt8 ? "int8" : c == Codec::kInt4 ? "int4" : "binary";
+}
+
+// d: dimensions (int8, int4) or words (binary). Row bytes and query bytes.
+std::int64_t row_bytes(Codec c, int d) {
+  return c == Codec::kInt8 ? d : c == Codec::kInt4 ? (d + 1) / 2 : 8 * std::int64_t{d};
+}
+
+std::int32_t naive(Codec c, const std::uint8_t* code, const void* q, int d) {
+  switch (c) {
+    case Codec::kInt8: return naive_int8(code, static_cast<const std::int8_t*>(q), d);
+    case Codec::kInt4: return naive_int4(code, static_cast<const std::int8_t*>(q), d);
+    case Codec::kBinary: {
+      std::vector<std::uint64_t> w(static_cast<std::size_t>(d));
+      std::memcpy(w.data(), code, w.size() * 8);
+      return naive_binary(w.data(), static_cast<const std::uint64_t*>(q), d);
+    }
+  }
+  return 0;
+}
+
+void test_block(const QuantKernels& kern, const char* name, std::mt19937_64& rng) {
+  const QuantKernels ref = mmcore::detail::quant_kernels_ref();
+  for (Codec codec : {Codec::kInt8, Codec::kInt4, Codec::kBinary}) {
+    const QuantCodec& k = codec == Codec::kInt8 ? kern.int8 : codec == Codec::kInt4 ? kern.int4 : kern.binary;
+    const QuantCodec& r = codec == Codec::kInt8 ? ref.int8 : codec == Codec::kInt4 ? ref.int4 : ref.binary;
+    std::vector<int> dims = {1,  2,  3,  7,   8,   9,   15,  16,  17,  31,  32,   33,
+                             63, 64, 65, 127, 128, 129, 255, 256, 257, 768, 1023, 4096};
+    if (codec == Codec::kBinary) dims = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17};
+    for (int d : dims) {
+      for (std::int64_t nb : {1, 2, 3, 4, 5, 7, 9, 33}) {
+        for (int nq = 1; nq <= mmcore::detail::kQuantGroup; ++nq) {
+          for (int mode = 0; mode < 3; ++mode) {
+            const std::int64_t rb = row_bytes(codec, d);
+            GuardedBytes codes(static_cast<std::size_t>(nb * rb));
+            fill_codes(rng, codes.data(), static_cast<std::size_t>(nb * rb),
+                       codec == Codec::kBinary ? 0 : mode);
+            const std::int64_t qb = codec == Codec::kBinary ? 8 * std::int64_t{d} : d;
+            std::vector<std::uint8_t> queries(static_cast<std::size_t>(nq * qb));
+            if (codec == Codec::kBinary) {
+              fill_codes(rng, queries.data(), queries.size(), 0);
+            } else {
+              fill_queries(rng, reinterpret_cast<std::int8_t*>(queries.data()), queries.size(), mode);
+            }
+            const std::int64_t stride = mmcore::detail::quant_prepared_stride(d);
+            std::vector<std::uint8_t> pk(static_cast<std::size_t>(nq * stride + 64), 0xcd);
+            std::vector<std::uint8_t> pr(pk.size(), 0xcd);
+            std::uint8_t* pka = pk.data() + (64 - reinterpret_cast<std::uintptr_t>(pk.data()) % 64) % 64;
+            std::uint8_t* pra = pr.data() + (64 - reinterpret_cast<std::uintptr_t>(pr.data()) % 64) % 64;
+            k.prepare(queries.data(), nq, d, pka);
+            r.prepare(queries.data(), nq, d, pra);
+            const std::int64_t ldo = nb + 3;
+            std::vector<std::int32_t> got(static_cast<std::size_t>(nq * ldo), -7), want(got.size(), -7);
+            k.block(codes.data(), nb, d, pka, nq, got.data(), ldo);
+            r.block(codes.data(), nb, d, pra, nq, want.data(), ldo);
+            bool ok = got == want;
+            for (int g = 0; g < nq && ok; ++g) {
+              for (std::int64_t j = 0; j < nb && ok; ++j) {
+                ok = want[static_cast<std::size_t>(g * ldo + j)] ==
+                     naive(codec, codes.data() + j * rb, queries.data() + g * qb, d);
+              }
+            }
+            if (!ok) {
+              fail(std::string(codec_name(codec)) + " block d=" + std::to_string(d) + " nb=" +
+                       std::to_string(nb) + " nq=" + std::to_string(nq) + " mode=" + std::to_string(mode),
+                   name);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+struct Pair {
+  std::int32_t s;
+  std::int64_t j;
+};
+
+// Naive top-k (larger score first, ties by smaller position) with the API's padding.
+void naive_topk(const std::vector<std::int32_t>& all, std::int64_t n, std::int64_t nq, int k, bool binary,
+                std::vector<std::int32_t>* s, std::vector<std::int64_t>* j) {
+  s->assign(static_cast<std::size_t>(nq * k),
+            binary ? std::numeric_limits<std::int32_t>::max() : std::numeric_limits<std::int32_t>::min());
+  j->assign(static_cast<std::size_t>(nq * k), -1);
+  for (std::int64_t q = 0; q < nq; ++q) {
+    std::vector<Pair> p;
+    for (std::int64_t i = 0; i < n; ++i) p.push_back({all[static_cast<std::size_t>(q * n + i)], i});
+    std::stable_sort(p.begin(), p.end(), [](const Pair& a, const Pair& b) { return a.s > b.s; });
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(k, n); ++i) {
+      (*s)[static_cast<std::size_t>(q * k + i)] =
+          binary ? -p[static_cast<std::size_t>(i)].s : p[static_cast<std::size_t>(i)].s;
+      (*j)[static_cast<std::size_t>(q * k + i)] = p[static_cast<std::size_t>(i)].j;
+    }
+  }
+}
+
+void test_topk(Backend b, const char* name, std::mt19937_64& rng) {
+  for (Codec codec : {Codec::kInt8, Codec::kInt4, Codec::kBinary}) {
+    for (std::int64_t n : {0, 1, 5, 100, 5000, 20000}) {
+      for (int d : {1, 33, 64, 129, 256}) {
+        const int dd = codec == Codec::kBinary ? (d + 63) / 64 : d;
+        for (std::int64_t nq : {1, 3, 70}) {
+          if (n * nq * d > 40'000'000) continue;
+          const std::int64_t rb = row_bytes(codec, dd);
+          std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * rb + 8));
+          fill_codes(rng, codes.data(), codes.size(), 0);
+          // Coarse codes: many equal scores, so ties decide.
+          if (n > 0 && rng() % 2 == 0) {
+            for (std::int64_t i = 0; i < n; ++i) {
+              std::memcpy(codes.data() + i * rb, codes.data() + (rng() % 7 % n) * rb,
+                          static_cast<std::size_t>(rb));
+            }
+          }
+          const std::int64_t qb = codec == Codec::kBinary ? 8 * std::int64_t{dd} : dd;
+          std::vector<std::uint8_t> queries(static_cast<std::size_t>(nq * qb));
+          if (codec == Codec::kBinary) {
+            fill_codes(rng, queries.data(), queries.size(), 0);
+          } else {
+            fill_queries(rng, reinterpret_cast<std::int8_t*>(queries.data()), queries.size(), 0);
+          }
+          std::vector<std::int32_t> all(static_cast<std::size_t>(nq * n));
+          for (std::int64_t q = 0; q < nq; ++q)
+            for (std::int64_t i = 0; i < n; ++i)
+              all[static_cast<std::size_t>(q * n + i)] =
+                  naive(codec, codes.data() + i * rb, queries.data() + q * qb, dd);
+          for (int k : {1, 10, 257, 6000}) {
+            std::vector<std::int32_t> ws;
+            std::vector<std::int64_t> wj;
+            naive_topk(all, n, nq, k, codec == Codec::kBinary, &ws, &wj);
+            for (int threads : {1, 2, 3}) {
+              std::vector<std::int32_t> gs(ws.size(), 5);
+              std::vector<std::int64_t> gj(wj.size(), 5);
+              const auto* q8 = reinterpret_cast<const std::int8_t*>(queries.data());
+              if (codec == Codec::kInt8) {
+                mmcore::quant_score_int8(codes.data(), n, dd, q8, nq, k, threads, gs.data(), gj.data(), b);
+              } else if (codec == Codec::kInt4) {
+                mmcore::quant_score_int4(codes.data(), n, dd, q8, nq, k, threads, gs.data(), gj.data(), b);
+              } else {
+                mmcore::quant_score_binary(reinterpret_cast<const std::uint64_t*>(codes.data()), n, dd,
+                                           reinterpret_cast<const std::uint64_t*>(queries.data()), nq, k,
+                                           threads, gs.data(), gj.data(), b);
+              }
+              if (gs != ws || gj != wj) {
+                fail(std::string(codec_name(codec)) + " top-k n=" + std::to_string(n) +
+                         " d=" + std::to_string(dd) + " nq=" + std::to_string(nq) +
+                         " k=" + std::to_string(k) + " threads=" + std::to_string(threads),
+                     name);
+              }
+              if (codec == Codec::kBinary && (dd == 1 || dd == 4) && threads == 2) {
+                // The hamming family's kNN gives the same answers (same padding too).
+                std::vector<std::int32_t> hs(ws.size());
+                std::vector<std::int64_t> hj(wj.size());
+                mmcore::hamming_knn(reinterpret_cast<const std::uint64_t*>(codes.data()), nullptr, n,
+                                    reinterpret_cast<const std::uint64_t*>(queries.data()), nq, dd, k, 2,
+                                    hs.data(), hj.data(), b);
+                if (hs != gs || hj != gj) fail("binary top-k differs from hamming_knn", name);
+              }
+            }
+          }
+          if (codec == Codec::kInt8) {
+            std::vector<std::int32_t> got(all.size(), 3);
+            mmcore::quant_dot_int8_all(codes.data(), n, dd,
+                                       reinterpret_cast<const std::int8_t*>(queries.data()), nq, 2,
+                                       got.data(), b);
+            if (got != all) fail("dot_int8_all n=" + std::to_string(n) + " d=" + std::to_string(dd), name);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class F>
+bool throws_invalid(F&& f, const char* needle) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return std::strstr(e.what(), needle) != nullptr;
+  }
+  return false;
+}
+
+void test_encode(std::mt19937_64& rng) {
+  for (int d : {1, 7, 64, 65, 128}) {
+    const std::int64_t n = 300;
+    std::vector<float> x(static_cast<std::size_t>(n * d)), scale(static_cast<std::size_t>(d)),
+        offset(scale.size());
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    for (auto& v : x) v = u(rng);
+    for (int i = 0; i < d; ++i) {
+      scale[static_cast<std::size_t>(i)] = i % 5 == 4 ? 0.0f : 4.0f / 255.0f * (1 + i % 3);
+      offset[static_cast<std::size_t>(i)] = -2.0f + 0.1f * (i % 4);
+    }
+    // Exact half-way points: (x - offset) / scale lands on k + 0.5 and must round to even.
+    for (int i = 0; i < d; ++i)
+      x[static_cast<std::size_t>(i)] =
+          offset[static_cast<std::size_t>(i)] + 2.5f * scale[static_cast<std::size_t>(i)];
+    std::vector<std::uint8_t> c8(static_cast<std::size_t>(n * d)),
+        c4(static_cast<std::size_t>(n * ((d + 1) / 2)));
+    mmcore::quant_encode_int8(x.data(), n, d, scale.data(), offset.data(), 2, c8.data());
+    mmcore::quant_encode_int4(x.data(), n, d, scale.data(), offset.data(), 2, c4.data());
+    bool ok = true;
+    for (std::int64_t r = 0; r < n; ++r) {
+      for (int i = 0; i < d; ++i) {
+        const float xs = x[static_cast<std::size_t>(r * d + i)], sc = scale[static_cast<std::size_t>(i)];
+        const float v = sc == 0.0f ? 0.0f : (xs - offset[static_cast<std::size_t>(i)]) / sc;
+        const float w8 = std::rint(std::min(std::max(v, 0.0f), 255.0f)),
+                    w4 = std::rint(std::min(std::max(v, 0.0f), 15.0f));
+        const int got4 = (c4[static_cast<std::size_t>(r * ((d + 1) / 2) + i / 2)] >> (4 * (i % 2))) & 15;
+        ok = ok && c8[static_cast<std::size_t>(r * d + i)] == static_cast<int>(w8) &&
+             got4 == static_cast<int>(w4);
+      }
+      if (d % 2 == 1) ok = ok && (c4[static_cast<std::size_t>(r * ((d + 1) / 2) + d / 2)] >> 4) == 0;
+    }
+    if (d > 0 && scale[0] != 0.0f) ok = ok && c8[0] == 2;  // 2.5 -> 2 (half to even)
+    if (!ok) fail("encode int8/int4 d=" + std::to_string(d), "ref");
+    if (d % 64 == 0) {
+      std::vector<std::uint64_t> cb(static_cast<std::size_t>(n * d / 64));
+      mmcore::quant_encode_binary(x.data(), n, d, offset.data(), 2, cb.data());
+      bool okb = true;
+      for (std::int64_t r = 0; r < n; ++r)
+        for (int i = 0; i < d; ++i) {
+          const bool bit = (cb[static_cast<std::size_t>(r * (d / 64) + i / 64)] >> (i % 64)) & 1;
+          okb = okb &&
+                bit == (x[static_cast<std::size_t>(r * d + i)] - offset[static_cast<std::size_t>(i)] > 0.0f);
+        }
+      if (!okb) fail("encode binary d=" + std::to_string(d), "ref");
+    }
+    // A NaN in row 123 and an Inf in row 200: the error names row 123 and nothing is written.
+    x[static_cast<std::size_t>(123 * d + d - 1)] = std::nanf("");
+    x[static_cast<std::size_t>(200 * d)] = std::numeric_limits<float>::infinity();
+    std::fill(c8.begin(), c8.end(), 77);
+    if (!throws_invalid(
+            [&] { mmcore::quant_encode_int8(x.data(), n, d, scale.data(), offset.data(), 2, c8.data()); },
+            "row 123")) {
+      fail("NaN row not reported", "ref");
+    }
+    if (std::any_of(c8.begin(), c8.end(), [](std::uint8_t v) { return v != 77; }))
+      fail("encode wrote before refusing", "ref");
+    if (!throws_invalid(
+            [&] { mmcore::quant_encode_int4(x.data(), n, d, scale.data(), offset.data(), 1, c4.data()); },
+            "row 123")) {
+      fail("NaN row not reported (int4)", "ref");
+    }
+  }
+  std::vector<float> x(64, 0.5f), bad(64, 1.0f);
+  std::vector<std::uint64_t> cb(1);
+  std::vector<std::uint8_t> c8(64);
+  bad[3] = -1.0f;
+  if (!throws_invalid(
+          [&] { mmcore::quant_encode_int8(x.data(), 1, 64, bad.data(), bad.data(), 1, c8.data()); },
+          "scale[3]")) {
+    fail("negative scale not refused", "ref");
+  }
+  if (!throws_invalid([&] { mmcore::quant_encode_binary(x.data(), 1, 63, bad.data(), 1, cb.data()); },
+                      "multiple of 64")) {
+    fail("binary d % 64 != 0 not refused", "ref");
+  }
+  std::int32_t s = 0;
+  std::int64_t j = 0;
+  if (!throws_invalid([&] { mmcore::quant_score_int8(c8.data(), 1, 64, nullptr, 0, 0, 1, &s, &j); },
+                      "k must be")) {
+    fail("k = 0 not refused", "ref");
+  }
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937_64 rng(5);
+  test_encode(rng);
+  for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
+    const char* name = mmcore::backend_name(b);
+    if (!mmcore::backend_compiled(b) || !mmcore::backend_supported(b)) {
+      std::printf("%s: not checked (%s)\n", name,
+                  mmcore::backend_compiled(b) ? "this CPU lacks it" : "not compiled into this build");
+      continue;
+    }
+    const int before = failures;
+    const QuantKernels kern = mmcore::detail::quant_kernels(b);
+    if (kern.backend != b) fail("quant_kernels fell back", name);
+    test_block(kern, name, rng);
+    test_topk(b, name, rng);
+    std::printf("%s: checked, %s\n", name, failures == before ? "ok" : "FAILED");
+  }
+  std::printf("active backend: %s\n", mmcore::backend_name(mmcore::active_backend()));
+  std::printf("%s\n", failures == 0 ? "PASS" : "FAIL");
+  return failures == 0 ? 0 : 1;
+}

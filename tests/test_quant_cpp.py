@@ -1,0 +1,125 @@
+"""The quant kernels' C++ test (tests/cpp/test_quant.cpp): every compiled variant this CPU runs
+against the scalar ref and a naive oracle; and the _core bindings against numpy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cpp_test
+
+from mmcore import _core
+
+
+def test_cpp_quant_variants_match_ref(tmp_path: Path) -> None:
+    out = run_cpp_test(tmp_path, "test_quant")
+    assert "ref: checked, ok" in out
+    assert "PASS" in out
+
+
+def _topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest scores first, ties by smaller position, padded with (INT32_MIN, -1)."""
+    q = scores.shape[0]
+    s = np.full((q, k), np.iinfo(np.int32).min, np.int32)
+    i = np.full((q, k), -1, np.int64)
+    order = np.argsort(-scores.astype(np.int64), axis=1, kind="stable")[:, :k]
+    s[:, : order.shape[1]] = np.take_along_axis(scores, order, axis=1)
+    i[:, : order.shape[1]] = order
+    return s, i
+
+
+@pytest.mark.parametrize("d", [1, 31, 64, 100])
+def test_score_int8_int4_match_numpy(d: int) -> None:
+    rng = np.random.default_rng(d)
+    codes = rng.integers(0, 256, (500, d), dtype=np.uint8)
+    codes[::7] = codes[0]  # ties
+    queries = rng.integers(-128, 128, (9, d), dtype=np.int8)
+    want = queries.astype(np.int64) @ codes.astype(np.int64).T
+    assert np.array_equal(_core.quant_dot_int8_all(codes, queries, 2), want)
+    for k in (1, 10, 600):
+        s, i = _core.quant_score_int8(codes, queries, k, 2)
+        ws, wi = _topk(want.astype(np.int32), k)
+        assert np.array_equal(s, ws) and np.array_equal(i, wi)
+    levels = codes & 15
+    packed = np.zeros((500, (d + 1) // 2), np.uint8)
+    packed |= levels[:, 0::2]
+    packed[:, : d // 2] |= levels[:, 1::2] << 4
+    want4 = queries.astype(np.int64) @ levels.astype(np.int64).T
+    s, i = _core.quant_score_int4(packed, queries, 7, 0)
+    ws, wi = _topk(want4.astype(np.int32), 7)
+    assert np.array_equal(s, ws) and np.array_equal(i, wi)
+
+
+def test_encode_matches_numpy() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 130)).astype(np.float32)
+    lo, hi = np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0)
+    offset = lo.astype(np.float32)
+    scale = ((hi - lo) / 255).astype(np.float32)
+    want = np.clip(np.rint((x - offset) / scale), 0, 255).astype(np.uint8)
+    assert np.array_equal(_core.quant_encode_int8(x, scale, offset, 2), want)
+    scale4 = ((hi - lo) / 15).astype(np.float32)
+    lv = np.clip(np.rint((x - offset) / scale4), 0, 15).astype(np.uint8)
+    got4 = _core.quant_encode_int4(x, scale4, offset, 2)
+    assert np.array_equal(got4 & 15, lv[:, 0::2]) and np.array_equal(got4 >> 4, lv[:, 1::2])
+    xb = x[:, :128].copy()
+    mean = xb.mean(axis=0).astype(np.float32)
+    bits = np.packbits((xb - mean) > 0, axis=1, bitorder="little").view(np.uint64)
+    assert np.array_equal(_core.quant_encode_binary(xb, mean, 1), bits)
+    d = _core.hamming_knn(bits[:, :1].copy(), None, bits[:3, :1].copy(), 5, 1)
+    s, i = _core.quant_score_binary(bits[:, :1].copy(), bits[:3, :1].copy(), 5, 1)
+    assert np.array_equal(s, d[0]) and np.array_equal(i, d[1])
+
+
+def test_bad_input_is_a_value_error() -> None:
+    x = np.zeros((4, 8), np.float32)
+    p = np.ones(8, np.float32)
+    x[2, 5] = np.nan
+    with pytest.raises(ValueError, match="row 2"):
+        _core.quant_encode_int8(x, p, p, 1)
+    with pytest.raises(ValueError, match="dtype float32"):
+        _core.quant_encode_int8(x.astype(np.float64), p, p, 1)
+    with pytest.raises(ValueError, match="multiple of 64"):
+        _core.quant_encode_binary(np.zeros((2, 65), np.float32), np.zeros(65, np.float32), 1)
+    codes = np.zeros((5, 8), np.uint8)
+    with pytest.raises(ValueError, match="columns"):
+        _core.quant_score_int8(codes, np.zeros((1, 9), np.int8), 1, 1)
+    with pytest.raises(ValueError, match="dtype int8"):
+        _core.quant_score_int8(codes, np.zeros((1, 8), np.uint8), 1, 1)
+    with pytest.raises(ValueError, match="k must be"):
+        _core.quant_score_int8(codes, np.zeros((1, 8), np.int8), 0, 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.quant_score_int8(np.zeros((5, 16), np.uint8)[:, ::2], np.zeros((1, 8), np.int8), 1, 1)
+    s, i = _core.quant_score_binary(np.zeros((0, 2), np.uint64), np.zeros((1, 2), np.uint64), 3, 1)
+    assert s.tolist() == [[np.iinfo(np.int32).max] * 3] and i.tolist() == [[-1] * 3]
+
+
+def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
+    """MMCORE_FORCE_BACKEND=ref and the default variant give the same integers through _core."""
+    script = (
+        "import numpy as np, hashlib\n"
+        "from mmcore import _core\n"
+        "rng = np.random.default_rng(1)\n"
+        "c = rng.integers(0, 256, (3000, 77), dtype=np.uint8)\n"
+        "q = rng.integers(-128, 128, (9, 77), dtype=np.int8)\n"
+        "b = rng.integers(0, 2**63, (3000, 3), dtype=np.uint64)\n"
+        "out = [_core.quant_dot_int8_all(c, q, 2), *_core.quant_score_int8(c, q, 20, 2),\n"
+        "       *_core.quant_score_int4(c[:, :39].copy(), q, 20, 2),\n"
+        "       *_core.quant_score_binary(b, b[:5].copy(), 20, 2)]\n"
+        "print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())\n"
+        "print(_core.build_info()['backend'])\n"
+    )
+    outs = {}
+    for backend in ("ref", ""):
+        env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
+        )
+        assert res.returncode == 0, res.stderr
+        outs[backend] = res.stdout.split()
+    assert outs["ref"][0] == outs[""][0]
+    assert outs["ref"][1] == "ref"

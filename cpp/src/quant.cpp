@@ -142,6 +142,8 @@ class TopK {
     thr_ = buf_[0].s;
   }
   std::int32_t size() const { return size_; }
+  /// Scores at or below this never enter.
+  std::int32_t threshold() const { return thr_; }
 
  private:
   Cand* buf_;
@@ -229,6 +231,11 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
       scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
                  [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
                    TopK& h = heaps[static_cast<std::size_t>(q - q0)];
+                   // Once the heap is full most blocks hold nothing better: one vectorisable max
+                   // skips them.
+                   std::int32_t best = std::numeric_limits<std::int32_t>::min();
+                   for (std::int64_t i = 0; i < nb; ++i) best = std::max(best, s[i]);
+                   if (best <= h.threshold()) return;
                    for (std::int64_t i = 0; i < nb; ++i) h.push(s[i], r + i);
                  });
       for (std::int64_t q = q0; q < q1; ++q) {

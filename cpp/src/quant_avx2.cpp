@@ -75,10 +75,36 @@ void dot8_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const
   for (; j < nb; ++j) dot8_tile<1, S>(codes + j * d, d, q, out + j, ldo);
 }
 
+// One query: rows in order with a software prefetch 2 KiB ahead. Streaming 200k x 768 codes from
+// memory on one thread, 4-row tiles read 6-7 GB/s and rows in order 10-11 GB/s without the prefetch
+// and 11-15 GB/s with it, against 11-17 GB/s for a plain read-sum (noisy 2-core AMD EPYC).
+void dot8_single(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+                 std::int32_t* out) {
+  const auto* q = reinterpret_cast<const std::int16_t*>(prepared);
+  const std::int32_t d32 = d / 32 * 32;
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const std::uint8_t* c = codes + j * d;
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    for (std::int32_t i = 0; i < d32; i += 32) {
+      // A prefetch never faults, so running past the last row is harmless.
+      if (i % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(c + i + 2048), _MM_HINT_T0);
+      const __m256i x0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i)));
+      const __m256i x1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i + 16)));
+      a0 = _mm256_add_epi32(
+          a0, _mm256_madd_epi16(x0, _mm256_load_si256(reinterpret_cast<const __m256i*>(q + i))));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_madd_epi16(x1, _mm256_load_si256(reinterpret_cast<const __m256i*>(q + i + 16))));
+    }
+    std::int32_t v = hsum(_mm256_add_epi32(a0, a1));
+    for (std::int32_t i = d32; i < d; ++i) v += std::int32_t{c[i]} * q[i];
+    out[j] = v;
+  }
+}
+
 void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
   switch (nq) {
-    case 1: dot8_rows<4, 1>(codes, nb, d, prepared, out, ldo); break;
+    case 1: dot8_single(codes, nb, d, prepared, out); break;
     case 2: dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo); break;
     case 3:
       dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo);

@@ -59,10 +59,28 @@ void dot8_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const
   for (; j < nb; ++j) dot8_tile<1, S>(codes + j * d, d, q, out + j, ldo);
 }
 
+// One query: rows in order with a software prefetch 2 KiB ahead (as the AVX2 kernel; in-order
+// rows streamed faster than 4-row tiles there).
+void dot8_single(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+                 std::int32_t* out) {
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const std::uint8_t* c = codes + j * d;
+    __m512i acc = _mm512_setzero_si512();
+    for (std::int32_t i = 0; i < d; i += 64) {
+      // A prefetch never faults, so running past the last row is harmless.
+      _mm_prefetch(reinterpret_cast<const char*>(c + i + 2048), _MM_HINT_T0);
+      const int left = d - i;
+      const __mmask64 m = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+      acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(m, c + i), _mm512_load_si512(prepared + i));
+    }
+    out[j] = _mm512_reduce_add_epi32(acc);
+  }
+}
+
 void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
   switch (nq) {
-    case 1: dot8_rows<4, 1>(codes, nb, d, prepared, out, ldo); break;
+    case 1: dot8_single(codes, nb, d, prepared, out); break;
     case 2: dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo); break;
     case 3: dot8_rows<4, 3>(codes, nb, d, prepared, out, ldo); break;
     default: dot8_rows<4, 4>(codes, nb, d, prepared, out, ldo); break;

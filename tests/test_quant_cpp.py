@@ -3,6 +3,9 @@ against the scalar ref and a naive oracle; and the _core bindings against numpy.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +96,30 @@ def test_bad_input_is_a_value_error() -> None:
         _core.quant_score_int8(np.zeros((5, 16), np.uint8)[:, ::2], np.zeros((1, 8), np.int8), 1, 1)
     s, i = _core.quant_score_binary(np.zeros((0, 2), np.uint64), np.zeros((1, 2), np.uint64), 3, 1)
     assert s.tolist() == [[np.iinfo(np.int32).max] * 3] and i.tolist() == [[-1] * 3]
+
+
+def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
+    """MMCORE_FORCE_BACKEND=ref and the default variant give the same integers through _core."""
+    script = (
+        "import numpy as np, hashlib\n"
+        "from mmcore import _core\n"
+        "rng = np.random.default_rng(1)\n"
+        "c = rng.integers(0, 256, (3000, 77), dtype=np.uint8)\n"
+        "q = rng.integers(-128, 128, (9, 77), dtype=np.int8)\n"
+        "b = rng.integers(0, 2**63, (3000, 3), dtype=np.uint64)\n"
+        "out = [_core.quant_dot_int8_all(c, q, 2), *_core.quant_score_int8(c, q, 20, 2),\n"
+        "       *_core.quant_score_int4(c[:, :39].copy(), q, 20, 2),\n"
+        "       *_core.quant_score_binary(b, b[:5].copy(), 20, 2)]\n"
+        "print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())\n"
+        "print(_core.build_info()['backend'])\n"
+    )
+    outs = {}
+    for backend in ("ref", ""):
+        env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
+        res = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
+        )
+        assert res.returncode == 0, res.stderr
+        outs[backend] = res.stdout.split()
+    assert outs["ref"][0] == outs[""][0]
+    assert outs["ref"][1] == "ref"

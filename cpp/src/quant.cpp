@@ -215,7 +215,9 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
   threads = resolve_threads(threads);
   const Grid grid(sc.nq, sc.n, threads);
-  const std::int64_t kk = std::min<std::int64_t>(k, sc.n);
+  // A split keeps at most its own rows (the first split is the largest), so k near n costs about
+  // nq * n candidates, not splits times that.
+  const std::int64_t kk = std::min<std::int64_t>(k, split_point(sc.n, grid.splits, 1));
   // Candidates of split p for query q: cand[(p * nq + q) * kk ...], count[p * nq + q].
   std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * kk));
   std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);

@@ -233,7 +233,7 @@ void test_topk(Backend b, const char* name, std::mt19937_64& rng) {
             for (std::int64_t i = 0; i < n; ++i)
               all[static_cast<std::size_t>(q * n + i)] =
                   naive(codec, codes.data() + i * rb, queries.data() + q * qb, dd);
-          for (int k : {1, 10, 257}) {
+          for (int k : {1, 10, 257, 6000}) {
             std::vector<std::int32_t> ws;
             std::vector<std::int64_t> wj;
             naive_topk(all, n, nq, k, codec == Codec::kBinary, &ws, &wj);

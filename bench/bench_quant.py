@@ -794,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "GB/s",
             "64 per call: queries/s",
             "memory_bytes (GB)",
-            "build s",
+            "add s",
         ]
         title = f"Scaling: int8, generated x {dim}, {max(threads)} thread(s), no rerank"
         print("\n" + title)

@@ -45,6 +45,16 @@ from .image import (
     thumbnail,
     thumbnail_batch,
 )
+from .quant import (
+    QuantizedIndex,
+    QuantParams,
+    quantize_binary,
+    quantize_int4,
+    quantize_int8,
+    score_binary,
+    score_int4,
+    score_int8,
+)
 from .search import ClusterResult, HammingIndex, IndexFormatError, cluster
 from .status import DecodeError, Status
 
@@ -57,6 +67,8 @@ __all__ = [
     "HammingIndex",
     "HashResult",
     "IndexFormatError",
+    "QuantParams",
+    "QuantizedIndex",
     "Status",
     "__version__",
     "ahash",
@@ -76,7 +88,13 @@ __all__ = [
     "pdq_hex",
     "phash",
     "phash_simple",
+    "quantize_binary",
+    "quantize_int4",
+    "quantize_int8",
     "resize",
+    "score_binary",
+    "score_int4",
+    "score_int8",
     "thumbnail",
     "thumbnail_batch",
     "whash",

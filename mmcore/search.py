@@ -145,6 +145,57 @@ def _ids_array(ids: Any, n: int) -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+def _read_header(
+    path: str, header: struct.Struct, magic: bytes, version: int, what: str
+) -> tuple[int, tuple[Any, ...]]:
+    """(file size, header fields) of an index file whose header starts with ``magic`` then a
+    uint32 format version and ends with the CRC-32 of the bytes before it (a uint32). Raises
+    IndexFormatError for another magic, a file shorter than the header, another version or a
+    header checksum mismatch."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(header.size)
+    if head[: len(magic)] != magic[: len(head)]:
+        raise IndexFormatError(f"{path}: not a mmcore {what} (magic {head[:8]!r}, expected {magic!r})")
+    if len(head) < header.size:
+        raise IndexFormatError(f"{path}: truncated: {size} bytes, shorter than the {header.size}-byte header")
+    fields = header.unpack(head)
+    if fields[1] != version:
+        raise IndexFormatError(
+            f"{path}: format version {fields[1]} is not supported (this mmcore reads version {version}): "
+            "a newer mmcore wrote it, or the header is corrupt"
+        )
+    if zlib.crc32(head[:-4]) != fields[-1]:
+        raise IndexFormatError(f"{path}: header checksum mismatch: the header is corrupt")
+    return size, fields
+
+
+def _check_size(path: str, size: int, expect: int, items: str) -> None:
+    """IndexFormatError unless the file is exactly ``expect`` bytes (the header's account)."""
+    if size < expect:
+        raise IndexFormatError(f"{path}: truncated: {size} bytes, the header says {items} need {expect}")
+    if size > expect:
+        raise IndexFormatError(
+            f"{path}: {size - expect} unexpected bytes after the {expect} the header describes"
+        )
+
+
+def _write_sealed(path: str, head: bytes, chunks: Sequence[bytes | memoryview]) -> None:
+    """Write head (its last 4 bytes replaced by the CRC-32 of the rest) then chunks, atomically:
+    a temporary file renamed over path."""
+    head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(head)
+            for c in chunks:
+                f.write(c)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 class HammingIndex:
     """Exact Hamming search over 64-bit or 256-bit binary codes.
 
@@ -347,19 +398,8 @@ class HammingIndex:
             crc = zlib.crc32(_raw(ids_le), crc)
         flags = _FLAG_IDS if ids_le is not None else 0
         fields = (MAGIC, FORMAT_VERSION, self._bits, self._n, flags, _HEADER.size, codes_off, ids_off, crc)
-        head = _HEADER.pack(*fields, 0)
-        head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(head)
-                f.write(_raw(codes))
-                if ids_le is not None:
-                    f.write(_raw(ids_le))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        chunks = [_raw(codes)] + ([] if ids_le is None else [_raw(ids_le)])
+        _write_sealed(path, _HEADER.pack(*fields, 0), chunks)
 
     @classmethod
     def load(
@@ -389,25 +429,12 @@ class HammingIndex:
         (5, [[4]])
         """
         path = os.fspath(path)
-        size = os.path.getsize(path)
+        size, fields = _read_header(path, _HEADER, MAGIC, FORMAT_VERSION, "Hamming index")
+        _magic, _version, bits, n, flags, hsize, codes_off, ids_off, crc, _hcrc = fields
 
         def bad(msg: str) -> IndexFormatError:
             return IndexFormatError(f"{path}: {msg}")
 
-        with open(path, "rb") as f:
-            head = f.read(_HEADER.size)
-        if head[: len(MAGIC)] != MAGIC[: len(head)]:
-            raise bad(f"not a mmcore Hamming index (magic {head[:8]!r}, expected {MAGIC!r})")
-        if len(head) < _HEADER.size:
-            raise bad(f"truncated: {size} bytes, shorter than the {_HEADER.size}-byte header")
-        _magic, version, bits, n, flags, hsize, codes_off, ids_off, crc, hcrc = _HEADER.unpack(head)
-        if version != FORMAT_VERSION:
-            raise bad(
-                f"format version {version} is not supported (this mmcore reads version {FORMAT_VERSION}): "
-                "a newer mmcore wrote it, or the header is corrupt"
-            )
-        if zlib.crc32(head[:-4]) != hcrc:
-            raise bad("header checksum mismatch: the header is corrupt")
         if bits not in _WORDS:
             raise bad(f"bits is {bits}, expected 64 or 256")
         if flags & ~_KNOWN_FLAGS:
@@ -421,11 +448,7 @@ class HammingIndex:
                 f"inconsistent header (header size {hsize}, codes at {codes_off}, ids at {ids_off}; "
                 f"expected {_HEADER.size}, {_HEADER.size}, {want_ids_off})"
             )
-        expect = codes_off + codes_bytes + (n * 8 if has_ids else 0)
-        if size < expect:
-            raise bad(f"truncated: {size} bytes, the header says {n} codes need {expect}")
-        if size > expect:
-            raise bad(f"{size - expect} unexpected bytes after the {expect} the header describes")
+        _check_size(path, size, codes_off + codes_bytes + (n * 8 if has_ids else 0), f"{n} codes")
 
         def part(offset: int, dtype: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
             if n == 0:

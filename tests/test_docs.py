@@ -9,12 +9,15 @@ import pytest
 import mmcore
 import mmcore.hashing
 import mmcore.image
+import mmcore.quant
 import mmcore.search
 import mmcore.status
 
 
 @pytest.mark.parametrize(
-    "module", [mmcore, mmcore.search, mmcore.hashing, mmcore.image, mmcore.status], ids=lambda m: m.__name__
+    "module",
+    [mmcore, mmcore.search, mmcore.quant, mmcore.hashing, mmcore.image, mmcore.status],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)  # type: ignore[arg-type]

@@ -1,0 +1,363 @@
+"""mmcore.quant: integer scores against a numpy oracle, recall against exact float search (real
+CLIP embeddings from ../shared/corpus and generated data), bad input, files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mmcore
+from mmcore import IndexFormatError, QuantizedIndex, QuantParams
+
+VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "vectors"
+MUGE = VECTORS / "muge_clip_vitb16_512d_f16.npy"
+CODECS = ("int8", "int4", "binary")
+METRICS = ("ip", "l2", "cos")
+
+
+def clip_like(n: int, d: int, seed: int) -> np.ndarray:
+    """Unit vectors with a large shared mean and a decaying spectrum, like CLIP embeddings."""
+    rng = np.random.default_rng(seed)
+    spectrum = 1.0 / np.sqrt(1.0 + np.arange(d))
+    basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    x = (rng.normal(size=(n, d)) * spectrum) @ basis.T
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mean = rng.normal(size=d)
+    x = 0.7 * mean / np.linalg.norm(mean) + 0.7 * x
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact(base: np.ndarray, q: np.ndarray, k: int, metric: str) -> np.ndarray:
+    b64, q64 = base.astype(np.float64), q.astype(np.float64)
+    if metric == "cos":
+        b64 = b64 / np.linalg.norm(b64, axis=1, keepdims=True)
+        q64 = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+    s = q64 @ b64.T
+    if metric == "l2":
+        s = 2 * s - (b64 * b64).sum(1)[None, :]
+    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+
+
+def recall(got: np.ndarray, want: np.ndarray) -> float:
+    k = want.shape[1]
+    return float(np.mean([len(set(g[:k]) & set(w)) / k for g, w in zip(got, want, strict=True)]))
+
+
+def index_of(base: np.ndarray, codec: str, metric: str = "ip", keep: Any = "memory") -> QuantizedIndex:
+    index = QuantizedIndex(base.shape[1], codec=codec, metric=metric, keep_float=keep)  # type: ignore[arg-type]
+    index.train(base)
+    index.add(base)
+    return index
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact integer scores
+
+
+def topk_oracle(ints: np.ndarray, k: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    key = -ints if largest else ints
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(ints, order, axis=1), order
+
+
+def reflect(x: np.ndarray, v: np.ndarray | None) -> np.ndarray:
+    return x if v is None else (x - (2.0 * (x @ v))[:, None] * v[None, :]).astype(np.float32)
+
+
+@pytest.mark.parametrize("d", [1, 7, 31, 64, 65, 100])
+@pytest.mark.parametrize("codec", ["int8", "int4"])
+def test_scalar_scores_equal_numpy_oracle(codec: str, d: int) -> None:
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(700, d)).astype(np.float32)
+    x[::9] = x[3]  # ties: equal codes, equal scores, broken by position
+    q = rng.normal(size=(13, d)).astype(np.float32)
+    p = QuantParams.fit(x, codec)  # type: ignore[arg-type]
+    levels = 255 if codec == "int8" else 15
+    assert p.scale is not None and p.offset is not None
+    want_codes = np.clip(np.rint((reflect(x, p.reflect) - p.offset) / p.scale), 0, levels).astype(np.uint8)
+    quantize = mmcore.quantize_int8 if codec == "int8" else mmcore.quantize_int4
+    codes = quantize(x, p)
+    if codec == "int4":
+        unpacked = np.zeros((len(x), 2 * codes.shape[1]), np.uint8)
+        unpacked[:, 0::2], unpacked[:, 1::2] = codes & 15, codes >> 4
+        assert np.array_equal(unpacked[:, :d], want_codes)
+    else:
+        assert np.array_equal(codes, want_codes)
+    t, s, const = p.query(q)
+    assert t.dtype == np.int8 and np.abs(t.astype(int)).max() <= 127
+    ints = t.astype(np.int64) @ want_codes.astype(np.int64).T
+    want_i, want_pos = topk_oracle(ints, 10, largest=True)
+    score = mmcore.score_int8 if codec == "int8" else mmcore.score_int4
+    got_s, got_pos = score(codes, q, p, 10)
+    assert np.array_equal(got_pos, want_pos)
+    assert np.array_equal(got_s, (s[:, None] * want_i + const[:, None]).astype(np.float32))
+    index = QuantizedIndex(d, codec=codec)  # type: ignore[arg-type]
+    index.train(x)
+    index.add(x)
+    assert np.array_equal(index.codes, codes)
+    s_i, ids = index.search(q, 10)
+    assert np.array_equal(ids, want_pos) and np.array_equal(s_i, got_s)
+    if codec == "int8":
+        assert np.array_equal(mmcore._core.quant_dot_int8_all(codes, t, 2), ints)
+
+
+@pytest.mark.parametrize("d", [64, 128, 512])
+def test_binary_distances_equal_numpy_oracle(d: int) -> None:
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(900, d)).astype(np.float32)
+    x[::11] = x[5]
+    q = rng.normal(size=(9, d)).astype(np.float32)
+    p = QuantParams.fit(x, "binary")
+    assert p.mean is not None
+    bits = x > p.mean
+    want = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+    codes = mmcore.quantize_binary(x, p)
+    assert np.array_equal(codes, want)
+    qbits = q > p.mean
+    dist = (qbits[:, None, :] != bits[None, :, :]).sum(-1)
+    want_d, want_pos = topk_oracle(dist, 12, largest=False)
+    got_d, got_pos = mmcore.score_binary(codes, q, p, 12)
+    assert np.array_equal(got_d, want_d) and np.array_equal(got_pos, want_pos)
+    index = index_of(x, "binary", keep=False)
+    s, ids = index.search(q, 12)
+    assert np.array_equal(ids, want_pos) and np.array_equal(s, want_d.astype(np.float32))
+
+
+def test_threads_and_float16_give_the_same_answer() -> None:
+    x = clip_like(3000, 96, 1).astype(np.float16)
+    for codec in ("int8", "int4"):
+        a = index_of(x, codec, keep=False)
+        b = index_of(x.astype(np.float32), codec, keep=False)
+        assert np.array_equal(a.codes, b.codes)
+        r1, r2 = a.search(x[:20], 5, threads=1), a.search(x[:20], 5, threads=2)
+        assert all(np.array_equal(u, v) for u, v in zip(r1, r2, strict=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# Recall
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_recall_generated(metric: str) -> None:
+    x = clip_like(6000, 128, 2)
+    base, q = x[:5000], x[5000:5100]
+    want = exact(base, q, 10, metric)
+    # 128 dims of a slowly decaying spectrum: harder for 128-bit sign codes than the real 512-d set.
+    floors = {("int8", 0): 0.95, ("int8", 100): 0.999, ("int4", 100): 0.99, ("binary", 200): 0.85}
+    for (codec, rerank), floor in floors.items():
+        index = index_of(base, codec, metric)
+        got = recall(index.search(q, 10, rerank=rerank)[1], want)
+        assert got >= floor, (codec, metric, rerank, got)
+
+
+@pytest.fixture(scope="module")
+def muge() -> tuple[np.ndarray, np.ndarray]:
+    if not MUGE.exists():
+        pytest.skip(f"the real CLIP embeddings are absent ({MUGE}); see ../shared/corpus/README.md")
+    x = np.load(MUGE).astype(np.float32)
+    perm = np.random.default_rng(0).permutation(len(x))
+    return x[perm[200:10_200]], x[perm[:200]]
+
+
+# The issue's targets, on a 10k-vector slice of the real set with 200 held-out queries (the bench
+# reports the full set with 1000 queries).
+TARGETS = [("int8", 0, 0.985), ("int8", 100, 0.999), ("int4", 100, 0.995), ("binary", 200, 0.97)]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_recall_real_clip_embeddings(muge: tuple[np.ndarray, np.ndarray], metric: str) -> None:
+    base, q = muge
+    want = exact(base, q, 10, metric)
+    indexes = {c: index_of(base, c, metric) for c in CODECS}
+    for codec, rerank, floor in TARGETS:
+        got = recall(indexes[codec].search(q, 10, rerank=rerank)[1], want)
+        assert got >= floor, (codec, metric, rerank, got)
+
+
+def test_rerank_scores_are_exact(muge: tuple[np.ndarray, np.ndarray]) -> None:
+    base, q = muge
+    for metric in METRICS:
+        index = index_of(base, "int8", metric)
+        s, ids = index.search(q[:20], 5, rerank=50)
+        b, qq = base[ids], q[:20, None, :]
+        if metric == "cos":
+            b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+            qq = qq / np.linalg.norm(qq, axis=-1, keepdims=True)
+        want = ((b - qq) ** 2).sum(-1) if metric == "l2" else (b * qq).sum(-1)
+        np.testing.assert_allclose(s, want, rtol=1e-4, atol=1e-5)
+        assert np.all(np.diff(s, axis=1) >= 0) if metric == "l2" else np.all(np.diff(s, axis=1) <= 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_bad_input_raises_clear_errors() -> None:
+    x = clip_like(200, 64, 3)
+    index = QuantizedIndex(64, keep_float=False)
+    with pytest.raises(ValueError, match="not trained"):
+        index.add(x)
+    with pytest.raises(ValueError, match="not trained"):
+        index.search(x[:1], 1)
+    index.train(x)
+    with pytest.raises(ValueError, match="empty"):
+        index.search(x[:1], 1)
+    with pytest.raises(ValueError, match="dimension 32"):
+        index.add(x[:, :32])
+    bad = x.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match="row 7 contains NaN"):
+        index.add(bad)
+    assert len(index) == 0  # nothing added
+    bad[7, 3] = np.inf
+    with pytest.raises(ValueError, match="row 7"):
+        index.train(bad)
+    index.add(x)
+    with pytest.raises(ValueError, match="train before add"):
+        index.train(x)
+    with pytest.raises(ValueError, match="dimension 63"):
+        index.search(x[:2, :63], 1)
+    with pytest.raises(ValueError, match="row 7"):
+        index.search(bad, 1)
+    with pytest.raises(ValueError, match="k=201 is larger than the 200"):
+        index.search(x[:1], 201)
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(x[:1], 0)
+    with pytest.raises(ValueError, match="keep_float"):
+        index.search(x[:1], 1, rerank=10)
+    with pytest.raises(ValueError, match="int8"):
+        index.add(x.astype(np.int8))
+    with pytest.raises(ValueError, match="ids must be 1-D with one id per code"):
+        index.add(x[:3], ids=[1, 2])
+    with pytest.raises(ValueError, match="multiple of 64"):
+        QuantizedIndex(100, codec="binary")
+    with pytest.raises(ValueError, match="codec must be"):
+        QuantizedIndex(64, codec="pq")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="metric must be"):
+        QuantizedIndex(64, metric="dot")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="keep_float"):
+        QuantizedIndex(64, keep_float=True)  # type: ignore[arg-type]
+    cos = QuantizedIndex(64, metric="cos")
+    zero = x.copy()
+    zero[4] = 0
+    with pytest.raises(ValueError, match="row 4 is all zeros"):
+        cos.train(zero)
+    p = QuantParams.fit(x, "int8")
+    with pytest.raises(ValueError, match="not int4"):
+        mmcore.quantize_int4(x, p)
+    with pytest.raises(ValueError, match="codes must be uint8"):
+        mmcore.score_int8(np.zeros((5, 63), np.uint8), x[:1], p, 1)
+    with pytest.raises(ValueError, match="NaN"):
+        QuantParams("int8", scale=np.array([np.nan]), offset=np.zeros(1))
+
+
+def test_params_round_trip_through_json() -> None:
+    x = clip_like(500, 64, 4)
+    quantizers = {
+        "int8": mmcore.quantize_int8,
+        "int4": mmcore.quantize_int4,
+        "binary": mmcore.quantize_binary,
+    }
+    for codec, quantize in quantizers.items():
+        p = QuantParams.fit(x, codec)  # type: ignore[arg-type]
+        again = QuantParams.from_dict(json.loads(json.dumps(p.to_dict())))
+        assert np.array_equal(quantize(x, again), quantize(x, p))
+
+
+# ------------------------------------------------------------------------------------------------
+# remove, memory, files
+
+
+def test_remove_keeps_ids_and_answers() -> None:
+    x = clip_like(400, 64, 5)
+    for keep in (False, "memory", "mmap"):
+        index = index_of(x[:300], "int8", keep=keep)
+        assert index.remove(np.arange(0, 300, 2)) == 150
+        assert index.remove([0, 10**9]) == 0
+        assert len(index) == 150 and index.ids.tolist() == list(range(1, 300, 2))
+        ids = index.search(x[:300], 1)[1][:, 0]
+        assert ids[1::2].tolist() == list(range(1, 300, 2))  # kept vectors find themselves
+        index.add(x[300:])  # default ids continue after the largest ever given
+        assert index.ids[-1] == 399 and index.search(x[399:400], 1)[1][0, 0] == 399
+        if keep:
+            assert index.search(x[5:6], 1, rerank=20)[1][0, 0] == 5
+
+
+def test_memory_bytes() -> None:
+    x = clip_like(1000, 128, 6)
+    assert index_of(x, "int8", keep=False).memory_bytes() == 1000 * 128
+    assert index_of(x, "int4", keep=False).memory_bytes() == 1000 * 64
+    assert index_of(x, "binary", keep=False).memory_bytes() == 1000 * 16
+    assert index_of(x, "int8", "l2", keep=False).memory_bytes() == 1000 * 129
+    assert index_of(x, "int8", keep="memory").memory_bytes() == 1000 * (128 + 512)
+    assert index_of(x, "int8", keep="mmap").memory_bytes() == 1000 * 128
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("metric", METRICS)
+def test_save_load_round_trip(tmp_path: Path, codec: str, metric: str) -> None:
+    x = clip_like(500, 128, 7)
+    index = index_of(x, codec, metric, keep="memory")
+    index.remove([3])
+    path = tmp_path / "x.mmq"
+    index.save(path)
+    want = index.search(x[:10], 5, rerank=40)
+    for mmap in (True, False):
+        again = QuantizedIndex.load(path, mmap=mmap)
+        assert (again.codec, again.metric, again.dim, len(again)) == (codec, metric, 128, 499)
+        assert isinstance(again._codes, np.memmap) == mmap  # mapped, not copied
+        assert np.array_equal(again.ids, index.ids) and np.array_equal(again.codes, index.codes)
+        got = again.search(x[:10], 5, rerank=40)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        again.add(x[:2])  # a mapped index copies itself before growing
+        assert len(again) == 501 and again.ids[-1] == 501
+
+
+def small_file(tmp_path: Path) -> Path:
+    x = clip_like(20, 64, 8)
+    index = index_of(x, "int8", "l2", keep="memory")
+    index.add(x[:3], ids=[100, 101, 102])
+    path = tmp_path / "small.mmq"
+    index.save(path)
+    return path
+
+
+def test_every_truncation_is_a_clear_error(tmp_path: Path) -> None:
+    path = small_file(tmp_path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mmq"
+    for n in range(len(data)):
+        cut.write_bytes(data[:n])
+        with pytest.raises(IndexFormatError, match=r"truncated|checksum"):
+            QuantizedIndex.load(cut)
+    cut.write_bytes(data + b"\0")
+    with pytest.raises(IndexFormatError, match="1 unexpected bytes"):
+        QuantizedIndex.load(cut)
+
+
+def test_corrupt_files_are_clear_errors(tmp_path: Path) -> None:
+    path = small_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    bad = tmp_path / "bad.mmq"
+    bad.write_bytes(b"PK\3\4 not an index at all" * 10)
+    with pytest.raises(IndexFormatError, match="not a mmcore quantized index"):
+        QuantizedIndex.load(bad)
+    for at, what in ((20, "header checksum"), (200, "payload checksum"), (len(data) - 1, "payload checksum")):
+        flipped = bytearray(data)
+        flipped[at] ^= 0x40
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(IndexFormatError, match=what):
+            QuantizedIndex.load(bad)
+    flipped = bytearray(data)
+    flipped[8] = 9  # version
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(IndexFormatError, match="version 9 is not supported"):
+        QuantizedIndex.load(bad)
+    flipped = bytearray(data)
+    flipped[200] ^= 1
+    bad.write_bytes(bytes(flipped))
+    assert len(QuantizedIndex.load(bad, verify=False)) == 23  # the caller chose not to check

@@ -757,6 +757,16 @@ def machine_lines() -> list[str]:
     ]
 
 
+def mmcore_line(*, codecs: bool = False) -> str:
+    """The benches' one line on the mmcore build under test (version, active and compiled variants)."""
+    import mmcore
+
+    bi = mmcore.build_info()
+    line = f"mmcore {bi.get('version')}: backend {bi.get('backend')} "
+    line += f"(compiled {bi.get('cpu_variants_compiled')})"
+    return line + f", codecs {bi.get('codecs')}" if codecs else line
+
+
 def version_lines() -> list[str]:
     out = []
 

@@ -482,15 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
     t_start = time.perf_counter()
 
-    import mmcore
-
-    header = bd.machine_lines()
-    bi = mmcore.build_info()
-    header.append(
-        f"mmcore {bi.get('version')}: backend {bi.get('backend')} "
-        f"(compiled {bi.get('cpu_variants_compiled')})"
-    )
-    header += version_lines()
+    header = [*bd.machine_lines(), bd.mmcore_line(), *version_lines()]
     real = corpus_hashes()
     if real is None:
         header.append(f"no corpus at {CORPUS}: uniform random codes stand in for the corpus mosaics")

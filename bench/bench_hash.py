@@ -797,15 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         IMAGES["imagenet"][i] for i in np.linspace(0, len(IMAGES["imagenet"]) - 1, n_cost).astype(int)
     ]
 
-    header = bd.machine_lines()
     import mmcore
 
-    bi = mmcore.build_info()
-    header.append(
-        f"mmcore {bi.get('version')}: backend {bi.get('backend')} "
-        f"(compiled {bi.get('cpu_variants_compiled')}), codecs {bi.get('codecs')}"
-    )
-    header += version_lines()
+    header = [*bd.machine_lines(), bd.mmcore_line(codecs=True), *version_lines()]
     header += describe("imagenet", sets["imagenet"]) + describe("photos", sets["photos"])
     header.append(
         "timing: wall clock, end to end from JPEG bytes in memory, "

@@ -698,13 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import mmcore
 
-    header = bd.machine_lines()
-    bi = mmcore.build_info()
-    header.append(
-        f"mmcore {bi.get('version')}: backend {bi.get('backend')} "
-        f"(compiled {bi.get('cpu_variants_compiled')})"
-    )
-    header += version_lines()
+    header = [*bd.machine_lines(), bd.mmcore_line(), *version_lines()]
     bandwidth = read_bandwidth(max(threads))
     header.append(
         f"measured read bandwidth, {max(threads)} thread(s): {bandwidth:.1f} GB/s "

@@ -496,14 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib
     import PIL
 
-    import mmcore
-
-    bi = mmcore.build_info()
-    header = bd.machine_lines()
-    header.append(
-        f"mmcore {bi.get('version')}: backend {bi.get('backend')} "
-        f"(compiled {bi.get('cpu_variants_compiled')}), codecs {bi.get('codecs')}"
-    )
+    header = [*bd.machine_lines(), bd.mmcore_line(codecs=True)]
     header.append(f"numpy {np.__version__}, Pillow {PIL.__version__}, matplotlib {matplotlib.__version__}")
     header.append(
         f"corpus: {len(names)} JPEGs of {jpeg_dir}, {len(grouped)} of them in near-duplicate groups; "

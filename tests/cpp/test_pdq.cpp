@@ -133,9 +133,10 @@ bool same(const PdqHash* a, const PdqHash* b, int n) {
   return true;
 }
 
-/// (a) and (b): reference mode against manifest.csv and manifest_dihedral.csv.
-void test_reference(const std::string& dir) {
-  const auto rows = read_csv(dir + "/manifest.csv");
+/// Hashes every image of a manifest (file, hex, quality) with `hash` and compares hash and quality.
+template <typename HashFn>
+void check_manifest(const std::string& dir, const char* manifest, const char* what, HashFn hash) {
+  const auto rows = read_csv(dir + "/" + manifest);
   int ok = 0, n = 0;
   for (const auto& r : rows) {
     ++n;
@@ -146,16 +147,22 @@ void test_reference(const std::string& dir) {
     }
     PdqHash h[8];
     std::int32_t q = -1;
-    hash_reference(img, false, h, &q);
+    hash(img, h, &q);
     if (hex(h[0]) == r[1] && q == std::stoi(r[2])) {
       ++ok;
     } else {
-      std::printf("  ref mismatch %s: %s q=%d, want %s q=%s\n", r[0].c_str(), hex(h[0]).c_str(), q,
+      std::printf("  %s mismatch %s: %s q=%d, want %s q=%s\n", what, r[0].c_str(), hex(h[0]).c_str(), q,
                   r[1].c_str(), r[2].c_str());
     }
   }
-  std::printf("(a) reference mode: %d/%d hash+quality equal manifest.csv\n", ok, n);
-  check(n > 0 && ok == n, "reference mode");
+  std::printf("%s: %d/%d hash+quality equal %s\n", what, ok, n, manifest);
+  check(n > 0 && ok == n, what);
+}
+
+/// (a) and (b): reference mode against manifest.csv and manifest_dihedral.csv.
+void test_reference(const std::string& dir) {
+  check_manifest(dir, "manifest.csv", "(a) reference mode",
+                 [](const Image& img, PdqHash* h, std::int32_t* q) { hash_reference(img, false, h, q); });
 
   const auto drows = read_csv(dir + "/manifest_dihedral.csv");
   static const char* names[8] = {"orig", "rot90", "rot180", "rot270", "flipx", "flipy", "flipp", "flipm"};
@@ -187,27 +194,10 @@ void test_reference(const std::string& dir) {
 
 /// (c): full mode against pdqhash's values in manifest_fullres_pil.csv.
 void test_full(const std::string& dir) {
-  const auto rows = read_csv(dir + "/manifest_fullres_pil.csv");
-  int ok = 0, n = 0;
-  for (const auto& r : rows) {
-    ++n;
-    Image img;
-    if (r.size() < 3 || !decode_rgb(dir + "/" + r[0], &img)) {
-      std::printf("  cannot decode %s\n", r[0].c_str());
-      continue;
-    }
-    PdqHash h[8];
-    std::int32_t q = -1;
-    hash_view(img.view(), false, h, &q, mmcore::PdqLuma::kPdqhash);
-    if (hex(h[0]) == r[1] && q == std::stoi(r[2])) {
-      ++ok;
-    } else {
-      std::printf("  full mismatch %s: %s q=%d, want %s q=%s\n", r[0].c_str(), hex(h[0]).c_str(), q,
-                  r[1].c_str(), r[2].c_str());
-    }
-  }
-  std::printf("(c) full mode: %d/%d hash+quality equal manifest_fullres_pil.csv\n", ok, n);
-  check(n > 0 && ok == n, "full mode");
+  check_manifest(dir, "manifest_fullres_pil.csv", "(c) full mode",
+                 [](const Image& img, PdqHash* h, std::int32_t* q) {
+                   hash_view(img.view(), false, h, q, mmcore::PdqLuma::kPdqhash);
+                 });
 }
 
 /// (d): edge cases on synthetic images and on one corpus image.

@@ -38,7 +38,16 @@ import numpy.typing as npt
 
 from . import _core
 from .image import _threads
-from .search import IndexFormatError, _check_size, _ids_array, _raw, _read_header, _write_sealed
+from .search import (
+    IndexFormatError,
+    _check_size,
+    _grown_capacity,
+    _ids_array,
+    _raw,
+    _read_header,
+    _regrown,
+    _write_sealed,
+)
 
 __all__ = [
     "QuantParams",
@@ -643,17 +652,12 @@ class QuantizedIndex:
 
     def _reserve(self, need: int) -> None:
         """Room for need rows in writable buffers (copies a loaded, read-only index)."""
-        cap = self._codes.shape[0]
-        if need <= cap and self._codes.flags.writeable:
+        cap = _grown_capacity(self._codes, need)
+        if not cap:
             return
-        cap = max(need, 2 * cap if self._codes.flags.writeable else need, 1024)
-        codes: npt.NDArray[Any] = np.empty((cap, self.code_width), dtype=self._code_dtype)
-        codes[: self._n] = self._codes[: self._n]
-        self._codes = codes
+        self._codes = _regrown(self._codes, self._n, cap)
         if self._ids_buf is not None:
-            ib = np.empty(cap, dtype=np.int64)
-            ib[: self._n] = self._ids_buf[: self._n]
-            self._ids_buf = ib
+            self._ids_buf = _regrown(self._ids_buf, self._n, cap)
         if self._keep:
             old = self._float_buf
             fresh = self._new_floats(cap)

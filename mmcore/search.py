@@ -180,6 +180,22 @@ def _check_size(path: str, size: int, expect: int, items: str) -> None:
         )
 
 
+def _grown_capacity(buf: npt.NDArray[Any], need: int) -> int:
+    """The row count to regrow buf to so that it holds need rows and can be written (doubling; a
+    read-only, memory-mapped buffer is copied at its size), or 0 when buf already does."""
+    cap = buf.shape[0]
+    if need <= cap and buf.flags.writeable:
+        return 0
+    return max(need, 2 * cap if buf.flags.writeable else need, 1024)
+
+
+def _regrown(buf: npt.NDArray[Any], n: int, cap: int) -> npt.NDArray[Any]:
+    """A fresh buffer of cap rows holding buf's first n rows."""
+    out: npt.NDArray[Any] = np.empty((cap, *buf.shape[1:]), dtype=buf.dtype)
+    out[:n] = buf[:n]
+    return out
+
+
 def _write_sealed(path: str, head: bytes, chunks: Sequence[bytes | memoryview]) -> None:
     """Write head (its last 4 bytes replaced by the CRC-32 of the rest) then chunks, atomically:
     a temporary file renamed over path."""
@@ -290,15 +306,11 @@ class HammingIndex:
         if new_ids is not None and self._ids_buf is None:
             self._ids_buf = np.arange(self._buf.shape[0], dtype=np.int64)
         need = self._n + m
-        if need > self._buf.shape[0] or not self._buf.flags.writeable:
-            cap = max(need, 2 * self._buf.shape[0] if self._buf.flags.writeable else need, 1024)
-            buf = np.empty((cap, self._w), dtype=np.uint64)
-            buf[: self._n] = self._buf[: self._n]
-            self._buf = buf
+        cap = _grown_capacity(self._buf, need)
+        if cap:
+            self._buf = _regrown(self._buf, self._n, cap)
             if self._ids_buf is not None:
-                ib = np.empty(cap, dtype=np.int64)
-                ib[: self._n] = self._ids_buf[: self._n]
-                self._ids_buf = ib
+                self._ids_buf = _regrown(self._ids_buf, self._n, cap)
         self._buf[self._n : need] = new
         if self._ids_buf is not None:
             self._ids_buf[self._n : need] = (

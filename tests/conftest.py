@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,12 @@ def assert_byte_flips_give_statuses(data: bytes, start: int, rounds: int = 300) 
             bad[i] = int(gen.integers(0, 256))
         r = mmcore.decode_batch([bytes(bad)])
         assert mmcore.Status(int(r.status[0])).ok or r.errors[0]
+
+
+def run_with_backend(script: str, backend: str, cwd: Path) -> str:
+    """Runs a Python script in a fresh interpreter with MMCORE_FORCE_BACKEND=backend ("" = the
+    default choice); returns its stdout. The variant is fixed per process, hence the subprocess."""
+    env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    return res.stdout

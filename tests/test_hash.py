@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -17,7 +14,7 @@ from typing import Any
 import imagehash
 import numpy as np
 import pytest
-from conftest import corpus_dir, corpus_index, run_cpp_test
+from conftest import corpus_dir, corpus_index, run_cpp_test, run_with_backend
 from PIL import Image
 
 import mmcore
@@ -370,14 +367,9 @@ def test_forced_backends_give_identical_hashes(tmp_path: Path) -> None:
         "    print(r['pdq_dihedral'].tobytes().hex(), r['pdq_quality'].tolist())\n"
         "print(mmcore.build_info()['backend'])\n"
     )
-    outs = {}
-    for backend in ("ref", "avx2"):
-        env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
-        res = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
-        )
-        assert res.returncode == 0, res.stderr
-        outs[backend] = res.stdout.rsplit("\n", 2)
+    outs = {
+        backend: run_with_backend(script, backend, tmp_path).rsplit("\n", 2) for backend in ("ref", "avx2")
+    }
     assert outs["ref"][0] == outs["avx2"][0]
     assert outs["ref"][1] == "ref"
 

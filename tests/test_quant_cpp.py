@@ -3,14 +3,11 @@ against the scalar ref and a naive oracle; and the _core bindings against numpy.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cpp_test
+from conftest import run_cpp_test, run_with_backend
 
 from mmcore import _core
 
@@ -113,13 +110,6 @@ def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
         "print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())\n"
         "print(_core.build_info()['backend'])\n"
     )
-    outs = {}
-    for backend in ("ref", ""):
-        env = dict(os.environ, MMCORE_FORCE_BACKEND=backend)
-        res = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
-        )
-        assert res.returncode == 0, res.stderr
-        outs[backend] = res.stdout.split()
+    outs = {backend: run_with_backend(script, backend, tmp_path).split() for backend in ("ref", "")}
     assert outs["ref"][0] == outs[""][0]
     assert outs["ref"][1] == "ref"

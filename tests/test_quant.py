@@ -105,7 +105,9 @@ def test_scalar_scores_equal_numpy_oracle(codec: str, d: int) -> None:
         assert np.array_equal(mmcore._core.quant_dot_int8_all(codes, t, 2), ints)
 
 
-@pytest.mark.parametrize("d", [64, 128, 512])
+# 1600 and 2048 bits: more words than the 64 dimensions' worth of int16 a prepared int8 query
+# holds (a binary query once overran its slot there), and the 64-word flush of the AVX2 counters.
+@pytest.mark.parametrize("d", [64, 128, 512, 768, 1600, 4096])
 def test_binary_distances_equal_numpy_oracle(d: int) -> None:
     rng = np.random.default_rng(d)
     x = rng.normal(size=(900, d)).astype(np.float32)

@@ -168,6 +168,7 @@ struct Scan {
   const std::uint8_t* queries;
   std::int64_t query_bytes;
   std::int64_t nq;
+  std::int32_t unit;  // of quant_prepared_stride
 };
 
 // Tasks over (query batch, row range): row ranges only when there are too few batches to keep
@@ -188,7 +189,7 @@ struct Grid {
 template <class Sink>
 void scan_range(const Scan& sc, std::int64_t q0, std::int64_t q1, std::int64_t r0, std::int64_t r1,
                 Sink&& sink) {
-  const std::int64_t stride = detail::quant_prepared_stride(sc.d), nqb = q1 - q0;
+  const std::int64_t stride = detail::quant_prepared_stride(sc.d, sc.unit), nqb = q1 - q0;
   const std::int64_t block =
       std::clamp<std::int64_t>(kBlockBytes / std::max<std::int64_t>(1, sc.row_bytes), 8, 4096);
   std::vector<std::uint8_t> prep_buf(static_cast<std::size_t>(nqb * stride + 64));
@@ -267,7 +268,9 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
 Scan int8_scan(const detail::QuantKernels& kern, const std::uint8_t* codes, std::int64_t n, std::int32_t d,
                const std::int8_t* queries, std::int64_t nq) {
   check_sizes(n, d, nq);
-  return {kern.int8, codes, n, d, d, reinterpret_cast<const std::uint8_t*>(queries), d, nq};
+  return {kern.int8, codes, n,
+          d,         d,     reinterpret_cast<const std::uint8_t*>(queries),
+          d,         nq,    detail::kQuantUnitInt};
 }
 
 }  // namespace
@@ -346,7 +349,9 @@ void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
                       Backend backend) {
   check_sizes(n, d, nq);
   const detail::QuantKernels kern = detail::quant_kernels(backend);
-  const Scan sc{kern.int4, codes, n, (d + 1) / 2, d, reinterpret_cast<const std::uint8_t*>(queries), d, nq};
+  const Scan sc{kern.int4,   codes, n,
+                (d + 1) / 2, d,     reinterpret_cast<const std::uint8_t*>(queries),
+                d,           nq,    detail::kQuantUnitInt};
   topk(sc, k, threads, false, scores, idx);
 }
 
@@ -379,7 +384,8 @@ void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t
                 words,
                 reinterpret_cast<const std::uint8_t*>(queries),
                 std::int64_t{words} * 8,
-                nq};
+                nq,
+                detail::kQuantUnitBinary};
   topk(sc, k, threads, true, dist, idx);
 }
 

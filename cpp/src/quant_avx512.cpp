@@ -18,7 +18,7 @@ namespace {
 
 // Query g as int8, zero-padded to a multiple of 64 dimensions.
 void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(d);
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
   const std::int64_t padded = (std::int64_t{d} + 63) / 64 * 64;
   for (int g = 0; g < nq; ++g) {
     std::uint8_t* w = prepared + g * stride;
@@ -80,7 +80,7 @@ inline void dot8_tile(const std::uint8_t* codes, std::int32_t d, const std::uint
 template <int R, int S>
 void dot8_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                std::int32_t* out, std::int64_t ldo) {
-  const std::int64_t stride = quant_prepared_stride(d);
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
   const std::uint8_t* q[S];
   for (int s = 0; s < S; ++s) q[s] = prepared + s * stride;
   std::int64_t j = 0;

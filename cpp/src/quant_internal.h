@@ -1,7 +1,7 @@
 // The quant block kernels that quant.cpp drives (contract: mmcore/quant.h).
 //
 // Contract: prepare(queries, nq, d, prepared) lays out nq (1..kQuantGroup) queries in the
-// variant's own form, query g at prepared + g * quant_prepared_stride(d) (the driver's buffer is
+// variant's own form, query g at prepared + g * quant_prepared_stride(d, unit) (the driver's buffer is
 // 64-byte aligned and zeroed by prepare where the variant needs padding). block(codes, nb, d,
 // prepared, nq, out, ldo) writes out[g * ldo + j] for every query g < nq and code row j < nb: the
 // exact int32 dot (int8, int4) or the negated Hamming distance (binary, so that larger is better
@@ -17,10 +17,15 @@ namespace mmcore::detail {
 /// Queries a block call scores at once.
 constexpr int kQuantGroup = 4;
 
-/// Bytes per prepared query (any variant, any codec): room for d int16 padded to 64, plus slack.
-inline std::int64_t quant_prepared_stride(std::int32_t d) {
-  return (static_cast<std::int64_t>(d) + 63) / 64 * 128 + 64;
+/// Bytes a prepared query of any variant may take, padded to 128 plus slack: `unit` is 2 for int8
+/// and int4 (room for d int16) and 8 for binary (d uint64 words). The stride of query g.
+inline std::int64_t quant_prepared_stride(std::int32_t d, std::int32_t unit) {
+  return (static_cast<std::int64_t>(d) * unit + 127) / 128 * 128 + 64;
 }
+
+/// `unit` of quant_prepared_stride.
+constexpr std::int32_t kQuantUnitInt = 2;
+constexpr std::int32_t kQuantUnitBinary = 8;
 
 using QuantPrepareFn = void (*)(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared);
 using QuantBlockFn = void (*)(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,

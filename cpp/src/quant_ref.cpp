@@ -7,7 +7,7 @@ namespace mmcore::detail {
 namespace {
 
 void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(d);
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
   for (int g = 0; g < nq; ++g) {
     std::memcpy(prepared + g * stride, static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d,
                 static_cast<std::size_t>(d));
@@ -16,7 +16,7 @@ void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* pre
 
 void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
-  const std::int64_t stride = quant_prepared_stride(d);
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
   for (int g = 0; g < nq; ++g) {
     const auto* t = reinterpret_cast<const std::int8_t*>(prepared + g * stride);
     for (std::int64_t j = 0; j < nb; ++j) {
@@ -30,7 +30,7 @@ void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
 
 void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
-  const std::int64_t stride = quant_prepared_stride(d), row = (d + 1) / 2;
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt), row = (d + 1) / 2;
   for (int g = 0; g < nq; ++g) {
     const auto* t = reinterpret_cast<const std::int8_t*>(prepared + g * stride);
     for (std::int64_t j = 0; j < nb; ++j) {
@@ -46,7 +46,7 @@ void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
 }
 
 void prepare_binary(const void* queries, int nq, std::int32_t words, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(words);
+  const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
   for (int g = 0; g < nq; ++g) {
     std::memcpy(prepared + g * stride, static_cast<const std::uint64_t*>(queries) + std::int64_t{g} * words,
                 static_cast<std::size_t>(words) * 8);
@@ -62,7 +62,7 @@ int popcount64(std::uint64_t x) {
 
 void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
                   const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo) {
-  const std::int64_t stride = quant_prepared_stride(words);
+  const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
   for (int g = 0; g < nq; ++g) {
     const auto* q = reinterpret_cast<const std::uint64_t*>(prepared + g * stride);
     for (std::int64_t j = 0; j < nb; ++j) {

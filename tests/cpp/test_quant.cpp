@@ -135,7 +135,7 @@ void test_block(const QuantKernels& kern, const char* name, std::mt19937_64& rng
     const QuantCodec& r = codec == Codec::kInt8 ? ref.int8 : codec == Codec::kInt4 ? ref.int4 : ref.binary;
     std::vector<int> dims = {1,  2,  3,  7,   8,   9,   15,  16,  17,  31,  32,   33,
                              63, 64, 65, 127, 128, 129, 255, 256, 257, 768, 1023, 4096};
-    if (codec == Codec::kBinary) dims = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17};
+    if (codec == Codec::kBinary) dims = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 24, 25, 33, 64, 65, 100};
     for (int d : dims) {
       for (std::int64_t nb : {1, 2, 3, 4, 5, 7, 9, 33}) {
         for (int nq = 1; nq <= mmcore::detail::kQuantGroup; ++nq) {
@@ -151,7 +151,9 @@ void test_block(const QuantKernels& kern, const char* name, std::mt19937_64& rng
             } else {
               fill_queries(rng, reinterpret_cast<std::int8_t*>(queries.data()), queries.size(), mode);
             }
-            const std::int64_t stride = mmcore::detail::quant_prepared_stride(d);
+            const std::int64_t stride = mmcore::detail::quant_prepared_stride(
+                d,
+                codec == Codec::kBinary ? mmcore::detail::kQuantUnitBinary : mmcore::detail::kQuantUnitInt);
             std::vector<std::uint8_t> pk(static_cast<std::size_t>(nq * stride + 64), 0xcd);
             std::vector<std::uint8_t> pr(pk.size(), 0xcd);
             std::uint8_t* pka = pk.data() + (64 - reinterpret_cast<std::uintptr_t>(pk.data()) % 64) % 64;

@@ -117,3 +117,11 @@ def quant_score_binary(
 def quant_dot_int8_all(
     codes: npt.NDArray[np.uint8], queries: npt.NDArray[np.int8], threads: int
 ) -> npt.NDArray[np.int32]: ...
+def quant_rerank(
+    x: npt.NDArray[np.float32],
+    queries: npt.NDArray[np.float32],
+    cand: npt.NDArray[np.int64],
+    k: int,
+    l2: bool,
+    threads: int,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...

@@ -194,6 +194,27 @@ def test_rerank_scores_are_exact(muge: tuple[np.ndarray, np.ndarray]) -> None:
         assert np.all(np.diff(s, axis=1) >= 0) if metric == "l2" else np.all(np.diff(s, axis=1) <= 0)
 
 
+@pytest.mark.parametrize("l2", [False, True])
+def test_rerank_kernel_equals_float64_oracle(l2: bool) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(500, 96)).astype(np.float32)
+    x[100:110] = x[3]  # equal vectors: equal scores, ties by position
+    q = rng.normal(size=(6, 96)).astype(np.float32)
+    cand = np.stack([rng.permutation(500)[:40] for _ in range(6)])
+    cand[:, :4] = [105, 3, 101, 108]
+    s, pos = mmcore._core.quant_rerank(x, q, cand, 12, l2, 2)
+    v = x[cand].astype(np.float64)
+    exact = ((v - q[:, None, :]) ** 2).sum(-1) if l2 else (v * q[:, None, :]).sum(-1)
+    exact32 = exact.astype(np.float32)
+    order = np.lexsort((cand, exact32 if l2 else -exact32), axis=-1)[:, :12]
+    assert np.array_equal(pos, np.take_along_axis(cand, order, axis=1))
+    np.testing.assert_allclose(s, np.take_along_axis(exact, order, axis=1), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="not a row"):
+        mmcore._core.quant_rerank(x, q, np.full((6, 40), 500, dtype=np.int64), 12, l2, 1)
+    with pytest.raises(ValueError, match="at least k"):
+        mmcore._core.quant_rerank(x, q, np.ascontiguousarray(cand[:, :5]), 12, l2, 1)
+
+
 # ------------------------------------------------------------------------------------------------
 # Bad input
 

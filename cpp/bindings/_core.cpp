@@ -757,6 +757,37 @@ py::array_t<std::int32_t> quant_dot_int8_all_py(const py::object& codes_obj, con
   return out;
 }
 
+py::tuple quant_rerank_py(const py::object& x_obj, const py::object& queries_obj, const py::object& cand_obj,
+                          std::int64_t k, bool l2, int threads) {
+  const py::array x = typed_arg<float>(x_obj, "x", "float32", 2);
+  const py::array queries = typed_arg<float>(queries_obj, "queries", "float32", 2);
+  const py::array cand = typed_arg<std::int64_t>(cand_obj, "cand", "int64", 2);
+  const std::int32_t d = quant_dim_arg(queries.shape(1));
+  check_len(x, "x", 1, d, "queries of this dimension");
+  if (cand.shape(0) != queries.shape(0)) {
+    throw py::value_error("cand has " + std::to_string(cand.shape(0)) + " rows but there are " +
+                          std::to_string(queries.shape(0)) + " queries");
+  }
+  const py::ssize_t m = cand.shape(1), nq = queries.shape(0);
+  const std::int32_t kk = quant_k_arg(k);
+  if (m < kk || m > std::numeric_limits<std::int32_t>::max()) {
+    throw py::value_error("cand needs at least k = " + std::to_string(kk) + " columns, got " +
+                          std::to_string(m));
+  }
+  py::array_t<float> scores({nq, static_cast<py::ssize_t>(kk)});
+  py::array_t<std::int64_t> pos({nq, static_cast<py::ssize_t>(kk)});
+  const auto* xp = static_cast<const float*>(x.data());
+  const auto* qp = static_cast<const float*>(queries.data());
+  const auto* cp = static_cast<const std::int64_t*>(cand.data());
+  float* sp = scores.mutable_data();
+  std::int64_t* pp = pos.mutable_data();
+  {
+    py::gil_scoped_release release;  // std::invalid_argument (a candidate out of range) -> ValueError
+    quant_rerank(xp, x.shape(0), d, qp, nq, cp, static_cast<std::int32_t>(m), kk, l2, threads, sp, pp);
+  }
+  return py::make_tuple(scores, pos);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -844,4 +875,6 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads"));
   m.def("quant_dot_int8_all", &quant_dot_int8_all_py, py::arg("codes"), py::arg("queries"),
         py::arg("threads"));
+  m.def("quant_rerank", &quant_rerank_py, py::arg("x"), py::arg("queries"), py::arg("cand"), py::arg("k"),
+        py::arg("l2"), py::arg("threads"));
 }

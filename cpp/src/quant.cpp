@@ -410,4 +410,59 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
   });
 }
 
+void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
+                  const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
+                  float* scores, std::int64_t* pos) {
+  check_sizes(n, d, nq);
+  if (m < 1 || k < 1 || k > m) {
+    throw std::invalid_argument("rerank needs 1 <= k <= m, got k = " + std::to_string(k) +
+                                ", m = " + std::to_string(m));
+  }
+  for (std::int64_t i = 0; i < nq * m; ++i) {
+    if (cand[i] < 0 || cand[i] >= n) {
+      throw std::invalid_argument("candidate " + std::to_string(cand[i]) + " is not a row of the " +
+                                  std::to_string(n) + " float vectors");
+    }
+  }
+  // Rows fetched ahead of the one being scored: each is d * 4 bytes at a random place.
+  constexpr std::int32_t kAhead = 4;
+  parallel_for(nq, resolve_threads(threads), [&](std::int64_t q) {
+    const float* qv = queries + q * d;
+    const std::int64_t* c = cand + q * m;
+    struct Scored {
+      float key;  // smaller is better: -dot or the distance
+      float score;
+      std::int64_t j;
+    };
+    std::vector<Scored> all(static_cast<std::size_t>(m));
+    auto fetch = [&](std::int32_t i) {
+      const char* row = reinterpret_cast<const char*>(x + c[i] * d);
+      for (std::int64_t b = 0; b < std::int64_t{d} * 4; b += 64) __builtin_prefetch(row + b);
+    };
+    for (std::int32_t i = 0; i < std::min(kAhead, m); ++i) fetch(i);
+    for (std::int32_t i = 0; i < m; ++i) {
+      if (i + kAhead < m) fetch(i + kAhead);
+      const float* v = x + c[i] * d;
+      double acc = 0.0;
+      if (l2) {
+        for (std::int32_t t = 0; t < d; ++t) {
+          const double e = static_cast<double>(v[t]) - qv[t];
+          acc += e * e;
+        }
+      } else {
+        for (std::int32_t t = 0; t < d; ++t) acc += static_cast<double>(v[t]) * qv[t];
+      }
+      const auto sc = static_cast<float>(acc);
+      all[static_cast<std::size_t>(i)] = {l2 ? sc : -sc, sc, c[i]};
+    }
+    std::partial_sort(all.begin(), all.begin() + k, all.end(), [](const Scored& a, const Scored& b) {
+      return a.key < b.key || (a.key == b.key && a.j < b.j);
+    });
+    for (std::int32_t i = 0; i < k; ++i) {
+      scores[q * k + i] = all[static_cast<std::size_t>(i)].score;
+      pos[q * k + i] = all[static_cast<std::size_t>(i)].j;
+    }
+  });
+}
+
 }  // namespace mmcore

@@ -69,4 +69,15 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                         std::int64_t nq, int threads, std::int32_t* out, Backend backend);
 
+/// Exact rescoring of candidates with the float vectors x (n x d float32): for query q (row q of
+/// queries, nq x d) and its m candidate positions cand[q * m ...] (each in 0..n-1, else
+/// std::invalid_argument), the score of candidate j is dot(x_j, q) (l2 = false) or
+/// ||x_j - q||^2 (l2 = true), accumulated in double and rounded to float32. Writes the k best
+/// (largest dot / smallest distance, ties by smaller position) to scores[q * k ...] and
+/// pos[q * k ...]; k <= m. The candidates' rows are prefetched a few ahead (they are random rows of
+/// a large, possibly memory-mapped, array); queries are split across threads.
+void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
+                  const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
+                  float* scores, std::int64_t* pos);
+
 }  // namespace mmcore

@@ -10,6 +10,7 @@
 // entries needs two shuffles for 32 lookups.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "quant_internal.h"
@@ -141,73 +142,72 @@ void prepare_int4(const void* queries, int nq, std::int32_t d, std::uint8_t* pre
   }
 }
 
-template <int R, int S>
-inline void dot4_tile(const std::uint8_t* codes, std::int64_t row, std::int64_t half,
-                      const std::int8_t* const* q, std::int32_t* out, std::int64_t ldo) {
+// The four int32 lane sums of a[0..3] (missing ones zero) as one vector: three vphaddd and one add
+// where four separate horizontal sums take 24 instructions.
+template <int S>
+inline __m128i hsum4(const __m256i* a) {
+  const __m256i z = _mm256_setzero_si256();
+  const __m256i h01 = _mm256_hadd_epi32(a[0], S > 1 ? a[1] : z);
+  const __m256i h23 = _mm256_hadd_epi32(S > 2 ? a[2] : z, S > 3 ? a[3] : z);
+  const __m256i h = _mm256_hadd_epi32(h01, h23);
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// One row against S <= 4 queries. Per 32 code bytes (64 dimensions): the two nibble vectors, then
+// per query two vpmaddubsw and two int16 adds; the int16 lanes are widened to int32 (vpmaddwd with
+// ones) after every 4 steps, where they hold at most 4 * 2 * 3840 < 32767.
+template <int S>
+inline void dot4_row(const std::uint8_t* c, std::int64_t row, std::int64_t half, const std::int8_t* const* q,
+                     std::int32_t* out, std::int64_t ldo) {
   const std::int64_t r32 = row / 32 * 32;
   const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-  __m256i acc[R][S];
-  for (int r = 0; r < R; ++r)
-    for (int s = 0; s < S; ++s) acc[r][s] = _mm256_setzero_si256();
-  for (std::int64_t i0 = 0; i0 < r32; i0 += 128) {
-    // At most 4 steps of 2 products (|.| <= 3840 each) per int16 lane before widening.
-    const std::int64_t i1 = i0 + 128 < r32 ? i0 + 128 : r32;
-    __m256i a16[R][S];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) a16[r][s] = _mm256_setzero_si256();
-    for (std::int64_t i = i0; i < i1; i += 32) {
-      // The next tile's rows, 32 R bytes per step (as the int8 tiles).
-      for (int r = 0; r < R; r += 2) {
-        _mm_prefetch(reinterpret_cast<const char*>(codes + R * row + R * i + 32 * r), _MM_HINT_T0);
-      }
-      __m256i lo[R], hi[R];
-      for (int r = 0; r < R; ++r) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + r * row + i));
-        lo[r] = _mm256_and_si256(x, low);
-        hi[r] = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
-      }
+  __m256i acc[S];
+  for (int s = 0; s < S; ++s) acc[s] = _mm256_setzero_si256();
+  std::int64_t i = 0;
+  while (i < r32) {
+    const std::int64_t i1 = std::min(r32, i + 128);
+    __m256i a16[S];
+    for (int s = 0; s < S; ++s) a16[s] = _mm256_setzero_si256();
+    for (; i < i1; i += 32) {
+      // The next row's bytes: the first query group to reach a block reads it from memory.
+      _mm_prefetch(reinterpret_cast<const char*>(c + row + i), _MM_HINT_T0);
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i));
+      const __m256i lo = _mm256_and_si256(x, low), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
       for (int s = 0; s < S; ++s) {
         const __m256i ye = _mm256_load_si256(reinterpret_cast<const __m256i*>(q[s] + i));
         const __m256i yo = _mm256_load_si256(reinterpret_cast<const __m256i*>(q[s] + half + i));
-        for (int r = 0; r < R; ++r) {
-          a16[r][s] = _mm256_add_epi16(
-              a16[r][s], _mm256_add_epi16(_mm256_maddubs_epi16(lo[r], ye), _mm256_maddubs_epi16(hi[r], yo)));
-        }
+        a16[s] = _mm256_add_epi16(a16[s], _mm256_maddubs_epi16(lo, ye));
+        a16[s] = _mm256_add_epi16(a16[s], _mm256_maddubs_epi16(hi, yo));
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) acc[r][s] = _mm256_add_epi32(acc[r][s], _mm256_madd_epi16(a16[r][s], ones));
+    for (int s = 0; s < S; ++s) acc[s] = _mm256_add_epi32(acc[s], _mm256_madd_epi16(a16[s], ones));
   }
-  for (int r = 0; r < R; ++r) {
-    for (int s = 0; s < S; ++s) {
-      std::int32_t v = hsum(acc[r][s]);
-      for (std::int64_t i = r32; i < row; ++i) {
-        const std::uint8_t c = codes[r * row + i];
-        v += std::int32_t{c & 15} * q[s][i] + std::int32_t{c >> 4} * q[s][half + i];
-      }
-      out[s * ldo + r] = v;
+  alignas(16) std::int32_t v[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(v), hsum4<S>(acc));
+  for (int s = 0; s < S; ++s) {
+    for (std::int64_t t = r32; t < row; ++t) {
+      v[s] += std::int32_t{c[t] & 15} * q[s][t] + std::int32_t{c[t] >> 4} * q[s][half + t];
     }
+    out[s * ldo] = v[s];
   }
 }
 
-template <int R, int S>
+template <int S>
 void dot4_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                std::int32_t* out, std::int64_t ldo) {
   const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt), half = int4_half(d), row = (d + 1) / 2;
   const std::int8_t* q[S];
   for (int s = 0; s < S; ++s) q[s] = reinterpret_cast<const std::int8_t*>(prepared + s * stride);
-  std::int64_t j = 0;
-  for (; j + R <= nb; j += R) dot4_tile<R, S>(codes + j * row, row, half, q, out + j, ldo);
-  for (; j < nb; ++j) dot4_tile<1, S>(codes + j * row, row, half, q, out + j, ldo);
+  for (std::int64_t j = 0; j < nb; ++j) dot4_row<S>(codes + j * row, row, half, q, out + j, ldo);
 }
 
 void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
   switch (nq) {
-    case 1: dot4_rows<4, 1>(codes, nb, d, prepared, out, ldo); break;
-    case 2: dot4_rows<2, 2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: dot4_rows<1, 3>(codes, nb, d, prepared, out, ldo); break;
-    default: dot4_rows<1, 4>(codes, nb, d, prepared, out, ldo); break;
+    case 1: dot4_rows<1>(codes, nb, d, prepared, out, ldo); break;
+    case 2: dot4_rows<2>(codes, nb, d, prepared, out, ldo); break;
+    case 3: dot4_rows<3>(codes, nb, d, prepared, out, ldo); break;
+    default: dot4_rows<4>(codes, nb, d, prepared, out, ldo); break;
   }
 }
 

@@ -754,20 +754,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r.kind.startswith("mmcore") and r.recall is not None:
                 recalls_real[r.tool.replace("mmcore ", "")] = r.recall
     md.append("")
-    head, body = speed_table(rows, threads)
-    print()
-    print_plain(head, body, 3)
-    # Measured again after the timings, the larger kept: on a shared machine one measurement taken
-    # during someone else's burst understated it (13.3 against 18.6 GB/s in two runs).
-    again = read_bandwidth(max(threads))
-    bw_line = f"read bandwidth measured again after the timings: {again:.1f} GB/s; the targets use the larger"
-    print(bw_line)
-    md.insert(len(header) + 2, f"- {bw_line}")
-    bandwidth = max(bandwidth, again)
-    v = verdicts(rows, threads, bandwidth, recalls_real)
-    print("\n" + "\n".join(v + notes))
-    md += ["## Speed and recall", "", *md_table(head, body, 3), "", *[f"- {x}" for x in notes]]
-    md += ["", "Targets (issue 5):", "", *[f"- {x}" for x in v], ""]
+    if rows:  # --sections scaling alone has no speed rows
+        head, body = speed_table(rows, threads)
+        print()
+        print_plain(head, body, 3)
+        # Measured again after the timings, the larger kept: on a shared machine one measurement
+        # taken during someone else's burst understated it (13.3 against 18.6 GB/s in two runs).
+        again = read_bandwidth(max(threads))
+        bw_line = (
+            f"read bandwidth measured again after the timings: {again:.1f} GB/s; the targets use the larger"
+        )
+        print(bw_line)
+        md.insert(len(header) + 2, f"- {bw_line}")
+        bandwidth = max(bandwidth, again)
+        v = verdicts(rows, threads, bandwidth, recalls_real)
+        print("\n" + "\n".join(v + notes))
+        md += ["## Speed and recall", "", *md_table(head, body, 3), "", *[f"- {x}" for x in notes]]
+        md += ["", "Targets (issue 5):", "", *[f"- {x}" for x in v], ""]
     if "scaling" in sections:
         sizes = [x for x in (100_000, 1_000_000) if x <= args.n] + ([10_000_000] if args.big else [])
         sc = (

@@ -1,0 +1,120 @@
+"""Job and processor options: one dataclass, loadable from TOML, with a stable hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import tomllib
+
+HASH_KINDS = ("phash", "dhash", "ahash", "pdq")
+THUMBNAIL_FORMATS = ("jpeg", "webp")
+MODES = ("incremental", "overwrite", "retry-failed")
+DEVICES = ("cpu", "gpu")
+
+
+@dataclass
+class Config:
+    """Every option of :class:`mmcore.Processor` and of ``mmcore run``.
+
+    A TOML file given to ``mmcore run --config`` holds these keys at its top level (unknown keys
+    are an error); command-line flags override the file. The processor options (``hashes`` to
+    ``max_pixels``) decide the output's content and make up :meth:`config_hash`; the job options
+    (``shard_size`` to ``batch_size``) only decide how the work is cut and run.
+    """
+
+    #: Hash columns to compute (any of phash, dhash, ahash, pdq); the others are written as nulls.
+    hashes: tuple[str, ...] = HASH_KINDS
+    #: ``"exact"`` (imagehash / PDQ-reference bits) or ``"fast"`` (measured agreement, faster).
+    hash_mode: str = "exact"
+    #: Thumbnail short side in pixels; 0 writes no thumbnails (the column is null).
+    thumbnail: int = 0
+    #: Thumbnail encoding: ``"jpeg"`` or ``"webp"``.
+    thumbnail_format: str = "jpeg"
+    #: Thumbnail encoder quality, 1..100.
+    thumbnail_quality: int = 85
+    #: Apply the EXIF orientation (width/height are then those of the turned image).
+    exif_orientation: bool = True
+    #: Images with more pixels are refused (status TOO_LARGE) before any allocation; 0 = library default.
+    max_pixels: int = 0
+    #: Files per output shard when the source is a directory or a glob.
+    shard_size: int = 1000
+    #: Worker threads for decoding and hashing (0 = all cores).
+    workers: int = 0
+    #: ``"cpu"`` or ``"gpu"`` (the GPU path needs the CUDA build and a device).
+    device: str = "cpu"
+    #: ``"incremental"`` (skip completed shards), ``"overwrite"`` (start again), ``"retry-failed"``
+    #: (reprocess only the records whose status is not OK).
+    mode: str = "incremental"
+    #: Records per processing batch.
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        self.hashes = tuple(self.hashes)
+        bad = [h for h in self.hashes if h not in HASH_KINDS]
+        if bad or len(set(self.hashes)) != len(self.hashes):
+            raise ValueError(f"hashes must be distinct names among {HASH_KINDS}, got {list(self.hashes)}")
+        _choice("hash_mode", self.hash_mode, ("exact", "fast"))
+        _choice("thumbnail_format", self.thumbnail_format, THUMBNAIL_FORMATS)
+        _choice("mode", self.mode, MODES)
+        _choice("device", self.device, DEVICES)
+        _int_range("thumbnail", self.thumbnail, 0, 65535)
+        _int_range("thumbnail_quality", self.thumbnail_quality, 1, 100)
+        _int_range("max_pixels", self.max_pixels, 0, 1 << 62)
+        _int_range("shard_size", self.shard_size, 1, 1 << 30)
+        _int_range("workers", self.workers, 0, 4096)
+        _int_range("batch_size", self.batch_size, 1, 1 << 20)
+        if not isinstance(self.exif_orientation, bool):
+            raise ValueError(f"exif_orientation must be true or false, got {self.exif_orientation!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Config:
+        with open(path, "rb") as f:
+            try:
+                d = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"{os.fspath(path)}: not valid TOML: {e}") from None
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some options changed (None values are ignored: unset command-line flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hashes"] = list(self.hashes)
+        return d
+
+    def processor_dict(self) -> dict[str, Any]:
+        """The options that decide the output's content."""
+        keep = ("hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality")
+        d = {k: v for k, v in self.to_dict().items() if k in keep}
+        d.update(exif_orientation=self.exif_orientation, max_pixels=self.max_pixels)
+        return d
+
+    def config_hash(self) -> str:
+        """sha256 (hex) of the processor options as canonical JSON: equal hashes, equal outputs."""
+        blob = json.dumps(self.processor_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> None:
+    if v not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {v!r}")
+
+
+def _int_range(name: str, v: Any, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")

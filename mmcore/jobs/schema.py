@@ -1,0 +1,99 @@
+"""The output of ``mmcore run``: its Arrow schema and its folder layout.
+
+Layout of an output folder ``OUT``::
+
+    OUT/_mmcore_job.json        the job manifest: source, shards and their inputs, config, config hash
+    OUT/part-00000.parquet      one Parquet file per input shard (schema below)
+    OUT/_done/part-00000.json   the shard's completion record, written (and fsynced) last
+    OUT/dedup/...               written by ``mmcore dedup``
+    OUT/report/...              written by ``mmcore report``
+
+A shard's Parquet file counts only once its completion record exists: a file without one is the
+leftover of an interrupted run and is rewritten by the next one. Readers use :func:`read_output`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "_mmcore_job.json"
+DONE_DIR = "_done"
+
+#: Values of the ``error_stage`` column: where a record failed.
+ERROR_STAGES = ("source", "read", "decode", "hash", "thumbnail")
+
+#: The output columns, in order. Hashes are imagehash's 64-bit integers reinterpreted as signed
+#: (two's complement) so that Spark and every Parquet reader take them; pdq is the 32 bytes of the
+#: reference hex. Nullable everywhere a failed record has nothing to say.
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string()),
+        pa.field("member", pa.string()),
+        pa.field("byte_size", pa.int64()),
+        pa.field("content_sha256", pa.binary(32)),
+        pa.field("format", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("orientation", pa.int8()),
+        pa.field("phash", pa.int64()),
+        pa.field("dhash", pa.int64()),
+        pa.field("ahash", pa.int64()),
+        pa.field("pdq", pa.binary(32)),
+        pa.field("pdq_quality", pa.int16()),
+        pa.field("thumbnail", pa.binary()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("error_stage", pa.string()),
+    ]
+)
+
+
+def shard_path(out: str | os.PathLike[str], shard: str) -> Path:
+    return Path(out) / f"{shard}.parquet"
+
+
+def done_path(out: str | os.PathLike[str], shard: str) -> Path:
+    return Path(out) / DONE_DIR / f"{shard}.json"
+
+
+def completed_shards(out: str | os.PathLike[str]) -> list[str]:
+    """Names of the shards whose completion record exists, sorted."""
+    d = Path(out) / DONE_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.json") if shard_path(out, p.stem).is_file())
+
+
+def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(out) / MANIFEST
+    if not p.is_file():
+        raise FileNotFoundError(f"{os.fspath(out)} is not an mmcore run output (no {MANIFEST})")
+    manifest: dict[str, Any] = json.loads(p.read_text())
+    return manifest
+
+
+def read_output(out: str | os.PathLike[str], columns: list[str] | None = None) -> pa.Table:
+    """Every row of the completed shards of ``OUT`` (in shard order), as one Arrow table."""
+    read_manifest(out)  # a clear error for a folder that is not a run's output
+    tables = [pq.read_table(shard_path(out, s), columns=columns) for s in completed_shards(out)]
+    if not tables:
+        schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+def u64_to_i64(v: Any) -> Any:
+    """uint64 hash values (numpy array) as the int64 the schema stores (same bits)."""
+    return v.view("int64")
+
+
+def i64_to_u64(v: Any) -> Any:
+    """The schema's int64 hash values (numpy array) back as imagehash's uint64 (same bits)."""
+    return v.view("uint64")

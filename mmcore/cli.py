@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,28 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_jobs(sub: Any) -> None:
+    """The corpus-job commands; without pyarrow they say how to get it."""
+    try:
+        from .jobs import runner
+    except ImportError as e:
+        missing = str(e)
+
+        def need(args: argparse.Namespace) -> int:
+            print(
+                f"mmcore {args.command}: needs pyarrow ({missing}): pip install 'mmcore[jobs]'",
+                file=sys.stderr,
+            )
+            return 1
+
+        for name in ("run", "dedup", "index", "report"):
+            p = sub.add_parser(name, help="(needs pyarrow)")
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(func=need)
+        return
+    runner.register(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmcore`` command."""
     parser = argparse.ArgumentParser(prog="mmcore", description=__doc__)
@@ -80,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(func=_demo)
     info = sub.add_parser("info", help="print build_info() as JSON")
     info.set_defaults(func=_info)
+    _register_jobs(sub)
     args = parser.parse_args(argv)
     rc: int = args.func(args)
     return rc

@@ -1,0 +1,230 @@
+"""The Processor: an Arrow batch of images in, an Arrow batch of :data:`~mmcore.jobs.schema.SCHEMA`
+rows out. Engine-free: ``mmcore run``, Spark and Ray all call it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pyarrow as pa
+
+from .. import __version__
+from ..hashing import hash_batch
+from ..image import image_info, thumbnail_batch
+from ..status import Status
+from .config import Config
+from .schema import SCHEMA, u64_to_i64
+
+#: Status names for records that never reached the decoder.
+SOURCE_ERROR = "SOURCE_ERROR"
+READ_ERROR = "READ_ERROR"
+
+_OK = {Status.OK.name, Status.OK_WARNING.name}
+_IO_THREADS = 8
+
+
+def uri_to_path(uri: str) -> str:
+    """A local path for a plain path or a ``file://`` URI; other schemes are a ValueError."""
+    if "://" not in uri:
+        return uri
+    u = urlparse(uri)
+    if u.scheme != "file" or u.netloc not in ("", "localhost"):
+        raise ValueError(f"only local paths and file:// URIs can be read, got {uri!r}")
+    return unquote(u.path)
+
+
+def path_to_uri(path: str | os.PathLike[str]) -> str:
+    return "file://" + os.path.abspath(os.fspath(path))
+
+
+def _read(path_or_uri: str) -> tuple[bytes | None, str | None]:
+    try:
+        with open(uri_to_path(path_or_uri), "rb") as f:
+            return f.read(), None
+    except (OSError, ValueError) as e:
+        return (
+            None,
+            f"cannot read {path_or_uri}: {e.strerror if isinstance(e, OSError) and e.strerror else e}",
+        )
+
+
+class Processor:
+    """Maps a RecordBatch with ``id`` (string) and either ``bytes`` (binary) or ``path`` (string:
+    a local path or ``file://`` URI), optionally ``source_uri`` and ``member`` (strings), to a
+    RecordBatch of :data:`SCHEMA` with one row per input row, in order.
+
+    Never raises for bad records: each row gets a status (a :class:`mmcore.Status` name, or
+    ``READ_ERROR`` for a path that cannot be read), the error message and the stage that failed.
+    Raises ValueError only for a batch of the wrong shape (no ``id``, neither ``bytes`` nor
+    ``path``). One decode serves every hash; a thumbnail is a second, reduced-size decode.
+    ``stage_seconds`` accumulates the time spent per stage over every call.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+        self.stage_seconds: dict[str, float] = {"read": 0.0, "decode_hash": 0.0, "thumbnail": 0.0}
+        self._threads = self.config.workers or None
+        self._max_pixels = self.config.max_pixels or None
+
+    @property
+    def schema(self) -> pa.Schema:
+        return SCHEMA.with_metadata(
+            {
+                b"mmcore_version": __version__.encode(),
+                b"mmcore_config_hash": self.config.config_hash().encode(),
+            }
+        )
+
+    def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+        names = batch.schema.names
+        if "id" not in names:
+            raise ValueError(f"the batch needs an 'id' column; it has {names}")
+        if "bytes" not in names and "path" not in names:
+            raise ValueError(f"the batch needs a 'bytes' or a 'path' column; it has {names}")
+        n = batch.num_rows
+        ids = [str(v) for v in batch.column("id").to_pylist()]
+        source_uri = batch.column("source_uri").to_pylist() if "source_uri" in names else [None] * n
+        member = batch.column("member").to_pylist() if "member" in names else [None] * n
+        t0 = time.perf_counter()
+        data, read_err = self._contents(batch, n)
+        for i, p in enumerate(batch.column("path").to_pylist() if "path" in names else [None] * n):
+            if source_uri[i] is None and p is not None:
+                source_uri[i] = p if "://" in p else path_to_uri(p)
+        self.stage_seconds["read"] += time.perf_counter() - t0
+        return self._process(ids, source_uri, member, data, read_err)
+
+    def _contents(
+        self, batch: pa.RecordBatch | pa.Table, n: int
+    ) -> tuple[list[bytes | None], list[str | None]]:
+        """Each row's bytes (the ``bytes`` value, else the file at ``path``) or why there are none."""
+        names = batch.schema.names
+        data: list[bytes | None] = batch.column("bytes").to_pylist() if "bytes" in names else [None] * n
+        paths = batch.column("path").to_pylist() if "path" in names else [None] * n
+        errs: list[str | None] = [None] * n
+        need = []
+        for i in range(n):
+            if data[i] is None:
+                if paths[i] is None:
+                    errs[i] = "the record has neither bytes nor a path"
+                else:
+                    need.append(i)
+        if need:
+            with ThreadPoolExecutor(min(_IO_THREADS, len(need))) as ex:
+                for i, (d, e) in zip(need, ex.map(_read, [paths[i] for i in need]), strict=True):
+                    data[i], errs[i] = d, e
+        return data, errs
+
+    def _process(
+        self,
+        ids: list[str],
+        source_uri: list[str | None],
+        member: list[str | None],
+        data: list[bytes | None],
+        read_err: list[str | None],
+    ) -> pa.RecordBatch:
+        cfg = self.config
+        n = len(ids)
+        good = [i for i in range(n) if data[i] is not None]
+        blobs = [data[i] for i in good]
+        col: dict[str, list[Any]] = {f.name: [None] * n for f in SCHEMA}
+        col["id"], col["source_uri"], col["member"] = ids, source_uri, member
+        for i in range(n):
+            if data[i] is None:
+                col["status"][i], col["error"][i], col["error_stage"][i] = READ_ERROR, read_err[i], "read"
+        t0 = time.perf_counter()
+        for i, b in zip(good, blobs, strict=True):
+            assert b is not None
+            col["byte_size"][i] = len(b)
+            col["content_sha256"][i] = hashlib.sha256(b).digest()
+            info = image_info(b, exif_orientation=cfg.exif_orientation)
+            if info["status"] in (Status.OK, Status.OK_WARNING):
+                w, h, o = int(info["width"]), int(info["height"]), int(info["orientation"] or 1)
+                col["format"][i], col["orientation"][i] = info["format"], o
+                turned = o >= 5 and cfg.exif_orientation
+                col["width"][i], col["height"][i] = (h, w) if turned else (w, h)
+        kinds = cfg.hashes
+        hr = hash_batch(
+            blobs,  # type: ignore[arg-type]
+            kinds=kinds,  # type: ignore[arg-type]  # names checked by Config
+            mode=cfg.hash_mode,  # type: ignore[arg-type]
+            exif_orientation=cfg.exif_orientation,
+            max_pixels=self._max_pixels,
+            threads=self._threads,
+        )
+        self.stage_seconds["decode_hash"] += time.perf_counter() - t0
+        ok = hr.ok
+        for k in ("phash", "dhash", "ahash"):
+            if k in kinds:
+                vals = u64_to_i64(np.ascontiguousarray(hr[k])).tolist()
+                for j, i in enumerate(good):
+                    col[k][i] = vals[j] if ok[j] else None
+        if "pdq" in kinds:
+            pdq, q = hr["pdq"], hr["pdq_quality"]
+            for j, i in enumerate(good):
+                if ok[j]:
+                    col["pdq"][i], col["pdq_quality"][i] = pdq[j].tobytes(), int(q[j])
+        for j, i in enumerate(good):
+            st = Status(int(hr.status[j]))
+            col["status"][i], col["error"][i] = st.name, hr.errors[j]
+            if not ok[j]:
+                col["error_stage"][i] = "decode"
+        if cfg.thumbnail > 0:
+            self._thumbnails(col, [i for j, i in enumerate(good) if ok[j]], data)
+        return pa.RecordBatch.from_pydict(col, schema=self.schema)
+
+    def _thumbnails(self, col: dict[str, list[Any]], rows: Sequence[int], data: list[bytes | None]) -> None:
+        from .. import encode_batch  # type: ignore[attr-defined]
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        tb = thumbnail_batch(
+            [data[i] for i in rows],  # type: ignore[misc]
+            short_side=cfg.thumbnail,
+            exif_orientation=cfg.exif_orientation,
+            max_pixels=self._max_pixels,
+            upscale=False,
+            threads=self._threads,
+        )
+        imgs = [im for im in tb.images]
+        enc = encode_batch(
+            imgs, format=cfg.thumbnail_format, quality=cfg.thumbnail_quality, threads=self._threads
+        )
+        for j, i in enumerate(rows):
+            if enc.data[j] is not None:
+                col["thumbnail"][i] = enc.data[j]
+                continue
+            failed = (
+                Status(int(tb.status[j])) if tb.status[j] > Status.OK_WARNING else Status(int(enc.status[j]))
+            )
+            col["status"][i], col["error_stage"][i] = failed.name, "thumbnail"
+            col["error"][i] = tb.errors[j] or enc.errors[j]
+        self.stage_seconds["thumbnail"] += time.perf_counter() - t0
+
+
+def failure_batch(
+    ids: Sequence[str],
+    source_uri: Sequence[str | None],
+    member: Sequence[str | None],
+    status: str,
+    errors: Sequence[str],
+    stage: str,
+    config: Config,
+) -> pa.RecordBatch:
+    """Rows for records refused before any processing (e.g. a tar member outside the archive)."""
+    n = len(ids)
+    col: dict[str, list[Any]] = {f.name: [None] * n for f in SCHEMA}
+    col.update(
+        id=list(ids),
+        source_uri=list(source_uri),
+        member=list(member),
+        status=[status] * n,
+        error=list(errors),
+        error_stage=[stage] * n,
+    )
+    return pa.RecordBatch.from_pydict(col, schema=Processor(config).schema)

@@ -1,0 +1,375 @@
+"""``mmcore run``: a source through the Processor into resumable Parquet shards.
+
+Crash safety: a shard's Parquet file is written under a temporary name, fsynced and renamed into
+place, then its completion record is written the same way; a shard counts as done only when its
+record exists. A run killed at any point leaves at most temporary files and shards without
+records, which the next run rewrites: every input record ends up in the output exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from .config import Config
+from .processor import SOURCE_ERROR, Processor, failure_batch
+from .schema import DONE_DIR, MANIFEST, completed_shards, done_path, shard_path
+from .sources import Refused, Shard, plan
+
+_OK = ("OK", "OK_WARNING")
+
+
+class JobError(RuntimeError):
+    """The job itself could not complete (unreadable source, unwritable output, full disk...)."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did: shards written / skipped, records per status, time per stage."""
+
+    out: str
+    shards_total: int = 0
+    shards_written: int = 0
+    shards_skipped: int = 0
+    records: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped_files: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        rate = self.records / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        out = [
+            f"output: {self.out}",
+            f"shards: {self.shards_total} ({self.shards_written} written, "
+            f"{self.shards_skipped} already complete)",
+            f"records processed: {self.records:,} in {self.wall_seconds:.1f} s ({rate:,.0f} images/s)",
+            "status: " + (", ".join(f"{k} {v:,}" for k, v in sorted(self.counts.items())) or "-"),
+            "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()),
+        ]
+        if self.skipped_files:
+            out.append(f"skipped {self.skipped_files:,} files that are not images")
+        return out
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class Progress:
+    """One status line on stderr: records, images/s, errors so far, ETA (when the total is known)."""
+
+    def __init__(self, total: int | None, stream: IO[str] | None, every: float = 0.5) -> None:
+        self.total, self.stream, self.every = total, stream, every
+        self.done = self.errors = 0
+        self.t0 = self._last = time.perf_counter()
+        self._tty = bool(stream is not None and stream.isatty())
+
+    def add(self, n: int, errors: int) -> None:
+        self.done += n
+        self.errors += errors
+        now = time.perf_counter()
+        if self.stream is not None and now - self._last >= (self.every if self._tty else 10 * self.every):
+            self._last = now
+            self._print(now)
+
+    def _print(self, now: float, end: str = "") -> None:
+        assert self.stream is not None
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = ""
+        if self.total:
+            left = max(self.total - self.done, 0)
+            eta = f"  ETA {left / rate:,.0f} s" if rate > 0 else ""
+            head = f"{self.done:,}/{self.total:,} ({100 * self.done / self.total:.0f}%)"
+        else:
+            head = f"{self.done:,}"
+        line = f"{head}  {rate:,.0f} images/s  errors {self.errors:,}{eta}"
+        self.stream.write(("\r" + line + " " * 8 if self._tty else line + "\n") + end)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self._print(time.perf_counter(), "\n" if self._tty else "")
+
+
+def _clear(out: Path) -> None:
+    """Removes what mmcore wrote in OUT (never anything else)."""
+    for p in out.glob("part-*.parquet"):
+        p.unlink()
+    for p in out.glob(".part-*.tmp-*"):
+        p.unlink()
+    for name in (DONE_DIR, "dedup", "report"):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST).unlink()
+
+
+def _load_manifest(out: Path, source: str, config: Config) -> list[Shard] | None:
+    p = out / MANIFEST
+    if not p.is_file():
+        return None
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise JobError(f"{p} is unreadable ({e}); use --mode overwrite to start again") from None
+    if m.get("config_hash") != config.config_hash():
+        raise JobError(
+            f"{out} was written with other processing options (config hash {str(m.get('config_hash'))[:12]}, "
+            f"now {config.config_hash()[:12]}); use --mode overwrite or another output folder"
+        )
+    if os.path.abspath(m.get("source", "")) != os.path.abspath(source) and m.get("source") != source:
+        raise JobError(
+            f"{out} holds the output of source {m.get('source')!r}, not {source!r}; use --mode overwrite "
+            "or another output folder"
+        )
+    return [Shard.from_dict(d) for d in m["shards"]]
+
+
+def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard]) -> None:
+    m = {
+        "format": "mmcore-job",
+        "version": 1,
+        "mmcore_version": __version__,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "source": source,
+        "shards": [s.to_dict() for s in shards],
+    }
+    _atomic_write_bytes(out / MANIFEST, json.dumps(m, indent=1).encode())
+
+
+def _inputs(shard: Shard, config: Config, proc: Processor, only: set[str] | None) -> Iterator[pa.RecordBatch]:
+    for b in shard.batches(config.batch_size, only):
+        if isinstance(b, Refused):
+            yield failure_batch([b.id], [b.source_uri], [b.member], SOURCE_ERROR, [b.error], "source", config)
+        else:
+            yield proc(b)
+
+
+def _write_shard(
+    out: Path, shard: Shard, batches: Iterator[pa.RecordBatch], proc: Processor
+) -> dict[str, int]:
+    """Streams batches into the shard's Parquet file (temp name, fsync, rename); returns counts."""
+    final = shard_path(out, shard.name)
+    tmp = out / f".{shard.name}.tmp-{os.getpid()}"
+    counts: dict[str, int] = {}
+    try:
+        with pq.ParquetWriter(tmp, proc.schema, compression="zstd") as w:
+            for b in batches:
+                w.write_batch(b)
+                for st in b.column("status").to_pylist():
+                    counts[st] = counts.get(st, 0) + 1
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return counts
+
+
+def _done_record(
+    shard: Shard, counts: dict[str, int], stages: dict[str, float], wall: float, config_hash: str
+) -> bytes:
+    rec = {
+        "shard": shard.name,
+        "rows": sum(counts.values()),
+        "counts": counts,
+        "stage_seconds": stages,
+        "wall_seconds": round(wall, 4),
+        "config_hash": config_hash,
+        "mmcore_version": __version__,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return json.dumps(rec, indent=1).encode()
+
+
+def run(
+    source: str,
+    out: str | os.PathLike[str],
+    config: Config | None = None,
+    *,
+    progress: IO[str] | None = sys.stderr,
+) -> RunSummary:
+    """Processes ``source`` into ``out`` (see the module doc); returns the summary. Raises
+    :class:`JobError` (or FileNotFoundError for a missing source) when the job cannot complete;
+    failed records never raise, they are rows with their status."""
+    config = config or Config()
+    t_start = time.perf_counter()
+    outp = Path(out)
+    try:
+        outp.mkdir(parents=True, exist_ok=True)
+        probe = outp / f".mmcore-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise JobError(f"cannot write to the output folder {os.fspath(out)}: {e.strerror or e}") from None
+    try:
+        return _run(source, outp, config, progress, t_start)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise JobError(f"the job stopped: {e.strerror or e}{where}") from None
+
+
+def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_start: float) -> RunSummary:
+    if config.mode == "overwrite":
+        _clear(outp)
+    known = _load_manifest(outp, source, config)
+    shards, skipped = plan(source, config.shard_size, known)
+    if known is None or len(shards) != len(known):
+        _write_manifest(outp, source, config, shards)
+    done = set(completed_shards(outp))
+    summary = RunSummary(out=os.fspath(outp), shards_total=len(shards), skipped_files=skipped)
+    proc = Processor(config)
+    todo: list[tuple[Shard, set[str] | None]] = []
+    for s in shards:
+        if s.name not in done:
+            todo.append((s, None))
+        elif config.mode == "retry-failed":
+            t = pq.read_table(shard_path(outp, s.name), columns=["id", "status"])
+            failed = {
+                i
+                for i, st in zip(t.column("id").to_pylist(), t.column("status").to_pylist(), strict=True)
+                if st not in _OK
+            }
+            if failed:
+                todo.append((s, failed))
+            else:
+                summary.shards_skipped += 1
+        else:
+            summary.shards_skipped += 1
+    total = sum(s.records or 0 for s, only in todo if only is None) + sum(len(o) for _, o in todo if o)
+    unknown = any(s.records is None and only is None for s, only in todo)
+    bar = Progress(None if unknown else total, progress)
+    write_s = 0.0
+
+    def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            st = b.column("status").to_pylist()
+            for x in st:
+                summary.counts[x] = summary.counts.get(x, 0) + 1
+            summary.records += len(st)
+            bar.add(len(st), sum(1 for x in st if x not in _OK))
+            yield b
+
+    for shard, only in todo:
+        t0 = time.perf_counter()
+        before = dict(proc.stage_seconds)
+        batches = counted(_inputs(shard, config, proc, only))
+        if only is not None:
+            batches = iter([_merge_retry(outp, shard, batches)])
+        counts = _write_shard(outp, shard, batches, proc)
+        wall = time.perf_counter() - t0
+        stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
+        stages["write"] = round(max(wall - sum(stages.values()), 0.0), 4)
+        write_s += stages["write"]
+        rec = _done_record(shard, counts, stages, wall, config.config_hash())
+        _atomic_write_bytes_mkdir(done_path(outp, shard.name), rec)
+        summary.shards_written += 1
+    bar.close()
+    summary.stage_seconds = {
+        **{k: round(v, 2) for k, v in proc.stage_seconds.items()},
+        "write": round(write_s, 2),
+    }
+    summary.wall_seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _atomic_write_bytes_mkdir(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(path, data)
+
+
+def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
+    """The shard's rows with the retried records replaced by their new rows (same order)."""
+    old = pq.read_table(shard_path(out, shard.name))
+    new_rows: dict[str, dict[str, Any]] = {}
+    for b in fresh:
+        for r in b.to_pylist():
+            new_rows[r["id"]] = r
+    rows = [new_rows.get(r["id"], r) for r in old.to_pylist()]
+    return pa.RecordBatch.from_pylist(rows, schema=old.schema)
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    """Adds ``mmcore run`` to the ``mmcore`` command's subparsers."""
+    p = sub.add_parser(
+        "run",
+        help="process a corpus into resumable Parquet shards",
+        description="Decode, hash (and thumbnail) every image of SOURCE into Parquet shards in OUT. "
+        "SOURCE: a directory (recursive), a glob, WebDataset .tar shards or Parquet files with a bytes "
+        "or path column. Rerunning resumes: completed shards are skipped. Exit code 0 when the job "
+        "completed (even if some records failed: see their status), 1 when it could not.",
+    )
+    p.add_argument("source", help="directory, glob, .tar or .parquet file(s)")
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--config", help="TOML file of options (the keys of mmcore.jobs.Config); flags override it"
+    )
+    p.add_argument("--hashes", help="comma-separated hash columns (default phash,dhash,ahash,pdq)")
+    p.add_argument("--hash-mode", choices=("exact", "fast"), default=None)
+    p.add_argument("--thumbnail", type=int, default=None, help="thumbnail short side in px (0: none)")
+    p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None)
+    p.add_argument("--workers", type=int, default=None, help="decode/hash threads (default: all cores)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None)
+    p.add_argument("--shard-size", type=int, default=None, help="files per shard for directory sources")
+    p.add_argument("--mode", choices=("incremental", "overwrite", "retry-failed"), default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args: Any) -> int:
+    try:
+        config = Config.from_toml(args.config) if args.config else Config()
+        config = config.replace(
+            hashes=tuple(h.strip() for h in args.hashes.split(",") if h.strip()) if args.hashes else None,
+            hash_mode=args.hash_mode,
+            thumbnail=args.thumbnail,
+            thumbnail_format=args.thumbnail_format,
+            workers=args.workers,
+            device=args.device,
+            shard_size=args.shard_size,
+            mode=args.mode,
+        )
+        if config.device == "gpu":
+            raise JobError(
+                "--device gpu: this build has no Python GPU path for the processor yet; use --device cpu"
+            )
+        summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
+    except (JobError, ValueError, FileNotFoundError) as e:
+        print(f"mmcore run: error: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0

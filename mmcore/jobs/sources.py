@@ -1,0 +1,342 @@
+"""Where ``mmcore run`` reads images from, cut into shards (one output Parquet file each).
+
+- a directory (recursive) or a glob: files sorted by path, cut into shards of ``shard_size``;
+- WebDataset tar shards (``*.tar``): one shard per tar, member names as keys;
+- Parquet files (``*.parquet``) with a bytes column or a path column: one shard per file.
+
+A file or member is taken as an image (a record with its own status) unless its name marks it as a
+sidecar (``.json``, ``.txt``, ``.cls``, ``.csv``, ... : :data:`SIDECAR_EXTENSIONS`) and its first
+bytes are no JPEG / PNG / GIF / WebP signature: images are found by content whatever their name,
+and a damaged image or unknown junk still gets a row saying what is wrong with it; sidecars are
+skipped and counted. Tar members with an absolute path, a
+``..`` component or a link type are refused: they get a row with status SOURCE_ERROR and are
+never read, and nothing is ever extracted to disk.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .processor import path_to_uri
+
+#: Names skipped unless the content is an image: metadata written next to images (WebDataset
+#: members, captions, labels, manifests).
+SIDECAR_EXTENSIONS = (
+    ".json",
+    ".jsonl",
+    ".txt",
+    ".text",
+    ".cls",
+    ".cls2",
+    ".csv",
+    ".tsv",
+    ".md",
+    ".xml",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".html",
+    ".htm",
+    ".log",
+    ".idx",
+    ".index",
+    ".npy",
+    ".npz",
+    ".pth",
+    ".pyd",
+)
+_ID_COLUMNS = ("id", "key")
+_BYTES_COLUMNS = ("bytes", "image", "content", "data", "jpg", "png", "webp")
+_PATH_COLUMNS = ("path", "uri", "file", "filename")
+
+
+def looks_like_image(head: bytes, name: str) -> bool:
+    """False only for a sidecar name (SIDECAR_EXTENSIONS) without a JPEG / PNG / GIF / WebP
+    signature in ``head`` (the first 16 bytes)."""
+    if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:4] == b"GIF8":
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return not name.lower().endswith(SIDECAR_EXTENSIONS)
+
+
+@dataclass
+class Refused:
+    """A record the source refuses to read (it still gets an output row)."""
+
+    id: str
+    source_uri: str
+    member: str | None
+    error: str
+
+
+@dataclass
+class Shard:
+    """One unit of output: its name, kind and what it reads. ``files`` (kind files) are paths
+    relative to ``root``."""
+
+    name: str
+    kind: str  # "files" | "tar" | "parquet"
+    source_uri: str
+    root: str = ""
+    files: list[str] = field(default_factory=list)
+    records: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "source_uri": self.source_uri}
+        d["records"] = self.records
+        if self.kind == "files":
+            d.update(root=self.root, files=self.files)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Shard:
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            source_uri=d["source_uri"],
+            root=d.get("root", ""),
+            files=list(d.get("files", [])),
+            records=d.get("records"),
+        )
+
+    def batches(self, batch_size: int, only: set[str] | None = None) -> Iterator[pa.RecordBatch | Refused]:
+        """Input RecordBatches (id, bytes or path, source_uri, member) and refused records; with
+        ``only``, just the records whose id is in it."""
+        if self.kind == "files":
+            yield from _file_batches(self, batch_size, only)
+        elif self.kind == "tar":
+            yield from _tar_batches(self, batch_size, only)
+        else:
+            yield from _parquet_batches(self, batch_size, only)
+
+
+def shard_name(i: int) -> str:
+    return f"part-{i:05d}"
+
+
+def plan(source: str, shard_size: int, known: list[Shard] | None = None) -> tuple[list[Shard], int]:
+    """The shards of ``source`` and the number of non-image files skipped. With ``known`` (the
+    shards of an earlier run of the same source) those keep their names and contents; files they do
+    not hold go to new shards after them."""
+    known = known or []
+    tars, parquets, files, root = _expand(source)
+    shards = list(known)
+    seen_uris = {s.source_uri for s in known if s.kind != "files"}
+    seen_files = {(s.root, f) for s in known if s.kind == "files" for f in s.files}
+    for kind, paths in (("tar", tars), ("parquet", parquets)):
+        for p in paths:
+            uri = path_to_uri(p)
+            if uri not in seen_uris:
+                shards.append(Shard(shard_name(len(shards)), kind, uri))
+    skipped = 0
+    fresh: list[str] = []
+    for rel in files:
+        if (root, rel) in seen_files:
+            continue
+        with open(os.path.join(root, rel), "rb") as f:
+            head = f.read(16)
+        if looks_like_image(head, rel):
+            fresh.append(rel)
+        else:
+            skipped += 1
+    for i in range(0, len(fresh), shard_size):
+        part = fresh[i : i + shard_size]
+        shards.append(Shard(shard_name(len(shards)), "files", path_to_uri(root), root, part, len(part)))
+    return shards, skipped
+
+
+def _expand(source: str) -> tuple[list[str], list[str], list[str], str]:
+    """(tar files, parquet files, other files relative to root, root) of a directory, a single
+    file or a glob."""
+    if os.path.isdir(source):
+        root = os.path.abspath(source)
+        found = []
+        for d, dirs, names in os.walk(root):
+            dirs.sort()
+            found += [os.path.join(d, n) for n in names]
+    elif os.path.isfile(source):
+        root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
+    else:
+        found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
+        if not found:
+            raise FileNotFoundError(
+                f"source {source!r} is not a directory, a file or a glob that matches anything"
+            )
+        root = os.path.commonpath([os.path.dirname(p) for p in found])
+    found = sorted(p for p in found if os.path.isfile(p))
+    tars = [p for p in found if p.lower().endswith(".tar")]
+    parquets = [p for p in found if p.lower().endswith(".parquet")]
+    rest = [os.path.relpath(p, root) for p in found if p not in set(tars) | set(parquets)]
+    return tars, parquets, rest, root
+
+
+def _file_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch]:
+    rels = [r for r in shard.files if only is None or r in only]
+    for i in range(0, len(rels), batch_size):
+        part = rels[i : i + batch_size]
+        paths = [os.path.join(shard.root, r) for r in part]
+        yield pa.RecordBatch.from_pydict(
+            {
+                "id": part,
+                "path": paths,
+                "source_uri": [path_to_uri(p) for p in paths],
+                "member": [None] * len(part),
+            }
+        )
+
+
+def _bad_member(m: tarfile.TarInfo) -> str | None:
+    p = PurePosixPath(m.name)
+    if m.name.startswith("/") or p.is_absolute():
+        return f"member {m.name!r} has an absolute path: refused"
+    if ".." in p.parts:
+        return f"member {m.name!r} climbs out of the archive ('..'): refused"
+    if m.issym() or m.islnk():
+        return f"member {m.name!r} is a link: refused (links are not followed)"
+    return None
+
+
+def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch | Refused]:
+    from .processor import uri_to_path
+
+    path = uri_to_path(shard.source_uri)
+    tar_name = os.path.basename(path)
+    ids: list[str] = []
+    blobs: list[bytes] = []
+    members: list[str] = []
+
+    def flush() -> pa.RecordBatch:
+        b = pa.RecordBatch.from_pydict(
+            {"id": ids, "bytes": blobs, "source_uri": [shard.source_uri] * len(ids), "member": members},
+            schema=pa.schema(
+                [
+                    ("id", pa.string()),
+                    ("bytes", pa.binary()),
+                    ("source_uri", pa.string()),
+                    ("member", pa.string()),
+                ]
+            ),
+        )
+        return b
+
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for m in tf:
+                rid = f"{tar_name}/{m.name}"
+                if only is not None and rid not in only:
+                    continue
+                why = _bad_member(m)
+                if why is not None:
+                    yield Refused(rid, shard.source_uri, m.name, why)
+                    continue
+                if not m.isfile():
+                    continue
+                f = tf.extractfile(m)
+                data = f.read() if f is not None else b""
+                if not looks_like_image(data[:16], m.name):
+                    continue
+                ids.append(rid)
+                blobs.append(data)
+                members.append(m.name)
+                if len(ids) >= batch_size:
+                    yield flush()
+                    ids, blobs, members = [], [], []
+            # tarfile ends quietly where a header is cut short or missing: what follows the last
+            # member must be the end-of-archive zero blocks.
+            with open(path, "rb") as f:
+                f.seek(tf.offset)
+                rest = f.read(1 << 16)
+            if len(rest) < 512 or rest.strip(b"\0"):
+                raise tarfile.ReadError("it has no end-of-archive blocks after its last member (truncated?)")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        if ids:
+            yield flush()
+            ids, blobs, members = [], [], []
+        rid = f"{tar_name}/"
+        if only is None or rid in only:
+            yield Refused(rid, shard.source_uri, None, f"cannot read tar {tar_name}: {e}")
+        return
+    if ids:
+        yield flush()
+
+
+def _pick(names: list[str], schema: pa.Schema, wanted: tuple[str, ...], types: tuple[Any, ...]) -> str | None:
+    for n in wanted:
+        if n in names and any(t(schema.field(n).type) for t in types):
+            return n
+    for n in names:
+        if any(t(schema.field(n).type) for t in types) and n not in _ID_COLUMNS:
+            return n
+    return None
+
+
+def parquet_columns(schema: pa.Schema) -> tuple[str | None, str | None, str | None]:
+    """(id column, bytes column, path column) of a Parquet input, by name and type."""
+    names = schema.names
+    is_bin = (pa.types.is_binary, pa.types.is_large_binary)
+    is_str = (pa.types.is_string, pa.types.is_large_string)
+    id_col = next((n for n in _ID_COLUMNS if n in names), None)
+    by = _pick(names, schema, _BYTES_COLUMNS, is_bin)
+    pa_col = None if by else _pick([n for n in names if n != id_col], schema, _PATH_COLUMNS, is_str)
+    return id_col, by, pa_col
+
+
+def _parquet_batches(
+    shard: Shard, batch_size: int, only: set[str] | None
+) -> Iterator[pa.RecordBatch | Refused]:
+    from .processor import uri_to_path
+
+    path = uri_to_path(shard.source_uri)
+    name = os.path.basename(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as e:
+        yield Refused(f"{name}#", shard.source_uri, None, f"cannot read parquet {name}: {e}")
+        return
+    id_col, by, pcol = parquet_columns(pf.schema_arrow)
+    if by is None and pcol is None:
+        yield Refused(
+            f"{name}#",
+            shard.source_uri,
+            None,
+            f"parquet {name} has no bytes (binary) or path (string) column",
+        )
+        return
+    cols = [c for c in (id_col, by, pcol) if c is not None]
+    row = 0
+    for b in pf.iter_batches(batch_size=batch_size, columns=cols):
+        n = b.num_rows
+        rows = [str(row + i) for i in range(n)]
+        ids = [str(v) for v in b.column(id_col).to_pylist()] if id_col else [f"{name}#{r}" for r in rows]
+        row += n
+        keep = [i for i in range(n) if only is None or ids[i] in only]
+        if not keep:
+            continue
+        d: dict[str, Any] = {
+            "id": [ids[i] for i in keep],
+            "source_uri": [shard.source_uri] * len(keep),
+            "member": [rows[i] for i in keep],
+        }
+        col = b.column(by if by is not None else pcol).to_pylist()
+        if by is not None:
+            d["bytes"] = pa.array([col[i] for i in keep], pa.binary())
+        else:  # relative paths are relative to the Parquet file's folder
+            here = os.path.dirname(path)
+            d["path"] = [_resolve(col[i], here) for i in keep]
+        yield pa.RecordBatch.from_pydict(d)
+
+
+def _resolve(p: str | None, here: str) -> str | None:
+    if p is None or "://" in p or os.path.isabs(p):
+        return p
+    return os.path.join(here, p)

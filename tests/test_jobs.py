@@ -1,0 +1,393 @@
+"""mmcore run: Processor, sources, resumable Parquet shards, modes, crash safety, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+Image = pytest.importorskip("PIL.Image")
+
+from conftest import corpus_dir  # noqa: E402
+
+import mmcore  # noqa: E402
+from mmcore.jobs import Config, read_output  # noqa: E402
+from mmcore.jobs.processor import Processor  # noqa: E402
+from mmcore.jobs.runner import JobError, run  # noqa: E402
+from mmcore.jobs.schema import SCHEMA, completed_shards, i64_to_u64  # noqa: E402
+
+KINDS = ("phash", "dhash", "ahash", "pdq")
+
+
+def jpeg_bytes(seed: int, size: tuple[int, int] = (96, 72)) -> bytes:
+    g = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1)
+    img = np.clip(base + g.integers(-40, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_tree(root: Path, n: int = 12, size: tuple[int, int] = (96, 72)) -> dict[str, bytes]:
+    """n JPEGs in nested folders, a corrupt .jpg, a truncated PNG, and non-images to skip."""
+    files: dict[str, bytes] = {}
+    for i in range(n):
+        rel = f"{'ab'[i % 2]}/sub{i % 3}/img{i:03d}.jpg"
+        files[rel] = jpeg_bytes(i, size)
+    files["bad/corrupt.jpg"] = b"\xff\xd8\xff\xe0 this is not a jpeg"
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(png, "PNG")
+    files["bad/truncated.png"] = png.getvalue()[:40]
+    files["noext_jpeg"] = jpeg_bytes(99)
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "notes.txt").write_text("not an image")
+    (root / "a" / "meta.json").write_text("{}")
+    return files
+
+
+def rows_by_id(out: Path) -> dict[str, dict]:
+    t = read_output(out)
+    rows = t.to_pylist()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "a record appears twice"
+    return {r["id"]: r for r in rows}
+
+
+def check_against_hash_batch(rows: dict[str, dict], blobs: dict[str, bytes]) -> None:
+    ids = sorted(blobs)
+    want = mmcore.hash_batch([blobs[i] for i in ids], kinds=KINDS, mode="exact")
+    for j, i in enumerate(ids):
+        r = rows[i]
+        st = mmcore.Status(int(want.status[j]))
+        assert r["status"] == st.name, (i, r["status"], r["error"])
+        if st.ok:
+            for k in ("phash", "dhash", "ahash"):
+                assert int(i64_to_u64(np.array([r[k]], np.int64))[0]) == int(want[k][j]), (i, k)
+            assert r["pdq"] == want["pdq"][j].tobytes()
+            assert r["pdq_quality"] == int(want["pdq_quality"][j])
+        else:
+            assert r["error"] and r["error_stage"] == "decode" and r["phash"] is None and r["pdq"] is None
+
+
+# -- Processor ----------------------------------------------------------------------------------
+
+
+def test_processor_bytes_and_paths_give_the_same_rows(tmp_path: Path) -> None:
+    blobs = {f"x{i}": jpeg_bytes(i, (64 + i, 48)) for i in range(5)}
+    blobs["broken"] = b"\x89PNG\r\n\x1a\n" + b"\0" * 30
+    for k, v in blobs.items():
+        (tmp_path / k).write_bytes(v)
+    ids = list(blobs)
+    proc = Processor(Config())
+    a = proc(pa.RecordBatch.from_pydict({"id": ids, "bytes": [blobs[i] for i in ids]}))
+    b = proc(pa.RecordBatch.from_pydict({"id": ids, "path": [str(tmp_path / i) for i in ids]}))
+    assert a.schema.equals(SCHEMA, check_metadata=False) and b.schema.equals(SCHEMA, check_metadata=False)
+    skip = {"source_uri"}
+    assert [{k: v for k, v in r.items() if k not in skip} for r in a.to_pylist()] == [
+        {k: v for k, v in r.items() if k not in skip} for r in b.to_pylist()
+    ]
+    rows = {r["id"]: r for r in a.to_pylist()}
+    check_against_hash_batch(rows, blobs)
+    r0 = rows["x0"]
+    assert (r0["width"], r0["height"], r0["format"], r0["orientation"]) == (64, 48, "jpeg", 1)
+    assert r0["byte_size"] == len(blobs["x0"]) and len(r0["content_sha256"]) == 32
+    assert b.column("source_uri").to_pylist()[0] == "file://" + str(tmp_path / "x0")
+    assert a.schema.metadata[b"mmcore_config_hash"] == Config().config_hash().encode()
+
+
+def test_processor_bad_records_are_rows_never_exceptions(tmp_path: Path) -> None:
+    proc = Processor()
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": ["missing", "none", "junk", "http"],
+            "path": [str(tmp_path / "nope.jpg"), None, None, "http://example.com/a.jpg"],
+            "bytes": [None, None, b"junk", None],
+        }
+    )
+    rows = proc(batch).to_pylist()
+    assert [r["status"] for r in rows] == ["READ_ERROR", "READ_ERROR", "CORRUPT", "READ_ERROR"]
+    assert "nope.jpg" in rows[0]["error"] and rows[0]["error_stage"] == "read"
+    assert "neither bytes nor a path" in rows[1]["error"]
+    assert rows[2]["error_stage"] == "decode" and rows[2]["byte_size"] == 4
+    assert "file://" in rows[3]["error"]
+    with pytest.raises(ValueError, match="'id'"):
+        proc(pa.RecordBatch.from_pydict({"bytes": [b"x"]}))
+    with pytest.raises(ValueError, match="'bytes' or a 'path'"):
+        proc(pa.RecordBatch.from_pydict({"id": ["a"]}))
+
+
+def test_exif_orientation_swaps_width_and_height() -> None:
+    img = Image.fromarray(np.zeros((40, 100, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    r = Processor()(pa.RecordBatch.from_pydict({"id": ["o"], "bytes": [buf.getvalue()]})).to_pylist()[0]
+    assert (r["orientation"], r["width"], r["height"]) == (6, 40, 100)
+    r = Processor(Config(exif_orientation=False))(
+        pa.RecordBatch.from_pydict({"id": ["o"], "bytes": [buf.getvalue()]})
+    ).to_pylist()[0]
+    assert (r["width"], r["height"]) == (100, 40)
+
+
+def test_config_from_toml_and_errors(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text('hashes = ["pdq"]\nshard_size = 7\nthumbnail = 128\n')
+    c = Config.from_toml(p)
+    assert c.hashes == ("pdq",) and c.shard_size == 7 and c.thumbnail == 128
+    assert c.config_hash() != Config().config_hash()
+    assert c.replace(shard_size=9).config_hash() == c.config_hash()  # job options do not change the output
+    p.write_text("shard_sise = 7\n")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        Config.from_toml(p)
+    p.write_text("shard_size = \n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        Config.from_toml(p)
+    with pytest.raises(ValueError, match="hashes"):
+        Config(hashes=("md5",))
+    with pytest.raises(ValueError, match="shard_size"):
+        Config(shard_size=0)
+
+
+# -- run: directory source, modes -----------------------------------------------------------------
+
+
+def test_run_directory_every_record_once_and_resumes(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src)
+    s = run(str(src), out, Config(shard_size=4), progress=None)
+    assert s.shards_total == 4 and s.shards_written == 4 and s.skipped_files == 2
+    assert s.records == len(blobs) and s.counts["OK"] == len(blobs) - 2
+    rows = rows_by_id(out)
+    assert set(rows) == set(blobs)
+    check_against_hash_batch(rows, blobs)
+    assert completed_shards(out) == [f"part-{i:05d}" for i in range(4)]
+    meta = pq.read_metadata(out / "part-00000.parquet").metadata
+    assert meta[b"mmcore_version"] == mmcore.__version__.encode()
+    rec = json.loads((out / "_done" / "part-00000.json").read_text())
+    assert (
+        rec["rows"] == 4
+        and sum(rec["counts"].values()) == 4
+        and set(rec["stage_seconds"]) >= {"read", "write"}
+    )
+    # incremental: nothing to do; a new file goes to a new shard, old shards keep their files
+    s2 = run(str(src), out, Config(shard_size=4), progress=None)
+    assert s2.shards_written == 0 and s2.shards_skipped == 4
+    (src / "a" / "late.jpg").write_bytes(jpeg_bytes(50))
+    s3 = run(str(src), out, Config(shard_size=4), progress=None)
+    assert s3.shards_written == 1 and s3.records == 1
+    assert set(rows_by_id(out)) == set(blobs) | {"a/late.jpg"}
+    # other processing options into the same folder: refused, unless overwrite
+    with pytest.raises(JobError, match="other processing options"):
+        run(str(src), out, Config(hashes=("pdq",)), progress=None)
+    s4 = run(str(src), out, Config(hashes=("pdq",), mode="overwrite"), progress=None)
+    assert s4.shards_written == s4.shards_total and s4.records == len(blobs) + 1
+    assert all(r["phash"] is None for r in rows_by_id(out).values())
+
+
+def test_retry_failed_reprocesses_only_failures(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=6)
+    run(str(src), out, Config(shard_size=3), progress=None)
+    before = rows_by_id(out)
+    assert before["bad/corrupt.jpg"]["status"] == "CORRUPT"
+    (src / "bad" / "corrupt.jpg").write_bytes(jpeg_bytes(7))  # fixed at the source
+    s = run(str(src), out, Config(shard_size=3, mode="retry-failed"), progress=None)
+    assert s.records == 2  # the two broken files, nothing else
+    after = rows_by_id(out)
+    assert after["bad/corrupt.jpg"]["status"] == "OK" and after["bad/truncated.png"]["status"] != "OK"
+    for k in blobs:
+        if not k.startswith("bad/"):
+            assert after[k] == before[k]
+
+
+# -- other sources --------------------------------------------------------------------------------
+
+
+def test_webdataset_tar_refuses_escaping_members(tmp_path: Path) -> None:
+    tar_path = tmp_path / "shard-000.tar"
+    good = {f"{i:06d}.jpg": jpeg_bytes(i) for i in range(3)}
+    with tarfile.open(tar_path, "w") as tf:
+
+        def add(name: str, data: bytes, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.type, ti.linkname = (len(data) if kind == tarfile.REGTYPE else 0), kind, link
+            tf.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+        for k, v in good.items():
+            add(k, v)
+            add(k.replace(".jpg", ".json"), b'{"caption": "x"}')
+        add("../evil.jpg", jpeg_bytes(9))
+        add("/etc/x.jpg", jpeg_bytes(10))
+        add("link.jpg", b"", tarfile.SYMTYPE, "/etc/passwd")
+    out = tmp_path / "out"
+    before = sorted(os.listdir(tmp_path))
+    s = run(str(tar_path), out, progress=None)
+    assert s.shards_total == 1
+    rows = rows_by_id(out)
+    assert {r["member"] for r in rows.values()} == set(good) | {"../evil.jpg", "/etc/x.jpg", "link.jpg"}
+    for m in ("../evil.jpg", "/etc/x.jpg", "link.jpg"):
+        r = rows[f"shard-000.tar/{m}"]
+        assert r["status"] == "SOURCE_ERROR" and r["error_stage"] == "source" and "refused" in r["error"]
+        assert r["content_sha256"] is None
+    check_against_hash_batch(rows, {f"shard-000.tar/{k}": v for k, v in good.items()})
+    assert sorted(os.listdir(tmp_path)) == sorted([*before, "out"])  # nothing beside the tar and OUT
+    assert not (tmp_path.parent / "evil.jpg").exists() and not Path("/etc/x.jpg").exists()
+
+
+def test_truncated_tar_keeps_what_it_read(tmp_path: Path) -> None:
+    tar_path = tmp_path / "t.tar"
+    with tarfile.open(tar_path, "w") as tf:
+        for i in range(3):
+            data = jpeg_bytes(i)
+            ti = tarfile.TarInfo(f"{i}.jpg")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    raw = tar_path.read_bytes()
+    for cut, complete in ((10240, 2), (12000, 2), (2000, 0)):  # at a header, inside data (twice)
+        tar_path.write_bytes(raw[:cut])
+        out = tmp_path / f"out{cut}"
+        s = run(str(tar_path), out, progress=None)
+        rows = rows_by_id(out)
+        assert s.shards_written == 1
+        assert sum(r["status"] == "OK" for r in rows.values()) == complete
+        bad = [r for r in rows.values() if r["status"] == "SOURCE_ERROR"]
+        assert len(bad) == 1 and "cannot read tar t.tar" in bad[0]["error"]
+
+
+def test_parquet_sources_bytes_and_paths(tmp_path: Path) -> None:
+    blobs = {f"k{i}": jpeg_bytes(i) for i in range(4)}
+    (tmp_path / "imgs").mkdir()
+    for k, v in blobs.items():
+        (tmp_path / "imgs" / f"{k}.jpg").write_bytes(v)
+    pq.write_table(pa.table({"key": list(blobs), "jpg": list(blobs.values())}), tmp_path / "b.parquet")
+    pq.write_table(pa.table({"path": [f"imgs/{k}.jpg" for k in blobs]}), tmp_path / "p.parquet")
+    run(str(tmp_path / "b.parquet"), tmp_path / "o1", progress=None)
+    rows = rows_by_id(tmp_path / "o1")
+    check_against_hash_batch(rows, blobs)
+    assert rows["k2"]["member"] == "2"
+    run(str(tmp_path / "p.parquet"), tmp_path / "o2", progress=None)
+    rows2 = rows_by_id(tmp_path / "o2")
+    check_against_hash_batch(rows2, {f"p.parquet#{i}": v for i, v in enumerate(blobs.values())})
+
+
+# -- bad jobs -------------------------------------------------------------------------------------
+
+
+def test_unwritable_output_and_missing_source(tmp_path: Path) -> None:
+    from mmcore.cli import main
+
+    src = tmp_path / "src"
+    make_tree(src, n=2)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JobError, match="cannot write to the output folder"):
+        run(str(src), tmp_path / "file" / "out", progress=None)
+    assert main(["run", str(src), str(tmp_path / "file" / "out"), "--quiet"]) == 1
+    assert main(["run", str(tmp_path / "nothing*"), str(tmp_path / "o"), "--quiet"]) == 1
+
+
+def test_disk_full_marks_no_shard_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=8)
+    real = pq.ParquetWriter.write_batch
+    calls = {"n": 0}
+
+    def full(self, batch, *a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(28, "No space left on device")
+        return real(self, batch, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", full)
+    with pytest.raises(JobError, match="No space left"):
+        run(str(src), out, Config(shard_size=4), progress=None)
+    assert completed_shards(out) == ["part-00000"]
+    assert not any(p.name.startswith(".part-") for p in out.iterdir())  # no temp file left behind
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", real)
+    run(str(src), out, Config(shard_size=4), progress=None)
+    assert set(rows_by_id(out)) == set(blobs)
+
+
+def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=120, size=(480, 360))
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmcore",
+        "run",
+        str(src),
+        "",
+        "--shard-size",
+        "3",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    kills = 0
+    for seed in range(3):
+        out = tmp_path / f"out{seed}"
+        cmd[5] = str(out)
+        g = np.random.default_rng(seed)
+        for _ in range(20):
+            p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(float(g.uniform(0.4, 1.2)))
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                kills += 1
+            p.wait()
+            if p.returncode == 0:
+                break
+        else:
+            pytest.fail("the job never completed")
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "0 written" in done.stdout  # the last run found everything complete
+        rows = rows_by_id(out)
+        assert set(rows) == set(blobs)
+        for name in completed_shards(out):
+            rec = json.loads((out / "_done" / f"{name}.json").read_text())
+            assert pq.read_metadata(out / f"{name}.parquet").num_rows == rec["rows"]
+    assert kills >= 3, "the kills never landed while the job ran: make the job longer"
+
+
+# -- the corpus -----------------------------------------------------------------------------------
+
+
+def test_corpus_mix_completes_with_a_row_per_file(tmp_path: Path) -> None:
+    src = tmp_path / "mix"
+    picked: dict[str, bytes] = {}
+    for sub, take in (("jpeg", 25), ("png", 40), ("webp", 25), ("odd", 40), ("corrupt", 10_000)):
+        d = corpus_dir(sub)
+        files = sorted(p for p in d.iterdir() if p.is_file() and p.name != "README.md")
+        (src / sub).mkdir(parents=True)
+        for p in files[:: max(1, len(files) // take)][:take]:
+            if p.stat().st_size > 30_000_000:
+                continue
+            (src / sub / p.name).symlink_to(p)
+            picked[f"{sub}/{p.name}"] = p.read_bytes()
+    s = run(str(src), tmp_path / "out", Config(shard_size=200), progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    assert set(rows) == set(picked) and s.records == len(rows)
+    corrupt = [k for k in picked if k.startswith("corrupt/")]
+    missing = [k for k in corrupt if k not in rows]
+    assert not missing, f"corrupt files without a row: {missing[:5]}"
+    for k in corrupt:
+        assert rows[k]["status"] in ("OK", "OK_WARNING") or rows[k]["error"], k
+    good = {k: v for k, v in picked.items() if k in rows and not k.startswith("corrupt/")}
+    check_against_hash_batch({k: rows[k] for k in good}, good)

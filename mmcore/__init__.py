@@ -60,6 +60,17 @@ from .status import DecodeError, Status
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # mmcore.Processor lives in mmcore.jobs, which needs pyarrow: imported on first use only, so
+    # that the rest of mmcore works without it.
+    if name == "Processor":
+        from .jobs.processor import Processor
+
+        return Processor
+    raise AttributeError(f"module 'mmcore' has no attribute {name!r}")
+
+
 __all__ = [
     "BatchResult",
     "ClusterResult",
@@ -67,6 +78,7 @@ __all__ = [
     "HammingIndex",
     "HashResult",
     "IndexFormatError",
+    "Processor",
     "QuantParams",
     "QuantizedIndex",
     "Status",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything mmcore needs on Debian 12 (as root) and builds it into ./.venv.
-#   bash scripts/setup.sh            # runtime: codecs, compiler, venv, mmcore
+#   bash scripts/setup.sh            # runtime: codecs, compiler, venv, mmcore (+ pyarrow for jobs)
 #   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...)
 #   bash scripts/setup.sh bench      # + competitors for bench/ (OpenCV, pyvips, simplejpeg, ...)
 set -euo pipefail
@@ -23,10 +23,10 @@ fi
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-spec="."
+spec=".[jobs]"
 case "$extras" in
-  test) spec=".[test,lint]" ;;
-  bench) spec=".[test,bench]" ;;
+  test) spec=".[jobs,test,lint]" ;;
+  bench) spec=".[jobs,test,bench]" ;;
   "") ;;
   *) echo "usage: scripts/setup.sh [test|bench]" >&2; exit 2 ;;
 esac

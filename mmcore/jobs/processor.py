@@ -66,7 +66,9 @@ class Processor:
     ``stage_seconds`` accumulates the time spent per stage over every call.
     """
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
+        if isinstance(config, dict):
+            config = Config.from_dict(config)
         self.config = config if config is not None else Config()
         self.stage_seconds: dict[str, float] = {"read": 0.0, "decode_hash": 0.0, "thumbnail": 0.0}
         self._threads = self.config.workers or None
@@ -179,7 +181,7 @@ class Processor:
         return pa.RecordBatch.from_pydict(col, schema=self.schema)
 
     def _thumbnails(self, col: dict[str, list[Any]], rows: Sequence[int], data: list[bytes | None]) -> None:
-        from .. import encode_batch  # type: ignore[attr-defined]
+        from .. import encode_batch
 
         cfg = self.config
         t0 = time.perf_counter()

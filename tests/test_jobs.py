@@ -391,3 +391,21 @@ def test_corpus_mix_completes_with_a_row_per_file(tmp_path: Path) -> None:
         assert rows[k]["status"] in ("OK", "OK_WARNING") or rows[k]["error"], k
     good = {k: v for k, v in picked.items() if k in rows and not k.startswith("corrupt/")}
     check_against_hash_batch({k: rows[k] for k in good}, good)
+
+
+def test_cli_run_prints_progress_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmcore.cli import main
+
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=5)
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('hashes = ["phash", "pdq"]\nshard_size = 2\n')
+    assert main(["run", str(src), str(tmp_path / "out"), "--config", str(cfg), "--workers", "1"]) == 0
+    cap = capsys.readouterr()
+    assert f"{len(blobs)}/{len(blobs)} (100%)" in cap.err and "images/s" in cap.err and "errors 2" in cap.err
+    assert "shards: 4 (4 written, 0 already complete)" in cap.out
+    assert f"OK {len(blobs) - 2}" in cap.out and "CORRUPT" in cap.out and "time per stage" in cap.out
+    rows = rows_by_id(tmp_path / "out")
+    assert all(r["dhash"] is None for r in rows.values())  # only the configured hashes
+    assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--quiet"]) == 1
+    assert "--device gpu" in capsys.readouterr().err

@@ -433,3 +433,21 @@ def test_cli_names_a_damaged_file(
     assert cli(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path / path) in err and message in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "TOO_LARGE",
+        "fuzz__jpg_go-1",
+        "_x_ **b** ~~s~~ `c`",
+        "[a](javascript:alert(1))",
+        "a|b\\c",
+        "<img src=x>",
+        "x\ny",
+    ],
+)
+def test_markdown_escape_round_trips(text: str) -> None:
+    cell = report_module._md(text)
+    assert "<" not in cell and "\n" not in cell and not re.search(r"(?<!\\)[|*`\[\]~]", cell)
+    assert md_tables(f"| {cell} |")[0][0][0] == " ".join(text.split())

@@ -469,8 +469,14 @@ def _md(x: object) -> str:
     """A data string for markdown text or a table cell: HTML-escaped (renderers pass raw HTML
     through), the markdown punctuation that could make a link, emphasis or a table cell
     backslash-escaped, on one line."""
-    s = html.escape(" ".join(str(x).split()), quote=False)
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", s)
+    s = re.sub(r"([\\`*\[\]|~])", r"\\\1", html.escape(" ".join(str(x).split()), quote=False))
+
+    def underscores(m: re.Match[str]) -> str:
+        # a run of _ between two letters or digits cannot open or close emphasis: kept readable
+        a, b = m.string[m.start() - 1 : m.start()], m.string[m.end() : m.end() + 1]
+        return m.group() if a.isalnum() and b.isalnum() else "\\_" * len(m.group())
+
+    return re.sub(r"_+", underscores, s)
 
 
 def _pct(n: int, total: int) -> str:

@@ -2,8 +2,8 @@
 
 Decode, resize, thumbnail and perceptually hash images (JPEG, PNG, WebP, GIF) with C++ kernels that
 release the GIL, never die on bad input (per-record :class:`Status`), and match Pillow's pixels,
-imagehash's bits and the PDQ reference's hashes; find near-duplicates among the hashes
-(:class:`HammingIndex`, :func:`cluster`).
+imagehash's bits and the PDQ reference's hashes; encode thumbnails (JPEG, WebP); find
+near-duplicates among the hashes (:class:`HammingIndex`, :func:`cluster`).
 
 >>> import mmcore
 >>> img = mmcore.decode(mmcore.demo_images()[0])
@@ -38,8 +38,12 @@ from .hashing import (
 )
 from .image import (
     BatchResult,
+    EncodeResult,
     decode,
     decode_batch,
+    encode_batch,
+    encode_jpeg,
+    encode_webp,
     image_info,
     resize,
     thumbnail,
@@ -56,7 +60,7 @@ from .quant import (
     score_int8,
 )
 from .search import ClusterResult, HammingIndex, IndexFormatError, cluster
-from .status import DecodeError, Status
+from .status import DecodeError, EncodeError, Status
 
 __version__ = "0.1.0"
 
@@ -75,6 +79,8 @@ __all__ = [
     "BatchResult",
     "ClusterResult",
     "DecodeError",
+    "EncodeError",
+    "EncodeResult",
     "HammingIndex",
     "HashResult",
     "IndexFormatError",
@@ -92,6 +98,9 @@ __all__ = [
     "demo_images",
     "dhash",
     "dhash_vertical",
+    "encode_batch",
+    "encode_jpeg",
+    "encode_webp",
     "hamming",
     "hash_batch",
     "hash_to_hex",

@@ -1,4 +1,5 @@
-"""Decode, resize and thumbnail: bytes or paths in, uint8 numpy arrays out."""
+"""Decode, resize and thumbnail (bytes or paths in, uint8 numpy arrays out) and encode (arrays in,
+JPEG / WebP bytes out)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .status import DecodeError, Status, StatusColumn
+from .status import DecodeError, EncodeError, Status, StatusColumn
 
 Source = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
 """An encoded image: its bytes (any contiguous buffer) or a filesystem path."""
@@ -20,9 +21,12 @@ Image = npt.NDArray[np.uint8]
 Color = Literal["rgb", "gray"]
 Alpha = Literal["drop", "keep"]
 FilterName = Literal["nearest", "area", "bilinear", "bicubic", "lanczos3"]
+EncodeFormat = Literal["jpeg", "webp"]
 
 FILTERS: dict[str, int] = {"nearest": 0, "area": 1, "bilinear": 2, "bicubic": 3, "lanczos3": 4}
 DEFAULT_MAX_PIXELS: int = int(_core.DEFAULT_MAX_PIXELS)
+ENCODE_FORMATS: dict[str, int] = {"jpeg": 1, "webp": 3}  # mmcore::ImageFormat codes
+DEFAULT_QUALITY: dict[str, int] = {"jpeg": 85, "webp": 80}
 
 
 @dataclass
@@ -341,3 +345,113 @@ def image_info(src: Source, *, exif_orientation: bool = True) -> dict[str, Any]:
     info: dict[str, Any] = _core.image_info(_single_src(src), bool(exif_orientation))
     info["status"] = Status(info["status"])
     return info
+
+
+@dataclass
+class EncodeResult(StatusColumn):
+    """The outcome of :func:`encode_batch`, one entry per input image, in input order.
+
+    ``data[i]`` (the encoded bytes) is None exactly where ``status[i]`` is not OK; ``errors[i]``
+    says what was wrong, None when there is nothing to say.
+    """
+
+    data: list[bytes | None]
+    status: npt.NDArray[np.uint8]
+    errors: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def _encode_array(img: Any, name: str) -> Image:
+    """img as a C-contiguous uint8 HxW / HxWx3 array (copied when not contiguous); ValueError names it."""
+    if not isinstance(img, np.ndarray):
+        raise ValueError(f"{name} must be a numpy uint8 array (HxW or HxWx3), got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        raise ValueError(
+            f"{name} must have dtype uint8, got {img.dtype}: scale and convert first, e.g. "
+            "np.clip(x * 255, 0, 255).astype(np.uint8)"
+        )
+    if img.ndim == 3 and img.shape[2] == 4:
+        raise ValueError(f"{name} has 4 channels (RGBA): JPEG / WebP thumbnails take RGB, pass img[..., :3]")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3))):
+        raise ValueError(f"{name} must be HxW (grey) or HxWx3 (RGB), got shape {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def _quality(quality: int) -> int:
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an int in 1..100, got {quality!r}")
+    return quality
+
+
+def _encode_one(img: Any, fmt: str, quality: int, optimize: bool) -> bytes:
+    a = _encode_array(img, "img")
+    status, message, data = _core.encode(a, ENCODE_FORMATS[fmt], _quality(quality), bool(optimize))
+    if data is None:
+        raise EncodeError(Status(status), message)
+    return data
+
+
+def encode_jpeg(img: Image, *, quality: int = 85, optimize: bool = False) -> bytes:
+    """Encode a uint8 HxWx3 (RGB) or HxW (grey) image as baseline JPEG bytes (libjpeg-turbo).
+
+    ``quality`` 1..100 is libjpeg's (and Pillow's) scale; colour is 4:2:0, grey stays one
+    channel. ``optimize=True`` builds optimised Huffman tables (a few % smaller, slower).
+    Raises ValueError for an array of another dtype or shape (a non-contiguous one is copied)
+    and :class:`EncodeError` (a ValueError) when the image cannot be encoded: empty, or over
+    65500 pixels a side (TOO_LARGE). The GIL is released while encoding.
+
+    >>> import mmcore, numpy as np
+    >>> data = mmcore.encode_jpeg(np.full((32, 48, 3), 200, np.uint8), quality=90)
+    >>> data[:2], mmcore.decode(data).shape
+    (b'\\xff\\xd8', (32, 48, 3))
+    """
+    return _encode_one(img, "jpeg", quality, optimize)
+
+
+def encode_webp(img: Image, *, quality: int = 80) -> bytes:
+    """Encode a uint8 HxWx3 (RGB) or HxW (grey) image as lossy WebP bytes (libwebp, method 4).
+
+    ``quality`` 1..100 is libwebp's (and Pillow's) scale. WebP has no grey format: a grey
+    image is stored as R = G = B and decodes as RGB. Raises ValueError for an array of another
+    dtype or shape and :class:`EncodeError` when the image cannot be encoded: empty, or over
+    16383 pixels a side (TOO_LARGE: WebP's format limit; resize first or use JPEG).
+
+    >>> import mmcore, numpy as np
+    >>> data = mmcore.encode_webp(np.full((32, 48, 3), 200, np.uint8))
+    >>> data[:4], data[8:12], mmcore.decode(data).shape
+    (b'RIFF', b'WEBP', (32, 48, 3))
+    """
+    return _encode_one(img, "webp", quality, False)
+
+
+def encode_batch(
+    images: Sequence[Image | None],
+    *,
+    format: EncodeFormat = "jpeg",
+    quality: int | None = None,
+    optimize: bool = False,
+    threads: int | None = None,
+) -> EncodeResult:
+    """Encode many images on ``threads`` threads (default all cores, GIL released); never raises for bad data.
+
+    ``format`` is "jpeg" or "webp"; ``quality`` defaults to 85 (JPEG) / 80 (WebP); ``optimize``
+    is JPEG's (see :func:`encode_jpeg`). A None entry (e.g. a record whose decode failed), an
+    empty image or one over the format's size limit gets ``data[i] = None``, a non-OK
+    ``status[i]`` (CORRUPT, CORRUPT, TOO_LARGE) and a message in ``errors[i]``. An entry of
+    another dtype or shape is misuse: ValueError naming ``images[i]``.
+
+    >>> import mmcore, numpy as np
+    >>> r = mmcore.encode_batch([np.zeros((16, 16, 3), np.uint8), None], format="webp")
+    >>> r.counts(), r.data[1] is None
+    ({'OK': 1, 'CORRUPT': 1}, True)
+    """
+    if format not in ENCODE_FORMATS:
+        raise ValueError(f"format must be one of {sorted(ENCODE_FORMATS)}, got {format!r}")
+    if optimize and format != "jpeg":
+        raise ValueError("optimize=True is a JPEG option: use it with format='jpeg'")
+    q = DEFAULT_QUALITY[format] if quality is None else _quality(quality)
+    items = [None if im is None else _encode_array(im, f"images[{i}]") for i, im in enumerate(images)]
+    res = _core.encode_batch(items, ENCODE_FORMATS[format], q, bool(optimize), _threads(threads))
+    return EncodeResult(data=res[0], status=res[1], errors=res[2])

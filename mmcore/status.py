@@ -25,7 +25,19 @@ class Status(enum.IntEnum):
         return self in (Status.OK, Status.OK_WARNING)
 
 
-class DecodeError(ValueError):
+class RecordError(ValueError):
+    """A single-record call failed on its data: ``.status`` (a :class:`Status`) and ``.message``.
+
+    The base of :class:`DecodeError` and :class:`EncodeError`; batch calls return statuses instead.
+    """
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(f"{status.name}: {message}")
+        self.status = status
+        self.message = message
+
+
+class DecodeError(RecordError):
     """Bad image data given to a single-record call (batch calls return statuses instead).
 
     ``.status`` is the :class:`Status`; the message says what was wrong.
@@ -38,10 +50,20 @@ class DecodeError(ValueError):
     CORRUPT
     """
 
-    def __init__(self, status: Status, message: str) -> None:
-        super().__init__(f"{status.name}: {message}")
-        self.status = status
-        self.message = message
+
+class EncodeError(RecordError):
+    """An image a single-record encode call could not encode (``encode_batch`` returns statuses).
+
+    ``.status`` says why: TOO_LARGE over the format's size limit (WebP: 16383 pixels a side),
+    CORRUPT for an empty image, NO_MEMORY, UNSUPPORTED when the codec refused.
+
+    >>> import mmcore, numpy as np
+    >>> try:
+    ...     mmcore.encode_webp(np.zeros((8, 16384), np.uint8))
+    ... except mmcore.EncodeError as e:
+    ...     print(e.status.name)
+    TOO_LARGE
+    """
 
 
 class StatusColumn:

@@ -17,6 +17,7 @@
 
 #include "mmcore/backend.h"
 #include "mmcore/decode.h"
+#include "mmcore/encode.h"
 #include "mmcore/hamming.h"
 #include "mmcore/hash.h"
 #include "mmcore/image.h"
@@ -436,6 +437,107 @@ py::dict image_info_py(py::handle src, bool exif) {
   return d;
 }
 
+// ---- encode ----
+
+// The caller-owned memory encode.h streams into; a failed allocation refuses the bytes
+// (the record's NO_MEMORY) instead of throwing through the C codecs.
+struct EncodedBytes {
+  std::vector<std::uint8_t> bytes;
+
+  static bool append(void* self, const std::uint8_t* data, std::size_t size) noexcept {
+    try {
+      auto& b = static_cast<EncodedBytes*>(self)->bytes;
+      b.insert(b.end(), data, data + size);
+      return true;
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+  }
+  ByteSink sink() { return ByteSink{this, &EncodedBytes::append}; }
+  py::object to_bytes(Status s) const {
+    if (!status_ok(s)) return py::none();
+    return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+};
+
+EncodeOptions encode_options(int format, int quality, bool optimize) {
+  if (format != static_cast<int>(ImageFormat::kJpeg) && format != static_cast<int>(ImageFormat::kWebp))
+    throw py::value_error("format code must be 1 (jpeg) or 3 (webp), got " + std::to_string(format));
+  if (quality < 1 || quality > 100)
+    throw py::value_error("quality must be in 1..100, got " + std::to_string(quality));
+  EncodeOptions o;
+  o.format = static_cast<ImageFormat>(format);
+  o.quality = quality;
+  o.optimize = optimize;
+  return o;
+}
+
+// With the GIL held: None -> a missing image (data == nullptr, a record status); a C-contiguous
+// uint8 HxW or HxWx3 array -> its view (kept alive in *keep); anything else is misuse.
+ConstImageView encode_view(py::handle obj, const std::string& name, py::array* keep) {
+  if (obj.is_none()) return ConstImageView();
+  if (!py::isinstance<py::array>(obj))
+    throw py::value_error(name + " must be a numpy uint8 array (HxW or HxWx3), got " +
+                          std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  *keep = py::reinterpret_borrow<py::array>(obj);
+  const py::array& a = *keep;
+  if (!a.dtype().is(py::dtype::of<std::uint8_t>()))
+    throw py::value_error(name + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
+  if (a.ndim() != 2 && !(a.ndim() == 3 && (a.shape(2) == 1 || a.shape(2) == 3)))
+    throw py::value_error(name + " must be HxW (grey) or HxWx3 (RGB), got shape " +
+                          std::string(py::str(a.attr("shape"))));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous");
+  if (a.shape(0) > std::numeric_limits<std::int32_t>::max() ||
+      a.shape(1) > std::numeric_limits<std::int32_t>::max())
+    throw py::value_error(name + " is too large to encode: shape " + std::string(py::str(a.attr("shape"))));
+  const auto c = static_cast<std::int32_t>(a.ndim() == 2 ? 1 : a.shape(2));
+  const auto w = static_cast<std::int32_t>(a.shape(1));
+  return ConstImageView(static_cast<const std::uint8_t*>(a.data()), w, static_cast<std::int32_t>(a.shape(0)),
+                        c, static_cast<std::int64_t>(w) * c);
+}
+
+py::tuple encode_py(py::handle img, int format, int quality, bool optimize) {
+  const EncodeOptions o = encode_options(format, quality, optimize);
+  py::array keep;
+  const ConstImageView view = encode_view(img, "img", &keep);
+  EncodedBytes out;
+  ErrorText err;
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = encode_image(view, o, out.sink(), &err);
+  }
+  return py::make_tuple(static_cast<int>(st), std::string(err.text), out.to_bytes(st));
+}
+
+py::tuple encode_batch_py(const py::sequence& imgs, int format, int quality, bool optimize, int threads) {
+  const EncodeOptions o = encode_options(format, quality, optimize);
+  const std::size_t n = py::len(imgs);
+  std::vector<py::array> keep(n);
+  std::vector<ConstImageView> views(n);
+  for (std::size_t i = 0; i < n; ++i)
+    views[i] = encode_view(imgs[i], "images[" + std::to_string(i) + "]", &keep[i]);
+  std::vector<EncodedBytes> outs(n);
+  std::vector<ByteSink> sinks(n);
+  for (std::size_t i = 0; i < n; ++i) sinks[i] = outs[i].sink();
+  std::vector<Status> statuses(n);
+  std::vector<ErrorText> errs(n);
+  {
+    py::gil_scoped_release release;
+    encode_batch(views.data(), static_cast<std::int64_t>(n), o, threads, sinks.data(), statuses.data(),
+                 errs.data());
+  }
+  py::list data(n), errors(n);
+  py::array_t<std::uint8_t> status(static_cast<py::ssize_t>(n));
+  auto st = status.mutable_unchecked<1>();
+  for (std::size_t i = 0; i < n; ++i) {
+    st(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(statuses[i]);
+    data[i] = outs[i].to_bytes(statuses[i]);
+    errors[i] = errs[i].empty() ? py::object(py::none()) : py::object(py::str(errs[i].text));
+  }
+  return py::make_tuple(data, status, errors);
+}
+
 // ---- Hamming ----
 
 // A C-contiguous uint64 (N, W) array with W = 1 or 4; ValueError names the argument otherwise.
@@ -838,6 +940,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
         py::arg("exif"), py::arg("max_pixels"), py::arg("threads"));
+  m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"));
+  m.def("encode_batch", &encode_batch_py, py::arg("images"), py::arg("format"), py::arg("quality"),
+        py::arg("optimize"), py::arg("threads"));
   m.def("build_info", &build_info_py);
   m.def("hamming_knn", &hamming_knn_py, py::arg("base"), py::arg("ids"), py::arg("queries"), py::arg("k"),
         py::arg("threads"));

@@ -409,3 +409,17 @@ def test_cli_run_prints_progress_and_summary(tmp_path: Path, capsys: pytest.Capt
     assert all(r["dhash"] is None for r in rows.values())  # only the configured hashes
     assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--quiet"]) == 1
     assert "--device gpu" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_thumbnails_are_encoded_images_of_the_configured_size(tmp_path: Path, fmt: str) -> None:
+    src = tmp_path / "src"
+    make_tree(src, n=4, size=(300, 200))
+    run(str(src), tmp_path / "out", Config(thumbnail=64, thumbnail_format=fmt), progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    for r in rows.values():
+        if r["status"] != "OK":
+            assert r["thumbnail"] is None
+            continue
+        im = Image.open(io.BytesIO(r["thumbnail"]))
+        assert im.format == fmt.upper() and min(im.size) == 64 and im.size[0] > im.size[1]

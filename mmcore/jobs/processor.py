@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -193,10 +193,8 @@ class Processor:
             upscale=False,
             threads=self._threads,
         )
-        imgs = [im for im in tb.images]
-        enc = encode_batch(
-            imgs, format=cfg.thumbnail_format, quality=cfg.thumbnail_quality, threads=self._threads
-        )
+        fmt: Literal["jpeg", "webp"] = "webp" if cfg.thumbnail_format == "webp" else "jpeg"
+        enc = encode_batch(tb.images, format=fmt, quality=cfg.thumbnail_quality, threads=self._threads)
         for j, i in enumerate(rows):
             if enc.data[j] is not None:
                 col["thumbnail"][i] = enc.data[j]

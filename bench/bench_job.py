@@ -245,16 +245,22 @@ def describe(fs: FileSet, sources: list[Path]) -> list[str]:
 # Contestants
 
 
+#: What a contestant's run returns: rows per status, and mmcore's time per stage (None for others).
+JobResult = tuple[Counter[str], dict[str, float] | None]
+
+
 @dataclass
 class Contestant:
     name: str
     how: str
     base: str | None  # the baseline row its ratio divides by
-    fn: Callable[[str], Counter[str]] | None  # runs the job into a fresh folder; row counts per status
+    # runs the job into a fresh folder; returns the rows per status and mmcore's time per stage
+    fn: Callable[[str], JobResult] | None
     note: str = ""
     seconds: list[float] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     out_bytes: int = 0
+    stages: dict[str, float] | None = None  # of the best round
 
 
 def _mmcore_env() -> dict[str, str]:
@@ -273,26 +279,20 @@ def _job_counts(out: str) -> Counter[str]:
     return Counter(read_output(out, columns=["status"]).column("status").to_pylist())
 
 
-def contestants(
-    fs: FileSet, workers: int, file_list: Path
-) -> tuple[list[Contestant], dict[str, dict[str, float]]]:
-    """The rows, and the dict their mmcore runs fill with the summary's time per stage."""
+def contestants(fs: FileSet, workers: int, file_list: Path) -> list[Contestant]:
     import mmcore
     from mmcore.jobs.config import HASH_KINDS, Config
     from mmcore.jobs.runner import run
 
-    stages: dict[str, dict[str, float]] = {}
-
-    def mm(thumbnail: int, key: str) -> Callable[[str], Counter[str]]:
-        def go(out: str) -> Counter[str]:
+    def mm(thumbnail: int) -> Callable[[str], JobResult]:
+        def go(out: str) -> JobResult:
             cfg = Config(workers=workers, hashes=HASH_KINDS, thumbnail=thumbnail)
             s = run(str(fs.links), out, cfg, progress=None)
-            stages[key] = s.stage_seconds
-            return Counter(s.counts)
+            return Counter(s.counts), s.stage_seconds
 
         return go
 
-    def cli(out: str) -> Counter[str]:
+    def cli(out: str) -> JobResult:
         cmd = [
             sys.executable,
             "-m",
@@ -307,17 +307,17 @@ def contestants(
         p = subprocess.run(cmd, capture_output=True, text=True, env=_mmcore_env(), cwd=tempfile.gettempdir())
         if p.returncode != 0:
             raise RuntimeError(f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}")
-        return _job_counts(out)
+        return _job_counts(out), None
 
-    def base_inproc(out: str) -> Counter[str]:
-        return baseline_job(fs.paths, out, workers)
+    def base_inproc(out: str) -> JobResult:
+        return baseline_job(fs.paths, out, workers), None
 
-    def base_sub(out: str) -> Counter[str]:
+    def base_sub(out: str) -> JobResult:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--baseline-script", str(file_list), out]
         p = subprocess.run([*cmd, "--workers", str(workers)], capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-300:]}")
-        return Counter(json.loads(p.stdout.strip().splitlines()[-1]))
+        return Counter(json.loads(p.stdout.strip().splitlines()[-1])), None
 
     hashes = "(" + ", ".join(HASH_KINDS) + ")"
     rows = [
@@ -325,7 +325,7 @@ def contestants(
             "mmcore run (in-process)",
             f"mmcore.jobs.runner.run(Config(workers={workers}, hashes={hashes}))",
             "baseline (in-process)",
-            mm(0, "plain"),
+            mm(0),
         ),
         Contestant(
             "mmcore run (CLI)",
@@ -350,13 +350,13 @@ def contestants(
         f"mmcore run thumbnail={THUMB}",
         f"the in-process run with Config(thumbnail={THUMB}) (JPEG q85); the baseline has no thumbnails",
         "baseline (in-process)",
-        mm(THUMB, "thumb"),
+        mm(THUMB),
     )
     if not hasattr(mmcore, "encode_batch"):
         thumb.fn = None
         thumb.note = "skipped: this mmcore has no encode_batch (thumbnail encoding not built)"
     rows.append(thumb)
-    return rows, stages
+    return rows
 
 
 def _dir_bytes(d: str) -> int:
@@ -372,9 +372,11 @@ def run_rounds(rows: list[Contestant], repeat: int) -> None:
             out = tempfile.mkdtemp(prefix="bench_job_out_")
             try:
                 t0 = time.perf_counter()
-                counts = c.fn(out)
+                counts, stages = c.fn(out)
                 c.seconds.append(time.perf_counter() - t0)
                 c.counts, c.out_bytes = counts, _dir_bytes(out)
+                if c.seconds[-1] == min(c.seconds):
+                    c.stages = stages
                 print(f"round {r + 1}: {c.name:28s} {c.seconds[-1]:7.2f} s  {dict(sorted(counts.items()))}")
             except Exception as e:
                 c.note = f"failed: {type(e).__name__}: {e}"[:300]
@@ -589,8 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--workers", type=int, default=None, help="workers for every contestant (default all cores)"
     )
-    ap.add_argument("--repeat", type=int, default=2, help="timed rounds; the best is kept (default 2)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 100 files (or --limit), 1 round")
+    ap.add_argument("--repeat", type=int, default=None, help="timed rounds; the best is kept (default 2)")
+    ap.add_argument(
+        "--quick", action="store_true", help="smoke run: 100 files (or --limit), 1 round (or --repeat)"
+    )
     ap.add_argument(
         "--note", default=None, help="a line for the header (e.g. 'machine shared with other jobs')"
     )
@@ -603,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return baseline_script(args.baseline_script[0], args.baseline_script[1], workers)
     if args.quick:
         args.limit = args.limit or 100
-        args.repeat = 1
+    args.repeat = args.repeat or (1 if args.quick else 2)
     sources = args.source or [CORPUS / d for d in DEFAULT_DIRS]
     missing = [str(s) for s in sources if not s.is_dir()]
     if missing:
@@ -640,26 +644,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(flush=True)
         check_lines, warn = check(fs, workers)
         print("\n".join(check_lines), flush=True)
-        rows, stages_of = contestants(fs, workers, file_list)
+        rows = contestants(fs, workers, file_list)
         run_rounds(rows, args.repeat)
         split = cost_split(fs, SPLIT_FILES)
     finally:
         shutil.rmtree(fs.links, ignore_errors=True)
         file_list.unlink(missing_ok=True)
     head, body = table(rows, fs, workers)
-    stages = stages_of.get("plain")
-    stage_line = (
-        "mmcore run (in-process), time per stage of its last round (s): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-        if stages
-        else ""
-    )
+    stage_lines = [
+        f"{c.name}, time per stage of its best round (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in c.stages.items())
+        for c in rows
+        if c.stages
+    ]
     elapsed = time.perf_counter() - t_start
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     tail = f"bench wall time {elapsed:.0f} s; load average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     notes = [
         "vs baseline: in-process rows / baseline (in-process); the CLI row / baseline (subprocess)",
-        *([stage_line] if stage_line else []),
+        *stage_lines,
         *[f"{c.name}: {c.note}" for c in rows if c.note],
         *split,
         tail,

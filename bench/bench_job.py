@@ -42,7 +42,7 @@ names ending in .jpg / .jpeg / .png / .webp / .gif, sorted; ``--limit N`` takes 
 Nothing is copied: mmcore gets a temporary folder of symbolic links to the files (one source for
 the three corpus folders) and the baseline the same link paths.
 
-    python bench/bench_job.py                       # ~890 corpus files, 2 rounds (~5 min on 2 cores)
+    python bench/bench_job.py                       # 890 corpus files, 2 rounds (~3 min on 2 cores)
     python bench/bench_job.py --quick               # ~100 files, 1 round: a smoke run
     python bench/bench_job.py --source DIR --limit 500 --workers 4 --repeat 3
 

@@ -1,4 +1,5 @@
-"""Fake `mmcore run` output folders for the tests of the commands that read one (dedup, report).
+"""Fake `mmcore run` output folders for the tests of the commands that read one (dedup, report),
+and ``run_cli``: a command's ``register`` tried through a parser of its own.
 
 The folder follows the contract of mmcore.jobs.schema: ``OUT/_mmcore_job.json`` (the manifest),
 ``OUT/part-NNNNN.parquet`` (schema.SCHEMA, with the file metadata ``mmcore_version`` and
@@ -11,9 +12,10 @@ shard that counts as completed.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,14 @@ def write_run_output(
     }
     (out / MANIFEST).write_text(json.dumps(manifest))
     return [str(s["name"]) for s in shards]
+
+
+def run_cli(register: Callable[[Any], None], argv: list[str]) -> int:
+    """Parse argv with a parser holding only the subcommands ``register`` adds (as mmcore.cli
+    will), run the chosen handler and return its exit code (argparse errors raise SystemExit 2)."""
+    p = argparse.ArgumentParser(prog="mmcore")
+    sub = p.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = p.parse_args(argv)
+    rc: int = args.func(args)
+    return rc

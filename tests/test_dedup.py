@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import doctest
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from jobs_fixtures import OK_STATUSES, run_table, write_run_output
+from jobs_fixtures import OK_STATUSES, run_cli, run_table, write_run_output
 
 import mmcore.jobs._common as common
 import mmcore.jobs.dedup
@@ -276,12 +275,7 @@ def test_write_is_atomic(
 
 
 def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mmcore")
-    sub = p.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = p.parse_args(argv)
-    rc: int = args.func(args)
-    return rc
+    return run_cli(register, argv)
 
 
 def test_cli_prints_summary_and_path(
@@ -327,7 +321,7 @@ def test_cli_errors_exit_1_with_one_line(
 def test_cli_rejects_bad_thread_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         cli(["dedup", str(tmp_path), "--threads", "0"])
-    assert e.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+    assert e.value.code == 2 and "expected an integer >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_metadata_names_the_run(pdq_out: tuple[Path, dict[str, Any], np.ndarray]) -> None:

@@ -53,15 +53,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def positive_int(v: str) -> int:
-    """argparse type: an int >= 1 (threads, k, ...)."""
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
-    return n
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int >= lo (threads, k, rerank, ...)."""
+
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            n = lo - 1
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {v!r}")
+        return n
+
+    return parse
 
 
 def user_errors(

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..hashing import hamming
 from ..search import HammingIndex, cluster
-from ._common import positive_int, user_errors, write_parquet_atomic
+from ._common import int_at_least, user_errors, write_parquet_atomic
 from .schema import i64_to_u64, read_manifest, read_output
 
 __all__ = ["CLUSTERS_SCHEMA", "DEFAULT_THRESHOLDS", "clusters_path", "dedup", "register", "summary"]
@@ -244,6 +244,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="largest Hamming distance of a near-duplicate (default: pdq 31, phash 10)",
     )
     p.add_argument(
-        "--threads", type=positive_int, default=None, metavar="N", help="threads (default: all cores)"
+        "--threads", type=int_at_least(1), default=None, metavar="N", help="threads (default: all cores)"
     )
     p.set_defaults(func=user_errors("dedup", _handler))

@@ -73,9 +73,9 @@ def _check_args(hash: str, threshold: int | None) -> int:
 
 
 def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, dict[str, Any]]:
-    """(rows with an OK / OK_WARNING status and a non-null hash, sorted by id; count of the other
-    rows; the manifest). Raises for a folder that is not a run's output, a run without this hash,
-    repeated ids."""
+    """(rows with an OK / OK_WARNING status and a non-null hash, in output order; count of the
+    other rows; the manifest). Raises for a folder that is not a run's output, a run without this
+    hash, an id on two eligible rows."""
     if not Path(out).is_dir():
         raise FileNotFoundError(f"{os.fspath(out)}: no such folder (give the OUT folder of `mmcore run`)")
     manifest = read_manifest(out)
@@ -90,16 +90,13 @@ def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, di
     table = read_output(out, columns=columns)
     ok = pc.and_(pc.is_in(table["status"], value_set=pa.array(_OK)), pc.is_valid(table[hash]))
     kept = table.filter(ok)
-    kept = kept.take(pc.sort_indices(kept, sort_keys=[("id", "ascending")]))
-    ids = kept["id"]
-    if kept.num_rows > 1:
-        same = pc.equal(ids.slice(1), ids.slice(0, kept.num_rows - 1))
-        if pc.any(same).as_py():
-            first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
-            raise ValueError(
-                f"{os.fspath(out)}: id {ids[first].as_py()!r} is on more than one eligible row; "
-                "ids must be unique within a run's output"
-            )
+    if pc.count_distinct(kept["id"]).as_py() != kept.num_rows:
+        counts = pc.value_counts(kept["id"])
+        twice = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+        raise ValueError(
+            f"{os.fspath(out)}: id {twice!r} is on more than one eligible row; "
+            "ids must be unique within a run's output"
+        )
     return kept, table.num_rows - kept.num_rows, manifest
 
 
@@ -114,6 +111,33 @@ def _codes(column: pa.ChunkedArray, hash: str) -> npt.NDArray[Any]:
         return np.empty((0, 32), dtype=np.uint8)
     data = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=32 * n, offset=32 * arr.offset)
     return data.reshape(n, 32)
+
+
+def _representatives(
+    labels: npt.NDArray[np.int64],
+    first: npt.NDArray[np.bool_],
+    ids: pa.ChunkedArray,
+    quality: npt.NDArray[Any] | None,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """(one representative per cluster: the highest quality, then the smallest id; the rank of
+    each member's id within the members of clusters of 2 or more, 0 elsewhere). Only those
+    members' ids are compared: sorting every id (a million strings) would cost more than the join.
+    ``first`` (the first member of each cluster) is already right for singletons."""
+    n = len(labels)
+    id_rank = np.zeros(n, dtype=np.int64)
+    multi = np.flatnonzero(np.bincount(labels, minlength=1)[labels] > 1) if n else np.empty(0, np.int64)
+    if multi.size == 0:
+        return first, id_rank
+    names = np.array(ids.take(pa.array(multi)).to_pylist(), dtype=object)
+    id_rank[multi] = np.unique(names, return_inverse=True)[1].reshape(-1)
+    score = np.zeros(multi.size, dtype=np.int64) if quality is None else quality[multi].astype(np.int64)
+    order = multi[np.lexsort((id_rank[multi], -score, labels[multi]))]  # by cluster, best first
+    head = np.ones(order.size, dtype=bool)
+    head[1:] = labels[order][1:] != labels[order][:-1]
+    rep = first.copy()
+    rep[multi] = False
+    rep[order[head]] = True
+    return rep, id_rank
 
 
 def dedup(
@@ -139,11 +163,12 @@ def dedup(
     is a cluster of size 1. Columns (:data:`CLUSTERS_SCHEMA`):
 
     - ``id``: the image's id.
-    - ``cluster_id``: int64, dense 0..C-1, numbered by each cluster's smallest id (ids in string
-      order: cluster 0 holds the smallest id), so it depends only on the clusters, not on the
-      order of the shards.
+    - ``cluster_id``: int64, dense 0..C-1 in order of first appearance in the output (shards in
+      order, rows in order): cluster 0 holds the first eligible row, the next row not in it opens
+      cluster 1, ... (:func:`mmcore.cluster`'s labels).
     - ``is_representative``: one per cluster: for PDQ the member with the highest
-      ``pdq_quality`` (null counts as lowest), ties to the smallest id; for pHash the smallest id.
+      ``pdq_quality`` (null counts as lowest), ties to the smallest id (string order); for pHash
+      the smallest id.
     - ``distance_to_representative``: int32, the Hamming distance between the image's code and
       its representative's (0 for the representative; can exceed the threshold along a chain).
 
@@ -165,16 +190,15 @@ def dedup(
     codes = _codes(rows[hash], hash)
     t1 = time.perf_counter()
     index = HammingIndex(_BITS[hash], threads=threads)
-    index.add(codes)  # positions follow the id order: ties to the smallest position = smallest id
-    if hash == "pdq":
-        quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False)
-        res = cluster(index, r=threshold, representative="quality", quality=quality, threads=threads)
-    else:
-        res = cluster(index, r=threshold, threads=threads)
-    labels, rep = res.labels, res.is_representative
-    n = len(labels)
-    dist = hamming(codes, codes[res.representatives()[labels]]).astype(np.int32)
-    order = np.lexsort((np.arange(n), dist, ~rep, labels))
+    index.add(codes)
+    res = cluster(index, r=threshold, threads=threads)  # labels in order of first appearance
+    labels, n = res.labels, len(res.labels)
+    quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False) if hash == "pdq" else None
+    rep, id_rank = _representatives(labels, res.is_representative, rows["id"], quality)
+    rep_pos = np.empty(res.n_clusters, dtype=np.int64)
+    rep_pos[labels[rep]] = np.flatnonzero(rep)
+    dist = hamming(codes, codes[rep_pos[labels]]).astype(np.int32)
+    order = np.lexsort((id_rank, dist, ~rep, labels))
     t2 = time.perf_counter()
     sizes = np.bincount(labels) if n else np.empty(0, np.int64)
     stats = {

@@ -117,13 +117,24 @@ def main() -> None:
         runs = [run_once(out, args.threshold, args.threads) for _ in range(args.rounds)]
     best = min(runs, key=lambda r: r["wall"])
     s, sec = best["meta"]["summary"], best["meta"]["seconds"]
-    head = ["images", "clusters", "duplicates", "largest", "wall s (best)", "read s", "cluster s", "write s"]
+    head = [
+        "images",
+        "clusters",
+        "of 2+",
+        "duplicates",
+        "largest",
+        "wall s (best)",
+        "read s",
+        "cluster s",
+        "write s",
+    ]
     head += ["peak RSS after imports MB", "peak RSS MB"]
     write_s = best["wall"] - sec["read"] - sec["cluster"]
     body = [
         [
             f"{s['images']:,}",
             f"{s['clusters']:,}",
+            f"{s['clusters_with_duplicates']:,}",
             f"{s['duplicates']:,}",
             f"{s['largest_cluster']:,}",
             f"{best['wall']:.2f}",

@@ -55,6 +55,10 @@ def list_column(x: np.ndarray, kind: str) -> pa.Array:
     flat = pa.array(x.reshape(-1))
     if kind == "fixed":
         return pa.FixedSizeListArray.from_arrays(flat, x.shape[1])
+    if kind == "large":
+        return pa.LargeListArray.from_arrays(
+            pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int64)), flat
+        )
     offsets = pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, flat)
 
@@ -130,7 +134,7 @@ def test_batches_and_training_sample_equal_whole_array_calls(
     np.testing.assert_array_equal(again.codes, index.codes)
 
 
-@pytest.mark.parametrize("kind", ["list", "fixed"])
+@pytest.mark.parametrize("kind", ["list", "large", "fixed"])
 def test_parquet_folder_with_ids_equals_direct_search(tmp_path: Path, kind: str) -> None:
     x, q = vectors(500, 96), vectors(6, 96, seed=3)
     ids = np.random.default_rng(4).permutation(10_000)[:500].astype(np.int64) + 7

@@ -72,7 +72,7 @@ def _info(args: argparse.Namespace) -> int:
 def _register_jobs(sub: Any) -> None:
     """The corpus-job commands; without pyarrow they say how to get it."""
     try:
-        from .jobs import report, runner
+        from .jobs import dedup, index_cmd, report, runner
     except ImportError as e:
         missing = str(e)
 
@@ -89,6 +89,8 @@ def _register_jobs(sub: Any) -> None:
             p.set_defaults(func=need)
         return
     runner.register(sub)
+    dedup.register(sub)
+    index_cmd.register(sub)
     report.register(sub)
 
 

@@ -1,0 +1,333 @@
+"""``mmcore index build / search``: results equal QuantizedIndex called directly; input errors."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from jobs_fixtures import run_cli
+
+import mmcore
+import mmcore.jobs.index_cmd as index_cmd
+from mmcore.jobs.index_cmd import RESULTS_SCHEMA, VectorFile, build, register, search
+
+
+def cli(argv: list[str]) -> int:
+    return run_cli(register, argv)
+
+
+def vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, dim))
+    x = centres[rng.integers(0, 20, size=n)] + 0.3 * rng.normal(size=(n, dim))
+    return x.astype(np.float32)
+
+
+def direct(
+    x: np.ndarray,
+    q: np.ndarray,
+    k: int,
+    *,
+    ids: Any = None,
+    rerank: int = 0,
+    train: np.ndarray | None = None,
+    **kw: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    index = mmcore.QuantizedIndex(x.shape[1], keep_float="memory" if rerank else False, **kw)
+    index.train(x if train is None else train)
+    index.add(x, ids=ids)
+    return index.search(q, k, rerank=rerank)
+
+
+def as_arrays(table: pa.Table, nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    assert table.schema.equals(RESULTS_SCHEMA)
+    assert table["query_row"].to_pylist() == np.repeat(np.arange(nq), k).tolist()
+    assert table["rank"].to_pylist() == np.tile(np.arange(k), nq).tolist()
+    return table["score"].to_numpy().reshape(nq, k), table["id"].to_numpy().reshape(nq, k)
+
+
+def list_column(x: np.ndarray, kind: str) -> pa.Array:
+    flat = pa.array(x.reshape(-1))
+    if kind == "fixed":
+        return pa.FixedSizeListArray.from_arrays(flat, x.shape[1])
+    if kind == "large":
+        return pa.LargeListArray.from_arrays(
+            pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int64)), flat
+        )
+    offsets = pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+@pytest.mark.parametrize(
+    ("codec", "metric", "rerank"),
+    [
+        ("int8", "ip", 0),
+        ("int8", "l2", 30),
+        ("int4", "cos", 0),
+        ("int4", "ip", 25),
+        ("binary", "ip", 0),
+        ("binary", "cos", 40),
+    ],
+)
+def test_npy_round_trip_equals_direct_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], codec: str, metric: str, rerank: int
+) -> None:
+    x, q = vectors(700, 128), vectors(9, 128, seed=1)
+    np.save(tmp_path / "emb.npy", x)
+    np.save(tmp_path / "q.npy", q.astype(np.float16).astype(np.float32))
+    argv = [
+        "index",
+        "build",
+        str(tmp_path / "emb.npy"),
+        str(tmp_path / "e.mmq"),
+        "--codec",
+        codec,
+        "--metric",
+        metric,
+    ]
+    assert cli(argv + (["--keep-float"] if rerank else [])) == 0
+    out = capsys.readouterr().out
+    assert f"700 vectors of dimension 128, codec {codec}, metric {metric}" in out
+    res = tmp_path / "res.parquet"
+    argv = ["index", "search", str(tmp_path / "e.mmq"), str(tmp_path / "q.npy"), "-k", "7", "--out", str(res)]
+    assert cli([*argv, "--rerank", str(rerank)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        printed.startswith("query_row  rank") and "9 queries, k=7" in printed and printed.endswith(f"{res}\n")
+    )
+    scores, ids = as_arrays(pq.read_table(res), 9, 7)
+    want_s, want_i = direct(x, np.load(tmp_path / "q.npy"), 7, rerank=rerank, codec=codec, metric=metric)
+    np.testing.assert_array_equal(ids, want_i)
+    np.testing.assert_array_equal(scores, want_s)
+
+
+def test_batches_and_training_sample_equal_whole_array_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batches of 37 rows and a 100-row training sample, the index equals train(x[::10]) +
+    add(x), and no add call sees more than a batch."""
+    monkeypatch.setattr(index_cmd, "_BATCH", 37)
+    monkeypatch.setattr(index_cmd, "_TRAIN_SAMPLE", 100)
+    seen: list[int] = []
+    real_add = mmcore.QuantizedIndex.add
+
+    def spy(self: mmcore.QuantizedIndex, x: Any, ids: Any = None, **kw: Any) -> None:
+        seen.append(len(x))
+        real_add(self, x, ids=ids, **kw)
+
+    monkeypatch.setattr(mmcore.QuantizedIndex, "add", spy)
+    x, q = vectors(1000, 64), vectors(5, 64, seed=2)
+    np.save(tmp_path / "emb.npy", x)
+    index = build(tmp_path / "emb.npy", tmp_path / "e.mmq", codec="int4", keep_float=True)
+    assert max(seen) == 37 and sum(seen) == 1000
+    monkeypatch.setattr(mmcore.QuantizedIndex, "add", real_add)
+    want_s, want_i = direct(x, q, 10, rerank=50, train=x[::10], codec="int4")
+    s, i = index.search(q, 10, rerank=50)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(s, want_s)
+    again = mmcore.QuantizedIndex.load(tmp_path / "e.mmq")
+    np.testing.assert_array_equal(again.codes, index.codes)
+
+
+@pytest.mark.parametrize("kind", ["list", "large", "fixed"])
+def test_parquet_folder_with_ids_equals_direct_search(tmp_path: Path, kind: str) -> None:
+    x, q = vectors(500, 96), vectors(6, 96, seed=3)
+    ids = np.random.default_rng(4).permutation(10_000)[:500].astype(np.int64) + 7
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    for name, lo, hi in (("b.parquet", 200, 500), ("a.parquet", 0, 200)):  # read in path order: a, b
+        t = pa.table(
+            {"id": ids[lo:hi], "caption": [f"c{k}" for k in range(lo, hi)], "v": list_column(x[lo:hi], kind)}
+        )
+        pq.write_table(t, folder / name, row_group_size=64)
+    pq.write_table(pa.table({"v": list_column(x[:3], kind)}), folder / "_ignored.parquet")
+    (folder / "_SUCCESS").write_text("")
+    pq.write_table(pa.table({"v": list_column(q, kind), "n": np.arange(6)}), tmp_path / "q.parquet")
+    assert (
+        cli(["index", "build", str(folder), str(tmp_path / "e.mmq"), "--ids-column", "id", "--metric", "l2"])
+        == 0
+    )
+    table = search(tmp_path / "e.mmq", tmp_path / "q.parquet", k=5)
+    scores, got = as_arrays(table, 6, 5)
+    want_s, want_i = direct(x, q, 5, ids=ids, metric="l2")
+    np.testing.assert_array_equal(got, want_i)
+    np.testing.assert_array_equal(scores, want_s)
+    assert set(got.ravel()) <= set(ids.tolist())
+
+
+def test_float16_list_and_column_choice(tmp_path: Path) -> None:
+    x = vectors(300, 64)
+    half = pa.array(x.reshape(-1).astype(np.float16), pa.float16())
+    t = pa.table(
+        {
+            "a": pa.FixedSizeListArray.from_arrays(half, 64),
+            "b": list_column(x[:, :32].copy(), "list"),
+        }
+    )
+    pq.write_table(t, tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match=r"several vector columns \['a', 'b'\].*choose one with --column"):
+        VectorFile(tmp_path / "e.parquet")
+    f = VectorFile(tmp_path / "e.parquet", column="b")
+    np.testing.assert_array_equal(f.read_all(), x[:, :32])
+    np.testing.assert_array_equal(
+        VectorFile(tmp_path / "e.parquet", column="a").read_all(), x.astype(np.float16)
+    )
+
+
+def write(tmp_path: Path, table: pa.Table, name: str = "e.parquet") -> Path:
+    pq.write_table(table, tmp_path / name, row_group_size=50)
+    return tmp_path / name
+
+
+def test_input_errors(tmp_path: Path) -> None:
+    x = vectors(120, 64)
+    with pytest.raises(FileNotFoundError, match=r"EMBEDDINGS .*nope\.npy: no such file or folder"):
+        VectorFile(tmp_path / "nope.npy")
+    (tmp_path / "text.txt").write_text("hello")
+    with pytest.raises(ValueError, match=r"text\.txt: neither a \.npy file nor a Parquet file"):
+        VectorFile(tmp_path / "text.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"a folder without \*\.parquet files"):
+        VectorFile(tmp_path / "empty")
+    np.save(tmp_path / "ints.npy", np.arange(10).reshape(5, 2))
+    with pytest.raises(ValueError, match=r"must hold a float \(N, D\) array .* got int64 \(5, 2\)"):
+        VectorFile(tmp_path / "ints.npy")
+    np.save(tmp_path / "obj.npy", np.array([[1.0], None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"obj\.npy: cannot read this \.npy file"):
+        VectorFile(tmp_path / "obj.npy")
+    np.save(tmp_path / "x.npy", x)
+    with pytest.raises(ValueError, match="--column and --ids-column apply to Parquet"):
+        VectorFile(tmp_path / "x.npy", ids_column="id")
+    p = write(tmp_path, pa.table({"id": np.arange(3), "name": ["a", "b", "c"]}))
+    with pytest.raises(
+        ValueError,
+        match=r"no vector column \(list<float> or fixed_size_list<float>; columns: \['id', 'name'\]\)",
+    ):
+        VectorFile(p)
+    p = write(tmp_path, pa.table({"v": list_column(x, "list"), "name": [str(k) for k in range(120)]}))
+    with pytest.raises(ValueError, match="column 'name' is string, expected an integer column"):
+        VectorFile(p, ids_column="name")
+    with pytest.raises(ValueError, match=r"no column 'idx' \(columns: \['v', 'name'\]\)"):
+        VectorFile(p, ids_column="idx")
+
+
+@pytest.mark.parametrize("where", ["npy", "parquet"])
+def test_nan_row_is_named(tmp_path: Path, where: str) -> None:
+    x = vectors(200, 64)
+    x[137, 5] = np.nan
+    if where == "npy":
+        np.save(tmp_path / "e.npy", x)
+        path = tmp_path / "e.npy"
+    else:
+        path = write(tmp_path, pa.table({"v": list_column(x, "fixed")}))
+    with pytest.raises(ValueError, match="EMBEDDINGS row 137 contains NaN, Inf or a missing value"):
+        build(path, tmp_path / "e.mmq")
+    assert not (tmp_path / "e.mmq").exists()
+
+
+def test_bad_parquet_rows_are_named(tmp_path: Path) -> None:
+    x = vectors(100, 8)
+    rows: list[Any] = [list(map(float, r)) for r in x]
+    rows[61] = None
+    p = write(tmp_path, pa.table({"v": pa.array(rows, pa.list_(pa.float32()))}))
+    with pytest.raises(ValueError, match=r"EMBEDDINGS row 61: its vector \(v\) is null"):
+        build(p, tmp_path / "e.mmq")
+    rows[61] = rows[0][:7]
+    p = write(tmp_path, pa.table({"v": pa.array(rows, pa.list_(pa.float32()))}))
+    with pytest.raises(ValueError, match="EMBEDDINGS row 61 has 7 values in v, expected 8"):
+        build(p, tmp_path / "e.mmq")
+    rows[61] = [*rows[0][:7], None]
+    p = write(tmp_path, pa.table({"v": pa.array(rows, pa.list_(pa.float32()))}))
+    with pytest.raises(ValueError, match="EMBEDDINGS row 61 contains NaN, Inf or a missing value"):
+        build(p, tmp_path / "e.mmq")
+    ids = pa.array([None if k == 88 else k for k in range(100)], pa.int64())
+    p = write(tmp_path, pa.table({"v": list_column(x, "list"), "id": ids}))
+    with pytest.raises(ValueError, match=r"EMBEDDINGS row 88: its id \(id\) is null"):
+        build(p, tmp_path / "e.mmq", ids_column="id")
+    z = x.copy()
+    z[70] = 0
+    p = write(tmp_path, pa.table({"v": list_column(z, "list")}))
+    with pytest.raises(ValueError, match="EMBEDDINGS row 70 is all zeros: its cosine is undefined"):
+        build(p, tmp_path / "e.mmq", metric="cos")
+    build(p, tmp_path / "e.mmq", metric="ip")  # fine for ip
+    with pytest.raises(ValueError, match="holds no vectors"):
+        build(write(tmp_path, pa.table({"v": list_column(x[:0], "list")})), tmp_path / "e.mmq")
+
+
+def test_search_errors(tmp_path: Path) -> None:
+    x = vectors(50, 64)
+    np.save(tmp_path / "e.npy", x)
+    build(tmp_path / "e.npy", tmp_path / "e.mmq")
+    np.save(tmp_path / "q32.npy", vectors(3, 32))
+    with pytest.raises(
+        ValueError, match="QUERIES have dimension 32, the index holds vectors of dimension 64"
+    ):
+        search(tmp_path / "e.mmq", tmp_path / "q32.npy")
+    pq.write_table(pa.table({"v": list_column(vectors(3, 32), "list")}), tmp_path / "q32.parquet")
+    with pytest.raises(ValueError, match="QUERIES have dimension 32"):
+        search(tmp_path / "e.mmq", tmp_path / "q32.parquet")
+    with pytest.raises(ValueError, match=r"--rerank needs the float vectors.*rebuild it with --keep-float"):
+        search(tmp_path / "e.mmq", tmp_path / "e.npy", rerank=10)
+    with pytest.raises(ValueError, match="k=51 is larger than the 50 vectors"):
+        search(tmp_path / "e.mmq", tmp_path / "e.npy", k=51)
+    with pytest.raises(FileNotFoundError, match=r"INDEX .*none\.mmq: no such file"):
+        search(tmp_path / "none.mmq", tmp_path / "e.npy")
+    with pytest.raises(mmcore.IndexFormatError, match="not a mmcore quantized index"):
+        search(tmp_path / "e.npy", tmp_path / "e.npy")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["build", "{t}/nope.npy", "{t}/e.mmq"],
+            "mmcore index build: error: EMBEDDINGS {t}/nope.npy: no such file",
+        ),
+        (["build", "{t}/e.npy", "{t}/no/e.mmq"], "mmcore index build: error: INDEX {t}/no/e.mmq: the folder"),
+        (
+            ["build", "{t}/e.npy", "{t}/b.mmq", "--codec", "binary"],
+            "codec='binary' needs dim a multiple of 64",
+        ),
+        (
+            ["search", "{t}/nope.mmq", "{t}/e.npy"],
+            "mmcore index search: error: INDEX {t}/nope.mmq: no such file",
+        ),
+        (
+            ["search", "{t}/e.mmq", "{t}/e.npy", "--out", "{t}/no/r.parquet"],
+            "--out {t}/no/r.parquet: the folder",
+        ),
+        (["search", "{t}/e.mmq", "{t}/e.npy", "-k", "999"], "k=999 is larger than the 20 vectors"),
+    ],
+)
+def test_cli_errors_exit_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    np.save(tmp_path / "e.npy", vectors(20, 48))
+    build(tmp_path / "e.npy", tmp_path / "e.mmq")
+    t = str(tmp_path)
+    assert cli(["index", *(a.format(t=t) for a in argv)]) == 1
+    err = capsys.readouterr().err
+    assert message.format(t=t) in err and err.startswith("mmcore index ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["index"],
+        ["index", "search", "a", "b", "-k", "0"],
+        ["index", "build", "a", "b", "--codec", "pq"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            cli(argv)
+        assert e.value.code == 2
+    assert "invalid choice: 'pq'" in capsys.readouterr().err
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(index_cmd)
+    assert result.attempted > 0 and result.failed == 0

@@ -5,62 +5,83 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from . import __version__, build_info, demo_images
-from .hashing import hash_batch
-from .image import decode_batch, thumbnail_batch
-from .status import Status
+from .hashing import hash_to_hex
+from .image import decode, encode_jpeg, resize
+
+
+def _demo_sources(folder: str) -> list[str]:
+    """Copies the demo images into ``folder`` and adds two near-duplicates made from them (a half-size
+    re-encode and a JPEG re-encode of a WebP): names of the files written."""
+    os.makedirs(folder, exist_ok=True)
+    names = []
+    for p in demo_images():
+        shutil.copyfile(p, os.path.join(folder, os.path.basename(p)))
+        names.append(os.path.basename(p))
+    by_name = {os.path.basename(p): p for p in demo_images()}
+    first = decode(by_name["01_baseline_420.jpg"])
+    half = resize(first, (first.shape[1] // 2, first.shape[0] // 2))
+    made = {
+        "10_baseline_half_size.jpg": encode_jpeg(half, quality=70),
+        "11_lossy_as_jpeg.jpg": encode_jpeg(decode(by_name["06_lossy.webp"]), quality=60),
+    }
+    for name, data in made.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    return sorted([*names, *made])
 
 
 def _demo(args: argparse.Namespace) -> int:
-    paths = demo_images()
-    data = []
-    for p in paths:
-        with open(p, "rb") as f:
-            data.append(f.read())
+    """The whole path on the demo images: run (hashes, thumbnails) -> dedup -> report."""
+    try:
+        from .jobs import Config, read_output
+        from .jobs.dedup import dedup, summary
+        from .jobs.report import report
+        from .jobs.runner import run
+    except ImportError as e:
+        print(f"mmcore demo: needs pyarrow ({e}): pip install 'mmcore[jobs]'", file=sys.stderr)
+        return 1
     info = build_info()
     print(f"mmcore {__version__}  backend={info['backend']}  cuda_compiled={info['cuda_compiled']}")
-    t0 = time.perf_counter()
-    decoded = decode_batch(data, threads=args.threads)
-    t1 = time.perf_counter()
-    thumbs = thumbnail_batch(data, short_side=args.short_side, threads=args.threads)
-    t2 = time.perf_counter()
-    hashes = hash_batch(data, kinds=("phash", "pdq"), mode="exact", threads=args.threads)
-    t3 = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="mmcore-demo-")
-    os.makedirs(out, exist_ok=True)
-    phash_hex, pdq_hex = hashes.hex("phash"), hashes.hex("pdq")
-    header = ("file", "status", "decoded", "thumbnail", "pHash", "PDQ (first 16 hex) quality", "message")
+    src, job = os.path.join(out, "images"), os.path.join(out, "job")
+    _demo_sources(src)
+    config = Config(thumbnail=args.short_side, workers=args.threads or 0, mode="overwrite")
+    s = run(src, job, config, progress=None)
+    table = read_output(job).to_pylist()
+    header = ("file", "status", "size", "format", "pHash", "PDQ (first 16 hex) quality", "message")
     rows = []
-    for i, p in enumerate(paths):
-        st = Status(int(decoded.status[i]))
-        full = decoded.images[i]
-        th = thumbs.images[i]
-        if th is not None:
-            np.save(os.path.join(out, os.path.basename(p) + ".thumb.npy"), th)
-        size = f"{full.shape[1]}x{full.shape[0]}" if full is not None else "-"
-        tsize = f"{th.shape[1]}x{th.shape[0]}" if th is not None else "-"
-        pdq_i = pdq_hex[i]
-        pdq = f"{pdq_i[:16]} {int(hashes['pdq_quality'][i]):3d}" if pdq_i else "-"
-        msg = decoded.errors[i] or ""
-        rows.append((os.path.basename(p), st.name, size, tsize, phash_hex[i] or "-", pdq, msg))
+    for r in sorted(table, key=lambda r: str(r["id"])):
+        ok = r["phash"] is not None
+        size = f"{r['width']}x{r['height']}" if r["width"] is not None else "-"
+        ph = hash_to_hex(int(r["phash"]) & (2**64 - 1)) if ok else "-"
+        pdq = f"{r['pdq'].hex()[:16]} {r['pdq_quality']:3d}" if r["pdq"] is not None else "-"
+        rows.append((r["id"], r["status"], size, r["format"] or "-", ph, pdq, r["error"] or ""))
     widths = [max(len(r[k]) for r in [*rows, header]) for k in range(len(header) - 1)]
-    for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1][:60])
-    n = len(paths)
-    print(f"\n{n} images: {decoded.counts()}")
+    for line in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1][:60])
+    print()
+    print("\n".join(s.lines()))
+    clusters = dedup(job, hash="pdq")
+    d = summary(clusters)
     print(
-        f"decode: {n / (t1 - t0):.0f} images/s, thumbnail(short side {args.short_side}): "
-        f"{n / (t2 - t1):.0f} images/s, pHash + PDQ (exact): {n / (t3 - t2):.0f} images/s; "
-        f"thumbnails written to {out}"
+        f"dedup (PDQ, threshold {d['threshold']}): {d['images']} images in {d['clusters']} clusters, "
+        f"{d['duplicates']} near-duplicates"
     )
+    groups: dict[int, list[str]] = {}
+    for r in clusters.to_pylist():
+        groups.setdefault(r["cluster_id"], []).append(f"{r['id']} ({r['distance_to_representative']})")
+    for members in groups.values():
+        if len(members) > 1:
+            print("  group: " + ", ".join(members))
+    print(f"report: {report(job)}")
+    print(f"everything is in {out}")
     return 0
 
 
@@ -99,10 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mmcore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mmcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="decode, thumbnail and hash the demo images shipped with mmcore")
+    demo = sub.add_parser(
+        "demo", help="run, dedup and report on the demo images shipped with mmcore (plus two made copies)"
+    )
     demo.add_argument("--short-side", type=int, default=64, help="thumbnail short side (default 64)")
     demo.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
-    demo.add_argument("--out", default=None, help="folder for the thumbnails (default: a new temp folder)")
+    demo.add_argument("--out", default=None, help="folder for everything (default: a new temp folder)")
     demo.set_defaults(func=_demo)
     info = sub.add_parser("info", help="print build_info() as JSON")
     info.set_defaults(func=_info)

@@ -35,11 +35,11 @@ def write_parquet_atomic(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ._common import fsync_dir
 from .config import Config
 from .processor import SOURCE_ERROR, Processor, failure_batch
 from .schema import DONE_DIR, MANIFEST, completed_shards, done_path, shard_path
@@ -65,14 +66,6 @@ class RunSummary:
         return out
 
 
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
@@ -80,7 +73,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class Progress:
@@ -190,7 +183,7 @@ def _write_shard(
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, final)
-        _fsync_dir(out)
+        fsync_dir(out)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

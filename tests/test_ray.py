@@ -97,10 +97,10 @@ def test_parquet_bytes_source_equals_mmcore_run(
     local_ray: None, corpus: Path, tmp_path: Path, single_machine: pa.Table
 ) -> None:
     files = sorted((corpus / "jpeg").iterdir())[::8] + sorted((corpus / "corrupt").iterdir())[:5]
-    table = pa.table(
+    table = pa.table(  # plus a row without bytes: a READ_ERROR row, not a failed task
         {
-            "key": [f"{p.parent.name}/{p.name}" for p in files],
-            "image": pa.array([p.read_bytes() for p in files], pa.binary()),
+            "key": [*(f"{p.parent.name}/{p.name}" for p in files), "empty"],
+            "image": pa.array([*(p.read_bytes() for p in files), None], pa.binary()),
         }
     )
     pq.write_table(table, tmp_path / "images.parquet", row_group_size=16)
@@ -108,7 +108,9 @@ def test_parquet_bytes_source_equals_mmcore_run(
     out = tmp_path / "out"
     run(str(tmp_path / "images.parquet"), out, CONFIG, progress=None)
     assert _rows(got, "id") == _rows(read_output(out), "id")
-    assert set(_rows(got, "id")) == set(table["key"].to_pylist())
+    rows = _rows(got, "id")
+    assert set(rows) == set(table["key"].to_pylist())
+    assert rows["empty"]["status"] == "READ_ERROR" and rows["empty"]["error_stage"] == "read"
 
 
 def test_parquet_path_column_reads_the_files(local_ray: None, corpus: Path) -> None:

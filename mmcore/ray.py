@@ -1,0 +1,201 @@
+"""Ray Data adapter: the :class:`~mmcore.jobs.processor.Processor` over a ``ray.data.Dataset``.
+
+``process(ds, config)`` maps a dataset of images to rows of :data:`mmcore.jobs.SCHEMA` with
+``map_batches`` and a pool of actors, each holding one Processor (built in the actor from the
+config as a plain dict, never pickled from the driver). Needs Ray (``pip install 'mmcore[ray]'``).
+
+Input datasets:
+
+- ``ray.data.read_binary_files(paths, include_paths=True)``: columns ``bytes`` and ``path``; the
+  id is the path;
+- ``ray.data.read_parquet(...)`` with a bytes (binary) or a path (string) column, found by name and
+  type as ``mmcore run`` finds them (:func:`mmcore.jobs.sources.parquet_columns`); the id is the
+  ``id`` or ``key`` column, else the path column;
+- any dataset with ``id`` and ``bytes`` or ``path`` (optionally ``source_uri`` and ``member``).
+
+CPU reservation rule (a pool that holds every CPU starves the read and write tasks, and the job
+hangs: seen with 2 actors on 2 CPUs): the actors may reserve ``budget = cpus - 1`` CPUs of the
+cluster (``cpus / 2`` on a one-CPU cluster), so at least one CPU stays free for reads and writes.
+By default each actor reserves ``num_cpus = min(1, budget)`` and there are
+``concurrency = max(1, budget // num_cpus)`` actors (with GPUs, no more than ``gpus // num_gpus``);
+the decode / hash threads of each actor's Processor (``config.workers``, when 0) are the cluster's
+CPUs shared between the actors, so the cores are busy although the reservation is small. A
+reservation given explicitly that breaks the rule is logged as a warning, not refused (an
+autoscaling cluster may grow).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pyarrow as pa
+
+from .jobs.config import Config
+from .jobs.processor import Processor
+from .jobs.sources import parquet_columns
+
+try:
+    import ray
+    import ray.data
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("mmcore.ray needs Ray: pip install 'mmcore[ray]' (ray[data]>=2.40)") from e
+
+__all__ = ["input_columns", "process", "reservation"]
+
+log = logging.getLogger(__name__)
+
+_PASS = ("source_uri", "member")
+
+
+def input_columns(schema: pa.Schema) -> list[tuple[str, str]]:
+    """How the columns of ``schema`` feed the Processor: ``(dataset column, input column)`` pairs
+    for ``id``, ``bytes`` and / or ``path``, and ``source_uri`` / ``member`` when present (a
+    column may feed two inputs: a path is also the id when there is no id column).
+
+    Raises ValueError when there is no bytes (binary) or path (string) column, or when there is no
+    id: a bytes column needs an ``id`` or ``key`` column, or a ``path`` column beside it (as
+    ``read_binary_files(..., include_paths=True)`` gives).
+
+    >>> import pyarrow as pa
+    >>> input_columns(pa.schema([("bytes", pa.binary()), ("path", pa.string())]))
+    [('path', 'id'), ('bytes', 'bytes'), ('path', 'path')]
+    """
+    names = schema.names
+    id_col, by, path_col = parquet_columns(schema)
+    if by is None and path_col is None:
+        raise ValueError(
+            f"the dataset needs a bytes (binary) or a path (string) column; it has "
+            f"{[f'{n}: {schema.field(n).type}' for n in names]}"
+        )
+    if path_col is None and "path" in names and pa.types.is_string(schema.field("path").type):
+        path_col = "path"  # read_binary_files(include_paths=True): bytes plus the file's path
+    id_col = id_col or path_col
+    if id_col is None:
+        raise ValueError(
+            f"the dataset has image bytes ({by!r}) but no id: add an 'id' or 'key' column, or read "
+            f"files with ray.data.read_binary_files(paths, include_paths=True); columns {names}"
+        )
+    pairs = [(id_col, "id")]
+    pairs += [(c, dst) for c, dst in ((by, "bytes"), (path_col, "path")) if c is not None]
+    return pairs + [(c, c) for c in _PASS if c in names]
+
+
+def reservation(
+    cpus: float,
+    gpus: float = 0.0,
+    *,
+    num_gpus: float = 0.0,
+    num_cpus: float | None = None,
+    concurrency: int | None = None,
+) -> tuple[int, float, int]:
+    """``(concurrency, num_cpus per actor, Processor threads per actor)`` for a cluster of
+    ``cpus`` CPUs and ``gpus`` GPUs, by the rule of the module doc: the actors leave at least one
+    CPU free for the read and write tasks. Values given are kept (a warning is logged when they
+    leave no CPU free); the others are chosen.
+
+    >>> reservation(2)
+    (1, 1, 2)
+    >>> reservation(16)
+    (15, 1, 1)
+    >>> reservation(8, 2, num_gpus=0.5)
+    (4, 1, 2)
+    """
+    if cpus <= 0:
+        raise ValueError(f"the cluster has no CPUs ({cpus}); start Ray with num_cpus >= 1")
+    if num_gpus < 0 or (num_gpus > 0 and gpus < num_gpus):
+        raise ValueError(f"num_gpus={num_gpus} per actor, but the cluster has {gpus} GPUs")
+    budget = cpus - 1 if cpus >= 2 else cpus / 2
+    per = num_cpus if num_cpus is not None else min(1, budget)
+    if per < 0:
+        raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
+    if concurrency is None:
+        concurrency = max(1, math.floor(budget / per)) if per > 0 else max(1, math.floor(cpus))
+        if num_gpus > 0:
+            concurrency = max(1, min(concurrency, math.floor(gpus / num_gpus)))
+    elif concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if concurrency * per > budget:
+        log.warning(
+            "%d actors x %g CPUs reserve more than the %g of %g CPUs that leave one free for "
+            "reading and writing: the job may stall",
+            concurrency,
+            per,
+            budget,
+            cpus,
+        )
+    threads = max(1, math.floor(cpus / concurrency))
+    return concurrency, per, threads
+
+
+class _ProcessBatches:
+    """The map_batches callable: one Processor per actor, built from a plain dict."""
+
+    def __init__(self, config: dict[str, Any], threads: int) -> None:
+        cfg = Config.from_dict(config)
+        if cfg.workers == 0:
+            cfg = cfg.replace(workers=threads)
+        self._processor = Processor(cfg)
+        self._columns: dict[pa.Schema, list[tuple[str, str]]] = {}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        pairs = self._columns.get(batch.schema)
+        if pairs is None:
+            pairs = self._columns[batch.schema] = input_columns(batch.schema)
+        out = self._processor(pa.table({dst: batch.column(src) for src, dst in pairs}))
+        return pa.Table.from_batches([out])
+
+
+def process(
+    ds: ray.data.Dataset,
+    config: Config | dict[str, Any] | None = None,
+    *,
+    num_gpus: float = 0.0,
+    num_cpus: float | None = None,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+) -> ray.data.Dataset:
+    """The rows of :data:`mmcore.jobs.SCHEMA` for the images of ``ds`` (lazy, one row per input
+    row): a ``map_batches`` over a fixed pool of ``concurrency`` actors, each reserving
+    ``num_cpus`` CPUs and ``num_gpus`` GPUs (fractions share a GPU) and holding one Processor.
+    Unset values follow the reservation rule of the module doc (:func:`reservation`);
+    ``batch_size`` defaults to ``config.batch_size``. A bad record is a row with its status and
+    never fails a task. Starts Ray (``ray.init()``) when it is not running.
+
+    Raises ValueError for a value out of range, and for a dataset without usable columns (see
+    :func:`input_columns`): here when its schema is known without reading (Parquet, in-memory
+    data), else when the first batch reaches an actor (the job then fails with that error).
+
+    >>> import ray, mmcore.ray                                                 # doctest: +SKIP
+    >>> ds = ray.data.read_binary_files("/data/images", include_paths=True)  # doctest: +SKIP
+    >>> mmcore.ray.process(ds, {"thumbnail": 256}).write_parquet("out/")     # doctest: +SKIP
+    """
+    if isinstance(config, dict):
+        config = Config.from_dict(config)
+    config = config if config is not None else Config()
+    schema = ds.schema(fetch_if_missing=False)  # never runs the dataset just to check it
+    if schema is not None:
+        arrow = schema.base_schema
+        if not isinstance(arrow, pa.Schema):
+            arrow = pa.schema(list(zip(schema.names, schema.types, strict=True)))
+        input_columns(arrow)
+    if not ray.is_initialized():
+        ray.init()
+    res: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it untyped
+    pool, per, threads = reservation(
+        float(res.get("CPU", 0.0)),
+        float(res.get("GPU", 0.0)),
+        num_gpus=num_gpus,
+        num_cpus=num_cpus,
+        concurrency=concurrency,
+    )
+    return ds.map_batches(
+        _ProcessBatches,
+        fn_constructor_kwargs={"config": config.to_dict(), "threads": threads},
+        batch_format="pyarrow",
+        batch_size=batch_size or config.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=pool),
+        num_cpus=per,
+        num_gpus=num_gpus or None,
+    )

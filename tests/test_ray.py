@@ -1,0 +1,173 @@
+"""mmcore.ray on a local Ray instance (2 CPUs, started and stopped here): the rows equal those of
+the single-machine ``mmcore run`` on the same files, for binary-file and Parquet sources, and a
+job on 2 CPUs completes (the actor pool must leave a CPU to the read and write tasks)."""
+
+from __future__ import annotations
+
+import doctest
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="needs Ray: pip install 'mmcore[ray]'")
+mray = pytest.importorskip("mmcore.ray", reason="needs Ray: pip install 'mmcore[ray]'")
+
+import pyarrow as pa  # noqa: E402  (a dependency of ray[data])
+import pyarrow.parquet as pq  # noqa: E402
+from conftest import corpus_files  # noqa: E402
+
+from mmcore.jobs.config import Config  # noqa: E402
+from mmcore.jobs.runner import run  # noqa: E402
+from mmcore.jobs.schema import SCHEMA, read_output  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+# Thumbnails on, so the second decode and the encoder are compared too.
+CONFIG = Config(thumbnail=32)
+CONTENT = [f.name for f in SCHEMA if f.name not in ("id", "source_uri", "member")]
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=256 << 20,
+        logging_level=logging.WARNING,
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """jpeg/ and the first 20 files of corrupt/, linked into one folder."""
+    src = tmp_path_factory.mktemp("corpus")
+    for sub, files in (("jpeg", corpus_files("jpeg")), ("corrupt", corpus_files("corrupt")[:20])):
+        (src / sub).mkdir()
+        for f in files:
+            (src / sub / f.name).symlink_to(f)
+    return src
+
+
+@pytest.fixture(scope="module")
+def single_machine(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    out = tmp_path_factory.mktemp("run")
+    run(str(corpus), out, CONFIG, progress=None)
+    return read_output(out)
+
+
+def _uri(u: str) -> str:
+    """source_uri without formatting differences (scheme, doubled or trailing slashes)."""
+    return os.path.normpath(u.removeprefix("file://"))
+
+
+def _rows(table: pa.Table, key: str) -> dict[str, dict[str, Any]]:
+    rows = table.to_pylist()
+    keyed = {_uri(r[key]) if key == "source_uri" else r[key]: r for r in rows}
+    assert len(keyed) == len(rows), f"{key} is not unique"
+    return {k: {c: r[c] for c in CONTENT} for k, r in keyed.items()}
+
+
+def _collect(ds: Any) -> pa.Table:
+    refs = ds.to_arrow_refs()
+    return pa.concat_tables(ray.get(refs)).cast(SCHEMA)
+
+
+def test_binary_files_rows_equal_mmcore_run(local_ray: None, corpus: Path, single_machine: pa.Table) -> None:
+    paths = sorted(str(p) for p in corpus.rglob("*") if p.is_symlink())
+    ds = ray.data.read_binary_files(paths, include_paths=True)
+    got = _collect(mray.process(ds, CONFIG, batch_size=64))
+    assert got.schema.names == SCHEMA.names
+    assert sorted(got["id"].to_pylist()) == paths  # the id is the path
+    want = _rows(single_machine, "source_uri")
+    assert _rows(got, "source_uri") == want
+    statuses = {r["status"] for r in want.values()}
+    assert "OK" in statuses and statuses - {"OK", "OK_WARNING"}, "the corpus should mix good and bad"
+
+
+def test_parquet_bytes_source_equals_mmcore_run(
+    local_ray: None, corpus: Path, tmp_path: Path, single_machine: pa.Table
+) -> None:
+    files = sorted((corpus / "jpeg").iterdir())[::8] + sorted((corpus / "corrupt").iterdir())[:5]
+    table = pa.table(  # plus a row without bytes: a READ_ERROR row, not a failed task
+        {
+            "key": [*(f"{p.parent.name}/{p.name}" for p in files), "empty"],
+            "image": pa.array([*(p.read_bytes() for p in files), None], pa.binary()),
+        }
+    )
+    pq.write_table(table, tmp_path / "images.parquet", row_group_size=16)
+    got = _collect(mray.process(ray.data.read_parquet(str(tmp_path / "images.parquet")), CONFIG))
+    out = tmp_path / "out"
+    run(str(tmp_path / "images.parquet"), out, CONFIG, progress=None)
+    assert _rows(got, "id") == _rows(read_output(out), "id")
+    rows = _rows(got, "id")
+    assert set(rows) == set(table["key"].to_pylist())
+    assert rows["empty"]["status"] == "READ_ERROR" and rows["empty"]["error_stage"] == "read"
+
+
+def test_parquet_path_column_reads_the_files(local_ray: None, corpus: Path) -> None:
+    files = [*sorted(str(p) for p in (corpus / "jpeg").iterdir())[:6], str(corpus / "missing.jpg")]
+    got = _collect(mray.process(ray.data.from_arrow(pa.table({"uri": files})), CONFIG)).to_pylist()
+    by_id = {r["id"]: r for r in got}
+    assert set(by_id) == set(files)
+    assert all(by_id[f]["status"] == "OK" for f in files[:-1])
+    assert by_id[files[-1]]["status"] == "READ_ERROR" and by_id[files[-1]]["error_stage"] == "read"
+
+
+def test_two_cpus_read_process_write_completes(local_ray: None, corpus: Path, tmp_path: Path) -> None:
+    """The hang seen before: an actor pool holding both CPUs starved the read and write tasks."""
+    assert ray.cluster_resources()["CPU"] == 2
+    paths = sorted(str(p) for p in (corpus / "jpeg").iterdir())[:80]
+    ds = ray.data.read_binary_files(paths, include_paths=True, override_num_blocks=8)
+    done: list[int] = []
+
+    def job() -> None:
+        mray.process(ds, {"hashes": ["dhash"]}, batch_size=8).write_parquet(str(tmp_path / "w"))
+        done.append(pq.read_table(tmp_path / "w").num_rows)
+
+    t = threading.Thread(target=job, daemon=True)
+    t.start()
+    t.join(timeout=120)
+    assert not t.is_alive(), "the Ray job did not finish in 120 s on 2 CPUs (reservation deadlock?)"
+    assert done == [len(paths)]
+
+
+def test_reservation_leaves_a_cpu_free(caplog: pytest.LogCaptureFixture) -> None:
+    for cpus in (1, 2, 3, 4, 16, 64):
+        pool, per, threads = mray.reservation(cpus)
+        assert pool * per <= max(cpus - 1, cpus / 2), cpus
+        assert pool >= 1 and threads * pool <= cpus
+    assert mray.reservation(2) == (1, 1, 2)
+    assert mray.reservation(1) == (1, 0.5, 1)
+    assert mray.reservation(16, 4, num_gpus=0.25) == (15, 1, 1)  # 16 GPU slots, 15 CPUs
+    assert mray.reservation(16, 1, num_gpus=0.25) == (4, 1, 4)  # 4 actors share the GPU
+    assert mray.reservation(8, num_cpus=2) == (3, 2, 2)
+    with caplog.at_level(logging.WARNING, logger="mmcore.ray"):
+        assert mray.reservation(2, concurrency=2)[0] == 2
+    assert "may stall" in caplog.text
+    with pytest.raises(ValueError, match="num_gpus"):
+        mray.reservation(4, 0, num_gpus=0.5)
+    with pytest.raises(ValueError, match="concurrency"):
+        mray.reservation(4, concurrency=0)
+    with pytest.raises(ValueError, match="no CPUs"):
+        mray.reservation(0)
+
+
+def test_dataset_without_image_columns_is_refused(local_ray: None) -> None:
+    with pytest.raises(ValueError, match=r"bytes \(binary\) or a path"):
+        mray.process(ray.data.from_arrow(pa.table({"id": ["a"], "n": [1]})))
+    with pytest.raises(ValueError, match="no id"):
+        mray.process(ray.data.from_arrow(pa.table({"image": pa.array([b"x"], pa.binary())})))
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(mray)
+    assert result.attempted > 0 and result.failed == 0

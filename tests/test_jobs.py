@@ -127,6 +127,8 @@ def test_processor_bad_records_are_rows_never_exceptions(tmp_path: Path) -> None
     assert "file://" in rows[3]["error"]
     with pytest.raises(ValueError, match="'id'"):
         proc(pa.RecordBatch.from_pydict({"bytes": [b"x"]}))
+    with pytest.raises(ValueError, match="null at row 1"):
+        proc(pa.RecordBatch.from_pydict({"id": ["a", None], "bytes": [b"x", b"y"]}))
     with pytest.raises(ValueError, match="'bytes' or a 'path'"):
         proc(pa.RecordBatch.from_pydict({"id": ["a"]}))
 

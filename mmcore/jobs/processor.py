@@ -61,8 +61,8 @@ class Processor:
 
     Never raises for bad records: each row gets a status (a :class:`mmcore.Status` name, or
     ``READ_ERROR`` for a path that cannot be read), the error message and the stage that failed.
-    Raises ValueError only for a batch of the wrong shape (no ``id``, neither ``bytes`` nor
-    ``path``). One decode serves every hash; a thumbnail is a second, reduced-size decode.
+    Raises ValueError only for a batch of the wrong shape (no ``id`` or a null id, neither
+    ``bytes`` nor ``path``). One decode serves every hash; a thumbnail is a second, reduced-size decode.
     ``stage_seconds`` accumulates the time spent per stage over every call.
     """
 
@@ -90,7 +90,12 @@ class Processor:
         if "bytes" not in names and "path" not in names:
             raise ValueError(f"the batch needs a 'bytes' or a 'path' column; it has {names}")
         n = batch.num_rows
-        ids = [str(v) for v in batch.column("id").to_pylist()]
+        raw_ids = batch.column("id").to_pylist()
+        if None in raw_ids:
+            raise ValueError(
+                f"the 'id' column has a null at row {raw_ids.index(None)}: every record needs an id"
+            )
+        ids = [str(v) for v in raw_ids]
         source_uri = batch.column("source_uri").to_pylist() if "source_uri" in names else [None] * n
         member = batch.column("member").to_pylist() if "member" in names else [None] * n
         t0 = time.perf_counter()

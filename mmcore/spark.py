@@ -1,0 +1,487 @@
+"""mmcore on Apache Spark: :func:`process` (images in, :data:`mmcore.jobs.SCHEMA` rows out, through
+``mapInArrow``), :func:`dedup` (distributed near-duplicate clusters equal to ``mmcore dedup``'s) and
+the ``mmcore_wds`` data source for WebDataset tar shards. Needs ``pip install 'mmcore[spark]'``
+(pyspark 4, Java 17) on the driver and on every executor; see ``docs/spark_ray.md``.
+
+>>> from pyspark.sql import SparkSession                               # doctest: +SKIP
+>>> import mmcore.spark as ms                                          # doctest: +SKIP
+>>> spark = SparkSession.builder.master("local[2]").getOrCreate()      # doctest: +SKIP
+>>> rows = ms.process(spark.read.format("binaryFile").load("/data/images"))  # doctest: +SKIP
+>>> clusters = ms.dedup(rows, hash="pdq", threshold=31)                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from pyspark.sql import Column, DataFrame, SparkSession, Window
+    from pyspark.sql import functions as F  # noqa: N812  (Spark's own idiom)
+    from pyspark.sql import types as T  # noqa: N812
+    from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+    from pyspark.storagelevel import StorageLevel
+except ImportError as e:  # pragma: no cover - depends on the installation
+    raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
+
+from .jobs.config import Config
+from .jobs.dedup import _BITS, _OK, _check_args
+from .jobs.processor import SOURCE_ERROR, Processor, failure_batch
+from .jobs.schema import SCHEMA
+from .jobs.sources import Refused, Shard, parquet_columns, plan
+from .search import cluster
+
+__all__ = ["WDS_FORMAT", "dedup", "process", "register_data_source", "spark_schema"]
+
+#: The format name of the WebDataset tar data source (:func:`register_data_source`).
+WDS_FORMAT = "mmcore_wds"
+_WDS_SCHEMA = "id string, bytes binary, source_uri string, member string, source_error string"
+
+# ------------------------------------------------------------------------------------------------
+# Schema
+
+
+def _spark_type(t: pa.DataType) -> T.DataType:
+    if pa.types.is_string(t):
+        return T.StringType()
+    if pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t):
+        return T.BinaryType()  # Spark has no fixed-size binary: sha256 and pdq are 32-byte binary
+    ints = {8: T.ByteType(), 16: T.ShortType(), 32: T.IntegerType(), 64: T.LongType()}
+    if pa.types.is_signed_integer(t):
+        return ints[t.bit_width]
+    raise TypeError(f"no Spark type for {t}")  # pragma: no cover - SCHEMA holds none
+
+
+def spark_schema() -> T.StructType:
+    """The Spark schema of :func:`process`'s output: :data:`mmcore.jobs.SCHEMA` with int64 hashes
+    (imagehash's bits as signed), binary sha256 / pdq (32 bytes), orientation as ByteType and
+    pdq_quality as ShortType.
+
+    >>> spark_schema()["pdq"].dataType, spark_schema()["orientation"].dataType
+    (BinaryType(), ByteType())
+    """
+    return T.StructType([T.StructField(f.name, _spark_type(f.type), f.nullable) for f in SCHEMA])
+
+
+#: SCHEMA as Spark's Arrow expects it back from mapInArrow (no fixed-size binary).
+_OUT_SCHEMA = pa.schema(
+    [
+        pa.field(f.name, pa.binary() if pa.types.is_fixed_size_binary(f.type) else f.type, f.nullable)
+        for f in SCHEMA
+    ]
+)
+
+# ------------------------------------------------------------------------------------------------
+# process
+
+#: One Processor per Python worker and config: built on first use inside the worker, never
+#: pickled from the driver (the native Context and thread pools stay where they were made).
+_PROCESSORS: dict[str, Processor] = {}
+
+
+def _processor(config: dict[str, Any]) -> Processor:
+    key = json.dumps(config, sort_keys=True)
+    proc = _PROCESSORS.get(key)
+    if proc is None:
+        proc = _PROCESSORS[key] = Processor(Config.from_dict(config))
+    return proc
+
+
+def _process_batch(proc: Processor, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    """SCHEMA rows for one input batch; rows the source refused (``source_error`` set) become
+    SOURCE_ERROR rows without being processed."""
+    names = batch.schema.names
+    if "source_error" in names:
+        err = batch.column("source_error")
+        refused = err.is_valid()
+        if refused.true_count:
+            r = batch.filter(refused)
+            yield failure_batch(
+                [str(v) for v in r.column("id").to_pylist()],
+                r.column("source_uri").to_pylist(),
+                r.column("member").to_pylist(),
+                SOURCE_ERROR,
+                [str(v) for v in r.column("source_error").to_pylist()],
+                "source",
+                proc.config,
+            )
+            batch = batch.filter(pc.invert(refused))
+        batch = batch.drop_columns(["source_error"])
+    if batch.num_rows:
+        yield proc(batch)
+
+
+def _map_process(config: dict[str, Any], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The function ``mapInArrow`` runs: batches of (id, bytes | path, source_uri, member
+    [, source_error]) cut to ``config["batch_size"]`` rows, processed, cast to Spark's types."""
+    proc = _processor(config)
+    size = proc.config.batch_size
+    for big in batches:
+        for at in range(0, big.num_rows, size):
+            for out in _process_batch(proc, big.slice(at, size)):
+                yield pa.RecordBatch.from_arrays(
+                    [c.cast(f.type) for c, f in zip(out.columns, _OUT_SCHEMA, strict=True)],
+                    schema=_OUT_SCHEMA,
+                )
+
+
+def _file_uri(c: Column) -> Column:
+    """Spark's ``file:/x`` paths as the ``file:///x`` URIs of mmcore's output."""
+    return F.regexp_replace(c, "^file:/(?!/)", "file:///")
+
+
+def _inputs(df: DataFrame) -> DataFrame:
+    """``df`` as the Processor's input columns (id, bytes | path, source_uri, member
+    [, source_error])."""
+    names = df.columns
+    null = F.lit(None).cast("string")
+    if {"path", "content", "length", "modificationTime"} <= set(names):  # binaryFile
+        path = F.col("path")
+        return df.select(
+            path.alias("id"),
+            F.col("content").alias("bytes"),
+            _file_uri(path).alias("source_uri"),
+            null.alias("member"),
+        )
+    if {"id", "bytes", "source_uri", "member", "source_error"} <= set(names):  # mmcore_wds
+        return df.select("id", "bytes", "source_uri", "member", "source_error")
+    arrow = pa.schema(
+        [
+            (
+                f.name,
+                pa.binary()
+                if isinstance(f.dataType, T.BinaryType)
+                else pa.string()
+                if isinstance(f.dataType, T.StringType)
+                else pa.null(),
+            )
+            for f in df.schema.fields
+        ]
+    )
+    id_col, by, path_col = parquet_columns(arrow)
+    if by is None and path_col is None:
+        raise ValueError(
+            f"the DataFrame needs a binary (image bytes) or a string (path) column; it has {names} "
+            "(or read files with spark.read.format('binaryFile') or tar shards with format 'mmcore_wds')"
+        )
+    cols: list[Column] = []
+    try:  # mmcore run's ids and members for a Parquet file: <file name>#<row>, the row number
+        meta = df.select(
+            "*", F.col("_metadata.file_path").alias("__f"), F.col("_metadata.row_index").alias("__r")
+        )
+        file_scan = True
+    except Exception:  # not a file scan: ids need a column
+        if id_col is None:
+            raise ValueError(
+                f"the DataFrame has no 'id' or 'key' column and is not a file scan ({names}): "
+                "add an id column (e.g. with monotonically_increasing_id())"
+            ) from None
+        meta, file_scan = df, False
+    file_uri = _file_uri(F.col("__f")) if file_scan else null
+    row = F.col("__r").cast("string") if file_scan else null
+    if id_col is not None:
+        cols.append(F.col(id_col).cast("string").alias("id"))
+    else:
+        cols.append(F.concat(F.element_at(F.split(F.col("__f"), "/"), -1), F.lit("#"), row).alias("id"))
+    if by is not None:
+        cols.append(F.col(by).alias("bytes"))
+    else:  # relative paths are relative to the Parquet file's folder, as in mmcore run
+        p = F.col(str(path_col))
+        if file_scan:
+            here = F.regexp_replace(F.col("__f"), "/[^/]*$", "")
+            p = F.when(~(p.startswith("/") | p.contains(":/")), F.concat(here, F.lit("/"), p)).otherwise(p)
+        cols.append(F.regexp_replace(p, "^file:(//)?(?=/)", "").alias("path"))  # file URIs as paths
+    cols += [file_uri.alias("source_uri"), row.alias("member")]
+    return meta.select(*cols)
+
+
+def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> DataFrame:
+    """Decode and hash the images of ``df`` on the executors: one output row per input row, with
+    the columns of :func:`spark_schema` (those of ``mmcore run``). Lazy, like any DataFrame.
+
+    ``df`` is one of:
+
+    - ``spark.read.format("binaryFile").load(...)``: id = Spark's ``path``, source_uri = that path
+      as a ``file:///`` URI (other schemes unchanged), member null;
+    - a table with a binary column (``bytes``, ``image``, ``jpg``, ... or the first binary one) or a
+      string path column (``path``, ``uri``, ...; local paths or ``file://`` URIs readable on every
+      executor), chosen as ``mmcore run`` chooses them in Parquet files
+      (:func:`mmcore.jobs.sources.parquet_columns`); id = its ``id`` / ``key`` column, else, for a
+      file scan, ``<file name>#<row>`` with member = the row number, as ``mmcore run`` writes them;
+      relative paths are relative to the Parquet file's folder;
+    - ``spark.read.format("mmcore_wds").load(...)`` (:func:`register_data_source`): tar members,
+      where the members the source refused become SOURCE_ERROR rows.
+
+    ``config``: a :class:`mmcore.jobs.Config` or its dict (``workers`` 0 becomes
+    ``spark.task.cpus``: each task's threads). It travels as a plain dict; each Python worker builds
+    one Processor per config on first use. A bad record is a row with its status; it never fails
+    the task. Raises ValueError for a DataFrame with no image column.
+    """
+    cfg = config if isinstance(config, Config) else Config.from_dict(config or {})
+    if cfg.workers == 0:
+        cpus = df.sparkSession.conf.get("spark.task.cpus", "1") or "1"
+        cfg = cfg.replace(workers=max(int(cpus), 1))
+    fn = functools.partial(_map_process, cfg.to_dict())
+    return _inputs(df).mapInArrow(fn, spark_schema())
+
+
+# ------------------------------------------------------------------------------------------------
+# The WebDataset tar data source
+
+
+class _WdsReader(DataSourceReader):
+    def __init__(self, tars: list[str], batch_size: int) -> None:
+        self.tars, self.batch_size = tars, batch_size
+
+    def partitions(self) -> list[InputPartition]:
+        return [InputPartition(uri) for uri in self.tars]
+
+    def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
+        shard = Shard("tar", "tar", str(partition.value))
+        for b in shard.batches(self.batch_size):
+            if isinstance(b, Refused):
+                yield (b.id, None, b.source_uri, b.member, b.error)
+                continue
+            cols = [b.column(c).to_pylist() for c in ("id", "bytes", "source_uri", "member")]
+            for rid, data, uri, member in zip(*cols, strict=True):
+                yield (rid, data, uri, member, None)
+
+
+class WdsDataSource(DataSource):
+    """WebDataset tar shards as rows (id, bytes, source_uri, member, source_error), one partition
+    per tar, read by :mod:`mmcore.jobs.sources` exactly as ``mmcore run`` reads them (ids
+    ``<tar name>/<member>``, sidecars skipped, nothing extracted to disk). Members with an absolute
+    path, a ``..`` component or a link type, and an unreadable or truncated tar, are rows with
+    null bytes and the reason in ``source_error``; :func:`process` turns them into SOURCE_ERROR
+    rows. Option ``path`` (``load(path)``): a tar, a folder (searched recursively) or a glob, read
+    on the driver to list the tars, which every executor must see at the same path."""
+
+    @classmethod
+    def name(cls) -> str:
+        return WDS_FORMAT
+
+    def schema(self) -> str:
+        return _WDS_SCHEMA
+
+    def reader(self, schema: T.StructType) -> DataSourceReader:
+        path = self.options.get("path")
+        if not path:
+            raise ValueError(f"spark.read.format({WDS_FORMAT!r}).load(PATH): give a tar, a folder or a glob")
+        shards, _ = plan(str(path), 1 << 30)
+        tars = [s.source_uri for s in shards if s.kind == "tar"]
+        if not tars:
+            raise FileNotFoundError(f"no .tar file found at {path!r}")
+        return _WdsReader(tars, int(self.options.get("batchSize", "64")))
+
+
+def register_data_source(spark: SparkSession) -> None:
+    """Make ``spark.read.format("mmcore_wds").load(path)`` read WebDataset tars
+    (:class:`WdsDataSource`)."""
+    spark.dataSource.register(WdsDataSource)
+
+
+# ------------------------------------------------------------------------------------------------
+# dedup
+
+
+def _count_within(w: int, r: int) -> int:
+    """Codes of ``w`` bits within Hamming distance ``r`` of one code."""
+    return sum(math.comb(w, k) for k in range(min(r, w) + 1))
+
+
+def _band_widths(bits: int, m: int) -> list[int]:
+    return [bits // m + (1 if k < bits % m else 0) for k in range(m)]
+
+
+def choose_bands(bits: int, threshold: int, n: int) -> int:
+    """The number of bands ``m`` that :func:`dedup` uses for ``n`` codes: the one with the fewest
+    estimated rows, ``n * sum(V_k)`` probe rows (``V_k``: codes within ``threshold // m`` of a band
+    value) plus ``n**2 / 2 * sum(V_k / 2**w_k)`` candidate pairs for uniformly spread codes, among
+    the ``m`` whose bands fit in 63 bits.
+
+    >>> choose_bands(256, 31, 1000), choose_bands(256, 31, 1_000_000), choose_bands(64, 10, 100_000)
+    (32, 16, 4)
+    """
+    best: tuple[float, int] | None = None
+    for m in range(math.ceil(bits / 63), bits + 1):
+        ws, r = _band_widths(bits, m), threshold // m
+        probes = sum(_count_within(w, r) for w in ws)
+        cost = n * probes + n * n / 2 * sum(_count_within(w, r) / 2.0**w for w in ws)
+        if best is None or cost < best[0]:
+            best = (cost, m)
+    assert best is not None
+    return best[1]
+
+
+def _masks(w: int, r: int) -> npt.NDArray[np.uint64]:
+    """Every ``w``-bit XOR mask of weight <= ``r``."""
+    out = [sum(1 << b for b in c) for k in range(min(r, w) + 1) for c in itertools.combinations(range(w), k)]
+    return np.array(out, dtype=np.uint64)
+
+
+def _words(batch: pa.RecordBatch, hash: str) -> npt.NDArray[np.uint64]:
+    """The codes of a batch (no nulls) as big-endian 64-bit words: (n, 4) for pdq, (n, 1) for phash."""
+    col = batch.column("code")
+    if hash == "phash":
+        v: npt.NDArray[np.int64] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return v.view(np.uint64).reshape(-1, 1)
+    raw = b"".join(col.to_pylist())
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
+
+
+def _map_words(hash: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for b in batches:
+        w = _words(b, hash).view(np.int64)
+        cols = {"id": b.column("id"), "q": b.column("q")}
+        cols.update({f"w{k}": pa.array(w[:, k]) for k in range(w.shape[1])})
+        yield pa.RecordBatch.from_pydict(cols)
+
+
+def _map_bands(
+    spec: tuple[int, list[int], int, bool], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """(band, key, id, words) rows: each code's band values (``probe`` False) or every value within
+    the band radius of them (``probe`` True)."""
+    n_words, widths, r, probe = spec
+    masks = [_masks(w, r) if probe else np.zeros(1, np.uint64) for w in widths]
+    for b in batches:
+        words = np.stack([b.column(f"w{k}").to_numpy().view(np.uint64) for k in range(n_words)], axis=1)
+        bits = np.unpackbits(words.astype(">u8").view(np.uint8).reshape(len(words), -1), axis=1)
+        at = 0
+        for k, w in enumerate(widths):
+            key = np.zeros(len(words), dtype=np.uint64)
+            for j in range(at, at + w):
+                key = (key << np.uint64(1)) | bits[:, j].astype(np.uint64)
+            at += w
+            mk = masks[k]
+            keys = (key[:, None] ^ mk[None, :]).reshape(-1)
+            rep = np.repeat(np.arange(len(words)), len(mk))
+            cols: dict[str, Any] = {
+                "band": pa.array(np.full(len(keys), k, dtype=np.int32)),
+                "key": pa.array(keys.view(np.int64)),
+                "id": b.column("id").take(pa.array(rep)),
+            }
+            cols.update({f"w{i}": pa.array(words[rep, i].view(np.int64)) for i in range(n_words)})
+            yield pa.RecordBatch.from_pydict(cols)
+
+
+def _hamming(a: str, b: str, n_words: int) -> Column:
+    return sum(
+        (F.bit_count(F.col(f"{a}.w{k}").bitwiseXOR(F.col(f"{b}.w{k}"))) for k in range(n_words)),
+        F.lit(0),
+    ).cast("int")
+
+
+def dedup(
+    df: DataFrame, hash: str = "pdq", threshold: int | None = None, *, bands: int | None = None
+) -> DataFrame:
+    """Near-duplicate clusters of :func:`process`'s output (or of ``mmcore run``'s Parquet read by
+    Spark): the clusters of :func:`mmcore.jobs.dedup.dedup` on the same rows, computed on the
+    cluster. Columns id, cluster_id (int64), is_representative, distance_to_representative
+    (int32): every eligible row (status OK / OK_WARNING, ``hash`` not null) once.
+
+    Same rules as ``mmcore dedup``: ``threshold`` (default 31 for pdq, 10 for phash) is the
+    largest Hamming distance of an edge; clusters are connected components; the representative is
+    the member with the highest ``pdq_quality`` (null lowest; pHash: none), ties to the smallest
+    id; the distance is to the representative. Only ``cluster_id`` differs: dense 0..C-1 in the
+    order of each cluster's smallest id (a DataFrame has no row order to number them by).
+
+    How (exact): the code is cut into ``bands`` bands (by default :func:`choose_bands`); two codes
+    within ``threshold`` differ in some band by at most ``threshold // bands`` bits (pigeonhole),
+    so joining each code's band values with the band values within that radius of the others
+    (enumerated) finds every pair; ``bit_count`` of the XOR of the 64-bit words then keeps the
+    pairs within ``threshold``. The edges are collected to the driver and clustered with
+    :func:`mmcore.cluster` (union-find): fine for near-duplicate edge counts (millions), not for a
+    threshold that links most of the corpus. Runs the join now (the eligible codes are cached,
+    MEMORY_AND_DISK, for the result's lifetime); the result itself is lazy.
+
+    Raises ValueError for a bad hash / threshold / bands or a DataFrame without id, status and the
+    hash column.
+    """
+    threshold = _check_args(hash, threshold)
+    need = {"id", "status", hash}
+    if not need <= set(df.columns):
+        raise ValueError(f"dedup needs the columns {sorted(need)} (process()'s output); it has {df.columns}")
+    bits = _BITS[hash]
+    if bands is not None and not (isinstance(bands, int) and math.ceil(bits / 63) <= bands <= bits):
+        raise ValueError(f"bands must be an int in {math.ceil(bits / 63)}..{bits} for {hash}, got {bands!r}")
+    n_words = bits // 64
+    q = (
+        F.coalesce(F.col("pdq_quality").cast("int"), F.lit(-1))
+        if hash == "pdq" and "pdq_quality" in df.columns
+        else F.lit(0)
+    )
+    eligible = df.filter(F.col("status").isin(*_OK) & F.col(hash).isNotNull()).select(
+        F.col("id").cast("string").alias("id"), q.alias("q"), F.col(hash).alias("code")
+    )
+    words_schema = "id string, q int, " + ", ".join(f"w{k} long" for k in range(n_words))
+    codes = eligible.mapInArrow(functools.partial(_map_words, hash), words_schema)
+    codes = codes.persist(StorageLevel.MEMORY_AND_DISK)
+    n = codes.count()
+    m = bands if bands is not None else choose_bands(bits, threshold, n)
+    widths, r = _band_widths(bits, m), threshold // m
+    band_schema = "band int, key long, " + words_schema.replace(", q int", "")
+    index = codes.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, False)), band_schema).alias(
+        "a"
+    )
+    probe = codes.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, True)), band_schema).alias(
+        "b"
+    )
+    joined = index.hint("merge").join(  # the probe side is m * V rows per code: never broadcast
+        probe,
+        (F.col("a.band") == F.col("b.band"))
+        & (F.col("a.key") == F.col("b.key"))
+        & (F.col("a.id") < F.col("b.id")),
+    )
+    edges = (
+        joined.select(
+            F.col("a.id").alias("i"), F.col("b.id").alias("j"), _hamming("a", "b", n_words).alias("d")
+        )
+        .filter(F.col("d") <= threshold)
+        .select("i", "j")
+        .distinct()
+        .collect()
+    )
+    spark = df.sparkSession
+    comp_schema = "id string, comp string"
+    if edges:
+        names = sorted({e[0] for e in edges} | {e[1] for e in edges})
+        pos = {s: k for k, s in enumerate(names)}
+        i = np.array([pos[e[0]] for e in edges], dtype=np.int64)
+        j = np.array([pos[e[1]] for e in edges], dtype=np.int64)
+        res = cluster((i, j), n=len(names))  # representative "first": the smallest id (sorted)
+        first = res.representatives()[res.labels]
+        nodes = spark.createDataFrame([(s, names[first[k]]) for k, s in enumerate(names)], comp_schema)
+    else:
+        nodes = spark.createDataFrame([], comp_schema)
+    members = codes.join(F.broadcast(nodes), "id", "left").withColumn("comp", F.coalesce("comp", "id"))
+    best = Window.partitionBy("comp").orderBy(F.col("q").desc(), F.col("id").asc())
+    members = members.withColumn("is_representative", F.row_number().over(best) == 1)
+    reps = members.filter("is_representative").select(
+        "comp", *[F.col(f"w{k}").alias(f"r{k}") for k in range(n_words)]
+    )
+    dist = sum(
+        (F.bit_count(F.col(f"w{k}").bitwiseXOR(F.col(f"r{k}"))) for k in range(n_words)), F.lit(0)
+    ).cast("int")
+    comps = members.select("comp").distinct().rdd.map(lambda row: row[0]).sortBy(lambda s: s).zipWithIndex()
+    numbers = spark.createDataFrame(comps, "comp string, cluster_id long")
+    return (
+        members.join(reps, "comp")
+        .join(numbers, "comp")
+        .select(
+            "id",
+            "cluster_id",
+            "is_representative",
+            dist.alias("distance_to_representative"),
+        )
+        .orderBy("cluster_id", F.col("is_representative").desc(), "distance_to_representative", "id")
+    )

@@ -1,0 +1,240 @@
+"""mmcore.spark on a local[2] Spark session: process() gives the rows of ``mmcore run`` (binaryFile,
+Parquet bytes and path columns, the mmcore_wds tar source) and dedup() the clusters of
+``mmcore dedup`` (generated near-duplicate groups, and the corpus)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import test_dedup
+from conftest import corpus_files
+from jobs_fixtures import run_table, write_run_output
+
+import mmcore
+from mmcore.jobs.config import Config
+from mmcore.jobs.dedup import dedup as dedup_one
+from mmcore.jobs.runner import run
+from mmcore.jobs.schema import completed_shards, read_output, shard_path
+from mmcore.jobs.sources import looks_like_image
+
+pytestmark = pytest.mark.spark
+
+pyspark = pytest.importorskip("pyspark", reason="needs pyspark (pip install 'mmcore[spark]')")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("needs Java 17 for Spark", allow_module_level=True)
+
+import mmcore.spark as ms  # noqa: E402
+
+pdq_out = test_dedup.pdq_out  # the fixture: near-duplicate groups written as a run output
+
+CONFIG = Config(workers=1)  # one thread per task: local[2] runs two tasks
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers import this interpreter's mmcore
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mmcore-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    ms.register_data_source(session)
+    yield session
+    session.stop()
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows sorted by id, fixed-size binaries as plain bytes (Spark has no fixed-size binary)."""
+    out = table.to_pylist()
+    for r in out:
+        for k, v in r.items():
+            if isinstance(v, bytes):
+                r[k] = bytes(v)
+    return sorted(out, key=lambda r: r["id"])
+
+
+def spark_rows(df: Any) -> list[dict[str, Any]]:
+    return rows(df.toArrow())
+
+
+def single_machine(source: str, out: Path) -> list[dict[str, Any]]:
+    run(source, out, CONFIG, progress=None)
+    return rows(read_output(out))
+
+
+# ------------------------------------------------------------------------------------------------
+# process
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> dict[str, Any]:
+    """corpus jpeg/ plus 20 corrupt/ files copied into one folder, run by both."""
+    root = tmp_path_factory.mktemp("corpus")
+    jpegs = corpus_files("jpeg")
+    corrupt = [p for p in corpus_files("corrupt") if looks_like_image(p.read_bytes()[:16], p.name)][:20]
+    for sub, files in (("jpeg", jpegs), ("corrupt", corrupt)):
+        (root / sub).mkdir()
+        for p in files:
+            shutil.copyfile(p, root / sub / p.name)
+    out = root.parent / "corpus-out"
+    expected = single_machine(str(root), out)
+    df = ms.process(spark.read.format("binaryFile").load(str(root), recursiveFileLookup=True), CONFIG)
+    df = df.cache()
+    got = spark_rows(df)
+    return {"root": root, "out": out, "expected": expected, "got": got, "df": df}
+
+
+def test_binary_files_give_the_rows_of_mmcore_run(corpus_run: dict[str, Any]) -> None:
+    root = str(corpus_run["root"])
+    got = corpus_run["got"]
+    for r in got:  # Spark's ids are its paths (file:/...): the run's ids are relative to the folder
+        path = unquote(r["id"].removeprefix("file:"))
+        assert r["source_uri"] == "file://" + path
+        r["id"] = os.path.relpath(path, root)
+    expected = corpus_run["expected"]
+    assert len(got) == len(expected) > 400
+    assert {r["status"] for r in got} > {"OK", "CORRUPT"}
+    for g, e in zip(got, expected, strict=True):
+        assert g == e
+
+
+def test_schema_is_spark_friendly(corpus_run: dict[str, Any]) -> None:
+    from pyspark.sql import types as T  # noqa: N812
+
+    schema = corpus_run["df"].schema
+    assert schema == ms.spark_schema()
+    kinds = {f.name: type(f.dataType) for f in schema.fields}
+    assert kinds["phash"] is T.LongType and kinds["pdq"] is T.BinaryType
+    assert kinds["orientation"] is T.ByteType and kinds["pdq_quality"] is T.ShortType
+
+
+def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:
+    files = corpus_files("jpeg")[:12] + corpus_files("corrupt")[:3]
+    blobs = [p.read_bytes() for p in files]
+    src = tmp_path / "src"
+    src.mkdir()
+    pq.write_table(pa.table({"image": pa.array(blobs, pa.binary())}), src / "bytes.parquet")
+    (src / "img").mkdir()
+    for p in files:
+        shutil.copyfile(p, src / "img" / p.name)
+    rel = [f"img/{p.name}" for p in files] + ["img/missing.jpg"]
+    pq.write_table(pa.table({"key": [f"k{i}" for i in range(len(rel))], "path": rel}), src / "paths.parquet")
+    for name in ("bytes.parquet", "paths.parquet"):
+        expected = single_machine(str(src / name), tmp_path / f"out-{name}")
+        got = spark_rows(ms.process(spark.read.parquet(str(src / name)), CONFIG))
+        assert got == expected
+    assert {r["status"] for r in got} >= {"OK", "READ_ERROR"}
+
+
+def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_tar_data_source_refuses_escaping_members(tmp_path: Path, spark: Any) -> None:
+    jpegs = [p.read_bytes() for p in corpus_files("jpeg")[:4]]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _tar(
+        shards / "a.tar",
+        [("0001.jpg", jpegs[0]), ("0001.json", b"{}"), ("../evil.jpg", jpegs[1]), ("/abs.jpg", jpegs[2])],
+    )
+    _tar(shards / "b.tar", [("0002.jpg", jpegs[3]), ("0003.jpg", b"not an image")])
+    (shards / "c.tar").write_bytes((shards / "b.tar").read_bytes()[:700])  # truncated
+    src = spark.read.format("mmcore_wds").load(str(shards))
+    assert src.rdd.getNumPartitions() == 3
+    got = spark_rows(ms.process(src, CONFIG))
+    assert got == single_machine(str(shards), tmp_path / "out")
+    status = {r["id"]: r["status"] for r in got}
+    assert status["a.tar/../evil.jpg"] == status["a.tar//abs.jpg"] == status["c.tar/"] == "SOURCE_ERROR"
+    assert status["a.tar/0001.jpg"] == "OK" and "a.tar/0001.json" not in status
+
+
+# ------------------------------------------------------------------------------------------------
+# dedup
+
+
+def clusters(table: pa.Table) -> dict[str, Any]:
+    """What must agree: the clusters as sets of ids, each id's representative and distance."""
+    t = table.to_pydict()
+    members: dict[int, set[str]] = {}
+    reps: dict[int, str] = {}
+    for i, c, r in zip(t["id"], t["cluster_id"], t["is_representative"], strict=True):
+        members.setdefault(c, set()).add(i)
+        if r:
+            assert c not in reps
+            reps[c] = i
+    assert sorted(members) == list(range(len(members)))  # dense cluster ids
+    rep_of = {i: reps[c] for c, ids in members.items() for i in ids}
+    dist = dict(zip(t["id"], t["distance_to_representative"], strict=True))
+    return {"sets": {frozenset(s) for s in members.values()}, "rep": rep_of, "dist": dist}
+
+
+@pytest.mark.parametrize(("hash", "bands"), [("pdq", None), ("pdq", 11), ("phash", None)])
+def test_dedup_equals_mmcore_dedup(
+    pdq_out: tuple[Path, dict[str, Any], np.ndarray], spark: Any, hash: str, bands: int | None
+) -> None:
+    """test_dedup's near-duplicate groups (shard 1 not completed); pHash codes are the first 8
+    bytes of the PDQ codes (the groups stay near at 10 bits)."""
+    out, data, _ = pdq_out
+    threshold = 31 if hash == "pdq" else 10
+    if hash == "phash":
+        ph = data["pdq"][:, :8].copy().view(np.uint64).reshape(-1)
+        table = run_table(data["ids"], phash=ph, status=data["status"], hash_valid=data["valid"])
+        write_run_output(out, table, shard_rows=40, incomplete=[1])
+    expected = clusters(dedup_one(out, hash=hash, threshold=threshold))
+    df = spark.read.parquet(*[str(shard_path(out, s)) for s in completed_shards(out)])
+    got_table = ms.dedup(df, hash=hash, threshold=threshold, bands=bands).toArrow()
+    assert got_table.schema.names == ["id", "cluster_id", "is_representative", "distance_to_representative"]
+    got = clusters(got_table)
+    assert got == expected
+    if hash == "pdq":
+        assert any(len(s) >= 3 for s in got["sets"])
+
+
+def test_corpus_dedup_equals_mmcore_dedup(corpus_run: dict[str, Any]) -> None:
+    expected = clusters(dedup_one(corpus_run["out"], hash="pdq", threshold=31))
+    got = clusters(ms.dedup(corpus_run["df"], hash="pdq", threshold=31).toArrow())
+    root = str(corpus_run["root"])
+
+    def rel(i: str) -> str:
+        return os.path.relpath(unquote(i.removeprefix("file:")), root)
+
+    assert {frozenset(rel(i) for i in s) for s in got["sets"]} == expected["sets"]
+    assert {rel(i): rel(r) for i, r in got["rep"].items()} == expected["rep"]
+    assert {rel(i): d for i, d in got["dist"].items()} == expected["dist"]
+
+
+def test_choose_bands_and_bad_arguments(spark: Any) -> None:
+    assert ms.choose_bands(256, 31, 1000) == 32 and ms.choose_bands(64, 10, 100_000) == 4
+    df = spark.createDataFrame([("a", "OK", 1)], "id string, status string, phash long")
+    with pytest.raises(ValueError, match="threshold"):
+        ms.dedup(df, hash="phash", threshold=65)
+    with pytest.raises(ValueError, match="columns"):
+        ms.dedup(df, hash="pdq")
+    with pytest.raises(ValueError, match="bands"):
+        ms.dedup(df, hash="phash", bands=0)
+    with pytest.raises(ValueError, match="binary"):
+        ms.process(spark.range(3))
+    assert mmcore.__version__

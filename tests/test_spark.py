@@ -191,7 +191,7 @@ def clusters(table: pa.Table) -> dict[str, Any]:
     return {"sets": {frozenset(s) for s in members.values()}, "rep": rep_of, "dist": dist}
 
 
-@pytest.mark.parametrize(("hash", "bands"), [("pdq", None), ("pdq", 11), ("phash", None)])
+@pytest.mark.parametrize(("hash", "bands"), [("pdq", 16), ("phash", None)])
 def test_dedup_equals_mmcore_dedup(
     pdq_out: tuple[Path, dict[str, Any], np.ndarray], spark: Any, hash: str, bands: int | None
 ) -> None:
@@ -237,4 +237,13 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.dedup(df, hash="phash", bands=0)
     with pytest.raises(ValueError, match="binary"):
         ms.process(spark.range(3))
+    with pytest.raises(ValueError, match="gpu"):
+        ms.process(spark.range(3), {"device": "gpu"})
     assert mmcore.__version__
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    result = doctest.testmod(ms, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""``mmcore run`` next to ``mmcore.spark.process`` on a local Spark session, same files, same output.
+
+Standalone and offline. Both read the image files of ``--source`` (default ../shared/corpus/jpeg)
+and write Parquet rows of mmcore.jobs.SCHEMA into a fresh temporary folder; the time is the wall
+clock from start to the last file written, best of ``--repeat`` rounds (alternating order).
+
+Contestants:
+
+  mmcore run                 mmcore.jobs.runner.run(SRC, OUT, Config(workers=N)) in-process
+  spark local[N]             mmcore.spark.process(spark.read.format("binaryFile").load(SRC),
+                             Config(workers=1)).write.parquet(OUT): N tasks of one thread each;
+                             the session is started (and its Python workers warmed on 8 files)
+                             before timing; its start-up is printed apart
+
+    python bench/bench_spark.py                  # the corpus jpeg/ folder, 1 round
+    python bench/bench_spark.py --source DIR --cores 4 --repeat 3
+
+Prints the machine, versions, the file set and the table (images/s and MB/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_decode import machine_lines
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent.parent
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", default=str(here.parent / "shared" / "corpus" / "jpeg"))
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] and mmcore's workers")
+    p.add_argument("--repeat", type=int, default=1)
+    a = p.parse_args()
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    import pyspark
+    from pyspark.sql import SparkSession
+
+    import mmcore
+    import mmcore.spark as ms
+    from mmcore.jobs.config import Config
+    from mmcore.jobs.runner import run
+
+    files = sorted(f for f in Path(a.source).rglob("*") if f.is_file())
+    mb = sum(f.stat().st_size for f in files) / 1e6
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[:1]
+    print("\n".join(machine_lines()))
+    versions = f"mmcore {mmcore.__version__}, pyspark {pyspark.__version__}, {' '.join(java)}"
+    print(f"{versions}, python {platform.python_version()}")
+    print(f"files: {len(files)} ({mb:.1f} MB) under {a.source}")
+
+    t0 = time.perf_counter()
+    spark = (
+        SparkSession.builder.master(f"local[{a.cores}]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(a.cores))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    warm = [str(f) for f in files[:8]]
+    ms.process(spark.read.format("binaryFile").load(warm), Config(workers=1)).count()
+    print(f"spark session start + warm-up: {time.perf_counter() - t0:.1f} s")
+
+    def mmcore_run(out: str) -> None:
+        run(a.source, out, Config(workers=a.cores), progress=None)
+
+    def spark_run(out: str) -> None:
+        df = spark.read.format("binaryFile").load(a.source, recursiveFileLookup=True)
+        ms.process(df, Config(workers=1)).write.parquet(out)
+
+    best: dict[str, float] = {}
+    contestants = [("mmcore run", mmcore_run), (f"spark local[{a.cores}]", spark_run)]
+    for r in range(a.repeat):
+        for name, fn in contestants if r % 2 == 0 else contestants[::-1]:
+            tmp = tempfile.mkdtemp(prefix="bench_spark_")
+            try:
+                t = time.perf_counter()
+                fn(os.path.join(tmp, "out"))
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    spark.stop()
+    print("\n| contestant | seconds | images/s | MB/s |\n|---|---|---|---|")
+    for name, s in best.items():
+        print(f"| {name} | {s:.2f} | {len(files) / s:.1f} | {mb / s:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

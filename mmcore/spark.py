@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 try:
+    from pyspark.errors import AnalysisException
     from pyspark.sql import Column, DataFrame, SparkSession, Window
     from pyspark.sql import functions as F  # noqa: N812  (Spark's own idiom)
     from pyspark.sql import types as T  # noqa: N812
@@ -179,7 +180,7 @@ def _inputs(df: DataFrame) -> DataFrame:
             "*", F.col("_metadata.file_path").alias("__f"), F.col("_metadata.row_index").alias("__r")
         )
         file_scan = True
-    except Exception:  # not a file scan: ids need a column
+    except AnalysisException:  # not a file scan: ids need a column
         if id_col is None:
             raise ValueError(
                 f"the DataFrame has no 'id' or 'key' column and is not a file scan ({names}): "
@@ -407,8 +408,8 @@ def dedup(
     threshold that links most of the corpus. Runs the join now (the eligible codes are cached,
     MEMORY_AND_DISK, for the result's lifetime); the result itself is lazy.
 
-    Raises ValueError for a bad hash / threshold / bands or a DataFrame without id, status and the
-    hash column.
+    Raises ValueError for a bad hash / threshold / bands, a DataFrame without id, status and the
+    hash column, or an id on two eligible rows (as ``mmcore dedup``).
     """
     threshold = _check_args(hash, threshold)
     need = {"id", "status", hash}
@@ -429,7 +430,10 @@ def dedup(
     words_schema = "id string, q int, " + ", ".join(f"w{k} long" for k in range(n_words))
     codes = eligible.mapInArrow(functools.partial(_map_words, hash), words_schema)
     codes = codes.persist(StorageLevel.MEMORY_AND_DISK)
-    n = codes.count()
+    n, distinct = codes.agg(F.count(F.lit(1)), F.count_distinct("id")).first() or (0, 0)
+    if n != distinct:
+        codes.unpersist()
+        raise ValueError(f"{n - distinct} ids are on more than one eligible row; ids must be unique")
     m = bands if bands is not None else choose_bands(bits, threshold, n)
     widths, r = _band_widths(bits, m), threshold // m
     band_schema = "band int, key long, " + words_schema.replace(", q int", "")
@@ -466,7 +470,7 @@ def dedup(
         nodes = spark.createDataFrame([(s, names[first[k]]) for k, s in enumerate(names)], comp_schema)
     else:
         nodes = spark.createDataFrame([], comp_schema)
-    members = codes.join(F.broadcast(nodes), "id", "left").withColumn("comp", F.coalesce("comp", "id"))
+    members = codes.join(nodes, "id", "left").withColumn("comp", F.coalesce("comp", "id"))
     best = Window.partitionBy("comp").orderBy(F.col("q").desc(), F.col("id").asc())
     members = members.withColumn("is_representative", F.row_number().over(best) == 1)
     reps = members.filter("is_representative").select(

@@ -233,6 +233,9 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.dedup(df, hash="phash", threshold=65)
     with pytest.raises(ValueError, match="columns"):
         ms.dedup(df, hash="pdq")
+    twice = spark.createDataFrame([("a", "OK", 1), ("a", "OK_WARNING", 2)], df.schema)
+    with pytest.raises(ValueError, match="unique"):
+        ms.dedup(twice, hash="phash")
     with pytest.raises(ValueError, match="bands"):
         ms.dedup(df, hash="phash", bands=0)
     with pytest.raises(ValueError, match="binary"):

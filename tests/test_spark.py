@@ -127,7 +127,7 @@ def test_schema_is_spark_friendly(corpus_run: dict[str, Any]) -> None:
 
 
 def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:
-    files = corpus_files("jpeg")[:12] + corpus_files("corrupt")[:3]
+    files = [Path(p) for p in mmcore.demo_images()]  # every format, a truncated and a non-image
     blobs = [p.read_bytes() for p in files]
     src = tmp_path / "src"
     src.mkdir()
@@ -153,7 +153,7 @@ def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:
 
 
 def test_tar_data_source_refuses_escaping_members(tmp_path: Path, spark: Any) -> None:
-    jpegs = [p.read_bytes() for p in corpus_files("jpeg")[:4]]
+    jpegs = [Path(p).read_bytes() for p in mmcore.demo_images()[:4]]
     shards = tmp_path / "shards"
     shards.mkdir()
     _tar(

@@ -350,6 +350,10 @@ def _map_words(hash: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
         yield pa.RecordBatch.from_pydict(cols)
 
 
+#: Rows per Arrow batch that _map_bands emits, about: a probe batch is codes x band neighbours.
+_BAND_ROWS = 1 << 18
+
+
 def _map_bands(
     spec: tuple[int, list[int], int, bool], batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
@@ -357,7 +361,8 @@ def _map_bands(
     the band radius of them (``probe`` True)."""
     n_words, widths, r, probe = spec
     masks = [_masks(w, r) if probe else np.zeros(1, np.uint64) for w in widths]
-    for b in batches:
+    step = max(1, _BAND_ROWS // max(len(mk) for mk in masks))  # rows out per batch stay bounded
+    for b in (big.slice(at, step) for big in batches for at in range(0, big.num_rows, step)):
         words = np.stack([b.column(f"w{k}").to_numpy().view(np.uint64) for k in range(n_words)], axis=1)
         bits = np.unpackbits(words.astype(">u8").view(np.uint8).reshape(len(words), -1), axis=1)
         at = 0

@@ -242,7 +242,8 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.process(spark.range(3))
     with pytest.raises(ValueError, match="gpu"):
         ms.process(spark.range(3), {"device": "gpu"})
-    assert mmcore.__version__
+    cfg = Config(workers=1).to_dict()
+    assert ms._processor(cfg) is ms._processor(dict(cfg))  # one Processor per worker and config
 
 
 def test_docstring_examples() -> None:
@@ -250,3 +251,16 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(ms, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_band_rows_are_cut_into_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    words = rng.integers(-(2**63), 2**63 - 1, size=(50, 4), dtype=np.int64)
+    cols = {"id": [f"i{k}" for k in range(50)], **{f"w{k}": words[:, k] for k in range(4)}}
+    batch = pa.RecordBatch.from_pydict(cols)
+    spec = (4, [16] * 16, 1, True)
+    whole = pa.Table.from_batches(list(ms._map_bands(spec, iter([batch]))))
+    monkeypatch.setattr(ms, "_BAND_ROWS", 100)
+    cut = list(ms._map_bands(spec, iter([batch])))
+    assert max(b.num_rows for b in cut) <= 100 and whole.num_rows == 50 * 16 * 17
+    assert sorted(pa.Table.from_batches(cut).to_pylist(), key=str) == sorted(whole.to_pylist(), key=str)

@@ -207,25 +207,26 @@ def _inputs(df: DataFrame) -> DataFrame:
 
 def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> DataFrame:
     """Decode and hash the images of ``df`` on the executors: one output row per input row, with
-        the columns of :func:`spark_schema` (those of ``mmcore run``). Lazy, like any DataFrame.
+    the columns of :func:`spark_schema` (those of ``mmcore run``). Lazy, like any DataFrame.
 
-        ``df`` is one of:
+    ``df`` is one of:
 
-        - ``spark.read.format("binaryFile").load(...)``: id = Spark's ``path``, source_uri = that path
-          as a ``file:///`` URI (other schemes unchanged), member null;
-        - a table with a binary column (``bytes``, ``image``, ``jpg``, ... or the first binary one) or a
-          string path column (``path``, ``uri``, ...; local paths or ``file://`` URIs readable on every
-          executor), chosen as ``mmcore run`` chooses them in Parquet files
-          (:func:`mmcore.jobs.sources.parquet_columns`); id = its ``id`` / ``key`` column, else, for a
-          file scan, ``<file name>#<row>`` with member = the row number, as ``mmcore run`` writes them;
-          relative paths are relative to the Parquet file's folder;
-        - ``spark.read.format("mmcore_wds").load(...)`` (:func:`register_data_source`): tar members,
-          where the members the source refused become SOURCE_ERROR rows.
+    - ``spark.read.format("binaryFile").load(...)``: id = Spark's ``path``, source_uri = that path
+      as a ``file:///`` URI (other schemes unchanged), member null;
+    - a table with a binary column (``bytes``, ``image``, ``jpg``, ... or the first binary one) or a
+      string path column (``path``, ``uri``, ...; local paths or ``file://`` URIs readable on every
+      executor), chosen as ``mmcore run`` chooses them in Parquet files
+      (:func:`mmcore.jobs.sources.parquet_columns`); id = its ``id`` / ``key`` column, else, for a
+      file scan, ``<file name>#<row>`` with member = the row number, as ``mmcore run`` writes them;
+      relative paths are relative to the Parquet file's folder;
+    - ``spark.read.format("mmcore_wds").load(...)`` (:func:`register_data_source`): tar members,
+      where the members the source refused become SOURCE_ERROR rows.
 
-        ``config``: a :class:`mmcore.jobs.Config` or its dict (``workers`` 0 becomes
-        ``spark.task.cpus``: each task's threads). It travels as a plain dict; each Python worker builds
-        one Processor per config on first use. A bad record is a row with its status; it never fails
-        the task. Raises ValueError for a DataFrame with no image column, and for ``device="gpu"`` (no
+    ``config``: a :class:`mmcore.jobs.Config` or its dict (``workers`` 0 becomes
+    ``spark.task.cpus``: each task's threads). It travels as a plain dict; each Python worker builds
+    one Processor per config on first use. A bad record is a row with its status; it never fails
+    the task. A null in the id column is misuse, not a bad record: the Processor's ValueError fails
+    the task. Raises ValueError for a DataFrame with no image column, and for ``device="gpu"`` (no
     GPU path in the Processor yet).
     """
     cfg = config if isinstance(config, Config) else Config.from_dict(config or {})

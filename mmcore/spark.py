@@ -189,10 +189,11 @@ def _inputs(df: DataFrame) -> DataFrame:
         meta, file_scan = df, False
     file_uri = _file_uri(F.col("__f")) if file_scan else null
     row = F.col("__r").cast("string") if file_scan else null
-    if id_col is not None:
-        cols.append(F.col(id_col).cast("string").alias("id"))
+    by_row = F.concat(F.element_at(F.split(F.col("__f"), "/"), -1), F.lit("#"), row) if file_scan else null
+    if id_col is not None:  # a null id falls back to <file name>#<row>, as in mmcore run
+        cols.append(F.coalesce(F.col(id_col).cast("string"), by_row).alias("id"))
     else:
-        cols.append(F.concat(F.element_at(F.split(F.col("__f"), "/"), -1), F.lit("#"), row).alias("id"))
+        cols.append(by_row.alias("id"))
     if by is not None:
         cols.append(F.col(by).alias("bytes"))
     else:  # relative paths are relative to the Parquet file's folder, as in mmcore run
@@ -225,9 +226,10 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
     ``config``: a :class:`mmcore.jobs.Config` or its dict (``workers`` 0 becomes
     ``spark.task.cpus``: each task's threads). It travels as a plain dict; each Python worker builds
     one Processor per config on first use. A bad record is a row with its status; it never fails
-    the task. A null in the id column is misuse, not a bad record: the Processor's ValueError fails
-    the task. Raises ValueError for a DataFrame with no image column, and for ``device="gpu"`` (no
-    GPU path in the Processor yet).
+    the task. A null in a Parquet file's id column falls back to ``<file name>#<row>`` as in
+    ``mmcore run``; on a DataFrame that is not a file scan a null id is misuse, and the
+    Processor's ValueError fails the task. Raises ValueError for a DataFrame with no image column,
+    and for ``device="gpu"`` (no GPU path in the Processor yet).
     """
     cfg = config if isinstance(config, Config) else Config.from_dict(config or {})
     if cfg.device == "gpu":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything mmcore needs on Debian 12 (as root) and builds it into ./.venv.
 #   bash scripts/setup.sh            # runtime: codecs, compiler, venv, mmcore (+ pyarrow for jobs)
-#   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...)
+#   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...), pyspark + Java 17, ray
 #   bash scripts/setup.sh bench      # + competitors for bench/ (OpenCV, pyvips, simplejpeg, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ extras="${1:-}"
 
 apt_packages=(g++ make pkg-config git ccache clang-format
   libjpeg62-turbo-dev libpng-dev libwebp-dev python3-dev python3-venv)
+# The Spark tests (pyspark 4) need a Java 17 runtime.
+if [ "$extras" = test ]; then apt_packages+=(openjdk-17-jre-headless); fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -25,7 +27,7 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 spec=".[jobs]"
 case "$extras" in
-  test) spec=".[jobs,test,lint]" ;;
+  test) spec=".[jobs,test,lint,spark,ray]" ;;
   bench) spec=".[jobs,test,bench]" ;;
   "") ;;
   *) echo "usage: scripts/setup.sh [test|bench]" >&2; exit 2 ;;

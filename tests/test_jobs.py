@@ -277,11 +277,13 @@ def test_parquet_sources_bytes_and_paths(tmp_path: Path) -> None:
     (tmp_path / "imgs").mkdir()
     for k, v in blobs.items():
         (tmp_path / "imgs" / f"{k}.jpg").write_bytes(v)
-    pq.write_table(pa.table({"key": list(blobs), "jpg": list(blobs.values())}), tmp_path / "b.parquet")
+    keys: list[str | None] = list(blobs)
+    keys[3] = None  # named by its row instead
+    pq.write_table(pa.table({"key": keys, "jpg": list(blobs.values())}), tmp_path / "b.parquet")
     pq.write_table(pa.table({"path": [f"imgs/{k}.jpg" for k in blobs]}), tmp_path / "p.parquet")
     run(str(tmp_path / "b.parquet"), tmp_path / "o1", progress=None)
     rows = rows_by_id(tmp_path / "o1")
-    check_against_hash_batch(rows, blobs)
+    check_against_hash_batch(rows, {("b.parquet#3" if k == "k3" else k): v for k, v in blobs.items()})
     assert rows["k2"]["member"] == "2"
     run(str(tmp_path / "p.parquet"), tmp_path / "o2", progress=None)
     rows2 = rows_by_id(tmp_path / "o2")

@@ -317,7 +317,9 @@ def _parquet_batches(
     for b in pf.iter_batches(batch_size=batch_size, columns=cols):
         n = b.num_rows
         rows = [str(row + i) for i in range(n)]
-        ids = [str(v) for v in b.column(id_col).to_pylist()] if id_col else [f"{name}#{r}" for r in rows]
+        given = b.column(id_col).to_pylist() if id_col else [None] * n
+        # A row without an id (no id column, or a null in it) is named by its place in the file.
+        ids = [str(v) if v is not None else f"{name}#{r}" for v, r in zip(given, rows, strict=True)]
         row += n
         keep = [i for i in range(n) if only is None or ids[i] in only]
         if not keep:

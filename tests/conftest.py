@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,20 @@ def corpus_index() -> list[dict[str, str]]:
 
 def corpus_files(sub: str) -> list[Path]:
     return sorted(p for p in corpus_dir(sub).iterdir() if p.is_file() and p.name != "README.md")
+
+
+@contextlib.contextmanager
+def outside_source_tree(tmp: Path) -> Iterator[None]:
+    """Runs the block with ``tmp`` as the working directory. Spark's and Ray's Python workers put
+    the driver's working directory on their sys.path: from the repository root (where CI runs
+    pytest) they would import the source tree's mmcore, which has no built extension, instead of
+    the installed one."""
+    here = os.getcwd()
+    os.chdir(tmp)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 @pytest.fixture

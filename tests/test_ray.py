@@ -19,7 +19,7 @@ mray = pytest.importorskip("mmcore.ray", reason="needs Ray: pip install 'mmcore[
 
 import pyarrow as pa  # noqa: E402  (a dependency of ray[data])
 import pyarrow.parquet as pq  # noqa: E402
-from conftest import corpus_files  # noqa: E402
+from conftest import corpus_files, outside_source_tree  # noqa: E402
 
 from mmcore.jobs.config import Config  # noqa: E402
 from mmcore.jobs.runner import run  # noqa: E402
@@ -33,17 +33,18 @@ CONTENT = [f.name for f in SCHEMA if f.name not in ("id", "source_uri", "member"
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=256 << 20,
-        logging_level=logging.WARNING,
-    )
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with outside_source_tree(tmp_path_factory.mktemp("ray-cwd")):
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=256 << 20,
+            logging_level=logging.WARNING,
+        )
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

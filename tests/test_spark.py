@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import test_dedup
-from conftest import corpus_files
+from conftest import corpus_files, outside_source_tree
 from jobs_fixtures import run_table, write_run_output
 
 import mmcore
@@ -43,22 +43,23 @@ CONFIG = Config(workers=1)  # one thread per task: local[2] runs two tasks
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers import this interpreter's mmcore
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mmcore-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "4")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    ms.register_data_source(session)
-    yield session
-    session.stop()
+    with outside_source_tree(tmp_path_factory.mktemp("spark-cwd")):
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("mmcore-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.default.parallelism", "4")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        ms.register_data_source(session)
+        yield session
+        session.stop()
 
 
 def rows(table: pa.Table) -> list[dict[str, Any]]:

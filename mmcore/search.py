@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._io import atomic_output
 from .image import _threads
 
 __all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
@@ -198,18 +199,12 @@ def _regrown(buf: npt.NDArray[Any], n: int, cap: int) -> npt.NDArray[Any]:
 
 def _write_sealed(path: str, head: bytes, chunks: Sequence[bytes | memoryview]) -> None:
     """Write head (its last 4 bytes replaced by the CRC-32 of the rest) then chunks, atomically:
-    a temporary file renamed over path."""
+    a temporary file fsynced and renamed over path (:func:`mmcore._io.atomic_output`)."""
     head = head[:-4] + struct.pack("<I", zlib.crc32(head[:-4]))
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head)
-            for c in chunks:
-                f.write(c)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as f:
+        f.write(head)
+        for c in chunks:
+            f.write(c)
 
 
 class HammingIndex:

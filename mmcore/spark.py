@@ -35,9 +35,9 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
 
 from .jobs.config import Config
-from .jobs.dedup import _BITS, _OK, _check_args
+from .jobs.dedup import _BITS, _check_args
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch
-from .jobs.schema import SCHEMA
+from .jobs.schema import OK_STATUSES, SCHEMA
 from .jobs.sources import Refused, Shard, parquet_columns, plan
 from .search import cluster
 
@@ -432,7 +432,7 @@ def dedup(
         if hash == "pdq" and "pdq_quality" in df.columns
         else F.lit(0)
     )
-    eligible = df.filter(F.col("status").isin(*_OK) & F.col(hash).isNotNull()).select(
+    eligible = df.filter(F.col("status").isin(*OK_STATUSES) & F.col(hash).isNotNull()).select(
         F.col("id").cast("string").alias("id"), q.alias("q"), F.col(hash).alias("code")
     )
     words_schema = "id string, q int, " + ", ".join(f"w{k} long" for k in range(n_words))

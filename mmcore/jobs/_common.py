@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -12,45 +11,27 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._io import atomic_output
+
 
 def write_parquet_atomic(table: pa.Table, path: str | os.PathLike[str]) -> Path:
-    """Write ``table`` to ``path`` as Parquet, atomically: into a temporary file in the same
-    folder, fsynced, renamed over ``path``, then the folder fsynced (so the rename survives a
-    crash). On any error the temporary file is removed and an existing ``path`` is left as it was.
-    The table's schema metadata becomes the file's key-value metadata. Returns ``path``.
+    """Write ``table`` to ``path`` as Parquet, atomically (:func:`mmcore._io.atomic_output`: a
+    temporary file fsynced and renamed over ``path``, then the folder fsynced; on any error an
+    existing ``path`` is left as it was). The table's schema metadata becomes the file's key-value
+    metadata. Returns ``path``.
 
     >>> import pyarrow as pa, tempfile, os
     >>> p = write_parquet_atomic(pa.table({"x": [1, 2]}), os.path.join(tempfile.mkdtemp(), "t.parquet"))
     >>> import pyarrow.parquet as pq; pq.read_table(p)["x"].to_pylist()
     [1, 2]
     """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-    fsync_dir(target.parent)
-    return target
+    with atomic_output(path) as f:
+        pq.write_table(table, f)
+    return Path(path)
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+class JobError(RuntimeError):
+    """A job could not complete (unreadable source, unwritable output, full disk...)."""
 
 
 def int_at_least(lo: int) -> Callable[[str], int]:
@@ -72,13 +53,13 @@ def user_errors(
     command: str, func: Callable[[argparse.Namespace], int]
 ) -> Callable[[argparse.Namespace], int]:
     """A handler that runs ``func`` and turns the errors a user can cause (OSError: missing or
-    unwritable files; ValueError: bad input, invalid files) into one line
+    unwritable files; ValueError: bad input, invalid files; JobError) into one line
     ``mmcore <command>: error: ...`` on stderr and exit code 1, without a traceback."""
 
     def handler(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, JobError) as e:
             print(f"mmcore {command}: error: {e}", file=sys.stderr)
             return 1
 

@@ -26,7 +26,7 @@ from .. import __version__
 from ..hashing import hamming
 from ..search import HammingIndex, cluster
 from ._common import int_at_least, user_errors, write_parquet_atomic
-from .schema import i64_to_u64, read_manifest, read_output
+from .schema import OK_STATUSES, i64_to_u64, read_manifest, read_output
 
 __all__ = ["CLUSTERS_SCHEMA", "DEFAULT_THRESHOLDS", "clusters_path", "dedup", "register", "summary"]
 
@@ -38,7 +38,6 @@ __all__ = ["CLUSTERS_SCHEMA", "DEFAULT_THRESHOLDS", "clusters_path", "dedup", "r
 #: copies with no false match, but the closest different photos were at 12 bits: a thin margin.
 DEFAULT_THRESHOLDS = {"pdq": 31, "phash": 10}
 _BITS = {"pdq": 256, "phash": 64}
-_OK = ("OK", "OK_WARNING")
 _META_KEY = b"mmcore_dedup"
 
 #: Columns of the clusters file: one row per eligible image.
@@ -88,7 +87,7 @@ def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, di
         )
     columns = ["id", "status", hash] + (["pdq_quality"] if hash == "pdq" else [])
     table = read_output(out, columns=columns)
-    ok = pc.and_(pc.is_in(table["status"], value_set=pa.array(_OK)), pc.is_valid(table[hash]))
+    ok = pc.and_(pc.is_in(table["status"], value_set=pa.array(OK_STATUSES)), pc.is_valid(table[hash]))
     kept = table.filter(ok)
     if pc.count_distinct(kept["id"]).as_py() != kept.num_rows:
         counts = pc.value_counts(kept["id"])

@@ -25,7 +25,6 @@ from .schema import SCHEMA, u64_to_i64
 SOURCE_ERROR = "SOURCE_ERROR"
 READ_ERROR = "READ_ERROR"
 
-_OK = {Status.OK.name, Status.OK_WARNING.name}
 _IO_THREADS = 8
 
 

@@ -24,17 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ._common import fsync_dir
+from .._io import atomic_output
+from ._common import JobError, user_errors
 from .config import Config
 from .processor import SOURCE_ERROR, Processor, failure_batch
-from .schema import DONE_DIR, MANIFEST, completed_shards, done_path, shard_path
+from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, shard_path
 from .sources import Refused, Shard, plan
-
-_OK = ("OK", "OK_WARNING")
-
-
-class JobError(RuntimeError):
-    """The job itself could not complete (unreadable source, unwritable output, full disk...)."""
 
 
 @dataclass
@@ -67,13 +62,9 @@ class RunSummary:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 class Progress:
@@ -171,22 +162,15 @@ def _write_shard(
     out: Path, shard: Shard, batches: Iterator[pa.RecordBatch], proc: Processor
 ) -> dict[str, int]:
     """Streams batches into the shard's Parquet file (temp name, fsync, rename); returns counts."""
-    final = shard_path(out, shard.name)
-    tmp = out / f".{shard.name}.tmp-{os.getpid()}"
     counts: dict[str, int] = {}
-    try:
-        with pq.ParquetWriter(tmp, proc.schema, compression="zstd") as w:
-            for b in batches:
-                w.write_batch(b)
-                for st in b.column("status").to_pylist():
-                    counts[st] = counts.get(st, 0) + 1
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        fsync_dir(out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with (
+        atomic_output(shard_path(out, shard.name)) as f,
+        pq.ParquetWriter(f, proc.schema, compression="zstd") as w,
+    ):
+        for b in batches:
+            w.write_batch(b)
+            for st in b.column("status").to_pylist():
+                counts[st] = counts.get(st, 0) + 1
     return counts
 
 
@@ -252,7 +236,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
             failed = {
                 i
                 for i, st in zip(t.column("id").to_pylist(), t.column("status").to_pylist(), strict=True)
-                if st not in _OK
+                if st not in OK_STATUSES
             }
             if failed:
                 todo.append((s, failed))
@@ -271,7 +255,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
             for x in st:
                 summary.counts[x] = summary.counts.get(x, 0) + 1
             summary.records += len(st)
-            bar.add(len(st), sum(1 for x in st if x not in _OK))
+            bar.add(len(st), sum(1 for x in st if x not in OK_STATUSES))
             yield b
 
     for shard, only in todo:
@@ -286,7 +270,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         stages["write"] = round(max(wall - sum(stages.values()), 0.0), 4)
         write_s += stages["write"]
         rec = _done_record(shard, counts, stages, wall, config.config_hash())
-        _atomic_write_bytes_mkdir(done_path(outp, shard.name), rec)
+        _atomic_write_bytes(done_path(outp, shard.name), rec)
         summary.shards_written += 1
     bar.close()
     summary.stage_seconds = {
@@ -295,11 +279,6 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     }
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
-
-
-def _atomic_write_bytes_mkdir(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, data)
 
 
 def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
@@ -340,29 +319,25 @@ def register(sub: Any) -> None:
     p.add_argument("--shard-size", type=int, default=None, help="files per shard for directory sources")
     p.add_argument("--mode", choices=("incremental", "overwrite", "retry-failed"), default=None)
     p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=user_errors("run", _cmd_run))
 
 
 def _cmd_run(args: Any) -> int:
-    try:
-        config = Config.from_toml(args.config) if args.config else Config()
-        config = config.replace(
-            hashes=tuple(h.strip() for h in args.hashes.split(",") if h.strip()) if args.hashes else None,
-            hash_mode=args.hash_mode,
-            thumbnail=args.thumbnail,
-            thumbnail_format=args.thumbnail_format,
-            workers=args.workers,
-            device=args.device,
-            shard_size=args.shard_size,
-            mode=args.mode,
+    config = Config.from_toml(args.config) if args.config else Config()
+    config = config.replace(
+        hashes=tuple(h.strip() for h in args.hashes.split(",") if h.strip()) if args.hashes else None,
+        hash_mode=args.hash_mode,
+        thumbnail=args.thumbnail,
+        thumbnail_format=args.thumbnail_format,
+        workers=args.workers,
+        device=args.device,
+        shard_size=args.shard_size,
+        mode=args.mode,
+    )
+    if config.device == "gpu":
+        raise JobError(
+            "--device gpu: this build has no Python GPU path for the processor yet; use --device cpu"
         )
-        if config.device == "gpu":
-            raise JobError(
-                "--device gpu: this build has no Python GPU path for the processor yet; use --device cpu"
-            )
-        summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
-    except (JobError, ValueError, FileNotFoundError) as e:
-        print(f"mmcore run: error: {e}", file=sys.stderr)
-        return 1
+    summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
     print("\n".join(summary.lines()))
     return 0

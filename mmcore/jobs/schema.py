@@ -25,6 +25,9 @@ import pyarrow.parquet as pq
 MANIFEST = "_mmcore_job.json"
 DONE_DIR = "_done"
 
+#: ``status`` values of records that decoded (OK_WARNING: with recoverable errors).
+OK_STATUSES = ("OK", "OK_WARNING")
+
 #: Values of the ``error_stage`` column: where a record failed.
 ERROR_STAGES = ("source", "read", "decode", "hash", "thumbnail")
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .processor import path_to_uri
+from .processor import path_to_uri, uri_to_path
 
 #: Names skipped unless the content is an image: metadata written next to images (WebDataset
 #: members, captions, labels, manifests).
@@ -207,8 +207,6 @@ def _bad_member(m: tarfile.TarInfo) -> str | None:
 
 
 def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch | Refused]:
-    from .processor import uri_to_path
-
     path = uri_to_path(shard.source_uri)
     tar_name = os.path.basename(path)
     ids: list[str] = []
@@ -294,8 +292,6 @@ def parquet_columns(schema: pa.Schema) -> tuple[str | None, str | None, str | No
 def _parquet_batches(
     shard: Shard, batch_size: int, only: set[str] | None
 ) -> Iterator[pa.RecordBatch | Refused]:
-    from .processor import uri_to_path
-
     path = uri_to_path(shard.source_uri)
     name = os.path.basename(path)
     try:

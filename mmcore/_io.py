@@ -1,0 +1,44 @@
+"""Crash-safe file output shared by the index files and the jobs (no dependencies beyond the stdlib)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through, atomically: the block writes a temporary file in the same
+    folder (``.<name>.tmp-<pid>``); when it ends without an error the file is flushed, fsynced and
+    renamed over ``path``, then the folder is fsynced, so that a crash leaves the old file or the
+    new one, never half of one. On an error the temporary file is removed and ``path`` is left as
+    it was."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+    fsync_dir(target.parent)

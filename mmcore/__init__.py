@@ -128,7 +128,8 @@ def build_info() -> dict[str, Any]:
     Keys: ``version``, ``cpu_variants_compiled``, ``cpu_variants_supported``, ``backend``
     (active CPU variant; ``MMCORE_FORCE_BACKEND=ref|avx2|avx512`` forces one at import),
     ``backend_note``, ``cuda_compiled``, ``cuda_available``, ``cuda_devices``,
-    ``dali_available``, ``codecs`` (library versions), ``hardware_threads``.
+    ``dali_available``, ``dali_plugin`` (the DALI version the plugin was built against, None
+    without a plugin), ``codecs`` (library versions), ``hardware_threads``.
 
     >>> import mmcore
     >>> mmcore.build_info()["backend"] in ("ref", "avx2", "avx512")
@@ -137,8 +138,15 @@ def build_info() -> dict[str, Any]:
     info: dict[str, Any] = {"version": __version__}
     info.update(_core.build_info())
     info["dali_available"] = _module_available("nvidia.dali")
+    info["dali_plugin"] = _dali_plugin_version()
     info["forced_backend"] = os.environ.get("MMCORE_FORCE_BACKEND") or None
     return info
+
+
+def _dali_plugin_version() -> str | None:
+    from .pipeline import built_against  # reads a file; imports no DALI
+
+    return built_against()
 
 
 def _module_available(name: str) -> bool:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything mmcore needs on Debian 12 (as root) and builds it into ./.venv.
 #   bash scripts/setup.sh            # runtime: codecs, compiler, venv, mmcore (+ pyarrow for jobs)
-#   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...), pyspark + Java 17, ray
-#   bash scripts/setup.sh bench      # + competitors for bench/ (OpenCV, pyvips, simplejpeg, ...)
+#   bash scripts/setup.sh test       # + test and lint tools (Pillow, imagehash, ruff, mypy, ...), pyspark + Java 17,
+#                                    #   ray, and DALI with mmcore's DALI plugin
+#   bash scripts/setup.sh bench      # + competitors for bench/ (OpenCV, pyvips, simplejpeg, DALI, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -27,11 +28,18 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 spec=".[jobs]"
 case "$extras" in
-  test) spec=".[jobs,test,lint,spark,ray]" ;;
-  bench) spec=".[jobs,test,bench]" ;;
+  test) spec=".[jobs,test,lint,spark,ray,dali]" ;;
+  bench) spec=".[jobs,test,bench,dali]" ;;
   "") ;;
   *) echo "usage: scripts/setup.sh [test|bench]" >&2; exit 2 ;;
 esac
 echo "setup: building mmcore into .venv ($spec)"
-.venv/bin/python -m pip install -q "$spec"
-(cd / && "$OLDPWD/.venv/bin/python" -c "import mmcore; i = mmcore.build_info(); print('setup: mmcore', i['version'], 'backend', i['backend'], 'cuda_compiled', i['cuda_compiled'])")
+if [[ "$spec" == *dali* ]]; then
+  # The DALI plugin is compiled against the DALI the build imports: install the pinned DALI and
+  # the build backend first, then build without isolation so that CMake sees them.
+  .venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "nvidia-dali-cuda130==2.4.0"
+  .venv/bin/python -m pip install -q --no-build-isolation "$spec"
+else
+  .venv/bin/python -m pip install -q "$spec"
+fi
+(cd / && "$OLDPWD/.venv/bin/python" -c "import mmcore; i = mmcore.build_info(); print('setup: mmcore', i['version'], 'backend', i['backend'], 'cuda_compiled', i['cuda_compiled'], 'dali_plugin', i['dali_plugin'])")

@@ -1,0 +1,223 @@
+// MmcoreDecode (fn.mmcore_decode): encoded image bytes -> HWC uint8 pixels, a status, a message and
+// the header's facts per sample. A bad sample never stops the pipeline: it yields a 0x0 image (or a zeroed
+// one, when the data breaks after its header) with its status and message.
+//
+// With short_side / fit / crop it is mmcore.thumbnail (JPEG scaled IDCT where it loses nothing,
+// orientation, resize, centre crop); without, mmcore.decode at full size. Two passes over the
+// batch on DALI's thread pool: headers first (sizes the outputs), then decoding straight into
+// the output buffers.
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "mmcore/decode.h"
+#include "mmcore/image.h"
+
+namespace mmcore_dali {
+
+namespace {
+
+mmcore::PixelFormat parse_color(const std::string& s) {
+  if (s == "rgb") return mmcore::PixelFormat::kRgb;
+  if (s == "gray") return mmcore::PixelFormat::kGray;
+  if (s == "rgba") return mmcore::PixelFormat::kRgba;
+  DALI_FAIL("mmcore_decode: color must be \"rgb\", \"gray\" or \"rgba\", got \"" + s + "\"");
+}
+
+mmcore::Filter parse_filter(const std::string& s) {
+  if (s == "nearest") return mmcore::Filter::kNearest;
+  if (s == "area") return mmcore::Filter::kArea;
+  if (s == "bilinear") return mmcore::Filter::kBilinear;
+  if (s == "bicubic") return mmcore::Filter::kBicubic;
+  if (s == "lanczos3") return mmcore::Filter::kLanczos3;
+  DALI_FAIL("mmcore_decode: filter must be one of nearest, area, bilinear, bicubic, lanczos3, got \"" + s +
+            "\"");
+}
+
+std::vector<int> pair_arg(const dali::OpSpec& spec, const char* name) {
+  std::vector<int> v = spec.GetRepeatedArgument<int>(name);
+  DALI_ENFORCE(v.empty() || (v.size() == 2 && v[0] > 0 && v[1] > 0),
+               std::string("mmcore_decode: ") + name + " must be (width, height) with both > 0");
+  return v;
+}
+
+}  // namespace
+
+class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
+ public:
+  explicit MmcoreDecode(const dali::OpSpec& spec) : dali::Operator<dali::CPUBackend>(spec) {
+    mmcore::DecodeOptions& d = options_.decode;
+    d.pixel = parse_color(spec.GetArgument<std::string>("color"));
+    d.exif_orientation = spec.GetArgument<bool>("exif_orientation");
+    d.max_pixels = spec.GetArgument<int64_t>("max_pixels");
+    d.fast = spec.GetArgument<bool>("fast");
+    d.pillow_i16 = spec.GetArgument<bool>("pillow_i16");
+    options_.filter = parse_filter(spec.GetArgument<std::string>("filter"));
+    options_.upscale = spec.GetArgument<bool>("upscale");
+    options_.reducing_gap = spec.GetArgument<float>("reducing_gap");
+    options_.short_side = spec.GetArgument<int>("short_side");
+    DALI_ENFORCE(options_.short_side >= 0, "mmcore_decode: short_side must be >= 0 (0: no resize)");
+    const std::vector<int> fit = pair_arg(spec, "fit"), crop = pair_arg(spec, "crop");
+    if (!fit.empty()) options_.fit_width = fit[0], options_.fit_height = fit[1];
+    if (!crop.empty()) options_.crop_width = crop[0], options_.crop_height = crop[1];
+    const int groups = (options_.short_side > 0) + !fit.empty() + !crop.empty();
+    DALI_ENFORCE(groups <= 1, "mmcore_decode: give at most one of short_side, fit, crop");
+    resize_ = groups == 1;
+  }
+
+ protected:
+  bool SetupImpl(std::vector<dali::OutputDesc>&, const dali::Workspace&) override {
+    return false;  // output sizes come from the headers, read in RunImpl
+  }
+
+  void RunImpl(dali::Workspace& ws) override {
+    const auto& in = ws.Input<dali::CPUBackend>(0);
+    DALI_ENFORCE(in.type() == DALI_UINT8,
+                 "mmcore_decode: the input must be encoded image bytes (uint8), got " +
+                     std::string(dali::TypeTable::GetTypeInfo(in.type()).name()));
+    const int n = in.num_samples();
+    auto& pool = ws.GetThreadPool();
+    std::vector<Outcome> outcomes(n);
+    std::vector<mmcore::ThumbnailInfo> infos(n);
+
+    // Pass 1: headers (and the pixel limit) only.
+    for (int i = 0; i < n; ++i) {
+      pool.AddWork([&, i](int) { header(in, i, &infos[i], &outcomes[i]); });
+    }
+    pool.RunAll();
+
+    const int channels = channel_count();
+    dali::TensorListShape<> shape(n, 3);
+    for (int i = 0; i < n; ++i) {
+      const bool ok = mmcore::status_ok(outcomes[i].status);
+      shape.set_tensor_shape(
+          i, dali::TensorShape<>{ok ? infos[i].out_height : 0, ok ? infos[i].out_width : 0, channels});
+    }
+    auto& out = ws.Output<dali::CPUBackend>(0);
+    out.Resize(shape, DALI_UINT8);
+    out.SetLayout("HWC");
+
+    // Pass 2: pixels, straight into the output.
+    for (int i = 0; i < n; ++i) {
+      if (!mmcore::status_ok(outcomes[i].status)) continue;
+      const int64_t bytes = dali::volume(shape.tensor_shape(i));
+      pool.AddWork([&, i](int) { decode(in, i, infos[i], out.mutable_tensor<uint8_t>(i), &outcomes[i]); },
+                   bytes);
+    }
+    pool.RunAll();
+    write_outcomes(outcomes, ws.Output<dali::CPUBackend>(1), ws.Output<dali::CPUBackend>(2));
+
+    // What the header said, whatever the pixels did: full-size width and height as displayed
+    // (after the EXIF orientation, even when it is not applied), orientation, format.
+    auto& meta = ws.Output<dali::CPUBackend>(3);
+    meta.Resize(dali::uniform_list_shape(n, dali::TensorShape<>{4}), DALI_INT32);
+    for (int i = 0; i < n; ++i) {
+      const mmcore::ImageInfo& im = infos[i].image;
+      const bool swap = im.orientation >= 5 && im.orientation <= 8;
+      int32_t* m = meta.mutable_tensor<int32_t>(i);
+      m[0] = swap ? im.height : im.width;
+      m[1] = swap ? im.width : im.height;
+      m[2] = im.orientation;
+      m[3] = static_cast<int32_t>(im.format);
+    }
+  }
+
+ private:
+  int channel_count() const {
+    switch (options_.decode.pixel) {
+      case mmcore::PixelFormat::kGray: return 1;
+      case mmcore::PixelFormat::kRgba: return 4;
+      default: return 3;
+    }
+  }
+
+  void header(const dali::TensorList<dali::CPUBackend>& in, int i, mmcore::ThumbnailInfo* info,
+              Outcome* o) const {
+    const uint8_t* data;
+    std::size_t size;
+    sample_bytes(in, i, &data, &size);
+    if (resize_) {
+      o->status = mmcore::thumbnail_info(data, size, options_, info, &o->error);
+      return;
+    }
+    o->status = mmcore::decode_info(data, size, options_.decode, &info->image, &o->error);
+    info->out_width = info->image.out_width;
+    info->out_height = info->image.out_height;
+    info->out_channels = info->image.out_channels;
+  }
+
+  void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
+              uint8_t* pixels, Outcome* o) const {
+    const uint8_t* data;
+    std::size_t size;
+    sample_bytes(in, i, &data, &size);
+    const int c = channel_count();
+    mmcore::ImageView view{pixels, info.out_width, info.out_height, c,
+                           static_cast<int64_t>(info.out_width) * c};
+    Outcome pixel_outcome;
+    try {
+      pixel_outcome.status =
+          resize_ ? mmcore::thumbnail_into(data, size, options_, info, view, &pixel_outcome.error)
+                  : mmcore::decode_into(data, size, options_.decode, info.image, view, &pixel_outcome.error);
+    } catch (const std::bad_alloc&) {
+      pixel_outcome.status = mmcore::Status::kNoMemory;
+      pixel_outcome.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
+    }
+    if (!mmcore::status_ok(pixel_outcome.status)) {
+      std::memset(pixels, 0, static_cast<std::size_t>(info.out_width) * info.out_height * c);
+      *o = pixel_outcome;
+      return;
+    }
+    // A header warning (e.g. a damaged ancillary chunk) survives a clean pixel pass.
+    if (!(o->status == mmcore::Status::kOkWarning && pixel_outcome.status == mmcore::Status::kOk))
+      *o = pixel_outcome;
+  }
+
+  mmcore::ThumbnailOptions options_;
+  bool resize_ = false;
+};
+
+}  // namespace mmcore_dali
+
+namespace dali {
+
+DALI_REGISTER_OPERATOR(MmcoreDecode, ::mmcore_dali::MmcoreDecode, CPU);
+
+DALI_SCHEMA(MmcoreDecode)
+    .DocStr(R"(mmcore's robust image decoder (JPEG, PNG, WebP, GIF; format from content).
+
+Outputs the image (HWC uint8), its status (uint8 scalar, mmcore.Status), a message (1-D uint8,
+UTF-8, empty when there is nothing to say) and the header's facts (int32 x 4: full-size width and
+height as displayed, i.e. after the EXIF orientation even when it is not applied; the orientation
+1-8; the format, 0 unknown, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; zeros where the header was unreadable). A sample that cannot be decoded yields a 0x0 image
+(or a zeroed one when its data breaks after a valid header) and its status: it never raises.
+With ``short_side``, ``fit`` or ``crop`` it returns mmcore.thumbnail's result (JPEG's scaled
+IDCT where the reduced image still covers ``reducing_gap`` times the target).)")
+    .NumInput(1)
+    .InputDox(0, "data", "TensorList of uint8", "Encoded image bytes, one sample per image.")
+    .NumOutput(4)
+    .AddOptionalArg("color", R"(Output pixels: "rgb", "gray" or "rgba".)", std::string("rgb"))
+    .AddOptionalArg("exif_orientation", "Apply the EXIF orientation (1-8).", true)
+    .AddOptionalArg<int64_t>("max_pixels",
+                             "Pixel limit checked from the header (<= 0: none); over it: TOO_LARGE.",
+                             mmcore::kDefaultMaxPixels)
+    .AddOptionalArg("fast", "JPEG: fast integer IDCT and plain chroma upsampling (not Pillow-exact).", false)
+    .AddOptionalArg("pillow_i16",
+                    "16-bit grey PNG: clip samples to 255 as Pillow's convert does (what imagehash sees) "
+                    "instead of keeping the high byte.",
+                    false)
+    .AddOptionalArg("short_side", "Resize so that the short side is this (0: full size).", 0)
+    .AddOptionalArg("fit", "(width, height): resize keeping the aspect ratio to fit inside.",
+                    std::vector<int>{})
+    .AddOptionalArg("crop", "(width, height): resize to cover, then centre crop.", std::vector<int>{})
+    .AddOptionalArg("upscale", "Allow enlarging (short_side / fit).", true)
+    .AddOptionalArg("filter", "Resize filter: nearest, area, bilinear, bicubic, lanczos3.",
+                    std::string("lanczos3"))
+    .AddOptionalArg(
+        "reducing_gap",
+        "JPEG reduced decode keeps at least this times the result's size (<= 0: always full size).", 2.0f);
+
+}  // namespace dali

@@ -1,0 +1,656 @@
+"""DALI pipelines built from mmcore's operators: decode, hash and thumbnail inside NVIDIA DALI,
+without ever dying on a bad image.
+
+``build(source, ...)`` returns an :class:`ImagePipeline`; iterating it yields one Arrow
+RecordBatch (or a dict of numpy arrays) per DALI batch, a row per image with its status::
+
+    import mmcore.pipeline as mp
+    for batch in mp.build("photos/", hashes=("phash", "pdq")):
+        ...
+
+Sources: a directory (recursive), a file, a glob or a list of paths (DALI's file reader);
+WebDataset ``.tar`` shards (DALI's webdataset reader); ``.parquet`` files with a bytes or path
+column, an Arrow Table / RecordBatch, or an iterable of RecordBatches (an external source fed from
+Python). A directory or glob that holds several kinds is read kind by kind: files, then tars, then
+Parquet.
+
+The operators live in ``libmmcore_dali.so`` (``fn.mmcore_decode``, ``fn.mmcore_hash``), built
+with mmcore when DALI is importable at build time and tied to that exact DALI version:
+:func:`load_plugin` checks it and loads the plugin once per process. Load it (or call
+:func:`build`) before importing DALI's dynamic mode, whose operator list is fixed at import.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .status import Status
+
+PLUGIN_NAME = "libmmcore_dali.so"
+PLUGIN_META = "dali_plugin.json"
+#: The DALI wheel the plugin is built and tested with (the ``dali`` extra pins it).
+DALI_PACKAGE = "nvidia-dali-cuda130"
+
+HASH_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
+#: Extensions DALI's webdataset reader takes as a sample's image (members with others are skipped).
+WDS_EXTENSIONS = ("jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "JPG", "JPEG", "PNG", "WEBP", "GIF")
+READ_ERROR = "READ_ERROR"
+SOURCE_ERROR = "SOURCE_ERROR"
+_FORMATS = ("unknown", "jpeg", "png", "webp", "gif")
+
+# DALI registers operators process-wide, and a second load of the plugin from another path aborts
+# the process ("OpSchema already defined"): the loaded path is process state by nature.
+_lock = threading.Lock()
+_loaded: str | None = None
+
+
+def plugin_path() -> Path:
+    """Where the plugin is (whether or not this build has one)."""
+    return Path(__file__).resolve().parent / PLUGIN_NAME
+
+
+def built_against() -> str | None:
+    """The DALI version the installed plugin was built against, or None when there is no plugin."""
+    meta = plugin_path().parent / PLUGIN_META
+    if not meta.is_file() or not plugin_path().is_file():
+        return None
+    return str(json.loads(meta.read_text())["dali_version"])
+
+
+def _installed_dali_version() -> str:
+    try:
+        import nvidia.dali as dali
+    except ImportError as e:
+        raise ImportError(
+            f"mmcore.pipeline needs NVIDIA DALI: pip install 'mmcore[dali]' ({DALI_PACKAGE}) ({e})"
+        ) from e
+    return str(dali.__version__)
+
+
+def load_plugin() -> str:
+    """Load ``libmmcore_dali.so`` into DALI (once per process) and return its path.
+
+    Raises ImportError, saying what to do, when DALI is missing, when this mmcore was built
+    without the plugin, or when the installed DALI is not the version the plugin was built
+    against (a plugin only runs with the DALI it was compiled for).
+    """
+    global _loaded
+    want = built_against()
+    if want is None:
+        raise ImportError(
+            f"this mmcore was built without its DALI plugin ({plugin_path()} is missing): install "
+            f"{DALI_PACKAGE} first, then build mmcore without build isolation so that the build sees it "
+            f"(pip install --no-build-isolation '.[dali]'; scripts/setup.sh test does this)"
+        )
+    have = _installed_dali_version()
+    if have != want:
+        raise ImportError(
+            f"mmcore's DALI plugin was built against DALI {want} but DALI {have} is installed: "
+            f"pip install {DALI_PACKAGE}=={want}, or rebuild mmcore with DALI {have} present"
+        )
+    with _lock:
+        if _loaded is None:
+            if "nvidia.dali.experimental.dynamic" in sys.modules:
+                warnings.warn(
+                    "DALI's dynamic mode was imported before mmcore's plugin: its operator list "
+                    "will not show mmcore_decode / mmcore_hash (the pipeline API does)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            from nvidia.dali import plugin_manager
+
+            plugin_manager.load_library(str(plugin_path()))
+            _loaded = str(plugin_path())
+        return _loaded
+
+
+# ---- sources ----
+
+
+@dataclass
+class _Part:
+    """One DALI pipeline's worth of input: WebDataset tars, or an Arrow stream (files, Parquet,
+    batches) fed from Python."""
+
+    kind: Literal["tar", "arrow"]
+    tars: list[str] = field(default_factory=list)  # absolute paths
+    batches: Iterable[Any] | None = None  # arrow: RecordBatches of id + bytes or path
+
+
+def _file_batches(paths: list[str], ids: list[str], size: int = 256) -> Iterator[Any]:
+    """The files as RecordBatches of (id, path): read inside the feed, so that a file that
+    vanished or cannot be read is a READ_ERROR row (DALI's file reader stops the pipeline on an
+    empty or unreadable file)."""
+    import pyarrow as pa
+
+    for i in range(0, len(paths), size):
+        yield pa.record_batch({"id": ids[i : i + size], "path": paths[i : i + size]})
+
+
+def _parts(source: Any) -> list[_Part]:
+    import pyarrow as pa
+
+    if isinstance(source, (pa.Table, pa.RecordBatch)):
+        batches = source.to_batches() if isinstance(source, pa.Table) else [source]
+        return [_Part("arrow", batches=batches)]
+    if isinstance(source, (str, os.PathLike)):
+        from .jobs.sources import _expand, looks_like_image
+
+        tars, parquets, rest, root = _expand(os.fspath(source))
+        parts: list[_Part] = []
+        files, ids = [], []
+        for rel in rest:
+            p = os.path.join(root, rel)
+            try:
+                with open(p, "rb") as f:
+                    head = f.read(16)
+            except OSError:
+                head = b""  # unreadable: a READ_ERROR row unless its name marks a sidecar
+            if looks_like_image(head, rel):
+                files.append(p)
+                ids.append(rel)
+        if files:
+            parts.append(_Part("arrow", batches=_file_batches(files, ids)))
+        if tars:
+            parts.append(_Part("tar", tars=tars))
+        if parquets:
+            parts.append(_Part("arrow", batches=_parquet_batches(parquets)))
+        return parts
+    if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
+        paths = [os.path.abspath(os.fspath(s)) for s in source]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} source file(s) do not exist, e.g. {missing[0]!r}")
+        return [_Part("arrow", batches=_file_batches(paths, [os.fspath(s) for s in source]))] if paths else []
+    if isinstance(source, Iterable):
+        return [_Part("arrow", batches=source)]
+    raise TypeError(
+        "source must be a directory, file, glob or list of paths, a pyarrow Table / RecordBatch or an "
+        f"iterable of RecordBatches, not {type(source).__name__}"
+    )
+
+
+def _tar_problem(path: str) -> str | None:
+    """Why DALI's webdataset reader would fail on this tar (it stops the pipeline), or None."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for _ in tf:
+                pass
+            end = tf.offset
+        with open(path, "rb") as f:
+            f.seek(end)
+            rest = f.read(1 << 16)
+        if len(rest) < 512 or rest.strip(b"\0"):
+            return "it has no end-of-archive blocks after its last member (truncated?)"
+    except (tarfile.TarError, OSError, EOFError) as e:
+        return str(e)
+    return None
+
+
+def _parquet_batches(paths: list[str]) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    for p in paths:
+        for b in pq.ParquetFile(p).iter_batches(batch_size=1024):
+            yield b.replace_schema_metadata({b"mmcore.source": os.path.basename(p).encode()})
+
+
+def _arrow_records(
+    batch: Any, fallback_prefix: str
+) -> tuple[list[str], list[bytes | None], list[str | None]]:
+    """(ids, bytes or None, read error or None) of an input RecordBatch with an id column and a
+    bytes or path / ``file://`` URI column (the columns mmcore.Processor takes)."""
+    from .jobs.processor import _read
+    from .jobs.sources import parquet_columns
+
+    id_col, bytes_col, path_col = parquet_columns(batch.schema)
+    if bytes_col is None and path_col is None:
+        raise ValueError(
+            f"input batch has no bytes column and no path column (columns: {batch.schema.names}); "
+            "name one bytes/image/content/data or path/uri/file/filename"
+        )
+    n = batch.num_rows
+    raw_ids = batch.column(id_col).to_pylist() if id_col else [None] * n
+    ids = [str(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
+    if bytes_col is not None:
+        blobs = batch.column(bytes_col).to_pylist()
+        errors: list[str | None] = [None if b is not None else "the bytes column is null" for b in blobs]
+        return ids, blobs, errors
+    datas: list[bytes | None] = []
+    errors = []
+    for p in batch.column(path_col).to_pylist():
+        if p is None:
+            datas.append(None)
+            errors.append("the path column is null")
+            continue
+        data, err = _read(p)
+        datas.append(data)
+        errors.append(err)
+    return ids, datas, errors
+
+
+# ---- the pipeline ----
+
+Output = Literal["arrow", "numpy"]
+
+
+class ImagePipeline:
+    """Iterates a source through a CPU DALI pipeline of mmcore operators; see :func:`build`.
+
+    Each item is a batch of rows (``batch_size`` at most): an Arrow RecordBatch of
+    :attr:`schema` (``output="arrow"``) or a dict of numpy arrays and lists (``output="numpy"``:
+    hashes as uint64, pdq as (N, 32) uint8, status as uint8 Status values). Every input image
+    gets exactly one row, in source order; a bad one gets its status and message.
+    """
+
+    def __init__(
+        self,
+        parts: list[_Part],
+        *,
+        hashes: tuple[str, ...],
+        mode: str,
+        thumbnail: int,
+        thumbnail_format: str,
+        thumbnail_quality: int | None,
+        batch_size: int,
+        num_threads: int,
+        max_pixels: int,
+        output: Output,
+    ) -> None:
+        self._parts = parts
+        self.hashes = hashes
+        self.mode = mode
+        self.thumbnail = thumbnail
+        self.thumbnail_format = thumbnail_format
+        self.thumbnail_quality = thumbnail_quality
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.max_pixels = max_pixels
+        self.output = output
+        self._used = False
+
+    @property
+    def schema(self) -> Any:
+        """The Arrow schema of the batches (hashes as imagehash's int64, like ``mmcore run``)."""
+        import pyarrow as pa
+
+        fields = [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("format", pa.string()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("orientation", pa.int8()),
+        ]
+        for k in self.hashes:
+            if k == "pdq":
+                fields += [pa.field("pdq", pa.binary(32)), pa.field("pdq_quality", pa.int32())]
+            else:
+                fields.append(pa.field(k, pa.int64()))
+        if self.thumbnail:
+            fields.append(pa.field("thumbnail", pa.binary()))
+        fields += [pa.field("status", pa.string(), nullable=False), pa.field("error", pa.string())]
+        return pa.schema(fields)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._used:
+            raise RuntimeError(
+                "an ImagePipeline runs once: call mmcore.pipeline.build again for another pass"
+            )
+        self._used = True
+        for part in self._parts:
+            yield from self._run_part(part)
+
+    def to_table(self) -> Any:
+        """Every batch in one Arrow Table (``output="arrow"`` only)."""
+        import pyarrow as pa
+
+        if self.output != "arrow":
+            raise ValueError('to_table() needs output="arrow"')
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+    # -- one DALI pipeline per part --
+
+    def _graph(self, encoded: Any) -> dict[str, Any]:
+        from nvidia.dali import fn as dali_fn
+
+        fn: Any = dali_fn  # the plugin's operators exist only at run time
+        img, status, msg, meta = fn.mmcore_decode(
+            encoded, exif_orientation=False, pillow_i16=True, max_pixels=self.max_pixels
+        )
+        outs = {"status": status, "msg": msg, "meta": meta}
+        hashed = fn.mmcore_hash(img, kinds=list(self.hashes), mode=self.mode)
+        names = list(self.hashes) + (["pdq_quality"] if "pdq" in self.hashes else []) + ["hstatus", "hmsg"]
+        outs.update(zip(names, hashed, strict=True))
+        if self.thumbnail:
+            timg, tstatus, tmsg, _ = fn.mmcore_decode(
+                encoded, short_side=self.thumbnail, max_pixels=self.max_pixels, upscale=False
+            )
+            outs.update(timg=timg, tstatus=tstatus, tmsg=tmsg)
+        return outs
+
+    def _pipeline(self, reader: Any, *, source_info: bool) -> tuple[Any, list[str]]:
+        from nvidia.dali import Pipeline, fn
+
+        pipe = Pipeline(
+            batch_size=self.batch_size,
+            num_threads=self.num_threads,
+            device_id=None,  # DALI's CPU-only mode: no GPU needed
+            prefetch_queue_depth=2,
+        )
+        with pipe:
+            encoded = reader()
+            outs = self._graph(encoded)
+            if source_info:
+                outs["source_info"] = fn.get_property(encoded, key="source_info")
+            names = list(outs)
+            pipe.set_outputs(*outs.values())
+        pipe.build()
+        return pipe, names
+
+    def _run_part(self, part: _Part) -> Iterator[Any]:
+        load_plugin()
+        from nvidia.dali import fn, types
+
+        if part.kind == "tar":
+            tars = []
+            for t in part.tars:
+                why = _tar_problem(t)
+                if why is None:
+                    tars.append(t)
+                else:  # one row for the whole shard, as mmcore run writes
+                    yield self._source_error(
+                        f"{os.path.basename(t)}/", f"cannot read tar {os.path.basename(t)}: {why}"
+                    )
+            if not tars:
+                return
+            pipe, names = self._pipeline(
+                lambda: fn.readers.webdataset(
+                    paths=tars,
+                    ext=[";".join(WDS_EXTENSIONS)],
+                    missing_component_behavior="skip",
+                    name="reader",
+                    pad_last_batch=True,
+                ),
+                source_info=True,
+            )
+            total = int(pipe.reader_meta("reader")["epoch_size"])
+            yield from self._drain(pipe, names, total, tars, None)
+        else:
+            pending: collections.deque[tuple[list[str], list[str | None]]] = collections.deque()
+            assert part.batches is not None
+            feed = _ArrowFeed(part.batches, self.batch_size, pending)
+            pipe, names = self._pipeline(
+                lambda: fn.external_source(source=feed, batch=True, dtype=types.UINT8, ndim=1, no_copy=False),
+                source_info=False,
+            )
+            yield from self._drain(pipe, names, None, None, pending)
+
+    def _drain(
+        self,
+        pipe: Any,
+        names: list[str],
+        total: int | None,
+        tars: list[str] | None,
+        pending: collections.deque[tuple[list[str], list[str | None]]] | None,
+    ) -> Iterator[Any]:
+        done = 0
+        try:
+            while total is None or done < total:
+                try:
+                    outs = pipe.run()
+                except StopIteration:
+                    break
+                raw = dict(zip(names, outs, strict=True))
+                n = len(raw["status"])
+                if total is not None:
+                    n = min(n, total - done)  # the reader pads the last batch with repeats
+                if pending is not None:
+                    ids, read_errors = pending.popleft()
+                else:
+                    info = [
+                        bytes(np.asarray(raw["source_info"][i])).decode("utf-8", "replace") for i in range(n)
+                    ]
+                    assert tars is not None
+                    ids, read_errors = [_wds_id(s, tars) for s in info], [None] * n
+                done += n
+                yield self._batch(raw, n, ids, read_errors)
+        finally:
+            del pipe
+
+    def _batch(self, raw: dict[str, Any], n: int, ids: list[str], read_errors: list[str | None]) -> Any:
+        def col(name: str) -> list[npt.NDArray[Any]]:
+            return [np.asarray(raw[name][i]) for i in range(n)]
+
+        def text(name: str) -> list[str]:
+            return [bytes(a).decode("utf-8", "replace") for a in col(name)]
+
+        status = np.array([int(a) for a in col("status")], np.uint8)
+        errors: list[str | None] = [m or None for m in text("msg")]
+        hstatus = np.array([int(a) for a in col("hstatus")], np.uint8)
+        hmsg = text("hmsg")
+        meta = np.stack(col("meta")) if n else np.zeros((0, 4), np.int32)
+        ok = np.isin(status, (Status.OK, Status.OK_WARNING))
+        for i in range(n):
+            if read_errors[i] is not None:
+                ok[i] = False
+            elif ok[i] and hstatus[i] not in (Status.OK, Status.OK_WARNING):
+                status[i], errors[i], ok[i] = hstatus[i], hmsg[i], False
+        out: dict[str, Any] = {
+            "id": ids,
+            "format": [_FORMATS[f] if 0 <= f < len(_FORMATS) else "unknown" for f in meta[:, 3].tolist()],
+            "width": meta[:, 0].astype(np.int32),
+            "height": meta[:, 1].astype(np.int32),
+            "orientation": meta[:, 2].astype(np.int8),
+        }
+        for k in self.hashes:
+            if k == "pdq":
+                pdq = np.stack(col("pdq")) if n else np.zeros((0, 32), np.uint8)
+                out["pdq"] = pdq.astype(np.uint8)
+                out["pdq_quality"] = np.array([int(a) for a in col("pdq_quality")], np.int32)
+            else:
+                out[k] = np.array([int(a) for a in col(k)], np.uint64)
+        if self.thumbnail:
+            out["thumbnail"] = self._thumbnails(raw, n, ok, status, errors)
+        out["status"], out["error"], out["ok"] = status, errors, ok
+        names = [READ_ERROR if read_errors[i] is not None else Status(int(status[i])).name for i in range(n)]
+        for i in range(n):
+            if read_errors[i] is not None:
+                errors[i] = read_errors[i]
+        out["status_name"] = names
+        return self._emit(out, n)
+
+    def _emit(self, out: dict[str, Any], n: int) -> Any:
+        if self.output == "arrow":
+            return self._arrow(out, n)
+        del out["ok"]
+        return out
+
+    def _source_error(self, rid: str, message: str) -> Any:
+        """One row for a source that cannot be read at all (mmcore run's SOURCE_ERROR)."""
+        out: dict[str, Any] = {
+            "id": [rid],
+            "format": ["unknown"],
+            "width": np.zeros(1, np.int32),
+            "height": np.zeros(1, np.int32),
+            "orientation": np.zeros(1, np.int8),
+        }
+        for k in self.hashes:
+            if k == "pdq":
+                out["pdq"], out["pdq_quality"] = np.zeros((1, 32), np.uint8), np.zeros(1, np.int32)
+            else:
+                out[k] = np.zeros(1, np.uint64)
+        if self.thumbnail:
+            out["thumbnail"] = [None]
+        out.update(status=np.array([Status.CORRUPT], np.uint8), error=[message], ok=np.zeros(1, bool))
+        out["status_name"] = [SOURCE_ERROR]
+        return self._emit(out, 1)
+
+    def _thumbnails(
+        self,
+        raw: dict[str, Any],
+        n: int,
+        ok: npt.NDArray[np.bool_],
+        status: npt.NDArray[np.uint8],
+        errors: list[str | None],
+    ) -> list[bytes | None]:
+        from .image import encode_batch
+
+        images: list[npt.NDArray[np.uint8] | None] = []
+        for i in range(n):
+            ts = int(np.asarray(raw["tstatus"][i]))
+            if ok[i] and ts not in (Status.OK, Status.OK_WARNING):
+                msg = bytes(np.asarray(raw["tmsg"][i])).decode("utf-8", "replace")
+                status[i], errors[i], ok[i] = ts, f"thumbnail: {msg}", False
+            images.append(np.array(raw["timg"][i]) if ok[i] else None)
+        fmt: Literal["jpeg", "webp"] = "webp" if self.thumbnail_format == "webp" else "jpeg"
+        enc = encode_batch(images, format=fmt, quality=self.thumbnail_quality, threads=self.num_threads)
+        data: list[bytes | None] = list(enc.data)
+        for i in range(n):
+            if ok[i] and data[i] is None:
+                status[i], errors[i], ok[i] = enc.status[i], f"thumbnail: {enc.errors[i]}", False
+        return data
+
+    def _arrow(self, out: dict[str, Any], n: int) -> Any:
+        import pyarrow as pa
+
+        ok = out["ok"]
+        mask = ~ok
+        cols: dict[str, Any] = {
+            "id": pa.array(out["id"], pa.string()),
+            "format": pa.array(out["format"], pa.string()),
+            "width": pa.array(out["width"], pa.int32()),
+            "height": pa.array(out["height"], pa.int32()),
+            "orientation": pa.array(out["orientation"], pa.int8()),
+        }
+        for k in self.hashes:
+            if k == "pdq":
+                blobs = [out["pdq"][i].tobytes() for i in range(n)]
+                cols["pdq"] = pa.array(blobs, pa.binary(32), mask=mask)
+                cols["pdq_quality"] = pa.array(out["pdq_quality"], pa.int32(), mask=mask)
+            else:
+                cols[k] = pa.array(out[k].view(np.int64), pa.int64(), mask=mask)
+        if self.thumbnail:
+            cols["thumbnail"] = pa.array(out["thumbnail"], pa.binary())
+        cols["status"] = pa.array(out["status_name"], pa.string())
+        cols["error"] = pa.array(out["error"], pa.string())
+        return pa.RecordBatch.from_pydict(cols, schema=self.schema)
+
+
+class _ArrowFeed:
+    """DALI external source over Arrow batches: yields lists of uint8 arrays (batch_size at
+    most) and queues each batch's ids and read errors for the consumer, in order."""
+
+    def __init__(
+        self,
+        batches: Iterable[Any],
+        batch_size: int,
+        pending: collections.deque[tuple[list[str], list[str | None]]],
+    ) -> None:
+        self._batches = batches
+        self._size = batch_size
+        self._pending = pending
+
+    def __iter__(self) -> Iterator[list[npt.NDArray[np.uint8]]]:
+        empty = np.zeros(0, np.uint8)
+        for k, batch in enumerate(self._batches):
+            meta = batch.schema.metadata or {}
+            prefix = meta.get(b"mmcore.source", f"batch{k}".encode()).decode()
+            ids, blobs, errors = _arrow_records(batch, prefix)
+            for s in range(0, len(ids), self._size):
+                part = slice(s, s + self._size)
+                arrays = [np.frombuffer(b, np.uint8) if b is not None else empty for b in blobs[part]]
+                self._pending.append((ids[part], errors[part]))
+                yield arrays
+
+
+def _wds_id(source_info: str, tars: list[str]) -> str:
+    """``<tar file name>/<member>`` (mmcore run's tar ids) from DALI's ``<tar path>:<offset>:<member>``."""
+    for t in tars:
+        if source_info.startswith(t + ":"):
+            _, member = source_info[len(t) + 1 :].split(":", 1)
+            return f"{os.path.basename(t)}/{member}"
+    return source_info
+
+
+def build(
+    source: Any,
+    *,
+    device: Literal["cpu", "gpu"] = "cpu",
+    hashes: Sequence[str] = ("phash", "pdq"),
+    mode: Literal["exact", "full"] = "exact",
+    thumbnail: int | None = None,
+    thumbnail_format: Literal["jpeg", "webp"] = "jpeg",
+    thumbnail_quality: int | None = None,
+    batch_size: int = 64,
+    num_threads: int | None = None,
+    max_pixels: int | None = None,
+    output: Output = "arrow",
+) -> ImagePipeline:
+    """A DALI pipeline (mmcore_decode -> mmcore_hash, and a thumbnail branch) over ``source``.
+
+    - ``hashes``: kinds of SPEC-hashes.md (ahash, dhash, dhash_vertical, phash, phash_simple,
+      whash, colorhash, pdq); the bits equal :func:`mmcore.hash_batch` with the same ``mode``
+      ("exact": imagehash / PDQ reference; "full": PDQ on the full-size image).
+    - ``thumbnail=N``: also a JPEG (or WebP) of the EXIF-oriented image, short side N (never
+      enlarged), from a second, reduced-size decode.
+    - ``device="cpu"`` runs DALI's CPU-only mode (``device_id=None``): no GPU needed.
+      ``device="gpu"`` is refused for now: mmcore's GPU DALI operators do not exist yet, and
+      DALI's own mixed decoder would bring back the dead pipeline on a corrupt JPEG.
+    - Rows carry id, format, width / height (full size, as displayed after the EXIF
+      orientation), orientation, the hashes (null where the record failed), status (a
+      :class:`mmcore.Status` name, or READ_ERROR for an unreadable path) and error.
+    """
+    if device == "gpu":
+        raise ValueError(
+            "device='gpu' is not available yet: mmcore's DALI operators run on the CPU only (the GPU "
+            "operators wait for the CUDA kernels' Python path); use device='cpu'"
+        )
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'gpu', not {device!r}")
+    kinds = tuple(hashes)
+    unknown = [k for k in kinds if k not in HASH_KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"hashes must name one or more of {', '.join(HASH_KINDS)} (got {list(kinds)})")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"hashes names a kind twice: {list(kinds)}")
+    if mode not in ("exact", "full"):
+        raise ValueError(f"mode must be 'exact' or 'full', not {mode!r}")
+    if output not in ("arrow", "numpy"):
+        raise ValueError(f"output must be 'arrow' or 'numpy', not {output!r}")
+    if thumbnail_format not in ("jpeg", "webp"):
+        raise ValueError(f"thumbnail_format must be 'jpeg' or 'webp', not {thumbnail_format!r}")
+    for name, value, low in (("batch_size", batch_size, 1), ("thumbnail", thumbnail or 0, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"num_threads must be an integer >= 1, not {num_threads!r}")
+    from .image import DEFAULT_MAX_PIXELS
+
+    load_plugin()
+    return ImagePipeline(
+        _parts(source),
+        hashes=kinds,
+        mode=mode,
+        thumbnail=thumbnail or 0,
+        thumbnail_format=thumbnail_format,
+        thumbnail_quality=thumbnail_quality,
+        batch_size=batch_size,
+        num_threads=threads,
+        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels),
+        output=output,
+    )

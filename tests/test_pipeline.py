@@ -1,0 +1,404 @@
+"""mmcore's DALI plugin and pipelines, on DALI's CPU-only mode: the operators give the library's
+pixels and hashes bit for bit, a corrupt file never stops a batch, every source kind works, and the
+plugin refuses a DALI it was not built for."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import corpus_files
+
+import mmcore
+
+pytestmark = pytest.mark.dali
+
+pytest.importorskip("nvidia.dali", reason="needs NVIDIA DALI (pip install 'mmcore[dali]')")
+import mmcore.pipeline as mp  # noqa: E402
+
+if mp.built_against() is None:
+    if os.environ.get("MMCORE_REQUIRE_DALI_PLUGIN") == "1":
+        raise RuntimeError(
+            "DALI is installed but this mmcore has no DALI plugin (scripts/setup.sh test builds it)"
+        )
+    pytest.skip(
+        "this mmcore was built without its DALI plugin (build with DALI present and no build isolation)",
+        allow_module_level=True,
+    )
+
+from nvidia.dali import fn, pipeline_def, types  # noqa: E402
+
+ALL_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
+
+
+def _hash_corpus() -> list[Path]:
+    files: list[Path] = []
+    for sub in ("jpeg", "png", "webp", "odd", "pdq_ref"):
+        files += [p for p in corpus_files(sub) if not p.name.endswith((".csv", ".md", ".txt"))]
+    return files
+
+
+def _as_u64(col: pa.ChunkedArray) -> np.ndarray:
+    return np.array(col.fill_null(0).to_pylist(), np.int64).view(np.uint64)
+
+
+def _check_against_hash_batch(table: pa.Table, files: list[Path], kinds: tuple[str, ...], mode: str) -> None:
+    ref = mmcore.hash_batch([str(f) for f in files], kinds=kinds, mode=mode)
+    assert table.num_rows == len(files)
+    status = table["status"].to_pylist()
+    want = [mmcore.Status(int(s)).name for s in ref.status]
+    bad = [(str(f), s, w) for f, s, w in zip(files, status, want, strict=True) if s != w]
+    assert not bad, bad[:5]
+    ok = np.isin(ref.status, (mmcore.Status.OK, mmcore.Status.OK_WARNING))
+    for k in kinds:
+        if k == "pdq":
+            got = table["pdq"].to_pylist()
+            mism = [
+                str(f) for f, g, r, o in zip(files, got, ref["pdq"], ok, strict=True) if o and g != bytes(r)
+            ]
+            assert not mism, ("pdq", mism[:5])
+            q = np.array(table["pdq_quality"].fill_null(0).to_pylist())
+            assert np.array_equal(q[ok], ref["pdq_quality"][ok].astype(np.int64))
+        else:
+            got = _as_u64(table[k])
+            mism = [str(f) for f, i in zip(files, np.nonzero(ok & (got != ref[k]))[0], strict=False)]
+            assert not np.any(ok & (got != ref[k])), (k, mism[:5])
+    # failed records: the hash columns are null and the message names the problem
+    errors = table["error"].to_pylist()
+    for i in np.nonzero(~ok)[0]:
+        assert errors[i], files[i]
+        assert table[kinds[0]][int(i)].as_py() is None
+
+
+# ---- pipelines ----
+
+
+@pytest.mark.corpus
+def test_pipeline_hashes_equal_hash_batch_on_corpus() -> None:
+    files = _hash_corpus()
+    table = mp.build([str(f) for f in files], hashes=ALL_KINDS, batch_size=48, num_threads=2).to_table()
+    assert table["id"].to_pylist() == [str(f) for f in files]
+    _check_against_hash_batch(table, files, ALL_KINDS, "exact")
+
+
+@pytest.mark.corpus
+def test_pipeline_full_mode_pdq_equals_hash_batch() -> None:
+    files = corpus_files("pdq_ref")[:40] + corpus_files("jpeg")[:20]
+    files = [f for f in files if not f.name.endswith((".csv", ".md", ".txt"))]
+    table = mp.build([str(f) for f in files], hashes=("pdq", "phash"), mode="full").to_table()
+    _check_against_hash_batch(table, files, ("pdq", "phash"), "full")
+
+
+@pytest.mark.corpus
+def test_corrupt_files_mixed_in_never_stop_a_batch() -> None:
+    """jpeg/ and corrupt/ interleaved, small batches: every batch completes, each corrupt file
+    has decode_batch's status and message, the good files' hashes are right."""
+    good = corpus_files("jpeg")
+    bad = corpus_files("corrupt")
+    mixed: list[Path] = []
+    for i in range(max(len(good), len(bad))):
+        mixed += good[i : i + 1] + bad[i : i + 1]
+    batches = list(mp.build([str(f) for f in mixed], hashes=("phash", "pdq"), batch_size=16, num_threads=2))
+    assert sum(b.num_rows for b in batches) == len(mixed)
+    assert all(b.num_rows == 16 for b in batches[:-1])
+    table = pa.Table.from_batches(batches)
+    _check_against_hash_batch(table, mixed, ("phash", "pdq"), "exact")
+    dec = mmcore.decode_batch([str(f) for f in mixed], exif_orientation=False)
+    errors = table["error"].to_pylist()
+    n_bad = 0
+    for i, f in enumerate(mixed):
+        if f.parent.name == "corrupt" and dec.status[i] not in (mmcore.Status.OK, mmcore.Status.OK_WARNING):
+            n_bad += 1
+            assert errors[i] == dec.errors[i], f
+    assert n_bad > 0.9 * len(bad)
+
+
+def test_pipeline_rows_describe_each_image(tmp_path: Path) -> None:
+    """id, format, width / height as displayed, orientation; statuses for junk and empty files."""
+    imgs = mmcore.demo_images()
+    rotated = tmp_path / "rot.jpg"
+    rotated.write_bytes(_with_orientation(mmcore.encode_jpeg(np.zeros((20, 40, 3), np.uint8)), 6))
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "junk.bin").write_bytes(b"not an image at all" * 10)
+    (tmp_path / "notes.txt").write_text("a sidecar: skipped")
+    for p in imgs:
+        (tmp_path / Path(p).name).write_bytes(Path(p).read_bytes())
+    table = mp.build(tmp_path, hashes=("dhash",)).to_table()
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert "notes.txt" not in rows
+    assert rows["rot.jpg"]["width"] == 20 and rows["rot.jpg"]["height"] == 40
+    assert rows["rot.jpg"]["orientation"] == 6 and rows["rot.jpg"]["format"] == "jpeg"
+    assert rows["empty.png"]["status"] == "CORRUPT" and rows["empty.png"]["dhash"] is None
+    assert rows["junk.bin"]["status"] in ("CORRUPT", "UNSUPPORTED") and rows["junk.bin"]["error"]
+    for p in imgs:
+        name = Path(p).name
+        info = mmcore.hash_batch([p], kinds=("dhash",))
+        assert rows[name]["status"] == mmcore.Status(int(info.status[0])).name
+        if info.status[0] == mmcore.Status.OK:
+            assert np.int64(rows[name]["dhash"]).view(np.uint64) == info["dhash"][0]
+
+
+def _with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG with an EXIF APP1 segment carrying ``orientation``."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01"
+    tiff += orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"
+    app1 = b"Exif\x00\x00" + tiff
+    seg = b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1
+    return jpeg[:2] + seg + jpeg[2:]
+
+
+@pytest.mark.corpus
+def test_webdataset_tar_source(tmp_path: Path) -> None:
+    good = corpus_files("jpeg")[:12] + corpus_files("png")[:3]
+    bad = corpus_files("corrupt")[:5]
+    tar_path = tmp_path / "shard-000.tar"
+    members = []
+    with tarfile.open(tar_path, "w") as tf:
+        for i, f in enumerate(good + bad):
+            ext = "png" if f.suffix.lower() == ".png" else "jpg"
+            name = f"sample{i:04d}.{ext}"
+            tf.add(f, arcname=name)
+            meta = tarfile.TarInfo(f"sample{i:04d}.json")
+            blob = b'{"caption": "x"}'
+            meta.size = len(blob)
+            tf.addfile(meta, io.BytesIO(blob))
+            members.append(name)
+    table = mp.build(tar_path, hashes=("phash", "pdq"), batch_size=8).to_table()
+    assert table["id"].to_pylist() == [f"shard-000.tar/{m}" for m in members]
+    _check_against_hash_batch(table, good + bad, ("phash", "pdq"), "exact")
+
+
+def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
+    """A truncated tar is one SOURCE_ERROR row; members with absolute or '..' names are read from
+    the archive like any other (nothing is ever extracted) and hashed; the good tar next to them
+    is processed in full."""
+    imgs = [Path(p) for p in mmcore.demo_images()]
+    src = tmp_path / "src"
+    src.mkdir()
+    with tarfile.open(src / "a-good.tar", "w") as tf:
+        for i, p in enumerate(imgs):
+            tf.add(p, arcname=f"k{i}.jpg")
+    with tarfile.open(tmp_path / "whole.tar", "w") as tf:
+        tf.add(imgs[0], arcname="x0.jpg")
+        tf.add(imgs[1], arcname="x1.jpg")
+    blob = (tmp_path / "whole.tar").read_bytes()
+    (src / "b-truncated.tar").write_bytes(blob[: len(blob) // 2])
+    with tarfile.open(src / "c-evil.tar", "w") as tf:
+        for name in ("../../escape.jpg", "/abs/olute.jpg"):
+            info = tarfile.TarInfo(name)
+            data = imgs[0].read_bytes()
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    table = mp.build(src, hashes=("phash",), batch_size=4).to_table()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written anywhere
+    rows = {r["id"]: r for r in table.to_pylist()}
+    assert rows["b-truncated.tar/"]["status"] == "SOURCE_ERROR"
+    assert "truncated" in rows["b-truncated.tar/"]["error"] or "tar" in rows["b-truncated.tar/"]["error"]
+    ref = mmcore.hash_batch([str(p) for p in imgs], kinds=("phash",))
+    for i in range(len(imgs)):
+        assert rows[f"a-good.tar/k{i}.jpg"]["status"] == mmcore.Status(int(ref.status[i])).name
+    assert table.num_rows == len(imgs) + 1 + 2
+
+
+@pytest.mark.corpus
+def test_parquet_and_arrow_sources(tmp_path: Path) -> None:
+    files = corpus_files("jpeg")[:10] + corpus_files("corrupt")[:4] + corpus_files("webp")[:4]
+    blobs: list[bytes | None] = [f.read_bytes() for f in files]
+    blobs[3] = None  # a null bytes cell: a READ_ERROR row, not a failed batch
+    ids = [f"img{i}" for i in range(len(files))]
+    pq.write_table(pa.table({"key": ids, "image": pa.array(blobs, pa.binary())}), tmp_path / "in.parquet")
+    table = mp.build(tmp_path / "in.parquet", hashes=("phash",), batch_size=5).to_table()
+    assert table["id"].to_pylist() == ids
+    rows = table.to_pylist()
+    assert rows[3]["status"] == "READ_ERROR" and "null" in rows[3]["error"]
+    keep = [i for i in range(len(files)) if i != 3]
+    _check_against_hash_batch(table.take(keep), [files[i] for i in keep], ("phash",), "exact")
+
+    # a path column, and batches handed over directly (an iterable of RecordBatches)
+    paths = [str(f) for f in files] + [str(tmp_path / "missing.jpg")]
+    batch = pa.record_batch({"id": [f"p{i}" for i in range(len(paths))], "path": paths})
+    got = pa.Table.from_batches(list(mp.build(iter([batch.slice(0, 7), batch.slice(7)]), hashes=("phash",))))
+    assert got["id"].to_pylist() == [f"p{i}" for i in range(len(paths))]
+    assert got["status"][len(files)].as_py() == "READ_ERROR"
+    _check_against_hash_batch(got.slice(0, len(files)), files, ("phash",), "exact")
+
+
+def test_thumbnails_and_numpy_output(tmp_path: Path) -> None:
+    imgs = mmcore.demo_images()
+    table = mp.build(imgs, hashes=("phash",), thumbnail=48).to_table()
+    for path, row in zip(imgs, table.to_pylist(), strict=True):
+        if row["status"] not in ("OK", "OK_WARNING"):
+            assert row["thumbnail"] is None
+            continue
+        want = mmcore.thumbnail(path, short_side=48, upscale=False)
+        assert row["thumbnail"] == mmcore.encode_jpeg(want)  # the library's thumbnail, JPEG-encoded
+    batches = list(mp.build(imgs, hashes=("phash", "pdq"), output="numpy", batch_size=4))
+    assert batches[0]["phash"].dtype == np.uint64 and batches[0]["pdq"].shape[1:] == (32,)
+    ref = mmcore.hash_batch(imgs, kinds=("phash", "pdq"))
+    ph = np.concatenate([b["phash"] for b in batches])
+    st = np.concatenate([b["status"] for b in batches])
+    assert np.array_equal(st, ref.status)
+    ok = np.isin(ref.status, (0, 1))
+    assert np.array_equal(ph[ok], ref["phash"][ok])
+
+
+def test_build_rejects_bad_arguments() -> None:
+    imgs = mmcore.demo_images()
+    with pytest.raises(ValueError, match="device='gpu'"):
+        mp.build(imgs, device="gpu")
+    with pytest.raises(ValueError, match="hashes"):
+        mp.build(imgs, hashes=("nohash",))
+    with pytest.raises(ValueError, match="twice"):
+        mp.build(imgs, hashes=("phash", "phash"))
+    with pytest.raises(ValueError, match="mode"):
+        mp.build(imgs, mode="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        mp.build(imgs, batch_size=0)
+    with pytest.raises(TypeError, match="source"):
+        mp.build(42)
+    with pytest.raises(FileNotFoundError):
+        mp.build(["/nonexistent/x.jpg"])
+    with pytest.raises(ValueError, match="no bytes column"):
+        list(mp.build(pa.table({"id": ["a"], "n": [1]})))
+    p = mp.build(imgs)
+    list(p)
+    with pytest.raises(RuntimeError, match="runs once"):
+        list(p)
+
+
+# ---- operators ----
+
+
+def _run(pipe_fn: Any, n: int) -> list[list[np.ndarray]]:
+    pipe = pipe_fn()
+    pipe.build()
+    outs = pipe.run()
+    return [[np.array(o[i]) for i in range(n)] for o in outs]
+
+
+@pytest.mark.corpus
+def test_decode_operator_equals_library() -> None:
+    """fn.mmcore_decode's pixels, statuses and header facts equal mmcore.decode / thumbnail."""
+    files = corpus_files("jpeg")[:12] + corpus_files("png")[:6] + corpus_files("webp")[:6]
+    files += corpus_files("corrupt")[:6] + [p for p in corpus_files("odd") if "exiforient" in p.name][:6]
+    blobs = [np.frombuffer(f.read_bytes(), np.uint8) for f in files]
+    n = len(blobs)
+
+    @pipeline_def(batch_size=n, num_threads=2, device_id=None)
+    def pipe() -> Any:
+        enc = fn.external_source(source=lambda: blobs, batch=True, dtype=types.UINT8, ndim=1)
+        rgb, st, msg, meta = fn.mmcore_decode(enc)
+        gray, gst, _, _ = fn.mmcore_decode(enc, color="gray", exif_orientation=False)
+        th, tst, _, _ = fn.mmcore_decode(enc, short_side=64, filter="bicubic")
+        crop, _, _, _ = fn.mmcore_decode(enc, crop=[40, 30])
+        return rgb, st, msg, meta, gray, gst, th, tst, crop
+
+    rgb, st, msg, meta, gray, _gst, th, _tst, crop = _run(pipe, n)
+    ref = mmcore.decode_batch([bytes(b) for b in blobs])
+    for i, f in enumerate(files):
+        assert int(st[i]) == ref.status[i], f
+        text = bytes(msg[i]).decode()
+        assert text == (ref.errors[i] or ""), f
+        if ref.images[i] is None:
+            assert rgb[i].size == 0 or not rgb[i].any()
+            continue
+        assert np.array_equal(rgb[i], ref.images[i]), f
+        info = mmcore.image_info(bytes(blobs[i]))
+        o = info["orientation"]
+        w, h = (info["height"], info["width"]) if 5 <= o <= 8 else (info["width"], info["height"])
+        assert list(meta[i]) == [w, h, o, ("unknown", "jpeg", "png", "webp", "gif").index(info["format"])]
+        g = mmcore.decode(bytes(blobs[i]), color="gray", exif_orientation=False)
+        assert np.array_equal(gray[i][..., 0], g), f
+        t = mmcore.thumbnail(bytes(blobs[i]), short_side=64, filter="bicubic")
+        assert np.array_equal(th[i], t), f
+        c = mmcore.thumbnail(bytes(blobs[i]), crop=(40, 30))
+        assert np.array_equal(crop[i], c), f
+
+
+def test_decode_operator_max_pixels_and_arguments() -> None:
+    data = np.frombuffer(mmcore.encode_jpeg(np.full((50, 60, 3), 90, np.uint8)), np.uint8)
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe() -> Any:
+        enc = fn.external_source(source=lambda: [data], batch=True, dtype=types.UINT8, ndim=1)
+        img, st, msg, meta = fn.mmcore_decode(enc, max_pixels=1000)
+        return img, st, msg, meta
+
+    img, st, msg, meta = _run(pipe, 1)
+    assert int(st[0]) == mmcore.Status.TOO_LARGE and img[0].size == 0
+    assert "limit" in bytes(msg[0]).decode() or "pixels" in bytes(msg[0]).decode()
+    assert list(meta[0][:2]) == [60, 50]
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def bad() -> Any:
+        enc = fn.external_source(source=lambda: [data], batch=True, dtype=types.UINT8, ndim=1)
+        return fn.mmcore_decode(enc, color="cmyk")[0]
+
+    with pytest.raises(Exception, match="color"):
+        p = bad()
+        p.build()
+        p.run()
+
+
+def test_hash_operator_equals_library(rng: np.random.Generator) -> None:
+    """fn.mmcore_hash on arrays (grey, RGB, RGBA, odd sizes, an empty one) equals mmcore.hash_batch."""
+    images = [
+        rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+        for h, w, c in [(33, 47, 3), (64, 64, 1), (600, 300, 3), (9, 700, 4), (5, 5, 3)]
+    ]
+    images.append(np.zeros((0, 0, 3), np.uint8))
+    n = len(images)
+
+    @pipeline_def(batch_size=n, num_threads=2, device_id=None)
+    def pipe() -> Any:
+        img = fn.external_source(source=lambda: images, batch=True, dtype=types.UINT8, ndim=3, layout="HWC")
+        return tuple(fn.mmcore_hash(img, kinds=list(ALL_KINDS)))
+
+    outs = _run(pipe, n)
+    named = dict(zip([*ALL_KINDS, "pdq_quality", "status", "msg"], outs, strict=True))
+    ref = mmcore.hash_batch([im if im.shape[2] != 1 else im[..., 0] for im in images[:-1]], kinds=ALL_KINDS)
+    for i in range(n - 1):
+        assert int(named["status"][i]) == ref.status[i]
+        for k in ALL_KINDS:
+            if k == "pdq":
+                assert bytes(named["pdq"][i]) == bytes(ref["pdq"][i])
+                assert int(named["pdq_quality"][i]) == ref["pdq_quality"][i]
+            else:
+                assert int(named[k][i]) == int(ref[k][i]), (k, images[i].shape)
+    assert int(named["status"][n - 1]) == mmcore.Status.CORRUPT
+    assert "empty" in bytes(named["msg"][n - 1]).decode()
+    assert int(named["phash"][n - 1]) == 0
+
+
+# ---- the plugin ----
+
+
+def test_plugin_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = mp.load_plugin()
+    assert path.endswith("libmmcore_dali.so") and mp.load_plugin() == path  # once per process
+    import nvidia.dali
+
+    assert mp.built_against() == nvidia.dali.__version__
+    monkeypatch.setattr(nvidia.dali, "__version__", "1.0.0")
+    with pytest.raises(ImportError, match=r"built against DALI .* but DALI 1\.0\.0 is installed"):
+        mp.load_plugin()
+    with pytest.raises(ImportError, match="built against"):
+        mp.build(mmcore.demo_images())
+    monkeypatch.undo()
+    monkeypatch.setattr(mp, "built_against", lambda: None)
+    with pytest.raises(ImportError, match="without its DALI plugin"):
+        mp.load_plugin()
+
+
+def test_build_info_names_the_plugin() -> None:
+    info = mmcore.build_info()
+    assert info["dali_available"] is True
+    assert info["dali_plugin"] == mp.built_against()

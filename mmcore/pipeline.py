@@ -48,6 +48,8 @@ HASH_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whas
 WDS_EXTENSIONS = ("jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "JPG", "JPEG", "PNG", "WEBP", "GIF")
 READ_ERROR = "READ_ERROR"
 SOURCE_ERROR = "SOURCE_ERROR"
+#: (status name, message) for a row that never reached the decoder
+Override = tuple[str, str] | None
 _FORMATS = ("unknown", "jpeg", "png", "webp", "gif")
 
 # DALI registers operators process-wide, and a second load of the plugin from another path aborts
@@ -163,10 +165,15 @@ def _parts(source: Any) -> list[_Part]:
                 ids.append(rel)
         if files:
             parts.append(_Part("arrow", batches=_file_batches(files, ids)))
-        if tars:
-            parts.append(_Part("tar", tars=tars))
+        clean = [t for t in tars if _tar_is_clean(t)]
+        if clean:
+            parts.append(_Part("tar", tars=clean))
+        if len(clean) < len(tars):
+            parts.append(
+                _Part("arrow", batches=_job_batches("tar", [t for t in tars if t not in set(clean)]))
+            )
         if parquets:
-            parts.append(_Part("arrow", batches=_parquet_batches(parquets)))
+            parts.append(_Part("arrow", batches=_job_batches("parquet", parquets)))
         return parts
     if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
         paths = [os.path.abspath(os.fspath(s)) for s in source]
@@ -182,38 +189,43 @@ def _parts(source: Any) -> list[_Part]:
     )
 
 
-def _tar_problem(path: str) -> str | None:
-    """Why DALI's webdataset reader would fail on this tar (it stops the pipeline), or None."""
+def _tar_is_clean(path: str) -> bool:
+    """True when DALI's webdataset reader gives the same rows as ``mmcore run``: the tar reads to
+    its end-of-archive blocks and has no member that mmcore run refuses (an absolute path, a
+    ``..`` component, a link: DALI's reader would strip or skip those silently). Other tars go
+    through mmcore run's own tar reader, which turns them into SOURCE_ERROR rows."""
     import tarfile
+
+    from .jobs.sources import _bad_member
 
     try:
         with tarfile.open(path, "r:") as tf:
-            for _ in tf:
-                pass
+            for m in tf:
+                if _bad_member(m) is not None:
+                    return False
             end = tf.offset
         with open(path, "rb") as f:
             f.seek(end)
             rest = f.read(1 << 16)
-        if len(rest) < 512 or rest.strip(b"\0"):
-            return "it has no end-of-archive blocks after its last member (truncated?)"
-    except (tarfile.TarError, OSError, EOFError) as e:
-        return str(e)
-    return None
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+    return len(rest) >= 512 and not rest.strip(b"\0")
 
 
-def _parquet_batches(paths: list[str]) -> Iterator[Any]:
-    import pyarrow.parquet as pq
+def _job_batches(kind: Literal["tar", "parquet"], paths: list[str]) -> Iterator[Any]:
+    """mmcore run's reading of tars and Parquet files (its ids, its rules): RecordBatches of id
+    and bytes or path, and Refused records (SOURCE_ERROR rows)."""
+    from .jobs.processor import path_to_uri
+    from .jobs.sources import Shard
 
     for p in paths:
-        for b in pq.ParquetFile(p).iter_batches(batch_size=1024):
-            yield b.replace_schema_metadata({b"mmcore.source": os.path.basename(p).encode()})
+        yield from Shard(os.path.basename(p), kind, path_to_uri(p)).batches(256)
 
 
-def _arrow_records(
-    batch: Any, fallback_prefix: str
-) -> tuple[list[str], list[bytes | None], list[str | None]]:
-    """(ids, bytes or None, read error or None) of an input RecordBatch with an id column and a
-    bytes or path / ``file://`` URI column (the columns mmcore.Processor takes)."""
+def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[bytes | None], list[Override]]:
+    """(ids, bytes or None, override or None) of an input RecordBatch with an id column and a
+    bytes or path / ``file://`` URI column (the columns mmcore.Processor takes); a row whose
+    bytes are missing gets a READ_ERROR override."""
     from .jobs.processor import _read
     from .jobs.sources import parquet_columns
 
@@ -228,18 +240,20 @@ def _arrow_records(
     ids = [str(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
     if bytes_col is not None:
         blobs = batch.column(bytes_col).to_pylist()
-        errors: list[str | None] = [None if b is not None else "the bytes column is null" for b in blobs]
+        errors: list[Override] = [
+            None if b is not None else (READ_ERROR, "the bytes column is null") for b in blobs
+        ]
         return ids, blobs, errors
     datas: list[bytes | None] = []
     errors = []
     for p in batch.column(path_col).to_pylist():
         if p is None:
             datas.append(None)
-            errors.append("the path column is null")
+            errors.append((READ_ERROR, "the path column is null"))
             continue
         data, err = _read(p)
         datas.append(data)
-        errors.append(err)
+        errors.append(None if err is None else (READ_ERROR, err))
     return ids, datas, errors
 
 
@@ -366,17 +380,7 @@ class ImagePipeline:
         from nvidia.dali import fn, types
 
         if part.kind == "tar":
-            tars = []
-            for t in part.tars:
-                why = _tar_problem(t)
-                if why is None:
-                    tars.append(t)
-                else:  # one row for the whole shard, as mmcore run writes
-                    yield self._source_error(
-                        f"{os.path.basename(t)}/", f"cannot read tar {os.path.basename(t)}: {why}"
-                    )
-            if not tars:
-                return
+            tars = part.tars
             pipe, names = self._pipeline(
                 lambda: fn.readers.webdataset(
                     paths=tars,
@@ -390,7 +394,7 @@ class ImagePipeline:
             total = int(pipe.reader_meta("reader")["epoch_size"])
             yield from self._drain(pipe, names, total, tars, None)
         else:
-            pending: collections.deque[tuple[list[str], list[str | None]]] = collections.deque()
+            pending: collections.deque[tuple[list[str], list[Override]]] = collections.deque()
             assert part.batches is not None
             feed = _ArrowFeed(part.batches, self.batch_size, pending)
             pipe, names = self._pipeline(
@@ -405,7 +409,7 @@ class ImagePipeline:
         names: list[str],
         total: int | None,
         tars: list[str] | None,
-        pending: collections.deque[tuple[list[str], list[str | None]]] | None,
+        pending: collections.deque[tuple[list[str], list[Override]]] | None,
     ) -> Iterator[Any]:
         done = 0
         try:
@@ -419,33 +423,36 @@ class ImagePipeline:
                 if total is not None:
                     n = min(n, total - done)  # the reader pads the last batch with repeats
                 if pending is not None:
-                    ids, read_errors = pending.popleft()
+                    ids, overrides = pending.popleft()
                 else:
                     info = [
                         bytes(np.asarray(raw["source_info"][i])).decode("utf-8", "replace") for i in range(n)
                     ]
                     assert tars is not None
-                    ids, read_errors = [_wds_id(s, tars) for s in info], [None] * n
+                    ids, overrides = [_wds_id(s, tars) for s in info], [None] * n
                 done += n
-                yield self._batch(raw, n, ids, read_errors)
+                yield self._batch(raw, n, ids, overrides)
         finally:
             del pipe
 
-    def _batch(self, raw: dict[str, Any], n: int, ids: list[str], read_errors: list[str | None]) -> Any:
-        def col(name: str) -> list[npt.NDArray[Any]]:
-            return [np.asarray(raw[name][i]) for i in range(n)]
+    def _batch(self, raw: dict[str, Any], n: int, ids: list[str], overrides: list[Override]) -> Any:
+        """One output batch. ``overrides[i]`` (status name, message) replaces what the decoder said
+        about an empty placeholder sample (unreadable file, null cell, refused tar member)."""
+
+        def dense(name: str) -> npt.NDArray[Any]:  # a uniform-shape output as one array
+            return np.asarray(raw[name].as_array())[:n]
 
         def text(name: str) -> list[str]:
-            return [bytes(a).decode("utf-8", "replace") for a in col(name)]
+            return [bytes(np.asarray(raw[name][i])).decode("utf-8", "replace") for i in range(n)]
 
-        status = np.array([int(a) for a in col("status")], np.uint8)
+        status = dense("status").astype(np.uint8)
         errors: list[str | None] = [m or None for m in text("msg")]
-        hstatus = np.array([int(a) for a in col("hstatus")], np.uint8)
+        hstatus = dense("hstatus")
         hmsg = text("hmsg")
-        meta = np.stack(col("meta")) if n else np.zeros((0, 4), np.int32)
+        meta = dense("meta").reshape(n, 4)
         ok = np.isin(status, (Status.OK, Status.OK_WARNING))
         for i in range(n):
-            if read_errors[i] is not None:
+            if overrides[i] is not None:
                 ok[i] = False
             elif ok[i] and hstatus[i] not in (Status.OK, Status.OK_WARNING):
                 status[i], errors[i], ok[i] = hstatus[i], hmsg[i], False
@@ -458,18 +465,17 @@ class ImagePipeline:
         }
         for k in self.hashes:
             if k == "pdq":
-                pdq = np.stack(col("pdq")) if n else np.zeros((0, 32), np.uint8)
-                out["pdq"] = pdq.astype(np.uint8)
-                out["pdq_quality"] = np.array([int(a) for a in col("pdq_quality")], np.int32)
+                out["pdq"] = dense("pdq").astype(np.uint8).reshape(n, 32)
+                out["pdq_quality"] = dense("pdq_quality").astype(np.int32)
             else:
-                out[k] = np.array([int(a) for a in col(k)], np.uint64)
+                out[k] = dense(k).astype(np.uint64)
         if self.thumbnail:
             out["thumbnail"] = self._thumbnails(raw, n, ok, status, errors)
         out["status"], out["error"], out["ok"] = status, errors, ok
-        names = [READ_ERROR if read_errors[i] is not None else Status(int(status[i])).name for i in range(n)]
-        for i in range(n):
-            if read_errors[i] is not None:
-                errors[i] = read_errors[i]
+        names = [Status(int(status[i])).name for i in range(n)]
+        for i, o in enumerate(overrides):
+            if o is not None:
+                names[i], errors[i] = o
         out["status_name"] = names
         return self._emit(out, n)
 
@@ -478,26 +484,6 @@ class ImagePipeline:
             return self._arrow(out, n)
         del out["ok"]
         return out
-
-    def _source_error(self, rid: str, message: str) -> Any:
-        """One row for a source that cannot be read at all (mmcore run's SOURCE_ERROR)."""
-        out: dict[str, Any] = {
-            "id": [rid],
-            "format": ["unknown"],
-            "width": np.zeros(1, np.int32),
-            "height": np.zeros(1, np.int32),
-            "orientation": np.zeros(1, np.int8),
-        }
-        for k in self.hashes:
-            if k == "pdq":
-                out["pdq"], out["pdq_quality"] = np.zeros((1, 32), np.uint8), np.zeros(1, np.int32)
-            else:
-                out[k] = np.zeros(1, np.uint64)
-        if self.thumbnail:
-            out["thumbnail"] = [None]
-        out.update(status=np.array([Status.CORRUPT], np.uint8), error=[message], ok=np.zeros(1, bool))
-        out["status_name"] = [SOURCE_ERROR]
-        return self._emit(out, 1)
 
     def _thumbnails(
         self,
@@ -558,15 +544,21 @@ class _ArrowFeed:
         self,
         batches: Iterable[Any],
         batch_size: int,
-        pending: collections.deque[tuple[list[str], list[str | None]]],
+        pending: collections.deque[tuple[list[str], list[Override]]],
     ) -> None:
         self._batches = batches
         self._size = batch_size
         self._pending = pending
 
     def __iter__(self) -> Iterator[list[npt.NDArray[np.uint8]]]:
+        from .jobs.sources import Refused
+
         empty = np.zeros(0, np.uint8)
         for k, batch in enumerate(self._batches):
+            if isinstance(batch, Refused):  # mmcore run's refused tar member or unreadable tar
+                self._pending.append(([batch.id], [(SOURCE_ERROR, batch.error)]))
+                yield [empty]
+                continue
             meta = batch.schema.metadata or {}
             prefix = meta.get(b"mmcore.source", f"batch{k}".encode()).decode()
             ids, blobs, errors = _arrow_records(batch, prefix)

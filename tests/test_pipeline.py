@@ -176,9 +176,9 @@ def test_webdataset_tar_source(tmp_path: Path) -> None:
 
 
 def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
-    """A truncated tar is one SOURCE_ERROR row; members with absolute or '..' names are read from
-    the archive like any other (nothing is ever extracted) and hashed; the good tar next to them
-    is processed in full."""
+    """A truncated tar is one SOURCE_ERROR row; members with absolute or '..' names are SOURCE_ERROR
+    rows as in mmcore run (nothing is ever extracted); the good tar next to them is processed in
+    full."""
     imgs = [Path(p) for p in mmcore.demo_images()]
     src = tmp_path / "src"
     src.mkdir()
@@ -206,6 +206,9 @@ def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
     for i in range(len(imgs)):
         assert rows[f"a-good.tar/k{i}.jpg"]["status"] == mmcore.Status(int(ref.status[i])).name
     assert table.num_rows == len(imgs) + 1 + 2
+    evil = [r for r in rows.values() if r["id"].startswith("c-evil.tar/")]
+    assert len(evil) == 2 and all(r["status"] == "SOURCE_ERROR" and "refused" in r["error"] for r in evil)
+    assert all(r["phash"] is None for r in evil)
 
 
 @pytest.mark.corpus

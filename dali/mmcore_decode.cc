@@ -89,6 +89,8 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     }
     pool.RunAll();
 
+    std::vector<char> header_ok(n);
+    for (int i = 0; i < n; ++i) header_ok[i] = mmcore::status_ok(outcomes[i].status);
     const int channels = channel_count();
     dali::TensorListShape<> shape(n, 3);
     for (int i = 0; i < n; ++i) {
@@ -111,13 +113,18 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     write_outcomes(outcomes, ws.Output<dali::CPUBackend>(1), ws.Output<dali::CPUBackend>(2));
 
     // What the header said, whatever the pixels did: full-size width and height as displayed
-    // (after the EXIF orientation, even when it is not applied), orientation, format.
+    // (after the EXIF orientation, even when it is not applied), orientation, format; zeros when
+    // the header could not be read (or was over the pixel limit).
     auto& meta = ws.Output<dali::CPUBackend>(3);
     meta.Resize(dali::uniform_list_shape(n, dali::TensorShape<>{4}), DALI_INT32);
     for (int i = 0; i < n; ++i) {
       const mmcore::ImageInfo& im = infos[i].image;
       const bool swap = im.orientation >= 5 && im.orientation <= 8;
       int32_t* m = meta.mutable_tensor<int32_t>(i);
+      if (!header_ok[i]) {
+        m[0] = m[1] = m[2] = m[3] = 0;
+        continue;
+      }
       m[0] = swap ? im.height : im.width;
       m[1] = swap ? im.width : im.height;
       m[2] = im.orientation;
@@ -192,7 +199,8 @@ DALI_SCHEMA(MmcoreDecode)
 Outputs the image (HWC uint8), its status (uint8 scalar, mmcore.Status), a message (1-D uint8,
 UTF-8, empty when there is nothing to say) and the header's facts (int32 x 4: full-size width and
 height as displayed, i.e. after the EXIF orientation even when it is not applied; the orientation
-1-8; the format, 0 unknown, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; zeros where the header was unreadable). A sample that cannot be decoded yields a 0x0 image
+1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; all zeros where the header could not be read or
+was over the pixel limit). A sample that cannot be decoded yields a 0x0 image
 (or a zeroed one when its data breaks after a valid header) and its status: it never raises.
 With ``short_side``, ``fit`` or ``crop`` it returns mmcore.thumbnail's result (JPEG's scaled
 IDCT where the reduced image still covers ``reducing_gap`` times the target).)")

@@ -50,7 +50,7 @@ READ_ERROR = "READ_ERROR"
 SOURCE_ERROR = "SOURCE_ERROR"
 #: (status name, message) for a row that never reached the decoder
 Override = tuple[str, str] | None
-_FORMATS = ("unknown", "jpeg", "png", "webp", "gif")
+_FORMATS = (None, "jpeg", "png", "webp", "gif")
 
 # DALI registers operators process-wide, and a second load of the plugin from another path aborts
 # the process ("OpSchema already defined"): the loaded path is process state by nature.
@@ -458,7 +458,7 @@ class ImagePipeline:
                 status[i], errors[i], ok[i] = hstatus[i], hmsg[i], False
         out: dict[str, Any] = {
             "id": ids,
-            "format": [_FORMATS[f] if 0 <= f < len(_FORMATS) else "unknown" for f in meta[:, 3].tolist()],
+            "format": [_FORMATS[f] if 0 < f < len(_FORMATS) else None for f in meta[:, 3].tolist()],
             "width": meta[:, 0].astype(np.int32),
             "height": meta[:, 1].astype(np.int32),
             "orientation": meta[:, 2].astype(np.int8),
@@ -515,12 +515,14 @@ class ImagePipeline:
 
         ok = out["ok"]
         mask = ~ok
+        no_header = np.array([f is None for f in out["format"]], bool)
         cols: dict[str, Any] = {
             "id": pa.array(out["id"], pa.string()),
             "format": pa.array(out["format"], pa.string()),
-            "width": pa.array(out["width"], pa.int32()),
-            "height": pa.array(out["height"], pa.int32()),
-            "orientation": pa.array(out["orientation"], pa.int8()),
+            # null where the header could not be read (the decoder's info is all zeros then)
+            "width": pa.array(out["width"], pa.int32(), mask=no_header),
+            "height": pa.array(out["height"], pa.int32(), mask=no_header),
+            "orientation": pa.array(out["orientation"], pa.int8(), mask=no_header),
         }
         for k in self.hashes:
             if k == "pdq":

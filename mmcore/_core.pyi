@@ -71,13 +71,8 @@ def hash_batch(
     exif: bool,
     max_pixels: int,
     threads: int,
-) -> tuple[
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint8],
-    npt.NDArray[np.uint8],
-    npt.NDArray[np.uint8],
-    list[str | None],
-]: ...
+    thumb: tuple[Any, ...] | None = None,
+) -> tuple[Any, ...]: ...
 
 # Hamming search (contract: cpp/include/mmcore/hamming.h). Codes are C-contiguous uint64 (N, W),
 # W = 1 (64-bit) or 4 (256-bit); ids None (positions) or int64 (N,); threads <= 0: all.

@@ -19,7 +19,7 @@ image).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, overload
 
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .image import _max_pixels, _threads
+from .image import BatchResult, _max_pixels, _threads, _thumbnail_codes
 from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -63,13 +63,15 @@ class HashResult(StatusColumn):
     kinds and colorhash (42 bits); ``result["pdq"]`` is ``(N, 32) uint8`` (the reference hex as
     bytes), ``result["pdq_dihedral"]`` ``(N, 8, 32) uint8`` when asked for, and
     ``result["pdq_quality"]`` ``uint8``. Rows whose ``status`` is not OK / OK_WARNING hold zeros;
-    ``errors[i]`` says why (None when there is nothing to say).
+    ``errors[i]`` says why (None when there is nothing to say). ``thumbnails`` is the
+    :class:`BatchResult` of the thumbnails when :func:`hash_batch` was asked for them.
     """
 
     columns: dict[str, npt.NDArray[Any]]
     status: npt.NDArray[np.uint8]
     errors: list[str | None]
     kinds: tuple[str, ...] = field(default=())
+    thumbnails: BatchResult | None = None
 
     def __len__(self) -> int:
         return len(self.status)
@@ -130,6 +132,7 @@ def hash_batch(
     exif_orientation: bool = True,
     max_pixels: int | None = None,
     threads: int | None = None,
+    thumbnail: Mapping[str, Any] | None = None,
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
 
@@ -140,17 +143,40 @@ def hash_batch(
     ``Image.open``). Never raises for bad data: each record gets a status and a message. The GIL
     is released; ``threads`` defaults to all cores.
 
+    ``thumbnail``: :func:`mmcore.thumbnail_batch`'s keyword arguments (e.g. ``{"short_side": 256,
+    "upscale": False}``) to also make each image's thumbnail, returned as ``result.thumbnails``
+    (a :class:`BatchResult`, exactly what ``thumbnail_batch`` gives for the same sources). Where the
+    hash decode already holds the thumbnail's input (exact modes with PDQ or colorhash, which
+    decode RGB at full size; a JPEG the thumbnail would not decode reduced; WebP; GIF), the
+    thumbnail is made from it, saving the second decode.
+
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
     >>> r["dhash"].dtype, len(r) == len(mmcore.demo_images())
     (dtype('uint64'), True)
+    >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["pdq"], thumbnail={"short_side": 64})
+    >>> r.thumbnails is not None and len(r.thumbnails.images) == len(r)
+    True
     """
     names, mask = _kinds(kinds)
     m = _mode(mode, ("exact", "reference", "full", "fast"))
     items = [_hash_src(s) for s in srcs]
-    bits, pdq_bytes, quality, status, errors = _core.hash_batch(
-        items, mask, m, bool(dihedral), bool(exif_orientation), _max_pixels(max_pixels), _threads(threads)
+    thumb = None if thumbnail is None else _thumbnail_codes(**thumbnail)
+    out = _core.hash_batch(
+        items,
+        mask,
+        m,
+        bool(dihedral),
+        bool(exif_orientation),
+        _max_pixels(max_pixels),
+        _threads(threads),
+        thumb,
     )
+    bits, pdq_bytes, quality, status, errors = out[:5]
+    thumbs = None
+    if thumb is not None:
+        images, tstatus, terrors = out[5]
+        thumbs = BatchResult(images=images, status=tstatus, errors=terrors)
     columns: dict[str, npt.NDArray[Any]] = {}
     for k in names:
         if k == "pdq":
@@ -160,7 +186,7 @@ def hash_batch(
             columns["pdq_quality"] = quality
         else:
             columns[k] = np.ascontiguousarray(bits[:, KINDS.index(k)])
-    return HashResult(columns, status, errors, names)
+    return HashResult(columns, status, errors, names, thumbs)
 
 
 def _one(

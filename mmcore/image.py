@@ -318,21 +318,57 @@ def thumbnail_batch(
     >>> all(im is None or min(im.shape[:2]) == 32 for im in r.images)
     True
     """
-    pixel = _pixel(color, "drop")
-    geo = _geometry(short_side, fit, crop, None)
-    res = _core.thumbnail_batch(
-        [_src(s) for s in srcs],
-        pixel,
+    codes = _thumbnail_codes(
+        short_side=short_side,
+        fit=fit,
+        crop=crop,
+        filter=filter,
+        color=color,
+        exif_orientation=exif_orientation,
+        max_pixels=max_pixels,
+        upscale=upscale,
+        fast=fast,
+        reducing_gap=reducing_gap,
+    )
+    res = _core.thumbnail_batch([_src(s) for s in srcs], *codes, _threads(threads))
+    return BatchResult(images=res[0], status=res[1], errors=res[2])
+
+
+def _thumbnail_codes(
+    *,
+    short_side: int | None = None,
+    fit: tuple[int, int] | None = None,
+    crop: tuple[int, int] | None = None,
+    filter: FilterName = "lanczos3",
+    color: Color = "rgb",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    upscale: bool = True,
+    fast: bool = False,
+    reducing_gap: float | None = 2.0,
+) -> ThumbnailCodes:
+    """thumbnail_batch's keyword arguments (checked) as the native option codes."""
+    sw, fw, fh, cw, ch, ew, eh = _geometry(short_side, fit, crop, None)
+    return (
+        _pixel(color, "drop"),
         bool(exif_orientation),
         _max_pixels(max_pixels),
         bool(fast),
-        *geo,
+        sw,
+        fw,
+        fh,
+        cw,
+        ch,
+        ew,
+        eh,
         _filter(filter),
         bool(upscale),
         _gap(reducing_gap),
-        _threads(threads),
     )
-    return BatchResult(images=res[0], status=res[1], errors=res[2])
+
+
+#: pixel, exif, max_pixels, fast, short_side, fit w/h, crop w/h, exact w/h, filter, upscale, gap
+ThumbnailCodes = tuple[int, bool, int, bool, int, int, int, int, int, int, int, int, bool, float]
 
 
 def image_info(src: Source, *, exif_orientation: bool = True) -> dict[str, Any]:

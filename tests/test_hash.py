@@ -428,3 +428,37 @@ def _check_huge(big: list[Path]) -> None:
             want = [str(imagehash.average_hash(im)), str(imagehash.dhash(im)), str(imagehash.phash(im))]
         assert r.ok[0], r.errors
         assert [r.hex(k)[0] for k in ("ahash", "dhash", "phash")] == want
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("kinds", "mode", "thumb"),
+    [
+        (("phash", "pdq"), "exact", {"short_side": 256, "upscale": False}),
+        (("colorhash",), "exact", {"crop": (64, 48)}),
+        (("pdq",), "full", {"fit": (100, 100), "exif_orientation": False, "filter": "bicubic"}),
+        (("dhash",), "exact", {"short_side": 96}),  # grey decode: nothing to reuse
+        (("phash", "pdq"), "fast", {"short_side": 128, "color": "gray"}),
+    ],
+)
+def test_hash_batch_thumbnails_equal_thumbnail_batch(kinds: tuple[str, ...], mode: str, thumb: dict) -> None:
+    """Thumbnails made from the hash decode (or by a second decode where they cannot be) are
+    exactly thumbnail_batch's, status and message included, on every kind of corpus file; the
+    hashes do not change."""
+    files: list[Path] = []
+    for sub in ("jpeg", "png", "webp", "odd", "corrupt"):
+        files += [p for p in sorted(corpus_dir(sub).iterdir()) if p.is_file() and p.name != "README.md"]
+    srcs = [str(f) for f in files]
+    got = mmcore.hash_batch(srcs, kinds=kinds, mode=mode, thumbnail=thumb)  # type: ignore[arg-type]
+    plain = mmcore.hash_batch(srcs, kinds=kinds, mode=mode)  # type: ignore[arg-type]
+    want = mmcore.thumbnail_batch(srcs, **thumb)
+    assert got.thumbnails is not None
+    assert np.array_equal(got.status, plain.status) and got.errors == plain.errors
+    for k in kinds:
+        assert np.array_equal(got[k], plain[k]), k
+    assert np.array_equal(got.thumbnails.status, want.status)
+    assert got.thumbnails.errors == want.errors
+    for f, a, b in zip(files, got.thumbnails.images, want.images, strict=True):
+        assert (a is None) == (b is None), f
+        if a is not None:
+            assert a.shape == b.shape and np.array_equal(a, b), f

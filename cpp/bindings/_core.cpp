@@ -325,8 +325,66 @@ void hash_record(Source& src, const HashRequest& request, HashOut* r) {
   }
 }
 
-py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
-                        std::int64_t max_pixels, int threads) {
+// A record's hashes and its thumbnail from one decode where the thumbnail can use it
+// (hash_bytes_with_thumbnail); an already decoded array gets no thumbnail (UNSUPPORTED).
+void hash_thumbnail_record(Source& src, const HashRequest& request, const Options& o, HashOut* h, Record* t) {
+  try {
+    if (src.is_image) {
+      h->status = hash_image(src.image, request, &h->record, &h->error);
+      t->status = Status::kUnsupported;
+      t->error.set("thumbnails are made from encoded bytes or a path, not from a decoded array");
+      return;
+    }
+    h->status = src.read(&h->error);
+    if (!status_ok(h->status)) {
+      t->status = h->status;
+      t->error = h->error;
+      return;
+    }
+    ThumbnailInfo ti;
+    t->status = thumbnail_info(src.data(), src.size(), o.thumb, &ti, &t->error);
+    if (status_ok(t->status)) {
+      const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
+      t->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
+      if (!t->pixels) {
+        t->status = Status::kNoMemory;
+        t->error.set("out of memory allocating %dx%dx%d output", ti.out_width, ti.out_height,
+                     ti.out_channels);
+      }
+    }
+    if (!status_ok(t->status)) {
+      h->status = hash_bytes(src.data(), src.size(), request, &h->record, &h->error);
+      src.drop_file();
+      return;
+    }
+    const ImageView out{t->pixels.get(), ti.out_width, ti.out_height, ti.out_channels,
+                        static_cast<std::int64_t>(ti.out_width) * ti.out_channels};
+    const ErrorText header_error = t->error;
+    const Status header_status = t->status;
+    h->status = hash_bytes_with_thumbnail(src.data(), src.size(), request, &h->record, &h->error, o.thumb, ti,
+                                          out, &t->status, &t->error);
+    if (!status_ok(t->status)) {
+      t->pixels.reset();
+    } else {
+      if (header_status == Status::kOkWarning && t->status == Status::kOk) {
+        t->status = header_status;
+        t->error = header_error;
+      }
+      t->h = ti.out_height;
+      t->w = ti.out_width;
+      t->c = ti.out_channels;
+    }
+    src.drop_file();
+  } catch (const std::bad_alloc&) {
+    h->status = t->status = Status::kNoMemory;
+    h->error.set("out of memory while hashing this record");
+    t->error = h->error;
+    t->pixels.reset();
+  }
+}
+
+py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
+                          std::int64_t max_pixels, int threads, const Options* thumb) {
   if (mode < 0 || mode > 2) throw py::value_error("mode code must be 0 (exact), 1 (pdq full) or 2 (fast)");
   if (kinds == 0 || kinds >= (1u << kHashKindCount)) throw py::value_error("kinds mask names no known kind");
   HashRequest request;
@@ -342,10 +400,16 @@ py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode,
     if (!sources[i]->bind_image(srcs[i], i)) sources[i]->bind(srcs[i], i);
   }
   std::vector<HashOut> records(n);
+  std::vector<Record> thumbs(thumb != nullptr ? n : 0);
   {
     py::gil_scoped_release release;
     parallel_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
-      hash_record(*sources[static_cast<std::size_t>(i)], request, &records[static_cast<std::size_t>(i)]);
+      const auto k = static_cast<std::size_t>(i);
+      if (thumb != nullptr) {
+        hash_thumbnail_record(*sources[k], request, *thumb, &records[k], &thumbs[k]);
+      } else {
+        hash_record(*sources[k], request, &records[k]);
+      }
     });
   }
   const bool pdq = request.wants(HashKind::kPdq);
@@ -370,7 +434,31 @@ py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode,
     errors[static_cast<std::size_t>(i)] =
         r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
   }
-  return py::make_tuple(bits, pdq_bytes, quality, status, errors);
+  if (thumb == nullptr) return py::make_tuple(bits, pdq_bytes, quality, status, errors);
+  py::list images(n), terrors(n);
+  py::array_t<std::uint8_t> tstatus(rows);
+  auto ts = tstatus.mutable_unchecked<1>();
+  for (std::size_t i = 0; i < n; ++i) {
+    Record& r = thumbs[i];
+    ts(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
+    images[i] = to_array(r);
+    terrors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
+  }
+  return py::make_tuple(bits, pdq_bytes, quality, status, errors, py::make_tuple(images, tstatus, terrors));
+}
+
+py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
+                        std::int64_t max_pixels, int threads, const py::object& thumb) {
+  if (thumb.is_none())
+    return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, nullptr);
+  const auto t = thumb.cast<py::tuple>();
+  if (t.size() != 14) throw py::value_error("thumb must be the 14 thumbnail_batch option codes");
+  const Options o =
+      thumb_options(t[0].cast<int>(), t[1].cast<bool>(), t[2].cast<std::int64_t>(), t[3].cast<bool>(),
+                    t[4].cast<std::int32_t>(), t[5].cast<std::int32_t>(), t[6].cast<std::int32_t>(),
+                    t[7].cast<std::int32_t>(), t[8].cast<std::int32_t>(), t[9].cast<std::int32_t>(),
+                    t[10].cast<std::int32_t>(), t[11].cast<int>(), t[12].cast<bool>(), t[13].cast<double>());
+  return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, &o);
 }
 
 py::dict build_info_py() {
@@ -939,7 +1027,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("backend") = -1);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
-        py::arg("exif"), py::arg("max_pixels"), py::arg("threads"));
+        py::arg("exif"), py::arg("max_pixels"), py::arg("threads"), py::arg("thumb") = py::none());
   m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"));
   m.def("encode_batch", &encode_batch_py, py::arg("images"), py::arg("format"), py::arg("quality"),
         py::arg("optimize"), py::arg("threads"));

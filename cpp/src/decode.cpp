@@ -15,8 +15,10 @@ bool swaps_axes(std::int32_t orientation) {
   return orientation >= 5 && orientation <= 8;
 }
 
+}  // namespace
+
 // out(x, y) = src(sx, sy) with sx = x0 + ax*x + bx*y, sy = y0 + ay*x + by*y (Pillow's exif_transpose).
-void apply_orientation(ConstImageView src, ImageView dst, std::int32_t o) {
+void orient_pixels(ConstImageView src, ImageView dst, std::int32_t o) {
   const std::int64_t w = src.width, h = src.height;
   std::int64_t x0 = 0, ax = 1, bx = 0, y0 = 0, ay = 0, by = 1;
   switch (o) {
@@ -39,8 +41,6 @@ void apply_orientation(ConstImageView src, ImageView dst, std::int32_t o) {
     }
   }
 }
-
-}  // namespace
 
 ImageFormat detect_format(const std::uint8_t* d, std::size_t n) {
   if (d == nullptr) return ImageFormat::kUnknown;
@@ -147,7 +147,7 @@ Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptio
   ImageView tmp{scratch.data(), stored_info.out_width, stored_info.out_height, c,
                 static_cast<std::int64_t>(stored_info.out_width) * c};
   const Status s = run(tmp);
-  if (status_ok(s)) apply_orientation(tmp, out, info.orientation);
+  if (status_ok(s)) orient_pixels(tmp, out, info.orientation);
   return s;
 }
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 
@@ -92,8 +93,15 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
   return Status::kOk;
 }
 
-Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
-                  ErrorText* error) {
+namespace {
+
+/// Sees the decoded pixels (as stored: no orientation in exact modes) and the decode's outcome
+/// before they are freed.
+using PixelSink = std::function<void(ConstImageView pixels, const DecodeOptions& used, Status status,
+                                     const ErrorText& message)>;
+
+Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashRequest& request,
+                       HashRecord* out, ErrorText* error, const PixelSink* sink) {
   if (request.mode == HashMode::kFast && request.wants(HashKind::kColorhash) &&
       (request.kinds & ~bit(HashKind::kColorhash)) != 0) {
     // Fast mode decodes luma for the grey kinds and RGB only for colorhash: two decodes, so
@@ -151,6 +159,7 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
     status = header_status;
     *error = header_error;
   }
+  if (sink != nullptr) (*sink)(view, options, status, *error);
   ErrorText hash_error;
   const Status hashed = hash_image(view, request, out, &hash_error);
   if (!status_ok(hashed)) {
@@ -158,6 +167,33 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
     return hashed;
   }
   return status;
+}
+
+}  // namespace
+
+Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
+                  ErrorText* error) {
+  return hash_bytes_impl(data, size, request, out, error, nullptr);
+}
+
+Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
+                                 HashRecord* out, ErrorText* error, const ThumbnailOptions& thumb,
+                                 const ThumbnailInfo& thumb_info, ImageView thumb_out, Status* thumb_status,
+                                 ErrorText* thumb_error) {
+  bool made = false;
+  const PixelSink sink = [&](ConstImageView pixels, const DecodeOptions& used, Status decoded,
+                             const ErrorText& message) {
+    if (!thumbnail_can_reuse(thumb, thumb_info, used)) return;
+    ErrorText e;
+    const Status s = thumbnail_from_decoded(pixels, thumb, thumb_info, thumb_out, &e);
+    if (!status_ok(s)) return;  // e.g. out of memory for the turn: the second decode says it
+    made = true;
+    *thumb_status = decoded;  // the same decode's outcome (OK_WARNING with its message)
+    *thumb_error = message;
+  };
+  const Status s = hash_bytes_impl(data, size, request, out, error, &sink);
+  if (!made) *thumb_status = thumbnail_into(data, size, thumb, thumb_info, thumb_out, thumb_error);
+  return s;
 }
 
 }  // namespace mmcore

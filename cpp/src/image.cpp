@@ -128,6 +128,48 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
   return s;
 }
 
+namespace {
+
+// What follows the decode in thumbnail_into: resize to (resize_width, resize_height), centre crop
+// to (out_width, out_height). `decoded` is the oriented decode.
+Status resize_and_crop(ConstImageView decoded, const ThumbnailOptions& options, const ThumbnailInfo& info,
+                       ImageView out, ErrorText* error) {
+  const std::int32_t c = info.out_channels;
+  const bool same = decoded.width == info.resize_width && decoded.height == info.resize_height;
+  const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
+  if (!crop) {
+    if (same) {
+      for (std::int32_t y = 0; y < out.height; ++y)
+        std::memcpy(out.row(y), decoded.row(y), static_cast<std::size_t>(out.width) * c);
+    } else {
+      resize(decoded, out, options.filter);
+    }
+    return Status::kOk;
+  }
+  Scratch resized;
+  ConstImageView rv = decoded;
+  if (!same) {
+    if (!resized.alloc(static_cast<std::size_t>(info.resize_width) * info.resize_height * c)) {
+      error->set("out of memory allocating %dx%d scratch for a thumbnail", info.resize_width,
+                 info.resize_height);
+      return Status::kNoMemory;
+    }
+    const ImageView dst{resized.data(), info.resize_width, info.resize_height, c,
+                        static_cast<std::int64_t>(info.resize_width) * c};
+    resize(decoded, dst, options.filter);
+    rv = dst;
+  }
+  const std::int32_t x0 = (info.resize_width - info.out_width) / 2;
+  const std::int32_t y0 = (info.resize_height - info.out_height) / 2;
+  for (std::int32_t y = 0; y < info.out_height; ++y) {
+    std::memcpy(out.row(y), rv.row(y + y0) + static_cast<std::int64_t>(x0) * c,
+                static_cast<std::size_t>(info.out_width) * c);
+  }
+  return Status::kOk;
+}
+
+}  // namespace
+
 Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
                       const ThumbnailInfo& info, ImageView out, ErrorText* error) {
   DecodeOptions reduced = options.decode;
@@ -138,34 +180,48 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
   const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;
   const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
   if (same && !crop) return decode_into(data, size, reduced, im, out, error);
-  Scratch decoded, resized;
-  bool ok = decoded.alloc(static_cast<std::size_t>(im.out_width) * im.out_height * c);
-  if (crop && !same)
-    ok = ok && resized.alloc(static_cast<std::size_t>(info.resize_width) * info.resize_height * c);
-  if (!ok) {
+  Scratch decoded;
+  if (!decoded.alloc(static_cast<std::size_t>(im.out_width) * im.out_height * c)) {
     error->set("out of memory allocating %dx%d scratch for a thumbnail", im.out_width, im.out_height);
     return Status::kNoMemory;
   }
-  ImageView dv{decoded.data(), im.out_width, im.out_height, c, static_cast<std::int64_t>(im.out_width) * c};
+  const ImageView dv{decoded.data(), im.out_width, im.out_height, c,
+                     static_cast<std::int64_t>(im.out_width) * c};
   const Status s = decode_into(data, size, reduced, im, dv, error);
   if (!status_ok(s)) return s;
-  if (!crop) {
-    resize(dv, out, options.filter);
-    return s;
+  const Status r = resize_and_crop(dv, options, info, out, error);
+  return status_ok(r) ? s : r;
+}
+
+bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& info,
+                         const DecodeOptions& decoded) {
+  return info.image.scale_denom == 1 && info.image.format != ImageFormat::kPng &&
+         info.image.format != ImageFormat::kUnknown && options.decode.pixel == decoded.pixel &&
+         !options.decode.fast && !decoded.fast;
+}
+
+Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& options,
+                              const ThumbnailInfo& info, ImageView out, ErrorText* error) {
+  const ImageInfo& im = info.image;
+  const bool orient = options.decode.exif_orientation && im.orientation >= 2 && im.orientation <= 8;
+  const bool swap = orient && im.orientation >= 5;
+  const std::int32_t w = swap ? stored.height : stored.width, h = swap ? stored.width : stored.height;
+  if (stored.data == nullptr || stored.channels != info.out_channels || w != im.out_width ||
+      h != im.out_height) {
+    error->set("thumbnail: the decoded image (%dx%dx%d) is not the one the thumbnail plan expects (%dx%dx%d)",
+               stored.width, stored.height, stored.channels, im.out_width, im.out_height, info.out_channels);
+    return Status::kUnsupported;
   }
-  ImageView rv = dv;
-  if (!same) {
-    rv = ImageView{resized.data(), info.resize_width, info.resize_height, c,
-                   static_cast<std::int64_t>(info.resize_width) * c};
-    resize(dv, rv, options.filter);
+  if (!orient) return resize_and_crop(stored, options, info, out, error);
+  const std::int32_t c = stored.channels;
+  Scratch turned;
+  if (!turned.alloc(static_cast<std::size_t>(w) * h * c)) {
+    error->set("out of memory allocating %dx%d for EXIF orientation", w, h);
+    return Status::kNoMemory;
   }
-  const std::int32_t x0 = (info.resize_width - info.out_width) / 2;
-  const std::int32_t y0 = (info.resize_height - info.out_height) / 2;
-  for (std::int32_t y = 0; y < info.out_height; ++y) {
-    std::memcpy(out.row(y), rv.row(y + y0) + static_cast<std::int64_t>(x0) * c,
-                static_cast<std::size_t>(info.out_width) * c);
-  }
-  return s;
+  const ImageView tv{turned.data(), w, h, c, static_cast<std::int64_t>(w) * c};
+  orient_pixels(stored, tv, im.orientation);
+  return resize_and_crop(tv, options, info, out, error);
 }
 
 }  // namespace mmcore

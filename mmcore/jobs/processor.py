@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from .. import __version__
 from ..hashing import hash_batch
-from ..image import image_info, thumbnail_batch
+from ..image import BatchResult, image_info
 from ..status import Status
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
@@ -61,7 +61,9 @@ class Processor:
     Never raises for bad records: each row gets a status (a :class:`mmcore.Status` name, or
     ``READ_ERROR`` for a path that cannot be read), the error message and the stage that failed.
     Raises ValueError only for a batch of the wrong shape (no ``id`` or a null id, neither
-    ``bytes`` nor ``path``). One decode serves every hash; a thumbnail is a second, reduced-size decode.
+    ``bytes`` nor ``path``). One decode serves every hash, and the thumbnail too where that decode
+    holds its input (full-size RGB: exact modes with PDQ; JPEG, WebP, GIF); otherwise the thumbnail is
+    a second, reduced-size decode. Either way the pixels are ``thumbnail_batch``'s.
     ``stage_seconds`` accumulates the time spent per stage over every call.
     """
 
@@ -155,6 +157,18 @@ class Processor:
                 turned = o >= 5 and cfg.exif_orientation
                 col["width"][i], col["height"][i] = (h, w) if turned else (w, h)
         kinds = cfg.hashes
+        # Thumbnails come from the hash decode where it already holds their input (full-size RGB):
+        # the same pixels as thumbnail_batch, without decoding twice.
+        thumb_args = (
+            {
+                "short_side": cfg.thumbnail,
+                "exif_orientation": cfg.exif_orientation,
+                "max_pixels": self._max_pixels,
+                "upscale": False,
+            }
+            if cfg.thumbnail > 0
+            else None
+        )
         hr = hash_batch(
             blobs,  # type: ignore[arg-type]
             kinds=kinds,  # type: ignore[arg-type]  # names checked by Config
@@ -162,6 +176,7 @@ class Processor:
             exif_orientation=cfg.exif_orientation,
             max_pixels=self._max_pixels,
             threads=self._threads,
+            thumbnail=thumb_args,
         )
         self.stage_seconds["decode_hash"] += time.perf_counter() - t0
         ok = hr.ok
@@ -180,34 +195,32 @@ class Processor:
             col["status"][i], col["error"][i] = st.name, hr.errors[j]
             if not ok[j]:
                 col["error_stage"][i] = "decode"
-        if cfg.thumbnail > 0:
-            self._thumbnails(col, [i for j, i in enumerate(good) if ok[j]], data)
+        if hr.thumbnails is not None:
+            keep = [j for j in range(len(good)) if ok[j]]
+            self._thumbnails(col, [good[j] for j in keep], hr.thumbnails, keep)
         return pa.RecordBatch.from_pydict(col, schema=self.schema)
 
-    def _thumbnails(self, col: dict[str, list[Any]], rows: Sequence[int], data: list[bytes | None]) -> None:
+    def _thumbnails(
+        self, col: dict[str, list[Any]], rows: Sequence[int], tb: BatchResult, picks: Sequence[int]
+    ) -> None:
+        """Encode the thumbnails ``tb`` made for the records that hashed (``picks`` index ``tb``,
+        ``rows`` the output rows); a failed one marks its row failed at stage thumbnail."""
         from .. import encode_batch
 
         cfg = self.config
         t0 = time.perf_counter()
-        tb = thumbnail_batch(
-            [data[i] for i in rows],  # type: ignore[misc]
-            short_side=cfg.thumbnail,
-            exif_orientation=cfg.exif_orientation,
-            max_pixels=self._max_pixels,
-            upscale=False,
-            threads=self._threads,
-        )
+        images = [tb.images[j] for j in picks]
         fmt: Literal["jpeg", "webp"] = "webp" if cfg.thumbnail_format == "webp" else "jpeg"
-        enc = encode_batch(tb.images, format=fmt, quality=cfg.thumbnail_quality, threads=self._threads)
-        for j, i in enumerate(rows):
-            if enc.data[j] is not None:
-                col["thumbnail"][i] = enc.data[j]
+        enc = encode_batch(images, format=fmt, quality=cfg.thumbnail_quality, threads=self._threads)
+        for e, (i, j) in enumerate(zip(rows, picks, strict=True)):
+            if enc.data[e] is not None:
+                col["thumbnail"][i] = enc.data[e]
                 continue
             failed = (
-                Status(int(tb.status[j])) if tb.status[j] > Status.OK_WARNING else Status(int(enc.status[j]))
+                Status(int(tb.status[j])) if tb.status[j] > Status.OK_WARNING else Status(int(enc.status[e]))
             )
             col["status"][i], col["error_stage"][i] = failed.name, "thumbnail"
-            col["error"][i] = tb.errors[j] or enc.errors[j]
+            col["error"][i] = tb.errors[j] or enc.errors[e]
         self.stage_seconds["thumbnail"] += time.perf_counter() - t0
 
 

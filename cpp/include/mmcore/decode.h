@@ -75,6 +75,10 @@ const char* format_name(ImageFormat f);
 /// EXIF orientation (1..8) from a JPEG APP1, PNG eXIf or WebP EXIF chunk; 1 when absent.
 std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageFormat f);
 
+/// Pillow's exif_transpose for orientation 1..8: dst gets src turned / mirrored (dst is src's
+/// size, width and height swapped for 5..8). Other values copy.
+void orient_pixels(ConstImageView src, ImageView dst, std::int32_t orientation);
+
 /// Parses headers, checks the pixel limit and fills info. No pixel memory is allocated.
 Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                    ErrorText* error);

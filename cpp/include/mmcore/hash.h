@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "mmcore/decode.h"
+#include "mmcore/image.h"
 #include "mmcore/resize.h"
 
 namespace mmcore {
@@ -117,5 +118,15 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
 /// Decodes (once, at the size the request needs) and hashes encoded image bytes.
 Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
                   ErrorText* error);
+
+/// hash_bytes, plus the thumbnail of the same bytes into thumb_out (thumbnail_into's pixels for
+/// thumb_info, which thumbnail_info gave; its status and message in thumb_status / thumb_error).
+/// When the hash decode already holds what the thumbnail would decode (thumbnail_can_reuse:
+/// full size, same pixel format, not PNG), the thumbnail is made from those pixels (oriented,
+/// resized, cropped) instead of a second decode: the same pixels and status either way.
+Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
+                                 HashRecord* out, ErrorText* error, const ThumbnailOptions& thumb,
+                                 const ThumbnailInfo& thumb_info, ImageView thumb_out, Status* thumb_status,
+                                 ErrorText* thumb_error);
 
 }  // namespace mmcore

@@ -43,4 +43,17 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
 Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
                       const ThumbnailInfo& info, ImageView out, ErrorText* error);
 
+/// Whether thumbnail_into(info) decodes exactly what a full-size decode with `decoded` options
+/// gives before orientation: no reduced JPEG scale, the same pixel format, neither decode fast,
+/// and not a PNG (whose 16-bit grey depends on pillow_i16). Then thumbnail_from_decoded can make
+/// the thumbnail from those pixels instead of decoding again.
+bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& info,
+                         const DecodeOptions& decoded);
+
+/// thumbnail_into's result from `stored`: the image decoded at full size without EXIF orientation
+/// (info.image's width x height, out_channels). Applies the orientation when options ask for it,
+/// then resizes and crops as thumbnail_into does: the same pixels, when thumbnail_can_reuse holds.
+Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& options,
+                              const ThumbnailInfo& info, ImageView out, ErrorText* error);
+
 }  // namespace mmcore

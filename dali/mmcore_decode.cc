@@ -66,6 +66,13 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     const int groups = (options_.short_side > 0) + !fit.empty() + !crop.empty();
     DALI_ENFORCE(groups <= 1, "mmcore_decode: give at most one of short_side, fit, crop");
     resize_ = groups == 1;
+    thumb_ = options_;
+    thumb_.fit_width = thumb_.fit_height = thumb_.crop_width = thumb_.crop_height = 0;
+    thumb_.short_side = spec.GetArgument<int>("thumbnail");
+    DALI_ENFORCE(thumb_.short_side >= 0, "mmcore_decode: thumbnail must be >= 0 (0: none)");
+    thumb_.upscale = spec.GetArgument<bool>("thumbnail_upscale");
+    thumb_.decode.exif_orientation = spec.GetArgument<bool>("thumbnail_exif_orientation");
+    thumb_.decode.pillow_i16 = false;
   }
 
  protected:
@@ -83,9 +90,16 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     std::vector<Outcome> outcomes(n);
     std::vector<mmcore::ThumbnailInfo> infos(n);
 
+    const bool thumbs = thumb_.short_side > 0;
+    std::vector<Outcome> thumb_outcomes(thumbs ? n : 0);
+    std::vector<mmcore::ThumbnailInfo> thumb_infos(thumbs ? n : 0);
+
     // Pass 1: headers (and the pixel limit) only.
     for (int i = 0; i < n; ++i) {
-      pool.AddWork([&, i](int) { header(in, i, &infos[i], &outcomes[i]); });
+      pool.AddWork([&, i](int) {
+        header(in, i, &infos[i], &outcomes[i]);
+        if (thumbs) thumb_header(in, i, &thumb_infos[i], &thumb_outcomes[i]);
+      });
     }
     pool.RunAll();
 
@@ -101,16 +115,38 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     auto& out = ws.Output<dali::CPUBackend>(0);
     out.Resize(shape, DALI_UINT8);
     out.SetLayout("HWC");
+    dali::TensorList<dali::CPUBackend>* thumb_out = nullptr;
+    if (thumbs) {
+      dali::TensorListShape<> tshape(n, 3);
+      for (int i = 0; i < n; ++i) {
+        const bool ok = mmcore::status_ok(thumb_outcomes[i].status);
+        tshape.set_tensor_shape(i, dali::TensorShape<>{ok ? thumb_infos[i].out_height : 0,
+                                                       ok ? thumb_infos[i].out_width : 0, channels});
+      }
+      thumb_out = &ws.Output<dali::CPUBackend>(4);
+      thumb_out->Resize(tshape, DALI_UINT8);
+      thumb_out->SetLayout("HWC");
+    }
 
-    // Pass 2: pixels, straight into the output.
+    // Pass 2: pixels, straight into the outputs; a thumbnail from the decoded image where that is
+    // what its own decode would give (mmcore::thumbnail_can_reuse), else from the bytes.
     for (int i = 0; i < n; ++i) {
-      if (!mmcore::status_ok(outcomes[i].status)) continue;
       const int64_t bytes = dali::volume(shape.tensor_shape(i));
-      pool.AddWork([&, i](int) { decode(in, i, infos[i], out.mutable_tensor<uint8_t>(i), &outcomes[i]); },
-                   bytes);
+      pool.AddWork(
+          [&, i](int) {
+            uint8_t* pixels = out.mutable_tensor<uint8_t>(i);
+            if (mmcore::status_ok(outcomes[i].status)) decode(in, i, infos[i], pixels, &outcomes[i]);
+            if (thumbs && mmcore::status_ok(thumb_outcomes[i].status)) {
+              thumbnail(in, i, infos[i], pixels, outcomes[i], thumb_infos[i],
+                        thumb_out->mutable_tensor<uint8_t>(i), &thumb_outcomes[i]);
+            }
+          },
+          bytes);
     }
     pool.RunAll();
     write_outcomes(outcomes, ws.Output<dali::CPUBackend>(1), ws.Output<dali::CPUBackend>(2));
+    if (thumbs)
+      write_outcomes(thumb_outcomes, ws.Output<dali::CPUBackend>(5), ws.Output<dali::CPUBackend>(6));
 
     // What the header said, whatever the pixels did: full-size width and height as displayed
     // (after the EXIF orientation, even when it is not applied), orientation, format; zeros when
@@ -156,6 +192,52 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     info->out_channels = info->image.out_channels;
   }
 
+  void thumb_header(const dali::TensorList<dali::CPUBackend>& in, int i, mmcore::ThumbnailInfo* info,
+                    Outcome* o) const {
+    const uint8_t* data;
+    std::size_t size;
+    sample_bytes(in, i, &data, &size);
+    o->status = mmcore::thumbnail_info(data, size, thumb_, info, &o->error);
+  }
+
+  void thumbnail(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
+                 const uint8_t* decoded, const Outcome& decoded_outcome, const mmcore::ThumbnailInfo& tinfo,
+                 uint8_t* pixels, Outcome* o) const {
+    const int c = channel_count();
+    const mmcore::ImageView view{pixels, tinfo.out_width, tinfo.out_height, c,
+                                 static_cast<int64_t>(tinfo.out_width) * c};
+    Outcome result;
+    try {
+      // The decoded image is the thumbnail's input when it is full size, not turned (or needs no
+      // turn), and decoded as the thumbnail's own decode would be.
+      const bool reuse = !resize_ && mmcore::status_ok(decoded_outcome.status) &&
+                         (!options_.decode.exif_orientation || info.image.orientation <= 1) &&
+                         mmcore::thumbnail_can_reuse(thumb_, tinfo, options_.decode);
+      if (reuse) {
+        const mmcore::ConstImageView stored(decoded, info.out_width, info.out_height, c,
+                                            static_cast<int64_t>(info.out_width) * c);
+        result.status = mmcore::thumbnail_from_decoded(stored, thumb_, tinfo, view, &result.error);
+        if (mmcore::status_ok(result.status)) result = decoded_outcome;  // the same decode's outcome
+      }
+      if (!reuse || !mmcore::status_ok(result.status)) {
+        const uint8_t* data;
+        std::size_t size;
+        sample_bytes(in, i, &data, &size);
+        result = Outcome{};
+        result.status = mmcore::thumbnail_into(data, size, thumb_, tinfo, view, &result.error);
+      }
+    } catch (const std::bad_alloc&) {
+      result.status = mmcore::Status::kNoMemory;
+      result.error.set("out of memory making a %dx%d thumbnail", tinfo.out_width, tinfo.out_height);
+    }
+    if (!mmcore::status_ok(result.status)) {
+      std::memset(pixels, 0, static_cast<std::size_t>(tinfo.out_width) * tinfo.out_height * c);
+      *o = result;
+      return;
+    }
+    if (!(o->status == mmcore::Status::kOkWarning && result.status == mmcore::Status::kOk)) *o = result;
+  }
+
   void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
               uint8_t* pixels, Outcome* o) const {
     const uint8_t* data;
@@ -184,6 +266,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
   }
 
   mmcore::ThumbnailOptions options_;
+  mmcore::ThumbnailOptions thumb_;  ///< the thumbnail outputs' (thumbnail > 0)
   bool resize_ = false;
 };
 
@@ -206,7 +289,7 @@ With ``short_side``, ``fit`` or ``crop`` it returns mmcore.thumbnail's result (J
 IDCT where the reduced image still covers ``reducing_gap`` times the target).)")
     .NumInput(1)
     .InputDox(0, "data", "TensorList of uint8", "Encoded image bytes, one sample per image.")
-    .NumOutput(4)
+    .OutputFn([](const dali::OpSpec& spec) { return spec.GetArgument<int>("thumbnail") > 0 ? 7 : 4; })
     .AddOptionalArg("color", R"(Output pixels: "rgb", "gray" or "rgba".)", std::string("rgb"))
     .AddOptionalArg("exif_orientation", "Apply the EXIF orientation (1-8).", true)
     .AddOptionalArg<int64_t>("max_pixels",
@@ -224,6 +307,14 @@ IDCT where the reduced image still covers ``reducing_gap`` times the target).)")
     .AddOptionalArg("upscale", "Allow enlarging (short_side / fit).", true)
     .AddOptionalArg("filter", "Resize filter: nearest, area, bilinear, bicubic, lanczos3.",
                     std::string("lanczos3"))
+    .AddOptionalArg(
+        "thumbnail",
+        "Also output a thumbnail with this short side (0: none): outputs 4-6 are its image, status "
+        "and message, as mmcore.thumbnail gives them; made from the decoded image where that is "
+        "its input (full size, not turned, not PNG), else by a second, reduced decode.",
+        0)
+    .AddOptionalArg("thumbnail_upscale", "Allow the thumbnail to enlarge small images.", false)
+    .AddOptionalArg("thumbnail_exif_orientation", "Apply the EXIF orientation to the thumbnail.", true)
     .AddOptionalArg(
         "reducing_gap",
         "JPEG reduced decode keeps at least this times the result's size (<= 0: always full size).", 2.0f);

@@ -342,18 +342,22 @@ class ImagePipeline:
         from nvidia.dali import fn as dali_fn
 
         fn: Any = dali_fn  # the plugin's operators exist only at run time
-        img, status, msg, meta = fn.mmcore_decode(
-            encoded, exif_orientation=False, pillow_i16=True, max_pixels=self.max_pixels
+        # One decode: full size, not turned (what the exact hashes read); the thumbnail comes from
+        # it where it is the thumbnail's input, else from a second, reduced decode inside the op.
+        decoded = fn.mmcore_decode(
+            encoded,
+            exif_orientation=False,
+            pillow_i16=True,
+            max_pixels=self.max_pixels,
+            thumbnail=self.thumbnail,
         )
+        img, status, msg, meta = decoded[:4]
         outs = {"status": status, "msg": msg, "meta": meta}
         hashed = fn.mmcore_hash(img, kinds=list(self.hashes), mode=self.mode)
         names = list(self.hashes) + (["pdq_quality"] if "pdq" in self.hashes else []) + ["hstatus", "hmsg"]
         outs.update(zip(names, hashed, strict=True))
         if self.thumbnail:
-            timg, tstatus, tmsg, _ = fn.mmcore_decode(
-                encoded, short_side=self.thumbnail, max_pixels=self.max_pixels, upscale=False
-            )
-            outs.update(timg=timg, tstatus=tstatus, tmsg=tmsg)
+            outs.update(timg=decoded[4], tstatus=decoded[5], tmsg=decoded[6])
         return outs
 
     def _pipeline(self, reader: Any, *, source_info: bool) -> tuple[Any, list[str]]:

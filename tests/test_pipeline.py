@@ -366,6 +366,38 @@ def test_decode_operator_equals_library() -> None:
         assert np.array_equal(crop[i], c), f
 
 
+@pytest.mark.corpus
+@pytest.mark.parametrize("exif", [False, True])
+def test_decode_operator_thumbnail_outputs_equal_thumbnail_batch(exif: bool) -> None:
+    """fn.mmcore_decode(thumbnail=N)'s extra outputs are mmcore.thumbnail_batch's images, statuses
+    and messages, whether made from the decoded image (JPEG, WebP, GIF at full scale) or decoded
+    again (PNG, reduced JPEG scales, turned images when the main decode turns them)."""
+    files = corpus_files("jpeg")[::6] + corpus_files("png")[::8] + corpus_files("webp")[::5]
+    files += corpus_files("corrupt")[::40] + [p for p in corpus_files("odd") if "exiforient" in p.name]
+    files += [p for p in corpus_files("odd") if p.suffix.lower() == ".gif"][:4]
+    blobs = [np.frombuffer(f.read_bytes(), np.uint8) for f in files]
+    n = len(blobs)
+
+    @pipeline_def(batch_size=n, num_threads=2, device_id=None)
+    def pipe() -> Any:
+        enc = fn.external_source(source=lambda: blobs, batch=True, dtype=types.UINT8, ndim=1)
+        return tuple(fn.mmcore_decode(enc, exif_orientation=exif, thumbnail=160, filter="bicubic"))
+
+    outs = _run(pipe, n)
+    assert len(outs) == 7
+    img, st, _, _, th, tst, tmsg = outs
+    want = mmcore.thumbnail_batch([bytes(b) for b in blobs], short_side=160, upscale=False, filter="bicubic")
+    full = mmcore.decode_batch([bytes(b) for b in blobs], exif_orientation=exif)
+    for i, f in enumerate(files):
+        assert int(st[i]) == full.status[i], f
+        assert int(tst[i]) == want.status[i], f
+        assert bytes(tmsg[i]).decode() == (want.errors[i] or ""), f
+        if want.images[i] is not None:
+            assert np.array_equal(th[i], want.images[i]), f
+        if full.images[i] is not None:
+            assert np.array_equal(img[i], full.images[i]), f
+
+
 def test_decode_operator_max_pixels_and_arguments() -> None:
     data = np.frombuffer(mmcore.encode_jpeg(np.full((50, 60, 3), 90, np.uint8)), np.uint8)
 

@@ -456,6 +456,36 @@ def test_hash_operator_equals_library(rng: np.random.Generator) -> None:
 # ---- the plugin ----
 
 
+def test_dynamic_mode_sees_the_operators(tmp_path: Path) -> None:
+    """Loaded before DALI's dynamic mode is imported, the operators are there too (a fresh process:
+    the plugin and the dynamic module are process state)."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np, mmcore, mmcore.pipeline as mp
+mp.load_plugin()
+import nvidia.dali.experimental.dynamic as ndd
+files = mmcore.demo_images()
+blobs = [np.frombuffer(open(f, "rb").read(), np.uint8) for f in files] + [np.zeros(7, np.uint8)]
+img, st, msg, info = ndd.mmcore_decode(ndd.batch(blobs), exif_orientation=False, device="cpu")
+ph, pst, pmsg = ndd.mmcore_hash(img, kinds=["phash"], device="cpu")
+ref = mmcore.hash_batch(files, kinds=["phash"])
+got = [int(np.asarray(x)) for x in ph]
+status = [int(np.asarray(x)) for x in st]
+assert status[-1] == int(mmcore.Status.CORRUPT), status
+for i in range(len(files)):
+    assert status[i] == ref.status[i], (i, status[i])
+    if ref.ok[i]:
+        assert got[i] == int(ref["phash"][i]), i
+print("ok", len(got))
+"""
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert p.returncode == 0 and "ok" in p.stdout, p.stdout[-2000:] + p.stderr[-3000:]
+
+
 def test_plugin_version_check(monkeypatch: pytest.MonkeyPatch) -> None:
     path = mp.load_plugin()
     assert path.endswith("libmmcore_dali.so") and mp.load_plugin() == path  # once per process

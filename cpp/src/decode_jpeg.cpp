@@ -249,7 +249,7 @@ Status library_error(Session* s, ErrorText* error) {
       return Status::kUnsupported;
     case JERR_IMAGE_TOO_BIG:
       error->set("JPEG header claims %ux%u, over libjpeg's limit of %d pixels per side", s->cinfo.image_width,
-                 s->cinfo.image_height, JPEG_MAX_DIMENSION);
+                 s->cinfo.image_height, static_cast<int>(JPEG_MAX_DIMENSION));
       return Status::kTooLarge;
     case JERR_OUT_OF_MEMORY:
     case JERR_NO_BACKING_STORE:

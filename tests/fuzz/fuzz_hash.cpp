@@ -1,6 +1,8 @@
 // libFuzzer harness for the hash entry point: hash_bytes (decode + every hash kernel). The first
 // input byte picks the request, the rest is the encoded image (format detected from content):
-//   bits 0-1  mode: 0 exact, 1 PDQ full, 2 fast, 3 exact
+//   bits 0-1  mode: 0 exact, 1 PDQ full, 2 fast, 3 exact with a thumbnail (hash_bytes_with_thumbnail:
+//             short side 48, or a 40x24 crop when bit 2 is set, EXIF orientation per bit 3),
+//             checked pixel for pixel against thumbnail_into
 //   bit  2    PDQ dihedral variants
 //   bit  3    EXIF orientation (fast mode)
 //   bits 4-7  kinds: 0 = all eight; otherwise bit 4 aHash+dHash+dHash-vertical, bit 5 pHash +
@@ -11,8 +13,11 @@
 // -rss_limit_mb (refusing them before allocating is part of what is tested).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "mmcore/hash.h"
+#include "mmcore/image.h"
 #include "mmcore/status.h"
 
 namespace {
@@ -28,6 +33,47 @@ std::uint32_t kinds_of(std::uint8_t sel) {
   if (k & 4) mask |= 0b1100000u;   // wHash, colorhash
   if (k & 8) mask |= 0b10000000u;  // PDQ
   return mask;
+}
+
+/// hash_bytes_with_thumbnail: its hashes must be hash_bytes's and its thumbnail thumbnail_into's
+/// (pixels, status, message presence), whether it reused the hash decode or decoded again.
+mmcore::Status thumbnail_check(const std::uint8_t* data, std::size_t size, const mmcore::HashRequest& request,
+                               std::uint8_t sel, mmcore::HashRecord* out, mmcore::ErrorText* error) {
+  mmcore::ThumbnailOptions t;
+  t.decode.max_pixels = kFuzzMaxPixels;
+  t.decode.exif_orientation = (sel & 8) != 0;
+  t.upscale = false;
+  if (sel & 4) {
+    t.crop_width = 40;
+    t.crop_height = 24;
+  } else {
+    t.short_side = 48;
+  }
+  mmcore::ThumbnailInfo info;
+  mmcore::ErrorText terr;
+  if (!mmcore::status_ok(mmcore::thumbnail_info(data, size, t, &info, &terr))) {
+    return mmcore::hash_bytes(data, size, request, out, error);
+  }
+  const std::size_t bytes = static_cast<std::size_t>(info.out_width) * info.out_height * info.out_channels;
+  std::vector<std::uint8_t> got(bytes + 1, 0xAB), want(bytes + 1, 0xCD);
+  const mmcore::ImageView gv{got.data(), info.out_width, info.out_height, info.out_channels,
+                             static_cast<std::int64_t>(info.out_width) * info.out_channels};
+  const mmcore::ImageView wv{want.data(), info.out_width, info.out_height, info.out_channels,
+                             static_cast<std::int64_t>(info.out_width) * info.out_channels};
+  mmcore::Status ts = mmcore::Status::kOk;
+  mmcore::ErrorText tmsg, wmsg, herr;
+  const mmcore::Status s =
+      mmcore::hash_bytes_with_thumbnail(data, size, request, out, error, t, info, gv, &ts, &tmsg);
+  const mmcore::Status ws = mmcore::thumbnail_into(data, size, t, info, wv, &wmsg);
+  mmcore::HashRecord plain;
+  const mmcore::Status hs = mmcore::hash_bytes(data, size, request, &plain, &herr);
+  if (hs != s || (mmcore::status_ok(s) && std::memcmp(plain.bits, out->bits, sizeof plain.bits) != 0))
+    __builtin_trap();
+  if (mmcore::status_ok(ws) != mmcore::status_ok(ts)) __builtin_trap();
+  if (!mmcore::status_ok(ts) && tmsg.empty()) __builtin_trap();
+  if (mmcore::status_ok(ts) && std::memcmp(got.data(), want.data(), bytes) != 0) __builtin_trap();
+  if (got[bytes] != 0xAB) __builtin_trap();  // nothing written past the thumbnail
+  return s;
 }
 
 }  // namespace
@@ -49,7 +95,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   mmcore::HashRecord out;
   mmcore::ErrorText error;
-  const mmcore::Status s = mmcore::hash_bytes(data, size, request, &out, &error);
+  mmcore::Status s;
+  if (mode == 3) {
+    s = thumbnail_check(data, size, request, sel, &out, &error);
+  } else {
+    s = mmcore::hash_bytes(data, size, request, &out, &error);
+  }
   if (static_cast<int>(s) > static_cast<int>(mmcore::Status::kDevice)) __builtin_trap();
   if (!mmcore::status_ok(s) && error.empty()) __builtin_trap();
   if (out.pdq_quality < 0 || out.pdq_quality > 100) __builtin_trap();

@@ -146,9 +146,9 @@ def hash_batch(
     ``thumbnail``: :func:`mmcore.thumbnail_batch`'s keyword arguments (e.g. ``{"short_side": 256,
     "upscale": False}``) to also make each image's thumbnail, returned as ``result.thumbnails``
     (a :class:`BatchResult`, exactly what ``thumbnail_batch`` gives for the same sources). Where the
-    hash decode already holds the thumbnail's input (exact modes with PDQ or colorhash, which
-    decode RGB at full size; a JPEG the thumbnail would not decode reduced; WebP; GIF), the
-    thumbnail is made from it, saving the second decode.
+    hash decode can hold the thumbnail's input (exact modes, which decode at full size: a JPEG the
+    thumbnail would not decode reduced, a WebP, a GIF; an RGB thumbnail), the thumbnail is made
+    from it, saving the second decode; the hashes are the same bits either way.
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")

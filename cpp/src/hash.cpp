@@ -100,7 +100,10 @@ namespace {
 using PixelSink = std::function<void(ConstImageView pixels, const DecodeOptions& used, Status status,
                                      const ErrorText& message)>;
 
-Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashRequest& request,
+/// rgb: decode RGB even when only the grey kinds are asked for (their bits are the same: JPEG's
+/// Pillow-exact grey decode is that RGB decode converted with Pillow's formula, and WebP and GIF
+/// convert their RGB the same way), so that a thumbnail can be made from the decode.
+Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashRequest& request, bool rgb,
                        HashRecord* out, ErrorText* error, const PixelSink* sink) {
   if (request.mode == HashMode::kFast && request.wants(HashKind::kColorhash) &&
       (request.kinds & ~bit(HashKind::kColorhash)) != 0) {
@@ -132,7 +135,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   } else {
     // The imagehash kinds read Pillow's "L" image only: decode straight to it (a third of the
     // memory, and the conversion runs on rows still in cache). PDQ and colorhash need RGB.
-    const bool grey_only = !request.wants(HashKind::kPdq) && !request.wants(HashKind::kColorhash);
+    const bool grey_only = !rgb && !request.wants(HashKind::kPdq) && !request.wants(HashKind::kColorhash);
     options.pixel = grey_only ? PixelFormat::kGray : PixelFormat::kRgb;
     options.pillow_gray = true;
     options.exif_orientation = false;
@@ -173,7 +176,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
 
 Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
                   ErrorText* error) {
-  return hash_bytes_impl(data, size, request, out, error, nullptr);
+  return hash_bytes_impl(data, size, request, false, out, error, nullptr);
 }
 
 Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
@@ -191,7 +194,12 @@ Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, con
     *thumb_status = decoded;  // the same decode's outcome (OK_WARNING with its message)
     *thumb_error = message;
   };
-  const Status s = hash_bytes_impl(data, size, request, out, error, &sink);
+  // A thumbnail that would decode at full size can take the hash decode's pixels when they are
+  // RGB: ask for RGB where the format gives the grey kinds the same bits that way (not PNG).
+  const ImageFormat f = detect_format(data, size);
+  const bool rgb = thumb_info.image.scale_denom == 1 && thumb.decode.pixel == PixelFormat::kRgb &&
+                   (f == ImageFormat::kJpeg || f == ImageFormat::kWebp || f == ImageFormat::kGif);
+  const Status s = hash_bytes_impl(data, size, request, rgb, out, error, &sink);
   if (!made) *thumb_status = thumbnail_into(data, size, thumb, thumb_info, thumb_out, thumb_error);
   return s;
 }

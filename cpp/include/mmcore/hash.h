@@ -121,9 +121,10 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
 
 /// hash_bytes, plus the thumbnail of the same bytes into thumb_out (thumbnail_into's pixels for
 /// thumb_info, which thumbnail_info gave; its status and message in thumb_status / thumb_error).
-/// When the hash decode already holds what the thumbnail would decode (thumbnail_can_reuse:
-/// full size, same pixel format, not PNG), the thumbnail is made from those pixels (oriented,
-/// resized, cropped) instead of a second decode: the same pixels and status either way.
+/// When the hash decode holds what the thumbnail would decode (thumbnail_can_reuse: full size,
+/// same pixel format, not PNG; exact modes then decode RGB even for grey-only kinds, whose bits
+/// do not change), the thumbnail is made from those pixels (oriented, resized, cropped) instead
+/// of a second decode: the same pixels and status either way.
 Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
                                  HashRecord* out, ErrorText* error, const ThumbnailOptions& thumb,
                                  const ThumbnailInfo& thumb_info, ImageView thumb_out, Status* thumb_status,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,16 @@ def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
 def read_output(out: str | os.PathLike[str], columns: list[str] | None = None) -> pa.Table:
     """Every row of the completed shards of ``OUT`` (in shard order), as one Arrow table."""
     read_manifest(out)  # a clear error for a folder that is not a run's output
-    tables = [pq.read_table(shard_path(out, s), columns=columns) for s in completed_shards(out)]
+    shards = completed_shards(out)
+
+    def read(shard: str) -> pa.Table:
+        # ParquetFile.read skips read_table's dataset layer: ~2x faster on many small parts; the
+        # threads overlap the file opens and the decompression (pyarrow releases the GIL).
+        with pq.ParquetFile(shard_path(out, shard)) as f:
+            return f.read(columns=columns)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(shards)))) as pool:
+        tables = list(pool.map(read, shards))
     if not tables:
         schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
         return schema.empty_table()

@@ -5,8 +5,9 @@
 #
 #   bash bench/gpu_check.sh OUTDIR        # from the repository root, with .gpucheck/carry present
 #
-# Writes flat files into OUTDIR (at most 6): machine.txt (nvidia-smi, CPU flags incl. AVX-512),
-# gpu_check.log and gpu_check.md (GPU hashes vs the CPU oracle, bench), sanitizer.log
+# Writes flat files into OUTDIR (at most 7): machine.txt (nvidia-smi, CPU flags incl. AVX-512),
+# gpu_check.log and gpu_check.md (GPU hashes vs the CPU oracle, bench), nvjpeg.log (GPU JPEG
+# decode vs the CPU decoder, hashes from it, decode bench), sanitizer.log
 # (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
 # extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
 # summary.txt. Expected: about a minute; the timeouts bound it under 5 minutes.
@@ -54,6 +55,13 @@ run() {  # name seconds command...: tees into OUTDIR/<name>.log, records the fir
 
 run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --report "$OUTDIR/gpu_check.md" \
   --bench-count 4000 --repeat 10
+
+# nvJPEG decode (hardware engine + default backend) against the CPU decoder, on the images and on
+# damaged JPEGs, then hashes from its pixels and a decode bench (its report goes to nvjpeg.log).
+if [[ -x "$CARRY/bin/mmcore_nvjpeg_check" ]]; then
+  run nvjpeg 120 "$CARRY/bin/mmcore_nvjpeg_check" --images "$CARRY/images" --images "$CARRY/images_corrupt" \
+    --bench-count 2000 --repeat 5
+fi
 
 # Out-of-bounds accesses, shared-memory races and barrier misuse, on a small set (the tools slow
 # kernels down by orders of magnitude). Reports of these runs are not kept, only their logs.

@@ -5,6 +5,8 @@
 #   .gpucheck/carry/bin/mmcore_gpu_check   (sm_80 + sm_90 SASS and PTX, static CUDA runtime)
 #   .gpucheck/carry/lib/                   the shared libraries ldd names beyond glibc
 #   .gpucheck/carry/images/                ~50 corpus JPEG/PNG files (a few MB)
+#   .gpucheck/carry/bin/mmcore_nvjpeg_check (when nvjpeg.h is found: GPU JPEG decode check + bench)
+#   .gpucheck/carry/images_corrupt/        ~20 damaged JPEGs from corrupt/ (nvJPEG must not die on them)
 #   .gpucheck/carry/bin/extra/             the CPU-variant C++ tests (test_hamming, test_quant, ...),
 #                                          built here, run there (see
 #                                          bench/gpu_check.sh); more can be copied in by hand
@@ -24,6 +26,9 @@ if [[ -z "$PY" ]]; then
   done
 fi
 [[ -n "$PY" ]] || { echo "need a Python with pybind11 (set PY=...)" >&2; exit 2; }
+# An absolute path that keeps a virtual environment's bin/ (its site-packages hold nvjpeg.h).
+PY=$(command -v "$PY")
+[[ "$PY" == /* ]] || PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 BUILD=.gpucheck/build
 CARRY=.gpucheck/carry
 
@@ -31,10 +36,20 @@ cmake -S . -B "$BUILD" -G Ninja -DMMCORE_CUDA=ON -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="80;90" -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$PY")" >/dev/null
 cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated
+# The nvJPEG check exists when CMake found nvjpeg.h (the nvidia-nvjpeg wheel, a DALI dependency).
+NVJPEG_CHECK=0
+if cmake --build "$BUILD" -j2 --target mmcore_nvjpeg_check >/dev/null 2>&1; then NVJPEG_CHECK=1; fi
 
-rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/lib" "$CARRY/images"
-mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images"
+rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/bin/mmcore_nvjpeg_check" "$CARRY/lib" "$CARRY/images" \
+  "$CARRY/images_corrupt"
+mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images" "$CARRY/images_corrupt"
 cp "$BUILD/cuda/mmcore_gpu_check" "$CARRY/bin/"
+if [[ $NVJPEG_CHECK == 1 ]]; then
+  cp "$BUILD/cuda/mmcore_nvjpeg_check" "$CARRY/bin/"
+  # nvJPEG is dlopen'ed (ldd does not list it): carry the wheel's library (about 6 MB).
+  lib=$("$PY" -c "import importlib.util as u, os; s = u.find_spec('nvidia'); print(next((os.path.join(p, 'cu13', 'lib', 'libnvjpeg.so.13') for p in (s.submodule_search_locations or []) if os.path.isfile(os.path.join(p, 'cu13', 'lib', 'libnvjpeg.so.13'))), ''))" 2>/dev/null || true)
+  if [[ -n "$lib" ]]; then cp -L "$lib" "$CARRY/lib/libnvjpeg.so.13"; else echo "libnvjpeg.so.13 not found: the nvJPEG check will say so"; fi
+fi
 # The C++ tests that check every compiled CPU variant against the scalar ref run there too: the GPU
 # host's CPU may have AVX-512, which no dev machine of this project has (their "checked" lines say).
 for t in test_hamming test_quant test_luma test_resize; do
@@ -69,6 +84,24 @@ if [[ -d "$CORPUS/jpeg" ]]; then
 fi
 if [[ -d "$CORPUS/png" ]]; then
   pick "$CORPUS/png" 14 700000 | while read -r f; do cp "$CORPUS/png/$f" "$CARRY/images/png_$f"; done
+fi
+# Damaged JPEGs (every 10th of corrupt/'s JPEG-signature files under 200 kB, at most 20): nvJPEG must
+# give each a status and leave the others alone. The plan check shows how many reach nvJPEG.
+if [[ -d "$CORPUS/corrupt" && $NVJPEG_CHECK == 1 ]]; then
+  "$BUILD/cuda/mmcore_nvjpeg_check" --plan-only --images "$CORPUS/corrupt"
+  "$PY" - "$CORPUS/corrupt" "$CARRY/images_corrupt" <<'PYEOF'
+import os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+jpegs = []
+for n in sorted(os.listdir(src)):
+    p = os.path.join(src, n)
+    if os.path.isfile(p) and os.path.getsize(p) < 200_000:
+        with open(p, "rb") as f:
+            if f.read(3) == b"\xff\xd8\xff":
+                jpegs.append(n)
+for n in jpegs[::10][:20]:
+    shutil.copy(os.path.join(src, n), os.path.join(dst, n))
+PYEOF
 fi
 
 echo

@@ -1,0 +1,369 @@
+// GPU JPEG decode check and bench (bench/gpu_check.sh runs it on GPU hosts; CMake target
+// mmcore_nvjpeg_check, built only with CUDA and nvjpeg.h).
+//
+// 1. DecodeGpu (nvJPEG: hardware engine, default backend for the rest) on every file of --images:
+//    per image its status next to the CPU decoder's, and for images both decode, the dimensions
+//    (must be equal), max abs difference and PSNR of nvJPEG's pixels against mmcore's CPU decode
+//    (libjpeg-turbo; nvJPEG's IDCT and upsampling differ, so not bit-exact).
+// 2. Hashes from the GPU-decoded pixels (HashGpu: pHash, dHash; PDQ) against the CPU's exact hashes
+//    of the CPU decode: Hamming distances (agreement, like fast mode's).
+// 3. Bench: the image set repeated to --bench-count images, decode alone and decode + pHash + PDQ on
+//    the GPU, against decode_into on every CPU thread; median of --repeat.
+// Prints a markdown report. Exit status: 0 ok; 1 a mismatch (different dimensions, PSNR under 30
+// dB, a crash-free run that lost an image decoded on the CPU without saying why); 2 usage or I/O;
+// 3 no CUDA device or no nvJPEG; 4 a CUDA error.
+#include <cuda_runtime.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "mmcore/decode.h"
+#include "mmcore/decode_gpu.h"
+#include "mmcore/hash.h"
+#include "mmcore/hash_gpu.h"
+#include "mmcore/parallel.h"
+
+namespace {
+
+using mmcore::ErrorText;
+using mmcore::GpuImage;
+using mmcore::Status;
+
+struct Cpu {
+  Status status = Status::kOk;
+  std::string message;
+  std::vector<std::uint8_t> rgb;
+  int w = 0, h = 0;
+};
+
+Cpu cpu_decode(const std::vector<std::uint8_t>& b) {
+  Cpu c;
+  mmcore::DecodeOptions o;
+  o.exif_orientation = false;
+  mmcore::ImageInfo info;
+  ErrorText e;
+  c.status = mmcore::decode_info(b.data(), b.size(), o, &info, &e);
+  if (mmcore::status_ok(c.status)) {
+    c.rgb.resize(static_cast<std::size_t>(info.out_width) * info.out_height * 3);
+    mmcore::ImageView v{c.rgb.data(), info.out_width, info.out_height, 3,
+                        static_cast<std::int64_t>(info.out_width) * 3};
+    c.status = mmcore::decode_into(b.data(), b.size(), o, info, v, &e);
+    c.w = info.out_width;
+    c.h = info.out_height;
+  }
+  c.message = e.text;
+  return c;
+}
+
+bool cuda_ok(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return true;
+  std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(e));
+  return false;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> dirs;
+  int bench_count = 2000, repeat = 5;
+  bool plan_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--images" && i + 1 < argc) {
+      dirs.emplace_back(argv[++i]);
+    } else if (a == "--bench-count" && i + 1 < argc) {
+      bench_count = std::atoi(argv[++i]);
+    } else if (a == "--plan-only") {
+      plan_only = true;
+    } else if (a == "--repeat" && i + 1 < argc) {
+      repeat = std::max(1, std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: %s --images DIR [--images DIR ...] [--bench-count N] [--repeat R]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  std::vector<std::string> names;  // dir/file
+  for (const std::string& dir : dirs) {
+    std::vector<std::string> here;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        struct stat sb;
+        const std::string p = dir + "/" + e->d_name;
+        if (e->d_name[0] != '.' && stat(p.c_str(), &sb) == 0 && S_ISREG(sb.st_mode)) here.push_back(p);
+      }
+      closedir(d);
+    }
+    std::sort(here.begin(), here.end());
+    names.insert(names.end(), here.begin(), here.end());
+  }
+  if (names.empty()) {
+    std::fprintf(stderr, "no files in the --images folders\n");
+    return 2;
+  }
+  std::vector<std::vector<std::uint8_t>> files;
+  for (const std::string& n : names) {
+    std::ifstream f(n, std::ios::binary);
+    files.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  const auto n = static_cast<std::int32_t>(files.size());
+
+  if (plan_only) {  // CPU only: what DecodeGpu::plan makes of the files (runs without a GPU)
+    std::vector<const std::uint8_t*> p;
+    std::vector<std::size_t> z;
+    for (const auto& f : files) {
+      p.push_back(f.data());
+      z.push_back(f.size());
+    }
+    std::vector<GpuImage> d(n);
+    std::vector<Status> s(n);
+    std::vector<ErrorText> m(n);
+    std::int64_t total = 0;
+    mmcore::DecodeGpu::plan(p.data(), z.data(), n, mmcore::kDefaultMaxPixels, d.data(), s.data(), m.data(),
+                            &total);
+    int bad = 0, planned = 0;
+    std::int64_t end = 0;
+    for (std::int32_t i = 0; i < n; ++i) {
+      const Cpu c = cpu_decode(files[i]);
+      const bool jpeg = mmcore::detect_format(p[i], z[i]) == mmcore::ImageFormat::kJpeg;
+      if (mmcore::status_ok(s[i])) {
+        ++planned;
+        // The plan's geometry is the CPU decode's; records are 256-byte aligned and disjoint.
+        if (d[i].width != c.w || d[i].height != c.h || d[i].channels != 3 || d[i].offset % 256 != 0 ||
+            d[i].offset < end)
+          ++bad;
+        end = d[i].offset + d[i].stride * d[i].height;
+      } else if (m[i].empty() || (jpeg && s[i] != c.status && mmcore::status_ok(c.status))) {
+        ++bad;
+      }
+    }
+    if (end > total) ++bad;
+    std::printf("plan: %d files, %d planned, %lld device bytes, %d problems\n", n, planned,
+                static_cast<long long>(total), bad);
+    return bad == 0 ? 0 : 1;
+  }
+
+  mmcore::DecodeGpu dec;
+  ErrorText err;
+  if (dec.init(0, &err) != Status::kOk) {
+    std::printf("nvJPEG decode unavailable: %s\n", err.text);
+    return 3;
+  }
+  mmcore::HashGpu hash;
+  if (hash.init(0, &err) != Status::kOk) {
+    std::printf("HashGpu unavailable: %s\n", err.text);
+    return 3;
+  }
+
+  // 1. Decode the set once, compare with the CPU.
+  std::vector<const std::uint8_t*> ptrs;
+  std::vector<std::size_t> sizes;
+  for (const auto& f : files) {
+    ptrs.push_back(f.data());
+    sizes.push_back(f.size());
+  }
+  std::vector<GpuImage> desc(n);
+  std::vector<Status> st(n);
+  std::vector<ErrorText> msg(n);
+  std::int64_t bytes = 0;
+  mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st.data(),
+                          msg.data(), &bytes);
+  std::uint8_t* dev = nullptr;
+  if (!cuda_ok(cudaMalloc(&dev, static_cast<std::size_t>(std::max<std::int64_t>(bytes, 1))), "cudaMalloc"))
+    return 4;
+  mmcore::DecodeGpuStats stats;
+  if (dec.decode(ptrs.data(), sizes.data(), n, desc.data(), st.data(), msg.data(), dev, bytes, &err,
+                 &stats) != Status::kOk) {
+    std::printf("decode failed: %s\n", err.text);
+    return 4;
+  }
+  std::vector<std::uint8_t> host(static_cast<std::size_t>(bytes));
+  if (!cuda_ok(cudaMemcpy(host.data(), dev, host.size(), cudaMemcpyDeviceToHost), "cudaMemcpy")) return 4;
+
+  int bad = 0, both = 0, gpu_only_fail = 0;
+  double worst_psnr = 1e9;
+  std::printf(
+      "# nvJPEG decode check\n\n%d files; hardware engine %s; hardware %d, default backend %d, refused "
+      "%d\n\n",
+      n, stats.hardware_available ? "present" : "absent", stats.hardware, stats.fallback, stats.failed);
+  std::printf(
+      "| file | CPU status | GPU status | size | max abs diff | PSNR dB | GPU message "
+      "|\n|---|---|---|---|---:|---:|---|\n");
+  std::vector<Cpu> cpu(n);
+  mmcore::parallel_for(n, 0, [&](std::int64_t i) { cpu[i] = cpu_decode(files[i]); });
+  for (std::int32_t i = 0; i < n; ++i) {
+    const bool cok = mmcore::status_ok(cpu[i].status), gok = mmcore::status_ok(st[i]);
+    int maxd = -1;
+    double psnr = -1;
+    if (cok && gok) {
+      ++both;
+      if (desc[i].width != cpu[i].w || desc[i].height != cpu[i].h) {
+        ++bad;
+      } else {
+        double se = 0;
+        const std::uint8_t* g = host.data() + desc[i].offset;
+        for (std::size_t k = 0; k < cpu[i].rgb.size(); ++k) {
+          const int d = std::abs(static_cast<int>(g[k]) - static_cast<int>(cpu[i].rgb[k]));
+          maxd = std::max(maxd, d);
+          se += static_cast<double>(d) * d;
+        }
+        const double mse = se / std::max<std::size_t>(cpu[i].rgb.size(), 1);
+        psnr = mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+        worst_psnr = std::min(worst_psnr, psnr);
+        if (psnr < 30) ++bad;
+      }
+    } else if (cok && !gok && mmcore::detect_format(ptrs[i], sizes[i]) == mmcore::ImageFormat::kJpeg) {
+      ++gpu_only_fail;
+      if (msg[i].empty()) ++bad;  // a JPEG the CPU decodes lost on the GPU without a reason
+    }
+    std::printf("| %s | %d | %d | %dx%d | %d | %.1f | %s |\n", names[i].c_str(),
+                static_cast<int>(cpu[i].status), static_cast<int>(st[i]), desc[i].width, desc[i].height, maxd,
+                psnr, msg[i].text);
+  }
+  std::printf("\n%d decoded by both; worst PSNR %.1f dB; %d JPEGs the CPU decodes but nvJPEG refused\n\n",
+              both, both ? worst_psnr : 0.0, gpu_only_fail);
+
+  // 2. Hashes from the GPU decode vs the CPU's exact hashes of the CPU decode.
+  std::vector<GpuImage> ok_desc;
+  std::vector<std::int32_t> ok_idx;
+  for (std::int32_t i = 0; i < n; ++i) {
+    if (mmcore::status_ok(st[i]) && mmcore::status_ok(cpu[i].status)) {
+      ok_desc.push_back(desc[i]);
+      ok_idx.push_back(i);
+    }
+  }
+  const auto m = static_cast<std::int32_t>(ok_desc.size());
+  if (m > 0) {
+    std::uint64_t* out = nullptr;
+    std::uint8_t* pdq = nullptr;
+    std::int32_t* q = nullptr;
+    if (!cuda_ok(cudaMalloc(&out, sizeof(std::uint64_t) * mmcore::kGpuHashColumns * m), "cudaMalloc") ||
+        !cuda_ok(cudaMalloc(&pdq, 32 * static_cast<std::size_t>(m)), "cudaMalloc") ||
+        !cuda_ok(cudaMalloc(&q, sizeof(std::int32_t) * m), "cudaMalloc"))
+      return 4;
+    std::vector<Status> hs(m);
+    if (hash.hash_batch(dev, bytes, ok_desc.data(), m, mmcore::kGpuHashKinds, out, hs.data(), &err) !=
+            Status::kOk ||
+        hash.pdq_batch(dev, bytes, ok_desc.data(), m, pdq, q, hs.data(), &err) != Status::kOk) {
+      std::printf("GPU hashing failed: %s\n", err.text);
+      return 4;
+    }
+    std::vector<std::uint64_t> bits(static_cast<std::size_t>(mmcore::kGpuHashColumns) * m);
+    std::vector<std::uint8_t> pbytes(32 * static_cast<std::size_t>(m));
+    if (!cuda_ok(cudaMemcpy(bits.data(), out, bits.size() * 8, cudaMemcpyDeviceToHost), "cudaMemcpy") ||
+        !cuda_ok(cudaMemcpy(pbytes.data(), pdq, pbytes.size(), cudaMemcpyDeviceToHost), "cudaMemcpy"))
+      return 4;
+    std::vector<int> dp, dd, dq;
+    for (std::int32_t j = 0; j < m; ++j) {
+      const Cpu& c = cpu[ok_idx[j]];
+      mmcore::HashRequest r;
+      r.kinds = (1u << 1) | (1u << 3) | (1u << 7);  // dHash, pHash, PDQ
+      mmcore::HashRecord rec;
+      const mmcore::ConstImageView v(c.rgb.data(), c.w, c.h, 3, static_cast<std::int64_t>(c.w) * 3);
+      if (!mmcore::status_ok(mmcore::hash_image(v, r, &rec, &err))) continue;
+      dp.push_back(__builtin_popcountll(rec.bits[3] ^ bits[3 * static_cast<std::size_t>(m) + j]));
+      dd.push_back(__builtin_popcountll(rec.bits[1] ^ bits[1 * static_cast<std::size_t>(m) + j]));
+      int pq = 0;
+      for (int k = 0; k < 32; ++k) pq += __builtin_popcount(rec.pdq[0].bytes[k] ^ pbytes[32 * j + k]);
+      dq.push_back(pq);
+    }
+    const auto share = [](const std::vector<int>& v, int t) {
+      return v.empty() ? 0.0
+                       : 100.0 * std::count_if(v.begin(), v.end(), [t](int d) { return d <= t; }) / v.size();
+    };
+    std::printf("hashes of nvJPEG's pixels vs the exact hashes of libjpeg-turbo's (%zu images):\n",
+                dp.size());
+    std::printf("- pHash: %.1f %% equal, %.1f %% within 2 bits, %.1f %% within 4\n", share(dp, 0),
+                share(dp, 2), share(dp, 4));
+    std::printf("- dHash: %.1f %% equal, %.1f %% within 2 bits, %.1f %% within 4\n", share(dd, 0),
+                share(dd, 2), share(dd, 4));
+    std::printf("- PDQ: %.1f %% within 8 bits, %.1f %% within 16, %.1f %% within 31\n\n", share(dq, 8),
+                share(dq, 16), share(dq, 31));
+    cudaFree(out);
+    cudaFree(pdq);
+    cudaFree(q);
+  }
+
+  // 3. Bench: the decodable JPEGs repeated to bench_count.
+  if (bench_count > 0 && m > 0) {
+    std::vector<const std::uint8_t*> bp;
+    std::vector<std::size_t> bs;
+    for (int k = 0; k < bench_count; ++k) {
+      const std::int32_t i = ok_idx[static_cast<std::size_t>(k) % ok_idx.size()];
+      bp.push_back(ptrs[i]);
+      bs.push_back(sizes[i]);
+    }
+    const auto bn = static_cast<std::int32_t>(bp.size());
+    std::vector<GpuImage> bd(bn);
+    std::vector<Status> bst(bn);
+    std::vector<ErrorText> bmsg(bn);
+    std::int64_t bb = 0;
+    mmcore::DecodeGpu::plan(bp.data(), bs.data(), bn, mmcore::kDefaultMaxPixels, bd.data(), bst.data(),
+                            bmsg.data(), &bb);
+    std::uint8_t* bdev = nullptr;
+    std::uint64_t* out = nullptr;
+    if (!cuda_ok(cudaMalloc(&bdev, static_cast<std::size_t>(bb)), "cudaMalloc") ||
+        !cuda_ok(cudaMalloc(&out, sizeof(std::uint64_t) * mmcore::kGpuHashColumns * bn), "cudaMalloc"))
+      return 4;
+    std::vector<double> t_dec, t_all, t_cpu;
+    for (int r = 0; r < repeat + 1; ++r) {
+      std::vector<Status> s2 = bst;
+      double t0 = now_s();
+      if (dec.decode(bp.data(), bs.data(), bn, bd.data(), s2.data(), bmsg.data(), bdev, bb, &err, &stats) !=
+          Status::kOk)
+        return 4;
+      const double t1 = now_s();
+      std::vector<Status> hs(bn);
+      if (hash.hash_batch(bdev, bb, bd.data(), bn, 1u << 3, out, hs.data(), &err) != Status::kOk) return 4;
+      const double t2 = now_s();
+      std::vector<std::vector<std::uint8_t>> cpu_out(bn);
+      mmcore::parallel_for(bn, 0, [&](std::int64_t i) {
+        mmcore::DecodeOptions o;
+        o.exif_orientation = false;
+        mmcore::ImageInfo info;
+        ErrorText e;
+        if (!mmcore::status_ok(mmcore::decode_info(bp[i], bs[i], o, &info, &e))) return;
+        cpu_out[i].resize(static_cast<std::size_t>(info.out_width) * info.out_height * 3);
+        mmcore::ImageView v{cpu_out[i].data(), info.out_width, info.out_height, 3,
+                            static_cast<std::int64_t>(info.out_width) * 3};
+        mmcore::decode_into(bp[i], bs[i], o, info, v, &e);
+      });
+      const double t3 = now_s();
+      if (r == 0) continue;  // warm-up
+      t_dec.push_back(t1 - t0);
+      t_all.push_back(t2 - t0);
+      t_cpu.push_back(t3 - t2);
+    }
+    std::printf("bench, %d JPEGs (the set repeated), median of %d; hardware %d, default backend %d:\n", bn,
+                repeat, stats.hardware, stats.fallback);
+    std::printf("| what | images/s |\n|---|---:|\n");
+    std::printf("| GPU decode (nvJPEG) | %.0f |\n", bn / median(t_dec));
+    std::printf("| GPU decode + pHash | %.0f |\n", bn / median(t_all));
+    std::printf("| CPU decode, %d threads | %.0f |\n", mmcore::hardware_threads(), bn / median(t_cpu));
+    cudaFree(bdev);
+    cudaFree(out);
+  }
+  cudaFree(dev);
+  std::printf("\nresult: %s\n", bad == 0 ? "ok" : "MISMATCH");
+  return bad == 0 ? 0 : 1;
+}

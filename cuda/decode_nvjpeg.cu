@@ -63,7 +63,7 @@ struct Api {
   decltype(&nvjpegDecodeBatched) batched = nullptr;
   decltype(&nvjpegJpegStreamCreate) stream_create = nullptr;
   decltype(&nvjpegJpegStreamDestroy) stream_destroy = nullptr;
-  decltype(&nvjpegJpegStreamParse) stream_parse = nullptr;
+  decltype(&nvjpegJpegStreamParseHeader) stream_parse = nullptr;
   decltype(&nvjpegDecodeBatchedSupported) batched_supported = nullptr;
 
   bool load(ErrorText* error) {
@@ -93,7 +93,7 @@ struct Api {
     sym(&batched, "nvjpegDecodeBatched");
     sym(&stream_create, "nvjpegJpegStreamCreate");
     sym(&stream_destroy, "nvjpegJpegStreamDestroy");
-    sym(&stream_parse, "nvjpegJpegStreamParse");
+    sym(&stream_parse, "nvjpegJpegStreamParseHeader");
     sym(&batched_supported, "nvjpegDecodeBatchedSupported");
     return ok;
   }
@@ -108,7 +108,7 @@ struct DecodeGpu::Impl {
   nvjpegJpegState_t state = nullptr;
   nvjpegHandle_t hw = nullptr;  // hardware engine (absent on GPUs without one)
   nvjpegJpegState_t hw_state = nullptr;
-  nvjpegJpegStream_t parsed = nullptr;  // for nvjpegDecodeBatchedSupported
+  nvjpegJpegStream_t parsed = nullptr;  // the hardware handle's, for nvjpegDecodeBatchedSupported
 
   ~Impl() {
     if (api.lib != nullptr) {
@@ -155,14 +155,16 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
   if (!im->api.load(error)) return fail(Status::kDevice);
   nvjpegStatus_t s = im->api.create_ex(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, 0, &im->handle);
   if (s == NVJPEG_STATUS_SUCCESS) s = im->api.state_create(im->handle, &im->state);
-  if (s == NVJPEG_STATUS_SUCCESS) s = im->api.stream_create(im->handle, &im->parsed);
   if (s != NVJPEG_STATUS_SUCCESS) {
     error->set("nvJPEG initialisation failed: %s", nvjpeg_reason(s));
     return fail(s == NVJPEG_STATUS_ALLOCATOR_FAILURE ? Status::kNoMemory : Status::kDevice);
   }
   // The hardware engine is optional: GPUs without one refuse this backend.
   if (im->api.create_ex(NVJPEG_BACKEND_HARDWARE, nullptr, nullptr, 0, &im->hw) == NVJPEG_STATUS_SUCCESS) {
-    if (im->api.state_create(im->hw, &im->hw_state) != NVJPEG_STATUS_SUCCESS) {
+    if (im->api.state_create(im->hw, &im->hw_state) != NVJPEG_STATUS_SUCCESS ||
+        im->api.stream_create(im->hw, &im->parsed) != NVJPEG_STATUS_SUCCESS) {
+      if (im->hw_state != nullptr) im->api.state_destroy(im->hw_state);
+      im->hw_state = nullptr;
       im->api.destroy(im->hw);
       im->hw = nullptr;
     }
@@ -235,11 +237,12 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     }
     todo.push_back(i);
   }
-  // The hardware engine takes the bitstreams it supports (baseline, single scan, most subsamplings).
+  // The hardware engine takes the bitstreams it supports (baseline, single scan, most subsamplings):
+  // nvjpegDecodeBatchedSupported sets 0 for those.
   for (std::int32_t i : todo) {
     int unsupported = 1;
     if (im.hw != nullptr &&
-        im.api.stream_parse(im.hw, data[i], sizes[i], 0, 0, im.parsed) == NVJPEG_STATUS_SUCCESS &&
+        im.api.stream_parse(im.hw, data[i], sizes[i], im.parsed) == NVJPEG_STATUS_SUCCESS &&
         im.api.batched_supported(im.hw, im.parsed, &unsupported) == NVJPEG_STATUS_SUCCESS &&
         unsupported == 0) {
       hw_batch.push_back(i);

@@ -58,10 +58,15 @@ def build_info() -> dict[str, Any]: ...
 # Encode (contract: cpp/include/mmcore/encode.h). img: None or a C-contiguous uint8 HxW / HxWx1 /
 # HxWx3 array (ValueError otherwise); format 1 (jpeg) or 3 (webp); quality 1..100; threads <= 0: all.
 def encode(
-    img: npt.NDArray[np.uint8] | None, format: int, quality: int, optimize: bool
+    img: npt.NDArray[np.uint8] | None, format: int, quality: int, optimize: bool, method: int = 4
 ) -> tuple[int, str, bytes | None]: ...
 def encode_batch(
-    images: Sequence[npt.NDArray[np.uint8] | None], format: int, quality: int, optimize: bool, threads: int
+    images: Sequence[npt.NDArray[np.uint8] | None],
+    format: int,
+    quality: int,
+    optimize: bool,
+    threads: int,
+    method: int = 4,
 ) -> tuple[list[bytes | None], npt.NDArray[np.uint8], list[str | None]]: ...
 def hash_batch(
     srcs: Sequence[Any],

@@ -280,6 +280,7 @@ class ImagePipeline:
         thumbnail: int,
         thumbnail_format: str,
         thumbnail_quality: int | None,
+        thumbnail_webp_method: int,
         batch_size: int,
         num_threads: int,
         max_pixels: int,
@@ -291,6 +292,7 @@ class ImagePipeline:
         self.thumbnail = thumbnail
         self.thumbnail_format = thumbnail_format
         self.thumbnail_quality = thumbnail_quality
+        self.thumbnail_webp_method = thumbnail_webp_method
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.max_pixels = max_pixels
@@ -507,7 +509,10 @@ class ImagePipeline:
                 status[i], errors[i], ok[i] = ts, f"thumbnail: {msg}", False
             images.append(np.array(raw["timg"][i]) if ok[i] else None)
         fmt: Literal["jpeg", "webp"] = "webp" if self.thumbnail_format == "webp" else "jpeg"
-        enc = encode_batch(images, format=fmt, quality=self.thumbnail_quality, threads=self.num_threads)
+        method = self.thumbnail_webp_method if fmt == "webp" else None
+        enc = encode_batch(
+            images, format=fmt, quality=self.thumbnail_quality, threads=self.num_threads, method=method
+        )
         data: list[bytes | None] = list(enc.data)
         for i in range(n):
             if ok[i] and data[i] is None:
@@ -593,6 +598,7 @@ def build(
     thumbnail: int | None = None,
     thumbnail_format: Literal["jpeg", "webp"] = "jpeg",
     thumbnail_quality: int | None = None,
+    thumbnail_webp_method: int = 4,
     batch_size: int = 64,
     num_threads: int | None = None,
     max_pixels: int | None = None,
@@ -604,7 +610,8 @@ def build(
       whash, colorhash, pdq); the bits equal :func:`mmcore.hash_batch` with the same ``mode``
       ("exact": imagehash / PDQ reference; "full": PDQ on the full-size image).
     - ``thumbnail=N``: also a JPEG (or WebP) of the EXIF-oriented image, short side N (never
-      enlarged), from a second, reduced-size decode.
+      enlarged), made from the hash decode where it is the thumbnail's input, else from a second,
+      reduced-size decode; ``thumbnail_webp_method`` is libwebp's method for WebP (0 fastest .. 6).
     - ``device="cpu"`` runs DALI's CPU-only mode (``device_id=None``): no GPU needed.
       ``device="gpu"`` is refused for now: mmcore's GPU DALI operators do not exist yet, and
       DALI's own mixed decoder would bring back the dead pipeline on a corrupt JPEG.
@@ -647,6 +654,7 @@ def build(
         thumbnail=thumbnail or 0,
         thumbnail_format=thumbnail_format,
         thumbnail_quality=thumbnail_quality,
+        thumbnail_webp_method=thumbnail_webp_method,
         batch_size=batch_size,
         num_threads=threads,
         max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels),

@@ -257,6 +257,29 @@ def test_bad_batch_options_raise() -> None:
         mmcore.encode_batch([img], threads=0)
 
 
+@pytest.mark.parametrize("method", [0, 2, 6])
+def test_webp_method_is_pillows(method: int, photos: list[np.ndarray]) -> None:
+    """Every WebP method gives Pillow's bytes for the same quality and method, singly and in a batch;
+    method 0 is the fast one (checked by size only: faster and larger is the trade-off)."""
+    for img in photos[:8]:
+        assert mmcore.encode_webp(img, quality=80, method=method) == pil_save(
+            img, "webp", quality=80, method=method
+        )
+    r = mmcore.encode_batch(photos[:8], format="webp", method=method)
+    assert r.data == [pil_save(im, "webp", quality=80, method=method) for im in photos[:8]]
+
+
+def test_bad_webp_method_raises() -> None:
+    img = np.zeros((8, 8, 3), np.uint8)
+    for bad in (-1, 7, 2.0, True):
+        with pytest.raises(ValueError, match="method"):
+            mmcore.encode_webp(img, method=bad)
+        with pytest.raises(ValueError, match="method"):
+            mmcore.encode_batch([img], format="webp", method=bad)
+    with pytest.raises(ValueError, match="WebP option"):
+        mmcore.encode_batch([img], format="jpeg", method=0)
+
+
 def test_webp_size_limit() -> None:
     """WebP stores 14 bits a side: 16383 encodes, 16384 is TOO_LARGE with a message that says so."""
     assert pil_open(mmcore.encode_webp(np.zeros((2, 16383), np.uint8))).size == (16383, 2)

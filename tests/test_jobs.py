@@ -164,6 +164,27 @@ def test_config_from_toml_and_errors(tmp_path: Path) -> None:
         Config(hashes=("md5",))
     with pytest.raises(ValueError, match="shard_size"):
         Config(shard_size=0)
+    with pytest.raises(ValueError, match="thumbnail_webp_method"):
+        Config(thumbnail_webp_method=7)
+    # the WebP method enters the config hash only where it changes the bytes (older outputs keep theirs)
+    webp = Config(thumbnail=64, thumbnail_format="webp")
+    assert Config(thumbnail_webp_method=0).config_hash() == Config().config_hash()
+    assert webp.replace(thumbnail_webp_method=0).config_hash() != webp.config_hash()
+
+
+def test_webp_thumbnail_method(tmp_path: Path) -> None:
+    """thumbnail_webp_method reaches the encoder: the rows' thumbnails are encode_webp's bytes."""
+    imgs = mmcore.demo_images()
+    batch = pa.record_batch({"id": [str(i) for i in range(len(imgs))], "path": imgs})
+    for method in (0, 4):
+        cfg = Config(thumbnail=48, thumbnail_format="webp", thumbnail_webp_method=method, workers=1)
+        rows = mmcore.Processor(cfg)(batch).to_pylist()
+        for path, row in zip(imgs, rows, strict=True):
+            if row["status"] in ("OK", "OK_WARNING"):
+                want = mmcore.thumbnail(path, short_side=48, upscale=False)
+                assert row["thumbnail"] == mmcore.encode_webp(
+                    want, quality=cfg.thumbnail_quality, method=method
+                )
 
 
 # -- run: directory source, modes -----------------------------------------------------------------

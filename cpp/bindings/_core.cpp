@@ -548,7 +548,7 @@ struct EncodedBytes {
   }
 };
 
-EncodeOptions encode_options(int format, int quality, bool optimize) {
+EncodeOptions encode_options(int format, int quality, bool optimize, int method) {
   if (format != static_cast<int>(ImageFormat::kJpeg) && format != static_cast<int>(ImageFormat::kWebp))
     throw py::value_error("format code must be 1 (jpeg) or 3 (webp), got " + std::to_string(format));
   if (quality < 1 || quality > 100)
@@ -557,6 +557,9 @@ EncodeOptions encode_options(int format, int quality, bool optimize) {
   o.format = static_cast<ImageFormat>(format);
   o.quality = quality;
   o.optimize = optimize;
+  if (method < 0 || method > 6)
+    throw py::value_error("method must be in 0..6, got " + std::to_string(method));
+  o.webp_method = method;
   return o;
 }
 
@@ -584,8 +587,8 @@ ConstImageView encode_view(py::handle obj, const std::string& name, py::array* k
                         c, static_cast<std::int64_t>(w) * c);
 }
 
-py::tuple encode_py(py::handle img, int format, int quality, bool optimize) {
-  const EncodeOptions o = encode_options(format, quality, optimize);
+py::tuple encode_py(py::handle img, int format, int quality, bool optimize, int method) {
+  const EncodeOptions o = encode_options(format, quality, optimize, method);
   py::array keep;
   const ConstImageView view = encode_view(img, "img", &keep);
   EncodedBytes out;
@@ -598,8 +601,9 @@ py::tuple encode_py(py::handle img, int format, int quality, bool optimize) {
   return py::make_tuple(static_cast<int>(st), std::string(err.text), out.to_bytes(st));
 }
 
-py::tuple encode_batch_py(const py::sequence& imgs, int format, int quality, bool optimize, int threads) {
-  const EncodeOptions o = encode_options(format, quality, optimize);
+py::tuple encode_batch_py(const py::sequence& imgs, int format, int quality, bool optimize, int threads,
+                          int method) {
+  const EncodeOptions o = encode_options(format, quality, optimize, method);
   const std::size_t n = py::len(imgs);
   std::vector<py::array> keep(n);
   std::vector<ConstImageView> views(n);
@@ -1028,9 +1032,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
         py::arg("exif"), py::arg("max_pixels"), py::arg("threads"), py::arg("thumb") = py::none());
-  m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"));
+  m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"),
+        py::arg("method") = 4);
   m.def("encode_batch", &encode_batch_py, py::arg("images"), py::arg("format"), py::arg("quality"),
-        py::arg("optimize"), py::arg("threads"));
+        py::arg("optimize"), py::arg("threads"), py::arg("method") = 4);
   m.def("build_info", &build_info_py);
   m.def("hamming_knn", &hamming_knn_py, py::arg("base"), py::arg("ids"), py::arg("queries"), py::arg("k"),
         py::arg("threads"));

@@ -30,6 +30,10 @@ Status encode_image(ConstImageView image, const EncodeOptions& options, ByteSink
     error->set("quality must be in 1..100, got %d", options.quality);
     return Status::kUnsupported;
   }
+  if (options.format == ImageFormat::kWebp && (options.webp_method < 0 || options.webp_method > 6)) {
+    error->set("WebP method must be in 0..6, got %d", options.webp_method);
+    return Status::kUnsupported;
+  }
   if (sink.write == nullptr) {
     error->set("no output sink given (ByteSink::write is null)");
     return Status::kUnsupported;

@@ -1,6 +1,6 @@
 // Lossy WebP encoding through libwebp's advanced API (WebPConfig + WebPPicture + WebPEncode).
 //
-// Settings are Pillow's for WebP save: WebPConfigInit (the default preset), quality, method 4,
+// Settings are Pillow's for WebP save: WebPConfigInit (the default preset), quality, method (4 by default),
 // no sharp YUV; thread_level 0 because the batch parallelises across images.
 // Output goes to the caller's sink through the picture's writer callback.
 //
@@ -104,7 +104,7 @@ Status webp_encode(ConstImageView image, const EncodeOptions& options, ByteSink 
     return Status::kUnsupported;
   }
   config.quality = static_cast<float>(options.quality);
-  config.method = 4;
+  config.method = options.webp_method;
   config.thread_level = 0;
   if (!WebPValidateConfig(&config)) {
     error->set("libwebp refused the configuration (quality %d)", options.quality);

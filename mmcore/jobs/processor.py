@@ -211,7 +211,10 @@ class Processor:
         t0 = time.perf_counter()
         images = [tb.images[j] for j in picks]
         fmt: Literal["jpeg", "webp"] = "webp" if cfg.thumbnail_format == "webp" else "jpeg"
-        enc = encode_batch(images, format=fmt, quality=cfg.thumbnail_quality, threads=self._threads)
+        method = cfg.thumbnail_webp_method if fmt == "webp" else None
+        enc = encode_batch(
+            images, format=fmt, quality=cfg.thumbnail_quality, threads=self._threads, method=method
+        )
         for e, (i, j) in enumerate(zip(rows, picks, strict=True)):
             if enc.data[e] is not None:
                 col["thumbnail"][i] = enc.data[e]

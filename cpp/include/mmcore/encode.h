@@ -6,14 +6,16 @@
 // - JPEG: baseline, quality 1..100 through jpeg_set_quality (the same scale as Pillow's quality=),
 //   4:2:0 chroma for RGB, one luma component for grey, accurate integer DCT, optimised Huffman
 //   tables only when asked. At most kJpegMaxDimension pixels a side.
-// - WebP: lossy VP8, quality 1..100, method 4 (Pillow's default), no alpha. WebP has no grey
+// - WebP: lossy VP8, quality 1..100, method 0..6 (4 by default, Pillow's: 0 is fastest, 6 smallest),
+//   no alpha. WebP has no grey
 //   format: grey is encoded as R = G = B (neutral chroma) and decodes as RGB. At most
 //   kWebpMaxDimension pixels a side.
 // - Output is streamed to a caller-supplied ByteSink, in order; the caller owns that memory
 //   (nothing the library allocates outlives a call). On failure the sink may already have
 //   received a prefix of the stream: the caller discards it.
 // - Never throws, aborts or prints: an empty view, a bad channel count or stride -> kCorrupt
-//   ("not an image"); an unknown format or a quality outside 1..100 -> kUnsupported; over the
+//   ("not an image"); an unknown format, a quality outside 1..100 or a WebP method outside 0..6 ->
+//   kUnsupported; over the
 //   format's size limit -> kTooLarge; any other refusal by the codec -> kUnsupported;
 //   a failed allocation or a sink that refuses bytes -> kNoMemory; every status comes with a message.
 // - Deterministic: the same pixels and options give the same bytes (per library build).
@@ -38,6 +40,7 @@ struct EncodeOptions {
   ImageFormat format = ImageFormat::kJpeg;  ///< kJpeg or kWebp; others are kUnsupported
   std::int32_t quality = 85;                ///< 1..100
   bool optimize = false;                    ///< JPEG: optimised Huffman tables (smaller, slower)
+  std::int32_t webp_method = 4;             ///< WebP: libwebp's speed / size trade-off, 0..6
 };
 
 /// Receives the encoded stream in order, in one or more calls. Returns false to stop the encode

@@ -311,7 +311,7 @@ IDCT where the reduced image still covers ``reducing_gap`` times the target).)")
         "thumbnail",
         "Also output a thumbnail with this short side (0: none): outputs 4-6 are its image, status "
         "and message, as mmcore.thumbnail gives them; made from the decoded image where that is "
-        "its input (full size, not turned, not PNG), else by a second, reduced decode.",
+        "its input (full size, not turned, decoded alike), else by a second, reduced decode.",
         0)
     .AddOptionalArg("thumbnail_upscale", "Allow the thumbnail to enlarge small images.", false)
     .AddOptionalArg("thumbnail_exif_orientation", "Apply the EXIF orientation to the thumbnail.", true)

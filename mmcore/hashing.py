@@ -147,8 +147,9 @@ def hash_batch(
     "upscale": False}``) to also make each image's thumbnail, returned as ``result.thumbnails``
     (a :class:`BatchResult`, exactly what ``thumbnail_batch`` gives for the same sources). Where the
     hash decode can hold the thumbnail's input (exact modes, which decode at full size: a JPEG the
-    thumbnail would not decode reduced, a WebP, a GIF; an RGB thumbnail), the thumbnail is made
-    from it, saving the second decode; the hashes are the same bits either way.
+    thumbnail would not decode reduced, a WebP, a GIF, and a PNG when PDQ or colorhash is asked
+    for; an RGB thumbnail), the thumbnail is made from it, saving the second decode; the hashes
+    are the same bits either way.
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")

@@ -292,6 +292,7 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
     info->height = static_cast<std::int32_t>(h);
     info->has_alpha = (ct & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
     info->animated = apng.actl && (apng.num_frames > 1 || !apng.fctl_before_idat);
+    info->grey16 = ct == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
     if (apng.defect[0] != '\0') on_warning(png, apng.defect);
     return Status::kOk;
   }

@@ -195,7 +195,8 @@ Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, con
     *thumb_error = message;
   };
   // A thumbnail that would decode at full size can take the hash decode's pixels when they are
-  // RGB: ask for RGB where the format gives the grey kinds the same bits that way (not PNG).
+  // RGB: ask for RGB where the format gives the grey kinds the same bits that way (JPEG, WebP,
+  // GIF; a PNG is reused only when the hashes decode RGB anyway, for PDQ or colorhash).
   const ImageFormat f = detect_format(data, size);
   const bool rgb = thumb_info.image.scale_denom == 1 && thumb.decode.pixel == PixelFormat::kRgb &&
                    (f == ImageFormat::kJpeg || f == ImageFormat::kWebp || f == ImageFormat::kGif);

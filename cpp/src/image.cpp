@@ -195,9 +195,10 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
 
 bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& info,
                          const DecodeOptions& decoded) {
-  return info.image.scale_denom == 1 && info.image.format != ImageFormat::kPng &&
-         info.image.format != ImageFormat::kUnknown && options.decode.pixel == decoded.pixel &&
-         !options.decode.fast && !decoded.fast;
+  // pillow_i16 changes the pixels of 16-bit grey PNGs only (pillow_gray only grey output).
+  const bool same_i16 = !info.image.grey16 || options.decode.pillow_i16 == decoded.pillow_i16;
+  return info.image.scale_denom == 1 && info.image.format != ImageFormat::kUnknown && same_i16 &&
+         options.decode.pixel == decoded.pixel && !options.decode.fast && !decoded.fast;
 }
 
 Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& options,

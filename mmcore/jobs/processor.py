@@ -62,7 +62,7 @@ class Processor:
     ``READ_ERROR`` for a path that cannot be read), the error message and the stage that failed.
     Raises ValueError only for a batch of the wrong shape (no ``id`` or a null id, neither
     ``bytes`` nor ``path``). One decode serves every hash, and the thumbnail too where that decode
-    holds its input (exact modes' full-size decode of a JPEG, WebP or GIF); otherwise the thumbnail is
+    holds its input (exact modes' full-size decode of a JPEG, PNG, WebP or GIF); otherwise the thumbnail is
     a second, reduced-size decode. Either way the pixels are ``thumbnail_batch``'s.
     ``stage_seconds`` accumulates the time spent per stage over every call.
     """

@@ -64,6 +64,7 @@ struct ImageInfo {
   std::int32_t out_channels = 0;
   bool has_alpha = false;
   bool animated = false;  ///< first frame only is decoded
+  bool grey16 = false;    ///< 16-bit grey PNG without alpha: its 8-bit pixels depend on pillow_i16
 };
 
 /// The format of a buffer from its first bytes.

@@ -122,7 +122,8 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
 /// hash_bytes, plus the thumbnail of the same bytes into thumb_out (thumbnail_into's pixels for
 /// thumb_info, which thumbnail_info gave; its status and message in thumb_status / thumb_error).
 /// When the hash decode holds what the thumbnail would decode (thumbnail_can_reuse: full size,
-/// same pixel format, not PNG; exact modes then decode RGB even for grey-only kinds, whose bits
+/// same pixel format, a 16-bit grey PNG only with the same pillow_i16; exact modes then decode RGB
+/// for JPEG, WebP and GIF even for grey-only kinds, whose bits
 /// do not change), the thumbnail is made from those pixels (oriented, resized, cropped) instead
 /// of a second decode: the same pixels and status either way.
 Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,

@@ -45,7 +45,8 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
 
 /// Whether thumbnail_into(info) decodes exactly what a full-size decode with `decoded` options
 /// gives before orientation: no reduced JPEG scale, the same pixel format, neither decode fast,
-/// and not a PNG (whose 16-bit grey depends on pillow_i16). Then thumbnail_from_decoded can make
+/// and the same pillow_i16 for a 16-bit grey PNG (the only image it changes). Then
+/// thumbnail_from_decoded can make
 /// the thumbnail from those pixels instead of decoding again.
 bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& info,
                          const DecodeOptions& decoded);

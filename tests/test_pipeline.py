@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import corpus_files
+from conftest import corpus_dir, corpus_files
 
 import mmcore
 
@@ -118,6 +118,21 @@ def test_corrupt_files_mixed_in_never_stop_a_batch() -> None:
             n_bad += 1
             assert errors[i] == dec.errors[i], f
     assert n_bad > 0.9 * len(bad)
+
+
+@pytest.mark.corpus
+@pytest.mark.slow
+def test_whole_corpus_folder() -> None:
+    """The corpus folder as it is (photos, odd and damaged files, giant images, CSVs, .npy vectors,
+    READMEs): one row per image file, sidecars skipped, every status hash_batch's."""
+    root = corpus_dir()
+    table = mp.build(root, hashes=("phash",), batch_size=64).to_table()
+    ids = table["id"].to_pylist()
+    assert len(ids) == len(set(ids)) and not any(i.endswith((".csv", ".md", ".npy")) for i in ids)
+    ref = mmcore.hash_batch([str(root / i) for i in ids], kinds=("phash",))
+    want = [mmcore.Status(int(x)).name for x in ref.status]
+    assert table["status"].to_pylist() == want
+    assert table.num_rows > 1500
 
 
 def test_pipeline_rows_describe_each_image(tmp_path: Path) -> None:

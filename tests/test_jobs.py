@@ -434,6 +434,12 @@ def test_cli_run_prints_progress_and_summary(tmp_path: Path, capsys: pytest.Capt
     assert all(r["dhash"] is None for r in rows.values())  # only the configured hashes
     assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--quiet"]) == 1
     assert "--device gpu" in capsys.readouterr().err
+    args = ["--thumbnail", "32", "--thumbnail-format", "webp", "--thumbnail-webp-method", "0", "--quiet"]
+    assert main(["run", str(src), str(tmp_path / "out3"), *args]) == 0
+    manifest = json.loads((tmp_path / "out3" / "_mmcore_job.json").read_text())
+    assert manifest["config"]["thumbnail_webp_method"] == 0
+    assert main(["run", str(src), str(tmp_path / "out4"), "--thumbnail-webp-method", "9", "--quiet"]) == 1
+    assert "thumbnail_webp_method" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp"])

@@ -314,6 +314,12 @@ def register(sub: Any) -> None:
     p.add_argument("--hash-mode", choices=("exact", "fast"), default=None)
     p.add_argument("--thumbnail", type=int, default=None, help="thumbnail short side in px (0: none)")
     p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None)
+    p.add_argument(
+        "--thumbnail-webp-method",
+        type=int,
+        default=None,
+        help="WebP thumbnails: libwebp method 0 (fastest) .. 6 (smallest); default 4, Pillow's",
+    )
     p.add_argument("--workers", type=int, default=None, help="decode/hash threads (default: all cores)")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None)
     p.add_argument("--shard-size", type=int, default=None, help="files per shard for directory sources")
@@ -329,6 +335,7 @@ def _cmd_run(args: Any) -> int:
         hash_mode=args.hash_mode,
         thumbnail=args.thumbnail,
         thumbnail_format=args.thumbnail_format,
+        thumbnail_webp_method=args.thumbnail_webp_method,
         workers=args.workers,
         device=args.device,
         shard_size=args.shard_size,

@@ -196,7 +196,7 @@ def _tar_is_clean(path: str) -> bool:
     through mmcore run's own tar reader, which turns them into SOURCE_ERROR rows."""
     import tarfile
 
-    from .jobs.sources import _bad_member
+    from .jobs.sources import _bad_member, ends_cleanly
 
     try:
         with tarfile.open(path, "r:") as tf:
@@ -204,12 +204,9 @@ def _tar_is_clean(path: str) -> bool:
                 if _bad_member(m) is not None:
                     return False
             end = tf.offset
-        with open(path, "rb") as f:
-            f.seek(end)
-            rest = f.read(1 << 16)
+        return ends_cleanly(path, end)
     except (tarfile.TarError, OSError, EOFError):
         return False
-    return len(rest) >= 512 and not rest.strip(b"\0")
 
 
 def _job_batches(kind: Literal["tar", "parquet"], paths: list[str]) -> Iterator[Any]:
@@ -226,7 +223,7 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
     """(ids, bytes or None, override or None) of an input RecordBatch with an id column and a
     bytes or path / ``file://`` URI column (the columns mmcore.Processor takes); a row whose
     bytes are missing gets a READ_ERROR override."""
-    from .jobs.processor import _read
+    from .jobs.processor import read_paths
     from .jobs.sources import parquet_columns
 
     id_col, bytes_col, path_col = parquet_columns(batch.schema)
@@ -244,16 +241,12 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
             None if b is not None else (READ_ERROR, "the bytes column is null") for b in blobs
         ]
         return ids, blobs, errors
-    datas: list[bytes | None] = []
-    errors = []
-    for p in batch.column(path_col).to_pylist():
-        if p is None:
-            datas.append(None)
-            errors.append((READ_ERROR, "the path column is null"))
-            continue
-        data, err = _read(p)
-        datas.append(data)
-        errors.append(None if err is None else (READ_ERROR, err))
+    paths = batch.column(path_col).to_pylist()
+    datas: list[bytes | None] = [None] * n
+    errors = [(READ_ERROR, "the path column is null") if p is None else None for p in paths]
+    given = [i for i, p in enumerate(paths) if p is not None]
+    for i, (data, err) in zip(given, read_paths([paths[i] for i in given]), strict=True):
+        datas[i], errors[i] = data, None if err is None else (READ_ERROR, err)
     return ids, datas, errors
 
 

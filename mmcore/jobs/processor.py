@@ -53,6 +53,15 @@ def _read(path_or_uri: str) -> tuple[bytes | None, str | None]:
         )
 
 
+def read_paths(paths: Sequence[str]) -> list[tuple[bytes | None, str | None]]:
+    """(bytes, None) or (None, why) for each local path or ``file://`` URI, read on a few threads
+    (the reads release the GIL)."""
+    if not paths:
+        return []
+    with ThreadPoolExecutor(min(_IO_THREADS, len(paths))) as ex:
+        return list(ex.map(_read, paths))
+
+
 class Processor:
     """Maps a RecordBatch with ``id`` (string) and either ``bytes`` (binary) or ``path`` (string:
     a local path or ``file://`` URI), optionally ``source_uri`` and ``member`` (strings), to a
@@ -115,17 +124,18 @@ class Processor:
         data: list[bytes | None] = batch.column("bytes").to_pylist() if "bytes" in names else [None] * n
         paths = batch.column("path").to_pylist() if "path" in names else [None] * n
         errs: list[str | None] = [None] * n
-        need = []
+        need: list[int] = []
+        need_paths: list[str] = []
         for i in range(n):
             if data[i] is None:
-                if paths[i] is None:
+                p = paths[i]
+                if p is None:
                     errs[i] = "the record has neither bytes nor a path"
                 else:
                     need.append(i)
-        if need:
-            with ThreadPoolExecutor(min(_IO_THREADS, len(need))) as ex:
-                for i, (d, e) in zip(need, ex.map(_read, [paths[i] for i in need]), strict=True):
-                    data[i], errs[i] = d, e
+                    need_paths.append(p)
+        for i, (d, e) in zip(need, read_paths(need_paths), strict=True):
+            data[i], errs[i] = d, e
         return data, errs
 
     def _process(

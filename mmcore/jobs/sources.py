@@ -206,6 +206,15 @@ def _bad_member(m: tarfile.TarInfo) -> str | None:
     return None
 
 
+def ends_cleanly(path: str, offset: int) -> bool:
+    """Whether the tar at ``path`` has its end-of-archive zero blocks at ``offset`` (tarfile's
+    offset after its last member): tarfile ends quietly where a header is cut short or missing."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        rest = f.read(1 << 16)
+    return len(rest) >= 512 and not rest.strip(b"\0")
+
+
 def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch | Refused]:
     path = uri_to_path(shard.source_uri)
     tar_name = os.path.basename(path)
@@ -249,12 +258,7 @@ def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterat
                 if len(ids) >= batch_size:
                     yield flush()
                     ids, blobs, members = [], [], []
-            # tarfile ends quietly where a header is cut short or missing: what follows the last
-            # member must be the end-of-archive zero blocks.
-            with open(path, "rb") as f:
-                f.seek(tf.offset)
-                rest = f.read(1 << 16)
-            if len(rest) < 512 or rest.strip(b"\0"):
+            if not ends_cleanly(path, tf.offset):
                 raise tarfile.ReadError("it has no end-of-archive blocks after its last member (truncated?)")
     except (tarfile.TarError, OSError, EOFError) as e:
         if ids:

@@ -230,12 +230,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
       result.status = mmcore::Status::kNoMemory;
       result.error.set("out of memory making a %dx%d thumbnail", tinfo.out_width, tinfo.out_height);
     }
-    if (!mmcore::status_ok(result.status)) {
-      std::memset(pixels, 0, static_cast<std::size_t>(tinfo.out_width) * tinfo.out_height * c);
-      *o = result;
-      return;
-    }
-    if (!(o->status == mmcore::Status::kOkWarning && result.status == mmcore::Status::kOk)) *o = result;
+    settle(result, view, o);
   }
 
   void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
@@ -255,14 +250,18 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
       pixel_outcome.status = mmcore::Status::kNoMemory;
       pixel_outcome.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
     }
-    if (!mmcore::status_ok(pixel_outcome.status)) {
-      std::memset(pixels, 0, static_cast<std::size_t>(info.out_width) * info.out_height * c);
-      *o = pixel_outcome;
+    settle(pixel_outcome, view, o);
+  }
+
+  /// After a pixel pass: a failure zeroes the image and takes over the sample's outcome; a header
+  /// warning (e.g. a damaged ancillary chunk) survives a clean pass.
+  static void settle(const Outcome& pass, const mmcore::ImageView& image, Outcome* o) {
+    if (!mmcore::status_ok(pass.status)) {
+      std::memset(image.data, 0, static_cast<std::size_t>(image.stride) * image.height);
+      *o = pass;
       return;
     }
-    // A header warning (e.g. a damaged ancillary chunk) survives a clean pixel pass.
-    if (!(o->status == mmcore::Status::kOkWarning && pixel_outcome.status == mmcore::Status::kOk))
-      *o = pixel_outcome;
+    if (!(o->status == mmcore::Status::kOkWarning && pass.status == mmcore::Status::kOk)) *o = pass;
   }
 
   mmcore::ThumbnailOptions options_;

@@ -172,6 +172,35 @@ void run_record(Source& src, const Options& o, Record* r) {
   }
 }
 
+// The output buffer for ti's geometry; false (and NO_MEMORY on the record) when it cannot be had.
+bool allocate(Record* r, const ThumbnailInfo& ti, ImageView* out) {
+  const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
+  r->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
+  if (!r->pixels) {
+    r->status = Status::kNoMemory;
+    r->error.set("out of memory allocating %dx%dx%d output", ti.out_width, ti.out_height, ti.out_channels);
+    return false;
+  }
+  *out = ImageView{r->pixels.get(), ti.out_width, ti.out_height, ti.out_channels,
+                   static_cast<std::int64_t>(ti.out_width) * ti.out_channels};
+  return true;
+}
+
+// After the pixel pass: a failed record drops its pixels; a header warning survives a clean pass.
+void settle(Record* r, const ThumbnailInfo& ti, Status header_status, const ErrorText& header_error) {
+  if (!status_ok(r->status)) {
+    r->pixels.reset();
+    return;
+  }
+  if (header_status == Status::kOkWarning && r->status == Status::kOk) {
+    r->status = header_status;
+    r->error = header_error;
+  }
+  r->h = ti.out_height;
+  r->w = ti.out_width;
+  r->c = ti.out_channels;
+}
+
 void run_record_unguarded(Source& src, const Options& o, Record* r) {
   r->status = src.read(&r->error);
   if (!status_ok(r->status)) return;
@@ -184,32 +213,14 @@ void run_record_unguarded(Source& src, const Options& o, Record* r) {
     ti.out_height = ti.image.out_height;
     ti.out_channels = ti.image.out_channels;
   }
-  if (!status_ok(r->status)) return;
-  const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
-  r->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
-  if (!r->pixels) {
-    r->status = Status::kNoMemory;
-    r->error.set("out of memory allocating %dx%dx%d output", ti.out_width, ti.out_height, ti.out_channels);
-    return;
-  }
-  ImageView out{r->pixels.get(), ti.out_width, ti.out_height, ti.out_channels,
-                static_cast<std::int64_t>(ti.out_width) * ti.out_channels};
+  ImageView out;
+  if (!status_ok(r->status) || !allocate(r, ti, &out)) return;
   const ErrorText header_error = r->error;
   const Status header_status = r->status;
   r->status = o.is_thumbnail ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error)
                              : decode_into(src.data(), src.size(), o.thumb.decode, ti.image, out, &r->error);
-  if (!status_ok(r->status)) {
-    r->pixels.reset();
-    return;
-  }
-  if (header_status == Status::kOkWarning && r->status == Status::kOk) {
-    r->status = header_status;
-    r->error = header_error;
-  }
-  r->h = ti.out_height;
-  r->w = ti.out_width;
-  r->c = ti.out_channels;
-  src.drop_file();
+  settle(r, ti, header_status, header_error);
+  if (status_ok(r->status)) src.drop_file();
 }
 
 // Hands the pixels to numpy without a copy (GIL held).
@@ -219,6 +230,21 @@ py::object to_array(Record& r) {
   py::capsule owner(p, [](void* q) { delete[] static_cast<std::uint8_t*>(q); });
   if (r.c == 1) return py::array_t<std::uint8_t>({r.h, r.w}, p, owner);
   return py::array_t<std::uint8_t>({r.h, r.w, r.c}, p, owner);
+}
+
+// (images, status, errors) of a batch, as BatchResult takes them (GIL held).
+py::tuple to_batch(std::vector<Record>& records) {
+  const std::size_t n = records.size();
+  py::list images(n), errors(n);
+  py::array_t<std::uint8_t> status(static_cast<py::ssize_t>(n));
+  auto st = status.mutable_unchecked<1>();
+  for (std::size_t i = 0; i < n; ++i) {
+    Record& r = records[i];
+    st(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
+    images[i] = to_array(r);
+    errors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
+  }
+  return py::make_tuple(images, status, errors);
 }
 
 py::tuple one(py::handle src, const Options& o) {
@@ -246,16 +272,7 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
       run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)]);
     });
   }
-  py::list images(n), errors(n);
-  py::array_t<std::uint8_t> status(static_cast<py::ssize_t>(n));
-  auto st = status.mutable_unchecked<1>();
-  for (std::size_t i = 0; i < n; ++i) {
-    Record& r = records[i];
-    st(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
-    images[i] = to_array(r);
-    errors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
-  }
-  return py::make_tuple(images, status, errors);
+  return to_batch(records);
 }
 
 Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
@@ -342,38 +359,18 @@ void hash_thumbnail_record(Source& src, const HashRequest& request, const Option
       return;
     }
     ThumbnailInfo ti;
+    ImageView out;
     t->status = thumbnail_info(src.data(), src.size(), o.thumb, &ti, &t->error);
-    if (status_ok(t->status)) {
-      const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
-      t->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
-      if (!t->pixels) {
-        t->status = Status::kNoMemory;
-        t->error.set("out of memory allocating %dx%dx%d output", ti.out_width, ti.out_height,
-                     ti.out_channels);
-      }
-    }
-    if (!status_ok(t->status)) {
+    if (!status_ok(t->status) || !allocate(t, ti, &out)) {
       h->status = hash_bytes(src.data(), src.size(), request, &h->record, &h->error);
       src.drop_file();
       return;
     }
-    const ImageView out{t->pixels.get(), ti.out_width, ti.out_height, ti.out_channels,
-                        static_cast<std::int64_t>(ti.out_width) * ti.out_channels};
     const ErrorText header_error = t->error;
     const Status header_status = t->status;
     h->status = hash_bytes_with_thumbnail(src.data(), src.size(), request, &h->record, &h->error, o.thumb, ti,
                                           out, &t->status, &t->error);
-    if (!status_ok(t->status)) {
-      t->pixels.reset();
-    } else {
-      if (header_status == Status::kOkWarning && t->status == Status::kOk) {
-        t->status = header_status;
-        t->error = header_error;
-      }
-      t->h = ti.out_height;
-      t->w = ti.out_width;
-      t->c = ti.out_channels;
-    }
+    settle(t, ti, header_status, header_error);
     src.drop_file();
   } catch (const std::bad_alloc&) {
     h->status = t->status = Status::kNoMemory;
@@ -435,16 +432,7 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
         r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
   }
   if (thumb == nullptr) return py::make_tuple(bits, pdq_bytes, quality, status, errors);
-  py::list images(n), terrors(n);
-  py::array_t<std::uint8_t> tstatus(rows);
-  auto ts = tstatus.mutable_unchecked<1>();
-  for (std::size_t i = 0; i < n; ++i) {
-    Record& r = thumbs[i];
-    ts(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
-    images[i] = to_array(r);
-    terrors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
-  }
-  return py::make_tuple(bits, pdq_bytes, quality, status, errors, py::make_tuple(images, tstatus, terrors));
+  return py::make_tuple(bits, pdq_bytes, quality, status, errors, to_batch(thumbs));
 }
 
 py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,

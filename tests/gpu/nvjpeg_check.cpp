@@ -47,18 +47,18 @@ struct Cpu {
   int w = 0, h = 0;
 };
 
-Cpu cpu_decode(const std::vector<std::uint8_t>& b) {
+Cpu cpu_decode(const std::uint8_t* data, std::size_t size) {
   Cpu c;
   mmcore::DecodeOptions o;
   o.exif_orientation = false;
   mmcore::ImageInfo info;
   ErrorText e;
-  c.status = mmcore::decode_info(b.data(), b.size(), o, &info, &e);
+  c.status = mmcore::decode_info(data, size, o, &info, &e);
   if (mmcore::status_ok(c.status)) {
     c.rgb.resize(static_cast<std::size_t>(info.out_width) * info.out_height * 3);
     mmcore::ImageView v{c.rgb.data(), info.out_width, info.out_height, 3,
                         static_cast<std::int64_t>(info.out_width) * 3};
-    c.status = mmcore::decode_into(b.data(), b.size(), o, info, v, &e);
+    c.status = mmcore::decode_into(data, size, o, info, v, &e);
     c.w = info.out_width;
     c.h = info.out_height;
   }
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     int bad = 0, planned = 0;
     std::int64_t end = 0;
     for (std::int32_t i = 0; i < n; ++i) {
-      const Cpu c = cpu_decode(files[i]);
+      const Cpu c = cpu_decode(files[i].data(), files[i].size());
       const bool jpeg = mmcore::detect_format(p[i], z[i]) == mmcore::ImageFormat::kJpeg;
       if (mmcore::status_ok(s[i])) {
         ++planned;
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
       "| file | CPU status | GPU status | size | max abs diff | PSNR dB | GPU message "
       "|\n|---|---|---|---|---:|---:|---|\n");
   std::vector<Cpu> cpu(n);
-  mmcore::parallel_for(n, 0, [&](std::int64_t i) { cpu[i] = cpu_decode(files[i]); });
+  mmcore::parallel_for(n, 0, [&](std::int64_t i) { cpu[i] = cpu_decode(files[i].data(), files[i].size()); });
   for (std::int32_t i = 0; i < n; ++i) {
     const bool cok = mmcore::status_ok(cpu[i].status), gok = mmcore::status_ok(st[i]);
     int maxd = -1;
@@ -336,18 +336,8 @@ int main(int argc, char** argv) {
       std::vector<Status> hs(bn);
       if (hash.hash_batch(bdev, bb, bd.data(), bn, 1u << 3, out, hs.data(), &err) != Status::kOk) return 4;
       const double t2 = now_s();
-      std::vector<std::vector<std::uint8_t>> cpu_out(bn);
-      mmcore::parallel_for(bn, 0, [&](std::int64_t i) {
-        mmcore::DecodeOptions o;
-        o.exif_orientation = false;
-        mmcore::ImageInfo info;
-        ErrorText e;
-        if (!mmcore::status_ok(mmcore::decode_info(bp[i], bs[i], o, &info, &e))) return;
-        cpu_out[i].resize(static_cast<std::size_t>(info.out_width) * info.out_height * 3);
-        mmcore::ImageView v{cpu_out[i].data(), info.out_width, info.out_height, 3,
-                            static_cast<std::int64_t>(info.out_width) * 3};
-        mmcore::decode_into(bp[i], bs[i], o, info, v, &e);
-      });
+      std::vector<Cpu> cpu_out(bn);
+      mmcore::parallel_for(bn, 0, [&](std::int64_t i) { cpu_out[i] = cpu_decode(bp[i], bs[i]); });
       const double t3 = now_s();
       if (r == 0) continue;  // warm-up
       t_dec.push_back(t1 - t0);

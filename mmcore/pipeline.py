@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .status import Status
+from .status import READ_ERROR, SOURCE_ERROR, Status
 
 PLUGIN_NAME = "libmmcore_dali.so"
 PLUGIN_META = "dali_plugin.json"
@@ -46,8 +46,6 @@ DALI_PACKAGE = "nvidia-dali-cuda130"
 HASH_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
 #: Extensions DALI's webdataset reader takes as a sample's image (members with others are skipped).
 WDS_EXTENSIONS = ("jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "JPG", "JPEG", "PNG", "WEBP", "GIF")
-READ_ERROR = "READ_ERROR"
-SOURCE_ERROR = "SOURCE_ERROR"
 #: (status name, message) for a row that never reached the decoder
 Override = tuple[str, str] | None
 _FORMATS = (None, "jpeg", "png", "webp", "gif")

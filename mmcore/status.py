@@ -66,6 +66,13 @@ class EncodeError(RecordError):
     """
 
 
+#: Row status names (beside the :class:`Status` names) of the jobs and pipelines, for records that
+#: never reached the decoder: a source that refused them (e.g. a tar member with a ``..`` path) or
+#: a path / cell with no bytes to read.
+SOURCE_ERROR = "SOURCE_ERROR"
+READ_ERROR = "READ_ERROR"
+
+
 class StatusColumn:
     """What every batch result shares: a uint8 ``status`` per record, and what it tells."""
 

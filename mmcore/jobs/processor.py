@@ -17,13 +17,19 @@ import pyarrow as pa
 from .. import __version__
 from ..hashing import hash_batch
 from ..image import BatchResult, image_info
-from ..status import Status
+from ..status import READ_ERROR, SOURCE_ERROR, Status
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
 
-#: Status names for records that never reached the decoder.
-SOURCE_ERROR = "SOURCE_ERROR"
-READ_ERROR = "READ_ERROR"
+__all__ = [
+    "READ_ERROR",
+    "SOURCE_ERROR",
+    "Processor",
+    "failure_batch",
+    "path_to_uri",
+    "read_paths",
+    "uri_to_path",
+]
 
 _IO_THREADS = 8
 

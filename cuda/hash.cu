@@ -11,6 +11,7 @@
 
 #include <cstdio>
 
+#include "cuda_util.cuh"
 #include "hash_gpu_internal.h"
 #include "hash_internal.h"
 #include "hash_pdq_gpu_internal.h"
@@ -18,6 +19,8 @@
 
 namespace mmcore {
 namespace {
+
+using cuda_util::DeviceBuffer;
 
 using gpu_detail::ImagePlan;
 using gpu_detail::kThreads;
@@ -59,29 +62,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- host side -------------------------------------------------------------------------------
-
-Status cuda_fail(ErrorText* error, const char* what, cudaError_t e) {
-  error->set("CUDA: %s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
-  (void)cudaGetLastError();  // clear a non-sticky error so the next call starts clean
-  return e == cudaErrorMemoryAllocation ? Status::kNoMemory : Status::kDevice;
-}
-
-#define MMCORE_CUDA_TRY(call)                                                \
-  do {                                                                       \
-    const cudaError_t mmcore_e_ = (call);                                    \
-    if (mmcore_e_ != cudaSuccess) return cuda_fail(error, #call, mmcore_e_); \
-  } while (0)
-
-/// A device allocation that only grows.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  std::size_t cap = 0;
-  void release() {
-    if (ptr != nullptr) (void)cudaFree(ptr);
-    ptr = nullptr;
-    cap = 0;
-  }
-};
 
 }  // namespace
 
@@ -134,16 +114,8 @@ struct HashGpu::Impl {
     return Status::kOk;
   }
 
-  /// Grows `b` to at least `bytes` (never shrinks); waits for the stream first, since a kernel
-  /// in flight may still read the old buffer.
   Status reserve(DeviceBuffer* b, std::size_t bytes, ErrorText* error) {
-    if (b->cap >= bytes) return Status::kOk;
-    MMCORE_CUDA_TRY(cudaStreamSynchronize(stream));
-    b->release();
-    const std::size_t want = bytes + bytes / 4;
-    MMCORE_CUDA_TRY(cudaMalloc(&b->ptr, want));
-    b->cap = want;
-    return Status::kOk;
+    return b->reserve(bytes, stream, error);
   }
 };
 

@@ -18,6 +18,14 @@ def test_cpp_quant_variants_match_ref(tmp_path: Path) -> None:
     assert "PASS" in out
 
 
+def test_gpu_search_kernels_emulated_match_cpu(tmp_path: Path) -> None:
+    """tests/cpp/test_search_gpu_emu.cpp: the GPU int8 top-k and Hamming kNN kernels' code and
+    schedule (cuda/topk.cu, quant.cu, hamming.cu), run phase by phase on the CPU, give
+    quant_score_int8's and hamming_knn's answers bit for bit (positions and ties included)."""
+    out = run_cpp_test(tmp_path, "test_search_gpu_emu")
+    assert "PASS" in out
+
+
 def _topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Largest scores first, ties by smaller position, padded with (INT32_MIN, -1)."""
     q = scores.shape[0]

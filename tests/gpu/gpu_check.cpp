@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "check_report.h"
 #include "mmcore/hash.h"
 #include "mmcore/hash_gpu.h"
 #include "mmcore/parallel.h"
@@ -60,28 +61,10 @@ struct Options {
   std::uint64_t seed = 20261128;
 };
 
-std::string report_text;
-
-void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void say(const char* fmt, ...) {
-  char buf[4096];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, args);
-  va_end(args);
-  std::fputs(buf, stdout);
-  std::fflush(stdout);
-  report_text += buf;
-}
+using mmcore_test::say;
 
 void write_report(const Options& o) {
-  FILE* f = std::fopen(o.report.c_str(), "w");
-  if (f == nullptr) {
-    std::fprintf(stderr, "cannot write %s\n", o.report.c_str());
-    return;
-  }
-  std::fputs(report_text.c_str(), f);
-  std::fclose(f);
+  mmcore_test::write_report(o.report);
 }
 
 // ---- device batch ----------------------------------------------------------------------------
@@ -435,13 +418,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
 bool parse(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const auto value = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", flag);
-        std::exit(kExitUsage);
-      }
-      return argv[++i];
-    };
+    const auto value = [&](const char*) { return mmcore_test::flag_value(argc, argv, &i, kExitUsage); };
     if (a == "--images") {
       o->images_dir = value("--images");
     } else if (a == "--report") {

@@ -1,0 +1,67 @@
+// GPU search over device-resident codes: int8 scoring with top-k (cuda/quant.cu) and Hamming kNN
+// over binary codes (cuda/hamming.cu), sharing one exact top-k (cuda/topk.cu).
+//
+// Contract
+// - Answers: the CPU's, bit for bit. int8: quant_score_int8's scores (sum_d code_d * query_d in
+//   int32, codes uint8, queries int8) and positions, per query the k best by (largest score,
+//   smallest position), k > n padded with score INT32_MIN and position -1. Binary: hamming_knn's
+//   (and faiss IndexBinaryFlat's) distances and positions, by (smallest distance, smallest
+//   position), padded with INT32_MAX and -1. The answer is unique, so it does not depend on the
+//   device, the launch shape or the chunking. Positions are rows of the base; mapping them to ids
+//   is the caller's.
+// - Inputs and outputs are device memory: codes n x d bytes (int8) or n x words uint64 (binary),
+//   row-major and contiguous; queries nq x d int8 or nq x words uint64; scores / dist nq x k int32
+//   and idx nq x k int64, row per query. Any alignment and d work; d % 16 == 0 with 16-byte-aligned
+//   codes and queries take the fast load path.
+// - Limits: 1 <= k <= kSearchMaxK (1024), n <= 4294967294 rows, 1 <= d <= 65536 (int8),
+//   1 <= words <= 4096 (binary); anything else returns kUnsupported with the reason, computing
+//   nothing.
+// - Errors: a CUDA failure returns Status::kDevice (kNoMemory when a device allocation failed)
+//   with the reason in `error`; nothing aborts, throws (except std::bad_alloc) or prints.
+// - Resources: a SearchGpu owns its stream and its device scratch (the int32 score matrix of one
+//   chunk of rows, at most ~512 MB, and the candidate keys; grown on demand, reused). The stream
+//   is a blocking one (it starts after work queued on the legacy default stream); each call returns
+//   when its outputs are written. One SearchGpu per thread.
+#pragma once
+
+#include <cstdint>
+
+#include "mmcore/status.h"
+
+namespace mmcore {
+
+class SearchGpu {
+ public:
+  SearchGpu();
+  ~SearchGpu();
+  SearchGpu(const SearchGpu&) = delete;
+  SearchGpu& operator=(const SearchGpu&) = delete;
+
+  /// Binds to `device` and creates the stream; kDevice with the reason on failure.
+  Status init(std::int32_t device, ErrorText* error);
+
+  /// Top-k int8 scores of nq queries against n codes.
+  Status int8_topk(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                   std::int64_t nq, std::int32_t k, std::int32_t* scores, std::int64_t* idx,
+                   ErrorText* error);
+
+  /// k nearest binary codes by Hamming distance.
+  Status hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                     const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
+                     std::int64_t* idx, ErrorText* error);
+
+  /// Every int8 score, no top-k: out[q * n + j] (device memory, nq * n int32), the scoring kernels
+  /// alone (the bench's bandwidth figure and tests).
+  Status int8_scores(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                     std::int64_t nq, std::int32_t* out, ErrorText* error);
+
+  /// The stream the kernels run on (a cudaStream_t).
+  void* stream() const;
+
+  struct Impl;
+
+ private:
+  Impl* impl_;
+};
+
+}  // namespace mmcore

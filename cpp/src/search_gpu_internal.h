@@ -1,0 +1,517 @@
+// The work of the GPU search kernels (cuda/topk.cu, cuda/quant.cu, cuda/hamming.cu), written as
+// __host__ __device__ per-thread functions so that the CPU runs the very same code:
+// tests/gpu/search_emulator.h runs every thread of a phase, then the next phase, as the block
+// barrier orders them, and tests/cpp/test_search_gpu_emu.cpp compares with quant_score_int8 and
+// hamming_knn bit for bit.
+//
+// Top-k, exactly the CPU's answer (largest score, ties by smallest position):
+// - A candidate is one uint64 key, larger = better: the int32 score (the int8 dot product, or
+//   minus the Hamming distance) biased to unsigned in the high half, 0xFFFFFFFF - position in the
+//   low half. Keys of distinct rows are distinct, so "the k largest keys" has one answer whatever
+//   the order of work; key 0 is padding (no row has it: positions are < kSearchMaxRows).
+// - Select (one block per query and segment): a shared buffer of kSelectCap keys and a threshold
+//   (the k-th best key so far, 0 at first). Rounds of kSelectRound elements: a thread appends each
+//   of its elements whose key beats the threshold (a shared atomic counter gives the slot); when
+//   the next round could overflow the buffer, the block sorts it (bitonic, descending), keeps k
+//   and raises the threshold. At the end the block sorts once more and writes its k best keys.
+// - Schedule (run_topk, host): queries in groups, rows in chunks whose int32 score matrix fits a
+//   budget; per chunk the score kernel, then level-1 select (from scores) into the candidate
+//   buffer; then select rounds over candidate keys, each cutting the length by >= 4, until one
+//   segment per query is left: its k keys are the answer.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "hd_internal.h"
+
+namespace mmcore::gpu_detail {
+
+/// Base rows a search takes (positions fit the key's 32 low bits, 0xFFFFFFFF stays unused).
+constexpr std::int64_t kSearchMaxRows = 0xFFFFFFFELL;
+/// Largest k of the GPU top-k (faiss-gpu's own limit is 2048).
+constexpr std::int32_t kSearchMaxK = 1024;
+
+MMCORE_HD inline std::uint64_t make_key(std::int32_t score, std::uint32_t pos) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(score) ^ 0x80000000u) << 32) |
+         static_cast<std::uint64_t>(0xFFFFFFFFu - pos);
+}
+MMCORE_HD inline std::int32_t key_score(std::uint64_t key) {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(key >> 32) ^ 0x80000000u);
+}
+/// The position of a key, -1 for padding.
+MMCORE_HD inline std::int64_t key_pos(std::uint64_t key) {
+  return key == 0 ? -1 : static_cast<std::int64_t>(0xFFFFFFFFu - static_cast<std::uint32_t>(key));
+}
+
+// ---- select --------------------------------------------------------------------------------------
+
+constexpr int kSelectThreads = 256;
+constexpr int kSelectPerThread = 4;
+constexpr int kSelectRound = kSelectThreads * kSelectPerThread;
+/// Buffer keys: a power of two >= kSearchMaxK + kSelectRound (a round always fits after a sort).
+constexpr int kSelectCap = 2048;
+static_assert(kSelectCap >= kSearchMaxK + kSelectRound, "select buffer too small");
+/// Smallest segment: >= 4 * kSearchMaxK, so every select round cuts the length by >= 4.
+constexpr std::int64_t kSelectMinSegment = 4 * kSelectRound;
+
+/// One select launch: grid (segments, queries). Input of query q: scores (int32, key made with
+/// position pos_base + i) or keys, `length` elements at `in_stride` per query. Block (s, q) reads
+/// elements [s * segment, min((s + 1) * segment, length)) and writes its k best keys, descending,
+/// 0-padded, at out + q * out_stride + (seg_base + s) * k.
+struct SelectArgs {
+  const std::int32_t* scores;
+  const std::uint64_t* keys;
+  std::int64_t in_stride;
+  std::int64_t length;
+  std::int64_t segment;
+  std::uint32_t pos_base;
+  std::int32_t k;
+  std::uint64_t* out;
+  std::int64_t out_stride;
+  std::int64_t seg_base;
+};
+
+struct SelectShared {
+  std::uint64_t buf[kSelectCap];
+  std::uint64_t threshold;
+  std::int32_t count;
+};
+
+/// Phase: empty buffer.
+MMCORE_HD inline void select_init(SelectShared& sh, int tid, int nthreads) {
+  for (int i = tid; i < kSelectCap; i += nthreads) sh.buf[i] = 0;
+  if (tid == 0) {
+    sh.count = 0;
+    sh.threshold = 0;
+  }
+}
+
+MMCORE_HD inline std::int32_t shared_slot(std::int32_t* count) {
+#if defined(__CUDA_ARCH__)
+  return atomicAdd(count, 1);
+#else
+  return (*count)++;
+#endif
+}
+
+/// Phase: round `r` of block (seg, q): each thread offers its elements.
+MMCORE_HD inline void select_scan(const SelectArgs& a, SelectShared& sh, std::int64_t seg, std::int64_t q,
+                                  std::int64_t r, int tid, int nthreads) {
+  const std::int64_t begin = seg * a.segment;
+  std::int64_t end = begin + a.segment;
+  if (end > a.length) end = a.length;
+  const std::uint64_t threshold = sh.threshold;
+  for (int e = 0; e < kSelectPerThread; ++e) {
+    const std::int64_t i = begin + r * (static_cast<std::int64_t>(nthreads) * kSelectPerThread) +
+                           static_cast<std::int64_t>(e) * nthreads + tid;
+    if (i >= end) break;
+    const std::uint64_t key = a.scores != nullptr ? make_key(a.scores[q * a.in_stride + i],
+                                                             a.pos_base + static_cast<std::uint32_t>(i))
+                                                  : a.keys[q * a.in_stride + i];
+    if (key > threshold) sh.buf[shared_slot(&sh.count)] = key;
+  }
+}
+
+/// Rounds of block `seg`.
+MMCORE_HD inline std::int64_t select_rounds(const SelectArgs& a, std::int64_t seg) {
+  const std::int64_t begin = seg * a.segment;
+  std::int64_t end = begin + a.segment;
+  if (end > a.length) end = a.length;
+  return end > begin ? (end - begin + kSelectRound - 1) / kSelectRound : 0;
+}
+
+/// After a scan's barrier: sort now (every thread reads the same count)?
+MMCORE_HD inline bool select_must_sort(const SelectShared& sh) {
+  return sh.count + kSelectRound > kSelectCap;
+}
+
+/// One bitonic step (size, stride) over the buffer, descending when complete.
+MMCORE_HD inline void bitonic_step(std::uint64_t* buf, int size, int stride, int tid, int nthreads) {
+  for (int t = tid; t < kSelectCap / 2; t += nthreads) {
+    const int i = (t / stride) * stride * 2 + (t % stride);
+    const int j = i + stride;
+    const bool descending = (i & size) == 0;
+    const std::uint64_t x = buf[i];
+    const std::uint64_t y = buf[j];
+    if ((x < y) == descending) {
+      buf[i] = y;
+      buf[j] = x;
+    }
+  }
+}
+
+/// Phase after a sort: keep k, clear the rest, raise the threshold.
+MMCORE_HD inline void select_keep(SelectShared& sh, std::int32_t k, int tid, int nthreads) {
+  for (int i = k + tid; i < kSelectCap; i += nthreads) sh.buf[i] = 0;
+  if (tid == 0) {
+    sh.count = k;
+    sh.threshold = sh.buf[k - 1];
+  }
+}
+
+/// Phase after the final sort: the block's k best keys.
+MMCORE_HD inline void select_store(const SelectArgs& a, const SelectShared& sh, std::int64_t seg,
+                                   std::int64_t q, int tid, int nthreads) {
+  std::uint64_t* out = a.out + q * a.out_stride + (a.seg_base + seg) * a.k;
+  for (int i = tid; i < a.k; i += nthreads) out[i] = sh.buf[i];
+}
+
+// ---- int8 scores ---------------------------------------------------------------------------------
+// score(code row c, query t) = sum_d c_d * t_d, codes unsigned, queries signed: computed as
+// sum_d (c_d - 128) * t_d + 128 * sum_d t_d, where c_d - 128 is the byte c_d ^ 0x80 read as
+// signed, so that dp4a's signed x signed form applies; exact in int32 (|score| < 2^31 for
+// d <= 65536, as on the CPU).
+
+MMCORE_HD inline std::int32_t dp4a_s8(std::uint32_t a, std::uint32_t b, std::int32_t c) {
+#if defined(__CUDA_ARCH__)
+  return __dp4a(static_cast<int>(a), static_cast<int>(b), c);
+#else
+  for (int i = 0; i < 4; ++i) {
+    c += static_cast<std::int32_t>(static_cast<std::int8_t>(a >> (8 * i))) *
+         static_cast<std::int32_t>(static_cast<std::int8_t>(b >> (8 * i)));
+  }
+  return c;
+#endif
+}
+
+struct Word4 {
+  std::uint32_t x, y, z, w;
+};
+
+/// 16 bytes from a 16-byte-aligned address.
+MMCORE_HD inline Word4 load16(const std::uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = *reinterpret_cast<const uint4*>(p);
+  return Word4{v.x, v.y, v.z, v.w};
+#else
+  Word4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+#endif
+}
+
+/// Little-endian word of bytes p[0..n), zero beyond n (n <= 4).
+MMCORE_HD inline std::uint32_t load_word_tail(const std::uint8_t* p, std::int64_t n) {
+  std::uint32_t w = 0;
+  for (int b = 0; b < 4 && b < n; ++b) w |= static_cast<std::uint32_t>(p[b]) << (8 * b);
+  return w;
+}
+
+/// Query sums for the correction term; one thread per query.
+MMCORE_HD inline std::int32_t query_sum(const std::int8_t* q, std::int32_t d) {
+  std::int32_t s = 0;
+  for (std::int32_t i = 0; i < d; ++i) s += q[i];
+  return s;
+}
+
+// Stream kernel (few queries, d % 16 == 0, 16-byte-aligned codes and queries): a group of
+// `group` lanes reads one code row as 16-byte words (lane l takes words l, l + group, ...) and
+// scores it against every query, held in shared memory as words; the lanes' partial sums are
+// added (a warp shuffle on the GPU). Each block handles kStreamThreads / group rows per step.
+constexpr int kStreamThreads = 256;
+constexpr std::int64_t kStreamMaxQueryBytes = 32768;  ///< NQ * d bytes of queries in shared memory
+
+/// Lanes per row: a power of two <= 32 and <= the row's 16-byte words.
+inline int stream_group(std::int32_t d) {
+  const std::int32_t words = d / 16;
+  int g = 1;
+  while (g < 32 && g * 2 <= words) g *= 2;
+  return g;
+}
+
+inline bool aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
+}
+
+/// The int8 kernel for a pass: the stream kernel's NQ (1, 2, 4 or 8 >= nqg), or 0 for the tile
+/// kernel (more queries, d % 16 != 0, unaligned pointers, or queries too large for shared memory).
+inline int int8_stream_nq(std::int32_t d, std::int64_t nqg, bool aligned) {
+  if (!aligned || d % 16 != 0) return 0;
+  const int nq = nqg <= 1 ? 1 : (nqg <= 2 ? 2 : (nqg <= 4 ? 4 : (nqg <= 8 ? 8 : 0)));
+  if (nq == 0 || static_cast<std::int64_t>(nq) * d > kStreamMaxQueryBytes) return 0;
+  return nq;
+}
+
+/// Lane `lane`'s partial dot products (without the correction) of `row` with the NQ queries at
+/// qwords (query j's d / 4 words at qwords + j * d / 4).
+template <int NQ>
+MMCORE_HD inline void int8_stream_partial(const std::uint8_t* row, std::int32_t d,
+                                          const std::uint32_t* qwords, int lane, int group,
+                                          std::int32_t* acc) {
+  const std::int32_t d16 = d / 16;
+  const std::int32_t dw = d / 4;
+  for (std::int32_t i = lane; i < d16; i += group) {
+    const Word4 v = load16(row + 16 * static_cast<std::int64_t>(i));
+    const std::uint32_t a0 = v.x ^ 0x80808080u, a1 = v.y ^ 0x80808080u, a2 = v.z ^ 0x80808080u,
+                        a3 = v.w ^ 0x80808080u;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int j = 0; j < NQ; ++j) {
+      const std::uint32_t* q = qwords + j * dw + 4 * i;
+      std::int32_t s = acc[j];
+      s = dp4a_s8(a0, q[0], s);
+      s = dp4a_s8(a1, q[1], s);
+      s = dp4a_s8(a2, q[2], s);
+      s = dp4a_s8(a3, q[3], s);
+      acc[j] = s;
+    }
+  }
+}
+
+// Tile kernel (any d, nq, alignment): a block scores kTileRows code rows against kTileQueries
+// queries, kTileWords words (4 bytes) of d at a time through shared memory; 16 x 16 threads,
+// thread (ty, tx) owns rows tx + 16 a and queries ty + 16 b (a, b < 4), so that a half-warp writes
+// 16 consecutive scores of one query.
+constexpr int kTileRows = 64;
+constexpr int kTileQueries = 64;
+constexpr int kTileWords = 64;
+constexpr int kTileStride = kTileWords + 4;  ///< words per shared row (padding spreads the banks)
+constexpr int kTileThreads = 256;
+
+struct TileShared {
+  std::uint32_t rows[kTileRows * kTileStride];  ///< code words ^ 0x80808080
+  std::uint32_t queries[kTileQueries * kTileStride];
+};
+
+/// Where a tile block reads: rows [row0, row0 + kTileRows) of `codes` (n_rows in the chunk from
+/// codes' row 0), queries [q0, q0 + kTileQueries) of nq.
+struct TileArgs {
+  const std::uint8_t* codes;
+  const std::int8_t* queries;
+  std::int64_t rows;  ///< rows of the chunk (codes points at its first)
+  std::int32_t nq;
+  std::int32_t d;
+  bool vec;  ///< d % 16 == 0 and both pointers 16-byte aligned
+};
+
+/// Phase: load word slice [w0, w0 + kTileWords) of the tile (row0, q0) into shared memory.
+MMCORE_HD inline void tile_load(const TileArgs& a, TileShared& sh, std::int64_t row0, std::int32_t q0,
+                                std::int32_t w0, int tid, int nthreads) {
+  const std::int32_t dw = (a.d + 3) / 4;
+  // Rows then queries: kTileRows * kTileWords / 4 16-byte units each when vectorised.
+  if (a.vec) {
+    constexpr int kUnits = kTileWords / 4;
+    for (int u = tid; u < (kTileRows + kTileQueries) * kUnits; u += nthreads) {
+      const bool is_row = u < kTileRows * kUnits;
+      const int uu = is_row ? u : u - kTileRows * kUnits;
+      const int r = uu / kUnits;
+      const int w = (uu % kUnits) * 4;
+      Word4 v{0, 0, 0, 0};
+      if (w0 + w < dw) {
+        if (is_row && row0 + r < a.rows) {
+          v = load16(a.codes + (row0 + r) * a.d + 4 * static_cast<std::int64_t>(w0 + w));
+        } else if (!is_row && q0 + r < a.nq) {
+          v = load16(reinterpret_cast<const std::uint8_t*>(a.queries) +
+                     static_cast<std::int64_t>(q0 + r) * a.d + 4 * static_cast<std::int64_t>(w0 + w));
+        }
+      }
+      std::uint32_t* dst = (is_row ? sh.rows : sh.queries) + r * kTileStride + w;
+      const std::uint32_t flip = is_row ? 0x80808080u : 0u;
+      dst[0] = v.x ^ flip;
+      dst[1] = v.y ^ flip;
+      dst[2] = v.z ^ flip;
+      dst[3] = v.w ^ flip;
+    }
+    return;
+  }
+  for (int u = tid; u < (kTileRows + kTileQueries) * kTileWords; u += nthreads) {
+    const bool is_row = u < kTileRows * kTileWords;
+    const int uu = is_row ? u : u - kTileRows * kTileWords;
+    const int r = uu / kTileWords;
+    const int w = uu % kTileWords;
+    std::uint32_t v = 0;
+    const std::int64_t byte = 4 * static_cast<std::int64_t>(w0 + w);
+    if (byte < a.d) {
+      if (is_row && row0 + r < a.rows) {
+        v = load_word_tail(a.codes + (row0 + r) * a.d + byte, a.d - byte);
+      } else if (!is_row && q0 + r < a.nq) {
+        v = load_word_tail(
+            reinterpret_cast<const std::uint8_t*>(a.queries) + static_cast<std::int64_t>(q0 + r) * a.d + byte,
+            a.d - byte);
+      }
+    }
+    // Bytes past d: the query's are 0, so the code's (flipped) contribute nothing.
+    (is_row ? sh.rows : sh.queries)[r * kTileStride + w] = is_row ? v ^ 0x80808080u : v;
+  }
+}
+
+/// Phase: thread (tx, ty) accumulates its 4 x 4 dot products over the loaded slice.
+MMCORE_HD inline void tile_compute(const TileShared& sh, int tid, std::int32_t (&acc)[4][4]) {
+  const int tx = tid % 16;
+  const int ty = tid / 16;
+  for (int w = 0; w < kTileWords; w += 4) {
+    std::uint32_t r[4][4];
+    std::uint32_t q[4][4];
+    for (int i = 0; i < 4; ++i) {
+      const std::uint32_t* pr = sh.rows + (tx + 16 * i) * kTileStride + w;
+      const std::uint32_t* pq = sh.queries + (ty + 16 * i) * kTileStride + w;
+      for (int c = 0; c < 4; ++c) {
+        r[i][c] = pr[c];
+        q[i][c] = pq[c];
+      }
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j)
+        for (int c = 0; c < 4; ++c) acc[i][j] = dp4a_s8(r[i][c], q[j][c], acc[i][j]);
+  }
+}
+
+/// Phase: thread's scores, corrected, to scores[q * ld + row].
+MMCORE_HD inline void tile_store(const TileArgs& a, const std::int32_t* qsum, std::int64_t row0,
+                                 std::int32_t q0, int tid, const std::int32_t (&acc)[4][4],
+                                 std::int32_t* scores, std::int64_t ld) {
+  const int tx = tid % 16;
+  const int ty = tid / 16;
+  for (int j = 0; j < 4; ++j) {
+    const std::int32_t q = q0 + ty + 16 * j;
+    if (q >= a.nq) continue;
+    for (int i = 0; i < 4; ++i) {
+      const std::int64_t row = row0 + tx + 16 * i;
+      if (row < a.rows) scores[q * ld + row] = acc[i][j] + 128 * qsum[q];
+    }
+  }
+}
+
+// ---- binary ---------------------------------------------------------------------------------------
+
+MMCORE_HD inline int popcount64(std::uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popcll(x);
+#else
+  return __builtin_popcountll(x);
+#endif
+}
+
+/// Queries of one binary block (its shared memory holds them).
+inline std::int32_t binary_query_group(std::int32_t words) {
+  const std::int32_t g = 4096 / words;
+  return g < 1 ? 1 : (g > 64 ? 64 : g);
+}
+constexpr int kBinaryThreads = 256;
+
+/// Minus the Hamming distance of code row `row` (words uint64) to query q (shared memory).
+MMCORE_HD inline std::int32_t binary_score(const std::uint64_t* row, const std::uint64_t* q,
+                                           std::int32_t words) {
+  std::int32_t d = 0;
+  for (std::int32_t w = 0; w < words; ++w) d += popcount64(row[w] ^ q[w]);
+  return -d;
+}
+
+// ---- schedule (host) ------------------------------------------------------------------------------
+
+struct TopkShape {
+  std::int64_t n = 0;   ///< base rows
+  std::int64_t nq = 0;  ///< queries
+  std::int32_t k = 1;
+  std::int32_t blocks_wanted = 528;         ///< select blocks per launch to aim at (4 per SM)
+  std::int64_t score_budget = 512ll << 20;  ///< bytes of the int32 score matrix per chunk
+  std::int64_t min_segment = kSelectMinSegment;
+  std::int64_t max_query_group = 2048;
+  std::int64_t min_chunk_rows = 65536;
+};
+
+struct TopkPlan {
+  std::int64_t query_group = 0;  ///< queries per pass
+  std::int64_t chunk_rows = 0;   ///< rows scored per chunk
+  std::int64_t chunks = 0;
+  std::int64_t seg1 = 0;            ///< level-1 segment (elements of a chunk's scores)
+  std::int64_t segs_per_chunk = 0;  ///< level-1 blocks per chunk and query (the last chunk may use fewer)
+  std::int64_t level1_len = 0;      ///< candidate keys per query after level 1 (>= k)
+  std::int64_t score_elems = 0;     ///< int32 elements of the score buffer
+  std::int64_t key_elems = 0;       ///< uint64 elements of each of the two key buffers
+};
+
+/// A segment for `length` elements per query and `queries` queries: about blocks_wanted blocks in
+/// all, a multiple of kSelectRound, >= min_segment.
+inline std::int64_t select_segment(std::int64_t length, std::int64_t queries, const TopkShape& s) {
+  std::int64_t per_query = (s.blocks_wanted + queries - 1) / queries;
+  if (per_query < 1) per_query = 1;
+  std::int64_t seg = (length + per_query - 1) / per_query;
+  seg = (seg + kSelectRound - 1) / kSelectRound * kSelectRound;
+  const std::int64_t lo = s.min_segment < kSelectMinSegment ? kSelectMinSegment : s.min_segment;
+  if (seg < lo) seg = lo;
+  if (seg > (std::int64_t{1} << 22)) seg = std::int64_t{1} << 22;
+  return seg;
+}
+
+inline TopkPlan plan_topk(const TopkShape& s) {
+  TopkPlan p;
+  p.query_group = s.nq < s.max_query_group ? s.nq : s.max_query_group;
+  if (p.query_group < 1) p.query_group = 1;
+  std::int64_t rows = s.score_budget / (4 * p.query_group);
+  if (rows < s.min_chunk_rows) rows = s.min_chunk_rows;
+  p.chunk_rows = s.n < rows ? s.n : rows;
+  p.chunks = p.chunk_rows > 0 ? (s.n + p.chunk_rows - 1) / p.chunk_rows : 0;
+  p.seg1 = select_segment(p.chunk_rows, p.query_group, s);
+  p.segs_per_chunk = p.chunk_rows > 0 ? (p.chunk_rows + p.seg1 - 1) / p.seg1 : 0;
+  p.level1_len = p.chunks * p.segs_per_chunk * s.k;
+  if (p.level1_len < s.k) p.level1_len = s.k;
+  p.score_elems = p.query_group * (p.chunk_rows > 0 ? p.chunk_rows : 1);
+  p.key_elems = p.query_group * p.level1_len;
+  return p;
+}
+
+/// Runs the schedule. Exec (the GPU, or the emulator) provides, each returning true on success:
+///   zero_keys(keys, count)                          keys[0..count) = 0
+///   score(q0, nqg, row0, rows, scores, ld)          scores[j * ld + i] = score(row row0 + i, query q0 + j)
+///   select(args, segments, nqg)                     the select grid
+///   finish(keys, stride, q0, nqg)                   answer of queries q0.. from keys[j * stride ...]
+template <class Exec>
+bool run_topk(Exec& ex, const TopkShape& s, const TopkPlan& p, std::int32_t* scores, std::uint64_t* keys_a,
+              std::uint64_t* keys_b) {
+  for (std::int64_t q0 = 0; q0 < s.nq; q0 += p.query_group) {
+    const std::int64_t nqg = s.nq - q0 < p.query_group ? s.nq - q0 : p.query_group;
+    if (!ex.zero_keys(keys_a, nqg * p.level1_len)) return false;
+    for (std::int64_t c = 0; c < p.chunks; ++c) {
+      const std::int64_t row0 = c * p.chunk_rows;
+      const std::int64_t rows = s.n - row0 < p.chunk_rows ? s.n - row0 : p.chunk_rows;
+      if (!ex.score(q0, nqg, row0, rows, scores, p.chunk_rows)) return false;
+      const SelectArgs a{
+          scores, nullptr,      p.chunk_rows,        rows, p.seg1, static_cast<std::uint32_t>(row0), s.k,
+          keys_a, p.level1_len, c * p.segs_per_chunk};
+      if (!ex.select(a, (rows + p.seg1 - 1) / p.seg1, nqg)) return false;
+    }
+    std::uint64_t* cur = keys_a;
+    std::uint64_t* other = keys_b;
+    std::int64_t len = p.level1_len;
+    std::int64_t segs = p.chunks * p.segs_per_chunk;
+    while (segs > 1) {
+      const std::int64_t seg = select_segment(len, nqg, s);
+      const std::int64_t next = (len + seg - 1) / seg;
+      const SelectArgs a{nullptr, cur, len, len, seg, 0, s.k, other, next * s.k, 0};
+      if (!ex.select(a, next, nqg)) return false;
+      std::uint64_t* t = cur;
+      cur = other;
+      other = t;
+      len = next * s.k;
+      segs = next;
+    }
+    if (!ex.finish(cur, len, q0, nqg)) return false;
+  }
+  return true;
+}
+
+/// Why a SearchGpu call's arguments are refused (nullptr: accepted). `width` is d (int8, 1..65536)
+/// or words (binary, 1..4096); k is checked too unless k_checked is false (int8_scores).
+inline const char* search_args_problem(bool binary, const void* codes, std::int64_t n, std::int32_t width,
+                                       const void* queries, std::int64_t nq, std::int32_t k, bool k_checked,
+                                       const void* out, const void* out2) {
+  if (n < 0 || nq < 0) return "negative n or nq";
+  if (n > kSearchMaxRows) return "more rows than 4294967294";
+  if (binary && (width < 1 || width > 4096)) return "words outside 1..4096";
+  if (!binary && (width < 1 || width > 65536)) return "d outside 1..65536";
+  if (k_checked && (k < 1 || k > kSearchMaxK)) return "k outside 1..1024";
+  if ((n > 0 && codes == nullptr) || (nq > 0 && (queries == nullptr || out == nullptr || out2 == nullptr)))
+    return "null buffer";
+  return nullptr;
+}
+
+/// The answer from a key: int8 (score, or INT32_MIN padding) or binary (distance, or INT32_MAX).
+MMCORE_HD inline std::int32_t key_output(std::uint64_t key, bool binary) {
+  if (key == 0) return binary ? 2147483647 : (-2147483647 - 1);
+  return binary ? -key_score(key) : key_score(key);
+}
+
+}  // namespace mmcore::gpu_detail

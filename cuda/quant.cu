@@ -1,0 +1,174 @@
+// SearchGpu::int8_topk / int8_scores (search_gpu.h): int8 scores with dp4a, exact in int32, then the
+// shared top-k (cuda/topk.cu). The per-thread work is search_gpu_internal.h's, the same code
+// tests/cpp/test_search_gpu_emu.cpp runs on the CPU.
+//
+// Two kernels: the stream kernel (1..8 queries, d % 16 == 0, aligned) reads each code row once
+// with 16-byte loads, a group of lanes per row: bandwidth-bound, the one-query case. The tile
+// kernel (anything else) scores 64 rows x 64 queries per block through shared memory, 16 dp4a
+// per pair of shared loads per thread: compute-bound, the many-query case.
+#include <cuda_runtime.h>
+
+#include "search_impl.cuh"
+
+namespace mmcore {
+namespace {
+
+namespace g = gpu_detail;
+
+__global__ void qsum_kernel(const std::int8_t* queries, std::int64_t nq, std::int32_t d, std::int32_t* qsum) {
+  const std::int64_t q = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (q < nq) qsum[q] = g::query_sum(queries + q * d, d);
+}
+
+template <int NQ>
+__global__ void __launch_bounds__(g::kStreamThreads)
+    int8_stream_kernel(const std::uint8_t* codes, std::int64_t rows, std::int32_t d,
+                       const std::int8_t* queries, std::int32_t nq, const std::int32_t* qsum,
+                       std::int32_t* scores, std::int64_t ld, int group) {
+  extern __shared__ std::uint32_t qwords[];  // NQ x d / 4 words, queries past nq zero
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int32_t dw = d / 4;
+  const std::uint32_t* qsrc = reinterpret_cast<const std::uint32_t*>(queries);
+  for (std::int32_t i = tid; i < NQ * dw; i += g::kStreamThreads) qwords[i] = i / dw < nq ? qsrc[i] : 0u;
+  __syncthreads();
+  const int lane = tid % group;
+  const int rows_per_step = g::kStreamThreads / group;
+  // The loop bound is block-uniform, so every lane of a warp reaches the shuffles.
+  for (std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * rows_per_step; base < rows;
+       base += static_cast<std::int64_t>(gridDim.x) * rows_per_step) {
+    const std::int64_t row = base + tid / group;
+    std::int32_t acc[NQ];
+#pragma unroll
+    for (int j = 0; j < NQ; ++j) acc[j] = 0;
+    if (row < rows) g::int8_stream_partial<NQ>(codes + row * d, d, qwords, lane, group, acc);
+    for (int off = group / 2; off > 0; off >>= 1) {
+#pragma unroll
+      for (int j = 0; j < NQ; ++j) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], off);
+    }
+    if (row < rows && lane == 0) {
+#pragma unroll
+      for (int j = 0; j < NQ; ++j)
+        if (j < nq) scores[j * ld + row] = acc[j] + 128 * qsum[j];
+    }
+  }
+}
+
+__global__ void __launch_bounds__(g::kTileThreads)
+    int8_tile_kernel(g::TileArgs a, const std::int32_t* qsum, std::int32_t* scores, std::int64_t ld) {
+  __shared__ g::TileShared sh;
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * g::kTileRows;
+  const std::int32_t q0 = static_cast<std::int32_t>(blockIdx.y) * g::kTileQueries;
+  std::int32_t acc[4][4] = {};
+  const std::int32_t dw = (a.d + 3) / 4;
+  for (std::int32_t w0 = 0; w0 < dw; w0 += g::kTileWords) {
+    g::tile_load(a, sh, row0, q0, w0, tid, g::kTileThreads);
+    __syncthreads();
+    g::tile_compute(sh, tid, acc);
+    __syncthreads();
+  }
+  g::tile_store(a, qsum, row0, q0, tid, acc, scores, ld);
+}
+
+/// Scores rows [0, rows) of `codes` against nqg queries (their sums at qsum) into scores[j * ld + i].
+Status launch_int8(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int64_t rows, std::int32_t d,
+                   const std::int8_t* queries, std::int64_t nqg, const std::int32_t* qsum,
+                   std::int32_t* scores, std::int64_t ld, ErrorText* error) {
+  if (rows <= 0 || nqg <= 0) return Status::kOk;
+  const int nq_stream = g::int8_stream_nq(d, nqg, g::aligned16(codes) && g::aligned16(queries));
+  if (nq_stream > 0) {
+    const int group = g::stream_group(d);
+    const std::int64_t rows_per_block = g::kStreamThreads / group;
+    std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+    const std::int64_t cap = 16LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
+    if (blocks > cap) blocks = cap;
+    const std::size_t smem = static_cast<std::size_t>(nq_stream) * d;
+    const int nq = static_cast<int>(nqg);
+    const unsigned grid = static_cast<unsigned>(blocks);
+    switch (nq_stream) {
+      case 1:
+        int8_stream_kernel<1><<<grid, g::kStreamThreads, smem, m.stream>>>(codes, rows, d, queries, nq, qsum,
+                                                                           scores, ld, group);
+        break;
+      case 2:
+        int8_stream_kernel<2><<<grid, g::kStreamThreads, smem, m.stream>>>(codes, rows, d, queries, nq, qsum,
+                                                                           scores, ld, group);
+        break;
+      case 4:
+        int8_stream_kernel<4><<<grid, g::kStreamThreads, smem, m.stream>>>(codes, rows, d, queries, nq, qsum,
+                                                                           scores, ld, group);
+        break;
+      default:
+        int8_stream_kernel<8><<<grid, g::kStreamThreads, smem, m.stream>>>(codes, rows, d, queries, nq, qsum,
+                                                                           scores, ld, group);
+        break;
+    }
+  } else {
+    const g::TileArgs a{codes, queries,
+                        rows,  static_cast<std::int32_t>(nqg),
+                        d,     d % 16 == 0 && g::aligned16(codes) && g::aligned16(queries)};
+    const dim3 grid(static_cast<unsigned>((rows + g::kTileRows - 1) / g::kTileRows),
+                    static_cast<unsigned>((nqg + g::kTileQueries - 1) / g::kTileQueries));
+    int8_tile_kernel<<<grid, g::kTileThreads, 0, m.stream>>>(a, qsum, scores, ld);
+  }
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  return Status::kOk;
+}
+
+/// Query sums of all nq queries into m.qsum.
+Status upload_qsum(SearchGpu::Impl& m, const std::int8_t* queries, std::int64_t nq, std::int32_t d,
+                   ErrorText* error) {
+  const Status s = m.qsum.reserve(static_cast<std::size_t>(nq > 0 ? nq : 1) * 4, m.stream, error);
+  if (s != Status::kOk) return s;
+  if (nq == 0) return Status::kOk;
+  qsum_kernel<<<static_cast<unsigned>((nq + 255) / 256), 256, 0, m.stream>>>(
+      queries, nq, d, static_cast<std::int32_t*>(m.qsum.ptr));
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  return Status::kOk;
+}
+
+}  // namespace
+
+Status SearchGpu::int8_topk(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+                            const std::int8_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* scores,
+                            std::int64_t* idx, ErrorText* error) {
+  Impl& m = *impl_;
+  Status s = m.check_ready("int8_topk", error);
+  if (s != Status::kOk) return s;
+  if (const char* problem = g::search_args_problem(false, codes, n, d, queries, nq, k, true, scores, idx)) {
+    error->set("SearchGpu::int8_topk: %s (n %lld, d %d, nq %lld, k %d)", problem, static_cast<long long>(n),
+               d, static_cast<long long>(nq), k);
+    return Status::kUnsupported;
+  }
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  s = upload_qsum(m, queries, nq, d, error);
+  if (s != Status::kOk) return s;
+  const Impl::ScoreFn fn = [&](std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows,
+                               std::int32_t* out, std::int64_t ld, ErrorText* err) {
+    return launch_int8(m, codes + row0 * d, rows, d, queries + q0 * d, nqg,
+                       static_cast<const std::int32_t*>(m.qsum.ptr) + q0, out, ld, err);
+  };
+  return m.topk(n, nq, k, false, fn, scores, idx, error);
+}
+
+Status SearchGpu::int8_scores(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+                              const std::int8_t* queries, std::int64_t nq, std::int32_t* out,
+                              ErrorText* error) {
+  Impl& m = *impl_;
+  Status s = m.check_ready("int8_scores", error);
+  if (s != Status::kOk) return s;
+  if (const char* problem = g::search_args_problem(false, codes, n, d, queries, nq, 1, false, out, out)) {
+    error->set("SearchGpu::int8_scores: %s (n %lld, d %d, nq %lld)", problem, static_cast<long long>(n), d,
+               static_cast<long long>(nq));
+    return Status::kUnsupported;
+  }
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  s = upload_qsum(m, queries, nq, d, error);
+  if (s == Status::kOk)
+    s = launch_int8(m, codes, n, d, queries, nq, static_cast<const std::int32_t*>(m.qsum.ptr), out, n, error);
+  if (s != Status::kOk) return s;
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+  return Status::kOk;
+}
+
+}  // namespace mmcore

@@ -1,0 +1,37 @@
+// SearchGpu's state and its top-k driver (cuda/topk.cu), shared by cuda/quant.cu and
+// cuda/hamming.cu, which add the score kernels.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <functional>
+
+#include "cuda_util.cuh"
+#include "mmcore/search_gpu.h"
+#include "search_gpu_internal.h"
+
+namespace mmcore {
+
+struct SearchGpu::Impl {
+  std::int32_t device = -1;
+  std::int32_t multiprocessors = 0;
+  cudaStream_t stream = nullptr;
+  cuda_util::DeviceBuffer scores, keys_a, keys_b, qsum;
+
+  ~Impl();
+
+  /// Scores rows [row0, row0 + rows) against queries [q0, q0 + nqg) into scores[j * ld + i].
+  using ScoreFn =
+      std::function<Status(std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows,
+                           std::int32_t* scores, std::int64_t ld, ErrorText* error)>;
+
+  /// The top-k schedule (search_gpu_internal.h's run_topk) with `score` as the score kernel;
+  /// binary: the outputs are distances (minus the score) and pad with INT32_MAX.
+  Status topk(std::int64_t n, std::int64_t nq, std::int32_t k, bool binary, const ScoreFn& score,
+              std::int32_t* out_scores, std::int64_t* out_idx, ErrorText* error);
+
+  /// "call init() first" as kUnsupported.
+  Status check_ready(const char* fn, ErrorText* error) const;
+};
+
+}  // namespace mmcore

@@ -1,0 +1,173 @@
+// C++ test of the GPU search kernels' code on the CPU (tests/gpu/search_emulator.h runs
+// cuda/topk.cu's, cuda/quant.cu's and cuda/hamming.cu's per-thread code and schedule phase by
+// phase): top-k int8 scores and Hamming kNN equal to the CPU's quant_score_int8 and hamming_knn
+// bit for bit, positions included, on
+// - int8: d of the stream kernel (16, 32, 768) and of the tile kernel's word and byte paths
+//   (7, 100, 257, misaligned pointers), 1..70 queries (stream NQ 1/2/4/8 and tile groups), extreme
+//   codes (255 against -128 / 127) and tie-heavy data (codes and queries from two values);
+// - binary: 1, 3 and 4 words (ties everywhere at 64 bits);
+// - k = 1 .. 1024, k > n padding, n = 0, nq = 0;
+// - schedules forced small (chunks of rows, query groups, several select rounds) giving the same;
+// - threads of each phase run forwards and backwards (no thread reads what another writes in the
+//   same phase; the select buffer's slot order does not matter).
+// What it cannot check: dp4a / popc / shuffles / atomics themselves, launches and memory; the
+// GPU check (bench/gpu_check.sh) does that on a GPU host.
+//
+// Build and run from the repository root (tests/test_quant.py does this):
+//   g++ -O2 -std=c++17 -Icpp/include -Icpp/src tests/cpp/test_search_gpu_emu.cpp
+//       build/<tag>/cpp/libmmcore_cpu.a $(pkg-config --libs libjpeg libpng libwebp libwebpdemux zlib)
+//       -lpthread -o /tmp/test_search_gpu_emu && /tmp/test_search_gpu_emu
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "../gpu/search_emulator.h"
+#include "mmcore/hamming.h"
+#include "mmcore/quant.h"
+
+namespace {
+
+int failures = 0;
+int cases = 0;
+
+void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
+          std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
+  if (++failures <= 20) {
+    std::printf("MISMATCH %s n=%lld d=%d nq=%lld k=%d: query %lld rank %d: (%lld, %lld) want (%lld, %lld)\n",
+                what, static_cast<long long>(n), d, static_cast<long long>(nq), k, static_cast<long long>(q),
+                i, got_s, got_i, want_s, want_i);
+  }
+}
+
+/// What the schedule is forced to: 0 the GPU's defaults (4 SMs), 1 small chunks and query groups,
+/// 2 many select rounds.
+void configure(mmcore_test::SearchEmu* emu, int schedule) {
+  emu->shape = {};
+  emu->shape.blocks_wanted = 4 * emu->multiprocessors;
+  if (schedule == 1) {
+    emu->shape.score_budget = 4 * 3000;
+    emu->shape.min_chunk_rows = 1000;
+    emu->shape.max_query_group = 3;
+  } else if (schedule == 2) {
+    emu->shape.blocks_wanted = 4096;  // the minimum segment everywhere: the most select levels
+  }
+}
+
+void check_int8(std::mt19937_64& rng, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k,
+                int data, int offset, int schedule, bool reverse) {
+  ++cases;
+  // offset shifts codes and queries off 16-byte alignment (the tile kernel's byte path).
+  std::vector<std::uint8_t> cbuf(static_cast<std::size_t>(n * d) + 64);
+  std::vector<std::int8_t> qbuf(static_cast<std::size_t>(nq * d) + 64);
+  std::uint8_t* codes = cbuf.data() + (16 - reinterpret_cast<std::uintptr_t>(cbuf.data()) % 16) % 16 + offset;
+  std::int8_t* queries =
+      qbuf.data() + (16 - reinterpret_cast<std::uintptr_t>(qbuf.data()) % 16) % 16 + offset;
+  for (std::int64_t i = 0; i < n * d; ++i) {
+    const std::uint64_t r = rng();
+    codes[i] = data == 0 ? static_cast<std::uint8_t>(r)
+                         : (data == 1 ? (r & 1 ? 255 : 0) : static_cast<std::uint8_t>(r & 1));
+  }
+  for (std::int64_t i = 0; i < nq * d; ++i) {
+    const std::uint64_t r = rng();
+    queries[i] = data == 0 ? static_cast<std::int8_t>(r)
+                           : (data == 1 ? (r & 1 ? 127 : -128) : static_cast<std::int8_t>(r & 1));
+  }
+  std::vector<std::int32_t> want_s(static_cast<std::size_t>(nq * k)), got_s(want_s.size(), 77);
+  std::vector<std::int64_t> want_i(want_s.size()), got_i(want_s.size(), 77);
+  mmcore::quant_score_int8(codes, n, d, queries, nq, k, 2, want_s.data(), want_i.data());
+  mmcore_test::SearchEmu emu;
+  emu.reverse = reverse;
+  configure(&emu, schedule);
+  emu.int8_topk(codes, n, d, queries, nq, k, got_s.data(), got_i.data());
+  for (std::int64_t q = 0; q < nq; ++q)
+    for (std::int32_t i = 0; i < k; ++i) {
+      const std::size_t t = static_cast<std::size_t>(q * k + i);
+      if (got_s[t] != want_s[t] || got_i[t] != want_i[t]) {
+        fail("int8", n, d, nq, k, q, i, got_s[t], want_s[t], got_i[t], want_i[t]);
+        return;
+      }
+    }
+}
+
+void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t k,
+                  int schedule, bool reverse) {
+  ++cases;
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1),
+      queries(static_cast<std::size_t>(nq * words) + 1);
+  for (auto& c : codes) c = rng();
+  for (auto& c : queries) c = rng();
+  // Some exact duplicates and near copies of the queries in the base (distance 0 and small).
+  for (std::int64_t q = 0; q < nq && q < n / 3; ++q) {
+    std::memcpy(&codes[static_cast<std::size_t>((3 * q) * words)],
+                &queries[static_cast<std::size_t>(q * words)], 8 * words);
+    std::memcpy(&codes[static_cast<std::size_t>((3 * q + 1) * words)],
+                &queries[static_cast<std::size_t>(q * words)], 8 * words);
+    codes[static_cast<std::size_t>((3 * q + 1) * words)] ^= 5;
+  }
+  std::vector<std::int32_t> want_d(static_cast<std::size_t>(nq * k)), got_d(want_d.size(), 77);
+  std::vector<std::int64_t> want_i(want_d.size()), got_i(want_d.size(), 77);
+  if (words == 1 || words == 4) {
+    mmcore::hamming_knn(codes.data(), nullptr, n, queries.data(), nq, words, k, 2, want_d.data(),
+                        want_i.data());
+  } else {
+    mmcore::quant_score_binary(codes.data(), n, words, queries.data(), nq, k, 2, want_d.data(),
+                               want_i.data());
+  }
+  mmcore_test::SearchEmu emu;
+  emu.reverse = reverse;
+  configure(&emu, schedule);
+  emu.hamming_knn(codes.data(), n, words, queries.data(), nq, k, got_d.data(), got_i.data());
+  for (std::int64_t q = 0; q < nq; ++q)
+    for (std::int32_t i = 0; i < k; ++i) {
+      const std::size_t t = static_cast<std::size_t>(q * k + i);
+      if (got_d[t] != want_d[t] || got_i[t] != want_i[t]) {
+        fail("binary", n, words, nq, k, q, i, got_d[t], want_d[t], got_i[t], want_i[t]);
+        return;
+      }
+    }
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937_64 rng(20261128);
+  // int8: the stream kernel (d % 16 == 0, aligned, nq <= 8) ...
+  for (std::int32_t d : {16, 32, 768})
+    for (std::int64_t nq : {1, 2, 3, 5, 8})
+      for (std::int32_t k : {1, 10}) check_int8(rng, 3000, d, nq, k, 0, 0, 0, nq == 3);
+  // ... the tile kernel: many queries, odd d, misaligned pointers.
+  for (std::int32_t d : {7, 100, 257, 768})
+    for (std::int64_t nq : {9, 70})
+      for (int offset : {0, 1}) check_int8(rng, 1500, d, nq, 10, 0, offset, 0, offset == 1);
+  check_int8(rng, 2000, 16, 1, 5, 0, 1, 0, false);  // nq 1 but misaligned: the tile kernel
+  // extreme values and ties (two-valued data: many equal scores, decided by position)
+  for (int data : {1, 2})
+    for (std::int64_t nq : {1, 4, 20}) check_int8(rng, 5000, 32, nq, 100, data, 0, 0, false);
+  // k from 1 to the limit; k > n padding; empty base or batch
+  for (std::int32_t k : {1, 2, 63, 1024}) check_int8(rng, 9000, 48, 3, k, 0, 0, 0, false);
+  check_int8(rng, 1500, 48, 2, 1024, 2, 0, 0, true);
+  check_int8(rng, 5, 48, 3, 10, 0, 0, 0, false);
+  check_int8(rng, 0, 48, 3, 10, 0, 0, 0, false);
+  check_int8(rng, 100, 48, 0, 10, 0, 0, 0, false);
+  // forced schedules: small chunks / query groups, and many select levels
+  for (int schedule : {1, 2}) {
+    check_int8(rng, 20000, 32, 7, 10, 2, 0, schedule, false);
+    check_int8(rng, 20000, 33, 11, 300, 0, 0, schedule, schedule == 2);
+    check_int8(rng, 40000, 16, 1, 1024, 2, 0, schedule, false);
+  }
+  // binary
+  for (std::int32_t words : {1, 3, 4})
+    for (std::int64_t nq : {1, 5, 70})
+      for (std::int32_t k : {1, 10, 100}) check_binary(rng, 6000, words, nq, k, 0, nq == 5);
+  check_binary(rng, 3, 4, 2, 10, 0, false);
+  check_binary(rng, 0, 4, 2, 10, 0, false);
+  for (int schedule : {1, 2}) {
+    check_binary(rng, 30000, 1, 9, 1024, schedule, false);
+    check_binary(rng, 30000, 4, 4, 50, schedule, true);
+  }
+  std::printf("%d cases\n", cases);
+  std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,78 @@
+// SearchGpu on the CPU for the emulated run of tests/gpu/search_check.cu (CMake target
+// mmcore_search_check_emulated): the same argument checks as cuda/quant.cu and cuda/hamming.cu,
+// then tests/gpu/search_emulator.h's run of the kernels' code and schedule. "Device" memory is
+// host memory (tests/gpu/fake_device.cpp supplies the runtime calls), so search_check's own logic
+// (data, comparisons, contract, report, bench loop) runs end to end before it is carried to a GPU
+// host by bench/gpu_check_prepare.sh.
+#include "mmcore/search_gpu.h"
+#include "search_emulator.h"
+
+namespace mmcore {
+
+struct SearchGpu::Impl {
+  bool ready = false;
+  mmcore_test::SearchEmu emu;
+};
+
+SearchGpu::SearchGpu() : impl_(new Impl) {}
+SearchGpu::~SearchGpu() {
+  delete impl_;
+}
+void* SearchGpu::stream() const {
+  return nullptr;
+}
+Status SearchGpu::init(std::int32_t device, ErrorText* error) {
+  if (device != 0) {
+    error->set("no CUDA device %d (CPU emulation has one)", device);
+    return Status::kDevice;
+  }
+  impl_->ready = true;
+  impl_->emu.reverse = true;  // the thread order that exposes races
+  return Status::kOk;
+}
+
+namespace {
+bool refuse(bool ready, const char* fn, const char* problem, ErrorText* error) {
+  if (!ready) {
+    error->set("SearchGpu::%s: call init() first", fn);
+    return true;
+  }
+  if (problem == nullptr) return false;
+  error->set("SearchGpu::%s: %s", fn, problem);
+  return true;
+}
+}  // namespace
+
+Status SearchGpu::int8_topk(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+                            const std::int8_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* scores,
+                            std::int64_t* idx, ErrorText* error) {
+  if (refuse(impl_->ready, "int8_topk",
+             gpu_detail::search_args_problem(false, codes, n, d, queries, nq, k, true, scores, idx), error))
+    return Status::kUnsupported;
+  impl_->emu.int8_topk(codes, n, d, queries, nq, k, scores, idx);
+  return Status::kOk;
+}
+
+Status SearchGpu::int8_scores(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+                              const std::int8_t* queries, std::int64_t nq, std::int32_t* out,
+                              ErrorText* error) {
+  if (refuse(impl_->ready, "int8_scores",
+             gpu_detail::search_args_problem(false, codes, n, d, queries, nq, 1, false, out, out), error))
+    return Status::kUnsupported;
+  std::vector<std::int32_t> qsum(static_cast<std::size_t>(nq));
+  for (std::int64_t q = 0; q < nq; ++q) qsum[q] = gpu_detail::query_sum(queries + q * d, d);
+  impl_->emu.int8_scores(codes, n, d, queries, nq, qsum.data(), out, n);
+  return Status::kOk;
+}
+
+Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                              const std::uint64_t* queries, std::int64_t nq, std::int32_t k,
+                              std::int32_t* dist, std::int64_t* idx, ErrorText* error) {
+  if (refuse(impl_->ready, "hamming_knn",
+             gpu_detail::search_args_problem(true, codes, n, words, queries, nq, k, true, dist, idx), error))
+    return Status::kUnsupported;
+  impl_->emu.hamming_knn(codes, n, words, queries, nq, k, dist, idx);
+  return Status::kOk;
+}
+
+}  // namespace mmcore

@@ -1,0 +1,524 @@
+// GPU search check and bench (bench/gpu_check.sh runs it on GPU hosts; CMake target
+// mmcore_search_check, built only with CUDA).
+//
+// 1. Correctness, bit for bit against the CPU (all host cores):
+//    - SearchGpu::int8_topk vs quant_score_int8 (scores and positions): d 768 (stream and tile
+//      kernels), d 100 and a misaligned base (the tile kernel's byte path), two-valued data (ties
+//      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
+//    - SearchGpu::int8_scores vs quant_dot_int8_all;
+//    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
+//    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
+//    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
+// 2. Bench (--rows N, default 10,000,000): a streaming-read kernel over the int8 base (the device's
+//    practical HBM read bandwidth), int8 scores alone and top-10 for 1 and 64 queries (GB/s of codes,
+//    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries; the CPU's
+//    quant_score_int8 / hamming_knn on all host cores over the first --cpu-rows rows, scaled.
+//    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
+//    its columns are not measured here.
+// 3. Writes a markdown report to --report.
+//
+// Exit status: 0 all equal; 1 a mismatch; 2 usage; 3 no usable CUDA device; 4 a CUDA error.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "check_report.h"
+#include "mmcore/hamming.h"
+#include "mmcore/hash_gpu.h"
+#include "mmcore/parallel.h"
+#include "mmcore/quant.h"
+#include "mmcore/search_gpu.h"
+
+namespace {
+
+using mmcore::ErrorText;
+using mmcore::Status;
+
+constexpr int kExitMismatch = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoDevice = 3;
+constexpr int kExitCuda = 4;
+
+struct Options {
+  std::string report = "search_check.md";
+  std::int64_t rows = 10000000;
+  std::int64_t cpu_rows = 1000000;
+  int repeat = 5;
+  std::int64_t shrink = 1;  ///< divide the check's sizes (the emulated run)
+};
+
+bool cuda_failed = false;
+using mmcore_test::say;
+
+bool cuda_ok(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return true;
+  std::fprintf(stderr, "CUDA error in %s: %s\n", what, cudaGetErrorString(e));
+  cuda_failed = true;
+  return false;
+}
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+/// Fills bytes from a seeded stream, in parallel; two_valued: every byte a or b.
+void fill(std::uint8_t* p, std::int64_t n, std::uint64_t seed, bool two_valued, std::uint8_t a,
+          std::uint8_t b) {
+  const std::int64_t blocks = (n + 65535) / 65536;
+  mmcore::parallel_for(blocks, 0, [&](std::int64_t blk) {
+    const std::int64_t end = std::min(n, (blk + 1) * 65536);
+    for (std::int64_t i = blk * 65536; i < end; i += 8) {
+      const std::uint64_t r = splitmix(seed * 0x100000001B3ULL + static_cast<std::uint64_t>(i));
+      for (std::int64_t j = 0; j < 8 && i + j < end; ++j) {
+        const std::uint8_t v = static_cast<std::uint8_t>(r >> (8 * j));
+        p[i + j] = two_valued ? ((v & 1) ? a : b) : v;
+      }
+    }
+  });
+}
+
+/// A device copy of a host array (+ `offset` bytes of slack in front, to misalign it).
+template <class T>
+T* to_device(const std::vector<T>& h, std::size_t offset, void** base) {
+  *base = nullptr;
+  const std::size_t bytes = h.size() * sizeof(T);
+  if (!cuda_ok(cudaMalloc(base, bytes + offset + 16), "cudaMalloc")) return nullptr;
+  T* p = reinterpret_cast<T*>(static_cast<std::uint8_t*>(*base) + offset);
+  if (bytes > 0 && !cuda_ok(cudaMemcpy(p, h.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy"))
+    return nullptr;
+  return p;
+}
+
+template <class S>
+long compare(const char* label, const std::vector<S>& got_s, const std::vector<std::int64_t>& got_i,
+             const std::vector<S>& want_s, const std::vector<std::int64_t>& want_i) {
+  long bad = 0;
+  std::size_t first = got_s.size();
+  for (std::size_t t = 0; t < got_s.size(); ++t) {
+    if (got_s[t] != want_s[t] || got_i[t] != want_i[t]) {
+      if (bad == 0) first = t;
+      ++bad;
+    }
+  }
+  say("| %s | %s |", label, bad == 0 ? "equal" : "**MISMATCH**");
+  if (bad != 0)
+    say(" %ld of %zu differ; first at %zu: (%lld, %lld) want (%lld, %lld)", bad, got_s.size(), first,
+        static_cast<long long>(got_s[first]), static_cast<long long>(got_i[first]),
+        static_cast<long long>(want_s[first]), static_cast<long long>(want_i[first]));
+  say("\n");
+  return bad;
+}
+
+/// One int8 top-k case on host data: GPU vs quant_score_int8.
+long int8_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k,
+               bool ties, std::size_t misalign, std::uint64_t seed) {
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * d));
+  std::vector<std::int8_t> queries(static_cast<std::size_t>(nq * d));
+  fill(codes.data(), n * d, seed, ties, 255, 0);
+  fill(reinterpret_cast<std::uint8_t*>(queries.data()), nq * d, seed + 1, ties, 127, 0x80);
+  std::vector<std::int32_t> want_s(static_cast<std::size_t>(nq * k)), got_s(want_s.size());
+  std::vector<std::int64_t> want_i(want_s.size()), got_i(want_s.size());
+  mmcore::quant_score_int8(codes.data(), n, d, queries.data(), nq, k, 0, want_s.data(), want_i.data());
+  void *bc = nullptr, *bq = nullptr, *bs = nullptr, *bi = nullptr;
+  const std::uint8_t* dc = to_device(codes, misalign, &bc);
+  const std::int8_t* dq = to_device(queries, misalign, &bq);
+  long bad = 1;
+  if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bs, got_s.size() * 4 + 4), "cudaMalloc") &&
+      cuda_ok(cudaMalloc(&bi, got_i.size() * 8 + 8), "cudaMalloc") &&
+      cuda_ok(cudaMemset(bs, 0xA5, got_s.size() * 4 + 4), "cudaMemset") &&
+      cuda_ok(cudaMemset(bi, 0xA5, got_i.size() * 8 + 8), "cudaMemset")) {
+    ErrorText err;
+    const Status s = gpu.int8_topk(dc, n, d, dq, nq, k, static_cast<std::int32_t*>(bs),
+                                   static_cast<std::int64_t*>(bi), &err);
+    if (s != Status::kOk) {
+      say("| int8 n=%lld d=%d nq=%lld k=%d | **status %d: %s** |\n", static_cast<long long>(n), d,
+          static_cast<long long>(nq), k, static_cast<int>(s), err.text);
+      if (s == Status::kDevice || s == Status::kNoMemory) cuda_failed = true;
+    } else if (cuda_ok(cudaMemcpy(got_s.data(), bs, got_s.size() * 4, cudaMemcpyDeviceToHost),
+                       "cudaMemcpy") &&
+               cuda_ok(cudaMemcpy(got_i.data(), bi, got_i.size() * 8, cudaMemcpyDeviceToHost),
+                       "cudaMemcpy")) {
+      char label[160];
+      std::snprintf(label, sizeof label, "int8 top-k n=%lld d=%d nq=%lld k=%d%s%s", static_cast<long long>(n),
+                    d, static_cast<long long>(nq), k, ties ? " two-valued" : "",
+                    misalign ? " misaligned" : "");
+      bad = compare(label, got_s, got_i, want_s, want_i);
+    }
+  }
+  for (void* p : {bc, bq, bs, bi})
+    if (p != nullptr) cudaFree(p);
+  return bad;
+}
+
+/// One Hamming kNN case: GPU vs hamming_knn (1 or 4 words) or quant_score_binary.
+long binary_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t k,
+                 std::uint64_t seed) {
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words)),
+      queries(static_cast<std::size_t>(nq * words));
+  fill(reinterpret_cast<std::uint8_t*>(codes.data()), n * words * 8, seed, false, 0, 0);
+  fill(reinterpret_cast<std::uint8_t*>(queries.data()), nq * words * 8, seed + 1, false, 0, 0);
+  for (std::int64_t q = 0; q < nq && 2 * q + 1 < n; ++q) {  // exact and near copies of queries
+    std::memcpy(&codes[static_cast<std::size_t>(2 * q * words)],
+                &queries[static_cast<std::size_t>(q * words)], 8 * words);
+    std::memcpy(&codes[static_cast<std::size_t>((2 * q + 1) * words)],
+                &queries[static_cast<std::size_t>(q * words)], 8 * words);
+    codes[static_cast<std::size_t>((2 * q + 1) * words)] ^= 0x101;
+  }
+  std::vector<std::int32_t> want_d(static_cast<std::size_t>(nq * k)), got_d(want_d.size());
+  std::vector<std::int64_t> want_i(want_d.size()), got_i(want_d.size());
+  if (words == 1 || words == 4)
+    mmcore::hamming_knn(codes.data(), nullptr, n, queries.data(), nq, words, k, 0, want_d.data(),
+                        want_i.data());
+  else
+    mmcore::quant_score_binary(codes.data(), n, words, queries.data(), nq, k, 0, want_d.data(),
+                               want_i.data());
+  void *bc = nullptr, *bq = nullptr, *bs = nullptr, *bi = nullptr;
+  const std::uint64_t* dc = to_device(codes, 0, &bc);
+  const std::uint64_t* dq = to_device(queries, 0, &bq);
+  long bad = 1;
+  if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bs, got_d.size() * 4 + 4), "cudaMalloc") &&
+      cuda_ok(cudaMalloc(&bi, got_i.size() * 8 + 8), "cudaMalloc") &&
+      cuda_ok(cudaMemset(bs, 0xA5, got_d.size() * 4 + 4), "cudaMemset")) {
+    ErrorText err;
+    const Status s = gpu.hamming_knn(dc, n, words, dq, nq, k, static_cast<std::int32_t*>(bs),
+                                     static_cast<std::int64_t*>(bi), &err);
+    if (s != Status::kOk) {
+      say("| hamming n=%lld words=%d nq=%lld k=%d | **status %d: %s** |\n", static_cast<long long>(n), words,
+          static_cast<long long>(nq), k, static_cast<int>(s), err.text);
+      if (s == Status::kDevice || s == Status::kNoMemory) cuda_failed = true;
+    } else if (cuda_ok(cudaMemcpy(got_d.data(), bs, got_d.size() * 4, cudaMemcpyDeviceToHost),
+                       "cudaMemcpy") &&
+               cuda_ok(cudaMemcpy(got_i.data(), bi, got_i.size() * 8, cudaMemcpyDeviceToHost),
+                       "cudaMemcpy")) {
+      char label[160];
+      std::snprintf(label, sizeof label, "Hamming kNN n=%lld bits=%d nq=%lld k=%d", static_cast<long long>(n),
+                    64 * words, static_cast<long long>(nq), k);
+      bad = compare(label, got_d, got_i, want_d, want_i);
+    }
+  }
+  for (void* p : {bc, bq, bs, bi})
+    if (p != nullptr) cudaFree(p);
+  return bad;
+}
+
+long scores_case(mmcore::SearchGpu& gpu) {
+  const std::int64_t n = 5000, nq = 13;
+  const std::int32_t d = 96;
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * d));
+  std::vector<std::int8_t> queries(static_cast<std::size_t>(nq * d));
+  fill(codes.data(), n * d, 7, false, 0, 0);
+  fill(reinterpret_cast<std::uint8_t*>(queries.data()), nq * d, 8, false, 0, 0);
+  std::vector<std::int32_t> want(static_cast<std::size_t>(n * nq)), got(want.size());
+  mmcore::quant_dot_int8_all(codes.data(), n, d, queries.data(), nq, 0, want.data());
+  void *bc = nullptr, *bq = nullptr, *bo = nullptr;
+  const std::uint8_t* dc = to_device(codes, 0, &bc);
+  const std::int8_t* dq = to_device(queries, 0, &bq);
+  long bad = 1;
+  if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bo, got.size() * 4), "cudaMalloc")) {
+    ErrorText err;
+    const Status s = gpu.int8_scores(dc, n, d, dq, nq, static_cast<std::int32_t*>(bo), &err);
+    if (s == Status::kOk &&
+        cuda_ok(cudaMemcpy(got.data(), bo, got.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy")) {
+      const std::vector<std::int64_t> zeros(got.size(), 0);
+      bad = compare("int8 all scores n=5000 d=96 nq=13", got, zeros, want, zeros);
+    } else if (s != Status::kOk) {
+      say("| int8_scores | **status %d: %s** |\n", static_cast<int>(s), err.text);
+    }
+  }
+  for (void* p : {bc, bq, bo})
+    if (p != nullptr) cudaFree(p);
+  return bad;
+}
+
+/// Refusals: kUnsupported with a message, outputs untouched.
+long contract_case(mmcore::SearchGpu& gpu) {
+  long bad = 0;
+  void* buf = nullptr;
+  if (!cuda_ok(cudaMalloc(&buf, 1 << 16), "cudaMalloc")) return 1;
+  cudaMemset(buf, 0x5A, 1 << 16);
+  auto* u8 = static_cast<std::uint8_t*>(buf);
+  auto* s8 = static_cast<std::int8_t*>(buf);
+  auto* out_s = reinterpret_cast<std::int32_t*>(u8 + 32768);
+  auto* out_i = reinterpret_cast<std::int64_t*>(u8 + 49152);
+  ErrorText err;
+  const auto expect = [&](const char* what, Status s) {
+    const bool ok = s == Status::kUnsupported && err.text[0] != '\0';
+    say("| refuses %s | %s (%s) |\n", what, ok ? "yes" : "**NO**", err.text);
+    if (!ok) ++bad;
+    err.text[0] = '\0';
+  };
+  expect("k = 0", gpu.int8_topk(u8, 10, 16, s8, 1, 0, out_s, out_i, &err));
+  expect("k = 1025", gpu.int8_topk(u8, 10, 16, s8, 1, 1025, out_s, out_i, &err));
+  expect("d = 0", gpu.int8_topk(u8, 10, 0, s8, 1, 1, out_s, out_i, &err));
+  expect("null output", gpu.int8_topk(u8, 10, 16, s8, 1, 1, nullptr, out_i, &err));
+  expect("words = 0", gpu.hamming_knn(reinterpret_cast<std::uint64_t*>(u8), 10, 0,
+                                      reinterpret_cast<std::uint64_t*>(u8), 1, 1, out_s, out_i, &err));
+  std::vector<std::uint8_t> after(16384);
+  cudaMemcpy(after.data(), u8 + 32768, after.size(), cudaMemcpyDeviceToHost);
+  const bool untouched = std::all_of(after.begin(), after.end(), [](std::uint8_t b) { return b == 0x5A; });
+  say("| refused calls write nothing | %s |\n", untouched ? "yes" : "**NO**");
+  if (!untouched) ++bad;
+  cudaFree(buf);
+  return bad;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+#if defined(__CUDACC__)
+__global__ void read_kernel(const uint4* p, std::int64_t n, unsigned* sink) {
+  unsigned acc = 0;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = p[i];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) *sink = acc;  // keeps the loads
+}
+#endif
+
+/// Median milliseconds of fn() over `repeat` runs after one warm-up, timed with events.
+template <class F>
+double time_ms(int repeat, F fn) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<double> t;
+  for (int r = 0; r <= repeat; ++r) {
+    cudaEventRecord(e0, nullptr);
+    if (!fn()) break;
+    cudaEventRecord(e1, nullptr);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (r > 0) t.push_back(ms);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  if (t.empty()) return -1;
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
+  const std::int64_t n = o.rows;
+  const std::int32_t d = 768;
+  say("\n## Bench: %lld x %d int8 codes, %lld x 256-bit codes (median of %d)\n\n", static_cast<long long>(n),
+      d, static_cast<long long>(n), o.repeat);
+  std::vector<std::uint8_t> host(static_cast<std::size_t>(n) * d);
+  fill(host.data(), n * d, 99, false, 0, 0);
+  std::vector<std::int8_t> queries(static_cast<std::size_t>(1024) * d);
+  fill(reinterpret_cast<std::uint8_t*>(queries.data()), 1024 * d, 100, false, 0, 0);
+  void *bc = nullptr, *bq = nullptr, *bs = nullptr, *bi = nullptr, *ball = nullptr, *sink = nullptr;
+  const std::uint8_t* dc = to_device(host, 0, &bc);
+  const std::int8_t* dq = to_device(queries, 0, &bq);
+  if (dc == nullptr || dq == nullptr || !cuda_ok(cudaMalloc(&bs, 1024 * 1024 * 4), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&bi, 1024 * 1024 * 8), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&sink, 4), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&ball, static_cast<std::size_t>(n) * 4), "cudaMalloc"))
+    return kExitCuda;
+  auto* os = static_cast<std::int32_t*>(bs);
+  auto* oi = static_cast<std::int64_t*>(bi);
+  const double bytes = static_cast<double>(n) * d;
+  const double read_ms = time_ms(o.repeat, [&] {
+#if defined(__CUDACC__)
+    read_kernel<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(dc), static_cast<std::int64_t>(bytes / 16),
+                                  static_cast<unsigned*>(sink));
+    return cudaGetLastError() == cudaSuccess;
+#else  // the emulated run (tests/gpu/fake_search.cpp): a host read
+    unsigned acc = 0;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(bytes); i += 64) acc ^= dc[i];
+    if (acc == 0x12345678u) std::printf("%u", acc);
+    (void)sms;
+    return true;
+#endif
+  });
+  const double read_gbs = bytes / read_ms / 1e6;
+  say("streaming read of the codes (plain kernel): %.3f ms, **%.0f GB/s** (the reference for %% below)\n\n",
+      read_ms, read_gbs);
+
+  // Correctness at full size: 4 queries over the whole base (several chunks), against the CPU.
+  {
+    std::vector<std::int32_t> want_s(40), got_s(40);
+    std::vector<std::int64_t> want_i(40), got_i(40);
+    const double t0 = now_s();
+    mmcore::quant_score_int8(host.data(), n, d, queries.data(), 4, 10, 0, want_s.data(), want_i.data());
+    const double cpu_s = now_s() - t0;
+    ErrorText err;
+    if (gpu.int8_topk(dc, n, d, dq, 4, 10, os, oi, &err) != Status::kOk) {
+      say("int8_topk failed: %s\n", err.text);
+      return kExitCuda;
+    }
+    cudaMemcpy(got_s.data(), os, 160, cudaMemcpyDeviceToHost);
+    cudaMemcpy(got_i.data(), oi, 320, cudaMemcpyDeviceToHost);
+    say("| check | result |\n|---|---|\n");
+    if (compare("int8 top-10, full base, 4 queries", got_s, got_i, want_s, want_i) != 0) return kExitMismatch;
+    say("\n(CPU, %d threads, 4 queries over the full base: %.2f s)\n\n", mmcore::hardware_threads(), cpu_s);
+  }
+
+  say("| int8 (d=768) | queries | GPU ms | codes GB/s | %% of read | CPU ms (all cores, scaled from %lld "
+      "rows) | "
+      "GPU / CPU |\n|---|---|---|---|---|---|---|\n",
+      static_cast<long long>(std::min(n, o.cpu_rows)));
+  const std::int64_t cpu_n = std::min(n, o.cpu_rows);
+  for (int nq : {1, 64}) {
+    for (int topk : {0, 1}) {
+      ErrorText err;
+      double ms;
+      if (topk == 0) {
+        if (nq != 1) continue;  // all scores of 64 queries would be 2.5 GB; top-k covers it
+        ms = time_ms(o.repeat, [&] {
+          return gpu.int8_scores(dc, n, d, dq, 1, static_cast<std::int32_t*>(ball), &err) == Status::kOk;
+        });
+      } else {
+        ms = time_ms(o.repeat,
+                     [&] { return gpu.int8_topk(dc, n, d, dq, nq, 10, os, oi, &err) == Status::kOk; });
+      }
+      if (ms < 0) {
+        say("failed: %s\n", err.text);
+        return kExitCuda;
+      }
+      std::vector<std::int32_t> cs(static_cast<std::size_t>(nq) * 10);
+      std::vector<std::int64_t> ci(cs.size());
+      const double t0 = now_s();
+      mmcore::quant_score_int8(host.data(), cpu_n, d, queries.data(), nq, 10, 0, cs.data(), ci.data());
+      const double cpu_ms = (now_s() - t0) * 1e3 * static_cast<double>(n) / static_cast<double>(cpu_n);
+      const double gbs = bytes / ms / 1e6;
+      say("| %s | %d | %.3f | %.0f | %.0f%% | %.1f | %.1fx |\n", topk ? "top-10" : "scores only", nq, ms, gbs,
+          100.0 * gbs / read_gbs, cpu_ms, cpu_ms / ms);
+    }
+  }
+  cudaFree(bc);
+  bc = nullptr;
+  host.clear();
+  host.shrink_to_fit();
+
+  // Hamming kNN over n 256-bit codes.
+  std::vector<std::uint64_t> bcodes(static_cast<std::size_t>(n) * 4), bq4(1024 * 4);
+  fill(reinterpret_cast<std::uint8_t*>(bcodes.data()), n * 32, 101, false, 0, 0);
+  fill(reinterpret_cast<std::uint8_t*>(bq4.data()), 1024 * 32, 102, false, 0, 0);
+  void *bb = nullptr, *bbq = nullptr;
+  const std::uint64_t* db = to_device(bcodes, 0, &bb);
+  const std::uint64_t* dbq = to_device(bq4, 0, &bbq);
+  if (db == nullptr || dbq == nullptr) return kExitCuda;
+  say("\n| Hamming kNN (256-bit) | queries | GPU ms | queries/s | CPU ms (all cores, scaled) | GPU / CPU |\n"
+      "|---|---|---|---|---|---|\n");
+  for (int nq : {1, 64, 1024}) {
+    ErrorText err;
+    const double ms = time_ms(
+        o.repeat, [&] { return gpu.hamming_knn(db, n, 4, dbq, nq, 10, os, oi, &err) == Status::kOk; });
+    if (ms < 0) {
+      say("failed: %s\n", err.text);
+      return kExitCuda;
+    }
+    std::vector<std::int32_t> cd(static_cast<std::size_t>(nq) * 10);
+    std::vector<std::int64_t> ci(cd.size());
+    const std::int64_t cn = std::min<std::int64_t>(cpu_n, nq >= 1024 ? cpu_n / 4 : cpu_n);
+    const double t0 = now_s();
+    mmcore::hamming_knn(bcodes.data(), nullptr, cn, bq4.data(), nq, 4, 10, 0, cd.data(), ci.data());
+    const double cpu_ms = (now_s() - t0) * 1e3 * static_cast<double>(n) / static_cast<double>(cn);
+    say("| top-10 | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms, nq / ms * 1e3, cpu_ms, cpu_ms / ms);
+  }
+  say("\nfaiss-gpu (SQ8 flat, GpuIndexBinaryFlat): not on this host, not measured.\n");
+  for (void* p : {bq, bs, bi, ball, sink, bb, bbq})
+    if (p != nullptr) cudaFree(p);
+  return 0;
+}
+
+bool parse(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&](const char*) { return mmcore_test::flag_value(argc, argv, &i, kExitUsage); };
+    if (a == "--report") {
+      o->report = value("--report");
+    } else if (a == "--rows") {
+      o->rows = std::max<std::int64_t>(0, std::atoll(value("--rows")));
+    } else if (a == "--cpu-rows") {
+      o->cpu_rows = std::max<std::int64_t>(1000, std::atoll(value("--cpu-rows")));
+    } else if (a == "--repeat") {
+      o->repeat = std::max(1, std::atoi(value("--repeat")));
+    } else if (a == "--shrink") {
+      o->shrink = std::max<std::int64_t>(1, std::atoll(value("--shrink")));
+    } else {
+      std::fprintf(
+          stderr,
+          "usage: mmcore_search_check [--report FILE.md] [--rows N (0: no bench)] [--cpu-rows N] "
+          "[--repeat R] [--shrink D]\nexit: 0 equal, 1 mismatch, 2 usage, 3 no CUDA device, 4 CUDA error\n");
+      return false;
+    }
+  }
+  return true;
+}
+
+void write_report(const Options& o) {
+  mmcore_test::write_report(o.report);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!parse(argc, argv, &o)) return kExitUsage;
+  say("# mmcore GPU search check (int8 top-k, Hamming kNN)\n\n");
+  mmcore::GpuDeviceInfo info;
+  ErrorText err;
+  if (mmcore::gpu_device_info(0, &info, &err) != Status::kOk) {
+    say("no CUDA device: %s\n", err.text);
+    write_report(o);
+    return kExitNoDevice;
+  }
+  say("- device 0: %s, sm_%d%d, %d SMs, %.1f GiB; host: %d hardware threads\n\n", info.name, info.major,
+      info.minor, info.multiprocessors, info.total_memory / 1073741824.0, mmcore::hardware_threads());
+  mmcore::SearchGpu gpu;
+  if (gpu.init(0, &err) != Status::kOk) {
+    say("SearchGpu::init failed: %s\n", err.text);
+    write_report(o);
+    return kExitNoDevice;
+  }
+  say("| check | result |\n|---|---|\n");
+  long bad = contract_case(gpu);
+  std::uint64_t seed = 1;
+  for (std::int64_t nq : {1, 3, 8, 64, 200})
+    for (std::int32_t k : {1, 10, 100, 1024}) {
+      if (cuda_failed) break;
+      bad += int8_case(gpu, 200000 / o.shrink, 768, nq, k, false, 0, seed++);
+    }
+  if (!cuda_failed) bad += int8_case(gpu, 100000 / o.shrink, 100, 5, 50, false, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 100000 / o.shrink, 768, 2, 50, false, 3, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 300000 / o.shrink, 64, 16, 500, true, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 300000 / o.shrink, 64, 1, 1024, true, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 7, 768, 3, 20, false, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 0, 768, 3, 20, false, 0, seed++);
+  if (!cuda_failed) bad += scores_case(gpu);
+  for (std::int32_t words : {1, 3, 4})
+    for (std::int64_t nq : {1, 64, 1000}) {
+      if (cuda_failed) break;
+      bad += binary_case(gpu, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++);
+    }
+  if (!cuda_failed) bad += binary_case(gpu, 2000000 / o.shrink, 1, 3, 1024, seed++);
+  if (cuda_failed) {
+    say("\nCUDA error during the check (see stderr)\n");
+    write_report(o);
+    return kExitCuda;
+  }
+  say("\n**correctness: %s** (%ld mismatches)\n", bad == 0 ? "PASS" : "FAIL", bad);
+  int rc = bad == 0 ? 0 : kExitMismatch;
+  if (o.rows > 0 && rc == 0) {
+    const int b = bench(o, gpu, info.multiprocessors);
+    if (b != 0) rc = b;
+  }
+  write_report(o);
+  return rc;
+}

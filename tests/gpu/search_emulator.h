@@ -1,0 +1,221 @@
+// cuda/topk.cu, cuda/quant.cu and cuda/hamming.cu run on the CPU: the same schedule (run_topk),
+// the same launch decisions and the same __host__ __device__ per-thread code
+// (search_gpu_internal.h), every thread of a phase before the next phase, as the block barrier
+// orders them. Shared memory starts as garbage. Used by tests/cpp/test_search_gpu_emu.cpp.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "search_gpu_internal.h"
+
+namespace mmcore_test {
+
+namespace g = mmcore::gpu_detail;
+
+struct SearchEmu {
+  bool reverse = false;  ///< run each phase's threads backwards
+  std::int32_t multiprocessors = 4;
+  g::TopkShape shape;  ///< n, nq, k filled by the calls; the rest may be overridden
+
+  // -- kernels ----------------------------------------------------------------------------------
+  template <class F>
+  void threads(int n, F f) const {
+    for (int i = 0; i < n; ++i) f(reverse ? n - 1 - i : i);
+  }
+
+  void select_block(const g::SelectArgs& a, std::int64_t seg, std::int64_t q) const {
+    std::vector<g::SelectShared> holder(1);
+    g::SelectShared& sh = holder[0];
+    std::memset(static_cast<void*>(&sh), 0xCD, sizeof sh);
+    const int T = g::kSelectThreads;
+    threads(T, [&](int t) { g::select_init(sh, t, T); });
+    const auto sort = [&]() {
+      for (int size = 2; size <= g::kSelectCap; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1)
+          threads(T, [&](int t) { g::bitonic_step(sh.buf, size, stride, t, T); });
+    };
+    const std::int64_t rounds = g::select_rounds(a, seg);
+    for (std::int64_t r = 0; r < rounds; ++r) {
+      threads(T, [&](int t) { g::select_scan(a, sh, seg, q, r, t, T); });
+      if (g::select_must_sort(sh)) {
+        sort();
+        threads(T, [&](int t) { g::select_keep(sh, a.k, t, T); });
+      }
+    }
+    sort();
+    threads(T, [&](int t) { g::select_store(a, sh, seg, q, t, T); });
+  }
+
+  void int8_scores(const std::uint8_t* codes, std::int64_t rows, std::int32_t d, const std::int8_t* queries,
+                   std::int64_t nqg, const std::int32_t* qsum, std::int32_t* scores, std::int64_t ld) const {
+    if (rows <= 0 || nqg <= 0) return;
+    const int nq_stream = g::int8_stream_nq(d, nqg, g::aligned16(codes) && g::aligned16(queries));
+    if (nq_stream > 0) {
+      switch (nq_stream) {
+        case 1: stream<1>(codes, rows, d, queries, nqg, qsum, scores, ld); break;
+        case 2: stream<2>(codes, rows, d, queries, nqg, qsum, scores, ld); break;
+        case 4: stream<4>(codes, rows, d, queries, nqg, qsum, scores, ld); break;
+        default: stream<8>(codes, rows, d, queries, nqg, qsum, scores, ld); break;
+      }
+      return;
+    }
+    const g::TileArgs a{codes, queries,
+                        rows,  static_cast<std::int32_t>(nqg),
+                        d,     d % 16 == 0 && g::aligned16(codes) && g::aligned16(queries)};
+    const std::int64_t bx = (rows + g::kTileRows - 1) / g::kTileRows;
+    const std::int64_t by = (nqg + g::kTileQueries - 1) / g::kTileQueries;
+    std::vector<g::TileShared> holder(1);
+    g::TileShared& sh = holder[0];
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(g::kTileThreads) * 16);
+    const std::int32_t dw = (d + 3) / 4;
+    for (std::int64_t y = 0; y < by; ++y) {
+      for (std::int64_t x = 0; x < bx; ++x) {
+        std::memset(static_cast<void*>(&sh), 0xCD, sizeof sh);
+        std::fill(acc.begin(), acc.end(), 0);
+        const std::int64_t row0 = x * g::kTileRows;
+        const std::int32_t q0 = static_cast<std::int32_t>(y) * g::kTileQueries;
+        for (std::int32_t w0 = 0; w0 < dw; w0 += g::kTileWords) {
+          threads(g::kTileThreads, [&](int t) { g::tile_load(a, sh, row0, q0, w0, t, g::kTileThreads); });
+          threads(g::kTileThreads, [&](int t) {
+            g::tile_compute(sh, t, *reinterpret_cast<std::int32_t (*)[4][4]>(acc.data() + 16 * t));
+          });
+        }
+        threads(g::kTileThreads, [&](int t) {
+          g::tile_store(a, qsum, row0, q0, t,
+                        *reinterpret_cast<const std::int32_t (*)[4][4]>(acc.data() + 16 * t), scores, ld);
+        });
+      }
+    }
+  }
+
+  template <int NQ>
+  void stream(const std::uint8_t* codes, std::int64_t rows, std::int32_t d, const std::int8_t* queries,
+              std::int64_t nq, const std::int32_t* qsum, std::int32_t* scores, std::int64_t ld) const {
+    const int group = g::stream_group(d);
+    const std::int64_t rpb = g::kStreamThreads / group;
+    std::int64_t blocks = (rows + rpb - 1) / rpb;
+    if (blocks > 16LL * multiprocessors) blocks = 16LL * multiprocessors;
+    const std::int32_t dw = d / 4;
+    std::vector<std::uint32_t> qwords(static_cast<std::size_t>(NQ) * dw, 0xCDCDCDCDu);
+    const std::uint32_t* qsrc = reinterpret_cast<const std::uint32_t*>(queries);
+    for (std::int32_t i = 0; i < NQ * dw; ++i) qwords[i] = i / dw < nq ? qsrc[i] : 0u;
+    std::vector<std::int32_t> part(static_cast<std::size_t>(g::kStreamThreads) * NQ);
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      for (std::int64_t base = b * rpb; base < rows; base += blocks * rpb) {
+        threads(g::kStreamThreads, [&](int t) {
+          std::int32_t* acc = part.data() + static_cast<std::size_t>(t) * NQ;
+          for (int j = 0; j < NQ; ++j) acc[j] = 0;
+          const std::int64_t row = base + t / group;
+          if (row < rows)
+            g::int8_stream_partial<NQ>(codes + row * d, d, qwords.data(), t % group, group, acc);
+        });
+        for (int t0 = 0; t0 < g::kStreamThreads; t0 += group) {  // the shuffle reduction
+          const std::int64_t row = base + t0 / group;
+          if (row >= rows) continue;
+          for (int j = 0; j < NQ && j < nq; ++j) {
+            std::int32_t s = 0;
+            for (int l = 0; l < group; ++l) s += part[static_cast<std::size_t>(t0 + l) * NQ + j];
+            scores[j * ld + row] = s + 128 * qsum[j];
+          }
+        }
+      }
+    }
+  }
+
+  void binary_scores(const std::uint64_t* codes, std::int64_t rows, std::int32_t words,
+                     const std::uint64_t* queries, std::int64_t nqg, std::int32_t* scores,
+                     std::int64_t ld) const {
+    const std::int32_t qgroup = g::binary_query_group(words);
+    for (std::int64_t q0 = 0; q0 < nqg; q0 += qgroup) {
+      const std::int64_t nqb = nqg - q0 < qgroup ? nqg - q0 : qgroup;
+      std::vector<std::uint64_t> sq(queries + q0 * words, queries + (q0 + nqb) * words);
+      for (std::int64_t row = 0; row < rows; ++row)
+        for (std::int64_t j = 0; j < nqb; ++j)
+          scores[(q0 + j) * ld + row] = g::binary_score(codes + row * words, sq.data() + j * words, words);
+    }
+  }
+
+  // -- the schedule ------------------------------------------------------------------------------
+  struct Exec {
+    const SearchEmu* emu;
+    std::function<void(std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int32_t*, std::int64_t)>
+        score_cb;
+    std::int32_t k;
+    bool binary;
+    std::int32_t* out_scores;
+    std::int64_t* out_idx;
+    bool zero_keys(std::uint64_t* keys, std::int64_t count) {
+      std::memset(keys, 0, static_cast<std::size_t>(count) * 8);
+      return true;
+    }
+    bool score(std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows, std::int32_t* s,
+               std::int64_t ld) {
+      score_cb(q0, nqg, row0, rows, s, ld);
+      return true;
+    }
+    bool select(const g::SelectArgs& a, std::int64_t segments, std::int64_t nqg) {
+      for (std::int64_t q = 0; q < nqg; ++q)
+        for (std::int64_t s = 0; s < segments; ++s) emu->select_block(a, s, q);
+      return true;
+    }
+    bool finish(const std::uint64_t* keys, std::int64_t stride, std::int64_t q0, std::int64_t nqg) {
+      for (std::int64_t q = 0; q < nqg; ++q)
+        for (std::int32_t i = 0; i < k; ++i) {
+          const std::uint64_t key = keys[q * stride + i];
+          out_scores[(q0 + q) * k + i] = g::key_output(key, binary);
+          out_idx[(q0 + q) * k + i] = g::key_pos(key);
+        }
+      return true;
+    }
+  };
+  void topk(std::int64_t n, std::int64_t nq, std::int32_t k, bool binary,
+            const decltype(Exec::score_cb)& score, std::int32_t* out_scores, std::int64_t* out_idx) {
+    shape.n = n;
+    shape.nq = nq;
+    shape.k = k;
+    if (nq == 0) return;
+    const g::TopkPlan p = g::plan_topk(shape);
+    std::vector<std::int32_t> scores(static_cast<std::size_t>(p.score_elems), -0x32323233);
+    std::vector<std::uint64_t> a(static_cast<std::size_t>(p.key_elems), 0xEEEEEEEEEEEEEEEEULL);
+    std::vector<std::uint64_t> b(static_cast<std::size_t>(p.key_elems), 0xEEEEEEEEEEEEEEEEULL);
+    Exec ex;
+    ex.emu = this;
+    ex.score_cb = score;
+    ex.k = k;
+    ex.binary = binary;
+    ex.out_scores = out_scores;
+    ex.out_idx = out_idx;
+    g::run_topk(ex, shape, p, scores.data(), a.data(), b.data());
+  }
+
+  void int8_topk(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
+                 std::int64_t nq, std::int32_t k, std::int32_t* out_scores, std::int64_t* out_idx) {
+    std::vector<std::int32_t> qsum(static_cast<std::size_t>(nq));
+    for (std::int64_t q = 0; q < nq; ++q) qsum[q] = g::query_sum(queries + q * d, d);
+    topk(
+        n, nq, k, false,
+        [&](std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows, std::int32_t* s,
+            std::int64_t ld) {
+          int8_scores(codes + row0 * d, rows, d, queries + q0 * d, nqg, qsum.data() + q0, s, ld);
+        },
+        out_scores, out_idx);
+  }
+
+  void hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                   const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
+                   std::int64_t* idx) {
+    topk(
+        n, nq, k, true,
+        [&](std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows, std::int32_t* s,
+            std::int64_t ld) {
+          binary_scores(codes + row0 * words, rows, words, queries + q0 * words, nqg, s, ld);
+        },
+        dist, idx);
+  }
+};
+
+}  // namespace mmcore_test

@@ -7,7 +7,7 @@
 #
 # Writes flat files into OUTDIR (at most 8, what the device tool brings back): machine.txt
 # (nvidia-smi, CPU flags incl. AVX-512), gpu_check.log and gpu_check.md (GPU hashes vs the CPU
-# oracle, bench), search.log (int8 top-k and Hamming kNN vs the CPU, bench), nvjpeg.log (GPU JPEG
+# oracle, bench), kernels.log (int8 top-k, Hamming kNN and resize vs the CPU, bench), nvjpeg.log (GPU JPEG
 # decode vs the CPU decoder, hashes from it, decode bench), sanitizer.log
 # (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
 # extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
@@ -57,9 +57,10 @@ run() {  # name seconds command...: tees into OUTDIR/<name>.log, records the fir
 run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --report "$OUTDIR/gpu_check.md" \
   --bench-count 4000 --repeat 10
 
-# int8 top-k and Hamming kNN against the CPU, then the 10M-row bench (its report is its stdout).
-if [[ -x "$CARRY/bin/mmcore_search_check" ]]; then
-  run search 150 "$CARRY/bin/mmcore_search_check" --report /tmp/mmcore_search_check.md --rows 10000000 --repeat 5
+# int8 top-k, Hamming kNN and resize against the CPU, then the 10M-row and resize benches (its
+# report is its stdout).
+if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
+  run kernels 150 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check.md --rows 10000000 --repeat 5
 fi
 
 # nvJPEG decode (hardware engine + default backend) against the CPU decoder, on the images and on
@@ -78,9 +79,9 @@ if [[ -n "$SAN" ]]; then
     run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
       "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 4 --max-images 24 \
       --bench-count 0
-    if [[ -x "$CARRY/bin/mmcore_search_check" ]]; then
+    if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
       run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
-        "$CARRY/bin/mmcore_search_check" --report /tmp/mmcore_sanitizer_search.md --rows 0 --shrink 100
+        "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --shrink 100
     fi
   done
 else

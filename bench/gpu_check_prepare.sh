@@ -5,7 +5,7 @@
 #   .gpucheck/carry/bin/mmcore_gpu_check   (sm_80 + sm_90 SASS and PTX, static CUDA runtime)
 #   .gpucheck/carry/lib/                   the shared libraries ldd names beyond glibc
 #   .gpucheck/carry/images/                ~50 corpus JPEG/PNG files (a few MB)
-#   .gpucheck/carry/bin/mmcore_search_check (int8 top-k and Hamming kNN vs the CPU, bench)
+#   .gpucheck/carry/bin/mmcore_kernel_check (int8 top-k, Hamming kNN, resize vs the CPU, bench)
 #   .gpucheck/carry/bin/mmcore_nvjpeg_check (when nvjpeg.h is found: GPU JPEG decode check + bench)
 #   .gpucheck/carry/images_corrupt/        ~20 damaged JPEGs from corrupt/ (nvJPEG must not die on them)
 #   .gpucheck/carry/bin/extra/             the CPU-variant C++ tests (test_hamming, test_quant, ...),
@@ -36,16 +36,16 @@ CARRY=.gpucheck/carry
 cmake -S . -B "$BUILD" -G Ninja -DMMCORE_CUDA=ON -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="80;90" -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v "$PY")" >/dev/null
-cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated mmcore_search_check \
-  mmcore_search_check_emulated
+cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated mmcore_kernel_check \
+  mmcore_kernel_check_emulated
 # The nvJPEG check exists when CMake found nvjpeg.h (the nvidia-nvjpeg wheel, a DALI dependency).
 NVJPEG_CHECK=0
 if cmake --build "$BUILD" -j2 --target mmcore_nvjpeg_check >/dev/null 2>&1; then NVJPEG_CHECK=1; fi
 
-rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/bin/mmcore_search_check" "$CARRY/bin/mmcore_nvjpeg_check" "$CARRY/lib" "$CARRY/images" \
+rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/bin/mmcore_kernel_check" "$CARRY/bin/mmcore_nvjpeg_check" "$CARRY/lib" "$CARRY/images" \
   "$CARRY/images_corrupt"
 mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images" "$CARRY/images_corrupt"
-cp "$BUILD/cuda/mmcore_gpu_check" "$BUILD/cuda/mmcore_search_check" "$CARRY/bin/"
+cp "$BUILD/cuda/mmcore_gpu_check" "$BUILD/cuda/mmcore_kernel_check" "$CARRY/bin/"
 if [[ $NVJPEG_CHECK == 1 ]]; then
   cp "$BUILD/cuda/mmcore_nvjpeg_check" "$CARRY/bin/"
   # nvJPEG is dlopen'ed (ldd does not list it): carry the wheel's library (about 6 MB).
@@ -61,7 +61,7 @@ for t in test_hamming test_quant test_luma test_resize; do
 done
 
 # Shared libraries of every carried binary, except the C runtime the host has anyway.
-for exe in "$CARRY"/bin/mmcore_gpu_check "$CARRY"/bin/mmcore_search_check "$CARRY"/bin/extra/*; do
+for exe in "$CARRY"/bin/mmcore_gpu_check "$CARRY"/bin/mmcore_kernel_check "$CARRY"/bin/extra/*; do
   [[ -f "$exe" && -x "$exe" ]] || continue
   ldd "$exe" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | while read -r soname path; do
     case "$soname" in
@@ -129,13 +129,13 @@ if ! "$BUILD/cuda/mmcore_gpu_check_emulated" --images "$CARRY/images" --report "
   exit 1
 fi
 grep -E 'correctness|contract' "$BUILD/emulated.log"
-if ! "$BUILD/cuda/mmcore_search_check_emulated" --shrink 100 --rows 3000 --cpu-rows 1000 --repeat 1 \
-  --report "$BUILD/search_emulated.md" >"$BUILD/search_emulated.log" 2>&1; then
-  tail -30 "$BUILD/search_emulated.log" >&2
-  echo "the emulated search check failed: fix before using device time" >&2
+if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-rows 1000 --repeat 1 --resize-count 40 \
+  --report "$BUILD/kernels_emulated.md" >"$BUILD/kernels_emulated.log" 2>&1; then
+  tail -30 "$BUILD/kernels_emulated.log" >&2
+  echo "the emulated kernel check failed: fix before using device time" >&2
   exit 1
 fi
-grep -E 'correctness' "$BUILD/search_emulated.log" | sed 's/^/search: /'
+grep -E 'correctness' "$BUILD/kernels_emulated.log" | sed 's/^/kernels: /'
 echo "the real binary here, with the carried libraries (no GPU here: expect exit 3):"
 set +e
 LD_LIBRARY_PATH="$CARRY/lib" "$CARRY/bin/mmcore_gpu_check" --report "$BUILD/nodevice.md" --bench-count 0 \

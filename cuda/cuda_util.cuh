@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "mmcore/status.h"
 
@@ -44,6 +45,42 @@ struct DeviceBuffer {
     return Status::kOk;
   }
 };
+
+/// Binds to `device` (kDevice "no CUDA device" when it does not exist) and creates a blocking
+/// stream: it waits for work the caller queued on the legacy default stream (plain cudaMemcpy /
+/// cudaMemset of inputs or outputs), so no extra synchronisation is needed.
+inline Status open_stream(const char* owner, std::int32_t bound_device, std::int32_t device,
+                          cudaStream_t* stream, ErrorText* error) {
+  if (*stream != nullptr) {
+    error->set("%s::init: already bound to device %d", owner, bound_device);
+    return Status::kUnsupported;
+  }
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) return fail(error, "cudaGetDeviceCount", e);
+  if (n == 0 || device < 0 || device >= n) {
+    error->set("no CUDA device %d (%d present)", device, n);
+    return Status::kDevice;
+  }
+  e = cudaSetDevice(device);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+  if (e != cudaSuccess) {
+    *stream = nullptr;
+    return fail(error, "cudaSetDevice / cudaStreamCreateWithFlags", e);
+  }
+  return Status::kOk;
+}
+
+/// Waits for `stream`, frees `buffers` and destroys the stream (a destructor's cleanup; errors
+/// are ignored).
+template <class... Buffers>
+void close_stream(std::int32_t device, cudaStream_t stream, Buffers&... buffers) {
+  if (stream == nullptr) return;
+  (void)cudaSetDevice(device);
+  (void)cudaStreamSynchronize(stream);
+  (buffers.release(), ...);
+  (void)cudaStreamDestroy(stream);
+}
 
 }  // namespace mmcore::cuda_util
 

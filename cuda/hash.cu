@@ -92,16 +92,7 @@ struct HashGpu::Impl {
   gpu_detail::PdqPlanner pdq_planner;
 
   ~Impl() {
-    if (stream != nullptr) {
-      (void)cudaSetDevice(device);
-      (void)cudaStreamSynchronize(stream);
-      plans_dev.release();
-      arena_dev.release();
-      scratch_dev.release();
-      pdq_plans_dev.release();
-      pdq_dct_dev.release();
-      (void)cudaStreamDestroy(stream);
-    }
+    cuda_util::close_stream(device, stream, plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev);
   }
 
   /// PDQ's DCT matrix: the CPU's floats, uploaded once.

@@ -91,15 +91,7 @@ struct GpuExec {
 }  // namespace
 
 SearchGpu::Impl::~Impl() {
-  if (stream != nullptr) {
-    (void)cudaSetDevice(device);
-    (void)cudaStreamSynchronize(stream);
-    scores.release();
-    keys_a.release();
-    keys_b.release();
-    qsum.release();
-    (void)cudaStreamDestroy(stream);
-  }
+  cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum);
 }
 
 Status SearchGpu::Impl::check_ready(const char* fn, ErrorText* error) const {
@@ -142,21 +134,17 @@ void* SearchGpu::stream() const {
 }
 
 Status SearchGpu::init(std::int32_t device, ErrorText* error) {
-  if (impl_->stream != nullptr) {
-    error->set("SearchGpu::init: already bound to device %d", impl_->device);
-    return Status::kUnsupported;
-  }
-  int count = 0;
-  MMCORE_CUDA_TRY(cudaGetDeviceCount(&count));
-  if (count == 0 || device < 0 || device >= count) {
-    error->set("no CUDA device %d (%d present)", device, count);
-    return Status::kDevice;
-  }
-  MMCORE_CUDA_TRY(cudaSetDevice(device));
-  int sms = 0;
-  MMCORE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
+  Status s = cuda_util::open_stream("SearchGpu", impl_->device, device, &impl_->stream, error);
+  if (s != Status::kOk) return s;
   impl_->device = device;
+  int sms = 0;
+  const cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e != cudaSuccess) {
+    s = cuda_util::fail(error, "cudaDeviceGetAttribute", e);
+    (void)cudaStreamDestroy(impl_->stream);  // not half-initialised: init() may be tried again
+    impl_->stream = nullptr;
+    return s;
+  }
   impl_->multiprocessors = sms;
   return Status::kOk;
 }

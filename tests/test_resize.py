@@ -232,6 +232,12 @@ def test_cpp_strided_views_and_guard_pages(tmp_path: Path) -> None:
     run_cpp_test(tmp_path, "test_resize")
 
 
+def test_gpu_resize_kernel_emulated_matches_resize(tmp_path: Path) -> None:
+    """tests/cpp/test_resize_gpu_emu.cpp: cuda/resize.cu's per-byte code and launches, run on the CPU,
+    equal mmcore::resize byte for byte for every filter, channel count and shape class."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_resize_gpu_emu")
+
+
 # --- misuse ------------------------------------------------------------------------------------
 
 

@@ -145,16 +145,6 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
 }
 
-}  // namespace resize_detail
-
-namespace {
-
-using resize_detail::AxisTaps;
-using resize_detail::compute_axis;
-
-// --- NEAREST: Pillow's ImagingScaleAffine. Indices outside the source give black (its fill=1),
-// --- which cannot happen for these scales but is kept so the rule is Pillow's, not ours.
-
 std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size) {
   const double a = static_cast<double>(static_cast<float>(in_size)) / out_size;
   std::vector<std::int32_t> idx(out_size);
@@ -166,6 +156,16 @@ std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_s
   }
   return idx;
 }
+
+}  // namespace resize_detail
+
+namespace {
+
+using resize_detail::AxisTaps;
+using resize_detail::compute_axis;
+
+// --- NEAREST: Pillow's ImagingScaleAffine. Indices outside the source give black (its fill=1),
+// --- which cannot happen for these scales but is kept so the rule is Pillow's, not ours.
 
 template <int C>
 void nearest_row(const std::uint8_t* s, std::uint8_t* d, const std::int32_t* xi, std::int32_t w) {
@@ -180,6 +180,7 @@ void nearest_row(const std::uint8_t* s, std::uint8_t* d, const std::int32_t* xi,
 }
 
 void resize_nearest(ConstImageView src, ImageView dst) {
+  using resize_detail::nearest_index;
   const std::vector<std::int32_t> xi = nearest_index(src.width, dst.width);
   const std::vector<std::int32_t> yi = nearest_index(src.height, dst.height);
   const std::int64_t row_bytes = static_cast<std::int64_t>(dst.width) * dst.channels;

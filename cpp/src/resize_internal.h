@@ -61,6 +61,10 @@ struct AxisTaps {
 /// uploads these same tables, so every backend rounds the same coefficients.
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps);
 
+/// NEAREST's source index of each output pixel (Pillow's affine rule; -1 gives black, which these
+/// scales never produce). The GPU resize uploads this table too.
+std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size);
+
 // --- scalar reference (resize_ref.cpp) -------------------------------------------------------
 
 /// One output row of the horizontal pass: dst[x*c + ch] = sum_t src[(start[x]+t)*c + ch] * k.

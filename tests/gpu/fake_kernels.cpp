@@ -1,10 +1,13 @@
-// SearchGpu on the CPU for the emulated run of tests/gpu/search_check.cu (CMake target
-// mmcore_search_check_emulated): the same argument checks as cuda/quant.cu and cuda/hamming.cu,
-// then tests/gpu/search_emulator.h's run of the kernels' code and schedule. "Device" memory is
+// SearchGpu and ResizeGpu on the CPU for the emulated run of tests/gpu/kernel_check.cu (CMake
+// target mmcore_kernel_check_emulated): the same argument checks as cuda/quant.cu, cuda/hamming.cu
+// and cuda/resize.cu, then the emulators' run of the kernels' code and schedule
+// (tests/gpu/search_emulator.h, resize_emulator.h). "Device" memory is
 // host memory (tests/gpu/fake_device.cpp supplies the runtime calls), so search_check's own logic
 // (data, comparisons, contract, report, bench loop) runs end to end before it is carried to a GPU
 // host by bench/gpu_check_prepare.sh.
+#include "mmcore/resize_gpu.h"
 #include "mmcore/search_gpu.h"
+#include "resize_emulator.h"
 #include "search_emulator.h"
 
 namespace mmcore {
@@ -72,6 +75,44 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
              gpu_detail::search_args_problem(true, codes, n, words, queries, nq, k, true, dist, idx), error))
     return Status::kUnsupported;
   impl_->emu.hamming_knn(codes, n, words, queries, nq, k, dist, idx);
+  return Status::kOk;
+}
+
+struct ResizeGpu::Impl {
+  bool ready = false;
+  gpu_detail::ResizePlanner planner;
+};
+
+ResizeGpu::ResizeGpu() : impl_(new Impl) {}
+ResizeGpu::~ResizeGpu() {
+  delete impl_;
+}
+void* ResizeGpu::stream() const {
+  return nullptr;
+}
+Status ResizeGpu::init(std::int32_t device, ErrorText* error) {
+  if (device != 0) {
+    error->set("no CUDA device %d (CPU emulation has one)", device);
+    return Status::kDevice;
+  }
+  impl_->ready = true;
+  return Status::kOk;
+}
+
+Status ResizeGpu::resize_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, const GpuImage* src,
+                               std::int32_t count, std::uint8_t* out, std::int64_t out_bytes,
+                               const GpuImage* dst, Filter filter, Status* statuses, ErrorText* error) {
+  if (!impl_->ready) {
+    error->set("ResizeGpu::resize_batch: call init() first");
+    return Status::kUnsupported;
+  }
+  if (const char* problem =
+          gpu_detail::resize_batch_problem(count, pixels, src, out, dst, statuses, filter)) {
+    error->set("ResizeGpu::resize_batch: %s", problem);
+    return Status::kUnsupported;
+  }
+  impl_->planner.plan(src, dst, count, pixel_bytes, out_bytes, filter, statuses);
+  mmcore_test::emulate_resize(impl_->planner, count, pixels, out);
   return Status::kOk;
 }
 

@@ -1,5 +1,5 @@
-// GPU search check and bench (bench/gpu_check.sh runs it on GPU hosts; CMake target
-// mmcore_search_check, built only with CUDA).
+// GPU search and resize check and bench (bench/gpu_check.sh runs it on GPU hosts; CMake target
+// mmcore_kernel_check, built only with CUDA).
 //
 // 1. Correctness, bit for bit against the CPU (all host cores):
 //    - SearchGpu::int8_topk vs quant_score_int8 (scores and positions): d 768 (stream and tile
@@ -9,12 +9,17 @@
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
 //    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
 //    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
+//    - ResizeGpu::resize_batch vs mmcore::resize (Pillow-exact), every filter, on random shapes
+//      (1 / 3 / 4 channels, padded strides, one axis kept, vertical-first, enlarging) and on
+//      500x375 RGB -> 341x256; output padding untouched; invalid pairs refused.
 // 2. Bench (--rows N, default 10,000,000): a streaming-read kernel over the int8 base (the device's
 //    practical HBM read bandwidth), int8 scores alone and top-10 for 1 and 64 queries (GB/s of codes,
 //    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries; the CPU's
 //    quant_score_int8 / hamming_knn on all host cores over the first --cpu-rows rows, scaled.
 //    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
 //    its columns are not measured here.
+//    Resize: --resize-count 500x375 RGB images already on the device to 341x256 (short side 256),
+//    LANCZOS and BILINEAR, against mmcore::resize on all host cores.
 // 3. Writes a markdown report to --report.
 //
 // Exit status: 0 all equal; 1 a mismatch; 2 usage; 3 no usable CUDA device; 4 a CUDA error.
@@ -35,6 +40,8 @@
 #include "mmcore/hash_gpu.h"
 #include "mmcore/parallel.h"
 #include "mmcore/quant.h"
+#include "mmcore/resize.h"
+#include "mmcore/resize_gpu.h"
 #include "mmcore/search_gpu.h"
 
 namespace {
@@ -48,7 +55,8 @@ constexpr int kExitNoDevice = 3;
 constexpr int kExitCuda = 4;
 
 struct Options {
-  std::string report = "search_check.md";
+  std::string report = "kernel_check.md";
+  int resize_count = 4000;
   std::int64_t rows = 10000000;
   std::int64_t cpu_rows = 1000000;
   int repeat = 5;
@@ -437,6 +445,150 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
   return 0;
 }
 
+// ---- resize ----------------------------------------------------------------------------------
+
+const mmcore::Filter kFilters[] = {mmcore::Filter::kNearest, mmcore::Filter::kArea, mmcore::Filter::kBilinear,
+                                   mmcore::Filter::kBicubic, mmcore::Filter::kLanczos3};
+const char* const kFilterNames[] = {"nearest", "area", "bilinear", "bicubic", "lanczos3"};
+
+/// A batch of source / destination descriptor pairs packed into two buffers.
+struct ResizeSet {
+  std::vector<mmcore::GpuImage> src, dst;
+  std::vector<std::uint8_t> pixels;
+  std::int64_t out_bytes = 0;
+  void add(std::int32_t sw, std::int32_t sh, std::int32_t dw, std::int32_t dh, std::int32_t c,
+           std::int32_t pad) {
+    mmcore::GpuImage s, d;
+    s.width = sw;
+    s.height = sh;
+    d.width = dw;
+    d.height = dh;
+    s.channels = d.channels = c;
+    s.stride = static_cast<std::int64_t>(sw) * c + pad;
+    d.stride = static_cast<std::int64_t>(dw) * c + pad;
+    s.offset = static_cast<std::int64_t>(pixels.size());
+    pixels.resize(pixels.size() + static_cast<std::size_t>((s.stride * sh + 15) / 16 * 16));
+    d.offset = out_bytes;
+    out_bytes += (d.stride * dh + 15) / 16 * 16;
+    src.push_back(s);
+    dst.push_back(d);
+  }
+};
+
+/// Uploads, poisons the output (0x77), resizes; the output comes back in *out.
+bool run_resize(mmcore::ResizeGpu& rgpu, const ResizeSet& set, mmcore::Filter f,
+                std::vector<std::uint8_t>* out, std::vector<Status>* statuses, double* ms) {
+  void *bp = nullptr, *bo = nullptr;
+  const std::uint8_t* dp = to_device(set.pixels, 0, &bp);
+  bool ok = dp != nullptr &&
+            cuda_ok(cudaMalloc(&bo, static_cast<std::size_t>(set.out_bytes) + 16), "cudaMalloc") &&
+            cuda_ok(cudaMemset(bo, 0x77, static_cast<std::size_t>(set.out_bytes) + 16), "cudaMemset");
+  const std::int32_t n = static_cast<std::int32_t>(set.src.size());
+  statuses->assign(static_cast<std::size_t>(n), Status::kDevice);
+  if (ok) {
+    ErrorText err;
+    const auto once = [&] {
+      const Status s = rgpu.resize_batch(dp, static_cast<std::int64_t>(set.pixels.size()), set.src.data(), n,
+                                         static_cast<std::uint8_t*>(bo), set.out_bytes, set.dst.data(), f,
+                                         statuses->data(), &err);
+      if (s != Status::kOk) say("resize_batch: status %d: %s\n", static_cast<int>(s), err.text);
+      return s == Status::kOk;
+    };
+    if (ms != nullptr) {
+      *ms = time_ms(5, once);
+      ok = *ms >= 0;
+    } else {
+      ok = once();
+    }
+    if (!ok) cuda_failed = true;
+  }
+  if (ok) {
+    out->assign(static_cast<std::size_t>(set.out_bytes) + 16, 0);
+    ok = cuda_ok(cudaMemcpy(out->data(), bo, out->size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  }
+  for (void* p : {bp, bo})
+    if (p != nullptr) cudaFree(p);
+  return ok;
+}
+
+long resize_case(mmcore::ResizeGpu& rgpu, mmcore::Filter f, int count, std::uint64_t seed) {
+  ResizeSet set;
+  std::uint64_t r = seed * 7919;
+  const auto dim = [&](int hi) {
+    r = splitmix(r);
+    return 1 + static_cast<std::int32_t>(r % static_cast<std::uint64_t>(hi));
+  };
+  set.add(500, 375, 341, 256, 3, 0);
+  set.add(375, 500, 256, 341, 3, 0);
+  for (int i = 0; i < count; ++i) {
+    const std::int32_t c = i % 3 == 0 ? 1 : (i % 3 == 1 ? 3 : 4);
+    const std::int32_t sw = dim(i % 5 == 0 ? 8 : 700), sh = dim(i % 7 == 0 ? 4 : 700);
+    std::int32_t dw = dim(300), dh = dim(300);
+    if (i % 6 == 0) dw = sw;
+    if (i % 6 == 1) dh = sh;
+    if (i % 6 == 2) dw = std::max(1, sw - 3);  // height shrinks more: vertical first
+    set.add(sw, sh, dw, dh, c, i % 4 == 0 ? 9 : 0);
+  }
+  fill(set.pixels.data(), static_cast<std::int64_t>(set.pixels.size()), seed, false, 0, 0);
+  // Invalid pair: mixed channels.
+  set.src.push_back(set.src[0]);
+  set.dst.push_back(set.dst[0]);
+  set.dst.back().channels = 1;
+  std::vector<std::uint8_t> out;
+  std::vector<Status> statuses;
+  if (!run_resize(rgpu, set, f, &out, &statuses, nullptr)) return 1;
+  long bad = 0;
+  const std::size_t valid = set.src.size() - 1;
+  for (std::size_t i = 0; i < valid; ++i) {
+    const mmcore::GpuImage& s = set.src[i];
+    const mmcore::GpuImage& d = set.dst[i];
+    std::vector<std::uint8_t> want(static_cast<std::size_t>(d.stride * d.height), 0x77);
+    mmcore::resize(
+        mmcore::ConstImageView{set.pixels.data() + s.offset, s.width, s.height, s.channels, s.stride},
+        mmcore::ImageView{want.data(), d.width, d.height, d.channels, d.stride}, f);
+    if (statuses[i] != Status::kOk || std::memcmp(out.data() + d.offset, want.data(),
+                                                  want.size() - (d.stride - d.width * d.channels)) != 0) {
+      if (bad == 0)
+        say("| resize %s: first mismatch %dx%dx%d -> %dx%d (status %d) |\n",
+            kFilterNames[static_cast<int>(f)], s.width, s.height, s.channels, d.width, d.height,
+            static_cast<int>(statuses[i]));
+      ++bad;
+    }
+  }
+  if (statuses[valid] != Status::kUnsupported) ++bad;
+  say("| resize %s, %zu images + 1 invalid pair | %s |\n", kFilterNames[static_cast<int>(f)], valid,
+      bad == 0 ? "equal" : "**MISMATCH**");
+  return bad;
+}
+
+int bench_resize(const Options& o, mmcore::ResizeGpu& rgpu) {
+  say("\n## Bench: resize %d images 500x375 RGB -> 341x256 on the device (median of 5)\n\n", o.resize_count);
+  ResizeSet set;
+  for (int i = 0; i < o.resize_count; ++i) set.add(500, 375, 341, 256, 3, 0);
+  fill(set.pixels.data(), static_cast<std::int64_t>(set.pixels.size()), 5, false, 0, 0);
+  say("| filter | GPU ms | GPU images/s | CPU images/s (%d threads) | GPU / CPU |\n|---|---|---|---|---|\n",
+      mmcore::hardware_threads());
+  for (mmcore::Filter f : {mmcore::Filter::kLanczos3, mmcore::Filter::kBilinear}) {
+    std::vector<std::uint8_t> out;
+    std::vector<Status> statuses;
+    double ms = 0;
+    if (!run_resize(rgpu, set, f, &out, &statuses, &ms)) return kExitCuda;
+    const std::int64_t cpu_n = std::min<std::int64_t>(o.resize_count, 800);
+    std::vector<std::uint8_t> dst(static_cast<std::size_t>(cpu_n) * 341 * 256 * 3);
+    const double t0 = now_s();
+    mmcore::parallel_for(cpu_n, 0, [&](std::int64_t i) {
+      const mmcore::GpuImage& s = set.src[static_cast<std::size_t>(i)];
+      mmcore::resize(mmcore::ConstImageView{set.pixels.data() + s.offset, 500, 375, 3, s.stride},
+                     mmcore::ImageView{dst.data() + i * 341 * 256 * 3, 341, 256, 3, 341 * 3}, f);
+    });
+    const double cpu_ips = static_cast<double>(cpu_n) / (now_s() - t0);
+    const double gpu_ips = o.resize_count / ms * 1e3;
+    say("| %s | %.3f | %.0f | %.0f | %.1fx |\n", kFilterNames[static_cast<int>(f)], ms, gpu_ips, cpu_ips,
+        gpu_ips / cpu_ips);
+  }
+  return 0;
+}
+
 bool parse(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -449,13 +601,15 @@ bool parse(int argc, char** argv, Options* o) {
       o->cpu_rows = std::max<std::int64_t>(1000, std::atoll(value("--cpu-rows")));
     } else if (a == "--repeat") {
       o->repeat = std::max(1, std::atoi(value("--repeat")));
+    } else if (a == "--resize-count") {
+      o->resize_count = std::max(0, std::atoi(value("--resize-count")));
     } else if (a == "--shrink") {
       o->shrink = std::max<std::int64_t>(1, std::atoll(value("--shrink")));
     } else {
-      std::fprintf(
-          stderr,
-          "usage: mmcore_search_check [--report FILE.md] [--rows N (0: no bench)] [--cpu-rows N] "
-          "[--repeat R] [--shrink D]\nexit: 0 equal, 1 mismatch, 2 usage, 3 no CUDA device, 4 CUDA error\n");
+      std::fprintf(stderr,
+                   "usage: mmcore_search_check [--report FILE.md] [--rows N (0: no bench)] [--cpu-rows N] "
+                   "[--repeat R] [--resize-count N] [--shrink D]\nexit: 0 equal, 1 mismatch, 2 usage, 3 no "
+                   "CUDA device, 4 CUDA error\n");
       return false;
     }
   }
@@ -471,7 +625,7 @@ void write_report(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, &o)) return kExitUsage;
-  say("# mmcore GPU search check (int8 top-k, Hamming kNN)\n\n");
+  say("# mmcore GPU kernel check (int8 top-k, Hamming kNN, resize)\n\n");
   mmcore::GpuDeviceInfo info;
   ErrorText err;
   if (mmcore::gpu_device_info(0, &info, &err) != Status::kOk) {
@@ -508,6 +662,15 @@ int main(int argc, char** argv) {
       bad += binary_case(gpu, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++);
     }
   if (!cuda_failed) bad += binary_case(gpu, 2000000 / o.shrink, 1, 3, 1024, seed++);
+  mmcore::ResizeGpu rgpu;
+  if (!cuda_failed && rgpu.init(0, &err) != Status::kOk) {
+    say("ResizeGpu::init failed: %s\n", err.text);
+    cuda_failed = true;
+  }
+  for (mmcore::Filter f : kFilters) {
+    if (cuda_failed) break;
+    bad += resize_case(rgpu, f, static_cast<int>(120 / o.shrink) + 6, seed++);
+  }
   if (cuda_failed) {
     say("\nCUDA error during the check (see stderr)\n");
     write_report(o);
@@ -517,6 +680,10 @@ int main(int argc, char** argv) {
   int rc = bad == 0 ? 0 : kExitMismatch;
   if (o.rows > 0 && rc == 0) {
     const int b = bench(o, gpu, info.multiprocessors);
+    if (b != 0) rc = b;
+  }
+  if (o.resize_count > 0 && rc == 0) {
+    const int b = bench_resize(o, rgpu);
     if (b != 0) rc = b;
   }
   write_report(o);

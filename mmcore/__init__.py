@@ -60,7 +60,7 @@ from .quant import (
     score_int8,
 )
 from .search import ClusterResult, HammingIndex, IndexFormatError, cluster
-from .status import DecodeError, EncodeError, Status
+from .status import DecodeError, DeviceError, EncodeError, Status
 
 __version__ = "0.1.0"
 
@@ -79,6 +79,7 @@ __all__ = [
     "BatchResult",
     "ClusterResult",
     "DecodeError",
+    "DeviceError",
     "EncodeError",
     "EncodeResult",
     "HammingIndex",

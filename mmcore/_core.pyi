@@ -134,3 +134,44 @@ def quant_rerank(
     l2: bool,
     threads: int,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+
+# Present only in builds with CUDA (cpp/bindings/gpu.cpp); mmcore.gpu checks with hasattr.
+def gpu_decode_plan(
+    srcs: list[bytes], max_pixels: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], list[str], int]: ...
+
+class GpuContext:
+    def __init__(self, device: int) -> None: ...
+    @property
+    def device(self) -> int: ...
+    def hash(
+        self, pixels: int, pixel_bytes: int, descs: npt.NDArray[np.int64], kinds: int, out: int
+    ) -> npt.NDArray[np.uint8]: ...
+    def pdq(
+        self, pixels: int, pixel_bytes: int, descs: npt.NDArray[np.int64], hashes: int, quality: int
+    ) -> npt.NDArray[np.uint8]: ...
+    def resize(
+        self,
+        pixels: int,
+        pixel_bytes: int,
+        src: npt.NDArray[np.int64],
+        out: int,
+        out_bytes: int,
+        dst: npt.NDArray[np.int64],
+        filter: int,
+    ) -> npt.NDArray[np.uint8]: ...
+    def int8_topk(
+        self, codes: int, n: int, d: int, queries: int, nq: int, k: int, scores: int, idx: int
+    ) -> None: ...
+    def hamming_knn(
+        self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
+    ) -> None: ...
+    def decode(
+        self,
+        srcs: list[bytes],
+        descs: npt.NDArray[np.int64],
+        statuses: npt.NDArray[np.uint8],
+        messages: list[str],
+        pixels: int,
+        pixel_bytes: int,
+    ) -> tuple[npt.NDArray[np.uint8], list[str], dict[str, Any]]: ...

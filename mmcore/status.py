@@ -66,6 +66,16 @@ class EncodeError(RecordError):
     """
 
 
+class DeviceError(RuntimeError):
+    """A GPU call failed as a whole (no device, no driver, a CUDA error, out of device memory):
+    ``.status`` (DEVICE or NO_MEMORY) and ``.message`` say why. Per-record problems are statuses."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(f"{status.name}: {message}")
+        self.status = status
+        self.message = message
+
+
 #: Row status names (beside the :class:`Status` names) of the jobs and pipelines, for records that
 #: never reached the decoder: a source that refused them (e.g. a tar member with a ``..`` path) or
 #: a path / cell with no bytes to read.

@@ -7,6 +7,7 @@ import doctest
 import pytest
 
 import mmcore
+import mmcore.gpu
 import mmcore.hashing
 import mmcore.image
 import mmcore.quant
@@ -16,7 +17,7 @@ import mmcore.status
 
 @pytest.mark.parametrize(
     "module",
-    [mmcore, mmcore.search, mmcore.quant, mmcore.hashing, mmcore.image, mmcore.status],
+    [mmcore, mmcore.search, mmcore.quant, mmcore.hashing, mmcore.image, mmcore.status, mmcore.gpu],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: object) -> None:

@@ -1,4 +1,5 @@
-// The only PYBIND11_MODULE: validate arguments, take raw pointers, release the GIL, call C++.
+// The only PYBIND11_MODULE: validate arguments, take raw pointers, release the GIL, call C++ (the
+// GPU classes are bound in cpp/bindings/gpu.cpp, registered from here).
 // No algorithm lives here; ergonomics live in mmcore/*.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -26,6 +27,7 @@
 #include "mmcore/resize.h"
 
 #ifdef MMCORE_HAVE_CUDA
+#include "gpu.h"
 #include "mmcore/cuda_probe.h"
 #endif
 
@@ -975,6 +977,9 @@ py::tuple quant_rerank_py(const py::object& x_obj, const py::object& queries_obj
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mmcore native kernels (private: use the mmcore package)";
   m.attr("DEFAULT_MAX_PIXELS") = kDefaultMaxPixels;
+#ifdef MMCORE_HAVE_CUDA
+  bind_gpu(m);  // GpuContext, gpu_decode_plan (cpp/bindings/gpu.cpp)
+#endif
 
   m.def(
       "decode",

@@ -1,0 +1,392 @@
+"""GPU paths: JPEG decode (nvJPEG), resize, hashes and search on device arrays, with no host round trip.
+
+A :class:`Context` holds one device's kernels (``cuda/*.cu``). Inputs are device arrays: cupy arrays,
+or anything with ``__cuda_array_interface__`` (e.g. torch tensors) or ``__dlpack__``; numpy arrays are
+uploaded. Outputs are cupy arrays on the context's device. Answers are the CPU's, bit for bit: hashes
+equal ``hash_batch``'s exact mode on the same pixels, resizes equal :func:`mmcore.resize`, search
+equals :func:`mmcore.score_int8` / :class:`mmcore.HammingIndex` (the kernels share their arithmetic
+with the CPU code; ``docs/gpu.md`` says how each is checked). JPEG decode is nvJPEG's own IDCT, close
+to libjpeg-turbo's but not equal.
+
+Needs a build with CUDA (nvcc found when the package was built), a CUDA device, and cupy
+(``pip install "mmcore[gpu]"``); :func:`available` says whether all three are there and
+:func:`unavailable_reason` why not.
+
+>>> import mmcore.gpu
+>>> isinstance(mmcore.gpu.available(), bool)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .hashing import KINDS
+from .image import FILTERS
+from .status import DeviceError, Status
+
+#: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
+GPU_KINDS: tuple[str, ...] = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
+_COLUMNS = 5  # uint64 columns of the 64-bit kinds (HashKind 0..4)
+
+
+def unavailable_reason() -> str | None:
+    """Why :class:`Context` cannot be used here (None when it can)."""
+    if not hasattr(_core, "GpuContext"):
+        return "mmcore was built without CUDA (no nvcc when the package was built)"
+    info = _core.build_info()
+    if not info.get("cuda_available"):
+        return f"no usable CUDA device: {info.get('cuda_note') or 'none found'}"
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return 'cupy is not installed: pip install "mmcore[gpu]" (cupy-cuda13x)'
+    return None
+
+
+def available() -> bool:
+    """True when this build has CUDA, a device is present and cupy imports."""
+    return unavailable_reason() is None
+
+
+def _cupy() -> Any:
+    import cupy
+
+    return cupy
+
+
+def plan_decode(
+    srcs: Sequence[bytes], *, max_pixels: int | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], list[str], int]:
+    """Where :meth:`Context.decode` would put each image, computed on the CPU (no device needed).
+
+    Returns ``(descs, status, errors, total_bytes)``: per source one row ``(offset, row stride,
+    width, height, channels)`` of its RGB image in the device buffer (stored orientation, rows
+    packed, 256-byte aligned offsets), its status after mmcore's header parse (the same statuses
+    and messages as :func:`mmcore.decode`; a non-JPEG is UNSUPPORTED: decode it on the CPU), and the
+    buffer's size.
+    """
+    if not hasattr(_core, "gpu_decode_plan"):
+        raise DeviceError(Status.DEVICE, "mmcore was built without CUDA")
+    blobs = [bytes(s) for s in srcs]
+    limit = _core.DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    descs, status, errors, total = _core.gpu_decode_plan(blobs, limit)
+    return descs, status, list(errors), int(total)
+
+
+@dataclass
+class _Images:
+    """Device images as descriptors relative to one base pointer (they may live in several
+    allocations: the kernels only add offsets to the base)."""
+
+    base: int
+    nbytes: int
+    descs: npt.NDArray[np.int64]
+    arrays: list[Any]  # keeps the inputs alive during the call
+
+
+def _interface(a: Any) -> dict[str, Any]:
+    cai = getattr(a, "__cuda_array_interface__", None)
+    if cai is None:
+        raise TypeError(
+            f"expected a device array (cupy, or __cuda_array_interface__), got {type(a).__name__}"
+        )
+    return dict(cai)
+
+
+def _as_device(a: Any) -> Any:
+    """cupy view of a device array (no copy), or an upload of a host array."""
+    cp = _cupy()
+    if isinstance(a, cp.ndarray):
+        return a
+    if hasattr(a, "__cuda_array_interface__"):
+        return cp.asarray(a)
+    if hasattr(a, "__dlpack__") and not isinstance(a, np.ndarray):
+        return cp.from_dlpack(a)
+    return cp.asarray(np.asarray(a))
+
+
+def _image_rows(images: Any) -> list[Any]:
+    """A list of images from a sequence of HxW / HxWxC arrays or an (N, H, W, C) batch."""
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    shape = (
+        tuple(_interface(images)["shape"])
+        if hasattr(images, "__cuda_array_interface__")
+        else np.shape(images)
+    )
+    if len(shape) != 4:
+        raise ValueError(
+            f"images must be a sequence of HxW / HxWxC arrays or an (N, H, W, C) batch, got {shape}"
+        )
+    return [images[i] for i in range(shape[0])]
+
+
+def _describe(images: Sequence[Any]) -> _Images:
+    """Descriptors of device uint8 images whose pixels are row-contiguous (any row stride)."""
+    rows: list[tuple[int, int, int, int, int]] = []
+    for i, a in enumerate(images):
+        cai = _interface(a)
+        shape = tuple(cai["shape"])
+        if np.dtype(cai["typestr"]) != np.uint8:
+            raise ValueError(f"image {i}: must be uint8, got {np.dtype(cai['typestr'])}")
+        if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3, 4)):
+            raise ValueError(f"image {i}: must be HxW, HxWx1, HxWx3 or HxWx4, got shape {shape}")
+        h, w = int(shape[0]), int(shape[1])
+        c = 1 if len(shape) == 2 else int(shape[2])
+        if h < 1 or w < 1:
+            raise ValueError(f"image {i}: empty ({h}x{w})")
+        strides = cai.get("strides")
+        if strides is None:  # C-contiguous
+            stride = w * c
+        else:
+            inner = (1,) if len(shape) == 2 else (c, 1)
+            if tuple(strides[1:]) != inner or strides[0] < w * c:
+                raise ValueError(
+                    f"image {i}: pixels of a row must be contiguous (strides {tuple(strides)}); "
+                    "copy it first (cupy.ascontiguousarray)"
+                )
+            stride = int(strides[0])
+        rows.append((int(cai["data"][0]), stride, w, h, c))
+    if not rows:
+        return _Images(0, 0, np.zeros((0, 5), np.int64), list(images))
+    base = min(r[0] for r in rows)
+    end = max(r[0] + (r[3] - 1) * r[1] + r[2] * r[4] for r in rows)
+    descs = np.array([(p - base, s, w, h, c) for p, s, w, h, c in rows], dtype=np.int64)
+    return _Images(base, end - base, descs, list(images))
+
+
+def _kinds_mask(kinds: Sequence[str]) -> tuple[int, bool]:
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    if not kinds:
+        raise ValueError(f"kinds must name at least one of {GPU_KINDS}")
+    mask = 0
+    pdq = False
+    for k in kinds:
+        if k not in GPU_KINDS:
+            raise ValueError(f"the GPU computes {GPU_KINDS}, not {k!r} (use mmcore.hash_batch on the CPU)")
+        if k == "pdq":
+            pdq = True
+        else:
+            mask |= 1 << KINDS.index(k)
+    return mask, pdq
+
+
+@dataclass
+class GpuHashResult:
+    """Hashes of a batch on the device: ``columns[kind]`` (cupy ``uint64`` (N,) for the 64-bit kinds,
+    ``uint8`` (N, 32) for ``"pdq"`` and ``int32`` (N,) for ``"pdq_quality"``) and a host ``status``
+    per image (OK; UNSUPPORTED for an image the kernels refused)."""
+
+    columns: dict[str, Any]
+    status: npt.NDArray[np.uint8]
+
+    def __getitem__(self, kind: str) -> Any:
+        return self.columns[kind]
+
+
+@dataclass
+class GpuDecoded:
+    """JPEGs decoded on the device: ``images[i]`` a cupy (H, W, 3) uint8 view into ``buffer`` (None
+    when ``status[i]`` is not OK), ``errors[i]`` the message, ``counts`` what nvJPEG decoded where
+    (hardware engine, one-by-one fallback, failed)."""
+
+    images: list[Any]
+    status: npt.NDArray[np.uint8]
+    errors: list[str]
+    buffer: Any
+    counts: dict[str, Any]
+
+
+class Context:
+    """One CUDA device's mmcore kernels. Not thread-safe: one Context per thread.
+
+    Raises :class:`mmcore.DeviceError` when there is no usable device (the message says why) and
+    ImportError when cupy is missing.
+    """
+
+    def __init__(self, device: int = 0) -> None:
+        reason = unavailable_reason()
+        if reason is not None and not reason.startswith("cupy"):
+            raise DeviceError(Status.DEVICE, reason)
+        if reason is not None:
+            raise ImportError(reason)
+        cp = _cupy()
+        self._cp = cp
+        self.device = int(device)
+        with cp.cuda.Device(self.device):
+            self._ctx = self._call(_core.GpuContext, self.device)
+
+    @staticmethod
+    def _call(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RuntimeError as e:  # "<STATUS>: <reason>" from cpp/bindings/gpu.cpp
+            name, _, message = str(e).partition(": ")
+            status = Status[name] if name in Status.__members__ else Status.DEVICE
+            raise DeviceError(status, message or str(e)) from None
+
+    def _ready(self) -> Any:
+        """Waits for work queued on cupy's current stream (the kernels run on their own stream)."""
+        self._cp.cuda.get_current_stream().synchronize()
+        return self._cp.cuda.Device(self.device)
+
+    # -- hashes ------------------------------------------------------------------------------------
+    def hash(self, images: Any, kinds: Sequence[str] = ("phash",)) -> GpuHashResult:
+        """Hashes of device images (a sequence of uint8 HxW / HxWxC arrays or an (N, H, W, C) batch),
+        equal to ``mmcore.hash_batch(arrays, kinds, mode="exact")`` on the same pixels."""
+        mask, pdq = _kinds_mask(kinds)
+        ims = _describe([_as_device(a) for a in _image_rows(images)])
+        n = len(ims.descs)
+        cp = self._cp
+        columns: dict[str, Any] = {}
+        status = np.zeros(n, np.uint8)
+        with self._ready():
+            if mask:
+                out = cp.zeros((_COLUMNS, max(n, 1)), dtype=cp.uint64)
+                if n:
+                    status = self._call(self._ctx.hash, ims.base, ims.nbytes, ims.descs, mask, out.data.ptr)
+                for k in GPU_KINDS[:_COLUMNS]:
+                    if mask >> KINDS.index(k) & 1:
+                        columns[k] = out[KINDS.index(k), :n]
+            if pdq:
+                hashes = cp.zeros((max(n, 1), 32), dtype=cp.uint8)
+                quality = cp.zeros(max(n, 1), dtype=cp.int32)
+                if n:
+                    st = self._call(
+                        self._ctx.pdq, ims.base, ims.nbytes, ims.descs, hashes.data.ptr, quality.data.ptr
+                    )
+                    status = np.maximum(status, st)
+                columns["pdq"] = hashes[:n]
+                columns["pdq_quality"] = quality[:n]
+        return GpuHashResult(columns, status)
+
+    # -- resize ------------------------------------------------------------------------------------
+    def resize(self, images: Any, size: tuple[int, int], *, filter: str = "lanczos3") -> Any:
+        """Every image resized to ``size = (width, height)``, equal to :func:`mmcore.resize`: an
+        (N, height, width[, C]) cupy batch when all images have the same channel count, else a list."""
+        w, h = (int(size[0]), int(size[1]))
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive (width, height), got {size}")
+        if filter not in FILTERS:
+            raise ValueError(f"filter must be one of {sorted(FILTERS)}, got {filter!r}")
+        src = _describe([_as_device(a) for a in _image_rows(images)])
+        n = len(src.descs)
+        cp = self._cp
+        chans = {int(c) for c in src.descs[:, 4]}
+        shapes = [(h, w) if len(a.shape) == 2 else (h, w, int(a.shape[2])) for a in src.arrays]
+        if n and len(chans) == 1 and len({len(s) for s in shapes}) == 1:
+            out = cp.empty((n, *shapes[0]), dtype=cp.uint8)
+            outs = [out[i] for i in range(n)]
+        else:
+            out = None
+            outs = [cp.empty(s, dtype=cp.uint8) for s in shapes]
+        dst = _describe(outs)
+        if n:
+            with self._ready():
+                status = self._call(
+                    self._ctx.resize,
+                    src.base,
+                    src.nbytes,
+                    src.descs,
+                    dst.base,
+                    dst.nbytes,
+                    dst.descs,
+                    FILTERS[filter],
+                )
+            if np.any(status != 0):
+                bad = int(np.flatnonzero(status)[0])
+                name = Status(int(status[bad])).name
+                raise ValueError(f"image {bad}: the GPU resize refused its descriptor ({name})")
+        return out if out is not None else outs
+
+    # -- decode ------------------------------------------------------------------------------------
+    def decode(self, srcs: Sequence[bytes], *, max_pixels: int | None = None) -> GpuDecoded:
+        """JPEG bytes decoded by nvJPEG into one device buffer (RGB, stored orientation). Bad or
+        non-JPEG sources get their status and message; they never stop the batch."""
+        blobs = [bytes(s) for s in srcs]
+        descs, status, errors, total = plan_decode(blobs, max_pixels=max_pixels)
+        cp = self._cp
+        buf = cp.empty(max(total, 1), dtype=cp.uint8)
+        counts: dict[str, Any] = {"hardware": 0, "fallback": 0, "failed": 0, "hardware_available": False}
+        if blobs:
+            with self._ready():
+                status, errors, counts = self._call(
+                    self._ctx.decode, blobs, descs, status, errors, buf.data.ptr, int(buf.nbytes)
+                )
+        images: list[Any] = []
+        for (off, stride, w, h, c), st in zip(descs.tolist(), status.tolist(), strict=True):
+            if Status(int(st)).ok:
+                flat = buf[off : off + stride * h]
+                images.append(flat.reshape(h, stride)[:, : w * c].reshape(h, w, c))
+            else:
+                images.append(None)
+        return GpuDecoded(images, np.asarray(status, np.uint8), list(errors), buf, dict(counts))
+
+    # -- search ------------------------------------------------------------------------------------
+    def int8_topk(self, codes: Any, queries: Any, k: int) -> tuple[Any, Any]:
+        """The k best rows of uint8 ``codes`` (N, D) for int8 ``queries`` (Q, D) by the exact integer
+        dot product: ``(scores int32 (Q, k), positions int64 (Q, k))``, best first, ties by position,
+        padded with (INT32_MIN, -1) when k > N. k <= 1024."""
+        return self._topk(self._ctx.int8_topk, codes, queries, k, "uint8", "int8")
+
+    def score_int8(self, codes: Any, queries: Any, params: Any, k: int) -> tuple[Any, Any]:
+        """:func:`mmcore.score_int8` with the codes on the device: float queries (Q, D) are quantised
+        on the host as the CPU does, ranked by the same exact integer scores; returns cupy
+        ``(approximate inner products float32 (Q, k), positions int64 (Q, k))``; k must be <= N."""
+        from .quant import _check_params, _floats
+
+        p = _check_params(params, "int8")
+        n = (
+            int(_interface(_as_device(codes))["shape"][0])
+            if hasattr(codes, "__cuda_array_interface__")
+            else len(codes)
+        )
+        if not 1 <= int(k) <= n:
+            raise ValueError(f"k={k} must be between 1 and the {n} vectors searched")
+        t, s, const = p.query(_floats(queries, "queries", p.dim))
+        ints, pos = self.int8_topk(codes, t, k)
+        cp = self._cp
+        # Two separate operations, as numpy does them (a fused multiply-add would round differently).
+        scaled = cp.asarray(s)[:, None] * ints
+        return (scaled + cp.asarray(const)[:, None]).astype(cp.float32), pos
+
+    def hamming_knn(self, codes: Any, queries: Any, k: int) -> tuple[Any, Any]:
+        """k nearest ``codes`` (N, W) uint64 to ``queries`` (Q, W) by Hamming distance, as
+        :func:`mmcore.hamming_knn` and faiss ``IndexBinaryFlat``: ``(distances int32 (Q, k),
+        positions int64 (Q, k))``, ties by position, padded with (INT32_MAX, -1). k <= 1024."""
+        return self._topk(self._ctx.hamming_knn, codes, queries, k, "uint64", "uint64")
+
+    def _topk(
+        self, fn: Any, codes: Any, queries: Any, k: int, code_type: str, query_type: str
+    ) -> tuple[Any, Any]:
+        """Checks codes (N, W) and queries (Q, W), runs the top-k kernel fn into new (Q, k) outputs."""
+        cp = self._cp
+        c = cp.ascontiguousarray(_as_device(codes))
+        q = cp.ascontiguousarray(_as_device(queries))
+        if c.dtype != np.dtype(code_type) or c.ndim != 2:
+            raise ValueError(f"codes must be {code_type} (N, W), got {c.dtype} {c.shape}")
+        if q.dtype != np.dtype(query_type) or q.ndim != 2 or q.shape[1] != c.shape[1]:
+            raise ValueError(f"queries must be {query_type} (Q, {c.shape[1]}), got {q.dtype} {q.shape}")
+        out = cp.empty((q.shape[0], int(k)), dtype=cp.int32)
+        pos = cp.empty((q.shape[0], int(k)), dtype=cp.int64)
+        with self._ready():
+            self._call(
+                fn,
+                c.data.ptr,
+                c.shape[0],
+                c.shape[1],
+                q.data.ptr,
+                q.shape[0],
+                int(k),
+                out.data.ptr,
+                pos.data.ptr,
+            )
+        return out, pos

@@ -1,0 +1,200 @@
+"""mmcore.gpu: the Python side of the GPU kernels.
+
+Without a device (CI, the dev machines) these tests check what runs on the CPU: why the GPU is
+unavailable and the clear error a Context gives, the nvJPEG decode plan (mmcore's own header parse)
+against the CPU decoder on the corpus, and how device arrays become kernel descriptors. The tests
+marked ``gpu`` run where a device, a CUDA build and cupy are present, and compare every GPU result
+with the CPU's bit for bit (nvJPEG pixels: by PSNR, they are its own IDCT).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import corpus_files
+
+import mmcore
+import mmcore.gpu as mg
+
+needs_gpu = pytest.mark.skipif(not mg.available(), reason=f"no GPU path here: {mg.unavailable_reason()}")
+needs_cuda_build = pytest.mark.skipif(
+    not hasattr(mmcore._core, "gpu_decode_plan"), reason="mmcore was built without CUDA"
+)
+
+
+def test_unavailable_gives_reason_and_context_refuses() -> None:
+    reason = mg.unavailable_reason()
+    if reason is None:
+        pytest.skip("a GPU is available here")
+    assert not mg.available()
+    assert reason
+    expected: type[Exception] = ImportError if reason.startswith("cupy") else mmcore.DeviceError
+    with pytest.raises(expected) as e:
+        mg.Context()
+    if isinstance(e.value, mmcore.DeviceError):
+        assert e.value.status == mmcore.Status.DEVICE
+        assert e.value.message == reason
+
+
+@needs_cuda_build
+def test_decode_plan_matches_cpu_geometry_and_statuses() -> None:
+    files = corpus_files("jpeg")[:60] + corpus_files("corrupt")[:80] + corpus_files("png")[:5]
+    blobs = [f.read_bytes() for f in files]
+    descs, status, errors, total = mg.plan_decode(blobs)
+    assert descs.shape == (len(files), 5) and status.shape == (len(files),) and len(errors) == len(files)
+    end = 0
+    checked = 0
+    for f, blob, (off, stride, w, h, c), st, err in zip(
+        files, blobs, descs.tolist(), status, errors, strict=True
+    ):
+        s = mmcore.Status(int(st))
+        if blob[:3] != b"\xff\xd8\xff":
+            assert s == mmcore.Status.UNSUPPORTED and "JPEG" in err, f.name
+            continue
+        if not s.ok:
+            assert err, f.name
+            # A header the plan refuses is refused by the CPU decoder too.
+            with pytest.raises(mmcore.DecodeError):
+                mmcore.decode(blob, exif_orientation=False)
+            continue
+        assert off % 256 == 0 and off >= end and stride == w * c and c == 3, f.name
+        end = off + stride * h
+        try:
+            img = mmcore.decode(blob, exif_orientation=False)
+        except mmcore.DecodeError:
+            continue  # damaged after the header: nvJPEG decides (bench/gpu_check.sh checks it)
+        assert img.shape[:2] == (h, w), f.name
+        checked += 1
+    assert total >= end
+    assert checked >= 50
+
+
+class _FakeDeviceArray:
+    """Just the __cuda_array_interface__ of a device array (no device needed to describe it)."""
+
+    def __init__(
+        self, ptr: int, shape: tuple[int, ...], strides: tuple[int, ...] | None, typestr: str = "|u1"
+    ):
+        self.__cuda_array_interface__ = {
+            "shape": shape,
+            "strides": strides,
+            "typestr": typestr,
+            "data": (ptr, False),
+            "version": 3,
+        }
+        self.shape = shape
+
+
+def test_describe_device_images() -> None:
+    images: list[Any] = [
+        _FakeDeviceArray(10_000, (4, 5, 3), None),  # contiguous RGB
+        _FakeDeviceArray(4_096, (2, 3), (64, 1)),  # grey rows 64 bytes apart (a crop of a wider image)
+        _FakeDeviceArray(50_000, (3, 2, 4), (16, 4, 1)),  # RGBA, padded rows
+    ]
+    d = mg._describe(images)
+    assert d.base == 4_096
+    assert d.descs.tolist() == [[5_904, 15, 5, 4, 3], [0, 64, 3, 2, 1], [45_904, 16, 2, 3, 4]]
+    assert d.nbytes == 50_000 + 2 * 16 + 8 - 4_096
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (_FakeDeviceArray(0, (4, 5, 3), None, "<u2"), "uint8"),
+        (_FakeDeviceArray(0, (4, 5, 5), None), "HxWx3"),
+        (_FakeDeviceArray(0, (4, 5, 3), (15, 1, 5)), "contiguous"),
+        (_FakeDeviceArray(0, (4, 5, 3), (-15, 3, 1)), "contiguous"),
+        (_FakeDeviceArray(0, (0, 5), None), "empty"),
+    ],
+)
+def test_describe_refuses_unusable_arrays(array: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        mg._describe([array])
+
+
+def test_describe_refuses_host_objects() -> None:
+    with pytest.raises(TypeError, match="device array"):
+        mg._describe([object()])
+
+
+def test_gpu_kinds_refuse_cpu_only_kinds() -> None:
+    assert mg._kinds_mask(("phash", "pdq")) == (1 << mmcore.hashing.KINDS.index("phash"), True)
+    with pytest.raises(ValueError, match="not 'whash'"):
+        mg._kinds_mask(("phash", "whash"))
+    with pytest.raises(ValueError, match="at least one"):
+        mg._kinds_mask(())
+
+
+# --- on a GPU ----------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_hashes_equal_cpu_exact_mode() -> None:
+    arrays = [mmcore.decode(f.read_bytes()) for f in corpus_files("jpeg")[:40]]
+    arrays += [np.ascontiguousarray(a[..., 0]) for a in arrays[:10]]  # grey
+    kinds = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
+    want = mmcore.hash_batch(arrays, kinds=kinds, mode="exact")
+    got = mg.Context().hash(arrays, kinds)
+    assert (got.status == 0).all()
+    for k in kinds[:5]:
+        np.testing.assert_array_equal(
+            got[k].get().view(np.int64), np.asarray(want[k]).view(np.int64), err_msg=k
+        )
+    np.testing.assert_array_equal(got["pdq"].get(), want["pdq"])
+    np.testing.assert_array_equal(got["pdq_quality"].get(), want["pdq_quality"])
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("filter", sorted(mmcore.image.FILTERS))
+def test_gpu_resize_equals_cpu(filter: str) -> None:
+    arrays = [mmcore.decode(f.read_bytes()) for f in corpus_files("jpeg")[:12]]
+    got = mg.Context().resize(arrays, (97, 61), filter=filter)
+    for a, g in zip(arrays, got, strict=True):
+        np.testing.assert_array_equal(g.get(), mmcore.resize(a, (97, 61), filter=filter))
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_search_equals_cpu() -> None:
+    import cupy as cp
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5000, 96)).astype(np.float32)
+    params = mmcore.QuantParams.fit(x, "int8")
+    codes = mmcore.quantize_int8(x, params)
+    queries = x[:9] + 0.01
+    want_s, want_p = mmcore.score_int8(codes, queries, params, k=20)
+    got_s, got_p = mg.Context().score_int8(cp.asarray(codes), queries, params, 20)
+    np.testing.assert_array_equal(got_p.get(), want_p)
+    np.testing.assert_array_equal(got_s.get(), want_s)
+    words = rng.integers(0, 2**63, size=(20000, 4), dtype=np.uint64)
+    index = mmcore.HammingIndex(256)
+    index.add(words)
+    want_d, want_i = index.search(words[:5], k=50)
+    got_d, got_i = mg.Context().hamming_knn(cp.asarray(words), cp.asarray(words[:5]), 50)
+    np.testing.assert_array_equal(got_d.get(), want_d)
+    np.testing.assert_array_equal(got_i.get(), want_i)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_decode_statuses_and_pixels() -> None:
+    files = corpus_files("jpeg")[:30] + corpus_files("corrupt")[:30]
+    blobs = [f.read_bytes() for f in files]
+    res = mg.Context().decode(blobs)
+    assert len(res.images) == len(files)
+    for blob, img, st, err in zip(blobs, res.images, res.status, res.errors, strict=True):
+        if not mmcore.Status(int(st)).ok:
+            assert img is None and err
+            continue
+        try:
+            cpu = mmcore.decode(blob, exif_orientation=False)
+        except mmcore.DecodeError:
+            continue
+        g = img.get().astype(np.float64)
+        mse = float(np.mean((g - cpu.astype(np.float64)) ** 2))
+        assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30

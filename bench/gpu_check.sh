@@ -6,12 +6,14 @@
 #   bash bench/gpu_check.sh OUTDIR        # from the repository root, with .gpucheck/carry present
 #
 # Writes flat files into OUTDIR (at most 8, what the device tool brings back): machine.txt
-# (nvidia-smi, CPU flags incl. AVX-512), gpu_check.log and gpu_check.md (GPU hashes vs the CPU
-# oracle, bench), kernels.log (int8 top-k, Hamming kNN and resize vs the CPU, bench), nvjpeg.log (GPU JPEG
+# (nvidia-smi, CPU flags incl. AVX-512), gpu_check.log (GPU hashes vs the CPU oracle, bench; its
+# markdown report is the same text), python.log (mmcore.gpu built for the host's python3, its gpu
+# tests and bench/bench_gpu.py), kernels.log (int8 top-k, Hamming kNN and resize vs the CPU, bench), nvjpeg.log (GPU JPEG
 # decode vs the CPU decoder, hashes from it, decode bench), sanitizer.log
 # (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
 # extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
-# summary.txt. Expected: about two minutes (the search bench generates and copies 8 GB).
+# summary.txt. Expected: about five minutes (the search bench generates and copies 8 GB; the
+# Python module compiles its bindings); run it with timeout_s 540.
 # Exit status: the first non-zero of the checks (mmcore_gpu_check: 1 mismatch, 2 usage,
 # 3 no CUDA device, 4 CUDA error; 124 a timeout).
 set -uo pipefail
@@ -54,7 +56,7 @@ run() {  # name seconds command...: tees into OUTDIR/<name>.log, records the fir
   if [[ $r -ne 0 && $rc -eq 0 ]]; then rc=$r; fi
 }
 
-run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --report "$OUTDIR/gpu_check.md" \
+run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --report /tmp/mmcore_gpu_check.md \
   --bench-count 4000 --repeat 10
 
 # int8 top-k, Hamming kNN and resize against the CPU, then the 10M-row and resize benches (its
@@ -70,17 +72,23 @@ if [[ -x "$CARRY/bin/mmcore_nvjpeg_check" ]]; then
     --bench-count 2000 --repeat 5
 fi
 
+# mmcore.gpu from Python: the module built here for this host's python3 (needs g++, numpy, cupy,
+# pytest), tests/test_gpu.py against the CPU, bench/bench_gpu.py.
+if [[ -f "$CARRY/static/libmmcore_cuda.a" ]]; then
+  run python 180 bash bench/gpu_python.sh python3
+fi
+
 # Out-of-bounds accesses, shared-memory races and barrier misuse, on a small set (the tools slow
 # kernels down by orders of magnitude). Reports of these runs are not kept, only their logs.
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer \
   /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
 if [[ -n "$SAN" ]]; then
   for tool in memcheck racecheck synccheck; do
-    run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+    run sanitizer 30 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
       "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 4 --max-images 24 \
       --bench-count 0
     if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
-      run sanitizer 45 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+      run sanitizer 30 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
         "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --shrink 100
     fi
   done

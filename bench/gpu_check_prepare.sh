@@ -8,6 +8,9 @@
 #   .gpucheck/carry/bin/mmcore_kernel_check (int8 top-k, Hamming kNN, resize vs the CPU, bench)
 #   .gpucheck/carry/bin/mmcore_nvjpeg_check (when nvjpeg.h is found: GPU JPEG decode check + bench)
 #   .gpucheck/carry/images_corrupt/        ~20 damaged JPEGs from corrupt/ (nvJPEG must not die on them)
+#   .gpucheck/carry/static/                libmmcore_cpu.a, libmmcore_cuda.a, libcudart_static.a and
+#   .gpucheck/carry/pybind11/include/      pybind11's headers: bench/gpu_python.sh builds the Python
+#                                          module there for the host's own python3 from them
 #   .gpucheck/carry/bin/extra/             the CPU-variant C++ tests (test_hamming, test_quant, ...),
 #                                          built here, run there (see
 #                                          bench/gpu_check.sh); more can be copied in by hand
@@ -42,10 +45,18 @@ cmake --build "$BUILD" -j2 --target mmcore_gpu_check mmcore_gpu_check_emulated m
 NVJPEG_CHECK=0
 if cmake --build "$BUILD" -j2 --target mmcore_nvjpeg_check >/dev/null 2>&1; then NVJPEG_CHECK=1; fi
 
-rm -rf "$CARRY/bin/mmcore_gpu_check" "$CARRY/bin/mmcore_kernel_check" "$CARRY/bin/mmcore_nvjpeg_check" "$CARRY/lib" "$CARRY/images" \
+rm -rf "$CARRY/static" "$CARRY/pybind11" "$CARRY/bin/mmcore_gpu_check" "$CARRY/bin/mmcore_kernel_check" "$CARRY/bin/mmcore_nvjpeg_check" "$CARRY/lib" "$CARRY/images" \
   "$CARRY/images_corrupt"
 mkdir -p "$CARRY/bin/extra" "$CARRY/lib" "$CARRY/images" "$CARRY/images_corrupt"
 cp "$BUILD/cuda/mmcore_gpu_check" "$BUILD/cuda/mmcore_kernel_check" "$CARRY/bin/"
+# The kernels as static archives, for the Python module bench/gpu_python.sh links on the host
+# (its python3 is not this machine's, so only the two binding files are compiled there).
+cmake --build "$BUILD" -j2 --target mmcore_cpu mmcore_cuda >/dev/null
+mkdir -p "$CARRY/static" "$CARRY/pybind11"
+cp "$BUILD/cpp/libmmcore_cpu.a" "$BUILD/cuda/libmmcore_cuda.a" "$CARRY/static/"
+cudart=$(find "$(dirname "$(dirname "$(command -v nvcc)")")" /usr/local/cuda/lib64 -name libcudart_static.a 2>/dev/null | head -1)
+[[ -n "$cudart" ]] && cp "$cudart" "$CARRY/static/" || echo "libcudart_static.a not found: gpu_python.sh will fail to link"
+cp -r "$("$PY" -m pybind11 --includes | tr ' ' '\n' | grep pybind11 | sed 's/^-I//')" "$CARRY/pybind11/include"
 if [[ $NVJPEG_CHECK == 1 ]]; then
   cp "$BUILD/cuda/mmcore_nvjpeg_check" "$CARRY/bin/"
   # nvJPEG is dlopen'ed (ldd does not list it): carry the wheel's library (about 6 MB).
@@ -136,6 +147,10 @@ if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-r
   exit 1
 fi
 grep -E 'correctness' "$BUILD/kernels_emulated.log" | sed 's/^/kernels: /'
+echo "the Python module built as bench/gpu_python.sh builds it there, with this Python (no GPU: gpu tests skip):"
+MMCORE_PY_BUILD="$PWD/$BUILD/pycheck" bash bench/gpu_python.sh "$PY" >"$BUILD/python.log" 2>&1 || true
+grep -E "^built|passed|failed|error" "$BUILD/python.log" | sed 's/^/  /'
+grep -q "passed" "$BUILD/python.log" || { tail -20 "$BUILD/python.log" >&2; echo "gpu_python.sh failed here" >&2; exit 1; }
 echo "the real binary here, with the carried libraries (no GPU here: expect exit 3):"
 set +e
 LD_LIBRARY_PATH="$CARRY/lib" "$CARRY/bin/mmcore_gpu_check" --report "$BUILD/nodevice.md" --bench-count 0 \
@@ -145,5 +160,5 @@ set -e
 echo "  $(tail -1 "$BUILD/nodevice.log") -> exit $r"
 
 echo
-echo "device command (run from the repository root, carry [\".gpucheck/carry\"], timeout_s 420):"
+echo "device command (run from the repository root, carry [\".gpucheck/carry\"], timeout_s 540):"
 echo '  bash bench/gpu_check.sh "$OUT"'

@@ -179,6 +179,23 @@ def _kinds_mask(kinds: Sequence[str]) -> tuple[int, bool]:
     return mask, pdq
 
 
+def _sizes(size: Any, n: int) -> list[tuple[int, int]]:
+    """(width, height) per image from one pair or one pair per image."""
+    pairs = [size] if len(size) == 2 and isinstance(size[0], (int, np.integer)) else list(size)
+    out = [(int(p[0]), int(p[1])) for p in pairs if len(p) == 2]
+    if len(out) != len(pairs) or any(w < 1 or h < 1 for w, h in out) or (len(out) != 1 and len(out) != n):
+        raise ValueError(f"size must be a positive (width, height), or one per image ({n}), got {size}")
+    return out * n if len(out) == 1 else out
+
+
+def _words(codes: Any) -> Any:
+    """Device codes as uint64 words: uint8 rows of a multiple of 8 bytes are viewed, not copied."""
+    c = _as_device(codes)
+    if c.dtype == np.uint8 and c.ndim == 2 and c.shape[1] % 8 == 0:
+        return _cupy().ascontiguousarray(c).view(np.uint64)
+    return c
+
+
 @dataclass
 class GpuHashResult:
     """Hashes of a batch on the device: ``columns[kind]`` (cupy ``uint64`` (N,) for the 64-bit kinds,
@@ -269,20 +286,23 @@ class Context:
         return GpuHashResult(columns, status)
 
     # -- resize ------------------------------------------------------------------------------------
-    def resize(self, images: Any, size: tuple[int, int], *, filter: str = "lanczos3") -> Any:
-        """Every image resized to ``size = (width, height)``, equal to :func:`mmcore.resize`: an
-        (N, height, width[, C]) cupy batch when all images have the same channel count, else a list."""
-        w, h = (int(size[0]), int(size[1]))
-        if w < 1 or h < 1:
-            raise ValueError(f"size must be positive (width, height), got {size}")
+    def resize(
+        self, images: Any, size: tuple[int, int] | Sequence[tuple[int, int]], *, filter: str = "lanczos3"
+    ) -> Any:
+        """Every image resized to ``size = (width, height)`` (or ``size[i]`` per image), equal to
+        :func:`mmcore.resize`: an (N, height, width[, C]) cupy batch when all outputs have the same
+        shape, else a list of cupy arrays."""
         if filter not in FILTERS:
             raise ValueError(f"filter must be one of {sorted(FILTERS)}, got {filter!r}")
         src = _describe([_as_device(a) for a in _image_rows(images)])
         n = len(src.descs)
         cp = self._cp
-        chans = {int(c) for c in src.descs[:, 4]}
-        shapes = [(h, w) if len(a.shape) == 2 else (h, w, int(a.shape[2])) for a in src.arrays]
-        if n and len(chans) == 1 and len({len(s) for s in shapes}) == 1:
+        sizes = _sizes(size, n)
+        shapes = [
+            (t[1], t[0]) if len(a.shape) == 2 else (t[1], t[0], int(a.shape[2]))
+            for a, t in zip(src.arrays, sizes, strict=True)
+        ]
+        if n and len(set(shapes)) == 1:
             out = cp.empty((n, *shapes[0]), dtype=cp.uint8)
             outs = [out[i] for i in range(n)]
         else:
@@ -359,10 +379,11 @@ class Context:
         return (scaled + cp.asarray(const)[:, None]).astype(cp.float32), pos
 
     def hamming_knn(self, codes: Any, queries: Any, k: int) -> tuple[Any, Any]:
-        """k nearest ``codes`` (N, W) uint64 to ``queries`` (Q, W) by Hamming distance, as
-        :func:`mmcore.hamming_knn` and faiss ``IndexBinaryFlat``: ``(distances int32 (Q, k),
-        positions int64 (Q, k))``, ties by position, padded with (INT32_MAX, -1). k <= 1024."""
-        return self._topk(self._ctx.hamming_knn, codes, queries, k, "uint64", "uint64")
+        """k nearest ``codes`` to ``queries`` by Hamming distance, as :meth:`mmcore.HammingIndex.knn`
+        and faiss ``IndexBinaryFlat``: codes (N, W) uint64, or bytes (N, 8 W) uint8 such as PDQ's
+        (N, 32) from :meth:`hash`; returns ``(distances int32 (Q, k), positions int64 (Q, k))``, ties by
+        position, padded with (INT32_MAX, -1) when k > N. k <= 1024."""
+        return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
 
     def _topk(
         self, fn: Any, codes: Any, queries: Any, k: int, code_type: str, query_type: str

@@ -171,11 +171,19 @@ def test_gpu_search_equals_cpu() -> None:
     got_s, got_p = mg.Context().score_int8(cp.asarray(codes), queries, params, 20)
     np.testing.assert_array_equal(got_p.get(), want_p)
     np.testing.assert_array_equal(got_s.get(), want_s)
-    words = rng.integers(0, 2**63, size=(20000, 4), dtype=np.uint64)
-    index = mmcore.HammingIndex(256)
-    index.add(words)
-    want_d, want_i = index.search(words[:5], k=50)
-    got_d, got_i = mg.Context().hamming_knn(cp.asarray(words), cp.asarray(words[:5]), 50)
+    pdq = rng.integers(0, 256, size=(20000, 32), dtype=np.uint8)
+    pdq[1::7] = pdq[0]  # ties: equal codes, decided by position
+    index = mmcore.HammingIndex(bits=256)
+    index.add(pdq)
+    want_d, want_i = index.knn(pdq[:5], k=50)
+    got_d, got_i = mg.Context().hamming_knn(cp.asarray(pdq), cp.asarray(pdq[:5]), 50)
+    np.testing.assert_array_equal(got_d.get(), want_d)
+    np.testing.assert_array_equal(got_i.get(), want_i)
+    words = rng.integers(0, 2**63, size=(30000,), dtype=np.uint64)
+    index64 = mmcore.HammingIndex(bits=64)
+    index64.add(words)
+    want_d, want_i = index64.knn(words[:7], k=1024)
+    got_d, got_i = mg.Context().hamming_knn(cp.asarray(words[:, None]), cp.asarray(words[:7, None]), 1024)
     np.testing.assert_array_equal(got_d.get(), want_d)
     np.testing.assert_array_equal(got_i.get(), want_i)
 
@@ -198,3 +206,11 @@ def test_gpu_decode_statuses_and_pixels() -> None:
         g = img.get().astype(np.float64)
         mse = float(np.mean((g - cpu.astype(np.float64)) ** 2))
         assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30
+
+
+def test_resize_sizes_one_or_per_image() -> None:
+    assert mg._sizes((5, 7), 3) == [(5, 7)] * 3
+    assert mg._sizes([(5, 7), (1, 2)], 2) == [(5, 7), (1, 2)]
+    for bad in ((0, 7), [(5, 7), (1, 2)], [(5, 7, 1)]):
+        with pytest.raises(ValueError, match="width, height"):
+            mg._sizes(bad, 3)

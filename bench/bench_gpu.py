@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""mmcore on the GPU through Python (mmcore.gpu), next to mmcore's CPU path on the same host.
+
+Standalone; run on a GPU host (bench/gpu_check.sh runs it through bench/gpu_python.sh with the
+carried images). JPEG bytes are preloaded and cycled to --count images. Rows, each a median of
+--repeat runs after a warm-up:
+
+  CPU pHash, 2 threads / all threads     hash_batch(bytes, ("phash",), mode="exact" and "fast")
+  GPU decode                             Context.decode(bytes): nvJPEG into device memory
+  GPU decode + pHash                     decode, then Context.hash(images, ("phash",)), hashes back
+                                         on the host: the end-to-end path (issue 6: >= 5x the
+                                         2-thread CPU path)
+  GPU decode + resize 256 + pHash        the same with a short-side-256 LANCZOS thumbnail per image
+  GPU pHash / PDQ from decoded pixels    Context.hash on a (N, 375, 500, 3) batch already on the
+                                         device (issue 6: >= 100,000 images/s)
+
+The CPU rows use the host's CPU cores (their count is printed). DALI is not measured (the GPU host
+has no DALI and no network); bench/gpu_check.sh's nvjpeg.log has the C++ decode numbers.
+
+    python bench/bench_gpu.py --images DIR [--count 2000] [--repeat 5]
+
+Exit status: 0, or 3 when there is no GPU path here (the reason is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mmcore
+import mmcore.gpu as mg
+
+
+def timed(repeat: int, fn: Callable[[], Any]) -> float:
+    """Median seconds of fn() over `repeat` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def short_side(w: int, h: int, side: int) -> tuple[int, int]:
+    """mmcore.thumbnail's short-side geometry: the short side becomes `side`, the other keeps the aspect."""
+    if w <= h:
+        return side, max(1, round(h * side / w))
+    return max(1, round(w * side / h)), side
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", required=True, help="folder of JPEG files (others are skipped)")
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    reason = mg.unavailable_reason()
+    if reason is not None:
+        print(f"no GPU path here: {reason}")
+        return 3
+    import cupy as cp
+
+    files = sorted(p for p in Path(args.images).iterdir() if p.is_file())
+    jpegs = [b for b in (p.read_bytes() for p in files) if b[:3] == b"\xff\xd8\xff"]
+    if not jpegs:
+        print(f"no JPEG files in {args.images}")
+        return 2
+    blobs = [jpegs[i % len(jpegs)] for i in range(args.count)]
+    n = len(blobs)
+    dims = [mmcore.image_info(b) for b in jpegs]
+    mpx = sum(d["width"] * d["height"] for d in dims) / len(dims) / 1e6
+    info = mmcore.build_info()
+    dev = cp.cuda.runtime.getDeviceProperties(0)
+    threads = os.cpu_count() or 1
+    print("# mmcore GPU bench (Python, mmcore.gpu)\n")
+    print(f"- device: {dev['name'].decode()}, {dev['multiProcessorCount']} SMs; host: {threads} CPU threads")
+    print(f"- mmcore {info['version']}, CPU backend {info['backend']}, cupy {cp.__version__}")
+    print(f"- {n} JPEGs cycled from {len(jpegs)} files of {args.images} (mean {mpx:.2f} Mpx)\n")
+
+    ctx = mg.Context()
+    rows: list[tuple[str, float]] = []
+    for mode in ("exact", "fast"):
+        for t in (2, threads):
+            s = timed(
+                args.repeat, lambda m=mode, t=t: mmcore.hash_batch(blobs, kinds=("phash",), mode=m, threads=t)
+            )
+            rows.append((f"CPU pHash {mode}, {t} threads", n / s))
+    cpu2 = rows[0][1]
+
+    def decode() -> Any:
+        return ctx.decode(blobs)
+
+    dec = decode()
+    ok = [im for im in dec.images if im is not None]
+    print(f"GPU decode: {len(ok)} of {n} decoded; {dec.counts}\n")
+    rows.append(("GPU decode (nvJPEG)", n / timed(args.repeat, decode)))
+
+    def decode_hash() -> Any:
+        d = ctx.decode(blobs)
+        return ctx.hash([im for im in d.images if im is not None], ("phash",))["phash"].get()
+
+    rows.append(("GPU decode + pHash, hashes on the host", n / timed(args.repeat, decode_hash)))
+    sizes = [short_side(int(im.shape[1]), int(im.shape[0]), 256) for im in ok]
+
+    def decode_thumb_hash() -> Any:
+        d = ctx.decode(blobs)
+        ims = [im for im in d.images if im is not None]
+        thumbs = ctx.resize(ims, sizes)
+        return ctx.hash(thumbs, ("phash",))["phash"].get()
+
+    rows.append(("GPU decode + resize 256 + pHash", n / timed(args.repeat, decode_thumb_hash)))
+
+    batch = cp.asarray(
+        np.random.default_rng(0).integers(0, 256, size=(min(n, 4000), 375, 500, 3), dtype=np.uint8)
+    )
+    for kinds in (("phash",), ("pdq",)):
+
+        def from_pixels(k: tuple[str, ...] = kinds) -> Any:
+            r = ctx.hash(batch, k)
+            cp.cuda.get_current_stream().synchronize()
+            return r
+
+        rows.append(
+            (f"GPU {kinds[0]} from decoded 500x375 pixels", len(batch) / timed(args.repeat, from_pixels))
+        )
+
+    print("| path | images/s | vs CPU pHash exact, 2 threads |\n|---|---:|---:|")
+    for name, ips in rows:
+        print(f"| {name} | {ips:,.0f} | {ips / cpu2:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

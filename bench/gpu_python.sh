@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The Python side of the GPU check, on the GPU host (bench/gpu_check.sh runs it): builds mmcore's
+# _core module for the host's own python3 from what bench/gpu_check_prepare.sh carried (the kernel
+# libraries prebuilt as static archives, the codec libraries, pybind11's headers), so that only the
+# two binding files compile there (a minute at most); then runs tests/test_gpu.py's gpu-marked tests
+# (mmcore.gpu against the CPU, bit for bit) and bench/bench_gpu.py.
+#
+#   bash bench/gpu_python.sh [PY]      # from the repository root; PY defaults to python3
+#
+# Needs on the host: g++ (nvcc's host compiler), python3 with numpy, cupy and pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-python3}
+PY=$(command -v "$PY") || { echo "no python: $1"; exit 2; }
+[[ "$PY" == /* ]] || PY="$PWD/$PY"
+CARRY=.gpucheck/carry
+PKG=${MMCORE_PY_BUILD:-/tmp/mmcore_py}
+rm -rf "$PKG" && mkdir -p "$PKG"
+cp -r mmcore "$PKG/mmcore"
+rm -f "$PKG"/mmcore/_core*.so
+inc=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+ext=$("$PY" -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+echo "python: $("$PY" -V 2>&1) ($inc, $ext); g++: $(g++ -dumpfullversion 2>&1)"
+flags=(-O2 -std=c++17 -fPIC -fvisibility=hidden -DMMCORE_HAVE_CUDA=1 -I"$inc" -I"$CARRY/pybind11/include"
+       -Icpp/include -Icpp/src)
+t0=$(date +%s)
+g++ "${flags[@]}" -c cpp/bindings/_core.cpp -o "$PKG/_core.o" &
+g++ "${flags[@]}" -c cpp/bindings/gpu.cpp -o "$PKG/gpu.o" &
+wait %1 && wait %2 || { echo "compiling the bindings failed"; exit 2; }
+libs=("$CARRY/static/libmmcore_cuda.a" "$CARRY/static/libmmcore_cpu.a" "$CARRY/static/libcudart_static.a")
+for so in libjpeg.so.62 libpng16.so.16 libwebp.so.7 libwebpdemux.so.2 libz.so.1; do libs+=("$CARRY/lib/$so"); done
+g++ -shared -o "$PKG/mmcore/_core$ext" "$PKG/_core.o" "$PKG/gpu.o" "${libs[@]}" -ldl -lpthread -lrt \
+  -Wl,-rpath,"$PWD/$CARRY/lib" || { echo "linking the module failed"; exit 2; }
+echo "built $PKG/mmcore/_core$ext in $(( $(date +%s) - t0 )) s"
+export PYTHONPATH="$PKG" LD_LIBRARY_PATH="$PWD/$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The carried images stand in for the corpus: jpeg/ (and PNGs, which the GPU decode refuses) and corrupt/.
+CORP=/tmp/mmcore_corpus
+rm -rf "$CORP" && mkdir -p "$CORP"
+ln -s "$PWD/$CARRY/images" "$CORP/jpeg"
+ln -s "$PWD/$CARRY/images_corrupt" "$CORP/corrupt"
+export MMCORE_CORPUS="$CORP"
+(cd /tmp && "$PY" -c "import mmcore, mmcore.gpu as g; i = mmcore.build_info(); print('mmcore', i['version'], 'backend', i['backend'], 'cuda', i['cuda_available'], i.get('cuda_note')); print('gpu path:', g.unavailable_reason() or 'available')")
+rc=0
+(cd tests && "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "gpu or not gpu" test_gpu.py) || rc=$?
+if [[ -f bench/bench_gpu.py ]]; then
+  (cd /tmp && "$PY" "$OLDPWD/bench/bench_gpu.py" --images "$OLDPWD/$CARRY/images") || { r=$?; [[ $rc -eq 0 ]] && rc=$r; }
+fi
+exit $rc

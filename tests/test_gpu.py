@@ -214,3 +214,95 @@ def test_resize_sizes_one_or_per_image() -> None:
     for bad in ((0, 7), [(5, 7), (1, 2)], [(5, 7, 1)]):
         with pytest.raises(ValueError, match="width, height"):
             mg._sizes(bad, 3)
+
+
+# --- the Python glue, with a host stand-in for the device (tests/gpu_standin.py) ------------------
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """mmcore.gpu over FakeCupy and FakeGpuContext: numpy memory behind device-style pointers."""
+    import gpu_standin
+
+    fake = gpu_standin.FakeCupy()
+    monkeypatch.setattr(mg, "_cupy", lambda: fake)
+    monkeypatch.setattr(mg, "unavailable_reason", lambda: None)
+    monkeypatch.setattr(mmcore._core, "GpuContext", gpu_standin.FakeGpuContext, raising=False)
+    return fake
+
+
+def _photos(n: int) -> list[np.ndarray]:
+    return [mmcore.decode(f.read_bytes()) for f in corpus_files("jpeg")[:n]]
+
+
+def test_glue_hash_lists_batches_and_strided_crops(standin: Any) -> None:
+    ctx = mg.Context()
+    photos = _photos(6)
+    grey = np.ascontiguousarray(photos[0][..., 1])
+    crop = standin.asarray(photos[1])[5:90, 7:120]  # rows 3 * width apart: a strided view, no copy
+    images = [*photos, grey, crop]
+    kinds = ("ahash", "phash", "dhash_vertical", "pdq")
+    got = ctx.hash(images, kinds)
+    want = mmcore.hash_batch([np.ascontiguousarray(np.asarray(a)) for a in images], kinds=kinds, mode="exact")
+    for k in ("ahash", "phash", "dhash_vertical"):
+        np.testing.assert_array_equal(
+            got[k].get().view(np.int64), np.asarray(want[k]).view(np.int64), err_msg=k
+        )
+    np.testing.assert_array_equal(got["pdq"].get(), want["pdq"])
+    np.testing.assert_array_equal(got["pdq_quality"].get(), want["pdq_quality"])
+    assert set(got.columns) == {"ahash", "phash", "dhash_vertical", "pdq", "pdq_quality"}
+    batch = np.stack([mmcore.resize(p, (64, 48)) for p in photos])
+    got_b = ctx.hash(standin.asarray(batch), ("dhash",))
+    want_b = mmcore.hash_batch(list(batch), kinds=("dhash",), mode="exact")
+    np.testing.assert_array_equal(
+        got_b["dhash"].get().view(np.int64), np.asarray(want_b["dhash"]).view(np.int64)
+    )
+
+
+def test_glue_resize_one_size_and_per_image(standin: Any) -> None:
+    ctx = mg.Context()
+    photos = _photos(4)
+    out = ctx.resize(photos, (40, 30), filter="bicubic")
+    assert out.shape == (4, 30, 40, 3)
+    for p, o in zip(photos, out, strict=True):
+        np.testing.assert_array_equal(o.get(), mmcore.resize(p, (40, 30), filter="bicubic"))
+    sizes = [(17, 9), (30, 30), (5, 41), (64, 2)]
+    outs = ctx.resize(photos, sizes)
+    for p, o, s in zip(photos, outs, sizes, strict=True):
+        np.testing.assert_array_equal(o.get(), mmcore.resize(p, s))
+
+
+def test_glue_search_equals_cpu(standin: Any) -> None:
+    ctx = mg.Context()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((700, 40)).astype(np.float32)
+    params = mmcore.QuantParams.fit(x, "int8")
+    codes = mmcore.quantize_int8(x, params)
+    want_s, want_p = mmcore.score_int8(codes, x[:6], params, k=15)
+    got_s, got_p = ctx.score_int8(standin.asarray(codes), x[:6], params, 15)
+    np.testing.assert_array_equal(got_p.get(), want_p)
+    np.testing.assert_array_equal(got_s.get(), want_s)
+    pdq = rng.integers(0, 256, size=(900, 32), dtype=np.uint8)
+    pdq[3::5] = pdq[0]
+    index = mmcore.HammingIndex(bits=256)
+    index.add(pdq)
+    want_d, want_i = index.knn(pdq[:4], k=30)
+    got_d, got_i = ctx.hamming_knn(standin.asarray(pdq), pdq[:4], 30)
+    np.testing.assert_array_equal(got_d.get(), want_d)
+    np.testing.assert_array_equal(got_i.get(), want_i)
+    with pytest.raises(ValueError, match="queries must be int8"):
+        ctx.int8_topk(codes, x[:2], 3)
+
+
+def test_glue_decode_views_and_statuses(standin: Any) -> None:
+    ctx = mg.Context()
+    files = corpus_files("jpeg")[:5] + corpus_files("corrupt")[:6]
+    blobs = [f.read_bytes() for f in files] + [b"not an image"]
+    res = ctx.decode(blobs)
+    assert len(res.images) == len(blobs) == len(res.errors) == len(res.status)
+    for blob, img, st, err in zip(blobs, res.images, res.status, res.errors, strict=True):
+        if mmcore.Status(int(st)).ok:
+            np.testing.assert_array_equal(img.get(), mmcore.decode(blob, exif_orientation=False))
+        else:
+            assert img is None and err
+    assert res.status[-1] == mmcore.Status.UNSUPPORTED

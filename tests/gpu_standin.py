@@ -1,0 +1,181 @@
+"""A host stand-in for the device, to test mmcore.gpu's Python glue without a GPU.
+
+``FakeCupy`` is the slice of cupy mmcore.gpu uses, over numpy: arrays are host memory that expose
+``__cuda_array_interface__`` and ``.data.ptr`` like cupy's. ``FakeGpuContext`` has
+``_core.GpuContext``'s methods and argument conventions (integer pointers, int64 descriptors, the
+kernels' output layouts) and computes with mmcore's CPU functions through those same pointers. So a
+test can check that mmcore.gpu packs descriptors, lays out outputs and unpacks results exactly as
+the kernels expect; the kernels themselves are checked by the C++ emulator tests and on GPU hosts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import types
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+import mmcore
+from mmcore import _core
+
+
+class FakeArray(np.ndarray):
+    """numpy memory dressed as a cupy array."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        ai = self.__array_interface__
+        return {
+            "shape": ai["shape"],
+            "strides": ai["strides"],
+            "typestr": ai["typestr"],
+            "data": ai["data"],
+            "version": 3,
+        }
+
+    @property
+    def data(self) -> Any:  # type: ignore[override]
+        return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
+
+    def get(self) -> np.ndarray:
+        return np.array(self)
+
+
+def _fake(a: np.ndarray) -> FakeArray:
+    return np.asarray(a).view(FakeArray)
+
+
+class _Stream:
+    def synchronize(self) -> None:
+        pass
+
+
+class FakeCupy(types.SimpleNamespace):
+    def __init__(self) -> None:
+        super().__init__(
+            ndarray=FakeArray,
+            uint8=np.uint8,
+            int8=np.int8,
+            int32=np.int32,
+            float32=np.float32,
+            int64=np.int64,
+            uint64=np.uint64,
+            cuda=types.SimpleNamespace(
+                Device=lambda d=0: nullcontext(), get_current_stream=lambda: _Stream()
+            ),
+        )
+
+    def asarray(self, a: Any, dtype: Any = None) -> FakeArray:
+        return _fake(np.array(a, dtype=dtype, copy=True) if not isinstance(a, FakeArray) else a)
+
+    def ascontiguousarray(self, a: Any) -> FakeArray:
+        return _fake(np.ascontiguousarray(a))
+
+    def zeros(self, shape: Any, dtype: Any) -> FakeArray:
+        return _fake(np.zeros(shape, dtype))
+
+    def empty(self, shape: Any, dtype: Any) -> FakeArray:
+        return _fake(np.full(shape, 0x5A, dtype) if np.dtype(dtype).kind in "ui" else np.empty(shape, dtype))
+
+    def from_dlpack(self, a: Any) -> FakeArray:
+        return _fake(np.from_dlpack(a))
+
+
+def _view(ptr: int, nbytes: int, dtype: Any = np.uint8) -> np.ndarray:
+    """Writable numpy view of nbytes at address ptr."""
+    buf = (ctypes.c_uint8 * max(nbytes, 1)).from_address(ptr)
+    return np.frombuffer(buf, dtype=np.uint8, count=nbytes).view(dtype)
+
+
+def _image(base: int, desc: Any) -> np.ndarray:
+    off, stride, w, h, c = (int(v) for v in desc)
+    rows = _view(base + off, (h - 1) * stride + w * c)
+    img = np.lib.stride_tricks.as_strided(rows, shape=(h, w, c), strides=(stride, c, 1), writeable=True)
+    return img[..., 0] if c == 1 else img
+
+
+class FakeGpuContext:
+    """_core.GpuContext's interface, computed on the CPU through the same pointers."""
+
+    def __init__(self, device: int) -> None:
+        self.device = device
+
+    def hash(self, pixels: int, nbytes: int, descs: np.ndarray, kinds: int, out: int) -> np.ndarray:
+        n = len(descs)
+        cols = _view(out, 5 * n * 8, np.uint64).reshape(5, n)
+        names = [k for i, k in enumerate(mmcore.hashing.KINDS[:5]) if kinds >> i & 1]
+        r = mmcore.hash_batch(
+            [np.ascontiguousarray(_image(pixels, d)) for d in descs], kinds=names, mode="exact"
+        )
+        for k in names:
+            cols[mmcore.hashing.KINDS.index(k)] = np.asarray(r[k]).view(np.uint64)
+        return np.zeros(n, np.uint8)
+
+    def pdq(self, pixels: int, nbytes: int, descs: np.ndarray, hashes: int, quality: int) -> np.ndarray:
+        n = len(descs)
+        r = mmcore.hash_batch(
+            [np.ascontiguousarray(_image(pixels, d)) for d in descs], kinds=("pdq",), mode="exact"
+        )
+        _view(hashes, 32 * n).reshape(n, 32)[:] = r["pdq"]
+        _view(quality, 4 * n, np.int32)[:] = r["pdq_quality"]
+        return np.zeros(n, np.uint8)
+
+    def resize(
+        self, pixels: int, nbytes: int, src: np.ndarray, out: int, out_bytes: int, dst: np.ndarray, flt: int
+    ) -> np.ndarray:
+        name = {v: k for k, v in mmcore.image.FILTERS.items()}[flt]
+        for s, d in zip(src, dst, strict=True):
+            img = np.ascontiguousarray(_image(pixels, s))
+            _image(out, d)[...] = mmcore.resize(img, (int(d[2]), int(d[3])), filter=name)
+        return np.zeros(len(src), np.uint8)
+
+    def int8_topk(
+        self, codes: int, n: int, d: int, queries: int, nq: int, k: int, scores: int, idx: int
+    ) -> None:
+        c = _view(codes, n * d).reshape(n, d)
+        q = _view(queries, nq * d, np.int8).reshape(nq, d)
+        s, i = _core.quant_score_int8(np.ascontiguousarray(c), np.ascontiguousarray(q), k, 1)
+        _view(scores, nq * k * 4, np.int32)[:] = s.ravel()
+        _view(idx, nq * k * 8, np.int64)[:] = i.ravel()
+
+    def hamming_knn(
+        self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
+    ) -> None:
+        c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
+        q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
+        s, i = _core.quant_score_binary(c, q, k, 1)
+        _view(dist, nq * k * 4, np.int32)[:] = s.ravel()
+        _view(idx, nq * k * 8, np.int64)[:] = i.ravel()
+
+    def decode(
+        self,
+        srcs: list[bytes],
+        descs: np.ndarray,
+        statuses: np.ndarray,
+        messages: list[str],
+        pixels: int,
+        nbytes: int,
+    ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+        st = np.array(statuses, np.uint8)
+        msg = list(messages)
+        for i, (blob, d) in enumerate(zip(srcs, descs, strict=True)):
+            if st[i] > 1:
+                continue
+            r = mmcore.decode_batch([blob], exif_orientation=False)
+            st[i] = r.status[0]
+            if r.images[0] is None:
+                msg[i] = r.errors[0] or "failed"
+                continue
+            _image(pixels, d)[...] = r.images[0]
+        return (
+            st,
+            msg,
+            {
+                "hardware": 0,
+                "fallback": int((st <= 1).sum()),
+                "failed": int((st > 1).sum()),
+                "hardware_available": False,
+            },
+        )

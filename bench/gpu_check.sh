@@ -89,7 +89,7 @@ if [[ -n "$SAN" ]]; then
       --bench-count 0
     if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
       run sanitizer 30 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
-        "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --shrink 100
+        "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --join-rows 0 --shrink 100
     fi
   done
 else

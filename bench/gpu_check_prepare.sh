@@ -140,7 +140,7 @@ if ! "$BUILD/cuda/mmcore_gpu_check_emulated" --images "$CARRY/images" --report "
   exit 1
 fi
 grep -E 'correctness|contract' "$BUILD/emulated.log"
-if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-rows 1000 --repeat 1 --resize-count 40 \
+if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-rows 1000 --repeat 1 --resize-count 40 --join-rows 3000 \
   --report "$BUILD/kernels_emulated.md" >"$BUILD/kernels_emulated.log" 2>&1; then
   tail -30 "$BUILD/kernels_emulated.log" >&2
   echo "the emulated kernel check failed: fix before using device time" >&2

@@ -4,6 +4,8 @@
 // CPU test runs too.
 #include <cuda_runtime.h>
 
+#include <cub/device/device_scan.cuh>
+
 #include "search_impl.cuh"
 
 namespace mmcore {
@@ -37,7 +39,78 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
   }
 }
 
+/// Pass 1 (offsets == nullptr): counts[a] = matches of row a. Pass 2: writes them from offsets[a].
+__global__ void __launch_bounds__(32 * g::kJoinWarpsPerBlock)
+    join_kernel(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                std::int64_t* counts, const std::int64_t* offsets, std::int64_t* first, std::int64_t* second,
+                std::int32_t* dists) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const std::int64_t warps = (static_cast<std::int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (std::int64_t a = warp; a < n; a += warps) {  // warp-uniform bounds: every lane reaches the ballots
+    std::int64_t done = offsets != nullptr ? offsets[a] : 0;
+    for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) {
+      std::int32_t d = 0;
+      const bool m = g::join_match(codes, words, a, b0 + lane, n, r, &d);
+      const std::uint32_t mask = __ballot_sync(0xffffffffu, m);
+      if (offsets != nullptr && m) g::join_store(done, mask, lane, a, b0 + lane, d, first, second, dists);
+      done += __popc(mask);
+    }
+    if (offsets == nullptr && lane == 0) counts[a] = done;
+  }
+}
+
 }  // namespace
+
+Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                               std::int64_t* first, std::int64_t* second, std::int32_t* dist,
+                               std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+  Impl& m = *impl_;
+  const Status s = m.check_ready("hamming_join", error);
+  if (s != Status::kOk) return s;
+  const char* problem = g::search_args_problem(true, codes, n, words, codes, 0, 1, false, count, count);
+  if (problem == nullptr && r < 0) problem = "negative radius";
+  if (problem == nullptr && n > 0x7FFFFFFF) problem = "more than 2^31 - 1 rows (the join is brute force)";
+  if (problem == nullptr && count == nullptr) problem = "null count";
+  if (problem == nullptr && capacity > 0 && (first == nullptr || second == nullptr || dist == nullptr))
+    problem = "null output";
+  if (problem != nullptr) {
+    error->set("SearchGpu::hamming_join: %s (n %lld, words %d, r %d)", problem, static_cast<long long>(n),
+               words, r);
+    return Status::kUnsupported;
+  }
+  *count = 0;
+  if (n < 2) return Status::kOk;
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(std::int64_t);
+  std::size_t scan_bytes = 0;
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<std::int64_t*>(nullptr),
+                                                static_cast<std::int64_t*>(nullptr), static_cast<int>(n),
+                                                m.stream));
+  Status st = m.join_counts.reserve(2 * bytes + 16, m.stream, error);
+  if (st == Status::kOk) st = m.join_scan.reserve(scan_bytes + 16, m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* counts = static_cast<std::int64_t*>(m.join_counts.ptr);
+  std::int64_t* offsets = counts + n;
+  const int threads = 32 * g::kJoinWarpsPerBlock;
+  const std::int64_t want_blocks = (n + g::kJoinWarpsPerBlock - 1) / g::kJoinWarpsPerBlock;
+  const unsigned blocks = static_cast<unsigned>(want_blocks < 65536 ? want_blocks : 65536);
+  join_kernel<<<blocks, threads, 0, m.stream>>>(codes, n, words, r, counts, nullptr, nullptr, nullptr,
+                                                nullptr);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, scan_bytes, counts, offsets,
+                                                static_cast<int>(n), m.stream));
+  std::int64_t last[2] = {0, 0};
+  MMCORE_CUDA_TRY(cudaMemcpyAsync(&last[0], counts + n - 1, 8, cudaMemcpyDeviceToHost, m.stream));
+  MMCORE_CUDA_TRY(cudaMemcpyAsync(&last[1], offsets + n - 1, 8, cudaMemcpyDeviceToHost, m.stream));
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+  *count = last[0] + last[1];
+  if (*count == 0 || capacity < *count) return Status::kOk;
+  join_kernel<<<blocks, threads, 0, m.stream>>>(codes, n, words, r, nullptr, offsets, first, second, dist);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+  return Status::kOk;
+}
 
 Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                               const std::uint64_t* queries, std::int64_t nq, std::int32_t k,

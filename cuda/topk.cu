@@ -91,7 +91,7 @@ struct GpuExec {
 }  // namespace
 
 SearchGpu::Impl::~Impl() {
-  cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum);
+  cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum, join_counts, join_scan);
 }
 
 Status SearchGpu::Impl::check_ready(const char* fn, ErrorText* error) const {

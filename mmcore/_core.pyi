@@ -166,6 +166,9 @@ class GpuContext:
     def hamming_knn(
         self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
     ) -> None: ...
+    def hamming_join(
+        self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
+    ) -> int: ...
     def decode(
         self,
         srcs: list[bytes],

@@ -385,6 +385,32 @@ class Context:
         position, padded with (INT32_MAX, -1) when k > N. k <= 1024."""
         return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
 
+    def hamming_join(self, codes: Any, r: int) -> tuple[Any, Any, Any]:
+        """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
+        (inclusive), ordered by (a, b): cupy ``(a int64, b int64, distance int32)``, equal to
+        :meth:`mmcore.HammingIndex.join` by position. Brute force on the device (about n^2 / 2
+        distances, twice: a counting pass and a writing pass)."""
+        cp = self._cp
+        c = cp.ascontiguousarray(_words(codes))
+        if c.dtype != np.dtype("uint64") or c.ndim != 2:
+            raise ValueError(f"codes must be uint64 (N, W) or bytes (N, 8 W), got {c.dtype} {c.shape}")
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
+            raise ValueError(f"r must be an int >= 0, got {r!r}")
+        n, words = int(c.shape[0]), int(c.shape[1])
+        with self._ready():
+            count = self._call(self._ctx.hamming_join, c.data.ptr, n, words, int(r), 0, 0, 0, 0)
+            first = cp.empty(max(count, 1), dtype=cp.int64)
+            second = cp.empty(max(count, 1), dtype=cp.int64)
+            dist = cp.empty(max(count, 1), dtype=cp.int32)
+            if count:
+                got = self._call(
+                    self._ctx.hamming_join, c.data.ptr, n, words, int(r), first.data.ptr, second.data.ptr,
+                    dist.data.ptr, count,
+                )  # fmt: skip
+                if got != count:
+                    raise DeviceError(Status.DEVICE, f"the join counted {count} pairs, then {got}")
+        return first[:count], second[:count], dist[:count]
+
     def _topk(
         self, fn: Any, codes: Any, queries: Any, k: int, code_type: str, query_type: str
     ) -> tuple[Any, Any]:

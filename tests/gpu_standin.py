@@ -149,6 +149,17 @@ class FakeGpuContext:
         _view(dist, nq * k * 4, np.int32)[:] = s.ravel()
         _view(idx, nq * k * 8, np.int64)[:] = i.ravel()
 
+    def hamming_join(
+        self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
+    ) -> int:
+        c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
+        a, b, d, _ = _core.hamming_join(c, r, 1, "brute")
+        if capacity >= len(a) > 0:
+            _view(first, 8 * len(a), np.int64)[:] = a
+            _view(second, 8 * len(a), np.int64)[:] = b
+            _view(dist, 4 * len(a), np.int32)[:] = d
+        return len(a)
+
     def decode(
         self,
         srcs: list[bytes],

@@ -186,6 +186,10 @@ def test_gpu_search_equals_cpu() -> None:
     got_d, got_i = mg.Context().hamming_knn(cp.asarray(words[:, None]), cp.asarray(words[:7, None]), 1024)
     np.testing.assert_array_equal(got_d.get(), want_d)
     np.testing.assert_array_equal(got_i.get(), want_i)
+    want_a, want_b, want_dd = index.join(r=31)
+    got = mg.Context().hamming_join(cp.asarray(pdq), 31)
+    for g, w in zip(got, (want_a, want_b, want_dd), strict=True):
+        np.testing.assert_array_equal(g.get(), w)
 
 
 @pytest.mark.gpu
@@ -290,8 +294,16 @@ def test_glue_search_equals_cpu(standin: Any) -> None:
     got_d, got_i = ctx.hamming_knn(standin.asarray(pdq), pdq[:4], 30)
     np.testing.assert_array_equal(got_d.get(), want_d)
     np.testing.assert_array_equal(got_i.get(), want_i)
+    want_a, want_b, want_d = index.join(r=40)
+    got_a, got_b, got_d = ctx.hamming_join(standin.asarray(pdq), 40)
+    assert len(want_a) > 100
+    np.testing.assert_array_equal(got_a.get(), want_a)
+    np.testing.assert_array_equal(got_b.get(), want_b)
+    np.testing.assert_array_equal(got_d.get(), want_d)
     with pytest.raises(ValueError, match="queries must be int8"):
         ctx.int8_topk(codes, x[:2], 3)
+    with pytest.raises(ValueError, match="r must be"):
+        ctx.hamming_join(pdq, -1)
 
 
 def test_glue_decode_views_and_statuses(standin: Any) -> None:

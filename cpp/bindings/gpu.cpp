@@ -194,6 +194,24 @@ class GpuContext {
     check(s, e);
   }
 
+  /// Pairs within r: their count; written to first / second / dist when capacity >= the count.
+  std::int64_t hamming_join(std::uintptr_t codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                            std::uintptr_t first, std::uintptr_t second, std::uintptr_t dist,
+                            std::int64_t capacity) {
+    ErrorText e;
+    Status s;
+    std::int64_t count = 0;
+    {
+      py::gil_scoped_release nogil;
+      s = lazy(&search_, device_, &e);
+      if (s == Status::kOk)
+        s = search_->hamming_join(ptr<const std::uint64_t>(codes), n, words, r, ptr<std::int64_t>(first),
+                                  ptr<std::int64_t>(second), ptr<std::int32_t>(dist), capacity, &count, &e);
+    }
+    check(s, e);
+    return count;
+  }
+
   /// JPEGs -> pixels at `pixels` (laid out by decode_plan's descriptors); statuses and messages of
   /// the plan, updated; the counts of what decoded where.
   py::tuple decode(const std::vector<py::bytes>& srcs, const I64Array& descs,
@@ -283,6 +301,8 @@ void bind_gpu(py::module_& m) {
            py::arg("queries"), py::arg("nq"), py::arg("k"), py::arg("scores"), py::arg("idx"))
       .def("hamming_knn", &GpuContext::hamming_knn, py::arg("codes"), py::arg("n"), py::arg("words"),
            py::arg("queries"), py::arg("nq"), py::arg("k"), py::arg("dist"), py::arg("idx"))
+      .def("hamming_join", &GpuContext::hamming_join, py::arg("codes"), py::arg("n"), py::arg("words"),
+           py::arg("r"), py::arg("first"), py::arg("second"), py::arg("dist"), py::arg("capacity"))
       .def("decode", &GpuContext::decode, py::arg("srcs"), py::arg("descs"), py::arg("statuses"),
            py::arg("messages"), py::arg("pixels"), py::arg("pixel_bytes"));
 }

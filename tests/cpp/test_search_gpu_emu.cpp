@@ -19,6 +19,7 @@
 //       -lpthread -o /tmp/test_search_gpu_emu && /tmp/test_search_gpu_emu
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -129,6 +130,55 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
     }
 }
 
+void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int32_t r) {
+  ++cases;
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1);
+  for (auto& c : codes) c = rng();
+  // Near copies of earlier rows (a few bits flipped) and exact duplicates, so that pairs exist.
+  for (std::int64_t i = 1; i < n; ++i) {
+    if (rng() % 3 != 0) continue;
+    const std::int64_t src = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(i));
+    for (std::int32_t w = 0; w < words; ++w) codes[i * words + w] = codes[src * words + w];
+    for (std::uint64_t f = rng() % 6; f > 0; --f)
+      codes[i * words + static_cast<std::int64_t>(rng() % words)] ^= 1ULL << (rng() % 64);
+  }
+  mmcore::HammingOutput want;
+  if (words == 1 || words == 4) {
+    mmcore::hamming_join(codes.data(), n, words, r, 2, mmcore::HammingMethod::kBrute, &want);
+  } else {  // other widths: a plain double loop
+    std::vector<std::int64_t> a, b;
+    std::vector<std::int32_t> d;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = i + 1; j < n; ++j) {
+        std::int32_t dd = 0;
+        for (std::int32_t w = 0; w < words; ++w)
+          dd += __builtin_popcountll(codes[i * words + w] ^ codes[j * words + w]);
+        if (dd <= r) {
+          a.push_back(i);
+          b.push_back(j);
+          d.push_back(dd);
+        }
+      }
+    want.count = static_cast<std::int64_t>(a.size());
+    want.first = static_cast<std::int64_t*>(std::malloc(8 * a.size() + 8));
+    want.second = static_cast<std::int64_t*>(std::malloc(8 * a.size() + 8));
+    want.dist = static_cast<std::int32_t*>(std::malloc(4 * a.size() + 4));
+    std::memcpy(want.first, a.data(), 8 * a.size());
+    std::memcpy(want.second, b.data(), 8 * a.size());
+    std::memcpy(want.dist, d.data(), 4 * a.size());
+  }
+  mmcore_test::SearchEmu emu;
+  std::vector<std::int64_t> first, second;
+  std::vector<std::int32_t> dist;
+  emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist);
+  bool same = static_cast<std::int64_t>(first.size()) == want.count;
+  for (std::int64_t i = 0; same && i < want.count; ++i)
+    same = first[i] == want.first[i] && second[i] == want.second[i] && dist[i] == want.dist[i];
+  if (!same && ++failures <= 20)
+    std::printf("MISMATCH join n=%lld words=%d r=%d: %zu pairs, want %lld\n", static_cast<long long>(n),
+                words, r, first.size(), static_cast<long long>(want.count));
+}
+
 }  // namespace
 
 int main() {
@@ -167,6 +217,12 @@ int main() {
     check_binary(rng, 30000, 1, 9, 1024, schedule, false);
     check_binary(rng, 30000, 4, 4, 50, schedule, true);
   }
+  // join
+  for (std::int32_t words : {1, 3, 4})
+    for (std::int32_t r : {0, 3, 10}) check_join(rng, 700, words, r);
+  check_join(rng, 1, 4, 5);
+  check_join(rng, 0, 4, 5);
+  check_join(rng, 100, 1, 64);  // every pair
   std::printf("%d cases\n", cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;

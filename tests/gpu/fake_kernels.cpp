@@ -5,6 +5,8 @@
 // host memory (tests/gpu/fake_device.cpp supplies the runtime calls), so search_check's own logic
 // (data, comparisons, contract, report, bench loop) runs end to end before it is carried to a GPU
 // host by bench/gpu_check_prepare.sh.
+#include <algorithm>
+
 #include "mmcore/resize_gpu.h"
 #include "mmcore/search_gpu.h"
 #include "resize_emulator.h"
@@ -75,6 +77,25 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
              gpu_detail::search_args_problem(true, codes, n, words, queries, nq, k, true, dist, idx), error))
     return Status::kUnsupported;
   impl_->emu.hamming_knn(codes, n, words, queries, nq, k, dist, idx);
+  return Status::kOk;
+}
+
+Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                               std::int64_t* first, std::int64_t* second, std::int32_t* dist,
+                               std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+  const char* problem =
+      gpu_detail::search_args_problem(true, codes, n, words, codes, 0, 1, false, count, count);
+  if (problem == nullptr && r < 0) problem = "negative radius";
+  if (problem == nullptr && count == nullptr) problem = "null count";
+  if (refuse(impl_->ready, "hamming_join", problem, error)) return Status::kUnsupported;
+  std::vector<std::int64_t> a, b;
+  std::vector<std::int32_t> d;
+  impl_->emu.hamming_join(codes, n, words, r, &a, &b, &d);
+  *count = static_cast<std::int64_t>(a.size());
+  if (*count == 0 || capacity < *count) return Status::kOk;
+  std::copy(a.begin(), a.end(), first);
+  std::copy(b.begin(), b.end(), second);
+  std::copy(d.begin(), d.end(), dist);
   return Status::kOk;
 }
 

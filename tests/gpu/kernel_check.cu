@@ -7,6 +7,7 @@
 //      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
 //    - SearchGpu::int8_scores vs quant_dot_int8_all;
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
+//    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates);
 //    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
 //    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
 //    - ResizeGpu::resize_batch vs mmcore::resize (Pillow-exact), every filter, on random shapes
@@ -18,6 +19,8 @@
 //    quant_score_int8 / hamming_knn on all host cores over the first --cpu-rows rows, scaled.
 //    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
 //    its columns are not measured here.
+//    Join: --join-rows N 256-bit codes (default 1,000,000) with planted near duplicates, r = 31,
+//    against hamming_join (the CPU picks brute force or multi-index hashing) on all host cores.
 //    Resize: --resize-count 500x375 RGB images already on the device to 341x256 (short side 256),
 //    LANCZOS and BILINEAR, against mmcore::resize on all host cores.
 // 3. Writes a markdown report to --report.
@@ -57,6 +60,7 @@ constexpr int kExitCuda = 4;
 struct Options {
   std::string report = "kernel_check.md";
   int resize_count = 4000;
+  std::int64_t join_rows = 1000000;
   std::int64_t rows = 10000000;
   std::int64_t cpu_rows = 1000000;
   int repeat = 5;
@@ -445,6 +449,106 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
   return 0;
 }
 
+// ---- join ------------------------------------------------------------------------------------
+
+/// n codes of `words` words, a third of them near copies (up to 6 bits flipped) of earlier rows.
+std::vector<std::uint64_t> join_codes(std::int64_t n, std::int32_t words, std::uint64_t seed) {
+  std::vector<std::uint64_t> c(static_cast<std::size_t>(n * words));
+  fill(reinterpret_cast<std::uint8_t*>(c.data()), n * words * 8, seed, false, 0, 0);
+  std::uint64_t r = seed;
+  for (std::int64_t i = 1; i < n; ++i) {
+    r = splitmix(r);
+    if (r % 3 != 0) continue;
+    const std::int64_t src = static_cast<std::int64_t>((r >> 8) % static_cast<std::uint64_t>(i));
+    for (std::int32_t w = 0; w < words; ++w) c[i * words + w] = c[src * words + w];
+    for (std::uint64_t f = (r >> 40) % 7; f > 0; --f) {
+      r = splitmix(r);
+      c[i * words + static_cast<std::int64_t>(r % words)] ^= 1ULL << ((r >> 20) % 64);
+    }
+  }
+  return c;
+}
+
+/// GPU join of host codes (count call, then the writing call); *ms the writing call's time when asked.
+bool gpu_join(mmcore::SearchGpu& gpu, const std::vector<std::uint64_t>& codes, std::int64_t n,
+              std::int32_t words, std::int32_t r, std::vector<std::int64_t>* a, std::vector<std::int64_t>* b,
+              std::vector<std::int32_t>* d, double* ms) {
+  void *bc = nullptr, *ba = nullptr, *bb = nullptr, *bd = nullptr;
+  const std::uint64_t* dc = to_device(codes, 0, &bc);
+  bool ok = dc != nullptr;
+  std::int64_t count = 0;
+  ErrorText err;
+  if (ok && gpu.hamming_join(dc, n, words, r, nullptr, nullptr, nullptr, 0, &count, &err) != Status::kOk) {
+    say("hamming_join (count): %s\n", err.text);
+    ok = false;
+  }
+  const std::size_t m = static_cast<std::size_t>(std::max<std::int64_t>(count, 1));
+  ok = ok && cuda_ok(cudaMalloc(&ba, 8 * m), "cudaMalloc") && cuda_ok(cudaMalloc(&bb, 8 * m), "cudaMalloc") &&
+       cuda_ok(cudaMalloc(&bd, 4 * m), "cudaMalloc");
+  if (ok) {
+    const auto once = [&] {
+      std::int64_t c2 = 0;
+      const Status s =
+          gpu.hamming_join(dc, n, words, r, static_cast<std::int64_t*>(ba), static_cast<std::int64_t*>(bb),
+                           static_cast<std::int32_t*>(bd), count, &c2, &err);
+      if (s != Status::kOk) say("hamming_join: %s\n", err.text);
+      return s == Status::kOk && c2 == count;
+    };
+    ok = ms != nullptr ? (*ms = time_ms(3, once)) >= 0 : once();
+  }
+  if (ok) {
+    a->resize(static_cast<std::size_t>(count));
+    b->resize(static_cast<std::size_t>(count));
+    d->resize(static_cast<std::size_t>(count));
+    ok = cuda_ok(cudaMemcpy(a->data(), ba, 8 * a->size(), cudaMemcpyDeviceToHost), "cudaMemcpy") &&
+         cuda_ok(cudaMemcpy(b->data(), bb, 8 * b->size(), cudaMemcpyDeviceToHost), "cudaMemcpy") &&
+         cuda_ok(cudaMemcpy(d->data(), bd, 4 * d->size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  }
+  for (void* p : {bc, ba, bb, bd})
+    if (p != nullptr) cudaFree(p);
+  if (!ok) cuda_failed = true;
+  return ok;
+}
+
+long join_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int32_t r,
+               std::uint64_t seed) {
+  const std::vector<std::uint64_t> codes = join_codes(n, words, seed);
+  std::vector<std::int64_t> a, b;
+  std::vector<std::int32_t> d;
+  if (!gpu_join(gpu, codes, n, words, r, &a, &b, &d, nullptr)) return 1;
+  mmcore::HammingOutput want;
+  mmcore::hamming_join(codes.data(), n, words, r, 0, mmcore::HammingMethod::kAuto, &want);
+  long bad = static_cast<std::int64_t>(a.size()) == want.count ? 0 : 1;
+  for (std::int64_t i = 0; bad == 0 && i < want.count; ++i)
+    if (a[i] != want.first[i] || b[i] != want.second[i] || d[i] != want.dist[i]) bad = 1;
+  say("| Hamming join n=%lld bits=%d r=%d: %zu pairs (CPU %lld) | %s |\n", static_cast<long long>(n),
+      64 * words, r, a.size(), static_cast<long long>(want.count), bad == 0 ? "equal" : "**MISMATCH**");
+  return bad;
+}
+
+int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
+  const std::int64_t n = o.join_rows;
+  say("\n## Bench: Hamming self-join of %lld 256-bit codes, r = 31 (a third near copies)\n\n",
+      static_cast<long long>(n));
+  const std::vector<std::uint64_t> codes = join_codes(n, 4, 77);
+  std::vector<std::int64_t> a, b;
+  std::vector<std::int32_t> d;
+  double ms = 0;
+  if (!gpu_join(gpu, codes, n, 4, 31, &a, &b, &d, &ms)) return kExitCuda;
+  mmcore::HammingOutput want;
+  const double t0 = now_s();
+  mmcore::hamming_join(codes.data(), n, 4, 31, 0, mmcore::HammingMethod::kAuto, &want);
+  const double cpu_ms = (now_s() - t0) * 1e3;
+  const bool same = static_cast<std::int64_t>(a.size()) == want.count &&
+                    std::equal(a.begin(), a.end(), want.first) && std::equal(b.begin(), b.end(), want.second);
+  say("| pairs | GPU ms (count + write) | CPU ms (%d threads, %s) | GPU / CPU | equal "
+      "|\n|---|---|---|---|---|\n",
+      mmcore::hardware_threads(),
+      want.stats.method == mmcore::HammingMethod::kMih ? "multi-index hashing" : "brute force");
+  say("| %zu | %.1f | %.1f | %.1fx | %s |\n", a.size(), ms, cpu_ms, cpu_ms / ms, same ? "yes" : "**NO**");
+  return same ? 0 : kExitMismatch;
+}
+
 // ---- resize ----------------------------------------------------------------------------------
 
 const mmcore::Filter kFilters[] = {mmcore::Filter::kNearest, mmcore::Filter::kArea, mmcore::Filter::kBilinear,
@@ -601,6 +705,8 @@ bool parse(int argc, char** argv, Options* o) {
       o->cpu_rows = std::max<std::int64_t>(1000, std::atoll(value("--cpu-rows")));
     } else if (a == "--repeat") {
       o->repeat = std::max(1, std::atoi(value("--repeat")));
+    } else if (a == "--join-rows") {
+      o->join_rows = std::max<std::int64_t>(0, std::atoll(value("--join-rows")));
     } else if (a == "--resize-count") {
       o->resize_count = std::max(0, std::atoi(value("--resize-count")));
     } else if (a == "--shrink") {
@@ -608,7 +714,8 @@ bool parse(int argc, char** argv, Options* o) {
     } else {
       std::fprintf(stderr,
                    "usage: mmcore_search_check [--report FILE.md] [--rows N (0: no bench)] [--cpu-rows N] "
-                   "[--repeat R] [--resize-count N] [--shrink D]\nexit: 0 equal, 1 mismatch, 2 usage, 3 no "
+                   "[--repeat R] [--resize-count N] [--join-rows N] [--shrink D]\nexit: 0 equal, 1 mismatch, "
+                   "2 usage, 3 no "
                    "CUDA device, 4 CUDA error\n");
       return false;
     }
@@ -625,7 +732,7 @@ void write_report(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, &o)) return kExitUsage;
-  say("# mmcore GPU kernel check (int8 top-k, Hamming kNN, resize)\n\n");
+  say("# mmcore GPU kernel check (int8 top-k, Hamming kNN and join, resize)\n\n");
   mmcore::GpuDeviceInfo info;
   ErrorText err;
   if (mmcore::gpu_device_info(0, &info, &err) != Status::kOk) {
@@ -662,6 +769,10 @@ int main(int argc, char** argv) {
       bad += binary_case(gpu, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++);
     }
   if (!cuda_failed) bad += binary_case(gpu, 2000000 / o.shrink, 1, 3, 1024, seed++);
+  for (std::int32_t words : {4, 1}) {
+    if (cuda_failed) break;
+    bad += join_case(gpu, 60000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++);
+  }
   mmcore::ResizeGpu rgpu;
   if (!cuda_failed && rgpu.init(0, &err) != Status::kOk) {
     say("ResizeGpu::init failed: %s\n", err.text);
@@ -680,6 +791,10 @@ int main(int argc, char** argv) {
   int rc = bad == 0 ? 0 : kExitMismatch;
   if (o.rows > 0 && rc == 0) {
     const int b = bench(o, gpu, info.multiprocessors);
+    if (b != 0) rc = b;
+  }
+  if (o.join_rows > 0 && rc == 0) {
+    const int b = bench_join(o, gpu);
     if (b != 0) rc = b;
   }
   if (o.resize_count > 0 && rc == 0) {

@@ -205,6 +205,42 @@ struct SearchEmu {
         out_scores, out_idx);
   }
 
+  /// cuda/hamming.cu's join: the counting pass, the exclusive scan, the writing pass (lanes in
+  /// reverse order: each lane's slot comes from the ballot, not from the order of the writes).
+  void hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                    std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+                    std::vector<std::int32_t>* dist) const {
+    std::vector<std::int64_t> offsets(static_cast<std::size_t>(n > 0 ? n : 0), 0);
+    std::int64_t total = 0;
+    const auto warp_step = [&](std::int64_t a, std::int64_t b0, std::int32_t* d) {
+      std::uint32_t mask = 0;
+      for (int lane = 0; lane < 32; ++lane)
+        if (g::join_match(codes, words, a, b0 + lane, n, r, &d[lane])) mask |= 1u << lane;
+      return mask;
+    };
+    std::int32_t d[32];
+    for (std::int64_t a = 0; a < n; ++a) {  // pass 1 and the scan
+      std::int64_t done = 0;
+      for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) done += g::popcount64(warp_step(a, b0, d));
+      offsets[static_cast<std::size_t>(a)] = total;
+      total += done;
+    }
+    first->assign(static_cast<std::size_t>(total), -7);
+    second->assign(static_cast<std::size_t>(total), -7);
+    dist->assign(static_cast<std::size_t>(total), -7);
+    for (std::int64_t a = 0; a < n; ++a) {  // pass 2
+      std::int64_t done = offsets[static_cast<std::size_t>(a)];
+      for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) {
+        const std::uint32_t mask = warp_step(a, b0, d);
+        for (int lane = 31; lane >= 0; --lane)
+          if (mask >> lane & 1u)
+            g::join_store(done, mask, lane, a, b0 + lane, d[lane], first->data(), second->data(),
+                          dist->data());
+        done += g::popcount64(mask);
+      }
+    }
+  }
+
   void hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                    const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
                    std::int64_t* idx) {

@@ -1,5 +1,5 @@
-// GPU search over device-resident codes: int8 scoring with top-k (cuda/quant.cu) and Hamming kNN
-// over binary codes (cuda/hamming.cu), sharing one exact top-k (cuda/topk.cu).
+// GPU search over device-resident codes: int8 scoring with top-k (cuda/quant.cu), Hamming kNN and
+// the Hamming self-join over binary codes (cuda/hamming.cu), the top-k exact (cuda/topk.cu).
 //
 // Contract
 // - Answers: the CPU's, bit for bit. int8: quant_score_int8's scores (sum_d code_d * query_d in
@@ -49,6 +49,15 @@ class SearchGpu {
   Status hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                      const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
                      std::int64_t* idx, ErrorText* error);
+
+  /// Self-join: every pair of rows a < b of the n binary codes within Hamming distance r (inclusive),
+  /// ordered by (a, b) with their distances: hamming_join's answer. Counts the pairs into *count and
+  /// writes them to first / second / dist (device memory of `capacity` entries each) when capacity >=
+  /// *count; with less room it writes nothing (call again with room for *count). Brute force: about
+  /// n^2 / 2 distances, twice (a counting pass, then the writing pass).
+  Status hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                      std::int64_t* first, std::int64_t* second, std::int32_t* dist, std::int64_t capacity,
+                      std::int64_t* count, ErrorText* error);
 
   /// Every int8 score, no top-k: out[q * n + j] (device memory, nq * n int32), the scoring kernels
   /// alone (the bench's bandwidth figure and tests).

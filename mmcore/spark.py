@@ -228,12 +228,11 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
     one Processor per config on first use. A bad record is a row with its status; it never fails
     the task. A null in a Parquet file's id column falls back to ``<file name>#<row>`` as in
     ``mmcore run``; on a DataFrame that is not a file scan a null id is misuse, and the
-    Processor's ValueError fails the task. Raises ValueError for a DataFrame with no image column,
-    and for ``device="gpu"`` (no GPU path in the Processor yet).
+    Processor's ValueError fails the task. Raises ValueError for a DataFrame with no image column.
+    ``device="gpu"`` hashes JPEGs on each executor's GPU (the same rows; see docs/spark_ray.md for
+    GPU resources per task): a worker without a usable GPU fails its task with the reason.
     """
     cfg = config if isinstance(config, Config) else Config.from_dict(config or {})
-    if cfg.device == "gpu":
-        raise ValueError("device 'gpu': the Processor has no Python GPU path yet; use device 'cpu'")
     if cfg.workers == 0:
         cpus = df.sparkSession.conf.get("spark.task.cpus", "1") or "1"
         cfg = cfg.replace(workers=max(int(cpus), 1))

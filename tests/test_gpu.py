@@ -318,3 +318,43 @@ def test_glue_decode_views_and_statuses(standin: Any) -> None:
         else:
             assert img is None and err
     assert res.status[-1] == mmcore.Status.UNSUPPORTED
+
+
+def test_glue_processor_gpu_rows_equal_cpu_rows(standin: Any) -> None:
+    """Processor(device="gpu") (JPEGs decoded on the CPU, hashed through mmcore.gpu; the rest on the
+    CPU) gives the same rows as device="cpu": hashes, statuses, errors, sizes, thumbnails."""
+    pa = pytest.importorskip("pyarrow")
+    from mmcore.jobs import Config
+    from mmcore.jobs.processor import Processor
+
+    files = corpus_files("jpeg")[:12] + corpus_files("png")[:3] + corpus_files("webp")[:2]
+    files += corpus_files("corrupt")[:25] + corpus_files("odd")[:8]
+    batch = pa.table({"id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]})
+    for thumb in (0, 64):
+        kw = {"hashes": ("phash", "dhash", "ahash", "pdq"), "thumbnail": thumb}
+        cpu = Processor(Config(device="cpu", **kw))(batch).to_pylist()
+        gpu = Processor(Config(device="gpu", **kw))(batch).to_pylist()
+        assert gpu == cpu
+    with pytest.raises(ValueError, match="exact mode"):
+        Processor(Config(device="gpu", hash_mode="fast"))
+
+
+def test_glue_mmcore_run_device_gpu_equals_cpu(standin: Any, tmp_path: Any) -> None:
+    """`mmcore run --device gpu` over a folder mixing formats and corrupt files writes the same
+    rows as `--device cpu`."""
+    pytest.importorskip("pyarrow")
+    import shutil
+
+    from mmcore.jobs import Config, read_output
+    from mmcore.jobs.runner import run
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in corpus_files("jpeg")[:8] + corpus_files("png")[:2] + corpus_files("corrupt")[:6]:
+        shutil.copy(f, src / f.name)
+    kw = {"thumbnail": 48, "shard_size": 5, "workers": 1}
+    run(str(src), tmp_path / "cpu", Config(**kw), progress=None)
+    run(str(src), tmp_path / "gpu", Config(device="gpu", **kw), progress=None)
+    cpu = read_output(tmp_path / "cpu").sort_by("id").to_pylist()
+    gpu = read_output(tmp_path / "gpu").sort_by("id").to_pylist()
+    assert len(cpu) == 16 and gpu == cpu

@@ -22,6 +22,7 @@ Image = pytest.importorskip("PIL.Image")
 from conftest import corpus_dir  # noqa: E402
 
 import mmcore  # noqa: E402
+import mmcore.gpu  # noqa: E402
 from mmcore.jobs import Config, read_output  # noqa: E402
 from mmcore.jobs.processor import Processor  # noqa: E402
 from mmcore.jobs.runner import JobError, run  # noqa: E402
@@ -432,8 +433,11 @@ def test_cli_run_prints_progress_and_summary(tmp_path: Path, capsys: pytest.Capt
     assert f"OK {len(blobs) - 2}" in cap.out and "CORRUPT" in cap.out and "time per stage" in cap.out
     rows = rows_by_id(tmp_path / "out")
     assert all(r["dhash"] is None for r in rows.values())  # only the configured hashes
-    assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--quiet"]) == 1
-    assert "--device gpu" in capsys.readouterr().err
+    if not mmcore.gpu.available():  # no device here: the job cannot complete, and says why
+        assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--quiet"]) == 1
+        assert f"--device gpu: {mmcore.gpu.unavailable_reason()}" in capsys.readouterr().err
+    assert main(["run", str(src), str(tmp_path / "out2"), "--device", "gpu", "--hash-mode", "fast"]) == 1
+    assert "exact mode" in capsys.readouterr().err
     args = ["--thumbnail", "32", "--thumbnail-format", "webp", "--thumbnail-webp-method", "0", "--quiet"]
     assert main(["run", str(src), str(tmp_path / "out3"), *args]) == 0
     manifest = json.loads((tmp_path / "out3" / "_mmcore_job.json").read_text())

@@ -241,8 +241,8 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.dedup(df, hash="phash", bands=0)
     with pytest.raises(ValueError, match="binary"):
         ms.process(spark.range(3))
-    with pytest.raises(ValueError, match="gpu"):
-        ms.process(spark.range(3), {"device": "gpu"})
+    with pytest.raises(ValueError, match="exact mode"):
+        ms.process(spark.range(3), {"device": "gpu", "hash_mode": "fast"})
     cfg = Config(workers=1).to_dict()
     assert ms._processor(cfg) is ms._processor(dict(cfg))  # one Processor per worker and config
 

@@ -49,7 +49,8 @@ class Config:
     shard_size: int = 1000
     #: Worker threads for decoding and hashing (0 = all cores).
     workers: int = 0
-    #: ``"cpu"`` or ``"gpu"`` (the GPU path needs the CUDA build and a device).
+    #: ``"cpu"`` or ``"gpu"``: JPEGs hashed on the GPU (mmcore.gpu; needs the CUDA build, a device
+    #: and cupy), the same rows as ``"cpu"``; exact hash mode only.
     device: str = "cpu"
     #: ``"incremental"`` (skip completed shards), ``"overwrite"`` (start again), ``"retry-failed"``
     #: (reprocess only the records whose status is not OK).
@@ -66,6 +67,10 @@ class Config:
         _choice("thumbnail_format", self.thumbnail_format, THUMBNAIL_FORMATS)
         _choice("mode", self.mode, MODES)
         _choice("device", self.device, DEVICES)
+        if self.device == "gpu" and self.hash_mode != "exact":
+            raise ValueError(
+                "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
+            )
         _int_range("thumbnail", self.thumbnail, 0, 65535)
         _int_range("thumbnail_quality", self.thumbnail_quality, 1, 100)
         _int_range("thumbnail_webp_method", self.thumbnail_webp_method, 0, 6)

@@ -201,6 +201,12 @@ def run(
     :class:`JobError` (or FileNotFoundError for a missing source) when the job cannot complete;
     failed records never raise, they are rows with their status."""
     config = config or Config()
+    if config.device == "gpu":
+        from ..gpu import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            raise JobError(f"--device gpu: {reason}")
     t_start = time.perf_counter()
     outp = Path(out)
     try:
@@ -341,10 +347,6 @@ def _cmd_run(args: Any) -> int:
         shard_size=args.shard_size,
         mode=args.mode,
     )
-    if config.device == "gpu":
-        raise JobError(
-            "--device gpu: this build has no Python GPU path for the processor yet; use --device cpu"
-        )
     summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
     print("\n".join(summary.lines()))
     return 0

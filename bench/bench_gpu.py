@@ -13,6 +13,9 @@ carried images). JPEG bytes are preloaded and cycled to --count images. Rows, ea
   GPU decode + resize 256 + pHash        the same with a short-side-256 LANCZOS thumbnail per image
   GPU pHash / PDQ from decoded pixels    Context.hash on a (N, 375, 500, 3) batch already on the
                                          device (issue 6: >= 100,000 images/s)
+  Processor cpu / gpu                    the job's Processor (pHash, dHash, aHash, PDQ; no
+                                         thumbnails) on an Arrow batch of the bytes, device "cpu"
+                                         and "gpu" (CPU decode + GPU hashes: the same rows, checked)
 
 The CPU rows use the host's CPU cores (their count is printed). DALI is not measured (the GPU host
 has no DALI and no network); bench/gpu_check.sh's nvjpeg.log has the C++ decode numbers.
@@ -89,10 +92,11 @@ def main() -> int:
 
     ctx = mg.Context()
     rows: list[tuple[str, float]] = []
+    cpu_repeat = min(args.repeat, 2)  # the CPU rows are slow and steady
     for mode in ("exact", "fast"):
         for t in (2, threads):
             s = timed(
-                args.repeat, lambda m=mode, t=t: mmcore.hash_batch(blobs, kinds=("phash",), mode=m, threads=t)
+                cpu_repeat, lambda m=mode, t=t: mmcore.hash_batch(blobs, kinds=("phash",), mode=m, threads=t)
             )
             rows.append((f"CPU pHash {mode}, {t} threads", n / s))
     cpu2 = rows[0][1]
@@ -133,6 +137,24 @@ def main() -> int:
         rows.append(
             (f"GPU {kinds[0]} from decoded 500x375 pixels", len(batch) / timed(args.repeat, from_pixels))
         )
+
+    try:
+        import pyarrow as pa
+
+        from mmcore.jobs import Config
+        from mmcore.jobs.processor import Processor
+    except ImportError as e:
+        print(f"Processor rows skipped: {e}")
+    else:
+        table = pa.table({"id": [str(i) for i in range(n)], "bytes": blobs})
+        outs = {}
+        for device in ("cpu", "gpu"):
+            proc = Processor(Config(device=device, hashes=("phash", "dhash", "ahash", "pdq")))
+            outs[device] = proc(table)
+            rows.append(
+                (f"Processor, device {device} (4 hashes)", n / timed(cpu_repeat, lambda p=proc: p(table)))
+            )
+        print(f"Processor rows equal (cpu vs gpu): {outs['cpu'].equals(outs['gpu'])}\n")
 
     print("| path | images/s | vs CPU pHash exact, 2 threads |\n|---|---:|---:|")
     for name, ips in rows:

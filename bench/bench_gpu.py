@@ -71,7 +71,7 @@ def main() -> int:
     if reason is not None:
         print(f"no GPU path here: {reason}")
         return 3
-    import cupy as cp
+    cp = mg._cupy()
 
     files = sorted(p for p in Path(args.images).iterdir() if p.is_file())
     jpegs = [b for b in (p.read_bytes() for p in files) if b[:3] == b"\xff\xd8\xff"]

@@ -63,8 +63,13 @@ class FakeCupy(types.SimpleNamespace):
             int64=np.int64,
             uint64=np.uint64,
             cuda=types.SimpleNamespace(
-                Device=lambda d=0: nullcontext(), get_current_stream=lambda: _Stream()
+                Device=lambda d=0: nullcontext(),
+                get_current_stream=lambda: _Stream(),
+                runtime=types.SimpleNamespace(
+                    getDeviceProperties=lambda d: {"name": b"host stand-in", "multiProcessorCount": 0}
+                ),
             ),
+            __version__="stand-in",
         )
 
     def asarray(self, a: Any, dtype: Any = None) -> FakeArray:

@@ -358,3 +358,24 @@ def test_glue_mmcore_run_device_gpu_equals_cpu(standin: Any, tmp_path: Any) -> N
     cpu = read_output(tmp_path / "cpu").sort_by("id").to_pylist()
     gpu = read_output(tmp_path / "gpu").sort_by("id").to_pylist()
     assert len(cpu) == 16 and gpu == cpu
+
+
+def test_bench_gpu_runs_over_the_standin(
+    standin: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/bench_gpu.py's whole flow (the GPU host runs it for real), over the stand-in."""
+    pytest.importorskip("pyarrow")
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_gpu
+
+    folder = corpus_files("jpeg")[0].parent
+    monkeypatch.setattr(
+        sys, "argv", ["bench_gpu.py", "--images", str(folder), "--count", "12", "--repeat", "1"]
+    )
+    assert bench_gpu.main() == 0
+    out = capsys.readouterr().out
+    assert "Processor rows equal (cpu vs gpu): True" in out
+    assert "| GPU decode + resize 256 + pHash |" in out

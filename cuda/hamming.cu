@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cub/device/device_scan.cuh>
+#include <cub/device/device_segmented_sort.cuh>
 
 #include "search_impl.cuh"
 
@@ -39,25 +40,57 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
   }
 }
 
+unsigned pairs_blocks(std::int64_t nrows) {
+  const std::int64_t want = (nrows + g::kJoinWarpsPerBlock - 1) / g::kJoinWarpsPerBlock;
+  return static_cast<unsigned>(want < 65536 ? (want > 0 ? want : 1) : 65536);
+}
+
 /// Pass 1 (offsets == nullptr): counts[a] = matches of row a. Pass 2: writes them from offsets[a].
 __global__ void __launch_bounds__(32 * g::kJoinWarpsPerBlock)
-    join_kernel(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
-                std::int64_t* counts, const std::int64_t* offsets, std::int64_t* first, std::int64_t* second,
-                std::int32_t* dists) {
+    pairs_kernel(const std::uint64_t* rows, std::int64_t nrows, const std::uint64_t* cols, std::int64_t ncols,
+                 std::int32_t words, std::int32_t r, bool self_join, std::int64_t* counts,
+                 const std::int64_t* offsets, std::int64_t* first, std::int64_t* second,
+                 std::int32_t* dists) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const std::int64_t warps = (static_cast<std::int64_t>(gridDim.x) * blockDim.x) >> 5;
-  for (std::int64_t a = warp; a < n; a += warps) {  // warp-uniform bounds: every lane reaches the ballots
+  for (std::int64_t a = warp; a < nrows; a += warps) {  // warp-uniform bounds: every lane reaches the ballots
+    const std::uint64_t* row = rows + a * words;
     std::int64_t done = offsets != nullptr ? offsets[a] : 0;
-    for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) {
+    for (std::int64_t b0 = g::pair_first_column(self_join, a); b0 < ncols; b0 += 32) {
       std::int32_t d = 0;
-      const bool m = g::join_match(codes, words, a, b0 + lane, n, r, &d);
+      const bool m = g::pair_match(row, cols, words, b0 + lane, ncols, r, &d);
       const std::uint32_t mask = __ballot_sync(0xffffffffu, m);
-      if (offsets != nullptr && m) g::join_store(done, mask, lane, a, b0 + lane, d, first, second, dists);
+      if (offsets != nullptr && m) g::pair_store(done, mask, lane, a, b0 + lane, d, first, second, dists);
       done += __popc(mask);
     }
     if (offsets == nullptr && lane == 0) counts[a] = done;
   }
+}
+
+/// Pass 1 over nrows rows, then offsets = the exclusive scan of counts[0..nrows] (counts[nrows] is
+/// 0, so offsets[nrows] is the total, also returned in *total).
+Status count_pairs(SearchGpu::Impl& m, const std::uint64_t* rows, std::int64_t nrows,
+                   const std::uint64_t* cols, std::int64_t ncols, std::int32_t words, std::int32_t r,
+                   bool self_join, std::int64_t* offsets, std::int64_t* total, ErrorText* error) {
+  const std::size_t bytes = static_cast<std::size_t>(nrows + 1) * sizeof(std::int64_t);
+  std::size_t scan_bytes = 0;
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<std::int64_t*>(nullptr),
+                                                static_cast<std::int64_t*>(nullptr), nrows + 1, m.stream));
+  Status st = m.join_counts.reserve(bytes, m.stream, error);
+  if (st == Status::kOk) st = m.join_scan.reserve(scan_bytes + 16, m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* counts = static_cast<std::int64_t*>(m.join_counts.ptr);
+  MMCORE_CUDA_TRY(cudaMemsetAsync(counts + nrows, 0, sizeof(std::int64_t), m.stream));
+  pairs_kernel<<<pairs_blocks(nrows), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
+      rows, nrows, cols, ncols, words, r, self_join, counts, nullptr, nullptr, nullptr, nullptr);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  MMCORE_CUDA_TRY(
+      cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, scan_bytes, counts, offsets, nrows + 1, m.stream));
+  MMCORE_CUDA_TRY(
+      cudaMemcpyAsync(total, offsets + nrows, sizeof(std::int64_t), cudaMemcpyDeviceToHost, m.stream));
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+  return Status::kOk;
 }
 
 }  // namespace
@@ -82,32 +115,54 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
   *count = 0;
   if (n < 2) return Status::kOk;
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
-  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(std::int64_t);
-  std::size_t scan_bytes = 0;
-  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<std::int64_t*>(nullptr),
-                                                static_cast<std::int64_t*>(nullptr), static_cast<int>(n),
-                                                m.stream));
-  Status st = m.join_counts.reserve(2 * bytes + 16, m.stream, error);
-  if (st == Status::kOk) st = m.join_scan.reserve(scan_bytes + 16, m.stream, error);
+  Status st = m.join_offsets.reserve(static_cast<std::size_t>(n + 1) * sizeof(std::int64_t), m.stream, error);
   if (st != Status::kOk) return st;
-  auto* counts = static_cast<std::int64_t*>(m.join_counts.ptr);
-  std::int64_t* offsets = counts + n;
-  const int threads = 32 * g::kJoinWarpsPerBlock;
-  const std::int64_t want_blocks = (n + g::kJoinWarpsPerBlock - 1) / g::kJoinWarpsPerBlock;
-  const unsigned blocks = static_cast<unsigned>(want_blocks < 65536 ? want_blocks : 65536);
-  join_kernel<<<blocks, threads, 0, m.stream>>>(codes, n, words, r, counts, nullptr, nullptr, nullptr,
-                                                nullptr);
+  auto* offsets = static_cast<std::int64_t*>(m.join_offsets.ptr);
+  st = count_pairs(m, codes, n, codes, n, words, r, true, offsets, count, error);
+  if (st != Status::kOk || *count == 0 || capacity < *count) return st;
+  pairs_kernel<<<pairs_blocks(n), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
+      codes, n, codes, n, words, r, true, nullptr, offsets, first, second, dist);
   MMCORE_CUDA_TRY(cudaGetLastError());
-  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, scan_bytes, counts, offsets,
-                                                static_cast<int>(n), m.stream));
-  std::int64_t last[2] = {0, 0};
-  MMCORE_CUDA_TRY(cudaMemcpyAsync(&last[0], counts + n - 1, 8, cudaMemcpyDeviceToHost, m.stream));
-  MMCORE_CUDA_TRY(cudaMemcpyAsync(&last[1], offsets + n - 1, 8, cudaMemcpyDeviceToHost, m.stream));
   MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
-  *count = last[0] + last[1];
-  if (*count == 0 || capacity < *count) return Status::kOk;
-  join_kernel<<<blocks, threads, 0, m.stream>>>(codes, n, words, r, nullptr, offsets, first, second, dist);
+  return Status::kOk;
+}
+
+Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                                 const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
+                                 std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
+                                 std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+  Impl& m = *impl_;
+  const Status s = m.check_ready("hamming_radius", error);
+  if (s != Status::kOk) return s;
+  const char* problem = g::search_args_problem(true, codes, n, words, queries, nq, 1, false, lims, count);
+  if (problem == nullptr && r < 0) problem = "negative radius";
+  if (problem == nullptr && (lims == nullptr || count == nullptr)) problem = "null lims or count";
+  if (problem == nullptr && capacity > 0 && (ids == nullptr || dist == nullptr)) problem = "null output";
+  if (problem != nullptr) {
+    error->set("SearchGpu::hamming_radius: %s (n %lld, words %d, nq %lld, r %d)", problem,
+               static_cast<long long>(n), words, static_cast<long long>(nq), r);
+    return Status::kUnsupported;
+  }
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  *count = 0;
+  Status st = count_pairs(m, queries, nq, codes, n, words, r, false, lims, count, error);
+  if (st != Status::kOk || *count == 0 || capacity < *count) return st;
+  // Matches in id order into scratch, then sorted stably by distance into the outputs.
+  const std::size_t c = static_cast<std::size_t>(*count);
+  st = m.radius_tmp.reserve(c * (sizeof(std::int64_t) + sizeof(std::int32_t)) + 16, m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* tmp_ids = static_cast<std::int64_t*>(m.radius_tmp.ptr);
+  auto* tmp_dist = reinterpret_cast<std::int32_t*>(tmp_ids + c);
+  pairs_kernel<<<pairs_blocks(nq), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
+      queries, nq, codes, n, words, r, false, nullptr, lims, nullptr, tmp_ids, tmp_dist);
   MMCORE_CUDA_TRY(cudaGetLastError());
+  std::size_t sort_bytes = 0;
+  MMCORE_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairs(nullptr, sort_bytes, tmp_dist, dist, tmp_ids, ids,
+                                                            *count, nq, lims, lims + 1, m.stream));
+  st = m.join_scan.reserve(sort_bytes + 16, m.stream, error);
+  if (st != Status::kOk) return st;
+  MMCORE_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairs(
+      m.join_scan.ptr, sort_bytes, tmp_dist, dist, tmp_ids, ids, *count, nq, lims, lims + 1, m.stream));
   MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
 }

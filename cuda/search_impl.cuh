@@ -16,7 +16,7 @@ struct SearchGpu::Impl {
   std::int32_t device = -1;
   std::int32_t multiprocessors = 0;
   cudaStream_t stream = nullptr;
-  cuda_util::DeviceBuffer scores, keys_a, keys_b, qsum, join_counts, join_scan;
+  cuda_util::DeviceBuffer scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets, radius_tmp;
 
   ~Impl();
 

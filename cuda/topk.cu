@@ -91,7 +91,8 @@ struct GpuExec {
 }  // namespace
 
 SearchGpu::Impl::~Impl() {
-  cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum, join_counts, join_scan);
+  cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets,
+                          radius_tmp);
 }
 
 Status SearchGpu::Impl::check_ready(const char* fn, ErrorText* error) const {

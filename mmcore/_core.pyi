@@ -169,6 +169,19 @@ class GpuContext:
     def hamming_join(
         self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
     ) -> int: ...
+    def hamming_radius(
+        self,
+        codes: int,
+        n: int,
+        words: int,
+        queries: int,
+        nq: int,
+        r: int,
+        lims: int,
+        ids: int,
+        dist: int,
+        capacity: int,
+    ) -> int: ...
     def decode(
         self,
         srcs: list[bytes],

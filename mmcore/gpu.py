@@ -188,6 +188,12 @@ def _sizes(size: Any, n: int) -> list[tuple[int, int]]:
     return out * n if len(out) == 1 else out
 
 
+def _radius(r: Any) -> int:
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
+        raise ValueError(f"r must be an int >= 0, got {r!r}")
+    return int(r)
+
+
 def _words(codes: Any) -> Any:
     """Device codes as uint64 words: uint8 rows of a multiple of 8 bytes are viewed, not copied."""
     c = _as_device(codes)
@@ -385,6 +391,34 @@ class Context:
         position, padded with (INT32_MAX, -1) when k > N. k <= 1024."""
         return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
 
+    def hamming_radius(self, codes: Any, queries: Any, r: int) -> tuple[Any, Any, Any]:
+        """Every row of ``codes`` within Hamming distance r (inclusive) of each query (codes and
+        queries as for :meth:`hamming_knn`), as :meth:`mmcore.HammingIndex.radius` by position: cupy
+        ``(lims int64 (Q + 1,), distances int32, positions int64)``; query q's results are
+        ``lims[q]:lims[q + 1]``, by distance then position. Brute force (Q * N distances, twice)."""
+        cp = self._cp
+        c = cp.ascontiguousarray(_words(codes))
+        q = cp.ascontiguousarray(_words(queries))
+        if c.dtype != np.dtype("uint64") or c.ndim != 2:
+            raise ValueError(f"codes must be uint64 (N, W) or bytes (N, 8 W), got {c.dtype} {c.shape}")
+        if q.dtype != np.dtype("uint64") or q.ndim != 2 or q.shape[1] != c.shape[1]:
+            raise ValueError(
+                f"queries must be like the codes, (Q, {c.shape[1]}) words, got {q.dtype} {q.shape}"
+            )
+        r = _radius(r)
+        n, words, nq = int(c.shape[0]), int(c.shape[1]), int(q.shape[0])
+        lims = cp.zeros(nq + 1, dtype=cp.int64)
+        with self._ready():
+            args = (c.data.ptr, n, words, q.data.ptr, nq, r, lims.data.ptr)
+            count = self._call(self._ctx.hamming_radius, *args, 0, 0, 0)
+            ids = cp.empty(max(count, 1), dtype=cp.int64)
+            dist = cp.empty(max(count, 1), dtype=cp.int32)
+            if count:
+                got = self._call(self._ctx.hamming_radius, *args, ids.data.ptr, dist.data.ptr, count)
+                if got != count:
+                    raise DeviceError(Status.DEVICE, f"the search counted {count} results, then {got}")
+        return lims, dist[:count], ids[:count]
+
     def hamming_join(self, codes: Any, r: int) -> tuple[Any, Any, Any]:
         """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
         (inclusive), ordered by (a, b): cupy ``(a int64, b int64, distance int32)``, equal to
@@ -394,8 +428,7 @@ class Context:
         c = cp.ascontiguousarray(_words(codes))
         if c.dtype != np.dtype("uint64") or c.ndim != 2:
             raise ValueError(f"codes must be uint64 (N, W) or bytes (N, 8 W), got {c.dtype} {c.shape}")
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
-            raise ValueError(f"r must be an int >= 0, got {r!r}")
+        r = _radius(r)
         n, words = int(c.shape[0]), int(c.shape[1])
         with self._ready():
             count = self._call(self._ctx.hamming_join, c.data.ptr, n, words, int(r), 0, 0, 0, 0)

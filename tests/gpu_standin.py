@@ -165,6 +165,28 @@ class FakeGpuContext:
             _view(dist, 4 * len(a), np.int32)[:] = d
         return len(a)
 
+    def hamming_radius(
+        self,
+        codes: int,
+        n: int,
+        words: int,
+        queries: int,
+        nq: int,
+        r: int,
+        lims: int,
+        ids: int,
+        dist: int,
+        capacity: int,
+    ) -> int:
+        c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
+        q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
+        lim, d, i, _ = _core.hamming_radius(c, None, q, r, 1, "brute")
+        _view(lims, 8 * (nq + 1), np.int64)[:] = lim
+        if capacity >= len(i) > 0:
+            _view(ids, 8 * len(i), np.int64)[:] = i
+            _view(dist, 4 * len(i), np.int32)[:] = d
+        return len(i)
+
     def decode(
         self,
         srcs: list[bytes],

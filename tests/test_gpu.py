@@ -294,6 +294,12 @@ def test_glue_search_equals_cpu(standin: Any) -> None:
     got_d, got_i = ctx.hamming_knn(standin.asarray(pdq), pdq[:4], 30)
     np.testing.assert_array_equal(got_d.get(), want_d)
     np.testing.assert_array_equal(got_i.get(), want_i)
+    want_lims, want_rd, want_ri = index.radius(pdq[:6], r=70)
+    got_lims, got_rd, got_ri = ctx.hamming_radius(standin.asarray(pdq), pdq[:6], 70)
+    assert len(want_ri) > 100
+    np.testing.assert_array_equal(got_lims.get(), want_lims)
+    np.testing.assert_array_equal(got_rd.get(), want_rd)
+    np.testing.assert_array_equal(got_ri.get(), want_ri)
     want_a, want_b, want_d = index.join(r=40)
     got_a, got_b, got_d = ctx.hamming_join(standin.asarray(pdq), 40)
     assert len(want_a) > 100

@@ -212,6 +212,25 @@ class GpuContext {
     return count;
   }
 
+  /// Radius search: lims written; the result count; ids / dist written when capacity >= it.
+  std::int64_t hamming_radius(std::uintptr_t codes, std::int64_t n, std::int32_t words,
+                              std::uintptr_t queries, std::int64_t nq, std::int32_t r, std::uintptr_t lims,
+                              std::uintptr_t ids, std::uintptr_t dist, std::int64_t capacity) {
+    ErrorText e;
+    Status s;
+    std::int64_t count = 0;
+    {
+      py::gil_scoped_release nogil;
+      s = lazy(&search_, device_, &e);
+      if (s == Status::kOk)
+        s = search_->hamming_radius(ptr<const std::uint64_t>(codes), n, words,
+                                    ptr<const std::uint64_t>(queries), nq, r, ptr<std::int64_t>(lims),
+                                    ptr<std::int64_t>(ids), ptr<std::int32_t>(dist), capacity, &count, &e);
+    }
+    check(s, e);
+    return count;
+  }
+
   /// JPEGs -> pixels at `pixels` (laid out by decode_plan's descriptors); statuses and messages of
   /// the plan, updated; the counts of what decoded where.
   py::tuple decode(const std::vector<py::bytes>& srcs, const I64Array& descs,
@@ -303,6 +322,9 @@ void bind_gpu(py::module_& m) {
            py::arg("queries"), py::arg("nq"), py::arg("k"), py::arg("dist"), py::arg("idx"))
       .def("hamming_join", &GpuContext::hamming_join, py::arg("codes"), py::arg("n"), py::arg("words"),
            py::arg("r"), py::arg("first"), py::arg("second"), py::arg("dist"), py::arg("capacity"))
+      .def("hamming_radius", &GpuContext::hamming_radius, py::arg("codes"), py::arg("n"), py::arg("words"),
+           py::arg("queries"), py::arg("nq"), py::arg("r"), py::arg("lims"), py::arg("ids"), py::arg("dist"),
+           py::arg("capacity"))
       .def("decode", &GpuContext::decode, py::arg("srcs"), py::arg("descs"), py::arg("statuses"),
            py::arg("messages"), py::arg("pixels"), py::arg("pixel_bytes"));
 }

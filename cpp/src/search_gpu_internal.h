@@ -399,31 +399,39 @@ MMCORE_HD inline std::int32_t binary_score(const std::uint64_t* row, const std::
   return -d;
 }
 
-// ---- Hamming join ---------------------------------------------------------------------------------
-// Every pair of rows a < b with distance <= r, ordered by (a, b) as hamming_join gives them. A warp
-// takes row a (rows are dealt round-robin to the warps of the grid) and scans b = a + 1 ... in
-// steps of 32, lane l taking b0 + l; the ballot of matches orders them by b. Pass 1 counts the
-// matches of each row; an exclusive scan of the counts gives each row's first output slot; pass 2
+// ---- Hamming join and radius search --------------------------------------------------------------
+// Pairs (row a, column b) within distance r. Join: rows and columns are the same codes and b > a,
+// ordered by (a, b) as hamming_join gives them. Radius: rows are the queries, columns the base, every
+// b; per query ordered by (distance, b) as hamming_radius, by a stable sort of the b-ordered matches
+// by distance. A warp takes row a (rows dealt round-robin to the warps of the grid) and scans the
+// columns in steps of 32, lane l taking b0 + l; the ballot of matches orders them by b. Pass 1 counts
+// each row's matches; an exclusive scan of the counts gives each row's first output slot; pass 2
 // repeats the scan and writes each match at its row's slot + the matches of the lanes before it.
 
 constexpr int kJoinWarpsPerBlock = 8;
 
-/// Lane's test: is row b (< n) within r of row a? dist gets the distance when it is.
-MMCORE_HD inline bool join_match(const std::uint64_t* codes, std::int32_t words, std::int64_t a,
+/// Lane's test: is column b (< n) within r of `row`? dist gets the distance.
+MMCORE_HD inline bool pair_match(const std::uint64_t* row, const std::uint64_t* cols, std::int32_t words,
                                  std::int64_t b, std::int64_t n, std::int32_t r, std::int32_t* dist) {
   if (b >= n) return false;
-  const std::int32_t d = -binary_score(codes + b * words, codes + a * words, words);
+  const std::int32_t d = -binary_score(cols + b * words, row, words);
   *dist = d;
   return d <= r;
 }
 
-/// Pass 2's write of one match: slot = first + the matches of the lanes below `lane` in `mask`.
-MMCORE_HD inline void join_store(std::int64_t slot_base, std::uint32_t mask, int lane, std::int64_t a,
+/// First column row a scans: a + 1 for the self-join, 0 for radius search.
+MMCORE_HD inline std::int64_t pair_first_column(bool self_join, std::int64_t a) {
+  return self_join ? a + 1 : 0;
+}
+
+/// Pass 2's write of one match: slot = first + the matches of the lanes below `lane` in `mask`
+/// (`first` may be null: radius search keeps only b and the distance).
+MMCORE_HD inline void pair_store(std::int64_t slot_base, std::uint32_t mask, int lane, std::int64_t a,
                                  std::int64_t b, std::int32_t dist, std::int64_t* first, std::int64_t* second,
                                  std::int32_t* dists) {
   const std::uint32_t below = lane == 0 ? 0u : (mask & ((1u << lane) - 1u));
   const std::int64_t slot = slot_base + popcount64(below);
-  first[slot] = a;
+  if (first != nullptr) first[slot] = a;
   second[slot] = b;
   dists[slot] = dist;
 }

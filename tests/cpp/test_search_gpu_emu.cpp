@@ -179,6 +179,35 @@ void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::i
                 words, r, first.size(), static_cast<long long>(want.count));
 }
 
+void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r) {
+  ++cases;
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1),
+      queries(static_cast<std::size_t>(nq * words) + 1);
+  for (auto& c : codes) c = rng();
+  for (auto& c : queries) c = rng();
+  for (std::int64_t q = 0; q < nq && n > 0; ++q)  // near copies of each query in the base
+    for (int copy = 0; copy < 5; ++copy) {
+      const std::int64_t at = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(n));
+      for (std::int32_t w = 0; w < words; ++w) codes[at * words + w] = queries[q * words + w];
+      codes[at * words + static_cast<std::int64_t>(rng() % words)] ^= rng() & rng() & rng();
+    }
+  mmcore::HammingOutput want;
+  mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 2,
+                         mmcore::HammingMethod::kBrute, &want);
+  mmcore_test::SearchEmu emu;
+  std::vector<std::int64_t> lims, ids;
+  std::vector<std::int32_t> dist;
+  emu.hamming_radius(codes.data(), n, words, queries.data(), nq, r, &lims, &ids, &dist);
+  bool same = static_cast<std::int64_t>(ids.size()) == want.count;
+  for (std::int64_t q = 0; same && q <= nq; ++q) same = lims[q] == want.lims[q];
+  for (std::int64_t i = 0; same && i < want.count; ++i)
+    same = ids[i] == want.second[i] && dist[i] == want.dist[i];
+  if (!same && ++failures <= 20)
+    std::printf("MISMATCH radius n=%lld words=%d nq=%lld r=%d: %zu results, want %lld\n",
+                static_cast<long long>(n), words, static_cast<long long>(nq), r, ids.size(),
+                static_cast<long long>(want.count));
+}
+
 }  // namespace
 
 int main() {
@@ -223,6 +252,12 @@ int main() {
   check_join(rng, 1, 4, 5);
   check_join(rng, 0, 4, 5);
   check_join(rng, 100, 1, 64);  // every pair
+  // radius (64 and 256 bits: hamming_radius's widths)
+  for (std::int32_t words : {1, 4})
+    for (std::int32_t r : {0, 8, 20, 30}) check_radius(rng, 3000, words, 17, r);
+  check_radius(rng, 0, 4, 3, 10);
+  check_radius(rng, 500, 1, 0, 10);
+  check_radius(rng, 300, 1, 4, 64);  // everything, ties on distance decided by row
   std::printf("%d cases\n", cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;

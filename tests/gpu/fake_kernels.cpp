@@ -99,6 +99,26 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
   return Status::kOk;
 }
 
+Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                                 const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
+                                 std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
+                                 std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+  const char* problem =
+      gpu_detail::search_args_problem(true, codes, n, words, queries, nq, 1, false, lims, count);
+  if (problem == nullptr && r < 0) problem = "negative radius";
+  if (problem == nullptr && (lims == nullptr || count == nullptr)) problem = "null lims or count";
+  if (refuse(impl_->ready, "hamming_radius", problem, error)) return Status::kUnsupported;
+  std::vector<std::int64_t> l, i;
+  std::vector<std::int32_t> d;
+  impl_->emu.hamming_radius(codes, n, words, queries, nq, r, &l, &i, &d);
+  std::copy(l.begin(), l.end(), lims);
+  *count = static_cast<std::int64_t>(i.size());
+  if (*count == 0 || capacity < *count) return Status::kOk;
+  std::copy(i.begin(), i.end(), ids);
+  std::copy(d.begin(), d.end(), dist);
+  return Status::kOk;
+}
+
 struct ResizeGpu::Impl {
   bool ready = false;
   gpu_detail::ResizePlanner planner;

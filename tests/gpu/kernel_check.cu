@@ -8,6 +8,7 @@
 //    - SearchGpu::int8_scores vs quant_dot_int8_all;
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
 //    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates);
+//    - SearchGpu::hamming_radius vs hamming_radius (256 and 64 bits, CSR by distance then row);
 //    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
 //    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
 //    - ResizeGpu::resize_batch vs mmcore::resize (Pillow-exact), every filter, on random shapes
@@ -526,6 +527,49 @@ long join_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::
   return bad;
 }
 
+long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r,
+                 std::uint64_t seed) {
+  const std::vector<std::uint64_t> codes = join_codes(n, words, seed);
+  std::vector<std::uint64_t> queries(codes.begin(), codes.begin() + nq * words);  // rows with near copies
+  mmcore::HammingOutput want;
+  mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 0,
+                         mmcore::HammingMethod::kAuto, &want);
+  void *bc = nullptr, *bq = nullptr, *bl = nullptr, *bi = nullptr, *bd = nullptr;
+  const std::uint64_t* dc = to_device(codes, 0, &bc);
+  const std::uint64_t* dq = to_device(queries, 0, &bq);
+  long bad = 1;
+  std::int64_t count = 0;
+  ErrorText err;
+  if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bl, 8 * (nq + 1)), "cudaMalloc") &&
+      gpu.hamming_radius(dc, n, words, dq, nq, r, static_cast<std::int64_t*>(bl), nullptr, nullptr, 0, &count,
+                         &err) == Status::kOk &&
+      cuda_ok(cudaMalloc(&bi, 8 * (count + 1)), "cudaMalloc") &&
+      cuda_ok(cudaMalloc(&bd, 4 * (count + 1)), "cudaMalloc")) {
+    std::int64_t again = 0;
+    if (gpu.hamming_radius(dc, n, words, dq, nq, r, static_cast<std::int64_t*>(bl),
+                           static_cast<std::int64_t*>(bi), static_cast<std::int32_t*>(bd), count, &again,
+                           &err) == Status::kOk) {
+      std::vector<std::int64_t> lims(static_cast<std::size_t>(nq + 1)), ids(static_cast<std::size_t>(count));
+      std::vector<std::int32_t> dist(static_cast<std::size_t>(count));
+      cudaMemcpy(lims.data(), bl, 8 * lims.size(), cudaMemcpyDeviceToHost);
+      cudaMemcpy(ids.data(), bi, 8 * ids.size(), cudaMemcpyDeviceToHost);
+      cudaMemcpy(dist.data(), bd, 4 * dist.size(), cudaMemcpyDeviceToHost);
+      bad =
+          (again == count && count == want.count && std::equal(lims.begin(), lims.end(), want.lims) &&
+           std::equal(ids.begin(), ids.end(), want.second) && std::equal(dist.begin(), dist.end(), want.dist))
+              ? 0
+              : 1;
+    }
+  }
+  if (err.text[0] != '\0') say("hamming_radius: %s\n", err.text);
+  say("| Hamming radius n=%lld bits=%d nq=%lld r=%d: %lld results (CPU %lld) | %s |\n",
+      static_cast<long long>(n), 64 * words, static_cast<long long>(nq), r, static_cast<long long>(count),
+      static_cast<long long>(want.count), bad == 0 ? "equal" : "**MISMATCH**");
+  for (void* p : {bc, bq, bl, bi, bd})
+    if (p != nullptr) cudaFree(p);
+  return bad;
+}
+
 int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
   const std::int64_t n = o.join_rows;
   say("\n## Bench: Hamming self-join of %lld 256-bit codes, r = 31 (a third near copies)\n\n",
@@ -732,7 +776,7 @@ void write_report(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, &o)) return kExitUsage;
-  say("# mmcore GPU kernel check (int8 top-k, Hamming kNN and join, resize)\n\n");
+  say("# mmcore GPU kernel check (int8 top-k, Hamming kNN, radius and join, resize)\n\n");
   mmcore::GpuDeviceInfo info;
   ErrorText err;
   if (mmcore::gpu_device_info(0, &info, &err) != Status::kOk) {
@@ -772,6 +816,9 @@ int main(int argc, char** argv) {
   for (std::int32_t words : {4, 1}) {
     if (cuda_failed) break;
     bad += join_case(gpu, 60000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++);
+    if (!cuda_failed)
+      bad +=
+          radius_case(gpu, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);
   }
   mmcore::ResizeGpu rgpu;
   if (!cuda_failed && rgpu.init(0, &err) != Status::kOk) {

@@ -205,38 +205,70 @@ struct SearchEmu {
         out_scores, out_idx);
   }
 
-  /// cuda/hamming.cu's join: the counting pass, the exclusive scan, the writing pass (lanes in
-  /// reverse order: each lane's slot comes from the ballot, not from the order of the writes).
+  /// cuda/hamming.cu's pairs kernel and its driver: the counting pass, the exclusive scan, the
+  /// writing pass (lanes in reverse order: each lane's slot comes from the ballot, not from the order
+  /// of the writes). offsets gets nrows + 1 entries; first may be null.
+  void pairs(const std::uint64_t* rows, std::int64_t nrows, const std::uint64_t* cols, std::int64_t ncols,
+             std::int32_t words, std::int32_t r, bool self_join, std::vector<std::int64_t>* offsets,
+             std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+             std::vector<std::int32_t>* dist) const {
+    offsets->assign(static_cast<std::size_t>(nrows) + 1, 0);
+    std::int32_t d[32];
+    const auto warp_step = [&](std::int64_t a, std::int64_t b0) {
+      std::uint32_t mask = 0;
+      for (int lane = 0; lane < 32; ++lane)
+        if (g::pair_match(rows + a * words, cols, words, b0 + lane, ncols, r, &d[lane])) mask |= 1u << lane;
+      return mask;
+    };
+    std::int64_t total = 0;
+    for (std::int64_t a = 0; a < nrows; ++a) {  // pass 1 and the scan
+      std::int64_t done = 0;
+      for (std::int64_t b0 = g::pair_first_column(self_join, a); b0 < ncols; b0 += 32)
+        done += g::popcount64(warp_step(a, b0));
+      (*offsets)[static_cast<std::size_t>(a)] = total;
+      total += done;
+    }
+    (*offsets)[static_cast<std::size_t>(nrows)] = total;
+    if (first != nullptr) first->assign(static_cast<std::size_t>(total), -7);
+    second->assign(static_cast<std::size_t>(total), -7);
+    dist->assign(static_cast<std::size_t>(total), -7);
+    for (std::int64_t a = 0; a < nrows; ++a) {  // pass 2
+      std::int64_t done = (*offsets)[static_cast<std::size_t>(a)];
+      for (std::int64_t b0 = g::pair_first_column(self_join, a); b0 < ncols; b0 += 32) {
+        const std::uint32_t mask = warp_step(a, b0);
+        for (int lane = 31; lane >= 0; --lane)
+          if (mask >> lane & 1u)
+            g::pair_store(done, mask, lane, a, b0 + lane, d[lane], first != nullptr ? first->data() : nullptr,
+                          second->data(), dist->data());
+        done += g::popcount64(mask);
+      }
+    }
+  }
+
   void hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                     std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
                     std::vector<std::int32_t>* dist) const {
-    std::vector<std::int64_t> offsets(static_cast<std::size_t>(n > 0 ? n : 0), 0);
-    std::int64_t total = 0;
-    const auto warp_step = [&](std::int64_t a, std::int64_t b0, std::int32_t* d) {
-      std::uint32_t mask = 0;
-      for (int lane = 0; lane < 32; ++lane)
-        if (g::join_match(codes, words, a, b0 + lane, n, r, &d[lane])) mask |= 1u << lane;
-      return mask;
-    };
-    std::int32_t d[32];
-    for (std::int64_t a = 0; a < n; ++a) {  // pass 1 and the scan
-      std::int64_t done = 0;
-      for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) done += g::popcount64(warp_step(a, b0, d));
-      offsets[static_cast<std::size_t>(a)] = total;
-      total += done;
-    }
-    first->assign(static_cast<std::size_t>(total), -7);
-    second->assign(static_cast<std::size_t>(total), -7);
-    dist->assign(static_cast<std::size_t>(total), -7);
-    for (std::int64_t a = 0; a < n; ++a) {  // pass 2
-      std::int64_t done = offsets[static_cast<std::size_t>(a)];
-      for (std::int64_t b0 = a + 1; b0 < n; b0 += 32) {
-        const std::uint32_t mask = warp_step(a, b0, d);
-        for (int lane = 31; lane >= 0; --lane)
-          if (mask >> lane & 1u)
-            g::join_store(done, mask, lane, a, b0 + lane, d[lane], first->data(), second->data(),
-                          dist->data());
-        done += g::popcount64(mask);
+    std::vector<std::int64_t> offsets;
+    pairs(codes, n, codes, n, words, r, true, &offsets, first, second, dist);
+  }
+
+  /// Radius search: the pairs in id order, then each query's segment sorted stably by distance
+  /// (cub::DeviceSegmentedSort::StableSortPairs on the GPU).
+  void hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                      const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
+                      std::vector<std::int64_t>* lims, std::vector<std::int64_t>* ids,
+                      std::vector<std::int32_t>* dist) const {
+    pairs(queries, nq, codes, n, words, r, false, lims, nullptr, ids, dist);
+    for (std::int64_t q = 0; q < nq; ++q) {
+      const std::size_t lo = static_cast<std::size_t>((*lims)[q]),
+                        hi = static_cast<std::size_t>((*lims)[q + 1]);
+      std::vector<std::pair<std::int32_t, std::int64_t>> seg;
+      for (std::size_t i = lo; i < hi; ++i) seg.emplace_back((*dist)[i], (*ids)[i]);
+      std::stable_sort(seg.begin(), seg.end(),
+                       [](const auto& x, const auto& y) { return x.first < y.first; });
+      for (std::size_t i = lo; i < hi; ++i) {
+        (*dist)[i] = seg[i - lo].first;
+        (*ids)[i] = seg[i - lo].second;
       }
     }
   }

@@ -1,5 +1,5 @@
-// GPU search over device-resident codes: int8 scoring with top-k (cuda/quant.cu), Hamming kNN and
-// the Hamming self-join over binary codes (cuda/hamming.cu), the top-k exact (cuda/topk.cu).
+// GPU search over device-resident codes: int8 scoring with top-k (cuda/quant.cu), Hamming kNN,
+// radius search and self-join over binary codes (cuda/hamming.cu), the top-k exact (cuda/topk.cu).
 //
 // Contract
 // - Answers: the CPU's, bit for bit. int8: quant_score_int8's scores (sum_d code_d * query_d in
@@ -58,6 +58,16 @@ class SearchGpu {
   Status hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                       std::int64_t* first, std::int64_t* second, std::int32_t* dist, std::int64_t capacity,
                       std::int64_t* count, ErrorText* error);
+
+  /// Radius search: for each of the nq queries every base row within Hamming distance r (inclusive),
+  /// as CSR ordered by (distance, row) per query: hamming_radius's answer (ids = positions). Writes
+  /// lims (device memory, nq + 1) and counts the results into *count; writes ids / dist (device
+  /// memory of `capacity` entries) when capacity >= *count, else nothing more (call again with room).
+  /// Brute force: nq * n distances, twice.
+  Status hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                        const std::uint64_t* queries, std::int64_t nq, std::int32_t r, std::int64_t* lims,
+                        std::int64_t* ids, std::int32_t* dist, std::int64_t capacity, std::int64_t* count,
+                        ErrorText* error);
 
   /// Every int8 score, no top-k: out[q * n + j] (device memory, nq * n int32), the scoring kernels
   /// alone (the bench's bandwidth figure and tests).

@@ -19,7 +19,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .hashing import KINDS
-from .image import FILTERS
+from .hashing import KINDS, HashResult, hash_batch
+from .image import FILTERS, BatchResult, decode_batch, thumbnail_batch
 from .status import DeviceError, Status
 
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
@@ -59,6 +60,26 @@ def _cupy() -> Any:
     import cupy
 
     return cupy
+
+
+_local = threading.local()
+
+
+def default_context(device: int = 0) -> Context:
+    """The calling thread's :class:`Context` for ``device``, created on first use (what the
+    ``device="cuda"`` arguments of :func:`mmcore.resize`, :func:`mmcore.hash_batch` and
+    :func:`mmcore.score_int8` use)."""
+    contexts: dict[int, Context] | None = getattr(_local, "contexts", None)
+    if contexts is None:
+        contexts = _local.contexts = {}
+    if device not in contexts:
+        contexts[device] = Context(device)
+    return contexts[device]
+
+
+def is_device_array(a: Any) -> bool:
+    """True for a cupy array or anything else exposing ``__cuda_array_interface__``."""
+    return hasattr(a, "__cuda_array_interface__")
 
 
 def plan_decode(
@@ -290,6 +311,79 @@ class Context:
                 columns["pdq"] = hashes[:n]
                 columns["pdq_quality"] = quality[:n]
         return GpuHashResult(columns, status)
+
+    def hash_sources(
+        self,
+        srcs: Sequence[Any],
+        kinds: Sequence[str] = ("phash", "pdq"),
+        *,
+        max_pixels: int | None = None,
+        threads: int | None = None,
+        thumbnail: Mapping[str, Any] | None = None,
+    ) -> HashResult:
+        """``hash_batch(srcs, kinds, mode="exact", thumbnail=...)``'s result, bit for bit, with the
+        JPEGs (bytes) and host arrays hashed on the GPU; host numpy columns. A JPEG is decoded on the
+        CPU by the exact path's decoder (stored orientation: exact modes never rotate), other formats
+        and paths go through ``hash_batch`` itself, thumbnails through ``thumbnail_batch`` (the
+        pixels hash_batch's thumbnails have)."""
+        _, pdq = _kinds_mask(kinds)
+        kinds = tuple(kinds)
+        n = len(srcs)
+        jpeg_sig = b"\xff\xd8\xff"
+        is_jpeg = [isinstance(b, (bytes, bytearray, memoryview)) and bytes(b[:3]) == jpeg_sig for b in srcs]
+        is_array = [isinstance(b, np.ndarray) for b in srcs]
+        rest = [j for j in range(n) if not (is_jpeg[j] or is_array[j])]
+        cols: dict[str, npt.NDArray[Any]] = {k: np.zeros(n, np.uint64) for k in kinds if k != "pdq"}
+        if pdq:
+            cols["pdq"], cols["pdq_quality"] = np.zeros((n, 32), np.uint8), np.zeros(n, np.uint8)
+        status = np.zeros(n, np.uint8)
+        errors: list[str | None] = [None] * n
+        thumbs: list[Any] = [None] * n
+        t_status = np.zeros(n, np.uint8)
+        t_errors: list[str | None] = [None] * n
+        if rest:
+            hr = hash_batch(
+                [srcs[j] for j in rest],
+                kinds=kinds,  # type: ignore[arg-type]
+                mode="exact",
+                max_pixels=max_pixels,
+                threads=threads,
+                thumbnail=thumbnail,
+            )
+            for c in cols:
+                cols[c][rest] = hr[c]
+            status[rest] = hr.status
+            for t, j in enumerate(rest):
+                errors[j] = hr.errors[t]
+                if hr.thumbnails is not None:
+                    thumbs[j], t_status[j] = hr.thumbnails.images[t], hr.thumbnails.status[t]
+                    t_errors[j] = hr.thumbnails.errors[t]
+        pixels: dict[int, Any] = {j: srcs[j] for j in range(n) if is_array[j]}
+        jpeg = [j for j in range(n) if is_jpeg[j]]
+        if jpeg:
+            dec = decode_batch(
+                [bytes(srcs[j]) for j in jpeg],
+                color="rgb",
+                threads=threads,
+                exif_orientation=False,
+                max_pixels=max_pixels,
+            )
+            status[jpeg] = dec.status
+            for t, j in enumerate(jpeg):
+                errors[j] = dec.errors[t]
+                if dec.images[t] is not None:
+                    pixels[j] = dec.images[t]
+        rows = sorted(pixels)
+        if rows:
+            g = self.hash([pixels[j] for j in rows], kinds)
+            for c in cols:
+                cols[c][rows] = g[c].get().astype(cols[c].dtype)
+            if thumbnail is not None:
+                tb = thumbnail_batch([srcs[j] for j in rows], threads=threads, **thumbnail)
+                for t, j in enumerate(rows):
+                    thumbs[j], t_status[j], t_errors[j] = tb.images[t], tb.status[t], tb.errors[t]
+        thumbnails = BatchResult(thumbs, t_status, t_errors) if thumbnail is not None else None
+        return HashResult(cols, status, errors, kinds, thumbnails)
 
     # -- resize ------------------------------------------------------------------------------------
     def resize(

@@ -133,6 +133,7 @@ def hash_batch(
     max_pixels: int | None = None,
     threads: int | None = None,
     thumbnail: Mapping[str, Any] | None = None,
+    device: Literal["cpu", "cuda"] = "cpu",
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
 
@@ -161,6 +162,10 @@ def hash_batch(
     """
     names, mask = _kinds(kinds)
     m = _mode(mode, ("exact", "reference", "full", "fast"))
+    if device == "cuda":
+        return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumbnail)
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     items = [_hash_src(s) for s in srcs]
     thumb = None if thumbnail is None else _thumbnail_codes(**thumbnail)
     out = _core.hash_batch(
@@ -188,6 +193,38 @@ def hash_batch(
         else:
             columns[k] = np.ascontiguousarray(bits[:, KINDS.index(k)])
     return HashResult(columns, status, errors, names, thumbs)
+
+
+def _hash_batch_gpu(
+    srcs: Sequence[Any],
+    names: tuple[str, ...],
+    mode: str,
+    dihedral: bool,
+    max_pixels: int | None,
+    threads: int | None,
+    thumbnail: Mapping[str, Any] | None,
+) -> HashResult:
+    """hash_batch(device="cuda"): the same result with cupy columns."""
+    from . import gpu
+
+    if mode not in ("exact", "reference") or dihedral:
+        raise ValueError("device 'cuda' hashes in exact mode without dihedral variants (the GPU kernels)")
+    ctx = gpu.default_context()
+    cp = gpu._cupy()
+    if srcs and all(gpu.is_device_array(s) for s in srcs):
+        if thumbnail is not None:
+            raise ValueError("thumbnails of device arrays: use mmcore.gpu.Context.resize")
+        r = ctx.hash(list(srcs), names)
+        cols = dict(r.columns)
+        if "pdq_quality" in cols:
+            cols["pdq_quality"] = cols["pdq_quality"].astype(cp.uint8)
+        return HashResult(cols, r.status, [None] * len(srcs), names, None)
+    if any(gpu.is_device_array(s) for s in srcs):
+        raise ValueError("device arrays and host sources in one call: hash them in separate calls")
+    hr = ctx.hash_sources(srcs, names, max_pixels=max_pixels, threads=threads, thumbnail=thumbnail)
+    return HashResult(
+        {k: cp.asarray(v) for k, v in hr.columns.items()}, hr.status, hr.errors, names, hr.thumbnails
+    )
 
 
 def _one(

@@ -45,6 +45,16 @@ class BatchResult(StatusColumn):
         return len(self.images)
 
 
+Device = Literal["cpu", "cuda"]
+
+
+def _on_gpu(device: str | None, obj: Any) -> bool:
+    """device "cuda", or None with a device array (``__cuda_array_interface__``): the GPU path."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    return device == "cuda" or (device is None and hasattr(obj, "__cuda_array_interface__"))
+
+
 def _pixel(color: str, alpha: str) -> int:
     if color not in ("rgb", "gray"):
         raise ValueError(f"color must be 'rgb' or 'gray', got {color!r}")
@@ -234,6 +244,7 @@ def resize(
     size: tuple[int, int],
     *,
     filter: FilterName = "lanczos3",
+    device: Device | None = None,
 ) -> Image:
     """Resize a uint8 HxW, HxWx3 or HxWx4 image to ``size = (width, height)``.
 
@@ -241,10 +252,17 @@ def resize(
     ``Image.resize`` with the same filter (``area`` is Pillow's BOX) for L and RGB images.
     Channels are independent (RGBA is not premultiplied).
 
+    ``device="cuda"`` (or a device array such as a cupy array, with ``device`` left None) resizes on
+    the GPU (:mod:`mmcore.gpu`, the same bytes) and returns a cupy array.
+
     >>> import mmcore, numpy as np
     >>> mmcore.resize(np.zeros((480, 640, 3), np.uint8), (64, 48)).shape
     (48, 64, 3)
     """
+    if _on_gpu(device, img):
+        from .gpu import default_context
+
+        return default_context().resize([img], size, filter=filter)[0]  # type: ignore[no-any-return]
     a = np.asarray(img)
     if a.dtype != np.uint8:
         raise TypeError(f"img must be uint8, got dtype {a.dtype}")

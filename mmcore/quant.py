@@ -347,11 +347,26 @@ def quantize_int8(x: Any, params: QuantParams, *, threads: int | None = None) ->
 
 
 def score_int8(
-    codes: Any, queries: Any, params: QuantParams, k: int, *, threads: int | None = None
+    codes: Any,
+    queries: Any,
+    params: QuantParams,
+    k: int,
+    *,
+    threads: int | None = None,
+    device: Literal["cpu", "cuda"] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """The k best rows of int8 ``codes`` (N, D) for each float query (Q, D) by inner product:
     ``(approximate inner products float32 (Q, k), row positions int64 (Q, k))``, best first,
-    ties by position. The ranking is by the exact integer score; k must be <= N."""
+    ties by position. The ranking is by the exact integer score; k must be <= N.
+
+    ``device="cuda"`` (or device-resident codes, e.g. a cupy array, with ``device`` left None)
+    scores on the GPU (:mod:`mmcore.gpu`; the same answer) and returns cupy arrays."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" or (device is None and hasattr(codes, "__cuda_array_interface__")):
+        from .gpu import default_context
+
+        return default_context().score_int8(codes, queries, params, k)
     return _score_scalar(codes, queries, params, k, "int8", threads)
 
 

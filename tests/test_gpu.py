@@ -226,9 +226,12 @@ def test_resize_sizes_one_or_per_image() -> None:
 @pytest.fixture
 def standin(monkeypatch: pytest.MonkeyPatch) -> Any:
     """mmcore.gpu over FakeCupy and FakeGpuContext: numpy memory behind device-style pointers."""
+    import threading
+
     import gpu_standin
 
     fake = gpu_standin.FakeCupy()
+    monkeypatch.setattr(mg, "_local", threading.local())  # no Context cached by another test
     monkeypatch.setattr(mg, "_cupy", lambda: fake)
     monkeypatch.setattr(mg, "unavailable_reason", lambda: None)
     monkeypatch.setattr(mmcore._core, "GpuContext", gpu_standin.FakeGpuContext, raising=False)
@@ -385,3 +388,50 @@ def test_bench_gpu_runs_over_the_standin(
     out = capsys.readouterr().out
     assert "Processor rows equal (cpu vs gpu): True" in out
     assert "| GPU decode + resize 256 + pHash |" in out
+
+
+def test_device_argument_of_the_top_level_functions(standin: Any) -> None:
+    """resize / hash_batch / score_int8 with device="cuda" (or device arrays) take the GPU path and
+    give the CPU's answers; device="cpu" and host arrays stay on the CPU."""
+    photos = _photos(3)
+    dev = standin.asarray(photos[0])
+    got = mmcore.resize(dev, (50, 40), filter="bilinear")  # a device array: the GPU path
+    assert isinstance(got, standin.ndarray)
+    np.testing.assert_array_equal(got.get(), mmcore.resize(photos[0], (50, 40), filter="bilinear"))
+    assert not isinstance(mmcore.resize(photos[0], (50, 40)), standin.ndarray)
+    got = mmcore.resize(photos[1], (31, 17), device="cuda")
+    np.testing.assert_array_equal(got.get(), mmcore.resize(photos[1], (31, 17)))
+    with pytest.raises(ValueError, match="device"):
+        mmcore.resize(photos[1], (31, 17), device="tpu")  # type: ignore[arg-type]
+
+    files = corpus_files("jpeg")[:5] + corpus_files("png")[:2] + corpus_files("corrupt")[:4]
+    srcs: list[Any] = [f.read_bytes() for f in files] + [str(files[0]), photos[2]]
+    kinds = ("phash", "ahash", "pdq")
+    want = mmcore.hash_batch(srcs, kinds=kinds, thumbnail={"short_side": 32})
+    got_h = mmcore.hash_batch(srcs, kinds=kinds, thumbnail={"short_side": 32}, device="cuda")
+    for k in (*kinds, "pdq_quality"):
+        assert isinstance(got_h[k], standin.ndarray)
+        np.testing.assert_array_equal(got_h[k].get(), want[k], err_msg=k)
+    np.testing.assert_array_equal(got_h.status, want.status)
+    assert got_h.errors == want.errors
+    assert got_h.thumbnails is not None and want.thumbnails is not None
+    for a, b in zip(got_h.thumbnails.images, want.thumbnails.images, strict=True):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    on_device = mmcore.hash_batch([standin.asarray(p) for p in photos], kinds=kinds, device="cuda")
+    want_arrays = mmcore.hash_batch(photos, kinds=kinds)
+    for k in (*kinds, "pdq_quality"):
+        np.testing.assert_array_equal(on_device[k].get(), want_arrays[k], err_msg=k)
+    with pytest.raises(ValueError, match="exact mode"):
+        mmcore.hash_batch(srcs, kinds=kinds, mode="fast", device="cuda")
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 24)).astype(np.float32)
+    params = mmcore.QuantParams.fit(x, "int8")
+    codes = mmcore.quantize_int8(x, params)
+    want_s, want_p = mmcore.score_int8(codes, x[:3], params, k=7)
+    for got_s, got_p in (
+        mmcore.score_int8(standin.asarray(codes), x[:3], params, k=7),
+        mmcore.score_int8(codes, x[:3], params, k=7, device="cuda"),
+    ):
+        np.testing.assert_array_equal(got_s.get(), want_s)
+        np.testing.assert_array_equal(got_p.get(), want_p)

@@ -8,19 +8,21 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
 from .. import __version__
 from ..hashing import HashResult, hash_batch
-from ..image import BatchResult, decode_batch, image_info, thumbnail_batch
+from ..image import BatchResult, image_info
 from ..status import READ_ERROR, SOURCE_ERROR, Status
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
+
+if TYPE_CHECKING:
+    from ..gpu import Context as GpuContext
 
 __all__ = [
     "READ_ERROR",
@@ -95,7 +97,7 @@ class Processor:
         self.stage_seconds: dict[str, float] = {"read": 0.0, "decode_hash": 0.0, "thumbnail": 0.0}
         self._threads = self.config.workers or None
         self._max_pixels = self.config.max_pixels or None
-        self._gpu: Any = None
+        self._gpu: GpuContext | None = None
         if self.config.device == "gpu" and self.config.hash_mode != "exact":
             raise ValueError(
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
@@ -233,67 +235,14 @@ class Processor:
     def _gpu_hash(
         self, blobs: list[bytes], kinds: Sequence[str], thumb_args: dict[str, Any] | None
     ) -> HashResult:
-        """hash_batch's result (exact mode) with the JPEGs hashed on the GPU: decoded on the CPU (the
-        decoder of the exact path), hashed by mmcore.gpu, thumbnails by thumbnail_batch (the pixels
-        the CPU path makes); every other format through hash_batch itself."""
+        """hash_batch's result (exact mode) with the JPEGs hashed on the GPU (mmcore.gpu)."""
         from .. import gpu
 
         if self._gpu is None:
             self._gpu = gpu.Context()
-        n = len(blobs)
-        jpeg = [j for j, b in enumerate(blobs) if b[:3] == b"\xff\xd8\xff"]
-        rest = [j for j in range(n) if blobs[j][:3] != b"\xff\xd8\xff"]
-        cols: dict[str, npt.NDArray[Any]] = {k: np.zeros(n, np.uint64) for k in kinds if k != "pdq"}
-        if "pdq" in kinds:
-            cols["pdq"], cols["pdq_quality"] = np.zeros((n, 32), np.uint8), np.zeros(n, np.uint8)
-        status = np.zeros(n, np.uint8)
-        errors: list[str | None] = [None] * n
-        thumbs: list[Any] = [None] * n
-        t_status = np.zeros(n, np.uint8)
-        t_errors: list[str | None] = [None] * n
-        orient, limit = self.config.exif_orientation, self._max_pixels
-        if rest:
-            hr = hash_batch(
-                [blobs[j] for j in rest],
-                kinds=kinds,  # type: ignore[arg-type]
-                mode="exact",
-                threads=self._threads,
-                thumbnail=thumb_args,
-                exif_orientation=orient,
-                max_pixels=limit,
-            )
-            for c in cols:
-                cols[c][rest] = hr[c]
-            status[rest] = hr.status
-            for t, j in enumerate(rest):
-                errors[j] = hr.errors[t]
-                if hr.thumbnails is not None:
-                    thumbs[j], t_errors[j] = hr.thumbnails.images[t], hr.thumbnails.errors[t]
-                    t_status[j] = hr.thumbnails.status[t]
-        if jpeg:
-            # Stored orientation: exact modes never rotate (as imagehash on Pillow).
-            dec = decode_batch(
-                [blobs[j] for j in jpeg],
-                color="rgb",
-                threads=self._threads,
-                exif_orientation=False,
-                max_pixels=limit,
-            )
-            status[jpeg] = dec.status
-            for t, j in enumerate(jpeg):
-                errors[j] = dec.errors[t]
-            good = [t for t in range(len(jpeg)) if dec.images[t] is not None]
-            rows = [jpeg[t] for t in good]
-            if good:
-                g = self._gpu.hash([dec.images[t] for t in good], tuple(kinds))
-                for c in cols:
-                    cols[c][rows] = g[c].get().astype(cols[c].dtype)
-                if thumb_args is not None:
-                    tb = thumbnail_batch([blobs[j] for j in rows], threads=self._threads, **thumb_args)
-                    for t, j in enumerate(rows):
-                        thumbs[j], t_status[j], t_errors[j] = tb.images[t], tb.status[t], tb.errors[t]
-        thumbnails = BatchResult(thumbs, t_status, t_errors) if thumb_args is not None else None
-        return HashResult(cols, status, errors, tuple(kinds), thumbnails)
+        return self._gpu.hash_sources(
+            blobs, kinds, max_pixels=self._max_pixels, threads=self._threads, thumbnail=thumb_args
+        )
 
     def _thumbnails(
         self, col: dict[str, list[Any]], rows: Sequence[int], tb: BatchResult, picks: Sequence[int]

@@ -254,7 +254,7 @@ Output = Literal["arrow", "numpy"]
 
 
 class ImagePipeline:
-    """Iterates a source through a CPU DALI pipeline of mmcore operators; see :func:`build`.
+    """Iterates a source through a DALI pipeline of mmcore operators; see :func:`build`.
 
     Each item is a batch of rows (``batch_size`` at most): an Arrow RecordBatch of
     :attr:`schema` (``output="arrow"``) or a dict of numpy arrays and lists (``output="numpy"``:
@@ -276,8 +276,10 @@ class ImagePipeline:
         num_threads: int,
         max_pixels: int,
         output: Output,
+        device: str = "cpu",
     ) -> None:
         self._parts = parts
+        self.device = device
         self.hashes = hashes
         self.mode = mode
         self.thumbnail = thumbnail
@@ -346,7 +348,10 @@ class ImagePipeline:
         )
         img, status, msg, meta = decoded[:4]
         outs = {"status": status, "msg": msg, "meta": meta}
-        hashed = fn.mmcore_hash(img, kinds=list(self.hashes), mode=self.mode)
+        if self.device == "gpu":  # the hashes on the GPU (the same bits); outputs copied back in _drain
+            hashed = fn.mmcore_hash(img.gpu(), kinds=list(self.hashes), mode=self.mode, device="gpu")
+        else:
+            hashed = fn.mmcore_hash(img, kinds=list(self.hashes), mode=self.mode)
         names = list(self.hashes) + (["pdq_quality"] if "pdq" in self.hashes else []) + ["hstatus", "hmsg"]
         outs.update(zip(names, hashed, strict=True))
         if self.thumbnail:
@@ -359,7 +364,7 @@ class ImagePipeline:
         pipe = Pipeline(
             batch_size=self.batch_size,
             num_threads=self.num_threads,
-            device_id=None,  # DALI's CPU-only mode: no GPU needed
+            device_id=0 if self.device == "gpu" else None,  # None: DALI's CPU-only mode, no GPU needed
             prefetch_queue_depth=2,
         )
         with pipe:
@@ -415,7 +420,9 @@ class ImagePipeline:
                     outs = pipe.run()
                 except StopIteration:
                     break
-                raw = dict(zip(names, outs, strict=True))
+                raw = {
+                    k: (o.as_cpu() if hasattr(o, "as_cpu") else o) for k, o in zip(names, outs, strict=True)
+                }
                 n = len(raw["status"])
                 if total is not None:
                     n = min(n, total - done)  # the reader pads the last batch with repeats
@@ -604,18 +611,15 @@ def build(
       enlarged), made from the hash decode where it is the thumbnail's input, else from a second,
       reduced-size decode; ``thumbnail_webp_method`` is libwebp's method for WebP (0 fastest .. 6).
     - ``device="cpu"`` runs DALI's CPU-only mode (``device_id=None``): no GPU needed.
-      ``device="gpu"`` is refused for now: mmcore's GPU DALI operators do not exist yet, and
-      DALI's own mixed decoder would bring back the dead pipeline on a corrupt JPEG.
+      ``device="gpu"`` (device 0) decodes with ``mmcore_decode`` on the CPU (DALI's own mixed
+      decoder would bring back the dead pipeline on a corrupt JPEG) and hashes with the GPU
+      ``mmcore_hash`` (exact mode; ahash, dhash, dhash_vertical, phash, phash_simple, pdq): the
+      same rows. It needs a plugin built with the CUDA kernels and a CUDA device.
     - Rows carry id, format, width / height (full size, as displayed after the EXIF
       orientation), orientation, the hashes (null where the record failed), status (a
       :class:`mmcore.Status` name, or READ_ERROR for an unreadable path) and error.
     """
-    if device == "gpu":
-        raise ValueError(
-            "device='gpu' is not available yet: mmcore's DALI operators run on the CPU only (the GPU "
-            "operators wait for the CUDA kernels' Python path); use device='cpu'"
-        )
-    if device != "cpu":
+    if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', not {device!r}")
     kinds = tuple(hashes)
     unknown = [k for k in kinds if k not in HASH_KINDS]
@@ -627,6 +631,8 @@ def build(
         raise ValueError(f"mode must be 'exact' or 'full', not {mode!r}")
     if output not in ("arrow", "numpy"):
         raise ValueError(f"output must be 'arrow' or 'numpy', not {output!r}")
+    if device == "gpu":
+        _check_gpu(kinds, mode)
     if thumbnail_format not in ("jpeg", "webp"):
         raise ValueError(f"thumbnail_format must be 'jpeg' or 'webp', not {thumbnail_format!r}")
     for name, value, low in (("batch_size", batch_size, 1), ("thumbnail", thumbnail or 0, 0)):
@@ -650,4 +656,31 @@ def build(
         num_threads=threads,
         max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels),
         output=output,
+        device=device,
     )
+
+
+def _check_gpu(kinds: tuple[str, ...], mode: str) -> None:
+    """device="gpu": the kinds and mode the GPU operator computes, a plugin that has it, a device."""
+    from . import build_info
+    from .gpu import GPU_KINDS
+    from .status import DeviceError, Status
+
+    cpu_only = [k for k in kinds if k not in GPU_KINDS]
+    if cpu_only or mode != "exact":
+        raise ValueError(
+            f"device='gpu' hashes {', '.join(GPU_KINDS)} in exact mode; got {list(kinds)} in {mode!r} mode "
+            "(use device='cpu' for the others)"
+        )
+    load_plugin()
+    from nvidia.dali import backend
+
+    if "MmcoreHash" not in backend.RegisteredGPUOps():  # type: ignore[attr-defined]
+        raise DeviceError(
+            Status.DEVICE, "this mmcore was built without CUDA: its DALI plugin has no GPU operators"
+        )
+    info = build_info()
+    if not info.get("cuda_available"):
+        raise DeviceError(
+            Status.DEVICE, f"device='gpu': no usable CUDA device: {info.get('cuda_note') or 'none'}"
+        )

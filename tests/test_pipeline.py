@@ -308,10 +308,39 @@ def test_thumbnails_and_numpy_output(tmp_path: Path) -> None:
     assert np.array_equal(ph[ok], ref["phash"][ok])
 
 
+def test_gpu_operator_is_in_the_plugin_and_gpu_builds_check_their_device() -> None:
+    """The plugin carries the GPU mmcore_hash (when the package has the CUDA kernels) and still
+    loads without a driver; device="gpu" refuses CPU-only kinds and modes, and says why it cannot
+    run where there is no device."""
+    from nvidia.dali import backend
+
+    imgs = mmcore.demo_images()
+    with pytest.raises(ValueError, match="exact mode"):
+        mp.build(imgs, device="gpu", hashes=("phash", "whash"))
+    with pytest.raises(ValueError, match="exact mode"):
+        mp.build(imgs, device="gpu", hashes=("pdq",), mode="full")
+    if not mmcore.build_info()["cuda_compiled"]:
+        with pytest.raises(mmcore.DeviceError, match="without CUDA"):
+            mp.build(imgs, device="gpu")
+        return
+    assert "MmcoreHash" in backend.RegisteredGPUOps()
+    if not mmcore.build_info()["cuda_available"]:
+        with pytest.raises(mmcore.DeviceError, match="no usable CUDA device"):
+            mp.build(imgs, device="gpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not mmcore.build_info()["cuda_available"], reason="needs a CUDA device")
+def test_gpu_pipeline_rows_equal_cpu_rows() -> None:
+    files = corpus_files("jpeg")[:40] + corpus_files("corrupt")[:20]
+    kinds = ("phash", "dhash", "ahash", "pdq")
+    cpu = mp.build([str(f) for f in files], hashes=kinds, batch_size=16).to_table().to_pylist()
+    gpu = mp.build([str(f) for f in files], hashes=kinds, batch_size=16, device="gpu").to_table().to_pylist()
+    assert gpu == cpu
+
+
 def test_build_rejects_bad_arguments() -> None:
     imgs = mmcore.demo_images()
-    with pytest.raises(ValueError, match="device='gpu'"):
-        mp.build(imgs, device="gpu")
     with pytest.raises(ValueError, match="hashes"):
         mp.build(imgs, hashes=("nohash",))
     with pytest.raises(ValueError, match="twice"):

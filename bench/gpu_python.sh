@@ -25,8 +25,13 @@ flags=(-O2 -std=c++17 -fPIC -fvisibility=hidden -DMMCORE_HAVE_CUDA=1 -I"$inc" -I
        -Icpp/include -Icpp/src)
 t0=$(date +%s)
 g++ "${flags[@]}" -c cpp/bindings/_core.cpp -o "$PKG/_core.o" &
+p1=$!
 g++ "${flags[@]}" -c cpp/bindings/gpu.cpp -o "$PKG/gpu.o" &
-wait %1 && wait %2 || { echo "compiling the bindings failed"; exit 2; }
+p2=$!
+ok=1
+wait "$p1" || ok=0
+wait "$p2" || ok=0
+[[ $ok == 1 ]] || { echo "compiling the bindings failed"; exit 2; }
 libs=("$CARRY/static/libmmcore_cuda.a" "$CARRY/static/libmmcore_cpu.a" "$CARRY/static/libcudart_static.a")
 for so in libjpeg.so.62 libpng16.so.16 libwebp.so.7 libwebpdemux.so.2 libz.so.1; do libs+=("$CARRY/lib/$so"); done
 g++ -shared -o "$PKG/mmcore/_core$ext" "$PKG/_core.o" "$PKG/gpu.o" "${libs[@]}" -ldl -lpthread -lrt \

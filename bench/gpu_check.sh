@@ -12,8 +12,9 @@
 # decode vs the CPU decoder, hashes from it, decode bench), sanitizer.log
 # (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
 # extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
-# summary.txt. Expected: about five minutes (the search bench generates and copies 8 GB; the
-# Python module compiles its bindings); run it with timeout_s 540.
+# summary.txt. Expected: about six minutes (the search bench generates and copies 8 GB; the
+# Python module compiles its bindings; bench_quant.py runs when faiss-cpu was carried); run it with
+# timeout_s 600.
 # Exit status: the first non-zero of the checks (mmcore_gpu_check: 1 mismatch, 2 usage,
 # 3 no CUDA device, 4 CUDA error; 124 a timeout).
 set -uo pipefail
@@ -73,9 +74,10 @@ if [[ -x "$CARRY/bin/mmcore_nvjpeg_check" ]]; then
 fi
 
 # mmcore.gpu from Python: the module built here for this host's python3 (needs g++, numpy, cupy,
-# pytest), tests/test_gpu.py against the CPU, bench/bench_gpu.py.
+# pytest), tests/test_gpu.py against the CPU, bench/bench_gpu.py, and bench/bench_quant.py on this
+# host's CPU when faiss-cpu was carried.
 if [[ -f "$CARRY/static/libmmcore_cuda.a" ]]; then
-  run python 180 bash bench/gpu_python.sh python3
+  run python 420 bash bench/gpu_python.sh python3
 fi
 
 # Out-of-bounds accesses, shared-memory races and barrier misuse, on a small set (the tools slow

@@ -11,6 +11,8 @@
 #   .gpucheck/carry/static/                libmmcore_cpu.a, libmmcore_cuda.a, libcudart_static.a and
 #   .gpucheck/carry/pybind11/include/      pybind11's headers: bench/gpu_python.sh builds the Python
 #                                          module there for the host's own python3 from them
+#   .gpucheck/carry/wheels/                faiss-cpu for the host's Python (bench_quant.py on its Xeon),
+#                                          when pip can fetch it (set NO_QUANT=1 to leave it out)
 #   .gpucheck/carry/bin/extra/             the CPU-variant C++ tests (test_hamming, test_quant, ...),
 #                                          built here, run there (see
 #                                          bench/gpu_check.sh); more can be copied in by hand
@@ -62,6 +64,14 @@ if [[ $NVJPEG_CHECK == 1 ]]; then
   # nvJPEG is dlopen'ed (ldd does not list it): carry the wheel's library (about 6 MB).
   lib=$("$PY" -c "import importlib.util as u, os; s = u.find_spec('nvidia'); print(next((os.path.join(p, 'cu13', 'lib', 'libnvjpeg.so.13') for p in (s.submodule_search_locations or []) if os.path.isfile(os.path.join(p, 'cu13', 'lib', 'libnvjpeg.so.13'))), ''))" 2>/dev/null || true)
   if [[ -n "$lib" ]]; then cp -L "$lib" "$CARRY/lib/libnvjpeg.so.13"; else echo "libnvjpeg.so.13 not found: the nvJPEG check will say so"; fi
+fi
+# faiss-cpu (abi3 wheel, ~18 MB) for bench_quant.py on the host's CPU; the host has numpy.
+rm -rf "$CARRY/wheels"
+if [[ "${NO_QUANT:-0}" != 1 ]]; then
+  mkdir -p "$CARRY/wheels"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    -d "$CARRY/wheels" faiss-cpu==1.15.1 || echo "faiss-cpu wheel not fetched: the host skips bench_quant.py"
 fi
 # The C++ tests that check every compiled CPU variant against the scalar ref run there too: the GPU
 # host's CPU may have AVX-512, which no dev machine of this project has (their "checked" lines say).
@@ -148,7 +158,7 @@ if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-r
 fi
 grep -E 'correctness' "$BUILD/kernels_emulated.log" | sed 's/^/kernels: /'
 echo "the Python module built as bench/gpu_python.sh builds it there, with this Python (no GPU: gpu tests skip):"
-MMCORE_PY_BUILD="$PWD/$BUILD/pycheck" bash bench/gpu_python.sh "$PY" >"$BUILD/python.log" 2>&1 || true
+MMCORE_SKIP_QUANT=1 MMCORE_PY_BUILD="$PWD/$BUILD/pycheck" bash bench/gpu_python.sh "$PY" >"$BUILD/python.log" 2>&1 || true
 grep -E "^built|passed|failed|error" "$BUILD/python.log" | sed 's/^/  /'
 grep -q "passed" "$BUILD/python.log" || { tail -20 "$BUILD/python.log" >&2; echo "gpu_python.sh failed here" >&2; exit 1; }
 echo "the real binary here, with the carried libraries (no GPU here: expect exit 3):"
@@ -160,5 +170,5 @@ set -e
 echo "  $(tail -1 "$BUILD/nodevice.log") -> exit $r"
 
 echo
-echo "device command (run from the repository root, carry [\".gpucheck/carry\"], timeout_s 540):"
+echo "device command (run from the repository root, carry [\".gpucheck/carry\"], timeout_s 600):"
 echo '  bash bench/gpu_check.sh "$OUT"'

@@ -3,7 +3,9 @@
 # _core module for the host's own python3 from what bench/gpu_check_prepare.sh carried (the kernel
 # libraries prebuilt as static archives, the codec libraries, pybind11's headers), so that only the
 # two binding files compile there (a minute at most); then runs tests/test_gpu.py's gpu-marked tests
-# (mmcore.gpu against the CPU, bit for bit) and bench/bench_gpu.py.
+# (mmcore.gpu against the CPU, bit for bit) and bench/bench_gpu.py; then, when a faiss-cpu wheel was
+# carried (.gpucheck/carry/wheels/), bench/bench_quant.py on the host's CPU (issue 5's figures on an
+# AVX-512 VNNI Xeon, which no dev machine has), 1M x 768 generated vectors.
 #
 #   bash bench/gpu_python.sh [PY]      # from the repository root; PY defaults to python3
 #
@@ -49,5 +51,10 @@ rc=0
 (cd tests && "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "gpu or not gpu" test_gpu.py) || rc=$?
 if [[ -f bench/bench_gpu.py ]]; then
   (cd /tmp && "$PY" "$OLDPWD/bench/bench_gpu.py" --images "$OLDPWD/$CARRY/images") || { r=$?; [[ $rc -eq 0 ]] && rc=$r; }
+fi
+if [[ "${MMCORE_SKIP_QUANT:-0}" != 1 ]] && compgen -G "$CARRY/wheels/faiss_cpu-*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/mmcore_site "$CARRY"/wheels/faiss_cpu-*.whl &&
+    (cd /tmp && PYTHONPATH="$PKG:/tmp/mmcore_site" timeout 200 "$PY" "$OLDPWD/bench/bench_quant.py" \
+      --sections generated --repeat 2 --out /tmp/mmcore_bench_quant) || echo "bench_quant: exit $?"
 fi
 exit $rc

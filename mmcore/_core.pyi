@@ -134,6 +134,18 @@ def quant_rerank(
     l2: bool,
     threads: int,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def thumbnail_geometry(
+    width: int,
+    height: int,
+    short_side: int,
+    fit_width: int,
+    fit_height: int,
+    crop_width: int,
+    crop_height: int,
+    exact_width: int,
+    exact_height: int,
+    upscale: bool,
+) -> tuple[int, int, int, int]: ...
 
 # Present only in builds with CUDA (cpp/bindings/gpu.cpp); mmcore.gpu checks with hasattr.
 def gpu_decode_plan(

@@ -427,6 +427,36 @@ class Context:
                 raise ValueError(f"image {bad}: the GPU resize refused its descriptor ({name})")
         return out if out is not None else outs
 
+    def thumbnail(
+        self,
+        images: Any,
+        *,
+        short_side: int | None = None,
+        fit: tuple[int, int] | None = None,
+        crop: tuple[int, int] | None = None,
+        filter: str = "lanczos3",
+        upscale: bool = True,
+    ) -> list[Any]:
+        """Thumbnails of device images with :func:`mmcore.thumbnail`'s geometry (exactly one of
+        ``short_side``, ``fit``, ``crop``; ``crop`` is a centre crop after an aspect-keeping resize):
+        cupy arrays, the crops views. The pixels are :func:`mmcore.resize`'s to that geometry, i.e.
+        what ``mmcore.thumbnail(jpeg, ..., reducing_gap=None)`` gives from the same (oriented)
+        full-size decode; with a reducing gap the CPU thumbnail starts from a reduced JPEG decode."""
+        from .image import _geometry
+
+        s, fw, fh, cw, ch, _, _ = _geometry(short_side, fit, crop, None)
+        rows = _image_rows(images)
+        geo = [
+            _core.thumbnail_geometry(int(a.shape[1]), int(a.shape[0]), s, fw, fh, cw, ch, 0, 0, bool(upscale))
+            for a in rows
+        ]
+        resized = self.resize(rows, [(g[0], g[1]) for g in geo], filter=filter) if rows else []
+        out = []
+        for r, (rw, rh, ow, oh) in zip(resized, geo, strict=True):
+            x0, y0 = (rw - ow) // 2, (rh - oh) // 2
+            out.append(r[y0 : y0 + oh, x0 : x0 + ow] if (ow, oh) != (rw, rh) else r)
+        return out
+
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, srcs: Sequence[bytes], *, max_pixels: int | None = None) -> GpuDecoded:
         """JPEG bytes decoded by nvJPEG into one device buffer (RGB, stored orientation). Bad or

@@ -435,3 +435,21 @@ def test_device_argument_of_the_top_level_functions(standin: Any) -> None:
     ):
         np.testing.assert_array_equal(got_s.get(), want_s)
         np.testing.assert_array_equal(got_p.get(), want_p)
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [{"short_side": 64}, {"fit": (90, 40)}, {"crop": (50, 50)}, {"short_side": 4000, "upscale": False}],
+    ids=["short_side", "fit", "crop", "no-upscale"],
+)
+def test_glue_thumbnail_equals_cpu_thumbnail_of_the_full_decode(
+    standin: Any, geometry: dict[str, Any]
+) -> None:
+    """Context.thumbnail of decoded (oriented) images = mmcore.thumbnail(bytes, reducing_gap=None),
+    which decodes at full size: the same geometry, resize and centre crop."""
+    files = corpus_files("jpeg")[:6] + [f for f in corpus_files("odd") if "exiforient" in f.name][:3]
+    blobs = [f.read_bytes() for f in files]
+    got = mg.Context().thumbnail([mmcore.decode(b) for b in blobs], **geometry)
+    for b, g in zip(blobs, got, strict=True):
+        want = mmcore.thumbnail(b, reducing_gap=None, **geometry)
+        np.testing.assert_array_equal(g.get(), want)

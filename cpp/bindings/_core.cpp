@@ -1020,6 +1020,27 @@ PYBIND11_MODULE(_core, m) {
       py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
       py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("reducing_gap"),
       py::arg("threads"));
+  m.def(
+      "thumbnail_geometry",
+      [](std::int32_t w, std::int32_t h, std::int32_t short_side, std::int32_t fw, std::int32_t fh,
+         std::int32_t cw, std::int32_t ch, std::int32_t ew, std::int32_t eh, bool upscale) {
+        if (w < 1 || h < 1) throw py::value_error("thumbnail_geometry: the image must be at least 1x1");
+        ThumbnailOptions o;
+        o.short_side = short_side;
+        o.fit_width = fw;
+        o.fit_height = fh;
+        o.crop_width = cw;
+        o.crop_height = ch;
+        o.exact_width = ew;
+        o.exact_height = eh;
+        o.upscale = upscale;
+        std::int32_t rw = 0, rh = 0, ow = 0, oh = 0;
+        thumbnail_geometry(w, h, o, &rw, &rh, &ow, &oh);
+        return py::make_tuple(rw, rh, ow, oh);
+      },
+      py::arg("width"), py::arg("height"), py::arg("short_side"), py::arg("fit_width"), py::arg("fit_height"),
+      py::arg("crop_width"), py::arg("crop_height"), py::arg("exact_width"), py::arg("exact_height"),
+      py::arg("upscale"));
   m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
         py::arg("backend") = -1);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);

@@ -42,25 +42,9 @@ int geometry_groups(const ThumbnailOptions& o) {
 
 }  // namespace
 
-Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
-                      ThumbnailInfo* info, ErrorText* error) {
-  *info = ThumbnailInfo{};
-  if (geometry_groups(options) != 1) {
-    error->set("thumbnail needs exactly one of short_side, fit, crop or exact size");
-    return Status::kUnsupported;
-  }
-  if ((options.fit_width > 0) != (options.fit_height > 0) ||
-      (options.crop_width > 0) != (options.crop_height > 0) ||
-      (options.exact_width > 0) != (options.exact_height > 0)) {
-    error->set("thumbnail sizes need both a width and a height > 0");
-    return Status::kUnsupported;
-  }
-  DecodeOptions full = options.decode;
-  full.min_width = full.min_height = 0;
-  ImageInfo whole;
-  Status s = decode_info(data, size, full, &whole, error);
-  if (!status_ok(s)) return s;
-  const std::int32_t W = whole.out_width, H = whole.out_height;
+void thumbnail_geometry(std::int32_t W, std::int32_t H, const ThumbnailOptions& options,
+                        std::int32_t* resize_width, std::int32_t* resize_height, std::int32_t* out_width,
+                        std::int32_t* out_height) {
   std::int32_t rw = W, rh = H, ow = 0, oh = 0;
   if (options.short_side > 0) {
     const std::int32_t side = options.short_side;
@@ -95,6 +79,33 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
     ow = rw;
     oh = rh;
   }
+  *resize_width = rw;
+  *resize_height = rh;
+  *out_width = ow;
+  *out_height = oh;
+}
+
+Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
+                      ThumbnailInfo* info, ErrorText* error) {
+  *info = ThumbnailInfo{};
+  if (geometry_groups(options) != 1) {
+    error->set("thumbnail needs exactly one of short_side, fit, crop or exact size");
+    return Status::kUnsupported;
+  }
+  if ((options.fit_width > 0) != (options.fit_height > 0) ||
+      (options.crop_width > 0) != (options.crop_height > 0) ||
+      (options.exact_width > 0) != (options.exact_height > 0)) {
+    error->set("thumbnail sizes need both a width and a height > 0");
+    return Status::kUnsupported;
+  }
+  DecodeOptions full = options.decode;
+  full.min_width = full.min_height = 0;
+  ImageInfo whole;
+  Status s = decode_info(data, size, full, &whole, error);
+  if (!status_ok(s)) return s;
+  const std::int32_t W = whole.out_width, H = whole.out_height;
+  std::int32_t rw = 0, rh = 0, ow = 0, oh = 0;
+  thumbnail_geometry(W, H, options, &rw, &rh, &ow, &oh);
   // The pixel limit bounds every buffer, not only the source: a legal 1x4718593 image scaled to
   // short side 64 would otherwise ask for a 64x301989952 result (found by the fuzzer).
   const std::int64_t limit = options.decode.max_pixels;

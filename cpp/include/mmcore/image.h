@@ -37,6 +37,13 @@ struct ThumbnailInfo {
   std::int32_t out_channels = 0;
 };
 
+/// The geometry of a thumbnail of a W x H image (as oriented): resize to resize_width x
+/// resize_height, then centre-crop to out_width x out_height (x0 = (resize_width - out_width) / 2,
+/// likewise y0). options' geometry group must be valid (thumbnail_info checks it).
+void thumbnail_geometry(std::int32_t W, std::int32_t H, const ThumbnailOptions& options,
+                        std::int32_t* resize_width, std::int32_t* resize_height, std::int32_t* out_width,
+                        std::int32_t* out_height);
+
 Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
                       ThumbnailInfo* info, ErrorText* error);
 

@@ -101,6 +101,18 @@ Status lazy(std::unique_ptr<T>* p, int device, ErrorText* e) {
   return s;
 }
 
+/// Runs fn(&error) -> Status without the GIL, then raises what check() raises.
+template <class F>
+void nogil_call(F&& fn) {
+  ErrorText e;
+  Status s;
+  {
+    py::gil_scoped_release nogil;
+    s = fn(&e);
+  }
+  check(s, e);
+}
+
 /// One device's GPU objects, created on first use (nvJPEG may be absent while the rest works).
 class GpuContext {
  public:
@@ -116,15 +128,11 @@ class GpuContext {
              std::uintptr_t out) {
     const std::vector<GpuImage> d = descs_from(descs, "hash");
     std::vector<Status> st(d.size(), Status::kDevice);
-    ErrorText e;
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = hash_.hash_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, d.data(),
-                           static_cast<std::int32_t>(d.size()), kinds, ptr<std::uint64_t>(out), st.data(),
-                           &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      return hash_.hash_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, d.data(),
+                              static_cast<std::int32_t>(d.size()), kinds, ptr<std::uint64_t>(out), st.data(),
+                              e);
+    });
     return statuses_out(st);
   }
 
@@ -132,15 +140,11 @@ class GpuContext {
             std::uintptr_t quality) {
     const std::vector<GpuImage> d = descs_from(descs, "pdq");
     std::vector<Status> st(d.size(), Status::kDevice);
-    ErrorText e;
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = hash_.pdq_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, d.data(),
-                          static_cast<std::int32_t>(d.size()), ptr<std::uint8_t>(hashes),
-                          ptr<std::int32_t>(quality), st.data(), &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      return hash_.pdq_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, d.data(),
+                             static_cast<std::int32_t>(d.size()), ptr<std::uint8_t>(hashes),
+                             ptr<std::int32_t>(quality), st.data(), e);
+    });
     return statuses_out(st);
   }
 
@@ -152,63 +156,48 @@ class GpuContext {
     if (filter < 0 || filter > static_cast<int>(Filter::kLanczos3))
       throw py::value_error("resize: unknown filter");
     std::vector<Status> st(s_desc.size(), Status::kDevice);
-    ErrorText e;
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = lazy(&resize_, device_, &e);
-      if (s == Status::kOk)
-        s = resize_->resize_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, s_desc.data(),
-                                  static_cast<std::int32_t>(s_desc.size()), ptr<std::uint8_t>(out), out_bytes,
-                                  d_desc.data(), static_cast<Filter>(filter), st.data(), &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      const Status s = lazy(&resize_, device_, e);
+      if (s != Status::kOk) return s;
+      return resize_->resize_batch(ptr<const std::uint8_t>(pixels), pixel_bytes, s_desc.data(),
+                                   static_cast<std::int32_t>(s_desc.size()), ptr<std::uint8_t>(out),
+                                   out_bytes, d_desc.data(), static_cast<Filter>(filter), st.data(), e);
+    });
     return statuses_out(st);
   }
 
   void int8_topk(std::uintptr_t codes, std::int64_t n, std::int32_t d, std::uintptr_t queries,
                  std::int64_t nq, std::int32_t k, std::uintptr_t scores, std::uintptr_t idx) {
-    ErrorText e;
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = lazy(&search_, device_, &e);
-      if (s == Status::kOk)
-        s = search_->int8_topk(ptr<const std::uint8_t>(codes), n, d, ptr<const std::int8_t>(queries), nq, k,
-                               ptr<std::int32_t>(scores), ptr<std::int64_t>(idx), &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      const Status s = lazy(&search_, device_, e);
+      if (s != Status::kOk) return s;
+      return search_->int8_topk(ptr<const std::uint8_t>(codes), n, d, ptr<const std::int8_t>(queries), nq, k,
+                                ptr<std::int32_t>(scores), ptr<std::int64_t>(idx), e);
+    });
   }
 
   void hamming_knn(std::uintptr_t codes, std::int64_t n, std::int32_t words, std::uintptr_t queries,
                    std::int64_t nq, std::int32_t k, std::uintptr_t dist, std::uintptr_t idx) {
-    ErrorText e;
-    Status s;
-    {
-      py::gil_scoped_release nogil;
-      s = lazy(&search_, device_, &e);
-      if (s == Status::kOk)
-        s = search_->hamming_knn(ptr<const std::uint64_t>(codes), n, words, ptr<const std::uint64_t>(queries),
-                                 nq, k, ptr<std::int32_t>(dist), ptr<std::int64_t>(idx), &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      const Status s = lazy(&search_, device_, e);
+      if (s != Status::kOk) return s;
+      return search_->hamming_knn(ptr<const std::uint64_t>(codes), n, words,
+                                  ptr<const std::uint64_t>(queries), nq, k, ptr<std::int32_t>(dist),
+                                  ptr<std::int64_t>(idx), e);
+    });
   }
 
   /// Pairs within r: their count; written to first / second / dist when capacity >= the count.
   std::int64_t hamming_join(std::uintptr_t codes, std::int64_t n, std::int32_t words, std::int32_t r,
                             std::uintptr_t first, std::uintptr_t second, std::uintptr_t dist,
                             std::int64_t capacity) {
-    ErrorText e;
-    Status s;
     std::int64_t count = 0;
-    {
-      py::gil_scoped_release nogil;
-      s = lazy(&search_, device_, &e);
-      if (s == Status::kOk)
-        s = search_->hamming_join(ptr<const std::uint64_t>(codes), n, words, r, ptr<std::int64_t>(first),
-                                  ptr<std::int64_t>(second), ptr<std::int32_t>(dist), capacity, &count, &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      const Status s = lazy(&search_, device_, e);
+      if (s != Status::kOk) return s;
+      return search_->hamming_join(ptr<const std::uint64_t>(codes), n, words, r, ptr<std::int64_t>(first),
+                                   ptr<std::int64_t>(second), ptr<std::int32_t>(dist), capacity, &count, e);
+    });
     return count;
   }
 
@@ -216,18 +205,14 @@ class GpuContext {
   std::int64_t hamming_radius(std::uintptr_t codes, std::int64_t n, std::int32_t words,
                               std::uintptr_t queries, std::int64_t nq, std::int32_t r, std::uintptr_t lims,
                               std::uintptr_t ids, std::uintptr_t dist, std::int64_t capacity) {
-    ErrorText e;
-    Status s;
     std::int64_t count = 0;
-    {
-      py::gil_scoped_release nogil;
-      s = lazy(&search_, device_, &e);
-      if (s == Status::kOk)
-        s = search_->hamming_radius(ptr<const std::uint64_t>(codes), n, words,
-                                    ptr<const std::uint64_t>(queries), nq, r, ptr<std::int64_t>(lims),
-                                    ptr<std::int64_t>(ids), ptr<std::int32_t>(dist), capacity, &count, &e);
-    }
-    check(s, e);
+    nogil_call([&](ErrorText* e) {
+      const Status s = lazy(&search_, device_, e);
+      if (s != Status::kOk) return s;
+      return search_->hamming_radius(ptr<const std::uint64_t>(codes), n, words,
+                                     ptr<const std::uint64_t>(queries), nq, r, ptr<std::int64_t>(lims),
+                                     ptr<std::int64_t>(ids), ptr<std::int32_t>(dist), capacity, &count, e);
+    });
     return count;
   }
 

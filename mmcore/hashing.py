@@ -85,7 +85,9 @@ class HashResult(StatusColumn):
     def hex(self, kind: str) -> list[str | None]:
         """The column as hex strings (imagehash's ``str()`` / the PDQ reference's hex); None where
         the record failed."""
-        col = self[kind]
+        col: Any = self[kind]
+        if hasattr(col, "__cuda_array_interface__"):  # hash_batch(device="cuda"): cupy columns
+            col = col.get()
         ok = self.ok
         if kind in ("pdq", "pdq_dihedral"):
             return [bytes(row).hex() if good else None for row, good in zip(col, ok, strict=True)]

@@ -414,6 +414,7 @@ def test_device_argument_of_the_top_level_functions(standin: Any) -> None:
         np.testing.assert_array_equal(got_h[k].get(), want[k], err_msg=k)
     np.testing.assert_array_equal(got_h.status, want.status)
     assert got_h.errors == want.errors
+    assert got_h.hex("pdq") == want.hex("pdq") and got_h.hex("phash") == want.hex("phash")
     assert got_h.thumbnails is not None and want.thumbnails is not None
     for a, b in zip(got_h.thumbnails.images, want.thumbnails.images, strict=True):
         assert (a is None and b is None) or np.array_equal(a, b)

@@ -53,13 +53,6 @@ def timed(repeat: int, fn: Callable[[], Any]) -> float:
     return statistics.median(times)
 
 
-def short_side(w: int, h: int, side: int) -> tuple[int, int]:
-    """mmcore.thumbnail's short-side geometry: the short side becomes `side`, the other keeps the aspect."""
-    if w <= h:
-        return side, max(1, round(h * side / w))
-    return max(1, round(w * side / h)), side
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", required=True, help="folder of JPEG files (others are skipped)")
@@ -114,12 +107,11 @@ def main() -> int:
         return ctx.hash([im for im in d.images if im is not None], ("phash",))["phash"].get()
 
     rows.append(("GPU decode + pHash, hashes on the host", n / timed(args.repeat, decode_hash)))
-    sizes = [short_side(int(im.shape[1]), int(im.shape[0]), 256) for im in ok]
 
     def decode_thumb_hash() -> Any:
         d = ctx.decode(blobs)
         ims = [im for im in d.images if im is not None]
-        thumbs = ctx.resize(ims, sizes)
+        thumbs = ctx.thumbnail(ims, short_side=256)  # mmcore.thumbnail's geometry
         return ctx.hash(thumbs, ("phash",))["phash"].get()
 
     rows.append(("GPU decode + resize 256 + pHash", n / timed(args.repeat, decode_thumb_hash)))

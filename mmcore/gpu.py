@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .hashing import KINDS, HashResult, hash_batch
-from .image import FILTERS, BatchResult, decode_batch, thumbnail_batch
+from .hashing import KINDS, HashResult, _kinds, hash_batch
+from .image import BatchResult, _filter, _size_pair, decode_batch, thumbnail_batch
+from .search import _nonneg_int
 from .status import DeviceError, Status
 
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
@@ -184,35 +185,22 @@ def _describe(images: Sequence[Any]) -> _Images:
 
 
 def _kinds_mask(kinds: Sequence[str]) -> tuple[int, bool]:
-    if isinstance(kinds, str):
-        kinds = (kinds,)
-    if not kinds:
-        raise ValueError(f"kinds must name at least one of {GPU_KINDS}")
-    mask = 0
-    pdq = False
-    for k in kinds:
+    """hash_batch's kinds check, then the GPU's subset: (mask of the 64-bit kinds, PDQ asked)."""
+    names, mask = _kinds(kinds)
+    for k in names:
         if k not in GPU_KINDS:
             raise ValueError(f"the GPU computes {GPU_KINDS}, not {k!r} (use mmcore.hash_batch on the CPU)")
-        if k == "pdq":
-            pdq = True
-        else:
-            mask |= 1 << KINDS.index(k)
-    return mask, pdq
+    pdq_bit = 1 << KINDS.index("pdq")
+    return mask & ~pdq_bit, bool(mask & pdq_bit)
 
 
 def _sizes(size: Any, n: int) -> list[tuple[int, int]]:
     """(width, height) per image from one pair or one pair per image."""
     pairs = [size] if len(size) == 2 and isinstance(size[0], (int, np.integer)) else list(size)
-    out = [(int(p[0]), int(p[1])) for p in pairs if len(p) == 2]
-    if len(out) != len(pairs) or any(w < 1 or h < 1 for w, h in out) or (len(out) != 1 and len(out) != n):
-        raise ValueError(f"size must be a positive (width, height), or one per image ({n}), got {size}")
+    out = [_size_pair("size", p) for p in pairs]
+    if len(out) != 1 and len(out) != n:
+        raise ValueError(f"size must be one (width, height), or one per image ({n}), got {len(out)}")
     return out * n if len(out) == 1 else out
-
-
-def _radius(r: Any) -> int:
-    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
-        raise ValueError(f"r must be an int >= 0, got {r!r}")
-    return int(r)
 
 
 def _words(codes: Any) -> Any:
@@ -392,8 +380,7 @@ class Context:
         """Every image resized to ``size = (width, height)`` (or ``size[i]`` per image), equal to
         :func:`mmcore.resize`: an (N, height, width[, C]) cupy batch when all outputs have the same
         shape, else a list of cupy arrays."""
-        if filter not in FILTERS:
-            raise ValueError(f"filter must be one of {sorted(FILTERS)}, got {filter!r}")
+        code = _filter(filter)
         src = _describe([_as_device(a) for a in _image_rows(images)])
         n = len(src.descs)
         cp = self._cp
@@ -419,7 +406,7 @@ class Context:
                     dst.base,
                     dst.nbytes,
                     dst.descs,
-                    FILTERS[filter],
+                    code,
                 )
             if np.any(status != 0):
                 bad = int(np.flatnonzero(status)[0])
@@ -494,11 +481,7 @@ class Context:
         from .quant import _check_params, _floats
 
         p = _check_params(params, "int8")
-        n = (
-            int(_interface(_as_device(codes))["shape"][0])
-            if hasattr(codes, "__cuda_array_interface__")
-            else len(codes)
-        )
+        n = len(codes)  # cupy, numpy and torch arrays all have len()
         if not 1 <= int(k) <= n:
             raise ValueError(f"k={k} must be between 1 and the {n} vectors searched")
         t, s, const = p.query(_floats(queries, "queries", p.dim))
@@ -521,15 +504,8 @@ class Context:
         ``(lims int64 (Q + 1,), distances int32, positions int64)``; query q's results are
         ``lims[q]:lims[q + 1]``, by distance then position. Brute force (Q * N distances, twice)."""
         cp = self._cp
-        c = cp.ascontiguousarray(_words(codes))
-        q = cp.ascontiguousarray(_words(queries))
-        if c.dtype != np.dtype("uint64") or c.ndim != 2:
-            raise ValueError(f"codes must be uint64 (N, W) or bytes (N, 8 W), got {c.dtype} {c.shape}")
-        if q.dtype != np.dtype("uint64") or q.ndim != 2 or q.shape[1] != c.shape[1]:
-            raise ValueError(
-                f"queries must be like the codes, (Q, {c.shape[1]}) words, got {q.dtype} {q.shape}"
-            )
-        r = _radius(r)
+        c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")
+        r = _nonneg_int("r", r)
         n, words, nq = int(c.shape[0]), int(c.shape[1]), int(q.shape[0])
         lims = cp.zeros(nq + 1, dtype=cp.int64)
         with self._ready():
@@ -549,10 +525,8 @@ class Context:
         :meth:`mmcore.HammingIndex.join` by position. Brute force on the device (about n^2 / 2
         distances, twice: a counting pass and a writing pass)."""
         cp = self._cp
-        c = cp.ascontiguousarray(_words(codes))
-        if c.dtype != np.dtype("uint64") or c.ndim != 2:
-            raise ValueError(f"codes must be uint64 (N, W) or bytes (N, 8 W), got {c.dtype} {c.shape}")
-        r = _radius(r)
+        c, _ = self._pair(_words(codes), None, "uint64", "uint64")
+        r = _nonneg_int("r", r)
         n, words = int(c.shape[0]), int(c.shape[1])
         with self._ready():
             count = self._call(self._ctx.hamming_join, c.data.ptr, n, words, int(r), 0, 0, 0, 0)
@@ -568,17 +542,25 @@ class Context:
                     raise DeviceError(Status.DEVICE, f"the join counted {count} pairs, then {got}")
         return first[:count], second[:count], dist[:count]
 
+    def _pair(self, codes: Any, queries: Any, code_type: str, query_type: str) -> tuple[Any, Any]:
+        """Contiguous device codes (N, W) of code_type and queries (Q, W) of query_type (None: none)."""
+        cp = self._cp
+        c = cp.ascontiguousarray(_as_device(codes))
+        if c.dtype != np.dtype(code_type) or c.ndim != 2:
+            raise ValueError(f"codes must be {code_type} (N, W), got {c.dtype} {c.shape}")
+        if queries is None:
+            return c, None
+        q = cp.ascontiguousarray(_as_device(queries))
+        if q.dtype != np.dtype(query_type) or q.ndim != 2 or q.shape[1] != c.shape[1]:
+            raise ValueError(f"queries must be {query_type} (Q, {c.shape[1]}), got {q.dtype} {q.shape}")
+        return c, q
+
     def _topk(
         self, fn: Any, codes: Any, queries: Any, k: int, code_type: str, query_type: str
     ) -> tuple[Any, Any]:
         """Checks codes (N, W) and queries (Q, W), runs the top-k kernel fn into new (Q, k) outputs."""
         cp = self._cp
-        c = cp.ascontiguousarray(_as_device(codes))
-        q = cp.ascontiguousarray(_as_device(queries))
-        if c.dtype != np.dtype(code_type) or c.ndim != 2:
-            raise ValueError(f"codes must be {code_type} (N, W), got {c.dtype} {c.shape}")
-        if q.dtype != np.dtype(query_type) or q.ndim != 2 or q.shape[1] != c.shape[1]:
-            raise ValueError(f"queries must be {query_type} (Q, {c.shape[1]}), got {q.dtype} {q.shape}")
+        c, q = self._pair(codes, queries, code_type, query_type)
         out = cp.empty((q.shape[0], int(k)), dtype=cp.int32)
         pos = cp.empty((q.shape[0], int(k)), dtype=cp.int64)
         with self._ready():

@@ -361,9 +361,9 @@ def score_int8(
 
     ``device="cuda"`` (or device-resident codes, e.g. a cupy array, with ``device`` left None)
     scores on the GPU (:mod:`mmcore.gpu`; the same answer) and returns cupy arrays."""
-    if device not in (None, "cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" or (device is None and hasattr(codes, "__cuda_array_interface__")):
+    from .image import _on_gpu
+
+    if _on_gpu(device, codes):
         from .gpu import default_context
 
         return default_context().score_int8(codes, queries, params, k)

@@ -101,12 +101,8 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
   Impl& m = *impl_;
   const Status s = m.check_ready("hamming_join", error);
   if (s != Status::kOk) return s;
-  const char* problem = g::search_args_problem(true, codes, n, words, codes, 0, 1, false, count, count);
-  if (problem == nullptr && r < 0) problem = "negative radius";
-  if (problem == nullptr && n > 0x7FFFFFFF) problem = "more than 2^31 - 1 rows (the join is brute force)";
-  if (problem == nullptr && count == nullptr) problem = "null count";
-  if (problem == nullptr && capacity > 0 && (first == nullptr || second == nullptr || dist == nullptr))
-    problem = "null output";
+  const char* problem = g::pairs_args_problem(true, codes, n, words, nullptr, 0, r, nullptr, first, second,
+                                              dist, capacity, count);
   if (problem != nullptr) {
     error->set("SearchGpu::hamming_join: %s (n %lld, words %d, r %d)", problem, static_cast<long long>(n),
                words, r);
@@ -134,10 +130,8 @@ Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std
   Impl& m = *impl_;
   const Status s = m.check_ready("hamming_radius", error);
   if (s != Status::kOk) return s;
-  const char* problem = g::search_args_problem(true, codes, n, words, queries, nq, 1, false, lims, count);
-  if (problem == nullptr && r < 0) problem = "negative radius";
-  if (problem == nullptr && (lims == nullptr || count == nullptr)) problem = "null lims or count";
-  if (problem == nullptr && capacity > 0 && (ids == nullptr || dist == nullptr)) problem = "null output";
+  const char* problem = g::pairs_args_problem(false, codes, n, words, queries, nq, r, lims, nullptr, ids,
+                                              dist, capacity, count);
   if (problem != nullptr) {
     error->set("SearchGpu::hamming_radius: %s (n %lld, words %d, nq %lld, r %d)", problem,
                static_cast<long long>(n), words, static_cast<long long>(nq), r);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../cuda/cuda_util.cuh"
 #include "common.h"
 #include "hash_args.h"
 #include "mmcore/hash_gpu.h"
@@ -29,24 +30,13 @@ void cuda_check(cudaError_t e, const char* what) {
                std::string("mmcore_hash (gpu): ") + what + " failed: " + cudaGetErrorString(e));
 }
 
-/// A device allocation that only grows.
-struct DeviceBytes {
-  void* ptr = nullptr;
-  std::size_t cap = 0;
-  void* get(std::size_t bytes) {
-    if (bytes > cap) {
-      if (ptr != nullptr) cudaFree(ptr);
-      ptr = nullptr;
-      cap = 0;
-      cuda_check(cudaMalloc(&ptr, bytes + bytes / 4), "cudaMalloc");
-      cap = bytes + bytes / 4;
-    }
-    return ptr;
-  }
-  ~DeviceBytes() {
-    if (ptr != nullptr) cudaFree(ptr);
-  }
-};
+/// `buffer` grown to `bytes` (waiting for `stream` first), or the DALI error that says why not.
+void* reserve(mmcore::cuda_util::DeviceBuffer* buffer, std::size_t bytes, cudaStream_t stream) {
+  mmcore::ErrorText e;
+  DALI_ENFORCE(buffer->reserve(bytes, stream, &e) == mmcore::Status::kOk,
+               std::string("mmcore_hash (gpu): ") + e.text);
+  return buffer->ptr;
+}
 
 }  // namespace
 
@@ -116,10 +106,11 @@ class MmcoreHashGpu : public dali::Operator<dali::GPUBackend> {
     }
     const int m = static_cast<int>(desc.size());
     const bool pdq = has_pdq(kinds_);
-    auto* bits =
-        static_cast<uint64_t*>(bits_.get(sizeof(uint64_t) * mmcore::kGpuHashColumns * std::max(m, 1)));
-    auto* pdq_bytes = static_cast<uint8_t*>(pdq_.get(32 * static_cast<std::size_t>(std::max(m, 1))));
-    auto* quality = static_cast<int32_t*>(quality_.get(sizeof(int32_t) * std::max(m, 1)));
+    const std::size_t slots = static_cast<std::size_t>(std::max(m, 1));
+    auto* bits = static_cast<uint64_t*>(
+        reserve(&bits_, sizeof(uint64_t) * mmcore::kGpuHashColumns * slots, ws.stream()));
+    auto* pdq_bytes = static_cast<uint8_t*>(reserve(&pdq_, 32 * slots, ws.stream()));
+    auto* quality = static_cast<int32_t*>(reserve(&quality_, sizeof(int32_t) * slots, ws.stream()));
     if (m > 0) {
       cuda_check(cudaStreamSynchronize(ws.stream()), "cudaStreamSynchronize");  // the samples are ready
       std::vector<mmcore::Status> st(m, mmcore::Status::kOk);
@@ -211,7 +202,14 @@ class MmcoreHashGpu : public dali::Operator<dali::GPUBackend> {
   int device_;
   bool ready_ = false;
   mmcore::HashGpu gpu_;
-  DeviceBytes bits_, pdq_, quality_;
+  mmcore::cuda_util::DeviceBuffer bits_, pdq_, quality_;
+
+ public:
+  ~MmcoreHashGpu() override {
+    bits_.release();
+    pdq_.release();
+    quality_.release();
+  }
 };
 
 }  // namespace mmcore_dali

@@ -545,6 +545,23 @@ inline const char* search_args_problem(bool binary, const void* codes, std::int6
   return nullptr;
 }
 
+/// Why a hamming_join (join: the codes against themselves; queries, nq and lims ignored) or
+/// hamming_radius call is refused (nullptr: accepted). a, b, dist are the outputs, needed when
+/// capacity > 0 (a: the join's first rows).
+inline const char* pairs_args_problem(bool join, const void* codes, std::int64_t n, std::int32_t words,
+                                      const void* queries, std::int64_t nq, std::int32_t r, const void* lims,
+                                      const void* a, const void* b, const void* dist, std::int64_t capacity,
+                                      const void* count) {
+  const char* problem = search_args_problem(true, codes, n, words, join ? codes : queries, join ? 0 : nq, 1,
+                                            false, join ? count : lims, count);
+  if (problem != nullptr) return problem;
+  if (r < 0) return "negative radius";
+  if (join && n > 0x7FFFFFFF) return "more than 2^31 - 1 rows (the join is brute force)";
+  if (count == nullptr || (!join && lims == nullptr)) return "null lims or count";
+  if (capacity > 0 && ((join && a == nullptr) || b == nullptr || dist == nullptr)) return "null output";
+  return nullptr;
+}
+
 /// The answer from a key: int8 (score, or INT32_MIN padding) or binary (distance, or INT32_MAX).
 MMCORE_HD inline std::int32_t key_output(std::uint64_t key, bool binary) {
   if (key == 0) return binary ? 2147483647 : (-2147483647 - 1);

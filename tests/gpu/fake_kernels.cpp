@@ -83,10 +83,8 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
 Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                                std::int64_t* first, std::int64_t* second, std::int32_t* dist,
                                std::int64_t capacity, std::int64_t* count, ErrorText* error) {
-  const char* problem =
-      gpu_detail::search_args_problem(true, codes, n, words, codes, 0, 1, false, count, count);
-  if (problem == nullptr && r < 0) problem = "negative radius";
-  if (problem == nullptr && count == nullptr) problem = "null count";
+  const char* problem = gpu_detail::pairs_args_problem(true, codes, n, words, nullptr, 0, r, nullptr, first,
+                                                       second, dist, capacity, count);
   if (refuse(impl_->ready, "hamming_join", problem, error)) return Status::kUnsupported;
   std::vector<std::int64_t> a, b;
   std::vector<std::int32_t> d;
@@ -103,10 +101,8 @@ Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std
                                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
                                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
                                  std::int64_t capacity, std::int64_t* count, ErrorText* error) {
-  const char* problem =
-      gpu_detail::search_args_problem(true, codes, n, words, queries, nq, 1, false, lims, count);
-  if (problem == nullptr && r < 0) problem = "negative radius";
-  if (problem == nullptr && (lims == nullptr || count == nullptr)) problem = "null lims or count";
+  const char* problem = gpu_detail::pairs_args_problem(false, codes, n, words, queries, nq, r, lims, nullptr,
+                                                       ids, dist, capacity, count);
   if (refuse(impl_->ready, "hamming_radius", problem, error)) return Status::kUnsupported;
   std::vector<std::int64_t> l, i;
   std::vector<std::int32_t> d;

@@ -104,12 +104,19 @@ Status launch_int8(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int
         break;
     }
   } else {
-    const g::TileArgs a{codes, queries,
-                        rows,  static_cast<std::int32_t>(nqg),
-                        d,     d % 16 == 0 && g::aligned16(codes) && g::aligned16(queries)};
-    const dim3 grid(static_cast<unsigned>((rows + g::kTileRows - 1) / g::kTileRows),
-                    static_cast<unsigned>((nqg + g::kTileQueries - 1) / g::kTileQueries));
-    int8_tile_kernel<<<grid, g::kTileThreads, 0, m.stream>>>(a, qsum, scores, ld);
+    // gridDim.y <= 65535: int8_scores may bring millions of queries (topk's groups are <= 2048).
+    const std::int64_t per_launch = std::int64_t{65535} * g::kTileQueries;
+    for (std::int64_t q0 = 0; q0 < nqg; q0 += per_launch) {
+      const std::int64_t nqs = nqg - q0 < per_launch ? nqg - q0 : per_launch;
+      const std::int8_t* qs = queries + q0 * d;
+      const g::TileArgs a{codes, qs,
+                          rows,  static_cast<std::int32_t>(nqs),
+                          d,     d % 16 == 0 && g::aligned16(codes) && g::aligned16(qs)};
+      const dim3 grid(static_cast<unsigned>((rows + g::kTileRows - 1) / g::kTileRows),
+                      static_cast<unsigned>((nqs + g::kTileQueries - 1) / g::kTileQueries));
+      int8_tile_kernel<<<grid, g::kTileThreads, 0, m.stream>>>(a, qsum + q0, scores + q0 * ld, ld);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+    }
   }
   MMCORE_CUDA_TRY(cudaGetLastError());
   return Status::kOk;
@@ -166,7 +173,10 @@ Status SearchGpu::int8_scores(const std::uint8_t* codes, std::int64_t n, std::in
   s = upload_qsum(m, queries, nq, d, error);
   if (s == Status::kOk)
     s = launch_int8(m, codes, n, d, queries, nq, static_cast<const std::int32_t*>(m.qsum.ptr), out, n, error);
-  if (s != Status::kOk) return s;
+  if (s != Status::kOk) {
+    (void)cudaStreamSynchronize(m.stream);  // nothing already queued still reads or writes the buffers
+    return s;
+  }
   MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
 }

@@ -29,7 +29,12 @@ __global__ void __launch_bounds__(g::kSelectThreads) select_kernel(g::SelectArgs
   for (std::int64_t r = 0; r < rounds; ++r) {
     g::select_scan(a, sh, seg, q, r, tid, g::kSelectThreads);
     __syncthreads();
-    if (g::select_must_sort(sh)) {  // the same count for every thread: a uniform branch
+    const bool must_sort = g::select_must_sort(sh);
+    // Every thread has read the count before any appends to it in the next round's scan (a
+    // warp that read it late could otherwise see a later count and branch alone into sort()'s
+    // barriers): the branch below is uniform.
+    __syncthreads();
+    if (must_sort) {
       sort();
       g::select_keep(sh, a.k, tid, g::kSelectThreads);
       __syncthreads();
@@ -118,6 +123,9 @@ Status SearchGpu::Impl::topk(std::int64_t n, std::int64_t nq, std::int32_t k, bo
   GpuExec ex{this, &score, k, binary, out_scores, out_idx, error};
   if (!g::run_topk(ex, shape, plan, static_cast<std::int32_t*>(scores.ptr),
                    static_cast<std::uint64_t*>(keys_a.ptr), static_cast<std::uint64_t*>(keys_b.ptr))) {
+    // Kernels queued before the failure may still read the inputs and write the outputs: the
+    // caller gets its buffers back only once they are done.
+    (void)cudaStreamSynchronize(stream);
     return ex.status;
   }
   MMCORE_CUDA_TRY(cudaStreamSynchronize(stream));

@@ -145,9 +145,16 @@ class FakeGpuContext:
         _view(scores, nq * k * 4, np.int32)[:] = s.ravel()
         _view(idx, nq * k * 8, np.int64)[:] = i.ravel()
 
+    @staticmethod
+    def _words_aligned(*ptrs: int) -> None:
+        """search_args_problem's refusal: the kernels load binary codes as 64-bit words."""
+        if any(p % 8 for p in ptrs):
+            raise RuntimeError("UNSUPPORTED: codes or queries not 8-byte aligned")
+
     def hamming_knn(
         self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
     ) -> None:
+        self._words_aligned(codes, queries)
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
         s, i = _core.quant_score_binary(c, q, k, 1)
@@ -157,6 +164,7 @@ class FakeGpuContext:
     def hamming_join(
         self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
     ) -> int:
+        self._words_aligned(codes)
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         a, b, d, _ = _core.hamming_join(c, r, 1, "brute")
         if capacity >= len(a) > 0:
@@ -178,6 +186,7 @@ class FakeGpuContext:
         dist: int,
         capacity: int,
     ) -> int:
+        self._words_aligned(codes, queries)
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
         lim, d, i, _ = _core.hamming_radius(c, None, q, r, 1, "brute")

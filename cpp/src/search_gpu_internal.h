@@ -444,6 +444,7 @@ struct TopkShape {
   std::int32_t k = 1;
   std::int32_t blocks_wanted = 528;         ///< select blocks per launch to aim at (4 per SM)
   std::int64_t score_budget = 512ll << 20;  ///< bytes of the int32 score matrix per chunk
+  std::int64_t key_budget = 1ll << 30;  ///< bytes of each candidate-key buffer (query groups shrink to fit)
   std::int64_t min_segment = kSelectMinSegment;
   std::int64_t max_query_group = 2048;
   std::int64_t min_chunk_rows = 65536;
@@ -473,10 +474,10 @@ inline std::int64_t select_segment(std::int64_t length, std::int64_t queries, co
   return seg;
 }
 
-inline TopkPlan plan_topk(const TopkShape& s) {
+/// The plan for query groups of `group` queries.
+inline TopkPlan plan_topk_group(const TopkShape& s, std::int64_t group) {
   TopkPlan p;
-  p.query_group = s.nq < s.max_query_group ? s.nq : s.max_query_group;
-  if (p.query_group < 1) p.query_group = 1;
+  p.query_group = group < 1 ? 1 : group;
   std::int64_t rows = s.score_budget / (4 * p.query_group);
   if (rows < s.min_chunk_rows) rows = s.min_chunk_rows;
   p.chunk_rows = s.n < rows ? s.n : rows;
@@ -488,6 +489,18 @@ inline TopkPlan plan_topk(const TopkShape& s) {
   p.score_elems = p.query_group * (p.chunk_rows > 0 ? p.chunk_rows : 1);
   p.key_elems = p.query_group * p.level1_len;
   return p;
+}
+
+/// Query groups of up to max_query_group queries, halved while the candidate keys of a group
+/// (k per level-1 segment of every chunk) exceed key_budget: e.g. 1e9 rows, k = 100 and 2048
+/// queries would need 2 x 62 GB; one query at a time needs < 0.2 GB for any n and k.
+inline TopkPlan plan_topk(const TopkShape& s) {
+  std::int64_t group = s.nq < s.max_query_group ? s.nq : s.max_query_group;
+  for (;;) {
+    const TopkPlan p = plan_topk_group(s, group);
+    if (p.query_group <= 1 || p.key_elems * 8 <= s.key_budget) return p;
+    group = (group + 1) / 2;
+  }
 }
 
 /// Runs the schedule. Exec (the GPU, or the emulator) provides, each returning true on success:
@@ -542,6 +555,11 @@ inline const char* search_args_problem(bool binary, const void* codes, std::int6
   if (k_checked && (k < 1 || k > kSearchMaxK)) return "k outside 1..1024";
   if ((n > 0 && codes == nullptr) || (nq > 0 && (queries == nullptr || out == nullptr || out2 == nullptr)))
     return "null buffer";
+  // Binary codes are read as 64-bit words: a misaligned load would be a sticky CUDA error that
+  // spoils the whole context.
+  if (binary && (reinterpret_cast<std::uintptr_t>(codes) % 8 != 0 ||
+                 reinterpret_cast<std::uintptr_t>(queries) % 8 != 0))
+    return "codes or queries not 8-byte aligned";
   return nullptr;
 }
 

@@ -43,7 +43,7 @@ void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std
 }
 
 /// What the schedule is forced to: 0 the GPU's defaults (4 SMs), 1 small chunks and query groups,
-/// 2 many select rounds.
+/// 2 many select rounds, 3 query groups shrunk by the key budget.
 void configure(mmcore_test::SearchEmu* emu, int schedule) {
   emu->shape = {};
   emu->shape.blocks_wanted = 4 * emu->multiprocessors;
@@ -53,6 +53,10 @@ void configure(mmcore_test::SearchEmu* emu, int schedule) {
     emu->shape.max_query_group = 3;
   } else if (schedule == 2) {
     emu->shape.blocks_wanted = 4096;  // the minimum segment everywhere: the most select levels
+  } else if (schedule == 3) {
+    emu->shape.key_budget = 8 * 2000;  // query groups shrink to fit the candidate keys
+    emu->shape.min_chunk_rows = 4096;
+    emu->shape.score_budget = 4 * 8192;
   }
 }
 
@@ -210,8 +214,30 @@ void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
 
 }  // namespace
 
+/// The default plan keeps both candidate-key buffers within the budget at sizes where 2048-query
+/// groups would not fit a GPU.
+void check_plan_budget() {
+  for (const std::int64_t n :
+       {std::int64_t{10'000'000}, std::int64_t{300'000'000}, std::int64_t{4'000'000'000}})
+    for (const std::int32_t k : {10, 100, 1024}) {
+      ++cases;
+      mmcore::gpu_detail::TopkShape shape;
+      shape.n = n;
+      shape.nq = 5000;
+      shape.k = k;
+      shape.blocks_wanted = 4 * 132;
+      const mmcore::gpu_detail::TopkPlan p = mmcore::gpu_detail::plan_topk(shape);
+      if (p.key_elems * 8 > shape.key_budget || p.query_group < 1 || p.level1_len < k) {
+        ++failures;
+        std::printf("PLAN n=%lld k=%d: group %lld, %lld key bytes\n", static_cast<long long>(n), k,
+                    static_cast<long long>(p.query_group), static_cast<long long>(p.key_elems * 8));
+      }
+    }
+}
+
 int main() {
   std::mt19937_64 rng(20261128);
+  check_plan_budget();
   // int8: the stream kernel (d % 16 == 0, aligned, nq <= 8) ...
   for (std::int32_t d : {16, 32, 768})
     for (std::int64_t nq : {1, 2, 3, 5, 8})
@@ -231,7 +257,7 @@ int main() {
   check_int8(rng, 0, 48, 3, 10, 0, 0, 0, false);
   check_int8(rng, 100, 48, 0, 10, 0, 0, 0, false);
   // forced schedules: small chunks / query groups, and many select levels
-  for (int schedule : {1, 2}) {
+  for (int schedule : {1, 2, 3}) {
     check_int8(rng, 20000, 32, 7, 10, 2, 0, schedule, false);
     check_int8(rng, 20000, 33, 11, 300, 0, 0, schedule, schedule == 2);
     check_int8(rng, 40000, 16, 1, 1024, 2, 0, schedule, false);
@@ -242,7 +268,7 @@ int main() {
       for (std::int32_t k : {1, 10, 100}) check_binary(rng, 6000, words, nq, k, 0, nq == 5);
   check_binary(rng, 3, 4, 2, 10, 0, false);
   check_binary(rng, 0, 4, 2, 10, 0, false);
-  for (int schedule : {1, 2}) {
+  for (int schedule : {1, 2, 3}) {
     check_binary(rng, 30000, 1, 9, 1024, schedule, false);
     check_binary(rng, 30000, 4, 4, 50, schedule, true);
   }

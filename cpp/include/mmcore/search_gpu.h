@@ -11,15 +11,17 @@
 //   is the caller's.
 // - Inputs and outputs are device memory: codes n x d bytes (int8) or n x words uint64 (binary),
 //   row-major and contiguous; queries nq x d int8 or nq x words uint64; scores / dist nq x k int32
-//   and idx nq x k int64, row per query. Any alignment and d work; d % 16 == 0 with 16-byte-aligned
-//   codes and queries take the fast load path.
+//   and idx nq x k int64, row per query. int8: any alignment and d work; d % 16 == 0 with
+//   16-byte-aligned codes and queries take the fast load path. Binary codes and queries must be
+//   8-byte aligned (read as words; kUnsupported otherwise).
 // - Limits: 1 <= k <= kSearchMaxK (1024), n <= 4294967294 rows, 1 <= d <= 65536 (int8),
 //   1 <= words <= 4096 (binary); anything else returns kUnsupported with the reason, computing
 //   nothing.
 // - Errors: a CUDA failure returns Status::kDevice (kNoMemory when a device allocation failed)
 //   with the reason in `error`; nothing aborts, throws (except std::bad_alloc) or prints.
 // - Resources: a SearchGpu owns its stream and its device scratch (the int32 score matrix of one
-//   chunk of rows, at most ~512 MB, and the candidate keys; grown on demand, reused). The stream
+//   chunk of rows, at most ~512 MB, and two candidate-key buffers of at most ~1 GB each: query
+//   groups shrink until their keys fit; grown on demand, reused). The stream
 //   is a blocking one (it starts after work queued on the legacy default stream); each call returns
 //   when its outputs are written. One SearchGpu per thread.
 #pragma once

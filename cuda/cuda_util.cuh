@@ -76,10 +76,13 @@ inline Status open_stream(const char* owner, std::int32_t bound_device, std::int
 template <class... Buffers>
 void close_stream(std::int32_t device, cudaStream_t stream, Buffers&... buffers) {
   if (stream == nullptr) return;
+  int current = -1;
+  const bool restore = cudaGetDevice(&current) == cudaSuccess && current != device;
   (void)cudaSetDevice(device);
   (void)cudaStreamSynchronize(stream);
   (buffers.release(), ...);
   (void)cudaStreamDestroy(stream);
+  if (restore) (void)cudaSetDevice(current);  // a destructor leaves the thread's device as it was
 }
 
 }  // namespace mmcore::cuda_util

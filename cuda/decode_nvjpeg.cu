@@ -63,13 +63,15 @@ struct Api {
   decltype(&nvjpegDecodeBatched) batched = nullptr;
   decltype(&nvjpegJpegStreamCreate) stream_create = nullptr;
   decltype(&nvjpegJpegStreamDestroy) stream_destroy = nullptr;
-  decltype(&nvjpegJpegStreamParseHeader) stream_parse = nullptr;
+  decltype(&nvjpegJpegStreamParse) stream_parse = nullptr;
   decltype(&nvjpegDecodeBatchedSupported) batched_supported = nullptr;
 
   bool load(ErrorText* error) {
     const char* env = std::getenv("MMCORE_NVJPEG");
     const char* name = env != nullptr && env[0] != '\0' ? env : "libnvjpeg.so.13";
-    lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    // Never closed (RTLD_NODELETE, no dlclose): nvJPEG's hardware backend may keep threads and exit
+    // handlers that must not outlive its code.
+    lib = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (lib == nullptr) {
       const char* why = dlerror();
       error->set("nvJPEG not found (%s): %s (install nvidia-nvjpeg or set MMCORE_NVJPEG to the library)",
@@ -93,7 +95,7 @@ struct Api {
     sym(&batched, "nvjpegDecodeBatched");
     sym(&stream_create, "nvjpegJpegStreamCreate");
     sym(&stream_destroy, "nvjpegJpegStreamDestroy");
-    sym(&stream_parse, "nvjpegJpegStreamParseHeader");
+    sym(&stream_parse, "nvjpegJpegStreamParse");
     sym(&batched_supported, "nvjpegDecodeBatchedSupported");
     return ok;
   }
@@ -103,6 +105,7 @@ struct Api {
 
 struct DecodeGpu::Impl {
   Api api;
+  std::int32_t device = 0;
   cudaStream_t stream = nullptr;
   nvjpegHandle_t handle = nullptr;  // default backend: any bitstream nvJPEG decodes
   nvjpegJpegState_t state = nullptr;
@@ -111,6 +114,9 @@ struct DecodeGpu::Impl {
   nvjpegJpegStream_t parsed = nullptr;  // the hardware handle's, for nvjpegDecodeBatchedSupported
 
   ~Impl() {
+    int current = -1;
+    const bool restore = cudaGetDevice(&current) == cudaSuccess && current != device;
+    if (stream != nullptr || api.lib != nullptr) (void)cudaSetDevice(device);
     if (api.lib != nullptr) {
       if (parsed != nullptr) api.stream_destroy(parsed);
       if (hw_state != nullptr) api.state_destroy(hw_state);
@@ -119,7 +125,7 @@ struct DecodeGpu::Impl {
       if (handle != nullptr) api.destroy(handle);
     }
     if (stream != nullptr) cudaStreamDestroy(stream);
-    if (api.lib != nullptr) dlclose(api.lib);
+    if (restore) (void)cudaSetDevice(current);
   }
 };
 
@@ -147,6 +153,7 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
     error->set("no CUDA device %d (%s)", device, ce != cudaSuccess ? cudaGetErrorString(ce) : "out of range");
     return fail(Status::kDevice);
   }
+  im->device = device;
   if ((ce = cudaSetDevice(device)) != cudaSuccess ||
       (ce = cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking)) != cudaSuccess) {
     error->set("CUDA: %s", cudaGetErrorString(ce));
@@ -217,6 +224,10 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   }
   Impl& im = *impl_;
   st.hardware_available = im.hw != nullptr;
+  if (const cudaError_t ce = cudaSetDevice(im.device); ce != cudaSuccess) {
+    error->set("CUDA: %s", cudaGetErrorString(ce));
+    return Status::kDevice;
+  }
   const auto dest = [&](std::int32_t i) {
     nvjpegImage_t d;
     std::memset(&d, 0, sizeof d);
@@ -228,11 +239,24 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   for (std::int32_t i = 0; i < n; ++i) {
     if (!status_ok(statuses[i])) continue;
     const GpuImage& g = images[i];
-    if (g.channels != 3 || g.width <= 0 || g.height <= 0 || g.offset < 0 ||
-        g.offset + g.stride * g.height > pixel_bytes) {
+    // nvJPEG writes the JPEG's own size at the descriptor's pitch: the descriptor must be that
+    // size and fit the buffer (checked by division: descriptors come from the caller).
+    ImageInfo info;
+    ErrorText why;
+    DecodeOptions o;
+    o.exif_orientation = false;
+    o.max_pixels = 0;  // plan() applied the limit
+    const bool same_size = status_ok(decode_info(data[i], sizes[i], o, &info, &why)) &&
+                           info.width == g.width && info.height == g.height;
+    const std::int64_t row = static_cast<std::int64_t>(g.width) * 3;
+    if (g.channels != 3 || g.width <= 0 || g.height <= 0 || g.offset < 0 || g.stride < row ||
+        g.offset > pixel_bytes || (pixel_bytes - g.offset - row) / g.stride < g.height - 1 ||
+        pixel_bytes - g.offset < row || !same_size) {
       statuses[i] = Status::kUnsupported;
-      messages[i].set("descriptor %dx%d at offset %lld does not fit the %lld-byte buffer", g.width, g.height,
-                      static_cast<long long>(g.offset), static_cast<long long>(pixel_bytes));
+      messages[i].set(
+          "descriptor %dx%d (stride %lld) at offset %lld does not match the JPEG or the %lld-byte buffer",
+          g.width, g.height, static_cast<long long>(g.stride), static_cast<long long>(g.offset),
+          static_cast<long long>(pixel_bytes));
       continue;
     }
     todo.push_back(i);
@@ -242,7 +266,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   for (std::int32_t i : todo) {
     int unsupported = 1;
     if (im.hw != nullptr &&
-        im.api.stream_parse(im.hw, data[i], sizes[i], im.parsed) == NVJPEG_STATUS_SUCCESS &&
+        im.api.stream_parse(im.hw, data[i], sizes[i], 0, 0, im.parsed) == NVJPEG_STATUS_SUCCESS &&
         im.api.batched_supported(im.hw, im.parsed, &unsupported) == NVJPEG_STATUS_SUCCESS &&
         unsupported == 0) {
       hw_batch.push_back(i);

@@ -19,9 +19,11 @@ True
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,37 @@ def unavailable_reason() -> str | None:
 def available() -> bool:
     """True when this build has CUDA, a device is present and cupy imports."""
     return unavailable_reason() is None
+
+
+_NVJPEG_LOADED: list[bool] = []
+
+
+def _load_nvjpeg() -> None:
+    """Makes the nvidia-nvjpeg wheel's libnvjpeg.so.13 findable by the decoder's dlopen.
+
+    The wheel puts it under site-packages/nvidia/cu13/lib, which is not on the loader's path:
+    loading it once by full path (RTLD_GLOBAL) lets dlopen("libnvjpeg.so.13") find it by its
+    soname. ``$MMCORE_NVJPEG``, a library already on the loader's path, or a missing wheel leave
+    the decoder to its own search (whose error says what to install)."""
+    if _NVJPEG_LOADED or os.environ.get("MMCORE_NVJPEG"):
+        return
+    _NVJPEG_LOADED.append(True)
+    import ctypes
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return
+    for root in list(spec.submodule_search_locations or []) if spec is not None else []:
+        for sub in ("cu13/lib", "nvjpeg/lib"):
+            lib = Path(root) / sub / "libnvjpeg.so.13"
+            if lib.is_file():
+                try:
+                    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+                except OSError:
+                    continue
+                return
 
 
 def _cupy() -> Any:
@@ -204,10 +237,14 @@ def _sizes(size: Any, n: int) -> list[tuple[int, int]]:
 
 
 def _words(codes: Any) -> Any:
-    """Device codes as uint64 words: uint8 rows of a multiple of 8 bytes are viewed, not copied."""
+    """Device codes as uint64 words: uint8 rows of a multiple of 8 bytes are viewed, not copied
+    (copied where the view would start off an 8-byte boundary: the kernels load whole words)."""
     c = _as_device(codes)
     if c.dtype == np.uint8 and c.ndim == 2 and c.shape[1] % 8 == 0:
-        return _cupy().ascontiguousarray(c).view(np.uint64)
+        c = _cupy().ascontiguousarray(c)
+        if c.data.ptr % 8:
+            c = c.copy()
+        return c.view(np.uint64)
     return c
 
 
@@ -280,17 +317,19 @@ class Context:
         cp = self._cp
         columns: dict[str, Any] = {}
         status = np.zeros(n, np.uint8)
+        # Allocated (and zeroed on cupy's stream) before _ready() waits for that stream: a memset
+        # queued after it could run after the kernels, on their own stream, and wipe the hashes.
+        out = cp.zeros((_COLUMNS, max(n, 1)), dtype=cp.uint64) if mask else None
+        hashes = cp.zeros((max(n, 1), 32), dtype=cp.uint8) if pdq else None
+        quality = cp.zeros(max(n, 1), dtype=cp.int32) if pdq else None
         with self._ready():
-            if mask:
-                out = cp.zeros((_COLUMNS, max(n, 1)), dtype=cp.uint64)
+            if out is not None:
                 if n:
                     status = self._call(self._ctx.hash, ims.base, ims.nbytes, ims.descs, mask, out.data.ptr)
                 for k in GPU_KINDS[:_COLUMNS]:
                     if mask >> KINDS.index(k) & 1:
                         columns[k] = out[KINDS.index(k), :n]
-            if pdq:
-                hashes = cp.zeros((max(n, 1), 32), dtype=cp.uint8)
-                quality = cp.zeros(max(n, 1), dtype=cp.int32)
+            if hashes is not None and quality is not None:
                 if n:
                     st = self._call(
                         self._ctx.pdq, ims.base, ims.nbytes, ims.descs, hashes.data.ptr, quality.data.ptr
@@ -454,6 +493,7 @@ class Context:
         buf = cp.empty(max(total, 1), dtype=cp.uint8)
         counts: dict[str, Any] = {"hardware": 0, "fallback": 0, "failed": 0, "hardware_available": False}
         if blobs:
+            _load_nvjpeg()
             with self._ready():
                 status, errors, counts = self._call(
                     self._ctx.decode, blobs, descs, status, errors, buf.data.ptr, int(buf.nbytes)

@@ -24,6 +24,49 @@ needs_cuda_build = pytest.mark.skipif(
 )
 
 
+def _nvjpeg_wheel() -> str | None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("nvidia")
+    for root in list(spec.submodule_search_locations or []) if spec is not None else []:
+        lib = Path(root) / "cu13" / "lib" / "libnvjpeg.so.13"
+        if lib.is_file():
+            return str(lib)
+    return None
+
+
+@pytest.mark.parametrize("env", [None, "/elsewhere/libnvjpeg.so.13"])
+def test_nvjpeg_wheel_library_found_by_soname(env: str | None, tmp_path: Any) -> None:
+    """The nvidia-nvjpeg wheel keeps libnvjpeg.so.13 off the loader's path: Context.decode loads it
+    first, so that the decoder's dlopen("libnvjpeg.so.13") finds it (no driver needed to load it).
+    $MMCORE_NVJPEG, when set, is left to the decoder."""
+    import os
+    import subprocess
+    import sys
+
+    wheel = _nvjpeg_wheel()
+    if wheel is None:
+        pytest.skip("the nvidia-nvjpeg wheel is not installed here (it comes with DALI / mmcore[gpu])")
+    script = (
+        "import ctypes, mmcore.gpu as mg\n"
+        "mg._load_nvjpeg()\n"
+        "maps = [l.split()[-1] for l in open('/proc/self/maps') if 'libnvjpeg' in l]\n"
+        "print(maps[0] if maps else 'none')\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("MMCORE_NVJPEG", "LD_LIBRARY_PATH")}
+    if env is not None:
+        environ["MMCORE_NVJPEG"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=environ, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    got = out.stdout.strip()
+    if env is None:
+        assert os.path.realpath(got) == os.path.realpath(wheel)
+    else:
+        assert got == "none"
+
+
 def test_unavailable_gives_reason_and_context_refuses() -> None:
     reason = mg.unavailable_reason()
     if reason is None:
@@ -308,6 +351,18 @@ def test_glue_search_equals_cpu(standin: Any) -> None:
     assert len(want_a) > 100
     np.testing.assert_array_equal(got_a.get(), want_a)
     np.testing.assert_array_equal(got_b.get(), want_b)
+    np.testing.assert_array_equal(got_d.get(), want_d)
+    # uint8 codes starting off an 8-byte boundary are copied, not refused (the kernels load words)
+    raw = standin.asarray(np.zeros(900 * 32 + 8, np.uint8))
+    shifted = raw[3 : 3 + 900 * 32].reshape(900, 32)
+    shifted[:] = pdq
+    assert shifted.data.ptr % 8 != 0
+    knn_d, knn_i = index.knn(pdq[:4], k=30)
+    got_d, got_i = ctx.hamming_knn(shifted, shifted[:4], 30)
+    np.testing.assert_array_equal(got_d.get(), knn_d)
+    np.testing.assert_array_equal(got_i.get(), knn_i)
+    got_a, got_b, got_d = ctx.hamming_join(shifted, 40)
+    np.testing.assert_array_equal(got_a.get(), want_a)
     np.testing.assert_array_equal(got_d.get(), want_d)
     with pytest.raises(ValueError, match="queries must be int8"):
         ctx.int8_topk(codes, x[:2], 3)

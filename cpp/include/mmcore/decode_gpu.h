@@ -59,7 +59,9 @@ class DecodeGpu {
   /// Decodes the images whose status plan() left OK / OK_WARNING into `pixels` (device memory of
   /// `pixel_bytes` >= plan's total); statuses / messages are updated per image. Returns kOk, or
   /// kDevice / kNoMemory when the call itself failed (then the statuses of the images it did not
-  /// reach are kDevice too).
+  /// reach are kDevice too). Runs on the decoder's own non-blocking stream and returns once it is
+  /// done: work the caller queued that touches `pixels` must be finished (host-synchronised)
+  /// before the call. Binds the init() device for the call.
   Status decode(const std::uint8_t* const* data, const std::size_t* sizes, std::int32_t n,
                 const GpuImage* images, Status* statuses, ErrorText* messages, std::uint8_t* pixels,
                 std::int64_t pixel_bytes, ErrorText* error, DecodeGpuStats* stats = nullptr);

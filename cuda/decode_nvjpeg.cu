@@ -240,7 +240,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     if (!status_ok(statuses[i])) continue;
     const GpuImage& g = images[i];
     // nvJPEG writes the JPEG's own size at the descriptor's pitch: the descriptor must be that
-    // size and fit the buffer (checked by division: descriptors come from the caller).
+    // size and fit the buffer (descriptors come from the caller).
     ImageInfo info;
     ErrorText why;
     DecodeOptions o;
@@ -248,10 +248,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     o.max_pixels = 0;  // plan() applied the limit
     const bool same_size = status_ok(decode_info(data[i], sizes[i], o, &info, &why)) &&
                            info.width == g.width && info.height == g.height;
-    const std::int64_t row = static_cast<std::int64_t>(g.width) * 3;
-    if (g.channels != 3 || g.width <= 0 || g.height <= 0 || g.offset < 0 || g.stride < row ||
-        g.offset > pixel_bytes || (pixel_bytes - g.offset - row) / g.stride < g.height - 1 ||
-        pixel_bytes - g.offset < row || !same_size) {
+    if (g.channels != 3 || !gpu_image_fits(g, pixel_bytes) || !same_size) {
       statuses[i] = Status::kUnsupported;
       messages[i].set(
           "descriptor %dx%d (stride %lld) at offset %lld does not match the JPEG or the %lld-byte buffer",

@@ -312,20 +312,6 @@ MMCORE_HD inline void run_phase(int phase, const BlockArgs& a, BlockShared& sh, 
 
 // ---- host-side planning ----------------------------------------------------------------------
 
-/// A usable image descriptor: positive size, 1/3/4 channels, a stride that holds a row, and every
-/// byte read inside the buffer (checked by division, so no product of a hostile stride and height
-/// can overflow).
-inline bool descriptor_ok(const GpuImage& im, std::int64_t pixel_bytes) {
-  const bool shape_ok = im.width > 0 && im.height > 0 &&
-                        (im.channels == 1 || im.channels == 3 || im.channels == 4) && im.offset >= 0 &&
-                        im.stride >= static_cast<std::int64_t>(im.width) * im.channels;
-  if (!shape_ok) return false;
-  const std::int64_t row_bytes = static_cast<std::int64_t>(im.width) * im.channels;
-  if (pixel_bytes < 0 || im.offset > pixel_bytes || row_bytes > pixel_bytes - im.offset) return false;
-  const std::int64_t room = pixel_bytes - im.offset - row_bytes;  // bytes after the first row
-  return im.height - 1 <= room / im.stride;
-}
-
 /// hash_batch's and pdq_batch's argument checks: nullptr when fine, else what is wrong.
 inline const char* batch_args_problem(std::int32_t count, const void* pixels, const void* images,
                                       const void* out, const void* out2, const void* statuses) {
@@ -409,7 +395,7 @@ class Planner {
                           std::int64_t scratch_at, ImagePlan* p) {
     *p = ImagePlan{};
     for (TargetPlan& tp : p->target) tp = TargetPlan{kSkip, 0, -1, -1, 0};
-    if (!descriptor_ok(im, pixel_bytes)) return -1;
+    if (!gpu_image_fits(im, pixel_bytes)) return -1;
     p->offset = im.offset;
     p->stride = im.stride;
     p->width = im.width;

@@ -324,7 +324,7 @@ class PdqPlanner {
  private:
   static bool plan_image(const GpuImage& im, std::int64_t pixel_bytes, PdqPlan* p) {
     p->mode = kPdqZero;
-    if (!descriptor_ok(im, pixel_bytes)) return false;
+    if (!gpu_image_fits(im, pixel_bytes)) return false;
     p->offset = im.offset;
     p->stride = im.stride;
     p->width = im.width;

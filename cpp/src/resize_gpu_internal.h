@@ -110,15 +110,8 @@ MMCORE_HD inline std::int32_t block_record(const std::int64_t* first_block, std:
 /// Why a descriptor pair is refused (nullptr: fine).
 inline const char* resize_record_problem(const GpuImage& s, const GpuImage& d, std::int64_t pixel_bytes,
                                          std::int64_t out_bytes) {
-  const auto fits = [](const GpuImage& im, std::int64_t bytes) {
-    if (im.width <= 0 || im.height <= 0 || (im.channels != 1 && im.channels != 3 && im.channels != 4))
-      return false;
-    const std::int64_t row = static_cast<std::int64_t>(im.width) * im.channels;
-    if (im.offset < 0 || im.stride < row) return false;
-    return im.offset + (static_cast<std::int64_t>(im.height) - 1) * im.stride + row <= bytes;
-  };
-  if (!fits(s, pixel_bytes)) return "source descriptor invalid or outside the pixel buffer";
-  if (!fits(d, out_bytes)) return "destination descriptor invalid or outside the output buffer";
+  if (!gpu_image_fits(s, pixel_bytes)) return "source descriptor invalid or outside the pixel buffer";
+  if (!gpu_image_fits(d, out_bytes)) return "destination descriptor invalid or outside the output buffer";
   if (s.channels != d.channels) return "source and destination channel counts differ";
   return nullptr;
 }

@@ -42,6 +42,18 @@ struct GpuImage {
   std::int32_t channels = 0;  ///< 1, 3 or 4
 };
 
+/// A usable descriptor: positive size, 1/3/4 channels, a stride that holds a row, and every byte
+/// of the image inside a buffer of `bytes` (checked by division: descriptors come from callers, and
+/// no product of a hostile stride and height may overflow).
+inline bool gpu_image_fits(const GpuImage& im, std::int64_t bytes) {
+  const std::int64_t row = static_cast<std::int64_t>(im.width) * im.channels;
+  if (im.width <= 0 || im.height <= 0 || (im.channels != 1 && im.channels != 3 && im.channels != 4) ||
+      im.offset < 0 || im.stride < row)
+    return false;
+  if (bytes < 0 || im.offset > bytes || row > bytes - im.offset) return false;
+  return im.height - 1 <= (bytes - im.offset - row) / im.stride;  // rows after the first
+}
+
 /// Output columns of HashGpu::hash_batch: HashKind values 0..4 (aHash .. pHash-simple).
 constexpr int kGpuHashColumns = 5;
 /// The kinds the GPU computes, as a HashRequest::kinds mask.

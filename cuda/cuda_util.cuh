@@ -46,11 +46,11 @@ struct DeviceBuffer {
   }
 };
 
-/// Binds to `device` (kDevice "no CUDA device" when it does not exist) and creates a blocking
-/// stream: it waits for work the caller queued on the legacy default stream (plain cudaMemcpy /
-/// cudaMemset of inputs or outputs), so no extra synchronisation is needed.
+/// Binds to `device` (kDevice "no CUDA device" when it does not exist) and creates a stream, by
+/// default a blocking one: it waits for work the caller queued on the legacy default stream
+/// (plain cudaMemcpy / cudaMemset of inputs or outputs), so no extra synchronisation is needed.
 inline Status open_stream(const char* owner, std::int32_t bound_device, std::int32_t device,
-                          cudaStream_t* stream, ErrorText* error) {
+                          cudaStream_t* stream, ErrorText* error, unsigned flags = cudaStreamDefault) {
   if (*stream != nullptr) {
     error->set("%s::init: already bound to device %d", owner, bound_device);
     return Status::kUnsupported;
@@ -63,7 +63,7 @@ inline Status open_stream(const char* owner, std::int32_t bound_device, std::int
     return Status::kDevice;
   }
   e = cudaSetDevice(device);
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(stream, flags);
   if (e != cudaSuccess) {
     *stream = nullptr;
     return fail(error, "cudaSetDevice / cudaStreamCreateWithFlags", e);
@@ -71,18 +71,34 @@ inline Status open_stream(const char* owner, std::int32_t bound_device, std::int
   return Status::kOk;
 }
 
+/// Makes `device` current while it lives, then gives the thread its previous device back (a
+/// destructor must not change the caller's device).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(std::int32_t device) {
+    restore_ = cudaGetDevice(&previous_) == cudaSuccess && previous_ != device;
+    (void)cudaSetDevice(device);
+  }
+  ~DeviceGuard() {
+    if (restore_) (void)cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+  bool restore_ = false;
+};
+
 /// Waits for `stream`, frees `buffers` and destroys the stream (a destructor's cleanup; errors
 /// are ignored).
 template <class... Buffers>
 void close_stream(std::int32_t device, cudaStream_t stream, Buffers&... buffers) {
   if (stream == nullptr) return;
-  int current = -1;
-  const bool restore = cudaGetDevice(&current) == cudaSuccess && current != device;
-  (void)cudaSetDevice(device);
+  const DeviceGuard guard(device);
   (void)cudaStreamSynchronize(stream);
   (buffers.release(), ...);
   (void)cudaStreamDestroy(stream);
-  if (restore) (void)cudaSetDevice(current);  // a destructor leaves the thread's device as it was
 }
 
 }  // namespace mmcore::cuda_util

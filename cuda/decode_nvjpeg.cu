@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda_util.cuh"
 #include "mmcore/decode.h"
 #include "mmcore/decode_gpu.h"
 
@@ -114,9 +115,8 @@ struct DecodeGpu::Impl {
   nvjpegJpegStream_t parsed = nullptr;  // the hardware handle's, for nvjpegDecodeBatchedSupported
 
   ~Impl() {
-    int current = -1;
-    const bool restore = cudaGetDevice(&current) == cudaSuccess && current != device;
-    if (stream != nullptr || api.lib != nullptr) (void)cudaSetDevice(device);
+    if (stream == nullptr && api.lib == nullptr) return;
+    const cuda_util::DeviceGuard guard(device);
     if (api.lib != nullptr) {
       if (parsed != nullptr) api.stream_destroy(parsed);
       if (hw_state != nullptr) api.state_destroy(hw_state);
@@ -125,7 +125,6 @@ struct DecodeGpu::Impl {
       if (handle != nullptr) api.destroy(handle);
     }
     if (stream != nullptr) cudaStreamDestroy(stream);
-    if (restore) (void)cudaSetDevice(current);
   }
 };
 
@@ -147,18 +146,12 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
     delete im;
     return s;
   };
-  int count = 0;
-  cudaError_t ce = cudaGetDeviceCount(&count);
-  if (ce != cudaSuccess || device < 0 || device >= count) {
-    error->set("no CUDA device %d (%s)", device, ce != cudaSuccess ? cudaGetErrorString(ce) : "out of range");
-    return fail(Status::kDevice);
-  }
+  // Non-blocking: the decode does not wait for the legacy default stream (decode() says what the
+  // caller must have finished).
+  const Status so =
+      cuda_util::open_stream("DecodeGpu", device, device, &im->stream, error, cudaStreamNonBlocking);
+  if (so != Status::kOk) return fail(so);
   im->device = device;
-  if ((ce = cudaSetDevice(device)) != cudaSuccess ||
-      (ce = cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking)) != cudaSuccess) {
-    error->set("CUDA: %s", cudaGetErrorString(ce));
-    return fail(Status::kDevice);
-  }
   if (!im->api.load(error)) return fail(Status::kDevice);
   nvjpegStatus_t s = im->api.create_ex(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, 0, &im->handle);
   if (s == NVJPEG_STATUS_SUCCESS) s = im->api.state_create(im->handle, &im->state);

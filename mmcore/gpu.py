@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -59,19 +60,16 @@ def available() -> bool:
     return unavailable_reason() is None
 
 
-_NVJPEG_LOADED: list[bool] = []
-
-
+@functools.cache
 def _load_nvjpeg() -> None:
-    """Makes the nvidia-nvjpeg wheel's libnvjpeg.so.13 findable by the decoder's dlopen.
+    """Makes the nvidia-nvjpeg wheel's libnvjpeg.so.13 findable by the decoder's dlopen (once).
 
     The wheel puts it under site-packages/nvidia/cu13/lib, which is not on the loader's path:
-    loading it once by full path (RTLD_GLOBAL) lets dlopen("libnvjpeg.so.13") find it by its
-    soname. ``$MMCORE_NVJPEG``, a library already on the loader's path, or a missing wheel leave
-    the decoder to its own search (whose error says what to install)."""
-    if _NVJPEG_LOADED or os.environ.get("MMCORE_NVJPEG"):
+    loading it by full path (RTLD_GLOBAL) lets dlopen("libnvjpeg.so.13") find it by its soname.
+    ``$MMCORE_NVJPEG``, a library already on the loader's path, or a missing wheel leave the
+    decoder to its own search (whose error says what to install)."""
+    if os.environ.get("MMCORE_NVJPEG"):
         return
-    _NVJPEG_LOADED.append(True)
     import ctypes
     import importlib.util
 
@@ -80,14 +78,13 @@ def _load_nvjpeg() -> None:
     except (ImportError, ValueError):
         return
     for root in list(spec.submodule_search_locations or []) if spec is not None else []:
-        for sub in ("cu13/lib", "nvjpeg/lib"):
-            lib = Path(root) / sub / "libnvjpeg.so.13"
-            if lib.is_file():
-                try:
-                    ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
-                except OSError:
-                    continue
+        lib = Path(root) / "cu13" / "lib" / "libnvjpeg.so.13"
+        if lib.is_file():
+            try:
+                ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
                 return
+            except OSError:
+                continue
 
 
 def _cupy() -> Any:

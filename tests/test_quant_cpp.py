@@ -59,6 +59,30 @@ def test_score_int8_int4_match_numpy(d: int) -> None:
     assert np.array_equal(s, ws) and np.array_equal(i, wi)
 
 
+@pytest.mark.parametrize("k", [1, 7, 300, 5000])
+def test_topk_over_splits_with_ties_matches_numpy(k: int) -> None:
+    """Many rows (several row splits per query batch) with heavy ties: the selection top-k and the
+    merge across splits keep the k largest, ties by smaller position."""
+    rng = np.random.default_rng(k)
+    n = 20_000
+    codes = rng.integers(0, 256, (n, 8), dtype=np.uint8)
+    codes[rng.random(n) < 0.5] = codes[3]  # half the rows tie exactly
+    queries = rng.integers(-128, 128, (5, 8), dtype=np.int8)
+    want = (queries.astype(np.int64) @ codes.astype(np.int64).T).astype(np.int32)
+    for threads in (1, 2):
+        s, i = _core.quant_score_int8(codes, queries, k, threads)
+        ws, wi = _topk(want, k)
+        assert np.array_equal(s, ws) and np.array_equal(i, wi)
+    words = rng.integers(0, 2**63, (n, 2), dtype=np.uint64)
+    words[rng.random(n) < 0.5] = words[5]
+    qw = rng.integers(0, 2**63, (5, 2), dtype=np.uint64)
+    x = (qw[:, None, :] ^ words[None, :, :]).view(np.uint8)
+    dist = np.unpackbits(x, axis=-1).reshape(5, n, -1).sum(-1).astype(np.int32)
+    d, i = _core.quant_score_binary(words, qw, k, 2)
+    ws, wi = _topk(-dist, k)
+    assert np.array_equal(-d, ws) and np.array_equal(i, wi)
+
+
 def test_encode_matches_numpy() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(200, 130)).astype(np.float32)

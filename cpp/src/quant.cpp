@@ -118,37 +118,52 @@ struct Cand {
   std::int64_t j;
 };
 
-// Heap order: the front is the worst kept candidate (smallest score, then largest position).
+// Ranking: higher score first, then lower position.
 inline bool better(const Cand& a, const Cand& b) {
   return a.s > b.s || (a.s == b.s && a.j < b.j);
 }
 
-// The k best (score, position) of a task over caller-owned storage. Rows arrive in increasing
-// position, so a score equal to the worst kept one never enters.
+// The k best (score, position) of a task over caller-owned storage of 2k candidates: accepted
+// candidates are appended, and when 2k are held a selection (nth_element) keeps the k best and
+// raises the threshold to the k-th best score. That is O(1) per accepted candidate where a bounded
+// heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary codes
+// with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. Rows arrive in
+// increasing position, so a score equal to the k-th best never enters.
 class TopK {
  public:
   TopK(Cand* buf, std::int32_t k) : buf_(buf), k_(k) {}
   void push(std::int32_t s, std::int64_t j) {
     if (s <= thr_) return;
-    if (size_ < k_) {
-      buf_[size_++] = {s, j};
-      std::push_heap(buf_, buf_ + size_, better);
-      if (size_ == k_) thr_ = buf_[0].s;
-      return;
+    buf_[size_++] = {s, j};
+    if (size_ == k_) {
+      thr_ = min_score();  // first fill (later the size only returns to k through select)
+    } else if (size_ == 2 * std::int64_t{k_}) {
+      select();
     }
-    std::pop_heap(buf_, buf_ + k_, better);
-    buf_[k_ - 1] = {s, j};
-    std::push_heap(buf_, buf_ + k_, better);
-    thr_ = buf_[0].s;
   }
-  std::int32_t size() const { return size_; }
+  /// Keeps only the k best (in no order); the number kept.
+  std::int32_t finish() {
+    if (size_ > k_) select();
+    return static_cast<std::int32_t>(size_);
+  }
   /// Scores at or below this never enter.
   std::int32_t threshold() const { return thr_; }
 
  private:
+  std::int32_t min_score() const {
+    std::int32_t m = buf_[0].s;
+    for (std::int64_t i = 1; i < size_; ++i) m = std::min(m, buf_[i].s);
+    return m;
+  }
+  void select() {
+    std::nth_element(buf_, buf_ + (k_ - 1), buf_ + size_, better);
+    size_ = k_;
+    thr_ = buf_[k_ - 1].s;  // the k-th best: every kept score is >= it
+  }
+
   Cand* buf_;
   std::int32_t k_;
-  std::int32_t size_ = 0;
+  std::int64_t size_ = 0;  // up to 2k
   // Every score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), so nothing is refused until full.
   std::int32_t thr_ = std::numeric_limits<std::int32_t>::min();
 };
@@ -219,30 +234,30 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   // A split keeps at most its own rows (the first split is the largest), so k near n costs about
   // nq * n candidates, not splits times that.
   const std::int64_t kk = std::min<std::int64_t>(k, split_point(sc.n, grid.splits, 1));
-  // Candidates of split p for query q: cand[(p * nq + q) * kk ...], count[p * nq + q].
-  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * kk));
+  // Candidates of split p for query q: cand[(p * nq + q) * 2 kk ...] (TopK's room), count[p * nq + q].
+  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * 2 * kk));
   std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);
   if (kk > 0) {
     parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
       const std::int64_t b = t / grid.splits, p = t % grid.splits;
       const std::int64_t q0 = b * kBatchQueries, q1 = std::min(sc.nq, q0 + kBatchQueries);
-      std::vector<TopK> heaps;
-      heaps.reserve(static_cast<std::size_t>(q1 - q0));
+      std::vector<TopK> tops;
+      tops.reserve(static_cast<std::size_t>(q1 - q0));
       for (std::int64_t q = q0; q < q1; ++q) {
-        heaps.emplace_back(cand.data() + (p * sc.nq + q) * kk, static_cast<std::int32_t>(kk));
+        tops.emplace_back(cand.data() + (p * sc.nq + q) * 2 * kk, static_cast<std::int32_t>(kk));
       }
       scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
                  [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
-                   TopK& h = heaps[static_cast<std::size_t>(q - q0)];
-                   // Once the heap is full most blocks hold nothing better: one vectorisable max
-                   // skips them.
+                   TopK& h = tops[static_cast<std::size_t>(q - q0)];
+                   // Once k are held most blocks hold nothing better: one vectorisable max skips
+                   // them.
                    std::int32_t best = std::numeric_limits<std::int32_t>::min();
                    for (std::int64_t i = 0; i < nb; ++i) best = std::max(best, s[i]);
                    if (best <= h.threshold()) return;
                    for (std::int64_t i = 0; i < nb; ++i) h.push(s[i], r + i);
                  });
       for (std::int64_t q = q0; q < q1; ++q) {
-        count[static_cast<std::size_t>(p * sc.nq + q)] = heaps[static_cast<std::size_t>(q - q0)].size();
+        count[static_cast<std::size_t>(p * sc.nq + q)] = tops[static_cast<std::size_t>(q - q0)].finish();
       }
     });
   }
@@ -251,7 +266,7 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   parallel_for(sc.nq, threads, [&](std::int64_t q) {
     std::vector<Cand> all;
     for (std::int64_t p = 0; p < grid.splits; ++p) {
-      const Cand* c = cand.data() + (p * sc.nq + q) * kk;
+      const Cand* c = cand.data() + (p * sc.nq + q) * 2 * kk;
       all.insert(all.end(), c, c + count[static_cast<std::size_t>(p * sc.nq + q)]);
     }
     const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(k));
@@ -410,6 +425,48 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
   });
 }
 
+namespace {
+
+// Exact rerank sums in float64 over 8 interleaved partial sums (dimension t into sum t % 8), added
+// in a fixed tree: independent chains the compiler vectorises, where one running sum waits on each
+// add's latency (64 queries x 200 candidates x 512 dimensions: about a quarter of a binary +
+// rerank search went to that chain). Deterministic: the same order for every row and backend.
+constexpr int kRerankLanes = 8;
+
+inline double lanes_total(const double* a, double tail) {
+  return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
+}
+
+double rerank_dot(const float* v, const float* q, std::int32_t d) {
+  double a[kRerankLanes] = {};
+  std::int32_t t = 0;
+  for (; t + kRerankLanes <= d; t += kRerankLanes) {
+    for (int u = 0; u < kRerankLanes; ++u) a[u] += static_cast<double>(v[t + u]) * q[t + u];
+  }
+  double tail = 0.0;
+  for (; t < d; ++t) tail += static_cast<double>(v[t]) * q[t];
+  return lanes_total(a, tail);
+}
+
+double rerank_l2(const float* v, const float* q, std::int32_t d) {
+  double a[kRerankLanes] = {};
+  std::int32_t t = 0;
+  for (; t + kRerankLanes <= d; t += kRerankLanes) {
+    for (int u = 0; u < kRerankLanes; ++u) {
+      const double e = static_cast<double>(v[t + u]) - q[t + u];
+      a[u] += e * e;
+    }
+  }
+  double tail = 0.0;
+  for (; t < d; ++t) {
+    const double e = static_cast<double>(v[t]) - q[t];
+    tail += e * e;
+  }
+  return lanes_total(a, tail);
+}
+
+}  // namespace
+
 void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
                   const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
                   float* scores, std::int64_t* pos) {
@@ -442,17 +499,8 @@ void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* q
     for (std::int32_t i = 0; i < std::min(kAhead, m); ++i) fetch(i);
     for (std::int32_t i = 0; i < m; ++i) {
       if (i + kAhead < m) fetch(i + kAhead);
-      const float* v = x + c[i] * d;
-      double acc = 0.0;
-      if (l2) {
-        for (std::int32_t t = 0; t < d; ++t) {
-          const double e = static_cast<double>(v[t]) - qv[t];
-          acc += e * e;
-        }
-      } else {
-        for (std::int32_t t = 0; t < d; ++t) acc += static_cast<double>(v[t]) * qv[t];
-      }
-      const auto sc = static_cast<float>(acc);
+      const auto sc =
+          static_cast<float>(l2 ? rerank_l2(x + c[i] * d, qv, d) : rerank_dot(x + c[i] * d, qv, d));
       all[static_cast<std::size_t>(i)] = {l2 ? sc : -sc, sc, c[i]};
     }
     std::partial_sort(all.begin(), all.begin() + k, all.end(), [](const Scored& a, const Scored& b) {

@@ -268,13 +268,72 @@ void binary_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
   }
 }
 
+// The common widths, W = 8, 12 or 16 words (512, 768, 1024 bits), against S <= 4 queries held in
+// registers: the first 8 words counted with vpshufb, the rest with POPCNT (integer ports, so both
+// run at once), and the S vector counts reduced together (one vpsadbw each, then lanes packed two
+// queries per qword). 4 queries, codes in L1, one thread: 2.1 / 2.5 / 3.6 ns per (row, query)
+// against 3.0 / 3.7 / 4.4-4.7 for binary_rows.
+template <int W, int S>
+void binary_rows_fixed(const std::uint8_t* codes, std::int64_t nb, const std::uint8_t* prepared,
+                       std::int32_t* out, std::int64_t ldo) {
+  static_assert(W >= 8 && S >= 1 && S <= 4);
+  constexpr int kVec = 8;  // words counted with vpshufb
+  const std::int64_t stride = quant_prepared_stride(W, kQuantUnitBinary);
+  const std::uint64_t* q[S];
+  __m256i qv[S][2];
+  for (int s = 0; s < S; ++s) {
+    q[s] = reinterpret_cast<const std::uint64_t*>(prepared + s * stride);
+    for (int v = 0; v < 2; ++v) qv[s][v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q[s] + 4 * v));
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const std::uint8_t* c = codes + j * W * 8;
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 32));
+    __m256i sad[4] = {zero, zero, zero, zero};
+    for (int s = 0; s < S; ++s) {
+      // At most 16 per byte lane: no overflow.
+      const __m256i bytes = _mm256_add_epi8(popcount_bytes(_mm256_xor_si256(x0, qv[s][0])),
+                                            popcount_bytes(_mm256_xor_si256(x1, qv[s][1])));
+      sad[s] = _mm256_sad_epu8(bytes, zero);
+    }
+    // Each qword of sad[s] is < 2^32: queries 0|1 and 2|3 share qwords, then the four lanes add up.
+    const __m256i p01 = _mm256_or_si256(sad[0], _mm256_slli_epi64(sad[1], 32));
+    const __m256i p23 = _mm256_or_si256(sad[2], _mm256_slli_epi64(sad[3], 32));
+    const __m128i a = _mm_add_epi64(_mm256_castsi256_si128(p01), _mm256_extracti128_si256(p01, 1));
+    const __m128i b = _mm_add_epi64(_mm256_castsi256_si128(p23), _mm256_extracti128_si256(p23, 1));
+    alignas(16) std::int32_t t[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(t),
+                    _mm_add_epi32(_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b)));
+    std::int64_t dist[S];
+    for (int s = 0; s < S; ++s) dist[s] = t[s];
+    for (int w = kVec; w < W; ++w) {
+      std::uint64_t x = 0;
+      std::memcpy(&x, c + w * 8, 8);
+      for (int s = 0; s < S; ++s) dist[s] += static_cast<std::int64_t>(_mm_popcnt_u64(x ^ q[s][w]));
+    }
+    for (int s = 0; s < S; ++s) out[s * ldo + j] = -static_cast<std::int32_t>(dist[s]);
+  }
+}
+
+template <int S>
+void binary_rows_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
+                     const std::uint8_t* prepared, std::int32_t* out, std::int64_t ldo) {
+  switch (words) {
+    case 8: return binary_rows_fixed<8, S>(codes, nb, prepared, out, ldo);
+    case 12: return binary_rows_fixed<12, S>(codes, nb, prepared, out, ldo);
+    case 16: return binary_rows_fixed<16, S>(codes, nb, prepared, out, ldo);
+    default: return binary_rows<S>(codes, nb, words, prepared, out, ldo);
+  }
+}
+
 void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
                   const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo) {
   switch (nq) {
-    case 1: binary_rows<1>(codes, nb, words, prepared, out, ldo); break;
-    case 2: binary_rows<2>(codes, nb, words, prepared, out, ldo); break;
-    case 3: binary_rows<3>(codes, nb, words, prepared, out, ldo); break;
-    default: binary_rows<4>(codes, nb, words, prepared, out, ldo); break;
+    case 1: binary_rows_any<1>(codes, nb, words, prepared, out, ldo); break;
+    case 2: binary_rows_any<2>(codes, nb, words, prepared, out, ldo); break;
+    case 3: binary_rows_any<3>(codes, nb, words, prepared, out, ldo); break;
+    default: binary_rows_any<4>(codes, nb, words, prepared, out, ldo); break;
   }
 }
 

@@ -195,11 +195,12 @@ def test_rerank_scores_are_exact(muge: tuple[np.ndarray, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("l2", [False, True])
-def test_rerank_kernel_equals_float64_oracle(l2: bool) -> None:
+@pytest.mark.parametrize("d", [96, 5, 101])  # the 8-lane sums, a tail only, both
+def test_rerank_kernel_equals_float64_oracle(l2: bool, d: int) -> None:
     rng = np.random.default_rng(7)
-    x = rng.normal(size=(500, 96)).astype(np.float32)
+    x = rng.normal(size=(500, d)).astype(np.float32)
     x[100:110] = x[3]  # equal vectors: equal scores, ties by position
-    q = rng.normal(size=(6, 96)).astype(np.float32)
+    q = rng.normal(size=(6, d)).astype(np.float32)
     cand = np.stack([rng.permutation(500)[:40] for _ in range(6)])
     cand[:, :4] = [105, 3, 101, 108]
     s, pos = mmcore._core.quant_rerank(x, q, cand, 12, l2, 2)

@@ -123,21 +123,29 @@ inline bool better(const Cand& a, const Cand& b) {
   return a.s > b.s || (a.s == b.s && a.j < b.j);
 }
 
-// The k best (score, position) of a task over caller-owned storage of 2k candidates: accepted
-// candidates are appended, and when 2k are held a selection (nth_element) keeps the k best and
-// raises the threshold to the k-th best score. That is O(1) per accepted candidate where a bounded
-// heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary codes
-// with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. Rows arrive in
-// increasing position, so a score equal to the k-th best never enters.
+// Room a top-k of k keeps beyond its k: k (a selection per k accepted candidates), at most
+// kTopKExtra so that a k near the row count does not double the candidate buffers (a selection
+// then costs O(k / kTopKExtra) per accepted candidate, about a heap's log k).
+constexpr std::int64_t kTopKExtra = 4096;
+inline std::int64_t topk_room(std::int64_t k) {
+  return k + std::min(k, kTopKExtra);
+}
+
+// The k best (score, position) of a task over caller-owned storage of topk_room(k) candidates:
+// accepted candidates are appended, and when the room is full a selection (nth_element) keeps the
+// k best and raises the threshold to the k-th best score. That is O(1) per accepted candidate where
+// a bounded heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary
+// codes with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. Rows arrive
+// in increasing position, so a score equal to the k-th best never enters.
 class TopK {
  public:
-  TopK(Cand* buf, std::int32_t k) : buf_(buf), k_(k) {}
+  TopK(Cand* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)) {}
   void push(std::int32_t s, std::int64_t j) {
     if (s <= thr_) return;
     buf_[size_++] = {s, j};
     if (size_ == k_) {
       thr_ = min_score();  // first fill (later the size only returns to k through select)
-    } else if (size_ == 2 * std::int64_t{k_}) {
+    } else if (size_ == room_) {
       select();
     }
   }
@@ -163,7 +171,8 @@ class TopK {
 
   Cand* buf_;
   std::int32_t k_;
-  std::int64_t size_ = 0;  // up to 2k
+  std::int64_t room_;
+  std::int64_t size_ = 0;  // up to room_
   // Every score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), so nothing is refused until full.
   std::int32_t thr_ = std::numeric_limits<std::int32_t>::min();
 };
@@ -234,8 +243,9 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   // A split keeps at most its own rows (the first split is the largest), so k near n costs about
   // nq * n candidates, not splits times that.
   const std::int64_t kk = std::min<std::int64_t>(k, split_point(sc.n, grid.splits, 1));
-  // Candidates of split p for query q: cand[(p * nq + q) * 2 kk ...] (TopK's room), count[p * nq + q].
-  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * 2 * kk));
+  // Candidates of split p for query q: cand[(p * nq + q) * room ...], count[p * nq + q].
+  const std::int64_t room = topk_room(kk);
+  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * room));
   std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);
   if (kk > 0) {
     parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
@@ -244,7 +254,7 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
       std::vector<TopK> tops;
       tops.reserve(static_cast<std::size_t>(q1 - q0));
       for (std::int64_t q = q0; q < q1; ++q) {
-        tops.emplace_back(cand.data() + (p * sc.nq + q) * 2 * kk, static_cast<std::int32_t>(kk));
+        tops.emplace_back(cand.data() + (p * sc.nq + q) * room, static_cast<std::int32_t>(kk));
       }
       scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
                  [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
@@ -266,7 +276,7 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   parallel_for(sc.nq, threads, [&](std::int64_t q) {
     std::vector<Cand> all;
     for (std::int64_t p = 0; p < grid.splits; ++p) {
-      const Cand* c = cand.data() + (p * sc.nq + q) * 2 * kk;
+      const Cand* c = cand.data() + (p * sc.nq + q) * room;
       all.insert(all.end(), c, c + count[static_cast<std::size_t>(p * sc.nq + q)]);
     }
     const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(k));

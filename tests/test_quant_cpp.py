@@ -59,7 +59,7 @@ def test_score_int8_int4_match_numpy(d: int) -> None:
     assert np.array_equal(s, ws) and np.array_equal(i, wi)
 
 
-@pytest.mark.parametrize("k", [1, 7, 300, 5000])
+@pytest.mark.parametrize("k", [1, 7, 300, 5000, 20_000])
 def test_topk_over_splits_with_ties_matches_numpy(k: int) -> None:
     """Many rows (several row splits per query batch) with heavy ties: the selection top-k and the
     merge across splits keep the k largest, ties by smaller position."""

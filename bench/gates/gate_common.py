@@ -1,5 +1,6 @@
 """What the perf gates share: the image set (ImageNet-size corpus JPEGs, or generated photo-like JPEGs
-where the corpus is absent), a best-of timer and the all-OK check."""
+where the corpus is absent), a best-of timer, the opt-in marker and interleaved timing of the ratio
+gates, and the all-OK check."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 CORPUS = Path(os.environ.get("MMCORE_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 
@@ -60,6 +62,23 @@ def best_time(fn: Callable[[], Any], rounds: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+# The ratio gates need a quiet machine: they run only when asked for.
+ratio_gate = pytest.mark.skipif(
+    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
+)
+
+
+def interleaved_ratio(ours: Callable[[], Any], theirs: Callable[[], Any], rounds: int = 2) -> float:
+    """theirs' time over ours: both warmed, then three interleaved best-of-`rounds` timings each (so
+    that load on the machine hits both), the fastest of each side."""
+    ours(), theirs()  # warm
+    t_ours = t_theirs = math.inf
+    for _ in range(3):
+        t_ours = min(t_ours, best_time(ours, rounds))
+        t_theirs = min(t_theirs, best_time(theirs, rounds))
+    return t_theirs / t_ours
 
 
 def all_ok(r: Any) -> None:

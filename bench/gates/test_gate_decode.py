@@ -15,14 +15,12 @@ interleaved, and hold mmcore to the targets bench/bench_decode.py reports: T2 an
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 mmcore = pytest.importorskip("mmcore")
-from gate_common import all_ok, best_time, imagenet_images  # noqa: E402
+from gate_common import all_ok, imagenet_images, interleaved_ratio, ratio_gate  # noqa: E402
 
 N_IMAGES = 64
 
@@ -55,10 +53,6 @@ def test_decode_full_2_threads(benchmark: Any, images: list[bytes]) -> None:
 # --- ratio gates (opt-in) -------------------------------------------------------------------------
 
 
-def _best(fn: Callable[[], Any], rounds: int = 7) -> float:
-    return best_time(fn, rounds)
-
-
 def _scale(w: int, h: int, tw: int, th: int) -> int:
     for d in (8, 4, 2):
         if math.ceil(w / d) >= tw and math.ceil(h / d) >= th:
@@ -66,9 +60,7 @@ def _scale(w: int, h: int, tw: int, th: int) -> int:
     return 1
 
 
-@pytest.mark.skipif(
-    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
-)
+@ratio_gate
 @pytest.mark.parametrize("target", [None, 32, 64])
 def test_ratio_vs_turbojpeg(images: list[bytes], target: int | None) -> None:
     turbojpeg = pytest.importorskip("turbojpeg")
@@ -84,10 +76,5 @@ def test_ratio_vs_turbojpeg(images: list[bytes], target: int | None) -> None:
             tj.decode(b, pixel_format=turbojpeg.TJPF_GRAY, scaling_factor=(1, d))
             for b, d in zip(images, scales, strict=True)
         ]
-    ours(), theirs()  # warm
-    t_ours, t_theirs = math.inf, math.inf
-    for _ in range(3):  # interleaved, so that load on the machine hits both
-        t_ours = min(t_ours, _best(ours, 3))
-        t_theirs = min(t_theirs, _best(theirs, 3))
-    ratio = t_theirs / t_ours
+    ratio = interleaved_ratio(ours, theirs, 3)
     assert ratio >= 0.95, f"mmcore at {ratio:.2f}x of TurboJPEG decode (target >= 0.95x), target={target}"

@@ -16,7 +16,6 @@ hashes with near copies; uniform random codes with near copies where the corpus 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pytest
 mmcore = pytest.importorskip("mmcore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_hamming as bh  # noqa: E402
-from gate_common import best_time  # noqa: E402
+from gate_common import best_time, interleaved_ratio, ratio_gate  # noqa: E402
 
 N_64, N_256 = 200_000, 50_000
 
@@ -66,21 +65,8 @@ def test_join_pdq(benchmark: Any, pdq_codes: np.ndarray) -> None:
 
 # --- ratio gates (opt-in) -------------------------------------------------------------------------
 
-ratio = pytest.mark.skipif(
-    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
-)
 
-
-def _ratio(ours: Any, theirs: Any) -> float:
-    ours(), theirs()  # warm
-    t_ours = t_theirs = float("inf")
-    for _ in range(3):  # interleaved, so that load on the machine hits both
-        t_ours = min(t_ours, best_time(ours, 2))
-        t_theirs = min(t_theirs, best_time(theirs, 2))
-    return t_theirs / t_ours
-
-
-@ratio
+@ratio_gate
 def test_ratio_knn_vs_faiss_flat(phash_codes: np.ndarray) -> None:
     faiss = pytest.importorskip("faiss")
     faiss.omp_set_num_threads(1)
@@ -88,11 +74,13 @@ def test_ratio_knn_vs_faiss_flat(phash_codes: np.ndarray) -> None:
     flat = faiss.IndexBinaryFlat(64)
     flat.add(bh.as_bytes(phash_codes))
     q = phash_codes[::200]
-    got = _ratio(lambda: index.knn(q[:, 0], 10, threads=1), lambda: flat.search(bh.as_bytes(q), 10))
+    got = interleaved_ratio(
+        lambda: index.knn(q[:, 0], 10, threads=1), lambda: flat.search(bh.as_bytes(q), 10)
+    )
     assert got >= 1.2, f"kNN: {got:.2f}x faiss IndexBinaryFlat (target >= 1.2x)"
 
 
-@ratio
+@ratio_gate
 @pytest.mark.parametrize("r", [4, 8])
 def test_ratio_join_vs_faiss(phash_codes: np.ndarray, r: int) -> None:
     faiss = pytest.importorskip("faiss")
@@ -111,7 +99,7 @@ def test_ratio_join_vs_faiss(phash_codes: np.ndarray, r: int) -> None:
 
     mh.add(raw)
     ours = lambda: index.join(r, threads=1)  # noqa: E731
-    brute = _ratio(ours, lambda: flat.range_search(raw[:sub], r + 1)) * n / sub
+    brute = interleaved_ratio(ours, lambda: flat.range_search(raw[:sub], r + 1)) * n / sub
     assert brute >= 10, f"join r={r}: {brute:.1f}x faiss brute force range_search (target >= 10x)"
     t_ours = best_time(ours, 3)
     t_mh = best_time(mh_add, 2) + best_time(lambda: mh.range_search(raw[:sub], r + 1), 3) * n / sub

@@ -15,16 +15,13 @@ pHash >= 1.5x, fast PDQ >= 3x pdqhash.compute (Pillow decode). Images: ImageNet-
 from __future__ import annotations
 
 import io
-import math
-import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 mmcore = pytest.importorskip("mmcore")
-from gate_common import all_ok, best_time, imagenet_images  # noqa: E402
+from gate_common import all_ok, imagenet_images, interleaved_ratio, ratio_gate  # noqa: E402
 
 N_IMAGES = 48
 
@@ -58,13 +55,7 @@ def test_phash_fast_2_threads(benchmark: Any, images: list[bytes]) -> None:
 # --- ratio gates (opt-in) -------------------------------------------------------------------------
 
 
-def _best(fn: Callable[[], Any], rounds: int = 3) -> float:
-    return best_time(fn, rounds)
-
-
-@pytest.mark.skipif(
-    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
-)
+@ratio_gate
 @pytest.mark.parametrize(
     ("kind", "mode", "floor"),
     [("phash", "fast", 2.5), ("phash", "exact", 1.5), ("pdq", "fast", 3.0)],
@@ -87,10 +78,5 @@ def test_ratio_vs_reference_library(images: list[bytes], kind: str, mode: str, f
         if not np.any(probe["pdq"]):
             pytest.fail("mmcore's PDQ hashes are all zero: the PDQ kernel is not built in")
     ours = lambda: _ok(mmcore.hash_batch(images, kinds=[kind], mode=mode, threads=1))  # noqa: E731
-    ours(), theirs()  # warm
-    t_ours, t_theirs = math.inf, math.inf
-    for _ in range(3):  # interleaved, so that load on the machine hits both
-        t_ours = min(t_ours, _best(ours))
-        t_theirs = min(t_theirs, _best(theirs))
-    ratio = t_theirs / t_ours
+    ratio = interleaved_ratio(ours, theirs, 3)
     assert ratio >= floor, f"{kind} {mode}: {ratio:.2f}x {name} (target >= {floor}x)"

@@ -17,9 +17,7 @@ sides reach the same recall@10 within 0.005 on these queries (mmcore may be bett
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ import pytest
 mmcore = pytest.importorskip("mmcore")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_quant as bq  # noqa: E402
-from gate_common import best_time  # noqa: E402
+from gate_common import interleaved_ratio, ratio_gate  # noqa: E402
 
 N, DIM, N_QUERIES = 200_000, 768, 64
 
@@ -79,19 +77,6 @@ def test_binary_rerank(benchmark: Any, data: Any, indexes: dict[str, Any]) -> No
 
 # --- ratio gates (opt-in) -------------------------------------------------------------------------
 
-ratio = pytest.mark.skipif(
-    os.environ.get("MMCORE_PERF_GATES") != "1", reason="set MMCORE_PERF_GATES=1 (quiet machine)"
-)
-
-
-def _ratio(ours: Callable[[], Any], theirs: Callable[[], Any]) -> float:
-    ours(), theirs()  # warm
-    t_ours = t_theirs = float("inf")
-    for _ in range(3):  # interleaved, so that load on the machine hits both
-        t_ours = min(t_ours, best_time(ours, 2))
-        t_theirs = min(t_theirs, best_time(theirs, 2))
-    return t_theirs / t_ours
-
 
 def _same_recall(name: str, ours: np.ndarray, theirs: np.ndarray, gt: np.ndarray) -> None:
     r_ours, r_theirs = bq.recall_at(ours, gt), bq.recall_at(theirs, gt)
@@ -113,7 +98,7 @@ def sq8(faiss: Any, data: Any) -> Any:
     return index
 
 
-@ratio
+@ratio_gate
 @pytest.mark.parametrize(("per_call", "floor"), [(1, 1.5), (64, 10.0)])
 def test_ratio_int8_vs_faiss_sq8(
     data: Any, indexes: dict[str, Any], sq8: Any, per_call: int, floor: float
@@ -122,11 +107,11 @@ def test_ratio_int8_vs_faiss_sq8(
     ours = lambda: indexes["int8"].search(q, bq.K, threads=1)  # noqa: E731
     theirs = lambda: sq8.search(q, bq.K)  # noqa: E731
     _same_recall("int8", ours()[1], theirs()[1], gt)
-    got = _ratio(ours, theirs)
+    got = interleaved_ratio(ours, theirs)
     assert got >= floor, f"int8, {per_call} per call: {got:.2f}x faiss SQ8 (target >= {floor}x)"
 
 
-@ratio
+@ratio_gate
 def test_ratio_int4_rerank_vs_faiss_pqfastscan(faiss: Any, data: Any, indexes: dict[str, Any]) -> None:
     base, q, gt = data
     pq = faiss.IndexPQFastScan(DIM, DIM // 2, 4, faiss.METRIC_INNER_PRODUCT)
@@ -137,11 +122,11 @@ def test_ratio_int4_rerank_vs_faiss_pqfastscan(faiss: Any, data: Any, indexes: d
     ours = lambda: indexes["int4"].search(q, bq.K, rerank=bq.INT4_RERANK, threads=1)  # noqa: E731
     theirs = lambda: refine.search(q, bq.K)  # noqa: E731
     _same_recall("int4 + rerank", ours()[1], theirs()[1], gt)
-    got = _ratio(ours, theirs)
+    got = interleaved_ratio(ours, theirs)
     assert got >= 1.0, f"int4 + rerank: {got:.2f}x faiss PQFastScan + refine (target >= 1x)"
 
 
-@ratio
+@ratio_gate
 def test_ratio_binary_rerank_vs_faiss_flat(faiss: Any, data: Any, indexes: dict[str, Any]) -> None:
     base, q, gt = data
     index = indexes["binary"]
@@ -154,5 +139,5 @@ def test_ratio_binary_rerank_vs_faiss_flat(faiss: Any, data: Any, indexes: dict[
 
     ours = lambda: index.search(q, bq.K, rerank=bq.BINARY_RERANK, threads=1)  # noqa: E731
     _same_recall("binary + rerank", ours()[1], theirs(), gt)
-    got = _ratio(ours, theirs)
+    got = interleaved_ratio(ours, theirs)
     assert got >= 1.0, f"binary + rerank: {got:.2f}x faiss IndexBinaryFlat + rerank (target >= 1x)"

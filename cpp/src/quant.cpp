@@ -443,36 +443,28 @@ namespace {
 // rerank search went to that chain). Deterministic: the same order for every row and backend.
 constexpr int kRerankLanes = 8;
 
-inline double lanes_total(const double* a, double tail) {
+// sum over t of term(v[t], q[t]) in float64, in that lane order.
+template <class Term>
+double lane_sum(const float* v, const float* q, std::int32_t d, Term term) {
+  double a[kRerankLanes] = {};
+  std::int32_t t = 0;
+  for (; t + kRerankLanes <= d; t += kRerankLanes) {
+    for (int u = 0; u < kRerankLanes; ++u) a[u] += term(v[t + u], q[t + u]);
+  }
+  double tail = 0.0;
+  for (; t < d; ++t) tail += term(v[t], q[t]);
   return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
 }
 
 double rerank_dot(const float* v, const float* q, std::int32_t d) {
-  double a[kRerankLanes] = {};
-  std::int32_t t = 0;
-  for (; t + kRerankLanes <= d; t += kRerankLanes) {
-    for (int u = 0; u < kRerankLanes; ++u) a[u] += static_cast<double>(v[t + u]) * q[t + u];
-  }
-  double tail = 0.0;
-  for (; t < d; ++t) tail += static_cast<double>(v[t]) * q[t];
-  return lanes_total(a, tail);
+  return lane_sum(v, q, d, [](float a, float b) { return static_cast<double>(a) * b; });
 }
 
 double rerank_l2(const float* v, const float* q, std::int32_t d) {
-  double a[kRerankLanes] = {};
-  std::int32_t t = 0;
-  for (; t + kRerankLanes <= d; t += kRerankLanes) {
-    for (int u = 0; u < kRerankLanes; ++u) {
-      const double e = static_cast<double>(v[t + u]) - q[t + u];
-      a[u] += e * e;
-    }
-  }
-  double tail = 0.0;
-  for (; t < d; ++t) {
-    const double e = static_cast<double>(v[t]) - q[t];
-    tail += e * e;
-  }
-  return lanes_total(a, tail);
+  return lane_sum(v, q, d, [](float a, float b) {
+    const double e = static_cast<double>(a) - b;
+    return e * e;
+  });
 }
 
 }  // namespace

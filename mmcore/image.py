@@ -15,7 +15,8 @@ from . import _core
 from .status import DecodeError, EncodeError, Status, StatusColumn
 
 Source = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
-"""An encoded image: its bytes (any contiguous buffer) or a filesystem path."""
+"""An encoded image: its bytes (any contiguous buffer; a numpy array must be 1-D uint8) or a
+filesystem path."""
 
 Image = npt.NDArray[np.uint8]
 Color = Literal["rgb", "gray"]
@@ -90,6 +91,14 @@ def _src(src: Any) -> Any:
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8:
             raise TypeError(f"an array source must hold uint8 encoded bytes, got dtype {src.dtype}")
+        if src.ndim != 1:
+            # The hash functions take HxW[xC] arrays as decoded pixels; here that would be read as
+            # file bytes and fail as "not an image", which hides the mistake.
+            shape = "x".join(str(n) for n in src.shape)
+            raise TypeError(
+                f"an array source must be a 1-D uint8 buffer of encoded bytes, got a {shape} array"
+                " (decoded pixels? mmcore.resize takes those)"
+            )
         return np.ascontiguousarray(src)
     return src
 

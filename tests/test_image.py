@@ -69,6 +69,16 @@ def test_misuse_raises_clear_exceptions(tmp_path: Path) -> None:
         mmcore.decode(12345)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="uint8"):
         mmcore.decode(np.zeros(10, np.float32))  # type: ignore[arg-type]
+    # Decoded pixels (which the hash functions accept) are named as such, not decoded as file bytes.
+    pixels = mmcore.decode(jpeg_bytes())
+    for call in (
+        lambda: mmcore.decode(pixels),
+        lambda: mmcore.thumbnail(pixels, short_side=8),
+        lambda: mmcore.decode_batch([pixels]),
+        lambda: mmcore.thumbnail_batch([pixels[:, :, 0]], short_side=8),
+    ):
+        with pytest.raises(TypeError, match=r"1-D uint8 buffer of encoded bytes, got a \d+x\d+(x3)? array"):
+            call()
     data = jpeg_bytes()
     with pytest.raises(ValueError, match="color"):
         mmcore.decode(data, color="cmyk")  # type: ignore[arg-type]

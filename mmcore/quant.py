@@ -74,6 +74,7 @@ _INT4_QUANTILE = 0.003
 _QUANTILE_SAMPLE = 50_000  # rows int4's quantiles look at (0.3 % of them is 150 rows)
 _TRAIN_SAMPLE = 200_000  # rows train() looks at; per-dimension ranges settle long before that
 _BATCH = 65_536  # rows converted / encoded per step in add()
+_MAX_DIM = 65_536  # code dimensions the C++ kernels take
 
 
 def _floats(x: Any, name: str, dim: int | None) -> npt.NDArray[np.float32]:
@@ -469,7 +470,7 @@ class QuantizedIndex:
     integer score and binary gives Hamming distances (as float32, smallest first).
 
     ``add`` appends; ids default to a running count (0, 1, ... in order of addition, never
-    reused after ``remove``).
+    reused after ``remove``; after ids you give, it continues above the largest of them).
 
     >>> import numpy as np, mmcore, tempfile, os
     >>> x = np.random.default_rng(2).normal(size=(300, 64)).astype(np.float32)
@@ -510,6 +511,11 @@ class QuantizedIndex:
         self._keep: KeepFloat = keep_float
         # l2 adds ||x||^2 as a last dimension of int8 / int4 codes (see _augment).
         self._pdim = self._dim + (metric == "l2" and codec != "binary")
+        if self._pdim > _MAX_DIM:
+            extra = " (l2 adds one for ||x||^2)" if self._pdim > self._dim else ""
+            raise ValueError(
+                f"dim must be at most {_MAX_DIM - (self._pdim - self._dim)}{extra}, got {self._dim}"
+            )
         self._params: QuantParams | None = None
         self._n = 0
         self._next_id = 0
@@ -661,12 +667,17 @@ class QuantizedIndex:
         if new_ids is not None and self._ids_buf is None:
             self._ids_buf = np.empty(self._codes.shape[0], dtype=np.int64)
             self._ids_buf[: self._n] = np.arange(self._n, dtype=np.int64)
+        if new_ids is None and self._next_id + m - 1 > np.iinfo(np.int64).max:
+            raise ValueError("the default ids would pass the int64 range: give ids")
         if self._ids_buf is not None:
             self._ids_buf[self._n : self._n + m] = (
                 np.arange(self._next_id, self._next_id + m, dtype=np.int64) if new_ids is None else new_ids
             )
         self._n += m
-        self._next_id += m
+        if new_ids is None:
+            self._next_id += m
+        elif m:  # default ids continue above every id given, so they never repeat one
+            self._next_id = max(self._next_id, int(new_ids.max()) + 1)
 
     def _reserve(self, need: int) -> None:
         """Room for need rows in writable buffers (copies a loaded, read-only index)."""
@@ -700,7 +711,8 @@ class QuantizedIndex:
     def remove(self, ids: Any) -> int:
         """Drop every vector whose id is in ``ids``; returns how many were removed. The others
         keep their ids."""
-        drop = np.asarray(ids, dtype=np.int64).reshape(-1)
+        raw = np.asarray(ids).reshape(-1)
+        drop = _ids_array(raw, raw.shape[0])  # integers that fit int64, not 10.7 or 2**64 - 1
         if self._n == 0 or drop.size == 0:
             return 0
         keep = ~np.isin(self.ids, drop)

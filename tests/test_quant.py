@@ -385,3 +385,44 @@ def test_corrupt_files_are_clear_errors(tmp_path: Path) -> None:
     flipped[200] ^= 1
     bad.write_bytes(bytes(flipped))
     assert len(QuantizedIndex.load(bad, verify=False)) == 23  # the caller chose not to check
+
+
+@pytest.mark.parametrize("codec", ["int8", "binary"])
+def test_equal_dtypes_that_are_other_objects_are_accepted(tmp_path: Path, codec: str) -> None:
+    """A pickled index or array, and an index saved empty then loaded and filled, carry dtypes that
+    equal uint8 / uint64 / int64 without being numpy's own objects: they work like any other."""
+    import pickle
+
+    x = np.random.default_rng(5).normal(size=(200, 64)).astype(np.float32)
+    index = QuantizedIndex(64, codec=codec)  # type: ignore[arg-type]
+    index.train(x)
+    index.save(tmp_path / "empty.mmq")
+    loaded = QuantizedIndex.load(tmp_path / "empty.mmq")
+    loaded.add(x)
+    index.add(x)
+    want = index.search(x[:3], 5)
+    for other in (loaded, pickle.loads(pickle.dumps(index))):
+        got = other.search(x[:3], 5)
+        assert np.array_equal(got[1], want[1]) and np.array_equal(got[0], want[0])
+    p = index.params
+    assert p is not None
+    codes = pickle.loads(pickle.dumps(index.codes))
+    score = mmcore.score_int8 if codec == "int8" else mmcore.score_binary
+    assert np.array_equal(score(codes, x[:3], p, 5)[1], want[1])
+
+
+def test_default_ids_never_repeat_given_ids_and_remove_checks_ids() -> None:
+    x = np.random.default_rng(6).normal(size=(10, 16)).astype(np.float32)
+    index = QuantizedIndex(16)
+    index.train(x)
+    index.add(x[:5], ids=[3, 4, 5, 6, 7])
+    index.add(x[5:])
+    assert index.ids.tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert index.remove([5]) == 1 and len(index) == 9
+    for bad in ([10.7], np.array([2**64 - 1], np.uint64)):
+        with pytest.raises(ValueError, match="ids must"):
+            index.remove(bad)
+    with pytest.raises(ValueError, match="dim must be at most 65535 .l2 adds one"):
+        QuantizedIndex(65536, metric="l2")
+    with pytest.raises(ValueError, match="dim must be at most 65536"):
+        QuantizedIndex(70000)

@@ -36,6 +36,14 @@ using namespace mmcore;
 
 namespace {
 
+// Whether a's dtype is T's, by numpy's equality: a pickled array, or one whose dtype names its
+// byte order, carries an equal dtype that is another object (an identity test refuses it).
+template <class T>
+bool has_dtype(const py::array& a) {
+  const py::dtype want = py::dtype::of<T>();
+  return a.dtype().is(want) || PyObject_RichCompareBool(a.dtype().ptr(), want.ptr(), Py_EQ) == 1;
+}
+
 using U8Array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 
 // One input record: a contiguous byte buffer held by Python, or a path read by a worker.
@@ -60,7 +68,7 @@ struct Source {
     if (!py::isinstance<py::array>(obj)) return false;
     py::array a = py::reinterpret_borrow<py::array>(obj);
     if (a.ndim() != 2 && a.ndim() != 3) return false;
-    if (!a.dtype().is(py::dtype::of<std::uint8_t>()))
+    if (!has_dtype<std::uint8_t>(a))
       throw py::type_error("source " + std::to_string(index) + ": a decoded image must be uint8, got " +
                            std::string(py::str(a.dtype())));
     const py::ssize_t c = a.ndim() == 2 ? 1 : a.shape(2);
@@ -562,7 +570,7 @@ ConstImageView encode_view(py::handle obj, const std::string& name, py::array* k
                           std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   *keep = py::reinterpret_borrow<py::array>(obj);
   const py::array& a = *keep;
-  if (!a.dtype().is(py::dtype::of<std::uint8_t>()))
+  if (!has_dtype<std::uint8_t>(a))
     throw py::value_error(name + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
   if (a.ndim() != 2 && !(a.ndim() == 3 && (a.shape(2) == 1 || a.shape(2) == 3)))
     throw py::value_error(name + " must be HxW (grey) or HxWx3 (RGB), got shape " +
@@ -629,7 +637,7 @@ py::array codes_arg(const py::handle& obj, const char* name) {
                           std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<std::uint64_t>())) {
+  if (!has_dtype<std::uint64_t>(a)) {
     throw py::value_error(std::string(name) + " must have dtype uint64, got " +
                           std::string(py::str(a.dtype())));
   }
@@ -646,7 +654,7 @@ const std::int64_t* ids_arg(const py::object& obj, py::ssize_t n, py::array* kee
   if (obj.is_none()) return nullptr;
   if (!py::isinstance<py::array>(obj)) throw py::value_error("ids must be None or a numpy int64 array");
   *keep = py::reinterpret_borrow<py::array>(obj);
-  if (!keep->dtype().is(py::dtype::of<std::int64_t>())) {
+  if (!has_dtype<std::int64_t>(*keep)) {
     throw py::value_error("ids must have dtype int64, got " + std::string(py::str(keep->dtype())));
   }
   if (keep->ndim() != 1 || keep->shape(0) != n) {
@@ -761,7 +769,7 @@ py::array_t<std::int64_t> union_find_py(std::int64_t n, const py::object& a_obj,
     if (!py::isinstance<py::array>(objs[i]))
       throw py::value_error(std::string(names[i]) + " must be a numpy int64 array");
     arrays[i] = py::reinterpret_borrow<py::array>(objs[i]);
-    if (!arrays[i].dtype().is(py::dtype::of<std::int64_t>()) || arrays[i].ndim() != 1 ||
+    if (!has_dtype<std::int64_t>(arrays[i]) || arrays[i].ndim() != 1 ||
         !(arrays[i].flags() & py::array::c_style)) {
       throw py::value_error(std::string(names[i]) + " must be a C-contiguous 1-D int64 array");
     }
@@ -792,7 +800,7 @@ py::array typed_arg(const py::handle& obj, const char* name, const char* what, i
                           std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<T>())) {
+  if (!has_dtype<T>(a)) {
     throw py::value_error(std::string(name) + " must have dtype " + what + ", got " +
                           std::string(py::str(a.dtype())));
   }

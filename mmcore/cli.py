@@ -37,6 +37,17 @@ def _demo_sources(folder: str) -> list[str]:
     return sorted([*names, *made])
 
 
+def _demo_cli(args: argparse.Namespace) -> int:
+    """``mmcore demo`` with the errors a user can cause (an unwritable --out) as one line, exit 1."""
+    try:
+        return _demo(args)
+    except Exception as e:
+        if not isinstance(e, (OSError, ValueError)) and type(e).__name__ != "JobError":
+            raise
+        print(f"mmcore demo: error: {e}", file=sys.stderr)
+        return 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The whole path on the demo images: run (hashes, thumbnails) -> dedup -> report."""
     try:
@@ -126,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--short-side", type=int, default=64, help="thumbnail short side (default 64)")
     demo.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
     demo.add_argument("--out", default=None, help="folder for everything (default: a new temp folder)")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo_cli)
     info = sub.add_parser("info", help="print build_info() as JSON")
     info.set_defaults(func=_info)
     _register_jobs(sub)

@@ -126,6 +126,7 @@ class _Part:
 
     kind: Literal["tar", "arrow"]
     tars: list[str] = field(default_factory=list)  # absolute paths
+    root: str = ""  # the source folder: tar ids start with the tar's path relative to it
     batches: Iterable[Any] | None = None  # arrow: RecordBatches of id + bytes or path
 
 
@@ -146,13 +147,13 @@ def _parts(source: Any) -> list[_Part]:
         batches = source.to_batches() if isinstance(source, pa.Table) else [source]
         return [_Part("arrow", batches=batches)]
     if isinstance(source, (str, os.PathLike)):
-        from .jobs.sources import _expand, looks_like_image
+        from .jobs.sources import _expand, looks_like_image, text
 
         tars, parquets, rest, root = _expand(os.fspath(source))
         parts: list[_Part] = []
         files, ids = [], []
-        for rel in rest:
-            p = os.path.join(root, rel)
+        for p in rest:
+            rel = os.path.relpath(p, root)
             try:
                 with open(p, "rb") as f:
                     head = f.read(16)
@@ -160,18 +161,18 @@ def _parts(source: Any) -> list[_Part]:
                 head = b""  # unreadable: a READ_ERROR row unless its name marks a sidecar
             if looks_like_image(head, rel):
                 files.append(p)
-                ids.append(rel)
+                ids.append(text(rel))
         if files:
             parts.append(_Part("arrow", batches=_file_batches(files, ids)))
         clean = [t for t in tars if _tar_is_clean(t)]
         if clean:
-            parts.append(_Part("tar", tars=clean))
+            parts.append(_Part("tar", tars=clean, root=root))
         if len(clean) < len(tars):
             parts.append(
-                _Part("arrow", batches=_job_batches("tar", [t for t in tars if t not in set(clean)]))
+                _Part("arrow", batches=_job_batches("tar", [t for t in tars if t not in set(clean)], root))
             )
         if parquets:
-            parts.append(_Part("arrow", batches=_job_batches("parquet", parquets)))
+            parts.append(_Part("arrow", batches=_job_batches("parquet", parquets, root)))
         return parts
     if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
         paths = [os.path.abspath(os.fspath(s)) for s in source]
@@ -207,14 +208,14 @@ def _tar_is_clean(path: str) -> bool:
         return False
 
 
-def _job_batches(kind: Literal["tar", "parquet"], paths: list[str]) -> Iterator[Any]:
+def _job_batches(kind: Literal["tar", "parquet"], paths: list[str], root: str) -> Iterator[Any]:
     """mmcore run's reading of tars and Parquet files (its ids, its rules): RecordBatches of id
     and bytes or path, and Refused records (SOURCE_ERROR rows)."""
     from .jobs.processor import path_to_uri
     from .jobs.sources import Shard
 
     for p in paths:
-        yield from Shard(os.path.basename(p), kind, path_to_uri(p)).batches(256)
+        yield from Shard(os.path.basename(p), kind, path_to_uri(p), root).batches(256)
 
 
 def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[bytes | None], list[Override]]:
@@ -394,7 +395,7 @@ class ImagePipeline:
                 source_info=True,
             )
             total = int(pipe.reader_meta("reader")["epoch_size"])
-            yield from self._drain(pipe, names, total, tars, None)
+            yield from self._drain(pipe, names, total, tars, None, part.root)
         else:
             pending: collections.deque[tuple[list[str], list[Override]]] = collections.deque()
             assert part.batches is not None
@@ -412,6 +413,7 @@ class ImagePipeline:
         total: int | None,
         tars: list[str] | None,
         pending: collections.deque[tuple[list[str], list[Override]]] | None,
+        root: str = "",
     ) -> Iterator[Any]:
         done = 0
         try:
@@ -433,7 +435,7 @@ class ImagePipeline:
                         bytes(np.asarray(raw["source_info"][i])).decode("utf-8", "replace") for i in range(n)
                     ]
                     assert tars is not None
-                    ids, overrides = [_wds_id(s, tars) for s in info], [None] * n
+                    ids, overrides = [_wds_id(s, tars, root) for s in info], [None] * n
                 done += n
                 yield self._batch(raw, n, ids, overrides)
         finally:
@@ -578,12 +580,15 @@ class _ArrowFeed:
                 yield arrays
 
 
-def _wds_id(source_info: str, tars: list[str]) -> str:
-    """``<tar file name>/<member>`` (mmcore run's tar ids) from DALI's ``<tar path>:<offset>:<member>``."""
+def _wds_id(source_info: str, tars: list[str], root: str = "") -> str:
+    """``<tar path relative to root>/<member>`` (mmcore run's tar ids) from DALI's
+    ``<tar path>:<offset>:<member>``."""
+    from .jobs.sources import id_prefix
+
     for t in tars:
         if source_info.startswith(t + ":"):
             _, member = source_info[len(t) + 1 :].split(":", 1)
-            return f"{os.path.basename(t)}/{member}"
+            return f"{id_prefix(t, root)}/{member}"
     return source_info
 
 

@@ -245,14 +245,15 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
 
 
 class _WdsReader(DataSourceReader):
-    def __init__(self, tars: list[str], batch_size: int) -> None:
-        self.tars, self.batch_size = tars, batch_size
+    def __init__(self, tars: list[tuple[str, str]], batch_size: int) -> None:
+        self.tars, self.batch_size = tars, batch_size  # (URI, source root) per tar
 
     def partitions(self) -> list[InputPartition]:
-        return [InputPartition(uri) for uri in self.tars]
+        return [InputPartition(t) for t in self.tars]
 
     def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
-        shard = Shard("tar", "tar", str(partition.value))
+        uri, root = partition.value
+        shard = Shard("tar", "tar", str(uri), str(root))
         for b in shard.batches(self.batch_size):
             if isinstance(b, Refused):
                 yield (b.id, None, b.source_uri, b.member, b.error)
@@ -265,11 +266,12 @@ class _WdsReader(DataSourceReader):
 class WdsDataSource(DataSource):
     """WebDataset tar shards as rows (id, bytes, source_uri, member, source_error), one partition
     per tar, read by :mod:`mmcore.jobs.sources` exactly as ``mmcore run`` reads them (ids
-    ``<tar name>/<member>``, sidecars skipped, nothing extracted to disk). Members with an absolute
-    path, a ``..`` component or a link type, and an unreadable or truncated tar, are rows with
-    null bytes and the reason in ``source_error``; :func:`process` turns them into SOURCE_ERROR
-    rows. Option ``path`` (``load(path)``): a tar, a folder (searched recursively) or a glob, read
-    on the driver to list the tars, which every executor must see at the same path."""
+    ``<tar path relative to the source>/<member>``, sidecars skipped, nothing extracted to disk).
+    Members with an absolute path, a ``..`` component or a link type, and an unreadable or
+    truncated tar, are rows with null bytes and the reason in ``source_error``; :func:`process`
+    turns them into SOURCE_ERROR rows. Option ``path`` (``load(path)``): a tar, a folder (searched
+    recursively) or a glob, read on the driver to list the tars, which every executor must see at
+    the same path."""
 
     @classmethod
     def name(cls) -> str:
@@ -283,7 +285,7 @@ class WdsDataSource(DataSource):
         if not path:
             raise ValueError(f"spark.read.format({WDS_FORMAT!r}).load(PATH): give a tar, a folder or a glob")
         shards, _ = plan(str(path), 1 << 30)
-        tars = [s.source_uri for s in shards if s.kind == "tar"]
+        tars = [(s.source_uri, s.root) for s in shards if s.kind == "tar"]
         if not tars:
             raise FileNotFoundError(f"no .tar file found at {path!r}")
         return _WdsReader(tars, int(self.options.get("batchSize", "64")))

@@ -463,3 +463,176 @@ def test_thumbnails_are_encoded_images_of_the_configured_size(tmp_path: Path, fm
             continue
         im = Image.open(io.BytesIO(r["thumbnail"]))
         assert im.format == fmt.upper() and min(im.size) == 64 and im.size[0] > im.size[1]
+
+
+# -- job folders and sources: edge cases found in review ------------------------------------------
+
+
+def test_output_folder_must_be_empty_or_a_job_folder(tmp_path: Path) -> None:
+    from mmcore.cli import main
+
+    src, ds = tmp_path / "src", tmp_path / "ds"
+    make_tree(src, n=2)
+    # A folder that is not mmcore's, with names mmcore uses: never written into, never cleared.
+    (ds / "report").mkdir(parents=True)
+    (ds / "report" / "q3.txt").write_text("numbers")
+    pq.write_table(pa.table({"id": ["a"]}), ds / "part-00000-3f2a.snappy.parquet")
+    for mode in ("incremental", "overwrite"):
+        with pytest.raises(JobError, match="not empty .* not an mmcore job folder"):
+            run(str(src), ds, Config(mode=mode), progress=None)
+    assert sorted(p.name for p in ds.iterdir()) == ["part-00000-3f2a.snappy.parquet", "report"]
+    assert (ds / "report" / "q3.txt").read_text() == "numbers"
+    # the source as its own output, and a manifest that is not one
+    with pytest.raises(JobError, match="is the source folder"):
+        run(str(src), src, progress=None)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "_mmcore_job.json").write_text("[]")
+    with pytest.raises(JobError, match="not an mmcore job manifest"):
+        run(str(src), bad, progress=None)
+    assert main(["dedup", str(bad)]) == 1
+    # a missing source creates nothing; a job needs at least one hash
+    assert main(["run", str(tmp_path / "missing"), str(tmp_path / "o"), "--quiet"]) == 1
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="one or more"):
+        Config(hashes=())
+
+
+def test_output_inside_the_source_is_not_read_back(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=4)
+    for _ in range(3):
+        s = run(str(src), src / "out", Config(thumbnail=16), progress=None)
+    assert s.shards_total == 1 and s.shards_written == 0
+    assert set(rows_by_id(src / "out")) == set(blobs)
+
+
+def test_glob_whose_matches_widen_keeps_one_id_per_file(tmp_path: Path) -> None:
+    (tmp_path / "t" / "a").mkdir(parents=True)
+    (tmp_path / "t" / "b").mkdir()
+    (tmp_path / "t" / "a" / "x.jpg").write_bytes(jpeg_bytes(1))
+    (tmp_path / "t" / "a" / "y.jpg").write_bytes(jpeg_bytes(2))
+    pattern, out = str(tmp_path / "t" / "*" / "*.jpg"), tmp_path / "out"
+    run(pattern, out, progress=None)
+    (tmp_path / "t" / "b" / "x.jpg").write_bytes(jpeg_bytes(3))  # the common folder is now t/
+    s = run(pattern, out, progress=None)
+    assert s.records == 1
+    rows = rows_by_id(out)
+    assert set(rows) == {"x.jpg", "y.jpg", "../b/x.jpg"}  # ids stay relative to the first run's root
+    assert rows["../b/x.jpg"]["byte_size"] == len(jpeg_bytes(3))
+
+
+def test_names_that_are_not_utf8_and_uri_characters(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.jpg").write_bytes(jpeg_bytes(1))
+    (Path(os.fsdecode(os.fsencode(str(src)) + b"/caf\xe9.jpg"))).write_bytes(jpeg_bytes(2))
+    weird = src / "set#1" / "100%41 ?"
+    weird.mkdir(parents=True)
+    with tarfile.open(weird / "a.tar", "w") as tf:
+        for name, seed in (("caf\udce9.jpg", 3), ("z.jpg", 4)):
+            data = jpeg_bytes(seed)
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    out = tmp_path / "out"
+    run(str(src), out, progress=None)
+    rows = rows_by_id(out)
+    tar_id = "set#1/100%41 ?/a.tar"
+    assert set(rows) == {"ok.jpg", "caf\\xe9.jpg", f"{tar_id}/caf\\xe9.jpg", f"{tar_id}/z.jpg"}
+    assert all(r["status"] == "OK" for r in rows.values()), [r["error"] for r in rows.values()]
+    assert rows["caf\\xe9.jpg"]["byte_size"] == len(jpeg_bytes(2))
+    uri = rows[f"{tar_id}/z.jpg"]["source_uri"]
+    assert uri.endswith("/set%231/100%2541%20%3F/a.tar")
+    from mmcore.jobs.processor import uri_to_path
+
+    assert uri_to_path(uri) == str(weird / "a.tar")
+
+
+def test_tar_ids_include_the_folder_and_repeated_members_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for split in ("train", "val"):
+        (src / split).mkdir(parents=True)
+        with tarfile.open(src / split / "000000.tar", "w") as tf:
+            for name, seed in (("s0.jpg", 1 if split == "train" else 2), ("s0.jpg", 3)):
+                data = jpeg_bytes(seed)
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+    out = tmp_path / "out"
+    run(str(src), out, progress=None)
+    rows = rows_by_id(out)
+    assert set(rows) == {f"{s}/000000.tar/s0.jpg{d}" for s in ("train", "val") for d in ("", "#2")}
+    assert rows["val/000000.tar/s0.jpg"]["status"] == "OK"
+    dup = rows["val/000000.tar/s0.jpg#2"]
+    assert dup["status"] == "SOURCE_ERROR" and "appears 2 times" in dup["error"]
+    s = run(str(src), out, Config(mode="retry-failed"), progress=None)
+    assert rows_by_id(out) == rows and s.counts == {"SOURCE_ERROR": 2}
+
+
+def test_retry_failed_rereads_a_repaired_tar_and_damaged_parquet_keeps_its_rows(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def write_tar(n: int) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for i in range(n):
+                data = jpeg_bytes(i)
+                ti = tarfile.TarInfo(f"{i}.jpg")
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    whole = write_tar(4)
+    (src / "s.tar").write_bytes(whole[:12000])  # cut inside the third member
+    out = tmp_path / "out"
+    run(str(src), out, progress=None)
+    assert sorted(rows_by_id(out)) == ["s.tar/", "s.tar/0.jpg", "s.tar/1.jpg"]
+    (src / "s.tar").write_bytes(whole)  # repaired
+    run(str(src), out, Config(mode="retry-failed"), progress=None)
+    rows = rows_by_id(out)
+    assert sorted(rows) == [f"s.tar/{i}.jpg" for i in range(4)]
+    assert all(r["status"] == "OK" for r in rows.values())
+    # A Parquet file whose second row group is damaged: the first one's rows, then one error row.
+    pq.write_table(
+        pa.table({"key": [f"k{i}" for i in range(4)], "jpg": [jpeg_bytes(i) for i in range(4)]}),
+        tmp_path / "p.parquet",
+        row_group_size=2,
+        use_dictionary=False,
+    )
+    raw = bytearray((tmp_path / "p.parquet").read_bytes())
+    at = pq.ParquetFile(tmp_path / "p.parquet").metadata.row_group(1).column(1).data_page_offset
+    raw[at : at + 16] = b"\xff" * 16  # the page header
+    (tmp_path / "p.parquet").write_bytes(bytes(raw))
+    s = run(str(tmp_path / "p.parquet"), tmp_path / "o2", progress=None)
+    rows = rows_by_id(tmp_path / "o2")
+    assert s.shards_written == 1 and {"k0", "k1", "p.parquet#"} <= set(rows)
+    assert rows["k0"]["status"] == "OK" and "cannot read parquet p.parquet after row" in rows["p.parquet#"]["error"]
+
+
+def test_parquet_image_struct_binary_keys_and_no_caption_as_path(tmp_path: Path) -> None:
+    image = pa.array(
+        [{"bytes": jpeg_bytes(i), "path": f"{i}.jpg"} for i in range(2)],
+        pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+    )
+    pq.write_table(
+        pa.table({"key": pa.array([b"k0", b"k1"]), "image": image, "caption": ["a red car", "a cat"]}),
+        tmp_path / "hf.parquet",
+    )
+    run(str(tmp_path / "hf.parquet"), tmp_path / "o1", progress=None)
+    check_against_hash_batch(rows_by_id(tmp_path / "o1"), {f"k{i}": jpeg_bytes(i) for i in range(2)})
+    pq.write_table(pa.table({"caption": ["a red car"]}), tmp_path / "c.parquet")
+    run(str(tmp_path / "c.parquet"), tmp_path / "o2", progress=None)
+    (row,) = rows_by_id(tmp_path / "o2").values()
+    assert row["status"] == "SOURCE_ERROR" and "no bytes (binary) or path column" in row["error"]
+
+
+def test_a_file_unreadable_while_planning_gets_a_row(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=2)
+    (src / "zz.jpg").symlink_to("/proc/self/mem")  # reads fail with EIO
+    s = run(str(src), tmp_path / "out", progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    assert set(rows) == set(blobs) | {"zz.jpg"} and s.records == len(blobs) + 1
+    assert rows["zz.jpg"]["status"] == "READ_ERROR" and "zz.jpg" in rows["zz.jpg"]["error"]

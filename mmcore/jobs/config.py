@@ -61,8 +61,10 @@ class Config:
     def __post_init__(self) -> None:
         self.hashes = tuple(self.hashes)
         bad = [h for h in self.hashes if h not in HASH_KINDS]
-        if bad or len(set(self.hashes)) != len(self.hashes):
-            raise ValueError(f"hashes must be distinct names among {HASH_KINDS}, got {list(self.hashes)}")
+        if bad or not self.hashes or len(set(self.hashes)) != len(self.hashes):
+            raise ValueError(
+                f"hashes must be one or more distinct names among {HASH_KINDS}, got {list(self.hashes)}"
+            )
         _choice("hash_mode", self.hash_mode, ("exact", "fast"))
         _choice("thumbnail_format", self.thumbnail_format, THUMBNAIL_FORMATS)
         _choice("mode", self.mode, MODES)

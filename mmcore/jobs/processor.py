@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote_to_bytes, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -38,17 +38,20 @@ _IO_THREADS = 8
 
 
 def uri_to_path(uri: str) -> str:
-    """A local path for a plain path or a ``file://`` URI; other schemes are a ValueError."""
+    """A local path for a plain path or a ``file://`` URI (percent-decoded to the file system's
+    bytes, so a name that is not UTF-8 round-trips); other schemes are a ValueError."""
     if "://" not in uri:
         return uri
     u = urlparse(uri)
     if u.scheme != "file" or u.netloc not in ("", "localhost"):
         raise ValueError(f"only local paths and file:// URIs can be read, got {uri!r}")
-    return unquote(u.path)
+    return os.fsdecode(unquote_to_bytes(u.path))
 
 
 def path_to_uri(path: str | os.PathLike[str]) -> str:
-    return "file://" + os.path.abspath(os.fspath(path))
+    """``file://`` and the absolute path, percent-encoded (RFC 8089): ``#``, ``?``, ``%``, spaces
+    and bytes that are not UTF-8 survive :func:`uri_to_path`."""
+    return "file://" + quote(os.fsencode(os.path.abspath(os.fspath(path))), safe="/")
 
 
 def _read(path_or_uri: str) -> tuple[bytes | None, str | None]:

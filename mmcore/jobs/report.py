@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from . import _svg
-from .schema import ERROR_STAGES, MANIFEST, completed_shards, done_path, read_manifest, shard_path
+from .schema import ERROR_STAGES, completed_shards, done_path, read_manifest, shard_path
 
 REPORT_DIR = "report"
 DEDUP_DIR = "dedup"
@@ -201,14 +201,7 @@ def _load_json(path: Path) -> dict[str, Any]:
 def _manifest(out: Path) -> dict[str, Any]:
     if not out.is_dir():
         raise FileNotFoundError(f"{out} is not a folder (give the OUT folder of `mmcore run`)")
-    try:
-        m: Any = read_manifest(out)  # FileNotFoundError naming the missing manifest
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{out / MANIFEST} is not valid JSON ({e}): not an mmcore job manifest") from None
-    if not isinstance(m, dict) or m.get("format") != "mmcore-job" or not isinstance(m.get("shards"), list):
-        got = m.get("format") if isinstance(m, dict) else type(m).__name__
-        raise ValueError(f"{out / MANIFEST} is not an mmcore job manifest (format={got!r})")
-    return m
+    return read_manifest(out)  # FileNotFoundError / ValueError naming the manifest
 
 
 def _shard_stats(out: Path, name: str) -> ShardStats:

@@ -28,8 +28,8 @@ from .._io import atomic_output
 from ._common import JobError, user_errors
 from .config import Config
 from .processor import SOURCE_ERROR, Processor, failure_batch
-from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, shard_path
-from .sources import Refused, Shard, plan
+from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
+from .sources import Refused, Shard, plan, source_exists
 
 
 @dataclass
@@ -116,20 +116,41 @@ def _clear(out: Path) -> None:
         (out / MANIFEST).unlink()
 
 
-def _load_manifest(out: Path, source: str, config: Config) -> list[Shard] | None:
-    p = out / MANIFEST
-    if not p.is_file():
+def _job_folder(out: Path) -> dict[str, Any] | None:
+    """OUT's manifest, or None for an empty folder. Anything else is refused: a folder that holds
+    other files is never written into (nor, with --mode overwrite, cleared)."""
+    if not (out / MANIFEST).exists():
+        others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".mmcore-write-test-"))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise JobError(
+                f"{out} is not empty ({shown}) and is not an mmcore job folder (no {MANIFEST}): "
+                "give a new or empty output folder"
+            )
         return None
     try:
-        m = json.loads(p.read_text())
+        return read_manifest(out)
     except (OSError, ValueError) as e:
-        raise JobError(f"{p} is unreadable ({e}); use --mode overwrite to start again") from None
+        raise JobError(f"{e}; remove {out / MANIFEST} (and what the job wrote) to start again") from None
+
+
+def _clean_temporaries(out: Path) -> None:
+    """Temporary files a killed run left (a shard, a completion record, the manifest)."""
+    for pattern in (".part-*.tmp-*", f"{DONE_DIR}/.*.tmp-*", f".{MANIFEST}.tmp-*"):
+        for p in out.glob(pattern):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _load_manifest(m: dict[str, Any] | None, out: Path, source: str, config: Config) -> list[Shard] | None:
+    if m is None:
+        return None
     if m.get("config_hash") != config.config_hash():
         raise JobError(
             f"{out} was written with other processing options (config hash {str(m.get('config_hash'))[:12]}, "
             f"now {config.config_hash()[:12]}); use --mode overwrite or another output folder"
         )
-    if os.path.abspath(m.get("source", "")) != os.path.abspath(source) and m.get("source") != source:
+    if os.path.abspath(str(m.get("source", ""))) != os.path.abspath(source):
         raise JobError(
             f"{out} holds the output of source {m.get('source')!r}, not {source!r}; use --mode overwrite "
             "or another output folder"
@@ -144,7 +165,7 @@ def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard])
         "mmcore_version": __version__,
         "config": config.to_dict(),
         "config_hash": config.config_hash(),
-        "source": source,
+        "source": os.path.abspath(source),
         "shards": [s.to_dict() for s in shards],
     }
     _atomic_write_bytes(out / MANIFEST, json.dumps(m, indent=1).encode())
@@ -209,6 +230,12 @@ def run(
             raise JobError(f"--device gpu: {reason}")
     t_start = time.perf_counter()
     outp = Path(out)
+    if not source_exists(source):
+        raise FileNotFoundError(
+            f"source {source!r} is not a directory, a file or a glob that matches anything"
+        )
+    if os.path.isdir(source) and os.path.abspath(source) == os.path.abspath(outp):
+        raise JobError(f"the output folder is the source folder ({source}): give another output folder")
     try:
         outp.mkdir(parents=True, exist_ok=True)
         probe = outp / f".mmcore-write-test-{os.getpid()}"
@@ -224,10 +251,14 @@ def run(
 
 
 def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_start: float) -> RunSummary:
+    manifest = _job_folder(outp)
     if config.mode == "overwrite":
-        _clear(outp)
-    known = _load_manifest(outp, source, config)
-    shards, skipped = plan(source, config.shard_size, known)
+        if manifest is not None:
+            _clear(outp)
+        manifest = None
+    _clean_temporaries(outp)
+    known = _load_manifest(manifest, outp, source, config)
+    shards, skipped = plan(source, config.shard_size, known, exclude=os.fspath(outp))
     if known is None or len(shards) != len(known):
         _write_manifest(outp, source, config, shards)
     done = set(completed_shards(outp))
@@ -238,13 +269,18 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         if s.name not in done:
             todo.append((s, None))
         elif config.mode == "retry-failed":
-            t = pq.read_table(shard_path(outp, s.name), columns=["id", "status"])
-            failed = {
-                i
-                for i, st in zip(t.column("id").to_pylist(), t.column("status").to_pylist(), strict=True)
-                if st not in OK_STATUSES
-            }
-            if failed:
+            t = pq.read_table(shard_path(outp, s.name), columns=["id", "status", "member"]).to_pydict()
+            failed = {i for i, st in zip(t["id"], t["status"], strict=True) if st not in OK_STATUSES}
+            # A tar or Parquet file that could not be read to its end ('shard.tar/', 'f.parquet#'
+            # rows without a member): its records after the failure never had rows, so the
+            # whole shard is read again.
+            whole = s.kind != "files" and any(
+                st not in OK_STATUSES and m is None and i.endswith(("/", "#"))
+                for i, st, m in zip(t["id"], t["status"], t["member"], strict=True)
+            )
+            if whole:
+                todo.append((s, None))
+            elif failed:
                 todo.append((s, failed))
             else:
                 summary.shards_skipped += 1

@@ -76,10 +76,19 @@ def completed_shards(out: str | os.PathLike[str]) -> list[str]:
 
 
 def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The job manifest of ``out``: FileNotFoundError when there is none, ValueError when the file
+    is not one (not JSON, or no ``format: mmcore-job`` and ``shards`` list)."""
     p = Path(out) / MANIFEST
     if not p.is_file():
         raise FileNotFoundError(f"{os.fspath(out)} is not an mmcore run output (no {MANIFEST})")
-    manifest: dict[str, Any] = json.loads(p.read_text())
+    try:
+        m: Any = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p} is not valid JSON ({e}): not an mmcore job manifest") from None
+    if not isinstance(m, dict) or m.get("format") != "mmcore-job" or not isinstance(m.get("shards"), list):
+        got = m.get("format") if isinstance(m, dict) else type(m).__name__
+        raise ValueError(f"{p} is not an mmcore job manifest (format={got!r})")
+    manifest: dict[str, Any] = m
     return manifest
 
 

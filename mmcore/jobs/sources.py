@@ -82,7 +82,8 @@ class Refused:
 @dataclass
 class Shard:
     """One unit of output: its name, kind and what it reads. ``files`` (kind files) are paths
-    relative to ``root``."""
+    relative to ``root``; a tar or Parquet shard's ids start with its path relative to ``root``
+    (its file name when ``root`` is empty)."""
 
     name: str
     kind: str  # "files" | "tar" | "parquet"
@@ -96,6 +97,8 @@ class Shard:
         d["records"] = self.records
         if self.kind == "files":
             d.update(root=self.root, files=self.files)
+        elif self.root:
+            d["root"] = self.root
         return d
 
     @classmethod
@@ -124,45 +127,73 @@ def shard_name(i: int) -> str:
     return f"part-{i:05d}"
 
 
-def plan(source: str, shard_size: int, known: list[Shard] | None = None) -> tuple[list[Shard], int]:
+def plan(
+    source: str, shard_size: int, known: list[Shard] | None = None, exclude: str | None = None
+) -> tuple[list[Shard], int]:
     """The shards of ``source`` and the number of non-image files skipped. With ``known`` (the
     shards of an earlier run of the same source) those keep their names and contents; files they do
-    not hold go to new shards after them."""
+    not hold go to new shards after them, with ids relative to the earlier run's root (a glob whose
+    new matches widen its common folder still gives every file one id). ``exclude``: a folder
+    left out of the walk (the job's own output)."""
     known = known or []
-    tars, parquets, files, root = _expand(source)
+    tars, parquets, files, root = _expand(source, exclude)
     shards = list(known)
-    seen_uris = {s.source_uri for s in known if s.kind != "files"}
-    seen_files = {(s.root, f) for s in known if s.kind == "files" for f in s.files}
+    # Known sources are matched by path: URIs written by older versions were not percent-encoded.
+    seen_paths = {os.path.abspath(uri_to_path(s.source_uri)) for s in known if s.kind != "files"}
+    seen_files = {
+        os.path.normpath(os.path.join(s.root, f)) for s in known if s.kind == "files" for f in s.files
+    }
+    file_root = next((s.root for s in known if s.kind == "files"), root)
     for kind, paths in (("tar", tars), ("parquet", parquets)):
         for p in paths:
-            uri = path_to_uri(p)
-            if uri not in seen_uris:
-                shards.append(Shard(shard_name(len(shards)), kind, uri))
+            if p not in seen_paths:
+                shards.append(Shard(shard_name(len(shards)), kind, path_to_uri(p), root))
     skipped = 0
     fresh: list[str] = []
-    for rel in files:
-        if (root, rel) in seen_files:
+    for path in files:
+        if path in seen_files:
             continue
-        with open(os.path.join(root, rel), "rb") as f:
-            head = f.read(16)
+        rel = os.path.relpath(path, file_root)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError:
+            head = b""  # unreadable now: kept as a record, whose read gives it a READ_ERROR row
+            if not rel.lower().endswith(SIDECAR_EXTENSIONS):
+                fresh.append(rel)
+            else:
+                skipped += 1
+            continue
         if looks_like_image(head, rel):
             fresh.append(rel)
         else:
             skipped += 1
     for i in range(0, len(fresh), shard_size):
         part = fresh[i : i + shard_size]
-        shards.append(Shard(shard_name(len(shards)), "files", path_to_uri(root), root, part, len(part)))
+        shards.append(
+            Shard(shard_name(len(shards)), "files", path_to_uri(file_root), file_root, part, len(part))
+        )
     return shards, skipped
 
 
-def _expand(source: str) -> tuple[list[str], list[str], list[str], str]:
-    """(tar files, parquet files, other files relative to root, root) of a directory, a single
-    file or a glob."""
+def source_exists(source: str) -> bool:
+    """Whether ``source`` is a directory, a file or a glob that matches something."""
+    return os.path.exists(source) or bool(glob.glob(source, recursive=True))
+
+
+def _inside(path: str, folder: str | None) -> bool:
+    return folder is not None and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))
+
+
+def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[str], list[str], str]:
+    """(tar files, parquet files, other files, root), all absolute paths, of a directory, a single
+    file or a glob; nothing inside ``exclude``."""
+    ex = os.path.abspath(exclude) if exclude is not None else None
     if os.path.isdir(source):
         root = os.path.abspath(source)
         found = []
         for d, dirs, names in os.walk(root):
-            dirs.sort()
+            dirs[:] = sorted(n for n in dirs if not _inside(os.path.join(d, n), ex))
             found += [os.path.join(d, n) for n in names]
     elif os.path.isfile(source):
         root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
@@ -173,23 +204,44 @@ def _expand(source: str) -> tuple[list[str], list[str], list[str], str]:
                 f"source {source!r} is not a directory, a file or a glob that matches anything"
             )
         root = os.path.commonpath([os.path.dirname(p) for p in found])
-    found = sorted(p for p in found if os.path.isfile(p))
+    found = sorted(p for p in found if not _inside(p, ex) and os.path.isfile(p))
     tars = [p for p in found if p.lower().endswith(".tar")]
     parquets = [p for p in found if p.lower().endswith(".parquet")]
-    rest = [os.path.relpath(p, root) for p in found if p not in set(tars) | set(parquets)]
-    return tars, parquets, rest, root
+    containers = set(tars) | set(parquets)
+    return tars, parquets, [p for p in found if p not in containers], root
+
+
+def text(name: str) -> str:
+    """A file or member name as valid UTF-8 text: bytes that are not UTF-8 (kept by os / tarfile as
+    surrogate escapes, which Arrow strings cannot hold) become ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def id_prefix(path: str, root: str) -> str:
+    """The id prefix of a tar or Parquet file: its path relative to the source root (so
+    train/000000.tar and val/000000.tar differ), or its file name when ``root`` is empty."""
+    rel = os.path.relpath(path, root) if root else os.path.basename(path)
+    return text(rel.replace(os.sep, "/"))
+
+
+def _prefix(shard: Shard, path: str) -> str:
+    return id_prefix(path, shard.root)
 
 
 def _file_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch]:
-    rels = [r for r in shard.files if only is None or r in only]
+    rels = [r for r in shard.files if only is None or text(r) in only]
     for i in range(0, len(rels), batch_size):
         part = rels[i : i + batch_size]
-        paths = [os.path.join(shard.root, r) for r in part]
+        uris = [path_to_uri(os.path.normpath(os.path.join(shard.root, r))) for r in part]
         yield pa.RecordBatch.from_pydict(
             {
-                "id": part,
-                "path": paths,
-                "source_uri": [path_to_uri(p) for p in paths],
+                "id": [text(r) for r in part],
+                "path": uris,
+                "source_uri": uris,
                 "member": [None] * len(part),
             }
         )
@@ -217,7 +269,7 @@ def ends_cleanly(path: str, offset: int) -> bool:
 
 def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch | Refused]:
     path = uri_to_path(shard.source_uri)
-    tar_name = os.path.basename(path)
+    tar_name = _prefix(shard, path)
     ids: list[str] = []
     blobs: list[bytes] = []
     members: list[str] = []
@@ -238,13 +290,20 @@ def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterat
 
     try:
         with tarfile.open(path, "r:") as tf:
+            names: dict[str, int] = {}
             for m in tf:
-                rid = f"{tar_name}/{m.name}"
+                name = text(m.name)
+                rid = f"{tar_name}/{name}"
+                seen = names[name] = names.get(name, 0) + 1
+                if seen > 1:  # the same name again: its own id, never read (which copy is meant?)
+                    rid = f"{rid}#{seen}"
                 if only is not None and rid not in only:
                     continue
                 why = _bad_member(m)
+                if why is None and seen > 1:
+                    why = f"member {name!r} appears {seen} times in the archive: refused (ambiguous)"
                 if why is not None:
-                    yield Refused(rid, shard.source_uri, m.name, why)
+                    yield Refused(rid, shard.source_uri, name, text(why))
                     continue
                 if not m.isfile():
                     continue
@@ -254,7 +313,7 @@ def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterat
                     continue
                 ids.append(rid)
                 blobs.append(data)
-                members.append(m.name)
+                members.append(name)
                 if len(ids) >= batch_size:
                     yield flush()
                     ids, blobs, members = [], [], []
@@ -266,42 +325,58 @@ def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterat
             ids, blobs, members = [], [], []
         rid = f"{tar_name}/"
         if only is None or rid in only:
-            yield Refused(rid, shard.source_uri, None, f"cannot read tar {tar_name}: {e}")
+            yield Refused(rid, shard.source_uri, None, text(f"cannot read tar {tar_name}: {e}"))
         return
     if ids:
         yield flush()
 
 
-def _pick(names: list[str], schema: pa.Schema, wanted: tuple[str, ...], types: tuple[Any, ...]) -> str | None:
+def _pick(
+    names: list[str], schema: pa.Schema, wanted: tuple[str, ...], types: tuple[Any, ...], any_name: bool
+) -> str | None:
     for n in wanted:
         if n in names and any(t(schema.field(n).type) for t in types):
             return n
-    for n in names:
-        if any(t(schema.field(n).type) for t in types) and n not in _ID_COLUMNS:
-            return n
+    if any_name:
+        for n in names:
+            if any(t(schema.field(n).type) for t in types) and n not in _ID_COLUMNS:
+                return n
     return None
 
 
+def _is_image_struct(t: pa.DataType) -> bool:
+    """Hugging Face's image feature: struct<bytes: binary, path: string>."""
+    return pa.types.is_struct(t) and any(
+        t.field(i).name == "bytes" and pa.types.is_binary(t.field(i).type) for i in range(t.num_fields)
+    )
+
+
 def parquet_columns(schema: pa.Schema) -> tuple[str | None, str | None, str | None]:
-    """(id column, bytes column, path column) of a Parquet input, by name and type."""
+    """(id column, bytes column, path column) of a Parquet input, by name and type: a bytes column
+    by name or else any binary (or Hugging Face image struct) column; a path column only by name
+    (any string column could be a caption)."""
     names = schema.names
-    is_bin = (pa.types.is_binary, pa.types.is_large_binary)
+    is_bin = (pa.types.is_binary, pa.types.is_large_binary, _is_image_struct)
     is_str = (pa.types.is_string, pa.types.is_large_string)
     id_col = next((n for n in _ID_COLUMNS if n in names), None)
-    by = _pick(names, schema, _BYTES_COLUMNS, is_bin)
-    pa_col = None if by else _pick([n for n in names if n != id_col], schema, _PATH_COLUMNS, is_str)
+    by = _pick(names, schema, _BYTES_COLUMNS, is_bin, True)
+    pa_col = None if by else _pick([n for n in names if n != id_col], schema, _PATH_COLUMNS, is_str, False)
     return id_col, by, pa_col
+
+
+def _id_value(v: Any) -> str:
+    return text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else str(v)
 
 
 def _parquet_batches(
     shard: Shard, batch_size: int, only: set[str] | None
 ) -> Iterator[pa.RecordBatch | Refused]:
     path = uri_to_path(shard.source_uri)
-    name = os.path.basename(path)
+    name = _prefix(shard, path)
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as e:
-        yield Refused(f"{name}#", shard.source_uri, None, f"cannot read parquet {name}: {e}")
+        yield Refused(f"{name}#", shard.source_uri, None, text(f"cannot read parquet {name}: {e}"))
         return
     id_col, by, pcol = parquet_columns(pf.schema_arrow)
     if by is None and pcol is None:
@@ -309,17 +384,28 @@ def _parquet_batches(
             f"{name}#",
             shard.source_uri,
             None,
-            f"parquet {name} has no bytes (binary) or path (string) column",
+            f"parquet {name} has no bytes (binary) or path column ({', '.join(_PATH_COLUMNS)})",
         )
         return
     cols = [c for c in (id_col, by, pcol) if c is not None]
     row = 0
-    for b in pf.iter_batches(batch_size=batch_size, columns=cols):
+    # Row group by row group, so that a damaged page costs only its own group's rows.
+    groups = (b for g in range(pf.num_row_groups) for b in pf.iter_batches(batch_size, [g], columns=cols))
+    while True:
+        try:
+            b = next(groups, None)
+        except (OSError, pa.ArrowException) as e:  # a damaged page: the rows before it stand
+            if only is None or f"{name}#" in only:
+                why = text(f"cannot read parquet {name} after row {row}: {e}")
+                yield Refused(f"{name}#", shard.source_uri, None, why)
+            return
+        if b is None:
+            return
         n = b.num_rows
         rows = [str(row + i) for i in range(n)]
         given = b.column(id_col).to_pylist() if id_col else [None] * n
         # A row without an id (no id column, or a null in it) is named by its place in the file.
-        ids = [str(v) if v is not None else f"{name}#{r}" for v, r in zip(given, rows, strict=True)]
+        ids = [_id_value(v) if v is not None else f"{name}#{r}" for v, r in zip(given, rows, strict=True)]
         row += n
         keep = [i for i in range(n) if only is None or ids[i] in only]
         if not keep:
@@ -329,7 +415,10 @@ def _parquet_batches(
             "source_uri": [shard.source_uri] * len(keep),
             "member": [rows[i] for i in keep],
         }
-        col = b.column(by if by is not None else pcol).to_pylist()
+        arr = b.column(by if by is not None else pcol)
+        if pa.types.is_struct(arr.type):
+            arr = arr.field("bytes")
+        col = arr.to_pylist()
         if by is not None:
             d["bytes"] = pa.array([col[i] for i in keep], pa.binary())
         else:  # relative paths are relative to the Parquet file's folder

@@ -478,7 +478,7 @@ def test_output_folder_must_be_empty_or_a_job_folder(tmp_path: Path) -> None:
     (ds / "report" / "q3.txt").write_text("numbers")
     pq.write_table(pa.table({"id": ["a"]}), ds / "part-00000-3f2a.snappy.parquet")
     for mode in ("incremental", "overwrite"):
-        with pytest.raises(JobError, match="not empty .* not an mmcore job folder"):
+        with pytest.raises(JobError, match=r"not empty .* not an mmcore job folder"):
             run(str(src), ds, Config(mode=mode), progress=None)
     assert sorted(p.name for p in ds.iterdir()) == ["part-00000-3f2a.snappy.parquet", "report"]
     assert (ds / "report" / "q3.txt").read_text() == "numbers"
@@ -608,7 +608,8 @@ def test_retry_failed_rereads_a_repaired_tar_and_damaged_parquet_keeps_its_rows(
     s = run(str(tmp_path / "p.parquet"), tmp_path / "o2", progress=None)
     rows = rows_by_id(tmp_path / "o2")
     assert s.shards_written == 1 and {"k0", "k1", "p.parquet#"} <= set(rows)
-    assert rows["k0"]["status"] == "OK" and "cannot read parquet p.parquet after row" in rows["p.parquet#"]["error"]
+    assert rows["k0"]["status"] == "OK"
+    assert "cannot read parquet p.parquet after row" in rows["p.parquet#"]["error"]
 
 
 def test_parquet_image_struct_binary_keys_and_no_caption_as_path(tmp_path: Path) -> None:

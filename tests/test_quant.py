@@ -422,7 +422,7 @@ def test_default_ids_never_repeat_given_ids_and_remove_checks_ids() -> None:
     for bad in ([10.7], np.array([2**64 - 1], np.uint64)):
         with pytest.raises(ValueError, match="ids must"):
             index.remove(bad)
-    with pytest.raises(ValueError, match="dim must be at most 65535 .l2 adds one"):
+    with pytest.raises(ValueError, match=r"dim must be at most 65535 \(l2 adds one"):
         QuantizedIndex(65536, metric="l2")
-    with pytest.raises(ValueError, match="dim must be at most 65536"):
+    with pytest.raises(ValueError, match=r"dim must be at most 65536,"):
         QuantizedIndex(70000)

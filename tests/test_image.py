@@ -341,3 +341,61 @@ print(r.status.tolist())
     assert first.startswith("['NO_MEMORY', 'NO_MEMORY']"), first
     assert "memory" in first
     assert second == "[0]"
+
+
+def _grey_png(w: int, h: int) -> bytes:
+    """A valid 8-bit grey PNG of w x h (all one grey), small however tall."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = (b"\0" + b"\x80" * w) * h
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_thumbnail_sizes_past_int32_are_too_large_not_wrapped() -> None:
+    """1 x 3,000,000 at short side 1000 is 1000 x 3e9: over the pixel limit, not a wrapped 1000 x 1."""
+    for h in (3_000_000, 4_294_968):
+        with pytest.raises(DecodeError) as e:
+            mmcore.thumbnail(_grey_png(1, h), short_side=1000)
+        assert e.value.status is Status.TOO_LARGE
+    assert mmcore.thumbnail(_grey_png(1, 3000), short_side=10).shape == (30000, 10, 3)
+
+
+def test_paths_not_utf8_special_files_and_nul(tmp_path: Path) -> None:
+    import os
+
+    data = jpeg_bytes()
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.jpg")  # as os.listdir gives it
+    Path(name).write_bytes(data)
+    want = mmcore.decode(data)
+    np.testing.assert_array_equal(mmcore.decode(name), want)
+    assert mmcore.phash(name) == mmcore.phash(data)
+    r = mmcore.decode_batch([name, str(tmp_path), "/dev/zero", name + "\0junk"])
+    assert [Status(int(s)) for s in r.status] == [Status.OK] + [Status.CORRUPT] * 3
+    assert r.errors[1].endswith("not a regular file") and r.errors[2].endswith("not a regular file")
+    assert "caf\\xE9.jpg" in r.errors[3] and "NUL byte" in r.errors[3]
+    h = mmcore.hash_batch([name, str(tmp_path)], kinds=("phash",))
+    assert [Status(int(s)) for s in h.status] == [Status.OK, Status.CORRUPT]
+
+
+def test_grey_thumbnails_from_hash_batch_equal_thumbnail_batch() -> None:
+    """The exact hashes decode a colour JPEG to grey with Pillow's RGB -> L; a grey thumbnail is
+    the luma as coded: the hash decode is not reused for it."""
+    g = np.random.default_rng(3)
+    rgb = g.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=95)
+    opts = {"short_side": 48, "color": "gray", "reducing_gap": None}
+    for kinds in (("phash",), ("pdq",)):
+        a = mmcore.hash_batch([buf.getvalue()], kinds=kinds, thumbnail=opts).thumbnails.images[0]
+        b = mmcore.thumbnail_batch([buf.getvalue()], **opts).images[0]  # type: ignore[arg-type]
+        np.testing.assert_array_equal(a, b)

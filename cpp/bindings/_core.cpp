@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -45,6 +46,30 @@ bool has_dtype(const py::array& a) {
 }
 
 using U8Array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
+
+// A path's bytes as UTF-8 text for messages: bytes that are not UTF-8 (a file name in another
+// encoding) become \xNN, so that the message is a valid Python str.
+std::string printable_path(const std::string& p) {
+  std::string out;
+  const auto* b = reinterpret_cast<const unsigned char*>(p.data());
+  const std::size_t n = p.size();
+  for (std::size_t i = 0; i < n;) {
+    int len = b[i] < 0x80 ? 1 : (b[i] >> 5) == 0x6 ? 2 : (b[i] >> 4) == 0xe ? 3 : (b[i] >> 3) == 0x1e ? 4 : 0;
+    for (int k = 1; k < len; ++k) {
+      if (i + k >= n || (b[i + k] >> 6) != 0x2) len = 0;
+    }
+    if (len == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02X", b[i]);
+      out += hex;
+      ++i;
+    } else {
+      out.append(p, i, static_cast<std::size_t>(len));
+      i += static_cast<std::size_t>(len);
+    }
+  }
+  return out;
+}
 
 // One input record: a contiguous byte buffer held by Python, or a path read by a worker.
 struct Source {
@@ -89,7 +114,11 @@ struct Source {
   // With the GIL held. Throws TypeError for an unusable object (misuse, not bad data).
   void bind(py::handle obj, std::size_t index) {
     if (py::isinstance<py::str>(obj)) {
-      path = obj.cast<std::string>();
+      // The file system's bytes (surrogate escapes back to the bytes os.listdir found), not
+      // strict UTF-8, which refuses a name in another encoding.
+      const py::object b = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(obj.ptr()));
+      if (!b) throw py::error_already_set();
+      path = std::string(PyBytes_AS_STRING(b.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.ptr())));
       return;
     }
     if (PyObject_CheckBuffer(obj.ptr()) && PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) == 0) {
@@ -105,9 +134,20 @@ struct Source {
   // Without the GIL. For paths, reads the file; an unreadable file is a record status.
   Status read(ErrorText* error) {
     if (path.empty()) return Status::kOk;
+    const std::string shown = printable_path(path);
+    if (path.find('\0') != std::string::npos) {  // fopen would open the path cut at the NUL
+      error->set("cannot open %s: the path contains a NUL byte", shown.c_str());
+      return Status::kCorrupt;
+    }
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (f == nullptr) {
-      error->set("cannot open %s: %s", path.c_str(), std::strerror(errno));
+      error->set("cannot open %s: %s", shown.c_str(), std::strerror(errno));
+      return Status::kCorrupt;
+    }
+    struct stat st{};
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {  // a folder, a FIFO, /dev/zero
+      error->set("cannot read %s: not a regular file", shown.c_str());
+      std::fclose(f);
       return Status::kCorrupt;
     }
     Status s = Status::kOk;
@@ -121,11 +161,11 @@ struct Source {
       std::size_t n;
       while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) file.insert(file.end(), chunk, chunk + n);
       if (std::ferror(f)) {
-        error->set("error reading %s: %s", path.c_str(), std::strerror(errno));
+        error->set("error reading %s: %s", shown.c_str(), std::strerror(errno));
         s = Status::kCorrupt;
       }
     } catch (const std::bad_alloc&) {
-      error->set("out of memory reading %s", path.c_str());
+      error->set("out of memory reading %s", shown.c_str());
       s = Status::kNoMemory;
     }
     std::fclose(f);

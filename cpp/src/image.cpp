@@ -4,14 +4,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 
 namespace mmcore {
 namespace {
 
+// A size as int32, saturated: a 1 x 3e6 image at short side 1000 is 1000 x 3e9, which must reach
+// the pixel-limit check as a huge size, not wrap to a small one.
+std::int32_t saturate32(double v) {
+  constexpr double kMax = std::numeric_limits<std::int32_t>::max();
+  return v >= kMax ? std::numeric_limits<std::int32_t>::max() : static_cast<std::int32_t>(v);
+}
+
 std::int32_t scaled(std::int32_t v, double s) {
-  return std::max<std::int32_t>(1, static_cast<std::int32_t>(std::lround(v * s)));
+  return std::max<std::int32_t>(1, saturate32(std::round(v * s)));
 }
 
 // Scaled-decode constraint for a result dimension: the reduced image keeps reducing_gap times the
@@ -32,7 +40,7 @@ struct Scratch {
 
 std::int32_t with_gap(std::int32_t v, std::int32_t full, double gap) {
   if (gap <= 0) return full;
-  return static_cast<std::int32_t>(std::ceil(v * std::max(1.0, gap)));
+  return saturate32(std::ceil(v * std::max(1.0, gap)));
 }
 
 int geometry_groups(const ThumbnailOptions& o) {
@@ -206,9 +214,11 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
 
 bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& info,
                          const DecodeOptions& decoded) {
-  // pillow_i16 changes the pixels of 16-bit grey PNGs only (pillow_gray only grey output).
+  // pillow_i16 changes the pixels of 16-bit grey PNGs only, pillow_gray those of grey output.
   const bool same_i16 = !info.image.grey16 || options.decode.pillow_i16 == decoded.pillow_i16;
-  return info.image.scale_denom == 1 && info.image.format != ImageFormat::kUnknown && same_i16 &&
+  const bool same_gray =
+      decoded.pixel != PixelFormat::kGray || options.decode.pillow_gray == decoded.pillow_gray;
+  return info.image.scale_denom == 1 && info.image.format != ImageFormat::kUnknown && same_i16 && same_gray &&
          options.decode.pixel == decoded.pixel && !options.decode.fast && !decoded.fast;
 }
 

@@ -637,3 +637,28 @@ def test_a_file_unreadable_while_planning_gets_a_row(tmp_path: Path) -> None:
     rows = rows_by_id(tmp_path / "out")
     assert set(rows) == set(blobs) | {"zz.jpg"} and s.records == len(blobs) + 1
     assert rows["zz.jpg"]["status"] == "READ_ERROR" and "zz.jpg" in rows["zz.jpg"]["error"]
+
+
+def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    small, big = jpeg_bytes(1), jpeg_bytes(2, (400, 300))
+    (src / "small.jpg").write_bytes(small)
+    (src / "big.jpg").write_bytes(big)
+    with tarfile.open(src / "t.tar", "w") as tf:
+        for name, data in (("s.jpg", small), ("b.jpg", big), ("b.json", b"{" + b" " * len(big) + b"}")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    limit = (len(small) + len(big)) // 2
+    cfg = Config(max_bytes=limit)
+    assert cfg.config_hash() != Config().config_hash() == Config(max_bytes=256 << 20).config_hash()
+    run(str(src), tmp_path / "out", cfg, progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    assert set(rows) == {"small.jpg", "big.jpg", "t.tar/s.jpg", "t.tar/b.jpg"}  # the big sidecar skipped
+    assert rows["small.jpg"]["status"] == rows["t.tar/s.jpg"]["status"] == "OK"
+    assert (
+        rows["big.jpg"]["status"] == "READ_ERROR"
+        and f"over the limit of {limit:,}" in rows["big.jpg"]["error"]
+    )
+    assert rows["t.tar/b.jpg"]["status"] == "SOURCE_ERROR" and "max_bytes" in rows["t.tar/b.jpg"]["error"]

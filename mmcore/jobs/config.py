@@ -13,6 +13,8 @@ import tomllib
 
 HASH_KINDS = ("phash", "dhash", "ahash", "pdq")
 THUMBNAIL_FORMATS = ("jpeg", "webp")
+#: What ``max_bytes = 0`` means: a record's bytes are read whole, so this bounds its memory.
+DEFAULT_MAX_BYTES = 256 << 20
 MODES = ("incremental", "overwrite", "retry-failed")
 DEVICES = ("cpu", "gpu")
 
@@ -45,6 +47,9 @@ class Config:
     exif_orientation: bool = True
     #: Images with more pixels are refused (status TOO_LARGE) before any allocation; 0 = library default.
     max_pixels: int = 0
+    #: Files and tar members larger than this many bytes are not read (a READ_ERROR or SOURCE_ERROR
+    #: row says so): what one record can cost in memory. 0 = the default, 256 MiB.
+    max_bytes: int = 0
     #: Files per output shard when the source is a directory or a glob.
     shard_size: int = 1000
     #: Worker threads for decoding and hashing (0 = all cores).
@@ -77,6 +82,7 @@ class Config:
         _int_range("thumbnail_quality", self.thumbnail_quality, 1, 100)
         _int_range("thumbnail_webp_method", self.thumbnail_webp_method, 0, 6)
         _int_range("max_pixels", self.max_pixels, 0, 1 << 62)
+        _int_range("max_bytes", self.max_bytes, 0, 1 << 62)
         _int_range("shard_size", self.shard_size, 1, 1 << 30)
         _int_range("workers", self.workers, 0, 4096)
         _int_range("batch_size", self.batch_size, 1, 1 << 20)
@@ -117,7 +123,14 @@ class Config:
         # Only where it changes the bytes, so that outputs written before the option keep their hash.
         if self.thumbnail_format == "webp" and self.thumbnail > 0 and self.thumbnail_webp_method != 4:
             d["thumbnail_webp_method"] = self.thumbnail_webp_method
+        if self.byte_limit != DEFAULT_MAX_BYTES:
+            d["max_bytes"] = self.byte_limit
         return d
+
+    @property
+    def byte_limit(self) -> int:
+        """``max_bytes``, with 0 read as the default."""
+        return self.max_bytes or DEFAULT_MAX_BYTES
 
     def config_hash(self) -> str:
         """sha256 (hex) of the processor options as canonical JSON: equal hashes, equal outputs."""

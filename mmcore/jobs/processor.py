@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,24 +55,40 @@ def path_to_uri(path: str | os.PathLike[str]) -> str:
     return "file://" + quote(os.fsencode(os.path.abspath(os.fspath(path))), safe="/")
 
 
-def _read(path_or_uri: str) -> tuple[bytes | None, str | None]:
+def _shown(path: str) -> str:
+    """A path as valid UTF-8 text (bytes that are not UTF-8 as \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None, str | None]:
+    path = ""
     try:
-        with open(uri_to_path(path_or_uri), "rb") as f:
-            return f.read(), None
+        path = uri_to_path(path_or_uri)
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None, f"cannot read {_shown(path)}: not a regular file"
+            if max_bytes is not None and st.st_size > max_bytes:
+                return (
+                    None,
+                    f"{_shown(path)} is {st.st_size:,} bytes, over the limit of {max_bytes:,} (max_bytes)",
+                )
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+            if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+                return None, f"{_shown(path)} is over the limit of {max_bytes:,} bytes (max_bytes)"
+            return data, None
     except (OSError, ValueError) as e:
-        return (
-            None,
-            f"cannot read {path_or_uri}: {e.strerror if isinstance(e, OSError) and e.strerror else e}",
-        )
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        return None, f"cannot read {_shown(path) if path else path_or_uri}: {why}"
 
 
-def read_paths(paths: Sequence[str]) -> list[tuple[bytes | None, str | None]]:
+def read_paths(paths: Sequence[str], max_bytes: int | None = None) -> list[tuple[bytes | None, str | None]]:
     """(bytes, None) or (None, why) for each local path or ``file://`` URI, read on a few threads
-    (the reads release the GIL)."""
+    (the reads release the GIL); a file over ``max_bytes`` is not read."""
     if not paths:
         return []
     with ThreadPoolExecutor(min(_IO_THREADS, len(paths))) as ex:
-        return list(ex.map(_read, paths))
+        return list(ex.map(lambda p: _read(p, max_bytes), paths))
 
 
 class Processor:
@@ -156,7 +173,7 @@ class Processor:
                 else:
                     need.append(i)
                     need_paths.append(p)
-        for i, (d, e) in zip(need, read_paths(need_paths), strict=True):
+        for i, (d, e) in zip(need, read_paths(need_paths, self.config.byte_limit), strict=True):
             data[i], errs[i] = d, e
         return data, errs
 

@@ -172,7 +172,7 @@ def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard])
 
 
 def _inputs(shard: Shard, config: Config, proc: Processor, only: set[str] | None) -> Iterator[pa.RecordBatch]:
-    for b in shard.batches(config.batch_size, only):
+    for b in shard.batches(config.batch_size, only, config.byte_limit):
         if isinstance(b, Refused):
             yield failure_batch([b.id], [b.source_uri], [b.member], SOURCE_ERROR, [b.error], "source", config)
         else:

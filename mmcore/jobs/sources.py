@@ -112,13 +112,16 @@ class Shard:
             records=d.get("records"),
         )
 
-    def batches(self, batch_size: int, only: set[str] | None = None) -> Iterator[pa.RecordBatch | Refused]:
+    def batches(
+        self, batch_size: int, only: set[str] | None = None, max_bytes: int | None = None
+    ) -> Iterator[pa.RecordBatch | Refused]:
         """Input RecordBatches (id, bytes or path, source_uri, member) and refused records; with
-        ``only``, just the records whose id is in it."""
+        ``only``, just the records whose id is in it. Tar members over ``max_bytes`` are refused
+        unread (files are checked when they are read)."""
         if self.kind == "files":
             yield from _file_batches(self, batch_size, only)
         elif self.kind == "tar":
-            yield from _tar_batches(self, batch_size, only)
+            yield from _tar_batches(self, batch_size, only, max_bytes)
         else:
             yield from _parquet_batches(self, batch_size, only)
 
@@ -267,7 +270,9 @@ def ends_cleanly(path: str, offset: int) -> bool:
     return len(rest) >= 512 and not rest.strip(b"\0")
 
 
-def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterator[pa.RecordBatch | Refused]:
+def _tar_batches(
+    shard: Shard, batch_size: int, only: set[str] | None, max_bytes: int | None = None
+) -> Iterator[pa.RecordBatch | Refused]:
     path = uri_to_path(shard.source_uri)
     tar_name = _prefix(shard, path)
     ids: list[str] = []
@@ -307,6 +312,12 @@ def _tar_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Iterat
                     continue
                 if not m.isfile():
                     continue
+                if max_bytes is not None and m.size > max_bytes:
+                    head_f = tf.extractfile(m)
+                    if looks_like_image(head_f.read(16) if head_f is not None else b"", m.name):
+                        why = f"member {name!r} is {m.size:,} bytes, over the limit of {max_bytes:,}"
+                        yield Refused(rid, shard.source_uri, name, why + " (max_bytes)")
+                    continue  # a large sidecar is skipped as any sidecar is
                 f = tf.extractfile(m)
                 data = f.read() if f is not None else b""
                 if not looks_like_image(data[:16], m.name):

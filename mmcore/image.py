@@ -243,9 +243,10 @@ def _gap(reducing_gap: float | None) -> float:
 def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
+    # numpy integers count too; a count past what a C int holds is "all cores" anyway.
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads <= 0:
         raise ValueError(f"threads must be a positive int or None (all cores), got {threads!r}")
-    return threads
+    return int(min(threads, 1 << 16))
 
 
 def resize(

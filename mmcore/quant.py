@@ -193,6 +193,11 @@ class QuantParams:
                 raise ValueError("scale must be >= 0")
         if self.reflect is not None and self.reflect.shape[0] != self.dim:
             raise ValueError(f"reflect has {self.reflect.shape[0]} values, expected {self.dim}")
+        if (
+            self.reflect is not None
+            and abs(float(np.linalg.norm(self.reflect.astype(np.float64))) - 1) > 1e-3
+        ):
+            raise ValueError("reflect must be a unit vector (a Householder reflection's)")
 
     @property
     def dim(self) -> int:
@@ -605,7 +610,8 @@ class QuantizedIndex:
     def _prepare(self, x: Any, name: str) -> npt.NDArray[np.float32]:
         a = _floats(x, name, self._dim)
         if self._metric == "cos":
-            norms = np.linalg.norm(a, axis=1)
+            # float64: a finite float32 row's norm can overflow (1e19 per value) or underflow in float32
+            norms = np.linalg.norm(a.astype(np.float64), axis=1)
             if (norms == 0).any():
                 raise ValueError(
                     f"{name} row {int(np.argmax(norms == 0))} is all zeros: its cosine is undefined"

@@ -426,3 +426,19 @@ def test_default_ids_never_repeat_given_ids_and_remove_checks_ids() -> None:
         QuantizedIndex(65536, metric="l2")
     with pytest.raises(ValueError, match=r"dim must be at most 65536,"):
         QuantizedIndex(70000)
+
+
+def test_cos_norms_in_float64_threads_as_numpy_ints_and_reflect_checked() -> None:
+    x = np.random.default_rng(8).normal(size=(300, 32)).astype(np.float32)
+    index = QuantizedIndex(32, metric="cos")
+    index.train(x)
+    index.add(x)
+    want = index.search(x[:4], 5)[1]
+    for scale in (1e19, 1e-25):  # finite float32 rows whose float32 norm overflows / underflows
+        assert np.array_equal(index.search(x[:4] * np.float32(scale), 5, threads=np.int64(2))[1], want)
+    p = index.params
+    assert p is not None and p.reflect is not None
+    d = p.to_dict()
+    d["reflect"] = [2 * v for v in d["reflect"]]
+    with pytest.raises(ValueError, match="unit vector"):
+        QuantParams.from_dict(d)

@@ -397,14 +397,26 @@ class Context:
                 errors[j] = dec.errors[t]
                 if dec.images[t] is not None:
                     pixels[j] = dec.images[t]
+        if thumbnail is not None:  # a JPEG that did not decode: its thumbnail failed the same way
+            for j in jpeg:
+                if j not in pixels:
+                    t_status[j], t_errors[j] = status[j], errors[j]
         rows = sorted(pixels)
         if rows:
             g = self.hash([pixels[j] for j in rows], kinds)
             for c in cols:
                 cols[c][rows] = g[c].get().astype(cols[c].dtype)
             if thumbnail is not None:
-                tb = thumbnail_batch([srcs[j] for j in rows], threads=threads, **thumbnail)
-                for t, j in enumerate(rows):
+                # As on the CPU: thumbnails come from encoded bytes, never from a decoded array.
+                enc = [j for j in rows if not is_array[j]]
+                for j in rows:
+                    if is_array[j]:
+                        t_status[j] = int(Status.UNSUPPORTED)
+                        t_errors[j] = (
+                            "thumbnails are made from encoded bytes or a path, not from a decoded array"
+                        )
+                tb = thumbnail_batch([srcs[j] for j in enc], threads=threads, **thumbnail)
+                for t, j in enumerate(enc):
                     thumbs[j], t_status[j], t_errors[j] = tb.images[t], tb.status[t], tb.errors[t]
         thumbnails = BatchResult(thumbs, t_status, t_errors) if thumbnail is not None else None
         return HashResult(cols, status, errors, kinds, thumbnails)

@@ -260,7 +260,8 @@ def resize(
 
     Separable, antialiased when shrinking, fixed-point; bit-exact with Pillow's
     ``Image.resize`` with the same filter (``area`` is Pillow's BOX) for L and RGB images.
-    Channels are independent (RGBA is not premultiplied).
+    Channels are independent (RGBA is not premultiplied). The result keeps the input's shape: HxW in,
+    HxW out; HxWx1 in, HxWx1 out.
 
     ``device="cuda"`` (or a device array such as a cupy array, with ``device`` left None) resizes on
     the GPU (:mod:`mmcore.gpu`, the same bytes) and returns a cupy array.

@@ -473,6 +473,8 @@ def test_device_argument_of_the_top_level_functions(standin: Any) -> None:
     assert got_h.thumbnails is not None and want.thumbnails is not None
     for a, b in zip(got_h.thumbnails.images, want.thumbnails.images, strict=True):
         assert (a is None and b is None) or np.array_equal(a, b)
+    np.testing.assert_array_equal(got_h.thumbnails.status, want.thumbnails.status)
+    assert got_h.thumbnails.errors == want.thumbnails.errors
     on_device = mmcore.hash_batch([standin.asarray(p) for p in photos], kinds=kinds, device="cuda")
     want_arrays = mmcore.hash_batch(photos, kinds=kinds)
     for k in (*kinds, "pdq_quality"):

@@ -257,3 +257,11 @@ def test_bad_arguments() -> None:
         mmcore.resize(np.zeros((2, 2, 2, 3), np.uint8), (4, 4))
     with pytest.raises(ValueError, match="filter"):
         mmcore.resize(img, (4, 4), filter="cubic")  # type: ignore[arg-type]
+
+
+def test_resize_keeps_a_single_channel_axis() -> None:
+    g = np.random.default_rng(4).integers(0, 256, (30, 40), dtype=np.uint8)
+    flat = mmcore.resize(g, (17, 11))
+    kept = mmcore.resize(g[:, :, None], (17, 11))
+    assert flat.shape == (11, 17) and kept.shape == (11, 17, 1)
+    np.testing.assert_array_equal(kept[:, :, 0], flat)

@@ -353,8 +353,8 @@ py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height,
   if (img.shape(0) <= 0 || img.shape(1) <= 0) throw py::value_error("img must not be empty");
   if (backend > 2) throw py::value_error("backend must be -1 (active), 0 (ref), 1 (avx2) or 2 (avx512)");
   const Filter f = to_filter(filter);
-  py::array_t<std::uint8_t> out =
-      c == 1 ? py::array_t<std::uint8_t>({height, width}) : py::array_t<std::uint8_t>({height, width, c});
+  py::array_t<std::uint8_t> out = img.ndim() == 2 ? py::array_t<std::uint8_t>({height, width})
+                                                  : py::array_t<std::uint8_t>({height, width, c});
   ConstImageView src(img.data(), static_cast<std::int32_t>(img.shape(1)),
                      static_cast<std::int32_t>(img.shape(0)), c, static_cast<std::int64_t>(img.shape(1)) * c);
   ImageView dst{out.mutable_data(), width, height, c, static_cast<std::int64_t>(width) * c};

@@ -214,11 +214,12 @@ class QuantParams:
         quantiles)."""
         if codec not in _CODECS:
             raise ValueError(f"codec must be one of {_CODECS}, got {codec!r}")
-        a = _floats(x, "x", None)
+        raw = np.asarray(x)
+        if raw.ndim == 2 and raw.shape[0] > _TRAIN_SAMPLE:  # sampled before any copy is made
+            raw = raw[:: -(-raw.shape[0] // _TRAIN_SAMPLE)]
+        a = _floats(raw, "x", None)
         if a.shape[0] == 0:
             raise ValueError("fit needs at least one vector")
-        if a.shape[0] > _TRAIN_SAMPLE:
-            a = a[:: -(-a.shape[0] // _TRAIN_SAMPLE)]
         return _fit(a, codec, _reflector(a) if reflect and codec != "binary" else None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -628,16 +629,18 @@ class QuantizedIndex:
 
     def train(self, x: Any) -> None:
         """Fit the codec's params on sample vectors x (N, D) (float32 / float16); at most
-        200,000 evenly spaced rows are used. Must come before ``add``."""
+        200,000 evenly spaced rows are used (taken before any conversion, and only they are checked
+        for NaN / Inf). Must come before ``add``."""
         if self._n:
             raise ValueError(
                 f"train before add: this index already holds {self._n} vectors encoded with its params"
             )
-        a = self._prepare(x, "x")
+        raw = np.asarray(x)
+        if raw.ndim == 2 and raw.shape[0] > _TRAIN_SAMPLE:  # sampled before any copy is made
+            raw = raw[:: -(-raw.shape[0] // _TRAIN_SAMPLE)]
+        a = self._prepare(raw, "x")
         if a.shape[0] == 0:
             raise ValueError("train needs at least one vector")
-        if a.shape[0] > _TRAIN_SAMPLE:
-            a = a[:: -(-a.shape[0] // _TRAIN_SAMPLE)]
         v = None
         if self._codec != "binary":
             v = _reflector(a)

@@ -61,6 +61,18 @@ def make_tree(root: Path, n: int = 12, size: tuple[int, int] = (96, 72)) -> dict
     return files
 
 
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> bytes:
+    """A tar of these (name, bytes) members, in order, at path; returns its bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
 def rows_by_id(out: Path) -> dict[str, dict]:
     t = read_output(out)
     rows = t.to_pylist()
@@ -529,12 +541,7 @@ def test_names_that_are_not_utf8_and_uri_characters(tmp_path: Path) -> None:
     (Path(os.fsdecode(os.fsencode(str(src)) + b"/caf\xe9.jpg"))).write_bytes(jpeg_bytes(2))
     weird = src / "set#1" / "100%41 ?"
     weird.mkdir(parents=True)
-    with tarfile.open(weird / "a.tar", "w") as tf:
-        for name, seed in (("caf\udce9.jpg", 3), ("z.jpg", 4)):
-            data = jpeg_bytes(seed)
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
+    write_tar(weird / "a.tar", [("caf\udce9.jpg", jpeg_bytes(3)), ("z.jpg", jpeg_bytes(4))])
     out = tmp_path / "out"
     run(str(src), out, progress=None)
     rows = rows_by_id(out)
@@ -553,12 +560,10 @@ def test_tar_ids_include_the_folder_and_repeated_members_are_refused(tmp_path: P
     src = tmp_path / "src"
     for split in ("train", "val"):
         (src / split).mkdir(parents=True)
-        with tarfile.open(src / split / "000000.tar", "w") as tf:
-            for name, seed in (("s0.jpg", 1 if split == "train" else 2), ("s0.jpg", 3)):
-                data = jpeg_bytes(seed)
-                ti = tarfile.TarInfo(name)
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
+        write_tar(
+            src / split / "000000.tar",
+            [("s0.jpg", jpeg_bytes(1 if split == "train" else 2)), ("s0.jpg", jpeg_bytes(3))],
+        )
     out = tmp_path / "out"
     run(str(src), out, progress=None)
     rows = rows_by_id(out)
@@ -574,17 +579,7 @@ def test_retry_failed_rereads_a_repaired_tar_and_damaged_parquet_keeps_its_rows(
     src = tmp_path / "src"
     src.mkdir()
 
-    def write_tar(n: int) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tf:
-            for i in range(n):
-                data = jpeg_bytes(i)
-                ti = tarfile.TarInfo(f"{i}.jpg")
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
-        return buf.getvalue()
-
-    whole = write_tar(4)
+    whole = write_tar(src / "s.tar", [(f"{i}.jpg", jpeg_bytes(i)) for i in range(4)])
     (src / "s.tar").write_bytes(whole[:12000])  # cut inside the third member
     out = tmp_path / "out"
     run(str(src), out, progress=None)
@@ -645,11 +640,7 @@ def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
     small, big = jpeg_bytes(1), jpeg_bytes(2, (400, 300))
     (src / "small.jpg").write_bytes(small)
     (src / "big.jpg").write_bytes(big)
-    with tarfile.open(src / "t.tar", "w") as tf:
-        for name, data in (("s.jpg", small), ("b.jpg", big), ("b.json", b"{" + b" " * len(big) + b"}")):
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
+    write_tar(src / "t.tar", [("s.jpg", small), ("b.jpg", big), ("b.json", b"{" + b" " * len(big) + b"}")])
     limit = (len(small) + len(big)) // 2
     cfg = Config(max_bytes=limit)
     assert cfg.config_hash() != Config().config_hash() == Config(max_bytes=256 << 20).config_hash()

@@ -621,3 +621,31 @@ def test_corpus_huge_png_header() -> None:
             assert st == Status.TOO_LARGE, msg
             return
     pytest.skip("sharp__test_fixtures_65536-uint32-limit.png not in the corpus")
+
+
+def test_png_exif_after_the_image_data_is_applied_as_pillow_does() -> None:
+    """An eXIf chunk may follow IDAT; Pillow reads it on load and turns the image."""
+    import struct
+    import zlib
+
+    from PIL import ImageOps
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    w, h = 30, 50
+    rgb = np.random.default_rng(9).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    raw = b"".join(b"\0" + rgb[y].tobytes() for y in range(h))
+    # little-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1, value 6
+    exif = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0\x06\0\0\0\0\0\0\0"
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"eXIf", exif)
+        + chunk(b"IEND", b"")
+    )
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert want.shape == (w, h, 3)  # Pillow turned it
+    np.testing.assert_array_equal(mmcore.decode(data), want)
+    assert mmcore.image_info(data)["orientation"] == 6

@@ -86,7 +86,9 @@ ByteSpan png_find_exif(const std::uint8_t* d, std::size_t n) {
     const std::uint8_t* type = d + p + 4;
     if (len > n - p - 12) return {};
     if (std::memcmp(type, "eXIf", 4) == 0) return {d + p + 8, static_cast<std::size_t>(len)};
-    if (std::memcmp(type, "IDAT", 4) == 0 || std::memcmp(type, "IEND", 4) == 0) return {};
+    // eXIf may also follow the image data (libpng accepts it there; Pillow reads it after load):
+    // the walk reads chunk headers only, up to IEND.
+    if (std::memcmp(type, "IEND", 4) == 0) return {};
     p += 12 + len;
   }
   return {};

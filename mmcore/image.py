@@ -206,7 +206,8 @@ def decode_batch(
     """Decode many images in parallel (GIL released); never raises for bad data.
 
     Options are those of :func:`decode`. ``threads`` defaults to all cores. A record that
-    fails gets ``images[i] = None``, a non-OK ``status[i]`` and a message in ``errors[i]``.
+    fails gets ``images[i] = None``, a non-OK ``status[i]`` and a message in ``errors[i]``; a
+    ``None`` source is such a record (CORRUPT, "no data"), here and in the other batch calls.
 
     >>> import mmcore
     >>> r = mmcore.decode_batch(mmcore.demo_images())

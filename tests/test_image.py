@@ -399,3 +399,16 @@ def test_grey_thumbnails_from_hash_batch_equal_thumbnail_batch() -> None:
         a = mmcore.hash_batch([buf.getvalue()], kinds=kinds, thumbnail=opts).thumbnails.images[0]
         b = mmcore.thumbnail_batch([buf.getvalue()], **opts).images[0]  # type: ignore[arg-type]
         np.testing.assert_array_equal(a, b)
+
+
+def test_none_in_a_batch_is_a_record_without_data() -> None:
+    data = jpeg_bytes()
+    for r in (
+        mmcore.decode_batch([None, data]),  # type: ignore[list-item]
+        mmcore.thumbnail_batch([None, data], short_side=8),  # type: ignore[list-item]
+        mmcore.hash_batch([None, data], kinds=("phash",)),
+    ):
+        assert [Status(int(s)) for s in r.status] == [Status.CORRUPT, Status.OK]
+        assert r.errors[0] == "no data: the source is None"
+    with pytest.raises(TypeError, match="expected bytes"):
+        mmcore.decode(None)  # type: ignore[arg-type]

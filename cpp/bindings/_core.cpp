@@ -78,6 +78,7 @@ struct Source {
   std::string path;
   std::vector<std::uint8_t> file;  // filled by read() for paths
   bool is_image = false;           // bind_image(): `image` views decoded pixels
+  bool missing = false;            // bind() in a batch: the source was None
   ConstImageView image;
 
   Source() = default;
@@ -111,8 +112,13 @@ struct Source {
     return true;
   }
 
-  // With the GIL held. Throws TypeError for an unusable object (misuse, not bad data).
-  void bind(py::handle obj, std::size_t index) {
+  // With the GIL held. Throws TypeError for an unusable object (misuse, not bad data); in a batch
+  // (`in_batch`) None is a record without data, which read() reports, as encode_batch does.
+  void bind(py::handle obj, std::size_t index, bool in_batch = false) {
+    if (in_batch && obj.is_none()) {
+      missing = true;
+      return;
+    }
     if (py::isinstance<py::str>(obj)) {
       // The file system's bytes (surrogate escapes back to the bytes os.listdir found), not
       // strict UTF-8, which refuses a name in another encoding.
@@ -133,6 +139,10 @@ struct Source {
 
   // Without the GIL. For paths, reads the file; an unreadable file is a record status.
   Status read(ErrorText* error) {
+    if (missing) {
+      error->set("no data: the source is None");
+      return Status::kCorrupt;
+    }
     if (path.empty()) return Status::kOk;
     const std::string shown = printable_path(path);
     if (path.find('\0') != std::string::npos) {  // fopen would open the path cut at the NUL
@@ -313,7 +323,7 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
   std::vector<std::unique_ptr<Source>> sources(n);
   for (std::size_t i = 0; i < n; ++i) {
     sources[i] = std::make_unique<Source>();
-    sources[i]->bind(srcs[i], i);
+    sources[i]->bind(srcs[i], i, true);
   }
   std::vector<Record> records(n);
   {
@@ -444,7 +454,7 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
   std::vector<std::unique_ptr<Source>> sources(n);
   for (std::size_t i = 0; i < n; ++i) {
     sources[i] = std::make_unique<Source>();
-    if (!sources[i]->bind_image(srcs[i], i)) sources[i]->bind(srcs[i], i);
+    if (!sources[i]->bind_image(srcs[i], i)) sources[i]->bind(srcs[i], i, true);
   }
   std::vector<HashOut> records(n);
   std::vector<Record> thumbs(thumb != nullptr ? n : 0);

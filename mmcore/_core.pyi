@@ -123,6 +123,15 @@ def quant_score_int4(
 def quant_score_binary(
     codes: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64], k: int, threads: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+def quant_score_l2(
+    codes: npt.NDArray[np.uint8],
+    queries: npt.NDArray[np.int8],
+    qscale: npt.NDArray[np.float64],
+    bias: npt.NDArray[np.float32],
+    k: int,
+    threads: int,
+    four_bit: bool,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]: ...
 def quant_dot_int8_all(
     codes: npt.NDArray[np.uint8], queries: npt.NDArray[np.int8], threads: int
 ) -> npt.NDArray[np.int32]: ...

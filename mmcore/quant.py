@@ -434,10 +434,14 @@ def score_binary(
 # header; the header CRC-32 covers the bytes before it.
 MAGIC = b"MMQNTIDX"
 FORMAT_VERSION = 1
-_HEADER = struct.Struct("<8s7I6QI36xI")
+# ... payload CRC, the norms section's offset (0 without one: older files have zeros there), pad,
+# header CRC.
+_HEADER = struct.Struct("<8s7I6QIQ28xI")
 assert _HEADER.size == 128
-_FLAG_IDS, _FLAG_FLOATS, _FLAG_REFLECT = 1, 2, 4
-_KNOWN_FLAGS = _FLAG_IDS | _FLAG_FLOATS | _FLAG_REFLECT
+# _FLAG_NORMS: l2 int8 / int4 with each row's ||x||^2 as float32 (files without it hold the older
+# layout, ||x||^2 quantized as a last code column, which load() still reads and searches).
+_FLAG_IDS, _FLAG_FLOATS, _FLAG_REFLECT, _FLAG_NORMS = 1, 2, 4, 8
+_KNOWN_FLAGS = _FLAG_IDS | _FLAG_FLOATS | _FLAG_REFLECT | _FLAG_NORMS
 
 
 def _align(v: int) -> int:
@@ -445,7 +449,7 @@ def _align(v: int) -> int:
 
 
 def _layout(codec: int, pdim: int, code_bytes: int, dim: int, n: int, flags: int) -> tuple[int, ...]:
-    """(params_off, codes_off, ids_off, floats_off, end); absent sections have offset 0."""
+    """(params_off, codes_off, ids_off, floats_off, norms_off, end); absent sections have offset 0."""
     params_off = _HEADER.size
     vectors = 1 if codec == 2 else 2 + bool(flags & _FLAG_REFLECT)
     codes_off = _align(params_off + 4 * pdim * vectors)
@@ -457,7 +461,22 @@ def _layout(codec: int, pdim: int, code_bytes: int, dim: int, n: int, flags: int
     if flags & _FLAG_FLOATS:
         floats_off = _align(end)
         end = floats_off + 4 * n * dim
-    return params_off, codes_off, ids_off, floats_off, end
+    norms_off = 0
+    if flags & _FLAG_NORMS:
+        norms_off = _align(end)
+        end = norms_off + 4 * n
+    return params_off, codes_off, ids_off, floats_off, norms_off, end
+
+
+def _sq_norms(x: npt.NDArray[np.float32], first_row: int) -> npt.NDArray[np.float32]:
+    """||x||^2 of each row, summed in float64, as float32 (ValueError where that overflows)."""
+    x64 = x.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64, x64)
+    if sq.size and not sq.max() < np.finfo(np.float32).max:
+        row = first_row + int(np.argmax(sq >= np.finfo(np.float32).max))
+        raise ValueError(f"row {row} of x has ||x||^2 beyond float32's range: scale the vectors down")
+    out: npt.NDArray[np.float32] = sq.astype(np.float32)
+    return out
 
 
 class QuantizedIndex:
@@ -466,10 +485,11 @@ class QuantizedIndex:
     ``codec``: ``"int8"`` (D bytes per vector), ``"int4"`` (ceil(D / 2) bytes) or ``"binary"``
     (D / 8 bytes, D a multiple of 64). ``metric``: ``"ip"`` (inner product, larger first),
     ``"cos"`` (vectors and queries normalised, then inner product) or ``"l2"`` (squared
-    distance, smallest first; int8 / int4 codes carry one extra dimension, ``||x||^2``, so the
-    integer scan ranks by distance). ``keep_float``: keep the float32 vectors for ``rerank`` in
-    memory (``"memory"``), in a temporary file mapped into memory (``"mmap"``), or not at all
-    (``False``, the default; ``rerank`` then raises).
+    distance, smallest first; int8 / int4 keep each vector's ``||x||^2`` as a float32 beside its
+    code, and the scan ranks by ``2 q.x - ||x||^2`` from the integer score of 2q and that
+    norm). ``keep_float``: keep the float32 vectors for ``rerank`` in memory (``"memory"``), in a
+    temporary file mapped into memory (``"mmap"``), or not at all (``False``, the default;
+    ``rerank`` then raises).
 
     Scores from ``search``: with ``rerank`` exact similarities (``ip``, ``cos``) or squared
     distances (``l2``) from the kept floats; without it, int8 / int4 give approximations from the
@@ -515,13 +535,12 @@ class QuantizedIndex:
         self._codec: str = codec
         self._metric: str = metric
         self._keep: KeepFloat = keep_float
-        # l2 adds ||x||^2 as a last dimension of int8 / int4 codes (see _augment).
-        self._pdim = self._dim + (metric == "l2" and codec != "binary")
+        # l2 int8 / int4 keep ||x||^2 per row in float32 (_norms_buf). Indexes loaded from files
+        # without it carry ||x||^2 as a last code dimension instead (_pdim = dim + 1, _augment).
+        self._pdim = self._dim
+        self._l2norms = metric == "l2" and codec != "binary"
         if self._pdim > _MAX_DIM:
-            extra = " (l2 adds one for ||x||^2)" if self._pdim > self._dim else ""
-            raise ValueError(
-                f"dim must be at most {_MAX_DIM - (self._pdim - self._dim)}{extra}, got {self._dim}"
-            )
+            raise ValueError(f"dim must be at most {_MAX_DIM}, got {self._dim}")
         self._params: QuantParams | None = None
         self._n = 0
         self._next_id = 0
@@ -529,6 +548,7 @@ class QuantizedIndex:
         self._ids_buf: npt.NDArray[np.int64] | None = None  # None: ids are positions
         self._float_buf: npt.NDArray[np.float32] | None = None
         self._float_file: IO[bytes] | None = None
+        self._norms_buf: npt.NDArray[np.float32] | None = np.empty(0, np.float32) if self._l2norms else None
 
     # -- properties -------------------------------------------------------------------------------
 
@@ -602,6 +622,8 @@ class QuantizedIndex:
         total = self._n * self.code_width * item
         if self._ids_buf is not None:
             total += 8 * self._n
+        if self._norms_buf is not None:
+            total += 4 * self._n
         if self._keep == "memory":
             total += 4 * self._n * self._dim
         return total
@@ -671,6 +693,8 @@ class QuantizedIndex:
             part = self._prepare(a[at : at + _BATCH], "x")
             r = part.shape[0]
             self._codes[self._n + at : self._n + at + r] = p.encode(self._augment(part), t)
+            if self._norms_buf is not None:
+                self._norms_buf[self._n + at : self._n + at + r] = _sq_norms(part, at)
             if self._float_buf is not None:
                 self._float_buf[self._n + at : self._n + at + r] = part
         if new_ids is not None and self._ids_buf is None:
@@ -696,6 +720,8 @@ class QuantizedIndex:
         self._codes = _regrown(self._codes, self._n, cap)
         if self._ids_buf is not None:
             self._ids_buf = _regrown(self._ids_buf, self._n, cap)
+        if self._norms_buf is not None:
+            self._norms_buf = _regrown(self._norms_buf, self._n, cap)
         if self._keep:
             old = self._float_buf
             fresh = self._new_floats(cap)
@@ -731,13 +757,18 @@ class QuantizedIndex:
         kept_ids = self.ids[keep]
         codes = self._codes[: self._n][keep]
         floats = None if self._float_buf is None else self._float_buf[: self._n][keep]
+        norms = None if self._norms_buf is None else self._norms_buf[: self._n][keep]
         self._n = 0
         self._codes = np.empty((0, self.code_width), dtype=self._code_dtype)
         self._ids_buf = None
         self._float_buf = None
+        if norms is not None:
+            self._norms_buf = np.empty(0, np.float32)
         self._reserve(len(kept_ids))
         m = len(kept_ids)
         self._codes[:m] = codes
+        if norms is not None and self._norms_buf is not None:
+            self._norms_buf[:m] = norms
         if floats is not None and self._float_buf is not None:
             self._float_buf[:m] = floats
         self._ids_buf = np.empty(self._codes.shape[0], dtype=np.int64)
@@ -772,6 +803,15 @@ class QuantizedIndex:
         if self._codec == "binary":
             dist, pos = _core.quant_score_binary(codes, p.encode(qf, t), m, t)
             scores = dist.astype(np.float32)
+        elif self._norms_buf is not None:
+            # l2: rank by 2 q.x - ||x||^2, the integer score of 2q (its own int8 scale) less each
+            # row's float ||x||^2; distance = ||q||^2 - (that + the query's offset term).
+            qi, s, const = p.query(np.ascontiguousarray(2 * qf, dtype=np.float32))
+            keys, pos = _core.quant_score_l2(
+                codes, qi, s, self._norms_buf[: self._n], m, t, self._codec == "int4"
+            )
+            qq = np.einsum("ij,ij->i", qf.astype(np.float64), qf.astype(np.float64))
+            scores = (qq[:, None] - (keys + const[:, None])).astype(np.float32)
         else:
             qa = qf if self._pdim == self._dim else np.hstack([2 * qf, -np.ones((len(qf), 1), np.float32)])
             qi, s, const = p.query(np.ascontiguousarray(qa, dtype=np.float32))
@@ -810,10 +850,12 @@ class QuantizedIndex:
         flags = (_FLAG_IDS if self._ids_buf is not None else 0) | (_FLAG_FLOATS if self._keep else 0)
         if p.reflect is not None:
             flags |= _FLAG_REFLECT
+        if self._norms_buf is not None:
+            flags |= _FLAG_NORMS
         item = 8 if self._codec == "binary" else 1
         codec_no, metric_no = _CODECS.index(self._codec), _METRICS.index(self._metric)
         code_bytes = self.code_width * item
-        params_off, codes_off, ids_off, floats_off, end = _layout(
+        params_off, codes_off, ids_off, floats_off, norms_off, end = _layout(
             codec_no, self._pdim, code_bytes, self._dim, self._n, flags
         )
         vectors = (
@@ -831,6 +873,8 @@ class QuantizedIndex:
             sections.append((ids_off, _raw(self._ids_buf[: self._n].astype("<i8", copy=False))))
         if self._float_buf is not None:
             sections.append((floats_off, _raw(self._float_buf[: self._n].astype("<f4", copy=False))))
+        if self._norms_buf is not None:
+            sections.append((norms_off, _raw(self._norms_buf[: self._n].astype("<f4", copy=False))))
         crc = 0
         at = _HEADER.size
         chunks: list[memoryview | bytes] = []
@@ -843,7 +887,9 @@ class QuantizedIndex:
         fields = (MAGIC, FORMAT_VERSION, codec_no, metric_no, self._dim, self._pdim, code_bytes, flags)
         _write_sealed(
             path,
-            _HEADER.pack(*fields, self._n, self._next_id, codes_off, ids_off, floats_off, end, crc, 0),
+            _HEADER.pack(
+                *fields, self._n, self._next_id, codes_off, ids_off, floats_off, end, crc, norms_off, 0
+            ),
             chunks,
         )
 
@@ -859,7 +905,7 @@ class QuantizedIndex:
         path = os.fspath(path)
         size, fields = _read_header(path, _HEADER, MAGIC, FORMAT_VERSION, "quantized index")
         codec_no, metric_no, dim, pdim, code_bytes, flags = fields[2:8]
-        n, next_id, codes_off, ids_off, floats_off, end, crc = fields[8:15]
+        n, next_id, codes_off, ids_off, floats_off, end, crc, norms_off = fields[8:16]
 
         def bad(msg: str) -> IndexFormatError:
             return IndexFormatError(f"{path}: {msg}")
@@ -871,9 +917,13 @@ class QuantizedIndex:
             index = cls(dim, codec=codec, metric=metric, keep_float=False)
         except ValueError as e:
             raise bad(f"inconsistent header: {e}") from None
+        if index._l2norms and not flags & _FLAG_NORMS:  # the older l2 layout: ||x||^2 as a code column
+            index._l2norms, index._norms_buf, index._pdim = False, None, dim + 1
+        elif flags & _FLAG_NORMS and not index._l2norms:
+            raise bad(f"norms flag on a {metric} {codec} index")
         item = 8 if codec == "binary" else 1
         want = _layout(codec_no, index._pdim, index.code_width * item, dim, n, flags)
-        if (pdim, code_bytes, codes_off, ids_off, floats_off, end) != (
+        if (pdim, code_bytes, codes_off, ids_off, floats_off, norms_off, end) != (
             index._pdim, index.code_width * item, *want[1:]
         ) or next_id < n:  # fmt: skip
             raise bad(
@@ -917,6 +967,11 @@ class QuantizedIndex:
         if flags & _FLAG_FLOATS:
             index._float_buf = part(floats_off, "<f4", (n, dim))
             index._keep = "mmap" if mmap else "memory"
+        if flags & _FLAG_NORMS:
+            norms = part(norms_off, "<f4", (n,))
+            if not np.isfinite(norms).all():
+                raise bad("a stored ||x||^2 is not finite")
+            index._norms_buf = norms
         index._n = int(n)
         index._next_id = int(next_id)
         return index

@@ -956,6 +956,35 @@ py::tuple quant_score_py(const py::object& codes_obj, const py::object& queries_
   return py::make_tuple(scores, idx);
 }
 
+// l2 top-k: codes u8 (N, D or ceil(D / 2)), queries i8 (Q, D) of 2q, qscale f64 (Q), bias f32 (N).
+py::tuple quant_score_l2_py(const py::object& codes_obj, const py::object& queries_obj,
+                            const py::object& qscale_obj, const py::object& bias_obj, std::int64_t k,
+                            int threads, bool four_bit) {
+  const py::array codes = typed_arg<std::uint8_t>(codes_obj, "codes", "uint8", 2);
+  const py::array queries = typed_arg<std::int8_t>(queries_obj, "queries", "int8", 2);
+  const py::array qscale = typed_arg<double>(qscale_obj, "qscale", "float64", 1);
+  const py::array bias = typed_arg<float>(bias_obj, "bias", "float32", 1);
+  const std::int32_t d = quant_dim_arg(queries.shape(1));
+  check_len(codes, "codes", 1, four_bit ? (d + 1) / 2 : d, "queries of this dimension");
+  check_len(qscale, "qscale", 0, queries.shape(0), "queries");
+  check_len(bias, "bias", 0, codes.shape(0), "codes");
+  const std::int32_t kk = quant_k_arg(k);
+  const py::ssize_t n = codes.shape(0), nq = queries.shape(0);
+  py::array_t<double> keys({nq, static_cast<py::ssize_t>(kk)});
+  py::array_t<std::int64_t> idx({nq, static_cast<py::ssize_t>(kk)});
+  const auto* cp = static_cast<const std::uint8_t*>(codes.data());
+  const auto* qp = static_cast<const std::int8_t*>(queries.data());
+  const auto* sp = static_cast<const double*>(qscale.data());
+  const auto* bp = static_cast<const float*>(bias.data());
+  double* kp = keys.mutable_data();
+  std::int64_t* ip = idx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    quant_score_l2(cp, n, d, four_bit, qp, nq, sp, bp, kk, threads, kp, ip);
+  }
+  return py::make_tuple(keys, idx);
+}
+
 py::tuple quant_score_binary_py(const py::object& codes_obj, const py::object& queries_obj, std::int64_t k,
                                 int threads) {
   const py::array codes = typed_arg<std::uint64_t>(codes_obj, "codes", "uint64", 2);
@@ -1135,6 +1164,8 @@ PYBIND11_MODULE(_core, m) {
         return quant_score_py(codes, queries, k, threads, false);
       },
       py::arg("codes"), py::arg("queries"), py::arg("k"), py::arg("threads"));
+  m.def("quant_score_l2", &quant_score_l2_py, py::arg("codes"), py::arg("queries"), py::arg("qscale"),
+        py::arg("bias"), py::arg("k"), py::arg("threads"), py::arg("four_bit"));
   m.def(
       "quant_score_int4",
       [](const py::object& codes, const py::object& queries, std::int64_t k, int threads) {

@@ -13,6 +13,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mmcore/hamming.h"
@@ -117,13 +118,16 @@ void encode_rows(std::int64_t n, int threads, const std::function<void(std::int6
 
 // ---- top-k ----
 
-struct Cand {
-  std::int32_t s;
+template <class K>
+struct CandT {
+  K s;
   std::int64_t j;
 };
+using Cand = CandT<std::int32_t>;
 
 // Ranking: higher score first, then lower position.
-inline bool better(const Cand& a, const Cand& b) {
+template <class K>
+inline bool better(const CandT<K>& a, const CandT<K>& b) {
   return a.s > b.s || (a.s == b.s && a.j < b.j);
 }
 
@@ -140,11 +144,13 @@ inline std::int64_t topk_room(std::int64_t k) {
 // k best and raises the threshold to the k-th best score. That is O(1) per accepted candidate where
 // a bounded heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary
 // codes with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. Rows arrive
-// in increasing position, so a score equal to the k-th best never enters.
-class TopK {
+// in increasing position, so a score equal to the k-th best never enters. K: int32 (integer
+// scores) or double (l2 keys, quant_score_l2).
+template <class K>
+class TopKT {
  public:
-  TopK(Cand* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)) {}
-  void push(std::int32_t s, std::int64_t j) {
+  TopKT(CandT<K>* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)) {}
+  void push(K s, std::int64_t j) {
     if (s <= thr_) return;
     buf_[size_++] = {s, j};
     if (size_ == k_) {
@@ -159,27 +165,29 @@ class TopK {
     return static_cast<std::int32_t>(size_);
   }
   /// Scores at or below this never enter.
-  std::int32_t threshold() const { return thr_; }
+  K threshold() const { return thr_; }
 
  private:
-  std::int32_t min_score() const {
-    std::int32_t m = buf_[0].s;
+  K min_score() const {
+    K m = buf_[0].s;
     for (std::int64_t i = 1; i < size_; ++i) m = std::min(m, buf_[i].s);
     return m;
   }
   void select() {
-    std::nth_element(buf_, buf_ + (k_ - 1), buf_ + size_, better);
+    std::nth_element(buf_, buf_ + (k_ - 1), buf_ + size_, better<K>);
     size_ = k_;
     thr_ = buf_[k_ - 1].s;  // the k-th best: every kept score is >= it
   }
 
-  Cand* buf_;
+  CandT<K>* buf_;
   std::int32_t k_;
   std::int64_t room_;
   std::int64_t size_ = 0;  // up to room_
-  // Every score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), so nothing is refused until full.
-  std::int32_t thr_ = std::numeric_limits<std::int32_t>::min();
+  // Every int32 score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), and every double key
+  // is finite, so nothing is refused until full.
+  K thr_ = std::numeric_limits<K>::lowest();
 };
+using TopK = TopKT<std::int32_t>;
 
 // Pushes the scores of rows r .. r + nb - 1 that beat the threshold. Once k are held most scores do
 // not, so they are found 16 at a time (compare, pack, movemask) and only those are pushed: a
@@ -263,9 +271,18 @@ void scan_range(const Scan& sc, std::int64_t q0, std::int64_t q1, std::int64_t r
   }
 }
 
-// Top-k of every query; scores come out negated when `negate` (binary distances).
-void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t* out_s,
-          std::int64_t* out_j) {
+// The keys of a block for the l2 top-k: key = qscale[q] * score - bias[row], in double (the
+// ranking of ||q - x||^2 = ||q||^2 - (2 q.x - ||x||^2) with the exact ||x||^2 of each row).
+struct L2Keys {
+  const double* qscale;
+  const float* bias;
+};
+
+// Top-k of every query. Integer scores (keys == nullptr): out_s int32, negated when `negate`
+// (binary distances). With keys: out_s double keys (K = double).
+template <class K>
+void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L2Keys* keys, K* out_s,
+               std::int64_t* out_j) {
   if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
   threads = resolve_threads(threads);
   const Grid grid(sc.nq, sc.n, threads);
@@ -274,37 +291,45 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
   const std::int64_t kk = std::min<std::int64_t>(k, split_point(sc.n, grid.splits, 1));
   // Candidates of split p for query q: cand[(p * nq + q) * room ...], count[p * nq + q].
   const std::int64_t room = topk_room(kk);
-  std::vector<Cand> cand(static_cast<std::size_t>(grid.splits * sc.nq * room));
+  std::vector<CandT<K>> cand(static_cast<std::size_t>(grid.splits * sc.nq * room));
   std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);
   if (kk > 0) {
     parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
       const std::int64_t b = t / grid.splits, p = t % grid.splits;
       const std::int64_t q0 = b * kBatchQueries, q1 = std::min(sc.nq, q0 + kBatchQueries);
-      std::vector<TopK> tops;
+      std::vector<TopKT<K>> tops;
       tops.reserve(static_cast<std::size_t>(q1 - q0));
       for (std::int64_t q = q0; q < q1; ++q) {
         tops.emplace_back(cand.data() + (p * sc.nq + q) * room, static_cast<std::int32_t>(kk));
       }
+      std::vector<double> key;
       scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
                  [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
-                   TopK& h = tops[static_cast<std::size_t>(q - q0)];
-                   push_above(h, s, nb, r);
+                   TopKT<K>& h = tops[static_cast<std::size_t>(q - q0)];
+                   if constexpr (std::is_same_v<K, std::int32_t>) {
+                     push_above(h, s, nb, r);
+                   } else {
+                     key.resize(static_cast<std::size_t>(nb));
+                     const double a = keys->qscale[q];
+                     const float* bias = keys->bias + r;
+                     for (std::int64_t i = 0; i < nb; ++i) key[i] = a * s[i] - static_cast<double>(bias[i]);
+                     for (std::int64_t i = 0; i < nb; ++i) h.push(key[i], r + i);
+                   }
                  });
       for (std::int64_t q = q0; q < q1; ++q) {
         count[static_cast<std::size_t>(p * sc.nq + q)] = tops[static_cast<std::size_t>(q - q0)].finish();
       }
     });
   }
-  const std::int32_t pad =
-      negate ? std::numeric_limits<std::int32_t>::max() : std::numeric_limits<std::int32_t>::min();
+  const K pad = negate ? std::numeric_limits<K>::max() : std::numeric_limits<K>::lowest();
   parallel_for(sc.nq, threads, [&](std::int64_t q) {
-    std::vector<Cand> all;
+    std::vector<CandT<K>> all;
     for (std::int64_t p = 0; p < grid.splits; ++p) {
-      const Cand* c = cand.data() + (p * sc.nq + q) * room;
+      const CandT<K>* c = cand.data() + (p * sc.nq + q) * room;
       all.insert(all.end(), c, c + count[static_cast<std::size_t>(p * sc.nq + q)]);
     }
     const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(k));
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), all.end(), better);
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), all.end(), better<K>);
     for (std::int64_t i = 0; i < k; ++i) {
       const bool has = static_cast<std::size_t>(i) < keep;
       out_s[q * k + i] =
@@ -312,6 +337,11 @@ void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t
       out_j[q * k + i] = has ? all[static_cast<std::size_t>(i)].j : -1;
     }
   });
+}
+
+void topk(const Scan& sc, std::int32_t k, int threads, bool negate, std::int32_t* out_s,
+          std::int64_t* out_j) {
+  topk_impl<std::int32_t>(sc, k, threads, negate, nullptr, out_s, out_j);
 }
 
 Scan int8_scan(const detail::QuantKernels& kern, const std::uint8_t* codes, std::int64_t n, std::int32_t d,
@@ -402,6 +432,38 @@ void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
                 (d + 1) / 2, d,     reinterpret_cast<const std::uint8_t*>(queries),
                 d,           nq,    detail::kQuantUnitInt};
   topk(sc, k, threads, false, scores, idx);
+}
+
+void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, bool four_bit,
+                    const std::int8_t* queries, std::int64_t nq, const double* qscale, const float* bias,
+                    std::int32_t k, int threads, double* keys, std::int64_t* idx) {
+  quant_score_l2(codes, n, d, four_bit, queries, nq, qscale, bias, k, threads, keys, idx, active_backend());
+}
+
+void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, bool four_bit,
+                    const std::int8_t* queries, std::int64_t nq, const double* qscale, const float* bias,
+                    std::int32_t k, int threads, double* keys, std::int64_t* idx, Backend backend) {
+  check_sizes(n, d, nq);
+  for (std::int64_t q = 0; q < nq; ++q) {
+    if (!std::isfinite(qscale[q]))
+      throw std::invalid_argument("qscale[" + std::to_string(q) + "] must be finite");
+  }
+  for (std::int64_t j = 0; j < n; ++j) {
+    if (!std::isfinite(bias[j]))
+      throw std::invalid_argument("bias[" + std::to_string(j) + "] must be finite");
+  }
+  const detail::QuantKernels kern = detail::quant_kernels(backend);
+  const Scan sc{four_bit ? kern.int4 : kern.int8,
+                codes,
+                n,
+                four_bit ? (d + 1) / 2 : d,
+                d,
+                reinterpret_cast<const std::uint8_t*>(queries),
+                d,
+                nq,
+                detail::kQuantUnitInt};
+  const L2Keys l2{qscale, bias};
+  topk_impl<double>(sc, k, threads, false, &l2, keys, idx);
 }
 
 void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t words,

@@ -56,6 +56,17 @@ void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
 void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                       std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx,
                       Backend backend);
+/// l2 top-k of int8 (four_bit false) or 4-bit codes against int8 queries (those of 2q): per query
+/// the k rows of largest key = qscale[q] * score - bias[row] in double (score the integer score
+/// above, bias each row's ||x||^2: the key is 2 q.x - ||x||^2 up to the query's constant, so the
+/// largest key is the nearest row), ties by smaller position; k > N pads with the lowest double
+/// and position -1. qscale (nq) and bias (n) must be finite (std::invalid_argument).
+void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, bool four_bit,
+                    const std::int8_t* queries, std::int64_t nq, const double* qscale, const float* bias,
+                    std::int32_t k, int threads, double* keys, std::int64_t* idx);
+void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, bool four_bit,
+                    const std::int8_t* queries, std::int64_t nq, const double* qscale, const float* bias,
+                    std::int32_t k, int threads, double* keys, std::int64_t* idx, Backend backend);
 /// Top-k by Hamming distance of binary codes (n x words uint64) against queries (nq x words).
 void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                         const std::uint64_t* queries, std::int64_t nq, std::int32_t k, int threads,

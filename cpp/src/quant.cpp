@@ -312,7 +312,12 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
                      key.resize(static_cast<std::size_t>(nb));
                      const double a = keys->qscale[q];
                      const float* bias = keys->bias + r;
-                     for (std::int64_t i = 0; i < nb; ++i) key[i] = a * s[i] - static_cast<double>(bias[i]);
+                     double best = std::numeric_limits<double>::lowest();
+                     for (std::int64_t i = 0; i < nb; ++i) {
+                       key[i] = a * s[i] - static_cast<double>(bias[i]);
+                       best = std::max(best, key[i]);
+                     }
+                     if (best <= h.threshold()) return;  // once k are held, most blocks
                      for (std::int64_t i = 0; i < nb; ++i) h.push(key[i], r + i);
                    }
                  });

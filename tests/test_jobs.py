@@ -653,3 +653,20 @@ def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
         and f"over the limit of {limit:,}" in rows["big.jpg"]["error"]
     )
     assert rows["t.tar/b.jpg"]["status"] == "SOURCE_ERROR" and "max_bytes" in rows["t.tar/b.jpg"]["error"]
+
+
+def test_report_says_when_dedup_clusters_are_out_of_date(tmp_path: Path) -> None:
+    from mmcore.jobs.dedup import dedup
+    from mmcore.jobs.report import report
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_tree(src, n=3)
+    run(str(src), out, progress=None)
+    dedup(out, hash="pdq", threshold=31)
+    first = report(out).read_text()
+    (src / "late.jpg").write_bytes(jpeg_bytes(3))  # a new record: the clusters no longer cover it
+    run(str(src), out, progress=None)
+    stale = report(out).read_text()
+    dedup(out, hash="pdq", threshold=31)
+    fresh = report(out).read_text()
+    assert ["Out of date" in t for t in (first, stale, fresh)] == [False, True, False]

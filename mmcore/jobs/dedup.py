@@ -26,7 +26,7 @@ from .. import __version__
 from ..hashing import hamming
 from ..search import HammingIndex, cluster
 from ._common import int_at_least, user_errors, write_parquet_atomic
-from .schema import OK_STATUSES, i64_to_u64, read_manifest, read_output
+from .schema import OK_STATUSES, i64_to_u64, output_fingerprint, read_manifest, read_output
 
 __all__ = ["CLUSTERS_SCHEMA", "DEFAULT_THRESHOLDS", "clusters_path", "dedup", "register", "summary"]
 
@@ -213,6 +213,7 @@ def dedup(
         "threshold": threshold,
         "summary": stats,
         "run_config_hash": manifest.get("config_hash"),
+        "output_fingerprint": output_fingerprint(out),
         "seconds": {"read": round(t1 - t0, 3), "cluster": round(t2 - t1, 3)},
     }
     table = pa.table(

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from . import _svg
-from .schema import ERROR_STAGES, completed_shards, done_path, read_manifest, shard_path
+from .schema import ERROR_STAGES, completed_shards, done_path, output_fingerprint, read_manifest, shard_path
 
 REPORT_DIR = "report"
 DEDUP_DIR = "dedup"
@@ -143,6 +143,9 @@ class Clustering:
     largest: int
     size_bins: list[tuple[str, int]]
     gallery: list[Group]
+    #: True when the run's output changed after this clustering was made (rows added or rewritten);
+    #: None for clusterings written before mmcore dedup recorded the output's fingerprint.
+    stale: bool | None = None
 
 
 @dataclass
@@ -325,8 +328,14 @@ def _cluster_bins(sizes: Any) -> list[tuple[str, int]]:
     return [(lab, int(c)) for lab, c in zip(labels, counts, strict=True)]
 
 
-def _clustering(path: Path, groups: int) -> Clustering:
-    t = _parquet(path, _CLUSTER_COLUMNS, "mmcore dedup").read(columns=_CLUSTER_COLUMNS)
+def _clustering(path: Path, groups: int, fingerprint: str) -> Clustering:
+    f = _parquet(path, _CLUSTER_COLUMNS, "mmcore dedup")
+    try:
+        meta = json.loads((f.schema_arrow.metadata or {}).get(b"mmcore_dedup", b"{}"))
+    except ValueError:
+        meta = {}
+    made_from = meta.get("output_fingerprint") if isinstance(meta, dict) else None
+    t = f.read(columns=_CLUSTER_COLUMNS)
     t = t.filter(pc.is_valid(t["cluster_id"]))
     sizes = t.group_by("cluster_id").aggregate([("id", "count")])
     size_arr = sizes["id_count"].to_numpy()
@@ -352,6 +361,7 @@ def _clustering(path: Path, groups: int) -> Clustering:
         largest=int(size_arr.max()) if size_arr.size else 0,
         size_bins=_cluster_bins(size_arr),
         gallery=gallery,
+        stale=None if made_from is None else made_from != fingerprint,
     )
 
 
@@ -418,7 +428,8 @@ def gather(out: str | os.PathLike[str], *, gallery_groups: int = 12) -> Facts:
         )
     dedup = root / DEDUP_DIR
     paths = sorted(dedup.glob("clusters-*.parquet")) if dedup.is_dir() else []
-    facts.clusterings = [_clustering(p, gallery_groups) for p in paths]
+    fingerprint = output_fingerprint(root) if paths else ""
+    facts.clusterings = [_clustering(p, gallery_groups, fingerprint) for p in paths]
     gallery_ids = {m.id for c in facts.clusterings for g in c.gallery for m in g.members}
     if gallery_ids:
         thumbs = _thumbnails(root, shards, gallery_ids)
@@ -662,6 +673,12 @@ def _dedup(p: _Page, f: Facts) -> None:
         return
     for k, c in enumerate(f.clusterings, 1):
         p.heading(3, f"clusters-{c.name}")
+        if c.stale:
+            p.para(
+                "Out of date: the run's output changed after these clusters were made "
+                f"(rows added or rewritten); run `mmcore dedup` again to refresh clusters-{c.name}.",
+                "muted",
+            )
         p.table(
             ("", ""),
             [

@@ -14,6 +14,7 @@ leftover of an interrupted run and is rewritten by the next one. Readers use :fu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +74,16 @@ def completed_shards(out: str | os.PathLike[str]) -> list[str]:
     if not d.is_dir():
         return []
     return sorted(p.stem for p in d.glob("*.json") if shard_path(out, p.stem).is_file())
+
+
+def output_fingerprint(out: str | os.PathLike[str]) -> str:
+    """sha256 (hex) of the completed shards' completion records (names and contents): it changes
+    whenever a run adds or rewrites a shard, so what was computed from the output can say whether
+    the output has changed since (``mmcore dedup`` stores it; ``mmcore report`` compares)."""
+    h = hashlib.sha256()
+    for name in completed_shards(out):
+        h.update(name.encode() + b"\0" + done_path(out, name).read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:

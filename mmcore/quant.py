@@ -730,18 +730,27 @@ class QuantizedIndex:
             self._float_buf = fresh
 
     def _new_floats(self, cap: int) -> npt.NDArray[np.float32]:
+        arr, f = self._fresh_floats(cap)
+        if f is not None:
+            old = self._float_file
+            self._float_file = f
+            if old is not None:
+                # the old mapping stays valid until its array is dropped; the file goes with it
+                old.close()
+        return arr
+
+    def _fresh_floats(self, cap: int) -> tuple[npt.NDArray[np.float32], IO[bytes] | None]:
+        """A float buffer of cap rows and, for "mmap", the temporary file behind it."""
         if self._keep == "memory":
-            return np.empty((cap, self._dim), dtype=np.float32)
+            return np.empty((cap, self._dim), dtype=np.float32), None
         # "mmap": an anonymous temporary file, grown by remapping (it is deleted when closed).
         f = tempfile.TemporaryFile(prefix="mmcore-floats-")  # noqa: SIM115 (lives as long as the index)
-        f.truncate(4 * cap * self._dim)
-        old = self._float_file
-        self._float_file = f
-        arr = np.memmap(f, dtype=np.float32, mode="r+", shape=(cap, self._dim))
-        if old is not None:
-            # the old mapping stays valid until its array is dropped; the file goes with it
-            old.close()
-        return arr
+        try:
+            f.truncate(4 * cap * self._dim)
+            return np.memmap(f, dtype=np.float32, mode="r+", shape=(cap, self._dim)), f
+        except BaseException:
+            f.close()
+            raise
 
     def remove(self, ids: Any) -> int:
         """Drop every vector whose id is in ``ids``; returns how many were removed. The others
@@ -754,26 +763,30 @@ class QuantizedIndex:
         gone = int(self._n - keep.sum())
         if gone == 0:
             return 0
-        kept_ids = self.ids[keep]
-        codes = self._codes[: self._n][keep]
-        floats = None if self._float_buf is None else self._float_buf[: self._n][keep]
-        norms = None if self._norms_buf is None else self._norms_buf[: self._n][keep]
-        self._n = 0
-        self._codes = np.empty((0, self.code_width), dtype=self._code_dtype)
-        self._ids_buf = None
-        self._float_buf = None
-        if norms is not None:
-            self._norms_buf = np.empty(0, np.float32)
-        self._reserve(len(kept_ids))
-        m = len(kept_ids)
-        self._codes[:m] = codes
-        if norms is not None and self._norms_buf is not None:
-            self._norms_buf[:m] = norms
-        if floats is not None and self._float_buf is not None:
-            self._float_buf[:m] = floats
-        self._ids_buf = np.empty(self._codes.shape[0], dtype=np.int64)
-        self._ids_buf[:m] = kept_ids
-        self._n = m
+        # The kept rows go to new buffers first; the index changes only once they all exist (an
+        # error part way leaves it as it was). Floats are copied in slices, so an "mmap" index
+        # never holds its kept floats on the heap.
+        at = np.flatnonzero(keep)
+        m = len(at)
+        cap = max(m, 1)
+        codes: npt.NDArray[Any] = np.empty((cap, self.code_width), dtype=self._code_dtype)
+        codes[:m] = self._codes[: self._n][at]
+        ids_buf = np.empty(cap, dtype=np.int64)
+        ids_buf[:m] = self.ids[at]
+        norms = None
+        if self._norms_buf is not None:
+            norms = np.empty(cap, np.float32)
+            norms[:m] = self._norms_buf[: self._n][at]
+        floats = file = None
+        if self._float_buf is not None:
+            floats, file = self._fresh_floats(cap)
+            for i in range(0, m, _BATCH):
+                floats[i : i + _BATCH] = self._float_buf[at[i : i + _BATCH]]
+        self._codes, self._ids_buf, self._norms_buf, self._n = codes, ids_buf, norms, m
+        if floats is not None:
+            old, self._float_buf, self._float_file = self._float_file, floats, file
+            if old is not None:
+                old.close()  # the old mapping went with its array
         return gone
 
     # -- search -----------------------------------------------------------------------------------

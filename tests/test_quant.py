@@ -452,24 +452,30 @@ def test_l2_ranks_by_integer_score_and_float_norms_like_numpy() -> None:
     q = rng.normal(size=(9, 24)).astype(np.float32)
     for codec in ("int8", "int4"):
         index = index_of(x, codec, "l2", keep=False)
-        p = index.params
-        assert p is not None
-        codes = index.codes
-        if codec == "int4":
-            c = np.zeros((len(x), 2 * codes.shape[1]), np.int64)
-            c[:, 0::2], c[:, 1::2] = codes & 15, codes >> 4
-            c = c[:, :24]
-        else:
-            c = codes.astype(np.int64)
-        t, s, const = p.query(2 * q)
-        norms = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64)).astype(np.float32)
-        key = s[:, None] * (t.astype(np.int64) @ c.T) - norms[None, :].astype(np.float64)
-        want = np.array([sorted(range(len(x)), key=lambda j, r=r: (-r[j], j))[:10] for r in key])
+        want, want_s = l2_oracle(index, x, q, 10)
         got_s, got = index.search(q, 10)
         assert np.array_equal(got, want), codec
-        qq = np.einsum("ij,ij->i", q.astype(np.float64), q.astype(np.float64))
-        wk = np.take_along_axis(key, want, 1)
-        np.testing.assert_allclose(got_s, qq[:, None] - (wk + const[:, None]), rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(got_s, want_s, rtol=1e-6, atol=1e-5)
+
+
+def l2_oracle(index: QuantizedIndex, x: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, distances) of an l2 int8 / int4 search without rerank, from the index's codes
+    and the rows x it holds: key = s * (c . t(2q)) - ||x||^2, the k largest, ties by position."""
+    p = index.params
+    assert p is not None
+    codes = index.codes
+    if index.codec == "int4":
+        c = np.zeros((len(x), 2 * codes.shape[1]), np.int64)
+        c[:, 0::2], c[:, 1::2] = codes & 15, codes >> 4
+        c = c[:, : x.shape[1]]
+    else:
+        c = codes.astype(np.int64)
+    t, s, const = p.query(2 * q)
+    norms = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64)).astype(np.float32)
+    key = s[:, None] * (t.astype(np.int64) @ c.T) - norms[None, :].astype(np.float64)
+    pos = np.array([sorted(range(len(x)), key=lambda j, r=r: (-r[j], j))[:k] for r in key])
+    qq = np.einsum("ij,ij->i", q.astype(np.float64), q.astype(np.float64))
+    return pos, qq[:, None] - (np.take_along_axis(key, pos, 1) + const[:, None])
 
 
 def test_l2_recall_when_norms_vary() -> None:
@@ -503,3 +509,23 @@ def test_l2_index_written_before_the_norms_still_loads_and_searches(tmp_path: Pa
     again = QuantizedIndex.load(tmp_path / "again.mmq")
     assert len(again) == 64 and again.code_width == 13
     assert again.search(x[:3] + 0.01, 5)[1][:, 0].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("keep", ["memory", "mmap"])
+def test_remove_keeps_floats_and_norms_with_their_rows(keep: str) -> None:
+    x = clip_like(500, 32, 15) * np.linspace(0.5, 2, 500, dtype=np.float32)[:, None]
+    index = index_of(x, "int8", "l2", keep=keep)
+    codes = index.codes.copy()
+    assert index.remove(np.arange(0, 500, 2)) == 250 and len(index) == 250
+    assert index.ids.tolist() == list(range(1, 500, 2))
+    assert np.array_equal(index.codes, codes[1::2])
+    kept, q = x[1::2], x[:5] + 0.01
+    pos, dist = l2_oracle(index, kept, q, 5)  # the norms moved with their rows
+    got_s, got = index.search(q, 5)
+    assert np.array_equal(got, 2 * pos + 1)
+    np.testing.assert_allclose(got_s, dist, rtol=1e-6, atol=1e-5)
+    got_s, got = index.search(q, 5, rerank=50)  # and so did the floats
+    exact = ((kept[(got - 1) // 2].astype(np.float64) - q[:, None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(got_s, exact, rtol=1e-6)
+    index.add(x[:2])
+    assert len(index) == 252 and index.ids[-2:].tolist() == [500, 501]

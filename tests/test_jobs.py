@@ -560,10 +560,8 @@ def test_tar_ids_include_the_folder_and_repeated_members_are_refused(tmp_path: P
     src = tmp_path / "src"
     for split in ("train", "val"):
         (src / split).mkdir(parents=True)
-        write_tar(
-            src / split / "000000.tar",
-            [("s0.jpg", jpeg_bytes(1 if split == "train" else 2)), ("s0.jpg", jpeg_bytes(3))],
-        )
+        members = [("s0.jpg", jpeg_bytes(1 if split == "train" else 2)), ("s0.jpg", jpeg_bytes(3))]
+        write_tar(src / split / "000000.tar", [*members, ("s0.json", b"{}"), ("s0.json", b"{}")])
     out = tmp_path / "out"
     run(str(src), out, progress=None)
     rows = rows_by_id(out)

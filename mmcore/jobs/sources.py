@@ -146,11 +146,12 @@ def plan(
     seen_files = {
         os.path.normpath(os.path.join(s.root, f)) for s in known if s.kind == "files" for f in s.files
     }
-    file_root = next((s.root for s in known if s.kind == "files"), root)
+    # Ids stay relative to the first run's root, for every kind: one root, so no two ids clash.
+    file_root = next((s.root for s in known if s.root), root)
     for kind, paths in (("tar", tars), ("parquet", parquets)):
         for p in paths:
             if p not in seen_paths:
-                shards.append(Shard(shard_name(len(shards)), kind, path_to_uri(p), root))
+                shards.append(Shard(shard_name(len(shards)), kind, path_to_uri(p), file_root))
     skipped = 0
     fresh: list[str] = []
     for path in files:
@@ -305,7 +306,10 @@ def _tar_batches(
                 if only is not None and rid not in only:
                     continue
                 why = _bad_member(m)
-                if why is None and seen > 1:
+                if why is None and seen > 1 and m.isfile():
+                    head_f = tf.extractfile(m)
+                    if not looks_like_image(head_f.read(16) if head_f is not None else b"", m.name):
+                        continue  # a repeated sidecar is skipped as any sidecar is
                     why = f"member {name!r} appears {seen} times in the archive: refused (ambiguous)"
                 if why is not None:
                     yield Refused(rid, shard.source_uri, name, text(why))

@@ -34,7 +34,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
 
-from .jobs.config import Config
+from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch
 from .jobs.schema import OK_STATUSES, SCHEMA
@@ -245,8 +245,8 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
 
 
 class _WdsReader(DataSourceReader):
-    def __init__(self, tars: list[tuple[str, str]], batch_size: int) -> None:
-        self.tars, self.batch_size = tars, batch_size  # (URI, source root) per tar
+    def __init__(self, tars: list[tuple[str, str]], batch_size: int, max_bytes: int) -> None:
+        self.tars, self.batch_size, self.max_bytes = tars, batch_size, max_bytes  # (URI, root) per tar
 
     def partitions(self) -> list[InputPartition]:
         return [InputPartition(t) for t in self.tars]
@@ -254,7 +254,7 @@ class _WdsReader(DataSourceReader):
     def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
         uri, root = partition.value
         shard = Shard("tar", "tar", str(uri), str(root))
-        for b in shard.batches(self.batch_size):
+        for b in shard.batches(self.batch_size, max_bytes=self.max_bytes):
             if isinstance(b, Refused):
                 yield (b.id, None, b.source_uri, b.member, b.error)
                 continue
@@ -288,7 +288,8 @@ class WdsDataSource(DataSource):
         tars = [(s.source_uri, s.root) for s in shards if s.kind == "tar"]
         if not tars:
             raise FileNotFoundError(f"no .tar file found at {path!r}")
-        return _WdsReader(tars, int(self.options.get("batchSize", "64")))
+        max_bytes = int(self.options.get("maxBytes", str(DEFAULT_MAX_BYTES)))
+        return _WdsReader(tars, int(self.options.get("batchSize", "64")), max_bytes)
 
 
 def register_data_source(spark: SparkSession) -> None:

@@ -170,6 +170,13 @@ def test_tar_data_source_refuses_escaping_members(tmp_path: Path, spark: Any) ->
     status = {r["id"]: r["status"] for r in got}
     assert status["a.tar/../evil.jpg"] == status["a.tar//abs.jpg"] == status["c.tar/"] == "SOURCE_ERROR"
     assert status["a.tar/0001.jpg"] == "OK" and "a.tar/0001.json" not in status
+    # maxBytes, as mmcore run's max_bytes: a larger member is not read
+    small = spark.read.format("mmcore_wds").option("maxBytes", "100").load(str(shards / "b.tar"))
+    rows = {r["id"]: r for r in spark_rows(ms.process(small, CONFIG))}
+    assert (
+        rows["b.tar/0002.jpg"]["status"] == "SOURCE_ERROR" and "max_bytes" in rows["b.tar/0002.jpg"]["error"]
+    )
+    assert rows["b.tar/0003.jpg"]["status"] == "CORRUPT"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -649,3 +649,37 @@ def test_png_exif_after_the_image_data_is_applied_as_pillow_does() -> None:
     assert want.shape == (w, h, 3)  # Pillow turned it
     np.testing.assert_array_equal(mmcore.decode(data), want)
     assert mmcore.image_info(data)["orientation"] == 6
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_xmp_orientation_counts_when_exif_has_none_as_in_pillow(fmt: str) -> None:
+    """Pillow's getexif() falls back to XMP tiff:Orientation (exif_transpose then turns the
+    image); an EXIF Orientation entry, when there is one, wins."""
+    from PIL import ImageOps, PngImagePlugin
+
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
+    im = Image.fromarray(np.random.default_rng(10).integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    for exif_orientation in (None, 1):
+        kw: dict[str, object] = {}
+        if fmt == "PNG":
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+            kw["pnginfo"] = info
+        else:
+            kw["xmp"] = xmp
+            kw.update(quality=95) if fmt == "JPEG" else kw.update(lossless=True)
+        if exif_orientation is not None:
+            exif = Image.Exif()
+            exif[0x0112] = exif_orientation
+            kw["exif"] = exif.tobytes()
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        data = buf.getvalue()
+        want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+        assert want.shape == ((50, 30, 3) if exif_orientation is None else (30, 50, 3))
+        np.testing.assert_array_equal(mmcore.decode(data), want)
+        assert mmcore.image_info(data)["orientation"] == (6 if exif_orientation is None else 1)

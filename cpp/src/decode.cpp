@@ -63,14 +63,24 @@ const char* format_name(ImageFormat f) {
 }
 
 std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageFormat f) {
-  detail::ByteSpan exif;
+  detail::ByteSpan exif, xmp;
   switch (f) {
     case ImageFormat::kJpeg: exif = detail::jpeg_find_exif(data, size); break;
     case ImageFormat::kPng: exif = detail::png_find_exif(data, size); break;
     case ImageFormat::kWebp: exif = detail::webp_find_exif(data, size); break;
     default: return 1;
   }
-  return detail::exif_orientation_from_tiff(exif.data, exif.size);
+  bool tagged = false;
+  const std::int32_t o = detail::exif_orientation_from_tiff(exif.data, exif.size, &tagged);
+  if (tagged) return o;
+  // As Pillow's getexif(): with no EXIF Orientation entry, an XMP tiff:Orientation counts.
+  switch (f) {
+    case ImageFormat::kJpeg: xmp = detail::jpeg_find_xmp(data, size); break;
+    case ImageFormat::kPng: xmp = detail::png_find_xmp(data, size); break;
+    default: xmp = detail::webp_find_xmp(data, size); break;
+  }
+  const std::int32_t x = detail::xmp_orientation(xmp.data, xmp.size);
+  return x != 0 ? x : 1;
 }
 
 Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,

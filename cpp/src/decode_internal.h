@@ -49,8 +49,14 @@ Status gif_decode(const std::uint8_t* data, std::size_t size, const DecodeOption
                   const ImageInfo& info, ImageView out, ErrorText* error);
 
 /// Orientation (1..8) from a TIFF-structured EXIF block (starting at "II*\0" / "MM\0*");
-/// 1 when absent or malformed. Bounds-checked: any bytes are safe.
-std::int32_t exif_orientation_from_tiff(const std::uint8_t* tiff, std::size_t size);
+/// 1 when absent or malformed. `tag_found` (optional): whether the block has an Orientation entry
+/// at all (Pillow then ignores XMP). Bounds-checked: any bytes are safe.
+std::int32_t exif_orientation_from_tiff(const std::uint8_t* tiff, std::size_t size,
+                                        bool* tag_found = nullptr);
+
+/// Pillow's XMP fallback: the digit after the first `tiff:Orientation="` or `tiff:Orientation>`
+/// in the packet, when it is 1..8; 0 otherwise.
+std::int32_t xmp_orientation(const std::uint8_t* xmp, std::size_t size);
 
 /// EXIF payload location inside a container; {nullptr, 0} when absent. Bounds-checked.
 struct ByteSpan {
@@ -60,5 +66,9 @@ struct ByteSpan {
 ByteSpan jpeg_find_exif(const std::uint8_t* data, std::size_t size);  ///< TIFF block of APP1 "Exif\0\0"
 ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< eXIf chunk
 ByteSpan webp_find_exif(const std::uint8_t* data, std::size_t size);  ///< EXIF chunk
+ByteSpan jpeg_find_xmp(const std::uint8_t* data,
+                       std::size_t size);                           ///< APP1 "http://ns.adobe.com/xap/1.0/\0"
+ByteSpan png_find_xmp(const std::uint8_t* data, std::size_t size);  ///< uncompressed iTXt "XML:com.adobe.xmp"
+ByteSpan webp_find_xmp(const std::uint8_t* data, std::size_t size);  ///< "XMP " chunk
 
 }  // namespace mmcore::detail

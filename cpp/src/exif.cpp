@@ -22,7 +22,8 @@ std::uint32_t le32(const std::uint8_t* p) {
 
 }  // namespace
 
-std::int32_t exif_orientation_from_tiff(const std::uint8_t* t, std::size_t n) {
+std::int32_t exif_orientation_from_tiff(const std::uint8_t* t, std::size_t n, bool* tag_found) {
+  if (tag_found != nullptr) *tag_found = false;
   if (t == nullptr || n < 8) return 1;
   bool le;
   if (t[0] == 'I' && t[1] == 'I') {
@@ -40,6 +41,7 @@ std::int32_t exif_orientation_from_tiff(const std::uint8_t* t, std::size_t n) {
     const std::uint64_t e = ifd + 2 + 12ull * i;
     if (e + 12 > n) return 1;
     if (rd16(t + e, le) != 0x0112) continue;
+    if (tag_found != nullptr) *tag_found = true;
     const std::uint32_t type = rd16(t + e + 2, le);
     std::uint32_t v = 0;
     if (type == 3) {  // SHORT
@@ -54,8 +56,11 @@ std::int32_t exif_orientation_from_tiff(const std::uint8_t* t, std::size_t n) {
   return 1;
 }
 
-ByteSpan jpeg_find_exif(const std::uint8_t* d, std::size_t n) {
-  // Walk the markers before the first SOS; APP1 segments starting with "Exif\0\0".
+namespace {
+
+// The payload after `prefix` (of `plen` bytes) of the first APP1 segment that starts with it,
+// walking the markers before the first SOS.
+ByteSpan jpeg_find_app1(const std::uint8_t* d, std::size_t n, const char* prefix, std::size_t plen) {
   std::size_t p = 2;
   while (p + 4 <= n) {
     if (d[p] != 0xFF) return {};
@@ -71,43 +76,117 @@ ByteSpan jpeg_find_exif(const std::uint8_t* d, std::size_t n) {
     if (m == 0xDA || m == 0xD9) return {};
     const std::size_t len = (static_cast<std::size_t>(d[p + 2]) << 8) | d[p + 3];
     if (len < 2 || p + 2 + len > n) return {};
-    if (m == 0xE1 && len >= 8 && std::memcmp(d + p + 4, "Exif\0\0", 6) == 0) {
-      return {d + p + 10, len - 8};
+    if (m == 0xE1 && len >= 2 + plen && std::memcmp(d + p + 4, prefix, plen) == 0) {
+      return {d + p + 4 + plen, len - 2 - plen};
     }
     p += 2 + len;
   }
   return {};
 }
 
-ByteSpan png_find_exif(const std::uint8_t* d, std::size_t n) {
+}  // namespace
+
+ByteSpan jpeg_find_xmp(const std::uint8_t* d, std::size_t n) {
+  static const char kXmp[] = "http://ns.adobe.com/xap/1.0/";  // then a NUL
+  return jpeg_find_app1(d, n, kXmp, sizeof kXmp);
+}
+
+ByteSpan jpeg_find_exif(const std::uint8_t* d, std::size_t n) {
+  static const char kExif[] = "Exif\0";  // "Exif\0\0" with the literal's own NUL
+  return jpeg_find_app1(d, n, kExif, sizeof kExif);
+}
+
+namespace {
+
+// The first chunk for which at(type, payload, length) gives a span, walking a PNG's chunk headers
+// up to IEND (eXIf and iTXt may come before or after the image data).
+template <class At>
+ByteSpan png_walk(const std::uint8_t* d, std::size_t n, At at) {
   std::size_t p = 8;
   while (p + 12 <= n) {
     const std::uint64_t len = be32(d + p);
     const std::uint8_t* type = d + p + 4;
     if (len > n - p - 12) return {};
-    if (std::memcmp(type, "eXIf", 4) == 0) return {d + p + 8, static_cast<std::size_t>(len)};
-    // eXIf may also follow the image data (libpng accepts it there; Pillow reads it after load):
-    // the walk reads chunk headers only, up to IEND.
+    const ByteSpan got = at(type, d + p + 8, static_cast<std::size_t>(len));
+    if (got.data != nullptr) return got;
     if (std::memcmp(type, "IEND", 4) == 0) return {};
     p += 12 + len;
   }
   return {};
 }
 
-ByteSpan webp_find_exif(const std::uint8_t* d, std::size_t n) {
+// The payload of a WebP's first chunk with this FourCC.
+ByteSpan webp_chunk(const std::uint8_t* d, std::size_t n, const char* fourcc) {
   std::size_t p = 12;
   while (p + 8 <= n) {
     const std::uint64_t len = le32(d + p + 4);
     if (len > n - p - 8) return {};
-    if (std::memcmp(d + p, "EXIF", 4) == 0) {
-      const std::uint8_t* e = d + p + 8;
-      std::size_t m = static_cast<std::size_t>(len);
-      if (m >= 6 && std::memcmp(e, "Exif\0\0", 6) == 0) e += 6, m -= 6;  // some writers keep the APP1 prefix
-      return {e, m};
-    }
+    if (std::memcmp(d + p, fourcc, 4) == 0) return {d + p + 8, static_cast<std::size_t>(len)};
     p += 8 + len + (len & 1);
   }
   return {};
+}
+
+}  // namespace
+
+ByteSpan png_find_exif(const std::uint8_t* d, std::size_t n) {
+  return png_walk(d, n, [](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
+    return std::memcmp(type, "eXIf", 4) == 0 ? ByteSpan{data, len} : ByteSpan{};
+  });
+}
+
+ByteSpan webp_find_exif(const std::uint8_t* d, std::size_t n) {
+  ByteSpan e = webp_chunk(d, n, "EXIF");
+  if (e.size >= 6 && std::memcmp(e.data, "Exif\0\0", 6) == 0) {  // some writers keep the APP1 prefix
+    e.data += 6;
+    e.size -= 6;
+  }
+  return e;
+}
+
+ByteSpan png_find_xmp(const std::uint8_t* d, std::size_t n) {
+  static const char kKey[] = "XML:com.adobe.xmp";  // then a NUL
+  return png_walk(d, n, [](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
+    if (std::memcmp(type, "iTXt", 4) != 0 || len < sizeof kKey + 2 ||
+        std::memcmp(data, kKey, sizeof kKey) != 0)
+      return ByteSpan{};
+    // keyword NUL, compression flag, method, language NUL, translated keyword NUL, text
+    const std::uint8_t* c = data + sizeof kKey;
+    const std::uint8_t* end = data + len;
+    if (c[0] != 0) return ByteSpan{};  // compressed: Pillow inflates it; rare enough to leave
+    c += 2;
+    for (int field = 0; field < 2; ++field) {
+      const auto* z = static_cast<const std::uint8_t*>(std::memchr(c, 0, static_cast<std::size_t>(end - c)));
+      if (z == nullptr) return ByteSpan{};
+      c = z + 1;
+    }
+    return ByteSpan{c, static_cast<std::size_t>(end - c)};
+  });
+}
+
+ByteSpan webp_find_xmp(const std::uint8_t* d, std::size_t n) {
+  return webp_chunk(d, n, "XMP ");
+}
+
+std::int32_t xmp_orientation(const std::uint8_t* x, std::size_t n) {
+  static const char kTag[] = "tiff:Orientation";
+  constexpr std::size_t kLen = sizeof kTag - 1;
+  for (std::size_t i = 0; x != nullptr && i + kLen < n; ++i) {
+    if (x[i] != 't' || std::memcmp(x + i, kTag, kLen) != 0) continue;
+    std::size_t j = i + kLen;
+    if (x[j] == '>') {
+      j += 1;
+    } else if (x[j] == '=' && j + 1 < n && x[j + 1] == '"') {
+      j += 2;
+    } else {
+      continue;  // Pillow's pattern needs one of the two right after the name
+    }
+    if (j < n && x[j] >= '0' && x[j] <= '9') {
+      const int v = x[j] - '0';
+      return v >= 1 && v <= 8 ? v : 0;
+    }
+  }
+  return 0;
 }
 
 }  // namespace mmcore::detail

@@ -147,7 +147,8 @@ def _parts(source: Any) -> list[_Part]:
         batches = source.to_batches() if isinstance(source, pa.Table) else [source]
         return [_Part("arrow", batches=batches)]
     if isinstance(source, (str, os.PathLike)):
-        from .jobs.sources import _expand, looks_like_image, text
+        from .jobs.processor import text
+        from .jobs.sources import _expand, looks_like_image
 
         tars, parquets, rest, root = _expand(os.fspath(source))
         parts: list[_Part] = []

@@ -101,6 +101,14 @@ def _int_arg(name: str, v: Any, lo: int) -> int:
     return int(v)
 
 
+def _train_sample(x: Any) -> Any:
+    """At most _TRAIN_SAMPLE evenly spaced rows of x, taken before any conversion or copy."""
+    raw = np.asarray(x)
+    if raw.ndim == 2 and raw.shape[0] > _TRAIN_SAMPLE:
+        raw = raw[:: -(-raw.shape[0] // _TRAIN_SAMPLE)]
+    return raw
+
+
 def _reflector(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
     """The unit vector v of the Householder reflection I - 2 v v^T that maps the mean direction of
     x onto the diagonal (1, ..., 1) / sqrt(D); None when there is nothing to move."""
@@ -214,10 +222,7 @@ class QuantParams:
         quantiles)."""
         if codec not in _CODECS:
             raise ValueError(f"codec must be one of {_CODECS}, got {codec!r}")
-        raw = np.asarray(x)
-        if raw.ndim == 2 and raw.shape[0] > _TRAIN_SAMPLE:  # sampled before any copy is made
-            raw = raw[:: -(-raw.shape[0] // _TRAIN_SAMPLE)]
-        a = _floats(raw, "x", None)
+        a = _floats(_train_sample(x), "x", None)
         if a.shape[0] == 0:
             raise ValueError("fit needs at least one vector")
         return _fit(a, codec, _reflector(a) if reflect and codec != "binary" else None)
@@ -657,10 +662,7 @@ class QuantizedIndex:
             raise ValueError(
                 f"train before add: this index already holds {self._n} vectors encoded with its params"
             )
-        raw = np.asarray(x)
-        if raw.ndim == 2 and raw.shape[0] > _TRAIN_SAMPLE:  # sampled before any copy is made
-            raw = raw[:: -(-raw.shape[0] // _TRAIN_SAMPLE)]
-        a = self._prepare(raw, "x")
+        a = self._prepare(_train_sample(x), "x")
         if a.shape[0] == 0:
             raise ValueError("train needs at least one vector")
         v = None

@@ -357,6 +357,14 @@ Scan int8_scan(const detail::QuantKernels& kern, const std::uint8_t* codes, std:
           d,         nq,    detail::kQuantUnitInt};
 }
 
+Scan int4_scan(const detail::QuantKernels& kern, const std::uint8_t* codes, std::int64_t n, std::int32_t d,
+               const std::int8_t* queries, std::int64_t nq) {
+  check_sizes(n, d, nq);
+  return {kern.int4,   codes, n,
+          (d + 1) / 2, d,     reinterpret_cast<const std::uint8_t*>(queries),
+          d,           nq,    detail::kQuantUnitInt};
+}
+
 }  // namespace
 
 void quant_encode_int8(const float* x, std::int64_t n, std::int32_t d, const float* scale,
@@ -431,12 +439,8 @@ void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d,
 void quant_score_int4(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                       std::int64_t nq, std::int32_t k, int threads, std::int32_t* scores, std::int64_t* idx,
                       Backend backend) {
-  check_sizes(n, d, nq);
   const detail::QuantKernels kern = detail::quant_kernels(backend);
-  const Scan sc{kern.int4,   codes, n,
-                (d + 1) / 2, d,     reinterpret_cast<const std::uint8_t*>(queries),
-                d,           nq,    detail::kQuantUnitInt};
-  topk(sc, k, threads, false, scores, idx);
+  topk(int4_scan(kern, codes, n, d, queries, nq), k, threads, false, scores, idx);
 }
 
 void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, bool four_bit,
@@ -458,17 +462,10 @@ void quant_score_l2(const std::uint8_t* codes, std::int64_t n, std::int32_t d, b
       throw std::invalid_argument("bias[" + std::to_string(j) + "] must be finite");
   }
   const detail::QuantKernels kern = detail::quant_kernels(backend);
-  const Scan sc{four_bit ? kern.int4 : kern.int8,
-                codes,
-                n,
-                four_bit ? (d + 1) / 2 : d,
-                d,
-                reinterpret_cast<const std::uint8_t*>(queries),
-                d,
-                nq,
-                detail::kQuantUnitInt};
   const L2Keys l2{qscale, bias};
-  topk_impl<double>(sc, k, threads, false, &l2, keys, idx);
+  topk_impl<double>(
+      four_bit ? int4_scan(kern, codes, n, d, queries, nq) : int8_scan(kern, codes, n, d, queries, nq), k,
+      threads, false, &l2, keys, idx);
 }
 
 void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t words,

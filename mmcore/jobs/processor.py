@@ -30,8 +30,10 @@ __all__ = [
     "SOURCE_ERROR",
     "Processor",
     "failure_batch",
+    "over_limit",
     "path_to_uri",
     "read_paths",
+    "text",
     "uri_to_path",
 ]
 
@@ -55,9 +57,19 @@ def path_to_uri(path: str | os.PathLike[str]) -> str:
     return "file://" + quote(os.fsencode(os.path.abspath(os.fspath(path))), safe="/")
 
 
-def _shown(path: str) -> str:
-    """A path as valid UTF-8 text (bytes that are not UTF-8 as \\xNN)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def text(name: str) -> str:
+    """A file or member name as valid UTF-8 text: bytes that are not UTF-8 (kept by os / tarfile as
+    surrogate escapes, which Arrow strings cannot hold) become ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def over_limit(what: str, size: int, max_bytes: int) -> str:
+    """The message for a file or member not read because of ``max_bytes``."""
+    return f"{what} is {size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
 
 
 def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None, str | None]:
@@ -67,19 +79,16 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
-                return None, f"cannot read {_shown(path)}: not a regular file"
+                return None, f"cannot read {text(path)}: not a regular file"
             if max_bytes is not None and st.st_size > max_bytes:
-                return (
-                    None,
-                    f"{_shown(path)} is {st.st_size:,} bytes, over the limit of {max_bytes:,} (max_bytes)",
-                )
+                return None, over_limit(text(path), st.st_size, max_bytes)
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)
             if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
-                return None, f"{_shown(path)} is over the limit of {max_bytes:,} bytes (max_bytes)"
+                return None, over_limit(text(path), len(data), max_bytes)
             return data, None
     except (OSError, ValueError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
-        return None, f"cannot read {_shown(path) if path else path_or_uri}: {why}"
+        return None, f"cannot read {text(path) if path else path_or_uri}: {why}"
 
 
 def read_paths(paths: Sequence[str], max_bytes: int | None = None) -> list[tuple[bytes | None, str | None]]:

@@ -29,7 +29,7 @@ from ._common import JobError, user_errors
 from .config import Config
 from .processor import SOURCE_ERROR, Processor, failure_batch
 from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
-from .sources import Refused, Shard, plan, source_exists
+from .sources import Refused, Shard, plan, require_source
 
 
 @dataclass
@@ -104,10 +104,8 @@ class Progress:
 
 
 def _clear(out: Path) -> None:
-    """Removes what mmcore wrote in OUT (never anything else)."""
+    """Removes what mmcore wrote in OUT (never anything else; temporaries: _clean_temporaries)."""
     for p in out.glob("part-*.parquet"):
-        p.unlink()
-    for p in out.glob(".part-*.tmp-*"):
         p.unlink()
     for name in (DONE_DIR, "dedup", "report"):
         if (out / name).is_dir():
@@ -230,10 +228,7 @@ def run(
             raise JobError(f"--device gpu: {reason}")
     t_start = time.perf_counter()
     outp = Path(out)
-    if not source_exists(source):
-        raise FileNotFoundError(
-            f"source {source!r} is not a directory, a file or a glob that matches anything"
-        )
+    require_source(source)
     if os.path.isdir(source) and os.path.abspath(source) == os.path.abspath(outp):
         raise JobError(f"the output folder is the source folder ({source}): give another output folder")
     try:

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .processor import path_to_uri, uri_to_path
+from .processor import over_limit, path_to_uri, text, uri_to_path
 
 #: Names skipped unless the content is an image: metadata written next to images (WebDataset
 #: members, captions, labels, manifests).
@@ -162,12 +162,7 @@ def plan(
             with open(path, "rb") as f:
                 head = f.read(16)
         except OSError:
-            head = b""  # unreadable now: kept as a record, whose read gives it a READ_ERROR row
-            if not rel.lower().endswith(SIDECAR_EXTENSIONS):
-                fresh.append(rel)
-            else:
-                skipped += 1
-            continue
+            head = b""  # unreadable now: judged by its name; its read gives it a READ_ERROR row
         if looks_like_image(head, rel):
             fresh.append(rel)
         else:
@@ -180,9 +175,12 @@ def plan(
     return shards, skipped
 
 
-def source_exists(source: str) -> bool:
-    """Whether ``source`` is a directory, a file or a glob that matches something."""
-    return os.path.exists(source) or bool(glob.glob(source, recursive=True))
+def require_source(source: str) -> None:
+    """FileNotFoundError unless ``source`` is a directory, a file or a glob that matches something."""
+    if not (os.path.exists(source) or glob.glob(source, recursive=True)):
+        raise FileNotFoundError(
+            f"source {source!r} is not a directory, a file or a glob that matches anything"
+        )
 
 
 def _inside(path: str, folder: str | None) -> bool:
@@ -202,27 +200,14 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
     elif os.path.isfile(source):
         root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
     else:
+        require_source(source)
         found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
-        if not found:
-            raise FileNotFoundError(
-                f"source {source!r} is not a directory, a file or a glob that matches anything"
-            )
         root = os.path.commonpath([os.path.dirname(p) for p in found])
     found = sorted(p for p in found if not _inside(p, ex) and os.path.isfile(p))
     tars = [p for p in found if p.lower().endswith(".tar")]
     parquets = [p for p in found if p.lower().endswith(".parquet")]
     containers = set(tars) | set(parquets)
     return tars, parquets, [p for p in found if p not in containers], root
-
-
-def text(name: str) -> str:
-    """A file or member name as valid UTF-8 text: bytes that are not UTF-8 (kept by os / tarfile as
-    surrogate escapes, which Arrow strings cannot hold) become ``\\xNN``."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def id_prefix(path: str, root: str) -> str:
@@ -271,6 +256,12 @@ def ends_cleanly(path: str, offset: int) -> bool:
     return len(rest) >= 512 and not rest.strip(b"\0")
 
 
+def _member_is_image(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bool:
+    """looks_like_image on a member's first 16 bytes (read without reading the rest)."""
+    f = tf.extractfile(m)
+    return looks_like_image(f.read(16) if f is not None else b"", m.name)
+
+
 def _tar_batches(
     shard: Shard, batch_size: int, only: set[str] | None, max_bytes: int | None = None
 ) -> Iterator[pa.RecordBatch | Refused]:
@@ -307,8 +298,7 @@ def _tar_batches(
                     continue
                 why = _bad_member(m)
                 if why is None and seen > 1 and m.isfile():
-                    head_f = tf.extractfile(m)
-                    if not looks_like_image(head_f.read(16) if head_f is not None else b"", m.name):
+                    if not _member_is_image(tf, m):
                         continue  # a repeated sidecar is skipped as any sidecar is
                     why = f"member {name!r} appears {seen} times in the archive: refused (ambiguous)"
                 if why is not None:
@@ -317,10 +307,10 @@ def _tar_batches(
                 if not m.isfile():
                     continue
                 if max_bytes is not None and m.size > max_bytes:
-                    head_f = tf.extractfile(m)
-                    if looks_like_image(head_f.read(16) if head_f is not None else b"", m.name):
-                        why = f"member {name!r} is {m.size:,} bytes, over the limit of {max_bytes:,}"
-                        yield Refused(rid, shard.source_uri, name, why + " (max_bytes)")
+                    if _member_is_image(tf, m):
+                        yield Refused(
+                            rid, shard.source_uri, name, over_limit(f"member {name!r}", m.size, max_bytes)
+                        )
                     continue  # a large sidecar is skipped as any sidecar is
                 f = tf.extractfile(m)
                 data = f.read() if f is not None else b""

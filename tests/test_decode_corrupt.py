@@ -254,3 +254,94 @@ def test_generated_bit_flips_never_crash(progressive: bool) -> None:
     damaged[mid : mid + 512] = bytes(512)
     st = Status(int(mmcore.decode_batch([bytes(damaged)]).status[0]))
     assert st == Status.CORRUPT if not progressive else st != Status.OK
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny files with huge headers: refused before anything sized by the header is allocated
+
+
+def _png(w: int, h: int, depth: int, ctype: int, idat: bytes, interlace: int = 0) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _tiny_bombs() -> dict[str, bytes]:
+    import zlib
+
+    z = zlib.compress(bytes(10))
+    gif = (  # 13000 x 13000 screen and frame, one byte of LZW data
+        b"GIF89a" + (13000).to_bytes(2, "little") * 2 + b"\x00\x00\x00"
+        b"\x2c\x00\x00\x00\x00" + (13000).to_bytes(2, "little") * 2 + b"\x00\x08\x01\x00\x00\x3b"
+    )
+    return {
+        # One row of 178,956,970 16-bit RGBA pixels: libpng's row buffers alone are 1.4 GB each.
+        "png_wide_rgba16": _png(178_956_970, 1, 16, 6, z),
+        "png_wide_rgba16_adam7": _png(178_956_970, 1, 16, 6, z, interlace=1),
+        "png_13000_rgb8": _png(13000, 13000, 8, 2, z),
+        "gif_13000": gif,
+    }
+
+
+_BOMB_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    import mmcore
+    srcs = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
+    out = []
+    for s in srcs:
+        r = mmcore.decode_batch([s], threads=1)
+        out.append([int(r.status[0]), r.errors[0]])
+        r = mmcore.hash_batch([s], kinds=("phash", "pdq"), threads=1)
+        out.append([int(r.status[0]), r.errors[0]])
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"out": out, "peak_mib": peak_kib / 1024}))
+    """
+)
+
+
+def test_tiny_files_with_huge_headers_stay_small() -> None:
+    """A PNG or GIF of a few dozen bytes whose header is under max_pixels but whose data cannot
+    fill it is CORRUPT before any buffer sized by the header exists (these peaked at 0.35-2.8 GB)."""
+    bombs = _tiny_bombs()
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _BOMB_CHILD],
+        input=json.dumps([b.hex() for b in bombs.values()]),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    for i, name in enumerate(bombs):
+        for st, err in res["out"][2 * i : 2 * i + 2]:
+            assert st == Status.CORRUPT, (name, err)
+            assert "truncated" in err and "at most" in err, (name, err)
+    assert res["peak_mib"] < 300, res["peak_mib"]  # the interpreter, numpy and mmcore: ~60 MiB
+
+
+def test_png_at_deflates_maximum_ratio_still_decodes() -> None:
+    """The truncation bound is deflate's own limit (1032:1): a valid PNG compressed at 1030:1
+    (zlib's run-length strategy over zero rows) decodes, equal to Pillow."""
+    import zlib
+
+    w, h = 4000, 4000
+    raw = bytes((1 + 3 * w) * h)
+    co = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = co.compress(raw) + co.flush()
+    assert len(raw) / len(idat) > 1025
+    data = _png(w, h, 8, 2, idat)
+    img = mmcore.decode(data)
+    ref = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert img.shape == (h, w, 3) and np.array_equal(img, ref)
+    # One byte less of IDAT data than that: still framed, so libpng (not the bound) finds the end.
+    r = mmcore.decode_batch([_png(w, h, 8, 2, idat[:-1])])
+    assert r.status[0] == Status.CORRUPT and r.errors[0]

@@ -38,7 +38,8 @@ struct Frame {
   int transparent = -1;
   bool interlaced = false;
   int min_code = 0;
-  std::size_t data = 0;  ///< offset of the first LZW sub-block
+  std::size_t data = 0;        ///< offset of the first LZW sub-block
+  std::size_t data_bytes = 0;  ///< LZW bytes in the sub-blocks (those inside the file)
   bool animated = false;
 };
 
@@ -120,6 +121,9 @@ Status parse(const std::uint8_t* d, std::size_t n, bool find_next_frame, Frame* 
     if (f->min_code < 1 || f->min_code > 11) {
       error->set("corrupt GIF: LZW minimum code size %d (1..11 allowed)", f->min_code);
       return Status::kCorrupt;
+    }
+    for (std::size_t p = f->data; p < n && d[p] != 0; p += 1 + d[p]) {
+      f->data_bytes += std::min<std::size_t>(d[p], n - p - 1);
     }
     if (find_next_frame) {
       // Another image descriptor after this frame's data makes the file animated.
@@ -212,6 +216,20 @@ std::size_t lzw_decode(const std::uint8_t* d, std::size_t n, std::size_t pos, in
   return written;
 }
 
+// Every LZW code has at least min_code + 1 bits and writes at most 4096 indices, so a frame that
+// needs more than its data could ever hold is truncated for sure: refused before anything sized by
+// its header is allocated (a 28-byte GIF could otherwise claim a 13000x13000 frame).
+Status check_capacity(const Frame& f, ErrorText* error) {
+  const std::uint64_t most =
+      static_cast<std::uint64_t>(f.data_bytes) * 8 / static_cast<unsigned>(f.min_code + 1) * 4096;
+  const std::uint64_t pixels = static_cast<std::uint64_t>(f.w) * static_cast<std::uint64_t>(f.h);
+  if (pixels <= most) return Status::kOk;
+  error->set(
+      "truncated GIF: the %dx%d frame needs %llu pixels, but its %zu bytes of LZW data hold at most %llu",
+      f.w, f.h, static_cast<unsigned long long>(pixels), f.data_bytes, static_cast<unsigned long long>(most));
+  return Status::kCorrupt;
+}
+
 void colour(const Frame& f, std::uint8_t index, std::uint8_t rgb[3]) {
   if (f.palette == nullptr) {
     rgb[0] = rgb[1] = rgb[2] = index;
@@ -235,6 +253,11 @@ Status gif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
   info->width = std::max(f.screen_w, f.x + f.w);
   info->height = std::max(f.screen_h, f.y + f.h);
   if (s != Status::kOk) return s;
+  // The pixel limit speaks first (decode_info reports it); within it, data too short for the frame.
+  const std::int64_t canvas = static_cast<std::int64_t>(info->width) * info->height;
+  if (!(options.max_pixels > 0 && canvas > options.max_pixels)) {
+    if (const Status c = check_capacity(f, error); c != Status::kOk) return c;
+  }
   info->scale_denom = 1;
   info->out_width = info->width;
   info->out_height = info->height;
@@ -254,6 +277,7 @@ Status gif_decode(const std::uint8_t* data, std::size_t size, const DecodeOption
     error->set("GIF changed between decode_info and decode_into");
     return Status::kCorrupt;
   }
+  if (const Status c = check_capacity(f, error); c != Status::kOk) return c;
   const std::size_t pixels = static_cast<std::size_t>(f.w) * static_cast<std::size_t>(f.h);
   std::vector<std::uint8_t> stream, canvas;
   try {

@@ -18,9 +18,11 @@
 //   kCorrupt with libpng's message; libpng warnings and benign errors (bad CRC in a skipped
 //   ancillary chunk or on IDAT, extra compressed data) give kOkWarning with the first one.
 //   Nothing is ever printed.
-// - Bounded: png_info reads only the chunks before the first IDAT and allocates no pixel memory;
-//   png_decode refuses any IHDR that differs from what png_info measured, caps ancillary chunk
-//   allocations, and stops after the last row (chunks after the image data are not read).
+// - Bounded: png_info reads only the chunks before the first IDAT (and the IDAT chunks' lengths)
+//   and allocates no pixel memory; an IHDR that needs more pixel rows than its IDAT bytes can
+//   inflate to (deflate's 1032:1 at most) is kCorrupt there, before anything sized by it; png_decode refuses
+//   any IHDR that differs from what png_info measured, caps ancillary chunk allocations, and stops after the
+//   last row (chunks after the image data are not read).
 #include <png.h>
 #include <zlib.h>
 
@@ -198,6 +200,47 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
   return r;
 }
 
+// Bytes of IDAT data in the file (a chunk that runs past the end counts what is there). The walk
+// stops at IEND or at a chunk that cannot be framed.
+std::size_t idat_bytes(const std::uint8_t* d, std::size_t n) {
+  std::size_t p = 8, total = 0;
+  while (n >= 12 && p <= n - 12) {
+    const std::uint32_t len = be32(d + p);
+    const std::uint8_t* type = d + p + 4;
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    const std::size_t body = n - p - 8;  // bytes after the chunk's length and type
+    if (std::memcmp(type, "IDAT", 4) == 0) total += len < body ? len : body;
+    if (len > n - p - 12) break;
+    p += 12 + static_cast<std::size_t>(len);
+  }
+  return total;
+}
+
+// Filtered bytes (one filter byte per row) that the IHDR's image needs; Adam7 passes sum theirs.
+std::uint64_t filtered_bytes(std::uint64_t w, std::uint64_t h, int bit_depth, int color_type, bool adam7) {
+  const int samples = color_type == 2 ? 3 : color_type == 4 ? 2 : color_type == 6 ? 4 : 1;
+  const std::uint64_t bits = static_cast<std::uint64_t>(samples) * static_cast<std::uint64_t>(bit_depth);
+  const auto rows = [&](std::uint64_t pw, std::uint64_t ph) {
+    return pw == 0 ? 0 : ph * (1 + (pw * bits + 7) / 8);
+  };
+  if (!adam7) return rows(w, h);
+  static constexpr std::uint64_t kX0[7] = {0, 4, 0, 2, 0, 1, 0}, kDx[7] = {8, 8, 4, 4, 2, 2, 1};
+  static constexpr std::uint64_t kY0[7] = {0, 0, 4, 0, 2, 0, 1}, kDy[7] = {8, 8, 8, 4, 4, 2, 2};
+  std::uint64_t total = 0;
+  for (int i = 0; i < 7; ++i) {
+    const std::uint64_t pw = w > kX0[i] ? (w - kX0[i] + kDx[i] - 1) / kDx[i] : 0;
+    const std::uint64_t ph = h > kY0[i] ? (h - kY0[i] + kDy[i] - 1) / kDy[i] : 0;
+    total += rows(pw, ph);
+  }
+  return total;
+}
+
+// Deflate's largest expansion: a 258-byte match coded in 2 bits (zlib's FAQ: 1032:1). An IHDR that
+// needs more filtered bytes than the IDAT data can inflate to is truncated for sure; refusing it
+// at png_info keeps a tiny file from making libpng allocate rows sized by its header.
+constexpr std::uint64_t kDeflateMaxRatio = 1032;
+constexpr std::uint64_t kDeflateSlack = 1024;
+
 enum class Plan : std::uint8_t {
   kDirect,       // libpng's output rows are the requested pixels: read straight into `out`
   kLumaFromRgb,  // libpng gives RGB; kGray wants luma_pillow
@@ -285,6 +328,20 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
     const HeaderScan apng = scan_chunks(ctx->data, ctx->size, ct);
     if (apng.actl && apng.num_frames == 0) {
       error->set("png: APNG acTL chunk gives 0 frames (invalid; at least 1 is required)");
+      return Status::kCorrupt;
+    }
+    // The pixel limit speaks first (decode_info reports it); within it, data too short for the image.
+    const std::int64_t max_px = job.options->max_pixels;
+    const bool over_limit =
+        max_px > 0 && static_cast<std::uint64_t>(w) * h > static_cast<std::uint64_t>(max_px);
+    const std::uint64_t need = filtered_bytes(w, h, bit_depth, ct, interlace != PNG_INTERLACE_NONE);
+    const std::uint64_t have = idat_bytes(ctx->data, ctx->size);
+    if (!over_limit && need > kDeflateMaxRatio * have + kDeflateSlack) {
+      error->set(
+          "png: data is truncated: the %ux%u image needs %llu bytes of pixel rows, but its %llu bytes of "
+          "IDAT data inflate to at most %llu",
+          w, h, static_cast<unsigned long long>(need), static_cast<unsigned long long>(have),
+          static_cast<unsigned long long>(kDeflateMaxRatio * have + kDeflateSlack));
       return Status::kCorrupt;
     }
     ImageInfo* info = job.info;

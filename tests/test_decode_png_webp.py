@@ -651,10 +651,11 @@ def test_png_exif_after_the_image_data_is_applied_as_pillow_does() -> None:
     assert mmcore.image_info(data)["orientation"] == 6
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG", "PNG_ZIP"])
 def test_xmp_orientation_counts_when_exif_has_none_as_in_pillow(fmt: str) -> None:
     """Pillow's getexif() falls back to XMP tiff:Orientation (exif_transpose then turns the
-    image); an EXIF Orientation entry, when there is one, wins."""
+    image); an EXIF Orientation entry, when there is one, wins. PNG_ZIP: a compressed iTXt,
+    which Pillow inflates."""
     from PIL import ImageOps, PngImagePlugin
 
     xmp = (
@@ -665,9 +666,9 @@ def test_xmp_orientation_counts_when_exif_has_none_as_in_pillow(fmt: str) -> Non
     im = Image.fromarray(np.random.default_rng(10).integers(0, 256, (30, 50, 3), dtype=np.uint8))
     for exif_orientation in (None, 1):
         kw: dict[str, object] = {}
-        if fmt == "PNG":
+        if fmt.startswith("PNG"):
             info = PngImagePlugin.PngInfo()
-            info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode(), zip=fmt == "PNG_ZIP")
             kw["pnginfo"] = info
         else:
             kw["xmp"] = xmp
@@ -677,8 +678,10 @@ def test_xmp_orientation_counts_when_exif_has_none_as_in_pillow(fmt: str) -> Non
             exif[0x0112] = exif_orientation
             kw["exif"] = exif.tobytes()
         buf = io.BytesIO()
-        im.save(buf, fmt, **kw)
+        im.save(buf, fmt.removesuffix("_ZIP"), **kw)
         data = buf.getvalue()
+        if fmt == "PNG_ZIP":
+            assert b"tiff:Orientation" not in data  # the packet is deflated
         want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
         assert want.shape == ((50, 30, 3) if exif_orientation is None else (30, 50, 3))
         np.testing.assert_array_equal(mmcore.decode(data), want)

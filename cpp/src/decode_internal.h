@@ -67,8 +67,11 @@ ByteSpan jpeg_find_exif(const std::uint8_t* data, std::size_t size);  ///< TIFF 
 ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< eXIf chunk
 ByteSpan webp_find_exif(const std::uint8_t* data, std::size_t size);  ///< EXIF chunk
 ByteSpan jpeg_find_xmp(const std::uint8_t* data,
-                       std::size_t size);                           ///< APP1 "http://ns.adobe.com/xap/1.0/\0"
-ByteSpan png_find_xmp(const std::uint8_t* data, std::size_t size);  ///< uncompressed iTXt "XML:com.adobe.xmp"
+                       std::size_t size);  ///< APP1 "http://ns.adobe.com/xap/1.0/\0"
+/// iTXt "XML:com.adobe.xmp": its text, or its zlib stream when *compressed is set.
+ByteSpan png_find_xmp(const std::uint8_t* data, std::size_t size, bool* compressed = nullptr);
+/// xmp_orientation of a PNG's XMP packet, inflated (up to 1 MiB, as Pillow) when compressed.
+std::int32_t png_xmp_orientation(const std::uint8_t* data, std::size_t size);
 ByteSpan webp_find_xmp(const std::uint8_t* data, std::size_t size);  ///< "XMP " chunk
 
 }  // namespace mmcore::detail

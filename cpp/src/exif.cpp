@@ -1,6 +1,9 @@
 // EXIF orientation: locate the TIFF block in each container and read tag 0x0112 of IFD0.
 // Every read is bounds-checked: this runs on untrusted bytes.
+#include <zlib.h>
+
 #include <cstring>
+#include <vector>
 
 #include "decode_internal.h"
 
@@ -144,24 +147,51 @@ ByteSpan webp_find_exif(const std::uint8_t* d, std::size_t n) {
   return e;
 }
 
-ByteSpan png_find_xmp(const std::uint8_t* d, std::size_t n) {
+ByteSpan png_find_xmp(const std::uint8_t* d, std::size_t n, bool* compressed) {
   static const char kKey[] = "XML:com.adobe.xmp";  // then a NUL
-  return png_walk(d, n, [](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
-    if (std::memcmp(type, "iTXt", 4) != 0 || len < sizeof kKey + 2 ||
-        std::memcmp(data, kKey, sizeof kKey) != 0)
-      return ByteSpan{};
-    // keyword NUL, compression flag, method, language NUL, translated keyword NUL, text
-    const std::uint8_t* c = data + sizeof kKey;
-    const std::uint8_t* end = data + len;
-    if (c[0] != 0) return ByteSpan{};  // compressed: Pillow inflates it; rare enough to leave
-    c += 2;
-    for (int field = 0; field < 2; ++field) {
-      const auto* z = static_cast<const std::uint8_t*>(std::memchr(c, 0, static_cast<std::size_t>(end - c)));
-      if (z == nullptr) return ByteSpan{};
-      c = z + 1;
-    }
-    return ByteSpan{c, static_cast<std::size_t>(end - c)};
-  });
+  bool deflated = false;
+  const ByteSpan got =
+      png_walk(d, n, [&](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
+        if (std::memcmp(type, "iTXt", 4) != 0 || len < sizeof kKey + 2 ||
+            std::memcmp(data, kKey, sizeof kKey) != 0)
+          return ByteSpan{};
+        // keyword NUL, compression flag, method, language NUL, translated keyword NUL, text
+        const std::uint8_t* c = data + sizeof kKey;
+        const std::uint8_t* end = data + len;
+        if (c[0] != 0 && c[1] != 0) return ByteSpan{};  // an unknown compression method: no text
+        deflated = c[0] != 0;
+        c += 2;
+        for (int field = 0; field < 2; ++field) {
+          const auto* z =
+              static_cast<const std::uint8_t*>(std::memchr(c, 0, static_cast<std::size_t>(end - c)));
+          if (z == nullptr) return ByteSpan{};
+          c = z + 1;
+        }
+        return ByteSpan{c, static_cast<std::size_t>(end - c)};
+      });
+  if (compressed != nullptr) *compressed = got.data != nullptr && deflated;
+  return got;
+}
+
+std::int32_t png_xmp_orientation(const std::uint8_t* d, std::size_t n) {
+  bool compressed = false;
+  const ByteSpan x = png_find_xmp(d, n, &compressed);
+  if (!compressed) return xmp_orientation(x.data, x.size);
+  // Pillow inflates a compressed iTXt up to its MAX_TEXT_CHUNK (1 MiB) and refuses more.
+  constexpr std::size_t kMaxText = 1u << 20;
+  std::vector<std::uint8_t> text(kMaxText);
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return 0;
+  z.next_in = const_cast<Bytef*>(x.data);
+  z.avail_in = static_cast<uInt>(x.size);
+  z.next_out = text.data();
+  z.avail_out = static_cast<uInt>(text.size());
+  const int rc = inflate(&z, Z_FINISH);
+  const std::size_t got = text.size() - z.avail_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END && rc != Z_BUF_ERROR) return 0;  // damaged: Pillow gets no text either
+  if (rc == Z_BUF_ERROR && z.avail_out == 0) return 0;    // over 1 MiB: Pillow refuses it
+  return xmp_orientation(text.data(), got);
 }
 
 ByteSpan webp_find_xmp(const std::uint8_t* d, std::size_t n) {

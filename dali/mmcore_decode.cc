@@ -103,8 +103,14 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     }
     pool.RunAll();
 
+    // The header was read: decoded, or over the pixel limit (decode_info measured it first), as
+    // mmcore run's image_info reports the facts of an image too large to decode.
     std::vector<char> header_ok(n);
-    for (int i = 0; i < n; ++i) header_ok[i] = mmcore::status_ok(outcomes[i].status);
+    for (int i = 0; i < n; ++i) {
+      const mmcore::ImageInfo& im = infos[i].image;
+      header_ok[i] = mmcore::status_ok(outcomes[i].status) ||
+                     (outcomes[i].status == mmcore::Status::kTooLarge && im.width > 0 && im.height > 0);
+    }
     const int channels = channel_count();
     dali::TensorListShape<> shape(n, 3);
     for (int i = 0; i < n; ++i) {
@@ -150,7 +156,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
 
     // What the header said, whatever the pixels did: full-size width and height as displayed
     // (after the EXIF orientation, even when it is not applied), orientation, format; zeros when
-    // the header could not be read (or was over the pixel limit).
+    // the header could not be read.
     auto& meta = ws.Output<dali::CPUBackend>(3);
     meta.Resize(dali::uniform_list_shape(n, dali::TensorShape<>{4}), DALI_INT32);
     for (int i = 0; i < n; ++i) {
@@ -281,8 +287,8 @@ DALI_SCHEMA(MmcoreDecode)
 Outputs the image (HWC uint8), its status (uint8 scalar, mmcore.Status), a message (1-D uint8,
 UTF-8, empty when there is nothing to say) and the header's facts (int32 x 4: full-size width and
 height as displayed, i.e. after the EXIF orientation even when it is not applied; the orientation
-1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; all zeros where the header could not be read or
-was over the pixel limit). A sample that cannot be decoded yields a 0x0 image
+1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; all zeros where the header could not be read; an
+image over the pixel limit has them, as in mmcore run). A sample that cannot be decoded yields a 0x0 image
 (or a zeroed one when its data breaks after a valid header) and its status: it never raises.
 With ``short_side``, ``fit`` or ``crop`` it returns mmcore.thumbnail's result (JPEG's scaled
 IDCT where the reduced image still covers ``reducing_gap`` times the target).)")

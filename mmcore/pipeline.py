@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -136,8 +136,16 @@ def _file_batches(paths: list[str], ids: list[str], size: int = 256) -> Iterator
     empty or unreadable file)."""
     import pyarrow as pa
 
+    from .jobs.processor import path_to_uri, text
+
     for i in range(0, len(paths), size):
-        yield pa.record_batch({"id": ids[i : i + size], "path": paths[i : i + size]})
+        # file:// URIs and text() ids, as mmcore run: a name that is not UTF-8 survives both.
+        yield pa.record_batch(
+            {
+                "id": [text(n) for n in ids[i : i + size]],
+                "path": [path_to_uri(p) for p in paths[i : i + size]],
+            }
+        )
 
 
 def _parts(source: Any) -> list[_Part]:
@@ -177,34 +185,83 @@ def _parts(source: Any) -> list[_Part]:
         return parts
     if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
         paths = [os.path.abspath(os.fspath(s)) for s in source]
-        missing = [p for p in paths if not os.path.isfile(p)]
+        missing = [p for p in paths if not os.path.exists(p)]
         if missing:
             raise FileNotFoundError(f"{len(missing)} source file(s) do not exist, e.g. {missing[0]!r}")
+        not_files = [p for p in paths if not os.path.isfile(p)]
+        if not_files:
+            raise ValueError(
+                f"{len(not_files)} source path(s) are not files, e.g. {not_files[0]!r} (pass a folder "
+                "as the source itself, not inside a list)"
+            )
         return [_Part("arrow", batches=_file_batches(paths, [os.fspath(s) for s in source]))] if paths else []
-    if isinstance(source, Iterable):
-        return [_Part("arrow", batches=source)]
-    raise TypeError(
-        "source must be a directory, file, glob or list of paths, a pyarrow Table / RecordBatch or an "
-        f"iterable of RecordBatches, not {type(source).__name__}"
-    )
+    if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray, memoryview, str, Mapping)):
+        if isinstance(source, Sequence):  # a list can be checked now, an iterator only as it runs
+            for _ in _checked_batches(source):
+                pass
+        return [_Part("arrow", batches=_checked_batches(source))]
+    raise TypeError(_SOURCE_KINDS + f", not {type(source).__name__}")
+
+
+_SOURCE_KINDS = (
+    "source must be a directory, file, glob or list of paths, a pyarrow Table / RecordBatch or an "
+    "iterable of RecordBatches"
+)
+
+
+def _checked_batches(source: Iterable[Any]) -> Iterator[Any]:
+    """The caller's iterable, item by item, each one a RecordBatch (or Table, or a Refused record)."""
+    import pyarrow as pa
+
+    from .jobs.sources import Refused
+
+    for item in source:
+        if isinstance(item, pa.Table):
+            yield from item.to_batches()
+        elif isinstance(item, (pa.RecordBatch, Refused)):
+            yield item
+        else:
+            raise TypeError(_SOURCE_KINDS + f"; the iterable gave a {type(item).__name__}")
 
 
 def _tar_is_clean(path: str) -> bool:
-    """True when DALI's webdataset reader gives the same rows as ``mmcore run``: the tar reads to
-    its end-of-archive blocks and has no member that mmcore run refuses (an absolute path, a
-    ``..`` component, a link: DALI's reader would strip or skip those silently). Other tars go
-    through mmcore run's own tar reader, which turns them into SOURCE_ERROR rows."""
+    """True when DALI's webdataset reader gives the same rows, with the same ids, as ``mmcore run``:
+
+    - the tar reads to its end-of-archive blocks, and no member is one that mmcore run refuses (an
+      absolute path, a ``..`` component, a link, a repeated name: DALI would strip, skip or
+      repeat those silently);
+    - every member mmcore run reads as an image is one that DALI takes as its own sample: an ASCII
+      name with no PAX header (DALI reads the ustar name only), a base name that is ``key.ext``
+      with one dot, not leading (DALI splits at the first dot), ``ext`` one of
+      :data:`WDS_EXTENSIONS` (matched by case), and a key no other image member has (DALI keeps
+      one component per key);
+    - at least one such member (DALI refuses a tar with no sample).
+
+    Other tars go through mmcore run's own tar reader, which gives those rows, or SOURCE_ERROR rows."""
+    import posixpath
     import tarfile
 
-    from .jobs.sources import _bad_member, ends_cleanly
+    from .jobs.sources import _bad_member, _member_is_image, ends_cleanly
 
+    names: set[str] = set()
+    keys: set[str] = set()
     try:
         with tarfile.open(path, "r:") as tf:
             for m in tf:
-                if _bad_member(m) is not None:
+                if _bad_member(m) is not None or m.name in names or "path" in m.pax_headers:
                     return False
+                names.add(m.name)
+                if not m.isfile() or not _member_is_image(tf, m):
+                    continue  # DALI skips these too: a sidecar's extension is none of WDS_EXTENSIONS
+                base = posixpath.basename(m.name)
+                key, _, ext = m.name.rpartition(".")
+                if not m.name.isascii() or base.startswith(".") or base.count(".") != 1:
+                    return False
+                if ext not in WDS_EXTENSIONS or key in keys:
+                    return False
+                keys.add(key)
             end = tf.offset
-        return ends_cleanly(path, end)
+        return bool(keys) and ends_cleanly(path, end)
     except (tarfile.TarError, OSError, EOFError):
         return False
 
@@ -641,9 +698,15 @@ def build(
         _check_gpu(kinds, mode)
     if thumbnail_format not in ("jpeg", "webp"):
         raise ValueError(f"thumbnail_format must be 'jpeg' or 'webp', not {thumbnail_format!r}")
-    for name, value, low in (("batch_size", batch_size, 1), ("thumbnail", thumbnail or 0, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    for name, value, low, high in (
+        ("batch_size", batch_size, 1, 1 << 20),
+        ("thumbnail", thumbnail or 0, 0, 65535),
+        ("thumbnail_quality", 85 if thumbnail_quality is None else thumbnail_quality, 1, 100),
+        ("thumbnail_webp_method", thumbnail_webp_method, 0, 6),
+        ("max_pixels", max_pixels or 0, 0, 1 << 62),
+    ):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer in {low}..{high}, not {value!r}")
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, not {num_threads!r}")

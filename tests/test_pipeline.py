@@ -226,6 +226,62 @@ def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
     assert all(r["phash"] is None for r in evil)
 
 
+def test_tars_dali_would_misread_give_mmcore_runs_rows(tmp_path: Path) -> None:
+    """DALI's webdataset reader splits a name at its base name's first dot, matches extensions by
+    case, keeps one image per key, reads only the ustar name (not a PAX one) and refuses a tar with
+    no sample. Tars where any of that would lose or rename a row go through mmcore run's reader:
+    the rows (ids, statuses) equal mmcore run's, and a sidecar-only tar next to them stops nothing."""
+    from mmcore.jobs.config import Config
+    from mmcore.jobs.runner import run
+    from mmcore.jobs.schema import read_output
+
+    imgs = [Path(p).read_bytes() for p in mmcore.demo_images()]
+    src = tmp_path / "src"
+    src.mkdir()
+    shapes = {
+        "dots.tar": ["img.0001.jpg", "d.jpg"],
+        "samekey.tar": ["a.jpg", "a.png"],
+        "case.tar": ["b.Jpg"],
+        "hidden.tar": [".c.jpg"],
+        "pax.tar": ["photos/" + "x" * 120 + ".jpg", "café.jpg", "é.jpg", "ü.jpg"],
+        "repeat.tar": ["r.jpg", "s.jpg", "r.jpg"],
+        "clean.tar": ["./k0.jpg", "dir.v1/k1.jpg", "k2.jpg"],
+    }
+    for tar, names in shapes.items():
+        with tarfile.open(src / tar, "w", format=tarfile.PAX_FORMAT) as tf:
+            for i, name in enumerate(names):
+                info = tarfile.TarInfo(name)
+                info.size = len(imgs[i % len(imgs)])
+                tf.addfile(info, io.BytesIO(imgs[i % len(imgs)]))
+    with tarfile.open(src / "meta-only.tar", "w") as tf:
+        info = tarfile.TarInfo("0001.json")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"{}"))
+    assert [t for t in sorted(shapes) if mp._tar_is_clean(str(src / t))] == ["clean.tar"]
+    run(str(src), tmp_path / "out", Config(workers=1, hashes=("phash",)), progress=None)
+    want = {r["id"]: (r["status"], r["phash"]) for r in read_output(tmp_path / "out").to_pylist()}
+    got = {
+        r["id"]: (r["status"], r["phash"]) for r in mp.build(src, hashes=("phash",)).to_table().to_pylist()
+    }
+    assert got == want
+    assert len(got) == sum(len(n) for n in shapes.values())
+    assert want["repeat.tar/r.jpg#2"][0] == "SOURCE_ERROR"
+
+
+def test_file_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """A file whose name is not UTF-8 is a row with mmcore run's id, from a folder or a list."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = Path(mmcore.demo_images()[0]).read_bytes()
+    raw = os.fsdecode(b"caf\xe9.jpg")
+    (src / raw).write_bytes(data)
+    (src / "ok.jpg").write_bytes(data)
+    rows = {r["id"]: r["status"] for r in mp.build(src, hashes=("phash",)).to_table().to_pylist()}
+    assert rows == {"caf\\xe9.jpg": "OK", "ok.jpg": "OK"}
+    listed = mp.build([str(src / raw)], hashes=("phash",)).to_table().to_pylist()
+    assert [r["status"] for r in listed] == ["OK"] and listed[0]["id"].endswith("caf\\xe9.jpg")
+
+
 @pytest.mark.corpus
 def test_parquet_and_arrow_sources(tmp_path: Path) -> None:
     files = corpus_files("jpeg")[:10] + corpus_files("corrupt")[:4] + corpus_files("webp")[:4]
@@ -353,6 +409,22 @@ def test_build_rejects_bad_arguments() -> None:
         mp.build(42)
     with pytest.raises(FileNotFoundError):
         mp.build(["/nonexistent/x.jpg"])
+    with pytest.raises(ValueError, match="not files"):
+        mp.build([os.path.dirname(imgs[0])])
+    for source in (b"\xff\xd8\xff", [b"\xff\xd8\xff"], {"id": ["a"]}, "/nonexistent-dir/"):
+        with pytest.raises((TypeError, FileNotFoundError, ValueError)):
+            mp.build(source)
+    with pytest.raises(TypeError, match="gave a bytes"):
+        mp.build([Path(imgs[0]).read_bytes()])
+    for name, value in (
+        ("thumbnail", 1 << 31),
+        ("thumbnail_quality", 0),
+        ("thumbnail_webp_method", 7),
+        ("max_pixels", 1 << 63),
+        ("batch_size", 1 << 31),
+    ):
+        with pytest.raises(ValueError, match=name):
+            mp.build(imgs, **{name: value})
     with pytest.raises(ValueError, match="no bytes column"):
         list(mp.build(pa.table({"id": ["a"], "n": [1]})))
     p = mp.build(imgs)
@@ -454,7 +526,7 @@ def test_decode_operator_max_pixels_and_arguments() -> None:
     img, st, msg, meta = _run(pipe, 1)
     assert int(st[0]) == mmcore.Status.TOO_LARGE and img[0].size == 0
     assert "limit" in bytes(msg[0]).decode() or "pixels" in bytes(msg[0]).decode()
-    assert list(meta[0]) == [0, 0, 0, 0]  # over the limit: no header facts (as mmcore run)
+    assert list(meta[0]) == [60, 50, 1, 1]  # over the limit, the header's facts (as mmcore run)
 
     @pipeline_def(batch_size=1, num_threads=1, device_id=None)
     def bad() -> Any:

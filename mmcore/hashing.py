@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .image import BatchResult, _max_pixels, _threads, _thumbnail_codes
+from .image import BatchResult, _batch_sources, _max_pixels, _threads, _thumbnail_codes
 from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -82,15 +82,21 @@ class HashResult(StatusColumn):
         except KeyError:
             raise KeyError(f"no column {kind!r}; this result has {sorted(self.columns)}") from None
 
-    def hex(self, kind: str) -> list[str | None]:
+    def hex(self, kind: str) -> list[Any]:
         """The column as hex strings (imagehash's ``str()`` / the PDQ reference's hex); None where
-        the record failed."""
+        the record failed. ``pdq_dihedral`` gives a list of 8 hex strings per record."""
         col: Any = self[kind]
         if hasattr(col, "__cuda_array_interface__"):  # hash_batch(device="cuda"): cupy columns
             col = col.get()
         ok = self.ok
-        if kind in ("pdq", "pdq_dihedral"):
+        if kind == "pdq":
             return [bytes(row).hex() if good else None for row, good in zip(col, ok, strict=True)]
+        if kind == "pdq_dihedral":  # the 8 hashes of a row, each as the reference's hex
+            return [
+                [bytes(v).hex() for v in row] if good else None for row, good in zip(col, ok, strict=True)
+            ]
+        if kind not in BITS:
+            raise ValueError(f"column {kind!r} holds no hashes: it has no hex form")
         bits = BITS[kind]
         return [hash_to_hex(int(v), bits) if good else None for v, good in zip(col, ok, strict=True)]
 
@@ -164,6 +170,7 @@ def hash_batch(
     """
     names, mask = _kinds(kinds)
     m = _mode(mode, ("exact", "reference", "full", "fast"))
+    srcs = _batch_sources(srcs)
     if device == "cuda":
         return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumbnail)
     if device != "cpu":
@@ -428,11 +435,21 @@ def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
     a = np.asarray(x)
     if a.dtype == np.uint8:
         return a
-    if a.dtype.kind in "iu":
-        return np.ascontiguousarray(a.astype(">u8"))[..., None].view(np.uint8)
+    if a.dtype.kind in "iu":  # astype copies C-contiguous and keeps a 0-d shape (a scalar)
+        return a.astype(">u8", order="C")[..., None].view(np.uint8)
     if a.dtype == object:
         raise TypeError("hamming on Python ints wider than 64 bits: pass bytes or uint8 arrays")
     raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
+
+
+def _unsigned(h: int) -> int:
+    """A negative int as its 64-bit two's complement: the int64 hash columns of mmcore run's
+    Parquet (imagehash's bits reinterpreted), as the array path reads them."""
+    if h >= 0:
+        return h
+    if h < -(1 << 63):
+        raise ValueError(f"hamming on {h}: a negative hash must fit in int64 (hashes are unsigned)")
+    return h + (1 << 64)
 
 
 @overload
@@ -445,7 +462,9 @@ def hamming(a: Any, b: Any) -> Any:
     """Hamming distance between hashes: ints, bytes, or arrays (vectorised, broadcasting).
 
     ``uint64`` arrays hold 64-bit hashes; ``uint8`` arrays of shape ``(..., nbytes)`` hold longer
-    ones (e.g. PDQ's ``(N, 32)``), compared along the last axis.
+    ones (e.g. PDQ's ``(N, 32)``), compared along the last axis. Negative ints and int64 values
+    are read as their 64-bit two's complement (``mmcore run``'s int64 hash columns). Scalars give
+    an int.
 
     >>> import mmcore, numpy as np
     >>> mmcore.hamming(0b1011, 0b0001), mmcore.hamming(b"\\x0f", b"\\xff")
@@ -454,9 +473,7 @@ def hamming(a: Any, b: Any) -> Any:
     [1, 2]
     """
     if isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool):
-        if a < 0 or b < 0:
-            raise ValueError("hamming on negative ints is undefined: hashes are unsigned")
-        return (a ^ b).bit_count()
+        return (_unsigned(a) ^ _unsigned(b)).bit_count()
     if isinstance(a, (bytes, bytearray, memoryview)) and isinstance(b, (bytes, bytearray, memoryview)):
         if len(a) != len(b):
             raise ValueError(f"hashes differ in length: {len(a)} and {len(b)} bytes")

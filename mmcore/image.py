@@ -71,9 +71,24 @@ def _pixel(color: str, alpha: str) -> int:
 def _max_pixels(max_pixels: int | None) -> int:
     if max_pixels is None:
         return DEFAULT_MAX_PIXELS
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
-        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
-    return max_pixels
+    if (
+        isinstance(max_pixels, (bool, np.bool_))
+        or not isinstance(max_pixels, (int, np.integer))
+        or not 0 < max_pixels < 1 << 63
+    ):
+        raise ValueError(f"max_pixels must be an int in 1..2**63-1, or None, got {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _batch_sources(srcs: Any) -> Any:
+    """``srcs`` of a batch call: a sequence of sources, never one source (a path string or bytes
+    would be iterated character by character, each a failed record)."""
+    if isinstance(srcs, (str, bytes, bytearray, memoryview, os.PathLike)):
+        raise TypeError(
+            f"srcs must be a sequence of sources (a list of paths, bytes or arrays), not one "
+            f"{type(srcs).__name__}: wrap it in a list"
+        )
+    return srcs
 
 
 def _filter(name: str) -> int:
@@ -217,7 +232,7 @@ def decode_batch(
     pixel = _pixel(color, alpha)
     mp = _max_pixels(max_pixels)
     t = _threads(threads)
-    items = [_src(s) for s in srcs]
+    items = [_src(s) for s in _batch_sources(srcs)]
     if target is None:
         res = _core.decode_batch(items, pixel, bool(exif_orientation), mp, bool(fast), t)
     else:
@@ -360,7 +375,7 @@ def thumbnail_batch(
         fast=fast,
         reducing_gap=reducing_gap,
     )
-    res = _core.thumbnail_batch([_src(s) for s in srcs], *codes, _threads(threads))
+    res = _core.thumbnail_batch([_src(s) for s in _batch_sources(srcs)], *codes, _threads(threads))
     return BatchResult(images=res[0], status=res[1], errors=res[2])
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -512,18 +512,23 @@ class ClusterResult:
         return out
 
 
-def _pairs(pairs: Any, r: int | None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _pairs(pairs: Any) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any] | None]:
+    """(i, j, d or None) of a (P, 2) / (P, 3) array or a tuple of 2 or 3 columns. Any other
+    container is refused: a list of 2 or 3 pairs would read as columns, silently."""
     d = None
     if isinstance(pairs, np.ndarray):
         if pairs.ndim != 2 or pairs.shape[1] not in (2, 3):
             raise ValueError(f"pairs as an array must have shape (P, 2) or (P, 3), got {pairs.shape}")
         cols: list[Any] = [pairs[:, c] for c in range(pairs.shape[1])]
-    elif isinstance(pairs, Iterable):
+    elif isinstance(pairs, tuple):
         cols = list(pairs)
         if len(cols) not in (2, 3):
-            raise ValueError(f"pairs must be (i, j) or (i, j, d) arrays, got {len(cols)} items")
+            raise ValueError(f"pairs must be a tuple (i, j) or (i, j, d) of arrays, got {len(cols)} items")
     else:
-        raise ValueError(f"cluster needs a HammingIndex or (i, j[, d]) pairs, got {type(pairs).__name__}")
+        raise ValueError(
+            "cluster needs a HammingIndex, a tuple (i, j[, d]) of arrays (as index.join returns) or a "
+            f"(P, 2|3) array (np.array(list_of_pairs)), got {type(pairs).__name__}"
+        )
     i, j = (np.asarray(c) for c in cols[:2])
     if len(cols) == 3:
         d = np.asarray(cols[2])
@@ -532,13 +537,7 @@ def _pairs(pairs: Any, r: int | None) -> tuple[npt.NDArray[np.int64], npt.NDArra
             raise ValueError(f"pairs {name} must be a 1-D integer array, got {a.dtype} {a.shape}")
     if i.shape != j.shape or (d is not None and d.shape != i.shape):
         raise ValueError(f"pair arrays differ in length: {[len(c) for c in (i, j, d) if c is not None]}")
-    if r is not None:
-        r = _nonneg_int("r", r)
-        if d is None:
-            raise ValueError("r filters pairs by distance: give (i, j, d), or leave r=None")
-        keep = d <= r
-        i, j = i[keep], j[keep]
-    return np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64)
+    return i, j, d
 
 
 def _score(name: str, v: Any, n: int) -> npt.NDArray[np.int64]:
@@ -570,10 +569,11 @@ def cluster(
     graph whose edges are the pairs within ``r``.
 
     ``pairs_or_index``: a :class:`HammingIndex` (then ``r`` is required, the index is joined at
-    ``r`` and items are its positions), or pairs of *positions* 0..n-1 as ``(i, j)`` /
+    ``r`` and items are its positions), or pairs of *positions* 0..n-1 as a tuple of ``(i, j)`` /
     ``(i, j, d)`` arrays or a (P, 2) / (P, 3) array (e.g. ``index.join(r)`` of an index whose
-    ids are positions); ``r`` then keeps the pairs with ``d <= r``. ``n`` (items) defaults to
-    ``len(index)`` or the largest position + 1.
+    ids are positions; a list of pairs: ``np.array(pairs)``); ``r`` then keeps the pairs with
+    ``d <= r``. ``n`` (items) defaults to ``len(index)`` or the largest position any pair names
+    + 1 (before the ``r`` filter).
 
     ``representative`` picks one item per cluster: ``"first"`` the smallest position,
     ``"largest"`` the largest ``sizes`` value (e.g. pixels), ``"quality"`` the largest
@@ -599,13 +599,21 @@ def cluster(
         if n is not None and n != size:
             raise ValueError(f"n={n} but the index holds {size} codes")
     else:
-        a, b = _pairs(pairs_or_index, r)
+        a, b, d = _pairs(pairs_or_index)
+        # n counts every position the pairs name, also those whose pairs r filters out.
         top = int(max(a.max(), b.max())) + 1 if a.size else 0
         size = top if n is None else _nonneg_int("n", n)
         if size < top:
             raise ValueError(f"pairs name position {top - 1} but n={size}")
         if a.size and min(int(a.min()), int(b.min())) < 0:
             raise ValueError("pair positions must be >= 0")
+        if r is not None:
+            r = _nonneg_int("r", r)
+            if d is None:
+                raise ValueError("r filters pairs by distance: give (i, j, d), or leave r=None")
+            keep = d <= r
+            a, b = a[keep], b[keep]
+        a, b = np.ascontiguousarray(a, dtype=np.int64), np.ascontiguousarray(b, dtype=np.int64)
     roots = np.asarray(_core.union_find(size, a, b), dtype=np.int64)
     # roots[x] is the smallest position of x's component: numbering components by their root
     # numbers them in order of first appearance.

@@ -468,6 +468,20 @@ def test_cluster_known_graphs() -> None:
     assert empty.labels.size == 0 and empty.n_clusters == 0
 
 
+def test_cluster_pairs_forms_and_r() -> None:
+    """Pairs are a tuple of columns or a (P, 2|3) array; a list (of 2 or 3 pairs, it would read as
+    columns) is refused. r filters pairs, never items: n counts every position named."""
+    want = [0, 1, 2, 3, 4, 0, 1]
+    assert mmcore.cluster(np.array([(0, 5), (1, 6)])).labels.tolist() == want
+    assert mmcore.cluster(([0, 1], [5, 6])).labels.tolist() == want
+    for pairs in ([(0, 5), (1, 6)], [(0, 5, 1), (1, 6, 1), (2, 7, 1)], [[0, 1], [5, 6]]):
+        with pytest.raises(ValueError, match=r"np\.array"):
+            mmcore.cluster(pairs)
+    t = (np.array([0, 3]), np.array([1, 4]), np.array([2, 9]))
+    assert mmcore.cluster(t, r=4).labels.tolist() == [0, 0, 1, 2, 3]
+    assert mmcore.cluster(t, r=9).labels.tolist() == [0, 0, 1, 2, 2]
+
+
 def test_cluster_representatives() -> None:
     pairs = ([0, 1, 3, 4], [1, 2, 4, 5])  # {0,1,2} {3,4,5} {6}
     sizes = [100, 300, 300, 7, 9, 8, 1]

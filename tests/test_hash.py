@@ -349,8 +349,47 @@ def test_hamming() -> None:
     assert mmcore.hamming(a.astype(np.int64), a).tolist() == [0, 0, 0]
     with pytest.raises(ValueError):
         mmcore.hamming(b"\x00", b"\x00\x00")
+    # A negative int is its int64 two's complement (mmcore run's int64 hash columns), as in arrays.
+    assert mmcore.hamming(-1, 0) == 64 == mmcore.hamming(np.int64(-1), np.uint64(0))
     with pytest.raises(ValueError):
-        mmcore.hamming(-1, 0)
+        mmcore.hamming(-(2**63) - 1, 0)
+    # Scalars in, an int out: numpy scalars (a column's items) and mixed int / bytes.
+    col = np.array([0b1011, 0b0001], dtype=np.uint64)
+    for d in (mmcore.hamming(col[0], col[1]), mmcore.hamming(5, b"\x00" * 8), mmcore.hamming(np.int64(3), 0)):
+        assert type(d) is int and d == 2
+
+
+def test_batch_calls_refuse_one_source_and_keep_going_on_odd_arrays() -> None:
+    """A path string given as srcs is a TypeError (not one failed record per character); an array
+    no kernel takes (grey + alpha, a side over 2^31 - 1) is a record status, the batch goes on."""
+    path = mmcore.demo_images()[0]
+    calls = (mmcore.hash_batch, mmcore.decode_batch, lambda s: mmcore.thumbnail_batch(s, short_side=32))
+    for call in calls:
+        for one in (path, Path(path), Path(path).read_bytes()):
+            with pytest.raises(TypeError, match="sequence of sources"):
+                call(one)
+    la = np.zeros((8, 8, 2), np.uint8)
+    wide = np.zeros((1, 2**31), np.uint8)  # 2 GiB of untouched (lazily mapped) zeros
+    r = mmcore.hash_batch([path, la, wide], kinds=("dhash",))
+    st = mmcore.Status
+    assert [st(int(s)) for s in r.status] == [st.OK, st.UNSUPPORTED, st.TOO_LARGE]
+    assert "2 channels" in r.errors[1] and "2^31" in r.errors[2]
+    with pytest.raises(mmcore.DecodeError, match="channels"):
+        mmcore.dhash(la)
+    # max_pixels takes numpy ints, and refuses what no int64 holds with its own name.
+    assert mmcore.hash_batch([path], kinds=("dhash",), max_pixels=np.int64(10**9)).status[0] == st.OK
+    with pytest.raises(ValueError, match="max_pixels"):
+        mmcore.hash_batch([path], max_pixels=2**70)
+
+
+def test_hex_of_dihedral_pdq_and_non_hash_columns() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    r = mmcore.hash_batch([img, None], kinds=["pdq"], dihedral=True)
+    hexes = r.hex("pdq_dihedral")
+    assert hexes[1] is None and len(hexes[0]) == 8
+    assert hexes[0] == [mmcore.pdq_hex(h) for h in mmcore.pdq(img, mode="full", dihedral=True)[0]]
+    with pytest.raises(ValueError, match="no hex form"):
+        r.hex("pdq_quality")
 
 
 def test_forced_backends_give_identical_hashes(tmp_path: Path) -> None:

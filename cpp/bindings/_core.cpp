@@ -79,6 +79,8 @@ struct Source {
   std::vector<std::uint8_t> file;  // filled by read() for paths
   bool is_image = false;           // bind_image(): `image` views decoded pixels
   bool missing = false;            // bind() in a batch: the source was None
+  Status rejected = Status::kOk;   // bind_image(): an array no kernel takes (read() reports it)
+  std::string rejection;
   ConstImageView image;
 
   Source() = default;
@@ -98,11 +100,22 @@ struct Source {
       throw py::type_error("source " + std::to_string(index) + ": a decoded image must be uint8, got " +
                            std::string(py::str(a.dtype())));
     const py::ssize_t c = a.ndim() == 2 ? 1 : a.shape(2);
-    if (c != 1 && c != 3 && c != 4)
-      throw py::value_error("source " + std::to_string(index) + ": a decoded image must be HxW, HxWx3 or " +
-                            "HxWx4, got " + std::to_string(c) + " channels");
     if (!(a.flags() & py::array::c_style))
       throw py::value_error("source " + std::to_string(index) + ": the image array must be C-contiguous");
+    // A shape no kernel takes is a record status (a batch goes on), like an empty array.
+    if (c != 1 && c != 3 && c != 4) {
+      rejected = Status::kUnsupported;
+      rejection = "a decoded image must be HxW, HxWx3 or HxWx4, got " + std::to_string(c) + " channels" +
+                  (c == 2 ? " (grey + alpha: pass a[..., 0])" : "");
+      return true;
+    }
+    constexpr py::ssize_t kMaxSide = std::numeric_limits<std::int32_t>::max();
+    if (a.shape(0) > kMaxSide || a.shape(1) > kMaxSide) {
+      rejected = Status::kTooLarge;
+      rejection = "a decoded image of " + std::to_string(a.shape(0)) + "x" + std::to_string(a.shape(1)) +
+                  " pixels: a side is over 2^31 - 1";
+      return true;
+    }
     if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
     has_view = true;
     image = ConstImageView(static_cast<const std::uint8_t*>(view.buf), static_cast<std::int32_t>(a.shape(1)),
@@ -139,6 +152,10 @@ struct Source {
 
   // Without the GIL. For paths, reads the file; an unreadable file is a record status.
   Status read(ErrorText* error) {
+    if (rejected != Status::kOk) {
+      error->set("%s", rejection.c_str());
+      return rejected;
+    }
     if (missing) {
       error->set("no data: the source is None");
       return Status::kCorrupt;

@@ -9,8 +9,11 @@ Input datasets:
 - ``ray.data.read_binary_files(paths, include_paths=True)``: columns ``bytes`` and ``path``; the
   id is the path;
 - ``ray.data.read_parquet(...)`` with a bytes (binary) or a path (string) column, found by name and
-  type as ``mmcore run`` finds them (:func:`mmcore.jobs.sources.parquet_columns`); the id is the
-  ``id`` or ``key`` column, else the path column;
+  type as ``mmcore run`` finds them (:func:`mmcore.jobs.sources.parquet_columns`; a Hugging Face
+  image struct gives its ``bytes``); the id is the ``id`` or ``key`` column (a binary key as its
+  UTF-8 text, as in ``mmcore run``), else the path column. Ray does not say which file and row a
+  record came from, so a null id becomes ``sha256:<hex>`` of the record's bytes (else its path)
+  where ``mmcore run`` writes ``<file>#<row>``;
 - any dataset with ``id`` and ``bytes`` or ``path`` (optionally ``source_uri`` and ``member``).
 
 CPU reservation rule (a pool that holds every CPU starves the read and write tasks, and the job
@@ -26,14 +29,16 @@ autoscaling cluster may grow).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .jobs.config import Config
-from .jobs.processor import Processor
+from .jobs.processor import Processor, text
 from .jobs.sources import parquet_columns
 
 try:
@@ -143,8 +148,33 @@ class _ProcessBatches:
         pairs = self._columns.get(batch.schema)
         if pairs is None:
             pairs = self._columns[batch.schema] = input_columns(batch.schema)
-        out = self._processor(pa.table({dst: batch.column(src) for src, dst in pairs}))
+        cols = {dst: batch.column(src) for src, dst in pairs}
+        if cols["id"].null_count:
+            cols["id"] = _fill_ids(cols["id"], cols.get("bytes"), cols.get("path"))
+        out = self._processor(pa.table(cols))
         return pa.Table.from_batches([out])
+
+
+def _fill_ids(ids: Any, data: Any, paths: Any) -> pa.Array:
+    """The id column with each null replaced: Ray does not say which file and row a record came
+    from (mmcore run's ``<file>#<row>``), so a null id becomes ``sha256:<hex>`` of the record's
+    bytes, else its path, so that the record still gets its row."""
+    if data is not None and pa.types.is_struct(data.type):
+        data = pc.struct_field(data, "bytes")
+    blobs = data.to_pylist() if data is not None else [None] * len(ids)
+    where = paths.to_pylist() if paths is not None else [None] * len(ids)
+    out: list[str] = []
+    for i, v in enumerate(ids.to_pylist()):
+        if isinstance(v, bytes):
+            v = text(v.decode("utf-8", "surrogateescape"))
+        elif v is not None:
+            v = str(v)
+        elif (blob := blobs[i]) is not None:
+            v = "sha256:" + hashlib.sha256(blob).hexdigest()
+        else:
+            v = where[i] if where[i] is not None else f"<null id, no data, batch row {i}>"
+        out.append(v)
+    return pa.array(out, pa.string())
 
 
 def process(

@@ -16,8 +16,10 @@ import functools
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_to_bytes, urlparse
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +38,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
 
 from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args
-from .jobs.processor import SOURCE_ERROR, Processor, failure_batch
+from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, path_to_uri, text
 from .jobs.schema import OK_STATUSES, SCHEMA
 from .jobs.sources import Refused, Shard, parquet_columns, plan
 from .search import cluster
@@ -121,28 +123,119 @@ def _process_batch(proc: Processor, batch: pa.RecordBatch) -> Iterator[pa.Record
         yield proc(batch)
 
 
-def _map_process(config: dict[str, Any], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _map_process(
+    config: dict[str, Any], root: str, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
     """The function ``mapInArrow`` runs: batches of (id, bytes | path, source_uri, member
-    [, source_error]) cut to ``config["batch_size"]`` rows, processed, cast to Spark's types."""
+    [, source_error, __raw, __f]) cut to ``config["batch_size"]`` rows, given mmcore run's ids,
+    URIs and paths (:func:`_normalise`), processed, cast to Spark's types."""
     proc = _processor(config)
     size = proc.config.batch_size
     for big in batches:
         for at in range(0, big.num_rows, size):
-            for out in _process_batch(proc, big.slice(at, size)):
+            for out in _process_batch(proc, _normalise(big.slice(at, size), root)):
                 yield pa.RecordBatch.from_arrays(
                     [c.cast(f.type) for c, f in zip(out.columns, _OUT_SCHEMA, strict=True)],
                     schema=_OUT_SCHEMA,
                 )
 
 
-def _file_uri(c: Column) -> Column:
-    """Spark's ``file:/x`` paths as the ``file:///x`` URIs of mmcore's output."""
-    return F.regexp_replace(c, "^file:/(?!/)", "file:///")
+def _hadoop_path(uri: str) -> str | None:
+    """The local path of a Hadoop ``file:`` URI as ``_metadata.file_path`` and ``inputFiles()``
+    give them (percent-encoded); None for another scheme."""
+    u = urlparse(uri)
+    if u.scheme != "file" or u.netloc not in ("", "localhost"):
+        return None
+    return os.fsdecode(unquote_to_bytes(u.path))
 
 
-def _inputs(df: DataFrame) -> DataFrame:
+def _raw_uri(path: str) -> str:
+    """``source_uri`` of a binaryFile row: Spark's ``path`` is ``file:`` and the path as it is (not
+    percent-encoded), which becomes mmcore run's RFC 8089 URI; other schemes stay as they are."""
+    if not path.startswith("file:"):
+        return path
+    rest = path[len("file:") :]
+    if rest.startswith("//"):  # file://host/x or file:///x
+        host, _, tail = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            return path
+        rest = "/" + tail
+    return path_to_uri(rest)
+
+
+def _local(p: str | None, here: str | None) -> str | None:
+    """A path column's value as the Processor reads it: ``file:`` URIs percent-decoded, a relative
+    path joined to the Parquet file's folder (as mmcore run), other values as they are."""
+    if p is None:
+        return None
+    if p.startswith("file:"):
+        return _hadoop_path(p) or p
+    if "://" in p or os.path.isabs(p) or here is None:
+        return p
+    return os.path.join(here, p)
+
+
+def _normalise(batch: pa.RecordBatch, root: str) -> pa.RecordBatch:
+    """mmcore run's ids, URIs and paths on the executor (Spark's SQL has no percent-decoding):
+
+    - binaryFile (``__raw``): ``source_uri`` is the file's RFC 8089 URI;
+    - a file scan (``__f``, Hadoop's encoded URI): ``source_uri`` likewise, a null id becomes
+      ``<file path relative to root>#<row>``, relative paths are relative to the file's folder."""
+    cols = {name: batch.column(name) for name in batch.schema.names}
+    if "__raw" in cols:
+        raw = cols.pop("__raw").to_pylist()
+        cols["source_uri"] = pa.array([None if r is None else _raw_uri(r) for r in raw], pa.string())
+    if "__f" in cols:
+        uris = cols.pop("__f").to_pylist()
+        files = [None if u is None else _hadoop_path(u) for u in uris]
+        cols["source_uri"] = pa.array(
+            [u if f is None else path_to_uri(f) for u, f in zip(uris, files, strict=True)], pa.string()
+        )
+        ids = cols["id"].to_pylist()
+        if None in ids:
+            rows = cols["member"].to_pylist()
+            named = [
+                text(os.path.relpath(f, root) if root else os.path.basename(f)) if f is not None else u
+                for u, f in zip(uris, files, strict=True)
+            ]
+            cols["id"] = pa.array(
+                [
+                    (text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else v)
+                    if v is not None
+                    else (f"{w}#{r}" if w is not None else None)
+                    for v, w, r in zip(ids, named, rows, strict=True)
+                ],
+                pa.string(),
+            )
+        if "path" in cols:
+            ps = cols["path"].to_pylist()
+            cols["path"] = pa.array(
+                [
+                    _local(p, None if f is None else os.path.dirname(f))
+                    for p, f in zip(ps, files, strict=True)
+                ],
+                pa.string(),
+            )
+    elif "path" in cols:
+        cols["path"] = pa.array([_local(p, None) for p in cols["path"].to_pylist()], pa.string())
+    return pa.RecordBatch.from_pydict(cols)
+
+
+def _arrow_type(t: T.DataType) -> pa.DataType:
+    """The Arrow type parquet_columns judges a Spark column by."""
+    if isinstance(t, T.BinaryType):
+        return pa.binary()
+    if isinstance(t, T.StringType):
+        return pa.string()
+    if isinstance(t, T.StructType):  # a Hugging Face image column: struct<bytes, path>
+        return pa.struct([(f.name, _arrow_type(f.dataType)) for f in t.fields])
+    return pa.null()
+
+
+def _inputs(df: DataFrame) -> tuple[DataFrame, str]:
     """``df`` as the Processor's input columns (id, bytes | path, source_uri, member
-    [, source_error])."""
+    [, source_error]) plus what :func:`_normalise` finishes on the executor, and the folder that
+    ids of a file scan are relative to (the deepest folder holding every input file)."""
     names = df.columns
     null = F.lit(None).cast("string")
     if {"path", "content", "length", "modificationTime"} <= set(names):  # binaryFile
@@ -150,24 +243,13 @@ def _inputs(df: DataFrame) -> DataFrame:
         return df.select(
             path.alias("id"),
             F.col("content").alias("bytes"),
-            _file_uri(path).alias("source_uri"),
+            null.alias("source_uri"),
             null.alias("member"),
-        )
+            path.alias("__raw"),
+        ), ""
     if {"id", "bytes", "source_uri", "member", "source_error"} <= set(names):  # mmcore_wds
-        return df.select("id", "bytes", "source_uri", "member", "source_error")
-    arrow = pa.schema(
-        [
-            (
-                f.name,
-                pa.binary()
-                if isinstance(f.dataType, T.BinaryType)
-                else pa.string()
-                if isinstance(f.dataType, T.StringType)
-                else pa.null(),
-            )
-            for f in df.schema.fields
-        ]
-    )
+        return df.select("id", "bytes", "source_uri", "member", "source_error"), ""
+    arrow = pa.schema([(f.name, _arrow_type(f.dataType)) for f in df.schema.fields])
     id_col, by, path_col = parquet_columns(arrow)
     if by is None and path_col is None:
         raise ValueError(
@@ -175,7 +257,7 @@ def _inputs(df: DataFrame) -> DataFrame:
             "(or read files with spark.read.format('binaryFile') or tar shards with format 'mmcore_wds')"
         )
     cols: list[Column] = []
-    try:  # mmcore run's ids and members for a Parquet file: <file name>#<row>, the row number
+    try:  # mmcore run's ids and members for a Parquet file: <file path>#<row>, the row number
         meta = df.select(
             "*", F.col("_metadata.file_path").alias("__f"), F.col("_metadata.row_index").alias("__r")
         )
@@ -187,23 +269,26 @@ def _inputs(df: DataFrame) -> DataFrame:
                 "add an id column (e.g. with monotonically_increasing_id())"
             ) from None
         meta, file_scan = df, False
-    file_uri = _file_uri(F.col("__f")) if file_scan else null
+    root = ""
+    if file_scan:
+        folders = {os.path.dirname(p) for p in map(_hadoop_path, df.inputFiles()) if p is not None}
+        root = os.path.commonpath(sorted(folders)) if folders else ""
     row = F.col("__r").cast("string") if file_scan else null
-    by_row = F.concat(F.element_at(F.split(F.col("__f"), "/"), -1), F.lit("#"), row) if file_scan else null
-    if id_col is not None:  # a null id falls back to <file name>#<row>, as in mmcore run
-        cols.append(F.coalesce(F.col(id_col).cast("string"), by_row).alias("id"))
+    if id_col is None:
+        cols.append(null.alias("id"))  # <file path>#<row> on the executor
+    elif isinstance(df.schema[id_col].dataType, (T.BinaryType, T.StringType)):
+        cols.append(F.col(id_col).alias("id"))  # a binary key: its UTF-8 text, as mmcore run
     else:
-        cols.append(by_row.alias("id"))
+        cols.append(F.col(id_col).cast("string").alias("id"))
     if by is not None:
-        cols.append(F.col(by).alias("bytes"))
-    else:  # relative paths are relative to the Parquet file's folder, as in mmcore run
-        p = F.col(str(path_col))
-        if file_scan:
-            here = F.regexp_replace(F.col("__f"), "/[^/]*$", "")
-            p = F.when(~(p.startswith("/") | p.contains(":/")), F.concat(here, F.lit("/"), p)).otherwise(p)
-        cols.append(F.regexp_replace(p, "^file:(//)?(?=/)", "").alias("path"))  # file URIs as paths
-    cols += [file_uri.alias("source_uri"), row.alias("member")]
-    return meta.select(*cols)
+        bytes_col = F.col(by + ".bytes") if isinstance(df.schema[by].dataType, T.StructType) else F.col(by)
+        cols.append(bytes_col.alias("bytes"))
+    else:
+        cols.append(F.col(str(path_col)).alias("path"))
+    cols += [null.alias("source_uri"), row.alias("member")]
+    if file_scan:
+        cols.append(F.col("__f"))
+    return meta.select(*cols), root
 
 
 def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> DataFrame:
@@ -236,8 +321,9 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
     if cfg.workers == 0:
         cpus = df.sparkSession.conf.get("spark.task.cpus", "1") or "1"
         cfg = cfg.replace(workers=max(int(cpus), 1))
-    fn = functools.partial(_map_process, cfg.to_dict())
-    return _inputs(df).mapInArrow(fn, spark_schema())
+    inputs, root = _inputs(df)
+    fn = functools.partial(_map_process, cfg.to_dict(), root)
+    return inputs.mapInArrow(fn, spark_schema())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -442,8 +528,10 @@ def dedup(
     codes = codes.persist(StorageLevel.MEMORY_AND_DISK)
     n, distinct = codes.agg(F.count(F.lit(1)), F.count_distinct("id")).first() or (0, 0)
     if n != distinct:
+        twice = codes.groupBy("id").count().filter(F.col("count") > 1).select("id").first()
         codes.unpersist()
-        raise ValueError(f"{n - distinct} ids are on more than one eligible row; ids must be unique")
+        example = f", e.g. {twice[0]!r}" if twice is not None else ""
+        raise ValueError(f"{n - distinct} ids are on more than one eligible row{example}; ids must be unique")
     m = bands if bands is not None else choose_bands(bits, threshold, n)
     widths, r = _band_widths(bits, m), threshold // m
     band_schema = "band int, key long, " + words_schema.replace(", q int", "")

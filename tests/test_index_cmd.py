@@ -301,6 +301,7 @@ def test_search_errors(tmp_path: Path) -> None:
             ["search", "{t}/e.mmq", "{t}/e.npy", "--out", "{t}/no/r.parquet"],
             "--out {t}/no/r.parquet: the folder",
         ),
+        (["search", "{t}/e.mmq", "{t}/e.npy", "--out", "{t}"], "--out {t} is a folder"),
         (["search", "{t}/e.mmq", "{t}/e.npy", "-k", "999"], "k=999 is larger than the 20 vectors"),
     ],
 )

@@ -146,6 +146,26 @@ def test_processor_bad_records_are_rows_never_exceptions(tmp_path: Path) -> None
         proc(pa.RecordBatch.from_pydict({"id": ["a"]}))
 
 
+def test_processor_reads_binary_ids_image_structs_and_applies_max_bytes() -> None:
+    """What Parquet, Spark and Ray hand the Processor: a binary key is its UTF-8 text (bytes that
+    are not UTF-8 as \\xNN), a Hugging Face image struct gives its bytes, and bytes already in
+    memory over max_bytes are a READ_ERROR row, as a file over it is."""
+    good = Path(mmcore.demo_images()[0]).read_bytes()
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": pa.array([b"k1", b"caf\xe9"], pa.binary()),
+            "bytes": pa.array([{"bytes": good, "path": "a.jpg"}, {"bytes": b"junk", "path": None}], struct),
+        }
+    )
+    rows = Processor(Config(hashes=("phash",)))(batch).to_pylist()
+    assert [(r["id"], r["status"]) for r in rows] == [("k1", "OK"), ("caf\\xe9", "CORRUPT")]
+    small = Processor(Config(hashes=("phash",), max_bytes=len(good) - 1))
+    rows = small(pa.RecordBatch.from_pydict({"id": ["big", "tiny"], "bytes": [good, b"junk"]})).to_pylist()
+    assert rows[0]["status"] == "READ_ERROR" and "max_bytes" in rows[0]["error"]
+    assert rows[0]["error_stage"] == "read" and rows[1]["status"] == "CORRUPT"
+
+
 def test_exif_orientation_swaps_width_and_height() -> None:
     img = Image.fromarray(np.zeros((40, 100, 3), np.uint8))
     exif = Image.Exif()

@@ -114,6 +114,30 @@ def test_parquet_bytes_source_equals_mmcore_run(
     assert rows["empty"]["status"] == "READ_ERROR" and rows["empty"]["error_stage"] == "read"
 
 
+def test_struct_images_binary_keys_and_null_ids(local_ray: None, tmp_path: Path) -> None:
+    """A Hugging Face image struct gives its bytes and a binary key its text, as mmcore run reads
+    them; a null id is a row named by its bytes' sha256 (Ray does not say which file and row the
+    record came from), never a failed job."""
+    import hashlib
+
+    import mmcore
+
+    data = [Path(p).read_bytes() for p in mmcore.demo_images()[:2]]
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    images = pa.array([{"bytes": data[0], "path": "a.jpg"}, {"bytes": b"junk", "path": "b.jpg"}], struct)
+    pq.write_table(
+        pa.table({"key": pa.array([b"k1", b"k2"], pa.binary()), "image": images}), tmp_path / "hf.parquet"
+    )
+    got = _collect(mray.process(ray.data.read_parquet(str(tmp_path / "hf.parquet")), CONFIG))
+    run(str(tmp_path / "hf.parquet"), tmp_path / "out", CONFIG, progress=None)
+    assert _rows(got, "id") == _rows(read_output(tmp_path / "out"), "id")
+    assert sorted(got["id"].to_pylist()) == ["k1", "k2"]
+    table = pa.table({"id": ["x", None], "bytes": pa.array(data, pa.binary())})
+    got = _collect(mray.process(ray.data.from_arrow(table), CONFIG)).to_pylist()
+    assert sorted(r["id"] for r in got) == sorted(["x", "sha256:" + hashlib.sha256(data[1]).hexdigest()])
+    assert all(r["status"] == "OK" for r in got)
+
+
 def test_parquet_path_column_reads_the_files(local_ray: None, corpus: Path) -> None:
     files = [*sorted(str(p) for p in (corpus / "jpeg").iterdir())[:6], str(corpus / "missing.jpg")]
     got = _collect(mray.process(ray.data.from_arrow(pa.table({"uri": files})), CONFIG)).to_pylist()

@@ -106,10 +106,8 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> dict[str
 def test_binary_files_give_the_rows_of_mmcore_run(corpus_run: dict[str, Any]) -> None:
     root = str(corpus_run["root"])
     got = corpus_run["got"]
-    for r in got:  # Spark's ids are its paths (file:/...): the run's ids are relative to the folder
-        path = unquote(r["id"].removeprefix("file:"))
-        assert r["source_uri"] == "file://" + path
-        r["id"] = os.path.relpath(path, root)
+    for r in got:  # Spark's ids are its paths (file:/..., not encoded): the run's are relative
+        r["id"] = os.path.relpath(r["id"].removeprefix("file:"), root)
     expected = corpus_run["expected"]
     assert len(got) == len(expected) > 400
     assert {r["status"] for r in got} > {"OK", "CORRUPT"}
@@ -143,6 +141,50 @@ def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:
         got = spark_rows(ms.process(spark.read.parquet(str(src / name)), CONFIG))
         assert got == expected
     assert {r["status"] for r in got} >= {"OK", "READ_ERROR"}
+
+
+def test_odd_names_partitions_structs_and_max_bytes_equal_mmcore_run(tmp_path: Path, spark: Any) -> None:
+    """The rows equal mmcore run's where Spark's own strings differ from them: binaryFile paths with
+    ' ', '#' and '%' (Spark's path is not percent-encoded), a path column of percent-encoded
+    file:// URIs and paths relative to a Parquet file in a folder with a space (Hadoop's file
+    path is encoded), Hive-partitioned files without ids (one file name in two folders), a
+    Hugging Face image struct, and max_bytes on bytes already in memory."""
+    from mmcore.jobs.processor import path_to_uri
+
+    data = [Path(p).read_bytes() for p in mmcore.demo_images()[:2]]
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    (imgs / "a b#c%41.jpg").write_bytes(data[0])
+    (imgs / "plain.jpg").write_bytes(data[1])
+    got = spark_rows(ms.process(spark.read.format("binaryFile").load(str(imgs)), CONFIG))
+    want = single_machine(str(imgs), tmp_path / "out-imgs")
+    assert [r["source_uri"] for r in got] == [r["source_uri"] for r in want]
+    assert path_to_uri(imgs / "a b#c%41.jpg") in [r["source_uri"] for r in got]
+
+    pqdir = tmp_path / "pq dir"
+    pqdir.mkdir()
+    (pqdir / "x y.jpg").write_bytes(data[1])
+    paths = [path_to_uri(imgs / "a b#c%41.jpg"), "x y.jpg", str(imgs / "plain.jpg")]
+    pq.write_table(pa.table({"path": paths}), pqdir / "paths.parquet")
+    parted = tmp_path / "parted"
+    for day in ("x", "y"):
+        (parted / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"bytes": [data[0]]}), parted / f"day={day}" / "part-0.parquet")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    images = pa.array([{"bytes": data[0], "path": "a.jpg"}, {"bytes": b"junk", "path": "b.jpg"}], struct)
+    pq.write_table(pa.table({"id": ["good", "bad"], "image": images}), hf / "hf.parquet")
+    for src in (pqdir / "paths.parquet", parted, hf / "hf.parquet"):
+        got = spark_rows(ms.process(spark.read.parquet(str(src)).drop("day"), CONFIG))
+        want = single_machine(str(src), tmp_path / f"out-{src.name}")
+        assert got == want, src
+        assert all(r["status"] in ("OK", "CORRUPT") for r in got), src
+    assert [r["id"] for r in got] == ["bad", "good"]
+
+    small = Config(workers=1, max_bytes=1000)
+    got = spark_rows(ms.process(spark.read.format("binaryFile").load(str(imgs / "plain.jpg")), small))
+    assert got[0]["status"] == "READ_ERROR" and "max_bytes" in got[0]["error"]
 
 
 def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:

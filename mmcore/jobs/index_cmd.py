@@ -258,9 +258,13 @@ def _starts_with(p: Path, magic: bytes) -> bool:
 
 
 def _parent_exists(path: str | os.PathLike[str], what: str) -> None:
+    """The file ``path`` can be written: its folder exists and it is not itself a folder (checked
+    before the work, not after it)."""
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"{what} {os.fspath(path)}: the folder {parent} does not exist")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{what} {os.fspath(path)} is a folder: give a file name in it")
 
 
 def build(

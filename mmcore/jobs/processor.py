@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote_to_bytes, urlparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import __version__
 from ..hashing import HashResult, hash_batch
@@ -153,7 +154,10 @@ class Processor:
             raise ValueError(
                 f"the 'id' column has a null at row {raw_ids.index(None)}: every record needs an id"
             )
-        ids = [str(v) for v in raw_ids]
+        # A binary id (a Parquet key column) is its UTF-8 text, as mmcore run's sources read it.
+        ids = [
+            text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else str(v) for v in raw_ids
+        ]
         source_uri = batch.column("source_uri").to_pylist() if "source_uri" in names else [None] * n
         member = batch.column("member").to_pylist() if "member" in names else [None] * n
         t0 = time.perf_counter()
@@ -169,13 +173,22 @@ class Processor:
     ) -> tuple[list[bytes | None], list[str | None]]:
         """Each row's bytes (the ``bytes`` value, else the file at ``path``) or why there are none."""
         names = batch.schema.names
-        data: list[bytes | None] = batch.column("bytes").to_pylist() if "bytes" in names else [None] * n
+        data: list[bytes | None] = [None] * n
+        if "bytes" in names:
+            col = batch.column("bytes")
+            if pa.types.is_struct(col.type):  # a Hugging Face image column: struct<bytes, path>
+                col = pc.struct_field(col, "bytes")
+            data = col.to_pylist()
         paths = batch.column("path").to_pylist() if "path" in names else [None] * n
         errs: list[str | None] = [None] * n
         need: list[int] = []
         need_paths: list[str] = []
+        limit = self.config.byte_limit
         for i in range(n):
-            if data[i] is None:
+            d = data[i]
+            if d is not None and len(d) > limit:  # in memory already, but the rule is the files'
+                data[i], errs[i] = None, over_limit("the record", len(d), limit)
+            elif d is None:
                 p = paths[i]
                 if p is None:
                     errs[i] = "the record has neither bytes nor a path"

@@ -290,7 +290,7 @@ def _tiny_bombs() -> dict[str, bytes]:
 
 _BOMB_CHILD = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import mmcore
     srcs = [bytes.fromhex(h) for h in json.loads(sys.stdin.read())]
     out = []
@@ -299,7 +299,9 @@ _BOMB_CHILD = textwrap.dedent(
         out.append([int(r.status[0]), r.errors[0]])
         r = mmcore.hash_batch([s], kinds=("phash", "pdq"), threads=1)
         out.append([int(r.status[0]), r.errors[0]])
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process's own peak (ru_maxrss would count the forked parent's pages too).
+    with open("/proc/self/status") as f:
+        peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     print(json.dumps({"out": out, "peak_mib": peak_kib / 1024}))
     """
 )
@@ -326,6 +328,48 @@ def test_tiny_files_with_huge_headers_stay_small() -> None:
             assert st == Status.CORRUPT, (name, err)
             assert "truncated" in err and "at most" in err, (name, err)
     assert res["peak_mib"] < 300, res["peak_mib"]  # the interpreter, numpy and mmcore: ~60 MiB
+
+
+def test_animated_webp_with_a_huge_canvas_costs_its_output_only() -> None:
+    """A valid animated WebP of ~100 bytes: a 16x8 first frame on a 13000x13000 canvas. The
+    output (507 MB of RGB) is what it costs; WebPAnimDecoder's two RGBA canvases peaked at 1.8 GB."""
+    import struct
+
+    frame = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 10, 10)).save(frame, "WEBP", lossless=True)
+    payload = frame.getvalue()[12:]  # the VP8L chunk
+
+    def u24(v: int) -> bytes:
+        return v.to_bytes(3, "little")
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return tag + struct.pack("<I", len(body)) + body + b"\0" * (len(body) & 1)
+
+    body = b"WEBP" + chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + u24(12999) + u24(12999))
+    body += chunk(b"ANIM", bytes(6)) + chunk(
+        b"ANMF", u24(0) + u24(0) + u24(15) + u24(7) + u24(100) + b"\0" + payload
+    )
+    data = b"RIFF" + struct.pack("<I", len(body)) + body
+    child = textwrap.dedent(
+        """
+        import sys, mmcore
+        img = mmcore.decode(bytes.fromhex(sys.stdin.read()))
+        assert img.shape == (13000, 13000, 3) and img[:8, :16].tolist() == [[[200, 10, 10]] * 16] * 8
+        assert not img[8:].any() and not img[:, 16:].any()
+        with open("/proc/self/status") as f:
+            print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child],
+        input=data.hex(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tempfile.gettempdir(),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < 13000 * 13000 * 3 / 2**20 + 250  # the output + ~60 MiB
 
 
 def test_png_at_deflates_maximum_ratio_still_decodes() -> None:

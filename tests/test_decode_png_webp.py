@@ -436,6 +436,40 @@ def test_webp_animated_first_frame(rng: np.random.Generator, lossless: bool) -> 
         assert np.array_equal(decode(data, "RGBA"), np.asarray(frames[0]))
 
 
+@pytest.mark.parametrize("lossless", [True, False])
+def test_webp_animation_whose_first_frame_is_a_small_rectangle(
+    rng: np.random.Generator, lossless: bool
+) -> None:
+    """A first frame smaller than the canvas, at an offset (the shape of a tiny file with a huge
+    canvas): equal to Pillow's (WebPAnimDecoder's) frame 0 in every mode, transparent black
+    around it."""
+    import struct
+
+    frame = Image.fromarray(rng.integers(0, 256, (8, 16, 4)).astype(np.uint8))
+    still = pillow_save(frame, "WEBP", lossless=lossless, quality=90)
+    payload = still[12:]  # the still image's chunks (VP8X + ALPH + VP8, or VP8L): the frame's data
+    if payload[:4] == b"VP8X":
+        payload = payload[8 + 10 :]
+    cw, ch, fx, fy = 64, 48, 10, 6
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return tag + struct.pack("<I", len(body)) + body + b"\0" * (len(body) & 1)
+
+    def u24(v: int) -> bytes:
+        return v.to_bytes(3, "little")
+
+    anmf = u24(fx // 2) + u24(fy // 2) + u24(16 - 1) + u24(8 - 1) + u24(100) + b"\x00" + payload
+    body = b"WEBP" + chunk(b"VP8X", bytes([0x12, 0, 0, 0]) + u24(cw - 1) + u24(ch - 1))
+    body += chunk(b"ANIM", bytes(4) + b"\x00\x00") + chunk(b"ANMF", anmf)
+    data = b"RIFF" + struct.pack("<I", len(body)) + body
+    for mode in MODES:
+        got, want = decode(data, mode), pillow(data, mode)
+        assert got.shape[:2] == (ch, cw) and np.array_equal(got, want), mode
+    rgba = decode(data, "RGBA")
+    assert (rgba[:fy] == 0).all() and (rgba[fy + 8 :] == 0).all() and (rgba[:, :fx] == 0).all()
+    assert (rgba[fy : fy + 8, fx : fx + 16, 3] > 0).any()
+
+
 def test_webp_exif_orientation(photo: np.ndarray) -> None:
     exif = Image.Exif()
     exif[0x0112] = 8

@@ -1,12 +1,13 @@
-// WebP decoder: libwebp (still images) and libwebpdemux's WebPAnimDecoder (animations).
+// WebP decoder: libwebp (still images) and libwebpdemux (animations: the first frame).
 //
 // Contract (see decode_internal.h), pixel rules matching Pillow 13's Image.open(f).convert(...):
 // - Pillow decodes every WebP through WebPAnimDecoder in MODE_RGBA (non-premultiplied) and takes
 //   frame 0. For a still image that is one WebPDecode of the whole picture into the canvas, so
 //   still images are decoded here with WebPDecode straight into the caller's rows (kRgb: MODE_RGB,
 //   kRgba: MODE_RGBA; same decoder, same samples, no canvas copy).
-// - Animated files go through WebPAnimDecoder, frame 0 (the canvas outside the first frame's
-//   rectangle is transparent black, as Pillow shows it), copied into the caller's layout.
+// - Animated files: frame 0 as WebPAnimDecoder makes it (the canvas outside the first frame's
+//   rectangle is transparent black, as Pillow shows it), decoded straight into the caller's rows
+//   through the demuxer (decode_animated), without WebPAnimDecoder's two canvases.
 // - kRgb drops alpha without premultiplying; kRgba is 255 where the image has no alpha; kGray is
 //   luma_pillow() of the RGB samples (Pillow's convert("L")).
 // - Lossy decoding depends on the libwebp build: Pillow's wheel bundles a newer libwebp than
@@ -84,39 +85,79 @@ void opaque_if_no_alpha(const ImageInfo& info, ImageView out) {
   }
 }
 
-Status decode_animated(const std::uint8_t* data, std::size_t size, ImageView out, ErrorText* error) {
-  WebPAnimDecoderOptions opts;
-  if (!WebPAnimDecoderOptionsInit(&opts)) {
-    error->set("webp: libwebpdemux ABI mismatch (WebPAnimDecoderOptionsInit failed)");
-    return Status::kUnsupported;
-  }
-  opts.color_mode = MODE_RGBA;  // as Pillow: non-premultiplied
-  opts.use_threads = 0;         // the caller parallelises across images
+// Frame 1 of an animation as WebPAnimDecoder gives it (libwebp's anim_decode.c): the first frame
+// is a key frame, so the canvas is zeroed (transparent black) and the frame's bitstream is decoded
+// into its rectangle, no blending. Done here straight into the caller's rows, with no canvas of our
+// own: WebPAnimDecoder keeps two RGBA canvases (8 bytes per canvas pixel), so a 90-byte file with
+// a tiny frame on a 13000x13000 canvas peaked at 1.8 GB.
+Status decode_animated(const std::uint8_t* data, std::size_t size, PixelFormat pixel, ImageView out,
+                       ErrorText* error) {
   const WebPData wd{data, size};
-  WebPAnimDecoder* dec = WebPAnimDecoderNew(&wd, &opts);
-  if (dec == nullptr) {
+  WebPDemuxer* demux = WebPDemux(&wd);
+  if (demux == nullptr) {
     error->set("webp: cannot parse the animation (damaged or truncated container, %zu bytes)", size);
     return Status::kCorrupt;
   }
+  const auto cw = static_cast<std::int64_t>(WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH));
+  const auto ch = static_cast<std::int64_t>(WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT));
   Status s = Status::kOk;
-  WebPAnimInfo ai;
-  std::uint8_t* canvas = nullptr;
-  int timestamp = 0;
-  if (!WebPAnimDecoderGetInfo(dec, &ai)) {
-    error->set("webp: cannot read the animation header");
+  WebPIterator it;
+  std::memset(&it, 0, sizeof it);
+  std::uint8_t* scratch = nullptr;
+  if (cw != out.width || ch != out.height) {
+    error->set("webp: animation canvas %lldx%lld differs from the header's %dx%d", static_cast<long long>(cw),
+               static_cast<long long>(ch), out.width, out.height);
     s = Status::kCorrupt;
-  } else if (static_cast<std::int32_t>(ai.canvas_width) != out.width ||
-             static_cast<std::int32_t>(ai.canvas_height) != out.height) {
-    error->set("webp: animation canvas %ux%u differs from the header's %dx%d", ai.canvas_width,
-               ai.canvas_height, out.width, out.height);
-    s = Status::kCorrupt;
-  } else if (!WebPAnimDecoderGetNext(dec, &canvas, &timestamp) || canvas == nullptr) {
+  } else if (!WebPDemuxGetFrame(demux, 1, &it) || it.width <= 0 || it.height <= 0 ||
+             it.x_offset + static_cast<std::int64_t>(it.width) > cw ||
+             it.y_offset + static_cast<std::int64_t>(it.height) > ch) {
     error->set("webp: cannot decode the first animation frame (damaged or truncated frame data)");
     s = Status::kCorrupt;
   } else {
-    convert_rows(canvas, static_cast<std::int64_t>(ai.canvas_width) * 4, 4, out);
+    const std::size_t row_bytes = static_cast<std::size_t>(out.width) * out.channels;
+    for (std::int32_t y = 0; y < out.height; ++y) std::memset(out.row(y), 0, row_bytes);
+    ImageView region{out.row(it.y_offset) + static_cast<std::int64_t>(it.x_offset) * out.channels, it.width,
+                     it.height, out.channels, out.stride};
+    WebPDecoderConfig config;
+    if (!WebPInitDecoderConfig(&config)) {
+      error->set("webp: libwebp ABI mismatch (WebPInitDecoderConfig failed)");
+      s = Status::kUnsupported;
+    } else {
+      WebPRGBABuffer& rgba = config.output.u.RGBA;
+      config.output.is_external_memory = 1;
+      if (pixel == PixelFormat::kGray) {  // RGB first, then luma (Pillow's convert("L"))
+        const std::size_t stride = static_cast<std::size_t>(it.width) * 3;
+        const std::size_t bytes = stride * static_cast<std::size_t>(it.height);
+        scratch = static_cast<std::uint8_t*>(std::malloc(bytes));
+        config.output.colorspace = MODE_RGB;
+        rgba.rgba = scratch;
+        rgba.stride = static_cast<int>(stride);
+        rgba.size = bytes;
+      } else {  // RGB equals the RGB of MODE_RGBA (non-premultiplied), as for still images
+        config.output.colorspace = pixel == PixelFormat::kRgb ? MODE_RGB : MODE_RGBA;
+        rgba.rgba = region.data;
+        rgba.stride = static_cast<int>(out.stride);
+        rgba.size = static_cast<std::size_t>(out.stride) * (it.height - 1) +
+                    static_cast<std::size_t>(it.width) * out.channels;
+      }
+      if (pixel == PixelFormat::kGray && scratch == nullptr) {
+        error->set("webp: out of memory allocating the first frame's RGB scratch");
+        s = Status::kNoMemory;
+      } else {
+        const VP8StatusCode vs = WebPDecode(it.fragment.bytes, it.fragment.size, &config);
+        if (vs != VP8_STATUS_OK) {
+          error->set("webp: cannot decode the first animation frame: %s", vp8_status_text(vs));
+          s = map_status(vs);
+        } else if (scratch != nullptr) {
+          convert_rows(scratch, static_cast<std::int64_t>(it.width) * 3, 3, region);
+        }
+      }
+      WebPFreeDecBuffer(&config.output);
+    }
   }
-  WebPAnimDecoderDelete(dec);
+  std::free(scratch);
+  WebPDemuxReleaseIterator(&it);
+  WebPDemuxDelete(demux);
   return s;
 }
 
@@ -187,7 +228,7 @@ Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
     return Status::kCorrupt;
   }
   if (config.input.has_animation) {
-    const Status s = decode_animated(data, size, out, error);
+    const Status s = decode_animated(data, size, options.pixel, out, error);
     if (status_ok(s)) opaque_if_no_alpha(info, out);
     return s;
   }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from .hashing import (
@@ -65,14 +65,22 @@ from .status import DecodeError, DeviceError, EncodeError, Status
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    # mmcore.Processor lives in mmcore.jobs, which needs pyarrow: imported on first use only, so
-    # that the rest of mmcore works without it.
-    if name == "Processor":
-        from .jobs.processor import Processor
+if TYPE_CHECKING:  # a type checker sees the real class (and no catch-all __getattr__)
+    from .jobs.processor import Processor
+else:
 
-        return Processor
-    raise AttributeError(f"module 'mmcore' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # mmcore.Processor lives in mmcore.jobs, which needs pyarrow: imported on first use only,
+        # so that the rest of mmcore works without it.
+        if name == "Processor":
+            from .jobs.processor import Processor
+
+            return Processor
+        raise AttributeError(f"module 'mmcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {"__version__", "build_info"})
 
 
 __all__ = [
@@ -130,7 +138,9 @@ def build_info() -> dict[str, Any]:
     (active CPU variant; ``MMCORE_FORCE_BACKEND=ref|avx2|avx512`` forces one at import),
     ``backend_note``, ``cuda_compiled``, ``cuda_available``, ``cuda_devices``,
     ``dali_available``, ``dali_plugin`` (the DALI version the plugin was built against, None
-    without a plugin), ``codecs`` (library versions), ``hardware_threads``.
+    without a plugin), ``codecs`` (library versions), ``hardware_threads``, ``forced_backend``
+    (the ``MMCORE_FORCE_BACKEND`` value, or None), ``cuda_note`` (why CUDA is not available, or
+    what it found) and ``cuda_runtime_version``.
 
     >>> import mmcore
     >>> mmcore.build_info()["backend"] in ("ref", "avx2", "avx512")

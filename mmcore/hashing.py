@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .image import BatchResult, _batch_sources, _max_pixels, _threads, _thumbnail_codes
+from .image import BatchResult, _batch_sources, _check_src, _max_pixels, _threads, _thumbnail_codes
 from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -111,9 +111,11 @@ def _hash_src(src: Any) -> Any:
     return src
 
 
-def _kinds(kinds: Iterable[str]) -> tuple[tuple[str, ...], int]:
+def _kinds(kinds: str | Iterable[str]) -> tuple[tuple[str, ...], int]:
     if isinstance(kinds, str):
         kinds = (kinds,)
+    if not isinstance(kinds, Iterable):
+        raise ValueError(f"kinds must be a kind or an iterable of kinds from {KINDS}, got {kinds!r}")
     names = tuple(dict.fromkeys(kinds))
     if not names:
         raise ValueError(f"kinds must name at least one of {KINDS}")
@@ -132,15 +134,15 @@ def _mode(mode: str, allowed: Sequence[str]) -> int:
 
 
 def hash_batch(
-    srcs: Sequence[HashSource],
+    srcs: Sequence[HashSource | None],
     *,
-    kinds: Iterable[HashKind] = ("phash", "pdq"),
+    kinds: HashKind | Iterable[HashKind] = ("phash", "pdq"),
     mode: BatchMode = "exact",
     dihedral: bool = False,
     exif_orientation: bool = True,
     max_pixels: int | None = None,
     threads: int | None = None,
-    thumbnail: Mapping[str, Any] | None = None,
+    thumbnail: Mapping[str, Any] | int | None = None,
     device: Literal["cpu", "cuda"] = "cpu",
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
@@ -152,13 +154,14 @@ def hash_batch(
     ``Image.open``). Never raises for bad data: each record gets a status and a message. The GIL
     is released; ``threads`` defaults to all cores.
 
-    ``thumbnail``: :func:`mmcore.thumbnail_batch`'s keyword arguments (e.g. ``{"short_side": 256,
-    "upscale": False}``) to also make each image's thumbnail, returned as ``result.thumbnails``
-    (a :class:`BatchResult`, exactly what ``thumbnail_batch`` gives for the same sources). Where the
-    hash decode can hold the thumbnail's input (exact modes, which decode at full size: a JPEG the
-    thumbnail would not decode reduced, a WebP, a GIF, and a PNG when PDQ or colorhash is asked
-    for; an RGB thumbnail), the thumbnail is made from it, saving the second decode; the hashes
-    are the same bits either way.
+    ``thumbnail``: :func:`mmcore.thumbnail_batch`'s keyword arguments but ``threads`` (e.g.
+    ``{"short_side": 256, "upscale": False}``; an int is the short side) to also make each
+    image's thumbnail, returned as ``result.thumbnails`` (a :class:`BatchResult`, exactly what
+    ``thumbnail_batch`` gives for the same sources). Where the hash decode can hold the
+    thumbnail's input (exact modes, which decode at full size: a JPEG the thumbnail would not
+    decode reduced, a WebP, a GIF, and a PNG when PDQ or colorhash is asked for; an RGB
+    thumbnail), the thumbnail is made from it, saving the second decode; the hashes are the same
+    bits either way.
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
@@ -172,11 +175,12 @@ def hash_batch(
     m = _mode(mode, ("exact", "reference", "full", "fast"))
     srcs = _batch_sources(srcs)
     if device == "cuda":
-        return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumbnail)
+        thumb_kw = None if thumbnail is None else _thumbnail_kwargs(thumbnail)
+        return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumb_kw)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     items = [_hash_src(s) for s in srcs]
-    thumb = None if thumbnail is None else _thumbnail_codes(**thumbnail)
+    thumb = None if thumbnail is None else _thumbnail_codes(**_thumbnail_kwargs(thumbnail))
     out = _core.hash_batch(
         items,
         mask,
@@ -236,11 +240,34 @@ def _hash_batch_gpu(
     )
 
 
+_THUMBNAIL_KEYS = (
+    "short_side", "fit", "crop", "filter", "color", "exif_orientation", "max_pixels", "upscale", "fast",
+    "reducing_gap",
+)  # fmt: skip
+
+
+def _thumbnail_kwargs(thumbnail: Any) -> dict[str, Any]:
+    """hash_batch(thumbnail=): thumbnail_batch's keyword arguments (threads is the call's own), or
+    an int as the short side."""
+    if isinstance(thumbnail, (int, np.integer)) and not isinstance(thumbnail, bool):
+        return {"short_side": thumbnail}
+    if not isinstance(thumbnail, Mapping):
+        raise ValueError(
+            f"thumbnail must be a dict of thumbnail_batch's options (e.g. {{'short_side': 256}}) or an int "
+            f"short side, got {thumbnail!r}"
+        )
+    unknown = sorted(set(thumbnail) - set(_THUMBNAIL_KEYS) - {"threads"})
+    if unknown:
+        raise ValueError(f"thumbnail has unknown options {unknown}; it takes {list(_THUMBNAIL_KEYS)}")
+    return {k: v for k, v in thumbnail.items() if k != "threads"}
+
+
 def _one(
     src: HashSource, kind: str, mode: int, dihedral: bool, exif: bool, max_pixels: int | None
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], int]:
     """One record through the batch kernel: (its 7 bit columns, its PDQ rows, PDQ quality); raises
     DecodeError for bad data."""
+    _check_src(src)
     s = _hash_src(src)
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
@@ -369,6 +396,15 @@ def pdq(
     exif_orientation: bool = ...,
     max_pixels: int | None = ...,
 ) -> tuple[list[bytes], int]: ...
+@overload
+def pdq(
+    src: HashSource,
+    *,
+    mode: PdqMode = ...,
+    dihedral: bool,
+    exif_orientation: bool = ...,
+    max_pixels: int | None = ...,
+) -> tuple[bytes, int] | tuple[list[bytes], int]: ...
 def pdq(
     src: HashSource,
     *,
@@ -405,6 +441,8 @@ def pdq_hex(h: bytes | npt.NDArray[np.uint8]) -> str:
     >>> mmcore.pdq_hex(bytes(range(32)))[:8]
     '00010203'
     """
+    if not isinstance(h, (bytes, bytearray, memoryview, np.ndarray)):
+        raise TypeError(f"h must be a PDQ hash's 32 bytes (bytes or a uint8 array), got {type(h).__name__}")
     b = bytes(h)
     if len(b) != 32:
         raise ValueError(f"a PDQ hash is 32 bytes, got {len(b)}")
@@ -418,8 +456,11 @@ def hash_to_hex(h: int, bits: int = 64) -> str:
     >>> mmcore.hash_to_hex(0xFF, 64)
     '00000000000000ff'
     """
+    if not isinstance(h, (int, np.integer)) or isinstance(h, bool):
+        raise TypeError(f"h must be an int (pdq_hex takes a PDQ hash's bytes), got {type(h).__name__}")
     if bits <= 0:
         raise ValueError(f"bits must be positive, got {bits}")
+    h = int(h)
     if h < 0 or h >= 1 << bits:
         raise ValueError(f"hash {h} does not fit in {bits} bits")
     return f"{h:0{(bits + 3) // 4}x}"
@@ -438,13 +479,16 @@ def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
     if a.dtype.kind in "iu":  # astype copies C-contiguous and keeps a 0-d shape (a scalar)
         return a.astype(">u8", order="C")[..., None].view(np.uint8)
     if a.dtype == object:
-        raise TypeError("hamming on Python ints wider than 64 bits: pass bytes or uint8 arrays")
+        raise TypeError(f"hamming needs ints, bytes or integer arrays, got {type(x).__name__}")
     raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
 
 
 def _unsigned(h: int) -> int:
     """A negative int as its 64-bit two's complement: the int64 hash columns of mmcore run's
-    Parquet (imagehash's bits reinterpreted), as the array path reads them."""
+    Parquet (imagehash's bits reinterpreted), as the array path reads them. Wider hashes (PDQ's
+    256 bits) are bytes or uint8 arrays."""
+    if h >= 1 << 64:
+        raise ValueError(f"hamming on ints takes 64-bit hashes, got {h} (pass longer hashes as bytes)")
     if h >= 0:
         return h
     if h < -(1 << 63):

@@ -4,7 +4,7 @@ JPEG / WebP bytes out)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -80,14 +80,16 @@ def _max_pixels(max_pixels: int | None) -> int:
     return int(max_pixels)
 
 
-def _batch_sources(srcs: Any) -> Any:
-    """``srcs`` of a batch call: a sequence of sources, never one source (a path string or bytes
-    would be iterated character by character, each a failed record)."""
-    if isinstance(srcs, (str, bytes, bytearray, memoryview, os.PathLike)):
-        raise TypeError(
-            f"srcs must be a sequence of sources (a list of paths, bytes or arrays), not one "
-            f"{type(srcs).__name__}: wrap it in a list"
-        )
+def _batch_sources(srcs: Any, name: str = "srcs") -> Any:
+    """``srcs`` of a batch call: a sequence of sources, never one source (a path string, bytes or
+    one array would be iterated item by item: characters, bytes or pixel rows, each a record).
+    A 4-D array is a stack of images, a batch."""
+    one = isinstance(srcs, (str, bytes, bytearray, memoryview, os.PathLike))
+    if one or (isinstance(srcs, np.ndarray) and srcs.ndim < 4):
+        what = f"{srcs.ndim}-D array" if isinstance(srcs, np.ndarray) else type(srcs).__name__
+        raise TypeError(f"{name} must be a sequence of sources (a list), not one {what}: wrap it in a list")
+    if not isinstance(srcs, Iterable):
+        raise TypeError(f"{name} must be a sequence of sources (a list), got {type(srcs).__name__}")
     return srcs
 
 
@@ -118,7 +120,14 @@ def _src(src: Any) -> Any:
     return src
 
 
+def _check_src(src: Any) -> None:
+    """A single-record call's source: misuse (None, a number...) is a TypeError naming ``src``."""
+    if not isinstance(src, (bytes, bytearray, memoryview, np.ndarray, str, os.PathLike)):
+        raise TypeError(f"src must be bytes, a uint8 buffer or array, or a path, got {type(src).__name__}")
+
+
 def _single_src(src: Any) -> Any:
+    _check_src(src)
     s = _src(src)
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
@@ -132,14 +141,36 @@ def _check(result: tuple[int, str, Image | None]) -> Image:
     return image
 
 
+_MAX_SIDE = (1 << 31) - 1  # sizes are C int32
+
+
+def _is_int(v: Any) -> bool:
+    """An int or a numpy integer, not a bool (nor a float that happens to be whole)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _side(name: str, v: Any) -> int:
+    if not _is_int(v) or not 0 < v <= _MAX_SIDE:
+        raise ValueError(f"{name} must be an int in 1..2**31-1, got {v!r}")
+    return int(v)
+
+
 def _size_pair(name: str, v: Any) -> tuple[int, int]:
     try:
-        w, h = (int(x) for x in v)
+        w, h = v
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (width, height) pair of positive ints, got {v!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{name} must be a (width, height) pair of positive ints, got {v!r}")
-    return w, h
+        raise ValueError(f"{name} must be a (width, height) pair of ints in 1..2**31-1, got {v!r}") from None
+    if not (_is_int(w) and _is_int(h) and 0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
+        raise ValueError(f"{name} must be a (width, height) pair of ints in 1..2**31-1, got {v!r}")
+    return int(w), int(h)
+
+
+def _target(target: Any) -> tuple[int, int, int, int, int, int, int]:
+    """decode(target=): a short side (int) or a (width, height) pair, named as the caller's."""
+    if _is_int(target):
+        return (_side("target", target), 0, 0, 0, 0, 0, 0)
+    w, h = _size_pair("target", target)
+    return (0, 0, 0, 0, 0, w, h)
 
 
 def _geometry(
@@ -151,11 +182,7 @@ def _geometry(
     given = [x is not None for x in (short_side, fit, crop, exact)]
     if sum(given) != 1:
         raise ValueError("give exactly one of short_side, fit or crop")
-    s = 0
-    if short_side is not None:
-        if isinstance(short_side, bool) or not isinstance(short_side, int) or short_side <= 0:
-            raise ValueError(f"short_side must be a positive int, got {short_side!r}")
-        s = short_side
+    s = 0 if short_side is None else _side("short_side", short_side)
     fw, fh = _size_pair("fit", fit) if fit is not None else (0, 0)
     cw, ch = _size_pair("crop", crop) if crop is not None else (0, 0)
     ew, eh = _size_pair("target", exact) if exact is not None else (0, 0)
@@ -196,17 +223,14 @@ def decode(
     s = _single_src(src)
     if target is None:
         return _check(_core.decode(s, pixel, bool(exif_orientation), mp, bool(fast)))
-    if isinstance(target, int) and not isinstance(target, bool):
-        geo = _geometry(target, None, None, None)
-    else:
-        geo = _geometry(None, None, None, target)  # type: ignore[arg-type]
+    geo = _target(target)
     gap = _gap(reducing_gap)
     res = _core.thumbnail(s, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap)
     return _check(res)
 
 
 def decode_batch(
-    srcs: Sequence[Source],
+    srcs: Sequence[Source | None],
     *,
     threads: int | None = None,
     color: Color = "rgb",
@@ -236,10 +260,7 @@ def decode_batch(
     if target is None:
         res = _core.decode_batch(items, pixel, bool(exif_orientation), mp, bool(fast), t)
     else:
-        if isinstance(target, int) and not isinstance(target, bool):
-            geo = _geometry(target, None, None, None)
-        else:
-            geo = _geometry(None, None, None, target)  # type: ignore[arg-type]
+        geo = _target(target)
         gap = _gap(reducing_gap)
         res = _core.thumbnail_batch(
             items, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap, t
@@ -250,6 +271,8 @@ def decode_batch(
 def _gap(reducing_gap: float | None) -> float:
     if reducing_gap is None:
         return 0.0
+    if not isinstance(reducing_gap, (int, float, np.integer, np.floating)) or isinstance(reducing_gap, bool):
+        raise ValueError(f"reducing_gap must be a number >= 1.0 or None, got {reducing_gap!r}")
     g = float(reducing_gap)
     if not g >= 1.0:
         raise ValueError(f"reducing_gap must be >= 1.0 or None (full-size decode), got {reducing_gap!r}")
@@ -342,7 +365,7 @@ def thumbnail(
 
 
 def thumbnail_batch(
-    srcs: Sequence[Source],
+    srcs: Sequence[Source | None],
     *,
     short_side: int | None = None,
     fit: tuple[int, int] | None = None,
@@ -461,15 +484,15 @@ def _encode_array(img: Any, name: str) -> Image:
 
 
 def _quality(quality: int) -> int:
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+    if not _is_int(quality) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an int in 1..100, got {quality!r}")
-    return quality
+    return int(quality)
 
 
 def _method(method: int) -> int:
-    if isinstance(method, bool) or not isinstance(method, int) or not 0 <= method <= 6:
+    if not _is_int(method) or not 0 <= method <= 6:
         raise ValueError(f"method must be an int in 0..6 (libwebp: 0 fastest, 6 smallest), got {method!r}")
-    return method
+    return int(method)
 
 
 def _encode_one(img: Any, fmt: str, quality: int, optimize: bool, method: int = 4) -> bytes:
@@ -548,6 +571,7 @@ def encode_batch(
         raise ValueError("method is a WebP option: use it with format='webp'")
     q = DEFAULT_QUALITY[format] if quality is None else _quality(quality)
     m = 4 if method is None else _method(method)
+    images = _batch_sources(images, "images")
     items = [None if im is None else _encode_array(im, f"images[{i}]") for i, im in enumerate(images)]
     res = _core.encode_batch(items, ENCODE_FORMATS[format], q, bool(optimize), _threads(threads), m)
     return EncodeResult(data=res[0], status=res[1], errors=res[2])

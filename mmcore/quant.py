@@ -575,8 +575,9 @@ class QuantizedIndex:
 
     @property
     def params(self) -> QuantParams | None:
-        """The trained :class:`QuantParams` (None before ``train``); for ``l2`` they span D + 1
-        dimensions (the last one is ``||x||^2``)."""
+        """The trained :class:`QuantParams` (None before ``train``); D dimensions for every
+        metric (an ``l2`` index keeps each row's ``||x||^2`` as a float beside the codes; files
+        written before that, with a quantized D + 1-th dimension, load as they were)."""
         return self._params
 
     @property

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -76,8 +76,8 @@ class IndexFormatError(ValueError):
 def _nonneg_int(name: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise ValueError(f"{name} must be an int, got {type(v).__name__} {v!r}")
-    if v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
+    if not 0 <= v < 1 << 62:
+        raise ValueError(f"{name} must be in 0..2**62, got {v}")
     return int(v)
 
 
@@ -93,6 +93,10 @@ def _as_words(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
         if isinstance(codes, (int, np.integer)) and not isinstance(codes, bool):
             codes = [int(codes)]
         if not isinstance(codes, np.ndarray):
+            if not isinstance(codes, Iterable) or isinstance(codes, (str, bytes)):
+                raise ValueError(
+                    f"{name}: 64-bit codes must be a uint64 array or a list of ints, got {codes!r}"
+                )
             items = list(codes)
             if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
                 raise ValueError(f"{name}: 64-bit codes must be a uint64 array or a list of ints")

@@ -501,3 +501,22 @@ def test_hash_batch_thumbnails_equal_thumbnail_batch(kinds: tuple[str, ...], mod
         assert (a is None) == (b is None), f
         if a is not None:
             assert a.shape == b.shape and np.array_equal(a, b), f
+
+
+def test_hash_api_arguments() -> None:
+    data = Path(mmcore.demo_images()[0]).read_bytes()
+    r = mmcore.hash_batch([data], kinds="dhash", thumbnail=32)  # an int is the short side
+    assert r.thumbnails is not None and min(r.thumbnails.images[0].shape[:2]) == 32
+    assert mmcore.hash_batch([data], kinds="dhash", thumbnail={"short_side": 32, "threads": 1}).ok[0]
+    with pytest.raises(ValueError, match=r"unknown options \['size'\]"):
+        mmcore.hash_batch([data], thumbnail={"size": 32})
+    with pytest.raises(ValueError, match="kinds"):
+        mmcore.hash_batch([data], kinds=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pdq_hex"):
+        mmcore.hash_to_hex(bytes(32), 256)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="32 bytes"):
+        mmcore.pdq_hex(32)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="64-bit"):
+        mmcore.hamming(2**64, 0)
+    with pytest.raises(TypeError, match="src must be"):
+        mmcore.phash(123)  # type: ignore[arg-type]

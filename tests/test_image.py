@@ -65,7 +65,7 @@ def test_bad_data_raises_decode_error_with_status() -> None:
 def test_misuse_raises_clear_exceptions(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         mmcore.decode(str(tmp_path / "missing.jpg"))
-    with pytest.raises(TypeError, match="expected bytes"):
+    with pytest.raises(TypeError, match="src must be bytes"):
         mmcore.decode(12345)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="uint8"):
         mmcore.decode(np.zeros(10, np.float32))  # type: ignore[arg-type]
@@ -92,7 +92,7 @@ def test_misuse_raises_clear_exceptions(tmp_path: Path) -> None:
         mmcore.thumbnail(data, short_side=8, filter="sinc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="exactly one"):
         mmcore.thumbnail(data, short_side=8, fit=(8, 8))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"crop must be .* 1\.\.2\*\*31-1"):
         mmcore.thumbnail(data, crop=(0, 8))
 
 
@@ -410,5 +410,38 @@ def test_none_in_a_batch_is_a_record_without_data() -> None:
     ):
         assert [Status(int(s)) for s in r.status] == [Status.CORRUPT, Status.OK]
         assert r.errors[0] == "no data: the source is None"
-    with pytest.raises(TypeError, match="expected bytes"):
+    with pytest.raises(TypeError, match="src must be bytes"):
         mmcore.decode(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="src must be bytes"):
+        mmcore.phash(None)  # type: ignore[arg-type]
+
+
+def test_api_arguments_are_checked_where_they_are_given() -> None:
+    """One array as a batch, sizes past int32, numpy ints and floats, reducing_gap text: a clear
+    ValueError / TypeError naming the argument (not a batch of pixel rows, not pybind11's dump)."""
+    data = Path(mmcore.demo_images()[0]).read_bytes()
+    img = mmcore.decode(data)
+    for call in (mmcore.decode_batch, mmcore.hash_batch, mmcore.encode_batch):
+        for one in (img, np.frombuffer(data, np.uint8)):
+            with pytest.raises(TypeError, match="wrap it in a list"):
+                call(one)
+    stack = np.stack([img, img])  # a 4-D stack is a batch
+    assert len(mmcore.hash_batch(stack, kinds=("dhash",))) == 2
+    assert len(mmcore.encode_batch(stack)) == 2
+    for bad in (
+        lambda: mmcore.resize(img, (2**31, 1)),
+        lambda: mmcore.resize(img, (30.5, 20)),
+        lambda: mmcore.thumbnail(data, crop=(2**31, 5)),
+        lambda: mmcore.thumbnail_batch([data], short_side=2**40),
+        lambda: mmcore.decode(data, target=0),
+        lambda: mmcore.decode(data, reducing_gap="x", target=32),
+    ):
+        with pytest.raises(ValueError, match=r"target|size|crop|short_side|reducing_gap"):
+            bad()
+    assert (
+        mmcore.thumbnail(data, short_side=np.int64(32)).shape[:2]
+        == mmcore.thumbnail(data, short_side=32).shape[:2]
+    )
+    assert mmcore.decode(data, target=np.int64(32)).shape == mmcore.decode(data, target=32).shape
+    assert mmcore.resize(img, (np.int64(20), np.int32(10))).shape[:2] == (10, 20)
+    assert mmcore.encode_jpeg(img, quality=np.int64(90)) == mmcore.encode_jpeg(img, quality=90)

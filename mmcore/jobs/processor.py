@@ -244,7 +244,7 @@ class Processor:
             hr = self._gpu_hash(blobs, kinds, thumb_args)  # type: ignore[arg-type]
         else:
             hr = hash_batch(
-                blobs,  # type: ignore[arg-type]
+                blobs,
                 kinds=kinds,  # type: ignore[arg-type]  # names checked by Config
                 mode=cfg.hash_mode,  # type: ignore[arg-type]
                 exif_orientation=cfg.exif_orientation,

@@ -339,7 +339,8 @@ def register(sub: Any) -> None:
         help="process a corpus into resumable Parquet shards",
         description="Decode, hash (and thumbnail) every image of SOURCE into Parquet shards in OUT. "
         "SOURCE: a directory (recursive), a glob, WebDataset .tar shards or Parquet files with a bytes "
-        "or path column. Rerunning resumes: completed shards are skipped. Exit code 0 when the job "
+        "or path column. Rerunning resumes: completed shards are skipped (a rerun without processing "
+        "options or --config keeps those OUT was written with). Exit code 0 when the job "
         "completed (even if some records failed: see their status), 1 when it could not.",
     )
     p.add_argument("source", help="directory, glob, .tar or .parquet file(s)")
@@ -365,8 +366,32 @@ def register(sub: Any) -> None:
     p.set_defaults(func=user_errors("run", _cmd_run))
 
 
+#: The options that decide the output (Config.processor_dict's keys), which a rerun keeps.
+_PROCESSING = (
+    "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "thumbnail_webp_method",
+    "exif_orientation", "max_pixels", "max_bytes",
+)  # fmt: skip
+
+
+def _saved_processing(out: str) -> dict[str, Any]:
+    """The processing options OUT's manifest was written with ({} when there is no manifest, or
+    one without a readable config: the run then reports what is wrong with OUT)."""
+    try:
+        saved = read_manifest(out).get("config")
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in saved.items() if k in _PROCESSING} if isinstance(saved, dict) else {}
+
+
 def _cmd_run(args: Any) -> int:
-    config = Config.from_toml(args.config) if args.config else Config()
+    flags = (args.hashes, args.hash_mode, args.thumbnail, args.thumbnail_format, args.thumbnail_webp_method)
+    if args.config:
+        config = Config.from_toml(args.config)
+    elif all(f is None for f in flags) and args.mode != "overwrite":
+        # A rerun with no processing options resumes with those OUT was written with.
+        config = Config.from_dict(_saved_processing(args.out))
+    else:
+        config = Config()
     config = config.replace(
         hashes=tuple(h.strip() for h in args.hashes.split(",") if h.strip()) if args.hashes else None,
         hash_mode=args.hash_mode,

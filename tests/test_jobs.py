@@ -11,6 +11,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -688,3 +689,102 @@ def test_report_says_when_dedup_clusters_are_out_of_date(tmp_path: Path) -> None
     dedup(out, hash="pdq", threshold=31)
     fresh = report(out).read_text()
     assert ["Out of date" in t for t in (first, stale, fresh)] == [False, True, False]
+
+
+# -- job-level reliability (a review with kill -9, concurrent runs and odd folders) --------------
+
+
+def test_a_second_run_on_the_same_out_is_refused_and_touches_nothing(tmp_path: Path) -> None:
+    import fcntl
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_tree(src, n=3)
+    run(str(src), out, progress=None)
+    before = sorted(p.name for p in out.rglob("*"))
+    held = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # as a run in progress holds it
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(JobError, match="another mmcore run"):
+            run(str(src), out, Config(thumbnail=32), progress=None)
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert run(str(src), out, progress=None).shards_skipped >= 1  # released: the next run resumes
+
+
+def test_a_first_run_killed_while_writing_its_manifest_can_be_rerun(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=3)
+    out.mkdir()
+    (out / "._mmcore_job.json.tmp-12345").write_bytes(b'{"format": "mmc')  # cut short by the kill
+    run(str(src), out, progress=None)
+    assert set(rows_by_id(out)) == set(blobs)
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_retry_failed_keeps_every_row_when_ids_repeat(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    good = jpeg_bytes(3)
+    pq.write_table(pa.table({"id": ["a", "a", "b"], "bytes": [good, b"junk", good]}), src / "t.parquet")
+    run(str(src), out, progress=None)
+    want = [(r["id"], r["member"], r["status"]) for r in read_output(out).to_pylist()]
+    assert want == [("a", "0", "OK"), ("a", "1", "CORRUPT"), ("b", "2", "OK")]
+    run(str(src), out, Config(mode="retry-failed"), progress=None)
+    assert [(r["id"], r["member"], r["status"]) for r in read_output(out).to_pylist()] == want
+
+
+def test_links_and_folders_that_cannot_be_listed_are_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the walk cannot list and a link to nothing get READ_ERROR rows (they used to
+    vanish, the job exiting 0); a linked folder is walked, once, even when links loop."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=2)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "far.jpg").write_bytes(jpeg_bytes(5))
+    (src / "linked").symlink_to(tmp_path / "elsewhere")
+    (src / "loop").symlink_to(src)
+    (src / "dangling.jpg").symlink_to(tmp_path / "nothing.jpg")
+    (src / "locked").mkdir()
+    (src / "locked" / "x.jpg").write_bytes(jpeg_bytes(6))
+    real_scandir = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path).endswith(os.sep + "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    run(str(src), out, progress=None)
+    monkeypatch.undo()
+    rows = rows_by_id(out)
+    assert set(rows) == set(blobs) | {"linked/far.jpg", "dangling.jpg", "locked"}
+    assert rows["linked/far.jpg"]["status"] == "OK"
+    assert rows["dangling.jpg"]["status"] == "READ_ERROR" and "No such file" in rows["dangling.jpg"]["error"]
+    assert rows["locked"]["status"] == "READ_ERROR" and "could not be listed" in rows["locked"]["error"]
+
+
+def test_ctrl_c_is_one_line_and_the_job_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmcore.cli import main
+    from mmcore.jobs import runner
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=4)
+
+    def interrupted(*a: Any, **k: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    assert main(["run", str(src), str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "rerun" in err and "Traceback" not in err
+    monkeypatch.undo()
+    assert main(["run", str(src), str(out), "--quiet", "--thumbnail", "32"]) == 0
+    # A rerun without processing options keeps those OUT was written with (the README's resume).
+    assert main(["run", str(src), str(out), "--quiet"]) == 0
+    assert set(rows_by_id(out)) == set(blobs) and all(
+        r["thumbnail"] for r in rows_by_id(out).values() if r["status"] == "OK"
+    )

@@ -77,6 +77,8 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
     path = ""
     try:
         path = uri_to_path(path_or_uri)
+        if os.path.isdir(path):  # one the planning walk could not list (a source file is never one)
+            return None, f"cannot read {text(path)}: a folder that could not be listed"
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):

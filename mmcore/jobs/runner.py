@@ -8,6 +8,7 @@ records, which the next run rewrites: every input record ends up in the output e
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -59,6 +60,14 @@ class RunSummary:
         if self.skipped_files:
             out.append(f"skipped {self.skipped_files:,} files that are not images")
         return out
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -114,11 +123,17 @@ def _clear(out: Path) -> None:
         (out / MANIFEST).unlink()
 
 
+def _ours(name: str) -> bool:
+    """A file mmcore's run leaves in OUT before its manifest exists: the write probe, and the
+    temporaries of a first run killed while writing its manifest."""
+    return name.startswith(".mmcore-write-test-") or name.startswith(f".{MANIFEST}.tmp-")
+
+
 def _job_folder(out: Path) -> dict[str, Any] | None:
     """OUT's manifest, or None for an empty folder. Anything else is refused: a folder that holds
     other files is never written into (nor, with --mode overwrite, cleared)."""
     if not (out / MANIFEST).exists():
-        others = sorted(p.name for p in out.iterdir() if not p.name.startswith(".mmcore-write-test-"))
+        others = sorted(p.name for p in out.iterdir() if not _ours(p.name))
         if others:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
             raise JobError(
@@ -239,10 +254,31 @@ def run(
     except OSError as e:
         raise JobError(f"cannot write to the output folder {os.fspath(out)}: {e.strerror or e}") from None
     try:
-        return _run(source, outp, config, progress, t_start)
+        with _locked(outp):
+            return _run(source, outp, config, progress, t_start)
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
         raise JobError(f"the job stopped: {e.strerror or e}{where}") from None
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """An exclusive lock (flock) on the OUT folder itself for the whole run: a second run on the
+    same OUT (same options or not) is refused at once and touches nothing. No lock file: nothing is
+    left in OUT, and the lock goes with the process, even on kill -9."""
+    import fcntl
+
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobError(
+                f"another mmcore run is writing {out}; wait for it to finish, or give another output folder"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_start: float) -> RunSummary:
@@ -301,6 +337,11 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         batches = counted(_inputs(shard, config, proc, only))
         if only is not None:
             batches = iter([_merge_retry(outp, shard, batches)])
+            # The old completion record goes before the part is replaced: a kill in between leaves
+            # the shard incomplete (redone by the next run), never a record that describes another part.
+            with contextlib.suppress(FileNotFoundError):
+                done_path(outp, shard.name).unlink()
+                _fsync_dir(done_path(outp, shard.name).parent)
         counts = _write_shard(outp, shard, batches, proc)
         wall = time.perf_counter() - t0
         stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
@@ -321,11 +362,16 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
 def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
     """The shard's rows with the retried records replaced by their new rows (same order)."""
     old = pq.read_table(shard_path(out, shard.name))
-    new_rows: dict[str, dict[str, Any]] = {}
+    # By occurrence, not by id alone: ids from a Parquet id column can repeat, and the k-th old row
+    # of an id is the k-th record of that id read again (the source is read in the same order).
+    new_rows: dict[str, collections.deque[dict[str, Any]]] = {}
     for b in fresh:
         for r in b.to_pylist():
-            new_rows[r["id"]] = r
-    rows = [new_rows.get(r["id"], r) for r in old.to_pylist()]
+            new_rows.setdefault(r["id"], collections.deque()).append(r)
+    rows = []
+    for r in old.to_pylist():
+        q = new_rows.get(r["id"])
+        rows.append(q.popleft() if q else r)
     return pa.RecordBatch.from_pylist(rows, schema=old.schema)
 
 
@@ -403,6 +449,14 @@ def _cmd_run(args: Any) -> int:
         shard_size=args.shard_size,
         mode=args.mode,
     )
-    summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
+    try:
+        summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt:
+        print(
+            f"\nmmcore run: interrupted; completed shards are kept: rerun the same command to resume "
+            f"({args.out})",
+            file=sys.stderr,
+        )
+        return 130
     print("\n".join(summary.lines()))
     return 0

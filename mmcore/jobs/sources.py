@@ -193,21 +193,50 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
     ex = os.path.abspath(exclude) if exclude is not None else None
     if os.path.isdir(source):
         root = os.path.abspath(source)
-        found = []
-        for d, dirs, names in os.walk(root):
-            dirs[:] = sorted(n for n in dirs if not _inside(os.path.join(d, n), ex))
-            found += [os.path.join(d, n) for n in names]
+        found, keep = _walk(root, ex)
     elif os.path.isfile(source):
-        root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
+        root, found, keep = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)], set()
     else:
         require_source(source)
-        found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
+        found, keep = [os.path.abspath(p) for p in glob.glob(source, recursive=True)], set()
         root = os.path.commonpath([os.path.dirname(p) for p in found])
-    found = sorted(p for p in found if not _inside(p, ex) and os.path.isfile(p))
+    found = sorted(p for p in found if not _inside(p, ex) and (os.path.isfile(p) or p in keep))
     tars = [p for p in found if p.lower().endswith(".tar")]
     parquets = [p for p in found if p.lower().endswith(".parquet")]
     containers = set(tars) | set(parquets)
     return tars, parquets, [p for p in found if p not in containers], root
+
+
+def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
+    """Every file under ``root`` (not inside ``ex``), following links to folders once each (a link
+    back to a folder already walked is not followed again). What cannot be walked is kept as an
+    entry of its own, so that it gets a READ_ERROR row instead of vanishing: a folder that cannot
+    be listed (its OSError) and a link to nothing."""
+    found: list[str] = []
+    keep: set[str] = set()  # not files, yet records
+    seen: set[tuple[int, int]] = set()
+
+    def unlisted(e: OSError) -> None:
+        if e.filename and os.fspath(e.filename) != root:
+            found.append(os.fspath(e.filename))
+            keep.add(os.fspath(e.filename))
+
+    for d, dirs, names in os.walk(root, onerror=unlisted, followlinks=True):
+        try:
+            st = os.stat(d)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link loop, or a second link to the same folder
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(n for n in dirs if not _inside(os.path.join(d, n), ex))
+        for n in names:
+            p = os.path.join(d, n)
+            found.append(p)
+            if os.path.islink(p) and not os.path.exists(p):
+                keep.add(p)  # a link to nothing
+    return found, keep
 
 
 def id_prefix(path: str, root: str) -> str:

@@ -445,3 +445,29 @@ def test_api_arguments_are_checked_where_they_are_given() -> None:
     assert mmcore.decode(data, target=np.int64(32)).shape == mmcore.decode(data, target=32).shape
     assert mmcore.resize(img, (np.int64(20), np.int32(10))).shape[:2] == (10, 20)
     assert mmcore.encode_jpeg(img, quality=np.int64(90)) == mmcore.encode_jpeg(img, quality=90)
+
+
+@pytest.mark.parametrize("filter", ["nearest", "area", "bilinear", "bicubic", "lanczos3"])
+def test_crop_thumbnails_compute_the_window_alone_with_the_same_pixels(filter: str) -> None:
+    """thumbnail(crop=) resizes only the centre window: equal, pixel for pixel, to the whole
+    resize then the crop (every filter, grey and RGB, both pass orders, up- and downscaling)."""
+    from mmcore import _core
+
+    rng = np.random.default_rng(11)
+    for i in range(40):
+        w, h = int(rng.integers(1, 70)), int(rng.integers(1, 70))
+        mode = "L" if i % 3 == 0 else "RGB"
+        shape = (h, w) if mode == "L" else (h, w, 3)
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(buf, "PNG")
+        cw, ch = int(rng.integers(1, 50)), int(rng.integers(1, 50))
+        color = "gray" if mode == "L" else "rgb"
+        got = mmcore.thumbnail(buf.getvalue(), crop=(cw, ch), filter=filter, color=color)  # type: ignore[arg-type]
+        rw, rh, ow, oh = _core.thumbnail_geometry(w, h, 0, 0, 0, cw, ch, 0, 0, True)
+        whole = mmcore.resize(mmcore.decode(buf.getvalue(), color=color), (rw, rh), filter=filter)  # type: ignore[arg-type]
+        x0, y0 = (rw - ow) // 2, (rh - oh) // 2
+        np.testing.assert_array_equal(got, whole[y0 : y0 + oh, x0 : x0 + ow], err_msg=f"{w}x{h} -> {cw}x{ch}")
+    # A long thin image: its 224x2240000 resize is never made (it was TOO_LARGE, or 300 MB).
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (20000, 2, 3), dtype=np.uint8)).save(buf, "PNG")
+    assert mmcore.thumbnail(buf.getvalue(), crop=(224, 224), filter=filter).shape == (224, 224, 3)  # type: ignore[arg-type]

@@ -115,10 +115,12 @@ Status thumbnail_info(const std::uint8_t* data, std::size_t size, const Thumbnai
   std::int32_t rw = 0, rh = 0, ow = 0, oh = 0;
   thumbnail_geometry(W, H, options, &rw, &rh, &ow, &oh);
   // The pixel limit bounds every buffer, not only the source: a legal 1x4718593 image scaled to
-  // short side 64 would otherwise ask for a 64x301989952 result (found by the fuzzer).
+  // short side 64 would otherwise ask for a 64x301989952 result (found by the fuzzer). A crop's
+  // resized image is never allocated (resize_crop computes the window alone): the output counts,
+  // and each side of the resize (its taps are per output index) is held to the limit too.
   const std::int64_t limit = options.decode.max_pixels;
-  const std::int64_t largest =
-      std::max(static_cast<std::int64_t>(rw) * rh, static_cast<std::int64_t>(ow) * oh);
+  const std::int64_t largest = std::max(
+      {static_cast<std::int64_t>(ow) * oh, static_cast<std::int64_t>(rw), static_cast<std::int64_t>(rh)});
   if (limit > 0 && largest > limit) {
     error->set("thumbnail of the %dx%d image would be %dx%d = %lld pixels, over the limit of %lld", W, H, rw,
                rh, static_cast<long long>(largest), static_cast<long long>(limit));
@@ -165,25 +167,10 @@ Status resize_and_crop(ConstImageView decoded, const ThumbnailOptions& options, 
     }
     return Status::kOk;
   }
-  Scratch resized;
-  ConstImageView rv = decoded;
-  if (!same) {
-    if (!resized.alloc(static_cast<std::size_t>(info.resize_width) * info.resize_height * c)) {
-      error->set("out of memory allocating %dx%d scratch for a thumbnail", info.resize_width,
-                 info.resize_height);
-      return Status::kNoMemory;
-    }
-    const ImageView dst{resized.data(), info.resize_width, info.resize_height, c,
-                        static_cast<std::int64_t>(info.resize_width) * c};
-    resize(decoded, dst, options.filter);
-    rv = dst;
-  }
-  const std::int32_t x0 = (info.resize_width - info.out_width) / 2;
-  const std::int32_t y0 = (info.resize_height - info.out_height) / 2;
-  for (std::int32_t y = 0; y < info.out_height; ++y) {
-    std::memcpy(out.row(y), rv.row(y + y0) + static_cast<std::int64_t>(x0) * c,
-                static_cast<std::size_t>(info.out_width) * c);
-  }
+  // The centre window of the resize, computed alone (a 2x20000 image cropped to 224x224 would
+  // otherwise be resized to 224x2240000 first).
+  resize_crop(decoded, out, options.filter, info.resize_width, info.resize_height);
+  (void)error;
   return Status::kOk;
 }
 

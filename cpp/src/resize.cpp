@@ -76,7 +76,8 @@ FilterDef filter_def(Filter f) {
 
 namespace resize_detail {
 
-void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t) {
+void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t, std::int32_t first,
+                  std::int32_t count) {
   const FilterDef fd = filter_def(f);
   // Pillow's box is float32 (0, 0, w, h): in1 - in0 is the float in_size, exact below 2^24.
   const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
@@ -85,9 +86,12 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   const double ss = 1.0 / filterscale;
 
-  t->start.assign(out_size, 0);
-  t->count.assign(out_size, 0);
-  t->coeffs.assign(static_cast<std::size_t>(out_size) * ksize, 0);
+  // Each output's taps depend on its own index only: a window [first, first + n) of the axis is
+  // computed exactly as the whole axis would have it.
+  const std::int32_t n = count < 0 ? out_size - first : count;
+  t->start.assign(n, 0);
+  t->count.assign(n, 0);
+  t->coeffs.assign(static_cast<std::size_t>(n) * ksize, 0);
   std::vector<double> w(ksize);
   // Reuse: output xx's taps depend only on (frac(center), xmin - floor(center), count): the
   // filter argument (x + xmin - center + 0.5) * ss is then the same real number before rounding,
@@ -95,9 +99,10 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   // binary fraction (2x, 1/8, ...); only then is the lookup worth its cost.
   const bool memo = std::floor(scale * 1024.0) == scale * 1024.0;
   std::unordered_map<std::uint64_t, std::int32_t> seen;
-  std::vector<double> fracs(memo ? out_size : 0);
-  std::vector<std::int32_t> shifts(memo ? out_size : 0);
-  for (std::int32_t xx = 0; xx < out_size; ++xx) {
+  std::vector<double> fracs(memo ? n : 0);
+  std::vector<std::int32_t> shifts(memo ? n : 0);
+  for (std::int32_t i = 0; i < n; ++i) {
+    const std::int32_t xx = first + i;
     const double center = (xx + 0.5) * scale;
     // Truncation toward zero, then clamping: Pillow's "round" of the window ends.
     int xmin = static_cast<int>(center - support + 0.5);
@@ -105,28 +110,28 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
     int xmax = static_cast<int>(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
-    t->start[xx] = xmin;
-    t->count[xx] = xmax;
-    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(xx) * ksize;
+    t->start[i] = xmin;
+    t->count[i] = xmax;
+    std::int32_t* k = t->coeffs.data() + static_cast<std::size_t>(i) * ksize;
     if (memo) {
       const double fl = std::floor(center);
-      fracs[xx] = center - fl;
-      shifts[xx] = xmin - static_cast<std::int32_t>(fl);
+      fracs[i] = center - fl;
+      shifts[i] = xmin - static_cast<std::int32_t>(fl);
       std::uint64_t bits;
-      std::memcpy(&bits, &fracs[xx], sizeof bits);
+      std::memcpy(&bits, &fracs[i], sizeof bits);
       const std::uint64_t key = bits ^
-                                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(shifts[xx])) << 20) ^
+                                (static_cast<std::uint64_t>(static_cast<std::uint32_t>(shifts[i])) << 20) ^
                                 (static_cast<std::uint64_t>(xmax) << 40);
       const auto it = seen.find(key);
       if (it != seen.end()) {
         const std::int32_t o = it->second;
-        if (fracs[o] == fracs[xx] && shifts[o] == shifts[xx] && t->count[o] == xmax) {
+        if (fracs[o] == fracs[i] && shifts[o] == shifts[i] && t->count[o] == xmax) {
           std::memcpy(k, t->coeffs.data() + static_cast<std::size_t>(o) * ksize,
                       sizeof(std::int32_t) * ksize);
           continue;
         }
       } else {
-        seen.emplace(key, xx);
+        seen.emplace(key, i);
       }
     }
     double ww = 0.0;
@@ -142,16 +147,18 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
       k[x] = static_cast<std::int32_t>(v < 0 ? -0.5 + q : 0.5 + q);
     }
   }
-  t->axis = Axis{in_size, out_size, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
+  t->axis = Axis{in_size, n, ksize, t->start.data(), t->count.data(), t->coeffs.data()};
 }
 
-std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size) {
+std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size, std::int32_t first,
+                                        std::int32_t count) {
   const double a = static_cast<double>(static_cast<float>(in_size)) / out_size;
-  std::vector<std::int32_t> idx(out_size);
-  double pos = a * 0.5;
-  for (std::int32_t i = 0; i < out_size; ++i) {
+  const std::int32_t n = count < 0 ? out_size - first : count;
+  std::vector<std::int32_t> idx(n);
+  double pos = a * 0.5;  // accumulated as Pillow does, so a window runs the sum from 0
+  for (std::int32_t i = 0; i < first + n; ++i) {
     const int v = pos < 0.0 ? -1 : static_cast<int>(pos);
-    idx[i] = (v >= 0 && v < in_size) ? v : -1;
+    if (i >= first) idx[i - first] = (v >= 0 && v < in_size) ? v : -1;
     pos += a;
   }
   return idx;
@@ -179,10 +186,12 @@ void nearest_row(const std::uint8_t* s, std::uint8_t* d, const std::int32_t* xi,
   }
 }
 
-void resize_nearest(ConstImageView src, ImageView dst) {
+// dst is the window at (x0, y0) of src resized to full_w x full_h (the whole of it by default).
+void resize_nearest(ConstImageView src, ImageView dst, std::int32_t full_w, std::int32_t full_h,
+                    std::int32_t x0, std::int32_t y0) {
   using resize_detail::nearest_index;
-  const std::vector<std::int32_t> xi = nearest_index(src.width, dst.width);
-  const std::vector<std::int32_t> yi = nearest_index(src.height, dst.height);
+  const std::vector<std::int32_t> xi = nearest_index(src.width, full_w, x0, dst.width);
+  const std::vector<std::int32_t> yi = nearest_index(src.height, full_h, y0, dst.height);
   const std::int64_t row_bytes = static_cast<std::int64_t>(dst.width) * dst.channels;
   for (std::int32_t y = 0; y < dst.height; ++y) {
     std::uint8_t* d = dst.row(y);
@@ -243,23 +252,26 @@ struct Scratch {
   }
 };
 
-void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Kernels& kern) {
+// dst is the window at (x0, y0) of src resized to full_w x full_h: each output pixel is the one the
+// whole resize gives (its taps depend on its own index only), and only the window is computed.
+void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Kernels& kern,
+                      std::int32_t full_w, std::int32_t full_h, std::int32_t x0, std::int32_t y0) {
   const std::int32_t c = src.channels;
-  const bool need_h = dst.width != src.width;
-  const bool need_v = dst.height != src.height;
+  const bool need_h = full_w != src.width;
+  const bool need_v = full_h != src.height;
 
   AxisTaps h, v;
-  if (need_h) compute_axis(src.width, dst.width, filter, &h);
+  if (need_h) compute_axis(src.width, full_w, filter, &h, x0, dst.width);
   if (need_v) {
     // Square-to-square shares its taps (lanczos' sin() calls are a visible cost on small images).
-    if (need_h && src.width == src.height && dst.width == dst.height) {
+    if (need_h && src.width == src.height && full_w == full_h && x0 == y0 && dst.width == dst.height) {
       v.start = h.start;
       v.count = h.count;
       v.coeffs = h.coeffs;
       v.axis = Axis{h.axis.in_size, h.axis.out_size, h.axis.ksize,
                     v.start.data(), v.count.data(),  v.coeffs.data()};
     } else {
-      compute_axis(src.height, dst.height, filter, &v);
+      compute_axis(src.height, full_h, filter, &v, y0, dst.height);
     }
   }
 
@@ -296,19 +308,20 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
     }
   };
 
-  if (!need_v) {
+  if (!need_v) {  // source rows y0.. as they are
     std::int32_t y = 0;
-    for (; y + 1 < dst.height; y += 2) horizontal_pair(y, dst.row(y), dst.row(y + 1));
-    if (y < dst.height) kern.horizontal(hsrc(y), dst.row(y), c, h.axis, table);
+    for (; y + 1 < dst.height; y += 2) horizontal_pair(y0 + y, dst.row(y), dst.row(y + 1));
+    if (y < dst.height) kern.horizontal(hsrc(y0 + y), dst.row(y), c, h.axis, table);
     return;
   }
 
   const std::int64_t out_row_bytes = static_cast<std::int64_t>(dst.width) * c;
   std::vector<const std::uint8_t*> rows(v.axis.ksize);
-  if (!need_h) {
+  if (!need_h) {  // source columns x0.. as they are
+    const std::int64_t col = static_cast<std::int64_t>(x0) * c;
     for (std::int32_t y = 0; y < dst.height; ++y) {
       const std::int32_t y0 = v.axis.start[y], n = v.axis.count[y];
-      for (std::int32_t t = 0; t < n; ++t) rows[t] = src.row(y0 + t);
+      for (std::int32_t t = 0; t < n; ++t) rows[t] = src.row(y0 + t) + col;
       kern.vertical(rows.data(), n, v.axis.coeffs + static_cast<std::int64_t>(y) * v.axis.ksize, dst.row(y),
                     out_row_bytes);
     }
@@ -318,7 +331,7 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
   // Pillow 13 runs the vertical pass first when the height shrinks more than twice as much (in
   // pixels) as the width: then each output row is one vertical row over the full source width,
   // horizontally resampled at once, so one scratch row suffices.
-  const std::int32_t dh = src.height - dst.height, dw = src.width - dst.width;
+  const std::int32_t dh = src.height - full_h, dw = src.width - full_w;
   if (dh > 0 && dh > dw * 2) {
     std::uint8_t* mid = ring_mem.get(static_cast<std::size_t>(src_row_bytes + kRowOverRead));
     for (std::int32_t y = 0; y < dst.height; ++y) {
@@ -372,14 +385,43 @@ void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend) {
     return;
   }
   if (filter == Filter::kNearest) {
-    resize_nearest(src, dst);
+    resize_nearest(src, dst, dst.width, dst.height, 0, 0);
     return;
   }
-  resize_separable(src, dst, filter, pick_kernels(backend));
+  resize_separable(src, dst, filter, pick_kernels(backend), dst.width, dst.height, 0, 0);
 }
 
 void resize(ConstImageView src, ImageView dst, Filter filter) {
   resize(src, dst, filter, active_backend());
+}
+
+void resize_crop(ConstImageView src, ImageView dst, Filter filter, std::int32_t full_width,
+                 std::int32_t full_height, Backend backend) {
+  const bool channels_ok =
+      src.channels == dst.channels && (src.channels == 1 || src.channels == 3 || src.channels == 4);
+  if (!channels_ok || src.data == nullptr || dst.data == nullptr || src.width <= 0 || src.height <= 0 ||
+      dst.width <= 0 || dst.height <= 0 || full_width < dst.width || full_height < dst.height ||
+      src.stride < static_cast<std::int64_t>(src.width) * src.channels ||
+      dst.stride < static_cast<std::int64_t>(dst.width) * dst.channels) {
+    return;
+  }
+  const std::int32_t x0 = (full_width - dst.width) / 2, y0 = (full_height - dst.height) / 2;
+  const std::int64_t c = src.channels;
+  if (src.width == full_width && src.height == full_height) {  // a crop of the image as it is
+    for (std::int32_t y = 0; y < dst.height; ++y)
+      std::memcpy(dst.row(y), src.row(y0 + y) + x0 * c, static_cast<std::size_t>(dst.width) * c);
+    return;
+  }
+  if (filter == Filter::kNearest) {
+    resize_nearest(src, dst, full_width, full_height, x0, y0);
+    return;
+  }
+  resize_separable(src, dst, filter, pick_kernels(backend), full_width, full_height, x0, y0);
+}
+
+void resize_crop(ConstImageView src, ImageView dst, Filter filter, std::int32_t full_width,
+                 std::int32_t full_height) {
+  resize_crop(src, dst, filter, full_width, full_height, active_backend());
 }
 
 }  // namespace mmcore

@@ -56,14 +56,17 @@ struct AxisTaps {
   Axis axis;
 };
 
-/// Pillow's taps for resampling in_size pixels to out_size with `filter` (not kNearest):
+/// Pillow's taps for resampling in_size pixels to out_size with `filter` (not kNearest), for the
+/// outputs [first, first + count) (all by default; taps.axis.out_size is count):
 /// precompute_coeffs + normalize_coeffs_8bpc in float64, quantised to 22 bits. The GPU resize
 /// uploads these same tables, so every backend rounds the same coefficients.
-void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps);
+void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
+                  std::int32_t first = 0, std::int32_t count = -1);
 
 /// NEAREST's source index of each output pixel (Pillow's affine rule; -1 gives black, which these
 /// scales never produce). The GPU resize uploads this table too.
-std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size);
+std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size, std::int32_t first = 0,
+                                        std::int32_t count = -1);
 
 // --- scalar reference (resize_ref.cpp) -------------------------------------------------------
 

@@ -35,4 +35,11 @@ void resize(ConstImageView src, ImageView dst, Filter filter);
 /// Same with an explicit backend (tests compare variants with it).
 void resize(ConstImageView src, ImageView dst, Filter filter, Backend backend);
 
+/// The centre dst.width x dst.height window of src resized to full_width x full_height, equal to
+/// resizing the whole and cropping, but computing (and allocating) the window only.
+void resize_crop(ConstImageView src, ImageView dst, Filter filter, std::int32_t full_width,
+                 std::int32_t full_height);
+void resize_crop(ConstImageView src, ImageView dst, Filter filter, std::int32_t full_width,
+                 std::int32_t full_height, Backend backend);
+
 }  // namespace mmcore

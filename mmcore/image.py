@@ -440,7 +440,9 @@ ThumbnailCodes = tuple[int, bool, int, bool, int, int, int, int, int, int, int, 
 
 
 def image_info(src: Source, *, exif_orientation: bool = True) -> dict[str, Any]:
-    """Header facts without decoding pixels: format, width, height (as stored), orientation.
+    """Header facts without decoding pixels: format, width, height (as stored), orientation (the
+    EXIF tag, 1 when absent), has_alpha, animated, and display_width / display_height: the size
+    :func:`decode` gives with the same ``exif_orientation`` (orientations 5-8 swap the sides).
 
     >>> import mmcore
     >>> mmcore.image_info(mmcore.demo_images()[0])["format"]
@@ -448,6 +450,9 @@ def image_info(src: Source, *, exif_orientation: bool = True) -> dict[str, Any]:
     """
     info: dict[str, Any] = _core.image_info(_single_src(src), bool(exif_orientation))
     info["status"] = Status(info["status"])
+    w, h, o = info["width"], info["height"], info["orientation"]
+    turned = bool(exif_orientation) and 5 <= o <= 8
+    info["display_width"], info["display_height"] = (h, w) if turned else (w, h)
     return info
 
 

@@ -40,6 +40,11 @@ def test_exif_orientation_swaps_axes() -> None:
     assert mmcore.image_info(p)["orientation"] == 6
     assert mmcore.decode(p, exif_orientation=False).shape == (300, 400, 3)
     assert mmcore.decode(p).shape == (400, 300, 3)
+    for exif in (True, False):  # image_info's display size is decode's with the same flag
+        info = mmcore.image_info(p, exif_orientation=exif)
+        h, w = mmcore.decode(p, exif_orientation=exif).shape[:2]
+        assert (info["display_width"], info["display_height"]) == (w, h)
+        assert (info["width"], info["height"]) == (400, 300)  # as stored
 
 
 def test_sources_agree() -> None:

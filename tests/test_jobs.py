@@ -788,3 +788,15 @@ def test_ctrl_c_is_one_line_and_the_job_resumes(
     assert set(rows_by_id(out)) == set(blobs) and all(
         r["thumbnail"] for r in rows_by_id(out).values() if r["status"] == "OK"
     )
+
+
+def test_a_folder_written_by_spark_gives_rows_for_its_images_only(tmp_path: Path) -> None:
+    """Spark's _SUCCESS marker and .crc checksums are skipped like sidecars (they were CORRUPT rows)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "part-00000.jpg").write_bytes(jpeg_bytes(1))
+    (src / ".part-00000.jpg.crc").write_bytes(b"crc\x00\x01")
+    (src / "_SUCCESS").write_bytes(b"")
+    (src / "_committed_123").write_bytes(b"{}")
+    s = run(str(src), tmp_path / "out", progress=None)
+    assert set(rows_by_id(tmp_path / "out")) == {"part-00000.jpg"} and s.records == 1

@@ -53,20 +53,26 @@ SIDECAR_EXTENSIONS = (
     ".npz",
     ".pth",
     ".pyd",
+    ".crc",  # Hadoop / Spark checksums beside each output file
 )
+#: Marker files that engines write into their output folders (Spark, Hadoop, Databricks): no
+#: content, skipped as sidecars are.
+MARKER_NAMES = ("_SUCCESS", "_committed_", "_started_", "_temporary")
 _ID_COLUMNS = ("id", "key")
 _BYTES_COLUMNS = ("bytes", "image", "content", "data", "jpg", "png", "webp")
 _PATH_COLUMNS = ("path", "uri", "file", "filename")
 
 
 def looks_like_image(head: bytes, name: str) -> bool:
-    """False only for a sidecar name (SIDECAR_EXTENSIONS) without a JPEG / PNG / GIF / WebP
-    signature in ``head`` (the first 16 bytes)."""
+    """False only for a sidecar name (SIDECAR_EXTENSIONS, or an engine's marker file such as
+    Spark's ``_SUCCESS``: MARKER_NAMES) without a JPEG / PNG / GIF / WebP signature in ``head``
+    (the first 16 bytes)."""
     if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:4] == b"GIF8":
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
-    return not name.lower().endswith(SIDECAR_EXTENSIONS)
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return not (name.lower().endswith(SIDECAR_EXTENSIONS) or base.startswith(MARKER_NAMES))
 
 
 @dataclass

@@ -103,6 +103,22 @@ def test_corpus_corrupt_single_record(corrupt: list[Path]) -> None:
         print(f"  {t * 1e3:8.2f} ms  {name}")
 
 
+def _child(code: str, *args: str, stdin: str | None = None, timeout: int = 300) -> str:
+    """Runs ``code`` in a fresh interpreter (one BLAS thread); returns its last stdout line."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
 _CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
@@ -131,17 +147,7 @@ _CHILD = textwrap.dedent(
 def test_corpus_corrupt_memory_bounded(corrupt: list[Path]) -> None:
     """Both APIs over corrupt/ in a child limited to 2 GiB of address space: no crash, same statuses."""
     limit = 2 << 30
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(corrupt[0].parent), str(limit)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = json.loads(_child(_CHILD, str(corrupt[0].parent), str(limit), timeout=600))
     assert len(res["batch"]) == len(corrupt)
     for p, b, s in zip(corrupt, res["batch"], res["single"], strict=True):
         assert b != Status.OK, p.name
@@ -311,18 +317,7 @@ def test_tiny_files_with_huge_headers_stay_small() -> None:
     """A PNG or GIF of a few dozen bytes whose header is under max_pixels but whose data cannot
     fill it is CORRUPT before any buffer sized by the header exists (these peaked at 0.35-2.8 GB)."""
     bombs = _tiny_bombs()
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", _BOMB_CHILD],
-        input=json.dumps([b.hex() for b in bombs.values()]),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = json.loads(_child(_BOMB_CHILD, stdin=json.dumps([b.hex() for b in bombs.values()])))
     for i, name in enumerate(bombs):
         for st, err in res["out"][2 * i : 2 * i + 2]:
             assert st == Status.CORRUPT, (name, err)
@@ -360,16 +355,7 @@ def test_animated_webp_with_a_huge_canvas_costs_its_output_only() -> None:
             print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", child],
-        input=data.hex(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tempfile.gettempdir(),
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split()[-1]) < 13000 * 13000 * 3 / 2**20 + 250  # the output + ~60 MiB
+    assert float(_child(child, stdin=data.hex())) < 13000 * 13000 * 3 / 2**20 + 250  # the output + ~60 MiB
 
 
 def test_png_at_deflates_maximum_ratio_still_decodes() -> None:

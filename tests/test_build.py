@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,25 @@ def test_cuda_compiled_when_nvcc_present() -> None:
     assert info["cuda_compiled"] is True
     if not info["cuda_available"]:
         assert info["cuda_note"], "no device must come with a reason"
+
+
+def test_type_stubs_match_the_extension() -> None:
+    """mmcore/_core.pyi against the compiled module (mypy's stubtest): names, parameters, defaults."""
+    pytest.importorskip("mypy.stubtest", reason="needs mypy (the lint extra)")
+    allow = Path(__file__).parent / "stubtest_allowlist.txt"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "mmcore._core",
+            "--allowlist",
+            str(allow),
+            "--ignore-unused-allowlist",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]

@@ -121,9 +121,16 @@ def _src(src: Any) -> Any:
 
 
 def _check_src(src: Any) -> None:
-    """A single-record call's source: misuse (None, a number...) is a TypeError naming ``src``."""
-    if not isinstance(src, (bytes, bytearray, memoryview, np.ndarray, str, os.PathLike)):
-        raise TypeError(f"src must be bytes, a uint8 buffer or array, or a path, got {type(src).__name__}")
+    """A single-record call's source: misuse (None, a number...) is a TypeError naming ``src``.
+    Anything with the buffer protocol (bytes, numpy, mmap, array.array...) or a path is a source."""
+    if isinstance(src, (str, os.PathLike)):
+        return
+    try:
+        memoryview(src)
+    except TypeError:
+        raise TypeError(
+            f"src must be bytes, a uint8 buffer or array, or a path, got {type(src).__name__}"
+        ) from None
 
 
 def _single_src(src: Any) -> Any:

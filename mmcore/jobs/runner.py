@@ -276,6 +276,8 @@ def _locked(out: Path) -> Iterator[None]:
             raise JobError(
                 f"another mmcore run is writing {out}; wait for it to finish, or give another output folder"
             ) from None
+        except OSError:  # a file system without flock (some network mounts): run unlocked, as before
+            pass
         yield
     finally:
         os.close(fd)

@@ -800,3 +800,30 @@ def test_a_folder_written_by_spark_gives_rows_for_its_images_only(tmp_path: Path
     (src / "_committed_123").write_bytes(b"{}")
     s = run(str(src), tmp_path / "out", progress=None)
     assert set(rows_by_id(tmp_path / "out")) == {"part-00000.jpg"} and s.records == 1
+
+
+def test_incremental_rereads_shards_whose_inputs_changed(tmp_path: Path) -> None:
+    """What a completed shard read is checked (size and modification time, kept in its completion
+    record): a rewritten file gets its new row, a deleted one a READ_ERROR row, a tar rewritten
+    with more members gets their rows; only those records are read again, other shards skipped."""
+    import hashlib
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(6):
+        (src / f"img{i}.jpg").write_bytes(jpeg_bytes(i))
+    write_tar(src / "t.tar", [("a.jpg", jpeg_bytes(10))])
+    run(str(src), out, Config(shard_size=2), progress=None)
+    (src / "img0.jpg").write_bytes(jpeg_bytes(20, (64, 64)))
+    (src / "img2.jpg").unlink()
+    write_tar(src / "t.tar", [("a.jpg", jpeg_bytes(10)), ("b.jpg", jpeg_bytes(11))])
+    s = run(str(src), out, Config(shard_size=2), progress=None)
+    assert s.shards_changed == 3 and s.shards_skipped == 1  # img0-1, img2-3 and the tar; img4-5 kept
+    assert s.records == 1 + 1 + 2  # img0, img2 and the tar's two members
+    assert any("inputs changed" in line for line in s.lines())
+    rows = rows_by_id(out)
+    assert rows["img0.jpg"]["content_sha256"] == hashlib.sha256((src / "img0.jpg").read_bytes()).digest()
+    assert rows["img0.jpg"]["width"] == 64
+    assert rows["img2.jpg"]["status"] == "READ_ERROR" and "No such file" in rows["img2.jpg"]["error"]
+    assert rows["t.tar/b.jpg"]["status"] == "OK" and len(rows) == 6 + 2
+    assert run(str(src), out, Config(shard_size=2), progress=None).shards_changed == 0

@@ -28,7 +28,7 @@ from .. import __version__
 from .._io import atomic_output
 from ._common import JobError, user_errors
 from .config import Config
-from .processor import SOURCE_ERROR, Processor, failure_batch
+from .processor import SOURCE_ERROR, Processor, failure_batch, text
 from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
 from .sources import Refused, Shard, plan, require_source
 
@@ -41,6 +41,7 @@ class RunSummary:
     shards_total: int = 0
     shards_written: int = 0
     shards_skipped: int = 0
+    shards_changed: int = 0  # completed shards read again because their inputs changed
     records: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     skipped_files: int = 0
@@ -57,6 +58,10 @@ class RunSummary:
             "status: " + (", ".join(f"{k} {v:,}" for k, v in sorted(self.counts.items())) or "-"),
             "time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items()),
         ]
+        if self.shards_changed:
+            out.append(
+                f"{self.shards_changed:,} completed shards read again: their inputs changed at the source"
+            )
         if self.skipped_files:
             out.append(f"skipped {self.skipped_files:,} files that are not images")
         return out
@@ -209,10 +214,16 @@ def _write_shard(
 
 
 def _done_record(
-    shard: Shard, counts: dict[str, int], stages: dict[str, float], wall: float, config_hash: str
+    shard: Shard,
+    counts: dict[str, int],
+    stages: dict[str, float],
+    wall: float,
+    config_hash: str,
+    inputs: list[str],
 ) -> bytes:
     rec = {
         "shard": shard.name,
+        "inputs": inputs,
         "rows": sum(counts.values()),
         "counts": counts,
         "stage_seconds": stages,
@@ -301,6 +312,12 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     for s in shards:
         if s.name not in done:
             todo.append((s, None))
+        elif (changed := _changed_inputs(outp, s)) is _WHOLE:  # a tar or Parquet file rewritten
+            todo.append((s, None))
+            summary.shards_changed += 1
+        elif changed and config.mode != "retry-failed":  # files changed or deleted: read them again
+            todo.append((s, set(changed)))
+            summary.shards_changed += 1
         elif config.mode == "retry-failed":
             t = pq.read_table(shard_path(outp, s.name), columns=["id", "status", "member"]).to_pydict()
             failed = {i for i, st in zip(t["id"], t["status"], strict=True) if st not in OK_STATUSES}
@@ -311,10 +328,11 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
                 st not in OK_STATUSES and m is None and i.endswith(("/", "#"))
                 for i, st, m in zip(t["id"], t["status"], t["member"], strict=True)
             )
+            summary.shards_changed += 1 if changed else 0
             if whole:
                 todo.append((s, None))
-            elif failed:
-                todo.append((s, failed))
+            elif failed or changed:
+                todo.append((s, failed | set(changed or ())))
             else:
                 summary.shards_skipped += 1
         else:
@@ -335,6 +353,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
 
     for shard, only in todo:
         t0 = time.perf_counter()
+        inputs = shard.inputs()  # before the read: a change during it makes the next run read it again
         before = dict(proc.stage_seconds)
         batches = counted(_inputs(shard, config, proc, only))
         if only is not None:
@@ -349,7 +368,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
         stages["write"] = round(max(wall - sum(stages.values()), 0.0), 4)
         write_s += stages["write"]
-        rec = _done_record(shard, counts, stages, wall, config.config_hash())
+        rec = _done_record(shard, counts, stages, wall, config.config_hash(), inputs)
         _atomic_write_bytes(done_path(outp, shard.name), rec)
         summary.shards_written += 1
     bar.close()
@@ -359,6 +378,26 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     }
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
+
+
+#: _changed_inputs: the shard's one input (a tar or Parquet file) changed: read it all again.
+_WHOLE: set[str] = set()
+
+
+def _changed_inputs(out: Path, shard: Shard) -> set[str] | None:
+    """What a completed shard read that has changed since its completion record: the ids of the
+    files that changed or are gone, _WHOLE for a tar or Parquet file, None when nothing changed
+    (or the record, written before records kept their inputs, cannot tell)."""
+    try:
+        was = json.loads(done_path(out, shard.name).read_bytes()).get("inputs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    now = shard.inputs()
+    if not isinstance(was, list) or len(was) != len(now) or was == now:
+        return None
+    if shard.kind != "files":
+        return _WHOLE
+    return {text(f) for f, a, b in zip(shard.files, was, now, strict=True) if a != b}
 
 
 def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> pa.RecordBatch:

@@ -118,6 +118,24 @@ class Shard:
             records=d.get("records"),
         )
 
+    def inputs(self) -> list[str]:
+        """``size/mtime_ns`` of what the shard reads, now (``-1/-1`` for one that is gone): each file
+        of a files shard, in order, else its tar or Parquet file. Taken before a shard is read and
+        kept in its completion record, so that a later run can tell what changed at the source."""
+        paths = (
+            [os.path.join(self.root, f) for f in self.files]
+            if self.kind == "files"
+            else [uri_to_path(self.source_uri)]
+        )
+        out = []
+        for p in paths:
+            try:
+                st = os.stat(p)
+                out.append(f"{st.st_size}/{st.st_mtime_ns}")
+            except OSError:
+                out.append("-1/-1")
+        return out
+
     def batches(
         self, batch_size: int, only: set[str] | None = None, max_bytes: int | None = None
     ) -> Iterator[pa.RecordBatch | Refused]:

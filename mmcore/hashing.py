@@ -18,6 +18,7 @@ image).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .image import BatchResult, _batch_sources, _check_src, _max_pixels, _threads, _thumbnail_codes
+from .image import BatchResult, _batch_sources, _check_src, _is_int, _max_pixels, _threads, _thumbnail_codes
 from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -240,16 +241,13 @@ def _hash_batch_gpu(
     )
 
 
-_THUMBNAIL_KEYS = (
-    "short_side", "fit", "crop", "filter", "color", "exif_orientation", "max_pixels", "upscale", "fast",
-    "reducing_gap",
-)  # fmt: skip
+_THUMBNAIL_KEYS = tuple(inspect.signature(_thumbnail_codes).parameters)  # thumbnail_batch's, but threads
 
 
 def _thumbnail_kwargs(thumbnail: Any) -> dict[str, Any]:
     """hash_batch(thumbnail=): thumbnail_batch's keyword arguments (threads is the call's own), or
     an int as the short side."""
-    if isinstance(thumbnail, (int, np.integer)) and not isinstance(thumbnail, bool):
+    if _is_int(thumbnail):
         return {"short_side": thumbnail}
     if not isinstance(thumbnail, Mapping):
         raise ValueError(

@@ -68,14 +68,15 @@ def _pixel(color: str, alpha: str) -> int:
     return 0 if color == "rgb" else 1
 
 
+def _is_int(v: Any) -> bool:
+    """An int or a numpy integer, not a bool (nor a float that happens to be whole)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _max_pixels(max_pixels: int | None) -> int:
     if max_pixels is None:
         return DEFAULT_MAX_PIXELS
-    if (
-        isinstance(max_pixels, (bool, np.bool_))
-        or not isinstance(max_pixels, (int, np.integer))
-        or not 0 < max_pixels < 1 << 63
-    ):
+    if not _is_int(max_pixels) or not 0 < max_pixels < 1 << 63:
         raise ValueError(f"max_pixels must be an int in 1..2**63-1, or None, got {max_pixels!r}")
     return int(max_pixels)
 
@@ -149,11 +150,6 @@ def _check(result: tuple[int, str, Image | None]) -> Image:
 
 
 _MAX_SIDE = (1 << 31) - 1  # sizes are C int32
-
-
-def _is_int(v: Any) -> bool:
-    """An int or a numpy integer, not a bool (nor a float that happens to be whole)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _side(name: str, v: Any) -> int:
@@ -290,7 +286,7 @@ def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
     # numpy integers count too; a count past what a C int holds is "all cores" anyway.
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads <= 0:
+    if not _is_int(threads) or threads <= 0:
         raise ValueError(f"threads must be a positive int or None (all cores), got {threads!r}")
     return int(min(threads, 1 << 16))
 

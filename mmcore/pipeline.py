@@ -196,10 +196,9 @@ def _parts(source: Any) -> list[_Part]:
             )
         return [_Part("arrow", batches=_file_batches(paths, [os.fspath(s) for s in source]))] if paths else []
     if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray, memoryview, str, Mapping)):
-        if isinstance(source, Sequence):  # a list can be checked now, an iterator only as it runs
-            for _ in _checked_batches(source):
-                pass
-        return [_Part("arrow", batches=_checked_batches(source))]
+        # A list is checked now (and its Tables cut into batches once); an iterator as it runs.
+        batches = list(_checked_batches(source)) if isinstance(source, Sequence) else _checked_batches(source)
+        return [_Part("arrow", batches=batches)]
     raise TypeError(_SOURCE_KINDS + f", not {type(source).__name__}")
 
 
@@ -698,15 +697,13 @@ def build(
         _check_gpu(kinds, mode)
     if thumbnail_format not in ("jpeg", "webp"):
         raise ValueError(f"thumbnail_format must be 'jpeg' or 'webp', not {thumbnail_format!r}")
-    for name, value, low, high in (
-        ("batch_size", batch_size, 1, 1 << 20),
-        ("thumbnail", thumbnail or 0, 0, 65535),
-        ("thumbnail_quality", 85 if thumbnail_quality is None else thumbnail_quality, 1, 100),
-        ("thumbnail_webp_method", thumbnail_webp_method, 0, 6),
-        ("max_pixels", max_pixels or 0, 0, 1 << 62),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{name} must be an integer in {low}..{high}, not {value!r}")
+    from .jobs.config import _int_range
+
+    _int_range("batch_size", batch_size, 1, 1 << 20)
+    _int_range("thumbnail", thumbnail or 0, 0, 65535)
+    _int_range("thumbnail_quality", 85 if thumbnail_quality is None else thumbnail_quality, 1, 100)
+    _int_range("thumbnail_webp_method", thumbnail_webp_method, 0, 6)
+    _int_range("max_pixels", max_pixels or 0, 0, 1 << 62)
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, not {num_threads!r}")

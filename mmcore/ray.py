@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .jobs.config import Config
-from .jobs.processor import Processor, text
+from .jobs.processor import Processor, id_text
 from .jobs.sources import parquet_columns
 
 try:
@@ -165,10 +165,8 @@ def _fill_ids(ids: Any, data: Any, paths: Any) -> pa.Array:
     where = paths.to_pylist() if paths is not None else [None] * len(ids)
     out: list[str] = []
     for i, v in enumerate(ids.to_pylist()):
-        if isinstance(v, bytes):
-            v = text(v.decode("utf-8", "surrogateescape"))
-        elif v is not None:
-            v = str(v)
+        if v is not None:
+            v = id_text(v)
         elif (blob := blobs[i]) is not None:
             v = "sha256:" + hashlib.sha256(blob).hexdigest()
         else:

@@ -19,7 +19,6 @@ import math
 import os
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlparse
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +37,9 @@ except ImportError as e:  # pragma: no cover - depends on the installation
 
 from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args
-from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, path_to_uri, text
+from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
 from .jobs.schema import OK_STATUSES, SCHEMA
-from .jobs.sources import Refused, Shard, parquet_columns, plan
+from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan
 from .search import cluster
 
 __all__ = ["WDS_FORMAT", "dedup", "process", "register_data_source", "spark_schema"]
@@ -143,10 +142,10 @@ def _map_process(
 def _hadoop_path(uri: str) -> str | None:
     """The local path of a Hadoop ``file:`` URI as ``_metadata.file_path`` and ``inputFiles()``
     give them (percent-encoded); None for another scheme."""
-    u = urlparse(uri)
-    if u.scheme != "file" or u.netloc not in ("", "localhost"):
+    try:
+        return uri_to_path(uri) if uri.startswith("file:") else None
+    except ValueError:  # file://host/...
         return None
-    return os.fsdecode(unquote_to_bytes(u.path))
 
 
 def _raw_uri(path: str) -> str:
@@ -164,15 +163,9 @@ def _raw_uri(path: str) -> str:
 
 
 def _local(p: str | None, here: str | None) -> str | None:
-    """A path column's value as the Processor reads it: ``file:`` URIs percent-decoded, a relative
-    path joined to the Parquet file's folder (as mmcore run), other values as they are."""
-    if p is None:
-        return None
-    if p.startswith("file:"):
-        return _hadoop_path(p) or p
-    if "://" in p or os.path.isabs(p) or here is None:
-        return p
-    return os.path.join(here, p)
+    """A path column's value as the Processor reads it: ``file:`` URIs as they are (the Processor
+    decodes them), a relative path joined to the Parquet file's folder (as mmcore run)."""
+    return p if p is not None and p.startswith("file:") else _resolve(p, here)
 
 
 def _normalise(batch: pa.RecordBatch, root: str) -> pa.RecordBatch:
@@ -194,15 +187,10 @@ def _normalise(batch: pa.RecordBatch, root: str) -> pa.RecordBatch:
         ids = cols["id"].to_pylist()
         if None in ids:
             rows = cols["member"].to_pylist()
-            named = [
-                text(os.path.relpath(f, root) if root else os.path.basename(f)) if f is not None else u
-                for u, f in zip(uris, files, strict=True)
-            ]
+            named = [u if f is None else id_prefix(f, root) for u, f in zip(uris, files, strict=True)]
             cols["id"] = pa.array(
                 [
-                    (text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else v)
-                    if v is not None
-                    else (f"{w}#{r}" if w is not None else None)
+                    id_text(v) if v is not None else (f"{w}#{r}" if w is not None else None)
                     for v, w, r in zip(ids, named, rows, strict=True)
                 ],
                 pa.string(),
@@ -216,8 +204,6 @@ def _normalise(batch: pa.RecordBatch, root: str) -> pa.RecordBatch:
                 ],
                 pa.string(),
             )
-    elif "path" in cols:
-        cols["path"] = pa.array([_local(p, None) for p in cols["path"].to_pylist()], pa.string())
     return pa.RecordBatch.from_pydict(cols)
 
 

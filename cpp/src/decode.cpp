@@ -74,13 +74,12 @@ std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageF
   const std::int32_t o = detail::exif_orientation_from_tiff(exif.data, exif.size, &tagged);
   if (tagged) return o;
   // As Pillow's getexif(): with no EXIF Orientation entry, an XMP tiff:Orientation counts.
-  std::int32_t x = 0;
-  switch (f) {
-    case ImageFormat::kJpeg: xmp = detail::jpeg_find_xmp(data, size); break;
-    case ImageFormat::kPng: x = detail::png_xmp_orientation(data, size); break;
-    default: xmp = detail::webp_find_xmp(data, size); break;
+  if (f == ImageFormat::kPng) {  // its packet may be compressed
+    const std::int32_t x = detail::png_xmp_orientation(data, size);
+    return x != 0 ? x : 1;
   }
-  if (f != ImageFormat::kPng) x = detail::xmp_orientation(xmp.data, xmp.size);
+  xmp = f == ImageFormat::kJpeg ? detail::jpeg_find_xmp(data, size) : detail::webp_find_xmp(data, size);
+  const std::int32_t x = detail::xmp_orientation(xmp.data, xmp.size);
   return x != 0 ? x : 1;
 }
 

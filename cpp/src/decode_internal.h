@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "mmcore/decode.h"
 
@@ -72,6 +73,12 @@ ByteSpan jpeg_find_xmp(const std::uint8_t* data,
 ByteSpan png_find_xmp(const std::uint8_t* data, std::size_t size, bool* compressed = nullptr);
 /// xmp_orientation of a PNG's XMP packet, inflated (up to 1 MiB, as Pillow) when compressed.
 std::int32_t png_xmp_orientation(const std::uint8_t* data, std::size_t size);
+
+/// Inflates a zlib stream (decode_png.cpp): returns the bytes it inflates to, counting stops once
+/// past `cap` (so the work is bounded); keeps the first `cap` of them in *out when given;
+/// *damaged (when given) says whether a data error ended it (a stream that just ends is not one).
+std::size_t inflate_capped(const std::uint8_t* src, std::size_t n, std::size_t cap,
+                           std::vector<std::uint8_t>* out, bool* damaged = nullptr);
 ByteSpan webp_find_xmp(const std::uint8_t* data, std::size_t size);  ///< "XMP " chunk
 
 }  // namespace mmcore::detail

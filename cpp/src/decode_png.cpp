@@ -26,10 +26,12 @@
 #include <png.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "decode_internal.h"
 #include "luma_internal.h"
@@ -121,28 +123,6 @@ std::uint32_t fixed_length(const std::uint8_t* type, int color_type) {
 constexpr std::size_t kMaxInflatedChunk = 1u << 20;
 constexpr std::size_t kMaxInflatedTotal = 64u << 20;
 
-// Size that a zlib stream inflates to, counting stops at `cap` (so the work is bounded). Data
-// errors end the count: Pillow ignores undecodable text.
-std::size_t inflated_size(const std::uint8_t* src, std::size_t n, std::size_t cap) {
-  z_stream z;
-  std::memset(&z, 0, sizeof(z));
-  if (inflateInit(&z) != Z_OK) return 0;
-  std::uint8_t sink[16384];
-  z.next_in = const_cast<Bytef*>(src);
-  z.avail_in = static_cast<uInt>(n);
-  std::size_t total = 0;
-  int rc = Z_OK;
-  while (rc == Z_OK && total <= cap) {
-    z.next_out = sink;
-    z.avail_out = sizeof(sink);
-    rc = inflate(&z, Z_NO_FLUSH);
-    total += sizeof(sink) - z.avail_out;
-    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_out != 0 && z.avail_in == 0)) break;
-  }
-  inflateEnd(&z);
-  return total;
-}
-
 // Offset of the zlib stream inside a zTXt / iTXt / iCCP chunk; 0 when there is none.
 std::size_t zlib_offset(const std::uint8_t* type, const std::uint8_t* d, std::size_t len) {
   const void* nul = std::memchr(d, 0, len < 80 ? len : 80);  // keyword / profile name, <= 79 bytes
@@ -184,7 +164,7 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
       } else if (const std::size_t z = zlib_offset(type, body, len); z != 0) {
         const std::size_t left = kMaxInflatedTotal - inflated;
         const std::size_t cap = left < kMaxInflatedChunk ? left : kMaxInflatedChunk;
-        const std::size_t got = inflated_size(body + z, len - z, cap);
+        const std::size_t got = inflate_capped(body + z, len - z, cap, nullptr);
         inflated += got < cap ? got : cap;
         if (got > cap) {
           std::snprintf(r.defect, sizeof(r.defect),
@@ -466,6 +446,36 @@ Status run(const std::uint8_t* data, std::size_t size, const Job& job, ErrorText
 }
 
 }  // namespace
+
+std::size_t inflate_capped(const std::uint8_t* src, std::size_t n, std::size_t cap,
+                           std::vector<std::uint8_t>* out, bool* damaged) {
+  if (damaged != nullptr) *damaged = false;
+  z_stream z;
+  std::memset(&z, 0, sizeof(z));
+  if (inflateInit(&z) != Z_OK) {
+    if (damaged != nullptr) *damaged = true;
+    return 0;
+  }
+  std::uint8_t sink[16384];
+  z.next_in = const_cast<Bytef*>(src);
+  z.avail_in = static_cast<uInt>(n);
+  std::size_t total = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK && total <= cap) {
+    z.next_out = sink;
+    z.avail_out = sizeof(sink);
+    rc = inflate(&z, Z_NO_FLUSH);
+    const std::size_t got = sizeof(sink) - z.avail_out;
+    if (out != nullptr && out->size() < cap) {
+      out->insert(out->end(), sink, sink + std::min(got, cap - out->size()));
+    }
+    total += got;
+    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_out != 0 && z.avail_in == 0)) break;  // input ends
+  }
+  if (damaged != nullptr) *damaged = rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR;
+  inflateEnd(&z);
+  return total;
+}
 
 Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                 ErrorText* error) {

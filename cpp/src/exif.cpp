@@ -1,7 +1,5 @@
 // EXIF orientation: locate the TIFF block in each container and read tag 0x0112 of IFD0.
 // Every read is bounds-checked: this runs on untrusted bytes.
-#include <zlib.h>
-
 #include <cstring>
 #include <vector>
 
@@ -177,21 +175,13 @@ std::int32_t png_xmp_orientation(const std::uint8_t* d, std::size_t n) {
   bool compressed = false;
   const ByteSpan x = png_find_xmp(d, n, &compressed);
   if (!compressed) return xmp_orientation(x.data, x.size);
-  // Pillow inflates a compressed iTXt up to its MAX_TEXT_CHUNK (1 MiB) and refuses more.
+  // Pillow inflates a compressed iTXt up to its MAX_TEXT_CHUNK (1 MiB) and refuses more; damaged
+  // data gives it no text either (a truncated stream gives what it holds).
   constexpr std::size_t kMaxText = 1u << 20;
-  std::vector<std::uint8_t> text(kMaxText);
-  z_stream z{};
-  if (inflateInit(&z) != Z_OK) return 0;
-  z.next_in = const_cast<Bytef*>(x.data);
-  z.avail_in = static_cast<uInt>(x.size);
-  z.next_out = text.data();
-  z.avail_out = static_cast<uInt>(text.size());
-  const int rc = inflate(&z, Z_FINISH);
-  const std::size_t got = text.size() - z.avail_out;
-  inflateEnd(&z);
-  if (rc != Z_STREAM_END && rc != Z_BUF_ERROR) return 0;  // damaged: Pillow gets no text either
-  if (rc == Z_BUF_ERROR && z.avail_out == 0) return 0;    // over 1 MiB: Pillow refuses it
-  return xmp_orientation(text.data(), got);
+  std::vector<std::uint8_t> text;
+  bool damaged = false;
+  if (inflate_capped(x.data, x.size, kMaxText, &text, &damaged) > kMaxText || damaged) return 0;
+  return xmp_orientation(text.data(), text.size());
 }
 
 ByteSpan webp_find_xmp(const std::uint8_t* d, std::size_t n) {

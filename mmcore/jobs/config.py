@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import tomllib
 
 HASH_KINDS = ("phash", "dhash", "ahash", "pdq")
@@ -116,10 +117,9 @@ class Config:
         return d
 
     def processor_dict(self) -> dict[str, Any]:
-        """The options that decide the output's content."""
-        keep = ("hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality")
-        d = {k: v for k, v in self.to_dict().items() if k in keep}
-        d.update(exif_orientation=self.exif_orientation, max_pixels=self.max_pixels)
+        """The options that decide the output's content (PROCESSING_OPTIONS; the last two only
+        where they change it)."""
+        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-2]}
         # Only where it changes the bytes, so that outputs written before the option keep their hash.
         if self.thumbnail_format == "webp" and self.thumbnail > 0 and self.thumbnail_webp_method != 4:
             d["thumbnail_webp_method"] = self.thumbnail_webp_method
@@ -138,11 +138,18 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: The options that decide a job's output (its config hash; a rerun without options keeps them).
+PROCESSING_OPTIONS = (
+    "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "exif_orientation",
+    "max_pixels", "thumbnail_webp_method", "max_bytes",
+)  # fmt: skip
+
+
 def _choice(name: str, v: Any, allowed: tuple[str, ...]) -> None:
     if v not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {v!r}")
 
 
 def _int_range(name: str, v: Any, lo: int, hi: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")

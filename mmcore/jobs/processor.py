@@ -31,6 +31,7 @@ __all__ = [
     "SOURCE_ERROR",
     "Processor",
     "failure_batch",
+    "id_text",
     "over_limit",
     "path_to_uri",
     "read_paths",
@@ -42,9 +43,10 @@ _IO_THREADS = 8
 
 
 def uri_to_path(uri: str) -> str:
-    """A local path for a plain path or a ``file://`` URI (percent-decoded to the file system's
-    bytes, so a name that is not UTF-8 round-trips); other schemes are a ValueError."""
-    if "://" not in uri:
+    """A local path for a plain path or a ``file:`` URI (``file:///x``, or Hadoop's ``file:/x``;
+    percent-decoded to the file system's bytes, so a name that is not UTF-8 round-trips); other
+    schemes are a ValueError."""
+    if "://" not in uri and not uri.startswith("file:"):
         return uri
     u = urlparse(uri)
     if u.scheme != "file" or u.netloc not in ("", "localhost"):
@@ -68,6 +70,12 @@ def text(name: str) -> str:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def id_text(v: Any) -> str:
+    """A record id as text: a binary key (a Parquet or Arrow binary id column) is its UTF-8 text,
+    bytes that are not UTF-8 as ``\\xNN``; anything else its str()."""
+    return text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else str(v)
+
+
 def over_limit(what: str, size: int, max_bytes: int) -> str:
     """The message for a file or member not read because of ``max_bytes``."""
     return f"{what} is {size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
@@ -77,8 +85,6 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
     path = ""
     try:
         path = uri_to_path(path_or_uri)
-        if os.path.isdir(path):  # one the planning walk could not list (a source file is never one)
-            return None, f"cannot read {text(path)}: a folder that could not be listed"
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
@@ -90,6 +96,8 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
                 return None, over_limit(text(path), len(data), max_bytes)
             return data, None
     except (OSError, ValueError) as e:
+        if isinstance(e, OSError) and os.path.isdir(path):  # one the planning walk could not list
+            return None, f"cannot read {text(path)}: a folder that could not be listed"
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         return None, f"cannot read {text(path) if path else path_or_uri}: {why}"
 
@@ -156,10 +164,7 @@ class Processor:
             raise ValueError(
                 f"the 'id' column has a null at row {raw_ids.index(None)}: every record needs an id"
             )
-        # A binary id (a Parquet key column) is its UTF-8 text, as mmcore run's sources read it.
-        ids = [
-            text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else str(v) for v in raw_ids
-        ]
+        ids = [id_text(v) for v in raw_ids]
         source_uri = batch.column("source_uri").to_pylist() if "source_uri" in names else [None] * n
         member = batch.column("member").to_pylist() if "member" in names else [None] * n
         t0 = time.perf_counter()
@@ -197,7 +202,7 @@ class Processor:
                 else:
                     need.append(i)
                     need_paths.append(p)
-        for i, (d, e) in zip(need, read_paths(need_paths, self.config.byte_limit), strict=True):
+        for i, (d, e) in zip(need, read_paths(need_paths, limit), strict=True):
             data[i], errs[i] = d, e
         return data, errs
 

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
-from .._io import atomic_output
+from .._io import atomic_output, fsync_dir
 from ._common import JobError, user_errors
-from .config import Config
+from .config import PROCESSING_OPTIONS, Config
 from .processor import SOURCE_ERROR, Processor, failure_batch, text
 from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
 from .sources import Refused, Shard, plan, require_source
@@ -65,14 +65,6 @@ class RunSummary:
         if self.skipped_files:
             out.append(f"skipped {self.skipped_files:,} files that are not images")
         return out
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -309,14 +301,15 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     summary = RunSummary(out=os.fspath(outp), shards_total=len(shards), skipped_files=skipped)
     proc = Processor(config)
     todo: list[tuple[Shard, set[str] | None]] = []
+    stats: dict[str, list[str]] = {}  # what completed shards read, as it is now (Shard.inputs)
     for s in shards:
         if s.name not in done:
             todo.append((s, None))
-        elif (changed := _changed_inputs(outp, s)) is _WHOLE:  # a tar or Parquet file rewritten
-            todo.append((s, None))
+        elif (changed := _changed_inputs(outp, s, stats)) is not None and s.kind != "files":
+            todo.append((s, None))  # a tar or Parquet file rewritten: read it all again
             summary.shards_changed += 1
         elif changed and config.mode != "retry-failed":  # files changed or deleted: read them again
-            todo.append((s, set(changed)))
+            todo.append((s, changed))
             summary.shards_changed += 1
         elif config.mode == "retry-failed":
             t = pq.read_table(shard_path(outp, s.name), columns=["id", "status", "member"]).to_pydict()
@@ -353,7 +346,8 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
 
     for shard, only in todo:
         t0 = time.perf_counter()
-        inputs = shard.inputs()  # before the read: a change during it makes the next run read it again
+        # Taken before the read: a change during it makes the next run read it again.
+        inputs = stats.pop(shard.name, None) or shard.inputs()
         before = dict(proc.stage_seconds)
         batches = counted(_inputs(shard, config, proc, only))
         if only is not None:
@@ -362,7 +356,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
             # the shard incomplete (redone by the next run), never a record that describes another part.
             with contextlib.suppress(FileNotFoundError):
                 done_path(outp, shard.name).unlink()
-                _fsync_dir(done_path(outp, shard.name).parent)
+                fsync_dir(done_path(outp, shard.name).parent)
         counts = _write_shard(outp, shard, batches, proc)
         wall = time.perf_counter() - t0
         stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
@@ -380,23 +374,20 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     return summary
 
 
-#: _changed_inputs: the shard's one input (a tar or Parquet file) changed: read it all again.
-_WHOLE: set[str] = set()
-
-
-def _changed_inputs(out: Path, shard: Shard) -> set[str] | None:
+def _changed_inputs(out: Path, shard: Shard, stats: dict[str, list[str]]) -> set[str] | None:
     """What a completed shard read that has changed since its completion record: the ids of the
-    files that changed or are gone, _WHOLE for a tar or Parquet file, None when nothing changed
-    (or the record, written before records kept their inputs, cannot tell)."""
+    files that changed or are gone (empty for a tar or Parquet file: its one input), None when
+    nothing changed (or the record, written before records kept their inputs, cannot tell). The
+    inputs as they are now go into ``stats``, for the shard's new record."""
+    now = stats[shard.name] = shard.inputs()
     try:
         was = json.loads(done_path(out, shard.name).read_bytes()).get("inputs")
     except (OSError, ValueError, AttributeError):
         return None
-    now = shard.inputs()
     if not isinstance(was, list) or len(was) != len(now) or was == now:
         return None
     if shard.kind != "files":
-        return _WHOLE
+        return set()
     return {text(f) for f, a, b in zip(shard.files, was, now, strict=True) if a != b}
 
 
@@ -453,13 +444,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=user_errors("run", _cmd_run))
 
 
-#: The options that decide the output (Config.processor_dict's keys), which a rerun keeps.
-_PROCESSING = (
-    "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "thumbnail_webp_method",
-    "exif_orientation", "max_pixels", "max_bytes",
-)  # fmt: skip
-
-
 def _saved_processing(out: str) -> dict[str, Any]:
     """The processing options OUT's manifest was written with ({} when there is no manifest, or
     one without a readable config: the run then reports what is wrong with OUT)."""
@@ -467,7 +451,7 @@ def _saved_processing(out: str) -> dict[str, Any]:
         saved = read_manifest(out).get("config")
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in saved.items() if k in _PROCESSING} if isinstance(saved, dict) else {}
+    return {k: v for k, v in saved.items() if k in PROCESSING_OPTIONS} if isinstance(saved, dict) else {}
 
 
 def _cmd_run(args: Any) -> int:

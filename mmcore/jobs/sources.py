@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .processor import over_limit, path_to_uri, text, uri_to_path
+from .processor import id_text, over_limit, path_to_uri, text, uri_to_path
 
 #: Names skipped unless the content is an image: metadata written next to images (WebDataset
 #: members, captions, labels, manifests).
@@ -422,10 +422,6 @@ def parquet_columns(schema: pa.Schema) -> tuple[str | None, str | None, str | No
     return id_col, by, pa_col
 
 
-def _id_value(v: Any) -> str:
-    return text(v.decode("utf-8", "surrogateescape")) if isinstance(v, bytes) else str(v)
-
-
 def _parquet_batches(
     shard: Shard, batch_size: int, only: set[str] | None
 ) -> Iterator[pa.RecordBatch | Refused]:
@@ -463,7 +459,7 @@ def _parquet_batches(
         rows = [str(row + i) for i in range(n)]
         given = b.column(id_col).to_pylist() if id_col else [None] * n
         # A row without an id (no id column, or a null in it) is named by its place in the file.
-        ids = [_id_value(v) if v is not None else f"{name}#{r}" for v, r in zip(given, rows, strict=True)]
+        ids = [id_text(v) if v is not None else f"{name}#{r}" for v, r in zip(given, rows, strict=True)]
         row += n
         keep = [i for i in range(n) if only is None or ids[i] in only]
         if not keep:
@@ -485,7 +481,9 @@ def _parquet_batches(
         yield pa.RecordBatch.from_pydict(d)
 
 
-def _resolve(p: str | None, here: str) -> str | None:
-    if p is None or "://" in p or os.path.isabs(p):
+def _resolve(p: str | None, here: str | None) -> str | None:
+    """A path column's value as read: relative to ``here`` (the Parquet file's folder, when known);
+    URIs and absolute paths as they are."""
+    if p is None or here is None or "://" in p or os.path.isabs(p):
         return p
     return os.path.join(here, p)

@@ -66,6 +66,8 @@ def input_columns(schema: pa.Schema) -> list[tuple[str, str]]:
     >>> import pyarrow as pa
     >>> input_columns(pa.schema([("bytes", pa.binary()), ("path", pa.string())]))
     [('path', 'id'), ('bytes', 'bytes'), ('path', 'path')]
+    >>> input_columns(pa.schema([("bytes", pa.large_binary()), ("path", pa.large_string())]))
+    [('path', 'id'), ('bytes', 'bytes'), ('path', 'path')]
     """
     names = schema.names
     id_col, by, path_col = parquet_columns(schema)
@@ -74,7 +76,12 @@ def input_columns(schema: pa.Schema) -> list[tuple[str, str]]:
             f"the dataset needs a bytes (binary) or a path (string) column; it has "
             f"{[f'{n}: {schema.field(n).type}' for n in names]}"
         )
-    if path_col is None and "path" in names and pa.types.is_string(schema.field("path").type):
+    ptype = schema.field("path").type if "path" in names else None
+    if (
+        path_col is None
+        and ptype is not None
+        and (pa.types.is_string(ptype) or pa.types.is_large_string(ptype))
+    ):
         path_col = "path"  # read_binary_files(include_paths=True): bytes plus the file's path
     id_col = id_col or path_col
     if id_col is None:

@@ -827,3 +827,86 @@ def test_incremental_rereads_shards_whose_inputs_changed(tmp_path: Path) -> None
     assert rows["img2.jpg"]["status"] == "READ_ERROR" and "No such file" in rows["img2.jpg"]["error"]
     assert rows["t.tar/b.jpg"]["status"] == "OK" and len(rows) == 6 + 2
     assert run(str(src), out, Config(shard_size=2), progress=None).shards_changed == 0
+
+
+def test_out_reached_through_a_link_is_not_read_as_source(tmp_path: Path) -> None:
+    """OUT inside the source by a link (or the source given by a link, OUT by its real path) is
+    still left out of the walk: a rerun does not read its own Parquet parts as input."""
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=2)
+    (tmp_path / "srclink").symlink_to(src)
+    out = tmp_path / "srclink" / "out"  # really src/out
+    for _ in range(2):
+        run(str(src), out, progress=None)
+        assert set(rows_by_id(out)) == set(blobs)
+    src2 = tmp_path / "src2"
+    blobs2 = make_tree(src2, n=2)
+    (tmp_path / "src2link").symlink_to(src2)
+    for _ in range(2):
+        run(str(tmp_path / "src2link"), src2 / "out", progress=None)
+        assert set(rows_by_id(src2 / "out")) == set(blobs2)
+    with pytest.raises(JobError, match="source folder"):
+        run(str(tmp_path / "src2link"), src2, progress=None)
+
+
+def test_a_source_that_cannot_be_listed_fails_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source folder itself unlistable: exit 1 (JobError), not an empty job that exits 0; and a
+    file that cannot be looked at on a rerun is not taken for a deleted one (its row stays)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=2)
+    run(str(src), out, progress=None)
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: Any = ".") -> Any:
+        if os.path.realpath(os.fspath(path)) == os.path.realpath(src):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(JobError, match="Permission denied"):
+        run(str(src), tmp_path / "fresh", progress=None)
+    monkeypatch.undo()
+
+    def stat(path: Any, *a: Any, **k: Any) -> Any:
+        if os.fspath(path).endswith("img000.jpg"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_stat(path, *a, **k)
+
+    monkeypatch.setattr(os, "stat", stat)
+    s = run(str(src), out, progress=None)
+    monkeypatch.undo()
+    assert s.shards_changed == 0
+    rows = rows_by_id(out)
+    assert set(rows) == set(blobs) and rows["a/sub0/img000.jpg"]["status"] == "OK"
+
+
+def test_parquet_path_column_sees_changed_images(tmp_path: Path) -> None:
+    """A Parquet source with a path column: an image it names that changes is read again on the
+    next run (the completion record keeps a digest of the named files' sizes and times), and
+    Hadoop's file:/x paths read as file:///x does, with a file:/// source_uri."""
+    import hashlib
+
+    src = tmp_path / "src"
+    (src / "imgs").mkdir(parents=True)
+    (src / "imgs" / "a b.jpg").write_bytes(jpeg_bytes(1))
+    (src / "imgs" / "c.jpg").write_bytes(jpeg_bytes(2))
+    far = tmp_path / "far.jpg"
+    far.write_bytes(jpeg_bytes(3))
+    pq.write_table(pa.table({"path": ["imgs/a b.jpg", "imgs/c.jpg", "file:" + str(far)]}), src / "t.parquet")
+    out = tmp_path / "out"
+    run(str(src / "t.parquet"), out, progress=None)
+    rows = read_output(out).to_pylist()
+    assert [r["status"] for r in rows] == ["OK"] * 3
+    # Without a source_uri (Ray, a Spark DataFrame that is not a file scan) the path gives it.
+    got = Processor(Config(hashes=("phash",)))(pa.table({"id": ["h"], "path": ["file:" + str(far)]}))
+    assert got.column("source_uri").to_pylist() == ["file://" + str(far)]
+    assert got.column("status").to_pylist() == ["OK"]
+    assert run(str(src / "t.parquet"), out, progress=None).shards_changed == 0
+    (src / "imgs" / "c.jpg").write_bytes(jpeg_bytes(7, (40, 30)))
+    s = run(str(src / "t.parquet"), out, progress=None)
+    assert s.shards_changed == 1
+    rows = read_output(out).to_pylist()
+    assert len(rows) == 3 and rows[1]["width"] == 40
+    assert rows[1]["content_sha256"] == hashlib.sha256((src / "imgs" / "c.jpg").read_bytes()).digest()

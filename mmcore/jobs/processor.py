@@ -60,6 +60,17 @@ def path_to_uri(path: str | os.PathLike[str]) -> str:
     return "file://" + quote(os.fsencode(os.path.abspath(os.fspath(path))), safe="/")
 
 
+def _as_uri(p: str) -> str:
+    """A path column's value as a source_uri: URIs as they are, except Hadoop's ``file:/x``, which
+    becomes ``file:///x``; plain paths as ``file://`` URIs."""
+    if p.startswith("file:") and "://" not in p:
+        try:
+            return path_to_uri(uri_to_path(p))
+        except ValueError:
+            return p
+    return p if "://" in p else path_to_uri(p)
+
+
 def text(name: str) -> str:
     """A file or member name as valid UTF-8 text: bytes that are not UTF-8 (kept by os / tarfile as
     surrogate escapes, which Arrow strings cannot hold) become ``\\xNN``."""
@@ -97,7 +108,14 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
             return data, None
     except (OSError, ValueError) as e:
         if isinstance(e, OSError) and os.path.isdir(path):  # one the planning walk could not list
-            return None, f"cannot read {text(path)}: a folder that could not be listed"
+            try:
+                os.listdir(path)
+            except OSError:
+                return None, f"cannot read {text(path)}: a folder that could not be listed"
+            return None, (
+                f"cannot read {text(path)}: a folder that could not be listed when the job was planned "
+                f"(it can be now, and its files are records of their own)"
+            )
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         return None, f"cannot read {text(path) if path else path_or_uri}: {why}"
 
@@ -171,7 +189,7 @@ class Processor:
         data, read_err = self._contents(batch, n)
         for i, p in enumerate(batch.column("path").to_pylist() if "path" in names else [None] * n):
             if source_uri[i] is None and p is not None:
-                source_uri[i] = p if "://" in p else path_to_uri(p)
+                source_uri[i] = _as_uri(p)
         self.stage_seconds["read"] += time.perf_counter() - t0
         return self._process(ids, source_uri, member, data, read_err)
 

@@ -16,7 +16,9 @@ never read, and nothing is ever extracted to disk.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,21 +121,20 @@ class Shard:
         )
 
     def inputs(self) -> list[str]:
-        """``size/mtime_ns`` of what the shard reads, now (``-1/-1`` for one that is gone): each file
-        of a files shard, in order, else its tar or Parquet file. Taken before a shard is read and
-        kept in its completion record, so that a later run can tell what changed at the source."""
-        paths = (
-            [os.path.join(self.root, f) for f in self.files]
-            if self.kind == "files"
-            else [uri_to_path(self.source_uri)]
-        )
-        out = []
-        for p in paths:
-            try:
-                st = os.stat(p)
-                out.append(f"{st.st_size}/{st.st_mtime_ns}")
-            except OSError:
-                out.append("-1/-1")
+        """``size/mtime_ns`` of what the shard reads, now: each file of a files shard, in order,
+        else its tar or Parquet file, and for a Parquet file with a path column one more entry, a
+        digest of the ``size/mtime_ns`` of every file the column names. ``-1/-1`` is a file that
+        is gone, ``?`` one that could not be looked at (permissions, I/O: not taken for a change).
+        Taken before a shard is read and kept in its completion record, so that a later run can
+        tell what changed at the source."""
+        if self.kind == "files":
+            return [_stat_text(os.path.join(self.root, f)) for f in self.files]
+        path = uri_to_path(self.source_uri)
+        out = [_stat_text(path)]
+        if self.kind == "parquet":
+            digest = _path_column_digest(path)
+            if digest is not None:
+                out.append(digest)
         return out
 
     def batches(
@@ -199,6 +200,45 @@ def plan(
     return shards, skipped
 
 
+def _stat_text(p: str) -> str:
+    """``size/mtime_ns`` of ``p`` (Shard.inputs)."""
+    try:
+        st = os.stat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        return "-1/-1"
+    except OSError:
+        return "?"
+    if stat.S_ISDIR(st.st_mode):  # a folder record (one that could not be listed): chmod moves ctime
+        return f"{st.st_size}/{st.st_mtime_ns}/{st.st_ctime_ns}"
+    return f"{st.st_size}/{st.st_mtime_ns}"
+
+
+def _path_column_digest(path: str) -> str | None:
+    """A digest of the ``size/mtime_ns`` of every file a Parquet file's path column names (None
+    without a path column, or when the file cannot be read: its own entry says that)."""
+    try:
+        pf = pq.ParquetFile(path)
+        _, by, pcol = parquet_columns(pf.schema_arrow)
+        if by is not None or pcol is None:
+            return None
+        h = hashlib.sha256()
+        here = os.path.dirname(path)
+        for b in pf.iter_batches(65536, columns=[pcol]):
+            arr = b.column(0)
+            if pa.types.is_struct(arr.type):
+                arr = arr.field("path")
+            for v in arr.to_pylist():
+                p = _resolve(v, here)
+                try:
+                    seen = "-" if p is None else _stat_text(uri_to_path(p))
+                except ValueError:  # not a local path (s3://...): read as the row says, not tracked
+                    seen = "-"
+                h.update(seen.encode() + b"\n")
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    return "paths:" + h.hexdigest()
+
+
 def require_source(source: str) -> None:
     """FileNotFoundError unless ``source`` is a directory, a file or a glob that matches something."""
     if not (os.path.exists(source) or glob.glob(source, recursive=True)):
@@ -214,7 +254,8 @@ def _inside(path: str, folder: str | None) -> bool:
 def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[str], list[str], str]:
     """(tar files, parquet files, other files, root), all absolute paths, of a directory, a single
     file or a glob; nothing inside ``exclude``."""
-    ex = os.path.abspath(exclude) if exclude is not None else None
+    # By real path: an OUT reached through a link (or a source given through one) is still OUT.
+    ex = os.path.realpath(exclude) if exclude is not None else None
     if os.path.isdir(source):
         root = os.path.abspath(source)
         found, keep = _walk(root, ex)
@@ -224,7 +265,9 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
         require_source(source)
         found, keep = [os.path.abspath(p) for p in glob.glob(source, recursive=True)], set()
         root = os.path.commonpath([os.path.dirname(p) for p in found])
-    found = sorted(p for p in found if not _inside(p, ex) and (os.path.isfile(p) or p in keep))
+    found = sorted(
+        p for p in found if not _inside(os.path.realpath(p), ex) and (os.path.isfile(p) or p in keep)
+    )
     tars = [p for p in found if p.lower().endswith(".tar")]
     parquets = [p for p in found if p.lower().endswith(".parquet")]
     containers = set(tars) | set(parquets)
@@ -241,7 +284,9 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
     seen: set[tuple[int, int]] = set()
 
     def unlisted(e: OSError) -> None:
-        if e.filename and os.fspath(e.filename) != root:
+        if e.filename and os.fspath(e.filename) == root:
+            raise e  # the source itself cannot be listed: the job cannot run (exit 1)
+        if e.filename:
             found.append(os.fspath(e.filename))
             keep.add(os.fspath(e.filename))
 
@@ -254,7 +299,7 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
             dirs[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(n for n in dirs if not _inside(os.path.join(d, n), ex))
+        dirs[:] = sorted(n for n in dirs if not _inside(os.path.realpath(os.path.join(d, n)), ex))
         for n in names:
             p = os.path.join(d, n)
             found.append(p)
@@ -484,6 +529,6 @@ def _parquet_batches(
 def _resolve(p: str | None, here: str | None) -> str | None:
     """A path column's value as read: relative to ``here`` (the Parquet file's folder, when known);
     URIs and absolute paths as they are."""
-    if p is None or here is None or "://" in p or os.path.isabs(p):
+    if p is None or here is None or "://" in p or p.startswith("file:") or os.path.isabs(p):
         return p
     return os.path.join(here, p)

@@ -104,7 +104,7 @@ class HashResult(StatusColumn):
 
 def _hash_src(src: Any) -> Any:
     if isinstance(src, os.PathLike):
-        return os.fspath(src)
+        return os.fsdecode(src)  # a path even when __fspath__ gives bytes
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8:
             raise TypeError(f"an array source must be uint8 (bytes or HxW[xC] pixels), got {src.dtype}")
@@ -472,11 +472,16 @@ def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
     if isinstance(x, (bytes, bytearray, memoryview)):
         return np.frombuffer(bytes(x), dtype=np.uint8)
     a = np.asarray(x)
-    if a.dtype == np.uint8:
+    if a.dtype == np.uint8 and a.ndim:
         return a
+    # Scalars of any integer type are 64-bit hashes, as Python ints are (np.uint8(255) too).
     if a.dtype.kind in "iu":  # astype copies C-contiguous and keeps a 0-d shape (a scalar)
         return a.astype(">u8", order="C")[..., None].view(np.uint8)
     if a.dtype == object:
+        flat = a.reshape(-1).tolist()
+        if flat and all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
+            for v in flat:  # numpy keeps ints as objects only past the 64-bit range
+                _unsigned(v)  # the int path's ValueError
         raise TypeError(f"hamming needs ints, bytes or integer arrays, got {type(x).__name__}")
     raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
 

@@ -103,7 +103,7 @@ def _filter(name: str) -> int:
 
 def _src(src: Any) -> Any:
     if isinstance(src, os.PathLike):
-        return os.fspath(src)
+        return os.fsdecode(src)  # a path even when __fspath__ gives bytes
     if isinstance(src, str):
         return src
     if isinstance(src, np.ndarray):

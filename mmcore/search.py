@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._io import atomic_output
+from ._io import atomic_output, open_regular
 from .image import _threads
 
 __all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
@@ -157,8 +157,8 @@ def _read_header(
     uint32 format version and ends with the CRC-32 of the bytes before it (a uint32). Raises
     IndexFormatError for another magic, a file shorter than the header, another version or a
     header checksum mismatch."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(header.size)
     if head[: len(magic)] != magic[: len(head)]:
         raise IndexFormatError(f"{path}: not a mmcore {what} (magic {head[:8]!r}, expected {magic!r})")
@@ -603,9 +603,14 @@ def cluster(
         if n is not None and n != size:
             raise ValueError(f"n={n} but the index holds {size} codes")
     else:
+        _method(method)  # unused with pairs, but checked as with an index
+        if threads is not None:
+            _threads(threads)
         a, b, d = _pairs(pairs_or_index)
         # n counts every position the pairs name, also those whose pairs r filters out.
         top = int(max(a.max(), b.max())) + 1 if a.size else 0
+        if top - 1 >= 1 << 62:
+            raise ValueError(f"pairs name position {top - 1}: positions must be in 0..2**62")
         size = top if n is None else _nonneg_int("n", n)
         if size < top:
             raise ValueError(f"pairs name position {top - 1} but n={size}")

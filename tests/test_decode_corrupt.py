@@ -375,3 +375,44 @@ def test_png_at_deflates_maximum_ratio_still_decodes() -> None:
     # One byte less of IDAT data than that: still framed, so libpng (not the bound) finds the end.
     r = mmcore.decode_batch([_png(w, h, 8, 2, idat[:-1])])
     assert r.status[0] == Status.CORRUPT and r.errors[0]
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: every path reader refuses it at once ("not
+    a regular file") instead of hanging the call (a batch's other records keep their results)."""
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    code = f"""
+import mmcore, numpy as np
+from mmcore.jobs.processor import Processor
+import pyarrow as pa
+f, g = {str(fifo)!r}, {str(good)!r}
+info = mmcore.image_info(f)
+assert info["status"] == mmcore.Status.CORRUPT and "not a regular file" in info["error"]
+for call in (mmcore.decode, mmcore.phash):
+    try:
+        call(f)
+        raise SystemExit("no error from " + call.__name__)
+    except mmcore.DecodeError as e:
+        assert "not a regular file" in str(e), e
+r = mmcore.decode_batch([f, g])
+assert r.status[0] != mmcore.Status.OK and "not a regular file" in r.errors[0]
+assert r.images[1].shape == (8, 8, 3)
+h = mmcore.hash_batch([f, g], kinds=("phash",))
+assert h.status[1] == mmcore.Status.OK and "not a regular file" in h.errors[0]
+for load in (mmcore.HammingIndex.load, mmcore.QuantizedIndex.load):
+    try:
+        load(f)
+        raise SystemExit("no error from " + load.__qualname__)
+    except OSError as e:
+        assert "not a regular file" in str(e), e
+got = Processor({{"hashes": ["phash"]}})(pa.table({{"id": ["p"], "path": [f]}}))
+assert got.column("status").to_pylist() == ["READ_ERROR"], got.column("error").to_pylist()
+print("done")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]

@@ -580,6 +580,11 @@ def test_misuse_errors(rng: np.random.Generator) -> None:
         (lambda: mmcore.cluster(([0], [1]), representative="quality", quality=[1.0, np.nan]), "NaN"),
         (lambda: mmcore.cluster(([0], [1]), sizes=[1, 2]), "only with"),
         (lambda: mmcore.cluster("pairs"), "pairs"),
+        (lambda: mmcore.cluster(([0], [1]), method="bogus"), "method"),  # type: ignore[arg-type]
+        (lambda: mmcore.cluster(([0], [1]), threads=-1), "threads"),
+        (lambda: mmcore.cluster((np.array([2**63], np.uint64), np.array([0], np.uint64))), "positions"),
+        (lambda: mmcore.hamming(2**64, np.zeros(1, np.uint64)), "64-bit hashes"),
+        (lambda: mmcore.hamming([2**64], [0]), "64-bit hashes"),
     ]
     for call, msg in bad:
         with pytest.raises(ValueError, match=msg):
@@ -594,3 +599,12 @@ def test_repr_and_views(rng: np.random.Generator) -> None:
     with pytest.raises(ValueError):
         index.codes[0, 0] = 1
     assert index.memory_bytes() == 3 * 40
+
+
+def test_hamming_numpy_scalars_are_64_bit_hashes() -> None:
+    """A numpy integer scalar of any width is a 64-bit hash, as a Python int is (np.uint8 was
+    taken for a 1-byte row and raised IndexError against an int)."""
+    assert mmcore.hamming(np.uint8(255), 0) == 8
+    assert mmcore.hamming(np.uint8(255), np.uint8(0)) == 8
+    assert mmcore.hamming(np.int8(-1), 0) == 64 == mmcore.hamming(-1, 0)
+    assert mmcore.hamming(np.uint16(3), np.uint64(0)) == 2

@@ -7,6 +7,7 @@ contract every caller relies on, on the demo images shipped with the package and
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -476,3 +477,17 @@ def test_crop_thumbnails_compute_the_window_alone_with_the_same_pixels(filter: s
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (20000, 2, 3), dtype=np.uint8)).save(buf, "PNG")
     assert mmcore.thumbnail(buf.getvalue(), crop=(224, 224), filter=filter).shape == (224, 224, 3)  # type: ignore[arg-type]
+
+
+def test_a_pathlike_giving_bytes_is_a_path(tmp_path: Path) -> None:
+    """os.PathLike whose __fspath__ returns bytes names a file (it was read as image bytes)."""
+    p = tmp_path / "x.png"
+    Image.fromarray(np.full((6, 5, 3), 40, np.uint8)).save(p)
+
+    class BytesPath(os.PathLike):  # type: ignore[type-arg]
+        def __fspath__(self) -> bytes:
+            return os.fsencode(p)
+
+    assert mmcore.decode(BytesPath()).shape == (6, 5, 3)
+    assert mmcore.decode_batch([BytesPath()]).images[0].shape == (6, 5, 3)
+    assert mmcore.hash_batch([BytesPath()], kinds=("phash",))["phash"][0] == mmcore.phash(str(p))

@@ -1,10 +1,12 @@
 // The only PYBIND11_MODULE: validate arguments, take raw pointers, release the GIL, call C++ (the
 // GPU classes are bound in cpp/bindings/gpu.cpp, registered from here).
 // No algorithm lives here; ergonomics live in mmcore/*.py.
+#include <fcntl.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -166,15 +168,24 @@ struct Source {
       error->set("cannot open %s: the path contains a NUL byte", shown.c_str());
       return Status::kCorrupt;
     }
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (forever, with no
+    // GIL to interrupt it); the type is checked on the open descriptor, then reads block again.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
       error->set("cannot open %s: %s", shown.c_str(), std::strerror(errno));
       return Status::kCorrupt;
     }
     struct stat st{};
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {  // a folder, a FIFO, /dev/zero
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {  // a folder, a FIFO, /dev/zero
       error->set("cannot read %s: not a regular file", shown.c_str());
-      std::fclose(f);
+      ::close(fd);
+      return Status::kCorrupt;
+    }
+    const int flags = fcntl(fd, F_GETFL);
+    std::FILE* f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? nullptr : fdopen(fd, "rb");
+    if (f == nullptr) {
+      error->set("cannot open %s: %s", shown.c_str(), std::strerror(errno));
+      ::close(fd);
       return Status::kCorrupt;
     }
     Status s = Status::kOk;

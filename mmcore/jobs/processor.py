@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
+from .._io import open_regular
 from ..hashing import HashResult, hash_batch
 from ..image import BatchResult, image_info
 from ..status import READ_ERROR, SOURCE_ERROR, Status
@@ -96,10 +96,8 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
     path = ""
     try:
         path = uri_to_path(path_or_uri)
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO is refused, not waited on
             st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return None, f"cannot read {text(path)}: not a regular file"
             if max_bytes is not None and st.st_size > max_bytes:
                 return None, over_limit(text(path), st.st_size, max_bytes)
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)

@@ -720,3 +720,75 @@ def test_xmp_orientation_counts_when_exif_has_none_as_in_pillow(fmt: str) -> Non
         assert want.shape == ((50, 30, 3) if exif_orientation is None else (30, 50, 3))
         np.testing.assert_array_equal(mmcore.decode(data), want)
         assert mmcore.image_info(data)["orientation"] == (6 if exif_orientation is None else 1)
+
+
+def test_xmp_packets_are_picked_as_pillow_picks_them() -> None:
+    """Several XMP packets, or XMP in tEXt / zTXt: the orientation Pillow's getexif() gives once
+    the image is loaded, as exif_transpose reads it (a PNG's last text chunk with the keyword, an
+    iTXt only when UTF-8, else the last iTXt's bytes; a JPEG's last XMP segment), for every mix
+    below."""
+
+    def ck(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+    def x(o: int) -> bytes:
+        return b'<x:xmpmeta><rdf:Description tiff:Orientation="%d"/></x:xmpmeta>' % o
+
+    key = b"XML:com.adobe.xmp\0"
+
+    def itxt(o: int, zipped: bool = False, extra: bytes = b"") -> bytes:
+        body = zlib.compress(x(o) + extra) if zipped else x(o) + extra
+        return ck(b"iTXt", key + (b"\1\0" if zipped else b"\0\0") + b"\0\0" + body)
+
+    text = {
+        "tEXt": lambda o: ck(b"tEXt", key + x(o)),
+        "zTXt": lambda o: ck(b"zTXt", key + b"\0" + zlib.compress(x(o))),
+        "zTXt-damaged": lambda o: ck(b"zTXt", key + b"\0" + b"\x78\x9c\xff\xff" + x(o)),
+        "iTXt": lambda o: itxt(o),
+        "iTXt-zip": lambda o: itxt(o, True),
+        "iTXt-latin1": lambda o: itxt(o, extra=b"\xe9"),  # not UTF-8: only info["xmp"]
+    }
+    w, h = 5, 3
+    raw = b"".join(b"\0" + bytes(3 * w) for _ in range(h))
+
+    def png(before: bytes, after: bytes = b"") -> bytes:
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + ck(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + before
+            + ck(b"IDAT", zlib.compress(raw))
+            + after
+            + ck(b"IEND", b"")
+        )
+
+    names = list(text)
+    cases = [png(text[a](6)) for a in names]
+    cases += [png(text[a](6) + text[b](3)) for a in names for b in names]
+    cases += [png(text[a](6), text[b](8)) for a in names for b in names]
+    for data in cases:
+        pil = Image.open(io.BytesIO(data))
+        pil.load()
+        want = pil.getexif().get(274, 1)
+        got = mmcore.image_info(data)["orientation"]
+        assert got == want, (data, got, want)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.zeros((3, 5, 3), np.uint8)).save(jpeg, "JPEG")
+    j = jpeg.getvalue()
+    app1 = [
+        b"\xff\xe1" + struct.pack(">H", 2 + 29 + len(x(o))) + b"http://ns.adobe.com/xap/1.0/\0" + x(o)
+        for o in (6, 3)
+    ]
+    data = j[:2] + app1[0] + app1[1] + j[2:]
+    assert Image.open(io.BytesIO(data)).getexif().get(274) == 3
+    assert mmcore.image_info(data)["orientation"] == 3
+
+
+def test_image_info_of_a_truncated_png_keeps_its_size() -> None:
+    """A PNG refused at info time for data too short for its header still reports the header's
+    width and height (image_info, and job rows, lost them)."""
+    a = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    info = mmcore.image_info(buf.getvalue()[:200])
+    assert info["status"] == mmcore.Status.CORRUPT and "truncated" in info["error"]
+    assert (info["width"], info["height"]) == (400, 300)

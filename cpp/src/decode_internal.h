@@ -65,13 +65,12 @@ struct ByteSpan {
   std::size_t size = 0;
 };
 ByteSpan jpeg_find_exif(const std::uint8_t* data, std::size_t size);  ///< TIFF block of APP1 "Exif\0\0"
-ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< eXIf chunk
+ByteSpan png_find_exif(const std::uint8_t* data, std::size_t size);   ///< the last eXIf chunk
 ByteSpan webp_find_exif(const std::uint8_t* data, std::size_t size);  ///< EXIF chunk
 ByteSpan jpeg_find_xmp(const std::uint8_t* data,
-                       std::size_t size);  ///< APP1 "http://ns.adobe.com/xap/1.0/\0"
-/// iTXt "XML:com.adobe.xmp": its text, or its zlib stream when *compressed is set.
-ByteSpan png_find_xmp(const std::uint8_t* data, std::size_t size, bool* compressed = nullptr);
-/// xmp_orientation of a PNG's XMP packet, inflated (up to 1 MiB, as Pillow) when compressed.
+                       std::size_t size);  ///< the last APP1 "http://ns.adobe.com/xap/1.0/\0"
+/// xmp_orientation of the XMP packet Pillow's getexif() reads from a PNG's text chunks (tEXt,
+/// zTXt, iTXt "XML:com.adobe.xmp", the last one winning), inflated up to 1 MiB when compressed.
 std::int32_t png_xmp_orientation(const std::uint8_t* data, std::size_t size);
 
 /// Inflates a zlib stream (decode_png.cpp): returns the bytes it inflates to, counting stops once

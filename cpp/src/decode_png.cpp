@@ -306,6 +306,13 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
   png_get_IHDR(png, pinfo, &w, &h, &bit_depth, &ct, &interlace, nullptr, nullptr);
   if (!decoding) {
     const HeaderScan apng = scan_chunks(ctx->data, ctx->size, ct);
+    // The header's facts first: a file refused below still reports its size (image_info, job rows).
+    ImageInfo* info = job.info;
+    info->width = static_cast<std::int32_t>(w);
+    info->height = static_cast<std::int32_t>(h);
+    info->has_alpha = (ct & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
+    info->animated = apng.actl && (apng.num_frames > 1 || !apng.fctl_before_idat);
+    info->grey16 = ct == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
     if (apng.actl && apng.num_frames == 0) {
       error->set("png: APNG acTL chunk gives 0 frames (invalid; at least 1 is required)");
       return Status::kCorrupt;
@@ -324,12 +331,6 @@ Status read_png(png_structp png, png_infop pinfo, PngContext* ctx, const Job& jo
           static_cast<unsigned long long>(kDeflateMaxRatio * have + kDeflateSlack));
       return Status::kCorrupt;
     }
-    ImageInfo* info = job.info;
-    info->width = static_cast<std::int32_t>(w);
-    info->height = static_cast<std::int32_t>(h);
-    info->has_alpha = (ct & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
-    info->animated = apng.actl && (apng.num_frames > 1 || !apng.fctl_before_idat);
-    info->grey16 = ct == PNG_COLOR_TYPE_GRAY && bit_depth == 16;
     if (apng.defect[0] != '\0') on_warning(png, apng.defect);
     return Status::kOk;
   }

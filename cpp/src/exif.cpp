@@ -59,12 +59,14 @@ std::int32_t exif_orientation_from_tiff(const std::uint8_t* t, std::size_t n, bo
 
 namespace {
 
-// The payload after `prefix` (of `plen` bytes) of the first APP1 segment that starts with it,
-// walking the markers before the first SOS.
-ByteSpan jpeg_find_app1(const std::uint8_t* d, std::size_t n, const char* prefix, std::size_t plen) {
+// The payload after `prefix` (of `plen` bytes) of the first (or, with `last`, the last) APP1
+// segment that starts with it, walking the markers before the first SOS.
+ByteSpan jpeg_find_app1(const std::uint8_t* d, std::size_t n, const char* prefix, std::size_t plen,
+                        bool last = false) {
+  ByteSpan found;
   std::size_t p = 2;
   while (p + 4 <= n) {
-    if (d[p] != 0xFF) return {};
+    if (d[p] != 0xFF) return found;
     const std::uint8_t m = d[p + 1];
     if (m == 0xFF) {  // fill byte
       ++p;
@@ -74,22 +76,24 @@ ByteSpan jpeg_find_app1(const std::uint8_t* d, std::size_t n, const char* prefix
       p += 2;
       continue;
     }
-    if (m == 0xDA || m == 0xD9) return {};
+    if (m == 0xDA || m == 0xD9) return found;
     const std::size_t len = (static_cast<std::size_t>(d[p + 2]) << 8) | d[p + 3];
-    if (len < 2 || p + 2 + len > n) return {};
+    if (len < 2 || p + 2 + len > n) return found;
     if (m == 0xE1 && len >= 2 + plen && std::memcmp(d + p + 4, prefix, plen) == 0) {
-      return {d + p + 4 + plen, len - 2 - plen};
+      found = {d + p + 4 + plen, len - 2 - plen};
+      if (!last) return found;
     }
     p += 2 + len;
   }
-  return {};
+  return found;
 }
 
 }  // namespace
 
 ByteSpan jpeg_find_xmp(const std::uint8_t* d, std::size_t n) {
   static const char kXmp[] = "http://ns.adobe.com/xap/1.0/";  // then a NUL
-  return jpeg_find_app1(d, n, kXmp, sizeof kXmp);
+  // The last, as in Pillow, where each such segment replaces info["xmp"].
+  return jpeg_find_app1(d, n, kXmp, sizeof kXmp, true);
 }
 
 ByteSpan jpeg_find_exif(const std::uint8_t* d, std::size_t n) {
@@ -99,21 +103,54 @@ ByteSpan jpeg_find_exif(const std::uint8_t* d, std::size_t n) {
 
 namespace {
 
-// The first chunk for which at(type, payload, length) gives a span, walking a PNG's chunk headers
-// up to IEND (eXIf and iTXt may come before or after the image data).
+// Calls at(type, payload, length) for every chunk up to IEND, in order (eXIf and text chunks may
+// come before or after the image data; Pillow reads them all once the image is loaded, a later
+// one replacing an earlier one's value).
 template <class At>
-ByteSpan png_walk(const std::uint8_t* d, std::size_t n, At at) {
+void png_each(const std::uint8_t* d, std::size_t n, At at) {
   std::size_t p = 8;
   while (p + 12 <= n) {
     const std::uint64_t len = be32(d + p);
     const std::uint8_t* type = d + p + 4;
-    if (len > n - p - 12) return {};
-    const ByteSpan got = at(type, d + p + 8, static_cast<std::size_t>(len));
-    if (got.data != nullptr) return got;
-    if (std::memcmp(type, "IEND", 4) == 0) return {};
+    if (len > n - p - 12) return;
+    at(type, d + p + 8, static_cast<std::size_t>(len));
+    if (std::memcmp(type, "IEND", 4) == 0) return;
     p += 12 + len;
   }
-  return {};
+}
+
+// Python's strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(const std::uint8_t* s, std::size_t n) {
+  std::size_t i = 0;
+  while (i < n) {
+    const std::uint8_t c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t k = 0;
+    std::uint8_t lo = 0x80, hi = 0xBF;  // the first continuation byte's range
+    if (c >= 0xC2 && c <= 0xDF) {
+      k = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      k = 2;
+      lo = c == 0xE0 ? 0xA0 : lo;
+      hi = c == 0xED ? 0x9F : hi;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      k = 3;
+      lo = c == 0xF0 ? 0x90 : lo;
+      hi = c == 0xF4 ? 0x8F : hi;
+    } else {
+      return false;
+    }
+    if (n - i <= k) return false;  // the sequence runs past the end
+    for (std::size_t j = 1; j <= k; ++j) {
+      const std::uint8_t b = s[i + j];
+      if (j == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    i += k + 1;
+  }
+  return true;
 }
 
 // The payload of a WebP's first chunk with this FourCC.
@@ -131,9 +168,11 @@ ByteSpan webp_chunk(const std::uint8_t* d, std::size_t n, const char* fourcc) {
 }  // namespace
 
 ByteSpan png_find_exif(const std::uint8_t* d, std::size_t n) {
-  return png_walk(d, n, [](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
-    return std::memcmp(type, "eXIf", 4) == 0 ? ByteSpan{data, len} : ByteSpan{};
+  ByteSpan last;
+  png_each(d, n, [&](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
+    if (std::memcmp(type, "eXIf", 4) == 0) last = {data, len};
   });
+  return last;
 }
 
 ByteSpan webp_find_exif(const std::uint8_t* d, std::size_t n) {
@@ -145,43 +184,61 @@ ByteSpan webp_find_exif(const std::uint8_t* d, std::size_t n) {
   return e;
 }
 
-ByteSpan png_find_xmp(const std::uint8_t* d, std::size_t n, bool* compressed) {
-  static const char kKey[] = "XML:com.adobe.xmp";  // then a NUL
-  bool deflated = false;
-  const ByteSpan got =
-      png_walk(d, n, [&](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
-        if (std::memcmp(type, "iTXt", 4) != 0 || len < sizeof kKey + 2 ||
-            std::memcmp(data, kKey, sizeof kKey) != 0)
-          return ByteSpan{};
-        // keyword NUL, compression flag, method, language NUL, translated keyword NUL, text
-        const std::uint8_t* c = data + sizeof kKey;
-        const std::uint8_t* end = data + len;
-        if (c[0] != 0 && c[1] != 0) return ByteSpan{};  // an unknown compression method: no text
-        deflated = c[0] != 0;
-        c += 2;
-        for (int field = 0; field < 2; ++field) {
-          const auto* z =
-              static_cast<const std::uint8_t*>(std::memchr(c, 0, static_cast<std::size_t>(end - c)));
-          if (z == nullptr) return ByteSpan{};
-          c = z + 1;
-        }
-        return ByteSpan{c, static_cast<std::size_t>(end - c)};
-      });
-  if (compressed != nullptr) *compressed = got.data != nullptr && deflated;
-  return got;
-}
-
 std::int32_t png_xmp_orientation(const std::uint8_t* d, std::size_t n) {
-  bool compressed = false;
-  const ByteSpan x = png_find_xmp(d, n, &compressed);
-  if (!compressed) return xmp_orientation(x.data, x.size);
-  // Pillow inflates a compressed iTXt up to its MAX_TEXT_CHUNK (1 MiB) and refuses more; damaged
-  // data gives it no text either (a truncated stream gives what it holds).
+  // Pillow, after load(), in getexif(): info["XML:com.adobe.xmp"] is the last tEXt, zTXt or iTXt
+  // text with that keyword (an iTXt's only when its fields are UTF-8), info["xmp"] the last iTXt's
+  // bytes; the first is searched unless empty, then the second. Compressed text is inflated up to
+  // Pillow's MAX_TEXT_CHUNK (1 MiB; past it Pillow refuses the file, here the chunk is skipped).
+  static const char kKey[] = "XML:com.adobe.xmp";  // then a NUL
   constexpr std::size_t kMaxText = 1u << 20;
-  std::vector<std::uint8_t> text;
-  bool damaged = false;
-  if (inflate_capped(x.data, x.size, kMaxText, &text, &damaged) > kMaxText || damaged) return 0;
-  return xmp_orientation(text.data(), text.size());
+  std::vector<std::uint8_t> text, raw;
+  png_each(d, n, [&](const std::uint8_t* type, const std::uint8_t* data, std::size_t len) {
+    const bool t = std::memcmp(type, "tEXt", 4) == 0, z = std::memcmp(type, "zTXt", 4) == 0,
+               i = std::memcmp(type, "iTXt", 4) == 0;
+    if (!(t || z || i) || len < sizeof kKey || std::memcmp(data, kKey, sizeof kKey) != 0) return;
+    const std::uint8_t* c = data + sizeof kKey;
+    const std::uint8_t* end = data + len;
+    if (t) {
+      text.assign(c, end);
+      return;
+    }
+    std::vector<std::uint8_t> v;
+    bool damaged = false;
+    if (z) {  // method byte (only 0, deflate, is known), then the stream; a damaged one gives ""
+      if (c == end || c[0] != 0) return;
+      if (inflate_capped(c + 1, static_cast<std::size_t>(end - c - 1), kMaxText, &v, &damaged) > kMaxText)
+        return;
+      if (damaged) v.clear();
+      text = std::move(v);
+      return;
+    }
+    // iTXt: compression flag, method, language NUL, translated keyword NUL, text
+    if (end - c < 2) return;
+    const std::uint8_t flag = c[0], method = c[1];
+    c += 2;
+    const std::uint8_t* fields[2];
+    for (int f = 0; f < 2; ++f) {
+      const auto* nul =
+          static_cast<const std::uint8_t*>(std::memchr(c, 0, static_cast<std::size_t>(end - c)));
+      if (nul == nullptr) return;
+      fields[f] = c;
+      c = nul + 1;
+    }
+    if (flag != 0) {
+      if (method != 0) return;
+      if (inflate_capped(c, static_cast<std::size_t>(end - c), kMaxText, &v, &damaged) > kMaxText || damaged)
+        return;
+    } else {
+      v.assign(c, end);
+    }
+    const bool utf8 = valid_utf8(fields[0], static_cast<std::size_t>(fields[1] - 1 - fields[0])) &&
+                      valid_utf8(fields[1], static_cast<std::size_t>(c - 1 - fields[1])) &&
+                      valid_utf8(v.data(), v.size());
+    raw = v;
+    if (utf8) text = std::move(v);
+  });
+  if (!text.empty()) return xmp_orientation(text.data(), text.size());
+  return raw.empty() ? 0 : xmp_orientation(raw.data(), raw.size());
 }
 
 ByteSpan webp_find_xmp(const std::uint8_t* d, std::size_t n) {

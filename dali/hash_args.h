@@ -53,6 +53,12 @@ int image_dims(const dali::TensorList<Backend>& in) {
   const int ndim = in.sample_dim();
   DALI_ENFORCE(ndim == 2 || ndim == 3,
                "mmcore_hash: images must be HW or HWC, got " + std::to_string(ndim) + " dimensions");
+  // A layout, when the input has one, must say so: a CHW tensor would otherwise be read as HWC
+  // (a 3x100x4 one as a 3x100 RGBA image) and hashed wrong with status OK.
+  const dali::TensorLayout layout = in.GetLayout();
+  DALI_ENFORCE(layout.empty() || layout == (ndim == 3 ? "HWC" : "HW"),
+               "mmcore_hash: images must be HW or HWC, got layout " + layout.str() +
+                   " (transpose first, e.g. fn.transpose(..., perm=[1, 2, 0]))");
   return ndim;
 }
 

@@ -173,12 +173,20 @@ def _parts(source: Any) -> list[_Part]:
                 ids.append(text(rel))
         if files:
             parts.append(_Part("arrow", batches=_file_batches(files, ids)))
-        clean = [t for t in tars if _tar_is_clean(t)]
-        if clean:
-            parts.append(_Part("tar", tars=clean, root=root))
-        if len(clean) < len(tars):
+        # In source order: consecutive tars DALI reads as mmcore run does form one DALI part, the
+        # others go through mmcore run's reader.
+        runs: list[tuple[bool, list[str]]] = []
+        for t in tars:
+            clean = _tar_is_clean(t)
+            if runs and runs[-1][0] == clean:
+                runs[-1][1].append(t)
+            else:
+                runs.append((clean, [t]))
+        for clean, group in runs:
             parts.append(
-                _Part("arrow", batches=_job_batches("tar", [t for t in tars if t not in set(clean)], root))
+                _Part("tar", tars=group, root=root)
+                if clean
+                else _Part("arrow", batches=_job_batches("tar", group, root))
             )
         if parquets:
             parts.append(_Part("arrow", batches=_job_batches("parquet", parquets, root)))
@@ -236,11 +244,18 @@ def _tar_is_clean(path: str) -> bool:
       one component per key);
     - at least one such member (DALI refuses a tar with no sample).
 
+    - its own path is UTF-8 (DALI's reader takes paths as UTF-8 text).
+
     Other tars go through mmcore run's own tar reader, which gives those rows, or SOURCE_ERROR rows."""
     import posixpath
     import tarfile
 
     from .jobs.sources import _bad_member, _member_is_image, ends_cleanly
+
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
 
     names: set[str] = set()
     keys: set[str] = set()
@@ -279,7 +294,9 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
     """(ids, bytes or None, override or None) of an input RecordBatch with an id column and a
     bytes or path / ``file://`` URI column (the columns mmcore.Processor takes); a row whose
     bytes are missing gets a READ_ERROR override."""
-    from .jobs.processor import read_paths
+    import pyarrow as pa
+
+    from .jobs.processor import id_text, read_paths
     from .jobs.sources import parquet_columns
 
     id_col, bytes_col, path_col = parquet_columns(batch.schema)
@@ -290,9 +307,13 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
         )
     n = batch.num_rows
     raw_ids = batch.column(id_col).to_pylist() if id_col else [None] * n
-    ids = [str(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
+    ids = [id_text(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
     if bytes_col is not None:
-        blobs = batch.column(bytes_col).to_pylist()
+        col = batch.column(bytes_col)
+        if pa.types.is_struct(col.type):  # a Hugging Face image struct: its bytes field
+            whole = col if isinstance(col, pa.StructArray) else col.combine_chunks()
+            col = whole.field("bytes")
+        blobs = col.to_pylist()
         errors: list[Override] = [
             None if b is not None else (READ_ERROR, "the bytes column is null") for b in blobs
         ]
@@ -703,7 +724,8 @@ def build(
     _int_range("thumbnail", thumbnail or 0, 0, 65535)
     _int_range("thumbnail_quality", 85 if thumbnail_quality is None else thumbnail_quality, 1, 100)
     _int_range("thumbnail_webp_method", thumbnail_webp_method, 0, 6)
-    _int_range("max_pixels", max_pixels or 0, 0, 1 << 62)
+    if max_pixels is not None:  # 0 would turn the operator's limit off: None is the default
+        _int_range("max_pixels", max_pixels, 1, 1 << 62)
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, not {num_threads!r}")

@@ -391,7 +391,10 @@ def choose_bands(bits: int, threshold: int, n: int) -> int:
 
     >>> choose_bands(256, 31, 1000), choose_bands(256, 31, 1_000_000), choose_bands(64, 10, 100_000)
     (32, 16, 4)
+    >>> choose_bands(256, 31, 0)  # no codes: the cheapest probes (with n = 0 every m cost 0)
+    32
     """
+    n = max(n, 2)  # 0 or 1 code: no pairs, but each probe task still builds its masks
     best: tuple[float, int] | None = None
     for m in range(math.ceil(bits / 63), bits + 1):
         ws, r = _band_widths(bits, m), threshold // m

@@ -421,6 +421,7 @@ def test_build_rejects_bad_arguments() -> None:
         ("thumbnail_quality", 0),
         ("thumbnail_webp_method", 7),
         ("max_pixels", 1 << 63),
+        ("max_pixels", 0),  # the operator reads 0 as no limit: None is the default
         ("batch_size", 1 << 31),
     ):
         with pytest.raises(ValueError, match=name):
@@ -623,3 +624,62 @@ def test_build_info_names_the_plugin() -> None:
     info = mmcore.build_info()
     assert info["dali_available"] is True
     assert info["dali_plugin"] == mp.built_against()
+
+
+def test_arrow_struct_images_binary_keys_and_tar_order(tmp_path: Path) -> None:
+    """A Hugging Face image struct column in a Table, binary keys (their text, as mmcore run
+    gives), a tar whose own name is not UTF-8 (mmcore run's reader, not a failed run), and tars
+    in source order whichever reader takes them; a repeated member's id never equals a real one."""
+    from mmcore.jobs.config import Config
+    from mmcore.jobs.runner import run
+    from mmcore.jobs.schema import read_output
+
+    imgs = [Path(p).read_bytes() for p in mmcore.demo_images()]
+    struct = pa.array(
+        [{"bytes": imgs[0], "path": "a.jpg"}, {"bytes": None, "path": "b.jpg"}],
+        pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+    )
+    rows = mp.build(pa.table({"key": [b"k1", b"k\xff"], "image": struct}), hashes=("phash",)).to_table()
+    assert rows["id"].to_pylist() == ["k1", "k\\xff"]
+    assert rows["status"].to_pylist() == ["OK", "READ_ERROR"]
+    assert (
+        rows["phash"][0].as_py() == mmcore.hash_batch([imgs[0]], kinds=("phash",))["phash"].view(np.int64)[0]
+    )
+
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def tar(name: bytes, members: list[str]) -> None:
+        with tarfile.open(os.path.join(os.fsencode(src), name), "w") as tf:
+            for i, m in enumerate(members):
+                info = tarfile.TarInfo(m)
+                info.size = len(imgs[i % len(imgs)])
+                tf.addfile(info, io.BytesIO(imgs[i % len(imgs)]))
+
+    tar(b"a_repeat.tar", ["dup.jpg", "dup.jpg", "dup.jpg#2"])  # mmcore run's reader
+    tar(b"b_clean.tar", ["k0.jpg", "k1.jpg"])  # DALI's reader
+    tar(b"c_\xffname.tar", ["x.jpg"])  # not UTF-8: mmcore run's reader
+    tar(b"d_clean.tar", ["k2.jpg"])
+    run(str(src), tmp_path / "out", Config(workers=1, hashes=("phash",)), progress=None)
+    want = [(r["id"], r["status"], r["phash"]) for r in read_output(tmp_path / "out").to_pylist()]
+    got = [
+        (r["id"], r["status"], r["phash"]) for r in mp.build(src, hashes=("phash",)).to_table().to_pylist()
+    ]
+    assert got == want
+    ids = [i for i, _, _ in got]
+    assert len(ids) == len(set(ids)) == 7
+    assert set(ids[:3]) == {"a_repeat.tar/dup.jpg", "a_repeat.tar/dup.jpg#2", "a_repeat.tar/dup.jpg#2#2"}
+    assert [i.split("/")[0] for i in ids[3:]] == ["b_clean.tar"] * 2 + ["c_\\xffname.tar", "d_clean.tar"]
+
+
+def test_hash_operator_refuses_a_layout_it_would_misread() -> None:
+    """A CHW tensor (layout given) is an error at once, not an image hashed wrong with status OK."""
+    chw = [np.zeros((3, 100, 4), np.uint8)]
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe() -> Any:
+        img = fn.external_source(source=lambda: chw, batch=True, dtype=types.UINT8, ndim=3, layout="CHW")
+        return tuple(fn.mmcore_hash(img, kinds=["phash"]))
+
+    with pytest.raises(Exception, match="layout CHW"):
+        _run(pipe, 1)

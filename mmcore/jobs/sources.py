@@ -386,12 +386,20 @@ def _tar_batches(
     try:
         with tarfile.open(path, "r:") as tf:
             names: dict[str, int] = {}
+            used: set[str] = set()
             for m in tf:
                 name = text(m.name)
-                rid = f"{tar_name}/{name}"
+                base = f"{tar_name}/{name}"
                 seen = names[name] = names.get(name, 0) + 1
-                if seen > 1:  # the same name again: its own id, never read (which copy is meant?)
-                    rid = f"{rid}#{seen}"
+                # The same name again: its own id, never read (which copy is meant?). An id already
+                # given (a member really named 'a.jpg#2' after a second 'a.jpg', or before it) takes
+                # the next free '#k', so that ids stay unique within the tar.
+                k = seen
+                rid = base if k == 1 else f"{base}#{k}"
+                while rid in used:
+                    k += 1
+                    rid = f"{base}#{k}"
+                used.add(rid)
                 if only is not None and rid not in only:
                     continue
                 why = _bad_member(m)

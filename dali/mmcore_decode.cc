@@ -3,11 +3,13 @@
 // one, when the data breaks after its header) with its status and message.
 //
 // With short_side / fit / crop it is mmcore.thumbnail (JPEG scaled IDCT where it loses nothing,
-// orientation, resize, centre crop); without, mmcore.decode at full size. Two passes over the
-// batch on DALI's thread pool: headers first (sizes the outputs), then decoding straight into
-// the output buffers.
+// orientation, resize, centre crop); without, mmcore.decode at full size. Passes over the batch
+// on DALI's thread pool: headers first (they size the outputs; a header that claims far more
+// pixels than its bytes plausibly hold is checked by decoding that sample first), then decoding
+// straight into the output buffers.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -19,6 +21,10 @@
 namespace mmcore_dali {
 
 namespace {
+
+// Pass 1b's thresholds (see RunImpl): output bytes over both of these.
+constexpr int64_t kVetBytes = int64_t{16} << 20;
+constexpr int64_t kVetRatio = 64;
 
 mmcore::PixelFormat parse_color(const std::string& s) {
   if (s == "rgb") return mmcore::PixelFormat::kRgb;
@@ -112,6 +118,25 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
                      (outcomes[i].status == mmcore::Status::kTooLarge && im.width > 0 && im.height > 0);
     }
     const int channels = channel_count();
+    // Pass 1b: a full-size sample whose header asks for far more pixels than its bytes plausibly
+    // hold (over kVetBytes and kVetRatio times its size: a crafted header, or a very flat image)
+    // is decoded first, into memory of its own. One that fails then gets a 0x0 output instead of
+    // the size its header claims, so a batch of tiny files with huge headers no longer sizes
+    // gigabytes of outputs (as the library, which holds one image per thread at a time); one that
+    // decodes is copied into its output in pass 2.
+    std::vector<std::unique_ptr<uint8_t[]>> vetted(n);
+    if (!resize_) {
+      for (int i = 0; i < n; ++i) {
+        if (!mmcore::status_ok(outcomes[i].status)) continue;
+        const uint8_t* data;
+        std::size_t size;
+        sample_bytes(in, i, &data, &size);
+        const int64_t bytes = int64_t{infos[i].out_width} * infos[i].out_height * channels;
+        if (bytes <= kVetBytes || bytes <= kVetRatio * static_cast<int64_t>(size)) continue;
+        pool.AddWork([&, i](int) { vet(in, i, infos[i], &vetted[i], &outcomes[i]); }, bytes);
+      }
+      pool.RunAll();
+    }
     dali::TensorListShape<> shape(n, 3);
     for (int i = 0; i < n; ++i) {
       const bool ok = mmcore::status_ok(outcomes[i].status);
@@ -139,9 +164,14 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     for (int i = 0; i < n; ++i) {
       const int64_t bytes = dali::volume(shape.tensor_shape(i));
       pool.AddWork(
-          [&, i](int) {
+          [&, i, bytes](int) {
             uint8_t* pixels = out.mutable_tensor<uint8_t>(i);
-            if (mmcore::status_ok(outcomes[i].status)) decode(in, i, infos[i], pixels, &outcomes[i]);
+            if (vetted[i]) {
+              std::memcpy(pixels, vetted[i].get(), static_cast<std::size_t>(bytes));
+              vetted[i].reset();
+            } else if (mmcore::status_ok(outcomes[i].status)) {
+              decode(in, i, infos[i], pixels, &outcomes[i]);
+            }
             if (thumbs && mmcore::status_ok(thumb_outcomes[i].status)) {
               thumbnail(in, i, infos[i], pixels, outcomes[i], thumb_infos[i],
                         thumb_out->mutable_tensor<uint8_t>(i), &thumb_outcomes[i]);
@@ -237,6 +267,34 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
       result.error.set("out of memory making a %dx%d thumbnail", tinfo.out_width, tinfo.out_height);
     }
     settle(result, view, o);
+  }
+
+  /// Pass 1b (see RunImpl): decodes sample i into a buffer of its own, kept in *keep when the
+  /// decode succeeds; a failure only records its outcome (nothing is zeroed or kept).
+  void vet(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
+           std::unique_ptr<uint8_t[]>* keep, Outcome* o) const {
+    const uint8_t* data;
+    std::size_t size;
+    sample_bytes(in, i, &data, &size);
+    const int c = channel_count();
+    Outcome pass;
+    std::unique_ptr<uint8_t[]> buf(
+        new (std::nothrow) uint8_t[static_cast<std::size_t>(info.out_width) * info.out_height * c]);
+    try {
+      if (!buf) throw std::bad_alloc();
+      const mmcore::ImageView view{buf.get(), info.out_width, info.out_height, c,
+                                   static_cast<int64_t>(info.out_width) * c};
+      pass.status = mmcore::decode_into(data, size, options_.decode, info.image, view, &pass.error);
+    } catch (const std::bad_alloc&) {
+      pass.status = mmcore::Status::kNoMemory;
+      pass.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
+    }
+    if (!mmcore::status_ok(pass.status)) {
+      *o = pass;
+      return;
+    }
+    if (!(o->status == mmcore::Status::kOkWarning && pass.status == mmcore::Status::kOk)) *o = pass;
+    *keep = std::move(buf);
   }
 
   void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,

@@ -438,6 +438,7 @@ def test_build_rejects_bad_arguments() -> None:
 
 
 def _run(pipe_fn: Any, n: int) -> list[list[np.ndarray]]:
+    mp.load_plugin()  # fn.mmcore_* exist once the plugin is loaded (build() loads it too)
     pipe = pipe_fn()
     pipe.build()
     outs = pipe.run()
@@ -683,3 +684,50 @@ def test_hash_operator_refuses_a_layout_it_would_misread() -> None:
 
     with pytest.raises(Exception, match="layout CHW"):
         _run(pipe, 1)
+
+
+def test_tiny_files_with_huge_headers_do_not_size_the_batch(tmp_path: Path) -> None:
+    """16 files of 1 KB whose JPEG headers claim 12000x12000 (under the pixel limit): the batch's
+    outputs are no longer sized from the headers first (6.9 GB), so under a 6 GB address-space
+    limit the pipeline gives 16 CORRUPT rows instead of dying; a real image as flat (and as
+    compressed) takes the same path and keeps its pixels."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    d = bytearray(buf.getvalue())
+    sof = d.find(b"\xff\xc0")
+    d[sof + 5 : sof + 9] = (12000).to_bytes(2, "big") * 2
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    for k in range(16):
+        (bomb / f"b{k:02d}.jpg").write_bytes(bytes(d[:1075]))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.new("RGB", (3000, 2000), (90, 120, 150)).save(flat / "flat.jpg", quality=90)
+    assert (flat / "flat.jpg").stat().st_size * 64 < 3000 * 2000 * 3  # it takes the vetting path
+    code = f"""
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, resource.RLIM_INFINITY))
+import mmcore.pipeline as mp
+rows = mp.build({str(bomb)!r}, hashes=("phash",)).to_table().to_pylist()
+assert len(rows) == 16 and {{r["status"] for r in rows}} == {{"CORRUPT"}}, rows[:2]
+assert rows[0]["width"] == 12000 and "truncated" in rows[0]["error"]
+print("done")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe() -> Any:
+        data, _ = fn.readers.file(files=[str(flat / "flat.jpg")])
+        return tuple(fn.mmcore_decode(data))
+
+    outs = _run(pipe, 1)
+    np.testing.assert_array_equal(outs[0][0], mmcore.decode(flat / "flat.jpg"))
+    assert int(outs[1][0]) == mmcore.Status.OK

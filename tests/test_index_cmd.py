@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import os
 from pathlib import Path
 from typing import Any
 
@@ -303,12 +304,22 @@ def test_search_errors(tmp_path: Path) -> None:
         ),
         (["search", "{t}/e.mmq", "{t}/e.npy", "--out", "{t}"], "--out {t} is a folder"),
         (["search", "{t}/e.mmq", "{t}/e.npy", "-k", "999"], "k=999 is larger than the 20 vectors"),
+        # a FIFO is refused at once (it used to block the first read forever), a folder as INDEX
+        # is not "no such file"
+        (["build", "{t}/fifo", "{t}/f.mmq"], "EMBEDDINGS {t}/fifo: not a regular file or a folder"),
+        (["search", "{t}/e.mmq", "{t}/fifo"], "QUERIES {t}/fifo: not a regular file or a folder"),
+        (["search", "{t}/fifo", "{t}/e.npy"], "INDEX {t}/fifo: not a regular file"),
+        (["search", "{t}", "{t}/e.npy"], "INDEX {t}: not a regular file"),
+        # float64 past float32's range: the row is named, with no numpy warning before it
+        (["build", "{t}/big.npy", "{t}/g.mmq"], "EMBEDDINGS row 0 contains NaN"),
     ],
 )
 def test_cli_errors_exit_1_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     np.save(tmp_path / "e.npy", vectors(20, 48))
+    np.save(tmp_path / "big.npy", np.full((4, 48), 1e300))
+    os.mkfifo(tmp_path / "fifo")
     build(tmp_path / "e.npy", tmp_path / "e.mmq")
     t = str(tmp_path)
     assert cli(["index", *(a.format(t=t) for a in argv)]) == 1

@@ -394,9 +394,14 @@ def test_cli_refuses_a_folder_that_is_not_a_run_output(
 
 
 def test_negative_groups_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An argument error (exit 2, as dedup's and index's), from the command line; from Python a
+    ValueError."""
     sample(tmp_path)
-    assert cli(["report", str(tmp_path), "--groups", "-1"]) == 1
-    assert "gallery_groups must be an integer >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli(["report", str(tmp_path), "--groups", "-1"])
+    assert e.value.code == 2 and "--groups" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="gallery_groups must be an integer >= 0, got -1"):
+        report(tmp_path, gallery_groups=-1)
 
 
 def test_stage_defaults_sum(tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ class VectorFile:
         p = Path(self.path)
         if not p.exists():
             raise FileNotFoundError(f"{name} {self.path}: no such file or folder")
+        if not (p.is_file() or p.is_dir()):  # a FIFO would block the first read
+            raise ValueError(f"{name} {self.path}: not a regular file or a folder")
         if p.is_file() and _starts_with(p, _NPY_MAGIC):
             if column is not None or ids_column is not None:
                 raise ValueError(
@@ -186,7 +188,9 @@ class VectorFile:
     ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[Any] | None]]:
         if self._npy is not None:
             for at in range(0, self.rows, _BATCH):
-                yield np.ascontiguousarray(self._npy[at : at + _BATCH], dtype=np.float32), None
+                with np.errstate(over="ignore"):  # float64 past float32's range: Inf, then named
+                    part = np.ascontiguousarray(self._npy[at : at + _BATCH], dtype=np.float32)
+                yield part, None
             return
         assert self.column is not None
         start = 0
@@ -334,8 +338,10 @@ def search(
     of another dimension than the index's, ``k`` larger than the index, ``rerank`` on an index
     built without its float vectors, and the input errors of :class:`VectorFile`.
     """
-    if not Path(index_path).is_file():
+    if not Path(index_path).exists():
         raise FileNotFoundError(f"INDEX {os.fspath(index_path)}: no such file")
+    if not Path(index_path).is_file():
+        raise ValueError(f"INDEX {os.fspath(index_path)}: not a regular file")
     index = QuantizedIndex.load(index_path)
     src = VectorFile(queries, column=column, name="QUERIES")
     q = src.read_all(nonzero=index.metric == "cos")

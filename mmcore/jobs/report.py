@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from . import _svg
+from ._common import int_at_least
 from .schema import ERROR_STAGES, completed_shards, done_path, output_fingerprint, read_manifest, shard_path
 
 REPORT_DIR = "report"
@@ -827,6 +828,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("out", metavar="OUT", help="the output folder of `mmcore run`")
     p.add_argument("--dest", metavar="DIR", default=None, help="write the report here (default OUT/report)")
     p.add_argument(
-        "--groups", metavar="N", type=int, default=12, help="near-duplicate groups shown (default 12)"
+        "--groups",
+        metavar="N",
+        type=int_at_least(0),
+        default=12,
+        help="near-duplicate groups shown (default 12)",
     )
     p.set_defaults(func=_cmd_report)

@@ -448,17 +448,23 @@ def pdq_hex(h: bytes | npt.NDArray[np.uint8]) -> str:
 
 
 def hash_to_hex(h: int, bits: int = 64) -> str:
-    """imagehash's ``str()`` of a hash held as an int: ``ceil(bits / 4)`` hex digits.
+    """imagehash's ``str()`` of a hash held as an int: ``ceil(bits / 4)`` hex digits. A negative
+    64-bit hash is read as its two's complement, as :func:`hamming` reads it (``mmcore run``'s
+    int64 hash columns hold imagehash's bits reinterpreted as signed).
 
     >>> import mmcore
-    >>> mmcore.hash_to_hex(0xFF, 64)
-    '00000000000000ff'
+    >>> mmcore.hash_to_hex(0xFF, 64), mmcore.hash_to_hex(-1, 64)
+    ('00000000000000ff', 'ffffffffffffffff')
     """
     if not isinstance(h, (int, np.integer)) or isinstance(h, bool):
         raise TypeError(f"h must be an int (pdq_hex takes a PDQ hash's bytes), got {type(h).__name__}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
     if bits <= 0:
         raise ValueError(f"bits must be positive, got {bits}")
     h = int(h)
+    if bits == 64 and -(1 << 63) <= h < 0:
+        h += 1 << 64
     if h < 0 or h >= 1 << bits:
         raise ValueError(f"hash {h} does not fit in {bits} bits")
     return f"{h:0{(bits + 3) // 4}x}"

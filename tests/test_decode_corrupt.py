@@ -416,3 +416,18 @@ print("done")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert out.returncode == 0 and "done" in out.stdout, out.stderr[-2000:]
+
+
+def test_other_image_formats_are_unsupported_not_corrupt() -> None:
+    """A valid BMP, TIFF, PPM or ICO is UNSUPPORTED, named (convert it), where an unrecognised
+    signature stays CORRUPT."""
+    for fmt, name in (("BMP", "BMP"), ("TIFF", "TIFF"), ("PPM", "PNM"), ("ICO", "ICO")):
+        buf = io.BytesIO()
+        Image.new("RGB", (37, 29), (1, 2, 3)).save(buf, fmt)
+        r = mmcore.decode_batch([buf.getvalue()])
+        assert r.status[0] == Status.UNSUPPORTED and r.errors[0].startswith(name), (fmt, r.errors[0])
+        with pytest.raises(DecodeError) as e:
+            mmcore.decode(buf.getvalue())
+        assert e.value.status == Status.UNSUPPORTED
+    r = mmcore.decode_batch([b"BM not really a bitmap at all, no header"])
+    assert r.status[0] == Status.CORRUPT and "unrecognised signature" in r.errors[0]

@@ -333,6 +333,14 @@ def test_hash_to_hex_and_pdq_hex() -> None:
     assert mmcore.hash_to_hex(2**41, 42) == "20000000000"
     with pytest.raises(ValueError):
         mmcore.hash_to_hex(2**64, 64)
+    # mmcore run's int64 columns: negative 64-bit hashes are their two's complement, as in hamming
+    assert mmcore.hash_to_hex(-1, 64) == "f" * 16 == mmcore.hash_to_hex(np.int64(-1), 64)
+    assert mmcore.hash_to_hex(np.uint64(2**64 - 5), 64) == mmcore.hash_to_hex(-5, 64)
+    for bad in ((-(2**63) - 1, 64), (-1, 42)):
+        with pytest.raises(ValueError):
+            mmcore.hash_to_hex(*bad)
+    with pytest.raises(TypeError):
+        mmcore.hash_to_hex(5, 42.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         mmcore.pdq_hex(b"123")
 

@@ -83,6 +83,38 @@ std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageF
   return x != 0 ? x : 1;
 }
 
+namespace {
+
+/// The name of a common image format mmcore does not decode, from its signature; nullptr otherwise.
+const char* other_image_format(const std::uint8_t* d, std::size_t n) {
+  auto starts = [&](const char* magic, std::size_t len) {
+    return n >= len && std::memcmp(d, magic, len) == 0;
+  };
+  if (starts("II*\0", 4) || starts("MM\0*", 4) || starts("II+\0", 4) || starts("MM\0+", 4)) return "TIFF";
+  if (starts("BM", 2) && n >= 26) {  // BITMAPFILEHEADER, then a DIB header of a known size
+    const std::uint32_t dib =
+        d[14] | (d[15] << 8) | (d[16] << 16) | (static_cast<std::uint32_t>(d[17]) << 24);
+    if (dib == 12 || dib == 40 || dib == 52 || dib == 56 || dib == 64 || dib == 108 || dib == 124)
+      return "BMP";
+  }
+  if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '7' &&
+      (d[2] == '\n' || d[2] == ' ' || d[2] == '\r' || d[2] == '\t'))
+    return "PNM (PBM / PGM / PPM / PAM)";
+  if (starts("\0\0\1\0", 4) && n >= 6 && (d[4] | d[5]) != 0) return "ICO";
+  if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0 &&
+      (std::memcmp(d + 8, "heic", 4) == 0 || std::memcmp(d + 8, "heix", 4) == 0 ||
+       std::memcmp(d + 8, "mif1", 4) == 0 || std::memcmp(d + 8, "avif", 4) == 0 ||
+       std::memcmp(d + 8, "avis", 4) == 0))
+    return "HEIF / AVIF";
+  if (starts("\xff\x0a", 2) || starts("\0\0\0\x0cJXL \r\n\x87\n", 12)) return "JPEG XL";
+  if (starts("\0\0\0\x0cjP  \r\n\x87\n", 12) || starts("\xff\x4f\xff\x51", 4)) return "JPEG 2000";
+  if (starts("8BPS", 4)) return "Photoshop (PSD)";
+  if (starts("qoif", 4)) return "QOI";
+  return nullptr;
+}
+
+}  // namespace
+
 Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                    ErrorText* error) {
   *info = ImageInfo{};
@@ -91,9 +123,14 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
   if (f == ImageFormat::kUnknown) {
     if (size == 0) {
       error->set("empty input (0 bytes)");
-    } else {
-      error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %zu bytes)", size);
+      return Status::kCorrupt;
     }
+    // A well-known format mmcore does not decode is UNSUPPORTED (convert it), not CORRUPT.
+    if (const char* other = other_image_format(data, size)) {
+      error->set("%s images are not supported (mmcore decodes JPEG, PNG, WebP and GIF)", other);
+      return Status::kUnsupported;
+    }
+    error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %zu bytes)", size);
     return Status::kCorrupt;
   }
   const std::int32_t orientation = read_orientation(data, size, f);

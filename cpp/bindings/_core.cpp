@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -346,6 +347,24 @@ py::tuple one(py::handle src, const Options& o) {
   return py::make_tuple(static_cast<int>(r.status), std::string(r.error.text), to_array(r));
 }
 
+// fn(i) for every i in [0, n) on `threads` workers without the GIL, in rounds of a few records per
+// worker; between rounds the GIL is taken back so that a signal reaches Python: Ctrl-C ends a
+// batch of 100k images within a round (~16 records per worker), not after all of them. Measured
+// before: a 3,000-image hash_batch raised its KeyboardInterrupt 8.9 s after the signal.
+template <class F>
+void interruptible_for(std::int64_t n, int threads, F&& fn) {
+  const int workers = threads <= 0 ? hardware_threads() : threads;
+  const std::int64_t round = std::max<std::int64_t>(64, std::int64_t{workers} * 16);
+  for (std::int64_t start = 0; start < n; start += round) {
+    const std::int64_t count = std::min(round, n - start);
+    {
+      py::gil_scoped_release release;
+      parallel_for(count, threads, [&](std::int64_t i) { fn(start + i); });
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
 py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
   const std::size_t n = py::len(srcs);
   std::vector<std::unique_ptr<Source>> sources(n);
@@ -354,12 +373,9 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
     sources[i]->bind(srcs[i], i, true);
   }
   std::vector<Record> records(n);
-  {
-    py::gil_scoped_release release;
-    parallel_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
-      run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)]);
-    });
-  }
+  interruptible_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
+    run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)]);
+  });
   return to_batch(records);
 }
 
@@ -486,17 +502,14 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
   }
   std::vector<HashOut> records(n);
   std::vector<Record> thumbs(thumb != nullptr ? n : 0);
-  {
-    py::gil_scoped_release release;
-    parallel_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
-      const auto k = static_cast<std::size_t>(i);
-      if (thumb != nullptr) {
-        hash_thumbnail_record(*sources[k], request, *thumb, &records[k], &thumbs[k]);
-      } else {
-        hash_record(*sources[k], request, &records[k]);
-      }
-    });
-  }
+  interruptible_for(static_cast<std::int64_t>(n), threads, [&](std::int64_t i) {
+    const auto k = static_cast<std::size_t>(i);
+    if (thumb != nullptr) {
+      hash_thumbnail_record(*sources[k], request, *thumb, &records[k], &thumbs[k]);
+    } else {
+      hash_record(*sources[k], request, &records[k]);
+    }
+  });
   const bool pdq = request.wants(HashKind::kPdq);
   const py::ssize_t variants = pdq ? (dihedral ? 8 : 1) : 0;
   const auto rows = static_cast<py::ssize_t>(n);

@@ -273,48 +273,42 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
   /// decode succeeds; a failure only records its outcome (nothing is zeroed or kept).
   void vet(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
            std::unique_ptr<uint8_t[]>* keep, Outcome* o) const {
-    const uint8_t* data;
-    std::size_t size;
-    sample_bytes(in, i, &data, &size);
-    const int c = channel_count();
-    Outcome pass;
-    std::unique_ptr<uint8_t[]> buf(
-        new (std::nothrow) uint8_t[static_cast<std::size_t>(info.out_width) * info.out_height * c]);
-    try {
-      if (!buf) throw std::bad_alloc();
-      const mmcore::ImageView view{buf.get(), info.out_width, info.out_height, c,
-                                   static_cast<int64_t>(info.out_width) * c};
-      pass.status = mmcore::decode_into(data, size, options_.decode, info.image, view, &pass.error);
-    } catch (const std::bad_alloc&) {
-      pass.status = mmcore::Status::kNoMemory;
-      pass.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
-    }
-    if (!mmcore::status_ok(pass.status)) {
-      *o = pass;
-      return;
-    }
-    if (!(o->status == mmcore::Status::kOkWarning && pass.status == mmcore::Status::kOk)) *o = pass;
-    *keep = std::move(buf);
+    std::unique_ptr<uint8_t[]> buf(new (
+        std::nothrow) uint8_t[static_cast<std::size_t>(info.out_width) * info.out_height * channel_count()]);
+    const Outcome pass = pixels_into(in, i, info, buf.get());
+    merge(pass, o);
+    if (mmcore::status_ok(pass.status)) *keep = std::move(buf);
   }
 
   void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
               uint8_t* pixels, Outcome* o) const {
+    const int c = channel_count();
+    settle(pixels_into(in, i, info, pixels),
+           mmcore::ImageView{pixels, info.out_width, info.out_height, c,
+                             static_cast<int64_t>(info.out_width) * c},
+           o);
+  }
+
+  /// The pixel pass of sample i (thumbnail or full decode) into `pixels`, sized by `info`; a null
+  /// `pixels` (an allocation that failed) is NO_MEMORY.
+  Outcome pixels_into(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
+                      uint8_t* pixels) const {
     const uint8_t* data;
     std::size_t size;
     sample_bytes(in, i, &data, &size);
     const int c = channel_count();
-    mmcore::ImageView view{pixels, info.out_width, info.out_height, c,
-                           static_cast<int64_t>(info.out_width) * c};
-    Outcome pixel_outcome;
+    const mmcore::ImageView view{pixels, info.out_width, info.out_height, c,
+                                 static_cast<int64_t>(info.out_width) * c};
+    Outcome pass;
     try {
-      pixel_outcome.status =
-          resize_ ? mmcore::thumbnail_into(data, size, options_, info, view, &pixel_outcome.error)
-                  : mmcore::decode_into(data, size, options_.decode, info.image, view, &pixel_outcome.error);
+      if (pixels == nullptr) throw std::bad_alloc();
+      pass.status = resize_ ? mmcore::thumbnail_into(data, size, options_, info, view, &pass.error)
+                            : mmcore::decode_into(data, size, options_.decode, info.image, view, &pass.error);
     } catch (const std::bad_alloc&) {
-      pixel_outcome.status = mmcore::Status::kNoMemory;
-      pixel_outcome.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
+      pass.status = mmcore::Status::kNoMemory;
+      pass.error.set("out of memory decoding a %dx%d image", info.out_width, info.out_height);
     }
-    settle(pixel_outcome, view, o);
+    return pass;
   }
 
   /// After a pixel pass: a failure zeroes the image and takes over the sample's outcome; a header
@@ -322,10 +316,16 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
   static void settle(const Outcome& pass, const mmcore::ImageView& image, Outcome* o) {
     if (!mmcore::status_ok(pass.status)) {
       std::memset(image.data, 0, static_cast<std::size_t>(image.stride) * image.height);
-      *o = pass;
-      return;
     }
-    if (!(o->status == mmcore::Status::kOkWarning && pass.status == mmcore::Status::kOk)) *o = pass;
+    merge(pass, o);
+  }
+
+  /// A failed pass takes over the sample's outcome; a header warning survives a clean pass.
+  static void merge(const Outcome& pass, Outcome* o) {
+    if (!mmcore::status_ok(pass.status) ||
+        !(o->status == mmcore::Status::kOkWarning && pass.status == mmcore::Status::kOk)) {
+      *o = pass;
+    }
   }
 
   mmcore::ThumbnailOptions options_;

@@ -242,8 +242,7 @@ def _tar_is_clean(path: str) -> bool:
       with one dot, not leading (DALI splits at the first dot), ``ext`` one of
       :data:`WDS_EXTENSIONS` (matched by case), and a key no other image member has (DALI keeps
       one component per key);
-    - at least one such member (DALI refuses a tar with no sample).
-
+    - at least one such member (DALI refuses a tar with no sample);
     - its own path is UTF-8 (DALI's reader takes paths as UTF-8 text).
 
     Other tars go through mmcore run's own tar reader, which gives those rows, or SOURCE_ERROR rows."""

@@ -170,7 +170,8 @@ struct Source {
       return Status::kCorrupt;
     }
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (forever, with no
-    // GIL to interrupt it); the type is checked on the open descriptor, then reads block again.
+    // GIL to interrupt it); the type is checked on the open descriptor. A regular file's reads
+    // ignore the flag.
     const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       error->set("cannot open %s: %s", shown.c_str(), std::strerror(errno));
@@ -182,8 +183,7 @@ struct Source {
       ::close(fd);
       return Status::kCorrupt;
     }
-    const int flags = fcntl(fd, F_GETFL);
-    std::FILE* f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? nullptr : fdopen(fd, "rb");
+    std::FILE* f = fdopen(fd, "rb");
     if (f == nullptr) {
       error->set("cannot open %s: %s", shown.c_str(), std::strerror(errno));
       ::close(fd);

@@ -64,10 +64,7 @@ def _as_uri(p: str) -> str:
     """A path column's value as a source_uri: URIs as they are, except Hadoop's ``file:/x``, which
     becomes ``file:///x``; plain paths as ``file://`` URIs."""
     if p.startswith("file:") and "://" not in p:
-        try:
-            return path_to_uri(uri_to_path(p))
-        except ValueError:
-            return p
+        return path_to_uri(uri_to_path(p))
     return p if "://" in p else path_to_uri(p)
 
 

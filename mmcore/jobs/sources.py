@@ -258,16 +258,16 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
     ex = os.path.realpath(exclude) if exclude is not None else None
     if os.path.isdir(source):
         root = os.path.abspath(source)
-        found, keep = _walk(root, ex)
-    elif os.path.isfile(source):
-        root, found, keep = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)], set()
+        found, keep = _walk(root, ex)  # leaves out what lies in ex
     else:
-        require_source(source)
-        found, keep = [os.path.abspath(p) for p in glob.glob(source, recursive=True)], set()
-        root = os.path.commonpath([os.path.dirname(p) for p in found])
-    found = sorted(
-        p for p in found if not _inside(os.path.realpath(p), ex) and (os.path.isfile(p) or p in keep)
-    )
+        if os.path.isfile(source):
+            root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
+        else:
+            require_source(source)
+            found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
+            root = os.path.commonpath([os.path.dirname(p) for p in found])
+        found, keep = [p for p in found if not _inside(os.path.realpath(p), ex)], set()
+    found = sorted(p for p in found if os.path.isfile(p) or p in keep)
     tars = [p for p in found if p.lower().endswith(".tar")]
     parquets = [p for p in found if p.lower().endswith(".parquet")]
     containers = set(tars) | set(parquets)
@@ -302,9 +302,12 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
         dirs[:] = sorted(n for n in dirs if not _inside(os.path.realpath(os.path.join(d, n)), ex))
         for n in names:
             p = os.path.join(d, n)
+            if os.path.islink(p):  # only a link can lead into ex from a folder outside it
+                if not os.path.exists(p):
+                    keep.add(p)  # a link to nothing
+                elif _inside(os.path.realpath(p), ex):
+                    continue
             found.append(p)
-            if os.path.islink(p) and not os.path.exists(p):
-                keep.add(p)  # a link to nothing
     return found, keep
 
 

@@ -36,8 +36,11 @@ esac
 echo "setup: building mmcore into .venv ($spec)"
 if [[ "$spec" == *dali* ]]; then
   # The DALI plugin is compiled against the DALI the build imports: install the pinned DALI and
-  # the build backend first, then build without isolation so that CMake sees them.
-  .venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "nvidia-dali-cuda130==2.4.0"
+  # the build backend first, then build without isolation so that CMake sees them. Without isolation
+  # every sdist among the extras builds in .venv too: pdqhash 0.2.8 (PyPI has no wheel of it) needs
+  # Cython, setuptools, wheel and numpy there (a pip wheel cache from an earlier install hides this).
+  .venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "nvidia-dali-cuda130==2.4.0" \
+    cython setuptools wheel "numpy>=2"
   .venv/bin/python -m pip install -q --no-build-isolation "$spec"
 else
   .venv/bin/python -m pip install -q "$spec"

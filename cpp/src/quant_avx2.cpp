@@ -154,20 +154,13 @@ void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
 
 // ---- int4 ----
 
-// Query g split by parity: even dimensions (low nibbles) at 0, odd ones (high nibbles) at `half`,
-// each zero-padded to a multiple of 32 bytes.
+// Queries split by parity (quant_prepare_int4_split), each half padded to 32 bytes.
 inline std::int64_t int4_half(std::int32_t d) {
-  return ((d + 1) / 2 + 31) / 32 * 32;
+  return quant_int4_half(d, 32);
 }
 
 void prepare_int4(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt), half = int4_half(d);
-  for (int g = 0; g < nq; ++g) {
-    const std::int8_t* t = static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d;
-    auto* e = reinterpret_cast<std::int8_t*>(prepared + g * stride);
-    std::memset(e, 0, static_cast<std::size_t>(2 * half));
-    for (std::int32_t i = 0; i < d; ++i) e[(i % 2) * half + i / 2] = t[i];
-  }
+  quant_prepare_int4_split(queries, nq, d, prepared, 32);
 }
 
 // One row against S <= 4 queries. Per 32 code bytes (64 dimensions): the two nibble vectors, then

@@ -1,7 +1,7 @@
 // AVX-512 VNNI quant kernels (contract: quant_internal.h). int8: vpdpbusd multiplies unsigned
 // code bytes by signed query bytes and adds groups of four into int32 lanes without saturation,
-// so it is exact as is; the row tail is a masked load (nothing read past the row). int4 and
-// binary use the AVX2 kernels.
+// so it is exact as is; the row tail is a masked load (nothing read past the row). int4 feeds it
+// the code nibbles; binary uses the AVX2 kernels.
 #include <immintrin.h>
 
 // GCC 12's _mm512_undefined_epi32() (inside the extracts of _mm512_reduce_add_epi32) initialises a
@@ -42,50 +42,109 @@ inline __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
       _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
 }
 
-// Adds the products of 64 dimensions at i (the bytes of mask m) to acc.
-template <int R, int S>
-inline void dot8_step(__m512i (&acc)[R][S], const std::uint8_t* codes, std::int32_t d,
-                      const std::uint8_t* const* q, std::int32_t i, __mmask64 m) {
-  // The next tile's rows, 64 R bytes per step, as in the AVX2 kernel (never faults past the end).
-  for (int r = 0; r < R; ++r)
-    _mm_prefetch(reinterpret_cast<const char*>(codes + R * d + R * i + 64 * r), _MM_HINT_T0);
-  __m512i x[R];
-  for (int r = 0; r < R; ++r) x[r] = _mm512_maskz_loadu_epi8(m, codes + r * d + i);
+// ---- int8 and int4: four code rows against S <= 4 queries ----
+// int4 codes hold two dimensions per byte, the even one in the low nibble; vpdpbusd takes the
+// nibbles (0..15, unsigned) times the signed query bytes as they are: 64 exact products per
+// instruction with the int32 accumulation, where the AVX2 kernel needs a vpmaddubsw, a vpaddw and
+// periodic widening. An int4 query is split by parity: even dimensions at 0, odd ones at `half`.
+//
+// The 16 accumulators are named variables. GCC 12 keeps an accumulator array (acc[R][S]) in memory
+// here, or copies every accumulator through another register around each vpdpbusd: two to three
+// instructions per product instruction, at half the speed of this loop, which issues only the
+// loads, the prefetches, the nibble masks and the vpdpbusd of a 64-byte step.
+#define MMCORE_TILE_DP(s, x0, x1, x2, x3, y) \
+  a0##s = _mm512_dpbusd_epi32(a0##s, x0, y); \
+  a1##s = _mm512_dpbusd_epi32(a1##s, x1, y); \
+  a2##s = _mm512_dpbusd_epi32(a2##s, x2, y); \
+  a3##s = _mm512_dpbusd_epi32(a3##s, x3, y);
+#define MMCORE_TILE_QUERY(s)                                                \
+  if constexpr (S > s) {                                                    \
+    if constexpr (kInt4) {                                                  \
+      MMCORE_TILE_DP(s, l0, l1, l2, l3, _mm512_load_si512(q[s] + i))        \
+      MMCORE_TILE_DP(s, h0, h1, h2, h3, _mm512_load_si512(q[s] + half + i)) \
+    } else {                                                                \
+      MMCORE_TILE_DP(s, x0, x1, x2, x3, _mm512_load_si512(q[s] + i))        \
+    }                                                                       \
+  }
+#define MMCORE_TILE_STEP(load)                                                                      \
+  {                                                                                                 \
+    const __m512i x0 = load(codes + i), x1 = load(codes + row + i), x2 = load(codes + 2 * row + i), \
+                  x3 = load(codes + 3 * row + i);                                                   \
+    [[maybe_unused]] const __m512i l0 = _mm512_and_si512(x0, low), l1 = _mm512_and_si512(x1, low),  \
+                                   l2 = _mm512_and_si512(x2, low), l3 = _mm512_and_si512(x3, low);  \
+    [[maybe_unused]] const __m512i h0 = _mm512_and_si512(_mm512_srli_epi16(x0, 4), low),            \
+                                   h1 = _mm512_and_si512(_mm512_srli_epi16(x1, 4), low),            \
+                                   h2 = _mm512_and_si512(_mm512_srli_epi16(x2, 4), low),            \
+                                   h3 = _mm512_and_si512(_mm512_srli_epi16(x3, 4), low);            \
+    MMCORE_TILE_QUERY(0) MMCORE_TILE_QUERY(1) MMCORE_TILE_QUERY(2) MMCORE_TILE_QUERY(3)             \
+  }
+
+// Rows of `row` code bytes at codes, codes + row, ...; out[s * ldo + r] for query s, row r.
+template <bool kInt4, int S>
+inline void tile4(const std::uint8_t* codes, std::int64_t row, std::int64_t half,
+                  const std::uint8_t* const* q, std::int32_t* out, std::int64_t ldo) {
+  const __m512i z = _mm512_setzero_si512(), low = _mm512_set1_epi8(0x0f);
+  __m512i a00 = z, a10 = z, a20 = z, a30 = z, a01 = z, a11 = z, a21 = z, a31 = z;
+  __m512i a02 = z, a12 = z, a22 = z, a32 = z, a03 = z, a13 = z, a23 = z, a33 = z;
+  const std::int64_t r64 = row / 64 * 64;
+  const auto full = [](const std::uint8_t* p) { return _mm512_loadu_si512(p); };
+  std::int64_t i = 0;
+  for (; i < r64; i += 64) {
+    // The next tile's rows, 256 bytes per step, as in the AVX2 kernel (never faults past the end).
+    const char* next = reinterpret_cast<const char*>(codes + 4 * row + 4 * i);
+    _mm_prefetch(next, _MM_HINT_T0);
+    _mm_prefetch(next + 64, _MM_HINT_T0);
+    _mm_prefetch(next + 128, _MM_HINT_T0);
+    _mm_prefetch(next + 192, _MM_HINT_T0);
+    MMCORE_TILE_STEP(full)
+  }
+  if (i < row) {
+    const __mmask64 m = (__mmask64{1} << (row - i)) - 1;
+    const auto part = [m](const std::uint8_t* p) { return _mm512_maskz_loadu_epi8(m, p); };
+    MMCORE_TILE_STEP(part)
+  }
+  const __m512i a[4][4] = {
+      {a00, a10, a20, a30}, {a01, a11, a21, a31}, {a02, a12, a22, a32}, {a03, a13, a23, a33}};
   for (int s = 0; s < S; ++s) {
-    const __m512i y = _mm512_load_si512(q[s] + i);
-    for (int r = 0; r < R; ++r) acc[r][s] = _mm512_dpbusd_epi32(acc[r][s], x[r], y);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + s * ldo), hsum4(a[s][0], a[s][1], a[s][2], a[s][3]));
   }
 }
+#undef MMCORE_TILE_STEP
+#undef MMCORE_TILE_QUERY
+#undef MMCORE_TILE_DP
 
-template <int R, int S>
-inline void dot8_tile(const std::uint8_t* codes, std::int32_t d, const std::uint8_t* const* q,
-                      std::int32_t* out, std::int64_t ldo) {
-  __m512i acc[R][S];
-  for (int r = 0; r < R; ++r)
-    for (int s = 0; s < S; ++s) acc[r][s] = _mm512_setzero_si512();
-  const std::int32_t d64 = d / 64 * 64;
-  for (std::int32_t i = 0; i < d64; i += 64) dot8_step<R, S>(acc, codes, d, q, i, ~__mmask64{0});
-  if (d64 < d) dot8_step<R, S>(acc, codes, d, q, d64, (__mmask64{1} << (d - d64)) - 1);
-  for (int r = 0; r < R; ++r) {
-    if constexpr (S == 4) {
-      alignas(16) std::int32_t v[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(v), hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-      for (int s = 0; s < 4; ++s) out[s * ldo + r] = v[s];
-    } else {
-      for (int s = 0; s < S; ++s) out[s * ldo + r] = _mm512_reduce_add_epi32(acc[r][s]);
+// One row against S <= 4 queries (the rows after the last whole tile of a block).
+template <bool kInt4, int S>
+inline void row1(const std::uint8_t* c, std::int64_t row, std::int64_t half, const std::uint8_t* const* q,
+                 std::int32_t* out, std::int64_t ldo) {
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  for (int s = 0; s < S; ++s) {
+    __m512i acc = _mm512_setzero_si512();
+    for (std::int64_t i = 0; i < row; i += 64) {
+      const __mmask64 m = row - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (row - i)) - 1;
+      const __m512i x = _mm512_maskz_loadu_epi8(m, c + i);
+      if constexpr (kInt4) {
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(x, low), _mm512_load_si512(q[s] + i));
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(x, 4), low),
+                                  _mm512_load_si512(q[s] + half + i));
+      } else {
+        acc = _mm512_dpbusd_epi32(acc, x, _mm512_load_si512(q[s] + i));
+      }
     }
+    out[s * ldo] = _mm512_reduce_add_epi32(acc);
   }
 }
 
-template <int R, int S>
-void dot8_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
-               std::int32_t* out, std::int64_t ldo) {
+template <bool kInt4, int S>
+void rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+          std::int32_t* out, std::int64_t ldo) {
   const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
+  const std::int64_t row = kInt4 ? (d + 1) / 2 : d, half = kInt4 ? quant_int4_half(d, 64) : 0;
   const std::uint8_t* q[S];
   for (int s = 0; s < S; ++s) q[s] = prepared + s * stride;
   std::int64_t j = 0;
-  for (; j + R <= nb; j += R) dot8_tile<R, S>(codes + j * d, d, q, out + j, ldo);
-  for (; j < nb; ++j) dot8_tile<1, S>(codes + j * d, d, q, out + j, ldo);
+  for (; j + 4 <= nb; j += 4) tile4<kInt4, S>(codes + j * row, row, half, q, out + j, ldo);
+  for (; j < nb; ++j) row1<kInt4, S>(codes + j * row, row, half, q, out + j, ldo);
 }
 
 // One query: rows in order with a software prefetch 2 KiB ahead (as the AVX2 kernel; in-order
@@ -121,9 +180,23 @@ void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
                 int nq, std::int32_t* out, std::int64_t ldo) {
   switch (nq) {
     case 1: dot8_single(codes, nb, d, prepared, out); break;
-    case 2: dot8_rows<4, 2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: dot8_rows<4, 3>(codes, nb, d, prepared, out, ldo); break;
-    default: dot8_rows<4, 4>(codes, nb, d, prepared, out, ldo); break;
+    case 2: rows<false, 2>(codes, nb, d, prepared, out, ldo); break;
+    case 3: rows<false, 3>(codes, nb, d, prepared, out, ldo); break;
+    default: rows<false, 4>(codes, nb, d, prepared, out, ldo); break;
+  }
+}
+
+void prepare_int4(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
+  quant_prepare_int4_split(queries, nq, d, prepared, 64);
+}
+
+void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+                int nq, std::int32_t* out, std::int64_t ldo) {
+  switch (nq) {
+    case 1: rows<true, 1>(codes, nb, d, prepared, out, ldo); break;
+    case 2: rows<true, 2>(codes, nb, d, prepared, out, ldo); break;
+    case 3: rows<true, 3>(codes, nb, d, prepared, out, ldo); break;
+    default: rows<true, 4>(codes, nb, d, prepared, out, ldo); break;
   }
 }
 
@@ -132,6 +205,7 @@ void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
 QuantKernels quant_kernels_avx512() {
   QuantKernels k = quant_kernels_avx2();
   k.int8 = {prepare_int8, block_int8};
+  k.int4 = {prepare_int4, block_int4};
   k.backend = Backend::kAvx512;
   return k;
 }

@@ -27,6 +27,25 @@ inline std::int64_t quant_prepared_stride(std::int32_t d, std::int32_t unit) {
 constexpr std::int32_t kQuantUnitInt = 2;
 constexpr std::int32_t kQuantUnitBinary = 8;
 
+/// Where the odd dimensions of a prepared int4 query start: (d + 1) / 2 bytes rounded up to `pad`
+/// (the variant's vector width in bytes).
+inline std::int64_t quant_int4_half(std::int32_t d, std::int64_t pad) {
+  return ((d + 1) / 2 + pad - 1) / pad * pad;
+}
+
+/// The int4 queries split by parity for the nibble kernels: query g's even dimensions (the codes'
+/// low nibbles) at 0, its odd ones at quant_int4_half(d, pad), zero-padded.
+inline void quant_prepare_int4_split(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared,
+                                     std::int64_t pad) {
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt), half = quant_int4_half(d, pad);
+  for (int g = 0; g < nq; ++g) {
+    const std::int8_t* t = static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d;
+    auto* e = reinterpret_cast<std::int8_t*>(prepared + g * stride);
+    for (std::int64_t i = 0; i < 2 * half; ++i) e[i] = 0;
+    for (std::int32_t i = 0; i < d; ++i) e[(i % 2) * half + i / 2] = t[i];
+  }
+}
+
 using QuantPrepareFn = void (*)(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared);
 using QuantBlockFn = void (*)(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
                               const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo);

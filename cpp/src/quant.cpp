@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -125,10 +126,75 @@ struct CandT {
 };
 using Cand = CandT<std::int32_t>;
 
-// Ranking: higher score first, then lower position.
+// Ranking: higher score first, then lower position. A function object, not a function: the
+// standard algorithms inline it, where a function pointer costs an indirect call per comparison
+// (a top-100 selection took a quarter of an int4 search that way).
+struct Better {
+  template <class K>
+  bool operator()(const CandT<K>& a, const CandT<K>& b) const {
+    return a.s > b.s || (a.s == b.s && a.j < b.j);
+  }
+};
+
+// The k-th largest of a[0..n) (1 <= k <= n); a and tmp (n each) are overwritten. Quickselect
+// with a branch-free three-way partition (greater to the front of tmp, smaller to its back, each
+// value written to both ends and the counts deciding which write stands): on the scores of a
+// top-k's room (random order) std::nth_element mispredicts a branch per comparison and took ~25
+// cycles per score, this ~12. Falls back to nth_element after 40 rounds (adversarial pivots).
 template <class K>
-inline bool better(const CandT<K>& a, const CandT<K>& b) {
-  return a.s > b.s || (a.s == b.s && a.j < b.j);
+K kth_largest(K* a, K* tmp, std::int64_t n, std::int64_t k) {
+  for (int round = 0; n > 16; ++round) {
+    if (round == 40) {
+      std::nth_element(a, a + (k - 1), a + n, std::greater<K>());
+      return a[k - 1];
+    }
+    K x0 = a[0], x1 = a[n / 2];
+    const K x2 = a[n - 1];
+    if (x0 > x1) std::swap(x0, x1);
+    const K p = x2 < x0 ? x0 : (x2 > x1 ? x1 : x2);  // the median of three
+    std::int64_t g = 0, l = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const K x = a[i];
+      tmp[g] = x;
+      g += x > p;
+      tmp[n - 1 - l] = x;
+      l += x < p;
+    }
+    if (k <= g) {
+      n = g;
+    } else if (k <= n - l) {
+      return p;
+    } else {
+      k -= n - l;
+      tmp += n - l;
+      n = l;
+    }
+    std::swap(a, tmp);
+  }
+  std::sort(a, a + n, std::greater<K>());
+  return a[k - 1];
+}
+
+// Keeps the k best of buf[0..size) (k <= size), listed in increasing position, in place and in
+// that order: every score above the k-th best and the first of those equal to it. Returns the k-th
+// best score. scratch: room for 2 * size scores.
+template <class K>
+K keep_best(CandT<K>* buf, std::int64_t size, std::int64_t k, K* scratch) {
+  for (std::int64_t i = 0; i < size; ++i) scratch[i] = buf[i].s;
+  const K kth = kth_largest(scratch, scratch + size, size, k);
+  std::int64_t above = 0;
+  for (std::int64_t i = 0; i < size; ++i) above += buf[i].s > kth;
+  // Branch-free: every candidate is written at w, which only advances past the kept ones.
+  std::int64_t ties = k - above, w = 0;
+  for (std::int64_t i = 0; i < size; ++i) {
+    const CandT<K> c = buf[i];
+    const bool tie = c.s == kth;
+    const bool keep = (c.s > kth) | (tie & (ties > 0));
+    ties -= tie & keep;
+    buf[w] = c;
+    w += keep;
+  }
+  return kth;
 }
 
 // Room a top-k of k keeps beyond its k: k (a selection per k accepted candidates), at most
@@ -140,25 +206,33 @@ inline std::int64_t topk_room(std::int64_t k) {
 }
 
 // The k best (score, position) of a task over caller-owned storage of topk_room(k) candidates:
-// accepted candidates are appended, and when the room is full a selection (nth_element) keeps the
-// k best and raises the threshold to the k-th best score. That is O(1) per accepted candidate where
-// a bounded heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary
-// codes with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. Rows arrive
-// in increasing position, so a score equal to the k-th best never enters. K: int32 (integer
-// scores) or double (l2 keys, quant_score_l2).
+// accepted candidates are appended, and when the room is full a selection keeps the k best and
+// raises the threshold to the k-th best score. That is O(1) per accepted candidate where a bounded
+// heap costs two sift passes (log k each, unpredictable branches): 64 queries x 46k binary codes
+// with k = 200, one thread: 6.2 ns per (row, query) against 11.7 with the heap. The selection finds
+// the k-th best score with kth_largest over a copy of the scores alone, then compacts the
+// candidates in place in their order (increasing position), so that of the scores equal to it the
+// first ones stay. Rows arrive in increasing position, so a score equal to the k-th best never
+// enters. K: int32 (integer scores) or double (l2 keys, quant_score_l2).
+//
+// raise(t) lifts the threshold with what other tasks of the same query know (topk_impl): a score
+// below another task's k-th best cannot be among the query's k best.
 template <class K>
 class TopKT {
  public:
-  TopKT(CandT<K>* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)) {}
+  TopKT(CandT<K>* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)), scratch_(2 * room_) {}
   void push(K s, std::int64_t j) {
     if (s <= thr_) return;
     buf_[size_++] = {s, j};
     if (size_ == k_) {
-      thr_ = min_score();  // first fill (later the size only returns to k through select)
+      kth_ = min_score();  // first fill (later the size only returns to k through select)
+      thr_ = std::max(thr_, kth_);
     } else if (size_ == room_) {
       select();
     }
   }
+  /// Refuses from now on every score at or below t.
+  void raise(K t) { thr_ = std::max(thr_, t); }
   /// Keeps only the k best (in no order); the number kept.
   std::int32_t finish() {
     if (size_ > k_) select();
@@ -166,6 +240,8 @@ class TopKT {
   }
   /// Scores at or below this never enter.
   K threshold() const { return thr_; }
+  /// The k-th best score this task has seen once it holds k, else the lowest K.
+  K kth() const { return kth_; }
 
  private:
   K min_score() const {
@@ -174,19 +250,30 @@ class TopKT {
     return m;
   }
   void select() {
-    std::nth_element(buf_, buf_ + (k_ - 1), buf_ + size_, better<K>);
+    const K kth = keep_best(buf_, size_, k_, scratch_.data());
     size_ = k_;
-    thr_ = buf_[k_ - 1].s;  // the k-th best: every kept score is >= it
+    kth_ = kth;
+    thr_ = std::max(thr_, kth);
   }
 
   CandT<K>* buf_;
   std::int32_t k_;
   std::int64_t room_;
-  std::int64_t size_ = 0;  // up to room_
+  std::vector<K> scratch_;  // the scores during a selection, and kth_largest's second buffer
+  std::int64_t size_ = 0;   // up to room_
   // Every int32 score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), and every double key
   // is finite, so nothing is refused until full.
   K thr_ = std::numeric_limits<K>::lowest();
+  K kth_ = std::numeric_limits<K>::lowest();
 };
+
+// The largest K below b: raise(below(b)) refuses exactly the scores below b.
+inline std::int32_t below(std::int32_t b) {
+  return b - 1;
+}
+inline double below(double b) {
+  return std::nextafter(b, std::numeric_limits<double>::lowest());
+}
 using TopK = TopKT<std::int32_t>;
 
 // Pushes the scores of rows r .. r + nb - 1 that beat the threshold. Once k are held most scores do
@@ -238,7 +325,9 @@ struct Grid {
   std::int64_t batches = 0, splits = 1;
   Grid(std::int64_t nq, std::int64_t n, int threads) {
     batches = (nq + kBatchQueries - 1) / kBatchQueries;
-    const std::int64_t want = 2 * static_cast<std::int64_t>(threads);
+    // Two tasks per thread balance a noisy machine; one thread gains nothing from splits (each costs
+    // a top-k of its own).
+    const std::int64_t want = threads > 1 ? 2 * static_cast<std::int64_t>(threads) : 1;
     if (batches > 0 && batches < want) {
       splits = std::min((want + batches - 1) / batches, std::max<std::int64_t>(1, n / kMinSplitRows));
     }
@@ -293,6 +382,12 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
   const std::int64_t room = topk_room(kk);
   std::vector<CandT<K>> cand(static_cast<std::size_t>(grid.splits * sc.nq * room));
   std::vector<std::int32_t> count(static_cast<std::size_t>(grid.splits * sc.nq), 0);
+  // The best k-th best score any split of query q has reached so far (relaxed: any value read is
+  // one some split did reach, so the filter it gives is always safe, only weaker when stale).
+  // Only a task that keeps the full k knows a k-th best (kk < k when k exceeds a split's rows).
+  const bool shared = grid.splits > 1 && kk == k;
+  std::vector<std::atomic<K>> bound(static_cast<std::size_t>(sc.nq));
+  for (auto& b : bound) b.store(std::numeric_limits<K>::lowest(), std::memory_order_relaxed);
   if (kk > 0) {
     parallel_for(grid.batches * grid.splits, threads, [&](std::int64_t t) {
       const std::int64_t b = t / grid.splits, p = t % grid.splits;
@@ -303,11 +398,28 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
         tops.emplace_back(cand.data() + (p * sc.nq + q) * room, static_cast<std::int32_t>(kk));
       }
       std::vector<double> key;
+      std::vector<K> told(static_cast<std::size_t>(q1 - q0), std::numeric_limits<K>::lowest());
       scan_range(sc, q0, q1, split_point(sc.n, grid.splits, p), split_point(sc.n, grid.splits, p + 1),
                  [&](std::int64_t q, std::int64_t r, const std::int32_t* s, std::int64_t nb) {
                    TopKT<K>& h = tops[static_cast<std::size_t>(q - q0)];
+                   // Share k-th bests between the splits of a query (see TopKT::raise).
+                   const auto share = [&] {
+                     K& mine = told[static_cast<std::size_t>(q - q0)];
+                     if (h.kth() > mine) {
+                       mine = h.kth();
+                       std::atomic<K>& b = bound[static_cast<std::size_t>(q)];
+                       K cur = b.load(std::memory_order_relaxed);
+                       while (cur < mine && !b.compare_exchange_weak(cur, mine, std::memory_order_relaxed)) {
+                       }
+                     }
+                   };
+                   if (shared) {
+                     const K b = bound[static_cast<std::size_t>(q)].load(std::memory_order_relaxed);
+                     if (b > std::numeric_limits<K>::lowest()) h.raise(below(b));
+                   }
                    if constexpr (std::is_same_v<K, std::int32_t>) {
                      push_above(h, s, nb, r);
+                     if (shared) share();
                    } else {
                      key.resize(static_cast<std::size_t>(nb));
                      const double a = keys->qscale[q];
@@ -319,6 +431,7 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
                      }
                      if (best <= h.threshold()) return;  // once k are held, most blocks
                      for (std::int64_t i = 0; i < nb; ++i) h.push(key[i], r + i);
+                     if (shared) share();
                    }
                  });
       for (std::int64_t q = q0; q < q1; ++q) {
@@ -333,8 +446,15 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
       const CandT<K>* c = cand.data() + (p * sc.nq + q) * room;
       all.insert(all.end(), c, c + count[static_cast<std::size_t>(p * sc.nq + q)]);
     }
+    // The splits' candidates come in increasing position, as keep_best needs; then only the k kept
+    // are sorted (a partial_sort of all of them took 6 of 30 ms of a 64-query top-1000).
     const std::size_t keep = std::min(all.size(), static_cast<std::size_t>(k));
-    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), all.end(), better<K>);
+    if (all.size() > keep) {
+      std::vector<K> scratch(2 * all.size());
+      keep_best(all.data(), static_cast<std::int64_t>(all.size()), static_cast<std::int64_t>(keep),
+                scratch.data());
+    }
+    std::sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep), Better{});
     for (std::int64_t i = 0; i < k; ++i) {
       const bool has = static_cast<std::size_t>(i) < keep;
       out_s[q * k + i] =
@@ -526,41 +646,26 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 namespace {
 
 // Exact rerank sums in float64 over 8 interleaved partial sums (dimension t into sum t % 8), added
-// in a fixed tree: independent chains the compiler vectorises, where one running sum waits on each
-// add's latency (64 queries x 200 candidates x 512 dimensions: about a quarter of a binary +
-// rerank search went to that chain). Deterministic: the same order for every row and backend.
-constexpr int kRerankLanes = 8;
-
-// sum over t of term(v[t], q[t]) in float64, in that lane order.
-template <class Term>
-double lane_sum(const float* v, const float* q, std::int32_t d, Term term) {
-  double a[kRerankLanes] = {};
-  std::int32_t t = 0;
-  for (; t + kRerankLanes <= d; t += kRerankLanes) {
-    for (int u = 0; u < kRerankLanes; ++u) a[u] += term(v[t + u], q[t + u]);
-  }
-  double tail = 0.0;
-  for (; t < d; ++t) tail += term(v[t], q[t]);
-  return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
-}
-
-double rerank_dot(const float* v, const float* q, std::int32_t d) {
-  return lane_sum(v, q, d, [](float a, float b) { return static_cast<double>(a) * b; });
-}
-
-double rerank_l2(const float* v, const float* q, std::int32_t d) {
-  return lane_sum(v, q, d, [](float a, float b) {
-    const double e = static_cast<double>(a) - b;
-    return e * e;
-  });
-}
-
+// in a fixed tree (QuantRerankFn): independent chains, where one running sum waits on each add's
+// latency (64 queries x 200 candidates x 512 dimensions: about a quarter of a binary + rerank
+// search went to that chain). Deterministic: the same order for every row and backend. The SIMD
+// variants score four candidates at a time in float64 vectors (quant_rerank, one thread, 64 queries
+// x 100 random candidates of 512 dimensions: 0.6 / 1.1 / 1.7 ms for rows in L2 / L3 / memory,
+// against 1.4 / 2.1 / 2.8 ms with the scalar sums and every line of a row prefetched).
 }  // namespace
 
 void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
                   const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
                   float* scores, std::int64_t* pos) {
+  quant_rerank(x, n, d, queries, nq, cand, m, k, l2, threads, scores, pos, active_backend());
+}
+
+void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
+                  const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
+                  float* scores, std::int64_t* pos, Backend backend) {
   check_sizes(n, d, nq);
+  const detail::QuantRerankFn rerank = detail::quant_kernels(backend).rerank;
+  const std::int32_t d8 = d / 8 * 8;
   if (m < 1 || k < 1 || k > m) {
     throw std::invalid_argument("rerank needs 1 <= k <= m, got k = " + std::to_string(k) +
                                 ", m = " + std::to_string(m));
@@ -571,8 +676,8 @@ void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* q
                                   std::to_string(n) + " float vectors");
     }
   }
-  // Rows fetched ahead of the one being scored: each is d * 4 bytes at a random place.
-  constexpr std::int32_t kAhead = 4;
+  // Rows fetched ahead of the ones being scored: each is d * 4 bytes at a random place.
+  constexpr std::int32_t kAhead = 8;
   parallel_for(nq, resolve_threads(threads), [&](std::int64_t q) {
     const float* qv = queries + q * d;
     const std::int64_t* c = cand + q * m;
@@ -582,16 +687,34 @@ void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* q
       std::int64_t j;
     };
     std::vector<Scored> all(static_cast<std::size_t>(m));
+    // The first 4 lines of a row ahead: the hardware streams the rest once the row is being read,
+    // and a prefetch of every line (32 for 512 dimensions) was a quarter of the time on cached rows.
     auto fetch = [&](std::int32_t i) {
       const char* row = reinterpret_cast<const char*>(x + c[i] * d);
-      for (std::int64_t b = 0; b < std::int64_t{d} * 4; b += 64) __builtin_prefetch(row + b);
+      for (std::int64_t b = 0; b < std::min<std::int64_t>(std::int64_t{d} * 4, 256); b += 64)
+        __builtin_prefetch(row + b);
     };
     for (std::int32_t i = 0; i < std::min(kAhead, m); ++i) fetch(i);
-    for (std::int32_t i = 0; i < m; ++i) {
-      if (i + kAhead < m) fetch(i + kAhead);
-      const auto sc =
-          static_cast<float>(l2 ? rerank_l2(x + c[i] * d, qv, d) : rerank_dot(x + c[i] * d, qv, d));
-      all[static_cast<std::size_t>(i)] = {l2 ? sc : -sc, sc, c[i]};
+    for (std::int32_t i = 0; i < m; i += detail::kQuantRerankRows) {
+      const int nr = std::min(detail::kQuantRerankRows, m - i);
+      const float* rows[detail::kQuantRerankRows];
+      for (int r = 0; r < nr; ++r) {
+        if (i + r + kAhead < m) fetch(i + r + kAhead);
+        rows[r] = x + c[i + r] * d;
+      }
+      double lanes[8 * detail::kQuantRerankRows];
+      rerank(rows, nr, qv, d8, l2, lanes);
+      for (int r = 0; r < nr; ++r) {
+        const double* a = lanes + 8 * r;
+        double tail = 0.0;
+        for (std::int32_t t = d8; t < d; ++t) {
+          const double v = rows[r][t], w = qv[t];
+          tail += l2 ? (v - w) * (v - w) : v * w;
+        }
+        const double sum = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail;
+        const auto sc = static_cast<float>(sum);
+        all[static_cast<std::size_t>(i + r)] = {l2 ? sc : -sc, sc, c[i + r]};
+      }
     }
     std::partial_sort(all.begin(), all.begin() + k, all.end(), [](const Scored& a, const Scored& b) {
       return a.key < b.key || (a.key == b.key && a.j < b.j);

@@ -347,12 +347,56 @@ void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words
   }
 }
 
+// ---- rerank ----
+// Float64 sums in the order of QuantRerankFn: lanes 0-3 and 4-7 of the 8 partial sums in two
+// vectors, four rows at a time so that eight add chains are in flight. A float times a float is
+// exact in double, but (v - q)^2 is not, so no product may be fused with its add (fp-contract=off
+// below; this section is the last of the file, and the pragma covers the functions after it).
+#pragma GCC optimize("fp-contract=off")
+
+template <bool kL2>
+inline __m256d rerank_term(__m256d acc, __m256d v, __m256d q) {
+  if constexpr (kL2) {
+    const __m256d e = _mm256_sub_pd(v, q);
+    return _mm256_add_pd(acc, _mm256_mul_pd(e, e));
+  } else {
+    return _mm256_add_pd(acc, _mm256_mul_pd(v, q));
+  }
+}
+
+template <bool kL2>
+void rerank_rows(const float* const* rows, int nr, const float* q, std::int32_t d8, double* lanes) {
+  __m256d lo[kQuantRerankRows], hi[kQuantRerankRows];
+  for (int r = 0; r < kQuantRerankRows; ++r) lo[r] = hi[r] = _mm256_setzero_pd();
+  for (std::int32_t t = 0; t < d8; t += 8) {
+    const __m256d qlo = _mm256_cvtps_pd(_mm_loadu_ps(q + t)), qhi = _mm256_cvtps_pd(_mm_loadu_ps(q + t + 4));
+    for (int r = 0; r < kQuantRerankRows; ++r) {
+      if (r >= nr) break;
+      lo[r] = rerank_term<kL2>(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(rows[r] + t)), qlo);
+      hi[r] = rerank_term<kL2>(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(rows[r] + t + 4)), qhi);
+    }
+  }
+  for (int r = 0; r < nr; ++r) {
+    _mm256_storeu_pd(lanes + 8 * r, lo[r]);
+    _mm256_storeu_pd(lanes + 8 * r + 4, hi[r]);
+  }
+}
+
+void rerank(const float* const* rows, int nr, const float* q, std::int32_t d8, bool l2, double* lanes) {
+  if (l2) {
+    rerank_rows<true>(rows, nr, q, d8, lanes);
+  } else {
+    rerank_rows<false>(rows, nr, q, d8, lanes);
+  }
+}
+
 }  // namespace
 
 QuantKernels quant_kernels_avx2() {
   QuantKernels k;
   k.int8 = {prepare_int8, block_int8};
   k.int4 = {prepare_int4, block_int4};
+  k.rerank = rerank;
   k.binary = {quant_kernels_ref().binary.prepare, block_binary};  // prepare: a plain copy
   k.backend = Backend::kAvx2;
   return k;

@@ -50,6 +50,15 @@ using QuantPrepareFn = void (*)(const void* queries, int nq, std::int32_t d, std
 using QuantBlockFn = void (*)(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
                               const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo);
 
+/// The vector part of the exact rescoring of nr <= kQuantRerankRows float rows against one float
+/// query: lanes[8 * r + u] = the float64 sum, in order of t, of v[t] * q[t] (l2 = false) or
+/// (v[t] - q[t])^2 (l2 = true) over the t < d8 (a multiple of 8) with t % 8 == u. The caller adds
+/// the 8 lanes in a fixed tree and the dimensions from d8 on (quant_rerank). Every variant gives the
+/// ref's doubles bit for bit (no fused multiply-add).
+constexpr int kQuantRerankRows = 4;
+using QuantRerankFn = void (*)(const float* const* rows, int nr, const float* q, std::int32_t d8, bool l2,
+                               double* lanes);
+
 struct QuantCodec {
   QuantPrepareFn prepare = nullptr;
   QuantBlockFn block = nullptr;
@@ -58,6 +67,7 @@ struct QuantCodec {
 /// The kernels of one variant.
 struct QuantKernels {
   QuantCodec int8, int4, binary;
+  QuantRerankFn rerank = nullptr;
   Backend backend = Backend::kRef;  ///< the variant these are (after any fallback)
 };
 

@@ -77,6 +77,19 @@ void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words
   }
 }
 
+void rerank(const float* const* rows, int nr, const float* q, std::int32_t d8, bool l2, double* lanes) {
+  for (int r = 0; r < nr; ++r) {
+    double* a = lanes + 8 * r;
+    for (int u = 0; u < 8; ++u) a[u] = 0.0;
+    for (std::int32_t t = 0; t < d8; t += 8) {
+      for (int u = 0; u < 8; ++u) {
+        const double v = rows[r][t + u], w = q[t + u];
+        a[u] += l2 ? (v - w) * (v - w) : v * w;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 QuantKernels quant_kernels_ref() {
@@ -84,6 +97,7 @@ QuantKernels quant_kernels_ref() {
   k.int8 = {prepare_int8, block_int8};
   k.int4 = {prepare_int8, block_int4};
   k.binary = {prepare_binary, block_binary};
+  k.rerank = rerank;
   k.backend = Backend::kRef;
   return k;
 }

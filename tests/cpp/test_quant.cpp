@@ -6,6 +6,7 @@
 // - top-k drivers: (score, position) order against a naive sort, ties, k > N padding, N = 0, one
 //   to three threads, batches of more than 64 queries; binary also against hamming_knn;
 // - the full score matrix (quant_dot_int8_all);
+// - the rerank kernel: the ref's float64 sums bit for bit;
 // - encoders against a naive loop: half-to-even rounding, clipping, scale 0, NaN/Inf rows refused.
 // Prints the variants it checked, then PASS or FAIL. Run it on a host with AVX-512 VNNI to check
 // that variant.
@@ -376,6 +377,56 @@ void test_encode(std::mt19937_64& rng) {
   }
 }
 
+// The rerank kernel against the ref, bit for bit (its 8 float64 lanes): D through multiples of 8,
+// 1..4 rows, both metrics, values of mixed magnitudes (so that an add in another order, or a
+// product fused with its add, changes the rounding); and quant_rerank's whole sum on this backend
+// against a plain float64 sum (loose: another order).
+void test_rerank(const QuantKernels& kern, Backend b, const char* name, std::mt19937_64& rng) {
+  const QuantKernels ref = mmcore::detail::quant_kernels_ref();
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> e(-20, 20);
+  constexpr int kRows = mmcore::detail::kQuantRerankRows;
+  for (int d8 = 0; d8 <= 72; d8 += 8) {
+    std::vector<float> q(static_cast<std::size_t>(d8 + 1)), x(static_cast<std::size_t>(kRows * (d8 + 1)));
+    for (float& v : q) v = std::ldexp(u(rng), e(rng));
+    for (float& v : x) v = std::ldexp(u(rng), e(rng));
+    for (int nr = 1; nr <= kRows; ++nr) {
+      const float* rows[kRows];
+      for (int r = 0; r < nr; ++r) rows[r] = x.data() + (nr - 1 - r) * d8;
+      for (bool l2 : {false, true}) {
+        double got[8 * kRows], want[8 * kRows];
+        kern.rerank(rows, nr, q.data(), d8, l2, got);
+        ref.rerank(rows, nr, q.data(), d8, l2, want);
+        if (std::memcmp(got, want, sizeof(double) * 8 * static_cast<std::size_t>(nr)) != 0) {
+          fail("rerank d8=" + std::to_string(d8) + " nr=" + std::to_string(nr) + (l2 ? " l2" : " dot"), name);
+        }
+      }
+    }
+  }
+  const int n = 50, d = 37, nq = 3, m = 9, k = 4;
+  std::vector<float> x(static_cast<std::size_t>(n * d)), q(static_cast<std::size_t>(nq * d));
+  for (float& v : x) v = u(rng);
+  for (float& v : q) v = u(rng);
+  std::vector<std::int64_t> cand(static_cast<std::size_t>(nq * m));
+  for (std::size_t i = 0; i < cand.size(); ++i) cand[i] = static_cast<std::int64_t>((i * 7) % n);
+  for (bool l2 : {false, true}) {
+    std::vector<float> s(static_cast<std::size_t>(nq * k));
+    std::vector<std::int64_t> p(static_cast<std::size_t>(nq * k));
+    mmcore::quant_rerank(x.data(), n, d, q.data(), nq, cand.data(), m, k, l2, 2, s.data(), p.data(), b);
+    for (int g = 0; g < nq; ++g) {
+      for (int i = 0; i < k; ++i) {
+        const float* v = x.data() + p[static_cast<std::size_t>(g * k + i)] * d;
+        double plain = 0.0;
+        for (int t = 0; t < d; ++t) {
+          const double a = v[t], w = q[static_cast<std::size_t>(g * d + t)];
+          plain += l2 ? (a - w) * (a - w) : a * w;
+        }
+        if (std::fabs(plain - s[static_cast<std::size_t>(g * k + i)]) > 1e-5) fail("quant_rerank sum", name);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -392,6 +443,7 @@ int main() {
     const QuantKernels kern = mmcore::detail::quant_kernels(b);
     if (kern.backend != b) fail("quant_kernels fell back", name);
     test_block(kern, name, rng);
+    test_rerank(kern, b, name, rng);
     test_topk(b, name, rng);
     std::printf("%s: checked, %s\n", name, failures == before ? "ok" : "FAILED");
   }

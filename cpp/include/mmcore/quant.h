@@ -90,5 +90,8 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
                   const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
                   float* scores, std::int64_t* pos);
+void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
+                  const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
+                  float* scores, std::int64_t* pos, Backend backend);
 
 }  // namespace mmcore

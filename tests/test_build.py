@@ -30,6 +30,18 @@ def test_build_info_keys() -> None:
     assert "ref" in info["cpu_variants_compiled"]
     assert info["backend"] in info["cpu_variants_compiled"]
     assert set(info["codecs"]) == {"jpeg", "png", "webp"}
+    assert isinstance(info["quant_amx"], bool)
+    if info["backend"] != "avx512":
+        assert not info["quant_amx"]
+
+
+def test_no_amx_switch() -> None:
+    """MMCORE_NO_AMX=1 keeps batches on the vector kernels (a fresh process: the probe runs once)."""
+    env = dict(os.environ, MMCORE_NO_AMX="1")
+    code = "import mmcore; print(mmcore.build_info()['quant_amx'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def _backend_in_subprocess(forced: str) -> dict[str, object]:

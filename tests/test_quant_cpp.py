@@ -3,6 +3,8 @@ against the scalar ref and a naive oracle; and the _core bindings against numpy.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,20 @@ from conftest import run_cpp_test, run_with_backend
 from mmcore import _core
 
 
-def test_cpp_quant_variants_match_ref(tmp_path: Path) -> None:
+def test_cpp_quant_variants_match_ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every variant against the ref; where AMX tiles run, again with the AVX-512 vector kernels for
+    every batch (MMCORE_NO_AMX=1)."""
+    monkeypatch.delenv("MMCORE_NO_AMX", raising=False)
     out = run_cpp_test(tmp_path, "test_quant")
     assert "ref: checked, ok" in out
     assert "PASS" in out
+    if "amx: used" in out:
+        env = dict(os.environ, MMCORE_NO_AMX="1")
+        run = subprocess.run(
+            [str(tmp_path / "test_quant")], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+        )
+        assert run.returncode == 0 and "PASS" in run.stdout, run.stdout[-3000:]
+        assert "amx: not used" in run.stdout
 
 
 def test_gpu_search_kernels_emulated_match_cpu(tmp_path: Path) -> None:

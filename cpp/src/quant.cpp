@@ -342,17 +342,20 @@ void scan_range(const Scan& sc, std::int64_t q0, std::int64_t q1, std::int64_t r
   const std::int64_t stride = detail::quant_prepared_stride(sc.d, sc.unit), nqb = q1 - q0;
   const std::int64_t block =
       std::clamp<std::int64_t>(kBlockBytes / std::max<std::int64_t>(1, sc.row_bytes), 8, 4096);
-  std::vector<std::uint8_t> prep_buf(static_cast<std::size_t>(nqb * stride + 64));
+  const std::int64_t group = sc.codec.group;
+  // A group's prepared queries may take its whole room (group * stride), even when it holds fewer.
+  std::vector<std::uint8_t> prep_buf(
+      static_cast<std::size_t>((nqb + group - 1) / group * group * stride + 64));
   std::uint8_t* prep = prep_buf.data() + (64 - reinterpret_cast<std::uintptr_t>(prep_buf.data()) % 64) % 64;
-  for (std::int64_t g = 0; g < nqb; g += detail::kQuantGroup) {
-    const int ng = static_cast<int>(std::min<std::int64_t>(detail::kQuantGroup, nqb - g));
+  for (std::int64_t g = 0; g < nqb; g += group) {
+    const int ng = static_cast<int>(std::min(group, nqb - g));
     sc.codec.prepare(sc.queries + (q0 + g) * sc.query_bytes, ng, sc.d, prep + g * stride);
   }
   std::vector<std::int32_t> scores(static_cast<std::size_t>(nqb * block));
   for (std::int64_t r = r0; r < r1; r += block) {
     const std::int64_t nb = std::min(block, r1 - r);
-    for (std::int64_t g = 0; g < nqb; g += detail::kQuantGroup) {
-      const int ng = static_cast<int>(std::min<std::int64_t>(detail::kQuantGroup, nqb - g));
+    for (std::int64_t g = 0; g < nqb; g += group) {
+      const int ng = static_cast<int>(std::min(group, nqb - g));
       sc.codec.block(sc.codes + r * sc.row_bytes, nb, sc.d, prep + g * stride, ng, scores.data() + g * block,
                      block);
     }
@@ -537,6 +540,14 @@ void quant_encode_binary(const float* x, std::int64_t n, std::int32_t d, const f
       codes[r * words + w] = bits;
     }
   });
+}
+
+bool quant_amx_active() {
+#ifdef MMCORE_HAVE_AMX
+  return active_backend() == Backend::kAvx512 && detail::quant_amx_usable();
+#else
+  return false;
+#endif
 }
 
 void quant_score_int8(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,

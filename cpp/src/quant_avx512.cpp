@@ -9,6 +9,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <algorithm>
 #include <cstring>
 
 #include "quant_internal.h"
@@ -176,28 +177,63 @@ void dot8_single(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, con
   for (; j < nb; ++j) out[j] = _mm512_reduce_add_epi32(dot8_row(codes + j * d, d, prepared));
 }
 
-void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
-                int nq, std::int32_t* out, std::int64_t ldo) {
-  switch (nq) {
-    case 1: dot8_single(codes, nb, d, prepared, out); break;
-    case 2: rows<false, 2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: rows<false, 3>(codes, nb, d, prepared, out, ldo); break;
-    default: rows<false, 4>(codes, nb, d, prepared, out, ldo); break;
+// Up to 4 queries at a time through the vector kernels, the queries at g * stride.
+template <bool kInt4>
+void rows_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+              int nq, std::int32_t* out, std::int64_t ldo) {
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
+  for (int g = 0; g < nq; g += 4) {
+    const std::uint8_t* p = prepared + g * stride;
+    std::int32_t* o = out + g * ldo;
+    switch (std::min(4, nq - g)) {
+      case 1: rows<kInt4, 1>(codes, nb, d, p, o, ldo); break;
+      case 2: rows<kInt4, 2>(codes, nb, d, p, o, ldo); break;
+      case 3: rows<kInt4, 3>(codes, nb, d, p, o, ldo); break;
+      default: rows<kInt4, 4>(codes, nb, d, p, o, ldo); break;
+    }
   }
 }
 
+// Batches of 8 or more queries go to the AMX tiles where they run and the rows fit; the choice
+// depends only on (nq, d), so prepare and block always agree.
+inline bool use_amx([[maybe_unused]] int nq, [[maybe_unused]] std::int32_t d,
+                    [[maybe_unused]] bool four_bit) {
+#ifdef MMCORE_HAVE_AMX
+  return nq >= 8 && quant_amx_fits(d, four_bit) && quant_amx_usable();
+#else
+  return false;
+#endif
+}
+
+void prepare_int8_any(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
+#ifdef MMCORE_HAVE_AMX
+  if (use_amx(nq, d, false)) return quant_amx_prepare(queries, nq, d, false, prepared);
+#endif
+  prepare_int8(queries, nq, d, prepared);
+}
+
+void block_int8(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
+                int nq, std::int32_t* out, std::int64_t ldo) {
+#ifdef MMCORE_HAVE_AMX
+  if (use_amx(nq, d, false)) return quant_amx_block(codes, nb, d, false, prepared, nq, out, ldo);
+#endif
+  if (nq == 1) return dot8_single(codes, nb, d, prepared, out);
+  rows_any<false>(codes, nb, d, prepared, nq, out, ldo);
+}
+
 void prepare_int4(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
+#ifdef MMCORE_HAVE_AMX
+  if (use_amx(nq, d, true)) return quant_amx_prepare(queries, nq, d, true, prepared);
+#endif
   quant_prepare_int4_split(queries, nq, d, prepared, 64);
 }
 
 void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
-  switch (nq) {
-    case 1: rows<true, 1>(codes, nb, d, prepared, out, ldo); break;
-    case 2: rows<true, 2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: rows<true, 3>(codes, nb, d, prepared, out, ldo); break;
-    default: rows<true, 4>(codes, nb, d, prepared, out, ldo); break;
-  }
+#ifdef MMCORE_HAVE_AMX
+  if (use_amx(nq, d, true)) return quant_amx_block(codes, nb, d, true, prepared, nq, out, ldo);
+#endif
+  rows_any<true>(codes, nb, d, prepared, nq, out, ldo);
 }
 
 // ---- rerank ----
@@ -241,8 +277,14 @@ void rerank(const float* const* rows, int nr, const float* q, std::int32_t d8, b
 
 QuantKernels quant_kernels_avx512() {
   QuantKernels k = quant_kernels_avx2();
-  k.int8 = {prepare_int8, block_int8};
-  k.int4 = {prepare_int4, block_int4};
+  // With AMX, groups of up to 32 queries (block_int8 / block_int4 pick the tiles or the vectors).
+#ifdef MMCORE_HAVE_AMX
+  const int group = quant_amx_usable() ? kQuantAmxGroup : kQuantGroup;
+#else
+  const int group = kQuantGroup;
+#endif
+  k.int8 = {prepare_int8_any, block_int8, group};
+  k.int4 = {prepare_int4, block_int4, group};
   k.rerank = rerank;
   k.backend = Backend::kAvx512;
   return k;

@@ -1,6 +1,6 @@
 // The quant block kernels that quant.cpp drives (contract: mmcore/quant.h).
 //
-// Contract: prepare(queries, nq, d, prepared) lays out nq (1..kQuantGroup) queries in the
+// Contract: prepare(queries, nq, d, prepared) lays out nq (1..QuantCodec::group) queries in the
 // variant's own form, query g at prepared + g * quant_prepared_stride(d, unit) (the driver's buffer is
 // 64-byte aligned and zeroed by prepare where the variant needs padding). block(codes, nb, d,
 // prepared, nq, out, ldo) writes out[g * ldo + j] for every query g < nq and code row j < nb: the
@@ -62,7 +62,26 @@ using QuantRerankFn = void (*)(const float* const* rows, int nr, const float* q,
 struct QuantCodec {
   QuantPrepareFn prepare = nullptr;
   QuantBlockFn block = nullptr;
+  /// The most queries one prepare / block call takes (the driver's group): kQuantGroup, or
+  /// kQuantAmxGroup where the AVX-512 variant scores batches with AMX tiles.
+  int group = kQuantGroup;
 };
+
+#ifdef MMCORE_HAVE_AMX
+/// Queries of an AMX block call (two tiles of 16).
+constexpr int kQuantAmxGroup = 32;
+/// Whether AMX-INT8 tiles run here: the CPU has them, the OS enables their state and grants this
+/// process their use (asked once), and MMCORE_NO_AMX is unset or 0.
+bool quant_amx_usable();
+/// Whether codes of d dimensions suit the AMX kernels: rows of whole 64-byte chunks (int8: d % 64
+/// == 0; four_bit: (d + 1) / 2 % 64 == 0).
+bool quant_amx_fits(std::int32_t d, bool four_bit);
+/// prepare / block (contract above, nq <= kQuantAmxGroup) for int8 or int4 codes that fit. The
+/// prepared queries take 32 * d bytes (+32 for odd int4 d) at `prepared`, one layout for the group.
+void quant_amx_prepare(const void* queries, int nq, std::int32_t d, bool four_bit, std::uint8_t* prepared);
+void quant_amx_block(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, bool four_bit,
+                     const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo);
+#endif
 
 /// The kernels of one variant.
 struct QuantKernels {

@@ -80,6 +80,10 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                         std::int64_t nq, int threads, std::int32_t* out, Backend backend);
 
+/// Whether the active variant scores int8 / int4 batches of 8 or more queries with AMX tiles (an
+/// AVX-512 build on a CPU and OS that grant them, MMCORE_NO_AMX unset or 0).
+bool quant_amx_active();
+
 /// Exact rescoring of candidates with the float vectors x (n x d float32): for query q (row q of
 /// queries, nq x d) and its m candidate positions cand[q * m ...] (each in 0..n-1, else
 /// std::invalid_argument), the score of candidate j is dot(x_j, q) (l2 = false) or

@@ -1,5 +1,5 @@
 // AMX-INT8 quant kernels for batches of queries (contract: quant_internal.h, quant_amx_*). The
-// AVX-512 variant calls them for int8 and int4 codes when 8 or more queries share a block and the
+// AVX-512 variant calls them for int8 and int4 codes when more than 16 queries share a block and the
 // rows are whole 64-byte chunks (int8: d % 64 == 0; int4: (d + 1) / 2 % 64 == 0).
 //
 // TDPBUSD multiplies a tile of 16 code rows x 64 unsigned bytes by a tile of 64 signed query bytes

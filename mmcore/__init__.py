@@ -140,7 +140,7 @@ def build_info() -> dict[str, Any]:
     ``dali_available``, ``dali_plugin`` (the DALI version the plugin was built against, None
     without a plugin), ``codecs`` (library versions), ``hardware_threads``, ``forced_backend``
     (the ``MMCORE_FORCE_BACKEND`` value, or None), ``cuda_note`` (why CUDA is not available, or
-    what it found), ``cuda_runtime_version`` and ``quant_amx`` (whether int8 / int4 searches of 17+
+    what it found), ``cuda_runtime_version`` and ``quant_amx`` (whether int8 / int4 searches of 9+
     queries run on AMX tiles: an AVX-512 build on a CPU and OS that grant them, unless
     ``MMCORE_NO_AMX=1``).
 

@@ -1,13 +1,13 @@
 // AMX-INT8 quant kernels for batches of queries (contract: quant_internal.h, quant_amx_*). The
-// AVX-512 variant calls them for int8 and int4 codes when more than 16 queries share a block and the
+// AVX-512 variant calls them for int8 and int4 codes when more than 8 queries share a block and the
 // rows are whole 64-byte chunks (int8: d % 64 == 0; int4: (d + 1) / 2 % 64 == 0).
 //
 // TDPBUSD multiplies a tile of 16 code rows x 64 unsigned bytes by a tile of 64 signed query bytes
 // x 16 queries (in the "VNNI" layout: row k / 4 holds bytes k..k+3 of each query, 4 bytes per query)
 // and adds the 16 x 16 int32 sums: exact, like vpdpbusd, 16 x 16 x 64 products per instruction. A
 // pass scores 32 rows against 32 queries in four accumulator tiles (two row tiles, two query tiles,
-// each loaded once per 64 dimensions and used twice). int4 rows are first unpacked to bytes: the low
-// nibbles of a 64-byte chunk, then its high nibbles; the query is permuted the same way (even
+// each loaded once per 64 dimensions and used twice), or against 16 in two. int4 rows are first unpacked to
+// bytes: the low nibbles of a 64-byte chunk, then its high nibbles; the query is permuted the same way (even
 // dimensions of the chunk, then odd ones), so the sums are those of the original order.
 //
 // Tiles need the kernel's permission (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, asked once per
@@ -95,13 +95,14 @@ void unpack_int4(const std::uint8_t* codes, std::int64_t nr, std::int64_t row, s
 
 // 32 rows of kd bytes (stride `stride`) against the 32-query prepared tiles; sums to c[32][32]
 // (row, query).
+template <bool kTwo>
 void pass(const std::uint8_t* rows, std::int64_t stride, std::int64_t kd, const std::uint8_t* prepared,
           std::int32_t (*c)[2 * kTileQueries], const std::uint8_t* next) {
   const std::int64_t chunks = kd / 64, bq = chunks * 1024;  // bytes of one query tile's whole B
   _tile_zero(0);
-  _tile_zero(1);
+  if constexpr (kTwo) _tile_zero(1);
   _tile_zero(2);
-  _tile_zero(3);
+  if constexpr (kTwo) _tile_zero(3);
   for (std::int64_t kc = 0; kc < chunks; ++kc) {
     // The next pass's rows, a 64-byte column of them per chunk: tile loads are strided and the
     // hardware does not run ahead of them (200k x 768 codes, 64 queries, one thread: 45 -> 32 ms).
@@ -112,16 +113,20 @@ void pass(const std::uint8_t* rows, std::int64_t stride, std::int64_t kd, const 
     _tile_loadd(4, rows + kc * 64, stride);
     _tile_loadd(5, rows + 16 * stride + kc * 64, stride);
     _tile_loadd(6, prepared + kc * 1024, 64);
-    _tile_loadd(7, prepared + bq + kc * 1024, 64);
     _tile_dpbusd(0, 4, 6);
-    _tile_dpbusd(1, 4, 7);
     _tile_dpbusd(2, 5, 6);
-    _tile_dpbusd(3, 5, 7);
+    if constexpr (kTwo) {
+      _tile_loadd(7, prepared + bq + kc * 1024, 64);
+      _tile_dpbusd(1, 4, 7);
+      _tile_dpbusd(3, 5, 7);
+    }
   }
   _tile_stored(0, &c[0][0], 2 * kTileQueries * 4);
-  _tile_stored(1, &c[0][kTileQueries], 2 * kTileQueries * 4);
   _tile_stored(2, &c[16][0], 2 * kTileQueries * 4);
-  _tile_stored(3, &c[16][kTileQueries], 2 * kTileQueries * 4);
+  if constexpr (kTwo) {
+    _tile_stored(1, &c[0][kTileQueries], 2 * kTileQueries * 4);
+    _tile_stored(3, &c[16][kTileQueries], 2 * kTileQueries * 4);
+  }
 }
 
 }  // namespace
@@ -181,7 +186,11 @@ void quant_amx_block(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
     // Prefetch the next whole pass read in place (int8); int4 rows are unpacked from the codes.
     const std::uint8_t* next =
         !four_bit && j + 2 * kRowsPerPass <= nb ? codes + (j + kRowsPerPass) * row : nullptr;
-    pass(rows, stride, kd, prepared, c, next);
+    if (nq > kTileQueries) {
+      pass<true>(rows, stride, kd, prepared, c, next);
+    } else {
+      pass<false>(rows, stride, kd, prepared, c, next);
+    }
     for (int g = 0; g < nq; ++g) {
       for (std::int64_t r = 0; r < nr; ++r) out[g * ldo + j + r] = c[r][g];
     }

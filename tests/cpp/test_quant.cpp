@@ -450,7 +450,7 @@ int main() {
     std::printf("%s: checked, %s\n", name, failures == before ? "ok" : "FAILED");
   }
 #ifdef MMCORE_HAVE_AMX
-  // The avx512 variant scores batches of 17+ queries with AMX tiles where they run (MMCORE_NO_AMX=1:
+  // The avx512 variant scores batches of 9+ queries with AMX tiles where they run (MMCORE_NO_AMX=1:
   // with its vector kernels; tests/test_quant_cpp.py runs both).
   std::printf("amx: %s\n", mmcore::detail::quant_amx_usable() ? "used" : "not used");
 #endif

@@ -80,7 +80,7 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                         std::int64_t nq, int threads, std::int32_t* out, Backend backend);
 
-/// Whether the active variant scores int8 / int4 batches of more than 16 queries with AMX tiles (an
+/// Whether the active variant scores int8 / int4 batches of more than 8 queries with AMX tiles (an
 /// AVX-512 build on a CPU and OS that grant them, MMCORE_NO_AMX unset or 0).
 bool quant_amx_active();
 

@@ -458,6 +458,29 @@ def test_l2_ranks_by_integer_score_and_float_norms_like_numpy() -> None:
         np.testing.assert_allclose(got_s, want_s, rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_l2_keys_over_row_splits_with_ties_match_numpy(threads: int) -> None:
+    """quant_score_l2's float64 keys over many rows (several row splits per query, which share their
+    k-th best keys) with exact ties: the k largest keys, ties by position, for k below, at and above
+    a split's rows."""
+    rng = np.random.default_rng(40 + threads)
+    n, d = 20_000, 16
+    codes = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    codes[rng.random(n) < 0.4] = codes[7]  # tied scores
+    bias = rng.integers(0, 4, n).astype(np.float32)  # tied norms, so keys tie exactly too
+    queries = rng.integers(-128, 128, (5, d), dtype=np.int8)
+    qscale = np.array([0.5, 1.0, 2.0, 0.25, 1.5])
+    key = qscale[:, None] * (queries.astype(np.int64) @ codes.astype(np.int64).T) - bias[None, :].astype(
+        np.float64
+    )
+    order = np.lexsort((np.broadcast_to(np.arange(n), key.shape), -key), axis=1)
+    for k in (1, 10, 300, 5_000, 7_000, n):
+        got_k, got_i = mmcore._core.quant_score_l2(codes, queries, qscale, bias, k, threads, False)
+        want = order[:, :k]
+        assert np.array_equal(got_i, want), k
+        assert np.array_equal(got_k, np.take_along_axis(key, want, 1)), k
+
+
 def l2_oracle(index: QuantizedIndex, x: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(positions, distances) of an l2 int8 / int4 search without rerank, from the index's codes
     and the rows x it holds: key = s * (c . t(2q)) - ||x||^2, the k largest, ties by position."""

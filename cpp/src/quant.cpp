@@ -21,6 +21,15 @@
 #include "mmcore/parallel.h"
 #include "quant_internal.h"
 
+// The rerank sums and the l2 keys must round the same in every build and backend: a product fused
+// with its add rounds differently ((v - w)^2 is not exact in double), and -march=native, -mfma or
+// aarch64 builds (and clang by default) would fuse them here. The SIMD variants turn it off too.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace mmcore {
 
 namespace detail {
@@ -220,7 +229,9 @@ inline std::int64_t topk_room(std::int64_t k) {
 template <class K>
 class TopKT {
  public:
-  TopKT(CandT<K>* buf, std::int32_t k) : buf_(buf), k_(k), room_(topk_room(k)), scratch_(2 * room_) {}
+  /// scratch: room for 2 * topk_room(k) keys, shared by the top-ks that one thread runs in turn.
+  TopKT(CandT<K>* buf, std::int32_t k, K* scratch)
+      : buf_(buf), k_(k), room_(topk_room(k)), scratch_(scratch) {}
   void push(K s, std::int64_t j) {
     if (s <= thr_) return;
     buf_[size_++] = {s, j};
@@ -250,7 +261,7 @@ class TopKT {
     return m;
   }
   void select() {
-    const K kth = keep_best(buf_, size_, k_, scratch_.data());
+    const K kth = keep_best(buf_, size_, k_, scratch_);
     size_ = k_;
     kth_ = kth;
     thr_ = std::max(thr_, kth);
@@ -259,8 +270,8 @@ class TopKT {
   CandT<K>* buf_;
   std::int32_t k_;
   std::int64_t room_;
-  std::vector<K> scratch_;  // the scores during a selection, and kth_largest's second buffer
-  std::int64_t size_ = 0;   // up to room_
+  K* scratch_;             // the scores during a selection, and kth_largest's second buffer
+  std::int64_t size_ = 0;  // up to room_
   // Every int32 score is > INT32_MIN (|score| <= 255 * 128 * 65536 < 2^31), and every double key
   // is finite, so nothing is refused until full.
   K thr_ = std::numeric_limits<K>::lowest();
@@ -397,8 +408,10 @@ void topk_impl(const Scan& sc, std::int32_t k, int threads, bool negate, const L
       const std::int64_t q0 = b * kBatchQueries, q1 = std::min(sc.nq, q0 + kBatchQueries);
       std::vector<TopKT<K>> tops;
       tops.reserve(static_cast<std::size_t>(q1 - q0));
+      std::vector<K> scratch(static_cast<std::size_t>(2 * room));  // one per task: its top-ks run in turn
       for (std::int64_t q = q0; q < q1; ++q) {
-        tops.emplace_back(cand.data() + (p * sc.nq + q) * room, static_cast<std::int32_t>(kk));
+        tops.emplace_back(cand.data() + (p * sc.nq + q) * room, static_cast<std::int32_t>(kk),
+                          scratch.data());
       }
       std::vector<double> key;
       std::vector<K> told(static_cast<std::size_t>(q1 - q0), std::numeric_limits<K>::lowest());

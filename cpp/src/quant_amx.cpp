@@ -164,7 +164,10 @@ void quant_amx_block(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
   const std::int64_t row = four_bit ? (std::int64_t{d} + 1) / 2 : d, kd = kernel_dims(d, four_bit);
   // Rows a pass reads from: the codes themselves (int8, whole passes) or a zero-padded copy (int4
   // rows unpacked; the last pass's rows when fewer than 32 remain).
+  // Allocated before the tiles are configured: nothing between _tile_loadconfig and _tile_release
+  // may throw (the tile state would stay on this thread).
   std::vector<std::uint8_t> scratch;
+  if (four_bit || nb % kRowsPerPass != 0) scratch.resize(static_cast<std::size_t>(kRowsPerPass * kd));
   alignas(64) std::int32_t c[kRowsPerPass][2 * kTileQueries];
   const TileConfig cfg = tile_config();
   _tile_loadconfig(&cfg);
@@ -173,7 +176,6 @@ void quant_amx_block(const std::uint8_t* codes, std::int64_t nb, std::int32_t d,
     const std::uint8_t* rows = codes + j * row;
     std::int64_t stride = row;
     if (four_bit || nr < kRowsPerPass) {
-      if (scratch.empty()) scratch.resize(static_cast<std::size_t>(kRowsPerPass * kd));
       if (nr < kRowsPerPass) std::memset(scratch.data(), 0, scratch.size());
       if (four_bit) {
         unpack_int4(rows, nr, row, scratch.data());

@@ -352,7 +352,11 @@ void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words
 // vectors, four rows at a time so that eight add chains are in flight. A float times a float is
 // exact in double, but (v - q)^2 is not, so no product may be fused with its add (fp-contract=off
 // below; this section is the last of the file, and the pragma covers the functions after it).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 template <bool kL2>
 inline __m256d rerank_term(__m256d acc, __m256d v, __m256d q) {

@@ -350,13 +350,9 @@ void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words
 // ---- rerank ----
 // Float64 sums in the order of QuantRerankFn: lanes 0-3 and 4-7 of the 8 partial sums in two
 // vectors, four rows at a time so that eight add chains are in flight. A float times a float is
-// exact in double, but (v - q)^2 is not, so no product may be fused with its add (fp-contract=off
-// below; this section is the last of the file, and the pragma covers the functions after it).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// exact in double, but (v - q)^2 is not, so no product may be fused with its add (MMCORE_QUANT_NO_FMA
+// covers the functions after it: this section is the last of the file).
+MMCORE_QUANT_NO_FMA
 
 template <bool kL2>
 inline __m256d rerank_term(__m256d acc, __m256d v, __m256d q) {

@@ -238,13 +238,9 @@ void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
 }
 
 // ---- rerank ----
-// As the AVX2 kernel, the 8 partial sums in one vector, four rows at a time (fp-contract=off: no
-// product fused with its add; the pragma covers the functions after it, the last of the file).
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// As the AVX2 kernel, the 8 partial sums in one vector, four rows at a time (MMCORE_QUANT_NO_FMA: no
+// product fused with its add, in the functions after it, the last of the file).
+MMCORE_QUANT_NO_FMA
 
 template <bool kL2>
 inline __m512d rerank_term(__m512d acc, __m512d v, __m512d q) {

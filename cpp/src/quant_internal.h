@@ -12,6 +12,19 @@
 
 #include "mmcore/backend.h"
 
+/// Stops the compiler from fusing a product with its add (FMA) in the functions that follow it in a
+/// file: the rerank lanes and the l2 keys must round alike in every build and variant ((v - w)^2 is
+/// not exact in double), and -march=native, -mfma, aarch64 or clang builds would fuse them. Each
+/// quant file that computes them puts it before those functions (the SIMD files: before their
+/// rerank section, the last of the file).
+#if defined(__clang__)
+#define MMCORE_QUANT_NO_FMA _Pragma("clang fp contract(off)")
+#elif defined(__GNUC__)
+#define MMCORE_QUANT_NO_FMA _Pragma("GCC optimize(\"fp-contract=off\")")
+#else
+#define MMCORE_QUANT_NO_FMA
+#endif
+
 namespace mmcore::detail {
 
 /// Queries a block call scores at once.

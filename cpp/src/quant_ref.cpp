@@ -3,14 +3,8 @@
 
 #include "quant_internal.h"
 
-// The rerank sums and the l2 keys must round the same in every build and backend: a product fused
-// with its add rounds differently ((v - w)^2 is not exact in double), and -march=native, -mfma or
-// aarch64 builds (and clang by default) would fuse them here. The SIMD variants turn it off too.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// The rerank lanes round alike in every build and variant (quant_internal.h).
+MMCORE_QUANT_NO_FMA
 
 namespace mmcore::detail {
 namespace {

@@ -40,6 +40,7 @@ from . import _core
 from .image import _threads
 from .search import (
     IndexFormatError,
+    _aligned_empty,
     _check_size,
     _grown_capacity,
     _ids_array,
@@ -745,7 +746,7 @@ class QuantizedIndex:
     def _fresh_floats(self, cap: int) -> tuple[npt.NDArray[np.float32], IO[bytes] | None]:
         """A float buffer of cap rows and, for "mmap", the temporary file behind it."""
         if self._keep == "memory":
-            return np.empty((cap, self._dim), dtype=np.float32), None
+            return _aligned_empty((cap, self._dim), np.float32), None
         # "mmap": an anonymous temporary file, grown by remapping (it is deleted when closed).
         f = tempfile.TemporaryFile(prefix="mmcore-floats-")  # noqa: SIM115 (lives as long as the index)
         try:
@@ -772,13 +773,13 @@ class QuantizedIndex:
         at = np.flatnonzero(keep)
         m = len(at)
         cap = max(m, 1)
-        codes: npt.NDArray[Any] = np.empty((cap, self.code_width), dtype=self._code_dtype)
+        codes = _aligned_empty((cap, self.code_width), self._code_dtype)
         codes[:m] = self._codes[: self._n][at]
-        ids_buf = np.empty(cap, dtype=np.int64)
+        ids_buf = _aligned_empty(cap, np.int64)
         ids_buf[:m] = self.ids[at]
         norms = None
         if self._norms_buf is not None:
-            norms = np.empty(cap, np.float32)
+            norms = _aligned_empty(cap, np.float32)
             norms[:m] = self._norms_buf[: self._n][at]
         floats = file = None
         if self._float_buf is not None:
@@ -960,8 +961,13 @@ class QuantizedIndex:
                 return np.empty(shape, dtype=np.dtype(dtype).newbyteorder("="))
             if mmap:
                 a: npt.NDArray[Any] = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-            else:
-                a = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+            else:  # read into a cache-line aligned buffer (np.fromfile's start mid-line)
+                a = _aligned_empty(shape, dtype)
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    got = f.readinto(a.reshape(-1).view(np.uint8).data)
+                if got != a.nbytes:
+                    raise bad(f"short read at offset {offset}: {got} of {a.nbytes} bytes")
             # A big-endian host gets a native copy; little-endian hosts keep the mapping itself.
             return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
 

@@ -538,8 +538,12 @@ def test_ctrl_c_ends_a_long_batch_within_a_round(tmp_path: Path) -> None:
     import subprocess
     import sys
 
+    # The child installs Python's SIGINT handler itself: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then installs none (the batch ran
+    # to its end under `bash .ci/run &`).
     code = """
 import io, os, signal, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np, mmcore
 from PIL import Image
 buf = io.BytesIO()

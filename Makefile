@@ -1,7 +1,7 @@
 # Developer entry points. The set-up itself is scripts/setup.sh (README).
 PY ?= python3
 PY_DIRS := $(wildcard mmcore tests bench scripts)
-CXX_SOURCES := $(shell git ls-files 'cpp/*.h' 'cpp/*.cpp' 'cuda/*.cu' 'cuda/*.cuh' 'tests/cpp/*.cpp' 'tests/gpu/*.cpp' 'tests/gpu/*.cu' 'tests/gpu/*.h' 'tests/fuzz/*.cpp' 'dali/*.cc' 'dali/*.h' 2>/dev/null)
+CXX_SOURCES := $(shell git ls-files 'cpp/*.h' 'cpp/*.cpp' 'cuda/*.cu' 'cuda/*.cuh' 'cuda/*.cpp' 'tests/cpp/*.cpp' 'tests/gpu/*.cpp' 'tests/gpu/*.cu' 'tests/gpu/*.h' 'tests/fuzz/*.cpp' 'dali/*.cc' 'dali/*.h' 2>/dev/null)
 
 .PHONY: lint format install test bench
 lint:

@@ -21,8 +21,6 @@
 namespace mmcore {
 namespace {
 
-constexpr std::int64_t kAlign = 256;
-
 const char* nvjpeg_reason(nvjpegStatus_t s) {
   switch (s) {
     case NVJPEG_STATUS_SUCCESS: return "success";
@@ -173,36 +171,6 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
   }
   impl_ = im;
   return Status::kOk;
-}
-
-void DecodeGpu::plan(const std::uint8_t* const* data, const std::size_t* sizes, std::int32_t n,
-                     std::int64_t max_pixels, GpuImage* images, Status* statuses, ErrorText* messages,
-                     std::int64_t* total_bytes) {
-  std::int64_t offset = 0;
-  for (std::int32_t i = 0; i < n; ++i) {
-    images[i] = GpuImage{};
-    messages[i].clear();
-    if (detect_format(data[i], sizes[i]) != ImageFormat::kJpeg) {
-      statuses[i] = Status::kUnsupported;
-      messages[i].set("GPU decode takes JPEG only: decode this %s on the CPU",
-                      format_name(detect_format(data[i], sizes[i])));
-      continue;
-    }
-    DecodeOptions o;
-    o.exif_orientation = false;
-    o.max_pixels = max_pixels;
-    ImageInfo info;
-    statuses[i] = decode_info(data[i], sizes[i], o, &info, &messages[i]);
-    if (!status_ok(statuses[i])) continue;
-    GpuImage& g = images[i];
-    g.width = info.width;
-    g.height = info.height;
-    g.channels = 3;
-    g.stride = static_cast<std::int64_t>(info.width) * 3;
-    g.offset = offset;
-    offset += (g.stride * g.height + kAlign - 1) / kAlign * kAlign;
-  }
-  *total_bytes = offset;
 }
 
 Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* sizes, std::int32_t n,

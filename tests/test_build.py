@@ -114,3 +114,24 @@ def test_type_stubs_match_the_extension() -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+def test_gpu_decode_stand_in_defines_what_the_nvjpeg_decoder_does() -> None:
+    """A CUDA build without nvjpeg.h links cuda/decode_nvjpeg_absent.cpp in place of
+    decode_nvjpeg.cu (the bindings always bind DecodeGpu: without the stand-in an isolated
+    `pip install .` with nvcc imported with 'undefined symbol DecodeGpu::init'). CI builds with
+    nvJPEG, so the stand-in is only compiled there, never linked: this keeps its members in step."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "cuda"
+    if not (root / "decode_nvjpeg.cu").exists():
+        pytest.skip("no source tree beside the tests")
+
+    def members(name: str) -> set[str]:
+        text = (root / name).read_text()
+        return set(re.findall(r"^(?:\S[^\n;(]*\s)?DecodeGpu::(~?\w+)\(", text, flags=re.M))
+
+    full, stand_in = members("decode_nvjpeg.cu"), members("decode_nvjpeg_absent.cpp")
+    assert full, "no DecodeGpu members found in decode_nvjpeg.cu"
+    assert full == stand_in, (sorted(full), sorted(stand_in))
+    assert "plan" in members("decode_plan.cu") and "plan" not in full | stand_in

@@ -237,6 +237,99 @@ void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, cons
   rows_any<true>(codes, nb, d, prepared, nq, out, ldo);
 }
 
+// ---- binary: VPOPCNTDQ ----
+// Eight words per `vpopcntq` (the AVX2 kernel counts bytes with vpshufb and the tail with scalar
+// POPCNT); a row's words beyond a multiple of 8 are a masked load (zeros XOR zeros count 0). Four
+// (row, query) counts are reduced together (reduce4).
+
+// The four qword-lane sums of a0..a3 as int32 [a0, a1, a2, a3] (each sum below 2^32).
+inline __m128i reduce4(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+  const __m512i t01 = _mm512_add_epi64(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
+  const __m512i t23 = _mm512_add_epi64(_mm512_unpacklo_epi64(a2, a3), _mm512_unpackhi_epi64(a2, a3));
+  // Per 128-bit lane: qword 0 = a0 | a2 << 32, qword 1 = a1 | a3 << 32 (no carry: sums < 2^32).
+  const __m512i u = _mm512_or_si512(t01, _mm512_slli_epi64(t23, 32));
+  const __m256i h = _mm256_add_epi64(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+  const __m128i q = _mm_add_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  return _mm_shuffle_epi32(q, _MM_SHUFFLE(3, 1, 2, 0));  // [a0, a2, a1, a3] -> [a0, a1, a2, a3]
+}
+
+// Popcount of (row ^ query) over W words (W_RT when W is 0), in qword lanes.
+template <int W>
+inline __m512i hamming_lanes(const std::uint64_t* c, const std::uint64_t* q, std::int32_t w_rt) {
+  const std::int32_t words = W ? W : w_rt;
+  __m512i acc = _mm512_setzero_si512();
+  std::int32_t w = 0;
+  for (; w + 8 <= words; w += 8) {
+    acc = _mm512_add_epi64(
+        acc, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(c + w), _mm512_loadu_si512(q + w))));
+  }
+  if (w < words) {
+    const auto m = static_cast<__mmask8>((1u << (words - w)) - 1u);
+    const __m512i x = _mm512_maskz_loadu_epi64(m, c + w), y = _mm512_maskz_loadu_epi64(m, q + w);
+    acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, y)));
+  }
+  return acc;
+}
+
+// S <= 4 queries: one row at a time, the S counts reduced together. One query: four rows at a time.
+template <int W, int S>
+void binary_rows512(const std::uint8_t* codes, std::int64_t nb, std::int32_t w_rt,
+                    const std::uint8_t* prepared, std::int32_t* out, std::int64_t ldo) {
+  const std::int32_t words = W ? W : w_rt;
+  const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
+  const auto* base = reinterpret_cast<const std::uint64_t*>(codes);
+  const std::uint64_t* q[4];
+  for (int s = 0; s < 4; ++s)
+    q[s] = reinterpret_cast<const std::uint64_t*>(prepared + (s < S ? s : 0) * stride);
+  alignas(16) std::int32_t t[4];
+  std::int64_t j = 0;
+  if constexpr (S == 1) {
+    for (; j + 4 <= nb; j += 4) {
+      const std::uint64_t* c = base + j * words;
+      const __m128i r =
+          reduce4(hamming_lanes<W>(c, q[0], words), hamming_lanes<W>(c + words, q[0], words),
+                  hamming_lanes<W>(c + 2 * words, q[0], words), hamming_lanes<W>(c + 3 * words, q[0], words));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + j), _mm_sub_epi32(_mm_setzero_si128(), r));
+    }
+  }
+  const __m512i zero = _mm512_setzero_si512();
+  for (; j < nb; ++j) {
+    const std::uint64_t* c = base + j * words;
+    const __m512i a0 = hamming_lanes<W>(c, q[0], words);
+    const __m512i a1 = S > 1 ? hamming_lanes<W>(c, q[1], words) : zero;
+    const __m512i a2 = S > 2 ? hamming_lanes<W>(c, q[2], words) : zero;
+    const __m512i a3 = S > 3 ? hamming_lanes<W>(c, q[3], words) : zero;
+    _mm_store_si128(reinterpret_cast<__m128i*>(t), reduce4(a0, a1, a2, a3));
+    for (int s = 0; s < S; ++s) out[s * ldo + j] = -t[s];
+  }
+}
+
+template <int S>
+void binary_rows512_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
+                        const std::uint8_t* prepared, std::int32_t* out, std::int64_t ldo) {
+  switch (words) {
+    case 8: return binary_rows512<8, S>(codes, nb, words, prepared, out, ldo);
+    case 12: return binary_rows512<12, S>(codes, nb, words, prepared, out, ldo);
+    case 16: return binary_rows512<16, S>(codes, nb, words, prepared, out, ldo);
+    default: return binary_rows512<0, S>(codes, nb, words, prepared, out, ldo);
+  }
+}
+
+void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
+                  const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo) {
+  const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
+  for (int g = 0; g < nq; g += 4) {
+    const std::uint8_t* p = prepared + g * stride;
+    std::int32_t* o = out + g * ldo;
+    switch (std::min(4, nq - g)) {
+      case 1: binary_rows512_any<1>(codes, nb, words, p, o, ldo); break;
+      case 2: binary_rows512_any<2>(codes, nb, words, p, o, ldo); break;
+      case 3: binary_rows512_any<3>(codes, nb, words, p, o, ldo); break;
+      default: binary_rows512_any<4>(codes, nb, words, p, o, ldo); break;
+    }
+  }
+}
+
 // ---- rerank ----
 // As the AVX2 kernel, the 8 partial sums in one vector, four rows at a time (MMCORE_QUANT_NO_FMA: no
 // product fused with its add, in the functions after it, the last of the file).
@@ -286,6 +379,7 @@ QuantKernels quant_kernels_avx512() {
 #endif
   k.int8 = {prepare_int8_any, block_int8, group};
   k.int4 = {prepare_int4, block_int4, group};
+  k.binary.block = block_binary;  // prepare: the ref's plain copy, as AVX2's
   k.rerank = rerank;
   k.backend = Backend::kAvx512;
   return k;

@@ -213,12 +213,10 @@ void dot4_rows(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const
 
 void block_int4(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
                 int nq, std::int32_t* out, std::int64_t ldo) {
-  switch (nq) {
-    case 1: dot4_rows<1>(codes, nb, d, prepared, out, ldo); break;
-    case 2: dot4_rows<2>(codes, nb, d, prepared, out, ldo); break;
-    case 3: dot4_rows<3>(codes, nb, d, prepared, out, ldo); break;
-    default: dot4_rows<4>(codes, nb, d, prepared, out, ldo); break;
-  }
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
+  quant_for_query_groups(nq, [&](auto s, int g) {
+    dot4_rows<decltype(s)::value>(codes, nb, d, prepared + g * stride, out + g * ldo, ldo);
+  });
 }
 
 // ---- binary ----
@@ -339,12 +337,10 @@ void binary_rows_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t wo
 
 void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
                   const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo) {
-  switch (nq) {
-    case 1: binary_rows_any<1>(codes, nb, words, prepared, out, ldo); break;
-    case 2: binary_rows_any<2>(codes, nb, words, prepared, out, ldo); break;
-    case 3: binary_rows_any<3>(codes, nb, words, prepared, out, ldo); break;
-    default: binary_rows_any<4>(codes, nb, words, prepared, out, ldo); break;
-  }
+  const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
+  quant_for_query_groups(nq, [&](auto s, int g) {
+    binary_rows_any<decltype(s)::value>(codes, nb, words, prepared + g * stride, out + g * ldo, ldo);
+  });
 }
 
 // ---- rerank ----

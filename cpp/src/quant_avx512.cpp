@@ -182,16 +182,9 @@ template <bool kInt4>
 void rows_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const std::uint8_t* prepared,
               int nq, std::int32_t* out, std::int64_t ldo) {
   const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
-  for (int g = 0; g < nq; g += 4) {
-    const std::uint8_t* p = prepared + g * stride;
-    std::int32_t* o = out + g * ldo;
-    switch (std::min(4, nq - g)) {
-      case 1: rows<kInt4, 1>(codes, nb, d, p, o, ldo); break;
-      case 2: rows<kInt4, 2>(codes, nb, d, p, o, ldo); break;
-      case 3: rows<kInt4, 3>(codes, nb, d, p, o, ldo); break;
-      default: rows<kInt4, 4>(codes, nb, d, p, o, ldo); break;
-    }
-  }
+  quant_for_query_groups(nq, [&](auto s, int g) {
+    rows<kInt4, decltype(s)::value>(codes, nb, d, prepared + g * stride, out + g * ldo, ldo);
+  });
 }
 
 // Batches of more than 8 queries go to the AMX tiles where they run and the rows fit (46k x 512,
@@ -318,16 +311,9 @@ void binary_rows512_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t
 void block_binary(const std::uint8_t* codes, std::int64_t nb, std::int32_t words,
                   const std::uint8_t* prepared, int nq, std::int32_t* out, std::int64_t ldo) {
   const std::int64_t stride = quant_prepared_stride(words, kQuantUnitBinary);
-  for (int g = 0; g < nq; g += 4) {
-    const std::uint8_t* p = prepared + g * stride;
-    std::int32_t* o = out + g * ldo;
-    switch (std::min(4, nq - g)) {
-      case 1: binary_rows512_any<1>(codes, nb, words, p, o, ldo); break;
-      case 2: binary_rows512_any<2>(codes, nb, words, p, o, ldo); break;
-      case 3: binary_rows512_any<3>(codes, nb, words, p, o, ldo); break;
-      default: binary_rows512_any<4>(codes, nb, words, p, o, ldo); break;
-    }
-  }
+  quant_for_query_groups(nq, [&](auto s, int g) {
+    binary_rows512_any<decltype(s)::value>(codes, nb, words, prepared + g * stride, out + g * ldo, ldo);
+  });
 }
 
 // ---- rerank ----

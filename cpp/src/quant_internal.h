@@ -9,6 +9,7 @@
 // integers. For binary, d is the number of uint64 words and queries are uint64 rows.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "mmcore/backend.h"
 
@@ -29,6 +30,20 @@ namespace mmcore::detail {
 
 /// Queries a block call scores at once.
 constexpr int kQuantGroup = 4;
+
+/// Calls f(std::integral_constant<int, S>{}, g) for the queries [g, g + S) of nq, S <= kQuantGroup:
+/// the vector kernels take their query count as a template argument.
+template <class F>
+inline void quant_for_query_groups(int nq, F&& f) {
+  for (int g = 0; g < nq; g += kQuantGroup) {
+    switch (nq - g) {
+      case 1: f(std::integral_constant<int, 1>{}, g); break;
+      case 2: f(std::integral_constant<int, 2>{}, g); break;
+      case 3: f(std::integral_constant<int, 3>{}, g); break;
+      default: f(std::integral_constant<int, kQuantGroup>{}, g); break;
+    }
+  }
+}
 
 /// Bytes a prepared query of any variant may take, padded to 128 plus slack: `unit` is 2 for int8
 /// and int4 (room for d int16) and 8 for binary (d uint64 words). The stride of query g.

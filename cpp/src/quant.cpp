@@ -550,11 +550,8 @@ void quant_encode_binary(const float* x, std::int64_t n, std::int32_t d, const f
 }
 
 bool quant_amx_active() {
-#ifdef MMCORE_HAVE_AMX
-  return active_backend() == Backend::kAvx512 && detail::quant_amx_usable();
-#else
-  return false;
-#endif
+  // The group the active variant's int8 kernels take: larger than the vectors' only with AMX.
+  return detail::quant_kernels(active_backend()).int8.group > detail::kQuantGroup;
 }
 
 void quant_score_int8(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
@@ -661,8 +658,6 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
   });
 }
 
-namespace {
-
 // Exact rerank sums in float64 over 8 interleaved partial sums (dimension t into sum t % 8), added
 // in a fixed tree (QuantRerankFn): independent chains, where one running sum waits on each add's
 // latency (64 queries x 200 candidates x 512 dimensions: about a quarter of a binary + rerank
@@ -670,8 +665,6 @@ namespace {
 // variants score four candidates at a time in float64 vectors (quant_rerank, one thread, 64 queries
 // x 100 random candidates of 512 dimensions: 0.6 / 1.1 / 1.7 ms for rows in L2 / L3 / memory,
 // against 1.4 / 2.1 / 2.8 ms with the scalar sums and every line of a row prefetched).
-}  // namespace
-
 void quant_rerank(const float* x, std::int64_t n, std::int32_t d, const float* queries, std::int64_t nq,
                   const std::int64_t* cand, std::int32_t m, std::int32_t k, bool l2, int threads,
                   float* scores, std::int64_t* pos) {

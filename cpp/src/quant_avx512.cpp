@@ -190,14 +190,11 @@ void rows_any(const std::uint8_t* codes, std::int64_t nb, std::int32_t d, const 
 // Batches of more than 8 queries go to the AMX tiles where they run and the rows fit (46k x 512,
 // 16 queries, two threads: 1.2-1.7 ms against 1.5-2.3 with the vectors); the choice depends only on
 // (nq, d), so prepare and block always agree.
-inline bool use_amx([[maybe_unused]] int nq, [[maybe_unused]] std::int32_t d,
-                    [[maybe_unused]] bool four_bit) {
 #ifdef MMCORE_HAVE_AMX
+inline bool use_amx(int nq, std::int32_t d, bool four_bit) {
   return nq > 8 && quant_amx_fits(d, four_bit) && quant_amx_usable();
-#else
-  return false;
-#endif
 }
+#endif
 
 void prepare_int8_any(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
 #ifdef MMCORE_HAVE_AMX

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import corpus_files, corpus_index
+from conftest import CORPUS, corpus_files, corpus_index, run_cpp_test
 from PIL import Image, ImageOps
 
 import mmcore
@@ -605,3 +605,15 @@ def test_corpus_arithmetic_and_unsupported() -> None:
             else:
                 assert r.status[0] == Status.UNSUPPORTED, p.name
                 assert f"{precision}-bit" in (r.errors[0] or ""), (p.name, r.errors[0])
+
+
+def test_cpp_huffman_decoder_matches_libjpeg(tmp_path: Path) -> None:
+    """tests/cpp/test_jpeg_huff.cpp: mmcore's Huffman decoder (cpp/src/decode_jpeg_huff.cpp) gives
+    libjpeg-turbo's coefficients, hence its pixels and warnings, at every scale, grey and RGB, on
+    JPEGs made there (every subsampling, grey, qualities 20-100, optimised tables, restart
+    intervals, 10-bit magnitudes) and on the corpus's JPEGs when present; and decode_into gives the
+    same status, message and pixels with and without it on those files and on damaged copies."""
+    folders = [str(CORPUS / sub) for sub in ("jpeg", "odd", "corrupt", "pdq_ref") if (CORPUS / sub).is_dir()]
+    out = run_cpp_test(tmp_path, "test_jpeg_huff", *folders)
+    assert "PASS" in out, out[-3000:]
+    assert "with it installed" in out

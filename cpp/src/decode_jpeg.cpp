@@ -43,6 +43,7 @@ extern "C" {
 // clang-format on
 
 #include "decode_internal.h"
+#include "decode_jpeg_huff.h"
 #include "luma_internal.h"
 
 #if !defined(LIBJPEG_TURBO_VERSION_NUMBER) || LIBJPEG_TURBO_VERSION_NUMBER < 2000000 || \
@@ -67,7 +68,8 @@ constexpr long kMemorySlack = 64L << 20;
 /// rounding adds at most half a step (one step allowed). Beyond that the data is damaged.
 constexpr int kMaxDc = 1024;
 
-enum class Abort : int { kNone = 0, kLibraryError, kDataLoss, kScans, kBadDc };
+/// kFallback: mmcore's Huffman decoder met data it leaves to libjpeg's (decode again without it).
+enum class Abort : int { kNone = 0, kLibraryError, kDataLoss, kScans, kBadDc, kFallback };
 
 struct DcGuard {
   inverse_DCT_method_ptr idct[MAX_COMPONENTS] = {};
@@ -147,6 +149,12 @@ void on_emit_message(j_common_ptr cinfo, int msg_level) {
 }
 
 void on_output_message(j_common_ptr) {}
+
+[[noreturn]] void on_huffman_bail(j_decompress_ptr cinfo) {
+  Monitor* m = monitor_of(reinterpret_cast<j_common_ptr>(cinfo));
+  m->abort = Abort::kFallback;
+  std::longjmp(m->jump, 1);
+}
 
 void on_progress(j_common_ptr cinfo) {
   Monitor* m = monitor_of(cinfo);
@@ -386,6 +394,7 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
     }
   }
   install_dc_guard(c, &s->mon);
+  if (!options.libjpeg_huffman) jpeg_huff_install(c, s->data + s->size, on_huffman_bail);
   const PixelFormat pixel = options.pixel;
   const bool direct =
       c->out_color_space != JCS_CMYK && !(pixel == PixelFormat::kGray && c->out_color_space == JCS_RGB);
@@ -476,7 +485,18 @@ Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
   Session s;
   DecodeState st;
   session_init(&s, data, size);
-  const bool finished = decode_in_session(&s, options, info, out, &st, error);
+  bool finished = decode_in_session(&s, options, info, out, &st, error);
+  if (!finished && s.mon.abort == Abort::kFallback) {
+    // Unusual or damaged entropy-coded data: decode it again with libjpeg's Huffman decoder,
+    // whose warnings and statuses are the reference (rows already written are overwritten).
+    session_destroy(&s);
+    s = Session{};
+    st = DecodeState();
+    DecodeOptions reference = options;
+    reference.libjpeg_huffman = true;
+    session_init(&s, data, size);
+    finished = decode_in_session(&s, reference, info, out, &st, error);
+  }
   const Monitor& m = s.mon;
   const jpeg_decompress_struct& c = s.cinfo;
   Status status = st.status;

@@ -51,6 +51,9 @@ struct DecodeOptions {
   /// kGray on a colour JPEG: Pillow's convert("L") of the RGB decode (exactly what Pillow gives,
   /// converted row by row) instead of the luma as coded. Other formats' kGray is Pillow's already.
   bool pillow_gray = false;
+  /// JPEG: decode the entropy-coded data with libjpeg-turbo's own Huffman decoder instead of
+  /// mmcore's (decode_jpeg_huff.cpp). Same pixels, statuses and messages; the tests' reference.
+  bool libjpeg_huffman = false;
 };
 
 struct ImageInfo {

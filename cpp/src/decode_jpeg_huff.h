@@ -1,0 +1,20 @@
+// mmcore's Huffman decoder for libjpeg-turbo (decode_jpeg_huff.cpp).
+#pragma once
+
+#include <jpeglib.h>  // guarded (jpegint.h is not: only the .cpp files include it)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+
+namespace mmcore::detail {
+
+/// Replaces libjpeg's entropy decoder on a decompressor that jpeg_start_decompress has just set
+/// up, when the stream is one scan of baseline Huffman-coded data holding every component, read
+/// from a memory buffer ending at `data_end`. Returns false (and changes nothing) otherwise.
+/// On data it does not decode exactly as libjpeg would (damaged or unusual streams) the decoder
+/// calls `bail`, which must not return (it longjmps out of libjpeg); the caller then decodes the
+/// stream again without it. Its state lives in the decompressor's image pool (client_data).
+bool jpeg_huff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_decompress_ptr));
+
+}  // namespace mmcore::detail

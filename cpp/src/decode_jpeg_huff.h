@@ -1,11 +1,12 @@
 // mmcore's Huffman decoder for libjpeg-turbo (decode_jpeg_huff.cpp).
 #pragma once
 
-#include <jpeglib.h>  // guarded (jpegint.h is not: only the .cpp files include it)
-
+// clang-format off
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
+#include <cstdio>  // jpeglib.h needs size_t and FILE first
+#include <jpeglib.h>  // guarded (jpegint.h is not: only the .cpp files include it)
+// clang-format on
 
 namespace mmcore::detail {
 

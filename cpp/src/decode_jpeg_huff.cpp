@@ -276,16 +276,27 @@ const std::uint8_t* segment_end(j_decompress_ptr c, Reader r, const std::uint8_t
   return r.p;
 }
 
+// The code of the marker at m (m < end, *m == 0xFF), past any 0xFF fill bytes as libjpeg's
+// next_marker skips them; *next: the byte after the code. -1 when the data ends first, or when
+// the run ends in 0x00: libjpeg reads FF..FF 00 as one stuffed data byte, not as a marker.
+int marker_code(const std::uint8_t* m, const std::uint8_t* end, const std::uint8_t** next) {
+  while (m < end && *m == 0xFF) ++m;
+  if (m >= end || *m == 0x00) return -1;
+  *next = m + 1;
+  return *m;
+}
+
 boolean decode_mcu(j_decompress_ptr c, JBLOCKROW* mcu) {
   auto* s = static_cast<State*>(c->client_data);
   Reader r = s->in;
   if (s->restart_interval != 0) {
     if (s->restarts_to_go == 0) {
       const std::uint8_t* m = segment_end(c, r, s->end);
-      if (s->end - m < 2 || m[1] != 0xD0 + c->marker->next_restart_num) give_up(c);
+      const std::uint8_t* next = nullptr;
+      if (m >= s->end || marker_code(m, s->end, &next) != 0xD0 + c->marker->next_restart_num) give_up(c);
       c->marker->next_restart_num = (c->marker->next_restart_num + 1) & 7;
       r = Reader{};
-      r.p = m + 2;
+      r.p = next;
       for (int& v : s->last_dc) v = 0;
       s->restarts_to_go = s->restart_interval;
     }
@@ -296,6 +307,8 @@ boolean decode_mcu(j_decompress_ptr c, JBLOCKROW* mcu) {
   if (r.n < r.pad) give_up(c);  // read past the segment's end
   if (--s->mcus_left == 0) {
     const std::uint8_t* m = segment_end(c, r, s->end);
+    const std::uint8_t* next = nullptr;
+    if (m < s->end && marker_code(m, s->end, &next) < 0) give_up(c);  // FF..FF 00: data to libjpeg
     c->src->next_input_byte = m;
     c->src->bytes_in_buffer = static_cast<std::size_t>(s->end - m);
   }
@@ -342,7 +355,12 @@ bool jpeg_huff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (*
     s->blk_ac[b] = s->ac[comp->ac_tbl_no];
     s->blk_comp[b] = ci;
     s->dc_needed[b] = comp->component_needed != 0;
-    s->ac_needed[b] = comp->component_needed != 0 && comp->DCT_scaled_size > 1;
+#if JPEG_LIB_VERSION >= 70
+    const int scaled = comp->DCT_h_scaled_size;
+#else
+    const int scaled = comp->DCT_scaled_size;
+#endif
+    s->ac_needed[b] = comp->component_needed != 0 && scaled > 1;
   }
   s->in.p = c->src->next_input_byte;
   s->end = data_end;

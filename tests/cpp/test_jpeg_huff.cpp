@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -348,23 +349,38 @@ int main(int argc, char** argv) {
     const std::size_t start = entropy_start(m.data);
     if (start == 0 || m.data.size() > (1u << 20)) continue;
     const std::size_t span = m.data.size() - start;
-    for (int variant = 0; variant < 12; ++variant) {
+    for (int variant = 0; variant < 18; ++variant) {
       Bytes bad = m.data;
       const std::size_t at = start + rng() % span;
-      switch (variant % 6) {
+      // Where the stream ends: before a final FF D9, else the end.
+      const std::size_t tail = (bad.size() >= 2 && bad[bad.size() - 2] == 0xFF && bad.back() == 0xD9)
+                                   ? bad.size() - 2
+                                   : bad.size();
+      auto insert = [&bad](std::size_t pos, std::initializer_list<std::uint8_t> bytes) {
+        bad.insert(bad.begin() + static_cast<std::ptrdiff_t>(pos), bytes);
+      };
+      switch (variant % 9) {
         case 0: bad[at] ^= static_cast<std::uint8_t>(1u << (rng() % 8)); break;
         case 1:
           for (int j = 0; j < 3; ++j) bad[start + rng() % span] = static_cast<std::uint8_t>(rng());
           break;
         case 2: bad.resize(at); break;
-        case 3:
-          bad.insert(bad.begin() + static_cast<std::ptrdiff_t>(at),
-                     {0xFF, static_cast<std::uint8_t>(0xD0 + rng() % 8)});
-          break;
+        case 3: insert(at, {0xFF, static_cast<std::uint8_t>(0xD0 + rng() % 8)}); break;
         case 4: bad[at] = 0xFF; break;
-        default:
-          bad.insert(bad.begin() + static_cast<std::ptrdiff_t>(at), static_cast<std::uint8_t>(rng()));
+        case 5: insert(at, {static_cast<std::uint8_t>(rng())}); break;
+        case 6: insert(tail, {0xFF, 0xFF, 0x00}); break;  // libjpeg: one stuffed 0xFF data byte
+        case 7: insert(at, {0xFF, 0xFF, 0x00}); break;
+        default: {  // an 0xFF fill byte before the first restart marker (JPEG allows it), else before EOI
+          std::size_t pos = tail;
+          for (std::size_t j = start; j + 1 < tail; ++j) {
+            if (bad[j] == 0xFF && bad[j + 1] >= 0xD0 && bad[j + 1] <= 0xD7) {
+              pos = j;
+              break;
+            }
+          }
+          insert(pos, {0xFF});
           break;
+        }
       }
       compare_mm(m.name + " damaged #" + std::to_string(variant) + " at " + std::to_string(at), bad, two,
                  &decoded);

@@ -1,4 +1,4 @@
-"""mmcore.resize: bit-exact with Pillow 13's Image.resize; AVX2 bit-identical to the scalar ref.
+"""mmcore.resize: bit-exact with Pillow 13's Image.resize; AVX2 and AVX-512 bit-identical to the scalar ref.
 
 The oracle is Pillow itself (same filter, modes L and RGB). 4-channel images are compared per
 channel against Pillow mode L, because Pillow premultiplies RGBA and mmcore does not.
@@ -28,7 +28,9 @@ PIL_FILTER = {
 }
 FILTER_NAMES = list(PIL_FILTER)
 TAILS = [1, 7, 8, 9, 31, 32, 33, 63, 64, 65]
-AVX2 = "avx2" in mmcore.build_info()["cpu_variants_supported"]
+# The SIMD variants this CPU runs, as _core.resize backend codes (avx512 has its own kernels).
+_RUNS = mmcore.build_info()["cpu_variants_supported"]
+SIMD = [code for name, code in (("avx2", 1), ("avx512", 2)) if name in _RUNS]
 
 
 def pillow_resize(img: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
@@ -190,33 +192,47 @@ def test_matches_pillow_on_photos(index: int) -> None:
                 assert_same(mm_resize(img, size, name), want, f"{path.name} {name} {size}")
 
 
-# --- ref vs AVX2 bit identity ------------------------------------------------------------------
+# --- ref vs SIMD bit identity ------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not AVX2, reason="this CPU (or build) has no AVX2 variant")
+@pytest.mark.skipif(not SIMD, reason="this CPU (or build) has no SIMD variant")
 @pytest.mark.parametrize("name", FILTER_NAMES)
 @pytest.mark.parametrize("channels", [1, 3, 4])
-def test_avx2_identical_to_ref(name: str, channels: int, rng: np.random.Generator) -> None:
+def test_simd_identical_to_ref(name: str, channels: int, rng: np.random.Generator) -> None:
+    """Every SIMD variant (avx2, avx512) gives the scalar ref's bytes: odd sizes, both axes, one axis."""
     code = FILTERS[name]
     for sw in (1, 7, 33, 65, 130):
         for dw in TAILS:
             sh, dh = (sw * 3) % 41 + 1, (dw * 5) % 37 + 1
             img = random_image(rng, sw, sh, channels)
-            ref = _core.resize(img, dw, dh, code, 0)
-            avx2 = _core.resize(img, dw, dh, code, 1)
-            assert_same(avx2, ref, f"{name} c{channels} {sw}x{sh}->{dw}x{dh}")
+            for w, h in ((dw, dh), (dw, sh), (sw, dh)):
+                if (w, h) == (sw, sh):
+                    continue
+                ref = _core.resize(img, w, h, code, 0)
+                for b in SIMD:
+                    got = _core.resize(img, w, h, code, b)
+                    assert_same(got, ref, f"backend {b} {name} c{channels} {sw}x{sh}->{w}x{h}")
 
 
-@pytest.mark.skipif(not AVX2, reason="this CPU (or build) has no AVX2 variant")
-def test_avx2_identical_to_ref_wide_rows(rng: np.random.Generator) -> None:
-    """Rows long enough for the vector main loops, odd widths for their tails, big windows."""
+@pytest.mark.skipif(not SIMD, reason="this CPU (or build) has no SIMD variant")
+def test_simd_identical_to_ref_wide_rows(rng: np.random.Generator) -> None:
+    """Rows long enough for the vector main loops, odd widths for their tails, big windows (a 70x
+    downscale has more taps than the avx512 vertical kernel keeps on its stack)."""
+    shapes = (
+        ((517, 203), (97, 41)),
+        ((301, 77), (1003, 150)),
+        ((2001, 31), (57, 30)),
+        ((500, 375), (341, 256)),
+        ((1400, 1400), (20, 20)),
+    )
     for channels in (1, 3, 4):
-        for (sw, sh), (dw, dh) in (((517, 203), (97, 41)), ((301, 77), (1003, 150)), ((2001, 31), (57, 30))):
+        for (sw, sh), (dw, dh) in shapes:
             img = random_image(rng, sw, sh, channels)
             for name in FILTER_NAMES:
                 code = FILTERS[name]
                 ref = _core.resize(img, dw, dh, code, 0)
-                assert_same(_core.resize(img, dw, dh, code, 1), ref, f"{name} c{channels}")
+                for b in SIMD:
+                    assert_same(_core.resize(img, dw, dh, code, b), ref, f"backend {b} {name} c{channels}")
 
 
 def test_strided_views(rng: np.random.Generator) -> None:
@@ -228,7 +244,7 @@ def test_strided_views(rng: np.random.Generator) -> None:
 
 
 def test_cpp_strided_views_and_guard_pages(tmp_path: Path) -> None:
-    """tests/cpp/test_resize.cpp: strided views, sources ending at an unreadable page, ref vs AVX2."""
+    """tests/cpp/test_resize.cpp: strided views, sources ending at an unreadable page, ref vs SIMD."""
     run_cpp_test(tmp_path, "test_resize")
 
 

@@ -8,7 +8,7 @@
 // - the order of the passes (each rounds to uint8): horizontal first, only over the source rows
 //   the vertical pass reads, then vertical -- except where Pillow 13 swaps them (see below); an
 //   axis that keeps its size is not resampled.
-// The row kernels (resize_ref.cpp, resize_avx2.cpp) only do the integer multiply-adds.
+// The row kernels (resize_ref.cpp, resize_avx2.cpp, resize_avx512.cpp) only do the integer multiply-adds.
 #include "mmcore/resize.h"
 
 #include <algorithm>
@@ -222,24 +222,35 @@ void horizontal_ref_adapter(const std::uint8_t* s, std::uint8_t* d, std::int32_t
 using Horizontal2Fn = void (*)(const std::uint8_t*, const std::uint8_t*, std::uint8_t*, std::uint8_t*,
                                std::int32_t, const Axis&, const void*);
 
+using TableBytesFn = std::size_t (*)(const Axis&, std::int32_t);
+using TableFillFn = void (*)(const Axis&, std::int32_t, void*);
+
 struct Kernels {
   HorizontalFn horizontal;
   Horizontal2Fn horizontal2;  ///< two rows at once; nullptr: call `horizontal` twice
   VerticalFn vertical;
-  bool avx2;
+  TableBytesFn table_bytes;  ///< the horizontal kernels' per-call table; nullptr: none
+  TableFillFn table_fill;
 };
 
 Kernels pick_kernels(Backend backend) {
+#ifdef MMCORE_HAVE_AVX512
+  if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) {
+    return {resize_detail::horizontal_row_avx512, resize_detail::horizontal_rows2_avx512,
+            resize_detail::vertical_row_avx512, resize_detail::horizontal_table_bytes_avx512,
+            resize_detail::horizontal_table_fill_avx512};
+  }
+#endif
 #ifdef MMCORE_HAVE_AVX2
-  // AVX-512 has no resize variant of its own: the AVX2 kernels are what it runs.
   if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
     return {resize_detail::horizontal_row_avx2, resize_detail::horizontal_rows2_avx2,
-            resize_detail::vertical_row_avx2, true};
+            resize_detail::vertical_row_avx2, resize_detail::horizontal_table_bytes_avx2,
+            resize_detail::horizontal_table_fill_avx2};
   }
 #else
   (void)backend;
 #endif
-  return {horizontal_ref_adapter, nullptr, resize_detail::vertical_row_ref, false};
+  return {horizontal_ref_adapter, nullptr, resize_detail::vertical_row_ref, nullptr, nullptr};
 }
 
 /// Aligned per-call scratch (vector of bytes with an aligned window).
@@ -275,17 +286,15 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
     }
   }
 
-  // Horizontal table (AVX2 layout) and a padded copy for rows whose over-read would leave src.
+  // Horizontal table (the variant's layout) and a padded copy for rows whose over-read would leave src.
   Scratch table_mem, pad_mem, ring_mem;
   const void* table = nullptr;
   std::uint8_t* pad_rows = nullptr;  // two rows: horizontal2 may need both
   const std::int64_t src_row_bytes = static_cast<std::int64_t>(src.width) * c;
-  if (need_h && kern.avx2) {
-#ifdef MMCORE_HAVE_AVX2
-    void* t = table_mem.get(resize_detail::horizontal_table_bytes_avx2(h.axis, c));
-    resize_detail::horizontal_table_fill_avx2(h.axis, c, t);
+  if (need_h && kern.table_bytes != nullptr) {
+    void* t = table_mem.get(kern.table_bytes(h.axis, c));
+    kern.table_fill(h.axis, c, t);
     table = t;
-#endif
     pad_rows = pad_mem.get(2 * static_cast<std::size_t>(src_row_bytes + kRowOverRead));
   }
   // Source row y may be read kRowOverRead bytes past its end when that stays inside src.

@@ -1,5 +1,5 @@
 // Internal contract between resize.cpp (planning, coefficients, pass driver) and the row kernels
-// of each CPU variant (resize_ref.cpp, resize_avx2.cpp).
+// of each CPU variant (resize_ref.cpp, resize_avx2.cpp, resize_avx512.cpp).
 //
 // The arithmetic every variant must reproduce exactly (Pillow 13, libImaging/Resample.c):
 //   acc = 1 << (kPrecisionBits - 1);  acc += pixel * coeff for each tap (int32, wrapping);
@@ -92,5 +92,18 @@ void horizontal_rows2_avx2(const std::uint8_t* src0, const std::uint8_t* src1, s
 /// Same contract as vertical_row_ref; reads only the `bytes` bytes of each row.
 void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
                        std::uint8_t* dst, std::int64_t bytes);
+
+// --- AVX-512 BW + VNNI (resize_avx512.cpp; only called when the CPU has the avx512 backend) ----
+// Same contracts as the AVX2 functions above, with their own table layout (1 channel: the AVX2
+// table and kernel).
+
+std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels);
+void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table);
+void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
+                           const void* table);
+void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
+                             std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table);
+void vertical_row_avx512(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
+                         std::uint8_t* dst, std::int64_t bytes);
 
 }  // namespace mmcore::resize_detail

@@ -81,7 +81,7 @@ void run_case(std::mt19937& rng, int sw, int sh, int dw, int dh, int c) {
     std::vector<std::uint8_t> ref(static_cast<std::size_t>(dw) * dh * c);
     mmcore::resize(pv, ImageView{ref.data(), dw, dh, c, static_cast<std::int64_t>(dw) * c}, filter,
                    Backend::kRef);
-    for (Backend b : {Backend::kRef, Backend::kAvx2}) {
+    for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
       if (!mmcore::backend_supported(b) || !mmcore::backend_compiled(b)) continue;
       std::vector<std::uint8_t> out(static_cast<std::size_t>(dst_stride) * dh, 0xA5);
       mmcore::resize(sv, ImageView{out.data(), dw, dh, c, dst_stride}, filter, b);

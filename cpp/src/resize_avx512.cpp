@@ -1,0 +1,271 @@
+// AVX-512 (BW + VNNI) row kernels for resize, bit-identical to resize_ref.cpp.
+//
+// Exactness: as in resize_avx2.cpp, each 22-bit coefficient k is split as k = hi * 2^15 + lo with
+// lo in [0, 2^15) and hi = k >> 15, so that a pixel (u8) times either part is an exact int16 x
+// int16 product. vpdpwssd (VNNI, non-saturating) adds two such products to an int32 lane; the
+// hi and lo sums are kept apart and combined as (sum_hi << 15) + sum_lo, equal to sum(p * k)
+// modulo 2^32: the reference's wrapping int32 sum.
+//
+// What AVX-512 changes against the AVX2 kernels: one vpdpwssd replaces madd + add, and a zmm
+// holds two output pixels (horizontal) or 64 output bytes (vertical). Masked loads and stores
+// handle the tails. The 1-channel horizontal pass (grey thumbnails) runs the AVX2 kernel.
+// Vector constants are built inside functions.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "resize_internal.h"
+
+namespace mmcore::resize_detail {
+
+namespace {
+
+constexpr int kSplit = 15;
+
+inline std::int16_t coeff_hi(std::int32_t k) {
+  return static_cast<std::int16_t>(k >> kSplit);
+}
+inline std::int16_t coeff_lo(std::int32_t k) {
+  return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
+}
+
+// --- horizontal, 3 or 4 channels --------------------------------------------------------------
+//
+// Table: Header, int32 byte offset per output pixel, then per pair of output pixels (2g, 2g + 1)
+// nb blocks of two zmm (hi parts, lo parts). A block covers 4 taps of both pixels: 128-bit lane 0
+// holds pixel 2g's taps (4b, 4b+1) as int16 pairs, once per channel; lane 1 its taps (4b+2, 4b+3);
+// lanes 2 and 3 the same for pixel 2g + 1. The source vector is the matching 16 source bytes of
+// each pixel (lanes 0-1 and 2-3), shuffled into int16 pairs (p[4b+2j] ch, p[4b+2j+1] ch).
+// The table covers the outputs rounded up to 4 (the extra ones repeat the last pixel, computed
+// and never stored), so the main loop has no tail case. Windows that would run past the row end
+// move left (leading zero taps), as in the AVX2 table; what is read past a row's last pixel is
+// then at most 16 bytes, within kRowOverRead.
+struct TableHeader {
+  std::int32_t nb;
+  std::int32_t pad[15];
+};
+
+constexpr std::int32_t kTapsPerBlock = 4;
+
+std::int32_t blocks_per_pixel(const Axis& ax) {
+  std::int32_t widest = 1;
+  for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
+  return (widest + kTapsPerBlock - 1) / kTapsPerBlock;
+}
+
+inline std::int32_t padded_outputs(std::int32_t out) {
+  return (out + 3) / 4 * 4;
+}
+
+inline std::int64_t offsets_bytes(std::int32_t out) {
+  return (static_cast<std::int64_t>(padded_outputs(out)) * 4 + 63) / 64 * 64;
+}
+
+struct TableView {
+  std::int32_t nb;
+  const std::int32_t* offs;
+  const __m512i* blocks;
+};
+
+TableView table_view(const void* table, std::int32_t out) {
+  const auto* head = static_cast<const TableHeader*>(table);
+  const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
+  return {head->nb, offs,
+          reinterpret_cast<const __m512i*>(reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out))};
+}
+
+// One pair of output pixels (xa, xb = xa + 1) over R source rows: acc_h / acc_l per row.
+template <int C, int NB, int R>
+inline void pair_dot(const std::uint8_t* const* src, std::int32_t off_a, std::int32_t off_b,
+                     const __m512i* kb, std::int32_t nb_rt, __m512i shuf, __m512i* acc_h, __m512i* acc_l) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  for (int r = 0; r < R; ++r) acc_h[r] = _mm512_setzero_si512(), acc_l[r] = _mm512_setzero_si512();
+  for (std::int32_t b = 0; b < nb; ++b) {
+    const __m512i kh = _mm512_load_si512(kb + 2 * b), kl = _mm512_load_si512(kb + 2 * b + 1);
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* s = src[r] + 4 * C * b;
+      __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + off_a)));
+      v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + off_b)));
+      const __m512i p = _mm512_shuffle_epi8(v, shuf);
+      acc_h[r] = _mm512_dpwssd_epi32(acc_h[r], p, kh);
+      acc_l[r] = _mm512_dpwssd_epi32(acc_l[r], p, kl);
+    }
+  }
+}
+
+template <int C, int NB, int R>
+void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
+                    std::int32_t nb_rt, const std::int32_t* offs, const __m512i* blocks) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  // Per 128-bit lane: lanes 0 and 2 take source pixels 0, 1 of their 16 bytes, lanes 1 and 3
+  // pixels 2, 3; int32 lane ch = (p[even] ch, p[odd] ch) as int16 (-1 gives a zero byte).
+  const __m512i shuf = C == 4 ? _mm512_setr_epi32(0x80048000, 0x80058001, 0x80068002, 0x80078003,  //
+                                                  0x800C8008, 0x800D8009, 0x800E800A, 0x800F800B,  //
+                                                  0x80048000, 0x80058001, 0x80068002, 0x80078003,  //
+                                                  0x800C8008, 0x800D8009, 0x800E800A, 0x800F800B)
+                              : _mm512_setr_epi32(0x80038000, 0x80048001, 0x80058002, -1,  //
+                                                  0x80098006, 0x800A8007, 0x800B8008, -1,  //
+                                                  0x80038000, 0x80048001, 0x80058002, -1,  //
+                                                  0x80098006, 0x800A8007, 0x800B8008, -1);
+  const __m512i round = _mm512_set1_epi32(kRoundHalf);
+  // Drops the zero 4th channel: 4 RGB0 pixels -> 12 RGB bytes.
+  const __m128i pack3 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const std::int64_t pair_stride = 2 * static_cast<std::int64_t>(nb);  // zmm per pair
+  for (std::int32_t x = 0; x < out; x += 4) {
+    __m512i h0[R], l0[R], h1[R], l1[R];
+    pair_dot<C, NB, R>(src, offs[x], offs[x + 1], blocks + pair_stride * (x / 2), nb, shuf, h0, l0);
+    pair_dot<C, NB, R>(src, offs[x + 2], offs[x + 3], blocks + pair_stride * (x / 2 + 1), nb, shuf, h1, l1);
+    const std::int32_t n = out - x < 4 ? out - x : 4;
+    const __mmask16 keep = static_cast<__mmask16>((1u << (n * C)) - 1);
+    for (int r = 0; r < R; ++r) {
+      const __m512i z0 = _mm512_add_epi32(_mm512_slli_epi32(h0[r], kSplit), l0[r]);
+      const __m512i z1 = _mm512_add_epi32(_mm512_slli_epi32(h1[r], kSplit), l1[r]);
+      // Lanes (0, 2) and (1, 3) of each pair hold the two halves of each pixel's taps: adding
+      // them gives pixels x .. x+3, channel by channel, in order.
+      __m512i s = _mm512_add_epi32(_mm512_shuffle_i32x4(z0, z1, 0x88), _mm512_shuffle_i32x4(z0, z1, 0xDD));
+      s = _mm512_srai_epi32(_mm512_add_epi32(s, round), kPrecisionBits);
+      __m128i px = _mm512_cvtusepi32_epi8(_mm512_max_epi32(s, _mm512_setzero_si512()));
+      if (C == 3) px = _mm_shuffle_epi8(px, pack3);
+      _mm_mask_storeu_epi8(dst[r] + static_cast<std::int64_t>(x) * C, keep, px);
+    }
+  }
+}
+
+template <int C, int R>
+void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
+                             std::int32_t nb, const std::int32_t* offs, const __m512i* blocks) {
+  switch (nb) {
+    case 1: return horizontal_c34<C, 1, R>(src, dst, out, nb, offs, blocks);
+    case 2: return horizontal_c34<C, 2, R>(src, dst, out, nb, offs, blocks);
+    case 3: return horizontal_c34<C, 3, R>(src, dst, out, nb, offs, blocks);
+    case 4: return horizontal_c34<C, 4, R>(src, dst, out, nb, offs, blocks);
+    default: return horizontal_c34<C, 0, R>(src, dst, out, nb, offs, blocks);
+  }
+}
+
+// --- vertical -------------------------------------------------------------------------------------
+
+/// Taps up to which the pair coefficients live on the stack; longer filters (downscales past ~10x
+/// with lanczos3) run the AVX2 kernel.
+constexpr std::int32_t kMaxTaps = 64;
+
+/// 64 output bytes from `i` (only the bytes in `m` are loaded and stored), two taps per step: rows
+/// t and t+1 interleaved byte by byte, then widened to int16 pairs (a, b) per int32 lane; the
+/// lanes of w_j are the outputs 16 * lane128 + 4j .. 4j + 3, which packs put back in order.
+inline void vertical_block64(const std::uint8_t* const* rows, std::int32_t pairs, const std::int32_t* ph,
+                             const std::int32_t* pl, std::uint8_t* dst, std::int64_t i, __mmask64 m) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i h[4], l[4];
+  for (int j = 0; j < 4; ++j) h[j] = zero, l[j] = _mm512_set1_epi32(kRoundHalf);
+  for (std::int32_t p = 0; p < pairs; ++p) {
+    const __m512i a = _mm512_maskz_loadu_epi8(m, rows[2 * p] + i);
+    const __m512i b = _mm512_maskz_loadu_epi8(m, rows[2 * p + 1] + i);
+    const __m512i x0 = _mm512_unpacklo_epi8(a, b), x1 = _mm512_unpackhi_epi8(a, b);
+    const __m512i w[4] = {_mm512_unpacklo_epi8(x0, zero), _mm512_unpackhi_epi8(x0, zero),
+                          _mm512_unpacklo_epi8(x1, zero), _mm512_unpackhi_epi8(x1, zero)};
+    const __m512i kh = _mm512_set1_epi32(ph[p]), kl = _mm512_set1_epi32(pl[p]);
+    for (int j = 0; j < 4; ++j) {
+      h[j] = _mm512_dpwssd_epi32(h[j], w[j], kh);
+      l[j] = _mm512_dpwssd_epi32(l[j], w[j], kl);
+    }
+  }
+  __m512i s[4];
+  for (int j = 0; j < 4; ++j)
+    s[j] = _mm512_srai_epi32(_mm512_add_epi32(_mm512_slli_epi32(h[j], kSplit), l[j]), kPrecisionBits);
+  // packs / packus saturate to int16 then to 0..255: clip8.
+  const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(s[0], s[1]), _mm512_packs_epi32(s[2], s[3]));
+  _mm512_mask_storeu_epi8(dst + i, m, bytes);
+}
+
+}  // namespace
+
+std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels) {
+  if (channels == 1) return horizontal_table_bytes_avx2(ax, channels);
+  const std::int64_t nb = blocks_per_pixel(ax);
+  return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
+         static_cast<std::size_t>(padded_outputs(ax.out_size) / 2) * nb * 2 * sizeof(__m512i);
+}
+
+void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table) {
+  if (channels == 1) return horizontal_table_fill_avx2(ax, channels, table);
+  const std::int32_t nb = blocks_per_pixel(ax);
+  const std::int32_t span = nb * kTapsPerBlock;  // taps each pixel reads
+  const std::int32_t padded = padded_outputs(ax.out_size);
+  auto* head = static_cast<TableHeader*>(table);
+  *head = TableHeader{};
+  head->nb = nb;
+  auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
+  auto* blocks =
+      reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
+  for (std::int32_t xp = 0; xp < padded; ++xp) {
+    const std::int32_t x = xp < ax.out_size ? xp : ax.out_size - 1;
+    const std::int32_t n = ax.count[x];
+    std::int32_t first = ax.start[x];
+    // Move the window left (zero leading taps) rather than read past the row end.
+    if (first + span > ax.in_size) first = ax.in_size - span > 0 ? ax.in_size - span : 0;
+    const std::int32_t lead = ax.start[x] - first;
+    offs[xp] = first * channels;
+    const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
+    const auto tap = [&](std::int32_t t) { return (t >= lead && t - lead < n) ? k[t - lead] : 0; };
+    // int16 index inside a block's zmm: lane (2 * half + j), channel ch, pair element e.
+    const std::int32_t half = xp & 1;
+    for (std::int32_t b = 0; b < nb; ++b) {
+      std::int16_t* hi = blocks + (static_cast<std::int64_t>(xp / 2) * nb + b) * 64;
+      std::int16_t* lo = hi + 32;
+      for (int j = 0; j < 2; ++j) {
+        for (int e = 0; e < 2; ++e) {
+          const std::int32_t kv = tap(b * kTapsPerBlock + 2 * j + e);
+          for (int ch = 0; ch < 4; ++ch) {
+            const std::int32_t idx = (2 * half + j) * 8 + 2 * ch + e;
+            hi[idx] = coeff_hi(kv);
+            lo[idx] = coeff_lo(kv);
+          }
+        }
+      }
+    }
+  }
+}
+
+void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
+                           const void* table) {
+  if (channels == 1) return horizontal_row_avx2(src, dst, channels, ax, table);
+  const TableView t = table_view(table, ax.out_size);
+  if (channels == 3) return horizontal_c34_dispatch<3, 1>(&src, &dst, ax.out_size, t.nb, t.offs, t.blocks);
+  horizontal_c34_dispatch<4, 1>(&src, &dst, ax.out_size, t.nb, t.offs, t.blocks);
+}
+
+void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
+                             std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table) {
+  if (channels == 1) return horizontal_rows2_avx2(src0, src1, dst0, dst1, channels, ax, table);
+  const TableView t = table_view(table, ax.out_size);
+  const std::uint8_t* src[2] = {src0, src1};
+  std::uint8_t* dst[2] = {dst0, dst1};
+  if (channels == 3) return horizontal_c34_dispatch<3, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
+  horizontal_c34_dispatch<4, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
+}
+
+void vertical_row_avx512(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
+                         std::uint8_t* dst, std::int64_t bytes) {
+  if (taps > kMaxTaps) return vertical_row_avx2(rows, taps, k, dst, bytes);
+  // Tap pairs (t, t + 1) as int16 pairs, hi and lo parts; an odd last tap pairs with a zero.
+  const std::int32_t pairs = (taps + 1) / 2;
+  std::int32_t ph[kMaxTaps / 2], pl[kMaxTaps / 2];
+  const std::uint8_t* r[kMaxTaps];
+  for (std::int32_t p = 0; p < pairs; ++p) {
+    const std::int32_t k0 = k[2 * p], k1 = 2 * p + 1 < taps ? k[2 * p + 1] : 0;
+    ph[p] = static_cast<std::int32_t>(
+        static_cast<std::uint16_t>(coeff_hi(k0)) |
+        (static_cast<std::uint32_t>(static_cast<std::uint16_t>(coeff_hi(k1))) << 16));
+    pl[p] = static_cast<std::int32_t>(
+        static_cast<std::uint16_t>(coeff_lo(k0)) |
+        (static_cast<std::uint32_t>(static_cast<std::uint16_t>(coeff_lo(k1))) << 16));
+    r[2 * p] = rows[2 * p];
+    r[2 * p + 1] = 2 * p + 1 < taps ? rows[2 * p + 1] : rows[2 * p];
+  }
+  std::int64_t i = 0;
+  for (; i + 64 <= bytes; i += 64) vertical_block64(r, pairs, ph, pl, dst, i, ~__mmask64{0});
+  if (i < bytes) vertical_block64(r, pairs, ph, pl, dst, i, (__mmask64{1} << (bytes - i)) - 1);
+}
+
+}  // namespace mmcore::resize_detail

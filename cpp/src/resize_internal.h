@@ -63,6 +63,13 @@ struct AxisTaps {
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
                   std::int32_t first = 0, std::int32_t count = -1);
 
+/// How compute_axis evaluates the filter: kPillow with Pillow's own expressions (two sin() calls per
+/// lanczos tap), kFast (the default) with one per tap, falling back to kPillow for any output whose
+/// quantised taps the difference could move. Both give the same integers; tests check it.
+enum class TapMath { kPillow, kFast };
+void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
+                  std::int32_t first, std::int32_t count, TapMath math);
+
 /// NEAREST's source index of each output pixel (Pillow's affine rule; -1 gives black, which these
 /// scales never produce). The GPU resize uploads this table too.
 std::vector<std::int32_t> nearest_index(std::int32_t in_size, std::int32_t out_size, std::int32_t first = 0,

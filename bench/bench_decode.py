@@ -635,11 +635,13 @@ TASKS: dict[str, Callable[[bytes], Any]] = {}
 IMAGES: list[bytes] = []
 
 
-def _proc_slice(args: tuple[str, int, int]) -> int:
-    key, i, n = args
+def _proc_slice(args: tuple[str, int, int] | tuple[str, int, int, int, int]) -> int:
+    """Worker i of n over IMAGES (or over IMAGES[lo:hi] when the args carry lo, hi)."""
+    key, i, n = args[:3]
+    imgs = IMAGES[args[3] : args[4]] if len(args) == 5 else IMAGES
     fn = TASKS[key]
     count = 0
-    for b in IMAGES[i::n]:
+    for b in imgs[i::n]:
         fn(b)
         count += 1
     return count
@@ -724,6 +726,49 @@ def run_rounds(
                 best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
                 r.ips[n] = n_img / best[(r.key, n)]
         print(f"round {k + 1}/{repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+
+
+def run_chunked_rounds(
+    live: list[Any],
+    threads: list[int],
+    repeat: int,
+    n_img: int,
+    chunk: int,
+    timed: Callable[[Any, int, int, int], float],
+) -> None:
+    """run_rounds over consecutive chunks of the image set: for each chunk, `repeat` rounds that time
+    every row on that chunk (rotating the starting row), the best kept; a row's images/s is the
+    image count over the sum of its per-chunk bests. Every row then meets the same stretch of
+    machine weather within a second or so of the others, where whole-set passes put tens of seconds
+    between two rows: on a shared host whose speed drifts by 20-30 % over seconds, whole-set ratios
+    moved by as much between runs. timed(row, n, lo, hi) -> seconds for images [lo, hi)."""
+    bounds = [(lo, min(lo + chunk, n_img)) for lo in range(0, n_img, chunk)]
+    total: dict[tuple[str, int], float] = {}
+    t_start = time.perf_counter()
+    for ci, (lo, hi) in enumerate(bounds):
+        best: dict[tuple[str, int], float] = {}
+        for k in range(repeat):
+            shift = ((k + ci) * len(live)) // max(repeat, 1) % max(len(live), 1)
+            for r in live[shift:] + live[:shift]:
+                for n in threads:
+                    if r.note or (r.one_thread_only and n != 1):
+                        continue
+                    r.mode[n] = r.parallel if n > 1 else "-"
+                    try:
+                        t = timed(r, n, lo, hi)
+                    except Exception as e:
+                        r.note = f"{type(e).__name__}: {e}"[:160]
+                        r.ips.clear()
+                        continue
+                    best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
+        for key, t in best.items():
+            total[key] = total.get(key, 0.0) + t
+        if (ci + 1) % 4 == 0 or ci + 1 == len(bounds):
+            print(f"chunk {ci + 1}/{len(bounds)} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    for r in live:
+        for n in threads:
+            if not r.note and (r.key, n) in total:
+                r.ips[n] = n_img / total[(r.key, n)]
 
 
 def validate(row: Row, data: list[bytes], sizes: list[tuple[int, int]]) -> str | None:
@@ -1048,7 +1093,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="at most this many images (an even spread)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument(
-        "--repeat", type=int, default=3, help="timed passes per row; the best is kept (default 3)"
+        "--repeat", type=int, default=3, help="timed passes per row (per chunk); the best is kept (default 3)"
+    )
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=32,
+        help="time rows on chunks of this many images, interleaved, and sum each row's per-chunk bests "
+        "(default 32); 0: whole-set passes",
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: 100 images, 1 pass")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of " + ",".join(SCENARIOS))
@@ -1117,10 +1169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if GAP > 0
         else "reducing_gap off: every tool decodes at full size"
     )
-    header.append(
-        f"timing: wall clock, best of {args.repeat} round(s) (each round times every row once over the "
-        f"whole set, after a check run on 4 images); threads {threads}"
-    )
+    if args.chunk > 0:
+        header.append(
+            f"timing: wall clock, in chunks of {args.chunk} images: per chunk, best of {args.repeat} "
+            f"round(s) (each round times every row once on the chunk), summed over the chunks; after a "
+            f"check run on 4 images; threads {threads}"
+        )
+    else:
+        header.append(
+            f"timing: wall clock, best of {args.repeat} round(s) (each round times every row once over the "
+            f"whole set, after a check run on 4 images); threads {threads}"
+        )
     for line in header:
         print(line)
     print(flush=True)
@@ -1175,9 +1234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{r.scenario:7s} {r.tool:18s} skipped: {r.note}", flush=True)
         else:
             live.append(r)
-    run_rounds(
-        live, threads, args.repeat, lambda r, n: (time_pass(r, imgset.data, n, r.parallel, pools), n_img)
-    )
+    if args.chunk > 0:
+
+        def timed_chunk(r: Row, n: int, lo: int, hi: int) -> float:
+            proc_args = [(r.key, i, n, lo, hi) for i in range(n)]
+            return time_pass(r, imgset.data[lo:hi], n, r.parallel, pools, proc_args=proc_args)
+
+        run_chunked_rounds(live, threads, args.repeat, n_img, args.chunk, timed_chunk)
+    else:
+        run_rounds(
+            live, threads, args.repeat, lambda r, n: (time_pass(r, imgset.data, n, r.parallel, pools), n_img)
+        )
     for r in live:
         for n in threads:
             if n in r.ips:

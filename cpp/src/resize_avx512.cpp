@@ -35,14 +35,17 @@ inline std::int16_t coeff_lo(std::int32_t k) {
 // nb blocks of two zmm (hi parts, lo parts). A block covers 4 taps of both pixels: 128-bit lane 0
 // holds pixel 2g's taps (4b, 4b+1) as int16 pairs, once per channel; lane 1 its taps (4b+2, 4b+3);
 // lanes 2 and 3 the same for pixel 2g + 1. The source vector is the matching 16 source bytes of
-// each pixel (lanes 0-1 and 2-3), shuffled into int16 pairs (p[4b+2j] ch, p[4b+2j+1] ch).
+// each pixel (lanes 0-1 and 2-3), shuffled into int16 pairs (p[4b+2j] ch, p[4b+2j+1] ch). When the
+// two windows of a pair fit in about as many blocks together (`shared`, chosen per table), both
+// pixels read the pair's union window and their taps are placed in it: one load per block.
 // The table covers the outputs rounded up to 4 (the extra ones repeat the last pixel, computed
 // and never stored), so the main loop has no tail case. Windows that would run past the row end
 // move left (leading zero taps), as in the AVX2 table; what is read past a row's last pixel is
 // then at most 16 bytes, within kRowOverRead.
 struct TableHeader {
   std::int32_t nb;
-  std::int32_t pad[15];
+  std::int32_t shared;  ///< 1: both pixels of a pair read one window (offs[2g] == offs[2g + 1])
+  std::int32_t pad[14];
 };
 
 constexpr std::int32_t kTapsPerBlock = 4;
@@ -51,6 +54,32 @@ std::int32_t blocks_per_pixel(const Axis& ax) {
   std::int32_t widest = 1;
   for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
   return (widest + kTapsPerBlock - 1) / kTapsPerBlock;
+}
+
+/// Blocks when the two pixels of each pair share one window (the union of theirs).
+std::int32_t blocks_per_pair(const Axis& ax) {
+  std::int32_t widest = 1;
+  for (std::int32_t x = 0; x < ax.out_size; x += 2) {
+    const std::int32_t y = x + 1 < ax.out_size ? x + 1 : x;
+    const std::int32_t lo = ax.start[x] < ax.start[y] ? ax.start[x] : ax.start[y];
+    const std::int32_t e0 = ax.start[x] + ax.count[x], e1 = ax.start[y] + ax.count[y];
+    const std::int32_t span = (e0 > e1 ? e0 : e1) - lo;
+    widest = widest > span ? widest : span;
+  }
+  return (widest + kTapsPerBlock - 1) / kTapsPerBlock;
+}
+
+/// The layout a table uses: a shared window saves one masked load per block and pixel pair (3
+/// vector ops instead of 4) but may need more blocks.
+struct Layout {
+  std::int32_t nb;
+  bool shared;
+};
+
+Layout layout(const Axis& ax) {
+  const std::int32_t own = blocks_per_pixel(ax), pair = blocks_per_pair(ax);
+  if (pair * 3 <= own * 4) return {pair, true};
+  return {own, false};
 }
 
 inline std::int32_t padded_outputs(std::int32_t out) {
@@ -63,6 +92,7 @@ inline std::int64_t offsets_bytes(std::int32_t out) {
 
 struct TableView {
   std::int32_t nb;
+  bool shared;
   const std::int32_t* offs;
   const __m512i* blocks;
 };
@@ -70,12 +100,13 @@ struct TableView {
 TableView table_view(const void* table, std::int32_t out) {
   const auto* head = static_cast<const TableHeader*>(table);
   const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
-  return {head->nb, offs,
+  return {head->nb, head->shared != 0, offs,
           reinterpret_cast<const __m512i*>(reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out))};
 }
 
-// One pair of output pixels (xa, xb = xa + 1) over R source rows: acc_h / acc_l per row.
-template <int C, int NB, int R>
+// One pair of output pixels (xa, xb = xa + 1) over R source rows: acc_h / acc_l per row. SHARED:
+// both read the window at off_a (the table placed their taps in it).
+template <int C, int NB, int R, bool SHARED>
 inline void pair_dot(const std::uint8_t* const* src, std::int32_t off_a, std::int32_t off_b,
                      const __m512i* kb, std::int32_t nb_rt, __m512i shuf, __m512i* acc_h, __m512i* acc_l) {
   const std::int32_t nb = NB ? NB : nb_rt;
@@ -85,8 +116,10 @@ inline void pair_dot(const std::uint8_t* const* src, std::int32_t off_a, std::in
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* s = src[r] + 4 * C * b;
       __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + off_a)));
-      v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + off_b)));
+      if (!SHARED) {
+        v = _mm512_mask_broadcast_i32x4(v, 0xFF00,
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + off_b)));
+      }
       const __m512i p = _mm512_shuffle_epi8(v, shuf);
       acc_h[r] = _mm512_dpwssd_epi32(acc_h[r], p, kh);
       acc_l[r] = _mm512_dpwssd_epi32(acc_l[r], p, kl);
@@ -94,7 +127,7 @@ inline void pair_dot(const std::uint8_t* const* src, std::int32_t off_a, std::in
   }
 }
 
-template <int C, int NB, int R>
+template <int C, int NB, int R, bool SHARED>
 void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
                     std::int32_t nb_rt, const std::int32_t* offs, const __m512i* blocks) {
   const std::int32_t nb = NB ? NB : nb_rt;
@@ -114,8 +147,9 @@ void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, st
   const std::int64_t pair_stride = 2 * static_cast<std::int64_t>(nb);  // zmm per pair
   for (std::int32_t x = 0; x < out; x += 4) {
     __m512i h0[R], l0[R], h1[R], l1[R];
-    pair_dot<C, NB, R>(src, offs[x], offs[x + 1], blocks + pair_stride * (x / 2), nb, shuf, h0, l0);
-    pair_dot<C, NB, R>(src, offs[x + 2], offs[x + 3], blocks + pair_stride * (x / 2 + 1), nb, shuf, h1, l1);
+    pair_dot<C, NB, R, SHARED>(src, offs[x], offs[x + 1], blocks + pair_stride * (x / 2), nb, shuf, h0, l0);
+    pair_dot<C, NB, R, SHARED>(src, offs[x + 2], offs[x + 3], blocks + pair_stride * (x / 2 + 1), nb, shuf,
+                               h1, l1);
     const std::int32_t n = out - x < 4 ? out - x : 4;
     const __mmask16 keep = static_cast<__mmask16>((1u << (n * C)) - 1);
     for (int r = 0; r < R; ++r) {
@@ -132,16 +166,23 @@ void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, st
   }
 }
 
+template <int C, int R, bool SHARED>
+void horizontal_c34_nb(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
+                       std::int32_t nb, const std::int32_t* offs, const __m512i* blocks) {
+  switch (nb) {
+    case 1: return horizontal_c34<C, 1, R, SHARED>(src, dst, out, nb, offs, blocks);
+    case 2: return horizontal_c34<C, 2, R, SHARED>(src, dst, out, nb, offs, blocks);
+    case 3: return horizontal_c34<C, 3, R, SHARED>(src, dst, out, nb, offs, blocks);
+    case 4: return horizontal_c34<C, 4, R, SHARED>(src, dst, out, nb, offs, blocks);
+    default: return horizontal_c34<C, 0, R, SHARED>(src, dst, out, nb, offs, blocks);
+  }
+}
+
 template <int C, int R>
 void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const* dst, std::int32_t out,
-                             std::int32_t nb, const std::int32_t* offs, const __m512i* blocks) {
-  switch (nb) {
-    case 1: return horizontal_c34<C, 1, R>(src, dst, out, nb, offs, blocks);
-    case 2: return horizontal_c34<C, 2, R>(src, dst, out, nb, offs, blocks);
-    case 3: return horizontal_c34<C, 3, R>(src, dst, out, nb, offs, blocks);
-    case 4: return horizontal_c34<C, 4, R>(src, dst, out, nb, offs, blocks);
-    default: return horizontal_c34<C, 0, R>(src, dst, out, nb, offs, blocks);
-  }
+                             const TableView& t) {
+  if (t.shared) return horizontal_c34_nb<C, R, true>(src, dst, out, t.nb, t.offs, t.blocks);
+  horizontal_c34_nb<C, R, false>(src, dst, out, t.nb, t.offs, t.blocks);
 }
 
 // --- vertical -------------------------------------------------------------------------------------
@@ -182,27 +223,35 @@ inline void vertical_block64(const std::uint8_t* const* rows, std::int32_t pairs
 
 std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels) {
   if (channels == 1) return horizontal_table_bytes_avx2(ax, channels);
-  const std::int64_t nb = blocks_per_pixel(ax);
+  const std::int64_t nb = layout(ax).nb;
   return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
          static_cast<std::size_t>(padded_outputs(ax.out_size) / 2) * nb * 2 * sizeof(__m512i);
 }
 
 void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table) {
   if (channels == 1) return horizontal_table_fill_avx2(ax, channels, table);
-  const std::int32_t nb = blocks_per_pixel(ax);
-  const std::int32_t span = nb * kTapsPerBlock;  // taps each pixel reads
+  const Layout lay = layout(ax);
+  const std::int32_t nb = lay.nb;
+  const std::int32_t span = nb * kTapsPerBlock;  // taps each pixel (or pair) reads
   const std::int32_t padded = padded_outputs(ax.out_size);
   auto* head = static_cast<TableHeader*>(table);
   *head = TableHeader{};
   head->nb = nb;
+  head->shared = lay.shared ? 1 : 0;
   auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
   auto* blocks =
       reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
+  const auto real = [&](std::int32_t xp) { return xp < ax.out_size ? xp : ax.out_size - 1; };
   for (std::int32_t xp = 0; xp < padded; ++xp) {
-    const std::int32_t x = xp < ax.out_size ? xp : ax.out_size - 1;
+    const std::int32_t x = real(xp);
     const std::int32_t n = ax.count[x];
+    // The window read: the pixel's own, or its pair's union; moved left (zero leading taps)
+    // rather than read past the row end.
     std::int32_t first = ax.start[x];
-    // Move the window left (zero leading taps) rather than read past the row end.
+    if (lay.shared) {
+      const std::int32_t a = real(xp & ~1), b = real(xp | 1);
+      first = ax.start[a] < ax.start[b] ? ax.start[a] : ax.start[b];
+    }
     if (first + span > ax.in_size) first = ax.in_size - span > 0 ? ax.in_size - span : 0;
     const std::int32_t lead = ax.start[x] - first;
     offs[xp] = first * channels;
@@ -231,8 +280,8 @@ void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int3
                            const void* table) {
   if (channels == 1) return horizontal_row_avx2(src, dst, channels, ax, table);
   const TableView t = table_view(table, ax.out_size);
-  if (channels == 3) return horizontal_c34_dispatch<3, 1>(&src, &dst, ax.out_size, t.nb, t.offs, t.blocks);
-  horizontal_c34_dispatch<4, 1>(&src, &dst, ax.out_size, t.nb, t.offs, t.blocks);
+  if (channels == 3) return horizontal_c34_dispatch<3, 1>(&src, &dst, ax.out_size, t);
+  horizontal_c34_dispatch<4, 1>(&src, &dst, ax.out_size, t);
 }
 
 void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
@@ -241,8 +290,8 @@ void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1,
   const TableView t = table_view(table, ax.out_size);
   const std::uint8_t* src[2] = {src0, src1};
   std::uint8_t* dst[2] = {dst0, dst1};
-  if (channels == 3) return horizontal_c34_dispatch<3, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
-  horizontal_c34_dispatch<4, 2>(src, dst, ax.out_size, t.nb, t.offs, t.blocks);
+  if (channels == 3) return horizontal_c34_dispatch<3, 2>(src, dst, ax.out_size, t);
+  horizontal_c34_dispatch<4, 2>(src, dst, ax.out_size, t);
 }
 
 void vertical_row_avx512(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,

@@ -611,7 +611,8 @@ def test_cpp_huffman_decoder_matches_libjpeg(tmp_path: Path) -> None:
     """tests/cpp/test_jpeg_huff.cpp: mmcore's Huffman decoder (cpp/src/decode_jpeg_huff.cpp) gives
     libjpeg-turbo's coefficients, hence its pixels and warnings, at every scale, grey and RGB, on
     JPEGs made there (every subsampling, grey, qualities 20-100, optimised tables, restart
-    intervals, 10-bit magnitudes) and on the corpus's JPEGs when present; and decode_into gives the
+    intervals, 10-bit magnitudes; progressive with three scan scripts) and on the corpus's JPEGs
+    when present; and decode_into gives the
     same status, message and pixels with and without it on those files and on damaged copies."""
     folders = [str(CORPUS / sub) for sub in ("jpeg", "odd", "corrupt", "pdq_ref") if (CORPUS / sub).is_dir()]
     out = run_cpp_test(tmp_path, "test_jpeg_huff", *folders)

@@ -93,6 +93,7 @@ struct Monitor {
   bool eof = false;  ///< the buffer ran out (libjpeg then inserts a fake EOI and warns)
   // Progress monitor state.
   jpeg_progress_mgr progress;
+  const std::uint8_t* progressive_data_end = nullptr;  ///< set: install mmcore's progressive decoder
   int last_scan = 0;
   unsigned components_seen = 0;  ///< bit per component index that appeared in some scan
   DcGuard dc;
@@ -159,6 +160,10 @@ void on_output_message(j_common_ptr) {}
 void on_progress(j_common_ptr cinfo) {
   Monitor* m = monitor_of(cinfo);
   auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (m->progressive_data_end != nullptr) {  // first call, in jpeg_start_decompress: before any MCU
+    jpeg_phuff_install(d, m->progressive_data_end, on_huffman_bail);
+    m->progressive_data_end = nullptr;
+  }
   if (d->input_scan_number != m->last_scan) {
     m->last_scan = d->input_scan_number;
     for (int i = 0; i < d->comps_in_scan && i < MAX_COMPS_IN_SCAN; ++i) {
@@ -379,7 +384,10 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
   // full-resolution components), which the caller already accepted through max_pixels.
   c->mem->max_memory_to_use =
       kMemorySlack + 8L * static_cast<long>(c->image_width) * static_cast<long>(c->image_height);
+  if (!options.libjpeg_huffman && c->progressive_mode && !c->arith_code)
+    s->mon.progressive_data_end = s->data + s->size;
   jpeg_start_decompress(c);
+  s->mon.progressive_data_end = nullptr;
   if (jpeg_has_multiple_scans(c)) {
     // jpeg_start_decompress has read every scan into the coefficient buffer.
     if (const char* what = missing_scans(*s)) {

@@ -18,4 +18,11 @@ namespace mmcore::detail {
 /// stream again without it. Its state lives in the decompressor's image pool (client_data).
 bool jpeg_huff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_decompress_ptr));
 
+/// The same decoder for a progressive (multi-scan, Huffman) stream, whose scans libjpeg reads in
+/// jpeg_start_decompress: call it from the progress monitor the first time libjpeg calls that in
+/// jpeg_start_decompress (the entropy decoder exists and the first scan's start_pass has run; no
+/// MCU is decoded yet). It wraps libjpeg's start_pass so that every later scan is taken over too.
+/// Returns false (changing nothing) when the stream or the moment does not fit. Same `bail` contract.
+bool jpeg_phuff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_decompress_ptr));
+
 }  // namespace mmcore::detail

@@ -2,7 +2,9 @@
 //
 // 1. In isolation: every JPEG given (the corpus folders named on the command line) and a set made
 //    here with libjpeg (every chroma subsampling, grey, qualities 20-100, optimised Huffman tables,
-//    restart intervals of 1 and 7 MCUs and of one MCU row, noise that needs 10-bit magnitudes) is
+//    restart intervals of 1 and 7 MCUs and of one MCU row, noise that needs 10-bit magnitudes;
+//    progressive with three scan scripts: libjpeg's, spectral selection alone, and successive
+//    approximation in depth, with and without restart intervals) is
 //    decoded by libjpeg with its decoder and with mmcore's plugged in, at every scale, grey and RGB:
 //    the pixels and the warnings must be equal, and mmcore's decoder must not give up on any of them.
 // 2. Through mmcore::decode_into: the same files and thousands of damaged copies (bit flips,
@@ -65,9 +67,25 @@ struct Plain {
   Bytes pixels;
 };
 
+// Installs the progressive decoder at libjpeg's first progress call in jpeg_start_decompress.
+struct ProgressHook {
+  jpeg_progress_mgr pub;  // first member
+  const std::uint8_t* data_end = nullptr;
+  bool called = false;
+  bool installed = false;
+};
+
+void on_progress(j_common_ptr c) {
+  auto* h = reinterpret_cast<ProgressHook*>(c->progress);
+  if (h->called) return;
+  h->called = true;
+  h->installed =
+      mmcore::detail::jpeg_phuff_install(reinterpret_cast<j_decompress_ptr>(c), h->data_end, on_bail);
+}
+
 // The longjmp target: nothing with a destructor lives in this frame.
-bool plain_session(jpeg_decompress_struct* c, Err* e, const Bytes& data, int denom, bool grey, bool fast,
-                   bool mmcore_huffman, Plain* out, bool* installed) {
+bool plain_session(jpeg_decompress_struct* c, Err* e, ProgressHook* hook, const Bytes& data, int denom,
+                   bool grey, bool fast, bool mmcore_huffman, Plain* out, bool* installed) {
   if (setjmp(e->jump) != 0) return false;
   jpeg_mem_src(c, data.data(), static_cast<unsigned long>(data.size()));
   jpeg_read_header(c, TRUE);
@@ -83,8 +101,17 @@ bool plain_session(jpeg_decompress_struct* c, Err* e, const Bytes& data, int den
   c->scale_denom = static_cast<unsigned>(denom);
   c->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
   c->do_fancy_upsampling = fast ? FALSE : TRUE;
+  if (mmcore_huffman && c->progressive_mode) {
+    hook->pub.progress_monitor = on_progress;
+    hook->data_end = data.data() + data.size();
+    c->progress = &hook->pub;
+  }
   jpeg_start_decompress(c);
-  if (mmcore_huffman) *installed = mmcore::detail::jpeg_huff_install(c, data.data() + data.size(), on_bail);
+  if (mmcore_huffman) {
+    *installed = c->progressive_mode
+                     ? hook->installed
+                     : mmcore::detail::jpeg_huff_install(c, data.data() + data.size(), on_bail);
+  }
   const std::size_t stride = static_cast<std::size_t>(c->output_width) * c->output_components;
   out->pixels.assign(stride * c->output_height, 0);
   while (c->output_scanline < c->output_height) {
@@ -104,7 +131,9 @@ Plain plain_decode(const Bytes& data, int denom, bool grey, bool fast, bool mmco
   jpeg_create_decompress(&c);
   Plain out;
   bool installed = false;
-  const bool ok = plain_session(&c, &e, data, denom, grey, fast, mmcore_huffman, &out, &installed);
+  ProgressHook hook;
+  const bool ok = plain_session(&c, &e, &hook, data, denom, grey, fast, mmcore_huffman, &out, &installed);
+  if (!ok && e.bailed) installed = true;
   jpeg_destroy_decompress(&c);
   out.rc = !ok ? (e.bailed ? 2 : 1) : (mmcore_huffman && !installed ? 3 : 0);
   out.warnings = e.warnings;
@@ -119,8 +148,52 @@ struct Made {
   bool damaged = false;  ///< from a folder of damaged files: libjpeg may read it silently wrong
 };
 
+// Progressive scan scripts besides libjpeg's jpeg_simple_progression (script 1): 2 spectral
+// selection alone (DC interleaved, then AC bands per component, no successive approximation);
+// 3 successive approximation in depth (DC per component at Al 2, refined twice interleaved, AC
+// first at Al 3 / 2, then refined one bit at a time).
+std::vector<jpeg_scan_info> scan_script(int script, int comps) {
+  std::vector<jpeg_scan_info> out;
+  const auto add = [&out](std::initializer_list<int> cs, int ss, int se, int ah, int al) {
+    jpeg_scan_info si{};
+    si.comps_in_scan = static_cast<int>(cs.size());
+    int i = 0;
+    for (int c : cs) si.component_index[i++] = c;
+    si.Ss = ss;
+    si.Se = se;
+    si.Ah = ah;
+    si.Al = al;
+    out.push_back(si);
+  };
+  if (script == 2) {
+    if (comps == 3) {
+      add({0, 1, 2}, 0, 0, 0, 0);
+    } else {
+      add({0}, 0, 0, 0, 0);
+    }
+    for (int c = 0; c < comps; ++c) {
+      add({c}, 1, 5, 0, 0);
+      add({c}, 6, 63, 0, 0);
+    }
+  } else {
+    for (int c = 0; c < comps; ++c) add({c}, 0, 0, 0, 2);
+    for (int c = 0; c < comps; ++c) add({c}, 1, 63, 0, c == 0 ? 3 : 2);
+    if (comps == 3) {
+      add({0, 1, 2}, 0, 0, 2, 1);
+      add({0, 1, 2}, 0, 0, 1, 0);
+    } else {
+      add({0}, 0, 0, 2, 1);
+      add({0}, 0, 0, 1, 0);
+    }
+    for (int c = 0; c < comps; ++c) {
+      for (int ah = c == 0 ? 3 : 2; ah > 0; --ah) add({c}, 1, 63, ah, ah - 1);
+    }
+  }
+  return out;
+}
+
 Bytes encode(const Bytes& rgb, int w, int h, int comps, int hs, int vs, int quality, bool optimize,
-             int restart_mcus, int restart_rows) {
+             int restart_mcus, int restart_rows, int progression = 0) {
   jpeg_compress_struct c;
   jpeg_error_mgr err;
   c.err = jpeg_std_error(&err);
@@ -141,6 +214,13 @@ Bytes encode(const Bytes& rgb, int w, int h, int comps, int hs, int vs, int qual
   c.optimize_coding = optimize ? TRUE : FALSE;
   c.restart_interval = static_cast<unsigned>(restart_mcus);
   c.restart_in_rows = restart_rows;
+  std::vector<jpeg_scan_info> script;
+  if (progression == 1) jpeg_simple_progression(&c);
+  if (progression > 1) {
+    script = scan_script(progression, comps);
+    c.scan_info = script.data();
+    c.num_scans = static_cast<int>(script.size());
+  }
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
     JSAMPROW row = const_cast<JSAMPROW>(rgb.data() + static_cast<std::size_t>(c.next_scanline) * w * comps);
@@ -190,6 +270,23 @@ std::vector<Made> made_jpegs() {
                                std::to_string(noise) + " q" + std::to_string(quality) + " rst" +
                                std::to_string(restart),
                            encode(grey, w, h, 1, 1, 1, quality, optimize, mcus, rows)});
+          }
+        }
+        // Progressive (libjpeg optimises its tables): three scan scripts, with and without restarts.
+        for (int script = 1; script <= 3; ++script) {
+          for (int restart : {0, 1, -1}) {
+            const int mcus = restart > 0 ? restart : 0, rows = restart < 0 ? 1 : 0;
+            const std::string tag = " noise " + std::to_string(noise) + " q" + std::to_string(quality) +
+                                    " progressive " + std::to_string(script) + " rst" +
+                                    std::to_string(restart);
+            for (int si : {0, 2}) {
+              const int* s = sampling[si];
+              out.push_back({"made " + std::to_string(w) + "x" + std::to_string(h) + tag + " " +
+                                 std::to_string(s[0]) + "x" + std::to_string(s[1]),
+                             encode(rgb, w, h, 3, s[0], s[1], quality, true, mcus, rows, script)});
+            }
+            out.push_back({"made grey " + std::to_string(w) + "x" + std::to_string(h) + tag,
+                           encode(grey, w, h, 1, 1, 1, quality, true, mcus, rows, script)});
           }
         }
       }
@@ -316,7 +413,7 @@ int main(int argc, char** argv) {
       const Plain ref = plain_decode(m.data, cfg[0], cfg[1] != 0, cfg[2] != 0, false);
       const Plain ours = plain_decode(m.data, cfg[0], cfg[1] != 0, cfg[2] != 0, true);
       ++compared;
-      if (ours.rc == 3) continue;  // progressive, multi-scan, arithmetic: libjpeg's decoder ran
+      if (ours.rc == 3) continue;  // multi-scan sequential, arithmetic: libjpeg's decoder ran
       ++installed;
       const std::string what = m.name + " 1/" + std::to_string(cfg[0]) + (cfg[1] ? " grey" : " rgb");
       // mmcore's decoder gives up on damage that libjpeg reads without a warning (e.g. a zero

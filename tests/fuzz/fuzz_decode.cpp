@@ -15,7 +15,9 @@
 //   - an OK header whose output geometry is empty or negative;
 //   - bytes written outside the caller's view: the output rows are padded and the buffer has a tail,
 //     both filled with a canary and checked after the decode. The Debian codec libraries are not
-//     instrumented, so this is what catches a library writing past the rows mmcore hands it.
+//     instrumented, so this is what catches a library writing past the rows mmcore hands it;
+//   - a JPEG whose decode with mmcore's Huffman decoder (baseline and progressive) differs from the
+//     decode with libjpeg's (DecodeOptions::libjpeg_huffman) in status, message or pixels.
 // The pixel limit is lowered to 2^24 px (64 MB of RGBA output) so that legal-but-huge headers stay
 // under -rss_limit_mb; refusing them before any allocation is itself part of what is tested.
 #include <cstddef>
@@ -64,6 +66,30 @@ void guarded(std::int32_t w, std::int32_t h, std::int32_t c, std::int32_t pad, F
   delete[] buf;
 }
 
+// decode_into with mmcore's Huffman decoder and with libjpeg's: the same status, message and pixels.
+void jpeg_differential(const std::uint8_t* data, std::size_t size, const mmcore::DecodeOptions& o,
+                       const mmcore::ImageInfo& info) {
+  const std::size_t bytes = static_cast<std::size_t>(info.out_width) * info.out_height * info.out_channels;
+  auto* a = new (std::nothrow) std::uint8_t[bytes];
+  auto* b = new (std::nothrow) std::uint8_t[bytes];
+  if (a != nullptr && b != nullptr) {
+    const std::int64_t stride = static_cast<std::int64_t>(info.out_width) * info.out_channels;
+    mmcore::DecodeOptions ref = o;
+    ref.libjpeg_huffman = true;
+    mmcore::ErrorText ea, eb;
+    const mmcore::Status sa = mmcore::decode_into(
+        data, size, o, info, mmcore::ImageView{a, info.out_width, info.out_height, info.out_channels, stride},
+        &ea);
+    const mmcore::Status sb = mmcore::decode_into(
+        data, size, ref, info,
+        mmcore::ImageView{b, info.out_width, info.out_height, info.out_channels, stride}, &eb);
+    if (sa != sb || std::strcmp(ea.text, eb.text) != 0) __builtin_trap();
+    if (mmcore::status_ok(sa) && std::memcmp(a, b, bytes) != 0) __builtin_trap();
+  }
+  delete[] a;
+  delete[] b;
+}
+
 void fuzz_decode(const std::uint8_t* data, std::size_t size, const mmcore::DecodeOptions& o,
                  std::int32_t pad) {
   mmcore::ImageInfo info;
@@ -78,6 +104,7 @@ void fuzz_decode(const std::uint8_t* data, std::size_t size, const mmcore::Decod
     mmcore::ErrorText e2;
     check_status(mmcore::decode_into(data, size, o, info, out, &e2), e2);
   });
+  if (mmcore::detect_format(data, size) == mmcore::ImageFormat::kJpeg) jpeg_differential(data, size, o, info);
 }
 
 void fuzz_thumbnail(const std::uint8_t* data, std::size_t size, const mmcore::DecodeOptions& d,

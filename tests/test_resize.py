@@ -216,13 +216,14 @@ def test_simd_identical_to_ref(name: str, channels: int, rng: np.random.Generato
 
 @pytest.mark.skipif(not SIMD, reason="this CPU (or build) has no SIMD variant")
 def test_simd_identical_to_ref_wide_rows(rng: np.random.Generator) -> None:
-    """Rows long enough for the vector main loops, odd widths for their tails, big windows (a 70x
-    downscale has more taps than the avx512 vertical kernel keeps on its stack)."""
+    """Rows long enough for the vector main loops, odd widths for their tails, big windows (137 taps
+    at 22.5x; a 70x downscale has more taps than the avx512 vertical kernel keeps on its stack)."""
     shapes = (
         ((517, 203), (97, 41)),
         ((301, 77), (1003, 150)),
         ((2001, 31), (57, 30)),
         ((500, 375), (341, 256)),
+        ((900, 900), (40, 40)),
         ((1400, 1400), (20, 20)),
     )
     for channels in (1, 3, 4):

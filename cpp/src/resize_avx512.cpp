@@ -187,9 +187,9 @@ void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const
 
 // --- vertical -------------------------------------------------------------------------------------
 
-/// Taps up to which the pair coefficients live on the stack; longer filters (downscales past ~10x
-/// with lanczos3) run the AVX2 kernel.
-constexpr std::int32_t kMaxTaps = 64;
+/// Taps up to which the pair coefficients live on the stack (3 kB); longer filters (downscales
+/// past ~40x with lanczos3) run the AVX2 kernel.
+constexpr std::int32_t kMaxTaps = 256;
 
 /// 64 output bytes from `i` (only the bytes in `m` are loaded and stored), two taps per step: rows
 /// t and t+1 interleaved byte by byte, then widened to int16 pairs (a, b) per int32 lane; the

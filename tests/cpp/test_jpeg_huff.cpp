@@ -1,4 +1,5 @@
-// C++ test of mmcore's Huffman decoder (cpp/src/decode_jpeg_huff.cpp) against libjpeg-turbo's own.
+// C++ test of mmcore's Huffman decoder (cpp/src/decode_jpeg_huff_impl.h, compiled as a baseline and
+// an avx2 copy: both are run here) against libjpeg-turbo's own.
 //
 // 1. In isolation: every JPEG given (the corpus folders named on the command line) and a set made
 //    here with libjpeg (every chroma subsampling, grey, qualities 20-100, optimised Huffman tables,
@@ -70,6 +71,7 @@ struct Plain {
 // Installs the progressive decoder at libjpeg's first progress call in jpeg_start_decompress.
 struct ProgressHook {
   jpeg_progress_mgr pub;  // first member
+  mmcore::detail::HuffVariant variant = mmcore::detail::HuffVariant::kAuto;
   const std::uint8_t* data_end = nullptr;
   bool called = false;
   bool installed = false;
@@ -79,8 +81,8 @@ void on_progress(j_common_ptr c) {
   auto* h = reinterpret_cast<ProgressHook*>(c->progress);
   if (h->called) return;
   h->called = true;
-  h->installed =
-      mmcore::detail::jpeg_phuff_install(reinterpret_cast<j_decompress_ptr>(c), h->data_end, on_bail);
+  h->installed = mmcore::detail::jpeg_phuff_install(reinterpret_cast<j_decompress_ptr>(c), h->data_end,
+                                                    on_bail, h->variant);
 }
 
 // The longjmp target: nothing with a destructor lives in this frame.
@@ -108,9 +110,9 @@ bool plain_session(jpeg_decompress_struct* c, Err* e, ProgressHook* hook, const 
   }
   jpeg_start_decompress(c);
   if (mmcore_huffman) {
-    *installed = c->progressive_mode
-                     ? hook->installed
-                     : mmcore::detail::jpeg_huff_install(c, data.data() + data.size(), on_bail);
+    *installed = c->progressive_mode ? hook->installed
+                                     : mmcore::detail::jpeg_huff_install(c, data.data() + data.size(),
+                                                                         on_bail, hook->variant);
   }
   const std::size_t stride = static_cast<std::size_t>(c->output_width) * c->output_components;
   out->pixels.assign(stride * c->output_height, 0);
@@ -122,7 +124,8 @@ bool plain_session(jpeg_decompress_struct* c, Err* e, ProgressHook* hook, const 
   return true;
 }
 
-Plain plain_decode(const Bytes& data, int denom, bool grey, bool fast, bool mmcore_huffman) {
+Plain plain_decode(const Bytes& data, int denom, bool grey, bool fast, bool mmcore_huffman,
+                   mmcore::detail::HuffVariant variant = mmcore::detail::HuffVariant::kAuto) {
   jpeg_decompress_struct c;
   Err e;
   c.err = jpeg_std_error(&e.pub);
@@ -132,6 +135,7 @@ Plain plain_decode(const Bytes& data, int denom, bool grey, bool fast, bool mmco
   Plain out;
   bool installed = false;
   ProgressHook hook;
+  hook.variant = variant;
   const bool ok = plain_session(&c, &e, &hook, data, denom, grey, fast, mmcore_huffman, &out, &installed);
   if (!ok && e.bailed) installed = true;
   jpeg_destroy_decompress(&c);
@@ -406,33 +410,46 @@ int main(int argc, char** argv) {
   std::printf("%zu JPEGs (%zu made here)\n", files.size(), n_made);
 
   // 1. libjpeg with and without mmcore's decoder.
-  const int plain_configs[][3] = {{1, 0, 0}, {1, 1, 0}, {2, 1, 1}, {4, 0, 0}, {8, 1, 1}, {8, 0, 0}};
-  long installed = 0, compared = 0;
+  // The decoder is compiled twice (baseline x86-64 and avx2 flags): the default copy runs every
+  // config, the baseline copy (where the default is the avx2 one) two of them.
+  using mmcore::detail::HuffVariant;
+  const bool two_copies = mmcore::detail::jpeg_huff_avx2_available();
+  const int plain_configs[][4] = {{1, 0, 0, 1}, {1, 1, 0, 0}, {2, 1, 1, 0},
+                                  {4, 0, 0, 0}, {8, 1, 1, 1}, {8, 0, 0, 0}};
+  long installed = 0, compared = 0, baseline_copy = 0;
   for (const Made& m : files) {
     for (const auto& cfg : plain_configs) {
       const Plain ref = plain_decode(m.data, cfg[0], cfg[1] != 0, cfg[2] != 0, false);
-      const Plain ours = plain_decode(m.data, cfg[0], cfg[1] != 0, cfg[2] != 0, true);
-      ++compared;
-      if (ours.rc == 3) continue;  // multi-scan sequential, arithmetic: libjpeg's decoder ran
-      ++installed;
-      const std::string what = m.name + " 1/" + std::to_string(cfg[0]) + (cfg[1] ? " grey" : " rgb");
-      // mmcore's decoder gives up on damage that libjpeg reads without a warning (e.g. a zero
-      // run past the 64th coefficient, which libjpeg writes to the last one): only on streams
-      // from a folder of damaged files.
-      const bool clean = ref.rc == 0 && ref.warnings == 0 && !m.damaged;
-      if (ours.rc == 2) {
-        if (clean) fail(what + ": mmcore's decoder gave up on a clean stream");
-        continue;
-      }
-      if (ours.rc != ref.rc || ours.warnings != ref.warnings || (ref.rc == 0 && ours.pixels != ref.pixels)) {
-        fail(what + ": rc " + std::to_string(ours.rc) + " / " + std::to_string(ref.rc) + ", warnings " +
-             std::to_string(ours.warnings) + " / " + std::to_string(ref.warnings) +
-             (ours.pixels != ref.pixels ? ", pixels differ" : ""));
+      for (HuffVariant v : {HuffVariant::kAuto, HuffVariant::kBase}) {
+        if (v == HuffVariant::kBase && (!two_copies || cfg[3] == 0)) continue;
+        if (v == HuffVariant::kBase) ++baseline_copy;
+        const Plain ours = plain_decode(m.data, cfg[0], cfg[1] != 0, cfg[2] != 0, true, v);
+        ++compared;
+        if (ours.rc == 3) continue;  // multi-scan sequential, arithmetic: libjpeg's decoder ran
+        ++installed;
+        const std::string what = m.name + " 1/" + std::to_string(cfg[0]) + (cfg[1] ? " grey" : " rgb") +
+                                 (v == HuffVariant::kBase ? " (baseline copy)" : "");
+        // mmcore's decoder gives up on damage that libjpeg reads without a warning (e.g. a zero
+        // run past the 64th coefficient, which libjpeg writes to the last one): only on streams
+        // from a folder of damaged files.
+        const bool clean = ref.rc == 0 && ref.warnings == 0 && !m.damaged;
+        if (ours.rc == 2) {
+          if (clean) fail(what + ": mmcore's decoder gave up on a clean stream");
+          continue;
+        }
+        if (ours.rc != ref.rc || ours.warnings != ref.warnings ||
+            (ref.rc == 0 && ours.pixels != ref.pixels)) {
+          fail(what + ": rc " + std::to_string(ours.rc) + " / " + std::to_string(ref.rc) + ", warnings " +
+               std::to_string(ours.warnings) + " / " + std::to_string(ref.warnings) +
+               (ours.pixels != ref.pixels ? ", pixels differ" : ""));
+        }
       }
     }
   }
-  std::printf("libjpeg with / without mmcore's decoder: %ld decodes, %ld with it installed\n", compared,
-              installed);
+  std::printf(
+      "libjpeg with / without mmcore's decoder: %ld decodes, %ld with it installed (%ld by its baseline "
+      "copy)\n",
+      compared, installed, baseline_copy);
   if (installed < compared / 2) fail("mmcore's decoder was installed for under half of the decodes");
 
   // 2. mmcore::decode_into, as is and damaged.

@@ -608,8 +608,9 @@ def test_corpus_arithmetic_and_unsupported() -> None:
 
 
 def test_cpp_huffman_decoder_matches_libjpeg(tmp_path: Path) -> None:
-    """tests/cpp/test_jpeg_huff.cpp: mmcore's Huffman decoder (cpp/src/decode_jpeg_huff.cpp) gives
-    libjpeg-turbo's coefficients, hence its pixels and warnings, at every scale, grey and RGB, on
+    """tests/cpp/test_jpeg_huff.cpp: mmcore's Huffman decoder (cpp/src/decode_jpeg_huff_impl.h, both
+    compiled copies) gives libjpeg-turbo's coefficients, hence its pixels and warnings, at every
+    scale, grey and RGB, on
     JPEGs made there (every subsampling, grey, qualities 20-100, optimised tables, restart
     intervals, 10-bit magnitudes; progressive with three scan scripts) and on the corpus's JPEGs
     when present; and decode_into gives the

@@ -52,7 +52,7 @@ struct DecodeOptions {
   /// converted row by row) instead of the luma as coded. Other formats' kGray is Pillow's already.
   bool pillow_gray = false;
   /// JPEG: decode the entropy-coded data with libjpeg-turbo's own Huffman decoder instead of
-  /// mmcore's (decode_jpeg_huff.cpp). Same pixels, statuses and messages; the tests' reference.
+  /// mmcore's (decode_jpeg_huff_impl.h). Same pixels, statuses and messages; the tests' reference.
   bool libjpeg_huffman = false;
 };
 

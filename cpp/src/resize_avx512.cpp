@@ -110,7 +110,10 @@ template <int C, int NB, int R, bool SHARED>
 inline void pair_dot(const std::uint8_t* const* src, std::int32_t off_a, std::int32_t off_b,
                      const __m512i* kb, std::int32_t nb_rt, __m512i shuf, __m512i* acc_h, __m512i* acc_l) {
   const std::int32_t nb = NB ? NB : nb_rt;
-  for (int r = 0; r < R; ++r) acc_h[r] = _mm512_setzero_si512(), acc_l[r] = _mm512_setzero_si512();
+  // The rounding term rides in lanes 0 and 2 (each pixel's first half): the halves are added
+  // later, so it counts once per pixel.
+  const __m512i round = _mm512_maskz_set1_epi32(0x0F0F, kRoundHalf);
+  for (int r = 0; r < R; ++r) acc_h[r] = _mm512_setzero_si512(), acc_l[r] = round;
   for (std::int32_t b = 0; b < nb; ++b) {
     const __m512i kh = _mm512_load_si512(kb + 2 * b), kl = _mm512_load_si512(kb + 2 * b + 1);
     for (int r = 0; r < R; ++r) {
@@ -141,9 +144,12 @@ void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, st
                                                   0x80098006, 0x800A8007, 0x800B8008, -1,  //
                                                   0x80038000, 0x80048001, 0x80058002, -1,  //
                                                   0x80098006, 0x800A8007, 0x800B8008, -1);
-  const __m512i round = _mm512_set1_epi32(kRoundHalf);
-  // Drops the zero 4th channel: 4 RGB0 pixels -> 12 RGB bytes.
+  // Drops the zero 4th channel: 4 RGB0 pixels -> 12 RGB bytes (per 128-bit lane).
   const __m128i pack3 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+  const __m256i pack3x2 = _mm256_broadcastsi128_si256(pack3);
+  // After packs / packus, 128-bit lane l holds pixel x+l of row 0 in dword 0 and of row 1 in
+  // dword 1: this gathers row 0's four pixels into dwords 0-3 and row 1's into 4-7.
+  const __m512i rows_apart = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
   const std::int64_t pair_stride = 2 * static_cast<std::int64_t>(nb);  // zmm per pair
   for (std::int32_t x = 0; x < out; x += 4) {
     __m512i h0[R], l0[R], h1[R], l1[R];
@@ -152,16 +158,28 @@ void horizontal_c34(const std::uint8_t* const* src, std::uint8_t* const* dst, st
                                h1, l1);
     const std::int32_t n = out - x < 4 ? out - x : 4;
     const __mmask16 keep = static_cast<__mmask16>((1u << (n * C)) - 1);
+    __m512i s[R];
     for (int r = 0; r < R; ++r) {
       const __m512i z0 = _mm512_add_epi32(_mm512_slli_epi32(h0[r], kSplit), l0[r]);
       const __m512i z1 = _mm512_add_epi32(_mm512_slli_epi32(h1[r], kSplit), l1[r]);
       // Lanes (0, 2) and (1, 3) of each pair hold the two halves of each pixel's taps: adding
       // them gives pixels x .. x+3, channel by channel, in order.
-      __m512i s = _mm512_add_epi32(_mm512_shuffle_i32x4(z0, z1, 0x88), _mm512_shuffle_i32x4(z0, z1, 0xDD));
-      s = _mm512_srai_epi32(_mm512_add_epi32(s, round), kPrecisionBits);
-      __m128i px = _mm512_cvtusepi32_epi8(_mm512_max_epi32(s, _mm512_setzero_si512()));
+      s[r] = _mm512_srai_epi32(
+          _mm512_add_epi32(_mm512_shuffle_i32x4(z0, z1, 0x88), _mm512_shuffle_i32x4(z0, z1, 0xDD)),
+          kPrecisionBits);
+    }
+    const std::int64_t at = static_cast<std::int64_t>(x) * C;
+    if constexpr (R == 2) {
+      // Both rows at once: packs / packus saturate to 0..255 (clip8).
+      const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(s[0], s[1]), _mm512_setzero_si512());
+      __m256i px = _mm512_castsi512_si256(_mm512_permutexvar_epi32(rows_apart, b));
+      if (C == 3) px = _mm256_shuffle_epi8(px, pack3x2);
+      _mm_mask_storeu_epi8(dst[0] + at, keep, _mm256_castsi256_si128(px));
+      _mm_mask_storeu_epi8(dst[1] + at, keep, _mm256_extracti128_si256(px, 1));
+    } else {
+      __m128i px = _mm512_cvtusepi32_epi8(_mm512_max_epi32(s[0], _mm512_setzero_si512()));
       if (C == 3) px = _mm_shuffle_epi8(px, pack3);
-      _mm_mask_storeu_epi8(dst[r] + static_cast<std::int64_t>(x) * C, keep, px);
+      _mm_mask_storeu_epi8(dst[0] + at, keep, px);
     }
   }
 }

@@ -23,6 +23,7 @@ bool jpeg_huff_avx2_available() {
 #endif
 }
 
+#ifdef MMCORE_HAVE_AVX2
 namespace {
 
 // kAuto follows the active backend (MMCORE_FORCE_BACKEND=ref runs the baseline copy).
@@ -32,14 +33,14 @@ bool use_avx2(HuffVariant v) {
 }
 
 }  // namespace
+#endif
 
 bool jpeg_huff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_decompress_ptr),
                        HuffVariant v) {
 #ifdef MMCORE_HAVE_AVX2
   if (use_avx2(v)) return huff_avx2::install(c, data_end, bail);
-#else
-  (void)use_avx2;
 #endif
+  (void)v;
   return huff_base::install(c, data_end, bail);
 }
 
@@ -48,6 +49,7 @@ bool jpeg_phuff_install(j_decompress_ptr c, const std::uint8_t* data_end, void (
 #ifdef MMCORE_HAVE_AVX2
   if (use_avx2(v)) return huff_avx2::install_progressive(c, data_end, bail);
 #endif
+  (void)v;
   return huff_base::install_progressive(c, data_end, bail);
 }
 

@@ -238,27 +238,33 @@ void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
   return t.huffval[(static_cast<std::int32_t>(code) + t.valoffset[len]) & 0xFF];
 }
 
+// A symbol whose magnitude bits did not fit the look-up (kind kSymbol: code consumed here) or whose
+// code is longer than kBits (kLong): run << 4 | size, magnitude bits still unread.
+[[gnu::always_inline]] inline int slow_symbol(j_decompress_ptr c, Reader& r, const Table& t, std::int32_t e) {
+  if (((e >> 10) & 3) == kSymbol) {
+    skip(r, e & 63);
+    return (((e >> 6) & 15) << 4) | ((e >> 12) & 15);
+  }
+  return decode_long(c, r, t);
+}
+
+// A DC difference (F.2.2.1), with at least 32 bits in the reader.
+[[gnu::always_inline]] inline int dc_diff(j_decompress_ptr c, Reader& r, const Table& dct) {
+  const std::int32_t e = dct.fast[r.buf >> (64 - kBits)];
+  if (((e >> 10) & 3) == kFull) {
+    skip(r, e & 63);
+    return e >> 16;
+  }
+  const int size = slow_symbol(c, r, dct, e) & 15;
+  return extend(take(r, size), size);
+}
+
 // One block: DC difference, then the AC coefficients (stored when `block` is given).
 [[gnu::always_inline]] inline void decode_block(j_decompress_ptr c, State* s, Reader& r, int blkn,
                                                 JCOEF* block) {
   const std::uint8_t* end = s->end;
   if (r.n < 32) refill(r, end);
-  const Table& dct = *s->blk_dc[blkn];
-  int diff;
-  const std::int32_t e = dct.fast[r.buf >> (64 - kBits)];
-  if (((e >> 10) & 3) == kFull) {
-    skip(r, e & 63);
-    diff = e >> 16;
-  } else {
-    int size;
-    if (((e >> 10) & 3) == kSymbol) {
-      skip(r, e & 63);
-      size = (e >> 12) & 15;
-    } else {
-      size = decode_long(c, r, dct) & 15;
-    }
-    diff = extend(take(r, size), size);
-  }
+  const int diff = dc_diff(c, r, *s->blk_dc[blkn]);
   if (s->dc_needed[blkn]) {
     const int ci = s->blk_comp[blkn];
     const int v = static_cast<int>(static_cast<unsigned>(s->last_dc[ci]) + static_cast<unsigned>(diff));
@@ -280,13 +286,7 @@ void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
       skip(r, a & 63);
       break;
     } else {
-      int sym;
-      if (kind == kSymbol) {
-        skip(r, a & 63);
-        sym = (((a >> 6) & 15) << 4) | ((a >> 12) & 15);
-      } else {
-        sym = decode_long(c, r, act);
-      }
+      const int sym = slow_symbol(c, r, act, a);
       const int run = sym >> 4, size = sym & 15;
       if (size == 0 && run != 15) break;  // libjpeg reads any size-0 symbol but ZRL as end of block
       k += run;
@@ -377,13 +377,7 @@ struct Symbol {
     skip(r, a & 63);
     return {(a >> 6) & 15, 0, 0};
   }
-  int sym;
-  if (kind == kSymbol) {
-    skip(r, a & 63);
-    sym = (((a >> 6) & 15) << 4) | ((a >> 12) & 15);
-  } else {
-    sym = decode_long(c, r, t);
-  }
+  const int sym = slow_symbol(c, r, t, a);
   const int size = sym & 15;
   return {sym >> 4, size, size != 0 ? extend(take(r, size), size) : 0};
 }
@@ -401,22 +395,7 @@ inline JCOEF shifted(int v, int al) {
 [[gnu::always_inline]] inline void dc_first(j_decompress_ptr c, State* s, Reader& r, JBLOCKROW* mcu) {
   for (int b = 0; b < c->blocks_in_MCU; ++b) {
     if (r.n < 32) refill(r, s->end);
-    const Table& dct = *s->blk_dc[b];
-    const std::int32_t e = dct.fast[r.buf >> (64 - kBits)];
-    int diff;
-    if (((e >> 10) & 3) == kFull) {
-      skip(r, e & 63);
-      diff = e >> 16;
-    } else {
-      int size;
-      if (((e >> 10) & 3) == kSymbol) {
-        skip(r, e & 63);
-        size = (e >> 12) & 15;
-      } else {
-        size = decode_long(c, r, dct) & 15;
-      }
-      diff = extend(take(r, size), size);
-    }
+    const int diff = dc_diff(c, r, *s->blk_dc[b]);
     const int ci = s->blk_comp[b];
     const long long v = static_cast<long long>(s->last_dc[ci]) + diff;
     if (v > INT_MAX || v < INT_MIN) give_up(c);  // libjpeg stops with JERR_BAD_DCT_COEF
@@ -616,10 +595,14 @@ void start_scan(j_decompress_ptr c, State* s) {
   s->se = c->Se;
   s->al = c->Al;
   s->eobrun = 0;
+  bool built[NUM_HUFF_TBLS] = {};  // components of a DC scan may share a table
   for (int ci = 0; ci < c->comps_in_scan; ++ci) {
     const jpeg_component_info* comp = c->cur_comp_info[ci];
     if (s->scan_kind == kDcFirst) {
-      scan_table(c, &s->dc[comp->dc_tbl_no], c->dc_huff_tbl_ptrs[comp->dc_tbl_no], true);
+      if (!built[comp->dc_tbl_no]) {
+        scan_table(c, &s->dc[comp->dc_tbl_no], c->dc_huff_tbl_ptrs[comp->dc_tbl_no], true);
+        built[comp->dc_tbl_no] = true;
+      }
     } else if (!dc) {
       s->scan_ac = scan_table(c, &s->ac[comp->ac_tbl_no], c->ac_huff_tbl_ptrs[comp->ac_tbl_no], false);
     }

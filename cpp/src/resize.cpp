@@ -151,11 +151,6 @@ bool lanczos_taps_fast(int xmin, int n, double center, double ss, double* w, std
 }  // namespace
 
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t, std::int32_t first,
-                  std::int32_t count) {
-  compute_axis(in_size, out_size, f, t, first, count, TapMath::kFast);
-}
-
-void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t, std::int32_t first,
                   std::int32_t count, TapMath math) {
   const FilterDef fd = filter_def(f);
   // Pillow's box is float32 (0, 0, w, h): in1 - in0 is the float in_size, exact below 2^24.

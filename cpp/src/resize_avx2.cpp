@@ -15,15 +15,6 @@ namespace mmcore::resize_detail {
 
 namespace {
 
-constexpr int kSplit = 15;
-
-inline std::int16_t coeff_hi(std::int32_t k) {
-  return static_cast<std::int16_t>(k >> kSplit);
-}
-inline std::int16_t coeff_lo(std::int32_t k) {
-  return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
-}
-
 // Horizontal table: every output pixel of the row gets the same number of blocks `nb` (from the
 // widest window), so the tap loop has a fixed trip count (fully unrolled for small nb). A
 // pixel's window is moved left where it would run past the row end (leading zero taps); what
@@ -42,10 +33,8 @@ inline std::int32_t taps_per_block(std::int32_t channels) {
 }
 
 std::int32_t blocks_per_pixel(const Axis& ax, std::int32_t channels) {
-  std::int32_t widest = 1;
-  for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
   const std::int32_t per = taps_per_block(channels);
-  return (widest + per - 1) / per;
+  return (widest_window(ax) + per - 1) / per;
 }
 
 inline std::int64_t offsets_bytes(std::int32_t out) {
@@ -268,7 +257,7 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
     const std::int32_t n = ax.count[x];
     std::int32_t first = ax.start[x];
     // Move the window left (zero leading taps) rather than read past the row end.
-    if (first + span > ax.in_size) first = ax.in_size - span > 0 ? ax.in_size - span : 0;
+    first = window_first(first, span, ax.in_size);
     const std::int32_t lead = ax.start[x] - first;
     offs[x] = first * channels;
     const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;

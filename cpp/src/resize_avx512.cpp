@@ -20,15 +20,6 @@ namespace mmcore::resize_detail {
 
 namespace {
 
-constexpr int kSplit = 15;
-
-inline std::int16_t coeff_hi(std::int32_t k) {
-  return static_cast<std::int16_t>(k >> kSplit);
-}
-inline std::int16_t coeff_lo(std::int32_t k) {
-  return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
-}
-
 // --- horizontal, 3 or 4 channels --------------------------------------------------------------
 //
 // Table: Header, int32 byte offset per output pixel, then per pair of output pixels (2g, 2g + 1)
@@ -51,9 +42,7 @@ struct TableHeader {
 constexpr std::int32_t kTapsPerBlock = 4;
 
 std::int32_t blocks_per_pixel(const Axis& ax) {
-  std::int32_t widest = 1;
-  for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
-  return (widest + kTapsPerBlock - 1) / kTapsPerBlock;
+  return (widest_window(ax) + kTapsPerBlock - 1) / kTapsPerBlock;
 }
 
 /// Blocks when the two pixels of each pair share one window (the union of theirs).
@@ -270,7 +259,7 @@ void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* t
       const std::int32_t a = real(xp & ~1), b = real(xp | 1);
       first = ax.start[a] < ax.start[b] ? ax.start[a] : ax.start[b];
     }
-    if (first + span > ax.in_size) first = ax.in_size - span > 0 ? ax.in_size - span : 0;
+    first = window_first(first, span, ax.in_size);
     const std::int32_t lead = ax.start[x] - first;
     offs[xp] = first * channels;
     const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;

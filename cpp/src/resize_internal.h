@@ -56,19 +56,17 @@ struct AxisTaps {
   Axis axis;
 };
 
+/// How compute_axis evaluates the filter: kPillow with Pillow's own expressions (two libm sin()
+/// calls per lanczos tap), kFast (the default) without libm, falling back to kPillow for any output
+/// whose quantised taps the difference could move. Both give the same integers; tests check it.
+enum class TapMath { kPillow, kFast };
+
 /// Pillow's taps for resampling in_size pixels to out_size with `filter` (not kNearest), for the
 /// outputs [first, first + count) (all by default; taps.axis.out_size is count):
 /// precompute_coeffs + normalize_coeffs_8bpc in float64, quantised to 22 bits. The GPU resize
 /// uploads these same tables, so every backend rounds the same coefficients.
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
-                  std::int32_t first = 0, std::int32_t count = -1);
-
-/// How compute_axis evaluates the filter: kPillow with Pillow's own expressions (two sin() calls per
-/// lanczos tap), kFast (the default) with one per tap, falling back to kPillow for any output whose
-/// quantised taps the difference could move. Both give the same integers; tests check it.
-enum class TapMath { kPillow, kFast };
-void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
-                  std::int32_t first, std::int32_t count, TapMath math);
+                  std::int32_t first = 0, std::int32_t count = -1, TapMath math = TapMath::kFast);
 
 /// NEAREST's source index of each output pixel (Pillow's affine rule; -1 gives black, which these
 /// scales never produce). The GPU resize uploads this table too.
@@ -83,6 +81,33 @@ void horizontal_row_ref(const std::uint8_t* src, std::uint8_t* dst, std::int32_t
 /// One output row of the vertical pass over `bytes` bytes: dst[i] = sum_t rows[t][i] * k[t].
 void vertical_row_ref(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
                       std::uint8_t* dst, std::int64_t bytes);
+
+// --- shared by the SIMD variants' horizontal tables ---------------------------------------------
+
+/// A coefficient k split as hi * 2^kSplit + lo with lo in [0, 2^kSplit) and hi = k >> kSplit: both
+/// parts are int16 for |k| < 2^30, so a u8 pixel times either is an exact int16 x int16 product, and
+/// (sum(p * hi) << kSplit) + sum(p * lo) is sum(p * k) modulo 2^32, the ref's wrapping sum.
+constexpr int kSplit = 15;
+inline std::int16_t coeff_hi(std::int32_t k) {
+  return static_cast<std::int16_t>(k >> kSplit);
+}
+inline std::int16_t coeff_lo(std::int32_t k) {
+  return static_cast<std::int16_t>(k & ((1 << kSplit) - 1));
+}
+
+/// The most taps any output of the axis reads.
+inline std::int32_t widest_window(const Axis& ax) {
+  std::int32_t widest = 1;
+  for (std::int32_t x = 0; x < ax.out_size; ++x) widest = widest > ax.count[x] ? widest : ax.count[x];
+  return widest;
+}
+
+/// Where a kernel reading `span` taps from `start` starts: moved left (the leading taps then get
+/// zero weights) rather than read past the row end.
+inline std::int32_t window_first(std::int32_t start, std::int32_t span, std::int32_t in_size) {
+  if (start + span <= in_size) return start;
+  return in_size - span > 0 ? in_size - span : 0;
+}
 
 // --- AVX2 (resize_avx2.cpp; only called when the CPU has AVX2) --------------------------------
 

@@ -696,6 +696,29 @@ def time_pass(
         return time.perf_counter() - t0
 
 
+def _round(
+    live: list[Any],
+    threads: list[int],
+    shift: int,
+    timed: Callable[[Any, int], float],
+    best: dict[tuple[str, int], float],
+) -> None:
+    """Times every row once (from live[shift], wrapping) at each thread count, keeping the best
+    seconds per (row, threads) in `best`; a row whose pass raises gets a note and no figures."""
+    for r in live[shift:] + live[:shift]:
+        for n in threads:
+            if r.note or (r.one_thread_only and n != 1):
+                continue
+            r.mode[n] = r.parallel if n > 1 else "-"
+            try:
+                t = timed(r, n)
+            except Exception as e:
+                r.note = f"{type(e).__name__}: {e}"[:160]
+                r.ips.clear()
+                continue
+            best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
+
+
 def run_rounds(
     live: list[Any],
     threads: list[int],
@@ -709,22 +732,19 @@ def run_rounds(
     timed(row, n) -> (seconds, images) for one pass; fills row.ips[n] and row.mode[n], and
     row.note when a pass raised."""
     best: dict[tuple[str, int], float] = {}
+    images: dict[tuple[str, int], int] = {}
+
+    def seconds(r: Any, n: int) -> float:
+        t, images[(r.key, n)] = timed(r, n)
+        return t
+
     t_start = time.perf_counter()
     for k in range(repeat):
-        shift = (k * len(live)) // max(repeat, 1)
-        for r in live[shift:] + live[:shift]:
+        _round(live, threads, (k * len(live)) // max(repeat, 1), seconds, best)
+        for r in live:
             for n in threads:
-                if r.note or (r.one_thread_only and n != 1):
-                    continue
-                r.mode[n] = r.parallel if n > 1 else "-"
-                try:
-                    t, n_img = timed(r, n)
-                except Exception as e:
-                    r.note = f"{type(e).__name__}: {e}"[:160]
-                    r.ips.clear()
-                    continue
-                best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
-                r.ips[n] = n_img / best[(r.key, n)]
+                if not r.note and (r.key, n) in best:
+                    r.ips[n] = images[(r.key, n)] / best[(r.key, n)]
         print(f"round {k + 1}/{repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
 
@@ -749,18 +769,7 @@ def run_chunked_rounds(
         best: dict[tuple[str, int], float] = {}
         for k in range(repeat):
             shift = ((k + ci) * len(live)) // max(repeat, 1) % max(len(live), 1)
-            for r in live[shift:] + live[:shift]:
-                for n in threads:
-                    if r.note or (r.one_thread_only and n != 1):
-                        continue
-                    r.mode[n] = r.parallel if n > 1 else "-"
-                    try:
-                        t = timed(r, n, lo, hi)
-                    except Exception as e:
-                        r.note = f"{type(e).__name__}: {e}"[:160]
-                        r.ips.clear()
-                        continue
-                    best[(r.key, n)] = min(t, best.get((r.key, n), math.inf))
+            _round(live, threads, shift, lambda r, n, lo=lo, hi=hi: timed(r, n, lo, hi), best)
         for key, t in best.items():
             total[key] = total.get(key, 0.0) + t
         if (ci + 1) % 4 == 0 or ci + 1 == len(bounds):

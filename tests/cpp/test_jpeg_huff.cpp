@@ -137,7 +137,6 @@ Plain plain_decode(const Bytes& data, int denom, bool grey, bool fast, bool mmco
   ProgressHook hook;
   hook.variant = variant;
   const bool ok = plain_session(&c, &e, &hook, data, denom, grey, fast, mmcore_huffman, &out, &installed);
-  if (!ok && e.bailed) installed = true;
   jpeg_destroy_decompress(&c);
   out.rc = !ok ? (e.bailed ? 2 : 1) : (mmcore_huffman && !installed ? 3 : 0);
   out.warnings = e.warnings;

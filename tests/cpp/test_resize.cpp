@@ -99,7 +99,7 @@ void run_case(std::mt19937& rng, int sw, int sh, int dw, int dh, int c) {
   }
 }
 
-// compute_axis' fast lanczos taps (one sin() per tap, guarded) against Pillow's expressions: the same
+// compute_axis' fast lanczos taps (no libm sin, guarded) against Pillow's expressions: the same
 // integers for every source size 1..600 and a spread of output sizes, both directions, whole axes
 // and windows.
 int check_taps() {

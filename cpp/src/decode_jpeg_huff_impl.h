@@ -318,21 +318,22 @@ int marker_code(const std::uint8_t* m, const std::uint8_t* end, const std::uint8
 
 // At a restart boundary: the segment must end in the expected RSTn; the reader starts after it
 // with the DC predictions and the EOB run reset (as libjpeg's process_restart does).
-void restart(j_decompress_ptr c, State* s, Reader* r) {
-  const std::uint8_t* m = segment_end(c, *r, s->end);
+Reader restart(j_decompress_ptr c, State* s, const Reader r) {
+  const std::uint8_t* m = segment_end(c, r, s->end);
   const std::uint8_t* next = nullptr;
   if (m >= s->end || marker_code(m, s->end, &next) != 0xD0 + c->marker->next_restart_num) give_up(c);
   c->marker->next_restart_num = (c->marker->next_restart_num + 1) & 7;
-  *r = Reader{};
-  r->p = next;
   for (int& v : s->last_dc) v = 0;
   s->eobrun = 0;
   s->restarts_to_go = s->restart_interval;
+  Reader fresh;
+  fresh.p = next;
+  return fresh;
 }
 
 // After an MCU: no bits may have come from past the segment's end; after the scan's last MCU the
 // source is left at the marker that follows, where libjpeg's marker reader goes on.
-void end_mcu(j_decompress_ptr c, State* s, const Reader& r) {
+void end_mcu(j_decompress_ptr c, State* s, const Reader r) {
   if (r.n < r.pad) give_up(c);  // read past the segment's end
   if (--s->mcus_left == 0) {
     const std::uint8_t* m = segment_end(c, r, s->end);
@@ -348,7 +349,7 @@ boolean decode_mcu(j_decompress_ptr c, JBLOCKROW* mcu) {
   auto* s = static_cast<State*>(c->client_data);
   Reader r = s->in;
   if (s->restart_interval != 0) {
-    if (s->restarts_to_go == 0) restart(c, s, &r);
+    if (s->restarts_to_go == 0) r = restart(c, s, r);
     --s->restarts_to_go;
   }
   const int blocks = c->blocks_in_MCU;
@@ -533,7 +534,7 @@ boolean decode_mcu_progressive(j_decompress_ptr c, JBLOCKROW* mcu) {
   auto* s = static_cast<State*>(c->client_data);
   Reader r = s->in;
   if (s->restart_interval != 0) {
-    if (s->restarts_to_go == 0) restart(c, s, &r);
+    if (s->restarts_to_go == 0) r = restart(c, s, r);
     --s->restarts_to_go;
   }
   std::uint64_t* mask = s->scan_masks != nullptr ? s->scan_masks + (s->scan_mcus - s->mcus_left) : nullptr;

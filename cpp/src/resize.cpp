@@ -91,18 +91,7 @@ inline double sin_pi_range(double z) {
   constexpr double kHalfPi = M_PI / 2;
   const double r = z > kHalfPi ? M_PI - z : (z < -kHalfPi ? -M_PI - z : z);
   const double r2 = r * r;
-  // 1 / (2j + 1)!, alternating in sign, highest first (Horner).
-  constexpr double c[11] = {1.0 / 51090942171709440000.0,
-                            -1.0 / 121645100408832000.0,
-                            1.0 / 355687428096000.0,
-                            -1.0 / 1307674368000.0,
-                            1.0 / 6227020800.0,
-                            -1.0 / 39916800.0,
-                            1.0 / 362880.0,
-                            -1.0 / 5040.0,
-                            1.0 / 120.0,
-                            -1.0 / 6.0,
-                            1.0};
+  const double* c = kSinTaylor;
   double p = c[0];
   for (int j = 1; j < 11; ++j) p = p * r2 + c[j];
   return r * p;
@@ -118,7 +107,7 @@ inline double sin_pi_range(double z) {
 /// tap lies within kGuard of one or the weights sum to under 1/2; the caller then computes the
 /// output Pillow's way.
 bool lanczos_taps_fast(int xmin, int n, double center, double ss, double* w, std::int32_t* k) {
-  constexpr double kGuard = 1e-5;  // in units of the 22-bit result: 100x the error bound
+  constexpr double kGuard = kTapGuard;
   constexpr double kPi2Over3 = M_PI * M_PI / 3;
   double ww = 0.0;
   for (int x = 0; x < n; ++x) {
@@ -151,7 +140,7 @@ bool lanczos_taps_fast(int xmin, int n, double center, double ss, double* w, std
 }  // namespace
 
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTaps* t, std::int32_t first,
-                  std::int32_t count, TapMath math) {
+                  std::int32_t count, TapMath math, LanczosTapsFn fast_taps) {
   const FilterDef fd = filter_def(f);
   // Pillow's box is float32 (0, 0, w, h): in1 - in0 is the float in_size, exact below 2^24.
   const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
@@ -160,6 +149,7 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
   const int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   const double ss = 1.0 / filterscale;
   const bool fast_lanczos = math == TapMath::kFast && f == Filter::kLanczos3;
+  if (fast_taps == nullptr) fast_taps = lanczos_taps_fast;
 
   // Each output's taps depend on its own index only: a window [first, first + n) of the axis is
   // computed exactly as the whole axis would have it.
@@ -209,7 +199,7 @@ void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter f, AxisTap
         seen.emplace(key, i);
       }
     }
-    if (fast_lanczos && lanczos_taps_fast(xmin, xmax, center, ss, w.data(), k)) continue;
+    if (fast_lanczos && fast_taps(xmin, xmax, center, ss, w.data(), k)) continue;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
       const double v = fd.fn((x + xmin - center + 0.5) * ss);
@@ -302,26 +292,27 @@ struct Kernels {
   VerticalFn vertical;
   TableBytesFn table_bytes;  ///< the horizontal kernels' per-call table; nullptr: none
   TableFillFn table_fill;
+  resize_detail::LanczosTapsFn lanczos_taps;  ///< nullptr: compute_axis' scalar one
 };
 
 Kernels pick_kernels(Backend backend) {
 #ifdef MMCORE_HAVE_AVX512
   if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) {
-    return {resize_detail::horizontal_row_avx512, resize_detail::horizontal_rows2_avx512,
-            resize_detail::vertical_row_avx512, resize_detail::horizontal_table_bytes_avx512,
-            resize_detail::horizontal_table_fill_avx512};
+    return {resize_detail::horizontal_row_avx512,        resize_detail::horizontal_rows2_avx512,
+            resize_detail::vertical_row_avx512,          resize_detail::horizontal_table_bytes_avx512,
+            resize_detail::horizontal_table_fill_avx512, resize_detail::lanczos_taps_avx512};
   }
 #endif
 #ifdef MMCORE_HAVE_AVX2
   if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
-    return {resize_detail::horizontal_row_avx2, resize_detail::horizontal_rows2_avx2,
-            resize_detail::vertical_row_avx2, resize_detail::horizontal_table_bytes_avx2,
-            resize_detail::horizontal_table_fill_avx2};
+    return {resize_detail::horizontal_row_avx2,        resize_detail::horizontal_rows2_avx2,
+            resize_detail::vertical_row_avx2,          resize_detail::horizontal_table_bytes_avx2,
+            resize_detail::horizontal_table_fill_avx2, nullptr};
   }
 #else
   (void)backend;
 #endif
-  return {horizontal_ref_adapter, nullptr, resize_detail::vertical_row_ref, nullptr, nullptr};
+  return {horizontal_ref_adapter, nullptr, resize_detail::vertical_row_ref, nullptr, nullptr, nullptr};
 }
 
 /// Aligned per-call scratch (vector of bytes with an aligned window).
@@ -334,6 +325,14 @@ struct Scratch {
   }
 };
 
+}  // namespace
+
+resize_detail::LanczosTapsFn resize_detail::lanczos_taps_for(Backend backend) {
+  return pick_kernels(backend).lanczos_taps;
+}
+
+namespace {
+
 // dst is the window at (x0, y0) of src resized to full_w x full_h: each output pixel is the one the
 // whole resize gives (its taps depend on its own index only), and only the window is computed.
 void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Kernels& kern,
@@ -343,7 +342,8 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
   const bool need_v = full_h != src.height;
 
   AxisTaps h, v;
-  if (need_h) compute_axis(src.width, full_w, filter, &h, x0, dst.width);
+  using resize_detail::TapMath;
+  if (need_h) compute_axis(src.width, full_w, filter, &h, x0, dst.width, TapMath::kFast, kern.lanczos_taps);
   if (need_v) {
     // Square-to-square shares its taps (lanczos' sin() calls are a visible cost on small images).
     if (need_h && src.width == src.height && full_w == full_h && x0 == y0 && dst.width == dst.height) {
@@ -353,7 +353,7 @@ void resize_separable(ConstImageView src, ImageView dst, Filter filter, const Ke
       v.axis = Axis{h.axis.in_size, h.axis.out_size, h.axis.ksize,
                     v.start.data(), v.count.data(),  v.coeffs.data()};
     } else {
-      compute_axis(src.height, full_h, filter, &v, y0, dst.height);
+      compute_axis(src.height, full_h, filter, &v, y0, dst.height, TapMath::kFast, kern.lanczos_taps);
     }
   }
 

@@ -12,6 +12,7 @@
 // Vector constants are built inside functions.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "resize_internal.h"
@@ -322,6 +323,63 @@ void vertical_row_avx512(const std::uint8_t* const* rows, std::int32_t taps, con
   std::int64_t i = 0;
   for (; i + 64 <= bytes; i += 64) vertical_block64(r, pairs, ph, pl, dst, i, ~__mmask64{0});
   if (i < bytes) vertical_block64(r, pairs, ph, pl, dst, i, (__mmask64{1} << (bytes - i)) - 1);
+}
+
+// --- lanczos3 taps (compute_axis, TapMath::kFast) ------------------------------------------------
+//
+// The scalar lanczos_taps_fast (resize.cpp) eight taps at a time: the same filter argument (bit for
+// bit Pillow's), the same folded Taylor sine and triple-angle identity, with fused multiply-adds
+// (one rounding per step instead of two, so within the scalar evaluation's bound of Pillow's
+// value); the weights are summed in tap order as Pillow sums them; the same guard on every
+// quantised tap, whose failure sends the output to Pillow's expressions.
+bool lanczos_taps_avx512(int xmin, int n, double center, double ss, double* w, std::int32_t* k) {
+  constexpr double kPi2Over3 = M_PI * M_PI / 3;
+  const __m512d vcenter = _mm512_set1_pd(center), vss = _mm512_set1_pd(ss), half = _mm512_set1_pd(0.5);
+  const __m512d three = _mm512_set1_pd(3.0), pi = _mm512_set1_pd(M_PI), half_pi = _mm512_set1_pd(M_PI / 2);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int x0 = 0; x0 < n; x0 += 8) {
+    const __mmask8 m = n - x0 >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (n - x0)) - 1);
+    const __m512d xs = _mm512_cvtepi32_pd(_mm256_add_epi32(_mm256_set1_epi32(x0 + xmin), lane));
+    const __m512d a = _mm512_mul_pd(_mm512_add_pd(_mm512_sub_pd(xs, vcenter), half), vss);
+    const __mmask8 in =
+        _mm512_cmp_pd_mask(a, _mm512_set1_pd(-3.0), _CMP_GE_OQ) & _mm512_cmp_pd_mask(a, three, _CMP_LT_OQ);
+    const __mmask8 zero = _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_EQ_OQ);
+    // s = sin(pi a / 3) at Pillow's argument fl(fl(a / 3) * pi), folded to |r| <= pi / 2.
+    const __m512d z = _mm512_mul_pd(_mm512_div_pd(a, three), pi);
+    __m512d r = z;
+    r = _mm512_mask_sub_pd(r, _mm512_cmp_pd_mask(z, half_pi, _CMP_GT_OQ), pi, z);
+    r = _mm512_mask_sub_pd(r, _mm512_cmp_pd_mask(z, _mm512_sub_pd(_mm512_setzero_pd(), half_pi), _CMP_LT_OQ),
+                           _mm512_sub_pd(_mm512_setzero_pd(), pi), z);
+    const __m512d r2 = _mm512_mul_pd(r, r);
+    __m512d p = _mm512_set1_pd(kSinTaylor[0]);
+    for (int j = 1; j < 11; ++j) p = _mm512_fmadd_pd(p, r2, _mm512_set1_pd(kSinTaylor[j]));
+    const __m512d sv = _mm512_mul_pd(r, p), s2 = _mm512_mul_pd(sv, sv);
+    // sinc(a) sinc(a / 3) = s^2 (3 - 4 s^2) / (pi^2 a^2 / 3); 1 at a = 0, 0 outside (-3, 3).
+    const __m512d num = _mm512_mul_pd(s2, _mm512_fnmadd_pd(_mm512_set1_pd(4.0), s2, three));
+    const __m512d den = _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(kPi2Over3), a), a);
+    __m512d v = _mm512_maskz_div_pd(static_cast<__mmask8>(in & ~zero), num, den);
+    v = _mm512_mask_mov_pd(v, static_cast<__mmask8>(in & zero), _mm512_set1_pd(1.0));
+    _mm512_mask_storeu_pd(w + x0, m, v);
+  }
+  double ww = 0.0;
+  for (int x = 0; x < n; ++x) ww += w[x];
+  if (!(ww >= 0.5)) return false;
+  const __m512d scale = _mm512_set1_pd((1 << kPrecisionBits) / ww);
+  const __m512d lo = _mm512_set1_pd(kTapGuard), hi = _mm512_set1_pd(1.0 - kTapGuard);
+  for (int x0 = 0; x0 < n; x0 += 8) {
+    const __mmask8 m = n - x0 >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (n - x0)) - 1);
+    const __m512d q = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, w + x0), scale);
+    // Rounded half away from zero by truncation, as normalize_coeffs_8bpc does.
+    const __mmask8 neg = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_LT_OQ);
+    const __m512d t = _mm512_mask_sub_pd(_mm512_add_pd(q, half), neg, q, half);
+    const __m512d tr = _mm512_roundscale_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512d frac = _mm512_abs_pd(_mm512_sub_pd(t, tr));
+    const __mmask8 near =
+        _mm512_mask_cmp_pd_mask(m, frac, lo, _CMP_LT_OQ) | _mm512_mask_cmp_pd_mask(m, frac, hi, _CMP_GT_OQ);
+    if (near != 0) return false;
+    _mm256_mask_storeu_epi32(k + x0, m, _mm512_cvttpd_epi32(t));
+  }
+  return true;
 }
 
 }  // namespace mmcore::resize_detail

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hd_internal.h"
+#include "mmcore/backend.h"
 #include "mmcore/resize.h"
 
 namespace mmcore::resize_detail {
@@ -65,8 +66,34 @@ enum class TapMath { kPillow, kFast };
 /// outputs [first, first + count) (all by default; taps.axis.out_size is count):
 /// precompute_coeffs + normalize_coeffs_8bpc in float64, quantised to 22 bits. The GPU resize
 /// uploads these same tables, so every backend rounds the same coefficients.
+///
+/// `fast_taps`: kFast's lanczos3 taps of one output (the variant's; nullptr: the scalar one).
+using LanczosTapsFn = bool (*)(int xmin, int n, double center, double ss, double* w, std::int32_t* k);
 void compute_axis(std::int32_t in_size, std::int32_t out_size, Filter filter, AxisTaps* taps,
-                  std::int32_t first = 0, std::int32_t count = -1, TapMath math = TapMath::kFast);
+                  std::int32_t first = 0, std::int32_t count = -1, TapMath math = TapMath::kFast,
+                  LanczosTapsFn fast_taps = nullptr);
+
+/// The variant's LanczosTapsFn for `backend` (as resize picks it; nullptr: the scalar one).
+LanczosTapsFn lanczos_taps_for(Backend backend);
+
+/// kFast's guard, in units of the 22-bit result: an output with a tap whose scaled value lies
+/// closer than this to a rounding boundary (a half integer) is computed Pillow's way. 100x the
+/// bound on the fast evaluations' difference from Pillow's (compute_axis in resize.cpp).
+constexpr double kTapGuard = 1e-5;
+
+/// kFast's sin(r) for |r| <= pi/2: r * sum_j kSinTaylor[j] r^(2 (10 - j)), the Taylor series to
+/// r^21 (the next term is under 2e-18): 1 / (2j + 1)!, alternating in sign, highest first (Horner).
+constexpr double kSinTaylor[11] = {1.0 / 51090942171709440000.0,
+                                   -1.0 / 121645100408832000.0,
+                                   1.0 / 355687428096000.0,
+                                   -1.0 / 1307674368000.0,
+                                   1.0 / 6227020800.0,
+                                   -1.0 / 39916800.0,
+                                   1.0 / 362880.0,
+                                   -1.0 / 5040.0,
+                                   1.0 / 120.0,
+                                   -1.0 / 6.0,
+                                   1.0};
 
 /// NEAREST's source index of each output pixel (Pillow's affine rule; -1 gives black, which these
 /// scales never produce). The GPU resize uploads this table too.
@@ -137,5 +164,8 @@ void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1,
                              std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table);
 void vertical_row_avx512(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
                          std::uint8_t* dst, std::int64_t bytes);
+/// kFast's lanczos3 taps of one output, eight at a time (a LanczosTapsFn; the scalar one's math
+/// with FMA, within the same bound of Pillow's values, guarded the same way).
+bool lanczos_taps_avx512(int xmin, int n, double center, double ss, double* w, std::int32_t* k);
 
 }  // namespace mmcore::resize_detail

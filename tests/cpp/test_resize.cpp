@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "mmcore/backend.h"
@@ -99,13 +100,22 @@ void run_case(std::mt19937& rng, int sw, int sh, int dw, int dh, int c) {
   }
 }
 
-// compute_axis' fast lanczos taps (no libm sin, guarded) against Pillow's expressions: the same
-// integers for every source size 1..600 and a spread of output sizes, both directions, whole axes
-// and windows.
+// compute_axis' fast lanczos taps (no libm sin, guarded; the scalar and, where the CPU has it, the
+// AVX-512 evaluation) against Pillow's expressions: the same integers for every source size 1..600
+// and a spread of output sizes, both directions, whole axes and windows.
 int check_taps() {
   using mmcore::resize_detail::AxisTaps;
   using mmcore::resize_detail::compute_axis;
+  using mmcore::resize_detail::LanczosTapsFn;
   using mmcore::resize_detail::TapMath;
+  std::vector<std::pair<const char*, LanczosTapsFn>> fast = {{"scalar", nullptr}};
+  if (mmcore::backend_supported(Backend::kAvx512) && mmcore::backend_compiled(Backend::kAvx512)) {
+    fast.emplace_back("avx512", mmcore::resize_detail::lanczos_taps_for(Backend::kAvx512));
+    if (fast.back().second == nullptr) {
+      std::printf("FAIL: the avx512 backend has no lanczos taps variant\n");
+      ++failures;
+    }
+  }
   int axes = 0;
   for (int in = 1; in <= 600; ++in) {
     const int outs[] = {1,      2,         3, 7, 32, 64, 100, 224, 256, 341, in / 2 + 1, in * 3 / 2 + 1,
@@ -113,14 +123,18 @@ int check_taps() {
     for (int out : outs) {
       for (int first : {0, out / 3}) {
         const int count = first == 0 ? -1 : (out - first + 1) / 2;
-        AxisTaps a, b;
-        compute_axis(in, out, Filter::kLanczos3, &a, first, count, TapMath::kFast);
+        AxisTaps b;
         compute_axis(in, out, Filter::kLanczos3, &b, first, count, TapMath::kPillow);
-        ++axes;
-        if (a.start != b.start || a.count != b.count || a.coeffs != b.coeffs) {
-          std::printf("FAIL: lanczos taps %d -> %d (first %d) differ between TapMath::kFast and kPillow\n",
-                      in, out, first);
-          ++failures;
+        for (const auto& [name, fn] : fast) {
+          AxisTaps a;
+          compute_axis(in, out, Filter::kLanczos3, &a, first, count, TapMath::kFast, fn);
+          ++axes;
+          if (a.start != b.start || a.count != b.count || a.coeffs != b.coeffs) {
+            std::printf(
+                "FAIL: lanczos taps %d -> %d (first %d) differ between TapMath::kFast (%s) and kPillow\n", in,
+                out, first, name);
+            ++failures;
+          }
         }
       }
     }

@@ -24,6 +24,9 @@ void luma_row_ref(const std::uint8_t* rgb, std::uint8_t* out, std::int32_t width
 #ifdef MMCORE_HAVE_AVX2
 void luma_row_avx2(const std::uint8_t* rgb, std::uint8_t* out, std::int32_t width);
 #endif
+#ifdef MMCORE_HAVE_AVX512
+void luma_row_avx512(const std::uint8_t* rgb, std::uint8_t* out, std::int32_t width);
+#endif
 
 /// The variant for `backend` (falls back to ref where the CPU or the build lacks it).
 LumaRowFn luma_row_fn(Backend backend);

@@ -8,8 +8,10 @@ void luma_row_ref(const std::uint8_t* rgb, std::uint8_t* out, std::int32_t width
 }
 
 LumaRowFn luma_row_fn(Backend backend) {
+#ifdef MMCORE_HAVE_AVX512
+  if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return luma_row_avx512;
+#endif
 #ifdef MMCORE_HAVE_AVX2
-  // AVX-512 has no variant of its own: it runs the AVX2 one.
   if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
     return luma_row_avx2;
   }

@@ -136,6 +136,31 @@ def test_batch_threads_agree() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_batch_with_mixed_sizes_keeps_input_order() -> None:
+    """Workers take a round's records largest first; results still come back in input order, for
+    bytes of very different sizes mixed with a path, empty data and None, over rounds (>= 64)."""
+    rng = np.random.default_rng(3)
+    sizes = [(int(w), int(h)) for w, h in rng.integers(8, 160, size=(150, 2))]
+    srcs: list[object] = [jpeg_bytes(w, h) for w, h in sizes]
+    path = next(iter(GOOD))
+    srcs[5], srcs[70], srcs[71], srcs[140] = path, b"", None, b"junk"
+    for threads in (2, 3):
+        r = mmcore.decode_batch(srcs, threads=threads)  # type: ignore[arg-type]
+        t = mmcore.thumbnail_batch(srcs, short_side=16, threads=threads)  # type: ignore[arg-type]
+        for i, src in enumerate(srcs):
+            if isinstance(src, bytes) and len(src) > 4:
+                np.testing.assert_array_equal(r.images[i], mmcore.decode(src))
+                np.testing.assert_array_equal(t.images[i], mmcore.thumbnail(src, short_side=16))
+                assert r.images[i].shape[:2] == sizes[i][::-1]
+            elif src is path:
+                np.testing.assert_array_equal(r.images[i], mmcore.decode(src))
+            else:
+                assert r.images[i] is None and t.images[i] is None
+        encoded = [s for s in srcs if isinstance(s, bytes) and len(s) > 4]
+        h = mmcore.hash_batch(encoded, kinds="dhash", threads=threads)
+        assert [int(v) for v in h["dhash"]] == [mmcore.dhash(s) for s in encoded]
+
+
 def test_batch_rejects_unusable_source_type() -> None:
     with pytest.raises(TypeError, match="source 1"):
         mmcore.decode_batch([jpeg_bytes(), 3.5])  # type: ignore[list-item]

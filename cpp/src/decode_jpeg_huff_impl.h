@@ -350,13 +350,17 @@ Reader restart(j_decompress_ptr c, State* s, const Reader r) {
   if (--s->mcus_left == 0) end_scan(c, s);
 }
 
+// Before an MCU: the reader where the last one left it, or past the restart marker due here.
+[[gnu::always_inline]] inline Reader begin_mcu(j_decompress_ptr c, State* s) {
+  if (s->restart_interval == 0) return s->in;
+  const Reader r = s->restarts_to_go == 0 ? restart(c, s, s->in) : s->in;
+  --s->restarts_to_go;
+  return r;
+}
+
 boolean decode_mcu(j_decompress_ptr c, JBLOCKROW* mcu) {
   auto* s = static_cast<State*>(c->client_data);
-  Reader r = s->in;
-  if (s->restart_interval != 0) {
-    if (s->restarts_to_go == 0) r = restart(c, s, r);
-    --s->restarts_to_go;
-  }
+  Reader r = begin_mcu(c, s);
   const int blocks = c->blocks_in_MCU;
   for (int b = 0; b < blocks; ++b) decode_block(c, s, r, b, mcu != nullptr ? mcu[b][0] : nullptr);
   end_mcu(c, s, r);
@@ -537,11 +541,7 @@ inline std::uint64_t bit_range(int lo, int hi) {
 
 boolean decode_mcu_progressive(j_decompress_ptr c, JBLOCKROW* mcu) {
   auto* s = static_cast<State*>(c->client_data);
-  Reader r = s->in;
-  if (s->restart_interval != 0) {
-    if (s->restarts_to_go == 0) r = restart(c, s, r);
-    --s->restarts_to_go;
-  }
+  Reader r = begin_mcu(c, s);
   std::uint64_t* mask = s->scan_masks != nullptr ? s->scan_masks + (s->scan_mcus - s->mcus_left) : nullptr;
   switch (s->scan_kind) {
     case kDcFirst: dc_first(c, s, r, mcu); break;

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS, corpus_files, corpus_index, run_cpp_test
+from conftest import CORPUS, corpus_files, corpus_index, run_cpp_test, run_with_backend
 from PIL import Image, ImageOps
 
 import mmcore
@@ -619,3 +619,53 @@ def test_cpp_huffman_decoder_matches_libjpeg(tmp_path: Path) -> None:
     out = run_cpp_test(tmp_path, "test_jpeg_huff", *folders)
     assert "PASS" in out, out[-3000:]
     assert "with it installed" in out
+
+
+def test_cpp_idct_matches_libjpeg(tmp_path: Path) -> None:
+    """tests/cpp/test_idct.cpp: the islow IDCT's scalar ref gives the bytes of the IDCT libjpeg-turbo
+    installs (its SIMD variant) on 240,000 blocks (realistic, full-range coefficients and
+    multipliers, row-0-only shortcut blocks, single coefficients at extreme values), and every pair
+    kernel this CPU runs gives the ref's bytes, writing nothing outside its two 8x8 blocks."""
+    out = run_cpp_test(tmp_path, "test_idct")
+    assert "PASS" in out, out[-3000:]
+
+
+_DIGEST_SCRIPT = """
+import hashlib
+from pathlib import Path
+import mmcore
+h = hashlib.sha256()
+paths = sorted(p for folder in FOLDERS for p in Path(folder).iterdir() if p.is_file())
+datas = [d for d in (p.read_bytes() for p in paths) if d[:2] == bytes([0xFF, 0xD8])]
+for color in ("rgb", "gray"):
+    r = mmcore.decode_batch(datas, color=color, exif_orientation=False)
+    for st, err, img in zip(r.status, r.errors, r.images):
+        h.update(f"{int(st)}|{err}|".encode())
+        if img is not None:
+            h.update(img.tobytes())
+print(len(datas), h.hexdigest())
+"""
+
+
+def test_backends_decode_jpeg_identically(tmp_path: Path) -> None:
+    """The avx512 backend's JPEG decode (mmcore's pair IDCT in place of libjpeg-turbo's) gives the
+    avx2 backend's statuses, messages and pixels, RGB and grey, on generated JPEGs of every
+    subsampling, grey, CMYK, restart intervals and progressive, and on the corpus's JPEGs."""
+    if "avx512" not in mmcore.build_info()["cpu_variants_supported"]:
+        pytest.skip("this CPU has no AVX-512: only one JPEG decode path runs here")
+    gen = tmp_path / "generated"
+    gen.mkdir()
+    for i, size in enumerate([(1, 1), (7, 9), (17, 33), (101, 57), (250, 3)]):
+        im = _photo(*size, seed=i)
+        for sub in (0, 1, 2):
+            for prog in (False, True):
+                (gen / f"{i}_{sub}_{prog}.jpg").write_bytes(_jpeg(im, subsampling=sub, progressive=prog))
+        (gen / f"{i}_grey.jpg").write_bytes(_jpeg(im.convert("L")))
+        (gen / f"{i}_cmyk.jpg").write_bytes(_jpeg(im.convert("CMYK")))
+        (gen / f"{i}_rst.jpg").write_bytes(_jpeg(im, restart_marker_blocks=3))
+    corpus = [str(CORPUS / sub) for sub in ("jpeg", "odd", "corrupt") if (CORPUS / sub).is_dir()]
+    folders = [str(gen), *corpus]
+    script = f"FOLDERS = {folders!r}\n" + _DIGEST_SCRIPT
+    outs = {b: run_with_backend(script, b, tmp_path) for b in ("avx2", "")}
+    assert outs["avx2"] == outs[""], outs
+    assert int(outs[""].split()[0]) >= 5 * 9, outs

@@ -44,6 +44,7 @@ extern "C" {
 
 #include "decode_internal.h"
 #include "decode_jpeg_huff.h"
+#include "idct_internal.h"
 #include "luma_internal.h"
 
 #if !defined(LIBJPEG_TURBO_VERSION_NUMBER) || LIBJPEG_TURBO_VERSION_NUMBER < 2000000 || \
@@ -81,6 +82,25 @@ struct DcGuard {
   bool fatal = false;        ///< abort on the first bad block (no restart markers)
 };
 
+// The islow IDCT two blocks per call (idct_internal.h) where the backend has a pair kernel: each
+// block waits in `coef` for the next one (of any component); the coefficient controller's
+// decompress_data is wrapped so that a block still waiting when it returns is written then,
+// before anything reads the rows.
+struct PairedIdct {
+  IdctPairFn fn = nullptr;
+  int (*decompress_data)(j_decompress_ptr, JSAMPIMAGE) = nullptr;  ///< libjpeg's, wrapped
+  bool paired[MAX_COMPONENTS] = {};
+  alignas(64) std::int16_t mult[MAX_COMPONENTS][DCTSIZE2] = {};  ///< quant tables as ISLOW_MULT_TYPE
+  // The waiting block (none when `waiting` is null).
+  alignas(64) std::int16_t coef[DCTSIZE2] = {};
+  const std::int16_t* waiting = nullptr;  ///< its multipliers
+  std::uint8_t* rows[DCTSIZE] = {};
+  JDIMENSION col = 0;
+  // Where a lone block's partner (itself again) is written.
+  std::uint8_t scratch[DCTSIZE2] = {};
+  std::uint8_t* scratch_rows[DCTSIZE] = {};
+};
+
 struct Monitor {
   jpeg_error_mgr pub;  // first member: libjpeg hands back a pointer to it
   std::jmp_buf jump;
@@ -97,6 +117,7 @@ struct Monitor {
   int last_scan = 0;
   unsigned components_seen = 0;  ///< bit per component index that appeared in some scan
   DcGuard dc;
+  PairedIdct pair;
 };
 
 // Scan headers that contradict the frame: no restart marker can contain the damage.
@@ -194,7 +215,33 @@ void checked_idct(j_decompress_ptr cinfo, jpeg_component_info* comp, JCOEFPTR co
       std::longjmp(m->jump, 1);
     }
   }
-  g.idct[ci](cinfo, comp, coef, out, col);
+  PairedIdct& p = m->pair;
+  // The next block, as libjpeg-turbo's IDCT does: a progressive image's coefficients come from
+  // a whole-image buffer, out of cache by now.
+  __builtin_prefetch(coef + DCTSIZE2);
+  __builtin_prefetch(coef + DCTSIZE2 + 32);
+  if (!p.paired[ci]) {
+    g.idct[ci](cinfo, comp, coef, out, col);
+  } else if (p.waiting == nullptr) {
+    std::memcpy(p.coef, coef, sizeof p.coef);
+    std::memcpy(p.rows, out, sizeof p.rows);
+    p.col = col;
+    p.waiting = p.mult[ci];
+  } else {
+    p.fn(p.coef, p.waiting, p.rows, p.col, coef, p.mult[ci], out, col);
+    p.waiting = nullptr;
+  }
+}
+
+// libjpeg's decompress_data, then the block left waiting (if any).
+int decompress_data_paired(j_decompress_ptr cinfo, JSAMPIMAGE output_buf) {
+  PairedIdct& p = monitor_of(reinterpret_cast<j_common_ptr>(cinfo))->pair;
+  const int result = p.decompress_data(cinfo, output_buf);
+  if (p.waiting != nullptr) {
+    p.fn(p.coef, p.waiting, p.rows, p.col, p.coef, p.waiting, p.scratch_rows, 0);
+    p.waiting = nullptr;
+  }
+  return result;
 }
 
 // Installs checked_idct after jpeg_start_decompress (which set up the output pass's IDCTs).
@@ -207,6 +254,27 @@ void install_dc_guard(j_decompress_ptr c, Monitor* m) {
     g.limit[ci] = (kMaxDc + q0) / q0;
     g.idct[ci] = c->idct->inverse_DCT[ci];
     if (g.idct[ci] != nullptr && q != nullptr) c->idct->inverse_DCT[ci] = checked_idct;
+  }
+  // The pair kernel replaces libjpeg's full-size islow IDCT (scaled sizes keep libjpeg's).
+  PairedIdct& p = m->pair;
+  p.fn = c->dct_method == JDCT_ISLOW ? idct_islow_pair_fn(active_backend()) : nullptr;
+  p.waiting = nullptr;
+  bool any = false;
+  for (int ci = 0; ci < c->num_components && ci < MAX_COMPONENTS; ++ci) {
+    const jpeg_component_info& comp = c->comp_info[ci];
+    p.paired[ci] = p.fn != nullptr && g.idct[ci] != nullptr && comp.quant_table != nullptr &&
+                   comp.DCT_scaled_size == DCTSIZE;
+    if (!p.paired[ci]) continue;
+    for (int k = 0; k < DCTSIZE2; ++k)
+      p.mult[ci][k] = static_cast<std::int16_t>(comp.quant_table->quantval[k]);
+    any = true;
+  }
+  if (any && c->coef != nullptr && c->coef->decompress_data != nullptr) {
+    for (int r = 0; r < DCTSIZE; ++r) p.scratch_rows[r] = p.scratch;
+    p.decompress_data = c->coef->decompress_data;
+    c->coef->decompress_data = decompress_data_paired;
+  } else {
+    for (int ci = 0; ci < MAX_COMPONENTS; ++ci) p.paired[ci] = false;
   }
 }
 

@@ -630,6 +630,14 @@ def test_cpp_idct_matches_libjpeg(tmp_path: Path) -> None:
     assert "PASS" in out, out[-3000:]
 
 
+def test_cpp_ycc_rgb_matches_libjpeg(tmp_path: Path) -> None:
+    """tests/cpp/test_color.cpp: the YCbCr -> RGB scalar ref gives the bytes of the conversion
+    libjpeg-turbo installs on all 2^24 YCbCr values, and every vector variant this CPU runs gives
+    the ref's, at every width 0-100 with the planes ending at an unreadable page."""
+    out = run_cpp_test(tmp_path, "test_color")
+    assert "PASS" in out, out[-3000:]
+
+
 _DIGEST_SCRIPT = """
 import hashlib
 from pathlib import Path
@@ -648,9 +656,10 @@ print(len(datas), h.hexdigest())
 
 
 def test_backends_decode_jpeg_identically(tmp_path: Path) -> None:
-    """The avx512 backend's JPEG decode (mmcore's pair IDCT in place of libjpeg-turbo's) gives the
-    avx2 backend's statuses, messages and pixels, RGB and grey, on generated JPEGs of every
-    subsampling, grey, CMYK, restart intervals and progressive, and on the corpus's JPEGs."""
+    """The avx512 backend's JPEG decode (mmcore's pair IDCT and YCbCr -> RGB rows in place of
+    libjpeg-turbo's) gives the avx2 backend's statuses, messages and pixels, RGB and grey, on
+    generated JPEGs of every subsampling, grey, CMYK, restart intervals and progressive, and on
+    the corpus's JPEGs."""
     if "avx512" not in mmcore.build_info()["cpu_variants_supported"]:
         pytest.skip("this CPU has no AVX-512: only one JPEG decode path runs here")
     gen = tmp_path / "generated"

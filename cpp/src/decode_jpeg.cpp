@@ -42,6 +42,7 @@ extern "C" {
 }
 // clang-format on
 
+#include "color_internal.h"
 #include "decode_internal.h"
 #include "decode_jpeg_huff.h"
 #include "idct_internal.h"
@@ -118,6 +119,7 @@ struct Monitor {
   unsigned components_seen = 0;  ///< bit per component index that appeared in some scan
   DcGuard dc;
   PairedIdct pair;
+  YccRgbRowFn ycc_rgb = nullptr;  ///< mmcore's YCbCr -> RGB rows in place of libjpeg's, or null
 };
 
 // Scan headers that contradict the frame: no restart marker can contain the damage.
@@ -276,6 +278,27 @@ void install_dc_guard(j_decompress_ptr c, Monitor* m) {
   } else {
     for (int ci = 0; ci < MAX_COMPONENTS; ++ci) p.paired[ci] = false;
   }
+}
+
+// libjpeg's colour_convert for YCbCr -> RGB, a row at a time through mmcore's kernel.
+void ycc_rgb_convert(j_decompress_ptr cinfo, JSAMPIMAGE input_buf, JDIMENSION input_row,
+                     JSAMPARRAY output_buf, int num_rows) {
+  const YccRgbRowFn fn = monitor_of(reinterpret_cast<j_common_ptr>(cinfo))->ycc_rgb;
+  for (int i = 0; i < num_rows; ++i, ++input_row) {
+    fn(input_buf[0][input_row], input_buf[1][input_row], input_buf[2][input_row], output_buf[i],
+       cinfo->output_width);
+  }
+}
+
+// Installs ycc_rgb_convert after jpeg_start_decompress (which chose libjpeg's converter) where
+// the backend has a kernel (same bytes: color_internal.h).
+void install_color_convert(j_decompress_ptr c, Monitor* m) {
+  m->ycc_rgb = nullptr;
+  if (c->jpeg_color_space != JCS_YCbCr || c->out_color_space != JCS_RGB || c->num_components != 3 ||
+      c->out_color_components != 3 || c->quantize_colors || c->cconvert == nullptr)
+    return;
+  m->ycc_rgb = ycc_rgb_row_fn(active_backend());
+  if (m->ycc_rgb != nullptr) c->cconvert->color_convert = ycc_rgb_convert;
 }
 
 // One decompressor and its monitor; lives in the frame of the function that calls setjmp.
@@ -470,6 +493,7 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
     }
   }
   install_dc_guard(c, &s->mon);
+  install_color_convert(c, &s->mon);
   if (!options.libjpeg_huffman) jpeg_huff_install(c, s->data + s->size, on_huffman_bail);
   const PixelFormat pixel = options.pixel;
   const bool direct =

@@ -14,17 +14,12 @@
 //       /tmp/test_idct
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
 
-// clang-format off
-#include <jpeglib.h>
-#include <jpegint.h>
-// clang-format on
-
 #include "idct_internal.h"
+#include "libjpeg_fixture.h"
 
 namespace {
 
@@ -100,34 +95,6 @@ bool block_at(const Rows& rows, std::uint32_t col, std::uint8_t out[64]) {
   return guard_ok;
 }
 
-/// A tiny baseline JPEG (16x16 grey), to get the IDCT libjpeg-turbo installs for decoding.
-std::vector<unsigned char> tiny_jpeg() {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* mem = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &mem, &size);
-  c.image_width = 16;
-  c.image_height = 16;
-  c.input_components = 1;
-  c.in_color_space = JCS_GRAYSCALE;
-  jpeg_set_defaults(&c);
-  jpeg_start_compress(&c, TRUE);
-  std::uint8_t line[16];
-  for (int y = 0; y < 16; ++y) {
-    for (int x = 0; x < 16; ++x) line[x] = static_cast<std::uint8_t>(x * 16 + y);
-    JSAMPROW row = line;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::vector<unsigned char> out(mem, mem + size);
-  std::free(mem);
-  jpeg_destroy_compress(&c);
-  return out;
-}
-
 }  // namespace
 
 int main() {
@@ -150,15 +117,10 @@ int main() {
   }
 
   // 1. The ref against libjpeg-turbo's own IDCT.
-  const std::vector<unsigned char> jpg = tiny_jpeg();
-  jpeg_decompress_struct d;
-  jpeg_error_mgr err;
-  d.err = jpeg_std_error(&err);
-  jpeg_create_decompress(&d);
-  jpeg_mem_src(&d, jpg.data(), jpg.size());
-  jpeg_read_header(&d, TRUE);
-  d.dct_method = JDCT_ISLOW;
-  jpeg_start_decompress(&d);
+  const std::vector<unsigned char> jpg = mmcore_test::make_jpeg(
+      16, 16, 1, [](int x, int y, int) { return static_cast<std::uint8_t>(x * 16 + y); });
+  mmcore_test::StartedDecompress started(jpg, [](j_decompress_ptr c) { c->dct_method = JDCT_ISLOW; });
+  jpeg_decompress_struct& d = started.d;
   jpeg_component_info* comp = &d.comp_info[0];
   const inverse_DCT_method_ptr idct = d.idct->inverse_DCT[0];
   // libjpeg-turbo built with SIMD keeps the islow multipliers as int16 (ISLOW_MULT_TYPE = short).
@@ -188,8 +150,6 @@ int main() {
     }
     for (int k = 0; k < kKinds; ++k) failures += bad[k] > 3 ? bad[k] - 3 : 0;
   }
-  jpeg_abort_decompress(&d);
-  jpeg_destroy_decompress(&d);
 
   // 2. Pair variants against the ref.
   long pair_checks = 0;

@@ -62,6 +62,7 @@ CASES = [
     ((4032, 3024), (341, 256), "lanczos3"),  # phone photo -> short side 256
     ((4032, 3024), (341, 256), "area"),
     ((256, 256), (32, 32), "lanczos3"),
+    ((500, 375), (32, 32), "lanczos3"),  # exact pHash: Pillow's L of the full image -> 32x32
     ((256, 256), (64, 64), "area"),
     ((341, 256), (682, 512), "bicubic"),  # upscaling x2
     ((341, 256), (682, 512), "lanczos3"),

@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "resize_internal.h"
+#include "resize_simd_internal.h"
 
 namespace mmcore::resize_detail {
 
@@ -59,7 +59,6 @@ template <int NB>
 void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
                    const std::int32_t* offs, const __m256i* blocks) {
   const std::int32_t nb = NB ? NB : nb_rt;
-  const __m128i round = _mm_set1_epi32(kRoundHalf);
   for (std::int32_t x = 0; x < out; x += 4) {
     // A group past the row end repeats its last pixel (computed, not stored).
     std::int32_t xi[4];
@@ -70,16 +69,7 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
     const __m256i a3 = dot_c1<NB>(src + offs[xi[3]], blocks + 2 * nb * xi[3], nb);
     // hadd twice leaves, per lane, the four pixels' partial sums; adding the lanes completes them.
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    sum = _mm_srai_epi32(_mm_add_epi32(sum, round), kPrecisionBits);
-    sum = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
-    const std::uint32_t px = static_cast<std::uint32_t>(_mm_cvtsi128_si32(sum));
-    // A fixed-size store in the loop (a variable-length memcpy compiles to a byte loop).
-    if (out - x >= 4) {
-      std::memcpy(dst + x, &px, 4);
-    } else {
-      std::memcpy(dst + x, &px, static_cast<std::size_t>(out - x));
-    }
+    store_four_sums(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), dst, x, out);
   }
 }
 

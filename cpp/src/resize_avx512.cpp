@@ -8,14 +8,15 @@
 //
 // What AVX-512 changes against the AVX2 kernels: one vpdpwssd replaces madd + add, and a zmm
 // holds two output pixels (horizontal) or 64 output bytes (vertical). Masked loads and stores
-// handle the tails. The 1-channel horizontal pass (grey thumbnails) runs the AVX2 kernel.
-// Vector constants are built inside functions.
+// handle the tails. The 1-channel horizontal pass (grey: the hashes' resizes, grey thumbnails)
+// takes 32 taps per block and four output pixels at a time where a window is wider than 16
+// taps (the AVX2 kernel otherwise). Vector constants are built inside functions.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstring>
 
-#include "resize_internal.h"
+#include "resize_simd_internal.h"
 
 namespace mmcore::resize_detail {
 
@@ -193,6 +194,103 @@ void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const
   horizontal_c34_nb<C, R, false>(src, dst, out, t.nb, t.offs, t.blocks);
 }
 
+// --- horizontal, 1 channel ---------------------------------------------------------------------
+//
+// Table: Header, int32 byte offset per output pixel (padded to a multiple of 4 outputs; the extra
+// ones repeat the last pixel, computed and never stored), then per output pixel nb blocks of two
+// zmm: 32 taps' hi parts, then their lo parts, as int16. Windows that would run past the row end
+// move left (leading zero taps); a row narrower than nb * 32 is read at most 31 bytes past its
+// end, within kRowOverRead.
+constexpr std::int32_t kTapsPerBlockC1 = 32;
+
+/// Windows of 16 taps or fewer (bilinear, upscaling, small area and lanczos ratios) keep the AVX2
+/// kernel and table: a 32-tap block would be half zeros (measured slower there, 1.2x faster from
+/// 17 taps on and 2x at the 94 taps of a 500 -> 32 lanczos3 row).
+bool c1_keeps_avx2(const Axis& ax) {
+  return widest_window(ax) <= 16;
+}
+
+std::int32_t blocks_per_pixel_c1(const Axis& ax) {
+  return (widest_window(ax) + kTapsPerBlockC1 - 1) / kTapsPerBlockC1;
+}
+
+/// One output pixel's (sum_hi << kSplit) + sum_lo in 16 int32 lanes (to be added up).
+template <int NB>
+inline __m512i dot_c1(const std::uint8_t* s, const __m512i* k, std::int32_t nb_rt) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  __m512i h = _mm512_setzero_si512(), l = _mm512_setzero_si512();
+  for (std::int32_t b = 0; b < nb; ++b) {
+    const __m512i p =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + kTapsPerBlockC1 * b)));
+    h = _mm512_dpwssd_epi32(h, p, _mm512_load_si512(k + 2 * b));
+    l = _mm512_dpwssd_epi32(l, p, _mm512_load_si512(k + 2 * b + 1));
+  }
+  return _mm512_add_epi32(_mm512_slli_epi32(h, kSplit), l);
+}
+
+template <int NB>
+void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
+                   const std::int32_t* offs, const __m512i* blocks) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  const std::int64_t per = 2 * static_cast<std::int64_t>(nb);  // zmm per output pixel
+  for (std::int32_t x = 0; x < out; x += 4) {
+    const __m512i a0 = dot_c1<NB>(src + offs[x], blocks + per * x, nb);
+    const __m512i a1 = dot_c1<NB>(src + offs[x + 1], blocks + per * (x + 1), nb);
+    const __m512i a2 = dot_c1<NB>(src + offs[x + 2], blocks + per * (x + 2), nb);
+    const __m512i a3 = dot_c1<NB>(src + offs[x + 3], blocks + per * (x + 3), nb);
+    // Per 128-bit lane: [a0, a1, a2, a3] partial sums; then the four lanes added.
+    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
+    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    const __m256i v = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+    store_four_sums(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)), dst, x, out);
+  }
+}
+
+void horizontal_c1_dispatch(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, const void* table) {
+  const auto* head = static_cast<const TableHeader*>(table);
+  const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
+  const auto* blocks =
+      reinterpret_cast<const __m512i*>(reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out));
+  switch (head->nb) {
+    case 1: return horizontal_c1<1>(src, dst, out, 1, offs, blocks);
+    case 2: return horizontal_c1<2>(src, dst, out, 2, offs, blocks);
+    case 3: return horizontal_c1<3>(src, dst, out, 3, offs, blocks);
+    default: return horizontal_c1<0>(src, dst, out, head->nb, offs, blocks);
+  }
+}
+
+std::size_t horizontal_table_bytes_c1(const Axis& ax) {
+  return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
+         static_cast<std::size_t>(padded_outputs(ax.out_size)) * blocks_per_pixel_c1(ax) * 2 *
+             sizeof(__m512i);
+}
+
+void horizontal_table_fill_c1(const Axis& ax, void* table) {
+  const std::int32_t nb = blocks_per_pixel_c1(ax);
+  const std::int32_t span = nb * kTapsPerBlockC1;
+  auto* head = static_cast<TableHeader*>(table);
+  *head = TableHeader{};
+  head->nb = nb;
+  auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
+  auto* blocks =
+      reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
+  for (std::int32_t xp = 0; xp < padded_outputs(ax.out_size); ++xp) {
+    const std::int32_t x = xp < ax.out_size ? xp : ax.out_size - 1;
+    const std::int32_t n = ax.count[x];
+    const std::int32_t first = window_first(ax.start[x], span, ax.in_size);
+    const std::int32_t lead = ax.start[x] - first;
+    offs[xp] = first;
+    const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
+    for (std::int32_t t = 0; t < span; ++t) {
+      const std::int32_t kv = (t >= lead && t - lead < n) ? k[t - lead] : 0;
+      std::int16_t* block = blocks + (static_cast<std::int64_t>(xp) * nb + t / kTapsPerBlockC1) * 64;
+      block[t % kTapsPerBlockC1] = coeff_hi(kv);
+      block[32 + t % kTapsPerBlockC1] = coeff_lo(kv);
+    }
+  }
+}
+
 // --- vertical -------------------------------------------------------------------------------------
 
 /// Taps up to which the pair coefficients live on the stack (3 kB); longer filters (downscales
@@ -230,14 +328,18 @@ inline void vertical_block64(const std::uint8_t* const* rows, std::int32_t pairs
 }  // namespace
 
 std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels) {
-  if (channels == 1) return horizontal_table_bytes_avx2(ax, channels);
+  if (channels == 1)
+    return c1_keeps_avx2(ax) ? horizontal_table_bytes_avx2(ax, 1) : horizontal_table_bytes_c1(ax);
   const std::int64_t nb = layout(ax).nb;
   return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
          static_cast<std::size_t>(padded_outputs(ax.out_size) / 2) * nb * 2 * sizeof(__m512i);
 }
 
 void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table) {
-  if (channels == 1) return horizontal_table_fill_avx2(ax, channels, table);
+  if (channels == 1) {
+    if (c1_keeps_avx2(ax)) return horizontal_table_fill_avx2(ax, 1, table);
+    return horizontal_table_fill_c1(ax, table);
+  }
   const Layout lay = layout(ax);
   const std::int32_t nb = lay.nb;
   const std::int32_t span = nb * kTapsPerBlock;  // taps each pixel (or pair) reads
@@ -286,7 +388,10 @@ void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* t
 
 void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
                            const void* table) {
-  if (channels == 1) return horizontal_row_avx2(src, dst, channels, ax, table);
+  if (channels == 1) {
+    if (c1_keeps_avx2(ax)) return horizontal_row_avx2(src, dst, 1, ax, table);
+    return horizontal_c1_dispatch(src, dst, ax.out_size, table);
+  }
   const TableView t = table_view(table, ax.out_size);
   if (channels == 3) return horizontal_c34_dispatch<3, 1>(&src, &dst, ax.out_size, t);
   horizontal_c34_dispatch<4, 1>(&src, &dst, ax.out_size, t);
@@ -294,7 +399,11 @@ void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int3
 
 void horizontal_rows2_avx512(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
                              std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table) {
-  if (channels == 1) return horizontal_rows2_avx2(src0, src1, dst0, dst1, channels, ax, table);
+  if (channels == 1) {  // its coefficients are plain loads: nothing to share between rows
+    horizontal_row_avx512(src0, dst0, 1, ax, table);
+    horizontal_row_avx512(src1, dst1, 1, ax, table);
+    return;
+  }
   const TableView t = table_view(table, ax.out_size);
   const std::uint8_t* src[2] = {src0, src1};
   std::uint8_t* dst[2] = {dst0, dst1};

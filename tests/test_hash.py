@@ -175,6 +175,13 @@ def test_cpp_luma_variants_match_ref(tmp_path: Path) -> None:
     assert "PASS" in run_cpp_test(tmp_path, "test_luma")
 
 
+def test_cpp_pdq_luma_variants_match_ref(tmp_path: Path) -> None:
+    """tests/cpp/test_pdq_luma.cpp: PDQ's float luma rows (the reference's float32 and pdqhash's
+    float64 formula) from every vector variant equal the scalar ref on all 2^24 colours, with 3
+    and 4 channels, at every width 0-100 ending at an unreadable page."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_pdq_luma")
+
+
 def test_cpp_gpu_hash_kernel_emulated(tmp_path: Path) -> None:
     """tests/cpp/test_hash_gpu_emu.cpp: cuda/hash.cu's kernel code, run phase by phase on the CPU,
     gives hash_image's exact bits (any thread order, interleaved blocks, chunked scratch)."""

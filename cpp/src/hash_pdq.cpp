@@ -9,6 +9,9 @@
 //   output's chain, so the results are the same bits.
 // - No FMA: this file is compiled without -m flags (x86-64 baseline has no FMA, so nothing can
 //   be contracted); a build that enables FMA here fails with an #error rather than hash wrong.
+//   The colour luma rows come from pdq_luma_avx512.cpp on the avx512 backend, whose products
+//   and sums use explicit-rounding intrinsics (never contracted); tests/cpp/test_pdq_luma.cpp
+//   checks them against this file's table loop on every colour.
 // - A 64x64 input is used as the 64x64 buffer without the blur, as the reference's and
 //   pdqhash's non-dihedral entry points do (the reference's dihedral one does not).
 // - The median is the 128th smallest of the 256 coefficients (what the reference's Torben
@@ -24,6 +27,7 @@
 
 #include "hash_internal.h"
 #include "mmcore/hash.h"
+#include "pdq_luma_internal.h"
 
 #if defined(__FMA__) && !defined(__clang__)
 #error "hash_pdq.cpp must be built without FMA (-mfma/-march): contraction changes PDQ bits"
@@ -76,46 +80,64 @@ bool valid_view(const ConstImageView& v) {
          v.stride >= static_cast<std::int64_t>(v.width) * v.channels;
 }
 
-/// Float luma into a dense rows x cols buffer: grey is the value; colour as PdqLuma says;
-/// alpha is ignored. Each product coefficient * value is rounded exactly as the reference
-/// rounds it, so it is read from a 256-entry table instead of recomputed per pixel.
+/// Each product coefficient * value is rounded exactly as the reference (or pdqhash) rounds it,
+/// so the scalar path reads it from a 256-entry table instead of recomputing it per pixel.
 template <typename T>
-void fill_luma_rgb(const ConstImageView& img, const T (*lut)[256], float* luma) {
-  const std::int32_t w = img.width;
-  const int c = img.channels;
-  for (std::int32_t y = 0; y < img.height; ++y) {
-    const std::uint8_t* s = img.row(y);
-    float* o = luma + static_cast<std::int64_t>(y) * w;
-    for (std::int32_t x = 0; x < w; ++x) {
-      const std::uint8_t* p = s + static_cast<std::int64_t>(x) * c;
-      o[x] = static_cast<float>(lut[0][p[0]] + lut[1][p[1]] + lut[2][p[2]]);
-    }
+struct LumaTable {
+  T lut[3][256];
+};
+
+LumaTable<float> reference_table() {
+  LumaTable<float> t;  // the reference: const float coefficient * uint8 -> float32 products
+  for (int v = 0; v < 256; ++v) {
+    t.lut[0][v] = 0.299f * static_cast<float>(v);
+    t.lut[1][v] = 0.587f * static_cast<float>(v);
+    t.lut[2][v] = 0.114f * static_cast<float>(v);
+  }
+  return t;
+}
+
+LumaTable<double> pdqhash_table() {
+  LumaTable<double> t;  // numpy: uint8 * python float -> float64 products
+  for (int v = 0; v < 256; ++v) {
+    t.lut[0][v] = v * 0.299;
+    t.lut[1][v] = v * 0.587;
+    t.lut[2][v] = v * 0.114;
+  }
+  return t;
+}
+
+template <typename T>
+void luma_row(const std::uint8_t* s, int c, std::int32_t w, const LumaTable<T>& t, float* o) {
+  for (std::int32_t x = 0; x < w; ++x) {
+    const std::uint8_t* p = s + static_cast<std::int64_t>(x) * c;
+    o[x] = static_cast<float>(t.lut[0][p[0]] + t.lut[1][p[1]] + t.lut[2][p[2]]);
   }
 }
 
+/// Float luma into a dense rows x cols buffer: grey is the value; colour as PdqLuma says (a
+/// vector row where the backend has one, same bits: pdq_luma_internal.h); alpha is ignored.
 void fill_luma(const ConstImageView& img, PdqLuma mode, float* luma) {
+  const std::int32_t w = img.width;
   if (img.channels == 1) {
     for (std::int32_t y = 0; y < img.height; ++y) {
       const std::uint8_t* s = img.row(y);
-      float* o = luma + static_cast<std::int64_t>(y) * img.width;
-      for (std::int32_t x = 0; x < img.width; ++x) o[x] = static_cast<float>(s[x]);
+      float* o = luma + static_cast<std::int64_t>(y) * w;
+      for (std::int32_t x = 0; x < w; ++x) o[x] = static_cast<float>(s[x]);
     }
+    return;
+  }
+  if (const detail::PdqLumaRowFn row = detail::pdq_luma_row_fn(active_backend())) {
+    for (std::int32_t y = 0; y < img.height; ++y)
+      row(img.row(y), img.channels, w, mode, luma + std::int64_t{y} * w);
   } else if (mode == PdqLuma::kPdqhash) {
-    double lut[3][256];  // numpy: uint8 * python float -> float64 products
-    for (int v = 0; v < 256; ++v) {
-      lut[0][v] = v * 0.299;
-      lut[1][v] = v * 0.587;
-      lut[2][v] = v * 0.114;
-    }
-    fill_luma_rgb<double>(img, lut, luma);
+    const LumaTable<double> t = pdqhash_table();
+    for (std::int32_t y = 0; y < img.height; ++y)
+      luma_row(img.row(y), img.channels, w, t, luma + std::int64_t{y} * w);
   } else {
-    float lut[3][256];  // the reference: const float coefficient * uint8 -> float32 products
-    for (int v = 0; v < 256; ++v) {
-      lut[0][v] = 0.299f * static_cast<float>(v);
-      lut[1][v] = 0.587f * static_cast<float>(v);
-      lut[2][v] = 0.114f * static_cast<float>(v);
-    }
-    fill_luma_rgb<float>(img, lut, luma);
+    const LumaTable<float> t = reference_table();
+    for (std::int32_t y = 0; y < img.height; ++y)
+      luma_row(img.row(y), img.channels, w, t, luma + std::int64_t{y} * w);
   }
 }
 
@@ -337,6 +359,24 @@ void pdq_dct_matrix(float* d) {
   std::memcpy(d, m.d, sizeof m.d);
 }
 
+void pdq_luma_row_ref(const std::uint8_t* px, std::int32_t channels, std::int32_t width, PdqLuma mode,
+                      float* out) {
+  if (mode == PdqLuma::kPdqhash) {
+    luma_row(px, channels, width, pdqhash_table(), out);
+  } else {
+    luma_row(px, channels, width, reference_table(), out);
+  }
+}
+
+PdqLumaRowFn pdq_luma_row_fn(Backend backend) {
+#ifdef MMCORE_HAVE_AVX512
+  if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return pdq_luma_row_avx512;
+#else
+  (void)backend;
+#endif
+  return nullptr;
+}
+
 }  // namespace detail
 
 std::size_t pdq_scratch_floats(std::int32_t width, std::int32_t height) {
@@ -389,6 +429,15 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
   }
 }
 
+namespace {
+
+template <int C>
+void squash_row(const std::uint8_t* s, const std::int32_t* xs, std::uint8_t* o) {
+  for (int x = 0; x < kSquashSide; ++x) std::memcpy(o + x * C, s + static_cast<std::int64_t>(xs[x]) * C, C);
+}
+
+}  // namespace
+
 bool pdq_reference_squash(ConstImageView src, ImageView dst) {
   if (!valid_view(src) || (src.width <= kSquashSide && src.height <= kSquashSide)) return false;
   if (dst.data == nullptr || dst.width != kSquashSide || dst.height != kSquashSide ||
@@ -405,8 +454,10 @@ bool pdq_reference_squash(ConstImageView src, ImageView dst) {
         static_cast<std::int32_t>(static_cast<std::int64_t>(y) * src.height / kSquashSide);
     const std::uint8_t* s = src.row(sy);
     std::uint8_t* o = dst.row(y);
-    for (int x = 0; x < kSquashSide; ++x) {
-      std::memcpy(o + x * c, s + static_cast<std::int64_t>(xs[x]) * c, static_cast<std::size_t>(c));
+    switch (c) {  // a fixed-size copy per pixel (a variable one is a library call each)
+      case 1: squash_row<1>(s, xs, o); break;
+      case 3: squash_row<3>(s, xs, o); break;
+      default: squash_row<4>(s, xs, o); break;
     }
   }
   return true;

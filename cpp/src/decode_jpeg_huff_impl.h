@@ -17,6 +17,8 @@
 // their refinement scans, which give each coefficient already nonzero one correction bit, find
 // those coefficients from a per-block mask of nonzero positions that this decoder keeps across
 // scans, where libjpeg tests all 63 positions of every block with unpredictable branches.
+// Blocks whose AC coefficients nobody needs (the chroma of a grey decode, every block of a 1/8
+// scale decode) are skipped up to three symbols per look-up of a 12-bit table.
 //
 // Scope: it handles clean data only. Anything unusual - a code no table has, a run past the 64th
 // coefficient (or past a progressive scan's band), a refinement magnitude other than 1, a DC
@@ -59,11 +61,20 @@ constexpr std::int32_t entry(int consume, int run, std::int32_t kind, int size, 
          static_cast<std::int32_t>(static_cast<std::uint32_t>(value) << 16);
 }
 
+constexpr int kSkipBits = 12;  ///< window of the AC skip table (coefficients nobody needs)
+
 struct Table {
   std::int32_t fast[1 << kBits];
   std::int32_t maxcode[18];  ///< largest code of each length, -1 when none
   std::int32_t valoffset[18];
   std::uint8_t huffval[256];
+  // AC tables of blocks whose coefficients are not needed (a component the output does not use,
+  // or a 1/8-scale decode that keeps only DC): per 12-bit window, the up to three whole symbols
+  // it holds, stopping after an end of block: bits 0-3 the bits they take, 4-9 the coefficient
+  // positions they advance (run + 1 each, 16 for ZRL), bit 10 an end of block; 0 when not even
+  // one symbol fits (the one-symbol path then decodes it). Built only when such blocks exist.
+  bool has_skip = false;
+  std::uint16_t skip[1 << kSkipBits];
 };
 
 /// The magnitude category's value: `bits` read MSB first, `size` of them (JPEG F.2.2.1 EXTEND).
@@ -121,6 +132,7 @@ struct State {
 
 // Builds the look-up and canonical tables (the JHUFF_TBL was validated by libjpeg's start_pass).
 void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
+  t->has_skip = false;  // the memory is libjpeg's pool: nothing was constructed
   std::uint32_t code = 0;
   int p = 0;
   for (int l = 0; l < (1 << kBits); ++l) t->fast[l] = entry(0, 0, kLong, 0, 0);
@@ -160,6 +172,33 @@ void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
   t->maxcode[17] = 0x7fffffff;
   t->valoffset[17] = 0;
   std::memcpy(t->huffval, h.huffval, sizeof t->huffval);
+}
+
+// The skip table of an AC table whose fast table is built (see Table::skip). A symbol is taken
+// only when its code and magnitude bits lie wholly inside the window: a fast entry depends on
+// no bits past the ones it consumes, so the bits past the window (zeros here) do not matter.
+void build_skip(Table* t) {
+  for (std::uint32_t w = 0; w < (1u << kSkipBits); ++w) {
+    int consume = 0, advance = 0, symbols = 0;
+    bool eob = false;
+    while (symbols < 3) {
+      const std::uint32_t window = (w << consume) & ((1u << kSkipBits) - 1);
+      const std::int32_t e = t->fast[window >> (kSkipBits - kBits)];
+      const std::int32_t kind = (e >> 10) & 3;
+      const int len = e & 63;
+      if ((kind != kFull && kind != kEob) || consume + len > kSkipBits) break;
+      consume += len;
+      ++symbols;
+      if (kind == kEob) {
+        eob = true;
+        break;
+      }
+      advance += ((e >> 6) & 15) + 1;
+    }
+    t->skip[w] =
+        symbols == 0 ? 0 : static_cast<std::uint16_t>(consume | (advance << 4) | (eob ? 1 << 10 : 0));
+  }
+  t->has_skip = true;
 }
 
 [[noreturn]] void give_up(j_decompress_ptr c) {
@@ -259,22 +298,27 @@ void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
   return extend(take(r, size), size);
 }
 
-// One block: DC difference, then the AC coefficients (stored when `block` is given).
-[[gnu::always_inline]] inline void decode_block(j_decompress_ptr c, State* s, Reader& r, int blkn,
-                                                JCOEF* block) {
-  const std::uint8_t* end = s->end;
-  if (r.n < 32) refill(r, end);
-  const int diff = dc_diff(c, r, *s->blk_dc[blkn]);
-  if (s->dc_needed[blkn]) {
-    const int ci = s->blk_comp[blkn];
-    const int v = static_cast<int>(static_cast<unsigned>(s->last_dc[ci]) + static_cast<unsigned>(diff));
-    s->last_dc[ci] = v;
-    if (block != nullptr) block[0] = static_cast<JCOEF>(v);
-  }
-  if (!s->ac_needed[blkn]) block = nullptr;
-  const Table& act = *s->blk_ac[blkn];
+// A block's AC symbols, stored in `block` when given. kSkip (nothing stored): whole runs of up
+// to three symbols per look-up of the skip table while they stay inside the block; one symbol at
+// a time otherwise.
+template <bool kSkip>
+[[gnu::always_inline]] inline void ac_symbols(j_decompress_ptr c, Reader& r, const std::uint8_t* end,
+                                              const Table& act, JCOEF* block) {
   for (int k = 1; k < 64;) {
     if (r.n < 32) refill(r, end);
+    if constexpr (kSkip) {
+      // The window's symbols belong to this block while their last coefficient is at 63 at the
+      // most; an end of block is one only while the block is not full (a block whose position
+      // 63 is coded has none: the bits after it are the next block's).
+      const std::uint32_t e = act.skip[r.buf >> (64 - kSkipBits)];
+      const int reach = k + static_cast<int>((e >> 4) & 63) + static_cast<int>((e >> 10) & 1);
+      if (e != 0 && reach <= 64) {
+        skip(r, static_cast<int>(e & 15));
+        if ((e & (1u << 10)) != 0) break;
+        k = reach;
+        continue;
+      }
+    }
     const std::int32_t a = act.fast[r.buf >> (64 - kBits)];
     const std::int32_t kind = (a >> 10) & 3;
     int value;
@@ -295,6 +339,27 @@ void build_table(const JHUFF_TBL& h, bool is_dc, Table* t) {
     if (k > 63) give_up(c);  // a run past the block: damaged data
     if (block != nullptr) block[kNatural[k]] = static_cast<JCOEF>(value);
     ++k;
+  }
+}
+
+// One block: DC difference, then the AC coefficients (stored when `block` is given).
+[[gnu::always_inline]] inline void decode_block(j_decompress_ptr c, State* s, Reader& r, int blkn,
+                                                JCOEF* block) {
+  const std::uint8_t* end = s->end;
+  if (r.n < 32) refill(r, end);
+  const int diff = dc_diff(c, r, *s->blk_dc[blkn]);
+  if (s->dc_needed[blkn]) {
+    const int ci = s->blk_comp[blkn];
+    const int v = static_cast<int>(static_cast<unsigned>(s->last_dc[ci]) + static_cast<unsigned>(diff));
+    s->last_dc[ci] = v;
+    if (block != nullptr) block[0] = static_cast<JCOEF>(v);
+  }
+  if (!s->ac_needed[blkn]) block = nullptr;
+  const Table& act = *s->blk_ac[blkn];
+  if (block == nullptr && act.has_skip) {
+    ac_symbols<true>(c, r, end, act, nullptr);
+  } else {
+    ac_symbols<false>(c, r, end, act, block);
   }
 }
 
@@ -694,6 +759,8 @@ bool install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_de
     const int scaled = comp->DCT_scaled_size;
 #endif
     s->ac_needed[b] = comp->component_needed != 0 && scaled > 1;
+    Table* act = s->ac[comp->ac_tbl_no];
+    if (!s->ac_needed[b] && !act->has_skip) build_skip(act);
   }
   s->in.p = c->src->next_input_byte;
   s->end = data_end;

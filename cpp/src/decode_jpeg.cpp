@@ -246,8 +246,9 @@ int decompress_data_paired(j_decompress_ptr cinfo, JSAMPIMAGE output_buf) {
   return result;
 }
 
-// Installs checked_idct after jpeg_start_decompress (which set up the output pass's IDCTs).
-void install_dc_guard(j_decompress_ptr c, Monitor* m) {
+// Installs checked_idct (the DC guard) after jpeg_start_decompress, which set up the output pass's
+// IDCTs, and the pair kernel behind it where the backend has one.
+void install_idct_hooks(j_decompress_ptr c, Monitor* m) {
   DcGuard& g = m->dc;
   g.fatal = c->restart_interval == 0;
   for (int ci = 0; ci < c->num_components && ci < MAX_COMPONENTS; ++ci) {
@@ -492,7 +493,7 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
       return true;
     }
   }
-  install_dc_guard(c, &s->mon);
+  install_idct_hooks(c, &s->mon);
   install_color_convert(c, &s->mon);
   if (!options.libjpeg_huffman) jpeg_huff_install(c, s->data + s->size, on_huffman_bail);
   const PixelFormat pixel = options.pixel;

@@ -218,13 +218,15 @@ void checked_idct(j_decompress_ptr cinfo, jpeg_component_info* comp, JCOEFPTR co
     }
   }
   PairedIdct& p = m->pair;
+  if (!p.paired[ci]) {
+    g.idct[ci](cinfo, comp, coef, out, col);  // libjpeg-turbo's, which prefetches the next block
+    return;
+  }
   // The next block, as libjpeg-turbo's IDCT does: a progressive image's coefficients come from
   // a whole-image buffer, out of cache by now.
   __builtin_prefetch(coef + DCTSIZE2);
   __builtin_prefetch(coef + DCTSIZE2 + 32);
-  if (!p.paired[ci]) {
-    g.idct[ci](cinfo, comp, coef, out, col);
-  } else if (p.waiting == nullptr) {
+  if (p.waiting == nullptr) {
     std::memcpy(p.coef, coef, sizeof p.coef);
     std::memcpy(p.rows, out, sizeof p.rows);
     p.col = col;

@@ -37,8 +37,9 @@ namespace {
 // then at most 16 bytes, within kRowOverRead.
 struct TableHeader {
   std::int32_t nb;
-  std::int32_t shared;  ///< 1: both pixels of a pair read one window (offs[2g] == offs[2g + 1])
-  std::int32_t pad[14];
+  std::int32_t shared;   ///< 1: both pixels of a pair read one window (offs[2g] == offs[2g + 1])
+  std::int32_t avx2_c1;  ///< 1: a 1-channel table whose windows fit 16 taps: the AVX2 table follows
+  std::int32_t pad[13];
 };
 
 constexpr std::int32_t kTapsPerBlock = 4;
@@ -247,8 +248,10 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
   }
 }
 
-void horizontal_c1_dispatch(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, const void* table) {
+void horizontal_c1_dispatch(const std::uint8_t* src, std::uint8_t* dst, const Axis& ax, const void* table) {
   const auto* head = static_cast<const TableHeader*>(table);
+  if (head->avx2_c1 != 0) return horizontal_row_avx2(src, dst, 1, ax, head + 1);
+  const std::int32_t out = ax.out_size;
   const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
   const auto* blocks =
       reinterpret_cast<const __m512i*>(reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out));
@@ -328,8 +331,10 @@ inline void vertical_block64(const std::uint8_t* const* rows, std::int32_t pairs
 }  // namespace
 
 std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels) {
-  if (channels == 1)
-    return c1_keeps_avx2(ax) ? horizontal_table_bytes_avx2(ax, 1) : horizontal_table_bytes_c1(ax);
+  if (channels == 1) {
+    if (!c1_keeps_avx2(ax)) return horizontal_table_bytes_c1(ax);
+    return sizeof(TableHeader) + horizontal_table_bytes_avx2(ax, 1);
+  }
   const std::int64_t nb = layout(ax).nb;
   return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
          static_cast<std::size_t>(padded_outputs(ax.out_size) / 2) * nb * 2 * sizeof(__m512i);
@@ -337,8 +342,12 @@ std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels)
 
 void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table) {
   if (channels == 1) {
-    if (c1_keeps_avx2(ax)) return horizontal_table_fill_avx2(ax, 1, table);
-    return horizontal_table_fill_c1(ax, table);
+    if (!c1_keeps_avx2(ax)) return horizontal_table_fill_c1(ax, table);
+    // The choice is made here, once per axis, and read back from the header by every row.
+    auto* head = static_cast<TableHeader*>(table);
+    *head = TableHeader{};
+    head->avx2_c1 = 1;
+    return horizontal_table_fill_avx2(ax, 1, head + 1);
   }
   const Layout lay = layout(ax);
   const std::int32_t nb = lay.nb;
@@ -388,10 +397,7 @@ void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* t
 
 void horizontal_row_avx512(const std::uint8_t* src, std::uint8_t* dst, std::int32_t channels, const Axis& ax,
                            const void* table) {
-  if (channels == 1) {
-    if (c1_keeps_avx2(ax)) return horizontal_row_avx2(src, dst, 1, ax, table);
-    return horizontal_c1_dispatch(src, dst, ax.out_size, table);
-  }
+  if (channels == 1) return horizontal_c1_dispatch(src, dst, ax, table);
   const TableView t = table_view(table, ax.out_size);
   if (channels == 3) return horizontal_c34_dispatch<3, 1>(&src, &dst, ax.out_size, t);
   horizontal_c34_dispatch<4, 1>(&src, &dst, ax.out_size, t);

@@ -140,9 +140,11 @@ def build_info() -> dict[str, Any]:
     ``dali_available``, ``dali_plugin`` (the DALI version the plugin was built against, None
     without a plugin), ``codecs`` (library versions), ``hardware_threads``, ``forced_backend``
     (the ``MMCORE_FORCE_BACKEND`` value, or None), ``cuda_note`` (why CUDA is not available, or
-    what it found), ``cuda_runtime_version`` and ``quant_amx`` (whether int8 / int4 searches of 9+
+    what it found), ``cuda_runtime_version``, ``quant_amx`` (whether int8 / int4 searches of 9+
     queries run on AMX tiles: an AVX-512 build on a CPU and OS that grant them, unless
-    ``MMCORE_NO_AMX=1``).
+    ``MMCORE_NO_AMX=1``) and ``quant_avx_vnni`` (whether the avx2 variant scores int8 / int4
+    codes with AVX-VNNI: a CPU without AVX-512 that has it, such as Alder Lake or Sierra Forest,
+    unless ``MMCORE_NO_AVX_VNNI=1``).
 
     >>> import mmcore
     >>> mmcore.build_info()["backend"] in ("ref", "avx2", "avx512")

@@ -31,8 +31,11 @@ def test_build_info_keys() -> None:
     assert info["backend"] in info["cpu_variants_compiled"]
     assert set(info["codecs"]) == {"jpeg", "png", "webp"}
     assert isinstance(info["quant_amx"], bool)
+    assert isinstance(info["quant_avx_vnni"], bool)
     if info["backend"] != "avx512":
         assert not info["quant_amx"]
+    if info["backend"] != "avx2":
+        assert not info["quant_avx_vnni"]
 
 
 def test_no_amx_switch() -> None:
@@ -44,8 +47,20 @@ def test_no_amx_switch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def _backend_in_subprocess(forced: str) -> dict[str, object]:
-    env = dict(os.environ, MMCORE_FORCE_BACKEND=forced)
+def test_avx_vnni_switch() -> None:
+    """The avx2 variant scores with AVX-VNNI exactly where the CPU has it (Linux: the avx_vnni flag
+    of /proc/cpuinfo), and MMCORE_NO_AVX_VNNI=1 keeps it on the plain AVX2 kernels."""
+    base = mmcore.build_info()
+    if "avx2" not in base["cpu_variants_supported"] or not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("needs a CPU with AVX2 and /proc/cpuinfo")
+    with open("/proc/cpuinfo") as f:
+        has = "avx_vnni" in next((line.split() for line in f if line.startswith("flags")), [])
+    assert _backend_in_subprocess("avx2")["quant_avx_vnni"] is has
+    assert _backend_in_subprocess("avx2", MMCORE_NO_AVX_VNNI="1")["quant_avx_vnni"] is False
+
+
+def _backend_in_subprocess(forced: str, **extra: str) -> dict[str, object]:
+    env = dict(os.environ, MMCORE_FORCE_BACKEND=forced, **extra)
     code = "import json, mmcore; print(json.dumps(mmcore.build_info()))"
     out = subprocess.run(
         [sys.executable, "-c", code],

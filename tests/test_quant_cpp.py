@@ -16,18 +16,22 @@ from mmcore import _core
 
 def test_cpp_quant_variants_match_ref(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every variant against the ref; where AMX tiles run, again with the AVX-512 vector kernels for
-    every batch (MMCORE_NO_AMX=1)."""
+    every batch (MMCORE_NO_AMX=1); where AVX-VNNI runs, again with the plain AVX2 int8 / int4
+    kernels (MMCORE_NO_AVX_VNNI=1)."""
     monkeypatch.delenv("MMCORE_NO_AMX", raising=False)
+    monkeypatch.delenv("MMCORE_NO_AVX_VNNI", raising=False)
     out = run_cpp_test(tmp_path, "test_quant")
     assert "ref: checked, ok" in out
     assert "PASS" in out
-    if "amx: used" in out:
-        env = dict(os.environ, MMCORE_NO_AMX="1")
+    for switch, line in (("MMCORE_NO_AMX", "amx"), ("MMCORE_NO_AVX_VNNI", "avx-vnni")):
+        if f"{line}: used" not in out:
+            continue
+        env = dict(os.environ, **{switch: "1"})
         run = subprocess.run(
             [str(tmp_path / "test_quant")], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
         )
         assert run.returncode == 0 and "PASS" in run.stdout, run.stdout[-3000:]
-        assert "amx: not used" in run.stdout
+        assert f"{line}: not used" in run.stdout
 
 
 def test_gpu_search_kernels_emulated_match_cpu(tmp_path: Path) -> None:
@@ -140,7 +144,8 @@ def test_bad_input_is_a_value_error() -> None:
 
 
 def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
-    """MMCORE_FORCE_BACKEND=ref and the default variant give the same integers through _core."""
+    """MMCORE_FORCE_BACKEND=ref, avx2 (with AVX-VNNI where the CPU has it) and the default variant
+    give the same integers through _core."""
     script = (
         "import numpy as np, hashlib\n"
         "from mmcore import _core\n"
@@ -154,6 +159,6 @@ def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
         "print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())\n"
         "print(_core.build_info()['backend'])\n"
     )
-    outs = {backend: run_with_backend(script, backend, tmp_path).split() for backend in ("ref", "")}
-    assert outs["ref"][0] == outs[""][0]
+    outs = {backend: run_with_backend(script, backend, tmp_path).split() for backend in ("ref", "avx2", "")}
+    assert outs["ref"][0] == outs[""][0] == outs["avx2"][0]
     assert outs["ref"][1] == "ref"

@@ -614,6 +614,7 @@ py::dict build_info_py() {
   d["backend"] = backend_name(active_backend());
   d["backend_note"] = backend_note();
   d["quant_amx"] = quant_amx_active();
+  d["quant_avx_vnni"] = quant_avx_vnni_active();
 #ifdef MMCORE_HAVE_CUDA
   d["cuda_compiled"] = true;
   d["cuda_runtime_version"] = cuda_runtime_version();

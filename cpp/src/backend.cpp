@@ -12,6 +12,7 @@ namespace {
 
 struct CpuTable {
   bool supported[3] = {true, false, false};
+  bool avx_vnni = false;
   Backend active = Backend::kRef;
   const char* note = "";
 };
@@ -40,6 +41,7 @@ CpuTable detect() {
   const bool vpopcntdq = (c & bit_AVX512VPOPCNTDQ) != 0, vnni = (c & bit_AVX512VNNI) != 0;
   t.supported[1] = ymm && avx2 && fma && bmi2 && popcnt;
   t.supported[2] = t.supported[1] && zmm && f && bw && vl && dq && vpopcntdq && vnni;
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d) != 0) t.avx_vnni = t.supported[1] && ((a >> 4) & 1) != 0;
   return t;
 }
 
@@ -114,6 +116,10 @@ const char* backend_name(Backend b) {
 
 bool backend_compiled(Backend b) {
   return kCompiled[static_cast<int>(b)];
+}
+
+bool cpu_has_avx_vnni() {
+  return table().avx_vnni;
 }
 
 bool backend_supported(Backend b) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -28,12 +29,29 @@ namespace mmcore {
 
 namespace detail {
 
+bool quant_avx_vnni_usable() {
+#ifdef MMCORE_HAVE_AVXVNNI
+  static const bool usable = [] {
+    const char* off = std::getenv("MMCORE_NO_AVX_VNNI");
+    return cpu_has_avx_vnni() && (off == nullptr || off[0] == '\0' || off[0] == '0');
+  }();
+  return usable;
+#else
+  return false;
+#endif
+}
+
 QuantKernels quant_kernels(Backend backend) {
 #ifdef MMCORE_HAVE_AVX512
   if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return quant_kernels_avx512();
 #endif
 #ifdef MMCORE_HAVE_AVX2
-  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) return quant_kernels_avx2();
+  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) {
+#ifdef MMCORE_HAVE_AVXVNNI
+    if (quant_avx_vnni_usable()) return quant_kernels_avx_vnni();
+#endif
+    return quant_kernels_avx2();
+  }
 #endif
   (void)backend;
   return quant_kernels_ref();
@@ -547,6 +565,10 @@ void quant_encode_binary(const float* x, std::int64_t n, std::int32_t d, const f
       codes[r * words + w] = bits;
     }
   });
+}
+
+bool quant_avx_vnni_active() {
+  return active_backend() == Backend::kAvx2 && detail::quant_avx_vnni_usable();
 }
 
 bool quant_amx_active() {

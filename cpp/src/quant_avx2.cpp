@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "quant_avx2_internal.h"
 #include "quant_internal.h"
 
 namespace mmcore::detail {
@@ -26,17 +27,6 @@ inline std::int32_t hsum(__m256i v) {
 }
 
 // ---- int8 ----
-
-// The four int32 lane sums of a[0..3] (missing ones zero) as one vector: three vphaddd and one add
-// where four separate horizontal sums take 24 instructions.
-template <int S>
-inline __m128i hsum4(const __m256i* a) {
-  const __m256i z = _mm256_setzero_si256();
-  const __m256i h01 = _mm256_hadd_epi32(a[0], S > 1 ? a[1] : z);
-  const __m256i h23 = _mm256_hadd_epi32(S > 2 ? a[2] : z, S > 3 ? a[3] : z);
-  const __m256i h = _mm256_hadd_epi32(h01, h23);
-  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
 
 // Query g as int16, zero-padded to a multiple of 16 dimensions.
 void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
@@ -118,7 +108,7 @@ inline void dot8_single_tile(const std::uint8_t* c, std::int32_t d, const std::i
     }
   }
   alignas(16) std::int32_t v[4];
-  _mm_store_si128(reinterpret_cast<__m128i*>(v), hsum4<R>(acc));
+  _mm_store_si128(reinterpret_cast<__m128i*>(v), quant_hsum4<R>(acc));
   for (int r = 0; r < R; ++r) {
     const std::uint8_t* row = c + static_cast<std::int64_t>(r) * d;
     for (std::int32_t i = d32; i < d; ++i) v[r] += std::int32_t{row[i]} * q[i];
@@ -193,7 +183,7 @@ inline void dot4_row(const std::uint8_t* c, std::int64_t row, std::int64_t half,
     for (int s = 0; s < S; ++s) acc[s] = _mm256_add_epi32(acc[s], _mm256_madd_epi16(a16[s], ones));
   }
   alignas(16) std::int32_t v[4];
-  _mm_store_si128(reinterpret_cast<__m128i*>(v), hsum4<S>(acc));
+  _mm_store_si128(reinterpret_cast<__m128i*>(v), quant_hsum4<S>(acc));
   for (int s = 0; s < S; ++s) {
     for (std::int64_t t = r32; t < row; ++t) {
       v[s] += std::int32_t{c[t] & 15} * q[s][t] + std::int32_t{c[t] >> 4} * q[s][half + t];

@@ -122,6 +122,13 @@ QuantKernels quant_kernels_ref();
 #ifdef MMCORE_HAVE_AVX2
 QuantKernels quant_kernels_avx2();
 #endif
+#ifdef MMCORE_HAVE_AVXVNNI
+/// The avx2 variant with int8 / int4 scored by AVX-VNNI (quant_avxvnni.cpp; the CPU must have it).
+QuantKernels quant_kernels_avx_vnni();
+#endif
+/// Whether the avx2 variant scores int8 / int4 with AVX-VNNI here: compiled, the CPU has it
+/// (cpu_has_avx_vnni) and MMCORE_NO_AVX_VNNI is unset or 0 (read once).
+bool quant_avx_vnni_usable();
 #ifdef MMCORE_HAVE_AVX512
 QuantKernels quant_kernels_avx512();
 #endif

@@ -8,8 +8,8 @@
 // - the full score matrix (quant_dot_int8_all);
 // - the rerank kernel: the ref's float64 sums bit for bit;
 // - encoders against a naive loop: half-to-even rounding, clipping, scale 0, NaN/Inf rows refused.
-// Prints the variants it checked, then PASS or FAIL. Run it on a host with AVX-512 VNNI to check
-// that variant.
+// Prints the variants it checked (avx2: with AVX-VNNI where the CPU has it), then PASS or FAIL. Run
+// it on a host with AVX-512 VNNI to check that variant.
 //
 // Build and run (tests/test_quant_cpp.py does this when a build tree exists):
 //   g++ -O2 -std=c++17 -Icpp/include -Icpp/src tests/cpp/test_quant.cpp build/<tag>/cpp/libmmcore_cpu.a \
@@ -449,11 +449,15 @@ int main() {
     test_topk(b, name, rng);
     std::printf("%s: checked, %s\n", name, failures == before ? "ok" : "FAILED");
   }
-#ifdef MMCORE_HAVE_AMX
-  // The avx512 variant scores batches of 9+ queries with AMX tiles where they run (MMCORE_NO_AMX=1:
-  // with its vector kernels; tests/test_quant_cpp.py runs both).
-  std::printf("amx: %s\n", mmcore::detail::quant_amx_usable() ? "used" : "not used");
-#endif
+  // This file is compiled without the library's MMCORE_HAVE_* definitions, so these come from the
+  // library. The avx512 variant scores batches of 9+ queries with AMX tiles where they run
+  // (MMCORE_NO_AMX=1: with its vector kernels), and the avx2 variant scores int8 / int4 with AVX-VNNI
+  // where the CPU has it (MMCORE_NO_AVX_VNNI=1: with vpmaddwd / vpmaddubsw); tests/test_quant_cpp.py
+  // runs the switched-off kernels too.
+  const bool amx = mmcore::backend_supported(Backend::kAvx512) &&
+                   mmcore::detail::quant_kernels(Backend::kAvx512).int8.group > mmcore::detail::kQuantGroup;
+  std::printf("amx: %s\n", amx ? "used" : "not used");
+  std::printf("avx-vnni: %s\n", mmcore::detail::quant_avx_vnni_usable() ? "used" : "not used");
   std::printf("active backend: %s\n", mmcore::backend_name(mmcore::active_backend()));
   std::printf("%s\n", failures == 0 ? "PASS" : "FAIL");
   return failures == 0 ? 0 : 1;

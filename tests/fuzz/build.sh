@@ -26,6 +26,7 @@ COMMON=(-std=c++17 -O1 -g "${SAN[@]}" -Icpp/include -Icpp/src $(pkg-config --cfl
 AVX2=(-mavx2 -mfma -mbmi -mbmi2 -mpopcnt -mf16c)  # the flags cmake/mmcore_isa.cmake gives *_avx2.cpp
 AVX512=("${AVX2[@]}" -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq -mavx512vnni)
 AMX=("${AVX512[@]}" -mamx-tile -mamx-int8)
+AVXVNNI=("${AVX2[@]}" -mavxvnni)
 
 objs=()
 defs=()
@@ -33,6 +34,7 @@ for src in cpp/src/*.cpp; do
   case "$src" in
     *_amx.cpp) defs+=(-DMMCORE_HAVE_AMX=1) ;;
     *_avx512.cpp) defs+=(-DMMCORE_HAVE_AVX512=1) ;;
+    *_avxvnni.cpp) defs+=(-DMMCORE_HAVE_AVXVNNI=1) ;;
     *_avx2.cpp) defs+=(-DMMCORE_HAVE_AVX2=1) ;;
   esac
 done
@@ -41,6 +43,7 @@ for src in cpp/src/*.cpp; do
   case "$src" in
     *_amx.cpp) isa=("${AMX[@]}") ;;
     *_avx512.cpp) isa=("${AVX512[@]}") ;;
+    *_avxvnni.cpp) isa=("${AVXVNNI[@]}") ;;
     *_avx2.cpp) isa=("${AVX2[@]}") ;;
   esac
   obj="$OUT/obj/$(basename "${src%.cpp}").o"

@@ -20,5 +20,8 @@ bool backend_compiled(Backend b);
 bool backend_supported(Backend b);
 /// Why the active backend differs from the requested one; "" when it does not.
 const char* backend_note();
+/// Whether this CPU (and OS) runs AVX-VNNI: vpdpbusd on 256-bit vectors, VEX-encoded (Intel cores
+/// since Alder Lake, Sierra Forest, AMD Zen 5). The avx2 variant's int8 / int4 scoring uses it.
+bool cpu_has_avx_vnni();
 
 }  // namespace mmcore

@@ -83,6 +83,9 @@ void quant_dot_int8_all(const std::uint8_t* codes, std::int64_t n, std::int32_t 
 /// Whether the active variant scores int8 / int4 batches of more than 8 queries with AMX tiles (an
 /// AVX-512 build on a CPU and OS that grant them, MMCORE_NO_AMX unset or 0).
 bool quant_amx_active();
+/// Whether the active variant is avx2 and scores int8 / int4 with AVX-VNNI (vpdpbusd on 256-bit
+/// vectors: a CPU that has it, MMCORE_NO_AVX_VNNI unset or 0).
+bool quant_avx_vnni_active();
 
 /// Exact rescoring of candidates with the float vectors x (n x d float32): for query q (row q of
 /// queries, nq x d) and its m candidate positions cand[q * m ...] (each in 0..n-1, else

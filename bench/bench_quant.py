@@ -25,6 +25,9 @@ time (train + add), a scaling table (int8, 100k and 1M vectors, 10M with --big) 
     python bench/bench_quant.py            # ~5 min on 2 cores
     python bench/bench_quant.py --quick    # smoke run: 100k generated vectors, 1 round
     python bench/bench_quant.py --big      # adds 10M generated vectors (int8 only) to scaling
+    python bench/bench_quant.py --isa avx2 # as on a CPU without AVX-512: mmcore's avx2 variant
+                                           # (with AVX-VNNI where the CPU has it; MMCORE_NO_AVX_VNNI=1
+                                           # for the plain AVX2 kernels) and faiss's AVX2 build
 
 Prints the machine, mmcore.build_info(), versions, the data's statistics, the tables and the
 issue's targets as PASS/FAIL lines; writes bench_quant.md and bench_quant.png into --out
@@ -747,7 +750,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 100k generated vectors, 1 round")
     ap.add_argument("--sections", default="generated,real,scaling", help="subset of generated,real,scaling")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="output folder")
+    ap.add_argument(
+        "--isa",
+        choices=("native", "avx2"),
+        default="native",
+        help="avx2: what a CPU without AVX-512 runs (mmcore MMCORE_FORCE_BACKEND=avx2, faiss "
+        "FAISS_OPT_LEVEL=AVX2 and FAISS_SIMD_LEVEL=AVX2); the script restarts itself with those set "
+        "(default native)",
+    )
     args = ap.parse_args(argv)
+    if args.isa == "avx2" and os.environ.get("MMCORE_FORCE_BACKEND") != "avx2":
+        env = dict(os.environ, MMCORE_FORCE_BACKEND="avx2", FAISS_OPT_LEVEL="AVX2", FAISS_SIMD_LEVEL="AVX2")
+        cmd = [sys.executable, str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)]
+        os.execve(sys.executable, cmd, env)
     if args.quick:
         args.n = min(args.n, 100_000)
         args.repeat = 1
@@ -758,6 +773,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mmcore
 
     header = [*bd.machine_lines(), bd.mmcore_line(), *version_lines()]
+    try:
+        import faiss
+
+        level = faiss.SIMDConfig.get_level_name() if hasattr(faiss, "SIMDConfig") else "?"
+        header.append(f"faiss build: {faiss.get_compile_options().strip()}; SIMD level in use: {level}")
+    except ImportError:
+        pass
+    if args.isa == "avx2":
+        header.append(
+            "--isa avx2: mmcore MMCORE_FORCE_BACKEND=avx2 (quant_avx_vnni: "
+            f"{mmcore.build_info()['quant_avx_vnni']}), faiss FAISS_OPT_LEVEL=AVX2 FAISS_SIMD_LEVEL=AVX2"
+        )
     bandwidth = read_bandwidth(max(threads))
     header.append(
         f"measured read bandwidth, {max(threads)} thread(s): {bandwidth:.1f} GB/s "

@@ -13,6 +13,7 @@ namespace {
 struct CpuTable {
   bool supported[3] = {true, false, false};
   bool avx_vnni = false;
+  bool amx_int8 = false;
   Backend active = Backend::kRef;
   const char* note = "";
 };
@@ -41,6 +42,9 @@ CpuTable detect() {
   const bool vpopcntdq = (c & bit_AVX512VPOPCNTDQ) != 0, vnni = (c & bit_AVX512VNNI) != 0;
   t.supported[1] = ymm && avx2 && fma && bmi2 && popcnt;
   t.supported[2] = t.supported[1] && zmm && f && bw && vl && dq && vpopcntdq && vnni;
+  // AMX-INT8: the tile and int8 instructions (leaf 7 EDX bits 24, 25) and the tile state enabled
+  // by the OS (XCR0 bits 17, 18); the process must still ask for it (quant_amx.cpp).
+  t.amx_int8 = ((d >> 24) & 1) != 0 && ((d >> 25) & 1) != 0 && (xcr0 & (3u << 17)) == (3u << 17);
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d) != 0) t.avx_vnni = t.supported[1] && ((a >> 4) & 1) != 0;
   return t;
 }
@@ -120,6 +124,10 @@ bool backend_compiled(Backend b) {
 
 bool cpu_has_avx_vnni() {
   return table().avx_vnni;
+}
+
+bool cpu_has_amx_int8() {
+  return table().amx_int8;
 }
 
 bool backend_supported(Backend b) {

@@ -13,7 +13,6 @@
 // Tiles need the kernel's permission (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, asked once per
 // process). Each block call loads the tile configuration on its thread and releases the tiles at
 // the end, so no thread keeps tile state between calls.
-#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -45,13 +44,8 @@ bool probe_amx() {
   if (const char* off = std::getenv("MMCORE_NO_AMX"); off != nullptr && off[0] != '\0' && off[0] != '0') {
     return false;
   }
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
-  const bool tile = (d >> 24) & 1, int8 = (d >> 25) & 1;
-  if (!tile || !int8) return false;
-  // The OS must enable the tile state (XCR0 bits 17 and 18) and grant this process its use.
-  if (__get_cpuid_count(1, 0, &a, &b, &c, &d) == 0 || ((c >> 27) & 1) == 0) return false;  // OSXSAVE
-  if ((_xgetbv(0) & (3u << 17)) != (3u << 17)) return false;
+  // The CPU and the OS (the backend's cpuid table), then this process's permission.
+  if (!cpu_has_amx_int8()) return false;
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 

@@ -23,5 +23,8 @@ const char* backend_note();
 /// Whether this CPU (and OS) runs AVX-VNNI: vpdpbusd on 256-bit vectors, VEX-encoded (Intel cores
 /// since Alder Lake, Sierra Forest, AMD Zen 5). The avx2 variant's int8 / int4 scoring uses it.
 bool cpu_has_avx_vnni();
+/// Whether this CPU has AMX-INT8 tiles and the OS enables their state (the process must still be
+/// granted them: quant_amx.cpp asks once). The avx512 variant scores int8 / int4 batches on them.
+bool cpu_has_amx_int8();
 
 }  // namespace mmcore

@@ -27,6 +27,7 @@
 
 #include "hash_internal.h"
 #include "mmcore/hash.h"
+#include "pdq_box_internal.h"
 #include "pdq_luma_internal.h"
 
 #if defined(__FMA__) && !defined(__clang__)
@@ -49,6 +50,9 @@ constexpr int kRowBlock = 8;      ///< rows filtered together: independent chain
 
 /// Scratch floats after the two full-size buffers: 64x64, 16x64, two 16x16, one 16x16 for the
 /// median selection.
+/// The AVX2 row box's transposed strip: 8 rows of the image, 32-byte aligned within the scratch.
+constexpr std::size_t kStripRows = 8;
+constexpr std::size_t kStripAlign = 8;
 constexpr std::size_t kFixedScratch =
     static_cast<std::size_t>(kGrid) * kGrid + kDct * kGrid + 3 * kDct * kDct;
 
@@ -141,17 +145,10 @@ void fill_luma(const ConstImageView& img, PdqLuma mode, float* luma) {
   }
 }
 
-/// The reference's four phases of a centred box of `window` samples, as counts.
-struct BoxPhases {
-  int accumulate;  ///< samples summed before the first write
-  int grow;        ///< writes while the window grows
-  int full;        ///< writes with the full window (add right, subtract left)
-  int shrink;      ///< writes while the window shrinks
-};
+using BoxPhases = detail::PdqBoxPhases;
 
 BoxPhases box_phases(int length, int window) {
-  const int half = (window + 2) / 2;
-  return {half - 1, window - half + 1, length - window, half - 1};
+  return detail::pdq_box_phases(length, window);
 }
 
 /// x / n as the box filters write it. Where n is a power of two it is computed as x * (1 / n): 1 / n
@@ -216,10 +213,16 @@ void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhas
   }
 }
 
-/// Box along every row: kRowBlock rows at a time, then the rest one by one.
-void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window) {
+/// Box along every row: kRowBlock rows at a time, then the rest one by one. With AVX2 (`strip`: 8 *
+/// cols floats, 32-byte aligned), 8 rows at a time with each row's sum in a vector lane first.
+void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* strip) {
   const BoxPhases ph = box_phases(cols, window);
   std::int32_t r = 0;
+#ifdef MMCORE_HAVE_AVX2
+  if (strip != nullptr) r = detail::pdq_box_rows_avx2(in, out, rows, cols, ph, strip);
+#else
+  (void)strip;
+#endif
   for (; r + kRowBlock <= rows; r += kRowBlock) {
     const std::int64_t off = static_cast<std::int64_t>(r) * cols;
     box_row_block<kRowBlock>(in + off, out + off, cols, ph);
@@ -406,7 +409,7 @@ PdqLumaRowFn pdq_luma_row_fn(Backend backend) {
 std::size_t pdq_scratch_floats(std::int32_t width, std::int32_t height) {
   const std::size_t w = width > 0 ? static_cast<std::size_t>(width) : 0;
   const std::size_t h = height > 0 ? static_cast<std::size_t>(height) : 0;
-  return 2 * w * h + w + kFixedScratch;
+  return 2 * w * h + w + kFixedScratch + kStripRows * w + kStripAlign;
 }
 
 void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* hashes, std::int32_t* quality,
@@ -426,6 +429,11 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
   float* b16 = t16x64 + kDct * kGrid;
   float* aux = b16 + kDct * kDct;
   float* tmp = aux + kDct * kDct;
+  float* strip = nullptr;  // the AVX2 row box's scratch (box_rows), 32-byte aligned
+  if (active_backend() >= Backend::kAvx2) {
+    const auto at = reinterpret_cast<std::uintptr_t>(tmp + kDct * kDct);
+    strip = reinterpret_cast<float*>((at + 31) / 32 * 32);
+  }
 
   if (rows == kGrid && cols == kGrid) {
     // The reference (and pdqhash) take a 64x64 input as already downsampled: no blur. Its
@@ -437,7 +445,7 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
     const int window_rows = (cols + 2 * kGrid - 1) / (2 * kGrid);
     const int window_cols = (rows + 2 * kGrid - 1) / (2 * kGrid);
     for (int pass = 0; pass < kJaroszPasses; ++pass) {
-      box_rows(buf1, buf2, rows, cols, window_rows);
+      box_rows(buf1, buf2, rows, cols, window_rows, strip);
       box_cols(buf2, buf1, rows, cols, window_cols, sums);
     }
     decimate(buf1, rows, cols, a64);

@@ -50,11 +50,12 @@ constexpr int kRowBlock = 8;      ///< rows filtered together: independent chain
 
 /// Scratch floats after the two full-size buffers: 64x64, 16x64, two 16x16, one 16x16 for the
 /// median selection.
-/// The AVX2 row box's transposed strip: 8 rows of the image, 32-byte aligned within the scratch.
-constexpr std::size_t kStripRows = 8;
-constexpr std::size_t kStripAlign = 8;
 constexpr std::size_t kFixedScratch =
     static_cast<std::size_t>(kGrid) * kGrid + kDct * kGrid + 3 * kDct * kDct;
+/// After them, the AVX2 row box's transposed strip: 8 rows of the image, 32-byte aligned (8 floats
+/// of slack).
+constexpr std::size_t kStripRows = 8;
+constexpr std::size_t kStripAlign = 8;
 
 /// D[i][j] = sqrt(2/64) cos(pi/128 (i+1)(2j+1)), and its transpose. As the reference (and
 /// pdqhash): the scale is rounded to float first, the product taken in double, then rounded.
@@ -146,10 +147,7 @@ void fill_luma(const ConstImageView& img, PdqLuma mode, float* luma) {
 }
 
 using BoxPhases = detail::PdqBoxPhases;
-
-BoxPhases box_phases(int length, int window) {
-  return detail::pdq_box_phases(length, window);
-}
+using detail::pdq_box_phases;
 
 /// x / n as the box filters write it. Where n is a power of two it is computed as x * (1 / n): 1 / n
 /// is exact, and both forms are the correctly rounded value of the same real number, so the bits
@@ -168,7 +166,7 @@ struct MultiplyByInverse {
 template <class F>
 void with_division_by(int count, F&& f) {
   const float n = static_cast<float>(count);
-  if (count > 0 && (count & (count - 1)) == 0) {
+  if (detail::pdq_box_divides_by_inverse(count)) {
     f(MultiplyByInverse{1.0f / n});
   } else {
     f(Divide{n});
@@ -216,7 +214,7 @@ void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhas
 /// Box along every row: kRowBlock rows at a time, then the rest one by one. With AVX2 (`strip`: 8 *
 /// cols floats, 32-byte aligned), 8 rows at a time with each row's sum in a vector lane first.
 void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* strip) {
-  const BoxPhases ph = box_phases(cols, window);
+  const BoxPhases ph = pdq_box_phases(cols, window);
   std::int32_t r = 0;
 #ifdef MMCORE_HAVE_AVX2
   if (strip != nullptr) r = detail::pdq_box_rows_avx2(in, out, rows, cols, ph, strip);
@@ -237,7 +235,7 @@ void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols,
 /// of float ops as the reference's one-column-at-a-time walk, but reading whole rows (that walk
 /// uses one float per cache line and was ~12x slower on a 4032x3024 image). sums: cols floats.
 void box_cols(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* sums) {
-  const BoxPhases ph = box_phases(rows, window);
+  const BoxPhases ph = pdq_box_phases(rows, window);
   const auto line = [cols](const float* base, std::int32_t r) {
     return base + static_cast<std::int64_t>(r) * cols;
   };

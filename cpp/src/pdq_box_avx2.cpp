@@ -95,7 +95,7 @@ void box_rows8(const float* in, float* out, std::int64_t stride, std::int32_t co
   // The full window's count (the grow phase ends at it); a power of two divides as a multiply by
   // its exact inverse, the same bits (pdq_box_internal.h).
   const int n = ph.accumulate + ph.grow;
-  if (n > 0 && (n & (n - 1)) == 0) {
+  if (pdq_box_divides_by_inverse(n)) {
     const __m256 inverse = _mm256_set1_ps(1.0f / static_cast<float>(n));
     box_strip(t, ph, [inverse](__m256 s) { return _mm256_mul_ps(s, inverse); }, w);
   } else {

@@ -27,6 +27,12 @@ inline PdqBoxPhases pdq_box_phases(int length, int window) {
   return {half - 1, window - half + 1, length - window, half - 1};
 }
 
+/// Whether a division by `count` may be a multiply by 1 / count with the same bits: a power of two
+/// (its inverse is exact, and both are the correctly rounded value of the same real number).
+inline bool pdq_box_divides_by_inverse(int count) {
+  return count > 0 && (count & (count - 1)) == 0;
+}
+
 #ifdef MMCORE_HAVE_AVX2
 /// The box along the first rows / 8 * 8 rows of a rows x cols image (in -> out), 8 rows at a time
 /// with each row's sum in a vector lane: a strip is transposed into t (8 * cols floats, 32-byte

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -31,10 +30,7 @@ namespace detail {
 
 bool quant_avx_vnni_usable() {
 #ifdef MMCORE_HAVE_AVXVNNI
-  static const bool usable = [] {
-    const char* off = std::getenv("MMCORE_NO_AVX_VNNI");
-    return cpu_has_avx_vnni() && (off == nullptr || off[0] == '\0' || off[0] == '0');
-  }();
+  static const bool usable = cpu_has_avx_vnni() && !quant_switched_off("MMCORE_NO_AVX_VNNI");
   return usable;
 #else
   return false;

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -41,9 +40,7 @@ struct alignas(64) TileConfig {
 };
 
 bool probe_amx() {
-  if (const char* off = std::getenv("MMCORE_NO_AMX"); off != nullptr && off[0] != '\0' && off[0] != '0') {
-    return false;
-  }
+  if (quant_switched_off("MMCORE_NO_AMX")) return false;
   // The CPU and the OS (the backend's cpuid table), then this process's permission.
   if (!cpu_has_amx_int8()) return false;
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;

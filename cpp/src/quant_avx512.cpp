@@ -10,7 +10,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
-#include <cstring>
 
 #include "quant_internal.h"
 
@@ -19,14 +18,7 @@ namespace {
 
 // Query g as int8, zero-padded to a multiple of 64 dimensions.
 void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
-  const std::int64_t padded = (std::int64_t{d} + 63) / 64 * 64;
-  for (int g = 0; g < nq; ++g) {
-    std::uint8_t* w = prepared + g * stride;
-    std::memcpy(w, static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d,
-                static_cast<std::size_t>(d));
-    std::memset(w + d, 0, static_cast<std::size_t>(padded - d));
-  }
+  quant_prepare_int8_bytes(queries, nq, d, prepared, 64);
 }
 
 // The sums of four accumulators' 16 lanes, as [sum a, sum b, sum c, sum d]: about a third of the

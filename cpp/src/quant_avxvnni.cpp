@@ -11,8 +11,6 @@
 // scalar code. Zen 5 also has AVX-512 VNNI and runs the avx512 variant instead.
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "quant_avx2_internal.h"
 #include "quant_internal.h"
 
@@ -44,20 +42,12 @@ constexpr int kTileRows = S == 1 ? 4 : 2;
 
 // Query g as int8, zero-padded to a multiple of 32 dimensions.
 void prepare_int8(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared) {
-  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
-  const std::int64_t padded = (std::int64_t{d} + 31) / 32 * 32;
-  for (int g = 0; g < nq; ++g) {
-    std::uint8_t* w = prepared + g * stride;
-    std::memcpy(w, static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d,
-                static_cast<std::size_t>(d));
-    std::memset(w + d, 0, static_cast<std::size_t>(padded - d));
-  }
+  quant_prepare_int8_bytes(queries, nq, d, prepared, 32);
 }
 
-// The accumulators of row r, query s are named variables a<r><s>: with an array (acc[R][S]) GCC 12
-// kept them in memory, or copied each through another register around every vpdpbusd, and the
-// loop ran at the speed of those moves (as in quant_avx512.cpp). Those a tile does not use are
-// never touched and cost nothing. The query bytes are vpdpbusd's memory operand, so the queries
+// The accumulators of row r, query s are named variables a<r><s>: as operands of the asm in an
+// array (acc[R][S]), GCC 12 kept them on the stack. Those a tile does not use are never touched and
+// cost nothing. The query bytes are vpdpbusd's memory operand, so the queries
 // need no registers.
 #define MMCORE_VNNI_ACCUMULATORS                                                  \
   const __m256i z = _mm256_setzero_si256();                                       \
@@ -138,24 +128,15 @@ inline void dot4_tile(const std::uint8_t* codes, std::int64_t row, std::int64_t 
   for (std::int64_t i = 0; i < r32; i += 32) {
     _mm_prefetch(next + R * i, _MM_HINT_T0);
     if (R > 2) _mm_prefetch(next + R * i + 64, _MM_HINT_T0);
-    __m256i x = load(codes + i);
-    MMCORE_VNNI_DP(0, lo(x), i)
-    MMCORE_VNNI_DP(0, hi(x), half + i)
-    if constexpr (R > 1) {
-      x = load(codes + row + i);
-      MMCORE_VNNI_DP(1, lo(x), i)
-      MMCORE_VNNI_DP(1, hi(x), half + i)
-    }
-    if constexpr (R > 2) {
-      x = load(codes + 2 * row + i);
-      MMCORE_VNNI_DP(2, lo(x), i)
-      MMCORE_VNNI_DP(2, hi(x), half + i)
-    }
-    if constexpr (R > 3) {
-      x = load(codes + 3 * row + i);
-      MMCORE_VNNI_DP(3, lo(x), i)
-      MMCORE_VNNI_DP(3, hi(x), half + i)
-    }
+    // Row r's low nibbles against the queries' even dimensions, its high ones against the odd.
+#define MMCORE_VNNI_NIBBLES(r)                   \
+  if constexpr (R > r) {                         \
+    const __m256i x = load(codes + r * row + i); \
+    MMCORE_VNNI_DP(r, lo(x), i)                  \
+    MMCORE_VNNI_DP(r, hi(x), half + i)           \
+  }
+    MMCORE_VNNI_NIBBLES(0) MMCORE_VNNI_NIBBLES(1) MMCORE_VNNI_NIBBLES(2) MMCORE_VNNI_NIBBLES(3)
+#undef MMCORE_VNNI_NIBBLES
   }
   const auto tail = [&](int r, int s) {
     const std::uint8_t* c = codes + r * row;

@@ -9,6 +9,7 @@
 // integers. For binary, d is the number of uint64 words and queries are uint64 rows.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "mmcore/backend.h"
@@ -72,6 +73,27 @@ inline void quant_prepare_int4_split(const void* queries, int nq, std::int32_t d
     for (std::int64_t i = 0; i < 2 * half; ++i) e[i] = 0;
     for (std::int32_t i = 0; i < d; ++i) e[(i % 2) * half + i / 2] = t[i];
   }
+}
+
+/// The int8 queries as bytes for the vpdpbusd / TDPBUSD kernels: query g at g * stride, its d bytes
+/// then zeros up to a multiple of `pad` (the variant's vector width in bytes).
+inline void quant_prepare_int8_bytes(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared,
+                                     std::int64_t pad) {
+  const std::int64_t stride = quant_prepared_stride(d, kQuantUnitInt);
+  const std::int64_t padded = (std::int64_t{d} + pad - 1) / pad * pad;
+  for (int g = 0; g < nq; ++g) {
+    const std::int8_t* t = static_cast<const std::int8_t*>(queries) + std::int64_t{g} * d;
+    std::uint8_t* w = prepared + g * stride;
+    for (std::int32_t i = 0; i < d; ++i) w[i] = static_cast<std::uint8_t>(t[i]);
+    for (std::int64_t i = d; i < padded; ++i) w[i] = 0;
+  }
+}
+
+/// Whether the environment switch `name` (MMCORE_NO_AMX, MMCORE_NO_AVX_VNNI) is set to anything but
+/// empty or 0.
+inline bool quant_switched_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' && v[0] != '0';
 }
 
 using QuantPrepareFn = void (*)(const void* queries, int nq, std::int32_t d, std::uint8_t* prepared);

@@ -164,10 +164,8 @@ def _as_device(a: Any) -> Any:
     return cp.asarray(np.asarray(a))
 
 
-def _image_rows(images: Any) -> list[Any]:
-    """A list of images from a sequence of HxW / HxWxC arrays or an (N, H, W, C) batch."""
-    if isinstance(images, (list, tuple)):
-        return list(images)
+def _batch_shape(images: Any) -> tuple[int, ...]:
+    """The shape of an (N, H, W, C) batch; ValueError for anything else."""
     shape = (
         tuple(_interface(images)["shape"])
         if hasattr(images, "__cuda_array_interface__")
@@ -177,7 +175,14 @@ def _image_rows(images: Any) -> list[Any]:
         raise ValueError(
             f"images must be a sequence of HxW / HxWxC arrays or an (N, H, W, C) batch, got {shape}"
         )
-    return [images[i] for i in range(shape[0])]
+    return tuple(int(v) for v in shape)
+
+
+def _image_rows(images: Any) -> list[Any]:
+    """A list of images from a sequence of HxW / HxWxC arrays or an (N, H, W, C) batch."""
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images[i] for i in range(_batch_shape(images)[0])]
 
 
 def _describe(images: Sequence[Any]) -> _Images:
@@ -212,6 +217,45 @@ def _describe(images: Sequence[Any]) -> _Images:
     end = max(r[0] + (r[3] - 1) * r[1] + r[2] * r[4] for r in rows)
     descs = np.array([(p - base, s, w, h, c) for p, s, w, h, c in rows], dtype=np.int64)
     return _Images(base, end - base, descs, list(images))
+
+
+def _describe_batch(batch: Any) -> _Images:
+    """Descriptors of an (N, H, W, C) device batch, built from its interface at once (a per-image
+    loop costs microseconds per image, more than the hash kernels themselves)."""
+    cai = _interface(batch)
+    shape = tuple(int(v) for v in cai["shape"])
+    n, h, w, c = shape
+    if np.dtype(cai["typestr"]) != np.uint8:
+        raise ValueError(f"images must be uint8, got {np.dtype(cai['typestr'])}")
+    if c not in (1, 3, 4):
+        raise ValueError(f"an (N, H, W, C) batch must have C = 1, 3 or 4, got shape {shape}")
+    if n and (h < 1 or w < 1):
+        raise ValueError(f"images are empty ({h}x{w})")
+    strides = cai.get("strides")
+    if strides is None:  # C-contiguous
+        s_img, s_row = h * w * c, w * c
+    else:
+        s_img, s_row = int(strides[0]), int(strides[1])
+        if tuple(strides[2:]) != (c, 1) or s_row < w * c or s_img < 0:
+            raise ValueError(
+                f"pixels of a row must be contiguous and images in increasing order (strides "
+                f"{tuple(strides)}); copy the batch first (cupy.ascontiguousarray)"
+            )
+    if n == 0:
+        return _Images(0, 0, np.zeros((0, 5), np.int64), [batch])
+    descs = np.empty((n, 5), np.int64)
+    descs[:, 0] = np.arange(n, dtype=np.int64) * s_img
+    descs[:, 1:] = (s_row, w, h, c)
+    nbytes = (n - 1) * s_img + (h - 1) * s_row + w * c
+    return _Images(int(cai["data"][0]), nbytes, descs, [batch])
+
+
+def _describe_images(images: Any) -> _Images:
+    """_describe of a sequence of images, or _describe_batch of an (N, H, W, C) batch."""
+    if isinstance(images, (list, tuple)):
+        return _describe([_as_device(a) for a in images])
+    _batch_shape(images)  # the shape check, and its message, before any upload
+    return _describe_batch(_as_device(images))
 
 
 def _kinds_mask(kinds: Sequence[str]) -> tuple[int, bool]:
@@ -261,8 +305,11 @@ class GpuHashResult:
 @dataclass
 class GpuDecoded:
     """JPEGs decoded on the device: ``images[i]`` a cupy (H, W, 3) uint8 view into ``buffer`` (None
-    when ``status[i]`` is not OK), ``errors[i]`` the message, ``counts`` what nvJPEG decoded where
-    (hardware engine, one-by-one fallback, failed)."""
+    when ``status[i]`` is not OK), ``errors[i]`` the message, ``counts`` what decoded where:
+    ``hardware`` (nvJPEG's hardware engine), ``cpu`` (mmcore's CPU decoder, for the bitstreams the
+    engine does not take, at the same time), ``fallback`` (nvJPEG's default backend, on GPUs without
+    the engine), ``failed``, ``hardware_available``, and ``seconds`` per phase (``screen``,
+    ``hardware``, ``cpu``, ``fallback``)."""
 
     images: list[Any]
     status: npt.NDArray[np.uint8]
@@ -309,7 +356,7 @@ class Context:
         """Hashes of device images (a sequence of uint8 HxW / HxWxC arrays or an (N, H, W, C) batch),
         equal to ``mmcore.hash_batch(arrays, kinds, mode="exact")`` on the same pixels."""
         mask, pdq = _kinds_mask(kinds)
-        ims = _describe([_as_device(a) for a in _image_rows(images)])
+        ims = _describe_images(images)
         n = len(ims.descs)
         cp = self._cp
         columns: dict[str, Any] = {}
@@ -494,13 +541,23 @@ class Context:
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, srcs: Sequence[bytes], *, max_pixels: int | None = None) -> GpuDecoded:
-        """JPEG bytes decoded by nvJPEG into one device buffer (RGB, stored orientation). Bad or
-        non-JPEG sources get their status and message; they never stop the batch."""
+        """JPEG bytes decoded into one device buffer (RGB, stored orientation): by nvJPEG's hardware
+        engine where the GPU has one, with the bitstreams it does not take (progressive) decoded at
+        the same time by mmcore's CPU decoder on every host thread and copied in; by nvJPEG's default
+        backend elsewhere. Bad or non-JPEG sources get their status and message; they never stop the
+        batch."""
         blobs = [bytes(s) for s in srcs]
         descs, status, errors, total = plan_decode(blobs, max_pixels=max_pixels)
         cp = self._cp
         buf = cp.empty(max(total, 1), dtype=cp.uint8)
-        counts: dict[str, Any] = {"hardware": 0, "fallback": 0, "failed": 0, "hardware_available": False}
+        counts: dict[str, Any] = {
+            "hardware": 0,
+            "fallback": 0,
+            "cpu": 0,
+            "failed": 0,
+            "hardware_available": False,
+            "seconds": {"screen": 0.0, "hardware": 0.0, "cpu": 0.0, "fallback": 0.0},
+        }
         if blobs:
             _load_nvjpeg()
             with self._ready():

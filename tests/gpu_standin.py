@@ -222,7 +222,9 @@ class FakeGpuContext:
             {
                 "hardware": 0,
                 "fallback": int((st <= 1).sum()),
+                "cpu": 0,
                 "failed": int((st > 1).sum()),
                 "hardware_available": False,
+                "seconds": {"screen": 0.0, "hardware": 0.0, "cpu": 0.0, "fallback": 0.0},
             },
         )

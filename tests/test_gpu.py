@@ -9,11 +9,12 @@ with the CPU's bit for bit (nvJPEG pixels: by PSNR, they are its own IDCT).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import corpus_files
+from conftest import corpus_files, run_cpp_test
 
 import mmcore
 import mmcore.gpu as mg
@@ -155,6 +156,46 @@ def test_describe_device_images() -> None:
 def test_describe_refuses_unusable_arrays(array: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         mg._describe([array])
+
+
+def test_describe_batch_builds_every_descriptor_at_once() -> None:
+    d = mg._describe_batch(_FakeDeviceArray(8_192, (3, 4, 5, 3), None))  # contiguous RGB batch
+    assert d.base == 8_192
+    assert d.descs.tolist() == [[0, 15, 5, 4, 3], [60, 15, 5, 4, 3], [120, 15, 5, 4, 3]]
+    assert d.nbytes == 3 * 60
+    # A crop of a wider batch: rows 64 bytes apart, images 1000 bytes apart, grey.
+    d = mg._describe_batch(_FakeDeviceArray(4_096, (2, 3, 7, 1), (1_000, 64, 1, 1)))
+    assert d.descs.tolist() == [[0, 64, 7, 3, 1], [1_000, 64, 7, 3, 1]]
+    assert d.nbytes == 1_000 + 2 * 64 + 7
+    empty = mg._describe_batch(_FakeDeviceArray(0, (0, 4, 5, 3), None))
+    assert empty.descs.shape == (0, 5) and empty.nbytes == 0
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (_FakeDeviceArray(0, (2, 4, 5, 3), None, "<u2"), "uint8"),
+        (_FakeDeviceArray(0, (2, 4, 5, 2), None), "C = 1, 3 or 4"),
+        (_FakeDeviceArray(0, (2, 4, 5, 3), (60, 15, 1, 5)), "contiguous"),
+        (_FakeDeviceArray(0, (2, 4, 5, 3), (60, 10, 3, 1)), "contiguous"),
+        (_FakeDeviceArray(0, (2, 4, 5, 3), (-60, 15, 3, 1)), "increasing order"),
+        (_FakeDeviceArray(0, (2, 0, 5, 3), None), "empty"),
+    ],
+)
+def test_describe_batch_refuses_unusable_batches(array: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        mg._describe_batch(array)
+
+
+def test_describe_images_checks_the_batch_shape() -> None:
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\) batch"):
+        mg._describe_images(_FakeDeviceArray(0, (4, 5, 3), None))
+
+
+def test_cpp_gpu_decode_finds_the_images_that_fail_a_hardware_batch(tmp_path: Path) -> None:
+    """The GPU decode's halving search for the bitstreams that fail a hardware batch alone
+    (cpp/src/batch_split_internal.h), against a fake batch call: no GPU needed."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_batch_split")
 
 
 def test_describe_refuses_host_objects() -> None:
@@ -307,6 +348,16 @@ def test_glue_hash_lists_batches_and_strided_crops(standin: Any) -> None:
     np.testing.assert_array_equal(
         got_b["dhash"].get().view(np.int64), np.asarray(want_b["dhash"]).view(np.int64)
     )
+    # A strided crop of the batch (rows and images apart, no copy) hashes as its copies do.
+    crop_b = standin.asarray(batch)[1:, 3:40, 5:60]
+    got_c = ctx.hash(crop_b, ("phash", "pdq"))
+    want_c = mmcore.hash_batch(
+        [np.ascontiguousarray(a) for a in batch[1:, 3:40, 5:60]], kinds=("phash", "pdq"), mode="exact"
+    )
+    np.testing.assert_array_equal(
+        got_c["phash"].get().view(np.int64), np.asarray(want_c["phash"]).view(np.int64)
+    )
+    np.testing.assert_array_equal(got_c["pdq"].get(), want_c["pdq"])
 
 
 def test_glue_resize_one_size_and_per_image(standin: Any) -> None:

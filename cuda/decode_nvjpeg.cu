@@ -8,15 +8,21 @@
 #include <nvjpeg.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <new>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "batch_split_internal.h"
 #include "cuda_util.cuh"
 #include "mmcore/decode.h"
 #include "mmcore/decode_gpu.h"
+#include "mmcore/parallel.h"
 
 namespace mmcore {
 namespace {
@@ -110,13 +116,15 @@ struct DecodeGpu::Impl {
   nvjpegJpegState_t state = nullptr;
   nvjpegHandle_t hw = nullptr;  // hardware engine (absent on GPUs without one)
   nvjpegJpegState_t hw_state = nullptr;
-  nvjpegJpegStream_t parsed = nullptr;  // the hardware handle's, for nvjpegDecodeBatchedSupported
+  // The hardware handle's parsed streams, one per screening thread (nvJPEG's streams are
+  // per-thread objects; the handle is shared), grown on demand.
+  std::vector<nvjpegJpegStream_t> parsed;
 
   ~Impl() {
     if (stream == nullptr && api.lib == nullptr) return;
     const cuda_util::DeviceGuard guard(device);
     if (api.lib != nullptr) {
-      if (parsed != nullptr) api.stream_destroy(parsed);
+      for (nvjpegJpegStream_t p : parsed) api.stream_destroy(p);
       if (hw_state != nullptr) api.state_destroy(hw_state);
       if (hw != nullptr) api.destroy(hw);
       if (state != nullptr) api.state_destroy(state);
@@ -157,14 +165,21 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
     error->set("nvJPEG initialisation failed: %s", nvjpeg_reason(s));
     return fail(s == NVJPEG_STATUS_ALLOCATOR_FAILURE ? Status::kNoMemory : Status::kDevice);
   }
-  // The hardware engine is optional: GPUs without one refuse this backend.
-  if (im->api.create_ex(NVJPEG_BACKEND_HARDWARE, nullptr, nullptr, 0, &im->hw) == NVJPEG_STATUS_SUCCESS) {
+  // The hardware engine is optional: GPUs without one refuse this backend (and
+  // MMCORE_NVJPEG_NO_HARDWARE=1 leaves it unused, to measure or work around it).
+  const char* no_hw = std::getenv("MMCORE_NVJPEG_NO_HARDWARE");
+  const bool want_hw = no_hw == nullptr || no_hw[0] == '\0' || std::strcmp(no_hw, "0") == 0;
+  nvjpegJpegStream_t first = nullptr;
+  if (want_hw &&
+      im->api.create_ex(NVJPEG_BACKEND_HARDWARE, nullptr, nullptr, 0, &im->hw) == NVJPEG_STATUS_SUCCESS) {
     if (im->api.state_create(im->hw, &im->hw_state) != NVJPEG_STATUS_SUCCESS ||
-        im->api.stream_create(im->hw, &im->parsed) != NVJPEG_STATUS_SUCCESS) {
+        im->api.stream_create(im->hw, &first) != NVJPEG_STATUS_SUCCESS) {
       if (im->hw_state != nullptr) im->api.state_destroy(im->hw_state);
       im->hw_state = nullptr;
       im->api.destroy(im->hw);
       im->hw = nullptr;
+    } else {
+      im->parsed.push_back(first);
     }
   } else {
     im->hw = nullptr;
@@ -172,6 +187,25 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
   impl_ = im;
   return Status::kOk;
 }
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Joins a thread when the scope ends, also when it ends by an exception.
+struct Joiner {
+  std::thread& thread;
+  ~Joiner() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// The outcome of one batched nvJPEG call.
+enum class Batch { kDone, kRefused, kCuda };
+
+}  // namespace
 
 Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* sizes, std::int32_t n,
                          const GpuImage* images, Status* statuses, ErrorText* messages, std::uint8_t* pixels,
@@ -196,83 +230,247 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     d.pitch[0] = static_cast<std::size_t>(images[i].stride);
     return d;
   };
-  std::vector<std::int32_t> todo, hw_batch, one_by_one;
-  for (std::int32_t i = 0; i < n; ++i) {
-    if (!status_ok(statuses[i])) continue;
+  DecodeOptions opts;  // stored orientation; plan() applied the pixel limit
+  opts.exif_orientation = false;
+  opts.max_pixels = 0;
+
+  // 1. Descriptor checks on every host thread: nvJPEG writes the JPEG's own size at the
+  //    descriptor's pitch, so the descriptor (the caller's) must be that size and fit the buffer.
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<ImageInfo> infos(static_cast<std::size_t>(std::max(n, 0)));
+  std::vector<char> accepted(infos.size(), 0);
+  parallel_for(n, 0, [&](std::int64_t k) {
+    const auto i = static_cast<std::int32_t>(k);
+    if (!status_ok(statuses[i])) return;
     const GpuImage& g = images[i];
-    // nvJPEG writes the JPEG's own size at the descriptor's pitch: the descriptor must be that
-    // size and fit the buffer (descriptors come from the caller).
-    ImageInfo info;
     ErrorText why;
-    DecodeOptions o;
-    o.exif_orientation = false;
-    o.max_pixels = 0;  // plan() applied the limit
-    const bool same_size = status_ok(decode_info(data[i], sizes[i], o, &info, &why)) &&
-                           info.width == g.width && info.height == g.height;
+    const bool same_size = status_ok(decode_info(data[i], sizes[i], opts, &infos[k], &why)) &&
+                           infos[k].width == g.width && infos[k].height == g.height;
     if (g.channels != 3 || !gpu_image_fits(g, pixel_bytes) || !same_size) {
       statuses[i] = Status::kUnsupported;
       messages[i].set(
           "descriptor %dx%d (stride %lld) at offset %lld does not match the JPEG or the %lld-byte buffer",
           g.width, g.height, static_cast<long long>(g.stride), static_cast<long long>(g.offset),
           static_cast<long long>(pixel_bytes));
-      continue;
+      return;
     }
-    todo.push_back(i);
+    accepted[k] = 1;
+  });
+  std::vector<std::int32_t> todo;
+  for (std::int32_t i = 0; i < n; ++i)
+    if (accepted[static_cast<std::size_t>(i)] != 0) todo.push_back(i);
+
+  // 2. The bitstreams the hardware engine takes (baseline, single scan, most subsamplings):
+  //    nvJPEG's own parse says so (nvjpegDecodeBatchedSupported sets 0), one parsed stream per
+  //    thread. What it refuses (progressive, damaged headers) goes to the CPU decoder.
+  std::vector<char> engine(infos.size(), 0);
+  if (im.hw != nullptr && !todo.empty()) {
+    const auto want = static_cast<std::size_t>(
+        std::max<std::int64_t>(1, std::min<std::int64_t>(hardware_threads(), (todo.size() + 31) / 32)));
+    while (im.parsed.size() < want) {
+      nvjpegJpegStream_t p = nullptr;
+      if (im.api.stream_create(im.hw, &p) != NVJPEG_STATUS_SUCCESS) break;
+      im.parsed.push_back(p);
+    }
+    const auto workers = static_cast<std::int64_t>(im.parsed.size());  // >= 1: init made one
+    parallel_for(workers, static_cast<int>(workers), [&](std::int64_t w) {
+      for (std::size_t j = static_cast<std::size_t>(w); j < todo.size();
+           j += static_cast<std::size_t>(workers)) {
+        const std::int32_t i = todo[j];
+        int unsupported = 1;
+        if (im.api.stream_parse(im.hw, data[i], sizes[i], 0, 0, im.parsed[w]) == NVJPEG_STATUS_SUCCESS &&
+            im.api.batched_supported(im.hw, im.parsed[w], &unsupported) == NVJPEG_STATUS_SUCCESS &&
+            unsupported == 0)
+          engine[static_cast<std::size_t>(i)] = 1;
+      }
+    });
   }
-  // The hardware engine takes the bitstreams it supports (baseline, single scan, most subsamplings):
-  // nvjpegDecodeBatchedSupported sets 0 for those.
-  for (std::int32_t i : todo) {
-    int unsupported = 1;
-    if (im.hw != nullptr &&
-        im.api.stream_parse(im.hw, data[i], sizes[i], 0, 0, im.parsed) == NVJPEG_STATUS_SUCCESS &&
-        im.api.batched_supported(im.hw, im.parsed, &unsupported) == NVJPEG_STATUS_SUCCESS &&
-        unsupported == 0) {
-      hw_batch.push_back(i);
-    } else {
-      one_by_one.push_back(i);
+  std::vector<std::int32_t> hw_batch, rest;
+  for (std::int32_t i : todo) (engine[static_cast<std::size_t>(i)] != 0 ? hw_batch : rest).push_back(i);
+  st.screen_seconds = seconds_since(t0);
+
+  ErrorText cuda_error;  // the first CUDA failure (fatal for the call)
+  // One batched call over `count` images of `idx` on (handle, state), waited for.
+  const auto run_batch = [&](nvjpegHandle_t handle, nvjpegJpegState_t state, const std::int32_t* idx,
+                             std::size_t count, ErrorText* cuda_why) {
+    std::vector<const unsigned char*> ptrs(count);
+    std::vector<std::size_t> lens(count);
+    std::vector<nvjpegImage_t> dests(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      ptrs[k] = data[idx[k]];
+      lens[k] = sizes[idx[k]];
+      dests[k] = dest(idx[k]);
     }
-  }
-  if (!hw_batch.empty()) {
-    std::vector<const unsigned char*> ptrs;
-    std::vector<std::size_t> lens;
-    std::vector<nvjpegImage_t> dests;
-    for (std::int32_t i : hw_batch) {
-      ptrs.push_back(data[i]);
-      lens.push_back(sizes[i]);
-      dests.push_back(dest(i));
-    }
-    nvjpegStatus_t s =
-        im.api.batched_init(im.hw, im.hw_state, static_cast<int>(hw_batch.size()), 1, NVJPEG_OUTPUT_RGBI);
+    nvjpegStatus_t s = im.api.batched_init(handle, state, static_cast<int>(count), 1, NVJPEG_OUTPUT_RGBI);
     if (s == NVJPEG_STATUS_SUCCESS)
-      s = im.api.batched(im.hw, im.hw_state, ptrs.data(), lens.data(), dests.data(), im.stream);
-    if (s == NVJPEG_STATUS_SUCCESS && cudaStreamSynchronize(im.stream) == cudaSuccess) {
-      st.hardware = static_cast<std::int32_t>(hw_batch.size());
+      s = im.api.batched(handle, state, ptrs.data(), lens.data(), dests.data(), im.stream);
+    if (const cudaError_t ce = cudaStreamSynchronize(im.stream); ce != cudaSuccess) {
+      cuda_why->set("CUDA: %s", cudaGetErrorString(ce));
+      return Batch::kCuda;
+    }
+    return s == NVJPEG_STATUS_SUCCESS ? Batch::kDone : Batch::kRefused;
+  };
+  // mmcore's CPU decoder (Pillow's pixels) on every host thread, into host memory ...
+  struct HostDecodes {
+    std::vector<std::int32_t> list;
+    std::vector<std::size_t> off;
+    std::vector<std::uint8_t> host;
+    std::vector<Status> got;
+  };
+  const auto cpu_decode = [&](std::vector<std::int32_t> list) {
+    HostDecodes h;
+    h.list = std::move(list);
+    h.off.assign(h.list.size() + 1, 0);
+    for (std::size_t k = 0; k < h.list.size(); ++k) {
+      const GpuImage& g = images[h.list[k]];
+      h.off[k + 1] = h.off[k] + static_cast<std::size_t>(g.width) * static_cast<std::size_t>(g.height) * 3;
+    }
+    h.host.resize(h.off.back());
+    h.got.assign(h.list.size(), Status::kOk);
+    parallel_for(static_cast<std::int64_t>(h.list.size()), 0, [&](std::int64_t k) {
+      const auto kk = static_cast<std::size_t>(k);
+      const std::int32_t i = h.list[kk];
+      ImageView v;
+      v.data = h.host.data() + h.off[kk];
+      v.width = images[i].width;
+      v.height = images[i].height;
+      v.channels = 3;
+      v.stride = static_cast<std::int64_t>(v.width) * 3;
+      ErrorText why;
+      h.got[kk] = decode_into(data[i], sizes[i], opts, infos[static_cast<std::size_t>(i)], v, &why);
+      if (h.got[kk] != Status::kOk) messages[i] = why;
+    });
+    return h;
+  };
+  // ... then copied into place (after the hardware batch: one thread on the stream at a time).
+  const auto upload = [&](const HostDecodes& h) {
+    for (std::size_t k = 0; k < h.list.size(); ++k) {
+      const std::int32_t i = h.list[k];
+      const GpuImage& g = images[i];
+      if (!status_ok(h.got[k])) {
+        statuses[i] = h.got[k];
+        ++st.failed;
+        continue;
+      }
+      if (h.got[k] == Status::kOkWarning) statuses[i] = Status::kOkWarning;
+      const auto row = static_cast<std::size_t>(g.width) * 3;
+      if (const cudaError_t ce = cudaMemcpy2DAsync(
+              pixels + g.offset, static_cast<std::size_t>(g.stride), h.host.data() + h.off[k], row, row,
+              static_cast<std::size_t>(g.height), cudaMemcpyHostToDevice, im.stream);
+          ce != cudaSuccess) {
+        cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
+        return false;
+      }
+      ++st.cpu;
+    }
+    // The host pixels must outlive the copies.
+    if (const cudaError_t ce = cudaStreamSynchronize(im.stream); ce != cudaSuccess) {
+      cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
+      return false;
+    }
+    return true;
+  };
+
+  bool ok = true;
+  if (im.hw != nullptr) {
+    // 3. The hardware batch on its own thread while the CPU decodes the rest.
+    Batch hw_result = Batch::kDone;
+    ErrorText hw_cuda;
+    HostDecodes others;
+    {
+      const auto hw_work = [&] {
+        const auto th = std::chrono::steady_clock::now();
+        if (const cudaError_t ce = cudaSetDevice(im.device); ce != cudaSuccess) {
+          hw_cuda.set("CUDA: %s", cudaGetErrorString(ce));
+          hw_result = Batch::kCuda;
+        } else {
+          try {
+            hw_result = run_batch(im.hw, im.hw_state, hw_batch.data(), hw_batch.size(), &hw_cuda);
+          } catch (const std::bad_alloc&) {
+            hw_cuda.set("out of host memory for the hardware batch");
+            hw_result = Batch::kCuda;
+          }
+        }
+        st.hardware_seconds = seconds_since(th);
+      };
+      std::thread hw_thread;
+      const Joiner joiner{hw_thread};
+      if (!hw_batch.empty()) {
+        try {
+          hw_thread = std::thread(hw_work);
+        } catch (const std::system_error&) {
+          hw_work();  // no thread to be had: one after the other
+        }
+      }
+      t0 = std::chrono::steady_clock::now();
+      others = cpu_decode(rest);
+      st.cpu_seconds = seconds_since(t0);
+    }  // joined
+    if (hw_result == Batch::kCuda) {
+      cuda_error = hw_cuda;
+      ok = false;
+    } else if (hw_result == Batch::kDone) {
+      st.hardware += static_cast<std::int32_t>(hw_batch.size());
+    }
+    t0 = std::chrono::steady_clock::now();
+    if (ok) ok = upload(others);
+    st.cpu_seconds += seconds_since(t0);
+    if (ok && hw_result == Batch::kRefused) {
+      // One bad bitstream fails a whole hardware batch: halve and retry until the images that fail
+      // alone are found; they go to the CPU decoder (which says what is wrong with them).
+      t0 = std::chrono::steady_clock::now();
+      std::vector<std::int32_t> alone;
+      std::int64_t done = 0;
+      const auto retry = [&](const std::int32_t* idx, std::size_t count) {
+        switch (run_batch(im.hw, im.hw_state, idx, count, &cuda_error)) {
+          case Batch::kDone: return detail::BatchResult::kDone;
+          case Batch::kRefused: return detail::BatchResult::kRefused;
+          default: return detail::BatchResult::kFatal;
+        }
+      };
+      ok = detail::split_failed_batch(hw_batch.data(), hw_batch.size(), retry, &done, &alone);
+      st.hardware += static_cast<std::int32_t>(done);
+      st.hardware_seconds += seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      if (ok) ok = upload(cpu_decode(alone));
+      st.cpu_seconds += seconds_since(t0);
+    }
+  } else if (!todo.empty()) {
+    // 4. No hardware engine: the default backend, batched; one by one when it refuses the batch.
+    t0 = std::chrono::steady_clock::now();
+    const Batch b = run_batch(im.handle, im.state, todo.data(), todo.size(), &cuda_error);
+    if (b == Batch::kCuda) {
+      ok = false;
+    } else if (b == Batch::kDone) {
+      st.fallback += static_cast<std::int32_t>(todo.size());
     } else {
-      // One bad bitstream fails the whole hardware batch: decode its images one by one instead,
-      // so that only the bad one gets a failure status.
-      one_by_one.insert(one_by_one.end(), hw_batch.begin(), hw_batch.end());
-      std::sort(one_by_one.begin(), one_by_one.end());
+      for (std::int32_t i : todo) {
+        nvjpegImage_t d = dest(i);
+        const nvjpegStatus_t s =
+            im.api.decode(im.handle, im.state, data[i], sizes[i], NVJPEG_OUTPUT_RGBI, &d, im.stream);
+        if (s != NVJPEG_STATUS_SUCCESS) {
+          statuses[i] = record_status(s);
+          messages[i].set("nvJPEG: %s", nvjpeg_reason(s));
+          ++st.failed;
+          continue;
+        }
+        ++st.fallback;
+      }
+    }
+    st.fallback_seconds = seconds_since(t0);
+  }
+  if (ok) {
+    if (const cudaError_t ce = cudaStreamSynchronize(im.stream); ce != cudaSuccess) {
+      cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
+      ok = false;
     }
   }
-  for (std::int32_t i : one_by_one) {
-    nvjpegImage_t d = dest(i);
-    const nvjpegStatus_t s =
-        im.api.decode(im.handle, im.state, data[i], sizes[i], NVJPEG_OUTPUT_RGBI, &d, im.stream);
-    if (s != NVJPEG_STATUS_SUCCESS) {
-      statuses[i] = record_status(s);
-      messages[i].set("nvJPEG: %s", nvjpeg_reason(s));
-      ++st.failed;
-      continue;
-    }
-    ++st.fallback;
-  }
-  const cudaError_t ce = cudaStreamSynchronize(im.stream);
-  if (ce != cudaSuccess) {
-    error->set("CUDA: %s", cudaGetErrorString(ce));
+  if (!ok) {
+    error->set("%s", cuda_error.text);
     for (std::int32_t i : todo) {
       if (status_ok(statuses[i])) {
         statuses[i] = Status::kDevice;
-        messages[i].set("CUDA: %s", cudaGetErrorString(ce));
+        messages[i].set("%s", cuda_error.text);
       }
     }
     return Status::kDevice;

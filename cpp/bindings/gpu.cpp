@@ -249,8 +249,15 @@ class GpuContext {
     py::dict counts;
     counts["hardware"] = stats.hardware;
     counts["fallback"] = stats.fallback;
+    counts["cpu"] = stats.cpu;
     counts["failed"] = stats.failed;
     counts["hardware_available"] = stats.hardware_available;
+    py::dict seconds;
+    seconds["screen"] = stats.screen_seconds;
+    seconds["hardware"] = stats.hardware_seconds;
+    seconds["cpu"] = stats.cpu_seconds;
+    seconds["fallback"] = stats.fallback_seconds;
+    counts["seconds"] = seconds;
     return py::make_tuple(statuses_out(st), out_msg, counts);
   }
 

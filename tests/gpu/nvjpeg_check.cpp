@@ -1,7 +1,8 @@
 // GPU JPEG decode check and bench (bench/gpu_check.sh runs it on GPU hosts; CMake target
 // mmcore_nvjpeg_check, built only with CUDA and nvjpeg.h).
 //
-// 1. DecodeGpu (nvJPEG: hardware engine, default backend for the rest) on every file of --images:
+// 1. DecodeGpu (nvJPEG's hardware engine, mmcore's CPU decoder for the rest; then again without the
+//    engine: nvJPEG's default backend) on every file of --images:
 //    per image its status next to the CPU decoder's, and for images both decode, the dimensions
 //    (must be equal), max abs difference and PSNR of nvJPEG's pixels against mmcore's CPU decode
 //    (libjpeg-turbo; nvJPEG's IDCT and upsampling differ, so not bit-exact).
@@ -203,9 +204,10 @@ int main(int argc, char** argv) {
   int bad = 0, both = 0, gpu_only_fail = 0, gpu_only_ok = 0;
   double worst_psnr = 1e9;
   std::printf(
-      "# nvJPEG decode check\n\n%d files; hardware engine %s; hardware %d, default backend %d, refused "
-      "%d\n\n",
-      n, stats.hardware_available ? "present" : "absent", stats.hardware, stats.fallback, stats.failed);
+      "# nvJPEG decode check\n\n%d files; hardware engine %s; hardware %d, CPU decoder %d, default backend "
+      "%d, refused %d\n\n",
+      n, stats.hardware_available ? "present" : "absent", stats.hardware, stats.cpu, stats.fallback,
+      stats.failed);
   std::printf(
       "| file | CPU status | GPU status | size | max abs diff | PSNR dB | GPU message "
       "|\n|---|---|---|---|---:|---:|---|\n");
@@ -247,6 +249,68 @@ int main(int argc, char** argv) {
       "CPU "
       "calls damaged that nvJPEG decoded with status OK\n\n",
       both, both ? worst_psnr : 0.0, gpu_only_fail, gpu_only_ok);
+
+  // 1b. The same set without the hardware engine (nvJPEG's default backend, batched; what GPUs
+  //     without the engine run), against the same CPU decodes.
+  mmcore::DecodeGpu dec_sw;
+  setenv("MMCORE_NVJPEG_NO_HARDWARE", "1", 1);
+  const Status sw_init = dec_sw.init(0, &err);
+  unsetenv("MMCORE_NVJPEG_NO_HARDWARE");
+  if (sw_init != Status::kOk) {
+    std::printf("nvJPEG default backend unavailable: %s\n", err.text);
+    return 3;
+  }
+  {
+    std::vector<Status> st2(n);
+    std::vector<ErrorText> msg2(n);
+    std::int64_t bytes2 = 0;
+    mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st2.data(),
+                            msg2.data(), &bytes2);
+    mmcore::DecodeGpuStats s2;
+    std::uint8_t* dev2 = nullptr;  // its own buffer: step 2 hashes the engine's pixels in `dev`
+    if (!cuda_ok(cudaMalloc(&dev2, static_cast<std::size_t>(std::max<std::int64_t>(bytes2, 1))),
+                 "cudaMalloc") ||
+        !cuda_ok(cudaMemset(dev2, 0x5a, static_cast<std::size_t>(bytes2)), "cudaMemset"))
+      return 4;
+    if (dec_sw.decode(ptrs.data(), sizes.data(), n, desc.data(), st2.data(), msg2.data(), dev2, bytes2, &err,
+                      &s2) != Status::kOk) {
+      std::printf("decode without the hardware engine failed: %s\n", err.text);
+      return 4;
+    }
+    std::vector<std::uint8_t> host2(static_cast<std::size_t>(bytes2));
+    if (!cuda_ok(cudaMemcpy(host2.data(), dev2, host2.size(), cudaMemcpyDeviceToHost), "cudaMemcpy"))
+      return 4;
+    cudaFree(dev2);
+    int both2 = 0, lost2 = 0, let2 = 0, bad2 = 0;
+    double worst2 = 1e9;
+    for (std::int32_t i = 0; i < n; ++i) {
+      const bool cok = mmcore::status_ok(cpu[i].status), gok = mmcore::status_ok(st2[i]);
+      if (cok && gok) {
+        ++both2;
+        double se = 0;
+        const std::uint8_t* g = host2.data() + desc[i].offset;
+        for (std::size_t k = 0; k < cpu[i].rgb.size(); ++k) {
+          const double d = static_cast<double>(g[k]) - static_cast<double>(cpu[i].rgb[k]);
+          se += d * d;
+        }
+        const double mse = se / std::max<std::size_t>(cpu[i].rgb.size(), 1);
+        const double psnr = mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+        worst2 = std::min(worst2, psnr);
+        if (psnr < 30 || desc[i].width != cpu[i].w || desc[i].height != cpu[i].h) ++bad2;
+      } else if (cok && !gok && mmcore::detect_format(ptrs[i], sizes[i]) == mmcore::ImageFormat::kJpeg) {
+        ++lost2;
+        if (msg2[i].empty()) ++bad2;
+      } else if (!cok && gok) {
+        ++let2;
+      }
+    }
+    bad += bad2;
+    std::printf(
+        "without the hardware engine (MMCORE_NVJPEG_NO_HARDWARE=1): default backend %d, refused %d; %d "
+        "decoded by both, worst PSNR %.1f dB; %d JPEGs the CPU decodes but nvJPEG refused; %d damaged "
+        "files nvJPEG called good; %d problems\n\n",
+        s2.fallback, s2.failed, both2, both2 ? worst2 : 0.0, lost2, let2, bad2);
+  }
 
   // 2. Hashes from the GPU decode vs the CPU's exact hashes of the CPU decode.
   std::vector<GpuImage> ok_desc;
@@ -330,7 +394,8 @@ int main(int argc, char** argv) {
     if (!cuda_ok(cudaMalloc(&bdev, static_cast<std::size_t>(bb)), "cudaMalloc") ||
         !cuda_ok(cudaMalloc(&out, sizeof(std::uint64_t) * mmcore::kGpuHashColumns * bn), "cudaMalloc"))
       return 4;
-    std::vector<double> t_dec, t_all, t_cpu;
+    std::vector<double> t_dec, t_all, t_cpu, t_sw;
+    mmcore::DecodeGpuStats sw_stats;
     for (int r = 0; r < repeat + 1; ++r) {
       std::vector<Status> s2 = bst;
       double t0 = now_s();
@@ -344,17 +409,32 @@ int main(int argc, char** argv) {
       std::vector<Cpu> cpu_out(bn);
       mmcore::parallel_for(bn, 0, [&](std::int64_t i) { cpu_out[i] = cpu_decode(bp[i], bs[i]); });
       const double t3 = now_s();
+      std::vector<Status> s3 = bst;
+      if (dec_sw.decode(bp.data(), bs.data(), bn, bd.data(), s3.data(), bmsg.data(), bdev, bb, &err,
+                        &sw_stats) != Status::kOk)
+        return 4;
+      const double t4 = now_s();
       if (r == 0) continue;  // warm-up
       t_dec.push_back(t1 - t0);
       t_all.push_back(t2 - t0);
       t_cpu.push_back(t3 - t2);
+      t_sw.push_back(t4 - t3);
     }
-    std::printf("bench, %d JPEGs (the set repeated), median of %d; hardware %d, default backend %d:\n", bn,
-                repeat, stats.hardware, stats.fallback);
+    std::printf(
+        "bench, %d JPEGs (the set repeated), median of %d; hardware %d, CPU decoder %d, default backend %d; "
+        "last run's phases: screen %.1f ms, hardware batch %.1f ms, CPU decodes + uploads %.1f ms (at the "
+        "same time as the hardware batch)\n",
+        bn, repeat, stats.hardware, stats.cpu, stats.fallback, 1e3 * stats.screen_seconds,
+        1e3 * stats.hardware_seconds, 1e3 * stats.cpu_seconds);
     std::printf("| what | images/s |\n|---|---:|\n");
     std::printf("| GPU decode (nvJPEG) | %.0f |\n", bn / median(t_dec));
     std::printf("| GPU decode + pHash | %.0f |\n", bn / median(t_all));
     std::printf("| CPU decode, %d threads | %.0f |\n", mmcore::hardware_threads(), bn / median(t_cpu));
+    std::printf("| GPU decode without the hardware engine (default backend, batched) | %.0f |\n",
+                bn / median(t_sw));
+    std::printf(
+        "\nwithout the engine: %d default backend, %d refused; screen %.1f ms, default backend %.1f ms\n",
+        sw_stats.fallback, sw_stats.failed, 1e3 * sw_stats.screen_seconds, 1e3 * sw_stats.fallback_seconds);
     cudaFree(bdev);
     cudaFree(out);
   }

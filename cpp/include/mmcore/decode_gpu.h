@@ -10,13 +10,19 @@
 //   JPEG its GpuImage (RGB, 3 channels, stored orientation, rows packed, offsets 256-byte
 //   aligned) and the device bytes the batch needs; a non-JPEG gets kUnsupported ("decode it on
 //   the CPU"), a bad header its status.
-// - decode() fills a caller's device buffer for the images plan() accepted: the hardware engine
-//   (NVJPEG_BACKEND_HARDWARE, batched) for the bitstreams it takes, nvJPEG's default backend one by
-//   one for the others and for the images of a hardware batch that failed; an image nvJPEG refuses
-//   gets kCorrupt / kUnsupported with nvJPEG's reason and leaves the others alone. It returns when
+// - decode() fills a caller's device buffer for the images plan() accepted. Where the GPU has the
+//   hardware engine (A100, H100, H200): one hardware batch (NVJPEG_BACKEND_HARDWARE) for the
+//   bitstreams nvJPEG's parse says it takes (baseline), while the others (progressive, damaged
+//   headers) are decoded at the same time on every host thread by mmcore's CPU decoder
+//   (decode_into: Pillow's pixels, the CPU path's statuses and messages) and copied into place. A
+//   hardware batch that fails is split in halves and retried until the images that fail it alone
+//   are found; those go to the CPU decoder too. Without the engine: nvJPEG's default backend,
+//   batched, then one by one for a batch it refuses; an image it refuses gets kCorrupt /
+//   kUnsupported with nvJPEG's reason. One bad image never spoils the others. decode() returns when
 //   the pixels are written (the stream is synchronised).
-// - Pixels are nvJPEG's (its IDCT and chroma upsampling): close to libjpeg-turbo's, not equal, so
-//   hashes from them are not imagehash-exact (bench/gpu_check.sh measures the difference).
+// - Pixels of the GPU decoders are nvJPEG's (its IDCT and chroma upsampling): close to
+//   libjpeg-turbo's, not equal, so hashes from them are not imagehash-exact (bench/gpu_check.sh
+//   measures the difference); the CPU-decoded images are exact.
 // - Errors: a CUDA or nvJPEG failure of the whole call is kDevice (kNoMemory for an allocation)
 //   with the reason; nothing aborts, throws (except std::bad_alloc) or prints. No global state:
 //   a DecodeGpu owns its library handle, nvJPEG handles, states and stream. Thread safety: one per
@@ -31,12 +37,17 @@
 
 namespace mmcore {
 
-/// What decode() did.
+/// What decode() did, and where its time went (wall seconds of each phase).
 struct DecodeGpuStats {
   std::int32_t hardware = 0;  ///< images the hardware engine decoded
-  std::int32_t fallback = 0;  ///< images decoded one by one by the default backend
-  std::int32_t failed = 0;    ///< images nvJPEG refused (their status says why)
+  std::int32_t fallback = 0;  ///< images nvJPEG's default backend decoded (GPUs without the engine)
+  std::int32_t cpu = 0;       ///< images mmcore's CPU decoder decoded (those the engine does not take)
+  std::int32_t failed = 0;    ///< images refused (their status says why)
   bool hardware_available = false;
+  double screen_seconds = 0;    ///< descriptor checks and nvJPEG's parse (all host threads)
+  double hardware_seconds = 0;  ///< the hardware batches, until their pixels are written
+  double cpu_seconds = 0;       ///< the CPU decodes (overlapping the hardware batch) and uploads
+  double fallback_seconds = 0;  ///< the default backend
 };
 
 class DecodeGpu {

@@ -2,10 +2,11 @@
 // shared top-k (cuda/topk.cu). The per-thread work is search_gpu_internal.h's, the same code
 // tests/cpp/test_search_gpu_emu.cpp runs on the CPU.
 //
-// Two kernels: the stream kernel (1..8 queries, d % 16 == 0, aligned) reads each code row once
-// with 16-byte loads, a group of lanes per row: bandwidth-bound, the one-query case. The tile
-// kernel (anything else) scores 64 rows x 64 queries per block through shared memory, 16 dp4a
-// per pair of shared loads per thread: compute-bound, the many-query case.
+// Three kernels: the stream kernel (1..8 queries, d % 16 == 0, aligned) reads each code row once
+// with 16-byte loads, a group of lanes per row: bandwidth-bound, the one-query case. The
+// tensor-core kernel (more queries, d % 64 == 0 and <= 2048, aligned, sm_80 and later) multiplies
+// 64 queries by each warp's 32 rows with mma.sync (int8 in, int32 out, exact). The tile kernel
+// (anything else) scores 64 rows x 64 queries per block through shared memory with dp4a.
 #include <cuda_runtime.h>
 
 #include "search_impl.cuh"
@@ -70,6 +71,80 @@ __global__ void __launch_bounds__(g::kTileThreads)
   g::tile_store(a, qsum, row0, q0, tid, acc, scores, ld);
 }
 
+/// One mma.sync m16n8k32, s8 A (queries) x u8 B (code rows), s32 accumulators (sm_80 and later).
+__device__ __forceinline__ void mma_s8u8(std::int32_t (&d)[4], const std::uint32_t (&a)[4],
+                                         const std::uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();  // launch_int8 takes this kernel only on compute capability 8.0 and later
+#endif
+}
+
+// The tensor-core kernel (search_gpu_internal.h's int8_mma_* phases): a block's kMmaQueries
+// queries in shared memory, then a grid-stride loop over tiles of kMmaBlockRows rows; each warp
+// loads kMmaUnroll chunks of its rows' codes (16-byte loads, straight into B fragments) before it
+// multiplies them, so that many loads are in flight.
+__global__ void __launch_bounds__(g::kMmaThreads)
+    int8_mma_kernel(const std::uint8_t* codes, std::int64_t rows, std::int32_t d, const std::int8_t* queries,
+                    std::int32_t nq, std::int32_t* scores, std::int64_t ld) {
+  extern __shared__ __align__(16) std::uint8_t sq[];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const std::int32_t q0 = static_cast<std::int32_t>(blockIdx.y) * g::kMmaQueries;
+  g::mma_fill_queries(queries, nq, d, q0, sq, tid, g::kMmaThreads);
+  __syncthreads();
+  const std::int32_t chunks = d / g::kMmaChunk;
+  for (std::int64_t tile = blockIdx.x; tile * g::kMmaBlockRows < rows; tile += gridDim.x) {
+    const std::int64_t row0 = tile * g::kMmaBlockRows + warp * g::kMmaWarpRows;
+    std::int32_t acc[4][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0;
+    for (std::int32_t c0 = 0; c0 < chunks; c0 += g::kMmaUnroll) {
+      std::uint32_t x[g::kMmaUnroll][4][4];
+#pragma unroll
+      for (int u = 0; u < g::kMmaUnroll; ++u) {
+        if (c0 + u < chunks) {
+          g::mma_load_codes(codes, rows, d, row0, c0 + u, lane, x[u]);
+        } else {
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) x[u][nt][i] = 0;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < g::kMmaUnroll; ++u) {
+        if (c0 + u >= chunks) break;
+#pragma unroll
+        for (int mt = 0; mt < 4; ++mt) {
+          std::uint32_t w[4], v[4];
+          g::mma_load_queries(sq, d, mt, c0 + u, lane, w, v);
+#pragma unroll
+          for (int s = 0; s < 2; ++s) {
+#pragma unroll
+            for (int nt = 0; nt < 4; ++nt) {
+              std::uint32_t a[4], b[2];
+              g::mma_fragments(w, v, x[u][nt], s, a, b);
+              mma_s8u8(acc[mt][nt], a, b);
+            }
+          }
+        }
+      }
+    }
+    g::mma_store(acc, row0, rows, q0, nq, lane, scores, ld);
+  }
+}
+
 /// Scores rows [0, rows) of `codes` against nqg queries (their sums at qsum) into scores[j * ld + i].
 Status launch_int8(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int64_t rows, std::int32_t d,
                    const std::int8_t* queries, std::int64_t nqg, const std::int32_t* qsum,
@@ -102,6 +177,27 @@ Status launch_int8(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int
         int8_stream_kernel<8><<<grid, g::kStreamThreads, smem, m.stream>>>(codes, rows, d, queries, nq, qsum,
                                                                            scores, ld, group);
         break;
+    }
+  } else if (g::int8_mma_usable(d, nqg, g::aligned16(codes) && g::aligned16(queries), m.tensor_cores,
+                                m.shared_optin)) {
+    const std::size_t smem = g::mma_shared_bytes(d);
+    MMCORE_CUDA_TRY(cudaFuncSetAttribute(int8_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+    // One wave of resident blocks (a second, partial wave would leave SMs idle at the end).
+    int per_sm = 0;
+    MMCORE_CUDA_TRY(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, int8_mma_kernel, g::kMmaThreads, smem));
+    const std::int64_t tiles = (rows + g::kMmaBlockRows - 1) / g::kMmaBlockRows;
+    const std::int64_t cap =
+        static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * (m.multiprocessors > 0 ? m.multiprocessors : 1);
+    const unsigned bx = static_cast<unsigned>(tiles < cap ? tiles : cap);
+    const std::int64_t per_launch = std::int64_t{65535} * g::kMmaQueries;
+    for (std::int64_t q0 = 0; q0 < nqg; q0 += per_launch) {
+      const std::int64_t nqs = nqg - q0 < per_launch ? nqg - q0 : per_launch;
+      const dim3 grid(bx, static_cast<unsigned>((nqs + g::kMmaQueries - 1) / g::kMmaQueries));
+      int8_mma_kernel<<<grid, g::kMmaThreads, smem, m.stream>>>(
+          codes, rows, d, queries + q0 * d, static_cast<std::int32_t>(nqs), scores + q0 * ld, ld);
+      MMCORE_CUDA_TRY(cudaGetLastError());
     }
   } else {
     // gridDim.y <= 65535: int8_scores may bring millions of queries (topk's groups are <= 2048).

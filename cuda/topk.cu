@@ -3,6 +3,8 @@
 // the CPU), SearchGpu's life cycle.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "search_impl.cuh"
 
 namespace mmcore {
@@ -146,8 +148,10 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
   Status s = cuda_util::open_stream("SearchGpu", impl_->device, device, &impl_->stream, error);
   if (s != Status::kOk) return s;
   impl_->device = device;
-  int sms = 0;
-  const cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  int sms = 0, major = 0, optin = 0;
+  cudaError_t e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (e != cudaSuccess) {
     s = cuda_util::fail(error, "cudaDeviceGetAttribute", e);
     (void)cudaStreamDestroy(impl_->stream);  // not half-initialised: init() may be tried again
@@ -155,6 +159,8 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
     return s;
   }
   impl_->multiprocessors = sms;
+  impl_->tensor_cores = major >= 8 && std::getenv("MMCORE_GPU_NO_MMA") == nullptr;
+  impl_->shared_optin = optin > 0 ? static_cast<std::size_t>(optin) : 0;
   return Status::kOk;
 }
 

@@ -374,6 +374,162 @@ MMCORE_HD inline void tile_store(const TileArgs& a, const std::int32_t* qsum, st
   }
 }
 
+// Tensor-core kernel (many queries; sm_80 and later; d % 64 == 0 and <= kMmaMaxD; 16-byte-aligned
+// codes and queries): mma.sync m16n8k32 with queries as the signed A operand (16 queries per
+// m-tile) and code rows as the unsigned B operand (8 rows per n-tile), int32 accumulators: the
+// exact u8 x s8 product, no correction term. A block holds kMmaQueries queries in shared memory
+// and its warps score kMmaWarpRows rows each, kMmaChunk bytes of d per step (two k-steps).
+// The fragments: lane (g = lane / 4, t = lane % 4) loads 16 bytes at offset 16 t of a chunk for
+// code row g of each n-tile (B) and for queries g and g + 8 of each m-tile (A); k-step s takes
+// words 2 s and 2 s + 1 of them. The instruction's k order inside a step is then a permutation of
+// the chunk's bytes, the same one for A and B, which a dot product does not see.
+constexpr int kMmaQueries = 64;   ///< 4 m-tiles of 16
+constexpr int kMmaWarpRows = 32;  ///< 4 n-tiles of 8
+constexpr int kMmaWarps = 4;
+constexpr int kMmaThreads = 32 * kMmaWarps;
+constexpr std::int64_t kMmaBlockRows = kMmaWarps * kMmaWarpRows;
+constexpr std::int32_t kMmaChunk = 64;
+constexpr int kMmaUnroll = 4;  ///< chunks of codes loaded before any is used (loads in flight)
+constexpr std::int32_t kMmaMaxD = 2048;
+
+/// Bytes between queries in shared memory: d, plus 64 where d % 128 == 0, so that the 8 lanes of
+/// a 16-byte load phase (2 queries x 4 offsets) fall on all 32 banks once.
+MMCORE_HD inline std::int32_t mma_query_stride(std::int32_t d) {
+  return d % 128 == 0 ? d + 64 : d;
+}
+
+inline std::size_t mma_shared_bytes(std::int32_t d) {
+  return static_cast<std::size_t>(kMmaQueries) * static_cast<std::size_t>(mma_query_stride(d));
+}
+
+/// Whether a pass of nqg queries takes the tensor-core kernel: not the stream kernel's case, and
+/// the shapes above, on a device with the instruction and enough shared memory per block.
+inline bool int8_mma_usable(std::int32_t d, std::int64_t nqg, bool aligned, bool tensor_cores,
+                            std::size_t shared_optin) {
+  return tensor_cores && aligned && int8_stream_nq(d, nqg, aligned) == 0 && d % kMmaChunk == 0 &&
+         d <= kMmaMaxD && mma_shared_bytes(d) <= shared_optin;
+}
+
+/// Phase: queries [q0, q0 + kMmaQueries) of nq into shared memory (zeros past nq and past d).
+MMCORE_HD inline void mma_fill_queries(const std::int8_t* queries, std::int32_t nq, std::int32_t d,
+                                       std::int32_t q0, std::uint8_t* sq, int tid, int nthreads) {
+  const std::int32_t stride = mma_query_stride(d);
+  const std::int32_t units = stride / 16;
+  for (std::int32_t u = tid; u < kMmaQueries * units; u += nthreads) {
+    const std::int32_t q = u / units;
+    const std::int32_t off = (u % units) * 16;
+    Word4 v{0, 0, 0, 0};
+    if (off < d && q0 + q < nq)
+      v = load16(reinterpret_cast<const std::uint8_t*>(queries) + static_cast<std::int64_t>(q0 + q) * d +
+                 off);
+    std::uint32_t* dst = reinterpret_cast<std::uint32_t*>(sq + static_cast<std::int64_t>(q) * stride + off);
+    dst[0] = v.x;
+    dst[1] = v.y;
+    dst[2] = v.z;
+    dst[3] = v.w;
+  }
+}
+
+/// Lane's code words of chunk c for the warp's rows [row0, row0 + kMmaWarpRows): x[nt] is row
+/// row0 + 8 nt + g at chunk offset 16 t (zeros past `rows`).
+MMCORE_HD inline void mma_load_codes(const std::uint8_t* codes, std::int64_t rows, std::int32_t d,
+                                     std::int64_t row0, std::int32_t c, int lane, std::uint32_t (&x)[4][4]) {
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  for (int nt = 0; nt < 4; ++nt) {
+    const std::int64_t row = row0 + 8 * nt + g;
+    Word4 v{0, 0, 0, 0};
+    if (row < rows) v = load16(codes + row * d + static_cast<std::int64_t>(c) * kMmaChunk + 16 * t);
+    x[nt][0] = v.x;
+    x[nt][1] = v.y;
+    x[nt][2] = v.z;
+    x[nt][3] = v.w;
+  }
+}
+
+/// Lane's query words of chunk c for m-tile mt: w from query 16 mt + g, v from query 16 mt + g + 8.
+MMCORE_HD inline void mma_load_queries(const std::uint8_t* sq, std::int32_t d, int mt, std::int32_t c,
+                                       int lane, std::uint32_t (&w)[4], std::uint32_t (&v)[4]) {
+  const std::int32_t stride = mma_query_stride(d);
+  const std::uint8_t* p = sq + static_cast<std::int64_t>(16 * mt + (lane >> 2)) * stride +
+                          static_cast<std::int64_t>(c) * kMmaChunk + 16 * (lane & 3);
+  const Word4 a = load16(p);
+  const Word4 b = load16(p + 8 * static_cast<std::int64_t>(stride));
+  w[0] = a.x;
+  w[1] = a.y;
+  w[2] = a.z;
+  w[3] = a.w;
+  v[0] = b.x;
+  v[1] = b.y;
+  v[2] = b.z;
+  v[3] = b.w;
+}
+
+/// The A fragment of k-step s (registers: row g k-word t, row g + 8 k-word t, row g k-word t + 4,
+/// row g + 8 k-word t + 4) and the B fragment (k-word t, k-word t + 4 of column g).
+MMCORE_HD inline void mma_fragments(const std::uint32_t (&w)[4], const std::uint32_t (&v)[4],
+                                    const std::uint32_t (&x)[4], int s, std::uint32_t (&a)[4],
+                                    std::uint32_t (&b)[2]) {
+  a[0] = w[2 * s];
+  a[1] = v[2 * s];
+  a[2] = w[2 * s + 1];
+  a[3] = v[2 * s + 1];
+  b[0] = x[2 * s];
+  b[1] = x[2 * s + 1];
+}
+
+/// Lane's accumulators to scores[q * ld + row]: acc[mt][nt] holds (query 16 mt + g, rows
+/// 8 nt + 2 t and + 1) and (query 16 mt + g + 8, the same rows), queries counted from q0.
+MMCORE_HD inline void mma_store(const std::int32_t (&acc)[4][4][4], std::int64_t row0, std::int64_t rows,
+                                std::int32_t q0, std::int32_t nq, int lane, std::int32_t* scores,
+                                std::int64_t ld) {
+  const int g = lane >> 2;
+  const int t = lane & 3;
+  for (int mt = 0; mt < 4; ++mt) {
+    for (int h = 0; h < 2; ++h) {
+      const std::int32_t q = q0 + 16 * mt + g + 8 * h;
+      if (q >= nq) continue;
+      for (int nt = 0; nt < 4; ++nt) {
+        const std::int64_t row = row0 + 8 * nt + 2 * t;
+        if (row < rows) scores[q * ld + row] = acc[mt][nt][2 * h];
+        if (row + 1 < rows) scores[q * ld + row + 1] = acc[mt][nt][2 * h + 1];
+      }
+    }
+  }
+}
+
+/// What one mma.sync m16n8k32 (s8 A, u8 B, s32) does for a whole warp, from the 32 lanes' fragments
+/// as the PTX ISA lays them out (CPU only: the emulator's stand-in for the instruction).
+inline void mma_m16n8k32_warp(std::int32_t (*acc)[4], const std::uint32_t (*a)[4],
+                              const std::uint32_t (*b)[2]) {
+  std::int32_t A[16][32];
+  std::int32_t B[32][8];
+  const auto byte = [](std::uint32_t w, int j) { return (w >> (8 * j)) & 0xffu; };
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    for (int j = 0; j < 4; ++j) {
+      A[g][4 * t + j] = static_cast<std::int8_t>(byte(a[lane][0], j));
+      A[g + 8][4 * t + j] = static_cast<std::int8_t>(byte(a[lane][1], j));
+      A[g][16 + 4 * t + j] = static_cast<std::int8_t>(byte(a[lane][2], j));
+      A[g + 8][16 + 4 * t + j] = static_cast<std::int8_t>(byte(a[lane][3], j));
+      B[4 * t + j][g] = static_cast<std::int32_t>(byte(b[lane][0], j));
+      B[16 + 4 * t + j][g] = static_cast<std::int32_t>(byte(b[lane][1], j));
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    for (int i = 0; i < 4; ++i) {
+      const int m = g + 8 * (i >> 1);
+      const int n = 2 * t + (i & 1);
+      std::int32_t s = 0;
+      for (int k = 0; k < 32; ++k) s += A[m][k] * B[k][n];
+      acc[lane][i] += s;
+    }
+  }
+}
+
 // ---- binary ---------------------------------------------------------------------------------------
 
 MMCORE_HD inline int popcount64(std::uint64_t x) {

@@ -61,7 +61,7 @@ void configure(mmcore_test::SearchEmu* emu, int schedule) {
 }
 
 void check_int8(std::mt19937_64& rng, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k,
-                int data, int offset, int schedule, bool reverse) {
+                int data, int offset, int schedule, bool reverse, bool tensor_cores = true) {
   ++cases;
   // offset shifts codes and queries off 16-byte alignment (the tile kernel's byte path).
   std::vector<std::uint8_t> cbuf(static_cast<std::size_t>(n * d) + 64);
@@ -85,6 +85,7 @@ void check_int8(std::mt19937_64& rng, std::int64_t n, std::int32_t d, std::int64
   mmcore_test::SearchEmu emu;
   emu.reverse = reverse;
   configure(&emu, schedule);
+  emu.tensor_cores = tensor_cores;
   emu.int8_topk(codes, n, d, queries, nq, k, got_s.data(), got_i.data());
   for (std::int64_t q = 0; q < nq; ++q)
     for (std::int32_t i = 0; i < k; ++i) {
@@ -242,11 +243,21 @@ int main() {
   for (std::int32_t d : {16, 32, 768})
     for (std::int64_t nq : {1, 2, 3, 5, 8})
       for (std::int32_t k : {1, 10}) check_int8(rng, 3000, d, nq, k, 0, 0, 0, nq == 3);
-  // ... the tile kernel: many queries, odd d, misaligned pointers.
+  // ... the tile kernel: many queries, odd d, misaligned pointers (and d = 768 on a device
+  // without tensor cores) ...
   for (std::int32_t d : {7, 100, 257, 768})
     for (std::int64_t nq : {9, 70})
-      for (int offset : {0, 1}) check_int8(rng, 1500, d, nq, 10, 0, offset, 0, offset == 1);
-  check_int8(rng, 2000, 16, 1, 5, 0, 1, 0, false);  // nq 1 but misaligned: the tile kernel
+      for (int offset : {0, 1}) check_int8(rng, 1500, d, nq, 10, 0, offset, 0, offset == 1, false);
+  // ... the tensor-core kernel: d % 64 == 0, more than 8 queries (one and several query blocks,
+  // rows not a multiple of the 128-row tile, the 2048 limit, d % 128 == 64 and == 0 strides),
+  // extreme and two-valued data.
+  for (std::int32_t d : {64, 192, 768, 2048})
+    for (std::int64_t nq : {9, 64, 70, 130})
+      check_int8(rng, d == 2048 ? 300 : 1333, d, nq, 10, 0, 0, 0, nq == 70);
+  for (int data : {1, 2}) check_int8(rng, 2100, 128, 33, 50, data, 0, 0, false);
+  check_int8(rng, 20000, 64, 17, 100, 0, 0, 1, false);  // small chunks and query groups
+  check_int8(rng, 1500, 4096, 9, 5, 0, 0, 0, false);    // over kMmaMaxD: the tile kernel
+  check_int8(rng, 2000, 16, 1, 5, 0, 1, 0, false);      // nq 1 but misaligned: the tile kernel
   // extreme values and ties (two-valued data: many equal scores, decided by position)
   for (int data : {1, 2})
     for (std::int64_t nq : {1, 4, 20}) check_int8(rng, 5000, 32, nq, 100, data, 0, 0, false);

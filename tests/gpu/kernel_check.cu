@@ -225,9 +225,7 @@ long binary_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
   return bad;
 }
 
-long scores_case(mmcore::SearchGpu& gpu) {
-  const std::int64_t n = 5000, nq = 13;
-  const std::int32_t d = 96;
+long scores_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t d, std::int64_t nq) {
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(n * d));
   std::vector<std::int8_t> queries(static_cast<std::size_t>(nq * d));
   fill(codes.data(), n * d, 7, false, 0, 0);
@@ -244,7 +242,10 @@ long scores_case(mmcore::SearchGpu& gpu) {
     if (s == Status::kOk &&
         cuda_ok(cudaMemcpy(got.data(), bo, got.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy")) {
       const std::vector<std::int64_t> zeros(got.size(), 0);
-      bad = compare("int8 all scores n=5000 d=96 nq=13", got, zeros, want, zeros);
+      char label[96];
+      std::snprintf(label, sizeof label, "int8 all scores n=%lld d=%d nq=%lld", static_cast<long long>(n), d,
+                    static_cast<long long>(nq));
+      bad = compare(label, got, zeros, want, zeros);
     } else if (s != Status::kOk) {
       say("| int8_scores | **status %d: %s** |\n", static_cast<int>(s), err.text);
     }
@@ -816,7 +817,13 @@ int main(int argc, char** argv) {
   if (!cuda_failed) bad += int8_case(gpu, 300000 / o.shrink, 64, 1, 1024, true, 0, seed++);
   if (!cuda_failed) bad += int8_case(gpu, 7, 768, 3, 20, false, 0, seed++);
   if (!cuda_failed) bad += int8_case(gpu, 0, 768, 3, 20, false, 0, seed++);
-  if (!cuda_failed) bad += scores_case(gpu);
+  // The tensor-core kernel (d % 64 == 0, more than 8 queries): strides d % 128 == 64 and == 0,
+  // several query blocks, d at its 2048 limit, and every score of a batch.
+  if (!cuda_failed) bad += int8_case(gpu, 30000 / o.shrink + 37, 192, 70, 10, false, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 20000 / o.shrink + 5, 2048, 9, 10, false, 0, seed++);
+  if (!cuda_failed) bad += int8_case(gpu, 50000 / o.shrink, 128, 130, 100, true, 0, seed++);
+  if (!cuda_failed) bad += scores_case(gpu, 5000, 96, 13);   // the dp4a tile kernel
+  if (!cuda_failed) bad += scores_case(gpu, 5003, 128, 67);  // the tensor-core kernel
   for (std::int32_t words : {1, 3, 4})
     for (std::int64_t nq : {1, 64, 1000}) {
       if (cuda_failed) break;

@@ -19,7 +19,8 @@ namespace g = mmcore::gpu_detail;
 struct SearchEmu {
   bool reverse = false;  ///< run each phase's threads backwards
   std::int32_t multiprocessors = 4;
-  g::TopkShape shape;  ///< n, nq, k filled by the calls; the rest may be overridden
+  bool tensor_cores = true;  ///< an sm_80+ device: the int8 tensor-core kernel where it applies
+  g::TopkShape shape;        ///< n, nq, k filled by the calls; the rest may be overridden
 
   // -- kernels ----------------------------------------------------------------------------------
   template <class F>
@@ -63,6 +64,11 @@ struct SearchEmu {
       }
       return;
     }
+    if (g::int8_mma_usable(d, nqg, g::aligned16(codes) && g::aligned16(queries), tensor_cores,
+                           std::size_t{1} << 30)) {
+      mma(codes, rows, d, queries, nqg, scores, ld);
+      return;
+    }
     const g::TileArgs a{codes, queries,
                         rows,  static_cast<std::int32_t>(nqg),
                         d,     d % 16 == 0 && g::aligned16(codes) && g::aligned16(queries)};
@@ -88,6 +94,57 @@ struct SearchEmu {
           g::tile_store(a, qsum, row0, q0, t,
                         *reinterpret_cast<const std::int32_t (*)[4][4]>(acc.data() + 16 * t), scores, ld);
         });
+      }
+    }
+  }
+
+  /// cuda/quant.cu's int8_mma_kernel: each block's query fill, then its tiles of rows (grid-stride
+  /// over the tiles, as the persistent grid runs them), warp by warp, lane by lane, with the
+  /// instruction emulated from its documented fragment layout.
+  void mma(const std::uint8_t* codes, std::int64_t rows, std::int32_t d, const std::int8_t* queries,
+           std::int64_t nqg, std::int32_t* scores, std::int64_t ld) const {
+    const std::int32_t chunks = d / g::kMmaChunk;
+    std::vector<std::uint8_t> holder(g::mma_shared_bytes(d) + 16);
+    std::uint8_t* sq = holder.data() + (16 - reinterpret_cast<std::uintptr_t>(holder.data()) % 16) % 16;
+    const std::int64_t tiles = (rows + g::kMmaBlockRows - 1) / g::kMmaBlockRows;
+    const std::int64_t blocks = std::min<std::int64_t>(tiles, 2LL * multiprocessors);  // a resident wave
+    const auto nq = static_cast<std::int32_t>(nqg);
+    std::vector<std::int32_t> acc(32 * 64);  // [lane][mt][nt][4]
+    for (std::int32_t q0 = 0; q0 < nq; q0 += g::kMmaQueries) {
+      std::memset(sq, 0xCD, g::mma_shared_bytes(d));
+      threads(g::kMmaThreads, [&](int t) { g::mma_fill_queries(queries, nq, d, q0, sq, t, g::kMmaThreads); });
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        for (std::int64_t tile = b; tile < tiles; tile += blocks) {
+          for (int warp = 0; warp < g::kMmaWarps; ++warp) {
+            const std::int64_t row0 = tile * g::kMmaBlockRows + warp * g::kMmaWarpRows;
+            std::fill(acc.begin(), acc.end(), 0);
+            for (std::int32_t c = 0; c < chunks; ++c) {
+              std::uint32_t x[32][4][4];
+              for (int lane = 0; lane < 32; ++lane) g::mma_load_codes(codes, rows, d, row0, c, lane, x[lane]);
+              for (int mt = 0; mt < 4; ++mt) {
+                std::uint32_t w[32][4], v[32][4];
+                for (int lane = 0; lane < 32; ++lane)
+                  g::mma_load_queries(sq, d, mt, c, lane, w[lane], v[lane]);
+                for (int s = 0; s < 2; ++s) {
+                  for (int nt = 0; nt < 4; ++nt) {
+                    std::uint32_t a[32][4], bf[32][2];
+                    std::int32_t dd[32][4];
+                    for (int lane = 0; lane < 32; ++lane) {
+                      g::mma_fragments(w[lane], v[lane], x[lane][nt], s, a[lane], bf[lane]);
+                      for (int i = 0; i < 4; ++i) dd[lane][i] = acc[lane * 64 + mt * 16 + nt * 4 + i];
+                    }
+                    g::mma_m16n8k32_warp(dd, a, bf);
+                    for (int lane = 0; lane < 32; ++lane)
+                      for (int i = 0; i < 4; ++i) acc[lane * 64 + mt * 16 + nt * 4 + i] = dd[lane][i];
+                  }
+                }
+              }
+            }
+            for (int lane = 0; lane < 32; ++lane)
+              g::mma_store(*reinterpret_cast<const std::int32_t (*)[4][4][4]>(acc.data() + lane * 64), row0,
+                           rows, q0, nq, lane, scores, ld);
+          }
+        }
       }
     }
   }

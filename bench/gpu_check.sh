@@ -64,6 +64,10 @@ run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --repor
 # report is its stdout).
 if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
   run kernels 150 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check.md --rows 10000000 --repeat 5
+  # The same checks and int8 bench on the dp4a tile kernel instead of the tensor-core one (what a
+  # device before sm_80 runs), for the comparison; no join or resize bench.
+  run kernels 120 env MMCORE_GPU_NO_MMA=1 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check_dp4a.md \
+    --rows 10000000 --repeat 3 --join-rows 0 --resize-count 0
 fi
 
 # nvJPEG decode (hardware engine + default backend) against the CPU decoder, on the images and on
@@ -90,7 +94,7 @@ if [[ -n "$SAN" ]]; then
       "$CARRY/bin/mmcore_gpu_check" --report /tmp/mmcore_sanitizer.md --no-huge --random 4 --max-images 24 \
       --bench-count 0
     if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
-      run sanitizer 30 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+      run sanitizer 60 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
         "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --join-rows 0 --shrink 100
     fi
   done

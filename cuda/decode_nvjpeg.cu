@@ -8,10 +8,12 @@
 #include <nvjpeg.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <system_error>
 #include <thread>
@@ -119,6 +121,13 @@ struct DecodeGpu::Impl {
   // The hardware handle's parsed streams, one per screening thread (nvJPEG's streams are
   // per-thread objects; the handle is shared), grown on demand.
   std::vector<nvjpegJpegStream_t> parsed;
+  // The CPU decodes' uploads: their own stream (beside the hardware batch), page-locked slots
+  // (two per host thread, reused across calls) and an event per slot.
+  cudaStream_t copy = nullptr;
+  std::uint8_t* pinned = nullptr;
+  std::size_t pinned_bytes = 0;
+  std::vector<cudaEvent_t> slot_events;
+  double cpu_share = -1;  // set_cpu_share's; < 0: auto
 
   ~Impl() {
     if (stream == nullptr && api.lib == nullptr) return;
@@ -130,6 +139,10 @@ struct DecodeGpu::Impl {
       if (state != nullptr) api.state_destroy(state);
       if (handle != nullptr) api.destroy(handle);
     }
+    if (copy != nullptr) cudaStreamSynchronize(copy);
+    for (cudaEvent_t e : slot_events) cudaEventDestroy(e);
+    if (pinned != nullptr) cudaFreeHost(pinned);
+    if (copy != nullptr) cudaStreamDestroy(copy);
     if (stream != nullptr) cudaStreamDestroy(stream);
   }
 };
@@ -138,6 +151,10 @@ DecodeGpu::DecodeGpu() : impl_(nullptr) {}
 
 DecodeGpu::~DecodeGpu() {
   delete impl_;
+}
+
+void DecodeGpu::set_cpu_share(double share) {
+  if (impl_ != nullptr) impl_->cpu_share = share;
 }
 
 void* DecodeGpu::stream() const {
@@ -158,6 +175,11 @@ Status DecodeGpu::init(std::int32_t device, ErrorText* error) {
       cuda_util::open_stream("DecodeGpu", device, device, &im->stream, error, cudaStreamNonBlocking);
   if (so != Status::kOk) return fail(so);
   im->device = device;
+  if (const cudaError_t ce = cudaStreamCreateWithFlags(&im->copy, cudaStreamNonBlocking); ce != cudaSuccess) {
+    im->copy = nullptr;
+    error->set("CUDA: %s", cudaGetErrorString(ce));
+    return fail(Status::kDevice);
+  }
   if (!im->api.load(error)) return fail(Status::kDevice);
   nvjpegStatus_t s = im->api.create_ex(NVJPEG_BACKEND_DEFAULT, nullptr, nullptr, 0, &im->handle);
   if (s == NVJPEG_STATUS_SUCCESS) s = im->api.state_create(im->handle, &im->state);
@@ -285,8 +307,30 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
       }
     });
   }
+  // The engine's candidates, split by pixels in index order: the CPU takes `share` of them
+  // (besides the bitstreams the engine refuses) so that both sides finish together.
   std::vector<std::int32_t> hw_batch, rest;
-  for (std::int32_t i : todo) (engine[static_cast<std::size_t>(i)] != 0 ? hw_batch : rest).push_back(i);
+  double cpu_px = 0, hw_px = 0;
+  for (std::int32_t i : todo)
+    if (engine[static_cast<std::size_t>(i)] == 0) {
+      rest.push_back(i);
+      cpu_px += static_cast<double>(images[i].width) * images[i].height;
+    }
+  const double share = im.hw == nullptr    ? 0.0
+                       : im.cpu_share >= 0 ? std::min(im.cpu_share, 1.0)
+                                           : auto_cpu_share(hardware_threads());
+  st.cpu_share = share;
+  for (std::int32_t i : todo) {
+    if (engine[static_cast<std::size_t>(i)] == 0) continue;
+    const double px = static_cast<double>(images[i].width) * images[i].height;
+    if (share > 0 && (cpu_px + px) * (1 - share) <= (hw_px + px) * share) {
+      rest.push_back(i);
+      cpu_px += px;
+    } else {
+      hw_batch.push_back(i);
+      hw_px += px;
+    }
+  }
   st.screen_seconds = seconds_since(t0);
 
   ErrorText cuda_error;  // the first CUDA failure (fatal for the call)
@@ -310,73 +354,118 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     }
     return s == NVJPEG_STATUS_SUCCESS ? Batch::kDone : Batch::kRefused;
   };
-  // mmcore's CPU decoder (Pillow's pixels) on every host thread, into host memory ...
-  struct HostDecodes {
-    std::vector<std::int32_t> list;
-    std::vector<std::size_t> off;
-    std::vector<std::uint8_t> host;
-    std::vector<Status> got;
-  };
-  const auto cpu_decode = [&](std::vector<std::int32_t> list) {
-    HostDecodes h;
-    h.list = std::move(list);
-    h.off.assign(h.list.size() + 1, 0);
-    for (std::size_t k = 0; k < h.list.size(); ++k) {
-      const GpuImage& g = images[h.list[k]];
-      h.off[k + 1] = h.off[k] + static_cast<std::size_t>(g.width) * static_cast<std::size_t>(g.height) * 3;
+  // mmcore's CPU decoder (Pillow's pixels) on every host thread, each image copied to its place as
+  // soon as it is decoded: a worker decodes into one of its two page-locked slots, queues the copy
+  // on the copy stream and records the slot's event, and waits on that event before it reuses the
+  // slot. Images larger than a slot (or all, if no page-locked memory was to be had) go through a
+  // pageable buffer and a synchronous copy. Returns false on a CUDA failure (cuda_error says it).
+  const auto cpu_path = [&](const std::vector<std::int32_t>& list) {
+    if (list.empty()) return true;
+    const auto n_list = static_cast<std::int64_t>(list.size());
+    const int workers = static_cast<int>(std::min<std::int64_t>(hardware_threads(), n_list));
+    std::size_t biggest = 0;
+    for (std::int32_t i : list)
+      biggest = std::max(biggest, static_cast<std::size_t>(images[i].width) * images[i].height * 3);
+    constexpr std::size_t kSlotCap = std::size_t{64} << 20, kPinnedCap = std::size_t{2} << 30;
+    std::size_t slot = (std::min(biggest, kSlotCap) + 4095) / 4096 * 4096;
+    const auto slots = static_cast<std::size_t>(2 * workers);
+    if (slot * slots > kPinnedCap) slot = kPinnedCap / slots / 4096 * 4096;
+    bool pinned = slot > 0;
+    if (pinned && im.pinned_bytes < slot * slots) {
+      if (im.pinned != nullptr) cudaFreeHost(im.pinned);
+      im.pinned = nullptr;
+      im.pinned_bytes = 0;
+      void* p = nullptr;
+      if (cudaHostAlloc(&p, slot * slots, cudaHostAllocDefault) == cudaSuccess) {
+        im.pinned = static_cast<std::uint8_t*>(p);
+        im.pinned_bytes = slot * slots;
+      } else {
+        (void)cudaGetLastError();  // not sticky: pageable copies instead
+        pinned = false;
+      }
     }
-    h.host.resize(h.off.back());
-    h.got.assign(h.list.size(), Status::kOk);
-    parallel_for(static_cast<std::int64_t>(h.list.size()), 0, [&](std::int64_t k) {
-      const auto kk = static_cast<std::size_t>(k);
-      const std::int32_t i = h.list[kk];
-      ImageView v;
-      v.data = h.host.data() + h.off[kk];
-      v.width = images[i].width;
-      v.height = images[i].height;
-      v.channels = 3;
-      v.stride = static_cast<std::int64_t>(v.width) * 3;
-      ErrorText why;
-      h.got[kk] = decode_into(data[i], sizes[i], opts, infos[static_cast<std::size_t>(i)], v, &why);
-      if (h.got[kk] != Status::kOk) messages[i] = why;
+    while (pinned && im.slot_events.size() < slots) {
+      cudaEvent_t e = nullptr;
+      if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+        (void)cudaGetLastError();
+        pinned = false;
+        break;
+      }
+      im.slot_events.push_back(e);
+    }
+    std::vector<Status> got(list.size(), Status::kOk);
+    std::atomic<std::int64_t> next{0};
+    std::atomic<bool> failed{false};
+    std::mutex error_mutex;
+    const auto cuda_fail = [&](cudaError_t ce) {
+      const std::lock_guard<std::mutex> lock(error_mutex);
+      if (!failed.exchange(true)) cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
+    };
+    parallel_for(workers, workers, [&](std::int64_t w) {
+      if (const cudaError_t ce = cudaSetDevice(im.device); ce != cudaSuccess) return cuda_fail(ce);
+      std::vector<std::uint8_t> pageable;
+      bool used[2] = {false, false};
+      int parity = 0;
+      for (std::int64_t k = next++; k < n_list && !failed; k = next++) {
+        const std::int32_t i = list[static_cast<std::size_t>(k)];
+        const GpuImage& g = images[i];
+        const std::size_t row = static_cast<std::size_t>(g.width) * 3;
+        const std::size_t bytes = row * static_cast<std::size_t>(g.height);
+        std::uint8_t* buf;
+        cudaEvent_t event = nullptr;
+        if (pinned && bytes <= slot) {
+          const std::size_t e = static_cast<std::size_t>(2 * w + parity);
+          event = im.slot_events[e];
+          if (used[parity]) {
+            if (const cudaError_t ce = cudaEventSynchronize(event); ce != cudaSuccess) return cuda_fail(ce);
+          }
+          used[parity] = true;
+          parity ^= 1;
+          buf = im.pinned + e * slot;
+        } else {
+          pageable.resize(bytes);
+          buf = pageable.data();
+        }
+        ImageView v;
+        v.data = buf;
+        v.width = g.width;
+        v.height = g.height;
+        v.channels = 3;
+        v.stride = static_cast<std::int64_t>(row);
+        ErrorText why;
+        const Status s = decode_into(data[i], sizes[i], opts, infos[static_cast<std::size_t>(i)], v, &why);
+        got[static_cast<std::size_t>(k)] = s;
+        if (s != Status::kOk) messages[i] = why;
+        if (!status_ok(s)) continue;
+        cudaError_t ce =
+            cudaMemcpy2DAsync(pixels + g.offset, static_cast<std::size_t>(g.stride), buf, row, row,
+                              static_cast<std::size_t>(g.height), cudaMemcpyHostToDevice, im.copy);
+        if (ce == cudaSuccess)
+          ce = event != nullptr ? cudaEventRecord(event, im.copy) : cudaStreamSynchronize(im.copy);
+        if (ce != cudaSuccess) return cuda_fail(ce);
+      }
     });
-    return h;
-  };
-  // ... then copied into place (after the hardware batch: one thread on the stream at a time).
-  const auto upload = [&](const HostDecodes& h) {
-    for (std::size_t k = 0; k < h.list.size(); ++k) {
-      const std::int32_t i = h.list[k];
-      const GpuImage& g = images[i];
-      if (!status_ok(h.got[k])) {
-        statuses[i] = h.got[k];
+    // The slots are reused by the next call: its copies must be done.
+    if (const cudaError_t ce = cudaStreamSynchronize(im.copy); ce != cudaSuccess && !failed) cuda_fail(ce);
+    if (failed) return false;
+    for (std::size_t k = 0; k < list.size(); ++k) {
+      const std::int32_t i = list[k];
+      if (!status_ok(got[k])) {
+        statuses[i] = got[k];
         ++st.failed;
         continue;
       }
-      if (h.got[k] == Status::kOkWarning) statuses[i] = Status::kOkWarning;
-      const auto row = static_cast<std::size_t>(g.width) * 3;
-      if (const cudaError_t ce = cudaMemcpy2DAsync(
-              pixels + g.offset, static_cast<std::size_t>(g.stride), h.host.data() + h.off[k], row, row,
-              static_cast<std::size_t>(g.height), cudaMemcpyHostToDevice, im.stream);
-          ce != cudaSuccess) {
-        cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
-        return false;
-      }
+      if (got[k] == Status::kOkWarning) statuses[i] = Status::kOkWarning;
       ++st.cpu;
-    }
-    // The host pixels must outlive the copies.
-    if (const cudaError_t ce = cudaStreamSynchronize(im.stream); ce != cudaSuccess) {
-      cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
-      return false;
     }
     return true;
   };
 
   bool ok = true;
   if (im.hw != nullptr) {
-    // 3. The hardware batch on its own thread while the CPU decodes the rest.
+    // 3. The hardware batch on its own thread while the host threads decode the rest.
     Batch hw_result = Batch::kDone;
     ErrorText hw_cuda;
-    HostDecodes others;
     {
       const auto hw_work = [&] {
         const auto th = std::chrono::steady_clock::now();
@@ -403,18 +492,15 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
         }
       }
       t0 = std::chrono::steady_clock::now();
-      others = cpu_decode(rest);
+      ok = cpu_path(rest);
       st.cpu_seconds = seconds_since(t0);
     }  // joined
     if (hw_result == Batch::kCuda) {
-      cuda_error = hw_cuda;
+      if (ok) cuda_error = hw_cuda;
       ok = false;
     } else if (hw_result == Batch::kDone) {
       st.hardware += static_cast<std::int32_t>(hw_batch.size());
     }
-    t0 = std::chrono::steady_clock::now();
-    if (ok) ok = upload(others);
-    st.cpu_seconds += seconds_since(t0);
     if (ok && hw_result == Batch::kRefused) {
       // One bad bitstream fails a whole hardware batch: halve and retry until the images that fail
       // alone are found; they go to the CPU decoder (which says what is wrong with them).
@@ -432,7 +518,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
       st.hardware += static_cast<std::int32_t>(done);
       st.hardware_seconds += seconds_since(t0);
       t0 = std::chrono::steady_clock::now();
-      if (ok) ok = upload(cpu_decode(alone));
+      if (ok) ok = cpu_path(alone);
       st.cpu_seconds += seconds_since(t0);
     }
   } else if (!todo.empty()) {

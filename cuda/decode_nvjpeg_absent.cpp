@@ -14,6 +14,8 @@ DecodeGpu::~DecodeGpu() {
   delete impl_;
 }
 
+void DecodeGpu::set_cpu_share(double) {}
+
 void* DecodeGpu::stream() const {
   return nullptr;
 }

@@ -1,4 +1,5 @@
-// DecodeGpu::plan: the CPU-side layout of a GPU decode batch (header pass, descriptors, offsets).
+// DecodeGpu::plan: the CPU-side layout of a GPU decode batch (header pass, descriptors, offsets);
+// DecodeGpu::auto_cpu_share.
 // Built with every CUDA build, with or without nvJPEG (decode_nvjpeg.cu / decode_nvjpeg_absent.cpp).
 #include "mmcore/decode.h"
 #include "mmcore/decode_gpu.h"
@@ -39,6 +40,11 @@ void DecodeGpu::plan(const std::uint8_t* const* data, const std::size_t* sizes, 
     offset += (g.stride * g.height + kAlign - 1) / kAlign * kAlign;
   }
   *total_bytes = offset;
+}
+
+double DecodeGpu::auto_cpu_share(std::int32_t threads) {
+  const double cpu = static_cast<double>(threads > 0 ? threads : 1) * kCpuPixelsPerThread;
+  return cpu / (cpu + kEnginePixelsPerSecond);
 }
 
 }  // namespace mmcore

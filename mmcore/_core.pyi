@@ -211,4 +211,5 @@ class GpuContext:
         messages: list[str],
         pixels: int,
         pixel_bytes: int,
+        cpu_share: float = -1.0,
     ) -> tuple[npt.NDArray[np.uint8], list[str], dict[str, Any]]: ...

@@ -309,7 +309,8 @@ class GpuDecoded:
     ``hardware`` (nvJPEG's hardware engine), ``cpu`` (mmcore's CPU decoder, for the bitstreams the
     engine does not take, at the same time), ``fallback`` (nvJPEG's default backend, on GPUs without
     the engine), ``failed``, ``hardware_available``, and ``seconds`` per phase (``screen``,
-    ``hardware``, ``cpu``, ``fallback``)."""
+    ``hardware``, ``cpu``, ``fallback``), ``cpu_share`` the share of the engine's pixels given to the
+    CPU."""
 
     images: list[Any]
     status: npt.NDArray[np.uint8]
@@ -540,12 +541,19 @@ class Context:
         return out
 
     # -- decode ------------------------------------------------------------------------------------
-    def decode(self, srcs: Sequence[bytes], *, max_pixels: int | None = None) -> GpuDecoded:
+    def decode(
+        self, srcs: Sequence[bytes], *, max_pixels: int | None = None, cpu_share: float | None = None
+    ) -> GpuDecoded:
         """JPEG bytes decoded into one device buffer (RGB, stored orientation): by nvJPEG's hardware
-        engine where the GPU has one, with the bitstreams it does not take (progressive) decoded at
-        the same time by mmcore's CPU decoder on every host thread and copied in; by nvJPEG's default
-        backend elsewhere. Bad or non-JPEG sources get their status and message; they never stop the
-        batch."""
+        engine where the GPU has one, with the bitstreams it does not take (progressive) and a share
+        of the others decoded at the same time by mmcore's CPU decoder on every host thread and
+        copied in; by nvJPEG's default backend elsewhere. ``cpu_share`` (0..1) is the share of the
+        engine's pixels the host threads take (None: one that makes both finish together on an
+        H200 host with this many threads; 0: the engine takes all it can); the split is by pixels
+        in index order, so the same batch always decodes the same way. Bad or non-JPEG sources get
+        their status and message; they never stop the batch."""
+        if cpu_share is not None and not 0.0 <= float(cpu_share) <= 1.0:
+            raise ValueError(f"cpu_share={cpu_share} must be between 0 and 1 (or None for the default)")
         blobs = [bytes(s) for s in srcs]
         descs, status, errors, total = plan_decode(blobs, max_pixels=max_pixels)
         cp = self._cp
@@ -556,13 +564,21 @@ class Context:
             "cpu": 0,
             "failed": 0,
             "hardware_available": False,
+            "cpu_share": 0.0,
             "seconds": {"screen": 0.0, "hardware": 0.0, "cpu": 0.0, "fallback": 0.0},
         }
         if blobs:
             _load_nvjpeg()
             with self._ready():
                 status, errors, counts = self._call(
-                    self._ctx.decode, blobs, descs, status, errors, buf.data.ptr, int(buf.nbytes)
+                    self._ctx.decode,
+                    blobs,
+                    descs,
+                    status,
+                    errors,
+                    buf.data.ptr,
+                    int(buf.nbytes),
+                    -1.0 if cpu_share is None else float(cpu_share),
                 )
         images: list[Any] = []
         for (off, stride, w, h, c), st in zip(descs.tolist(), status.tolist(), strict=True):

@@ -204,6 +204,7 @@ class FakeGpuContext:
         messages: list[str],
         pixels: int,
         nbytes: int,
+        cpu_share: float = -1.0,
     ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
         st = np.array(statuses, np.uint8)
         msg = list(messages)
@@ -225,6 +226,7 @@ class FakeGpuContext:
                 "cpu": 0,
                 "failed": int((st > 1).sum()),
                 "hardware_available": False,
+                "cpu_share": 0.0,
                 "seconds": {"screen": 0.0, "hardware": 0.0, "cpu": 0.0, "fallback": 0.0},
             },
         )

@@ -433,6 +433,10 @@ def test_glue_decode_views_and_statuses(standin: Any) -> None:
         else:
             assert img is None and err
     assert res.status[-1] == mmcore.Status.UNSUPPORTED
+    for share in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            ctx.decode(blobs, cpu_share=share)
+    assert ctx.decode(blobs, cpu_share=0.5).status.tolist() == res.status.tolist()
 
 
 def test_glue_processor_gpu_rows_equal_cpu_rows(standin: Any) -> None:

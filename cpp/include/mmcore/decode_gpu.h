@@ -44,6 +44,7 @@ struct DecodeGpuStats {
   std::int32_t cpu = 0;       ///< images mmcore's CPU decoder decoded (those the engine does not take)
   std::int32_t failed = 0;    ///< images refused (their status says why)
   bool hardware_available = false;
+  double cpu_share = 0;         ///< the share of the engine's pixels given to the CPU decoder
   double screen_seconds = 0;    ///< descriptor checks and nvJPEG's parse (all host threads)
   double hardware_seconds = 0;  ///< the hardware batches, until their pixels are written
   double cpu_seconds = 0;       ///< the CPU decodes (overlapping the hardware batch) and uploads
@@ -76,6 +77,20 @@ class DecodeGpu {
   Status decode(const std::uint8_t* const* data, const std::size_t* sizes, std::int32_t n,
                 const GpuImage* images, Status* statuses, ErrorText* messages, std::uint8_t* pixels,
                 std::int64_t pixel_bytes, ErrorText* error, DecodeGpuStats* stats = nullptr);
+
+  /// Where the GPU has the hardware engine, the share (0..1) of the pixels the engine could take
+  /// that decode() gives to mmcore's CPU decoder instead, so that the host threads work while the
+  /// engine does (the engine alone is slower than a many-core host: ~2 Gpx/s on an H200, about
+  /// 14 host threads' worth). The split is by pixels, in index order (the same batch and share
+  /// always split the same way). Negative (the default): auto_cpu_share(hardware_threads());
+  /// 0: the engine takes all it can.
+  void set_cpu_share(double share);
+
+  /// threads x kCpuPixelsPerThread / (that + kEnginePixelsPerSecond): the share that makes both
+  /// finish together at the rates measured on an H200 host.
+  static double auto_cpu_share(std::int32_t threads);
+  static constexpr double kEnginePixelsPerSecond = 2.1e9;  ///< H200's engines, ImageNet-like JPEGs
+  static constexpr double kCpuPixelsPerThread = 1.4e8;     ///< decode_into on one Xeon thread
 
   /// The stream the decode runs on (a cudaStream_t).
   void* stream() const;

@@ -127,7 +127,8 @@ struct DecodeGpu::Impl {
   std::uint8_t* pinned = nullptr;
   std::size_t pinned_bytes = 0;
   std::vector<cudaEvent_t> slot_events;
-  double cpu_share = -1;  // set_cpu_share's; < 0: auto
+  double cpu_share = -1;     // set_cpu_share's; < 0: auto
+  std::int32_t threads = 0;  // set_host_threads's; <= 0: hardware_threads()
 
   ~Impl() {
     if (stream == nullptr && api.lib == nullptr) return;
@@ -155,6 +156,10 @@ DecodeGpu::~DecodeGpu() {
 
 void DecodeGpu::set_cpu_share(double share) {
   if (impl_ != nullptr) impl_->cpu_share = share;
+}
+
+void DecodeGpu::set_host_threads(std::int32_t threads) {
+  if (impl_ != nullptr) impl_->threads = threads;
 }
 
 void* DecodeGpu::stream() const {
@@ -252,7 +257,9 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
     d.pitch[0] = static_cast<std::size_t>(images[i].stride);
     return d;
   };
-  DecodeOptions opts;  // stored orientation; plan() applied the pixel limit
+  const int host = im.threads > 0 ? im.threads : hardware_threads();
+  const bool all_cpu = im.cpu_share >= 1;  // exact pixels: every image on the CPU decoder
+  DecodeOptions opts;                      // stored orientation; plan() applied the pixel limit
   opts.exif_orientation = false;
   opts.max_pixels = 0;
 
@@ -261,7 +268,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   auto t0 = std::chrono::steady_clock::now();
   std::vector<ImageInfo> infos(static_cast<std::size_t>(std::max(n, 0)));
   std::vector<char> accepted(infos.size(), 0);
-  parallel_for(n, 0, [&](std::int64_t k) {
+  parallel_for(n, host, [&](std::int64_t k) {
     const auto i = static_cast<std::int32_t>(k);
     if (!status_ok(statuses[i])) return;
     const GpuImage& g = images[i];
@@ -286,9 +293,9 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   //    nvJPEG's own parse says so (nvjpegDecodeBatchedSupported sets 0), one parsed stream per
   //    thread. What it refuses (progressive, damaged headers) goes to the CPU decoder.
   std::vector<char> engine(infos.size(), 0);
-  if (im.hw != nullptr && !todo.empty()) {
+  if (im.hw != nullptr && !all_cpu && !todo.empty()) {
     const auto want = static_cast<std::size_t>(
-        std::max<std::int64_t>(1, std::min<std::int64_t>(hardware_threads(), (todo.size() + 31) / 32)));
+        std::max<std::int64_t>(1, std::min<std::int64_t>(host, (todo.size() + 31) / 32)));
     while (im.parsed.size() < want) {
       nvjpegJpegStream_t p = nullptr;
       if (im.api.stream_create(im.hw, &p) != NVJPEG_STATUS_SUCCESS) break;
@@ -316,9 +323,10 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
       rest.push_back(i);
       cpu_px += static_cast<double>(images[i].width) * images[i].height;
     }
-  const double share = im.hw == nullptr    ? 0.0
-                       : im.cpu_share >= 0 ? std::min(im.cpu_share, 1.0)
-                                           : auto_cpu_share(hardware_threads());
+  const double share = all_cpu             ? 1.0
+                       : im.hw == nullptr  ? 0.0
+                       : im.cpu_share >= 0 ? im.cpu_share
+                                           : auto_cpu_share(host);
   st.cpu_share = share;
   for (std::int32_t i : todo) {
     if (engine[static_cast<std::size_t>(i)] == 0) continue;
@@ -362,7 +370,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   const auto cpu_path = [&](const std::vector<std::int32_t>& list) {
     if (list.empty()) return true;
     const auto n_list = static_cast<std::int64_t>(list.size());
-    const int workers = static_cast<int>(std::min<std::int64_t>(hardware_threads(), n_list));
+    const int workers = static_cast<int>(std::min<std::int64_t>(host, n_list));
     std::size_t biggest = 0;
     for (std::int32_t i : list)
       biggest = std::max(biggest, static_cast<std::size_t>(images[i].width) * images[i].height * 3);
@@ -432,7 +440,9 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
         v.height = g.height;
         v.channels = 3;
         v.stride = static_cast<std::int64_t>(row);
-        ErrorText why;
+        // As decode_batch does it: decode_into writes over the header's message, and a clean
+        // pixel pass leaves the header's status and message (a header warning survives).
+        ErrorText why = messages[i];
         const Status s = decode_into(data[i], sizes[i], opts, infos[static_cast<std::size_t>(i)], v, &why);
         got[static_cast<std::size_t>(k)] = s;
         if (s != Status::kOk) messages[i] = why;
@@ -462,7 +472,7 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   };
 
   bool ok = true;
-  if (im.hw != nullptr) {
+  if (im.hw != nullptr || all_cpu) {
     // 3. The hardware batch on its own thread while the host threads decode the rest.
     Batch hw_result = Batch::kDone;
     ErrorText hw_cuda;

@@ -16,6 +16,8 @@ DecodeGpu::~DecodeGpu() {
 
 void DecodeGpu::set_cpu_share(double) {}
 
+void DecodeGpu::set_host_threads(std::int32_t) {}
+
 void* DecodeGpu::stream() const {
   return nullptr;
 }

@@ -212,4 +212,5 @@ class GpuContext:
         pixels: int,
         pixel_bytes: int,
         cpu_share: float = -1.0,
+        threads: int = 0,
     ) -> tuple[npt.NDArray[np.uint8], list[str], dict[str, Any]]: ...

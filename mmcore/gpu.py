@@ -433,18 +433,23 @@ class Context:
         pixels: dict[int, Any] = {j: srcs[j] for j in range(n) if is_array[j]}
         jpeg = [j for j in range(n) if is_jpeg[j]]
         if jpeg:
-            dec = decode_batch(
-                [bytes(srcs[j]) for j in jpeg],
-                color="rgb",
-                threads=threads,
-                exif_orientation=False,
-                max_pixels=max_pixels,
-            )
-            status[jpeg] = dec.status
+            blobs = [bytes(srcs[j]) for j in jpeg]
+            try:
+                # The exact decoder on the host threads, each image copied to the device as it is
+                # done (page-locked, beside the decoding): no per-image upload afterwards.
+                dev = self.decode(blobs, max_pixels=max_pixels, cpu_share=1.0, threads=threads)
+            except DeviceError:  # no nvJPEG in this build or install: decode, then upload
+                dec = decode_batch(
+                    blobs, color="rgb", threads=threads, exif_orientation=False, max_pixels=max_pixels
+                )
+                images, st, errs = dec.images, dec.status, dec.errors
+            else:
+                images, st, errs = dev.images, dev.status, [e or None for e in dev.errors]
+            status[jpeg] = st
             for t, j in enumerate(jpeg):
-                errors[j] = dec.errors[t]
-                if dec.images[t] is not None:
-                    pixels[j] = dec.images[t]
+                errors[j] = errs[t]
+                if images[t] is not None:
+                    pixels[j] = images[t]
         if thumbnail is not None:  # a JPEG that did not decode: its thumbnail failed the same way
             for j in jpeg:
                 if j not in pixels:
@@ -542,7 +547,12 @@ class Context:
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(
-        self, srcs: Sequence[bytes], *, max_pixels: int | None = None, cpu_share: float | None = None
+        self,
+        srcs: Sequence[bytes],
+        *,
+        max_pixels: int | None = None,
+        cpu_share: float | None = None,
+        threads: int | None = None,
     ) -> GpuDecoded:
         """JPEG bytes decoded into one device buffer (RGB, stored orientation): by nvJPEG's hardware
         engine where the GPU has one, with the bitstreams it does not take (progressive) and a share
@@ -550,8 +560,10 @@ class Context:
         copied in; by nvJPEG's default backend elsewhere. ``cpu_share`` (0..1) is the share of the
         engine's pixels the host threads take (None: one that makes both finish together on an
         H200 host with this many threads; 0: the engine takes all it can); the split is by pixels
-        in index order, so the same batch always decodes the same way. Bad or non-JPEG sources get
-        their status and message; they never stop the batch."""
+        in index order, so the same batch always decodes the same way; 1: every image on the host
+        threads, on any GPU: exactly ``decode_batch(srcs, exif_orientation=False)``'s pixels, statuses
+        and messages, straight into device memory. ``threads``: host threads (None: all). Bad or
+        non-JPEG sources get their status and message; they never stop the batch."""
         if cpu_share is not None and not 0.0 <= float(cpu_share) <= 1.0:
             raise ValueError(f"cpu_share={cpu_share} must be between 0 and 1 (or None for the default)")
         blobs = [bytes(s) for s in srcs]
@@ -579,6 +591,7 @@ class Context:
                     buf.data.ptr,
                     int(buf.nbytes),
                     -1.0 if cpu_share is None else float(cpu_share),
+                    int(threads or 0),
                 )
         images: list[Any] = []
         for (off, stride, w, h, c), st in zip(descs.tolist(), status.tolist(), strict=True):

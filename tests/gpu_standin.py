@@ -205,6 +205,7 @@ class FakeGpuContext:
         pixels: int,
         nbytes: int,
         cpu_share: float = -1.0,
+        threads: int = 0,
     ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
         st = np.array(statuses, np.uint8)
         msg = list(messages)

@@ -220,7 +220,7 @@ class GpuContext {
   /// the plan, updated; the counts of what decoded where.
   py::tuple decode(const std::vector<py::bytes>& srcs, const I64Array& descs,
                    const py::array_t<std::uint8_t>& plan_st, std::vector<std::string> messages,
-                   std::uintptr_t pixels, std::int64_t pixel_bytes, double cpu_share) {
+                   std::uintptr_t pixels, std::int64_t pixel_bytes, double cpu_share, std::int32_t threads) {
     const std::vector<GpuImage> d = descs_from(descs, "decode");
     if (d.size() != srcs.size() || static_cast<std::size_t>(plan_st.size()) != srcs.size() ||
         messages.size() != srcs.size())
@@ -238,7 +238,10 @@ class GpuContext {
     {
       py::gil_scoped_release nogil;
       s = lazy(&decode_, device_, &e);
-      if (s == Status::kOk) decode_->set_cpu_share(cpu_share);
+      if (s == Status::kOk) {
+        decode_->set_cpu_share(cpu_share);
+        decode_->set_host_threads(threads);
+      }
       if (s == Status::kOk)
         s = decode_->decode(blobs.data.data(), blobs.sizes.data(), static_cast<std::int32_t>(srcs.size()),
                             d.data(), st.data(), msg.data(), ptr<std::uint8_t>(pixels), pixel_bytes, &e,
@@ -320,7 +323,8 @@ void bind_gpu(py::module_& m) {
            py::arg("queries"), py::arg("nq"), py::arg("r"), py::arg("lims"), py::arg("ids"), py::arg("dist"),
            py::arg("capacity"))
       .def("decode", &GpuContext::decode, py::arg("srcs"), py::arg("descs"), py::arg("statuses"),
-           py::arg("messages"), py::arg("pixels"), py::arg("pixel_bytes"), py::arg("cpu_share") = -1.0);
+           py::arg("messages"), py::arg("pixels"), py::arg("pixel_bytes"), py::arg("cpu_share") = -1.0,
+           py::arg("threads") = 0);
 }
 
 }  // namespace mmcore

@@ -60,7 +60,13 @@ Cpu cpu_decode(const std::uint8_t* data, std::size_t size) {
     c.rgb.resize(static_cast<std::size_t>(info.out_width) * info.out_height * 3);
     mmcore::ImageView v{c.rgb.data(), info.out_width, info.out_height, 3,
                         static_cast<std::int64_t>(info.out_width) * 3};
+    const ErrorText header_error = e;
+    const Status header = c.status;
     c.status = mmcore::decode_into(data, size, o, info, v, &e);
+    if (header == Status::kOkWarning && c.status == Status::kOk) {  // decode_batch's rule
+      c.status = header;
+      e = header_error;
+    }
     c.w = info.out_width;
     c.h = info.out_height;
   }
@@ -317,6 +323,56 @@ int main(int argc, char** argv) {
         s2.fallback, s2.failed, both2, both2 ? worst2 : 0.0, lost2, let2, bad2);
   }
 
+  // 1c. Exact mode (cpu share 1: every image on the host threads' CPU decoder, copied in): pixels,
+  //     statuses and messages must equal the CPU decode's.
+  {
+    std::vector<Status> st3(n);
+    std::vector<ErrorText> msg3(n);
+    std::int64_t bytes3 = 0;
+    mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st3.data(),
+                            msg3.data(), &bytes3);
+    std::uint8_t* dev3 = nullptr;
+    if (!cuda_ok(cudaMalloc(&dev3, static_cast<std::size_t>(std::max<std::int64_t>(bytes3, 1))),
+                 "cudaMalloc") ||
+        !cuda_ok(cudaMemset(dev3, 0x5a, static_cast<std::size_t>(bytes3)), "cudaMemset"))
+      return 4;
+    mmcore::DecodeGpuStats s3;
+    dec.set_cpu_share(1);
+    const Status r3 = dec.decode(ptrs.data(), sizes.data(), n, desc.data(), st3.data(), msg3.data(), dev3,
+                                 bytes3, &err, &s3);
+    dec.set_cpu_share(-1);
+    if (r3 != Status::kOk) {
+      std::printf("exact decode failed: %s\n", err.text);
+      return 4;
+    }
+    std::vector<std::uint8_t> host3(static_cast<std::size_t>(bytes3));
+    if (!cuda_ok(cudaMemcpy(host3.data(), dev3, host3.size(), cudaMemcpyDeviceToHost), "cudaMemcpy"))
+      return 4;
+    cudaFree(dev3);
+    int exact_bad = 0, exact_ok = 0;
+    for (std::int32_t i = 0; i < n; ++i) {
+      if (mmcore::detect_format(ptrs[i], sizes[i]) != mmcore::ImageFormat::kJpeg) continue;
+      if (st3[i] != cpu[i].status || cpu[i].message != msg3[i].text) {
+        ++exact_bad;
+        std::printf("exact mode: %s: status %d \"%s\", CPU %d \"%s\"\n", names[i].c_str(),
+                    static_cast<int>(st3[i]), msg3[i].text, static_cast<int>(cpu[i].status),
+                    cpu[i].message.c_str());
+        continue;
+      }
+      if (!mmcore::status_ok(st3[i])) continue;
+      ++exact_ok;
+      if (std::memcmp(host3.data() + desc[i].offset, cpu[i].rgb.data(), cpu[i].rgb.size()) != 0) {
+        ++exact_bad;
+        std::printf("exact mode: %s: pixels differ from the CPU decode\n", names[i].c_str());
+      }
+    }
+    bad += exact_bad;
+    std::printf(
+        "exact mode (CPU share 1): %d JPEGs decoded, pixels equal to the CPU decode's; CPU decoder %d, "
+        "hardware %d; %d problems (statuses, messages or pixels unlike the CPU decode's)\n\n",
+        exact_ok, s3.cpu, s3.hardware, exact_bad);
+  }
+
   // 2. Hashes from the GPU decode vs the CPU's exact hashes of the CPU decode.
   std::vector<GpuImage> ok_desc;
   std::vector<std::int32_t> ok_idx;
@@ -399,8 +455,8 @@ int main(int argc, char** argv) {
     if (!cuda_ok(cudaMalloc(&bdev, static_cast<std::size_t>(bb)), "cudaMalloc") ||
         !cuda_ok(cudaMalloc(&out, sizeof(std::uint64_t) * mmcore::kGpuHashColumns * bn), "cudaMalloc"))
       return 4;
-    std::vector<double> t_dec, t_all, t_cpu, t_sw, t_hw;
-    mmcore::DecodeGpuStats sw_stats, hw_stats;
+    std::vector<double> t_dec, t_all, t_cpu, t_sw, t_hw, t_exact;
+    mmcore::DecodeGpuStats sw_stats, hw_stats, exact_stats;
     for (int r = 0; r < repeat + 1; ++r) {
       std::vector<Status> s2 = bst;
       double t0 = now_s();
@@ -422,6 +478,14 @@ int main(int argc, char** argv) {
       dec.set_cpu_share(-1);
       if (hw_only != Status::kOk) return 4;
       const double t4 = now_s();
+      // Exact pixels: every image on the host threads' CPU decoder, copied in as each is done.
+      std::vector<Status> s5 = bst;
+      dec.set_cpu_share(1);
+      const Status exact = dec.decode(bp.data(), bs.data(), bn, bd.data(), s5.data(), bmsg.data(), bdev, bb,
+                                      &err, &exact_stats);
+      dec.set_cpu_share(-1);
+      if (exact != Status::kOk) return 4;
+      const double t4b = now_s();
       if (sw_bench) {
         std::vector<Status> s3 = bst;
         if (dec_sw.decode(bp.data(), bs.data(), bn, bd.data(), s3.data(), bmsg.data(), bdev, bb, &err,
@@ -434,7 +498,8 @@ int main(int argc, char** argv) {
       t_all.push_back(t2 - t0);
       t_cpu.push_back(t3 - t2);
       t_hw.push_back(t4 - t3);
-      t_sw.push_back(t5 - t4);
+      t_exact.push_back(t4b - t4);
+      t_sw.push_back(t5 - t4b);
     }
     const auto phases = [](const char* what, const mmcore::DecodeGpuStats& s) {
       std::printf(
@@ -447,12 +512,14 @@ int main(int argc, char** argv) {
     std::printf("bench, %d JPEGs (the set repeated), median of %d:\n\n", bn, repeat);
     phases("GPU decode (default: engine + host threads)", stats);
     phases("engine only (cpu share 0)", hw_stats);
+    phases("exact (cpu share 1)", exact_stats);
     if (sw_bench) phases("without the engine", sw_stats);
     std::printf("\n| what | images/s |\n|---|---:|\n");
     std::printf("| GPU decode (nvJPEG engine + %d host threads, CPU share %.2f) | %.0f |\n",
                 mmcore::hardware_threads(), stats.cpu_share, bn / median(t_dec));
     std::printf("| GPU decode + pHash | %.0f |\n", bn / median(t_all));
     std::printf("| GPU decode, engine only (CPU share 0) | %.0f |\n", bn / median(t_hw));
+    std::printf("| exact: CPU decoder into device memory (CPU share 1) | %.0f |\n", bn / median(t_exact));
     std::printf("| CPU decode, %d threads | %.0f |\n", mmcore::hardware_threads(), bn / median(t_cpu));
     if (sw_bench)
       std::printf("| GPU decode without the hardware engine (default backend, batched) | %.0f |\n",

@@ -82,9 +82,13 @@ class DecodeGpu {
   /// that decode() gives to mmcore's CPU decoder instead, so that the host threads work while the
   /// engine does (the engine alone is slower than a many-core host: ~2 Gpx/s on an H200, about
   /// 14 host threads' worth). The split is by pixels, in index order (the same batch and share
-  /// always split the same way). Negative (the default): auto_cpu_share(hardware_threads());
-  /// 0: the engine takes all it can.
+  /// always split the same way). Negative (the default): auto_cpu_share(host threads); 0: the
+  /// engine takes all it can; >= 1: every image on the CPU decoder, on any GPU (exact pixels,
+  /// those of mmcore::decode_into, straight into device memory; no nvJPEG parse).
   void set_cpu_share(double share);
+
+  /// Host threads for the checks, the screen and the CPU decoder (<= 0, the default: all).
+  void set_host_threads(std::int32_t threads);
 
   /// threads x kCpuPixelsPerThread / (that + kEnginePixelsPerSecond): the share that makes both
   /// finish together at the rates measured on an H200 host.

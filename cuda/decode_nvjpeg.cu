@@ -369,6 +369,11 @@ Status DecodeGpu::decode(const std::uint8_t* const* data, const std::size_t* siz
   // pageable buffer and a synchronous copy. Returns false on a CUDA failure (cuda_error says it).
   const auto cpu_path = [&](const std::vector<std::int32_t>& list) {
     if (list.empty()) return true;
+    // Copies a call that ended early (an exception) may have left in flight read from the slots.
+    if (const cudaError_t ce = cudaStreamSynchronize(im.copy); ce != cudaSuccess) {
+      cuda_error.set("CUDA: %s", cudaGetErrorString(ce));
+      return false;
+    }
     const auto n_list = static_cast<std::int64_t>(list.size());
     const int workers = static_cast<int>(std::min<std::int64_t>(host, n_list));
     std::size_t biggest = 0;

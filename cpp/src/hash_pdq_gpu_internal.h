@@ -13,14 +13,19 @@
 // The DCT matrix is the CPU's (detail::pdq_dct_matrix), uploaded.
 //
 // One block per image; phases separated by a block barrier:
-//   0 luma         D into shared memory; luma of the (squashed) image into scratch buf1, or straight
-//                  into the 64x64 buffer for a 64x64 image (no blur, as the reference)
-//   1..4 blur      box rows buf1 -> buf2 (a thread per row), box columns buf2 -> buf1 (a thread per
-//                  column), twice
-//   5 decimate     buf1 -> the shared 64x64 buffer
-//   6 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
-//   7 dct b        B = T D^T (a thread per output)
-//   8 finish       quality; median by sorting; bits; store (thread 0)
+//   0 luma         D and the decimation's 64 rows and 64 columns into shared memory; luma of the
+//                  (squashed) image into scratch buf1, or straight into the 64x64 buffer for a
+//                  64x64 image (no blur, as the reference)
+//   1, 2 blur      box rows buf1 -> buf2 (a thread per row), box columns buf2 -> buf1 (a thread per
+//                  column)
+//   3, 4 blur      the second pass, computing only what the decimation reads: box rows buf1 ->
+//                  buf2, each row's running sum walked in full but only the 64 decimation columns
+//                  stored (rows x 64); box columns of those 64 -> the shared 64x64 buffer, only the
+//                  64 decimation rows stored. The stored values are the full pass's, bit for bit:
+//                  each is the same chain of float operations.
+//   5 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
+//   6 dct b        B = T D^T (a thread per output)
+//   7 finish       quality; median by sorting; bits; store (thread 0)
 #pragma once
 
 #include <cstdint>
@@ -33,7 +38,7 @@
 
 namespace mmcore::gpu_detail {
 
-constexpr int kPdqPhases = 9;
+constexpr int kPdqPhases = 8;
 constexpr int kPdqGrid = 64;
 constexpr int kPdqDct = 16;
 constexpr std::int32_t kPdqSquash = 512;
@@ -86,16 +91,18 @@ struct PdqPlan {
   std::int32_t rows;
   std::int32_t squash;
   std::int32_t reserved;
-  std::int64_t scratch;  ///< byte offset of buf1 (rows x cols floats), buf2 follows
+  std::int64_t scratch;  ///< byte offset of buf1 (rows x cols floats), buf2 follows (rows x max(cols, 64))
 };
 
 struct PdqShared {
-  float d[kPdqDct * kPdqGrid];      ///< the DCT matrix, row-major 16 x 64
-  float a[kPdqGrid * kPdqGrid];     ///< the 64x64 buffer
-  float t[kPdqDct * kPdqGrid];      ///< D A
-  float b[kPdqDct * kPdqDct];       ///< D A D^T
-  std::int32_t quality_part[512];   ///< per-thread shares of the quality sum (nthreads <= 512)
-  float sorted[kPdqDct * kPdqDct];  ///< the median's sort (here, not on the thread's stack)
+  float d[kPdqDct * kPdqGrid];       ///< the DCT matrix, row-major 16 x 64
+  float a[kPdqGrid * kPdqGrid];      ///< the 64x64 buffer
+  float t[kPdqDct * kPdqGrid];       ///< D A
+  float b[kPdqDct * kPdqDct];        ///< D A D^T
+  std::int32_t quality_part[512];    ///< per-thread shares of the quality sum (nthreads <= 512)
+  float sorted[kPdqDct * kPdqDct];   ///< the median's sort (here, not on the thread's stack)
+  std::int32_t pick_rows[kPdqGrid];  ///< the decimation's rows (cell centres)
+  std::int32_t pick_cols[kPdqGrid];  ///< and columns
 };
 
 struct PdqArgs {
@@ -148,15 +155,53 @@ MMCORE_HD inline void pdq_box_line(const float* in, float* out, std::int32_t len
   }
 }
 
+/// pdq_box_line's walk, storing only the outputs at positions pick[0..64) (non-decreasing; a
+/// position picked twice is stored twice), output p at out[p * out_step].
+MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int32_t len, std::int64_t step, int window,
+                                        const std::int32_t* pick, float* out, std::int64_t out_step) {
+  const int half = (window + 2) / 2;
+  const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
+  float sum = 0.0f;
+  std::int64_t li = 0, ri = 0;
+  std::int32_t oi = 0;
+  int count = 0, p = 0;
+  const auto store = [&](float v) {
+    for (; p < kPdqGrid && pick[p] == oi; ++p) out[p * out_step] = v;
+  };
+  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
+  for (int t = 0; t < grow; ++t, ++ri, ++oi) {
+    ++count;
+    sum = f_add(sum, in[ri * step]);
+    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, static_cast<float>(count)));
+  }
+  const float n = static_cast<float>(count);
+  for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
+    sum = f_add(sum, in[ri * step]);
+    sum = f_sub(sum, in[li * step]);
+    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, n));
+  }
+  for (int t = 0; t < shrink; ++t, ++li, ++oi) {
+    --count;
+    sum = f_sub(sum, in[li * step]);
+    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, static_cast<float>(count)));
+  }
+}
+
 MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {
   const PdqPlan& p = *a.plan;
   return reinterpret_cast<float*>(a.scratch + p.scratch) +
          (which == 0 ? 0 : static_cast<std::int64_t>(p.rows) * p.cols);
 }
 
+MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size);
+
 MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   for (int k = tid; k < kPdqDct * kPdqGrid; k += nthreads) sh.d[k] = a.dct[k];
+  for (int k = tid; k < kPdqGrid; k += nthreads) {
+    sh.pick_rows[k] = pdq_cell(k, p.rows);
+    sh.pick_cols[k] = pdq_cell(k, p.cols);
+  }
   float* dst = p.mode == kPdqDirect ? sh.a : pdq_buf(a, 0);
   const std::int64_t n = static_cast<std::int64_t>(p.rows) * p.cols;
   for (std::int64_t j = tid; j < n; j += nthreads) {
@@ -165,7 +210,7 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
   }
 }
 
-/// Passes 1 and 3: rows of `from` into `to`; window from the column count.
+/// Pass 1: rows of `from` into `to`; window from the column count.
 MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int from, int to, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
@@ -178,7 +223,31 @@ MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int from, int to, int tid
   }
 }
 
-/// Passes 2 and 4: columns of `from` into `to`; window from the row count.
+/// Pass 3: the rows of buf1, only the decimation's columns stored, into buf2 as rows x 64.
+MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& sh, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  const float* in = pdq_buf(a, 0);
+  float* out = pdq_buf(a, 1);
+  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
+    pdq_box_line_pick(in + static_cast<std::int64_t>(r) * p.cols, p.cols, 1, window, sh.pick_cols,
+                      out + static_cast<std::int64_t>(r) * kPdqGrid, 1);
+  }
+}
+
+/// Pass 4: the 64 columns of buf2 (rows x 64), only the decimation's rows stored, into the 64x64
+/// buffer: the decimated image.
+MMCORE_HD inline void pdq_phase_cols_picked(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  const float* in = pdq_buf(a, 1);
+  for (int c = tid; c < kPdqGrid; c += nthreads)
+    pdq_box_line_pick(in + c, p.rows, kPdqGrid, window, sh.pick_rows, sh.a + c, kPdqGrid);
+}
+
+/// Pass 2: columns of `from` into `to`; window from the row count.
 MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int from, int to, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
@@ -194,16 +263,6 @@ MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size) {
 #else
   return static_cast<std::int32_t>(((i + 0.5) * size) / kPdqGrid);
 #endif
-}
-
-MMCORE_HD inline void pdq_phase_decimate(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
-  const PdqPlan& p = *a.plan;
-  if (p.mode != kPdqBlur) return;
-  const float* in = pdq_buf(a, 0);
-  for (int k = tid; k < kPdqGrid * kPdqGrid; k += nthreads) {
-    const int i = k / kPdqGrid, j = k % kPdqGrid;
-    sh.a[k] = in[static_cast<std::int64_t>(pdq_cell(i, p.rows)) * p.cols + pdq_cell(j, p.cols)];
-  }
 }
 
 /// (int)(((u - v) * 100) / 255), absolute.
@@ -284,16 +343,15 @@ MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, 
     case 0: pdq_phase_luma(a, sh, tid, nthreads); break;
     case 1: pdq_phase_rows(a, 0, 1, tid, nthreads); break;
     case 2: pdq_phase_cols(a, 1, 0, tid, nthreads); break;
-    case 3: pdq_phase_rows(a, 0, 1, tid, nthreads); break;
-    case 4: pdq_phase_cols(a, 1, 0, tid, nthreads); break;
-    case 5: pdq_phase_decimate(a, sh, tid, nthreads); break;
-    case 6: pdq_phase_dct_a(a, sh, tid, nthreads); break;
-    case 7: pdq_phase_dct_b(a, sh, tid, nthreads); break;
+    case 3: pdq_phase_rows_picked(a, sh, tid, nthreads); break;
+    case 4: pdq_phase_cols_picked(a, sh, tid, nthreads); break;
+    case 5: pdq_phase_dct_a(a, sh, tid, nthreads); break;
+    case 6: pdq_phase_dct_b(a, sh, tid, nthreads); break;
     default: pdq_phase_finish(a, sh, tid, nthreads); break;
   }
 }
 
-/// Plans PDQ chunks: per image a PdqPlan and its float scratch (two rows x cols buffers).
+/// Plans PDQ chunks: per image a PdqPlan and its float scratch (rows x cols and rows x max(cols, 64)).
 class PdqPlanner {
  public:
   std::vector<PdqPlan> plans;
@@ -309,9 +367,10 @@ class PdqPlanner {
     for (; end < n; ++end) {
       PdqPlan p{};
       const bool ok = plan_image(images[end], pixel_bytes, &p);
-      const std::int64_t need =
-          p.mode == kPdqBlur ? 2 * static_cast<std::int64_t>(p.rows) * p.cols * std::int64_t{sizeof(float)}
-                             : 0;
+      const std::int64_t need = p.mode == kPdqBlur ? static_cast<std::int64_t>(p.rows) *
+                                                         (p.cols + (p.cols > kPdqGrid ? p.cols : kPdqGrid)) *
+                                                         std::int64_t{sizeof(float)}
+                                                   : 0;
       if (need > 0 && scratch_bytes > 0 && scratch_bytes + need > scratch_cap) break;
       p.scratch = scratch_bytes;
       scratch_bytes += need;

@@ -14,14 +14,14 @@
 //
 // One block per image; phases separated by a block barrier:
 //   0 luma         D and the decimation's 64 rows and 64 columns into shared memory; luma of the
-//                  (squashed) image into scratch buf1, or straight into the 64x64 buffer for a
-//                  64x64 image (no blur, as the reference)
-//   1, 2 blur      box rows buf1 -> buf2 (a thread per row), box columns buf2 -> buf1 (a thread per
-//                  column)
-//   3, 4 blur      the second pass, computing only what the decimation reads: box rows buf1 ->
-//                  buf2, each row's running sum walked in full but only the 64 decimation columns
-//                  stored (rows x 64); box columns of those 64 -> the shared 64x64 buffer, only the
-//                  64 decimation rows stored. The stored values are the full pass's, bit for bit:
+//                  (squashed) image into scratch buf1 (column-major), or straight into the 64x64
+//                  buffer for a 64x64 image (no blur, as the reference)
+//   1, 2 blur      box rows (a thread per row), box columns (a thread per column); the layouts
+//                  alternate so that each pass reads coalesced (see pdq_phase_rows)
+//   3, 4 blur      the second pass, computing only what the decimation reads: box rows, each
+//                  row's running sum walked in full but only the 64 decimation columns stored
+//                  (64 x rows); box columns of those 64 -> the shared 64x64 buffer, only the 64
+//                  decimation rows stored. The stored values are the full pass's, bit for bit:
 //                  each is the same chain of float operations.
 //   5 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
 //   6 dct b        B = T D^T (a thread per output)
@@ -128,36 +128,37 @@ MMCORE_HD inline float pdq_luma(const PdqPlan& p, const std::uint8_t* pixels, st
                f_mul(0.114f, static_cast<float>(q[2])));
 }
 
-/// One line of the reference's box filter (box1D): `len` samples `step` apart.
-MMCORE_HD inline void pdq_box_line(const float* in, float* out, std::int32_t len, std::int64_t step,
-                                   int window) {
+/// One line of the reference's box filter (box1D): `len` samples `in_step` apart, written
+/// `out_step` apart.
+MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float* out, std::int64_t out_step,
+                                   std::int32_t len, int window) {
   const int half = (window + 2) / 2;
   const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
   float sum = 0.0f;
   std::int64_t li = 0, ri = 0, oi = 0;
   int count = 0;
-  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
+  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * in_step]);
   for (int t = 0; t < grow; ++t, ++ri, ++oi) {
     ++count;
-    sum = f_add(sum, in[ri * step]);
-    out[oi * step] = f_div(sum, static_cast<float>(count));
+    sum = f_add(sum, in[ri * in_step]);
+    out[oi * out_step] = f_div(sum, static_cast<float>(count));
   }
   const float n = static_cast<float>(count);
   for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
-    sum = f_add(sum, in[ri * step]);
-    sum = f_sub(sum, in[li * step]);
-    out[oi * step] = f_div(sum, n);
+    sum = f_add(sum, in[ri * in_step]);
+    sum = f_sub(sum, in[li * in_step]);
+    out[oi * out_step] = f_div(sum, n);
   }
   for (int t = 0; t < shrink; ++t, ++li, ++oi) {
     --count;
-    sum = f_sub(sum, in[li * step]);
-    out[oi * step] = f_div(sum, static_cast<float>(count));
+    sum = f_sub(sum, in[li * in_step]);
+    out[oi * out_step] = f_div(sum, static_cast<float>(count));
   }
 }
 
 /// pdq_box_line's walk, storing only the outputs at positions pick[0..64) (non-decreasing; a
 /// position picked twice is stored twice), output p at out[p * out_step].
-MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int32_t len, std::int64_t step, int window,
+MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std::int32_t len, int window,
                                         const std::int32_t* pick, float* out, std::int64_t out_step) {
   const int half = (window + 2) / 2;
   const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
@@ -202,59 +203,60 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
     sh.pick_rows[k] = pdq_cell(k, p.rows);
     sh.pick_cols[k] = pdq_cell(k, p.cols);
   }
-  float* dst = p.mode == kPdqDirect ? sh.a : pdq_buf(a, 0);
+  // The 64x64 buffer row-major; buf1 column-major, so that pass 1's row walks read it coalesced.
+  const bool direct = p.mode == kPdqDirect;
+  float* dst = direct ? sh.a : pdq_buf(a, 0);
   const std::int64_t n = static_cast<std::int64_t>(p.rows) * p.cols;
   for (std::int64_t j = tid; j < n; j += nthreads) {
-    dst[j] =
-        pdq_luma(p, a.pixels, static_cast<std::int32_t>(j % p.cols), static_cast<std::int32_t>(j / p.cols));
+    const auto x = static_cast<std::int32_t>(j % p.cols), y = static_cast<std::int32_t>(j / p.cols);
+    dst[direct ? j : static_cast<std::int64_t>(x) * p.rows + y] = pdq_luma(p, a.pixels, x, y);
   }
 }
 
-/// Pass 1: rows of `from` into `to`; window from the column count.
-MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int from, int to, int tid, int nthreads) {
+// The blur's layouts: every pass reads with its threads (one per line) side by side in memory,
+// so its reads are coalesced; writes go where the next pass reads from.
+//   pass 1, rows:            buf1 column-major -> buf2 row-major
+//   pass 2, columns:         buf2 row-major -> buf1 column-major
+//   pass 3, rows, picked:    buf1 column-major -> buf2 as 64 x rows (the decimation's columns)
+//   pass 4, columns, picked: buf2 (64 x rows) -> the 64x64 buffer (the decimation's rows)
+MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  const float* in = pdq_buf(a, from);
-  float* out = pdq_buf(a, to);
-  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
-    const std::int64_t off = static_cast<std::int64_t>(r) * p.cols;
-    pdq_box_line(in + off, out + off, p.cols, 1, window);
-  }
+  const float* in = pdq_buf(a, 0);
+  float* out = pdq_buf(a, 1);
+  for (std::int32_t r = tid; r < p.rows; r += nthreads)
+    pdq_box_line(in + r, p.rows, out + static_cast<std::int64_t>(r) * p.cols, 1, p.cols, window);
 }
 
-/// Pass 3: the rows of buf1, only the decimation's columns stored, into buf2 as rows x 64.
+MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  const float* in = pdq_buf(a, 1);
+  float* out = pdq_buf(a, 0);
+  for (std::int32_t c = tid; c < p.cols; c += nthreads)
+    pdq_box_line(in + c, p.cols, out + static_cast<std::int64_t>(c) * p.rows, 1, p.rows, window);
+}
+
 MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 0);
   float* out = pdq_buf(a, 1);
-  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
-    pdq_box_line_pick(in + static_cast<std::int64_t>(r) * p.cols, p.cols, 1, window, sh.pick_cols,
-                      out + static_cast<std::int64_t>(r) * kPdqGrid, 1);
-  }
+  for (std::int32_t r = tid; r < p.rows; r += nthreads)
+    pdq_box_line_pick(in + r, p.rows, p.cols, window, sh.pick_cols, out + r, p.rows);
 }
 
-/// Pass 4: the 64 columns of buf2 (rows x 64), only the decimation's rows stored, into the 64x64
-/// buffer: the decimated image.
 MMCORE_HD inline void pdq_phase_cols_picked(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 1);
   for (int c = tid; c < kPdqGrid; c += nthreads)
-    pdq_box_line_pick(in + c, p.rows, kPdqGrid, window, sh.pick_rows, sh.a + c, kPdqGrid);
-}
-
-/// Pass 2: columns of `from` into `to`; window from the row count.
-MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int from, int to, int tid, int nthreads) {
-  const PdqPlan& p = *a.plan;
-  if (p.mode != kPdqBlur) return;
-  const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  const float* in = pdq_buf(a, from);
-  float* out = pdq_buf(a, to);
-  for (std::int32_t c = tid; c < p.cols; c += nthreads) pdq_box_line(in + c, out + c, p.rows, p.cols, window);
+    pdq_box_line_pick(in + static_cast<std::int64_t>(c) * p.rows, 1, p.rows, window, sh.pick_rows, sh.a + c,
+                      kPdqGrid);
 }
 
 MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size) {
@@ -341,8 +343,8 @@ MMCORE_HD inline void pdq_store_zero(const PdqArgs& a, int tid) {
 MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   switch (phase) {
     case 0: pdq_phase_luma(a, sh, tid, nthreads); break;
-    case 1: pdq_phase_rows(a, 0, 1, tid, nthreads); break;
-    case 2: pdq_phase_cols(a, 1, 0, tid, nthreads); break;
+    case 1: pdq_phase_rows(a, tid, nthreads); break;
+    case 2: pdq_phase_cols(a, tid, nthreads); break;
     case 3: pdq_phase_rows_picked(a, sh, tid, nthreads); break;
     case 4: pdq_phase_cols_picked(a, sh, tid, nthreads); break;
     case 5: pdq_phase_dct_a(a, sh, tid, nthreads); break;

@@ -144,10 +144,14 @@ MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float*
     out[oi * out_step] = f_div(sum, static_cast<float>(count));
   }
   const float n = static_cast<float>(count);
+  // A power-of-two count divides as a multiply by its exact inverse: the same correctly rounded
+  // value (pdq_box_divides_by_inverse, as on the CPU).
+  const bool by_inverse = (count & (count - 1)) == 0;
+  const float inverse = 1.0f / n;
   for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
     sum = f_add(sum, in[ri * in_step]);
     sum = f_sub(sum, in[li * in_step]);
-    out[oi * out_step] = f_div(sum, n);
+    out[oi * out_step] = by_inverse ? f_mul(sum, inverse) : f_div(sum, n);
   }
   for (int t = 0; t < shrink; ++t, ++li, ++oi) {
     --count;
@@ -176,10 +180,12 @@ MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std:
     if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, static_cast<float>(count)));
   }
   const float n = static_cast<float>(count);
+  const bool by_inverse = (count & (count - 1)) == 0;
+  const float inverse = 1.0f / n;
   for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
     sum = f_add(sum, in[ri * step]);
     sum = f_sub(sum, in[li * step]);
-    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, n));
+    if (p < kPdqGrid && pick[p] == oi) store(by_inverse ? f_mul(sum, inverse) : f_div(sum, n));
   }
   for (int t = 0; t < shrink; ++t, ++li, ++oi) {
     --count;

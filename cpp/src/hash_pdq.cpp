@@ -280,12 +280,76 @@ void box_cols(const float* in, float* out, std::int32_t rows, std::int32_t cols,
   }
 }
 
+/// The decimation's sample index: cell centre i of 64 over `size` (double, truncated).
+int decimation_index(int i, std::int32_t size) {
+  return static_cast<int>(((i + 0.5) * size) / kGrid);
+}
+
+/// The last column pass and the decimation in one (cols >= 64): only the 64 decimation columns of
+/// `in` are boxed (gathered into g, rows x 64; the per-column chains of float ops are box_cols's),
+/// and only the 64 decimation rows are stored, into out64: the decimated image, the same bits as
+/// box_cols then decimate, with 64 / cols of box_cols's work.
+void box_cols_decimated(const float* in, std::int32_t rows, std::int32_t cols, int window, float* g,
+                        float* sums, float* out64) {
+  int xs[kGrid], ys[kGrid];
+  for (int j = 0; j < kGrid; ++j) {
+    xs[j] = decimation_index(j, cols);
+    ys[j] = decimation_index(j, rows);
+  }
+  for (std::int32_t r = 0; r < rows; ++r) {
+    const float* s = in + static_cast<std::int64_t>(r) * cols;
+    float* d = g + static_cast<std::int64_t>(r) * kGrid;
+    for (int j = 0; j < kGrid; ++j) d[j] = s[xs[j]];
+  }
+  const BoxPhases ph = pdq_box_phases(rows, window);
+  const auto line = [g](std::int32_t r) { return g + static_cast<std::int64_t>(r) * kGrid; };
+  int next = 0;  // the next decimation row to store
+  const auto store = [&](std::int32_t oi, auto value) {
+    for (; next < kGrid && ys[next] == oi; ++next) {
+      float* o = out64 + next * kGrid;
+      for (int x = 0; x < kGrid; ++x) o[x] = value(x);
+    }
+  };
+  for (int x = 0; x < kGrid; ++x) sums[x] = 0.0f;
+  std::int32_t li = 0, ri = 0, oi = 0;
+  int count = 0;
+  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) {
+    const float* s = line(ri);
+    for (int x = 0; x < kGrid; ++x) sums[x] += s[x];
+  }
+  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi) {
+    ++count;
+    const float n = static_cast<float>(count);
+    const float* s = line(ri);
+    for (int x = 0; x < kGrid; ++x) sums[x] += s[x];
+    store(oi, [&](int x) { return sums[x] / n; });
+  }
+  with_division_by(count, [&](auto divide) {
+    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi) {
+      const float* s = line(ri);
+      const float* l = line(li);
+      for (int x = 0; x < kGrid; ++x) {
+        sums[x] += s[x];
+        sums[x] -= l[x];
+      }
+      store(oi, [&](int x) { return divide(sums[x]); });
+    }
+  });
+  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi) {
+    --count;
+    const float n = static_cast<float>(count);
+    const float* l = line(li);
+    for (int x = 0; x < kGrid; ++x) sums[x] -= l[x];
+    store(oi, [&](int x) { return sums[x] / n; });
+  }
+}
+
 /// Point-samples the filtered image at the 64x64 cell centres (indices in double, truncated).
 void decimate(const float* in, std::int32_t rows, std::int32_t cols, float* out64) {
   int xs[kGrid];
-  for (int j = 0; j < kGrid; ++j) xs[j] = static_cast<int>(((j + 0.5) * cols) / kGrid);
+  for (int j = 0; j < kGrid; ++j) xs[j] = decimation_index(j, cols);
   for (int i = 0; i < kGrid; ++i) {
-    const int y = static_cast<int>(((i + 0.5) * rows) / kGrid);
+    const int y = decimation_index(i, rows);
     const float* s = in + static_cast<std::int64_t>(y) * cols;
     for (int j = 0; j < kGrid; ++j) out64[i * kGrid + j] = s[xs[j]];
   }
@@ -444,9 +508,14 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
     const int window_cols = (rows + 2 * kGrid - 1) / (2 * kGrid);
     for (int pass = 0; pass < kJaroszPasses; ++pass) {
       box_rows(buf1, buf2, rows, cols, window_rows, strip);
-      box_cols(buf2, buf1, rows, cols, window_cols, sums);
+      if (pass + 1 == kJaroszPasses && cols >= kGrid) {
+        // buf1 is free again: it holds the gathered columns (rows x 64 <= rows x cols).
+        box_cols_decimated(buf2, rows, cols, window_cols, buf1, sums, a64);
+      } else {
+        box_cols(buf2, buf1, rows, cols, window_cols, sums);
+        if (pass + 1 == kJaroszPasses) decimate(buf1, rows, cols, a64);
+      }
     }
-    decimate(buf1, rows, cols, a64);
   }
   *quality = quality_of(a64);
   dct_64_to_16(a64, t16x64, b16);

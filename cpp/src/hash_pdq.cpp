@@ -285,22 +285,56 @@ int decimation_index(int i, std::int32_t size) {
   return static_cast<int>(((i + 0.5) * size) / kGrid);
 }
 
-/// The last column pass and the decimation in one (cols >= 64): only the 64 decimation columns of
-/// `in` are boxed (gathered into g, rows x 64; the per-column chains of float ops are box_cols's),
-/// and only the 64 decimation rows are stored, into out64: the decimated image, the same bits as
-/// box_cols then decimate, with 64 / cols of box_cols's work.
-void box_cols_decimated(const float* in, std::int32_t rows, std::int32_t cols, int window, float* g,
-                        float* sums, float* out64) {
-  int xs[kGrid], ys[kGrid];
-  for (int j = 0; j < kGrid; ++j) {
-    xs[j] = decimation_index(j, cols);
-    ys[j] = decimation_index(j, rows);
+/// One row's box (box_row_block<1>'s float ops), storing only the outputs at xs[0..64)
+/// (non-decreasing; one picked twice is stored twice) into out[0..64).
+void box_row_picked(const float* in, std::int32_t cols, const BoxPhases& ph, const std::int32_t* xs,
+                    float* out) {
+  float sum = 0.0f;
+  int li = 0, ri = 0, count = 0, p = 0;
+  std::int32_t oi = 0;
+  const auto picked = [&]() { return p < kGrid && xs[p] == oi; };
+  const auto store = [&](float v) {
+    for (; p < kGrid && xs[p] == oi; ++p) out[p] = v;
+  };
+  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) sum += in[ri];
+  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi) {
+    ++count;
+    sum += in[ri];
+    if (picked()) store(sum / static_cast<float>(count));
   }
-  for (std::int32_t r = 0; r < rows; ++r) {
-    const float* s = in + static_cast<std::int64_t>(r) * cols;
-    float* d = g + static_cast<std::int64_t>(r) * kGrid;
-    for (int j = 0; j < kGrid; ++j) d[j] = s[xs[j]];
+  with_division_by(count, [&](auto divide) {
+    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi) {
+      sum += in[ri];
+      sum -= in[li];
+      if (picked()) store(divide(sum));
+    }
+  });
+  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi) {
+    --count;
+    sum -= in[li];
+    if (picked()) store(sum / static_cast<float>(count));
   }
+}
+
+/// The last row pass, storing only the decimation's 64 columns xs: out is rows x 64. With AVX2
+/// (`strip` as box_rows's), 8 rows at a time first.
+void box_rows_picked(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window,
+                     const std::int32_t* xs, float* strip) {
+  const BoxPhases ph = pdq_box_phases(cols, window);
+  std::int32_t r = 0;
+#ifdef MMCORE_HAVE_AVX2
+  if (strip != nullptr) r = detail::pdq_box_rows_picked_avx2(in, out, rows, cols, ph, xs, strip);
+#else
+  (void)strip;
+#endif
+  for (; r < rows; ++r)
+    box_row_picked(in + static_cast<std::int64_t>(r) * cols, cols, ph, xs, out + r * kGrid);
+}
+
+/// The last column pass over those 64 columns (g, rows x 64; box_cols's per-column float ops),
+/// storing only the 64 decimation rows ys into out64: the decimated image.
+void box_cols_picked(const float* g, std::int32_t rows, int window, const std::int32_t* ys, float* sums,
+                     float* out64) {
   const BoxPhases ph = pdq_box_phases(rows, window);
   const auto line = [g](std::int32_t r) { return g + static_cast<std::int64_t>(r) * kGrid; };
   int next = 0;  // the next decimation row to store
@@ -507,11 +541,19 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
     const int window_rows = (cols + 2 * kGrid - 1) / (2 * kGrid);
     const int window_cols = (rows + 2 * kGrid - 1) / (2 * kGrid);
     for (int pass = 0; pass < kJaroszPasses; ++pass) {
-      box_rows(buf1, buf2, rows, cols, window_rows, strip);
       if (pass + 1 == kJaroszPasses && cols >= kGrid) {
-        // buf1 is free again: it holds the gathered columns (rows x 64 <= rows x cols).
-        box_cols_decimated(buf2, rows, cols, window_cols, buf1, sums, a64);
+        // The last pass computes only what the decimation reads (the same bits as the full pass
+        // then decimate, for a fraction of the work): the 64 decimation columns of every row's box
+        // (rows x 64 in buf2), then those columns' boxes at the 64 decimation rows, into a64.
+        std::int32_t xs[kGrid], ys[kGrid];
+        for (int j = 0; j < kGrid; ++j) {
+          xs[j] = decimation_index(j, cols);
+          ys[j] = decimation_index(j, rows);
+        }
+        box_rows_picked(buf1, buf2, rows, cols, window_rows, xs, strip);
+        box_cols_picked(buf2, rows, window_cols, ys, sums, a64);
       } else {
+        box_rows(buf1, buf2, rows, cols, window_rows, strip);
         box_cols(buf2, buf1, rows, cols, window_cols, sums);
         if (pass + 1 == kJaroszPasses) decimate(buf1, rows, cols, a64);
       }

@@ -56,11 +56,51 @@ class ColumnWriter {
   int n_ = 0;
 };
 
+// Keeps only the strip's output columns at pick[0..64) (non-decreasing; one picked twice is kept
+// twice), dividing only those, and writes them as the strip's 8 rows of 64 (stride 64) at the end.
+class PickWriter {
+ public:
+  PickWriter(float* out, const std::int32_t* pick) : out_(out), pick_(pick) {}
+  template <class Divide>
+  void put(__m256 sum, Divide divide) {
+    if (p_ < 64 && pick_[p_] == oi_) {
+      const __m256 v = divide(sum);
+      for (; p_ < 64 && pick_[p_] == oi_; ++p_) _mm256_store_ps(block_ + 8 * p_, v);
+    }
+    ++oi_;
+  }
+  void finish() {
+    for (int p = 0; p < 64; p += 8) transpose8(block_ + 8 * p, 8, out_ + p, 64);
+  }
+
+ private:
+  alignas(32) float block_[8 * 64];
+  float* out_;
+  const std::int32_t* pick_;
+  std::int32_t oi_ = 0;
+  int p_ = 0;
+};
+
+// ColumnWriter behind PickWriter's interface: every column, divided.
+class AllWriter {
+ public:
+  explicit AllWriter(ColumnWriter& w) : w_(w) {}
+  template <class Divide>
+  void put(__m256 sum, Divide divide) {
+    w_.put(divide(sum));
+  }
+  void finish() { w_.finish(); }
+
+ private:
+  ColumnWriter& w_;
+};
+
 // The box along a strip of 8 rows transposed into t (column c's 8 samples at t + 8 c), each row's
-// running sum a lane of one vector, the outputs handed to w column by column. (Two strips side by
-// side, as two dependency chains, ran 8 % slower: their 32 KiB of columns at 512 px left L1.)
-template <class Divide>
-void box_strip(const float* t, const PdqBoxPhases& ph, Divide divide_full, ColumnWriter& w) {
+// running sum a lane of one vector, the sums handed to w column by column with their division.
+// (Two strips side by side, as two dependency chains, ran 8 % slower: their 32 KiB of columns at
+// 512 px left L1.)
+template <class Writer, class Divide>
+void box_strip(const float* t, const PdqBoxPhases& ph, Divide divide_full, Writer& w) {
   const auto col = [t](std::int32_t c) { return _mm256_load_ps(t + 8 * std::int64_t{c}); };
   __m256 sum = _mm256_setzero_ps();
   std::int32_t li = 0, ri = 0;
@@ -69,29 +109,32 @@ void box_strip(const float* t, const PdqBoxPhases& ph, Divide divide_full, Colum
   for (int m = 0; m < ph.grow; ++m, ++ri) {
     ++count;
     sum = _mm256_add_ps(sum, col(ri));
-    w.put(_mm256_div_ps(sum, _mm256_set1_ps(static_cast<float>(count))));
+    const __m256 nv = _mm256_set1_ps(static_cast<float>(count));
+    w.put(sum, [nv](__m256 s) { return _mm256_div_ps(s, nv); });
   }
   for (int m = 0; m < ph.full; ++m, ++li, ++ri) {
     sum = _mm256_add_ps(sum, col(ri));
     sum = _mm256_sub_ps(sum, col(li));
-    w.put(divide_full(sum));
+    w.put(sum, divide_full);
   }
   for (int m = 0; m < ph.shrink; ++m, ++li) {
     --count;
     sum = _mm256_sub_ps(sum, col(li));
-    w.put(_mm256_div_ps(sum, _mm256_set1_ps(static_cast<float>(count))));
+    const __m256 nv = _mm256_set1_ps(static_cast<float>(count));
+    w.put(sum, [nv](__m256 s) { return _mm256_div_ps(s, nv); });
   }
   w.finish();
 }
 
-void box_rows8(const float* in, float* out, std::int64_t stride, std::int32_t cols, const PdqBoxPhases& ph,
-               float* t) {
+// 8 rows of in (stride) transposed into t, boxed, and handed to w.
+template <class Writer>
+void box_rows8(const float* in, std::int64_t stride, std::int32_t cols, const PdqBoxPhases& ph, float* t,
+               Writer& w) {
   const std::int32_t c8 = cols / 8 * 8;
   for (std::int32_t c = 0; c < c8; c += 8) transpose8(in + c, stride, t + 8 * std::int64_t{c}, 8);
   for (std::int32_t c = c8; c < cols; ++c) {
     for (int i = 0; i < 8; ++i) t[8 * std::int64_t{c} + i] = in[i * stride + c];
   }
-  ColumnWriter w(out, stride);
   // The full window's count (the grow phase ends at it); a power of two divides as a multiply by
   // its exact inverse, the same bits (pdq_box_internal.h).
   const int n = ph.accumulate + ph.grow;
@@ -110,7 +153,19 @@ std::int32_t pdq_box_rows_avx2(const float* in, float* out, std::int32_t rows, s
                                const PdqBoxPhases& ph, float* t) {
   std::int32_t r = 0;
   for (; r + 8 <= rows; r += 8) {
-    box_rows8(in + std::int64_t{r} * cols, out + std::int64_t{r} * cols, cols, cols, ph, t);
+    ColumnWriter cw(out + std::int64_t{r} * cols, cols);
+    AllWriter w(cw);
+    box_rows8(in + std::int64_t{r} * cols, cols, cols, ph, t, w);
+  }
+  return r;
+}
+
+std::int32_t pdq_box_rows_picked_avx2(const float* in, float* out, std::int32_t rows, std::int32_t cols,
+                                      const PdqBoxPhases& ph, const std::int32_t* pick, float* t) {
+  std::int32_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    PickWriter w(out + std::int64_t{r} * 64, pick);
+    box_rows8(in + std::int64_t{r} * cols, cols, cols, ph, t, w);
   }
   return r;
 }

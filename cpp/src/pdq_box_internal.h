@@ -40,6 +40,11 @@ inline bool pdq_box_divides_by_inverse(int count) {
 /// it did (the caller boxes the rest).
 std::int32_t pdq_box_rows_avx2(const float* in, float* out, std::int32_t rows, std::int32_t cols,
                                const PdqBoxPhases& ph, float* t);
+
+/// The same boxes, storing only the output columns pick[0..64) (non-decreasing; a column picked
+/// twice is stored twice, as out's columns p and p + 1): out is rows x 64. Returns the rows done.
+std::int32_t pdq_box_rows_picked_avx2(const float* in, float* out, std::int32_t rows, std::int32_t cols,
+                                      const PdqBoxPhases& ph, const std::int32_t* pick, float* t);
 #endif
 
 }  // namespace mmcore::detail

@@ -68,6 +68,12 @@ if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
   # device before sm_80 runs), for the comparison; no join or resize bench.
   run kernels 120 env MMCORE_GPU_NO_MMA=1 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check_dp4a.md \
     --rows 10000000 --repeat 3 --join-rows 0 --resize-count 0
+  # The pipelined tensor-core variants (MMCORE_GPU_MMA_PIPELINE=1 / 2: next chunks' loads issued
+  # before the current ones' multiplies), checked and timed against the default above.
+  for v in 1 2; do
+    run kernels 120 env MMCORE_GPU_MMA_PIPELINE=$v "$CARRY/bin/mmcore_kernel_check" \
+      --report /tmp/mmcore_kernel_check_pipe$v.md --rows 10000000 --repeat 3 --join-rows 0 --resize-count 0
+  done
 fi
 
 # nvJPEG decode (hardware engine + default backend) against the CPU decoder, on the images and on

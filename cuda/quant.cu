@@ -87,8 +87,12 @@ __device__ __forceinline__ void mma_s8u8(std::int32_t (&d)[4], const std::uint32
 
 // The tensor-core kernel (search_gpu_internal.h's int8_mma_* phases): a block's kMmaQueries
 // queries in shared memory, then a grid-stride loop over tiles of kMmaBlockRows rows; each warp
-// loads kMmaUnroll chunks of its rows' codes (16-byte loads, straight into B fragments) before it
-// multiplies them, so that many loads are in flight.
+// loads Unroll chunks of its rows' codes (16-byte loads, straight into B fragments) before it
+// multiplies them. Pipelined: the warp walks its (tile, chunk group) sequence with the next group's
+// loads issued before the current group's multiplies (across tiles too), so that its loads stay in
+// flight while it computes. The default is <kMmaUnroll, false>, measured on an H200;
+// MMCORE_GPU_MMA_PIPELINE=1 / 2 picks <1, true> / <2, true> (for the GPU check to compare).
+template <int Unroll, bool Pipelined>
 __global__ void __launch_bounds__(g::kMmaThreads)
     int8_mma_kernel(const std::uint8_t* codes, std::int64_t rows, std::int32_t d, const std::int8_t* queries,
                     std::int32_t nq, std::int32_t* scores, std::int64_t ld) {
@@ -100,49 +104,121 @@ __global__ void __launch_bounds__(g::kMmaThreads)
   g::mma_fill_queries(queries, nq, d, q0, sq, tid, g::kMmaThreads);
   __syncthreads();
   const std::int32_t chunks = d / g::kMmaChunk;
-  for (std::int64_t tile = blockIdx.x; tile * g::kMmaBlockRows < rows; tile += gridDim.x) {
-    const std::int64_t row0 = tile * g::kMmaBlockRows + warp * g::kMmaWarpRows;
-    std::int32_t acc[4][4][4];
+  const auto load = [&](std::int64_t row0, std::int32_t c0, std::uint32_t (&x)[Unroll][4][4]) {
+#pragma unroll
+    for (int u = 0; u < Unroll; ++u) {
+      if (c0 + u < chunks) {
+        g::mma_load_codes(codes, rows, d, row0, c0 + u, lane, x[u]);
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) x[u][nt][i] = 0;
+      }
+    }
+  };
+  const auto multiply = [&](std::int32_t c0, const std::uint32_t (&x)[Unroll][4][4],
+                            std::int32_t (&acc)[4][4][4]) {
+#pragma unroll
+    for (int u = 0; u < Unroll; ++u) {
+      if (c0 + u >= chunks) break;
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        std::uint32_t w[4], v[4];
+        g::mma_load_queries(sq, d, mt, c0 + u, lane, w, v);
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) {
+            std::uint32_t a[4], b[2];
+            g::mma_fragments(w, v, x[u][nt], s, a, b);
+            mma_s8u8(acc[mt][nt], a, b);
+          }
+        }
+      }
+    }
+  };
+  const auto zero = [](std::int32_t (&acc)[4][4][4]) {
 #pragma unroll
     for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0;
-    for (std::int32_t c0 = 0; c0 < chunks; c0 += g::kMmaUnroll) {
-      std::uint32_t x[g::kMmaUnroll][4][4];
-#pragma unroll
-      for (int u = 0; u < g::kMmaUnroll; ++u) {
-        if (c0 + u < chunks) {
-          g::mma_load_codes(codes, rows, d, row0, c0 + u, lane, x[u]);
-        } else {
-#pragma unroll
-          for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) x[u][nt][i] = 0;
-        }
+  };
+  const auto first_row = [&](std::int64_t tile) { return tile * g::kMmaBlockRows + warp * g::kMmaWarpRows; };
+  std::int32_t acc[4][4][4];
+  if constexpr (!Pipelined) {
+    for (std::int64_t tile = blockIdx.x; tile * g::kMmaBlockRows < rows; tile += gridDim.x) {
+      const std::int64_t row0 = first_row(tile);
+      zero(acc);
+      for (std::int32_t c0 = 0; c0 < chunks; c0 += Unroll) {
+        std::uint32_t x[Unroll][4][4];
+        load(row0, c0, x);
+        multiply(c0, x, acc);
       }
-#pragma unroll
-      for (int u = 0; u < g::kMmaUnroll; ++u) {
-        if (c0 + u >= chunks) break;
-#pragma unroll
-        for (int mt = 0; mt < 4; ++mt) {
-          std::uint32_t w[4], v[4];
-          g::mma_load_queries(sq, d, mt, c0 + u, lane, w, v);
-#pragma unroll
-          for (int s = 0; s < 2; ++s) {
-#pragma unroll
-            for (int nt = 0; nt < 4; ++nt) {
-              std::uint32_t a[4], b[2];
-              g::mma_fragments(w, v, x[u][nt], s, a, b);
-              mma_s8u8(acc[mt][nt], a, b);
-            }
-          }
-        }
-      }
+      g::mma_store(acc, row0, rows, q0, nq, lane, scores, ld);
     }
-    g::mma_store(acc, row0, rows, q0, nq, lane, scores, ld);
+  } else {
+    std::int64_t tile = blockIdx.x;
+    if (tile * g::kMmaBlockRows >= rows) return;  // the whole block: no barrier follows
+    std::int32_t c0 = 0;
+    std::uint32_t x[Unroll][4][4], next[Unroll][4][4];
+    load(first_row(tile), 0, x);
+    zero(acc);
+    for (;;) {
+      // The next group's place: the next chunks of this tile, or the next tile's first.
+      std::int64_t nt_tile = tile;
+      std::int32_t nc0 = c0 + Unroll;
+      if (nc0 >= chunks) {
+        nt_tile += gridDim.x;
+        nc0 = 0;
+      }
+      const bool more = nt_tile * g::kMmaBlockRows < rows;
+      if (more) load(first_row(nt_tile), nc0, next);
+      multiply(c0, x, acc);
+      if (nt_tile != tile) {
+        g::mma_store(acc, first_row(tile), rows, q0, nq, lane, scores, ld);
+        zero(acc);
+      }
+      if (!more) break;
+      tile = nt_tile;
+      c0 = nc0;
+#pragma unroll
+      for (int u = 0; u < Unroll; ++u)
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) x[u][k][i] = next[u][k][i];
+    }
   }
+}
+
+/// Launches int8_mma_kernel<Unroll, Pipelined> over all query blocks (one resident wave of blocks).
+template <int Unroll, bool Pipelined>
+Status launch_mma(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int64_t rows, std::int32_t d,
+                  const std::int8_t* queries, std::int64_t nqg, std::int32_t* scores, std::int64_t ld,
+                  ErrorText* error) {
+  const auto kernel = int8_mma_kernel<Unroll, Pipelined>;
+  const std::size_t smem = g::mma_shared_bytes(d);
+  MMCORE_CUDA_TRY(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  // One wave of resident blocks (a second, partial wave would leave SMs idle at the end).
+  int per_sm = 0;
+  MMCORE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, g::kMmaThreads, smem));
+  const std::int64_t tiles = (rows + g::kMmaBlockRows - 1) / g::kMmaBlockRows;
+  const std::int64_t cap =
+      static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * (m.multiprocessors > 0 ? m.multiprocessors : 1);
+  const unsigned bx = static_cast<unsigned>(tiles < cap ? tiles : cap);
+  const std::int64_t per_launch = std::int64_t{65535} * g::kMmaQueries;
+  for (std::int64_t q0 = 0; q0 < nqg; q0 += per_launch) {
+    const std::int64_t nqs = nqg - q0 < per_launch ? nqg - q0 : per_launch;
+    const dim3 grid(bx, static_cast<unsigned>((nqs + g::kMmaQueries - 1) / g::kMmaQueries));
+    kernel<<<grid, g::kMmaThreads, smem, m.stream>>>(codes, rows, d, queries + q0 * d,
+                                                     static_cast<std::int32_t>(nqs), scores + q0 * ld, ld);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+  }
+  return Status::kOk;
 }
 
 /// Scores rows [0, rows) of `codes` against nqg queries (their sums at qsum) into scores[j * ld + i].
@@ -180,24 +256,10 @@ Status launch_int8(const SearchGpu::Impl& m, const std::uint8_t* codes, std::int
     }
   } else if (g::int8_mma_usable(d, nqg, g::aligned16(codes) && g::aligned16(queries), m.tensor_cores,
                                 m.shared_optin)) {
-    const std::size_t smem = g::mma_shared_bytes(d);
-    MMCORE_CUDA_TRY(cudaFuncSetAttribute(int8_mma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem)));
-    // One wave of resident blocks (a second, partial wave would leave SMs idle at the end).
-    int per_sm = 0;
-    MMCORE_CUDA_TRY(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, int8_mma_kernel, g::kMmaThreads, smem));
-    const std::int64_t tiles = (rows + g::kMmaBlockRows - 1) / g::kMmaBlockRows;
-    const std::int64_t cap =
-        static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * (m.multiprocessors > 0 ? m.multiprocessors : 1);
-    const unsigned bx = static_cast<unsigned>(tiles < cap ? tiles : cap);
-    const std::int64_t per_launch = std::int64_t{65535} * g::kMmaQueries;
-    for (std::int64_t q0 = 0; q0 < nqg; q0 += per_launch) {
-      const std::int64_t nqs = nqg - q0 < per_launch ? nqg - q0 : per_launch;
-      const dim3 grid(bx, static_cast<unsigned>((nqs + g::kMmaQueries - 1) / g::kMmaQueries));
-      int8_mma_kernel<<<grid, g::kMmaThreads, smem, m.stream>>>(
-          codes, rows, d, queries + q0 * d, static_cast<std::int32_t>(nqs), scores + q0 * ld, ld);
-      MMCORE_CUDA_TRY(cudaGetLastError());
+    switch (m.mma_variant) {
+      case 1: return launch_mma<1, true>(m, codes, rows, d, queries, nqg, scores, ld, error);
+      case 2: return launch_mma<2, true>(m, codes, rows, d, queries, nqg, scores, ld, error);
+      default: return launch_mma<g::kMmaUnroll, false>(m, codes, rows, d, queries, nqg, scores, ld, error);
     }
   } else {
     // gridDim.y <= 65535: int8_scores may bring millions of queries (topk's groups are <= 2048).

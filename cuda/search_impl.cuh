@@ -17,6 +17,7 @@ struct SearchGpu::Impl {
   std::int32_t multiprocessors = 0;
   bool tensor_cores = false;     ///< compute capability >= 8.0: the int8 mma.sync kernel
   std::size_t shared_optin = 0;  ///< shared memory a block may opt in to
+  int mma_variant = 0;           ///< MMCORE_GPU_MMA_PIPELINE: 0 the default kernel, 1 / 2 pipelined
   cudaStream_t stream = nullptr;
   cuda_util::DeviceBuffer scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets, radius_tmp;
 

@@ -161,6 +161,8 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
   impl_->multiprocessors = sms;
   impl_->tensor_cores = major >= 8 && std::getenv("MMCORE_GPU_NO_MMA") == nullptr;
   impl_->shared_optin = optin > 0 ? static_cast<std::size_t>(optin) : 0;
+  const char* variant = std::getenv("MMCORE_GPU_MMA_PIPELINE");
+  impl_->mma_variant = variant != nullptr ? std::atoi(variant) : 0;
   return Status::kOk;
 }
 

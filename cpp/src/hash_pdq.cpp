@@ -287,8 +287,7 @@ int decimation_index(int i, std::int32_t size) {
 
 /// One row's box (box_row_block<1>'s float ops), storing only the outputs at xs[0..64)
 /// (non-decreasing; one picked twice is stored twice) into out[0..64).
-void box_row_picked(const float* in, std::int32_t cols, const BoxPhases& ph, const std::int32_t* xs,
-                    float* out) {
+void box_row_picked(const float* in, const BoxPhases& ph, const std::int32_t* xs, float* out) {
   float sum = 0.0f;
   int li = 0, ri = 0, count = 0, p = 0;
   std::int32_t oi = 0;
@@ -327,8 +326,7 @@ void box_rows_picked(const float* in, float* out, std::int32_t rows, std::int32_
 #else
   (void)strip;
 #endif
-  for (; r < rows; ++r)
-    box_row_picked(in + static_cast<std::int64_t>(r) * cols, cols, ph, xs, out + r * kGrid);
+  for (; r < rows; ++r) box_row_picked(in + static_cast<std::int64_t>(r) * cols, ph, xs, out + r * kGrid);
 }
 
 /// The last column pass over those 64 columns (g, rows x 64; box_cols's per-column float ops),

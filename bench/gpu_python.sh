@@ -8,6 +8,7 @@
 # AVX-512 VNNI Xeon, which no dev machine has), 1M x 768 generated vectors.
 #
 #   bash bench/gpu_python.sh [PY]      # from the repository root; PY defaults to python3
+#   (MMCORE_GPU_CARRY: another carry with static/, pybind11/ and lib/; MMCORE_PY_BUILD_ONLY=1: build only)
 #
 # Needs on the host: g++ (nvcc's host compiler), python3 with numpy, cupy and pytest.
 set -uo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY=${1:-python3}
 PY=$(command -v "$PY") || { echo "no python: $1"; exit 2; }
 [[ "$PY" == /* ]] || PY="$PWD/$PY"
-CARRY=.gpucheck/carry
+CARRY=${MMCORE_GPU_CARRY:-.gpucheck/carry}
 PKG=${MMCORE_PY_BUILD:-/tmp/mmcore_py}
 rm -rf "$PKG" && mkdir -p "$PKG"
 cp -r mmcore "$PKG/mmcore"
@@ -39,6 +40,8 @@ for so in libjpeg.so.62 libpng16.so.16 libwebp.so.7 libwebpdemux.so.2 libz.so.1;
 g++ -shared -o "$PKG/mmcore/_core$ext" "$PKG/_core.o" "$PKG/gpu.o" "${libs[@]}" -ldl -lpthread -lrt \
   -Wl,-rpath,"$PWD/$CARRY/lib" || { echo "linking the module failed"; exit 2; }
 echo "built $PKG/mmcore/_core$ext in $(( $(date +%s) - t0 )) s"
+# MMCORE_PY_BUILD_ONLY=1: stop here (bench/gpu_faiss.sh builds the module this way, then benches).
+[[ "${MMCORE_PY_BUILD_ONLY:-0}" == 1 ]] && exit 0
 export PYTHONPATH="$PKG" LD_LIBRARY_PATH="$PWD/$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The carried images stand in for the corpus: jpeg/ (and PNGs, which the GPU decode refuses) and corrupt/.
 CORP=/tmp/mmcore_corpus

@@ -566,3 +566,32 @@ def test_glue_thumbnail_equals_cpu_thumbnail_of_the_full_decode(
     for b, g in zip(blobs, got, strict=True):
         want = mmcore.thumbnail(b, reducing_gap=None, **geometry)
         np.testing.assert_array_equal(g.get(), want)
+
+
+def test_bench_gpu_faiss_runs_over_the_standin(
+    standin: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/bench_gpu_faiss.py's whole flow (the GPU host runs it with faiss-gpu), over the stand-in
+    and faiss-cpu's indexes in place of the GPU ones: the answers must agree there too."""
+    faiss = pytest.importorskip("faiss")
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    import bench_gpu_faiss
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: None, raising=False)
+    monkeypatch.setattr(
+        faiss, "GpuIndexBinaryFlat", lambda res, bits: faiss.IndexBinaryFlat(bits), raising=False
+    )
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda res, device, index: index, raising=False)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["bench_gpu_faiss.py", "--binary-rows", "3000", "--sq-rows", "4000", "--dim", "64", "--repeat", "1"],
+    )
+    assert bench_gpu_faiss.main() == 0
+    out = capsys.readouterr().out
+    assert "| 1024 |" in out and "**no**" not in out  # Hamming distances equal at every batch
+    assert "issue 6 target, Hamming kNN" in out and "issue 6 target, int8 64 queries" in out

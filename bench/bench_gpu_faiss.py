@@ -6,7 +6,7 @@ bench/gpu_faiss_prepare.sh carries (cuBLAS stand-ins: neither index below uses a
 
   Hamming kNN   10M random 256-bit codes (PDQ-sized), k = 10, 1 / 64 / 1024 queries:
                 faiss GpuIndexBinaryFlat vs Context.hamming_knn; the distances must be equal.
-  int8 / SQ8    2M unit-norm 768-d float vectors (a decaying spectrum, CLIP-like), k = 10,
+  int8 / SQ8    2M unit-norm 768-d float vectors (bench_quant.py's CLIP-like generator), k = 10,
                 1 / 16 / 64 queries, inner product: faiss IVF with one list and 8-bit scalar
                 quantisation (faiss-gpu's flat SQ8: GPU indexes have no IndexScalarQuantizer; the
                 one list means every code is scanned) vs Context.score_int8 on mmcore's int8
@@ -24,37 +24,11 @@ Exit status: 0; 3 when mmcore's GPU path or faiss' GPU is not there (the reason 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-
-
-def timed(repeat: int, fn: Callable[[], Any]) -> float:
-    """Median seconds of fn() over `repeat` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def clip_like(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    """Unit-norm vectors with a decaying spectrum and a shared mean direction (bench_quant's shape)."""
-    scale = (1.0 / np.sqrt(1.0 + np.arange(d) / 8.0)).astype(np.float32)
-    x = rng.standard_normal((n, d), dtype=np.float32) * scale
-    x += 0.05 * rng.standard_normal(d, dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+from bench_gpu import timed
+from bench_quant import GENERATED, K, clip_like, recall_at
 
 
 def main() -> int:
@@ -113,11 +87,11 @@ def main() -> int:
     for nq in (1, 64, 1024):
         xq = np.ascontiguousarray(queries[:nq])
         dq = cp.asarray(xq)
-        d_f, _ = bidx.search(xq, 10)
-        d_m, _ = ctx.hamming_knn(dcodes, dq, 10)
+        d_f, _ = bidx.search(xq, K)
+        d_m, _ = ctx.hamming_knn(dcodes, dq, K)
         equal = bool(np.array_equal(np.sort(d_f, axis=1), np.sort(d_m.get().astype(d_f.dtype), axis=1)))
-        t_f = timed(args.repeat, lambda xq=xq: bidx.search(xq, 10))
-        t_m = timed(args.repeat, lambda dq=dq: [a.get() for a in ctx.hamming_knn(dcodes, dq, 10)])
+        t_f = timed(args.repeat, lambda xq=xq: bidx.search(xq, K))
+        t_m = timed(args.repeat, lambda dq=dq: [a.get() for a in ctx.hamming_knn(dcodes, dq, K)])
         worst = min(worst, t_f / t_m)
         print(
             f"| {nq} | {t_f * 1e3:.3f} | {t_m * 1e3:.3f} | {t_f / t_m:.2f}x | "
@@ -133,12 +107,12 @@ def main() -> int:
 
     # ---- int8 / SQ8 --------------------------------------------------------------------------
     n, d = args.sq_rows, args.dim
-    x = clip_like(rng, n, d)
-    q = clip_like(np.random.default_rng(1), 64, d)
-    truth = []  # exact top-10 by float inner product, on the host (16 queries at a time)
+    x = clip_like(n, d, GENERATED, seed=2)  # bench_quant's generator and seeds
+    q = clip_like(64, d, GENERATED, seed=1)
+    truth = []  # exact top-K by float inner product, on the host (16 queries at a time)
     for i in range(0, 64, 16):
         s = x @ q[i : i + 16].T
-        top = np.argpartition(-s, 10, axis=0)[:10]
+        top = np.argpartition(-s, K, axis=0)[:K]
         order = np.argsort(-np.take_along_axis(s, top, axis=0), axis=0)
         truth.append(np.take_along_axis(top, order, axis=0).T)
     truth_ids = np.concatenate(truth)
@@ -162,11 +136,11 @@ def main() -> int:
     r64 = 0.0
     for nq in (1, 16, 64):
         xq = np.ascontiguousarray(q[:nq])
-        _, i_f = sq.search(xq, 10)
-        _, i_m = ctx.score_int8(mcodes, xq, params, 10)
-        rf, rm = recall(i_f, truth_ids[:nq]), recall(i_m.get(), truth_ids[:nq])
-        t_f = timed(args.repeat, lambda xq=xq: sq.search(xq, 10))
-        t_m = timed(args.repeat, lambda xq=xq: [a.get() for a in ctx.score_int8(mcodes, xq, params, 10)])
+        _, i_f = sq.search(xq, K)
+        _, i_m = ctx.score_int8(mcodes, xq, params, K)
+        rf, rm = recall_at(i_f, truth_ids[:nq]), recall_at(i_m.get(), truth_ids[:nq])
+        t_f = timed(args.repeat, lambda xq=xq: sq.search(xq, K))
+        t_m = timed(args.repeat, lambda xq=xq: [a.get() for a in ctx.score_int8(mcodes, xq, params, K)])
         if nq == 64:
             r64 = t_f / t_m
         print(

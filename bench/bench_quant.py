@@ -91,6 +91,10 @@ def stats_of(x: np.ndarray, sample: int = 50_000) -> Stats:
     return Stats(float(np.linalg.norm(m)), slope, float(ev[:10].sum() / ev.sum()))
 
 
+# The generator's target without the corpus: the real set's figures, measured there before.
+GENERATED = Stats(0.729, -0.8, 0.3)
+
+
 def clip_like(n: int, dim: int, target: Stats, seed: int, chunk: int = 100_000) -> np.ndarray:
     """n unit vectors: a fixed mean direction plus Gaussian parts whose covariance has eigenvalues
     ~ rank^decay in a random basis, scaled so that the mean of the normalised vectors has norm
@@ -796,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = stats_of(real)
         header.append(target.line(f"real set {REAL.name} ({len(real):,} x {real.shape[1]})"))
     else:
-        target = Stats(0.729, -0.8, 0.3)
+        target = GENERATED
         header.append(
             f"no corpus at {REAL}: the generator uses mean norm 0.729 and decay -0.8 (measured there before)"
         )

@@ -128,20 +128,23 @@ MMCORE_HD inline float pdq_luma(const PdqPlan& p, const std::uint8_t* pixels, st
                f_mul(0.114f, static_cast<float>(q[2])));
 }
 
-/// One line of the reference's box filter (box1D): `len` samples `in_step` apart, written
-/// `out_step` apart.
-MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float* out, std::int64_t out_step,
-                                   std::int32_t len, int window) {
+/// One line of the reference's box filter (box1D): `len` samples `step` apart, summed in its
+/// order; output oi is handed to emit(oi, value) with `value()` computing it (the division), so
+/// that an emitter may skip the outputs it does not keep.
+template <class Emit>
+MMCORE_HD inline void pdq_box_walk(const float* in, std::int64_t step, std::int32_t len, int window,
+                                   Emit&& emit) {
   const int half = (window + 2) / 2;
   const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
   float sum = 0.0f;
-  std::int64_t li = 0, ri = 0, oi = 0;
+  std::int64_t li = 0, ri = 0;
+  std::int32_t oi = 0;
   int count = 0;
-  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * in_step]);
+  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
   for (int t = 0; t < grow; ++t, ++ri, ++oi) {
     ++count;
-    sum = f_add(sum, in[ri * in_step]);
-    out[oi * out_step] = f_div(sum, static_cast<float>(count));
+    sum = f_add(sum, in[ri * step]);
+    emit(oi, [&] { return f_div(sum, static_cast<float>(count)); });
   }
   const float n = static_cast<float>(count);
   // A power-of-two count divides as a multiply by its exact inverse: the same correctly rounded
@@ -149,49 +152,33 @@ MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float*
   const bool by_inverse = (count & (count - 1)) == 0;
   const float inverse = 1.0f / n;
   for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
-    sum = f_add(sum, in[ri * in_step]);
-    sum = f_sub(sum, in[li * in_step]);
-    out[oi * out_step] = by_inverse ? f_mul(sum, inverse) : f_div(sum, n);
+    sum = f_add(sum, in[ri * step]);
+    sum = f_sub(sum, in[li * step]);
+    emit(oi, [&] { return by_inverse ? f_mul(sum, inverse) : f_div(sum, n); });
   }
   for (int t = 0; t < shrink; ++t, ++li, ++oi) {
     --count;
-    sum = f_sub(sum, in[li * in_step]);
-    out[oi * out_step] = f_div(sum, static_cast<float>(count));
+    sum = f_sub(sum, in[li * step]);
+    emit(oi, [&] { return f_div(sum, static_cast<float>(count)); });
   }
 }
 
-/// pdq_box_line's walk, storing only the outputs at positions pick[0..64) (non-decreasing; a
-/// position picked twice is stored twice), output p at out[p * out_step].
+/// The whole line, written `out_step` apart.
+MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float* out, std::int64_t out_step,
+                                   std::int32_t len, int window) {
+  pdq_box_walk(in, in_step, len, window, [&](std::int32_t oi, auto value) { out[oi * out_step] = value(); });
+}
+
+/// Only the outputs at positions pick[0..64) (non-decreasing; a position picked twice is stored
+/// twice), output p at out[p * out_step].
 MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std::int32_t len, int window,
                                         const std::int32_t* pick, float* out, std::int64_t out_step) {
-  const int half = (window + 2) / 2;
-  const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
-  float sum = 0.0f;
-  std::int64_t li = 0, ri = 0;
-  std::int32_t oi = 0;
-  int count = 0, p = 0;
-  const auto store = [&](float v) {
+  int p = 0;
+  pdq_box_walk(in, step, len, window, [&](std::int32_t oi, auto value) {
+    if (p >= kPdqGrid || pick[p] != oi) return;
+    const float v = value();
     for (; p < kPdqGrid && pick[p] == oi; ++p) out[p * out_step] = v;
-  };
-  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
-  for (int t = 0; t < grow; ++t, ++ri, ++oi) {
-    ++count;
-    sum = f_add(sum, in[ri * step]);
-    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, static_cast<float>(count)));
-  }
-  const float n = static_cast<float>(count);
-  const bool by_inverse = (count & (count - 1)) == 0;
-  const float inverse = 1.0f / n;
-  for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
-    sum = f_add(sum, in[ri * step]);
-    sum = f_sub(sum, in[li * step]);
-    if (p < kPdqGrid && pick[p] == oi) store(by_inverse ? f_mul(sum, inverse) : f_div(sum, n));
-  }
-  for (int t = 0; t < shrink; ++t, ++li, ++oi) {
-    --count;
-    sum = f_sub(sum, in[li * step]);
-    if (p < kPdqGrid && pick[p] == oi) store(f_div(sum, static_cast<float>(count)));
-  }
+  });
 }
 
 MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {

@@ -173,14 +173,25 @@ void with_division_by(int count, F&& f) {
   }
 }
 
+/// Where box_row_block's outputs go: every output, rows `cols` apart.
+struct RowStore {
+  float* out;
+  std::int64_t cols;
+  static constexpr bool keeps(std::int32_t) { return true; }
+  void put(int b, std::int32_t oi, float v) { out[b * cols + oi] = v; }
+};
+
 /// Box along `NB` rows at once (`cols` long) so that their running sums form independent
-/// dependency chains; per row the float ops are the reference's box1D.
-template <int NB>
-void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhases& ph) {
+/// dependency chains; per row the float ops are the reference's box1D. Output oi of row b goes to
+/// store.put(b, oi, v) where store.keeps(oi) (only those are divided); the store is a copy, kept
+/// in registers.
+template <int NB, class Store>
+void box_row_block(const float* in, std::int32_t cols, const BoxPhases& ph, Store store) {
   float sum[NB];
   for (int b = 0; b < NB; ++b) sum[b] = 0.0f;
   const std::int64_t st = cols;
-  int li = 0, ri = 0, oi = 0, count = 0;
+  int li = 0, ri = 0, count = 0;
+  std::int32_t oi = 0;
   for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) {
     for (int b = 0; b < NB; ++b) sum[b] += in[b * st + ri];
   }
@@ -189,7 +200,7 @@ void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhas
     const float n = static_cast<float>(count);
     for (int b = 0; b < NB; ++b) {
       sum[b] += in[b * st + ri];
-      out[b * st + oi] = sum[b] / n;
+      if (store.keeps(oi)) store.put(b, oi, sum[b] / n);
     }
   }
   with_division_by(count, [&](auto divide) {
@@ -197,7 +208,7 @@ void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhas
       for (int b = 0; b < NB; ++b) {
         sum[b] += in[b * st + ri];
         sum[b] -= in[b * st + li];
-        out[b * st + oi] = divide(sum[b]);
+        if (store.keeps(oi)) store.put(b, oi, divide(sum[b]));
       }
     }
   });
@@ -206,7 +217,7 @@ void box_row_block(const float* in, float* out, std::int32_t cols, const BoxPhas
     const float m = static_cast<float>(count);
     for (int b = 0; b < NB; ++b) {
       sum[b] -= in[b * st + li];
-      out[b * st + oi] = sum[b] / m;
+      if (store.keeps(oi)) store.put(b, oi, sum[b] / m);
     }
   }
 }
@@ -223,11 +234,11 @@ void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols,
 #endif
   for (; r + kRowBlock <= rows; r += kRowBlock) {
     const std::int64_t off = static_cast<std::int64_t>(r) * cols;
-    box_row_block<kRowBlock>(in + off, out + off, cols, ph);
+    box_row_block<kRowBlock>(in + off, cols, ph, RowStore{out + off, cols});
   }
   for (; r < rows; ++r) {
     const std::int64_t off = static_cast<std::int64_t>(r) * cols;
-    box_row_block<1>(in + off, out + off, cols, ph);
+    box_row_block<1>(in + off, cols, ph, RowStore{out + off, cols});
   }
 }
 
@@ -285,35 +296,17 @@ int decimation_index(int i, std::int32_t size) {
   return static_cast<int>(((i + 0.5) * size) / kGrid);
 }
 
-/// One row's box (box_row_block<1>'s float ops), storing only the outputs at xs[0..64)
-/// (non-decreasing; one picked twice is stored twice) into out[0..64).
-void box_row_picked(const float* in, const BoxPhases& ph, const std::int32_t* xs, float* out) {
-  float sum = 0.0f;
-  int li = 0, ri = 0, count = 0, p = 0;
-  std::int32_t oi = 0;
-  const auto picked = [&]() { return p < kGrid && xs[p] == oi; };
-  const auto store = [&](float v) {
+/// One row's outputs at xs[0..64) only (non-decreasing; one picked twice is stored twice), into
+/// out[0..64).
+struct PickStore {
+  const std::int32_t* xs;
+  float* out;
+  int p = 0;
+  bool keeps(std::int32_t oi) const { return p < kGrid && xs[p] == oi; }
+  void put(int, std::int32_t oi, float v) {
     for (; p < kGrid && xs[p] == oi; ++p) out[p] = v;
-  };
-  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) sum += in[ri];
-  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi) {
-    ++count;
-    sum += in[ri];
-    if (picked()) store(sum / static_cast<float>(count));
   }
-  with_division_by(count, [&](auto divide) {
-    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi) {
-      sum += in[ri];
-      sum -= in[li];
-      if (picked()) store(divide(sum));
-    }
-  });
-  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi) {
-    --count;
-    sum -= in[li];
-    if (picked()) store(sum / static_cast<float>(count));
-  }
-}
+};
 
 /// The last row pass, storing only the decimation's 64 columns xs: out is rows x 64. With AVX2
 /// (`strip` as box_rows's), 8 rows at a time first.
@@ -326,7 +319,9 @@ void box_rows_picked(const float* in, float* out, std::int32_t rows, std::int32_
 #else
   (void)strip;
 #endif
-  for (; r < rows; ++r) box_row_picked(in + static_cast<std::int64_t>(r) * cols, ph, xs, out + r * kGrid);
+  for (; r < rows; ++r) {
+    box_row_block<1>(in + static_cast<std::int64_t>(r) * cols, cols, ph, PickStore{xs, out + r * kGrid});
+  }
 }
 
 /// The last column pass over those 64 columns (g, rows x 64; box_cols's per-column float ops),

@@ -89,6 +89,58 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+/// PSNR of g against ref (99 when equal); the largest absolute difference in *maxd.
+double psnr_of(const std::uint8_t* g, const std::vector<std::uint8_t>& ref, int* maxd) {
+  double se = 0;
+  *maxd = 0;
+  for (std::size_t k = 0; k < ref.size(); ++k) {
+    const int d = std::abs(static_cast<int>(g[k]) - static_cast<int>(ref[k]));
+    *maxd = std::max(*maxd, d);
+    se += static_cast<double>(d) * d;
+  }
+  const double mse = se / std::max<std::size_t>(ref.size(), 1);
+  return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
+/// One decode of the whole set: the plan, a device buffer poisoned before the decode, the
+/// statuses, messages and counts, and the pixels copied back.
+struct SetDecode {
+  std::vector<GpuImage> desc;
+  std::vector<Status> st;
+  std::vector<ErrorText> msg;
+  std::int64_t bytes = 0;
+  std::uint8_t* dev = nullptr;
+  std::vector<std::uint8_t> host;
+  mmcore::DecodeGpuStats stats;
+  SetDecode() = default;
+  SetDecode(const SetDecode&) = delete;
+  SetDecode& operator=(const SetDecode&) = delete;
+  ~SetDecode() { cudaFree(dev); }
+};
+
+/// Plans and decodes the set with `dec` into *out; 0, or the exit status (the reason printed).
+int decode_set(mmcore::DecodeGpu& dec, const std::vector<const std::uint8_t*>& ptrs,
+               const std::vector<std::size_t>& sizes, const char* what, SetDecode* out) {
+  const auto n = static_cast<std::int32_t>(ptrs.size());
+  out->desc.assign(n, GpuImage{});
+  out->st.assign(n, Status::kOk);
+  out->msg.assign(n, ErrorText{});
+  mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, out->desc.data(),
+                          out->st.data(), out->msg.data(), &out->bytes);
+  const auto bytes = static_cast<std::size_t>(out->bytes);
+  if (!cuda_ok(cudaMalloc(&out->dev, std::max<std::size_t>(bytes, 1)), "cudaMalloc") ||
+      !cuda_ok(cudaMemset(out->dev, 0x5a, bytes), "cudaMemset"))
+    return 4;
+  ErrorText err;
+  if (dec.decode(ptrs.data(), sizes.data(), n, out->desc.data(), out->st.data(), out->msg.data(), out->dev,
+                 out->bytes, &err, &out->stats) != Status::kOk) {
+    std::printf("%s: decode failed: %s\n", what, err.text);
+    return 4;
+  }
+  out->host.resize(bytes);
+  return cuda_ok(cudaMemcpy(out->host.data(), out->dev, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy") ? 0 : 4;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,31 +246,22 @@ int main(int argc, char** argv) {
     ptrs.push_back(f.data());
     sizes.push_back(f.size());
   }
-  std::vector<GpuImage> desc(n);
-  std::vector<Status> st(n);
-  std::vector<ErrorText> msg(n);
-  std::int64_t bytes = 0;
-  mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st.data(),
-                          msg.data(), &bytes);
-  std::uint8_t* dev = nullptr;
-  if (!cuda_ok(cudaMalloc(&dev, static_cast<std::size_t>(std::max<std::int64_t>(bytes, 1))), "cudaMalloc"))
-    return 4;
-  mmcore::DecodeGpuStats stats;
-  if (dec.decode(ptrs.data(), sizes.data(), n, desc.data(), st.data(), msg.data(), dev, bytes, &err,
-                 &stats) != Status::kOk) {
-    std::printf("decode failed: %s\n", err.text);
-    return 4;
-  }
-  std::vector<std::uint8_t> host(static_cast<std::size_t>(bytes));
-  if (!cuda_ok(cudaMemcpy(host.data(), dev, host.size(), cudaMemcpyDeviceToHost), "cudaMemcpy")) return 4;
+  SetDecode set1;  // its device pixels are hashed in step 2
+  if (const int r = decode_set(dec, ptrs, sizes, "the engine and the host threads", &set1); r != 0) return r;
+  const std::vector<GpuImage>& desc = set1.desc;
+  const std::vector<Status>& st = set1.st;
+  const std::vector<ErrorText>& msg = set1.msg;
+  const std::uint8_t* dev = set1.dev;
+  const std::int64_t bytes = set1.bytes;
+  const mmcore::DecodeGpuStats& stats1 = set1.stats;
 
   int bad = 0, both = 0, gpu_only_fail = 0, gpu_only_ok = 0;
   double worst_psnr = 1e9;
   std::printf(
       "# nvJPEG decode check\n\n%d files; hardware engine %s; hardware %d, CPU decoder %d, default backend "
       "%d, refused %d\n\n",
-      n, stats.hardware_available ? "present" : "absent", stats.hardware, stats.cpu, stats.fallback,
-      stats.failed);
+      n, stats1.hardware_available ? "present" : "absent", stats1.hardware, stats1.cpu, stats1.fallback,
+      stats1.failed);
   std::printf(
       "| file | CPU status | GPU status | size | max abs diff | PSNR dB | GPU message "
       "|\n|---|---|---|---|---:|---:|---|\n");
@@ -233,15 +276,7 @@ int main(int argc, char** argv) {
       if (desc[i].width != cpu[i].w || desc[i].height != cpu[i].h) {
         ++bad;
       } else {
-        double se = 0;
-        const std::uint8_t* g = host.data() + desc[i].offset;
-        for (std::size_t k = 0; k < cpu[i].rgb.size(); ++k) {
-          const int d = std::abs(static_cast<int>(g[k]) - static_cast<int>(cpu[i].rgb[k]));
-          maxd = std::max(maxd, d);
-          se += static_cast<double>(d) * d;
-        }
-        const double mse = se / std::max<std::size_t>(cpu[i].rgb.size(), 1);
-        psnr = mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+        psnr = psnr_of(set1.host.data() + desc[i].offset, cpu[i].rgb, &maxd);
         worst_psnr = std::min(worst_psnr, psnr);
         if (psnr < 30) ++bad;
       }
@@ -272,42 +307,21 @@ int main(int argc, char** argv) {
     return 3;
   }
   {
-    std::vector<Status> st2(n);
-    std::vector<ErrorText> msg2(n);
-    std::int64_t bytes2 = 0;
-    mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st2.data(),
-                            msg2.data(), &bytes2);
-    mmcore::DecodeGpuStats s2;
-    std::uint8_t* dev2 = nullptr;  // its own buffer: step 2 hashes the engine's pixels in `dev`
-    if (!cuda_ok(cudaMalloc(&dev2, static_cast<std::size_t>(std::max<std::int64_t>(bytes2, 1))),
-                 "cudaMalloc") ||
-        !cuda_ok(cudaMemset(dev2, 0x5a, static_cast<std::size_t>(bytes2)), "cudaMemset"))
-      return 4;
-    if (dec_sw.decode(ptrs.data(), sizes.data(), n, desc.data(), st2.data(), msg2.data(), dev2, bytes2, &err,
-                      &s2) != Status::kOk) {
-      std::printf("decode without the hardware engine failed: %s\n", err.text);
-      return 4;
-    }
-    std::vector<std::uint8_t> host2(static_cast<std::size_t>(bytes2));
-    if (!cuda_ok(cudaMemcpy(host2.data(), dev2, host2.size(), cudaMemcpyDeviceToHost), "cudaMemcpy"))
-      return 4;
-    cudaFree(dev2);
+    SetDecode set2;
+    if (const int r = decode_set(dec_sw, ptrs, sizes, "without the hardware engine", &set2); r != 0) return r;
+    const std::vector<Status>& st2 = set2.st;
+    const std::vector<ErrorText>& msg2 = set2.msg;
+    const mmcore::DecodeGpuStats& s2 = set2.stats;
     int both2 = 0, lost2 = 0, let2 = 0, bad2 = 0;
     double worst2 = 1e9;
     for (std::int32_t i = 0; i < n; ++i) {
       const bool cok = mmcore::status_ok(cpu[i].status), gok = mmcore::status_ok(st2[i]);
       if (cok && gok) {
         ++both2;
-        double se = 0;
-        const std::uint8_t* g = host2.data() + desc[i].offset;
-        for (std::size_t k = 0; k < cpu[i].rgb.size(); ++k) {
-          const double d = static_cast<double>(g[k]) - static_cast<double>(cpu[i].rgb[k]);
-          se += d * d;
-        }
-        const double mse = se / std::max<std::size_t>(cpu[i].rgb.size(), 1);
-        const double psnr = mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+        int maxd = 0;
+        const double psnr = psnr_of(set2.host.data() + set2.desc[i].offset, cpu[i].rgb, &maxd);
         worst2 = std::min(worst2, psnr);
-        if (psnr < 30 || desc[i].width != cpu[i].w || desc[i].height != cpu[i].h) ++bad2;
+        if (psnr < 30 || set2.desc[i].width != cpu[i].w || set2.desc[i].height != cpu[i].h) ++bad2;
       } else if (cok && !gok && mmcore::detect_format(ptrs[i], sizes[i]) == mmcore::ImageFormat::kJpeg) {
         ++lost2;
         if (msg2[i].empty()) ++bad2;
@@ -326,29 +340,14 @@ int main(int argc, char** argv) {
   // 1c. Exact mode (cpu share 1: every image on the host threads' CPU decoder, copied in): pixels,
   //     statuses and messages must equal the CPU decode's.
   {
-    std::vector<Status> st3(n);
-    std::vector<ErrorText> msg3(n);
-    std::int64_t bytes3 = 0;
-    mmcore::DecodeGpu::plan(ptrs.data(), sizes.data(), n, mmcore::kDefaultMaxPixels, desc.data(), st3.data(),
-                            msg3.data(), &bytes3);
-    std::uint8_t* dev3 = nullptr;
-    if (!cuda_ok(cudaMalloc(&dev3, static_cast<std::size_t>(std::max<std::int64_t>(bytes3, 1))),
-                 "cudaMalloc") ||
-        !cuda_ok(cudaMemset(dev3, 0x5a, static_cast<std::size_t>(bytes3)), "cudaMemset"))
-      return 4;
-    mmcore::DecodeGpuStats s3;
+    SetDecode set3;
     dec.set_cpu_share(1);
-    const Status r3 = dec.decode(ptrs.data(), sizes.data(), n, desc.data(), st3.data(), msg3.data(), dev3,
-                                 bytes3, &err, &s3);
+    const int r3 = decode_set(dec, ptrs, sizes, "exact mode", &set3);
     dec.set_cpu_share(-1);
-    if (r3 != Status::kOk) {
-      std::printf("exact decode failed: %s\n", err.text);
-      return 4;
-    }
-    std::vector<std::uint8_t> host3(static_cast<std::size_t>(bytes3));
-    if (!cuda_ok(cudaMemcpy(host3.data(), dev3, host3.size(), cudaMemcpyDeviceToHost), "cudaMemcpy"))
-      return 4;
-    cudaFree(dev3);
+    if (r3 != 0) return r3;
+    const std::vector<Status>& st3 = set3.st;
+    const std::vector<ErrorText>& msg3 = set3.msg;
+    const mmcore::DecodeGpuStats& s3 = set3.stats;
     int exact_bad = 0, exact_ok = 0;
     for (std::int32_t i = 0; i < n; ++i) {
       if (mmcore::detect_format(ptrs[i], sizes[i]) != mmcore::ImageFormat::kJpeg) continue;
@@ -361,7 +360,7 @@ int main(int argc, char** argv) {
       }
       if (!mmcore::status_ok(st3[i])) continue;
       ++exact_ok;
-      if (std::memcmp(host3.data() + desc[i].offset, cpu[i].rgb.data(), cpu[i].rgb.size()) != 0) {
+      if (std::memcmp(set3.host.data() + set3.desc[i].offset, cpu[i].rgb.data(), cpu[i].rgb.size()) != 0) {
         ++exact_bad;
         std::printf("exact mode: %s: pixels differ from the CPU decode\n", names[i].c_str());
       }
@@ -456,7 +455,7 @@ int main(int argc, char** argv) {
         !cuda_ok(cudaMalloc(&out, sizeof(std::uint64_t) * mmcore::kGpuHashColumns * bn), "cudaMalloc"))
       return 4;
     std::vector<double> t_dec, t_all, t_cpu, t_sw, t_hw, t_exact;
-    mmcore::DecodeGpuStats sw_stats, hw_stats, exact_stats;
+    mmcore::DecodeGpuStats stats, sw_stats, hw_stats, exact_stats;
     for (int r = 0; r < repeat + 1; ++r) {
       std::vector<Status> s2 = bst;
       double t0 = now_s();
@@ -527,7 +526,6 @@ int main(int argc, char** argv) {
     cudaFree(bdev);
     cudaFree(out);
   }
-  cudaFree(dev);
   std::printf("\nresult: %s\n", bad == 0 ? "ok" : "MISMATCH");
   return bad == 0 ? 0 : 1;
 }

@@ -326,6 +326,8 @@ void box_rows_picked(const float* in, float* out, std::int32_t rows, std::int32_
 
 /// The last column pass over those 64 columns (g, rows x 64; box_cols's per-column float ops),
 /// storing only the 64 decimation rows ys into out64: the decimated image.
+/// (Kept apart from box_cols: an output policy inside box_cols's fused loop, measured, cost the
+/// full pass 6 % on AVX-512 and 22 % on the ref backend.)
 void box_cols_picked(const float* g, std::int32_t rows, int window, const std::int32_t* ys, float* sums,
                      float* out64) {
   const BoxPhases ph = pdq_box_phases(rows, window);

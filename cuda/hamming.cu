@@ -1,18 +1,23 @@
 // SearchGpu::hamming_knn (search_gpu.h): Hamming distances of binary codes (popcount of the XOR),
 // then the shared top-k (cuda/topk.cu) on minus the distance. One thread per code row, a group of
 // queries in shared memory per block; search_gpu_internal.h's binary_score is the arithmetic the
-// CPU test runs too.
+// CPU test runs too. hamming_radius: brute force. hamming_join: multi-index hashing where the
+// model finds it cheaper (hamming_mih_internal.h describes the steps), else brute force.
 #include <cuda_runtime.h>
 
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cub/device/device_segmented_sort.cuh>
+#include <vector>
 
+#include "hamming_mih_internal.h"
 #include "search_impl.cuh"
 
 namespace mmcore {
 namespace {
 
 namespace g = gpu_detail;
+namespace d = detail;
 
 __global__ void __launch_bounds__(g::kBinaryThreads)
     binary_kernel(const std::uint64_t* codes, std::int64_t rows, std::int32_t words,
@@ -93,16 +98,252 @@ Status count_pairs(SearchGpu::Impl& m, const std::uint64_t* rows, std::int64_t n
   return Status::kOk;
 }
 
+// ---- the MIH self-join (hamming_mih_internal.h) ------------------------------------------------
+
+__global__ void mih_keys_kernel(const std::uint64_t* codes, std::int64_t n, std::int32_t words, int lo,
+                                int len, std::uint32_t* keys, std::uint32_t* idx) {
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    keys[i] = d::substring_of(codes + i * words, lo, len);
+    idx[i] = static_cast<std::uint32_t>(i);
+  }
+}
+
+/// The codes in bucket order: word e of the output is word e % words of code perm[e / words].
+__global__ void mih_gather_kernel(const std::uint64_t* codes, const std::uint32_t* perm, std::int64_t n,
+                                  std::int32_t words, std::uint64_t* out) {
+  const std::int64_t total = n * words;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t row = e / words;
+    out[e] = codes[static_cast<std::int64_t>(perm[row]) * words + (e - row * words)];
+  }
+}
+
+__global__ void mih_offsets_kernel(const std::uint32_t* sorted_keys, std::int64_t n, std::int64_t slots,
+                                   std::uint32_t* offsets) {
+  for (std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j <= n;
+       j += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    d::mih_offsets_step(sorted_keys, n, slots, j, offsets);
+}
+
+__global__ void mih_chunks_kernel(const std::uint32_t* offsets, std::int64_t slots, std::uint32_t* chunks) {
+  for (std::int64_t u = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u <= slots;
+       u += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    chunks[u] = d::mih_chunks(offsets, slots, u);
+}
+
+/// Counters of one join: [0] pairs found, [1] the next work item of the current table.
+struct MihCounters {
+  unsigned long long pairs;
+  unsigned long long next_item;
+};
+
+/// A warp per work item, items taken in turn from counters->next_item (their work is uneven: a
+/// crowded bucket's chunks meet as many columns as the bucket holds). item_start[slots] is the
+/// item count.
+__global__ void __launch_bounds__(32 * d::kMihWarpsPerBlock)
+    mih_pairs_kernel(const d::MihPlan plan, int c, const std::uint64_t* codes, const std::uint32_t* perm,
+                     const std::uint32_t* offsets, const std::uint32_t* item_start, std::int64_t slots,
+                     const std::uint32_t* masks, int nmasks, std::int32_t words, std::int32_t r,
+                     std::uint64_t* keys, std::int32_t* dists, unsigned long long capacity,
+                     MihCounters* counters) {
+  const unsigned full = 0xffffffffu;
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const std::uint32_t items = item_start[slots];
+  for (;;) {
+    unsigned long long next = 0;
+    if (lane == 0) next = atomicAdd(&counters->next_item, 1ULL);
+    next = __shfl_sync(full, next, 0);
+    if (next >= items) return;  // warp-uniform
+    const auto i = static_cast<std::uint32_t>(next);
+    const std::int64_t u = d::mih_item_bucket(item_start, slots, i);
+    for (int mi = 0; mi < nmasks; ++mi) {
+      d::MihSpan sp;
+      if (!d::mih_span(offsets, item_start, u, i, masks[mi], &sp)) continue;
+      const std::int64_t total = sp.pairs();
+      for (std::int64_t p0 = 0; p0 < total; p0 += 32) {
+        const std::int64_t p = p0 + lane;
+        std::int64_t ia = 0, ib = 0;
+        std::int32_t dist = 0;
+        const bool hit = p < total && d::mih_span_pair(sp, p, &ia, &ib) &&
+                         d::mih_pair_match(plan, c, codes + ia * words, codes + ib * words, words, r, &dist);
+        const unsigned mask = __ballot_sync(full, hit);
+        if (mask == 0) continue;
+        unsigned long long base = 0;
+        if (lane == 0) base = atomicAdd(&counters->pairs, static_cast<unsigned long long>(__popc(mask)));
+        base = __shfl_sync(full, base, 0);
+        if (hit) {
+          const unsigned long long slot = base + __popc(mask & ((1u << lane) - 1u));
+          if (slot < capacity) {
+            keys[slot] = d::mih_pair_key(perm[ia], perm[ib]);
+            dists[slot] = dist;
+          }
+        }
+      }
+    }
+  }
+}
+
+__global__ void mih_split_kernel(const std::uint64_t* keys, const std::int32_t* dists, std::int64_t count,
+                                 std::int64_t* first, std::int64_t* second, std::int32_t* dist) {
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    first[i] = static_cast<std::int64_t>(keys[i] >> 32);
+    second[i] = static_cast<std::int64_t>(keys[i] & 0xffffffffu);
+    dist[i] = dists[i];
+  }
+}
+
+unsigned grid_for(std::int64_t work, int threads, std::int32_t multiprocessors) {
+  const std::int64_t want = (work + threads - 1) / threads;
+  const std::int64_t most = static_cast<std::int64_t>(multiprocessors > 0 ? multiprocessors : 1) * 16;
+  return static_cast<unsigned>(want < 1 ? 1 : (want < most ? want : most));
+}
+
+/// Bytes rounded up to 256 (carved sections stay aligned).
+std::size_t round256(std::size_t b) {
+  return (b + 255) & ~std::size_t{255};
+}
+
+/// The MIH self-join of the n codes by `plan`: every pair within r, sorted by (a, b), left in
+/// m.mih_pairs as keys (*keys) and distances (*dists); *count pairs.
+Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                std::int32_t r, const d::MihPlan& plan, const std::uint64_t** keys,
+                const std::int32_t** dists, std::int64_t* count, ErrorText* error) {
+  int max_len = 0;
+  std::vector<std::vector<std::uint32_t>> masks(static_cast<std::size_t>(plan.m));
+  std::size_t max_masks = 1;
+  for (int c = 0; c < plan.m; ++c) {
+    if (plan.radius[c] < 0) continue;
+    max_len = plan.len[c] > max_len ? plan.len[c] : max_len;
+    masks[static_cast<std::size_t>(c)] = d::ball_masks(plan.len[c], plan.radius[c]);
+    max_masks = std::max(max_masks, masks[static_cast<std::size_t>(c)].size());
+  }
+  const std::int64_t max_slots = std::int64_t{1} << max_len;
+  const int ni = static_cast<int>(n);
+  // Table sections: keys in/out, positions in/out, codes in bucket order, offsets, chunk counts,
+  // item starts, masks, counters.
+  const std::size_t u32n = round256(static_cast<std::size_t>(n) * 4);
+  const std::size_t code_bytes = round256(static_cast<std::size_t>(n) * words * 8);
+  const std::size_t slot_bytes = round256(static_cast<std::size_t>(max_slots + 1) * 4);
+  const std::size_t mask_bytes = round256(max_masks * 4);
+  const std::size_t table_bytes = 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes + 256;
+  Status st = m.mih_table.reserve(table_bytes, m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* base = static_cast<unsigned char*>(m.mih_table.ptr);
+  auto* keys_in = reinterpret_cast<std::uint32_t*>(base);
+  auto* keys_out = reinterpret_cast<std::uint32_t*>(base + u32n);
+  auto* idx_in = reinterpret_cast<std::uint32_t*>(base + 2 * u32n);
+  auto* perm = reinterpret_cast<std::uint32_t*>(base + 3 * u32n);
+  auto* sorted = reinterpret_cast<std::uint64_t*>(base + 4 * u32n);
+  auto* offsets = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes);
+  auto* chunks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + slot_bytes);
+  auto* item_start = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 2 * slot_bytes);
+  auto* dmasks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 3 * slot_bytes);
+  auto* counters = reinterpret_cast<MihCounters*>(base + 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes);
+  // cub's scratch: the largest of the key sort, the item scan and the pair sort.
+  std::size_t sort_bytes = 0, scan_bytes = 0, pair_sort_bytes = 0;
+  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys_in, keys_out, idx_in, perm, ni, 0,
+                                                  max_len, m.stream));
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, chunks, item_start,
+                                                static_cast<int>(max_slots + 1), m.stream));
+  // Pairs: room for max(n, 65536) at first, grown to the count when more are found.
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(n, 65536));
+  const std::size_t pair_room = m.mih_pairs.cap / (2 * (8 + 4));
+  if (pair_room > capacity) capacity = pair_room;
+  unsigned long long found = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    st = m.mih_pairs.reserve(round256(capacity * 8) * 2 + round256(capacity * 4) * 2, m.stream, error);
+    if (st != Status::kOk) return st;
+    auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+    auto* pd =
+        reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
+    MMCORE_CUDA_TRY(cudaMemsetAsync(counters, 0, sizeof(MihCounters), m.stream));
+    for (int c = 0; c < plan.m; ++c) {
+      if (plan.radius[c] < 0) continue;
+      const int len = plan.len[c];
+      const std::int64_t slots = std::int64_t{1} << len;
+      const auto& mk = masks[static_cast<std::size_t>(c)];
+      MMCORE_CUDA_TRY(cudaMemcpyAsync(dmasks, mk.data(), mk.size() * 4, cudaMemcpyHostToDevice, m.stream));
+      mih_keys_kernel<<<grid_for(n, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, n, words, plan.lo[c],
+                                                                                 len, keys_in, idx_in);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+      std::size_t tb = std::max(sort_bytes, scan_bytes);
+      st = m.join_scan.reserve(tb + 16, m.stream, error);
+      if (st != Status::kOk) return st;
+      MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, tb, keys_in, keys_out, idx_in, perm,
+                                                      ni, 0, len, m.stream));
+      mih_gather_kernel<<<grid_for(n * words, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, perm, n,
+                                                                                           words, sorted);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+      mih_offsets_kernel<<<grid_for(n + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(keys_out, n, slots,
+                                                                                        offsets);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+      mih_chunks_kernel<<<grid_for(slots + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(offsets, slots,
+                                                                                           chunks);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+      tb = std::max(sort_bytes, scan_bytes);
+      MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, tb, chunks, item_start,
+                                                    static_cast<int>(slots + 1), m.stream));
+      MMCORE_CUDA_TRY(cudaMemsetAsync(&counters->next_item, 0, sizeof(unsigned long long), m.stream));
+      // Enough warps to fill the device; each takes items until none is left.
+      const unsigned blocks = static_cast<unsigned>(std::max(1, m.multiprocessors) * 8);
+      mih_pairs_kernel<<<blocks, 32 * d::kMihWarpsPerBlock, 0, m.stream>>>(
+          plan, c, sorted, perm, offsets, item_start, slots, dmasks, static_cast<int>(mk.size()), words, r,
+          pk, pd, capacity, counters);
+      MMCORE_CUDA_TRY(cudaGetLastError());
+    }
+    MMCORE_CUDA_TRY(
+        cudaMemcpyAsync(&found, &counters->pairs, sizeof(found), cudaMemcpyDeviceToHost, m.stream));
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    if (found <= capacity) break;
+    capacity = found;  // the same pairs again, now with room for all of them
+  }
+  if (found > capacity) {
+    error->set("SearchGpu::hamming_join: the join found %llu pairs, then more", found);
+    return Status::kDevice;
+  }
+  if (found > 0x7FFFFFFFULL) {  // cub's sort counts items in int
+    error->set("SearchGpu::hamming_join: %llu pairs, more than 2^31 - 1 (a smaller r, or method brute)",
+               found);
+    return Status::kUnsupported;
+  }
+  auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+  auto* pk_out =
+      reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8));
+  auto* pd =
+      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
+  auto* pd_out =
+      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pd) + round256(capacity * 4));
+  int pos_bits = 1;
+  while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
+  const int nf = static_cast<int>(found);
+  if (found > 0) {
+    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, pair_sort_bytes, pk, pk_out, pd, pd_out, nf, 0,
+                                                    32 + pos_bits, m.stream));
+    st = m.join_scan.reserve(pair_sort_bytes + 16, m.stream, error);
+    if (st != Status::kOk) return st;
+    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, pair_sort_bytes, pk, pk_out, pd, pd_out,
+                                                    nf, 0, 32 + pos_bits, m.stream));
+  }
+  *keys = pk_out;
+  *dists = pd_out;
+  *count = static_cast<std::int64_t>(found);
+  return Status::kOk;
+}
 }  // namespace
 
 Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                                std::int64_t* first, std::int64_t* second, std::int32_t* dist,
-                               std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+                               std::int64_t capacity, std::int64_t* count, ErrorText* error,
+                               HammingMethod method) {
   Impl& m = *impl_;
   const Status s = m.check_ready("hamming_join", error);
   if (s != Status::kOk) return s;
   const char* problem = g::pairs_args_problem(true, codes, n, words, nullptr, 0, r, nullptr, first, second,
                                               dist, capacity, count);
+  if (problem == nullptr) problem = g::join_method_problem(words, static_cast<int>(method));
   if (problem != nullptr) {
     error->set("SearchGpu::hamming_join: %s (n %lld, words %d, r %d)", problem, static_cast<long long>(n),
                words, r);
@@ -111,6 +352,19 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
   *count = 0;
   if (n < 2) return Status::kOk;
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  const std::int32_t rc = r < 64 * words ? r : 64 * words;
+  const d::MihPlan plan = d::gpu_join_plan(n, words, rc, static_cast<int>(method));
+  if (plan.m > 0) {
+    const std::uint64_t* keys = nullptr;
+    const std::int32_t* dists = nullptr;
+    Status st = join_mih(m, codes, n, words, rc, plan, &keys, &dists, count, error);
+    if (st != Status::kOk || *count == 0 || capacity < *count) return st;
+    mih_split_kernel<<<grid_for(*count, 256, m.multiprocessors), 256, 0, m.stream>>>(keys, dists, *count,
+                                                                                     first, second, dist);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    return Status::kOk;
+  }
   Status st = m.join_offsets.reserve(static_cast<std::size_t>(n + 1) * sizeof(std::int64_t), m.stream, error);
   if (st != Status::kOk) return st;
   auto* offsets = static_cast<std::int64_t*>(m.join_offsets.ptr);

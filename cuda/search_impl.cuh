@@ -20,6 +20,7 @@ struct SearchGpu::Impl {
   int mma_variant = 0;           ///< MMCORE_GPU_MMA_PIPELINE: 0 the default kernel, 1 / 2 pipelined
   cudaStream_t stream = nullptr;
   cuda_util::DeviceBuffer scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets, radius_tmp;
+  cuda_util::DeviceBuffer mih_table, mih_pairs;  ///< the MIH join's tables and its pairs (cuda/hamming.cu)
 
   ~Impl();
 

@@ -99,7 +99,7 @@ struct GpuExec {
 
 SearchGpu::Impl::~Impl() {
   cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets,
-                          radius_tmp);
+                          radius_tmp, mih_table, mih_pairs);
 }
 
 Status SearchGpu::Impl::check_ready(const char* fn, ErrorText* error) const {

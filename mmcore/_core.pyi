@@ -188,7 +188,16 @@ class GpuContext:
         self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
     ) -> None: ...
     def hamming_join(
-        self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
+        self,
+        codes: int,
+        n: int,
+        words: int,
+        r: int,
+        first: int,
+        second: int,
+        dist: int,
+        capacity: int,
+        method: int = 0,
     ) -> int: ...
     def hamming_radius(
         self,

@@ -39,6 +39,7 @@ from .status import DeviceError, Status
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
 GPU_KINDS: tuple[str, ...] = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
 _COLUMNS = 5  # uint64 columns of the 64-bit kinds (HashKind 0..4)
+_JOIN_METHODS = {"auto": 0, "brute": 1, "mih": 2}  # HammingMethod's values (Context.hamming_join)
 
 
 def unavailable_reason() -> str | None:
@@ -654,25 +655,37 @@ class Context:
                     raise DeviceError(Status.DEVICE, f"the search counted {count} results, then {got}")
         return lims, dist[:count], ids[:count]
 
-    def hamming_join(self, codes: Any, r: int) -> tuple[Any, Any, Any]:
+    def hamming_join(self, codes: Any, r: int, *, method: str = "auto") -> tuple[Any, Any, Any]:
         """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
         (inclusive), ordered by (a, b): cupy ``(a int64, b int64, distance int32)``, equal to
-        :meth:`mmcore.HammingIndex.join` by position. Brute force on the device (about n^2 / 2
-        distances, twice: a counting pass and a writing pass)."""
+        :meth:`mmcore.HammingIndex.join` by position.
+
+        ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits: the
+        codes are bucketed by substrings, and only codes in nearby buckets are compared);
+        ``"brute"`` about n^2 / 2 distances (twice: a counting pass and a writing pass); ``"auto"``
+        (default) the cheaper by a cost model. The answer is the same for every method. Output
+        room for n pairs is tried first; more pairs mean a second run with room for all."""
         cp = self._cp
         c, _ = self._pair(_words(codes), None, "uint64", "uint64")
         r = _nonneg_int("r", r)
+        code = _JOIN_METHODS.get(method)
+        if code is None:
+            raise ValueError(f"method must be one of {tuple(_JOIN_METHODS)}, got {method!r}")
         n, words = int(c.shape[0]), int(c.shape[1])
+        room = n + 1024
         with self._ready():
-            count = self._call(self._ctx.hamming_join, c.data.ptr, n, words, int(r), 0, 0, 0, 0)
-            first = cp.empty(max(count, 1), dtype=cp.int64)
-            second = cp.empty(max(count, 1), dtype=cp.int64)
-            dist = cp.empty(max(count, 1), dtype=cp.int32)
-            if count:
-                got = self._call(
-                    self._ctx.hamming_join, c.data.ptr, n, words, int(r), first.data.ptr, second.data.ptr,
-                    dist.data.ptr, count,
-                )  # fmt: skip
+            first = cp.empty(room, dtype=cp.int64)
+            second = cp.empty(room, dtype=cp.int64)
+            dist = cp.empty(room, dtype=cp.int32)
+            args = (c.data.ptr, n, words, int(r))
+            outs = (first.data.ptr, second.data.ptr, dist.data.ptr)
+            count = self._call(self._ctx.hamming_join, *args, *outs, room, code)
+            if count > room:
+                first = cp.empty(count, dtype=cp.int64)
+                second = cp.empty(count, dtype=cp.int64)
+                dist = cp.empty(count, dtype=cp.int32)
+                outs = (first.data.ptr, second.data.ptr, dist.data.ptr)
+                got = self._call(self._ctx.hamming_join, *args, *outs, count, code)
                 if got != count:
                     raise DeviceError(Status.DEVICE, f"the join counted {count} pairs, then {got}")
         return first[:count], second[:count], dist[:count]

@@ -106,6 +106,7 @@ class FakeGpuContext:
 
     def __init__(self, device: int) -> None:
         self.device = device
+        self.join_calls: list[tuple[int, int, int]] = []  # (n, capacity, method) per hamming_join
 
     def hash(self, pixels: int, nbytes: int, descs: np.ndarray, kinds: int, out: int) -> np.ndarray:
         n = len(descs)
@@ -162,11 +163,25 @@ class FakeGpuContext:
         _view(idx, nq * k * 8, np.int64)[:] = i.ravel()
 
     def hamming_join(
-        self, codes: int, n: int, words: int, r: int, first: int, second: int, dist: int, capacity: int
+        self,
+        codes: int,
+        n: int,
+        words: int,
+        r: int,
+        first: int,
+        second: int,
+        dist: int,
+        capacity: int,
+        method: int = 0,
     ) -> int:
         self._words_aligned(codes)
+        if method not in (0, 1, 2):
+            raise RuntimeError("UNSUPPORTED: method must be auto, brute or mih")
+        if method == 2 and words > 4:
+            raise RuntimeError("UNSUPPORTED: multi-index hashing takes codes of at most 256 bits")
+        self.join_calls.append((n, capacity, method))
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
-        a, b, d, _ = _core.hamming_join(c, r, 1, "brute")
+        a, b, d, _ = _core.hamming_join(c, r, 1, ("auto", "brute", "mih")[method])
         if capacity >= len(a) > 0:
             _view(first, 8 * len(a), np.int64)[:] = a
             _view(second, 8 * len(a), np.int64)[:] = b

@@ -271,9 +271,15 @@ def test_gpu_search_equals_cpu() -> None:
     np.testing.assert_array_equal(got_d.get(), want_d)
     np.testing.assert_array_equal(got_i.get(), want_i)
     want_a, want_b, want_dd = index.join(r=31)
-    got = mg.Context().hamming_join(cp.asarray(pdq), 31)
-    for g, w in zip(got, (want_a, want_b, want_dd), strict=True):
-        np.testing.assert_array_equal(g.get(), w)
+    for method in ("auto", "brute", "mih"):
+        got = mg.Context().hamming_join(cp.asarray(pdq), 31, method=method)
+        for g, w in zip(got, (want_a, want_b, want_dd), strict=True):
+            np.testing.assert_array_equal(g.get(), w)
+    want64 = index64.join(r=12)
+    for method in ("brute", "mih"):
+        got = mg.Context().hamming_join(cp.asarray(words[:, None]), 12, method=method)
+        for g, w in zip(got, want64, strict=True):
+            np.testing.assert_array_equal(g.get(), w)
 
 
 @pytest.mark.gpu
@@ -419,6 +425,30 @@ def test_glue_search_equals_cpu(standin: Any) -> None:
         ctx.int8_topk(codes, x[:2], 3)
     with pytest.raises(ValueError, match="r must be"):
         ctx.hamming_join(pdq, -1)
+
+
+def test_glue_join_methods_and_output_room(standin: Any) -> None:
+    """Context.hamming_join passes the method through and sizes its outputs: room for n + 1024
+    pairs first, one more call with room for the count when there are more."""
+    ctx = mg.Context()
+    rng = np.random.default_rng(5)
+    pdq = rng.integers(0, 256, size=(600, 32), dtype=np.uint8)
+    pdq[1::2] = pdq[0]  # 300 copies: 44,850 pairs at distance 0 among them
+    index = mmcore.HammingIndex(bits=256)
+    index.add(pdq)
+    want = index.join(r=20)
+    assert len(want[0]) > 600 + 1024
+    for method, code in (("auto", 0), ("brute", 1), ("mih", 2)):
+        got = ctx.hamming_join(standin.asarray(pdq), 20, method=method)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g.get(), w)
+        calls = ctx._ctx.join_calls[-2:]
+        assert calls == [(600, 600 + 1024, code), (600, len(want[0]), code)]
+    few = ctx.hamming_join(standin.asarray(pdq[::2]), 20, method="mih")  # one copy each: no pairs
+    assert ctx._ctx.join_calls[-1] == (300, 300 + 1024, 2)
+    np.testing.assert_array_equal(few[0].get(), index.join(r=20)[0][:0])
+    with pytest.raises(ValueError, match="method must be one of"):
+        ctx.hamming_join(pdq, 3, method="fast")
 
 
 def test_glue_decode_views_and_statuses(standin: Any) -> None:

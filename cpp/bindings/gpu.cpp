@@ -188,15 +188,17 @@ class GpuContext {
   }
 
   /// Pairs within r: their count; written to first / second / dist when capacity >= the count.
+  /// method: 0 auto, 1 brute force, 2 multi-index hashing (HammingMethod's values).
   std::int64_t hamming_join(std::uintptr_t codes, std::int64_t n, std::int32_t words, std::int32_t r,
                             std::uintptr_t first, std::uintptr_t second, std::uintptr_t dist,
-                            std::int64_t capacity) {
+                            std::int64_t capacity, std::int32_t method) {
     std::int64_t count = 0;
     nogil_call([&](ErrorText* e) {
       const Status s = lazy(&search_, device_, e);
       if (s != Status::kOk) return s;
       return search_->hamming_join(ptr<const std::uint64_t>(codes), n, words, r, ptr<std::int64_t>(first),
-                                   ptr<std::int64_t>(second), ptr<std::int32_t>(dist), capacity, &count, e);
+                                   ptr<std::int64_t>(second), ptr<std::int32_t>(dist), capacity, &count, e,
+                                   static_cast<HammingMethod>(method < 0 || method > 2 ? 255 : method));
     });
     return count;
   }
@@ -318,7 +320,8 @@ void bind_gpu(py::module_& m) {
       .def("hamming_knn", &GpuContext::hamming_knn, py::arg("codes"), py::arg("n"), py::arg("words"),
            py::arg("queries"), py::arg("nq"), py::arg("k"), py::arg("dist"), py::arg("idx"))
       .def("hamming_join", &GpuContext::hamming_join, py::arg("codes"), py::arg("n"), py::arg("words"),
-           py::arg("r"), py::arg("first"), py::arg("second"), py::arg("dist"), py::arg("capacity"))
+           py::arg("r"), py::arg("first"), py::arg("second"), py::arg("dist"), py::arg("capacity"),
+           py::arg("method") = 0)
       .def("hamming_radius", &GpuContext::hamming_radius, py::arg("codes"), py::arg("n"), py::arg("words"),
            py::arg("queries"), py::arg("nq"), py::arg("r"), py::arg("lims"), py::arg("ids"), py::arg("dist"),
            py::arg("capacity"))

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hamming_internal.h"
+#include "hamming_mih_internal.h"
 #include "mmcore/parallel.h"
 
 namespace mmcore {
@@ -25,10 +26,18 @@ HammingOutput::~HammingOutput() {
 
 namespace {
 
+using detail::ball_masks;
+using detail::best_plan;
+using detail::CostModel;
 using detail::HammingHit;
 using detail::HammingKernels;
 using detail::HammingScanFn;
+using detail::kMaxSubstringBits;
 using detail::kScanQueries;
+using detail::make_plan;
+using detail::MihPlan;
+using detail::seen_earlier;
+using detail::substring_of;
 
 // Base codes per scan call: bounds are refreshed between calls, and the hit buffer holds
 // kScanQueries * kScanStep hits.
@@ -37,8 +46,6 @@ constexpr std::int64_t kScanStep = 256;
 constexpr std::int64_t kChunkBytes = 128 * 1024;
 // Queries per kNN / radius task.
 constexpr std::int64_t kGroupQueries = 32;
-// Largest substring for MIH: its offsets table is 4 * 2^b bytes.
-constexpr int kMaxSubstringBits = 24;
 
 void check_words(std::int32_t words) {
   if (words != 1 && words != 4) {
@@ -279,128 +286,7 @@ void assemble_join(std::vector<std::vector<JoinPair>>& parts, std::int64_t n, in
   });
 }
 
-// ---- multi-index hashing ----
-
-// Bits [lo, lo + len) of a code (len <= 32), bit 0 = bit 0 of word 0.
-inline std::uint32_t substring_of(const std::uint64_t* code, int lo, int len) {
-  const int w = lo >> 6, o = lo & 63;
-  std::uint64_t v = code[w] >> o;
-  if (o + len > 64) v |= code[w + 1] << (64 - o);
-  return static_cast<std::uint32_t>(v & ((std::uint64_t{1} << len) - 1));
-}
-
-// sum_{i <= s} C(b, i) as a double (cost model only).
-double ball_volume(int b, int s) {
-  if (s < 0) return 0;
-  if (s >= b) return std::ldexp(1.0, b);
-  double v = 0, c = 1;
-  for (int i = 0; i <= s; ++i) {
-    v += c;
-    c = c * (b - i) / (i + 1);
-  }
-  return v;
-}
-
-// A split of the code into m substrings and the radius searched in each (-1: not searched).
-struct MihPlan {
-  int m = 0;
-  int s = 0;  // floor(r / m)
-  int lo[256] = {0};
-  int len[256] = {0};
-  int radius[256] = {0};
-  double candidates = 0;  // model estimate of distance computations
-  double cost = 0;        // model estimate, ns
-};
-
-// First (bits mod m) substrings are one bit longer; with r = s*m + a the first a + 1 substrings
-// are searched within s, the rest within s - 1.
-MihPlan make_plan(int bits, int m, int r) {
-  MihPlan p;
-  p.m = m;
-  p.s = r / m;
-  const int a = r % m;
-  int lo = 0;
-  for (int c = 0; c < m; ++c) {
-    p.lo[c] = lo;
-    p.len[c] = bits / m + (c < bits % m ? 1 : 0);
-    p.radius[c] = c <= a ? p.s : p.s - 1;
-    lo += p.len[c];
-  }
-  return p;
-}
-
-// Costs in ns per unit, measured single-threaded on an AMD EPYC (Zen 3) with the AVX2 kernels
-// (1M clustered 64-bit codes, r = 4 and 8); they only have to rank the choices. A bucket lookup
-// costs a cache miss once the offsets table outgrows L2.
-struct CostModel {
-  double pair_brute;  // one distance in a contiguous scan
-  double pair_mih;    // one distance against gathered neighbour buckets
-  double build;       // one code placed in one table (a scattered write: cache-miss bound)
-  double slot;        // one offsets entry cleared, summed and shifted (and its page faulted in)
-  explicit CostModel(std::int32_t words)
-      : pair_brute(words == 1 ? 0.5 : 2.5), pair_mih(words == 1 ? 0.8 : 2.5), build(25.0), slot(10.0) {}
-  double probe(int len) const { return len <= 17 ? 3.0 : 15.0; }
-};
-
-bool plan_usable(const MihPlan& p) {
-  for (int c = 0; c < p.m; ++c) {
-    if (p.len[c] > kMaxSubstringBits) return false;
-  }
-  return true;
-}
-
-// Model cost of a plan for nq queries against n codes, or for the self-join of n codes when
-// nq < 0: per searched substring, each query (join: each non-empty bucket) probes the ball of
-// buckets around its substring; pairs are counted as for uniform codes.
-void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm) {
-  p->cost = 0;
-  p->candidates = 0;
-  for (int c = 0; c < p->m; ++c) {
-    if (p->radius[c] < 0) continue;
-    const double slots = std::ldexp(1.0, p->len[c]);
-    const double vol = ball_volume(p->len[c], p->radius[c]);
-    const double probers = nq < 0 ? slots * (1 - std::exp(-n / slots)) : nq;
-    const double pairs = (nq < 0 ? n / 2 : nq) * n * vol / slots;
-    p->candidates += pairs;
-    p->cost += cm.build * n + cm.slot * slots + cm.probe(p->len[c]) * probers * vol + cm.pair_mih * pairs;
-  }
-}
-
-// The cheapest usable plan (by the model), or m = 0 when none is usable.
-MihPlan best_plan(int bits, int r, double n, double nq, const CostModel& cm) {
-  MihPlan best;
-  best.cost = std::numeric_limits<double>::infinity();
-  // m > r + 1 is a plan too: only the first r + 1 (shorter) substrings are searched, within 0.
-  for (int m = 1; m <= bits / 4; ++m) {
-    MihPlan p = make_plan(bits, m, r);
-    if (!plan_usable(p)) continue;
-    cost_plan(&p, n, nq, cm);
-    if (p.cost < best.cost) best = p;
-  }
-  if (!std::isfinite(best.cost)) best.m = 0;
-  return best;
-}
-
-// All b-bit masks with at most s bits set.
-std::vector<std::uint32_t> ball_masks(int b, int s) {
-  std::vector<std::uint32_t> masks;
-  if (s >= b) {
-    masks.resize(std::size_t{1} << b);
-    for (std::size_t i = 0; i < masks.size(); ++i) masks[i] = static_cast<std::uint32_t>(i);
-    return masks;
-  }
-  masks.push_back(0);
-  for (int bitsset = 1; bitsset <= s; ++bitsset) {
-    // Gosper's hack over b-bit words with `bitsset` ones.
-    std::uint64_t v = (std::uint64_t{1} << bitsset) - 1;
-    while (v < (std::uint64_t{1} << b)) {
-      masks.push_back(static_cast<std::uint32_t>(v));
-      const std::uint64_t t = v | (v - 1);
-      v = (t + 1) | (((~t & -~t) - 1) >> (__builtin_ctzll(v) + 1));
-    }
-  }
-  return masks;
-}
+// ---- multi-index hashing (plans and shared helpers: hamming_mih_internal.h) ----
 
 // One substring's table: positions sorted by substring, their codes in that order, bucket
 // offsets.
@@ -466,24 +352,6 @@ std::int64_t build_table(const std::uint64_t* base, std::int64_t n, std::int32_t
     }
   });
   return static_cast<std::int64_t>(cursor.size() * 4);
-}
-
-// Without -mpopcnt (this file is built for every CPU) __builtin_popcount is a library call.
-inline int popcount32(std::uint32_t x) {
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  return static_cast<int>((((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24);
-}
-
-// Whether a pair matched in an earlier searched substring than c (so it is reported there).
-inline bool seen_earlier(const MihPlan& p, int c, const std::uint64_t* x, const std::uint64_t* y,
-                         std::int32_t words) {
-  std::uint64_t v[4];
-  for (int w = 0; w < words; ++w) v[w] = x[w] ^ y[w];
-  for (int e = 0; e < c; ++e) {
-    if (p.radius[e] >= 0 && popcount32(substring_of(v, p.lo[e], p.len[e])) <= p.radius[e]) return true;
-  }
-  return false;
 }
 
 struct Scratch {

@@ -730,9 +730,17 @@ inline const char* pairs_args_problem(bool join, const void* codes, std::int64_t
                                             false, join ? count : lims, count);
   if (problem != nullptr) return problem;
   if (r < 0) return "negative radius";
-  if (join && n > 0x7FFFFFFF) return "more than 2^31 - 1 rows (the join is brute force)";
+  if (join && n > 0x7FFFFFFF) return "more than 2^31 - 1 rows";
   if (count == nullptr || (!join && lims == nullptr)) return "null lims or count";
   if (capacity > 0 && ((join && a == nullptr) || b == nullptr || dist == nullptr)) return "null output";
+  return nullptr;
+}
+
+/// Why a join's method is refused (nullptr: accepted): 0 auto, 1 brute force, 2 multi-index
+/// hashing (codes of at most 4 words, as on the CPU).
+inline const char* join_method_problem(std::int32_t words, int method) {
+  if (method < 0 || method > 2) return "method must be auto, brute or mih";
+  if (method == 2 && words > 4) return "multi-index hashing takes codes of at most 256 bits";
   return nullptr;
 }
 

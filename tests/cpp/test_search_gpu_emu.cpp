@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "../gpu/search_emulator.h"
@@ -32,6 +33,7 @@ namespace {
 
 int failures = 0;
 int cases = 0;
+int mih_cases = 0;
 
 void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
           std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
@@ -135,10 +137,17 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
     }
 }
 
-void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int32_t r) {
+/// method: 0 auto, 1 brute force, 2 MIH (SearchGpu::hamming_join's); mih_capacity: the MIH pair
+/// buffer to start with (0: the default); crowded: half the codes share their first 24 bits (crowded
+/// buckets: many chunks per bucket, long spans).
+void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int32_t r, int method = 0,
+                std::int64_t mih_capacity = 0, bool crowded = false, int want_attempts = 0) {
   ++cases;
   std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1);
   for (auto& c : codes) c = rng();
+  if (crowded)
+    for (std::int64_t i = 0; i < n; i += 2)
+      codes[i * words] = (codes[i * words] & ~0xFFFFFFULL) | 0x5A5A5AULL;
   // Near copies of earlier rows (a few bits flipped) and exact duplicates, so that pairs exist.
   for (std::int64_t i = 1; i < n; ++i) {
     if (rng() % 3 != 0) continue;
@@ -173,15 +182,25 @@ void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::i
     std::memcpy(want.dist, d.data(), 4 * a.size());
   }
   mmcore_test::SearchEmu emu;
+  emu.reverse = (rng() & 1) != 0;
+  emu.mih_capacity = mih_capacity;
+  emu.mih_attempts = 0;
   std::vector<std::int64_t> first, second;
   std::vector<std::int32_t> dist;
-  emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist);
+  emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist, method);
+  const mmcore::detail::MihPlan plan =
+      mmcore::detail::gpu_join_plan(n, words, std::min(r, 64 * words), method);
   bool same = static_cast<std::int64_t>(first.size()) == want.count;
   for (std::int64_t i = 0; same && i < want.count; ++i)
     same = first[i] == want.first[i] && second[i] == want.second[i] && dist[i] == want.dist[i];
-  if (!same && ++failures <= 20)
-    std::printf("MISMATCH join n=%lld words=%d r=%d: %zu pairs, want %lld\n", static_cast<long long>(n),
-                words, r, first.size(), static_cast<long long>(want.count));
+  // The method asked for is the one that ran, and a small buffer made the MIH join run twice.
+  const bool ran = (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 2)) || method == 0;
+  const bool attempts = want_attempts == 0 || emu.mih_attempts == want_attempts;
+  if ((!same || !ran || !attempts) && ++failures <= 20)
+    std::printf("MISMATCH join n=%lld words=%d r=%d method=%d (plan m=%d, %d passes): %zu pairs, want %lld\n",
+                static_cast<long long>(n), words, r, method, plan.m, emu.mih_attempts, first.size(),
+                static_cast<long long>(want.count));
+  if (method == 2) ++mih_cases;
 }
 
 void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r) {
@@ -289,13 +308,38 @@ int main() {
   check_join(rng, 1, 4, 5);
   check_join(rng, 0, 4, 5);
   check_join(rng, 100, 1, 64);  // every pair
+  // the MIH join (forced; the brute force forced; the model's choice at sizes where MIH wins)
+  for (std::int32_t words : {1, 2, 3, 4})
+    for (std::int32_t r : {0, 1, 5, 12, 31}) {
+      check_join(rng, 900, words, r, 2);
+      check_join(rng, 900, words, r, 1);
+    }
+  check_join(rng, 3000, 4, 31, 2, 0, true);  // crowded buckets: many chunks each
+  check_join(rng, 3000, 1, 6, 2, 0, true);
+  check_join(rng, 2000, 4, 20, 2, 10, false, 2);  // a 10-pair buffer: grown, run again
+  check_join(rng, 2000, 1, 3, 2, 1, true, 2);
+  check_join(rng, 1, 4, 5, 2);
+  check_join(rng, 2, 4, 256, 2);
+  check_join(rng, 60, 1, 64, 2);     // every pair by MIH
+  check_join(rng, 40000, 4, 31, 0);  // auto: MIH by the model
+  check_join(rng, 40000, 1, 4, 0);
+  for (const auto& [n, words, r, mih] : {std::tuple<std::int64_t, int, int, bool>{40000, 4, 31, true},
+                                         {40000, 1, 4, true},
+                                         {1000000, 4, 31, true},
+                                         {700, 4, 31, false},
+                                         {40000, 4, 128, false}}) {
+    const mmcore::detail::MihPlan plan = mmcore::detail::gpu_join_plan(n, words, r, 0);
+    std::printf("GPU join plan n=%lld bits=%d r=%d: %s (m %d, substring radius %d)\n",
+                static_cast<long long>(n), 64 * words, r, plan.m > 0 ? "mih" : "brute", plan.m, plan.s);
+    if ((plan.m > 0) != mih && ++failures <= 20) std::printf("MISMATCH: the model's choice\n");
+  }
   // radius (64 and 256 bits: hamming_radius's widths)
   for (std::int32_t words : {1, 4})
     for (std::int32_t r : {0, 8, 20, 30}) check_radius(rng, 3000, words, 17, r);
   check_radius(rng, 0, 4, 3, 10);
   check_radius(rng, 500, 1, 0, 10);
   check_radius(rng, 300, 1, 4, 64);  // everything, ties on distance decided by row
-  std::printf("%d cases\n", cases);
+  std::printf("%d cases (%d of them the MIH join forced)\n", cases, mih_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

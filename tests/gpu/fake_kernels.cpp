@@ -82,13 +82,15 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
 
 Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                                std::int64_t* first, std::int64_t* second, std::int32_t* dist,
-                               std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+                               std::int64_t capacity, std::int64_t* count, ErrorText* error,
+                               HammingMethod method) {
   const char* problem = gpu_detail::pairs_args_problem(true, codes, n, words, nullptr, 0, r, nullptr, first,
                                                        second, dist, capacity, count);
+  if (problem == nullptr) problem = gpu_detail::join_method_problem(words, static_cast<int>(method));
   if (refuse(impl_->ready, "hamming_join", problem, error)) return Status::kUnsupported;
   std::vector<std::int64_t> a, b;
   std::vector<std::int32_t> d;
-  impl_->emu.hamming_join(codes, n, words, r, &a, &b, &d);
+  impl_->emu.hamming_join(codes, n, words, r, &a, &b, &d, static_cast<int>(method));
   *count = static_cast<std::int64_t>(a.size());
   if (*count == 0 || capacity < *count) return Status::kOk;
   std::copy(a.begin(), a.end(), first);

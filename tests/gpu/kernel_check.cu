@@ -7,7 +7,9 @@
 //      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
 //    - SearchGpu::int8_scores vs quant_dot_int8_all;
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
-//    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates);
+//    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates; every
+//      method: auto, brute force, multi-index hashing; a crowd of identical codes whose pairs
+//      outgrow the MIH join's first pair buffer);
 //    - SearchGpu::hamming_radius vs hamming_radius (256 and 64 bits, CSR by distance then row);
 //    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
 //    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
@@ -21,7 +23,8 @@
 //    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
 //    its columns are not measured here.
 //    Join: --join-rows N 256-bit codes (default 1,000,000) with planted near duplicates, r = 31,
-//    against hamming_join (the CPU picks brute force or multi-index hashing) on all host cores.
+//    multi-index hashing and brute force on the device against hamming_join (the CPU picks brute
+//    force or multi-index hashing) on all host cores.
 //    Resize: --resize-count 500x375 RGB images already on the device to 341x256 (short side 256),
 //    LANCZOS and BILINEAR, against mmcore::resize on all host cores.
 // 3. Writes a markdown report to --report.
@@ -40,6 +43,7 @@
 #include <vector>
 
 #include "check_report.h"
+#include "hamming_mih_internal.h"
 #include "mmcore/hamming.h"
 #include "mmcore/hash_gpu.h"
 #include "mmcore/parallel.h"
@@ -481,17 +485,23 @@ std::vector<std::uint64_t> join_codes(std::int64_t n, std::int32_t words, std::u
   return c;
 }
 
-/// GPU join of host codes (count call, then the writing call); *ms the writing call's time when asked.
+const char* method_name(mmcore::HammingMethod m) {
+  return m == mmcore::HammingMethod::kMih ? "mih" : (m == mmcore::HammingMethod::kBrute ? "brute" : "auto");
+}
+
+/// GPU join of host codes by `method` (count call, then the writing call); *ms the writing call's
+/// time (best of `repeat`) when asked.
 bool gpu_join(mmcore::SearchGpu& gpu, const std::vector<std::uint64_t>& codes, std::int64_t n,
-              std::int32_t words, std::int32_t r, std::vector<std::int64_t>* a, std::vector<std::int64_t>* b,
-              std::vector<std::int32_t>* d, double* ms) {
+              std::int32_t words, std::int32_t r, mmcore::HammingMethod method, std::vector<std::int64_t>* a,
+              std::vector<std::int64_t>* b, std::vector<std::int32_t>* d, double* ms, int repeat = 3) {
   void *bc = nullptr, *ba = nullptr, *bb = nullptr, *bd = nullptr;
   const std::uint64_t* dc = to_device(codes, 0, &bc);
   bool ok = dc != nullptr;
   std::int64_t count = 0;
   ErrorText err;
-  if (ok && gpu.hamming_join(dc, n, words, r, nullptr, nullptr, nullptr, 0, &count, &err) != Status::kOk) {
-    say("hamming_join (count): %s\n", err.text);
+  if (ok &&
+      gpu.hamming_join(dc, n, words, r, nullptr, nullptr, nullptr, 0, &count, &err, method) != Status::kOk) {
+    say("hamming_join (count, %s): %s\n", method_name(method), err.text);
     ok = false;
   }
   const std::size_t m = static_cast<std::size_t>(std::max<std::int64_t>(count, 1));
@@ -502,11 +512,11 @@ bool gpu_join(mmcore::SearchGpu& gpu, const std::vector<std::uint64_t>& codes, s
       std::int64_t c2 = 0;
       const Status s =
           gpu.hamming_join(dc, n, words, r, static_cast<std::int64_t*>(ba), static_cast<std::int64_t*>(bb),
-                           static_cast<std::int32_t*>(bd), count, &c2, &err);
-      if (s != Status::kOk) say("hamming_join: %s\n", err.text);
+                           static_cast<std::int32_t*>(bd), count, &c2, &err, method);
+      if (s != Status::kOk) say("hamming_join (%s): %s\n", method_name(method), err.text);
       return s == Status::kOk && c2 == count;
     };
-    ok = ms != nullptr ? (*ms = time_ms(3, once)) >= 0 : once();
+    ok = ms != nullptr ? (*ms = time_ms(repeat, once)) >= 0 : once();
   }
   if (ok) {
     a->resize(static_cast<std::size_t>(count));
@@ -522,19 +532,32 @@ bool gpu_join(mmcore::SearchGpu& gpu, const std::vector<std::uint64_t>& codes, s
   return ok;
 }
 
-long join_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int32_t r,
-               std::uint64_t seed) {
-  const std::vector<std::uint64_t> codes = join_codes(n, words, seed);
-  std::vector<std::int64_t> a, b;
-  std::vector<std::int32_t> d;
-  if (!gpu_join(gpu, codes, n, words, r, &a, &b, &d, nullptr)) return 1;
+/// The join of n planted codes by every method against the CPU; `crowd` rows (spread over the
+/// set) made identical to row 0: one crowded bucket in every table, crowd^2 / 2 pairs.
+long join_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int32_t r, std::uint64_t seed,
+               std::int64_t crowd = 0) {
+  std::vector<std::uint64_t> codes = join_codes(n, words, seed);
+  for (std::int64_t i = 1; i <= crowd && i < n; ++i)
+    for (std::int32_t w = 0; w < words; ++w) codes[(i * (n / (crowd + 1))) * words + w] = codes[w];
   mmcore::HammingOutput want;
   mmcore::hamming_join(codes.data(), n, words, r, 0, mmcore::HammingMethod::kAuto, &want);
-  long bad = static_cast<std::int64_t>(a.size()) == want.count ? 0 : 1;
-  for (std::int64_t i = 0; bad == 0 && i < want.count; ++i)
-    if (a[i] != want.first[i] || b[i] != want.second[i] || d[i] != want.dist[i]) bad = 1;
-  say("| Hamming join n=%lld bits=%d r=%d: %zu pairs (CPU %lld) | %s |\n", static_cast<long long>(n),
-      64 * words, r, a.size(), static_cast<long long>(want.count), bad == 0 ? "equal" : "**MISMATCH**");
+  long bad = 0;
+  for (const mmcore::HammingMethod method :
+       {mmcore::HammingMethod::kAuto, mmcore::HammingMethod::kBrute, mmcore::HammingMethod::kMih}) {
+    if (cuda_failed) break;
+    std::vector<std::int64_t> a, b;
+    std::vector<std::int32_t> d;
+    if (!gpu_join(gpu, codes, n, words, r, method, &a, &b, &d, nullptr)) return bad + 1;
+    bool same = static_cast<std::int64_t>(a.size()) == want.count;
+    for (std::int64_t i = 0; same && i < want.count; ++i)
+      same = a[i] == want.first[i] && b[i] == want.second[i] && d[i] == want.dist[i];
+    const mmcore::detail::MihPlan plan = mmcore::detail::gpu_join_plan(n, words, r, static_cast<int>(method));
+    say("| Hamming join n=%lld bits=%d r=%d%s, %s (%s): %zu pairs (CPU %lld) | %s |\n",
+        static_cast<long long>(n), 64 * words, r, crowd > 0 ? " crowded" : "", method_name(method),
+        plan.m > 0 ? "mih" : "brute", a.size(), static_cast<long long>(want.count),
+        same ? "equal" : "**MISMATCH**");
+    bad += same ? 0 : 1;
+  }
   return bad;
 }
 
@@ -586,22 +609,38 @@ int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
   say("\n## Bench: Hamming self-join of %lld 256-bit codes, r = 31 (a third near copies)\n\n",
       static_cast<long long>(n));
   const std::vector<std::uint64_t> codes = join_codes(n, 4, 77);
-  std::vector<std::int64_t> a, b;
-  std::vector<std::int32_t> d;
-  double ms = 0;
-  if (!gpu_join(gpu, codes, n, 4, 31, &a, &b, &d, &ms)) return kExitCuda;
   mmcore::HammingOutput want;
   const double t0 = now_s();
   mmcore::hamming_join(codes.data(), n, 4, 31, 0, mmcore::HammingMethod::kAuto, &want);
   const double cpu_ms = (now_s() - t0) * 1e3;
-  const bool same = static_cast<std::int64_t>(a.size()) == want.count &&
-                    std::equal(a.begin(), a.end(), want.first) && std::equal(b.begin(), b.end(), want.second);
-  say("| pairs | GPU ms (count + write) | CPU ms (%d threads, %s) | GPU / CPU | equal "
-      "|\n|---|---|---|---|---|\n",
+  say("| GPU method | pairs | GPU ms (count + write) | CPU ms (%d threads, %s) | CPU / GPU | equal "
+      "|\n|---|---|---|---|---|---|\n",
       mmcore::hardware_threads(),
       want.stats.method == mmcore::HammingMethod::kMih ? "multi-index hashing" : "brute force");
-  say("| %zu | %.1f | %.1f | %.1fx | %s |\n", a.size(), ms, cpu_ms, cpu_ms / ms, same ? "yes" : "**NO**");
-  return same ? 0 : kExitMismatch;
+  bool all = true;
+  // Brute force once (seconds at 1M codes), multi-index hashing best of three.
+  for (const mmcore::HammingMethod method : {mmcore::HammingMethod::kMih, mmcore::HammingMethod::kBrute}) {
+    std::vector<std::int64_t> a, b;
+    std::vector<std::int32_t> d;
+    double ms = 0;
+    if (!gpu_join(gpu, codes, n, 4, 31, method, &a, &b, &d, &ms,
+                  method == mmcore::HammingMethod::kMih ? 3 : 1))
+      return kExitCuda;
+    const bool same = static_cast<std::int64_t>(a.size()) == want.count &&
+                      std::equal(a.begin(), a.end(), want.first) &&
+                      std::equal(b.begin(), b.end(), want.second);
+    std::string label = method_name(method);
+    if (method == mmcore::HammingMethod::kMih) {
+      const mmcore::detail::MihPlan plan = mmcore::detail::gpu_join_plan(n, 4, 31, 2);
+      label += " (" + std::to_string(plan.m) + " substrings, radius " + std::to_string(plan.s) + ")";
+    }
+    say("| %s | %zu | %.1f | %.1f | %.2fx | %s |\n", label.c_str(), a.size(), ms, cpu_ms, cpu_ms / ms,
+        same ? "yes" : "**NO**");
+    all = all && same;
+  }
+  const mmcore::detail::MihPlan pick = mmcore::detail::gpu_join_plan(n, 4, 31, 0);
+  say("\nThe device's cost model picks %s for this join (auto).\n", pick.m > 0 ? "mih" : "brute");
+  return all ? 0 : kExitMismatch;
 }
 
 // ---- resize ----------------------------------------------------------------------------------
@@ -833,6 +872,10 @@ int main(int argc, char** argv) {
   for (std::int32_t words : {4, 1}) {
     if (cuda_failed) break;
     bad += join_case(gpu, 60000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++);
+    // identical codes: one bucket far over a work item's 32 rows in every table, and (full size)
+    // more pairs than the MIH join's first buffer holds
+    if (!cuda_failed)
+      bad += join_case(gpu, 20000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++, 1000 / o.shrink + 40);
     if (!cuda_failed)
       bad +=
           radius_case(gpu, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);

@@ -10,17 +10,21 @@
 #include <functional>
 #include <vector>
 
+#include "hamming_mih_internal.h"
 #include "search_gpu_internal.h"
 
 namespace mmcore_test {
 
 namespace g = mmcore::gpu_detail;
+namespace md = mmcore::detail;
 
 struct SearchEmu {
   bool reverse = false;  ///< run each phase's threads backwards
   std::int32_t multiprocessors = 4;
-  bool tensor_cores = true;  ///< an sm_80+ device: the int8 tensor-core kernel where it applies
-  g::TopkShape shape;        ///< n, nq, k filled by the calls; the rest may be overridden
+  bool tensor_cores = true;       ///< an sm_80+ device: the int8 tensor-core kernel where it applies
+  std::int64_t mih_capacity = 0;  ///< the MIH join's first pair buffer (0: cuda/hamming.cu's choice)
+  mutable int mih_attempts = 0;   ///< passes the last MIH join made (2: the buffer was grown)
+  g::TopkShape shape;             ///< n, nq, k filled by the calls; the rest may be overridden
 
   // -- kernels ----------------------------------------------------------------------------------
   template <class F>
@@ -302,9 +306,113 @@ struct SearchEmu {
     }
   }
 
+  /// cuda/hamming.cu's join_mih: per searched substring the table (a stable sort of the keys, the
+  /// codes gathered, offsets and item starts from the same per-thread code), then the warps' items
+  /// in reverse order, each match appended at an atomic counter's slot (kept when within the
+  /// buffer); a buffer too small is grown to the count and the whole join run again; the pairs
+  /// sorted by key.
+  void join_mih(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                const md::MihPlan& plan, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+                std::vector<std::int32_t>* dist) const {
+    std::uint64_t capacity =
+        mih_capacity > 0 ? static_cast<std::uint64_t>(mih_capacity) : std::max<std::uint64_t>(n, 65536);
+    std::uint64_t found = 0;
+    std::vector<std::uint64_t> keys;
+    std::vector<std::int32_t> dists;
+    for (mih_attempts = 1; mih_attempts <= 2; ++mih_attempts) {
+      keys.assign(capacity, 0xDEADBEEFULL);
+      dists.assign(capacity, -7);
+      found = 0;
+      for (int c = 0; c < plan.m; ++c) {
+        if (plan.radius[c] < 0) continue;
+        const int len = plan.len[c];
+        const std::int64_t slots = std::int64_t{1} << len;
+        const std::vector<std::uint32_t> masks = md::ball_masks(len, plan.radius[c]);
+        std::vector<std::uint32_t> key(static_cast<std::size_t>(n)), perm(static_cast<std::size_t>(n));
+        threads(static_cast<int>(n), [&](int i) {
+          key[i] = md::substring_of(codes + static_cast<std::int64_t>(i) * words, plan.lo[c], len);
+          perm[i] = static_cast<std::uint32_t>(i);
+        });
+        std::stable_sort(perm.begin(), perm.end(),
+                         [&](std::uint32_t x, std::uint32_t y) { return key[x] < key[y]; });
+        std::vector<std::uint32_t> sorted_keys(static_cast<std::size_t>(n));
+        std::vector<std::uint64_t> sorted(static_cast<std::size_t>(n * words));
+        for (std::int64_t j = 0; j < n; ++j) {
+          sorted_keys[j] = key[perm[j]];
+          for (std::int32_t w = 0; w < words; ++w) sorted[j * words + w] = codes[perm[j] * words + w];
+        }
+        std::vector<std::uint32_t> offsets(static_cast<std::size_t>(slots) + 1, 0xCDCDCDCDu);
+        std::vector<std::uint32_t> chunks(static_cast<std::size_t>(slots) + 1), start(chunks.size());
+        threads(static_cast<int>(n + 1),
+                [&](int j) { md::mih_offsets_step(sorted_keys.data(), n, slots, j, offsets.data()); });
+        threads(static_cast<int>(slots + 1),
+                [&](int u) { chunks[u] = md::mih_chunks(offsets.data(), slots, u); });
+        std::uint32_t acc = 0;
+        for (std::size_t u = 0; u < chunks.size(); ++u) {
+          start[u] = acc;
+          acc += chunks[u];
+        }
+        const std::uint32_t items = start[static_cast<std::size_t>(slots)];
+        threads(static_cast<int>(items), [&](int item) {
+          const auto i = static_cast<std::uint32_t>(item);
+          const std::int64_t u = md::mih_item_bucket(start.data(), slots, i);
+          for (const std::uint32_t mask : masks) {
+            md::MihSpan sp;
+            if (!md::mih_span(offsets.data(), start.data(), u, i, mask, &sp)) continue;
+            for (std::int64_t p0 = 0; p0 < sp.pairs(); p0 += 32) {
+              std::uint32_t hits = 0;
+              std::int64_t ia[32], ib[32];
+              std::int32_t d[32];
+              for (int lane = 0; lane < 32; ++lane) {
+                const std::int64_t p = p0 + lane;
+                if (p < sp.pairs() && md::mih_span_pair(sp, p, &ia[lane], &ib[lane]) &&
+                    md::mih_pair_match(plan, c, sorted.data() + ia[lane] * words,
+                                       sorted.data() + ib[lane] * words, words, r, &d[lane]))
+                  hits |= 1u << lane;
+              }
+              if (hits == 0) continue;
+              const std::uint64_t base = found;
+              found += static_cast<std::uint64_t>(g::popcount64(hits));
+              for (int lane = 31; lane >= 0; --lane) {
+                if (!(hits >> lane & 1u)) continue;
+                const std::uint64_t slot =
+                    base + static_cast<std::uint64_t>(g::popcount64(hits & ((1u << lane) - 1u)));
+                if (slot < capacity) {
+                  keys[slot] = md::mih_pair_key(perm[ia[lane]], perm[ib[lane]]);
+                  dists[slot] = d[lane];
+                }
+              }
+            }
+          }
+        });
+      }
+      if (found <= capacity) break;
+      capacity = found;
+    }
+    std::vector<std::pair<std::uint64_t, std::int32_t>> all;
+    for (std::uint64_t i = 0; i < found; ++i) all.emplace_back(keys[i], dists[i]);
+    std::sort(all.begin(), all.end());
+    first->clear();
+    second->clear();
+    dist->clear();
+    for (const auto& x : all) {
+      first->push_back(static_cast<std::int64_t>(x.first >> 32));
+      second->push_back(static_cast<std::int64_t>(x.first & 0xffffffffu));
+      dist->push_back(x.second);
+    }
+  }
+
+  /// SearchGpu::hamming_join: the plan (gpu_join_plan, method 0 auto, 1 brute, 2 MIH), then MIH or
+  /// the brute-force pairs.
   void hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                     std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
-                    std::vector<std::int32_t>* dist) const {
+                    std::vector<std::int32_t>* dist, int method = 0) const {
+    const std::int32_t rc = r < 64 * words ? r : 64 * words;
+    const md::MihPlan plan = md::gpu_join_plan(n, words, rc, method);
+    if (plan.m > 0) {
+      join_mih(codes, n, words, rc, plan, first, second, dist);
+      return;
+    }
     std::vector<std::int64_t> offsets;
     pairs(codes, n, codes, n, words, r, true, &offsets, first, second, dist);
   }

@@ -21,13 +21,15 @@
 //   with the reason in `error`; nothing aborts, throws (except std::bad_alloc) or prints.
 // - Resources: a SearchGpu owns its stream and its device scratch (the int32 score matrix of one
 //   chunk of rows, at most ~512 MB, and two candidate-key buffers of at most ~1 GB each: query
-//   groups shrink until their keys fit; grown on demand, reused). The stream
+//   groups shrink until their keys fit; grown on demand, reused; the MIH join's tables, about
+//   n x (16 + 8 x words) bytes plus 12 bytes per slot, and its pairs, 24 bytes each). The stream
 //   is a blocking one (it starts after work queued on the legacy default stream); each call returns
 //   when its outputs are written. One SearchGpu per thread.
 #pragma once
 
 #include <cstdint>
 
+#include "mmcore/hamming.h"
 #include "mmcore/status.h"
 
 namespace mmcore {
@@ -55,11 +57,13 @@ class SearchGpu {
   /// Self-join: every pair of rows a < b of the n binary codes within Hamming distance r (inclusive),
   /// ordered by (a, b) with their distances: hamming_join's answer. Counts the pairs into *count and
   /// writes them to first / second / dist (device memory of `capacity` entries each) when capacity >=
-  /// *count; with less room it writes nothing (call again with room for *count). Brute force: about
-  /// n^2 / 2 distances, twice (a counting pass, then the writing pass).
+  /// *count; with less room it writes nothing (call again with room for *count: the join runs
+  /// again). `method`: kMih, multi-index hashing on the device (codes of at most 256 bits; the pairs
+  /// found go to device scratch, then sorted to the outputs); kBrute, about n^2 / 2 distances twice
+  /// (a counting pass, then the writing pass); kAuto, the cheaper by a cost model.
   Status hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
                       std::int64_t* first, std::int64_t* second, std::int32_t* dist, std::int64_t capacity,
-                      std::int64_t* count, ErrorText* error);
+                      std::int64_t* count, ErrorText* error, HammingMethod method = HammingMethod::kAuto);
 
   /// Radius search: for each of the nq queries every base row within Hamming distance r (inclusive),
   /// as CSR ordered by (distance, row) per query: hamming_radius's answer (ids = positions). Writes

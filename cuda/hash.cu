@@ -44,19 +44,32 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+/// Resident blocks take images in turn from *next (zeroed before the launch); each block's scratch
+/// is its own slot. `phases` < kPdqPhases stops each image early (MMCORE_GPU_PDQ_PHASES: the
+/// bench's per-phase profile; the hashes are then not written).
 __global__ void __launch_bounds__(kThreads)
-    pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, const float* dct,
-               std::uint8_t* scratch, std::uint8_t* hashes, std::int32_t* quality, std::int64_t out_first) {
+    pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, std::int32_t count,
+               const float* dct, std::uint8_t* scratch, std::int64_t slot_bytes, std::uint8_t* hashes,
+               std::int32_t* quality, std::int32_t* next, int phases) {
   __shared__ gpu_detail::PdqShared sh;
-  const gpu_detail::PdqArgs a{pixels,  plans + blockIdx.x,    dct, scratch, hashes,
-                              quality, out_first + blockIdx.x};
+  __shared__ std::int32_t image;
   const int tid = static_cast<int>(threadIdx.x);
-  if (a.plan->mode == gpu_detail::kPdqZero) {  // the same for every thread of the block
-    gpu_detail::pdq_store_zero(a, tid);
-    return;
-  }
-  for (int phase = 0; phase < gpu_detail::kPdqPhases; ++phase) {
-    gpu_detail::pdq_run_phase(phase, a, sh, tid, kThreads);
+  std::uint8_t* slot = scratch + static_cast<std::int64_t>(blockIdx.x) * slot_bytes;
+  for (;;) {
+    if (tid == 0) image = atomicAdd(next, 1);
+    __syncthreads();
+    const std::int32_t i = image;
+    if (i >= count) return;  // the same for every thread of the block
+    const gpu_detail::PdqArgs a{pixels, plans + i, dct, slot, hashes, quality, i};
+    if (a.plan->mode == gpu_detail::kPdqZero) {
+      gpu_detail::pdq_store_zero(a, tid);
+    } else {
+      for (int phase = 0; phase < phases; ++phase) {
+        gpu_detail::pdq_run_phase(phase, a, sh, tid, kThreads);
+        __syncthreads();
+      }
+    }
+    // Every thread has read `image` (and finished with the slot) before thread 0 takes the next.
     __syncthreads();
   }
 }
@@ -86,6 +99,7 @@ Status gpu_device_info(std::int32_t device, GpuDeviceInfo* info, ErrorText* erro
 
 struct HashGpu::Impl {
   std::int32_t device = -1;
+  std::int64_t pdq_resident = 1;  ///< pdq_kernel blocks the device holds at once
   cudaStream_t stream = nullptr;
   DeviceBuffer plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev;
   gpu_detail::Planner planner;
@@ -133,6 +147,9 @@ Status HashGpu::init(std::int32_t device, ErrorText* error) {
   // cudaMemcpy / cudaMemset of the pixels or outputs), so no extra synchronisation is needed.
   MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
   impl_->device = device;
+  int per_sm = 0;
+  MMCORE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pdq_kernel, kThreads, 0));
+  impl_->pdq_resident = static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * info.multiprocessors;
   const Status r = impl_->upload_pdq_dct(error);
   if (r != Status::kOk) {  // not half-initialised: init() may be tried again
     impl_->pdq_dct_dev.release();
@@ -206,25 +223,29 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   }
   if (count == 0) return Status::kOk;
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  // One launch: resident blocks, a scratch slot each (at most kScratchCap in all).
   constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
   gpu_detail::PdqPlanner& plan = m.pdq_planner;
-  for (std::int32_t first = 0; first < count;) {
-    const std::int32_t end = plan.plan_chunk(images, first, count, pixel_bytes, kScratchCap, statuses);
-    const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
-    Status s = m.reserve(&m.pdq_plans_dev, plan_bytes, error);
-    if (s == Status::kOk)
-      s = m.reserve(&m.scratch_dev, static_cast<std::size_t>(plan.scratch_bytes) + 1, error);
-    if (s != Status::kOk) return s;
-    MMCORE_CUDA_TRY(cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes,
-                                    cudaMemcpyHostToDevice, m.stream));
-    pdq_kernel<<<end - first, kThreads, 0, m.stream>>>(
-        pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr),
-        static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr), hashes,
-        quality, first);
-    MMCORE_CUDA_TRY(cudaGetLastError());
-    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
-    first = end;
-  }
+  plan.plan(images, count, pixel_bytes, statuses);
+  const std::int32_t blocks = plan.blocks(count, m.pdq_resident, kScratchCap);
+  const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
+  Status s = m.reserve(&m.pdq_plans_dev, plan_bytes + 256, error);
+  if (s == Status::kOk)
+    s = m.reserve(&m.scratch_dev, static_cast<std::size_t>(plan.slot_bytes) * blocks + 1, error);
+  if (s != Status::kOk) return s;
+  auto* next = reinterpret_cast<std::int32_t*>(static_cast<std::uint8_t*>(m.pdq_plans_dev.ptr) +
+                                               (plan_bytes + 15) / 16 * 16);
+  MMCORE_CUDA_TRY(
+      cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes, cudaMemcpyHostToDevice, m.stream));
+  MMCORE_CUDA_TRY(cudaMemsetAsync(next, 0, sizeof(std::int32_t), m.stream));
+  pdq_kernel<<<blocks, kThreads, 0, m.stream>>>(
+      pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr), count,
+      static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr),
+      plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env());
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  // The planner's host vector is rewritten by the next call, and a pageable copy may not have read
+  // it yet: wait (this also returns with the outputs written).
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
 }
 

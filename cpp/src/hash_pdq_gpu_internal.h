@@ -12,7 +12,10 @@
 // FMA. Integer sums (the quality) are split across threads: integer addition is associative.
 // The DCT matrix is the CPU's (detail::pdq_dct_matrix), uploaded.
 //
-// One block per image; phases separated by a block barrier:
+// Blocks stay resident and take images in turn (an atomic counter; as many blocks as the device
+// holds at once, fewer when their scratch would pass the cap): each block owns one scratch slot
+// (the largest image's two float buffers), reused image after image, so a batch is one launch with
+// no tail of part-empty waves between chunks. Per image, phases separated by a block barrier:
 //   0 luma         D and the decimation's 64 rows and 64 columns into shared memory; luma of the
 //                  (squashed) image into scratch buf1 (column-major), or straight into the 64x64
 //                  buffer for a 64x64 image (no blur, as the reference)
@@ -29,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 #include "hash_gpu_internal.h"
@@ -91,7 +95,6 @@ struct PdqPlan {
   std::int32_t rows;
   std::int32_t squash;
   std::int32_t reserved;
-  std::int64_t scratch;  ///< byte offset of buf1 (rows x cols floats), buf2 follows (rows x max(cols, 64))
 };
 
 struct PdqShared {
@@ -108,9 +111,9 @@ struct PdqShared {
 struct PdqArgs {
   const std::uint8_t* pixels;
   const PdqPlan* plan;
-  const float* dct;  ///< 1024 floats
-  std::uint8_t* scratch;
-  std::uint8_t* out;  ///< 32 bytes per image, at out + 32 * row
+  const float* dct;       ///< 1024 floats
+  std::uint8_t* scratch;  ///< the block's slot: buf1 (rows x cols floats), then buf2 (rows x max(cols, 64))
+  std::uint8_t* out;      ///< 32 bytes per image, at out + 32 * row
   std::int32_t* quality;
   std::int64_t row;
 };
@@ -183,8 +186,7 @@ MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std:
 
 MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {
   const PdqPlan& p = *a.plan;
-  return reinterpret_cast<float*>(a.scratch + p.scratch) +
-         (which == 0 ? 0 : static_cast<std::int64_t>(p.rows) * p.cols);
+  return reinterpret_cast<float*>(a.scratch) + (which == 0 ? 0 : static_cast<std::int64_t>(p.rows) * p.cols);
 }
 
 MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size);
@@ -346,33 +348,46 @@ MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, 
   }
 }
 
-/// Plans PDQ chunks: per image a PdqPlan and its float scratch (rows x cols and rows x max(cols, 64)).
+/// Phases each image runs: kPdqPhases, or MMCORE_GPU_PDQ_PHASES (1..kPdqPhases) for the bench's
+/// per-phase profile (fewer phases leave the hashes unwritten).
+inline int pdq_phases_from_env() {
+  const char* e = std::getenv("MMCORE_GPU_PDQ_PHASES");
+  if (e == nullptr || *e == '\0') return kPdqPhases;
+  const int v = std::atoi(e);
+  return v >= 1 && v <= kPdqPhases ? v : kPdqPhases;
+}
+
+/// Plans a PDQ batch: per image a PdqPlan; the scratch slot a block needs (the largest image's
+/// rows x cols and rows x max(cols, 64) floats).
 class PdqPlanner {
  public:
   std::vector<PdqPlan> plans;
-  std::int64_t scratch_bytes = 0;
+  std::int64_t slot_bytes = 0;
 
-  /// Plans images [first, n) until the scratch would pass `scratch_cap` (at least one image);
-  /// statuses: kOk (a tiny image is kOk with a zero hash, as on the CPU) or kUnsupported.
-  std::int32_t plan_chunk(const GpuImage* images, std::int32_t first, std::int32_t n,
-                          std::int64_t pixel_bytes, std::int64_t scratch_cap, Status* statuses) {
-    plans.clear();
-    scratch_bytes = 0;
-    std::int32_t end = first;
-    for (; end < n; ++end) {
-      PdqPlan p{};
-      const bool ok = plan_image(images[end], pixel_bytes, &p);
+  /// Plans images [0, n); statuses: kOk (a tiny image is kOk with a zero hash, as on the CPU) or
+  /// kUnsupported.
+  void plan(const GpuImage* images, std::int32_t n, std::int64_t pixel_bytes, Status* statuses) {
+    plans.assign(static_cast<std::size_t>(n), PdqPlan{});
+    slot_bytes = 0;
+    for (std::int32_t i = 0; i < n; ++i) {
+      PdqPlan& p = plans[static_cast<std::size_t>(i)];
+      const bool ok = plan_image(images[i], pixel_bytes, &p);
       const std::int64_t need = p.mode == kPdqBlur ? static_cast<std::int64_t>(p.rows) *
                                                          (p.cols + (p.cols > kPdqGrid ? p.cols : kPdqGrid)) *
                                                          std::int64_t{sizeof(float)}
                                                    : 0;
-      if (need > 0 && scratch_bytes > 0 && scratch_bytes + need > scratch_cap) break;
-      p.scratch = scratch_bytes;
-      scratch_bytes += need;
-      statuses[end] = ok ? Status::kOk : Status::kUnsupported;
-      plans.push_back(p);
+      slot_bytes = need > slot_bytes ? need : slot_bytes;
+      statuses[i] = ok ? Status::kOk : Status::kUnsupported;
     }
-    return end;
+    slot_bytes = (slot_bytes + 255) / 256 * 256;  // slots stay aligned
+  }
+
+  /// Blocks to launch for n images: at most `resident` (what the device holds at once) and at
+  /// most scratch_cap / slot_bytes (at least one).
+  std::int32_t blocks(std::int32_t n, std::int64_t resident, std::int64_t scratch_cap) const {
+    std::int64_t b = n < resident ? n : resident;
+    if (slot_bytes > 0 && b > scratch_cap / slot_bytes) b = scratch_cap / slot_bytes;
+    return static_cast<std::int32_t>(b < 1 ? 1 : b);
   }
 
  private:

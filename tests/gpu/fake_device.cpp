@@ -134,8 +134,8 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
     error->set("HashGpu::pdq_batch: %s (count %d)", problem, count);
     return Status::kUnsupported;
   }
-  if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, std::int64_t{1} << 30, true, true,
-                                      hashes, quality, statuses)) {
+  if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, 64, std::int64_t{1} << 30, true,
+                                      true, hashes, quality, statuses)) {
     error->set("emulated PDQ planner made no progress");
     return Status::kDevice;
   }

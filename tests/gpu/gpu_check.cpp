@@ -410,6 +410,39 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
       "the same span "
       "on "
       "the stream. CPU = hash_image per image on every core (mmcore::parallel_for), same pixels.\n");
+  // Where PDQ's time goes: the kernel stopped after each phase (MMCORE_GPU_PDQ_PHASES=k; the hashes
+  // are not written then), median event time of the same batch.
+  static const char* const kPhaseNames[] = {
+      "luma",    "box rows",      "box columns", "box rows, picked", "box columns, picked",
+      "DCT D A", "DCT (D A) D^T", "median, bits"};
+  say("\n#### PDQ per phase (the kernel stopped after phase k)\n\n| k | phase | events ms (phases 0..k) | "
+      "this "
+      "phase ms |\n|---|---|---|---|\n");
+  double before = 0;
+  for (int k = 1; k <= 8; ++k) {
+    setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
+    std::vector<double> event_ms;
+    for (int r = 0; r < o.repeat + 1; ++r) {
+      ErrorText err;
+      if (!cuda_ok(cudaEventRecord(e0, stream), "cudaEventRecord")) return kExitCuda;
+      if (gpu.pdq_batch(b.pixels, b.bytes, b.desc.data(), n, b.pdq, b.pdq_quality, st.data(), &err) !=
+          Status::kOk) {
+        std::fprintf(stderr, "bench pdq_batch: %s\n", err.text);
+        unsetenv("MMCORE_GPU_PDQ_PHASES");
+        return kExitCuda;
+      }
+      if (!cuda_ok(cudaEventRecord(e1, stream), "cudaEventRecord") ||
+          !cuda_ok(cudaEventSynchronize(e1), "cudaEventSynchronize"))
+        return kExitCuda;
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (r >= 1) event_ms.push_back(ms);
+    }
+    const double t = median(event_ms);
+    say("| %d | %s | %.2f | %.2f |\n", k - 1, kPhaseNames[k - 1], t, t - before);
+    before = t;
+  }
+  unsetenv("MMCORE_GPU_PDQ_PHASES");
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   return 0;

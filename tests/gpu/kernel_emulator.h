@@ -4,6 +4,7 @@
 // tests/gpu/fake_device.cpp (gpu_check.cpp's logic checked end to end without a GPU).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -61,30 +62,38 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
 }
 
 /// The same for cuda/hash.cu's PDQ kernel: hashes (32 bytes per image) and quality are host
-/// memory here.
+/// memory here. `blocks` resident blocks (PdqPlanner::blocks with that many resident and
+/// scratch_cap), a scratch slot each, starting as garbage; the images taken in turn as from the
+/// kernel's counter, a round of one image per block at a time; interleave: a round's blocks run
+/// phase by phase together (a slot shared by two blocks would show), else block by block.
 inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
-                              const mmcore::GpuImage* desc, std::int32_t n, std::int64_t scratch_cap,
-                              bool interleave, bool reverse, std::uint8_t* hashes, std::int32_t* quality,
-                              mmcore::Status* statuses) {
+                              const mmcore::GpuImage* desc, std::int32_t n, std::int64_t resident,
+                              std::int64_t scratch_cap, bool interleave, bool reverse, std::uint8_t* hashes,
+                              std::int32_t* quality, mmcore::Status* statuses) {
   namespace g = mmcore::gpu_detail;
   g::PdqPlanner planner;
   std::vector<float> dct(g::kPdqDct * g::kPdqGrid);
   mmcore::detail::pdq_dct_matrix(dct.data());
-  for (std::int32_t first = 0; first < n;) {
-    const std::int32_t end = planner.plan_chunk(desc, first, n, pixel_bytes, scratch_cap, statuses);
-    if (end <= first || static_cast<std::int32_t>(planner.plans.size()) != end - first) return false;
-    std::vector<std::uint8_t> scratch(static_cast<std::size_t>(planner.scratch_bytes) + 16, 0xEE);
-    const std::int32_t blocks = end - first;
-    std::vector<g::PdqShared> shared(blocks);
-    std::memset(static_cast<void*>(shared.data()), 0xCD, sizeof(g::PdqShared) * shared.size());
-    std::vector<g::PdqArgs> args(blocks);
-    for (std::int32_t k = 0; k < blocks; ++k) {
-      args[k] = g::PdqArgs{pixels,   planner.plans.data() + k, dct.data(), scratch.data(), hashes, quality,
-                           first + k};
+  planner.plan(desc, n, pixel_bytes, statuses);
+  if (static_cast<std::int32_t>(planner.plans.size()) != n) return false;
+  const std::int32_t blocks = planner.blocks(n, resident, scratch_cap);
+  std::vector<std::uint8_t> scratch(static_cast<std::size_t>(planner.slot_bytes) * blocks + 16, 0xEE);
+  std::vector<g::PdqShared> shared(static_cast<std::size_t>(blocks));
+  std::memset(static_cast<void*>(shared.data()), 0xCD, sizeof(g::PdqShared) * shared.size());
+  const int phases = g::pdq_phases_from_env();
+  for (std::int32_t first = 0; first < n; first += blocks) {
+    const std::int32_t in_round = std::min(blocks, n - first);
+    std::vector<g::PdqArgs> args(static_cast<std::size_t>(in_round));
+    for (std::int32_t k = 0; k < in_round; ++k) {
+      const std::int32_t i = first + k;
+      args[k] = g::PdqArgs{pixels,     planner.plans.data() + i,
+                           dct.data(), scratch.data() + k * planner.slot_bytes,
+                           hashes,     quality,
+                           i};
     }
     const auto run_block_phase = [&](std::int32_t k, int phase) {
-      for (int i = 0; i < g::kThreads; ++i) {
-        const int tid = reverse ? g::kThreads - 1 - i : i;
+      for (int t = 0; t < g::kThreads; ++t) {
+        const int tid = reverse ? g::kThreads - 1 - t : t;
         if (args[k].plan->mode == g::kPdqZero) {
           if (phase == 0) g::pdq_store_zero(args[k], tid);
         } else {
@@ -93,13 +102,12 @@ inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_byt
       }
     };
     if (interleave) {
-      for (int phase = 0; phase < g::kPdqPhases; ++phase)
-        for (std::int32_t k = 0; k < blocks; ++k) run_block_phase(k, phase);
+      for (int phase = 0; phase < phases; ++phase)
+        for (std::int32_t k = 0; k < in_round; ++k) run_block_phase(k, phase);
     } else {
-      for (std::int32_t k = 0; k < blocks; ++k)
-        for (int phase = 0; phase < g::kPdqPhases; ++phase) run_block_phase(k, phase);
+      for (std::int32_t k = 0; k < in_round; ++k)
+        for (int phase = 0; phase < phases; ++phase) run_block_phase(k, phase);
     }
-    first = end;
   }
   return true;
 }

@@ -370,31 +370,38 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
     std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
   } rows[] = {
       {"pHash", 1u << 3}, {"all 5 kinds", mmcore::kGpuHashKinds}, {"aHash", 1u << 0}, {"PDQ", kPdqBit}};
-  for (const auto& row : rows) {
-    std::vector<double> call_ms, event_ms;
-    for (int r = 0; r < o.repeat + 2; ++r) {  // first two are warm-up
+  // One timed call: false on a failure (reported); the call's wall and event ms appended after
+  // `warmup` calls.
+  const auto timed = [&](std::uint32_t kinds, int runs, int warmup, std::vector<double>* call_ms,
+                         std::vector<double>* event_ms) {
+    for (int r = 0; r < runs + warmup; ++r) {
       ErrorText err;
-      if (!cuda_ok(cudaEventRecord(e0, stream), "cudaEventRecord")) return kExitCuda;
+      if (!cuda_ok(cudaEventRecord(e0, stream), "cudaEventRecord")) return false;
       const double t0 = now_s();
       const Status s =
-          row.kinds == kPdqBit
+          kinds == kPdqBit
               ? gpu.pdq_batch(b.pixels, b.bytes, b.desc.data(), n, b.pdq, b.pdq_quality, st.data(), &err)
-              : gpu.hash_batch(b.pixels, b.bytes, b.desc.data(), n, row.kinds, b.out, st.data(), &err);
+              : gpu.hash_batch(b.pixels, b.bytes, b.desc.data(), n, kinds, b.out, st.data(), &err);
       const double t1 = now_s();
       if (s != Status::kOk) {
-        std::fprintf(stderr, "bench hash_batch: %s\n", err.text);
-        return kExitCuda;
+        std::fprintf(stderr, "bench hash_batch / pdq_batch: %s\n", err.text);
+        return false;
       }
       if (!cuda_ok(cudaEventRecord(e1, stream), "cudaEventRecord") ||
           !cuda_ok(cudaEventSynchronize(e1), "cudaEventSynchronize"))
-        return kExitCuda;
+        return false;
       float ms = 0;
       cudaEventElapsedTime(&ms, e0, e1);
-      if (r >= 2) {
-        call_ms.push_back((t1 - t0) * 1e3);
-        event_ms.push_back(ms);
+      if (r >= warmup) {
+        call_ms->push_back((t1 - t0) * 1e3);
+        event_ms->push_back(ms);
       }
     }
+    return true;
+  };
+  for (const auto& row : rows) {
+    std::vector<double> call_ms, event_ms;
+    if (!timed(row.kinds, o.repeat, 2, &call_ms, &event_ms)) return kExitCuda;
     std::vector<double> cpu_ms;
     const int cpu_runs = std::max(1, std::min(3, o.repeat));
     for (int r = 0; r < cpu_runs; ++r) {
@@ -421,22 +428,11 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   double before = 0;
   for (int k = 1; k <= 8; ++k) {
     setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
-    std::vector<double> event_ms;
-    for (int r = 0; r < o.repeat + 1; ++r) {
-      ErrorText err;
-      if (!cuda_ok(cudaEventRecord(e0, stream), "cudaEventRecord")) return kExitCuda;
-      if (gpu.pdq_batch(b.pixels, b.bytes, b.desc.data(), n, b.pdq, b.pdq_quality, st.data(), &err) !=
-          Status::kOk) {
-        std::fprintf(stderr, "bench pdq_batch: %s\n", err.text);
-        unsetenv("MMCORE_GPU_PDQ_PHASES");
-        return kExitCuda;
-      }
-      if (!cuda_ok(cudaEventRecord(e1, stream), "cudaEventRecord") ||
-          !cuda_ok(cudaEventSynchronize(e1), "cudaEventSynchronize"))
-        return kExitCuda;
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      if (r >= 1) event_ms.push_back(ms);
+    std::vector<double> call_ms, event_ms;
+    const bool ok = timed(kPdqBit, o.repeat, 1, &call_ms, &event_ms);
+    if (!ok) {
+      unsetenv("MMCORE_GPU_PDQ_PHASES");
+      return kExitCuda;
     }
     const double t = median(event_ms);
     say("| %d | %s | %.2f | %.2f |\n", k - 1, kPhaseNames[k - 1], t, t - before);

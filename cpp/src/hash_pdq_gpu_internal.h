@@ -28,7 +28,8 @@
 //                  each is the same chain of float operations.
 //   5 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
 //   6 dct b        B = T D^T (a thread per output)
-//   7 finish       quality; median by sorting; bits; store (thread 0)
+//   7 median       the coefficient of rank 127 (every thread ranks its coefficients); quality
+//   8 bits         16 threads, a row of bits each
 #pragma once
 
 #include <cstdint>
@@ -42,7 +43,7 @@
 
 namespace mmcore::gpu_detail {
 
-constexpr int kPdqPhases = 8;
+constexpr int kPdqPhases = 9;
 constexpr int kPdqGrid = 64;
 constexpr int kPdqDct = 16;
 constexpr std::int32_t kPdqSquash = 512;
@@ -103,7 +104,7 @@ struct PdqShared {
   float t[kPdqDct * kPdqGrid];       ///< D A
   float b[kPdqDct * kPdqDct];        ///< D A D^T
   std::int32_t quality_part[512];    ///< per-thread shares of the quality sum (nthreads <= 512)
-  float sorted[kPdqDct * kPdqDct];   ///< the median's sort (here, not on the thread's stack)
+  float median;                      ///< the 128th smallest coefficient
   std::int32_t pick_rows[kPdqGrid];  ///< the decimation's rows (cell centres)
   std::int32_t pick_cols[kPdqGrid];  ///< and columns
 };
@@ -154,7 +155,23 @@ MMCORE_HD inline void pdq_box_walk(const float* in, std::int64_t step, std::int3
   // value (pdq_box_divides_by_inverse, as on the CPU).
   const bool by_inverse = (count & (count - 1)) == 0;
   const float inverse = 1.0f / n;
-  for (int t = 0; t < full; ++t, ++li, ++ri, ++oi) {
+  // Four steps' samples are loaded before their sums: the output buffer is another buffer, but
+  // the compiler cannot know that, so without this each load would wait for the previous step's
+  // store (a serial chain of memory round trips). The sums are the same chain of operations.
+  int t = 0;
+  for (; t + 4 <= full; t += 4) {
+    float enter[4], leave[4];
+    for (int u = 0; u < 4; ++u) {
+      enter[u] = in[(ri + u) * step];
+      leave[u] = in[(li + u) * step];
+    }
+    for (int u = 0; u < 4; ++u, ++li, ++ri, ++oi) {
+      sum = f_add(sum, enter[u]);
+      sum = f_sub(sum, leave[u]);
+      emit(oi, [&] { return by_inverse ? f_mul(sum, inverse) : f_div(sum, n); });
+    }
+  }
+  for (; t < full; ++t, ++li, ++ri, ++oi) {
     sum = f_add(sum, in[ri * step]);
     sum = f_sub(sum, in[li * step]);
     emit(oi, [&] { return by_inverse ? f_mul(sum, inverse) : f_div(sum, n); });
@@ -201,10 +218,11 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
   // The 64x64 buffer row-major; buf1 column-major, so that pass 1's row walks read it coalesced.
   const bool direct = p.mode == kPdqDirect;
   float* dst = direct ? sh.a : pdq_buf(a, 0);
-  const std::int64_t n = static_cast<std::int64_t>(p.rows) * p.cols;
-  for (std::int64_t j = tid; j < n; j += nthreads) {
-    const auto x = static_cast<std::int32_t>(j % p.cols), y = static_cast<std::int32_t>(j / p.cols);
-    dst[direct ? j : static_cast<std::int64_t>(x) * p.rows + y] = pdq_luma(p, a.pixels, x, y);
+  // 32-bit indices (rows x cols <= 512 x 512): a 64-bit division is a long call on a GPU.
+  const std::int32_t n = p.rows * p.cols;
+  for (std::int32_t j = tid; j < n; j += nthreads) {
+    const std::int32_t y = j / p.cols, x = j - y * p.cols;
+    dst[direct ? j : x * p.rows + y] = pdq_luma(p, a.pixels, x, y);
   }
 }
 
@@ -301,29 +319,35 @@ MMCORE_HD inline void pdq_phase_dct_b(const PdqArgs& a, PdqShared& sh, int tid, 
   }
 }
 
-MMCORE_HD inline void pdq_phase_finish(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
-  if (tid != 0) return;
-  int sum = 0;
-  for (int k = 0; k < nthreads; ++k) sum += sh.quality_part[k];
-  const int q = sum / 90;
-  a.quality[a.row] = q < 100 ? q : 100;
-  // The 128th smallest of the 256 coefficients (the reference's Torben median).
-  float* s = sh.sorted;
-  for (int k = 0; k < kPdqDct * kPdqDct; ++k) s[k] = sh.b[k];
-  for (int i = 1; i < kPdqDct * kPdqDct; ++i) {
-    const float v = s[i];
-    int j = i - 1;
-    while (j >= 0 && s[j] > v) {
-      s[j + 1] = s[j];
-      --j;
+/// The quality (thread 0) and the median: the 128th smallest of the 256 coefficients (the
+/// reference's Torben median), as the coefficient whose rank is 127, ranks counted by every thread
+/// for its coefficients (ties ranked by index, so exactly one coefficient has each rank and its
+/// value is the sorted array's 128th).
+MMCORE_HD inline void pdq_phase_median(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  constexpr int kCoefs = kPdqDct * kPdqDct;
+  for (int i = tid; i < kCoefs; i += nthreads) {
+    const float v = sh.b[i];
+    int rank = 0;
+    for (int k = 0; k < kCoefs; ++k) {
+      const float w = sh.b[k];
+      rank += (w < v || (w == v && k < i)) ? 1 : 0;
     }
-    s[j + 1] = v;
+    if (rank == (kCoefs - 1) / 2) sh.median = v;
   }
-  const float median = s[(kPdqDct * kPdqDct - 1) / 2];
+  if (tid == 0) {
+    int sum = 0;
+    for (int k = 0; k < nthreads; ++k) sum += sh.quality_part[k];
+    const int q = sum / 90;
+    a.quality[a.row] = q < 100 ? q : 100;
+  }
+}
+
+/// The hash bits: 16 threads, a 16-bit row each (bit k of row m: coefficient (m, k) > median).
+MMCORE_HD inline void pdq_phase_bits(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   std::uint8_t* o = a.out + 32 * a.row;
-  for (int m = 0; m < 16; ++m) {
+  for (int m = tid; m < kPdqDct; m += nthreads) {
     std::uint32_t w = 0;
-    for (int k = 0; k < 16; ++k) w |= (sh.b[m * 16 + k] > median ? 1u : 0u) << k;
+    for (int k = 0; k < 16; ++k) w |= (sh.b[m * 16 + k] > sh.median ? 1u : 0u) << k;
     o[2 * (15 - m)] = static_cast<std::uint8_t>(w >> 8);
     o[2 * (15 - m) + 1] = static_cast<std::uint8_t>(w & 0xff);
   }
@@ -344,7 +368,8 @@ MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, 
     case 4: pdq_phase_cols_picked(a, sh, tid, nthreads); break;
     case 5: pdq_phase_dct_a(a, sh, tid, nthreads); break;
     case 6: pdq_phase_dct_b(a, sh, tid, nthreads); break;
-    default: pdq_phase_finish(a, sh, tid, nthreads); break;
+    case 7: pdq_phase_median(a, sh, tid, nthreads); break;
+    default: pdq_phase_bits(a, sh, tid, nthreads); break;
   }
 }
 

@@ -420,13 +420,13 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   // Where PDQ's time goes: the kernel stopped after each phase (MMCORE_GPU_PDQ_PHASES=k; the hashes
   // are not written then), median event time of the same batch.
   static const char* const kPhaseNames[] = {
-      "luma",    "box rows",      "box columns", "box rows, picked", "box columns, picked",
-      "DCT D A", "DCT (D A) D^T", "median, bits"};
+      "luma",          "box rows",        "box columns", "box rows, picked", "box columns, picked", "DCT D A",
+      "DCT (D A) D^T", "median, quality", "bits"};
   say("\n#### PDQ per phase (the kernel stopped after phase k)\n\n| k | phase | events ms (phases 0..k) | "
       "this "
       "phase ms |\n|---|---|---|---|\n");
   double before = 0;
-  for (int k = 1; k <= 8; ++k) {
+  for (int k = 1; k <= static_cast<int>(sizeof kPhaseNames / sizeof kPhaseNames[0]); ++k) {
     setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
     std::vector<double> call_ms, event_ms;
     const bool ok = timed(kPdqBit, o.repeat, 1, &call_ms, &event_ms);

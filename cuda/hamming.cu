@@ -133,6 +133,19 @@ __global__ void mih_chunks_kernel(const std::uint32_t* offsets, std::int64_t slo
     chunks[u] = d::mih_chunks(offsets, slots, u);
 }
 
+/// The warp's matches appended at *counter (every lane calls it): a hitting lane's slot, in lane
+/// order after the earlier matches (one atomic per warp step with a match).
+__device__ unsigned long long warp_append(bool hit, unsigned long long* counter) {
+  const unsigned full = 0xffffffffu;
+  const unsigned mask = __ballot_sync(full, hit);
+  if (mask == 0) return 0;
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  unsigned long long base = 0;
+  if (lane == 0) base = atomicAdd(counter, static_cast<unsigned long long>(__popc(mask)));
+  base = __shfl_sync(full, base, 0);
+  return base + __popc(mask & ((1u << lane) - 1u));
+}
+
 /// Counters of one join: [0] pairs found, [1] the next work item of the current table.
 struct MihCounters {
   unsigned long long pairs;
@@ -168,17 +181,10 @@ __global__ void __launch_bounds__(32 * d::kMihWarpsPerBlock)
         std::int32_t dist = 0;
         const bool hit = p < total && d::mih_span_pair(sp, p, &ia, &ib) &&
                          d::mih_pair_match(plan, c, codes + ia * words, codes + ib * words, words, r, &dist);
-        const unsigned mask = __ballot_sync(full, hit);
-        if (mask == 0) continue;
-        unsigned long long base = 0;
-        if (lane == 0) base = atomicAdd(&counters->pairs, static_cast<unsigned long long>(__popc(mask)));
-        base = __shfl_sync(full, base, 0);
-        if (hit) {
-          const unsigned long long slot = base + __popc(mask & ((1u << lane) - 1u));
-          if (slot < capacity) {
-            keys[slot] = d::mih_pair_key(perm[ia], perm[ib]);
-            dists[slot] = dist;
-          }
+        const unsigned long long slot = warp_append(hit, &counters->pairs);
+        if (hit && slot < capacity) {
+          keys[slot] = d::mih_pair_key(perm[ia], perm[ib]);
+          dists[slot] = dist;
         }
       }
     }
@@ -195,6 +201,50 @@ __global__ void mih_split_kernel(const std::uint64_t* keys, const std::int32_t* 
   }
 }
 
+/// A warp per query (queries dealt round-robin to the grid's warps): its substring's key, then
+/// for each mask of the ball the bucket key ^ mask, the lanes over its codes 32 at a time.
+__global__ void __launch_bounds__(32 * g::kJoinWarpsPerBlock)
+    mih_radius_kernel(const d::MihPlan plan, int c, const std::uint64_t* codes, const std::uint32_t* perm,
+                      const std::uint32_t* offsets, const std::uint32_t* masks, int nmasks,
+                      const std::uint64_t* queries, std::int64_t nq, std::int32_t words, std::int32_t r,
+                      std::uint64_t* keys, unsigned long long capacity, MihCounters* counters) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const std::int64_t warps = (static_cast<std::int64_t>(gridDim.x) * blockDim.x) >> 5;
+  for (std::int64_t q = warp; q < nq; q += warps) {  // warp-uniform
+    const std::uint64_t* query = queries + q * words;
+    const std::uint32_t key = d::substring_of(query, plan.lo[c], plan.len[c]);
+    for (int mi = 0; mi < nmasks; ++mi) {
+      const std::uint32_t v = key ^ masks[mi];
+      const std::int64_t b0 = offsets[v], nb = static_cast<std::int64_t>(offsets[v + 1]) - b0;
+      for (std::int64_t j0 = 0; j0 < nb; j0 += 32) {
+        const std::int64_t j = b0 + j0 + lane;
+        std::int32_t dist = 0;
+        const bool hit =
+            j0 + lane < nb && d::mih_pair_match(plan, c, query, codes + j * words, words, r, &dist);
+        const unsigned long long slot = warp_append(hit, &counters->pairs);
+        if (hit && slot < capacity) keys[slot] = d::mih_radius_key(q, dist, perm[j]);
+      }
+    }
+  }
+}
+
+__global__ void mih_lims_kernel(const std::uint64_t* keys, std::int64_t count, std::int64_t nq,
+                                std::int64_t* lims) {
+  for (std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j <= count;
+       j += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    d::mih_lims_step(keys, count, nq, j, lims);
+}
+
+__global__ void mih_radius_split_kernel(const std::uint64_t* keys, std::int64_t count, std::int64_t* ids,
+                                        std::int32_t* dist) {
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    ids[i] = static_cast<std::int64_t>(keys[i] & 0xffffffffu);
+    dist[i] = d::mih_radius_key_dist(keys[i]);
+  }
+}
+
 unsigned grid_for(std::int64_t work, int threads, std::int32_t multiprocessors) {
   const std::int64_t want = (work + threads - 1) / threads;
   const std::int64_t most = static_cast<std::int64_t>(multiprocessors > 0 ? multiprocessors : 1) * 16;
@@ -206,109 +256,171 @@ std::size_t round256(std::size_t b) {
   return (b + 255) & ~std::size_t{255};
 }
 
+/// A plan's ball masks per searched substring, and the largest substring and ball.
+struct MihMasks {
+  std::vector<std::vector<std::uint32_t>> masks;
+  int max_len = 0;
+  std::size_t max_masks = 1;
+  explicit MihMasks(const d::MihPlan& plan) : masks(static_cast<std::size_t>(plan.m)) {
+    for (int c = 0; c < plan.m; ++c) {
+      if (plan.radius[c] < 0) continue;
+      max_len = plan.len[c] > max_len ? plan.len[c] : max_len;
+      masks[static_cast<std::size_t>(c)] = d::ball_masks(plan.len[c], plan.radius[c]);
+      max_masks = std::max(max_masks, masks[static_cast<std::size_t>(c)].size());
+    }
+  }
+};
+
+/// The device sections of one MIH table (carved from m.mih_table) and cub's scratch sizes.
+struct MihTable {
+  std::uint32_t *keys_in, *keys_out, *idx_in, *perm;
+  std::uint64_t* sorted;  ///< the codes in bucket order
+  std::uint32_t *offsets, *chunks, *item_start, *masks;
+  MihCounters* counters;
+  std::size_t sort_bytes = 0, scan_bytes = 0;
+};
+
+Status mih_table_reserve(SearchGpu::Impl& m, std::int64_t n, std::int32_t words, const MihMasks& mm,
+                         MihTable* t, ErrorText* error) {
+  const std::int64_t max_slots = std::int64_t{1} << mm.max_len;
+  const std::size_t u32n = round256(static_cast<std::size_t>(n) * 4);
+  const std::size_t code_bytes = round256(static_cast<std::size_t>(n) * words * 8);
+  const std::size_t slot_bytes = round256(static_cast<std::size_t>(max_slots + 1) * 4);
+  const std::size_t mask_bytes = round256(mm.max_masks * 4);
+  const Status st =
+      m.mih_table.reserve(4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes + 256, m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* base = static_cast<unsigned char*>(m.mih_table.ptr);
+  t->keys_in = reinterpret_cast<std::uint32_t*>(base);
+  t->keys_out = reinterpret_cast<std::uint32_t*>(base + u32n);
+  t->idx_in = reinterpret_cast<std::uint32_t*>(base + 2 * u32n);
+  t->perm = reinterpret_cast<std::uint32_t*>(base + 3 * u32n);
+  t->sorted = reinterpret_cast<std::uint64_t*>(base + 4 * u32n);
+  t->offsets = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes);
+  t->chunks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + slot_bytes);
+  t->item_start = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 2 * slot_bytes);
+  t->masks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 3 * slot_bytes);
+  t->counters = reinterpret_cast<MihCounters*>(base + 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes);
+  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, t->sort_bytes, t->keys_in, t->keys_out, t->idx_in,
+                                                  t->perm, static_cast<int>(n), 0, mm.max_len, m.stream));
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, t->scan_bytes, t->chunks, t->item_start,
+                                                static_cast<int>(max_slots + 1), m.stream));
+  return Status::kOk;
+}
+
+/// Substring c's table of the n codes: sorted keys and positions, the codes gathered, the offsets,
+/// the masks uploaded; with `items`, the work items too (the join's).
+Status mih_table_build(SearchGpu::Impl& m, const MihTable& t, const std::uint64_t* codes, std::int64_t n,
+                       std::int32_t words, const d::MihPlan& plan, int c,
+                       const std::vector<std::uint32_t>& mk, bool items, ErrorText* error) {
+  const int len = plan.len[c];
+  const std::int64_t slots = std::int64_t{1} << len;
+  MMCORE_CUDA_TRY(cudaMemcpyAsync(t.masks, mk.data(), mk.size() * 4, cudaMemcpyHostToDevice, m.stream));
+  mih_keys_kernel<<<grid_for(n, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, n, words, plan.lo[c], len,
+                                                                             t.keys_in, t.idx_in);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  std::size_t tb = std::max(t.sort_bytes, t.scan_bytes);
+  const Status st = m.join_scan.reserve(tb + 16, m.stream, error);
+  if (st != Status::kOk) return st;
+  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, tb, t.keys_in, t.keys_out, t.idx_in,
+                                                  t.perm, static_cast<int>(n), 0, len, m.stream));
+  mih_gather_kernel<<<grid_for(n * words, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, t.perm, n,
+                                                                                       words, t.sorted);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  mih_offsets_kernel<<<grid_for(n + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(t.keys_out, n, slots,
+                                                                                    t.offsets);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  if (!items) return Status::kOk;
+  mih_chunks_kernel<<<grid_for(slots + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(t.offsets, slots,
+                                                                                       t.chunks);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  tb = std::max(t.sort_bytes, t.scan_bytes);
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, tb, t.chunks, t.item_start,
+                                                static_cast<int>(slots + 1), m.stream));
+  return Status::kOk;
+}
+
+/// Result keys (and, for the join, distances) in m.mih_pairs: room for `capacity`, twice over
+/// (the sort's second buffers). *capacity grows to what the buffer already holds.
+Status mih_results_reserve(SearchGpu::Impl& m, bool with_dists, unsigned long long* capacity,
+                           ErrorText* error) {
+  const std::size_t per = with_dists ? 2 * (8 + 4) : 2 * 8;
+  const std::size_t room = m.mih_pairs.cap > 1024 ? (m.mih_pairs.cap - 1024) / per : 0;  // 4 x round256
+  if (room > *capacity) *capacity = room;
+  const std::size_t need = round256(*capacity * 8) * 2 + (with_dists ? round256(*capacity * 4) * 2 : 0);
+  return m.mih_pairs.reserve(need, m.stream, error);
+}
+
+/// After the second pass the buffer held them all (kDevice if not: the count changed), and cub's
+/// sort counts items in int.
+Status mih_found_problem(const char* fn, unsigned long long found, unsigned long long capacity,
+                         ErrorText* error) {
+  if (found > capacity) {
+    error->set("SearchGpu::%s: the search found %llu results, then more", fn, found);
+    return Status::kDevice;
+  }
+  if (found > 0x7FFFFFFFULL) {
+    error->set("SearchGpu::%s: %llu results, more than 2^31 - 1 (a smaller r, or method brute)", fn, found);
+    return Status::kUnsupported;
+  }
+  return Status::kOk;
+}
+
+/// The passes of an MIH search: per searched substring the table (join: with its work items),
+/// then launch(table, c, masks) starts the search kernel, which appends to m.mih_pairs (room for
+/// *capacity results; join: keys and distances, radius: keys); when more than that are found the
+/// buffer grows to the count and every pass runs again. *found: the results.
+template <class Launch>
+Status mih_passes(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                  const d::MihPlan& plan, bool join, unsigned long long* capacity, unsigned long long* found,
+                  ErrorText* error, Launch launch) {
+  const MihMasks mm(plan);
+  MihTable t;
+  Status st = mih_table_reserve(m, n, words, mm, &t, error);
+  if (st != Status::kOk) return st;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    st = mih_results_reserve(m, join, capacity, error);
+    if (st != Status::kOk) return st;
+    MMCORE_CUDA_TRY(cudaMemsetAsync(t.counters, 0, sizeof(MihCounters), m.stream));
+    for (int c = 0; c < plan.m; ++c) {
+      if (plan.radius[c] < 0) continue;
+      const auto& mk = mm.masks[static_cast<std::size_t>(c)];
+      st = mih_table_build(m, t, codes, n, words, plan, c, mk, join, error);
+      if (st != Status::kOk) return st;
+      if (join)
+        MMCORE_CUDA_TRY(cudaMemsetAsync(&t.counters->next_item, 0, sizeof(unsigned long long), m.stream));
+      launch(t, c, static_cast<int>(mk.size()));
+      MMCORE_CUDA_TRY(cudaGetLastError());
+    }
+    MMCORE_CUDA_TRY(
+        cudaMemcpyAsync(found, &t.counters->pairs, sizeof(*found), cudaMemcpyDeviceToHost, m.stream));
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    if (*found <= *capacity) break;
+    *capacity = *found;  // the same results again, now with room for all of them
+  }
+  return mih_found_problem(join ? "hamming_join" : "hamming_radius", *found, *capacity, error);
+}
+
 /// The MIH self-join of the n codes by `plan`: every pair within r, sorted by (a, b), left in
 /// m.mih_pairs as keys (*keys) and distances (*dists); *count pairs.
 Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                 std::int32_t r, const d::MihPlan& plan, const std::uint64_t** keys,
                 const std::int32_t** dists, std::int64_t* count, ErrorText* error) {
-  int max_len = 0;
-  std::vector<std::vector<std::uint32_t>> masks(static_cast<std::size_t>(plan.m));
-  std::size_t max_masks = 1;
-  for (int c = 0; c < plan.m; ++c) {
-    if (plan.radius[c] < 0) continue;
-    max_len = plan.len[c] > max_len ? plan.len[c] : max_len;
-    masks[static_cast<std::size_t>(c)] = d::ball_masks(plan.len[c], plan.radius[c]);
-    max_masks = std::max(max_masks, masks[static_cast<std::size_t>(c)].size());
-  }
-  const std::int64_t max_slots = std::int64_t{1} << max_len;
-  const int ni = static_cast<int>(n);
-  // Table sections: keys in/out, positions in/out, codes in bucket order, offsets, chunk counts,
-  // item starts, masks, counters.
-  const std::size_t u32n = round256(static_cast<std::size_t>(n) * 4);
-  const std::size_t code_bytes = round256(static_cast<std::size_t>(n) * words * 8);
-  const std::size_t slot_bytes = round256(static_cast<std::size_t>(max_slots + 1) * 4);
-  const std::size_t mask_bytes = round256(max_masks * 4);
-  const std::size_t table_bytes = 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes + 256;
-  Status st = m.mih_table.reserve(table_bytes, m.stream, error);
-  if (st != Status::kOk) return st;
-  auto* base = static_cast<unsigned char*>(m.mih_table.ptr);
-  auto* keys_in = reinterpret_cast<std::uint32_t*>(base);
-  auto* keys_out = reinterpret_cast<std::uint32_t*>(base + u32n);
-  auto* idx_in = reinterpret_cast<std::uint32_t*>(base + 2 * u32n);
-  auto* perm = reinterpret_cast<std::uint32_t*>(base + 3 * u32n);
-  auto* sorted = reinterpret_cast<std::uint64_t*>(base + 4 * u32n);
-  auto* offsets = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes);
-  auto* chunks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + slot_bytes);
-  auto* item_start = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 2 * slot_bytes);
-  auto* dmasks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 3 * slot_bytes);
-  auto* counters = reinterpret_cast<MihCounters*>(base + 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes);
-  // cub's scratch: the largest of the key sort, the item scan and the pair sort.
-  std::size_t sort_bytes = 0, scan_bytes = 0, pair_sort_bytes = 0;
-  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, keys_in, keys_out, idx_in, perm, ni, 0,
-                                                  max_len, m.stream));
-  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, chunks, item_start,
-                                                static_cast<int>(max_slots + 1), m.stream));
   // Pairs: room for max(n, 65536) at first, grown to the count when more are found.
   unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(n, 65536));
-  const std::size_t pair_room = m.mih_pairs.cap / (2 * (8 + 4));
-  if (pair_room > capacity) capacity = pair_room;
   unsigned long long found = 0;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    st = m.mih_pairs.reserve(round256(capacity * 8) * 2 + round256(capacity * 4) * 2, m.stream, error);
-    if (st != Status::kOk) return st;
-    auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
-    auto* pd =
-        reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
-    MMCORE_CUDA_TRY(cudaMemsetAsync(counters, 0, sizeof(MihCounters), m.stream));
-    for (int c = 0; c < plan.m; ++c) {
-      if (plan.radius[c] < 0) continue;
-      const int len = plan.len[c];
-      const std::int64_t slots = std::int64_t{1} << len;
-      const auto& mk = masks[static_cast<std::size_t>(c)];
-      MMCORE_CUDA_TRY(cudaMemcpyAsync(dmasks, mk.data(), mk.size() * 4, cudaMemcpyHostToDevice, m.stream));
-      mih_keys_kernel<<<grid_for(n, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, n, words, plan.lo[c],
-                                                                                 len, keys_in, idx_in);
-      MMCORE_CUDA_TRY(cudaGetLastError());
-      std::size_t tb = std::max(sort_bytes, scan_bytes);
-      st = m.join_scan.reserve(tb + 16, m.stream, error);
-      if (st != Status::kOk) return st;
-      MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, tb, keys_in, keys_out, idx_in, perm,
-                                                      ni, 0, len, m.stream));
-      mih_gather_kernel<<<grid_for(n * words, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, perm, n,
-                                                                                           words, sorted);
-      MMCORE_CUDA_TRY(cudaGetLastError());
-      mih_offsets_kernel<<<grid_for(n + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(keys_out, n, slots,
-                                                                                        offsets);
-      MMCORE_CUDA_TRY(cudaGetLastError());
-      mih_chunks_kernel<<<grid_for(slots + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(offsets, slots,
-                                                                                           chunks);
-      MMCORE_CUDA_TRY(cudaGetLastError());
-      tb = std::max(sort_bytes, scan_bytes);
-      MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, tb, chunks, item_start,
-                                                    static_cast<int>(slots + 1), m.stream));
-      MMCORE_CUDA_TRY(cudaMemsetAsync(&counters->next_item, 0, sizeof(unsigned long long), m.stream));
-      // Enough warps to fill the device; each takes items until none is left.
-      const unsigned blocks = static_cast<unsigned>(std::max(1, m.multiprocessors) * 8);
-      mih_pairs_kernel<<<blocks, 32 * d::kMihWarpsPerBlock, 0, m.stream>>>(
-          plan, c, sorted, perm, offsets, item_start, slots, dmasks, static_cast<int>(mk.size()), words, r,
-          pk, pd, capacity, counters);
-      MMCORE_CUDA_TRY(cudaGetLastError());
-    }
-    MMCORE_CUDA_TRY(
-        cudaMemcpyAsync(&found, &counters->pairs, sizeof(found), cudaMemcpyDeviceToHost, m.stream));
-    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
-    if (found <= capacity) break;
-    capacity = found;  // the same pairs again, now with room for all of them
-  }
-  if (found > capacity) {
-    error->set("SearchGpu::hamming_join: the join found %llu pairs, then more", found);
-    return Status::kDevice;
-  }
-  if (found > 0x7FFFFFFFULL) {  // cub's sort counts items in int
-    error->set("SearchGpu::hamming_join: %llu pairs, more than 2^31 - 1 (a smaller r, or method brute)",
-               found);
-    return Status::kUnsupported;
-  }
+  Status st = mih_passes(
+      m, codes, n, words, plan, true, &capacity, &found, error, [&](const MihTable& t, int c, int nmasks) {
+        auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+        auto* pd = reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) +
+                                                   round256(capacity * 8) * 2);
+        // Enough warps to fill the device; each takes items until none is left.
+        const unsigned blocks = static_cast<unsigned>(std::max(1, m.multiprocessors) * 8);
+        mih_pairs_kernel<<<blocks, 32 * d::kMihWarpsPerBlock, 0, m.stream>>>(
+            plan, c, t.sorted, t.perm, t.offsets, t.item_start, std::int64_t{1} << plan.len[c], t.masks,
+            nmasks, words, r, pk, pd, capacity, t.counters);
+      });
+  if (st != Status::kOk) return st;
   auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
   auto* pk_out =
       reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8));
@@ -320,6 +432,7 @@ Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, 
   while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
   const int nf = static_cast<int>(found);
   if (found > 0) {
+    std::size_t pair_sort_bytes = 0;
     MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, pair_sort_bytes, pk, pk_out, pd, pd_out, nf, 0,
                                                     32 + pos_bits, m.stream));
     st = m.join_scan.reserve(pair_sort_bytes + 16, m.stream, error);
@@ -330,6 +443,50 @@ Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, 
   *keys = pk_out;
   *dists = pd_out;
   *count = static_cast<std::int64_t>(found);
+  return Status::kOk;
+}
+
+/// MIH radius search: per searched substring the base's table, then a warp per query probes the
+/// buckets of its ball; a match is appended as the key query << 41 | distance << 32 | position
+/// (hamming_mih_internal.h's mih_radius_key); the keys sorted give each query's results by
+/// (distance, position), and lims from where each query's keys start.
+Status radius_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r, const d::MihPlan& plan,
+                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist, std::int64_t capacity_out,
+                  std::int64_t* count, ErrorText* error) {
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(32 * nq, 65536));
+  unsigned long long found = 0;
+  Status st = mih_passes(m, codes, n, words, plan, false, &capacity, &found, error,
+                         [&](const MihTable& t, int c, int nmasks) {
+                           mih_radius_kernel<<<pairs_blocks(nq), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
+                               plan, c, t.sorted, t.perm, t.offsets, t.masks, nmasks, queries, nq, words, r,
+                               static_cast<std::uint64_t*>(m.mih_pairs.ptr), capacity, t.counters);
+                         });
+  if (st != Status::kOk) return st;
+  auto* rk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+  auto* rk_out =
+      reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(rk) + round256(capacity * 8));
+  const int nf = static_cast<int>(found);
+  if (found > 0) {
+    std::size_t sort_bytes = 0;
+    const int end_bit = d::kMihRadiusQueryShift + d::bits_for(nq);
+    MMCORE_CUDA_TRY(
+        cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, rk, rk_out, nf, 0, end_bit, m.stream));
+    st = m.join_scan.reserve(sort_bytes + 16, m.stream, error);
+    if (st != Status::kOk) return st;
+    MMCORE_CUDA_TRY(
+        cub::DeviceRadixSort::SortKeys(m.join_scan.ptr, sort_bytes, rk, rk_out, nf, 0, end_bit, m.stream));
+  }
+  mih_lims_kernel<<<grid_for(static_cast<std::int64_t>(found) + 1, 256, m.multiprocessors), 256, 0,
+                    m.stream>>>(rk_out, static_cast<std::int64_t>(found), nq, lims);
+  MMCORE_CUDA_TRY(cudaGetLastError());
+  *count = static_cast<std::int64_t>(found);
+  if (found > 0 && capacity_out >= *count) {
+    mih_radius_split_kernel<<<grid_for(*count, 256, m.multiprocessors), 256, 0, m.stream>>>(rk_out, *count,
+                                                                                            ids, dist);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+  }
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
 }
 }  // namespace
@@ -380,12 +537,14 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
 Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
                                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
-                                 std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+                                 std::int64_t capacity, std::int64_t* count, ErrorText* error,
+                                 HammingMethod method) {
   Impl& m = *impl_;
   const Status s = m.check_ready("hamming_radius", error);
   if (s != Status::kOk) return s;
   const char* problem = g::pairs_args_problem(false, codes, n, words, queries, nq, r, lims, nullptr, ids,
                                               dist, capacity, count);
+  if (problem == nullptr) problem = g::join_method_problem(words, static_cast<int>(method));
   if (problem != nullptr) {
     error->set("SearchGpu::hamming_radius: %s (n %lld, words %d, nq %lld, r %d)", problem,
                static_cast<long long>(n), words, static_cast<long long>(nq), r);
@@ -393,6 +552,10 @@ Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std
   }
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
   *count = 0;
+  const std::int32_t rc = r < 64 * words ? r : 64 * words;
+  const d::MihPlan plan = d::gpu_radius_plan(n, nq, words, rc, static_cast<int>(method));
+  if (plan.m > 0)
+    return radius_mih(m, codes, n, words, queries, nq, rc, plan, lims, ids, dist, capacity, count, error);
   Status st = count_pairs(m, queries, nq, codes, n, words, r, false, lims, count, error);
   if (st != Status::kOk || *count == 0 || capacity < *count) return st;
   // Matches in id order into scratch, then sorted stably by distance into the outputs.

@@ -211,6 +211,7 @@ class GpuContext:
         ids: int,
         dist: int,
         capacity: int,
+        method: int = 0,
     ) -> int: ...
     def decode(
         self,

@@ -39,7 +39,14 @@ from .status import DeviceError, Status
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
 GPU_KINDS: tuple[str, ...] = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
 _COLUMNS = 5  # uint64 columns of the 64-bit kinds (HashKind 0..4)
-_JOIN_METHODS = {"auto": 0, "brute": 1, "mih": 2}  # HammingMethod's values (Context.hamming_join)
+_JOIN_METHODS = {"auto": 0, "brute": 1, "mih": 2}  # HammingMethod's values (Context.hamming_join / radius)
+
+
+def _join_method(method: str) -> int:
+    code = _JOIN_METHODS.get(method)
+    if code is None:
+        raise ValueError(f"method must be one of {tuple(_JOIN_METHODS)}, got {method!r}")
+    return code
 
 
 def unavailable_reason() -> str | None:
@@ -634,26 +641,30 @@ class Context:
         position, padded with (INT32_MAX, -1) when k > N. k <= 1024."""
         return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
 
-    def hamming_radius(self, codes: Any, queries: Any, r: int) -> tuple[Any, Any, Any]:
+    def hamming_radius(
+        self, codes: Any, queries: Any, r: int, *, method: str = "auto"
+    ) -> tuple[Any, Any, Any]:
         """Every row of ``codes`` within Hamming distance r (inclusive) of each query (codes and
         queries as for :meth:`hamming_knn`), as :meth:`mmcore.HammingIndex.radius` by position: cupy
         ``(lims int64 (Q + 1,), distances int32, positions int64)``; query q's results are
-        ``lims[q]:lims[q + 1]``, by distance then position. Brute force (Q * N distances, twice)."""
-        cp = self._cp
+        ``lims[q]:lims[q + 1]``, by distance then position.
+
+        ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits, fewer
+        than 2^23 queries: a table of the codes per substring, each query probing the buckets near
+        its own); ``"brute"`` Q * N distances (twice: a counting pass and a writing pass);
+        ``"auto"`` (default) the cheaper by a cost model. The answer is the same for every method.
+        Output room for 32 results per query is tried first; more mean a second run."""
         c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")
         r = _nonneg_int("r", r)
+        code = _join_method(method)
         n, words, nq = int(c.shape[0]), int(c.shape[1]), int(q.shape[0])
-        lims = cp.zeros(nq + 1, dtype=cp.int64)
+        lims = self._cp.zeros(nq + 1, dtype=self._cp.int64)
         with self._ready():
             args = (c.data.ptr, n, words, q.data.ptr, nq, r, lims.data.ptr)
-            count = self._call(self._ctx.hamming_radius, *args, 0, 0, 0)
-            ids = cp.empty(max(count, 1), dtype=cp.int64)
-            dist = cp.empty(max(count, 1), dtype=cp.int32)
-            if count:
-                got = self._call(self._ctx.hamming_radius, *args, ids.data.ptr, dist.data.ptr, count)
-                if got != count:
-                    raise DeviceError(Status.DEVICE, f"the search counted {count} results, then {got}")
-        return lims, dist[:count], ids[:count]
+            ids, dist = self._sized_call(
+                self._ctx.hamming_radius, args, code, 32 * nq + 1024, ("int64", "int32")
+            )
+        return lims, dist, ids
 
     def hamming_join(self, codes: Any, r: int, *, method: str = "auto") -> tuple[Any, Any, Any]:
         """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
@@ -664,31 +675,32 @@ class Context:
         codes are bucketed by substrings, and only codes in nearby buckets are compared);
         ``"brute"`` about n^2 / 2 distances (twice: a counting pass and a writing pass); ``"auto"``
         (default) the cheaper by a cost model. The answer is the same for every method. Output
-        room for n pairs is tried first; more pairs mean a second run with room for all."""
-        cp = self._cp
+        room for n + 1024 pairs is tried first; more pairs mean a second run with room for all."""
         c, _ = self._pair(_words(codes), None, "uint64", "uint64")
         r = _nonneg_int("r", r)
-        code = _JOIN_METHODS.get(method)
-        if code is None:
-            raise ValueError(f"method must be one of {tuple(_JOIN_METHODS)}, got {method!r}")
+        code = _join_method(method)
         n, words = int(c.shape[0]), int(c.shape[1])
-        room = n + 1024
         with self._ready():
-            first = cp.empty(room, dtype=cp.int64)
-            second = cp.empty(room, dtype=cp.int64)
-            dist = cp.empty(room, dtype=cp.int32)
             args = (c.data.ptr, n, words, int(r))
-            outs = (first.data.ptr, second.data.ptr, dist.data.ptr)
-            count = self._call(self._ctx.hamming_join, *args, *outs, room, code)
-            if count > room:
-                first = cp.empty(count, dtype=cp.int64)
-                second = cp.empty(count, dtype=cp.int64)
-                dist = cp.empty(count, dtype=cp.int32)
-                outs = (first.data.ptr, second.data.ptr, dist.data.ptr)
-                got = self._call(self._ctx.hamming_join, *args, *outs, count, code)
-                if got != count:
-                    raise DeviceError(Status.DEVICE, f"the join counted {count} pairs, then {got}")
-        return first[:count], second[:count], dist[:count]
+            first, second, dist = self._sized_call(
+                self._ctx.hamming_join, args, code, n + 1024, ("int64", "int64", "int32")
+            )
+        return first, second, dist
+
+    def _sized_call(
+        self, fn: Any, args: tuple[Any, ...], method: int, room: int, dtypes: tuple[str, ...]
+    ) -> list[Any]:
+        """``fn(*args, *outputs, capacity, method) -> count`` with outputs of ``room`` entries, then,
+        when the count is larger, once more with room for the count; the outputs cut to the count."""
+        cp = self._cp
+        outs = [cp.empty(room, dtype=t) for t in dtypes]
+        count = self._call(fn, *args, *(o.data.ptr for o in outs), room, method)
+        if count > room:
+            outs = [cp.empty(count, dtype=t) for t in dtypes]
+            got = self._call(fn, *args, *(o.data.ptr for o in outs), count, method)
+            if got != count:
+                raise DeviceError(Status.DEVICE, f"the device counted {count} results, then {got}")
+        return [o[:count] for o in outs]
 
     def _pair(self, codes: Any, queries: Any, code_type: str, query_type: str) -> tuple[Any, Any]:
         """Contiguous device codes (N, W) of code_type and queries (Q, W) of query_type (None: none)."""

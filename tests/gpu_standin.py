@@ -107,6 +107,7 @@ class FakeGpuContext:
     def __init__(self, device: int) -> None:
         self.device = device
         self.join_calls: list[tuple[int, int, int]] = []  # (n, capacity, method) per hamming_join
+        self.radius_calls: list[tuple[int, int, int]] = []  # (nq, capacity, method) per hamming_radius
 
     def hash(self, pixels: int, nbytes: int, descs: np.ndarray, kinds: int, out: int) -> np.ndarray:
         n = len(descs)
@@ -152,6 +153,14 @@ class FakeGpuContext:
         if any(p % 8 for p in ptrs):
             raise RuntimeError("UNSUPPORTED: codes or queries not 8-byte aligned")
 
+    @staticmethod
+    def _method(method: int, words: int) -> None:
+        """join_method_problem's refusals."""
+        if method not in (0, 1, 2):
+            raise RuntimeError("UNSUPPORTED: method must be auto, brute or mih")
+        if method == 2 and words > 4:
+            raise RuntimeError("UNSUPPORTED: multi-index hashing takes codes of at most 256 bits")
+
     def hamming_knn(
         self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
     ) -> None:
@@ -175,10 +184,7 @@ class FakeGpuContext:
         method: int = 0,
     ) -> int:
         self._words_aligned(codes)
-        if method not in (0, 1, 2):
-            raise RuntimeError("UNSUPPORTED: method must be auto, brute or mih")
-        if method == 2 and words > 4:
-            raise RuntimeError("UNSUPPORTED: multi-index hashing takes codes of at most 256 bits")
+        self._method(method, words)
         self.join_calls.append((n, capacity, method))
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         a, b, d, _ = _core.hamming_join(c, r, 1, ("auto", "brute", "mih")[method])
@@ -200,11 +206,14 @@ class FakeGpuContext:
         ids: int,
         dist: int,
         capacity: int,
+        method: int = 0,
     ) -> int:
         self._words_aligned(codes, queries)
+        self._method(method, words)
+        self.radius_calls.append((nq, capacity, method))
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
-        lim, d, i, _ = _core.hamming_radius(c, None, q, r, 1, "brute")
+        lim, d, i, _ = _core.hamming_radius(c, None, q, r, 1, ("auto", "brute", "mih")[method])
         _view(lims, 8 * (nq + 1), np.int64)[:] = lim
         if capacity >= len(i) > 0:
             _view(ids, 8 * len(i), np.int64)[:] = i

@@ -275,6 +275,11 @@ def test_gpu_search_equals_cpu() -> None:
         got = mg.Context().hamming_join(cp.asarray(pdq), 31, method=method)
         for g, w in zip(got, (want_a, want_b, want_dd), strict=True):
             np.testing.assert_array_equal(g.get(), w)
+    want_r = index.radius(pdq[:40], r=31)
+    for method in ("brute", "mih"):
+        got = mg.Context().hamming_radius(cp.asarray(pdq), cp.asarray(pdq[:40]), 31, method=method)
+        for g, w in zip(got, want_r, strict=True):
+            np.testing.assert_array_equal(g.get(), w)
     want64 = index64.join(r=12)
     for method in ("brute", "mih"):
         got = mg.Context().hamming_join(cp.asarray(words[:, None]), 12, method=method)
@@ -428,8 +433,9 @@ def test_glue_search_equals_cpu(standin: Any) -> None:
 
 
 def test_glue_join_methods_and_output_room(standin: Any) -> None:
-    """Context.hamming_join passes the method through and sizes its outputs: room for n + 1024
-    pairs first, one more call with room for the count when there are more."""
+    """Context.hamming_join / hamming_radius pass the method through and size their outputs: room
+    for n + 1024 pairs (32 results per query + 1024) first, one more call with room for the count
+    when there are more."""
     ctx = mg.Context()
     rng = np.random.default_rng(5)
     pdq = rng.integers(0, 256, size=(600, 32), dtype=np.uint8)
@@ -444,6 +450,17 @@ def test_glue_join_methods_and_output_room(standin: Any) -> None:
             np.testing.assert_array_equal(g.get(), w)
         calls = ctx._ctx.join_calls[-2:]
         assert calls == [(600, 600 + 1024, code), (600, len(want[0]), code)]
+    # radius: room for 32 results per query + 1024 first (here 4 x 300 results need a second call)
+    queries = np.repeat(pdq[:1], 4, axis=0)
+    want_r = index.radius(queries, r=20)
+    assert len(want_r[2]) > 32 * 4 + 1024
+    for method, code in (("auto", 0), ("brute", 1), ("mih", 2)):
+        got_r = ctx.hamming_radius(standin.asarray(pdq), queries, 20, method=method)
+        for g, w in zip(got_r, want_r, strict=True):
+            np.testing.assert_array_equal(g.get(), w)
+        assert ctx._ctx.radius_calls[-2:] == [(4, 32 * 4 + 1024, code), (4, len(want_r[2]), code)]
+    with pytest.raises(ValueError, match="method must be one of"):
+        ctx.hamming_radius(pdq, queries, 3, method="fast")
     few = ctx.hamming_join(standin.asarray(pdq[::2]), 20, method="mih")  # one copy each: no pairs
     assert ctx._ctx.join_calls[-1] == (300, 300 + 1024, 2)
     np.testing.assert_array_equal(few[0].get(), index.join(r=20)[0][:0])

@@ -204,16 +204,19 @@ class GpuContext {
   }
 
   /// Radius search: lims written; the result count; ids / dist written when capacity >= it.
+  /// method as for hamming_join.
   std::int64_t hamming_radius(std::uintptr_t codes, std::int64_t n, std::int32_t words,
                               std::uintptr_t queries, std::int64_t nq, std::int32_t r, std::uintptr_t lims,
-                              std::uintptr_t ids, std::uintptr_t dist, std::int64_t capacity) {
+                              std::uintptr_t ids, std::uintptr_t dist, std::int64_t capacity,
+                              std::int32_t method) {
     std::int64_t count = 0;
     nogil_call([&](ErrorText* e) {
       const Status s = lazy(&search_, device_, e);
       if (s != Status::kOk) return s;
       return search_->hamming_radius(ptr<const std::uint64_t>(codes), n, words,
                                      ptr<const std::uint64_t>(queries), nq, r, ptr<std::int64_t>(lims),
-                                     ptr<std::int64_t>(ids), ptr<std::int32_t>(dist), capacity, &count, e);
+                                     ptr<std::int64_t>(ids), ptr<std::int32_t>(dist), capacity, &count, e,
+                                     static_cast<HammingMethod>(method < 0 || method > 2 ? 255 : method));
     });
     return count;
   }
@@ -324,7 +327,7 @@ void bind_gpu(py::module_& m) {
            py::arg("method") = 0)
       .def("hamming_radius", &GpuContext::hamming_radius, py::arg("codes"), py::arg("n"), py::arg("words"),
            py::arg("queries"), py::arg("nq"), py::arg("r"), py::arg("lims"), py::arg("ids"), py::arg("dist"),
-           py::arg("capacity"))
+           py::arg("capacity"), py::arg("method") = 0)
       .def("decode", &GpuContext::decode, py::arg("srcs"), py::arg("descs"), py::arg("statuses"),
            py::arg("messages"), py::arg("pixels"), py::arg("pixel_bytes"), py::arg("cpu_share") = -1.0,
            py::arg("threads") = 0);

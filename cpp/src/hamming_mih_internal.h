@@ -231,6 +231,49 @@ inline MihPlan gpu_join_plan(std::int64_t n, std::int32_t words, std::int32_t r,
   return plan;
 }
 
+/// The GPU radius search's plan for nq queries against n codes (m = 0: brute force); method as
+/// for the join. MIH needs nq < 2^23 (the result keys hold the query in 23 bits).
+inline MihPlan gpu_radius_plan(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r,
+                               int method) {
+  MihPlan none;
+  if (words < 1 || words > 4 || method == 1 || n < 1 || nq < 1 || nq >= (std::int64_t{1} << 23)) return none;
+  const CostModel cm(1.0, 4.0, 40.0, 2.0, 40.0, 40.0);
+  const int bits = 64 * words;
+  MihPlan plan = best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm, kMihGpuMaxBits);
+  if (plan.m == 0 && method == 2) {
+    plan = make_plan(bits, (bits + kMihGpuMaxBits - 1) / kMihGpuMaxBits, r);
+    cost_plan(&plan, static_cast<double>(n), static_cast<double>(nq), cm);
+  }
+  if (method == 0 && plan.m > 0 && plan.cost >= static_cast<double>(n) * static_cast<double>(nq)) plan.m = 0;
+  return plan;
+}
+
+/// A radius result as one key, sorted = by (query, distance, position): query << 41 |
+/// distance << 32 | position (distance <= 256 in 9 bits, position < 2^32).
+constexpr int kMihRadiusQueryShift = 41;
+MMCORE_HD inline std::uint64_t mih_radius_key(std::int64_t q, std::int32_t dist, std::uint32_t pos) {
+  return static_cast<std::uint64_t>(q) << kMihRadiusQueryShift | static_cast<std::uint64_t>(dist) << 32 | pos;
+}
+MMCORE_HD inline std::int32_t mih_radius_key_dist(std::uint64_t key) {
+  return static_cast<std::int32_t>((key >> 32) & 0x1FF);
+}
+/// Bits that hold 0..n - 1 (at least 1).
+inline int bits_for(std::int64_t n) {
+  int b = 1;
+  while ((std::int64_t{1} << b) < n) ++b;
+  return b;
+}
+
+/// lims from the sorted result keys, thread j of count + 1: lims[q] = j for the queries q in
+/// (query of key j - 1, query of key j] (key -1's query -1, key count's nq), so lims[q] is where
+/// query q's results start and lims[nq] = count.
+MMCORE_HD inline void mih_lims_step(const std::uint64_t* keys, std::int64_t count, std::int64_t nq,
+                                    std::int64_t j, std::int64_t* lims) {
+  const std::int64_t prev = j == 0 ? -1 : static_cast<std::int64_t>(keys[j - 1] >> kMihRadiusQueryShift);
+  const std::int64_t cur = j == count ? nq : static_cast<std::int64_t>(keys[j] >> kMihRadiusQueryShift);
+  for (std::int64_t q = prev + 1; q <= cur; ++q) lims[q] = j;
+}
+
 /// Step 1's offsets, thread j of n + 1: offsets[s] = j for the slots s in (key[j-1], key[j]]
 /// (key[-1] = -1, key[n] = slots), so every slot gets the first row at or after it.
 MMCORE_HD inline void mih_offsets_step(const std::uint32_t* sorted_keys, std::int64_t n, std::int64_t slots,

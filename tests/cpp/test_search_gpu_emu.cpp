@@ -203,7 +203,11 @@ void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::i
   if (method == 2) ++mih_cases;
 }
 
-void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r) {
+/// method, mih_capacity, crowded, want_attempts: as for check_join (crowded: a third of the base
+/// equal to query 0).
+void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r,
+                  int method = 0, std::int64_t mih_capacity = 0, bool crowded = false,
+                  int want_attempts = 0) {
   ++cases;
   std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1),
       queries(static_cast<std::size_t>(nq * words) + 1);
@@ -215,21 +219,37 @@ void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
       for (std::int32_t w = 0; w < words; ++w) codes[at * words + w] = queries[q * words + w];
       codes[at * words + static_cast<std::int64_t>(rng() % words)] ^= rng() & rng() & rng();
     }
+  if (n > 1 && nq > 0)  // the farthest code there is (every bit differs) in the base
+    for (std::int32_t w = 0; w < words; ++w) codes[words + w] = ~queries[w];
+  if (crowded && nq > 0)
+    for (std::int64_t i = 0; i < n; i += 3)
+      for (std::int32_t w = 0; w < words; ++w) codes[i * words + w] = queries[w];
   mmcore::HammingOutput want;
   mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 2,
                          mmcore::HammingMethod::kBrute, &want);
   mmcore_test::SearchEmu emu;
+  emu.reverse = (rng() & 1) != 0;
+  emu.mih_capacity = mih_capacity;
+  emu.mih_attempts = 0;
   std::vector<std::int64_t> lims, ids;
   std::vector<std::int32_t> dist;
-  emu.hamming_radius(codes.data(), n, words, queries.data(), nq, r, &lims, &ids, &dist);
+  emu.hamming_radius(codes.data(), n, words, queries.data(), nq, r, &lims, &ids, &dist, method);
+  const mmcore::detail::MihPlan plan =
+      mmcore::detail::gpu_radius_plan(n, nq, words, std::min(r, 64 * words), method);
   bool same = static_cast<std::int64_t>(ids.size()) == want.count;
   for (std::int64_t q = 0; same && q <= nq; ++q) same = lims[q] == want.lims[q];
   for (std::int64_t i = 0; same && i < want.count; ++i)
     same = ids[i] == want.second[i] && dist[i] == want.dist[i];
-  if (!same && ++failures <= 20)
-    std::printf("MISMATCH radius n=%lld words=%d nq=%lld r=%d: %zu results, want %lld\n",
-                static_cast<long long>(n), words, static_cast<long long>(nq), r, ids.size(),
-                static_cast<long long>(want.count));
+  const bool ran =
+      (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 1 || nq < 1)) || method == 0;
+  const bool attempts = want_attempts == 0 || emu.mih_attempts == want_attempts;
+  if ((!same || !ran || !attempts) && ++failures <= 20)
+    std::printf(
+        "MISMATCH radius n=%lld words=%d nq=%lld r=%d method=%d (plan m=%d, %d passes): %zu results, want "
+        "%lld\n",
+        static_cast<long long>(n), words, static_cast<long long>(nq), r, method, plan.m, emu.mih_attempts,
+        ids.size(), static_cast<long long>(want.count));
+  if (method == 2) ++mih_cases;
 }
 
 }  // namespace
@@ -339,7 +359,32 @@ int main() {
   check_radius(rng, 0, 4, 3, 10);
   check_radius(rng, 500, 1, 0, 10);
   check_radius(rng, 300, 1, 4, 64);  // everything, ties on distance decided by row
-  std::printf("%d cases (%d of them the MIH join forced)\n", cases, mih_cases);
+  // MIH radius search (forced; brute forced), crowded buckets, a grown result buffer
+  for (std::int32_t words : {1, 4})
+    for (std::int32_t r : {0, 3, 9, 31}) {
+      check_radius(rng, 2000, words, 23, r, 2);
+      check_radius(rng, 2000, words, 23, r, 1);
+    }
+  check_radius(rng, 3000, 4, 9, 40, 2, 0, true);
+  check_radius(rng, 3000, 1, 9, 12, 2, 50, true, 2);
+  check_radius(rng, 300, 1, 4, 64, 2);   // everything by MIH
+  check_radius(rng, 200, 4, 3, 256, 2);  // distance 256 in the result keys
+  check_radius(rng, 0, 4, 3, 10, 2);
+  check_radius(rng, 500, 1, 0, 10, 2);
+  check_radius(rng, 30000, 4, 3000, 31, 0);  // auto: MIH by the model
+  for (const auto& [n, nq, words, r, mih] :
+       {std::tuple<std::int64_t, std::int64_t, int, int, bool>{30000, 3000, 4, 31, true},
+        {30000, 300, 4, 31, false},
+        {10000000, 1000, 4, 31, true},
+        {10000000, 1, 4, 31, false},
+        {1000, 10, 4, 31, false}}) {
+    const mmcore::detail::MihPlan plan = mmcore::detail::gpu_radius_plan(n, nq, words, r, 0);
+    std::printf("GPU radius plan n=%lld nq=%lld bits=%d r=%d: %s (m %d, substring radius %d)\n",
+                static_cast<long long>(n), static_cast<long long>(nq), 64 * words, r,
+                plan.m > 0 ? "mih" : "brute", plan.m, plan.s);
+    if ((plan.m > 0) != mih && ++failures <= 20) std::printf("MISMATCH: the model's choice\n");
+  }
+  std::printf("%d cases (%d of them MIH forced)\n", cases, mih_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

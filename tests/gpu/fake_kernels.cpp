@@ -102,13 +102,15 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
 Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
                                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
-                                 std::int64_t capacity, std::int64_t* count, ErrorText* error) {
+                                 std::int64_t capacity, std::int64_t* count, ErrorText* error,
+                                 HammingMethod method) {
   const char* problem = gpu_detail::pairs_args_problem(false, codes, n, words, queries, nq, r, lims, nullptr,
                                                        ids, dist, capacity, count);
+  if (problem == nullptr) problem = gpu_detail::join_method_problem(words, static_cast<int>(method));
   if (refuse(impl_->ready, "hamming_radius", problem, error)) return Status::kUnsupported;
   std::vector<std::int64_t> l, i;
   std::vector<std::int32_t> d;
-  impl_->emu.hamming_radius(codes, n, words, queries, nq, r, &l, &i, &d);
+  impl_->emu.hamming_radius(codes, n, words, queries, nq, r, &l, &i, &d, static_cast<int>(method));
   std::copy(l.begin(), l.end(), lims);
   *count = static_cast<std::int64_t>(i.size());
   if (*count == 0 || capacity < *count) return Status::kOk;

@@ -10,7 +10,8 @@
 //    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates; every
 //      method: auto, brute force, multi-index hashing; a crowd of identical codes whose pairs
 //      outgrow the MIH join's first pair buffer);
-//    - SearchGpu::hamming_radius vs hamming_radius (256 and 64 bits, CSR by distance then row);
+//    - SearchGpu::hamming_radius vs hamming_radius (256 and 64 bits, CSR by distance then row;
+//      every method);
 //    - the contract: k outside 1..1024, null buffers -> kUnsupported, nothing written;
 //    - the bench's 10M x 768 base for 4 queries against the CPU (the multi-chunk schedule).
 //    - ResizeGpu::resize_batch vs mmcore::resize (Pillow-exact), every filter, on random shapes
@@ -24,7 +25,8 @@
 //    its columns are not measured here.
 //    Join: --join-rows N 256-bit codes (default 1,000,000) with planted near duplicates, r = 31,
 //    multi-index hashing and brute force on the device against hamming_join (the CPU picks brute
-//    force or multi-index hashing) on all host cores.
+//    force or multi-index hashing) on all host cores; radius search of 10,000 of those codes
+//    against all of them, both methods, against hamming_radius.
 //    Resize: --resize-count 500x375 RGB images already on the device to 341x256 (short side 256),
 //    LANCZOS and BILINEAR, against mmcore::resize on all host cores.
 // 3. Writes a markdown report to --report.
@@ -561,13 +563,13 @@ long join_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::
   return bad;
 }
 
-long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r,
-                 std::uint64_t seed) {
-  const std::vector<std::uint64_t> codes = join_codes(n, words, seed);
-  std::vector<std::uint64_t> queries(codes.begin(), codes.begin() + nq * words);  // rows with near copies
-  mmcore::HammingOutput want;
-  mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 0,
-                         mmcore::HammingMethod::kAuto, &want);
+/// One method's radius search against the CPU's answer `want`; *ms the writing call's time when
+/// asked (best of `repeat`).
+long radius_method(mmcore::SearchGpu& gpu, const std::vector<std::uint64_t>& codes, std::int64_t n,
+                   std::int32_t words, const std::vector<std::uint64_t>& queries, std::int64_t nq,
+                   std::int32_t r, mmcore::HammingMethod method, const mmcore::HammingOutput& want,
+                   double* ms = nullptr, int repeat = 3) {
+  const bool report = ms == nullptr;  // the check's line; the bench prints its own
   void *bc = nullptr, *bq = nullptr, *bl = nullptr, *bi = nullptr, *bd = nullptr;
   const std::uint64_t* dc = to_device(codes, 0, &bc);
   const std::uint64_t* dq = to_device(queries, 0, &bq);
@@ -576,13 +578,16 @@ long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
   ErrorText err;
   if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bl, 8 * (nq + 1)), "cudaMalloc") &&
       gpu.hamming_radius(dc, n, words, dq, nq, r, static_cast<std::int64_t*>(bl), nullptr, nullptr, 0, &count,
-                         &err) == Status::kOk &&
+                         &err, method) == Status::kOk &&
       cuda_ok(cudaMalloc(&bi, 8 * (count + 1)), "cudaMalloc") &&
       cuda_ok(cudaMalloc(&bd, 4 * (count + 1)), "cudaMalloc")) {
     std::int64_t again = 0;
-    if (gpu.hamming_radius(dc, n, words, dq, nq, r, static_cast<std::int64_t*>(bl),
-                           static_cast<std::int64_t*>(bi), static_cast<std::int32_t*>(bd), count, &again,
-                           &err) == Status::kOk) {
+    const auto once = [&] {
+      return gpu.hamming_radius(dc, n, words, dq, nq, r, static_cast<std::int64_t*>(bl),
+                                static_cast<std::int64_t*>(bi), static_cast<std::int32_t*>(bd), count, &again,
+                                &err, method) == Status::kOk;
+    };
+    if (ms != nullptr ? (*ms = time_ms(repeat, once)) >= 0 : once()) {
       std::vector<std::int64_t> lims(static_cast<std::size_t>(nq + 1)), ids(static_cast<std::size_t>(count));
       std::vector<std::int32_t> dist(static_cast<std::size_t>(count));
       cudaMemcpy(lims.data(), bl, 8 * lims.size(), cudaMemcpyDeviceToHost);
@@ -595,12 +600,32 @@ long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
               : 1;
     }
   }
-  if (err.text[0] != '\0') say("hamming_radius: %s\n", err.text);
-  say("| Hamming radius n=%lld bits=%d nq=%lld r=%d: %lld results (CPU %lld) | %s |\n",
-      static_cast<long long>(n), 64 * words, static_cast<long long>(nq), r, static_cast<long long>(count),
-      static_cast<long long>(want.count), bad == 0 ? "equal" : "**MISMATCH**");
+  if (err.text[0] != '\0') say("hamming_radius (%s): %s\n", method_name(method), err.text);
+  const mmcore::detail::MihPlan plan =
+      mmcore::detail::gpu_radius_plan(n, nq, words, std::min(r, 64 * words), static_cast<int>(method));
+  if (report)
+    say("| Hamming radius n=%lld bits=%d nq=%lld r=%d, %s (%s): %lld results (CPU %lld) | %s |\n",
+        static_cast<long long>(n), 64 * words, static_cast<long long>(nq), r, method_name(method),
+        plan.m > 0 ? "mih" : "brute", static_cast<long long>(count), static_cast<long long>(want.count),
+        bad == 0 ? "equal" : "**MISMATCH**");
   for (void* p : {bc, bq, bl, bi, bd})
     if (p != nullptr) cudaFree(p);
+  return bad;
+}
+
+long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t r,
+                 std::uint64_t seed) {
+  const std::vector<std::uint64_t> codes = join_codes(n, words, seed);
+  std::vector<std::uint64_t> queries(codes.begin(), codes.begin() + nq * words);  // rows with near copies
+  mmcore::HammingOutput want;
+  mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 0,
+                         mmcore::HammingMethod::kAuto, &want);
+  long bad = 0;
+  for (const mmcore::HammingMethod method :
+       {mmcore::HammingMethod::kAuto, mmcore::HammingMethod::kBrute, mmcore::HammingMethod::kMih}) {
+    if (cuda_failed) break;
+    bad += radius_method(gpu, codes, n, words, queries, nq, r, method, want);
+  }
   return bad;
 }
 
@@ -640,6 +665,26 @@ int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
   }
   const mmcore::detail::MihPlan pick = mmcore::detail::gpu_join_plan(n, 4, 31, 0);
   say("\nThe device's cost model picks %s for this join (auto).\n", pick.m > 0 ? "mih" : "brute");
+  // Radius search of 10,000 of the codes against all of them, both methods.
+  const std::int64_t nq = std::min<std::int64_t>(10000, n);
+  std::vector<std::uint64_t> queries(codes.begin(), codes.begin() + nq * 4);
+  mmcore::HammingOutput want_r;
+  const double t1 = now_s();
+  mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, 4, 31, 0, mmcore::HammingMethod::kAuto,
+                         &want_r);
+  const double cpu_r_ms = (now_s() - t1) * 1e3;
+  say("\n| radius r = 31, %lld queries over %lld codes | GPU ms | CPU ms (%s) | CPU / GPU | equal |\n"
+      "|---|---|---|---|---|\n",
+      static_cast<long long>(nq), static_cast<long long>(n),
+      want_r.stats.method == mmcore::HammingMethod::kMih ? "multi-index hashing" : "brute force");
+  for (const mmcore::HammingMethod method : {mmcore::HammingMethod::kMih, mmcore::HammingMethod::kBrute}) {
+    double ms = 0;
+    const long bad = radius_method(gpu, codes, n, 4, queries, nq, 31, method, want_r, &ms, 3);
+    if (cuda_failed) return kExitCuda;
+    say("| %s | %.1f | %.1f | %.2fx | %s |\n", method_name(method), ms, cpu_r_ms, cpu_r_ms / ms,
+        bad == 0 ? "yes" : "**NO**");
+    all = all && bad == 0;
+  }
   return all ? 0 : kExitMismatch;
 }
 

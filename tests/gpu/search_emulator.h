@@ -306,6 +306,44 @@ struct SearchEmu {
     }
   }
 
+  /// cuda/hamming.cu's warp_append: the lanes in `hits` get slots *counter, *counter + 1, ... in
+  /// lane order (visited here in reverse: the slot comes from the mask, not the order).
+  template <class Store>
+  static void warp_append(std::uint32_t hits, std::uint64_t* counter, Store store) {
+    const std::uint64_t base = *counter;
+    *counter += static_cast<std::uint64_t>(g::popcount64(hits));
+    for (int lane = 31; lane >= 0; --lane)
+      if (hits >> lane & 1u)
+        store(lane, base + static_cast<std::uint64_t>(g::popcount64(hits & ((1u << lane) - 1u))));
+  }
+
+  /// cuda/hamming.cu's mih_table_build: substring c's keys, a stable sort of the positions by key
+  /// (cub's radix sort is stable), the codes gathered in that order, the offsets (from the
+  /// per-thread code, the table starting as garbage).
+  void mih_table(const std::uint64_t* codes, std::int64_t n, std::int32_t words, const md::MihPlan& plan,
+                 int c, std::vector<std::uint32_t>* perm, std::vector<std::uint64_t>* sorted,
+                 std::vector<std::uint32_t>* offsets) const {
+    const int len = plan.len[c];
+    const std::int64_t slots = std::int64_t{1} << len;
+    std::vector<std::uint32_t> key(static_cast<std::size_t>(n));
+    perm->resize(static_cast<std::size_t>(n));
+    threads(static_cast<int>(n), [&](int i) {
+      key[i] = md::substring_of(codes + static_cast<std::int64_t>(i) * words, plan.lo[c], len);
+      (*perm)[i] = static_cast<std::uint32_t>(i);
+    });
+    std::stable_sort(perm->begin(), perm->end(),
+                     [&](std::uint32_t x, std::uint32_t y) { return key[x] < key[y]; });
+    std::vector<std::uint32_t> sorted_keys(static_cast<std::size_t>(n));
+    sorted->assign(static_cast<std::size_t>(n * words), 0);
+    for (std::int64_t j = 0; j < n; ++j) {
+      sorted_keys[j] = key[(*perm)[j]];
+      for (std::int32_t w = 0; w < words; ++w) (*sorted)[j * words + w] = codes[(*perm)[j] * words + w];
+    }
+    offsets->assign(static_cast<std::size_t>(slots) + 1, 0xCDCDCDCDu);
+    threads(static_cast<int>(n + 1),
+            [&](int j) { md::mih_offsets_step(sorted_keys.data(), n, slots, j, offsets->data()); });
+  }
+
   /// cuda/hamming.cu's join_mih: per searched substring the table (a stable sort of the keys, the
   /// codes gathered, offsets and item starts from the same per-thread code), then the warps' items
   /// in reverse order, each match appended at an atomic counter's slot (kept when within the
@@ -328,23 +366,10 @@ struct SearchEmu {
         const int len = plan.len[c];
         const std::int64_t slots = std::int64_t{1} << len;
         const std::vector<std::uint32_t> masks = md::ball_masks(len, plan.radius[c]);
-        std::vector<std::uint32_t> key(static_cast<std::size_t>(n)), perm(static_cast<std::size_t>(n));
-        threads(static_cast<int>(n), [&](int i) {
-          key[i] = md::substring_of(codes + static_cast<std::int64_t>(i) * words, plan.lo[c], len);
-          perm[i] = static_cast<std::uint32_t>(i);
-        });
-        std::stable_sort(perm.begin(), perm.end(),
-                         [&](std::uint32_t x, std::uint32_t y) { return key[x] < key[y]; });
-        std::vector<std::uint32_t> sorted_keys(static_cast<std::size_t>(n));
-        std::vector<std::uint64_t> sorted(static_cast<std::size_t>(n * words));
-        for (std::int64_t j = 0; j < n; ++j) {
-          sorted_keys[j] = key[perm[j]];
-          for (std::int32_t w = 0; w < words; ++w) sorted[j * words + w] = codes[perm[j] * words + w];
-        }
-        std::vector<std::uint32_t> offsets(static_cast<std::size_t>(slots) + 1, 0xCDCDCDCDu);
+        std::vector<std::uint32_t> perm, offsets;
+        std::vector<std::uint64_t> sorted;
+        mih_table(codes, n, words, plan, c, &perm, &sorted, &offsets);
         std::vector<std::uint32_t> chunks(static_cast<std::size_t>(slots) + 1), start(chunks.size());
-        threads(static_cast<int>(n + 1),
-                [&](int j) { md::mih_offsets_step(sorted_keys.data(), n, slots, j, offsets.data()); });
         threads(static_cast<int>(slots + 1),
                 [&](int u) { chunks[u] = md::mih_chunks(offsets.data(), slots, u); });
         std::uint32_t acc = 0;
@@ -370,18 +395,12 @@ struct SearchEmu {
                                        sorted.data() + ib[lane] * words, words, r, &d[lane]))
                   hits |= 1u << lane;
               }
-              if (hits == 0) continue;
-              const std::uint64_t base = found;
-              found += static_cast<std::uint64_t>(g::popcount64(hits));
-              for (int lane = 31; lane >= 0; --lane) {
-                if (!(hits >> lane & 1u)) continue;
-                const std::uint64_t slot =
-                    base + static_cast<std::uint64_t>(g::popcount64(hits & ((1u << lane) - 1u)));
+              warp_append(hits, &found, [&](int lane, std::uint64_t slot) {
                 if (slot < capacity) {
                   keys[slot] = md::mih_pair_key(perm[ia[lane]], perm[ib[lane]]);
                   dists[slot] = d[lane];
                 }
-              }
+              });
             }
           }
         });
@@ -417,12 +436,79 @@ struct SearchEmu {
     pairs(codes, n, codes, n, words, r, true, &offsets, first, second, dist);
   }
 
-  /// Radius search: the pairs in id order, then each query's segment sorted stably by distance
+  /// cuda/hamming.cu's radius_mih: per searched substring the base's table, a warp per query over
+  /// its ball's buckets (queries in reverse order, lanes' matches appended at an atomic counter's
+  /// slots, the buffer grown and the search run again when too small), the keys sorted, lims from
+  /// the per-thread code.
+  void radius_mih(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r, const md::MihPlan& plan,
+                  std::vector<std::int64_t>* lims, std::vector<std::int64_t>* ids,
+                  std::vector<std::int32_t>* dist) const {
+    std::uint64_t capacity = mih_capacity > 0
+                                 ? static_cast<std::uint64_t>(mih_capacity)
+                                 : std::max<std::uint64_t>(32 * static_cast<std::uint64_t>(nq), 65536);
+    std::uint64_t found = 0;
+    std::vector<std::uint64_t> keys;
+    for (mih_attempts = 1; mih_attempts <= 2; ++mih_attempts) {
+      keys.assign(capacity, 0xDEADBEEFULL);
+      found = 0;
+      for (int c = 0; c < plan.m; ++c) {
+        if (plan.radius[c] < 0) continue;
+        const std::vector<std::uint32_t> masks = md::ball_masks(plan.len[c], plan.radius[c]);
+        std::vector<std::uint32_t> perm, offsets;
+        std::vector<std::uint64_t> sorted;
+        mih_table(codes, n, words, plan, c, &perm, &sorted, &offsets);
+        threads(static_cast<int>(nq), [&](int qi) {
+          const std::uint64_t* query = queries + static_cast<std::int64_t>(qi) * words;
+          const std::uint32_t key = md::substring_of(query, plan.lo[c], plan.len[c]);
+          for (const std::uint32_t mask : masks) {
+            const std::uint32_t v = key ^ mask;
+            const std::int64_t b0 = offsets[v], nb = static_cast<std::int64_t>(offsets[v + 1]) - b0;
+            for (std::int64_t j0 = 0; j0 < nb; j0 += 32) {
+              std::uint32_t hits = 0;
+              std::int32_t d[32];
+              for (int lane = 0; lane < 32; ++lane)
+                if (j0 + lane < nb &&
+                    md::mih_pair_match(plan, c, query, sorted.data() + (b0 + j0 + lane) * words, words, r,
+                                       &d[lane]))
+                  hits |= 1u << lane;
+              warp_append(hits, &found, [&](int lane, std::uint64_t slot) {
+                if (slot < capacity) keys[slot] = md::mih_radius_key(qi, d[lane], perm[b0 + j0 + lane]);
+              });
+            }
+          }
+        });
+      }
+      if (found <= capacity) break;
+      capacity = found;
+    }
+    keys.resize(found);
+    std::sort(keys.begin(), keys.end());
+    lims->assign(static_cast<std::size_t>(nq) + 1, -7);
+    threads(static_cast<int>(found + 1), [&](int j) {
+      md::mih_lims_step(keys.data(), static_cast<std::int64_t>(found), nq, j, lims->data());
+    });
+    ids->clear();
+    dist->clear();
+    for (const std::uint64_t k : keys) {
+      ids->push_back(static_cast<std::int64_t>(k & 0xffffffffu));
+      dist->push_back(md::mih_radius_key_dist(k));
+    }
+  }
+
+  /// Radius search (SearchGpu::hamming_radius): the plan (gpu_radius_plan), then MIH, or the brute
+  /// force: the pairs in id order, then each query's segment sorted stably by distance
   /// (cub::DeviceSegmentedSort::StableSortPairs on the GPU).
   void hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                       const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
                       std::vector<std::int64_t>* lims, std::vector<std::int64_t>* ids,
-                      std::vector<std::int32_t>* dist) const {
+                      std::vector<std::int32_t>* dist, int method = 0) const {
+    const std::int32_t rc = r < 64 * words ? r : 64 * words;
+    const md::MihPlan plan = md::gpu_radius_plan(n, nq, words, rc, method);
+    if (plan.m > 0) {
+      radius_mih(codes, n, words, queries, nq, rc, plan, lims, ids, dist);
+      return;
+    }
     pairs(queries, nq, codes, n, words, r, false, lims, nullptr, ids, dist);
     for (std::int64_t q = 0; q < nq; ++q) {
       const std::size_t lo = static_cast<std::size_t>((*lims)[q]),

@@ -69,11 +69,13 @@ class SearchGpu {
   /// as CSR ordered by (distance, row) per query: hamming_radius's answer (ids = positions). Writes
   /// lims (device memory, nq + 1) and counts the results into *count; writes ids / dist (device
   /// memory of `capacity` entries) when capacity >= *count, else nothing more (call again with room).
-  /// Brute force: nq * n distances, twice.
+  /// `method`: kBrute, nq * n distances twice; kMih, multi-index hashing (codes of at most 256
+  /// bits, fewer than 2^23 queries: a table of the base per substring, each query probing its
+  /// ball; results to device scratch, sorted); kAuto, the cheaper by the cost model.
   Status hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                         const std::uint64_t* queries, std::int64_t nq, std::int32_t r, std::int64_t* lims,
                         std::int64_t* ids, std::int32_t* dist, std::int64_t capacity, std::int64_t* count,
-                        ErrorText* error);
+                        ErrorText* error, HammingMethod method = HammingMethod::kAuto);
 
   /// Every int8 score, no top-k: out[q * n + j] (device memory, nq * n int32), the scoring kernels
   /// alone (the bench's bandwidth figure and tests).

@@ -63,7 +63,7 @@ run gpu_check 150 "$CARRY/bin/mmcore_gpu_check" --images "$CARRY/images" --repor
 # int8 top-k, Hamming kNN and resize against the CPU, then the 10M-row and resize benches (its
 # report is its stdout).
 if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
-  run kernels 150 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check.md --rows 10000000 --repeat 5
+  run kernels 200 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check.md --rows 10000000 --repeat 5
   # The same checks and int8 bench on the dp4a tile kernel instead of the tensor-core one (what a
   # device before sm_80 runs), for the comparison; no join or resize bench.
   run kernels 120 env MMCORE_GPU_NO_MMA=1 "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_kernel_check_dp4a.md \

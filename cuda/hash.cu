@@ -46,11 +46,12 @@ __global__ void __launch_bounds__(kThreads)
 
 /// Resident blocks take images in turn from *next (zeroed before the launch); each block's scratch
 /// is its own slot. `phases` < kPdqPhases stops each image early (MMCORE_GPU_PDQ_PHASES: the
-/// bench's per-phase profile; the hashes are then not written).
+/// bench's per-phase profile; the hashes are then not written); `layout` is the blur's buffer
+/// layout (MMCORE_GPU_PDQ_LAYOUT).
 __global__ void __launch_bounds__(kThreads)
     pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, std::int32_t count,
                const float* dct, std::uint8_t* scratch, std::int64_t slot_bytes, std::uint8_t* hashes,
-               std::int32_t* quality, std::int32_t* next, int phases) {
+               std::int32_t* quality, std::int32_t* next, int phases, std::int32_t layout) {
   __shared__ gpu_detail::PdqShared sh;
   __shared__ std::int32_t image;
   const int tid = static_cast<int>(threadIdx.x);
@@ -60,7 +61,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     const std::int32_t i = image;
     if (i >= count) return;  // the same for every thread of the block
-    const gpu_detail::PdqArgs a{pixels, plans + i, dct, slot, hashes, quality, i};
+    const gpu_detail::PdqArgs a{pixels, plans + i, dct, slot, hashes, quality, i, layout};
     if (a.plan->mode == gpu_detail::kPdqZero) {
       gpu_detail::pdq_store_zero(a, tid);
     } else {
@@ -241,7 +242,8 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   pdq_kernel<<<blocks, kThreads, 0, m.stream>>>(
       pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr), count,
       static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr),
-      plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env());
+      plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env(),
+      gpu_detail::pdq_layout_from_env());
   MMCORE_CUDA_TRY(cudaGetLastError());
   // The planner's host vector is rewritten by the next call, and a pageable copy may not have read
   // it yet: wait (this also returns with the outputs written).

@@ -109,6 +109,12 @@ struct PdqShared {
   std::int32_t pick_cols[kPdqGrid];  ///< and columns
 };
 
+/// The blur's buffer layouts (see pdq_phase_rows).
+enum PdqLayout : std::int32_t {
+  kPdqLayoutReads = 0,   ///< coalesced reads, luma in a buffer of its own
+  kPdqLayoutWrites = 1,  ///< coalesced writes, luma computed in the row pass
+};
+
 struct PdqArgs {
   const std::uint8_t* pixels;
   const PdqPlan* plan;
@@ -117,6 +123,7 @@ struct PdqArgs {
   std::uint8_t* out;      ///< 32 bytes per image, at out + 32 * row
   std::int32_t* quality;
   std::int64_t row;
+  std::int32_t layout;  ///< PdqLayout
 };
 
 /// Luma of pixel (x, y) of the hashed image: the squash picks the source pixel first.
@@ -132,22 +139,21 @@ MMCORE_HD inline float pdq_luma(const PdqPlan& p, const std::uint8_t* pixels, st
                f_mul(0.114f, static_cast<float>(q[2])));
 }
 
-/// One line of the reference's box filter (box1D): `len` samples `step` apart, summed in its
-/// order; output oi is handed to emit(oi, value) with `value()` computing it (the division), so
-/// that an emitter may skip the outputs it does not keep.
-template <class Emit>
-MMCORE_HD inline void pdq_box_walk(const float* in, std::int64_t step, std::int32_t len, int window,
-                                   Emit&& emit) {
+/// One line of the reference's box filter (box1D): `len` samples, summed in its order; output oi is handed to
+/// emit(oi, value) with `value()` computing it (the division), so that an emitter may skip the outputs it
+/// does not keep. `in(i)` is sample i (a strided buffer read, or luma computed from the pixels).
+template <class In, class Emit>
+MMCORE_HD inline void pdq_box_walk(In&& in, std::int32_t len, int window, Emit&& emit) {
   const int half = (window + 2) / 2;
   const int accumulate = half - 1, grow = window - half + 1, full = len - window, shrink = half - 1;
   float sum = 0.0f;
   std::int64_t li = 0, ri = 0;
   std::int32_t oi = 0;
   int count = 0;
-  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in[ri * step]);
+  for (int t = 0; t < accumulate; ++t, ++ri, ++count) sum = f_add(sum, in(ri));
   for (int t = 0; t < grow; ++t, ++ri, ++oi) {
     ++count;
-    sum = f_add(sum, in[ri * step]);
+    sum = f_add(sum, in(ri));
     emit(oi, [&] { return f_div(sum, static_cast<float>(count)); });
   }
   const float n = static_cast<float>(count);
@@ -162,8 +168,8 @@ MMCORE_HD inline void pdq_box_walk(const float* in, std::int64_t step, std::int3
   for (; t + 4 <= full; t += 4) {
     float enter[4], leave[4];
     for (int u = 0; u < 4; ++u) {
-      enter[u] = in[(ri + u) * step];
-      leave[u] = in[(li + u) * step];
+      enter[u] = in(ri + u);
+      leave[u] = in(li + u);
     }
     for (int u = 0; u < 4; ++u, ++li, ++ri, ++oi) {
       sum = f_add(sum, enter[u]);
@@ -172,21 +178,28 @@ MMCORE_HD inline void pdq_box_walk(const float* in, std::int64_t step, std::int3
     }
   }
   for (; t < full; ++t, ++li, ++ri, ++oi) {
-    sum = f_add(sum, in[ri * step]);
-    sum = f_sub(sum, in[li * step]);
+    sum = f_add(sum, in(ri));
+    sum = f_sub(sum, in(li));
     emit(oi, [&] { return by_inverse ? f_mul(sum, inverse) : f_div(sum, n); });
   }
   for (int t = 0; t < shrink; ++t, ++li, ++oi) {
     --count;
-    sum = f_sub(sum, in[li * step]);
+    sum = f_sub(sum, in(li));
     emit(oi, [&] { return f_div(sum, static_cast<float>(count)); });
   }
 }
 
+/// Samples `step` apart in a buffer.
+struct PdqStrided {
+  const float* p;
+  std::int64_t step;
+  MMCORE_HD float operator()(std::int64_t i) const { return p[i * step]; }
+};
+
 /// The whole line, written `out_step` apart.
-MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float* out, std::int64_t out_step,
-                                   std::int32_t len, int window) {
-  pdq_box_walk(in, in_step, len, window, [&](std::int32_t oi, auto value) { out[oi * out_step] = value(); });
+template <class In>
+MMCORE_HD inline void pdq_box_line(In&& in, float* out, std::int64_t out_step, std::int32_t len, int window) {
+  pdq_box_walk(in, len, window, [&](std::int32_t oi, auto value) { out[oi * out_step] = value(); });
 }
 
 /// Only the outputs at positions pick[0..64) (non-decreasing; a position picked twice is stored
@@ -194,7 +207,7 @@ MMCORE_HD inline void pdq_box_line(const float* in, std::int64_t in_step, float*
 MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std::int32_t len, int window,
                                         const std::int32_t* pick, float* out, std::int64_t out_step) {
   int p = 0;
-  pdq_box_walk(in, step, len, window, [&](std::int32_t oi, auto value) {
+  pdq_box_walk(PdqStrided{in, step}, len, window, [&](std::int32_t oi, auto value) {
     if (p >= kPdqGrid || pick[p] != oi) return;
     const float v = value();
     for (; p < kPdqGrid && pick[p] == oi; ++p) out[p * out_step] = v;
@@ -216,7 +229,9 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
     sh.pick_cols[k] = pdq_cell(k, p.cols);
   }
   // The 64x64 buffer row-major; buf1 column-major, so that pass 1's row walks read it coalesced.
+  // Layout 1 computes luma in pass 1 itself (only the 64x64 image is written here).
   const bool direct = p.mode == kPdqDirect;
+  if (!direct && a.layout == kPdqLayoutWrites) return;
   float* dst = direct ? sh.a : pdq_buf(a, 0);
   // 32-bit indices (rows x cols <= 512 x 512): a 64-bit division is a long call on a GPU.
   const std::int32_t n = p.rows * p.cols;
@@ -226,20 +241,36 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
   }
 }
 
-// The blur's layouts: every pass reads with its threads (one per line) side by side in memory,
-// so its reads are coalesced; writes go where the next pass reads from.
+// The blur's layouts (one thread per line: each line's chain of float operations is the
+// reference's). Layout 0 (kPdqLayoutReads): every pass reads with its threads side by side in
+// memory, so its reads are coalesced; writes go where the next pass reads from.
 //   pass 1, rows:            buf1 column-major -> buf2 row-major
 //   pass 2, columns:         buf2 row-major -> buf1 column-major
 //   pass 3, rows, picked:    buf1 column-major -> buf2 as 64 x rows (the decimation's columns)
 //   pass 4, columns, picked: buf2 (64 x rows) -> the 64x64 buffer (the decimation's rows)
+// Layout 1 (kPdqLayoutWrites): writes side by side (coalesced), each thread reading its own line
+// in order (a cache line serves it 32 steps); pass 1 computes luma from the pixels itself, so no
+// luma buffer is written or read.
+//   pass 1, rows:            pixels -> buf2 column-major
+//   pass 2, columns:         buf2 column-major -> buf1 row-major
+//   pass 3, rows, picked:    buf1 row-major -> buf2 as 64 x rows
+//   pass 4:                  as layout 0
 MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  const float* in = pdq_buf(a, 0);
   float* out = pdq_buf(a, 1);
-  for (std::int32_t r = tid; r < p.rows; r += nthreads)
-    pdq_box_line(in + r, p.rows, out + static_cast<std::int64_t>(r) * p.cols, 1, p.cols, window);
+  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
+    if (a.layout == kPdqLayoutWrites) {
+      const auto luma = [&](std::int64_t x) {
+        return pdq_luma(p, a.pixels, static_cast<std::int32_t>(x), r);
+      };
+      pdq_box_line(luma, out + r, p.rows, p.cols, window);
+    } else {
+      pdq_box_line(PdqStrided{pdq_buf(a, 0) + r, p.rows}, out + static_cast<std::int64_t>(r) * p.cols, 1,
+                   p.cols, window);
+    }
+  }
 }
 
 MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int tid, int nthreads) {
@@ -248,8 +279,16 @@ MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int tid, int nthreads) {
   const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 1);
   float* out = pdq_buf(a, 0);
-  for (std::int32_t c = tid; c < p.cols; c += nthreads)
-    pdq_box_line(in + c, p.cols, out + static_cast<std::int64_t>(c) * p.rows, 1, p.rows, window);
+  const bool writes = a.layout == kPdqLayoutWrites;
+  for (std::int32_t c = tid; c < p.cols; c += nthreads) {
+    if (writes) {
+      pdq_box_line(PdqStrided{in + static_cast<std::int64_t>(c) * p.rows, 1}, out + c, p.cols, p.rows,
+                   window);
+    } else {
+      pdq_box_line(PdqStrided{in + c, p.cols}, out + static_cast<std::int64_t>(c) * p.rows, 1, p.rows,
+                   window);
+    }
+  }
 }
 
 MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& sh, int tid, int nthreads) {
@@ -258,8 +297,15 @@ MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& s
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 0);
   float* out = pdq_buf(a, 1);
-  for (std::int32_t r = tid; r < p.rows; r += nthreads)
-    pdq_box_line_pick(in + r, p.rows, p.cols, window, sh.pick_cols, out + r, p.rows);
+  const bool writes = a.layout == kPdqLayoutWrites;
+  for (std::int32_t r = tid; r < p.rows; r += nthreads) {
+    if (writes) {
+      pdq_box_line_pick(in + static_cast<std::int64_t>(r) * p.cols, 1, p.cols, window, sh.pick_cols, out + r,
+                        p.rows);
+    } else {
+      pdq_box_line_pick(in + r, p.rows, p.cols, window, sh.pick_cols, out + r, p.rows);
+    }
+  }
 }
 
 MMCORE_HD inline void pdq_phase_cols_picked(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
@@ -380,6 +426,13 @@ inline int pdq_phases_from_env() {
   if (e == nullptr || *e == '\0') return kPdqPhases;
   const int v = std::atoi(e);
   return v >= 1 && v <= kPdqPhases ? v : kPdqPhases;
+}
+
+/// The blur's layout: MMCORE_GPU_PDQ_LAYOUT=1 for kPdqLayoutWrites (the bench times both; the
+/// default stays the measured layout 0 until a GPU run says which is faster).
+inline std::int32_t pdq_layout_from_env() {
+  const char* e = std::getenv("MMCORE_GPU_PDQ_LAYOUT");
+  return e != nullptr && e[0] == '1' && e[1] == '\0' ? kPdqLayoutWrites : kPdqLayoutReads;
 }
 
 /// Plans a PDQ batch: per image a PdqPlan; the scratch slot a block needs (the largest image's

@@ -145,18 +145,22 @@ void check_pdq(const char* label, const std::vector<HostImage>& set,
   struct Mode {
     std::int64_t resident, cap;
     bool interleave, reverse;
+    std::int32_t layout;
   };
   // Every image on its own block; three resident blocks reusing their slots, image after image,
   // interleaved (a slot shared by two blocks would show); the scratch cap holding one slot.
-  for (const Mode& m : {Mode{1 << 20, std::int64_t{1} << 30, false, false},
-                        Mode{3, std::int64_t{1} << 30, true, true}, Mode{1 << 20, 300000, true, false}}) {
+  // Both blur layouts.
+  for (const Mode& m :
+       {Mode{1 << 20, std::int64_t{1} << 30, false, false, 0}, Mode{3, std::int64_t{1} << 30, true, true, 0},
+        Mode{1 << 20, 300000, true, false, 0}, Mode{1 << 20, std::int64_t{1} << 30, false, true, 1},
+        Mode{3, std::int64_t{1} << 30, true, false, 1}}) {
     std::vector<std::uint8_t> hashes(static_cast<std::size_t>(n) * 32, 0xA5);
     std::vector<std::int32_t> quality(n, -1);
     std::vector<mmcore::Status> st(n, mmcore::Status::kDevice);
     long bad = 0;
     if (!mmcore_test::emulate_pdq_batch(b.pixels.data(), static_cast<std::int64_t>(b.pixels.size()),
                                         b.desc.data(), n, m.resident, m.cap, m.interleave, m.reverse,
-                                        hashes.data(), quality.data(), st.data())) {
+                                        hashes.data(), quality.data(), st.data(), m.layout)) {
       ++bad;
     }
     for (std::int32_t i = 0; i < n; ++i) {
@@ -172,8 +176,9 @@ void check_pdq(const char* label, const std::vector<HostImage>& set,
       }
     }
     std::printf(
-        "%s pdq: %d images, %lld resident blocks, scratch cap %lld, %s, threads %s: %ld differences\n", label,
-        n, static_cast<long long>(m.resident), static_cast<long long>(m.cap),
+        "%s pdq: %d images, layout %d, %lld resident blocks, scratch cap %lld, %s, threads %s: %ld "
+        "differences\n",
+        label, n, m.layout, static_cast<long long>(m.resident), static_cast<long long>(m.cap),
         m.interleave ? "phase-major" : "block-major", m.reverse ? "backwards" : "forwards", bad);
     if (bad != 0) ++failures;
   }

@@ -135,7 +135,7 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
     return Status::kUnsupported;
   }
   if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, 64, std::int64_t{1} << 30, true,
-                                      true, hashes, quality, statuses)) {
+                                      true, hashes, quality, statuses, gpu_detail::pdq_layout_from_env())) {
     error->set("emulated PDQ planner made no progress");
     return Status::kDevice;
   }

@@ -195,11 +195,24 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq;
   std::vector<std::int32_t> quality;
   std::vector<Status> pdq_st;
-  if (!upload(ptrs, &b) || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
+  // PDQ in both blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the other
+  // against the default.
+  std::vector<std::uint8_t> pdq1;
+  std::vector<std::int32_t> quality1;
+  std::vector<Status> pdq_st1;
+  setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
+  const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
+  unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+  if (!layout1_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
       !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
+  long layout1_bad = 0;
+  for (std::size_t i = 0; i < set.size(); ++i)
+    if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
+        std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+      ++layout1_bad;
   const std::size_t n = set.size();
   std::vector<mmcore::HashRecord> ref(n);
   std::vector<mmcore::HashRecord> ref_bytes(n);
@@ -257,6 +270,8 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   say("\n### %s: %zu images\n\n| kind | mismatches vs hash_image |\n|---|---|\n", label, n);
   for (int k = 0; k < mmcore::kGpuHashColumns; ++k) say("| %s | %ld |\n", kKindNames[k], per_kind[k]);
   say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
+  say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
+  total += layout1_bad;
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -368,8 +383,12 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   const struct {
     const char* name;
     std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
-  } rows[] = {
-      {"pHash", 1u << 3}, {"all 5 kinds", mmcore::kGpuHashKinds}, {"aHash", 1u << 0}, {"PDQ", kPdqBit}};
+    bool layout1;         ///< PDQ's blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1)
+  } rows[] = {{"pHash", 1u << 3, false},
+              {"all 5 kinds", mmcore::kGpuHashKinds, false},
+              {"aHash", 1u << 0, false},
+              {"PDQ", kPdqBit, false},
+              {"PDQ, blur layout 1", kPdqBit, true}};
   // One timed call: false on a failure (reported); the call's wall and event ms appended after
   // `warmup` calls.
   const auto timed = [&](std::uint32_t kinds, int runs, int warmup, std::vector<double>* call_ms,
@@ -401,7 +420,10 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   };
   for (const auto& row : rows) {
     std::vector<double> call_ms, event_ms;
-    if (!timed(row.kinds, o.repeat, 2, &call_ms, &event_ms)) return kExitCuda;
+    if (row.layout1) setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
+    const bool ok = timed(row.kinds, o.repeat, 2, &call_ms, &event_ms);
+    unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+    if (!ok) return kExitCuda;
     std::vector<double> cpu_ms;
     const int cpu_runs = std::max(1, std::min(3, o.repeat));
     for (int r = 0; r < cpu_runs; ++r) {
@@ -422,23 +444,27 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   static const char* const kPhaseNames[] = {
       "luma",          "box rows",        "box columns", "box rows, picked", "box columns, picked", "DCT D A",
       "DCT (D A) D^T", "median, quality", "bits"};
-  say("\n#### PDQ per phase (the kernel stopped after phase k)\n\n| k | phase | events ms (phases 0..k) | "
-      "this "
-      "phase ms |\n|---|---|---|---|\n");
-  double before = 0;
-  for (int k = 1; k <= static_cast<int>(sizeof kPhaseNames / sizeof kPhaseNames[0]); ++k) {
-    setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
-    std::vector<double> call_ms, event_ms;
-    const bool ok = timed(kPdqBit, o.repeat, 1, &call_ms, &event_ms);
-    if (!ok) {
+  for (const char* layout : {"0", "1"}) {
+    say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)\n\n| k | phase | events ms "
+        "(phases 0..k) | this phase ms |\n|---|---|---|---|\n",
+        layout);
+    setenv("MMCORE_GPU_PDQ_LAYOUT", layout, 1);
+    double before = 0;
+    for (int k = 1; k <= static_cast<int>(sizeof kPhaseNames / sizeof kPhaseNames[0]); ++k) {
+      setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
+      std::vector<double> call_ms, event_ms;
+      const bool ok = timed(kPdqBit, o.repeat, 1, &call_ms, &event_ms);
       unsetenv("MMCORE_GPU_PDQ_PHASES");
-      return kExitCuda;
+      if (!ok) {
+        unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+        return kExitCuda;
+      }
+      const double t = median(event_ms);
+      say("| %d | %s | %.2f | %.2f |\n", k - 1, kPhaseNames[k - 1], t, t - before);
+      before = t;
     }
-    const double t = median(event_ms);
-    say("| %d | %s | %.2f | %.2f |\n", k - 1, kPhaseNames[k - 1], t, t - before);
-    before = t;
+    unsetenv("MMCORE_GPU_PDQ_LAYOUT");
   }
-  unsetenv("MMCORE_GPU_PDQ_PHASES");
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   return 0;

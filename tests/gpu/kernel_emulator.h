@@ -65,11 +65,13 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
 /// memory here. `blocks` resident blocks (PdqPlanner::blocks with that many resident and
 /// scratch_cap), a scratch slot each, starting as garbage; the images taken in turn as from the
 /// kernel's counter, a round of one image per block at a time; interleave: a round's blocks run
-/// phase by phase together (a slot shared by two blocks would show), else block by block.
+/// phase by phase together (a slot shared by two blocks would show), else block by block. `layout`:
+/// the blur's buffer layout.
 inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
                               const mmcore::GpuImage* desc, std::int32_t n, std::int64_t resident,
                               std::int64_t scratch_cap, bool interleave, bool reverse, std::uint8_t* hashes,
-                              std::int32_t* quality, mmcore::Status* statuses) {
+                              std::int32_t* quality, mmcore::Status* statuses,
+                              std::int32_t layout = mmcore::gpu_detail::kPdqLayoutReads) {
   namespace g = mmcore::gpu_detail;
   g::PdqPlanner planner;
   std::vector<float> dct(g::kPdqDct * g::kPdqGrid);
@@ -89,7 +91,7 @@ inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_byt
       args[k] = g::PdqArgs{pixels,     planner.plans.data() + i,
                            dct.data(), scratch.data() + k * planner.slot_bytes,
                            hashes,     quality,
-                           i};
+                           i,          layout};
     }
     const auto run_block_phase = [&](std::int32_t k, int phase) {
       for (int t = 0; t < g::kThreads; ++t) {

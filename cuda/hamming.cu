@@ -22,7 +22,7 @@ namespace d = detail;
 __global__ void __launch_bounds__(g::kBinaryThreads)
     binary_kernel(const std::uint64_t* codes, std::int64_t rows, std::int32_t words,
                   const std::uint64_t* queries, std::int32_t nq, std::int32_t qgroup, std::int32_t* scores,
-                  std::int64_t ld) {
+                  std::int64_t ld, bool distances = false) {
   extern __shared__ std::uint64_t sq[];  // qgroup x words
   const int tid = static_cast<int>(threadIdx.x);
   const std::int32_t q0 = static_cast<std::int32_t>(blockIdx.y) * qgroup;
@@ -33,15 +33,19 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * g::kBinaryThreads + tid;
   if (row >= rows) return;
   const std::uint64_t* r = codes + row * words;
-  if (words == 4) {  // PDQ: the row in registers
+  const std::int32_t sign = distances ? -1 : 1;  // scores are minus the distance
+  if (words == 4) {                              // PDQ: the row in registers
     const std::uint64_t rr[4] = {r[0], r[1], r[2], r[3]};
-    for (std::int32_t j = 0; j < nqb; ++j) scores[(q0 + j) * ld + row] = g::binary_score(rr, sq + 4 * j, 4);
+    for (std::int32_t j = 0; j < nqb; ++j)
+      scores[(q0 + j) * ld + row] = sign * g::binary_score(rr, sq + 4 * j, 4);
   } else if (words == 1) {
     const std::uint64_t rr[1] = {r[0]};
-    for (std::int32_t j = 0; j < nqb; ++j) scores[(q0 + j) * ld + row] = g::binary_score(rr, sq + j, 1);
+    for (std::int32_t j = 0; j < nqb; ++j)
+      scores[(q0 + j) * ld + row] = sign * g::binary_score(rr, sq + j, 1);
   } else {
     for (std::int32_t j = 0; j < nqb; ++j)
-      scores[(q0 + j) * ld + row] = g::binary_score(r, sq + static_cast<std::int64_t>(j) * words, words);
+      scores[(q0 + j) * ld + row] =
+          sign * g::binary_score(r, sq + static_cast<std::int64_t>(j) * words, words);
   }
 }
 
@@ -574,6 +578,35 @@ Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std
   if (st != Status::kOk) return st;
   MMCORE_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairs(
       m.join_scan.ptr, sort_bytes, tmp_dist, dist, tmp_ids, ids, *count, nq, lims, lims + 1, m.stream));
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+  return Status::kOk;
+}
+
+Status SearchGpu::hamming_distances(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                                    const std::uint64_t* queries, std::int64_t nq, std::int32_t* out,
+                                    ErrorText* error) {
+  Impl& m = *impl_;
+  const Status s = m.check_ready("hamming_distances", error);
+  if (s != Status::kOk) return s;
+  if (const char* problem = g::search_args_problem(true, codes, n, words, queries, nq, 1, false, out, out)) {
+    error->set("SearchGpu::hamming_distances: %s (n %lld, words %d, nq %lld)", problem,
+               static_cast<long long>(n), words, static_cast<long long>(nq));
+    return Status::kUnsupported;
+  }
+  if (n == 0 || nq == 0) return Status::kOk;
+  MMCORE_CUDA_TRY(cudaSetDevice(m.device));
+  const std::int32_t qgroup = g::binary_query_group(words);
+  const unsigned row_blocks = static_cast<unsigned>((n + g::kBinaryThreads - 1) / g::kBinaryThreads);
+  const std::size_t smem = static_cast<std::size_t>(qgroup) * words * 8;
+  // gridDim.y <= 65535 query groups per launch.
+  const std::int64_t per_launch = static_cast<std::int64_t>(qgroup) * 65535;
+  for (std::int64_t q0 = 0; q0 < nq; q0 += per_launch) {
+    const std::int64_t nqg = nq - q0 < per_launch ? nq - q0 : per_launch;
+    const dim3 grid(row_blocks, static_cast<unsigned>((nqg + qgroup - 1) / qgroup));
+    binary_kernel<<<grid, g::kBinaryThreads, smem, m.stream>>>(
+        codes, n, words, queries + q0 * words, static_cast<std::int32_t>(nqg), qgroup, out + q0 * n, n, true);
+    MMCORE_CUDA_TRY(cudaGetLastError());
+  }
   MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
 }

@@ -70,6 +70,17 @@ Status SearchGpu::int8_scores(const std::uint8_t* codes, std::int64_t n, std::in
   return Status::kOk;
 }
 
+Status SearchGpu::hamming_distances(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                                    const std::uint64_t* queries, std::int64_t nq, std::int32_t* out,
+                                    ErrorText* error) {
+  if (refuse(impl_->ready, "hamming_distances",
+             gpu_detail::search_args_problem(true, codes, n, words, queries, nq, 1, false, out, out), error))
+    return Status::kUnsupported;
+  impl_->emu.binary_scores(codes, n, words, queries, nq, out, n);
+  for (std::int64_t i = 0; i < n * nq; ++i) out[i] = -out[i];  // the kernel's distances flag
+  return Status::kOk;
+}
+
 Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                               const std::uint64_t* queries, std::int64_t nq, std::int32_t k,
                               std::int32_t* dist, std::int64_t* idx, ErrorText* error) {

@@ -5,7 +5,7 @@
 //    - SearchGpu::int8_topk vs quant_score_int8 (scores and positions): d 768 (stream and tile
 //      kernels), d 100 and a misaligned base (the tile kernel's byte path), two-valued data (ties
 //      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
-//    - SearchGpu::int8_scores vs quant_dot_int8_all;
+//    - SearchGpu::int8_scores vs quant_dot_int8_all; SearchGpu::hamming_distances vs a popcount loop;
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
 //    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates; every
 //      method: auto, brute force, multi-index hashing; a crowd of identical codes whose pairs
@@ -461,10 +461,64 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
     const double cpu_ms = (now_s() - t0) * 1e3 * static_cast<double>(n) / static_cast<double>(cn);
     say("| top-10 | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms, nq / ms * 1e3, cpu_ms, cpu_ms / ms);
   }
+  // The scan alone (hamming_distances: every distance, no top-k), to split the kNN time between
+  // the scan and the selection; 64 queries write 64 x n int32.
+  void* bdist = nullptr;
+  if (cuda_ok(cudaMalloc(&bdist, static_cast<std::size_t>(n) * 64 * 4), "cudaMalloc")) {
+    for (int nq : {1, 64}) {
+      ErrorText err;
+      const double ms = time_ms(o.repeat, [&] {
+        return gpu.hamming_distances(db, n, 4, dbq, nq, static_cast<std::int32_t*>(bdist), &err) ==
+               Status::kOk;
+      });
+      if (ms < 0) {
+        say("hamming_distances failed: %s\n", err.text);
+        return kExitCuda;
+      }
+      say("| distances only (no top-k) | %d | %.3f | %.0f | | |\n", nq, ms, nq / ms * 1e3);
+    }
+    cudaFree(bdist);
+  }
   say("\nfaiss-gpu (SQ8 flat, GpuIndexBinaryFlat): not on this host, not measured.\n");
   for (void* p : {bq, bs, bi, ball, sink, bb, bbq})
     if (p != nullptr) cudaFree(p);
   return 0;
+}
+
+/// SearchGpu::hamming_distances against a popcount loop (every distance of nq queries).
+long distances_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq,
+                    std::uint64_t seed) {
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words)),
+      queries(static_cast<std::size_t>(nq * words));
+  fill(reinterpret_cast<std::uint8_t*>(codes.data()), n * words * 8, seed, false, 0, 0);
+  fill(reinterpret_cast<std::uint8_t*>(queries.data()), nq * words * 8, seed + 1, false, 0, 0);
+  void *bc = nullptr, *bq = nullptr, *bo = nullptr;
+  const std::uint64_t* dc = to_device(codes, 0, &bc);
+  const std::uint64_t* dq = to_device(queries, 0, &bq);
+  long bad = 1;
+  ErrorText err;
+  std::vector<std::int32_t> got(static_cast<std::size_t>(n * nq), -7);
+  if (dc != nullptr && dq != nullptr && cuda_ok(cudaMalloc(&bo, got.size() * 4 + 4), "cudaMalloc") &&
+      gpu.hamming_distances(dc, n, words, dq, nq, static_cast<std::int32_t*>(bo), &err) == Status::kOk &&
+      cuda_ok(cudaMemcpy(got.data(), bo, got.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy")) {
+    bad = 0;
+    for (std::int64_t q = 0; q < nq && bad == 0; ++q)
+      for (std::int64_t j = 0; j < n; ++j) {
+        std::int32_t dd = 0;
+        for (std::int32_t w = 0; w < words; ++w)
+          dd += __builtin_popcountll(codes[j * words + w] ^ queries[q * words + w]);
+        if (got[q * n + j] != dd) {
+          bad = 1;
+          break;
+        }
+      }
+  }
+  if (err.text[0] != '\0') say("hamming_distances: %s\n", err.text);
+  say("| Hamming distances n=%lld bits=%d nq=%lld | %s |\n", static_cast<long long>(n), 64 * words,
+      static_cast<long long>(nq), bad == 0 ? "equal" : "**MISMATCH**");
+  for (void* p : {bc, bq, bo})
+    if (p != nullptr) cudaFree(p);
+  return bad;
 }
 
 // ---- join ------------------------------------------------------------------------------------
@@ -914,6 +968,8 @@ int main(int argc, char** argv) {
       bad += binary_case(gpu, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++);
     }
   if (!cuda_failed) bad += binary_case(gpu, 2000000 / o.shrink, 1, 3, 1024, seed++);
+  for (std::int32_t words : {1, 3, 4})
+    if (!cuda_failed) bad += distances_case(gpu, 5003, words, 70, seed++);
   for (std::int32_t words : {4, 1}) {
     if (cuda_failed) break;
     bad += join_case(gpu, 60000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++);

@@ -82,6 +82,12 @@ class SearchGpu {
   Status int8_scores(const std::uint8_t* codes, std::int64_t n, std::int32_t d, const std::int8_t* queries,
                      std::int64_t nq, std::int32_t* out, ErrorText* error);
 
+  /// Every Hamming distance, no top-k: out[q * n + j] (device memory, nq * n int32), hamming_knn's
+  /// scoring kernel alone (the bench's split of kNN time between the scan and the selection).
+  Status hamming_distances(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                           const std::uint64_t* queries, std::int64_t nq, std::int32_t* out,
+                           ErrorText* error);
+
   /// The stream the kernels run on (a cudaStream_t).
   void* stream() const;
 

@@ -649,9 +649,10 @@ class Context:
         ``(lims int64 (Q + 1,), distances int32, positions int64)``; query q's results are
         ``lims[q]:lims[q + 1]``, by distance then position.
 
-        ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits, fewer
-        than 2^23 queries: a table of the codes per substring, each query probing the buckets near
-        its own); ``"brute"`` Q * N distances (twice: a counting pass and a writing pass);
+        ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits: a table
+        of the codes per substring, each query probing the buckets near its own; from 2^23 queries
+        or 2^31 codes on, the brute force runs); ``"brute"`` Q * N distances (twice: a counting
+        pass and a writing pass);
         ``"auto"`` (default) the cheaper by a cost model. The answer is the same for every method.
         Output room for 32 results per query is tried first; more mean a second run."""
         c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")

@@ -232,11 +232,14 @@ inline MihPlan gpu_join_plan(std::int64_t n, std::int32_t words, std::int32_t r,
 }
 
 /// The GPU radius search's plan for nq queries against n codes (m = 0: brute force); method as
-/// for the join. MIH needs nq < 2^23 (the result keys hold the query in 23 bits).
+/// for the join. MIH needs nq < 2^23 (the result keys hold the query in 23 bits) and n < 2^31
+/// (cub's sorts count items in int).
 inline MihPlan gpu_radius_plan(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r,
                                int method) {
   MihPlan none;
-  if (words < 1 || words > 4 || method == 1 || n < 1 || nq < 1 || nq >= (std::int64_t{1} << 23)) return none;
+  if (words < 1 || words > 4 || method == 1 || n < 1 || n > 0x7FFFFFFF || nq < 1 ||
+      nq >= (std::int64_t{1} << 23))
+    return none;
   const CostModel cm(1.0, 4.0, 40.0, 2.0, 40.0, 40.0);
   const int bits = 64 * words;
   MihPlan plan = best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm, kMihGpuMaxBits);

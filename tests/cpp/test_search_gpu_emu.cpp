@@ -23,6 +23,7 @@
 #include <cstring>
 #include <random>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../gpu/search_emulator.h"
@@ -383,6 +384,14 @@ int main() {
                 static_cast<long long>(n), static_cast<long long>(nq), 64 * words, r,
                 plan.m > 0 ? "mih" : "brute", plan.m, plan.s);
     if ((plan.m > 0) != mih && ++failures <= 20) std::printf("MISMATCH: the model's choice\n");
+  }
+  // MIH's limits (2^31 codes, 2^23 queries): the brute force even when MIH is asked for.
+  for (const auto& [n, nq] : {std::pair<std::int64_t, std::int64_t>{std::int64_t{3} << 30, 1000},
+                              {100000, std::int64_t{1} << 23}}) {
+    ++cases;
+    if (mmcore::detail::gpu_radius_plan(n, nq, 4, 31, 2).m != 0 && ++failures <= 20)
+      std::printf("MISMATCH: MIH radius search planned past its limits (n %lld, nq %lld)\n",
+                  static_cast<long long>(n), static_cast<long long>(nq));
   }
   std::printf("%d cases (%d of them MIH forced)\n", cases, mih_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);

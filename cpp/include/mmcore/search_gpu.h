@@ -70,8 +70,9 @@ class SearchGpu {
   /// lims (device memory, nq + 1) and counts the results into *count; writes ids / dist (device
   /// memory of `capacity` entries) when capacity >= *count, else nothing more (call again with room).
   /// `method`: kBrute, nq * n distances twice; kMih, multi-index hashing (codes of at most 256
-  /// bits, fewer than 2^23 queries: a table of the base per substring, each query probing its
-  /// ball; results to device scratch, sorted); kAuto, the cheaper by the cost model.
+  /// bits; a table of the base per substring, each query probing its ball; results to device
+  /// scratch, sorted; with 2^23 queries or more, or 2^31 codes or more, the brute force runs);
+  /// kAuto, the cheaper by the cost model.
   Status hamming_radius(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                         const std::uint64_t* queries, std::int64_t nq, std::int32_t r, std::int64_t* lims,
                         std::int64_t* ids, std::int32_t* dist, std::int64_t capacity, std::int64_t* count,

@@ -545,6 +545,8 @@ def test_bench_gpu_runs_over_the_standin(
     out = capsys.readouterr().out
     assert "Processor rows equal (cpu vs gpu): True" in out
     assert "| GPU decode + resize 256 + pHash |" in out
+    assert "PDQ blur layout 1 equal to layout 0 on the batch: True" in out
+    assert "(blur layout 1)" in out
 
 
 def test_device_argument_of_the_top_level_functions(standin: Any) -> None:

@@ -33,20 +33,18 @@ import numpy.typing as npt
 from . import _core
 from .hashing import KINDS, HashResult, _kinds, hash_batch
 from .image import BatchResult, _filter, _size_pair, decode_batch, thumbnail_batch
-from .search import _nonneg_int
+from .search import _METHODS, Method, _method, _nonneg_int
 from .status import DeviceError, Status
 
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
 GPU_KINDS: tuple[str, ...] = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
 _COLUMNS = 5  # uint64 columns of the 64-bit kinds (HashKind 0..4)
-_JOIN_METHODS = {"auto": 0, "brute": 1, "mih": 2}  # HammingMethod's values (Context.hamming_join / radius)
 
 
-def _join_method(method: str) -> int:
-    code = _JOIN_METHODS.get(method)
-    if code is None:
-        raise ValueError(f"method must be one of {tuple(_JOIN_METHODS)}, got {method!r}")
-    return code
+def _join_method(method: Method) -> int:
+    """HammingIndex's method names, checked as it checks them, as HammingMethod's values (their
+    order: auto 0, brute 1, mih 2)."""
+    return _METHODS.index(_method(method))
 
 
 def unavailable_reason() -> str | None:
@@ -642,7 +640,7 @@ class Context:
         return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
 
     def hamming_radius(
-        self, codes: Any, queries: Any, r: int, *, method: str = "auto"
+        self, codes: Any, queries: Any, r: int, *, method: Method = "auto"
     ) -> tuple[Any, Any, Any]:
         """Every row of ``codes`` within Hamming distance r (inclusive) of each query (codes and
         queries as for :meth:`hamming_knn`), as :meth:`mmcore.HammingIndex.radius` by position: cupy
@@ -652,9 +650,9 @@ class Context:
         ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits: a table
         of the codes per substring, each query probing the buckets near its own; from 2^23 queries
         or 2^31 codes on, the brute force runs); ``"brute"`` Q * N distances (twice: a counting
-        pass and a writing pass);
-        ``"auto"`` (default) the cheaper by a cost model. The answer is the same for every method.
-        Output room for 32 results per query is tried first; more mean a second run."""
+        pass and a writing pass); ``"auto"`` (default) the cheaper by a cost model. The answer is
+        the same for every method. Output room for 32 results per query is tried first; more mean
+        a second run."""
         c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")
         r = _nonneg_int("r", r)
         code = _join_method(method)
@@ -667,7 +665,7 @@ class Context:
             )
         return lims, dist, ids
 
-    def hamming_join(self, codes: Any, r: int, *, method: str = "auto") -> tuple[Any, Any, Any]:
+    def hamming_join(self, codes: Any, r: int, *, method: Method = "auto") -> tuple[Any, Any, Any]:
         """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
         (inclusive), ordered by (a, b): cupy ``(a int64, b int64, distance int32)``, equal to
         :meth:`mmcore.HammingIndex.join` by position.

@@ -189,9 +189,9 @@ MMCORE_HD inline void pdq_box_walk(In&& in, std::int32_t len, int window, Emit&&
   }
 }
 
-/// Samples `step` apart in a buffer.
+/// A line of a scratch buffer: samples `step` apart (read as the box walk's input, or written).
 struct PdqStrided {
-  const float* p;
+  float* p;
   std::int64_t step;
   MMCORE_HD float operator()(std::int64_t i) const { return p[i * step]; }
 };
@@ -207,11 +207,12 @@ MMCORE_HD inline void pdq_box_line(In&& in, float* out, std::int64_t out_step, s
 MMCORE_HD inline void pdq_box_line_pick(const float* in, std::int64_t step, std::int32_t len, int window,
                                         const std::int32_t* pick, float* out, std::int64_t out_step) {
   int p = 0;
-  pdq_box_walk(PdqStrided{in, step}, len, window, [&](std::int32_t oi, auto value) {
-    if (p >= kPdqGrid || pick[p] != oi) return;
-    const float v = value();
-    for (; p < kPdqGrid && pick[p] == oi; ++p) out[p * out_step] = v;
-  });
+  pdq_box_walk([&](std::int64_t i) { return in[i * step]; }, len, window,
+               [&](std::int32_t oi, auto value) {
+                 if (p >= kPdqGrid || pick[p] != oi) return;
+                 const float v = value();
+                 for (; p < kPdqGrid && pick[p] == oi; ++p) out[p * out_step] = v;
+               });
 }
 
 MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {
@@ -255,20 +256,34 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
 //   pass 2, columns:         buf2 column-major -> buf1 row-major
 //   pass 3, rows, picked:    buf1 row-major -> buf2 as 64 x rows
 //   pass 4:                  as layout 0
+
+/// Line `line` of full-size buffer `which` (0: buf1, 1: buf2) as a strided view: a row (along
+/// x) or a column (along y). buf1 is column-major in layout 0 and row-major in layout 1; buf2 the
+/// other way round.
+MMCORE_HD inline PdqStrided pdq_line(const PdqArgs& a, int which, std::int32_t line, bool row) {
+  const PdqPlan& p = *a.plan;
+  const bool column_major = (which == 0) == (a.layout == kPdqLayoutReads);
+  const std::int64_t l = line;
+  if (row)
+    return column_major ? PdqStrided{pdq_buf(a, which) + l, p.rows}
+                        : PdqStrided{pdq_buf(a, which) + l * p.cols, 1};
+  return column_major ? PdqStrided{pdq_buf(a, which) + l * p.rows, 1}
+                      : PdqStrided{pdq_buf(a, which) + l, p.cols};
+}
+
 MMCORE_HD inline void pdq_phase_rows(const PdqArgs& a, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  float* out = pdq_buf(a, 1);
   for (std::int32_t r = tid; r < p.rows; r += nthreads) {
+    const PdqStrided out = pdq_line(a, 1, r, true);
     if (a.layout == kPdqLayoutWrites) {
       const auto luma = [&](std::int64_t x) {
         return pdq_luma(p, a.pixels, static_cast<std::int32_t>(x), r);
       };
-      pdq_box_line(luma, out + r, p.rows, p.cols, window);
+      pdq_box_line(luma, out.p, out.step, p.cols, window);
     } else {
-      pdq_box_line(PdqStrided{pdq_buf(a, 0) + r, p.rows}, out + static_cast<std::int64_t>(r) * p.cols, 1,
-                   p.cols, window);
+      pdq_box_line(pdq_line(a, 0, r, true), out.p, out.step, p.cols, window);
     }
   }
 }
@@ -277,17 +292,9 @@ MMCORE_HD inline void pdq_phase_cols(const PdqArgs& a, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  const float* in = pdq_buf(a, 1);
-  float* out = pdq_buf(a, 0);
-  const bool writes = a.layout == kPdqLayoutWrites;
   for (std::int32_t c = tid; c < p.cols; c += nthreads) {
-    if (writes) {
-      pdq_box_line(PdqStrided{in + static_cast<std::int64_t>(c) * p.rows, 1}, out + c, p.cols, p.rows,
-                   window);
-    } else {
-      pdq_box_line(PdqStrided{in + c, p.cols}, out + static_cast<std::int64_t>(c) * p.rows, 1, p.rows,
-                   window);
-    }
+    const PdqStrided out = pdq_line(a, 0, c, false);
+    pdq_box_line(pdq_line(a, 1, c, false), out.p, out.step, p.rows, window);
   }
 }
 
@@ -295,16 +302,10 @@ MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& s
   const PdqPlan& p = *a.plan;
   if (p.mode != kPdqBlur) return;
   const int window = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
-  const float* in = pdq_buf(a, 0);
   float* out = pdq_buf(a, 1);
-  const bool writes = a.layout == kPdqLayoutWrites;
   for (std::int32_t r = tid; r < p.rows; r += nthreads) {
-    if (writes) {
-      pdq_box_line_pick(in + static_cast<std::int64_t>(r) * p.cols, 1, p.cols, window, sh.pick_cols, out + r,
-                        p.rows);
-    } else {
-      pdq_box_line_pick(in + r, p.rows, p.cols, window, sh.pick_cols, out + r, p.rows);
-    }
+    const PdqStrided in = pdq_line(a, 0, r, true);
+    pdq_box_line_pick(in.p, in.step, p.cols, window, sh.pick_cols, out + r, p.rows);
   }
 }
 

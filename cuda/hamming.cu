@@ -113,14 +113,13 @@ __global__ void mih_keys_kernel(const std::uint64_t* codes, std::int64_t n, std:
   }
 }
 
-/// The codes in bucket order: word e of the output is word e % words of code perm[e / words].
+/// The codes in bucket order: row j of the output is code perm[j] (a thread per row, no division).
 __global__ void mih_gather_kernel(const std::uint64_t* codes, const std::uint32_t* perm, std::int64_t n,
                                   std::int32_t words, std::uint64_t* out) {
-  const std::int64_t total = n * words;
-  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
-       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t row = e / words;
-    out[e] = codes[static_cast<std::int64_t>(perm[row]) * words + (e - row * words)];
+  for (std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < n;
+       j += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::uint64_t* src = codes + static_cast<std::int64_t>(perm[j]) * words;
+    for (std::int32_t w = 0; w < words; ++w) out[j * words + w] = src[w];
   }
 }
 
@@ -281,7 +280,7 @@ struct MihTable {
   std::uint64_t* sorted;  ///< the codes in bucket order
   std::uint32_t *offsets, *chunks, *item_start, *masks;
   MihCounters* counters;
-  std::size_t sort_bytes = 0, scan_bytes = 0;
+  std::size_t scratch_bytes = 0;  ///< cub's scratch (in m.join_scan) for the key sort and item scan
 };
 
 Status mih_table_reserve(SearchGpu::Impl& m, std::int64_t n, std::int32_t words, const MihMasks& mm,
@@ -291,25 +290,32 @@ Status mih_table_reserve(SearchGpu::Impl& m, std::int64_t n, std::int32_t words,
   const std::size_t code_bytes = round256(static_cast<std::size_t>(n) * words * 8);
   const std::size_t slot_bytes = round256(static_cast<std::size_t>(max_slots + 1) * 4);
   const std::size_t mask_bytes = round256(mm.max_masks * 4);
-  const Status st =
-      m.mih_table.reserve(4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes + 256, m.stream, error);
+  Status st = m.mih_table.reserve(4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes + 256, m.stream, error);
   if (st != Status::kOk) return st;
-  auto* base = static_cast<unsigned char*>(m.mih_table.ptr);
-  t->keys_in = reinterpret_cast<std::uint32_t*>(base);
-  t->keys_out = reinterpret_cast<std::uint32_t*>(base + u32n);
-  t->idx_in = reinterpret_cast<std::uint32_t*>(base + 2 * u32n);
-  t->perm = reinterpret_cast<std::uint32_t*>(base + 3 * u32n);
-  t->sorted = reinterpret_cast<std::uint64_t*>(base + 4 * u32n);
-  t->offsets = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes);
-  t->chunks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + slot_bytes);
-  t->item_start = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 2 * slot_bytes);
-  t->masks = reinterpret_cast<std::uint32_t*>(base + 4 * u32n + code_bytes + 3 * slot_bytes);
-  t->counters = reinterpret_cast<MihCounters*>(base + 4 * u32n + code_bytes + 3 * slot_bytes + mask_bytes);
-  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, t->sort_bytes, t->keys_in, t->keys_out, t->idx_in,
+  auto* at = static_cast<unsigned char*>(m.mih_table.ptr);
+  const auto carve = [&at](std::size_t bytes) {
+    void* p = at;
+    at += bytes;
+    return p;
+  };
+  t->keys_in = static_cast<std::uint32_t*>(carve(u32n));
+  t->keys_out = static_cast<std::uint32_t*>(carve(u32n));
+  t->idx_in = static_cast<std::uint32_t*>(carve(u32n));
+  t->perm = static_cast<std::uint32_t*>(carve(u32n));
+  t->sorted = static_cast<std::uint64_t*>(carve(code_bytes));
+  t->offsets = static_cast<std::uint32_t*>(carve(slot_bytes));
+  t->chunks = static_cast<std::uint32_t*>(carve(slot_bytes));
+  t->item_start = static_cast<std::uint32_t*>(carve(slot_bytes));
+  t->masks = static_cast<std::uint32_t*>(carve(mask_bytes));
+  t->counters = static_cast<MihCounters*>(carve(256));
+  // cub's scratch for the largest table's key sort and item scan, reserved once for all tables.
+  std::size_t sort_bytes = 0, scan_bytes = 0;
+  MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, t->keys_in, t->keys_out, t->idx_in,
                                                   t->perm, static_cast<int>(n), 0, mm.max_len, m.stream));
-  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, t->scan_bytes, t->chunks, t->item_start,
+  MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, t->chunks, t->item_start,
                                                 static_cast<int>(max_slots + 1), m.stream));
-  return Status::kOk;
+  t->scratch_bytes = std::max(sort_bytes, scan_bytes);
+  return m.join_scan.reserve(t->scratch_bytes + 16, m.stream, error);
 }
 
 /// Substring c's table of the n codes: sorted keys and positions, the codes gathered, the offsets,
@@ -323,13 +329,11 @@ Status mih_table_build(SearchGpu::Impl& m, const MihTable& t, const std::uint64_
   mih_keys_kernel<<<grid_for(n, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, n, words, plan.lo[c], len,
                                                                              t.keys_in, t.idx_in);
   MMCORE_CUDA_TRY(cudaGetLastError());
-  std::size_t tb = std::max(t.sort_bytes, t.scan_bytes);
-  const Status st = m.join_scan.reserve(tb + 16, m.stream, error);
-  if (st != Status::kOk) return st;
+  std::size_t tb = t.scratch_bytes;
   MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, tb, t.keys_in, t.keys_out, t.idx_in,
                                                   t.perm, static_cast<int>(n), 0, len, m.stream));
-  mih_gather_kernel<<<grid_for(n * words, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, t.perm, n,
-                                                                                       words, t.sorted);
+  mih_gather_kernel<<<grid_for(n, 256, m.multiprocessors), 256, 0, m.stream>>>(codes, t.perm, n, words,
+                                                                               t.sorted);
   MMCORE_CUDA_TRY(cudaGetLastError());
   mih_offsets_kernel<<<grid_for(n + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(t.keys_out, n, slots,
                                                                                     t.offsets);
@@ -338,7 +342,7 @@ Status mih_table_build(SearchGpu::Impl& m, const MihTable& t, const std::uint64_
   mih_chunks_kernel<<<grid_for(slots + 1, 256, m.multiprocessors), 256, 0, m.stream>>>(t.offsets, slots,
                                                                                        t.chunks);
   MMCORE_CUDA_TRY(cudaGetLastError());
-  tb = std::max(t.sort_bytes, t.scan_bytes);
+  tb = t.scratch_bytes;
   MMCORE_CUDA_TRY(cub::DeviceScan::ExclusiveSum(m.join_scan.ptr, tb, t.chunks, t.item_start,
                                                 static_cast<int>(slots + 1), m.stream));
   return Status::kOk;

@@ -924,6 +924,18 @@ void write_report(const Options& o) {
 
 }  // namespace
 
+/// A check section's verdict: after a CUDA error the report is written and kExitCuda returned
+/// (nothing more can run on the context); else its correctness line, 0 or kExitMismatch.
+int verdict(const Options& o, const char* what, long bad) {
+  if (cuda_failed) {
+    say("\nCUDA error during the check (see stderr)\n");
+    write_report(o);
+    return kExitCuda;
+  }
+  say("\n**%s: %s** (%ld mismatches)\n", what, bad == 0 ? "PASS" : "FAIL", bad);
+  return bad == 0 ? 0 : kExitMismatch;
+}
+
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, &o)) return kExitUsage;
@@ -981,13 +993,8 @@ int main(int argc, char** argv) {
     if (cuda_failed) break;
     bad += resize_case(rgpu, f, static_cast<int>(120 / o.shrink) + 6, seed++);
   }
-  if (cuda_failed) {
-    say("\nCUDA error during the check (see stderr)\n");
-    write_report(o);
-    return kExitCuda;
-  }
-  say("\n**correctness: %s** (%ld mismatches)\n", bad == 0 ? "PASS" : "FAIL", bad);
-  int rc = bad == 0 ? 0 : kExitMismatch;
+  int rc = verdict(o, "correctness", bad);
+  if (rc == kExitCuda) return rc;
   if (o.rows > 0 && rc == 0) {
     const int b = bench(o, gpu, info.multiprocessors);
     if (b != 0) rc = b;
@@ -1012,14 +1019,9 @@ int main(int argc, char** argv) {
       bad_pairs +=
           radius_case(gpu, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);
   }
-  if (cuda_failed) {
-    say("\nCUDA error during the join / radius check (see stderr)\n");
-    write_report(o);
-    return kExitCuda;
-  }
-  say("\n**correctness, join and radius search: %s** (%ld mismatches)\n", bad_pairs == 0 ? "PASS" : "FAIL",
-      bad_pairs);
-  if (bad_pairs != 0 && rc == 0) rc = kExitMismatch;
+  const int rc_pairs = verdict(o, "correctness, join and radius search", bad_pairs);
+  if (rc_pairs == kExitCuda) return rc_pairs;
+  if (rc == 0) rc = rc_pairs;
   if (o.join_rows > 0 && rc == 0) {
     const int b = bench_join(o, gpu);
     if (b != 0) rc = b;

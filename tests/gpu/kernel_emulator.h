@@ -62,11 +62,10 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
 }
 
 /// The same for cuda/hash.cu's PDQ kernel: hashes (32 bytes per image) and quality are host
-/// memory here. `blocks` resident blocks (PdqPlanner::blocks with that many resident and
-/// scratch_cap), a scratch slot each, starting as garbage; the images taken in turn as from the
-/// kernel's counter, a round of one image per block at a time; interleave: a round's blocks run
-/// phase by phase together (a slot shared by two blocks would show), else block by block. `layout`:
-/// the blur's buffer layout.
+/// memory here. PdqPlanner::blocks(n, resident, scratch_cap) blocks, a scratch slot each, starting as
+/// garbage; the images taken in turn as from the kernel's counter, a round of one image per block at a time;
+/// interleave: a round's blocks run phase by phase together (a slot shared by two blocks would show), else
+/// block by block. `layout`: the blur's buffer layout.
 inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
                               const mmcore::GpuImage* desc, std::int32_t n, std::int64_t resident,
                               std::int64_t scratch_cap, bool interleave, bool reverse, std::uint8_t* hashes,

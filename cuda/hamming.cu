@@ -1,8 +1,11 @@
 // SearchGpu::hamming_knn (search_gpu.h): Hamming distances of binary codes (popcount of the XOR),
 // then the shared top-k (cuda/topk.cu) on minus the distance. One thread per code row, a group of
 // queries in shared memory per block; search_gpu_internal.h's binary_score is the arithmetic the
-// CPU test runs too. hamming_radius: brute force. hamming_join: multi-index hashing where the
-// model finds it cheaper (hamming_mih_internal.h describes the steps), else brute force.
+// CPU test runs too. Where its plan takes it (many rows, k small against them) the filtered
+// schedule runs instead, writing no score matrix: a sample's top-k bounds each query, one pass
+// appends the rows within the bound (knn_filter_kernel), a select over those
+// (search_gpu_internal.h's run_knn_filtered). hamming_radius and hamming_join: multi-index hashing
+// where the model finds it cheaper (hamming_mih_internal.h describes the steps), else brute force.
 #include <cuda_runtime.h>
 
 #include <cub/device/device_radix_sort.cuh>
@@ -147,6 +150,56 @@ __device__ unsigned long long warp_append(bool hit, unsigned long long* counter)
   if (lane == 0) base = atomicAdd(counter, static_cast<unsigned long long>(__popc(mask)));
   base = __shfl_sync(full, base, 0);
   return base + __popc(mask & ((1u << lane) - 1u));
+}
+
+/// The filtered kNN's pass over every row (search_gpu_internal.h, run_knn_filtered step 2): a thread
+/// per row, a group of queries and their bounds in shared memory per block (grid y); query j's
+/// candidates appended a warp at a time at counts[j] (kept while within cap). Lanes past the rows
+/// stay in the loop: the append's ballot takes the whole warp.
+__global__ void __launch_bounds__(g::kBinaryThreads)
+    knn_filter_kernel(const std::uint64_t* codes, std::int64_t rows, std::int32_t words,
+                      const std::uint64_t* queries, std::int32_t nq, std::int32_t qgroup,
+                      const std::int32_t* dist_out, std::int32_t k, std::uint64_t* cand, std::int64_t cap,
+                      unsigned long long* counts) {
+  extern __shared__ std::uint64_t sq[];  // qgroup x words, then qgroup int32 bounds
+  std::int32_t* bounds = reinterpret_cast<std::int32_t*>(sq + static_cast<std::int64_t>(qgroup) * words);
+  const int tid = static_cast<int>(threadIdx.x);
+  const std::int32_t q0 = static_cast<std::int32_t>(blockIdx.y) * qgroup;
+  const std::int32_t nqb = nq - q0 < qgroup ? nq - q0 : qgroup;
+  for (std::int32_t i = tid; i < nqb * words; i += g::kBinaryThreads)
+    sq[i] = queries[static_cast<std::int64_t>(q0) * words + i];
+  for (std::int32_t i = tid; i < nqb; i += g::kBinaryThreads) bounds[i] = g::knn_bound(dist_out, q0 + i, k);
+  __syncthreads();
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * g::kBinaryThreads + tid;
+  const bool valid = row < rows;
+  const std::uint64_t* r = codes + (valid ? row : 0) * words;
+  const auto offer = [&](std::int32_t j, bool hit, std::int32_t dist) {
+    const unsigned long long slot = warp_append(hit, &counts[q0 + j]);
+    if (hit && slot < static_cast<unsigned long long>(cap))
+      cand[static_cast<std::int64_t>(q0 + j) * cap + static_cast<std::int64_t>(slot)] =
+          g::make_key(-dist, static_cast<std::uint32_t>(row));
+  };
+  if (words == 4) {  // PDQ: the row in registers
+    std::uint64_t rr[4] = {0, 0, 0, 0};
+    if (valid) {
+      rr[0] = r[0];
+      rr[1] = r[1];
+      rr[2] = r[2];
+      rr[3] = r[3];
+    }
+    for (std::int32_t j = 0; j < nqb; ++j) {
+      std::int32_t dist = 0;
+      const bool hit = g::knn_candidate(rr, sq + 4 * j, 4, bounds[j], &dist) && valid;
+      offer(j, hit, dist);
+    }
+  } else {
+    for (std::int32_t j = 0; j < nqb; ++j) {
+      std::int32_t dist = 0;
+      const bool hit =
+          valid && g::knn_candidate(r, sq + static_cast<std::int64_t>(j) * words, words, bounds[j], &dist);
+      offer(j, hit, dist);
+    }
+  }
 }
 
 /// Counters of one join: [0] pairs found, [1] the next work item of the current table.
@@ -629,19 +682,40 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
   }
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
   const std::int32_t qgroup = g::binary_query_group(words);
-  const Impl::ScoreFn fn = [&](std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows,
-                               std::int32_t* out, std::int64_t ld, ErrorText* err) {
-    if (rows <= 0) return Status::kOk;
-    const dim3 grid(static_cast<unsigned>((rows + g::kBinaryThreads - 1) / g::kBinaryThreads),
-                    static_cast<unsigned>((nqg + qgroup - 1) / qgroup));
-    const std::size_t smem = static_cast<std::size_t>(qgroup) * words * 8;
-    binary_kernel<<<grid, g::kBinaryThreads, smem, m.stream>>>(
-        codes + row0 * words, rows, words, queries + q0 * words, static_cast<std::int32_t>(nqg), qgroup, out,
-        ld);
-    const cudaError_t e = cudaGetLastError();
-    return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "binary_kernel launch", e);
+  // The score kernel over queries `qs` (the caller's, or the filtered schedule's gathered ones).
+  const auto score_for = [&](const std::uint64_t* qs) -> Impl::ScoreFn {
+    return [&m, codes, words, qgroup, qs](std::int64_t q0, std::int64_t nqg, std::int64_t row0,
+                                          std::int64_t rows, std::int32_t* out, std::int64_t ld,
+                                          ErrorText* err) {
+      if (rows <= 0) return Status::kOk;
+      const dim3 grid(static_cast<unsigned>((rows + g::kBinaryThreads - 1) / g::kBinaryThreads),
+                      static_cast<unsigned>((nqg + qgroup - 1) / qgroup));
+      const std::size_t smem = static_cast<std::size_t>(qgroup) * words * 8;
+      binary_kernel<<<grid, g::kBinaryThreads, smem, m.stream>>>(
+          codes + row0 * words, rows, words, qs + q0 * words, static_cast<std::int32_t>(nqg), qgroup, out,
+          ld);
+      const cudaError_t e = cudaGetLastError();
+      return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "binary_kernel launch", e);
+    };
   };
-  return m.topk(n, nq, k, true, fn, dist, idx, error);
+  g::KnnFilterShape fs;
+  fs.n = n;
+  fs.nq = nq;
+  fs.k = k;
+  const g::KnnFilterPlan plan = g::plan_knn_filter(fs);
+  if (!m.knn_filter || !plan.filtered) return m.topk(n, nq, k, true, score_for(queries), dist, idx, error);
+  const Impl::FilterFn filter = [&](std::int64_t q0, std::int64_t nqg, std::uint64_t* cand, std::int64_t cap,
+                                    unsigned long long* counts, ErrorText* err) {
+    const dim3 grid(static_cast<unsigned>((n + g::kBinaryThreads - 1) / g::kBinaryThreads),
+                    static_cast<unsigned>((nqg + qgroup - 1) / qgroup));
+    const std::size_t smem = static_cast<std::size_t>(qgroup) * (words * 8 + 4);
+    knn_filter_kernel<<<grid, g::kBinaryThreads, smem, m.stream>>>(codes, n, words, queries + q0 * words,
+                                                                   static_cast<std::int32_t>(nqg), qgroup,
+                                                                   dist + q0 * k, k, cand, cap, counts);
+    const cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "knn_filter_kernel launch", e);
+  };
+  return m.topk_filtered(n, nq, k, plan, queries, words, score_for, filter, dist, idx, error);
 }
 
 }  // namespace mmcore

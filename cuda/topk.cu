@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "search_impl.cuh"
 
@@ -95,11 +97,116 @@ struct GpuExec {
   }
 };
 
+/// Rows list[i] of src (words uint64 each) to row i of dst.
+__global__ void gather_rows_kernel(const std::uint64_t* src, const std::int64_t* list, std::int64_t count,
+                                   std::int32_t words, std::uint64_t* dst) {
+  const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < count * words) dst[t] = src[list[t / words] * words + t % words];
+}
+
+/// Row i of the rescored answers (k each) to row list[i] of the outputs.
+__global__ void scatter_answers_kernel(const std::int32_t* dist, const std::int64_t* idx,
+                                       const std::int64_t* list, std::int64_t count, std::int32_t k,
+                                       std::int32_t* out_dist, std::int64_t* out_idx) {
+  const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= count * k) return;
+  const std::int64_t to = list[t / k] * k + t % k;
+  out_dist[to] = dist[t];
+  out_idx[to] = idx[t];
+}
+
+unsigned blocks_for(std::int64_t items, int threads) {
+  return static_cast<unsigned>((items + threads - 1) / threads);
+}
+
+/// run_knn_filtered's Exec on the GPU: GpuExec's select and finish, and the filtered steps.
+struct FilterExec : GpuExec {
+  std::int64_t n = 0;
+  std::int64_t nq = 0;
+  std::int32_t words = 0;
+  const std::uint64_t* queries = nullptr;
+  const gpu_detail::KnnFilterPlan* plan = nullptr;
+  const std::function<SearchGpu::Impl::ScoreFn(const std::uint64_t*)>* score_for = nullptr;
+  const SearchGpu::Impl::FilterFn* filter_fn = nullptr;
+  std::vector<unsigned long long> counts_host;
+
+  unsigned long long* counts() const { return static_cast<unsigned long long*>(m->knn_counts.ptr); }
+  bool ok(Status s) {
+    status = s;
+    return s == Status::kOk;
+  }
+  bool sample_topk(std::int64_t rows) {
+    return ok(m->topk(rows, nq, k, true, (*score_for)(queries), out_scores, out_idx, error));
+  }
+  bool buffers(std::uint64_t** cand, std::uint64_t** a, std::uint64_t** b) {
+    const auto key_bytes = static_cast<std::size_t>(plan->key_elems) * 8;
+    if (!ok(m->knn_cand.reserve(static_cast<std::size_t>(plan->query_group * plan->cap) * 8, m->stream,
+                                error)) ||
+        !ok(m->knn_counts.reserve(static_cast<std::size_t>(plan->query_group) * 8, m->stream, error)) ||
+        !ok(m->keys_a.reserve(key_bytes, m->stream, error)) ||
+        !ok(m->keys_b.reserve(key_bytes, m->stream, error)))
+      return false;
+    *cand = static_cast<std::uint64_t*>(m->knn_cand.ptr);
+    *a = static_cast<std::uint64_t*>(m->keys_a.ptr);
+    *b = static_cast<std::uint64_t*>(m->keys_b.ptr);
+    return true;
+  }
+  bool zero_counts(std::int64_t nqg) {
+    return check(cudaMemsetAsync(counts(), 0, static_cast<std::size_t>(nqg) * 8, m->stream),
+                 "cudaMemsetAsync");
+  }
+  bool filter(std::int64_t q0, std::int64_t nqg, std::uint64_t* cand, std::int64_t cap) {
+    return ok((*filter_fn)(q0, nqg, cand, cap, counts(), error));
+  }
+  bool overflowed(std::int64_t q0, std::int64_t nqg, std::int64_t cap, std::vector<std::int64_t>* redo) {
+    counts_host.resize(static_cast<std::size_t>(nqg));
+    if (!check(cudaMemcpyAsync(counts_host.data(), counts(), static_cast<std::size_t>(nqg) * 8,
+                               cudaMemcpyDeviceToHost, m->stream),
+               "cudaMemcpyAsync") ||
+        !check(cudaStreamSynchronize(m->stream), "cudaStreamSynchronize"))
+      return false;
+    for (std::int64_t j = 0; j < nqg; ++j)
+      if (counts_host[static_cast<std::size_t>(j)] > static_cast<unsigned long long>(cap))
+        redo->push_back(q0 + j);
+    return true;
+  }
+  /// The queries in redo gathered, run_topk over every row, the answers scattered back.
+  bool rescore(const std::vector<std::int64_t>& redo) {
+    const auto count = static_cast<std::int64_t>(redo.size());
+    // knn_redo: the list, the gathered queries, their answers (distances padded to 8 bytes).
+    const std::int64_t list_bytes = 8 * count;
+    const std::int64_t query_bytes = 8 * count * words;
+    const std::int64_t dist_bytes = (4 * count * k + 7) / 8 * 8;
+    if (!ok(m->knn_redo.reserve(
+            static_cast<std::size_t>(list_bytes + query_bytes + dist_bytes + 8 * count * k), m->stream,
+            error)))
+      return false;
+    auto* base = static_cast<std::uint8_t*>(m->knn_redo.ptr);
+    auto* list = reinterpret_cast<std::int64_t*>(base);
+    auto* gq = reinterpret_cast<std::uint64_t*>(base + list_bytes);
+    auto* rdist = reinterpret_cast<std::int32_t*>(base + list_bytes + query_bytes);
+    auto* ridx = reinterpret_cast<std::int64_t*>(base + list_bytes + query_bytes + dist_bytes);
+    const int threads = 256;
+    if (!check(cudaMemcpyAsync(list, redo.data(), static_cast<std::size_t>(list_bytes),
+                               cudaMemcpyHostToDevice, m->stream),
+               "cudaMemcpyAsync"))
+      return false;
+    gather_rows_kernel<<<blocks_for(count * words, threads), threads, 0, m->stream>>>(queries, list, count,
+                                                                                      words, gq);
+    if (!check(cudaGetLastError(), "gather_rows_kernel launch") ||
+        !ok(m->topk(n, count, k, true, (*score_for)(gq), rdist, ridx, error)))
+      return false;
+    scatter_answers_kernel<<<blocks_for(count * k, threads), threads, 0, m->stream>>>(
+        rdist, ridx, list, count, k, out_scores, out_idx);
+    return check(cudaGetLastError(), "scatter_answers_kernel launch");
+  }
+};
+
 }  // namespace
 
 SearchGpu::Impl::~Impl() {
   cuda_util::close_stream(device, stream, scores, keys_a, keys_b, qsum, join_counts, join_scan, join_offsets,
-                          radius_tmp, mih_table, mih_pairs);
+                          radius_tmp, mih_table, mih_pairs, knn_cand, knn_counts, knn_redo);
 }
 
 Status SearchGpu::Impl::check_ready(const char* fn, ErrorText* error) const {
@@ -128,6 +235,41 @@ Status SearchGpu::Impl::topk(std::int64_t n, std::int64_t nq, std::int32_t k, bo
     // Kernels queued before the failure may still read the inputs and write the outputs: the
     // caller gets its buffers back only once they are done.
     (void)cudaStreamSynchronize(stream);
+    return ex.status;
+  }
+  MMCORE_CUDA_TRY(cudaStreamSynchronize(stream));
+  return Status::kOk;
+}
+
+Status SearchGpu::Impl::topk_filtered(std::int64_t n, std::int64_t nq, std::int32_t k,
+                                      const g::KnnFilterPlan& plan, const std::uint64_t* queries,
+                                      std::int32_t words,
+                                      const std::function<ScoreFn(const std::uint64_t*)>& score_for,
+                                      const FilterFn& filter, std::int32_t* dist, std::int64_t* idx,
+                                      ErrorText* error) {
+  g::TopkShape shape;
+  shape.n = n;
+  shape.nq = nq;
+  shape.k = k;
+  shape.blocks_wanted = 4 * (multiprocessors > 0 ? multiprocessors : 1);
+  FilterExec ex;
+  ex.m = this;
+  ex.score_fn = nullptr;
+  ex.k = k;
+  ex.binary = true;
+  ex.out_scores = dist;
+  ex.out_idx = idx;
+  ex.error = error;
+  ex.n = n;
+  ex.nq = nq;
+  ex.words = words;
+  ex.queries = queries;
+  ex.plan = &plan;
+  ex.score_for = &score_for;
+  ex.filter_fn = &filter;
+  std::vector<std::int64_t> redo;
+  if (!g::run_knn_filtered(ex, shape, plan, &redo)) {
+    (void)cudaStreamSynchronize(stream);  // as topk: the caller's buffers back only when idle
     return ex.status;
   }
   MMCORE_CUDA_TRY(cudaStreamSynchronize(stream));
@@ -163,6 +305,8 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
   impl_->shared_optin = optin > 0 ? static_cast<std::size_t>(optin) : 0;
   const char* variant = std::getenv("MMCORE_GPU_MMA_PIPELINE");
   impl_->mma_variant = variant != nullptr ? std::atoi(variant) : 0;
+  const char* filter = std::getenv("MMCORE_GPU_KNN_FILTER");
+  impl_->knn_filter = filter == nullptr || std::strcmp(filter, "0") != 0;
   return Status::kOk;
 }
 

@@ -699,6 +699,114 @@ bool run_topk(Exec& ex, const TopkShape& s, const TopkPlan& p, std::int32_t* sco
   return true;
 }
 
+// ---- Hamming kNN with a bound (the filtered schedule) ---------------------------------------------
+// run_topk writes every distance of a chunk to the score matrix and reads it back to select: 8 bytes
+// of traffic per (row, query), 82 GB for 1024 queries over 10M codes, against 8 popcounts of compute
+// for a 256-bit distance. The filtered schedule writes almost nothing:
+// 1. the plain top-k over a sample (the first `sample` rows) gives each query a bound, its k-th
+//    distance there, which is >= its k-th distance over all rows;
+// 2. one pass over every row appends, per query, the key of each row within the query's bound to a
+//    buffer of `cap` keys (a counter per query counts them all, kept or not);
+// 3. select rounds over each query's buffer, as run_topk's.
+// Every row of the answer is within the bound (its distance is <= the true k-th), so every one is a
+// candidate, and the k best candidates are the answer. A query whose candidates outgrow the buffer
+// (crowds of rows at or under its bound, e.g. many duplicates) is scored again by run_topk.
+// Expected candidates: about k * n / sample plus ties at the bound; the sample is sized so that this
+// is cap / 4.
+
+struct KnnFilterShape {
+  std::int64_t n = 0;
+  std::int64_t nq = 0;
+  std::int32_t k = 1;
+  std::int64_t cap_budget = 256ll << 20;  ///< bytes of a query group's candidate buffer
+  std::int64_t max_cap = 65536;           ///< candidate keys per query at most (a power of two)
+  std::int64_t min_sample = 65536;        ///< sample rows at least (a tighter bound than k rows give)
+  std::int64_t max_query_group = 2048;
+};
+
+struct KnnFilterPlan {
+  bool filtered = false;         ///< false: run_topk over every row is cheaper (small n, large k)
+  std::int64_t sample = 0;       ///< rows of the bound's top-k
+  std::int64_t cap = 0;          ///< candidate keys per query
+  std::int64_t query_group = 0;  ///< queries per filter pass
+  std::int64_t key_elems = 0;    ///< uint64 elements each select buffer needs
+};
+
+inline KnnFilterPlan plan_knn_filter(const KnnFilterShape& s) {
+  KnnFilterPlan p;
+  p.query_group = s.nq < s.max_query_group ? s.nq : s.max_query_group;
+  if (p.query_group < 1) p.query_group = 1;
+  p.cap = s.max_cap;
+  while (p.cap > 1 && p.cap * 8 * p.query_group > s.cap_budget) p.cap /= 2;
+  const std::int64_t k = s.k;
+  std::int64_t sample = (4 * k * s.n + p.cap - 1) / p.cap;
+  if (sample < s.min_sample) sample = s.min_sample;
+  if (sample < k) sample = k;
+  p.sample = sample < s.n ? sample : s.n;
+  // Worth it when the sample is a small part of the rows and the buffer holds several k.
+  p.filtered = s.nq > 0 && p.cap >= 4 * k && 4 * p.sample <= s.n;
+  // The first select over a buffer of cap keys makes at most cap / kSelectMinSegment segments.
+  const std::int64_t segs = (p.cap + kSelectMinSegment - 1) / kSelectMinSegment;
+  p.key_elems = p.query_group * (segs > 1 ? segs : 1) * k;
+  return p;
+}
+
+/// Filter pass, one thread per row (rows dealt to warps of 32 consecutive rows), each of a block's
+/// queries in turn: is `row` a candidate of query q (distance <= bound)? dist gets the distance.
+MMCORE_HD inline bool knn_candidate(const std::uint64_t* row, const std::uint64_t* q, std::int32_t words,
+                                    std::int32_t bound, std::int32_t* dist) {
+  const std::int32_t d = -binary_score(row, q, words);
+  *dist = d;
+  return d <= bound;
+}
+
+/// The bound of query q: its k-th distance over the sample, from the sample's top-k outputs.
+MMCORE_HD inline std::int32_t knn_bound(const std::int32_t* dist_out, std::int64_t q, std::int32_t k) {
+  return dist_out[q * k + k - 1];
+}
+
+/// Runs the filtered schedule (plan.filtered). Exec provides run_topk's select and finish, and:
+///   zero_keys(keys, count)           keys[0..count) = 0
+///   sample_topk(rows)                run_topk over rows [0, rows) for every query, into the outputs
+///   buffers(&cand, &keys_a, &keys_b) the candidate buffer (query_group * cap keys) and two select
+///                                    buffers (key_elems each), sized after the sample's top-k
+///   zero_counts(nqg)                 the group's candidate counters = 0
+///   filter(q0, nqg, cand, cap)       step 2 for queries q0.. (bounds from the outputs' k-th column),
+///                                    query j's keys at cand + j * cap
+///   overflowed(q0, nqg, cap, redo)   appends to *redo the queries (absolute) counted over cap
+///   rescore(redo)                    run_topk over every row for those queries, into the outputs
+template <class Exec, class IndexList>
+bool run_knn_filtered(Exec& ex, const TopkShape& s, const KnnFilterPlan& p, IndexList* redo) {
+  std::uint64_t* cand = nullptr;
+  std::uint64_t* keys_a = nullptr;
+  std::uint64_t* keys_b = nullptr;
+  if (!ex.sample_topk(p.sample) || !ex.buffers(&cand, &keys_a, &keys_b)) return false;
+  for (std::int64_t q0 = 0; q0 < s.nq; q0 += p.query_group) {
+    const std::int64_t nqg = s.nq - q0 < p.query_group ? s.nq - q0 : p.query_group;
+    if (!ex.zero_keys(cand, nqg * p.cap) || !ex.zero_counts(nqg) || !ex.filter(q0, nqg, cand, p.cap))
+      return false;
+    // The first round reads the candidates, the next ones alternate between keys_a and keys_b.
+    std::uint64_t* in = cand;
+    std::uint64_t* out = keys_a;
+    std::uint64_t* other = keys_b;
+    std::int64_t len = p.cap;
+    for (;;) {
+      const std::int64_t seg = select_segment(len, nqg, s);
+      const std::int64_t next = (len + seg - 1) / seg;
+      const SelectArgs a{nullptr, in, len, len, seg, 0, s.k, out, next * s.k, 0};
+      if (!ex.select(a, next, nqg)) return false;
+      in = out;
+      out = other;
+      other = in;
+      len = next * s.k;
+      if (next == 1) break;
+    }
+    if (!ex.finish(in, len, q0, nqg)) return false;
+    if (!ex.overflowed(q0, nqg, p.cap, redo)) return false;
+  }
+  return redo->empty() || ex.rescore(*redo);
+}
+
 /// Why a SearchGpu call's arguments are refused (nullptr: accepted). `width` is d (int8, 1..65536)
 /// or words (binary, 1..4096); k is checked too unless k_checked is false (int8_scores).
 inline const char* search_args_problem(bool binary, const void* codes, std::int64_t n, std::int32_t width,

@@ -35,6 +35,7 @@ namespace {
 int failures = 0;
 int cases = 0;
 int mih_cases = 0;
+int filtered_cases = 0;
 
 void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
           std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
@@ -100,8 +101,16 @@ void check_int8(std::mt19937_64& rng, std::int64_t n, std::int32_t d, std::int64
     }
 }
 
+/// Hamming kNN on the emulator against the CPU. filter_cap > 0: the filtered schedule's plan shrunk to
+/// this size (candidate buffers of filter_cap keys, samples of at least filter_sample rows, query
+/// groups of at most 32), so that it runs on small bases; crowd: that many extra copies of query 0
+/// spread over the base (every other one at distance 1), so that query 0's candidates outgrow a
+/// small buffer; want_rescored: the queries the filtered schedule must have rescored (-1: the plain
+/// schedule must have run; -2: anything; -3: at least one); ladder: query q's answer is rows
+/// 1 + q k .. q k + k at distances 1 .. k, every other row farther (words >= 2, k < 64).
 void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t k,
-                  int schedule, bool reverse) {
+                  int schedule, bool reverse, std::int64_t filter_cap = 0, std::int64_t filter_sample = 0,
+                  std::int64_t crowd = 0, std::int64_t want_rescored = -2, bool ladder = false) {
   ++cases;
   std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words) + 1),
       queries(static_cast<std::size_t>(nq * words) + 1);
@@ -115,6 +124,23 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
                 &queries[static_cast<std::size_t>(q * words)], 8 * words);
     codes[static_cast<std::size_t>((3 * q + 1) * words)] ^= 5;
   }
+  if (ladder) {  // rows 1 + q * k + i at distance i + 1 from query q (bits of word 0), the rest far
+    for (auto& c : codes) c = 0;
+    for (auto& c : queries) c = ~0ULL;
+    for (std::int64_t q = 0; q < nq; ++q) {
+      queries[static_cast<std::size_t>(q * words)] = rng();
+      for (std::int32_t i = 0; i < k; ++i) {
+        const std::int64_t row = 1 + q * k + i;
+        for (std::int32_t w = 0; w < words; ++w) codes[row * words + w] = queries[q * words + w];
+        codes[row * words] ^= (1ULL << (i + 1)) - 1;
+      }
+    }
+  }
+  for (std::int64_t c = 0; c < crowd && nq > 0; ++c) {
+    const std::int64_t row = n - 1 - c * (n / (crowd + 1));
+    std::memcpy(&codes[static_cast<std::size_t>(row * words)], &queries[0], 8 * words);
+    if (c % 2 == 1) codes[static_cast<std::size_t>(row * words)] ^= 1ULL << 40;
+  }
   std::vector<std::int32_t> want_d(static_cast<std::size_t>(nq * k)), got_d(want_d.size(), 77);
   std::vector<std::int64_t> want_i(want_d.size()), got_i(want_d.size(), 77);
   if (words == 1 || words == 4) {
@@ -127,7 +153,20 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
   mmcore_test::SearchEmu emu;
   emu.reverse = reverse;
   configure(&emu, schedule);
+  if (filter_cap > 0) {
+    emu.knn_shape.max_cap = filter_cap;
+    emu.knn_shape.min_sample = filter_sample;
+    emu.knn_shape.max_query_group = 32;
+  }
   emu.hamming_knn(codes.data(), n, words, queries.data(), nq, k, got_d.data(), got_i.data());
+  const bool rescored_ok = want_rescored == -2 ||
+                           (want_rescored == -3 ? emu.knn_rescored >= 1 : emu.knn_rescored == want_rescored);
+  if (!rescored_ok && ++failures <= 20)
+    std::printf(
+        "MISMATCH binary n=%lld words=%d nq=%lld k=%d: %lld queries rescored, want %lld (-1: plain)\n",
+        static_cast<long long>(n), words, static_cast<long long>(nq), k,
+        static_cast<long long>(emu.knn_rescored), static_cast<long long>(want_rescored));
+  if (filter_cap > 0 && emu.knn_rescored >= 0) ++filtered_cases;
   for (std::int64_t q = 0; q < nq; ++q)
     for (std::int32_t i = 0; i < k; ++i) {
       const std::size_t t = static_cast<std::size_t>(q * k + i);
@@ -323,6 +362,31 @@ int main() {
     check_binary(rng, 30000, 1, 9, 1024, schedule, false);
     check_binary(rng, 30000, 4, 4, 50, schedule, true);
   }
+  // the filtered kNN, its plan shrunk (candidate buffers of 1024 to 16384 keys, samples of >= 500
+  // rows; the sample is then 4 k n / cap rows): 1, 3 and 4 words, query groups of 32 (70 queries:
+  // three), both orders, forced small schedules, several select rounds over the candidates (16384
+  // keys); nothing rescored where no query has a crowd (64-bit codes: ties may crowd a bound).
+  for (std::int32_t words : {1, 3, 4})
+    for (std::int64_t nq : {1, 5, 70})
+      for (std::int32_t k : {1, 10, 64})
+        check_binary(rng, 20000, words, nq, k, 0, nq == 5, 1024, 500, 0, words == 1 ? -2 : 0);
+  check_binary(rng, 100000, 4, 40, 256, 2, true, 16384, 2000, 0, 0);
+  check_binary(rng, 40000, 4, 3, 1024, 0, true, 65536, 500, 0, 0);  // three select rounds
+  check_binary(rng, 30000, 4, 9, 100, 1, false, 4096, 500, 0, 0);
+  check_binary(rng, 30000, 3, 9, 100, 3, true, 4096, 500, 0, 0);
+  // the answer inside the sample at distinct distances, every other row far: each bound is exactly
+  // the k-th distance of the answer.
+  check_binary(rng, 20000, 4, 6, 12, 0, false, 1024, 500, 0, 0, true);
+  // query 0 with a crowd of copies: more candidates than its buffer holds, rescored by the plain
+  // schedule (alone, or among others; the copies at distance 0 and 1 fill its answer).
+  check_binary(rng, 20000, 4, 1, 10, 0, false, 256, 500, 600, 1);
+  check_binary(rng, 20000, 4, 37, 50, 0, true, 1024, 500, 2400, -3);
+  check_binary(rng, 100000, 1, 33, 300, 1, false, 8192, 500, 18000, -3);
+  // where the plan keeps the plain schedule: k over a quarter of the buffer, a sample over a
+  // quarter of the base, and the default plan on a small base.
+  check_binary(rng, 20000, 4, 3, 65, 0, false, 256, 500, 0, -1);
+  check_binary(rng, 1900, 4, 3, 10, 0, false, 256, 500, 0, -1);
+  check_binary(rng, 30000, 4, 3, 10, 0, false, 0, 0, 0, -1);
   // join
   for (std::int32_t words : {1, 3, 4})
     for (std::int32_t r : {0, 3, 10}) check_join(rng, 700, words, r);
@@ -393,7 +457,9 @@ int main() {
       std::printf("MISMATCH: MIH radius search planned past its limits (n %lld, nq %lld)\n",
                   static_cast<long long>(n), static_cast<long long>(nq));
   }
-  std::printf("%d cases (%d of them MIH forced)\n", cases, mih_cases);
+  if (filtered_cases < 20 && ++failures <= 20)
+    std::printf("MISMATCH: only %d filtered kNN cases ran\n", filtered_cases);
+  std::printf("%d cases (%d of them MIH forced, %d filtered kNN)\n", cases, mih_cases, filtered_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -6,6 +6,8 @@
 // (data, comparisons, contract, report, bench loop) runs end to end before it is carried to a GPU
 // host by bench/gpu_check_prepare.sh.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "mmcore/resize_gpu.h"
 #include "mmcore/search_gpu.h"
@@ -32,7 +34,9 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
     return Status::kDevice;
   }
   impl_->ready = true;
-  impl_->emu.reverse = true;  // the thread order that exposes races
+  impl_->emu.reverse = true;                                  // the thread order that exposes races
+  const char* filter = std::getenv("MMCORE_GPU_KNN_FILTER");  // as cuda/topk.cu's init
+  impl_->emu.knn_filter_on = filter == nullptr || std::strcmp(filter, "0") != 0;
   return Status::kOk;
 }
 

@@ -6,7 +6,9 @@
 //      kernels), d 100 and a misaligned base (the tile kernel's byte path), two-valued data (ties
 //      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
 //    - SearchGpu::int8_scores vs quant_dot_int8_all; SearchGpu::hamming_distances vs a popcount loop;
-//    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits);
+//    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits), by
+//      the filtered schedule (the default at these sizes; one query's candidates overflowing) and
+//      by the plain one (MMCORE_GPU_KNN_FILTER=0);
 //    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates; every
 //      method: auto, brute force, multi-index hashing; a crowd of identical codes whose pairs
 //      outgrow the MIH join's first pair buffer);
@@ -19,7 +21,8 @@
 //      500x375 RGB -> 341x256; output padding untouched; invalid pairs refused.
 // 2. Bench (--rows N, default 10,000,000): a streaming-read kernel over the int8 base (the device's
 //    practical HBM read bandwidth), int8 scores alone and top-10 for 1 and 64 queries (GB/s of codes,
-//    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries; the CPU's
+//    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries (filtered
+//    and plain schedules, answers compared); the CPU's
 //    quant_score_int8 / hamming_knn on all host cores over the first --cpu-rows rows, scaled.
 //    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
 //    its columns are not measured here.
@@ -182,9 +185,11 @@ long int8_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t d, std::int6
   return bad;
 }
 
-/// One Hamming kNN case: GPU vs hamming_knn (1 or 4 words) or quant_score_binary.
+/// One Hamming kNN case: GPU vs hamming_knn (1 or 4 words) or quant_score_binary. crowd: that many
+/// more exact copies of query 0 spread over the base (the filtered schedule's buffer overflows for
+/// query 0, which is scored again); tag names the SearchGpu in the report.
 long binary_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std::int64_t nq, std::int32_t k,
-                 std::uint64_t seed) {
+                 std::uint64_t seed, std::int64_t crowd = 0, const char* tag = "") {
   std::vector<std::uint64_t> codes(static_cast<std::size_t>(n * words)),
       queries(static_cast<std::size_t>(nq * words));
   fill(reinterpret_cast<std::uint8_t*>(codes.data()), n * words * 8, seed, false, 0, 0);
@@ -196,6 +201,9 @@ long binary_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
                 &queries[static_cast<std::size_t>(q * words)], 8 * words);
     codes[static_cast<std::size_t>((2 * q + 1) * words)] ^= 0x101;
   }
+  for (std::int64_t c = 0; c < crowd && nq > 0; ++c)
+    std::memcpy(&codes[static_cast<std::size_t>((n - 1 - c * (n / (crowd + 1))) * words)], &queries[0],
+                8 * words);
   std::vector<std::int32_t> want_d(static_cast<std::size_t>(nq * k)), got_d(want_d.size());
   std::vector<std::int64_t> want_i(want_d.size()), got_i(want_d.size());
   if (words == 1 || words == 4)
@@ -215,16 +223,17 @@ long binary_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
     const Status s = gpu.hamming_knn(dc, n, words, dq, nq, k, static_cast<std::int32_t*>(bs),
                                      static_cast<std::int64_t*>(bi), &err);
     if (s != Status::kOk) {
-      say("| hamming n=%lld words=%d nq=%lld k=%d | **status %d: %s** |\n", static_cast<long long>(n), words,
-          static_cast<long long>(nq), k, static_cast<int>(s), err.text);
+      say("| hamming%s n=%lld words=%d nq=%lld k=%d | **status %d: %s** |\n", tag, static_cast<long long>(n),
+          words, static_cast<long long>(nq), k, static_cast<int>(s), err.text);
       if (s == Status::kDevice || s == Status::kNoMemory) cuda_failed = true;
     } else if (cuda_ok(cudaMemcpy(got_d.data(), bs, got_d.size() * 4, cudaMemcpyDeviceToHost),
                        "cudaMemcpy") &&
                cuda_ok(cudaMemcpy(got_i.data(), bi, got_i.size() * 8, cudaMemcpyDeviceToHost),
                        "cudaMemcpy")) {
       char label[160];
-      std::snprintf(label, sizeof label, "Hamming kNN n=%lld bits=%d nq=%lld k=%d", static_cast<long long>(n),
-                    64 * words, static_cast<long long>(nq), k);
+      std::snprintf(label, sizeof label, "Hamming kNN%s n=%lld bits=%d nq=%lld k=%d%s", tag,
+                    static_cast<long long>(n), 64 * words, static_cast<long long>(nq), k,
+                    crowd > 0 ? " (query 0 crowded)" : "");
       bad = compare(label, got_d, got_i, want_d, want_i);
     }
   }
@@ -334,7 +343,7 @@ double time_ms(int repeat, F fn) {
   return t[t.size() / 2];
 }
 
-int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
+int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, int sms) {
   const std::int64_t n = o.rows;
   const std::int32_t d = 768;
   say("\n## Bench: %lld x %d int8 codes, %lld x 256-bit codes (median of %d)\n\n", static_cast<long long>(n),
@@ -447,21 +456,37 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
   if (db == nullptr || dbq == nullptr) return kExitCuda;
   say("\n| Hamming kNN (256-bit) | queries | GPU ms | queries/s | CPU ms (all cores, scaled) | GPU / CPU |\n"
       "|---|---|---|---|---|---|\n");
+  // top-10 by the default schedule (filtered where planned) and by the plain one (every distance
+  // to a score matrix, then select); their answers compared.
+  bool knn_same = true;
   for (int nq : {1, 64, 1024}) {
-    ErrorText err;
-    const double ms = time_ms(
-        o.repeat, [&] { return gpu.hamming_knn(db, n, 4, dbq, nq, 10, os, oi, &err) == Status::kOk; });
-    if (ms < 0) {
-      say("failed: %s\n", err.text);
-      return kExitCuda;
+    std::vector<std::int32_t> cd(static_cast<std::size_t>(nq) * 10), fd(cd.size()), pd(cd.size());
+    std::vector<std::int64_t> ci(cd.size()), fi(cd.size()), pi(cd.size());
+    double ms[2] = {0, 0};
+    for (int which = 0; which < 2; ++which) {
+      mmcore::SearchGpu& g = which == 0 ? gpu : plain;
+      ErrorText err;
+      ms[which] = time_ms(o.repeat,
+                          [&] { return g.hamming_knn(db, n, 4, dbq, nq, 10, os, oi, &err) == Status::kOk; });
+      if (ms[which] < 0) {
+        say("failed: %s\n", err.text);
+        return kExitCuda;
+      }
+      if (!cuda_ok(cudaMemcpy((which == 0 ? fd : pd).data(), os, cd.size() * 4, cudaMemcpyDeviceToHost),
+                   "cudaMemcpy") ||
+          !cuda_ok(cudaMemcpy((which == 0 ? fi : pi).data(), oi, ci.size() * 8, cudaMemcpyDeviceToHost),
+                   "cudaMemcpy"))
+        return kExitCuda;
     }
-    std::vector<std::int32_t> cd(static_cast<std::size_t>(nq) * 10);
-    std::vector<std::int64_t> ci(cd.size());
+    knn_same = knn_same && fd == pd && fi == pi;
     const std::int64_t cn = std::min<std::int64_t>(cpu_n, nq >= 1024 ? cpu_n / 4 : cpu_n);
     const double t0 = now_s();
     mmcore::hamming_knn(bcodes.data(), nullptr, cn, bq4.data(), nq, 4, 10, 0, cd.data(), ci.data());
     const double cpu_ms = (now_s() - t0) * 1e3 * static_cast<double>(n) / static_cast<double>(cn);
-    say("| top-10 | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms, nq / ms * 1e3, cpu_ms, cpu_ms / ms);
+    say("| top-10 | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms[0], nq / ms[0] * 1e3, cpu_ms,
+        cpu_ms / ms[0]);
+    say("| top-10, plain schedule | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms[1], nq / ms[1] * 1e3, cpu_ms,
+        cpu_ms / ms[1]);
   }
   // The scan alone (hamming_distances: every distance, no top-k), to split the kNN time between
   // the scan and the selection; 64 queries write 64 x n int32.
@@ -481,10 +506,12 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, int sms) {
     }
     cudaFree(bdist);
   }
+  say("\nHamming kNN, filtered and plain schedules: %s\n",
+      knn_same ? "same answers" : "**DIFFERENT answers**");
   say("\nfaiss-gpu (SQ8 flat, GpuIndexBinaryFlat): not on this host, not measured.\n");
   for (void* p : {bq, bs, bi, ball, sink, bb, bbq})
     if (p != nullptr) cudaFree(p);
-  return 0;
+  return knn_same ? 0 : kExitMismatch;
 }
 
 /// SearchGpu::hamming_distances against a popcount loop (every distance of nq queries).
@@ -949,8 +976,13 @@ int main(int argc, char** argv) {
   }
   say("- device 0: %s, sm_%d%d, %d SMs, %.1f GiB; host: %d hardware threads\n\n", info.name, info.major,
       info.minor, info.multiprocessors, info.total_memory / 1073741824.0, mmcore::hardware_threads());
-  mmcore::SearchGpu gpu;
-  if (gpu.init(0, &err) != Status::kOk) {
+  mmcore::SearchGpu gpu, plain;  // plain: Hamming kNN's plain schedule only (read at init)
+  const char* filter_env = std::getenv("MMCORE_GPU_KNN_FILTER");
+  const bool filter_off = filter_env != nullptr && std::strcmp(filter_env, "0") == 0;
+  setenv("MMCORE_GPU_KNN_FILTER", "0", 1);
+  const bool plain_ok = plain.init(0, &err) == Status::kOk;
+  if (!filter_off) unsetenv("MMCORE_GPU_KNN_FILTER");
+  if (!plain_ok || gpu.init(0, &err) != Status::kOk) {
     say("SearchGpu::init failed: %s\n", err.text);
     write_report(o);
     return kExitNoDevice;
@@ -976,12 +1008,19 @@ int main(int argc, char** argv) {
   if (!cuda_failed) bad += int8_case(gpu, 50000 / o.shrink, 128, 130, 100, true, 0, seed++);
   if (!cuda_failed) bad += scores_case(gpu, 5000, 96, 13);   // the dp4a tile kernel
   if (!cuda_failed) bad += scores_case(gpu, 5003, 128, 67);  // the tensor-core kernel
-  for (std::int32_t words : {1, 3, 4})
-    for (std::int64_t nq : {1, 64, 1000}) {
-      if (cuda_failed) break;
-      bad += binary_case(gpu, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++);
-    }
-  if (!cuda_failed) bad += binary_case(gpu, 2000000 / o.shrink, 1, 3, 1024, seed++);
+  // Hamming kNN: the filtered schedule where the plan takes it (every case below at full size), and
+  // the plain one (MMCORE_GPU_KNN_FILTER=0) on the same cases; a crowd of copies of query 0 that
+  // overflows its candidate buffer (65,536 keys) and is scored again.
+  for (mmcore::SearchGpu* g : {&gpu, &plain}) {
+    const char* tag = g == &plain ? " (plain)" : "";
+    for (std::int32_t words : {1, 3, 4})
+      for (std::int64_t nq : {1, 64, 1000}) {
+        if (cuda_failed) break;
+        bad += binary_case(*g, 1000000 / o.shrink, words, nq, nq == 1000 ? 10 : 100, seed++, 0, tag);
+      }
+    if (!cuda_failed) bad += binary_case(*g, 2000000 / o.shrink, 1, 3, 1024, seed++, 0, tag);
+    if (!cuda_failed) bad += binary_case(*g, 1000000 / o.shrink, 4, 70, 10, seed++, 70000 / o.shrink, tag);
+  }
   for (std::int32_t words : {1, 3, 4})
     if (!cuda_failed) bad += distances_case(gpu, 5003, words, 70, seed++);
   mmcore::ResizeGpu rgpu;
@@ -996,7 +1035,7 @@ int main(int argc, char** argv) {
   int rc = verdict(o, "correctness", bad);
   if (rc == kExitCuda) return rc;
   if (o.rows > 0 && rc == 0) {
-    const int b = bench(o, gpu, info.multiprocessors);
+    const int b = bench(o, gpu, plain, info.multiprocessors);
     if (b != 0) rc = b;
   }
   if (o.resize_count > 0 && rc == 0) {

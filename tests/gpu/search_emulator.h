@@ -220,7 +220,8 @@ struct SearchEmu {
     }
     bool select(const g::SelectArgs& a, std::int64_t segments, std::int64_t nqg) {
       for (std::int64_t q = 0; q < nqg; ++q)
-        for (std::int64_t s = 0; s < segments; ++s) emu->select_block(a, s, q);
+        for (std::int64_t s = 0; s < segments; ++s)
+          emu->select_block(a, emu->reverse ? segments - 1 - s : s, q);
       return true;
     }
     bool finish(const std::uint64_t* keys, std::int64_t stride, std::int64_t q0, std::int64_t nqg) {
@@ -524,9 +525,10 @@ struct SearchEmu {
     }
   }
 
-  void hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
-                   const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
-                   std::int64_t* idx) {
+  /// run_topk over every row (cuda/hamming.cu's plain kNN).
+  void hamming_knn_plain(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                         const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
+                         std::int64_t* idx) {
     topk(
         n, nq, k, true,
         [&](std::int64_t q0, std::int64_t nqg, std::int64_t row0, std::int64_t rows, std::int32_t* s,
@@ -534,6 +536,134 @@ struct SearchEmu {
           binary_scores(codes + row0 * words, rows, words, queries + q0 * words, nqg, s, ld);
         },
         dist, idx);
+  }
+
+  /// cuda/hamming.cu's knn_filter_kernel over every row for queries q0.. (bounds from dist's k-th
+  /// column): blocks of kBinaryThreads rows and a query group each, warps of 32 rows, a warp's hits
+  /// appended at the query's counter (blocks, and the lanes of an append, in reverse when asked).
+  void knn_filter(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                  const std::uint64_t* queries, std::int64_t nqg, const std::int32_t* dist, std::int32_t k,
+                  std::uint64_t* cand, std::int64_t cap, std::uint64_t* counts) const {
+    const std::int32_t qgroup = g::binary_query_group(words);
+    const std::int64_t row_blocks = (n + g::kBinaryThreads - 1) / g::kBinaryThreads;
+    const std::int64_t q_blocks = (nqg + qgroup - 1) / qgroup;
+    for (std::int64_t bi = 0; bi < row_blocks * q_blocks; ++bi) {
+      const std::int64_t b = reverse ? row_blocks * q_blocks - 1 - bi : bi;
+      const std::int64_t q0 = (b / row_blocks) * qgroup;
+      const std::int64_t nqb = nqg - q0 < qgroup ? nqg - q0 : qgroup;
+      std::vector<std::uint64_t> sq(queries + q0 * words, queries + (q0 + nqb) * words);
+      std::vector<std::int32_t> bounds(static_cast<std::size_t>(nqb));
+      threads(static_cast<int>(nqb), [&](int j) { bounds[j] = g::knn_bound(dist, q0 + j, k); });
+      for (int warp = 0; warp < g::kBinaryThreads / 32; ++warp) {
+        const std::int64_t row0 = (b % row_blocks) * g::kBinaryThreads + 32 * warp;
+        for (std::int64_t j = 0; j < nqb; ++j) {
+          std::uint32_t hits = 0;
+          std::int32_t d[32];
+          for (int lane = 0; lane < 32; ++lane) {
+            const std::int64_t row = row0 + lane;
+            if (row < n &&
+                g::knn_candidate(codes + row * words, sq.data() + j * words, words, bounds[j], &d[lane]))
+              hits |= 1u << lane;
+          }
+          warp_append(hits, &counts[q0 + j], [&](int lane, std::uint64_t slot) {
+            if (slot < static_cast<std::uint64_t>(cap))
+              cand[(q0 + j) * cap + static_cast<std::int64_t>(slot)] =
+                  g::make_key(-d[lane], static_cast<std::uint32_t>(row0 + lane));
+          });
+        }
+      }
+    }
+  }
+
+  bool knn_filter_on = true;               ///< false: as MMCORE_GPU_KNN_FILTER=0 (always the plain kNN)
+  g::KnnFilterShape knn_shape;             ///< the filtered plan's limits (n, nq, k filled by the call)
+  mutable std::int64_t knn_rescored = -1;  ///< last kNN: -1 plain, else the queries rescored after overflow
+
+  /// cuda/hamming.cu's hamming_knn: the filtered schedule (run_knn_filtered) where the plan takes
+  /// it, else the plain one.
+  void hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                   const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
+                   std::int64_t* idx) {
+    knn_shape.n = n;
+    knn_shape.nq = nq;
+    knn_shape.k = k;
+    const g::KnnFilterPlan plan = g::plan_knn_filter(knn_shape);
+    knn_rescored = -1;
+    if (!knn_filter_on || !plan.filtered) {
+      hamming_knn_plain(codes, n, words, queries, nq, k, dist, idx);
+      return;
+    }
+    struct KnnExec : Exec {
+      SearchEmu* self = nullptr;
+      const std::uint64_t* codes = nullptr;
+      const std::uint64_t* queries = nullptr;
+      std::int64_t n = 0, nq = 0;
+      std::int32_t words = 0;
+      g::KnnFilterPlan plan;
+      std::vector<std::uint64_t> cand, a, b, counts;
+      bool sample_topk(std::int64_t rows) {
+        self->hamming_knn_plain(codes, rows, words, queries, nq, k, out_scores, out_idx);
+        return true;
+      }
+      bool buffers(std::uint64_t** c, std::uint64_t** ka, std::uint64_t** kb) {
+        cand.assign(static_cast<std::size_t>(plan.query_group * plan.cap), 0xEEEEEEEEEEEEEEEEULL);
+        a.assign(static_cast<std::size_t>(plan.key_elems), 0xEEEEEEEEEEEEEEEEULL);
+        b.assign(a.size(), 0xEEEEEEEEEEEEEEEEULL);
+        counts.assign(static_cast<std::size_t>(plan.query_group), 0xCDCDCDCDCDCDCDCDULL);
+        *c = cand.data();
+        *ka = a.data();
+        *kb = b.data();
+        return true;
+      }
+      bool zero_counts(std::int64_t nqg) {
+        std::fill(counts.begin(), counts.begin() + nqg, 0);
+        return true;
+      }
+      bool filter(std::int64_t q0, std::int64_t nqg, std::uint64_t* c, std::int64_t cap) {
+        self->knn_filter(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
+                         counts.data());
+        return true;
+      }
+      bool overflowed(std::int64_t q0, std::int64_t nqg, std::int64_t cap, std::vector<std::int64_t>* redo) {
+        for (std::int64_t j = 0; j < nqg; ++j)
+          if (counts[j] > static_cast<std::uint64_t>(cap)) redo->push_back(q0 + j);
+        return true;
+      }
+      bool rescore(const std::vector<std::int64_t>& redo) {  // gathered, scored, scattered back
+        const auto nr = static_cast<std::int64_t>(redo.size());
+        std::vector<std::uint64_t> gq(static_cast<std::size_t>(nr * words));
+        for (std::int64_t i = 0; i < nr; ++i)
+          std::memcpy(&gq[i * words], queries + redo[i] * words, 8 * static_cast<std::size_t>(words));
+        std::vector<std::int32_t> rd(static_cast<std::size_t>(nr * k));
+        std::vector<std::int64_t> ri(rd.size());
+        self->hamming_knn_plain(codes, n, words, gq.data(), nr, k, rd.data(), ri.data());
+        for (std::int64_t t = 0; t < nr * k; ++t) {
+          out_scores[redo[t / k] * k + t % k] = rd[t];
+          out_idx[redo[t / k] * k + t % k] = ri[t];
+        }
+        return true;
+      }
+    };
+    KnnExec ex;
+    ex.emu = this;
+    ex.k = k;
+    ex.binary = true;
+    ex.out_scores = dist;
+    ex.out_idx = idx;
+    ex.self = this;
+    ex.codes = codes;
+    ex.queries = queries;
+    ex.n = n;
+    ex.nq = nq;
+    ex.words = words;
+    ex.plan = plan;
+    g::TopkShape s = shape;
+    s.n = n;
+    s.nq = nq;
+    s.k = k;
+    std::vector<std::int64_t> redo;
+    g::run_knn_filtered(ex, s, plan, &redo);
+    knn_rescored = static_cast<std::int64_t>(redo.size());
   }
 };
 

@@ -21,7 +21,8 @@
 //   with the reason in `error`; nothing aborts, throws (except std::bad_alloc) or prints.
 // - Resources: a SearchGpu owns its stream and its device scratch (the int32 score matrix of one
 //   chunk of rows, at most ~512 MB, and two candidate-key buffers of at most ~1 GB each: query
-//   groups shrink until their keys fit; grown on demand, reused; the MIH join's tables, about
+//   groups shrink until their keys fit; grown on demand, reused; Hamming kNN's filtered schedule's
+//   candidates, at most ~256 MB; the MIH join's tables, about
 //   n x (16 + 8 x words) bytes plus 12 bytes per slot, and its pairs, 24 bytes each). The stream
 //   is a blocking one (it starts after work queued on the legacy default stream); each call returns
 //   when its outputs are written. One SearchGpu per thread.
@@ -49,7 +50,9 @@ class SearchGpu {
                    std::int64_t nq, std::int32_t k, std::int32_t* scores, std::int64_t* idx,
                    ErrorText* error);
 
-  /// k nearest binary codes by Hamming distance.
+  /// k nearest binary codes by Hamming distance. Where its plan takes it (many rows, k small against
+  /// them) no distance matrix is written: a sample's top-k bounds each query, and only rows within
+  /// the bound are selected from (MMCORE_GPU_KNN_FILTER=0 at init: always the plain schedule).
   Status hamming_knn(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                      const std::uint64_t* queries, std::int64_t nq, std::int32_t k, std::int32_t* dist,
                      std::int64_t* idx, ErrorText* error);

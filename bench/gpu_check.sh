@@ -84,9 +84,20 @@ if [[ -x "$CARRY/bin/mmcore_nvjpeg_check" ]]; then
 fi
 
 # mmcore.gpu from Python: the module built here for this host's python3 (needs g++, numpy, cupy,
-# pytest), tests/test_gpu.py against the CPU, bench/bench_gpu.py, and bench/bench_quant.py on this
-# host's CPU when faiss-cpu was carried.
+# pytest), tests/test_gpu.py against the CPU, bench/bench_gpu.py (with DALI's rows when DALI was
+# carried), and bench/bench_quant.py on this host's CPU when faiss-cpu was carried.
 if [[ -f "$CARRY/static/libmmcore_cuda.a" ]]; then
+  # DALI, when the three calls before this one carried bench/gpu_dali_prepare.sh's parts (the machine
+  # kept them): unpacked for bench_gpu.py's DALI rows (issue 6's decode + resize bar).
+  if [[ -d .gpudali ]]; then
+    dali_out=$(bash bench/gpu_dali.sh unpack /tmp/mmcore_dali 2>&1)
+    if [[ $? -eq 0 && -d "$dali_out" ]]; then
+      export MMCORE_DALI_SITE="$dali_out"
+      echo "DALI unpacked into $dali_out for bench_gpu.py" | tee -a "$OUTDIR/summary.txt"
+    else
+      echo "DALI not used: $dali_out" | tee -a "$OUTDIR/summary.txt"
+    fi
+  fi
   run python 420 bash bench/gpu_python.sh python3
 fi
 

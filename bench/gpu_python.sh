@@ -3,7 +3,9 @@
 # _core module for the host's own python3 from what bench/gpu_check_prepare.sh carried (the kernel
 # libraries prebuilt as static archives, the codec libraries, pybind11's headers), so that only the
 # two binding files compile there (a minute at most); then runs tests/test_gpu.py's gpu-marked tests
-# (mmcore.gpu against the CPU, bit for bit) and bench/bench_gpu.py; then, when a faiss-cpu wheel was
+# (mmcore.gpu against the CPU, bit for bit), with DALI (MMCORE_DALI_SITE, from bench/gpu_dali.sh)
+# tests/test_pipeline.py's gpu-marked test (the plugin's GPU mmcore_hash against the CPU pipeline),
+# and bench/bench_gpu.py (DALI's rows with DALI); then, when a faiss-cpu wheel was
 # carried (.gpucheck/carry/wheels/), bench/bench_quant.py on the host's CPU (issue 5's figures on an
 # AVX-512 VNNI Xeon, which no dev machine has), 1M x 768 generated vectors.
 #
@@ -52,8 +54,23 @@ export MMCORE_CORPUS="$CORP"
 (cd /tmp && "$PY" -c "import mmcore, mmcore.gpu as g; i = mmcore.build_info(); print('mmcore', i['version'], 'backend', i['backend'], 'cuda', i['cuda_available'], i.get('cuda_note')); print('gpu path:', g.unavailable_reason() or 'available')")
 rc=0
 (cd tests && "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "gpu or not gpu" test_gpu.py) || rc=$?
+# MMCORE_DALI_SITE (gpu_check.sh sets it when DALI was carried): DALI's site directory and the
+# libraries it and mmcore's plugin load, for the DALI GPU pipeline test and bench_gpu.py's DALI rows.
+dpath="" dlib=""
+if [[ -n "${MMCORE_DALI_SITE:-}" ]]; then
+  dpath=":$MMCORE_DALI_SITE"
+  for d in nvidia/dali nvidia/cu13/lib nvidia/nvjpeg2k/lib nvidia/nvtiff/lib nvidia/libnvcomp/lib64 nvidia/nvimgcodec; do
+    [[ -d "$MMCORE_DALI_SITE/$d" ]] && dlib="$dlib:$MMCORE_DALI_SITE/$d"
+  done
+  if cp "$MMCORE_DALI_SITE"/mmcore_dali_plugin/{libmmcore_dali.so,dali_plugin.json} "$PKG/mmcore/"; then
+    (cd tests && PYTHONPATH="$PYTHONPATH$dpath" LD_LIBRARY_PATH="$LD_LIBRARY_PATH$dlib" \
+      MMCORE_REQUIRE_DALI_PLUGIN=1 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m gpu test_pipeline.py) ||
+      rc=$?
+  fi
+fi
 if [[ -f bench/bench_gpu.py ]]; then
-  (cd /tmp && "$PY" "$OLDPWD/bench/bench_gpu.py" --images "$OLDPWD/$CARRY/images") || { r=$?; [[ $rc -eq 0 ]] && rc=$r; }
+  (cd /tmp && PYTHONPATH="$PYTHONPATH$dpath" LD_LIBRARY_PATH="$LD_LIBRARY_PATH$dlib" \
+    "$PY" "$OLDPWD/bench/bench_gpu.py" --images "$OLDPWD/$CARRY/images") || { r=$?; [[ $rc -eq 0 ]] && rc=$r; }
 fi
 if [[ "${MMCORE_SKIP_QUANT:-0}" != 1 ]] && compgen -G "$CARRY/wheels/faiss_cpu-*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/mmcore_site "$CARRY"/wheels/faiss_cpu-*.whl &&

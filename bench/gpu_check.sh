@@ -113,6 +113,9 @@ if [[ -n "$SAN" ]]; then
     if [[ -x "$CARRY/bin/mmcore_kernel_check" ]]; then
       run sanitizer 60 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
         "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_kernels.md --rows 0 --resize-count 0 --join-rows 0 --shrink 100
+      # the filtered Hamming kNN (its plan needs 262,144 rows or more; the run above has 10,000)
+      run sanitizer 60 "$SAN" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+        "$CARRY/bin/mmcore_kernel_check" --report /tmp/mmcore_sanitizer_knn.md --knn-only
     fi
   done
 else

@@ -157,6 +157,13 @@ if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --shrink 100 --rows 3000 --cpu-r
   exit 1
 fi
 grep -E 'correctness' "$BUILD/kernels_emulated.log" | sed 's/^/kernels: /'
+if ! "$BUILD/cuda/mmcore_kernel_check_emulated" --knn-only --report "$BUILD/knn_emulated.md" \
+  >"$BUILD/knn_emulated.log" 2>&1; then
+  tail -20 "$BUILD/knn_emulated.log" >&2
+  echo "the emulated filtered kNN check failed: fix before using device time" >&2
+  exit 1
+fi
+grep -E 'correctness' "$BUILD/knn_emulated.log" | sed 's/^/kernels, filtered kNN: /'
 echo "the Python module built as bench/gpu_python.sh builds it there, with this Python (no GPU: gpu tests skip):"
 MMCORE_SKIP_QUANT=1 MMCORE_PY_BUILD="$PWD/$BUILD/pycheck" bash bench/gpu_python.sh "$PY" >"$BUILD/python.log" 2>&1 || true
 grep -E "^built|passed|failed|error" "$BUILD/python.log" | sed 's/^/  /'

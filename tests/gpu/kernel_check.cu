@@ -321,9 +321,111 @@ __global__ void read_kernel(const uint4* p, std::int64_t n, unsigned* sink) {
   }
   if (acc == 0x12345678u) *sink = acc;  // keeps the loads
 }
+
+// Probes for a faster Hamming scan (not used by the library yet): how many 256-bit Hamming
+// distances per second the binary tensor-core instruction gives (mma.sync m16n8k256 b1 with
+// XOR + popcount: 16 x 8 distances per instruction), against the POPC path the kNN kernels use
+// (8 POPC per distance). Each warp holds a 16 x 256-bit A and an 8 x 256-bit B tile (the lane
+// layout assumed: a 32-bit register is one k-word; A rows g and g + 8, B column g, k-words t and
+// t + 4) and accumulates `iters` products in 4 independent chains; warp 0 writes its lanes' four
+// sums of the first chain, for the check against the XOR popcounts.
+__global__ void b1_mma_probe(const std::uint32_t* a, const std::uint32_t* b, int iters, std::int32_t* out) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int g = lane >> 2, t = lane & 3;
+  const std::uint32_t a0 = a[g * 8 + t], a1 = a[(g + 8) * 8 + t], a2 = a[g * 8 + 4 + t],
+                      a3 = a[(g + 8) * 8 + 4 + t];
+  const std::uint32_t b0 = b[g * 8 + t], b1 = b[g * 8 + 4 + t];
+  std::int32_t c[4][4] = {};
+  for (int i = 0; i < iters; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      asm volatile(
+          "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.xor.popc {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};"
+          : "+r"(c[j][0]), "+r"(c[j][1]), "+r"(c[j][2]), "+r"(c[j][3])
+          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+  const std::int64_t w = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (w == 0) {
+    for (int i = 0; i < 4; ++i) out[lane * 4 + i] = c[0][i];
+  } else if (c[1][0] + c[2][0] + c[3][0] == 0x7fffffff) {
+    out[0] = 0;  // keeps the other chains
+  }
+}
+
+/// The same count of distances on the POPC path: each thread 4 distances per step, 8 POPC each.
+__global__ void popc_probe(const std::uint32_t* a, int iters, std::int32_t* out) {
+  std::uint32_t x[8], y[4][8];
+  for (int w = 0; w < 8; ++w) x[w] = a[w] ^ threadIdx.x;
+  for (int j = 0; j < 4; ++j)
+    for (int w = 0; w < 8; ++w) y[j][w] = a[8 + j * 8 + w];
+  std::int32_t s[4] = {};
+  for (int i = 0; i < iters; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int w = 0; w < 8; ++w) s[j] += __popc(x[w] ^ y[j][w]);
+      y[j][j] += static_cast<std::uint32_t>(s[j]);  // a dependence, so that the loop is not folded
+    }
+  }
+  if (s[0] + s[1] + s[2] + s[3] == 0x7fffffff) out[0] = 0;
+}
 #endif
 
 /// Median milliseconds of fn() over `repeat` runs after one warm-up, timed with events.
+template <class F>
+double time_ms(int repeat, F fn);
+
+#if defined(__CUDACC__)
+/// The binary tensor-core probe against the POPC path (256-bit distances per second), and whether
+/// the instruction's sums are the XOR popcounts under the assumed lane layout.
+void b1_probe(int sms, int repeat) {
+  std::vector<std::uint32_t> host(16 * 8 + 8 * 8);
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (auto& v : host) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    v = static_cast<std::uint32_t>(x);
+  }
+  void *da = nullptr, *dout = nullptr;
+  if (!cuda_ok(cudaMalloc(&da, host.size() * 4), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&dout, 128 * 4), "cudaMalloc") ||
+      !cuda_ok(cudaMemcpy(da, host.data(), host.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy"))
+    return;
+  const auto* a = static_cast<const std::uint32_t*>(da);
+  auto* out = static_cast<std::int32_t*>(dout);
+  const int iters = 4096, blocks = sms * 8, threads = 256;
+  const double mma_ms = time_ms(repeat, [&] {
+    b1_mma_probe<<<blocks, threads>>>(a, a + 128, iters, out);
+    return cudaGetLastError() == cudaSuccess;
+  });
+  std::vector<std::int32_t> got(128);
+  bool equal = mma_ms > 0 && cuda_ok(cudaMemcpy(got.data(), dout, 512, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  for (int lane = 0; equal && lane < 32; ++lane)
+    for (int i = 0; i < 4; ++i) {  // the last launch's sums: iters x the distance
+      const int row = (lane >> 2) + 8 * (i >> 1), col = 2 * (lane & 3) + (i & 1);
+      std::int32_t d = 0;
+      for (int w = 0; w < 8; ++w) d += __builtin_popcount(host[row * 8 + w] ^ host[128 + col * 8 + w]);
+      equal = equal && got[lane * 4 + i] == d * iters;
+    }
+  const double popc_ms = time_ms(repeat, [&] {
+    popc_probe<<<blocks, threads>>>(a, iters, out);
+    return cudaGetLastError() == cudaSuccess;
+  });
+  const double mma_dist = static_cast<double>(blocks) * threads / 32 * iters * 4 * 128;
+  const double popc_dist = static_cast<double>(blocks) * threads * iters * 4;
+  say("\n| 256-bit Hamming distances, probe | ms | distances/s |\n|---|---|---|\n");
+  say("| tensor cores: mma.sync m16n8k256 b1 xor.popc | %.3f | %.3g |\n", mma_ms, mma_dist / mma_ms * 1e3);
+  say("| CUDA cores: POPC (what the kNN kernels use) | %.3f | %.3g |\n", popc_ms, popc_dist / popc_ms * 1e3);
+  say("\nb1 tensor-core sums equal to the XOR popcounts (assumed lane layout): %s; tensor cores / POPC: "
+      "%.1fx\n",
+      equal ? "yes" : "**no**", (mma_dist / mma_ms) / (popc_dist / popc_ms));
+  cudaFree(da);
+  cudaFree(dout);
+}
+#endif
+
 template <class F>
 double time_ms(int repeat, F fn) {
   cudaEvent_t e0, e1;
@@ -511,6 +613,9 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, in
   }
   say("\nHamming kNN, filtered and plain schedules: %s\n",
       knn_same ? "same answers" : "**DIFFERENT answers**");
+#if defined(__CUDACC__)
+  b1_probe(sms, o.repeat);
+#endif
   say("\nfaiss-gpu (SQ8 flat, GpuIndexBinaryFlat): not on this host, not measured.\n");
   for (void* p : {bq, bs, bi, ball, sink, bb, bbq})
     if (p != nullptr) cudaFree(p);

@@ -99,14 +99,14 @@ struct PdqPlan {
 };
 
 struct PdqShared {
-  float d[kPdqDct * kPdqGrid];       ///< the DCT matrix, row-major 16 x 64
-  float a[kPdqGrid * kPdqGrid];      ///< the 64x64 buffer
-  float t[kPdqDct * kPdqGrid];       ///< D A
-  float b[kPdqDct * kPdqDct];        ///< D A D^T
-  std::int32_t quality_part[512];    ///< per-thread shares of the quality sum (nthreads <= 512)
-  float median;                      ///< the 128th smallest coefficient
-  std::int32_t pick_rows[kPdqGrid];  ///< the decimation's rows (cell centres)
-  std::int32_t pick_cols[kPdqGrid];  ///< and columns
+  float d[kPdqDct * kPdqGrid];          ///< the DCT matrix, row-major 16 x 64
+  float a[kPdqGrid * kPdqGrid];         ///< the 64x64 buffer
+  float t[kPdqDct * kPdqGrid];          ///< D A
+  float b[kPdqDct * kPdqDct];           ///< D A D^T
+  std::int32_t quality_part[kThreads];  ///< per-thread shares of the quality sum (nthreads <= kThreads)
+  float median;                         ///< the 128th smallest coefficient
+  std::int32_t pick_rows[kPdqGrid];     ///< the decimation's rows (cell centres)
+  std::int32_t pick_cols[kPdqGrid];     ///< and columns
 };
 
 /// The blur's buffer layouts (see pdq_phase_rows).
@@ -434,6 +434,15 @@ inline int pdq_phases_from_env() {
 inline std::int32_t pdq_layout_from_env() {
   const char* e = std::getenv("MMCORE_GPU_PDQ_LAYOUT");
   return e != nullptr && e[0] == '1' && e[1] == '\0' ? kPdqLayoutWrites : kPdqLayoutReads;
+}
+
+/// Blocks per SM the PDQ kernel is compiled for (MMCORE_GPU_PDQ_OCCUPANCY=8: the kernel built for
+/// 8 resident blocks per SM, registers capped at 32 with some spilled, against the default's 4 at
+/// 63; the bench compares them: each block is one image whose line walks are chains of dependent
+/// float operations, so more images in flight may hide more latency than the spills cost).
+inline int pdq_occupancy_from_env() {
+  const char* e = std::getenv("MMCORE_GPU_PDQ_OCCUPANCY");
+  return e != nullptr && e[0] == '8' && e[1] == '\0' ? 8 : 0;
 }
 
 /// Plans a PDQ batch: per image a PdqPlan; the scratch slot a block needs (the largest image's

@@ -200,19 +200,30 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq1;
   std::vector<std::int32_t> quality1;
   std::vector<Status> pdq_st1;
+  // And the kernel built for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8) against the default.
+  std::vector<std::uint8_t> pdq8;
+  std::vector<std::int32_t> quality8;
+  std::vector<Status> pdq_st8;
   setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
   const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
   unsetenv("MMCORE_GPU_PDQ_LAYOUT");
-  if (!layout1_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
+  setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
+  const bool occupancy8_ok = layout1_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
+  unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
+  if (!occupancy8_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
       !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
-  long layout1_bad = 0;
-  for (std::size_t i = 0; i < set.size(); ++i)
+  long layout1_bad = 0, occupancy8_bad = 0;
+  for (std::size_t i = 0; i < set.size(); ++i) {
     if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
         std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++layout1_bad;
+    if (pdq_st8[i] != pdq_st[i] || quality8[i] != quality[i] ||
+        std::memcmp(pdq8.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+      ++occupancy8_bad;
+  }
   const std::size_t n = set.size();
   std::vector<mmcore::HashRecord> ref(n);
   std::vector<mmcore::HashRecord> ref_bytes(n);
@@ -271,7 +282,8 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   for (int k = 0; k < mmcore::kGpuHashColumns; ++k) say("| %s | %ld |\n", kKindNames[k], per_kind[k]);
   say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
   say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
-  total += layout1_bad;
+  say("| pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default | %ld |\n", occupancy8_bad);
+  total += layout1_bad + occupancy8_bad;
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -384,11 +396,14 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
     const char* name;
     std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
     bool layout1;         ///< PDQ's blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1)
-  } rows[] = {{"pHash", 1u << 3, false},
-              {"all 5 kinds", mmcore::kGpuHashKinds, false},
-              {"aHash", 1u << 0, false},
-              {"PDQ", kPdqBit, false},
-              {"PDQ, blur layout 1", kPdqBit, true}};
+    bool occupancy8;      ///< PDQ's kernel for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8)
+  } rows[] = {{"pHash", 1u << 3, false, false},
+              {"all 5 kinds", mmcore::kGpuHashKinds, false, false},
+              {"aHash", 1u << 0, false, false},
+              {"PDQ", kPdqBit, false, false},
+              {"PDQ, blur layout 1", kPdqBit, true, false},
+              {"PDQ, 8 blocks per SM", kPdqBit, false, true},
+              {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, true, true}};
   // One timed call: false on a failure (reported); the call's wall and event ms appended after
   // `warmup` calls.
   const auto timed = [&](std::uint32_t kinds, int runs, int warmup, std::vector<double>* call_ms,
@@ -421,8 +436,10 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   for (const auto& row : rows) {
     std::vector<double> call_ms, event_ms;
     if (row.layout1) setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
+    if (row.occupancy8) setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
     const bool ok = timed(row.kinds, o.repeat, 2, &call_ms, &event_ms);
     unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+    unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
     if (!ok) return kExitCuda;
     std::vector<double> cpu_ms;
     const int cpu_runs = std::max(1, std::min(3, o.repeat));
@@ -444,11 +461,13 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   static const char* const kPhaseNames[] = {
       "luma",          "box rows",        "box columns", "box rows, picked", "box columns, picked", "DCT D A",
       "DCT (D A) D^T", "median, quality", "bits"};
-  for (const char* layout : {"0", "1"}) {
+  for (const char* variant : {"0", "1", "0, 8 blocks per SM"}) {
+    const char* layout = variant[0] == '1' ? "1" : "0";
     say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)\n\n| k | phase | events ms "
         "(phases 0..k) | this phase ms |\n|---|---|---|---|\n",
-        layout);
+        variant);
     setenv("MMCORE_GPU_PDQ_LAYOUT", layout, 1);
+    if (std::strlen(variant) > 1) setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
     double before = 0;
     for (int k = 1; k <= static_cast<int>(sizeof kPhaseNames / sizeof kPhaseNames[0]); ++k) {
       setenv("MMCORE_GPU_PDQ_PHASES", std::to_string(k).c_str(), 1);
@@ -457,6 +476,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
       unsetenv("MMCORE_GPU_PDQ_PHASES");
       if (!ok) {
         unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+        unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
         return kExitCuda;
       }
       const double t = median(event_ms);
@@ -464,6 +484,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
       before = t;
     }
     unsetenv("MMCORE_GPU_PDQ_LAYOUT");
+    unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);

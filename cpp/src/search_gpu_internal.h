@@ -743,8 +743,9 @@ inline KnnFilterPlan plan_knn_filter(const KnnFilterShape& s) {
   if (sample < s.min_sample) sample = s.min_sample;
   if (sample < k) sample = k;
   p.sample = sample < s.n ? sample : s.n;
-  // Worth it when the sample is a small part of the rows and the buffer holds several k.
-  p.filtered = s.nq > 0 && p.cap >= 4 * k && 4 * p.sample <= s.n;
+  // Worth it when the sample is a small part of the rows (and holds k of them) and the buffer
+  // holds several k. Never for an empty base: there is nothing to filter (and no grid to launch).
+  p.filtered = s.nq > 0 && s.n > 0 && p.sample >= k && p.cap >= 4 * k && 4 * p.sample <= s.n;
   // The first select over a buffer of cap keys makes at most cap / kSelectMinSegment segments.
   const std::int64_t segs = (p.cap + kSelectMinSegment - 1) / kSelectMinSegment;
   p.key_elems = p.query_group * (segs > 1 ? segs : 1) * k;

@@ -387,6 +387,27 @@ int main() {
   check_binary(rng, 20000, 4, 3, 65, 0, false, 256, 500, 0, -1);
   check_binary(rng, 1900, 4, 3, 10, 0, false, 256, 500, 0, -1);
   check_binary(rng, 30000, 4, 3, 10, 0, false, 0, 0, 0, -1);
+  check_binary(rng, 0, 4, 3, 10, 0, false, 1024, 500, 0, -1);  // an empty base: never filtered
+  // The default plan: the smallest base it filters (4 x 65,536 rows), and the sizes of the bench.
+  for (const auto& [n, nq, k, filtered, cap, sample] :
+       {std::tuple<std::int64_t, std::int64_t, int, bool, std::int64_t, std::int64_t>{262144, 1, 10, true,
+                                                                                      65536, 65536},
+        {262143, 1, 10, false, 65536, 65536},
+        {10000000, 1024, 10, true, 32768, 65536},
+        {10000000, 64, 100, true, 65536, 65536},
+        {10000000, 3, 1024, true, 65536, 625000},
+        {0, 5, 10, false, 65536, 0}}) {
+    ++cases;
+    mmcore::gpu_detail::KnnFilterShape fs;
+    fs.n = n;
+    fs.nq = nq;
+    fs.k = k;
+    const mmcore::gpu_detail::KnnFilterPlan p = mmcore::gpu_detail::plan_knn_filter(fs);
+    if ((p.filtered != filtered || p.cap != cap || p.sample != sample) && ++failures <= 20)
+      std::printf("MISMATCH kNN filter plan n=%lld nq=%lld k=%d: filtered %d cap %lld sample %lld\n",
+                  static_cast<long long>(n), static_cast<long long>(nq), k, p.filtered,
+                  static_cast<long long>(p.cap), static_cast<long long>(p.sample));
+  }
   // join
   for (std::int32_t words : {1, 3, 4})
     for (std::int32_t r : {0, 3, 10}) check_join(rng, 700, words, r);

@@ -89,7 +89,7 @@ fi
 if [[ -f "$CARRY/static/libmmcore_cuda.a" ]]; then
   # DALI, when the three calls before this one carried bench/gpu_dali_prepare.sh's parts (the machine
   # kept them): unpacked for bench_gpu.py's DALI rows (issue 6's decode + resize bar).
-  if [[ -d .gpudali ]]; then
+  if [[ -d .gpudali || -d /tmp/mmcore_dali_parts ]]; then
     dali_out=$(bash bench/gpu_dali.sh unpack /tmp/mmcore_dali 2>&1)
     if [[ $? -eq 0 && -d "$dali_out" ]]; then
       export MMCORE_DALI_SITE="$dali_out"

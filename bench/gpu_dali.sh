@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # DALI on a GPU host, from the parts bench/gpu_dali_prepare.sh made (see there for the calls).
-#   bash bench/gpu_dali.sh stage N        after the call that carried .gpudali/partN: says which parts
-#                                         are there (the earlier ones stay while the machine is warm)
-#   bash bench/gpu_dali.sh unpack DIR     joins the three parts, checks the sha256, unpacks into
-#                                         DIR/site; exit 0 and prints DIR/site, else exit 1 with why
+#   bash bench/gpu_dali.sh stage N        after the call that carried .gpudali/partN: copies it to
+#                                         /tmp/mmcore_dali_parts (outside the checkout, so it stays
+#                                         while the machine is warm whatever happens to ignored
+#                                         paths there) and says which parts are there
+#   bash bench/gpu_dali.sh unpack DIR     joins the three parts (from /tmp/mmcore_dali_parts, else
+#                                         .gpudali), checks the sha256, unpacks into DIR/site; exit 0
+#                                         and prints DIR/site, else exit 1 with why
 set -uo pipefail
 cd "$(dirname "$0")/.."
-D=.gpudali
+KEEP=/tmp/mmcore_dali_parts
+part_dir() {  # where part $1 is: the kept copy, else the checkout's
+  if [[ -f "$KEEP/part$1/MANIFEST" ]]; then echo "$KEEP/part$1"; elif [[ -f ".gpudali/part$1/MANIFEST" ]]; then
+    echo ".gpudali/part$1"; fi
+}
 case "${1:-}" in
   stage)
-    echo "part ${2:?part number} carried; parts here:"
+    n=${2:?part number}
+    [[ -f ".gpudali/part$n/MANIFEST" ]] || { echo "part $n was not carried (.gpudali/part$n missing)"; exit 1; }
+    mkdir -p "$KEEP" && rm -rf "$KEEP/part$n" && cp -r ".gpudali/part$n" "$KEEP/" || exit 1
+    echo "part $n kept in $KEEP; parts here:"
     for i in 1 2 3; do
-      f=$(ls "$D/part$i"/dali.tar.xz.* 2>/dev/null | head -1)
-      if [[ -n "$f" ]]; then echo "  part$i: $(stat -c %s "$f") bytes"; else echo "  part$i: missing"; fi
+      d=$(part_dir "$i")
+      if [[ -n "$d" ]]; then echo "  part$i: $(cat "$d"/dali.tar.xz.* | wc -c) bytes ($d)"; else echo "  part$i: missing"; fi
     done
     ;;
   unpack)
     OUT=${2:?usage: gpu_dali.sh unpack DIR}
+    dirs=()
     for i in 1 2 3; do
-      [[ -f "$D/part$i/MANIFEST" ]] || { echo "DALI part $i not here (carry .gpudali/part1..3 first)"; exit 1; }
+      d=$(part_dir "$i")
+      [[ -n "$d" ]] || { echo "DALI part $i not here (carry .gpudali/part1..3 with gpu_dali.sh stage first)"; exit 1; }
+      dirs+=("$d")
     done
-    want=$(awk '$1 == "sha256" {print $2}' "$D/part1/MANIFEST")
+    want=$(awk '$1 == "sha256" {print $2}' "${dirs[0]}/MANIFEST")
     rm -rf "$OUT" && mkdir -p "$OUT/site"
-    got=$(cat "$D"/part1/dali.tar.xz.* "$D"/part2/dali.tar.xz.* "$D"/part3/dali.tar.xz.* | tee "$OUT/dali.tar.xz" |
-      sha256sum | cut -d' ' -f1)
+    got=$(cat "${dirs[0]}"/dali.tar.xz.* "${dirs[1]}"/dali.tar.xz.* "${dirs[2]}"/dali.tar.xz.* |
+      tee "$OUT/dali.tar.xz" | sha256sum | cut -d' ' -f1)
     [[ "$got" == "$want" ]] || { echo "DALI parts do not join to the packed archive (sha256 $got, want $want)"; exit 1; }
     xz -dc "$OUT/dali.tar.xz" | tar -xf - -C "$OUT/site" || { echo "unpacking DALI failed"; exit 1; }
     rm -f "$OUT/dali.tar.xz"

@@ -2,8 +2,9 @@
 # Prepares DALI for a GPU host (issue 6's "decode + resize >= DALI's mixed decoder" row), here, on a
 # dev machine where `bash scripts/setup.sh test` installed the dali extra into .venv. The GPU host has
 # no DALI and no network, and a device run carries at most 64 MiB, while DALI with the libraries it
-# loads is ~540 MB (~150 MB compressed). So this packs it into three parts, each carried by its own
-# device call while the machine stays warm (ignored paths already there are kept between calls):
+# loads is ~540 MB (~167 MB compressed). So this packs it into three parts, each carried by its own
+# device call while the machine stays warm (gpu_dali.sh stage N copies part N to /tmp there, which
+# stays until the machine is given back):
 #   .gpudali/part1/dali.tar.xz.00, part2/...01, part3/...02   the archive, split at 56 MiB
 #   .gpudali/part*/MANIFEST                                    parts, sizes, sha256 of the whole
 # The archive is a site directory for CPython 3.12 (the host's) and 3.11 (checked here):

@@ -353,22 +353,74 @@ __global__ void b1_mma_probe(const std::uint32_t* a, const std::uint32_t* b, int
   }
 }
 
-/// The same count of distances on the POPC path: each thread 4 distances per step, 8 POPC each.
+/// The POPC path as the kNN kernels run it: a row's 8 words in registers, the queries' words read
+/// from shared memory (varying each step, so nothing is hoisted), 8 XOR + POPC per distance.
 __global__ void popc_probe(const std::uint32_t* a, int iters, std::int32_t* out) {
-  std::uint32_t x[8], y[4][8];
+  __shared__ std::uint32_t sq[64 * 8];
+  for (int i = static_cast<int>(threadIdx.x); i < 64 * 8; i += static_cast<int>(blockDim.x)) sq[i] = a[i];
+  __syncthreads();
+  std::uint32_t x[8];
   for (int w = 0; w < 8; ++w) x[w] = a[w] ^ threadIdx.x;
-  for (int j = 0; j < 4; ++j)
-    for (int w = 0; w < 8; ++w) y[j][w] = a[8 + j * 8 + w];
-  std::int32_t s[4] = {};
+  std::int32_t s = 0;
   for (int i = 0; i < iters; ++i) {
+    const std::uint32_t* q = sq + (i & 63) * 8;
+    std::int32_t d = 0;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int w = 0; w < 8; ++w) d += __popc(x[w] ^ q[w]);
+    s += d;
+  }
+  if (s == 0x7fffffff) out[0] = 0;
+}
+
+/// 4 bits to 4 bytes of 0 / 1 (bit j to byte j).
+__device__ __forceinline__ std::uint32_t nibble_bytes(std::uint32_t n) {
+  return ((n & 0xFu) * 0x00204081u) & 0x01010101u;
+}
+
+/// The int8 tensor cores on bits expanded to 0 / 1 bytes: dot(q, r) = popcount(q & r), so a Hamming
+/// distance is popcount(q) + popcount(r) - 2 dot (that epilogue is not in the probe). A warp holds 32
+/// queries' A fragments (2 m-tiles x 8 k-steps of 32 bits; lane (g, t) takes bits 4t..4t+3 and
+/// 16+4t..16+4t+3 of each word, as m16n8k32's byte layout puts k = 4t.. and 16+4t..) and per step
+/// scores an 8-row tile from shared memory (tile i % 8), expanding the rows' words the same way.
+/// Warp 0 writes its accumulators for the check.
+__global__ void imma_probe(const std::uint32_t* a, int iters, std::int32_t* out) {
+  __shared__ std::uint32_t rows[64 * 8];
+  for (int i = static_cast<int>(threadIdx.x); i < 64 * 8; i += static_cast<int>(blockDim.x)) rows[i] = a[i];
+  __syncthreads();
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int g = lane >> 2, t = lane & 3;
+  std::uint32_t fa[2][8][4];
+  for (int m = 0; m < 2; ++m)
+    for (int k = 0; k < 8; ++k) {
+      const std::uint32_t lo = a[(16 * m + g) * 8 + k], hi = a[(16 * m + g + 8) * 8 + k];
+      fa[m][k][0] = nibble_bytes(lo >> (4 * t));
+      fa[m][k][1] = nibble_bytes(hi >> (4 * t));
+      fa[m][k][2] = nibble_bytes(lo >> (16 + 4 * t));
+      fa[m][k][3] = nibble_bytes(hi >> (16 + 4 * t));
+    }
+  std::int32_t c[2][4] = {};
+  for (int i = 0; i < iters; ++i) {
+    const std::uint32_t* r = rows + ((i & 7) * 8 + g) * 8;
 #pragma unroll
-      for (int w = 0; w < 8; ++w) s[j] += __popc(x[w] ^ y[j][w]);
-      y[j][j] += static_cast<std::uint32_t>(s[j]);  // a dependence, so that the loop is not folded
+    for (int k = 0; k < 8; ++k) {
+      const std::uint32_t w = r[k];
+      const std::uint32_t b0 = nibble_bytes(w >> (4 * t)), b1 = nibble_bytes(w >> (16 + 4 * t));
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+        asm volatile(
+            "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};"
+            : "+r"(c[m][0]), "+r"(c[m][1]), "+r"(c[m][2]), "+r"(c[m][3])
+            : "r"(fa[m][k][0]), "r"(fa[m][k][1]), "r"(fa[m][k][2]), "r"(fa[m][k][3]), "r"(b0), "r"(b1));
     }
   }
-  if (s[0] + s[1] + s[2] + s[3] == 0x7fffffff) out[0] = 0;
+  const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (warp == 0) {
+    for (int m = 0; m < 2; ++m)
+      for (int j = 0; j < 4; ++j) out[lane * 8 + m * 4 + j] = c[m][j];
+  } else if (c[0][0] + c[1][3] == 0x7fffffff) {
+    out[0] = 0;
+  }
 }
 #endif
 
@@ -377,10 +429,11 @@ template <class F>
 double time_ms(int repeat, F fn);
 
 #if defined(__CUDACC__)
-/// The binary tensor-core probe against the POPC path (256-bit distances per second), and whether
-/// the instruction's sums are the XOR popcounts under the assumed lane layout.
+/// Three ways to count 256-bit Hamming distances, in distances per second: the binary tensor-core
+/// instruction, the int8 tensor cores on bits expanded to bytes, and POPC (what the kNN kernels
+/// use); the two tensor-core sums checked against popcounts under the lane layouts assumed.
 void b1_probe(int sms, int repeat) {
-  std::vector<std::uint32_t> host(16 * 8 + 8 * 8);
+  std::vector<std::uint32_t> host(512);
   std::uint64_t x = 0x9E3779B97F4A7C15ull;
   for (auto& v : host) {
     x ^= x << 13;
@@ -390,37 +443,64 @@ void b1_probe(int sms, int repeat) {
   }
   void *da = nullptr, *dout = nullptr;
   if (!cuda_ok(cudaMalloc(&da, host.size() * 4), "cudaMalloc") ||
-      !cuda_ok(cudaMalloc(&dout, 128 * 4), "cudaMalloc") ||
+      !cuda_ok(cudaMalloc(&dout, 256 * 4), "cudaMalloc") ||
       !cuda_ok(cudaMemcpy(da, host.data(), host.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy"))
     return;
   const auto* a = static_cast<const std::uint32_t*>(da);
   auto* out = static_cast<std::int32_t*>(dout);
+  const auto popc8 = [&](int p, int q, bool xor_) {  // popcount over 8 words of host rows p and q
+    std::int32_t d = 0;
+    for (int w = 0; w < 8; ++w)
+      d += __builtin_popcount(xor_ ? host[p * 8 + w] ^ host[q * 8 + w] : host[p * 8 + w] & host[q * 8 + w]);
+    return d;
+  };
   const int iters = 4096, blocks = sms * 8, threads = 256;
-  const double mma_ms = time_ms(repeat, [&] {
+  std::vector<std::int32_t> got(256);
+  // b1: A rows 0..15, B rows 16..23 (words 128..191).
+  const double b1_ms = time_ms(repeat, [&] {
     b1_mma_probe<<<blocks, threads>>>(a, a + 128, iters, out);
     return cudaGetLastError() == cudaSuccess;
   });
-  std::vector<std::int32_t> got(128);
-  bool equal = mma_ms > 0 && cuda_ok(cudaMemcpy(got.data(), dout, 512, cudaMemcpyDeviceToHost), "cudaMemcpy");
-  for (int lane = 0; equal && lane < 32; ++lane)
-    for (int i = 0; i < 4; ++i) {  // the last launch's sums: iters x the distance
-      const int row = (lane >> 2) + 8 * (i >> 1), col = 2 * (lane & 3) + (i & 1);
-      std::int32_t d = 0;
-      for (int w = 0; w < 8; ++w) d += __builtin_popcount(host[row * 8 + w] ^ host[128 + col * 8 + w]);
-      equal = equal && got[lane * 4 + i] == d * iters;
-    }
+  bool b1_equal =
+      b1_ms > 0 && cuda_ok(cudaMemcpy(got.data(), dout, 512, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  for (int lane = 0; b1_equal && lane < 32; ++lane)
+    for (int i = 0; i < 4; ++i)  // the last launch's sums: iters x the distance
+      b1_equal =
+          got[lane * 4 + i] == iters * popc8((lane >> 2) + 8 * (i >> 1), 16 + 2 * (lane & 3) + (i & 1), true);
+  // int8 on expanded bits: queries rows 0..31, tile j's rows 8j..8j+7, each tile iters / 8 times.
+  const double imma_ms = time_ms(repeat, [&] {
+    imma_probe<<<blocks, threads>>>(a, iters, out);
+    return cudaGetLastError() == cudaSuccess;
+  });
+  bool imma_equal =
+      imma_ms > 0 && cuda_ok(cudaMemcpy(got.data(), dout, 1024, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  for (int lane = 0; imma_equal && lane < 32; ++lane)
+    for (int m = 0; m < 2; ++m)
+      for (int j = 0; j < 4; ++j) {
+        std::int32_t want = 0;
+        for (int tile = 0; tile < 8; ++tile)
+          want += iters / 8 *
+                  popc8(16 * m + (lane >> 2) + 8 * (j >> 1), tile * 8 + 2 * (lane & 3) + (j & 1), false);
+        imma_equal = imma_equal && got[lane * 8 + m * 4 + j] == want;
+      }
   const double popc_ms = time_ms(repeat, [&] {
     popc_probe<<<blocks, threads>>>(a, iters, out);
     return cudaGetLastError() == cudaSuccess;
   });
-  const double mma_dist = static_cast<double>(blocks) * threads / 32 * iters * 4 * 128;
-  const double popc_dist = static_cast<double>(blocks) * threads * iters * 4;
-  say("\n| 256-bit Hamming distances, probe | ms | distances/s |\n|---|---|---|\n");
-  say("| tensor cores: mma.sync m16n8k256 b1 xor.popc | %.3f | %.3g |\n", mma_ms, mma_dist / mma_ms * 1e3);
-  say("| CUDA cores: POPC (what the kNN kernels use) | %.3f | %.3g |\n", popc_ms, popc_dist / popc_ms * 1e3);
-  say("\nb1 tensor-core sums equal to the XOR popcounts (assumed lane layout): %s; tensor cores / POPC: "
-      "%.1fx\n",
-      equal ? "yes" : "**no**", (mma_dist / mma_ms) / (popc_dist / popc_ms));
+  const double warps = static_cast<double>(blocks) * threads / 32;
+  const double b1_dist = warps * iters * 4 * 128, imma_dist = warps * iters * 32 * 8;
+  const double popc_dist = static_cast<double>(blocks) * threads * iters;
+  say("\n| 256-bit Hamming distances, probe | ms | distances/s | vs POPC | sums checked "
+      "|\n|---|---|---|---|---|\n");
+  say("| tensor cores, binary: mma.sync m16n8k256 b1 xor.popc | %.3f | %.3g | %.1fx | %s |\n", b1_ms,
+      b1_dist / b1_ms * 1e3, (b1_dist / b1_ms) / (popc_dist / popc_ms), b1_equal ? "equal" : "**differ**");
+  say("| tensor cores, int8: m16n8k32 on bits expanded to bytes (AND counts; + epilogue) | %.3f | %.3g | "
+      "%.1fx | "
+      "%s |\n",
+      imma_ms, imma_dist / imma_ms * 1e3, (imma_dist / imma_ms) / (popc_dist / popc_ms),
+      imma_equal ? "equal" : "**differ**");
+  say("| CUDA cores: POPC, queries from shared memory (what the kNN kernels do) | %.3f | %.3g | 1.0x | |\n",
+      popc_ms, popc_dist / popc_ms * 1e3);
   cudaFree(da);
   cudaFree(dout);
 }

@@ -202,7 +202,77 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
   }
 }
 
-/// Counters of one join: [0] pairs found, [1] the next work item of the current table.
+/// The filter pass on the int8 tensor cores (search_gpu_internal.h, knn_mma_*): the same candidates
+/// as knn_filter_kernel. Grid: x strides over tiles of kKnnMmaRows rows, y over groups of
+/// kKnnMmaQueries queries. Each warp's 32 queries stay in registers as A fragments (with their
+/// popcounts and bounds); per tile the block stages the rows, then each warp scores its queries
+/// against the tile 8 rows at a time and appends the distances within the bound (rare: one atomic
+/// per candidate).
+template <int WORDS>
+__global__ void __launch_bounds__(32 * g::kKnnMmaWarps)
+    knn_filter_mma_kernel(const std::uint64_t* codes, std::int64_t n, const std::uint64_t* queries,
+                          std::int32_t nq, const std::int32_t* dist_out, std::int32_t k, std::uint64_t* cand,
+                          std::int64_t cap, unsigned long long* counts) {
+  constexpr int kStride = 2 * WORDS + 1;
+  __shared__ std::uint32_t tile[g::kKnnMmaRows * kStride];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int lane = tid & 31, warp = tid >> 5;
+  const std::int64_t q0 = static_cast<std::int64_t>(blockIdx.y) * g::kKnnMmaQueries;
+  const std::int64_t wq0 = q0 + 32 * warp;
+  const auto* qw = reinterpret_cast<const std::uint32_t*>(queries);
+  std::uint32_t a[2][2 * WORDS][4];
+  std::int32_t pq[2][2], bound[2][2];
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+#pragma unroll
+    for (int kk = 0; kk < 2 * WORDS; ++kk) g::knn_mma_a(qw, WORDS, wq0, nq, m, kk, lane, a[m][kk]);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const std::int64_t q = wq0 + 16 * m + (lane >> 2) + 8 * h;
+      pq[m][h] = q < nq ? g::knn_popcount(queries + q * WORDS, WORDS) : 0;
+      bound[m][h] = q < nq ? g::knn_bound(dist_out, q, k) : -1;  // -1: no distance passes
+    }
+  }
+  const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+  for (std::int64_t ti = blockIdx.x; ti < tiles; ti += gridDim.x) {
+    const std::int64_t row0 = ti * g::kKnnMmaRows;
+    __syncthreads();  // every warp is done with the previous tile
+    if (tid < g::kKnnMmaRows) g::knn_mma_stage(codes, n, WORDS, row0, tid, tile);
+    __syncthreads();
+    if (wq0 >= nq) continue;  // the same for the whole warp; no barrier below
+#pragma unroll 1
+    for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {
+      std::int32_t acc[2][4] = {};
+#pragma unroll
+      for (int kk = 0; kk < 2 * WORDS; ++kk) {
+        std::uint32_t b[2];
+        g::knn_mma_b(tile, WORDS, nt, kk, lane, b);
+        mma_s8u8(acc[0], a[0][kk], b);
+        mma_s8u8(acc[1], a[1][kk], b);
+      }
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int r = g::knn_mma_row(nt, j, lane);
+          const std::int64_t row = row0 + r;
+          const std::int32_t d = g::knn_mma_distance(
+              pq[m][j >> 1], static_cast<std::int32_t>(tile[r * kStride + 2 * WORDS]), acc[m][j]);
+          if (row < n && d <= bound[m][j >> 1]) {
+            const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
+            const unsigned long long slot = atomicAdd(&counts[q], 1ull);
+            if (slot < static_cast<unsigned long long>(cap))
+              cand[q * cap + static_cast<std::int64_t>(slot)] =
+                  g::make_key(-d, static_cast<std::uint32_t>(row));
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Counters of one join: [0] pairs found, [1] the next work item of the current table./// Counters of one
+/// join: [0] pairs found, [1] the next work item of the current table.
 struct MihCounters {
   unsigned long long pairs;
   unsigned long long next_item;
@@ -706,6 +776,35 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
   if (!m.knn_filter || !plan.filtered) return m.topk(n, nq, k, true, score_for(queries), dist, idx, error);
   const Impl::FilterFn filter = [&](std::int64_t q0, std::int64_t nqg, std::uint64_t* cand, std::int64_t cap,
                                     unsigned long long* counts, ErrorText* err) {
+    if (m.tensor_cores && m.knn_mma && words <= 4) {  // the tensor-core pass
+      const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+      const std::int64_t want = 8LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
+      const dim3 grid(static_cast<unsigned>(tiles < want ? tiles : want),
+                      static_cast<unsigned>((nqg + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries));
+      const auto nq32 = static_cast<std::int32_t>(nqg);
+      const std::uint64_t* qs = queries + q0 * words;
+      const std::int32_t* bounds = dist + q0 * k;
+      switch (words) {
+        case 1:
+          knn_filter_mma_kernel<1>
+              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
+          break;
+        case 2:
+          knn_filter_mma_kernel<2>
+              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
+          break;
+        case 3:
+          knn_filter_mma_kernel<3>
+              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
+          break;
+        default:
+          knn_filter_mma_kernel<4>
+              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
+          break;
+      }
+      const cudaError_t e = cudaGetLastError();
+      return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "knn_filter_mma_kernel launch", e);
+    }
     const dim3 grid(static_cast<unsigned>((n + g::kBinaryThreads - 1) / g::kBinaryThreads),
                     static_cast<unsigned>((nqg + qgroup - 1) / qgroup));
     const std::size_t smem = static_cast<std::size_t>(qgroup) * (words * 8 + 4);

@@ -71,20 +71,6 @@ __global__ void __launch_bounds__(g::kTileThreads)
   g::tile_store(a, qsum, row0, q0, tid, acc, scores, ld);
 }
 
-/// One mma.sync m16n8k32, s8 A (queries) x u8 B (code rows), s32 accumulators (sm_80 and later).
-__device__ __forceinline__ void mma_s8u8(std::int32_t (&d)[4], const std::uint32_t (&a)[4],
-                                         const std::uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  __trap();  // launch_int8 takes this kernel only on compute capability 8.0 and later
-#endif
-}
-
 // The tensor-core kernel (search_gpu_internal.h's int8_mma_* phases): a block's kMmaQueries
 // queries in shared memory, then a grid-stride loop over tiles of kMmaBlockRows rows; each warp
 // loads Unroll chunks of its rows' codes (16-byte loads, straight into B fragments) before it

@@ -307,6 +307,8 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
   impl_->mma_variant = variant != nullptr ? std::atoi(variant) : 0;
   const char* filter = std::getenv("MMCORE_GPU_KNN_FILTER");
   impl_->knn_filter = filter == nullptr || std::strcmp(filter, "0") != 0;
+  const char* knn_mma = std::getenv("MMCORE_GPU_KNN_MMA");
+  impl_->knn_mma = knn_mma == nullptr || std::strcmp(knn_mma, "0") != 0;
   return Status::kOk;
 }
 

@@ -766,6 +766,90 @@ MMCORE_HD inline std::int32_t knn_bound(const std::int32_t* dist_out, std::int64
   return dist_out[q * k + k - 1];
 }
 
+// The filter pass on the int8 tensor cores (sm_80+, codes of 1 to 4 words; cuda/hamming.cu's
+// knn_filter_mma_kernel). Bits are expanded to bytes of 0 / 1, four at a time (bit j of a nibble to
+// byte j: one multiply and a mask), so that mma.sync m16n8k32 (s8 queries x u8 rows, int32) counts
+// popcount(q AND r) over 32 bits per k-step, and a distance is popcount(q) + popcount(r) - 2 x that:
+// exact integers, the POPC kernel's distances. Lane (g, t) takes bits 4t..4t+3 and 16+4t..16+4t+3 of
+// each 32-bit word for both operands (the k positions m16n8k32's fragments give it: any assignment
+// of bits to k works when A and B share it). A block is kKnnMmaWarps warps, each with 32 queries
+// (two m-tiles) whose A fragments stay in registers; the block stages tiles of kKnnMmaRows rows (their
+// words and popcounts) in shared memory, and each warp scores them 8 rows (an n-tile) at a time.
+constexpr int kKnnMmaWarps = 8;
+constexpr int kKnnMmaRows = 64;
+constexpr int kKnnMmaQueries = 32 * kKnnMmaWarps;  ///< queries per block
+
+/// Bits 0..3 of n to bytes 0..3 (each 0 or 1).
+MMCORE_HD inline std::uint32_t nibble_bytes(std::uint32_t n) {
+  return ((n & 0xFu) * 0x00204081u) & 0x01010101u;
+}
+
+/// Shared-memory words per staged row (2 x words 32-bit words, plus one: rows g = 0..7 of an n-tile
+/// then fall in different banks).
+MMCORE_HD inline int knn_mma_stride(int words) {
+  return 2 * words + 1;
+}
+
+/// Lane's A fragment of m-tile m, k-step k (32-bit word k of each query): queries q0 + 16 m + g and
+/// + 8 (of nq; past it zero), as 32-bit words `qw` (2 x words per query).
+MMCORE_HD inline void knn_mma_a(const std::uint32_t* qw, int words, std::int64_t q0, std::int64_t nq, int m,
+                                int k, int lane, std::uint32_t (&a)[4]) {
+  const int g = lane >> 2, t = lane & 3;
+  const std::int64_t qa = q0 + 16 * m + g, qb = qa + 8;
+  const std::uint32_t lo = qa < nq ? qw[qa * 2 * words + k] : 0u;
+  const std::uint32_t hi = qb < nq ? qw[qb * 2 * words + k] : 0u;
+  a[0] = nibble_bytes(lo >> (4 * t));
+  a[1] = nibble_bytes(hi >> (4 * t));
+  a[2] = nibble_bytes(lo >> (16 + 4 * t));
+  a[3] = nibble_bytes(hi >> (16 + 4 * t));
+}
+
+/// Lane's B fragment of n-tile nt, k-step k, from the staged rows (knn_mma_stride words each).
+MMCORE_HD inline void knn_mma_b(const std::uint32_t* tile, int words, int nt, int k, int lane,
+                                std::uint32_t (&b)[2]) {
+  const int g = lane >> 2, t = lane & 3;
+  const std::uint32_t w = tile[(8 * nt + g) * knn_mma_stride(words) + k];
+  b[0] = nibble_bytes(w >> (4 * t));
+  b[1] = nibble_bytes(w >> (16 + 4 * t));
+}
+
+/// Stages row `i` (< kKnnMmaRows) of the tile starting at row0: its words (zeros past n) and, in
+/// the slot after them, its popcount.
+MMCORE_HD inline void knn_mma_stage(const std::uint64_t* codes, std::int64_t n, int words, std::int64_t row0,
+                                    int i, std::uint32_t* tile) {
+  const std::int64_t r = row0 + i;
+  std::uint32_t* dst = tile + i * knn_mma_stride(words);
+  std::int32_t pop = 0;
+  for (int w = 0; w < words; ++w) {
+    const std::uint64_t v = r < n ? codes[r * words + w] : 0u;
+    dst[2 * w] = static_cast<std::uint32_t>(v);
+    dst[2 * w + 1] = static_cast<std::uint32_t>(v >> 32);
+    pop += popcount64(v);
+  }
+  dst[2 * words] = static_cast<std::uint32_t>(pop);
+}
+
+/// Set bits of a code of `words` words.
+MMCORE_HD inline std::int32_t knn_popcount(const std::uint64_t* code, int words) {
+  std::int32_t pop = 0;
+  for (int w = 0; w < words; ++w) pop += popcount64(code[w]);
+  return pop;
+}
+
+/// The distance from a query and a row's popcounts and their AND count (the tensor cores' sum).
+MMCORE_HD inline std::int32_t knn_mma_distance(std::int32_t pq, std::int32_t pr, std::int32_t dot) {
+  return pq + pr - 2 * dot;
+}
+
+/// Accumulator j of a lane's m-tile m for n-tile nt: its query (relative to the block's q0) and row
+/// (relative to the tile), as m16n8k32 lays out C: rows g and g + 8, columns 2t and 2t + 1.
+MMCORE_HD inline int knn_mma_query(int warp, int m, int j, int lane) {
+  return 32 * warp + 16 * m + (lane >> 2) + 8 * (j >> 1);
+}
+MMCORE_HD inline int knn_mma_row(int nt, int j, int lane) {
+  return 8 * nt + 2 * (lane & 3) + (j & 1);
+}
+
 /// Runs the filtered schedule (plan.filtered). Exec provides run_topk's select and finish, and:
 ///   zero_keys(keys, count)           keys[0..count) = 0
 ///   sample_topk(rows)                run_topk over rows [0, rows) for every query, into the outputs

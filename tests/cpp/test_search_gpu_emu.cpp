@@ -35,7 +35,8 @@ namespace {
 int failures = 0;
 int cases = 0;
 int mih_cases = 0;
-int filtered_cases = 0;
+int filtered_cases = 0;      ///< filtered kNN cases, POPC filter pass
+int filtered_mma_cases = 0;  ///< and tensor-core filter pass
 
 void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
           std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
@@ -150,31 +151,39 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
     mmcore::quant_score_binary(codes.data(), n, words, queries.data(), nq, k, 2, want_d.data(),
                                want_i.data());
   }
-  mmcore_test::SearchEmu emu;
-  emu.reverse = reverse;
-  configure(&emu, schedule);
-  if (filter_cap > 0) {
-    emu.knn_shape.max_cap = filter_cap;
-    emu.knn_shape.min_sample = filter_sample;
-    emu.knn_shape.max_query_group = 32;
-  }
-  emu.hamming_knn(codes.data(), n, words, queries.data(), nq, k, got_d.data(), got_i.data());
-  const bool rescored_ok = want_rescored == -2 ||
-                           (want_rescored == -3 ? emu.knn_rescored >= 1 : emu.knn_rescored == want_rescored);
-  if (!rescored_ok && ++failures <= 20)
-    std::printf(
-        "MISMATCH binary n=%lld words=%d nq=%lld k=%d: %lld queries rescored, want %lld (-1: plain)\n",
-        static_cast<long long>(n), words, static_cast<long long>(nq), k,
-        static_cast<long long>(emu.knn_rescored), static_cast<long long>(want_rescored));
-  if (filter_cap > 0 && emu.knn_rescored >= 0) ++filtered_cases;
-  for (std::int64_t q = 0; q < nq; ++q)
-    for (std::int32_t i = 0; i < k; ++i) {
-      const std::size_t t = static_cast<std::size_t>(q * k + i);
-      if (got_d[t] != want_d[t] || got_i[t] != want_i[t]) {
-        fail("binary", n, words, nq, k, q, i, got_d[t], want_d[t], got_i[t], want_i[t]);
-        return;
-      }
+  // The filtered schedule's filter pass twice: on the (emulated) tensor cores and by POPC.
+  for (const bool mma : {true, false}) {
+    if (!mma && filter_cap == 0) break;
+    mmcore_test::SearchEmu emu;
+    emu.reverse = reverse;
+    configure(&emu, schedule);
+    emu.knn_mma_on = mma;
+    if (filter_cap > 0) {
+      emu.knn_shape.max_cap = filter_cap;
+      emu.knn_shape.min_sample = filter_sample;
+      emu.knn_shape.max_query_group = 32;
     }
+    std::fill(got_d.begin(), got_d.end(), 77);
+    std::fill(got_i.begin(), got_i.end(), 77);
+    emu.hamming_knn(codes.data(), n, words, queries.data(), nq, k, got_d.data(), got_i.data());
+    const bool rescored_ok = want_rescored == -2 || (want_rescored == -3 ? emu.knn_rescored >= 1
+                                                                         : emu.knn_rescored == want_rescored);
+    if (!rescored_ok && ++failures <= 20)
+      std::printf(
+          "MISMATCH binary n=%lld words=%d nq=%lld k=%d: %lld queries rescored, want %lld (-1: plain)\n",
+          static_cast<long long>(n), words, static_cast<long long>(nq), k,
+          static_cast<long long>(emu.knn_rescored), static_cast<long long>(want_rescored));
+    if (filter_cap > 0 && emu.knn_rescored >= 0) ++(mma ? filtered_mma_cases : filtered_cases);
+    for (std::int64_t q = 0; q < nq; ++q)
+      for (std::int32_t i = 0; i < k; ++i) {
+        const std::size_t t = static_cast<std::size_t>(q * k + i);
+        if (got_d[t] != want_d[t] || got_i[t] != want_i[t]) {
+          fail(mma ? "binary (tensor-core filter)" : "binary", n, words, nq, k, q, i, got_d[t], want_d[t],
+               got_i[t], want_i[t]);
+          return;
+        }
+      }
+  }
 }
 
 /// method: 0 auto, 1 brute force, 2 MIH (SearchGpu::hamming_join's); mih_capacity: the MIH pair
@@ -478,9 +487,11 @@ int main() {
       std::printf("MISMATCH: MIH radius search planned past its limits (n %lld, nq %lld)\n",
                   static_cast<long long>(n), static_cast<long long>(nq));
   }
-  if (filtered_cases < 20 && ++failures <= 20)
-    std::printf("MISMATCH: only %d filtered kNN cases ran\n", filtered_cases);
-  std::printf("%d cases (%d of them MIH forced, %d filtered kNN)\n", cases, mih_cases, filtered_cases);
+  if ((filtered_cases < 20 || filtered_mma_cases < 20) && ++failures <= 20)
+    std::printf("MISMATCH: only %d / %d filtered kNN cases ran (POPC / tensor-core filter)\n", filtered_cases,
+                filtered_mma_cases);
+  std::printf("%d cases (%d of them MIH forced, %d / %d filtered kNN by POPC / tensor cores)\n", cases,
+              mih_cases, filtered_cases, filtered_mma_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -37,6 +37,8 @@ Status SearchGpu::init(std::int32_t device, ErrorText* error) {
   impl_->emu.reverse = true;                                  // the thread order that exposes races
   const char* filter = std::getenv("MMCORE_GPU_KNN_FILTER");  // as cuda/topk.cu's init
   impl_->emu.knn_filter_on = filter == nullptr || std::strcmp(filter, "0") != 0;
+  const char* knn_mma = std::getenv("MMCORE_GPU_KNN_MMA");
+  impl_->emu.knn_mma_on = knn_mma == nullptr || std::strcmp(knn_mma, "0") != 0;
   return Status::kOk;
 }
 

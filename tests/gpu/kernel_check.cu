@@ -7,8 +7,9 @@
 //      decided by position), 1..200 queries, k 1..1024, k > n, n = 0;
 //    - SearchGpu::int8_scores vs quant_dot_int8_all; SearchGpu::hamming_distances vs a popcount loop;
 //    - SearchGpu::hamming_knn vs hamming_knn (64 and 256 bits) and quant_score_binary (192 bits), by
-//      the filtered schedule (the default at these sizes; one query's candidates overflowing) and
-//      by the plain one (MMCORE_GPU_KNN_FILTER=0);
+//      the filtered schedule (the default at these sizes; one query's candidates overflowing) with
+//      its filter pass on the tensor cores (the default) and by POPC (MMCORE_GPU_KNN_MMA=0), and by
+//      the plain schedule (MMCORE_GPU_KNN_FILTER=0);
 //    - SearchGpu::hamming_join vs hamming_join (256 and 64 bits, planted near duplicates; every
 //      method: auto, brute force, multi-index hashing; a crowd of identical codes whose pairs
 //      outgrow the MIH join's first pair buffer);
@@ -21,8 +22,9 @@
 //      500x375 RGB -> 341x256; output padding untouched; invalid pairs refused.
 // 2. Bench (--rows N, default 10,000,000): a streaming-read kernel over the int8 base (the device's
 //    practical HBM read bandwidth), int8 scores alone and top-10 for 1 and 64 queries (GB/s of codes,
-//    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries (filtered
-//    and plain schedules, answers compared); the CPU's
+//    % of the read bandwidth), Hamming kNN over N 256-bit codes for 1, 64 and 1024 queries (the
+//    three schedules above, answers compared), and a probe of three ways to count Hamming distances
+//    (binary and int8 tensor cores, POPC); the CPU's
 //    quant_score_int8 / hamming_knn on all host cores over the first --cpu-rows rows, scaled.
 //    faiss-gpu is not on the GPU host (no network; its wheels are far over what a run can carry):
 //    its columns are not measured here.
@@ -33,8 +35,9 @@
 //    Resize: --resize-count 500x375 RGB images already on the device to 341x256 (short side 256),
 //    LANCZOS and BILINEAR, against mmcore::resize on all host cores.
 // 3. Writes a markdown report to --report.
-// --knn-only: two Hamming kNN cases by the filtered schedule (300,000 rows; one query's candidates
-// overflowing its buffer, rescored), nothing else: what gpu_check.sh runs under compute-sanitizer.
+// --knn-only: two Hamming kNN cases by the filtered schedule, each with both filter passes (300,000
+// rows; one query's candidates overflowing its buffer, rescored), nothing else: what gpu_check.sh
+// runs under compute-sanitizer.
 // Order: the int8, kNN, distances and resize checks, their benches, then the join and radius
 // checks and the join bench (a fault in the newer join code cannot cost the other numbers).
 //
@@ -528,7 +531,8 @@ double time_ms(int repeat, F fn) {
   return t[t.size() / 2];
 }
 
-int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, int sms) {
+int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& popc, mmcore::SearchGpu& plain,
+          int sms) {
   const std::int64_t n = o.rows;
   const std::int32_t d = 768;
   say("\n## Bench: %lld x %d int8 codes, %lld x 256-bit codes (median of %d)\n\n", static_cast<long long>(n),
@@ -641,15 +645,19 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, in
   if (db == nullptr || dbq == nullptr) return kExitCuda;
   say("\n| Hamming kNN (256-bit) | queries | GPU ms | queries/s | CPU ms (all cores, scaled) | GPU / CPU |\n"
       "|---|---|---|---|---|---|\n");
-  // top-10 by the default schedule (filtered where planned) and by the plain one (every distance
-  // to a score matrix, then select); their answers compared.
+  // top-10 by the default schedule (filtered where planned, its filter pass on the tensor cores),
+  // the filtered one with the POPC filter pass, and the plain one (every distance to a score matrix,
+  // then select); their answers compared.
   bool knn_same = true;
   for (int nq : {1, 64, 1024}) {
-    std::vector<std::int32_t> cd(static_cast<std::size_t>(nq) * 10), fd(cd.size()), pd(cd.size());
-    std::vector<std::int64_t> ci(cd.size()), fi(cd.size()), pi(cd.size());
-    double ms[2] = {0, 0};
-    for (int which = 0; which < 2; ++which) {
-      mmcore::SearchGpu& g = which == 0 ? gpu : plain;
+    std::vector<std::int32_t> cd(static_cast<std::size_t>(nq) * 10);
+    std::vector<std::int64_t> ci(cd.size());
+    std::vector<std::int32_t> vd[3];
+    std::vector<std::int64_t> vi[3];
+    double ms[3] = {0, 0, 0};
+    mmcore::SearchGpu* variants[3] = {&gpu, &popc, &plain};
+    for (int which = 0; which < 3; ++which) {
+      mmcore::SearchGpu& g = *variants[which];
       ErrorText err;
       ms[which] = time_ms(o.repeat,
                           [&] { return g.hamming_knn(db, n, 4, dbq, nq, 10, os, oi, &err) == Status::kOk; });
@@ -657,21 +665,21 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, in
         say("failed: %s\n", err.text);
         return kExitCuda;
       }
-      if (!cuda_ok(cudaMemcpy((which == 0 ? fd : pd).data(), os, cd.size() * 4, cudaMemcpyDeviceToHost),
-                   "cudaMemcpy") ||
-          !cuda_ok(cudaMemcpy((which == 0 ? fi : pi).data(), oi, ci.size() * 8, cudaMemcpyDeviceToHost),
-                   "cudaMemcpy"))
+      vd[which].resize(cd.size());
+      vi[which].resize(cd.size());
+      if (!cuda_ok(cudaMemcpy(vd[which].data(), os, cd.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy") ||
+          !cuda_ok(cudaMemcpy(vi[which].data(), oi, ci.size() * 8, cudaMemcpyDeviceToHost), "cudaMemcpy"))
         return kExitCuda;
     }
-    knn_same = knn_same && fd == pd && fi == pi;
+    knn_same = knn_same && vd[0] == vd[2] && vi[0] == vi[2] && vd[1] == vd[2] && vi[1] == vi[2];
     const std::int64_t cn = std::min<std::int64_t>(cpu_n, nq >= 1024 ? cpu_n / 4 : cpu_n);
     const double t0 = now_s();
     mmcore::hamming_knn(bcodes.data(), nullptr, cn, bq4.data(), nq, 4, 10, 0, cd.data(), ci.data());
     const double cpu_ms = (now_s() - t0) * 1e3 * static_cast<double>(n) / static_cast<double>(cn);
-    say("| top-10 | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms[0], nq / ms[0] * 1e3, cpu_ms,
-        cpu_ms / ms[0]);
-    say("| top-10, plain schedule | %d | %.3f | %.0f | %.1f | %.1fx |\n", nq, ms[1], nq / ms[1] * 1e3, cpu_ms,
-        cpu_ms / ms[1]);
+    const char* names[3] = {"top-10", "top-10, filter pass by POPC", "top-10, plain schedule"};
+    for (int which = 0; which < 3; ++which)
+      say("| %s | %d | %.3f | %.0f | %.1f | %.1fx |\n", names[which], nq, ms[which], nq / ms[which] * 1e3,
+          cpu_ms, cpu_ms / ms[which]);
   }
   // The scan alone (hamming_distances: every distance, no top-k), to split the kNN time between
   // the scan and the selection; 64 queries write 64 x n int32.
@@ -691,8 +699,7 @@ int bench(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& plain, in
     }
     cudaFree(bdist);
   }
-  say("\nHamming kNN, filtered and plain schedules: %s\n",
-      knn_same ? "same answers" : "**DIFFERENT answers**");
+  say("\nHamming kNN, the three schedules: %s\n", knn_same ? "same answers" : "**DIFFERENT answers**");
 #if defined(__CUDACC__)
   b1_probe(sms, o.repeat);
 #endif
@@ -1167,21 +1174,34 @@ int main(int argc, char** argv) {
   }
   say("- device 0: %s, sm_%d%d, %d SMs, %.1f GiB; host: %d hardware threads\n\n", info.name, info.major,
       info.minor, info.multiprocessors, info.total_memory / 1073741824.0, mmcore::hardware_threads());
-  mmcore::SearchGpu gpu, plain;  // plain: Hamming kNN's plain schedule only (read at init)
-  const char* filter_env = std::getenv("MMCORE_GPU_KNN_FILTER");
-  const bool filter_off = filter_env != nullptr && std::strcmp(filter_env, "0") == 0;
-  setenv("MMCORE_GPU_KNN_FILTER", "0", 1);
-  const bool plain_ok = plain.init(0, &err) == Status::kOk;
-  if (!filter_off) unsetenv("MMCORE_GPU_KNN_FILTER");
-  if (!plain_ok || gpu.init(0, &err) != Status::kOk) {
+  // plain: Hamming kNN's plain schedule only; popc: the filtered schedule with its POPC filter pass
+  // (both read at init). gpu: the defaults (tensor-core filter pass where usable).
+  mmcore::SearchGpu gpu, plain, popc;
+  const auto init_with = [&](mmcore::SearchGpu& g, const char* var) {
+    const char* before = std::getenv(var);
+    const std::string keep = before != nullptr ? before : "";
+    setenv(var, "0", 1);
+    const bool ok = g.init(0, &err) == Status::kOk;
+    if (before != nullptr)
+      setenv(var, keep.c_str(), 1);
+    else
+      unsetenv(var);
+    return ok;
+  };
+  const bool variants_ok = init_with(plain, "MMCORE_GPU_KNN_FILTER") && init_with(popc, "MMCORE_GPU_KNN_MMA");
+  if (!variants_ok || gpu.init(0, &err) != Status::kOk) {
     say("SearchGpu::init failed: %s\n", err.text);
     write_report(o);
     return kExitNoDevice;
   }
   say("| check | result |\n|---|---|\n");
   if (o.knn_only) {  // the filtered kNN at the smallest size its plan takes, one query overflowing
-    long bad = binary_case(gpu, 300000, 4, 4, 10, 7);
-    if (!cuda_failed) bad += binary_case(gpu, 300000, 1, 3, 50, 8, 70000);
+    long bad = 0;
+    for (mmcore::SearchGpu* g : {&gpu, &popc}) {
+      const char* tag = g == &popc ? " (POPC filter)" : "";
+      if (!cuda_failed) bad += binary_case(*g, 300000, 4, 40, 10, 7, 0, tag);
+      if (!cuda_failed) bad += binary_case(*g, 300000, 1, 3, 50, 8, 70000, tag);
+    }
     const int rc = verdict(o, "correctness", bad);
     write_report(o);
     return rc;
@@ -1209,8 +1229,8 @@ int main(int argc, char** argv) {
   // Hamming kNN: the filtered schedule where the plan takes it (every case below at full size), and
   // the plain one (MMCORE_GPU_KNN_FILTER=0) on the same cases; a crowd of copies of query 0 that
   // overflows its candidate buffer (65,536 keys) and is scored again.
-  for (mmcore::SearchGpu* g : {&gpu, &plain}) {
-    const char* tag = g == &plain ? " (plain)" : "";
+  for (mmcore::SearchGpu* g : {&gpu, &popc, &plain}) {
+    const char* tag = g == &plain ? " (plain)" : (g == &popc ? " (POPC filter)" : "");
     for (std::int32_t words : {1, 3, 4})
       for (std::int64_t nq : {1, 64, 1000}) {
         if (cuda_failed) break;
@@ -1233,7 +1253,7 @@ int main(int argc, char** argv) {
   int rc = verdict(o, "correctness", bad);
   if (rc == kExitCuda) return rc;
   if (o.rows > 0 && rc == 0) {
-    const int b = bench(o, gpu, plain, info.multiprocessors);
+    const int b = bench(o, gpu, popc, plain, info.multiprocessors);
     if (b != 0) rc = b;
   }
   if (o.resize_count > 0 && rc == 0) {

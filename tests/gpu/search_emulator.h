@@ -575,6 +575,69 @@ struct SearchEmu {
     }
   }
 
+  /// cuda/hamming.cu's knn_filter_mma_kernel: blocks over (tiles, query groups) as its grid (x
+  /// striding over the tiles), each tile staged by the block's threads, then each warp's n-tiles with
+  /// the instruction emulated from its fragment layout, lanes appending their candidates one at a
+  /// time (in reverse lane order when asked: the slots come from the counter).
+  void knn_filter_mma(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                      const std::uint64_t* queries, std::int64_t nqg, const std::int32_t* dist,
+                      std::int32_t k, std::uint64_t* cand, std::int64_t cap, std::uint64_t* counts) const {
+    const auto* qw = reinterpret_cast<const std::uint32_t*>(queries);
+    const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+    const std::int64_t grid_x = std::min<std::int64_t>(tiles, 8LL * multiprocessors);
+    const std::int64_t grid_y = (nqg + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries;
+    const int stride = g::knn_mma_stride(words);
+    std::vector<std::uint32_t> tile(static_cast<std::size_t>(g::kKnnMmaRows * stride));
+    std::uint32_t a[2][8][32][4];  // [m][k-step][lane]: the warp's A fragments (words <= 4)
+    std::uint32_t b[32][2];
+    std::int32_t acc[2][32][4];
+    for (std::int64_t bi = 0; bi < grid_x * grid_y; ++bi) {
+      const std::int64_t blk = reverse ? grid_x * grid_y - 1 - bi : bi;
+      const std::int64_t bx = blk % grid_x, q0 = (blk / grid_x) * g::kKnnMmaQueries;
+      for (std::int64_t ti = bx; ti < tiles; ti += grid_x) {
+        const std::int64_t row0 = ti * g::kKnnMmaRows;
+        std::fill(tile.begin(), tile.end(), 0xCDCDCDCDu);
+        threads(32 * g::kKnnMmaWarps, [&](int tid) {
+          if (tid < g::kKnnMmaRows) g::knn_mma_stage(codes, n, words, row0, tid, tile.data());
+        });
+        for (int warp = 0; warp < g::kKnnMmaWarps; ++warp) {
+          const std::int64_t wq0 = q0 + 32 * warp;
+          if (wq0 >= nqg) continue;
+          for (int m = 0; m < 2; ++m)
+            for (int kk = 0; kk < 2 * words; ++kk)
+              for (int lane = 0; lane < 32; ++lane)
+                g::knn_mma_a(qw, words, wq0, nqg, m, kk, lane, a[m][kk][lane]);
+          for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {
+            std::memset(acc, 0, sizeof acc);
+            for (int kk = 0; kk < 2 * words; ++kk) {
+              for (int lane = 0; lane < 32; ++lane) g::knn_mma_b(tile.data(), words, nt, kk, lane, b[lane]);
+              for (int m = 0; m < 2; ++m) g::mma_m16n8k32_warp(acc[m], a[m][kk], b);
+            }
+            for (int li = 0; li < 32; ++li) {
+              const int lane = reverse ? 31 - li : li;
+              for (int m = 0; m < 2; ++m)
+                for (int j = 0; j < 4; ++j) {
+                  const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
+                  const int r = g::knn_mma_row(nt, j, lane);
+                  const std::int64_t row = row0 + r;
+                  if (q >= nqg || row >= n) continue;
+                  const std::int32_t d = g::knn_mma_distance(
+                      g::knn_popcount(queries + q * words, words),
+                      static_cast<std::int32_t>(tile[r * stride + 2 * words]), acc[m][lane][j]);
+                  if (d > g::knn_bound(dist, q, k)) continue;
+                  const std::uint64_t slot = counts[q]++;
+                  if (slot < static_cast<std::uint64_t>(cap))
+                    cand[q * cap + static_cast<std::int64_t>(slot)] =
+                        g::make_key(-d, static_cast<std::uint32_t>(row));
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  bool knn_mma_on = true;                  ///< false: as MMCORE_GPU_KNN_MMA=0 (the POPC filter pass)
   bool knn_filter_on = true;               ///< false: as MMCORE_GPU_KNN_FILTER=0 (always the plain kNN)
   g::KnnFilterShape knn_shape;             ///< the filtered plan's limits (n, nq, k filled by the call)
   mutable std::int64_t knn_rescored = -1;  ///< last kNN: -1 plain, else the queries rescored after overflow
@@ -620,8 +683,12 @@ struct SearchEmu {
         return true;
       }
       bool filter(std::int64_t q0, std::int64_t nqg, std::uint64_t* c, std::int64_t cap) {
-        self->knn_filter(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
-                         counts.data());
+        if (self->tensor_cores && self->knn_mma_on && words <= 4)  // as cuda/hamming.cu picks
+          self->knn_filter_mma(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
+                               counts.data());
+        else
+          self->knn_filter(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
+                           counts.data());
         return true;
       }
       bool overflowed(std::int64_t q0, std::int64_t nqg, std::int64_t cap, std::vector<std::int64_t>* redo) {

@@ -776,7 +776,7 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
   if (!m.knn_filter || !plan.filtered) return m.topk(n, nq, k, true, score_for(queries), dist, idx, error);
   const Impl::FilterFn filter = [&](std::int64_t q0, std::int64_t nqg, std::uint64_t* cand, std::int64_t cap,
                                     unsigned long long* counts, ErrorText* err) {
-    if (m.tensor_cores && m.knn_mma && words <= 4) {  // the tensor-core pass
+    if (g::knn_mma_usable(m.tensor_cores, m.knn_mma, words, nqg)) {  // the tensor-core pass
       const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
       const std::int64_t want = 8LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
       const dim3 grid(static_cast<unsigned>(tiles < want ? tiles : want),

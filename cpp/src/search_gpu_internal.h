@@ -779,6 +779,13 @@ constexpr int kKnnMmaWarps = 8;
 constexpr int kKnnMmaRows = 64;
 constexpr int kKnnMmaQueries = 32 * kKnnMmaWarps;  ///< queries per block
 
+/// Whether the filter pass of a query group runs on the tensor cores: an sm_80+ device, not turned
+/// off, codes of at most 4 words (the A fragments in registers), and a warp's 32 queries at least
+/// (fewer leave most of each instruction's products unused; the POPC pass reads the rows once too).
+MMCORE_HD inline bool knn_mma_usable(bool tensor_cores, bool enabled, std::int32_t words, std::int64_t nqg) {
+  return tensor_cores && enabled && words <= 4 && nqg >= 32;
+}
+
 /// Bits 0..3 of n to bytes 0..3 (each 0 or 1).
 MMCORE_HD inline std::uint32_t nibble_bytes(std::uint32_t n) {
   return ((n & 0xFu) * 0x00204081u) & 0x01010101u;

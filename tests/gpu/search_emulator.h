@@ -637,10 +637,11 @@ struct SearchEmu {
     }
   }
 
-  bool knn_mma_on = true;                  ///< false: as MMCORE_GPU_KNN_MMA=0 (the POPC filter pass)
-  bool knn_filter_on = true;               ///< false: as MMCORE_GPU_KNN_FILTER=0 (always the plain kNN)
-  g::KnnFilterShape knn_shape;             ///< the filtered plan's limits (n, nq, k filled by the call)
-  mutable std::int64_t knn_rescored = -1;  ///< last kNN: -1 plain, else the queries rescored after overflow
+  bool knn_mma_on = true;                   ///< false: as MMCORE_GPU_KNN_MMA=0 (the POPC filter pass)
+  bool knn_filter_on = true;                ///< false: as MMCORE_GPU_KNN_FILTER=0 (always the plain kNN)
+  g::KnnFilterShape knn_shape;              ///< the filtered plan's limits (n, nq, k filled by the call)
+  mutable std::int64_t knn_mma_passes = 0;  ///< filter passes run on the (emulated) tensor cores
+  mutable std::int64_t knn_rescored = -1;   ///< last kNN: -1 plain, else the queries rescored after overflow
 
   /// cuda/hamming.cu's hamming_knn: the filtered schedule (run_knn_filtered) where the plan takes
   /// it, else the plain one.
@@ -652,6 +653,7 @@ struct SearchEmu {
     knn_shape.k = k;
     const g::KnnFilterPlan plan = g::plan_knn_filter(knn_shape);
     knn_rescored = -1;
+    knn_mma_passes = 0;
     if (!knn_filter_on || !plan.filtered) {
       hamming_knn_plain(codes, n, words, queries, nq, k, dist, idx);
       return;
@@ -683,12 +685,14 @@ struct SearchEmu {
         return true;
       }
       bool filter(std::int64_t q0, std::int64_t nqg, std::uint64_t* c, std::int64_t cap) {
-        if (self->tensor_cores && self->knn_mma_on && words <= 4)  // as cuda/hamming.cu picks
+        if (g::knn_mma_usable(self->tensor_cores, self->knn_mma_on, words, nqg)) {  // as cuda/hamming.cu
+          ++self->knn_mma_passes;
           self->knn_filter_mma(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
                                counts.data());
-        else
+        } else {
           self->knn_filter(codes, n, words, queries + q0 * words, nqg, out_scores + q0 * k, k, c, cap,
                            counts.data());
+        }
         return true;
       }
       bool overflowed(std::int64_t q0, std::int64_t nqg, std::int64_t cap, std::vector<std::int64_t>* redo) {

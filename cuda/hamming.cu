@@ -205,9 +205,9 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
 /// The filter pass on the int8 tensor cores (search_gpu_internal.h, knn_mma_*): the same candidates
 /// as knn_filter_kernel. Grid: x strides over tiles of kKnnMmaRows rows, y over groups of
 /// kKnnMmaQueries queries. Each warp's 32 queries stay in registers as A fragments (with their
-/// popcounts and bounds); per tile the block stages the rows, then each warp scores its queries
-/// against the tile 8 rows at a time and appends the distances within the bound (rare: one atomic
-/// per candidate).
+/// popcounts and bounds); per tile the block stages the rows (loaded during the previous tile), then
+/// each warp scores its queries against the tile 8 rows at a time and appends the distances within
+/// the bound (rare: one atomic per candidate).
 template <int WORDS>
 __global__ void __launch_bounds__(32 * g::kKnnMmaWarps)
     knn_filter_mma_kernel(const std::uint64_t* codes, std::int64_t n, const std::uint64_t* queries,
@@ -234,11 +234,14 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps)
     }
   }
   const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+  std::uint64_t next[4];  // the staging threads' row of the next tile, loaded while this one is scored
+  if (tid < g::kKnnMmaRows) g::knn_mma_load(codes, n, WORDS, blockIdx.x * g::kKnnMmaRows, tid, next);
   for (std::int64_t ti = blockIdx.x; ti < tiles; ti += gridDim.x) {
     const std::int64_t row0 = ti * g::kKnnMmaRows;
     __syncthreads();  // every warp is done with the previous tile
-    if (tid < g::kKnnMmaRows) g::knn_mma_stage(codes, n, WORDS, row0, tid, tile);
+    if (tid < g::kKnnMmaRows) g::knn_mma_store(next, WORDS, tid, tile);
     __syncthreads();
+    if (tid < g::kKnnMmaRows) g::knn_mma_load(codes, n, WORDS, (ti + gridDim.x) * g::kKnnMmaRows, tid, next);
     if (wq0 >= nq) continue;  // the same for the whole warp; no barrier below
 #pragma unroll 1
     for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {

@@ -820,18 +820,23 @@ MMCORE_HD inline void knn_mma_b(const std::uint32_t* tile, int words, int nt, in
   b[1] = nibble_bytes(w >> (16 + 4 * t));
 }
 
-/// Stages row `i` (< kKnnMmaRows) of the tile starting at row0: its words (zeros past n) and, in
-/// the slot after them, its popcount.
-MMCORE_HD inline void knn_mma_stage(const std::uint64_t* codes, std::int64_t n, int words, std::int64_t row0,
-                                    int i, std::uint32_t* tile) {
+/// Row `i` (< kKnnMmaRows) of the tile starting at row0: its words (zeros past n), loaded ahead of
+/// their store (the device loads the next tile's while it scores the current one).
+MMCORE_HD inline void knn_mma_load(const std::uint64_t* codes, std::int64_t n, int words, std::int64_t row0,
+                                   int i, std::uint64_t (&v)[4]) {
   const std::int64_t r = row0 + i;
+  for (int w = 0; w < 4; ++w) v[w] = r < n && w < words ? codes[r * words + w] : 0u;
+}
+
+/// Stores a loaded row as row `i` of the staged tile: its words and, in the slot after them, its
+/// popcount.
+MMCORE_HD inline void knn_mma_store(const std::uint64_t (&v)[4], int words, int i, std::uint32_t* tile) {
   std::uint32_t* dst = tile + i * knn_mma_stride(words);
   std::int32_t pop = 0;
   for (int w = 0; w < words; ++w) {
-    const std::uint64_t v = r < n ? codes[r * words + w] : 0u;
-    dst[2 * w] = static_cast<std::uint32_t>(v);
-    dst[2 * w + 1] = static_cast<std::uint32_t>(v >> 32);
-    pop += popcount64(v);
+    dst[2 * w] = static_cast<std::uint32_t>(v[w]);
+    dst[2 * w + 1] = static_cast<std::uint32_t>(v[w] >> 32);
+    pop += popcount64(v[w]);
   }
   dst[2 * words] = static_cast<std::uint32_t>(pop);
 }

@@ -598,7 +598,10 @@ struct SearchEmu {
         const std::int64_t row0 = ti * g::kKnnMmaRows;
         std::fill(tile.begin(), tile.end(), 0xCDCDCDCDu);
         threads(32 * g::kKnnMmaWarps, [&](int tid) {
-          if (tid < g::kKnnMmaRows) g::knn_mma_stage(codes, n, words, row0, tid, tile.data());
+          if (tid >= g::kKnnMmaRows) return;
+          std::uint64_t v[4];
+          g::knn_mma_load(codes, n, words, row0, tid, v);
+          g::knn_mma_store(v, words, tid, tile.data());
         });
         for (int warp = 0; warp < g::kKnnMmaWarps; ++warp) {
           const std::int64_t wq0 = q0 + 32 * warp;

@@ -9,7 +9,7 @@
 #                                         and prints DIR/site, else exit 1 with why
 set -uo pipefail
 cd "$(dirname "$0")/.."
-KEEP=/tmp/mmcore_dali_parts
+KEEP=${MMCORE_DALI_KEEP:-/tmp/mmcore_dali_parts}  # (tests point it elsewhere)
 part_dir() {  # where part $1 is: the kept copy, else the checkout's
   if [[ -f "$KEEP/part$1/MANIFEST" ]]; then echo "$KEEP/part$1"; elif [[ -f ".gpudali/part$1/MANIFEST" ]]; then
     echo ".gpudali/part$1"; fi

@@ -12,7 +12,7 @@
 # decode vs the CPU decoder, hashes from it, decode bench), sanitizer.log
 # (compute-sanitizer memcheck, racecheck and synccheck on a small set, when the host has it),
 # extra.log (the executables of .gpucheck/carry/bin/extra/, e.g. other families' variant tests),
-# summary.txt. Expected: about six minutes (the search bench generates and copies 8 GB; the
+# summary.txt (each step's exit, then a digest: the logs' target, verdict and variant lines). Expected: about six minutes (the search bench generates and copies 8 GB; the
 # Python module compiles its bindings; bench_quant.py runs when faiss-cpu was carried); run it with
 # timeout_s 600.
 # Exit status: the first non-zero of the checks (mmcore_gpu_check: 1 mismatch, 2 usage,
@@ -125,5 +125,17 @@ for exe in "$CARRY"/bin/extra/*; do
   [[ -f "$exe" && -x "$exe" ]] || continue
   run extra 90 "$exe"
 done
+# The lines a reader needs first, gathered at the end of summary.txt (the device brings back at most
+# 8 files): issue 6's target lines, the checks' verdicts, the variants the run decides between.
+{
+  echo
+  echo "## digest (lines from the logs)"
+  for f in gpu_check kernels python nvjpeg; do
+    [[ -f "$OUTDIR/$f.log" ]] || continue
+    echo "### $f.log"
+    grep -E 'issue 6 target|\*\*correctness|mismatch|equal to|same answers|DIFFERENT|^\| PDQ|^\| (pdq|aHash|pHash|all 5)|^\| top-10|^\| distances only|^\| tensor cores|^\| CUDA cores|DALI|MIH|mih|^\| GPU pdq|per phase|^\| [0-8] \| ' "$OUTDIR/$f.log" |
+      head -150
+  done
+} >>"$OUTDIR/summary.txt" 2>/dev/null
 echo "overall exit: $rc" | tee -a "$OUTDIR/summary.txt"
 exit "$rc"

@@ -202,47 +202,70 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
   }
 }
 
-/// The filter pass on the int8 tensor cores (search_gpu_internal.h, knn_mma_*): the same candidates
-/// as knn_filter_kernel. Grid: x strides over tiles of kKnnMmaRows rows, y over groups of
-/// kKnnMmaQueries queries. Each warp's 32 queries stay in registers as A fragments (with their
-/// popcounts and bounds); per tile the block stages the rows (loaded during the previous tile), then
-/// each warp scores its queries against the tile 8 rows at a time and appends the distances within
-/// the bound (rare: one atomic per candidate).
-template <int WORDS>
-__global__ void __launch_bounds__(32 * g::kKnnMmaWarps)
-    knn_filter_mma_kernel(const std::uint64_t* codes, std::int64_t n, const std::uint64_t* queries,
-                          std::int32_t nq, const std::int32_t* dist_out, std::int32_t k, std::uint64_t* cand,
-                          std::int64_t cap, unsigned long long* counts) {
+/// What a tensor-core Hamming scan keeps (knn_mma_scan_kernel). kNN's filter pass: per query the
+/// rows within its bound (the outputs' k-th column), in its buffer of `cap` keys at counts[q]. The
+/// self-join's brute force: rows a (the "queries", codes a0 + ...) against every row b > a within r,
+/// appended as pair keys (a << 32 | b) and distances at *found (kept while within capacity).
+struct TcScan {
+  const std::uint64_t* codes;
+  std::int64_t n;
+  const std::uint64_t* queries;  ///< nq codes (join: codes + a0 * words)
+  std::int32_t nq;
+  const std::int32_t* dist_out;  ///< kNN
+  std::int32_t k;
+  std::uint64_t* cand;
+  std::int64_t cap;
+  unsigned long long* counts;
+  std::int64_t a0;  ///< join: the first query's row
+  std::int32_t r;
+  std::uint64_t* keys;
+  std::int32_t* dists;
+  unsigned long long capacity;
+  unsigned long long* found;
+};
+
+/// A Hamming scan on the int8 tensor cores (search_gpu_internal.h, knn_mma_*): the same distances
+/// as the POPC kernels. Grid: x strides over tiles of kKnnMmaRows rows (the join starts at the tile
+/// of its block's first row: rows before it are never b > a), y over groups of kKnnMmaQueries
+/// queries. Each warp's 32 queries stay in registers as A fragments (with their popcounts and
+/// bounds); per tile the block stages the rows (loaded during the previous tile), then each warp
+/// scores its queries against the tile 8 rows at a time and appends what is kept (rare: one atomic
+/// per result).
+template <int WORDS, bool JOIN>
+__global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
+    knn_mma_scan_kernel(const __grid_constant__ TcScan s) {
   constexpr int kStride = 2 * WORDS + 1;
   __shared__ std::uint32_t tile[g::kKnnMmaRows * kStride];
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid & 31, warp = tid >> 5;
   const std::int64_t q0 = static_cast<std::int64_t>(blockIdx.y) * g::kKnnMmaQueries;
   const std::int64_t wq0 = q0 + 32 * warp;
-  const auto* qw = reinterpret_cast<const std::uint32_t*>(queries);
+  const auto* qw = reinterpret_cast<const std::uint32_t*>(s.queries);
   std::uint32_t a[2][2 * WORDS][4];
   std::int32_t pq[2][2], bound[2][2];
 #pragma unroll
   for (int m = 0; m < 2; ++m) {
 #pragma unroll
-    for (int kk = 0; kk < 2 * WORDS; ++kk) g::knn_mma_a(qw, WORDS, wq0, nq, m, kk, lane, a[m][kk]);
+    for (int kk = 0; kk < 2 * WORDS; ++kk) g::knn_mma_a(qw, WORDS, wq0, s.nq, m, kk, lane, a[m][kk]);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const std::int64_t q = wq0 + 16 * m + (lane >> 2) + 8 * h;
-      pq[m][h] = q < nq ? g::knn_popcount(queries + q * WORDS, WORDS) : 0;
-      bound[m][h] = q < nq ? g::knn_bound(dist_out, q, k) : -1;  // -1: no distance passes
+      pq[m][h] = q < s.nq ? g::knn_popcount(s.queries + q * WORDS, WORDS) : 0;
+      bound[m][h] = q < s.nq ? (JOIN ? s.r : g::knn_bound(s.dist_out, q, s.k)) : -1;  // -1: nothing passes
     }
   }
-  const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+  const std::int64_t tiles = (s.n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+  const std::int64_t first = (JOIN ? g::tc_join_first_tile(s.a0 + q0) : 0) + blockIdx.x;
   std::uint64_t next[4];  // the staging threads' row of the next tile, loaded while this one is scored
-  if (tid < g::kKnnMmaRows) g::knn_mma_load(codes, n, WORDS, blockIdx.x * g::kKnnMmaRows, tid, next);
-  for (std::int64_t ti = blockIdx.x; ti < tiles; ti += gridDim.x) {
+  if (tid < g::kKnnMmaRows) g::knn_mma_load(s.codes, s.n, WORDS, first * g::kKnnMmaRows, tid, next);
+  for (std::int64_t ti = first; ti < tiles; ti += gridDim.x) {
     const std::int64_t row0 = ti * g::kKnnMmaRows;
     __syncthreads();  // every warp is done with the previous tile
     if (tid < g::kKnnMmaRows) g::knn_mma_store(next, WORDS, tid, tile);
     __syncthreads();
-    if (tid < g::kKnnMmaRows) g::knn_mma_load(codes, n, WORDS, (ti + gridDim.x) * g::kKnnMmaRows, tid, next);
-    if (wq0 >= nq) continue;  // the same for the whole warp; no barrier below
+    if (tid < g::kKnnMmaRows)
+      g::knn_mma_load(s.codes, s.n, WORDS, (ti + gridDim.x) * g::kKnnMmaRows, tid, next);
+    if (wq0 >= s.nq) continue;  // the same for the whole warp; no barrier below
 #pragma unroll 1
     for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {
       std::int32_t acc[2][4] = {};
@@ -257,21 +280,43 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps)
       for (int m = 0; m < 2; ++m) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          const int r = g::knn_mma_row(nt, j, lane);
-          const std::int64_t row = row0 + r;
+          const int rr = g::knn_mma_row(nt, j, lane);
+          const std::int64_t row = row0 + rr;
           const std::int32_t d = g::knn_mma_distance(
-              pq[m][j >> 1], static_cast<std::int32_t>(tile[r * kStride + 2 * WORDS]), acc[m][j]);
-          if (row < n && d <= bound[m][j >> 1]) {
-            const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
-            const unsigned long long slot = atomicAdd(&counts[q], 1ull);
-            if (slot < static_cast<unsigned long long>(cap))
-              cand[q * cap + static_cast<std::int64_t>(slot)] =
+              pq[m][j >> 1], static_cast<std::int32_t>(tile[rr * kStride + 2 * WORDS]), acc[m][j]);
+          if (row >= s.n || d > bound[m][j >> 1]) continue;
+          const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
+          if (JOIN) {
+            if (!g::tc_join_keeps(s.a0 + q, row, d, s.r)) continue;  // each pair once, b > a
+            const unsigned long long slot = atomicAdd(s.found, 1ull);
+            if (slot < s.capacity) {
+              s.keys[slot] =
+                  d::mih_pair_key(static_cast<std::uint32_t>(s.a0 + q), static_cast<std::uint32_t>(row));
+              s.dists[slot] = d;
+            }
+          } else {
+            const unsigned long long slot = atomicAdd(&s.counts[q], 1ull);
+            if (slot < static_cast<unsigned long long>(s.cap))
+              s.cand[q * s.cap + static_cast<std::int64_t>(slot)] =
                   g::make_key(-d, static_cast<std::uint32_t>(row));
           }
         }
       }
     }
   }
+}
+
+/// Launches knn_mma_scan_kernel<words, JOIN> (words 1 to 4).
+template <bool JOIN>
+cudaError_t launch_mma_scan(const TcScan& s, std::int32_t words, dim3 grid, cudaStream_t stream) {
+  const unsigned threads = 32 * g::kKnnMmaWarps;
+  switch (words) {
+    case 1: knn_mma_scan_kernel<1, JOIN><<<grid, threads, 0, stream>>>(s); break;
+    case 2: knn_mma_scan_kernel<2, JOIN><<<grid, threads, 0, stream>>>(s); break;
+    case 3: knn_mma_scan_kernel<3, JOIN><<<grid, threads, 0, stream>>>(s); break;
+    default: knn_mma_scan_kernel<4, JOIN><<<grid, threads, 0, stream>>>(s); break;
+  }
+  return cudaGetLastError();
 }
 
 /// Counters of one join: [0] pairs found, [1] the next work item of the current table./// Counters of one
@@ -535,6 +580,85 @@ Status mih_passes(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n
   return mih_found_problem(join ? "hamming_join" : "hamming_radius", *found, *capacity, error);
 }
 
+/// A join's pairs, appended to m.mih_pairs as keys (a << 32 | b) and distances (room for
+/// `capacity`, `found` of them), sorted by (a, b) into the buffer's second halves: *keys, *dists,
+/// *count.
+Status sort_join_pairs(SearchGpu::Impl& m, std::int64_t n, unsigned long long capacity,
+                       unsigned long long found, const std::uint64_t** keys, const std::int32_t** dists,
+                       std::int64_t* count, ErrorText* error) {
+  auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+  auto* pk_out =
+      reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8));
+  auto* pd =
+      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
+  auto* pd_out =
+      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pd) + round256(capacity * 4));
+  int pos_bits = 1;
+  while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
+  const int nf = static_cast<int>(found);
+  if (found > 0) {
+    std::size_t pair_sort_bytes = 0;
+    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, pair_sort_bytes, pk, pk_out, pd, pd_out, nf, 0,
+                                                    32 + pos_bits, m.stream));
+    const Status st = m.join_scan.reserve(pair_sort_bytes + 16, m.stream, error);
+    if (st != Status::kOk) return st;
+    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, pair_sort_bytes, pk, pk_out, pd, pd_out,
+                                                    nf, 0, 32 + pos_bits, m.stream));
+  }
+  *keys = pk_out;
+  *dists = pd_out;
+  *count = static_cast<std::int64_t>(found);
+  return Status::kOk;
+}
+
+/// The brute-force self-join on the tensor cores (knn_mma_scan_kernel<words, true>): every row a
+/// against every row b > a, the pairs within r appended at one counter (room for max(n, 65536),
+/// grown to the count and run again when more are found), then sorted by (a, b) as the MIH join's.
+Status join_tc(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+               std::int32_t r, const std::uint64_t** keys, const std::int32_t** dists, std::int64_t* count,
+               ErrorText* error) {
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(n, 65536));
+  unsigned long long found = 0;
+  Status st = m.knn_counts.reserve(sizeof(unsigned long long), m.stream, error);
+  if (st != Status::kOk) return st;
+  auto* counter = static_cast<unsigned long long*>(m.knn_counts.ptr);
+  const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+  const std::int64_t want = 8LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
+  const std::int64_t per_launch = static_cast<std::int64_t>(g::kKnnMmaQueries) * 65535;  // grid y
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    st = mih_results_reserve(m, true, &capacity, error);
+    if (st != Status::kOk) return st;
+    MMCORE_CUDA_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), m.stream));
+    auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
+    auto* pd =
+        reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
+    for (std::int64_t a0 = 0; a0 < n; a0 += per_launch) {
+      const std::int64_t na = n - a0 < per_launch ? n - a0 : per_launch;
+      TcScan sc{};
+      sc.codes = codes;
+      sc.n = n;
+      sc.queries = codes + a0 * words;
+      sc.nq = static_cast<std::int32_t>(na);
+      sc.a0 = a0;
+      sc.r = r;
+      sc.keys = pk;
+      sc.dists = pd;
+      sc.capacity = capacity;
+      sc.found = counter;
+      const dim3 grid(static_cast<unsigned>(tiles < want ? tiles : want),
+                      static_cast<unsigned>((na + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries));
+      MMCORE_CUDA_TRY(launch_mma_scan<true>(sc, words, grid, m.stream));
+    }
+    MMCORE_CUDA_TRY(cudaMemcpyAsync(&found, counter, sizeof(found), cudaMemcpyDeviceToHost, m.stream));
+    MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
+    if (found <= capacity) break;
+    capacity = found;  // the same pairs again, now with room for all of them
+  }
+  st = mih_found_problem("hamming_join", found, capacity, error);
+  if (st != Status::kOk) return st;
+  return sort_join_pairs(m, n, capacity, found, keys, dists, count, error);
+}
+
 /// The MIH self-join of the n codes by `plan`: every pair within r, sorted by (a, b), left in
 /// m.mih_pairs as keys (*keys) and distances (*dists); *count pairs.
 Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
@@ -555,29 +679,7 @@ Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, 
             nmasks, words, r, pk, pd, capacity, t.counters);
       });
   if (st != Status::kOk) return st;
-  auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
-  auto* pk_out =
-      reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8));
-  auto* pd =
-      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
-  auto* pd_out =
-      reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pd) + round256(capacity * 4));
-  int pos_bits = 1;
-  while ((std::int64_t{1} << pos_bits) < n) ++pos_bits;
-  const int nf = static_cast<int>(found);
-  if (found > 0) {
-    std::size_t pair_sort_bytes = 0;
-    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, pair_sort_bytes, pk, pk_out, pd, pd_out, nf, 0,
-                                                    32 + pos_bits, m.stream));
-    st = m.join_scan.reserve(pair_sort_bytes + 16, m.stream, error);
-    if (st != Status::kOk) return st;
-    MMCORE_CUDA_TRY(cub::DeviceRadixSort::SortPairs(m.join_scan.ptr, pair_sort_bytes, pk, pk_out, pd, pd_out,
-                                                    nf, 0, 32 + pos_bits, m.stream));
-  }
-  *keys = pk_out;
-  *dists = pd_out;
-  *count = static_cast<std::int64_t>(found);
-  return Status::kOk;
+  return sort_join_pairs(m, n, capacity, found, keys, dists, count, error);
 }
 
 /// MIH radius search: per searched substring the base's table, then a warp per query probes the
@@ -645,10 +747,12 @@ Status SearchGpu::hamming_join(const std::uint64_t* codes, std::int64_t n, std::
   MMCORE_CUDA_TRY(cudaSetDevice(m.device));
   const std::int32_t rc = r < 64 * words ? r : 64 * words;
   const d::MihPlan plan = d::gpu_join_plan(n, words, rc, static_cast<int>(method));
-  if (plan.m > 0) {
+  // Multi-index hashing, or the brute force on the tensor cores: pairs appended, then sorted.
+  if (plan.m > 0 || g::knn_mma_usable(m.tensor_cores, m.knn_mma, words, n)) {
     const std::uint64_t* keys = nullptr;
     const std::int32_t* dists = nullptr;
-    Status st = join_mih(m, codes, n, words, rc, plan, &keys, &dists, count, error);
+    Status st = plan.m > 0 ? join_mih(m, codes, n, words, rc, plan, &keys, &dists, count, error)
+                           : join_tc(m, codes, n, words, rc, &keys, &dists, count, error);
     if (st != Status::kOk || *count == 0 || capacity < *count) return st;
     mih_split_kernel<<<grid_for(*count, 256, m.multiprocessors), 256, 0, m.stream>>>(keys, dists, *count,
                                                                                      first, second, dist);
@@ -784,29 +888,18 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
       const std::int64_t want = 8LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
       const dim3 grid(static_cast<unsigned>(tiles < want ? tiles : want),
                       static_cast<unsigned>((nqg + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries));
-      const auto nq32 = static_cast<std::int32_t>(nqg);
-      const std::uint64_t* qs = queries + q0 * words;
-      const std::int32_t* bounds = dist + q0 * k;
-      switch (words) {
-        case 1:
-          knn_filter_mma_kernel<1>
-              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
-          break;
-        case 2:
-          knn_filter_mma_kernel<2>
-              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
-          break;
-        case 3:
-          knn_filter_mma_kernel<3>
-              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
-          break;
-        default:
-          knn_filter_mma_kernel<4>
-              <<<grid, 32 * g::kKnnMmaWarps, 0, m.stream>>>(codes, n, qs, nq32, bounds, k, cand, cap, counts);
-          break;
-      }
-      const cudaError_t e = cudaGetLastError();
-      return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "knn_filter_mma_kernel launch", e);
+      TcScan sc{};
+      sc.codes = codes;
+      sc.n = n;
+      sc.queries = queries + q0 * words;
+      sc.nq = static_cast<std::int32_t>(nqg);
+      sc.dist_out = dist + q0 * k;
+      sc.k = k;
+      sc.cand = cand;
+      sc.cap = cap;
+      sc.counts = counts;
+      const cudaError_t e = launch_mma_scan<false>(sc, words, grid, m.stream);
+      return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "knn_mma_scan_kernel launch", e);
     }
     const dim3 grid(static_cast<unsigned>((n + g::kBinaryThreads - 1) / g::kBinaryThreads),
                     static_cast<unsigned>((nqg + qgroup - 1) / qgroup));

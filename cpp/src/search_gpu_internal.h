@@ -841,6 +841,17 @@ MMCORE_HD inline void knn_mma_store(const std::uint64_t (&v)[4], int words, int 
   dst[2 * words] = static_cast<std::uint32_t>(pop);
 }
 
+/// The self-join's first tile for a block whose first row a is `a_first`: tiles before it hold only
+/// rows b < a_first, never a pair's b > a.
+MMCORE_HD inline std::int64_t tc_join_first_tile(std::int64_t a_first) {
+  return a_first / kKnnMmaRows;
+}
+
+/// Whether the self-join keeps the pair (a, b) at distance d: each pair once (b > a), within r.
+MMCORE_HD inline bool tc_join_keeps(std::int64_t a, std::int64_t b, std::int32_t d, std::int32_t r) {
+  return b > a && d <= r;
+}
+
 /// Set bits of a code of `words` words.
 MMCORE_HD inline std::int32_t knn_popcount(const std::uint64_t* code, int words) {
   std::int32_t pop = 0;

@@ -35,8 +35,10 @@ namespace {
 int failures = 0;
 int cases = 0;
 int mih_cases = 0;
-int filtered_cases = 0;      ///< filtered kNN runs with POPC filter passes only
-int filtered_mma_cases = 0;  ///< and with a tensor-core pass (query groups of 32 or more)
+int filtered_cases = 0;  ///< filtered kNN runs with POPC filter passes only
+int filtered_mma_cases = 0;
+int tc_join_cases = 0;  ///< joins by the brute force on the (emulated) tensor cores  ///< and with a
+                        ///< tensor-core pass (query groups of 32 or more)
 
 void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
           std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
@@ -231,25 +233,36 @@ void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::i
     std::memcpy(want.second, b.data(), 8 * a.size());
     std::memcpy(want.dist, d.data(), 4 * a.size());
   }
-  mmcore_test::SearchEmu emu;
-  emu.reverse = (rng() & 1) != 0;
-  emu.mih_capacity = mih_capacity;
-  emu.mih_attempts = 0;
-  std::vector<std::int64_t> first, second;
-  std::vector<std::int32_t> dist;
-  emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist, method);
-  const mmcore::detail::MihPlan plan =
-      mmcore::detail::gpu_join_plan(n, words, std::min(r, 64 * words), method);
-  bool same = static_cast<std::int64_t>(first.size()) == want.count;
-  for (std::int64_t i = 0; same && i < want.count; ++i)
-    same = first[i] == want.first[i] && second[i] == want.second[i] && dist[i] == want.dist[i];
-  // The method asked for is the one that ran, and a small buffer made the MIH join run twice.
-  const bool ran = (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 2)) || method == 0;
-  const bool attempts = want_attempts == 0 || emu.mih_attempts == want_attempts;
-  if ((!same || !ran || !attempts) && ++failures <= 20)
-    std::printf("MISMATCH join n=%lld words=%d r=%d method=%d (plan m=%d, %d passes): %zu pairs, want %lld\n",
-                static_cast<long long>(n), words, r, method, plan.m, emu.mih_attempts, first.size(),
-                static_cast<long long>(want.count));
+  const bool reverse = (rng() & 1) != 0;
+  // The brute force twice: on the (emulated) tensor cores where the device would take them, and by
+  // the POPC pairs kernels (MMCORE_GPU_KNN_MMA=0).
+  for (const bool mma : {true, false}) {
+    mmcore_test::SearchEmu emu;
+    emu.reverse = reverse;
+    emu.mih_capacity = mih_capacity;
+    emu.mih_attempts = 0;
+    emu.knn_mma_on = mma;
+    std::vector<std::int64_t> first, second;
+    std::vector<std::int32_t> dist;
+    emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist, method);
+    const mmcore::detail::MihPlan plan =
+        mmcore::detail::gpu_join_plan(n, words, std::min(r, 64 * words), method);
+    const bool tc = plan.m == 0 && mmcore::gpu_detail::knn_mma_usable(true, mma, words, n);
+    bool same = static_cast<std::int64_t>(first.size()) == want.count;
+    for (std::int64_t i = 0; same && i < want.count; ++i)
+      same = first[i] == want.first[i] && second[i] == want.second[i] && dist[i] == want.dist[i];
+    // The method asked for is the one that ran, and a small buffer made the MIH join (or the
+    // tensor-core brute force) run twice.
+    const bool ran = (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 2)) || method == 0;
+    const bool attempts = want_attempts == 0 || (plan.m == 0 && !tc) || emu.mih_attempts == want_attempts;
+    if ((!same || !ran || !attempts) && ++failures <= 20)
+      std::printf(
+          "MISMATCH join n=%lld words=%d r=%d method=%d%s (plan m=%d, %d passes): %zu pairs, want %lld\n",
+          static_cast<long long>(n), words, r, method, tc ? " tensor cores" : "", plan.m, emu.mih_attempts,
+          first.size(), static_cast<long long>(want.count));
+    if (tc) ++tc_join_cases;
+    if (plan.m > 0) break;  // MIH: the same run twice
+  }
   if (method == 2) ++mih_cases;
 }
 
@@ -434,6 +447,8 @@ int main() {
   check_join(rng, 3000, 1, 6, 2, 0, true);
   check_join(rng, 2000, 4, 20, 2, 10, false, 2);  // a 10-pair buffer: grown, run again
   check_join(rng, 2000, 1, 3, 2, 1, true, 2);
+  check_join(rng, 2000, 4, 20, 1, 10, false, 2);  // the brute force on tensor cores, grown and run again
+  check_join(rng, 1000, 1, 6, 1, 0, true);        // crowded, brute force
   check_join(rng, 1, 4, 5, 2);
   check_join(rng, 2, 4, 256, 2);
   check_join(rng, 60, 1, 64, 2);     // every pair by MIH
@@ -491,8 +506,11 @@ int main() {
   if ((filtered_cases < 20 || filtered_mma_cases < 10) && ++failures <= 20)
     std::printf("MISMATCH: only %d / %d filtered kNN cases ran (POPC / tensor-core filter)\n", filtered_cases,
                 filtered_mma_cases);
-  std::printf("%d cases (%d of them MIH forced, %d / %d filtered kNN by POPC / tensor cores)\n", cases,
-              mih_cases, filtered_cases, filtered_mma_cases);
+  if (tc_join_cases < 10 && ++failures <= 20)
+    std::printf("MISMATCH: only %d joins by the tensor-core brute force\n", tc_join_cases);
+  std::printf(
+      "%d cases (%d of them MIH forced, %d / %d filtered kNN by POPC / tensor cores, %d tensor-core joins)\n",
+      cases, mih_cases, filtered_cases, filtered_mma_cases, tc_join_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

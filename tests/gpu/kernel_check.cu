@@ -907,7 +907,7 @@ long radius_case(mmcore::SearchGpu& gpu, std::int64_t n, std::int32_t words, std
   return bad;
 }
 
-int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
+int bench_join(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& popc) {
   const std::int64_t n = o.join_rows;
   say("\n## Bench: Hamming self-join of %lld 256-bit codes, r = 31 (a third near copies)\n\n",
       static_cast<long long>(n));
@@ -921,18 +921,22 @@ int bench_join(const Options& o, mmcore::SearchGpu& gpu) {
       mmcore::hardware_threads(),
       want.stats.method == mmcore::HammingMethod::kMih ? "multi-index hashing" : "brute force");
   bool all = true;
-  // Brute force once (seconds at 1M codes), multi-index hashing best of three.
-  for (const mmcore::HammingMethod method : {mmcore::HammingMethod::kMih, mmcore::HammingMethod::kBrute}) {
+  // Multi-index hashing best of three; the brute force on the tensor cores best of three, by the
+  // POPC pairs kernels once (seconds at 1M codes).
+  for (const int variant : {0, 1, 2}) {
+    const mmcore::HammingMethod method =
+        variant == 0 ? mmcore::HammingMethod::kMih : mmcore::HammingMethod::kBrute;
     std::vector<std::int64_t> a, b;
     std::vector<std::int32_t> d;
     double ms = 0;
-    if (!gpu_join(gpu, codes, n, 4, 31, method, &a, &b, &d, &ms,
-                  method == mmcore::HammingMethod::kMih ? 3 : 1))
+    if (!gpu_join(variant == 2 ? popc : gpu, codes, n, 4, 31, method, &a, &b, &d, &ms, variant == 2 ? 1 : 3))
       return kExitCuda;
     const bool same = static_cast<std::int64_t>(a.size()) == want.count &&
                       std::equal(a.begin(), a.end(), want.first) &&
                       std::equal(b.begin(), b.end(), want.second);
     std::string label = method_name(method);
+    if (variant == 1) label += " (tensor cores where usable)";
+    if (variant == 2) label += " (POPC pairs kernels)";
     if (method == mmcore::HammingMethod::kMih) {
       const mmcore::detail::MihPlan plan = mmcore::detail::gpu_join_plan(n, 4, 31, 2);
       label += " (" + std::to_string(plan.m) + " substrings, radius " + std::to_string(plan.s) + ")";
@@ -1275,12 +1279,17 @@ int main(int argc, char** argv) {
     if (!cuda_failed)
       bad_pairs +=
           radius_case(gpu, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);
+    // the brute force by the POPC pairs kernels (MMCORE_GPU_KNN_MMA=0; the default runs it on the
+    // tensor cores), crowded
+    if (!cuda_failed)
+      bad_pairs +=
+          join_case(popc, 20000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++, 1000 / o.shrink + 40);
   }
   const int rc_pairs = verdict(o, "correctness, join and radius search", bad_pairs);
   if (rc_pairs == kExitCuda) return rc_pairs;
   if (rc == 0) rc = rc_pairs;
   if (o.join_rows > 0 && rc == 0) {
-    const int b = bench_join(o, gpu);
+    const int b = bench_join(o, gpu, popc);
     if (b != 0) rc = b;
   }
   write_report(o);

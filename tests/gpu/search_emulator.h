@@ -345,70 +345,10 @@ struct SearchEmu {
             [&](int j) { md::mih_offsets_step(sorted_keys.data(), n, slots, j, offsets->data()); });
   }
 
-  /// cuda/hamming.cu's join_mih: per searched substring the table (a stable sort of the keys, the
-  /// codes gathered, offsets and item starts from the same per-thread code), then the warps' items
-  /// in reverse order, each match appended at an atomic counter's slot (kept when within the
-  /// buffer); a buffer too small is grown to the count and the whole join run again; the pairs
-  /// sorted by key.
-  void join_mih(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
-                const md::MihPlan& plan, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
-                std::vector<std::int32_t>* dist) const {
-    std::uint64_t capacity =
-        mih_capacity > 0 ? static_cast<std::uint64_t>(mih_capacity) : std::max<std::uint64_t>(n, 65536);
-    std::uint64_t found = 0;
-    std::vector<std::uint64_t> keys;
-    std::vector<std::int32_t> dists;
-    for (mih_attempts = 1; mih_attempts <= 2; ++mih_attempts) {
-      keys.assign(capacity, 0xDEADBEEFULL);
-      dists.assign(capacity, -7);
-      found = 0;
-      for (int c = 0; c < plan.m; ++c) {
-        if (plan.radius[c] < 0) continue;
-        const int len = plan.len[c];
-        const std::int64_t slots = std::int64_t{1} << len;
-        const std::vector<std::uint32_t> masks = md::ball_masks(len, plan.radius[c]);
-        std::vector<std::uint32_t> perm, offsets;
-        std::vector<std::uint64_t> sorted;
-        mih_table(codes, n, words, plan, c, &perm, &sorted, &offsets);
-        std::vector<std::uint32_t> chunks(static_cast<std::size_t>(slots) + 1), start(chunks.size());
-        threads(static_cast<int>(slots + 1),
-                [&](int u) { chunks[u] = md::mih_chunks(offsets.data(), slots, u); });
-        std::uint32_t acc = 0;
-        for (std::size_t u = 0; u < chunks.size(); ++u) {
-          start[u] = acc;
-          acc += chunks[u];
-        }
-        const std::uint32_t items = start[static_cast<std::size_t>(slots)];
-        threads(static_cast<int>(items), [&](int item) {
-          const auto i = static_cast<std::uint32_t>(item);
-          const std::int64_t u = md::mih_item_bucket(start.data(), slots, i);
-          for (const std::uint32_t mask : masks) {
-            md::MihSpan sp;
-            if (!md::mih_span(offsets.data(), start.data(), u, i, mask, &sp)) continue;
-            for (std::int64_t p0 = 0; p0 < sp.pairs(); p0 += 32) {
-              std::uint32_t hits = 0;
-              std::int64_t ia[32], ib[32];
-              std::int32_t d[32];
-              for (int lane = 0; lane < 32; ++lane) {
-                const std::int64_t p = p0 + lane;
-                if (p < sp.pairs() && md::mih_span_pair(sp, p, &ia[lane], &ib[lane]) &&
-                    md::mih_pair_match(plan, c, sorted.data() + ia[lane] * words,
-                                       sorted.data() + ib[lane] * words, words, r, &d[lane]))
-                  hits |= 1u << lane;
-              }
-              warp_append(hits, &found, [&](int lane, std::uint64_t slot) {
-                if (slot < capacity) {
-                  keys[slot] = md::mih_pair_key(perm[ia[lane]], perm[ib[lane]]);
-                  dists[slot] = d[lane];
-                }
-              });
-            }
-          }
-        });
-      }
-      if (found <= capacity) break;
-      capacity = found;
-    }
+  /// cuda/hamming.cu's sort_join_pairs and mih_split_kernel: the found pairs by (a, b), split.
+  static void sort_pairs(const std::vector<std::uint64_t>& keys, const std::vector<std::int32_t>& dists,
+                         std::uint64_t found, std::vector<std::int64_t>* first,
+                         std::vector<std::int64_t>* second, std::vector<std::int32_t>* dist) {
     std::vector<std::pair<std::uint64_t, std::int32_t>> all;
     for (std::uint64_t i = 0; i < found; ++i) all.emplace_back(keys[i], dists[i]);
     std::sort(all.begin(), all.end());
@@ -422,6 +362,87 @@ struct SearchEmu {
     }
   }
 
+  /// The append-then-sort joins (join_mih, join_tc): pass(keys, dists, capacity, found) appends at
+  /// `found` (kept while within capacity: mih_capacity, else max(n, 65536)); when more were found the
+  /// buffer grows to the count and the pass runs again (mih_attempts: the passes made); then sorted.
+  template <class Pass>
+  void appended_join(std::int64_t n, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+                     std::vector<std::int32_t>* dist, Pass pass) const {
+    std::uint64_t capacity =
+        mih_capacity > 0 ? static_cast<std::uint64_t>(mih_capacity) : std::max<std::uint64_t>(n, 65536);
+    std::uint64_t found = 0;
+    std::vector<std::uint64_t> keys;
+    std::vector<std::int32_t> dists;
+    for (mih_attempts = 1; mih_attempts <= 2; ++mih_attempts) {
+      keys.assign(capacity, 0xDEADBEEFULL);
+      dists.assign(capacity, -7);
+      found = 0;
+      pass(keys, dists, capacity, found);
+      if (found <= capacity) break;
+      capacity = found;
+    }
+    sort_pairs(keys, dists, found, first, second, dist);
+  }
+
+  /// cuda/hamming.cu's join_mih: per searched substring the table (a stable sort of the keys, the
+  /// codes gathered, offsets and item starts from the same per-thread code), then the warps' items
+  /// in reverse order, each match appended at an atomic counter's slot (kept when within the
+  /// buffer); a buffer too small is grown to the count and the whole join run again; the pairs
+  /// sorted by key.
+  void join_mih(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+                const md::MihPlan& plan, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+                std::vector<std::int32_t>* dist) const {
+    appended_join(n, first, second, dist,
+                  [&](std::vector<std::uint64_t>& keys, std::vector<std::int32_t>& dists,
+                      std::uint64_t capacity, std::uint64_t& found) {
+                    for (int c = 0; c < plan.m; ++c) {
+                      if (plan.radius[c] < 0) continue;
+                      const int len = plan.len[c];
+                      const std::int64_t slots = std::int64_t{1} << len;
+                      const std::vector<std::uint32_t> masks = md::ball_masks(len, plan.radius[c]);
+                      std::vector<std::uint32_t> perm, offsets;
+                      std::vector<std::uint64_t> sorted;
+                      mih_table(codes, n, words, plan, c, &perm, &sorted, &offsets);
+                      std::vector<std::uint32_t> chunks(static_cast<std::size_t>(slots) + 1),
+                          start(chunks.size());
+                      threads(static_cast<int>(slots + 1),
+                              [&](int u) { chunks[u] = md::mih_chunks(offsets.data(), slots, u); });
+                      std::uint32_t acc = 0;
+                      for (std::size_t u = 0; u < chunks.size(); ++u) {
+                        start[u] = acc;
+                        acc += chunks[u];
+                      }
+                      const std::uint32_t items = start[static_cast<std::size_t>(slots)];
+                      threads(static_cast<int>(items), [&](int item) {
+                        const auto i = static_cast<std::uint32_t>(item);
+                        const std::int64_t u = md::mih_item_bucket(start.data(), slots, i);
+                        for (const std::uint32_t mask : masks) {
+                          md::MihSpan sp;
+                          if (!md::mih_span(offsets.data(), start.data(), u, i, mask, &sp)) continue;
+                          for (std::int64_t p0 = 0; p0 < sp.pairs(); p0 += 32) {
+                            std::uint32_t hits = 0;
+                            std::int64_t ia[32], ib[32];
+                            std::int32_t d[32];
+                            for (int lane = 0; lane < 32; ++lane) {
+                              const std::int64_t p = p0 + lane;
+                              if (p < sp.pairs() && md::mih_span_pair(sp, p, &ia[lane], &ib[lane]) &&
+                                  md::mih_pair_match(plan, c, sorted.data() + ia[lane] * words,
+                                                     sorted.data() + ib[lane] * words, words, r, &d[lane]))
+                                hits |= 1u << lane;
+                            }
+                            warp_append(hits, &found, [&](int lane, std::uint64_t slot) {
+                              if (slot < capacity) {
+                                keys[slot] = md::mih_pair_key(perm[ia[lane]], perm[ib[lane]]);
+                                dists[slot] = d[lane];
+                              }
+                            });
+                          }
+                        }
+                      });
+                    }
+                  });
+  }
+
   /// SearchGpu::hamming_join: the plan (gpu_join_plan, method 0 auto, 1 brute, 2 MIH), then MIH or
   /// the brute-force pairs.
   void hamming_join(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
@@ -433,8 +454,100 @@ struct SearchEmu {
       join_mih(codes, n, words, rc, plan, first, second, dist);
       return;
     }
+    if (g::knn_mma_usable(tensor_cores, knn_mma_on, words, n)) {  // as cuda/hamming.cu
+      join_tc(codes, n, words, rc, first, second, dist);
+      return;
+    }
     std::vector<std::int64_t> offsets;
     pairs(codes, n, codes, n, words, r, true, &offsets, first, second, dist);
+  }
+
+  /// knn_mma_scan_kernel's work on the CPU: blocks over (x: tiles, striding; y: groups of
+  /// kKnnMmaQueries queries), in reverse when asked; per tile (from first_tile(q0) + x) the block's
+  /// threads stage the rows, then each warp with queries scores the tile's 8-row n-tiles, the
+  /// instruction emulated from its fragment layout; keep(q, row, distance) for every lane's
+  /// accumulator within the rows and queries (lanes in reverse when asked).
+  template <class FirstTile, class Keep>
+  void tc_scan(const std::uint64_t* codes, std::int64_t n, std::int32_t words, const std::uint64_t* queries,
+               std::int64_t nq, FirstTile first_tile, Keep keep) const {
+    const auto* qw = reinterpret_cast<const std::uint32_t*>(queries);
+    const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
+    const std::int64_t grid_x = std::min<std::int64_t>(tiles, 8LL * multiprocessors);
+    const std::int64_t grid_y = (nq + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries;
+    const int stride = g::knn_mma_stride(words);
+    std::vector<std::uint32_t> tile(static_cast<std::size_t>(g::kKnnMmaRows * stride));
+    std::vector<std::uint32_t> a(2 * 8 * 32 * 4);  // [m][k-step][lane][4] (words <= 4)
+    std::uint32_t b[32][2];
+    std::int32_t acc[2][32][4];
+    for (std::int64_t bi = 0; bi < grid_x * grid_y; ++bi) {
+      const std::int64_t blk = reverse ? grid_x * grid_y - 1 - bi : bi;
+      const std::int64_t bx = blk % grid_x, q0 = (blk / grid_x) * g::kKnnMmaQueries;
+      for (std::int64_t ti = first_tile(q0) + bx; ti < tiles; ti += grid_x) {
+        const std::int64_t row0 = ti * g::kKnnMmaRows;
+        std::fill(tile.begin(), tile.end(), 0xCDCDCDCDu);
+        threads(32 * g::kKnnMmaWarps, [&](int tid) {
+          if (tid >= g::kKnnMmaRows) return;
+          std::uint64_t v[4];
+          g::knn_mma_load(codes, n, words, row0, tid, v);
+          g::knn_mma_store(v, words, tid, tile.data());
+        });
+        for (int warp = 0; warp < g::kKnnMmaWarps; ++warp) {
+          const std::int64_t wq0 = q0 + 32 * warp;
+          if (wq0 >= nq) continue;
+          const auto frag = [&](int m, int kk) {
+            return reinterpret_cast<std::uint32_t (*)[4]>(a.data() + ((m * 8 + kk) * 32) * 4);
+          };
+          for (int m = 0; m < 2; ++m)
+            for (int kk = 0; kk < 2 * words; ++kk)
+              for (int lane = 0; lane < 32; ++lane)
+                g::knn_mma_a(qw, words, wq0, nq, m, kk, lane, frag(m, kk)[lane]);
+          for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {
+            std::memset(acc, 0, sizeof acc);
+            for (int kk = 0; kk < 2 * words; ++kk) {
+              for (int lane = 0; lane < 32; ++lane) g::knn_mma_b(tile.data(), words, nt, kk, lane, b[lane]);
+              for (int m = 0; m < 2; ++m) g::mma_m16n8k32_warp(acc[m], frag(m, kk), b);
+            }
+            for (int li = 0; li < 32; ++li) {
+              const int lane = reverse ? 31 - li : li;
+              for (int m = 0; m < 2; ++m)
+                for (int j = 0; j < 4; ++j) {
+                  const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
+                  const int r = g::knn_mma_row(nt, j, lane);
+                  if (q >= nq || row0 + r >= n) continue;
+                  keep(q, row0 + r,
+                       g::knn_mma_distance(g::knn_popcount(queries + q * words, words),
+                                           static_cast<std::int32_t>(tile[r * stride + 2 * words]),
+                                           acc[m][lane][j]));
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// cuda/hamming.cu's join_tc: knn_mma_scan_kernel<words, true>, i.e. tc_scan with every row as a
+  /// query, from the tile of each block's first row; the pairs b > a within r appended at one
+  /// counter (kept while within the buffer: mih_capacity, else max(n, 65536); grown to the count and
+  /// run again), then sorted by (a, b).
+  void join_tc(const std::uint64_t* codes, std::int64_t n, std::int32_t words, std::int32_t r,
+               std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+               std::vector<std::int32_t>* dist) const {
+    appended_join(n, first, second, dist,
+                  [&](std::vector<std::uint64_t>& keys, std::vector<std::int32_t>& dists,
+                      std::uint64_t capacity, std::uint64_t& found) {
+                    tc_scan(
+                        codes, n, words, codes, n, [](std::int64_t q0) { return g::tc_join_first_tile(q0); },
+                        [&](std::int64_t qa, std::int64_t row, std::int32_t d) {
+                          if (!g::tc_join_keeps(qa, row, d, r)) return;
+                          const std::uint64_t slot = found++;
+                          if (slot < capacity) {
+                            keys[slot] = md::mih_pair_key(static_cast<std::uint32_t>(qa),
+                                                          static_cast<std::uint32_t>(row));
+                            dists[slot] = d;
+                          }
+                        });
+                  });
   }
 
   /// cuda/hamming.cu's radius_mih: per searched substring the base's table, a warp per query over
@@ -575,69 +688,21 @@ struct SearchEmu {
     }
   }
 
-  /// cuda/hamming.cu's knn_filter_mma_kernel: blocks over (tiles, query groups) as its grid (x
-  /// striding over the tiles), each tile staged by the block's threads, then each warp's n-tiles with
-  /// the instruction emulated from its fragment layout, lanes appending their candidates one at a
-  /// time (in reverse lane order when asked: the slots come from the counter).
+  /// cuda/hamming.cu's knn_mma_scan_kernel<words, false> (kNN's filter pass): tc_scan from tile 0,
+  /// each distance within its query's bound appended at the query's counter (the slots come from
+  /// the counter, not the order).
   void knn_filter_mma(const std::uint64_t* codes, std::int64_t n, std::int32_t words,
                       const std::uint64_t* queries, std::int64_t nqg, const std::int32_t* dist,
                       std::int32_t k, std::uint64_t* cand, std::int64_t cap, std::uint64_t* counts) const {
-    const auto* qw = reinterpret_cast<const std::uint32_t*>(queries);
-    const std::int64_t tiles = (n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
-    const std::int64_t grid_x = std::min<std::int64_t>(tiles, 8LL * multiprocessors);
-    const std::int64_t grid_y = (nqg + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries;
-    const int stride = g::knn_mma_stride(words);
-    std::vector<std::uint32_t> tile(static_cast<std::size_t>(g::kKnnMmaRows * stride));
-    std::uint32_t a[2][8][32][4];  // [m][k-step][lane]: the warp's A fragments (words <= 4)
-    std::uint32_t b[32][2];
-    std::int32_t acc[2][32][4];
-    for (std::int64_t bi = 0; bi < grid_x * grid_y; ++bi) {
-      const std::int64_t blk = reverse ? grid_x * grid_y - 1 - bi : bi;
-      const std::int64_t bx = blk % grid_x, q0 = (blk / grid_x) * g::kKnnMmaQueries;
-      for (std::int64_t ti = bx; ti < tiles; ti += grid_x) {
-        const std::int64_t row0 = ti * g::kKnnMmaRows;
-        std::fill(tile.begin(), tile.end(), 0xCDCDCDCDu);
-        threads(32 * g::kKnnMmaWarps, [&](int tid) {
-          if (tid >= g::kKnnMmaRows) return;
-          std::uint64_t v[4];
-          g::knn_mma_load(codes, n, words, row0, tid, v);
-          g::knn_mma_store(v, words, tid, tile.data());
+    tc_scan(
+        codes, n, words, queries, nqg, [](std::int64_t) { return std::int64_t{0}; },
+        [&](std::int64_t q, std::int64_t row, std::int32_t d) {
+          if (d > g::knn_bound(dist, q, k)) return;
+          const std::uint64_t slot = counts[q]++;
+          if (slot < static_cast<std::uint64_t>(cap))
+            cand[q * cap + static_cast<std::int64_t>(slot)] =
+                g::make_key(-d, static_cast<std::uint32_t>(row));
         });
-        for (int warp = 0; warp < g::kKnnMmaWarps; ++warp) {
-          const std::int64_t wq0 = q0 + 32 * warp;
-          if (wq0 >= nqg) continue;
-          for (int m = 0; m < 2; ++m)
-            for (int kk = 0; kk < 2 * words; ++kk)
-              for (int lane = 0; lane < 32; ++lane)
-                g::knn_mma_a(qw, words, wq0, nqg, m, kk, lane, a[m][kk][lane]);
-          for (int nt = 0; nt < g::kKnnMmaRows / 8; ++nt) {
-            std::memset(acc, 0, sizeof acc);
-            for (int kk = 0; kk < 2 * words; ++kk) {
-              for (int lane = 0; lane < 32; ++lane) g::knn_mma_b(tile.data(), words, nt, kk, lane, b[lane]);
-              for (int m = 0; m < 2; ++m) g::mma_m16n8k32_warp(acc[m], a[m][kk], b);
-            }
-            for (int li = 0; li < 32; ++li) {
-              const int lane = reverse ? 31 - li : li;
-              for (int m = 0; m < 2; ++m)
-                for (int j = 0; j < 4; ++j) {
-                  const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
-                  const int r = g::knn_mma_row(nt, j, lane);
-                  const std::int64_t row = row0 + r;
-                  if (q >= nqg || row >= n) continue;
-                  const std::int32_t d = g::knn_mma_distance(
-                      g::knn_popcount(queries + q * words, words),
-                      static_cast<std::int32_t>(tile[r * stride + 2 * words]), acc[m][lane][j]);
-                  if (d > g::knn_bound(dist, q, k)) continue;
-                  const std::uint64_t slot = counts[q]++;
-                  if (slot < static_cast<std::uint64_t>(cap))
-                    cand[q * cap + static_cast<std::int64_t>(slot)] =
-                        g::make_key(-d, static_cast<std::uint32_t>(row));
-                }
-            }
-          }
-        }
-      }
-    }
   }
 
   bool knn_mma_on = true;                   ///< false: as MMCORE_GPU_KNN_MMA=0 (the POPC filter pass)

@@ -205,7 +205,14 @@ __global__ void __launch_bounds__(g::kBinaryThreads)
 /// What a tensor-core Hamming scan keeps (knn_mma_scan_kernel). kNN's filter pass: per query the
 /// rows within its bound (the outputs' k-th column), in its buffer of `cap` keys at counts[q]. The
 /// self-join's brute force: rows a (the "queries", codes a0 + ...) against every row b > a within r,
-/// appended as pair keys (a << 32 | b) and distances at *found (kept while within capacity).
+/// appended as pair keys (a << 32 | b) and distances at *found (kept while within capacity). Radius
+/// search's brute force: every base row within r of each query (a0 + ... for the key), appended as
+/// mih_radius_key keys at *found.
+/// The modes of knn_mma_scan_kernel.
+constexpr int kScanKnn = 0;     ///< kNN's filter pass
+constexpr int kScanJoin = 1;    ///< the self-join's brute force
+constexpr int kScanRadius = 2;  ///< radius search's brute force: keys query << 41 | d << 32 | row
+
 struct TcScan {
   const std::uint64_t* codes;
   std::int64_t n;
@@ -216,7 +223,7 @@ struct TcScan {
   std::uint64_t* cand;
   std::int64_t cap;
   unsigned long long* counts;
-  std::int64_t a0;  ///< join: the first query's row
+  std::int64_t a0;  ///< join: the first query's row; radius: the first query's index
   std::int32_t r;
   std::uint64_t* keys;
   std::int32_t* dists;
@@ -231,9 +238,10 @@ struct TcScan {
 /// bounds); per tile the block stages the rows (loaded during the previous tile), then each warp
 /// scores its queries against the tile 8 rows at a time and appends what is kept (rare: one atomic
 /// per result).
-template <int WORDS, bool JOIN>
+template <int WORDS, int MODE>
 __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
     knn_mma_scan_kernel(const __grid_constant__ TcScan s) {
+  constexpr bool JOIN = MODE == kScanJoin;
   constexpr int kStride = 2 * WORDS + 1;
   __shared__ std::uint32_t tile[g::kKnnMmaRows * kStride];
   const int tid = static_cast<int>(threadIdx.x);
@@ -251,7 +259,7 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
     for (int h = 0; h < 2; ++h) {
       const std::int64_t q = wq0 + 16 * m + (lane >> 2) + 8 * h;
       pq[m][h] = q < s.nq ? g::knn_popcount(s.queries + q * WORDS, WORDS) : 0;
-      bound[m][h] = q < s.nq ? (JOIN ? s.r : g::knn_bound(s.dist_out, q, s.k)) : -1;  // -1: nothing passes
+      bound[m][h] = q < s.nq ? (MODE == kScanKnn ? g::knn_bound(s.dist_out, q, s.k) : s.r) : -1;  // -1: none
     }
   }
   const std::int64_t tiles = (s.n + g::kKnnMmaRows - 1) / g::kKnnMmaRows;
@@ -286,7 +294,7 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
               pq[m][j >> 1], static_cast<std::int32_t>(tile[rr * kStride + 2 * WORDS]), acc[m][j]);
           if (row >= s.n || d > bound[m][j >> 1]) continue;
           const std::int64_t q = q0 + g::knn_mma_query(warp, m, j, lane);
-          if (JOIN) {
+          if (MODE == kScanJoin) {
             if (!g::tc_join_keeps(s.a0 + q, row, d, s.r)) continue;  // each pair once, b > a
             const unsigned long long slot = atomicAdd(s.found, 1ull);
             if (slot < s.capacity) {
@@ -294,6 +302,10 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
                   d::mih_pair_key(static_cast<std::uint32_t>(s.a0 + q), static_cast<std::uint32_t>(row));
               s.dists[slot] = d;
             }
+          } else if (MODE == kScanRadius) {  // within r (the bound): one key per result
+            const unsigned long long slot = atomicAdd(s.found, 1ull);
+            if (slot < s.capacity)
+              s.keys[slot] = d::mih_radius_key(s.a0 + q, d, static_cast<std::uint32_t>(row));
           } else {
             const unsigned long long slot = atomicAdd(&s.counts[q], 1ull);
             if (slot < static_cast<unsigned long long>(s.cap))
@@ -306,15 +318,15 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
   }
 }
 
-/// Launches knn_mma_scan_kernel<words, JOIN> (words 1 to 4).
-template <bool JOIN>
+/// Launches knn_mma_scan_kernel<words, MODE> (words 1 to 4).
+template <int MODE>
 cudaError_t launch_mma_scan(const TcScan& s, std::int32_t words, dim3 grid, cudaStream_t stream) {
   const unsigned threads = 32 * g::kKnnMmaWarps;
   switch (words) {
-    case 1: knn_mma_scan_kernel<1, JOIN><<<grid, threads, 0, stream>>>(s); break;
-    case 2: knn_mma_scan_kernel<2, JOIN><<<grid, threads, 0, stream>>>(s); break;
-    case 3: knn_mma_scan_kernel<3, JOIN><<<grid, threads, 0, stream>>>(s); break;
-    default: knn_mma_scan_kernel<4, JOIN><<<grid, threads, 0, stream>>>(s); break;
+    case 1: knn_mma_scan_kernel<1, MODE><<<grid, threads, 0, stream>>>(s); break;
+    case 2: knn_mma_scan_kernel<2, MODE><<<grid, threads, 0, stream>>>(s); break;
+    case 3: knn_mma_scan_kernel<3, MODE><<<grid, threads, 0, stream>>>(s); break;
+    default: knn_mma_scan_kernel<4, MODE><<<grid, threads, 0, stream>>>(s); break;
   }
   return cudaGetLastError();
 }
@@ -611,14 +623,15 @@ Status sort_join_pairs(SearchGpu::Impl& m, std::int64_t n, unsigned long long ca
   return Status::kOk;
 }
 
-/// The brute-force self-join on the tensor cores (knn_mma_scan_kernel<words, true>): every row a
-/// against every row b > a, the pairs within r appended at one counter (room for max(n, 65536),
-/// grown to the count and run again when more are found), then sorted by (a, b) as the MIH join's.
-Status join_tc(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
-               std::int32_t r, const std::uint64_t** keys, const std::int32_t** dists, std::int64_t* count,
-               ErrorText* error) {
-  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(n, 65536));
-  unsigned long long found = 0;
+/// The appending tensor-core scans (the join's and radius search's brute force): queries (join:
+/// the codes) [0, nq) against the n codes in launches of at most 65535 query groups, the results
+/// appended at one counter to m.mih_pairs (room for *capacity; with distances for the join); when
+/// more are found the buffer grows to the count and every launch runs again. *found: the results.
+template <int MODE>
+Status tc_append_passes(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                        const std::uint64_t* queries, std::int64_t nq, std::int32_t r,
+                        unsigned long long* capacity, unsigned long long* found, ErrorText* error) {
+  constexpr bool kJoin = MODE == kScanJoin;
   Status st = m.knn_counts.reserve(sizeof(unsigned long long), m.stream, error);
   if (st != Status::kOk) return st;
   auto* counter = static_cast<unsigned long long*>(m.knn_counts.ptr);
@@ -626,35 +639,46 @@ Status join_tc(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, s
   const std::int64_t want = 8LL * (m.multiprocessors > 0 ? m.multiprocessors : 1);
   const std::int64_t per_launch = static_cast<std::int64_t>(g::kKnnMmaQueries) * 65535;  // grid y
   for (int attempt = 0; attempt < 2; ++attempt) {
-    st = mih_results_reserve(m, true, &capacity, error);
+    st = mih_results_reserve(m, kJoin, capacity, error);
     if (st != Status::kOk) return st;
     MMCORE_CUDA_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), m.stream));
     auto* pk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
-    auto* pd =
-        reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) + round256(capacity * 8) * 2);
-    for (std::int64_t a0 = 0; a0 < n; a0 += per_launch) {
-      const std::int64_t na = n - a0 < per_launch ? n - a0 : per_launch;
+    for (std::int64_t q0 = 0; q0 < nq; q0 += per_launch) {
+      const std::int64_t nqc = nq - q0 < per_launch ? nq - q0 : per_launch;
       TcScan sc{};
       sc.codes = codes;
       sc.n = n;
-      sc.queries = codes + a0 * words;
-      sc.nq = static_cast<std::int32_t>(na);
-      sc.a0 = a0;
+      sc.queries = queries + q0 * words;
+      sc.nq = static_cast<std::int32_t>(nqc);
+      sc.a0 = q0;
       sc.r = r;
       sc.keys = pk;
-      sc.dists = pd;
-      sc.capacity = capacity;
+      sc.dists = kJoin ? reinterpret_cast<std::int32_t*>(reinterpret_cast<unsigned char*>(pk) +
+                                                         round256(*capacity * 8) * 2)
+                       : nullptr;
+      sc.capacity = *capacity;
       sc.found = counter;
       const dim3 grid(static_cast<unsigned>(tiles < want ? tiles : want),
-                      static_cast<unsigned>((na + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries));
-      MMCORE_CUDA_TRY(launch_mma_scan<true>(sc, words, grid, m.stream));
+                      static_cast<unsigned>((nqc + g::kKnnMmaQueries - 1) / g::kKnnMmaQueries));
+      MMCORE_CUDA_TRY(launch_mma_scan<MODE>(sc, words, grid, m.stream));
     }
-    MMCORE_CUDA_TRY(cudaMemcpyAsync(&found, counter, sizeof(found), cudaMemcpyDeviceToHost, m.stream));
+    MMCORE_CUDA_TRY(cudaMemcpyAsync(found, counter, sizeof(*found), cudaMemcpyDeviceToHost, m.stream));
     MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
-    if (found <= capacity) break;
-    capacity = found;  // the same pairs again, now with room for all of them
+    if (*found <= *capacity) break;
+    *capacity = *found;  // the same results again, now with room for all of them
   }
-  st = mih_found_problem("hamming_join", found, capacity, error);
+  return mih_found_problem(kJoin ? "hamming_join" : "hamming_radius", *found, *capacity, error);
+}
+
+/// The brute-force self-join on the tensor cores (knn_mma_scan_kernel<words, kScanJoin>): every row a
+/// against every row b > a, the pairs within r appended (room for max(n, 65536) at first), then
+/// sorted by (a, b) as the MIH join's.
+Status join_tc(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+               std::int32_t r, const std::uint64_t** keys, const std::int32_t** dists, std::int64_t* count,
+               ErrorText* error) {
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(n, 65536));
+  unsigned long long found = 0;
+  const Status st = tc_append_passes<kScanJoin>(m, codes, n, words, codes, n, r, &capacity, &found, error);
   if (st != Status::kOk) return st;
   return sort_join_pairs(m, n, capacity, found, keys, dists, count, error);
 }
@@ -682,23 +706,13 @@ Status join_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, 
   return sort_join_pairs(m, n, capacity, found, keys, dists, count, error);
 }
 
-/// MIH radius search: per searched substring the base's table, then a warp per query probes the
-/// buckets of its ball; a match is appended as the key query << 41 | distance << 32 | position
-/// (hamming_mih_internal.h's mih_radius_key); the keys sorted give each query's results by
-/// (distance, position), and lims from where each query's keys start.
-Status radius_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
-                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r, const d::MihPlan& plan,
-                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist, std::int64_t capacity_out,
-                  std::int64_t* count, ErrorText* error) {
-  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(32 * nq, 65536));
-  unsigned long long found = 0;
-  Status st = mih_passes(m, codes, n, words, plan, false, &capacity, &found, error,
-                         [&](const MihTable& t, int c, int nmasks) {
-                           mih_radius_kernel<<<pairs_blocks(nq), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
-                               plan, c, t.sorted, t.perm, t.offsets, t.masks, nmasks, queries, nq, words, r,
-                               static_cast<std::uint64_t*>(m.mih_pairs.ptr), capacity, t.counters);
-                         });
-  if (st != Status::kOk) return st;
+/// A radius search's results, appended to m.mih_pairs as mih_radius_key keys (room for `capacity`,
+/// `found` of them): sorted (each query's by distance, then row), lims from where each query's keys
+/// start, and, when capacity_out holds them, ids and distances.
+Status finish_radius(SearchGpu::Impl& m, std::int64_t nq, unsigned long long capacity,
+                     unsigned long long found, std::int64_t* lims, std::int64_t* ids, std::int32_t* dist,
+                     std::int64_t capacity_out, std::int64_t* count, ErrorText* error) {
+  Status st = Status::kOk;
   auto* rk = static_cast<std::uint64_t*>(m.mih_pairs.ptr);
   auto* rk_out =
       reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(rk) + round256(capacity * 8));
@@ -724,6 +738,41 @@ Status radius_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n
   }
   MMCORE_CUDA_TRY(cudaStreamSynchronize(m.stream));
   return Status::kOk;
+}
+
+/// Radius search's brute force on the tensor cores (knn_mma_scan_kernel<words, kScanRadius>): every
+/// query against every base row, the results within r appended as keys (room for max(32 nq, 65536)
+/// at first), then finished as radius_mih's.
+Status radius_tc(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                 const std::uint64_t* queries, std::int64_t nq, std::int32_t r, std::int64_t* lims,
+                 std::int64_t* ids, std::int32_t* dist, std::int64_t capacity_out, std::int64_t* count,
+                 ErrorText* error) {
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(32 * nq, 65536));
+  unsigned long long found = 0;
+  const Status st =
+      tc_append_passes<kScanRadius>(m, codes, n, words, queries, nq, r, &capacity, &found, error);
+  if (st != Status::kOk) return st;
+  return finish_radius(m, nq, capacity, found, lims, ids, dist, capacity_out, count, error);
+}
+
+/// MIH radius search: per searched substring the base's table, then a warp per query probes the
+/// buckets of its ball; a match is appended as the key query << 41 | distance << 32 | position
+/// (hamming_mih_internal.h's mih_radius_key); the keys sorted give each query's results by
+/// (distance, position), and lims from where each query's keys start.
+Status radius_mih(SearchGpu::Impl& m, const std::uint64_t* codes, std::int64_t n, std::int32_t words,
+                  const std::uint64_t* queries, std::int64_t nq, std::int32_t r, const d::MihPlan& plan,
+                  std::int64_t* lims, std::int64_t* ids, std::int32_t* dist, std::int64_t capacity_out,
+                  std::int64_t* count, ErrorText* error) {
+  unsigned long long capacity = static_cast<unsigned long long>(std::max<std::int64_t>(32 * nq, 65536));
+  unsigned long long found = 0;
+  Status st = mih_passes(m, codes, n, words, plan, false, &capacity, &found, error,
+                         [&](const MihTable& t, int c, int nmasks) {
+                           mih_radius_kernel<<<pairs_blocks(nq), 32 * g::kJoinWarpsPerBlock, 0, m.stream>>>(
+                               plan, c, t.sorted, t.perm, t.offsets, t.masks, nmasks, queries, nq, words, r,
+                               static_cast<std::uint64_t*>(m.mih_pairs.ptr), capacity, t.counters);
+                         });
+  if (st != Status::kOk) return st;
+  return finish_radius(m, nq, capacity, found, lims, ids, dist, capacity_out, count, error);
 }
 }  // namespace
 
@@ -794,6 +843,8 @@ Status SearchGpu::hamming_radius(const std::uint64_t* codes, std::int64_t n, std
   const d::MihPlan plan = d::gpu_radius_plan(n, nq, words, rc, static_cast<int>(method));
   if (plan.m > 0)
     return radius_mih(m, codes, n, words, queries, nq, rc, plan, lims, ids, dist, capacity, count, error);
+  if (g::tc_radius_usable(m.tensor_cores, m.knn_mma, words, nq, n))  // brute force on the tensor cores
+    return radius_tc(m, codes, n, words, queries, nq, rc, lims, ids, dist, capacity, count, error);
   Status st = count_pairs(m, queries, nq, codes, n, words, r, false, lims, count, error);
   if (st != Status::kOk || *count == 0 || capacity < *count) return st;
   // Matches in id order into scratch, then sorted stably by distance into the outputs.
@@ -898,7 +949,7 @@ Status SearchGpu::hamming_knn(const std::uint64_t* codes, std::int64_t n, std::i
       sc.cand = cand;
       sc.cap = cap;
       sc.counts = counts;
-      const cudaError_t e = launch_mma_scan<false>(sc, words, grid, m.stream);
+      const cudaError_t e = launch_mma_scan<kScanKnn>(sc, words, grid, m.stream);
       return e == cudaSuccess ? Status::kOk : cuda_util::fail(err, "knn_mma_scan_kernel launch", e);
     }
     const dim3 grid(static_cast<unsigned>((n + g::kBinaryThreads - 1) / g::kBinaryThreads),

@@ -852,6 +852,13 @@ MMCORE_HD inline bool tc_join_keeps(std::int64_t a, std::int64_t b, std::int32_t
   return b > a && d <= r;
 }
 
+/// Whether radius search's brute force runs on the tensor cores: as the kNN pass (32 queries or
+/// more), with fewer than 2^23 queries (the result keys' query bits) and a non-empty base.
+MMCORE_HD inline bool tc_radius_usable(bool tensor_cores, bool enabled, std::int32_t words, std::int64_t nq,
+                                       std::int64_t n) {
+  return knn_mma_usable(tensor_cores, enabled, words, nq) && nq < (std::int64_t{1} << 23) && n > 0;
+}
+
 /// Set bits of a code of `words` words.
 MMCORE_HD inline std::int32_t knn_popcount(const std::uint64_t* code, int words) {
   std::int32_t pop = 0;

@@ -37,8 +37,10 @@ int cases = 0;
 int mih_cases = 0;
 int filtered_cases = 0;  ///< filtered kNN runs with POPC filter passes only
 int filtered_mma_cases = 0;
-int tc_join_cases = 0;  ///< joins by the brute force on the (emulated) tensor cores  ///< and with a
-                        ///< tensor-core pass (query groups of 32 or more)
+int tc_join_cases = 0;
+int tc_radius_cases =
+    0;  ///< radius searches by the brute force on the (emulated) tensor cores  ///< joins by the brute force
+        ///< on the (emulated) tensor cores  ///< and with a tensor-core pass (query groups of 32 or more)
 
 void fail(const char* what, std::int64_t n, std::int32_t d, std::int64_t nq, std::int32_t k, std::int64_t q,
           std::int32_t i, long long got_s, long long want_s, long long got_i, long long want_i) {
@@ -189,6 +191,17 @@ void check_binary(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
   }
 }
 
+/// An emulator for the join and radius checks: thread order, the first result buffer, and whether
+/// the brute force may take the (emulated) tensor cores.
+mmcore_test::SearchEmu pairs_emu(bool reverse, std::int64_t mih_capacity, bool mma) {
+  mmcore_test::SearchEmu emu;
+  emu.reverse = reverse;
+  emu.mih_capacity = mih_capacity;
+  emu.mih_attempts = 0;
+  emu.knn_mma_on = mma;
+  return emu;
+}
+
 /// method: 0 auto, 1 brute force, 2 MIH (SearchGpu::hamming_join's); mih_capacity: the MIH pair
 /// buffer to start with (0: the default); crowded: half the codes share their first 24 bits (crowded
 /// buckets: many chunks per bucket, long spans).
@@ -237,11 +250,7 @@ void check_join(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std::i
   // The brute force twice: on the (emulated) tensor cores where the device would take them, and by
   // the POPC pairs kernels (MMCORE_GPU_KNN_MMA=0).
   for (const bool mma : {true, false}) {
-    mmcore_test::SearchEmu emu;
-    emu.reverse = reverse;
-    emu.mih_capacity = mih_capacity;
-    emu.mih_attempts = 0;
-    emu.knn_mma_on = mma;
+    mmcore_test::SearchEmu emu = pairs_emu(reverse, mih_capacity, mma);
     std::vector<std::int64_t> first, second;
     std::vector<std::int32_t> dist;
     emu.hamming_join(codes.data(), n, words, r, &first, &second, &dist, method);
@@ -290,28 +299,33 @@ void check_radius(std::mt19937_64& rng, std::int64_t n, std::int32_t words, std:
   mmcore::HammingOutput want;
   mmcore::hamming_radius(codes.data(), nullptr, n, queries.data(), nq, words, r, 2,
                          mmcore::HammingMethod::kBrute, &want);
-  mmcore_test::SearchEmu emu;
-  emu.reverse = (rng() & 1) != 0;
-  emu.mih_capacity = mih_capacity;
-  emu.mih_attempts = 0;
-  std::vector<std::int64_t> lims, ids;
-  std::vector<std::int32_t> dist;
-  emu.hamming_radius(codes.data(), n, words, queries.data(), nq, r, &lims, &ids, &dist, method);
-  const mmcore::detail::MihPlan plan =
-      mmcore::detail::gpu_radius_plan(n, nq, words, std::min(r, 64 * words), method);
-  bool same = static_cast<std::int64_t>(ids.size()) == want.count;
-  for (std::int64_t q = 0; same && q <= nq; ++q) same = lims[q] == want.lims[q];
-  for (std::int64_t i = 0; same && i < want.count; ++i)
-    same = ids[i] == want.second[i] && dist[i] == want.dist[i];
-  const bool ran =
-      (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 1 || nq < 1)) || method == 0;
-  const bool attempts = want_attempts == 0 || emu.mih_attempts == want_attempts;
-  if ((!same || !ran || !attempts) && ++failures <= 20)
-    std::printf(
-        "MISMATCH radius n=%lld words=%d nq=%lld r=%d method=%d (plan m=%d, %d passes): %zu results, want "
-        "%lld\n",
-        static_cast<long long>(n), words, static_cast<long long>(nq), r, method, plan.m, emu.mih_attempts,
-        ids.size(), static_cast<long long>(want.count));
+  const bool reverse = (rng() & 1) != 0;
+  // The brute force twice, as check_join: on the (emulated) tensor cores where the device would
+  // take them, and by the POPC pairs kernels.
+  for (const bool mma : {true, false}) {
+    mmcore_test::SearchEmu emu = pairs_emu(reverse, mih_capacity, mma);
+    std::vector<std::int64_t> lims, ids;
+    std::vector<std::int32_t> dist;
+    emu.hamming_radius(codes.data(), n, words, queries.data(), nq, r, &lims, &ids, &dist, method);
+    const mmcore::detail::MihPlan plan =
+        mmcore::detail::gpu_radius_plan(n, nq, words, std::min(r, 64 * words), method);
+    const bool tc = plan.m == 0 && mmcore::gpu_detail::tc_radius_usable(true, mma, words, nq, n);
+    bool same = static_cast<std::int64_t>(ids.size()) == want.count;
+    for (std::int64_t q = 0; same && q <= nq; ++q) same = lims[q] == want.lims[q];
+    for (std::int64_t i = 0; same && i < want.count; ++i)
+      same = ids[i] == want.second[i] && dist[i] == want.dist[i];
+    const bool ran =
+        (method == 1 && plan.m == 0) || (method == 2 && (plan.m > 0 || n < 1 || nq < 1)) || method == 0;
+    const bool attempts = want_attempts == 0 || (plan.m == 0 && !tc) || emu.mih_attempts == want_attempts;
+    if ((!same || !ran || !attempts) && ++failures <= 20)
+      std::printf(
+          "MISMATCH radius n=%lld words=%d nq=%lld r=%d method=%d%s (plan m=%d, %d passes): %zu results, "
+          "want %lld\n",
+          static_cast<long long>(n), words, static_cast<long long>(nq), r, method, tc ? " tensor cores" : "",
+          plan.m, emu.mih_attempts, ids.size(), static_cast<long long>(want.count));
+    if (tc) ++tc_radius_cases;
+    if (plan.m > 0) break;  // MIH: the same run twice
+  }
   if (method == 2) ++mih_cases;
 }
 
@@ -470,6 +484,12 @@ int main() {
   check_radius(rng, 0, 4, 3, 10);
   check_radius(rng, 500, 1, 0, 10);
   check_radius(rng, 300, 1, 4, 64);  // everything, ties on distance decided by row
+  // the brute force on tensor cores (32 queries or more): 1 and 4 words (hamming_radius's), a grown
+  // result buffer, crowded queries, every code within r
+  for (std::int32_t words : {1, 4})
+    for (std::int32_t r : {0, 9, 30}) check_radius(rng, 2500, words, 40, r, 1);
+  check_radius(rng, 3000, 4, 33, 40, 1, 50, true, 2);
+  check_radius(rng, 700, 1, 300, 64, 1);
   // MIH radius search (forced; brute forced), crowded buckets, a grown result buffer
   for (std::int32_t words : {1, 4})
     for (std::int32_t r : {0, 3, 9, 31}) {
@@ -506,11 +526,14 @@ int main() {
   if ((filtered_cases < 20 || filtered_mma_cases < 10) && ++failures <= 20)
     std::printf("MISMATCH: only %d / %d filtered kNN cases ran (POPC / tensor-core filter)\n", filtered_cases,
                 filtered_mma_cases);
+  if (tc_radius_cases < 8 && ++failures <= 20)
+    std::printf("MISMATCH: only %d radius searches by the tensor-core brute force\n", tc_radius_cases);
   if (tc_join_cases < 10 && ++failures <= 20)
     std::printf("MISMATCH: only %d joins by the tensor-core brute force\n", tc_join_cases);
   std::printf(
-      "%d cases (%d of them MIH forced, %d / %d filtered kNN by POPC / tensor cores, %d tensor-core joins)\n",
-      cases, mih_cases, filtered_cases, filtered_mma_cases, tc_join_cases);
+      "%d cases (%d of them MIH forced, %d / %d filtered kNN by POPC / tensor cores, %d / %d tensor-core "
+      "joins / radius searches)\n",
+      cases, mih_cases, filtered_cases, filtered_mma_cases, tc_join_cases, tc_radius_cases);
   std::printf(failures == 0 ? "PASS\n" : "FAILED (%d)\n", failures);
   return failures == 0 ? 0 : 1;
 }

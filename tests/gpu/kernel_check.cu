@@ -959,12 +959,16 @@ int bench_join(const Options& o, mmcore::SearchGpu& gpu, mmcore::SearchGpu& popc
       "|---|---|---|---|---|\n",
       static_cast<long long>(nq), static_cast<long long>(n),
       want_r.stats.method == mmcore::HammingMethod::kMih ? "multi-index hashing" : "brute force");
-  for (const mmcore::HammingMethod method : {mmcore::HammingMethod::kMih, mmcore::HammingMethod::kBrute}) {
+  for (const int variant : {0, 1, 2}) {  // MIH, brute (tensor cores where usable), brute by POPC
+    const mmcore::HammingMethod method =
+        variant == 0 ? mmcore::HammingMethod::kMih : mmcore::HammingMethod::kBrute;
     double ms = 0;
-    const long bad = radius_method(gpu, codes, n, 4, queries, nq, 31, method, want_r, &ms, 3);
+    const long bad =
+        radius_method(variant == 2 ? popc : gpu, codes, n, 4, queries, nq, 31, method, want_r, &ms, 3);
     if (cuda_failed) return kExitCuda;
-    say("| %s | %.1f | %.1f | %.2fx | %s |\n", method_name(method), ms, cpu_r_ms, cpu_r_ms / ms,
-        bad == 0 ? "yes" : "**NO**");
+    say("| %s%s | %.1f | %.1f | %.2fx | %s |\n", method_name(method),
+        variant == 1 ? " (tensor cores where usable)" : (variant == 2 ? " (POPC pairs kernels)" : ""), ms,
+        cpu_r_ms, cpu_r_ms / ms, bad == 0 ? "yes" : "**NO**");
     all = all && bad == 0;
   }
   return all ? 0 : kExitMismatch;
@@ -1280,10 +1284,13 @@ int main(int argc, char** argv) {
       bad_pairs +=
           radius_case(gpu, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);
     // the brute force by the POPC pairs kernels (MMCORE_GPU_KNN_MMA=0; the default runs it on the
-    // tensor cores), crowded
+    // tensor cores): a crowded join, a radius search
     if (!cuda_failed)
       bad_pairs +=
           join_case(popc, 20000 / o.shrink + 50, words, words == 4 ? 31 : 6, seed++, 1000 / o.shrink + 40);
+    if (!cuda_failed)
+      bad_pairs +=
+          radius_case(popc, 200000 / o.shrink + 50, words, 300 / o.shrink + 3, words == 4 ? 40 : 12, seed++);
   }
   const int rc_pairs = verdict(o, "correctness, join and radius search", bad_pairs);
   if (rc_pairs == kExitCuda) return rc_pairs;

@@ -362,25 +362,33 @@ struct SearchEmu {
     }
   }
 
-  /// The append-then-sort joins (join_mih, join_tc): pass(keys, dists, capacity, found) appends at
-  /// `found` (kept while within capacity: mih_capacity, else max(n, 65536)); when more were found the
-  /// buffer grows to the count and the pass runs again (mih_attempts: the passes made); then sorted.
+  /// The append-then-sort searches (join_mih, join_tc, radius_tc): pass(keys, dists, capacity,
+  /// found) appends at `found` (kept while within capacity: mih_capacity when set, else `room`); when
+  /// more were found the buffer grows to the count and the pass runs again (mih_attempts: the passes
+  /// made). Returns the results' count.
   template <class Pass>
-  void appended_join(std::int64_t n, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
-                     std::vector<std::int32_t>* dist, Pass pass) const {
-    std::uint64_t capacity =
-        mih_capacity > 0 ? static_cast<std::uint64_t>(mih_capacity) : std::max<std::uint64_t>(n, 65536);
+  std::uint64_t appended(std::uint64_t room, std::vector<std::uint64_t>* keys,
+                         std::vector<std::int32_t>* dists, Pass pass) const {
+    std::uint64_t capacity = mih_capacity > 0 ? static_cast<std::uint64_t>(mih_capacity) : room;
     std::uint64_t found = 0;
-    std::vector<std::uint64_t> keys;
-    std::vector<std::int32_t> dists;
     for (mih_attempts = 1; mih_attempts <= 2; ++mih_attempts) {
-      keys.assign(capacity, 0xDEADBEEFULL);
-      dists.assign(capacity, -7);
+      keys->assign(capacity, 0xDEADBEEFULL);
+      dists->assign(capacity, -7);
       found = 0;
-      pass(keys, dists, capacity, found);
+      pass(*keys, *dists, capacity, found);
       if (found <= capacity) break;
       capacity = found;
     }
+    return found;
+  }
+
+  /// A join by appended(): room for max(n, 65536) at first, then the pairs sorted by (a, b).
+  template <class Pass>
+  void appended_join(std::int64_t n, std::vector<std::int64_t>* first, std::vector<std::int64_t>* second,
+                     std::vector<std::int32_t>* dist, Pass pass) const {
+    std::vector<std::uint64_t> keys;
+    std::vector<std::int32_t> dists;
+    const std::uint64_t found = appended(std::max<std::uint64_t>(n, 65536), &keys, &dists, pass);
     sort_pairs(keys, dists, found, first, second, dist);
   }
 
@@ -550,6 +558,48 @@ struct SearchEmu {
                   });
   }
 
+  /// cuda/hamming.cu's finish_radius: the found keys sorted, lims from the per-thread code, split.
+  void radius_finish(std::vector<std::uint64_t>* keys, std::uint64_t found, std::int64_t nq,
+                     std::vector<std::int64_t>* lims, std::vector<std::int64_t>* ids,
+                     std::vector<std::int32_t>* dist) const {
+    keys->resize(found);
+    std::sort(keys->begin(), keys->end());
+    lims->assign(static_cast<std::size_t>(nq) + 1, -7);
+    threads(static_cast<int>(found + 1), [&](int j) {
+      md::mih_lims_step(keys->data(), static_cast<std::int64_t>(found), nq, j, lims->data());
+    });
+    ids->clear();
+    dist->clear();
+    for (const std::uint64_t k : *keys) {
+      ids->push_back(static_cast<std::int64_t>(k & 0xffffffffu));
+      dist->push_back(md::mih_radius_key_dist(k));
+    }
+  }
+
+  /// cuda/hamming.cu's radius_tc: tc_scan of the queries over the whole base, each result within r
+  /// appended as a key at one counter (room for mih_capacity, else max(32 nq, 65536); grown to the
+  /// count and run again), then finished as radius_mih's.
+  void radius_tc(const std::uint64_t* codes, std::int64_t n, std::int32_t words, const std::uint64_t* queries,
+                 std::int64_t nq, std::int32_t r, std::vector<std::int64_t>* lims,
+                 std::vector<std::int64_t>* ids, std::vector<std::int32_t>* dist) const {
+    std::vector<std::uint64_t> keys;
+    std::vector<std::int32_t> unused;
+    const std::uint64_t found =
+        appended(std::max<std::uint64_t>(32 * static_cast<std::uint64_t>(nq), 65536), &keys, &unused,
+                 [&](std::vector<std::uint64_t>& k, std::vector<std::int32_t>&, std::uint64_t capacity,
+                     std::uint64_t& count) {
+                   tc_scan(
+                       codes, n, words, queries, nq, [](std::int64_t) { return std::int64_t{0}; },
+                       [&](std::int64_t q, std::int64_t row, std::int32_t d) {
+                         if (d > r) return;
+                         const std::uint64_t slot = count++;
+                         if (slot < capacity)
+                           k[slot] = md::mih_radius_key(q, d, static_cast<std::uint32_t>(row));
+                       });
+                 });
+    radius_finish(&keys, found, nq, lims, ids, dist);
+  }
+
   /// cuda/hamming.cu's radius_mih: per searched substring the base's table, a warp per query over
   /// its ball's buckets (queries in reverse order, lanes' matches appended at an atomic counter's
   /// slots, the buffer grown and the search run again when too small), the keys sorted, lims from
@@ -596,18 +646,7 @@ struct SearchEmu {
       if (found <= capacity) break;
       capacity = found;
     }
-    keys.resize(found);
-    std::sort(keys.begin(), keys.end());
-    lims->assign(static_cast<std::size_t>(nq) + 1, -7);
-    threads(static_cast<int>(found + 1), [&](int j) {
-      md::mih_lims_step(keys.data(), static_cast<std::int64_t>(found), nq, j, lims->data());
-    });
-    ids->clear();
-    dist->clear();
-    for (const std::uint64_t k : keys) {
-      ids->push_back(static_cast<std::int64_t>(k & 0xffffffffu));
-      dist->push_back(md::mih_radius_key_dist(k));
-    }
+    radius_finish(&keys, found, nq, lims, ids, dist);
   }
 
   /// Radius search (SearchGpu::hamming_radius): the plan (gpu_radius_plan), then MIH, or the brute
@@ -621,6 +660,10 @@ struct SearchEmu {
     const md::MihPlan plan = md::gpu_radius_plan(n, nq, words, rc, method);
     if (plan.m > 0) {
       radius_mih(codes, n, words, queries, nq, rc, plan, lims, ids, dist);
+      return;
+    }
+    if (g::tc_radius_usable(tensor_cores, knn_mma_on, words, nq, n)) {  // as cuda/hamming.cu
+      radius_tc(codes, n, words, queries, nq, rc, lims, ids, dist);
       return;
     }
     pairs(queries, nq, codes, n, words, r, false, lims, nullptr, ids, dist);

@@ -211,49 +211,38 @@ def main() -> int:
         rows.append(
             (f"GPU {kinds[0]} from decoded 500x375 pixels", len(batch) / timed(args.repeat, from_pixels))
         )
-    # PDQ's other blur layout (MMCORE_GPU_PDQ_LAYOUT=1, read by the library at each call), with its
-    # hashes checked against the default layout's on the same batch (a difference fails the run at
-    # the end, after the other rows).
+    # PDQ's variants, each selected by an environment variable the library reads at each call:
+    # the other blur layout (MMCORE_GPU_PDQ_LAYOUT=1) and the kernel built for 8 blocks per SM
+    # (MMCORE_GPU_PDQ_OCCUPANCY=8). Their hashes are checked against the default's on the same batch
+    # (a difference fails the run at the end, after the other rows).
     want = ctx.hash(batch, ("pdq",))
-    os.environ["MMCORE_GPU_PDQ_LAYOUT"] = "1"
-    try:
-        got = ctx.hash(batch, ("pdq",))
-        layout1_same = all(bool((got[key] == want[key]).all()) for key in ("pdq", "pdq_quality"))
-        print(f"PDQ blur layout 1 equal to layout 0 on the batch: {layout1_same}")
 
-        def pdq_layout1() -> Any:
-            r = ctx.hash(batch, ("pdq",))
-            cp.cuda.get_current_stream().synchronize()
-            return r
+    def pdq_variant(var: str, value: str, what: str, label: str) -> bool:
+        os.environ[var] = value
+        try:
+            got = ctx.hash(batch, ("pdq",))
+            same = all(bool((got[key] == want[key]).all()) for key in ("pdq", "pdq_quality"))
+            print(f"PDQ {what} equal to the default on the batch: {same}")
 
-        rows.append(
-            (
-                "GPU pdq from decoded 500x375 pixels, blur layout 1",
-                len(batch) / timed(args.repeat, pdq_layout1),
-            )
-        )
-    finally:
-        del os.environ["MMCORE_GPU_PDQ_LAYOUT"]
-    # The PDQ kernel built for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), checked the same way.
-    os.environ["MMCORE_GPU_PDQ_OCCUPANCY"] = "8"
-    try:
-        got = ctx.hash(batch, ("pdq",))
-        occupancy8_same = all(bool((got[key] == want[key]).all()) for key in ("pdq", "pdq_quality"))
-        print(f"PDQ kernel for 8 blocks per SM equal to the default on the batch: {occupancy8_same}")
+            def run() -> Any:
+                r = ctx.hash(batch, ("pdq",))
+                cp.cuda.get_current_stream().synchronize()
+                return r
 
-        def pdq_occupancy8() -> Any:
-            r = ctx.hash(batch, ("pdq",))
-            cp.cuda.get_current_stream().synchronize()
-            return r
+            rows.append((label, len(batch) / timed(args.repeat, run)))
+            return same
+        finally:
+            del os.environ[var]
 
-        rows.append(
-            (
-                "GPU pdq from decoded 500x375 pixels, 8 blocks per SM",
-                len(batch) / timed(args.repeat, pdq_occupancy8),
-            )
-        )
-    finally:
-        del os.environ["MMCORE_GPU_PDQ_OCCUPANCY"]
+    layout1_same = pdq_variant(
+        "MMCORE_GPU_PDQ_LAYOUT", "1", "blur layout 1", "GPU pdq from decoded 500x375 pixels, blur layout 1"
+    )
+    occupancy8_same = pdq_variant(
+        "MMCORE_GPU_PDQ_OCCUPANCY",
+        "8",
+        "kernel for 8 blocks per SM",
+        "GPU pdq from decoded 500x375 pixels, 8 blocks per SM",
+    )
 
     try:
         import pyarrow as pa

@@ -281,8 +281,8 @@ __global__ void __launch_bounds__(32 * g::kKnnMmaWarps, 2)
       for (int kk = 0; kk < 2 * WORDS; ++kk) {
         std::uint32_t b[2];
         g::knn_mma_b(tile, WORDS, nt, kk, lane, b);
-        mma_s8u8(acc[0], a[0][kk], b);
-        mma_s8u8(acc[1], a[1][kk], b);
+        g::mma_s8u8(acc[0], a[0][kk], b);
+        g::mma_s8u8(acc[1], a[1][kk], b);
       }
 #pragma unroll
       for (int m = 0; m < 2; ++m) {

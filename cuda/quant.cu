@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(g::kMmaThreads)
           for (int nt = 0; nt < 4; ++nt) {
             std::uint32_t a[4], b[2];
             g::mma_fragments(w, v, x[u][nt], s, a, b);
-            mma_s8u8(acc[mt][nt], a, b);
+            g::mma_s8u8(acc[mt][nt], a, b);
           }
         }
       }

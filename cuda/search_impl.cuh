@@ -12,22 +12,6 @@
 
 namespace mmcore {
 
-/// One mma.sync m16n8k32, s8 A x u8 B, s32 accumulators (sm_80 and later; the callers take their
-/// tensor-core kernels only there): the int8 search (queries x code rows) and the Hamming filter
-/// pass (bits expanded to bytes).
-__device__ __forceinline__ void mma_s8u8(std::int32_t (&d)[4], const std::uint32_t (&a)[4],
-                                         const std::uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  __trap();
-#endif
-}
-
 struct SearchGpu::Impl {
   std::int32_t device = -1;
   std::int32_t multiprocessors = 0;

@@ -252,21 +252,8 @@ Status SearchGpu::Impl::topk_filtered(std::int64_t n, std::int64_t nq, std::int3
   shape.nq = nq;
   shape.k = k;
   shape.blocks_wanted = 4 * (multiprocessors > 0 ? multiprocessors : 1);
-  FilterExec ex;
-  ex.m = this;
-  ex.score_fn = nullptr;
-  ex.k = k;
-  ex.binary = true;
-  ex.out_scores = dist;
-  ex.out_idx = idx;
-  ex.error = error;
-  ex.n = n;
-  ex.nq = nq;
-  ex.words = words;
-  ex.queries = queries;
-  ex.plan = &plan;
-  ex.score_for = &score_for;
-  ex.filter_fn = &filter;
+  FilterExec ex{
+      {this, nullptr, k, true, dist, idx, error}, n, nq, words, queries, &plan, &score_for, &filter, {}};
   std::vector<std::int64_t> redo;
   if (!g::run_knn_filtered(ex, shape, plan, &redo)) {
     (void)cudaStreamSynchronize(stream);  // as topk: the caller's buffers back only when idle

@@ -767,7 +767,7 @@ MMCORE_HD inline std::int32_t knn_bound(const std::int32_t* dist_out, std::int64
 }
 
 // The filter pass on the int8 tensor cores (sm_80+, codes of 1 to 4 words; cuda/hamming.cu's
-// knn_filter_mma_kernel). Bits are expanded to bytes of 0 / 1, four at a time (bit j of a nibble to
+// knn_mma_scan_kernel). Bits are expanded to bytes of 0 / 1, four at a time (bit j of a nibble to
 // byte j: one multiply and a mask), so that mma.sync m16n8k32 (s8 queries x u8 rows, int32) counts
 // popcount(q AND r) over 32 bits per k-step, and a distance is popcount(q) + popcount(r) - 2 x that:
 // exact integers, the POPC kernel's distances. Lane (g, t) takes bits 4t..4t+3 and 16+4t..16+4t+3 of
@@ -785,6 +785,25 @@ constexpr int kKnnMmaQueries = 32 * kKnnMmaWarps;  ///< queries per block
 MMCORE_HD inline bool knn_mma_usable(bool tensor_cores, bool enabled, std::int32_t words, std::int64_t nqg) {
   return tensor_cores && enabled && words <= 4 && nqg >= 32;
 }
+
+#if defined(__CUDACC__)
+/// One mma.sync m16n8k32, s8 A x u8 B, s32 accumulators, for one lane (sm_80 and later; the callers
+/// take their tensor-core kernels only there): the int8 search (queries x code rows), the Hamming
+/// scans (bits expanded to bytes) and kernel_check's probe. The emulator runs the whole warp's
+/// instruction instead (mma_m16n8k32_warp).
+__device__ __forceinline__ void mma_s8u8(std::int32_t (&d)[4], const std::uint32_t (&a)[4],
+                                         const std::uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();
+#endif
+}
+#endif
 
 /// Bits 0..3 of n to bytes 0..3 (each 0 or 1).
 MMCORE_HD inline std::uint32_t nibble_bytes(std::uint32_t n) {

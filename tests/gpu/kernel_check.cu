@@ -63,6 +63,7 @@
 #include "mmcore/resize.h"
 #include "mmcore/resize_gpu.h"
 #include "mmcore/search_gpu.h"
+#include "search_gpu_internal.h"
 
 namespace {
 
@@ -375,46 +376,32 @@ __global__ void popc_probe(const std::uint32_t* a, int iters, std::int32_t* out)
   if (s == 0x7fffffff) out[0] = 0;
 }
 
-/// 4 bits to 4 bytes of 0 / 1 (bit j to byte j).
-__device__ __forceinline__ std::uint32_t nibble_bytes(std::uint32_t n) {
-  return ((n & 0xFu) * 0x00204081u) & 0x01010101u;
-}
-
 /// The int8 tensor cores on bits expanded to 0 / 1 bytes: dot(q, r) = popcount(q & r), so a Hamming
 /// distance is popcount(q) + popcount(r) - 2 dot (that epilogue is not in the probe). A warp holds 32
 /// queries' A fragments (2 m-tiles x 8 k-steps of 32 bits; lane (g, t) takes bits 4t..4t+3 and
 /// 16+4t..16+4t+3 of each word, as m16n8k32's byte layout puts k = 4t.. and 16+4t..) and per step
-/// scores an 8-row tile from shared memory (tile i % 8), expanding the rows' words the same way.
-/// Warp 0 writes its accumulators for the check.
+/// scores an 8-row tile from shared memory (tile i % 8), expanding the rows' words the same way;
+/// the library's own pieces (knn_mma_a, nibble_bytes, mma_s8u8). Warp 0 writes its accumulators
+/// for the check.
 __global__ void imma_probe(const std::uint32_t* a, int iters, std::int32_t* out) {
   __shared__ std::uint32_t rows[64 * 8];
   for (int i = static_cast<int>(threadIdx.x); i < 64 * 8; i += static_cast<int>(blockDim.x)) rows[i] = a[i];
   __syncthreads();
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int g = lane >> 2, t = lane & 3;
-  std::uint32_t fa[2][8][4];
+  namespace gd = mmcore::gpu_detail;
+  std::uint32_t fa[2][8][4];  // queries 0..31 (a's rows), as the kNN scan kernel builds them
   for (int m = 0; m < 2; ++m)
-    for (int k = 0; k < 8; ++k) {
-      const std::uint32_t lo = a[(16 * m + g) * 8 + k], hi = a[(16 * m + g + 8) * 8 + k];
-      fa[m][k][0] = nibble_bytes(lo >> (4 * t));
-      fa[m][k][1] = nibble_bytes(hi >> (4 * t));
-      fa[m][k][2] = nibble_bytes(lo >> (16 + 4 * t));
-      fa[m][k][3] = nibble_bytes(hi >> (16 + 4 * t));
-    }
+    for (int k = 0; k < 8; ++k) gd::knn_mma_a(a, 4, 0, 32, m, k, lane, fa[m][k]);
   std::int32_t c[2][4] = {};
   for (int i = 0; i < iters; ++i) {
     const std::uint32_t* r = rows + ((i & 7) * 8 + g) * 8;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const std::uint32_t w = r[k];
-      const std::uint32_t b0 = nibble_bytes(w >> (4 * t)), b1 = nibble_bytes(w >> (16 + 4 * t));
-#pragma unroll
-      for (int m = 0; m < 2; ++m)
-        asm volatile(
-            "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-            "{%0,%1,%2,%3};"
-            : "+r"(c[m][0]), "+r"(c[m][1]), "+r"(c[m][2]), "+r"(c[m][3])
-            : "r"(fa[m][k][0]), "r"(fa[m][k][1]), "r"(fa[m][k][2]), "r"(fa[m][k][3]), "r"(b0), "r"(b1));
+      const std::uint32_t b[2] = {gd::nibble_bytes(w >> (4 * t)), gd::nibble_bytes(w >> (16 + 4 * t))};
+      gd::mma_s8u8(c[0], fa[0][k], b);
+      gd::mma_s8u8(c[1], fa[1][k], b);
     }
   }
   const std::int64_t warp = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;

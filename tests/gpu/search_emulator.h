@@ -826,19 +826,7 @@ struct SearchEmu {
         return true;
       }
     };
-    KnnExec ex;
-    ex.emu = this;
-    ex.k = k;
-    ex.binary = true;
-    ex.out_scores = dist;
-    ex.out_idx = idx;
-    ex.self = this;
-    ex.codes = codes;
-    ex.queries = queries;
-    ex.n = n;
-    ex.nq = nq;
-    ex.words = words;
-    ex.plan = plan;
+    KnnExec ex{{this, {}, k, true, dist, idx}, this, codes, queries, n, nq, words, plan, {}, {}, {}, {}};
     g::TopkShape s = shape;
     s.n = n;
     s.nq = nq;

@@ -217,12 +217,12 @@ def main() -> int:
     # (a difference fails the run at the end, after the other rows).
     want = ctx.hash(batch, ("pdq",))
 
-    def pdq_variant(var: str, value: str, what: str, label: str) -> bool:
+    def pdq_variant(var: str, value: str, equal_line: str, label: str) -> bool:
         os.environ[var] = value
         try:
             got = ctx.hash(batch, ("pdq",))
             same = all(bool((got[key] == want[key]).all()) for key in ("pdq", "pdq_quality"))
-            print(f"PDQ {what} equal to the default on the batch: {same}")
+            print(f"{equal_line}: {same}")
 
             def run() -> Any:
                 r = ctx.hash(batch, ("pdq",))
@@ -235,12 +235,15 @@ def main() -> int:
             del os.environ[var]
 
     layout1_same = pdq_variant(
-        "MMCORE_GPU_PDQ_LAYOUT", "1", "blur layout 1", "GPU pdq from decoded 500x375 pixels, blur layout 1"
+        "MMCORE_GPU_PDQ_LAYOUT",
+        "1",
+        "PDQ blur layout 1 equal to layout 0 on the batch",
+        "GPU pdq from decoded 500x375 pixels, blur layout 1",
     )
     occupancy8_same = pdq_variant(
         "MMCORE_GPU_PDQ_OCCUPANCY",
         "8",
-        "kernel for 8 blocks per SM",
+        "PDQ kernel for 8 blocks per SM equal to the default on the batch",
         "GPU pdq from decoded 500x375 pixels, 8 blocks per SM",
     )
 

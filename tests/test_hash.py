@@ -182,6 +182,14 @@ def test_cpp_pdq_luma_variants_match_ref(tmp_path: Path) -> None:
     assert "PASS" in run_cpp_test(tmp_path, "test_pdq_luma")
 
 
+def test_cpp_pdq_box_kernels_match_a_line_walk(tmp_path: Path) -> None:
+    """tests/cpp/test_pdq_box.cpp: PDQ's vector box kernels (rows, picked rows, columns) give
+    every output bit for bit as a one-line-at-a-time box, for windows 1-17 and sizes that are and
+    are not multiples of 8."""
+    out = run_cpp_test(tmp_path, "test_pdq_box")
+    assert "PASS" in out and " 0 failures" in out
+
+
 def test_cpp_gpu_hash_kernel_emulated(tmp_path: Path) -> None:
     """tests/cpp/test_hash_gpu_emu.cpp: cuda/hash.cu's kernel code, run phase by phase on the CPU,
     gives hash_image's exact bits (any thread order, interleaved blocks, chunked scratch)."""

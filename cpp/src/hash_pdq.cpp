@@ -222,16 +222,13 @@ void box_row_block(const float* in, std::int32_t cols, const BoxPhases& ph, Stor
   }
 }
 
-/// Box along every row: kRowBlock rows at a time, then the rest one by one. With AVX2 (`strip`: 8 *
-/// cols floats, 32-byte aligned), 8 rows at a time with each row's sum in a vector lane first.
-void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* strip) {
+/// Box along every row: kRowBlock rows at a time, then the rest one by one. With a vector kernel
+/// (`strip`: its scratch), 8 rows at a time with each row's sum in a vector lane first.
+void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window,
+              const detail::PdqBoxKernels& k, float* strip) {
   const BoxPhases ph = pdq_box_phases(cols, window);
   std::int32_t r = 0;
-#ifdef MMCORE_HAVE_AVX2
-  if (strip != nullptr) r = detail::pdq_box_rows_avx2(in, out, rows, cols, ph, strip);
-#else
-  (void)strip;
-#endif
+  if (k.rows != nullptr) r = k.rows(in, out, rows, cols, ph, strip);
   for (; r + kRowBlock <= rows; r += kRowBlock) {
     const std::int64_t off = static_cast<std::int64_t>(r) * cols;
     box_row_block<kRowBlock>(in + off, cols, ph, RowStore{out + off, cols});
@@ -245,8 +242,14 @@ void box_rows(const float* in, float* out, std::int32_t rows, std::int32_t cols,
 /// Box along each column, all columns advancing together row by row: the same per-column chain
 /// of float ops as the reference's one-column-at-a-time walk, but reading whole rows (that walk
 /// uses one float per cache line and was ~12x slower on a 4032x3024 image). sums: cols floats.
-void box_cols(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* sums) {
+/// With a vector kernel, several columns a vector.
+void box_cols(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window, float* sums,
+              const detail::PdqBoxKernels& k) {
   const BoxPhases ph = pdq_box_phases(rows, window);
+  if (k.cols != nullptr) {
+    k.cols(in, out, rows, cols, ph, sums);
+    return;
+  }
   const auto line = [cols](const float* base, std::int32_t r) {
     return base + static_cast<std::int64_t>(r) * cols;
   };
@@ -309,16 +312,12 @@ struct PickStore {
 };
 
 /// The last row pass, storing only the decimation's 64 columns xs: out is rows x 64. With AVX2
-/// (`strip` as box_rows's), 8 rows at a time first.
+/// (`k`, `strip` as box_rows's), 8 rows at a time first.
 void box_rows_picked(const float* in, float* out, std::int32_t rows, std::int32_t cols, int window,
-                     const std::int32_t* xs, float* strip) {
+                     const std::int32_t* xs, const detail::PdqBoxKernels& k, float* strip) {
   const BoxPhases ph = pdq_box_phases(cols, window);
   std::int32_t r = 0;
-#ifdef MMCORE_HAVE_AVX2
-  if (strip != nullptr) r = detail::pdq_box_rows_picked_avx2(in, out, rows, cols, ph, xs, strip);
-#else
-  (void)strip;
-#endif
+  if (k.rows_picked != nullptr) r = k.rows_picked(in, out, rows, cols, ph, xs, strip);
   for (; r < rows; ++r) {
     box_row_block<1>(in + static_cast<std::int64_t>(r) * cols, cols, ph, PickStore{xs, out + r * kGrid});
   }
@@ -486,6 +485,20 @@ void pdq_luma_row_ref(const std::uint8_t* px, std::int32_t channels, std::int32_
   }
 }
 
+PdqBoxKernels pdq_box_kernels(Backend backend) {
+  PdqBoxKernels k;
+#ifdef MMCORE_HAVE_AVX2
+  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) {
+    k.rows = pdq_box_rows_avx2;
+    k.rows_picked = pdq_box_rows_picked_avx2;
+    k.cols = pdq_box_cols_avx2;
+  }
+#else
+  (void)backend;
+#endif
+  return k;
+}
+
 PdqLumaRowFn pdq_luma_row_fn(Backend backend) {
 #ifdef MMCORE_HAVE_AVX512
   if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return pdq_luma_row_avx512;
@@ -520,8 +533,9 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
   float* b16 = t16x64 + kDct * kGrid;
   float* aux = b16 + kDct * kDct;
   float* tmp = aux + kDct * kDct;
-  float* strip = nullptr;  // the AVX2 row box's scratch (box_rows), 32-byte aligned
-  if (active_backend() >= Backend::kAvx2) {
+  const detail::PdqBoxKernels box = detail::pdq_box_kernels(active_backend());
+  float* strip = nullptr;  // the vector row box's scratch (box_rows), 32-byte aligned
+  if (box.rows != nullptr || box.rows_picked != nullptr) {
     const auto at = reinterpret_cast<std::uintptr_t>(tmp + kDct * kDct);
     strip = reinterpret_cast<float*>((at + 31) / 32 * 32);
   }
@@ -545,11 +559,11 @@ void pdq_hash(ConstImageView img, bool dihedral_too, float* scratch, PdqHash* ha
           xs[j] = decimation_index(j, cols);
           ys[j] = decimation_index(j, rows);
         }
-        box_rows_picked(buf1, buf2, rows, cols, window_rows, xs, strip);
+        box_rows_picked(buf1, buf2, rows, cols, window_rows, xs, box, strip);
         box_cols_picked(buf2, rows, window_cols, ys, sums, a64);
       } else {
-        box_rows(buf1, buf2, rows, cols, window_rows, strip);
-        box_cols(buf2, buf1, rows, cols, window_cols, sums);
+        box_rows(buf1, buf2, rows, cols, window_rows, box, strip);
+        box_cols(buf2, buf1, rows, cols, window_cols, sums, box);
         if (pass + 1 == kJaroszPasses) decimate(buf1, rows, cols, a64);
       }
     }

@@ -147,7 +147,102 @@ void box_rows8(const float* in, std::int64_t stride, std::int32_t cols, const Pd
   }
 }
 
+// Eight columns as one vector, and one column alone: the float ops of the column box on either.
+struct Lanes8 {
+  using T = __m256;
+  static constexpr int kWidth = 8;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T set(float v) { return _mm256_set1_ps(v); }
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static T div(T a, T b) { return _mm256_div_ps(a, b); }
+};
+struct Lane1 {
+  using T = float;
+  static constexpr int kWidth = 1;
+  static T zero() { return 0.0f; }
+  static T set(float v) { return v; }
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(T a, T b) { return a * b; }
+  static T div(T a, T b) { return a / b; }
+};
+
+// The column box over columns [x0, x1) (a multiple of L::kWidth wide), all of them advancing row
+// by row with their running sums in sums[x0, x1): the reference's phases and ops, L::kWidth
+// columns at a time.
+template <class L>
+void box_cols_range(const float* in, float* out, std::int64_t cols, std::int32_t x0, std::int32_t x1,
+                    const PdqBoxPhases& ph, float* sums) {
+  using T = typename L::T;
+  const auto line = [cols](const float* base, std::int32_t r) { return base + r * cols; };
+  for (std::int32_t x = x0; x < x1; x += L::kWidth) L::store(sums + x, L::zero());
+  std::int32_t li = 0, ri = 0, oi = 0;
+  int count = 0;
+  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) {
+    const float* s = line(in, ri);
+    for (std::int32_t x = x0; x < x1; x += L::kWidth)
+      L::store(sums + x, L::add(L::load(sums + x), L::load(s + x)));
+  }
+  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi) {
+    ++count;
+    const T n = L::set(static_cast<float>(count));
+    const float* s = line(in, ri);
+    float* o = out + oi * cols;
+    for (std::int32_t x = x0; x < x1; x += L::kWidth) {
+      const T v = L::add(L::load(sums + x), L::load(s + x));
+      L::store(sums + x, v);
+      L::store(o + x, L::div(v, n));
+    }
+  }
+  // The full window's count; a power of two divides as a multiply by its exact inverse, the same
+  // bits (pdq_box_internal.h).
+  const auto full = [&](auto divide) {
+    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi) {
+      const float* s = line(in, ri);
+      const float* l = line(in, li);
+      float* o = out + oi * cols;
+      for (std::int32_t x = x0; x < x1; x += L::kWidth) {
+        const T v = L::sub(L::add(L::load(sums + x), L::load(s + x)), L::load(l + x));
+        L::store(sums + x, v);
+        L::store(o + x, divide(v));
+      }
+    }
+  };
+  if (pdq_box_divides_by_inverse(count)) {
+    const T inverse = L::set(1.0f / static_cast<float>(count));
+    full([inverse](T v) { return L::mul(v, inverse); });
+  } else {
+    const T n = L::set(static_cast<float>(count));
+    full([n](T v) { return L::div(v, n); });
+  }
+  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi) {
+    --count;
+    const T m = L::set(static_cast<float>(count));
+    const float* l = line(in, li);
+    float* o = out + oi * cols;
+    for (std::int32_t x = x0; x < x1; x += L::kWidth) {
+      const T v = L::sub(L::load(sums + x), L::load(l + x));
+      L::store(sums + x, v);
+      L::store(o + x, L::div(v, m));
+    }
+  }
+}
+
 }  // namespace
+
+void pdq_box_cols_avx2(const float* in, float* out, std::int32_t rows, std::int32_t cols,
+                       const PdqBoxPhases& ph, float* sums) {
+  (void)rows;
+  const std::int32_t c8 = cols / 8 * 8;
+  box_cols_range<Lanes8>(in, out, cols, 0, c8, ph, sums);
+  box_cols_range<Lane1>(in, out, cols, c8, cols, ph, sums);
+}
 
 std::int32_t pdq_box_rows_avx2(const float* in, float* out, std::int32_t rows, std::int32_t cols,
                                const PdqBoxPhases& ph, float* t) {

@@ -45,9 +45,20 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
     std::vector<mmcore::HashRecord> records(n);
     std::vector<Outcome> outcomes(n);
     auto& pool = ws.GetThreadPool();
+    // One scratch workspace per pool thread, kept across iterations: consecutive large images on
+    // a thread reuse their large buffers (mmcore/workspace.h).
+    if (scratch_.size() < static_cast<std::size_t>(pool.NumThreads())) scratch_.resize(pool.NumThreads());
     for (int i = 0; i < n; ++i) {
       const int64_t pixels = dali::volume(in.tensor_shape(i));
-      pool.AddWork([&, i, ndim](int) { hash(in, i, ndim, &records[i], &outcomes[i]); }, pixels);
+      pool.AddWork(
+          [&, i, ndim](int thread) {
+            mmcore::Workspace* scratch = thread >= 0 && static_cast<std::size_t>(thread) < scratch_.size()
+                                             ? &scratch_[thread]
+                                             : nullptr;
+            hash(in, i, ndim, &records[i], &outcomes[i], scratch);
+            if (scratch != nullptr) scratch->end_record();
+          },
+          pixels);
     }
     pool.RunAll();
 
@@ -72,7 +83,7 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
 
  private:
   void hash(const dali::TensorList<dali::CPUBackend>& in, int i, int ndim, mmcore::HashRecord* record,
-            Outcome* out) const {
+            Outcome* out, mmcore::Workspace* scratch) const {
     const dali::TensorShape<>& s = in.tensor_shape(i);
     const int64_t h = s[0], w = s[1], c = ndim == 3 ? s[2] : 1;
     *record = mmcore::HashRecord{};
@@ -91,7 +102,7 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
     const mmcore::ConstImageView view(in.tensor<uint8_t>(i), static_cast<int32_t>(w), static_cast<int32_t>(h),
                                       static_cast<int32_t>(c), w * c);
     try {
-      out->status = mmcore::hash_image(view, request_, record, &out->error);
+      out->status = mmcore::hash_image(view, request_, record, &out->error, scratch);
     } catch (const std::bad_alloc&) {
       out->status = mmcore::Status::kNoMemory;
       out->error.set("hash: out of memory for a %lldx%lld image", static_cast<long long>(w),
@@ -102,6 +113,7 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
 
   std::vector<mmcore::HashKind> kinds_;
   mmcore::HashRequest request_;
+  std::vector<mmcore::Workspace> scratch_;
 };
 
 }  // namespace mmcore_dali

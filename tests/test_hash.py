@@ -415,6 +415,70 @@ def test_hex_of_dihedral_pdq_and_non_hash_columns() -> None:
         r.hex("pdq_quality")
 
 
+def test_batch_reused_scratch_gives_single_record_bits() -> None:
+    """A batch worker reuses its decode buffer and hashing scratch from record to record (one
+    workspace per thread): a small image after a large one hashes on the large one's leftovers.
+    Every kind, in every mode, with 1 and 2 threads, equals the record hashed alone."""
+    rng = np.random.default_rng(12)
+
+    def encoded(img: np.ndarray, fmt: str, orientation: int = 1) -> bytes:
+        buf = io.BytesIO()
+        pil = Image.fromarray(img)
+        exif = pil.getexif()
+        exif[0x0112] = orientation
+        pil.save(buf, format=fmt, exif=exif)
+        return buf.getvalue()
+
+    def photo(h: int, w: int, c: int) -> np.ndarray:
+        base = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(base).resize((w, h), Image.BILINEAR))
+        if c == 1:
+            return np.ascontiguousarray(img[:, :, 0])
+        if c == 4:
+            return np.ascontiguousarray(np.dstack([img, img[:, :, :1]]))
+        return img
+
+    # Large, small, large again (over and under PDQ's 512 px squash; a JPEG whose decode buffer
+    # and an array whose full-size PDQ scratch are over Workspace::kRetainBytes, so that they are
+    # kept for the records after them), 1, 3 and 4 channels, arrays and encoded bytes (one
+    # EXIF-rotated: the thumbnail's oriented copy), a corrupt record.
+    srcs: list[Any] = [
+        encoded(photo(2900, 4100, 3), "JPEG"),
+        photo(900, 700, 3),
+        photo(2100, 2200, 3),
+        photo(40, 30, 3),
+        encoded(photo(800, 1100, 3), "JPEG", orientation=6),
+        encoded(photo(96, 80, 3), "JPEG", orientation=3),
+        photo(70, 500, 1),
+        encoded(photo(64, 64, 3), "PNG"),
+        b"\xff\xd8\xff junk",
+        photo(600, 610, 4),
+        encoded(photo(33, 47, 3), "JPEG"),
+        photo(128, 96, 3),
+    ]
+    kinds = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
+    for mode in ("exact", "full", "fast"):
+        alone = [mmcore.hash_batch([s], kinds=kinds, mode=mode, dihedral=True, threads=1) for s in srcs]
+        for threads in (1, 2):
+            r = mmcore.hash_batch(srcs, kinds=kinds, mode=mode, dihedral=True, threads=threads)
+            for i, a in enumerate(alone):
+                assert r.status[i] == a.status[0], (mode, threads, i)
+                for k in (*kinds[:-1], "pdq_dihedral", "pdq_quality"):
+                    assert np.array_equal(r[k][i], a[k][0]), (mode, threads, i, k)
+    # Thumbnails, alone and with the hashes' decode, from reused scratch.
+    encoded_srcs = [s for s in srcs if isinstance(s, bytes)]
+    for threads in (1, 2):
+        t = mmcore.thumbnail_batch(encoded_srcs, short_side=48, threads=threads)
+        h = mmcore.hash_batch(encoded_srcs, kinds=["pdq"], thumbnail=48, threads=threads)
+        assert h.thumbnails is not None
+        for i, src in enumerate(encoded_srcs):
+            want = mmcore.thumbnail_batch([src], short_side=48, threads=1).images[0]
+            for got in (t.images[i], h.thumbnails.images[i]):
+                assert (got is None) == (want is None)
+                if want is not None:
+                    np.testing.assert_array_equal(got, want)
+
+
 def test_forced_backends_give_identical_hashes(tmp_path: Path) -> None:
     """The scalar ref and every SIMD variant give identical bits (MMCORE_FORCE_BACKEND)."""
     script = (

@@ -248,13 +248,14 @@ struct Record {
 };
 
 // Header + allocate + decode for one record, without the GIL.
-void run_record_unguarded(Source& src, const Options& o, Record* r);
+void run_record_unguarded(Source& src, const Options& o, Record* r, Workspace* ws);
 
 // A failed allocation deep in a decoder or the resize (std::vector) is that record's NO_MEMORY,
 // not the batch's failure.
-void run_record(Source& src, const Options& o, Record* r) {
+// ws: the worker's scratch for a thumbnail's full decode (null: allocated per record).
+void run_record(Source& src, const Options& o, Record* r, Workspace* ws = nullptr) {
   try {
-    run_record_unguarded(src, o, r);
+    run_record_unguarded(src, o, r, ws);
   } catch (const std::bad_alloc&) {
     r->pixels.reset();
     r->status = Status::kNoMemory;
@@ -310,7 +311,7 @@ void settle(Record* r, const ThumbnailInfo& ti, Status header_status, const Erro
   r->c = ti.out_channels;
 }
 
-void run_record_unguarded(Source& src, const Options& o, Record* r) {
+void run_record_unguarded(Source& src, const Options& o, Record* r, Workspace* ws) {
   r->status = src.read(&r->error);
   if (!status_ok(r->status)) return;
   ThumbnailInfo ti;
@@ -326,7 +327,7 @@ void run_record_unguarded(Source& src, const Options& o, Record* r) {
   if (!status_ok(r->status) || !allocate(r, ti, &out)) return;
   const ErrorText header_error = r->error;
   const Status header_status = r->status;
-  r->status = o.is_thumbnail ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error)
+  r->status = o.is_thumbnail ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error, ws)
                              : decode_into(src.data(), src.size(), o.thumb.decode, ti.image, out, &r->error);
   settle(r, ti, header_status, header_error);
   if (status_ok(r->status)) src.drop_file();
@@ -373,8 +374,10 @@ py::tuple one(py::handle src, const Options& o) {
 // before: a 3,000-image hash_batch raised its KeyboardInterrupt 8.9 s after the signal.
 // Within a round the records go largest first (by `cost`, when given: the encoded bytes), so that
 // the round ends on small records and its workers wait less for each other at the round's end.
+// fn(i, worker): worker < parallel_workers(n, threads), one thread's at a time (per-worker state).
 template <class F>
-void interruptible_for(std::int64_t n, int threads, F&& fn, const std::vector<std::size_t>* cost = nullptr) {
+void interruptible_for_workers(std::int64_t n, int threads, F&& fn,
+                               const std::vector<std::size_t>* cost = nullptr) {
   const int workers = threads <= 0 ? hardware_threads() : threads;
   const std::int64_t round = std::max<std::int64_t>(64, std::int64_t{workers} * 16);
   std::vector<std::int64_t> order;
@@ -389,14 +392,16 @@ void interruptible_for(std::int64_t n, int threads, F&& fn, const std::vector<st
     }
     {
       py::gil_scoped_release release;
-      parallel_for(count, threads, [&](std::int64_t i) { fn(order[static_cast<std::size_t>(i)]); });
+      parallel_for_workers(count, threads, [&](std::int64_t i, int worker) {
+        fn(order[static_cast<std::size_t>(i)], worker);
+      });
     }
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
 }
 
 // Each source's encoded size where it is in memory (0 for paths and decoded images): the cost
-// interruptible_for orders a round by.
+// interruptible_for_workers orders a round by.
 std::vector<std::size_t> encoded_sizes(const std::vector<std::unique_ptr<Source>>& sources) {
   std::vector<std::size_t> sizes(sources.size(), 0);
   for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -415,10 +420,14 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
   }
   std::vector<Record> records(n);
   const std::vector<std::size_t> sizes = encoded_sizes(sources);
-  interruptible_for(
+  std::vector<Workspace> workspaces(
+      static_cast<std::size_t>(parallel_workers(static_cast<std::int64_t>(n), threads)));
+  interruptible_for_workers(
       static_cast<std::int64_t>(n), threads,
-      [&](std::int64_t i) {
-        run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)]);
+      [&](std::int64_t i, int worker) {
+        Workspace& ws = workspaces[static_cast<std::size_t>(worker)];
+        run_record(*sources[static_cast<std::size_t>(i)], o, &records[static_cast<std::size_t>(i)], &ws);
+        ws.end_record();
       },
       &sizes);
   return to_batch(records);
@@ -475,15 +484,15 @@ struct HashOut {
   HashRecord record;
 };
 
-void hash_record(Source& src, const HashRequest& request, HashOut* r) {
+void hash_record(Source& src, const HashRequest& request, HashOut* r, Workspace* ws) {
   try {
     if (src.is_image) {
-      r->status = hash_image(src.image, request, &r->record, &r->error);
+      r->status = hash_image(src.image, request, &r->record, &r->error, ws);
       return;
     }
     r->status = src.read(&r->error);
     if (!status_ok(r->status)) return;
-    r->status = hash_bytes(src.data(), src.size(), request, &r->record, &r->error);
+    r->status = hash_bytes(src.data(), src.size(), request, &r->record, &r->error, ws);
     src.drop_file();
   } catch (const std::bad_alloc&) {
     r->status = Status::kNoMemory;
@@ -493,10 +502,11 @@ void hash_record(Source& src, const HashRequest& request, HashOut* r) {
 
 // A record's hashes and its thumbnail from one decode where the thumbnail can use it
 // (hash_bytes_with_thumbnail); an already decoded array gets no thumbnail (UNSUPPORTED).
-void hash_thumbnail_record(Source& src, const HashRequest& request, const Options& o, HashOut* h, Record* t) {
+void hash_thumbnail_record(Source& src, const HashRequest& request, const Options& o, HashOut* h, Record* t,
+                           Workspace* ws) {
   try {
     if (src.is_image) {
-      h->status = hash_image(src.image, request, &h->record, &h->error);
+      h->status = hash_image(src.image, request, &h->record, &h->error, ws);
       t->status = Status::kUnsupported;
       t->error.set("thumbnails are made from encoded bytes or a path, not from a decoded array");
       return;
@@ -511,14 +521,14 @@ void hash_thumbnail_record(Source& src, const HashRequest& request, const Option
     ImageView out;
     t->status = thumbnail_info(src.data(), src.size(), o.thumb, &ti, &t->error);
     if (!status_ok(t->status) || !allocate(t, ti, &out)) {
-      h->status = hash_bytes(src.data(), src.size(), request, &h->record, &h->error);
+      h->status = hash_bytes(src.data(), src.size(), request, &h->record, &h->error, ws);
       src.drop_file();
       return;
     }
     const ErrorText header_error = t->error;
     const Status header_status = t->status;
     h->status = hash_bytes_with_thumbnail(src.data(), src.size(), request, &h->record, &h->error, o.thumb, ti,
-                                          out, &t->status, &t->error);
+                                          out, &t->status, &t->error, ws);
     settle(t, ti, header_status, header_error);
     src.drop_file();
   } catch (const std::bad_alloc&) {
@@ -548,15 +558,21 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
   std::vector<HashOut> records(n);
   std::vector<Record> thumbs(thumb != nullptr ? n : 0);
   const std::vector<std::size_t> sizes = encoded_sizes(sources);
-  interruptible_for(
+  // One workspace per worker: consecutive records on a thread reuse the large buffers (decode,
+  // hashing scratch; held until the call returns).
+  std::vector<Workspace> workspaces(
+      static_cast<std::size_t>(parallel_workers(static_cast<std::int64_t>(n), threads)));
+  interruptible_for_workers(
       static_cast<std::int64_t>(n), threads,
-      [&](std::int64_t i) {
+      [&](std::int64_t i, int worker) {
         const auto k = static_cast<std::size_t>(i);
+        Workspace* ws = &workspaces[static_cast<std::size_t>(worker)];
         if (thumb != nullptr) {
-          hash_thumbnail_record(*sources[k], request, *thumb, &records[k], &thumbs[k]);
+          hash_thumbnail_record(*sources[k], request, *thumb, &records[k], &thumbs[k], ws);
         } else {
-          hash_record(*sources[k], request, &records[k]);
+          hash_record(*sources[k], request, &records[k], ws);
         }
+        ws->end_record();
       },
       &sizes);
   const bool pdq = request.wants(HashKind::kPdq);

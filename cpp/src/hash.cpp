@@ -31,16 +31,14 @@ constexpr std::int32_t kPdqSquash = 512;
 /// other kinds the same call asks for.
 constexpr std::int32_t kFastMinSide = 128;
 
-/// Scratch that every kernel fully writes before reading it: no zero-fill (PDQ's float buffers
-/// are 8 bytes per pixel, and std::vector would clear them for every image).
-template <typename T>
-std::unique_ptr<T[]> uninitialized(std::size_t n) {
-  return std::unique_ptr<T[]>(new T[n]);
-}
-
 }  // namespace
 
-Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error) {
+Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error,
+                  Workspace* workspace) {
+  // Scratch that every kernel fully writes before reading it: no zero-fill (PDQ's float buffers
+  // are 8 bytes per pixel, and std::vector would clear them for every image).
+  Workspace local;
+  Workspace& ws = workspace != nullptr ? *workspace : local;
   if (img.data == nullptr || img.width <= 0 || img.height <= 0 ||
       (img.channels != 1 && img.channels != 3 && img.channels != 4) ||
       img.stride < static_cast<std::int64_t>(img.width) * img.channels) {
@@ -57,11 +55,11 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
   const Filter filter = Filter::kLanczos3;
 
   if (request.kinds & kGreyKinds) {
-    std::unique_ptr<std::uint8_t[]> buffer;
     ConstImageView grey = img;
     if (img.channels != 1) {
-      buffer = uninitialized<std::uint8_t>(static_cast<std::size_t>(img.width) * img.height);
-      ImageView g{buffer.get(), img.width, img.height, 1, img.width};
+      std::uint8_t* buffer =
+          ws.get<std::uint8_t>(Workspace::Slot::kGrey, static_cast<std::size_t>(img.width) * img.height);
+      ImageView g{buffer, img.width, img.height, 1, img.width};
       gray_pillow(img, g);
       grey = g;
     }
@@ -77,17 +75,16 @@ Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* ou
 
   if (request.wants(HashKind::kPdq)) {
     ConstImageView src = img;
-    std::unique_ptr<std::uint8_t[]> squashed;
     if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
-      squashed =
-          uninitialized<std::uint8_t>(static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
-      ImageView dst{squashed.get(), kPdqSquash, kPdqSquash, img.channels,
+      std::uint8_t* squashed = ws.get<std::uint8_t>(
+          Workspace::Slot::kPdqSquash, static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
+      ImageView dst{squashed, kPdqSquash, kPdqSquash, img.channels,
                     static_cast<std::int64_t>(kPdqSquash) * img.channels};
       pdq_reference_squash(img, dst);
       src = dst;
     }
-    const std::unique_ptr<float[]> scratch = uninitialized<float>(pdq_scratch_floats(src.width, src.height));
-    pdq_hash(src, request.pdq_dihedral, scratch.get(), out->pdq, &out->pdq_quality,
+    float* scratch = ws.get<float>(Workspace::Slot::kPdq, pdq_scratch_floats(src.width, src.height));
+    pdq_hash(src, request.pdq_dihedral, scratch, out->pdq, &out->pdq_quality,
              request.mode == HashMode::kPdqFull ? PdqLuma::kPdqhash : PdqLuma::kReference);
   }
   return Status::kOk;
@@ -104,7 +101,9 @@ using PixelSink = std::function<void(ConstImageView pixels, const DecodeOptions&
 /// Pillow-exact grey decode is that RGB decode converted with Pillow's formula, and WebP and GIF
 /// convert their RGB the same way), so that a thumbnail can be made from the decode.
 Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashRequest& request, bool rgb,
-                       HashRecord* out, ErrorText* error, const PixelSink* sink) {
+                       HashRecord* out, ErrorText* error, const PixelSink* sink, Workspace* workspace) {
+  Workspace local;
+  Workspace& ws = workspace != nullptr ? *workspace : local;
   if (request.mode == HashMode::kFast && request.wants(HashKind::kColorhash) &&
       (request.kinds & ~bit(HashKind::kColorhash)) != 0) {
     // Fast mode decodes luma for the grey kinds and RGB only for colorhash: two decodes, so
@@ -114,12 +113,12 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
     grey.kinds &= ~bit(HashKind::kColorhash);
     HashRecord colour_out;
     ErrorText colour_error;
-    const Status sc = hash_bytes(data, size, colour, &colour_out, &colour_error);
+    const Status sc = hash_bytes(data, size, colour, &colour_out, &colour_error, &ws);
     if (!status_ok(sc)) {
       *error = colour_error;
       return sc;
     }
-    const Status sg = hash_bytes(data, size, grey, out, error);
+    const Status sg = hash_bytes(data, size, grey, out, error, &ws);
     if (!status_ok(sg)) return sg;
     out->bits[static_cast<int>(HashKind::kColorhash)] =
         colour_out.bits[static_cast<int>(HashKind::kColorhash)];
@@ -148,13 +147,15 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   const Status header_status = status;
 
   const std::size_t bytes = static_cast<std::size_t>(info.out_width) * info.out_height * info.out_channels;
-  std::unique_ptr<std::uint8_t[]> pixels(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
-  if (!pixels) {
+  std::uint8_t* pixels = nullptr;
+  try {
+    pixels = ws.get<std::uint8_t>(Workspace::Slot::kDecode, bytes);
+  } catch (const std::bad_alloc&) {
     error->set("out of memory allocating the %dx%dx%d decode buffer", info.out_width, info.out_height,
                info.out_channels);
     return Status::kNoMemory;
   }
-  ImageView view{pixels.get(), info.out_width, info.out_height, info.out_channels,
+  ImageView view{pixels, info.out_width, info.out_height, info.out_channels,
                  static_cast<std::int64_t>(info.out_width) * info.out_channels};
   status = decode_into(data, size, options, info, view, error);
   if (!status_ok(status)) return status;
@@ -164,7 +165,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   }
   if (sink != nullptr) (*sink)(view, options, status, *error);
   ErrorText hash_error;
-  const Status hashed = hash_image(view, request, out, &hash_error);
+  const Status hashed = hash_image(view, request, out, &hash_error, &ws);
   if (!status_ok(hashed)) {
     *error = hash_error;
     return hashed;
@@ -175,20 +176,20 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
 }  // namespace
 
 Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
-                  ErrorText* error) {
-  return hash_bytes_impl(data, size, request, false, out, error, nullptr);
+                  ErrorText* error, Workspace* workspace) {
+  return hash_bytes_impl(data, size, request, false, out, error, nullptr, workspace);
 }
 
 Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
                                  HashRecord* out, ErrorText* error, const ThumbnailOptions& thumb,
                                  const ThumbnailInfo& thumb_info, ImageView thumb_out, Status* thumb_status,
-                                 ErrorText* thumb_error) {
+                                 ErrorText* thumb_error, Workspace* workspace) {
   bool made = false;
   const PixelSink sink = [&](ConstImageView pixels, const DecodeOptions& used, Status decoded,
                              const ErrorText& message) {
     if (!thumbnail_can_reuse(thumb, thumb_info, used)) return;
     ErrorText e;
-    const Status s = thumbnail_from_decoded(pixels, thumb, thumb_info, thumb_out, &e);
+    const Status s = thumbnail_from_decoded(pixels, thumb, thumb_info, thumb_out, &e, workspace);
     if (!status_ok(s)) return;  // e.g. out of memory for the turn: the second decode says it
     made = true;
     *thumb_status = decoded;  // the same decode's outcome (OK_WARNING with its message)
@@ -200,8 +201,8 @@ Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, con
   const ImageFormat f = detect_format(data, size);
   const bool rgb = thumb_info.image.scale_denom == 1 && thumb.decode.pixel == PixelFormat::kRgb &&
                    (f == ImageFormat::kJpeg || f == ImageFormat::kWebp || f == ImageFormat::kGif);
-  const Status s = hash_bytes_impl(data, size, request, rgb, out, error, &sink);
-  if (!made) *thumb_status = thumbnail_into(data, size, thumb, thumb_info, thumb_out, thumb_error);
+  const Status s = hash_bytes_impl(data, size, request, rgb, out, error, &sink, workspace);
+  if (!made) *thumb_status = thumbnail_into(data, size, thumb, thumb_info, thumb_out, thumb_error, workspace);
   return s;
 }
 

@@ -28,14 +28,31 @@ std::int32_t scaled(std::int32_t v, double s) {
 // gap of 1.0 (just covering) puts the worst thumbnail at 24.6 dB PSNR from Pillow full decode +
 // LANCZOS at short side 64; 2.0 gives 34.1 dB there and >= 42.8 dB from short side 128 up.
 // Scratch bytes that are fully written before they are read: no zero-fill (a 12 MP RGB
-// image would otherwise cost a 36 MB memset per thumbnail).
-struct Scratch {
-  std::unique_ptr<std::uint8_t[]> p;
+// image would otherwise cost a 36 MB memset per thumbnail). From the workspace's slot when there
+// is one (kept for the next record), else owned here.
+class Scratch {
+ public:
+  Scratch(Workspace* workspace, Workspace::Slot slot) : workspace_(workspace), slot_(slot) {}
   bool alloc(std::size_t n) {
-    p.reset(new (std::nothrow) std::uint8_t[n == 0 ? 1 : n]);
-    return p != nullptr;
+    if (workspace_ != nullptr) {
+      try {
+        data_ = workspace_->get<std::uint8_t>(slot_, n);
+      } catch (const std::bad_alloc&) {
+        data_ = nullptr;
+      }
+      return data_ != nullptr;
+    }
+    owned_.reset(new (std::nothrow) std::uint8_t[n == 0 ? 1 : n]);
+    data_ = owned_.get();
+    return data_ != nullptr;
   }
-  std::uint8_t* data() const { return p.get(); }
+  std::uint8_t* data() const { return data_; }
+
+ private:
+  Workspace* workspace_;
+  Workspace::Slot slot_;
+  std::unique_ptr<std::uint8_t[]> owned_;
+  std::uint8_t* data_ = nullptr;
 };
 
 std::int32_t with_gap(std::int32_t v, std::int32_t full, double gap) {
@@ -177,7 +194,7 @@ Status resize_and_crop(ConstImageView decoded, const ThumbnailOptions& options, 
 }  // namespace
 
 Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
-                      const ThumbnailInfo& info, ImageView out, ErrorText* error) {
+                      const ThumbnailInfo& info, ImageView out, ErrorText* error, Workspace* workspace) {
   DecodeOptions reduced = options.decode;
   reduced.min_width = info.decode_min_width;
   reduced.min_height = info.decode_min_height;
@@ -186,7 +203,7 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
   const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;
   const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
   if (same && !crop) return decode_into(data, size, reduced, im, out, error);
-  Scratch decoded;
+  Scratch decoded(workspace, Workspace::Slot::kThumbnailDecode);
   if (!decoded.alloc(static_cast<std::size_t>(im.out_width) * im.out_height * c)) {
     error->set("out of memory allocating %dx%d scratch for a thumbnail", im.out_width, im.out_height);
     return Status::kNoMemory;
@@ -210,7 +227,8 @@ bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& i
 }
 
 Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& options,
-                              const ThumbnailInfo& info, ImageView out, ErrorText* error) {
+                              const ThumbnailInfo& info, ImageView out, ErrorText* error,
+                              Workspace* workspace) {
   const ImageInfo& im = info.image;
   const bool orient = options.decode.exif_orientation && im.orientation >= 2 && im.orientation <= 8;
   const bool swap = orient && im.orientation >= 5;
@@ -223,7 +241,7 @@ Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& opt
   }
   if (!orient) return resize_and_crop(stored, options, info, out, error);
   const std::int32_t c = stored.channels;
-  Scratch turned;
+  Scratch turned(workspace, Workspace::Slot::kThumbnailOrient);
   if (!turned.alloc(static_cast<std::size_t>(w) * h * c)) {
     error->set("out of memory allocating %dx%d for EXIF orientation", w, h);
     return Status::kNoMemory;

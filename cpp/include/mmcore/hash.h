@@ -23,6 +23,7 @@
 #include "mmcore/decode.h"
 #include "mmcore/image.h"
 #include "mmcore/resize.h"
+#include "mmcore/workspace.h"
 
 namespace mmcore {
 
@@ -112,12 +113,17 @@ bool pdq_reference_squash(ConstImageView src, ImageView dst);
 
 // ---- whole records ----
 
+// Each takes an optional Workspace (mmcore/workspace.h) for its scratch: a caller hashing many
+// records on one thread passes the same one to each, so that large images reuse their buffers;
+// without one the call allocates its own. The bits are the same either way.
+
 /// Hashes an already decoded image (treated as Pillow's RGB / L image would be).
-Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error);
+Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error,
+                  Workspace* workspace = nullptr);
 
 /// Decodes (once, at the size the request needs) and hashes encoded image bytes.
 Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest& request, HashRecord* out,
-                  ErrorText* error);
+                  ErrorText* error, Workspace* workspace = nullptr);
 
 /// hash_bytes, plus the thumbnail of the same bytes into thumb_out (thumbnail_into's pixels for
 /// thumb_info, which thumbnail_info gave; its status and message in thumb_status / thumb_error).
@@ -129,6 +135,6 @@ Status hash_bytes(const std::uint8_t* data, std::size_t size, const HashRequest&
 Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, const HashRequest& request,
                                  HashRecord* out, ErrorText* error, const ThumbnailOptions& thumb,
                                  const ThumbnailInfo& thumb_info, ImageView thumb_out, Status* thumb_status,
-                                 ErrorText* thumb_error);
+                                 ErrorText* thumb_error, Workspace* workspace = nullptr);
 
 }  // namespace mmcore

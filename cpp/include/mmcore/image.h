@@ -10,6 +10,7 @@
 
 #include "mmcore/decode.h"
 #include "mmcore/resize.h"
+#include "mmcore/workspace.h"
 
 namespace mmcore {
 
@@ -47,8 +48,11 @@ void thumbnail_geometry(std::int32_t W, std::int32_t H, const ThumbnailOptions& 
 Status thumbnail_info(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
                       ThumbnailInfo* info, ErrorText* error);
 
+/// workspace (optional, mmcore/workspace.h): where the full decode before the resize goes, kept
+/// for the caller's next record.
 Status thumbnail_into(const std::uint8_t* data, std::size_t size, const ThumbnailOptions& options,
-                      const ThumbnailInfo& info, ImageView out, ErrorText* error);
+                      const ThumbnailInfo& info, ImageView out, ErrorText* error,
+                      Workspace* workspace = nullptr);
 
 /// Whether thumbnail_into(info) decodes exactly what a full-size decode with `decoded` options
 /// gives before orientation: no reduced JPEG scale, the same pixel format, neither decode fast,
@@ -62,6 +66,7 @@ bool thumbnail_can_reuse(const ThumbnailOptions& options, const ThumbnailInfo& i
 /// (info.image's width x height, out_channels). Applies the orientation when options ask for it,
 /// then resizes and crops as thumbnail_into does: the same pixels, when thumbnail_can_reuse holds.
 Status thumbnail_from_decoded(ConstImageView stored, const ThumbnailOptions& options,
-                              const ThumbnailInfo& info, ImageView out, ErrorText* error);
+                              const ThumbnailInfo& info, ImageView out, ErrorText* error,
+                              Workspace* workspace = nullptr);
 
 }  // namespace mmcore

@@ -182,6 +182,13 @@ def test_cpp_pdq_luma_variants_match_ref(tmp_path: Path) -> None:
     assert "PASS" in run_cpp_test(tmp_path, "test_pdq_luma")
 
 
+def test_cpp_workspace_contract(tmp_path: Path) -> None:
+    """tests/cpp/test_workspace.cpp: a batch worker's scratch slots reuse what fits, never alias,
+    and keep across records only the buffers of the retain size and more."""
+    out = run_cpp_test(tmp_path, "test_workspace")
+    assert "PASS" in out and "0 failures" in out
+
+
 def test_cpp_pdq_box_kernels_match_a_line_walk(tmp_path: Path) -> None:
     """tests/cpp/test_pdq_box.cpp: PDQ's vector box kernels (rows, picked rows, columns) give
     every output bit for bit as a one-line-at-a-time box, for windows 1-17 and sizes that are and

@@ -1,5 +1,7 @@
 #include "mmcore/workspace.h"
 
+#include <cstring>
+
 namespace mmcore {
 
 void* Workspace::bytes(Slot slot, std::size_t size) {
@@ -16,10 +18,16 @@ void* Workspace::bytes(Slot slot, std::size_t size) {
 void Workspace::end_record() {
   for (int i = static_cast<int>(Slot::kCount) - 1; i >= 0; --i) {
     Buffer& b = buffers_[i];
-    if (b.size < kRetainBytes) {
+    if (b.size < retain_bytes_) {
       b.data.reset();
       b.size = 0;
     }
+  }
+}
+
+void Workspace::fill(unsigned char byte) {
+  for (Buffer& b : buffers_) {
+    if (b.data) std::memset(b.data.get(), byte, b.size);
   }
 }
 

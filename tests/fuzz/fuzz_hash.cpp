@@ -8,8 +8,10 @@
 //   bits 4-7  kinds: 0 = all eight; otherwise bit 4 aHash+dHash+dHash-vertical, bit 5 pHash +
 //             pHash-simple, bit 6 wHash + colorhash, bit 7 PDQ
 // Besides what ASan/UBSan catch, it traps on a Status outside the enum, a failure without a
-// message, and a PDQ quality outside 0..100. The pixel limit is 2^22 px: wHash's float64 wavelet
-// buffer grows with the image's short side, and legal-but-large images must stay under
+// message, a PDQ quality outside 0..100, and on any difference between the hashes made with a
+// Workspace kept across inputs (every slot reused, as a batch worker's large buffers are) and
+// with none: leftovers of an earlier input must never reach a result. The pixel limit is 2^22 px: wHash's
+// float64 wavelet buffer grows with the image's short side, and legal-but-large images must stay under
 // -rss_limit_mb (refusing them before allocating is part of what is tested).
 #include <cstddef>
 #include <cstdint>
@@ -19,8 +21,29 @@
 #include "mmcore/hash.h"
 #include "mmcore/image.h"
 #include "mmcore/status.h"
+#include "mmcore/workspace.h"
 
 namespace {
+
+/// Kept across inputs like a batch worker's, retaining every buffer (retain size 0).
+mmcore::Workspace& reused() {
+  static mmcore::Workspace w(0);
+  return w;
+}
+
+/// reused(), its buffers filled with a byte that changes from input to input: a read of scratch
+/// before it is written then differs from the run without a workspace (whose fresh memory may
+/// hold the same leftovers).
+mmcore::Workspace* reused_filled() {
+  static unsigned char byte = 0x5A;
+  reused().fill(byte += 0x3B);
+  return &reused();
+}
+
+bool same_record(const mmcore::HashRecord& a, const mmcore::HashRecord& b) {
+  return std::memcmp(a.bits, b.bits, sizeof a.bits) == 0 && std::memcmp(a.pdq, b.pdq, sizeof a.pdq) == 0 &&
+         a.pdq_quality == b.pdq_quality;
+}
 
 constexpr std::int64_t kFuzzMaxPixels = std::int64_t{1} << 22;
 
@@ -62,13 +85,13 @@ mmcore::Status thumbnail_check(const std::uint8_t* data, std::size_t size, const
                              static_cast<std::int64_t>(info.out_width) * info.out_channels};
   mmcore::Status ts = mmcore::Status::kOk;
   mmcore::ErrorText tmsg, wmsg, herr;
-  const mmcore::Status s =
-      mmcore::hash_bytes_with_thumbnail(data, size, request, out, error, t, info, gv, &ts, &tmsg);
+  const mmcore::Status s = mmcore::hash_bytes_with_thumbnail(data, size, request, out, error, t, info, gv,
+                                                             &ts, &tmsg, reused_filled());
+  reused().end_record();
   const mmcore::Status ws = mmcore::thumbnail_into(data, size, t, info, wv, &wmsg);
   mmcore::HashRecord plain;
   const mmcore::Status hs = mmcore::hash_bytes(data, size, request, &plain, &herr);
-  if (hs != s || (mmcore::status_ok(s) && std::memcmp(plain.bits, out->bits, sizeof plain.bits) != 0))
-    __builtin_trap();
+  if (hs != s || (mmcore::status_ok(s) && !same_record(plain, *out))) __builtin_trap();
   if (mmcore::status_ok(ws) != mmcore::status_ok(ts)) __builtin_trap();
   if (!mmcore::status_ok(ts) && tmsg.empty()) __builtin_trap();
   if (mmcore::status_ok(ts) && std::memcmp(got.data(), want.data(), bytes) != 0) __builtin_trap();
@@ -100,6 +123,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s = thumbnail_check(data, size, request, sel, &out, &error);
   } else {
     s = mmcore::hash_bytes(data, size, request, &out, &error);
+    mmcore::HashRecord again;
+    mmcore::ErrorText again_error;
+    const mmcore::Status s2 = mmcore::hash_bytes(data, size, request, &again, &again_error, reused_filled());
+    reused().end_record();
+    if (s2 != s || (mmcore::status_ok(s) && !same_record(out, again))) __builtin_trap();
   }
   if (static_cast<int>(s) > static_cast<int>(mmcore::Status::kDevice)) __builtin_trap();
   if (!mmcore::status_ok(s) && error.empty()) __builtin_trap();

@@ -14,6 +14,7 @@
 #include "dali/pipeline/data/tensor_list.h"
 #include "dali/pipeline/operator/operator.h"
 #include "mmcore/status.h"
+#include "mmcore/workspace.h"
 
 namespace mmcore_dali {
 
@@ -48,5 +49,22 @@ inline void sample_bytes(const dali::TensorList<dali::CPUBackend>& in, int i, co
   *data = in.tensor<uint8_t>(i);
   *size = static_cast<std::size_t>(dali::volume(in.tensor_shape(i)));
 }
+
+/// An operator's scratch, one mmcore::Workspace per pool thread, kept across iterations so that a
+/// thread's large buffers serve its next samples (mmcore/workspace.h). Call size() in RunImpl
+/// before adding work; at(thread) is null for an index outside the pool.
+class PoolScratch {
+ public:
+  void size(int threads) {
+    if (threads > 0 && per_thread_.size() < static_cast<std::size_t>(threads)) per_thread_.resize(threads);
+  }
+  mmcore::Workspace* at(int thread) {
+    return thread >= 0 && static_cast<std::size_t>(thread) < per_thread_.size() ? &per_thread_[thread]
+                                                                                : nullptr;
+  }
+
+ private:
+  std::vector<mmcore::Workspace> per_thread_;
+};
 
 }  // namespace mmcore_dali

@@ -93,6 +93,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
                      std::string(dali::TypeTable::GetTypeInfo(in.type()).name()));
     const int n = in.num_samples();
     auto& pool = ws.GetThreadPool();
+    scratch_.size(pool.NumThreads());
     std::vector<Outcome> outcomes(n);
     std::vector<mmcore::ThumbnailInfo> infos(n);
 
@@ -133,7 +134,13 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
         sample_bytes(in, i, &data, &size);
         const int64_t bytes = int64_t{infos[i].out_width} * infos[i].out_height * channels;
         if (bytes <= kVetBytes || bytes <= kVetRatio * static_cast<int64_t>(size)) continue;
-        pool.AddWork([&, i](int) { vet(in, i, infos[i], &vetted[i], &outcomes[i]); }, bytes);
+        pool.AddWork(
+            [&, i](int thread) {
+              mmcore::Workspace* w = scratch_.at(thread);
+              vet(in, i, infos[i], &vetted[i], &outcomes[i], w);
+              if (w != nullptr) w->end_record();
+            },
+            bytes);
       }
       pool.RunAll();
     }
@@ -164,18 +171,20 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     for (int i = 0; i < n; ++i) {
       const int64_t bytes = dali::volume(shape.tensor_shape(i));
       pool.AddWork(
-          [&, i, bytes](int) {
+          [&, i, bytes](int thread) {
+            mmcore::Workspace* w = scratch_.at(thread);
             uint8_t* pixels = out.mutable_tensor<uint8_t>(i);
             if (vetted[i]) {
               std::memcpy(pixels, vetted[i].get(), static_cast<std::size_t>(bytes));
               vetted[i].reset();
             } else if (mmcore::status_ok(outcomes[i].status)) {
-              decode(in, i, infos[i], pixels, &outcomes[i]);
+              decode(in, i, infos[i], pixels, &outcomes[i], w);
             }
             if (thumbs && mmcore::status_ok(thumb_outcomes[i].status)) {
               thumbnail(in, i, infos[i], pixels, outcomes[i], thumb_infos[i],
-                        thumb_out->mutable_tensor<uint8_t>(i), &thumb_outcomes[i]);
+                        thumb_out->mutable_tensor<uint8_t>(i), &thumb_outcomes[i], w);
             }
+            if (w != nullptr) w->end_record();
           },
           bytes);
     }
@@ -238,7 +247,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
 
   void thumbnail(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
                  const uint8_t* decoded, const Outcome& decoded_outcome, const mmcore::ThumbnailInfo& tinfo,
-                 uint8_t* pixels, Outcome* o) const {
+                 uint8_t* pixels, Outcome* o, mmcore::Workspace* w) const {
     const int c = channel_count();
     const mmcore::ImageView view{pixels, tinfo.out_width, tinfo.out_height, c,
                                  static_cast<int64_t>(tinfo.out_width) * c};
@@ -252,7 +261,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
       if (reuse) {
         const mmcore::ConstImageView stored(decoded, info.out_width, info.out_height, c,
                                             static_cast<int64_t>(info.out_width) * c);
-        result.status = mmcore::thumbnail_from_decoded(stored, thumb_, tinfo, view, &result.error);
+        result.status = mmcore::thumbnail_from_decoded(stored, thumb_, tinfo, view, &result.error, w);
         if (mmcore::status_ok(result.status)) result = decoded_outcome;  // the same decode's outcome
       }
       if (!reuse || !mmcore::status_ok(result.status)) {
@@ -260,7 +269,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
         std::size_t size;
         sample_bytes(in, i, &data, &size);
         result = Outcome{};
-        result.status = mmcore::thumbnail_into(data, size, thumb_, tinfo, view, &result.error);
+        result.status = mmcore::thumbnail_into(data, size, thumb_, tinfo, view, &result.error, w);
       }
     } catch (const std::bad_alloc&) {
       result.status = mmcore::Status::kNoMemory;
@@ -272,18 +281,18 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
   /// Pass 1b (see RunImpl): decodes sample i into a buffer of its own, kept in *keep when the
   /// decode succeeds; a failure only records its outcome (nothing is zeroed or kept).
   void vet(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
-           std::unique_ptr<uint8_t[]>* keep, Outcome* o) const {
+           std::unique_ptr<uint8_t[]>* keep, Outcome* o, mmcore::Workspace* w) const {
     std::unique_ptr<uint8_t[]> buf(new (
         std::nothrow) uint8_t[static_cast<std::size_t>(info.out_width) * info.out_height * channel_count()]);
-    const Outcome pass = pixels_into(in, i, info, buf.get());
+    const Outcome pass = pixels_into(in, i, info, buf.get(), w);
     merge(pass, o);
     if (mmcore::status_ok(pass.status)) *keep = std::move(buf);
   }
 
   void decode(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
-              uint8_t* pixels, Outcome* o) const {
+              uint8_t* pixels, Outcome* o, mmcore::Workspace* w) const {
     const int c = channel_count();
-    settle(pixels_into(in, i, info, pixels),
+    settle(pixels_into(in, i, info, pixels, w),
            mmcore::ImageView{pixels, info.out_width, info.out_height, c,
                              static_cast<int64_t>(info.out_width) * c},
            o);
@@ -292,7 +301,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
   /// The pixel pass of sample i (thumbnail or full decode) into `pixels`, sized by `info`; a null
   /// `pixels` (an allocation that failed) is NO_MEMORY.
   Outcome pixels_into(const dali::TensorList<dali::CPUBackend>& in, int i, const mmcore::ThumbnailInfo& info,
-                      uint8_t* pixels) const {
+                      uint8_t* pixels, mmcore::Workspace* w) const {
     const uint8_t* data;
     std::size_t size;
     sample_bytes(in, i, &data, &size);
@@ -302,7 +311,7 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
     Outcome pass;
     try {
       if (pixels == nullptr) throw std::bad_alloc();
-      pass.status = resize_ ? mmcore::thumbnail_into(data, size, options_, info, view, &pass.error)
+      pass.status = resize_ ? mmcore::thumbnail_into(data, size, options_, info, view, &pass.error, w)
                             : mmcore::decode_into(data, size, options_.decode, info.image, view, &pass.error);
     } catch (const std::bad_alloc&) {
       pass.status = mmcore::Status::kNoMemory;
@@ -330,6 +339,8 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
 
   mmcore::ThumbnailOptions options_;
   mmcore::ThumbnailOptions thumb_;  ///< the thumbnail outputs' (thumbnail > 0)
+  /// A resize's full decode of a large image reuses its thread's buffer.
+  PoolScratch scratch_;
   bool resize_ = false;
 };
 

@@ -45,16 +45,12 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
     std::vector<mmcore::HashRecord> records(n);
     std::vector<Outcome> outcomes(n);
     auto& pool = ws.GetThreadPool();
-    // One scratch workspace per pool thread, kept across iterations: consecutive large images on
-    // a thread reuse their large buffers (mmcore/workspace.h).
-    if (scratch_.size() < static_cast<std::size_t>(pool.NumThreads())) scratch_.resize(pool.NumThreads());
+    scratch_.size(pool.NumThreads());
     for (int i = 0; i < n; ++i) {
       const int64_t pixels = dali::volume(in.tensor_shape(i));
       pool.AddWork(
           [&, i, ndim](int thread) {
-            mmcore::Workspace* scratch = thread >= 0 && static_cast<std::size_t>(thread) < scratch_.size()
-                                             ? &scratch_[thread]
-                                             : nullptr;
+            mmcore::Workspace* scratch = scratch_.at(thread);
             hash(in, i, ndim, &records[i], &outcomes[i], scratch);
             if (scratch != nullptr) scratch->end_record();
           },
@@ -113,7 +109,7 @@ class MmcoreHash : public dali::Operator<dali::CPUBackend> {
 
   std::vector<mmcore::HashKind> kinds_;
   mmcore::HashRequest request_;
-  std::vector<mmcore::Workspace> scratch_;
+  PoolScratch scratch_;  ///< consecutive large images on a pool thread reuse their buffers
 };
 
 }  // namespace mmcore_dali

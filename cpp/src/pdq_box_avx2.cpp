@@ -173,6 +173,20 @@ struct Lane1 {
   static T div(T a, T b) { return a / b; }
 };
 
+// One row step of the column box over columns [x0, x1): each running sum adds the entering row s
+// (kAdd), then subtracts the leaving row l (kSub), and with kOut its quotient goes to row o.
+template <class L, bool kAdd, bool kSub, bool kOut, class Divide>
+void cols_step(float* sums, std::int32_t x0, std::int32_t x1, const float* s, const float* l, float* o,
+               Divide divide) {
+  for (std::int32_t x = x0; x < x1; x += L::kWidth) {
+    typename L::T v = L::load(sums + x);
+    if constexpr (kAdd) v = L::add(v, L::load(s + x));
+    if constexpr (kSub) v = L::sub(v, L::load(l + x));
+    L::store(sums + x, v);
+    if constexpr (kOut) L::store(o + x, divide(v));
+  }
+}
+
 // The column box over columns [x0, x1) (a multiple of L::kWidth wide), all of them advancing row
 // by row with their running sums in sums[x0, x1): the reference's phases and ops, L::kWidth
 // columns at a time.
@@ -180,58 +194,32 @@ template <class L>
 void box_cols_range(const float* in, float* out, std::int64_t cols, std::int32_t x0, std::int32_t x1,
                     const PdqBoxPhases& ph, float* sums) {
   using T = typename L::T;
-  const auto line = [cols](const float* base, std::int32_t r) { return base + r * cols; };
+  const auto line = [cols](auto* base, std::int32_t r) { return base + r * cols; };
+  const auto by = [](int count) {
+    const T n = L::set(static_cast<float>(count));
+    return [n](T v) { return L::div(v, n); };
+  };
   for (std::int32_t x = x0; x < x1; x += L::kWidth) L::store(sums + x, L::zero());
   std::int32_t li = 0, ri = 0, oi = 0;
   int count = 0;
-  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count) {
-    const float* s = line(in, ri);
-    for (std::int32_t x = x0; x < x1; x += L::kWidth)
-      L::store(sums + x, L::add(L::load(sums + x), L::load(s + x)));
-  }
-  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi) {
-    ++count;
-    const T n = L::set(static_cast<float>(count));
-    const float* s = line(in, ri);
-    float* o = out + oi * cols;
-    for (std::int32_t x = x0; x < x1; x += L::kWidth) {
-      const T v = L::add(L::load(sums + x), L::load(s + x));
-      L::store(sums + x, v);
-      L::store(o + x, L::div(v, n));
-    }
-  }
+  for (int t = 0; t < ph.accumulate; ++t, ++ri, ++count)
+    cols_step<L, true, false, false>(sums, x0, x1, line(in, ri), nullptr, nullptr, by(1));
+  for (int t = 0; t < ph.grow; ++t, ++ri, ++oi)
+    cols_step<L, true, false, true>(sums, x0, x1, line(in, ri), nullptr, line(out, oi), by(++count));
   // The full window's count; a power of two divides as a multiply by its exact inverse, the same
   // bits (pdq_box_internal.h).
   const auto full = [&](auto divide) {
-    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi) {
-      const float* s = line(in, ri);
-      const float* l = line(in, li);
-      float* o = out + oi * cols;
-      for (std::int32_t x = x0; x < x1; x += L::kWidth) {
-        const T v = L::sub(L::add(L::load(sums + x), L::load(s + x)), L::load(l + x));
-        L::store(sums + x, v);
-        L::store(o + x, divide(v));
-      }
-    }
+    for (int t = 0; t < ph.full; ++t, ++li, ++ri, ++oi)
+      cols_step<L, true, true, true>(sums, x0, x1, line(in, ri), line(in, li), line(out, oi), divide);
   };
   if (pdq_box_divides_by_inverse(count)) {
     const T inverse = L::set(1.0f / static_cast<float>(count));
     full([inverse](T v) { return L::mul(v, inverse); });
   } else {
-    const T n = L::set(static_cast<float>(count));
-    full([n](T v) { return L::div(v, n); });
+    full(by(count));
   }
-  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi) {
-    --count;
-    const T m = L::set(static_cast<float>(count));
-    const float* l = line(in, li);
-    float* o = out + oi * cols;
-    for (std::int32_t x = x0; x < x1; x += L::kWidth) {
-      const T v = L::sub(L::load(sums + x), L::load(l + x));
-      L::store(sums + x, v);
-      L::store(o + x, L::div(v, m));
-    }
-  }
+  for (int t = 0; t < ph.shrink; ++t, ++li, ++oi)
+    cols_step<L, false, true, true>(sums, x0, x1, nullptr, line(in, li), line(out, oi), by(--count));
 }
 
 }  // namespace

@@ -47,14 +47,16 @@ __global__ void __launch_bounds__(kThreads)
 /// Resident blocks take images in turn from *next (zeroed before the launch); each block's scratch
 /// is its own slot. `phases` < kPdqPhases stops each image early (MMCORE_GPU_PDQ_PHASES: the
 /// bench's per-phase profile; the hashes are then not written); `layout` is the blur's buffer
-/// layout (MMCORE_GPU_PDQ_LAYOUT). MinBlocks: 4 (63 registers, no spills: 4 blocks per SM, as
-/// the compiler's own choice of 64 gave) or 8 (MMCORE_GPU_PDQ_OCCUPANCY=8: 32 registers, some
-/// spilled; what the bench compares).
-template <int MinBlocks>
+/// layout (MMCORE_GPU_PDQ_LAYOUT): 0 or 1 in pdq_kernel<M, false>, layout 2 (the ring) in
+/// pdq_kernel<M, true>, so that neither build carries the other's code (registers). MinBlocks: 4
+/// (63 registers, no spills: 4 blocks per SM, as the compiler's own choice of 64 gave) or 8
+/// (MMCORE_GPU_PDQ_OCCUPANCY=8: 32 registers, some spilled; what the bench compares).
+template <int MinBlocks, bool Ring>
 __global__ void __launch_bounds__(kThreads, MinBlocks)
     pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, std::int32_t count,
                const float* dct, std::uint8_t* scratch, std::int64_t slot_bytes, std::uint8_t* hashes,
-               std::int32_t* quality, std::int32_t* next, int phases, std::int32_t layout) {
+               std::int32_t* quality, std::int32_t* next, int phases, std::int32_t layout_arg) {
+  const std::int32_t layout = Ring ? gpu_detail::kPdqLayoutRing : (layout_arg & 1);
   __shared__ gpu_detail::PdqShared sh;
   __shared__ std::int32_t image;
   const int tid = static_cast<int>(threadIdx.x);
@@ -69,13 +71,26 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
       gpu_detail::pdq_store_zero(a, tid);
     } else {
       for (int phase = 0; phase < phases; ++phase) {
-        gpu_detail::pdq_run_phase(phase, a, sh, tid, kThreads);
-        __syncthreads();
+        const int steps = gpu_detail::pdq_phase_steps(phase, a);
+        for (int step = 0; step < steps; ++step) {
+          gpu_detail::pdq_run_phase(phase, step, a, sh, tid, kThreads);
+          __syncthreads();
+        }
       }
     }
     // Every thread has read `image` (and finished with the slot) before thread 0 takes the next.
     __syncthreads();
   }
+}
+
+using PdqKernel = void (*)(const std::uint8_t*, const gpu_detail::PdqPlan*, std::int32_t, const float*,
+                           std::uint8_t*, std::int64_t, std::uint8_t*, std::int32_t*, std::int32_t*, int,
+                           std::int32_t);
+
+/// pdq_kernel built for 8 blocks per SM (or 4), with the ring (layout 2) or without.
+PdqKernel pdq_kernel_for(int occupancy8, int ring) {
+  if (occupancy8 != 0) return ring != 0 ? pdq_kernel<8, true> : pdq_kernel<8, false>;
+  return ring != 0 ? pdq_kernel<4, true> : pdq_kernel<4, false>;
 }
 
 // ---- host side -------------------------------------------------------------------------------
@@ -103,8 +118,8 @@ Status gpu_device_info(std::int32_t device, GpuDeviceInfo* info, ErrorText* erro
 
 struct HashGpu::Impl {
   std::int32_t device = -1;
-  std::int64_t pdq_resident = 1;   ///< pdq_kernel<4> blocks the device holds at once
-  std::int64_t pdq_resident8 = 1;  ///< pdq_kernel<8>'s
+  /// pdq_kernel<4 or 8, ring> blocks the device holds at once, by [8 blocks per SM][ring]
+  std::int64_t pdq_resident[2][2] = {{1, 1}, {1, 1}};
   cudaStream_t stream = nullptr;
   DeviceBuffer plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev;
   gpu_detail::Planner planner;
@@ -152,11 +167,15 @@ Status HashGpu::init(std::int32_t device, ErrorText* error) {
   // cudaMemcpy / cudaMemset of the pixels or outputs), so no extra synchronisation is needed.
   MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
   impl_->device = device;
-  int per_sm = 0, per_sm8 = 0;
-  MMCORE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pdq_kernel<4>, kThreads, 0));
-  MMCORE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm8, pdq_kernel<8>, kThreads, 0));
-  impl_->pdq_resident = static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * info.multiprocessors;
-  impl_->pdq_resident8 = static_cast<std::int64_t>(per_sm8 > 0 ? per_sm8 : 1) * info.multiprocessors;
+  for (int o8 = 0; o8 < 2; ++o8) {
+    for (int ring = 0; ring < 2; ++ring) {
+      int per_sm = 0;
+      MMCORE_CUDA_TRY(
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pdq_kernel_for(o8, ring), kThreads, 0));
+      impl_->pdq_resident[o8][ring] =
+          static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * info.multiprocessors;
+    }
+  }
   const Status r = impl_->upload_pdq_dct(error);
   if (r != Status::kOk) {  // not half-initialised: init() may be tried again
     impl_->pdq_dct_dev.release();
@@ -234,8 +253,10 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
   gpu_detail::PdqPlanner& plan = m.pdq_planner;
   plan.plan(images, count, pixel_bytes, statuses);
-  const bool occupancy8 = gpu_detail::pdq_occupancy_from_env() == 8;
-  const std::int32_t blocks = plan.blocks(count, occupancy8 ? m.pdq_resident8 : m.pdq_resident, kScratchCap);
+  const int occupancy8 = gpu_detail::pdq_occupancy_from_env() == 8 ? 1 : 0;
+  const std::int32_t layout = gpu_detail::pdq_layout_from_env();
+  const int ring = layout == gpu_detail::kPdqLayoutRing ? 1 : 0;
+  const std::int32_t blocks = plan.blocks(count, m.pdq_resident[occupancy8][ring], kScratchCap);
   const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
   Status s = m.reserve(&m.pdq_plans_dev, plan_bytes + 256, error);
   if (s == Status::kOk)
@@ -246,11 +267,10 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   MMCORE_CUDA_TRY(
       cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes, cudaMemcpyHostToDevice, m.stream));
   MMCORE_CUDA_TRY(cudaMemsetAsync(next, 0, sizeof(std::int32_t), m.stream));
-  (occupancy8 ? pdq_kernel<8> : pdq_kernel<4>)<<<blocks, kThreads, 0, m.stream>>>(
+  pdq_kernel_for(occupancy8, ring)<<<blocks, kThreads, 0, m.stream>>>(
       pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr), count,
       static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr),
-      plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env(),
-      gpu_detail::pdq_layout_from_env());
+      plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env(), layout);
   MMCORE_CUDA_TRY(cudaGetLastError());
   // The planner's host vector is rewritten by the next call, and a pageable copy may not have read
   // it yet: wait (this also returns with the outputs written).

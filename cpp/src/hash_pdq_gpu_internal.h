@@ -16,16 +16,19 @@
 // holds at once, fewer when their scratch would pass the cap): each block owns one scratch slot
 // (the largest image's two float buffers), reused image after image, so a batch is one launch with
 // no tail of part-empty waves between chunks. Per image, phases separated by a block barrier:
-//   0 luma         D and the decimation's 64 rows and 64 columns into shared memory; luma of the
-//                  (squashed) image into scratch buf1 (column-major), or straight into the 64x64
-//                  buffer for a 64x64 image (no blur, as the reference)
+//   0 luma         the decimation's 64 rows and 64 columns into shared memory; luma of the
+//                  (squashed) image into scratch buf1 (column-major; layouts 1 and 2 compute it in
+//                  pass 1 instead), or straight into the 64x64 buffer for a 64x64 image (no blur,
+//                  as the reference)
 //   1, 2 blur      box rows (a thread per row), box columns (a thread per column); the layouts
 //                  alternate so that each pass reads coalesced (see pdq_phase_rows)
 //   3, 4 blur      the second pass, computing only what the decimation reads: box rows, each
 //                  row's running sum walked in full but only the 64 decimation columns stored
 //                  (64 x rows); box columns of those 64 -> the shared 64x64 buffer, only the 64
 //                  decimation rows stored. The stored values are the full pass's, bit for bit:
-//                  each is the same chain of float operations.
+//                  each is the same chain of float operations. Phase 4 also loads D into shared
+//                  memory (layout 2's ring uses that space until then).
+//                  Layout 2 runs phases 1-3 as sub-steps, a block barrier after each (pdq_ring_step).
 //   5 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
 //   6 dct b        B = T D^T (a thread per output)
 //   7 median       the coefficient of rank 127 (every thread ranks its coefficients); quality
@@ -98,21 +101,38 @@ struct PdqPlan {
   std::int32_t reserved;
 };
 
+constexpr int kPdqChunk = 8;  ///< layout 2: samples of each line one sub-step loads
+/// Layout 2's ring, floats per line: three chunks (the one loading, the one walked, the one before
+/// it, which holds the leaving samples: window <= 4 <= kPdqChunk) and the walk's running sum.
+/// Odd, so that 32 threads reading their own lines at one position hit 32 banks.
+constexpr int kPdqRingStride = 3 * kPdqChunk + 1;
+
+struct PdqDctBuffers {
+  float d[kPdqDct * kPdqGrid];   ///< the DCT matrix, row-major 16 x 64
+  float a[kPdqGrid * kPdqGrid];  ///< the 64x64 buffer
+  float t[kPdqDct * kPdqGrid];   ///< D A
+  float b[kPdqDct * kPdqDct];    ///< D A D^T
+};
+
 struct PdqShared {
-  float d[kPdqDct * kPdqGrid];          ///< the DCT matrix, row-major 16 x 64
-  float a[kPdqGrid * kPdqGrid];         ///< the 64x64 buffer
-  float t[kPdqDct * kPdqGrid];          ///< D A
-  float b[kPdqDct * kPdqDct];           ///< D A D^T
+  union {
+    PdqDctBuffers m;                        ///< phase 0 (a, for a 64x64 image), phases 4-8
+    float ring[kThreads * kPdqRingStride];  ///< layout 2's blur, phases 1-3: a line per thread
+  };
   std::int32_t quality_part[kThreads];  ///< per-thread shares of the quality sum (nthreads <= kThreads)
   float median;                         ///< the 128th smallest coefficient
   std::int32_t pick_rows[kPdqGrid];     ///< the decimation's rows (cell centres)
   std::int32_t pick_cols[kPdqGrid];     ///< and columns
 };
 
+static_assert(sizeof(PdqDctBuffers) >= sizeof(float) * kThreads * kPdqRingStride,
+              "layout 2's ring shares the DCT buffers' shared memory, which the blur does not use");
+
 /// The blur's buffer layouts (see pdq_phase_rows).
 enum PdqLayout : std::int32_t {
   kPdqLayoutReads = 0,   ///< coalesced reads, luma in a buffer of its own
   kPdqLayoutWrites = 1,  ///< coalesced writes, luma computed in the row pass
+  kPdqLayoutRing = 2,    ///< lines staged through shared memory in chunks (pdq_ring_step)
 };
 
 struct PdqArgs {
@@ -224,16 +244,15 @@ MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size);
 
 MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
-  for (int k = tid; k < kPdqDct * kPdqGrid; k += nthreads) sh.d[k] = a.dct[k];
   for (int k = tid; k < kPdqGrid; k += nthreads) {
     sh.pick_rows[k] = pdq_cell(k, p.rows);
     sh.pick_cols[k] = pdq_cell(k, p.cols);
   }
   // The 64x64 buffer row-major; buf1 column-major, so that pass 1's row walks read it coalesced.
-  // Layout 1 computes luma in pass 1 itself (only the 64x64 image is written here).
+  // Layouts 1 and 2 compute luma in pass 1 itself (only the 64x64 image is written here).
   const bool direct = p.mode == kPdqDirect;
-  if (!direct && a.layout == kPdqLayoutWrites) return;
-  float* dst = direct ? sh.a : pdq_buf(a, 0);
+  if (!direct && a.layout != kPdqLayoutReads) return;
+  float* dst = direct ? sh.m.a : pdq_buf(a, 0);
   // 32-bit indices (rows x cols <= 512 x 512): a 64-bit division is a long call on a GPU.
   const std::int32_t n = p.rows * p.cols;
   for (std::int32_t j = tid; j < n; j += nthreads) {
@@ -311,12 +330,135 @@ MMCORE_HD inline void pdq_phase_rows_picked(const PdqArgs& a, const PdqShared& s
 
 MMCORE_HD inline void pdq_phase_cols_picked(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
+  // The DCT matrix for phases 5-6, loaded here because layout 2's ring held its place until now.
+  for (int k = tid; k < kPdqDct * kPdqGrid; k += nthreads) sh.m.d[k] = a.dct[k];
   if (p.mode != kPdqBlur) return;
   const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 1);
   for (int c = tid; c < kPdqGrid; c += nthreads)
-    pdq_box_line_pick(in + static_cast<std::int64_t>(c) * p.rows, 1, p.rows, window, sh.pick_rows, sh.a + c,
+    pdq_box_line_pick(in + static_cast<std::int64_t>(c) * p.rows, 1, p.rows, window, sh.pick_rows, sh.m.a + c,
                       kPdqGrid);
+}
+
+// Layout 2 (kPdqLayoutRing): the threads of a block load each chunk of kPdqChunk samples of up to
+// kThreads lines into a shared-memory ring together (a line's chunk is 32 contiguous bytes), then
+// each thread walks its line through the chunk from shared memory, and writes its outputs where
+// the threads beside it write theirs (coalesced). Layouts 0 and 1 walk global memory instead:
+// either the writes or the reads go one 4-byte access per line, and every step of a line's walk
+// waits on global memory. Here the load of chunk k + 1 and the walk of chunk k share one
+// sub-step: the ring's three slots hold chunk k + 1, chunk k and chunk k - 1 (the leaving samples
+// lag the entering ones by the window, at most 4 <= kPdqChunk).
+//   pass 1, rows:            pixels (luma computed as loaded) -> buf2 column-major
+//   pass 2, columns:         buf2 column-major -> buf1 row-major
+//   pass 3, rows, picked:    buf1 row-major -> buf2 as 64 x rows
+//   pass 4:                  as layout 0
+
+/// Tick t of a line's box walk: the reference's box1D (pdq_box_walk) taken one step at a time,
+/// with the same operations in the same order: sample t enters (t < len), then sample t - window
+/// leaves (t >= window), then output t - (half - 1) is emitted (t >= half - 1), divided by the
+/// count the walk has at that point. Ticks 0 .. len + half - 2 make the whole line.
+template <class At, class Emit>
+MMCORE_HD inline void pdq_box_tick(At&& at, std::int32_t t, std::int32_t len, int window, float& sum,
+                                   Emit&& emit) {
+  const int half = (window + 2) / 2;
+  if (t < len) sum = f_add(sum, at(t));
+  if (t >= window) sum = f_sub(sum, at(t - window));
+  if (t < half - 1) return;
+  const std::int32_t oi = t - (half - 1);
+  if (t < window) {
+    emit(oi, [&] { return f_div(sum, static_cast<float>(t + 1)); });
+  } else if (t < len) {
+    const float n = static_cast<float>(window);
+    const bool by_inverse = (window & (window - 1)) == 0;
+    emit(oi, [&] { return by_inverse ? f_mul(sum, 1.0f / n) : f_div(sum, n); });
+  } else {
+    emit(oi, [&] { return f_div(sum, static_cast<float>(window - 1 - (t - len))); });
+  }
+}
+
+/// One of layout 2's passes: `lines` lines of `len` samples, in groups of `group_lines` (at most
+/// kThreads, a thread each), each group chunks + 1 sub-steps.
+struct PdqRingPass {
+  std::int32_t lines, len, group_lines, chunks;
+  int window;
+};
+
+MMCORE_HD inline PdqRingPass pdq_ring_pass(const PdqPlan& p, int phase) {
+  const bool rows = phase != 2;
+  const std::int32_t lines = rows ? p.rows : p.cols, len = rows ? p.cols : p.rows;
+  const std::int32_t groups = (lines + kThreads - 1) / kThreads;
+  return PdqRingPass{lines, len, (lines + groups - 1) / groups, (len + kPdqChunk - 1) / kPdqChunk,
+                     (len + 2 * kPdqGrid - 1) / (2 * kPdqGrid)};
+}
+
+/// Sub-steps phase `phase` takes (a block barrier after each): 1, or layout 2's chunked walk.
+MMCORE_HD inline int pdq_phase_steps(int phase, const PdqArgs& a) {
+  if (a.layout != kPdqLayoutRing || a.plan->mode != kPdqBlur || phase < 1 || phase > 3) return 1;
+  const PdqRingPass r = pdq_ring_pass(*a.plan, phase);
+  return (r.lines + r.group_lines - 1) / r.group_lines * (r.chunks + 1);
+}
+
+/// Sub-step `step` of a layout-2 pass (nthreads == kThreads): load chunk k of the group's lines
+/// into the ring (load(line, i) gives sample i of a line), and walk chunk k - 1 of this thread's
+/// line, handing emit(line, oi, value) its outputs.
+template <class Load, class Emit>
+MMCORE_HD inline void pdq_ring_step(PdqShared& sh, const PdqRingPass& r, int step, int tid, int nthreads,
+                                    Load&& load, Emit&& emit) {
+  const std::int32_t group = step / (r.chunks + 1), k = step % (r.chunks + 1);
+  const std::int32_t first = group * r.group_lines;
+  const std::int32_t count = r.lines - first < r.group_lines ? r.lines - first : r.group_lines;
+  if (k < r.chunks) {
+    const int slot = (k % 3) * kPdqChunk;
+    for (std::int32_t e = tid; e < count * kPdqChunk; e += nthreads) {
+      const std::int32_t l = e / kPdqChunk, i = k * kPdqChunk + e % kPdqChunk;
+      if (i < r.len) sh.ring[l * kPdqRingStride + slot + e % kPdqChunk] = load(first + l, i);
+    }
+  }
+  if (k == 0 || tid >= count) return;
+  float* line = sh.ring + tid * kPdqRingStride;
+  const std::int32_t c = k - 1, t0 = c * kPdqChunk;
+  const std::int32_t t1 = c + 1 == r.chunks ? r.len + (r.window + 2) / 2 - 1 : t0 + kPdqChunk;
+  float sum = c == 0 ? 0.0f : line[3 * kPdqChunk];
+  const auto at = [&](std::int32_t i) { return line[(i / kPdqChunk) % 3 * kPdqChunk + i % kPdqChunk]; };
+  for (std::int32_t t = t0; t < t1; ++t)
+    pdq_box_tick(at, t, r.len, r.window, sum,
+                 [&](std::int32_t oi, auto value) { emit(first + tid, oi, value); });
+  line[3 * kPdqChunk] = sum;
+}
+
+/// Layout 2's passes 1-3 (phase 1, 2 or 3), sub-step `step`.
+MMCORE_HD inline void pdq_phase_ring(int phase, int step, const PdqArgs& a, PdqShared& sh, int tid,
+                                     int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  const PdqRingPass r = pdq_ring_pass(p, phase);
+  float* buf1 = pdq_buf(a, 0);
+  float* buf2 = pdq_buf(a, 1);
+  const std::int32_t rows = p.rows, cols = p.cols;
+  if (phase == 1) {
+    pdq_ring_step(
+        sh, r, step, tid, nthreads,
+        [&](std::int32_t y, std::int32_t x) { return pdq_luma(p, a.pixels, x, y); },
+        [&](std::int32_t y, std::int32_t x, auto value) { buf2[x * rows + y] = value(); });
+  } else if (phase == 2) {
+    pdq_ring_step(
+        sh, r, step, tid, nthreads, [&](std::int32_t x, std::int32_t y) { return buf2[x * rows + y]; },
+        [&](std::int32_t x, std::int32_t y, auto value) { buf1[y * cols + x] = value(); });
+  } else {
+    const std::int32_t* pick = sh.pick_cols;
+    pdq_ring_step(
+        sh, r, step, tid, nthreads, [&](std::int32_t y, std::int32_t x) { return buf1[y * cols + x]; },
+        [&](std::int32_t y, std::int32_t x, auto value) {
+          // The decimation's columns are non-decreasing, and those equal to x start at or after
+          // x * 64 / cols - 1; a column picked twice is stored twice (as pdq_box_line_pick).
+          int q = x * kPdqGrid / cols - 1;
+          q = q < 0 ? 0 : q;
+          while (q < kPdqGrid && pick[q] < x) ++q;
+          if (q >= kPdqGrid || pick[q] != x) return;
+          const float v = value();
+          for (; q < kPdqGrid && pick[q] == x; ++q) buf2[q * rows + y] = v;
+        });
+  }
 }
 
 MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size) {
@@ -338,8 +480,9 @@ MMCORE_HD inline void pdq_phase_dct_a(const PdqArgs& a, PdqShared& sh, int tid, 
   for (int o = tid; o < kPdqDct * kPdqGrid; o += nthreads) {
     const int i = o / kPdqGrid, j = o % kPdqGrid;
     float t = 0.0f;
-    for (int k = 0; k < kPdqGrid; ++k) t = f_add(t, f_mul(sh.d[i * kPdqGrid + k], sh.a[k * kPdqGrid + j]));
-    sh.t[o] = t;
+    for (int k = 0; k < kPdqGrid; ++k)
+      t = f_add(t, f_mul(sh.m.d[i * kPdqGrid + k], sh.m.a[k * kPdqGrid + j]));
+    sh.m.t[o] = t;
   }
   // Quality terms: 63 x 64 vertical then 64 x 63 horizontal neighbour pairs, shared out by index.
   int part = 0;
@@ -347,10 +490,10 @@ MMCORE_HD inline void pdq_phase_dct_a(const PdqArgs& a, PdqShared& sh, int tid, 
   for (int e = tid; e < 2 * kVertical; e += nthreads) {
     if (e < kVertical) {
       const int i = e / kPdqGrid, j = e % kPdqGrid;
-      part += pdq_grad(sh.a[i * kPdqGrid + j], sh.a[(i + 1) * kPdqGrid + j]);
+      part += pdq_grad(sh.m.a[i * kPdqGrid + j], sh.m.a[(i + 1) * kPdqGrid + j]);
     } else {
       const int i = (e - kVertical) / (kPdqGrid - 1), j = (e - kVertical) % (kPdqGrid - 1);
-      part += pdq_grad(sh.a[i * kPdqGrid + j], sh.a[i * kPdqGrid + j + 1]);
+      part += pdq_grad(sh.m.a[i * kPdqGrid + j], sh.m.a[i * kPdqGrid + j + 1]);
     }
   }
   sh.quality_part[tid] = part;
@@ -361,8 +504,9 @@ MMCORE_HD inline void pdq_phase_dct_b(const PdqArgs& a, PdqShared& sh, int tid, 
   for (int o = tid; o < kPdqDct * kPdqDct; o += nthreads) {
     const int i = o / kPdqDct, j = o % kPdqDct;
     float b = 0.0f;
-    for (int k = 0; k < kPdqGrid; ++k) b = f_add(b, f_mul(sh.t[i * kPdqGrid + k], sh.d[j * kPdqGrid + k]));
-    sh.b[o] = b;
+    for (int k = 0; k < kPdqGrid; ++k)
+      b = f_add(b, f_mul(sh.m.t[i * kPdqGrid + k], sh.m.d[j * kPdqGrid + k]));
+    sh.m.b[o] = b;
   }
 }
 
@@ -373,10 +517,10 @@ MMCORE_HD inline void pdq_phase_dct_b(const PdqArgs& a, PdqShared& sh, int tid, 
 MMCORE_HD inline void pdq_phase_median(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   constexpr int kCoefs = kPdqDct * kPdqDct;
   for (int i = tid; i < kCoefs; i += nthreads) {
-    const float v = sh.b[i];
+    const float v = sh.m.b[i];
     int rank = 0;
     for (int k = 0; k < kCoefs; ++k) {
-      const float w = sh.b[k];
+      const float w = sh.m.b[k];
       rank += (w < v || (w == v && k < i)) ? 1 : 0;
     }
     if (rank == (kCoefs - 1) / 2) sh.median = v;
@@ -394,7 +538,7 @@ MMCORE_HD inline void pdq_phase_bits(const PdqArgs& a, PdqShared& sh, int tid, i
   std::uint8_t* o = a.out + 32 * a.row;
   for (int m = tid; m < kPdqDct; m += nthreads) {
     std::uint32_t w = 0;
-    for (int k = 0; k < 16; ++k) w |= (sh.b[m * 16 + k] > sh.median ? 1u : 0u) << k;
+    for (int k = 0; k < 16; ++k) w |= (sh.m.b[m * 16 + k] > sh.median ? 1u : 0u) << k;
     o[2 * (15 - m)] = static_cast<std::uint8_t>(w >> 8);
     o[2 * (15 - m) + 1] = static_cast<std::uint8_t>(w & 0xff);
   }
@@ -406,7 +550,13 @@ MMCORE_HD inline void pdq_store_zero(const PdqArgs& a, int tid) {
   if (tid == 0) a.quality[a.row] = 0;
 }
 
-MMCORE_HD inline void pdq_run_phase(int phase, const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+/// Phase `phase`, sub-step `step` (< pdq_phase_steps(phase, a)), for thread tid.
+MMCORE_HD inline void pdq_run_phase(int phase, int step, const PdqArgs& a, PdqShared& sh, int tid,
+                                    int nthreads) {
+  if (a.layout == kPdqLayoutRing && phase >= 1 && phase <= 3) {
+    pdq_phase_ring(phase, step, a, sh, tid, nthreads);
+    return;
+  }
   switch (phase) {
     case 0: pdq_phase_luma(a, sh, tid, nthreads); break;
     case 1: pdq_phase_rows(a, tid, nthreads); break;
@@ -429,11 +579,13 @@ inline int pdq_phases_from_env() {
   return v >= 1 && v <= kPdqPhases ? v : kPdqPhases;
 }
 
-/// The blur's layout: MMCORE_GPU_PDQ_LAYOUT=1 for kPdqLayoutWrites (the bench times both; the
-/// default stays the measured layout 0 until a GPU run says which is faster).
+/// The blur's layout: MMCORE_GPU_PDQ_LAYOUT=1 for kPdqLayoutWrites, 2 for kPdqLayoutRing (the
+/// bench times all three; the default stays the measured layout 0 until a GPU run says which is
+/// faster).
 inline std::int32_t pdq_layout_from_env() {
   const char* e = std::getenv("MMCORE_GPU_PDQ_LAYOUT");
-  return e != nullptr && e[0] == '1' && e[1] == '\0' ? kPdqLayoutWrites : kPdqLayoutReads;
+  if (e == nullptr || e[0] == '\0' || e[1] != '\0') return kPdqLayoutReads;
+  return e[0] == '1' ? kPdqLayoutWrites : e[0] == '2' ? kPdqLayoutRing : kPdqLayoutReads;
 }
 
 /// Blocks per SM the PDQ kernel is compiled for (MMCORE_GPU_PDQ_OCCUPANCY=8: the kernel built for

@@ -195,31 +195,36 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq;
   std::vector<std::int32_t> quality;
   std::vector<Status> pdq_st;
-  // PDQ in both blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the other
-  // against the default.
-  std::vector<std::uint8_t> pdq1;
-  std::vector<std::int32_t> quality1;
-  std::vector<Status> pdq_st1;
+  // PDQ in the three blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the
+  // others against the default.
+  std::vector<std::uint8_t> pdq1, pdq2;
+  std::vector<std::int32_t> quality1, quality2;
+  std::vector<Status> pdq_st1, pdq_st2;
   // And the kernel built for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8) against the default.
   std::vector<std::uint8_t> pdq8;
   std::vector<std::int32_t> quality8;
   std::vector<Status> pdq_st8;
   setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
   const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
+  setenv("MMCORE_GPU_PDQ_LAYOUT", "2", 1);
+  const bool layout2_ok = layout1_ok && run_pdq(gpu, b, &pdq2, &quality2, &pdq_st2);
   unsetenv("MMCORE_GPU_PDQ_LAYOUT");
   setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
-  const bool occupancy8_ok = layout1_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
+  const bool occupancy8_ok = layout2_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
   unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
   if (!occupancy8_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
       !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
-  long layout1_bad = 0, occupancy8_bad = 0;
+  long layout1_bad = 0, layout2_bad = 0, occupancy8_bad = 0;
   for (std::size_t i = 0; i < set.size(); ++i) {
     if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
         std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++layout1_bad;
+    if (pdq_st2[i] != pdq_st[i] || quality2[i] != quality[i] ||
+        std::memcmp(pdq2.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+      ++layout2_bad;
     if (pdq_st8[i] != pdq_st[i] || quality8[i] != quality[i] ||
         std::memcmp(pdq8.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++occupancy8_bad;
@@ -282,8 +287,9 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   for (int k = 0; k < mmcore::kGpuHashColumns; ++k) say("| %s | %ld |\n", kKindNames[k], per_kind[k]);
   say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
   say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
+  say("| pdq, blur layout 2 (MMCORE_GPU_PDQ_LAYOUT=2), vs layout 0 | %ld |\n", layout2_bad);
   say("| pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default | %ld |\n", occupancy8_bad);
-  total += layout1_bad + occupancy8_bad;
+  total += layout1_bad + layout2_bad + occupancy8_bad;
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -395,15 +401,17 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   const struct {
     const char* name;
     std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
-    bool layout1;         ///< PDQ's blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1)
+    const char* layout;   ///< PDQ's blur layout (MMCORE_GPU_PDQ_LAYOUT)
     bool occupancy8;      ///< PDQ's kernel for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8)
-  } rows[] = {{"pHash", 1u << 3, false, false},
-              {"all 5 kinds", mmcore::kGpuHashKinds, false, false},
-              {"aHash", 1u << 0, false, false},
-              {"PDQ", kPdqBit, false, false},
-              {"PDQ, blur layout 1", kPdqBit, true, false},
-              {"PDQ, 8 blocks per SM", kPdqBit, false, true},
-              {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, true, true}};
+  } rows[] = {{"pHash", 1u << 3, "0", false},
+              {"all 5 kinds", mmcore::kGpuHashKinds, "0", false},
+              {"aHash", 1u << 0, "0", false},
+              {"PDQ", kPdqBit, "0", false},
+              {"PDQ, blur layout 1", kPdqBit, "1", false},
+              {"PDQ, blur layout 2", kPdqBit, "2", false},
+              {"PDQ, 8 blocks per SM", kPdqBit, "0", true},
+              {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, "1", true},
+              {"PDQ, blur layout 2, 8 blocks per SM", kPdqBit, "2", true}};
   // One timed call: false on a failure (reported); the call's wall and event ms appended after
   // `warmup` calls.
   const auto timed = [&](std::uint32_t kinds, int runs, int warmup, std::vector<double>* call_ms,
@@ -435,7 +443,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   };
   for (const auto& row : rows) {
     std::vector<double> call_ms, event_ms;
-    if (row.layout1) setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
+    setenv("MMCORE_GPU_PDQ_LAYOUT", row.layout, 1);
     if (row.occupancy8) setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
     const bool ok = timed(row.kinds, o.repeat, 2, &call_ms, &event_ms);
     unsetenv("MMCORE_GPU_PDQ_LAYOUT");
@@ -461,8 +469,8 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   static const char* const kPhaseNames[] = {
       "luma",          "box rows",        "box columns", "box rows, picked", "box columns, picked", "DCT D A",
       "DCT (D A) D^T", "median, quality", "bits"};
-  for (const char* variant : {"0", "1", "0, 8 blocks per SM"}) {
-    const char* layout = variant[0] == '1' ? "1" : "0";
+  for (const char* variant : {"0", "1", "2", "0, 8 blocks per SM"}) {
+    const char layout[2] = {variant[0], '\0'};
     say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)\n\n| k | phase | events ms "
         "(phases 0..k) | this phase ms |\n|---|---|---|---|\n",
         variant);

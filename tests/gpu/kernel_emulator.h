@@ -65,7 +65,7 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
 /// memory here. PdqPlanner::blocks(n, resident, scratch_cap) blocks, a scratch slot each, starting as
 /// garbage; the images taken in turn as from the kernel's counter, a round of one image per block at a time;
 /// interleave: a round's blocks run phase by phase together (a slot shared by two blocks would show), else
-/// block by block. `layout`: the blur's buffer layout.
+/// block by block. `layout`: the blur's buffer layout (layout 2's passes run sub-step by sub-step).
 inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
                               const mmcore::GpuImage* desc, std::int32_t n, std::int64_t resident,
                               std::int64_t scratch_cap, bool interleave, bool reverse, std::uint8_t* hashes,
@@ -93,14 +93,16 @@ inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_byt
                            i,          layout};
     }
     const auto run_block_phase = [&](std::int32_t k, int phase) {
-      for (int t = 0; t < g::kThreads; ++t) {
-        const int tid = reverse ? g::kThreads - 1 - t : t;
-        if (args[k].plan->mode == g::kPdqZero) {
-          if (phase == 0) g::pdq_store_zero(args[k], tid);
-        } else {
-          g::pdq_run_phase(phase, args[k], shared[k], tid, g::kThreads);
-        }
+      if (args[k].plan->mode == g::kPdqZero) {
+        if (phase == 0)
+          for (int t = 0; t < g::kThreads; ++t) g::pdq_store_zero(args[k], reverse ? g::kThreads - 1 - t : t);
+        return;
       }
+      // Each sub-step ends with a block barrier: every thread's part of it before the next.
+      const int steps = g::pdq_phase_steps(phase, args[k]);
+      for (int step = 0; step < steps; ++step)
+        for (int t = 0; t < g::kThreads; ++t)
+          g::pdq_run_phase(phase, step, args[k], shared[k], reverse ? g::kThreads - 1 - t : t, g::kThreads);
     };
     if (interleave) {
       for (int phase = 0; phase < phases; ++phase)

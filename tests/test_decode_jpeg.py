@@ -621,6 +621,15 @@ def test_cpp_huffman_decoder_matches_libjpeg(tmp_path: Path) -> None:
     assert "with it installed" in out
 
 
+def test_cpp_orient_pixels_match_a_pixel_walk(tmp_path: Path) -> None:
+    """tests/cpp/test_orient.cpp: EXIF orientation (the axis-swapping ones by tiles staged in a
+    buffer, with 4-byte pixel moves for 3 channels) equals a pixel-by-pixel walk of Pillow's
+    exif_transpose for orientations 0-9, 1-5 channels and sizes across the tile, touching no
+    padding byte."""
+    out = run_cpp_test(tmp_path, "test_orient")
+    assert "PASS" in out, out[-3000:]
+
+
 def test_cpp_idct_matches_libjpeg(tmp_path: Path) -> None:
     """tests/cpp/test_idct.cpp: the islow IDCT's scalar ref gives the bytes of the IDCT libjpeg-turbo
     installs (its SIMD variant) on 240,000 blocks (realistic, full-range coefficients and

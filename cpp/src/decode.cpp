@@ -1,6 +1,7 @@
 // Decode dispatch: format detection, EXIF orientation, pixel limit; per-format work in decode_<fmt>.cpp.
 #include "mmcore/decode.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -15,30 +16,92 @@ bool swaps_axes(std::int32_t orientation) {
   return orientation >= 5 && orientation <= 8;
 }
 
-}  // namespace
-
-// out(x, y) = src(sx, sy) with sx = x0 + ax*x + bx*y, sy = y0 + ay*x + by*y (Pillow's exif_transpose).
-void orient_pixels(ConstImageView src, ImageView dst, std::int32_t o) {
-  const std::int64_t w = src.width, h = src.height;
+/// Pillow's exif_transpose as a map: dst(x, y) = src(x0 + ax x + bx y, y0 + ay x + by y).
+struct OrientMap {
   std::int64_t x0 = 0, ax = 1, bx = 0, y0 = 0, ay = 0, by = 1;
+};
+
+OrientMap orient_map(std::int32_t o, std::int64_t w, std::int64_t h) {
+  OrientMap m;
   switch (o) {
-    case 2: x0 = w - 1, ax = -1; break;
-    case 3: x0 = w - 1, ax = -1, y0 = h - 1, by = -1; break;
-    case 4: y0 = h - 1, by = -1; break;
-    case 5: ax = 0, bx = 1, ay = 1, by = 0; break;
-    case 6: ax = 0, bx = 1, y0 = h - 1, ay = -1, by = 0; break;
-    case 7: x0 = w - 1, ax = 0, bx = -1, y0 = h - 1, ay = -1, by = 0; break;
-    case 8: x0 = w - 1, ax = 0, bx = -1, ay = 1, by = 0; break;
+    case 2: m.x0 = w - 1, m.ax = -1; break;
+    case 3: m.x0 = w - 1, m.ax = -1, m.y0 = h - 1, m.by = -1; break;
+    case 4: m.y0 = h - 1, m.by = -1; break;
+    case 5: m.ax = 0, m.bx = 1, m.ay = 1, m.by = 0; break;
+    case 6: m.ax = 0, m.bx = 1, m.y0 = h - 1, m.ay = -1, m.by = 0; break;
+    case 7: m.x0 = w - 1, m.ax = 0, m.bx = -1, m.y0 = h - 1, m.ay = -1, m.by = 0; break;
+    case 8: m.x0 = w - 1, m.ax = 0, m.bx = -1, m.ay = 1, m.by = 0; break;
     default: break;
   }
-  const int c = src.channels;
-  for (std::int32_t y = 0; y < dst.height; ++y) {
-    std::uint8_t* out = dst.row(y);
-    std::int64_t sx = x0 + bx * y, sy = y0 + by * y;
-    for (std::int32_t x = 0; x < dst.width; ++x, sx += ax, sy += ay) {
-      const std::uint8_t* p = src.row(static_cast<std::int32_t>(sy)) + sx * c;
-      for (int k = 0; k < c; ++k) out[x * c + k] = p[k];
+  return m;
+}
+
+/// One pixel of C channels (0: c at run time). C == 3 moves 4 bytes where the caller allows it
+/// (`wide`: the byte after the pixel may be read and written, as it is rewritten later).
+template <int C>
+inline void copy_pixel(std::uint8_t* out, const std::uint8_t* in, int c, bool wide) {
+  if (C == 3 && wide) {
+    std::memcpy(out, in, 4);
+  } else {
+    std::memcpy(out, in, C > 0 ? C : c);
+  }
+}
+
+/// The axis-swapping orientations (5-8), by tiles of kTile x kTile pixels: the tile's source
+/// lines are copied into an L1 buffer first (one contiguous run each), and the tile's dst rows are
+/// read from there. Walking the source pixel by pixel down its columns, a 12 MP photo took 79 ms;
+/// tiles read in place, 28; staged, ~15.
+template <int C>
+void orient_swapped(const ConstImageView& src, const ImageView& dst, const OrientMap& m, int c) {
+  constexpr std::int32_t kTile = 128;
+  const std::int64_t ch = C > 0 ? C : c, line = kTile * ch;
+  std::vector<std::uint8_t> buf(
+      static_cast<std::size_t>(kTile * line + 1));  // +1: a 4-byte read of the last pixel
+  for (std::int32_t ty = 0; ty < dst.height; ty += kTile) {
+    const std::int32_t ny = std::min(kTile, dst.height - ty);
+    // dst rows ty .. ty + ny read source columns x0 + bx * y: a contiguous run starting at sx_lo.
+    const std::int64_t sx_lo = m.bx > 0 ? m.x0 + ty : m.x0 - (ty + ny - 1);
+    for (std::int32_t tx = 0; tx < dst.width; tx += kTile) {
+      const std::int32_t nx = std::min(kTile, dst.width - tx);
+      for (std::int32_t i = 0; i < nx; ++i)  // dst column tx + i reads source row y0 + ay * (tx + i)
+        std::memcpy(buf.data() + i * line,
+                    src.row(static_cast<std::int32_t>(m.y0 + m.ay * (tx + i))) + sx_lo * ch,
+                    static_cast<std::size_t>(ny * ch));
+      for (std::int32_t j = 0; j < ny; ++j) {
+        const std::uint8_t* in = buf.data() + (m.bx > 0 ? j : ny - 1 - j) * ch;
+        std::uint8_t* out = dst.row(ty + j) + tx * ch;
+        // The last pixel of the tile's row moves exactly its bytes: the next one may be done already.
+        for (std::int32_t i = 0; i < nx; ++i, in += line, out += ch) copy_pixel<C>(out, in, c, i + 1 < nx);
+      }
     }
+  }
+}
+
+template <int C>
+void orient_all(const ConstImageView& src, const ImageView& dst, const OrientMap& m, int c) {
+  if (m.ay != 0) return orient_swapped<C>(src, dst, m, c);
+  const std::int64_t ch = C > 0 ? C : c;
+  for (std::int32_t y = 0; y < dst.height; ++y) {  // rows stay rows: each dst row reads one src row
+    const std::uint8_t* in = src.row(static_cast<std::int32_t>(m.y0 + m.by * y));
+    std::uint8_t* out = dst.row(y);
+    if (m.ax == 1) {
+      std::memcpy(out, in, static_cast<std::size_t>(dst.width * ch));
+    } else {  // mirrored
+      in += (dst.width - 1) * ch;
+      for (std::int32_t x = 0; x < dst.width; ++x, in -= ch, out += ch) copy_pixel<C>(out, in, c, false);
+    }
+  }
+}
+
+}  // namespace
+
+void orient_pixels(ConstImageView src, ImageView dst, std::int32_t o) {
+  const OrientMap m = orient_map(o, src.width, src.height);
+  switch (src.channels) {
+    case 1: return orient_all<1>(src, dst, m, 1);
+    case 3: return orient_all<3>(src, dst, m, 3);
+    case 4: return orient_all<4>(src, dst, m, 4);
+    default: return orient_all<0>(src, dst, m, src.channels);
   }
 }
 

@@ -220,6 +220,31 @@ def test_generated_exif_orientation_matches_exif_transpose(orientation: int) -> 
     assert mmcore.image_info(data)["orientation"] == orientation
 
 
+def test_batch_exif_orientations_equal_single_decodes() -> None:
+    """decode_batch / thumbnail_batch / hash_batch(mode="fast") over JPEGs of every orientation and
+    of growing and shrinking sizes, on one worker (its scratch for the copy before orientation
+    taken from the worker's Workspace, record after record): each output equals the single-record
+    call's, in input order."""
+    datas = []
+    for i, (w, h) in enumerate([(37, 23), (300, 200), (40, 90), (513, 129), (64, 64), (201, 333)] * 3):
+        exif = Image.Exif()
+        exif[0x0112] = 1 + i % 8
+        datas.append(_jpeg(_photo(w, h, seed=i), exif=exif))
+    for threads in (1, 2):
+        r = mmcore.decode_batch(datas, threads=threads)
+        assert list(r.status) == [mmcore.Status.OK] * len(datas)
+        for data, img in zip(datas, r.images, strict=True):
+            np.testing.assert_array_equal(img, mmcore.decode(data))
+        t = mmcore.thumbnail_batch(datas, short_side=48, threads=threads)
+        for data, img in zip(datas, t.images, strict=True):
+            np.testing.assert_array_equal(img, mmcore.thumbnail(data, short_side=48))
+        h = mmcore.hash_batch(datas, kinds=("phash", "pdq"), mode="fast", threads=threads)
+        for i, data in enumerate(datas):
+            one = mmcore.hash_batch([data], kinds=("phash", "pdq"), mode="fast", threads=1)
+            assert h["phash"][i] == one["phash"][0]
+            np.testing.assert_array_equal(h["pdq"][i], one["pdq"][0])
+
+
 # ---------------------------------------------------------------------------------------------
 # scaled IDCT: the covering rule and the pixels at each scale
 

@@ -252,7 +252,8 @@ void run_record_unguarded(Source& src, const Options& o, Record* r, Workspace* w
 
 // A failed allocation deep in a decoder or the resize (std::vector) is that record's NO_MEMORY,
 // not the batch's failure.
-// ws: the worker's scratch for a thumbnail's full decode (null: allocated per record).
+// ws: the worker's scratch for a thumbnail's full decode or a decode's copy before EXIF
+// orientation (null: allocated per record).
 void run_record(Source& src, const Options& o, Record* r, Workspace* ws = nullptr) {
   try {
     run_record_unguarded(src, o, r, ws);
@@ -327,8 +328,9 @@ void run_record_unguarded(Source& src, const Options& o, Record* r, Workspace* w
   if (!status_ok(r->status) || !allocate(r, ti, &out)) return;
   const ErrorText header_error = r->error;
   const Status header_status = r->status;
-  r->status = o.is_thumbnail ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error, ws)
-                             : decode_into(src.data(), src.size(), o.thumb.decode, ti.image, out, &r->error);
+  r->status = o.is_thumbnail
+                  ? thumbnail_into(src.data(), src.size(), o.thumb, ti, out, &r->error, ws)
+                  : decode_into(src.data(), src.size(), o.thumb.decode, ti.image, out, &r->error, ws);
   settle(r, ti, header_status, header_error);
   if (status_ok(r->status)) src.drop_file();
 }

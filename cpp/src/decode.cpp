@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "decode_internal.h"
+#include "scratch_internal.h"
 
 namespace mmcore {
 namespace {
@@ -227,7 +228,7 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
 }
 
 Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                   const ImageInfo& info, ImageView out, ErrorText* error) {
+                   const ImageInfo& info, ImageView out, ErrorText* error, Workspace* workspace) {
   const bool orient = options.exif_orientation && info.orientation >= 2 && info.orientation <= 8;
   DecodeOptions stored = options;
   ImageInfo stored_info = info;
@@ -245,11 +246,10 @@ Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptio
     }
   };
   if (!orient) return run(out);
-  std::vector<std::uint8_t> scratch;
+  // Not zero-filled: a decode that succeeds writes every byte (the contract above).
+  detail::Scratch scratch(workspace, Workspace::Slot::kDecodeOrient);
   const std::int32_t c = info.out_channels;
-  try {
-    scratch.resize(static_cast<std::size_t>(stored_info.out_width) * stored_info.out_height * c);
-  } catch (const std::bad_alloc&) {
+  if (!scratch.alloc(static_cast<std::size_t>(stored_info.out_width) * stored_info.out_height * c)) {
     error->set("out of memory allocating %dx%d for EXIF orientation", stored_info.out_width,
                stored_info.out_height);
     return Status::kNoMemory;

@@ -157,7 +157,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   }
   ImageView view{pixels, info.out_width, info.out_height, info.out_channels,
                  static_cast<std::int64_t>(info.out_width) * info.out_channels};
-  status = decode_into(data, size, options, info, view, error);
+  status = decode_into(data, size, options, info, view, error, &ws);
   if (!status_ok(status)) return status;
   if (header_status == Status::kOkWarning && status == Status::kOk) {
     status = header_status;

@@ -8,8 +8,12 @@
 #include <memory>
 #include <new>
 
+#include "scratch_internal.h"
+
 namespace mmcore {
 namespace {
+
+using detail::Scratch;
 
 // A size as int32, saturated: a 1 x 3e6 image at short side 1000 is 1000 x 3e9, which must reach
 // the pixel-limit check as a huge size, not wrap to a small one.
@@ -27,34 +31,6 @@ std::int32_t scaled(std::int32_t v, double s) {
 // reducing_gap <= 0 disables the reduced decode. Measured on corpus jpeg/ (tests/test_image.py): a
 // gap of 1.0 (just covering) puts the worst thumbnail at 24.6 dB PSNR from Pillow full decode +
 // LANCZOS at short side 64; 2.0 gives 34.1 dB there and >= 42.8 dB from short side 128 up.
-// Scratch bytes that are fully written before they are read: no zero-fill (a 12 MP RGB
-// image would otherwise cost a 36 MB memset per thumbnail). From the workspace's slot when there
-// is one (kept for the next record), else owned here.
-class Scratch {
- public:
-  Scratch(Workspace* workspace, Workspace::Slot slot) : workspace_(workspace), slot_(slot) {}
-  bool alloc(std::size_t n) {
-    if (workspace_ != nullptr) {
-      try {
-        data_ = workspace_->get<std::uint8_t>(slot_, n);
-      } catch (const std::bad_alloc&) {
-        data_ = nullptr;
-      }
-      return data_ != nullptr;
-    }
-    owned_.reset(new (std::nothrow) std::uint8_t[n == 0 ? 1 : n]);
-    data_ = owned_.get();
-    return data_ != nullptr;
-  }
-  std::uint8_t* data() const { return data_; }
-
- private:
-  Workspace* workspace_;
-  Workspace::Slot slot_;
-  std::unique_ptr<std::uint8_t[]> owned_;
-  std::uint8_t* data_ = nullptr;
-};
-
 std::int32_t with_gap(std::int32_t v, std::int32_t full, double gap) {
   if (gap <= 0) return full;
   return saturate32(std::ceil(v * std::max(1.0, gap)));
@@ -202,7 +178,7 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
   const std::int32_t c = info.out_channels;
   const bool same = im.out_width == info.resize_width && im.out_height == info.resize_height;
   const bool crop = info.resize_width != info.out_width || info.resize_height != info.out_height;
-  if (same && !crop) return decode_into(data, size, reduced, im, out, error);
+  if (same && !crop) return decode_into(data, size, reduced, im, out, error, workspace);
   Scratch decoded(workspace, Workspace::Slot::kThumbnailDecode);
   if (!decoded.alloc(static_cast<std::size_t>(im.out_width) * im.out_height * c)) {
     error->set("out of memory allocating %dx%d scratch for a thumbnail", im.out_width, im.out_height);
@@ -210,7 +186,7 @@ Status thumbnail_into(const std::uint8_t* data, std::size_t size, const Thumbnai
   }
   const ImageView dv{decoded.data(), im.out_width, im.out_height, c,
                      static_cast<std::int64_t>(im.out_width) * c};
-  const Status s = decode_into(data, size, reduced, im, dv, error);
+  const Status s = decode_into(data, size, reduced, im, dv, error, workspace);
   if (!status_ok(s)) return s;
   const Status r = resize_and_crop(dv, options, info, out, error);
   return status_ok(r) ? s : r;

@@ -23,6 +23,8 @@
 
 namespace mmcore {
 
+class Workspace;
+
 enum class ImageFormat : std::uint8_t { kUnknown = 0, kJpeg = 1, kPng = 2, kWebp = 3, kGif = 4 };
 
 enum class PixelFormat : std::uint8_t {
@@ -88,9 +90,11 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
                    ErrorText* error);
 
 /// Decodes into out (out_width x out_height x out_channels, as decode_info stated).
-/// On failure out's contents are unspecified (callers zero or drop it).
+/// On failure out's contents are unspecified (callers zero or drop it). With EXIF orientation the
+/// image is decoded into scratch first: `workspace`'s kDecodeOrient slot when given (a batch
+/// worker's, kept for the next record when large), else memory of its own.
 Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                   const ImageInfo& info, ImageView out, ErrorText* error);
+                   const ImageInfo& info, ImageView out, ErrorText* error, Workspace* workspace = nullptr);
 
 /// Library versions as "libjpeg-turbo 2.1.5" style strings.
 const char* jpeg_library_version();

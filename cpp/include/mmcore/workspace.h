@@ -26,6 +26,7 @@ class Workspace {
     kPdq,              ///< PDQ's float scratch (pdq_scratch_floats)
     kThumbnailDecode,  ///< thumbnail_into's decode before the resize
     kThumbnailOrient,  ///< thumbnail_from_decoded's EXIF-oriented copy
+    kDecodeOrient,     ///< decode_into's decode before EXIF orientation turns or mirrors it
     kCount
   };
 

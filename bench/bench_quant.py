@@ -181,7 +181,6 @@ class Row:
     tool: str
     kind: str  # mmcore | competitor | exact
     fn: Callable[[int], tuple[float, int]]
-    items: int  # queries in one round of the row's calls (a timed pass may repeat them)
     recall: float | None = None
     bytes_per_vector: float | None = None
     build_s: float | None = None
@@ -313,7 +312,6 @@ def suite(
             "mmcore int8",
             "mmcore",
             timed(lambda b, t: ours.search(b, K, threads=t), calls(q, 1, nq1), no_pre),
-            nq1,
             r_ours,
             bpv,
             b_ours,
@@ -325,7 +323,6 @@ def suite(
             "faiss SQ8",
             "competitor",
             timed(lambda b, t: sq.search(b, K), calls(q, 1, nq1), faiss_q),
-            nq1,
             r_sq,
             dim,
             b_sq,
@@ -337,7 +334,6 @@ def suite(
             "read-bandwidth probe (numpy max over 1 GB)",
             "probe",
             probe_fn,
-            1,
             scan_bytes=probe_bytes,
         ),
     ]
@@ -350,7 +346,6 @@ def suite(
                 "mmcore int8",
                 "mmcore",
                 timed(lambda b, t: ours.search(b, K, threads=t), calls(q, per, total), no_pre),
-                total,
                 r_ours,
                 bpv,
                 b_ours,
@@ -365,7 +360,6 @@ def suite(
                     calls(q, per, total),
                     no_pre,
                 ),
-                total,
                 r_ours_rr,
                 bpv + 4 * dim,
                 b_ours,
@@ -376,7 +370,6 @@ def suite(
                 "faiss SQ8",
                 "competitor",
                 timed(lambda b, t: sq.search(b, K), calls(q, per, total), faiss_q),
-                total,
                 r_sq,
                 dim,
                 b_sq,
@@ -405,7 +398,6 @@ def suite(
                 f"mmcore int4 rerank={INT4_RERANK}",
                 "mmcore",
                 timed(lambda b, t: ours.search(b, K, rerank=INT4_RERANK, threads=t), batches, no_pre),
-                total,
                 r_ours,
                 ours.code_width + 4 * dim,
                 b_ours,
@@ -416,7 +408,6 @@ def suite(
                 f"faiss PQFastScan M={m} 4-bit + RefineFlat x{INT4_RERANK // K}",
                 "competitor",
                 timed(lambda b, t: ref.search(b, K), batches, faiss_q),
-                total,
                 r_pq,
                 m / 2 + 4 * dim,
                 b_pq,
@@ -452,7 +443,6 @@ def suite(
                     f"mmcore binary rerank={BINARY_RERANK}",
                     "mmcore",
                     timed(lambda b, t: ours.search(b, K, rerank=BINARY_RERANK, threads=t), batches, no_pre),
-                    total,
                     r_ours,
                     dim / 8 + 4 * dim,
                     b_ours,
@@ -463,7 +453,6 @@ def suite(
                     f"faiss IndexBinaryFlat + numpy rerank {BINARY_RERANK}",
                     "competitor",
                     timed(bin_search, batches, faiss_q),
-                    total,
                     r_bf,
                     dim / 8 + 4 * dim,
                     b_bf,
@@ -485,7 +474,6 @@ def suite(
                 "faiss IndexFlatIP",
                 "exact",
                 timed(lambda b, t: flat.search(b, K), batches[:1], faiss_q),  # one call: it is slow
-                64,
                 1.0,
                 4 * dim,
                 b_flat,

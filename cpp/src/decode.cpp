@@ -56,8 +56,8 @@ template <int C>
 void orient_swapped(const ConstImageView& src, const ImageView& dst, const OrientMap& m, int c) {
   constexpr std::int32_t kTile = 128;
   const std::int64_t ch = C > 0 ? C : c, line = kTile * ch;
-  std::vector<std::uint8_t> buf(
-      static_cast<std::size_t>(kTile * line + 1));  // +1: a 4-byte read of the last pixel
+  // A line per dst column of a tile; +1: a 4-byte read of the last pixel.
+  std::vector<std::uint8_t> buf(static_cast<std::size_t>(std::min(kTile, dst.width) * line + 1));
   for (std::int32_t ty = 0; ty < dst.height; ty += kTile) {
     const std::int32_t ny = std::min(kTile, dst.height - ty);
     // dst rows ty .. ty + ny read source columns x0 + bx * y: a contiguous run starting at sx_lo.

@@ -220,6 +220,59 @@ def test_generated_exif_orientation_matches_exif_transpose(orientation: int) -> 
     assert mmcore.image_info(data)["orientation"] == orientation
 
 
+def _exif_transform(img: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation 1-8 applied with numpy alone: the stored rows -> the displayed image."""
+    t = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a[::-1].swapaxes(0, 1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: a[:, ::-1].swapaxes(0, 1),
+    }[orientation]
+    return np.ascontiguousarray(t(img))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_fast_and_scaled_orientation_equal_a_numpy_transform(orientation: int) -> None:
+    """fast=True and scaled decodes have no Pillow equal, so their orientation is checked against
+    numpy's turn of the same decode made with exif_orientation=False (its transform table checked
+    against Pillow's exif_transpose first): sizes across the 128 px tile, RGB and grey, 1/1 and
+    1/4 scale, and the thumbnail (oriented before it is resized)."""
+    for w, h in [(37, 23), (300, 131), (129, 260)]:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        data = _jpeg(_photo(w, h, seed=w + orientation), exif=exif)
+        with Image.open(io.BytesIO(data)) as im:
+            pil = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        np.testing.assert_array_equal(_exif_transform(_pil_rgb(data), orientation), pil)
+        swap = orientation >= 5
+        for fast in (False, True):
+            for color in ("rgb", "gray"):
+                plain = mmcore.decode(data, fast=fast, color=color, exif_orientation=False)
+                turned = mmcore.decode(data, fast=fast, color=color)
+                np.testing.assert_array_equal(turned, _exif_transform(plain, orientation))
+                sw, sh = -(-w // 4), -(-h // 4)
+                tgt = (sh, sw) if swap else (sw, sh)
+                kw = {"fast": fast, "color": color, "reducing_gap": 1.0}
+                plain = mmcore.decode(data, target=(sw, sh), exif_orientation=False, **kw)  # type: ignore[arg-type]
+                turned = mmcore.decode(data, target=tgt, **kw)  # type: ignore[arg-type]
+                np.testing.assert_array_equal(turned, _exif_transform(plain, orientation))
+            # thumbnail: orient, then resize; the reference resizes numpy's turn of the plain decode
+            short = 20
+            ref_src = _exif_transform(mmcore.decode(data, fast=fast, exif_orientation=False), orientation)
+            rh, rw = ref_src.shape[:2]
+            size = (
+                (short, max(1, round(rh * short / rw)))
+                if rw <= rh
+                else (max(1, round(rw * short / rh)), short)
+            )
+            thumb = mmcore.thumbnail(data, short_side=short, fast=fast, reducing_gap=None)
+            np.testing.assert_array_equal(thumb, mmcore.resize(ref_src, size))
+
+
 def test_batch_exif_orientations_equal_single_decodes() -> None:
     """decode_batch / thumbnail_batch / hash_batch(mode="fast") over JPEGs of every orientation and
     of growing and shrinking sizes, on one worker (its scratch for the copy before orientation

@@ -10,7 +10,8 @@
 // holds two output pixels (horizontal) or 64 output bytes (vertical). Masked loads and stores
 // handle the tails. The 1-channel horizontal pass (grey: the hashes' resizes, grey thumbnails)
 // takes 32 taps per block and four output pixels at a time where a window is wider than 16
-// taps (the AVX2 kernel otherwise). Vector constants are built inside functions.
+// taps (the AVX2 kernel otherwise), and 64 taps per block of int8 coefficient parts (vpdpbusd)
+// where windows are wide enough for that to pay. Vector constants are built inside functions.
 #include <immintrin.h>
 
 #include <cmath>
@@ -39,7 +40,8 @@ struct TableHeader {
   std::int32_t nb;
   std::int32_t shared;   ///< 1: both pixels of a pair read one window (offs[2g] == offs[2g + 1])
   std::int32_t avx2_c1;  ///< 1: a 1-channel table whose windows fit 16 taps: the AVX2 table follows
-  std::int32_t pad[13];
+  std::int32_t c1_u8;    ///< 1: a 1-channel table of int8 coefficient parts (horizontal_c1_u8)
+  std::int32_t pad[12];
 };
 
 constexpr std::int32_t kTapsPerBlock = 4;
@@ -229,16 +231,68 @@ inline __m512i dot_c1(const std::uint8_t* s, const __m512i* k, std::int32_t nb_r
   return _mm512_add_epi32(_mm512_slli_epi32(h, kSplit), l);
 }
 
+// --- horizontal, 1 channel, int8 coefficient parts ----------------------------------------------
+//
+// Where every coefficient k of the axis lies in [-2^21, 2^21) (downscales: a lanczos3 tap is at
+// most ~1/ratio of 2^22), k = a * 2^14 + b * 2^7 + c with a = k >> 14 an int8 and b, c in
+// [0, 128): each part is an int8, so vpdpbusd (u8 pixels x s8 parts, four products per int32
+// lane, non-saturating) takes 64 taps per instruction without widening the pixels, and
+// (sum_a << 14) + (sum_b << 7) + sum_c is sum(p * k) modulo 2^32, the reference's wrapping sum.
+// Per 64 taps: one pixel load and three vpdpbusd, against two loads, two widenings and four
+// vpdpwssd for the int16 parts. Table: Header, offsets as above, then per output pixel nb blocks
+// of three zmm (the a, b and c parts of 64 taps). A row narrower than nb * 64 is read at most 63
+// bytes past its end, within kRowOverRead.
+constexpr std::int32_t kTapsPerBlockU8 = 64;
+constexpr int kU8SplitB = 7, kU8SplitA = 14;
+
+bool c1_fits_u8_parts(const Axis& ax) {
+  for (std::int32_t x = 0; x < ax.out_size; ++x) {
+    const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
+    for (std::int32_t t = 0; t < ax.count[x]; ++t) {
+      if (k[t] < -(1 << 21) || k[t] >= (1 << 21)) return false;
+    }
+  }
+  return true;
+}
+
+std::int32_t blocks_per_pixel_u8(const Axis& ax) {
+  return (widest_window(ax) + kTapsPerBlockU8 - 1) / kTapsPerBlockU8;
+}
+
+/// The int8 parts when they fit and save work: measured (one thread, lanczos3 to 8..64 px from
+/// 200..4032 px wide), a 64-tap block costs about 1.5 32-tap int16 blocks (the multiplies share one
+/// port), so the int8 layout wins where it takes under 2/3 of the blocks: 1.25-1.5x from 1024 px
+/// to 8 or 32, 1.13x from 500 to 8 or 9; at 500 -> 32 (94 taps: 2 blocks against 3) it lost 12 %.
+bool c1_uses_u8(const Axis& ax) {
+  return 3 * blocks_per_pixel_u8(ax) < 2 * blocks_per_pixel_c1(ax) && c1_fits_u8_parts(ax);
+}
+
 template <int NB>
+inline __m512i dot_c1_u8(const std::uint8_t* s, const __m512i* k, std::int32_t nb_rt) {
+  const std::int32_t nb = NB ? NB : nb_rt;
+  __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512(), c = _mm512_setzero_si512();
+  for (std::int32_t i = 0; i < nb; ++i) {
+    const __m512i p = _mm512_loadu_si512(s + kTapsPerBlockU8 * i);
+    a = _mm512_dpbusd_epi32(a, p, _mm512_load_si512(k + 3 * i));
+    b = _mm512_dpbusd_epi32(b, p, _mm512_load_si512(k + 3 * i + 1));
+    c = _mm512_dpbusd_epi32(c, p, _mm512_load_si512(k + 3 * i + 2));
+  }
+  return _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(a, kU8SplitA), _mm512_slli_epi32(b, kU8SplitB)),
+                          c);
+}
+
+/// Grey rows, four output pixels at a time: kU8 picks the table layout (int8 or int16 parts).
+template <int NB, bool kU8>
 void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
                    const std::int32_t* offs, const __m512i* blocks) {
   const std::int32_t nb = NB ? NB : nb_rt;
-  const std::int64_t per = 2 * static_cast<std::int64_t>(nb);  // zmm per output pixel
+  const std::int64_t per = (kU8 ? 3 : 2) * static_cast<std::int64_t>(nb);  // zmm per output pixel
+  const auto dot = [&](std::int32_t xi) {
+    if constexpr (kU8) return dot_c1_u8<NB>(src + offs[xi], blocks + per * xi, nb);
+    return dot_c1<NB>(src + offs[xi], blocks + per * xi, nb);
+  };
   for (std::int32_t x = 0; x < out; x += 4) {
-    const __m512i a0 = dot_c1<NB>(src + offs[x], blocks + per * x, nb);
-    const __m512i a1 = dot_c1<NB>(src + offs[x + 1], blocks + per * (x + 1), nb);
-    const __m512i a2 = dot_c1<NB>(src + offs[x + 2], blocks + per * (x + 2), nb);
-    const __m512i a3 = dot_c1<NB>(src + offs[x + 3], blocks + per * (x + 3), nb);
+    const __m512i a0 = dot(x), a1 = dot(x + 1), a2 = dot(x + 2), a3 = dot(x + 3);
     // Per 128-bit lane: [a0, a1, a2, a3] partial sums; then the four lanes added.
     const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
     const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(a2, a3), _mm512_unpackhi_epi32(a2, a3));
@@ -255,29 +309,43 @@ void horizontal_c1_dispatch(const std::uint8_t* src, std::uint8_t* dst, const Ax
   const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
   const auto* blocks =
       reinterpret_cast<const __m512i*>(reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out));
+  if (head->c1_u8 != 0) {
+    switch (head->nb) {
+      case 1: return horizontal_c1<1, true>(src, dst, out, 1, offs, blocks);
+      case 2: return horizontal_c1<2, true>(src, dst, out, 2, offs, blocks);
+      default: return horizontal_c1<0, true>(src, dst, out, head->nb, offs, blocks);
+    }
+  }
   switch (head->nb) {
-    case 1: return horizontal_c1<1>(src, dst, out, 1, offs, blocks);
-    case 2: return horizontal_c1<2>(src, dst, out, 2, offs, blocks);
-    case 3: return horizontal_c1<3>(src, dst, out, 3, offs, blocks);
-    default: return horizontal_c1<0>(src, dst, out, head->nb, offs, blocks);
+    case 1: return horizontal_c1<1, false>(src, dst, out, 1, offs, blocks);
+    case 2: return horizontal_c1<2, false>(src, dst, out, 2, offs, blocks);
+    case 3: return horizontal_c1<3, false>(src, dst, out, 3, offs, blocks);
+    default: return horizontal_c1<0, false>(src, dst, out, head->nb, offs, blocks);
   }
 }
 
-std::size_t horizontal_table_bytes_c1(const Axis& ax) {
-  return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
-         static_cast<std::size_t>(padded_outputs(ax.out_size)) * blocks_per_pixel_c1(ax) * 2 *
-             sizeof(__m512i);
+/// zmm per output pixel of a 1-channel table: nb blocks of two (int16 parts) or three (int8 parts).
+std::int64_t c1_zmm_per_pixel(const Axis& ax, bool u8) {
+  return u8 ? 3 * static_cast<std::int64_t>(blocks_per_pixel_u8(ax))
+            : 2 * static_cast<std::int64_t>(blocks_per_pixel_c1(ax));
 }
 
-void horizontal_table_fill_c1(const Axis& ax, void* table) {
-  const std::int32_t nb = blocks_per_pixel_c1(ax);
-  const std::int32_t span = nb * kTapsPerBlockC1;
+std::size_t horizontal_table_bytes_c1(const Axis& ax, bool u8) {
+  return sizeof(TableHeader) + offsets_bytes(ax.out_size) +
+         static_cast<std::size_t>(padded_outputs(ax.out_size) * c1_zmm_per_pixel(ax, u8)) * sizeof(__m512i);
+}
+
+void horizontal_table_fill_c1(const Axis& ax, void* table, bool u8) {
+  const std::int32_t taps = u8 ? kTapsPerBlockU8 : kTapsPerBlockC1;
+  const std::int32_t nb = u8 ? blocks_per_pixel_u8(ax) : blocks_per_pixel_c1(ax);
+  const std::int32_t span = nb * taps;
+  const std::int64_t zmm_per_block = u8 ? 3 : 2;
   auto* head = static_cast<TableHeader*>(table);
   *head = TableHeader{};
   head->nb = nb;
+  head->c1_u8 = u8 ? 1 : 0;
   auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
-  auto* blocks =
-      reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
+  std::uint8_t* blocks = reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size);
   for (std::int32_t xp = 0; xp < padded_outputs(ax.out_size); ++xp) {
     const std::int32_t x = xp < ax.out_size ? xp : ax.out_size - 1;
     const std::int32_t n = ax.count[x];
@@ -287,9 +355,17 @@ void horizontal_table_fill_c1(const Axis& ax, void* table) {
     const std::int32_t* k = ax.coeffs + static_cast<std::int64_t>(x) * ax.ksize;
     for (std::int32_t t = 0; t < span; ++t) {
       const std::int32_t kv = (t >= lead && t - lead < n) ? k[t - lead] : 0;
-      std::int16_t* block = blocks + (static_cast<std::int64_t>(xp) * nb + t / kTapsPerBlockC1) * 64;
-      block[t % kTapsPerBlockC1] = coeff_hi(kv);
-      block[32 + t % kTapsPerBlockC1] = coeff_lo(kv);
+      std::uint8_t* block = blocks + (static_cast<std::int64_t>(xp) * nb + t / taps) * zmm_per_block * 64;
+      const std::int32_t i = t % taps;
+      if (u8) {  // a, b, c parts: 64 int8 each
+        block[i] = static_cast<std::uint8_t>(kv >> kU8SplitA);
+        block[64 + i] = static_cast<std::uint8_t>((kv >> kU8SplitB) & 127);
+        block[128 + i] = static_cast<std::uint8_t>(kv & 127);
+      } else {  // hi, lo parts: 32 int16 each
+        auto* parts = reinterpret_cast<std::int16_t*>(block);
+        parts[i] = coeff_hi(kv);
+        parts[32 + i] = coeff_lo(kv);
+      }
     }
   }
 }
@@ -332,7 +408,7 @@ inline void vertical_block64(const std::uint8_t* const* rows, std::int32_t pairs
 
 std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels) {
   if (channels == 1) {
-    if (!c1_keeps_avx2(ax)) return horizontal_table_bytes_c1(ax);
+    if (!c1_keeps_avx2(ax)) return horizontal_table_bytes_c1(ax, c1_uses_u8(ax));
     return sizeof(TableHeader) + horizontal_table_bytes_avx2(ax, 1);
   }
   const std::int64_t nb = layout(ax).nb;
@@ -342,7 +418,7 @@ std::size_t horizontal_table_bytes_avx512(const Axis& ax, std::int32_t channels)
 
 void horizontal_table_fill_avx512(const Axis& ax, std::int32_t channels, void* table) {
   if (channels == 1) {
-    if (!c1_keeps_avx2(ax)) return horizontal_table_fill_c1(ax, table);
+    if (!c1_keeps_avx2(ax)) return horizontal_table_fill_c1(ax, table, c1_uses_u8(ax));
     // The choice is made here, once per axis, and read back from the header by every row.
     auto* head = static_cast<TableHeader*>(table);
     *head = TableHeader{};

@@ -242,6 +242,15 @@ void build_pair(Table* t) {
   t->has_pair = true;
 }
 
+/// Whether the scan has blocks enough to repay its pair tables (about 2.5 us each to build, ~10 ns
+/// saved per block). With them built for every image, a 64 px colour JPEG (96 blocks) decoded 18 %
+/// slower and a 128 px one (384 blocks) 7 %; a 256 px one (1,536 blocks) 4-9 % faster.
+bool pair_table_pays(j_decompress_ptr c) {
+  constexpr long kMinBlocks = 1024;
+  return static_cast<long>(c->MCUs_per_row) * static_cast<long>(c->MCU_rows_in_scan) * c->blocks_in_MCU >=
+         kMinBlocks;
+}
+
 [[noreturn]] void give_up(j_decompress_ptr c) {
   static_cast<State*>(c->client_data)->bail(c);
   __builtin_unreachable();
@@ -845,7 +854,7 @@ bool install(j_decompress_ptr c, const std::uint8_t* data_end, void (*bail)(j_de
     s->ac_needed[b] = comp->component_needed != 0 && scaled > 1;
     Table* act = s->ac[comp->ac_tbl_no];
     if (!s->ac_needed[b] && !act->has_skip) build_skip(act);
-    if (s->ac_needed[b] && !act->has_pair) build_pair(act);
+    if (s->ac_needed[b] && !act->has_pair && pair_table_pays(c)) build_pair(act);
   }
   s->in.p = c->src->next_input_byte;
   s->end = data_end;

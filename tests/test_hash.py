@@ -141,6 +141,53 @@ def test_exact_equals_imagehash_on_arrays(rng: np.random.Generator) -> None:
             assert r.hex(k)[i] == ref[k], (k, img.shape)
 
 
+def _grey_rows_cases() -> dict[str, bytes]:
+    """JPEGs whose RGB decode takes each route by which the grey kinds get their "L" rows: made
+    during the decode (baseline 4:2:0 and 4:4:4, progressive, grey, a restart interval damaged so
+    that the decode is redone with libjpeg's Huffman decoder), made after it (CMYK), and a PNG."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    photo = Image.fromarray(np.repeat(np.repeat(base, 10, axis=0), 10, axis=1)).resize((301, 203))
+
+    def save(im: Image.Image, fmt: str = "JPEG", **kw: Any) -> bytes:
+        b = io.BytesIO()
+        im.save(b, fmt, **kw)
+        return b.getvalue()
+
+    cases = {
+        "baseline": save(photo, quality=90),
+        "444": save(photo, quality=95, subsampling=0),
+        "progressive": save(photo, quality=85, progressive=True),
+        "grey": save(photo.convert("L"), quality=90),
+        "cmyk": save(photo.convert("CMYK"), quality=90),
+        "png": save(photo, "PNG"),
+    }
+    damaged = bytearray(save(photo, quality=90, restart_marker_rows=1))
+    rst = [i for i in range(len(damaged) - 1) if damaged[i] == 0xFF and 0xD0 <= damaged[i + 1] <= 0xD7]
+    a, b = rst[len(rst) // 2], rst[len(rst) // 2 + 1]
+    damaged[a + 2 : b - 2] = bytes(b - 4 - a)
+    cases["restart_damaged"] = bytes(damaged)
+    return cases
+
+
+def test_grey_kinds_from_an_rgb_decode_equal_imagehash_of_its_pixels() -> None:
+    """With PDQ (or a thumbnail) in the same call the decode is RGB, and the grey kinds take Pillow's
+    "L" of it, made row by row as the JPEG decode finishes rows: their bits equal imagehash of
+    those RGB pixels (Pillow makes the "L"), and a call asking for the grey kinds alone."""
+    grey_kinds = ("ahash", "dhash", "phash", "whash")
+    for name, data in _grey_rows_cases().items():
+        rgb = mmcore.decode(data, exif_orientation=False)
+        ref = oracle_hex(Image.fromarray(rgb))
+        for kinds in ((*grey_kinds, "pdq"), grey_kinds):
+            r = mmcore.hash_batch([data], kinds=kinds)
+            assert r.ok.all(), (name, r.errors)
+            for k in grey_kinds:
+                assert r.hex(k)[0] == ref[k], (name, kinds, k)
+        t = mmcore.hash_batch([data], kinds=grey_kinds, thumbnail=64)
+        for k in grey_kinds:
+            assert t.hex(k)[0] == ref[k], (name, "thumbnail", k)
+
+
 def test_bytes_path_and_array_agree(tmp_path: Path, rng: np.random.Generator) -> None:
     img = rng.integers(0, 256, size=(97, 130, 3), dtype=np.uint8)
     buf = io.BytesIO()

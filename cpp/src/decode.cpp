@@ -229,6 +229,12 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
 
 Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error, Workspace* workspace) {
+  return detail::decode_into_rows(data, size, options, info, out, error, workspace, nullptr);
+}
+
+Status detail::decode_into_rows(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                                const ImageInfo& info, ImageView out, ErrorText* error, Workspace* workspace,
+                                const RowsDone* rows_done) {
   const bool orient = options.exif_orientation && info.orientation >= 2 && info.orientation <= 8;
   DecodeOptions stored = options;
   ImageInfo stored_info = info;
@@ -238,7 +244,8 @@ Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptio
   }
   auto run = [&](ImageView dst) {
     switch (info.format) {
-      case ImageFormat::kJpeg: return detail::jpeg_decode(data, size, stored, stored_info, dst, error);
+      case ImageFormat::kJpeg:  // rows are reported only where they are the output's (no turn after)
+        return detail::jpeg_decode(data, size, stored, stored_info, dst, error, orient ? nullptr : rows_done);
       case ImageFormat::kPng: return detail::png_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kWebp: return detail::webp_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kGif: return detail::gif_decode(data, size, stored, stored_info, dst, error);

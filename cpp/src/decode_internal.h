@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "mmcore/decode.h"
@@ -21,8 +22,20 @@ namespace mmcore::detail {
 
 Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error);
+/// Told after rows [y0, y0 + n) of the output hold their final pixels, while they are still in
+/// cache (a caller derives something from them there). Called by the JPEG decode where libjpeg writes
+/// the caller's rows directly, in order; a decode redone with libjpeg's Huffman decoder starts again
+/// at row 0. Other paths do not call it: a caller checks that every row was reported.
+using RowsDone = std::function<void(std::int32_t y0, std::int32_t n)>;
+
 Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                   const ImageInfo& info, ImageView out, ErrorText* error);
+                   const ImageInfo& info, ImageView out, ErrorText* error,
+                   const RowsDone* rows_done = nullptr);
+
+/// decode_into, telling `rows_done` (when not null) of the rows as above.
+Status decode_into_rows(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                        const ImageInfo& info, ImageView out, ErrorText* error, Workspace* workspace,
+                        const RowsDone* rows_done);
 
 /// Lossless JPEG (SOF3), which libjpeg-turbo 2.1 does not decode (decode_jpeg_lossless.cpp);
 /// jpeg_info / jpeg_decode hand such streams over.

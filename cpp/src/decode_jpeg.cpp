@@ -462,7 +462,7 @@ struct DecodeState {
 
 // The setjmp scope of a full decode. Returns false when a longjmp ended it.
 bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo& info, ImageView out,
-                       DecodeState* st, ErrorText* error) {
+                       DecodeState* st, ErrorText* error, const RowsDone* rows_done) {
   if (setjmp(s->mon.jump) != 0) return false;
   j_decompress_ptr c = &s->cinfo;
   read_header_and_configure(s, options);
@@ -509,7 +509,9 @@ bool decode_in_session(Session* s, const DecodeOptions& options, const ImageInfo
       const JDIMENSION y = c->output_scanline;
       const JDIMENSION n = std::min(kBatch, c->output_height - y);
       for (JDIMENSION i = 0; i < n; ++i) rows[i] = out.row(static_cast<std::int32_t>(y + i));
-      jpeg_read_scanlines(c, rows, n);
+      const JDIMENSION got = jpeg_read_scanlines(c, rows, n);
+      if (rows_done != nullptr && got > 0)
+        (*rows_done)(static_cast<std::int32_t>(y), static_cast<std::int32_t>(got));
     }
   } else {
     const JDIMENSION stride = c->output_width * static_cast<JDIMENSION>(c->output_components);
@@ -583,12 +585,12 @@ Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
 }
 
 Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
-                   const ImageInfo& info, ImageView out, ErrorText* error) {
+                   const ImageInfo& info, ImageView out, ErrorText* error, const RowsDone* rows_done) {
   if (jpeg_is_lossless(data, size)) return jpeg_lossless_decode(data, size, options, info, out, error);
   Session s;
   DecodeState st;
   session_init(&s, data, size);
-  bool finished = decode_in_session(&s, options, info, out, &st, error);
+  bool finished = decode_in_session(&s, options, info, out, &st, error, rows_done);
   if (!finished && s.mon.abort == Abort::kFallback) {
     // Unusual or damaged entropy-coded data: decode it again with libjpeg's Huffman decoder,
     // whose warnings and statuses are the reference (rows already written are overwritten).
@@ -598,7 +600,7 @@ Status jpeg_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
     DecodeOptions reference = options;
     reference.libjpeg_huffman = true;
     session_init(&s, data, size);
-    finished = decode_in_session(&s, reference, info, out, &st, error);
+    finished = decode_in_session(&s, reference, info, out, &st, error, rows_done);
   }
   const Monitor& m = s.mon;
   const jpeg_decompress_struct& c = s.cinfo;

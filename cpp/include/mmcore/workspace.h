@@ -21,7 +21,7 @@ class Workspace {
   /// What a buffer is for; one user of each slot is live at a time.
   enum class Slot : int {
     kDecode = 0,       ///< the decoded pixels hash_bytes hashes
-    kGrey,             ///< hash_image's Pillow "L" conversion
+    kGrey,             ///< Pillow "L" of hash_image / hash_bytes
     kPdqSquash,        ///< PDQ's 512x512 reference squash
     kPdq,              ///< PDQ's float scratch (pdq_scratch_floats)
     kThumbnailDecode,  ///< thumbnail_into's decode before the resize

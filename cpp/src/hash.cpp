@@ -188,7 +188,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
       return Status::kNoMemory;
     }
     const detail::LumaRowFn luma = detail::luma_row_fn();
-    to_grey = [&](std::int32_t y0, std::int32_t n) {
+    to_grey = [&view, &grey, &grey_rows, luma](std::int32_t y0, std::int32_t n) {
       for (std::int32_t y = y0; y < y0 + n; ++y) luma(view.row(y), grey.row(y), view.width);
       grey_rows = y0 + n;  // a decode redone from row 0 reports its rows again
     };

@@ -260,9 +260,10 @@ std::int32_t blocks_per_pixel_u8(const Axis& ax) {
 }
 
 /// The int8 parts when they fit and save work: measured (one thread, lanczos3 to 8..64 px from
-/// 200..4032 px wide), a 64-tap block costs about 1.5 32-tap int16 blocks (the multiplies share one
-/// port), so the int8 layout wins where it takes under 2/3 of the blocks: 1.25-1.5x from 1024 px
-/// to 8 or 32, 1.13x from 500 to 8 or 9; at 500 -> 32 (94 taps: 2 blocks against 3) it lost 12 %.
+/// 200..4032 px wide), a 64-tap block costs about 1.5 32-tap int16 blocks (three multiplies against
+/// two: they appear bound by one port), so the int8 layout wins where it takes under 2/3 of the
+/// blocks: 1.25-1.5x from 1024 px to 8 or 32, 1.13x from 500 to 8 or 9; at 500 -> 32 (94 taps: 2
+/// blocks against 3) it lost 12 %.
 bool c1_uses_u8(const Axis& ax) {
   return 3 * blocks_per_pixel_u8(ax) < 2 * blocks_per_pixel_c1(ax) && c1_fits_u8_parts(ax);
 }

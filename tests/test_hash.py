@@ -188,6 +188,39 @@ def test_grey_kinds_from_an_rgb_decode_equal_imagehash_of_its_pixels() -> None:
             assert t.hex(k)[0] == ref[k], (name, "thumbnail", k)
 
 
+def test_pdq_squash_during_the_decode_equals_the_array_path() -> None:
+    """Over 512 px, exact PDQ squashes to 512x512 (nearest); from a JPEG the squash rows are taken
+    as the decode finishes their source rows. Hash and quality equal those of the decoded array
+    (squashed after the decode), on sizes over 512 in width, height or both, and on a damaged
+    restart interval (the decode redone from row 0)."""
+    rng = np.random.default_rng(8)
+    for w, h in [(513, 300), (1030, 700), (300, 1500), (2000, 13)]:
+        base = rng.integers(0, 256, size=(h // 10 + 1, w // 10 + 1, 3), dtype=np.uint8)
+        im = Image.fromarray(np.repeat(np.repeat(base, 10, axis=0), 10, axis=1)[:h, :w])
+        datas = []
+        for kw in (
+            {"quality": 90},
+            {"quality": 85, "progressive": True},
+            {"quality": 90, "restart_marker_rows": 1},
+        ):
+            b = io.BytesIO()
+            im.save(b, "JPEG", **kw)
+            datas.append(b.getvalue())
+        damaged = bytearray(datas[-1])
+        rst = [i for i in range(len(damaged) - 1) if damaged[i] == 0xFF and 0xD0 <= damaged[i + 1] <= 0xD7]
+        if len(rst) > 2:
+            a, b2 = rst[len(rst) // 2], rst[len(rst) // 2 + 1]
+            damaged[a + 2 : b2 - 2] = bytes(b2 - 4 - a)
+            datas.append(bytes(damaged))
+        for data in datas:
+            for kinds in (("pdq",), ("phash", "pdq")):
+                r = mmcore.hash_batch([data], kinds=kinds)
+                assert r.ok.all(), r.errors
+                ref = mmcore.hash_batch([mmcore.decode(data, exif_orientation=False)], kinds=kinds)
+                assert r.hex("pdq")[0] == ref.hex("pdq")[0], (w, h, kinds)
+                assert r["pdq_quality"][0] == ref["pdq_quality"][0], (w, h, kinds)
+
+
 def test_bytes_path_and_array_agree(tmp_path: Path, rng: np.random.Generator) -> None:
     img = rng.integers(0, 256, size=(97, 130, 3), dtype=np.uint8)
     buf = io.BytesIO()

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "decode_internal.h"
+#include "hash_internal.h"
 #include "luma_internal.h"
 
 namespace mmcore {
@@ -38,9 +39,15 @@ constexpr std::int32_t kFastMinSide = 128;
 
 namespace {
 
-/// hash_image, with Pillow's "L" of an RGB img already made (`grey_ready`, or null).
-Status hash_image_impl(ConstImageView img, const ConstImageView* grey_ready, const HashRequest& request,
-                       HashRecord* out, ErrorText* error, Workspace* workspace) {
+/// What hash_bytes made of the pixels while the decode finished their rows (null: not made).
+struct Prepared {
+  const ConstImageView* grey = nullptr;        ///< Pillow's "L" of an RGB image
+  const ConstImageView* pdq_squash = nullptr;  ///< pdq_reference_squash of an image over 512 px
+};
+
+/// hash_image, with what `ready` holds already made.
+Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequest& request, HashRecord* out,
+                       ErrorText* error, Workspace* workspace) {
   // Scratch that every kernel fully writes before reading it: no zero-fill (PDQ's float buffers
   // are 8 bytes per pixel, and std::vector would clear them for every image).
   Workspace local;
@@ -62,8 +69,8 @@ Status hash_image_impl(ConstImageView img, const ConstImageView* grey_ready, con
 
   if (request.kinds & kGreyKinds) {
     ConstImageView grey = img;
-    if (grey_ready != nullptr) {
-      grey = *grey_ready;
+    if (ready.grey != nullptr) {
+      grey = *ready.grey;
     } else if (img.channels != 1) {
       std::uint8_t* buffer =
           ws.get<std::uint8_t>(Workspace::Slot::kGrey, static_cast<std::size_t>(img.width) * img.height);
@@ -83,7 +90,10 @@ Status hash_image_impl(ConstImageView img, const ConstImageView* grey_ready, con
 
   if (request.wants(HashKind::kPdq)) {
     ConstImageView src = img;
-    if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
+    if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash) &&
+        ready.pdq_squash != nullptr) {
+      src = *ready.pdq_squash;
+    } else if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
       std::uint8_t* squashed = ws.get<std::uint8_t>(
           Workspace::Slot::kPdqSquash, static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
       ImageView dst{squashed, kPdqSquash, kPdqSquash, img.channels,
@@ -102,7 +112,7 @@ Status hash_image_impl(ConstImageView img, const ConstImageView* grey_ready, con
 
 Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error,
                   Workspace* workspace) {
-  return hash_image_impl(img, nullptr, request, out, error, workspace);
+  return hash_image_impl(img, Prepared{}, request, out, error, workspace);
 }
 
 namespace {
@@ -172,29 +182,48 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   }
   ImageView view{pixels, info.out_width, info.out_height, info.out_channels,
                  static_cast<std::int64_t>(info.out_width) * info.out_channels};
-  // Exact grey kinds from an RGB decode: Pillow's "L" of each batch of rows as the JPEG decode
-  // finishes it, while the rows are in cache, instead of a pass over the whole RGB image after
-  // (for a 12 MP photo, 36 MB read back from memory). Same function, same bytes.
-  ImageView grey{};
-  std::int32_t grey_rows = 0;
-  detail::RowsDone to_grey;
-  if (request.mode != HashMode::kFast && (request.kinds & kGreyKinds) != 0 && info.out_channels == 3) {
-    try {
+  // Exact modes from an RGB JPEG decode: the grey kinds' Pillow "L" and PDQ's 512x512 squash are
+  // made from each batch of rows as the decode finishes them, while the rows are in cache, instead
+  // of passes over the whole RGB image after it (for a 12 MP photo, 36 MB read back from memory).
+  // Same functions, same bytes.
+  const bool exact_rgb = request.mode != HashMode::kFast && info.out_channels == 3;
+  const bool want_grey = exact_rgb && (request.kinds & kGreyKinds) != 0;
+  const bool want_squash = exact_rgb && request.wants(HashKind::kPdq) && request.mode != HashMode::kPdqFull &&
+                           (info.out_width > kPdqSquash || info.out_height > kPdqSquash);
+  ImageView grey{}, squash{};
+  std::int32_t grey_rows = 0, squash_rows = 0;
+  std::int32_t xs[kPdqSquash];
+  try {
+    if (want_grey) {
       grey = ImageView{ws.get<std::uint8_t>(Workspace::Slot::kGrey,
                                             static_cast<std::size_t>(info.out_width) * info.out_height),
                        info.out_width, info.out_height, 1, info.out_width};
-    } catch (const std::bad_alloc&) {
-      error->set("out of memory allocating the %dx%d grey buffer", info.out_width, info.out_height);
-      return Status::kNoMemory;
     }
-    const detail::LumaRowFn luma = detail::luma_row_fn();
-    to_grey = [&view, &grey, &grey_rows, luma](std::int32_t y0, std::int32_t n) {
+    if (want_squash) {
+      squash = ImageView{
+          ws.get<std::uint8_t>(Workspace::Slot::kPdqSquash, std::size_t{kPdqSquash} * kPdqSquash * 3),
+          kPdqSquash, kPdqSquash, 3, std::int64_t{kPdqSquash} * 3};
+      detail::pdq_squash_columns(info.out_width, xs);
+    }
+  } catch (const std::bad_alloc&) {
+    error->set("out of memory allocating the grey or PDQ buffers of a %dx%d image", info.out_width,
+               info.out_height);
+    return Status::kNoMemory;
+  }
+  const detail::LumaRowFn luma = detail::luma_row_fn();
+  const detail::RowsDone on_rows = [&, luma](std::int32_t y0, std::int32_t n) {
+    if (want_grey) {
       for (std::int32_t y = y0; y < y0 + n; ++y) luma(view.row(y), grey.row(y), view.width);
       grey_rows = y0 + n;  // a decode redone from row 0 reports its rows again
-    };
-  }
-  status =
-      detail::decode_into_rows(data, size, options, info, view, error, &ws, to_grey ? &to_grey : nullptr);
+    }
+    if (want_squash) {
+      const std::int32_t hi = detail::pdq_squash_rows_below(view.height, y0 + n);
+      detail::pdq_reference_squash_rows(view, squash, xs, detail::pdq_squash_rows_below(view.height, y0), hi);
+      squash_rows = hi;
+    }
+  };
+  status = detail::decode_into_rows(data, size, options, info, view, error, &ws,
+                                    want_grey || want_squash ? &on_rows : nullptr);
   if (!status_ok(status)) return status;
   if (header_status == Status::kOkWarning && status == Status::kOk) {
     status = header_status;
@@ -202,10 +231,11 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   }
   if (sink != nullptr) (*sink)(view, options, status, *error);
   ErrorText hash_error;
-  const ConstImageView grey_done = grey;
-  const bool have_grey = grey.data != nullptr && grey_rows == view.height;
-  const Status hashed =
-      hash_image_impl(view, have_grey ? &grey_done : nullptr, request, out, &hash_error, &ws);
+  const ConstImageView grey_done = grey, squash_done = squash;
+  Prepared ready;
+  if (want_grey && grey_rows == view.height) ready.grey = &grey_done;
+  if (want_squash && squash_rows == kPdqSquash) ready.pdq_squash = &squash_done;
+  const Status hashed = hash_image_impl(view, ready, request, out, &hash_error, &ws);
   if (!status_ok(hashed)) {
     *error = hash_error;
     return hashed;

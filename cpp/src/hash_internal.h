@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "hd_internal.h"
+#include "mmcore/views.h"
 
 namespace mmcore::detail {
 
@@ -18,6 +20,16 @@ namespace mmcore::detail {
 /// float64 samples x[0], x[stride], ..., bit-identical to scipy 1.17's pocketfft. out: 32 values
 /// (contiguous; it may alias x, which is read in full first).
 void dct2_32(const double* x, std::ptrdiff_t stride, double* out);
+
+/// pdq_reference_squash by rows, for a caller that has the source rows in cache as a decode
+/// finishes them. xs: 512 source columns (pdq_squash_columns of the source width). Output rows
+/// [y_begin, y_end) come from source rows y * height / 512; pdq_squash_rows_below(height, y) is
+/// the first output row whose source row is y or later (512 when none), so the rows of source
+/// rows [a, b) are [pdq_squash_rows_below(h, a), pdq_squash_rows_below(h, b)).
+void pdq_squash_columns(std::int32_t src_width, std::int32_t* xs);
+std::int32_t pdq_squash_rows_below(std::int32_t src_height, std::int32_t y);
+void pdq_reference_squash_rows(ConstImageView src, ImageView dst, const std::int32_t* xs,
+                               std::int32_t y_begin, std::int32_t y_end);
 
 /// PDQ's DCT matrix as hash_pdq.cpp uses it: D[i][j] = float(sqrt(2/64)) cos(pi/128 (i+1)(2j+1))
 /// rounded to float, row-major 16 x 64 (1024 floats). The GPU uploads these same values.

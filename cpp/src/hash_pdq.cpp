@@ -588,28 +588,42 @@ void squash_row(const std::uint8_t* s, const std::int32_t* xs, std::uint8_t* o) 
 
 }  // namespace
 
+void detail::pdq_squash_columns(std::int32_t src_width, std::int32_t* xs) {
+  for (int x = 0; x < kSquashSide; ++x) {
+    xs[x] = static_cast<std::int32_t>(static_cast<std::int64_t>(x) * src_width / kSquashSide);
+  }
+}
+
+std::int32_t detail::pdq_squash_rows_below(std::int32_t src_height, std::int32_t y) {
+  // floor(r * h / 512) >= y  <=>  r * h >= 512 * y  <=>  r >= ceil(512 * y / h)
+  const std::int64_t r = (static_cast<std::int64_t>(kSquashSide) * y + src_height - 1) / src_height;
+  return static_cast<std::int32_t>(std::min<std::int64_t>(r, kSquashSide));
+}
+
+void detail::pdq_reference_squash_rows(ConstImageView src, ImageView dst, const std::int32_t* xs,
+                                       std::int32_t y_begin, std::int32_t y_end) {
+  for (std::int32_t y = y_begin; y < y_end; ++y) {
+    const std::int32_t sy =
+        static_cast<std::int32_t>(static_cast<std::int64_t>(y) * src.height / kSquashSide);
+    const std::uint8_t* s = src.row(sy);
+    std::uint8_t* o = dst.row(y);
+    switch (src.channels) {  // a fixed-size copy per pixel (a variable one is a library call each)
+      case 1: squash_row<1>(s, xs, o); break;
+      case 3: squash_row<3>(s, xs, o); break;
+      default: squash_row<4>(s, xs, o); break;
+    }
+  }
+}
+
 bool pdq_reference_squash(ConstImageView src, ImageView dst) {
   if (!valid_view(src) || (src.width <= kSquashSide && src.height <= kSquashSide)) return false;
   if (dst.data == nullptr || dst.width != kSquashSide || dst.height != kSquashSide ||
       dst.channels != src.channels || dst.stride < static_cast<std::int64_t>(kSquashSide) * dst.channels) {
     return false;
   }
-  const int c = src.channels;
   std::int32_t xs[kSquashSide];
-  for (int x = 0; x < kSquashSide; ++x) {
-    xs[x] = static_cast<std::int32_t>(static_cast<std::int64_t>(x) * src.width / kSquashSide);
-  }
-  for (int y = 0; y < kSquashSide; ++y) {
-    const std::int32_t sy =
-        static_cast<std::int32_t>(static_cast<std::int64_t>(y) * src.height / kSquashSide);
-    const std::uint8_t* s = src.row(sy);
-    std::uint8_t* o = dst.row(y);
-    switch (c) {  // a fixed-size copy per pixel (a variable one is a library call each)
-      case 1: squash_row<1>(s, xs, o); break;
-      case 3: squash_row<3>(s, xs, o); break;
-      default: squash_row<4>(s, xs, o); break;
-    }
-  }
+  detail::pdq_squash_columns(src.width, xs);
+  detail::pdq_reference_squash_rows(src, dst, xs, 0, kSquashSide);
   return true;
 }
 

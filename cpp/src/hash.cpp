@@ -16,7 +16,6 @@
 
 #include "decode_internal.h"
 #include "hash_internal.h"
-#include "luma_internal.h"
 
 namespace mmcore {
 namespace {
@@ -29,6 +28,16 @@ constexpr std::uint32_t kGreyKinds = bit(HashKind::kAhash) | bit(HashKind::kDhas
                                      bit(HashKind::kPhashSimple) | bit(HashKind::kWhash);
 constexpr std::uint32_t kAllKinds = (1u << kHashKindCount) - 1;
 constexpr std::int32_t kPdqSquash = 512;
+
+/// Whether PDQ hashes the 512x512 reference squash of a w x h image (reference mode, over 512 px).
+bool pdq_squashes(const HashRequest& request, std::int32_t w, std::int32_t h) {
+  return request.mode != HashMode::kPdqFull && (w > kPdqSquash || h > kPdqSquash);
+}
+
+/// Rows [y0, y0 + n) of v as a view of their own.
+ImageView rows_of(const ImageView& v, std::int32_t y0, std::int32_t n) {
+  return ImageView{v.row(y0), v.width, n, v.channels, v.stride};
+}
 
 /// Fast mode's scaled JPEG decode keeps both sides >= this: twice PDQ's 64x64 grid, the largest
 /// any kind reads. One size for every kind, so that a kind's fast bits never depend on which
@@ -90,10 +99,9 @@ Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequ
 
   if (request.wants(HashKind::kPdq)) {
     ConstImageView src = img;
-    if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash) &&
-        ready.pdq_squash != nullptr) {
+    if (pdq_squashes(request, img.width, img.height) && ready.pdq_squash != nullptr) {
       src = *ready.pdq_squash;
-    } else if (request.mode != HashMode::kPdqFull && (img.width > kPdqSquash || img.height > kPdqSquash)) {
+    } else if (pdq_squashes(request, img.width, img.height)) {
       std::uint8_t* squashed = ws.get<std::uint8_t>(
           Workspace::Slot::kPdqSquash, static_cast<std::size_t>(kPdqSquash) * kPdqSquash * img.channels);
       ImageView dst{squashed, kPdqSquash, kPdqSquash, img.channels,
@@ -188,8 +196,8 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   // Same functions, same bytes.
   const bool exact_rgb = request.mode != HashMode::kFast && info.out_channels == 3;
   const bool want_grey = exact_rgb && (request.kinds & kGreyKinds) != 0;
-  const bool want_squash = exact_rgb && request.wants(HashKind::kPdq) && request.mode != HashMode::kPdqFull &&
-                           (info.out_width > kPdqSquash || info.out_height > kPdqSquash);
+  const bool want_squash =
+      exact_rgb && request.wants(HashKind::kPdq) && pdq_squashes(request, info.out_width, info.out_height);
   ImageView grey{}, squash{};
   std::int32_t grey_rows = 0, squash_rows = 0;
   std::int32_t xs[kPdqSquash];
@@ -210,10 +218,9 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
                info.out_height);
     return Status::kNoMemory;
   }
-  const detail::LumaRowFn luma = detail::luma_row_fn();
-  const detail::RowsDone on_rows = [&, luma](std::int32_t y0, std::int32_t n) {
+  const detail::RowsDone on_rows = [&](std::int32_t y0, std::int32_t n) {
     if (want_grey) {
-      for (std::int32_t y = y0; y < y0 + n; ++y) luma(view.row(y), grey.row(y), view.width);
+      gray_pillow(rows_of(view, y0, n), rows_of(grey, y0, n));
       grey_rows = y0 + n;  // a decode redone from row 0 reports its rows again
     }
     if (want_squash) {

@@ -128,13 +128,16 @@ def test_processor_bad_records_are_rows_never_exceptions(tmp_path: Path) -> None
     proc = Processor()
     batch = pa.RecordBatch.from_pydict(
         {
-            "id": ["missing", "none", "junk", "http"],
-            "path": [str(tmp_path / "nope.jpg"), None, None, "http://example.com/a.jpg"],
-            "bytes": [None, None, b"junk", None],
+            "id": ["missing", "none", "junk", "http", "cut"],
+            "path": [str(tmp_path / "nope.jpg"), None, None, "http://example.com/a.jpg", None],
+            "bytes": [None, None, b"junk", None, b"\xff\xd8\xff\xdb\x00"],
         }
     )
     rows = proc(batch).to_pylist()
-    assert [r["status"] for r in rows] == ["READ_ERROR", "READ_ERROR", "CORRUPT", "READ_ERROR"]
+    assert [r["status"] for r in rows] == ["READ_ERROR", "READ_ERROR", "CORRUPT", "READ_ERROR", "CORRUPT"]
+    # The format is the content's signature, also when the record fails; null when none matched.
+    assert [r["format"] for r in rows] == [None, None, None, None, "jpeg"]
+    assert rows[4]["width"] is None and rows[4]["phash"] is None
     assert "nope.jpg" in rows[0]["error"] and rows[0]["error_stage"] == "read"
     assert "neither bytes nor a path" in rows[1]["error"]
     assert rows[2]["error_stage"] == "decode" and rows[2]["byte_size"] == 4

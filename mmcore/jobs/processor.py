@@ -242,9 +242,13 @@ class Processor:
             col["byte_size"][i] = len(b)
             col["content_sha256"][i] = hashlib.sha256(b).digest()
             info = image_info(b, exif_orientation=cfg.exif_orientation)
+            # The format is the signature's, also for a record that then fails (a damaged or
+            # lossless JPEG is still a JPEG); null when no signature matched.
+            if info["format"] != "unknown":
+                col["format"][i] = info["format"]
             if info["status"] in (Status.OK, Status.OK_WARNING):
                 w, h, o = int(info["width"]), int(info["height"]), int(info["orientation"] or 1)
-                col["format"][i], col["orientation"][i] = info["format"], o
+                col["orientation"][i] = o
                 turned = o >= 5 and cfg.exif_orientation
                 col["width"][i], col["height"][i] = (h, w) if turned else (w, h)
         kinds = cfg.hashes

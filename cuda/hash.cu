@@ -256,7 +256,9 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   const int occupancy8 = gpu_detail::pdq_occupancy_from_env() == 8 ? 1 : 0;
   const std::int32_t layout = gpu_detail::pdq_layout_from_env();
   const int ring = layout == gpu_detail::kPdqLayoutRing ? 1 : 0;
-  const std::int32_t blocks = plan.blocks(count, m.pdq_resident[occupancy8][ring], kScratchCap);
+  std::int64_t resident = m.pdq_resident[occupancy8][ring];
+  if (const std::int64_t cap = gpu_detail::pdq_blocks_from_env(); cap > 0 && cap < resident) resident = cap;
+  const std::int32_t blocks = plan.blocks(count, resident, kScratchCap);
   const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
   Status s = m.reserve(&m.pdq_plans_dev, plan_bytes + 256, error);
   if (s == Status::kOk)

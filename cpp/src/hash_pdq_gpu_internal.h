@@ -597,6 +597,18 @@ inline int pdq_occupancy_from_env() {
   return e != nullptr && e[0] == '8' && e[1] == '\0' ? 8 : 0;
 }
 
+/// A cap on the PDQ kernel's resident blocks (MMCORE_GPU_PDQ_BLOCKS=N, N >= 1; 0: none, the
+/// default). Each block's scratch slot is ~1.5 MB for a 500x375 image, so the ~528 blocks an H200
+/// holds walk ~790 MB, far past its 50 MB L2, and layouts 0 and 1 walk it one 4-byte access per
+/// line per step; the bench times a few caps to see whether fewer images in flight, their slots
+/// held in L2, beat more images whose accesses go to HBM.
+inline std::int64_t pdq_blocks_from_env() {
+  const char* e = std::getenv("MMCORE_GPU_PDQ_BLOCKS");
+  if (e == nullptr || *e == '\0') return 0;
+  const long v = std::strtol(e, nullptr, 10);
+  return v >= 1 ? v : 0;
+}
+
 /// Plans a PDQ batch: per image a PdqPlan; the scratch slot a block needs (the largest image's
 /// rows x cols and rows x max(cols, 64) floats).
 class PdqPlanner {

@@ -134,8 +134,12 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
     error->set("HashGpu::pdq_batch: %s (count %d)", problem, count);
     return Status::kUnsupported;
   }
-  if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, 64, std::int64_t{1} << 30, true,
-                                      true, hashes, quality, statuses, gpu_detail::pdq_layout_from_env())) {
+  // 64 resident blocks, or fewer under MMCORE_GPU_PDQ_BLOCKS, as the device's pdq_batch caps them.
+  const std::int64_t cap = gpu_detail::pdq_blocks_from_env();
+  const std::int64_t resident = cap > 0 && cap < 64 ? cap : 64;
+  if (!mmcore_test::emulate_pdq_batch(pixels, pixel_bytes, images, count, resident, std::int64_t{1} << 30,
+                                      true, true, hashes, quality, statuses,
+                                      gpu_detail::pdq_layout_from_env())) {
     error->set("emulated PDQ planner made no progress");
     return Status::kDevice;
   }

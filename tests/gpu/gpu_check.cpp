@@ -204,6 +204,10 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq8;
   std::vector<std::int32_t> quality8;
   std::vector<Status> pdq_st8;
+  // And 7 resident blocks at most (MMCORE_GPU_PDQ_BLOCKS), each taking many images in turn.
+  std::vector<std::uint8_t> pdq_capped;
+  std::vector<std::int32_t> quality_capped;
+  std::vector<Status> pdq_st_capped;
   setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
   const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
   setenv("MMCORE_GPU_PDQ_LAYOUT", "2", 1);
@@ -212,12 +216,15 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
   const bool occupancy8_ok = layout2_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
   unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
-  if (!occupancy8_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
+  setenv("MMCORE_GPU_PDQ_BLOCKS", "7", 1);
+  const bool capped_ok = occupancy8_ok && run_pdq(gpu, b, &pdq_capped, &quality_capped, &pdq_st_capped);
+  unsetenv("MMCORE_GPU_PDQ_BLOCKS");
+  if (!capped_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
       !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
-  long layout1_bad = 0, layout2_bad = 0, occupancy8_bad = 0;
+  long layout1_bad = 0, layout2_bad = 0, occupancy8_bad = 0, capped_bad = 0;
   for (std::size_t i = 0; i < set.size(); ++i) {
     if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
         std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
@@ -228,6 +235,9 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
     if (pdq_st8[i] != pdq_st[i] || quality8[i] != quality[i] ||
         std::memcmp(pdq8.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++occupancy8_bad;
+    if (pdq_st_capped[i] != pdq_st[i] || quality_capped[i] != quality[i] ||
+        std::memcmp(pdq_capped.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+      ++capped_bad;
   }
   const std::size_t n = set.size();
   std::vector<mmcore::HashRecord> ref(n);
@@ -289,7 +299,8 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
   say("| pdq, blur layout 2 (MMCORE_GPU_PDQ_LAYOUT=2), vs layout 0 | %ld |\n", layout2_bad);
   say("| pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default | %ld |\n", occupancy8_bad);
-  total += layout1_bad + layout2_bad + occupancy8_bad;
+  say("| pdq, at most 7 resident blocks (MMCORE_GPU_PDQ_BLOCKS=7), vs the default | %ld |\n", capped_bad);
+  total += layout1_bad + layout2_bad + occupancy8_bad + capped_bad;
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -403,15 +414,23 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
     std::uint32_t kinds;  ///< kPdqBit alone: pdq_batch
     const char* layout;   ///< PDQ's blur layout (MMCORE_GPU_PDQ_LAYOUT)
     bool occupancy8;      ///< PDQ's kernel for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8)
-  } rows[] = {{"pHash", 1u << 3, "0", false},
-              {"all 5 kinds", mmcore::kGpuHashKinds, "0", false},
-              {"aHash", 1u << 0, "0", false},
-              {"PDQ", kPdqBit, "0", false},
-              {"PDQ, blur layout 1", kPdqBit, "1", false},
-              {"PDQ, blur layout 2", kPdqBit, "2", false},
-              {"PDQ, 8 blocks per SM", kPdqBit, "0", true},
-              {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, "1", true},
-              {"PDQ, blur layout 2, 8 blocks per SM", kPdqBit, "2", true}};
+    const char* blocks;   ///< a cap on PDQ's resident blocks (MMCORE_GPU_PDQ_BLOCKS), "" for none
+  } rows[] = {{"pHash", 1u << 3, "0", false, ""},
+              {"all 5 kinds", mmcore::kGpuHashKinds, "0", false, ""},
+              {"aHash", 1u << 0, "0", false, ""},
+              {"PDQ", kPdqBit, "0", false, ""},
+              {"PDQ, blur layout 1", kPdqBit, "1", false, ""},
+              {"PDQ, blur layout 2", kPdqBit, "2", false, ""},
+              {"PDQ, 8 blocks per SM", kPdqBit, "0", true, ""},
+              {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, "1", true, ""},
+              {"PDQ, blur layout 2, 8 blocks per SM", kPdqBit, "2", true, ""},
+              // Fewer images in flight, so that their scratch slots (~1.5 MB each) stay in L2.
+              {"PDQ, at most 32 blocks", kPdqBit, "0", false, "32"},
+              {"PDQ, at most 64 blocks", kPdqBit, "0", false, "64"},
+              {"PDQ, at most 132 blocks", kPdqBit, "0", false, "132"},
+              {"PDQ, at most 264 blocks", kPdqBit, "0", false, "264"},
+              {"PDQ, blur layout 1, at most 64 blocks", kPdqBit, "1", false, "64"},
+              {"PDQ, blur layout 2, at most 132 blocks", kPdqBit, "2", false, "132"}};
   // One timed call: false on a failure (reported); the call's wall and event ms appended after
   // `warmup` calls.
   const auto timed = [&](std::uint32_t kinds, int runs, int warmup, std::vector<double>* call_ms,
@@ -445,9 +464,11 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
     std::vector<double> call_ms, event_ms;
     setenv("MMCORE_GPU_PDQ_LAYOUT", row.layout, 1);
     if (row.occupancy8) setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
+    if (row.blocks[0] != '\0') setenv("MMCORE_GPU_PDQ_BLOCKS", row.blocks, 1);
     const bool ok = timed(row.kinds, o.repeat, 2, &call_ms, &event_ms);
     unsetenv("MMCORE_GPU_PDQ_LAYOUT");
     unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
+    unsetenv("MMCORE_GPU_PDQ_BLOCKS");
     if (!ok) return kExitCuda;
     std::vector<double> cpu_ms;
     const int cpu_runs = std::max(1, std::min(3, o.repeat));

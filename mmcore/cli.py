@@ -128,7 +128,12 @@ def _register_jobs(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmcore`` command."""
-    parser = argparse.ArgumentParser(prog="mmcore", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mmcore",
+        description="Decode, hash and deduplicate image corpora into Parquet; build and search "
+        "quantized embedding indexes.",
+        epilog="Start with `mmcore demo`; `mmcore COMMAND --help` for each command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"mmcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(

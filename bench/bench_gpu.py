@@ -212,7 +212,7 @@ def main() -> int:
             (f"GPU {kinds[0]} from decoded 500x375 pixels", len(batch) / timed(args.repeat, from_pixels))
         )
     # PDQ's variants, each selected by an environment variable the library reads at each call:
-    # the other blur layouts (MMCORE_GPU_PDQ_LAYOUT=1, 2) and the kernel built for 8 blocks per SM
+    # the other blur layouts (MMCORE_GPU_PDQ_LAYOUT=1, 2, 3) and the kernel built for 8 blocks per SM
     # (MMCORE_GPU_PDQ_OCCUPANCY=8). Their hashes are checked against the default's on the same batch
     # (a difference fails the run at the end, after the other rows).
     want = ctx.hash(batch, ("pdq",))
@@ -245,6 +245,12 @@ def main() -> int:
         "2",
         "PDQ blur layout 2 (lines staged in shared memory) equal to layout 0 on the batch",
         "GPU pdq from decoded 500x375 pixels, blur layout 2",
+    )
+    layout3_same = pdq_variant(
+        "MMCORE_GPU_PDQ_LAYOUT",
+        "3",
+        "PDQ blur layout 3 (the blur in shared memory) equal to layout 0 on the batch",
+        "GPU pdq from decoded 500x375 pixels, blur layout 3",
     )
     occupancy8_same = pdq_variant(
         "MMCORE_GPU_PDQ_OCCUPANCY",
@@ -316,7 +322,7 @@ def main() -> int:
             f"issue 6 target, PDQ from decoded pixels >= 100,000 images/s ({variant}): {pq:,.0f}: "
             f"**{'PASS' if pq >= 100_000 else 'FAIL'}**"
         )
-    return 0 if layout1_same and layout2_same and occupancy8_same else 1
+    return 0 if layout1_same and layout2_same and layout3_same and occupancy8_same else 1
 
 
 if __name__ == "__main__":

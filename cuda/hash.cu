@@ -47,17 +47,24 @@ __global__ void __launch_bounds__(kThreads)
 /// Resident blocks take images in turn from *next (zeroed before the launch); each block's scratch
 /// is its own slot. `phases` < kPdqPhases stops each image early (MMCORE_GPU_PDQ_PHASES: the
 /// bench's per-phase profile; the hashes are then not written); `layout` is the blur's buffer
-/// layout (MMCORE_GPU_PDQ_LAYOUT): 0 or 1 in pdq_kernel<M, false>, layout 2 (the ring) in
-/// pdq_kernel<M, true>, so that neither build carries the other's code (registers). MinBlocks: 4
-/// (63 registers, no spills: 4 blocks per SM, as the compiler's own choice of 64 gave) or 8
-/// (MMCORE_GPU_PDQ_OCCUPANCY=8: 32 registers, some spilled; what the bench compares).
-template <int MinBlocks, bool Ring>
+/// layout (MMCORE_GPU_PDQ_LAYOUT): 0 or 1 in pdq_kernel<M, kPdqPlain>, layout 2 (the ring) in
+/// pdq_kernel<M, kPdqRing>, layout 3 (the blur in shared memory: a gpu_detail::PdqStream of
+/// dynamic shared memory, no scratch) in pdq_kernel<2, kPdqStream>, so that no build carries
+/// another's code (registers). MinBlocks: 4 (63 registers, no spills: 4 blocks per SM, as the
+/// compiler's own choice of 64 gave) or 8 (MMCORE_GPU_PDQ_OCCUPANCY=8: 32 registers, some
+/// spilled; what the bench compares); layout 3's shared memory (~108 KB a block) allows 2.
+enum PdqVariant : int { kPdqPlain = 0, kPdqRing = 1, kPdqStream = 2 };
+
+template <int MinBlocks, int Variant>
 __global__ void __launch_bounds__(kThreads, MinBlocks)
     pdq_kernel(const std::uint8_t* pixels, const gpu_detail::PdqPlan* plans, std::int32_t count,
                const float* dct, std::uint8_t* scratch, std::int64_t slot_bytes, std::uint8_t* hashes,
                std::int32_t* quality, std::int32_t* next, int phases, std::int32_t layout_arg) {
-  const std::int32_t layout = Ring ? gpu_detail::kPdqLayoutRing : (layout_arg & 1);
+  const std::int32_t layout = Variant == kPdqRing     ? gpu_detail::kPdqLayoutRing
+                              : Variant == kPdqStream ? gpu_detail::kPdqLayoutStream
+                                                      : (layout_arg & 1);
   __shared__ gpu_detail::PdqShared sh;
+  extern __shared__ float4 pdq_dynamic_shared[];  // layout 3's PdqStream (launched with its size)
   __shared__ std::int32_t image;
   const int tid = static_cast<int>(threadIdx.x);
   std::uint8_t* slot = scratch + static_cast<std::int64_t>(blockIdx.x) * slot_bytes;
@@ -66,7 +73,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
     __syncthreads();
     const std::int32_t i = image;
     if (i >= count) return;  // the same for every thread of the block
-    const gpu_detail::PdqArgs a{pixels, plans + i, dct, slot, hashes, quality, i, layout};
+    gpu_detail::PdqArgs a{pixels, plans + i, dct, slot, hashes, quality, i, layout};
+    if (Variant == kPdqStream) a.stream = reinterpret_cast<gpu_detail::PdqStream*>(pdq_dynamic_shared);
     if (a.plan->mode == gpu_detail::kPdqZero) {
       gpu_detail::pdq_store_zero(a, tid);
     } else {
@@ -87,10 +95,23 @@ using PdqKernel = void (*)(const std::uint8_t*, const gpu_detail::PdqPlan*, std:
                            std::uint8_t*, std::int64_t, std::uint8_t*, std::int32_t*, std::int32_t*, int,
                            std::int32_t);
 
-/// pdq_kernel built for 8 blocks per SM (or 4), with the ring (layout 2) or without.
-PdqKernel pdq_kernel_for(int occupancy8, int ring) {
-  if (occupancy8 != 0) return ring != 0 ? pdq_kernel<8, true> : pdq_kernel<8, false>;
-  return ring != 0 ? pdq_kernel<4, true> : pdq_kernel<4, false>;
+/// pdq_kernel built for 8 blocks per SM (or 4) for a PdqVariant; layout 3's has one build.
+PdqKernel pdq_kernel_for(int occupancy8, int variant) {
+  if (variant == kPdqStream) return pdq_kernel<2, kPdqStream>;
+  if (occupancy8 != 0) return variant == kPdqRing ? pdq_kernel<8, kPdqRing> : pdq_kernel<8, kPdqPlain>;
+  return variant == kPdqRing ? pdq_kernel<4, kPdqRing> : pdq_kernel<4, kPdqPlain>;
+}
+
+/// The PdqVariant that runs a blur layout.
+int pdq_variant(std::int32_t layout) {
+  return layout == gpu_detail::kPdqLayoutRing     ? kPdqRing
+         : layout == gpu_detail::kPdqLayoutStream ? kPdqStream
+                                                  : kPdqPlain;
+}
+
+/// Dynamic shared memory a variant's launch takes.
+std::size_t pdq_dynamic_bytes(int variant) {
+  return variant == kPdqStream ? sizeof(gpu_detail::PdqStream) : 0;
 }
 
 // ---- host side -------------------------------------------------------------------------------
@@ -118,8 +139,9 @@ Status gpu_device_info(std::int32_t device, GpuDeviceInfo* info, ErrorText* erro
 
 struct HashGpu::Impl {
   std::int32_t device = -1;
-  /// pdq_kernel<4 or 8, ring> blocks the device holds at once, by [8 blocks per SM][ring]
-  std::int64_t pdq_resident[2][2] = {{1, 1}, {1, 1}};
+  /// pdq_kernel blocks the device holds at once, by [8 blocks per SM][PdqVariant]; 0: that
+  /// variant cannot run here (layout 3 where a block cannot have its shared memory).
+  std::int64_t pdq_resident[2][3] = {{1, 1, 0}, {1, 1, 0}};
   cudaStream_t stream = nullptr;
   DeviceBuffer plans_dev, arena_dev, scratch_dev, pdq_plans_dev, pdq_dct_dev;
   gpu_detail::Planner planner;
@@ -167,13 +189,23 @@ Status HashGpu::init(std::int32_t device, ErrorText* error) {
   // cudaMemcpy / cudaMemset of the pixels or outputs), so no extra synchronisation is needed.
   MMCORE_CUDA_TRY(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamDefault));
   impl_->device = device;
+  // Layout 3's dynamic shared memory is over the 48 KB a block has unless it asks: where the
+  // device refuses, that layout is unavailable (pdq_batch says so) and the others are unaffected.
+  const PdqKernel stream_kernel = pdq_kernel_for(0, kPdqStream);
+  const bool stream_ok = cudaFuncSetAttribute(stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(pdq_dynamic_bytes(kPdqStream))) == cudaSuccess;
+  if (!stream_ok) (void)cudaGetLastError();  // clear it: not this call's failure
   for (int o8 = 0; o8 < 2; ++o8) {
-    for (int ring = 0; ring < 2; ++ring) {
+    for (int variant = 0; variant < 3; ++variant) {
+      if (variant == kPdqStream && !stream_ok) {
+        impl_->pdq_resident[o8][variant] = 0;
+        continue;
+      }
       int per_sm = 0;
-      MMCORE_CUDA_TRY(
-          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pdq_kernel_for(o8, ring), kThreads, 0));
-      impl_->pdq_resident[o8][ring] =
-          static_cast<std::int64_t>(per_sm > 0 ? per_sm : 1) * info.multiprocessors;
+      MMCORE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, pdq_kernel_for(o8, variant),
+                                                                    kThreads, pdq_dynamic_bytes(variant)));
+      impl_->pdq_resident[o8][variant] = per_sm > 0 ? static_cast<std::int64_t>(per_sm) * info.multiprocessors
+                                                    : (variant == kPdqStream ? 0 : 1);
     }
   }
   const Status r = impl_->upload_pdq_dct(error);
@@ -252,11 +284,18 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   // One launch: resident blocks, a scratch slot each (at most kScratchCap in all).
   constexpr std::int64_t kScratchCap = std::int64_t{1} << 30;
   gpu_detail::PdqPlanner& plan = m.pdq_planner;
-  plan.plan(images, count, pixel_bytes, statuses);
   const int occupancy8 = gpu_detail::pdq_occupancy_from_env() == 8 ? 1 : 0;
   const std::int32_t layout = gpu_detail::pdq_layout_from_env();
-  const int ring = layout == gpu_detail::kPdqLayoutRing ? 1 : 0;
-  std::int64_t resident = m.pdq_resident[occupancy8][ring];
+  const int variant = pdq_variant(layout);
+  std::int64_t resident = m.pdq_resident[occupancy8][variant];
+  if (resident <= 0) {
+    error->set(
+        "HashGpu::pdq_batch: blur layout %d needs %zu bytes of shared memory per block, which device %d "
+        "refused (MMCORE_GPU_PDQ_LAYOUT)",
+        layout, pdq_dynamic_bytes(variant), m.device);
+    return Status::kUnsupported;
+  }
+  plan.plan(images, count, pixel_bytes, statuses, variant != kPdqStream);
   if (const std::int64_t cap = gpu_detail::pdq_blocks_from_env(); cap > 0 && cap < resident) resident = cap;
   const std::int32_t blocks = plan.blocks(count, resident, kScratchCap);
   const std::size_t plan_bytes = plan.plans.size() * sizeof(gpu_detail::PdqPlan);
@@ -269,7 +308,7 @@ Status HashGpu::pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes, 
   MMCORE_CUDA_TRY(
       cudaMemcpyAsync(m.pdq_plans_dev.ptr, plan.plans.data(), plan_bytes, cudaMemcpyHostToDevice, m.stream));
   MMCORE_CUDA_TRY(cudaMemsetAsync(next, 0, sizeof(std::int32_t), m.stream));
-  pdq_kernel_for(occupancy8, ring)<<<blocks, kThreads, 0, m.stream>>>(
+  pdq_kernel_for(occupancy8, variant)<<<blocks, kThreads, pdq_dynamic_bytes(variant), m.stream>>>(
       pixels, static_cast<const gpu_detail::PdqPlan*>(m.pdq_plans_dev.ptr), count,
       static_cast<const float*>(m.pdq_dct_dev.ptr), static_cast<std::uint8_t*>(m.scratch_dev.ptr),
       plan.slot_bytes, hashes, quality, next, gpu_detail::pdq_phases_from_env(), layout);

@@ -29,6 +29,8 @@
 //                  each is the same chain of float operations. Phase 4 also loads D into shared
 //                  memory (layout 2's ring uses that space until then).
 //                  Layout 2 runs phases 1-3 as sub-steps, a block barrier after each (pdq_ring_step).
+//                  Layout 3 runs all four passes in phase 1, band by band in shared memory
+//                  (pdq_phase_stream); its phases 2 and 3 do nothing, and phase 4 only loads D.
 //   5 dct a        T = D A (a thread per output); quality partial sums (a thread per share)
 //   6 dct b        B = T D^T (a thread per output)
 //   7 median       the coefficient of rank 127 (every thread ranks its coefficients); quality
@@ -133,6 +135,20 @@ enum PdqLayout : std::int32_t {
   kPdqLayoutReads = 0,   ///< coalesced reads, luma in a buffer of its own
   kPdqLayoutWrites = 1,  ///< coalesced writes, luma computed in the row pass
   kPdqLayoutRing = 2,    ///< lines staged through shared memory in chunks (pdq_ring_step)
+  kPdqLayoutStream = 3,  ///< the whole blur in shared memory, a band of rows at a time (pdq_phase_stream)
+};
+
+constexpr int kPdqBand = 16;                  ///< layout 3: rows per band
+constexpr int kPdqStreamRing = kPdqBand + 4;  ///< layout 3's ring rows: a band and the widest window (4)
+
+/// Layout 3's buffers, in a block's dynamic shared memory (81 KB; no global scratch). Rows of
+/// each pass's output live only as long as the passes after it need them.
+struct PdqStream {
+  float p1[kPdqStreamRing * kPdqSquash];  ///< pass 1 (box rows) output, row y at y % kPdqStreamRing
+  float p2[kPdqBand * kPdqSquash];        ///< pass 2 (box columns) output, row y at y % kPdqBand
+  float p3[kPdqStreamRing * kPdqGrid];    ///< pass 3 output (the 64 decimation columns), y % kPdqStreamRing
+  float sum2[kPdqSquash];                 ///< pass 2's running sum of each column between bands
+  float sum4[kPdqGrid];                   ///< pass 4's, of each decimation column
 };
 
 struct PdqArgs {
@@ -143,7 +159,8 @@ struct PdqArgs {
   std::uint8_t* out;      ///< 32 bytes per image, at out + 32 * row
   std::int32_t* quality;
   std::int64_t row;
-  std::int32_t layout;  ///< PdqLayout
+  std::int32_t layout;          ///< PdqLayout
+  PdqStream* stream = nullptr;  ///< layout 3's shared memory
 };
 
 /// Luma of pixel (x, y) of the hashed image: the squash picks the source pixel first.
@@ -332,7 +349,7 @@ MMCORE_HD inline void pdq_phase_cols_picked(const PdqArgs& a, PdqShared& sh, int
   const PdqPlan& p = *a.plan;
   // The DCT matrix for phases 5-6, loaded here because layout 2's ring held its place until now.
   for (int k = tid; k < kPdqDct * kPdqGrid; k += nthreads) sh.m.d[k] = a.dct[k];
-  if (p.mode != kPdqBlur) return;
+  if (p.mode != kPdqBlur || a.layout == kPdqLayoutStream) return;  // layout 3 did it in phase 1
   const int window = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
   const float* in = pdq_buf(a, 1);
   for (int c = tid; c < kPdqGrid; c += nthreads)
@@ -391,8 +408,13 @@ MMCORE_HD inline PdqRingPass pdq_ring_pass(const PdqPlan& p, int phase) {
                      (len + 2 * kPdqGrid - 1) / (2 * kPdqGrid)};
 }
 
-/// Sub-steps phase `phase` takes (a block barrier after each): 1, or layout 2's chunked walk.
+MMCORE_HD inline int pdq_stream_steps(const PdqPlan& p);
+
+/// Sub-steps phase `phase` takes (a block barrier after each): 1, or layout 2's chunked walk, or
+/// layout 3's bands (all in phase 1).
 MMCORE_HD inline int pdq_phase_steps(int phase, const PdqArgs& a) {
+  if (a.layout == kPdqLayoutStream && a.plan->mode == kPdqBlur && phase == 1)
+    return pdq_stream_steps(*a.plan);
   if (a.layout != kPdqLayoutRing || a.plan->mode != kPdqBlur || phase < 1 || phase > 3) return 1;
   const PdqRingPass r = pdq_ring_pass(*a.plan, phase);
   return (r.lines + r.group_lines - 1) / r.group_lines * (r.chunks + 1);
@@ -458,6 +480,126 @@ MMCORE_HD inline void pdq_phase_ring(int phase, int step, const PdqArgs& a, PdqS
           const float v = value();
           for (; q < kPdqGrid && pick[q] == x; ++q) buf2[q * rows + y] = v;
         });
+  }
+}
+
+// Layout 3 (kPdqLayoutStream): the four box passes in shared memory, a band of kPdqBand rows at a
+// time, so that no pass's output goes to global memory (layouts 0-2 write and re-read ~3 MB per
+// 500x375 image; here the pixels are the only global reads). Pass 2 walks down the columns one
+// band of ticks at a time, keeping each column's running sum in shared memory between bands;
+// pass 4 likewise down the 64 decimation columns. Each output is the same chain of float
+// operations as the reference's (pdq_box_walk for the row passes, pdq_box_tick for the column
+// passes), only scheduled band by band. Phase 1 runs it all, two sub-steps per band k (and one
+// more round for the last band's passes 3 and 4):
+//   part 0: pass 1 of band k's rows (luma computed from the pixels as read; a thread per row),
+//           beside pass 3 of the rows pass 2 emitted in band k - 1 (a thread per row, another warp)
+//   part 1: pass 2's ticks of band k (every column), beside pass 4's ticks over the rows pass 3
+//           just made (64 columns; the decimation rows stored into the 64x64 buffer)
+// Rings: pass 2's tick t reads pass-1 rows t and t - window (window <= 4), so pass 1's output
+// needs a band plus 4 rows; pass 2 emits a band's worth of rows, which pass 3 reads before the
+// next band's part 1 overwrites them; pass 4 reads rows t and t - window of pass 3's output.
+
+/// Layout 3's per-image constants: the column passes' window and ticks, the row passes' window.
+struct PdqStreamPass {
+  std::int32_t rows, cols;
+  int window_rows;     ///< the column passes' window (over rows)
+  int window_cols;     ///< the row passes' window (over columns)
+  int lag;             ///< a column pass emits output row t - lag at tick t: half - 1
+  std::int32_t ticks;  ///< a column pass's ticks: rows + lag
+  std::int32_t bands;  ///< ceil(ticks / kPdqBand)
+};
+
+MMCORE_HD inline PdqStreamPass pdq_stream_pass(const PdqPlan& p) {
+  PdqStreamPass s;
+  s.rows = p.rows;
+  s.cols = p.cols;
+  s.window_rows = (p.rows + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  s.window_cols = (p.cols + 2 * kPdqGrid - 1) / (2 * kPdqGrid);
+  s.lag = (s.window_rows + 2) / 2 - 1;
+  s.ticks = p.rows + s.lag;
+  s.bands = (s.ticks + kPdqBand - 1) / kPdqBand;
+  return s;
+}
+
+MMCORE_HD inline int pdq_stream_steps(const PdqPlan& p) {
+  return 2 * (pdq_stream_pass(p).bands + 1);
+}
+
+/// Output rows [first, end) that pass 2 emits in band k (ticks k B .. (k + 1) B, at most ticks).
+MMCORE_HD inline void pdq_stream_emitted(const PdqStreamPass& s, std::int32_t k, std::int32_t* first,
+                                         std::int32_t* end) {
+  const std::int32_t t0 = k * kPdqBand, t1 = t0 + kPdqBand < s.ticks ? t0 + kPdqBand : s.ticks;
+  *first = t0 - s.lag > 0 ? t0 - s.lag : 0;
+  *end = t1 - s.lag > *first ? t1 - s.lag : *first;
+}
+
+/// Layout 3, phase 1, sub-step `step` (< pdq_stream_steps).
+MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  if (p.mode != kPdqBlur) return;
+  PdqStream& st = *a.stream;
+  const PdqStreamPass s = pdq_stream_pass(p);
+  const std::int32_t k = step / 2, rows = s.rows, cols = s.cols;
+  // The row passes' second group of threads: another warp where the block has one.
+  const int second = nthreads >= 64 ? 32 : 0;
+  if (step % 2 == 0) {
+    // Pass 1: band k's rows, luma read from the pixels.
+    if (k < s.bands && tid < kPdqBand) {
+      const std::int32_t y = k * kPdqBand + tid;
+      if (y < rows) {
+        const auto luma = [&](std::int64_t x) {
+          return pdq_luma(p, a.pixels, static_cast<std::int32_t>(x), y);
+        };
+        pdq_box_line(luma, st.p1 + (y % kPdqStreamRing) * cols, 1, cols, s.window_cols);
+      }
+    }
+    // Pass 3: the rows pass 2 emitted in band k - 1, only the decimation's columns kept.
+    if (k >= 1 && tid >= second && tid < second + kPdqBand) {
+      std::int32_t first = 0, end = 0;
+      pdq_stream_emitted(s, k - 1, &first, &end);
+      const std::int32_t y = first + (tid - second);
+      if (y < end)
+        pdq_box_line_pick(st.p2 + (y % kPdqBand) * cols, 1, cols, s.window_cols, sh.pick_cols,
+                          st.p3 + (y % kPdqStreamRing) * kPdqGrid, 1);
+    }
+    return;
+  }
+  // Pass 2: band k's ticks down every column.
+  if (k < s.bands) {
+    const std::int32_t t0 = k * kPdqBand, t1 = t0 + kPdqBand < s.ticks ? t0 + kPdqBand : s.ticks;
+    for (std::int32_t c = tid; c < cols; c += nthreads) {
+      float sum = t0 == 0 ? 0.0f : st.sum2[c];
+      const auto at = [&](std::int32_t y) { return st.p1[(y % kPdqStreamRing) * cols + c]; };
+      for (std::int32_t t = t0; t < t1; ++t)
+        pdq_box_tick(at, t, rows, s.window_rows, sum,
+                     [&](std::int32_t oi, auto value) { st.p2[(oi % kPdqBand) * cols + c] = value(); });
+      st.sum2[c] = sum;
+    }
+  }
+  // Pass 4: its ticks over the rows pass 3 made in part 0 (and, after the last of them, the
+  // ticks that only let rows leave: their output rows lie past the last decimation row, so they
+  // only finish the reference's walk); the decimation's rows go to the 64x64 buffer.
+  if (k >= 1) {
+    std::int32_t first = 0, end = 0;
+    pdq_stream_emitted(s, k - 1, &first, &end);
+    if (end == rows) end = s.ticks;
+    const std::int32_t* pick = sh.pick_rows;
+    for (int c = tid; c < kPdqGrid && first < end; c += nthreads) {
+      float sum = first == 0 ? 0.0f : st.sum4[c];
+      const auto at = [&](std::int32_t y) { return st.p3[(y % kPdqStreamRing) * kPdqGrid + c]; };
+      for (std::int32_t t = first; t < end; ++t)
+        pdq_box_tick(at, t, rows, s.window_rows, sum, [&](std::int32_t oi, auto value) {
+          // The decimation's rows are non-decreasing, and those equal to oi start at or after
+          // oi * 64 / rows - 1; a row picked twice is stored twice (as pdq_box_line_pick).
+          int q = oi * kPdqGrid / rows - 1;
+          q = q < 0 ? 0 : q;
+          while (q < kPdqGrid && pick[q] < oi) ++q;
+          if (q >= kPdqGrid || pick[q] != oi) return;
+          const float v = value();
+          for (; q < kPdqGrid && pick[q] == oi; ++q) sh.m.a[q * kPdqGrid + c] = v;
+        });
+      st.sum4[c] = sum;
+    }
   }
 }
 
@@ -557,6 +699,10 @@ MMCORE_HD inline void pdq_run_phase(int phase, int step, const PdqArgs& a, PdqSh
     pdq_phase_ring(phase, step, a, sh, tid, nthreads);
     return;
   }
+  if (a.layout == kPdqLayoutStream && phase >= 1 && phase <= 3) {
+    if (phase == 1) pdq_phase_stream(step, a, sh, tid, nthreads);
+    return;
+  }
   switch (phase) {
     case 0: pdq_phase_luma(a, sh, tid, nthreads); break;
     case 1: pdq_phase_rows(a, tid, nthreads); break;
@@ -585,7 +731,12 @@ inline int pdq_phases_from_env() {
 inline std::int32_t pdq_layout_from_env() {
   const char* e = std::getenv("MMCORE_GPU_PDQ_LAYOUT");
   if (e == nullptr || e[0] == '\0' || e[1] != '\0') return kPdqLayoutReads;
-  return e[0] == '1' ? kPdqLayoutWrites : e[0] == '2' ? kPdqLayoutRing : kPdqLayoutReads;
+  switch (e[0]) {
+    case '1': return kPdqLayoutWrites;
+    case '2': return kPdqLayoutRing;
+    case '3': return kPdqLayoutStream;
+    default: return kPdqLayoutReads;
+  }
 }
 
 /// Blocks per SM the PDQ kernel is compiled for (MMCORE_GPU_PDQ_OCCUPANCY=8: the kernel built for
@@ -618,7 +769,9 @@ class PdqPlanner {
 
   /// Plans images [0, n); statuses: kOk (a tiny image is kOk with a zero hash, as on the CPU) or
   /// kUnsupported.
-  void plan(const GpuImage* images, std::int32_t n, std::int64_t pixel_bytes, Status* statuses) {
+  /// scratch: false for layout 3, whose blur needs no global memory (slot_bytes 0).
+  void plan(const GpuImage* images, std::int32_t n, std::int64_t pixel_bytes, Status* statuses,
+            bool scratch = true) {
     plans.assign(static_cast<std::size_t>(n), PdqPlan{});
     slot_bytes = 0;
     for (std::int32_t i = 0; i < n; ++i) {
@@ -631,7 +784,7 @@ class PdqPlanner {
       slot_bytes = need > slot_bytes ? need : slot_bytes;
       statuses[i] = ok ? Status::kOk : Status::kUnsupported;
     }
-    slot_bytes = (slot_bytes + 255) / 256 * 256;  // slots stay aligned
+    slot_bytes = scratch ? (slot_bytes + 255) / 256 * 256 : 0;  // slots stay aligned
   }
 
   /// Blocks to launch for n images: at most `resident` (what the device holds at once) and at

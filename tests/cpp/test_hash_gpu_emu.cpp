@@ -149,13 +149,14 @@ void check_pdq(const char* label, const std::vector<HostImage>& set,
   };
   // Every image on its own block; three resident blocks reusing their slots, image after image,
   // interleaved (a slot shared by two blocks would show); the scratch cap holding one slot.
-  // All three blur layouts (layout 2's sub-steps run backwards too: a thread reading what
-  // another writes in the same sub-step would show).
+  // All four blur layouts (the sub-steps of layouts 2 and 3 run backwards too: a thread reading
+  // what another writes in the same sub-step would show).
   for (const Mode& m :
        {Mode{1 << 20, std::int64_t{1} << 30, false, false, 0}, Mode{3, std::int64_t{1} << 30, true, true, 0},
         Mode{1 << 20, 300000, true, false, 0}, Mode{1 << 20, std::int64_t{1} << 30, false, true, 1},
         Mode{3, std::int64_t{1} << 30, true, false, 1}, Mode{1 << 20, std::int64_t{1} << 30, false, false, 2},
-        Mode{3, std::int64_t{1} << 30, true, true, 2}}) {
+        Mode{3, std::int64_t{1} << 30, true, true, 2}, Mode{1 << 20, std::int64_t{1} << 30, false, false, 3},
+        Mode{3, std::int64_t{1} << 30, true, true, 3}}) {
     std::vector<std::uint8_t> hashes(static_cast<std::size_t>(n) * 32, 0xA5);
     std::vector<std::int32_t> quality(n, -1);
     std::vector<mmcore::Status> st(n, mmcore::Status::kDevice);

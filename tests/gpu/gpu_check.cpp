@@ -195,11 +195,11 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq;
   std::vector<std::int32_t> quality;
   std::vector<Status> pdq_st;
-  // PDQ in the three blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the
+  // PDQ in the four blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the
   // others against the default.
-  std::vector<std::uint8_t> pdq1, pdq2;
-  std::vector<std::int32_t> quality1, quality2;
-  std::vector<Status> pdq_st1, pdq_st2;
+  std::vector<std::uint8_t> pdq1, pdq2, pdq3;
+  std::vector<std::int32_t> quality1, quality2, quality3;
+  std::vector<Status> pdq_st1, pdq_st2, pdq_st3;
   // And the kernel built for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8) against the default.
   std::vector<std::uint8_t> pdq8;
   std::vector<std::int32_t> quality8;
@@ -212,9 +212,11 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
   setenv("MMCORE_GPU_PDQ_LAYOUT", "2", 1);
   const bool layout2_ok = layout1_ok && run_pdq(gpu, b, &pdq2, &quality2, &pdq_st2);
+  setenv("MMCORE_GPU_PDQ_LAYOUT", "3", 1);
+  const bool layout3_ok = layout2_ok && run_pdq(gpu, b, &pdq3, &quality3, &pdq_st3);
   unsetenv("MMCORE_GPU_PDQ_LAYOUT");
   setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
-  const bool occupancy8_ok = layout2_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
+  const bool occupancy8_ok = layout3_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
   unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
   setenv("MMCORE_GPU_PDQ_BLOCKS", "7", 1);
   const bool capped_ok = occupancy8_ok && run_pdq(gpu, b, &pdq_capped, &quality_capped, &pdq_st_capped);
@@ -224,7 +226,7 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
     *cuda_failed = true;
     return 0;
   }
-  long layout1_bad = 0, layout2_bad = 0, occupancy8_bad = 0, capped_bad = 0;
+  long layout1_bad = 0, layout2_bad = 0, layout3_bad = 0, occupancy8_bad = 0, capped_bad = 0;
   for (std::size_t i = 0; i < set.size(); ++i) {
     if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
         std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
@@ -232,6 +234,9 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
     if (pdq_st2[i] != pdq_st[i] || quality2[i] != quality[i] ||
         std::memcmp(pdq2.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++layout2_bad;
+    if (pdq_st3[i] != pdq_st[i] || quality3[i] != quality[i] ||
+        std::memcmp(pdq3.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+      ++layout3_bad;
     if (pdq_st8[i] != pdq_st[i] || quality8[i] != quality[i] ||
         std::memcmp(pdq8.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
       ++occupancy8_bad;
@@ -298,9 +303,10 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
   say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
   say("| pdq, blur layout 2 (MMCORE_GPU_PDQ_LAYOUT=2), vs layout 0 | %ld |\n", layout2_bad);
+  say("| pdq, blur layout 3 (MMCORE_GPU_PDQ_LAYOUT=3), vs layout 0 | %ld |\n", layout3_bad);
   say("| pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default | %ld |\n", occupancy8_bad);
   say("| pdq, at most 7 resident blocks (MMCORE_GPU_PDQ_BLOCKS=7), vs the default | %ld |\n", capped_bad);
-  total += layout1_bad + layout2_bad + occupancy8_bad + capped_bad;
+  total += layout1_bad + layout2_bad + layout3_bad + occupancy8_bad + capped_bad;
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);
@@ -424,6 +430,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
               {"PDQ, 8 blocks per SM", kPdqBit, "0", true, ""},
               {"PDQ, blur layout 1, 8 blocks per SM", kPdqBit, "1", true, ""},
               {"PDQ, blur layout 2, 8 blocks per SM", kPdqBit, "2", true, ""},
+              {"PDQ, blur layout 3 (shared memory, 2 blocks per SM)", kPdqBit, "3", false, ""},
               // Fewer images in flight, so that their scratch slots (~1.5 MB each) stay in L2.
               {"PDQ, at most 32 blocks", kPdqBit, "0", false, "32"},
               {"PDQ, at most 64 blocks", kPdqBit, "0", false, "64"},
@@ -490,7 +497,7 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
   static const char* const kPhaseNames[] = {
       "luma",          "box rows",        "box columns", "box rows, picked", "box columns, picked", "DCT D A",
       "DCT (D A) D^T", "median, quality", "bits"};
-  for (const char* variant : {"0", "1", "2", "0, 8 blocks per SM"}) {
+  for (const char* variant : {"0", "1", "2", "3", "0, 8 blocks per SM"}) {
     const char layout[2] = {variant[0], '\0'};
     say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)\n\n| k | phase | events ms "
         "(phases 0..k) | this phase ms |\n|---|---|---|---|\n",

@@ -65,7 +65,8 @@ inline bool emulate_hash_batch(const std::uint8_t* pixels, std::int64_t pixel_by
 /// memory here. PdqPlanner::blocks(n, resident, scratch_cap) blocks, a scratch slot each, starting as
 /// garbage; the images taken in turn as from the kernel's counter, a round of one image per block at a time;
 /// interleave: a round's blocks run phase by phase together (a slot shared by two blocks would show), else
-/// block by block. `layout`: the blur's buffer layout (layout 2's passes run sub-step by sub-step).
+/// block by block. `layout`: the blur's buffer layout (layout 2's passes run sub-step by sub-step;
+/// layout 3 has no scratch slots, and a PdqStream per block for its dynamic shared memory).
 inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_bytes,
                               const mmcore::GpuImage* desc, std::int32_t n, std::int64_t resident,
                               std::int64_t scratch_cap, bool interleave, bool reverse, std::uint8_t* hashes,
@@ -75,9 +76,13 @@ inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_byt
   g::PdqPlanner planner;
   std::vector<float> dct(g::kPdqDct * g::kPdqGrid);
   mmcore::detail::pdq_dct_matrix(dct.data());
-  planner.plan(desc, n, pixel_bytes, statuses);
+  const bool stream = layout == g::kPdqLayoutStream;
+  planner.plan(desc, n, pixel_bytes, statuses, !stream);
   if (static_cast<std::int32_t>(planner.plans.size()) != n) return false;
   const std::int32_t blocks = planner.blocks(n, resident, scratch_cap);
+  // Layout 3's dynamic shared memory, a block's worth each, starting as garbage too.
+  std::vector<g::PdqStream> streams(stream ? static_cast<std::size_t>(blocks) : 0);
+  if (stream) std::memset(static_cast<void*>(streams.data()), 0xCD, sizeof(g::PdqStream) * streams.size());
   std::vector<std::uint8_t> scratch(static_cast<std::size_t>(planner.slot_bytes) * blocks + 16, 0xEE);
   std::vector<g::PdqShared> shared(static_cast<std::size_t>(blocks));
   std::memset(static_cast<void*>(shared.data()), 0xCD, sizeof(g::PdqShared) * shared.size());
@@ -91,6 +96,7 @@ inline bool emulate_pdq_batch(const std::uint8_t* pixels, std::int64_t pixel_byt
                            dct.data(), scratch.data() + k * planner.slot_bytes,
                            hashes,     quality,
                            i,          layout};
+      if (stream) args[k].stream = &streams[static_cast<std::size_t>(k)];
     }
     const auto run_block_phase = [&](std::int32_t k, int phase) {
       if (args[k].plan->mode == g::kPdqZero) {

@@ -18,8 +18,8 @@
 // no tail of part-empty waves between chunks. Per image, phases separated by a block barrier:
 //   0 luma         the decimation's 64 rows and 64 columns into shared memory; luma of the
 //                  (squashed) image into scratch buf1 (column-major; layouts 1 and 2 compute it in
-//                  pass 1 instead), or straight into the 64x64 buffer for a 64x64 image (no blur,
-//                  as the reference)
+//                  pass 1 instead; layout 3 only its first band's, into shared memory), or straight
+//                  into the 64x64 buffer for a 64x64 image (no blur, as the reference)
 //   1, 2 blur      box rows (a thread per row), box columns (a thread per column); the layouts
 //                  alternate so that each pass reads coalesced (see pdq_phase_rows)
 //   3, 4 blur      the second pass, computing only what the decimation reads: box rows, each
@@ -138,17 +138,27 @@ enum PdqLayout : std::int32_t {
   kPdqLayoutStream = 3,  ///< the whole blur in shared memory, a band of rows at a time (pdq_phase_stream)
 };
 
-constexpr int kPdqBand = 16;                  ///< layout 3: rows per band
+constexpr int kPdqBand = 8;                   ///< layout 3: rows per band
 constexpr int kPdqStreamRing = kPdqBand + 4;  ///< layout 3's ring rows: a band and the widest window (4)
 
-/// Layout 3's buffers, in a block's dynamic shared memory (81 KB; no global scratch). Rows of
+/// Layout 3's row stride in shared memory: odd, so that the threads of a row pass, each on its
+/// own row at the same column, hit distinct banks (a stride of 512 or 64 would put them all on one).
+MMCORE_HD constexpr std::int32_t pdq_stream_stride(std::int32_t cols) {
+  return cols | 1;
+}
+
+/// Layout 3's buffers, in a block's dynamic shared memory (63 KB; no global scratch). Rows of
 /// each pass's output live only as long as the passes after it need them.
 struct PdqStream {
-  float p1[kPdqStreamRing * kPdqSquash];  ///< pass 1 (box rows) output, row y at y % kPdqStreamRing
-  float p2[kPdqBand * kPdqSquash];        ///< pass 2 (box columns) output, row y at y % kPdqBand
-  float p3[kPdqStreamRing * kPdqGrid];    ///< pass 3 output (the 64 decimation columns), y % kPdqStreamRing
-  float sum2[kPdqSquash];                 ///< pass 2's running sum of each column between bands
-  float sum4[kPdqGrid];                   ///< pass 4's, of each decimation column
+  /// luma of the next band's rows (pass 1's input), row y at y % kPdqBand
+  float luma[kPdqBand * pdq_stream_stride(kPdqSquash)];
+  /// pass 1 (box rows) output, row y at y % kPdqStreamRing
+  float p1[kPdqStreamRing * pdq_stream_stride(kPdqSquash)];
+  float p2[kPdqBand * pdq_stream_stride(kPdqSquash)];  ///< pass 2 (box columns) output, row y at y % kPdqBand
+  /// pass 3 output (the 64 decimation columns), row y at y % kPdqStreamRing
+  float p3[kPdqStreamRing * pdq_stream_stride(kPdqGrid)];
+  float sum2[kPdqSquash];  ///< pass 2's running sum of each column between bands
+  float sum4[kPdqGrid];    ///< pass 4's, of each decimation column
 };
 
 struct PdqArgs {
@@ -258,6 +268,7 @@ MMCORE_HD inline float* pdq_buf(const PdqArgs& a, int which) {
 }
 
 MMCORE_HD inline std::int32_t pdq_cell(int i, std::int32_t size);
+MMCORE_HD inline void pdq_stream_luma(const PdqArgs& a, std::int32_t k, int tid, int nthreads);
 
 MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
@@ -268,6 +279,10 @@ MMCORE_HD inline void pdq_phase_luma(const PdqArgs& a, PdqShared& sh, int tid, i
   // The 64x64 buffer row-major; buf1 column-major, so that pass 1's row walks read it coalesced.
   // Layouts 1 and 2 compute luma in pass 1 itself (only the 64x64 image is written here).
   const bool direct = p.mode == kPdqDirect;
+  if (!direct && a.layout == kPdqLayoutStream) {
+    pdq_stream_luma(a, 0, tid, nthreads);  // band 0's; part 1 of each band makes the next one's
+    return;
+  }
   if (!direct && a.layout != kPdqLayoutReads) return;
   float* dst = direct ? sh.m.a : pdq_buf(a, 0);
   // 32-bit indices (rows x cols <= 512 x 512): a 64-bit division is a long call on a GPU.
@@ -491,10 +506,13 @@ MMCORE_HD inline void pdq_phase_ring(int phase, int step, const PdqArgs& a, PdqS
 // operations as the reference's (pdq_box_walk for the row passes, pdq_box_tick for the column
 // passes), only scheduled band by band. Phase 1 runs it all, two sub-steps per band k (and one
 // more round for the last band's passes 3 and 4):
-//   part 0: pass 1 of band k's rows (luma computed from the pixels as read; a thread per row),
-//           beside pass 3 of the rows pass 2 emitted in band k - 1 (a thread per row, another warp)
+//   part 0: pass 1 of band k's rows from their luma (a thread per row), beside pass 3 of the rows
+//           pass 2 emitted in band k - 1 (a thread per row, another warp)
 //   part 1: pass 2's ticks of band k (every column), beside pass 4's ticks over the rows pass 3
-//           just made (64 columns; the decimation rows stored into the 64x64 buffer)
+//           just made (64 columns; the decimation rows stored into the 64x64 buffer), and the
+//           luma of band k + 1's rows, read from the pixels by the whole block side by side
+//           (band 0's in phase 0): a thread walking a row of pixels by itself would make every
+//           warp load touch a cache line per thread
 // Rings: pass 2's tick t reads pass-1 rows t and t - window (window <= 4), so pass 1's output
 // needs a band plus 4 rows; pass 2 emits a band's worth of rows, which pass 3 reads before the
 // next band's part 1 overwrites them; pass 4 reads rows t and t - window of pass 3's output.
@@ -533,6 +551,17 @@ MMCORE_HD inline void pdq_stream_emitted(const PdqStreamPass& s, std::int32_t k,
   *end = t1 - s.lag > *first ? t1 - s.lag : *first;
 }
 
+/// Layout 3: luma of band k's rows into the luma buffer, the block's threads side by side.
+MMCORE_HD inline void pdq_stream_luma(const PdqArgs& a, std::int32_t k, int tid, int nthreads) {
+  const PdqPlan& p = *a.plan;
+  const std::int32_t y0 = k * kPdqBand, stride = pdq_stream_stride(p.cols);
+  const std::int32_t n = (p.rows - y0 < kPdqBand ? p.rows - y0 : kPdqBand) * p.cols;
+  for (std::int32_t j = tid; j < n; j += nthreads) {
+    const std::int32_t r = j / p.cols, x = j - r * p.cols;
+    a.stream->luma[r * stride + x] = pdq_luma(p, a.pixels, x, y0 + r);
+  }
+}
+
 /// Layout 3, phase 1, sub-step `step` (< pdq_stream_steps).
 MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh, int tid, int nthreads) {
   const PdqPlan& p = *a.plan;
@@ -540,18 +569,17 @@ MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh
   PdqStream& st = *a.stream;
   const PdqStreamPass s = pdq_stream_pass(p);
   const std::int32_t k = step / 2, rows = s.rows, cols = s.cols;
+  const std::int32_t stride = pdq_stream_stride(cols);
+  constexpr std::int32_t kStride3 = pdq_stream_stride(kPdqGrid);
   // The row passes' second group of threads: another warp where the block has one.
   const int second = nthreads >= 64 ? 32 : 0;
   if (step % 2 == 0) {
-    // Pass 1: band k's rows, luma read from the pixels.
+    // Pass 1: band k's rows, from their luma.
     if (k < s.bands && tid < kPdqBand) {
       const std::int32_t y = k * kPdqBand + tid;
-      if (y < rows) {
-        const auto luma = [&](std::int64_t x) {
-          return pdq_luma(p, a.pixels, static_cast<std::int32_t>(x), y);
-        };
-        pdq_box_line(luma, st.p1 + (y % kPdqStreamRing) * cols, 1, cols, s.window_cols);
-      }
+      if (y < rows)
+        pdq_box_line(PdqStrided{st.luma + (y % kPdqBand) * stride, 1}, st.p1 + (y % kPdqStreamRing) * stride,
+                     1, cols, s.window_cols);
     }
     // Pass 3: the rows pass 2 emitted in band k - 1, only the decimation's columns kept.
     if (k >= 1 && tid >= second && tid < second + kPdqBand) {
@@ -559,8 +587,8 @@ MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh
       pdq_stream_emitted(s, k - 1, &first, &end);
       const std::int32_t y = first + (tid - second);
       if (y < end)
-        pdq_box_line_pick(st.p2 + (y % kPdqBand) * cols, 1, cols, s.window_cols, sh.pick_cols,
-                          st.p3 + (y % kPdqStreamRing) * kPdqGrid, 1);
+        pdq_box_line_pick(st.p2 + (y % kPdqBand) * stride, 1, cols, s.window_cols, sh.pick_cols,
+                          st.p3 + (y % kPdqStreamRing) * kStride3, 1);
     }
     return;
   }
@@ -569,13 +597,15 @@ MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh
     const std::int32_t t0 = k * kPdqBand, t1 = t0 + kPdqBand < s.ticks ? t0 + kPdqBand : s.ticks;
     for (std::int32_t c = tid; c < cols; c += nthreads) {
       float sum = t0 == 0 ? 0.0f : st.sum2[c];
-      const auto at = [&](std::int32_t y) { return st.p1[(y % kPdqStreamRing) * cols + c]; };
+      const auto at = [&](std::int32_t y) { return st.p1[(y % kPdqStreamRing) * stride + c]; };
       for (std::int32_t t = t0; t < t1; ++t)
         pdq_box_tick(at, t, rows, s.window_rows, sum,
-                     [&](std::int32_t oi, auto value) { st.p2[(oi % kPdqBand) * cols + c] = value(); });
+                     [&](std::int32_t oi, auto value) { st.p2[(oi % kPdqBand) * stride + c] = value(); });
       st.sum2[c] = sum;
     }
   }
+  // The next band's luma, for part 0 of the next round.
+  if (k + 1 < s.bands) pdq_stream_luma(a, k + 1, tid, nthreads);
   // Pass 4: its ticks over the rows pass 3 made in part 0 (and, after the last of them, the
   // ticks that only let rows leave: their output rows lie past the last decimation row, so they
   // only finish the reference's walk); the decimation's rows go to the 64x64 buffer.
@@ -586,7 +616,7 @@ MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh
     const std::int32_t* pick = sh.pick_rows;
     for (int c = tid; c < kPdqGrid && first < end; c += nthreads) {
       float sum = first == 0 ? 0.0f : st.sum4[c];
-      const auto at = [&](std::int32_t y) { return st.p3[(y % kPdqStreamRing) * kPdqGrid + c]; };
+      const auto at = [&](std::int32_t y) { return st.p3[(y % kPdqStreamRing) * kStride3 + c]; };
       for (std::int32_t t = first; t < end; ++t)
         pdq_box_tick(at, t, rows, s.window_rows, sum, [&](std::int32_t oi, auto value) {
           // The decimation's rows are non-decreasing, and those equal to oi start at or after

@@ -51,9 +51,11 @@ run() {  # name seconds command...: tees into OUTDIR/<name>.log, records the fir
   local name=$1 secs=$2
   shift 2
   echo "== $name: $*" | tee -a "$OUTDIR/$name.log"
+  local t0=$SECONDS
   timeout "$secs" "$@" 2>&1 | tee -a "$OUTDIR/$name.log"
   local r=${PIPESTATUS[0]}
-  echo "== $name: exit $r" | tee -a "$OUTDIR/$name.log" "$OUTDIR/summary.txt"
+  # The seconds each step took: what the next run's device time is planned from.
+  echo "== $name: exit $r ($((SECONDS - t0)) s of $secs)" | tee -a "$OUTDIR/$name.log" "$OUTDIR/summary.txt"
   if [[ $r -ne 0 && $rc -eq 0 ]]; then rc=$r; fi
 }
 

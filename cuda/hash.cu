@@ -109,6 +109,11 @@ int pdq_variant(std::int32_t layout) {
                                                   : kPdqPlain;
 }
 
+// Layout 3's launch bounds promise 2 blocks per SM: both blocks' shared memory (and the 1 KB the
+// hardware reserves per block) must fit the 228 KB of an sm_90 SM (sm_80: 164 KB, so 1 there).
+static_assert(2 * (sizeof(gpu_detail::PdqShared) + sizeof(gpu_detail::PdqStream) + 1024) <= 228 * 1024,
+              "layout 3's shared memory no longer lets 2 blocks share an SM");
+
 /// Dynamic shared memory a variant's launch takes.
 std::size_t pdq_dynamic_bytes(int variant) {
   return variant == kPdqStream ? sizeof(gpu_detail::PdqStream) : 0;

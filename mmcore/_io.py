@@ -16,7 +16,12 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """``path`` opened for reading if it is a regular file, else IsADirectoryError or OSError ("not
     a regular file"): opened without blocking first, since opening a FIFO for reading waits for a
     writer."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # a socket (or a device with nothing behind it): say what it is
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path)) from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):  # as open() says it

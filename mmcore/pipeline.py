@@ -155,6 +155,7 @@ def _parts(source: Any) -> list[_Part]:
         batches = source.to_batches() if isinstance(source, pa.Table) else [source]
         return [_Part("arrow", batches=batches)]
     if isinstance(source, (str, os.PathLike)):
+        from ._io import open_regular
         from .jobs.processor import text
         from .jobs.sources import _expand, looks_like_image
 
@@ -164,7 +165,7 @@ def _parts(source: Any) -> list[_Part]:
         for p in rest:
             rel = os.path.relpath(p, root)
             try:
-                with open(p, "rb") as f:
+                with open_regular(p) as f:  # a FIFO is refused, not waited on
                     head = f.read(16)
             except OSError:
                 head = b""  # unreadable: a READ_ERROR row unless its name marks a sidecar

@@ -770,6 +770,41 @@ def test_links_and_folders_that_cannot_be_listed_are_rows(
     assert rows["locked"]["status"] == "READ_ERROR" and "could not be listed" in rows["locked"]["error"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_fifos_and_sockets_are_rows_and_never_waited_on(tmp_path: Path) -> None:
+    """A FIFO (even one named like a tar or Parquet shard) and a socket in the source are READ_ERROR
+    rows saying what they are: they used to vanish from the walk, and opening a FIFO to look at its
+    first bytes would wait for a writer forever. Run as a process with a time limit, so that a wait
+    fails the test instead of hanging the suite."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    (src / "good.jpg").write_bytes(jpeg_bytes(1))
+    for name in ("pipe.jpg", "pipe.tar", "pipe.parquet"):
+        os.mkfifo(src / name)
+    want = {"good.jpg", "pipe.jpg", "pipe.tar", "pipe.parquet"}
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(src / "sock.jpg"))
+        want.add("sock.jpg")
+    except OSError:  # a path too long for AF_UNIX: the FIFOs still make the case
+        pass
+    try:
+        cmd = [sys.executable, "-m", "mmcore", "run", str(src), str(out), "--quiet"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        sock.close()
+    assert done.returncode == 0, done.stderr
+    rows = rows_by_id(out)
+    assert set(rows) == want
+    assert rows["good.jpg"]["status"] == "OK"
+    for name in want - {"good.jpg"}:
+        assert rows[name]["status"] == "READ_ERROR", name
+        assert "not a regular file" in rows[name]["error"], rows[name]["error"]
+        assert rows[name]["error_stage"] == "read"
+
+
 def test_ctrl_c_is_one_line_and_the_job_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

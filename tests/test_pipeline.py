@@ -282,6 +282,33 @@ def test_file_names_that_are_not_utf8(tmp_path: Path) -> None:
     assert [r["status"] for r in listed] == ["OK"] and listed[0]["id"].endswith("caf\\xe9.jpg")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_a_fifo_in_the_folder_is_a_row_and_never_waited_on(tmp_path: Path) -> None:
+    """A FIFO among the images is a READ_ERROR row (looking at its first bytes used to wait for a
+    writer forever); a fresh process with a time limit, so that a wait fails instead of hanging."""
+    import json
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.jpg").write_bytes(Path(mmcore.demo_images()[0]).read_bytes())
+    os.mkfifo(src / "pipe.jpg")
+    script = (
+        "import json, sys, mmcore.pipeline as mp\n"
+        "rows = mp.build(sys.argv[1], hashes=('phash',)).to_table().to_pylist()\n"
+        "print(json.dumps({r['id']: [r['status'], r['error']] for r in rows}))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script, str(src)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    assert set(rows) == {"ok.jpg", "pipe.jpg"}
+    assert rows["ok.jpg"][0] == "OK"
+    assert rows["pipe.jpg"][0] == "READ_ERROR" and "not a regular file" in rows["pipe.jpg"][1]
+
+
 @pytest.mark.corpus
 def test_parquet_and_arrow_sources(tmp_path: Path) -> None:
     files = corpus_files("jpeg")[:10] + corpus_files("corrupt")[:4] + corpus_files("webp")[:4]

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._io import open_regular
 from .processor import id_text, over_limit, path_to_uri, text, uri_to_path
 
 #: Names skipped unless the content is an image: metadata written next to images (WebDataset
@@ -184,7 +185,7 @@ def plan(
             continue
         rel = os.path.relpath(path, file_root)
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:  # a FIFO is refused, not waited on
                 head = f.read(16)
         except OSError:
             head = b""  # unreadable now: judged by its name; its read gives it a READ_ERROR row
@@ -251,6 +252,16 @@ def _inside(path: str, folder: str | None) -> bool:
     return folder is not None and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))
 
 
+def _special(path: str) -> bool:
+    """True for an entry that exists but is neither a folder nor a regular file (a FIFO, a
+    socket, a device): a record of its own, whose read says so, rather than one that vanishes."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[str], list[str], str]:
     """(tar files, parquet files, other files, root), all absolute paths, of a directory, a single
     file or a glob; nothing inside ``exclude``."""
@@ -266,10 +277,13 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
             require_source(source)
             found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
             root = os.path.commonpath([os.path.dirname(p) for p in found])
-        found, keep = [p for p in found if not _inside(os.path.realpath(p), ex)], set()
+        found = [p for p in found if not _inside(os.path.realpath(p), ex)]
+        keep = {p for p in found if _special(p)}
     found = sorted(p for p in found if os.path.isfile(p) or p in keep)
-    tars = [p for p in found if p.lower().endswith(".tar")]
-    parquets = [p for p in found if p.lower().endswith(".parquet")]
+    # A FIFO named x.tar is a record (its read refuses it), not a container to open and wait on.
+    containers_ok = [p for p in found if not _special(p)]
+    tars = [p for p in containers_ok if p.lower().endswith(".tar")]
+    parquets = [p for p in containers_ok if p.lower().endswith(".parquet")]
     containers = set(tars) | set(parquets)
     return tars, parquets, [p for p in found if p not in containers], root
 
@@ -278,7 +292,8 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
     """Every file under ``root`` (not inside ``ex``), following links to folders once each (a link
     back to a folder already walked is not followed again). What cannot be walked is kept as an
     entry of its own, so that it gets a READ_ERROR row instead of vanishing: a folder that cannot
-    be listed (its OSError) and a link to nothing."""
+    be listed (its OSError), a link to nothing, and what is neither a folder nor a regular file
+    (a FIFO, a socket: the read refuses it without waiting on it)."""
     found: list[str] = []
     keep: set[str] = set()  # not files, yet records
     seen: set[tuple[int, int]] = set()
@@ -307,6 +322,8 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
                     keep.add(p)  # a link to nothing
                 elif _inside(os.path.realpath(p), ex):
                     continue
+            if _special(p):
+                keep.add(p)
             found.append(p)
     return found, keep
 

@@ -295,13 +295,19 @@ def test_webdataset_tar_refuses_escaping_members(tmp_path: Path) -> None:
         add("../evil.jpg", jpeg_bytes(9))
         add("/etc/x.jpg", jpeg_bytes(10))
         add("link.jpg", b"", tarfile.SYMTYPE, "/etc/passwd")
+        add("pipe.jpg", b"", tarfile.FIFOTYPE)
+        add("null.jpg", b"", tarfile.CHRTYPE)
+        add("folder.jpg", b"", tarfile.DIRTYPE)  # a folder: no record, as in any tar
     out = tmp_path / "out"
     before = sorted(os.listdir(tmp_path))
     s = run(str(tar_path), out, progress=None)
     assert s.shards_total == 1
     rows = rows_by_id(out)
-    assert {r["member"] for r in rows.values()} == set(good) | {"../evil.jpg", "/etc/x.jpg", "link.jpg"}
-    for m in ("../evil.jpg", "/etc/x.jpg", "link.jpg"):
+    refused = {"../evil.jpg", "/etc/x.jpg", "link.jpg", "pipe.jpg", "null.jpg"}
+    assert {r["member"] for r in rows.values()} == set(good) | refused
+    assert "a FIFO, not a file" in rows["shard-000.tar/pipe.jpg"]["error"]
+    assert "a device, not a file" in rows["shard-000.tar/null.jpg"]["error"]
+    for m in refused:
         r = rows[f"shard-000.tar/{m}"]
         assert r["status"] == "SOURCE_ERROR" and r["error_stage"] == "source" and "refused" in r["error"]
         assert r["content_sha256"] is None

@@ -362,6 +362,9 @@ def _bad_member(m: tarfile.TarInfo) -> str | None:
         return f"member {m.name!r} climbs out of the archive ('..'): refused"
     if m.issym() or m.islnk():
         return f"member {m.name!r} is a link: refused (links are not followed)"
+    if m.isfifo() or m.ischr() or m.isblk():
+        what = "a FIFO" if m.isfifo() else "a device"
+        return f"member {m.name!r} is {what}, not a file: refused"
     return None
 
 

@@ -499,9 +499,13 @@ int bench(const Options& o, mmcore::HashGpu& gpu, const std::vector<HostImage>& 
       "DCT (D A) D^T", "median, quality", "bits"};
   for (const char* variant : {"0", "1", "2", "3", "0, 8 blocks per SM"}) {
     const char layout[2] = {variant[0], '\0'};
-    say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)\n\n| k | phase | events ms "
+    say("\n#### PDQ per phase, blur layout %s (the kernel stopped after phase k)%s\n\n| k | phase | events "
+        "ms "
         "(phases 0..k) | this phase ms |\n|---|---|---|---|\n",
-        variant);
+        variant,
+        variant[0] == '3' ? "; layout 3 runs all four box passes in phase 1 (band by band) and loads only "
+                            "the first band's luma in phase 0"
+                          : "");
     setenv("MMCORE_GPU_PDQ_LAYOUT", layout, 1);
     if (std::strlen(variant) > 1) setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
     double before = 0;

@@ -195,7 +195,8 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
 
     // What the header said, whatever the pixels did: full-size width and height as displayed
     // (after the EXIF orientation, even when it is not applied), orientation, format; zeros when
-    // the header could not be read.
+    // the header could not be read, but for the format, which is the signature's (as mmcore run's
+    // format column: a damaged JPEG is still a JPEG), 0 when none matched.
     auto& meta = ws.Output<dali::CPUBackend>(3);
     meta.Resize(dali::uniform_list_shape(n, dali::TensorShape<>{4}), DALI_INT32);
     for (int i = 0; i < n; ++i) {
@@ -203,7 +204,11 @@ class MmcoreDecode : public dali::Operator<dali::CPUBackend> {
       const bool swap = im.orientation >= 5 && im.orientation <= 8;
       int32_t* m = meta.mutable_tensor<int32_t>(i);
       if (!header_ok[i]) {
-        m[0] = m[1] = m[2] = m[3] = 0;
+        const uint8_t* data;
+        std::size_t size;
+        sample_bytes(in, i, &data, &size);
+        m[0] = m[1] = m[2] = 0;
+        m[3] = static_cast<int32_t>(mmcore::detect_format(data, size));
         continue;
       }
       m[0] = swap ? im.height : im.width;
@@ -356,8 +361,9 @@ DALI_SCHEMA(MmcoreDecode)
 Outputs the image (HWC uint8), its status (uint8 scalar, mmcore.Status), a message (1-D uint8,
 UTF-8, empty when there is nothing to say) and the header's facts (int32 x 4: full-size width and
 height as displayed, i.e. after the EXIF orientation even when it is not applied; the orientation
-1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; all zeros where the header could not be read; an
-image over the pixel limit has them, as in mmcore run). A sample that cannot be decoded yields a 0x0 image
+1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; zeros where the header could not be read, but for
+the format, which is the signature's (0 when none matched); an image over the pixel limit has
+them all, as in mmcore run). A sample that cannot be decoded yields a 0x0 image
 (or a zeroed one when its data breaks after a valid header) and its status: it never raises.
 With ``short_side``, ``fit`` or ``crop`` it returns mmcore.thumbnail's result (JPEG's scaled
 IDCT where the reduced image still covers ``reducing_gap`` times the target).)")

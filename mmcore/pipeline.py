@@ -602,11 +602,11 @@ class ImagePipeline:
 
         ok = out["ok"]
         mask = ~ok
-        no_header = np.array([f is None for f in out["format"]], bool)
+        no_header = np.asarray(out["width"]) == 0  # the decoder's info is zeros then (the format aside)
         cols: dict[str, Any] = {
             "id": pa.array(out["id"], pa.string()),
             "format": pa.array(out["format"], pa.string()),
-            # null where the header could not be read (the decoder's info is all zeros then)
+            # null where the header could not be read
             "width": pa.array(out["width"], pa.int32(), mask=no_header),
             "height": pa.array(out["height"], pa.int32(), mask=no_header),
             "orientation": pa.array(out["orientation"], pa.int8(), mask=no_header),

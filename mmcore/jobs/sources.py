@@ -281,9 +281,8 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
         keep = {p for p in found if _special(p)}
     found = sorted(p for p in found if os.path.isfile(p) or p in keep)
     # A FIFO named x.tar is a record (its read refuses it), not a container to open and wait on.
-    containers_ok = [p for p in found if not _special(p)]
-    tars = [p for p in containers_ok if p.lower().endswith(".tar")]
-    parquets = [p for p in containers_ok if p.lower().endswith(".parquet")]
+    tars = [p for p in found if p.lower().endswith(".tar") and not _special(p)]
+    parquets = [p for p in found if p.lower().endswith(".parquet") and not _special(p)]
     containers = set(tars) | set(parquets)
     return tars, parquets, [p for p in found if p not in containers], root
 

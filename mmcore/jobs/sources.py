@@ -277,9 +277,10 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
             require_source(source)
             found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
             root = os.path.commonpath([os.path.dirname(p) for p in found])
-        found = [p for p in found if not _inside(os.path.realpath(p), ex)]
-        keep = {p for p in found if _special(p)}
-    found = sorted(p for p in found if os.path.isfile(p) or p in keep)
+        found, keep = [p for p in found if not _inside(os.path.realpath(p), ex)], set()
+    # Files, what the walk kept, and what is neither a file nor a folder (a FIFO, a socket: a
+    # record whose read refuses it, rather than one that vanishes).
+    found = sorted(p for p in found if os.path.isfile(p) or p in keep or _special(p))
     # A FIFO named x.tar is a record (its read refuses it), not a container to open and wait on.
     tars = [p for p in found if p.lower().endswith(".tar") and not _special(p)]
     parquets = [p for p in found if p.lower().endswith(".parquet") and not _special(p)]
@@ -291,8 +292,7 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
     """Every file under ``root`` (not inside ``ex``), following links to folders once each (a link
     back to a folder already walked is not followed again). What cannot be walked is kept as an
     entry of its own, so that it gets a READ_ERROR row instead of vanishing: a folder that cannot
-    be listed (its OSError), a link to nothing, and what is neither a folder nor a regular file
-    (a FIFO, a socket: the read refuses it without waiting on it)."""
+    be listed (its OSError) and a link to nothing."""
     found: list[str] = []
     keep: set[str] = set()  # not files, yet records
     seen: set[tuple[int, int]] = set()
@@ -321,8 +321,6 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
                     keep.add(p)  # a link to nothing
                 elif _inside(os.path.realpath(p), ex):
                     continue
-            if _special(p):
-                keep.add(p)
             found.append(p)
     return found, keep
 

@@ -811,6 +811,27 @@ def test_fifos_and_sockets_are_rows_and_never_waited_on(tmp_path: Path) -> None:
         assert rows[name]["error_stage"] == "read"
 
 
+def test_a_folder_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    """1,100 nested folders: os.walk's recursion (Python 3.11) stopped the job with a
+    RecursionError there; the walk now keeps its own stack (and each folder's real path, so the
+    walk stays fast at that depth)."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "top.jpg").parent.mkdir()
+    (src / "top.jpg").write_bytes(jpeg_bytes(1))
+    deep = src
+    for _ in range(1100):  # one level at a time: Path.mkdir(parents=True) recurses too
+        deep = deep / "d"
+        deep.mkdir()
+    (deep / "bottom.jpg").write_bytes(jpeg_bytes(2))
+    (deep.parent / "side.jpg").write_bytes(jpeg_bytes(3))
+    run(str(src), out, progress=None)
+    rows = rows_by_id(out)
+    bottom = "/".join(["d"] * 1100) + "/bottom.jpg"
+    side = "/".join(["d"] * 1099) + "/side.jpg"
+    assert set(rows) == {"top.jpg", bottom, side}
+    assert all(r["status"] == "OK" for r in rows.values())
+
+
 def test_ctrl_c_is_one_line_and_the_job_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

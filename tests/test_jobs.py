@@ -816,20 +816,31 @@ def test_a_folder_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     RecursionError there; the walk now keeps its own stack (and each folder's real path, so the
     walk stays fast at that depth)."""
     src, out = tmp_path / "src", tmp_path / "out"
-    (src / "top.jpg").parent.mkdir()
+    src.mkdir()
     (src / "top.jpg").write_bytes(jpeg_bytes(1))
-    deep = src
+    chain = [src]
     for _ in range(1100):  # one level at a time: Path.mkdir(parents=True) recurses too
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "bottom.jpg").write_bytes(jpeg_bytes(2))
-    (deep.parent / "side.jpg").write_bytes(jpeg_bytes(3))
-    run(str(src), out, progress=None)
-    rows = rows_by_id(out)
-    bottom = "/".join(["d"] * 1100) + "/bottom.jpg"
-    side = "/".join(["d"] * 1099) + "/side.jpg"
-    assert set(rows) == {"top.jpg", bottom, side}
-    assert all(r["status"] == "OK" for r in rows.values())
+        chain.append(chain[-1] / "d")
+        chain[-1].mkdir()
+    try:
+        (chain[-1] / "bottom.jpg").write_bytes(jpeg_bytes(2))
+        (chain[-2] / "side.jpg").write_bytes(jpeg_bytes(3))
+        run(str(src), out, progress=None)
+        rows = rows_by_id(out)
+        bottom = "/".join(["d"] * 1100) + "/bottom.jpg"
+        side = "/".join(["d"] * 1099) + "/side.jpg"
+        assert set(rows) == {"top.jpg", bottom, side}
+        assert all(r["status"] == "OK" for r in rows.values())
+        # A glob over the same tree recurses in Python's glob: a clear error, not a traceback.
+        with pytest.raises(ValueError, match="give the folder itself as the source"):
+            run(str(src / "**" / "*.jpg"), tmp_path / "out2", progress=None)
+    finally:
+        # Removed here, deepest first: pytest's own clean-up (shutil.rmtree) recurses too, and
+        # would fail on this tree in a later session.
+        for folder in reversed(chain[1:]):
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
 
 
 def test_ctrl_c_is_one_line_and_the_job_resumes(

@@ -118,11 +118,16 @@ class VectorFile:
 
     def _open_parquet(self, p: Path, column: str | None) -> None:
         if p.is_dir():
-            self._files = sorted(
-                str(f)
-                for f in p.rglob("*.parquet")
-                if f.is_file() and not any(part[:1] in "_." for part in f.relative_to(p).parts)
-            )
+            try:
+                self._files = sorted(
+                    str(f)
+                    for f in p.rglob("*.parquet")
+                    if f.is_file() and not any(part[:1] in "_." for part in f.relative_to(p).parts)
+                )
+            except RecursionError:  # Path.rglob recurses (Python 3.11)
+                raise ValueError(
+                    f"{self.name} {self.path}: folders nested deeper than Python's rglob can follow"
+                ) from None
             if not self._files:
                 raise FileNotFoundError(f"{self.name} {self.path}: a folder without *.parquet files")
         else:

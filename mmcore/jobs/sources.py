@@ -240,9 +240,21 @@ def _path_column_digest(path: str) -> str | None:
     return "paths:" + h.hexdigest()
 
 
+def _glob(pattern: str) -> list[str]:
+    """glob.glob(pattern, recursive=True), with a clear error where its recursion (Python 3.11)
+    runs out in a tree ~1,000 folders deep (the folder itself as the source walks any depth)."""
+    try:
+        return glob.glob(pattern, recursive=True)
+    except RecursionError:
+        raise ValueError(
+            f"source {pattern!r}: the glob goes deeper than Python's glob can follow; give the folder "
+            "itself as the source"
+        ) from None
+
+
 def require_source(source: str) -> None:
     """FileNotFoundError unless ``source`` is a directory, a file or a glob that matches something."""
-    if not (os.path.exists(source) or glob.glob(source, recursive=True)):
+    if not (os.path.exists(source) or _glob(source)):
         raise FileNotFoundError(
             f"source {source!r} is not a directory, a file or a glob that matches anything"
         )
@@ -275,7 +287,7 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
             root, found = os.path.dirname(os.path.abspath(source)), [os.path.abspath(source)]
         else:
             require_source(source)
-            found = [os.path.abspath(p) for p in glob.glob(source, recursive=True)]
+            found = [os.path.abspath(p) for p in _glob(source)]
             root = os.path.commonpath([os.path.dirname(p) for p in found])
         found, keep = [p for p in found if not _inside(os.path.realpath(p), ex)], set()
     # Files, what the walk kept, and what is neither a file nor a folder (a FIFO, a socket: a

@@ -463,6 +463,21 @@ MMCORE_HD inline void pdq_ring_step(PdqShared& sh, const PdqRingPass& r, int ste
   line[3 * kPdqChunk] = sum;
 }
 
+/// Output `pos` of a line of `size`, where the decimation picks it: value() (the division) is
+/// computed once and handed to store(q, v) for each q with pick[q] == pos (a position picked
+/// twice is stored twice, as pdq_box_line_pick does); nothing happens where none does. The
+/// picks are non-decreasing, and those equal to pos start at or after pos * 64 / size - 1.
+template <class Value, class Store>
+MMCORE_HD inline void pdq_store_picked(const std::int32_t* pick, std::int32_t pos, std::int32_t size,
+                                       Value&& value, Store&& store) {
+  int q = pos * kPdqGrid / size - 1;
+  q = q < 0 ? 0 : q;
+  while (q < kPdqGrid && pick[q] < pos) ++q;
+  if (q >= kPdqGrid || pick[q] != pos) return;
+  const float v = value();
+  for (; q < kPdqGrid && pick[q] == pos; ++q) store(q, v);
+}
+
 /// Layout 2's passes 1-3 (phase 1, 2 or 3), sub-step `step`.
 MMCORE_HD inline void pdq_phase_ring(int phase, int step, const PdqArgs& a, PdqShared& sh, int tid,
                                      int nthreads) {
@@ -486,14 +501,7 @@ MMCORE_HD inline void pdq_phase_ring(int phase, int step, const PdqArgs& a, PdqS
     pdq_ring_step(
         sh, r, step, tid, nthreads, [&](std::int32_t y, std::int32_t x) { return buf1[y * cols + x]; },
         [&](std::int32_t y, std::int32_t x, auto value) {
-          // The decimation's columns are non-decreasing, and those equal to x start at or after
-          // x * 64 / cols - 1; a column picked twice is stored twice (as pdq_box_line_pick).
-          int q = x * kPdqGrid / cols - 1;
-          q = q < 0 ? 0 : q;
-          while (q < kPdqGrid && pick[q] < x) ++q;
-          if (q >= kPdqGrid || pick[q] != x) return;
-          const float v = value();
-          for (; q < kPdqGrid && pick[q] == x; ++q) buf2[q * rows + y] = v;
+          pdq_store_picked(pick, x, cols, value, [&](int q, float v) { buf2[q * rows + y] = v; });
         });
   }
 }
@@ -619,14 +627,7 @@ MMCORE_HD inline void pdq_phase_stream(int step, const PdqArgs& a, PdqShared& sh
       const auto at = [&](std::int32_t y) { return st.p3[(y % kPdqStreamRing) * kStride3 + c]; };
       for (std::int32_t t = first; t < end; ++t)
         pdq_box_tick(at, t, rows, s.window_rows, sum, [&](std::int32_t oi, auto value) {
-          // The decimation's rows are non-decreasing, and those equal to oi start at or after
-          // oi * 64 / rows - 1; a row picked twice is stored twice (as pdq_box_line_pick).
-          int q = oi * kPdqGrid / rows - 1;
-          q = q < 0 ? 0 : q;
-          while (q < kPdqGrid && pick[q] < oi) ++q;
-          if (q >= kPdqGrid || pick[q] != oi) return;
-          const float v = value();
-          for (; q < kPdqGrid && pick[q] == oi; ++q) sh.m.a[q * kPdqGrid + c] = v;
+          pdq_store_picked(pick, oi, rows, value, [&](int q, float v) { sh.m.a[q * kPdqGrid + c] = v; });
         });
       st.sum4[c] = sum;
     }

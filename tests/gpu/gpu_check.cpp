@@ -195,54 +195,44 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   std::vector<std::uint8_t> pdq;
   std::vector<std::int32_t> quality;
   std::vector<Status> pdq_st;
-  // PDQ in the four blur layouts (MMCORE_GPU_PDQ_LAYOUT): the default against the CPU below, the
-  // others against the default.
-  std::vector<std::uint8_t> pdq1, pdq2, pdq3;
-  std::vector<std::int32_t> quality1, quality2, quality3;
-  std::vector<Status> pdq_st1, pdq_st2, pdq_st3;
-  // And the kernel built for 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8) against the default.
-  std::vector<std::uint8_t> pdq8;
-  std::vector<std::int32_t> quality8;
-  std::vector<Status> pdq_st8;
-  // And 7 resident blocks at most (MMCORE_GPU_PDQ_BLOCKS), each taking many images in turn.
-  std::vector<std::uint8_t> pdq_capped;
-  std::vector<std::int32_t> quality_capped;
-  std::vector<Status> pdq_st_capped;
-  setenv("MMCORE_GPU_PDQ_LAYOUT", "1", 1);
-  const bool layout1_ok = upload(ptrs, &b) && run_pdq(gpu, b, &pdq1, &quality1, &pdq_st1);
-  setenv("MMCORE_GPU_PDQ_LAYOUT", "2", 1);
-  const bool layout2_ok = layout1_ok && run_pdq(gpu, b, &pdq2, &quality2, &pdq_st2);
-  setenv("MMCORE_GPU_PDQ_LAYOUT", "3", 1);
-  const bool layout3_ok = layout2_ok && run_pdq(gpu, b, &pdq3, &quality3, &pdq_st3);
-  unsetenv("MMCORE_GPU_PDQ_LAYOUT");
-  setenv("MMCORE_GPU_PDQ_OCCUPANCY", "8", 1);
-  const bool occupancy8_ok = layout3_ok && run_pdq(gpu, b, &pdq8, &quality8, &pdq_st8);
-  unsetenv("MMCORE_GPU_PDQ_OCCUPANCY");
-  setenv("MMCORE_GPU_PDQ_BLOCKS", "7", 1);
-  const bool capped_ok = occupancy8_ok && run_pdq(gpu, b, &pdq_capped, &quality_capped, &pdq_st_capped);
-  unsetenv("MMCORE_GPU_PDQ_BLOCKS");
-  if (!capped_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
+  // PDQ's variants, each selected by an environment variable and compared with the default (which
+  // is compared with the CPU below): the other blur layouts, the kernel built for 8 blocks per SM,
+  // and 7 resident blocks at most (each taking many images in turn).
+  static const struct {
+    const char* var;
+    const char* value;
+    const char* label;
+  } kVariants[] = {
+      {"MMCORE_GPU_PDQ_LAYOUT", "1", "pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0"},
+      {"MMCORE_GPU_PDQ_LAYOUT", "2", "pdq, blur layout 2 (MMCORE_GPU_PDQ_LAYOUT=2), vs layout 0"},
+      {"MMCORE_GPU_PDQ_LAYOUT", "3", "pdq, blur layout 3 (MMCORE_GPU_PDQ_LAYOUT=3), vs layout 0"},
+      {"MMCORE_GPU_PDQ_OCCUPANCY", "8", "pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default"},
+      {"MMCORE_GPU_PDQ_BLOCKS", "7",
+       "pdq, at most 7 resident blocks (MMCORE_GPU_PDQ_BLOCKS=7), vs the default"}};
+  constexpr int kCount = static_cast<int>(sizeof kVariants / sizeof kVariants[0]);
+  struct PdqOut {
+    std::vector<std::uint8_t> hashes;
+    std::vector<std::int32_t> quality;
+    std::vector<Status> st;
+    long bad = 0;
+  } outs[kCount];
+  bool variants_ok = upload(ptrs, &b);
+  for (int v = 0; v < kCount && variants_ok; ++v) {
+    setenv(kVariants[v].var, kVariants[v].value, 1);
+    variants_ok = run_pdq(gpu, b, &outs[v].hashes, &outs[v].quality, &outs[v].st);
+    unsetenv(kVariants[v].var);
+  }
+  if (!variants_ok || !run_gpu(gpu, b, mmcore::kGpuHashKinds, &got, &st) ||
       !run_pdq(gpu, b, &pdq, &quality, &pdq_st)) {
     *cuda_failed = true;
     return 0;
   }
-  long layout1_bad = 0, layout2_bad = 0, layout3_bad = 0, occupancy8_bad = 0, capped_bad = 0;
-  for (std::size_t i = 0; i < set.size(); ++i) {
-    if (pdq_st1[i] != pdq_st[i] || quality1[i] != quality[i] ||
-        std::memcmp(pdq1.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
-      ++layout1_bad;
-    if (pdq_st2[i] != pdq_st[i] || quality2[i] != quality[i] ||
-        std::memcmp(pdq2.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
-      ++layout2_bad;
-    if (pdq_st3[i] != pdq_st[i] || quality3[i] != quality[i] ||
-        std::memcmp(pdq3.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
-      ++layout3_bad;
-    if (pdq_st8[i] != pdq_st[i] || quality8[i] != quality[i] ||
-        std::memcmp(pdq8.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
-      ++occupancy8_bad;
-    if (pdq_st_capped[i] != pdq_st[i] || quality_capped[i] != quality[i] ||
-        std::memcmp(pdq_capped.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
-      ++capped_bad;
+  for (PdqOut& o : outs) {
+    for (std::size_t i = 0; i < set.size(); ++i) {
+      if (o.st[i] != pdq_st[i] || o.quality[i] != quality[i] ||
+          std::memcmp(o.hashes.data() + 32 * i, pdq.data() + 32 * i, 32) != 0)
+        ++o.bad;
+    }
   }
   const std::size_t n = set.size();
   std::vector<mmcore::HashRecord> ref(n);
@@ -301,12 +291,10 @@ long compare_set(const char* label, const std::vector<HostImage>& set, mmcore::H
   say("\n### %s: %zu images\n\n| kind | mismatches vs hash_image |\n|---|---|\n", label, n);
   for (int k = 0; k < mmcore::kGpuHashColumns; ++k) say("| %s | %ld |\n", kKindNames[k], per_kind[k]);
   say("| pdq (reference mode: hash and quality) | %ld |\n", pdq_bad);
-  say("| pdq, blur layout 1 (MMCORE_GPU_PDQ_LAYOUT=1), vs layout 0 | %ld |\n", layout1_bad);
-  say("| pdq, blur layout 2 (MMCORE_GPU_PDQ_LAYOUT=2), vs layout 0 | %ld |\n", layout2_bad);
-  say("| pdq, blur layout 3 (MMCORE_GPU_PDQ_LAYOUT=3), vs layout 0 | %ld |\n", layout3_bad);
-  say("| pdq, 8 blocks per SM (MMCORE_GPU_PDQ_OCCUPANCY=8), vs the default | %ld |\n", occupancy8_bad);
-  say("| pdq, at most 7 resident blocks (MMCORE_GPU_PDQ_BLOCKS=7), vs the default | %ld |\n", capped_bad);
-  total += layout1_bad + layout2_bad + layout3_bad + occupancy8_bad + capped_bad;
+  for (int v = 0; v < kCount; ++v) {
+    say("| %s | %ld |\n", kVariants[v].label, outs[v].bad);
+    total += outs[v].bad;
+  }
   if (with_bytes > 0) {
     say("\nvs hash_bytes (CPU exact path from the file) on %ld RGB decodes: %ld mismatching hashes\n",
         with_bytes, bytes_mismatch);

@@ -292,11 +292,13 @@ def _job_batches(kind: Literal["tar", "parquet"], paths: list[str], root: str) -
 
 def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[bytes | None], list[Override]]:
     """(ids, bytes or None, override or None) of an input RecordBatch with an id column and a
-    bytes or path / ``file://`` URI column (the columns mmcore.Processor takes); a row whose
-    bytes are missing gets a READ_ERROR override."""
+    bytes or path / ``file://`` URI column (the columns mmcore.Processor takes; a row with null
+    bytes is read from its ``path`` where the batch, or its Hugging Face image struct, has one);
+    a row with neither gets a READ_ERROR override."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    from .jobs.processor import id_text, read_paths
+    from .jobs.processor import id_text, read_paths, struct_paths
     from .jobs.sources import parquet_columns
 
     id_col, bytes_col, path_col = parquet_columns(batch.schema)
@@ -308,21 +310,25 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
     n = batch.num_rows
     raw_ids = batch.column(id_col).to_pylist() if id_col else [None] * n
     ids = [id_text(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
+    datas: list[bytes | None] = [None] * n
+    paths: list[str | None] = [None] * n
+    if path_col is not None:
+        paths = batch.column(path_col).to_pylist()
+    elif "path" in batch.schema.names and pa.types.is_string(batch.schema.field("path").type):
+        paths = batch.column("path").to_pylist()  # mmcore's own source batches: bytes, else path
     if bytes_col is not None:
         col = batch.column(bytes_col)
-        if pa.types.is_struct(col.type):  # a Hugging Face image struct: its bytes field
-            whole = col if isinstance(col, pa.StructArray) else col.combine_chunks()
-            col = whole.field("bytes")
-        blobs = col.to_pylist()
-        errors: list[Override] = [
-            None if b is not None else (READ_ERROR, "the bytes column is null") for b in blobs
-        ]
-        return ids, blobs, errors
-    paths = batch.column(path_col).to_pylist()
-    datas: list[bytes | None] = [None] * n
-    errors = [(READ_ERROR, "the path column is null") if p is None else None for p in paths]
-    given = [i for i, p in enumerate(paths) if p is not None]
-    for i, (data, err) in zip(given, read_paths([paths[i] for i in given]), strict=True):
+        if pa.types.is_struct(col.type):  # a Hugging Face image struct: its bytes, else its path
+            paths = struct_paths(col) or paths
+            col = pc.struct_field(col, "bytes")
+        datas = col.to_pylist()
+    missing = "the bytes column is null" if bytes_col is not None else "the path column is null"
+    errors: list[Override] = [
+        None if d is not None or p is not None else (READ_ERROR, missing)
+        for d, p in zip(datas, paths, strict=True)
+    ]
+    given = [i for i in range(n) if datas[i] is None and paths[i] is not None]
+    for i, (data, err) in zip(given, read_paths([str(paths[i]) for i in given]), strict=True):
         datas[i], errors[i] = data, None if err is None else (READ_ERROR, err)
     return ids, datas, errors
 

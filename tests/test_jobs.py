@@ -24,6 +24,8 @@ from conftest import corpus_dir  # noqa: E402
 
 import mmcore  # noqa: E402
 import mmcore.gpu  # noqa: E402
+import mmcore.jobs.dedup as dedup_mod  # noqa: E402
+import mmcore.jobs.runner as runner_mod  # noqa: E402
 from mmcore.jobs import Config, read_output  # noqa: E402
 from mmcore.jobs.processor import Processor  # noqa: E402
 from mmcore.jobs.runner import JobError, run  # noqa: E402
@@ -733,11 +735,41 @@ def test_a_first_run_killed_while_writing_its_manifest_can_be_rerun(tmp_path: Pa
     assert not list(out.glob(".*.tmp-*"))
 
 
-def test_retry_failed_keeps_every_row_when_ids_repeat(tmp_path: Path) -> None:
+def test_a_parquet_id_column_that_repeats_an_id_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Repeated ids used to be written, and `mmcore dedup` then refused the whole output."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    good = jpeg_bytes(3)
+    pq.write_table(pa.table({"id": [0, 1], "bytes": [good, good]}), src / "a.parquet")
+    pq.write_table(pa.table({"id": [2, 1], "bytes": [good, good]}), src / "b.parquet")
+    with pytest.raises(JobError, match=r"the id '1' is on row 1 of a.parquet and on row 1 of b.parquet"):
+        run(str(src), out, progress=None)
+    assert not list(out.glob("part-*"))
+    # the way out the message names: ids by row
+    run(str(src), out, Config(id_column="none"), progress=None)
+    assert sorted(rows_by_id(out)) == ["a.parquet#0", "a.parquet#1", "b.parquet#0", "b.parquet#1"]
+    assert dedup_mod.dedup(out).num_rows == 4
+    # or a column of unique ids; a file without it gets a SOURCE_ERROR row
+    pq.write_table(pa.table({"uid": ["x", "y"], "bytes": [good, good]}), src / "a.parquet")
+    out2 = tmp_path / "out2"
+    run(str(src), out2, Config(id_column="uid"), progress=None)
+    rows = rows_by_id(out2)
+    assert {k: v["status"] for k, v in rows.items()} == {"x": "OK", "y": "OK", "b.parquet#": "SOURCE_ERROR"}
+    assert "no column 'uid'" in rows["b.parquet#"]["error"]
+
+
+def test_retry_failed_keeps_every_row_when_ids_repeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outputs written before repeated ids were refused can hold them: retry-failed matches the
+    k-th row of an id with the k-th record read again."""
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     good = jpeg_bytes(3)
     pq.write_table(pa.table({"id": ["a", "a", "b"], "bytes": [good, b"junk", good]}), src / "t.parquet")
+    monkeypatch.setattr(runner_mod, "repeated_id", lambda *a: None)  # as an older version wrote it
     run(str(src), out, progress=None)
     want = [(r["id"], r["member"], r["status"]) for r in read_output(out).to_pylist()]
     assert want == [("a", "0", "OK"), ("a", "1", "CORRUPT"), ("b", "2", "OK")]
@@ -773,7 +805,9 @@ def test_links_and_folders_that_cannot_be_listed_are_rows(
     assert set(rows) == set(blobs) | {"linked/far.jpg", "dangling.jpg", "locked"}
     assert rows["linked/far.jpg"]["status"] == "OK"
     assert rows["dangling.jpg"]["status"] == "READ_ERROR" and "No such file" in rows["dangling.jpg"]["error"]
-    assert rows["locked"]["status"] == "READ_ERROR" and "could not be listed" in rows["locked"]["error"]
+    # listable again by the time it is read: a folder, not a file (where it still cannot be
+    # listed, the error says so)
+    assert rows["locked"]["status"] == "READ_ERROR" and "a folder, not a file" in rows["locked"]["error"]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
@@ -988,3 +1022,156 @@ def test_parquet_path_column_sees_changed_images(tmp_path: Path) -> None:
     rows = read_output(out).to_pylist()
     assert len(rows) == 3 and rows[1]["width"] == 40
     assert rows[1]["content_sha256"] == hashlib.sha256((src / "imgs" / "c.jpg").read_bytes()).digest()
+
+
+# -- hostile sources, outputs and options (an audit's findings) -------------------------------------
+
+
+def test_config_hashes_must_be_a_list_and_their_order_does_not_matter() -> None:
+    for bad in (5, True, "phash", None):
+        with pytest.raises(ValueError, match="hashes must be a list of names"):
+            Config(hashes=bad)  # type: ignore[arg-type]
+    assert Config(hashes=("pdq", "phash")).hashes == ("phash", "pdq")
+    assert Config(hashes=["pdq", "phash"]).config_hash() == Config(hashes=("phash", "pdq")).config_hash()
+    with pytest.raises(ValueError, match="id_column"):
+        Config(id_column="")
+
+
+def test_cli_run_flag_errors_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmcore.cli import main
+
+    make_tree(tmp_path / "src", n=1)
+    for flag in (["--workers", "-1"], ["--shard-size", "0"], ["--thumbnail", "-5"]):
+        with pytest.raises(SystemExit) as e:
+            main(["run", str(tmp_path / "src"), str(tmp_path / "o"), *flag])
+        assert e.value.code == 2
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "src"), str(tmp_path / "o"), "--hashes", ""]) == 1
+    assert "hashes must be one or more" in capsys.readouterr().err
+    printf = tmp_path / "c.toml"
+    printf.write_text("hashes = 5\n")
+    assert main(["run", str(tmp_path / "src"), str(tmp_path / "o"), "--config", str(printf)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hashes must be a list of names" in err
+
+
+def test_a_source_that_is_a_dangling_link_or_a_loop_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for name in ("dangling", "loop"):
+        with pytest.raises(FileNotFoundError, match="link to nothing"):
+            run(str(tmp_path / name), tmp_path / f"out-{name}", progress=None)
+
+
+def test_a_source_inside_the_output_folder_is_refused(tmp_path: Path) -> None:
+    """Its files would be left out of the walk as OUT's own: records silently lost."""
+    out = tmp_path / "out"
+    make_tree(tmp_path / "src", n=2)
+    run(str(tmp_path / "src"), out, progress=None)
+    (out / "imgs" / "sub").mkdir(parents=True)
+    (out / "imgs" / "top.jpg").write_bytes(jpeg_bytes(1))
+    (out / "imgs" / "sub" / "deep.jpg").write_bytes(jpeg_bytes(2))
+    for source in (out / "imgs", out / "imgs" / "top.jpg", f"{out}/imgs/**/*.jpg"):
+        with pytest.raises(JobError, match="lies inside the output folder"):
+            run(str(source), out, Config(mode="overwrite"), progress=None)
+    assert len(read_output(out)) > 0  # refused before anything was cleared
+
+
+def test_overwrite_alone_keeps_the_processing_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmcore.cli import main
+
+    make_tree(tmp_path / "src", n=2)
+    out = str(tmp_path / "out")
+    assert main(["run", str(tmp_path / "src"), out, "--thumbnail", "32", "--quiet"]) == 0
+    assert main(["run", str(tmp_path / "src"), out, "--mode", "overwrite", "--quiet"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "out" / "_mmcore_job.json").read_text())["config"]["thumbnail"] == 32
+
+
+def test_hugging_face_image_structs_read_their_path_and_large_binary(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    good = jpeg_bytes(4)
+    (src / "file.jpg").write_bytes(good)  # a path-only row names it (relative to the Parquet file)
+    hf = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    rows = [
+        {"bytes": good, "path": "a.jpg"},
+        {"bytes": None, "path": "file.jpg"},
+        {"bytes": None, "path": None},
+    ]
+    pq.write_table(pa.table({"id": ["b", "p", "n"], "image": pa.array(rows, hf)}), src / "hf.parquet")
+    large = pa.struct([("bytes", pa.large_binary()), ("path", pa.string())])
+    pq.write_table(
+        pa.table({"id": ["l"], "image": pa.array([{"bytes": good, "path": None}], large)}), src / "l.parquet"
+    )
+    out = tmp_path / "out"
+    run(str(src / "*.parquet"), out, progress=None)
+    rows_ = rows_by_id(out)
+    assert {k: v["status"] for k, v in rows_.items()} == {"b": "OK", "p": "OK", "n": "READ_ERROR", "l": "OK"}
+    want = mmcore.hash_batch([good], kinds=("pdq",))["pdq"][0].tobytes()
+    assert rows_["p"]["pdq"] == want and rows_["l"]["pdq"] == want
+    assert "neither bytes nor a path" in rows_["n"]["error"]
+
+
+def test_tar_sidecars_are_counted_in_the_summary(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with tarfile.open(src / "s.tar", "w") as tf:
+        for name, data in (("0.jpg", jpeg_bytes(1)), ("0.json", b"{}"), ("0.txt", b"cap"), ("1.cls", b"3")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    s = run(str(src), tmp_path / "out", progress=None)
+    assert s.records == 1 and s.skipped_files == 3
+    assert any("skipped 3 files or tar members" in line for line in s.lines())
+
+
+def test_a_damaged_part_or_record_is_rewritten_by_the_next_run(tmp_path: Path) -> None:
+    """The rerun the report advises used to skip the shard as complete."""
+    make_tree(tmp_path / "src", n=4)
+    out = tmp_path / "out"
+    run(str(tmp_path / "src"), out, Config(shard_size=2), progress=None)
+    want = rows_by_id(out)
+    part = out / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:100])  # cut short after its record was written
+    (out / "_done" / "part-00001.json").write_bytes(b"garbage")
+    assert "part-00000" not in completed_shards(out) and "part-00001" not in completed_shards(out)
+    s = run(str(tmp_path / "src"), out, progress=None)
+    assert s.shards_written == 2
+    got = rows_by_id(out)
+    assert got.keys() == want.keys() and all(got[k]["pdq"] == want[k]["pdq"] for k in want)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"shards": [{}]}, "shard 0 is not a shard entry"),
+        ({"config": [1, 2]}, "'config' is not a job config"),
+        ({"config": {"hashes": 7}}, "'config' is not a job config"),
+    ],
+)
+def test_a_foreign_manifest_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: dict[str, Any], message: str
+) -> None:
+    from mmcore.cli import main
+
+    make_tree(tmp_path / "src", n=1)
+    out = tmp_path / "out"
+    run(str(tmp_path / "src"), out, progress=None)
+    m = json.loads((out / "_mmcore_job.json").read_text())
+    (out / "_mmcore_job.json").write_text(json.dumps({**m, **edit}))
+    for argv in (["run", str(tmp_path / "src"), str(out)], ["dedup", str(out)], ["report", str(out)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_parquet_path_naming_a_folder_says_so(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "folder").mkdir(parents=True)
+    pq.write_table(pa.table({"path": ["folder"]}), src / "p.parquet")
+    run(str(src / "p.parquet"), tmp_path / "out", progress=None)
+    (row,) = read_output(tmp_path / "out").to_pylist()
+    assert row["status"] == "READ_ERROR" and row["error"].endswith("a folder, not a file")

@@ -665,16 +665,22 @@ def test_arrow_struct_images_binary_keys_and_tar_order(tmp_path: Path) -> None:
     from mmcore.jobs.schema import read_output
 
     imgs = [Path(p).read_bytes() for p in mmcore.demo_images()]
+    # without bytes, the struct's path is read (as mmcore run reads it): a missing file is a
+    # READ_ERROR row, an existing one is hashed
     struct = pa.array(
-        [{"bytes": imgs[0], "path": "a.jpg"}, {"bytes": None, "path": "b.jpg"}],
+        [
+            {"bytes": imgs[0], "path": "a.jpg"},
+            {"bytes": None, "path": "b.jpg"},
+            {"bytes": None, "path": str(mmcore.demo_images()[1])},
+        ],
         pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
     )
-    rows = mp.build(pa.table({"key": [b"k1", b"k\xff"], "image": struct}), hashes=("phash",)).to_table()
-    assert rows["id"].to_pylist() == ["k1", "k\\xff"]
-    assert rows["status"].to_pylist() == ["OK", "READ_ERROR"]
-    assert (
-        rows["phash"][0].as_py() == mmcore.hash_batch([imgs[0]], kinds=("phash",))["phash"].view(np.int64)[0]
-    )
+    table = pa.table({"key": [b"k1", b"k\xff", b"k2"], "image": struct})
+    rows = mp.build(table, hashes=("phash",)).to_table()
+    assert rows["id"].to_pylist() == ["k1", "k\\xff", "k2"]
+    assert rows["status"].to_pylist() == ["OK", "READ_ERROR", "OK"]
+    want = mmcore.hash_batch(imgs[:2], kinds=("phash",))["phash"].view(np.int64)
+    assert [rows["phash"][0].as_py(), rows["phash"][2].as_py()] == list(want)
 
     src = tmp_path / "src"
     src.mkdir()

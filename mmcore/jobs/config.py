@@ -51,6 +51,10 @@ class Config:
     #: Files and tar members larger than this many bytes are not read (a READ_ERROR or SOURCE_ERROR
     #: row says so): what one record can cost in memory. 0 = the default, 256 MiB.
     max_bytes: int = 0
+    #: Parquet sources: the column that gives record ids. ``"auto"``: an ``id`` or ``key`` column
+    #: where there is one; ``"none"``: every row's id is ``<file>#<row>``; else a column's name.
+    #: Ids must not repeat within a job (a run whose id column repeats one is refused up front).
+    id_column: str = "auto"
     #: Files per output shard when the source is a directory or a glob.
     shard_size: int = 1000
     #: Worker threads for decoding and hashing (0 = all cores).
@@ -65,12 +69,19 @@ class Config:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        self.hashes = tuple(self.hashes)
-        bad = [h for h in self.hashes if h not in HASH_KINDS]
-        if bad or not self.hashes or len(set(self.hashes)) != len(self.hashes):
+        given = self.hashes
+        if isinstance(given, (str, bytes)) or not isinstance(given, (list, tuple)):
             raise ValueError(
-                f"hashes must be one or more distinct names among {HASH_KINDS}, got {list(self.hashes)}"
+                f'hashes must be a list of names among {HASH_KINDS} (e.g. ["phash", "pdq"]), got {given!r}'
             )
+        bad = [h for h in given if h not in HASH_KINDS]
+        if bad or not given or len(set(given)) != len(given):
+            raise ValueError(
+                f"hashes must be one or more distinct names among {HASH_KINDS}, got {list(given)}"
+            )
+        # In HASH_KINDS order: the columns are the same whatever the order given, so the config
+        # hash must be too (a rerun with --hashes pdq,phash matches a run with phash,pdq).
+        self.hashes = tuple(h for h in HASH_KINDS if h in given)
         _choice("hash_mode", self.hash_mode, ("exact", "fast"))
         _choice("thumbnail_format", self.thumbnail_format, THUMBNAIL_FORMATS)
         _choice("mode", self.mode, MODES)
@@ -87,6 +98,8 @@ class Config:
         _int_range("shard_size", self.shard_size, 1, 1 << 30)
         _int_range("workers", self.workers, 0, 4096)
         _int_range("batch_size", self.batch_size, 1, 1 << 20)
+        if not isinstance(self.id_column, str) or not self.id_column:
+            raise ValueError(f"id_column must be 'auto', 'none' or a column name, got {self.id_column!r}")
         if not isinstance(self.exif_orientation, bool):
             raise ValueError(f"exif_orientation must be true or false, got {self.exif_orientation!r}")
 
@@ -117,14 +130,16 @@ class Config:
         return d
 
     def processor_dict(self) -> dict[str, Any]:
-        """The options that decide the output's content (PROCESSING_OPTIONS; the last two only
+        """The options that decide the output's content (PROCESSING_OPTIONS; the last three only
         where they change it)."""
-        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-2]}
+        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-3]}
         # Only where it changes the bytes, so that outputs written before the option keep their hash.
         if self.thumbnail_format == "webp" and self.thumbnail > 0 and self.thumbnail_webp_method != 4:
             d["thumbnail_webp_method"] = self.thumbnail_webp_method
         if self.byte_limit != DEFAULT_MAX_BYTES:
             d["max_bytes"] = self.byte_limit
+        if self.id_column != "auto":
+            d["id_column"] = self.id_column
         return d
 
     @property
@@ -141,7 +156,7 @@ class Config:
 #: The options that decide a job's output (its config hash; a rerun without options keeps them).
 PROCESSING_OPTIONS = (
     "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "exif_orientation",
-    "max_pixels", "thumbnail_webp_method", "max_bytes",
+    "max_pixels", "thumbnail_webp_method", "max_bytes", "id_column",
 )  # fmt: skip
 
 

@@ -89,6 +89,17 @@ def over_limit(what: str, size: int, max_bytes: int) -> str:
     return f"{what} is {size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
 
 
+def struct_paths(arr: pa.Array | pa.ChunkedArray) -> list[str | None] | None:
+    """A Hugging Face image column's ``path`` values where a row has no ``bytes`` (the image is
+    then the file at that path), None where the struct has no string ``path`` field."""
+    t = arr.type
+    i = t.get_field_index("path")
+    if i < 0 or not (pa.types.is_string(t.field(i).type) or pa.types.is_large_string(t.field(i).type)):
+        return None
+    has = pc.is_valid(pc.struct_field(arr, "bytes")).to_pylist()
+    return [None if h else p for h, p in zip(has, pc.struct_field(arr, "path").to_pylist(), strict=True)]
+
+
 def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None, str | None]:
     path = ""
     try:
@@ -102,15 +113,14 @@ def _read(path_or_uri: str, max_bytes: int | None = None) -> tuple[bytes | None,
                 return None, over_limit(text(path), len(data), max_bytes)
             return data, None
     except (OSError, ValueError) as e:
-        if isinstance(e, OSError) and os.path.isdir(path):  # one the planning walk could not list
+        if isinstance(e, OSError) and os.path.isdir(
+            path
+        ):  # a Parquet path, or a folder a walk could not list
             try:
                 os.listdir(path)
             except OSError:
                 return None, f"cannot read {text(path)}: a folder that could not be listed"
-            return None, (
-                f"cannot read {text(path)}: a folder that could not be listed when the job was planned "
-                f"(it can be now, and its files are records of their own)"
-            )
+            return None, f"cannot read {text(path)}: a folder, not a file"
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         return None, f"cannot read {text(path) if path else path_or_uri}: {why}"
 
@@ -194,12 +204,14 @@ class Processor:
         """Each row's bytes (the ``bytes`` value, else the file at ``path``) or why there are none."""
         names = batch.schema.names
         data: list[bytes | None] = [None] * n
+        paths: list[str | None] = batch.column("path").to_pylist() if "path" in names else [None] * n
         if "bytes" in names:
             col = batch.column("bytes")
             if pa.types.is_struct(col.type):  # a Hugging Face image column: struct<bytes, path>
+                if "path" not in names:  # without bytes, the image is the file at its path
+                    paths = struct_paths(col) or paths
                 col = pc.struct_field(col, "bytes")
             data = col.to_pylist()
-        paths = batch.column("path").to_pylist() if "path" in names else [None] * n
         errs: list[str | None] = [None] * n
         need: list[int] = []
         need_paths: list[str] = []

@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from .._io import atomic_output, fsync_dir
-from ._common import JobError, user_errors
+from ._common import JobError, int_at_least, user_errors
 from .config import PROCESSING_OPTIONS, Config
 from .processor import SOURCE_ERROR, Processor, failure_batch, text
 from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
-from .sources import Refused, Shard, plan, require_source
+from .sources import Refused, Shard, inside, plan, repeated_id, require_source, source_base
 
 
 @dataclass
@@ -63,7 +63,7 @@ class RunSummary:
                 f"{self.shards_changed:,} completed shards read again: their inputs changed at the source"
             )
         if self.skipped_files:
-            out.append(f"skipped {self.skipped_files:,} files that are not images")
+            out.append(f"skipped {self.skipped_files:,} files or tar members that are not images (sidecars)")
         return out
 
 
@@ -181,8 +181,13 @@ def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard])
     _atomic_write_bytes(out / MANIFEST, json.dumps(m, indent=1).encode())
 
 
-def _inputs(shard: Shard, config: Config, proc: Processor, only: set[str] | None) -> Iterator[pa.RecordBatch]:
-    for b in shard.batches(config.batch_size, only, config.byte_limit):
+def _inputs(
+    shard: Shard, config: Config, proc: Processor, only: set[str] | None, summary: RunSummary
+) -> Iterator[pa.RecordBatch]:
+    def sidecar() -> None:
+        summary.skipped_files += 1
+
+    for b in shard.batches(config.batch_size, only, config.byte_limit, sidecar, config.id_column):
         if isinstance(b, Refused):
             yield failure_batch([b.id], [b.source_uri], [b.member], SOURCE_ERROR, [b.error], "source", config)
         else:
@@ -212,11 +217,13 @@ def _done_record(
     wall: float,
     config_hash: str,
     inputs: list[str],
+    part_bytes: int,
 ) -> bytes:
     rec = {
         "shard": shard.name,
         "inputs": inputs,
         "rows": sum(counts.values()),
+        "part_bytes": part_bytes,
         "counts": counts,
         "stage_seconds": stages,
         "wall_seconds": round(wall, 4),
@@ -249,6 +256,13 @@ def run(
     require_source(source)
     if os.path.isdir(source) and os.path.realpath(source) == os.path.realpath(outp):
         raise JobError(f"the output folder is the source folder ({source}): give another output folder")
+    base = os.path.realpath(source_base(source) or ".")
+    if inside(base, os.path.realpath(outp)):
+        # OUT's own files are left out of the walk, so a source inside OUT would lose records.
+        raise JobError(
+            f"the source {source!r} lies inside the output folder {os.fspath(out)}: "
+            "give another output folder"
+        )
     try:
         outp.mkdir(parents=True, exist_ok=True)
         probe = outp / f".mmcore-write-test-{os.getpid()}"
@@ -295,6 +309,12 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     _clean_temporaries(outp)
     known = _load_manifest(manifest, outp, source, config)
     shards, skipped = plan(source, config.shard_size, known, exclude=os.fspath(outp))
+    known_names = {s.name for s in known or []}
+    if any(s.kind == "parquet" and s.name not in known_names for s in shards):
+        # Before anything is written: a repeated id would only show when dedup refuses the output.
+        clash = repeated_id(shards, config.id_column)
+        if clash is not None:
+            raise JobError(clash)
     if known is None or len(shards) != len(known):
         _write_manifest(outp, source, config, shards)
     done = set(completed_shards(outp))
@@ -349,7 +369,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         # Taken before the read: a change during it makes the next run read it again.
         inputs = stats.pop(shard.name, None) or shard.inputs()
         before = dict(proc.stage_seconds)
-        batches = counted(_inputs(shard, config, proc, only))
+        batches = counted(_inputs(shard, config, proc, only, summary))
         if only is not None:
             batches = iter([_merge_retry(outp, shard, batches)])
             # The old completion record goes before the part is replaced: a kill in between leaves
@@ -362,7 +382,8 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
         stages["write"] = round(max(wall - sum(stages.values()), 0.0), 4)
         write_s += stages["write"]
-        rec = _done_record(shard, counts, stages, wall, config.config_hash(), inputs)
+        size = shard_path(outp, shard.name).stat().st_size
+        rec = _done_record(shard, counts, stages, wall, config.config_hash(), inputs, size)
         _atomic_write_bytes(done_path(outp, shard.name), rec)
         summary.shards_written += 1
     bar.close()
@@ -438,7 +459,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--hashes", help="comma-separated hash columns (default phash,dhash,ahash,pdq)")
     p.add_argument("--hash-mode", choices=("exact", "fast"), default=None)
-    p.add_argument("--thumbnail", type=int, default=None, help="thumbnail short side in px (0: none)")
+    p.add_argument(
+        "--thumbnail", type=int_at_least(0), default=None, help="thumbnail short side in px (0: none)"
+    )
     p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None)
     p.add_argument(
         "--thumbnail-webp-method",
@@ -446,9 +469,22 @@ def register(sub: Any) -> None:
         default=None,
         help="WebP thumbnails: libwebp method 0 (fastest) .. 6 (smallest); default 4, Pillow's",
     )
-    p.add_argument("--workers", type=int, default=None, help="decode/hash threads (default: all cores)")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=None,
+        help="decode/hash threads (0, the default: all cores)",
+    )
     p.add_argument("--device", choices=("cpu", "gpu"), default=None)
-    p.add_argument("--shard-size", type=int, default=None, help="files per shard for directory sources")
+    p.add_argument(
+        "--id-column",
+        default=None,
+        metavar="NAME",
+        help="Parquet sources: the column of record ids ('auto': id or key; 'none': <file>#<row>)",
+    )
+    p.add_argument(
+        "--shard-size", type=int_at_least(1), default=None, help="files per shard for directory sources"
+    )
     p.add_argument("--mode", choices=("incremental", "overwrite", "retry-failed"), default=None)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=user_errors("run", _cmd_run))
@@ -465,20 +501,29 @@ def _saved_processing(out: str) -> dict[str, Any]:
 
 
 def _cmd_run(args: Any) -> int:
-    flags = (args.hashes, args.hash_mode, args.thumbnail, args.thumbnail_format, args.thumbnail_webp_method)
+    flags = (
+        args.hashes,
+        args.hash_mode,
+        args.thumbnail,
+        args.thumbnail_format,
+        args.thumbnail_webp_method,
+        args.id_column,
+    )
     if args.config:
         config = Config.from_toml(args.config)
-    elif all(f is None for f in flags) and args.mode != "overwrite":
-        # A rerun with no processing options resumes with those OUT was written with.
+    elif all(f is None for f in flags):
+        # A rerun with no processing options (resumed, retried or overwritten) keeps those OUT was
+        # written with.
         config = Config.from_dict(_saved_processing(args.out))
     else:
         config = Config()
     config = config.replace(
-        hashes=tuple(h.strip() for h in args.hashes.split(",") if h.strip()) if args.hashes else None,
+        hashes=None if args.hashes is None else tuple(h.strip() for h in args.hashes.split(",") if h.strip()),
         hash_mode=args.hash_mode,
         thumbnail=args.thumbnail,
         thumbnail_format=args.thumbnail_format,
         thumbnail_webp_method=args.thumbnail_webp_method,
+        id_column=args.id_column,
         workers=args.workers,
         device=args.device,
         shard_size=args.shard_size,

@@ -69,11 +69,26 @@ def done_path(out: str | os.PathLike[str], shard: str) -> Path:
 
 
 def completed_shards(out: str | os.PathLike[str]) -> list[str]:
-    """Names of the shards whose completion record exists, sorted."""
+    """Names of the shards that are complete, sorted: a completion record that reads as one, and
+    a part of the size it records (records from before sizes were kept: a part that exists). A
+    part cut short or replaced since, or a damaged record, leaves its shard to be redone by the
+    next run."""
     d = Path(out) / DONE_DIR
     if not d.is_dir():
         return []
-    return sorted(p.stem for p in d.glob("*.json") if shard_path(out, p.stem).is_file())
+    return sorted(p.stem for p in d.glob("*.json") if _complete(out, p))
+
+
+def _complete(out: str | os.PathLike[str], record: Path) -> bool:
+    try:
+        rec = json.loads(record.read_bytes())
+        size = shard_path(out, record.stem).stat().st_size
+    except (OSError, ValueError):
+        return False
+    if not isinstance(rec, dict) or not isinstance(rec.get("rows"), int):
+        return False
+    want = rec.get("part_bytes")
+    return want is None or want == size
 
 
 def output_fingerprint(out: str | os.PathLike[str]) -> str:
@@ -88,7 +103,8 @@ def output_fingerprint(out: str | os.PathLike[str]) -> str:
 
 def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
     """The job manifest of ``out``: FileNotFoundError when there is none, ValueError when the file
-    is not one (not JSON, or no ``format: mmcore-job`` and ``shards`` list)."""
+    is not one (not JSON, no ``format: mmcore-job``, a ``shards`` list whose entries are not
+    shards, a ``config`` that is not an object of options)."""
     p = Path(out) / MANIFEST
     if not p.is_file():
         raise FileNotFoundError(f"{os.fspath(out)} is not an mmcore run output (no {MANIFEST})")
@@ -99,6 +115,19 @@ def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(m, dict) or m.get("format") != "mmcore-job" or not isinstance(m.get("shards"), list):
         got = m.get("format") if isinstance(m, dict) else type(m).__name__
         raise ValueError(f"{p} is not an mmcore job manifest (format={got!r})")
+    for i, sh in enumerate(m["shards"]):
+        if not (
+            isinstance(sh, dict)
+            and all(isinstance(sh.get(k), str) for k in ("name", "kind", "source_uri"))
+            and sh["kind"] in ("files", "tar", "parquet")
+            and isinstance(sh.get("files", []), list)
+            and isinstance(sh.get("root", ""), str)
+        ):
+            raise ValueError(f"{p}: shard {i} is not a shard entry (name, kind, source_uri): {str(sh)[:80]}")
+    config = m.get("config", {})
+    hashes = config.get("hashes", []) if isinstance(config, dict) else None
+    if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+        raise ValueError(f"{p}: 'config' is not a job config (an object whose hashes are a list of names)")
     manifest: dict[str, Any] = m
     return manifest
 
@@ -111,8 +140,15 @@ def read_output(out: str | os.PathLike[str], columns: list[str] | None = None) -
     def read(shard: str) -> pa.Table:
         # ParquetFile.read skips read_table's dataset layer: ~2x faster on many small parts; the
         # threads overlap the file opens and the decompression (pyarrow releases the GIL).
-        with pq.ParquetFile(shard_path(out, shard)) as f:
-            return f.read(columns=columns)
+        path = shard_path(out, shard)
+        try:
+            with pq.ParquetFile(path) as f:
+                return f.read(columns=columns)
+        except pa.ArrowException as e:  # damaged after its record was written
+            raise ValueError(
+                f"{path}: cannot read this completed part ({e}); remove {done_path(out, shard)} and "
+                "rerun `mmcore run` to rewrite it"
+            ) from None
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(shards)))) as pool:
         tables = list(pool.map(read, shards))

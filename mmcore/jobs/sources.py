@@ -20,16 +20,17 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._io import open_regular
-from .processor import id_text, over_limit, path_to_uri, text, uri_to_path
+from .processor import id_text, over_limit, path_to_uri, struct_paths, text, uri_to_path
 
 #: Names skipped unless the content is an image: metadata written next to images (WebDataset
 #: members, captions, labels, manifests).
@@ -139,17 +140,24 @@ class Shard:
         return out
 
     def batches(
-        self, batch_size: int, only: set[str] | None = None, max_bytes: int | None = None
+        self,
+        batch_size: int,
+        only: set[str] | None = None,
+        max_bytes: int | None = None,
+        on_sidecar: Callable[[], None] | None = None,
+        id_column: str = "auto",
     ) -> Iterator[pa.RecordBatch | Refused]:
         """Input RecordBatches (id, bytes or path, source_uri, member) and refused records; with
         ``only``, just the records whose id is in it. Tar members over ``max_bytes`` are refused
-        unread (files are checked when they are read)."""
+        unread (files are checked when they are read). ``on_sidecar`` is called for each tar
+        member skipped as a sidecar (a folder's sidecars are counted when it is planned).
+        ``id_column``: which Parquet column gives the ids (see :func:`parquet_columns`)."""
         if self.kind == "files":
             yield from _file_batches(self, batch_size, only)
         elif self.kind == "tar":
-            yield from _tar_batches(self, batch_size, only, max_bytes)
+            yield from _tar_batches(self, batch_size, only, max_bytes, on_sidecar)
         else:
-            yield from _parquet_batches(self, batch_size, only)
+            yield from _parquet_batches(self, batch_size, only, id_column)
 
 
 def shard_name(i: int) -> str:
@@ -253,14 +261,32 @@ def _glob(pattern: str) -> list[str]:
 
 
 def require_source(source: str) -> None:
-    """FileNotFoundError unless ``source`` is a directory, a file or a glob that matches something."""
+    """FileNotFoundError unless ``source`` is a directory, a file or a glob that matches something
+    (a link to nothing, or a link loop, as the source itself is none of these)."""
+    if os.path.lexists(source) and not os.path.exists(source):
+        raise FileNotFoundError(f"source {source!r} is a link to nothing (or a link loop)")
     if not (os.path.exists(source) or _glob(source)):
         raise FileNotFoundError(
             f"source {source!r} is not a directory, a file or a glob that matches anything"
         )
 
 
-def _inside(path: str, folder: str | None) -> bool:
+def source_base(source: str) -> str:
+    """The folder or file a source names: the source itself, or for a glob the part of its path
+    before the first wildcard (``data/**/*.jpg`` -> ``data``)."""
+    if not glob.has_magic(source):
+        return source
+    head: list[str] = []
+    for part in source.split(os.sep):
+        if glob.has_magic(part):
+            break
+        head.append(part)
+    base = os.sep.join(head)
+    return base if base else (os.sep if source.startswith(os.sep) else ".")
+
+
+def inside(path: str, folder: str | None) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both as given: pass real paths)."""
     return folder is not None and (path == folder or path.startswith(folder.rstrip(os.sep) + os.sep))
 
 
@@ -289,7 +315,7 @@ def _expand(source: str, exclude: str | None = None) -> tuple[list[str], list[st
             require_source(source)
             found = [os.path.abspath(p) for p in _glob(source)]
             root = os.path.commonpath([os.path.dirname(p) for p in found])
-        found, keep = [p for p in found if not _inside(os.path.realpath(p), ex)], set()
+        found, keep = [p for p in found if not inside(os.path.realpath(p), ex)], set()
     # Files, what the walk kept, and what is neither a file nor a folder (a FIFO, a socket: a
     # record whose read refuses it, rather than one that vanishes).
     found = sorted(p for p in found if os.path.isfile(p) or p in keep or _special(p))
@@ -360,7 +386,7 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
         subs = []
         for n, link in sorted(dirs):
             sub_real = os.path.realpath(os.path.join(d, n)) if link else os.path.join(real, n)
-            if not _inside(sub_real, ex):
+            if not inside(sub_real, ex):
                 subs.append((os.path.join(d, n), sub_real))
         stack.extend(reversed(subs))
         for n in names:
@@ -368,7 +394,7 @@ def _walk(root: str, ex: str | None) -> tuple[list[str], set[str]]:
             if os.path.islink(p):  # only a link can lead into ex from a folder outside it
                 if not os.path.exists(p):
                     keep.add(p)  # a link to nothing
-                elif _inside(os.path.realpath(p), ex):
+                elif inside(os.path.realpath(p), ex):
                     continue
             found.append(p)
     return found, keep
@@ -430,8 +456,16 @@ def _member_is_image(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bool:
 
 
 def _tar_batches(
-    shard: Shard, batch_size: int, only: set[str] | None, max_bytes: int | None = None
+    shard: Shard,
+    batch_size: int,
+    only: set[str] | None,
+    max_bytes: int | None = None,
+    on_sidecar: Callable[[], None] | None = None,
 ) -> Iterator[pa.RecordBatch | Refused]:
+    def sidecar() -> None:
+        if on_sidecar is not None:
+            on_sidecar()
+
     path = uri_to_path(shard.source_uri)
     tar_name = _prefix(shard, path)
     ids: list[str] = []
@@ -474,7 +508,8 @@ def _tar_batches(
                 why = _bad_member(m)
                 if why is None and seen > 1 and m.isfile():
                     if not _member_is_image(tf, m):
-                        continue  # a repeated sidecar is skipped as any sidecar is
+                        sidecar()  # a repeated sidecar is skipped as any sidecar is
+                        continue
                     why = f"member {name!r} appears {seen} times in the archive: refused (ambiguous)"
                 if why is not None:
                     yield Refused(rid, shard.source_uri, name, text(why))
@@ -486,10 +521,13 @@ def _tar_batches(
                         yield Refused(
                             rid, shard.source_uri, name, over_limit(f"member {name!r}", m.size, max_bytes)
                         )
-                    continue  # a large sidecar is skipped as any sidecar is
+                    else:
+                        sidecar()  # a large sidecar is skipped as any sidecar is
+                    continue
                 f = tf.extractfile(m)
                 data = f.read() if f is not None else b""
                 if not looks_like_image(data[:16], m.name):
+                    sidecar()
                     continue
                 ids.append(rid)
                 blobs.append(data)
@@ -525,27 +563,34 @@ def _pick(
 
 
 def _is_image_struct(t: pa.DataType) -> bool:
-    """Hugging Face's image feature: struct<bytes: binary, path: string>."""
+    """Hugging Face's image feature: struct<bytes: binary, path: string> (large_binary too)."""
     return pa.types.is_struct(t) and any(
-        t.field(i).name == "bytes" and pa.types.is_binary(t.field(i).type) for i in range(t.num_fields)
+        t.field(i).name == "bytes"
+        and (pa.types.is_binary(t.field(i).type) or pa.types.is_large_binary(t.field(i).type))
+        for i in range(t.num_fields)
     )
 
 
-def parquet_columns(schema: pa.Schema) -> tuple[str | None, str | None, str | None]:
+def parquet_columns(schema: pa.Schema, id_column: str = "auto") -> tuple[str | None, str | None, str | None]:
     """(id column, bytes column, path column) of a Parquet input, by name and type: a bytes column
     by name or else any binary (or Hugging Face image struct) column; a path column only by name
-    (any string column could be a caption)."""
+    (any string column could be a caption). ``id_column``: ``"auto"`` (an ``id`` or ``key``
+    column), ``"none"`` (no id column: ids by row) or a column's name (None when it is absent)."""
     names = schema.names
     is_bin = (pa.types.is_binary, pa.types.is_large_binary, _is_image_struct)
     is_str = (pa.types.is_string, pa.types.is_large_string)
-    id_col = next((n for n in _ID_COLUMNS if n in names), None)
+    if id_column == "auto":
+        id_col = next((n for n in _ID_COLUMNS if n in names), None)
+    else:
+        id_col = id_column if id_column in names else None
+        names = [n for n in names if n != id_column]
     by = _pick(names, schema, _BYTES_COLUMNS, is_bin, True)
     pa_col = None if by else _pick([n for n in names if n != id_col], schema, _PATH_COLUMNS, is_str, False)
     return id_col, by, pa_col
 
 
 def _parquet_batches(
-    shard: Shard, batch_size: int, only: set[str] | None
+    shard: Shard, batch_size: int, only: set[str] | None, id_column: str = "auto"
 ) -> Iterator[pa.RecordBatch | Refused]:
     path = uri_to_path(shard.source_uri)
     name = _prefix(shard, path)
@@ -554,7 +599,11 @@ def _parquet_batches(
     except (OSError, pa.ArrowException) as e:
         yield Refused(f"{name}#", shard.source_uri, None, text(f"cannot read parquet {name}: {e}"))
         return
-    id_col, by, pcol = parquet_columns(pf.schema_arrow)
+    id_col, by, pcol = parquet_columns(pf.schema_arrow, id_column)
+    if id_column not in ("auto", "none") and id_col is None:
+        why = f"parquet {name} has no column {id_column!r} (the id_column option)"
+        yield Refused(f"{name}#", shard.source_uri, None, text(why))
+        return
     if by is None and pcol is None:
         yield Refused(
             f"{name}#",
@@ -592,13 +641,16 @@ def _parquet_batches(
             "member": [rows[i] for i in keep],
         }
         arr = b.column(by if by is not None else pcol)
-        if pa.types.is_struct(arr.type):
-            arr = arr.field("bytes")
+        here = os.path.dirname(path)  # relative paths are relative to the Parquet file's folder
+        if pa.types.is_struct(arr.type):  # a Hugging Face image: its path where it has no bytes
+            spaths = struct_paths(arr)
+            if spaths is not None:
+                d["path"] = [_resolve(spaths[i], here) for i in keep]
+            arr = pc.struct_field(arr, "bytes")
         col = arr.to_pylist()
         if by is not None:
             d["bytes"] = pa.array([col[i] for i in keep], pa.binary())
-        else:  # relative paths are relative to the Parquet file's folder
-            here = os.path.dirname(path)
+        else:
             d["path"] = [_resolve(col[i], here) for i in keep]
         yield pa.RecordBatch.from_pydict(d)
 
@@ -609,3 +661,46 @@ def _resolve(p: str | None, here: str | None) -> str | None:
     if p is None or here is None or "://" in p or p.startswith("file:") or os.path.isabs(p):
         return p
     return os.path.join(here, p)
+
+
+def repeated_id(shards: list[Shard], id_column: str = "auto") -> str | None:
+    """Where two records of these shards would share an id: a message naming the id and both
+    places, else None. Only the ids taken from a Parquet column can repeat (file and member ids
+    are unique by construction); each Parquet file's id column is read (that column only), and a
+    file that cannot be read is passed over (its read gives it a SOURCE_ERROR row)."""
+    if id_column == "none":
+        return None
+    seen = {text(f) for s in shards if s.kind == "files" for f in s.files}
+    for rid, where, col in _column_ids(shards, id_column):
+        if rid in seen:
+            first = next(
+                (w for r, w, _ in _column_ids(shards, id_column) if r == rid and w != where),
+                f"the file {rid}",  # a folder's file: its path is its id
+            )
+            return (
+                f"the id {rid!r} is on {first} and on {where} (column {col!r}): every record needs "
+                "an id of its own (dedup and retry-failed match rows by id); set "
+                'id_column = "none" (ids <file>#<row>) or name a column whose values are unique'
+            )
+        seen.add(rid)
+    return None
+
+
+def _column_ids(shards: list[Shard], id_column: str) -> Iterator[tuple[str, str, str]]:
+    """(id, 'row R of FILE', column) of every non-null id a Parquet column gives, in order."""
+    for s in shards:
+        if s.kind != "parquet":
+            continue
+        path = uri_to_path(s.source_uri)
+        try:
+            pf = pq.ParquetFile(path)
+            col = parquet_columns(pf.schema_arrow, id_column)[0]
+            if col is None:
+                continue
+            values = pf.read(columns=[col]).column(0).to_pylist()
+        except (OSError, pa.ArrowException):
+            continue
+        name = _prefix(s, path)
+        for row, v in enumerate(values):
+            if v is not None:
+                yield id_text(v), f"row {row} of {name}", col

@@ -78,8 +78,9 @@ _BATCH = 65_536  # rows converted / encoded per step in add()
 _MAX_DIM = 65_536  # code dimensions the C++ kernels take
 
 
-def _floats(x: Any, name: str, dim: int | None) -> npt.NDArray[np.float32]:
-    """x as a C-contiguous float32 (N, D) array, finite, with D == dim when given."""
+def _floats(x: Any, name: str, dim: int | None, first_row: int = 0) -> npt.NDArray[np.float32]:
+    """x as a C-contiguous float32 (N, D) array, finite, with D == dim when given (errors name
+    rows counted from first_row)."""
     a = np.asarray(x)
     if a.ndim == 1:
         a = a.reshape(1, -1)
@@ -89,11 +90,42 @@ def _floats(x: Any, name: str, dim: int | None) -> npt.NDArray[np.float32]:
         raise ValueError(f"{name} must be float32 or float16, got {a.dtype}")
     if dim is not None and a.shape[1] != dim:
         raise ValueError(f"{name} has dimension {a.shape[1]}, this index/params expect {dim}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    bad = ~np.isfinite(a).all(axis=1)
+    with np.errstate(over="ignore"):  # float64 past float32's range: Inf, named below
+        f = np.ascontiguousarray(a, dtype=np.float32)
+    bad = ~np.isfinite(f).all(axis=1)
     if bad.any():
-        raise ValueError(f"{name} row {int(np.argmax(bad))} contains NaN or Inf ({int(bad.sum())} such rows)")
-    return a
+        i = int(np.argmax(bad))
+        if np.isfinite(a[i]).all():
+            v = a[i][~np.isfinite(f[i])][0]
+            raise ValueError(
+                f"{name} row {first_row + i} has a value beyond float32's range ({v:.3g}): "
+                "scale the vectors down"
+            )
+        raise ValueError(f"{name} row {first_row + i} contains NaN or Inf ({int(bad.sum())} such rows)")
+    return f
+
+
+def _check_norms(x: npt.NDArray[np.float32], name: str, first_row: int = 0) -> None:
+    """ValueError naming the first row whose ||x||^2 passes float32's range (||x|| >= 1.8e19).
+    Below it, |q . x| <= ||q|| ||x|| of two such vectors cannot overflow a float32 score."""
+    limit = np.finfo(np.float32).max
+    # In float32 first (no copy): its rounding is far below a factor 2, so only the rows past half
+    # the limit (or overflowing) are summed again in float64.
+    with np.errstate(over="ignore"):
+        sq = np.einsum("ij,ij->i", x, x)
+    near = np.flatnonzero(~(sq < limit / 2))
+    if near.size:
+        x64 = x[near].astype(np.float64)
+        over = ~(np.einsum("ij,ij->i", x64, x64) < limit)
+        if over.any():
+            raise ValueError(_norm_error(name, first_row + int(near[np.argmax(over)])))
+
+
+def _norm_error(name: str, row: int) -> str:
+    return (
+        f"{name} row {row} has ||x||^2 beyond float32's range (||x|| must stay below 1.8e19, "
+        "so that inner products stay finite): scale the vectors down"
+    )
 
 
 def _int_arg(name: str, v: Any, lo: int) -> int:
@@ -479,8 +511,7 @@ def _sq_norms(x: npt.NDArray[np.float32], first_row: int) -> npt.NDArray[np.floa
     x64 = x.astype(np.float64)
     sq = np.einsum("ij,ij->i", x64, x64)
     if sq.size and not sq.max() < np.finfo(np.float32).max:
-        row = first_row + int(np.argmax(sq >= np.finfo(np.float32).max))
-        raise ValueError(f"row {row} of x has ||x||^2 beyond float32's range: scale the vectors down")
+        raise ValueError(_norm_error("x", first_row + int(np.argmax(sq >= np.finfo(np.float32).max))))
     out: npt.NDArray[np.float32] = sq.astype(np.float32)
     return out
 
@@ -502,7 +533,8 @@ class QuantizedIndex:
     integer score and binary gives Hamming distances (as float32, smallest first).
 
     ``add`` appends; ids default to a running count (0, 1, ... in order of addition, never
-    reused after ``remove``; after ids you give, it continues above the largest of them).
+    reused after ``remove``; after ids you give, it continues above the largest of them). Ids you
+    give are any int64 values: they may repeat or be negative (``remove`` drops every row of an id).
 
     >>> import numpy as np, mmcore, tempfile, os
     >>> x = np.random.default_rng(2).normal(size=(300, 64)).astype(np.float32)
@@ -637,9 +669,15 @@ class QuantizedIndex:
 
     # -- building ---------------------------------------------------------------------------------
 
-    def _prepare(self, x: Any, name: str) -> npt.NDArray[np.float32]:
-        a = _floats(x, name, self._dim)
-        if self._metric == "cos":
+    def _prepare(
+        self, x: Any, name: str, first_row: int = 0, check_norms: bool = True
+    ) -> npt.NDArray[np.float32]:
+        """x checked and converted (``check_norms=False``: the caller checks ||x||^2 itself)."""
+        a = _floats(x, name, self._dim, first_row)
+        if self._metric != "cos":
+            if check_norms:
+                _check_norms(a, name, first_row)
+        else:
             # float64: a finite float32 row's norm can overflow (1e19 per value) or underflow in float32
             norms = np.linalg.norm(a.astype(np.float64), axis=1)
             if (norms == 0).any():
@@ -680,8 +718,9 @@ class QuantizedIndex:
         return self._params
 
     def add(self, x: Any, ids: Any = None, *, threads: int | None = None) -> None:
-        """Append vectors x (N, D) (float32 / float16; NaN / Inf raise before anything is added),
-        with int64 ``ids`` or, by default, the next ids of the running count."""
+        """Append vectors x (N, D) (float32 / float16; NaN / Inf, values past float32's range and,
+        for ``ip`` / ``l2``, a norm of 1.8e19 or more raise before anything is added), with int64
+        ``ids`` (repeats and negative ids allowed) or, by default, the next ids of the running count."""
         p = self._need_params()
         a = np.asarray(x)
         if a.ndim == 1:
@@ -694,7 +733,8 @@ class QuantizedIndex:
         # Rows are written past len(self) and counted only at the end: a bad row leaves the
         # index as it was.
         for at in range(0, m, _BATCH):
-            part = self._prepare(a[at : at + _BATCH], "x")
+            # l2's stored norms are summed (and checked) below: no second pass over the rows here.
+            part = self._prepare(a[at : at + _BATCH], "x", at, check_norms=self._norms_buf is None)
             r = part.shape[0]
             self._codes[self._n + at : self._n + at + r] = p.encode(self._augment(part), t)
             if self._norms_buf is not None:
@@ -942,10 +982,16 @@ class QuantizedIndex:
         want = _layout(codec_no, index._pdim, index.code_width * item, dim, n, flags)
         if (pdim, code_bytes, codes_off, ids_off, floats_off, norms_off, end) != (
             index._pdim, index.code_width * item, *want[1:]
-        ) or next_id < n:  # fmt: skip
+        ):  # fmt: skip
             raise bad(
                 f"inconsistent header (dims {dim}/{pdim}, {code_bytes} bytes per code, offsets, end {end})"
             )
+        # Given ids may repeat or be negative, so with them the next id is only bounded by int64
+        # (one past the largest id at most); without them the ids are 0..n-1 and it is at least n.
+        if next_id > 2**63:
+            raise bad(f"inconsistent header: next id {next_id} is past the int64 range of ids")
+        if not flags & _FLAG_IDS and next_id < n:
+            raise bad(f"inconsistent header: next id {next_id} for {n} vectors numbered 0..{n - 1}")
         _check_size(path, size, end, f"{n} vectors")
         if verify:
             payload = np.memmap(

@@ -311,7 +311,7 @@ def test_search_errors(tmp_path: Path) -> None:
         (["search", "{t}/fifo", "{t}/e.npy"], "INDEX {t}/fifo: not a regular file"),
         (["search", "{t}", "{t}/e.npy"], "INDEX {t}: not a regular file"),
         # float64 past float32's range: the row is named, with no numpy warning before it
-        (["build", "{t}/big.npy", "{t}/g.mmq"], "EMBEDDINGS row 0 contains NaN"),
+        (["build", "{t}/big.npy", "{t}/g.mmq"], "EMBEDDINGS row 0 has a value beyond float32's range"),
     ],
 )
 def test_cli_errors_exit_1_with_one_line(
@@ -326,6 +326,115 @@ def test_cli_errors_exit_1_with_one_line(
     err = capsys.readouterr().err
     assert message.format(t=t) in err and err.startswith("mmcore index ")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("ids", [[5, 5, 5, 9] * 25, list(range(-100, 0))])
+def test_repeated_and_negative_ids_build_and_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ids: list[int]
+) -> None:
+    """Ids need not be unique or positive: the index saved by build loads for search."""
+    x, q = vectors(100, 32), vectors(4, 32, seed=5)
+    p = write(tmp_path, pa.table({"id": pa.array(ids, pa.int64()), "v": list_column(x, "fixed")}))
+    np.save(tmp_path / "q.npy", q)
+    assert cli(["index", "build", str(p), str(tmp_path / "e.mmq"), "--ids-column", "id", "--keep-float"]) == 0
+    out = tmp_path / "r.parquet"
+    argv = ["index", "search", str(tmp_path / "e.mmq"), str(tmp_path / "q.npy"), "-k", "6", "--rerank", "30"]
+    assert cli([*argv, "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    scores, got = as_arrays(pq.read_table(out), 4, 6)
+    want_s, want_i = direct(x, q, 6, ids=ids, rerank=30)
+    np.testing.assert_array_equal(got, want_i)
+    np.testing.assert_array_equal(scores, want_s)
+
+
+def test_outputs_that_are_inputs_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An output that is the same file as an input (the same path, a link to it, a file of an input
+    folder) would replace it: exit 1 with one line, and nothing is written."""
+    np.save(tmp_path / "e.npy", vectors(20, 48))
+    np.save(tmp_path / "q.npy", vectors(3, 48, seed=1))
+    build(tmp_path / "e.npy", tmp_path / "e.mmq")
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    write(folder, pa.table({"v": list_column(vectors(20, 48), "list")}), "part-0.parquet")
+    os.symlink(tmp_path / "e.npy", tmp_path / "link.npy")
+    os.link(tmp_path / "e.mmq", tmp_path / "hard.mmq")
+    t = str(tmp_path)
+    before = {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()}
+    mtimes = {f: f.stat().st_mtime_ns for f in before}
+    part = "{t}/emb/part-0.parquet"
+    for argv, message in (
+        (["build", "{t}/e.npy", "{t}/e.npy"], "INDEX {t}/e.npy is the same file as EMBEDDINGS {t}/e.npy"),
+        (["build", "{t}/e.npy", "{t}/link.npy"], "INDEX {t}/link.npy is the same file as EMBEDDINGS"),
+        (["build", "{t}/link.npy", "{t}/./e.npy"], "INDEX {t}/./e.npy is the same file as EMBEDDINGS"),
+        (["build", "{t}/emb", part], f"INDEX {part} is the same file as EMBEDDINGS {part}"),
+        (
+            ["search", "{t}/e.mmq", "{t}/q.npy", "--out", "{t}/e.mmq"],
+            "--out {t}/e.mmq is the same file as INDEX",
+        ),
+        (["search", "{t}/e.mmq", "{t}/q.npy", "--out", "{t}/hard.mmq"], "--out {t}/hard.mmq is the same"),
+        (
+            ["search", "{t}/e.mmq", "{t}/q.npy", "--out", "{t}/q.npy"],
+            "--out {t}/q.npy is the same file as QUERIES",
+        ),
+        (
+            ["search", "{t}/e.mmq", "{t}/emb", "--out", part],
+            f"--out {part} is the same file as QUERIES {part}",
+        ),
+    ):
+        assert cli(["index", *(a.format(t=t) for a in argv)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"mmcore index {argv[0]}: error: ") and err.count("\n") == 1
+        assert message.format(t=t) in err
+        assert {f: f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()} == before
+        assert {f: f.stat().st_mtime_ns for f in before} == mtimes
+    assert cli(["index", "search", f"{t}/e.mmq", f"{t}/q.npy", "--out", f"{t}/emb/r.parquet"]) == 0
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_vectors_whose_squared_norm_passes_float32_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str
+) -> None:
+    """||x|| >= 1.8e19: ip scores used to come back as inf, in a wrong order, even with --rerank.
+    The file's row is named (not a row of the training sample or of a batch)."""
+    monkeypatch.setattr(index_cmd, "_BATCH", 16)
+    x = vectors(60, 32)
+    huge = x.copy()
+    huge[41] *= np.float32(3e37) / np.abs(huge[41]).max()
+    np.save(tmp_path / "huge.npy", huge)
+    with pytest.raises(ValueError, match=r"^EMBEDDINGS row 41 has \|\|x\|\|\^2 beyond float32's range"):
+        build(tmp_path / "huge.npy", tmp_path / "e.mmq", metric=metric)  # type: ignore[arg-type]
+    assert not (tmp_path / "e.mmq").exists()
+    np.save(tmp_path / "e.npy", x)
+    build(tmp_path / "e.npy", tmp_path / "e.mmq", metric=metric, keep_float=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^QUERIES row 41 has \|\|x\|\|\^2 beyond float32's range"):
+        search(tmp_path / "e.mmq", tmp_path / "huge.npy", rerank=20)
+    build(tmp_path / "huge.npy", tmp_path / "c.mmq", metric="cos", keep_float=True)  # normalised first
+    table = search(tmp_path / "c.mmq", tmp_path / "huge.npy", k=1, rerank=20)
+    assert table["id"].to_pylist() == list(range(60))
+
+
+@pytest.mark.parametrize("where", ["npy", "parquet"])
+def test_float64_beyond_float32_range_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """It used to be called "NaN, Inf or a missing value"; an earlier NaN row still comes first."""
+    monkeypatch.setattr(index_cmd, "_BATCH", 16)
+    x = vectors(50, 8).astype(np.float64)
+    x[37, 3] = 1e39
+    path = tmp_path / f"e.{where}"
+    for nan_row, message in (
+        (None, r"^EMBEDDINGS row 37 has a value beyond float32's range \(1e\+39\): scale the vectors down"),
+        (20, r"^EMBEDDINGS row 20 contains NaN, Inf or a missing value"),
+    ):
+        if nan_row is not None:
+            x[nan_row, 0] = np.nan
+        if where == "npy":
+            np.save(path, x)
+        else:
+            pq.write_table(pa.table({"v": list_column(x, "list")}), path)  # list<double>
+        with pytest.raises(ValueError, match=message):
+            build(path, tmp_path / "e.mmq")
+        assert not (tmp_path / "e.mmq").exists()
 
 
 def test_cli_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -561,3 +561,119 @@ def test_remove_keeps_floats_and_norms_with_their_rows(keep: str) -> None:
     np.testing.assert_allclose(got_s, exact, rtol=1e-6)
     index.add(x[:2])
     assert len(index) == 252 and index.ids[-2:].tolist() == [500, 501]
+
+
+@pytest.mark.parametrize("ids", [[1, 1, 1], [-30, -20, -10], [2**63 - 1, -(2**63), 0]])
+def test_repeated_and_negative_ids_save_and_load(tmp_path: Path, ids: list[int]) -> None:
+    """int64 ids need not be unique or positive (faiss's IndexIDMap takes them too): the file
+    save writes loads, answers as before, and default ids still continue above the given ones."""
+    x = np.random.default_rng(9).normal(size=(3, 16)).astype(np.float32)
+    index = QuantizedIndex(16, keep_float="memory")
+    index.train(x)
+    index.add(x, ids=ids)
+    index.save(tmp_path / "ids.mmq")
+    want = index.search(x, 3, rerank=3)
+    for mmap in (True, False):
+        again = QuantizedIndex.load(tmp_path / "ids.mmq", mmap=mmap)
+        assert again.ids.tolist() == ids
+        got = again.search(x, 3, rerank=3)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    if max(ids) < 2**63 - 1:
+        again.add(x[:1])
+        assert again.ids[-1] == max(max(ids) + 1, 0)
+        assert again.remove([ids[0]]) == ids.count(ids[0])
+
+
+def with_header_field(data: bytes, offset: int, value: int) -> bytes:
+    """data with the uint64 header field at offset set to value and the header CRC-32 redone."""
+    import struct
+    import zlib
+
+    head = bytearray(data[:128])
+    struct.pack_into("<Q", head, offset, value)
+    struct.pack_into("<I", head, 124, zlib.crc32(head[:124]))
+    return bytes(head) + data[128:]
+
+
+def test_next_id_in_the_header_is_checked(tmp_path: Path) -> None:
+    x = np.random.default_rng(10).normal(size=(5, 16)).astype(np.float32)
+    index = QuantizedIndex(16)
+    index.train(x)
+    index.add(x)  # no ids flag: ids are positions, the next id at least n
+    index.save(tmp_path / "a.mmq")
+    index.add(x, ids=[-5, -4, -3, -2, -1])  # ids flag: the next id any int64 id plus one
+    index.save(tmp_path / "b.mmq")
+    bad = tmp_path / "bad.mmq"
+    next_id_at = 44  # magic, version and 6 uint32 fields, then n
+    for name, value, ok in (
+        ("a", 5, True), ("a", 4, False), ("a", 2**64 - 1, False),
+        ("b", 0, True), ("b", 2**63, True), ("b", 2**63 + 1, False), ("b", 2**64 - 1, False),
+    ):  # fmt: skip
+        bad.write_bytes(with_header_field((tmp_path / f"{name}.mmq").read_bytes(), next_id_at, value))
+        if ok:
+            assert QuantizedIndex.load(bad)._next_id == value
+        else:
+            with pytest.raises(IndexFormatError, match=rf"bad\.mmq: inconsistent header: next id {value}"):
+                QuantizedIndex.load(bad)
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("codec", CODECS)
+def test_vectors_whose_squared_norm_passes_float32_are_refused(
+    metric: str, codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """||x|| >= 1.8e19 (finite floats, ||x||^2 past float32's range): q . x could overflow, and
+    used to come back as inf scores in a wrong order, even with rerank."""
+    x = np.random.default_rng(11).normal(size=(40, 64)).astype(np.float32)
+    huge = x.copy()
+    huge[23] *= np.float32(3e37) / np.abs(huge[23]).max()
+    index = QuantizedIndex(64, codec=codec, metric=metric, keep_float="memory")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^x row 23 has \|\|x\|\|\^2 beyond float32's range"):
+        index.train(huge)
+    index.train(x)
+    monkeypatch.setattr(mmcore.quant, "_BATCH", 16)  # rows are named across add's batches
+    with pytest.raises(ValueError, match=r"^x row 23 has \|\|x\|\|\^2 beyond float32's range"):
+        index.add(huge)
+    assert len(index) == 0
+    index.add(x)
+    with pytest.raises(ValueError, match=r"^queries row 23 has \|\|x\|\|\^2 beyond float32's range"):
+        index.search(huge, 3, rerank=10)
+    # just inside the limit: accepted, and every score is finite
+    edge = np.zeros((2, 64), np.float32)
+    edge[:, 0] = 1.8e19
+    edge[1, 1] = 1e18
+    both = np.vstack([x, edge])
+    index = QuantizedIndex(64, codec=codec, metric=metric, keep_float="memory")  # type: ignore[arg-type]
+    index.train(both)
+    index.add(both)
+    for rerank in (0, len(index)):
+        scores, _ = index.search(edge, 3, rerank=rerank)
+        assert np.isfinite(scores).all()
+    edge[1, 1] = 5e18
+    with pytest.raises(ValueError, match=r"^x row 1 has"):
+        index.add(edge)
+    # cos normalises first: huge vectors are fine there
+    cos = QuantizedIndex(64, codec=codec, metric="cos", keep_float="memory")  # type: ignore[arg-type]
+    cos.train(huge)
+    cos.add(huge)
+    scores, ids = cos.search(huge[23:24], 1, rerank=10)
+    assert ids.tolist() == [[23]] and abs(float(scores[0, 0]) - 1) < 1e-5
+
+
+def test_float64_beyond_float32_range_is_named_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.random.default_rng(12).normal(size=(30, 16))
+    index = QuantizedIndex(16)
+    index.train(x.astype(np.float32))
+    far = x.copy()
+    far[4, 2] = np.nan
+    far[9, 1] = -1e39
+    with pytest.raises(ValueError, match=r"^x row 4 contains NaN or Inf"):
+        index.add(far)
+    far[4, 2] = 0
+    monkeypatch.setattr(mmcore.quant, "_BATCH", 8)
+    with pytest.raises(ValueError, match=r"^x row 9 has a value beyond float32's range \(-1e\+39\)"):
+        index.add(far)
+    assert len(index) == 0
+    index.add(x)  # float64 within float32's range is fine
+    with pytest.raises(ValueError, match=r"^queries row 9 has a value beyond float32's range"):
+        index.search(far, 1)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..quant import _TRAIN_SAMPLE, Codec, Metric, QuantizedIndex
+from ..quant import _TRAIN_SAMPLE, Codec, Metric, QuantizedIndex, _check_norms
 from ._common import int_at_least, user_errors, write_parquet_atomic
 
 __all__ = ["RESULTS_SCHEMA", "VectorFile", "build", "register", "search"]
@@ -61,7 +61,8 @@ class VectorFile:
     Raises FileNotFoundError for a missing path or a folder without Parquet files, ValueError for
     anything else the input gets wrong: not a ``.npy`` / Parquet file, a ``.npy`` array that is not
     float (N, D), no vector column or several (name one with ``column``), an ids column that is not
-    an integer column; while reading, null vectors or ids, rows of another dimension, NaN / Inf.
+    an integer column; while reading, null vectors or ids, rows of another dimension, NaN / Inf,
+    float64 values past float32's range (and what ``batches`` is asked to check).
 
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
@@ -117,21 +118,7 @@ class VectorFile:
         self.dim = a.shape[1]
 
     def _open_parquet(self, p: Path, column: str | None) -> None:
-        if p.is_dir():
-            try:
-                self._files = sorted(
-                    str(f)
-                    for f in p.rglob("*.parquet")
-                    if f.is_file() and not any(part[:1] in "_." for part in f.relative_to(p).parts)
-                )
-            except RecursionError:  # Path.rglob recurses (Python 3.11)
-                raise ValueError(
-                    f"{self.name} {self.path}: folders nested deeper than Python's rglob can follow"
-                ) from None
-            if not self._files:
-                raise FileNotFoundError(f"{self.name} {self.path}: a folder without *.parquet files")
-        else:
-            self._files = [self.path]
+        self._files = _input_files(self.path, self.name)
         metas = []
         for f in self._files:
             try:
@@ -168,12 +155,13 @@ class VectorFile:
     # -- reading ----------------------------------------------------------------------------------
 
     def batches(
-        self, *, ids: bool = True, nonzero: bool = False
+        self, *, ids: bool = True, nonzero: bool = False, bounded: bool = False
     ) -> Iterator[tuple[int, npt.NDArray[np.float32], npt.NDArray[Any] | None]]:
         """``(first row, vectors float32 (m, D), ids (m,) or None)`` per batch, in row order. Every
-        row is checked: not null, of the same dimension as the first, finite, and not all zeros
-        when ``nonzero`` (a cosine index cannot take such rows). Ids only with ``ids_column``
-        and ``ids``."""
+        row is checked: not null, of the same dimension as the first, finite (float64 values within
+        float32's range), not all zeros when ``nonzero`` (a cosine index cannot take such rows),
+        and with ``||x||^2`` within float32's range when ``bounded`` (``ip`` / ``l2`` indexes
+        refuse larger vectors). Ids only with ``ids_column`` and ``ids``."""
         start = 0
         for x, id_arr in self._raw_batches(ids and self.ids_column is not None):
             bad = ~np.isfinite(x).all(axis=1)
@@ -185,6 +173,8 @@ class VectorFile:
             if nonzero and not x.any(axis=1).all():
                 row = start + int(np.argmin(x.any(axis=1)))
                 raise ValueError(f"{self.name} row {row} is all zeros: its cosine is undefined")
+            if bounded:
+                _check_norms(x, self.name, start)
             yield start, x, id_arr
             start += len(x)
 
@@ -193,9 +183,7 @@ class VectorFile:
     ) -> Iterator[tuple[npt.NDArray[np.float32], npt.NDArray[Any] | None]]:
         if self._npy is not None:
             for at in range(0, self.rows, _BATCH):
-                with np.errstate(over="ignore"):  # float64 past float32's range: Inf, then named
-                    part = np.ascontiguousarray(self._npy[at : at + _BATCH], dtype=np.float32)
-                yield part, None
+                yield self._float32(self._npy[at : at + _BATCH], at), None
             return
         assert self.column is not None
         start = 0
@@ -241,24 +229,79 @@ class VectorFile:
                 f"{self.name} row {start + i} has {int(lengths[i])} values in {self.column}, "
                 f"expected {self.dim} (the dimension of row 0)"
             )
-        values = pc.cast(arr.flatten(), pa.float32()).to_numpy(zero_copy_only=False)  # nulls: NaN
-        return np.ascontiguousarray(values.reshape(m, self.dim or 0), dtype=np.float32)
+        flat = arr.flatten()
+        if not pa.types.is_float64(flat.type):
+            flat = pc.cast(flat, pa.float32())
+        values = flat.to_numpy(zero_copy_only=False)  # nulls: NaN
+        return self._float32(values.reshape(m, self.dim or 0), start)
 
-    def read_all(self, *, nonzero: bool = False) -> npt.NDArray[np.float32]:
+    def _float32(self, raw: npt.NDArray[Any], start: int) -> npt.NDArray[np.float32]:
+        """raw (m, D) as float32; ValueError naming the row when its first non-finite float32 row
+        was finite before (a float64 value past float32's range; NaN / Inf are named later)."""
+        with np.errstate(over="ignore"):
+            x = np.ascontiguousarray(raw, dtype=np.float32)
+        if raw.dtype.itemsize > 4:
+            bad = ~np.isfinite(x).all(axis=1)
+            i = int(np.argmax(bad)) if bad.any() else -1
+            if i >= 0 and np.isfinite(raw[i]).all():
+                v = raw[i][~np.isfinite(x[i])][0]
+                raise ValueError(
+                    f"{self.name} row {start + i} has a value beyond float32's range ({v:.3g}): "
+                    "scale the vectors down"
+                )
+        return x
+
+    def read_all(self, *, nonzero: bool = False, bounded: bool = False) -> npt.NDArray[np.float32]:
         """Every vector as one float32 (N, D) array (for queries)."""
-        parts = [x for _, x, _ in self.batches(ids=False, nonzero=nonzero)]
+        parts = [x for _, x, _ in self.batches(ids=False, nonzero=nonzero, bounded=bounded)]
         return np.concatenate(parts) if parts else np.empty((0, self.dim or 0), dtype=np.float32)
 
-    def sample(self, limit: int, *, nonzero: bool = False) -> npt.NDArray[np.float32]:
+    def sample(self, limit: int, *, nonzero: bool = False, bounded: bool = False) -> npt.NDArray[np.float32]:
         """Rows 0, s, 2s, ... with s = ceil(N / limit): at most ``limit`` evenly spaced rows, the
         ones :meth:`mmcore.QuantizedIndex.train` would pick from all N. Reads (and checks) every
         row."""
         step = max(1, -(-self.rows // limit))
         # copies, not views: a view would keep its whole batch alive
         parts = [
-            x[(-start) % step :: step].copy() for start, x, _ in self.batches(ids=False, nonzero=nonzero)
+            x[(-start) % step :: step].copy()
+            for start, x, _ in self.batches(ids=False, nonzero=nonzero, bounded=bounded)
         ]
         return np.concatenate(parts) if parts else np.empty((0, self.dim or 0), dtype=np.float32)
+
+
+def _input_files(path: str, name: str) -> list[str]:
+    """The files read for the input ``path``: itself, or a folder's Parquet files (see the module
+    doc), in sorted path order."""
+    p = Path(path)
+    if not p.is_dir():
+        return [path]
+    try:
+        files = sorted(
+            str(f)
+            for f in p.rglob("*.parquet")
+            if f.is_file() and not any(part[:1] in "_." for part in f.relative_to(p).parts)
+        )
+    except RecursionError:  # Path.rglob recurses (Python 3.11)
+        raise ValueError(f"{name} {path}: folders nested deeper than Python's rglob can follow") from None
+    if not files:
+        raise FileNotFoundError(f"{name} {path}: a folder without *.parquet files")
+    return files
+
+
+def _not_an_input(out: str | os.PathLike[str], what: str, inputs: list[tuple[str, str]]) -> None:
+    """ValueError when the output file ``out`` is one of the ``(name, file)`` inputs (the same path,
+    a link to it): writing it would replace the input before, or instead of, reading it."""
+    out = os.fspath(out)
+    for name, f in inputs:
+        if os.path.exists(out) and os.path.exists(f):
+            same = os.path.samefile(out, f)
+        else:
+            same = os.path.realpath(out) == os.path.realpath(f)
+        if same:
+            raise ValueError(
+                f"{what} {out} is the same file as {name} {f}: writing it would replace the input; "
+                f"choose another {what} path"
+            )
 
 
 def _starts_with(p: Path, magic: bytes) -> bool:
@@ -298,7 +341,9 @@ def build(
     file). Ids: the ``ids_column`` values, or the row numbers.
 
     Raises FileNotFoundError / ValueError (see :class:`VectorFile`; also an empty input, a missing
-    output folder, a bad codec / metric, ``codec="binary"`` with D not a multiple of 64).
+    output folder, an ``index_path`` that is one of the input files (checked before anything is
+    written), a bad codec / metric, ``codec="binary"`` with D not a multiple of 64, for ``ip`` /
+    ``l2`` a vector with a norm of 1.8e19 or more). Ids may repeat and be negative.
 
     >>> import numpy as np, tempfile, os
     >>> d = tempfile.mkdtemp()
@@ -309,16 +354,17 @@ def build(
     """
     src = VectorFile(embeddings, column=column, ids_column=ids_column, name="EMBEDDINGS")
     _parent_exists(index_path, "INDEX")
+    _not_an_input(index_path, "INDEX", [("EMBEDDINGS", f) for f in src._files or [src.path]])
     if src.rows == 0:
         raise ValueError(f"EMBEDDINGS {src.path} holds no vectors")
     cos = metric == "cos"
-    sample = src.sample(_TRAIN_SAMPLE, nonzero=cos)
+    sample = src.sample(_TRAIN_SAMPLE, nonzero=cos, bounded=not cos)
     index = QuantizedIndex(
         sample.shape[1], codec=codec, metric=metric, keep_float="mmap" if keep_float else False
     )
     index.train(sample)
     del sample
-    for _, x, ids in src.batches(nonzero=cos):
+    for _, x, ids in src.batches(nonzero=cos, bounded=not cos):
         index.add(x, ids=ids, threads=threads)
     index.save(index_path)
     return index
@@ -349,7 +395,7 @@ def search(
         raise ValueError(f"INDEX {os.fspath(index_path)}: not a regular file")
     index = QuantizedIndex.load(index_path)
     src = VectorFile(queries, column=column, name="QUERIES")
-    q = src.read_all(nonzero=index.metric == "cos")
+    q = src.read_all(nonzero=index.metric == "cos", bounded=index.metric != "cos")
     if src.dim is not None and src.dim != index.dim:
         raise ValueError(
             f"QUERIES have dimension {src.dim}, the index holds vectors of dimension {index.dim}"
@@ -404,6 +450,11 @@ def _build_handler(args: argparse.Namespace) -> int:
 def _search_handler(args: argparse.Namespace) -> int:
     if args.out is not None:
         _parent_exists(args.out, "--out")
+        _not_an_input(
+            args.out,
+            "--out",
+            [("INDEX", args.index)] + [("QUERIES", f) for f in _input_files(args.queries, "QUERIES")],
+        )
     t0 = time.perf_counter()
     table = search(
         args.index, args.queries, k=args.k, rerank=args.rerank, column=args.column, threads=args.threads

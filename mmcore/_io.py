@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -51,12 +52,12 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A file to write ``path`` through, atomically: the block writes a temporary file in the same
-    folder (``.<name>.tmp-<pid>``); when it ends without an error the file is flushed, fsynced and
-    renamed over ``path``, then the folder is fsynced, so that a crash leaves the old file or the
-    new one, never half of one. On an error the temporary file is removed and ``path`` is left as
-    it was."""
+    folder (``.<name>.tmp-<pid>-<thread>``: two threads saving one path do not share it); when it
+    ends without an error the file is flushed, fsynced and renamed over ``path``, then the folder
+    is fsynced, so that a crash leaves the old file or the new one, never half of one. On an error
+    the temporary file is removed and ``path`` is left as it was."""
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "wb") as f:
             yield f

@@ -28,7 +28,16 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .image import BatchResult, _batch_sources, _check_src, _is_int, _max_pixels, _threads, _thumbnail_codes
+from .image import (
+    BatchResult,
+    _batch_sources,
+    _check_src,
+    _flag,
+    _is_int,
+    _max_pixels,
+    _threads,
+    _thumbnail_codes,
+)
 from .status import DecodeError, Status, StatusColumn
 
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -108,6 +117,13 @@ def _hash_src(src: Any) -> Any:
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8:
             raise TypeError(f"an array source must be uint8 (bytes or HxW[xC] pixels), got {src.dtype}")
+        if src.ndim not in (1, 2, 3):
+            # It would be read as encoded bytes and fail as "not an image", hiding the mistake.
+            shape = "x".join(str(n) for n in src.shape) or "0-D (scalar)"
+            raise TypeError(
+                f"an array source must be 1-D encoded bytes or HxW[xC] pixels, got a {shape} array"
+                + (" (a batch of images? hash_batch takes a list of them)" if src.ndim == 4 else "")
+            )
         return np.ascontiguousarray(src)
     return src
 
@@ -186,8 +202,8 @@ def hash_batch(
         items,
         mask,
         m,
-        bool(dihedral),
-        bool(exif_orientation),
+        _flag("dihedral", dihedral),
+        _flag("exif_orientation", exif_orientation),
         _max_pixels(max_pixels),
         _threads(threads),
         thumb,
@@ -271,7 +287,7 @@ def _one(
         raise FileNotFoundError(f"no such file: {s!r}")
     _, mask = _kinds((kind,))
     bits, pdq_bytes, quality, status, errors = _core.hash_batch(
-        [s], mask, mode, dihedral, exif, _max_pixels(max_pixels), 1
+        [s], mask, mode, dihedral, _flag("exif_orientation", exif), _max_pixels(max_pixels), 1
     )
     if status[0] > Status.OK_WARNING:
         raise DecodeError(Status(int(status[0])), errors[0] or "")
@@ -426,7 +442,7 @@ def pdq(
     (64, True)
     """
     m = _mode(mode, ("reference", "full", "fast"))
-    _, rows, quality = _one(src, "pdq", m, bool(dihedral), exif_orientation, max_pixels)
+    _, rows, quality = _one(src, "pdq", m, _flag("dihedral", dihedral), exif_orientation, max_pixels)
     if dihedral:
         return [bytes(v) for v in rows], quality
     return bytes(rows[0]), quality
@@ -462,7 +478,7 @@ def hash_to_hex(h: int, bits: int = 64) -> str:
         raise TypeError(f"bits must be an int, got {type(bits).__name__}")
     if bits <= 0:
         raise ValueError(f"bits must be positive, got {bits}")
-    h = int(h)
+    h, bits = int(h), int(bits)  # numpy ints: 1 << np.int64(64) wraps to 0
     if bits == 64 and -(1 << 63) <= h < 0:
         h += 1 << 64
     if h < 0 or h >= 1 << bits:

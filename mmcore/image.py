@@ -73,6 +73,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _flag(name: str, v: Any) -> bool:
+    """A boolean option: True / False (numpy's too). A string such as "False" is truthy, so
+    ``bool()`` of it would silently mean the opposite."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def _max_pixels(max_pixels: int | None) -> int:
     if max_pixels is None:
         return DEFAULT_MAX_PIXELS
@@ -112,7 +120,7 @@ def _src(src: Any) -> Any:
         if src.ndim != 1:
             # The hash functions take HxW[xC] arrays as decoded pixels; here that would be read as
             # file bytes and fail as "not an image", which hides the mistake.
-            shape = "x".join(str(n) for n in src.shape)
+            shape = "x".join(str(n) for n in src.shape) or "0-D (scalar)"
             raise TypeError(
                 f"an array source must be a 1-D uint8 buffer of encoded bytes, got a {shape} array"
                 " (decoded pixels? mmcore.resize takes those)"
@@ -127,11 +135,13 @@ def _check_src(src: Any) -> None:
     if isinstance(src, (str, os.PathLike)):
         return
     try:
-        memoryview(src)
+        view = memoryview(src)
     except TypeError:
         raise TypeError(
             f"src must be bytes, a uint8 buffer or array, or a path, got {type(src).__name__}"
         ) from None
+    if not view.c_contiguous and not isinstance(src, np.ndarray):  # arrays are made contiguous
+        raise TypeError("src must be a contiguous buffer (a strided view such as m[::2]: pass bytes(m))")
 
 
 def _single_src(src: Any) -> Any:
@@ -225,10 +235,22 @@ def decode(
     mp = _max_pixels(max_pixels)
     s = _single_src(src)
     if target is None:
-        return _check(_core.decode(s, pixel, bool(exif_orientation), mp, bool(fast)))
+        return _check(
+            _core.decode(s, pixel, _flag("exif_orientation", exif_orientation), mp, _flag("fast", fast))
+        )
     geo = _target(target)
     gap = _gap(reducing_gap)
-    res = _core.thumbnail(s, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap)
+    res = _core.thumbnail(
+        s,
+        pixel,
+        _flag("exif_orientation", exif_orientation),
+        mp,
+        _flag("fast", fast),
+        *geo,
+        _filter(filter),
+        True,
+        gap,
+    )
     return _check(res)
 
 
@@ -261,12 +283,23 @@ def decode_batch(
     t = _threads(threads)
     items = [_src(s) for s in _batch_sources(srcs)]
     if target is None:
-        res = _core.decode_batch(items, pixel, bool(exif_orientation), mp, bool(fast), t)
+        res = _core.decode_batch(
+            items, pixel, _flag("exif_orientation", exif_orientation), mp, _flag("fast", fast), t
+        )
     else:
         geo = _target(target)
         gap = _gap(reducing_gap)
         res = _core.thumbnail_batch(
-            items, pixel, bool(exif_orientation), mp, bool(fast), *geo, _filter(filter), True, gap, t
+            items,
+            pixel,
+            _flag("exif_orientation", exif_orientation),
+            mp,
+            _flag("fast", fast),
+            *geo,
+            _filter(filter),
+            True,
+            gap,
+            t,
         )
     return BatchResult(images=res[0], status=res[1], errors=res[2])
 
@@ -356,12 +389,12 @@ def thumbnail(
         _core.thumbnail(
             _single_src(src),
             pixel,
-            bool(exif_orientation),
+            _flag("exif_orientation", exif_orientation),
             _max_pixels(max_pixels),
-            bool(fast),
+            _flag("fast", fast),
             *geo,
             _filter(filter),
-            bool(upscale),
+            _flag("upscale", upscale),
             _gap(reducing_gap),
         )
     )
@@ -422,9 +455,9 @@ def _thumbnail_codes(
     sw, fw, fh, cw, ch, ew, eh = _geometry(short_side, fit, crop, None)
     return (
         _pixel(color, "drop"),
-        bool(exif_orientation),
+        _flag("exif_orientation", exif_orientation),
         _max_pixels(max_pixels),
-        bool(fast),
+        _flag("fast", fast),
         sw,
         fw,
         fh,
@@ -433,7 +466,7 @@ def _thumbnail_codes(
         ew,
         eh,
         _filter(filter),
-        bool(upscale),
+        _flag("upscale", upscale),
         _gap(reducing_gap),
     )
 
@@ -451,10 +484,10 @@ def image_info(src: Source, *, exif_orientation: bool = True) -> dict[str, Any]:
     >>> mmcore.image_info(mmcore.demo_images()[0])["format"]
     'jpeg'
     """
-    info: dict[str, Any] = _core.image_info(_single_src(src), bool(exif_orientation))
+    info: dict[str, Any] = _core.image_info(_single_src(src), _flag("exif_orientation", exif_orientation))
     info["status"] = Status(info["status"])
     w, h, o = info["width"], info["height"], info["orientation"]
-    turned = bool(exif_orientation) and 5 <= o <= 8
+    turned = _flag("exif_orientation", exif_orientation) and 5 <= o <= 8
     info["display_width"], info["display_height"] = (h, w) if turned else (w, h)
     return info
 
@@ -506,7 +539,7 @@ def _method(method: int) -> int:
 def _encode_one(img: Any, fmt: str, quality: int, optimize: bool, method: int = 4) -> bytes:
     a = _encode_array(img, "img")
     status, message, data = _core.encode(
-        a, ENCODE_FORMATS[fmt], _quality(quality), bool(optimize), _method(method)
+        a, ENCODE_FORMATS[fmt], _quality(quality), _flag("optimize", optimize), _method(method)
     )
     if data is None:
         raise EncodeError(Status(status), message)
@@ -581,5 +614,7 @@ def encode_batch(
     m = 4 if method is None else _method(method)
     images = _batch_sources(images, "images")
     items = [None if im is None else _encode_array(im, f"images[{i}]") for i, im in enumerate(images)]
-    res = _core.encode_batch(items, ENCODE_FORMATS[format], q, bool(optimize), _threads(threads), m)
+    res = _core.encode_batch(
+        items, ENCODE_FORMATS[format], q, _flag("optimize", optimize), _threads(threads), m
+    )
     return EncodeResult(data=res[0], status=res[1], errors=res[2])

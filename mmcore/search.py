@@ -117,6 +117,10 @@ def _as_words(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
     if isinstance(codes, (bytes, bytearray, memoryview)):
         codes = [bytes(codes)]
     if not isinstance(codes, np.ndarray):
+        if not isinstance(codes, Iterable) or isinstance(codes, str):
+            raise ValueError(
+                f"{name}: 256-bit codes must be a (N, 32) uint8 array or 32-byte strings, got {codes!r}"
+            )
         items = list(codes)
         if not all(isinstance(c, (bytes, bytearray, memoryview)) and len(c) == 32 for c in items):
             raise ValueError(f"{name}: 256-bit codes must be a (N, 32) uint8 array or 32-byte strings")
@@ -353,7 +357,14 @@ class HammingIndex:
             raise ValueError(f"k must be an int in [1, 2**31), got {k!r}")
         q = _as_words(queries, self._bits, "queries")
         t = self._threads if threads is None else _threads(threads)
-        d, ids = _core.hamming_knn(self._words, self._ids, q, int(k), t)
+        # The kernel works on at most len(self) columns; the padding past them is numpy's (a k
+        # far past the index once made the kernel allocate and fill Q x k heaps).
+        kk = max(1, min(int(k), len(self)))
+        d, ids = _core.hamming_knn(self._words, self._ids, q, kk, t)
+        if kk < k:
+            pad = ((0, 0), (0, int(k) - kk))
+            d = np.pad(d, pad, constant_values=np.iinfo(np.int32).max)
+            ids = np.pad(ids, pad, constant_values=-1)
         return d, ids
 
     def radius(

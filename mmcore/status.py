@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,11 @@ class RecordError(ValueError):
         super().__init__(f"{status.name}: {message}")
         self.status = status
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its constructor's arguments: the default (str(self) alone) cannot rebuild it,
+        # and a worker's DecodeError then broke multiprocessing's result thread (a hung Pool).
+        return (type(self), (self.status, self.message))
 
 
 class DecodeError(RecordError):
@@ -74,6 +80,9 @@ class DeviceError(RuntimeError):
         super().__init__(f"{status.name}: {message}")
         self.status = status
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.message))
 
 
 #: Row status names (beside the :class:`Status` names) of the jobs and pipelines, for records that

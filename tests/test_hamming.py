@@ -608,3 +608,33 @@ def test_hamming_numpy_scalars_are_64_bit_hashes() -> None:
     assert mmcore.hamming(np.uint8(255), np.uint8(0)) == 8
     assert mmcore.hamming(np.int8(-1), 0) == 64 == mmcore.hamming(-1, 0)
     assert mmcore.hamming(np.uint16(3), np.uint64(0)) == 2
+
+
+def test_knn_k_far_past_the_index_is_padded_without_a_k_wide_kernel() -> None:
+    index = mmcore.HammingIndex()
+    index.add(np.arange(3, dtype=np.uint64))
+    d, ids = index.knn([1, 2], k=5_000_000)
+    assert d.shape == ids.shape == (2, 5_000_000)
+    assert (ids[:, 3:] == -1).all() and (d[:, 3:] == 2**31 - 1).all()
+    small_d, small_ids = index.knn([1, 2], k=3)
+    assert np.array_equal(d[:, :3], small_d) and np.array_equal(ids[:, :3], small_ids)
+
+
+def test_a_256_bit_index_names_codes_that_are_not_codes() -> None:
+    for bad in (5, None, "abc"):
+        with pytest.raises(ValueError, match="256-bit codes must be"):
+            mmcore.HammingIndex(256).add(bad)
+
+
+def test_two_threads_saving_one_path_do_not_collide(tmp_path: Path) -> None:
+    """The temporary file was named by process only: one thread's rename took the other's."""
+    import concurrent.futures as cf
+
+    index = mmcore.HammingIndex()
+    index.add(np.arange(50_000, dtype=np.uint64))
+    path = tmp_path / "i.mmh"
+    with cf.ThreadPoolExecutor(4) as ex:
+        for _ in range(5):
+            list(ex.map(lambda _: index.save(path), range(4)))  # re-raises any error
+    assert len(mmcore.HammingIndex.load(path)) == 50_000
+    assert [p.name for p in tmp_path.iterdir()] == ["i.mmh"]

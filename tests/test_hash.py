@@ -762,3 +762,13 @@ print("done")
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
     assert out.returncode == 0 and "done" in out.stdout, (out.stdout, out.stderr[-2000:])
+
+
+def test_array_misuse_and_numpy_bits_are_named() -> None:
+    with pytest.raises(TypeError, match=r"a 2x8x8x3 array .*a batch of images"):
+        mmcore.phash(np.zeros((2, 8, 8, 3), np.uint8))
+    with pytest.raises(TypeError, match="got a 0-D"):
+        mmcore.phash(np.array(5, np.uint8))
+    with pytest.raises(TypeError, match="dihedral must be True or False"):
+        mmcore.pdq(mmcore.demo_images()[0], dihedral=1)  # type: ignore[arg-type]
+    assert mmcore.hash_to_hex(5, np.int64(64)) == mmcore.hash_to_hex(5, 64) == "0000000000000005"

@@ -516,3 +516,71 @@ def test_a_pathlike_giving_bytes_is_a_path(tmp_path: Path) -> None:
     assert mmcore.decode(BytesPath()).shape == (6, 5, 3)
     assert mmcore.decode_batch([BytesPath()]).images[0].shape == (6, 5, 3)
     assert mmcore.hash_batch([BytesPath()], kinds=("phash",))["phash"][0] == mmcore.phash(str(p))
+
+
+def test_a_huge_file_without_an_image_signature_is_refused_unread(tmp_path: Path) -> None:
+    """Its first bytes decide: a 4 GB stray file once cost 4 GB of memory (read whole). Under a
+    1 GiB address-space cap it is refused by every path-taking call; a HEIC header is UNSUPPORTED."""
+    import subprocess
+    import sys
+    import tempfile
+
+    big = tmp_path / "video.mp4"
+    with open(big, "wb") as f:
+        f.truncate(4 << 30)  # sparse: no disk used
+    heic = tmp_path / "x.heic"
+    heic.write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 5000)
+    code = f"""
+import resource, mmcore
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+print(mmcore.image_info({str(big)!r})["error"])
+r = mmcore.decode_batch([{str(big)!r}, {str(heic)!r}])
+print([mmcore.Status(int(s)).name for s in r.status], r.errors[1])
+print(mmcore.hash_batch([{str(big)!r}], kinds=("phash",)).errors[0])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    info, batch, hashed = out.stdout.strip().splitlines()
+    want = f"not a JPEG, PNG, WebP or GIF image (unrecognised signature, {4 << 30} bytes)"
+    assert info == want and hashed == want
+    assert batch.startswith("['CORRUPT', 'UNSUPPORTED']") and "HEIF / AVIF images are not supported" in batch
+
+
+def test_errors_pickle_and_cross_process_pools() -> None:
+    """A DecodeError raised in a worker used to break multiprocessing's result thread (its
+    default pickling could not rebuild it): Pool.map hung."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import pickle
+
+    for e in (
+        mmcore.DecodeError(Status.CORRUPT, "bad"),
+        mmcore.EncodeError(Status.TOO_LARGE, "big"),
+        mmcore.DeviceError(Status.DEVICE, "no device"),
+    ):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and (back.status, back.message, str(back)) == (
+            e.status,
+            e.message,
+            str(e),
+        )
+    with (
+        cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex,
+        pytest.raises(mmcore.DecodeError, match="CORRUPT") as info,
+    ):
+        ex.submit(mmcore.decode, b"junk").result(timeout=120)
+    assert info.value.status == Status.CORRUPT
+
+
+def test_more_misuse_is_named() -> None:
+    with pytest.raises(TypeError, match="got a 0-D"):
+        mmcore.decode(np.array(5, np.uint8))
+    with pytest.raises(TypeError, match="contiguous buffer"):
+        mmcore.decode(memoryview(b"\xff\xd8" * 8)[::2])
+    with pytest.raises(TypeError, match="exif_orientation must be True or False"):
+        mmcore.decode(mmcore.demo_images()[0], exif_orientation="False")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fast must be True or False"):
+        mmcore.decode_batch([b"x"], fast="no")  # type: ignore[arg-type]
+    assert mmcore.decode(mmcore.demo_images()[0], exif_orientation=np.bool_(False)).ndim == 3

@@ -192,14 +192,25 @@ struct Source {
     }
     Status s = Status::kOk;
     try {
-      if (std::fseek(f, 0, SEEK_END) == 0) {
-        const long end = std::ftell(f);
-        if (end > 0) file.reserve(static_cast<std::size_t>(end));
-        std::rewind(f);
+      // The first bytes decide: a file with no image signature (a stray video, an archive) is
+      // refused without reading the rest, which once cost 15 s and 4 GB for a 4 GB file.
+      std::uint8_t head[64];
+      const std::size_t got = std::fread(head, 1, sizeof head, f);
+      if (got > 0 && detect_format(head, got) == ImageFormat::kUnknown && !std::ferror(f)) {
+        ImageInfo info;  // a known other format (HEIC, TIFF...) is UNSUPPORTED, with its name
+        const bool other = decode_info(head, got, DecodeOptions{}, &info, error) == Status::kUnsupported;
+        if (!other)
+          error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %lld bytes)",
+                     static_cast<long long>(st.st_size));
+        std::fclose(f);
+        return other ? Status::kUnsupported : Status::kCorrupt;
       }
+      if (st.st_size > 0) file.reserve(static_cast<std::size_t>(st.st_size));
+      file.assign(head, head + got);
       std::uint8_t chunk[1 << 16];
       std::size_t n;
-      while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) file.insert(file.end(), chunk, chunk + n);
+      while (got == sizeof head && (n = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+        file.insert(file.end(), chunk, chunk + n);
       if (std::ferror(f)) {
         error->set("error reading %s: %s", shown.c_str(), std::strerror(errno));
         s = Status::kCorrupt;

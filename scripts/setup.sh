@@ -41,8 +41,10 @@ if [[ "$spec" == *dali* ]]; then
   # the build backend first, then build without isolation so that CMake sees them. Without isolation
   # every sdist among the extras builds in .venv too: pdqhash 0.2.8 (PyPI has no wheel of it) needs
   # Cython, setuptools, wheel and numpy there (a pip wheel cache from an earlier install hides this).
+  # DALI's operator headers include CUDA's: the nvidia-cuda-runtime / -crt / -cccl wheels bring them
+  # where there is no CUDA toolkit (the plugin's CPU operators link no CUDA library).
   .venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.13" "nvidia-dali-cuda130==2.4.0" \
-    cython setuptools wheel "numpy>=2"
+    "nvidia-cuda-runtime>=13,<14" "nvidia-cuda-crt>=13,<14" "nvidia-cuda-cccl>=13,<14" cython setuptools wheel "numpy>=2"
   .venv/bin/python -m pip install -q --no-build-isolation "$spec"
 else
   .venv/bin/python -m pip install -q "$spec"

@@ -75,6 +75,9 @@ def run_once(out: Path, threshold: int, threads: int) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=True,
+        # `python -c` puts its folder first on sys.path: from the repo root that is the source
+        # mmcore/ (no _core), not the installed package.
+        cwd=tempfile.gettempdir(),
     )
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result

@@ -256,7 +256,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "dedup",
         help="near-duplicate clusters of a run's output (OUT/dedup/clusters-<hash>-<threshold>.parquet)",
-        description=__doc__,
+        description="Near-duplicate clusters of the images of a `mmcore run` output: the rows with an "
+        "OK / OK_WARNING status and a hash are joined by Hamming distance (<= the threshold), and "
+        "chains of matches are clusters, one representative each (for PDQ the best quality). "
+        "Writes OUT/dedup/clusters-<hash>-<threshold>.parquet (id, cluster_id, is_representative, "
+        "distance_to_representative) and prints a summary. See docs/jobs_dedup_index.md.",
     )
     p.add_argument("out", metavar="OUT", help="the output folder of `mmcore run`")
     p.add_argument("--hash", choices=tuple(_BITS), default="pdq", help="hash column to compare (default pdq)")

@@ -475,12 +475,20 @@ def _search_handler(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``mmcore index build`` and ``mmcore index search``."""
-    p = sub.add_parser("index", help="build or search a quantized embedding index", description=__doc__)
+    p = sub.add_parser(
+        "index",
+        help="build or search a quantized embedding index",
+        description="Build a quantized index (int8, int4 or binary codes) from embeddings, or search "
+        "one. See docs/jobs_dedup_index.md and docs/quant.md.",
+    )
     isub = p.add_subparsers(dest="index_command", required=True, metavar="{build,search}")
     b = isub.add_parser(
         "build",
         help="build a QuantizedIndex from a .npy file or Parquet list<float> column",
-        description=build.__doc__,
+        description="Quantize the float vectors of EMBEDDINGS (a .npy (N, D) file, or a Parquet file or "
+        "folder with a list<float> column) into INDEX. Ids are the row numbers, or --ids-column. "
+        "Bad rows (null, NaN / Inf, another dimension, all zeros for cos) stop the build with the "
+        "row named; INDEX is written atomically and never replaces an input.",
     )
     b.add_argument(
         "embeddings", metavar="EMBEDDINGS", help=".npy float (N, D) file, or Parquet file / folder"
@@ -493,7 +501,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--ids-column", default=None, help="Parquet integer id column (default: row numbers)")
     b.add_argument("--threads", type=int_at_least(1), default=None, metavar="N", help="(default: all cores)")
     b.set_defaults(func=user_errors("index build", _build_handler))
-    s = isub.add_parser("search", help="top-k search of an index", description=search.__doc__)
+    s = isub.add_parser(
+        "search",
+        help="top-k search of an index",
+        description="The k best ids of every query of QUERIES (a .npy (Q, D) file, or Parquet) in "
+        "INDEX: exact integer scores of the codes, optionally rescored exactly on the stored floats "
+        "(--rerank N, needs --keep-float at build). Prints a summary; --out writes every result "
+        "(query_row, rank, id, score) to Parquet.",
+    )
     s.add_argument("index", metavar="INDEX", help="an index written by `mmcore index build`")
     s.add_argument("queries", metavar="QUERIES", help=".npy float (Q, D) file, or Parquet file / folder")
     s.add_argument("-k", type=int_at_least(1), default=10, help="results per query (default 10)")

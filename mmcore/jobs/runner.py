@@ -458,11 +458,16 @@ def register(sub: Any) -> None:
         "--config", help="TOML file of options (the keys of mmcore.jobs.Config); flags override it"
     )
     p.add_argument("--hashes", help="comma-separated hash columns (default phash,dhash,ahash,pdq)")
-    p.add_argument("--hash-mode", choices=("exact", "fast"), default=None)
+    p.add_argument(
+        "--hash-mode",
+        choices=("exact", "fast"),
+        default=None,
+        help="exact (imagehash / PDQ-reference bits, the default) or fast (measured agreement)",
+    )
     p.add_argument(
         "--thumbnail", type=int_at_least(0), default=None, help="thumbnail short side in px (0: none)"
     )
-    p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None)
+    p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None, help="(default jpeg)")
     p.add_argument(
         "--thumbnail-webp-method",
         type=int,
@@ -475,7 +480,12 @@ def register(sub: Any) -> None:
         default=None,
         help="decode/hash threads (0, the default: all cores)",
     )
-    p.add_argument("--device", choices=("cpu", "gpu"), default=None)
+    p.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="gpu: JPEGs hashed on the GPU, same rows (default cpu)",
+    )
     p.add_argument(
         "--id-column",
         default=None,
@@ -483,9 +493,18 @@ def register(sub: Any) -> None:
         help="Parquet sources: the column of record ids ('auto': id or key; 'none': <file>#<row>)",
     )
     p.add_argument(
-        "--shard-size", type=int_at_least(1), default=None, help="files per shard for directory sources"
+        "--shard-size",
+        type=int_at_least(1),
+        default=None,
+        help="files per shard for directory sources (default 1000)",
     )
-    p.add_argument("--mode", choices=("incremental", "overwrite", "retry-failed"), default=None)
+    p.add_argument(
+        "--mode",
+        choices=("incremental", "overwrite", "retry-failed"),
+        default=None,
+        help="incremental (the default: skip completed shards), overwrite (start again) or retry-failed "
+        "(process again the records whose status is not OK)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=user_errors("run", _cmd_run))
 

@@ -172,7 +172,8 @@ def _module_available(name: str) -> bool:
 
 
 def demo_images() -> list[str]:
-    """Paths of the small demo images shipped with the package (one is deliberately corrupt).
+    """Paths of the small demo images shipped with the package (two are deliberately corrupt: a
+    truncated header and a file that is no image).
 
     >>> import mmcore
     >>> len(mmcore.demo_images()) >= 5

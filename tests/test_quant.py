@@ -677,3 +677,182 @@ def test_float64_beyond_float32_range_is_named_as_such(monkeypatch: pytest.Monke
     index.add(x)  # float64 within float32's range is fine
     with pytest.raises(ValueError, match=r"^queries row 9 has a value beyond float32's range"):
         index.search(far, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Threads, pickle and copy, values past float32 after the reflection
+
+
+@pytest.mark.parametrize(
+    ("metric", "keep", "loaded"), [("l2", False, False), ("ip", "memory", False), ("cos", "mmap", True)]
+)
+def test_searches_during_remove_and_add_see_whole_calls(
+    tmp_path: Path, metric: str, keep: Any, loaded: bool
+) -> None:
+    """A thread removes 50 ids and adds them back (the same vectors) while this one searches:
+    search read the row count, codes, norms, ids and floats at different moments, and returned
+    wrong ids (6,247 of 20,000) or raised IndexError / ValueError. Every answer must now be the
+    index's before or after a whole remove / add: with the 50 vectors or without them."""
+    import threading
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(1000, 64)).astype(np.float32)
+    # the 50 are near copies of the queries (shorter, for ip): each query's next best neighbours,
+    # so that an answer with them and one without differ
+    x[100:150] = 0.9 * x[[5, 500, 900] * 16 + [5, 500]] + 0.05 * rng.normal(size=(50, 64))
+    index = index_of(x, "int8", metric, keep=keep)
+    if loaded:  # the lock comes with a loaded index too (remove / add replace its mapped buffers)
+        index.save(tmp_path / "a.mmq")
+        index = QuantizedIndex.load(tmp_path / "a.mmq")
+    q, moving, rerank = x[[5, 500, 900]], np.arange(100, 150), 20 if keep else 0
+
+    def answer() -> tuple[bytes, list[list[int]]]:
+        scores, ids = index.search(q, 3, rerank=rerank, threads=1)
+        return scores.tobytes(), ids.tolist()
+
+    full = answer()
+    index.remove(moving)
+    answers = [full, answer()]
+    index.add(x[moving], ids=moving)
+    assert answer() == full  # the same vectors, the same codes: the answer does not move with them
+    assert [row[0] for row in full[1]] == [5, 500, 900] and full != answers[1]
+
+    stop, cycles, errors = threading.Event(), [0], []
+
+    def churn() -> None:
+        try:
+            while not stop.is_set():
+                index.remove(moving)
+                index.add(x[moving], ids=moving)
+                cycles[0] += 1
+        except BaseException as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(2000):
+            assert answer() in answers
+    finally:
+        stop.set()
+        worker.join()
+    assert not errors and cycles[0] > 10
+
+
+def test_searches_share_the_lock_and_mutations_wait_for_them() -> None:
+    """Searches are not serialised against each other (a search runs while another holds the
+    lock); add waits until the searches under way are done, and searches that come while it
+    waits queue behind it."""
+    import threading
+    import time
+
+    def wait_for(what: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not what():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    x = np.random.default_rng(17).normal(size=(200, 32)).astype(np.float32)
+    index = index_of(x[:100], "int8")
+    index._lock.acquire_shared()  # a search under way
+    try:
+        assert index.search(x[:2], 1)[1][:, 0].tolist() == [0, 1]  # a second one runs beside it
+        adder = threading.Thread(target=index.add, args=(x[100:],))
+        adder.start()
+        wait_for(lambda: index._lock._waiting == 1)
+        time.sleep(0.05)
+        assert adder.is_alive() and len(index) == 100  # add waits for the search
+        got: list[int] = []
+        searcher = threading.Thread(target=lambda: got.append(len(index.search(x[:1], 1)[1])))
+        searcher.start()
+        wait_for(lambda: index._lock._queued == 1)
+        time.sleep(0.05)
+        assert searcher.is_alive() and not got  # a new search queues behind the waiting add
+    finally:
+        index._lock.release_shared()
+    adder.join()
+    searcher.join()
+    assert len(index) == 200 and got == [1]
+    assert index.search(x[150:151], 1)[1].tolist() == [[150]]
+
+
+@pytest.mark.parametrize("keep", [False, "memory", "mmap", "loaded"])
+def test_pickle_and_copies_give_an_independent_index(tmp_path: Path, keep: str | bool) -> None:
+    """keep_float="mmap" could not be pickled or deep-copied (its temporary file went with it).
+    Now every index pickles with its vectors as data (a loaded index's mapped ones too) and comes
+    back with the same keep_float ("mmap" in a temporary file of its own), its own lock and
+    writable buffers, answering as the original does."""
+    import copy
+    import pickle
+
+    x = clip_like(300, 32, 18)
+    index = index_of(x[:200], "int8", "l2", keep="mmap" if keep == "loaded" else keep)
+    index.add(x[:5] + 0.1, ids=[-1, -2, -3, -4, -5])
+    index.remove([3, 4])
+    if keep == "loaded":  # codes, ids, norms and floats mapped read-only from the file
+        index.save(tmp_path / "a.mmq")
+        index = QuantizedIndex.load(tmp_path / "a.mmq")
+        assert isinstance(index._float_buf, np.memmap) and index._float_file is None
+    rerank = 20 if index.keep_float else 0
+    want = index.search(x[:5], 3, rerank=rerank)
+    for again in (pickle.loads(pickle.dumps(index)), copy.deepcopy(index), copy.copy(index)):
+        assert again.keep_float == index.keep_float and len(again) == 203
+        assert np.array_equal(again.ids, index.ids) and np.array_equal(again.codes, index.codes)
+        got = again.search(x[:5], 3, rerank=rerank)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        assert again._lock is not index._lock and aligned(again)
+        if again.keep_float == "mmap":
+            assert isinstance(again._float_buf, np.memmap) and again._float_file is not None
+            assert again._float_file is not index._float_file
+        again.add(x[200:])  # its own writable buffers: the original does not change
+        assert again.remove([0, -1]) == 2 and len(again) == 301
+        assert again.search(x[299:300], 1, rerank=rerank)[1].tolist() == [[299]]
+    assert len(index) == 203
+    got = index.search(x[:5], 3, rerank=rerank)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    empty = pickle.loads(pickle.dumps(QuantizedIndex(32, keep_float="mmap")))
+    empty.train(x)
+    empty.add(x)
+    assert empty.search(x[7:8], 1, rerank=5)[1].tolist() == [[7]]
+
+
+def test_values_that_the_reflection_takes_past_float32_are_named() -> None:
+    """Finite values near float32's limit: the float32 reflection of a query overflowed, and
+    score_int8 gave NaN scores and garbage positions (with RuntimeWarnings only); quantize_int8
+    said the finite input had a NaN or Inf value. Large values inside the range still work."""
+    import warnings
+
+    rng = np.random.default_rng(19)
+    x = rng.normal(size=(200, 16)).astype(np.float32)
+    huge = x[:3].copy()
+    huge[1] = np.where(x[7] > 0, 3e38, -3e38)  # not along the diagonal, where fit would not reflect
+    past = r"beyond float32's range after the params' reflection \(.*\): scale the vectors down$"
+    c = np.float32(2.0**100)
+    for codec, quantize, score in (
+        ("int8", mmcore.quantize_int8, mmcore.score_int8),
+        ("int4", mmcore.quantize_int4, mmcore.score_int4),
+    ):
+        p = QuantParams.fit(x, codec)  # type: ignore[arg-type]
+        assert p.reflect is not None
+        codes = quantize(x, p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an error, and no RuntimeWarnings beside it
+            with pytest.raises(ValueError, match="^queries row 1 is " + past):
+                score(codes, huge, p, 2)
+            with pytest.raises(ValueError, match="^x row 1 is " + past):
+                quantize(huge, p)
+            with pytest.raises(ValueError, match="^x row 201 is " + past):
+                QuantParams.fit(np.vstack([x, huge]), codec)  # type: ignore[arg-type]
+            # a power of two scales every step exactly: the same positions, scores times 2**100
+            (big, at_big), (small, at_small) = score(codes, x[:3] * c, p, 5), score(codes, x[:3], p, 5)
+            assert np.array_equal(at_big, at_small) and np.array_equal(big, small * c)
+    index = index_of(x, "int8", "l2")  # an index refuses ||q|| >= 1.8e19 first
+    with pytest.raises(ValueError, match=r"^queries row 1 has \|\|x\|\|\^2 beyond float32's range"):
+        index.search(huge, 1)
+
+
+def test_add_names_the_shape_it_was_given() -> None:
+    index = mmcore.QuantizedIndex(8)
+    index.train(np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"got shape \(1, 1, 8\)"):
+        index.add(np.zeros((1, 1, 8), np.float32))

@@ -194,10 +194,9 @@ def _parts(source: Any) -> list[_Part]:
         return parts
     if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
         paths = [os.path.abspath(os.fspath(s)) for s in source]
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} source file(s) do not exist, e.g. {missing[0]!r}")
-        not_files = [p for p in paths if not os.path.isfile(p)]
+        # A path that does not exist is a READ_ERROR row when it is fed, as a file that vanishes
+        # from a folder is: one bad path never stops the batch.
+        not_files = [p for p in paths if os.path.isdir(p)]
         if not_files:
             raise ValueError(
                 f"{len(not_files)} source path(s) are not files, e.g. {not_files[0]!r} (pass a folder "
@@ -229,7 +228,8 @@ def _checked_batches(source: Iterable[Any]) -> Iterator[Any]:
         elif isinstance(item, (pa.RecordBatch, Refused)):
             yield item
         else:
-            raise TypeError(_SOURCE_KINDS + f"; the iterable gave a {type(item).__name__}")
+            hint = " (a list of paths must hold only paths)" if isinstance(item, (str, os.PathLike)) else ""
+            raise TypeError(_SOURCE_KINDS + f"; the iterable gave a {type(item).__name__}{hint}")
 
 
 def _tar_is_clean(path: str) -> bool:
@@ -322,7 +322,7 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
             paths = struct_paths(col) or paths
             col = pc.struct_field(col, "bytes")
         datas = col.to_pylist()
-    missing = "the bytes column is null" if bytes_col is not None else "the path column is null"
+    missing = "the record has neither bytes nor a path"  # as mmcore run's Processor says
     errors: list[Override] = [
         None if d is not None or p is not None else (READ_ERROR, missing)
         for d, p in zip(datas, paths, strict=True)
@@ -710,7 +710,7 @@ def build(
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', not {device!r}")
-    kinds = tuple(hashes)
+    kinds = (hashes,) if isinstance(hashes, str) else tuple(hashes)  # one kind, as hash_batch takes it
     unknown = [k for k in kinds if k not in HASH_KINDS]
     if not kinds or unknown:
         raise ValueError(f"hashes must name one or more of {', '.join(HASH_KINDS)} (got {list(kinds)})")
@@ -733,8 +733,11 @@ def build(
     if max_pixels is not None:  # 0 would turn the operator's limit off: None is the default
         _int_range("max_pixels", max_pixels, 1, 1 << 62)
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
-    if not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"num_threads must be an integer >= 1, not {num_threads!r}")
+    # DALI starts every thread asked for (5,000 asked: 5,000 OS threads); more than 4 per core
+    # only adds switching.
+    threads = min(threads, 4 * (os.cpu_count() or 1))
     from .image import DEFAULT_MAX_PIXELS
 
     load_plugin()

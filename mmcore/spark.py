@@ -243,18 +243,33 @@ def _inputs(df: DataFrame) -> tuple[DataFrame, str]:
             "(or read files with spark.read.format('binaryFile') or tar shards with format 'mmcore_wds')"
         )
     cols: list[Column] = []
-    try:  # mmcore run's ids and members for a Parquet file: <file path>#<row>, the row number
+    # mmcore run's ids and members for a Parquet file: <file path>#<row>, the row number, from the
+    # scan's hidden _metadata column. Looked at only where there are input files: a select that
+    # fails is logged by Spark as an ERROR with a Java stack trace, even when it is caught.
+    fields: set[str] = set()
+    if df.inputFiles():
+        try:
+            meta_type = df.select("_metadata").schema[0].dataType
+            fields = set(meta_type.fieldNames()) if isinstance(meta_type, T.StructType) else set()
+        except AnalysisException:
+            fields = set()
+    file_scan = {"file_path", "row_index"} <= fields
+    if file_scan:
         meta = df.select(
             "*", F.col("_metadata.file_path").alias("__f"), F.col("_metadata.row_index").alias("__r")
         )
-        file_scan = True
-    except AnalysisException:  # not a file scan: ids need a column
+    else:  # ids need a column
         if id_col is None:
+            what = (
+                "a scan of files whose rows Spark does not number (only Parquet scans have a row index)"
+                if "file_path" in fields
+                else "not a file scan"
+            )
             raise ValueError(
-                f"the DataFrame has no 'id' or 'key' column and is not a file scan ({names}): "
-                "add an id column (e.g. with monotonically_increasing_id())"
-            ) from None
-        meta, file_scan = df, False
+                f"the DataFrame has no 'id' or 'key' column and is {what} ({names}): add an id column "
+                "(e.g. with monotonically_increasing_id())"
+            )
+        meta = df
     root = ""
     if file_scan:
         folders = {os.path.dirname(p) for p in map(_hadoop_path, df.inputFiles()) if p is not None}
@@ -430,6 +445,10 @@ def _map_words(hash: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
         yield pa.RecordBatch.from_pydict(cols)
 
 
+#: The most values one code probes in one band (a few bands at a high threshold would expand each
+#: code to 10^8 rows: a task that ran minutes, then failed in Arrow).
+_MAX_PROBES = 1 << 20
+
 #: Rows per Arrow batch that _map_bands emits, about: a probe batch is codes x band neighbours.
 _BAND_ROWS = 1 << 18
 
@@ -493,8 +512,9 @@ def dedup(
     threshold that links most of the corpus. Runs the join now (the eligible codes are cached,
     MEMORY_AND_DISK, for the result's lifetime); the result itself is lazy.
 
-    Raises ValueError for a bad hash / threshold / bands, a DataFrame without id, status and the
-    hash column, or an id on two eligible rows (as ``mmcore dedup``).
+    Raises ValueError for a bad hash / threshold / bands (also bands so few that a code would
+    probe more than 2**20 values of a band), a DataFrame without id, status and the hash column,
+    or an id on two eligible rows (as ``mmcore dedup``).
     """
     threshold = _check_args(hash, threshold)
     need = {"id", "status", hash}
@@ -503,6 +523,15 @@ def dedup(
     bits = _BITS[hash]
     if bands is not None and not (isinstance(bands, int) and math.ceil(bits / 63) <= bands <= bits):
         raise ValueError(f"bands must be an int in {math.ceil(bits / 63)}..{bits} for {hash}, got {bands!r}")
+    if bands is not None:  # each code expands to this many rows per band
+        widths = _band_widths(bits, bands)
+        probes = max(_count_within(w, threshold // bands) for w in widths)
+        if probes > _MAX_PROBES:
+            raise ValueError(
+                f"bands={bands} at threshold {threshold}: each code probes {probes:,} values of a "
+                f"{max(widths)}-bit band (over {_MAX_PROBES:,}); use more bands, or bands=None "
+                "(choose_bands picks them)"
+            )
     n_words = bits // 64
     q = (
         F.coalesce(F.col("pdq_quality").cast("int"), F.lit(-1))
@@ -523,6 +552,7 @@ def dedup(
         raise ValueError(f"{n - distinct} ids are on more than one eligible row{example}; ids must be unique")
     m = bands if bands is not None else choose_bands(bits, threshold, n)
     widths, r = _band_widths(bits, m), threshold // m
+
     band_schema = "band int, key long, " + words_schema.replace(", q int", "")
     index = codes.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, False)), band_schema).alias(
         "a"

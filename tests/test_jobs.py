@@ -1175,3 +1175,23 @@ def test_a_parquet_path_naming_a_folder_says_so(tmp_path: Path) -> None:
     run(str(src / "p.parquet"), tmp_path / "out", progress=None)
     (row,) = read_output(tmp_path / "out").to_pylist()
     assert row["status"] == "READ_ERROR" and row["error"].endswith("a folder, not a file")
+
+
+def test_an_image_over_the_size_limits_keeps_its_header_size(tmp_path: Path) -> None:
+    """TOO_LARGE from the header (libjpeg's 65,500 pixels a side): the header was read, so width /
+    height say how large (they were null; the DALI pipeline gave them, and its docs said "as in
+    mmcore run")."""
+    small = jpeg_bytes(1, (16, 16))
+    at = small.index(b"\xff\xc0") + 5  # SOF0: precision, then height and width
+    huge = small[:at] + (65535).to_bytes(2, "big") + (65534).to_bytes(2, "big") + small[at + 4 :]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "huge.jpg").write_bytes(huge)
+    run(str(src), tmp_path / "out", progress=None)
+    (row,) = read_output(tmp_path / "out").to_pylist()
+    assert row["status"] == "TOO_LARGE" and (row["width"], row["height"], row["format"]) == (
+        65534,
+        65535,
+        "jpeg",
+    )
+    assert row["phash"] is None and "65500" in row["error"]

@@ -319,7 +319,8 @@ def test_parquet_and_arrow_sources(tmp_path: Path) -> None:
     table = mp.build(tmp_path / "in.parquet", hashes=("phash",), batch_size=5).to_table()
     assert table["id"].to_pylist() == ids
     rows = table.to_pylist()
-    assert rows[3]["status"] == "READ_ERROR" and "null" in rows[3]["error"]
+    # the text mmcore run gives the same cell
+    assert rows[3]["status"] == "READ_ERROR" and rows[3]["error"] == "the record has neither bytes nor a path"
     keep = [i for i in range(len(files)) if i != 3]
     _check_against_hash_batch(table.take(keep), [files[i] for i in keep], ("phash",), "exact")
 
@@ -346,6 +347,10 @@ def test_rows_equal_mmcore_run(tmp_path: Path) -> None:
     files += [p for p in corpus_files("odd") if "exiforient" in p.name][:4]
     for i, f in enumerate(files):
         (src / "loose" / f"{i:03d}_{f.name}").write_bytes(f.read_bytes())
+    # over libjpeg's 65,500 a side (TOO_LARGE from the header): both give the header's size
+    small = (src / "loose" / f"000_{files[0].name}").read_bytes()
+    at = small.index(b"\xff\xc0") + 5
+    (src / "loose" / "huge.jpg").write_bytes(small[:at] + b"\xff\xff\xff\xfe" + small[at + 4 :])
     with tarfile.open(src / "shard.tar", "w") as tf:
         for i, f in enumerate(corpus_files("webp")[:6] + corpus_files("corrupt")[8:11]):
             tf.add(f, arcname=f"m{i}.{'webp' if f.suffix == '.webp' else 'jpg'}")
@@ -434,8 +439,16 @@ def test_build_rejects_bad_arguments() -> None:
         mp.build(imgs, batch_size=0)
     with pytest.raises(TypeError, match="source"):
         mp.build(42)
-    with pytest.raises(FileNotFoundError):
-        mp.build(["/nonexistent/x.jpg"])
+    # a path of a list that does not exist is a row, as a file gone from a folder is
+    rows = mp.build([imgs[0], "/nonexistent/x.jpg"], hashes="phash").to_table().to_pylist()
+    assert [r["status"] for r in rows] == ["OK", "READ_ERROR"] and "No such file" in rows[1]["error"]
+    with pytest.raises(TypeError, match="a list of paths must hold only paths"):
+        mp.build([imgs[0], None])
+    with pytest.raises(ValueError, match="num_threads"):
+        mp.build(imgs, num_threads=True)
+    assert mp.build(imgs, num_threads=5000).num_threads == 4 * (
+        os.cpu_count() or 1
+    )  # DALI would start them all
     with pytest.raises(ValueError, match="not files"):
         mp.build([os.path.dirname(imgs[0])])
     for source in (b"\xff\xd8\xff", [b"\xff\xd8\xff"], {"id": ["a"]}, "/nonexistent-dir/"):

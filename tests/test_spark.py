@@ -288,12 +288,27 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.dedup(twice, hash="phash")
     with pytest.raises(ValueError, match="bands"):
         ms.dedup(df, hash="phash", bands=0)
+    # two 32-bit bands at radius 10: ~10^8 probes a code (a task ran minutes, then failed in Arrow)
+    with pytest.raises(ValueError, match=r"bands=2 at threshold 20: each code probes 107,594,213 values"):
+        ms.dedup(df, hash="phash", threshold=20, bands=2)
     with pytest.raises(ValueError, match="binary"):
         ms.process(spark.range(3))
     with pytest.raises(ValueError, match="exact mode"):
         ms.process(spark.range(3), {"device": "gpu", "hash_mode": "fast"})
     cfg = Config(workers=1).to_dict()
     assert ms._processor(cfg) is ms._processor(dict(cfg))  # one Processor per worker and config
+
+
+def test_a_file_scan_without_row_numbers_needs_an_id_column(tmp_path: Path, spark: Any) -> None:
+    """A CSV manifest of paths was called "not a file scan"; only Parquet scans number rows."""
+    img = tmp_path / "a.jpg"
+    img.write_bytes(Path(mmcore.demo_images()[0]).read_bytes())
+    (tmp_path / "m.csv").write_text(f"path\n{img}\n")
+    csv = spark.read.option("header", True).csv(str(tmp_path / "m.csv"))
+    with pytest.raises(ValueError, match="a scan of files whose rows Spark does not number"):
+        ms.process(csv)
+    rows = spark_rows(ms.process(csv.withColumn("id", csv["path"])))
+    assert [(r["id"], r["status"]) for r in rows] == [(str(img), "OK")]
 
 
 def test_docstring_examples() -> None:

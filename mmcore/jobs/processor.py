@@ -258,7 +258,8 @@ class Processor:
             # lossless JPEG is still a JPEG); null when no signature matched.
             if info["format"] != "unknown":
                 col["format"][i] = info["format"]
-            if info["status"] in (Status.OK, Status.OK_WARNING):
+            # The header's size also for an image over the pixel limit: it says how large it is.
+            if info["status"] in (Status.OK, Status.OK_WARNING, Status.TOO_LARGE):
                 w, h, o = int(info["width"]), int(info["height"]), int(info["orientation"] or 1)
                 col["orientation"][i] = o
                 turned = o >= 5 and cfg.exif_orientation

@@ -47,8 +47,11 @@ for info in "$SITE"/nvidia_nvjpeg-*.dist-info "$SITE"/nvidia_nvjpeg2k_cu13-*.dis
   "$SITE"/nvidia_nvtiff_cu13-*.dist-info "$SITE"/nvidia_libnvcomp_cu13-*.dist-info; do
   [[ -d "$info" ]] && cp -r "$info" "$STAGE/"
 done
-# Not needed to run pipelines: headers, nvCOMP's tools, caches, bindings for Pythons other than 3.11 / 3.12.
-rm -rf "$STAGE"/nvidia/*/include "$STAGE/nvidia/libnvcomp/bin"
+# Not needed to run pipelines: headers, nvCOMP's tools, caches, bindings for Pythons other than 3.11 / 3.12,
+# and what the CUDA header wheels (setup.sh installs them to build the plugin) put beside nvJPEG in
+# nvidia/cu13 (the CUDA runtime, static and shared: the host has its own; their CMake files).
+rm -rf "$STAGE"/nvidia/*/include "$STAGE/nvidia/libnvcomp/bin" "$STAGE/nvidia/cu13/cccl"
+rm -f "$STAGE"/nvidia/cu13/lib/libcudart* "$STAGE"/nvidia/cu13/lib/libcudadevrt.a
 find "$STAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
 find "$STAGE/nvidia/dali" "$STAGE/nvidia/nvimgcodec" -maxdepth 1 -name '*.cpython-*.so' \
   ! -name '*cpython-311-*' ! -name '*cpython-312-*' -delete

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._io import atomic_output, open_regular
+from ._lock import _exclusive, _shared, _SharedLock
 from .image import _threads
 
 __all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
@@ -242,6 +243,14 @@ class HammingIndex:
     ``add(codes, ids=None)``: ids default to the positions (continuing after the codes already
     there). Ids need not be unique for ``knn`` / ``radius``; ``join`` requires unique ids.
 
+    Threads: one index may be used from many threads. Searches (``knn``, ``radius``, ``join``,
+    ``cluster(index, r)``) run side by side; ``add`` waits for the searches under way and holds
+    off new ones until it is done, so a search sees the index as it was before or after a whole
+    ``add``, never part way (``save``, pickling and the ``codes`` / ``ids`` properties count as
+    searches). ``last_stats`` is the last finished call's, whichever thread made it. Pickling and
+    ``copy.copy`` / ``copy.deepcopy`` give an independent index (a loaded one's mapped codes
+    travel as data).
+
     >>> import numpy as np, mmcore
     >>> index = mmcore.HammingIndex(bits=256)
     >>> codes = np.zeros((3, 32), np.uint8); codes[1, 0] = 0b11; codes[2] = 255
@@ -267,8 +276,40 @@ class HammingIndex:
         """The statistics of the last ``radius`` / ``join`` call: ``method`` ("brute" or "mih"),
         ``m`` (substrings, 0 for brute force), ``sub_radius``, ``candidates`` (codes whose full
         distance was computed)."""
+        self._lock = _SharedLock()
+
+    # -- pickle and copy --------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The index as data: no lock, the buffers cut to len(self) (a mapped file's rows travel as
+        data, the spare capacity not at all), no cached uniqueness of the ids (read apart from the
+        snapshot, an add could have made it stale)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_ids_unique")}
+        words, ids, state["_n"] = self._snapshot()
+        state["_buf"] = np.asarray(words)
+        state["_ids_buf"] = None if ids is None else np.asarray(ids)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Fresh writable, aligned buffers and a new lock: a copy never shares rows with the index
+        it came from (``copy.copy`` shared the buffer, and an ``add`` to one overwrote the other's
+        spare rows, which the other's next ``add`` then took as its own)."""
+        self.__dict__.update(state)
+        self._lock = _SharedLock()
+        self._ids_unique = None
+        cap = max(self._n, 1)
+        self._buf = _regrown(self._buf, self._n, cap)
+        if self._ids_buf is not None:
+            self._ids_buf = _regrown(self._ids_buf, self._n, cap)
 
     # -- contents ---------------------------------------------------------------------------------
+
+    @_shared
+    def _snapshot(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64] | None, int]:
+        """The codes, the ids (None: the positions) and their count, taken together. The views stay
+        valid once the lock is released: rows below len(self) never change (add writes past them,
+        or into a new buffer), so save and pickling read them without holding off add."""
+        return self._words, self._ids, self._n
 
     @property
     def bits(self) -> int:
@@ -291,6 +332,7 @@ class HammingIndex:
         return None if self._ids_buf is None else self._ids_buf[: self._n]
 
     @property
+    @_shared
     def codes(self) -> npt.NDArray[Any]:
         """A read-only view of the codes: uint64 (N,) for 64 bits, uint8 (N, 32) for 256 bits."""
         w = self._words
@@ -300,6 +342,7 @@ class HammingIndex:
         return v
 
     @property
+    @_shared
     def ids(self) -> npt.NDArray[np.int64]:
         """The id of every code, int64 (N,) (a new array of positions when no ids were given)."""
         ids = self._ids
@@ -309,6 +352,7 @@ class HammingIndex:
         v.flags.writeable = False
         return v
 
+    @_shared
     def memory_bytes(self) -> int:
         """Bytes of the codes and ids held (the spare capacity that makes repeated ``add`` cheap is
         not counted; for a loaded memory-mapped index these bytes are pages of the file)."""
@@ -320,8 +364,12 @@ class HammingIndex:
         Appending to a memory-mapped index copies its codes into memory first.
         """
         new = _as_words(codes, self._bits, "codes")
+        self._append(new, None if ids is None else _ids_array(ids, new.shape[0]))
+
+    @_exclusive
+    def _append(self, new: npt.NDArray[np.uint64], new_ids: npt.NDArray[np.int64] | None) -> None:
+        """add's work, alone under the lock (searches read the buffers and the row count)."""
         m = new.shape[0]
-        new_ids = None if ids is None else _ids_array(ids, m)
         if new_ids is not None and self._ids_buf is None:
             self._ids_buf = np.arange(self._buf.shape[0], dtype=np.int64)
         need = self._n + m
@@ -357,10 +405,15 @@ class HammingIndex:
             raise ValueError(f"k must be an int in [1, 2**31), got {k!r}")
         q = _as_words(queries, self._bits, "queries")
         t = self._threads if threads is None else _threads(threads)
-        # The kernel works on at most len(self) columns; the padding past them is numpy's (a k
-        # far past the index once made the kernel allocate and fill Q x k heaps).
-        kk = max(1, min(int(k), len(self)))
-        d, ids = _core.hamming_knn(self._words, self._ids, q, kk, t)
+        lock = self._lock  # held all along (not by @_shared: its *args / **kwargs cost 0.3 us more)
+        lock.acquire_shared()
+        try:
+            # The kernel works on at most len(self) columns; the padding past them is numpy's (a
+            # k far past the index once made the kernel allocate and fill Q x k heaps).
+            kk = max(1, min(int(k), self._n))
+            d, ids = _core.hamming_knn(self._words, self._ids, q, kk, t)
+        finally:
+            lock.release_shared()
         if kk < k:
             pad = ((0, 0), (0, int(k) - kk))
             d = np.pad(d, pad, constant_values=np.iinfo(np.int32).max)
@@ -381,19 +434,36 @@ class HammingIndex:
         r = min(_nonneg_int("r", r), self._bits)  # a radius past the code length changes nothing
         q = _as_words(queries, self._bits, "queries")
         t = self._threads if threads is None else _threads(threads)
-        lims, d, ids, stats = _core.hamming_radius(self._words, self._ids, q, r, t, _method(method))
+        m = _method(method)
+        lock = self._lock  # as in knn
+        lock.acquire_shared()
+        try:
+            lims, d, ids, stats = _core.hamming_radius(self._words, self._ids, q, r, t, m)
+        finally:
+            lock.release_shared()
         self.last_stats = dict(stats)
         return lims, d, ids
 
-    def _join_positions(
+    def _join_at(
         self, r: int, method: str, threads: int | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """The pairs within r as positions (the caller holds the lock)."""
         r = min(_nonneg_int("r", r), self._bits)
         t = self._threads if threads is None else _threads(threads)
         a, b, d, stats = _core.hamming_join(self._words, r, t, _method(method))
         self.last_stats = dict(stats)
         return a, b, d
 
+    @_shared
+    def _join_positions(
+        self, r: int, method: str, threads: int | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], int]:
+        """The pairs within r as positions, and the number of codes they were taken from (cluster
+        labels those: len(self) read apart from the join could count codes an add put in since)."""
+        a, b, d = self._join_at(r, method, threads)
+        return a, b, d, self._n
+
+    @_shared
     def join(
         self, r: int, *, method: Method = "auto", threads: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32]]:
@@ -403,7 +473,7 @@ class HammingIndex:
         The output grows with the number of near pairs: a radius near half the bits pairs up
         (almost) everything.
         """
-        a, b, d = self._join_positions(r, method, threads)
+        a, b, d = self._join_at(r, method, threads)
         ids = self._ids
         if ids is None:
             return a, b, d
@@ -426,8 +496,8 @@ class HammingIndex:
         header), the codes, then the int64 ids if custom ids were given.
         """
         path = os.fspath(path)
-        codes = self._words.astype("<u8", copy=False)
-        ids = self._ids
+        words, ids, n = self._snapshot()  # the checksum and the write (fsync) run without the lock
+        codes = words.astype("<u8", copy=False)
         ids_le = None if ids is None else ids.astype("<i8", copy=False)
         codes_off = _HEADER.size
         ids_off = codes_off + codes.nbytes if ids_le is not None else 0
@@ -435,7 +505,7 @@ class HammingIndex:
         if ids_le is not None:
             crc = zlib.crc32(_raw(ids_le), crc)
         flags = _FLAG_IDS if ids_le is not None else 0
-        fields = (MAGIC, FORMAT_VERSION, self._bits, self._n, flags, _HEADER.size, codes_off, ids_off, crc)
+        fields = (MAGIC, FORMAT_VERSION, self._bits, n, flags, _HEADER.size, codes_off, ids_off, crc)
         chunks = [_raw(codes)] + ([] if ids_le is None else [_raw(ids_le)])
         _write_sealed(path, _HEADER.pack(*fields, 0), chunks)
 
@@ -625,8 +695,7 @@ def cluster(
     if isinstance(pairs_or_index, HammingIndex):
         if r is None:
             raise ValueError("cluster(index, r): r (the join radius) is required with an index")
-        a, b, _ = pairs_or_index._join_positions(r, _method(method), threads)
-        size = len(pairs_or_index)
+        a, b, _, size = pairs_or_index._join_positions(r, _method(method), threads)
         if n is not None and n != size:
             raise ValueError(f"n={n} but the index holds {size} codes")
     else:

@@ -827,3 +827,43 @@ def test_pickle_and_copies_give_an_independent_index(tmp_path: Path, bits: int, 
     empty = pickle.loads(pickle.dumps(mmcore.HammingIndex(bits)))
     empty.add(base)
     assert empty.knn(base[4:5], k=1)[1].tolist() == [[4]]
+
+
+def test_increasing_ids_answer_as_the_kernel_with_the_ids_does(tmp_path: Path) -> None:
+    """Ids that increase with the position are searched as positions and mapped (the kernel checked
+    the whole id array on every call); the answers equal the kernel's with the ids, through adds
+    that keep and break the order, save / load and pickling."""
+    import pickle
+
+    from mmcore import _core
+    from mmcore.search import _as_words
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 2**64, size=3000, dtype=np.uint64)
+    queries = codes[:40] ^ np.uint64(0b1011)
+    qw = _as_words(queries, 64, "q")
+    index = mmcore.HammingIndex()
+
+    def check(ix: mmcore.HammingIndex, sorted_: bool) -> None:
+        assert ix._ids_sorted is sorted_
+        words, ids = ix._words, ix.ids
+        d, i = ix.knn(queries, k=25)
+        want_d, want_i = _core.hamming_knn(words, np.ascontiguousarray(ids), qw, 25, 0)
+        assert np.array_equal(d, want_d) and np.array_equal(i, want_i)
+        got = ix.radius(queries, 30)
+        want = _core.hamming_radius(words, np.ascontiguousarray(ids), qw, 30, 0, "auto")[:3]
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+    index.add(codes[:1000])  # positions
+    index.add(codes[1000:2000], ids=np.arange(1000, 2000) * 7)  # custom, still increasing
+    check(index, True)
+    index.add(codes[2000:2500], ids=np.arange(14_000, 14_500))
+    check(index, True)
+    index.save(tmp_path / "i.mmh")
+    check(mmcore.HammingIndex.load(tmp_path / "i.mmh"), True)
+    index.add(codes[2500:])  # default ids are the positions, below 14,499: searched with the ids
+    check(index, False)
+    check(pickle.loads(pickle.dumps(index)), False)
+    index.save(tmp_path / "j.mmh")
+    check(mmcore.HammingIndex.load(tmp_path / "j.mmh"), False)
+    assert index.knn([int(codes[0])], k=len(index) + 3)[1][0, -3:].tolist() == [-1, -1, -1]

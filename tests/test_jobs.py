@@ -1195,3 +1195,34 @@ def test_an_image_over_the_size_limits_keeps_its_header_size(tmp_path: Path) -> 
         "jpeg",
     )
     assert row["phash"] is None and "65500" in row["error"]
+
+
+def test_an_output_written_with_hashes_in_another_order_resumes(tmp_path: Path) -> None:
+    """Before hashes were put in one order, `--hashes pdq,phash` hashed the config in that order:
+    a rerun of such an output (same options) must resume it, keeping its config hash."""
+    import hashlib
+
+    make_tree(tmp_path / "src", n=4)
+    out = tmp_path / "out"
+    run(str(tmp_path / "src"), out, Config(hashes=("phash", "pdq"), shard_size=2), progress=None)
+    mpath = out / "_mmcore_job.json"
+    m = json.loads(mpath.read_text())
+    legacy = {**Config(hashes=("phash", "pdq")).processor_dict(), "hashes": ["pdq", "phash"]}
+    m["config"]["hashes"] = ["pdq", "phash"]
+    m["config_hash"] = hashlib.sha256(
+        json.dumps(legacy, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    m["shards"] = m["shards"][:1]  # the rest to be planned again by the rerun
+    mpath.write_text(json.dumps(m))
+    for p in (out / "_done").glob("*.json"):
+        if p.stem != "part-00000":
+            p.unlink()
+    rec = json.loads((out / "_done" / "part-00000.json").read_text())
+    (out / "_done" / "part-00000.json").write_text(json.dumps({**rec, "config_hash": m["config_hash"]}))
+    s = run(str(tmp_path / "src"), out, Config(hashes=("pdq", "phash"), shard_size=2), progress=None)
+    assert s.shards_written >= 1
+    records = [json.loads(p.read_text()) for p in sorted((out / "_done").glob("*.json"))]
+    assert {r["config_hash"] for r in records} == {m["config_hash"]}
+    assert json.loads(mpath.read_text())["config_hash"] == m["config_hash"]
+    with pytest.raises(JobError, match="other processing options"):
+        run(str(tmp_path / "src"), out, Config(hashes=("pdq",)), progress=None)

@@ -152,10 +152,25 @@ def _clean_temporaries(out: Path) -> None:
                 p.unlink()
 
 
+def _job_hash(m: dict[str, Any] | None, config: Config) -> str:
+    """The config hash the run writes: the manifest's where its options are this config's (an
+    output written before hashes were put in one order has another hash for the same options),
+    else the config's own."""
+    if m is not None and m.get("config_hash") != config.config_hash():
+        saved = {k: v for k, v in (m.get("config") or {}).items() if k in PROCESSING_OPTIONS}
+        try:
+            same = Config.from_dict(saved).config_hash() == config.config_hash()
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            return str(m["config_hash"])
+    return config.config_hash()
+
+
 def _load_manifest(m: dict[str, Any] | None, out: Path, source: str, config: Config) -> list[Shard] | None:
     if m is None:
         return None
-    if m.get("config_hash") != config.config_hash():
+    if m.get("config_hash") != _job_hash(m, config):
         raise JobError(
             f"{out} was written with other processing options (config hash {str(m.get('config_hash'))[:12]}, "
             f"now {config.config_hash()[:12]}); use --mode overwrite or another output folder"
@@ -168,13 +183,13 @@ def _load_manifest(m: dict[str, Any] | None, out: Path, source: str, config: Con
     return [Shard.from_dict(d) for d in m["shards"]]
 
 
-def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard]) -> None:
+def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard], job_hash: str) -> None:
     m = {
         "format": "mmcore-job",
         "version": 1,
         "mmcore_version": __version__,
         "config": config.to_dict(),
-        "config_hash": config.config_hash(),
+        "config_hash": job_hash,
         "source": os.path.abspath(source),
         "shards": [s.to_dict() for s in shards],
     }
@@ -308,6 +323,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         manifest = None
     _clean_temporaries(outp)
     known = _load_manifest(manifest, outp, source, config)
+    job_hash = _job_hash(manifest, config)
     shards, skipped = plan(source, config.shard_size, known, exclude=os.fspath(outp))
     known_names = {s.name for s in known or []}
     if any(s.kind == "parquet" and s.name not in known_names for s in shards):
@@ -316,7 +332,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         if clash is not None:
             raise JobError(clash)
     if known is None or len(shards) != len(known):
-        _write_manifest(outp, source, config, shards)
+        _write_manifest(outp, source, config, shards, job_hash)
     done = set(completed_shards(outp))
     summary = RunSummary(out=os.fspath(outp), shards_total=len(shards), skipped_files=skipped)
     proc = Processor(config)
@@ -383,7 +399,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         stages["write"] = round(max(wall - sum(stages.values()), 0.0), 4)
         write_s += stages["write"]
         size = shard_path(outp, shard.name).stat().st_size
-        rec = _done_record(shard, counts, stages, wall, config.config_hash(), inputs, size)
+        rec = _done_record(shard, counts, stages, wall, job_hash, inputs, size)
         _atomic_write_bytes(done_path(outp, shard.name), rec)
         summary.shards_written += 1
     bar.close()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import uuid
 from typing import Any
 
 import pyarrow as pa
@@ -165,7 +166,7 @@ class _ProcessBatches:
 def _fill_ids(ids: Any, data: Any, paths: Any) -> pa.Array:
     """The id column with each null replaced: Ray does not say which file and row a record came
     from (mmcore run's ``<file>#<row>``), so a null id becomes ``sha256:<hex>`` of the record's
-    bytes, else its path, so that the record still gets its row."""
+    bytes, else its path (else ``<null id, no data>#<uuid>``), so that the record still gets its row."""
     if data is not None and pa.types.is_struct(data.type):
         data = pc.struct_field(data, "bytes")
     blobs = data.to_pylist() if data is not None else [None] * len(ids)
@@ -177,7 +178,8 @@ def _fill_ids(ids: Any, data: Any, paths: Any) -> pa.Array:
         elif (blob := blobs[i]) is not None:
             v = "sha256:" + hashlib.sha256(blob).hexdigest()
         else:
-            v = where[i] if where[i] is not None else f"<null id, no data, batch row {i}>"
+            # Nothing names it: an id of its own (a batch row number repeats across batches).
+            v = where[i] if where[i] is not None else f"<null id, no data>#{uuid.uuid4().hex}"
         out.append(v)
     return pa.array(out, pa.string())
 

@@ -196,3 +196,17 @@ def test_dataset_without_image_columns_is_refused(local_ray: None) -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(mray)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_records_without_id_data_or_path_get_ids_of_their_own() -> None:
+    """Such ids were "<null id, no data, batch row N>": the same in every batch."""
+    from mmcore.ray import _fill_ids
+
+    ids = pa.array([None, None], pa.string())
+    first = _fill_ids(ids, pa.array([None, None], pa.binary()), None).to_pylist()
+    second = _fill_ids(ids, pa.array([None, None], pa.binary()), None).to_pylist()
+    assert len(set(first + second)) == 4 and all(v.startswith("<null id, no data>#") for v in first)
+    assert _fill_ids(ids, pa.array([b"x", None]), pa.array([None, "p.jpg"])).to_pylist() == [
+        "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+        "p.jpg",
+    ]

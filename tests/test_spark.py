@@ -76,8 +76,8 @@ def spark_rows(df: Any) -> list[dict[str, Any]]:
     return rows(df.toArrow())
 
 
-def single_machine(source: str, out: Path) -> list[dict[str, Any]]:
-    run(source, out, CONFIG, progress=None)
+def single_machine(source: str, out: Path, config: Config | None = None) -> list[dict[str, Any]]:
+    run(source, out, config or CONFIG, progress=None)
     return rows(read_output(out))
 
 
@@ -184,7 +184,9 @@ def test_odd_names_partitions_structs_and_max_bytes_equal_mmcore_run(tmp_path: P
 
     small = Config(workers=1, max_bytes=1000)
     got = spark_rows(ms.process(spark.read.format("binaryFile").load(str(imgs / "plain.jpg")), small))
+    want = single_machine(str(imgs / "plain.jpg"), tmp_path / "out-small", small)
     assert got[0]["status"] == "READ_ERROR" and "max_bytes" in got[0]["error"]
+    assert got[0]["error"] == want[0]["error"]  # the file named, as mmcore run names it
 
 
 def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:

@@ -89,6 +89,17 @@ def over_limit(what: str, size: int, max_bytes: int) -> str:
     return f"{what} is {size:,} bytes, over the limit of {max_bytes:,} (max_bytes)"
 
 
+def _record_name(source_uri: str | None, member: str | None) -> str:
+    """What a message calls a record held in memory: a whole local file (Spark's binaryFile) by its
+    path, as mmcore run's read of that file does; a row or member "the record"."""
+    if member is None and source_uri is not None and source_uri.startswith("file:"):
+        try:
+            return text(uri_to_path(source_uri))
+        except ValueError:
+            pass
+    return "the record"
+
+
 def struct_paths(arr: pa.Array | pa.ChunkedArray) -> list[str | None] | None:
     """A Hugging Face image column's ``path`` values where a row has no ``bytes`` (the image is
     then the file at that path), None where the struct has no string ``path`` field."""
@@ -191,7 +202,7 @@ class Processor:
         source_uri = batch.column("source_uri").to_pylist() if "source_uri" in names else [None] * n
         member = batch.column("member").to_pylist() if "member" in names else [None] * n
         t0 = time.perf_counter()
-        data, read_err = self._contents(batch, n)
+        data, read_err = self._contents(batch, n, source_uri, member)
         for i, p in enumerate(batch.column("path").to_pylist() if "path" in names else [None] * n):
             if source_uri[i] is None and p is not None:
                 source_uri[i] = _as_uri(p)
@@ -199,7 +210,11 @@ class Processor:
         return self._process(ids, source_uri, member, data, read_err)
 
     def _contents(
-        self, batch: pa.RecordBatch | pa.Table, n: int
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        n: int,
+        source_uri: list[str | None],
+        member: list[str | None],
     ) -> tuple[list[bytes | None], list[str | None]]:
         """Each row's bytes (the ``bytes`` value, else the file at ``path``) or why there are none."""
         names = batch.schema.names
@@ -219,7 +234,7 @@ class Processor:
         for i in range(n):
             d = data[i]
             if d is not None and len(d) > limit:  # in memory already, but the rule is the files'
-                data[i], errs[i] = None, over_limit("the record", len(d), limit)
+                data[i], errs[i] = None, over_limit(_record_name(source_uri[i], member[i]), len(d), limit)
             elif d is None:
                 p = paths[i]
                 if p is None:

@@ -31,14 +31,32 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .hashing import KINDS, HashResult, _kinds, hash_batch
-from .image import BatchResult, _filter, _size_pair, decode_batch, thumbnail_batch
+from .hashing import KINDS, HashResult, _hash_src, _kinds, hash_batch
+from .image import (
+    BatchResult,
+    _batch_sources,
+    _filter,
+    _is_int,
+    _max_pixels,
+    _size_pair,
+    _src,
+    _threads,
+    decode_batch,
+    thumbnail_batch,
+)
 from .search import _METHODS, Method, _method, _nonneg_int
 from .status import DeviceError, Status
 
 #: Hash kinds the GPU computes (PDQ in reference mode, the others imagehash-exact).
 GPU_KINDS: tuple[str, ...] = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "pdq")
 _COLUMNS = 5  # uint64 columns of the 64-bit kinds (HashKind 0..4)
+#: The largest k the top-k kernels take (:meth:`Context.int8_topk`, :meth:`Context.hamming_knn`,
+#: :meth:`Context.score_int8`): each query's heap lives in one block's shared memory.
+MAX_K = 1024
+#: Decoded pixels per device buffer in :meth:`Context.hash_sources`: the JPEGs of one call are
+#: decoded and hashed in chunks of at most this many bytes (one image larger than it is a chunk).
+DECODE_BUDGET = 1 << 30
+_JPEG_SIG = b"\xff\xd8\xff"
 
 
 def _join_method(method: Method) -> int:
@@ -132,10 +150,46 @@ def plan_decode(
     """
     if not hasattr(_core, "gpu_decode_plan"):
         raise DeviceError(Status.DEVICE, "mmcore was built without CUDA")
-    blobs = [bytes(s) for s in srcs]
-    limit = _core.DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    return _plan(*_decode_sources(srcs), _max_pixels(max_pixels))
+
+
+def _decode_sources(srcs: Any) -> tuple[list[bytes], dict[int, tuple[int, str]]]:
+    """decode_batch's sources, checked as it checks them, as the bytes the device decoder takes
+    (paths read here), and for each source that cannot be read (None, a missing file) the
+    status and message decode_batch gives it."""
+    blobs: list[bytes] = []
+    unread: dict[int, tuple[int, str]] = {}
+    for i, s in enumerate(_batch_sources(srcs)):
+        s = _src(s)  # an array: 1-D uint8 encoded bytes, else decode_batch's TypeError
+        if isinstance(s, (bytes, bytearray, memoryview, np.ndarray)):
+            blobs.append(bytes(s))
+            continue
+        if isinstance(s, str):
+            try:
+                with open(s, "rb") as f:
+                    blobs.append(f.read())
+                continue
+            except OSError:
+                pass
+        elif s is not None:
+            raise TypeError(
+                f"srcs[{i}] must be bytes, a path, a 1-D uint8 array of encoded bytes or None, "
+                f"got {type(s).__name__}"
+            )
+        r = decode_batch([s], threads=1)  # None or an unreadable path: the CPU's status and message
+        blobs.append(b"")
+        unread[i] = (int(r.status[0]), r.errors[0] or "")
+    return blobs, unread
+
+
+def _plan(
+    blobs: list[bytes], unread: dict[int, tuple[int, str]], limit: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8], list[str], int]:
     descs, status, errors, total = _core.gpu_decode_plan(blobs, limit)
-    return descs, status, list(errors), int(total)
+    errors = list(errors)
+    for i, (st, msg) in unread.items():
+        status[i], errors[i] = st, msg
+    return descs, status, errors, int(total)
 
 
 @dataclass
@@ -159,7 +213,8 @@ def _interface(a: Any) -> dict[str, Any]:
 
 
 def _as_device(a: Any) -> Any:
-    """cupy view of a device array (no copy), or an upload of a host array."""
+    """cupy view of a device array (no copy), or a C-contiguous upload of a host array (onto the
+    current device: call it under the Context's device)."""
     cp = _cupy()
     if isinstance(a, cp.ndarray):
         return a
@@ -167,7 +222,9 @@ def _as_device(a: Any) -> Any:
         return cp.asarray(a)
     if hasattr(a, "__dlpack__") and not isinstance(a, np.ndarray):
         return cp.from_dlpack(a)
-    return cp.asarray(np.asarray(a))
+    # C order: cupy keeps a Fortran-ordered or transposed host array's layout, which the kernels'
+    # descriptors (row-contiguous pixels) cannot describe.
+    return cp.asarray(np.ascontiguousarray(a))
 
 
 def _batch_shape(images: Any) -> tuple[int, ...]:
@@ -276,7 +333,8 @@ def _kinds_mask(kinds: Sequence[str]) -> tuple[int, bool]:
 
 def _sizes(size: Any, n: int) -> list[tuple[int, int]]:
     """(width, height) per image from one pair or one pair per image."""
-    pairs = [size] if len(size) == 2 and isinstance(size[0], (int, np.integer)) else list(size)
+    one = not isinstance(size, Sequence) or (len(size) == 2 and _is_int(size[0]))
+    pairs = [size] if one else list(size)  # not a sequence: _size_pair's message
     out = [_size_pair("size", p) for p in pairs]
     if len(out) != 1 and len(out) != n:
         raise ValueError(f"size must be one (width, height), or one per image ({n}), got {len(out)}")
@@ -293,6 +351,41 @@ def _words(codes: Any) -> Any:
             c = c.copy()
         return c.view(np.uint64)
     return c
+
+
+def _is_jpeg(s: Any) -> bool:
+    """JPEG bytes (bytes-like, or a 1-D uint8 array of them): decoded for the GPU hashes."""
+    if isinstance(s, np.ndarray):
+        return s.ndim == 1 and bytes(s[:3]) == _JPEG_SIG
+    return isinstance(s, (bytes, bytearray, memoryview)) and bytes(s[:3]) == _JPEG_SIG
+
+
+def _is_pixels(s: Any) -> bool:
+    """Host pixels the hash kernels take (those hash_batch hashes: HxW, HxWx1, HxWx3, HxWx4, not
+    empty); any other array goes to hash_batch, which gives it its status and message."""
+    if not isinstance(s, np.ndarray) or s.ndim not in (2, 3) or s.shape[0] < 1 or s.shape[1] < 1:
+        return False
+    return s.ndim == 2 or s.shape[2] in (1, 3, 4)
+
+
+def _chunks(blobs: list[bytes], max_pixels: int) -> list[list[int]]:
+    """Consecutive runs of blobs whose decoded pixels (by the decode plan) fit DECODE_BUDGET bytes,
+    at least one image per run; all in one run when there is no plan (no CUDA build)."""
+    if not blobs:
+        return []
+    if not hasattr(_core, "gpu_decode_plan"):
+        return [list(range(len(blobs)))]
+    descs = _core.gpu_decode_plan(blobs, max_pixels)[0]
+    out: list[list[int]] = [[]]
+    used = 0
+    for i, (stride, h) in enumerate(zip(descs[:, 1].tolist(), descs[:, 3].tolist(), strict=True)):
+        size = int(stride) * int(h) + 256  # + the offset's alignment
+        if out[-1] and used + size > DECODE_BUDGET:
+            out.append([])
+            used = 0
+        out[-1].append(i)
+        used += size
+    return out
 
 
 @dataclass
@@ -353,27 +446,33 @@ class Context:
             status = Status[name] if name in Status.__members__ else Status.DEVICE
             raise DeviceError(status, message or str(e)) from None
 
-    def _ready(self) -> Any:
-        """Waits for work queued on cupy's current stream (the kernels run on their own stream)."""
-        self._cp.cuda.get_current_stream().synchronize()
+    def _on(self) -> Any:
+        """The context's device as cupy's current device: every allocation, upload and stream
+        wait of a method happens under it (cupy allocates on the current device)."""
         return self._cp.cuda.Device(self.device)
+
+    def _ready(self) -> None:
+        """Waits for work queued on cupy's current stream (the kernels run on their own stream);
+        call it under :meth:`_on`, after the method's allocations."""
+        self._cp.cuda.get_current_stream().synchronize()
 
     # -- hashes ------------------------------------------------------------------------------------
     def hash(self, images: Any, kinds: Sequence[str] = ("phash",)) -> GpuHashResult:
         """Hashes of device images (a sequence of uint8 HxW / HxWxC arrays or an (N, H, W, C) batch),
         equal to ``mmcore.hash_batch(arrays, kinds, mode="exact")`` on the same pixels."""
         mask, pdq = _kinds_mask(kinds)
-        ims = _describe_images(images)
-        n = len(ims.descs)
         cp = self._cp
-        columns: dict[str, Any] = {}
-        status = np.zeros(n, np.uint8)
-        # Allocated (and zeroed on cupy's stream) before _ready() waits for that stream: a memset
-        # queued after it could run after the kernels, on their own stream, and wipe the hashes.
-        out = cp.zeros((_COLUMNS, max(n, 1)), dtype=cp.uint64) if mask else None
-        hashes = cp.zeros((max(n, 1), 32), dtype=cp.uint8) if pdq else None
-        quality = cp.zeros(max(n, 1), dtype=cp.int32) if pdq else None
-        with self._ready():
+        with self._on():
+            ims = _describe_images(images)
+            n = len(ims.descs)
+            columns: dict[str, Any] = {}
+            status = np.zeros(n, np.uint8)
+            # Allocated (and zeroed on cupy's stream) before _ready() waits for that stream: a memset
+            # queued after it could run after the kernels, on their own stream, and wipe the hashes.
+            out = cp.zeros((_COLUMNS, max(n, 1)), dtype=cp.uint64) if mask else None
+            hashes = cp.zeros((max(n, 1), 32), dtype=cp.uint8) if pdq else None
+            quality = cp.zeros(max(n, 1), dtype=cp.int32) if pdq else None
+            self._ready()
             if out is not None:
                 if n:
                     status = self._call(self._ctx.hash, ims.base, ims.nbytes, ims.descs, mask, out.data.ptr)
@@ -393,26 +492,30 @@ class Context:
     def hash_sources(
         self,
         srcs: Sequence[Any],
-        kinds: Sequence[str] = ("phash", "pdq"),
+        kinds: str | Sequence[str] = ("phash", "pdq"),
         *,
         max_pixels: int | None = None,
         threads: int | None = None,
         thumbnail: Mapping[str, Any] | None = None,
     ) -> HashResult:
         """``hash_batch(srcs, kinds, mode="exact", thumbnail=...)``'s result, bit for bit, with the
-        JPEGs (bytes) and host arrays hashed on the GPU; host numpy columns. A JPEG is decoded on the
-        CPU by the exact path's decoder (stored orientation: exact modes never rotate), other formats
-        and paths go through ``hash_batch`` itself, thumbnails through ``thumbnail_batch`` (the
-        pixels hash_batch's thumbnails have)."""
-        _, pdq = _kinds_mask(kinds)
-        kinds = tuple(kinds)
-        n = len(srcs)
-        jpeg_sig = b"\xff\xd8\xff"
-        is_jpeg = [isinstance(b, (bytes, bytearray, memoryview)) and bytes(b[:3]) == jpeg_sig for b in srcs]
-        is_array = [isinstance(b, np.ndarray) for b in srcs]
-        rest = [j for j in range(n) if not (is_jpeg[j] or is_array[j])]
-        cols: dict[str, npt.NDArray[Any]] = {k: np.zeros(n, np.uint64) for k in kinds if k != "pdq"}
-        if pdq:
+        JPEGs (bytes, or 1-D uint8 arrays of them) and host HxW[xC] pixel arrays hashed on the GPU;
+        host numpy columns. A JPEG is decoded on the CPU by the exact path's decoder (stored
+        orientation: exact modes never rotate), in chunks of at most :data:`DECODE_BUDGET` bytes of
+        pixels on the device; other formats, paths and records the kernels cannot take (e.g. HxWx2
+        or empty arrays: a per-record status) go through ``hash_batch`` itself; thumbnails through
+        ``thumbnail_batch`` (its own, reduced-size decode: the thumbnails, statuses and messages
+        hash_batch gives)."""
+        names, _ = _kinds(kinds)
+        _kinds_mask(names)
+        items = [_hash_src(s) for s in _batch_sources(srcs)]  # hash_batch's checks and messages
+        mp, nthreads = _max_pixels(max_pixels), _threads(threads) or None
+        n = len(items)
+        is_jpeg = [_is_jpeg(s) for s in items]
+        is_pixels = [_is_pixels(s) for s in items]
+        rest = [j for j in range(n) if not (is_jpeg[j] or is_pixels[j])]
+        cols: dict[str, npt.NDArray[Any]] = {k: np.zeros(n, np.uint64) for k in names if k != "pdq"}
+        if "pdq" in names:
             cols["pdq"], cols["pdq_quality"] = np.zeros((n, 32), np.uint8), np.zeros(n, np.uint8)
         status = np.zeros(n, np.uint8)
         errors: list[str | None] = [None] * n
@@ -421,11 +524,11 @@ class Context:
         t_errors: list[str | None] = [None] * n
         if rest:
             hr = hash_batch(
-                [srcs[j] for j in rest],
-                kinds=kinds,  # type: ignore[arg-type]
+                [items[j] for j in rest],
+                kinds=names,  # type: ignore[arg-type]
                 mode="exact",
-                max_pixels=max_pixels,
-                threads=threads,
+                max_pixels=mp,
+                threads=nthreads,
                 thumbnail=thumbnail,
             )
             for c in cols:
@@ -436,49 +539,50 @@ class Context:
                 if hr.thumbnails is not None:
                     thumbs[j], t_status[j] = hr.thumbnails.images[t], hr.thumbnails.status[t]
                     t_errors[j] = hr.thumbnails.errors[t]
-        pixels: dict[int, Any] = {j: srcs[j] for j in range(n) if is_array[j]}
+
+        def hash_rows(pixels: dict[int, Any]) -> None:
+            rows = sorted(pixels)
+            if rows:
+                g = self.hash([pixels[j] for j in rows], names)
+                for c in cols:
+                    cols[c][rows] = g[c].get().astype(cols[c].dtype)
+
+        arrays = [j for j in range(n) if is_pixels[j]]
+        hash_rows({j: items[j] for j in arrays})
         jpeg = [j for j in range(n) if is_jpeg[j]]
-        if jpeg:
-            blobs = [bytes(srcs[j]) for j in jpeg]
+
+        def decode_and_hash(idx: list[int], blobs: list[bytes]) -> None:
+            """One chunk: its device buffer is freed on return, before the next is allocated."""
             try:
                 # The exact decoder on the host threads, each image copied to the device as it is
                 # done (page-locked, beside the decoding): no per-image upload afterwards.
-                dev = self.decode(blobs, max_pixels=max_pixels, cpu_share=1.0, threads=threads)
+                dev = self.decode(blobs, max_pixels=mp, cpu_share=1.0, threads=nthreads)
             except DeviceError:  # no nvJPEG in this build or install: decode, then upload
                 dec = decode_batch(
-                    blobs, color="rgb", threads=threads, exif_orientation=False, max_pixels=max_pixels
+                    blobs, color="rgb", threads=nthreads, exif_orientation=False, max_pixels=mp
                 )
                 images, st, errs = dec.images, dec.status, dec.errors
             else:
                 images, st, errs = dev.images, dev.status, [e or None for e in dev.errors]
-            status[jpeg] = st
-            for t, j in enumerate(jpeg):
+            status[idx] = st
+            for t, j in enumerate(idx):
                 errors[j] = errs[t]
-                if images[t] is not None:
-                    pixels[j] = images[t]
-        if thumbnail is not None:  # a JPEG that did not decode: its thumbnail failed the same way
-            for j in jpeg:
-                if j not in pixels:
-                    t_status[j], t_errors[j] = status[j], errors[j]
-        rows = sorted(pixels)
-        if rows:
-            g = self.hash([pixels[j] for j in rows], kinds)
-            for c in cols:
-                cols[c][rows] = g[c].get().astype(cols[c].dtype)
-            if thumbnail is not None:
-                # As on the CPU: thumbnails come from encoded bytes, never from a decoded array.
-                enc = [j for j in rows if not is_array[j]]
-                for j in rows:
-                    if is_array[j]:
-                        t_status[j] = int(Status.UNSUPPORTED)
-                        t_errors[j] = (
-                            "thumbnails are made from encoded bytes or a path, not from a decoded array"
-                        )
-                tb = thumbnail_batch([srcs[j] for j in enc], threads=threads, **thumbnail)
-                for t, j in enumerate(enc):
-                    thumbs[j], t_status[j], t_errors[j] = tb.images[t], tb.status[t], tb.errors[t]
+            hash_rows({j: images[t] for t, j in enumerate(idx) if images[t] is not None})
+
+        jpeg_blobs = [bytes(items[j]) for j in jpeg]
+        for chunk in _chunks(jpeg_blobs, mp):
+            decode_and_hash([jpeg[t] for t in chunk], [jpeg_blobs[t] for t in chunk])
+        if thumbnail is not None:
+            # As on the CPU: thumbnails come from encoded bytes (thumbnail_batch's own reduced-size
+            # decode, whatever the full-size decode gave), never from a decoded array.
+            for j in arrays:
+                t_status[j] = int(Status.UNSUPPORTED)
+                t_errors[j] = "thumbnails are made from encoded bytes or a path, not from a decoded array"
+            tb = thumbnail_batch([items[j] for j in jpeg], threads=nthreads, **thumbnail)
+            for t, j in enumerate(jpeg):
+                thumbs[j], t_status[j], t_errors[j] = tb.images[t], tb.status[t], tb.errors[t]
         thumbnails = BatchResult(thumbs, t_status, t_errors) if thumbnail is not None else None
-        return HashResult(cols, status, errors, kinds, thumbnails)
+        return HashResult(cols, status, errors, names, thumbnails)
 
     # -- resize ------------------------------------------------------------------------------------
     def resize(
@@ -488,23 +592,24 @@ class Context:
         :func:`mmcore.resize`: an (N, height, width[, C]) cupy batch when all outputs have the same
         shape, else a list of cupy arrays."""
         code = _filter(filter)
-        src = _describe([_as_device(a) for a in _image_rows(images)])
-        n = len(src.descs)
         cp = self._cp
-        sizes = _sizes(size, n)
-        shapes = [
-            (t[1], t[0]) if len(a.shape) == 2 else (t[1], t[0], int(a.shape[2]))
-            for a, t in zip(src.arrays, sizes, strict=True)
-        ]
-        if n and len(set(shapes)) == 1:
-            out = cp.empty((n, *shapes[0]), dtype=cp.uint8)
-            outs = [out[i] for i in range(n)]
-        else:
-            out = None
-            outs = [cp.empty(s, dtype=cp.uint8) for s in shapes]
-        dst = _describe(outs)
-        if n:
-            with self._ready():
+        with self._on():
+            src = _describe([_as_device(a) for a in _image_rows(images)])
+            n = len(src.descs)
+            sizes = _sizes(size, n)
+            shapes = [
+                (t[1], t[0]) if len(a.shape) == 2 else (t[1], t[0], int(a.shape[2]))
+                for a, t in zip(src.arrays, sizes, strict=True)
+            ]
+            if n and len(set(shapes)) == 1:
+                out = cp.empty((n, *shapes[0]), dtype=cp.uint8)
+                outs = [out[i] for i in range(n)]
+            else:
+                out = None
+                outs = [cp.empty(s, dtype=cp.uint8) for s in shapes]
+            dst = _describe(outs)
+            if n:
+                self._ready()
                 status = self._call(
                     self._ctx.resize,
                     src.base,
@@ -515,10 +620,10 @@ class Context:
                     dst.descs,
                     code,
                 )
-            if np.any(status != 0):
-                bad = int(np.flatnonzero(status)[0])
-                name = Status(int(status[bad])).name
-                raise ValueError(f"image {bad}: the GPU resize refused its descriptor ({name})")
+                if np.any(status != 0):
+                    bad = int(np.flatnonzero(status)[0])
+                    name = Status(int(status[bad])).name
+                    raise ValueError(f"image {bad}: the GPU resize refused its descriptor ({name})")
         return out if out is not None else outs
 
     def thumbnail(
@@ -540,6 +645,9 @@ class Context:
 
         s, fw, fh, cw, ch, _, _ = _geometry(short_side, fit, crop, None)
         rows = _image_rows(images)
+        for i, a in enumerate(rows):
+            if not (is_device_array(a) or isinstance(a, np.ndarray)):
+                raise TypeError(f"image {i}: expected a uint8 HxW[xC] array, got {type(a).__name__}")
         geo = [
             _core.thumbnail_geometry(int(a.shape[1]), int(a.shape[0]), s, fw, fh, cw, ch, 0, 0, bool(upscale))
             for a in rows
@@ -554,7 +662,7 @@ class Context:
     # -- decode ------------------------------------------------------------------------------------
     def decode(
         self,
-        srcs: Sequence[bytes],
+        srcs: Sequence[Any],
         *,
         max_pixels: int | None = None,
         cpu_share: float | None = None,
@@ -568,14 +676,19 @@ class Context:
         H200 host with this many threads; 0: the engine takes all it can); the split is by pixels
         in index order, so the same batch always decodes the same way; 1: every image on the host
         threads, on any GPU: exactly ``decode_batch(srcs, exif_orientation=False)``'s pixels, statuses
-        and messages, straight into device memory. ``threads``: host threads (None: all). Bad or
-        non-JPEG sources get their status and message; they never stop the batch."""
+        and messages, straight into device memory. ``srcs``, ``max_pixels`` and ``threads`` (None:
+        all host threads) are checked as :func:`mmcore.decode_batch` checks them (paths are read
+        here; a None source is CORRUPT, "no data"). Bad or non-JPEG sources get their status and
+        message; they never stop the batch. The whole batch goes into one buffer:
+        :meth:`hash_sources` decodes in chunks."""
         if cpu_share is not None and not 0.0 <= float(cpu_share) <= 1.0:
             raise ValueError(f"cpu_share={cpu_share} must be between 0 and 1 (or None for the default)")
-        blobs = [bytes(s) for s in srcs]
-        descs, status, errors, total = plan_decode(blobs, max_pixels=max_pixels)
+        if not hasattr(_core, "gpu_decode_plan"):
+            raise DeviceError(Status.DEVICE, "mmcore was built without CUDA")
+        nthreads = _threads(threads)
+        blobs, unread = _decode_sources(srcs)
+        descs, status, errors, total = _plan(blobs, unread, _max_pixels(max_pixels))
         cp = self._cp
-        buf = cp.empty(max(total, 1), dtype=cp.uint8)
         counts: dict[str, Any] = {
             "hardware": 0,
             "fallback": 0,
@@ -585,9 +698,11 @@ class Context:
             "cpu_share": 0.0,
             "seconds": {"screen": 0.0, "hardware": 0.0, "cpu": 0.0, "fallback": 0.0},
         }
-        if blobs:
-            _load_nvjpeg()
-            with self._ready():
+        with self._on():
+            buf = cp.empty(max(total, 1), dtype=cp.uint8)
+            if blobs:
+                _load_nvjpeg()
+                self._ready()
                 status, errors, counts = self._call(
                     self._ctx.decode,
                     blobs,
@@ -597,47 +712,56 @@ class Context:
                     buf.data.ptr,
                     int(buf.nbytes),
                     -1.0 if cpu_share is None else float(cpu_share),
-                    int(threads or 0),
+                    nthreads,
                 )
-        images: list[Any] = []
-        for (off, stride, w, h, c), st in zip(descs.tolist(), status.tolist(), strict=True):
-            if Status(int(st)).ok:
-                flat = buf[off : off + stride * h]
-                images.append(flat.reshape(h, stride)[:, : w * c].reshape(h, w, c))
-            else:
-                images.append(None)
+            images: list[Any] = []
+            for (off, stride, w, h, c), st in zip(descs.tolist(), status.tolist(), strict=True):
+                if Status(int(st)).ok:
+                    flat = buf[off : off + stride * h]
+                    images.append(flat.reshape(h, stride)[:, : w * c].reshape(h, w, c))
+                else:
+                    images.append(None)
         return GpuDecoded(images, np.asarray(status, np.uint8), list(errors), buf, dict(counts))
 
     # -- search ------------------------------------------------------------------------------------
     def int8_topk(self, codes: Any, queries: Any, k: int) -> tuple[Any, Any]:
         """The k best rows of uint8 ``codes`` (N, D) for int8 ``queries`` (Q, D) by the exact integer
         dot product: ``(scores int32 (Q, k), positions int64 (Q, k))``, best first, ties by position,
-        padded with (INT32_MIN, -1) when k > N. k <= 1024."""
-        return self._topk(self._ctx.int8_topk, codes, queries, k, "uint8", "int8")
+        padded with (INT32_MIN, -1) when k > N. 1 <= k <= :data:`MAX_K` (1024): a larger k is a
+        ValueError (the CPU's :func:`mmcore.score_int8` takes any k)."""
+        return self._topk(self._ctx.int8_topk, codes, queries, _topk_k(k), "uint8", "int8")
 
     def score_int8(self, codes: Any, queries: Any, params: Any, k: int) -> tuple[Any, Any]:
-        """:func:`mmcore.score_int8` with the codes on the device: float queries (Q, D) are quantised
-        on the host as the CPU does, ranked by the same exact integer scores; returns cupy
-        ``(approximate inner products float32 (Q, k), positions int64 (Q, k))``; k must be <= N."""
-        from .quant import _check_params, _floats
+        """:func:`mmcore.score_int8` with the codes on the device: float queries (Q, D), host or
+        device, are quantised on the host as the CPU does, ranked by the same exact integer scores;
+        returns cupy ``(approximate inner products float32 (Q, k), positions int64 (Q, k))``; k is
+        checked as the CPU checks it (an int, 1 <= k <= N) and must be <= :data:`MAX_K` (1024)."""
+        from .quant import _check_params, _floats, _k_arg
 
         p = _check_params(params, "int8")
         n = len(codes)  # cupy, numpy and torch arrays all have len()
-        if not 1 <= int(k) <= n:
-            raise ValueError(f"k={k} must be between 1 and the {n} vectors searched")
-        t, s, const = p.query(_floats(queries, "queries", p.dim))
-        ints, pos = self.int8_topk(codes, t, k)
+        kk = _topk_k(_k_arg(k, n))
         cp = self._cp
-        # Two separate operations, as numpy does them (a fused multiply-add would round differently).
-        scaled = cp.asarray(s)[:, None] * ints
-        return (scaled + cp.asarray(const)[:, None]).astype(cp.float32), pos
+        with self._on():
+            if is_device_array(queries) or (
+                hasattr(queries, "__dlpack__") and not isinstance(queries, np.ndarray)
+            ):
+                queries = cp.asnumpy(_as_device(queries))  # device arrays refuse np.asarray
+            t, s, const = p.query(_floats(queries, "queries", p.dim))
+            ints, pos = self.int8_topk(codes, t, kk)
+            # Two separate operations, as numpy does them (a fused multiply-add would round differently).
+            scaled = cp.asarray(s)[:, None] * ints
+            return (scaled + cp.asarray(const)[:, None]).astype(cp.float32), pos
 
     def hamming_knn(self, codes: Any, queries: Any, k: int) -> tuple[Any, Any]:
         """k nearest ``codes`` to ``queries`` by Hamming distance, as :meth:`mmcore.HammingIndex.knn`
         and faiss ``IndexBinaryFlat``: codes (N, W) uint64, or bytes (N, 8 W) uint8 such as PDQ's
         (N, 32) from :meth:`hash`; returns ``(distances int32 (Q, k), positions int64 (Q, k))``, ties by
-        position, padded with (INT32_MAX, -1) when k > N. k <= 1024."""
-        return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), k, "uint64", "uint64")
+        position, padded with (INT32_MAX, -1) when k > N. 1 <= k <= :data:`MAX_K` (1024): a larger
+        k is a ValueError (:meth:`mmcore.HammingIndex.knn` on the CPU takes any k)."""
+        kk = _topk_k(k)
+        with self._on():
+            return self._topk(self._ctx.hamming_knn, _words(codes), _words(queries), kk, "uint64", "uint64")
 
     def hamming_radius(
         self, codes: Any, queries: Any, r: int, *, method: Method = "auto"
@@ -645,7 +769,8 @@ class Context:
         """Every row of ``codes`` within Hamming distance r (inclusive) of each query (codes and
         queries as for :meth:`hamming_knn`), as :meth:`mmcore.HammingIndex.radius` by position: cupy
         ``(lims int64 (Q + 1,), distances int32, positions int64)``; query q's results are
-        ``lims[q]:lims[q + 1]``, by distance then position.
+        ``lims[q]:lims[q + 1]``, by distance then position. A radius past the code length is the
+        code length (it changes nothing), as on the CPU.
 
         ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits: a table
         of the codes per substring, each query probing the buckets near its own; from 2^23 queries
@@ -653,12 +778,13 @@ class Context:
         pass and a writing pass); ``"auto"`` (default) the cheaper by a cost model. The answer is
         the same for every method. Output room for 32 results per query is tried first; more mean
         a second run."""
-        c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")
         r = _nonneg_int("r", r)
         code = _join_method(method)
-        n, words, nq = int(c.shape[0]), int(c.shape[1]), int(q.shape[0])
-        lims = self._cp.zeros(nq + 1, dtype=self._cp.int64)
-        with self._ready():
+        with self._on():
+            c, q = self._pair(_words(codes), _words(queries), "uint64", "uint64")
+            n, words, nq = int(c.shape[0]), int(c.shape[1]), int(q.shape[0])
+            r = min(r, 64 * words)
+            lims = self._cp.zeros(nq + 1, dtype=self._cp.int64)
             args = (c.data.ptr, n, words, q.data.ptr, nq, r, lims.data.ptr)
             ids, dist = self._sized_call(
                 self._ctx.hamming_radius, args, code, 32 * nq + 1024, ("int64", "int32")
@@ -668,19 +794,20 @@ class Context:
     def hamming_join(self, codes: Any, r: int, *, method: Method = "auto") -> tuple[Any, Any, Any]:
         """Every pair of rows a < b of ``codes`` (as for :meth:`hamming_knn`) within Hamming distance r
         (inclusive), ordered by (a, b): cupy ``(a int64, b int64, distance int32)``, equal to
-        :meth:`mmcore.HammingIndex.join` by position.
+        :meth:`mmcore.HammingIndex.join` by position (a radius past the code length is the code
+        length).
 
         ``method``: ``"mih"`` multi-index hashing on the device (codes of at most 256 bits: the
         codes are bucketed by substrings, and only codes in nearby buckets are compared);
         ``"brute"`` about n^2 / 2 distances (twice: a counting pass and a writing pass); ``"auto"``
         (default) the cheaper by a cost model. The answer is the same for every method. Output
         room for n + 1024 pairs is tried first; more pairs mean a second run with room for all."""
-        c, _ = self._pair(_words(codes), None, "uint64", "uint64")
         r = _nonneg_int("r", r)
         code = _join_method(method)
-        n, words = int(c.shape[0]), int(c.shape[1])
-        with self._ready():
-            args = (c.data.ptr, n, words, int(r))
+        with self._on():
+            c, _ = self._pair(_words(codes), None, "uint64", "uint64")
+            n, words = int(c.shape[0]), int(c.shape[1])
+            args = (c.data.ptr, n, words, min(r, 64 * words))
             first, second, dist = self._sized_call(
                 self._ctx.hamming_join, args, code, n + 1024, ("int64", "int64", "int32")
             )
@@ -690,19 +817,23 @@ class Context:
         self, fn: Any, args: tuple[Any, ...], method: int, room: int, dtypes: tuple[str, ...]
     ) -> list[Any]:
         """``fn(*args, *outputs, capacity, method) -> count`` with outputs of ``room`` entries, then,
-        when the count is larger, once more with room for the count; the outputs cut to the count."""
+        when the count is larger, once more with room for the count; the outputs cut to the count.
+        Call it under :meth:`_on`."""
         cp = self._cp
         outs = [cp.empty(room, dtype=t) for t in dtypes]
+        self._ready()
         count = self._call(fn, *args, *(o.data.ptr for o in outs), room, method)
         if count > room:
             outs = [cp.empty(count, dtype=t) for t in dtypes]
+            self._ready()
             got = self._call(fn, *args, *(o.data.ptr for o in outs), count, method)
             if got != count:
                 raise DeviceError(Status.DEVICE, f"the device counted {count} results, then {got}")
         return [o[:count] for o in outs]
 
     def _pair(self, codes: Any, queries: Any, code_type: str, query_type: str) -> tuple[Any, Any]:
-        """Contiguous device codes (N, W) of code_type and queries (Q, W) of query_type (None: none)."""
+        """Contiguous device codes (N, W) of code_type and queries (Q, W) of query_type (None: none).
+        Call it under :meth:`_on`."""
         cp = self._cp
         c = cp.ascontiguousarray(_as_device(codes))
         if c.dtype != np.dtype(code_type) or c.ndim != 2:
@@ -719,10 +850,11 @@ class Context:
     ) -> tuple[Any, Any]:
         """Checks codes (N, W) and queries (Q, W), runs the top-k kernel fn into new (Q, k) outputs."""
         cp = self._cp
-        c, q = self._pair(codes, queries, code_type, query_type)
-        out = cp.empty((q.shape[0], int(k)), dtype=cp.int32)
-        pos = cp.empty((q.shape[0], int(k)), dtype=cp.int64)
-        with self._ready():
+        with self._on():
+            c, q = self._pair(codes, queries, code_type, query_type)
+            out = cp.empty((q.shape[0], k), dtype=cp.int32)
+            pos = cp.empty((q.shape[0], k), dtype=cp.int64)
+            self._ready()
             self._call(
                 fn,
                 c.data.ptr,
@@ -730,8 +862,20 @@ class Context:
                 c.shape[1],
                 q.data.ptr,
                 q.shape[0],
-                int(k),
+                k,
                 out.data.ptr,
                 pos.data.ptr,
             )
         return out, pos
+
+
+def _topk_k(k: Any) -> int:
+    """k of a top-k kernel: an int in 1..MAX_K (HammingIndex.knn's check, then the kernels' limit)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k < 2**31:
+        raise ValueError(f"k must be an int in [1, 2**31), got {k!r}")
+    if k > MAX_K:
+        raise ValueError(
+            f"k={k} is more than the GPU top-k kernels take (mmcore.gpu.MAX_K = {MAX_K}); "
+            "ask for fewer, or search on the CPU (mmcore.score_int8 / mmcore.HammingIndex.knn)"
+        )
+    return int(k)

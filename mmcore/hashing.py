@@ -241,14 +241,19 @@ def _hash_batch_gpu(
         raise ValueError("device 'cuda' hashes in exact mode without dihedral variants (the GPU kernels)")
     ctx = gpu.default_context()
     cp = gpu._cupy()
-    if srcs and all(gpu.is_device_array(s) for s in srcs):
+    # An (N, H, W, C) device batch is hashed as it is (no per-image views); anything else iterable
+    # (a list, a generator, a 4-D numpy batch: its images) becomes a list, as on the CPU.
+    batch = gpu.is_device_array(srcs)
+    if not batch:
+        srcs = list(srcs)
+    if batch or (srcs and all(gpu.is_device_array(s) for s in srcs)):
         if thumbnail is not None:
             raise ValueError("thumbnails of device arrays: use mmcore.gpu.Context.resize")
-        r = ctx.hash(list(srcs), names)
+        r = ctx.hash(srcs, names)
         cols = dict(r.columns)
         if "pdq_quality" in cols:
             cols["pdq_quality"] = cols["pdq_quality"].astype(cp.uint8)
-        return HashResult(cols, r.status, [None] * len(srcs), names, None)
+        return HashResult(cols, r.status, [None] * len(r.status), names, None)
     if any(gpu.is_device_array(s) for s in srcs):
         raise ValueError("device arrays and host sources in one call: hash them in separate calls")
     hr = ctx.hash_sources(srcs, names, max_pixels=max_pixels, threads=threads, thumbnail=thumbnail)

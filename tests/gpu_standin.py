@@ -10,10 +10,11 @@ the kernels expect; the kernels themselves are checked by the C++ emulator tests
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import types
-from contextlib import nullcontext
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,13 +48,49 @@ def _fake(a: np.ndarray) -> FakeArray:
     return np.asarray(a).view(FakeArray)
 
 
-class _Stream:
-    def synchronize(self) -> None:
-        pass
+class DeviceOnlyArray:
+    """A device array as cupy and torch present it to numpy: ``__cuda_array_interface__`` and no
+    implicit host conversion (``np.asarray`` raises, as cupy's ``__array__`` does)."""
+
+    def __init__(self, a: Any) -> None:
+        self._a = _fake(np.ascontiguousarray(a))
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return self._a.__cuda_array_interface__
+
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()`")
 
 
 class FakeCupy(types.SimpleNamespace):
+    """cupy over numpy. Like cupy, it has a current device (``cuda.Device(d)`` sets it for a
+    ``with`` block) on which arrays are allocated and whose stream ``get_current_stream`` gives:
+    ``log`` records ``(operation, device)`` for every allocation, upload and stream wait."""
+
     def __init__(self) -> None:
+        self.device = 0
+        self.log: list[tuple[str, int]] = []
+
+        @contextlib.contextmanager
+        def device(d: int = 0) -> Iterator[None]:
+            prev, self.device = self.device, int(d)
+            try:
+                yield
+            finally:
+                self.device = prev
+
+        def stream() -> Any:
+            d = self.device
+            return types.SimpleNamespace(synchronize=lambda: self.log.append(("synchronize", d)))
+
         super().__init__(
             ndarray=FakeArray,
             uint8=np.uint8,
@@ -63,8 +100,8 @@ class FakeCupy(types.SimpleNamespace):
             int64=np.int64,
             uint64=np.uint64,
             cuda=types.SimpleNamespace(
-                Device=lambda d=0: nullcontext(),
-                get_current_stream=lambda: _Stream(),
+                Device=device,
+                get_current_stream=stream,
                 runtime=types.SimpleNamespace(
                     getDeviceProperties=lambda d: {"name": b"host stand-in", "multiProcessorCount": 0}
                 ),
@@ -72,20 +109,33 @@ class FakeCupy(types.SimpleNamespace):
             __version__="stand-in",
         )
 
+    def _alloc(self, op: str, a: np.ndarray) -> FakeArray:
+        self.log.append((op, self.device))
+        return _fake(a)
+
     def asarray(self, a: Any, dtype: Any = None) -> FakeArray:
-        return _fake(np.array(a, dtype=dtype, copy=True) if not isinstance(a, FakeArray) else a)
+        if isinstance(a, FakeArray) and dtype is None:
+            return a
+        if isinstance(a, DeviceOnlyArray):  # cupy takes __cuda_array_interface__ objects as views
+            return a._a if dtype is None else self._alloc("asarray", np.array(a._a, dtype=dtype))
+        # Like cupy.asarray (order "K"): a Fortran-ordered or transposed host array keeps its layout.
+        return self._alloc("asarray", np.array(a, dtype=dtype, copy=True))
+
+    def asnumpy(self, a: Any) -> np.ndarray:
+        return np.array(a._a if isinstance(a, DeviceOnlyArray) else a)
 
     def ascontiguousarray(self, a: Any) -> FakeArray:
-        return _fake(np.ascontiguousarray(a))
+        return self._alloc("ascontiguousarray", np.ascontiguousarray(a))
 
     def zeros(self, shape: Any, dtype: Any) -> FakeArray:
-        return _fake(np.zeros(shape, dtype))
+        return self._alloc("zeros", np.zeros(shape, dtype))
 
     def empty(self, shape: Any, dtype: Any) -> FakeArray:
-        return _fake(np.full(shape, 0x5A, dtype) if np.dtype(dtype).kind in "ui" else np.empty(shape, dtype))
+        kind = np.dtype(dtype).kind
+        return self._alloc("empty", np.full(shape, 0x5A, dtype) if kind in "ui" else np.empty(shape, dtype))
 
     def from_dlpack(self, a: Any) -> FakeArray:
-        return _fake(np.from_dlpack(a))
+        return self._alloc("from_dlpack", np.from_dlpack(a))
 
 
 def _view(ptr: int, nbytes: int, dtype: Any = np.uint8) -> np.ndarray:
@@ -101,8 +151,28 @@ def _image(base: int, desc: Any) -> np.ndarray:
     return img[..., 0] if c == 1 else img
 
 
+_I32 = (-(2**31), 2**31 - 1)
+
+
+def _int32(fn: str, **args: Any) -> None:
+    """pybind11's casts of the binding's int arguments: anything but an int in int32's range is a
+    TypeError (the real message lists the supported signatures)."""
+    for name, v in args.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not _I32[0] <= v <= _I32[1]:
+            raise TypeError(f"{fn}(): incompatible function arguments ({name}: int32, got {v!r})")
+
+
+def _k_range(fn: str, k: int) -> None:
+    """search_args_problem's refusal (check() raises kUnsupported as ValueError)."""
+    if not 1 <= k <= 1024:
+        raise ValueError(f"SearchGpu::{fn}: k outside 1..1024 (k {k})")
+
+
 class FakeGpuContext:
-    """_core.GpuContext's interface, computed on the CPU through the same pointers."""
+    """_core.GpuContext's interface, computed on the CPU through the same pointers, with the
+    binding's argument casts and refusals (int32 arguments, k in 1..1024)."""
+
+    decode_calls: ClassVar[list[int]] = []  # sources per decode call, over all instances (tests reset it)
 
     def __init__(self, device: int) -> None:
         self.device = device
@@ -141,6 +211,8 @@ class FakeGpuContext:
     def int8_topk(
         self, codes: int, n: int, d: int, queries: int, nq: int, k: int, scores: int, idx: int
     ) -> None:
+        _int32("int8_topk", d=d, k=k)
+        _k_range("int8_topk", k)
         c = _view(codes, n * d).reshape(n, d)
         q = _view(queries, nq * d, np.int8).reshape(nq, d)
         s, i = _core.quant_score_int8(np.ascontiguousarray(c), np.ascontiguousarray(q), k, 1)
@@ -164,6 +236,8 @@ class FakeGpuContext:
     def hamming_knn(
         self, codes: int, n: int, words: int, queries: int, nq: int, k: int, dist: int, idx: int
     ) -> None:
+        _int32("hamming_knn", words=words, k=k)
+        _k_range("hamming_knn", k)
         self._words_aligned(codes, queries)
         c = np.ascontiguousarray(_view(codes, n * words * 8, np.uint64).reshape(n, words))
         q = np.ascontiguousarray(_view(queries, nq * words * 8, np.uint64).reshape(nq, words))
@@ -183,6 +257,7 @@ class FakeGpuContext:
         capacity: int,
         method: int = 0,
     ) -> int:
+        _int32("hamming_join", words=words, r=r, method=method)
         self._words_aligned(codes)
         self._method(method, words)
         self.join_calls.append((n, capacity, method))
@@ -208,6 +283,7 @@ class FakeGpuContext:
         capacity: int,
         method: int = 0,
     ) -> int:
+        _int32("hamming_radius", words=words, r=r, method=method)
         self._words_aligned(codes, queries)
         self._method(method, words)
         self.radius_calls.append((nq, capacity, method))
@@ -231,6 +307,8 @@ class FakeGpuContext:
         cpu_share: float = -1.0,
         threads: int = 0,
     ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+        _int32("decode", threads=threads)
+        FakeGpuContext.decode_calls.append(len(srcs))
         st = np.array(statuses, np.uint8)
         msg = list(messages)
         for i, (blob, d) in enumerate(zip(srcs, descs, strict=True)):

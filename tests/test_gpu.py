@@ -644,3 +644,259 @@ def test_bench_gpu_faiss_runs_over_the_standin(
     out = capsys.readouterr().out
     assert "| 1024 |" in out and "**no**" not in out  # Hamming distances equal at every batch
     assert "issue 6 target, Hamming kNN" in out and "issue 6 target, int8 64 queries" in out
+
+
+# --- audit fixes (each test failed before its fix) -----------------------------------------------
+
+
+def _assert_same_hashes(cpu: Any, gpu: Any) -> None:
+    """hash_batch(device="cuda")'s result equals the CPU's: columns, statuses, messages, thumbnails."""
+    assert set(gpu.columns) == set(cpu.columns)
+    for k in cpu.columns:
+        g = gpu[k].get() if hasattr(gpu[k], "get") else gpu[k]
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(cpu[k]), err_msg=k)
+    np.testing.assert_array_equal(gpu.status, cpu.status)
+    assert list(gpu.errors) == list(cpu.errors)
+    assert (gpu.thumbnails is None) == (cpu.thumbnails is None)
+    if cpu.thumbnails is not None:
+        np.testing.assert_array_equal(gpu.thumbnails.status, cpu.thumbnails.status)
+        assert list(gpu.thumbnails.errors) == list(cpu.thumbnails.errors)
+        for g, c in zip(gpu.thumbnails.images, cpu.thumbnails.images, strict=True):
+            assert (g is None) == (c is None)
+            if c is not None:
+                np.testing.assert_array_equal(g, c)
+
+
+def test_glue_thumbnails_are_thumbnail_batchs_own_result(standin: Any) -> None:
+    """A JPEG whose full-size decode fails (over max_pixels, damaged) still gets thumbnail_batch's
+    own result (its reduced-size decode), as on the CPU: not the hash decode's status copied."""
+    big = max(corpus_files("jpeg"), key=lambda p: p.stat().st_size).read_bytes()
+    srcs = [
+        big,
+        *[f.read_bytes() for f in corpus_files("corrupt")[:20]],
+        corpus_files("jpeg")[0].read_bytes(),
+    ]
+    for kw in ({"max_pixels": 1_000_000}, {}):
+        args: dict[str, Any] = {"kinds": ("phash",), "thumbnail": {"short_side": 32}, **kw}
+        cpu = mmcore.hash_batch(srcs, **args)
+        _assert_same_hashes(cpu, mmcore.hash_batch(srcs, device="cuda", **args))
+    assert cpu.thumbnails is not None
+
+
+def test_glue_context_works_under_its_own_device(standin: Any) -> None:
+    """Context(device=1): every allocation, upload and stream wait of every method happens with
+    device 1 current (cupy allocates on the current device), none on device 0."""
+    ctx = mg.Context(device=1)
+    img = _photos(1)[0]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    x = rng.standard_normal((40, 8)).astype(np.float32)
+    p = mmcore.QuantParams.fit(x, "int8")
+    blob = corpus_files("jpeg")[0].read_bytes()
+    calls = [
+        lambda: ctx.hash([img], ("phash", "pdq")),
+        lambda: ctx.resize([img], (16, 12)),
+        lambda: ctx.thumbnail([img], short_side=16),
+        lambda: ctx.decode([blob]),
+        lambda: ctx.hash_sources([blob, img], ("dhash",)),
+        lambda: ctx.hamming_knn(codes, codes[:3], 4),
+        lambda: ctx.hamming_radius(codes, codes[:3], 100),
+        lambda: ctx.hamming_join(codes, 100),
+        lambda: ctx.int8_topk(mmcore.quantize_int8(x, p).view(np.uint8), np.zeros((2, 8), np.int8), 3),
+        lambda: ctx.score_int8(mmcore.quantize_int8(x, p), x[:2], p, 3),
+    ]
+    for i, call in enumerate(calls):
+        standin.log.clear()
+        call()
+        assert standin.log, i
+        assert {d for _, d in standin.log} == {1}, (i, standin.log)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**70, 2.5, True])
+def test_glue_max_pixels_and_threads_checked_as_on_the_cpu(standin: Any, bad: Any) -> None:
+    """max_pixels / threads on the GPU decode path: the CPU functions' ValueError, never "no
+    limit" (0, -1) nor pybind11's TypeError (2**70)."""
+    blobs = [f.read_bytes() for f in corpus_files("jpeg")[:2]]
+    ctx = mg.Context()
+    for kw in ({"max_pixels": bad}, {"threads": bad}):
+        try:
+            mmcore.hash_batch(blobs, kinds=("phash",), **kw)
+            cpu_error = None
+        except ValueError as e:
+            cpu_error = str(e)
+        assert cpu_error is not None or kw == {"threads": 2**70}  # a thread count past 2**16: all cores
+        calls = [lambda kw=kw: mmcore.hash_batch(blobs, kinds=("phash",), device="cuda", **kw)]
+        calls.append(lambda kw=kw: ctx.decode(blobs, **kw))
+        if "max_pixels" in kw:
+            calls.append(lambda kw=kw: mg.plan_decode(blobs, **kw))
+        for call in calls:
+            if cpu_error is None:
+                call()
+                continue
+            with pytest.raises(ValueError) as e:
+                call()
+            assert str(e.value) == cpu_error
+
+
+def test_glue_k_over_the_kernel_limit_and_large_r(standin: Any) -> None:
+    """k > MAX_K is a ValueError naming the limit (the kernels refuse it); a k the CPU refuses is
+    refused with the CPU's message; r >= 2**31 is clamped to the code length, as on the CPU."""
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
+    x = rng.standard_normal((2000, 8)).astype(np.float32)
+    p = mmcore.QuantParams.fit(x, "int8")
+    c8 = mmcore.quantize_int8(x, p)
+    ctx = mg.Context()
+    for call in (
+        lambda: ctx.hamming_knn(codes, codes[:2], mg.MAX_K + 1),
+        lambda: ctx.score_int8(c8, x[:2], p, mg.MAX_K + 1),
+        lambda: mmcore.score_int8(c8, x[:2], p, mg.MAX_K + 1, device="cuda"),
+        lambda: ctx.int8_topk(c8.view(np.uint8), np.zeros((2, 8), np.int8), mg.MAX_K + 1),
+    ):
+        with pytest.raises(ValueError, match="MAX_K = 1024"):
+            call()
+    got = ctx.score_int8(c8, x[:2], p, mg.MAX_K)
+    want = mmcore.score_int8(c8, x[:2], p, mg.MAX_K)
+    np.testing.assert_array_equal(got[1].get(), want[1])
+    for k in (2.7, "3", True, 0):
+        with pytest.raises(ValueError) as cpu:
+            mmcore.score_int8(c8, x[:2], p, k)  # type: ignore[arg-type]
+        with pytest.raises(ValueError) as gpu:
+            ctx.score_int8(c8, x[:2], p, k)
+        assert str(gpu.value) == str(cpu.value)
+        with pytest.raises(ValueError, match="k must be an int"):
+            ctx.hamming_knn(codes, codes[:2], k)  # type: ignore[arg-type]
+    idx = mmcore.HammingIndex(bits=256)
+    idx.add(codes[:300])
+    lims, _, ids = ctx.hamming_radius(codes[:300], codes[:2], 2**31)
+    want_r = idx.radius(codes[:2], r=2**31)
+    np.testing.assert_array_equal(lims.get(), want_r[0])
+    np.testing.assert_array_equal(ids.get(), want_r[2])
+    a, _, _ = ctx.hamming_join(codes[:100], 2**40)
+    assert len(a) == 100 * 99 // 2
+
+
+def test_glue_array_sources_as_on_the_cpu(standin: Any) -> None:
+    """hash_batch(device="cuda") with arrays: a 1-D uint8 array of JPEG bytes is decoded, an
+    HxWx2 or empty array gets the CPU's per-record status; a batch (numpy or device, N x H x W x C)
+    and a generator are taken as the CPU takes them."""
+    jpeg = corpus_files("jpeg")[0].read_bytes()
+    photo = _photos(1)[0]
+    srcs = [
+        np.frombuffer(jpeg, np.uint8),
+        np.zeros((8, 8, 2), np.uint8),
+        np.zeros((0, 0, 3), np.uint8),
+        photo,
+        photo[..., :1],
+        jpeg,
+        None,
+    ]
+    kinds = ("phash", "dhash", "pdq")
+    _assert_same_hashes(
+        mmcore.hash_batch(srcs, kinds=kinds, thumbnail=16),
+        mmcore.hash_batch(srcs, kinds=kinds, thumbnail=16, device="cuda"),
+    )
+    batch = np.stack([mmcore.resize(p, (40, 30)) for p in _photos(3)])
+    cpu = mmcore.hash_batch(batch, kinds=kinds)
+    _assert_same_hashes(cpu, mmcore.hash_batch(batch, kinds=kinds, device="cuda"))
+    _assert_same_hashes(cpu, mmcore.hash_batch(standin.asarray(batch), kinds=kinds, device="cuda"))
+    _assert_same_hashes(cpu, mmcore.hash_batch((b for b in batch), kinds=kinds, device="cuda"))
+
+
+def test_glue_fortran_ordered_host_images(standin: Any) -> None:
+    """Fortran-ordered or transposed host images (cupy keeps their layout on upload) are taken as
+    the CPU takes them."""
+    photo = _photos(1)[0]
+    f_img = np.asfortranarray(photo)
+    np.testing.assert_array_equal(
+        mmcore.resize(f_img, (20, 10), device="cuda").get(), mmcore.resize(f_img, (20, 10))
+    )
+    grey_t = np.ascontiguousarray(photo[..., 0]).T
+    _assert_same_hashes(
+        mmcore.hash_batch([grey_t, f_img], kinds=("phash",)),
+        mmcore.hash_batch([grey_t, f_img], kinds=("phash",), device="cuda"),
+    )
+
+
+def test_glue_device_float_queries(standin: Any) -> None:
+    """Float queries already on the device (which refuse np.asarray, as cupy's and torch's do)."""
+    import gpu_standin
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((100, 16)).astype(np.float32)
+    p = mmcore.QuantParams.fit(x, "int8")
+    c = mmcore.quantize_int8(x, p)
+    want = mmcore.score_int8(c, x[:2], p, 3)
+    dev_c, dev_q = gpu_standin.DeviceOnlyArray(c), gpu_standin.DeviceOnlyArray(x[:2])
+    with pytest.raises(TypeError):
+        np.asarray(dev_q)
+    for got in (mg.Context().score_int8(dev_c, dev_q, p, 3), mmcore.score_int8(dev_c, dev_q, p, 3)):
+        np.testing.assert_array_equal(got[0].get(), want[0])
+        np.testing.assert_array_equal(got[1].get(), want[1])
+
+
+def test_glue_decode_checks_srcs_as_decode_batch(standin: Any, tmp_path: Path) -> None:
+    """Context.decode / plan_decode: one bytes object is refused as decode_batch refuses it; None,
+    paths (present or not) get decode_batch's statuses and messages."""
+    jpeg = corpus_files("jpeg")[0]
+    ctx = mg.Context()
+    for call in (ctx.decode, mg.plan_decode, mmcore.decode_batch):
+        with pytest.raises(TypeError, match="not one bytes: wrap it in a list"):
+            call(jpeg.read_bytes())  # type: ignore[operator]
+    srcs = [None, str(jpeg), jpeg, str(tmp_path / "missing.jpg"), jpeg.read_bytes()]
+    cpu = mmcore.decode_batch(srcs, exif_orientation=False)
+    got = ctx.decode(srcs, cpu_share=1.0)
+    np.testing.assert_array_equal(got.status, cpu.status)
+    assert [e or None for e in got.errors] == list(cpu.errors)
+    for g, c in zip(got.images, cpu.images, strict=True):
+        assert (g is None) == (c is None)
+        if c is not None:
+            np.testing.assert_array_equal(g.get(), c)
+    _, status, errors, _ = mg.plan_decode(srcs)
+    assert (status[0], errors[0]) == (cpu.status[0], cpu.errors[0])
+    with pytest.raises(TypeError, match="srcs\\[0\\]"):
+        ctx.decode([3])  # type: ignore[list-item]
+
+
+def test_glue_hash_decodes_in_chunks(standin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hash_batch(device="cuda") decodes its JPEGs in chunks of at most DECODE_BUDGET bytes of
+    pixels (one device buffer each, never one for the whole call); the result is the same."""
+    import gpu_standin
+
+    blobs = [f.read_bytes() for f in corpus_files("jpeg")[:12]] + [corpus_files("corrupt")[0].read_bytes()]
+    kinds = ("phash", "pdq")
+    cpu = mmcore.hash_batch(blobs, kinds=kinds, thumbnail=16)
+    descs = mg.plan_decode(blobs)[0]
+    sizes_px = descs[:, 1] * descs[:, 3]
+    budget = max(int(sizes_px.max()), int(sizes_px.sum()) // 5)
+    monkeypatch.setattr(mg, "DECODE_BUDGET", budget)
+    monkeypatch.setattr(gpu_standin.FakeGpuContext, "decode_calls", [])
+    sizes: list[int] = []
+    real_empty = standin.empty
+    monkeypatch.setattr(
+        standin,
+        "empty",
+        lambda shape, dtype: (sizes.append(int(np.prod(shape))), real_empty(shape, dtype))[1],
+    )
+    _assert_same_hashes(cpu, mmcore.hash_batch(blobs, kinds=kinds, thumbnail=16, device="cuda"))
+    calls = gpu_standin.FakeGpuContext.decode_calls
+    assert len(calls) >= 3 and sum(calls) == len(blobs)
+    assert max(sizes) <= budget + 256 * len(blobs)
+
+
+def test_glue_minor_argument_checks(standin: Any) -> None:
+    """resize's size message, thumbnail of a None, kinds as one string and with duplicates."""
+    photo = _photos(1)[0]
+    with pytest.raises(ValueError) as cpu:
+        mmcore.resize(photo, 10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as gpu:
+        mmcore.resize(photo, 10, device="cuda")  # type: ignore[arg-type]
+    assert str(gpu.value) == str(cpu.value)
+    with pytest.raises(TypeError, match="image 0"):
+        mg.Context().thumbnail([None], short_side=8)
+    blobs = [f.read_bytes() for f in corpus_files("jpeg")[:2]]
+    ctx = mg.Context()
+    for kinds in ("phash", ("phash", "phash", "dhash")):
+        got = ctx.hash_sources(blobs, kinds)
+        want = mmcore.hash_batch(blobs, kinds=kinds, mode="exact")  # type: ignore[arg-type]
+        _assert_same_hashes(want, got)

@@ -247,7 +247,8 @@ def _inputs(df: DataFrame) -> tuple[DataFrame, str]:
     # scan's hidden _metadata column. Looked at only where there are input files: a select that
     # fails is logged by Spark as an ERROR with a Java stack trace, even when it is caught.
     fields: set[str] = set()
-    if df.inputFiles():
+    files = df.inputFiles()  # listed once: on a large corpus the listing itself takes time
+    if files:
         try:
             meta_type = df.select("_metadata").schema[0].dataType
             fields = set(meta_type.fieldNames()) if isinstance(meta_type, T.StructType) else set()
@@ -272,7 +273,7 @@ def _inputs(df: DataFrame) -> tuple[DataFrame, str]:
         meta = df
     root = ""
     if file_scan:
-        folders = {os.path.dirname(p) for p in map(_hadoop_path, df.inputFiles()) if p is not None}
+        folders = {os.path.dirname(p) for p in map(_hadoop_path, files) if p is not None}
         root = os.path.commonpath(sorted(folders)) if folders else ""
     row = F.col("__r").cast("string") if file_scan else null
     if id_col is None:

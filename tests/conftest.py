@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,3 +99,39 @@ def run_with_backend(script: str, backend: str, cwd: Path) -> str:
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=cwd)
     assert res.returncode == 0, res.stderr
     return res.stdout
+
+
+def check_lock_order(index: Any, search_beside: Any, add: Any, search_after: Any) -> list[Any]:
+    """The readers-writer lock of an index (QuantizedIndex, HammingIndex), with a search under way
+    (the lock held shared here): ``search_beside()`` runs beside it; ``add()`` in a thread waits
+    for it (len(index) unchanged); ``search_after()`` in a thread queues behind the waiting add.
+    Returns what that last search gave, once everything finished."""
+    import threading
+    import time
+
+    def wait_for(what: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not what():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    n = len(index)
+    index._lock.acquire_shared()  # a search under way
+    try:
+        search_beside()  # a second one runs beside it
+        adder = threading.Thread(target=add)
+        adder.start()
+        wait_for(lambda: index._lock._waiting == 1)
+        time.sleep(0.05)
+        assert adder.is_alive() and len(index) == n  # add waits for the search
+        got: list[Any] = []
+        searcher = threading.Thread(target=lambda: got.append(search_after()))
+        searcher.start()
+        wait_for(lambda: index._lock._queued == 1)
+        time.sleep(0.05)
+        assert searcher.is_alive() and not got  # a new search queues behind the waiting add
+    finally:
+        index._lock.release_shared()
+    adder.join()
+    searcher.join()
+    return got

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import corpus_dir
+from conftest import check_lock_order, corpus_dir
 
 import mmcore
 from mmcore.search import FORMAT_VERSION, MAGIC
@@ -756,35 +756,18 @@ def test_join_after_an_add_of_a_repeated_id_still_refuses() -> None:
 def test_searches_share_the_lock_and_add_waits_for_them() -> None:
     """Searches run while another holds the lock shared; add waits for the searches under way
     and a search that comes while it waits queues behind it."""
-    import threading
-    import time
-
-    def wait_for(what: Any) -> None:
-        deadline = time.monotonic() + 30
-        while not what():
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-
     index = mmcore.HammingIndex()
     index.add(np.arange(100, dtype=np.uint64))
-    index._lock.acquire_shared()  # a search under way
-    try:
-        assert index.knn([5], k=1)[1].tolist() == [[5]]  # a second one runs beside it
-        adder = threading.Thread(target=index.add, args=(np.arange(100, 200, dtype=np.uint64),))
-        adder.start()
-        wait_for(lambda: index._lock._waiting == 1)
-        time.sleep(0.05)
-        assert adder.is_alive() and len(index) == 100  # add waits for the search
-        got: list[int] = []
-        searcher = threading.Thread(target=lambda: got.append(int(index.knn([150], k=1)[1][0, 0])))
-        searcher.start()
-        wait_for(lambda: index._lock._queued == 1)
-        time.sleep(0.05)
-        assert searcher.is_alive() and not got  # a new search queues behind the waiting add
-    finally:
-        index._lock.release_shared()
-    adder.join()
-    searcher.join()
+
+    def beside() -> None:
+        assert index.knn([5], k=1)[1].tolist() == [[5]]
+
+    got = check_lock_order(
+        index,
+        beside,
+        lambda: index.add(np.arange(100, 200, dtype=np.uint64)),
+        lambda: int(index.knn([150], k=1)[1][0, 0]),
+    )
     assert len(index) == 200 and got == [150]
 
 

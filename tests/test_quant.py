@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import check_lock_order
 
 import mmcore
 from mmcore import IndexFormatError, QuantizedIndex, QuantParams
@@ -743,35 +744,13 @@ def test_searches_share_the_lock_and_mutations_wait_for_them() -> None:
     """Searches are not serialised against each other (a search runs while another holds the
     lock); add waits until the searches under way are done, and searches that come while it
     waits queue behind it."""
-    import threading
-    import time
-
-    def wait_for(what: Any) -> None:
-        deadline = time.monotonic() + 30
-        while not what():
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-
     x = np.random.default_rng(17).normal(size=(200, 32)).astype(np.float32)
     index = index_of(x[:100], "int8")
-    index._lock.acquire_shared()  # a search under way
-    try:
-        assert index.search(x[:2], 1)[1][:, 0].tolist() == [0, 1]  # a second one runs beside it
-        adder = threading.Thread(target=index.add, args=(x[100:],))
-        adder.start()
-        wait_for(lambda: index._lock._waiting == 1)
-        time.sleep(0.05)
-        assert adder.is_alive() and len(index) == 100  # add waits for the search
-        got: list[int] = []
-        searcher = threading.Thread(target=lambda: got.append(len(index.search(x[:1], 1)[1])))
-        searcher.start()
-        wait_for(lambda: index._lock._queued == 1)
-        time.sleep(0.05)
-        assert searcher.is_alive() and not got  # a new search queues behind the waiting add
-    finally:
-        index._lock.release_shared()
-    adder.join()
-    searcher.join()
+
+    def beside() -> None:
+        assert index.search(x[:2], 1)[1][:, 0].tolist() == [0, 1]
+
+    got = check_lock_order(index, beside, lambda: index.add(x[100:]), lambda: len(index.search(x[:1], 1)[1]))
     assert len(index) == 200 and got == [1]
     assert index.search(x[150:151], 1)[1].tolist() == [[150]]
 

@@ -99,6 +99,9 @@ def hamming_radius(
 def hamming_join(
     base: npt.NDArray[np.uint64], r: int, threads: int, method: str = "auto"
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], dict[str, Any]]: ...
+def hamming_components(
+    base: npt.NDArray[np.uint64], r: int, threads: int, method: str = "auto"
+) -> tuple[npt.NDArray[np.int64], dict[str, Any]]: ...
 def union_find(n: int, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]: ...
 
 # Quantized codes (contract: cpp/include/mmcore/quant.h). Arrays are C-contiguous with exactly

@@ -480,13 +480,15 @@ class HammingIndex:
         return a, b, d
 
     @_shared
-    def _join_positions(
-        self, r: int, method: str, threads: int | None
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int32], int]:
-        """The pairs within r as positions, and the number of codes they were taken from (cluster
-        labels those: len(self) read apart from the join could count codes an add put in since)."""
-        a, b, d = self._join_at(r, method, threads)
-        return a, b, d, self._n
+    def _components(self, r: int, method: str, threads: int | None) -> npt.NDArray[np.int64]:
+        """Per position the smallest position of its component in the graph of the pairs within
+        r (the join's pairs are united as they are found, never kept; identical codes are one
+        node), for the codes the index holds now."""
+        r = min(_nonneg_int("r", r), self._bits)
+        t = self._threads if threads is None else _threads(threads)
+        roots, stats = _core.hamming_components(self._words, r, t, _method(method))
+        self.last_stats = dict(stats)
+        return np.asarray(roots, dtype=np.int64)
 
     @_shared
     def join(
@@ -696,10 +698,12 @@ def cluster(
     graph whose edges are the pairs within ``r``.
 
     ``pairs_or_index``: a :class:`HammingIndex` (then ``r`` is required, the index is joined at
-    ``r`` and items are its positions), or pairs of *positions* 0..n-1 as a tuple of ``(i, j)`` /
-    ``(i, j, d)`` arrays or a (P, 2) / (P, 3) array (e.g. ``index.join(r)`` of an index whose
-    ids are positions; a list of pairs: ``np.array(pairs)``); ``r`` then keeps the pairs with
-    ``d <= r``. ``n`` (items) defaults to ``len(index)`` or the largest position any pair names
+    ``r`` and items are its positions; the join's pairs are united as they are found, never kept,
+    and identical codes are one node, so memory stays O(n) however many pairs there are: 10,000
+    copies of one placeholder image are 50 million pairs), or pairs of *positions* 0..n-1 as a
+    tuple of ``(i, j)`` / ``(i, j, d)`` arrays or a (P, 2) / (P, 3) array (e.g. ``index.join(r)``
+    of an index whose ids are positions; a list of pairs: ``np.array(pairs)``); ``r`` then keeps
+    the pairs with ``d <= r``. ``n`` (items) defaults to ``len(index)`` or the largest position any pair names
     + 1 (before the ``r`` filter).
 
     ``representative`` picks one item per cluster: ``"first"`` the smallest position,
@@ -721,7 +725,8 @@ def cluster(
     if isinstance(pairs_or_index, HammingIndex):
         if r is None:
             raise ValueError("cluster(index, r): r (the join radius) is required with an index")
-        a, b, _, size = pairs_or_index._join_positions(r, _method(method), threads)
+        roots = pairs_or_index._components(r, _method(method), threads)
+        size = roots.size
         if n is not None and n != size:
             raise ValueError(f"n={n} but the index holds {size} codes")
     else:
@@ -745,7 +750,7 @@ def cluster(
             keep = d <= r
             a, b = a[keep], b[keep]
         a, b = np.ascontiguousarray(a, dtype=np.int64), np.ascontiguousarray(b, dtype=np.int64)
-    roots = np.asarray(_core.union_find(size, a, b), dtype=np.int64)
+        roots = np.asarray(_core.union_find(size, a, b), dtype=np.int64)
     # roots[x] is the smallest position of x's component: numbering components by their root
     # numbers them in order of first appearance.
     _, labels = np.unique(roots, return_inverse=True)

@@ -31,8 +31,9 @@ def flip(code: np.ndarray, nbits: int, rng: np.random.Generator) -> np.ndarray:
 
 def pdq_dataset(rng: np.random.Generator) -> dict[str, Any]:
     """Random PDQ codes with near-duplicate groups (copies 1..12 bits away), a chain (A~B~C with
-    A, C 50 bits apart), pairs at exactly 31 and 32 bits, failed rows, OK rows without a hash,
-    and a failed row holding a copy of a group's code (the status alone must drop it)."""
+    A, C 50 bits apart), pairs at exactly 31 and 32 bits, exact copies, failed rows, OK rows
+    without a hash, and a failed row holding a copy of a group's code (the status alone must drop
+    it)."""
     codes: list[np.ndarray] = []
     for _ in range(60):
         base = rng.integers(0, 256, size=32, dtype=np.uint8)
@@ -50,6 +51,12 @@ def pdq_dataset(rng: np.random.Generator) -> dict[str, Any]:
     for d in (31, 32):
         x = rng.integers(0, 256, size=32, dtype=np.uint8)
         codes += [x, flip(x, d, rng)]
+    # Exact copies (identical codes, grouped before the join): 30 of one lone code (a placeholder
+    # image), copies of group members, and a copy of the chain's B (it joins the chain).
+    lone = rng.integers(0, 256, size=32, dtype=np.uint8)
+    codes += [lone] * 30
+    codes += [codes[int(k)].copy() for k in rng.choice(chain[0], size=10, replace=False)]
+    codes.append(codes[chain[1]].copy())
     n_good = len(codes)
     n = n_good + 12
     pdq = np.zeros((n, 32), dtype=np.uint8)

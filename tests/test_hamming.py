@@ -505,6 +505,34 @@ def test_cluster_of_index_equals_components_of_join(rng: np.random.Generator) ->
         np.testing.assert_array_equal(mmcore.cluster((i, j), n=len(base)).labels, res.labels)
 
 
+def test_cluster_of_index_with_copies_keeps_no_pairs(rng: np.random.Generator) -> None:
+    """Many copies of a few codes (placeholder images) and a dense group of distinct near codes:
+    cluster(index) unites the join's pairs as it finds them and groups identical codes first; its
+    labels equal union-find of index.join's pairs for every method, width and thread count, and
+    last_stats counts only the distinct codes' pairs."""
+    for bits, r in ((64, 6), (256, 31)):
+        base = clustered_codes(rng, 3000, bits, 300, 4)
+        copies = rng.integers(0, 3000, size=1200)
+        base[rng.permutation(3000)[:1200]] = base[copies]  # copies scattered among the originals
+        base[rng.permutation(3000)[:400]] = base[7]  # one code 400 more times
+        index = make_index(base)
+        i, j, _ = index.join(r)
+        want = mmcore.cluster((i, j), n=len(base))
+        for method in ("brute", "mih", "auto"):
+            for threads in (1, 2):
+                res = mmcore.cluster(index, r, method=method, threads=threads)
+                np.testing.assert_array_equal(res.labels, want.labels, err_msg=f"{bits} {method} {threads}")
+                np.testing.assert_array_equal(res.is_representative, want.is_representative)
+        distinct = len(np.unique(base, axis=0))
+        assert distinct < 2000
+        if index.last_stats["method"] == "brute":
+            assert index.last_stats["candidates"] == distinct * (distinct - 1) // 2
+    empty = mmcore.cluster(mmcore.HammingIndex(64), 3)
+    assert empty.labels.size == 0 and empty.n_clusters == 0
+    same = make_index(np.full(5000, 12345, dtype=np.uint64))
+    assert mmcore.cluster(same, 0).labels.tolist() == [0] * 5000
+
+
 @pytest.mark.corpus
 def test_cluster_corpus_near_duplicates() -> None:
     """tomsaleeba's photos at 100 px, 1000 px and full size: one cluster per photo, every other

@@ -931,6 +931,23 @@ py::tuple hamming_join_py(const py::object& base_obj, std::int64_t r, int thread
                         stats_dict(out.stats));
 }
 
+py::tuple hamming_components_py(const py::object& base_obj, std::int64_t r, int threads,
+                                const std::string& method) {
+  const py::array base = codes_arg(base_obj, "base");
+  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
+  const HammingMethod m = method_arg(method);
+  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  py::array_t<std::int64_t> roots(static_cast<py::ssize_t>(base.shape(0)));
+  std::int64_t* out = roots.mutable_data();
+  HammingStats stats;
+  {
+    py::gil_scoped_release release;
+    hamming_components(static_cast<const std::uint64_t*>(base.data()), base.shape(0),
+                       static_cast<std::int32_t>(base.shape(1)), radius, threads, m, out, &stats);
+  }
+  return py::make_tuple(roots, stats_dict(stats));
+}
+
 py::array_t<std::int64_t> union_find_py(std::int64_t n, const py::object& a_obj, const py::object& b_obj) {
   if (n < 0) throw py::value_error("n must be >= 0, got " + std::to_string(n));
   const char* names[2] = {"a", "b"};
@@ -1264,6 +1281,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("hamming_radius", &hamming_radius_py, py::arg("base"), py::arg("ids"), py::arg("queries"),
         py::arg("r"), py::arg("threads"), py::arg("method") = "auto");
   m.def("hamming_join", &hamming_join_py, py::arg("base"), py::arg("r"), py::arg("threads"),
+        py::arg("method") = "auto");
+  m.def("hamming_components", &hamming_components_py, py::arg("base"), py::arg("r"), py::arg("threads"),
         py::arg("method") = "auto");
   m.def("union_find", &union_find_py, py::arg("n"), py::arg("a"), py::arg("b"));
   m.def(

@@ -3,9 +3,11 @@
 #include "mmcore/hamming.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -434,15 +436,16 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   assemble_radius(parts, nq, threads, out);
 }
 
+template <class Sink>
 void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
-              std::int32_t r, int threads, const MihPlan& plan, HammingOutput* out) {
+              std::int32_t r, int threads, const MihPlan& plan, HammingStats* stats, Sink& sink) {
   const HammingScanFn scan = kern.scan(words);
   const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
   MihTable table;
   std::int64_t peak = 0;
   // Key ranges per task: enough for dynamic balancing over uneven buckets.
   const std::int64_t tasks_per_table = 64 * static_cast<std::int64_t>(threads);
-  std::vector<std::vector<JoinPair>> parts(static_cast<std::size_t>(tasks_per_table));
+  sink.tasks(tasks_per_table);
   std::vector<std::int64_t> candidates(static_cast<std::size_t>(tasks_per_table), 0);
   for (int c = 0; c < plan.m; ++c) {
     if (plan.radius[c] < 0) continue;
@@ -453,7 +456,6 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
     const std::int64_t tasks = std::min(tasks_per_table, slots);
     parallel_for(tasks, threads, [&](std::int64_t task) {
       Scratch sc;
-      auto& part = parts[static_cast<std::size_t>(task)];
       std::int64_t cand = 0;
       const std::uint32_t* off = table.offsets.data();
       const std::uint64_t* codes = table.codes.data();
@@ -463,7 +465,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
         const std::uint64_t* y = codes + ib * words;
         if (seen_earlier(plan, c, x, y, words)) return;
         const std::uint64_t pa = perm[ia], pb = perm[ib];
-        part.push_back({pa < pb ? (pa << 32 | pb) : (pb << 32 | pa), d});
+        sink(task, std::min(pa, pb), std::max(pa, pb), d);
       };
       Gathered run;
       for (std::int64_t u = split_point(slots, tasks, task); u < split_point(slots, tasks, task + 1); ++u) {
@@ -489,9 +491,8 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
       candidates[static_cast<std::size_t>(task)] += cand;
     });
   }
-  for (const std::int64_t c : candidates) out->stats.candidates += c;
-  out->stats.table_bytes = peak;
-  assemble_join(parts, n, threads, out);
+  for (const std::int64_t c : candidates) stats->candidates += c;
+  stats->table_bytes = peak;
 }
 
 void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
@@ -527,16 +528,16 @@ void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const s
   assemble_radius(parts, nq, threads, out);
 }
 
+template <class Sink>
 void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
-                std::int32_t r, int threads, HammingOutput* out) {
+                std::int32_t r, int threads, HammingStats* stats, Sink& sink) {
   const HammingScanFn scan = kern.scan(words);
   const std::int64_t groups = (n + kGroupQueries - 1) / kGroupQueries;
-  std::vector<std::vector<JoinPair>> parts(static_cast<std::size_t>(groups));
+  sink.tasks(groups);
   const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
   const std::int64_t chunk = chunk_codes(words);
   parallel_for(groups, threads, [&](std::int64_t g) {
     Scratch sc;
-    auto& part = parts[static_cast<std::size_t>(g)];
     const std::int64_t a0 = g * kGroupQueries, a1 = std::min(n, a0 + kGroupQueries);
     for (std::int64_t c0 = a0; c0 < n; c0 += chunk) {
       const std::int64_t c1 = std::min(c0 + chunk, n);
@@ -548,14 +549,122 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
           for (std::int64_t t = 0; t < nh; ++t) {
             const std::uint64_t a = static_cast<std::uint64_t>(qa + sc.hits[t].q);
             const std::uint64_t b = static_cast<std::uint64_t>(s + sc.hits[t].j);
-            if (b > a) part.push_back({a << 32 | b, sc.hits[t].d});
+            if (b > a) sink(g, a, b, sc.hits[t].d);
           }
         }
       }
     }
   });
-  out->stats.candidates = n * (n - 1) / 2;
-  assemble_join(parts, n, threads, out);
+  stats->candidates = n * (n - 1) / 2;
+}
+
+// The join's pairs, one list per task (assemble_join orders them).
+struct PairSink {
+  std::vector<std::vector<JoinPair>> parts;
+  void tasks(std::int64_t count) { parts.resize(static_cast<std::size_t>(count)); }
+  void operator()(std::int64_t task, std::uint64_t a, std::uint64_t b, std::int32_t d) {
+    parts[static_cast<std::size_t>(task)].push_back({a << 32 | b, d});
+  }
+};
+
+// Union-find shared by the join's threads: every pair is united as it is found, so no pair is
+// kept. parent[x] <= x always (the smaller root wins), so a root is the smallest element of its
+// component, and a pointer only ever moves to an ancestor: a stale read still names an ancestor,
+// and a link is a compare-and-swap on a root that fails (and retries) when that root was linked
+// meanwhile.
+class ConcurrentUnionFind {
+ public:
+  explicit ConcurrentUnionFind(std::int64_t n)
+      : parent_(new std::atomic<std::uint32_t>[static_cast<std::size_t>(n)]) {
+    for (std::int64_t x = 0; x < n; ++x)
+      parent_[x].store(static_cast<std::uint32_t>(x), std::memory_order_relaxed);
+  }
+  std::uint32_t find(std::uint32_t x) {
+    for (;;) {
+      std::uint32_t p = parent_[x].load(std::memory_order_acquire);
+      if (p == x) return x;
+      const std::uint32_t gp = parent_[p].load(std::memory_order_acquire);
+      if (gp != p) parent_[x].compare_exchange_weak(p, gp, std::memory_order_acq_rel);  // path halving
+      x = gp;
+    }
+  }
+  void unite(std::uint32_t a, std::uint32_t b) {
+    for (;;) {
+      a = find(a);
+      b = find(b);
+      if (a == b) return;
+      if (a > b) std::swap(a, b);
+      std::uint32_t expected = b;
+      if (parent_[b].compare_exchange_strong(expected, a, std::memory_order_acq_rel)) return;
+    }
+  }
+
+ private:
+  std::unique_ptr<std::atomic<std::uint32_t>[]> parent_;
+};
+
+struct UnionSink {
+  ConcurrentUnionFind* uf;
+  void tasks(std::int64_t) {}
+  void operator()(std::int64_t, std::uint64_t a, std::uint64_t b, std::int32_t) {
+    uf->unite(static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(b));
+  }
+};
+
+// Rows with the same code: first[u] = the position of distinct code u's first row (increasing),
+// of[i] = the distinct code of row i. Open addressing; a slot holds u and the hash's top 32 bits
+// (a mismatch rarely reads a code), and slots are prefetched a few rows ahead (the table is
+// larger than the caches: one miss per row otherwise).
+void group_identical(const std::uint64_t* base, std::int64_t n, std::int32_t words,
+                     std::vector<std::uint32_t>* first, std::vector<std::uint32_t>* of) {
+  std::size_t cap = 16;
+  while (cap < static_cast<std::size_t>(n) * 2) cap <<= 1;
+  constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+  std::vector<std::uint64_t> slot(cap, kEmpty);
+  first->clear();
+  of->resize(static_cast<std::size_t>(n));
+  auto hash = [base, words](std::int64_t i) {
+    const std::uint64_t* c = base + i * words;
+    std::uint64_t h = 0;
+    for (std::int32_t w = 0; w < words; ++w) {
+      h = (h ^ c[w]) * 0x9E3779B97F4A7C15ull;
+      h ^= h >> 29;
+    }
+    return h * 0xBF58476D1CE4E5B9ull;
+  };
+  constexpr std::int64_t kAhead = 16;
+  std::uint64_t ring[kAhead];
+  for (std::int64_t i = 0; i < std::min(n, kAhead); ++i) {
+    ring[i] = hash(i);
+    __builtin_prefetch(&slot[static_cast<std::size_t>(ring[i]) & (cap - 1)]);
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint64_t h = ring[i % kAhead];
+    if (i + kAhead < n) {
+      const std::uint64_t next = hash(i + kAhead);
+      ring[i % kAhead] = next;
+      __builtin_prefetch(&slot[static_cast<std::size_t>(next) & (cap - 1)]);
+    }
+    const std::uint64_t tag = h & 0xFFFFFFFF00000000ull;
+    const std::uint64_t* c = base + i * words;
+    for (std::size_t s = static_cast<std::size_t>(h) & (cap - 1);; s = (s + 1) & (cap - 1)) {
+      const std::uint64_t e = slot[s];
+      if (e == kEmpty) {
+        const auto u = static_cast<std::uint32_t>(first->size());
+        slot[s] = tag | u;
+        (*of)[static_cast<std::size_t>(i)] = u;
+        first->push_back(static_cast<std::uint32_t>(i));
+        break;
+      }
+      if ((e & 0xFFFFFFFF00000000ull) != tag) continue;
+      const auto u = static_cast<std::uint32_t>(e);
+      const std::uint64_t* d = base + static_cast<std::int64_t>((*first)[u]) * words;
+      if (std::equal(c, c + words, d)) {
+        (*of)[static_cast<std::size_t>(i)] = u;
+        break;
+      }
+    }
+  }
 }
 
 void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int32_t r, HammingMethod method,
@@ -581,10 +690,29 @@ HammingMethod resolve_method(HammingMethod method, double brute_cost, int bits, 
   return method;
 }
 
-void set_stats(HammingOutput* out, HammingMethod method, const MihPlan& plan) {
-  out->stats.method = method;
-  out->stats.m = method == HammingMethod::kMih ? plan.m : 0;
-  out->stats.sub_radius = method == HammingMethod::kMih ? plan.s : 0;
+void set_stats(HammingStats* stats, HammingMethod method, const MihPlan& plan) {
+  stats->method = method;
+  stats->m = method == HammingMethod::kMih ? plan.m : 0;
+  stats->sub_radius = method == HammingMethod::kMih ? plan.s : 0;
+}
+
+// The self-join of n codes (checked; r clamped, threads resolved) with the method auto picks,
+// every pair within r handed to the sink.
+template <class Sink>
+void run_join(Backend backend, const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r,
+              int threads, HammingMethod method, HammingStats* stats, Sink& sink) {
+  const HammingKernels kern = detail::hamming_kernels(backend);
+  const int bits = 64 * words;
+  const CostModel cm(words);
+  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm);
+  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2, bits,
+                          r, &plan);
+  set_stats(stats, method, plan);
+  if (method == HammingMethod::kMih) {
+    join_mih(kern, base, n, words, r, threads, plan, stats, sink);
+  } else {
+    join_brute(kern, base, n, words, r, threads, stats, sink);
+  }
 }
 
 }  // namespace
@@ -658,7 +786,7 @@ void hamming_radius(const std::uint64_t* base, const std::int64_t* ids, std::int
   MihPlan plan = best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm);
   method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(nq), bits, r,
                           &plan);
-  set_stats(out, method, plan);
+  set_stats(&out->stats, method, plan);
   if (method == HammingMethod::kMih) {
     radius_mih(kern, base, ids, n, queries, nq, words, r, threads, plan, out);
   } else {
@@ -677,23 +805,55 @@ void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words,
   check_radius(n, 0, words, r, method, out);
   r = std::min(r, 64 * words);
   threads = resolve_threads(threads);
-  const HammingKernels kern = detail::hamming_kernels(backend);
-  const int bits = 64 * words;
-  const CostModel cm(words);
-  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm);
-  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2, bits,
-                          r, &plan);
-  set_stats(out, method, plan);
-  if (method == HammingMethod::kMih) {
-    join_mih(kern, base, n, words, r, threads, plan, out);
-  } else {
-    join_brute(kern, base, n, words, r, threads, out);
-  }
+  PairSink sink;
+  run_join(backend, base, n, words, r, threads, method, &out->stats, sink);
+  assemble_join(sink.parts, n, threads, out);
 }
 
 void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r, int threads,
                   HammingMethod method, HammingOutput* out) {
   hamming_join(base, n, words, r, threads, method, out, active_backend());
+}
+
+void hamming_components(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r,
+                        int threads, HammingMethod method, std::int64_t* roots, HammingStats* stats,
+                        Backend backend) {
+  HammingOutput check;
+  check_radius(n, 0, words, r, method, &check);
+  if ((roots == nullptr && n > 0) || stats == nullptr)
+    throw std::invalid_argument("roots and stats must not be null");
+  r = std::min(r, 64 * words);
+  threads = resolve_threads(threads);
+  *stats = HammingStats();
+  // Identical codes are one node: a corpus's thousands of copies of one placeholder image would
+  // otherwise be compared (and united) pair by pair.
+  std::vector<std::uint32_t> first, of;
+  group_identical(base, n, words, &first, &of);
+  const auto m = static_cast<std::int64_t>(first.size());
+  std::vector<std::uint64_t> distinct;
+  const std::uint64_t* codes = base;
+  if (m < n) {
+    distinct.resize(static_cast<std::size_t>(m * words));
+    for (std::int64_t u = 0; u < m; ++u) {
+      std::copy(base + static_cast<std::int64_t>(first[static_cast<std::size_t>(u)]) * words,
+                base + (static_cast<std::int64_t>(first[static_cast<std::size_t>(u)]) + 1) * words,
+                distinct.data() + u * words);
+    }
+    codes = distinct.data();
+  }
+  ConcurrentUnionFind uf(m);
+  UnionSink sink{&uf};
+  run_join(backend, codes, m, words, r, threads, method, stats, sink);
+  // The root of a distinct code is the smallest distinct code of its component, whose first row
+  // is the component's smallest position (first[] increases).
+  for (std::int64_t i = 0; i < n; ++i) {
+    roots[i] = first[uf.find(of[static_cast<std::size_t>(i)])];
+  }
+}
+
+void hamming_components(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r,
+                        int threads, HammingMethod method, std::int64_t* roots, HammingStats* stats) {
+  hamming_components(base, n, words, r, threads, method, roots, stats, active_backend());
 }
 
 void union_find(std::int64_t n, const std::int64_t* a, const std::int64_t* b, std::int64_t edges,

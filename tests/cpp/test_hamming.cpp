@@ -5,6 +5,8 @@
 // - kNN: (distance, id) order, ties, k > N padding (INT32_MAX, -1), N = 0, user ids;
 // - radius and join, brute force and MIH: the naive answer for r = 0 .. all bits, on random and
 //   clustered codes (centres plus copies with a few flipped bits) and duplicates;
+// - components: union_find of the naive pairs (and of the join's, 150k codes with repeats,
+//   3 threads uniting at once);
 // - union_find: components labelled by their smallest position, out-of-range edges refused.
 // Prints the variants it checked, then PASS or FAIL. Run it with MMCORE_FORCE_BACKEND unset on
 // a host with AVX-512 VPOPCNTDQ to check that variant.
@@ -224,6 +226,20 @@ void test_radius_join(Backend b, const char* name, std::mt19937_64& rng) {
             if (got != want)
               fail("join differs from the naive answer", name, words, n, r * 10 + static_cast<int>(m));
           }
+          // Components: union_find of the naive pairs (identical codes grouped, pairs never kept).
+          std::vector<std::int64_t> ea, eb, want_roots(static_cast<std::size_t>(n));
+          for (const auto& p : want) ea.push_back(std::get<0>(p)), eb.push_back(std::get<1>(p));
+          mmcore::union_find(n, ea.data(), eb.data(), static_cast<std::int64_t>(ea.size()),
+                             want_roots.data());
+          for (const HammingMethod m : {HammingMethod::kBrute, HammingMethod::kMih, HammingMethod::kAuto}) {
+            if (m == HammingMethod::kMih && r > 13 && n > 100) continue;
+            std::vector<std::int64_t> roots(static_cast<std::size_t>(n), -1);
+            mmcore::HammingStats stats;
+            mmcore::hamming_components(base.data(), n, words, r, 2, m, roots.data(), &stats, b);
+            if (roots != want_roots)
+              fail("components differ from union_find of the naive pairs", name, words, n,
+                   r * 10 + static_cast<int>(m));
+          }
         }
       }
     }
@@ -245,6 +261,20 @@ void test_large(Backend b, const char* name, std::mt19937_64& rng) {
       same = one.first[i] == many.first[i] && one.second[i] == many.second[i] && one.dist[i] == many.dist[i];
     }
     if (!same) fail("join with 3 threads differs from 1 thread", name, words, n, r);
+    // Components with 3 threads (concurrent unions) against union_find of the 1-thread pairs, with
+    // every tenth code repeated 50 times further on (identical codes grouped).
+    std::vector<std::uint64_t> dup(base);
+    for (std::int64_t i = 0; i < n / 10; i += 10)
+      for (int c = 0; c < 50 && i * 50 + c < n; ++c)
+        std::copy(base.begin() + i * words, base.begin() + (i + 1) * words,
+                  dup.begin() + (n - 1 - (i * 50 + c)) * words);
+    HammingOutput pairs;
+    mmcore::hamming_join(dup.data(), n, words, r, 3, HammingMethod::kAuto, &pairs, b);
+    std::vector<std::int64_t> want_roots(static_cast<std::size_t>(n)), roots(static_cast<std::size_t>(n));
+    mmcore::union_find(n, pairs.first, pairs.second, pairs.count, want_roots.data());
+    mmcore::HammingStats stats;
+    mmcore::hamming_components(dup.data(), n, words, r, 3, HammingMethod::kMih, roots.data(), &stats, b);
+    if (roots != want_roots) fail("large components differ from union_find of the join", name, words, n, r);
     const std::int64_t nq = 50;
     std::vector<std::uint64_t> q(base.begin(), base.begin() + nq * words);
     HammingOutput brute, mih;

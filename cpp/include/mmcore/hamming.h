@@ -80,6 +80,17 @@ void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words,
 void hamming_join(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r, int threads,
                   HammingMethod method, HammingOutput* out, Backend backend);
 
+/// Connected components of the join's graph (codes as nodes, the pairs within r as edges):
+/// roots[i] (n, caller-owned) = the smallest position in row i's component, as union_find of
+/// hamming_join's pairs gives, without keeping the pairs: identical codes are grouped first (one
+/// node each), and the pairs the join finds among the distinct codes are united as they are found
+/// (memory O(n) whatever the number of pairs). stats: the join over the distinct codes.
+void hamming_components(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r,
+                        int threads, HammingMethod method, std::int64_t* roots, HammingStats* stats);
+void hamming_components(const std::uint64_t* base, std::int64_t n, std::int32_t words, std::int32_t r,
+                        int threads, HammingMethod method, std::int64_t* roots, HammingStats* stats,
+                        Backend backend);
+
 /// Connected components of the graph on 0..n-1 with the edges (a[i], b[i]): labels[x] (n,
 /// caller-owned) = the smallest position in x's component. Positions outside [0, n) throw
 /// std::invalid_argument before anything is written.

@@ -508,10 +508,12 @@ def dedup(
     within ``threshold`` differ in some band by at most ``threshold // bands`` bits (pigeonhole),
     so joining each code's band values with the band values within that radius of the others
     (enumerated) finds every pair; ``bit_count`` of the XOR of the 64-bit words then keeps the
-    pairs within ``threshold``. The edges are collected to the driver and clustered with
-    :func:`mmcore.cluster` (union-find): fine for near-duplicate edge counts (millions), not for a
-    threshold that links most of the corpus. Runs the join now (the eligible codes are cached,
-    MEMORY_AND_DISK, for the result's lifetime); the result itself is lazy.
+    pairs within ``threshold``. Identical codes (copies of one image) are one node in that join,
+    named by their smallest id. The edges between distinct codes are collected to the driver and
+    clustered with :func:`mmcore.cluster` (union-find): fine for near-duplicate edge counts
+    (millions), not for a threshold that links most of the corpus. Runs the join now (the
+    eligible codes are cached, MEMORY_AND_DISK, for the result's lifetime); the result itself is
+    lazy.
 
     Raises ValueError for a bad hash / threshold / bands (also bands so few that a code would
     probe more than 2**20 values of a band), a DataFrame without id, status and the hash column,
@@ -551,14 +553,23 @@ def dedup(
         codes.unpersist()
         example = f", e.g. {twice[0]!r}" if twice is not None else ""
         raise ValueError(f"{n - distinct} ids are on more than one eligible row{example}; ids must be unique")
-    m = bands if bands is not None else choose_bands(bits, threshold, n)
+    # Identical codes are one node, named by the smallest id among them (gid): the copies of one
+    # placeholder image would otherwise be joined pair by pair and their edges (half a million for
+    # a thousand copies) collected to the driver.
+    words = [f"w{k}" for k in range(n_words)]
+    grouped = codes.withColumn("gid", F.min("id").over(Window.partitionBy(*words)))
+    grouped = grouped.persist(StorageLevel.MEMORY_AND_DISK)
+    distinct = grouped.filter(F.col("id") == F.col("gid")).select("id", *words)
+    n_distinct = distinct.count()
+    codes.unpersist()
+    m = bands if bands is not None else choose_bands(bits, threshold, n_distinct)
     widths, r = _band_widths(bits, m), threshold // m
 
     band_schema = "band int, key long, " + words_schema.replace(", q int", "")
-    index = codes.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, False)), band_schema).alias(
-        "a"
-    )
-    probe = codes.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, True)), band_schema).alias(
+    index = distinct.mapInArrow(
+        functools.partial(_map_bands, (n_words, widths, r, False)), band_schema
+    ).alias("a")
+    probe = distinct.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, True)), band_schema).alias(
         "b"
     )
     joined = index.hint("merge").join(  # the probe side is m * V rows per code: never broadcast
@@ -577,7 +588,7 @@ def dedup(
         .collect()
     )
     spark = df.sparkSession
-    comp_schema = "id string, comp string"
+    comp_schema = "gid string, comp string"
     if edges:
         names = sorted({e[0] for e in edges} | {e[1] for e in edges})
         pos = {s: k for k, s in enumerate(names)}
@@ -588,7 +599,7 @@ def dedup(
         nodes = spark.createDataFrame([(s, names[first[k]]) for k, s in enumerate(names)], comp_schema)
     else:
         nodes = spark.createDataFrame([], comp_schema)
-    members = codes.join(nodes, "id", "left").withColumn("comp", F.coalesce("comp", "id"))
+    members = grouped.join(nodes, "gid", "left").withColumn("comp", F.coalesce("comp", "gid"))
     best = Window.partitionBy("comp").orderBy(F.col("q").desc(), F.col("id").asc())
     members = members.withColumn("is_representative", F.row_number().over(best) == 1)
     reps = members.filter("is_representative").select(

@@ -463,8 +463,8 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
       auto emit = [&](std::int64_t ia, std::int64_t ib, std::int32_t d) {
         const std::uint64_t* x = codes + ia * words;
         const std::uint64_t* y = codes + ib * words;
-        if (seen_earlier(plan, c, x, y, words)) return;
         const std::uint64_t pa = perm[ia], pb = perm[ib];
+        if (sink.known(pa, pb) || seen_earlier(plan, c, x, y, words)) return;
         sink(task, std::min(pa, pb), std::max(pa, pb), d);
       };
       Gathered run;
@@ -562,6 +562,7 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
 struct PairSink {
   std::vector<std::vector<JoinPair>> parts;
   void tasks(std::int64_t count) { parts.resize(static_cast<std::size_t>(count)); }
+  static bool known(std::uint64_t, std::uint64_t) { return false; }
   void operator()(std::int64_t task, std::uint64_t a, std::uint64_t b, std::int32_t d) {
     parts[static_cast<std::size_t>(task)].push_back({a << 32 | b, d});
   }
@@ -606,6 +607,11 @@ class ConcurrentUnionFind {
 struct UnionSink {
   ConcurrentUnionFind* uf;
   void tasks(std::int64_t) {}
+  // Already one component (every pair of a dense group after its first rows): nothing to do,
+  // and cheaper to see than whether an earlier substring found the pair.
+  bool known(std::uint64_t a, std::uint64_t b) const {
+    return uf->find(static_cast<std::uint32_t>(a)) == uf->find(static_cast<std::uint32_t>(b));
+  }
   void operator()(std::int64_t, std::uint64_t a, std::uint64_t b, std::int32_t) {
     uf->unite(static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(b));
   }

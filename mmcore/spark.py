@@ -36,7 +36,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
 
 from .jobs.config import DEFAULT_MAX_BYTES, Config
-from .jobs.dedup import _BITS, _check_args
+from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
 from .jobs.schema import OK_STATUSES, SCHEMA
 from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan
@@ -491,7 +491,12 @@ def _hamming(a: str, b: str, n_words: int) -> Column:
 
 
 def dedup(
-    df: DataFrame, hash: str = "pdq", threshold: int | None = None, *, bands: int | None = None
+    df: DataFrame,
+    hash: str = "pdq",
+    threshold: int | None = None,
+    *,
+    bands: int | None = None,
+    min_quality: int | None = None,
 ) -> DataFrame:
     """Near-duplicate clusters of :func:`process`'s output (or of ``mmcore run``'s Parquet read by
     Spark): the clusters of :func:`mmcore.jobs.dedup.dedup` on the same rows, computed on the
@@ -501,8 +506,10 @@ def dedup(
     Same rules as ``mmcore dedup``: ``threshold`` (default 31 for pdq, 10 for phash) is the
     largest Hamming distance of an edge; clusters are connected components; the representative is
     the member with the highest ``pdq_quality`` (null lowest; pHash: none), ties to the smallest
-    id; the distance is to the representative. Only ``cluster_id`` differs: dense 0..C-1 in the
-    order of each cluster's smallest id (a DataFrame has no row order to number them by).
+    id; the distance is to the representative; ``min_quality`` (PDQ only): a row whose
+    ``pdq_quality`` is below it (or null) is matched with nothing, a cluster of its own. Only
+    ``cluster_id`` differs: dense 0..C-1 in the order of each cluster's smallest id (a DataFrame
+    has no row order to number them by).
 
     How (exact): the code is cut into ``bands`` bands (by default :func:`choose_bands`); two codes
     within ``threshold`` differ in some band by at most ``threshold // bands`` bits (pigeonhole),
@@ -515,11 +522,12 @@ def dedup(
     eligible codes are cached, MEMORY_AND_DISK, for the result's lifetime); the result itself is
     lazy.
 
-    Raises ValueError for a bad hash / threshold / bands (also bands so few that a code would
+    Raises ValueError for a bad hash / threshold / bands / min_quality (also bands so few that a code would
     probe more than 2**20 values of a band), a DataFrame without id, status and the hash column,
     or an id on two eligible rows (as ``mmcore dedup``).
     """
     threshold = _check_args(hash, threshold)
+    min_quality = _check_min_quality(hash, min_quality)
     need = {"id", "status", hash}
     if not need <= set(df.columns):
         raise ValueError(f"dedup needs the columns {sorted(need)} (process()'s output); it has {df.columns}")
@@ -556,10 +564,14 @@ def dedup(
     # Identical codes are one node, named by the smallest id among them (gid): the copies of one
     # placeholder image would otherwise be joined pair by pair and their edges (half a million for
     # a thousand copies) collected to the driver.
+    # A row below min_quality is matched with nothing: its own node (gid = id), out of the join.
     words = [f"w{k}" for k in range(n_words)]
-    grouped = codes.withColumn("gid", F.min("id").over(Window.partitionBy(*words)))
+    low = F.lit(False) if min_quality is None else F.col("q") < F.lit(min_quality)
+    grouped = codes.withColumn("low", low)
+    by_code = F.min("id").over(Window.partitionBy(*words, "low"))
+    grouped = grouped.withColumn("gid", F.when(F.col("low"), F.col("id")).otherwise(by_code))
     grouped = grouped.persist(StorageLevel.MEMORY_AND_DISK)
-    distinct = grouped.filter(F.col("id") == F.col("gid")).select("id", *words)
+    distinct = grouped.filter((F.col("id") == F.col("gid")) & ~F.col("low")).select("id", *words)
     n_distinct = distinct.count()
     codes.unpersist()
     m = bands if bands is not None else choose_bands(bits, threshold, n_distinct)

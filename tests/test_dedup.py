@@ -85,10 +85,17 @@ def pdq_dataset(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def oracle(ids: list[str], codes: np.ndarray, threshold: int, quality: np.ndarray | None) -> dict[str, Any]:
+def oracle(
+    ids: list[str],
+    codes: np.ndarray,
+    threshold: int,
+    quality: np.ndarray | None,
+    matched: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Brute-force answer for eligible rows in output order: clusters by union-find over every
-    pair within the threshold, numbered by first appearance, the representative (highest quality,
-    then smallest id; or smallest id), distances to it."""
+    pair within the threshold (of rows both ``matched``, default all), numbered by first
+    appearance, the representative (highest quality, then smallest id; or smallest id), distances
+    to it."""
     n = len(ids)
     if codes.ndim == 1:
         codes = codes.view(np.uint8).reshape(n, 8)
@@ -101,7 +108,10 @@ def oracle(ids: list[str], codes: np.ndarray, threshold: int, quality: np.ndarra
             x = parent[x]
         return x
 
-    for i, j in zip(*np.nonzero(np.triu(d <= threshold, k=1)), strict=True):
+    edges = np.triu(d <= threshold, k=1)
+    if matched is not None:
+        edges &= matched[:, None] & matched[None, :]
+    for i, j in zip(*np.nonzero(edges), strict=True):
         parent[find(int(i))] = find(int(j))
     groups: dict[int, list[int]] = {}
     for i in range(n):
@@ -188,9 +198,38 @@ def test_pdq_clusters_equal_brute_force(
         "largest_cluster": max(sizes),
         "clusters_with_duplicates": sum(1 for x in sizes if x > 1),
         "skipped": n_rows - len(ids),
+        "below_min_quality": 0,
         "hash": "pdq",
         "threshold": t,
+        "min_quality": None,
     }
+
+
+@pytest.mark.parametrize("min_quality", [0, 50, 80, 100])
+def test_min_quality_leaves_low_quality_rows_unmatched(
+    pdq_out: tuple[Path, dict[str, Any], np.ndarray], min_quality: int
+) -> None:
+    """Rows below min_quality are clusters of their own (even exact copies of a matched row);
+    the others are clustered as without the option; the file name and summary say so."""
+    out, data, completed = pdq_out
+    keep = np.flatnonzero(eligible(data, completed))
+    ids = [data["ids"][k] for k in keep]
+    quality = data["quality"][keep]
+    matched = quality >= min_quality
+    want = oracle(ids, data["pdq"][keep], 31, quality, matched)
+    table = dedup(out, min_quality=min_quality, threads=2)
+    check_against_oracle(table, want)
+    path = clusters_path(out, "pdq", 31, min_quality)
+    assert path.name == f"clusters-pdq-31-q{min_quality}.parquet" and pq.read_table(path).equals(table)
+    s = summary(table)
+    assert s["min_quality"] == min_quality and s["below_min_quality"] == int((~matched).sum())
+    low = {ids[k] for k in np.flatnonzero(~matched)}
+    sizes = {
+        c: n for c, n in zip(*np.unique(table["cluster_id"].to_numpy(), return_counts=True), strict=True)
+    }
+    assert all(sizes[r["cluster_id"]] == 1 for r in table.to_pylist() if r["id"] in low)
+    if min_quality == 80:  # the dataset's qualities are 40, 80, 100: some rows out, some groups kept
+        assert 0 < len(low) < len(ids) and s["clusters_with_duplicates"] > 0
 
 
 def test_pdq_dataset_has_what_the_test_needs(pdq_out: tuple[Path, dict[str, Any], np.ndarray]) -> None:
@@ -259,6 +298,11 @@ def test_bad_arguments(pdq_out: tuple[Path, dict[str, Any], np.ndarray]) -> None
         dedup(out, hash="dhash")
     with pytest.raises(ValueError, match="threads must be a positive int"):
         dedup(out, threads=0)
+    with pytest.raises(ValueError, match="min_quality applies to PDQ"):
+        dedup(out, hash="phash", min_quality=50)
+    for bad in (-1, 101, 50.0, True, "50"):
+        with pytest.raises(ValueError, match=r"min_quality must be an int in 0\.\.100"):
+            dedup(out, min_quality=bad)  # type: ignore[arg-type]
 
 
 def test_write_is_atomic(
@@ -299,6 +343,11 @@ def test_cli_prints_summary_and_path(
     assert lines[1] == str(clusters_path(out, "pdq", 12))
     assert cli(["dedup", str(out), "--hash", "phash"]) == 0  # no pHash values in this run: nothing to do
     assert capsys.readouterr().out.startswith("phash threshold 10: 0 images in 0 clusters")
+    assert cli(["dedup", str(out), "--min-quality", "80"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    s = summary(pq.read_table(clusters_path(out, "pdq", 31, 80)))
+    assert lines[0].endswith(f"; {s['below_min_quality']:,} below quality 80, not matched")
+    assert lines[1] == str(clusters_path(out, "pdq", 31, 80)) and s["below_min_quality"] > 0
 
 
 @pytest.mark.parametrize(
@@ -308,6 +357,8 @@ def test_cli_prints_summary_and_path(
         ("empty", [], "is not an mmcore run output (no _mmcore_job.json)"),
         ("run", ["--threshold", "300"], "threshold must be an int in 0..256"),
         ("phash-only", [], "run without pdq"),
+        ("run", ["--min-quality", "101"], "min_quality must be an int in 0..100"),
+        ("run", ["--hash", "phash", "--min-quality", "50"], "min_quality applies to PDQ"),
     ],
 )
 def test_cli_errors_exit_1_with_one_line(

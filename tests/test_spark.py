@@ -243,21 +243,28 @@ def clusters(table: pa.Table) -> dict[str, Any]:
     return {"sets": {frozenset(s) for s in members.values()}, "rep": rep_of, "dist": dist}
 
 
-@pytest.mark.parametrize(("hash", "bands"), [("pdq", 16), ("phash", None)])
+@pytest.mark.parametrize(
+    ("hash", "bands", "min_quality"), [("pdq", 16, None), ("phash", None, None), ("pdq", None, 80)]
+)
 def test_dedup_equals_mmcore_dedup(
-    pdq_out: tuple[Path, dict[str, Any], np.ndarray], spark: Any, hash: str, bands: int | None
+    pdq_out: tuple[Path, dict[str, Any], np.ndarray],
+    spark: Any,
+    hash: str,
+    bands: int | None,
+    min_quality: int | None,
 ) -> None:
     """test_dedup's near-duplicate groups (shard 1 not completed); pHash codes are the first 8
-    bytes of the PDQ codes (the groups stay near at 10 bits)."""
+    bytes of the PDQ codes (the groups stay near at 10 bits); min_quality 80 leaves the rows of
+    quality 40 unmatched."""
     out, data, _ = pdq_out
     threshold = 31 if hash == "pdq" else 10
     if hash == "phash":
         ph = data["pdq"][:, :8].copy().view(np.uint64).reshape(-1)
         table = run_table(data["ids"], phash=ph, status=data["status"], hash_valid=data["valid"])
         write_run_output(out, table, shard_rows=40, incomplete=[1])
-    expected = clusters(dedup_one(out, hash=hash, threshold=threshold))
+    expected = clusters(dedup_one(out, hash=hash, threshold=threshold, min_quality=min_quality))
     df = spark.read.parquet(*[str(shard_path(out, s)) for s in completed_shards(out)])
-    got_table = ms.dedup(df, hash=hash, threshold=threshold, bands=bands).toArrow()
+    got_table = ms.dedup(df, hash=hash, threshold=threshold, bands=bands, min_quality=min_quality).toArrow()
     assert got_table.schema.names == ["id", "cluster_id", "is_representative", "distance_to_representative"]
     got = clusters(got_table)
     assert got == expected
@@ -290,6 +297,8 @@ def test_choose_bands_and_bad_arguments(spark: Any) -> None:
         ms.dedup(twice, hash="phash")
     with pytest.raises(ValueError, match="bands"):
         ms.dedup(df, hash="phash", bands=0)
+    with pytest.raises(ValueError, match="min_quality applies to PDQ"):
+        ms.dedup(df, hash="phash", min_quality=50)
     # two 32-bit bands at radius 10: ~10^8 probes a code (a task ran minutes, then failed in Arrow)
     with pytest.raises(ValueError, match=r"bands=2 at threshold 20: each code probes 107,594,213 values"):
         ms.dedup(df, hash="phash", threshold=20, bands=2)

@@ -51,9 +51,27 @@ CLUSTERS_SCHEMA = pa.schema(
 )
 
 
-def clusters_path(out: str | os.PathLike[str], hash: str, threshold: int) -> Path:
-    """Where :func:`dedup` writes: ``OUT/dedup/clusters-<hash>-<threshold>.parquet``."""
-    return Path(out) / "dedup" / f"clusters-{hash}-{threshold}.parquet"
+def clusters_path(
+    out: str | os.PathLike[str], hash: str, threshold: int, min_quality: int | None = None
+) -> Path:
+    """Where :func:`dedup` writes: ``OUT/dedup/clusters-<hash>-<threshold>.parquet``, or
+    ``clusters-pdq-<threshold>-q<min_quality>.parquet`` with a ``min_quality``."""
+    suffix = "" if min_quality is None else f"-q{min_quality}"
+    return Path(out) / "dedup" / f"clusters-{hash}-{threshold}{suffix}.parquet"
+
+
+def _check_min_quality(hash: str, min_quality: int | None) -> int | None:
+    if min_quality is None:
+        return None
+    if hash != "pdq":
+        raise ValueError(f"min_quality applies to PDQ (its pdq_quality column); got hash={hash!r}")
+    if (
+        isinstance(min_quality, bool)
+        or not isinstance(min_quality, (int, np.integer))
+        or not 0 <= min_quality <= 100
+    ):
+        raise ValueError(f"min_quality must be an int in 0..100 (PDQ quality), got {min_quality!r}")
+    return int(min_quality)
 
 
 def _check_args(hash: str, threshold: int | None) -> int:
@@ -145,6 +163,7 @@ def dedup(
     hash: str = "pdq",
     threshold: int | None = None,
     threads: int | None = None,
+    min_quality: int | None = None,
 ) -> pa.Table:
     """Cluster the near-duplicates among the images of the run output ``out``, write the clusters
     to ``OUT/dedup/clusters-<hash>-<threshold>.parquet`` (atomically: temporary file, fsync,
@@ -156,7 +175,12 @@ def dedup(
     docs/near_dup_quality.md 98.3 % of mildly edited copies found, 0 false matches in 95,243
     pairs of different photos, the closest at 86 bits) and 10 for pHash (99.5 % of those copies,
     0 false matches, but the closest different photos at 12 bits: verify pHash clusters at scale).
-    ``threads``: for the join (None: every core).
+    ``threads``: for the join (None: every core). ``min_quality`` (PDQ only, 0..100): rows whose
+    ``pdq_quality`` is below it (or null) are not matched: each is a cluster of its own. PDQ
+    gives flat, featureless images (blank pages, solid colours, faint gradients) a low quality,
+    and their codes, which carry little of the image, match each other; the PDQ authors advise
+    not trusting hashes below quality 50. None (the default) matches every row. The file name
+    then ends in ``-q<min_quality>``.
 
     Every eligible image (status OK / OK_WARNING, hash not null) is on exactly one row; a singleton
     is a cluster of size 1. Columns (:data:`CLUSTERS_SCHEMA`):
@@ -184,17 +208,30 @@ def dedup(
     (31, 'out/dedup/clusters-phash-10.parquet')
     """
     threshold = _check_args(hash, threshold)
+    min_quality = _check_min_quality(hash, min_quality)
     t0 = time.perf_counter()
     rows, skipped, manifest = _eligible(out, hash)
     codes = _codes(rows[hash], hash)
     t1 = time.perf_counter()
-    index = HammingIndex(_BITS[hash], threads=threads)
-    index.add(codes)
-    res = cluster(index, r=threshold, threads=threads)  # labels in order of first appearance
-    labels, n = res.labels, len(res.labels)
     quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False) if hash == "pdq" else None
-    rep, id_rank = _representatives(labels, res.is_representative, rows["id"], quality)
-    rep_pos = np.empty(res.n_clusters, dtype=np.int64)
+    matched = (
+        np.arange(len(codes))
+        if min_quality is None or quality is None
+        else np.flatnonzero(quality >= min_quality)
+    )
+    index = HammingIndex(_BITS[hash], threads=threads)
+    index.add(codes[matched])
+    res = cluster(index, r=threshold, threads=threads)  # labels in order of first appearance
+    # Each row's cluster by its first row (a row left out of the matching is its own); numbered
+    # by those, the clusters are in order of first appearance among all rows.
+    roots = np.arange(len(codes), dtype=np.int64)
+    roots[matched] = matched[res.representatives()[res.labels]]
+    _, labels = np.unique(roots, return_inverse=True)
+    labels = labels.reshape(-1).astype(np.int64)
+    n = len(labels)
+    n_clusters = int(labels.max()) + 1 if n else 0
+    rep, id_rank = _representatives(labels, roots == np.arange(n), rows["id"], quality)
+    rep_pos = np.empty(n_clusters, dtype=np.int64)
     rep_pos[labels[rep]] = np.flatnonzero(rep)
     dist = hamming(codes, codes[rep_pos[labels]]).astype(np.int32)
     order = np.lexsort((id_rank, dist, ~rep, labels))
@@ -202,15 +239,17 @@ def dedup(
     sizes = np.bincount(labels) if n else np.empty(0, np.int64)
     stats = {
         "images": n,
-        "clusters": res.n_clusters,
-        "duplicates": n - res.n_clusters,
+        "clusters": n_clusters,
+        "duplicates": n - n_clusters,
         "largest_cluster": int(sizes.max()) if n else 0,
         "clusters_with_duplicates": int((sizes > 1).sum()),
         "skipped": skipped,
+        "below_min_quality": n - len(matched),
     }
     meta = {
         "hash": hash,
         "threshold": threshold,
+        "min_quality": min_quality,
         "summary": stats,
         "run_config_hash": manifest.get("config_hash"),
         "output_fingerprint": output_fingerprint(out),
@@ -219,7 +258,7 @@ def dedup(
     table = pa.table(
         [rows["id"].take(order), labels[order], rep[order], dist[order]], schema=CLUSTERS_SCHEMA
     ).replace_schema_metadata({b"mmcore_version": __version__.encode(), _META_KEY: json.dumps(meta).encode()})
-    path = clusters_path(out, hash, threshold)
+    path = clusters_path(out, hash, threshold, min_quality)
     path.parent.mkdir(exist_ok=True)
     write_parquet_atomic(table, path)
     return table
@@ -230,24 +269,37 @@ def summary(clusters: pa.Table) -> dict[str, Any]:
     ``images`` (eligible), ``clusters`` (singletons included), ``duplicates`` (images that are
     not their cluster's representative), ``largest_cluster`` (members), ``clusters_with_duplicates``
     (clusters of 2 or more), ``skipped`` (rows of completed shards that were not eligible: failed,
-    or without this hash), plus ``hash`` and ``threshold``. Raises ValueError for a table that
-    :func:`dedup` did not write."""
+    or without this hash), ``below_min_quality`` (eligible rows left out of the matching by
+    ``min_quality``; 0 without one), plus ``hash``, ``threshold`` and ``min_quality``. Raises
+    ValueError for a table that :func:`dedup` did not write."""
     raw = (clusters.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise ValueError("this table has no mmcore_dedup metadata: it was not written by mmcore dedup")
     meta = json.loads(raw)
-    out: dict[str, Any] = dict(meta["summary"], hash=meta["hash"], threshold=meta["threshold"])
+    out: dict[str, Any] = dict(
+        meta["summary"], hash=meta["hash"], threshold=meta["threshold"], min_quality=meta.get("min_quality")
+    )
+    out.setdefault("below_min_quality", 0)  # files written before min_quality
     return out
 
 
 def _handler(args: argparse.Namespace) -> int:
-    s = summary(dedup(args.out, hash=args.hash, threshold=args.threshold, threads=args.threads))
+    table = dedup(
+        args.out, hash=args.hash, threshold=args.threshold, threads=args.threads, min_quality=args.min_quality
+    )
+    s = summary(table)
+    low = (
+        f"; {s['below_min_quality']:,} below quality {s['min_quality']}, not matched"
+        if s["min_quality"] is not None
+        else ""
+    )
     print(
         f"{s['hash']} threshold {s['threshold']}: {s['images']:,} images in {s['clusters']:,} clusters, "
         f"{s['duplicates']:,} duplicates ({s['clusters_with_duplicates']:,} clusters of 2 or more, "
         f"the largest {s['largest_cluster']:,}); {s['skipped']:,} rows skipped (failed, or no {s['hash']})"
+        + low
     )
-    print(clusters_path(args.out, s["hash"], s["threshold"]))
+    print(clusters_path(args.out, s["hash"], s["threshold"], s["min_quality"]))
     return 0
 
 
@@ -270,6 +322,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=None,
         metavar="N",
         help="largest Hamming distance of a near-duplicate (default: pdq 31, phash 10)",
+    )
+    p.add_argument(
+        "--min-quality",
+        type=int,
+        default=None,
+        metavar="Q",
+        help="PDQ only: rows with pdq_quality below Q (0..100) are not matched, each its own cluster "
+        "(flat images' codes match each other; the PDQ authors advise 50). Default: match every row",
     )
     p.add_argument(
         "--threads", type=int_at_least(1), default=None, metavar="N", help="threads (default: all cores)"

@@ -35,6 +35,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
 
+from . import _core
 from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
@@ -483,6 +484,28 @@ def _map_bands(
             yield pa.RecordBatch.from_pydict(cols)
 
 
+def _forest(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """A spanning forest of a partition's edges (i, j): the same components from at most one
+    edge per node, (node, the smallest node of its component). A dense group of k near codes is
+    k^2 / 2 edges and leaves here as k - 1, so the driver collects O(nodes), not O(pairs).
+    The forest is folded in batch by batch: memory holds it and one batch."""
+    fa = fb = np.empty(0, dtype=object)
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        i = np.concatenate([fa, np.asarray(b.column("i").to_pylist(), dtype=object)])
+        j = np.concatenate([fb, np.asarray(b.column("j").to_pylist(), dtype=object)])
+        names, pos = np.unique(np.concatenate([i, j]), return_inverse=True)
+        pos = pos.reshape(-1).astype(np.int64)
+        roots = np.asarray(_core.union_find(len(names), pos[: len(i)].copy(), pos[len(i) :].copy()))
+        keep = np.flatnonzero(roots != np.arange(len(names)))
+        fa, fb = names[keep], names[roots[keep]]
+    if fa.size:
+        yield pa.RecordBatch.from_pydict(
+            {"i": pa.array(fa.tolist(), pa.string()), "j": pa.array(fb.tolist(), pa.string())}
+        )
+
+
 def _hamming(a: str, b: str, n_words: int) -> Column:
     return sum(
         (F.bit_count(F.col(f"{a}.w{k}").bitwiseXOR(F.col(f"{b}.w{k}"))) for k in range(n_words)),
@@ -516,11 +539,11 @@ def dedup(
     so joining each code's band values with the band values within that radius of the others
     (enumerated) finds every pair; ``bit_count`` of the XOR of the 64-bit words then keeps the
     pairs within ``threshold``. Identical codes (copies of one image) are one node in that join,
-    named by their smallest id. The edges between distinct codes are collected to the driver and
-    clustered with :func:`mmcore.cluster` (union-find): fine for near-duplicate edge counts
-    (millions), not for a threshold that links most of the corpus. Runs the join now (the
-    eligible codes are cached, MEMORY_AND_DISK, for the result's lifetime); the result itself is
-    lazy.
+    named by their smallest id. Each partition of the edges between distinct codes leaves as a
+    spanning forest (at most one edge per node: a dense group of k near codes is k - 1 edges, not
+    k^2 / 2), collected to the driver and clustered with :func:`mmcore.cluster` (union-find).
+    Runs the join now (the eligible codes are cached, MEMORY_AND_DISK, for the result's
+    lifetime); the result itself is lazy.
 
     Raises ValueError for a bad hash / threshold / bands / min_quality (also bands so few that a code would
     probe more than 2**20 values of a band), a DataFrame without id, status and the hash column,
@@ -596,7 +619,7 @@ def dedup(
         )
         .filter(F.col("d") <= threshold)
         .select("i", "j")
-        .distinct()
+        .mapInArrow(_forest, "i string, j string")
         .collect()
     )
     spark = df.sparkSession

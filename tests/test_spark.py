@@ -340,3 +340,26 @@ def test_band_rows_are_cut_into_bounded_batches(monkeypatch: pytest.MonkeyPatch)
     cut = list(ms._map_bands(spec, iter([batch])))
     assert max(b.num_rows for b in cut) <= 100 and whole.num_rows == 50 * 16 * 17
     assert sorted(pa.Table.from_batches(cut).to_pylist(), key=str) == sorted(whole.to_pylist(), key=str)
+
+
+def test_edges_leave_a_partition_as_a_spanning_forest() -> None:
+    """_forest: the same components from at most one edge per node (a dense group of 60 nodes:
+    1,770 edges in, 59 out), folded over batches, repeated and reversed edges included."""
+    dense = [(f"a{x:02d}", f"a{y:02d}") for x in range(60) for y in range(x + 1, 60)]
+    edges = [*dense, ("b1", "b2"), ("b3", "b2"), ("b2", "b1"), ("c", "d"), ("a59", "e")]
+    rng = np.random.default_rng(5)
+    edges = [edges[k] for k in rng.permutation(len(edges))]
+    batches = [
+        pa.RecordBatch.from_pydict(
+            {"i": [e[0] for e in edges[k : k + 97]], "j": [e[1] for e in edges[k : k + 97]]}
+        )
+        for k in range(0, len(edges), 97)
+    ]
+    empty = pa.RecordBatch.from_pydict({"i": pa.array([], pa.string()), "j": pa.array([], pa.string())})
+    out = pa.Table.from_batches(list(ms._forest(iter([empty, *batches])))).to_pylist()
+    assert len(out) == 59 + 1 + 2 + 1  # nodes minus components
+    root = {r["i"]: r["j"] for r in out}
+    assert len(root) == len(out)  # one edge per node, to its component's smallest node
+    assert all(root[f"a{x:02d}"] == "a00" for x in range(1, 60)) and root["e"] == "a00"
+    assert root["b2"] == root["b3"] == "b1" and root["d"] == "c"
+    assert list(ms._forest(iter([empty]))) == []

@@ -100,11 +100,12 @@ def write_run_output(
     incomplete: Sequence[int] = (),
     config: Config | None = None,
     source: str = "/fake/source",
+    first_shard: int = 0,
 ) -> list[str]:
     """Write ``table`` as the output folder of a run, cut into shards of ``shard_rows`` rows:
     the manifest, the Parquet parts and a completion record for every shard except those whose
-    number is in ``incomplete`` (their part is written but does not count). Returns the shard
-    names."""
+    number is in ``incomplete`` (their part is written but does not count); shards are numbered
+    from ``first_shard``. Returns the shard names."""
     config = config or Config()
     chash = config.config_hash()
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,7 @@ def write_run_output(
     meta = {b"mmcore_version": mmcore.__version__.encode(), b"mmcore_config_hash": chash.encode()}
     shards = []
     for k, at in enumerate(range(0, max(table.num_rows, 1), shard_rows)):
-        name = f"part-{k:05d}"
+        name = f"part-{first_shard + k:05d}"
         part = table.slice(at, shard_rows)
         pq.write_table(part.replace_schema_metadata(meta), shard_path(out, name))
         shards.append(

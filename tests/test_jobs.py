@@ -229,6 +229,18 @@ def test_webp_thumbnail_method(tmp_path: Path) -> None:
 # -- run: directory source, modes -----------------------------------------------------------------
 
 
+def test_shards_past_five_digits_keep_run_order(tmp_path: Path) -> None:
+    """part-99999 comes before part-100000 (a run of 100M files at the default shard size gets
+    there): completed_shards and read_output give the rows in run order."""
+    from jobs_fixtures import run_table, write_run_output
+
+    ids = [f"img-{k}" for k in range(9)]
+    names = write_run_output(tmp_path / "out", run_table(ids), shard_rows=3, first_shard=99_999)
+    assert names == ["part-99999", "part-100000", "part-100001"]
+    assert completed_shards(tmp_path / "out") == names
+    assert read_output(tmp_path / "out", columns=["id"])["id"].to_pylist() == ids
+
+
 def test_run_directory_every_record_once_and_resumes(tmp_path: Path) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
     blobs = make_tree(src)

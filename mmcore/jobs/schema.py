@@ -76,7 +76,17 @@ def completed_shards(out: str | os.PathLike[str]) -> list[str]:
     d = Path(out) / DONE_DIR
     if not d.is_dir():
         return []
-    return sorted(p.stem for p in d.glob("*.json") if _complete(out, p))
+    return sorted((p.stem for p in d.glob("*.json") if _complete(out, p)), key=shard_order)
+
+
+def shard_order(name: str) -> tuple[int, str]:
+    """Sort key of shard names in run order: ``part-99999`` before ``part-100000`` (names past five
+    digits grow longer, so by their number, not as strings).
+
+    >>> sorted(["part-100000", "part-99999", "part-00002"], key=shard_order)
+    ['part-00002', 'part-99999', 'part-100000']
+    """
+    return len(name), name
 
 
 def _complete(out: str | os.PathLike[str], record: Path) -> bool:

@@ -286,6 +286,44 @@ def test_most_frequent_errors(tmp_path: Path) -> None:
     assert f"Most frequent error messages ({TOP_ERRORS} of 25 distinct)" in md.replace("\\", "")
 
 
+def test_messages_naming_their_file_are_one_kind(tmp_path: Path) -> None:
+    """A lost mount: every failed record's message names its own file. The table counts them as
+    one kind (path as <path>, size as <n>), not one entry per record."""
+    rows = [
+        row(
+            f"r{k}",
+            "READ_ERROR",
+            error=f"cannot read /mnt/lost dir/{k}.jpg: No such file or directory",
+            error_stage="read",
+        )
+        for k in range(30)
+    ]
+    rows += [
+        row(
+            f"b{k}",
+            "SOURCE_ERROR",
+            error=f"/data/{k}.png is {10**6 + k:,} bytes, over the limit of 1,000,000 (max_bytes)",
+            error_stage="read",
+        )
+        for k in range(5)
+    ]
+    rows += [row("c", "CORRUPT", error="JPEG: premature end of data segment", error_stage="decode")]
+    write_output(tmp_path, {"part-00000": rows[::2], "part-00001": rows[1::2]})
+    md = (report(tmp_path).parent / "report.md").read_text().replace("\\", "")
+    errors = table_after(md_tables(md), ["records", "message", "status", "stage", "example id"])
+    assert [e[:4] for e in errors] == [
+        ["30", "cannot read <path>: No such file or directory", "READ_ERROR", "read"],
+        [
+            "5",
+            "<record> is <n> bytes, over the limit of 1,000,000 (max_bytes)",
+            "SOURCE_ERROR",
+            "read",
+        ],
+        ["1", "JPEG: premature end of data segment", "CORRUPT", "decode"],
+    ]
+    assert "Most frequent error messages (3 of 3 distinct)" in md
+
+
 def test_size_histograms(tmp_path: Path) -> None:
     rows = [row(f"s{k}", width=100, height=100, byte_size=1500) for k in range(3)]
     rows += [row(f"m{k}", width=4000, height=3000, byte_size=3_000_000) for k in range(2)]

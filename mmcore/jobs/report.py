@@ -289,6 +289,9 @@ def _scan_rows(out: Path, shards: Sequence[str], facts: Facts) -> None:
             _count_into(stages, t["error_stage"])
             failed = t.filter(pc.is_valid(t["error"]))
             if failed.num_rows:
+                failed = failed.set_column(
+                    failed.schema.get_field_index("error"), "error", _message_kind(failed["error"])
+                )
                 agg = failed.group_by("error", use_threads=False).aggregate(
                     [("id", "count"), ("id", "first"), ("status", "first"), ("error_stage", "first")]
                 )
@@ -311,6 +314,23 @@ def _scan_rows(out: Path, shards: Sequence[str], facts: Facts) -> None:
     facts.byte_sizes = _trimmed(nbytes, BYTE_EDGES, "B")
 
 
+# The messages that name their record: mmcore's read errors, "cannot read PATH: why" and "NAME is
+# N bytes, over the limit of M (max_bytes)".
+_MESSAGE_KINDS = (
+    (r"^cannot read .+: ", "cannot read <path>: "),
+    (r"^.+ is [0-9,]+ bytes, over the limit of ", "<record> is <n> bytes, over the limit of "),
+)
+
+
+def _message_kind(col: Any) -> Any:
+    """Messages with their record's path as ``<path>`` (and its size as ``<n>``): read errors name
+    the file, so a lost mount would give every failed record a message of its own (and the
+    report one table entry per record, all held in memory); this way they are one kind, counted."""
+    for pattern, replacement in _MESSAGE_KINDS:
+        col = pc.replace_substring_regex(col, pattern=pattern, replacement=replacement)
+    return col
+
+
 def _count_into(counter: Counter[str], col: Any) -> None:
     for r in pc.value_counts(col).to_pylist():
         if r["values"] is not None:
@@ -329,6 +349,31 @@ def _cluster_bins(sizes: Any) -> list[tuple[str, int]]:
     return [(lab, int(c)) for lab, c in zip(labels, counts, strict=True)]
 
 
+def _gallery_rows(t: pa.Table, clusters: Any) -> pa.Table:
+    """The first GALLERY_MEMBERS rows of each of ``clusters``: the representative, then by
+    distance (null as 0) and id. Chosen in Arrow: a placeholder image's cluster can have millions
+    of members, of which the page shows a few."""
+    sel = t.filter(pc.is_in(t["cluster_id"], value_set=clusters))
+    keys = pa.table(
+        {
+            "c": sel["cluster_id"],
+            "r": pc.fill_null(sel["is_representative"], False),
+            "d": pc.fill_null(sel["distance_to_representative"], 0),
+            "i": sel["id"],
+        }
+    )
+    order = pc.sort_indices(
+        keys, [("c", "ascending"), ("r", "descending"), ("d", "ascending"), ("i", "ascending")]
+    )
+    sel = sel.take(order)
+    cid = sel["cluster_id"].to_numpy()
+    if cid.size == 0:
+        return sel
+    start = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]])
+    rank = np.arange(cid.size) - np.repeat(start, np.diff(np.r_[start, cid.size]))
+    return sel.filter(pa.array(rank < GALLERY_MEMBERS))
+
+
 def _clustering(path: Path, groups: int, fingerprint: str) -> Clustering:
     f = _parquet(path, _CLUSTER_COLUMNS, "mmcore dedup")
     try:
@@ -342,16 +387,14 @@ def _clustering(path: Path, groups: int, fingerprint: str) -> Clustering:
     size_arr = sizes["id_count"].to_numpy()
     multi = sizes.filter(pc.greater_equal(sizes["id_count"], 2))
     top = multi.sort_by([("id_count", "descending"), ("cluster_id", "ascending")]).slice(0, groups)
-    members = t.filter(pc.is_in(t["cluster_id"], value_set=top["cluster_id"])).to_pylist()
     by_cluster: dict[Any, list[Member]] = {}
-    for r in members:
+    for r in _gallery_rows(t, top["cluster_id"]).to_pylist():
         d = r["distance_to_representative"]
         m = Member(str(r["id"]), bool(r["is_representative"]), None if d is None else int(d))
         by_cluster.setdefault(r["cluster_id"], []).append(m)
     gallery = []
     for cid, n in zip(top["cluster_id"].to_pylist(), top["id_count"].to_pylist(), strict=True):
-        ms = sorted(by_cluster[cid], key=lambda m: (not m.representative, m.distance or 0, m.id))
-        gallery.append(Group(str(cid), int(n), ms[:GALLERY_MEMBERS]))
+        gallery.append(Group(str(cid), int(n), by_cluster[cid]))
     name = path.stem.removeprefix("clusters-")
     return Clustering(
         name=name,

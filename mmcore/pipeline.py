@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -250,7 +250,7 @@ def _tar_is_clean(path: str) -> bool:
     import posixpath
     import tarfile
 
-    from .jobs.sources import _bad_member, _member_is_image, ends_cleanly
+    from .jobs.sources import _bad_member, _member_is_image, ends_cleanly, forget_members
 
     try:
         path.encode("utf-8")
@@ -262,6 +262,7 @@ def _tar_is_clean(path: str) -> bool:
     try:
         with tarfile.open(path, "r:") as tf:
             for m in tf:
+                forget_members(tf)
                 if _bad_member(m) is not None or m.name in names or "path" in m.pax_headers:
                     return False
                 names.add(m.name)
@@ -500,6 +501,7 @@ class ImagePipeline:
         root: str = "",
     ) -> Iterator[Any]:
         done = 0
+        tar_set = frozenset(tars or ())
         try:
             while total is None or done < total:
                 try:
@@ -519,7 +521,7 @@ class ImagePipeline:
                         bytes(np.asarray(raw["source_info"][i])).decode("utf-8", "replace") for i in range(n)
                     ]
                     assert tars is not None
-                    ids, overrides = [_wds_id(s, tars, root) for s in info], [None] * n
+                    ids, overrides = [_wds_id(s, tar_set, root) for s in info], [None] * n
                 done += n
                 yield self._batch(raw, n, ids, overrides)
         finally:
@@ -664,15 +666,20 @@ class _ArrowFeed:
                 yield arrays
 
 
-def _wds_id(source_info: str, tars: list[str], root: str = "") -> str:
+def _wds_id(source_info: str, tars: Collection[str], root: str = "") -> str:
     """``<tar path relative to root>/<member>`` (mmcore run's tar ids) from DALI's
-    ``<tar path>:<offset>:<member>``."""
+    ``<tar path>:<offset>:<member>``. ``tars``: a set (a list is searched one by one). The tar is
+    the prefix before some ``:`` (a path may hold ``:`` too): a lookup per ``:``, not per tar."""
     from .jobs.sources import id_prefix
 
-    for t in tars:
-        if source_info.startswith(t + ":"):
-            _, member = source_info[len(t) + 1 :].split(":", 1)
-            return f"{id_prefix(t, root)}/{member}"
+    at = source_info.find(":")
+    while at >= 0:
+        t = source_info[:at]
+        if t in tars:
+            rest = source_info[at + 1 :].split(":", 1)
+            if len(rest) == 2 and rest[0].isdigit():
+                return f"{id_prefix(t, root)}/{rest[1]}"
+        at = source_info.find(":", at + 1)
     return source_info
 
 

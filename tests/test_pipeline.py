@@ -779,3 +779,14 @@ print("done")
     outs = _run(pipe, 1)
     np.testing.assert_array_equal(outs[0][0], mmcore.decode(flat / "flat.jpg"))
     assert int(outs[1][0]) == mmcore.Status.OK
+
+
+def test_wds_ids_from_source_info_by_lookup() -> None:
+    """DALI's ``<tar>:<offset>:<member>`` to mmcore run's ``<tar relative to root>/<member>``, with
+    ``:`` in the tar path and in the member name, by a set lookup (a scan of the tar list per
+    sample cost 9.6 ms with 100k tars)."""
+    tars = frozenset({"/d/a.tar", "/d/x:y.tar", "/d/x"})
+    assert mp._wds_id("/d/a.tar:1536:0001.jpg", tars, "/d") == "a.tar/0001.jpg"
+    assert mp._wds_id("/d/x:y.tar:512:m:1.jpg", tars, "/d") == "x:y.tar/m:1.jpg"
+    assert mp._wds_id("/d/x:0:k.png", tars, "/d") == "x/k.png"
+    assert mp._wds_id("/e/b.tar:0:k.png", tars, "/d") == "/e/b.tar:0:k.png"  # not a known tar: as given

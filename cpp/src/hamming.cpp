@@ -38,6 +38,8 @@ using detail::kMaxSubstringBits;
 using detail::kScanQueries;
 using detail::make_plan;
 using detail::MihPlan;
+using detail::PairSample;
+using detail::sample_pairs;
 using detail::seen_earlier;
 using detail::substring_of;
 
@@ -710,7 +712,8 @@ void run_join(Backend backend, const std::uint64_t* base, std::int64_t n, std::i
   const HammingKernels kern = detail::hamming_kernels(backend);
   const int bits = 64 * words;
   const CostModel cm(words);
-  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm);
+  const PairSample sample = sample_pairs(base, n, base, n, words);
+  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm, kMaxSubstringBits, &sample);
   method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2, bits,
                           r, &plan);
   set_stats(stats, method, plan);
@@ -789,7 +792,9 @@ void hamming_radius(const std::uint64_t* base, const std::int64_t* ids, std::int
   const HammingKernels kern = detail::hamming_kernels(backend);
   const int bits = 64 * words;
   const CostModel cm(words);
-  MihPlan plan = best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm);
+  const PairSample sample = sample_pairs(queries, nq, base, n, words);
+  MihPlan plan =
+      best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm, kMaxSubstringBits, &sample);
   method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(nq), bits, r,
                           &plan);
   set_stats(&out->stats, method, plan);

@@ -104,13 +104,18 @@ struct CostModel {
   double slot;         // one offsets entry cleared, summed and shifted (and its page faulted in)
   double probe_small;  // one bucket looked up, tables of <= 2^17 slots
   double probe_large;  // the same in a larger table
+  double gather = 0;   // radius search: one candidate copied into the query's run (its code and
+                       // position); a join gathers once per bucket, for all of the bucket's rows
   explicit CostModel(std::int32_t words)
       : pair_brute(words == 1 ? 0.5 : 2.5),
         pair_mih(words == 1 ? 0.8 : 2.5),
         build(25.0),
         slot(10.0),
         probe_small(3.0),
-        probe_large(15.0) {}
+        probe_large(15.0),
+        // 2.3 ns a candidate in all on crowded colorhash codes (Sapphire Rapids, 2 threads,
+        // 2.6e8 candidates), 0.8 of it the distance.
+        gather(words == 1 ? 1.5 : 3.0) {}
   CostModel(double pair_brute_, double pair_mih_, double build_, double slot_, double probe_small_,
             double probe_large_)
       : pair_brute(pair_brute_),
@@ -129,10 +134,54 @@ inline bool plan_usable(const MihPlan& p) {
   return true;
 }
 
+/// XORs of sampled pairs of codes (query, base) or (base, base), `words` words each: what the
+/// codes look like to a plan. Uniform codes meet in a substring's ball at the rate vol / slots;
+/// codes with fixed bits (a 42-bit colorhash in a 64-bit index, 32-bit codes in uint64) or a
+/// common value meet far more often, and a plan costed as uniform would scan most of the base per
+/// query. Deterministic: fixed strides, no random state.
+struct PairSample {
+  std::vector<std::uint64_t> xors;
+  std::int32_t words = 0;
+  std::int64_t count() const { return words > 0 ? static_cast<std::int64_t>(xors.size()) / words : 0; }
+};
+
+inline PairSample sample_pairs(const std::uint64_t* a, std::int64_t na, const std::uint64_t* b,
+                               std::int64_t nb, std::int32_t words, std::int64_t pairs = 4096) {
+  PairSample ps;
+  ps.words = words;
+  if (na < 1 || nb < 2) return ps;
+  ps.xors.reserve(static_cast<std::size_t>(pairs * words));
+  for (std::int64_t i = 0; i < pairs; ++i) {
+    const std::int64_t x =
+        static_cast<std::int64_t>((static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull) >> 11) % na;
+    std::int64_t y =
+        static_cast<std::int64_t>((static_cast<std::uint64_t>(i) * 0xC2B2AE3D27D4EB4Full + 1) >> 11) % nb;
+    if (a == b && y == x) y = (y + 1) % nb;  // a self-join's pairs are of two rows
+    for (std::int32_t w = 0; w < words; ++w) ps.xors.push_back(a[x * words + w] ^ b[y * words + w]);
+  }
+  return ps;
+}
+
+/// The rate at which a pair meets in substring (lo, len) within `radius`: vol / slots (uniform
+/// codes) unless the sample shows at least 8 such pairs and 4 times that rate, then the sampled
+/// rate. Uniform codes almost never pass that test (at 4x the expected count), so their plans
+/// do not move with sampling noise.
+inline double meet_rate(const PairSample* ps, int lo, int len, int radius) {
+  const double uniform = ball_volume(len, radius) / std::ldexp(1.0, len);
+  if (ps == nullptr || ps->count() == 0) return uniform;
+  std::int64_t hits = 0;
+  for (std::int64_t i = 0; i < ps->count(); ++i) {
+    hits += popcount32(substring_of(ps->xors.data() + i * ps->words, lo, len)) <= radius ? 1 : 0;
+  }
+  const double rate = static_cast<double>(hits) / static_cast<double>(ps->count());
+  return hits >= 8 && rate > 4 * uniform ? rate : uniform;
+}
+
 /// Model cost of a plan for nq queries against n codes, or for the self-join of n codes when
 /// nq < 0: per searched substring, each query (join: each non-empty bucket) probes the ball of
-/// buckets around its substring; pairs are counted as for uniform codes.
-inline void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm) {
+/// buckets around its substring; pairs are counted as for uniform codes, or at the rate a sample
+/// of pairs shows where the codes are far from uniform.
+inline void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm, const PairSample* ps = nullptr) {
   p->cost = 0;
   p->candidates = 0;
   for (int c = 0; c < p->m; ++c) {
@@ -140,23 +189,24 @@ inline void cost_plan(MihPlan* p, double n, double nq, const CostModel& cm) {
     const double slots = std::ldexp(1.0, p->len[c]);
     const double vol = ball_volume(p->len[c], p->radius[c]);
     const double probers = nq < 0 ? slots * (1 - std::exp(-n / slots)) : nq;
-    const double pairs = (nq < 0 ? n / 2 : nq) * n * vol / slots;
+    const double pairs = (nq < 0 ? n / 2 : nq) * n * meet_rate(ps, p->lo[c], p->len[c], p->radius[c]);
     p->candidates += pairs;
-    p->cost += cm.build * n + cm.slot * slots + cm.probe(p->len[c]) * probers * vol + cm.pair_mih * pairs;
+    const double per_pair = cm.pair_mih + (nq < 0 ? 0.0 : cm.gather);
+    p->cost += cm.build * n + cm.slot * slots + cm.probe(p->len[c]) * probers * vol + per_pair * pairs;
   }
 }
 
 /// The cheapest usable plan (by the model) with substrings of at most max_len bits, or m = 0 when
 /// none is usable.
 inline MihPlan best_plan(int bits, int r, double n, double nq, const CostModel& cm,
-                         int max_len = kMaxSubstringBits) {
+                         int max_len = kMaxSubstringBits, const PairSample* ps = nullptr) {
   MihPlan best;
   best.cost = std::numeric_limits<double>::infinity();
   // m > r + 1 is a plan too: only the first r + 1 (shorter) substrings are searched, within 0.
   for (int m = 1; m <= bits / 4 && m <= kMihMaxSubstrings; ++m) {
     MihPlan p = make_plan(bits, m, r);
     if (!plan_usable(p) || p.len[0] > max_len) continue;
-    cost_plan(&p, n, nq, cm);
+    cost_plan(&p, n, nq, cm, ps);
     if (p.cost < best.cost) best = p;
   }
   if (!std::isfinite(best.cost)) best.m = 0;

@@ -484,25 +484,48 @@ def _map_bands(
             yield pa.RecordBatch.from_pydict(cols)
 
 
+#: Edges _forest gathers before folding them into its forest (or the forest's size, if larger).
+_FOREST_FOLD = 1 << 20
+
+
+def _fold(forest: tuple[Any, Any], pending: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """The spanning forest of ``forest``'s edges and the ``pending`` ones: (node, the smallest node
+    of its component) for every node that is not that smallest node."""
+    i = np.concatenate([forest[0], *(p[0] for p in pending)])
+    j = np.concatenate([forest[1], *(p[1] for p in pending)])
+    names, pos = np.unique(np.concatenate([i, j]), return_inverse=True)
+    pos = pos.reshape(-1).astype(np.int64)
+    roots = np.asarray(_core.union_find(len(names), pos[: len(i)].copy(), pos[len(i) :].copy()))
+    keep = np.flatnonzero(roots != np.arange(len(names)))
+    return names[keep], names[roots[keep]]
+
+
 def _forest(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """A spanning forest of a partition's edges (i, j): the same components from at most one
     edge per node, (node, the smallest node of its component). A dense group of k near codes is
-    k^2 / 2 edges and leaves here as k - 1, so the driver collects O(nodes), not O(pairs).
-    The forest is folded in batch by batch: memory holds it and one batch."""
-    fa = fb = np.empty(0, dtype=object)
+    k^2 / 2 edges and leaves here as k - 1. Edges are folded in once at least _FOREST_FOLD of
+    them (or as many as the forest holds) have come: memory is the forest and that many edges,
+    and each fold's sort is paid for by the edges it takes in."""
+    forest: tuple[Any, Any] = (np.empty(0, dtype=object), np.empty(0, dtype=object))
+    pending: list[tuple[Any, Any]] = []
+    waiting = 0
     for b in batches:
         if b.num_rows == 0:
             continue
-        i = np.concatenate([fa, np.asarray(b.column("i").to_pylist(), dtype=object)])
-        j = np.concatenate([fb, np.asarray(b.column("j").to_pylist(), dtype=object)])
-        names, pos = np.unique(np.concatenate([i, j]), return_inverse=True)
-        pos = pos.reshape(-1).astype(np.int64)
-        roots = np.asarray(_core.union_find(len(names), pos[: len(i)].copy(), pos[len(i) :].copy()))
-        keep = np.flatnonzero(roots != np.arange(len(names)))
-        fa, fb = names[keep], names[roots[keep]]
-    if fa.size:
+        pending.append(
+            (
+                np.asarray(b.column("i").to_pylist(), dtype=object),
+                np.asarray(b.column("j").to_pylist(), dtype=object),
+            )
+        )
+        waiting += b.num_rows
+        if waiting >= max(_FOREST_FOLD, len(forest[0])):
+            forest, pending, waiting = _fold(forest, pending), [], 0
+    if pending:
+        forest = _fold(forest, pending)
+    if forest[0].size:
         yield pa.RecordBatch.from_pydict(
-            {"i": pa.array(fa.tolist(), pa.string()), "j": pa.array(fb.tolist(), pa.string())}
+            {"i": pa.array(forest[0].tolist(), pa.string()), "j": pa.array(forest[1].tolist(), pa.string())}
         )
 
 
@@ -541,7 +564,8 @@ def dedup(
     pairs within ``threshold``. Identical codes (copies of one image) are one node in that join,
     named by their smallest id. Each partition of the edges between distinct codes leaves as a
     spanning forest (at most one edge per node: a dense group of k near codes is k - 1 edges, not
-    k^2 / 2), collected to the driver and clustered with :func:`mmcore.cluster` (union-find).
+    k^2 / 2), the forests are folded into one in a single task, collected to the driver and
+    clustered with :func:`mmcore.cluster` (union-find).
     Runs the join now (the eligible codes are cached, MEMORY_AND_DISK, for the result's
     lifetime); the result itself is lazy.
 
@@ -620,6 +644,8 @@ def dedup(
         .filter(F.col("d") <= threshold)
         .select("i", "j")
         .mapInArrow(_forest, "i string, j string")
+        .repartition(1)  # the partitions' forests folded into one: a dense group spread over P
+        .mapInArrow(_forest, "i string, j string")  # partitions would send P (k - 1) edges
         .collect()
     )
     spark = df.sparkSession

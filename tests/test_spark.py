@@ -342,7 +342,7 @@ def test_band_rows_are_cut_into_bounded_batches(monkeypatch: pytest.MonkeyPatch)
     assert sorted(pa.Table.from_batches(cut).to_pylist(), key=str) == sorted(whole.to_pylist(), key=str)
 
 
-def test_edges_leave_a_partition_as_a_spanning_forest() -> None:
+def test_edges_leave_a_partition_as_a_spanning_forest(monkeypatch: pytest.MonkeyPatch) -> None:
     """_forest: the same components from at most one edge per node (a dense group of 60 nodes:
     1,770 edges in, 59 out), folded over batches, repeated and reversed edges included."""
     dense = [(f"a{x:02d}", f"a{y:02d}") for x in range(60) for y in range(x + 1, 60)]
@@ -357,6 +357,8 @@ def test_edges_leave_a_partition_as_a_spanning_forest() -> None:
     ]
     empty = pa.RecordBatch.from_pydict({"i": pa.array([], pa.string()), "j": pa.array([], pa.string())})
     out = pa.Table.from_batches(list(ms._forest(iter([empty, *batches])))).to_pylist()
+    monkeypatch.setattr(ms, "_FOREST_FOLD", 50)  # folds along the way: the same forest
+    assert pa.Table.from_batches(list(ms._forest(iter([empty, *batches])))).to_pylist() == out
     assert len(out) == 59 + 1 + 2 + 1  # nodes minus components
     root = {r["i"]: r["j"] for r in out}
     assert len(root) == len(out)  # one edge per node, to its component's smallest node

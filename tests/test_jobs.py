@@ -772,6 +772,29 @@ def test_a_parquet_id_column_that_repeats_an_id_is_refused_before_anything_is_wr
     assert "no column 'uid'" in rows["b.parquet#"]["error"]
 
 
+def test_repeated_ids_are_counted_in_arrow_and_named_in_python(tmp_path: Path) -> None:
+    """repeated_id counts string / integer ids in Arrow (100M ids in a Python set took ~19 GB);
+    a repeat, or an id column of another type, goes to the pass that names both places."""
+    from mmcore.jobs.sources import plan, repeated_id
+
+    src = tmp_path / "src"
+    src.mkdir()
+    good = jpeg_bytes(3)
+    (src / "x.jpg").write_bytes(good)
+    pq.write_table(pa.table({"id": ["a", None, "b"], "bytes": [good] * 3}), src / "a.parquet")
+    pq.write_table(pa.table({"id": [7, None], "bytes": [good] * 2}), src / "b.parquet")
+    assert repeated_id(plan(str(src), 10)[0]) is None  # nulls are not ids
+    pq.write_table(pa.table({"id": ["c", "x.jpg"], "bytes": [good] * 2}), src / "c.parquet")
+    msg = repeated_id(plan(str(src), 10)[0])
+    assert msg is not None and "the id 'x.jpg' is on the file x.jpg and on row 1 of c.parquet" in msg
+    (src / "c.parquet").unlink()
+    pq.write_table(pa.table({"id": [1.5, 2.5], "bytes": [good] * 2}), src / "d.parquet")
+    assert repeated_id(plan(str(src), 10)[0]) is None  # float ids: the Python pass
+    pq.write_table(pa.table({"id": [2.5], "bytes": [good]}), src / "e.parquet")
+    msg = repeated_id(plan(str(src), 10)[0])
+    assert msg is not None and "the id '2.5' is on row 1 of d.parquet and on row 0 of e.parquet" in msg
+
+
 def test_retry_failed_keeps_every_row_when_ids_repeat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -145,8 +145,10 @@ def _representatives(
     multi = np.flatnonzero(np.bincount(labels, minlength=1)[labels] > 1) if n else np.empty(0, np.int64)
     if multi.size == 0:
         return first, id_rank
-    names = np.array(ids.take(pa.array(multi)).to_pylist(), dtype=object)
-    id_rank[multi] = np.unique(names, return_inverse=True)[1].reshape(-1)
+    # Ranked in Arrow (UTF-8 byte order is str order): with np.unique over Python strings this
+    # function took 33.7 s for 8M members of multi-image clusters, now 8.7 s.
+    names = ids.take(pa.array(multi))
+    id_rank[multi] = pc.rank(names, sort_keys="ascending", tiebreaker="dense").to_numpy() - 1
     score = np.zeros(multi.size, dtype=np.int64) if quality is None else quality[multi].astype(np.int64)
     order = multi[np.lexsort((id_rank[multi], -score, labels[multi]))]  # by cluster, best first
     head = np.ones(order.size, dtype=bool)

@@ -76,6 +76,7 @@ _INT4_QUANTILE = 0.003
 _QUANTILE_SAMPLE = 50_000  # rows int4's quantiles look at (0.3 % of them is 150 rows)
 _TRAIN_SAMPLE = 200_000  # rows train() looks at; per-dimension ranges settle long before that
 _BATCH = 65_536  # rows converted / encoded per step in add()
+_QUERY_BLOCK = 4_096  # queries scored per step in search(): bounds its temporaries
 _MAX_DIM = 65_536  # code dimensions the C++ kernels take
 
 
@@ -953,6 +954,21 @@ class QuantizedIndex:
         qf = self._prepare(q, "queries")
         t = _threads(threads)
         m = min(max(rerank, k), self._n) if rerank else k
+        if len(qf) <= _QUERY_BLOCK:
+            return self._search_block(qf, k, m, rerank, t, p)
+        # Blocks of queries: the temporaries (float64 query copies, the (Q, m) candidate scores,
+        # the kernels' candidate buffers) take 8-15x the queries' own size, for the block only.
+        scores_out = np.empty((len(qf), k), dtype=np.float32)
+        ids_out = np.empty((len(qf), k), dtype=np.int64)
+        for at in range(0, len(qf), _QUERY_BLOCK):
+            end = min(at + _QUERY_BLOCK, len(qf))
+            scores_out[at:end], ids_out[at:end] = self._search_block(qf[at:end], k, m, rerank, t, p)
+        return scores_out, ids_out
+
+    def _search_block(
+        self, qf: npt.NDArray[np.float32], k: int, m: int, rerank: int, t: int, p: QuantParams
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """search of checked queries qf: m candidates by code score, reranked to k when asked."""
         codes = self._codes[: self._n]
         if self._codec == "binary":
             dist, pos = _core.quant_score_binary(codes, p.encode(qf, t), m, t)

@@ -883,7 +883,9 @@ class QuantizedIndex:
     @_exclusive
     def remove(self, ids: Any) -> int:
         """Drop every vector whose id is in ``ids``; returns how many were removed. The others
-        keep their ids."""
+        keep their ids. Each call rewrites the index into new buffers (O(n) time, and the kept
+        rows' size on top of the index while it runs): remove many ids in one call, not one by
+        one."""
         raw = np.asarray(ids).reshape(-1)
         drop = _ids_array(raw, raw.shape[0])  # integers that fit int64, not 10.7 or 2**64 - 1
         if self._n == 0 or drop.size == 0:
@@ -898,19 +900,23 @@ class QuantizedIndex:
         at = np.flatnonzero(keep)
         m = len(at)
         cap = max(m, 1)
+        # Each buffer is gathered in slices: a whole fancy-indexed copy first would be a second
+        # temporary of the index's size.
         codes = _aligned_empty((cap, self.code_width), self._code_dtype)
-        codes[:m] = self._codes[: self._n][at]
         ids_buf = _aligned_empty(cap, np.int64)
-        ids_buf[:m] = self._ids_now()[at]
-        norms = None
-        if self._norms_buf is not None:
-            norms = _aligned_empty(cap, np.float32)
-            norms[:m] = self._norms_buf[: self._n][at]
+        norms = None if self._norms_buf is None else _aligned_empty(cap, np.float32)
         floats = file = None
         if self._float_buf is not None:
             floats, file = self._fresh_floats(cap)
-            for i in range(0, m, _BATCH):
-                floats[i : i + _BATCH] = self._float_buf[at[i : i + _BATCH]]
+        ids_now = self._ids_now()
+        for i in range(0, m, _BATCH):
+            rows = at[i : i + _BATCH]
+            codes[i : i + _BATCH] = self._codes[rows]
+            ids_buf[i : i + _BATCH] = ids_now[rows]
+            if norms is not None and self._norms_buf is not None:
+                norms[i : i + _BATCH] = self._norms_buf[rows]
+            if floats is not None and self._float_buf is not None:
+                floats[i : i + _BATCH] = self._float_buf[rows]
         self._codes, self._ids_buf, self._norms_buf, self._n = codes, ids_buf, norms, m
         if floats is not None:
             old, self._float_buf, self._float_file = self._float_file, floats, file

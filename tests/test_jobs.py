@@ -274,11 +274,17 @@ def test_run_directory_every_record_once_and_resumes(tmp_path: Path) -> None:
     assert all(r["phash"] is None for r in rows_by_id(out).values())
 
 
-def test_retry_failed_reprocesses_only_failures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("merge_rows", [4096, 1])
+def test_retry_failed_reprocesses_only_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, merge_rows: int
+) -> None:
+    """The retried rows replace the old ones in place (the old part merged a batch at a time)."""
+    monkeypatch.setattr(runner_mod, "_MERGE_ROWS", merge_rows)
     src, out = tmp_path / "src", tmp_path / "out"
     blobs = make_tree(src, n=6)
     run(str(src), out, Config(shard_size=3), progress=None)
     before = rows_by_id(out)
+    order = read_output(out, columns=["id"])["id"].to_pylist()
     assert before["bad/corrupt.jpg"]["status"] == "CORRUPT"
     (src / "bad" / "corrupt.jpg").write_bytes(jpeg_bytes(7))  # fixed at the source
     s = run(str(src), out, Config(shard_size=3, mode="retry-failed"), progress=None)
@@ -288,6 +294,7 @@ def test_retry_failed_reprocesses_only_failures(tmp_path: Path) -> None:
     for k in blobs:
         if not k.startswith("bad/"):
             assert after[k] == before[k]
+    assert read_output(out, columns=["id"])["id"].to_pylist() == order
 
 
 # -- other sources --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -387,7 +388,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         before = dict(proc.stage_seconds)
         batches = counted(_inputs(shard, config, proc, only, summary))
         if only is not None:
-            batches = iter([_merge_retry(outp, shard, batches)])
+            batches = _merge_retry(outp, shard, batches)
             # The old completion record goes before the part is replaced: a kill in between leaves
             # the shard incomplete (redone by the next run), never a record that describes another part.
             with contextlib.suppress(FileNotFoundError):
@@ -438,20 +439,33 @@ def _changed_inputs(out: Path, shard: Shard, stats: dict[str, list[str]]) -> set
     return {text(f) for f, a, b in zip(shard.files, was, now, strict=True) if a != b}
 
 
-def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
-    """The shard's rows with the retried records replaced by their new rows (same order)."""
-    old = pq.read_table(shard_path(out, shard.name))
+def _merge_retry(out: Path, shard: Shard, fresh: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The shard's rows with the retried records replaced by their new rows (same order), a batch
+    of the old part at a time: a tar or Parquet file is one shard however large, and the whole
+    part as Python rows took ~10 kB a row."""
+    new = pa.Table.from_batches(list(fresh))  # the retried records only
     # By occurrence, not by id alone: ids from a Parquet id column can repeat, and the k-th old row
     # of an id is the k-th record of that id read again (the source is read in the same order).
-    new_rows: dict[str, collections.deque[dict[str, Any]]] = {}
-    for b in fresh:
-        for r in b.to_pylist():
-            new_rows.setdefault(r["id"], collections.deque()).append(r)
-    rows = []
-    for r in old.to_pylist():
-        q = new_rows.get(r["id"])
-        rows.append(q.popleft() if q else r)
-    return pa.RecordBatch.from_pylist(rows, schema=old.schema)
+    queues: dict[str, collections.deque[int]] = {}
+    for k, rid in enumerate(new["id"].to_pylist() if new.num_rows else []):
+        queues.setdefault(rid, collections.deque()).append(k)
+    part = pq.ParquetFile(shard_path(out, shard.name), buffer_size=8 << 20, pre_buffer=False)
+    schema = part.schema_arrow
+    new = new.select(schema.names).cast(schema) if new.num_rows else new
+    for batch in part.iter_batches(batch_size=_MERGE_ROWS):
+        ids = batch.column("id").to_pylist()
+        take = np.arange(len(ids), dtype=np.int64)
+        for r, rid in enumerate(ids):
+            q = queues.get(rid)
+            if q:
+                take[r] = len(ids) + q.popleft()
+        old = pa.Table.from_batches([batch], schema=schema)
+        both = pa.concat_tables([old, new]) if new.num_rows else old
+        yield from both.take(pa.array(take)).combine_chunks().to_batches()
+
+
+#: Rows of the old part merged per step by a retry.
+_MERGE_ROWS = 4_096
 
 
 # -- command line ---------------------------------------------------------------------------------

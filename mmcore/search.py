@@ -197,11 +197,12 @@ def _check_size(path: str, size: int, expect: int, items: str) -> None:
 
 def _grown_capacity(buf: npt.NDArray[Any], need: int) -> int:
     """The row count to regrow buf to so that it holds need rows and can be written (doubling; a
-    read-only, memory-mapped buffer is copied at its size), or 0 when buf already does."""
+    read-only, memory-mapped buffer is copied at its size plus an eighth, so that the adds after
+    the first do not copy it all again), or 0 when buf already does."""
     cap = buf.shape[0]
     if need <= cap and buf.flags.writeable:
         return 0
-    return max(need, 2 * cap if buf.flags.writeable else need, 1024)
+    return max(need, 2 * cap if buf.flags.writeable else need + need // 8, 1024)
 
 
 _ALIGN = 64

@@ -89,14 +89,17 @@ def _check_args(hash: str, threshold: int | None) -> int:
     return int(threshold)
 
 
-def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, dict[str, Any]]:
+def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, Any]:
     """(rows with an OK / OK_WARNING status and a non-null hash, in output order; count of the
-    other rows; the manifest). Raises for a folder that is not a run's output, a run without this
+    other rows; the run's config hash: not the manifest, which lists every file of a folder source
+    and would be held through the join). Raises for a folder that is not a run's output, a run without this
     hash, an id on two eligible rows."""
     if not Path(out).is_dir():
         raise FileNotFoundError(f"{os.fspath(out)}: no such folder (give the OUT folder of `mmcore run`)")
     manifest = read_manifest(out)
     config = manifest.get("config") or {}
+    config_hash = manifest.get("config_hash")
+    del manifest
     hashes = config.get("hashes")
     if hashes is not None and hash not in hashes:
         raise ValueError(
@@ -114,7 +117,7 @@ def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, di
             f"{os.fspath(out)}: id {twice!r} is on more than one eligible row; "
             "ids must be unique within a run's output"
         )
-    return kept, table.num_rows - kept.num_rows, manifest
+    return kept, table.num_rows - kept.num_rows, config_hash
 
 
 def _codes(column: pa.ChunkedArray, hash: str) -> npt.NDArray[Any]:
@@ -212,7 +215,7 @@ def dedup(
     threshold = _check_args(hash, threshold)
     min_quality = _check_min_quality(hash, min_quality)
     t0 = time.perf_counter()
-    rows, skipped, manifest = _eligible(out, hash)
+    rows, skipped, config_hash = _eligible(out, hash)
     codes = _codes(rows[hash], hash)
     t1 = time.perf_counter()
     quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False) if hash == "pdq" else None
@@ -253,7 +256,7 @@ def dedup(
         "threshold": threshold,
         "min_quality": min_quality,
         "summary": stats,
-        "run_config_hash": manifest.get("config_hash"),
+        "run_config_hash": config_hash,
         "output_fingerprint": output_fingerprint(out),
         "seconds": {"read": round(t1 - t0, 3), "cluster": round(t2 - t1, 3)},
     }

@@ -135,6 +135,23 @@ def test_batches_and_training_sample_equal_whole_array_calls(
     np.testing.assert_array_equal(again.codes, index.codes)
 
 
+def test_search_reads_queries_a_batch_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries are read and searched in batches (not read whole): the same table as the whole
+    array searched at once, from .npy and Parquet, across reader and search batch edges."""
+    x, q = vectors(300, 64), vectors(11, 64, seed=2)
+    np.save(tmp_path / "emb.npy", x)
+    np.save(tmp_path / "q.npy", q)
+    pq.write_table(pa.table({"v": list_column(q, "list")}), tmp_path / "q.parquet", row_group_size=2)
+    build(tmp_path / "emb.npy", tmp_path / "e.mmq", keep_float=True)
+    want_s, want_i = direct(x, q, 4, rerank=8)
+    monkeypatch.setattr(index_cmd, "_BATCH", 4)
+    monkeypatch.setattr(index_cmd, "_QUERY_BATCH", 3)
+    for name in ("q.npy", "q.parquet"):
+        scores, got = as_arrays(search(tmp_path / "e.mmq", tmp_path / name, k=4, rerank=8), 11, 4)
+        np.testing.assert_array_equal(got, want_i)
+        np.testing.assert_array_equal(scores, want_s)
+
+
 @pytest.mark.parametrize("kind", ["list", "large", "fixed"])
 def test_parquet_folder_with_ids_equals_direct_search(tmp_path: Path, kind: str) -> None:
     x, q = vectors(500, 96), vectors(6, 96, seed=3)

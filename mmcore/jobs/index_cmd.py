@@ -395,11 +395,14 @@ def search(
         raise ValueError(f"INDEX {os.fspath(index_path)}: not a regular file")
     index = QuantizedIndex.load(index_path)
     src = VectorFile(queries, column=column, name="QUERIES")
-    q = src.read_all(nonzero=index.metric == "cos", bounded=index.metric != "cos")
-    if src.dim is not None and src.dim != index.dim:
-        raise ValueError(
-            f"QUERIES have dimension {src.dim}, the index holds vectors of dimension {index.dim}"
-        )
+
+    def check_dim() -> None:
+        if src.dim is not None and src.dim != index.dim:
+            raise ValueError(
+                f"QUERIES have dimension {src.dim}, the index holds vectors of dimension {index.dim}"
+            )
+
+    check_dim()  # known from the header of a .npy; of a Parquet list column, from its first batch
     if rerank and index.keep_float is False:
         raise ValueError(
             f"--rerank needs the float vectors, and INDEX {os.fspath(index_path)} was built without them: "
@@ -407,12 +410,16 @@ def search(
         )
     if k > len(index):
         raise ValueError(f"k={k} is larger than the {len(index)} vectors in the index")
-    nq = len(q)
+    # The queries a batch at a time: the results are all in memory (the table), the queries not
+    # (10M x 768 float16 queries read whole were ~61 GB of float32 and copies).
+    nq = src.rows
     scores = np.empty((nq, k), dtype=np.float32)
     ids = np.empty((nq, k), dtype=np.int64)
-    for at in range(0, nq, _QUERY_BATCH):
-        s, i = index.search(q[at : at + _QUERY_BATCH], k, rerank=rerank, threads=threads)
-        scores[at : at + _QUERY_BATCH], ids[at : at + _QUERY_BATCH] = s, i
+    for start, x, _ in src.batches(ids=False, nonzero=index.metric == "cos", bounded=index.metric != "cos"):
+        check_dim()
+        for at in range(0, len(x), _QUERY_BATCH):
+            s, i = index.search(x[at : at + _QUERY_BATCH], k, rerank=rerank, threads=threads)
+            scores[start + at : start + at + len(s)], ids[start + at : start + at + len(s)] = s, i
     cols = [
         np.repeat(np.arange(nq, dtype=np.int64), k),
         np.tile(np.arange(k, dtype=np.int32), nq),

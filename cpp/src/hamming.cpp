@@ -620,54 +620,31 @@ struct UnionSink {
 };
 
 // Rows with the same code: first[u] = the position of distinct code u's first row (increasing),
-// of[i] = the distinct code of row i. Open addressing; a slot holds u and the hash's top 32 bits
-// (a mismatch rarely reads a code), and slots are prefetched a few rows ahead (the table is
-// larger than the caches: one miss per row otherwise).
+// of[i] = the distinct code of row i. Open addressing over a hash of the code.
 void group_identical(const std::uint64_t* base, std::int64_t n, std::int32_t words,
                      std::vector<std::uint32_t>* first, std::vector<std::uint32_t>* of) {
   std::size_t cap = 16;
   while (cap < static_cast<std::size_t>(n) * 2) cap <<= 1;
-  constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
-  std::vector<std::uint64_t> slot(cap, kEmpty);
+  constexpr std::uint32_t kEmpty = std::numeric_limits<std::uint32_t>::max();
+  std::vector<std::uint32_t> slot(cap, kEmpty);
   first->clear();
   of->resize(static_cast<std::size_t>(n));
-  auto hash = [base, words](std::int64_t i) {
+  for (std::int64_t i = 0; i < n; ++i) {
     const std::uint64_t* c = base + i * words;
     std::uint64_t h = 0;
     for (std::int32_t w = 0; w < words; ++w) {
       h = (h ^ c[w]) * 0x9E3779B97F4A7C15ull;
       h ^= h >> 29;
     }
-    return h * 0xBF58476D1CE4E5B9ull;
-  };
-  constexpr std::int64_t kAhead = 16;
-  std::uint64_t ring[kAhead];
-  for (std::int64_t i = 0; i < std::min(n, kAhead); ++i) {
-    ring[i] = hash(i);
-    __builtin_prefetch(&slot[static_cast<std::size_t>(ring[i]) & (cap - 1)]);
-  }
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint64_t h = ring[i % kAhead];
-    if (i + kAhead < n) {
-      const std::uint64_t next = hash(i + kAhead);
-      ring[i % kAhead] = next;
-      __builtin_prefetch(&slot[static_cast<std::size_t>(next) & (cap - 1)]);
-    }
-    const std::uint64_t tag = h & 0xFFFFFFFF00000000ull;
-    const std::uint64_t* c = base + i * words;
     for (std::size_t s = static_cast<std::size_t>(h) & (cap - 1);; s = (s + 1) & (cap - 1)) {
-      const std::uint64_t e = slot[s];
-      if (e == kEmpty) {
-        const auto u = static_cast<std::uint32_t>(first->size());
-        slot[s] = tag | u;
-        (*of)[static_cast<std::size_t>(i)] = u;
+      const std::uint32_t u = slot[s];
+      if (u == kEmpty) {
+        slot[s] = static_cast<std::uint32_t>(first->size());
+        (*of)[static_cast<std::size_t>(i)] = slot[s];
         first->push_back(static_cast<std::uint32_t>(i));
         break;
       }
-      if ((e & 0xFFFFFFFF00000000ull) != tag) continue;
-      const auto u = static_cast<std::uint32_t>(e);
-      const std::uint64_t* d = base + static_cast<std::int64_t>((*first)[u]) * words;
-      if (std::equal(c, c + words, d)) {
+      if (std::equal(c, c + words, base + static_cast<std::int64_t>((*first)[u]) * words)) {
         (*of)[static_cast<std::size_t>(i)] = u;
         break;
       }
@@ -684,6 +661,22 @@ void check_radius(std::int64_t n, std::int64_t nq, std::int32_t words, std::int3
     throw std::invalid_argument("method must be auto, brute or mih");
   }
   if (out == nullptr) throw std::invalid_argument("out must not be null");
+}
+
+// The model's MIH plan for uniform codes (nq < 0: the self-join of b). Where MIH would run (auto
+// finds it cheaper than brute_cost, or it is asked for), planned again with a sample of pairs
+// (a, b): codes with fixed bits meet far more often than uniform ones, and a plan through them
+// scans most of the base. Where brute force wins already, such codes would only make MIH dearer,
+// so no sample is taken.
+MihPlan plan_mih(HammingMethod method, int bits, int r, double n, double nq, const CostModel& cm,
+                 double brute_cost, const std::uint64_t* a, std::int64_t na, const std::uint64_t* b,
+                 std::int64_t nb, std::int32_t words) {
+  MihPlan plan = best_plan(bits, r, n, nq, cm);
+  if (method == HammingMethod::kBrute || plan.m == 0 ||
+      (method == HammingMethod::kAuto && plan.cost >= brute_cost))
+    return plan;
+  const PairSample sample = sample_pairs(a, na, b, nb, words);
+  return best_plan(bits, r, n, nq, cm, kMaxSubstringBits, &sample);
 }
 
 // kAuto becomes the cheaper method by the model; a forced MIH without a usable modelled plan
@@ -712,10 +705,10 @@ void run_join(Backend backend, const std::uint64_t* base, std::int64_t n, std::i
   const HammingKernels kern = detail::hamming_kernels(backend);
   const int bits = 64 * words;
   const CostModel cm(words);
-  const PairSample sample = sample_pairs(base, n, base, n, words);
-  MihPlan plan = best_plan(bits, r, static_cast<double>(n), -1, cm, kMaxSubstringBits, &sample);
-  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2, bits,
-                          r, &plan);
+  const double brute_cost = cm.pair_brute * static_cast<double>(n) * static_cast<double>(n) / 2;
+  MihPlan plan =
+      plan_mih(method, bits, r, static_cast<double>(n), -1, cm, brute_cost, base, n, base, n, words);
+  method = resolve_method(method, brute_cost, bits, r, &plan);
   set_stats(stats, method, plan);
   if (method == HammingMethod::kMih) {
     join_mih(kern, base, n, words, r, threads, plan, stats, sink);
@@ -792,11 +785,10 @@ void hamming_radius(const std::uint64_t* base, const std::int64_t* ids, std::int
   const HammingKernels kern = detail::hamming_kernels(backend);
   const int bits = 64 * words;
   const CostModel cm(words);
-  const PairSample sample = sample_pairs(queries, nq, base, n, words);
-  MihPlan plan =
-      best_plan(bits, r, static_cast<double>(n), static_cast<double>(nq), cm, kMaxSubstringBits, &sample);
-  method = resolve_method(method, cm.pair_brute * static_cast<double>(n) * static_cast<double>(nq), bits, r,
-                          &plan);
+  const double brute_cost = cm.pair_brute * static_cast<double>(n) * static_cast<double>(nq);
+  MihPlan plan = plan_mih(method, bits, r, static_cast<double>(n), static_cast<double>(nq), cm, brute_cost,
+                          queries, nq, base, n, words);
+  method = resolve_method(method, brute_cost, bits, r, &plan);
   set_stats(&out->stats, method, plan);
   if (method == HammingMethod::kMih) {
     radius_mih(kern, base, ids, n, queries, nq, words, r, threads, plan, out);

@@ -219,23 +219,22 @@ def dedup(
     codes = _codes(rows[hash], hash)
     t1 = time.perf_counter()
     quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False) if hash == "pdq" else None
-    matched = (
-        np.arange(len(codes))
-        if min_quality is None or quality is None
-        else np.flatnonzero(quality >= min_quality)
-    )
+    # Rows below min_quality (if any) are left out of the index: None = every row matched.
+    matched = None if min_quality is None or quality is None else np.flatnonzero(quality >= min_quality)
     index = HammingIndex(_BITS[hash], threads=threads)
-    index.add(codes[matched])
+    index.add(codes if matched is None else codes[matched])
     res = cluster(index, r=threshold, threads=threads)  # labels in order of first appearance
-    # Each row's cluster by its first row (a row left out of the matching is its own); numbered
-    # by those, the clusters are in order of first appearance among all rows.
-    roots = np.arange(len(codes), dtype=np.int64)
-    roots[matched] = matched[res.representatives()[res.labels]]
-    _, labels = np.unique(roots, return_inverse=True)
-    labels = labels.reshape(-1).astype(np.int64)
+    labels, first = res.labels, res.is_representative
+    if matched is not None:
+        # Each row's cluster by its first row (a row left out of the matching is its own);
+        # numbered by those, the clusters are in order of first appearance among all rows.
+        roots = np.arange(len(codes), dtype=np.int64)
+        roots[matched] = matched[res.representatives()[res.labels]]
+        labels = np.unique(roots, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        first = roots == np.arange(len(codes))
     n = len(labels)
     n_clusters = int(labels.max()) + 1 if n else 0
-    rep, id_rank = _representatives(labels, roots == np.arange(n), rows["id"], quality)
+    rep, id_rank = _representatives(labels, first, rows["id"], quality)
     rep_pos = np.empty(n_clusters, dtype=np.int64)
     rep_pos[labels[rep]] = np.flatnonzero(rep)
     dist = hamming(codes, codes[rep_pos[labels]]).astype(np.int32)
@@ -249,7 +248,7 @@ def dedup(
         "largest_cluster": int(sizes.max()) if n else 0,
         "clusters_with_duplicates": int((sizes > 1).sum()),
         "skipped": skipped,
-        "below_min_quality": n - len(matched),
+        "below_min_quality": 0 if matched is None else n - len(matched),
     }
     meta = {
         "hash": hash,

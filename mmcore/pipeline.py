@@ -155,21 +155,15 @@ def _parts(source: Any) -> list[_Part]:
         batches = source.to_batches() if isinstance(source, pa.Table) else [source]
         return [_Part("arrow", batches=batches)]
     if isinstance(source, (str, os.PathLike)):
-        from ._io import open_regular
         from .jobs.processor import text
-        from .jobs.sources import _expand, looks_like_image
+        from .jobs.sources import _expand, file_is_image
 
         tars, parquets, rest, root = _expand(os.fspath(source))
         parts: list[_Part] = []
         files, ids = [], []
         for p in rest:
             rel = os.path.relpath(p, root)
-            try:
-                with open_regular(p) as f:  # a FIFO is refused, not waited on
-                    head = f.read(16)
-            except OSError:
-                head = b""  # unreadable: a READ_ERROR row unless its name marks a sidecar
-            if looks_like_image(head, rel):
+            if file_is_image(p, rel):  # unreadable: a READ_ERROR row unless its name marks a sidecar
                 files.append(p)
                 ids.append(text(rel))
         if files:

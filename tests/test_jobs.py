@@ -685,6 +685,29 @@ def test_a_file_unreadable_while_planning_gets_a_row(tmp_path: Path) -> None:
     assert rows["zz.jpg"]["status"] == "READ_ERROR" and "zz.jpg" in rows["zz.jpg"]["error"]
 
 
+def test_planning_opens_only_files_whose_names_are_sidecars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmcore.jobs import sources
+
+    src = tmp_path / "src"
+    blobs = make_tree(src, n=3)
+    (src / "caption.txt").write_bytes(b"a cat")  # a sidecar: skipped
+    (src / "photo.txt").write_bytes(jpeg_bytes(9))  # a JPEG under a sidecar's name: a record
+    (src / "notes.bin").write_bytes(b"not an image")  # any other name: a record, its read says what
+    opened: list[str] = []
+    real_open = sources.open_regular
+
+    def counting(path: str) -> Any:
+        opened.append(os.path.basename(path))
+        return real_open(path)
+
+    monkeypatch.setattr(sources, "open_regular", counting)
+    shards, skipped = sources.plan(str(src), 100)
+    assert sorted(opened) == ["caption.txt", "meta.json", "notes.txt", "photo.txt"] and skipped == 3
+    assert sorted(f for s in shards for f in s.files) == sorted([*blobs, "photo.txt", "notes.bin"])
+
+
 def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

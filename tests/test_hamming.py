@@ -4,7 +4,10 @@ round trip, and every truncated or damaged file gives IndexFormatError."""
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
+import threading
 import zlib
 from functools import cache
 from pathlib import Path
@@ -896,3 +899,48 @@ def test_increasing_ids_answer_as_the_kernel_with_the_ids_does(tmp_path: Path) -
     index.save(tmp_path / "j.mmh")
     check(mmcore.HammingIndex.load(tmp_path / "j.mmh"), False)
     assert index.knn([int(codes[0])], k=len(index) + 3)[1][0, -3:].tolist() == [-1, -1, -1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+@pytest.mark.parametrize("held", ["shared", "exclusive"])
+def test_a_forked_child_inherits_no_hold_on_the_lock(held: str) -> None:
+    """A child forked while another thread searches starts with the lock free (it inherited the
+    search's hold and hung on its first add); one forked during a mutation raises, since its copy
+    is half changed."""
+    index = mmcore.HammingIndex()
+    index.add(np.arange(100, dtype=np.uint64))
+    lock = index._lock
+    taken, done = threading.Event(), threading.Event()
+
+    def holder() -> None:  # stands in for a search (or an add) under way in another thread
+        (lock.acquire_shared if held == "shared" else lock.acquire_exclusive)()
+        taken.set()
+        done.wait()
+        (lock.release_shared if held == "shared" else lock.release_exclusive)()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    taken.wait()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what an add and a search do, never hang the test
+        signal.alarm(20)
+        try:
+            index.add(np.arange(100, 110, dtype=np.uint64))
+            msg = f"ok {len(index)} {int(index.knn([105], k=1)[1][0, 0])}"
+        except RuntimeError as e:
+            msg = f"raised {e}"
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        got = f.read().decode()
+    os.waitpid(pid, 0)
+    done.set()
+    t.join()
+    if held == "shared":
+        assert got == "ok 110 105"
+    else:
+        assert got.startswith("raised this index was being changed by another thread when the process forked")
+    index.add(np.arange(100, 110, dtype=np.uint64))  # the parent's lock is as it was
+    assert len(index) == 110

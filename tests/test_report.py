@@ -388,7 +388,11 @@ def test_thumbnails_are_read_only_for_gallery_ids(tmp_path: Path, monkeypatch: p
     assert all(c is not None for _, c in calls)  # never every column
     assert [(how, c) for how, c in calls if "thumbnail" in c] == [("row group 3", ["id", "thumbnail"])]
     # the id statistics of the other row groups rule them out unread
-    assert [how for how, _ in calls if how.startswith("row group")] == ["row group 3"] * 2
+    shard_reads = [how for how, c in calls if how.startswith("row group") and "cluster_id" not in c]
+    assert shard_reads == ["row group 3"] * 2
+    # the clusters file: its cluster_id column for the sizes, then the gallery's rows
+    assert ("read", ["cluster_id"]) in calls
+    assert not any(how == "read" and "id" in c for how, c in calls)
 
 
 def cli(argv: list[str]) -> int:
@@ -504,3 +508,56 @@ def test_markdown_escape_round_trips(text: str) -> None:
     cell = report_module._md(text)
     assert "<" not in cell and "\n" not in cell and not re.search(r"(?<!\\)[|*`\[\]~]", cell)
     assert md_tables(f"| {cell} |")[0][0][0] == " ".join(text.split())
+
+
+@pytest.mark.parametrize("ids", ["dense", "offset", "sparse", "string"])
+def test_cluster_statistics_and_gallery_equal_a_count_of_every_row(tmp_path: Path, ids: str) -> None:
+    """Sizes come from the cluster_id column alone and the gallery's rows from the row groups that
+    can hold its clusters; both equal a plain count over every row, for dense, offset, sparse and
+    string cluster ids, with null ones."""
+    from collections import Counter
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    raw = rng.integers(0, 900, n)
+    raw[:400] = 7  # one big cluster
+    raw[rng.random(n) < 0.05] = -1  # no cluster
+    cid: list[Any] = {
+        "dense": lambda v: int(v),
+        "offset": lambda v: int(v) + 10**6,
+        "sparse": lambda v: int(v) * 10**12,
+        "string": lambda v: f"c{v:04d}",
+    }[ids]
+    values = [None if v < 0 else cid(v) for v in raw]
+    member_ids = [f"img-{k:05d}" for k in range(n)]
+    dist = rng.integers(0, 31, n).astype(np.int32)
+    rep = np.zeros(n, bool)
+    first: dict[Any, int] = {}
+    for k, v in enumerate(values):
+        if v is not None and v not in first:
+            first[v] = k
+            rep[k], dist[k] = True, 0
+    order = np.argsort([str(v) for v in values], kind="stable")  # row groups by cluster, as dedup
+    table = pa.table(
+        {
+            "id": member_ids,
+            "cluster_id": pa.array(values),
+            "is_representative": rep,
+            "distance_to_representative": pa.array(dist, pa.int32()),
+        }
+    ).take(pa.array(order))
+    path = tmp_path / "clusters-pdq-31.parquet"
+    pq.write_table(table, path, row_group_size=256)
+    got = report_module._clustering(path, 5, "x")
+
+    counts = Counter(v for v in values if v is not None)
+    multi = {c: k for c, k in counts.items() if k >= 2}
+    assert (got.ids, got.clusters, got.groups) == (sum(counts.values()), len(counts), len(multi))
+    assert got.grouped_ids == sum(multi.values()) and got.largest == max(counts.values()) > 300
+    assert got.size_bins == report_module._cluster_bins(np.array(list(counts.values())))
+    top = sorted(multi, key=lambda c: (-multi[c], c))[:5]
+    assert [(g.cluster, g.size) for g in got.gallery] == [(str(c), multi[c]) for c in top]
+    for g, c in zip(got.gallery, top, strict=True):
+        members = [k for k, v in enumerate(values) if v == c]
+        want = sorted(members, key=lambda k: (not rep[k], int(dist[k]), member_ids[k]))[:GALLERY_MEMBERS]
+        assert [m.id for m in g.members] == [member_ids[k] for k in want]

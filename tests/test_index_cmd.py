@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from jobs_fixtures import run_cli
@@ -469,3 +470,48 @@ def test_cli_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_docstring_examples() -> None:
     result = doctest.testmod(index_cmd)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_search_streams_its_results_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """search_batches gives search()'s rows in query blocks; the command writes them to --out as
+    they come (one row group per block, never the whole table) and prints the first 5 queries'
+    best 5 as before, from a first block that holds fewer than 5 queries too."""
+    x, q = vectors(300, 32), vectors(23, 32, seed=4)
+    np.save(tmp_path / "emb.npy", x)
+    np.save(tmp_path / "q.npy", q)
+    assert cli(["index", "build", str(tmp_path / "emb.npy"), str(tmp_path / "e.mmq")]) == 0
+    whole = search(tmp_path / "e.mmq", tmp_path / "q.npy", k=6)
+    capsys.readouterr()
+    monkeypatch.setattr(index_cmd, "_QUERY_BATCH", 3)
+    parts = list(index_cmd.search_batches(tmp_path / "e.mmq", tmp_path / "q.npy", k=6))
+    assert [b.num_rows for b in parts] == [18] * 7 + [12]
+    assert pa.Table.from_batches(parts).equals(whole)
+    res = tmp_path / "r.parquet"
+    assert (
+        cli(
+            [
+                "index",
+                "search",
+                str(tmp_path / "e.mmq"),
+                str(tmp_path / "q.npy"),
+                "-k",
+                "6",
+                "--out",
+                str(res),
+            ]
+        )
+        == 0
+    )
+    assert pq.read_table(res).equals(whole) and pq.ParquetFile(res).num_row_groups == 8
+    printed = capsys.readouterr().out.splitlines()
+    shown = [tuple(line.split()[:3]) for line in printed[1:-2]]
+    want = whole.filter(pc.and_(pc.less(whole["query_row"], 5), pc.less(whole["rank"], 5)))
+    assert shown == [
+        tuple(str(v) for v in r)
+        for r in zip(*(want[c].to_pylist() for c in ["query_row", "rank", "id"]), strict=True)
+    ]
+    assert printed[-2].startswith("23 queries, k=6")
+    with pytest.raises(ValueError, match="k=301 is larger"):  # raised at the call, not at the first batch
+        index_cmd.search_batches(tmp_path / "e.mmq", tmp_path / "q.npy", k=301)

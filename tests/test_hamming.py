@@ -536,6 +536,77 @@ def test_cluster_of_index_with_copies_keeps_no_pairs(rng: np.random.Generator) -
     assert mmcore.cluster(same, 0).labels.tolist() == [0] * 5000
 
 
+def random_walk(rng: np.random.Generator, start: np.ndarray, steps: int, flips: int) -> np.ndarray:
+    """steps codes, each the one before with ``flips`` random bits flipped: near neighbours along
+    the walk, far apart at its ends."""
+    b = np.unpackbits(as_bytes(start[None]), axis=1)[0]
+    out = np.empty((steps, b.size), np.uint8)
+    for k in range(steps):
+        b = b.copy()
+        b[rng.choice(b.size, size=flips, replace=False)] ^= 1
+        out[k] = b
+    packed = np.packbits(out, axis=1)
+    return packed.view(np.uint64)[:, 0].copy() if start.ndim == 0 else packed
+
+
+def near_copies(rng: np.random.Generator, centre: np.ndarray, n: int, max_flips: int) -> np.ndarray:
+    """n codes within max_flips bits of centre (a 64-bit scalar or 32 bytes)."""
+    codes = np.full(n, centre) if centre.ndim == 0 else np.repeat(centre[None], n, axis=0)
+    return flip_bits(rng, codes, max_flips)
+
+
+def as_code(bits: np.ndarray) -> np.ndarray:
+    """A code from its 64 or 256 unpacked bits (the inverse of np.unpackbits(as_bytes(...)))."""
+    packed = np.packbits(bits)
+    return packed.view(np.uint64)[0] if bits.size == 64 else packed
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_cluster_of_dense_groups_equals_components_of_join(rng: np.random.Generator, bits: int) -> None:
+    """Near-duplicate groups of thousands of distinct codes sharing substrings (one viral image,
+    recompressed): cluster(index) compares each bucket's rows with the members outside the
+    component that dominates it, and with that component only until one is near. Its labels
+    equal union-find of index.join's pairs (every pair compared) for: two dense groups beside a
+    far group that shares most substrings of one of them; the same joined by a chain of bridge
+    codes; a random walk (near along the walk, far at its ends). Fewer pairs are compared than
+    by the join."""
+    r, flips = (10, 3) if bits == 64 else (31, 8)
+    noise = random_codes(rng, 10_000, bits)
+    a, b = random_codes(rng, 2, bits)
+    a_bits, b_bits = (np.unpackbits(as_bytes(c[None]), axis=1)[0] for c in (a, b))
+    far = a_bits.copy()
+    far[: 3 * r] ^= 1  # a's far twin: 3r bits apart, all in the first substrings
+    step = r - 2 * flips
+    diff = np.flatnonzero(a_bits != b_bits)
+    bridge = []
+    for t in range(step, len(diff), step):  # from a to b, step bits at a time
+        p = a_bits.copy()
+        p[diff[:t]] = b_bits[diff[:t]]
+        bridge.append(as_code(p))
+    groups = [noise, near_copies(rng, a, 5000, flips), near_copies(rng, b, 3000, flips)]
+    groups.append(near_copies(rng, as_code(far), 1000, flips))
+    cases = {
+        "groups": np.concatenate(groups),
+        "bridged": np.concatenate([*groups, np.array(bridge)]),
+        "walk": np.concatenate([noise, random_walk(rng, a, 3000, max(1, r // 4))]),
+    }
+    for name, codes in cases.items():
+        codes = codes[rng.permutation(len(codes))]
+        index = make_index(codes)
+        i, j, _ = index.join(r, method="mih")
+        plain = index.last_stats["candidates"]
+        want = mmcore.cluster((i, j), n=len(codes))
+        for threads in (1, 2):
+            res = mmcore.cluster(index, r, method="mih", threads=threads)
+            np.testing.assert_array_equal(res.labels, want.labels, err_msg=f"{bits} {name} {threads}")
+        sizes = np.sort(np.bincount(want.labels))[::-1]
+        if name == "groups":
+            assert sizes[0] == 5000 and sizes[1] == 3000 and sizes[2] == 1000
+            assert index.last_stats["candidates"] < 0.8 * plain
+        elif name == "bridged":
+            assert sizes[0] == 5000 + 3000 + len(bridge) and sizes[1] == 1000
+
+
 def test_auto_method_sees_codes_with_fixed_bits(rng: np.random.Generator) -> None:
     """42-bit codes (colorhash's width) in a 64-bit index: 22 bits never vary, so a substring cut
     there puts every code in one bucket. auto samples pairs of codes and never plans more

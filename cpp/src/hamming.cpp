@@ -438,6 +438,123 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   assemble_radius(parts, nq, threads, out);
 }
 
+// A bucket of the join worth checking for a dominant component: its work (pairs it would compare)
+// against the finds that check costs (one per member).
+constexpr std::int64_t kDenseWork = std::int64_t{1} << 20;
+// A component dominates a bucket when it holds at least 3/4 of the members: a row is then
+// compared one code at a time with the quarter outside it, where the plain scan compares four
+// rows at a time with half the bucket on average.
+
+// Pairs compared per member of a dense bucket before its split is rebuilt: a rebuild (a find and a
+// copy per member) costs about as much as comparing ten pairs per member, and a group that stays
+// apart (a far copy of the dominant image) never leaves the minority however often it is rebuilt.
+constexpr std::int64_t kRebuildWork = 32;
+
+// Members of a dense bucket split by component, reused by a task's buckets.
+struct DenseScratch {
+  std::vector<std::uint32_t> root;
+  std::vector<std::uint64_t> major, minor;  // codes
+  std::vector<std::uint32_t> major_node, minor_node;
+};
+
+// A join bucket (table rows a0..a1 and the run of codes from the buckets after it) for a sink
+// that wants only the components. A near-duplicate group of k distinct codes shares a substring
+// in most of the m tables: the plain scan compares (and unites) its k^2 / 2 pairs in each. Here,
+// once one component holds at least 3/4 of the bucket's members, each row is compared with the
+// members outside it (every hit united), and with the component's members only until one is
+// within r (one edge joins the row to all of it; a row in it already needs none). Rows before a
+// component dominates get the plain scan, in chunks that double, then the split is looked at
+// again; the split is rebuilt once the rows since it have compared as many pairs as the bucket has
+// members. Each row is compared with every member (both modes) or every later row and the run
+// (the plain scan; the rows before it were compared with it): every edge of the bucket is either
+// found or between members already joined. Returns the pairs compared.
+template <class Sink, class Emit>
+std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const std::uint32_t* perm,
+                          std::uint32_t a0, std::uint32_t a1, const Gathered& run, std::int32_t words,
+                          const std::int32_t* bound, Scratch& sc, DenseScratch& ds, Sink& sink,
+                          Emit plain_emit) {
+  const std::int64_t nq = a1 - a0;
+  const std::int64_t m = nq + run.size();
+  auto code_of = [&](std::int64_t k) {
+    return k < nq ? codes + (a0 + k) * words : run.codes.data() + (k - nq) * words;
+  };
+  auto node_of = [&](std::int64_t k) {
+    return k < nq ? perm[a0 + k] : perm[run.where[static_cast<std::size_t>(k - nq)]];
+  };
+  std::int64_t cand = 0, pos = 0, chunk = 64;
+  while (pos < nq) {
+    // The component holding most members, if one does (Boyer-Moore vote, then a count).
+    ds.root.resize(static_cast<std::size_t>(m));
+    std::uint32_t lead = 0;
+    std::int64_t votes = 0;
+    for (std::int64_t k = 0; k < m; ++k) {
+      const std::uint32_t rt = sink.root(node_of(k));
+      ds.root[static_cast<std::size_t>(k)] = rt;
+      if (votes == 0) lead = rt;
+      votes += rt == lead ? 1 : -1;
+    }
+    const auto held = std::count(ds.root.begin(), ds.root.end(), lead);
+    if (4 * held < 3 * m) {  // none dominates: the plain scan of the next rows
+      const std::int64_t end = std::min(nq, pos + chunk);
+      for (std::int64_t qa = pos; qa < end; qa += kScanQueries) {
+        const int nqa = static_cast<int>(std::min<std::int64_t>(kScanQueries, end - qa));
+        const std::uint64_t* rows = codes + (a0 + qa) * words;
+        const std::int64_t next = qa + 1;
+        cand += scan_run(scan, rows, nqa, codes + (a0 + next) * words, nq - next, words, bound,
+                         sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                           if (next + i > qa + row)
+                             plain_emit(static_cast<std::uint32_t>(a0 + qa + row),
+                                        static_cast<std::uint32_t>(a0 + next + i), d);
+                         });
+        cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
+                         [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                           plain_emit(static_cast<std::uint32_t>(a0 + qa + row),
+                                      run.where[static_cast<std::size_t>(i)], d);
+                         });
+      }
+      pos = end;
+      chunk *= 2;
+      continue;
+    }
+    ds.major.clear();
+    ds.minor.clear();
+    ds.major_node.clear();
+    ds.minor_node.clear();
+    for (std::int64_t k = 0; k < m; ++k) {
+      const std::uint64_t* c = code_of(k);
+      const bool in = ds.root[static_cast<std::size_t>(k)] == lead;
+      (in ? ds.major : ds.minor).insert((in ? ds.major : ds.minor).end(), c, c + words);
+      (in ? ds.major_node : ds.minor_node).push_back(node_of(k));
+    }
+    const auto n_major = static_cast<std::int64_t>(ds.major_node.size());
+    const auto n_minor = static_cast<std::int64_t>(ds.minor_node.size());
+    const std::uint32_t anchor = ds.major_node[0];
+    for (std::int64_t work = 0; pos < nq && work < kRebuildWork * m; ++pos) {
+      const std::uint64_t* x = code_of(pos);
+      const std::uint32_t xn = node_of(pos);
+      cand += scan_run(scan, x, 1, ds.minor.data(), n_minor, words, bound, sc.hits.data(),
+                       [&](std::uint32_t, std::int64_t i, std::int32_t d) {
+                         const std::uint32_t yn = ds.minor_node[static_cast<std::size_t>(i)];
+                         if (!sink.known(xn, yn)) sink(0, std::min(xn, yn), std::max(xn, yn), d);
+                       });
+      work += n_minor + 1;
+      if (sink.known(xn, anchor)) continue;
+      for (std::int64_t s0 = 0; s0 < n_major; s0 += kScanStep) {
+        const std::int64_t len = std::min(kScanStep, n_major - s0);
+        const std::int64_t nh = scan(x, 1, ds.major.data() + s0 * words, len, bound, sc.hits.data());
+        cand += len;
+        work += len;
+        if (nh > 0) {
+          const std::uint32_t yn = ds.major_node[static_cast<std::size_t>(s0 + sc.hits[0].j)];
+          sink(0, std::min(xn, yn), std::max(xn, yn), sc.hits[0].d);
+          break;
+        }
+      }
+    }
+  }
+  return cand;
+}
+
 template <class Sink>
 void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
               std::int32_t r, int threads, const MihPlan& plan, HammingStats* stats, Sink& sink) {
@@ -470,11 +587,21 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
         sink(task, std::min(pa, pb), std::max(pa, pb), d);
       };
       Gathered run;
+      DenseScratch dense;
       for (std::int64_t u = split_point(slots, tasks, task); u < split_point(slots, tasks, task + 1); ++u) {
         const std::uint32_t a0 = off[u], a1 = off[u + 1];
         if (a0 == a1) continue;
         const auto key = static_cast<std::uint32_t>(u);
         run.gather(table, key, masks, words, [key](std::uint32_t v) { return v > key; });
+        if constexpr (Sink::kComponents) {
+          const std::int64_t q = a1 - a0;
+          if (q * (q / 2 + run.size()) >= kDenseWork) {
+            cand +=
+                dense_bucket(scan, codes, perm, a0, a1, run, words, bound, sc, dense, sink,
+                             [&](std::uint32_t ia, std::uint32_t ib, std::int32_t d) { emit(ia, ib, d); });
+            continue;
+          }
+        }
         for (std::uint32_t qa = a0; qa < a1; qa += kScanQueries) {
           const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, a1 - qa));
           const std::uint64_t* rows = codes + static_cast<std::size_t>(qa) * words;
@@ -562,6 +689,7 @@ void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int6
 
 // The join's pairs, one list per task (assemble_join orders them).
 struct PairSink {
+  static constexpr bool kComponents = false;  // every pair is wanted (see dense_bucket)
   std::vector<std::vector<JoinPair>> parts;
   void tasks(std::int64_t count) { parts.resize(static_cast<std::size_t>(count)); }
   static bool known(std::uint64_t, std::uint64_t) { return false; }
@@ -607,8 +735,10 @@ class ConcurrentUnionFind {
 };
 
 struct UnionSink {
+  static constexpr bool kComponents = true;  // only the components: dense_bucket may skip pairs
   ConcurrentUnionFind* uf;
   void tasks(std::int64_t) {}
+  std::uint32_t root(std::uint32_t x) const { return uf->find(x); }
   // Already one component (every pair of a dense group after its first rows): nothing to do,
   // and cheaper to see than whether an earlier substring found the pair.
   bool known(std::uint64_t a, std::uint64_t b) const {

@@ -41,7 +41,7 @@ from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
 from .jobs.schema import OK_STATUSES, SCHEMA
 from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan
-from .search import cluster
+from .search import HammingIndex, cluster
 
 __all__ = ["WDS_FORMAT", "dedup", "process", "register_data_source", "spark_schema"]
 
@@ -456,12 +456,13 @@ _BAND_ROWS = 1 << 18
 
 
 def _map_bands(
-    spec: tuple[int, list[int], int, bool], batches: Iterator[pa.RecordBatch]
+    spec: tuple[int, list[int], int, str, dict[int, npt.NDArray[np.int64]]], batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """(band, key, id, words) rows: each code's band values (``probe`` False) or every value within
-    the band radius of them (``probe`` True)."""
-    n_words, widths, r, probe = spec
-    masks = [_masks(w, r) if probe else np.zeros(1, np.uint64) for w in widths]
+    """(band, key, exact, id, words) rows of each code and band: ``which`` "index" the band value
+    (exact), "probe" every value within the band radius of it (exact on the value itself), both
+    without the keys in ``hot`` (band -> sorted keys); "hot" the probe rows with those keys only."""
+    n_words, widths, r, which, hot = spec
+    masks = [_masks(w, r) if which != "index" else np.zeros(1, np.uint64) for w in widths]
     step = max(1, _BAND_ROWS // max(len(mk) for mk in masks))  # rows out per batch stay bounded
     for b in (big.slice(at, step) for big in batches for at in range(0, big.num_rows, step)):
         words = np.stack([b.column(f"w{k}").to_numpy().view(np.uint64) for k in range(n_words)], axis=1)
@@ -473,15 +474,158 @@ def _map_bands(
                 key = (key << np.uint64(1)) | bits[:, j].astype(np.uint64)
             at += w
             mk = masks[k]
-            keys = (key[:, None] ^ mk[None, :]).reshape(-1)
+            keys = (key[:, None] ^ mk[None, :]).reshape(-1).view(np.int64)
             rep = np.repeat(np.arange(len(words)), len(mk))
+            exact = np.tile(mk == 0, len(words))
+            if k in hot or which == "hot":
+                inside = np.isin(keys, hot.get(k, np.empty(0, np.int64)))
+                pick = np.flatnonzero(inside if which == "hot" else ~inside)
+                keys, rep, exact = keys[pick], rep[pick], exact[pick]
+            if len(keys) == 0:
+                continue
             cols: dict[str, Any] = {
                 "band": pa.array(np.full(len(keys), k, dtype=np.int32)),
-                "key": pa.array(keys.view(np.int64)),
+                "key": pa.array(keys),
+                "exact": pa.array(exact),
                 "id": b.column("id").take(pa.array(rep)),
             }
             cols.update({f"w{i}": pa.array(words[rep, i].view(np.int64)) for i in range(n_words)})
             yield pa.RecordBatch.from_pydict(cols)
+
+
+def _hot_keys(
+    distinct: DataFrame, n: int, n_words: int, widths: list[int], r: int, schema: str
+) -> dict[int, npt.NDArray[np.int64]]:
+    """Per band, the keys (sorted) near a band value that many distinct codes share: a
+    near-duplicate group of k distinct codes puts most of them on one band value, and the join
+    would pair them k^2 / 2 times. A value is hot with more than _HOT_MIN codes and
+    _HOT_FACTOR times the mean per value; its keys are those within the band radius of it (their
+    groups hold its codes as probes). At most _HOT_VALUES values, the most shared first."""
+    limit = max(_HOT_MIN, max(_HOT_FACTOR * n / 2.0**w for w in widths))
+    exact = distinct.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, "index", {})), schema)
+    counts = exact.groupBy("band", "key").count().filter(F.col("count") > limit)
+    top = counts.orderBy(F.col("count").desc()).limit(_HOT_VALUES).collect()
+    hot: dict[int, list[npt.NDArray[np.int64]]] = {}
+    for row in top:
+        band, value = int(row["band"]), np.uint64(np.int64(row["key"]).view(np.uint64))
+        near = (value ^ _masks(widths[band], r)).view(np.int64)
+        hot.setdefault(band, []).append(near)
+    return {band: np.unique(np.concatenate(v)) for band, v in hot.items()}
+
+
+#: A band value is hot (_hot_keys) with more distinct codes than this, and than _HOT_FACTOR
+#: times the mean per value; at most _HOT_VALUES of them.
+_HOT_MIN = 64
+_HOT_FACTOR = 16
+_HOT_VALUES = 10_000
+
+
+#: A band-key group whose exact x probe pairs pass this is clustered by mmcore.cluster, whose
+#: work grows about linearly with a near-duplicate group's size, not with its pairs.
+_GROUP_CLUSTER = 1 << 20
+#: Pairs compared per numpy step (bounds the step's index and distance arrays).
+_PAIR_STEP = 1 << 21
+
+
+def _band_edges(spec: tuple[int, int, int], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The edges (i, j) within ``threshold`` among the rows of one partition of :func:`_map_bands`'s
+    output, sorted by (band, key): in each (band, key) group, every pair of an exact row (a code
+    whose band value is the key) with another row of the group (a code within the band radius of
+    it). Two codes within ``threshold`` meet that way in some band (pigeonhole), so every edge the
+    clusters need is here; a pair may come more than once. Small groups are compared pair by pair
+    in numpy; a large one (a near-duplicate group of thousands of distinct codes, whose pairs the
+    old join listed one by one) is clustered whole, and leaves as a spanning forest."""
+    n_words, threshold, whole = spec  # whole: _GROUP_CLUSTER as the driver has it
+    pending: list[pa.RecordBatch] = []  # the rows of a group that may go on in the next batch
+    last: tuple[int, int] = (0, 0)
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        band, key = b.column("band").to_numpy(), b.column("key").to_numpy()
+        if pending and (int(band[0]), int(key[0])) != last:
+            yield from _group_pairs(pending, n_words, threshold, whole)
+            pending = []
+        change = np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1
+        if change.size:
+            yield from _group_pairs([*pending, b.slice(0, int(change[-1]))], n_words, threshold, whole)
+            pending = [b.slice(int(change[-1]))]
+        else:
+            pending.append(b)
+        last = (int(band[-1]), int(key[-1]))
+    if pending:
+        yield from _group_pairs(pending, n_words, threshold, whole)
+
+
+def _group_pairs(
+    parts: list[pa.RecordBatch], n_words: int, threshold: int, whole: int
+) -> Iterator[pa.RecordBatch]:
+    """_band_edges for whole (band, key) groups, as a spanning forest of their rows: a dense group
+    that spreads over neighbouring keys still meets (exact rows of one key x the rows of the key
+    next to it) in pairs that grow with its square, and they are folded into the forest a step at
+    a time instead of leaving as edges."""
+    t = pa.Table.from_batches(parts).combine_chunks()
+    n = t.num_rows
+    band, key = t["band"].to_numpy(), t["key"].to_numpy()
+    exact = t["exact"].to_numpy()
+    words = np.stack([t[f"w{k}"].to_numpy().view(np.uint64) for k in range(n_words)], axis=1)
+    starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
+    sizes = np.diff(np.r_[starts, n])
+    forest = (np.empty(0, np.int64), np.empty(0, np.int64))  # (row, the first row of its component)
+
+    def fold(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> None:
+        nonlocal forest
+        roots = np.asarray(
+            _core.union_find(n, np.concatenate([forest[0], a]), np.concatenate([forest[1], b]))
+        )
+        joined = np.flatnonzero(roots != np.arange(n))
+        forest = (joined, roots[joined])
+
+    big = np.add.reduceat(exact.astype(np.int64), starts) * sizes > whole
+    for g in np.flatnonzero(big):
+        first = _cluster_firsts(words[starts[g] : starts[g] + sizes[g]], threshold)
+        other = np.flatnonzero(first != np.arange(len(first)))
+        fold(starts[g] + other, starts[g] + first[other])
+    # Each exact row against every row of its group (not itself; a pair of exact rows once), about
+    # _PAIR_STEP pairs at a time.
+    group = np.repeat(np.arange(len(starts)), sizes)
+    rows = np.flatnonzero(exact & ~big[group] & (sizes[group] > 1))
+    span = sizes[group[rows]]
+    done = np.cumsum(span)
+    lo = 0
+    while lo < len(rows):
+        hi = max(lo + 1, int(np.searchsorted(done, done[lo] - span[lo] + _PAIR_STEP, side="right")))
+        sp = span[lo:hi]
+        a = np.repeat(rows[lo:hi], sp)
+        offset = np.arange(len(a)) - np.repeat(np.cumsum(sp) - sp, sp)
+        b = np.repeat(starts[group[rows[lo:hi]]], sp) + offset
+        lo = hi
+        keep = (b != a) & ~(exact[b] & (b < a))
+        a, b = a[keep], b[keep]
+        d = np.zeros(len(a), dtype=np.int64)
+        for k in range(n_words):
+            d += np.bitwise_count(words[a, k] ^ words[b, k])
+        near = np.flatnonzero(d <= threshold)
+        if near.size:
+            fold(a[near], b[near])
+    if forest[0].size:
+        ids = t["id"].combine_chunks()
+        yield pa.RecordBatch.from_pydict(
+            {"i": ids.take(pa.array(forest[0])), "j": ids.take(pa.array(forest[1]))}
+        )
+
+
+def _cluster_firsts(words: npt.NDArray[np.uint64], threshold: int) -> npt.NDArray[np.int64]:
+    """Per code (big-endian 64-bit words) the first code of its cluster at ``threshold``
+    (mmcore.cluster)."""
+    index = HammingIndex(64 * words.shape[1])
+    index.add(words[:, 0].copy() if words.shape[1] == 1 else words.astype(">u8").view(np.uint8))
+    res = cluster(index, threshold)
+    return np.asarray(res.representatives()[res.labels], dtype=np.int64)
+
+
+def _edges_forest(spec: tuple[int, int, int], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """_band_edges's edges of a partition as their spanning forest (_forest)."""
+    return _forest(_band_edges(spec, batches))
 
 
 #: Edges _forest gathers before folding them into its forest (or the forest's size, if larger).
@@ -562,10 +706,13 @@ def dedup(
     so joining each code's band values with the band values within that radius of the others
     (enumerated) finds every pair; ``bit_count`` of the XOR of the 64-bit words then keeps the
     pairs within ``threshold``. Identical codes (copies of one image) are one node in that join,
-    named by their smallest id. Each partition of the edges between distinct codes leaves as a
-    spanning forest (at most one edge per node: a dense group of k near codes is k - 1 edges, not
-    k^2 / 2), the forests are folded into one in a single task, collected to the driver and
-    clustered with :func:`mmcore.cluster` (union-find).
+    named by their smallest id. Band values that many distinct codes share (a near-duplicate
+    group: its k^2 / 2 pairs) are hot (:func:`_hot_keys`): their keys' groups leave the join and
+    are compared whole on the executors, each exact row against its group in numpy or the group
+    clustered by :func:`mmcore.cluster`, and leave as spanning forests. Each partition of the
+    edges between distinct codes leaves as a spanning forest (at most one edge per node: a dense
+    group of k near codes is k - 1 edges, not k^2 / 2), the forests are folded into one in a
+    single task, collected to the driver and clustered with :func:`mmcore.cluster` (union-find).
     Runs the join now (the eligible codes are cached, MEMORY_AND_DISK, for the result's
     lifetime); the result itself is lazy.
 
@@ -624,27 +771,41 @@ def dedup(
     m = bands if bands is not None else choose_bands(bits, threshold, n_distinct)
     widths, r = _band_widths(bits, m), threshold // m
 
-    band_schema = "band int, key long, " + words_schema.replace(", q int", "")
-    index = distinct.mapInArrow(
-        functools.partial(_map_bands, (n_words, widths, r, False)), band_schema
-    ).alias("a")
-    probe = distinct.mapInArrow(functools.partial(_map_bands, (n_words, widths, r, True)), band_schema).alias(
-        "b"
-    )
+    band_schema = "band int, key long, exact boolean, " + words_schema.replace(", q int", "")
+    hot = _hot_keys(distinct, n_distinct, n_words, widths, r, band_schema)
+
+    def band_rows(which: str) -> DataFrame:
+        return distinct.mapInArrow(
+            functools.partial(_map_bands, (n_words, widths, r, which, hot)), band_schema
+        )
+
+    index, probe = band_rows("index").alias("a"), band_rows("probe").alias("b")
     joined = index.hint("merge").join(  # the probe side is m * V rows per code: never broadcast
         probe,
         (F.col("a.band") == F.col("b.band"))
         & (F.col("a.key") == F.col("b.key"))
         & (F.col("a.id") < F.col("b.id")),
     )
-    edges = (
+    pairs = (
         joined.select(
             F.col("a.id").alias("i"), F.col("b.id").alias("j"), _hamming("a", "b", n_words).alias("d")
         )
         .filter(F.col("d") <= threshold)
         .select("i", "j")
         .mapInArrow(_forest, "i string, j string")
-        .repartition(1)  # the partitions' forests folded into one: a dense group spread over P
+    )
+    if hot:  # the hot keys' groups whole, each exact row against its group (or clustered)
+        hot_pairs = (
+            band_rows("hot")
+            .repartition("band", "key")
+            .sortWithinPartitions("band", "key")
+            .mapInArrow(
+                functools.partial(_edges_forest, (n_words, threshold, _GROUP_CLUSTER)), "i string, j string"
+            )
+        )
+        pairs = pairs.unionAll(hot_pairs)
+    edges = (
+        pairs.repartition(1)  # the partitions' forests folded into one: a dense group spread over P
         .mapInArrow(_forest, "i string, j string")  # partitions would send P (k - 1) edges
         .collect()
     )

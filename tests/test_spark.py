@@ -272,6 +272,37 @@ def test_dedup_equals_mmcore_dedup(
         assert any(len(s) >= 3 for s in got["sets"])
 
 
+def test_dedup_of_a_dense_group_equals_mmcore_dedup(
+    tmp_path: Path, spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A near-duplicate group of 700 distinct PDQ codes (and a far group sharing most of its band
+    values) among 1,300 random ones: its band values are hot, so their groups are compared whole
+    (the join would list its ~245,000 pairs), and the clusters equal mmcore dedup's, with the
+    groups clustered whole and pair by pair."""
+    rng = np.random.default_rng(12)
+    dense = near_group(rng, 700, 8)
+    far = dense[0].copy()
+    far[:12] ^= 0xFF
+    codes = np.concatenate(
+        [rng.integers(0, 256, size=(1300, 32), dtype=np.uint8), dense, near_group(rng, 150, 8, far)]
+    )
+    codes = codes[rng.permutation(len(codes))]
+    ids = [f"img-{k:05d}" for k in range(len(codes))]
+    quality = rng.integers(50, 101, size=len(codes))
+    write_run_output(tmp_path, run_table(ids, pdq=codes, pdq_quality=quality), shard_rows=500)
+    expected = clusters(dedup_one(tmp_path, hash="pdq", threshold=31))
+    seen: list[dict[int, Any]] = []
+    hot_keys = ms._hot_keys
+    monkeypatch.setattr(ms, "_hot_keys", lambda *a: seen.append(hot_keys(*a)) or seen[-1])
+    df = spark.read.parquet(*[str(shard_path(tmp_path, s)) for s in completed_shards(tmp_path)])
+    for limit in (ms._GROUP_CLUSTER, 1_000):  # the driver's value travels to the workers
+        monkeypatch.setattr(ms, "_GROUP_CLUSTER", limit)
+        got = clusters(ms.dedup(df, hash="pdq", threshold=31).toArrow())
+        assert got == expected
+    assert seen and all(seen), "the dense group's band values were not hot"
+    assert max(len(s) for s in got["sets"]) >= 700
+
+
 def test_corpus_dedup_equals_mmcore_dedup(corpus_run: dict[str, Any]) -> None:
     expected = clusters(dedup_one(corpus_run["out"], hash="pdq", threshold=31))
     got = clusters(ms.dedup(corpus_run["df"], hash="pdq", threshold=31).toArrow())
@@ -334,12 +365,71 @@ def test_band_rows_are_cut_into_bounded_batches(monkeypatch: pytest.MonkeyPatch)
     words = rng.integers(-(2**63), 2**63 - 1, size=(50, 4), dtype=np.int64)
     cols = {"id": [f"i{k}" for k in range(50)], **{f"w{k}": words[:, k] for k in range(4)}}
     batch = pa.RecordBatch.from_pydict(cols)
-    spec = (4, [16] * 16, 1, True)
+    spec = (4, [16] * 16, 1, "probe", {})
     whole = pa.Table.from_batches(list(ms._map_bands(spec, iter([batch]))))
     monkeypatch.setattr(ms, "_BAND_ROWS", 100)
     cut = list(ms._map_bands(spec, iter([batch])))
     assert max(b.num_rows for b in cut) <= 100 and whole.num_rows == 50 * 16 * 17
     assert sorted(pa.Table.from_batches(cut).to_pylist(), key=str) == sorted(whole.to_pylist(), key=str)
+    assert sum(whole["exact"].to_pylist()) == 50 * 16  # one exact row per code and band
+
+
+def near_group(rng: np.random.Generator, n: int, flips: int, centre: np.ndarray | None = None) -> np.ndarray:
+    """n PDQ codes (N, 32) within ``flips`` bits of one centre."""
+    c = rng.integers(0, 256, size=32, dtype=np.uint8) if centre is None else centre
+    bits = np.repeat(np.unpackbits(c)[None], n, axis=0)
+    for row in bits:
+        row[rng.choice(256, size=int(rng.integers(0, flips + 1)), replace=False)] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+def test_band_groups_give_the_components_of_every_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_band_edges on the (band, key)-sorted probe rows, cut into small batches (groups split
+    across them): its forest has the components of every pair within the threshold, for random
+    codes, a dense group, a far group sharing most of the dense group's band values, and PDQ
+    (16 bands, radius 1) and pHash (4 bands, radius 2) plans; with large groups compared pair by
+    pair and clustered whole."""
+    rng = np.random.default_rng(11)
+    dense = near_group(rng, 300, 8)
+    far = dense[0].copy()
+    far[:12] ^= 0xFF  # 96 bits away from the dense group, its last 20 bytes the same
+    codes = np.concatenate(
+        [rng.integers(0, 256, size=(400, 32), dtype=np.uint8), dense, near_group(rng, 80, 8, far)]
+    )
+    codes = codes[rng.permutation(len(codes))]
+    ids = [f"c{k:04d}" for k in range(len(codes))]
+    whole: list[int] = []  # the sizes of the groups clustered whole
+    firsts = ms._cluster_firsts
+    monkeypatch.setattr(ms, "_cluster_firsts", lambda w, t: whole.append(len(w)) or firsts(w, t))
+    monkeypatch.setattr(ms, "_PAIR_STEP", 5_000)
+    for hash, threshold, m in (("pdq", 31, 16), ("phash", 10, 4)):
+        words = np.frombuffer(codes.tobytes(), dtype=">u8").astype(np.uint64).reshape(len(codes), 4)
+        if hash == "phash":
+            words = words[:, :1]
+        n_words = words.shape[1]
+        index = mmcore.HammingIndex(64 * n_words)
+        index.add(words[:, 0].copy() if n_words == 1 else words.astype(">u8").view(np.uint8))
+        want = mmcore.cluster(index, threshold, method="brute").labels
+        batch = pa.RecordBatch.from_pydict(
+            {"id": ids, **{f"w{k}": words[:, k].view(np.int64) for k in range(n_words)}}
+        )
+        widths = ms._band_widths(64 * n_words, m)
+        rows = pa.Table.from_batches(
+            list(ms._map_bands((n_words, widths, threshold // m, "probe", {}), iter([batch])))
+        )
+        rows = rows.sort_by([("band", "ascending"), ("key", "ascending")])
+        for limit in (ms._GROUP_CLUSTER, 2_000):  # 2,000: the dense group's keys are clustered whole
+            out = pa.Table.from_batches(
+                list(ms._edges_forest((n_words, threshold, limit), iter(rows.to_batches(max_chunksize=97))))
+            )
+            pos = {x: k for k, x in enumerate(ids)}
+            i = np.array([pos[x] for x in out["i"].to_pylist()], dtype=np.int64)
+            j = np.array([pos[x] for x in out["j"].to_pylist()], dtype=np.int64)
+            got = mmcore.cluster((i, j), n=len(ids)).labels
+            np.testing.assert_array_equal(got, want, err_msg=f"{hash} {limit}")
+            assert bool(whole) == (limit == 2_000) and all(n >= 45 for n in whole)
+            whole.clear()
+        assert np.bincount(want).max() >= 300
 
 
 def test_edges_leave_a_partition_as_a_spanning_forest(monkeypatch: pytest.MonkeyPatch) -> None:

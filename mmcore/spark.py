@@ -40,7 +40,7 @@ from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
 from .jobs.schema import OK_STATUSES, SCHEMA
-from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan
+from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan, require_source
 from .search import HammingIndex, cluster
 
 __all__ = ["WDS_FORMAT", "dedup", "process", "register_data_source", "spark_schema"]
@@ -334,11 +334,20 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
 
 
 class _WdsReader(DataSourceReader):
-    def __init__(self, tars: list[tuple[str, str]], batch_size: int, max_bytes: int) -> None:
-        self.tars, self.batch_size, self.max_bytes = tars, batch_size, max_bytes  # (URI, root) per tar
+    """Holds the source path, not its tars: PySpark pickles the reader into the read function
+    before it asks for the partitions, and that function goes with every task (100,000 tars would
+    be ~10 MB unpickled by each of 100,000 tasks). The tars are listed by ``partitions``, and each
+    partition carries its own."""
+
+    def __init__(self, path: str, batch_size: int, max_bytes: int) -> None:
+        self.path, self.batch_size, self.max_bytes = path, batch_size, max_bytes
 
     def partitions(self) -> list[InputPartition]:
-        return [InputPartition(t) for t in self.tars]
+        shards, _ = plan(self.path, 1 << 30)
+        tars = [(s.source_uri, s.root) for s in shards if s.kind == "tar"]  # (URI, root) per tar
+        if not tars:
+            raise FileNotFoundError(f"no .tar file found at {self.path!r}")
+        return [InputPartition(t) for t in tars]
 
     def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
         uri, root = partition.value
@@ -373,12 +382,9 @@ class WdsDataSource(DataSource):
         path = self.options.get("path")
         if not path:
             raise ValueError(f"spark.read.format({WDS_FORMAT!r}).load(PATH): give a tar, a folder or a glob")
-        shards, _ = plan(str(path), 1 << 30)
-        tars = [(s.source_uri, s.root) for s in shards if s.kind == "tar"]
-        if not tars:
-            raise FileNotFoundError(f"no .tar file found at {path!r}")
+        require_source(str(path))  # at once, as before: a clear error for a missing source
         max_bytes = int(self.options.get("maxBytes", str(DEFAULT_MAX_BYTES)))
-        return _WdsReader(tars, int(self.options.get("batchSize", "64")), max_bytes)
+        return _WdsReader(str(path), int(self.options.get("batchSize", "64")), max_bytes)
 
 
 def register_data_source(spark: SparkSession) -> None:

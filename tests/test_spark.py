@@ -455,3 +455,26 @@ def test_edges_leave_a_partition_as_a_spanning_forest(monkeypatch: pytest.Monkey
     assert all(root[f"a{x:02d}"] == "a00" for x in range(1, 60)) and root["e"] == "a00"
     assert root["b2"] == root["b3"] == "b1" and root["d"] == "c"
     assert list(ms._forest(iter([empty]))) == []
+
+
+def test_the_tar_reader_pickles_without_its_tar_list(tmp_path: Path) -> None:
+    """PySpark pickles the reader into the read function that goes with every task before it asks
+    for the partitions: the reader holds the path, and each partition its own tar (it held the
+    list of every tar: ~10 MB for each of 100,000 tasks)."""
+    import pickle
+
+    for k in range(300):
+        _tar(tmp_path / f"shard-{k:04d}.tar", [(f"{k}.jpg", b"x")])
+    source = ms.WdsDataSource({"path": str(tmp_path)})
+    reader = source.reader(ms.T.StructType())
+    assert len(pickle.dumps(reader)) < 1_000
+    parts = reader.partitions()
+    assert len(parts) == 300 and parts[7].value == (
+        mmcore.jobs.processor.path_to_uri(str(tmp_path / "shard-0007.tar")),
+        str(tmp_path),
+    )
+    with pytest.raises(FileNotFoundError, match="is not a directory, a file or a glob"):
+        ms.WdsDataSource({"path": str(tmp_path / "nothing-*.tar")}).reader(ms.T.StructType())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no \.tar file found"):
+        ms.WdsDataSource({"path": str(tmp_path / "empty")}).reader(ms.T.StructType()).partitions()

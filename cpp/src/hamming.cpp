@@ -441,9 +441,6 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
 // A bucket of the join worth checking for a dominant component: its work (pairs it would compare)
 // against the finds that check costs (one per member).
 constexpr std::int64_t kDenseWork = std::int64_t{1} << 20;
-// A component dominates a bucket when it holds at least 3/4 of the members: a row is then
-// compared one code at a time with the quarter outside it, where the plain scan compares four
-// rows at a time with half the bucket on average.
 
 // Pairs compared per member of a dense bucket before its split is rebuilt: a rebuild (a find and a
 // copy per member) costs about as much as comparing ten pairs per member, and a group that stays
@@ -464,10 +461,10 @@ struct DenseScratch {
 // members outside it (every hit united), and with the component's members only until one is
 // within r (one edge joins the row to all of it; a row in it already needs none). Rows before a
 // component dominates get the plain scan, in chunks that double, then the split is looked at
-// again; the split is rebuilt once the rows since it have compared as many pairs as the bucket has
-// members. Each row is compared with every member (both modes) or every later row and the run
-// (the plain scan; the rows before it were compared with it): every edge of the bucket is either
-// found or between members already joined. Returns the pairs compared.
+// again; the split is rebuilt once the rows since it have compared kRebuildWork pairs per member
+// of the bucket. Each row is compared with every member (by the split) or with every later row
+// and the run (the plain scan; the rows before it were compared with it): every edge of the
+// bucket is either found or between members already joined. Returns the pairs compared.
 template <class Sink, class Emit>
 std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const std::uint32_t* perm,
                           std::uint32_t a0, std::uint32_t a1, const Gathered& run, std::int32_t words,
@@ -494,6 +491,8 @@ std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const 
       votes += rt == lead ? 1 : -1;
     }
     const auto held = std::count(ds.root.begin(), ds.root.end(), lead);
+    // 3/4: a row is then compared one code at a time with the quarter outside the component, where
+    // the plain scan compares four rows at a time with half the bucket on average.
     if (4 * held < 3 * m) {  // none dominates: the plain scan of the next rows
       const std::int64_t end = std::min(nq, pos + chunk);
       for (std::int64_t qa = pos; qa < end; qa += kScanQueries) {

@@ -4,7 +4,8 @@
 Standalone and offline. Writes a fake ``mmcore run`` output folder (tests/jobs_fixtures.py: every
 column of the schema, parts of --shard-rows rows with their completion records) holding N uniform
 random 256-bit PDQ codes (and, with --copies F, F * N of them replaced by near copies of others,
-1..16 bits flipped; with --exact F, F * N rows holding one code), random pdq_quality, then runs
+1..16 bits flipped; with --exact F, F * N rows holding one code; with --group F, F * N distinct
+codes within 8 bits of one: a viral image, recompressed), random pdq_quality, then runs
 ``mmcore.jobs.dedup.dedup(OUT)`` (PDQ, threshold 31) in a fresh process: wall time, its read /
 cluster split, and the process's peak RSS next to its peak RSS after the imports (Linux:
 /proc/self/status VmHWM).
@@ -12,6 +13,7 @@ cluster split, and the process's peak RSS next to its peak RSS after the imports
     python bench/bench_dedup.py                     # 1M random codes, 1000 shards (~1.5 min on 2 cores)
     python bench/bench_dedup.py --copies 0.1        # 10 % near copies
     python bench/bench_dedup.py --exact 0.05        # 5 % of the rows one code (a placeholder image)
+    python bench/bench_dedup.py --group 0.05        # 5 % of the rows near copies of one image
     python bench/bench_dedup.py --n 100000          # smaller
 
 Prints the machine, mmcore.build_info(), versions and a table; writes bench_dedup.md into --out
@@ -58,11 +60,17 @@ print(json.dumps({"wall": wall, "base_kb": base, "peak_kb": kb("VmHWM:"), "meta"
 """
 
 
-def make_codes(n: int, copies: float, exact: float, rng: np.random.Generator) -> np.ndarray:
+def make_codes(n: int, copies: float, exact: float, group: float, rng: np.random.Generator) -> np.ndarray:
     codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
     e = int(exact * n)
     if e:  # one placeholder image's code on e rows
         codes[rng.choice(n, size=e, replace=False)] = codes[0]
+    g = int(group * n)
+    if g:  # one image's near copies on g rows: 1..8 bits flipped, all within 16 bits of each other
+        bits = np.repeat(np.unpackbits(codes[1])[None], g, axis=0)
+        for row, k in enumerate(rng.integers(1, 9, size=g)):
+            bits[row, rng.choice(256, size=int(k), replace=False)] ^= 1
+        codes[rng.choice(n, size=g, replace=False)] = np.packbits(bits, axis=1)
     m = int(copies * n)
     if m:
         dst = rng.choice(n, size=m, replace=False)
@@ -93,6 +101,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="images (default 1M)")
     ap.add_argument("--copies", type=float, default=0.0, help="share of near copies (default 0: all random)")
     ap.add_argument(
+        "--group", type=float, default=0.0, help="share of rows near copies of one code (default 0)"
+    )
+    ap.add_argument(
         "--exact", type=float, default=0.0, help="share of rows holding one code (a placeholder; default 0)"
     )
     ap.add_argument(
@@ -113,14 +124,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dedup-") as tmp:
         out = Path(tmp) / "out"
         t0 = time.perf_counter()
-        codes = make_codes(args.n, args.copies, args.exact, rng)
+        codes = make_codes(args.n, args.copies, args.exact, args.group, rng)
         ids = [f"img-{k:09d}" for k in rng.permutation(args.n)]
         quality = rng.integers(0, 101, size=args.n)
         write_run_output(out, run_table(ids, pdq=codes, pdq_quality=quality), shard_rows=args.shard_rows)
         del codes, ids, quality
         size = sum(f.stat().st_size for f in out.glob("part-*.parquet"))
         data = (
-            f"data: {args.n:,} PDQ codes ({args.copies:.0%} near copies, {args.exact:.0%} one code), "
+            f"data: {args.n:,} PDQ codes ({args.copies:.0%} near copies, {args.exact:.0%} one code, "
+            f"{args.group:.0%} near copies of one), "
             f"{len(list(out.glob('part-*')))} "
             f"shards, {size / 1e6:.0f} MB of Parquet, written in {time.perf_counter() - t0:.1f} s; "
             f"threshold {args.threshold}, threads {args.threads or os.cpu_count()}"

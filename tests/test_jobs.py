@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -410,6 +411,69 @@ def test_disk_full_marks_no_shard_complete(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(pq.ParquetWriter, "write_batch", real)
     run(str(src), out, Config(shard_size=4), progress=None)
     assert set(rows_by_id(out)) == set(blobs)
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed() -> None:
+    """The source is read in a thread of its own, a batch or two ahead: items come in order; the
+    thread's exception comes where its item would have; it runs at most depth items ahead; a
+    consumer that stops early (an error downstream) stops and joins the thread."""
+    import threading
+
+    from mmcore.jobs.runner import read_ahead
+
+    assert list(read_ahead(iter(range(100)), 2)) == list(range(100))
+
+    def failing() -> Iterator[int]:
+        yield from range(5)
+        raise OSError(5, "Input/output error")
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="Input/output error"):
+        for x in read_ahead(failing(), 2):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+
+    made: list[int] = []
+
+    def endless() -> Iterator[int]:
+        k = 0
+        while True:
+            made.append(k)
+            yield k
+            k += 1
+
+    it = read_ahead(endless(), 2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    time.sleep(0.3)
+    assert len(made) <= 3 + 2 + 1  # taken, queued, and one waiting to be queued
+    it.close()
+    assert not [t for t in threading.enumerate() if t.name == "mmcore-read-ahead"]
+
+
+def test_a_source_that_fails_while_read_ahead_stops_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error in the reading thread stops the job as before (JobError, exit 1), after the
+    shards before it completed, with no temporary file left and no reading thread behind."""
+    import threading
+
+    from mmcore.jobs import sources
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_tree(src, n=8)
+    real = sources.Shard.batches
+
+    def batches(self: Any, *a: Any, **k: Any) -> Any:
+        if self.name == "part-00001":
+            raise OSError(5, "Input/output error", "/mnt/gone")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(sources.Shard, "batches", batches)
+    with pytest.raises(JobError, match="Input/output error"):
+        run(str(src), out, Config(shard_size=4), progress=None)
+    assert completed_shards(out) == ["part-00000"]
+    assert not any(p.name.startswith(".part-") for p in out.iterdir())
+    assert not [t for t in threading.enumerate() if t.name == "mmcore-read-ahead"]
 
 
 def test_kill_9_at_random_points_loses_and_doubles_nothing(tmp_path: Path) -> None:

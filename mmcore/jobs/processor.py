@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote_to_bytes, urlparse
 
@@ -39,7 +40,9 @@ __all__ = [
     "uri_to_path",
 ]
 
-_IO_THREADS = 8
+#: Threads reading a batch's files: reads wait on the storage, not the CPU (20 ms a file, a
+#: network mount: 8 threads read 400 files/s, fewer than 2 cores hash; 32 read 1,600).
+_IO_THREADS = 32
 
 
 def uri_to_path(uri: str) -> str:
@@ -145,6 +148,18 @@ def read_paths(paths: Sequence[str], max_bytes: int | None = None) -> list[tuple
         return list(ex.map(lambda p: _read(p, max_bytes), paths))
 
 
+@dataclass
+class ReadBatch:
+    """A batch :meth:`Processor.read` checked and read: per record its id, source URI, member,
+    and its bytes or why there are none."""
+
+    ids: list[str]
+    source_uri: list[str | None]
+    member: list[str | None]
+    data: list[bytes | None]
+    errors: list[str | None]
+
+
 class Processor:
     """Maps a RecordBatch with ``id`` (string) and either ``bytes`` (binary) or ``path`` (string:
     a local path or ``file://`` URI), optionally ``source_uri`` and ``member`` (strings), to a
@@ -187,6 +202,12 @@ class Processor:
         )
 
     def __call__(self, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+        return self.hash_read(self.read(batch))
+
+    def read(self, batch: pa.RecordBatch | pa.Table) -> ReadBatch:
+        """The first half of a call: the batch checked and its records' bytes read (files on a few
+        threads). Safe to run in another thread than :meth:`hash_read` (``mmcore run`` reads the
+        next batch while this one is hashed); raises as a call does."""
         names = batch.schema.names
         if "id" not in names:
             raise ValueError(f"the batch needs an 'id' column; it has {names}")
@@ -207,7 +228,11 @@ class Processor:
             if source_uri[i] is None and p is not None:
                 source_uri[i] = _as_uri(p)
         self.stage_seconds["read"] += time.perf_counter() - t0
-        return self._process(ids, source_uri, member, data, read_err)
+        return ReadBatch(ids, source_uri, member, data, read_err)
+
+    def hash_read(self, r: ReadBatch) -> pa.RecordBatch:
+        """The second half of a call: the rows of a batch :meth:`read` gave."""
+        return self._process(r.ids, r.source_uri, r.member, r.data, r.errors)
 
     def _contents(
         self,

@@ -23,12 +23,14 @@ with mmcore when DALI is importable at build time and tied to that exact DALI ve
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import sys
 import threading
 import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -148,7 +150,7 @@ def _file_batches(paths: list[str], ids: list[str], size: int = 256) -> Iterator
         )
 
 
-def _parts(source: Any) -> list[_Part]:
+def _parts(source: Any) -> Iterable[_Part]:
     import pyarrow as pa
 
     if isinstance(source, (pa.Table, pa.RecordBatch)):
@@ -168,24 +170,8 @@ def _parts(source: Any) -> list[_Part]:
                 ids.append(text(rel))
         if files:
             parts.append(_Part("arrow", batches=_file_batches(files, ids)))
-        # In source order: consecutive tars DALI reads as mmcore run does form one DALI part, the
-        # others go through mmcore run's reader.
-        runs: list[tuple[bool, list[str]]] = []
-        for t in tars:
-            clean = _tar_is_clean(t)
-            if runs and runs[-1][0] == clean:
-                runs[-1][1].append(t)
-            else:
-                runs.append((clean, [t]))
-        for clean, group in runs:
-            parts.append(
-                _Part("tar", tars=group, root=root)
-                if clean
-                else _Part("arrow", batches=_job_batches("tar", group, root))
-            )
-        if parquets:
-            parts.append(_Part("arrow", batches=_job_batches("parquet", parquets, root)))
-        return parts
+        last = [_Part("arrow", batches=_job_batches("parquet", parquets, root))] if parquets else []
+        return itertools.chain(parts, _tar_parts(tars, root), last)
     if isinstance(source, Sequence) and all(isinstance(s, (str, os.PathLike)) for s in source):
         paths = [os.path.abspath(os.fspath(s)) for s in source]
         # A path that does not exist is a READ_ERROR row when it is fed, as a file that vanishes
@@ -202,6 +188,51 @@ def _parts(source: Any) -> list[_Part]:
         batches = list(_checked_batches(source)) if isinstance(source, Sequence) else _checked_batches(source)
         return [_Part("arrow", batches=batches)]
     raise TypeError(_SOURCE_KINDS + f", not {type(source).__name__}")
+
+
+#: Tars per DALI part: the first parts small (the pipeline starts after checking 4 tars, not
+#: every one), then doubling up to the last value (a DALI pipeline is built per part).
+_TARS_PER_PART = (4, 8, 16, 32, 64)
+#: Threads that check tars (_tar_is_clean) ahead of the pipeline.
+_TAR_CHECK_THREADS = 2
+
+
+def _tar_parts(tars: list[str], root: str) -> Iterator[_Part]:
+    """The tars as parts, in source order: consecutive tars DALI reads as mmcore run does form
+    DALI parts, the others go through mmcore run's reader. Each tar is checked (every member
+    header read: ~56 ms for 2,000 members, 93 minutes for 100,000 such tars) on a few threads
+    as the pipeline runs, at most two parts' worth ahead (checks are Python: more would take the
+    GIL from the pipeline), instead of all of them before its first batch."""
+    if not tars:
+        return
+    ex = ThreadPoolExecutor(max_workers=min(_TAR_CHECK_THREADS, len(tars)))
+    ahead: collections.deque[Any] = collections.deque()
+    try:
+        group: list[str] = []
+        kind = False
+        made = 0
+        for i, t in enumerate(tars):
+            cap = _TARS_PER_PART[min(made, len(_TARS_PER_PART) - 1)]
+            while len(ahead) < 2 * cap and i + len(ahead) < len(tars):
+                ahead.append(ex.submit(_tar_is_clean, tars[i + len(ahead)]))
+            clean = ahead.popleft().result()
+            if group and (clean != kind or len(group) >= cap):
+                yield _tar_part(kind, group, root)
+                group, made = [], made + 1
+            group.append(t)
+            kind = clean
+        if group:
+            yield _tar_part(kind, group, root)
+    finally:  # a pipeline closed early does not wait for the checks of the tars it will not read
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _tar_part(clean: bool, tars: list[str], root: str) -> _Part:
+    return (
+        _Part("tar", tars=tars, root=root)
+        if clean
+        else _Part("arrow", batches=_job_batches("tar", tars, root))
+    )
 
 
 _SOURCE_KINDS = (
@@ -344,7 +375,7 @@ class ImagePipeline:
 
     def __init__(
         self,
-        parts: list[_Part],
+        parts: Iterable[_Part],
         *,
         hashes: tuple[str, ...],
         mode: str,

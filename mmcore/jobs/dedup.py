@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
-from ..hashing import hamming
 from ..search import HammingIndex, cluster
 from ._common import int_at_least, user_errors, write_parquet_atomic
 from .schema import OK_STATUSES, i64_to_u64, output_fingerprint, read_manifest, read_output
@@ -133,6 +132,25 @@ def _codes(column: pa.ChunkedArray, hash: str) -> npt.NDArray[Any]:
     return data.reshape(n, 32)
 
 
+#: Rows whose distance to their representative is computed per step (bounds the gathered codes).
+_DIST_ROWS = 1 << 18
+
+
+def _distances(
+    codes: npt.NDArray[Any], rep_pos: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int32]:
+    """Each row's Hamming distance to its cluster's representative (``rep_pos[label]``), a step
+    of rows at a time: the representatives' codes gathered for every row at once, XORed and
+    counted byte by byte, took ~110 bytes a row (7 GB for 10^8 rows)."""
+    words = codes.view(np.uint64) if codes.ndim == 2 else codes  # (N, 4) for PDQ, (N,) for pHash
+    out = np.empty(len(codes), dtype=np.int32)
+    for s in range(0, len(codes), _DIST_ROWS):
+        e = min(len(codes), s + _DIST_ROWS)
+        x = np.bitwise_count(words[s:e] ^ words[rep_pos[labels[s:e]]])
+        out[s:e] = x.sum(axis=1) if x.ndim == 2 else x
+    return out
+
+
 def _representatives(
     labels: npt.NDArray[np.int64],
     first: npt.NDArray[np.bool_],
@@ -237,7 +255,7 @@ def dedup(
     rep, id_rank = _representatives(labels, first, rows["id"], quality)
     rep_pos = np.empty(n_clusters, dtype=np.int64)
     rep_pos[labels[rep]] = np.flatnonzero(rep)
-    dist = hamming(codes, codes[rep_pos[labels]]).astype(np.int32)
+    dist = _distances(codes, rep_pos, labels)
     order = np.lexsort((id_rank, dist, ~rep, labels))
     t2 = time.perf_counter()
     sizes = np.bincount(labels) if n else np.empty(0, np.int64)

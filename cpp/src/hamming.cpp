@@ -438,6 +438,31 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
   assemble_radius(parts, nq, threads, out);
 }
 
+// The plain scan of a join bucket's rows q0..q1 (table rows; the bucket ends at a1), up to four
+// at a time: each row against the bucket's rows after it (within the bucket only those pairs are
+// new) and against the run; every hit to emit(table row, table row, distance). Returns the pairs
+// compared.
+template <class Emit>
+std::int64_t scan_rows(HammingScanFn scan, const std::uint64_t* codes, std::uint32_t q0, std::uint32_t q1,
+                       std::uint32_t a1, const Gathered& run, std::int32_t words, const std::int32_t* bound,
+                       Scratch& sc, Emit& emit) {
+  std::int64_t cand = 0;
+  for (std::uint32_t qa = q0; qa < q1; qa += kScanQueries) {
+    const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, q1 - qa));
+    const std::uint64_t* rows = codes + static_cast<std::size_t>(qa) * words;
+    const std::uint32_t next = qa + 1;
+    cand += scan_run(scan, rows, nqa, codes + static_cast<std::size_t>(next) * words, a1 - next, words, bound,
+                     sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                       if (next + i > qa + row) emit(qa + row, next + i, d);
+                     });
+    cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
+                     [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
+                       emit(qa + row, run.where[static_cast<std::size_t>(i)], d);
+                     });
+  }
+  return cand;
+}
+
 // A bucket of the join worth checking for a dominant component: its work (pairs it would compare)
 // against the finds that check costs (one per member).
 constexpr std::int64_t kDenseWork = std::int64_t{1} << 20;
@@ -468,8 +493,7 @@ struct DenseScratch {
 template <class Sink, class Emit>
 std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const std::uint32_t* perm,
                           std::uint32_t a0, std::uint32_t a1, const Gathered& run, std::int32_t words,
-                          const std::int32_t* bound, Scratch& sc, DenseScratch& ds, Sink& sink,
-                          Emit plain_emit) {
+                          const std::int32_t* bound, Scratch& sc, DenseScratch& ds, Sink& sink, Emit& emit) {
   const std::int64_t nq = a1 - a0;
   const std::int64_t m = nq + run.size();
   auto code_of = [&](std::int64_t k) {
@@ -495,22 +519,8 @@ std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const 
     // the plain scan compares four rows at a time with half the bucket on average.
     if (4 * held < 3 * m) {  // none dominates: the plain scan of the next rows
       const std::int64_t end = std::min(nq, pos + chunk);
-      for (std::int64_t qa = pos; qa < end; qa += kScanQueries) {
-        const int nqa = static_cast<int>(std::min<std::int64_t>(kScanQueries, end - qa));
-        const std::uint64_t* rows = codes + (a0 + qa) * words;
-        const std::int64_t next = qa + 1;
-        cand += scan_run(scan, rows, nqa, codes + (a0 + next) * words, nq - next, words, bound,
-                         sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
-                           if (next + i > qa + row)
-                             plain_emit(static_cast<std::uint32_t>(a0 + qa + row),
-                                        static_cast<std::uint32_t>(a0 + next + i), d);
-                         });
-        cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
-                         [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
-                           plain_emit(static_cast<std::uint32_t>(a0 + qa + row),
-                                      run.where[static_cast<std::size_t>(i)], d);
-                         });
-      }
+      cand += scan_rows(scan, codes, static_cast<std::uint32_t>(a0 + pos),
+                        static_cast<std::uint32_t>(a0 + end), a1, run, words, bound, sc, emit);
       pos = end;
       chunk *= 2;
       continue;
@@ -595,26 +605,11 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
         if constexpr (Sink::kComponents) {
           const std::int64_t q = a1 - a0;
           if (q * (q / 2 + run.size()) >= kDenseWork) {
-            cand +=
-                dense_bucket(scan, codes, perm, a0, a1, run, words, bound, sc, dense, sink,
-                             [&](std::uint32_t ia, std::uint32_t ib, std::int32_t d) { emit(ia, ib, d); });
+            cand += dense_bucket(scan, codes, perm, a0, a1, run, words, bound, sc, dense, sink, emit);
             continue;
           }
         }
-        for (std::uint32_t qa = a0; qa < a1; qa += kScanQueries) {
-          const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, a1 - qa));
-          const std::uint64_t* rows = codes + static_cast<std::size_t>(qa) * words;
-          // Within u only the pairs after the query row are new.
-          const std::uint32_t next = qa + 1;
-          cand += scan_run(scan, rows, nqa, codes + static_cast<std::size_t>(next) * words, a1 - next, words,
-                           bound, sc.hits.data(), [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
-                             if (next + i > qa + row) emit(qa + row, next + i, d);
-                           });
-          cand += scan_run(scan, rows, nqa, run.codes.data(), run.size(), words, bound, sc.hits.data(),
-                           [&](std::uint32_t row, std::int64_t i, std::int32_t d) {
-                             emit(qa + row, run.where[static_cast<std::size_t>(i)], d);
-                           });
-        }
+        cand += scan_rows(scan, codes, a0, a1, a1, run, words, bound, sc, emit);
       }
       candidates[static_cast<std::size_t>(task)] += cand;
     });

@@ -551,7 +551,7 @@ def _band_edges(spec: tuple[int, int, int], batches: Iterator[pa.RecordBatch]) -
         if pending and (int(band[0]), int(key[0])) != last:
             yield from _group_pairs(pending, n_words, threshold, whole)
             pending = []
-        change = np.flatnonzero((band[1:] != band[:-1]) | (key[1:] != key[:-1])) + 1
+        change = _group_starts(band, key)[1:]
         if change.size:
             yield from _group_pairs([*pending, b.slice(0, int(change[-1]))], n_words, threshold, whole)
             pending = [b.slice(int(change[-1]))]
@@ -560,6 +560,11 @@ def _band_edges(spec: tuple[int, int, int], batches: Iterator[pa.RecordBatch]) -
         last = (int(band[-1]), int(key[-1]))
     if pending:
         yield from _group_pairs(pending, n_words, threshold, whole)
+
+
+def _group_starts(band: npt.NDArray[np.int32], key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The rows where a (band, key) group starts, in rows sorted by (band, key); row 0 first."""
+    return np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
 
 
 def _group_pairs(
@@ -574,7 +579,7 @@ def _group_pairs(
     band, key = t["band"].to_numpy(), t["key"].to_numpy()
     exact = t["exact"].to_numpy()
     words = np.stack([t[f"w{k}"].to_numpy().view(np.uint64) for k in range(n_words)], axis=1)
-    starts = np.flatnonzero(np.r_[True, (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
+    starts = _group_starts(band, key)
     sizes = np.diff(np.r_[starts, n])
     forest = (np.empty(0, np.int64), np.empty(0, np.int64))  # (row, the first row of its component)
 

@@ -36,6 +36,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError(f"mmcore.spark needs pyspark 4 and Java 17: pip install 'mmcore[spark]' ({e})") from e
 
 from . import _core
+from .hashing import _popcount64
 from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
@@ -614,7 +615,7 @@ def _group_pairs(
         a, b = a[keep], b[keep]
         d = np.zeros(len(a), dtype=np.int64)
         for k in range(n_words):
-            d += np.bitwise_count(words[a, k] ^ words[b, k])
+            d += _popcount64(words[a, k] ^ words[b, k])
         near = np.flatnonzero(d <= threshold)
         if near.size:
             fold(a[near], b[near])

@@ -469,6 +469,36 @@ def test_hamming() -> None:
         assert type(d) is int and d == 2
 
 
+@pytest.mark.parametrize("bitwise_count", [True, False])
+def test_hamming_of_arrays_with_and_without_numpys_popcount(
+    monkeypatch: pytest.MonkeyPatch, bitwise_count: bool
+) -> None:
+    """Array distances count 8 bytes at a time with numpy's popcount, and without it (numpy < 2.0,
+    which the package allows) by bytes: both equal Python's int.bit_count, for PDQ rows, 64-bit
+    hashes, broadcasting, and widths that are not a multiple of 8 bytes."""
+    import mmcore.hashing as h
+
+    if not bitwise_count:
+        monkeypatch.setattr(h, "_BITWISE_COUNT", None)
+    rng = np.random.default_rng(4)
+    pdq = rng.integers(0, 256, size=(50, 32), dtype=np.uint8)
+    want = [
+        [(int.from_bytes(a.tobytes(), "big") ^ int.from_bytes(b.tobytes(), "big")).bit_count() for b in pdq]
+        for a in pdq
+    ]
+    assert mmcore.hamming(pdq[:, None], pdq[None, :]).tolist() == want
+    u = rng.integers(0, 2**64, size=40, dtype=np.uint64)
+    assert mmcore.hamming(u, u[::-1]).tolist() == [
+        (int(a) ^ int(b)).bit_count() for a, b in zip(u, u[::-1], strict=True)
+    ]
+    odd = rng.integers(0, 256, size=(6, 5), dtype=np.uint8)
+    assert mmcore.hamming(odd, odd[0]).tolist() == [
+        (int.from_bytes(r.tobytes(), "big") ^ int.from_bytes(odd[0].tobytes(), "big")).bit_count()
+        for r in odd
+    ]
+    assert h._popcount64(u).tolist() == [int(x).bit_count() for x in u]
+
+
 def test_batch_calls_refuse_one_source_and_keep_going_on_odd_arrays() -> None:
     """A path string given as srcs is a TypeError (not one failed record per character); an array
     no kernel takes (grey + alpha, a side over 2^31 - 1) is a record status, the batch goes on."""

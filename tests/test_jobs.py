@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -791,6 +792,40 @@ def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
         and f"over the limit of {limit:,}" in rows["big.jpg"]["error"]
     )
     assert rows["t.tar/b.jpg"]["status"] == "SOURCE_ERROR" and "max_bytes" in rows["t.tar/b.jpg"]["error"]
+
+
+def test_file_reads_are_whole_at_the_limit_and_when_the_size_lies(tmp_path: Path) -> None:
+    """A file is read into a buffer of its size, not of the limit: one exactly at the limit is
+    whole, one byte more is refused, and a regular file whose size says 0 (procfs) is read to the
+    end all the same."""
+    from mmcore.jobs.processor import _read
+
+    data = bytes(range(256)) * 40
+    (tmp_path / "f").write_bytes(data)
+    assert _read(str(tmp_path / "f"), len(data)) == (data, None)
+    assert _read(str(tmp_path / "f")) == (data, None)
+    got, err = _read(str(tmp_path / "f"), len(data) - 1)
+    assert got is None and err is not None and "over the limit" in err
+    proc = Path("/proc/self/mounts")
+    if proc.exists() and proc.stat().st_size == 0:
+        got, err = _read(str(proc), 1 << 20)
+        assert err is None and got is not None and len(got) > 0 and got.endswith(b"\n")
+        got, err = _read(str(proc), 1)  # grown past a limit while being read
+        assert got is None and err is not None and "over the limit" in err
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_sha256_digests_on_threads_equal_hashlib(threads: int) -> None:
+    from mmcore.jobs.processor import _sha256_digests
+
+    rng = np.random.default_rng(threads)
+    data: list[bytes | None] = [
+        None if i % 7 == 3 else rng.integers(0, 256, int(rng.integers(0, 9000)), np.uint8).tobytes()
+        for i in range(101)
+    ]
+    want = [None if d is None else hashlib.sha256(d).digest() for d in data]
+    assert _sha256_digests(data, threads) == want
+    assert _sha256_digests(data[:5], threads) == want[:5] and _sha256_digests([], threads) == []
 
 
 def test_report_says_when_dedup_clusters_are_out_of_date(tmp_path: Path) -> None:

@@ -814,6 +814,24 @@ def test_file_reads_are_whole_at_the_limit_and_when_the_size_lies(tmp_path: Path
         assert got is None and err is not None and "over the limit" in err
 
 
+def test_binary_columns_are_read_as_views_equal_to_their_values() -> None:
+    """Processor reads a binary column through views of its Arrow buffers: the same values as
+    to_pylist for binary and large_binary, chunked, sliced (an offset into the buffers), with
+    nulls and empty values; any other type as to_pylist gives it."""
+    from mmcore.jobs.processor import _binary_values
+
+    vals = [b"abc", None, b"", jpeg_bytes(0), b"\xff" * 3, None, b"z"]
+    for t in (pa.binary(), pa.large_binary()):
+        arr = pa.array(vals, t)
+        cases = [arr, arr.slice(2, 4), arr.slice(7), pa.chunked_array([arr.slice(0, 3), arr.slice(3)], t)]
+        cases += [pa.array([b"", b""], t), pa.array([None], t), pa.chunked_array([], t)]
+        for c in cases:
+            got = _binary_values(c)
+            assert [None if v is None else bytes(v) for v in got] == c.to_pylist()
+            assert all(v is None or isinstance(v, memoryview) for v in got)
+    assert _binary_values(pa.array(["a", None])) == ["a", None]
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 def test_sha256_digests_on_threads_equal_hashlib(threads: int) -> None:
     from mmcore.jobs.processor import _sha256_digests

@@ -694,10 +694,10 @@ def _parquet_batches(
             if spaths is not None:
                 d["path"] = [_resolve(spaths[i], here) for i in keep]
             arr = pc.struct_field(arr, "bytes")
-        col = arr.to_pylist()
-        if by is not None:
-            d["bytes"] = pa.array([col[i] for i in keep], pa.binary())
+        if by is not None:  # the column's own buffers (a copy only when some rows are left out)
+            d["bytes"] = arr if len(keep) == n else arr.take(pa.array(keep, pa.int64()))
         else:
+            col = arr.to_pylist()
             d["path"] = [_resolve(col[i], here) for i in keep]
         yield pa.RecordBatch.from_pydict(d)
 

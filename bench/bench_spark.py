@@ -11,7 +11,11 @@ Contestants:
   spark local[N]             mmcore.spark.process(spark.read.format("binaryFile").load(SRC),
                              Config(workers=1)).write.parquet(OUT): N tasks of one thread each;
                              the session is started (and its Python workers warmed on 8 files)
-                             before timing; its start-up is printed apart
+                             before timing; its start-up is printed apart. Spark's default splits
+                             (spark.sql.files.openCostInBytes 4 MB: ~30 files of 200 kB a task)
+  spark local[N], few splits the same with openCostInBytes = --open-cost (default 0): splits of
+                             max(total / N, ...) bytes up to maxPartitionBytes, so fewer tasks and
+                             less of Spark's per-task cost (~60 ms of a core per Python task here)
 
     python bench/bench_spark.py                  # the corpus jpeg/ folder, 1 round
     python bench/bench_spark.py --source DIR --cores 4 --repeat 3
@@ -29,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench_decode import machine_lines
 
@@ -40,6 +46,9 @@ def main() -> int:
     p.add_argument("--source", default=str(here.parent / "shared" / "corpus" / "jpeg"))
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="local[N] and mmcore's workers")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument(
+        "--open-cost", default="0", help="spark.sql.files.openCostInBytes of the 'few splits' contestant"
+    )
     a = p.parse_args()
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -74,12 +83,27 @@ def main() -> int:
     def mmcore_run(out: str) -> None:
         run(a.source, out, Config(workers=a.cores), progress=None)
 
-    def spark_run(out: str) -> None:
-        df = spark.read.format("binaryFile").load(a.source, recursiveFileLookup=True)
-        ms.process(df, Config(workers=1)).write.parquet(out)
+    def files_df(open_cost: str) -> Any:
+        spark.conf.set("spark.sql.files.openCostInBytes", open_cost)
+        return spark.read.format("binaryFile").load(a.source, recursiveFileLookup=True)
 
+    def spark_run(open_cost: str) -> Callable[[str], None]:
+        def go(out: str) -> None:
+            ms.process(files_df(open_cost), Config(workers=1)).write.parquet(out)
+
+        return go
+
+    default_cost = spark.conf.get("spark.sql.files.openCostInBytes") or "4194304"
+    parts = {c: files_df(c).rdd.getNumPartitions() for c in (default_cost, a.open_cost)}
     best: dict[str, float] = {}
-    contestants = [("mmcore run", mmcore_run), (f"spark local[{a.cores}]", spark_run)]
+    contestants = [
+        ("mmcore run", mmcore_run),
+        (f"spark local[{a.cores}], default splits ({parts[default_cost]} tasks)", spark_run(default_cost)),
+        (
+            f"spark local[{a.cores}], openCostInBytes={a.open_cost} ({parts[a.open_cost]} tasks)",
+            spark_run(a.open_cost),
+        ),
+    ]
     for r in range(a.repeat):
         for name, fn in contestants if r % 2 == 0 else contestants[::-1]:
             tmp = tempfile.mkdtemp(prefix="bench_spark_")

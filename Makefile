@@ -8,6 +8,7 @@ lint:
 	$(PY) -m ruff check $(PY_DIRS)
 	$(PY) -m ruff format --check $(PY_DIRS)
 	$(PY) -m mypy
+	$(dir $(PY))vermin --target=3.10- --violations --no-tips --eval-annotations mmcore  # requires-python >= 3.10
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 
 # lint/format use the clang-format on PATH: scripts/test.sh puts .venv/bin (the pinned one of the lint extra) first.

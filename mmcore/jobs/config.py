@@ -6,11 +6,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tomllib
 
 HASH_KINDS = ("phash", "dhash", "ahash", "pdq")
 THUMBNAIL_FORMATS = ("jpeg", "webp")
@@ -113,6 +113,15 @@ class Config:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Config:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # tomllib is tomli, in the standard library from 3.11 (the jobs extra brings it on 3.10)
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ImportError(
+                    "reading a TOML config on Python 3.10 needs tomli: pip install 'mmcore[jobs]'"
+                ) from None
         with open(path, "rb") as f:
             try:
                 d = tomllib.load(f)

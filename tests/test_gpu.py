@@ -468,6 +468,7 @@ def test_glue_join_methods_and_output_room(standin: Any) -> None:
         ctx.hamming_join(pdq, 3, method="fast")
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 def test_glue_decode_views_and_statuses(standin: Any) -> None:
     ctx = mg.Context()
     files = corpus_files("jpeg")[:5] + corpus_files("corrupt")[:6]
@@ -526,6 +527,7 @@ def test_glue_mmcore_run_device_gpu_equals_cpu(standin: Any, tmp_path: Any) -> N
     assert len(cpu) == 16 and gpu == cpu
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 def test_bench_gpu_runs_over_the_standin(
     standin: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -683,6 +685,7 @@ def test_glue_thumbnails_are_thumbnail_batchs_own_result(standin: Any) -> None:
     assert cpu.thumbnails is not None
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 def test_glue_context_works_under_its_own_device(standin: Any) -> None:
     """Context(device=1): every allocation, upload and stream wait of every method happens with
     device 1 current (cupy allocates on the current device), none on device 0."""
@@ -712,6 +715,7 @@ def test_glue_context_works_under_its_own_device(standin: Any) -> None:
         assert {d for _, d in standin.log} == {1}, (i, standin.log)
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 @pytest.mark.parametrize("bad", [0, -1, 2**70, 2.5, True])
 def test_glue_max_pixels_and_threads_checked_as_on_the_cpu(standin: Any, bad: Any) -> None:
     """max_pixels / threads on the GPU decode path: the CPU functions' ValueError, never "no
@@ -835,6 +839,7 @@ def test_glue_device_float_queries(standin: Any) -> None:
         np.testing.assert_array_equal(got[1].get(), want[1])
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 def test_glue_decode_checks_srcs_as_decode_batch(standin: Any, tmp_path: Path) -> None:
     """Context.decode / plan_decode: one bytes object is refused as decode_batch refuses it; None,
     paths (present or not) get decode_batch's statuses and messages."""
@@ -858,6 +863,7 @@ def test_glue_decode_checks_srcs_as_decode_batch(standin: Any, tmp_path: Path) -
         ctx.decode([3])  # type: ignore[list-item]
 
 
+@needs_cuda_build  # the stand-in replaces the device, not the CUDA build's decode plan
 def test_glue_hash_decodes_in_chunks(standin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """hash_batch(device="cuda") decodes its JPEGs in chunks of at most DECODE_BUDGET bytes of
     pixels (one device buffer each, never one for the whole call); the result is the same."""

@@ -17,14 +17,17 @@ Input datasets:
 - any dataset with ``id`` and ``bytes`` or ``path`` (optionally ``source_uri`` and ``member``).
 
 CPU reservation rule (a pool that holds every CPU starves the read and write tasks, and the job
-hangs: seen with 2 actors on 2 CPUs): the actors may reserve ``budget = cpus - 1`` CPUs of the
-cluster (``cpus / 2`` on a one-CPU cluster), so at least one CPU stays free for reads and writes.
-By default each actor reserves ``num_cpus = min(1, budget)`` and there are
-``concurrency = max(1, budget // num_cpus)`` actors (with GPUs, no more than ``gpus // num_gpus``);
-the decode / hash threads of each actor's Processor (``config.workers``, when 0) are the cluster's
-CPUs shared between the actors, so the cores are busy although the reservation is small. A
-reservation given explicitly that breaks the rule is logged as a warning, not refused (an
-autoscaling cluster may grow).
+hangs: seen with 2 actors on 2 CPUs): on each node the actors may reserve ``cpus - 1`` of its
+CPUs (``cpus / 2`` on a one-CPU node, none on a node without CPUs, such as a head node started
+with ``num_cpus=0``), so every node keeps a CPU for the read and write tasks that run there; the
+budget is the sum over the nodes. (A rule over the whole cluster left one CPU for the reads of
+every node: on 4 nodes of 16 CPUs, 63 actors and one read task at a time.) By default each actor
+reserves ``num_cpus = min(1, the largest node budget)`` and there are as many actors as fit in the
+node budgets (at least one; with GPUs, no more than ``gpus // num_gpus``); the decode / hash
+threads of each actor's Processor (``config.workers``, when 0) are the cluster's CPUs shared
+between the actors, so the cores are busy although the reservation is small. A reservation given
+explicitly that breaks the rule is logged as a warning, not refused (an autoscaling cluster may
+grow).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import hashlib
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -96,49 +100,55 @@ def input_columns(schema: pa.Schema) -> list[tuple[str, str]]:
 
 
 def reservation(
-    cpus: float,
+    cpus: float | Sequence[float],
     gpus: float = 0.0,
     *,
     num_gpus: float = 0.0,
     num_cpus: float | None = None,
     concurrency: int | None = None,
 ) -> tuple[int, float, int]:
-    """``(concurrency, num_cpus per actor, Processor threads per actor)`` for a cluster of
-    ``cpus`` CPUs and ``gpus`` GPUs, by the rule of the module doc: the actors leave at least one
-    CPU free for the read and write tasks. Values given are kept (a warning is logged when they
-    leave no CPU free); the others are chosen.
+    """``(concurrency, num_cpus per actor, Processor threads per actor)`` for a cluster whose nodes
+    have ``cpus`` CPUs (one number: a single node) and which has ``gpus`` GPUs, by the rule of the
+    module doc: every node keeps a CPU free for the read and write tasks. Values given are kept (a
+    warning is logged when they leave no CPU free); the others are chosen.
 
     >>> reservation(2)
     (1, 1, 2)
     >>> reservation(16)
     (15, 1, 1)
+    >>> reservation([0, 16, 16, 16, 16])  # a head node without CPUs and 4 workers
+    (60, 1, 1)
     >>> reservation(8, 2, num_gpus=0.5)
     (4, 1, 2)
     """
-    if cpus <= 0:
+    nodes = [float(cpus)] if isinstance(cpus, (int, float)) else [float(c) for c in cpus]
+    total = sum(c for c in nodes if c > 0)
+    if total <= 0:
         raise ValueError(f"the cluster has no CPUs ({cpus}); start Ray with num_cpus >= 1")
     if num_gpus < 0 or (num_gpus > 0 and gpus < num_gpus):
         raise ValueError(f"num_gpus={num_gpus} per actor, but the cluster has {gpus} GPUs")
-    budget = cpus - 1 if cpus >= 2 else cpus / 2
-    per = num_cpus if num_cpus is not None else min(1, budget)
+    budgets = [c - 1 if c >= 2 else c / 2 for c in nodes if c > 0]
+    budget = sum(budgets)
+    per = num_cpus if num_cpus is not None else min(1, max(budgets))
     if per < 0:
         raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
     if concurrency is None:
-        concurrency = max(1, math.floor(budget / per)) if per > 0 else max(1, math.floor(cpus))
+        fit = sum(math.floor(b / per + 1e-9) for b in budgets) if per > 0 else math.floor(total)
+        concurrency = max(1, fit)
         if num_gpus > 0:
             concurrency = max(1, min(concurrency, math.floor(gpus / num_gpus)))
     elif concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    if concurrency * per > budget:
+    if concurrency * per > budget + 1e-9:
         log.warning(
-            "%d actors x %g CPUs reserve more than the %g of %g CPUs that leave one free for "
-            "reading and writing: the job may stall",
+            "%d actors x %g CPUs reserve more than the %g of %g CPUs that leave one free on each node "
+            "for reading and writing: the job may stall",
             concurrency,
             per,
             budget,
-            cpus,
+            total,
         )
-    threads = max(1, math.floor(cpus / concurrency))
+    threads = max(1, math.floor(total / concurrency))
     return concurrency, per, threads
 
 
@@ -220,8 +230,9 @@ def process(
     if not ray.is_initialized():
         ray.init()
     res: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it untyped
+    nodes = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     pool, per, threads = reservation(
-        float(res.get("CPU", 0.0)),
+        nodes or float(res.get("CPU", 0.0)),
         float(res.get("GPU", 0.0)),
         num_gpus=num_gpus,
         num_cpus=num_cpus,

@@ -186,6 +186,22 @@ def test_reservation_leaves_a_cpu_free(caplog: pytest.LogCaptureFixture) -> None
         mray.reservation(0)
 
 
+def test_reservation_leaves_a_cpu_free_on_every_node(caplog: pytest.LogCaptureFixture) -> None:
+    """Per node, not per cluster: one free CPU for a whole cluster is one read task at a time."""
+    assert mray.reservation([2]) == mray.reservation(2) == (1, 1, 2)
+    assert mray.reservation([16] * 4) == (60, 1, 1)  # was 63 actors and one CPU left for reading
+    assert mray.reservation([0, 16, 16]) == (30, 1, 1)  # a head node without CPUs hosts nothing
+    assert mray.reservation([1, 1, 1, 1]) == (4, 0.5, 1)  # half of each one-CPU node
+    assert mray.reservation([4, 2]) == (4, 1, 1)
+    assert mray.reservation([3, 3], num_cpus=2) == (2, 2, 3)  # one actor a node, 3 threads each
+    assert mray.reservation([8, 8], 2, num_gpus=1) == (2, 1, 8)  # the GPUs bound the pool
+    with caplog.at_level(logging.WARNING, logger="mmcore.ray"):
+        assert mray.reservation([2, 2], concurrency=3)[0] == 3
+    assert "leave one free on each node" in caplog.text
+    with pytest.raises(ValueError, match="no CPUs"):
+        mray.reservation([0, 0])
+
+
 def test_dataset_without_image_columns_is_refused(local_ray: None) -> None:
     with pytest.raises(ValueError, match=r"bytes \(binary\) or a path"):
         mray.process(ray.data.from_arrow(pa.table({"id": ["a"], "n": [1]})))

@@ -10,15 +10,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "mmcore/backend.h"
@@ -381,36 +387,84 @@ py::tuple one(py::handle src, const Options& o) {
   return py::make_tuple(static_cast<int>(r.status), std::string(r.error.text), to_array(r));
 }
 
-// fn(i) for every i in [0, n) on `threads` workers without the GIL, in rounds of a few records per
-// worker; between rounds the GIL is taken back so that a signal reaches Python: Ctrl-C ends a
-// batch of 100k images within a round (~16 records per worker), not after all of them. Measured
-// before: a 3,000-image hash_batch raised its KeyboardInterrupt 8.9 s after the signal.
-// Within a round the records go largest first (by `cost`, when given: the encoded bytes), so that
-// the round ends on small records and its workers wait less for each other at the round's end.
+// fn(i) for every i in [0, n) on `threads` workers without the GIL. The records go largest first
+// (by `cost`, when given: the encoded bytes) over the whole batch, so that the large ones start
+// early and the batch ends on small ones. With more than one worker the calling thread only waits,
+// taking the GIL back every 50 ms to see signals: on Ctrl-C the workers take no new record and the
+// KeyboardInterrupt is raised once the records in flight are done. (Rounds of 16 records per
+// worker, each waiting for its slowest record, did the same before: a 300 ms image in a round held
+// the other workers idle; on 16 threads a heavy-tailed batch kept them ~40% busy, by simulation.)
+// With one worker it runs on the calling thread in rounds of 64 records, signals between rounds.
 // fn(i, worker): worker < parallel_workers(n, threads), one thread's at a time (per-worker state).
 template <class F>
 void interruptible_for_workers(std::int64_t n, int threads, F&& fn,
                                const std::vector<std::size_t>* cost = nullptr) {
-  const int workers = threads <= 0 ? hardware_threads() : threads;
-  const std::int64_t round = std::max<std::int64_t>(64, std::int64_t{workers} * 16);
-  std::vector<std::int64_t> order;
-  for (std::int64_t start = 0; start < n; start += round) {
-    const std::int64_t count = std::min(round, n - start);
-    order.resize(static_cast<std::size_t>(count));
-    for (std::int64_t i = 0; i < count; ++i) order[static_cast<std::size_t>(i)] = start + i;
-    if (cost != nullptr && workers > 1) {
-      std::stable_sort(order.begin(), order.end(), [cost](std::int64_t a, std::int64_t b) {
-        return (*cost)[static_cast<std::size_t>(a)] > (*cost)[static_cast<std::size_t>(b)];
+  if (n <= 0) return;
+  const int workers = parallel_workers(n, threads);
+  if (workers == 1) {
+    for (std::int64_t start = 0; start < n; start += 64) {
+      const std::int64_t stop = std::min<std::int64_t>(n, start + 64);
+      {
+        py::gil_scoped_release release;
+        for (std::int64_t i = start; i < stop; ++i) fn(i, 0);
+      }
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+    return;
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+  if (cost != nullptr) {
+    std::stable_sort(order.begin(), order.end(), [cost](std::int64_t a, std::int64_t b) {
+      return (*cost)[static_cast<std::size_t>(a)] > (*cost)[static_cast<std::size_t>(b)];
+    });
+  }
+  std::atomic<bool> cancel{false};
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+  bool interrupted = false;
+  auto run = [&] {
+    try {
+      parallel_for_workers(n, workers, [&](std::int64_t i, int worker) {
+        if (!cancel.load(std::memory_order_relaxed)) fn(order[static_cast<std::size_t>(i)], worker);
       });
+    } catch (...) {
+      error = std::current_exception();
     }
     {
-      py::gil_scoped_release release;
-      parallel_for_workers(count, threads, [&](std::int64_t i, int worker) {
-        fn(order[static_cast<std::size_t>(i)], worker);
-      });
+      std::lock_guard<std::mutex> lk(m);
+      done = true;
     }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    cv.notify_all();
+  };
+  {
+    py::gil_scoped_release release;
+    std::thread runner;
+    try {
+      runner = std::thread(run);
+    } catch (const std::system_error&) {
+      run();  // the OS refused a thread: the work runs here, without the signal checks
+    }
+    std::unique_lock<std::mutex> lk(m);
+    while (!cv.wait_for(lk, std::chrono::milliseconds(50), [&] { return done; })) {
+      if (interrupted) continue;  // the workers finish the records in flight
+      lk.unlock();
+      {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {  // leaves the exception set on this thread
+          interrupted = true;
+          cancel.store(true, std::memory_order_relaxed);
+        }
+      }
+      lk.lock();
+    }
+    lk.unlock();
+    if (runner.joinable()) runner.join();
   }
+  if (interrupted) throw py::error_already_set();
+  if (error) std::rethrow_exception(error);
 }
 
 // Each source's encoded size where it is in memory (0 for paths and decoded images): the cost

@@ -207,8 +207,8 @@ def process(
     row): a ``map_batches`` over a fixed pool of ``concurrency`` actors, each reserving
     ``num_cpus`` CPUs and ``num_gpus`` GPUs (fractions share a GPU) and holding one Processor.
     Unset values follow the reservation rule of the module doc (:func:`reservation`);
-    ``batch_size`` defaults to ``config.batch_size``. A bad record is a row with its status and
-    never fails a task. Starts Ray (``ray.init()``) when it is not running.
+    ``batch_size`` defaults to ``config.batch_rows()`` for the actors' threads. A bad record is a
+    row with its status and never fails a task. Starts Ray (``ray.init()``) when it is not running.
 
     Raises ValueError for a value out of range, and for a dataset without usable columns (see
     :func:`input_columns`): here when its schema is known without reading (Parquet, in-memory
@@ -242,7 +242,7 @@ def process(
         _ProcessBatches,
         fn_constructor_kwargs={"config": config.to_dict(), "threads": threads},
         batch_format="pyarrow",
-        batch_size=batch_size or config.batch_size,
+        batch_size=batch_size or config.batch_rows(threads),
         compute=ray.data.ActorPoolStrategy(size=pool),
         num_cpus=per,
         num_gpus=num_gpus or None,

@@ -128,10 +128,10 @@ def _map_process(
     config: dict[str, Any], root: str, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     """The function ``mapInArrow`` runs: batches of (id, bytes | path, source_uri, member
-    [, source_error, __raw, __f]) cut to ``config["batch_size"]`` rows, given mmcore run's ids,
+    [, source_error, __raw, __f]) cut to ``Config.batch_rows()`` rows, given mmcore run's ids,
     URIs and paths (:func:`_normalise`), processed, cast to Spark's types."""
     proc = _processor(config)
-    size = proc.config.batch_size
+    size = proc.config.batch_rows()
     for big in batches:
         for at in range(0, big.num_rows, size):
             for out in _process_batch(proc, _normalise(big.slice(at, size), root)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 
 import pytest
 
@@ -22,5 +23,17 @@ import mmcore.status
 )
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)  # type: ignore[arg-type]
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["mmcore.jobs.config", "mmcore.jobs.index_cmd", "mmcore.ray"])
+def test_docstring_examples_of_the_jobs(name: str) -> None:
+    """The job modules' examples too (they need pyarrow, and mmcore.ray needs Ray)."""
+    pytest.importorskip("pyarrow")
+    if name == "mmcore.ray":
+        pytest.importorskip("ray", reason="mmcore.ray needs Ray (the ray extra)")
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0

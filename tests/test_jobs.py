@@ -789,6 +789,33 @@ def test_planning_opens_only_files_whose_names_are_sidecars(
     assert sorted(f for s in shards for f in s.files) == sorted([*blobs, "photo.txt", "notes.bin"])
 
 
+def test_batches_grow_with_the_decode_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """batch_size 0: 256 records a batch, or 64 per decode thread where that is more (each batch
+    waits for its slowest image); a batch_size given is kept. The rows are the same either way."""
+    src = tmp_path / "src"
+    src.mkdir()
+    blob = jpeg_bytes(3, (24, 16))
+    for i in range(700):
+        (src / f"{i:04d}.jpg").write_bytes(blob)
+    sizes: list[int] = []
+    read = Processor.read
+
+    def spy(self: Processor, batch: Any) -> Any:
+        sizes.append(batch.num_rows)
+        return read(self, batch)
+
+    monkeypatch.setattr(Processor, "read", spy)
+    assert Config().batch_size == 0 and Config(workers=5).batch_rows() == 320
+    for cfg, want in ((Config(workers=5), [320, 320, 60]), (Config(workers=2), [256, 256, 188])):
+        sizes.clear()
+        run(str(src), tmp_path / f"out{cfg.workers}", cfg.replace(hashes=("dhash",)), progress=None)
+        assert sizes == want, (cfg.workers, sizes)
+    sizes.clear()
+    run(str(src), tmp_path / "out8", Config(workers=5, batch_size=8, shard_size=20), progress=None)
+    assert set(sizes) == {8, 4}
+    assert len(rows_by_id(tmp_path / "out5")) == len(rows_by_id(tmp_path / "out2")) == 700
+
+
 def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -65,8 +65,10 @@ class Config:
     #: ``"incremental"`` (skip completed shards), ``"overwrite"`` (start again), ``"retry-failed"``
     #: (reprocess only the records whose status is not OK).
     mode: str = "incremental"
-    #: Records per processing batch.
-    batch_size: int = 256
+    #: Records per processing batch; 0 = :meth:`batch_rows`'s choice: 256, or 64 per decode thread
+    #: where that is more (a batch waits for its slowest image, so on many threads a small batch
+    #: leaves most of them idle at its end).
+    batch_size: int = 0
 
     def __post_init__(self) -> None:
         given = self.hashes
@@ -97,7 +99,7 @@ class Config:
         _int_range("max_bytes", self.max_bytes, 0, 1 << 62)
         _int_range("shard_size", self.shard_size, 1, 1 << 30)
         _int_range("workers", self.workers, 0, 4096)
-        _int_range("batch_size", self.batch_size, 1, 1 << 20)
+        _int_range("batch_size", self.batch_size, 0, 1 << 20)
         if not isinstance(self.id_column, str) or not self.id_column:
             raise ValueError(f"id_column must be 'auto', 'none' or a column name, got {self.id_column!r}")
         if not isinstance(self.exif_orientation, bool):
@@ -128,6 +130,21 @@ class Config:
             except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"{os.fspath(path)}: not valid TOML: {e}") from None
         return cls.from_dict(d)
+
+    def batch_rows(self, threads: int | None = None) -> int:
+        """Records per batch: ``batch_size``, or when it is 0, 256 or 64 per decode thread
+        (``workers``, else ``threads``, else the cores) where that is more. On 16 threads, batches
+        of 256 drawn from the corpus's mix (a few 8 MP photos among ImageNet-size files) would keep
+        the threads ~60% busy (a simulation with the measured per-image times: each batch waits
+        for its slowest image); batches of 1,024 ~100%.
+
+        >>> Config(workers=2).batch_rows(), Config(workers=16).batch_rows(), Config(batch_size=8).batch_rows()
+        (256, 1024, 8)
+        """
+        if self.batch_size:
+            return self.batch_size
+        n = self.workers or threads or os.cpu_count() or 1
+        return max(256, 64 * n)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some options changed (None values are ignored: unset command-line flags)."""

@@ -210,7 +210,8 @@ def _inputs(
         summary.skipped_files += 1
 
     def reads() -> Iterator[ReadBatch | Refused]:
-        for b in shard.batches(config.batch_size, only, config.byte_limit, sidecar, config.id_column):
+        rows = config.batch_rows()
+        for b in shard.batches(rows, only, config.byte_limit, sidecar, config.id_column):
             yield b if isinstance(b, Refused) else proc.read(b)
 
     for r in read_ahead(reads(), _READ_AHEAD):
@@ -220,7 +221,7 @@ def _inputs(
             yield proc.hash_read(r)
 
 
-#: Batches read ahead of the one being hashed (each ~batch_size records' bytes in memory).
+#: Batches read ahead of the one being hashed (each ~Config.batch_rows() records' bytes in memory).
 _READ_AHEAD = 2
 
 

@@ -204,7 +204,7 @@ def test_config_from_toml_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hashes"):
         Config(hashes=("md5",))
     with pytest.raises(ValueError, match="shard_size"):
-        Config(shard_size=0)
+        Config(shard_size=-1)
     with pytest.raises(ValueError, match="thumbnail_webp_method"):
         Config(thumbnail_webp_method=7)
     # the WebP method enters the config hash only where it changes the bytes (older outputs keep theirs)
@@ -814,6 +814,14 @@ def test_batches_grow_with_the_decode_threads(tmp_path: Path, monkeypatch: pytes
     run(str(src), tmp_path / "out8", Config(workers=5, batch_size=8, shard_size=20), progress=None)
     assert set(sizes) == {8, 4}
     assert len(rows_by_id(tmp_path / "out5")) == len(rows_by_id(tmp_path / "out2")) == 700
+    # Shards too: 1000 files, or 64 per thread where that is more (a batch never spans two shards).
+    for i in range(700, 1100):
+        (src / f"{i:04d}.jpg").write_bytes(blob)
+    sizes.clear()
+    cfg = Config(workers=17, hashes=("dhash",))
+    assert (cfg.shard_files(), cfg.batch_rows()) == (1088, 1088)
+    run(str(src), tmp_path / "out17", cfg, progress=None)
+    assert sizes == [1088, 12] and len(list((tmp_path / "out17").glob("part-*.parquet"))) == 2
 
 
 def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:

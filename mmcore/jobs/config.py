@@ -55,8 +55,9 @@ class Config:
     #: where there is one; ``"none"``: every row's id is ``<file>#<row>``; else a column's name.
     #: Ids must not repeat within a job (a run whose id column repeats one is refused up front).
     id_column: str = "auto"
-    #: Files per output shard when the source is a directory or a glob.
-    shard_size: int = 1000
+    #: Files per output shard when the source is a directory or a glob; 0 = :meth:`shard_files`'s
+    #: choice: 1000, or 64 per decode thread where that is more (a shard ends with its slowest image).
+    shard_size: int = 0
     #: Worker threads for decoding and hashing (0 = all cores).
     workers: int = 0
     #: ``"cpu"`` or ``"gpu"``: JPEGs hashed on the GPU (mmcore.gpu; needs the CUDA build, a device
@@ -97,7 +98,7 @@ class Config:
         _int_range("thumbnail_webp_method", self.thumbnail_webp_method, 0, 6)
         _int_range("max_pixels", self.max_pixels, 0, 1 << 62)
         _int_range("max_bytes", self.max_bytes, 0, 1 << 62)
-        _int_range("shard_size", self.shard_size, 1, 1 << 30)
+        _int_range("shard_size", self.shard_size, 0, 1 << 30)
         _int_range("workers", self.workers, 0, 4096)
         _int_range("batch_size", self.batch_size, 0, 1 << 20)
         if not isinstance(self.id_column, str) or not self.id_column:
@@ -130,6 +131,21 @@ class Config:
             except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"{os.fspath(path)}: not valid TOML: {e}") from None
         return cls.from_dict(d)
+
+    def shard_files(self, threads: int | None = None) -> int:
+        """Files per shard of a directory source: ``shard_size``, or when it is 0, 1000 or 64 per
+        decode thread (``workers``, else ``threads``, else the cores) where that is more, so that
+        a shard holds at least one full batch (:meth:`batch_rows`).
+
+        >>> Config(workers=2).shard_files(), Config(workers=64).shard_files()
+        (1000, 4096)
+        >>> Config(shard_size=5).shard_files()
+        5
+        """
+        if self.shard_size:
+            return self.shard_size
+        n = self.workers or threads or os.cpu_count() or 1
+        return max(1000, 64 * n)
 
     def batch_rows(self, threads: int | None = None) -> int:
         """Records per batch: ``batch_size``, or when it is 0, 256 or 64 per decode thread

@@ -386,7 +386,7 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     _clean_temporaries(outp)
     known = _load_manifest(manifest, outp, source, config)
     job_hash = _job_hash(manifest, config)
-    shards, skipped = plan(source, config.shard_size, known, exclude=os.fspath(outp))
+    shards, skipped = plan(source, config.shard_files(), known, exclude=os.fspath(outp))
     known_names = {s.name for s in known or []}
     if any(s.kind == "parquet" and s.name not in known_names for s in shards):
         # Before anything is written: a repeated id would only show when dedup refuses the output.
@@ -587,7 +587,7 @@ def register(sub: Any) -> None:
         "--shard-size",
         type=int_at_least(1),
         default=None,
-        help="files per shard for directory sources (default 1000)",
+        help="files per shard for directory sources (default: 1000, or 64 per decode thread if more)",
     )
     p.add_argument(
         "--mode",

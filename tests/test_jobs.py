@@ -865,6 +865,17 @@ def test_file_reads_are_whole_at_the_limit_and_when_the_size_lies(tmp_path: Path
         assert got is None and err is not None and "over the limit" in err
 
 
+def test_a_bytes_column_of_text_is_refused_clearly() -> None:
+    """A string 'bytes' column (paths or base64 put in the wrong column) is a batch of the wrong
+    shape: a ValueError that says so (it was hashlib's "Strings must be encoded before hashing")."""
+    proc = Processor(Config(hashes=("dhash",)))
+    with pytest.raises(ValueError, match=r"'bytes' column must be binary.*got string"):
+        proc(pa.RecordBatch.from_pydict({"id": ["a"], "bytes": ["/etc/hostname"]}))
+    big = pa.array([jpeg_bytes(1)], pa.large_binary())
+    ok = proc(pa.RecordBatch.from_pydict({"id": ["a"], "bytes": big}))
+    assert ok.column("status").to_pylist() == ["OK"]
+
+
 def test_binary_columns_are_read_as_views_equal_to_their_values() -> None:
     """Processor reads a binary column through views of its Arrow buffers: the same values as
     to_pylist for binary and large_binary, chunked, sliced (an offset into the buffers), with

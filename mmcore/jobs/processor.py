@@ -220,9 +220,10 @@ class Processor:
     Never raises for bad records: each row gets a status (a :class:`mmcore.Status` name, or
     ``READ_ERROR`` for a path that cannot be read), the error message and the stage that failed.
     Raises ValueError only for a batch of the wrong shape (no ``id`` or a null id, neither
-    ``bytes`` nor ``path``). One decode serves every hash, and the thumbnail too where that decode
-    holds its input (exact modes' full-size decode of a JPEG, PNG, WebP or GIF); otherwise the thumbnail is
-    a second, reduced-size decode. Either way the pixels are ``thumbnail_batch``'s.
+    ``bytes`` nor ``path``, a ``bytes`` column that is not binary). One decode serves every hash,
+    and the thumbnail too where that decode holds its input (exact modes' full-size decode of a
+    JPEG, PNG, WebP or GIF); otherwise the thumbnail is a second, reduced-size decode. Either way
+    the pixels are ``thumbnail_batch``'s.
     ``stage_seconds`` accumulates the time spent per stage over every call.
 
     ``device="gpu"`` (exact mode only) gives the same rows: JPEGs are decoded on the CPU by the
@@ -266,6 +267,13 @@ class Processor:
             raise ValueError(f"the batch needs an 'id' column; it has {names}")
         if "bytes" not in names and "path" not in names:
             raise ValueError(f"the batch needs a 'bytes' or a 'path' column; it has {names}")
+        if "bytes" in names:
+            t = batch.schema.field("bytes").type
+            if not (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_struct(t)):
+                raise ValueError(
+                    f"the 'bytes' column must be binary (or a Hugging Face image struct), got {t}; "
+                    "paths go in a 'path' column"
+                )
         n = batch.num_rows
         raw_ids = batch.column("id").to_pylist()
         if None in raw_ids:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from .hashing import (
     HashResult,
+    ThreadBudget,
     ahash,
     colorhash,
     dhash,
@@ -97,6 +98,7 @@ __all__ = [
     "QuantParams",
     "QuantizedIndex",
     "Status",
+    "ThreadBudget",
     "__version__",
     "ahash",
     "build_info",

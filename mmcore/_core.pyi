@@ -68,6 +68,12 @@ def encode_batch(
     threads: int,
     method: int = 4,
 ) -> tuple[list[bytes | None], npt.NDArray[np.uint8], list[str | None]]: ...
+
+class ThreadBudget:
+    def __init__(self, tokens: int) -> None: ...
+    @property
+    def tokens(self) -> int: ...
+
 def hash_batch(
     srcs: Sequence[Any],
     kinds: int,
@@ -77,6 +83,7 @@ def hash_batch(
     max_pixels: int,
     threads: int,
     thumb: tuple[Any, ...] | None = None,
+    budget: ThreadBudget | None = None,
 ) -> tuple[Any, ...]: ...
 
 # Hamming search (contract: cpp/include/mmcore/hamming.h). Codes are C-contiguous uint64 (N, W),

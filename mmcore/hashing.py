@@ -40,6 +40,10 @@ from .image import (
 )
 from .status import DecodeError, Status, StatusColumn
 
+#: Tokens shared by batch calls running at the same time: ``ThreadBudget(n)`` lets them work on at
+#: most ``n`` images at once between them (``hash_batch(..., budget=)``); ``.tokens`` is ``n``.
+ThreadBudget = _core.ThreadBudget
+
 HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
 """Encoded image bytes, a path, or a decoded uint8 image (HxW, HxWx3, HxWx4)."""
 
@@ -161,6 +165,7 @@ def hash_batch(
     threads: int | None = None,
     thumbnail: Mapping[str, Any] | int | None = None,
     device: Literal["cpu", "cuda"] = "cpu",
+    budget: ThreadBudget | None = None,
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
 
@@ -180,6 +185,12 @@ def hash_batch(
     thumbnail), the thumbnail is made from it, saving the second decode; the hashes are the same
     bits either way.
 
+    ``budget``: a :class:`ThreadBudget` shared by calls that run at the same time (in several
+    Python threads): between them they work on at most ``budget.tokens`` images at once, each
+    call's threads waiting for a token before each image. A call ends when its slowest image is
+    done; a second call started meanwhile takes the cores the first leaves idle, without running
+    more decodes than there are tokens. CPU only.
+
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
     >>> r["dhash"].dtype, len(r) == len(mmcore.demo_images())
@@ -192,10 +203,14 @@ def hash_batch(
     m = _mode(mode, ("exact", "reference", "full", "fast"))
     srcs = _batch_sources(srcs)
     if device == "cuda":
+        if budget is not None:
+            raise ValueError("budget is for device 'cpu' (it counts CPU decode threads)")
         thumb_kw = None if thumbnail is None else _thumbnail_kwargs(thumbnail)
         return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumb_kw)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if budget is not None and not isinstance(budget, ThreadBudget):
+        raise TypeError(f"budget must be a mmcore.ThreadBudget, got {type(budget).__name__}")
     items = [_hash_src(s) for s in srcs]
     thumb = None if thumbnail is None else _thumbnail_codes(**_thumbnail_kwargs(thumbnail))
     out = _core.hash_batch(
@@ -207,6 +222,7 @@ def hash_batch(
         _max_pixels(max_pixels),
         _threads(threads),
         thumb,
+        budget,
     )
     bits, pdq_bytes, quality, status, errors = out[:5]
     thumbs = None

@@ -750,6 +750,40 @@ def test_hash_api_arguments() -> None:
         mmcore.phash(123)  # type: ignore[arg-type]
 
 
+def test_a_shared_budget_changes_no_result_and_is_checked() -> None:
+    """ThreadBudget: concurrent calls sharing one (even a single token, with 3 threads each) give
+    each call's own result; tokens < 1, a budget that is not one, and a budget on device 'cuda'
+    are refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    srcs: list[Any] = [
+        rng.integers(0, 256, (40 + i % 7 * 30, 50 + i % 5 * 20, 3), np.uint8) for i in range(60)
+    ]
+    srcs += [b"not an image", None]
+    kinds = ("phash", "dhash", "pdq")
+    want = mmcore.hash_batch(srcs, kinds=kinds, threads=3)
+    for tokens in (1, 2):
+        budget = mmcore.ThreadBudget(tokens)
+        assert budget.tokens == tokens
+        with ThreadPoolExecutor(2) as ex:
+            calls = [
+                ex.submit(mmcore.hash_batch, p, kinds=kinds, threads=3, budget=budget)
+                for p in (srcs[:31], srcs[31:])
+            ]
+            got = [c.result() for c in calls]
+        for k in (*kinds, "pdq_quality"):
+            np.testing.assert_array_equal(np.concatenate([got[0][k], got[1][k]]), want[k])
+        assert list(got[0].status) + list(got[1].status) == list(want.status)
+        assert got[0].errors + got[1].errors == want.errors
+    with pytest.raises(ValueError, match="at least 1 token"):
+        mmcore.ThreadBudget(0)
+    with pytest.raises(TypeError, match="ThreadBudget"):
+        mmcore.hash_batch(srcs[:2], kinds="dhash", budget=2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="device 'cpu'"):
+        mmcore.hash_batch(srcs[:2], kinds="dhash", device="cuda", budget=mmcore.ThreadBudget(1))
+
+
 def test_ctrl_c_ends_a_long_batch_soon(tmp_path: Path) -> None:
     """SIGINT during a batch call raises KeyboardInterrupt once the records in flight are done (the
     calling thread looks for signals every 50 ms and the workers then take no new record), not
@@ -771,6 +805,7 @@ Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=n
 srcs = [buf.getvalue()] * 40000
 for name, call in (
     ("hash_batch", lambda: mmcore.hash_batch(srcs, kinds=("phash", "pdq", "whash"), threads=2)),
+    ("hash_batch, budget", lambda: mmcore.hash_batch(srcs, kinds="dhash", budget=mmcore.ThreadBudget(1))),
     ("decode_batch", lambda: mmcore.decode_batch(srcs * 3, threads=2)),
     ("thumbnail_batch", lambda: mmcore.thumbnail_batch(srcs * 2, short_side=200, threads=2)),
 ):

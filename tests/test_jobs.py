@@ -814,14 +814,61 @@ def test_batches_grow_with_the_decode_threads(tmp_path: Path, monkeypatch: pytes
     run(str(src), tmp_path / "out8", Config(workers=5, batch_size=8, shard_size=20), progress=None)
     assert set(sizes) == {8, 4}
     assert len(rows_by_id(tmp_path / "out5")) == len(rows_by_id(tmp_path / "out2")) == 700
-    # Shards too: 1000 files, or 64 per thread where that is more (a batch never spans two shards).
+    # Shards too: 1000 files, or 256 per thread where that is more (a batch never spans two shards).
     for i in range(700, 1100):
         (src / f"{i:04d}.jpg").write_bytes(blob)
     sizes.clear()
     cfg = Config(workers=17, hashes=("dhash",))
-    assert (cfg.shard_files(), cfg.batch_rows()) == (1088, 1088)
+    assert (cfg.shard_files(), cfg.batch_rows()) == (4352, 1088)
     run(str(src), tmp_path / "out17", cfg, progress=None)
-    assert sizes == [1088, 12] and len(list((tmp_path / "out17").glob("part-*.parquet"))) == 2
+    assert sizes == [1088, 12] and len(list((tmp_path / "out17").glob("part-*.parquet"))) == 1
+    sizes.clear()
+    run(str(src), tmp_path / "out3", Config(workers=3, hashes=("dhash",)), progress=None)
+    assert sizes == [256] * 3 + [232, 100] and len(list((tmp_path / "out3").glob("part-*.parquet"))) == 2
+
+
+def test_hash_ahead_keeps_order_raises_in_place_and_stops_when_closed() -> None:
+    """mmcore run hashes two batches at once: the results come in input order (Refused records
+    passing through in place) whatever order the hashing ends in; a hash_read's exception comes
+    where its batch would have; closing early cancels the batches not started."""
+    import threading
+
+    from mmcore.jobs.runner import hash_ahead
+    from mmcore.jobs.sources import Refused
+
+    started: list[int] = []
+    gate = threading.Event()
+
+    class Slow:
+        def hash_read(self, r: int) -> int:
+            started.append(r)
+            if r == 0:
+                assert gate.wait(5)  # the first batch ends after the second
+            if r == 1:
+                gate.set()
+            if r == 5:
+                raise ValueError("batch 5")
+            return r * 10
+
+    def items() -> Iterator[Any]:
+        for i in range(8):
+            if i in (2, 6):
+                yield Refused(f"r{i}", "u", None, "no")
+            else:
+                yield i
+
+    out: list[Any] = []
+    with pytest.raises(ValueError, match="batch 5"):
+        for x in hash_ahead(items(), Slow(), 2):  # type: ignore[arg-type]
+            out.append(x.id if isinstance(x, Refused) else x)
+    assert out == [0, 10, "r2", 30, 40]
+    for depth in (1, 3):
+        started.clear()
+        gate.set()
+        it = hash_ahead(iter([0, 1, 2, 3, 4]), Slow(), depth)  # type: ignore[arg-type]
+        assert next(it) == 0
+        it.close()  # a downstream error: nothing more is started
+        assert len(started) <= depth + 1
 
 
 def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:

@@ -387,6 +387,42 @@ py::tuple one(py::handle src, const Options& o) {
   return py::make_tuple(static_cast<int>(r.status), std::string(r.error.text), to_array(r));
 }
 
+// How many records batch calls that share it may work on at once (mmcore.ThreadBudget): the jobs'
+// runner hashes a batch while the next one starts, so that the cores a batch's slowest image leaves
+// idle take the next batch's images, and the two calls' threads wait for a token before each record
+// instead of running twice as many decodes as there are cores.
+class ThreadBudget {
+ public:
+  explicit ThreadBudget(int tokens) : free_(tokens), tokens_(tokens) {
+    if (tokens < 1)
+      throw py::value_error("a ThreadBudget needs at least 1 token, got " + std::to_string(tokens));
+  }
+  int tokens() const { return tokens_; }
+  // Waits for a token; false when `cancel` is set first (the call was interrupted).
+  bool acquire(const std::atomic<bool>& cancel) {
+    std::unique_lock<std::mutex> lk(m_);
+    while (free_ == 0) {
+      if (cancel.load(std::memory_order_relaxed)) return false;
+      cv_.wait_for(lk, std::chrono::milliseconds(20));
+    }
+    --free_;
+    return true;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int free_;
+  const int tokens_;
+};
+
 // fn(i) for every i in [0, n) on `threads` workers without the GIL. The records go largest first
 // (by `cost`, when given: the encoded bytes) over the whole batch, so that the large ones start
 // early and the batch ends on small ones. With more than one worker the calling thread only waits,
@@ -396,12 +432,15 @@ py::tuple one(py::handle src, const Options& o) {
 // the other workers idle: on 16 threads, 35-60% busy on the corpus mix, by simulation.)
 // With one worker it runs on the calling thread in rounds of 64 records, signals between rounds.
 // fn(i, worker): worker < parallel_workers(n, threads), one thread's at a time (per-worker state).
+// With a `budget`, each record first takes one of its tokens (calls sharing it run at most that
+// many records at once between them).
 template <class F>
 void interruptible_for_workers(std::int64_t n, int threads, F&& fn,
-                               const std::vector<std::size_t>* cost = nullptr) {
+                               const std::vector<std::size_t>* cost = nullptr,
+                               ThreadBudget* budget = nullptr) {
   if (n <= 0) return;
   const int workers = parallel_workers(n, threads);
-  if (workers == 1) {
+  if (workers == 1 && budget == nullptr) {
     for (std::int64_t start = 0; start < n; start += 64) {
       const std::int64_t stop = std::min<std::int64_t>(n, start + 64);
       {
@@ -428,7 +467,15 @@ void interruptible_for_workers(std::int64_t n, int threads, F&& fn,
   auto run = [&] {
     try {
       parallel_for_workers(n, workers, [&](std::int64_t i, int worker) {
-        if (!cancel.load(std::memory_order_relaxed)) fn(order[static_cast<std::size_t>(i)], worker);
+        if (cancel.load(std::memory_order_relaxed)) return;
+        if (budget != nullptr && !budget->acquire(cancel)) return;
+        struct Release {
+          ThreadBudget* b;
+          ~Release() {
+            if (b != nullptr) b->release();
+          }
+        } release{budget};
+        fn(order[static_cast<std::size_t>(i)], worker);
       });
     } catch (...) {
       error = std::current_exception();
@@ -607,7 +654,7 @@ void hash_thumbnail_record(Source& src, const HashRequest& request, const Option
 }
 
 py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
-                          std::int64_t max_pixels, int threads, const Options* thumb) {
+                          std::int64_t max_pixels, int threads, const Options* thumb, ThreadBudget* budget) {
   if (mode < 0 || mode > 2) throw py::value_error("mode code must be 0 (exact), 1 (pdq full) or 2 (fast)");
   if (kinds == 0 || kinds >= (1u << kHashKindCount)) throw py::value_error("kinds mask names no known kind");
   HashRequest request;
@@ -641,7 +688,7 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
         }
         ws->end_record();
       },
-      &sizes);
+      &sizes, budget);
   const bool pdq = request.wants(HashKind::kPdq);
   const py::ssize_t variants = pdq ? (dihedral ? 8 : 1) : 0;
   const auto rows = static_cast<py::ssize_t>(n);
@@ -669,9 +716,9 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
 }
 
 py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
-                        std::int64_t max_pixels, int threads, const py::object& thumb) {
+                        std::int64_t max_pixels, int threads, const py::object& thumb, ThreadBudget* budget) {
   if (thumb.is_none())
-    return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, nullptr);
+    return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, nullptr, budget);
   const auto t = thumb.cast<py::tuple>();
   if (t.size() != 14) throw py::value_error("thumb must be the 14 thumbnail_batch option codes");
   const Options o =
@@ -679,7 +726,7 @@ py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode,
                     t[4].cast<std::int32_t>(), t[5].cast<std::int32_t>(), t[6].cast<std::int32_t>(),
                     t[7].cast<std::int32_t>(), t[8].cast<std::int32_t>(), t[9].cast<std::int32_t>(),
                     t[10].cast<std::int32_t>(), t[11].cast<int>(), t[12].cast<bool>(), t[13].cast<double>());
-  return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, &o);
+  return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, &o, budget);
 }
 
 py::dict build_info_py() {
@@ -1323,8 +1370,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
         py::arg("backend") = -1);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
+  py::class_<ThreadBudget>(m, "ThreadBudget",
+                           "Tokens shared by batch calls running at the same time: ThreadBudget(n) lets them "
+                           "work on at most n images at once between them (hash_batch(..., budget=)).")
+      .def(py::init<int>(), py::arg("tokens"))
+      .def_property_readonly("tokens", &ThreadBudget::tokens);
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
-        py::arg("exif"), py::arg("max_pixels"), py::arg("threads"), py::arg("thumb") = py::none());
+        py::arg("exif"), py::arg("max_pixels"), py::arg("threads"), py::arg("thumb") = py::none(),
+        py::arg("budget") = nullptr);
   m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"),
         py::arg("method") = 4);
   m.def("encode_batch", &encode_batch_py, py::arg("images"), py::arg("format"), py::arg("quality"),

@@ -56,7 +56,7 @@ class Config:
     #: Ids must not repeat within a job (a run whose id column repeats one is refused up front).
     id_column: str = "auto"
     #: Files per output shard when the source is a directory or a glob; 0 = :meth:`shard_files`'s
-    #: choice: 1000, or 64 per decode thread where that is more (a shard ends with its slowest image).
+    #: choice: 1000, or 256 per decode thread where that is more (a shard ends with its slowest image).
     shard_size: int = 0
     #: Worker threads for decoding and hashing (0 = all cores).
     workers: int = 0
@@ -133,19 +133,19 @@ class Config:
         return cls.from_dict(d)
 
     def shard_files(self, threads: int | None = None) -> int:
-        """Files per shard of a directory source: ``shard_size``, or when it is 0, 1000 or 64 per
-        decode thread (``workers``, else ``threads``, else the cores) where that is more, so that
-        a shard holds at least one full batch (:meth:`batch_rows`).
+        """Files per shard of a directory source: ``shard_size``, or when it is 0, 1000 or 256 per
+        decode thread (``workers``, else ``threads``, else the cores) where that is more: four
+        full batches (:meth:`batch_rows`), since the last batch of a shard is hashed alone.
 
         >>> Config(workers=2).shard_files(), Config(workers=64).shard_files()
-        (1000, 4096)
+        (1000, 16384)
         >>> Config(shard_size=5).shard_files()
         5
         """
         if self.shard_size:
             return self.shard_size
         n = self.workers or threads or os.cpu_count() or 1
-        return max(1000, 64 * n)
+        return max(1000, 256 * n)
 
     def batch_rows(self, threads: int | None = None) -> int:
         """Records per batch: ``batch_size``, or when it is 0, 256 or 64 per decode thread

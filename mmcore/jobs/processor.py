@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 
 from .. import __version__
 from .._io import open_regular
-from ..hashing import HashResult, hash_batch
+from ..hashing import HashResult, ThreadBudget, hash_batch
 from ..image import BatchResult, image_info
 from ..status import READ_ERROR, SOURCE_ERROR, Status
 from .config import Config
@@ -224,7 +225,9 @@ class Processor:
     and the thumbnail too where that decode holds its input (exact modes' full-size decode of a
     JPEG, PNG, WebP or GIF); otherwise the thumbnail is a second, reduced-size decode. Either way
     the pixels are ``thumbnail_batch``'s.
-    ``stage_seconds`` accumulates the time spent per stage over every call.
+    ``stage_seconds`` accumulates the time spent per stage over every call. Calls (and
+    :meth:`read` / :meth:`hash_read`) may run in several threads at once: the batches in flight
+    then decode on ``workers`` threads between them (a :class:`mmcore.ThreadBudget`).
 
     ``device="gpu"`` (exact mode only) gives the same rows: JPEGs are decoded on the CPU by the
     exact decoder and hashed on the GPU (:mod:`mmcore.gpu`, whose kernels are bit-exact with the
@@ -239,11 +242,19 @@ class Processor:
         self.stage_seconds: dict[str, float] = {"read": 0.0, "decode_hash": 0.0, "thumbnail": 0.0}
         self._threads = self.config.workers or None
         self._max_pixels = self.config.max_pixels or None
+        # Shared by the batches hashed at once (mmcore run hashes the next batch while the last
+        # one's slowest images finish): between them they decode on at most `workers` threads.
+        self._budget = ThreadBudget(self._threads or os.cpu_count() or 1)
+        self._seconds_lock = threading.Lock()
         self._gpu: GpuContext | None = None
         if self.config.device == "gpu" and self.config.hash_mode != "exact":
             raise ValueError(
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
             )
+
+    def _add_seconds(self, stage: str, seconds: float) -> None:
+        with self._seconds_lock:  # batches may be read and hashed in several threads at once
+            self.stage_seconds[stage] += seconds
 
     @property
     def schema(self) -> pa.Schema:
@@ -289,7 +300,7 @@ class Processor:
             if source_uri[i] is None and p is not None:
                 source_uri[i] = _as_uri(p)
         digests = _sha256_digests(data, self._threads or os.cpu_count() or 1)
-        self.stage_seconds["read"] += time.perf_counter() - t0
+        self._add_seconds("read", time.perf_counter() - t0)
         return ReadBatch(ids, source_uri, member, data, read_err, digests)
 
     def hash_read(self, r: ReadBatch) -> pa.RecordBatch:
@@ -391,8 +402,9 @@ class Processor:
                 max_pixels=self._max_pixels,
                 threads=self._threads,
                 thumbnail=thumb_args,
+                budget=self._budget,
             )
-        self.stage_seconds["decode_hash"] += time.perf_counter() - t0
+        self._add_seconds("decode_hash", time.perf_counter() - t0)
         ok = hr.ok
         for k in ("phash", "dhash", "ahash"):
             if k in kinds:
@@ -450,7 +462,7 @@ class Processor:
             )
             col["status"][i], col["error_stage"][i] = failed.name, "thumbnail"
             col["error"][i] = tb.errors[j] or enc.errors[e]
-        self.stage_seconds["thumbnail"] += time.perf_counter() - t0
+        self._add_seconds("thumbnail", time.perf_counter() - t0)
 
 
 def failure_batch(

@@ -187,9 +187,10 @@ def hash_batch(
 
     ``budget``: a :class:`ThreadBudget` shared by calls that run at the same time (in several
     Python threads): between them they work on at most ``budget.tokens`` images at once, each
-    call's threads waiting for a token before each image. A call ends when its slowest image is
-    done; a second call started meanwhile takes the cores the first leaves idle, without running
-    more decodes than there are tokens. CPU only.
+    call's threads waiting for a token before each image, and the call that started first goes
+    first (a later call's images wait while it has images not yet started). A call ends when its
+    slowest image is done; a second call started meanwhile takes the cores the first leaves idle,
+    without running more decodes than there are tokens, and without delaying the first. CPU only.
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")

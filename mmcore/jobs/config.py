@@ -142,10 +142,7 @@ class Config:
         >>> Config(shard_size=5).shard_files()
         5
         """
-        if self.shard_size:
-            return self.shard_size
-        n = self.workers or threads or os.cpu_count() or 1
-        return max(1000, 256 * n)
+        return self.shard_size or max(1000, 256 * self._decode_threads(threads))
 
     def batch_rows(self, threads: int | None = None) -> int:
         """Records per batch: ``batch_size``, or when it is 0, 256 or 64 per decode thread
@@ -157,10 +154,11 @@ class Config:
         >>> Config(workers=2).batch_rows(), Config(workers=16).batch_rows(), Config(batch_size=8).batch_rows()
         (256, 1024, 8)
         """
-        if self.batch_size:
-            return self.batch_size
-        n = self.workers or threads or os.cpu_count() or 1
-        return max(256, 64 * n)
+        return self.batch_size or max(256, 64 * self._decode_threads(threads))
+
+    def _decode_threads(self, threads: int | None) -> int:
+        """The decode threads the defaults are sized for: ``workers``, else ``threads``, else the cores."""
+        return self.workers or threads or os.cpu_count() or 1
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some options changed (None values are ignored: unset command-line flags)."""

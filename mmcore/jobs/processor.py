@@ -299,7 +299,7 @@ class Processor:
         for i, p in enumerate(batch.column("path").to_pylist() if "path" in names else [None] * n):
             if source_uri[i] is None and p is not None:
                 source_uri[i] = _as_uri(p)
-        digests = _sha256_digests(data, self._threads or os.cpu_count() or 1)
+        digests = _sha256_digests(data, self._budget.tokens)
         self._add_seconds("read", time.perf_counter() - t0)
         return ReadBatch(ids, source_uri, member, data, read_err, digests)
 

@@ -9,7 +9,10 @@ and with N threads; efficiency = 1-thread time / (N x N-thread time), 1.00 when 
 
 Then ``mmcore run`` on the tail set (written to a temporary folder) with N workers and batches of
 16 images a thread (what 1,024-image batches are on 64 threads), hashing one batch at a time
-against two at once (the runner's ``_HASH_AHEAD``; the default is 2), best of ``--repeat``.
+against two at once (the runner's ``_HASH_AHEAD``; the default is 2), best of ``--repeat``; and
+with the tail set in one shard against ten shards of 64 files (each with its slow image): what a
+shard's end costs (the runner reads and hashes the next shard while one ends: the two should be
+close).
 
     python bench/bench_tail.py              # N = 2
     python bench/bench_tail.py --threads 8 --repeat 5
@@ -88,11 +91,22 @@ def main() -> int:
                 t = time.perf_counter()
                 runner.run(str(src), Path(tmp) / f"out{r}{depth}", cfg, progress=None)
                 times[depth] = min(times.get(depth, float("inf")), time.perf_counter() - t)
+        runner._HASH_AHEAD = 2
+        shard_times: dict[int, float] = {}
+        for r in range(a.repeat):
+            for files in (len(tail), 64) if r % 2 == 0 else (64, len(tail)):
+                t = time.perf_counter()
+                sharded = cfg.replace(shard_size=files)
+                runner.run(str(src), Path(tmp) / f"shards{r}-{files}", sharded, progress=None)
+                shard_times[files] = min(shard_times.get(files, float("inf")), time.perf_counter() - t)
     print(f"\n| mmcore run, tail set, {a.threads} workers, batches of {cfg.batch_size} | s | images/s |")
     print("|---|---:|---:|")
     for depth in (1, 2):
         label = "1 batch" if depth == 1 else f"{depth} batches"
         print(f"| {label} at once | {times[depth]:.3f} | {len(tail) / times[depth]:.0f} |")
+    for files, t in sorted(shard_times.items(), reverse=True):
+        label = "1 shard" if files == len(tail) else f"{len(tail) // files} shards of {files} files"
+        print(f"| 2 batches at once, {label} | {t:.3f} | {len(tail) / t:.0f} |")
     return 0
 
 

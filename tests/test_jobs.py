@@ -829,46 +829,106 @@ def test_batches_grow_with_the_decode_threads(tmp_path: Path, monkeypatch: pytes
 
 def test_hash_ahead_keeps_order_raises_in_place_and_stops_when_closed() -> None:
     """mmcore run hashes two batches at once: the results come in input order (Refused records
-    passing through in place) whatever order the hashing ends in; a hash_read's exception comes
-    where its batch would have; closing early cancels the batches not started."""
+    and shard markers passing through in place) whatever order the hashing ends in; a hash_read's
+    exception comes where its batch would have; closing early cancels the batches not started."""
     import threading
 
+    from mmcore.jobs.processor import ReadBatch
     from mmcore.jobs.runner import hash_ahead
     from mmcore.jobs.sources import Refused
 
     started: list[int] = []
     gate = threading.Event()
 
-    class Slow:
-        def hash_read(self, r: int) -> int:
-            started.append(r)
-            if r == 0:
-                assert gate.wait(5)  # the first batch ends after the second
-            if r == 1:
-                gate.set()
-            if r == 5:
-                raise ValueError("batch 5")
-            return r * 10
+    def batch(i: int) -> ReadBatch:
+        return ReadBatch([str(i)], [None], [None], [None], ["unread"], [None])
+
+    def slow(b: ReadBatch) -> int:
+        r = int(b.ids[0])
+        started.append(r)
+        if r == 0:
+            assert gate.wait(5)  # the first batch ends after the second
+        if r == 1:
+            gate.set()
+        if r == 5:
+            raise ValueError("batch 5")
+        return r * 10
 
     def items() -> Iterator[Any]:
         for i in range(8):
             if i in (2, 6):
                 yield Refused(f"r{i}", "u", None, "no")
+            elif i == 3:
+                yield "marker"
             else:
-                yield i
+                yield batch(i)
 
     out: list[Any] = []
     with pytest.raises(ValueError, match="batch 5"):
-        for x in hash_ahead(items(), Slow(), 2):  # type: ignore[arg-type]
+        for x in hash_ahead(items(), slow, 2):
             out.append(x.id if isinstance(x, Refused) else x)
-    assert out == [0, 10, "r2", 30, 40]
+    assert out == [0, 10, "r2", "marker", 40]
     for depth in (1, 3):
         started.clear()
         gate.set()
-        it = hash_ahead(iter([0, 1, 2, 3, 4]), Slow(), depth)  # type: ignore[arg-type]
+        it = hash_ahead(iter([batch(i) for i in range(5)]), slow, depth)
         assert next(it) == 0
         it.close()  # a downstream error: nothing more is started
         assert len(started) <= depth + 1
+
+
+def test_hash_ahead_gives_what_came_before_a_source_error() -> None:
+    """An error of the items (the source, read ahead) comes after every batch before it, hashed:
+    the shards before a failing one still complete."""
+    from mmcore.jobs.processor import ReadBatch
+    from mmcore.jobs.runner import hash_ahead
+
+    def items() -> Iterator[Any]:
+        for i in range(3):
+            yield ReadBatch([str(i)], [None], [None], [None], ["unread"], [None])
+        raise OSError(5, "Input/output error")
+
+    out: list[Any] = []
+    with pytest.raises(OSError, match="Input/output"):
+        for x in hash_ahead(items(), lambda b: int(b.ids[0]), 2):
+            out.append(x)
+    assert out == [0, 1, 2]
+
+
+def test_a_shard_end_is_no_barrier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next shard's first batch is hashed while the last batch of the one before is: the
+    first call below waits until a second one has started, which with one batch per shard (and a
+    barrier at each shard's end) never happened. The shards are written as before, in order, and
+    their completion records' stage seconds add up to the run's."""
+    import threading
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    blobs = make_tree(src, n=7)  # 10 images: 5 shards of 2
+    real = Processor.hash_read
+    calls: list[str] = []
+    second = threading.Event()
+    overlapped: list[bool] = []
+
+    def hash_read(self: Processor, r: Any) -> Any:
+        calls.append(r.ids[0])
+        if len(calls) == 1:
+            overlapped.append(second.wait(10))
+        else:
+            second.set()
+        return real(self, r)
+
+    monkeypatch.setattr(Processor, "hash_read", hash_read)
+    s = run(str(src), out, Config(shard_size=2, batch_size=2, workers=2), progress=None)
+    assert overlapped == [True] and s.shards_written == 5 == len(calls)
+    assert completed_shards(out) == [f"part-{i:05d}" for i in range(5)]
+    rows = rows_by_id(out)
+    assert set(rows) == set(blobs)
+    check_against_hash_batch(rows, blobs)
+    recs = [json.loads(p.read_text()) for p in sorted((out / "_done").glob("part-*.json"))]
+    assert [r["rows"] for r in recs] == [2, 2, 2, 2, 2]
+    for stage, total in s.stage_seconds.items():
+        assert sum(r["stage_seconds"][stage] for r in recs) == pytest.approx(total, abs=0.01 * len(recs))
+    assert sum(r["wall_seconds"] for r in recs) <= s.wall_seconds
 
 
 def test_max_bytes_bounds_what_one_record_reads(tmp_path: Path) -> None:

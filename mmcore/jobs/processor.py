@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote_to_bytes, urlparse
 
@@ -203,7 +203,9 @@ def _sha256_digests(data: Sequence[Blob | None], threads: int) -> list[bytes | N
 @dataclass
 class ReadBatch:
     """A batch :meth:`Processor.read` checked and read: per record its id, source URI, member,
-    its bytes or why there are none, and the bytes' SHA-256."""
+    its bytes or why there are none, and the bytes' SHA-256; ``seconds``: the time spent on this
+    batch per stage (``read``, then ``decode_hash`` and ``thumbnail`` once
+    :meth:`Processor.hash_read` has hashed it), the batch's share of ``stage_seconds``."""
 
     ids: list[str]
     source_uri: list[str | None]
@@ -211,6 +213,7 @@ class ReadBatch:
     data: list[Blob | None]
     errors: list[str | None]
     sha256: list[bytes | None]
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Processor:
@@ -252,9 +255,12 @@ class Processor:
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
             )
 
-    def _add_seconds(self, stage: str, seconds: float) -> None:
+    def _add_seconds(self, stage: str, seconds: float, batch: dict[str, float] | None = None) -> None:
+        """Adds to ``stage_seconds`` and to the batch's own ``seconds`` (:class:`ReadBatch`)."""
         with self._seconds_lock:  # batches may be read and hashed in several threads at once
             self.stage_seconds[stage] += seconds
+        if batch is not None:
+            batch[stage] = batch.get(stage, 0.0) + seconds
 
     @property
     def schema(self) -> pa.Schema:
@@ -300,12 +306,13 @@ class Processor:
             if source_uri[i] is None and p is not None:
                 source_uri[i] = _as_uri(p)
         digests = _sha256_digests(data, self._budget.tokens)
-        self._add_seconds("read", time.perf_counter() - t0)
-        return ReadBatch(ids, source_uri, member, data, read_err, digests)
+        spent = time.perf_counter() - t0
+        self._add_seconds("read", spent)
+        return ReadBatch(ids, source_uri, member, data, read_err, digests, {"read": spent})
 
     def hash_read(self, r: ReadBatch) -> pa.RecordBatch:
         """The second half of a call: the rows of a batch :meth:`read` gave."""
-        return self._process(r.ids, r.source_uri, r.member, r.data, r.errors, r.sha256)
+        return self._process(r.ids, r.source_uri, r.member, r.data, r.errors, r.sha256, r.seconds)
 
     def _contents(
         self,
@@ -352,6 +359,7 @@ class Processor:
         data: list[Blob | None],
         read_err: list[str | None],
         digests: list[bytes | None],
+        spent: dict[str, float],
     ) -> pa.RecordBatch:
         cfg = self.config
         n = len(ids)
@@ -404,7 +412,7 @@ class Processor:
                 thumbnail=thumb_args,
                 budget=self._budget,
             )
-        self._add_seconds("decode_hash", time.perf_counter() - t0)
+        self._add_seconds("decode_hash", time.perf_counter() - t0, spent)
         ok = hr.ok
         for k in ("phash", "dhash", "ahash"):
             if k in kinds:
@@ -423,7 +431,7 @@ class Processor:
                 col["error_stage"][i] = "decode"
         if hr.thumbnails is not None:
             keep = [j for j in range(len(good)) if ok[j]]
-            self._thumbnails(col, [good[j] for j in keep], hr.thumbnails, keep)
+            self._thumbnails(col, [good[j] for j in keep], hr.thumbnails, keep, spent)
         return pa.RecordBatch.from_pydict(col, schema=self.schema)
 
     def _gpu_hash(
@@ -439,7 +447,12 @@ class Processor:
         )
 
     def _thumbnails(
-        self, col: dict[str, list[Any]], rows: Sequence[int], tb: BatchResult, picks: Sequence[int]
+        self,
+        col: dict[str, list[Any]],
+        rows: Sequence[int],
+        tb: BatchResult,
+        picks: Sequence[int],
+        spent: dict[str, float],
     ) -> None:
         """Encode the thumbnails ``tb`` made for the records that hashed (``picks`` index ``tb``,
         ``rows`` the output rows); a failed one marks its row failed at stage thumbnail."""
@@ -462,7 +475,7 @@ class Processor:
             )
             col["status"][i], col["error_stage"][i] = failed.name, "thumbnail"
             col["error"][i] = tb.errors[j] or enc.errors[e]
-        self._add_seconds("thumbnail", time.perf_counter() - t0)
+        self._add_seconds("thumbnail", time.perf_counter() - t0, spent)
 
 
 def failure_batch(

@@ -17,12 +17,12 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,8 @@ from .config import PROCESSING_OPTIONS, Config
 from .processor import SOURCE_ERROR, Processor, ReadBatch, failure_batch, text
 from .schema import DONE_DIR, MANIFEST, OK_STATUSES, completed_shards, done_path, read_manifest, shard_path
 from .sources import Refused, Shard, inside, plan, repeated_id, require_source, source_base
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -200,28 +202,75 @@ def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard],
     _atomic_write_bytes(out / MANIFEST, json.dumps(m, indent=1).encode())
 
 
-def _inputs(
-    shard: Shard, config: Config, proc: Processor, only: set[str] | None, summary: RunSummary
-) -> Iterator[pa.RecordBatch]:
-    """The shard's output rows, batch by batch. The source is read (files opened, tars and
-    Parquet files parsed) a batch ahead in a thread of its own while this one decodes and hashes:
-    on storage with latency the reads no longer wait for the hashing, nor it for them. Two
-    batches are hashed at once (:func:`hash_ahead`)."""
+@dataclass
+class _ShardStart:
+    """In the stream of batches: shard ``index`` of the todo list starts; ``inputs``: its
+    :meth:`Shard.inputs`, taken just before it is read."""
+
+    index: int
+    inputs: list[str]
+
+
+@dataclass
+class _ShardEnd:
+    """In the stream of batches: every batch of the shard before it has come."""
+
+    index: int
+
+
+def _stream(
+    todo: list[tuple[Shard, set[str] | None]],
+    config: Config,
+    proc: Processor,
+    summary: RunSummary,
+    stats: dict[str, list[str]],
+) -> Generator[Any, None, None]:
+    """Every todo shard's batches as one stream, each shard's between a :class:`_ShardStart` and a
+    :class:`_ShardEnd`: ``(RecordBatch, seconds per stage)`` pairs and :class:`Refused` records.
+
+    The source is read (files opened, tars and Parquet files parsed) a batch ahead in a thread of
+    its own while the batches before are hashed, two at once (:func:`hash_ahead`), and neither
+    stops at a shard's end: the next shard's first batches are read and hashed while the last
+    one's slowest images finish and while it is written (a shard's end was a barrier that left
+    most cores idle on a host with many). The writes stay in order, one shard after the other."""
 
     def sidecar() -> None:
         summary.skipped_files += 1
 
-    def reads() -> Iterator[ReadBatch | Refused]:
+    def reads() -> Iterator[ReadBatch | Refused | _ShardStart | _ShardEnd]:
         rows = config.batch_rows()
-        for b in shard.batches(rows, only, config.byte_limit, sidecar, config.id_column):
-            yield b if isinstance(b, Refused) else proc.read(b)
+        for k, (shard, only) in enumerate(todo):
+            # Taken before the read: a change during it makes the next run read it again.
+            yield _ShardStart(k, stats.pop(shard.name, []) or shard.inputs())
+            for b in shard.batches(rows, only, config.byte_limit, sidecar, config.id_column):
+                yield b if isinstance(b, Refused) else proc.read(b)
+            yield _ShardEnd(k)
+
+    def hashed(r: ReadBatch) -> tuple[pa.RecordBatch, dict[str, float]]:
+        return proc.hash_read(r), r.seconds
 
     depth = 1 if config.device == "gpu" else _HASH_AHEAD
-    for r in hash_ahead(read_ahead(reads(), _READ_AHEAD), proc, depth):
-        if isinstance(r, Refused):
-            yield failure_batch([r.id], [r.source_uri], [r.member], SOURCE_ERROR, [r.error], "source", config)
-        else:
-            yield r
+    read = read_ahead(reads(), _READ_AHEAD)
+    try:
+        yield from hash_ahead(read, hashed, depth)
+    finally:
+        read.close()
+
+
+def _shard_rows(items: Iterator[Any], spent: dict[str, float], config: Config) -> Iterator[pa.RecordBatch]:
+    """One shard's output rows from :func:`_stream`, up to its end marker; each batch's seconds
+    per stage are added to ``spent``."""
+    for x in items:
+        if isinstance(x, _ShardEnd):
+            return
+        if isinstance(x, Refused):
+            yield failure_batch([x.id], [x.source_uri], [x.member], SOURCE_ERROR, [x.error], "source", config)
+            continue
+        batch, seconds = x
+        for k, v in seconds.items():
+            spent[k] = spent.get(k, 0.0) + v
+        yield batch
+    raise RuntimeError("the stream of batches ended inside a shard")
 
 
 #: Batches hashed at once. A batch ends with its slowest image (a 30 MP photo: 0.3 s where the
@@ -232,48 +281,57 @@ def _inputs(
 _HASH_AHEAD = 2
 
 
-def hash_ahead(
-    items: Iterator[ReadBatch | Refused], proc: Processor, depth: int
-) -> Iterator[pa.RecordBatch | Refused]:
-    """``items`` with each ReadBatch hashed (``proc.hash_read``), in order, up to ``depth`` of them
-    at once on threads of their own (the hashing releases the GIL); a Refused passes as it is. An
-    exception raised by a hash_read is raised here, where its batch would have come; closing this
+def hash_ahead(items: Iterator[Any], hash_read: Callable[[ReadBatch], T], depth: int) -> Iterator[Any]:
+    """``items`` with each :class:`ReadBatch` replaced by ``hash_read(it)``, in order, up to
+    ``depth`` of them at once on threads of their own (the hashing releases the GIL); anything else
+    (a Refused record, a marker) passes as it is, in its place. An exception raised by a hash_read
+    or by ``items`` is raised here, where its batch or item would have come; closing this
     generator early cancels the batches not started and waits for those running."""
     if depth <= 1:
         for r in items:
-            yield r if isinstance(r, Refused) else proc.hash_read(r)
+            yield hash_read(r) if isinstance(r, ReadBatch) else r
         return
-    pending: collections.deque[Future[pa.RecordBatch] | Refused] = collections.deque()
+    pending: collections.deque[tuple[Future[T] | None, Any]] = collections.deque()
     running = 0
     with ThreadPoolExecutor(depth, thread_name_prefix="mmcore-hash") as ex:
         try:
-            for r in items:
-                if isinstance(r, Refused):
-                    pending.append(r)
-                else:
-                    pending.append(ex.submit(proc.hash_read, r))
+            it = iter(items)
+            while True:
+                try:
+                    r = next(it)
+                except StopIteration:
+                    break
+                except Exception:  # the items' own error comes after those before it
+                    while pending:
+                        fut, x = pending.popleft()
+                        yield x if fut is None else fut.result()
+                    raise
+                if isinstance(r, ReadBatch):
+                    pending.append((ex.submit(hash_read, r), None))
                     running += 1
-                while pending and (isinstance(pending[0], Refused) or running >= depth):
-                    x = pending.popleft()
-                    if isinstance(x, Refused):
+                else:
+                    pending.append((None, r))
+                while pending and (pending[0][0] is None or running >= depth):
+                    fut, x = pending.popleft()
+                    if fut is None:
                         yield x
                     else:
                         running -= 1
-                        yield x.result()
+                        yield fut.result()
             while pending:
-                x = pending.popleft()
-                yield x if isinstance(x, Refused) else x.result()
+                fut, x = pending.popleft()
+                yield x if fut is None else fut.result()
         finally:
-            for x in pending:
-                if isinstance(x, Future):
-                    x.cancel()
+            for fut, _ in pending:
+                if fut is not None:
+                    fut.cancel()
 
 
 #: Batches read ahead of the one being hashed (each ~Config.batch_rows() records' bytes in memory).
 _READ_AHEAD = 2
 
 
-def read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+def read_ahead(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
     """``items`` as they come, produced up to ``depth`` ahead by a thread of their own. An
     exception in the thread is raised here, where the item would have come; closing this
     generator early (an error downstream) stops the thread and waits for it."""
@@ -490,28 +548,33 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
             bar.add(len(st), sum(1 for x in st if x not in OK_STATUSES))
             yield b
 
-    for shard, only in todo:
-        t0 = time.perf_counter()
-        # Taken before the read: a change during it makes the next run read it again.
-        inputs = stats.pop(shard.name, None) or shard.inputs()
-        before = dict(proc.stage_seconds)
-        batches = counted(_inputs(shard, config, proc, only, summary))
-        if only is not None:
-            batches = _merge_retry(outp, shard, batches)
-            # The old completion record goes before the part is replaced: a kill in between leaves
-            # the shard incomplete (redone by the next run), never a record that describes another part.
-            with contextlib.suppress(FileNotFoundError):
-                done_path(outp, shard.name).unlink()
-                fsync_dir(done_path(outp, shard.name).parent)
-        counts, written = _write_shard(outp, shard, batches, proc)
-        wall = time.perf_counter() - t0
-        stages = {k: round(proc.stage_seconds[k] - before[k], 4) for k in proc.stage_seconds}
-        stages["write"] = round(written, 4)
-        write_s += stages["write"]
-        size = shard_path(outp, shard.name).stat().st_size
-        rec = _done_record(shard, counts, stages, wall, job_hash, inputs, size)
-        _atomic_write_bytes(done_path(outp, shard.name), rec)
-        summary.shards_written += 1
+    stream = _stream(todo, config, proc, summary, stats)
+    with contextlib.closing(stream):
+        t_last = time.perf_counter()
+        for k, (shard, only) in enumerate(todo):
+            start = next(stream)
+            assert isinstance(start, _ShardStart) and start.index == k, start
+            spent = {stage: 0.0 for stage in proc.stage_seconds}
+            batches = counted(_shard_rows(stream, spent, config))
+            if only is not None:
+                batches = _merge_retry(outp, shard, batches)
+                # The old completion record goes before the part is replaced: a kill in between leaves
+                # the shard incomplete (redone by the next run), never a record that describes another part.
+                with contextlib.suppress(FileNotFoundError):
+                    done_path(outp, shard.name).unlink()
+                    fsync_dir(done_path(outp, shard.name).parent)
+            counts, written = _write_shard(outp, shard, batches, proc)
+            # Shards overlap (the next one is read and hashed while this one ends): a shard's wall
+            # time is the time since the one before it was complete, and they add up to the run's.
+            now = time.perf_counter()
+            wall, t_last = now - t_last, now
+            stages = {stage: round(v, 4) for stage, v in spent.items()}
+            stages["write"] = round(written, 4)
+            write_s += stages["write"]
+            size = shard_path(outp, shard.name).stat().st_size
+            rec = _done_record(shard, counts, stages, wall, job_hash, start.inputs, size)
+            _atomic_write_bytes(done_path(outp, shard.name), rec)
+            summary.shards_written += 1
     bar.close()
     summary.stage_seconds = {
         **{k: round(v, 2) for k, v in proc.stage_seconds.items()},

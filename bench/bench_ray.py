@@ -11,8 +11,11 @@ temporary folder; the time is the wall clock from start to the last file written
   Ray (N CPUs)         ray.data.read_binary_files(paths, include_paths=True) -> mmcore.ray.process
                        (the default reservation: CPUS-1 actors of 1 CPU, threads = CPUS / actors)
                        -> write_parquet; the Ray start (ray.init) is timed once, apart
+  Ray, read_images     mmcore.ray.read_images(SRC) -> mmcore.ray.process -> write_parquet: the
+                       actors read the files by path (only paths go through the object store)
 
-Before timing, a check: the Ray rows equal mmcore run's (by source file, every content column).
+Before timing, a check: the Ray rows equal mmcore run's (by source file, every content column; for
+read_images every column, ids included).
 
     python bench/bench_ray.py                 # corpus jpeg/ + png/ + webp/, 2 rounds
     python bench/bench_ray.py --quick         # 100 files, 1 round
@@ -43,6 +46,12 @@ def _ray_job(paths: list[str], out: str) -> None:
 
     ds = ray.data.read_binary_files(paths, include_paths=True)
     mray.process(ds).write_parquet(out)
+
+
+def _ray_images_job(folder: str, out: str) -> None:
+    import mmcore.ray as mray
+
+    mray.process(mray.read_images(folder)).write_parquet(out)
 
 
 def _rows(table: Any) -> dict[str, dict[str, Any]]:
@@ -100,11 +109,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(str(fs.links), tmp / "check_run", config, progress=None)
         _ray_job(fs.paths, str(tmp / "check_ray"))
-        same = _rows(read_output(tmp / "check_run")) == _rows(pq.read_table(tmp / "check_ray"))
-        header.append(f"check: Ray rows equal mmcore run's: {same}")
+        _ray_images_job(str(fs.links), str(tmp / "check_images"))
+        single = read_output(tmp / "check_run")
+        same = _rows(single) == _rows(pq.read_table(tmp / "check_ray"))
+        images = pq.read_table(tmp / "check_images").sort_by("id").cast(single.schema)
+        same_images = images.equals(single.sort_by("id").replace_schema_metadata(None).cast(single.schema))
+        header.append(
+            f"check: Ray rows equal mmcore run's: {same}; read_images rows, ids included: {same_images}"
+        )
+        same = same and same_images
         contestants = {
             "mmcore run (in-process)": lambda out: run(str(fs.links), out, config, progress=None),
-            f"Ray, {args.cpus} CPUs (mmcore.ray.process)": lambda out: _ray_job(fs.paths, out),
+            f"Ray, {args.cpus} CPUs (read_binary_files, mmcore.ray.process)": lambda out: _ray_job(
+                fs.paths, out
+            ),
+            f"Ray, {args.cpus} CPUs (mmcore.ray.read_images, process)": lambda out: _ray_images_job(
+                str(fs.links), out
+            ),
         }
         best = dict.fromkeys(contestants, float("inf"))
         for r in range(repeat):

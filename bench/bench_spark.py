@@ -16,6 +16,10 @@ Contestants:
   spark local[N], few splits the same with openCostInBytes = --open-cost (default 0): splits of
                              max(total / N, ...) bytes up to maxPartitionBytes, so fewer tasks and
                              less of Spark's per-task cost (~60 ms of a core per Python task here)
+  spark local[N], read_images mmcore.spark.read_images(spark, SRC): the folder listed on the driver
+                             as mmcore run lists it, the executors reading the files by path (the
+                             bytes never pass through the JVM; the rows equal mmcore run's, ids
+                             included); Spark's default parallelism (N tasks)
 
     python bench/bench_spark.py                  # the corpus jpeg/ folder, 1 round
     python bench/bench_spark.py --source DIR --cores 4 --repeat 3
@@ -93,6 +97,9 @@ def main() -> int:
 
         return go
 
+    def images_run(out: str) -> None:
+        ms.process(ms.read_images(spark, a.source), Config(workers=1)).write.parquet(out)
+
     default_cost = spark.conf.get("spark.sql.files.openCostInBytes") or "4194304"
     parts = {c: files_df(c).rdd.getNumPartitions() for c in (default_cost, a.open_cost)}
     best: dict[str, float] = {}
@@ -103,6 +110,7 @@ def main() -> int:
             f"spark local[{a.cores}], openCostInBytes={a.open_cost} ({parts[a.open_cost]} tasks)",
             spark_run(a.open_cost),
         ),
+        (f"spark local[{a.cores}], mmcore.spark.read_images", images_run),
     ]
     for r in range(a.repeat):
         for name, fn in contestants if r % 2 == 0 else contestants[::-1]:

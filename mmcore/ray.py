@@ -6,6 +6,9 @@ config as a plain dict, never pickled from the driver). Needs Ray (``pip install
 
 Input datasets:
 
+- :func:`read_images` (a folder or glob of image files, listed as ``mmcore run`` lists them): the
+  actors read the files by path, and the rows equal ``mmcore run``'s, ids included. Twice as fast
+  as ``read_binary_files`` here, where every image also went through Ray's object store;
 - ``ray.data.read_binary_files(paths, include_paths=True)``: columns ``bytes`` and ``path``; the
   id is the path;
 - ``ray.data.read_parquet(...)`` with a bytes (binary) or a path (string) column, found by name and
@@ -44,7 +47,7 @@ import pyarrow.compute as pc
 
 from .jobs.config import Config
 from .jobs.processor import Processor, id_text
-from .jobs.sources import parquet_columns
+from .jobs.sources import image_files, parquet_columns
 
 try:
     import ray
@@ -52,7 +55,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("mmcore.ray needs Ray: pip install 'mmcore[ray]' (ray[data]>=2.40)") from e
 
-__all__ = ["input_columns", "process", "reservation"]
+__all__ = ["input_columns", "process", "read_images", "reservation"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,39 @@ class _ProcessBatches:
             cols["id"] = _fill_ids(cols["id"], cols.get("bytes"), cols.get("path"))
         out = self._processor(pa.table(cols))
         return pa.Table.from_batches([out])
+
+
+def read_images(source: str, *, override_num_blocks: int | None = None) -> ray.data.Dataset:
+    """The image files of a folder, a glob or a file, as ``mmcore run`` finds them (images told by
+    content, sidecars skipped, links followed once), as a dataset of ``id``, ``path``,
+    ``source_uri`` and ``member``, with ``mmcore run``'s ids (the path relative to the source
+    folder) and order, for :func:`process`: the actors read each file by its path (so the files
+    must be readable on every node: a shared file system), and only the paths go through Ray's
+    object store.
+
+    ``override_num_blocks``: the dataset's blocks (default: one per 1,000 files, at least four per
+    CPU of the cluster, at most one per file), the units the actors take work in.
+
+    Raises FileNotFoundError for a source that does not exist and ValueError for one holding tar
+    or Parquet files (``mmcore run`` reads their records, this listing would leave them out: read
+    Parquet files with ``ray.data.read_parquet``). Starts Ray (``ray.init()``) when it is not
+    running.
+
+    >>> mmcore.ray.process(mmcore.ray.read_images("/data/images")).write_parquet("out/")  # doctest: +SKIP
+    """
+    if override_num_blocks is not None and override_num_blocks < 1:
+        raise ValueError(f"override_num_blocks must be >= 1, got {override_num_blocks}")
+    table, _ = image_files(source)
+    n = table.num_rows
+    if override_num_blocks is None:
+        if not ray.is_initialized():
+            ray.init()
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call]
+        override_num_blocks = max(math.ceil(n / 1000), 4 * math.ceil(cpus))
+    blocks = max(1, min(override_num_blocks, n))
+    step = math.ceil(n / blocks) if n else 1
+    parts = [table.slice(at, step) for at in range(0, n, step)] or [table]
+    return ray.data.from_arrow(parts)
 
 
 def _fill_ids(ids: Any, data: Any, paths: Any) -> pa.Array:

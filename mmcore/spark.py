@@ -41,10 +41,19 @@ from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
 from .jobs.schema import OK_STATUSES, SCHEMA
-from .jobs.sources import Refused, Shard, _resolve, id_prefix, parquet_columns, plan, require_source
+from .jobs.sources import (
+    Refused,
+    Shard,
+    _resolve,
+    id_prefix,
+    image_files,
+    parquet_columns,
+    plan,
+    require_source,
+)
 from .search import HammingIndex, cluster
 
-__all__ = ["WDS_FORMAT", "dedup", "process", "register_data_source", "spark_schema"]
+__all__ = ["WDS_FORMAT", "dedup", "process", "read_images", "register_data_source", "spark_schema"]
 
 #: The format name of the WebDataset tar data source (:func:`register_data_source`).
 WDS_FORMAT = "mmcore_wds"
@@ -386,6 +395,29 @@ class WdsDataSource(DataSource):
         require_source(str(path))  # at once, as before: a clear error for a missing source
         max_bytes = int(self.options.get("maxBytes", str(DEFAULT_MAX_BYTES)))
         return _WdsReader(str(path), int(self.options.get("batchSize", "64")), max_bytes)
+
+
+def read_images(spark: SparkSession, source: str, *, num_partitions: int | None = None) -> DataFrame:
+    """The image files of a folder, a glob or a file, listed on the driver as ``mmcore run`` lists
+    them (images told by content, sidecars skipped, links followed once), as a DataFrame of ``id``,
+    ``path``, ``source_uri`` and ``member`` for :func:`process`: its rows then equal ``mmcore
+    run``'s, ids included (the path relative to the source folder; ``binaryFile`` gives the full
+    path), and the executors read each file by its path (the files must be readable on every
+    executor: a shared file system), so the image bytes do not pass through the JVM.
+
+    ``num_partitions``: the tasks (default: Spark's default parallelism, one per core of the
+    cluster; more, smaller tasks balance images of very different sizes better). Raises
+    FileNotFoundError for a source that does not exist and ValueError for one holding tar or
+    Parquet files (``mmcore run`` reads their records, this listing would leave them out: read the
+    tars with the ``mmcore_wds`` data source and the Parquet files with ``spark.read.parquet``).
+
+    >>> rows = ms.process(ms.read_images(spark, "/data/images"))          # doctest: +SKIP
+    """
+    if num_partitions is not None and num_partitions < 1:
+        raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
+    table, _ = image_files(source)
+    df = spark.createDataFrame(table, schema="id string, path string, source_uri string, member string")
+    return df.repartition(num_partitions) if num_partitions is not None else df
 
 
 def register_data_source(spark: SparkSession) -> None:

@@ -94,6 +94,49 @@ def test_binary_files_rows_equal_mmcore_run(local_ray: None, corpus: Path, singl
     assert "OK" in statuses and statuses - {"OK", "OK_WARNING"}, "the corpus should mix good and bad"
 
 
+def test_read_images_rows_equal_mmcore_run_ids_included(
+    local_ray: None, corpus: Path, single_machine: pa.Table
+) -> None:
+    """read_images lists a folder as mmcore run does and the actors read the files by path: every
+    column equals mmcore run's, the ids and URIs too."""
+    got = _collect(mray.process(mray.read_images(str(corpus)), CONFIG, batch_size=64)).sort_by("id")
+    want = single_machine.sort_by("id")
+    assert got.num_rows == want.num_rows
+    for name in SCHEMA.names:
+        assert got[name].to_pylist() == want[name].to_pylist(), name
+
+
+def test_read_images_folder_rules(local_ray: None, tmp_path: Path) -> None:
+    """The listing follows mmcore run's rules (images by content, sidecars skipped, ids relative to
+    the folder); a folder with tar or Parquet files is refused (their records would be left out);
+    an empty folder is an empty dataset; a missing one FileNotFoundError."""
+    import mmcore
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    demo = mmcore.demo_images()
+    for k, p in enumerate(demo):
+        (src / ("sub" if k % 2 else "") / Path(p).name).write_bytes(Path(p).read_bytes())
+    (src / "sub" / "meta.json").write_text("{}")
+    ds = mray.read_images(str(src), override_num_blocks=3)
+    got = _collect(mray.process(ds, CONFIG)).sort_by("id")
+    run(str(src), tmp_path / "out", CONFIG, progress=None)
+    want = read_output(tmp_path / "out").sort_by("id")
+    assert got["id"].to_pylist() == want["id"].to_pylist()
+    assert len(got) == len(demo) and "sub/meta.json" not in got["id"].to_pylist()
+    assert got["status"].to_pylist() == want["status"].to_pylist()
+    assert got["phash"].to_pylist() == want["phash"].to_pylist()
+    with pytest.raises(ValueError, match="override_num_blocks"):
+        mray.read_images(str(src), override_num_blocks=0)
+    (src / "x.tar").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"x\.tar"):
+        mray.read_images(str(src))
+    (tmp_path / "empty").mkdir()
+    assert mray.read_images(str(tmp_path / "empty")).count() == 0
+    with pytest.raises(FileNotFoundError):
+        mray.read_images(str(tmp_path / "missing"))
+
+
 def test_parquet_bytes_source_equals_mmcore_run(
     local_ray: None, corpus: Path, tmp_path: Path, single_machine: pa.Table
 ) -> None:

@@ -115,6 +115,38 @@ def test_binary_files_give_the_rows_of_mmcore_run(corpus_run: dict[str, Any]) ->
         assert g == e
 
 
+def test_read_images_gives_the_rows_of_mmcore_run_ids_included(
+    corpus_run: dict[str, Any], spark: Any
+) -> None:
+    """read_images lists the folder as mmcore run does and the executors read the files by path:
+    every column equals mmcore run's, ids and URIs too."""
+    df = ms.read_images(spark, str(corpus_run["root"]), num_partitions=3)
+    assert df.rdd.getNumPartitions() == 3
+    got = spark_rows(ms.process(df, CONFIG))
+    assert got == corpus_run["expected"]
+
+
+def test_read_images_folder_rules(tmp_path: Path, spark: Any) -> None:
+    """mmcore run's listing rules (sidecars skipped, ids relative to the folder); a folder holding
+    a tar is refused (its records would be left out); an empty one gives no rows."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for k, p in enumerate(mmcore.demo_images()):
+        (src / ("sub" if k % 2 else "") / Path(p).name).write_bytes(Path(p).read_bytes())
+    (src / "sub" / "meta.json").write_text("{}")
+    got = spark_rows(ms.process(ms.read_images(spark, str(src)), CONFIG))
+    assert got == single_machine(str(src), tmp_path / "out")
+    with pytest.raises(ValueError, match="num_partitions"):
+        ms.read_images(spark, str(src), num_partitions=0)
+    (src / "x.tar").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"x\.tar"):
+        ms.read_images(spark, str(src))
+    (tmp_path / "empty").mkdir()
+    assert ms.process(ms.read_images(spark, str(tmp_path / "empty")), CONFIG).count() == 0
+    with pytest.raises(FileNotFoundError):
+        ms.read_images(spark, str(tmp_path / "missing"))
+
+
 def test_schema_is_spark_friendly(corpus_run: dict[str, Any]) -> None:
     from pyspark.sql import types as T  # noqa: N812
 

@@ -230,6 +230,31 @@ def plan(
     return shards, skipped
 
 
+def image_files(source: str) -> tuple[pa.Table, int]:
+    """The image files of a directory, glob or file as ``mmcore run`` plans and reads them, for an
+    engine that reads them by path (``mmcore.ray.read_images``, ``mmcore.spark.read_images``): a
+    table of ``id`` (the path relative to the source folder, as ``mmcore run``), ``path`` and
+    ``source_uri`` (the file's URI) and ``member`` (null), in ``mmcore run``'s order, and the
+    number of non-image files skipped. Raises FileNotFoundError for a source that does not exist,
+    and ValueError for one that holds tar or Parquet files (``mmcore run`` reads their records;
+    a listing of files would leave them out)."""
+    require_source(source)
+    shards, skipped = plan(source, 1 << 62)
+    containers = [uri_to_path(s.source_uri) for s in shards if s.kind != "files"]
+    if containers:
+        shown = ", ".join(containers[:3]) + (", ..." if len(containers) > 3 else "")
+        raise ValueError(
+            f"{source} holds {len(containers)} tar or Parquet files ({shown}) whose records a listing "
+            "of image files leaves out: process it with mmcore run, or read the tars and Parquet files "
+            "as sources of their own and list the image files apart"
+        )
+    schema = pa.schema(
+        [("id", pa.string()), ("path", pa.string()), ("source_uri", pa.string()), ("member", pa.string())]
+    )
+    batches = [b.cast(schema) for s in shards for b in _file_batches(s, len(s.files) or 1, None)]
+    return pa.Table.from_batches(batches, schema=schema), skipped
+
+
 def _stat_text(p: str) -> str:
     """``size/mtime_ns`` of ``p`` (Shard.inputs)."""
     try:

@@ -53,6 +53,16 @@ def resize(
     img: npt.NDArray[np.uint8], width: int, height: int, filter: int, backend: int = -1
 ) -> npt.NDArray[np.uint8]: ...
 def image_info(src: Any, exif: bool = True) -> dict[str, Any]: ...
+def image_info_batch(
+    srcs: Sequence[Any], exif: bool = True
+) -> tuple[
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+]: ...
+def image_format_names() -> list[str]: ...
 def build_info() -> dict[str, Any]: ...
 
 # Encode (contract: cpp/include/mmcore/encode.h). img: None or a C-contiguous uint8 HxW / HxWx1 /

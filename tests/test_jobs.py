@@ -877,6 +877,39 @@ def test_hash_ahead_keeps_order_raises_in_place_and_stops_when_closed() -> None:
         assert len(started) <= depth + 1
 
 
+def test_a_failed_thumbnail_fails_its_row_at_stage_thumbnail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thumbnail the encoder refuses marks its row failed (the encoder's status and message,
+    stage thumbnail, no thumbnail) and leaves its hashes; the other rows are untouched, a read
+    error keeps its own row."""
+    import pyarrow as pa
+
+    from mmcore.image import EncodeResult
+
+    real = mmcore.encode_batch
+
+    def encode_batch(images: Any, **kw: Any) -> EncodeResult:
+        r = real(images, **kw)
+        r.data[1] = None
+        r.status[1] = mmcore.Status.NO_MEMORY
+        r.errors[1] = "out of memory (simulated)"
+        return r
+
+    monkeypatch.setattr(mmcore, "encode_batch", encode_batch)
+    blobs = [jpeg_bytes(k) for k in range(3)]
+    batch = pa.record_batch(
+        {"id": ["a", "b", "c", "d"], "bytes": pa.array([blobs[0], blobs[1], None, blobs[2]], pa.binary())}
+    )
+    rows = Processor(Config(thumbnail=16, workers=2))(batch).to_pylist()
+    assert [r["status"] for r in rows] == ["OK", "NO_MEMORY", "READ_ERROR", "OK"]
+    assert [r["error_stage"] for r in rows] == [None, "thumbnail", "read", None]
+    assert rows[1]["error"] == "out of memory (simulated)" and rows[1]["thumbnail"] is None
+    assert rows[0]["thumbnail"] and rows[3]["thumbnail"] and rows[2]["thumbnail"] is None
+    want = mmcore.hash_batch(blobs, kinds=("phash", "pdq"))
+    assert [r["phash"] for r in rows if r["phash"] is not None] == want["phash"].view(np.int64).tolist()
+    assert [r["pdq"] for r in rows if r["pdq"] is not None] == [bytes(v) for v in want["pdq"]]
+    assert rows[2]["byte_size"] is None and rows[2]["content_sha256"] is None and rows[2]["format"] is None
+
+
 def test_hash_ahead_gives_what_came_before_a_source_error() -> None:
     """An error of the items (the source, read ahead) comes after every batch before it, hashed:
     the shards before a failing one still complete."""

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote_to_bytes, urlparse
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import __version__
+from .. import __version__, _core
 from .._io import open_regular
 from ..hashing import HashResult, ThreadBudget, hash_batch
-from ..image import BatchResult, image_info
+from ..image import BatchResult
 from ..status import READ_ERROR, SOURCE_ERROR, Status
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
@@ -200,6 +201,47 @@ def _sha256_digests(data: Sequence[Blob | None], threads: int) -> list[bytes | N
     return out
 
 
+#: Status names by code, and format names by ImageFormat code (None for no signature matched).
+_STATUS_NAMES = np.array([Status(c).name for c in range(max(Status) + 1)], dtype=object)
+_FORMAT_NAMES = np.array([None if f == "unknown" else f for f in _core.image_format_names()], dtype=object)
+
+
+def _spread(
+    n: int,
+    rows: npt.NDArray[np.intp],
+    values: Any,
+    valid: npt.NDArray[np.bool_],
+    type_: pa.DataType | None = None,
+) -> pa.Array:
+    """A column of ``n`` rows: ``values[j]`` at row ``rows[j]`` where ``valid[j]``, null elsewhere
+    (int64 unless ``type_`` says otherwise)."""
+    type_ = type_ or pa.int64()
+    full = np.zeros(n, type_.to_pandas_dtype())
+    full[rows] = values
+    mask = np.ones(n, bool)
+    mask[rows[valid]] = False
+    return pa.array(full, type_, mask=mask)
+
+
+def _rows(n: int, rows: npt.NDArray[np.intp], values: Any, other: Any = None) -> npt.NDArray[np.object_]:
+    """An object array of ``n`` rows: ``values[j]`` at row ``rows[j]``, ``other`` elsewhere."""
+    full = np.full(n, other, dtype=object)
+    full[rows] = values
+    return full
+
+
+def _fixed_binary(
+    n: int, rows: npt.NDArray[np.intp], values: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_]
+) -> pa.Array:
+    """A binary(32) column of ``n`` rows from the (m, 32) ``values``, as :func:`_spread`."""
+    full = np.zeros((n, values.shape[1]), np.uint8)
+    full[rows[valid]] = values[valid]
+    bits = np.zeros(n, bool)
+    bits[rows[valid]] = True
+    validity = pa.py_buffer(np.packbits(bits, bitorder="little"))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(values.shape[1]), n, [validity, pa.py_buffer(full)])
+
+
 @dataclass
 class ReadBatch:
     """A batch :meth:`Processor.read` checked and read: per record its id, source URI, member,
@@ -361,31 +403,20 @@ class Processor:
         digests: list[bytes | None],
         spent: dict[str, float],
     ) -> pa.RecordBatch:
+        # Column by column with numpy and Arrow, not row by row in Python: this part holds the GIL,
+        # and on a host with many cores (or small images) its time per image bounds the throughput.
         cfg = self.config
         n = len(ids)
-        good = [i for i in range(n) if data[i] is not None]
-        blobs = [data[i] for i in good]
-        col: dict[str, list[Any]] = {f.name: [None] * n for f in SCHEMA}
-        col["id"], col["source_uri"], col["member"] = ids, source_uri, member
-        for i in range(n):
-            if data[i] is None:
-                col["status"][i], col["error"][i], col["error_stage"][i] = READ_ERROR, read_err[i], "read"
+        has_data = np.fromiter((d is not None for d in data), bool, n)
+        good = np.flatnonzero(has_data)
+        blobs: list[Blob] = [d for d in data if d is not None]  # the rows of `good`, in order
+        # Arrays of the rows that reach the decoder (m of them, index j; row good[j]).
         t0 = time.perf_counter()
-        for i, b in zip(good, blobs, strict=True):
-            assert b is not None
-            col["byte_size"][i] = len(b)
-            col["content_sha256"][i] = digests[i]
-            info = image_info(b, exif_orientation=cfg.exif_orientation)
-            # The format is the signature's, also for a record that then fails (a damaged or
-            # lossless JPEG is still a JPEG); null when no signature matched.
-            if info["format"] != "unknown":
-                col["format"][i] = info["format"]
-            # The header's size also for an image over the pixel limit: it says how large it is.
-            if info["status"] in (Status.OK, Status.OK_WARNING, Status.TOO_LARGE):
-                w, h, o = int(info["width"]), int(info["height"]), int(info["orientation"] or 1)
-                col["orientation"][i] = o
-                turned = o >= 5 and cfg.exif_orientation
-                col["width"][i], col["height"][i] = (h, w) if turned else (w, h)
+        info_status, fmt, width, height, orient = _core.image_info_batch(blobs, cfg.exif_orientation)
+        # The header's size also for an image over the pixel limit: it says how large it is.
+        known = np.isin(info_status, (Status.OK, Status.OK_WARNING, Status.TOO_LARGE))
+        orient = np.where(orient == 0, 1, orient)
+        turned = (orient >= 5) & cfg.exif_orientation
         kinds = cfg.hashes
         # Thumbnails come from the hash decode where it already holds their input (full-size RGB):
         # the same pixels as thumbnail_batch, without decoding twice.
@@ -400,7 +431,7 @@ class Processor:
             else None
         )
         if cfg.device == "gpu":
-            hr = self._gpu_hash(blobs, kinds, thumb_args)  # type: ignore[arg-type]
+            hr = self._gpu_hash(blobs, kinds, thumb_args)
         else:
             hr = hash_batch(
                 blobs,
@@ -413,26 +444,50 @@ class Processor:
                 budget=self._budget,
             )
         self._add_seconds("decode_hash", time.perf_counter() - t0, spent)
-        ok = hr.ok
+        ok = np.asarray(hr.ok, bool)
+        everyone = np.ones(len(good), bool)
+        cols: dict[str, pa.Array] = {
+            "id": pa.array(ids, pa.string()),
+            "source_uri": pa.array(source_uri, pa.string()),
+            "member": pa.array(member, pa.string()),
+            "byte_size": _spread(n, good, np.fromiter(map(len, blobs), np.int64, len(blobs)), everyone),
+            "content_sha256": pa.array(digests, pa.binary(32)),
+            # The format is the signature's, also for a record that then fails (a damaged or
+            # lossless JPEG is still a JPEG); null when no signature matched.
+            "format": pa.array(_rows(n, good, _FORMAT_NAMES[fmt]), pa.string()),
+            "width": _spread(n, good, np.where(turned, height, width), known, pa.int32()),
+            "height": _spread(n, good, np.where(turned, width, height), known, pa.int32()),
+            "orientation": _spread(n, good, orient, known, pa.int8()),
+        }
         for k in ("phash", "dhash", "ahash"):
-            if k in kinds:
-                vals = u64_to_i64(np.ascontiguousarray(hr[k])).tolist()
-                for j, i in enumerate(good):
-                    col[k][i] = vals[j] if ok[j] else None
+            cols[k] = (
+                _spread(n, good, u64_to_i64(np.ascontiguousarray(hr[k])), ok)
+                if k in kinds
+                else pa.nulls(n, pa.int64())
+            )
         if "pdq" in kinds:
-            pdq, q = hr["pdq"], hr["pdq_quality"]
-            for j, i in enumerate(good):
-                if ok[j]:
-                    col["pdq"][i], col["pdq_quality"][i] = pdq[j].tobytes(), int(q[j])
-        for j, i in enumerate(good):
-            st = Status(int(hr.status[j]))
-            col["status"][i], col["error"][i] = st.name, hr.errors[j]
-            if not ok[j]:
-                col["error_stage"][i] = "decode"
+            cols["pdq"] = _fixed_binary(n, good, np.asarray(hr["pdq"]).reshape(len(good), 32), ok)
+            cols["pdq_quality"] = _spread(n, good, hr["pdq_quality"], ok, pa.int16())
+        else:
+            cols["pdq"], cols["pdq_quality"] = pa.nulls(n, pa.binary(32)), pa.nulls(n, pa.int16())
+        # The text columns stay object arrays until the end: a failed thumbnail changes its row.
+        text: dict[str, npt.NDArray[np.object_]] = {
+            "status": _rows(n, good, _STATUS_NAMES[hr.status], READ_ERROR),
+            "error": _rows(n, good, np.array(hr.errors, dtype=object)),
+            "error_stage": _rows(
+                n, good, np.array([None, "decode"], dtype=object)[(~ok).astype(np.intp)], "read"
+            ),
+            "thumbnail": np.full(n, None, dtype=object),
+        }
+        missing = np.flatnonzero(~has_data)
+        for i in missing.tolist():
+            text["error"][i] = read_err[i]
         if hr.thumbnails is not None:
-            keep = [j for j in range(len(good)) if ok[j]]
-            self._thumbnails(col, [good[j] for j in keep], hr.thumbnails, keep, spent)
-        return pa.RecordBatch.from_pydict(col, schema=self.schema)
+            keep = np.flatnonzero(ok).tolist()
+            self._thumbnails(text, good[keep].tolist(), hr.thumbnails, keep, spent)
+        for k, v in text.items():
+            cols[k] = pa.array(v, SCHEMA.field(k).type)
+        return pa.RecordBatch.from_arrays([cols[f.name] for f in SCHEMA], schema=self.schema)
 
     def _gpu_hash(
         self, blobs: list[Blob], kinds: Sequence[str], thumb_args: dict[str, Any] | None
@@ -448,7 +503,7 @@ class Processor:
 
     def _thumbnails(
         self,
-        col: dict[str, list[Any]],
+        col: dict[str, npt.NDArray[np.object_]],
         rows: Sequence[int],
         tb: BatchResult,
         picks: Sequence[int],

@@ -316,7 +316,9 @@ def _job_batches(kind: Literal["tar", "parquet"], paths: list[str], root: str) -
         yield from Shard(os.path.basename(p), kind, path_to_uri(p), root).batches(256)
 
 
-def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[bytes | None], list[Override]]:
+def _arrow_records(
+    batch: Any, fallback_prefix: str
+) -> tuple[list[str], list[bytes | memoryview | None], list[Override]]:
     """(ids, bytes or None, override or None) of an input RecordBatch with an id column and a
     bytes or path / ``file://`` URI column (the columns mmcore.Processor takes; a row with null
     bytes is read from its ``path`` where the batch, or its Hugging Face image struct, has one);
@@ -336,7 +338,7 @@ def _arrow_records(batch: Any, fallback_prefix: str) -> tuple[list[str], list[by
     n = batch.num_rows
     raw_ids = batch.column(id_col).to_pylist() if id_col else [None] * n
     ids = [id_text(v) if v is not None else f"{fallback_prefix}#{i}" for i, v in enumerate(raw_ids)]
-    datas: list[bytes | None] = [None] * n
+    datas: list[bytes | memoryview | None] = [None] * n  # files read come as memoryviews
     paths: list[str | None] = [None] * n
     if path_col is not None:
         paths = batch.column(path_col).to_pylist()

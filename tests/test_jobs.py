@@ -1005,6 +1005,43 @@ def test_file_reads_are_whole_at_the_limit_and_when_the_size_lies(tmp_path: Path
         assert got is None and err is not None and "over the limit" in err
 
 
+def test_native_file_reads_equal_the_python_reader(tmp_path: Path) -> None:
+    """read_paths reads regular files natively (_core.read_files, as memoryviews) and leaves the
+    rest to _read: the same bytes and the same messages as _read gives for every kind of entry
+    (files of 0 bytes to several MB, at and over the limit, a name not in UTF-8, a URI, a
+    missing file, a folder, a FIFO, a link to nothing, a file without read permission)."""
+    from mmcore import _core
+    from mmcore.jobs.processor import _read, path_to_uri, read_paths
+
+    files = {"empty": b"", "one": b"x", "small": jpeg_bytes(3), "big": os.urandom(3 << 20)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    odd = os.fsdecode(b"caf\xe9.jpg")  # not UTF-8: a surrogate escape, as os.listdir gives it
+    (tmp_path / odd).write_bytes(b"odd")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "secret").write_bytes(b"s")
+    (tmp_path / "secret").chmod(0)
+    paths = [str(tmp_path / n) for n in files] + [
+        str(tmp_path / odd),
+        path_to_uri(tmp_path / "small"),
+        str(tmp_path / "missing"),
+        str(tmp_path),
+        str(tmp_path / "fifo"),
+        str(tmp_path / "dangling"),
+        str(tmp_path / "secret"),
+        "s3://bucket/key.jpg",
+    ]
+    for limit in (None, 1 << 20, 1):
+        got = read_paths(paths, limit)
+        want = [_read(p, limit) for p in paths]
+        assert [(None if d is None else bytes(d), e) for d, e in got] == want
+    fast = _core.read_files([str(tmp_path / n) for n in files], -1, 4)
+    assert [bytes(d) for d in fast] == list(files.values())  # type: ignore[arg-type]
+    assert all(isinstance(d, memoryview) for d in fast)
+    assert _core.read_files([str(tmp_path / "big")], len(files["big"]) - 1, 1) == [None]
+
+
 def test_a_bytes_column_of_text_is_refused_clearly() -> None:
     """A string 'bytes' column (paths or base64 put in the wrong column) is a batch of the wrong
     shape: a ValueError that says so (it was hashlib's "Strings must be encoded before hashing")."""

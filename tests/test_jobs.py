@@ -668,6 +668,36 @@ def test_glob_whose_matches_widen_keeps_one_id_per_file(tmp_path: Path) -> None:
     assert rows["../b/x.jpg"]["byte_size"] == len(jpeg_bytes(3))
 
 
+def test_uri_to_path_shortcut_equals_urlparse() -> None:
+    """uri_to_path skips urlparse for a plain ASCII file:/// URI (nothing to decode); every other
+    URI is decoded as before: the two agree on URIs of every tricky kind."""
+    from urllib.parse import unquote_to_bytes, urlparse
+
+    from mmcore.jobs.processor import path_to_uri, uri_to_path
+
+    def parsed(uri: str) -> str:
+        return os.fsdecode(unquote_to_bytes(urlparse(uri).path))
+
+    uris = [
+        "file:///data/a.jpg",
+        "file:///data/a b.jpg",
+        "file:///data/a;b.jpg",
+        "file:///data/a%41.jpg",
+        "file:///data/a?x=1",
+        "file:///data/a#frag",
+        "file:///data/a\tb.jpg",
+        "file:///data/caf\u00e9.jpg",
+        "file:///",
+        "file://localhost/data/a.jpg",
+        path_to_uri("/data/set#1/100%41 ?/caf\udce9.jpg"),
+    ]
+    for uri in uris:
+        assert uri_to_path(uri) == parsed(uri), uri
+    assert uri_to_path("/plain/path.jpg") == "/plain/path.jpg"
+    with pytest.raises(ValueError, match="only local paths"):
+        uri_to_path("s3://bucket/a.jpg")
+
+
 def test_names_that_are_not_utf8_and_uri_characters(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

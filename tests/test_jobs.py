@@ -1107,9 +1107,9 @@ def test_sha256_digests_on_threads_equal_hashlib(threads: int) -> None:
 
     rng = np.random.default_rng(threads)
     data: list[bytes | None] = [
-        None if i % 7 == 3 else rng.integers(0, 256, int(rng.integers(0, 9000)), np.uint8).tobytes()
+        None if i % 7 == 3 else rng.integers(0, 256, int(rng.integers(0, 90_000)), np.uint8).tobytes()
         for i in range(101)
-    ]
+    ]  # ~4 MB: threads are used from 1 MiB a thread
     want = [None if d is None else hashlib.sha256(d).digest() for d in data]
     assert _sha256_digests(data, threads) == want
     assert _sha256_digests(data[:5], threads) == want[:5] and _sha256_digests([], threads) == []

@@ -411,23 +411,40 @@ def test_unwritable_output_and_missing_source(tmp_path: Path) -> None:
 def test_disk_full_marks_no_shard_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src, out = tmp_path / "src", tmp_path / "out"
     blobs = make_tree(src, n=8)
-    real = pq.ParquetWriter.write_batch
+    real = pq.ParquetWriter.write_table
     calls = {"n": 0}
 
-    def full(self, batch, *a, **k):  # type: ignore[no-untyped-def]
+    def full(self, table, *a, **k):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] > 1:
             raise OSError(28, "No space left on device")
-        return real(self, batch, *a, **k)
+        return real(self, table, *a, **k)
 
-    monkeypatch.setattr(pq.ParquetWriter, "write_batch", full)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
     with pytest.raises(JobError, match="No space left"):
         run(str(src), out, Config(shard_size=4), progress=None)
     assert completed_shards(out) == ["part-00000"]
     assert not any(p.name.startswith(".part-") for p in out.iterdir())  # no temp file left behind
-    monkeypatch.setattr(pq.ParquetWriter, "write_batch", real)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
     run(str(src), out, Config(shard_size=4), progress=None)
     assert set(rows_by_id(out)) == set(blobs)
+
+
+def test_row_groups_gather_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard's batches go into row groups of up to _ROW_GROUP_ROWS rows (or bytes), not one row
+    group per batch; the rows are those of the batches, in order."""
+    src = tmp_path / "src"
+    make_tree(src, n=7)  # 10 images
+    run(str(src), tmp_path / "one", Config(batch_size=2, shard_size=10), progress=None)
+    assert pq.ParquetFile(tmp_path / "one" / "part-00000.parquet").num_row_groups == 1
+    monkeypatch.setattr(runner_mod, "_ROW_GROUP_ROWS", 5)
+    run(str(src), tmp_path / "five", Config(batch_size=2, shard_size=10), progress=None)
+    f = pq.ParquetFile(tmp_path / "five" / "part-00000.parquet")
+    assert [f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)] == [6, 4]
+    assert f.read().equals(pq.read_table(tmp_path / "one" / "part-00000.parquet"))
+    monkeypatch.setattr(runner_mod, "_ROW_GROUP_BYTES", 1)
+    run(str(src), tmp_path / "bytes", Config(batch_size=2, shard_size=10), progress=None)
+    assert pq.ParquetFile(tmp_path / "bytes" / "part-00000.parquet").num_row_groups == 5
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_stops_when_closed() -> None:

@@ -383,14 +383,36 @@ def _write_shard(
         atomic_output(shard_path(out, shard.name)) as f,
         pq.ParquetWriter(f, proc.schema, compression="zstd") as w,
     ):
+        group: list[pa.RecordBatch] = []
+        rows = size = 0
         for b in batches:
-            t0 = time.perf_counter()
-            w.write_batch(b)
-            spent += time.perf_counter() - t0
+            group.append(b)
+            rows, size = rows + b.num_rows, size + b.nbytes
+            if rows >= _ROW_GROUP_ROWS or size >= _ROW_GROUP_BYTES:
+                spent += _write_group(w, group, proc.schema)
+                group, rows, size = [], 0, 0
             for st in b.column("status").to_pylist():
                 counts[st] = counts.get(st, 0) + 1
+        if group:
+            spent += _write_group(w, group, proc.schema)
         t_close = time.perf_counter()
     return counts, spent + time.perf_counter() - t_close
+
+
+#: A row group holds the batches of up to this many rows or bytes (thumbnails), whichever comes
+#: first. A row group per batch (256 rows) wrote 4.7 us a row where one group took 0.5 (and
+#: readers pay for many small groups too); the byte bound keeps the gallery's reads of a few
+#: thumbnails (by the row groups' id statistics) small, and the memory held to ~32 MB.
+_ROW_GROUP_ROWS = 65_536
+_ROW_GROUP_BYTES = 32 << 20
+
+
+def _write_group(w: pq.ParquetWriter, group: list[pa.RecordBatch], schema: pa.Schema) -> float:
+    """Writes ``group`` as one row group; returns the seconds it took."""
+    t0 = time.perf_counter()
+    table = pa.Table.from_batches(group, schema)
+    w.write_table(table, row_group_size=max(table.num_rows, 1))
+    return time.perf_counter() - t0
 
 
 def _done_record(

@@ -375,6 +375,51 @@ def test_truncated_tar_keeps_what_it_read(tmp_path: Path) -> None:
         assert len(bad) == 1 and "cannot read tar t.tar" in bad[0]["error"]
 
 
+def test_tar_members_read_in_place_sparse_and_large_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tar members' bytes go from the file into the batch's Arrow buffer at their offsets; a
+    sparse member (GNU tar --sparse) is read through tarfile's extractfile in the same batch;
+    a batch past the binary column's 2 GiB goes as large_binary: the rows equal hash_batch's."""
+    import shutil
+    import subprocess
+
+    import mmcore.jobs.sources as sources_mod
+
+    if shutil.which("tar") is None:
+        pytest.skip("needs GNU tar (--sparse)")
+    src = tmp_path / "src"
+    src.mkdir()
+    blobs = {f"{i}.jpg": jpeg_bytes(i) for i in range(5)}
+    for name, data in blobs.items():
+        (src / name).write_bytes(data)
+    with open(src / "2.jpg", "r+b") as f:  # a hole after the JPEG's end: a sparse member
+        f.seek(1 << 20)
+        f.write(b"x")
+    blobs["2.jpg"] = (src / "2.jpg").read_bytes()
+    tar_path = tmp_path / "t.tar"
+    subprocess.run(["tar", "--sparse", "-cf", str(tar_path), "-C", str(src), *blobs], check=True)
+    with tarfile.open(tar_path) as tf:
+        if not tf.getmember("2.jpg").issparse():
+            pytest.skip("the file system keeps no holes: tar wrote no sparse member")
+    want = mmcore.hash_batch(list(blobs.values()), kinds=("phash", "pdq"))
+    for large in (False, True):
+        if large:
+            monkeypatch.setattr(sources_mod, "_LARGE_BATCH", 1)
+        batches = list(sources_mod.plan(str(tar_path), 10)[0][0].batches(3))
+        assert [b.num_rows for b in batches] == [3, 2]
+        assert {b.schema.field("bytes").type for b in batches} == {
+            pa.large_binary() if large else pa.binary()
+        }
+        got = [bytes(v) for b in batches for v in b.column("bytes").to_pylist()]
+        assert got == list(blobs.values())
+        out = tmp_path / f"out{large}"
+        run(str(tar_path), out, Config(hashes=("phash", "pdq")), progress=None)
+        rows = rows_by_id(out)
+        assert [rows[f"t.tar/{n}"]["phash"] for n in blobs] == want["phash"].view(np.int64).tolist()
+        assert [rows[f"t.tar/{n}"]["pdq"] for n in blobs] == [bytes(v) for v in want["pdq"]]
+
+
 def test_parquet_sources_bytes_and_paths(tmp_path: Path) -> None:
     blobs = {f"k{i}": jpeg_bytes(i) for i in range(4)}
     (tmp_path / "imgs").mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -418,6 +419,108 @@ def test_tar_members_read_in_place_sparse_and_large_batches(
         rows = rows_by_id(out)
         assert [rows[f"t.tar/{n}"]["phash"] for n in blobs] == want["phash"].view(np.int64).tolist()
         assert [rows[f"t.tar/{n}"]["pdq"] for n in blobs] == [bytes(v) for v in want["pdq"]]
+
+
+def _random_tar(rng: Any, fmt: int) -> bytes:
+    """A tar in ``fmt`` of random members (files, folders, links, a FIFO; short, long, non-ASCII,
+    escaping names; integer and float mtimes; sometimes a global pax header), sometimes cut short
+    or with bytes overwritten."""
+    buf = io.BytesIO()
+    kw: dict[str, Any] = {}
+    if fmt == tarfile.PAX_FORMAT and rng.random() < 0.2:
+        kw["pax_headers"] = {"comment": "global"}
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, **kw) as tf:
+        for i in range(rng.randint(0, 6)):
+            kind = rng.choice(["reg", "reg", "reg", "dir", "sym", "lnk", "fifo"])
+            name = rng.choice(
+                [
+                    f"f{i}.jpg",
+                    f"sub/d{i}/f{i}.jpg",
+                    "a" * rng.randint(90, 300),
+                    f"caf\u00e9{i}",
+                    f"../u{i}",
+                    f"x{i}/",
+                ]
+            )
+            ti = tarfile.TarInfo(name)
+            ti.mtime = rng.choice([0, 1700000000, 1700000000.5])
+            data = b""
+            if kind == "reg":
+                data = rng.randbytes(rng.choice([0, 1, 511, 512, 513, 3000]))
+                ti.size = len(data)
+            else:
+                ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "lnk": tarfile.LNKTYPE}.get(
+                    kind, tarfile.FIFOTYPE
+                )
+                ti.linkname = "f0.jpg" if kind in ("sym", "lnk") else ""
+            with contextlib.suppress(ValueError):  # a name the format cannot hold
+                tf.addfile(ti, io.BytesIO(data) if data else None)
+    raw = buf.getvalue()
+    r = rng.random()
+    if r < 0.25 and raw:
+        raw = raw[: rng.randint(0, len(raw))]
+    elif r < 0.45 and raw:
+        b = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        raw = bytes(b)
+    return raw
+
+
+def test_tar_members_equal_tarfiles_iteration(tmp_path: Path) -> None:
+    """tar_members reads plain headers itself and leaves the rest to tarfile: on random tars of
+    every format, cut short or damaged, it gives what iterating tarfile gives (names, types,
+    sizes, data offsets, the end offset, the error)."""
+    import random
+
+    from mmcore.jobs.sources import tar_members
+
+    def listing(path: Path, fast: bool) -> list[Any]:
+        out: list[Any] = []
+        try:
+            with tarfile.open(path, "r:") as tf:
+                for m in tar_members(tf) if fast else iter(tf):
+                    out.append((m.name, m.type, m.size, m.offset_data, m.isfile(), m.issym(), m.issparse()))
+                out.append(("end", tf.offset))
+        except Exception as e:  # the same error, whatever it is
+            out.append(("error", type(e).__name__, str(e)))
+        return out
+
+    rng = random.Random(0)
+    path = tmp_path / "t.tar"
+    fast_members = 0
+    for _ in range(400):
+        path.write_bytes(
+            _random_tar(rng, rng.choice([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]))
+        )
+        want = listing(path, False)
+        assert listing(path, True) == want
+        fast_members += sum(1 for x in want if x[0] not in ("end", "error"))
+    assert fast_members > 500
+
+
+def test_a_tar_member_of_an_absurd_size_is_a_row_not_a_crash(tmp_path: Path) -> None:
+    """A header whose size is 2^80 (base-256) made tarfile's next read raise ValueError, which
+    stopped the whole job; now the member is refused and the tar gets its SOURCE_ERROR row."""
+    good = jpeg_bytes(1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name in ("a.jpg", "b.jpg", "c.jpg"):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(good)
+            tf.addfile(ti, io.BytesIO(good))
+    raw = bytearray(buf.getvalue())
+    h = 512 + -(-len(good) // 512) * 512  # b.jpg's header
+    raw[h + 124 : h + 136] = b"\x80" + (2**80).to_bytes(11, "big")
+    raw[h + 148 : h + 156] = b"%06o\x00 " % (256 + sum(raw[h : h + 148]) + sum(raw[h + 156 : h + 512]))
+    (tmp_path / "t.tar").write_bytes(bytes(raw))
+    run(str(tmp_path / "t.tar"), tmp_path / "out", progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    assert rows["t.tar/a.jpg"]["status"] == "OK"
+    assert (
+        rows["t.tar/b.jpg"]["status"] == "SOURCE_ERROR" and "over the limit" in rows["t.tar/b.jpg"]["error"]
+    )
+    assert rows["t.tar/"]["status"] == "SOURCE_ERROR" and "cannot read tar t.tar" in rows["t.tar/"]["error"]
 
 
 def test_parquet_sources_bytes_and_paths(tmp_path: Path) -> None:

@@ -356,6 +356,29 @@ def test_webdataset_tar_refuses_escaping_members(tmp_path: Path) -> None:
     assert not (tmp_path.parent / "evil.jpg").exists() and not Path("/etc/x.jpg").exists()
 
 
+def test_refused_members_in_a_row_share_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused records one after the other become one failure batch (up to batch_rows), not one
+    each: 300 escaping members, a good one, 2 more (the good one's batch comes at the tar's end):
+    failure batches of 256 and 46, every row kept."""
+    import mmcore.jobs.runner as runner
+
+    sizes: list[int] = []
+    real = runner.failure_batch
+
+    def counting(ids: Any, *a: Any) -> Any:
+        sizes.append(len(ids))
+        return real(ids, *a)
+
+    monkeypatch.setattr(runner, "failure_batch", counting)
+    names = [f"../e{i}.jpg" for i in range(300)] + ["ok.jpg", "/abs1.jpg", "/abs2.jpg"]
+    write_tar(tmp_path / "t.tar", [(n, jpeg_bytes(1)) for n in names])
+    run(str(tmp_path / "t.tar"), tmp_path / "out", Config(batch_size=256), progress=None)
+    rows = rows_by_id(tmp_path / "out")
+    assert len(rows) == 303 and rows["t.tar/ok.jpg"]["status"] == "OK"
+    assert sum(r["status"] == "SOURCE_ERROR" for r in rows.values()) == 302
+    assert sizes == [256, 46]
+
+
 def test_truncated_tar_keeps_what_it_read(tmp_path: Path) -> None:
     tar_path = tmp_path / "t.tar"
     with tarfile.open(tar_path, "w") as tf:

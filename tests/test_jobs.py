@@ -512,14 +512,45 @@ def test_tar_members_equal_tarfiles_iteration(tmp_path: Path) -> None:
     rng = random.Random(0)
     path = tmp_path / "t.tar"
     fast_members = 0
+    formats = [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]
     for _ in range(400):
-        path.write_bytes(
-            _random_tar(rng, rng.choice([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]))
-        )
+        path.write_bytes(_random_tar(rng, rng.choice(formats)))
         want = listing(path, False)
         assert listing(path, True) == want
         fast_members += sum(1 for x in want if x[0] not in ("end", "error"))
     assert fast_members > 500
+    # Number fields of every odd kind (spaces, signs, base-256 huge or negative sizes, garbage)
+    # under a checksum made right again, so that the headers get past it.
+    fields = [(100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345)]
+    odd = [
+        b"0000644\x00",
+        b"  644 \x00",
+        b"+644\x00",
+        b"-7\x00",
+        b"6_4\x00",
+        b"\x1c7\x00",
+        b"9\x00",
+        b"x\x00",
+    ]
+    for _ in range(400):
+        raw = bytearray(_random_tar(rng, rng.choice(formats)))
+        heads: list[int] = []
+        with contextlib.suppress(Exception), tarfile.open(fileobj=io.BytesIO(bytes(raw))) as tf:
+            heads = [m.offset for m in tf]
+        if not heads:
+            continue
+        h = rng.choice(heads)
+        a, b = rng.choice(fields)
+        if h + 512 > len(raw):
+            continue
+        if (a, b) == (124, 136) and rng.random() < 0.4:
+            value = rng.choice([b"\x80", b"\xff"]) + rng.randbytes(11)  # base-256
+        else:
+            value = rng.choice(odd)[: b - a].ljust(b - a, b"\x00")
+        raw[h + a : h + b] = value
+        raw[h + 148 : h + 156] = b"%06o\x00 " % (256 + sum(raw[h : h + 148]) + sum(raw[h + 156 : h + 512]))
+        path.write_bytes(bytes(raw))
+        assert listing(path, True) == listing(path, False)
 
 
 def test_a_tar_member_of_an_absurd_size_is_a_row_not_a_crash(tmp_path: Path) -> None:

@@ -594,9 +594,9 @@ def _next_member(tf: tarfile.TarFile, fd: int) -> tarfile.TarInfo | None:
     """The member at ``tf.offset``, read here when its headers are plain (see tar_members), else by
     tarfile; ``tf.offset`` is left after it, as tarfile leaves it."""
     at = tf.offset
-    if tf.pax_headers or at >= 1 << 62:
-        # A global pax header applies to every member after it; an offset past any file (a size
-        # field of 2^80) is tarfile's to refuse, with its own error.
+    if tf.pax_headers or not 0 < at < 1 << 62:
+        # A global pax header applies to every member after it; an offset no file has (after a
+        # size field of 2^80, or a negative one in base-256) is tarfile's to refuse, its own way.
         return tf.next()
     head = _plain_header(os.pread(fd, tarfile.BLOCKSIZE, at), tf)
     if head is None:

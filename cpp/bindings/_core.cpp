@@ -58,6 +58,23 @@ bool has_dtype(const py::array& a) {
 
 using U8Array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 
+// A 1-D numpy array over a malloc'ed buffer it now owns (freed with the array).
+template <class T>
+py::array_t<T> adopt(T*& data, std::int64_t n) {
+  T* p = data;
+  data = nullptr;
+  py::capsule owner(p, [](void* q) { std::free(q); });
+  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p, owner);
+}
+
+// A str path as the file system's bytes (surrogate escapes back to the bytes os.listdir found),
+// not strict UTF-8, which refuses a name in another encoding.
+std::string fs_path(py::handle str) {
+  const py::object b = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(str.ptr()));
+  if (!b) throw py::error_already_set();
+  return std::string(PyBytes_AS_STRING(b.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.ptr())));
+}
+
 // A path's bytes as UTF-8 text for messages: bytes that are not UTF-8 (a file name in another
 // encoding) become \xNN, so that the message is a valid Python str.
 std::string printable_path(const std::string& p) {
@@ -144,11 +161,7 @@ struct Source {
       return;
     }
     if (py::isinstance<py::str>(obj)) {
-      // The file system's bytes (surrogate escapes back to the bytes os.listdir found), not
-      // strict UTF-8, which refuses a name in another encoding.
-      const py::object b = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(obj.ptr()));
-      if (!b) throw py::error_already_set();
-      path = std::string(PyBytes_AS_STRING(b.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.ptr())));
+      path = fs_path(obj);
       return;
     }
     if (PyObject_CheckBuffer(obj.ptr()) && PyObject_GetBuffer(obj.ptr(), &view, PyBUF_C_CONTIGUOUS) == 0) {
@@ -840,12 +853,7 @@ py::dict image_info_py(py::handle src, bool exif) {
 py::list read_files_py(const py::sequence& paths, std::int64_t max_bytes, int threads) {
   const std::size_t n = py::len(paths);
   std::vector<std::string> names(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const py::object b =
-        py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(py::str(paths[i]).ptr()));
-    if (!b) throw py::error_already_set();
-    names[i].assign(PyBytes_AS_STRING(b.ptr()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.ptr())));
-  }
+  for (std::size_t i = 0; i < n; ++i) names[i] = fs_path(py::str(paths[i]));
   struct Read {  // owns its buffer until handed to numpy (freed here if the call is interrupted)
     std::uint8_t* data = nullptr;
     std::size_t size = 0;
@@ -896,10 +904,7 @@ py::list read_files_py(const py::sequence& paths, std::int64_t max_bytes, int th
       out[i] = py::none();
       continue;
     }
-    std::uint8_t* p = r.data;
-    r.data = nullptr;
-    py::capsule owner(p, [](void* q) { std::free(q); });
-    out[i] = py::memoryview(py::array_t<std::uint8_t>({static_cast<py::ssize_t>(r.size)}, p, owner));
+    out[i] = py::memoryview(adopt(r.data, static_cast<std::int64_t>(r.size)));
   }
   return out;
 }
@@ -1102,15 +1107,6 @@ HammingMethod method_arg(const std::string& method) {
   if (method == "brute") return HammingMethod::kBrute;
   if (method == "mih") return HammingMethod::kMih;
   throw py::value_error("method must be 'auto', 'brute' or 'mih', got '" + method + "'");
-}
-
-// A 1-D numpy array over a malloc'ed buffer it now owns (freed with the array).
-template <class T>
-py::array_t<T> adopt(T*& data, std::int64_t n) {
-  T* p = data;
-  data = nullptr;
-  py::capsule owner(p, [](void* q) { std::free(q); });
-  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p, owner);
 }
 
 py::dict stats_dict(const HammingStats& s) {

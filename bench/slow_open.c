@@ -22,37 +22,43 @@ static void wait_if_slow(const char* path) {
   }
 }
 
-static mode_t mode_of(int flags, va_list ap) { return (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0; }
+typedef int (*open_fn)(const char*, int, ...);
+
+// The real function `name` (looked up once into *real), called after the wait.
+static int opened(open_fn* real, const char* name, const char* path, int flags, mode_t mode) {
+  if (*real == NULL) *real = (open_fn)dlsym(RTLD_NEXT, name);
+  wait_if_slow(path);
+  return (*real)(path, flags, mode);
+}
+
+// The mode argument, which the caller passes only with O_CREAT.
+#define MODE_OF(flags, mode)                           \
+  do {                                                 \
+    va_list ap;                                        \
+    va_start(ap, flags);                               \
+    mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0; \
+    va_end(ap);                                        \
+  } while (0)
 
 int open(const char* path, int flags, ...) {
-  static int (*real)(const char*, int, ...) = NULL;
-  if (real == NULL) real = (int (*)(const char*, int, ...))dlsym(RTLD_NEXT, "open");
-  va_list ap;
-  va_start(ap, flags);
-  const mode_t mode = mode_of(flags, ap);
-  va_end(ap);
-  wait_if_slow(path);
-  return real(path, flags, mode);
+  static open_fn real = NULL;
+  mode_t mode;
+  MODE_OF(flags, mode);
+  return opened(&real, "open", path, flags, mode);
 }
 
 int open64(const char* path, int flags, ...) {
-  static int (*real)(const char*, int, ...) = NULL;
-  if (real == NULL) real = (int (*)(const char*, int, ...))dlsym(RTLD_NEXT, "open64");
-  va_list ap;
-  va_start(ap, flags);
-  const mode_t mode = mode_of(flags, ap);
-  va_end(ap);
-  wait_if_slow(path);
-  return real(path, flags, mode);
+  static open_fn real = NULL;
+  mode_t mode;
+  MODE_OF(flags, mode);
+  return opened(&real, "open64", path, flags, mode);
 }
 
 int openat(int dir, const char* path, int flags, ...) {
   static int (*real)(int, const char*, int, ...) = NULL;
   if (real == NULL) real = (int (*)(int, const char*, int, ...))dlsym(RTLD_NEXT, "openat");
-  va_list ap;
-  va_start(ap, flags);
-  const mode_t mode = mode_of(flags, ap);
-  va_end(ap);
+  mode_t mode;
+  MODE_OF(flags, mode);
   wait_if_slow(path);
   return real(dir, path, flags, mode);
 }

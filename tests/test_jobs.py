@@ -1450,8 +1450,8 @@ def test_retry_failed_keeps_every_row_when_ids_repeat(
 def test_links_and_folders_that_cannot_be_listed_are_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A folder the walk cannot list and a link to nothing get READ_ERROR rows (they used to
-    vanish, the job exiting 0); a linked folder is walked, once, even when links loop."""
+    """A folder the walk cannot list, a link to nothing and a loop of file links get READ_ERROR
+    rows (they used to vanish, the job exiting 0); a linked folder is walked, once, even when links loop."""
     src, out = tmp_path / "src", tmp_path / "out"
     blobs = make_tree(src, n=2)
     (tmp_path / "elsewhere").mkdir()
@@ -1459,6 +1459,8 @@ def test_links_and_folders_that_cannot_be_listed_are_rows(
     (src / "linked").symlink_to(tmp_path / "elsewhere")
     (src / "loop").symlink_to(src)
     (src / "dangling.jpg").symlink_to(tmp_path / "nothing.jpg")
+    (src / "ring1.jpg").symlink_to(src / "ring2.jpg")  # a loop of file links (ELOOP)
+    (src / "ring2.jpg").symlink_to(src / "ring1.jpg")
     (src / "locked").mkdir()
     (src / "locked" / "x.jpg").write_bytes(jpeg_bytes(6))
     real_scandir = os.scandir
@@ -1472,7 +1474,9 @@ def test_links_and_folders_that_cannot_be_listed_are_rows(
     run(str(src), out, progress=None)
     monkeypatch.undo()
     rows = rows_by_id(out)
-    assert set(rows) == set(blobs) | {"linked/far.jpg", "dangling.jpg", "locked"}
+    assert set(rows) == set(blobs) | {"linked/far.jpg", "dangling.jpg", "ring1.jpg", "ring2.jpg", "locked"}
+    for ring in ("ring1.jpg", "ring2.jpg"):
+        assert rows[ring]["status"] == "READ_ERROR" and "symbolic links" in rows[ring]["error"], rows[ring]
     assert rows["linked/far.jpg"]["status"] == "OK"
     assert rows["dangling.jpg"]["status"] == "READ_ERROR" and "No such file" in rows["dangling.jpg"]["error"]
     # listable again by the time it is read: a folder, not a file (where it still cannot be

@@ -388,10 +388,13 @@ def _list_folder(d: str, unlisted: Any) -> tuple[list[tuple[str, bool]], list[tu
             for entry in it:
                 try:
                     link = entry.is_symlink()
+                except OSError:
+                    link = False
+                try:
                     is_dir = entry.is_dir()
                     kind = _LINK if link else _FILE if entry.is_file() else _OTHER
-                except OSError:
-                    link, is_dir, kind = False, False, _OTHER
+                except OSError:  # a link loop (ELOOP) is still a link: a row, not nothing
+                    is_dir, kind = False, _LINK if link else _OTHER
                 if is_dir:
                     dirs.append((entry.name, link))
                 else:
@@ -410,8 +413,8 @@ def _walk(root: str, ex: str | None) -> list[str]:
     back to a folder already walked is not followed again), and what is neither a file nor a
     folder (a FIFO, a socket: a record whose read refuses it). What cannot be walked is kept as an
     entry of its own, so that it gets a READ_ERROR row instead of vanishing: a folder that cannot
-    be listed (its OSError) and a link to nothing. Regular files cost no call beyond the folder
-    listing (200k files took 1.4 stat calls each)."""
+    be listed (its OSError) and a link to nothing or into a loop of links. Regular files cost no
+    call beyond the folder listing (200k files took 1.4 stat calls each)."""
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
 

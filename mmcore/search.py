@@ -41,7 +41,8 @@ __all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
 Method = Literal["auto", "brute", "mih"]
 Representative = Literal["first", "largest", "quality"]
 Codes = Union["npt.NDArray[Any]", Sequence[int], Sequence[bytes], int, bytes]
-"""64-bit: a uint64 array (N,) or a list of Python ints; 256-bit: a (N, 32) uint8 array (the PDQ
+"""64-bit: a uint64 array (N,) or a list of Python ints (an int64 array or a negative int is read as
+its two's complement: ``mmcore run``'s hash columns as they are); 256-bit: a (N, 32) uint8 array (the PDQ
 reference's byte order, as ``hash_batch(...)["pdq"]`` returns it) or a list of 32-byte strings."""
 
 _METHODS = ("auto", "brute", "mih")
@@ -101,12 +102,15 @@ def _as_words(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
             items = list(codes)
             if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
                 raise ValueError(f"{name}: 64-bit codes must be a uint64 array or a list of ints")
-            if any(not 0 <= int(c) < 2**64 for c in items):
-                raise ValueError(f"{name}: 64-bit codes must be ints in [0, 2**64)")
-            codes = np.array([int(c) for c in items], dtype=np.uint64)
+            if any(not -(2**63) <= int(c) < 2**64 for c in items):
+                raise ValueError(f"{name}: 64-bit codes must be ints in [-2**63, 2**64)")
+            # a negative int is its 64-bit two's complement, as in mmcore.hamming
+            codes = np.array([int(c) % 2**64 for c in items], dtype=np.uint64)
+        if codes.dtype == np.int64:  # mmcore run's hash columns: the same 64 bits, signed
+            codes = codes.view(np.uint64)
         if codes.dtype != np.uint64:
             raise ValueError(
-                f"{name} must be uint64 for a 64-bit index, got {codes.dtype}"
+                f"{name} must be uint64 (or int64, read as its bits) for a 64-bit index, got {codes.dtype}"
                 + (" (a (N, 32) uint8 array is a 256-bit PDQ code: use HammingIndex(bits=256))"
                    if codes.dtype == np.uint8 and codes.ndim == 2 and codes.shape[1] == 32 else "")
             )  # fmt: skip

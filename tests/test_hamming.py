@@ -666,11 +666,12 @@ def test_misuse_errors(rng: np.random.Generator) -> None:
         (lambda: mmcore.HammingIndex(bits=128), "bits must be 64"),
         (lambda: mmcore.HammingIndex(bits=True), "bits must be 64"),
         (lambda: mmcore.HammingIndex(threads=0), "threads"),
-        (lambda: idx64.add(np.arange(3)), "uint64"),
+        (lambda: idx64.add(np.arange(3, dtype=np.int32)), "uint64"),
         (lambda: idx64.add(np.zeros(3, np.float64)), "uint64"),
         (lambda: idx64.add(random_codes(rng, 2, 256)), "bits=256"),
         (lambda: idx64.add(np.zeros((3, 2), np.uint64)), "1-D"),
-        (lambda: idx64.add([1, -1]), r"\[0, 2\*\*64\)"),
+        (lambda: idx64.add([1, -(2**63) - 1]), r"\[-2\*\*63, 2\*\*64\)"),
+        (lambda: idx64.add([2**64]), r"\[-2\*\*63, 2\*\*64\)"),
         (lambda: idx64.add([1.5]), "list of ints"),
         (lambda: idx64.add(np.zeros(3, np.uint64), ids=[1, 2]), "one id per code"),
         (lambda: idx64.add(np.zeros(2, np.uint64), ids=[1.0, 2.0]), "integers"),
@@ -719,6 +720,28 @@ def test_repr_and_views(rng: np.random.Generator) -> None:
     with pytest.raises(ValueError):
         index.codes[0, 0] = 1
     assert index.memory_bytes() == 3 * 40
+
+
+def test_int64_codes_are_their_bits_as_in_hamming(rng: np.random.Generator) -> None:
+    """mmcore run's Parquet holds 64-bit hashes as int64 (imagehash's bits, signed): an int64
+    array, or negative ints, go into the index and its queries as their two's complement, as
+    mmcore.hamming reads them (the index used to refuse them)."""
+    codes = random_codes(rng, 200, 64)
+    signed = codes.view(np.int64)
+    assert (signed < 0).any()
+    ref, idx = mmcore.HammingIndex(), mmcore.HammingIndex()
+    ref.add(codes)
+    idx.add(signed)
+    assert np.array_equal(idx.codes, codes)
+    d_ref, i_ref = ref.knn(codes[:7], k=5)
+    d, i = idx.knn(signed[:7], k=5)
+    assert np.array_equal(d, d_ref) and np.array_equal(i, i_ref)
+    assert (d[:, 0] == 0).all()
+    idx.add([int(v) for v in signed[:3]])  # negative Python ints too
+    assert np.array_equal(idx.codes[200:], codes[:3])
+    lims, dr, _ = idx.radius([int(signed[0])], 0)
+    assert lims.tolist() == [0, 2] and dr.tolist() == [0, 0]  # the code and its copy
+    assert d[0, 0] == mmcore.hamming(int(signed[0]), int(codes[0]))
 
 
 def test_hamming_numpy_scalars_are_64_bit_hashes() -> None:

@@ -15,6 +15,7 @@ never read, and nothing is ever extracted to disk.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import hashlib
 import os
@@ -23,13 +24,13 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import _core
 from .._io import open_regular
 from .processor import id_text, over_limit, path_to_uri, struct_paths, text, uri_to_path
 
@@ -489,12 +490,19 @@ def _file_batches(shard: Shard, batch_size: int, only: set[str] | None) -> Itera
         )
 
 
+def _bad_name(name: str) -> str | None:
+    """Why a member named so is refused (an absolute path, a '..' component), or None."""
+    if name.startswith("/"):
+        return f"member {name!r} has an absolute path: refused"
+    if ".." in name and ".." in name.split("/"):
+        return f"member {name!r} climbs out of the archive ('..'): refused"
+    return None
+
+
 def _bad_member(m: tarfile.TarInfo) -> str | None:
-    p = PurePosixPath(m.name)
-    if m.name.startswith("/") or p.is_absolute():
-        return f"member {m.name!r} has an absolute path: refused"
-    if ".." in p.parts:
-        return f"member {m.name!r} climbs out of the archive ('..'): refused"
+    why = _bad_name(m.name)
+    if why is not None:
+        return why
     if m.issym() or m.islnk():
         return f"member {m.name!r} is a link: refused (links are not followed)"
     if m.isfifo() or m.ischr() or m.isblk():
@@ -503,19 +511,52 @@ def _bad_member(m: tarfile.TarInfo) -> str | None:
     return None
 
 
-def tar_members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+#: (TarInfo, or None for a member read by _core.tar_scan; name; type; size; header offset; data
+#: offset; the data's first bytes, or None where they are still to be read)
+_Entry = tuple[tarfile.TarInfo | None, str, bytes, int, int, int, bytes | None]
+#: Members read by one _core.tar_scan call.
+_SCAN_RUN = 1024
+
+
+def _tar_entries(tf: tarfile.TarFile, fd: int | None) -> Iterator[_Entry]:
     """``tf``'s members, as iterating it gives them (the same names, types, sizes, data offsets,
-    end offset and errors), with the common headers read here: a plain file or folder header
-    (ustar / GNU / v7, octal fields, the checksum tarfile computes), alone or after a pax header
-    that only sets times (what Python's tarfile writes for a float mtime, as WebDataset writers
-    do). tarfile's iteration took 16-38 us of the GIL a member; this 7-17. Anything else (long
-    names, links, pax paths or sizes, global headers, sparse members, a bad or last header) is
-    left to tarfile, from the same offset."""
-    fd = _tar_fd(tf)
+    end offset and errors), with the common headers read natively: runs of plain file or folder
+    headers (ustar / GNU / v7, octal fields, the checksum tarfile computes), each alone or after a
+    pax header that only sets times (what Python's tarfile writes for a float mtime, as
+    WebDataset writers do) go through ``_core.tar_scan`` without the GIL (with each member's
+    first 16 bytes, read with its header); a header it stops at goes to _next_member, then to
+    tarfile (long names, links, pax paths or sizes, global headers, sparse members, a bad or last
+    header), from the same offset. tarfile's iteration took 16-38 us of the GIL a member, the
+    Python header reader 7-17."""
+    native = fd is not None and tf.errors == "surrogateescape" and _utf8(tf.encoding)
     m = tf.next()  # the first member: tarfile.open has read it already
     while m is not None:
-        yield m
+        forget_members(tf)
+        yield m, m.name, m.type, m.size, m.offset, m.offset_data, None
+        while native and not tf.pax_headers and 0 < tf.offset < 1 << 62:
+            assert fd is not None
+            tf.offset, run = _core.tar_scan(fd, tf.offset, _SCAN_RUN)
+            for e in run:
+                yield (None, *e)
+            if len(run) < _SCAN_RUN:
+                break
         m = _next_member(tf, fd) if fd is not None else tf.next()
+
+
+def _utf8(encoding: str | None) -> bool:
+    try:
+        return codecs.lookup(encoding or "").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def tar_members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """``tf``'s members as TarInfo, read as _tar_entries reads them."""
+    for m, name, typ, size, header, data, _ in _tar_entries(tf, _tar_fd(tf)):
+        if m is None:
+            m = tarfile.TarInfo(name)
+            m.type, m.size, m.offset, m.offset_data = typ, size, header, data
+        yield m
 
 
 _PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
@@ -662,6 +703,15 @@ def _member_is_image(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bool:
     return looks_like_image(_member_bytes(tf, m, 16) if m.isfile() else b"", m.name)
 
 
+def _entry_is_image(tf: tarfile.TarFile, m: tarfile.TarInfo | None, name: str, head: bytes | None) -> bool:
+    """_member_is_image for an entry of _tar_entries (a regular member): its first bytes as read
+    with its header, else read now."""
+    if head is not None:
+        return looks_like_image(head, name)
+    assert m is not None
+    return _member_is_image(tf, m)
+
+
 #: A tar batch's bytes from this size on are a large_binary column (binary's offsets are int32).
 _LARGE_BATCH = 1 << 31
 
@@ -746,9 +796,8 @@ def _tar_batches(
             try:
                 names: dict[str, int] = {}
                 used: set[str] = set()
-                for m in tar_members(tf):
-                    forget_members(tf)
-                    name = text(m.name)
+                for m, raw, typ, size, _, offset, head in _tar_entries(tf, fd):
+                    name = text(raw)
                     base = f"{tar_name}/{name}"
                     seen = names[name] = names.get(name, 0) + 1
                     # The same name again: its own id, never read (which copy is meant?). An id already
@@ -762,34 +811,40 @@ def _tar_batches(
                     used.add(rid)
                     if only is not None and rid not in only:
                         continue
-                    why = _bad_member(m)
-                    if why is None and seen > 1 and m.isfile():
-                        if not _member_is_image(tf, m):
+                    # tar_scan reads only regular files and folders, without sparse data
+                    if m is None:
+                        why, isfile = _bad_name(raw), typ != tarfile.DIRTYPE
+                    else:
+                        why, isfile = _bad_member(m), m.isfile()
+                    if why is None and seen > 1 and isfile:
+                        if not _entry_is_image(tf, m, raw, head):
                             sidecar()  # a repeated sidecar is skipped as any sidecar is
                             continue
                         why = f"member {name!r} appears {seen} times in the archive: refused (ambiguous)"
                     if why is not None:
                         yield Refused(rid, shard.source_uri, name, text(why))
                         continue
-                    if not m.isfile():
+                    if not isfile:
                         continue
-                    if max_bytes is not None and m.size > max_bytes:
-                        if _member_is_image(tf, m):
-                            yield Refused(
-                                rid, shard.source_uri, name, over_limit(f"member {name!r}", m.size, max_bytes)
-                            )
+                    if max_bytes is not None and size > max_bytes:
+                        if _entry_is_image(tf, m, raw, head):
+                            why = over_limit(f"member {name!r}", size, max_bytes)
+                            yield Refused(rid, shard.source_uri, name, why)
                         else:
                             sidecar()  # a large sidecar is skipped as any sidecar is
                         continue
                     where: tuple[int, int] | bytes
-                    if m.issparse() or fd is None or end is None:
+                    if m is not None and (m.issparse() or fd is None or end is None):
                         data = _member_bytes(tf, m)
                         head, where = data[:16], data
                     else:
-                        if m.offset_data + m.size > end:  # cut inside its data: as extractfile says it
+                        if end is None or offset + size > end:  # cut inside its data: as extractfile says it
                             raise tarfile.ReadError("unexpected end of data")
-                        head, where = _member_bytes(tf, m, 16), (m.offset_data, m.size)
-                    if not looks_like_image(head, m.name):
+                        if head is None:
+                            assert m is not None
+                            head = _member_bytes(tf, m, 16)
+                        where = (offset, size)
+                    if not looks_like_image(head, raw):
                         sidecar()
                         continue
                     pending.add(rid, name, where)

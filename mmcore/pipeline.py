@@ -275,7 +275,7 @@ def _tar_is_clean(path: str) -> bool:
     import posixpath
     import tarfile
 
-    from .jobs.sources import _bad_member, _member_is_image, ends_cleanly, forget_members
+    from .jobs.sources import _bad_member, _member_is_image, ends_cleanly, tar_members
 
     try:
         path.encode("utf-8")
@@ -286,8 +286,7 @@ def _tar_is_clean(path: str) -> bool:
     keys: set[str] = set()
     try:
         with tarfile.open(path, "r:") as tf:
-            for m in tf:
-                forget_members(tf)
+            for m in tar_members(tf):  # plain headers read natively, the rest by tarfile
                 if _bad_member(m) is not None or m.name in names or "path" in m.pax_headers:
                     return False
                 names.add(m.name)
@@ -302,18 +301,21 @@ def _tar_is_clean(path: str) -> bool:
                 keys.add(key)
             end = tf.offset
         return bool(keys) and ends_cleanly(path, end)
-    except (tarfile.TarError, OSError, EOFError):
+    except (tarfile.TarError, OSError, EOFError, ValueError):  # ValueError: a size of 2^80, say
         return False
 
 
 def _job_batches(kind: Literal["tar", "parquet"], paths: list[str], root: str) -> Iterator[Any]:
     """mmcore run's reading of tars and Parquet files (its ids, its rules): RecordBatches of id
     and bytes or path, and Refused records (SOURCE_ERROR rows)."""
+    from .jobs.config import DEFAULT_MAX_BYTES
     from .jobs.processor import path_to_uri
     from .jobs.sources import Shard
 
     for p in paths:
-        yield from Shard(os.path.basename(p), kind, path_to_uri(p), root).batches(256)
+        # mmcore run's default limit too: a member over it is a row of its own, never read
+        shard = Shard(os.path.basename(p), kind, path_to_uri(p), root)
+        yield from shard.batches(256, max_bytes=DEFAULT_MAX_BYTES)
 
 
 def _arrow_records(

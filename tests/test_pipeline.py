@@ -211,6 +211,15 @@ def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
             data = imgs[0].read_bytes()
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
+    # a member whose size field says 2^80 (base-256): tarfile raises ValueError, which stopped build()
+    with tarfile.open(tmp_path / "gnu.tar", "w", format=tarfile.GNU_FORMAT) as tf:
+        tf.add(imgs[0], arcname="x0.jpg")
+        tf.add(imgs[1], arcname="x1.jpg")
+    raw = bytearray((tmp_path / "gnu.tar").read_bytes())
+    h = 512 + -(-imgs[0].stat().st_size // 512) * 512  # x1.jpg's header
+    raw[h + 124 : h + 136] = b"\x80" + (2**80).to_bytes(11, "big")
+    raw[h + 148 : h + 156] = b"%06o\x00 " % (256 + sum(raw[h : h + 148]) + sum(raw[h + 156 : h + 512]))
+    (src / "d-absurd.tar").write_bytes(bytes(raw))
     before = sorted(p.name for p in tmp_path.rglob("*"))
     table = mp.build(src, hashes=("phash",), batch_size=4).to_table()
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written anywhere
@@ -220,7 +229,11 @@ def test_bad_tars_are_rows_not_crashes(tmp_path: Path) -> None:
     ref = mmcore.hash_batch([str(p) for p in imgs], kinds=("phash",))
     for i in range(len(imgs)):
         assert rows[f"a-good.tar/k{i}.jpg"]["status"] == mmcore.Status(int(ref.status[i])).name
-    assert table.num_rows == len(imgs) + 1 + 2
+    assert rows["d-absurd.tar/x0.jpg"]["status"] == "OK"
+    absurd = rows["d-absurd.tar/x1.jpg"]
+    assert absurd["status"] == "SOURCE_ERROR" and "over the limit" in absurd["error"]
+    assert rows["d-absurd.tar/"]["status"] == "SOURCE_ERROR"
+    assert table.num_rows == len(imgs) + 1 + 2 + 3
     evil = [r for r in rows.values() if r["id"].startswith("c-evil.tar/")]
     assert len(evil) == 2 and all(r["status"] == "SOURCE_ERROR" and "refused" in r["error"] for r in evil)
     assert all(r["phash"] is None for r in evil)

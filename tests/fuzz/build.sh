@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses (decode, hash) with ASan + UBSan from the project's cpp/src/*.cpp (no CMake,
+# Builds the libFuzzer harnesses (decode, hash, tar) with ASan + UBSan from the project's cpp/src/*.cpp (no CMake,
 # no Python) against the Debian codec libraries, and writes a seed corpus from ../shared/corpus.
 #
-#   bash tests/fuzz/build.sh            # -> build/fuzz/fuzz_decode, build/fuzz/fuzz_hash, build/fuzz/seeds/
+#   bash tests/fuzz/build.sh            # -> build/fuzz/fuzz_{decode,hash,tar}, build/fuzz/seeds{,_tar}/
 #   CXX=clang++-15 bash tests/fuzz/build.sh
 #
 # Needs clang with the libFuzzer runtime (Debian 12: apt-get install clang libclang-rt-14-dev) and the
@@ -53,7 +53,7 @@ for src in cpp/src/*.cpp; do
   fi
   objs+=("$obj")
 done
-for harness in fuzz_decode fuzz_hash; do
+for harness in fuzz_decode fuzz_hash fuzz_tar; do
   "$CXX" "${COMMON[@]}" "${defs[@]}" -fsanitize=fuzzer "tests/fuzz/$harness.cpp" "${objs[@]}" \
     $(pkg-config --libs $PKGS) -lpthread -o "$OUT/$harness"
   echo "build.sh: built $OUT/$harness"
@@ -67,3 +67,4 @@ else
   echo "build.sh: no corpus at $CORPUS: start from an empty seed folder (set MMCORE_CORPUS)" >&2
   mkdir -p "$OUT/seeds"
 fi
+python3 tests/fuzz/make_seeds.py - "$OUT/seeds" --tar-out "$OUT/seeds_tar"

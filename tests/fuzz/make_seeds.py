@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Seed corpus for fuzz_decode: small corpus files, each prefixed with an option byte.
+"""Seed corpus for fuzz_decode: small corpus files, each prefixed with an option byte; and, with
+--tar-out, tars for fuzz_tar.
 
     python3 tests/fuzz/make_seeds.py ../shared/corpus build/fuzz/seeds [--max-bytes 49152] [--per-dir 60]
+    python3 tests/fuzz/make_seeds.py - build/fuzz/seeds --tar-out build/fuzz/seeds_tar
 
 Takes the smallest files of jpeg/, png/, webp/, odd/ and corrupt/ (up to --per-dir each, under
 --max-bytes), and writes each one with two option bytes: 0x00 (plain RGB decode) and one derived
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 KINDS = ("jpeg", "png", "webp", "odd", "corrupt")
@@ -25,7 +29,10 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--max-bytes", type=int, default=48 * 1024)
     ap.add_argument("--per-dir", type=int, default=60)
+    ap.add_argument("--tar-out", type=Path, help="write fuzz_tar's seeds (tars) here instead")
     args = ap.parse_args()
+    if args.tar_out is not None:
+        return tar_seeds(args.tar_out)
     args.out.mkdir(parents=True, exist_ok=True)
     n = 0
     for kind in KINDS:
@@ -45,6 +52,39 @@ def main() -> int:
                 (args.out / f"{kind}_{sel:02x}_{p.name[:80]}").write_bytes(bytes([sel]) + body)
                 n += 1
     print(f"make_seeds: wrote {n} seeds to {args.out}")
+    return 0
+
+
+def tar_seeds(out: Path) -> int:
+    """Small tars of each header format: plain files and folders (ustar, GNU, v7-style folder
+    names), pax time records (a float mtime), long names, a link and a FIFO, so that the seeds
+    reach both the runs tar_scan reads and the headers it stops at."""
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    formats = ((tarfile.USTAR_FORMAT, "ustar"), (tarfile.GNU_FORMAT, "gnu"), (tarfile.PAX_FORMAT, "pax"))
+    for fmt, label in formats:
+        for variant in range(3):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+                for i in range(4):
+                    name = ["a.jpg", "dir/b.json", "p" * 120 + "/c.png", "d/"][(i + variant) % 4]
+                    ti = tarfile.TarInfo(name)
+                    ti.mtime = 1700000000.5 if variant == 1 else 1700000000
+                    data = b"" if name.endswith("/") else bytes(range(256))[: 17 * (i + 1)]
+                    ti.type = tarfile.DIRTYPE if name.endswith("/") else tarfile.REGTYPE
+                    ti.size = len(data)
+                    try:
+                        tf.addfile(ti, io.BytesIO(data))
+                    except ValueError:  # a name the format cannot hold
+                        continue
+                if variant == 2:
+                    for kind in (tarfile.SYMTYPE, tarfile.FIFOTYPE):
+                        ti = tarfile.TarInfo(f"x{kind!r}")
+                        ti.type, ti.linkname = kind, "a.jpg"
+                        tf.addfile(ti)
+            (out / f"{label}_{variant}.tar").write_bytes(buf.getvalue())
+            n += 1
+    print(f"make_seeds: wrote {n} tar seeds to {out}")
     return 0
 
 

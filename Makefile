@@ -8,6 +8,7 @@ lint:
 	$(PY) -m ruff check $(PY_DIRS)
 	$(PY) -m ruff format --check $(PY_DIRS)
 	$(PY) -m mypy
+	$(PY) -m mypy --python-version 3.10  # the oldest Python supported (numpy's stubs differ there)
 	$(dir $(PY))vermin --target=3.10- --violations --no-tips --eval-annotations mmcore  # requires-python >= 3.10
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 

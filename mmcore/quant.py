@@ -705,7 +705,7 @@ class QuantizedIndex:
     @_shared
     def codes(self) -> npt.NDArray[Any]:
         """A read-only view of the codes (N, code_width)."""
-        v = self._codes[: self._n].view()
+        v: npt.NDArray[Any] = self._codes[: self._n].view()
         v.flags.writeable = False
         return v
 
@@ -719,7 +719,7 @@ class QuantizedIndex:
         """``ids`` without the lock, for the methods that hold it."""
         if self._ids_buf is None:
             return np.arange(self._n, dtype=np.int64)
-        v = self._ids_buf[: self._n].view()
+        v: npt.NDArray[np.int64] = self._ids_buf[: self._n].view()
         v.flags.writeable = False
         return v
 

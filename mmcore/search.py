@@ -351,7 +351,7 @@ class HammingIndex:
     def codes(self) -> npt.NDArray[Any]:
         """A read-only view of the codes: uint64 (N,) for 64 bits, uint8 (N, 32) for 256 bits."""
         w = self._words
-        v = w[:, 0] if self._bits == 64 else w.view(np.uint8).reshape(-1, 32)
+        v: npt.NDArray[Any] = w[:, 0] if self._bits == 64 else w.view(np.uint8).reshape(-1, 32)
         v = v.view()
         v.flags.writeable = False
         return v
@@ -363,7 +363,7 @@ class HammingIndex:
         ids = self._ids
         if ids is None:
             return np.arange(self._n, dtype=np.int64)
-        v = ids.view()
+        v: npt.NDArray[np.int64] = ids.view()
         v.flags.writeable = False
         return v
 

@@ -120,7 +120,7 @@ class Config:
             import tomllib
         else:  # tomllib is tomli, in the standard library from 3.11 (the jobs extra brings it on 3.10)
             try:
-                import tomli as tomllib
+                import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
             except ImportError:
                 raise ImportError(
                     "reading a TOML config on Python 3.10 needs tomli: pip install 'mmcore[jobs]'"

@@ -490,6 +490,25 @@ def _random_tar(rng: Any, fmt: int) -> bytes:
     return raw
 
 
+def test_file_uris_equal_path_to_uri_of_the_joined_path() -> None:
+    """file_uris concatenates plain names to the root's URI; for every name (plain or not: '.',
+    '..', empty components, spaces, '%', '#', non-ASCII, surrogate escapes) and root it gives
+    what path_to_uri gives for the normalised joined path."""
+    import random
+
+    from mmcore.jobs.processor import path_to_uri
+    from mmcore.jobs.sources import file_uris
+
+    names = ["a.jpg", "d/x.jpg", ".hidden", "..foo", "foo..", "a/.b/c", "a/./b", "a/../b", "./a", "../a"]
+    names += [".", "..", "a//b", "a/", "/abs", "sp ace.jpg", "p%20.jpg", "h#.jpg", "q?", "caf\u00e9.jpg"]
+    names += ["bad\udcff.jpg", "a/..", "a/.", "x~y-z_1.JPG", "...", "a/...", "", "a.b/..c/d..e"]
+    rng = random.Random(0)
+    names += ["".join(rng.choice("ab./_-~% #\u00e9") for _ in range(rng.randint(1, 8))) for _ in range(2000)]
+    for root in ["/", "/tmp/x", "/tmp/x/", "src", "//net", "/tmp/a b", "/tmp/c%d"]:
+        want = [path_to_uri(os.path.normpath(os.path.join(root, r))) for r in names]
+        assert file_uris(root, names) == want
+
+
 def _tar_listing(path: Path, fast: bool) -> list[Any]:
     """What iterating the tar at ``path`` gives: with tarfile, or (``fast``) with tar_members."""
     from mmcore.jobs.sources import tar_members

@@ -25,6 +25,10 @@ Contestants (all with the same number of workers N, ``--workers``, default all u
                              included, the counterpart of the CLI row
   mmcore run thumbnail=256   the in-process run with 256 px JPEG thumbnails (needs mmcore.encode_batch;
                              skipped with a note otherwise). The baseline writes no thumbnails.
+  mmcore run, WebDataset     the in-process run over the same files packed (before timing) into
+                             tar shards of 1000 members, as Python's tarfile writes them (a PAX
+                             header per member for its float mtime): the source most web-scale
+                             corpora come as. The baseline still reads the files.
 
 "vs baseline" divides in-process rows by the in-process baseline and the CLI row by the baseline
 subprocess. The input files are in the page cache after the check (warm cache: this measures the
@@ -63,6 +67,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import warnings
@@ -181,6 +186,7 @@ def baseline_script(file_list: str, out: str, workers: int) -> int:
 @dataclass
 class FileSet:
     links: Path  # temporary folder of symbolic links, the mmcore source
+    tars: Path  # temporary folder of the same files as WebDataset tar shards
     rel: list[str]  # relative paths (mmcore's ids)
     paths: list[str]  # link paths (what the baseline opens)
     byte_sizes: list[int]
@@ -211,7 +217,8 @@ def pick_files(sources: list[Path], limit: int | None) -> tuple[list[tuple[str, 
 
 
 def link_folder(files: list[tuple[str, Path]], left_out: int) -> FileSet:
-    """A temporary folder of symbolic links to ``files`` (nothing copied) and the read sizes."""
+    """A temporary folder of symbolic links to ``files`` (nothing copied), the read sizes, and the
+    files packed into tar shards of SHARD_ROWS members (member names: the relative names)."""
     links = Path(tempfile.mkdtemp(prefix="bench_job_src_"))
     rel, paths, sizes = [], [], []
     for name, real in files:
@@ -222,7 +229,12 @@ def link_folder(files: list[tuple[str, Path]], left_out: int) -> FileSet:
         paths.append(str(p))
         with open(p, "rb") as f:  # reads every file once: the page cache is warm for every contestant
             sizes.append(len(f.read()))
-    return FileSet(links, rel, paths, sizes, left_out)
+    tars = Path(tempfile.mkdtemp(prefix="bench_job_tars_"))
+    for k in range(0, len(rel), SHARD_ROWS):
+        with tarfile.open(tars / f"shard-{k // SHARD_ROWS:05d}.tar", "w", dereference=True) as tf:
+            for name, path in zip(rel[k : k + SHARD_ROWS], paths[k : k + SHARD_ROWS], strict=True):
+                tf.add(path, arcname=name)
+    return FileSet(links, tars, rel, paths, sizes, left_out)
 
 
 def describe(fs: FileSet, sources: list[Path]) -> list[str]:
@@ -284,10 +296,10 @@ def contestants(fs: FileSet, workers: int, file_list: Path) -> list[Contestant]:
     from mmcore.jobs.config import HASH_KINDS, Config
     from mmcore.jobs.runner import run
 
-    def mm(thumbnail: int) -> Callable[[str], JobResult]:
+    def mm(thumbnail: int, source: Path = fs.links) -> Callable[[str], JobResult]:
         def go(out: str) -> JobResult:
             cfg = Config(workers=workers, hashes=HASH_KINDS, thumbnail=thumbnail)
-            s = run(str(fs.links), out, cfg, progress=None)
+            s = run(str(source), out, cfg, progress=None)
             return Counter(s.counts), s.stage_seconds
 
         return go
@@ -356,6 +368,15 @@ def contestants(fs: FileSet, workers: int, file_list: Path) -> list[Contestant]:
         thumb.fn = None
         thumb.note = "skipped: this mmcore has no encode_batch (thumbnail encoding not built)"
     rows.append(thumb)
+    n_tars = len(list(fs.tars.glob("*.tar")))
+    rows.append(
+        Contestant(
+            "mmcore run, WebDataset",
+            f"the in-process run over the same files as {n_tars} tar shard(s) (PAX headers)",
+            "baseline (in-process)",
+            mm(0, fs.tars),
+        )
+    )
     return rows
 
 
@@ -404,17 +425,32 @@ def check(fs: FileSet, workers: int) -> tuple[list[str], list[str]]:
     idx = sorted({round(i * (len(fs.rel) - 1) / max(k - 1, 1)) for i in range(k)})
     sub = link_folder([(fs.rel[i], Path(fs.paths[i]).resolve()) for i in idx], 0)
     out = tempfile.mkdtemp(prefix="bench_job_check_")
+    out_tar = tempfile.mkdtemp(prefix="bench_job_check_tar_")
     lines: list[str] = []
     warn: list[str] = []
     try:
         run(str(sub.links), out, Config(workers=workers), progress=None)
         t = read_output(out).to_pylist()
         mm = {r["id"]: r for r in t}
+        run(str(sub.tars), out_tar, Config(workers=workers), progress=None)
+        from_tar = {r["member"]: r for r in read_output(out_tar).to_pylist()}
         _quiet_worker()
         base = {fs.rel[i]: baseline_row(fs.paths[i]) for i in idx}
     finally:
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(sub.links, ignore_errors=True)
+        for d in (out, out_tar, sub.links, sub.tars):
+            shutil.rmtree(d, ignore_errors=True)
+    where = ("id", "source_uri", "member")
+    same_rows = [
+        n for n in mm if n in from_tar and all(mm[n][c] == from_tar[n][c] for c in mm[n] if c not in where)
+    ]
+    lines.append(
+        f"check: the WebDataset run's rows == the directory run's on {len(same_rows)}/{len(mm)} "
+        "(every column but id, source_uri and member)"
+    )
+    if len(same_rows) != len(mm) or len(from_tar) != len(mm):
+        warn.append(
+            f"check: the WebDataset run differs on {', '.join(n for n in mm if n not in same_rows)}"[:300]
+        )
     both = [n for n in base if base[n]["status"] == "OK" and mm[n]["status"] in ("OK", "OK_WARNING")]
     only_mm = [n for n in base if base[n]["status"] != "OK" and mm[n]["status"] in ("OK", "OK_WARNING")]
     only_base = [n for n in base if base[n]["status"] == "OK" and mm[n]["status"] not in ("OK", "OK_WARNING")]
@@ -649,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = cost_split(fs, SPLIT_FILES)
     finally:
         shutil.rmtree(fs.links, ignore_errors=True)
+        shutil.rmtree(fs.tars, ignore_errors=True)
         file_list.unlink(missing_ok=True)
     head, body = table(rows, fs, workers)
     stage_lines = [

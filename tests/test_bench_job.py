@@ -39,6 +39,7 @@ def test_bench_job_smoke(tmp_path: Path) -> None:
     md = (out / "bench_job.md").read_text()
     assert "files: 30 from" in md and "ISA: " in md and "backend" in md and "pdqhash 0.2" in md
     assert "check: job phash == imagehash on" in md and "WARNINGS" not in p.stdout
+    assert "check: the WebDataset run's rows == the directory run's on" in md
     cols = ("contestant", "runs", "workers", "best s", "images/s", "MB/s", "vs baseline", "rows OK / failed")
     assert "| " + " | ".join(cols) + " | output MB |" in md
     rows = {ln.split(" | ")[0].lstrip("| "): ln.split(" | ") for ln in md.splitlines() if ln.startswith("| ")}
@@ -47,6 +48,7 @@ def test_bench_job_smoke(tmp_path: Path) -> None:
         "mmcore run (CLI)",
         "baseline (in-process)",
         "baseline (subprocess)",
+        "mmcore run, WebDataset",
     ):
         cells = rows[name]
         assert float(cells[4].replace(",", "")) > 0, cells  # images/s measured
@@ -54,4 +56,4 @@ def test_bench_job_smoke(tmp_path: Path) -> None:
         assert ok + failed == 30 and ok > 0, cells  # every file has a row
     assert rows["mmcore run (in-process)"][6].endswith("x") and rows["mmcore run (CLI)"][6].endswith("x")
     assert "mmcore run thumbnail=256" in rows
-    assert not list(tmp.iterdir()), list(tmp.iterdir())  # the link folder and the outputs are removed
+    assert not list(tmp.iterdir()), list(tmp.iterdir())  # link and tar folders, outputs: all removed

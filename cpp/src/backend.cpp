@@ -1,7 +1,9 @@
 // The one place that picks a CPU variant.
 #include "mmcore/backend.h"
 
+#if defined(__x86_64__)
 #include <cpuid.h>
+#endif
 
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +20,7 @@ struct CpuTable {
   const char* note = "";
 };
 
+#if defined(__x86_64__)
 std::uint64_t read_xcr0() {
   std::uint32_t lo = 0, hi = 0;
   __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -48,6 +51,12 @@ CpuTable detect() {
   if (__get_cpuid_count(7, 1, &a, &b, &c, &d) != 0) t.avx_vnni = t.supported[1] && ((a >> 4) & 1) != 0;
   return t;
 }
+#else
+// Not x86-64: only the scalar reference is compiled (cmake/mmcore_isa.cmake).
+CpuTable detect() {
+  return CpuTable{};
+}
+#endif
 
 // Compiled variants: the build defines MMCORE_HAVE_AVX2 / MMCORE_HAVE_AVX512.
 constexpr bool kCompiled[3] = {

@@ -560,7 +560,9 @@ def test_l2_index_written_before_the_norms_still_loads_and_searches(tmp_path: Pa
     assert index.code_width == 13 and len(index) == 60
     scores, ids = index.search(x[:3] + 0.01, 5)
     assert ids.tolist() == want["ids"]
-    np.testing.assert_allclose(scores, want["scores"], rtol=1e-6)
+    # Recorded on x86-64. The query's reflection is numpy float32 (einsum), whose sums run in each
+    # platform's own SIMD order: on aarch64 a score came out 3e-6 off (its ids the same).
+    np.testing.assert_allclose(scores, want["scores"], rtol=1e-5)
     index.add(x[:4])
     index.save(tmp_path / "again.mmq")
     again = QuantizedIndex.load(tmp_path / "again.mmq")

@@ -64,6 +64,7 @@ export PKG_CONFIG_SYSROOT_DIR="$ROOT"
 export PKG_CONFIG_LIBDIR="$ROOT/usr/lib/aarch64-linux-gnu/pkgconfig:$ROOT/usr/share/pkgconfig"
 version=$("$PY" -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
 pybind11_dir=$("$PY" -m pybind11 --cmakedir)
+rm -rf "$BUILD"  # a fresh configure each time (the root may have built another checkout); ccache keeps it short
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$ROOT/toolchain.cmake" \
   -DSKBUILD_PROJECT_VERSION="$version" -DMMCORE_CUDA=OFF -DMMCORE_DALI=OFF \
   -DPython_EXECUTABLE="$(command -v python3)" -DPython_INCLUDE_DIR="$ROOT/usr/include/python3.11" \

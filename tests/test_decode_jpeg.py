@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import platform
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -713,6 +714,14 @@ def test_cpp_idct_matches_libjpeg(tmp_path: Path) -> None:
     installs (its SIMD variant) on 240,000 blocks (realistic, full-range coefficients and
     multipliers, row-0-only shortcut blocks, single coefficients at extreme values), and every pair
     kernel this CPU runs gives the ref's bytes, writing nothing outside its two 8x8 blocks."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        # Seen on aarch64: its Neon IDCT differs from the ref on 117,708 of the blocks, as the C
+        # IDCT does on x86-64 too (JSIMD_FORCENONE=1: 205,373); the corpus decodes equal there.
+        pytest.skip(
+            "the ref reproduces libjpeg-turbo's x86-64 SIMD islow IDCT (the one the avx512 pair kernel"
+            " must equal); its Neon and C IDCTs round some blocks differently, and off x86-64 decode"
+            " runs libjpeg-turbo's own IDCT, not the ref"
+        )
     out = run_cpp_test(tmp_path, "test_idct")
     assert "PASS" in out, out[-3000:]
 

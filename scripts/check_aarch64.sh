@@ -104,6 +104,9 @@ if [ ! -f "$ROOT/venv/.mmcore-venv" ]; then
   # math there and gives other bits on 121 corpus files; without, it equals its x86-64 build on all
   # but one damaged JPEG (which Pillow decodes differently there too). setuptools compiles C++ with
   # CXXFLAGS (in place of its own flags; CFLAGS would not reach it).
+  "$PY" -m pip download -q --no-build-isolation --no-binary :all: --no-deps -d "$wheels/src" pdqhash==0.2.8
+  chroot "$ROOT" /usr/bin/python3 -m venv /venv
+  chroot "$ROOT" /bin/sh -c '/venv/bin/pip install -q --no-index /wheels/*.whl'
   chroot "$ROOT" /usr/bin/env CXXFLAGS="-O2 -ffp-contract=off" /venv/bin/pip install -q --no-cache-dir --no-index \
     --no-build-isolation /wheels/src/pdqhash-0.2.8.tar.gz
   touch "$ROOT/venv/.mmcore-venv"

@@ -135,15 +135,14 @@ if (($# == 0)); then
     --deselect tests/test_image.py::test_out_of_memory_is_a_record_status \
     --deselect "tests/test_hash.py::test_exact_equals_imagehash_on_corpus[phash]"
 fi
+in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/venv/bin:/usr/bin:/bin HOME=/root PYTHONPATH=/src "$@"; }
 rc=0
-chroot "$ROOT" /usr/bin/env -i PATH=/venv/bin:/usr/bin:/bin HOME=/root PYTHONPATH=/src \
-  /bin/sh -c 'cd /src && exec /venv/bin/python -m pytest -q -p no:cacheprovider "$@"' sh "$@" || rc=$?
+in_root /bin/sh -c 'cd /src && exec /venv/bin/python -m pytest -q -p no:cacheprovider "$@"' sh "$@" || rc=$?
 
 # Every corpus file's hashes on aarch64 against this machine's installed build (scripts/setup.sh).
 if [ -d ../shared/corpus ] && [ -x .venv/bin/python ]; then
   (cd /tmp && "$SRC/.venv/bin/python" "$SRC/scripts/platform_hashes.py" dump "$ROOT/hashes-host.json" --corpus "$SRC/../shared/corpus")
-  chroot "$ROOT" /usr/bin/env -i PATH=/venv/bin:/usr/bin:/bin HOME=/root PYTHONPATH=/src \
-    /venv/bin/python /src/scripts/platform_hashes.py dump /hashes-aarch64.json --corpus /shared/corpus
+  in_root /venv/bin/python /src/scripts/platform_hashes.py dump /hashes-aarch64.json --corpus /shared/corpus
   "$PY" scripts/platform_hashes.py compare "$ROOT/hashes-host.json" "$ROOT/hashes-aarch64.json" || rc=1
 else
   echo "check_aarch64: no corpus or no .venv here: the hashes were not compared with this machine's"

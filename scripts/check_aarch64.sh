@@ -10,7 +10,7 @@
 # inside that root under qemu-user (binfmt_misc) with the test extras' aarch64 wheels from PyPI,
 # pdqhash built there and DALI (its CPU-only mode): ~10x slower than native, so the default
 # selection is the kernels' oracle tests (imagehash, pdqhash, Pillow, faiss, the PDQ reference
-# set) and the DALI pipeline tests, with the corpus at ../shared/corpus mounted when present (~30
+# set) and the DALI pipeline tests, with the corpus at ../shared/corpus mounted when present (~50
 # min on 2 cores); then every corpus file's hashes there against this machine's build
 # (scripts/platform_hashes.py). Needs Debian's mirror and PyPI; the root is kept in
 # $MMCORE_ARM64_ROOT (default /tmp/mmcore-arm64) for the next run. MMCORE_ARM64_CUDA=0 and

@@ -101,13 +101,16 @@ echo "check_aarch64: built $so ($(du -k "$so" | cut -f1) kB)"
 # toolkit's), so it is copied rather than downloaded with 32 MB of aarch64 compilers. sm_90 only
 # (GH200's; the package's default adds sm_80), to keep the check short.
 cuda_so=""
+cuda_ver=""
 if command -v nvcc >/dev/null 2>&1 && [ "${MMCORE_ARM64_CUDA:-1}" != 0 ]; then
+  cuda_ver=$(nvcc --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')
+fi
+if [ "${cuda_ver%%.*}" = 13 ]; then
   echo >"$ROOT.probe.cu"
   cuda_bin=$(nvcc --dryrun -c "$ROOT.probe.cu" -o "$ROOT.probe.o" 2>&1 | sed -n 's/^#\$ _HERE_=//p')
-  cuda_ver=$(nvcc --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')
   rm -f "$ROOT.probe.cu"
-  if [ ! -x "$cuda_bin/nvcc" ] || [ -z "$cuda_ver" ]; then
-    echo "check_aarch64: cannot find nvcc's folder or version ('$cuda_bin', '$cuda_ver')" >&2
+  if [ ! -x "$cuda_bin/nvcc" ]; then
+    echo "check_aarch64: cannot find nvcc's folder (nvcc --dryrun gave '$cuda_bin')" >&2
     exit 1
   fi
   CUDA_ROOT="$ROOT/cuda-$cuda_ver"
@@ -179,8 +182,10 @@ PYEOF
     aarch64-linux-gnu-nm -C "$plugin" | grep 'mmcore::HashGpu::init' >/dev/null || fail "has a DALI plugin without the GPU operator"
     echo "check_aarch64: built $plugin against ${dali_req} ($(du -k "$plugin" | cut -f1) kB)"
   fi
+elif [ -n "$cuda_ver" ]; then
+  echo "check_aarch64: nvcc is CUDA $cuda_ver, not 13 (whose aarch64 wheels this takes): the CUDA unit was not cross-built"
 else
-  echo "check_aarch64: no nvcc here: the CUDA unit was not cross-built"
+  echo "check_aarch64: no nvcc here (or MMCORE_ARM64_CUDA=0): the CUDA unit was not cross-built"
 fi
 [ "$mode" = build ] && exit 0
 

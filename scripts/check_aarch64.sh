@@ -25,6 +25,11 @@ ROOT="${MMCORE_ARM64_ROOT:-/tmp/mmcore-arm64}"
 BUILD="$ROOT/build"  # outside the tree: tests/cpp links build/*/cpp/libmmcore_cpu.a
 PY=python3
 [ -x .venv/bin/python ] && PY="$SRC/.venv/bin/python"
+# pip download's options for the root's wheels (CPython 3.11, the manylinux tags Debian 12 takes).
+plat=(--only-binary=:all: --python-version 3.11 --implementation cp --platform manylinux2014_aarch64
+  --platform manylinux_2_17_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64)
+# The checks below grep without -q: under pipefail an early exit would fail the pipe with SIGPIPE.
+fail() { echo "check_aarch64: $1" >&2; exit 1; }
 
 need=(debootstrap g++-aarch64-linux-gnu ninja-build)
 [ "$mode" = test ] && need+=(qemu-user-static)
@@ -86,10 +91,9 @@ cross_build() {
 }
 cross_build "$BUILD" "$ROOT/toolchain.cmake" -DMMCORE_CUDA=OFF -DMMCORE_DALI=OFF
 so=$(ls "$BUILD"/_core*.so)
-aarch64-linux-gnu-readelf -h "$so" | grep 'Machine: *AArch64' >/dev/null || { echo "check_aarch64: $so is not an aarch64 module" >&2; exit 1; }
+aarch64-linux-gnu-readelf -h "$so" | grep 'Machine: *AArch64' >/dev/null || fail "$so is not an aarch64 module"
 if aarch64-linux-gnu-nm -C "$so" | grep -iE 'avx2::|avx512::|avxvnni::|amx::' >/dev/null; then
-  echo "check_aarch64: $so holds x86 variants" >&2
-  exit 1
+  fail "$so holds x86 variants"
 fi
 echo "check_aarch64: built $so ($(du -k "$so" | cut -f1) kB)"
 
@@ -121,8 +125,8 @@ if [ "${cuda_ver%%.*}" = 13 ]; then
     mkdir -p "$CUDA_ROOT/bin" "$sbsa" "$CUDA_ROOT/wheels"
     for f in "$cuda_bin"/*; do ln -s "$f" "$CUDA_ROOT/bin/"; done
     ln -s "$cuda_bin/../nvvm" "$CUDA_ROOT/nvvm"
-    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux2014_aarch64 \
-      -d "$CUDA_ROOT/wheels" "nvidia-cuda-runtime==$cuda_ver.*" "nvidia-cuda-crt==$cuda_ver.*" \
+    "$PY" -m pip download -q --no-deps "${plat[@]}" -d "$CUDA_ROOT/wheels" \
+      "nvidia-cuda-runtime==$cuda_ver.*" "nvidia-cuda-crt==$cuda_ver.*" \
       "nvidia-cuda-cccl==$cuda_ver.*" "nvidia-nvjpeg==$cuda_ver.*"
     for w in "$CUDA_ROOT"/wheels/*.whl; do "$PY" -m zipfile -e "$w" "$CUDA_ROOT/wheels/x"; done
     cu="$CUDA_ROOT/wheels/x/nvidia/cu${cuda_ver%%.*}"
@@ -149,37 +153,33 @@ if [ "${cuda_ver%%.*}" = 13 ]; then
     if [ ! -f "$DALI_ROOT/.mmcore-dali" ]; then
       echo "check_aarch64: $dali_req for aarch64 in $DALI_ROOT"
       rm -rf "$DALI_ROOT"
-      mkdir -p "$DALI_ROOT/wheel"
-      "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_28_aarch64 \
-        -d "$DALI_ROOT/wheel" "$dali_req"
-      "$PY" - "$DALI_ROOT" <<'PYEOF'
+      # Into the folder `test` installs DALI from, so that the wheel is fetched once.
+      "$PY" -m pip download -q --no-deps "${plat[@]}" -d "$ROOT/wheels-dali" "$dali_req"
+      "$PY" - "$DALI_ROOT" "$ROOT/wheels-dali" "${dali_req#*==}" <<'PYEOF'
 import glob, sys, zipfile
-root = sys.argv[1]
+root, wheels, version = sys.argv[1:]
 keep = ("nvidia/dali/__init__.py", "nvidia/dali/libdali.so", "nvidia/dali/libdali_core.so", "nvidia/dali/libdali_kernels.so")
-with zipfile.ZipFile(glob.glob(f"{root}/wheel/*.whl")[0]) as z:
+with zipfile.ZipFile(glob.glob(f"{wheels}/nvidia_dali_*-{version}-*.whl")[0]) as z:
     z.extractall(root, [n for n in z.namelist() if n in keep or n.startswith("nvidia/dali/include/")])
 PYEOF
-      rm -rf "$DALI_ROOT/wheel"
       touch "$DALI_ROOT/.mmcore-dali"
     fi
     dali_flags=(-DMMCORE_DALI=ON -DMMCORE_DALI_DIR="$DALI_ROOT/nvidia/dali")
   fi
   cross_build "$BUILD-cuda" "$ROOT/toolchain-cuda.cmake" -DMMCORE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${dali_flags[@]}"
   cuda_so=$(ls "$BUILD-cuda"/_core*.so)
-  # grep reads all (no -q): under pipefail an early exit would fail the pipe with SIGPIPE.
-  fail() { echo "check_aarch64: $cuda_so $1" >&2; exit 1; }
-  aarch64-linux-gnu-readelf -h "$cuda_so" | grep 'Machine: *AArch64' >/dev/null || fail "is not an aarch64 module"
-  aarch64-linux-gnu-readelf -S -W "$cuda_so" | grep '\.nv_fatbin' >/dev/null || fail "holds no device code"
-  aarch64-linux-gnu-nm -C "$cuda_so" | grep 'mmcore::HashGpu::init' >/dev/null || fail "has no HashGpu"
+  aarch64-linux-gnu-readelf -h "$cuda_so" | grep 'Machine: *AArch64' >/dev/null || fail "$cuda_so is not an aarch64 module"
+  aarch64-linux-gnu-readelf -S -W "$cuda_so" | grep '\.nv_fatbin' >/dev/null || fail "$cuda_so holds no device code"
+  aarch64-linux-gnu-nm -C "$cuda_so" | grep 'mmcore::HashGpu::init' >/dev/null || fail "$cuda_so has no HashGpu"
   # The static runtime, nvJPEG by dlopen: the module must load on a host with no driver.
   if aarch64-linux-gnu-readelf -d "$cuda_so" | grep -E 'NEEDED.*lib(cuda|cudart|nvjpeg)' >/dev/null; then
-    fail "needs CUDA libraries at load time"
+    fail "$cuda_so needs CUDA libraries at load time"
   fi
   echo "check_aarch64: built $cuda_so with CUDA $cuda_ver for sm_90 ($(du -k "$cuda_so" | cut -f1) kB)"
   if [ -n "${DALI_ROOT:-}" ]; then
     plugin="$BUILD-cuda/dali/libmmcore_dali.so"
-    aarch64-linux-gnu-readelf -h "$plugin" | grep 'Machine: *AArch64' >/dev/null || fail "has no aarch64 DALI plugin beside it"
-    aarch64-linux-gnu-nm -C "$plugin" | grep 'mmcore::HashGpu::init' >/dev/null || fail "has a DALI plugin without the GPU operator"
+    aarch64-linux-gnu-readelf -h "$plugin" | grep 'Machine: *AArch64' >/dev/null || fail "$plugin is not an aarch64 module"
+    aarch64-linux-gnu-nm -C "$plugin" | grep 'mmcore::HashGpu::init' >/dev/null || fail "$plugin has no GPU operator"
     echo "check_aarch64: built $plugin against ${dali_req} ($(du -k "$plugin" | cut -f1) kB)"
   fi
 elif [ -n "$cuda_ver" ]; then
@@ -202,8 +202,6 @@ wheels="$ROOT/wheels"
 if [ ! -f "$ROOT/venv/.mmcore-venv" ]; then
   echo "check_aarch64: the test venv in the arm64 root"
   mkdir -p "$wheels/src"
-  plat=(--only-binary=:all: --python-version 3.11 --implementation cp --platform manylinux2014_aarch64
-    --platform manylinux_2_17_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64)
   "$PY" -m pip download -q "${plat[@]}" -d "$wheels" "numpy>=1.24" "pytest>=8" "pytest-benchmark>=4" \
     "hypothesis>=6" Pillow==13.0.0 imagehash==4.3.2 faiss-cpu==1.15.1 "pyarrow>=14" matplotlib
   "$PY" -m pip download -q "${plat[@]}" -d "$wheels" cython setuptools wheel
@@ -222,9 +220,7 @@ fi
 # DALI (CPU-only mode runs under qemu) when the plugin was built: its aarch64 wheel and dependencies.
 if [ -n "${DALI_ROOT:-}" ] && [ ! -f "$ROOT/venv/.mmcore-dali" ]; then
   echo "check_aarch64: $dali_req in the test venv"
-  "$PY" -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp \
-    --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 --platform manylinux_2_27_aarch64 \
-    --platform manylinux_2_28_aarch64 -d "$ROOT/wheels-dali" "$dali_req"
+  "$PY" -m pip download -q "${plat[@]}" -d "$ROOT/wheels-dali" "$dali_req"
   in_root /venv/bin/pip install -q --no-index --find-links /wheels --find-links /wheels-dali "$dali_req"
   touch "$ROOT/venv/.mmcore-dali"
 fi

@@ -463,6 +463,7 @@ def test_gpu_operator_is_in_the_plugin_and_gpu_builds_check_their_device() -> No
         with pytest.raises(mmcore.DeviceError, match="without CUDA"):
             mp.build(imgs, device="gpu")
         return
+    mp.load_plugin()  # the builds above refuse before loading it: alone, this test had it unloaded
     assert "MmcoreHash" in backend.RegisteredGPUOps()
     if not mmcore.build_info()["cuda_available"]:
         with pytest.raises(mmcore.DeviceError, match="no usable CUDA device"):

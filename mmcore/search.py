@@ -273,8 +273,11 @@ class HammingIndex:
     """
 
     def __init__(self, bits: int = 64, *, threads: int | None = None) -> None:
-        if isinstance(bits, bool) or bits not in _WORDS:
-            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {bits!r}")
+        if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or int(bits) not in _WORDS:
+            got = repr(bits) if isinstance(bits, (int, str, float)) else type(bits).__name__
+            codes = hasattr(bits, "__len__") and not isinstance(bits, str)
+            hint = " (the codes go to add())" if codes else ""
+            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {got}{hint}")
         self._bits = int(bits)
         self._w = _WORDS[self._bits]
         self._threads = _threads(threads)

@@ -324,6 +324,8 @@ def test_bad_arguments(pdq_out: tuple[Path, dict[str, Any], np.ndarray]) -> None
         dedup(out, hash="phash", threshold=65)
     with pytest.raises(ValueError, match="hash must be 'pdq' or 'phash'"):
         dedup(out, hash="dhash")
+    with pytest.raises(ValueError, match="hash must be 'pdq' or 'phash'"):
+        dedup(out, hash=["pdq"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="threads must be a positive int"):
         dedup(out, threads=0)
     with pytest.raises(ValueError, match="min_quality applies to PDQ"):

@@ -665,6 +665,8 @@ def test_misuse_errors(rng: np.random.Generator) -> None:
     bad: list[tuple[Any, str]] = [
         (lambda: mmcore.HammingIndex(bits=128), "bits must be 64"),
         (lambda: mmcore.HammingIndex(bits=True), "bits must be 64"),
+        (lambda: mmcore.HammingIndex(np.arange(3, dtype=np.uint64)), r"ndarray \(the codes go to add\(\)\)"),
+        (lambda: mmcore.HammingIndex(bits="64"), "got '64'"),
         (lambda: mmcore.HammingIndex(threads=0), "threads"),
         (lambda: idx64.add(np.arange(3, dtype=np.int32)), "uint64"),
         (lambda: idx64.add(np.zeros(3, np.float64)), "uint64"),

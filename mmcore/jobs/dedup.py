@@ -75,7 +75,7 @@ def _check_min_quality(hash: str, min_quality: int | None) -> int | None:
 
 
 def _check_args(hash: str, threshold: int | None) -> int:
-    if hash not in _BITS:
+    if not isinstance(hash, str) or hash not in _BITS:
         raise ValueError(f"hash must be 'pdq' or 'phash', got {hash!r}")
     if threshold is None:
         return DEFAULT_THRESHOLDS[hash]

@@ -502,9 +502,11 @@ PdqBoxKernels pdq_box_kernels(Backend backend) {
 PdqLumaRowFn pdq_luma_row_fn(Backend backend) {
 #ifdef MMCORE_HAVE_AVX512
   if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return pdq_luma_row_avx512;
-#else
-  (void)backend;
 #endif
+#ifdef MMCORE_HAVE_AVX2
+  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) return pdq_luma_row_avx2;
+#endif
+  (void)backend;
   return nullptr;
 }
 

@@ -20,6 +20,10 @@ using PdqLumaRowFn = void (*)(const std::uint8_t* px, std::int32_t channels, std
 
 void pdq_luma_row_ref(const std::uint8_t* px, std::int32_t channels, std::int32_t width, PdqLuma mode,
                       float* out);
+#ifdef MMCORE_HAVE_AVX2
+void pdq_luma_row_avx2(const std::uint8_t* px, std::int32_t channels, std::int32_t width, PdqLuma mode,
+                       float* out);
+#endif
 #ifdef MMCORE_HAVE_AVX512
 void pdq_luma_row_avx512(const std::uint8_t* px, std::int32_t channels, std::int32_t width, PdqLuma mode,
                          float* out);

@@ -3,12 +3,15 @@
 // Each pixel becomes a dword (R, G, B, x), 8 per register: a 4-channel row is loaded as is; a
 // 3-channel row as bytes 0..15 and 12..27 of the 8 pixels' 24 (one 128-bit lane each), spread by
 // vpshufb, so the main loop reads 4 bytes past the 8 pixels and stops 2 pixels before the row's end;
-// the rest goes to the scalar ref. float32 mode: (R * 0.299f + G * 0.587f) + B * 0.114f in float;
-// pdqhash mode: the same in double, 4 pixels per register, then rounded to float. This file is
-// built with -mfma and GCC contracts a vector multiply feeding an add into an FMA, which rounds once
-// and changes the bits: every product passes through `rounded` (an empty asm that makes the value
-// opaque), so each is rounded to its type before the sum.
+// the last pixels go through a zero-padded copy. float32 mode: (R * 0.299f + G * 0.587f) + B * 0.114f in
+// float; pdqhash mode: the same in double, 4 pixels per register, then rounded to float. This file is built
+// with -mfma and GCC contracts a vector multiply feeding an add into an FMA, which rounds once and changes
+// the bits: every product passes through `rounded` (an empty asm that makes the value opaque), so each is
+// rounded to its type before the sum.
 #include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "pdq_luma_internal.h"
 
@@ -65,7 +68,17 @@ void pdq_luma_row_avx2(const std::uint8_t* px, std::int32_t channels, std::int32
   const std::int32_t spare = channels == 4 ? 0 : 2;
   std::int32_t x = 0;
   for (; x + 8 + spare <= width; x += 8) luma8(load8(px + x * channels, channels), mode, out + x);
-  pdq_luma_row_ref(px + x * channels, channels, width - x, mode, out + x);
+  // The last pixels through a zero-padded copy: nothing read or written past the row, and no call to
+  // the ref, whose tables cost more than a few pixels.
+  while (x < width) {
+    const std::int32_t n = std::min(width - x, std::int32_t{8});
+    alignas(32) std::uint8_t in[32] = {};
+    alignas(32) float lum[8];
+    std::memcpy(in, px + x * channels, static_cast<std::size_t>(n) * channels);
+    luma8(load8(in, channels), mode, lum);
+    std::memcpy(out + x, lum, static_cast<std::size_t>(n) * sizeof(float));
+    x += n;
+  }
 }
 
 }  // namespace mmcore::detail

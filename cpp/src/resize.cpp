@@ -307,7 +307,7 @@ Kernels pick_kernels(Backend backend) {
   if ((backend == Backend::kAvx2 || backend == Backend::kAvx512) && backend_supported(Backend::kAvx2)) {
     return {resize_detail::horizontal_row_avx2,        resize_detail::horizontal_rows2_avx2,
             resize_detail::vertical_row_avx2,          resize_detail::horizontal_table_bytes_avx2,
-            resize_detail::horizontal_table_fill_avx2, nullptr};
+            resize_detail::horizontal_table_fill_avx2, resize_detail::lanczos_taps_avx2};
   }
 #else
   (void)backend;

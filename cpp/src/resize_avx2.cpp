@@ -7,6 +7,7 @@
 // 2^32, which is the reference's (wrapping) int32 sum. Vector constants are built inside functions.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "resize_simd_internal.h"
@@ -310,6 +311,80 @@ void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const
   for (; i + 32 <= bytes; i += 32) vertical_block32(rows, taps, k, dst, i);
   // Tail: recompute the last 32 bytes (outputs depend only on inputs, so overlap is harmless).
   if (i < bytes) vertical_block32(rows, taps, k, dst, bytes - 32);
+}
+
+// --- lanczos3 taps (compute_axis, TapMath::kFast) ------------------------------------------------
+//
+// lanczos_taps_avx512 (resize_avx512.cpp) four taps at a time: the scalar lanczos_taps_fast's filter
+// argument (bit for bit Pillow's), folded Taylor sine and triple-angle identity, with fused
+// multiply-adds (within the scalar evaluation's bound of Pillow's value); the weights summed in tap
+// order as Pillow sums them; the same guard on every quantised tap, whose failure sends the output
+// to Pillow's expressions. The last vector's lanes past n are neither read nor written.
+bool lanczos_taps_avx2(int xmin, int n, double center, double ss, double* w, std::int32_t* k) {
+  constexpr double kPi2Over3 = M_PI * M_PI / 3;
+  const __m256d vcenter = _mm256_set1_pd(center), vss = _mm256_set1_pd(ss), half = _mm256_set1_pd(0.5);
+  const __m256d three = _mm256_set1_pd(3.0), pi = _mm256_set1_pd(M_PI), half_pi = _mm256_set1_pd(M_PI / 2);
+  const __m256d zero = _mm256_setzero_pd();
+  const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+  // Lanes below `left` of a 4-lane vector: all ones as 64-bit (doubles) and 32-bit (ints) masks.
+  const auto mask64 = [](int left) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_setr_epi64x(0, 1, 2, 3));
+  };
+  for (int x0 = 0; x0 < n; x0 += 4) {
+    const __m256d xs = _mm256_cvtepi32_pd(_mm_add_epi32(_mm_set1_epi32(x0 + xmin), lane));
+    const __m256d a = _mm256_mul_pd(_mm256_add_pd(_mm256_sub_pd(xs, vcenter), half), vss);
+    const __m256d in = _mm256_and_pd(_mm256_cmp_pd(a, _mm256_set1_pd(-3.0), _CMP_GE_OQ),
+                                     _mm256_cmp_pd(a, three, _CMP_LT_OQ));
+    const __m256d at0 = _mm256_cmp_pd(a, zero, _CMP_EQ_OQ);
+    // s = sin(pi a / 3) at Pillow's argument fl(fl(a / 3) * pi), folded to |r| <= pi / 2.
+    const __m256d z = _mm256_mul_pd(_mm256_div_pd(a, three), pi);
+    __m256d r = _mm256_blendv_pd(z, _mm256_sub_pd(pi, z), _mm256_cmp_pd(z, half_pi, _CMP_GT_OQ));
+    r = _mm256_blendv_pd(r, _mm256_sub_pd(_mm256_sub_pd(zero, pi), z),
+                         _mm256_cmp_pd(z, _mm256_sub_pd(zero, half_pi), _CMP_LT_OQ));
+    const __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d p = _mm256_set1_pd(kSinTaylor[0]);
+    for (int j = 1; j < 11; ++j) p = _mm256_fmadd_pd(p, r2, _mm256_set1_pd(kSinTaylor[j]));
+    const __m256d sv = _mm256_mul_pd(r, p), s2 = _mm256_mul_pd(sv, sv);
+    // sinc(a) sinc(a / 3) = s^2 (3 - 4 s^2) / (pi^2 a^2 / 3); 1 at a = 0, 0 outside (-3, 3).
+    const __m256d num = _mm256_mul_pd(s2, _mm256_fnmadd_pd(_mm256_set1_pd(4.0), s2, three));
+    const __m256d den = _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(kPi2Over3), a), a);
+    __m256d v = _mm256_and_pd(_mm256_div_pd(num, den), _mm256_andnot_pd(at0, in));  // 0/0 at a = 0: masked
+    v = _mm256_blendv_pd(v, _mm256_set1_pd(1.0), _mm256_and_pd(in, at0));
+    if (n - x0 >= 4) {
+      _mm256_storeu_pd(w + x0, v);
+    } else {
+      _mm256_maskstore_pd(w + x0, mask64(n - x0), v);
+    }
+  }
+  double ww = 0.0;
+  for (int x = 0; x < n; ++x) ww += w[x];
+  if (!(ww >= 0.5)) return false;
+  const __m256d scale = _mm256_set1_pd((1 << kPrecisionBits) / ww);
+  const __m256d lo = _mm256_set1_pd(kTapGuard), hi = _mm256_set1_pd(1.0 - kTapGuard);
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  for (int x0 = 0; x0 < n; x0 += 4) {
+    const bool full = n - x0 >= 4;
+    const __m256i m = full ? _mm256_set1_epi64x(-1) : mask64(n - x0);
+    const __m256d q = _mm256_mul_pd(full ? _mm256_loadu_pd(w + x0) : _mm256_maskload_pd(w + x0, m), scale);
+    // Rounded half away from zero by truncation, as normalize_coeffs_8bpc does.
+    const __m256d t =
+        _mm256_blendv_pd(_mm256_add_pd(q, half), _mm256_sub_pd(q, half), _mm256_cmp_pd(q, zero, _CMP_LT_OQ));
+    const __m256d tr = _mm256_round_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256d frac = _mm256_andnot_pd(sign, _mm256_sub_pd(t, tr));
+    const __m256d near =
+        _mm256_or_pd(_mm256_cmp_pd(frac, lo, _CMP_LT_OQ), _mm256_cmp_pd(frac, hi, _CMP_GT_OQ));
+    if (_mm256_movemask_pd(_mm256_and_pd(near, _mm256_castsi256_pd(m))) != 0) return false;
+    const __m128i ki = _mm256_cvttpd_epi32(t);
+    if (full) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(k + x0), ki);
+    } else {
+      // The 64-bit lane mask narrowed to 32-bit lanes: the low dword of each lane, in order.
+      const __m128i m32 =
+          _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(m, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
+      _mm_maskstore_epi32(k + x0, m32, ki);
+    }
+  }
+  return true;
 }
 
 }  // namespace mmcore::resize_detail

@@ -148,6 +148,9 @@ void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_
 /// Two rows at once (shares coefficient work between them); same contract per row.
 void horizontal_rows2_avx2(const std::uint8_t* src0, const std::uint8_t* src1, std::uint8_t* dst0,
                            std::uint8_t* dst1, std::int32_t channels, const Axis& ax, const void* table);
+/// kFast's lanczos3 taps of one output, four at a time (a LanczosTapsFn; the AVX-512 one's math
+/// on 256-bit vectors, guarded the same way).
+bool lanczos_taps_avx2(int xmin, int n, double center, double ss, double* w, std::int32_t* k);
 /// Same contract as vertical_row_ref; reads only the `bytes` bytes of each row.
 void vertical_row_avx2(const std::uint8_t* const* rows, std::int32_t taps, const std::int32_t* k,
                        std::uint8_t* dst, std::int64_t bytes);

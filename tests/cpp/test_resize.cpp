@@ -100,15 +100,22 @@ void run_case(std::mt19937& rng, int sw, int sh, int dw, int dh, int c) {
   }
 }
 
-// compute_axis' fast lanczos taps (no libm sin, guarded; the scalar and, where the CPU has it, the
-// AVX-512 evaluation) against Pillow's expressions: the same integers for every source size 1..600
-// and a spread of output sizes, both directions, whole axes and windows.
+// compute_axis' fast lanczos taps (no libm sin, guarded; the scalar and, where the CPU has them,
+// the AVX2 and AVX-512 evaluations) against Pillow's expressions: the same integers for every
+// source size 1..600 and a spread of output sizes, both directions, whole axes and windows.
 int check_taps() {
   using mmcore::resize_detail::AxisTaps;
   using mmcore::resize_detail::compute_axis;
   using mmcore::resize_detail::LanczosTapsFn;
   using mmcore::resize_detail::TapMath;
   std::vector<std::pair<const char*, LanczosTapsFn>> fast = {{"scalar", nullptr}};
+  if (mmcore::backend_supported(Backend::kAvx2) && mmcore::backend_compiled(Backend::kAvx2)) {
+    fast.emplace_back("avx2", mmcore::resize_detail::lanczos_taps_for(Backend::kAvx2));
+    if (fast.back().second == nullptr) {
+      std::printf("FAIL: the avx2 backend has no lanczos taps variant\n");
+      ++failures;
+    }
+  }
   if (mmcore::backend_supported(Backend::kAvx512) && mmcore::backend_compiled(Backend::kAvx512)) {
     fast.emplace_back("avx512", mmcore::resize_detail::lanczos_taps_for(Backend::kAvx512));
     if (fast.back().second == nullptr) {

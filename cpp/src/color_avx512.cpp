@@ -21,11 +21,6 @@ namespace {
 
 using namespace ycc;
 
-constexpr std::int16_t kRLow = static_cast<std::int16_t>(kCrR - (1 << 16));  // 26345
-constexpr std::int16_t kBLow = static_cast<std::int16_t>(kCbB - (2 << 16));  // -14942
-constexpr std::int16_t kGCr = static_cast<std::int16_t>(kCrG + (1 << 16));   // 18734
-static_assert(kRLow == 26345 && kBLow == -14942 && kGCr == 18734, "split constants");
-
 /// (mulhi(2x, c) + 1) >> 1 = (c x + 2^15) >> 16 for int16 x, |x| <= 128.
 inline __m512i round_mul(__m512i x2, __m512i c, __m512i one) {
   return _mm512_srai_epi16(_mm512_add_epi16(_mm512_mulhi_epi16(x2, c), one), 1);

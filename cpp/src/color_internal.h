@@ -21,6 +21,10 @@ using YccRgbRowFn = void (*)(const std::uint8_t* y, const std::uint8_t* cb, cons
 
 void ycc_rgb_row_ref(const std::uint8_t* y, const std::uint8_t* cb, const std::uint8_t* cr, std::uint8_t* rgb,
                      std::uint32_t width);
+#ifdef MMCORE_HAVE_AVX2
+void ycc_rgb_row_avx2(const std::uint8_t* y, const std::uint8_t* cb, const std::uint8_t* cr,
+                      std::uint8_t* rgb, std::uint32_t width);
+#endif
 #ifdef MMCORE_HAVE_AVX512
 void ycc_rgb_row_avx512(const std::uint8_t* y, const std::uint8_t* cb, const std::uint8_t* cr,
                         std::uint8_t* rgb, std::uint32_t width);
@@ -40,6 +44,11 @@ constexpr std::int32_t kCbB = fix(1.77200);   // 116130 = 131072 - 14942
 constexpr std::int32_t kCbG = -fix(0.34414);  // -22554
 constexpr std::int32_t kCrG = -fix(0.71414);  // -46802 = -65536 + 18734
 static_assert(kCrR == 91881 && kCbB == 116130 && kCbG == -22554 && kCrG == -46802, "16-bit constants");
+// The int16 parts of the vector kernels' split constants (color_avx512.cpp's header explains them).
+constexpr std::int16_t kRLow = static_cast<std::int16_t>(kCrR - (1 << 16));  // 26345
+constexpr std::int16_t kBLow = static_cast<std::int16_t>(kCbB - (2 << 16));  // -14942
+constexpr std::int16_t kGCr = static_cast<std::int16_t>(kCrG + (1 << 16));   // 18734
+static_assert(kRLow == 26345 && kBLow == -14942 && kGCr == 18734, "split constants");
 }  // namespace ycc
 
 }  // namespace mmcore::detail

@@ -21,9 +21,11 @@ void ycc_rgb_row_ref(const std::uint8_t* y, const std::uint8_t* cb, const std::u
 YccRgbRowFn ycc_rgb_row_fn(Backend backend) {
 #ifdef MMCORE_HAVE_AVX512
   if (backend == Backend::kAvx512 && backend_supported(Backend::kAvx512)) return ycc_rgb_row_avx512;
-#else
-  (void)backend;
 #endif
+#ifdef MMCORE_HAVE_AVX2
+  if (backend >= Backend::kAvx2 && backend_supported(Backend::kAvx2)) return ycc_rgb_row_avx2;
+#endif
+  (void)backend;
   return nullptr;
 }
 

@@ -23,10 +23,13 @@ namespace {
 // blocks) is at most 16 bytes, within kRowOverRead. Layout: Header, int32 byte offset per pixel (padded to 32
 // bytes), then per pixel nb blocks of two vectors (hi, lo):
 // - channels 3/4: a block covers 4 taps: 16 bytes, int16 hi0..hi3 then lo0..lo3.
-// - channel 1: a block covers 16 taps as int16.
+// - channel 1: a block covers 16 taps as int16; where every coefficient of the axis fits an int16
+//   (windows wider than ~256 taps: a hash's 8 or 9 outputs from a photo's row), the block holds
+//   the 16 coefficients themselves (`whole`) and the kernel does one vpmaddwd per 16 taps, not two.
 struct TableHeader {
   std::int32_t nb;
-  std::int32_t pad[7];
+  std::int32_t whole;  ///< channel 1: blocks hold whole int16 coefficients (no hi / lo split)
+  std::int32_t pad[6];
 };
 
 inline std::int32_t taps_per_block(std::int32_t channels) {
@@ -44,9 +47,17 @@ inline std::int64_t offsets_bytes(std::int32_t out) {
 
 // --- horizontal, 1 channel: 4 output pixels at a time, 16 taps per block ------------------------
 
-template <int NB>
+template <int NB, bool Whole>
 inline __m256i dot_c1(const std::uint8_t* s, const __m256i* k, std::int32_t nb_rt) {
   const std::int32_t nb = NB ? NB : nb_rt;
+  if constexpr (Whole) {  // p * k summed in pairs by one vpmaddwd: exact, k fits an int16
+    __m256i acc = _mm256_setzero_si256();
+    for (std::int32_t b = 0; b < nb; ++b) {
+      const __m256i p = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * b)));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_load_si256(k + 2 * b)));
+    }
+    return acc;
+  }
   __m256i h = _mm256_setzero_si256(), l = _mm256_setzero_si256();
   for (std::int32_t b = 0; b < nb; ++b) {
     const __m256i p = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * b)));
@@ -56,7 +67,7 @@ inline __m256i dot_c1(const std::uint8_t* s, const __m256i* k, std::int32_t nb_r
   return _mm256_add_epi32(_mm256_slli_epi32(h, kSplit), l);
 }
 
-template <int NB>
+template <int NB, bool Whole>
 void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out, std::int32_t nb_rt,
                    const std::int32_t* offs, const __m256i* blocks) {
   const std::int32_t nb = NB ? NB : nb_rt;
@@ -64,10 +75,10 @@ void horizontal_c1(const std::uint8_t* src, std::uint8_t* dst, std::int32_t out,
     // A group past the row end repeats its last pixel (computed, not stored).
     std::int32_t xi[4];
     for (int i = 0; i < 4; ++i) xi[i] = x + i < out ? x + i : out - 1;
-    const __m256i a0 = dot_c1<NB>(src + offs[xi[0]], blocks + 2 * nb * xi[0], nb);
-    const __m256i a1 = dot_c1<NB>(src + offs[xi[1]], blocks + 2 * nb * xi[1], nb);
-    const __m256i a2 = dot_c1<NB>(src + offs[xi[2]], blocks + 2 * nb * xi[2], nb);
-    const __m256i a3 = dot_c1<NB>(src + offs[xi[3]], blocks + 2 * nb * xi[3], nb);
+    const __m256i a0 = dot_c1<NB, Whole>(src + offs[xi[0]], blocks + 2 * nb * xi[0], nb);
+    const __m256i a1 = dot_c1<NB, Whole>(src + offs[xi[1]], blocks + 2 * nb * xi[1], nb);
+    const __m256i a2 = dot_c1<NB, Whole>(src + offs[xi[2]], blocks + 2 * nb * xi[2], nb);
+    const __m256i a3 = dot_c1<NB, Whole>(src + offs[xi[3]], blocks + 2 * nb * xi[3], nb);
     // hadd twice leaves, per lane, the four pixels' partial sums; adding the lanes completes them.
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
     store_four_sums(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)), dst, x, out);
@@ -184,6 +195,7 @@ void horizontal_c34_dispatch(const std::uint8_t* const* src, std::uint8_t* const
 
 struct TableView {
   std::int32_t nb;
+  bool whole;
   const std::int32_t* offs;
   const void* blocks;
 };
@@ -191,7 +203,7 @@ struct TableView {
 TableView table_view(const void* table, std::int32_t out) {
   const auto* head = static_cast<const TableHeader*>(table);
   const auto* offs = reinterpret_cast<const std::int32_t*>(head + 1);
-  return {head->nb, offs, reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out)};
+  return {head->nb, head->whole != 0, offs, reinterpret_cast<const std::uint8_t*>(offs) + offsets_bytes(out)};
 }
 
 // --- vertical ------------------------------------------------------------------------------------
@@ -241,6 +253,10 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
   auto* head = static_cast<TableHeader*>(table);
   *head = TableHeader{};
   head->nb = nb;
+  bool whole = channels == 1;
+  for (std::int64_t i = 0; whole && i < static_cast<std::int64_t>(ax.out_size) * ax.ksize; ++i)
+    whole = ax.coeffs[i] >= INT16_MIN && ax.coeffs[i] <= INT16_MAX;
+  head->whole = whole;
   auto* offs = reinterpret_cast<std::int32_t*>(head + 1);
   auto* out =
       reinterpret_cast<std::int16_t*>(reinterpret_cast<std::uint8_t*>(offs) + offsets_bytes(ax.out_size));
@@ -256,8 +272,9 @@ void horizontal_table_fill_avx2(const Axis& ax, std::int32_t channels, void* tab
     for (std::int32_t b = 0; b < nb; ++b) {
       if (channels == 1) {
         for (int j = 0; j < 16; ++j) {
-          out[j] = coeff_hi(tap(b * 16 + j));
-          out[16 + j] = coeff_lo(tap(b * 16 + j));
+          const std::int32_t c = tap(b * 16 + j);
+          out[j] = whole ? static_cast<std::int16_t>(c) : coeff_hi(c);
+          out[16 + j] = whole ? 0 : coeff_lo(c);
         }
         out += 32;
       } else {
@@ -278,9 +295,10 @@ void horizontal_row_avx2(const std::uint8_t* src, std::uint8_t* dst, std::int32_
   switch (channels) {
     case 1: {
       const auto* blocks = static_cast<const __m256i*>(t.blocks);
-      if (t.nb == 1) return horizontal_c1<1>(src, dst, out, t.nb, t.offs, blocks);
-      if (t.nb == 2) return horizontal_c1<2>(src, dst, out, t.nb, t.offs, blocks);
-      return horizontal_c1<0>(src, dst, out, t.nb, t.offs, blocks);
+      if (t.whole) return horizontal_c1<0, true>(src, dst, out, t.nb, t.offs, blocks);
+      if (t.nb == 1) return horizontal_c1<1, false>(src, dst, out, t.nb, t.offs, blocks);
+      if (t.nb == 2) return horizontal_c1<2, false>(src, dst, out, t.nb, t.offs, blocks);
+      return horizontal_c1<0, false>(src, dst, out, t.nb, t.offs, blocks);
     }
     case 3: return horizontal_c34_dispatch<3, 1>(&src, &dst, out, t.nb, t.offs, t.blocks);
     default: return horizontal_c34_dispatch<4, 1>(&src, &dst, out, t.nb, t.offs, t.blocks);

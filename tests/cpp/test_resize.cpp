@@ -167,7 +167,11 @@ int main() {
     }
     run_case(rng, 1001, 77, 97, 61, c);  // wide windows
     run_case(rng, 97, 61, 1001, 77, c);
-    cases += 2;
+    // Windows of hundreds of taps (a hash's 8 or 9 outputs from a photo's row): every coefficient
+    // then fits an int16, which the avx2 grey kernel uses whole.
+    run_case(rng, 4001, 3, 9, 3, c);
+    run_case(rng, 2500, 17, 8, 5, c);
+    cases += 4;
   }
   const int axes = check_taps();
   std::printf("%d cases, %d tap axes, %d failures (backend %s)\n", cases, axes, failures,

@@ -24,8 +24,9 @@ namespace {
 // bytes), then per pixel nb blocks of two vectors (hi, lo):
 // - channels 3/4: a block covers 4 taps: 16 bytes, int16 hi0..hi3 then lo0..lo3.
 // - channel 1: a block covers 16 taps as int16; where every coefficient of the axis fits an int16
-//   (windows wider than ~256 taps: a hash's 8 or 9 outputs from a photo's row), the block holds
-//   the 16 coefficients themselves (`whole`) and the kernel does one vpmaddwd per 16 taps, not two.
+//   (shrinking by more than ~128, windows of ~800 taps: a hash's 8 or 9 outputs from a photo's
+//   row), the block holds the 16 coefficients themselves (`whole`) and the kernel does one
+//   vpmaddwd per 16 taps, not two.
 struct TableHeader {
   std::int32_t nb;
   std::int32_t whole;  ///< channel 1: blocks hold whole int16 coefficients (no hi / lo split)
@@ -344,7 +345,7 @@ bool lanczos_taps_avx2(int xmin, int n, double center, double ss, double* w, std
   const __m256d three = _mm256_set1_pd(3.0), pi = _mm256_set1_pd(M_PI), half_pi = _mm256_set1_pd(M_PI / 2);
   const __m256d zero = _mm256_setzero_pd();
   const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-  // Lanes below `left` of a 4-lane vector: all ones as 64-bit (doubles) and 32-bit (ints) masks.
+  // Lanes below `left` of a 4-lane vector, as a 64-bit mask (the taps' 32-bit one is narrowed from it).
   const auto mask64 = [](int left) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_setr_epi64x(0, 1, 2, 3));
   };

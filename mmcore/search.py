@@ -274,10 +274,9 @@ class HammingIndex:
 
     def __init__(self, bits: int = 64, *, threads: int | None = None) -> None:
         if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or int(bits) not in _WORDS:
-            got = repr(bits) if isinstance(bits, (int, str, float)) else type(bits).__name__
-            codes = hasattr(bits, "__len__") and not isinstance(bits, str)
-            hint = " (the codes go to add())" if codes else ""
-            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {got}{hint}")
+            codes = hasattr(bits, "__len__") and not isinstance(bits, str)  # an array or list
+            got = f"{type(bits).__name__} (the codes go to add())" if codes else repr(bits)
+            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {got}")
         self._bits = int(bits)
         self._w = _WORDS[self._bits]
         self._threads = _threads(threads)

@@ -345,7 +345,7 @@ bool lanczos_taps_avx2(int xmin, int n, double center, double ss, double* w, std
   const __m256d three = _mm256_set1_pd(3.0), pi = _mm256_set1_pd(M_PI), half_pi = _mm256_set1_pd(M_PI / 2);
   const __m256d zero = _mm256_setzero_pd();
   const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-  // Lanes below `left` of a 4-lane vector, as a 64-bit mask (the taps' 32-bit one is narrowed from it).
+  // Lanes below `left` of a 4-lane vector: the weights' 64-bit mask.
   const auto mask64 = [](int left) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_setr_epi64x(0, 1, 2, 3));
   };
@@ -397,10 +397,7 @@ bool lanczos_taps_avx2(int xmin, int n, double center, double ss, double* w, std
     if (full) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(k + x0), ki);
     } else {
-      // The 64-bit lane mask narrowed to 32-bit lanes: the low dword of each lane, in order.
-      const __m128i m32 =
-          _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(m, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));
-      _mm_maskstore_epi32(k + x0, m32, ki);
+      _mm_maskstore_epi32(k + x0, _mm_cmpgt_epi32(_mm_set1_epi32(n - x0), lane), ki);
     }
   }
   return true;

@@ -80,8 +80,8 @@ int main() {
     const YccRgbRowFn fn = ycc_rgb_row_fn(b);
     if (fn == nullptr || fn == tested) continue;  // kAvx512 on a CPU without it gives the avx2 rows
     tested = fn;
-    std::printf("checking the %s variant\n", mmcore::backend_name(b));
     const char* name = mmcore::backend_name(b);
+    std::printf("checking the %s variant\n", name);
     for (int n = 0; n < 4096; ++n) {
       fill(n, yp.data(), cbp.data(), crp.data());
       ycc_rgb_row_ref(yp.data(), cbp.data(), crp.data(), want.data(), kWidth);

@@ -37,8 +37,8 @@ int main() {
     const PdqLumaRowFn fn = pdq_luma_row_fn(backend);
     if (fn == nullptr || fn == tested) continue;  // kAvx512 on a CPU without it gives the avx2 row
     tested = fn;
-    std::printf("checking the %s variant\n", mmcore::backend_name(backend));
     const char* name = mmcore::backend_name(backend);
+    std::printf("checking the %s variant\n", name);
     for (PdqLuma mode : {PdqLuma::kReference, PdqLuma::kPdqhash}) {
       const char* mode_name = mode == PdqLuma::kReference ? "reference" : "pdqhash";
       for (int c : {3, 4}) {

@@ -12,7 +12,13 @@ _Batch = tuple[list[npt.NDArray[np.uint8] | None], npt.NDArray[np.uint8], list[s
 
 def decode(src: Any, pixel: int, exif: bool, max_pixels: int, fast: bool) -> _Result: ...
 def decode_batch(
-    srcs: Sequence[Any], pixel: int, exif: bool, max_pixels: int, fast: bool, threads: int
+    srcs: Sequence[Any],
+    pixel: int,
+    exif: bool,
+    max_pixels: int,
+    fast: bool,
+    threads: int,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> _Batch: ...
 def thumbnail(
     src: Any,
@@ -48,6 +54,7 @@ def thumbnail_batch(
     upscale: bool,
     reducing_gap: float,
     threads: int,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> _Batch: ...
 def resize(
     img: npt.NDArray[np.uint8], width: int, height: int, filter: int, backend: int = -1

@@ -266,12 +266,19 @@ def decode_batch(
     filter: FilterName = "lanczos3",
     fast: bool = False,
     reducing_gap: float | None = 2.0,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> BatchResult:
     """Decode many images in parallel (GIL released); never raises for bad data.
 
     Options are those of :func:`decode`. ``threads`` defaults to all cores. A record that
     fails gets ``images[i] = None``, a non-OK ``status[i]`` and a message in ``errors[i]``; a
     ``None`` source is such a record (CORRUPT, "no data"), here and in the other batch calls.
+
+    ``out``: with ``target=(width, height)`` every image has one size, and the batch can decode
+    straight into a uint8 array of shape ``(len(srcs), height, width, channels)`` (``(len(srcs),
+    height, width)`` or ``(..., 1)`` for gray), C-contiguous and writable, e.g. one reused for
+    every batch of a data loader (``torch.from_numpy(out)`` shares it): no per-image buffers and
+    no ``np.stack``. Then ``images[i]`` is ``out[i]``, and a failed record's ``out[i]`` is zeros.
 
     >>> import mmcore
     >>> r = mmcore.decode_batch(mmcore.demo_images())
@@ -283,12 +290,15 @@ def decode_batch(
     t = _threads(threads)
     items = [_src(s) for s in _batch_sources(srcs)]
     if target is None:
+        dest = _out(out, len(items), None, pixel, "give target=(width, height)")
         res = _core.decode_batch(
-            items, pixel, _flag("exif_orientation", exif_orientation), mp, _flag("fast", fast), t
+            items, pixel, _flag("exif_orientation", exif_orientation), mp, _flag("fast", fast), t, dest
         )
     else:
         geo = _target(target)
         gap = _gap(reducing_gap)
+        fixed = None if geo[5] == 0 else (geo[5], geo[6])
+        dest = _out(out, len(items), fixed, pixel, "give target as a (width, height) pair, not a short side")
         res = _core.thumbnail_batch(
             items,
             pixel,
@@ -300,8 +310,38 @@ def decode_batch(
             True,
             gap,
             t,
+            dest,
         )
     return BatchResult(images=res[0], status=res[1], errors=res[2])
+
+
+def _out(
+    out: Any, n: int, size: tuple[int, int] | None, pixel: int, how: str
+) -> npt.NDArray[np.uint8] | None:
+    """A batch call's ``out`` array, checked against the shape its records decode to (``size``:
+    (width, height), None when the options do not fix one; ``how`` says which option would)."""
+    if out is None:
+        return None
+    if size is None:
+        raise ValueError(f"out= needs every image to come out the same size: {how}")
+    if not isinstance(out, np.ndarray):
+        raise TypeError(
+            "out must be a numpy array (a CPU torch tensor's .numpy() shares its memory), "
+            f"got {type(out).__name__}"
+        )
+    w, h = size
+    c = (3, 1, 4)[pixel]
+    shapes = [(n, h, w, c)] if c != 1 else [(n, h, w), (n, h, w, 1)]
+    if out.dtype != np.uint8:
+        raise TypeError(f"out must be a uint8 array, got dtype {out.dtype}")
+    if out.shape not in shapes:
+        raise ValueError(
+            f"out must have shape {' or '.join(map(str, shapes))} (len(srcs), height, width"
+            f"{', channels' if c != 1 else ''}), got {out.shape}"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous array (np.empty(shape, np.uint8) is one)")
+    return out
 
 
 def _gap(reducing_gap: float | None) -> float:
@@ -414,8 +454,13 @@ def thumbnail_batch(
     fast: bool = False,
     reducing_gap: float | None = 2.0,
     threads: int | None = None,
+    out: npt.NDArray[np.uint8] | None = None,
 ) -> BatchResult:
     """:func:`thumbnail` over many images in parallel; never raises for bad data.
+
+    ``out``: with ``crop=(w, h)``, a uint8 array of shape ``(len(srcs), h, w, 3)`` (gray:
+    ``(len(srcs), h, w)`` or ``(..., 1)``) to write the thumbnails into, as in
+    :func:`decode_batch`: ``images[i]`` is ``out[i]``, zeros for a failed record.
 
     >>> import mmcore
     >>> r = mmcore.thumbnail_batch(mmcore.demo_images(), short_side=32)
@@ -434,7 +479,10 @@ def thumbnail_batch(
         fast=fast,
         reducing_gap=reducing_gap,
     )
-    res = _core.thumbnail_batch([_src(s) for s in _batch_sources(srcs)], *codes, _threads(threads))
+    items = [_src(s) for s in _batch_sources(srcs)]
+    fixed = None if crop is None else (codes[7], codes[8])
+    dest = _out(out, len(items), fixed, codes[0], "give crop=(width, height)")
+    res = _core.thumbnail_batch(items, *codes, _threads(threads), dest)
     return BatchResult(images=res[0], status=res[1], errors=res[2])
 
 

@@ -584,3 +584,88 @@ def test_more_misuse_is_named() -> None:
     with pytest.raises(TypeError, match="fast must be True or False"):
         mmcore.decode_batch([b"x"], fast="no")  # type: ignore[arg-type]
     assert mmcore.decode(mmcore.demo_images()[0], exif_orientation=np.bool_(False)).ndim == 3
+
+
+def _same_batch(got: mmcore.BatchResult, want: mmcore.BatchResult, out: np.ndarray) -> None:
+    """``got`` (a batch into ``out``) has ``want``'s statuses, messages and pixels; its images are
+    out's rows and a failed record's row is zeros."""
+    np.testing.assert_array_equal(got.status, want.status)
+    assert got.errors == want.errors
+    for i, (a, b) in enumerate(zip(got.images, want.images, strict=True)):
+        if b is None:
+            assert a is None and not out[i].any(), i
+        else:
+            assert a is not None and np.shares_memory(a, out[i]) and a.shape == out[i].shape, i
+            np.testing.assert_array_equal(a.reshape(b.shape), b)
+
+
+@pytest.mark.parametrize(
+    ("color", "alpha", "channels"),
+    [("rgb", "drop", (3,)), ("gray", "drop", (1, None)), ("rgb", "keep", (4,))],
+)
+def test_batches_decode_into_a_given_array(color: str, alpha: str, channels: tuple[int | None, ...]) -> None:
+    srcs: list[object] = [*DEMO.values(), None, b"junk", *[jpeg_bytes(30 + i, 90 - i) for i in range(70)]]
+    want = mmcore.decode_batch(srcs, target=(40, 30), color=color, alpha=alpha)  # type: ignore[arg-type]
+    assert want.counts()["OK"] == len(srcs) - 4
+    for c in channels:
+        out = np.full((len(srcs), 30, 40) + (() if c is None else (c,)), 0xAB, np.uint8)
+        for threads in (1, 2):
+            got = mmcore.decode_batch(
+                srcs, target=(40, 30), color=color, alpha=alpha, threads=threads, out=out
+            )  # type: ignore[arg-type]
+            _same_batch(got, want, out)
+    if alpha == "keep":
+        return
+    want = mmcore.thumbnail_batch(srcs, crop=(24, 16), color=color, threads=2)  # type: ignore[arg-type]
+    out = np.full((len(srcs), 16, 24) + (() if channels[0] == 1 else (3,)), 0xAB, np.uint8)
+    _same_batch(mmcore.thumbnail_batch(srcs, crop=(24, 16), color=color, out=out), want, out)  # type: ignore[arg-type]
+
+
+def test_a_reused_out_array_keeps_nothing_of_the_last_batch() -> None:
+    good = [jpeg_bytes(50, 40)] * 3
+    out = np.empty((3, 8, 8, 3), np.uint8)
+    assert mmcore.decode_batch(good, target=(8, 8), out=out).counts()["OK"] == 3
+    assert out.any()
+    r = mmcore.decode_batch([good[0], b"\xff\xd8\xff" + b"\0" * 200, None], target=(8, 8), out=out)
+    assert list(r.status[1:]) == [Status.CORRUPT, Status.CORRUPT]
+    np.testing.assert_array_equal(out[0], mmcore.decode(good[0], target=(8, 8)))
+    assert not out[1:].any()
+    assert len(mmcore.decode_batch([], target=(8, 8), out=np.empty((0, 8, 8, 3), np.uint8))) == 0
+
+
+def test_the_out_array_is_checked() -> None:
+    srcs = [jpeg_bytes(), jpeg_bytes()]
+    ok = np.empty((2, 30, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"same size: give target=\(width, height\)"):
+        mmcore.decode_batch(srcs, out=ok)
+    with pytest.raises(ValueError, match=r"a \(width, height\) pair, not a short side"):
+        mmcore.decode_batch(srcs, target=30, out=ok)
+    for kw in ({"short_side": 30}, {"fit": (40, 30)}):
+        with pytest.raises(ValueError, match=r"give crop=\(width, height\)"):
+            mmcore.thumbnail_batch(srcs, out=ok, **kw)  # type: ignore[arg-type]
+    bad_shapes = [(3, 30, 40, 3), (2, 40, 30, 3), (2, 30, 40), (2, 30, 40, 4)]
+    for shape in bad_shapes:
+        with pytest.raises(ValueError, match=r"out must have shape \(2, 30, 40, 3\) .*got"):
+            mmcore.decode_batch(srcs, target=(40, 30), out=np.empty(shape, np.uint8))
+    with pytest.raises(ValueError, match=r"\(2, 30, 40\) or \(2, 30, 40, 1\)"):
+        mmcore.decode_batch(srcs, target=(40, 30), color="gray", out=ok)
+    with pytest.raises(TypeError, match="uint8 array, got dtype float32"):
+        mmcore.decode_batch(srcs, target=(40, 30), out=ok.astype(np.float32))
+    with pytest.raises(TypeError, match=r"numpy array .* got list"):
+        mmcore.decode_batch(srcs, target=(40, 30), out=ok.tolist())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        mmcore.decode_batch(srcs, target=(40, 30), out=np.empty((2, 30, 80, 3), np.uint8)[:, :, ::2])
+    ok.flags.writeable = False
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        mmcore.thumbnail_batch(srcs, crop=(40, 30), out=ok)
+
+
+@pytest.mark.corpus
+def test_corpus_thumbnails_into_a_given_array() -> None:
+    from conftest import corpus_files
+
+    srcs = [p.read_bytes() for sub in ("jpeg", "odd", "corrupt", "png", "webp") for p in corpus_files(sub)]
+    want = mmcore.thumbnail_batch(srcs, crop=(64, 48), threads=2)
+    assert want.counts()["OK"] > 400 and want.counts().get("CORRUPT", 0) > 10
+    out = np.full((len(srcs), 48, 64, 3), 0xAB, np.uint8)
+    _same_batch(mmcore.thumbnail_batch(srcs, crop=(64, 48), threads=2, out=out), want, out)

@@ -277,6 +277,10 @@ struct Record {
   ErrorText error;
   std::unique_ptr<std::uint8_t[]> pixels;
   std::int32_t h = 0, w = 0, c = 0;
+  // A batch's out= array: this record's pixels go into the caller's slot of exactly slot_w x
+  // slot_h x slot_c bytes instead of a buffer of its own; the slot is zeroed when the record fails.
+  std::uint8_t* slot = nullptr;
+  std::int32_t slot_w = 0, slot_h = 0, slot_c = 0;
 };
 
 // Header + allocate + decode for one record, without the GIL.
@@ -294,6 +298,8 @@ void run_record(Source& src, const Options& o, Record* r, Workspace* ws = nullpt
     r->status = Status::kNoMemory;
     r->error.set("out of memory while decoding this record");
   }
+  if (r->slot != nullptr && !status_ok(r->status))  // no half-decoded or stale pixels left there
+    std::memset(r->slot, 0, static_cast<std::size_t>(r->slot_w) * r->slot_h * r->slot_c);
 }
 
 // Maps the whole pages of [p, p + bytes) in one call instead of one page fault per page as the
@@ -316,6 +322,17 @@ void prefault(void* p, std::size_t bytes) {
 
 // The output buffer for ti's geometry; false (and NO_MEMORY on the record) when it cannot be had.
 bool allocate(Record* r, const ThumbnailInfo& ti, ImageView* out) {
+  if (r->slot != nullptr) {
+    if (ti.out_width != r->slot_w || ti.out_height != r->slot_h || ti.out_channels != r->slot_c) {
+      r->status = Status::kUnsupported;
+      r->error.set("this record decodes to %dx%dx%d, not out='s %dx%dx%d", ti.out_width, ti.out_height,
+                   ti.out_channels, r->slot_w, r->slot_h, r->slot_c);
+      return false;
+    }
+    *out =
+        ImageView{r->slot, r->slot_w, r->slot_h, r->slot_c, static_cast<std::int64_t>(r->slot_w) * r->slot_c};
+    return true;
+  }
   const std::size_t bytes = static_cast<std::size_t>(ti.out_width) * ti.out_height * ti.out_channels;
   r->pixels.reset(new (std::nothrow) std::uint8_t[bytes == 0 ? 1 : bytes]);
   if (!r->pixels) {
@@ -376,8 +393,9 @@ py::object to_array(Record& r) {
   return py::array_t<std::uint8_t>({r.h, r.w, r.c}, p, owner);
 }
 
-// (images, status, errors) of a batch, as BatchResult takes them (GIL held).
-py::tuple to_batch(std::vector<Record>& records) {
+// (images, status, errors) of a batch, as BatchResult takes them (GIL held); a record decoded into
+// its slot of `out` is out[i].
+py::tuple to_batch(std::vector<Record>& records, py::handle out = py::none()) {
   const std::size_t n = records.size();
   py::list images(n), errors(n);
   py::array_t<std::uint8_t> status(static_cast<py::ssize_t>(n));
@@ -385,7 +403,7 @@ py::tuple to_batch(std::vector<Record>& records) {
   for (std::size_t i = 0; i < n; ++i) {
     Record& r = records[i];
     st(static_cast<py::ssize_t>(i)) = static_cast<std::uint8_t>(r.status);
-    images[i] = to_array(r);
+    images[i] = r.slot != nullptr && status_ok(r.status) ? out[py::int_(i)] : to_array(r);
     errors[i] = r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
   }
   return py::make_tuple(images, status, errors);
@@ -575,14 +593,41 @@ std::vector<std::size_t> encoded_sizes(const std::vector<std::unique_ptr<Source>
   return sizes;
 }
 
-py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
+// The slots of a batch's out= array, one per record: a writable C-contiguous uint8 array of shape
+// (n, H, W) or (n, H, W, C) (mmcore.image checks it first and says what it should be).
+void bind_slots(const py::object& out, std::vector<Record>& records) {
+  const std::size_t n = records.size();
+  if (!py::isinstance<py::array>(out)) throw py::type_error("out must be a numpy array");
+  auto a = py::reinterpret_borrow<py::array>(out);
+  if (!a.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("out must be a uint8 array");
+  if ((a.ndim() != 3 && a.ndim() != 4) || static_cast<std::size_t>(a.shape(0)) != n)
+    throw py::value_error("out must have shape (len(srcs), height, width[, channels])");
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error("out must be a writable C-contiguous array");
+  const auto h = a.shape(1), w = a.shape(2), c = a.ndim() == 4 ? a.shape(3) : 1;
+  constexpr py::ssize_t kMaxSide = std::numeric_limits<std::int32_t>::max();
+  if (h < 1 || w < 1 || c < 1 || h > kMaxSide || w > kMaxSide || c > 4)
+    throw py::value_error("out's images must be at least 1x1, with 1 to 4 channels");
+  auto* base = static_cast<std::uint8_t*>(a.mutable_data());
+  const std::size_t slot = static_cast<std::size_t>(h) * w * c;
+  for (std::size_t i = 0; i < n; ++i) {
+    Record& r = records[i];
+    r.slot = base + i * slot;
+    r.slot_h = static_cast<std::int32_t>(h);
+    r.slot_w = static_cast<std::int32_t>(w);
+    r.slot_c = static_cast<std::int32_t>(c);
+  }
+}
+
+py::tuple many(const py::sequence& srcs, const Options& o, int threads, const py::object& out = py::none()) {
   const std::size_t n = py::len(srcs);
+  std::vector<Record> records(n);
+  if (!out.is_none()) bind_slots(out, records);
   std::vector<std::unique_ptr<Source>> sources(n);
   for (std::size_t i = 0; i < n; ++i) {
     sources[i] = std::make_unique<Source>();
     sources[i]->bind(srcs[i], i, true);
   }
-  std::vector<Record> records(n);
   const std::vector<std::size_t> sizes = encoded_sizes(sources);
   std::vector<Workspace> workspaces(
       static_cast<std::size_t>(parallel_workers(static_cast<std::int64_t>(n), threads)));
@@ -594,7 +639,7 @@ py::tuple many(const py::sequence& srcs, const Options& o, int threads) {
         ws.end_record();
       },
       &sizes);
-  return to_batch(records);
+  return to_batch(records, out);
 }
 
 Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
@@ -1500,11 +1545,12 @@ PYBIND11_MODULE(_core, m) {
       py::arg("src"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"));
   m.def(
       "decode_batch",
-      [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast, int threads) {
-        return many(srcs, make_options(pixel, exif, max_pixels, fast), threads);
+      [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast, int threads,
+         const py::object& out) {
+        return many(srcs, make_options(pixel, exif, max_pixels, fast), threads, out);
       },
       py::arg("srcs"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
-      py::arg("threads"));
+      py::arg("threads"), py::arg("out") = py::none());
   m.def(
       "thumbnail",
       [](py::handle src, int pixel, bool exif, std::int64_t max_pixels, bool fast, std::int32_t short_side,
@@ -1521,16 +1567,16 @@ PYBIND11_MODULE(_core, m) {
       [](const py::sequence& srcs, int pixel, bool exif, std::int64_t max_pixels, bool fast,
          std::int32_t short_side, std::int32_t fit_w, std::int32_t fit_h, std::int32_t crop_w,
          std::int32_t crop_h, std::int32_t exact_w, std::int32_t exact_h, int filter, bool upscale,
-         double reducing_gap, int threads) {
+         double reducing_gap, int threads, const py::object& out) {
         return many(srcs,
                     thumb_options(pixel, exif, max_pixels, fast, short_side, fit_w, fit_h, crop_w, crop_h,
                                   exact_w, exact_h, filter, upscale, reducing_gap),
-                    threads);
+                    threads, out);
       },
       py::arg("srcs"), py::arg("pixel"), py::arg("exif"), py::arg("max_pixels"), py::arg("fast"),
       py::arg("short_side"), py::arg("fit_w"), py::arg("fit_h"), py::arg("crop_w"), py::arg("crop_h"),
       py::arg("exact_w"), py::arg("exact_h"), py::arg("filter"), py::arg("upscale"), py::arg("reducing_gap"),
-      py::arg("threads"));
+      py::arg("threads"), py::arg("out") = py::none());
   m.def(
       "thumbnail_geometry",
       [](std::int32_t w, std::int32_t h, std::int32_t short_side, std::int32_t fw, std::int32_t fh,

@@ -135,11 +135,22 @@ def union_find(n: int, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> np
 # int8/int4 top-k by (largest dot, smallest position), padded with (INT32_MIN, -1) when k > N;
 # binary by (smallest Hamming distance, smallest position), padded with (INT32_MAX, -1).
 def quant_encode_int8(
-    x: npt.NDArray[np.float32], scale: npt.NDArray[np.float32], offset: npt.NDArray[np.float32], threads: int
+    x: npt.NDArray[np.float32],
+    scale: npt.NDArray[np.float32],
+    offset: npt.NDArray[np.float32],
+    threads: int,
+    reflect: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.uint8]: ...
 def quant_encode_int4(
-    x: npt.NDArray[np.float32], scale: npt.NDArray[np.float32], offset: npt.NDArray[np.float32], threads: int
+    x: npt.NDArray[np.float32],
+    scale: npt.NDArray[np.float32],
+    offset: npt.NDArray[np.float32],
+    threads: int,
+    reflect: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.uint8]: ...
+def quant_reflect(
+    x: npt.NDArray[np.float32], v: npt.NDArray[np.float32], threads: int
+) -> npt.NDArray[np.float32]: ...
 def quant_encode_binary(
     x: npt.NDArray[np.float32], mean: npt.NDArray[np.float32], threads: int
 ) -> npt.NDArray[np.uint64]: ...

@@ -94,16 +94,20 @@ def _floats(x: Any, name: str, dim: int | None, first_row: int = 0) -> npt.NDArr
         raise ValueError(f"{name} has dimension {a.shape[1]}, this index/params expect {dim}")
     with np.errstate(over="ignore"):  # float64 past float32's range: Inf, named below
         f = np.ascontiguousarray(a, dtype=np.float32)
-    bad = ~np.isfinite(f).all(axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
+    # A row's sum of squares is finite when its values are (and its norm below 1.8e19): one
+    # reduction, half the time of isfinite's whole-array mask; only the other rows are looked at.
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = np.flatnonzero(~np.isfinite(np.einsum("ij,ij->i", f, f)))
+    bad = suspect[~np.isfinite(f[suspect]).all(axis=1)]
+    if bad.size:
+        i = int(bad[0])
         if np.isfinite(a[i]).all():
             v = a[i][~np.isfinite(f[i])][0]
             raise ValueError(
                 f"{name} row {first_row + i} has a value beyond float32's range ({v:.3g}): "
                 "scale the vectors down"
             )
-        raise ValueError(f"{name} row {first_row + i} contains NaN or Inf ({int(bad.sum())} such rows)")
+        raise ValueError(f"{name} row {first_row + i} contains NaN or Inf ({bad.size} such rows)")
     return f
 
 
@@ -160,21 +164,14 @@ def _reflector(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
 
 
 def _reflect(x: npt.NDArray[np.float32], v: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32]:
-    """x reflected, in float32. A row of huge finite values (||x|| beyond about 1e38) can come out
-    with Inf or NaN: callers whose rows were not checked against the 1.8e19 norm limit name such
-    a row with _check_reflected (under np.errstate, so it is an error and not also warnings)."""
+    """x reflected, x - 2 (x . v) v, in float32 (``_core.quant_reflect``: the dot summed in float64
+    in a fixed order, so that a vector gets the same codes on every machine; the encoders reflect
+    the same way). A row of huge finite values (||x|| beyond about 1e38) can come out with Inf or
+    NaN: callers whose rows were not checked against the 1.8e19 norm limit name such a row with
+    _check_reflected."""
     if v is None:
         return x
-    out = np.empty_like(x)
-    # In slices that stay in cache (whole-array temporaries of 200k x 768 took 4 s, not 0.3).
-    # einsum, not `@`: a BLAS matrix-vector call leaves OpenBLAS's threads spinning for a while
-    # after it returns, on the cores the C++ scan is about to use (64 queries per call on 2 cores:
-    # 8 % more queries/s without them).
-    for i in range(0, x.shape[0], 4096):
-        part, dst = x[i : i + 4096], out[i : i + 4096]
-        np.multiply((-2.0 * np.einsum("ij,j->i", part, v))[:, None], v[None, :], out=dst)
-        dst += part
-    return out
+    return _core.quant_reflect(np.ascontiguousarray(x), v, 0)
 
 
 def _check_reflected(xr: npt.NDArray[np.floating[Any]], name: str, first_row: int) -> None:
@@ -310,13 +307,11 @@ class QuantParams:
             assert self.mean is not None
             return _core.quant_encode_binary(x, self.mean, threads)
         assert self.scale is not None and self.offset is not None
-        with np.errstate(over="ignore", invalid="ignore"):
-            xr = _reflect(x, self.reflect)
         encode = _core.quant_encode_int4 if self.codec == "int4" else _core.quant_encode_int8
         try:
-            return encode(xr, self.scale, self.offset, threads)
-        except ValueError:  # x was finite: a NaN / Inf the encoder found came from the reflection
-            _check_reflected(xr, name, first_row)
+            return encode(x, self.scale, self.offset, threads, self.reflect)  # reflected row by row
+        except ValueError:  # x was finite: a row the reflection took out of float32's range
+            _check_reflected(_reflect(x, self.reflect), name, first_row)
             raise
 
     def query(
@@ -326,11 +321,8 @@ class QuantParams:
         of finite rows q; a row that the reflection takes past float32's range raises, named
         ``name`` (None: the caller checked ||q|| < 1.8e19, so no row can; a search skips the test)."""
         assert self.scale is not None and self.offset is not None
-        if name is None:
-            qr = _reflect(q, self.reflect).astype(np.float64)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                qr = _reflect(q, self.reflect).astype(np.float64)
+        qr = _reflect(q, self.reflect).astype(np.float64)
+        if name is not None:
             _check_reflected(qr, name, 0)
         w = qr * self.scale
         s = np.abs(w).max(axis=1) / _QMAX

@@ -120,6 +120,38 @@ def test_encode_matches_numpy() -> None:
     assert np.array_equal(s, d[0]) and np.array_equal(i, d[1])
 
 
+def test_reflection_matches_its_formula_in_numpy() -> None:
+    """quant_reflect: the dot as 8 float64 lanes (dimension t in lane t % 8, each summed in order:
+    cumsum), added in the fixed tree, the tail after; c = float32(-2 dot); x + c * v in float32.
+    The encoders with ``reflect`` give the codes of that reflection."""
+    rng = np.random.default_rng(7)
+    for d in (1, 8, 13, 130):
+        x = (rng.normal(size=(300, d)) * rng.uniform(0.1, 50, size=(300, 1))).astype(np.float32)
+        v = rng.normal(size=d)
+        v = (v / np.linalg.norm(v)).astype(np.float32)
+        d8 = d // 8 * 8
+        prod = x[:, :d8].astype(np.float64) * v[:d8].astype(np.float64)
+        lanes = np.cumsum(prod.reshape(len(x), -1, 8), axis=1)[:, -1] if d8 else np.zeros((len(x), 8))
+        tail = np.cumsum(x[:, d8:].astype(np.float64) * v[d8:], axis=1)[:, -1] if d > d8 else 0.0
+        a = [lanes[:, i] for i in range(8)]
+        dot = (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) + tail
+        c = (-2.0 * dot).astype(np.float32)
+        want = x + c[:, None] * v[None, :]
+        got = _core.quant_reflect(x, v, 2)
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32)), d
+        scale, offset = np.full(d, 0.05, np.float32), np.full(d, -6.0, np.float32)
+        for encode in (_core.quant_encode_int8, _core.quant_encode_int4):
+            assert np.array_equal(encode(x, scale, offset, 2, v), encode(want, scale, offset, 2))
+    with pytest.raises(ValueError, match=r"reflect\[1\] must be finite"):
+        _core.quant_reflect(np.ones((2, 3), np.float32), np.array([0, np.inf, 0], np.float32), 1)
+    with pytest.raises(ValueError, match="reflect has 2 columns"):
+        _core.quant_encode_int8(np.ones((2, 3), np.float32), scale[:3], offset[:3], 1, np.ones(2, np.float32))
+    huge = np.full((3, 4), 3e38, np.float32)
+    huge[0] = 1.0
+    with pytest.raises(ValueError, match="row 1 of x leaves float32's range"):
+        _core.quant_encode_int8(huge, scale[:4], offset[:4], 1, np.full(4, 0.5, np.float32))
+
+
 def test_bad_input_is_a_value_error() -> None:
     x = np.zeros((4, 8), np.float32)
     p = np.ones(8, np.float32)
@@ -145,7 +177,7 @@ def test_bad_input_is_a_value_error() -> None:
 
 def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
     """MMCORE_FORCE_BACKEND=ref, avx2 (with AVX-VNNI where the CPU has it) and the default variant
-    give the same integers through _core."""
+    give the same integers through _core, and the same reflections and reflected codes."""
     script = (
         "import numpy as np, hashlib\n"
         "from mmcore import _core\n"
@@ -156,6 +188,11 @@ def test_forced_backends_give_identical_scores(tmp_path: Path) -> None:
         "out = [_core.quant_dot_int8_all(c, q, 2), *_core.quant_score_int8(c, q, 20, 2),\n"
         "       *_core.quant_score_int4(c[:, :39].copy(), q, 20, 2),\n"
         "       *_core.quant_score_binary(b, b[:5].copy(), 20, 2)]\n"
+        "x = rng.normal(size=(3000, 77)).astype(np.float32)\n"
+        "v = rng.normal(size=77); v = (v / np.linalg.norm(v)).astype(np.float32)\n"
+        "s, o = np.full(77, 0.01, np.float32), np.full(77, -1.2, np.float32)\n"
+        "out += [_core.quant_reflect(x, v, 2), _core.quant_encode_int8(x, s, o, 2, v),\n"
+        "        _core.quant_encode_int4(x, s, o, 2, v)]\n"
         "print(hashlib.sha256(b''.join(a.tobytes() for a in out)).hexdigest())\n"
         "print(_core.build_info()['backend'])\n"
     )

@@ -1353,15 +1353,26 @@ std::int32_t quant_dim_arg(py::ssize_t d) {
   return static_cast<std::int32_t>(d);
 }
 
-// int8 / int4 encoders: x f32 (N, D), scale and offset f32 (D,).
+// The optional reflector of the encoders: None or f32 (D,).
+const float* reflector_arg(const py::object& obj, py::array* keep, std::int32_t d) {
+  if (obj.is_none()) return nullptr;
+  *keep = typed_arg<float>(obj, "reflect", "float32", 1);
+  check_len(*keep, "reflect", 0, d, "x");
+  return static_cast<const float*>(keep->data());
+}
+
+// int8 / int4 encoders: x f32 (N, D), scale and offset f32 (D,), reflect None or f32 (D,).
 py::array_t<std::uint8_t> quant_encode_py(const py::object& x_obj, const py::object& scale_obj,
-                                          const py::object& offset_obj, int threads, bool four_bit) {
+                                          const py::object& offset_obj, int threads, bool four_bit,
+                                          const py::object& reflect_obj) {
   const py::array x = typed_arg<float>(x_obj, "x", "float32", 2);
   const std::int32_t d = quant_dim_arg(x.shape(1));
   const py::array scale = typed_arg<float>(scale_obj, "scale", "float32", 1);
   const py::array offset = typed_arg<float>(offset_obj, "offset", "float32", 1);
   check_len(scale, "scale", 0, d, "x");
   check_len(offset, "offset", 0, d, "x");
+  py::array reflect;
+  const float* vp = reflector_arg(reflect_obj, &reflect, d);
   const py::ssize_t n = x.shape(0);
   py::array_t<std::uint8_t> codes({n, static_cast<py::ssize_t>(four_bit ? (d + 1) / 2 : d)});
   const auto* xp = static_cast<const float*>(x.data());
@@ -1371,12 +1382,29 @@ py::array_t<std::uint8_t> quant_encode_py(const py::object& x_obj, const py::obj
   {
     py::gil_scoped_release release;  // std::invalid_argument (NaN/Inf row, bad scale) -> ValueError
     if (four_bit) {
-      quant_encode_int4(xp, n, d, sp, op, threads, out);
+      quant_encode_int4(xp, n, d, sp, op, threads, out, vp);
     } else {
-      quant_encode_int8(xp, n, d, sp, op, threads, out);
+      quant_encode_int8(xp, n, d, sp, op, threads, out, vp);
     }
   }
   return codes;
+}
+
+py::array_t<float> quant_reflect_py(const py::object& x_obj, const py::object& v_obj, int threads) {
+  const py::array x = typed_arg<float>(x_obj, "x", "float32", 2);
+  const std::int32_t d = quant_dim_arg(x.shape(1));
+  py::array v;
+  const float* vp = reflector_arg(v_obj, &v, d);
+  if (vp == nullptr) throw py::type_error("v must be a float32 (D,) array, not None");
+  const py::ssize_t n = x.shape(0);
+  py::array_t<float> out({n, static_cast<py::ssize_t>(d)});
+  const auto* xp = static_cast<const float*>(x.data());
+  float* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    quant_reflect(xp, n, d, vp, threads, op);
+  }
+  return out;
 }
 
 py::array_t<std::uint64_t> quant_encode_binary_py(const py::object& x_obj, const py::object& mean_obj,
@@ -1629,16 +1657,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("union_find", &union_find_py, py::arg("n"), py::arg("a"), py::arg("b"));
   m.def(
       "quant_encode_int8",
-      [](const py::object& x, const py::object& scale, const py::object& offset, int threads) {
-        return quant_encode_py(x, scale, offset, threads, false);
-      },
-      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"));
+      [](const py::object& x, const py::object& scale, const py::object& offset, int threads,
+         const py::object& reflect) { return quant_encode_py(x, scale, offset, threads, false, reflect); },
+      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"), py::arg("reflect") = py::none());
   m.def(
       "quant_encode_int4",
-      [](const py::object& x, const py::object& scale, const py::object& offset, int threads) {
-        return quant_encode_py(x, scale, offset, threads, true);
-      },
-      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"));
+      [](const py::object& x, const py::object& scale, const py::object& offset, int threads,
+         const py::object& reflect) { return quant_encode_py(x, scale, offset, threads, true, reflect); },
+      py::arg("x"), py::arg("scale"), py::arg("offset"), py::arg("threads"), py::arg("reflect") = py::none());
+  m.def("quant_reflect", &quant_reflect_py, py::arg("x"), py::arg("v"), py::arg("threads"));
   m.def("quant_encode_binary", &quant_encode_binary_py, py::arg("x"), py::arg("mean"), py::arg("threads"));
   m.def(
       "quant_score_int8",

@@ -7,7 +7,8 @@
 //   to three threads, batches of more than 64 queries; binary also against hamming_knn;
 // - the full score matrix (quant_dot_int8_all);
 // - the rerank kernel: the ref's float64 sums bit for bit;
-// - encoders against a naive loop: half-to-even rounding, clipping, scale 0, NaN/Inf rows refused.
+// - encoders against a naive loop: half-to-even rounding, clipping, scale 0, NaN/Inf rows refused;
+//   the reflected encoders and quant_reflect against the contract's formula (active variant).
 // Prints the variants it checked (avx2: with AVX-VNNI where the CPU has it), then PASS or FAIL. Run
 // it on a host with AVX-512 VNNI to check that variant.
 //
@@ -379,6 +380,171 @@ void test_encode(std::mt19937_64& rng) {
   }
 }
 
+// The encoders' levels against level()'s formula one value at a time (nearbyint, ties to even) on
+// values chosen to hit every branch of the 16-wide SSE2 path and its scalar tail: exact halves of
+// every level, -0.0, values past both ends, scale 0 with x == offset (0 / 0) and x != offset, scales
+// so small that the quotient overflows, rows of every length 1..40 and 64..70. Then the reflected
+// encoders and quant_reflect against the contract's formula written out (the dot's 8 float64 lanes
+// in their tree, c = float32(-2 dot), x + c v rounded per step), and a row the reflection takes past
+// float32's range refused by name.
+std::uint8_t naive_level(float x, float scale, float offset, float top) {
+  if (scale == 0.0f) return 0;
+  const volatile float q = (x - offset) / scale;  // volatile: no fusing, no reordering
+  return static_cast<std::uint8_t>(std::nearbyint(std::min(std::max(static_cast<float>(q), 0.0f), top)));
+}
+
+double naive_dot(const float* x, const float* v, int d) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const int d8 = d / 8 * 8;
+  for (int t = 0; t < d8; ++t) lane[t % 8] += static_cast<double>(x[t]) * static_cast<double>(v[t]);
+  double tail = 0.0;
+  for (int t = d8; t < d; ++t) tail += static_cast<double>(x[t]) * static_cast<double>(v[t]);
+  return (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))) + tail;
+}
+
+void test_levels_and_reflection(std::mt19937_64& rng) {
+  std::vector<int> dims;
+  for (int d = 1; d <= 40; ++d) dims.push_back(d);
+  for (int d = 64; d <= 70; ++d) dims.push_back(d);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const int d : dims) {
+    const std::int64_t n = 97;
+    std::vector<float> x(static_cast<std::size_t>(n * d)), scale(static_cast<std::size_t>(d)),
+        offset(scale.size()), v(scale.size());
+    for (int i = 0; i < d; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      switch (i % 6) {
+        case 0:
+          scale[k] = 1.0f;
+          offset[k] = 0.0f;
+          break;  // x = level + 0.5 below: exact halves
+        case 1:
+          scale[k] = 0.0f;
+          offset[k] = 0.25f;
+          break;
+        case 2:
+          scale[k] = 1e-38f;
+          offset[k] = -1.0f;
+          break;  // (x - offset) / scale overflows
+        default:
+          scale[k] = 0.003f + 0.01f * std::fabs(u(rng));
+          offset[k] = 0.5f * u(rng);
+          break;
+      }
+      v[k] = u(rng);
+    }
+    double norm = 0.0;
+    for (const float w : v) norm += static_cast<double>(w) * w;
+    for (float& w : v) w = static_cast<float>(w / std::sqrt(norm));
+    for (std::int64_t r = 0; r < n; ++r) {
+      for (int i = 0; i < d; ++i) {
+        float& e = x[static_cast<std::size_t>(r * d + i)];
+        const int pick = static_cast<int>((r * 7 + i) % 9);
+        if (i % 6 == 0) {
+          e = static_cast<float>((r * 3 + i) % 260) - 2.0f + 0.5f;  // every half from -1.5 to 257.5
+        } else if (i % 6 == 1) {
+          e = pick < 4 ? 0.25f : 0.25f + u(rng);
+        } else {
+          e = pick == 0 ? -0.0f : pick == 1 ? 1e30f : pick == 2 ? -1e30f : 300.0f * u(rng);
+        }
+      }
+    }
+    std::vector<std::uint8_t> c8(static_cast<std::size_t>(n * d)),
+        c4(static_cast<std::size_t>(n * ((d + 1) / 2)));
+    std::vector<float> xr(x.size());
+    for (const bool reflect : {false, true}) {
+      if (reflect) {  // moderate values: the reflection keeps them finite
+        for (auto& e : x) e = std::max(-1e6f, std::min(1e6f, e));
+        mmcore::quant_reflect(x.data(), n, d, v.data(), 2, xr.data());
+      }
+      mmcore::quant_encode_int8(x.data(), n, d, scale.data(), offset.data(), 2, c8.data(),
+                                reflect ? v.data() : nullptr);
+      mmcore::quant_encode_int4(x.data(), n, d, scale.data(), offset.data(), 3, c4.data(),
+                                reflect ? v.data() : nullptr);
+      bool ok = true, reflected_ok = true;
+      std::vector<float> row(static_cast<std::size_t>(d));
+      for (std::int64_t r = 0; r < n; ++r) {
+        const float* xs = x.data() + r * d;
+        if (reflect) {
+          const auto c = static_cast<float>(-2.0 * naive_dot(xs, v.data(), d));
+          for (int i = 0; i < d; ++i) {
+            const volatile float p = c * v[static_cast<std::size_t>(i)];
+            row[static_cast<std::size_t>(i)] = xs[i] + p;
+            reflected_ok = reflected_ok && std::memcmp(&row[static_cast<std::size_t>(i)],
+                                                       &xr[static_cast<std::size_t>(r * d + i)], 4) == 0;
+          }
+        } else {
+          std::copy(xs, xs + d, row.begin());
+        }
+        for (int i = 0; i < d; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          const int got4 = (c4[static_cast<std::size_t>(r * ((d + 1) / 2) + i / 2)] >> (4 * (i % 2))) & 15;
+          ok = ok &&
+               c8[static_cast<std::size_t>(r * d + i)] == naive_level(row[k], scale[k], offset[k], 255.0f) &&
+               got4 == naive_level(row[k], scale[k], offset[k], 15.0f);
+        }
+        if (d % 2 == 1) ok = ok && (c4[static_cast<std::size_t>(r * ((d + 1) / 2) + d / 2)] >> 4) == 0;
+      }
+      const std::string what = std::string(reflect ? "reflected " : "") + "levels d=" + std::to_string(d);
+      if (!ok) fail(what, "active");
+      if (!reflected_ok) fail("quant_reflect d=" + std::to_string(d), "active");
+    }
+  }
+  // The dot's order itself: rows whose products are +2^60 and -2^60 in lanes p and q and 1 in lane
+  // (or tail dimension) r sum to 1 or 0 depending on which sums meet first, so a variant that adds
+  // the lanes in another tree, or puts a dimension in another lane, reflects by another c.
+  for (const int dd : {8, 11, 16}) {
+    std::vector<float> rows, vv(static_cast<std::size_t>(dd), 0.0f), got;
+    for (int i = 0; i < dd; ++i) vv[static_cast<std::size_t>(i)] = i < 8 ? 1073741824.0f : 1.0f;  // 2^30
+    for (int p = 0; p < 8; ++p)
+      for (int q = 0; q < 8; ++q)
+        for (int r = 0; r < dd; ++r) {
+          if (q == p || r == p || r == q) continue;
+          std::vector<float> row(static_cast<std::size_t>(dd), 0.0f);
+          row[static_cast<std::size_t>(p)] = 1073741824.0f;
+          row[static_cast<std::size_t>(q)] = -1073741824.0f;
+          row[static_cast<std::size_t>(r)] = r < 8 ? 1.0f / 1073741824.0f : 1.0f;
+          rows.insert(rows.end(), row.begin(), row.end());
+        }
+    const std::int64_t nrows = static_cast<std::int64_t>(rows.size()) / dd;
+    got.resize(rows.size());
+    mmcore::quant_reflect(rows.data(), nrows, dd, vv.data(), 2, got.data());
+    int wrong = 0;
+    for (std::int64_t r = 0; r < nrows; ++r) {
+      const float* xs = rows.data() + r * dd;
+      const auto c = static_cast<float>(-2.0 * naive_dot(xs, vv.data(), dd));
+      for (int i = 0; i < dd; ++i) {
+        const volatile float prod = c * vv[static_cast<std::size_t>(i)];
+        const float want = xs[i] + prod;
+        wrong += std::memcmp(&want, &got[static_cast<std::size_t>(r * dd + i)], 4) != 0;
+      }
+    }
+    if (wrong) fail("quant_reflect's sum order, d=" + std::to_string(dd), "active");
+  }
+  // A row whose reflection overflows: refused by name, the others still encoded.
+  const int d = 16;
+  std::vector<float> x(static_cast<std::size_t>(3 * d), 1.0f), v(static_cast<std::size_t>(d), 0.25f),
+      scale(static_cast<std::size_t>(d), 0.01f), offset(static_cast<std::size_t>(d), 0.0f);
+  for (int i = 0; i < d; ++i)
+    x[static_cast<std::size_t>(d + i)] = 3e38f;  // row 1: 2 (x . v) v is past float32
+  std::vector<std::uint8_t> c8(x.size());
+  if (!throws_invalid(
+          [&] {
+            mmcore::quant_encode_int8(x.data(), 3, d, scale.data(), offset.data(), 2, c8.data(), v.data());
+          },
+          "row 1 of x leaves float32's range")) {
+    fail("overflowing reflection not refused", "active");
+  }
+  v[5] = std::numeric_limits<float>::infinity();
+  if (!throws_invalid(
+          [&] {
+            mmcore::quant_encode_int8(x.data(), 3, d, scale.data(), offset.data(), 2, c8.data(), v.data());
+          },
+          "reflect[5]")) {
+    fail("non-finite reflector not refused", "active");
+  }
+}
+
 // The rerank kernel against the ref, bit for bit (its 8 float64 lanes): D through multiples of 8,
 // 1..4 rows, both metrics, values of mixed magnitudes (so that an add in another order, or a
 // product fused with its add, changes the rounding); and quant_rerank's whole sum on this backend
@@ -434,6 +600,7 @@ void test_rerank(const QuantKernels& kern, Backend b, const char* name, std::mt1
 int main() {
   std::mt19937_64 rng(5);
   test_encode(rng);
+  test_levels_and_reflection(rng);
   for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
     const char* name = mmcore::backend_name(b);
     if (!mmcore::backend_compiled(b) || !mmcore::backend_supported(b)) {

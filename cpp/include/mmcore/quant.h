@@ -34,12 +34,20 @@ namespace mmcore {
 /// Largest D the int8/int4 scores accept (|score| stays below 2^31).
 constexpr std::int32_t kQuantMaxDim = 65536;
 
-/// x (n x d float32) -> n x d uint8 codes.
+/// x (n x d float32) -> n x d uint8 codes. With `reflect` (d floats, a unit vector v), each row is
+/// reflected first as quant_reflect does and the reflection encoded; a row whose reflection leaves
+/// float32's range throws std::invalid_argument naming it, after the other rows are written.
 void quant_encode_int8(const float* x, std::int64_t n, std::int32_t d, const float* scale,
-                       const float* offset, int threads, std::uint8_t* codes);
-/// x (n x d float32) -> n x ceil(d / 2) bytes of 4-bit codes.
+                       const float* offset, int threads, std::uint8_t* codes, const float* reflect = nullptr);
+/// x (n x d float32) -> n x ceil(d / 2) bytes of 4-bit codes (`reflect` as for int8).
 void quant_encode_int4(const float* x, std::int64_t n, std::int32_t d, const float* scale,
-                       const float* offset, int threads, std::uint8_t* codes);
+                       const float* offset, int threads, std::uint8_t* codes, const float* reflect = nullptr);
+/// The Householder reflection of each row: out = x - 2 (x . v) v. The dot is quant_rerank's exact
+/// float64 sum (8 interleaved partial sums in a fixed tree: the same bits on every machine, variant
+/// and thread count), c = float32(-2 dot), then out_i = x_i + c v_i in float32, the product rounded
+/// before the add. A row can come out non-finite when ||x|| is near float32's limit (not checked
+/// here); v must be finite (std::invalid_argument).
+void quant_reflect(const float* x, std::int64_t n, std::int32_t d, const float* v, int threads, float* out);
 /// x (n x d float32, d a multiple of 64) -> n x d / 64 uint64 sign codes.
 void quant_encode_binary(const float* x, std::int64_t n, std::int32_t d, const float* mean, int threads,
                          std::uint64_t* codes);

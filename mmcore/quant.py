@@ -83,6 +83,14 @@ _MAX_DIM = 65_536  # code dimensions the C++ kernels take
 def _floats(x: Any, name: str, dim: int | None, first_row: int = 0) -> npt.NDArray[np.float32]:
     """x as a C-contiguous float32 (N, D) array, finite, with D == dim when given (errors name
     rows counted from first_row)."""
+    return _floats_sq(x, name, dim, first_row)[0]
+
+
+def _floats_sq(
+    x: Any, name: str, dim: int | None, first_row: int = 0
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """_floats, and each row's sum of squares in float32 (Inf past float32's range) for
+    _check_norms."""
     a = np.asarray(x)
     if a.ndim == 1:
         a = a.reshape(1, -1)
@@ -97,7 +105,8 @@ def _floats(x: Any, name: str, dim: int | None, first_row: int = 0) -> npt.NDArr
     # A row's sum of squares is finite when its values are (and its norm below 1.8e19): one
     # reduction, half the time of isfinite's whole-array mask; only the other rows are looked at.
     with np.errstate(over="ignore", invalid="ignore"):
-        suspect = np.flatnonzero(~np.isfinite(np.einsum("ij,ij->i", f, f)))
+        sq = np.einsum("ij,ij->i", f, f)
+    suspect = np.flatnonzero(~np.isfinite(sq))
     bad = suspect[~np.isfinite(f[suspect]).all(axis=1)]
     if bad.size:
         i = int(bad[0])
@@ -108,17 +117,21 @@ def _floats(x: Any, name: str, dim: int | None, first_row: int = 0) -> npt.NDArr
                 "scale the vectors down"
             )
         raise ValueError(f"{name} row {first_row + i} contains NaN or Inf ({bad.size} such rows)")
-    return f
+    return f, sq
 
 
-def _check_norms(x: npt.NDArray[np.float32], name: str, first_row: int = 0) -> None:
+def _check_norms(
+    x: npt.NDArray[np.float32], name: str, first_row: int = 0, sq: npt.NDArray[np.float32] | None = None
+) -> None:
     """ValueError naming the first row whose ||x||^2 passes float32's range (||x|| >= 1.8e19).
-    Below it, |q . x| <= ||q|| ||x|| of two such vectors cannot overflow a float32 score."""
+    Below it, |q . x| <= ||q|| ||x|| of two such vectors cannot overflow a float32 score. ``sq``:
+    the rows' float32 sums of squares where the caller has them (_floats_sq)."""
     limit = np.finfo(np.float32).max
     # In float32 first (no copy): its rounding is far below a factor 2, so only the rows past half
     # the limit (or overflowing) are summed again in float64.
-    with np.errstate(over="ignore"):
-        sq = np.einsum("ij,ij->i", x, x)
+    if sq is None:
+        with np.errstate(over="ignore"):
+            sq = np.einsum("ij,ij->i", x, x)
     near = np.flatnonzero(~(sq < limit / 2))
     if near.size:
         x64 = x[near].astype(np.float64)
@@ -745,10 +758,10 @@ class QuantizedIndex:
         self, x: Any, name: str, first_row: int = 0, check_norms: bool = True
     ) -> npt.NDArray[np.float32]:
         """x checked and converted (``check_norms=False``: the caller checks ||x||^2 itself)."""
-        a = _floats(x, name, self._dim, first_row)
+        a, sq = _floats_sq(x, name, self._dim, first_row)
         if self._metric != "cos":
             if check_norms:
-                _check_norms(a, name, first_row)
+                _check_norms(a, name, first_row, sq)
         else:
             # float64: a finite float32 row's norm can overflow (1e19 per value) or underflow in float32
             norms = np.linalg.norm(a.astype(np.float64), axis=1)

@@ -535,6 +535,20 @@ void test_levels_and_reflection(std::mt19937_64& rng) {
           "row 1 of x leaves float32's range")) {
     fail("overflowing reflection not refused", "active");
   }
+  // Here c = -2 (x . v) stays finite (1.2e38) and x_0 + c v_0 = 3.72e38 does not.
+  std::fill(v.begin(), v.end(), 0.0f);
+  v[0] = 0.6f;
+  v[1] = -0.8f;
+  std::fill(x.begin() + d, x.begin() + 2 * d, 0.0f);
+  x[static_cast<std::size_t>(d)] = 3e38f;
+  x[static_cast<std::size_t>(d + 1)] = 3e38f;
+  if (!throws_invalid(
+          [&] {
+            mmcore::quant_encode_int4(x.data(), 3, d, scale.data(), offset.data(), 2, c8.data(), v.data());
+          },
+          "row 1 of x leaves float32's range")) {
+    fail("reflected value past float32 (finite c) not refused", "active");
+  }
   v[5] = std::numeric_limits<float>::infinity();
   if (!throws_invalid(
           [&] {

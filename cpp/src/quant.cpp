@@ -194,6 +194,23 @@ bool reflect_row(const float* x, const float* v, std::int32_t d, double dot, flo
   return std::isfinite(c) && row_finite(out, d);
 }
 
+// Rows [r, r + nr) of x (nr <= kQuantRerankRows) reflected into out (nr rows of d); bit k of the
+// result is set when row r + k left float32's range.
+unsigned reflect_rows(detail::QuantRerankFn rerank, const float* x, std::int64_t r, int nr, std::int32_t d,
+                      const float* v, float* out) {
+  const float* rows[detail::kQuantRerankRows];
+  for (int k = 0; k < nr; ++k) rows[k] = x + (r + k) * d;
+  double lanes[8 * detail::kQuantRerankRows];
+  rerank(rows, nr, v, d / 8 * 8, false, lanes);
+  unsigned bad = 0;
+  for (int k = 0; k < nr; ++k) {
+    if (!reflect_row(rows[k], v, d, rerank_sum(lanes + 8 * k, rows[k], v, d, false),
+                     out + std::int64_t{k} * d))
+      bad |= 1u << k;
+  }
+  return bad;
+}
+
 // row(r, xr) for every row r of x, xr being the row itself or (v given) its reflection, on
 // `threads` threads in tasks of kEncodeRows rows. A row whose reflection leaves float32's range is
 // skipped, and the first such row throws std::invalid_argument once every task has ended.
@@ -213,14 +230,10 @@ void encode_rows(const float* x, std::int64_t n, std::int32_t d, const float* v,
     std::vector<float> buf(static_cast<std::size_t>(d) * kRows);
     for (std::int64_t r = t * kEncodeRows; r < r1; r += kRows) {
       const int nr = static_cast<int>(std::min<std::int64_t>(kRows, r1 - r));
-      const float* rows[kRows];
-      for (int k = 0; k < nr; ++k) rows[k] = x + (r + k) * d;
-      double lanes[8 * kRows];
-      rerank(rows, nr, v, d / 8 * 8, false, lanes);
+      const unsigned out_of_range = reflect_rows(rerank, x, r, nr, d, v, buf.data());
       for (int k = 0; k < nr; ++k) {
-        float* xr = buf.data() + static_cast<std::size_t>(k) * d;
-        if (reflect_row(rows[k], v, d, rerank_sum(lanes + 8 * k, rows[k], v, d, false), xr)) {
-          row(r + k, xr);
+        if (!(out_of_range >> k & 1u)) {
+          row(r + k, buf.data() + static_cast<std::size_t>(k) * d);
         } else if (bad[static_cast<std::size_t>(t)] < 0) {
           bad[static_cast<std::size_t>(t)] = r + k;
         }
@@ -662,13 +675,8 @@ void quant_reflect(const float* x, std::int64_t n, std::int32_t d, const float* 
   constexpr int kRows = detail::kQuantRerankRows;
   parallel_for((n + kRows - 1) / kRows, resolve_threads(threads), [&](std::int64_t t) {
     const std::int64_t r = t * kRows;
-    const int nr = static_cast<int>(std::min<std::int64_t>(kRows, n - r));
-    const float* rows[kRows];
-    for (int k = 0; k < nr; ++k) rows[k] = x + (r + k) * d;
-    double lanes[8 * kRows];
-    rerank(rows, nr, v, d / 8 * 8, false, lanes);
-    for (int k = 0; k < nr; ++k)
-      (void)reflect_row(rows[k], v, d, rerank_sum(lanes + 8 * k, rows[k], v, d, false), out + (r + k) * d);
+    (void)reflect_rows(rerank, x, r, static_cast<int>(std::min<std::int64_t>(kRows, n - r)), d, v,
+                       out + r * d);
   });
 }
 

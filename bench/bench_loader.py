@@ -40,13 +40,18 @@ import mmcore
 Loader = Callable[[list[list[bytes]], int], Iterator[np.ndarray]]
 
 
+def checked(r: mmcore.BatchResult) -> mmcore.BatchResult:
+    """A batch whose every record decoded (the rows time whole batches only)."""
+    if not r.ok.all():
+        raise RuntimeError(f"a record failed: {next(e for e in r.errors if e)}")
+    return r
+
+
 def mmcore_out(size: int) -> Loader:
     def run(batches: list[list[bytes]], threads: int) -> Iterator[np.ndarray]:
         buf = np.empty((len(batches[0]), size, size, 3), np.uint8)
         for b in batches:
-            r = mmcore.thumbnail_batch(b, crop=(size, size), threads=threads, out=buf)
-            if not r.ok.all():
-                raise RuntimeError(f"a record failed: {next(e for e in r.errors if e)}")
+            checked(mmcore.thumbnail_batch(b, crop=(size, size), threads=threads, out=buf))
             yield buf
 
     return run
@@ -55,9 +60,7 @@ def mmcore_out(size: int) -> Loader:
 def mmcore_stack(size: int) -> Loader:
     def run(batches: list[list[bytes]], threads: int) -> Iterator[np.ndarray]:
         for b in batches:
-            r = mmcore.thumbnail_batch(b, crop=(size, size), threads=threads)
-            if not r.ok.all():
-                raise RuntimeError(f"a record failed: {next(e for e in r.errors if e)}")
+            r = checked(mmcore.thumbnail_batch(b, crop=(size, size), threads=threads))
             yield np.stack(r.images)  # type: ignore[arg-type]
 
     return run

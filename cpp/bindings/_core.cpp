@@ -599,7 +599,7 @@ void bind_slots(const py::object& out, std::vector<Record>& records) {
   const std::size_t n = records.size();
   if (!py::isinstance<py::array>(out)) throw py::type_error("out must be a numpy array");
   auto a = py::reinterpret_borrow<py::array>(out);
-  if (!a.dtype().is(py::dtype::of<std::uint8_t>())) throw py::type_error("out must be a uint8 array");
+  if (!has_dtype<std::uint8_t>(a)) throw py::type_error("out must be a uint8 array");
   if ((a.ndim() != 3 && a.ndim() != 4) || static_cast<std::size_t>(a.shape(0)) != n)
     throw py::value_error("out must have shape (len(srcs), height, width[, channels])");
   if (!(a.flags() & py::array::c_style) || !a.writeable())

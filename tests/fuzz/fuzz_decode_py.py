@@ -5,6 +5,10 @@ It fuzzes the binding layer (buffer handling, argument passing, GIL release, res
 top of the decoders. The contract it checks: bad data raises mmcore.DecodeError (single-record
 calls) or gives a non-OK status with a message (batch calls); anything else (another exception, a
 crash, an image of the wrong dtype/shape, disagreement between the single and batch APIs) is a bug.
+Where the options give every image one size (thumbnail ``crop``, a decode ``target`` pair) the batch
+also decodes into a caller's ``out=`` array filled with junk first: its rows must equal the plain
+batch's images, a failed record's row must be zeros, and nothing may be written past the array
+(it is a view into a larger buffer whose guard bytes are checked).
 
 Input layout: byte 0 selects the options the same way fuzz_decode.cpp reads them, so the two
 harnesses share a seed corpus (tests/fuzz/make_seeds.py); the rest is the encoded image.
@@ -83,6 +87,42 @@ def _status_seen(status: int) -> None:
         return
 
 
+@atheris.instrument_func
+def _out_seen(ch: int, ok: bool) -> None:
+    """Coverage for the out= leg: the corpus keeps inputs that decode into each kind of slot."""
+    seen = 2 * ch + ok
+    if seen == 3:  # gray, decoded
+        return
+    if seen == 7:  # rgb
+        return
+    if seen == 9:  # rgba
+        return
+
+
+def _channels(color: str, alpha: str) -> int:
+    return 1 if color == "gray" else 4 if alpha == "keep" else 3
+
+
+def _check_out(
+    fn: Any, srcs: list[Any], kw: dict[str, Any], size: tuple[int, int], ch: int, plain: Any
+) -> None:
+    """The batch again into a junk-filled ``out=`` slice of a guarded buffer: same pixels, zeroed failures."""
+    w, h = size
+    guard = 4096
+    per = h * w * ch
+    buf = np.full(2 * guard + len(srcs) * per, 0xA5, np.uint8)
+    out = buf[guard : guard + len(srcs) * per].reshape((len(srcs), h, w) + ((ch,) if ch > 1 else ()))
+    r = fn(srcs, threads=2, out=out, **kw)
+    assert (buf[:guard] == 0xA5).all() and (buf[-guard:] == 0xA5).all(), "write outside out="
+    assert list(r.status) == list(plain.status), (r.status, plain.status)
+    _out_seen(ch, plain.images[0] is not None)
+    for i, (img, want) in enumerate(zip(r.images, plain.images, strict=True)):
+        if want is None:
+            assert img is None and not out[i].any(), i
+        else:
+            assert img is not None and np.shares_memory(img, out) and np.array_equal(img, want), i
+
+
 def test_one_input(data: bytes) -> None:
     if len(data) < 1:
         return
@@ -105,6 +145,8 @@ def test_one_input(data: bytes) -> None:
         kw = dict(color=color, exif_orientation=exif, max_pixels=MAX_PIXELS, fast=fast, filter=flt, **geo)
         single = _single(mmcore.thumbnail, src, kw, color)
         r = mmcore.thumbnail_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
+        if "crop" in geo:
+            _check_out(mmcore.thumbnail_batch, [src, body], kw, (t, t), _channels(color, "drop"), r)
     else:
         target = t if sel & 8 else None
         kw = dict(
@@ -112,6 +154,11 @@ def test_one_input(data: bytes) -> None:
         )
         single = _single(mmcore.decode, src, kw, color)
         r = mmcore.decode_batch([src, body], threads=2, **kw)  # type: ignore[arg-type]
+        if sel & 8 and len(body) % 2:  # a (width, height) target: one batch size, so out= too
+            pair = (t, t // 2 + 1)
+            kw2 = dict(kw, target=pair)
+            plain = mmcore.decode_batch([src, body], threads=2, **kw2)  # type: ignore[arg-type]
+            _check_out(mmcore.decode_batch, [src, body], kw2, pair, _channels(color, alpha), plain)
 
     _status_seen(int(r.status[0]))
     info = mmcore.image_info(body)  # header facts: a status in the dict, never an exception

@@ -356,12 +356,12 @@ namespace dali {
 DALI_REGISTER_OPERATOR(MmcoreDecode, ::mmcore_dali::MmcoreDecode, CPU);
 
 DALI_SCHEMA(MmcoreDecode)
-    .DocStr(R"(mmcore's robust image decoder (JPEG, PNG, WebP, GIF; format from content).
+    .DocStr(R"(mmcore's robust image decoder (JPEG, PNG, WebP, GIF, AVIF; format from content).
 
 Outputs the image (HWC uint8), its status (uint8 scalar, mmcore.Status), a message (1-D uint8,
 UTF-8, empty when there is nothing to say) and the header's facts (int32 x 4: full-size width and
 height as displayed, i.e. after the EXIF orientation even when it is not applied; the orientation
-1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF; zeros where the header could not be read, but for
+1-8; the format, 1 JPEG, 2 PNG, 3 WebP, 4 GIF, 5 AVIF; zeros where the header could not be read, but for
 the format, which is the signature's (0 when none matched); an image over the pixel limit has
 them all, as in mmcore run). A sample that cannot be decoded yields a 0x0 image
 (or a zeroed one when its data breaks after a valid header) and its status: it never raises.

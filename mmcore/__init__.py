@@ -1,6 +1,6 @@
 """mmcore: one engine for the offline image-corpus pass.
 
-Decode, resize, thumbnail and perceptually hash images (JPEG, PNG, WebP, GIF) with C++ kernels that
+Decode, resize, thumbnail and perceptually hash images (JPEG, PNG, WebP, GIF, AVIF) with C++ kernels that
 release the GIL, never die on bad input (per-record :class:`Status`), and match Pillow's pixels,
 imagehash's bits and the PDQ reference's hashes; encode thumbnails (JPEG, WebP); find
 near-duplicates among the hashes (:class:`HammingIndex`, :func:`cluster`).

@@ -181,7 +181,7 @@ def hash_batch(
     image's thumbnail, returned as ``result.thumbnails`` (a :class:`BatchResult`, exactly what
     ``thumbnail_batch`` gives for the same sources). Where the hash decode can hold the
     thumbnail's input (exact modes, which decode at full size: a JPEG the thumbnail would not
-    decode reduced, a WebP, a GIF, and a PNG when PDQ or colorhash is asked for; an RGB
+    decode reduced, a WebP, a GIF, an AVIF, and a PNG when PDQ or colorhash is asked for; an RGB
     thumbnail), the thumbnail is made from it, saving the second decode; the hashes are the same
     bits either way.
 

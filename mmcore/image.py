@@ -214,7 +214,7 @@ def decode(
     fast: bool = False,
     reducing_gap: float | None = 2.0,
 ) -> Image:
-    """Decode one JPEG, PNG, WebP or GIF (first frame) image (format from content) into a uint8 array.
+    """Decode one JPEG, PNG, WebP, GIF or AVIF (first frame) image (format from content) to a uint8 array.
 
     Returns HxWx3 (``color="rgb"``), HxW (``"gray"``) or HxWx4 (``alpha="keep"``), with EXIF
     orientation applied unless ``exif_orientation=False``. ``target`` asks for a resized

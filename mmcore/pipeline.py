@@ -47,10 +47,25 @@ DALI_PACKAGE = "nvidia-dali-cuda130"
 
 HASH_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
 #: Extensions DALI's webdataset reader takes as a sample's image (members with others are skipped).
-WDS_EXTENSIONS = ("jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "JPG", "JPEG", "PNG", "WEBP", "GIF")
+WDS_EXTENSIONS = (
+    "jpg",
+    "jpeg",
+    "jpe",
+    "jfif",
+    "png",
+    "webp",
+    "gif",
+    "avif",
+    "JPG",
+    "JPEG",
+    "PNG",
+    "WEBP",
+    "GIF",
+    "AVIF",
+)
 #: (status name, message) for a row that never reached the decoder
 Override = tuple[str, str] | None
-_FORMATS = (None, "jpeg", "png", "webp", "gif")
+_FORMATS = (None, "jpeg", "png", "webp", "gif", "avif")
 
 # DALI registers operators process-wide, and a second load of the plugin from another path aborts
 # the process ("OpSchema already defined"): the loaded path is process state by nature.

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 
 apt_packages=(g++ make pkg-config git ccache clang-format
-  libjpeg62-turbo-dev libpng-dev libwebp-dev python3-dev python3-venv)
+  libjpeg62-turbo-dev libpng-dev libwebp-dev libavif-dev python3-dev python3-venv)
 # The Spark tests (pyspark 4) need a Java 17 runtime.
 if [ "$extras" = test ]; then apt_packages+=(openjdk-17-jre-headless); fi
 # bench/: PyTurboJPEG (the raw-decode ceilings) loads libturbojpeg.so.0 from the system.

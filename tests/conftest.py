@@ -63,11 +63,11 @@ def run_cpp_test(tmp_path: Path, name: str, *args: str) -> str:
     libs = sorted(ROOT.glob("build/*/cpp/libmmcore_cpu.a"))
     if not libs or shutil.which("g++") is None or shutil.which("pkg-config") is None:
         pytest.skip("needs g++, pkg-config and a build tree (pip install . creates build/<tag>/cpp)")
+    pkgs = ["libjpeg", "libpng", "libwebp", "libwebpdemux", "zlib"]
+    if subprocess.run(["pkg-config", "--exists", "libavif"]).returncode == 0:
+        pkgs.append("libavif")  # linked when the build found it (MMCORE_AVIF=AUTO); harmless when not
     flags = subprocess.run(
-        ["pkg-config", "--libs", "libjpeg", "libpng", "libwebp", "libwebpdemux", "zlib"],
-        capture_output=True,
-        text=True,
-        check=True,
+        ["pkg-config", "--libs", *pkgs], capture_output=True, text=True, check=True
     ).stdout.split()
     exe = tmp_path / name
     src = ROOT / "tests" / "cpp" / f"{name}.cpp"

@@ -29,7 +29,7 @@ def test_build_info_keys() -> None:
     assert info["version"] == mmcore.__version__
     assert "ref" in info["cpu_variants_compiled"]
     assert info["backend"] in info["cpu_variants_compiled"]
-    assert set(info["codecs"]) == {"jpeg", "png", "webp"}
+    assert set(info["codecs"]) == {"jpeg", "png", "webp", "avif"}
     assert isinstance(info["quant_amx"], bool)
     assert isinstance(info["quant_avx_vnni"], bool)
     if info["backend"] != "avx512":

@@ -60,7 +60,7 @@ def test_bad_data_raises_decode_error_with_status() -> None:
     with pytest.raises(DecodeError) as e:
         mmcore.decode(b"<html>not an image</html>")
     assert e.value.status is Status.CORRUPT
-    assert "not a JPEG, PNG, WebP or GIF" in str(e.value)
+    assert "not a JPEG, PNG, WebP, GIF or AVIF" in str(e.value)
     with pytest.raises(DecodeError, match="empty"):
         mmcore.decode(b"")
     with pytest.raises(DecodeError) as e:
@@ -543,9 +543,9 @@ print(mmcore.hash_batch([{str(big)!r}], kinds=("phash",)).errors[0])
     )
     assert out.returncode == 0, out.stderr
     info, batch, hashed = out.stdout.strip().splitlines()
-    want = f"not a JPEG, PNG, WebP or GIF image (unrecognised signature, {4 << 30} bytes)"
+    want = f"not a JPEG, PNG, WebP, GIF or AVIF image (unrecognised signature, {4 << 30} bytes)"
     assert info == want and hashed == want
-    assert batch.startswith("['CORRUPT', 'UNSUPPORTED']") and "HEIF / AVIF images are not supported" in batch
+    assert batch.startswith("['CORRUPT', 'UNSUPPORTED']") and "HEIF images are not supported" in batch
 
 
 def test_errors_pickle_and_cross_process_pools() -> None:

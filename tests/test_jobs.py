@@ -293,6 +293,32 @@ def test_run_directory_every_record_once_and_resumes(tmp_path: Path) -> None:
     assert all(r["phash"] is None for r in rows_by_id(out).values())
 
 
+def test_run_finds_avif_by_content_and_hashes_it(tmp_path: Path) -> None:
+    """AVIF files (any name, HEIF beside them): rows with format "avif" and hash_batch's hashes; a
+    HEIC is a row that says it is unsupported, not a skipped file."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    blobs = {
+        f"{p.stem}.bin": p.read_bytes()
+        for p in sorted((Path(__file__).parent / "data" / "avif").glob("*.avif"))
+    }
+    blobs["photo.heic"] = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(100)
+    for name, data in blobs.items():
+        (src / name).write_bytes(data)
+    s = run(str(src), out, Config(), progress=None)
+    assert s.records == len(blobs) and s.skipped_files == 0
+    rows = rows_by_id(out)
+    check_against_hash_batch(rows, blobs)
+    avif = mmcore.build_info()["codecs"]["avif"].startswith("libavif")
+    for name, r in rows.items():
+        assert r["format"] == (None if name == "photo.heic" else "avif"), name
+        assert r["status"] == ("UNSUPPORTED" if name == "photo.heic" or not avif else "OK"), (
+            name,
+            r["error"],
+        )
+    assert rows["irot1_imir1.bin"]["orientation"] == 7 and rows["irot1_imir1.bin"]["width"] == 48
+
+
 @pytest.mark.parametrize("merge_rows", [4096, 1])
 def test_retry_failed_reprocesses_only_failures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, merge_rows: int

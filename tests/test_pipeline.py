@@ -35,6 +35,7 @@ if mp.built_against() is None:
 
 from nvidia.dali import fn, pipeline_def, types  # noqa: E402
 
+FORMAT_CODES = tuple(mmcore._core.image_format_names())  # the plugin's format output: an index here
 ALL_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
 
 
@@ -158,6 +159,26 @@ def test_pipeline_rows_describe_each_image(tmp_path: Path) -> None:
         assert rows[name]["status"] == mmcore.Status(int(info.status[0])).name
         if info.status[0] == mmcore.Status.OK:
             assert np.int64(rows[name]["dhash"]).view(np.uint64) == info["dhash"][0]
+
+
+def test_avif_files_through_the_pipeline_equal_hash_batch(tmp_path: Path) -> None:
+    """AVIF through the plugin's decoder (the library's), as a folder and as a WebDataset tar."""
+    avif = sorted((Path(__file__).parent / "data" / "avif").glob("*.avif"))
+    if not mmcore.build_info()["codecs"]["avif"].startswith("libavif"):
+        pytest.skip("mmcore built without libavif")
+    table = mp.build([str(f) for f in avif], hashes=ALL_KINDS, batch_size=5, num_threads=2).to_table()
+    _check_against_hash_batch(table, avif, ALL_KINDS, "exact")
+    assert set(table["format"].to_pylist()) == {"avif"}
+    shard = tmp_path / "avif.tar"
+    with tarfile.open(shard, "w") as tf:
+        for i, f in enumerate(avif):
+            tf.add(f, arcname=f"{i:04d}.avif")
+    rows = mp.build(shard, hashes=("phash",)).to_table()
+    assert rows["status"].to_pylist() == ["OK"] * len(avif)
+    assert (
+        _as_u64(rows["phash"]).tolist()
+        == mmcore.hash_batch([str(f) for f in avif], kinds=("phash",))["phash"].tolist()
+    )
 
 
 def _with_orientation(jpeg: bytes, orientation: int) -> bytes:
@@ -565,12 +586,17 @@ def test_decode_operator_equals_library() -> None:
         if ref.images[i] is None:
             assert rgb[i].size == 0 or not rgb[i].any()
             # The format is the signature's even when the record fails, as in mmcore run.
-            assert int(meta[i][3]) == ("unknown", "jpeg", "png", "webp", "gif").index(info["format"]), f
+            assert int(meta[i][3]) == FORMAT_CODES.index(info["format"]), f
             continue
         assert np.array_equal(rgb[i], ref.images[i]), f
         o = info["orientation"]
         w, h = (info["height"], info["width"]) if 5 <= o <= 8 else (info["width"], info["height"])
-        assert list(meta[i]) == [w, h, o, ("unknown", "jpeg", "png", "webp", "gif").index(info["format"])]
+        assert list(meta[i]) == [
+            w,
+            h,
+            o,
+            FORMAT_CODES.index(info["format"]),
+        ]
         g = mmcore.decode(bytes(blobs[i]), color="gray", exif_orientation=False)
         assert np.array_equal(gray[i][..., 0], g), f
         t = mmcore.thumbnail(bytes(blobs[i]), short_side=64, filter="bicubic")

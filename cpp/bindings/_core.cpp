@@ -221,7 +221,7 @@ struct Source {
         ImageInfo info;  // a known other format (HEIC, TIFF...) is UNSUPPORTED, with its name
         const bool other = decode_info(head, got, DecodeOptions{}, &info, error) == Status::kUnsupported;
         if (!other)
-          error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %lld bytes)",
+          error->set("not a %s image (unrecognised signature, %lld bytes)", kDecodedFormats,
                      static_cast<long long>(st.st_size));
         std::fclose(f);
         return other ? Status::kUnsupported : Status::kCorrupt;
@@ -857,6 +857,7 @@ py::dict build_info_py() {
   codecs["jpeg"] = jpeg_library_version();
   codecs["png"] = png_library_version();
   codecs["webp"] = webp_library_version();
+  codecs["avif"] = avif_library_version();
   d["codecs"] = codecs;
   d["hardware_threads"] = hardware_threads();
   return d;
@@ -1028,8 +1029,8 @@ py::tuple image_info_batch_py(const py::sequence& srcs, bool exif) {
 
 py::list image_format_names() {
   py::list names;
-  for (auto f :
-       {ImageFormat::kUnknown, ImageFormat::kJpeg, ImageFormat::kPng, ImageFormat::kWebp, ImageFormat::kGif})
+  for (auto f : {ImageFormat::kUnknown, ImageFormat::kJpeg, ImageFormat::kPng, ImageFormat::kWebp,
+                 ImageFormat::kGif, ImageFormat::kAvif})
     names.append(format_name(f));
   return names;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "decode_internal.h"
+#include "luma_internal.h"
 #include "scratch_internal.h"
 
 namespace mmcore {
@@ -113,6 +114,7 @@ ImageFormat detect_format(const std::uint8_t* d, std::size_t n) {
   if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
     return ImageFormat::kWebp;
   if (detail::is_gif(d, n)) return ImageFormat::kGif;
+  if (detail::is_avif(d, n)) return ImageFormat::kAvif;
   return ImageFormat::kUnknown;
 }
 
@@ -122,6 +124,7 @@ const char* format_name(ImageFormat f) {
     case ImageFormat::kPng: return "png";
     case ImageFormat::kWebp: return "webp";
     case ImageFormat::kGif: return "gif";
+    case ImageFormat::kAvif: return "avif";
     default: return "unknown";
   }
 }
@@ -132,6 +135,7 @@ std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageF
     case ImageFormat::kJpeg: exif = detail::jpeg_find_exif(data, size); break;
     case ImageFormat::kPng: exif = detail::png_find_exif(data, size); break;
     case ImageFormat::kWebp: exif = detail::webp_find_exif(data, size); break;
+    case ImageFormat::kAvif: return detail::avif_orientation(data, size);  // Pillow: not EXIF's
     default: return 1;
   }
   bool tagged = false;
@@ -145,6 +149,24 @@ std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageF
   xmp = f == ImageFormat::kJpeg ? detail::jpeg_find_xmp(data, size) : detail::webp_find_xmp(data, size);
   const std::int32_t x = detail::xmp_orientation(xmp.data, xmp.size);
   return x != 0 ? x : 1;
+}
+
+void detail::convert_rgb_rows(const std::uint8_t* src, std::int64_t src_stride, int src_channels,
+                              ImageView out) {
+  for (std::int32_t y = 0; y < out.height; ++y) {
+    const std::uint8_t* s = src + src_stride * y;
+    std::uint8_t* d = out.row(y);
+    if (out.channels == 1) {
+      for (std::int32_t x = 0; x < out.width; ++x, s += src_channels) d[x] = luma_pillow(s[0], s[1], s[2]);
+    } else if (out.channels == src_channels) {
+      std::memcpy(d, s, static_cast<std::size_t>(out.width) * src_channels);
+    } else if (out.channels == 3) {  // RGBA -> RGB
+      for (std::int32_t x = 0; x < out.width; ++x, s += 4, d += 3) d[0] = s[0], d[1] = s[1], d[2] = s[2];
+    } else {  // RGB -> RGBA
+      for (std::int32_t x = 0; x < out.width; ++x, s += 3, d += 4)
+        d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = 255;
+    }
+  }
 }
 
 namespace {
@@ -167,9 +189,8 @@ const char* other_image_format(const std::uint8_t* d, std::size_t n) {
   if (starts("\0\0\1\0", 4) && n >= 6 && (d[4] | d[5]) != 0) return "ICO";
   if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0 &&
       (std::memcmp(d + 8, "heic", 4) == 0 || std::memcmp(d + 8, "heix", 4) == 0 ||
-       std::memcmp(d + 8, "mif1", 4) == 0 || std::memcmp(d + 8, "avif", 4) == 0 ||
-       std::memcmp(d + 8, "avis", 4) == 0))
-    return "HEIF / AVIF";
+       std::memcmp(d + 8, "mif1", 4) == 0 || std::memcmp(d + 8, "msf1", 4) == 0))
+    return "HEIF";  // AVIF's brands are detect_format's
   if (starts("\xff\x0a", 2) || starts("\0\0\0\x0cJXL \r\n\x87\n", 12)) return "JPEG XL";
   if (starts("\0\0\0\x0cjP  \r\n\x87\n", 12) || starts("\xff\x4f\xff\x51", 4)) return "JPEG 2000";
   if (starts("8BPS", 4)) return "Photoshop (PSD)";
@@ -191,10 +212,10 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
     }
     // A well-known format mmcore does not decode is UNSUPPORTED (convert it), not CORRUPT.
     if (const char* other = other_image_format(data, size)) {
-      error->set("%s images are not supported (mmcore decodes JPEG, PNG, WebP and GIF)", other);
+      error->set("%s images are not supported (mmcore decodes %s)", other, kDecodedFormats);
       return Status::kUnsupported;
     }
-    error->set("not a JPEG, PNG, WebP or GIF image (unrecognised signature, %zu bytes)", size);
+    error->set("not a %s image (unrecognised signature, %zu bytes)", kDecodedFormats, size);
     return Status::kCorrupt;
   }
   const std::int32_t orientation = read_orientation(data, size, f);
@@ -207,6 +228,7 @@ Status decode_info(const std::uint8_t* data, std::size_t size, const DecodeOptio
     case ImageFormat::kPng: s = detail::png_info(data, size, stored, info, error); break;
     case ImageFormat::kWebp: s = detail::webp_info(data, size, stored, info, error); break;
     case ImageFormat::kGif: s = detail::gif_info(data, size, stored, info, error); break;
+    case ImageFormat::kAvif: s = detail::avif_info(data, size, stored, info, error); break;
     default: break;
   }
   info->format = f;
@@ -249,6 +271,7 @@ Status detail::decode_into_rows(const std::uint8_t* data, std::size_t size, cons
       case ImageFormat::kPng: return detail::png_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kWebp: return detail::webp_decode(data, size, stored, stored_info, dst, error);
       case ImageFormat::kGif: return detail::gif_decode(data, size, stored, stored_info, dst, error);
+      case ImageFormat::kAvif: return detail::avif_decode(data, size, stored, stored_info, dst, error);
       default: error->set("decode_into called without a successful decode_info"); return Status::kCorrupt;
     }
   };

@@ -261,7 +261,7 @@ Status gif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
   info->scale_denom = 1;
   info->out_width = info->width;
   info->out_height = info->height;
-  info->out_channels = options.pixel == PixelFormat::kGray ? 1 : options.pixel == PixelFormat::kRgba ? 4 : 3;
+  info->out_channels = pixel_channels(options.pixel);
   info->has_alpha = f.transparent >= 0;
   info->animated = f.animated;
   return Status::kOk;

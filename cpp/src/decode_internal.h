@@ -20,6 +20,15 @@
 
 namespace mmcore::detail {
 
+/// Channels of a decoded pixel layout: 1 (kGray), 3 (kRgb) or 4 (kRgba).
+inline int pixel_channels(PixelFormat p) {
+  return p == PixelFormat::kGray ? 1 : p == PixelFormat::kRgba ? 4 : 3;
+}
+
+/// RGB or RGBA rows (src_channels) -> out's layout (decode.cpp): kGray is luma_pillow() of the
+/// colour, RGBA -> RGB drops alpha, RGB -> RGBA adds an opaque one.
+void convert_rgb_rows(const std::uint8_t* src, std::int64_t src_stride, int src_channels, ImageView out);
+
 Status jpeg_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error);
 /// Told after rows [y0, y0 + n) of the output hold their final pixels, while they are still in
@@ -61,6 +70,15 @@ Status gif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
                 ErrorText* error);
 Status gif_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                   const ImageInfo& info, ImageView out, ErrorText* error);
+
+/// AVIF, first image (decode_avif.cpp): libavif, Pillow's conversion and orientation rules.
+/// is_avif needs no library; without libavif, avif_info / avif_decode say kUnsupported.
+bool is_avif(const std::uint8_t* data, std::size_t size);
+std::int32_t avif_orientation(const std::uint8_t* data, std::size_t size);  ///< irot / imir; 1 without
+Status avif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
+                 ErrorText* error);
+Status avif_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
+                   const ImageInfo& info, ImageView out, ErrorText* error);
 
 /// Orientation (1..8) from a TIFF-structured EXIF block (starting at "II*\0" / "MM\0*");
 /// 1 when absent or malformed. `tag_found` (optional): whether the block has an Orientation entry

@@ -332,7 +332,7 @@ Status jpeg_lossless_info(const std::uint8_t* data, std::size_t size, const Deco
   info->scale_denom = 1;  // no reduced-size decode for lossless data
   info->out_width = f.width;
   info->out_height = f.height;
-  info->out_channels = options.pixel == PixelFormat::kGray ? 1 : options.pixel == PixelFormat::kRgba ? 4 : 3;
+  info->out_channels = pixel_channels(options.pixel);
   info->has_alpha = false;
   info->animated = false;
   return Status::kOk;

@@ -489,7 +489,7 @@ Status png_info(const std::uint8_t* data, std::size_t size, const DecodeOptions&
   info->scale_denom = 1;
   info->out_width = info->width;
   info->out_height = info->height;
-  info->out_channels = options.pixel == PixelFormat::kRgb ? 3 : options.pixel == PixelFormat::kGray ? 1 : 4;
+  info->out_channels = pixel_channels(options.pixel);
   return s;
 }
 

@@ -25,7 +25,6 @@
 #include <cstring>
 
 #include "decode_internal.h"
-#include "luma_internal.h"
 
 namespace mmcore::detail {
 namespace {
@@ -50,28 +49,6 @@ Status map_status(VP8StatusCode s) {
     case VP8_STATUS_OUT_OF_MEMORY: return Status::kNoMemory;
     case VP8_STATUS_UNSUPPORTED_FEATURE: return Status::kUnsupported;
     default: return Status::kCorrupt;
-  }
-}
-
-int channels_of(PixelFormat p) {
-  return p == PixelFormat::kRgb ? 3 : p == PixelFormat::kGray ? 1 : 4;
-}
-
-// RGB or RGBA rows (src_channels) -> the requested layout.
-void convert_rows(const std::uint8_t* src, std::int64_t src_stride, int src_channels, ImageView out) {
-  for (std::int32_t y = 0; y < out.height; ++y) {
-    const std::uint8_t* s = src + src_stride * y;
-    std::uint8_t* d = out.row(y);
-    if (out.channels == 1) {
-      for (std::int32_t x = 0; x < out.width; ++x, s += src_channels) d[x] = luma_pillow(s[0], s[1], s[2]);
-    } else if (out.channels == src_channels) {
-      std::memcpy(d, s, static_cast<std::size_t>(out.width) * src_channels);
-    } else if (out.channels == 3) {  // RGBA -> RGB
-      for (std::int32_t x = 0; x < out.width; ++x, s += 4, d += 3) d[0] = s[0], d[1] = s[1], d[2] = s[2];
-    } else {  // RGB -> RGBA
-      for (std::int32_t x = 0; x < out.width; ++x, s += 3, d += 4)
-        d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = 255;
-    }
   }
 }
 
@@ -149,7 +126,7 @@ Status decode_animated(const std::uint8_t* data, std::size_t size, PixelFormat p
           error->set("webp: cannot decode the first animation frame: %s", vp8_status_text(vs));
           s = map_status(vs);
         } else if (scratch != nullptr) {
-          convert_rows(scratch, static_cast<std::int64_t>(it.width) * 3, 3, region);
+          convert_rgb_rows(scratch, static_cast<std::int64_t>(it.width) * 3, 3, region);
         }
       }
       WebPFreeDecBuffer(&config.output);
@@ -196,16 +173,16 @@ Status webp_info(const std::uint8_t* data, std::size_t size, const DecodeOptions
   info->scale_denom = 1;
   info->out_width = f.width;
   info->out_height = f.height;
-  info->out_channels = channels_of(options.pixel);
+  info->out_channels = pixel_channels(options.pixel);
   return Status::kOk;
 }
 
 Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                    const ImageInfo& info, ImageView out, ErrorText* error) {
-  if (out.width != info.width || out.height != info.height || out.channels != channels_of(options.pixel) ||
+  if (out.width != info.width || out.height != info.height || out.channels != pixel_channels(options.pixel) ||
       out.data == nullptr) {
     error->set("webp: output view %dx%dx%d does not match the image %dx%dx%d", out.width, out.height,
-               out.channels, info.width, info.height, channels_of(options.pixel));
+               out.channels, info.width, info.height, pixel_channels(options.pixel));
     return Status::kCorrupt;
   }
   if (out.stride < static_cast<std::int64_t>(out.width) * out.channels || out.stride > INT32_MAX) {
@@ -265,7 +242,7 @@ Status webp_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
                                           : "extended format",
                size);
   } else if (scratch != nullptr) {
-    convert_rows(scratch, static_cast<std::int64_t>(info.width) * 3, 3, out);
+    convert_rgb_rows(scratch, static_cast<std::int64_t>(info.width) * 3, 3, out);
   }
   std::free(scratch);
   WebPFreeDecBuffer(&config.output);  // no-op for external memory; keeps the contract explicit

@@ -274,10 +274,11 @@ Status hash_bytes_with_thumbnail(const std::uint8_t* data, std::size_t size, con
   };
   // A thumbnail that would decode at full size can take the hash decode's pixels when they are
   // RGB: ask for RGB where the format gives the grey kinds the same bits that way (JPEG, WebP,
-  // GIF; a PNG is reused only when the hashes decode RGB anyway, for PDQ or colorhash).
+  // GIF, AVIF; a PNG is reused only when the hashes decode RGB anyway, for PDQ or colorhash).
   const ImageFormat f = detect_format(data, size);
   const bool rgb = thumb_info.image.scale_denom == 1 && thumb.decode.pixel == PixelFormat::kRgb &&
-                   (f == ImageFormat::kJpeg || f == ImageFormat::kWebp || f == ImageFormat::kGif);
+                   (f == ImageFormat::kJpeg || f == ImageFormat::kWebp || f == ImageFormat::kGif ||
+                    f == ImageFormat::kAvif);
   const Status s = hash_bytes_impl(data, size, request, rgb, out, error, &sink, workspace);
   if (!made) *thumb_status = thumbnail_into(data, size, thumb, thumb_info, thumb_out, thumb_error, workspace);
   return s;

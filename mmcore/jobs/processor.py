@@ -293,7 +293,7 @@ class Processor:
     Raises ValueError only for a batch of the wrong shape (no ``id`` or a null id, neither
     ``bytes`` nor ``path``, a ``bytes`` column that is not binary). One decode serves every hash,
     and the thumbnail too where that decode holds its input (exact modes' full-size decode of a
-    JPEG, PNG, WebP or GIF); otherwise the thumbnail is a second, reduced-size decode. Either way
+    JPEG, PNG, WebP, GIF or AVIF); otherwise the thumbnail is a second, reduced-size decode. Either way
     the pixels are ``thumbnail_batch``'s.
     ``stage_seconds`` accumulates the time spent per stage over every call. Calls (and
     :meth:`read` / :meth:`hash_read`) may run in several threads at once: the batches in flight

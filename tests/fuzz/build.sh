@@ -18,6 +18,9 @@ mkdir -p "$OUT/obj"
 # The codec packages CMake links, read from CMakeLists.txt so that the two never disagree.
 PKGS=$(sed -n 's/.*pkg_check_modules(MMCORE_CODECS REQUIRED IMPORTED_TARGET \(.*\))/\1/p' CMakeLists.txt)
 [ -n "$PKGS" ] || PKGS="libjpeg libpng libwebp libwebpdemux zlib"
+# libavif where the system has it, as CMake's MMCORE_AVIF=AUTO (decode_avif.cpp then decodes AVIF).
+AVIF_DEF=()
+if pkg-config --exists "libavif >= 0.11"; then PKGS="$PKGS libavif" AVIF_DEF=(-DMMCORE_HAVE_AVIF=1); fi
 
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 # -O1 -g: line numbers in reports at a useful speed. The library gets coverage instrumentation
@@ -45,6 +48,7 @@ for src in cpp/src/*.cpp; do
     *_avx512.cpp) isa=("${AVX512[@]}") ;;
     *_avxvnni.cpp) isa=("${AVXVNNI[@]}") ;;
     *_avx2.cpp) isa=("${AVX2[@]}") ;;
+    */decode_avif.cpp) isa=("${AVIF_DEF[@]}") ;;
   esac
   obj="$OUT/obj/$(basename "${src%.cpp}").o"
   if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] || [ -n "$(find cpp/include cpp/src -name '*.h' -newer "$obj" -print -quit)" ]; then

@@ -7,7 +7,8 @@
 
 Takes the smallest files of jpeg/, png/, webp/, odd/ and corrupt/ (up to --per-dir each, under
 --max-bytes), and writes each one with two option bytes: 0x00 (plain RGB decode) and one derived
-from the file's name, so that gray/RGBA/EXIF/scaled/thumbnail/fast combinations are all seeded.
+from the file's name, so that gray/RGBA/EXIF/scaled/thumbnail/fast combinations are all seeded;
+then the AVIF files of tests/data/avif (the corpus has none) with three option bytes each.
 The libFuzzer harness (fuzz_decode.cpp) reads byte 0 as options; the atheris harness takes the same
 folder (it draws its options from the same leading byte).
 """
@@ -51,6 +52,12 @@ def main() -> int:
             for sel in {0, h[0]}:
                 (args.out / f"{kind}_{sel:02x}_{p.name[:80]}").write_bytes(bytes([sel]) + body)
                 n += 1
+    # AVIF: the corpus has none; the test files of tests/data/avif (every sel seeds one option set).
+    for p in sorted((Path(__file__).resolve().parent.parent / "data" / "avif").glob("*.avif")):
+        h = hashlib.sha1(p.name.encode()).digest()
+        for sel in {0, h[0], h[1] | 0x40}:
+            (args.out / f"avif_{sel:02x}_{p.name}").write_bytes(bytes([sel]) + p.read_bytes())
+            n += 1
     print(f"make_seeds: wrote {n} seeds to {args.out}")
     return 0
 

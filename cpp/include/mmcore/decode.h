@@ -1,5 +1,5 @@
 // Image decode: JPEG (libjpeg-turbo; lossless JPEG and GIF by mmcore's own decoders), PNG (libpng),
-// WebP (libwebp) bytes -> uint8 pixels.
+// WebP (libwebp), AVIF (libavif, when the build has it) bytes -> uint8 pixels.
 //
 // Contract
 // - Format is detected from content (magic bytes), never from a file name.
@@ -7,7 +7,8 @@
 //   (before any pixel allocation) and states the output geometry; decode_into() writes exactly
 //   info.out_height x info.out_width x info.out_channels bytes into a caller view.
 // - Output at full size (scale_denom 1) is pixel-identical to Pillow 13's
-//   Image.open(f).convert("RGB") for 8-bit JPEG / PNG / WebP / GIF (see docs for 16-bit and CMYK rules).
+//   Image.open(f).convert("RGB") for 8-bit JPEG / PNG / WebP / GIF / AVIF (see docs for 16-bit and CMYK
+//   rules).
 // - EXIF orientation 1..8 is applied when options.exif_orientation is set.
 // - JPEG may decode at 1/2, 1/4 or 1/8 scale (scaled IDCT) when the options ask for a target
 //   that the reduced image still covers.
@@ -25,7 +26,7 @@ namespace mmcore {
 
 class Workspace;
 
-enum class ImageFormat : std::uint8_t { kUnknown = 0, kJpeg = 1, kPng = 2, kWebp = 3, kGif = 4 };
+enum class ImageFormat : std::uint8_t { kUnknown = 0, kJpeg = 1, kPng = 2, kWebp = 3, kGif = 4, kAvif = 5 };
 
 enum class PixelFormat : std::uint8_t {
   kRgb = 0,   ///< 3 channels
@@ -72,13 +73,17 @@ struct ImageInfo {
   bool grey16 = false;    ///< 16-bit grey PNG without alpha: its 8-bit pixels depend on pillow_i16
 };
 
+/// The formats detect_format recognises, for messages ("not a %s image").
+inline constexpr char kDecodedFormats[] = "JPEG, PNG, WebP, GIF or AVIF";
+
 /// The format of a buffer from its first bytes.
 ImageFormat detect_format(const std::uint8_t* data, std::size_t size);
 
-/// "jpeg", "png", "webp", "gif" or "unknown".
+/// "jpeg", "png", "webp", "gif", "avif" or "unknown".
 const char* format_name(ImageFormat f);
 
-/// EXIF orientation (1..8) from a JPEG APP1, PNG eXIf or WebP EXIF chunk; 1 when absent.
+/// EXIF orientation (1..8) from a JPEG APP1, PNG eXIf or WebP EXIF chunk, or an AVIF's irot / imir
+/// properties; 1 when absent.
 std::int32_t read_orientation(const std::uint8_t* data, std::size_t size, ImageFormat f);
 
 /// Pillow's exif_transpose for orientation 1..8: dst gets src turned / mirrored (dst is src's
@@ -100,5 +105,7 @@ Status decode_into(const std::uint8_t* data, std::size_t size, const DecodeOptio
 const char* jpeg_library_version();
 const char* png_library_version();
 const char* webp_library_version();
+/// "libavif 0.11.1 (dav1d [dec]:1.0.0, ...)", or "none (built without libavif)".
+const char* avif_library_version();
 
 }  // namespace mmcore

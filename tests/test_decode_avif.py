@@ -190,6 +190,51 @@ def test_every_truncation_and_damage_is_a_status() -> None:
         assert_byte_flips_give_statuses((DATA / name).read_bytes(), 12, rounds=150)
 
 
+def _wide_pixels(w: int, h: int) -> np.ndarray:
+    """The pixels of tests/data/avif/wide/ (make.sh's wide())."""
+    x, y = np.meshgrid(np.arange(w), np.arange(h))
+    return np.stack([(x // 160) % 256, (y * 40 + x // 400) % 256, (x // 1000 * 7) % 256], -1).astype(np.uint8)
+
+
+@needs_libavif
+def test_a_side_past_32768_decodes() -> None:
+    """libavif's default per-side limit (32768; Pillow refuses the file) is lifted: max_pixels rules."""
+    data = (DATA / "wide" / "wide_40000x6_lossless.avif").read_bytes()
+    info = mmcore.image_info(data)
+    assert info["status"] == Status.OK and (info["width"], info["height"]) == (40000, 6)
+    np.testing.assert_array_equal(mmcore.decode(data), _wide_pixels(40000, 6))  # lossless: the source
+    r = mmcore.decode_batch([data], max_pixels=40000 * 6 - 1)
+    assert r.status[0] == Status.TOO_LARGE and "over the limit of 239999" in r.errors[0]
+
+
+def _with_extent(data: bytes, w: int, h: int) -> bytes:
+    """data with its (one) ispe property saying w x h."""
+    at = data.index(b"ispe") + 8  # past the type, then version and flags
+    assert data.count(b"ispe") == 1
+    return data[:at] + w.to_bytes(4, "big") + h.to_bytes(4, "big") + data[at + 8 :]
+
+
+@needs_libavif
+def test_past_libavifs_pixel_limit_is_too_large() -> None:
+    """Past 16384 x 16384 pixels libavif refuses to parse: TOO_LARGE (not CORRUPT), whatever max_pixels."""
+    data = (DATA / "gray400.avif").read_bytes()
+    for w, h in ((20000, 20000), (16384, 16385), (65535, 65535)):
+        for max_pixels in (None, 2**40):
+            kw = {} if max_pixels is None else {"max_pixels": max_pixels}
+            r = mmcore.decode_batch([_with_extent(data, w, h)], **kw)
+            assert r.status[0] == Status.TOO_LARGE, (w, h, r.errors[0])
+            limit = "libavif's limit of 268435456 (16384 x 16384)"
+            assert r.errors[0] == f"avif: image is {w}x{h} = {w * h} pixels, over {limit}"
+    # Within libavif's limit, past the default max_pixels: the usual message.
+    r = mmcore.decode_batch([_with_extent(data, 15000, 15000)])
+    assert r.status[0] == Status.TOO_LARGE and "raise max_pixels" in r.errors[0]
+    # A damaged file whose extent is small stays CORRUPT.
+    damaged = _with_extent(data, 64, 48)
+    damaged = damaged[: damaged.index(b"ipco") - 4] + b"\xff" * 8 + damaged[damaged.index(b"ipco") + 4 :]
+    r = mmcore.decode_batch([damaged])
+    assert r.status[0] == Status.CORRUPT and r.errors[0].startswith("avif: cannot read the container")
+
+
 def test_brands() -> None:
     """AVIF by its ftyp brands, whatever the build; HEIF's brands are a named UNSUPPORTED."""
     heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64)

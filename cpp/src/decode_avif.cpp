@@ -15,7 +15,8 @@
 //   changes the pixels decoded.
 // - One thread per decode (maxThreads 1): batches run records in parallel.
 // - Errors are libavif results mapped to kCorrupt / kUnsupported / kNoMemory with a message
-//   (libavif's own text, and its diagnostic where it gives one); nothing is printed.
+//   (libavif's own text, and its diagnostic where it gives one); nothing is printed. An image
+//   over libavif's pixel limit (16384 x 16384), which it refuses while parsing, is kTooLarge.
 //   avif_info parses the container only and allocates no pixel memory.
 // Built without libavif (MMCORE_AVIF=OFF, or no libavif found), AVIF files are recognised and
 // refused as kUnsupported with a message that says so.
@@ -80,7 +81,10 @@ class Parsed {
     d_->ignoreExif = AVIF_TRUE;  // orientation is irot / imir's; no metadata is returned
     d_->ignoreXMP = AVIF_TRUE;
     // imageSizeLimit stays libavif's default (16384 x 16384 pixels; libavif refuses a larger
-    // one as not implemented): a larger image is refused while parsing, whatever max_pixels says.
+    // one as not implemented): a larger image is refused while parsing, whatever max_pixels says
+    // (avif_info then reports it as kTooLarge). The per-side limit (32768) is lifted: a long
+    // panorama within max_pixels decodes.
+    d_->imageDimensionLimit = 0;
     result_ = avifDecoderSetIOMemory(d_, data, size);
     if (result_ == AVIF_RESULT_OK) result_ = avifDecoderParse(d_);
   }
@@ -110,6 +114,49 @@ class Parsed {
   avifResult result_ = AVIF_RESULT_UNKNOWN_ERROR;
 };
 
+// Calls f(type, body, body_size) for each whole box in [p, p + n); stops at a malformed one.
+template <class F>
+void for_each_box(const std::uint8_t* p, std::size_t n, F&& f) {
+  while (n >= 8) {
+    std::uint64_t size = read_be32(p);
+    std::size_t header = 8;
+    if (size == 1) {
+      if (n < 16) return;
+      size = (std::uint64_t{read_be32(p + 8)} << 32) | read_be32(p + 12);
+      header = 16;
+    } else if (size == 0) {
+      size = n;  // to the end
+    }
+    if (size < header || size > n) return;
+    f(p + 4, p + header, static_cast<std::size_t>(size) - header);
+    p += size;
+    n -= static_cast<std::size_t>(size);
+  }
+}
+
+// The largest width x height among the image spatial extents ('ispe' in meta / iprp / ipco), in
+// pixels; 0 when there is none. Read only after libavif has refused the file.
+std::uint64_t largest_extent(const std::uint8_t* data, std::size_t size, std::uint32_t* w, std::uint32_t* h) {
+  std::uint64_t best = 0;
+  auto in = [](const char* want, auto&& then) {
+    return [want, then](const std::uint8_t* type, const std::uint8_t* body, std::size_t n) {
+      if (std::memcmp(type, want, 4) == 0) then(body, n);
+    };
+  };
+  auto ispe = in("ispe", [&](const std::uint8_t* b, std::size_t n) {
+    if (n < 12) return;  // version and flags, width, height
+    const std::uint32_t bw = read_be32(b + 4), bh = read_be32(b + 8);
+    if (std::uint64_t{bw} * bh > best) best = std::uint64_t{bw} * bh, *w = bw, *h = bh;
+  });
+  auto ipco = in("ipco", [&](const std::uint8_t* b, std::size_t n) { for_each_box(b, n, ispe); });
+  auto iprp = in("iprp", [&](const std::uint8_t* b, std::size_t n) { for_each_box(b, n, ipco); });
+  auto meta = in("meta", [&](const std::uint8_t* b, std::size_t n) {
+    if (n >= 4) for_each_box(b + 4, n - 4, iprp);  // a full box: version and flags first
+  });
+  for_each_box(data, size, meta);
+  return best;
+}
+
 // EXIF orientation of the irot (anti-clockwise quarter turns) and imir (mode 0: top and bottom
 // exchanged, 1: left and right) properties, applied rotation first: Pillow's values.
 std::int32_t orientation_of(const avifImage* im) {
@@ -129,7 +176,17 @@ std::int32_t avif_orientation(const std::uint8_t* data, std::size_t size) {
 Status avif_info(const std::uint8_t* data, std::size_t size, const DecodeOptions& options, ImageInfo* info,
                  ErrorText* error) {
   const Parsed p(data, size);
-  if (!p.ok()) return p.fail("cannot read the container", error);
+  if (!p.ok()) {
+    std::uint32_t w = 0, h = 0;
+    const std::uint64_t pixels = largest_extent(data, size, &w, &h);
+    if (pixels > AVIF_DEFAULT_IMAGE_SIZE_LIMIT) {
+      error->set("avif: image is %ux%u = %llu pixels, over libavif's limit of %u (16384 x 16384)", w, h,
+                 static_cast<unsigned long long>(pixels),
+                 static_cast<unsigned>(AVIF_DEFAULT_IMAGE_SIZE_LIMIT));
+      return Status::kTooLarge;
+    }
+    return p.fail("cannot read the container", error);
+  }
   const avifImage* im = p.get()->image;
   if (im->width > INT32_MAX || im->height > INT32_MAX) {
     error->set("avif: image size %ux%u is out of range", im->width, im->height);

@@ -20,6 +20,11 @@
 
 namespace mmcore::detail {
 
+/// The big-endian 32-bit number at p.
+inline std::uint32_t read_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
 /// Channels of a decoded pixel layout: 1 (kGray), 3 (kRgb) or 4 (kRgba).
 inline int pixel_channels(PixelFormat p) {
   return p == PixelFormat::kGray ? 1 : p == PixelFormat::kRgba ? 4 : 3;

@@ -86,10 +86,6 @@ void on_read(png_structp png, png_bytep out, std::size_t n) {
   c->pos += n;
 }
 
-std::uint32_t be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-
 // What the chunks before the first IDAT say beyond libpng's view (we make libpng skip most
 // ancillary chunks unread, so their defects are found here, by a bounds-checked walk).
 struct HeaderScan {
@@ -147,13 +143,13 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
   std::size_t p = 8;
   std::size_t inflated = 0;  // all compressed chunks so far
   while (n >= 12 && p <= n - 12) {
-    const std::uint32_t len = be32(d + p);
+    const std::uint32_t len = read_be32(d + p);
     const std::uint8_t* type = d + p + 4;
     if (std::memcmp(type, "IDAT", 4) == 0 || len > n - p - 12) break;
     const std::uint8_t* body = d + p + 8;
     if (std::memcmp(type, "acTL", 4) == 0 && len >= 8) {
       r.actl = true;
-      r.num_frames = be32(body);
+      r.num_frames = read_be32(body);
     } else if (std::memcmp(type, "fcTL", 4) == 0) {
       r.fctl_before_idat = true;
     } else if (r.defect[0] == '\0') {
@@ -185,7 +181,7 @@ HeaderScan scan_chunks(const std::uint8_t* d, std::size_t n, int color_type) {
 std::size_t idat_bytes(const std::uint8_t* d, std::size_t n) {
   std::size_t p = 8, total = 0;
   while (n >= 12 && p <= n - 12) {
-    const std::uint32_t len = be32(d + p);
+    const std::uint32_t len = read_be32(d + p);
     const std::uint8_t* type = d + p + 4;
     if (std::memcmp(type, "IEND", 4) == 0) break;
     const std::size_t body = n - p - 8;  // bytes after the chunk's length and type

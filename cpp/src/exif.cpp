@@ -14,9 +14,6 @@ std::uint32_t rd16(const std::uint8_t* p, bool le) {
 std::uint32_t rd32(const std::uint8_t* p, bool le) {
   return le ? (rd16(p, true) | (rd16(p + 2, true) << 16)) : ((rd16(p, false) << 16) | rd16(p + 2, false));
 }
-std::uint32_t be32(const std::uint8_t* p) {
-  return rd32(p, false);
-}
 std::uint32_t le32(const std::uint8_t* p) {
   return rd32(p, true);
 }
@@ -110,7 +107,7 @@ template <class At>
 void png_each(const std::uint8_t* d, std::size_t n, At at) {
   std::size_t p = 8;
   while (p + 12 <= n) {
-    const std::uint64_t len = be32(d + p);
+    const std::uint64_t len = read_be32(d + p);
     const std::uint8_t* type = d + p + 4;
     if (len > n - p - 12) return;
     at(type, d + p + 8, static_cast<std::size_t>(len));

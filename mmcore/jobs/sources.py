@@ -6,11 +6,11 @@
 
 A file or member is taken as an image (a record with its own status) unless its name marks it as a
 sidecar (``.json``, ``.txt``, ``.cls``, ``.csv``, ... : :data:`SIDECAR_EXTENSIONS`) and its first
-bytes are no JPEG / PNG / GIF / WebP / AVIF signature: images are found by content whatever their name,
-and a damaged image or unknown junk still gets a row saying what is wrong with it; sidecars are
-skipped and counted. Tar members with an absolute path, a
-``..`` component or a link type are refused: they get a row with status SOURCE_ERROR and are
-never read, and nothing is ever extracted to disk.
+bytes are no JPEG / PNG / GIF / WebP / AVIF signature: images are found by content whatever their
+name, and a damaged image or unknown junk still gets a row saying what is wrong with it; sidecars
+are skipped and counted. Tar members with an absolute path, a ``..`` component or a link type are
+refused: they get a row with status SOURCE_ERROR and are never read, and nothing is ever extracted
+to disk.
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ _PARQUET_BUFFER = 8 << 20
 def looks_like_image(head: bytes, name: str) -> bool:
     """False only for a sidecar name (SIDECAR_EXTENSIONS, or an engine's marker file such as
     Spark's ``_SUCCESS``: MARKER_NAMES) without a JPEG / PNG / GIF / WebP / AVIF (ISO BMFF ``ftyp``)
-    signature in ``head``
-    (the first 16 bytes)."""
+    signature in ``head`` (the first 16 bytes)."""
     if head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:4] == b"GIF8":
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":

@@ -235,6 +235,16 @@ def test_past_libavifs_pixel_limit_is_too_large() -> None:
     assert r.status[0] == Status.CORRUPT and r.errors[0].startswith("avif: cannot read the container")
 
 
+@needs_libavif
+def test_a_coded_frame_larger_than_the_extent_is_held_to_max_pixels() -> None:
+    """libavif scales a frame to the container's extent; the frame itself is held to max_pixels."""
+    data = _with_extent((DATA / "gray400.avif").read_bytes(), 32, 24)  # its frame is 64 x 48
+    r = mmcore.decode_batch([data, data], max_pixels=1000)  # the extent passes, the 3072-pixel frame not
+    assert list(r.status) == [Status.CORRUPT] * 2 and r.errors[0].startswith("avif: cannot decode the image")
+    r = mmcore.decode_batch([data], max_pixels=3072)
+    assert r.status[0] == Status.OK and r.images[0].shape == (24, 32, 3)
+
+
 def test_brands() -> None:
     """AVIF by its ftyp brands, whatever the build; HEIF's brands are a named UNSUPPORTED."""
     heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64)

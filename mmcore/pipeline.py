@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
 from .status import READ_ERROR, SOURCE_ERROR, Status
 
 PLUGIN_NAME = "libmmcore_dali.so"
@@ -47,25 +48,11 @@ DALI_PACKAGE = "nvidia-dali-cuda130"
 
 HASH_KINDS = ("ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq")
 #: Extensions DALI's webdataset reader takes as a sample's image (members with others are skipped).
-WDS_EXTENSIONS = (
-    "jpg",
-    "jpeg",
-    "jpe",
-    "jfif",
-    "png",
-    "webp",
-    "gif",
-    "avif",
-    "JPG",
-    "JPEG",
-    "PNG",
-    "WEBP",
-    "GIF",
-    "AVIF",
-)
+_WDS_BOTH_CASES = ("jpg", "jpeg", "png", "webp", "gif", "avif")  # also taken in capitals
+WDS_EXTENSIONS = (*_WDS_BOTH_CASES, "jpe", "jfif", *(e.upper() for e in _WDS_BOTH_CASES))
 #: (status name, message) for a row that never reached the decoder
 Override = tuple[str, str] | None
-_FORMATS = (None, "jpeg", "png", "webp", "gif", "avif")
+_FORMATS = (None, *_core.image_format_names()[1:])  # by the plugin's format code
 
 # DALI registers operators process-wide, and a second load of the plugin from another path aborts
 # the process ("OpSchema already defined"): the loaded path is process state by nature.

@@ -7,9 +7,9 @@
 # and later). zlib is left to the system, as every manylinux policy leaves it; DALI's libraries
 # stay out too: the plugin is loaded into a process where the DALI wheel has loaded them already.
 # AVIF is left out of this wheel (MMCORE_AVIF=OFF: AVIF files are UNSUPPORTED, with a message
-# that says so): Debian 12's libavif links five AV1 libraries, ~18 MB, some of them with glibc
-# symbols newer than 2.34, which auditwheel refuses for this tag. Build from source with
-# libavif-dev for AVIF.
+# that says so): Debian 12's libavif links five AV1 libraries, ~18 MB, and one of them (libgav1)
+# needs GLIBCXX_3.4.30 (GCC 12's libstdc++), past what auditwheel allows for this tag. Build from
+# source with libavif-dev for AVIF.
 #
 # The wheel is then checked in a fresh virtual environment: the extension's codec libraries must
 # resolve inside the wheel, and `mmcore demo` must run.

@@ -155,9 +155,10 @@ def test_gpu_decode_stand_in_defines_what_the_nvjpeg_decoder_does() -> None:
 
 
 def test_portable_wheel_bundles_the_codecs_and_runs_the_demo(tmp_path: Path) -> None:
-    """scripts/wheel.sh (the wheel docs/spark_ray.md ships to executors): the repaired wheel
-    carries libjpeg-turbo / libpng / libwebp, is tagged manylinux, and runs `mmcore demo` in a
-    fresh environment (the script checks both; a registry must be reachable for numpy and pyarrow)."""
+    """scripts/wheel.sh (the wheels docs/spark_ray.md ships to executors): each repaired wheel
+    carries libjpeg-turbo / libpng / libwebp (and libavif with its AV1 libraries, the
+    manylinux_2_35 one), is tagged manylinux, and runs `mmcore demo` in a fresh environment (the
+    script checks these; a registry must be reachable for numpy and pyarrow)."""
     root = Path(__file__).resolve().parents[1]
     venv = root / ".venv"
     if not (root / "scripts" / "wheel.sh").exists() or Path(sys.prefix).resolve() != venv.resolve():
@@ -168,6 +169,11 @@ def test_portable_wheel_bundles_the_codecs_and_runs_the_demo(tmp_path: Path) -> 
         ["bash", str(root / "scripts" / "wheel.sh"), str(tmp_path)], capture_output=True, text=True
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    wheels = list(tmp_path.glob("mmcore-*-manylinux_2_34_*.whl"))
-    assert len(wheels) == 1 and r.stdout.strip().splitlines()[-1] == str(wheels[0])
+    plain = list(tmp_path.glob("mmcore-*-manylinux_2_34_*.whl"))
+    assert len(plain) == 1 and r.stdout.strip().splitlines()[-1] == str(plain[0])
     assert "codecs from the wheel: libjpeg" in r.stdout and "mmcore demo ran" in r.stdout
+    if mmcore.build_info()["codecs"]["avif"].startswith("libavif"):  # then the AVIF wheel too
+        avif = list(tmp_path.glob("mmcore-*-manylinux_2_35_*.whl"))
+        assert len(avif) == 1 and r.stdout.strip().splitlines()[-2] == str(avif[0])
+        assert "an AVIF decodes to this build's pixels" in r.stdout and "libavif-" in r.stdout
+        assert r.stdout.count("mmcore demo ran") == 2

@@ -496,6 +496,7 @@ def test_glue_processor_gpu_rows_equal_cpu_rows(standin: Any) -> None:
 
     files = corpus_files("jpeg")[:12] + corpus_files("png")[:3] + corpus_files("webp")[:2]
     files += corpus_files("corrupt")[:25] + corpus_files("odd")[:8]
+    files += sorted((Path(__file__).parent / "data" / "avif").glob("*.avif"))[:4]  # the corpus has none
     batch = pa.table({"id": [f.name for f in files], "bytes": [f.read_bytes() for f in files]})
     for thumb in (0, 64):
         kw = {"hashes": ("phash", "dhash", "ahash", "pdq"), "thumbnail": thumb}

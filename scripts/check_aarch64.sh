@@ -4,7 +4,8 @@
 #   bash scripts/check_aarch64.sh test [PYTEST..]  # and run the tests there under qemu-user
 # An aarch64 build has the scalar kernels only (backend "ref"; cmake/mmcore_isa.cmake). `build`
 # makes a Debian 12 arm64 root (debootstrap's first stage, packages unpacked, nothing run in it),
-# cross-compiles against it and checks the module is aarch64 and holds no x86 variant. With nvcc
+# cross-compiles against it (libavif included) and checks the module is aarch64, links libavif
+# and holds no x86 variant. With nvcc
 # here it also cross-compiles what pip builds on a GH200 / GB200 host: the module with the CUDA
 # unit (sm_90) and the DALI plugin against DALI's aarch64 wheel, and checks them. `test` runs pytest
 # inside that root under qemu-user (binfmt_misc) with the test extras' aarch64 wheels from PyPI,
@@ -44,11 +45,11 @@ fi
 
 # The arm64 root: Debian 12's packages for the build (and, for `test`, Python, g++ for the tests
 # that compile tests/cpp, and venv), unpacked.
-if [ ! -f "$ROOT/.mmcore-root" ]; then
+if [ ! -f "$ROOT/.mmcore-root" ] || [ ! -f "$ROOT/usr/include/avif/avif.h" ]; then  # (roots before AVIF lack it)
   echo "check_aarch64: making the arm64 root in $ROOT"
   rm -rf "$ROOT"
   debootstrap --foreign --arch=arm64 --variant=minbase \
-    --include=python3-dev,python3-venv,libjpeg62-turbo-dev,libpng-dev,libwebp-dev,zlib1g-dev,libstdc++-12-dev,g++,pkg-config \
+    --include=python3-dev,python3-venv,libjpeg62-turbo-dev,libpng-dev,libwebp-dev,libavif-dev,zlib1g-dev,libstdc++-12-dev,g++,pkg-config \
     bookworm "$ROOT" http://deb.debian.org/debian >"$ROOT.log" 2>&1 || {
     tail -5 "$ROOT.log" >&2
     exit 1
@@ -89,9 +90,10 @@ cross_build() {
     exit 1
   }
 }
-cross_build "$BUILD" "$ROOT/toolchain.cmake" -DMMCORE_CUDA=OFF -DMMCORE_DALI=OFF
+cross_build "$BUILD" "$ROOT/toolchain.cmake" -DMMCORE_CUDA=OFF -DMMCORE_DALI=OFF -DMMCORE_AVIF=ON
 so=$(ls "$BUILD"/_core*.so)
 aarch64-linux-gnu-readelf -h "$so" | grep 'Machine: *AArch64' >/dev/null || fail "$so is not an aarch64 module"
+aarch64-linux-gnu-readelf -d "$so" | grep 'NEEDED.*libavif' >/dev/null || fail "$so does not link libavif"
 if aarch64-linux-gnu-nm -C "$so" | grep -iE 'avx2::|avx512::|avxvnni::|amx::' >/dev/null; then
   fail "$so holds x86 variants"
 fi
@@ -250,6 +252,7 @@ if [ -d ../shared/corpus ]; then mount --bind -o ro ../shared/corpus "$ROOT/shar
 if (($# == 0)); then
   set -- tests/test_build.py tests/test_hash.py tests/test_resize.py tests/test_hamming.py tests/test_hamming_cpp.py \
     tests/test_quant.py tests/test_quant_cpp.py tests/test_decode_jpeg.py tests/test_decode_png_webp.py tests/test_image.py \
+    tests/test_decode_avif.py \
     ${DALI_ROOT:+tests/test_pipeline.py} \
     --deselect tests/test_image.py::test_out_of_memory_is_a_record_status \
     --deselect "tests/test_hash.py::test_exact_equals_imagehash_on_corpus[phash]"

@@ -5,9 +5,9 @@
 # An aarch64 build has the scalar kernels only (backend "ref"; cmake/mmcore_isa.cmake). `build`
 # makes a Debian 12 arm64 root (debootstrap's first stage, packages unpacked, nothing run in it),
 # cross-compiles against it (libavif included) and checks the module is aarch64, links libavif
-# and holds no x86 variant. With nvcc
-# here it also cross-compiles what pip builds on a GH200 / GB200 host: the module with the CUDA
-# unit (sm_90) and the DALI plugin against DALI's aarch64 wheel, and checks them. `test` runs pytest
+# and holds no x86 variant. With nvcc here it also cross-compiles what pip builds on a GH200 /
+# GB200 host: the module with the CUDA unit (sm_90) and the DALI plugin against DALI's aarch64
+# wheel, and checks them. `test` runs pytest
 # inside that root under qemu-user (binfmt_misc) with the test extras' aarch64 wheels from PyPI,
 # pdqhash built there and DALI (its CPU-only mode): ~10x slower than native, so the default
 # selection is the kernels' oracle tests (imagehash, pdqhash, Pillow, faiss, the PDQ reference

@@ -165,12 +165,17 @@ std::uint64_t largest_extent(const std::uint8_t* data, std::size_t size, std::ui
   return best;
 }
 
-// EXIF orientation of the irot (anti-clockwise quarter turns) and imir (mode 0: top and bottom
+// EXIF orientation of the irot (anti-clockwise quarter turns) and imir (axis 0: top and bottom
 // exchanged, 1: left and right) properties, applied rotation first: Pillow's values.
 std::int32_t orientation_of(const avifImage* im) {
   static constexpr std::int8_t kByTurnAndMirror[4][3] = {{1, 4, 2}, {8, 5, 7}, {3, 2, 4}, {6, 7, 5}};
   const int turns = (im->transformFlags & AVIF_TRANSFORM_IROT) != 0 ? (im->irot.angle & 3) : 0;
-  const int mirror = (im->transformFlags & AVIF_TRANSFORM_IMIR) != 0 ? 1 + (im->imir.mode & 1) : 0;
+#if AVIF_VERSION_MAJOR >= 1
+  const int axis = im->imir.axis;  // libavif 1.0 renamed imir's field
+#else
+  const int axis = im->imir.mode;
+#endif
+  const int mirror = (im->transformFlags & AVIF_TRANSFORM_IMIR) != 0 ? 1 + (axis & 1) : 0;
   return kByTurnAndMirror[turns][mirror];
 }
 

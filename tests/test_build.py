@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,3 +178,38 @@ def test_portable_wheel_bundles_the_codecs_and_runs_the_demo(tmp_path: Path) -> 
         assert len(avif) == 1 and r.stdout.strip().splitlines()[-2] == str(avif[0])
         assert "an AVIF decodes to this build's pixels" in r.stdout and "libavif-" in r.stdout
         assert r.stdout.count("mmcore demo ran") == 2
+
+
+def test_avif_auto_builds_without_a_libavif_it_cannot_compile_against(tmp_path: Path) -> None:
+    """CMake compiles decode_avif.cpp against the libavif pkg-config finds first: a libavif whose
+    API it does not know (here this machine's header with imir's field renamed, version unchanged)
+    makes MMCORE_AVIF=AUTO configure without AVIF, with a warning, and ON fail with the reason."""
+    root = Path(__file__).resolve().parents[1]
+    header = Path("/usr/include/avif/avif.h")
+    if not (root / "CMakeLists.txt").exists() or shutil.which("cmake") is None or not header.exists():
+        pytest.skip("needs the source tree, cmake and libavif's header (libavif-dev)")
+    pybind11 = pytest.importorskip("pybind11")
+    text = header.read_text()
+    assert "uint8_t mode;" in text or "uint8_t axis;" in text
+    broken = text.replace("uint8_t mode;", "uint8_t renamed;").replace("uint8_t axis;", "uint8_t renamed;")
+    (tmp_path / "inc" / "avif").mkdir(parents=True)
+    (tmp_path / "inc" / "avif" / "avif.h").write_text(broken)
+    (tmp_path / "pc").mkdir()
+    (tmp_path / "pc" / "libavif.pc").write_text(
+        f"Name: libavif\nDescription: a header mmcore does not compile against\nVersion: 0.11.1\n"
+        f"Libs: -lavif\nCflags: -I{tmp_path / 'inc'}\n"
+    )
+    env = {**os.environ, "PKG_CONFIG_PATH": str(tmp_path / "pc")}
+    for mode, ok in (("AUTO", True), ("ON", False)):
+        r = subprocess.run(
+            ["cmake", "-S", str(root), "-B", str(tmp_path / f"build_{mode}"), f"-DMMCORE_AVIF={mode}",
+             "-DMMCORE_CUDA=OFF", "-DMMCORE_DALI=OFF", "-DSKBUILD_PROJECT_VERSION=0.1.0",
+             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DPython_EXECUTABLE={sys.executable}"],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        out = r.stdout + r.stderr
+        assert "decode_avif.cpp does not compile against libavif 0.11.1" in out, out[-3000:]
+        if ok:
+            assert r.returncode == 0 and "building without libavif" in out, out[-3000:]
+        else:
+            assert r.returncode != 0 and "avifImageMirror" in out, out[-3000:]  # the compiler's words

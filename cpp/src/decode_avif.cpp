@@ -250,7 +250,7 @@ Status avif_decode(const std::uint8_t* data, std::size_t size, const DecodeOptio
     return Status::kCorrupt;
   }
 
-  // RGB / RGBA straight into the caller's rows; otherwise RGB(A) scratch, then convert_rows.
+  // RGB / RGBA straight into the caller's rows; otherwise RGB(A) scratch, then convert_rgb_rows.
   const bool direct =
       options.pixel == PixelFormat::kRgba || (options.pixel == PixelFormat::kRgb && !info.has_alpha);
   const int rgb_channels = direct ? channels : (info.has_alpha ? 4 : 3);

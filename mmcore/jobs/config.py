@@ -14,6 +14,7 @@ import numpy as np
 
 HASH_KINDS = ("phash", "dhash", "ahash", "pdq")
 THUMBNAIL_FORMATS = ("jpeg", "webp")
+FALLBACKS = ("none", "pillow")
 #: What ``max_bytes = 0`` means: a record's bytes are read whole, so this bounds its memory.
 DEFAULT_MAX_BYTES = 256 << 20
 MODES = ("incremental", "overwrite", "retry-failed")
@@ -26,7 +27,7 @@ class Config:
 
     A TOML file given to ``mmcore run --config`` holds these keys at its top level (unknown keys
     are an error); command-line flags override the file. The processor options (``hashes`` to
-    ``max_pixels``) decide the output's content and make up :meth:`config_hash`; the job options
+    ``id_column``) decide the output's content and make up :meth:`config_hash`; the job options
     (``shard_size`` to ``batch_size``) only decide how the work is cut and run.
     """
 
@@ -48,6 +49,11 @@ class Config:
     exif_orientation: bool = True
     #: Images with more pixels are refused (status TOO_LARGE) before any allocation; 0 = library default.
     max_pixels: int = 0
+    #: ``"pillow"``: the records mmcore's decoder names UNSUPPORTED (TIFF, BMP, ICO, PNM, JPEG 2000,
+    #: Photoshop, QOI; HEIF / HEIC where pillow-heif is installed) are decoded by Pillow and hashed by
+    #: mmcore from its pixels (docs/jobs.md, "Other formats"; needs Pillow: ``mmcore[fallback]``).
+    #: ``"none"``: they stay UNSUPPORTED rows.
+    fallback: str = "none"
     #: Files and tar members larger than this many bytes are not read (a READ_ERROR or SOURCE_ERROR
     #: row says so): what one record can cost in memory. 0 = the default, 256 MiB.
     max_bytes: int = 0
@@ -89,6 +95,7 @@ class Config:
         _choice("thumbnail_format", self.thumbnail_format, THUMBNAIL_FORMATS)
         _choice("mode", self.mode, MODES)
         _choice("device", self.device, DEVICES)
+        _choice("fallback", self.fallback, FALLBACKS)
         if self.device == "gpu" and self.hash_mode != "exact":
             raise ValueError(
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
@@ -170,9 +177,9 @@ class Config:
         return d
 
     def processor_dict(self) -> dict[str, Any]:
-        """The options that decide the output's content (PROCESSING_OPTIONS; the last three only
+        """The options that decide the output's content (PROCESSING_OPTIONS; the last four only
         where they change it)."""
-        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-3]}
+        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-4]}
         # Only where it changes the bytes, so that outputs written before the option keep their hash.
         if self.thumbnail_format == "webp" and self.thumbnail > 0 and self.thumbnail_webp_method != 4:
             d["thumbnail_webp_method"] = self.thumbnail_webp_method
@@ -180,6 +187,8 @@ class Config:
             d["max_bytes"] = self.byte_limit
         if self.id_column != "auto":
             d["id_column"] = self.id_column
+        if self.fallback != "none":
+            d["fallback"] = self.fallback
         return d
 
     @property
@@ -196,7 +205,7 @@ class Config:
 #: The options that decide a job's output (its config hash; a rerun without options keeps them).
 PROCESSING_OPTIONS = (
     "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "exif_orientation",
-    "max_pixels", "thumbnail_webp_method", "max_bytes", "id_column",
+    "max_pixels", "thumbnail_webp_method", "max_bytes", "id_column", "fallback",
 )  # fmt: skip
 
 

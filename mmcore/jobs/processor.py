@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 from .. import __version__, _core
 from .._io import open_regular
 from ..hashing import HashResult, ThreadBudget, hash_batch
-from ..image import BatchResult
+from ..image import DEFAULT_MAX_PIXELS, BatchResult, resize
 from ..status import READ_ERROR, SOURCE_ERROR, Status
+from . import fallback
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
 
@@ -303,6 +304,11 @@ class Processor:
     exact decoder and hashed on the GPU (:mod:`mmcore.gpu`, whose kernels are bit-exact with the
     CPU's exact mode), their thumbnails made by ``thumbnail_batch``; other formats go through the
     CPU path. The GPU context is created on the first batch (one per Processor).
+
+    ``fallback="pillow"``: the records mmcore's decoder names UNSUPPORTED are decoded by Pillow
+    (:mod:`mmcore.jobs.fallback`) and hashed (and thumbnailed) by mmcore from its pixels; their
+    ``format`` is Pillow's name for it (``tiff``, ``bmp``, ``heif``...). Raises ImportError at
+    construction when Pillow is missing.
     """
 
     def __init__(self, config: Config | dict[str, Any] | None = None) -> None:
@@ -321,6 +327,8 @@ class Processor:
             raise ValueError(
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
             )
+        if self.config.fallback == "pillow":
+            fallback.load()
 
     def _add_seconds(self, stage: str, seconds: float, batch: dict[str, float] | None = None) -> None:
         """Adds to ``stage_seconds`` and to the batch's own ``seconds`` (:class:`ReadBatch`)."""
@@ -441,7 +449,6 @@ class Processor:
         # The header's size also for an image over the pixel limit: it says how large it is.
         known = np.isin(info_status, (Status.OK, Status.OK_WARNING, Status.TOO_LARGE))
         orient = np.where(orient == 0, 1, orient)
-        turned = (orient >= 5) & cfg.exif_orientation
         kinds = cfg.hashes
         # Thumbnails come from the hash decode where it already holds their input (full-size RGB):
         # the same pixels as thumbnail_batch, without decoding twice.
@@ -468,7 +475,12 @@ class Processor:
                 thumbnail=thumb_args,
                 budget=self._budget,
             )
+        formats = _FORMAT_NAMES[fmt]
+        if cfg.fallback == "pillow":
+            width, height = np.array(width), np.array(height)
+            self._fallback(blobs, hr, formats, width, height, orient, known)
         self._add_seconds("decode_hash", time.perf_counter() - t0, spent)
+        turned = (orient >= 5) & cfg.exif_orientation
         ok = np.asarray(hr.ok, bool)
         everyone = np.ones(len(good), bool)
         cols: dict[str, pa.Array] = {
@@ -479,7 +491,7 @@ class Processor:
             "content_sha256": pa.array(digests, pa.binary(32)),
             # The format is the signature's, also for a record that then fails (a damaged or
             # lossless JPEG is still a JPEG); null when no signature matched.
-            "format": pa.array(_rows(n, good, _FORMAT_NAMES[fmt]), pa.string()),
+            "format": pa.array(_rows(n, good, formats), pa.string()),
             "width": _spread(n, good, np.where(turned, height, width), known, pa.int32()),
             "height": _spread(n, good, np.where(turned, width, height), known, pa.int32()),
             "orientation": _spread(n, good, orient, known, pa.int8()),
@@ -525,6 +537,72 @@ class Processor:
         return self._gpu.hash_sources(
             blobs, kinds, max_pixels=self._max_pixels, threads=self._threads, thumbnail=thumb_args
         )
+
+    def _fallback(
+        self,
+        blobs: list[Blob],
+        hr: HashResult,
+        formats: npt.NDArray[np.object_],
+        width: npt.NDArray[Any],
+        height: npt.NDArray[Any],
+        orient: npt.NDArray[Any],
+        known: npt.NDArray[np.bool_],
+    ) -> None:
+        """Pillow's decode of the records mmcore named UNSUPPORTED, hashed (and thumbnailed) here
+        as the others: their entries in ``hr`` and in the header columns replaced (in place) by
+        what Pillow made of them, or by why it could not."""
+        cfg = self.config
+        js = np.flatnonzero(np.asarray(hr.status) == Status.UNSUPPORTED).tolist()
+        if not js:
+            return
+        limit = self._max_pixels or DEFAULT_MAX_PIXELS
+        threads = min(len(js), self._threads or os.cpu_count() or 1)
+        with ThreadPoolExecutor(threads) as ex:  # Pillow's decoders release the GIL
+            decoded = list(ex.map(lambda j: fallback.decode(blobs[j], limit, hr.errors[j]), js))
+        hr.status = np.array(hr.status)
+        for j, d in zip(js, decoded, strict=True):
+            hr.status[j], hr.errors[j] = d.status, d.error
+            if d.format is not None:
+                formats[j] = d.format
+            if d.width > 0:
+                width[j], height[j], orient[j], known[j] = d.width, d.height, d.orientation, True
+        done = [
+            (j, d.pixels, d.orientation) for j, d in zip(js, decoded, strict=True) if d.pixels is not None
+        ]
+        if not done:
+            return
+        # As for mmcore's own formats: exact modes hash the image as stored; fast mode its grey
+        # image, turned (fast mode decodes those formats to that grey image).
+        fast = cfg.hash_mode == "fast"
+        r = hash_batch(
+            [
+                fallback.turned(fallback.grey(px), o if cfg.exif_orientation else 1) if fast else px
+                for _, px, o in done
+            ],
+            kinds=cfg.hashes,  # type: ignore[arg-type]  # names checked by Config
+            mode=cfg.hash_mode,  # type: ignore[arg-type]
+            max_pixels=self._max_pixels,
+            threads=self._threads,
+            budget=self._budget,
+        )
+        rows = np.array([j for j, _, _ in done], np.intp)
+        hr.status[rows] = r.status
+        for k, col in r.columns.items():
+            hr.columns[k] = np.array(hr.columns[k])
+            hr.columns[k][rows] = col
+        tb = hr.thumbnails
+        if tb is not None:
+            tb.status = np.array(tb.status)
+        for i, (j, px, o) in enumerate(done):
+            hr.errors[j] = r.errors[i]
+            if tb is None or not r.ok[i]:
+                continue
+            # thumbnail_batch's pixels from this decode: turned, then resized to its geometry.
+            rgb = fallback.rgb(fallback.turned(px, o) if cfg.exif_orientation else px)
+            h, w = rgb.shape[:2]
+            rw, rh, _, _ = _core.thumbnail_geometry(w, h, cfg.thumbnail, 0, 0, 0, 0, 0, 0, False)
+            tb.images[j] = rgb if (rw, rh) == (w, h) else resize(rgb, (rw, rh))
+            tb.status[j], tb.errors[j] = Status.OK, None
 
     def _thumbnails(
         self,

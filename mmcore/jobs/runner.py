@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from .._io import atomic_output, fsync_dir
+from . import fallback
 from ._common import JobError, int_at_least, user_errors
 from .config import PROCESSING_OPTIONS, Config
 from .processor import SOURCE_ERROR, Processor, ReadBatch, failure_batch, text
@@ -479,6 +480,11 @@ def run(
         reason = unavailable_reason()
         if reason is not None:
             raise JobError(f"--device gpu: {reason}")
+    if config.fallback == "pillow":
+        try:
+            fallback.load()
+        except ImportError as e:
+            raise JobError(str(e)) from None
     t_start = time.perf_counter()
     outp = Path(out)
     require_source(source)
@@ -722,6 +728,13 @@ def register(sub: Any) -> None:
         help="WebP thumbnails: libwebp method 0 (fastest) .. 6 (smallest); default 4, Pillow's",
     )
     p.add_argument(
+        "--fallback",
+        choices=("none", "pillow"),
+        default=None,
+        help="pillow: formats mmcore does not decode (TIFF, BMP, ICO, PNM, JPEG 2000, HEIC with "
+        "pillow-heif...) decoded by Pillow and hashed by mmcore (default none: an UNSUPPORTED row)",
+    )
+    p.add_argument(
         "--workers",
         type=int_at_least(0),
         default=None,
@@ -774,6 +787,7 @@ def _cmd_run(args: Any) -> int:
         args.thumbnail_format,
         args.thumbnail_webp_method,
         args.id_column,
+        args.fallback,
     )
     if args.config:
         config = Config.from_toml(args.config)
@@ -790,6 +804,7 @@ def _cmd_run(args: Any) -> int:
         thumbnail_format=args.thumbnail_format,
         thumbnail_webp_method=args.thumbnail_webp_method,
         id_column=args.id_column,
+        fallback=args.fallback,
         workers=args.workers,
         device=args.device,
         shard_size=args.shard_size,

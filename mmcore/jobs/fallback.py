@@ -1,0 +1,168 @@
+"""Pillow as a second decoder (``Config.fallback = "pillow"``): the records mmcore's own decoder
+names ``UNSUPPORTED`` (TIFF, BMP, ICO, PNM, JPEG 2000, Photoshop, QOI; HEIF / HEIC where
+pillow-heif is installed; AVIF in a build without libavif) are decoded by Pillow and hashed by
+mmcore from those pixels, so that a corpus's odd formats get rows with hashes instead of a status.
+
+The pixels are Pillow's, the hashes mmcore's of them: in exact mode imagehash's bits on the same
+``Image.open`` (imagehash's ``convert("L")`` is the grey image hashed for the grey modes, RGB for
+the others) and PDQ's reference on the 8-bit image. Only records mmcore named UNSUPPORTED go to
+Pillow (it recognised a format's signature), and Pillow tries only the formats of
+:data:`PILLOW_FORMATS`: never a format it would take junk for (TGA and the like have no
+signature), nor one that runs another program (EPS, PDF).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..status import Status
+
+#: Pillow's format ids that :func:`decode` lets ``Image.open`` try, in this order: those mmcore
+#: names UNSUPPORTED, then mmcore's own formats for the variants it refuses (Pillow may read some).
+#: "HEIF" is there once pillow-heif registered it (:func:`load`).
+PILLOW_FORMATS = (
+    "TIFF", "BMP", "ICO", "PPM", "JPEG2000", "PSD", "QOI", "HEIF",
+    "AVIF", "JPEG", "PNG", "WEBP", "GIF",
+)  # fmt: skip
+
+#: Formats mmcore decodes itself (Pillow's ids; an MPO opens as one): a record of one of them that
+#: Pillow cannot decode either keeps mmcore's status, which names what mmcore refused (12-bit
+#: samples, a JPEG process).
+_OWN = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "AVIF"}
+#: Pillow modes whose grey image imagehash hashes (``convert("L")``) without a colour conversion.
+_GREY = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def load() -> None:
+    """Imports Pillow (ImportError with the command to install it when it is missing) and, where
+    pillow-heif is installed, registers its HEIF opener with Pillow (what pillow-heif is for)."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "fallback 'pillow' needs Pillow: pip install 'mmcore[fallback]' (or pip install Pillow)"
+        ) from None
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
+@dataclass
+class Decoded:
+    """What :func:`decode` made of one record: ``pixels`` (HxW grey or HxWx3 RGB uint8, as stored:
+    not turned) and the image's header facts, or ``status`` / ``error`` saying why there are none."""
+
+    status: Status
+    error: str | None
+    format: str | None = None
+    width: int = 0
+    height: int = 0
+    orientation: int = 1
+    pixels: npt.NDArray[np.uint8] | None = None
+
+
+def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
+    """Pillow's decode of ``data`` (bytes or a buffer), the first frame; never raises for bad data.
+    ``refused`` is mmcore's message for the record (UNSUPPORTED), kept in the error when Pillow
+    cannot decode it either. Images over ``max_pixels`` are refused before their pixels are read."""
+    from PIL import Image, UnidentifiedImageError
+
+    why = refused or "mmcore does not decode it"
+    Image.init()  # the plugins registered (Image.open would); an id Pillow lacks is a KeyError there
+    formats = [f for f in PILLOW_FORMATS if f in Image.OPEN]
+    try:
+        im = Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as e:
+        return Decoded(Status.TOO_LARGE, f"{why}; Pillow refuses it: {e}")
+    except UnidentifiedImageError:
+        return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot read it either")
+    except MemoryError:
+        return Decoded(Status.NO_MEMORY, f"{why}; out of memory in Pillow")
+    except Exception as e:  # Pillow's plugins raise many kinds (OSError, SyntaxError, struct.error...)
+        return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot read it either ({_text(e)})")
+    fmt = str(im.format or "")
+    with im:
+        w, h = im.size
+        if w * h > max_pixels:
+            return Decoded(
+                Status.TOO_LARGE,
+                f"{fmt} image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
+                "(raise max_pixels to allow it)",
+                fmt.lower(),
+                w,
+                h,
+            )
+        try:
+            grey = im.mode in _GREY
+            pixels = np.asarray(im.convert("L" if grey else "RGB"))
+            # Read after the decode: Pillow applies a TIFF's orientation as it loads it (and drops
+            # the tag), so imagehash hashes it turned; other formats keep theirs for mmcore to apply.
+            orientation = _orientation(im)
+            w, h = im.size
+        except MemoryError:
+            return Decoded(Status.NO_MEMORY, f"{why}; out of memory in Pillow")
+        except Exception as e:
+            # Pillow knew the format but not these bytes: damaged, unless it is one of mmcore's own
+            # formats, whose UNSUPPORTED message names what mmcore refused.
+            if fmt in _OWN:
+                return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot decode it either ({_text(e)})")
+            return Decoded(Status.CORRUPT, f"{fmt} image that Pillow cannot decode: {_text(e)}", fmt.lower())
+    if pixels.dtype != np.uint8 or pixels.ndim != (2 if grey else 3) or pixels.size == 0:
+        return Decoded(Status.CORRUPT, f"{fmt} image that Pillow decoded to {pixels.dtype} {pixels.shape}")
+    return Decoded(Status.OK, None, fmt.lower(), w, h, orientation, np.ascontiguousarray(pixels))
+
+
+def _orientation(im: Any) -> int:
+    """The EXIF orientation Pillow reads (1..8; 1 when absent, unreadable or out of range)."""
+    try:
+        o = im.getexif().get(0x0112, 1)
+    except Exception:  # a damaged EXIF block must not cost the image
+        return 1
+    return o if isinstance(o, int) and 1 <= o <= 8 else 1
+
+
+def _text(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def turned(pixels: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
+    """``pixels`` as EXIF ``orientation`` says to show them (what ``ImageOps.exif_transpose``
+    does), C-contiguous.
+
+    >>> a = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    >>> turned(a, 6).tolist()  # 90 degrees clockwise
+    [[3, 0], [4, 1], [5, 2]]
+    """
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](pixels))
+
+
+def grey(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """HxW from :class:`Decoded` pixels: Pillow's ``convert("L")`` of an RGB image, which is what
+    fast mode hashes (it decodes mmcore's own formats straight to that grey image, so an RGB array
+    would give other PDQ bits)."""
+    from PIL import Image
+
+    return pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
+
+
+def rgb(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """HxWx3 from :class:`Decoded` pixels (a grey image's value in every channel, as Pillow's
+    ``convert("RGB")`` of ``L``)."""
+    return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)

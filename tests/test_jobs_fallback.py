@@ -1,0 +1,356 @@
+"""Config.fallback = "pillow": the formats mmcore does not decode, decoded by Pillow and hashed by
+mmcore. Oracles: imagehash on the same ``Image.open`` (exact mode), pdqhash, and the row of the
+same pixels stored as a PNG, which mmcore decodes itself (every column but format, size and
+digest must match, thumbnails and fast mode included)."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+Image = pytest.importorskip("PIL.Image")
+ImageOps = pytest.importorskip("PIL.ImageOps")
+imagehash = pytest.importorskip("imagehash")
+
+from conftest import CORPUS  # noqa: E402
+
+import mmcore  # noqa: E402
+from mmcore.jobs import Config, read_output  # noqa: E402
+from mmcore.jobs import fallback as fb  # noqa: E402
+from mmcore.jobs.processor import Processor  # noqa: E402
+from mmcore.jobs.runner import JobError, run  # noqa: E402
+from mmcore.jobs.schema import i64_to_u64  # noqa: E402
+
+try:
+    import pillow_heif
+except ImportError:
+    pillow_heif = None
+
+#: Columns that depend on the file's bytes, not on its pixels.
+_FILE_COLUMNS = {"id", "source_uri", "member", "byte_size", "content_sha256", "format"}
+
+
+@functools.cache
+def photos() -> list[np.ndarray]:
+    """Real photo pixels: the package's demo photos, and some corpus photos where the corpus is
+    (one over 512 px, so PDQ's reference squash is exercised)."""
+    out = []
+    for src in mmcore.demo_images():
+        if mmcore.image_info(src)["status"] == mmcore.Status.OK:
+            out.append(np.asarray(Image.open(src).convert("RGB")))
+    jpeg = CORPUS / "jpeg"
+    if jpeg.is_dir():
+        for p in sorted(jpeg.iterdir())[:40:10]:
+            im = Image.open(p).convert("RGB")
+            im.thumbnail((700, 700))
+            out.append(np.asarray(im))
+    return out
+
+
+def encode(img: Any, fmt: str, **kw: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def batch(blobs: list[bytes]) -> Any:
+    return pa.table({"id": [f"r{i}" for i in range(len(blobs))], "bytes": pa.array(blobs, pa.binary())})
+
+
+def rows(config: dict[str, Any], blobs: list[bytes]) -> list[dict[str, Any]]:
+    return Processor(config)(batch(blobs)).to_pylist()  # type: ignore[no-any-return]
+
+
+def pixel_columns(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in r.items() if k not in _FILE_COLUMNS}
+
+
+#: Lossless encodings of an RGB image in formats mmcore does not decode (name, Pillow format, options).
+LOSSLESS = [
+    ("bmp", "BMP", {}),
+    ("tiff", "TIFF", {}),
+    ("tiff", "TIFF", {"compression": "tiff_lzw"}),
+    ("tiff", "TIFF", {"compression": "tiff_adobe_deflate"}),
+    ("ppm", "PPM", {}),
+    ("qoi", "QOI", {}),
+    ("jpeg2000", "JPEG2000", {}),  # Pillow's default is the reversible (lossless) wavelet
+]
+
+
+@pytest.mark.parametrize("hash_mode", ["exact", "fast"])
+@pytest.mark.parametrize(
+    ("name", "fmt", "opts"), LOSSLESS, ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(LOSSLESS)]
+)
+def test_lossless_formats_give_the_png_row(name: str, fmt: str, opts: dict[str, Any], hash_mode: str) -> None:
+    """The same pixels as a PNG (decoded by mmcore) and in another format (decoded by Pillow): the
+    same row but for the file's columns, with thumbnails; and without the fallback UNSUPPORTED."""
+    pics = photos()[:3] if fmt == "QOI" else photos()  # Pillow's QOI encoder is Python: ~0.3 s a photo
+    pngs = [encode(Image.fromarray(a), "PNG") for a in pics]
+    others = [encode(Image.fromarray(a), fmt, **opts) for a in pics]
+    cfg = {"fallback": "pillow", "hash_mode": hash_mode, "thumbnail": 64}
+    want = rows(cfg, pngs)
+    got = rows(cfg, others)
+    for w, g, a in zip(want, got, pics, strict=True):
+        assert w["status"] == "OK" and g["status"] == "OK", g["error"]
+        assert g["format"] == name
+        assert pixel_columns(g) == pixel_columns(w)
+        assert (g["width"], g["height"]) == (a.shape[1], a.shape[0])
+    plain = rows({"hash_mode": hash_mode}, others)
+    assert {r["status"] for r in plain} == {"UNSUPPORTED"}
+    assert all("not supported" in r["error"] for r in plain)
+
+
+def modes() -> list[tuple[str, Any]]:
+    """Images of every Pillow mode a fallback format stores, from one photo."""
+    a = photos()[0]
+    rgb = Image.fromarray(a)
+    grey = rgb.convert("L")
+    i16 = Image.fromarray((np.asarray(grey).astype(np.uint16) * 3 + 7).astype(np.uint16))
+    return [
+        ("bmp-rgb", encode(rgb, "BMP")),
+        ("bmp-palette", encode(rgb.quantize(64), "BMP")),
+        ("bmp-1bit", encode(grey.convert("1"), "BMP")),
+        ("bmp-grey", encode(grey, "BMP")),
+        ("tiff-rgba", encode(rgb.convert("RGBA"), "TIFF")),
+        ("tiff-cmyk", encode(rgb.convert("CMYK"), "TIFF")),
+        ("tiff-grey", encode(grey, "TIFF")),
+        ("tiff-16bit", encode(i16, "TIFF")),
+        ("tiff-jpeg", encode(rgb, "TIFF", compression="jpeg")),
+        ("tiff-pages", encode(rgb, "TIFF", save_all=True, append_images=[grey])),
+        ("pgm", encode(grey, "PPM")),
+        ("pbm", encode(grey.convert("1"), "PPM")),
+        ("ico", encode(rgb, "ICO")),
+        ("jp2-lossy", encode(rgb, "JPEG2000", quality_mode="rates", quality_layers=[20])),
+        ("qoi-rgba", encode(rgb.convert("RGBA"), "QOI")),
+    ]
+
+
+@pytest.mark.parametrize("case", range(15))
+def test_hashes_equal_imagehash_and_pdq(case: int) -> None:
+    """Exact mode: imagehash's bits on the same Image.open (its own convert("L") of every mode);
+    PDQ is mmcore's reference on the 8-bit image Pillow gives (grey for the grey modes)."""
+    name, blob = modes()[case]
+    (r,) = rows({"fallback": "pillow"}, [blob])
+    assert r["status"] == "OK", r["error"]
+    im = Image.open(io.BytesIO(blob))
+    assert (r["width"], r["height"], r["format"]) == (*im.size, im.format.lower())
+    for kind, f in (
+        ("phash", imagehash.phash),
+        ("dhash", imagehash.dhash),
+        ("ahash", imagehash.average_hash),
+    ):
+        assert int(i64_to_u64(np.array([r[kind]]))[0]) == int(str(f(im)), 16), (name, kind)
+    grey = im.mode in ("1", "L", "I;16", "I;16B", "I", "F")
+    h, q = mmcore.pdq(np.asarray(im.convert("L" if grey else "RGB")))
+    assert (r["pdq"], r["pdq_quality"]) == (h, q)
+
+
+@pytest.mark.skipif(pillow_heif is None, reason="needs pillow-heif (pip install pillow-heif)")
+def test_heic() -> None:
+    """HEIC (iPhone photos) through pillow-heif: imagehash's bits on pillow-heif's decode."""
+    assert pillow_heif is not None
+    pillow_heif.register_heif_opener()
+    blobs = [encode(Image.fromarray(a), "HEIF", quality=80) for a in photos()]
+    assert all(b[4:12] == b"ftypheic" for b in blobs)
+    for r, blob in zip(rows({"fallback": "pillow"}, blobs), blobs, strict=True):
+        assert (r["status"], r["format"]) == ("OK", "heif"), r["error"]
+        im = Image.open(io.BytesIO(blob))
+        assert int(i64_to_u64(np.array([r["phash"]]))[0]) == int(str(imagehash.phash(im)), 16)
+        assert r["pdq"] == mmcore.pdq(np.asarray(im.convert("RGB")))[0]
+    (plain,) = rows({}, blobs[:1])
+    assert plain["status"] == "UNSUPPORTED" and "HEIF" in plain["error"]
+
+
+def exif_png(a: np.ndarray, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(Image.fromarray(a), "PNG", exif=exif)
+
+
+ORIENTED = [(m, t) for m in ("exact", "fast") for t in (True, False)]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation(orientation: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image whose orientation Pillow reports but does not apply (a BMP here, its orientation
+    read as ``orientation``) against a PNG of the same pixels with that EXIF orientation, which
+    mmcore decodes: the same width, height, orientation, hashes (exact: as stored; fast: turned)
+    and thumbnail, with exif_orientation on and off; and turned() is ImageOps.exif_transpose."""
+    a = photos()[2]
+    png = exif_png(a, orientation)
+    bmp = encode(Image.fromarray(a), "BMP")
+    assert mmcore.image_info(png)["orientation"] == orientation
+    monkeypatch.setattr(fb, "_orientation", lambda im: orientation)
+    for mode, turn in ORIENTED:
+        cfg = {"fallback": "pillow", "hash_mode": mode, "exif_orientation": turn, "thumbnail": 48}
+        want, got = rows(cfg, [png, bmp])
+        assert got["orientation"] == orientation
+        assert pixel_columns(got) == pixel_columns(want), (mode, turn)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(png))).convert("RGB"))
+    assert np.array_equal(fb.turned(a, orientation), shown)
+    assert np.array_equal(fb.turned(a[:, :, 1], orientation), shown[:, :, 1])
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_tiff_orientation_is_pillows(orientation: int) -> None:
+    """Pillow turns a TIFF by its orientation tag as it loads it (imagehash hashes it so): the row
+    is the PNG row of the turned pixels, orientation 1, whatever exif_orientation says."""
+    a = photos()[2]
+    tif = encode(Image.fromarray(a), "TIFF", tiffinfo={0x0112: orientation})
+    shown = encode(Image.fromarray(fb.turned(a, orientation)), "PNG")
+    for mode, turn in ORIENTED:
+        cfg = {"fallback": "pillow", "hash_mode": mode, "exif_orientation": turn, "thumbnail": 48}
+        want, got = rows(cfg, [shown, tif])
+        assert got["orientation"] == 1
+        assert pixel_columns(got) == pixel_columns(want), (mode, turn)
+        im = Image.open(io.BytesIO(tif))
+        if mode == "exact":
+            assert int(i64_to_u64(np.array([got["phash"]]))[0]) == int(str(imagehash.phash(im)), 16)
+
+
+def damaged() -> list[bytes]:
+    """Truncations and byte flips of every fallback format's files."""
+    g = np.random.default_rng(7)
+    small = Image.fromarray(photos()[0][:48, :64])
+    files = [
+        encode(small, "BMP"),
+        encode(small, "TIFF"),
+        encode(small, "TIFF", compression="tiff_lzw"),
+        encode(small, "TIFF", compression="jpeg"),
+        encode(small, "PPM"),
+        encode(small, "QOI"),
+        encode(small, "ICO"),
+        encode(small, "JPEG2000"),
+    ]
+    if pillow_heif is not None:
+        pillow_heif.register_heif_opener()
+        files.append(encode(small, "HEIF"))
+    out = []
+    for f in files:
+        out += [f[:n] for n in sorted({4, 8, 16, 30, 60, len(f) // 3, len(f) // 2, len(f) - 1})]
+        for _ in range(12):
+            b = bytearray(f)
+            for i in g.integers(0, len(b), 4):
+                b[i] = int(g.integers(0, 256))
+            out.append(bytes(b))
+    return out
+
+
+def test_damaged_files_get_statuses() -> None:
+    """Truncated and byte-flipped files of every fallback format: each a row, never an exception;
+    a failure says why (Pillow's reason after mmcore's); a decoded one has every hash."""
+    blobs = damaged()
+    got = rows({"fallback": "pillow", "thumbnail": 32}, blobs)
+    statuses = {r["status"] for r in got}
+    assert statuses <= {"OK", "OK_WARNING", "CORRUPT", "UNSUPPORTED", "TOO_LARGE"}
+    assert {"OK", "UNSUPPORTED"} <= statuses
+    for r in got:
+        if r["status"] in ("OK", "OK_WARNING"):
+            assert None not in (r["phash"], r["pdq"], r["thumbnail"], r["width"])
+        else:
+            assert r["error"] and r["error_stage"] == "decode", r
+            assert r["phash"] is None and r["thumbnail"] is None
+    assert any("Pillow" in r["error"] for r in got if r["status"] not in ("OK", "OK_WARNING"))
+
+
+def test_what_pillow_cannot_read_keeps_mmcores_reason() -> None:
+    """JPEG XL (no Pillow plugin) and a 12-bit JPEG (mmcore's own format, refused by both): still
+    UNSUPPORTED, mmcore's message first, then Pillow's; a file of no known signature is not
+    handed to Pillow at all (TGA has none: junk would pass for one)."""
+    jxl = b"\xff\x0a" + bytes(range(200))
+    tga = encode(Image.fromarray(photos()[0][:20, :20]), "TGA")
+    blobs = [jxl, tga]
+    twelve = CORPUS / "corrupt" / "ljt__testimages_monkey12.jpg"
+    if twelve.is_file():
+        blobs.append(twelve.read_bytes())
+    got = rows({"fallback": "pillow"}, blobs)
+    assert got[0]["status"] == "UNSUPPORTED"
+    assert got[0]["error"].startswith("JPEG XL images are not supported")
+    assert got[0]["error"].endswith("; Pillow cannot read it either")
+    assert got[1]["status"] == "CORRUPT" and "unrecognised signature" in got[1]["error"]
+    assert got[1]["format"] is None
+    if len(got) > 2:
+        assert got[2]["status"] == "UNSUPPORTED" and got[2]["format"] == "jpeg"
+        assert "precision 12" in got[2]["error"] and "Pillow" in got[2]["error"]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_pixel_limit() -> None:
+    """max_pixels holds for Pillow's decode too, before its pixels are read (the row says the size),
+    and Pillow's own limit (2 x its MAX_IMAGE_PIXELS, 178,956,970 pixels, mmcore's default) refuses
+    larger images whatever max_pixels says: TOO_LARGE with Pillow's message."""
+    tiny = bytearray(encode(Image.fromarray(photos()[0][:8, :8]), "BMP"))
+
+    def bmp(w: int, h: int) -> bytes:
+        tiny[18:26] = w.to_bytes(4, "little") + h.to_bytes(4, "little")
+        return bytes(tiny)
+
+    small = encode(Image.fromarray(photos()[0][:60, :80]), "BMP")
+    big, over = rows({"fallback": "pillow", "max_pixels": 10**8}, [bmp(12000, 10000), small])
+    assert big["status"] == "TOO_LARGE" and (big["width"], big["height"]) == (12000, 10000), big
+    assert "BMP image is 12000x10000 = 120000000 pixels, over the limit of 100000000" in big["error"]
+    assert over["status"] == "OK"
+    (over,) = rows({"fallback": "pillow", "max_pixels": 4000}, [small])
+    assert over["status"] == "TOO_LARGE" and "80x60 = 4800 pixels, over the limit of 4000" in over["error"]
+    (bomb,) = rows({"fallback": "pillow", "max_pixels": 10**12}, [bmp(40000, 40000)])
+    assert bomb["status"] == "TOO_LARGE" and "Pillow refuses it" in bomb["error"], bomb
+    assert "1600000000 pixels" in bomb["error"]
+
+
+def test_config() -> None:
+    """fallback is a processing option: in the config hash only when on (outputs written before it
+    keep theirs); other values are refused; TOML takes it."""
+    assert Config().config_hash() == Config(fallback="none").config_hash()
+    assert Config(fallback="pillow").config_hash() != Config().config_hash()
+    assert "fallback" not in Config().processor_dict()
+    with pytest.raises(ValueError, match="fallback must be one of"):
+        Config(fallback="opencv")
+
+
+def test_without_pillow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No Pillow: the Processor raises ImportError naming the extra, and a job stops before it
+    writes anything (JobError); fallback "none" needs no Pillow."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    with pytest.raises(ImportError, match=r"mmcore\[fallback\]"):
+        Processor({"fallback": "pillow"})
+    Processor({})
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.bmp").write_bytes(b"BM")
+    with pytest.raises(JobError, match="needs Pillow"):
+        run(str(tmp_path / "src"), tmp_path / "out", Config(fallback="pillow"), progress=None)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_cli_run(tmp_path: Path) -> None:
+    """mmcore run --fallback pillow over a folder mixing formats: the BMP / TIFF / QOI rows equal
+    the PNG's of the same pixels; a rerun without flags keeps the option (the manifest's)."""
+    from mmcore.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    a = photos()[2]
+    for name, fmt in (("a.png", "PNG"), ("b.bmp", "BMP"), ("c.tif", "TIFF"), ("d.qoi", "QOI")):
+        (src / name).write_bytes(encode(Image.fromarray(a), fmt))
+    out = tmp_path / "out"
+    assert main(["run", str(src), str(out), "--fallback", "pillow", "--quiet", "--thumbnail", "32"]) == 0
+    t = {r["id"]: r for r in read_output(out).to_pylist()}
+    assert [t[k]["format"] for k in sorted(t)] == ["png", "bmp", "tiff", "qoi"]
+    for k in ("b.bmp", "c.tif", "d.qoi"):
+        assert pixel_columns(t[k]) == pixel_columns(t["a.png"])
+    os.remove(next(out.glob("_done/*.json")))
+    assert main(["run", str(src), str(out), "--quiet"]) == 0  # resumed with the manifest's options
+    assert {r["status"] for r in read_output(out).to_pylist()} == {"OK"}
+    assert pq.read_metadata(next(out.glob("part-*.parquet"))).metadata[b"mmcore_config_hash"] == (
+        Config(fallback="pillow", thumbnail=32).config_hash().encode()
+    )

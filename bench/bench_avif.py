@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "jpeg"
 
 
-def sources(n: int) -> tuple[list[bytes], str]:
-    """AVIF bytes of up to n corpus photos of 0.1-0.6 Mpx (or generated images), and what they are."""
+def photos(n: int) -> tuple[list[Image.Image], str]:
+    """Up to n corpus photos of 0.1-0.6 Mpx as RGB images (or generated images), and what they are."""
     imgs: list[Image.Image] = []
     if CORPUS.is_dir():
         for p in sorted(CORPUS.iterdir()):
@@ -50,13 +50,17 @@ def sources(n: int) -> tuple[list[bytes], str]:
                     imgs.append(im.convert("RGB"))
             if len(imgs) == n:
                 break
-        what = f"{len(imgs)} corpus JPEGs of 0.1-0.6 Mpx"
-    else:
-        rng = np.random.default_rng(0)
-        for _ in range(n):
-            small = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            imgs.append(Image.fromarray(small).resize((500, 375), Image.Resampling.BICUBIC))
-        what = f"{n} generated 500x375 images (no corpus at {CORPUS})"
+        return imgs, f"{len(imgs)} corpus JPEGs of 0.1-0.6 Mpx"
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        small = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        imgs.append(Image.fromarray(small).resize((500, 375), Image.Resampling.BICUBIC))
+    return imgs, f"{n} generated 500x375 images (no corpus at {CORPUS})"
+
+
+def sources(n: int) -> tuple[list[bytes], str]:
+    """AVIF bytes of :func:`photos`, and what they are."""
+    imgs, what = photos(n)
     blobs = []
     for im in imgs:
         buf = io.BytesIO()

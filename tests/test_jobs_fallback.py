@@ -354,3 +354,30 @@ def test_cli_run(tmp_path: Path) -> None:
     assert pq.read_metadata(next(out.glob("part-*.parquet"))).metadata[b"mmcore_config_hash"] == (
         Config(fallback="pillow", thumbnail=32).config_hash().encode()
     )
+
+
+def test_bench_fallback_smoke() -> None:
+    """bench/bench_fallback.py runs and checks its rows against imagehash (no timing asserted)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pytest.importorskip("pdqhash")
+    env = dict(os.environ)  # the bench imports the mmcore under test
+    here = str(Path(mmcore.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "bench_fallback.py"),
+        "--files",
+        "3",
+        "--repeat",
+        "1",
+        "--threads",
+        "1",
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "| TIFF (LZW) |" in p.stdout and "| BMP |" in p.stdout
+    assert "checked: the Processor's pHash / dHash / aHash equal imagehash's" in p.stdout

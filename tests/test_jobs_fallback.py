@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,81 @@ def test_bench_fallback_smoke() -> None:
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "| TIFF (LZW) |" in p.stdout and "| BMP |" in p.stdout
     assert "checked: the Processor's pHash / dHash / aHash equal imagehash's" in p.stdout
+
+
+def _mixed_folder(root: Path) -> Path:
+    """PNGs, the same pixels as BMP / TIFF / QOI, a damaged BMP and junk, over several shards."""
+    src = root / "src"
+    src.mkdir()
+    for i, a in enumerate(photos()[:4]):
+        for ext, fmt in (("png", "PNG"), ("bmp", "BMP"), ("tif", "TIFF")):
+            (src / f"{i}.{ext}").write_bytes(encode(Image.fromarray(a), fmt))
+    (src / "bad.bmp").write_bytes(encode(Image.fromarray(photos()[0]), "BMP")[:300])
+    (src / "junk.bin").write_bytes(b"\x00junk" * 40)
+    return src
+
+
+def _table(out: Path) -> list[dict[str, Any]]:
+    return sorted(read_output(out).to_pylist(), key=lambda r: r["id"])
+
+
+def test_retry_failed_adds_the_fallback(tmp_path: Path) -> None:
+    """An output written without the fallback takes it with --mode retry-failed --fallback pillow
+    (the other options from its manifest): only the failed records are processed again, and the
+    output equals a run with the fallback from the start. Other modes are refused with the way to
+    do it; a change of another option still is refused."""
+    from mmcore.cli import main
+
+    src = _mixed_folder(tmp_path)
+    fresh, out = tmp_path / "fresh", tmp_path / "out"
+    flags = ["--quiet", "--shard-size", "4", "--thumbnail", "32"]
+    assert main(["run", str(src), str(fresh), *flags, "--fallback", "pillow"]) == 0
+    assert main(["run", str(src), str(out), *flags]) == 0
+    before = _table(out)
+    assert sum(r["status"] == "UNSUPPORTED" for r in before) == 9  # 4 BMP, 4 TIFF, the damaged BMP
+    with pytest.raises(JobError, match="add it with --mode retry-failed"):
+        run(str(src), out, Config(fallback="pillow", thumbnail=32), progress=None)
+    with pytest.raises(JobError, match="other processing options"):
+        run(str(src), out, Config(fallback="pillow", thumbnail=64, mode="retry-failed"), progress=None)
+    assert main(["run", str(src), str(out), "--quiet", "--mode", "retry-failed", "--fallback", "pillow"]) == 0
+    assert _table(out) == _table(fresh)
+    m = json.loads((out / "_mmcore_job.json").read_text())
+    assert (
+        m["config"]["fallback"] == "pillow"
+        and m["config_hash"] == Config(fallback="pillow", thumbnail=32).config_hash()
+    )
+    records = [json.loads(p.read_text()) for p in sorted((out / "_done").glob("*.json"))]
+    assert {r["config_hash"] for r in records} == {m["config_hash"]}
+    kept = {r["id"]: r for r in before if r["status"] == "OK"}
+    assert all(r == kept[r["id"]] for r in _table(out) if r["id"] in kept)  # OK rows untouched
+
+
+def test_adding_the_fallback_survives_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry-failed run adding the fallback stopped after its first shard: the next run, in any
+    mode and without flags, finishes the shards still written without it."""
+    import mmcore.jobs.runner as runner_mod
+
+    src = _mixed_folder(tmp_path)
+    fresh, out = tmp_path / "fresh", tmp_path / "out"
+    run(str(src), fresh, Config(fallback="pillow", shard_size=4), progress=None)
+    run(str(src), out, Config(shard_size=4), progress=None)
+    real = runner_mod._write_shard
+    calls = []
+
+    def dies_second(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner_mod, "_write_shard", dies_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(str(src), out, Config(fallback="pillow", shard_size=4, mode="retry-failed"), progress=None)
+    monkeypatch.setattr(runner_mod, "_write_shard", real)
+    assert _table(out) != _table(fresh)
+    from mmcore.cli import main
+
+    assert main(["run", str(src), str(out), "--quiet"]) == 0  # incremental, the manifest's options
+    assert _table(out) == _table(fresh)
+    assert main(["run", str(src), str(out), "--quiet"]) == 0  # and then nothing is left to do
+    assert _table(out) == _table(fresh)

@@ -174,14 +174,39 @@ def _job_hash(m: dict[str, Any] | None, config: Config) -> str:
     return config.config_hash()
 
 
+def _adds_fallback(m: dict[str, Any], config: Config) -> bool:
+    """Whether ``config`` is the manifest's processing options with the Pillow fallback turned on:
+    the one change a written output can take without being redone whole, since the fallback
+    changes no row but those that were UNSUPPORTED, and retry-failed redoes every failed one."""
+    saved = {k: v for k, v in (m.get("config") or {}).items() if k in PROCESSING_OPTIONS}
+    try:
+        before = Config.from_dict(saved)
+    except (TypeError, ValueError):
+        return False
+    return (
+        before.fallback == "none"
+        and config.fallback != "none"
+        and before.replace(fallback=config.fallback).config_hash() == config.config_hash()
+    )
+
+
 def _load_manifest(m: dict[str, Any] | None, out: Path, source: str, config: Config) -> list[Shard] | None:
     if m is None:
         return None
     if m.get("config_hash") != _job_hash(m, config):
-        raise JobError(
-            f"{out} was written with other processing options (config hash {str(m.get('config_hash'))[:12]}, "
-            f"now {config.config_hash()[:12]}); use --mode overwrite or another output folder"
-        )
+        if _adds_fallback(m, config):
+            if config.mode != "retry-failed":
+                raise JobError(
+                    f"{out} was written without the Pillow fallback: add it with --mode retry-failed "
+                    "(only the records that failed are processed again), or use --mode overwrite or "
+                    "another output folder"
+                )
+        else:
+            raise JobError(
+                f"{out} was written with other processing options (config hash "
+                f"{str(m.get('config_hash'))[:12]}, now {config.config_hash()[:12]}); use --mode overwrite "
+                "or another output folder"
+            )
     if os.path.abspath(str(m.get("source", ""))) != os.path.abspath(source):
         raise JobError(
             f"{out} holds the output of source {m.get('source')!r}, not {source!r}; use --mode overwrite "
@@ -190,7 +215,9 @@ def _load_manifest(m: dict[str, Any] | None, out: Path, source: str, config: Con
     return [Shard.from_dict(d) for d in m["shards"]]
 
 
-def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard], job_hash: str) -> None:
+def _write_manifest(
+    out: Path, source: str, config: Config, shards: list[Shard], job_hash: str, earlier: set[str]
+) -> None:
     m = {
         "format": "mmcore-job",
         "version": 1,
@@ -200,6 +227,10 @@ def _write_manifest(out: Path, source: str, config: Config, shards: list[Shard],
         "source": os.path.abspath(source),
         "shards": [s.to_dict() for s in shards],
     }
+    if earlier:
+        # The job's config hashes before the fallback was added: shards whose completion records
+        # still carry one have their failed records processed again by every run until none does.
+        m["earlier_config_hashes"] = sorted(earlier)
     _atomic_write_bytes(out / MANIFEST, json.dumps(m, indent=1).encode())
 
 
@@ -543,6 +574,10 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     _clean_temporaries(outp)
     known = _load_manifest(manifest, outp, source, config)
     job_hash = _job_hash(manifest, config)
+    earlier = set(manifest.get("earlier_config_hashes") or []) if manifest is not None else set()
+    adding = manifest is not None and manifest.get("config_hash") != job_hash  # the fallback, retry-failed
+    if adding:
+        earlier.add(str(manifest["config_hash"]))  # type: ignore[index]
     shards, skipped = plan(source, config.shard_files(), known, exclude=os.fspath(outp))
     known_names = {s.name for s in known or []}
     if any(s.kind == "parquet" and s.name not in known_names for s in shards):
@@ -550,23 +585,25 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
         clash = repeated_id(shards, config.id_column)
         if clash is not None:
             raise JobError(clash)
-    if known is None or len(shards) != len(known):
-        _write_manifest(outp, source, config, shards, job_hash)
+    if known is None or len(shards) != len(known) or adding:
+        _write_manifest(outp, source, config, shards, job_hash, earlier)
     done = set(completed_shards(outp))
     summary = RunSummary(out=os.fspath(outp), shards_total=len(shards), skipped_files=skipped)
     proc = Processor(config)
     todo: list[tuple[Shard, set[str] | None]] = []
     stats: dict[str, list[str]] = {}  # what completed shards read, as it is now (Shard.inputs)
     for s in shards:
+        # Written before the fallback was added: its failed records are processed again.
+        older = bool(earlier) and s.name in done and _recorded_hash(outp, s.name) in earlier
         if s.name not in done:
             todo.append((s, None))
         elif (changed := _changed_inputs(outp, s, stats)) is not None and s.kind != "files":
             todo.append((s, None))  # a tar or Parquet file rewritten: read it all again
             summary.shards_changed += 1
-        elif changed and config.mode != "retry-failed":  # files changed or deleted: read them again
+        elif changed and config.mode != "retry-failed" and not older:  # files changed or deleted
             todo.append((s, changed))
             summary.shards_changed += 1
-        elif config.mode == "retry-failed":
+        elif config.mode == "retry-failed" or older:
             t = pq.read_table(shard_path(outp, s.name), columns=["id", "status", "member"]).to_pydict()
             failed = {i for i, st in zip(t["id"], t["status"], strict=True) if st not in OK_STATUSES}
             # A tar or Parquet file that could not be read to its end ('shard.tar/', 'f.parquet#'
@@ -583,6 +620,8 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
                 todo.append((s, failed | set(changed or ())))
             else:
                 summary.shards_skipped += 1
+                if older:  # nothing the fallback could change: the part is the new config's
+                    _restamp(outp, s.name, job_hash)
         else:
             summary.shards_skipped += 1
     total = sum(s.records or 0 for s, only in todo if only is None) + sum(len(o) for _, o in todo if o)
@@ -633,6 +672,22 @@ def _run(source: str, outp: Path, config: Config, progress: IO[str] | None, t_st
     }
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
+
+
+def _recorded_hash(out: Path, shard: str) -> str | None:
+    """The config hash a completed shard's record says it was written with (None: unreadable)."""
+    try:
+        h = json.loads(done_path(out, shard).read_bytes()).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return h if isinstance(h, str) else None
+
+
+def _restamp(out: Path, shard: str, job_hash: str) -> None:
+    """A completed shard's record, with ``job_hash`` as the hash it was written with."""
+    rec = json.loads(done_path(out, shard).read_bytes())
+    rec["config_hash"] = job_hash
+    _atomic_write_bytes(done_path(out, shard), json.dumps(rec, indent=1).encode())
 
 
 def _changed_inputs(out: Path, shard: Shard, stats: dict[str, list[str]]) -> set[str] | None:
@@ -787,13 +842,12 @@ def _cmd_run(args: Any) -> int:
         args.thumbnail_format,
         args.thumbnail_webp_method,
         args.id_column,
-        args.fallback,
     )
     if args.config:
         config = Config.from_toml(args.config)
     elif all(f is None for f in flags):
         # A rerun with no processing options (resumed, retried or overwritten) keeps those OUT was
-        # written with.
+        # written with; --fallback alone changes that one (how an output takes the fallback).
         config = Config.from_dict(_saved_processing(args.out))
     else:
         config = Config()

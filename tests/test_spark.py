@@ -175,6 +175,27 @@ def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:
     assert {r["status"] for r in got} >= {"OK", "READ_ERROR"}
 
 
+def test_pillow_fallback_equals_mmcore_run(tmp_path: Path, spark: Any) -> None:
+    """fallback = "pillow" on the executors (each worker's Processor loads Pillow): the rows of
+    BMP / TIFF / PPM copies of the demo photos equal mmcore run's, hashed."""
+    from PIL import Image
+
+    blobs = []
+    for p in mmcore.demo_images()[:5]:
+        for fmt in ("PNG", "BMP", "TIFF", "PPM"):
+            buf = io.BytesIO()
+            Image.open(p).convert("RGB").save(buf, fmt)
+            blobs.append(buf.getvalue())
+    src = tmp_path / "fallback.parquet"
+    pq.write_table(pa.table({"image": pa.array(blobs, pa.binary())}), src)
+    config = Config(workers=1, fallback="pillow")
+    expected = single_machine(str(src), tmp_path / "out", config)
+    got = spark_rows(ms.process(spark.read.parquet(str(src)), config))
+    assert got == expected
+    assert {r["status"] for r in got} == {"OK"}
+    assert {r["format"] for r in got} == {"png", "bmp", "tiff", "ppm"}
+
+
 def test_odd_names_partitions_structs_and_max_bytes_equal_mmcore_run(tmp_path: Path, spark: Any) -> None:
     """The rows equal mmcore run's where Spark's own strings differ from them: binaryFile paths with
     ' ', '#' and '%' (Spark's path is not percent-encoded), a path column of percent-encoded

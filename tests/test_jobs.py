@@ -897,9 +897,12 @@ def test_corpus_mix_completes_with_a_row_per_file(tmp_path: Path) -> None:
     check_against_hash_batch({k: rows[k] for k in good}, good)
 
 
-def test_cli_run_prints_progress_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_run_prints_progress_and_summary(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """(capfd: the command writes its progress line to the file descriptor behind stderr, which it
+    keeps while the codec libraries' stderr goes to a log.)"""
     from mmcore.cli import main
 
+    capsys = capfd
     src = tmp_path / "src"
     blobs = make_tree(src, n=5)
     cfg = tmp_path / "job.toml"

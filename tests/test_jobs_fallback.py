@@ -460,3 +460,70 @@ def test_adding_the_fallback_survives_a_kill(tmp_path: Path, monkeypatch: pytest
     assert _table(out) == _table(fresh)
     assert main(["run", str(src), str(out), "--quiet"]) == 0  # and then nothing is left to do
     assert _table(out) == _table(fresh)
+
+
+def test_codec_stderr_goes_to_a_log(tmp_path: Path) -> None:
+    """mmcore run as a command: what the codec libraries print about damaged files (here libtiff in
+    Pillow's wheel, on LZW TIFFs with a damaged strip) lands in OUT/_mmcore_stderr.log, not between
+    the progress lines; the summary counts it; a clean rerun adds nothing; overwrite removes it."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    src.mkdir()
+    good = encode(Image.fromarray(photos()[0]), "TIFF", compression="tiff_lzw")
+    for i in range(3):
+        bad = bytearray(good)
+        bad[1000 + 500 * i : 1016 + 500 * i] = b"\xff" * 16
+        (src / f"bad{i}.tif").write_bytes(bytes(bad))
+    (src / "good.tif").write_bytes(good)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(mmcore.__file__).resolve().parent.parent)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "mmcore", "run", str(src), str(out), "--fallback", "pillow", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    p = cli()
+    assert p.returncode == 0, p.stderr
+    log = out / "_mmcore_stderr.log"
+    assert "Using code not yet in table" in log.read_text()
+    assert "tempfile.tif" not in p.stderr and "images/s" in p.stderr  # the progress line only
+    assert f"3 lines the codec libraries wrote to stderr: in {log}" in p.stdout
+    statuses = sorted(r["status"] for r in read_output(out).to_pylist())
+    assert statuses == ["CORRUPT", "CORRUPT", "CORRUPT", "OK"]
+    size = log.stat().st_size
+    p = cli()  # nothing to do: nothing printed, the log as it was
+    assert p.returncode == 0 and "codec libraries" not in p.stdout and log.stat().st_size == size
+    p = cli("--mode", "overwrite", "--quiet")
+    assert p.returncode == 0 and log.stat().st_size == size  # removed, then this run's lines
+    # A job that cannot start: its error is on stderr, not in a log.
+    p = subprocess.run(
+        [sys.executable, "-m", "mmcore", "run", str(src / "missing"), str(tmp_path / "o2")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert p.returncode == 1 and "error" in p.stderr
+
+
+def test_codec_messages_kept_when_the_run_stops(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """codec_messages: lines written to fd 2 (as a C library writes them) reach OUT's log also when
+    the run is interrupted; without a job folder they go back to stderr; the terminal stream
+    writes past the capture."""
+    from mmcore.jobs.runner import CODEC_LOG, MANIFEST, codec_messages
+
+    (tmp_path / MANIFEST).write_text("{}")
+    with pytest.raises(KeyboardInterrupt), codec_messages(tmp_path) as (terminal, said):
+        os.write(2, b"dav1d: a damaged frame\n")
+        terminal.write("progress\n")
+        raise KeyboardInterrupt
+    assert (tmp_path / CODEC_LOG).read_bytes() == b"dav1d: a damaged frame\n"
+    assert said == [f"1 line the codec libraries wrote to stderr: in {tmp_path / CODEC_LOG}"]
+    with codec_messages(tmp_path / "none") as (terminal, said):
+        os.write(2, b"no folder\n")
+    assert said == []
+    err = capfd.readouterr().err
+    assert "progress\n" in err and "no folder\n" in err and "damaged" not in err

@@ -15,6 +15,7 @@ import os
 import queue
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -123,6 +124,8 @@ def _clear(out: Path) -> None:
     for name in (DONE_DIR, "dedup", "report"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
+    with contextlib.suppress(FileNotFoundError):
+        (out / CODEC_LOG).unlink()
     with contextlib.suppress(FileNotFoundError):
         (out / MANIFEST).unlink()
 
@@ -865,7 +868,8 @@ def _cmd_run(args: Any) -> int:
         mode=args.mode,
     )
     try:
-        summary = run(args.source, args.out, config, progress=None if args.quiet else sys.stderr)
+        with codec_messages(args.out) as (terminal, said):
+            summary = run(args.source, args.out, config, progress=None if args.quiet else terminal)
     except KeyboardInterrupt:
         print(
             f"\nmmcore run: interrupted; completed shards are kept: rerun the same command to resume "
@@ -873,5 +877,53 @@ def _cmd_run(args: Any) -> int:
             file=sys.stderr,
         )
         return 130
-    print("\n".join(summary.lines()))
+    print("\n".join(summary.lines() + said))
     return 0
+
+
+#: In OUT: what the codec libraries wrote to stderr during the runs (codec_messages).
+CODEC_LOG = "_mmcore_stderr.log"
+
+
+@contextlib.contextmanager
+def codec_messages(out: str | os.PathLike[str]) -> Iterator[tuple[IO[str], list[str]]]:
+    """For the run of a command: file descriptor 2 goes to a temporary file, and the block gets a
+    stream on the terminal's stderr (for the progress line) and a list that, once the block is
+    done, holds the summary's line about what was caught.
+
+    Some codec libraries write about a damaged file straight to stderr (dav1d for AVIF; the libtiff
+    and libjpeg inside Pillow's wheel, for the Pillow fallback): one line per file, between the
+    progress line's updates, while each row already says what was wrong. Python's warnings go the
+    same way. Afterwards the lines are appended to OUT/_mmcore_stderr.log (or, when the run made no
+    job folder, written to the terminal as they came). The command owns its process's stderr; the
+    library (:func:`run`) never touches it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    said: list[str] = []
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            with os.fdopen(os.dup(saved), "w", buffering=1) as terminal:
+                yield terminal, said
+        finally:  # also when the run fails or is interrupted: what was caught is kept
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            _keep_caught(Path(out), caught.read(), said)
+
+
+def _keep_caught(out: Path, data: bytes, said: list[str]) -> None:
+    """codec_messages' lines into OUT's log (a summary line in ``said``), or back on stderr when
+    there is no job folder to put them in."""
+    if not data:
+        return
+    if (out / MANIFEST).is_file():
+        with open(out / CODEC_LOG, "ab") as f:
+            f.write(data)
+        n = data.count(b"\n") + (not data.endswith(b"\n"))
+        said.append(f"{n:,} line{'s' * (n != 1)} the codec libraries wrote to stderr: in {out / CODEC_LOG}")
+    else:
+        sys.stderr.buffer.write(data)
+        sys.stderr.flush()

@@ -400,7 +400,7 @@ def _table(out: Path) -> list[dict[str, Any]]:
     return sorted(read_output(out).to_pylist(), key=lambda r: r["id"])
 
 
-def test_retry_failed_adds_the_fallback(tmp_path: Path) -> None:
+def test_retry_failed_adds_the_fallback(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """An output written without the fallback takes it with --mode retry-failed --fallback pillow
     (the other options from its manifest): only the failed records are processed again, and the
     output equals a run with the fallback from the start. Other modes are refused with the way to
@@ -412,6 +412,7 @@ def test_retry_failed_adds_the_fallback(tmp_path: Path) -> None:
     flags = ["--quiet", "--shard-size", "4", "--thumbnail", "32"]
     assert main(["run", str(src), str(fresh), *flags, "--fallback", "pillow"]) == 0
     assert main(["run", str(src), str(out), *flags]) == 0
+    assert "9 UNSUPPORTED: their error column names" in capfd.readouterr().out  # the way to add it
     before = _table(out)
     assert sum(r["status"] == "UNSUPPORTED" for r in before) == 9  # 4 BMP, 4 TIFF, the damaged BMP
     with pytest.raises(JobError, match="add it with --mode retry-failed"):
@@ -419,6 +420,7 @@ def test_retry_failed_adds_the_fallback(tmp_path: Path) -> None:
     with pytest.raises(JobError, match="other processing options"):
         run(str(src), out, Config(fallback="pillow", thumbnail=64, mode="retry-failed"), progress=None)
     assert main(["run", str(src), str(out), "--quiet", "--mode", "retry-failed", "--fallback", "pillow"]) == 0
+    assert "UNSUPPORTED" not in capfd.readouterr().out  # the damaged BMP is CORRUPT now
     assert _table(out) == _table(fresh)
     m = json.loads((out / "_mmcore_job.json").read_text())
     assert (

@@ -877,7 +877,15 @@ def _cmd_run(args: Any) -> int:
             file=sys.stderr,
         )
         return 130
-    print("\n".join(summary.lines() + said))
+    hint = []
+    unsupported = summary.counts.get("UNSUPPORTED", 0)
+    if unsupported and config.fallback == "none":
+        hint = [
+            f"{unsupported:,} UNSUPPORTED: their error column names what mmcore does not decode; formats "
+            "Pillow reads (TIFF, BMP, HEIC, ...) get hashed by the same command with "
+            '--mode retry-failed --fallback pillow (docs/jobs.md, "Other formats")'
+        ]
+    print("\n".join(summary.lines() + said + hint))
     return 0
 
 

@@ -529,3 +529,22 @@ def test_codec_messages_kept_when_the_run_stops(tmp_path: Path, capfd: pytest.Ca
     assert said == []
     err = capfd.readouterr().err
     assert "progress\n" in err and "no folder\n" in err and "damaged" not in err
+
+
+def test_report_counts_formats_and_says_how_to_add_the_fallback(tmp_path: Path) -> None:
+    """mmcore report: a table of records by format (Pillow's names after the fallback); an output
+    with UNSUPPORTED rows and no fallback gets a note with the command, one with it none."""
+    from mmcore.jobs.report import report
+
+    src = _mixed_folder(tmp_path)
+    plain, added = tmp_path / "plain", tmp_path / "added"
+    run(str(src), plain, Config(), progress=None)
+    run(str(src), added, Config(fallback="pillow"), progress=None)
+    report(plain)
+    md = (plain / "report" / "report.md").read_text()
+    assert "### Records by format" in md and "| png | 4 |" in md and "| (none) | 10 |" in md
+    assert "9 records are UNSUPPORTED" in md and "--mode retry-failed --fallback pillow" in md
+    report(added)
+    md = (added / "report" / "report.md").read_text()
+    assert "| png | 4 |" in md and "| bmp | 5 |" in md and "| tiff | 4 |" in md and "| (none) | 1 |" in md
+    assert "UNSUPPORTED" not in md

@@ -60,7 +60,9 @@ STATUS_ORDER = (
     "READ_ERROR",
 )
 _BATCH_ROWS = 65536
-_ROW_COLUMNS = ["id", "status", "error", "error_stage", "width", "height", "byte_size"]
+_ROW_COLUMNS = ["id", "status", "error", "error_stage", "width", "height", "byte_size", "format"]
+#: The format table's name for records with no format: not read, or no known signature.
+NO_FORMAT = "(none)"
 _CLUSTER_COLUMNS = ["id", "cluster_id", "is_representative", "distance_to_representative"]
 _THUMB_NAME = re.compile(r"c\d+-g\d+-\d+\.(jpg|webp)")
 _CHART_NAME = re.compile(r"[a-z0-9-]+\.svg")
@@ -160,6 +162,7 @@ class Facts:
     shards: list[ShardStats]
     records: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
+    format_counts: dict[str, int] = field(default_factory=dict)
     stage_errors: dict[str, int] = field(default_factory=dict)
     errors: list[ErrorRow] = field(default_factory=list)
     distinct_errors: int = 0
@@ -276,6 +279,7 @@ def _scan_rows(out: Path, shards: Sequence[str], facts: Facts) -> None:
     """Statuses, error stages and messages, and size histograms over the completed shards, one
     record batch at a time."""
     status: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     errors: dict[str, ErrorRow] = {}
     mp = np.zeros(len(MP_EDGES) - 1, np.int64)
@@ -286,6 +290,9 @@ def _scan_rows(out: Path, shards: Sequence[str], facts: Facts) -> None:
             t = pa.Table.from_batches([batch])
             facts.records += t.num_rows
             _count_into(status, t["status"])
+            _count_into(formats, t["format"])
+            if t["format"].null_count:
+                formats[NO_FORMAT] += t["format"].null_count
             _count_into(stages, t["error_stage"])
             failed = t.filter(pc.is_valid(t["error"]))
             if failed.num_rows:
@@ -307,6 +314,7 @@ def _scan_rows(out: Path, shards: Sequence[str], facts: Facts) -> None:
             size = _positive(t["byte_size"])
             nbytes += _bin_counts(size[size > 0], BYTE_EDGES)
     facts.status_counts = {k: status[k] for k in _ordered(status, STATUS_ORDER)}
+    facts.format_counts = dict(sorted(formats.items(), key=lambda kv: (kv[0] == NO_FORMAT, -kv[1], kv[0])))
     facts.stage_errors = {k: stages[k] for k in _ordered(stages, ERROR_STAGES)}
     facts.distinct_errors = len(errors)
     facts.errors = sorted(errors.values(), key=lambda e: (-e.count, e.message))[:TOP_ERRORS]
@@ -500,6 +508,13 @@ def gather(out: str | os.PathLike[str], *, gallery_groups: int = 12) -> Facts:
         facts.notes.append(
             f"the completion records count {recorded:,} rows but the completed parts hold {facts.records:,}"
         )
+    unsupported = facts.status_counts.get("UNSUPPORTED", 0)
+    if unsupported and (manifest.get("config") or {}).get("fallback", "none") == "none":
+        facts.notes.append(
+            f"{unsupported:,} records are UNSUPPORTED (their error names the format mmcore does not "
+            "decode); those in formats Pillow reads (TIFF, BMP, HEIC, ...) get hashed by "
+            "mmcore run SOURCE OUT --mode retry-failed --fallback pillow"
+        )
     job_hash = manifest.get("config_hash")
     other = sorted(s.name for s in facts.shards if s.config_hash and s.config_hash != job_hash)
     if other:
@@ -641,6 +656,10 @@ def _summary(p: _Page, f: Facts) -> None:
         p.heading(3, "Records by status")
         rows2 = [(k, f"{v:,}", _pct(v, f.records)) for k, v in f.status_counts.items()]
         p.table(("status", "records", "share"), rows2, numeric=(1, 2))
+    if f.format_counts:
+        p.heading(3, "Records by format")
+        rows3 = [(k, f"{v:,}", _pct(v, f.records)) for k, v in f.format_counts.items()]
+        p.table(("format", "records", "share"), rows3, numeric=(1, 2))
     cfg = m.get("config")
     if isinstance(cfg, dict) and cfg:
         p.heading(3, "Config")

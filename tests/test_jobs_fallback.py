@@ -485,7 +485,9 @@ def test_codec_stderr_goes_to_a_log(tmp_path: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "mmcore", "run", str(src), str(out), "--fallback", "pillow", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        # From tmp_path: `python -m` puts the working directory first on sys.path, and from the
+        # repository root (where CI runs pytest) that is the source tree's mmcore, unbuilt.
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
 
     p = cli()
     assert p.returncode == 0, p.stderr
@@ -507,6 +509,7 @@ def test_codec_stderr_goes_to_a_log(tmp_path: Path) -> None:
         text=True,
         env=env,
         timeout=300,
+        cwd=tmp_path,
     )
     assert p.returncode == 1 and "error" in p.stderr
 

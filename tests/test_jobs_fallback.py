@@ -551,3 +551,18 @@ def test_report_counts_formats_and_says_how_to_add_the_fallback(tmp_path: Path) 
     md = (added / "report" / "report.md").read_text()
     assert "| png | 4 |" in md and "| bmp | 5 |" in md and "| tiff | 4 |" in md and "| (none) | 1 |" in md
     assert "UNSUPPORTED" not in md
+
+
+def test_pillow_decodes_avif_for_a_build_without_libavif() -> None:
+    """A build without libavif names AVIF UNSUPPORTED; the fallback then takes Pillow's AVIF plugin
+    (Pillow 13 has one): fallback.decode gives Pillow's pixels and the format."""
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF plugin")
+    a = photos()[3]
+    blob = encode(Image.fromarray(a), "AVIF", quality=90)
+    d = fb.decode(blob, 10**8, "AVIF images are not supported by this build of mmcore")
+    assert (d.status, d.format, d.width, d.height) == (mmcore.Status.OK, "avif", a.shape[1], a.shape[0])
+    assert d.pixels is not None
+    assert np.array_equal(d.pixels, np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")))

@@ -566,3 +566,21 @@ def test_pillow_decodes_avif_for_a_build_without_libavif() -> None:
     assert (d.status, d.format, d.width, d.height) == (mmcore.Status.OK, "avif", a.shape[1], a.shape[0])
     assert d.pixels is not None
     assert np.array_equal(d.pixels, np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")))
+
+
+@pytest.mark.skipif(pillow_heif is None, reason="needs pillow-heif to write the HEIC file")
+def test_heic_without_pillow_heif_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow without pillow-heif's opener: a HEIC stays UNSUPPORTED, and the message names the
+    package that would read it."""
+    assert pillow_heif is not None
+    pillow_heif.register_heif_opener()
+    blob = encode(Image.fromarray(photos()[0]), "HEIF")
+    (plain,) = rows({}, [blob])  # mmcore's own message
+    Image.init()
+    monkeypatch.delitem(Image.OPEN, "HEIF")  # (a Processor would register it again: decode alone)
+    d = fb.decode(blob, 10**8, plain["error"])
+    assert d.status == mmcore.Status.UNSUPPORTED and d.error is not None
+    assert d.error.startswith("HEIF images are not supported")
+    assert d.error.endswith(
+        "Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
+    )

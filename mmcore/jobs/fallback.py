@@ -82,6 +82,9 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
     except Image.DecompressionBombError as e:
         return Decoded(Status.TOO_LARGE, f"{why}; Pillow refuses it: {e}")
     except UnidentifiedImageError:
+        if "HEIF" not in formats and why.startswith("HEIF"):
+            why += "; Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
+            return Decoded(Status.UNSUPPORTED, why)
         return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot read it either")
     except MemoryError:
         return Decoded(Status.NO_MEMORY, f"{why}; out of memory in Pillow")

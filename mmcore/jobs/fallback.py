@@ -83,8 +83,8 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
         return Decoded(Status.TOO_LARGE, f"{why}; Pillow refuses it: {e}")
     except UnidentifiedImageError:
         if "HEIF" not in formats and why.startswith("HEIF"):
-            why += "; Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
-            return Decoded(Status.UNSUPPORTED, why)
+            hint = "Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
+            return Decoded(Status.UNSUPPORTED, f"{why}; {hint}")
         return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot read it either")
     except MemoryError:
         return Decoded(Status.NO_MEMORY, f"{why}; out of memory in Pillow")

@@ -566,8 +566,11 @@ class Processor:
                 formats[j] = d.format
             if d.width > 0:
                 width[j], height[j], orient[j], known[j] = d.width, d.height, d.orientation, True
+        # Each with the orientation that applies (1 where exif_orientation is off).
         done = [
-            (j, d.pixels, d.orientation) for j, d in zip(js, decoded, strict=True) if d.pixels is not None
+            (j, d.pixels, d.orientation if cfg.exif_orientation else 1)
+            for j, d in zip(js, decoded, strict=True)
+            if d.pixels is not None
         ]
         if not done:
             return
@@ -575,10 +578,7 @@ class Processor:
         # image, turned (fast mode decodes those formats to that grey image).
         fast = cfg.hash_mode == "fast"
         r = hash_batch(
-            [
-                fallback.turned(fallback.grey(px), o if cfg.exif_orientation else 1) if fast else px
-                for _, px, o in done
-            ],
+            [fallback.turned(fallback.grey(px), o) if fast else px for _, px, o in done],
             kinds=cfg.hashes,  # type: ignore[arg-type]  # names checked by Config
             mode=cfg.hash_mode,  # type: ignore[arg-type]
             max_pixels=self._max_pixels,
@@ -598,7 +598,7 @@ class Processor:
             if tb is None or not r.ok[i]:
                 continue
             # thumbnail_batch's pixels from this decode: turned, then resized to its geometry.
-            rgb = fallback.rgb(fallback.turned(px, o) if cfg.exif_orientation else px)
+            rgb = fallback.rgb(fallback.turned(px, o))
             h, w = rgb.shape[:2]
             rw, rh, _, _ = _core.thumbnail_geometry(w, h, cfg.thumbnail, 0, 0, 0, 0, 0, 0, False)
             tb.images[j] = rgb if (rw, rh) == (w, h) else resize(rgb, (rw, rh))

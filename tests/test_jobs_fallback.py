@@ -109,6 +109,7 @@ def test_lossless_formats_give_the_png_row(name: str, fmt: str, opts: dict[str, 
     assert all("not supported" in r["error"] for r in plain)
 
 
+@functools.cache
 def modes() -> list[tuple[str, Any]]:
     """Images of every Pillow mode a fallback format stores, from one photo."""
     a = photos()[0]

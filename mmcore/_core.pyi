@@ -56,8 +56,16 @@ def thumbnail_batch(
     threads: int,
     out: npt.NDArray[np.uint8] | None = None,
 ) -> _Batch: ...
+
+# full_width / full_height > 0: the centre width x height window of the resize to that size.
 def resize(
-    img: npt.NDArray[np.uint8], width: int, height: int, filter: int, backend: int = -1
+    img: npt.NDArray[np.uint8],
+    width: int,
+    height: int,
+    filter: int,
+    backend: int = -1,
+    full_width: int = 0,
+    full_height: int = 0,
 ) -> npt.NDArray[np.uint8]: ...
 def image_info(src: Any, exif: bool = True) -> dict[str, Any]: ...
 def image_info_batch(

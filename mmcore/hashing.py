@@ -21,15 +21,17 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, overload
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _core, _pillow
 from .image import (
     BatchResult,
+    ThumbnailCodes,
     _batch_sources,
     _check_src,
     _flag,
@@ -40,12 +42,15 @@ from .image import (
 )
 from .status import DecodeError, Status, StatusColumn
 
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
 #: Tokens shared by batch calls running at the same time: ``ThreadBudget(n)`` lets them work on at
 #: most ``n`` images at once between them (``hash_batch(..., budget=)``); ``.tokens`` is ``n``.
 ThreadBudget = _core.ThreadBudget
 
-HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
-"""Encoded image bytes, a path, or a decoded uint8 image (HxW, HxWx3, HxWx4)."""
+HashSource = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]", "PILImage"]
+"""Encoded image bytes, a path, a decoded uint8 image (HxW, HxWx3, HxWx4), or a Pillow image."""
 
 HashKind = Literal["ahash", "dhash", "dhash_vertical", "phash", "phash_simple", "whash", "colorhash", "pdq"]
 Mode = Literal["exact", "fast"]
@@ -132,6 +137,142 @@ def _hash_src(src: Any) -> Any:
     return src
 
 
+def _pil_pixels(im: Any) -> tuple[Status, str | None, npt.NDArray[np.uint8] | None]:
+    """A Pillow image's pixels as imagehash sees them (:func:`mmcore._pillow.pixels`), or why
+    there are none (an image Pillow cannot load: truncated, damaged; a mode it cannot convert)."""
+    try:
+        return Status.OK, None, _pillow.pixels(im)
+    except MemoryError:
+        w, h = im.size
+        return Status.NO_MEMORY, f"out of memory loading the {im.mode} {w}x{h} Pillow image", None
+    except Exception as e:  # what Pillow's loaders and converters raise varies (OSError, ValueError...)
+        return Status.CORRUPT, f"Pillow could not load the image: {_pillow._text(e)}", None
+
+
+Failures = dict[int, tuple[Status, "str | None"]]
+
+
+def _sources(srcs: Sequence[Any], threads: int | None) -> tuple[list[Any], Failures]:
+    """hash_batch's sources for the native call, and the records that have failed already (a
+    Pillow image that could not be loaded: None in its place). Pillow images become their pixels,
+    loaded on ``threads`` threads (Pillow's decoders and converters release the GIL)."""
+    items = [None if _pillow.is_image(s) else _hash_src(s) for s in srcs]
+    pil = [i for i, s in enumerate(srcs) if items[i] is None and s is not None]
+    failed: Failures = {}
+    if not pil:
+        return items, failed
+    # One load per image object: Pillow images are not safe to load from two threads at once.
+    first: dict[int, int] = {}
+    for i in pil:
+        first.setdefault(id(srcs[i]), i)
+    once = list(first.values())
+    workers = min(len(once), threads or os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as ex:
+        done = dict(zip(once, ex.map(lambda i: _pil_pixels(srcs[i]), once), strict=True))
+    for i in pil:
+        status, error, px = done[first[id(srcs[i])]]
+        items[i] = px
+        if px is None:
+            failed[i] = (status, error)
+    return items, failed
+
+
+def _fallback(
+    items: Sequence[Any],
+    hr: HashResult,
+    *,
+    mode: str,
+    dihedral: bool,
+    exif_orientation: bool,
+    max_pixels: int | None,
+    threads: int | None,
+    budget: ThreadBudget | None,
+    thumb: ThumbnailCodes | None,
+) -> list[tuple[int, _pillow.Decoded]]:
+    """``hash_batch(..., fallback="pillow")``: the records of encoded ``items`` (bytes or paths)
+    that ``hr`` names UNSUPPORTED decoded by Pillow and hashed from its pixels, their entries in
+    ``hr`` (columns, status, errors, thumbnails) replaced in place by that or by why Pillow could
+    not. Returns what Pillow made of each record it was given (its format, size, orientation)."""
+    _pillow.load()
+    js = [
+        j
+        for j in np.flatnonzero(np.asarray(hr.status) == Status.UNSUPPORTED).tolist()
+        if not isinstance(items[j], np.ndarray) or items[j].ndim == 1
+    ]
+    if not js:
+        return []
+    limit = _max_pixels(max_pixels)
+    workers = min(len(js), threads or os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as ex:  # Pillow's decoders release the GIL
+        decoded = list(ex.map(lambda j: _pillow.decode(_encoded(items[j]), limit, hr.errors[j]), js))
+    hr.status = np.array(hr.status)
+    for j, d in zip(js, decoded, strict=True):
+        hr.status[j], hr.errors[j] = d.status, d.error
+    # Each with the orientation that applies (1 where exif_orientation is off).
+    done = [
+        (j, d.pixels, d.orientation if exif_orientation else 1)
+        for j, d in zip(js, decoded, strict=True)
+        if d.pixels is not None
+    ]
+    if done:
+        # As for mmcore's own formats: exact modes hash the image as stored; fast mode its grey
+        # image, turned (fast mode decodes those formats to that grey image), and colorhash its
+        # colours, turned.
+        fast = mode == "fast"
+        rows = np.array([j for j, _, _ in done], np.intp)
+        calls = [(hr.kinds, [px for _, px, _ in done])]
+        if fast:
+            grey = tuple(k for k in hr.kinds if k != "colorhash")
+            calls = [(grey, [_pillow.turned(_pillow.grey(px), o) for _, px, o in done])] if grey else []
+            if "colorhash" in hr.kinds:
+                calls.append((("colorhash",), [_pillow.turned(px, o) for _, px, o in done]))
+        status = np.zeros(len(done), np.uint8)
+        errors: list[str | None] = [None] * len(done)
+        for kinds, images in calls:
+            r = hash_batch(
+                images,
+                kinds=kinds,  # type: ignore[arg-type]  # hr's kinds are checked names
+                mode=mode,  # type: ignore[arg-type]
+                dihedral=dihedral,
+                max_pixels=max_pixels,
+                threads=threads,
+                budget=budget,
+            )
+            for k, col in r.columns.items():
+                hr.columns[k] = np.array(hr.columns[k])
+                hr.columns[k][rows] = col
+            worse = r.status > status  # the record's worst status over the calls, and its message
+            status[worse] = r.status[worse]
+            for i in np.flatnonzero(worse).tolist():
+                errors[i] = r.errors[i]
+        hr.status[rows] = status
+        for i, j in enumerate(rows.tolist()):
+            hr.errors[j] = errors[i]
+    tb = hr.thumbnails
+    if tb is None or thumb is None:
+        return list(zip(js, decoded, strict=True))
+    # The thumbnails of the records Pillow decoded (thumbnail_batch's from the same pixels), and
+    # Pillow's status for those it could not.
+    tb.status = np.array(tb.status)
+    for j, d in zip(js, decoded, strict=True):
+        if d.pixels is None:
+            tb.status[j], tb.errors[j] = d.status, d.error
+        else:
+            tb.status[j], tb.errors[j], tb.images[j] = _pillow.thumbnail(d.pixels, d.orientation, thumb)
+    return list(zip(js, decoded, strict=True))
+
+
+def _encoded(item: Any) -> Any:
+    """An encoded source's bytes: a path's file read (the native call read it before)."""
+    if isinstance(item, str):
+        try:
+            with open(item, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""  # gone since: Pillow names it unidentified, as mmcore did
+    return item
+
+
 def _kinds(kinds: str | Iterable[str]) -> tuple[tuple[str, ...], int]:
     if isinstance(kinds, str):
         kinds = (kinds,)
@@ -166,6 +307,7 @@ def hash_batch(
     thumbnail: Mapping[str, Any] | int | None = None,
     device: Literal["cpu", "cuda"] = "cpu",
     budget: ThreadBudget | None = None,
+    fallback: Literal["pillow"] | None = None,
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
 
@@ -192,6 +334,17 @@ def hash_batch(
     slowest image is done; a second call started meanwhile takes the cores the first leaves idle,
     without running more decodes than there are tokens, and without delaying the first. CPU only.
 
+    Pillow images are sources too (what imagehash takes): each is hashed from the array imagehash
+    sees in it (``convert("L")`` for the grey modes, ``convert("RGB")`` for the others), loaded
+    here on ``threads`` threads; one Pillow cannot load (a truncated file behind ``Image.open``)
+    gets a status. Like arrays, they are pixels: no EXIF orientation, no thumbnail.
+
+    ``fallback="pillow"`` (Pillow needed: ``pip install 'mmcore[fallback]'``): the records whose
+    format mmcore does not decode (``UNSUPPORTED``: TIFF, BMP, ICO, PNM, JPEG 2000, PSD, QOI; HEIC
+    with pillow-heif) are decoded by Pillow and hashed by mmcore from its pixels (exact modes give
+    imagehash's bits on the same ``Image.open``), with their thumbnails; one Pillow cannot read
+    keeps UNSUPPORTED, one it knows but cannot decode is CORRUPT. See docs/jobs.md "Other formats".
+
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
     >>> r["dhash"].dtype, len(r) == len(mmcore.demo_images())
@@ -203,17 +356,22 @@ def hash_batch(
     names, mask = _kinds(kinds)
     m = _mode(mode, ("exact", "reference", "full", "fast"))
     srcs = _batch_sources(srcs)
+    if fallback not in (None, "pillow"):
+        raise ValueError(f"fallback must be None or 'pillow', got {fallback!r}")
+    if fallback is not None:
+        _pillow.load()  # ImportError with the command that installs Pillow, before any work
     if device == "cuda":
         if budget is not None:
             raise ValueError("budget is for device 'cpu' (it counts CPU decode threads)")
         thumb_kw = None if thumbnail is None else _thumbnail_kwargs(thumbnail)
-        return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumb_kw)
+        return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumb_kw, fallback)
     if device != "cpu":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if budget is not None and not isinstance(budget, ThreadBudget):
         raise TypeError(f"budget must be a mmcore.ThreadBudget, got {type(budget).__name__}")
-    items = [_hash_src(s) for s in srcs]
     thumb = None if thumbnail is None else _thumbnail_codes(**_thumbnail_kwargs(thumbnail))
+    srcs = srcs if isinstance(srcs, Sequence) else list(srcs)
+    items, failed = _sources(srcs, _threads(threads) or None)
     out = _core.hash_batch(
         items,
         mask,
@@ -239,7 +397,33 @@ def hash_batch(
             columns["pdq_quality"] = quality
         else:
             columns[k] = np.ascontiguousarray(bits[:, KINDS.index(k)])
-    return HashResult(columns, status, errors, names, thumbs)
+    hr = HashResult(columns, status, errors, names, thumbs)
+    _pil_failures(hr, failed)
+    if fallback is not None:
+        _fallback(
+            items,
+            hr,
+            mode=mode,
+            dihedral=dihedral,
+            exif_orientation=exif_orientation,
+            max_pixels=max_pixels,
+            threads=threads,
+            budget=budget,
+            thumb=thumb,
+        )
+    return hr
+
+
+def _pil_failures(hr: HashResult, failed: Failures) -> None:
+    """The statuses of the Pillow images that could not be loaded (None in the native call)."""
+    if not failed:
+        return
+    hr.status = np.array(hr.status)
+    for i, (status, error) in failed.items():
+        hr.status[i], hr.errors[i] = status, error
+        if hr.thumbnails is not None:
+            hr.thumbnails.status = np.array(hr.thumbnails.status)
+            hr.thumbnails.status[i], hr.thumbnails.errors[i] = status, error
 
 
 def _hash_batch_gpu(
@@ -250,6 +434,7 @@ def _hash_batch_gpu(
     max_pixels: int | None,
     threads: int | None,
     thumbnail: Mapping[str, Any] | None,
+    fallback: str | None,
 ) -> HashResult:
     """hash_batch(device="cuda"): the same result with cupy columns."""
     from . import gpu
@@ -273,7 +458,22 @@ def _hash_batch_gpu(
         return HashResult(cols, r.status, [None] * len(r.status), names, None)
     if any(gpu.is_device_array(s) for s in srcs):
         raise ValueError("device arrays and host sources in one call: hash them in separate calls")
-    hr = ctx.hash_sources(srcs, names, max_pixels=max_pixels, threads=threads, thumbnail=thumbnail)
+    items, failed = _sources(srcs, _threads(threads) or None)
+    hr = ctx.hash_sources(items, names, max_pixels=max_pixels, threads=threads, thumbnail=thumbnail)
+    _pil_failures(hr, failed)
+    if fallback is not None:  # on the host columns, before they go to the device
+        thumb = None if thumbnail is None else _thumbnail_codes(**thumbnail)
+        _fallback(
+            items,
+            hr,
+            mode="exact",
+            dihedral=False,
+            exif_orientation=True,
+            max_pixels=max_pixels,
+            threads=threads,
+            budget=None,
+            thumb=thumb,
+        )
     return HashResult(
         {k: cp.asarray(v) for k, v in hr.columns.items()}, hr.status, hr.errors, names, hr.thumbnails
     )
@@ -303,8 +503,13 @@ def _one(
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], int]:
     """One record through the batch kernel: (its 7 bit columns, its PDQ rows, PDQ quality); raises
     DecodeError for bad data."""
-    _check_src(src)
-    s = _hash_src(src)
+    if _pillow.is_image(src):
+        status, error, s = _pil_pixels(src)
+        if s is None:
+            raise DecodeError(status, error or "")
+    else:
+        _check_src(src)
+        s = _hash_src(src)
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
     _, mask = _kinds((kind,))

@@ -104,6 +104,20 @@ def run_with_backend(script: str, backend: str, cwd: Path) -> str:
     return res.stdout
 
 
+def run_bench_script(name: str, *args: str) -> str:
+    """Runs bench/<name> with ``args`` in a fresh interpreter importing the mmcore under test;
+    asserts it succeeded and returns its stdout (smoke tests: no timing is asserted)."""
+    import mmcore
+
+    env = dict(os.environ)
+    here = str(Path(mmcore.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, str(ROOT / "bench" / name), *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    return p.stdout
+
+
 def check_lock_order(index: Any, search_beside: Any, add: Any, search_after: Any) -> list[Any]:
     """The readers-writer lock of an index (QuantizedIndex, HammingIndex), with a search under way
     (the lock held shared here): ``search_beside()`` runs beside it; ``add()`` in a thread waits

@@ -21,11 +21,12 @@ Image = pytest.importorskip("PIL.Image")
 ImageOps = pytest.importorskip("PIL.ImageOps")
 imagehash = pytest.importorskip("imagehash")
 
-from conftest import CORPUS  # noqa: E402
+from conftest import CORPUS, run_bench_script  # noqa: E402
+from test_hash_pillow import encode, photos  # noqa: E402
 
 import mmcore  # noqa: E402
+from mmcore import _pillow as fb  # noqa: E402
 from mmcore.jobs import Config, read_output  # noqa: E402
-from mmcore.jobs import fallback as fb  # noqa: E402
 from mmcore.jobs.processor import Processor  # noqa: E402
 from mmcore.jobs.runner import JobError, run  # noqa: E402
 from mmcore.jobs.schema import i64_to_u64  # noqa: E402
@@ -37,29 +38,6 @@ except ImportError:
 
 #: Columns that depend on the file's bytes, not on its pixels.
 _FILE_COLUMNS = {"id", "source_uri", "member", "byte_size", "content_sha256", "format"}
-
-
-@functools.cache
-def photos() -> list[np.ndarray]:
-    """Real photo pixels: the package's demo photos, and some corpus photos where the corpus is
-    (one over 512 px, so PDQ's reference squash is exercised)."""
-    out = []
-    for src in mmcore.demo_images():
-        if mmcore.image_info(src)["status"] == mmcore.Status.OK:
-            out.append(np.asarray(Image.open(src).convert("RGB")))
-    jpeg = CORPUS / "jpeg"
-    if jpeg.is_dir():
-        for p in sorted(jpeg.iterdir())[:40:10]:
-            im = Image.open(p).convert("RGB")
-            im.thumbnail((700, 700))
-            out.append(np.asarray(im))
-    return out
-
-
-def encode(img: Any, fmt: str, **kw: Any) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def batch(blobs: list[bytes]) -> Any:
@@ -360,29 +338,10 @@ def test_cli_run(tmp_path: Path) -> None:
 
 def test_bench_fallback_smoke() -> None:
     """bench/bench_fallback.py runs and checks its rows against imagehash (no timing asserted)."""
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
     pytest.importorskip("pdqhash")
-    env = dict(os.environ)  # the bench imports the mmcore under test
-    here = str(Path(mmcore.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [
-        sys.executable,
-        str(ROOT / "bench" / "bench_fallback.py"),
-        "--files",
-        "3",
-        "--repeat",
-        "1",
-        "--threads",
-        "1",
-    ]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    assert "| TIFF (LZW) |" in p.stdout and "| BMP |" in p.stdout
-    assert "checked: the Processor's pHash / dHash / aHash equal imagehash's" in p.stdout
+    out = run_bench_script("bench_fallback.py", "--files", "3", "--repeat", "1", "--threads", "1")
+    assert "| TIFF (LZW) |" in out and "| BMP |" in out
+    assert "checked: the Processor's pHash / dHash / aHash equal imagehash's" in out
 
 
 def _mixed_folder(root: Path) -> Path:

@@ -661,7 +661,10 @@ Options thumb_options(int pixel, bool exif, std::int64_t max_pixels, bool fast, 
   return o;
 }
 
-py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height, int filter, int backend) {
+// full_width / full_height > 0: the centre width x height window of img resized to that size
+// (resize_crop: the window alone is computed), as a thumbnail's crop.
+py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height, int filter, int backend,
+                    std::int32_t full_width, std::int32_t full_height) {
   if (img.ndim() != 2 && img.ndim() != 3) throw py::value_error("img must be HxW or HxWxC uint8");
   const std::int32_t c = img.ndim() == 2 ? 1 : static_cast<std::int32_t>(img.shape(2));
   if (c != 1 && c != 3 && c != 4)
@@ -669,6 +672,9 @@ py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height,
   if (width <= 0 || height <= 0) throw py::value_error("size must be positive");
   if (img.shape(0) <= 0 || img.shape(1) <= 0) throw py::value_error("img must not be empty");
   if (backend > 2) throw py::value_error("backend must be -1 (active), 0 (ref), 1 (avx2) or 2 (avx512)");
+  const bool crop = full_width > 0 || full_height > 0;
+  if (crop && (full_width < width || full_height < height))
+    throw py::value_error("the crop window must fit inside the full size");
   const Filter f = to_filter(filter);
   py::array_t<std::uint8_t> out = img.ndim() == 2 ? py::array_t<std::uint8_t>({height, width})
                                                   : py::array_t<std::uint8_t>({height, width, c});
@@ -677,7 +683,11 @@ py::array resize_py(const U8Array& img, std::int32_t width, std::int32_t height,
   ImageView dst{out.mutable_data(), width, height, c, static_cast<std::int64_t>(width) * c};
   {
     py::gil_scoped_release release;
-    if (backend < 0) {
+    if (crop && backend < 0) {
+      resize_crop(src, dst, f, full_width, full_height);
+    } else if (crop) {
+      resize_crop(src, dst, f, full_width, full_height, static_cast<Backend>(backend));
+    } else if (backend < 0) {
       resize(src, dst, f);
     } else {
       resize(src, dst, f, static_cast<Backend>(backend));
@@ -1628,7 +1638,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("crop_width"), py::arg("crop_height"), py::arg("exact_width"), py::arg("exact_height"),
       py::arg("upscale"));
   m.def("resize", &resize_py, py::arg("img"), py::arg("width"), py::arg("height"), py::arg("filter"),
-        py::arg("backend") = -1);
+        py::arg("backend") = -1, py::arg("full_width") = 0, py::arg("full_height") = 0);
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("image_info_batch", &image_info_batch_py, py::arg("srcs"), py::arg("exif") = true);
   m.def("image_format_names", &image_format_names);

@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__, _core
+from .. import _pillow as fallback
 from .._io import open_regular
-from ..hashing import HashResult, ThreadBudget, hash_batch
-from ..image import DEFAULT_MAX_PIXELS, BatchResult, resize
+from ..hashing import HashResult, ThreadBudget, _fallback, hash_batch
+from ..image import BatchResult, _thumbnail_codes
 from ..status import READ_ERROR, SOURCE_ERROR, Status
-from . import fallback
 from .config import Config
 from .schema import SCHEMA, u64_to_i64
 
@@ -306,7 +306,7 @@ class Processor:
     CPU path. The GPU context is created on the first batch (one per Processor).
 
     ``fallback="pillow"``: the records mmcore's decoder names UNSUPPORTED are decoded by Pillow
-    (:mod:`mmcore.jobs.fallback`) and hashed (and thumbnailed) by mmcore from its pixels; their
+    (``hash_batch(..., fallback="pillow")``) and hashed (and thumbnailed) by mmcore from its pixels; their
     ``format`` is Pillow's name for it (``tiff``, ``bmp``, ``heif``...). Raises ImportError at
     construction when Pillow is missing.
     """
@@ -478,7 +478,7 @@ class Processor:
         formats = _FORMAT_NAMES[fmt]
         if cfg.fallback == "pillow":
             width, height = np.array(width), np.array(height)
-            self._fallback(blobs, hr, formats, width, height, orient, known)
+            self._fallback(blobs, hr, formats, width, height, orient, known, thumb_args)
         self._add_seconds("decode_hash", time.perf_counter() - t0, spent)
         turned = (orient >= 5) & cfg.exif_orientation
         ok = np.asarray(hr.ok, bool)
@@ -547,62 +547,28 @@ class Processor:
         height: npt.NDArray[Any],
         orient: npt.NDArray[Any],
         known: npt.NDArray[np.bool_],
+        thumb_args: dict[str, Any] | None,
     ) -> None:
-        """Pillow's decode of the records mmcore named UNSUPPORTED, hashed (and thumbnailed) here
-        as the others: their entries in ``hr`` and in the header columns replaced (in place) by
-        what Pillow made of them, or by why it could not."""
+        """Pillow's decode of the records mmcore named UNSUPPORTED, hashed and thumbnailed as
+        ``hash_batch(..., fallback="pillow")`` does: their entries in ``hr`` and in the header
+        columns replaced (in place) by what Pillow made of them, or by why it could not."""
         cfg = self.config
-        js = np.flatnonzero(np.asarray(hr.status) == Status.UNSUPPORTED).tolist()
-        if not js:
-            return
-        limit = self._max_pixels or DEFAULT_MAX_PIXELS
-        threads = min(len(js), self._threads or os.cpu_count() or 1)
-        with ThreadPoolExecutor(threads) as ex:  # Pillow's decoders release the GIL
-            decoded = list(ex.map(lambda j: fallback.decode(blobs[j], limit, hr.errors[j]), js))
-        hr.status = np.array(hr.status)
-        for j, d in zip(js, decoded, strict=True):
-            hr.status[j], hr.errors[j] = d.status, d.error
+        decoded = _fallback(
+            blobs,
+            hr,
+            mode=cfg.hash_mode,
+            dihedral=False,
+            exif_orientation=cfg.exif_orientation,
+            max_pixels=self._max_pixels,
+            threads=self._threads,
+            budget=self._budget,
+            thumb=None if thumb_args is None else _thumbnail_codes(**thumb_args),
+        )
+        for j, d in decoded:
             if d.format is not None:
                 formats[j] = d.format
             if d.width > 0:
                 width[j], height[j], orient[j], known[j] = d.width, d.height, d.orientation, True
-        # Each with the orientation that applies (1 where exif_orientation is off).
-        done = [
-            (j, d.pixels, d.orientation if cfg.exif_orientation else 1)
-            for j, d in zip(js, decoded, strict=True)
-            if d.pixels is not None
-        ]
-        if not done:
-            return
-        # As for mmcore's own formats: exact modes hash the image as stored; fast mode its grey
-        # image, turned (fast mode decodes those formats to that grey image).
-        fast = cfg.hash_mode == "fast"
-        r = hash_batch(
-            [fallback.turned(fallback.grey(px), o) if fast else px for _, px, o in done],
-            kinds=cfg.hashes,  # type: ignore[arg-type]  # names checked by Config
-            mode=cfg.hash_mode,  # type: ignore[arg-type]
-            max_pixels=self._max_pixels,
-            threads=self._threads,
-            budget=self._budget,
-        )
-        rows = np.array([j for j, _, _ in done], np.intp)
-        hr.status[rows] = r.status
-        for k, col in r.columns.items():
-            hr.columns[k] = np.array(hr.columns[k])
-            hr.columns[k][rows] = col
-        tb = hr.thumbnails
-        if tb is not None:
-            tb.status = np.array(tb.status)
-        for i, (j, px, o) in enumerate(done):
-            hr.errors[j] = r.errors[i]
-            if tb is None or not r.ok[i]:
-                continue
-            # thumbnail_batch's pixels from this decode: turned, then resized to its geometry.
-            rgb = fallback.rgb(fallback.turned(px, o))
-            h, w = rgb.shape[:2]
-            rw, rh, _, _ = _core.thumbnail_geometry(w, h, cfg.thumbnail, 0, 0, 0, 0, 0, 0, False)
-            tb.images[j] = rgb if (rw, rh) == (w, h) else resize(rgb, (rw, rh))
-            tb.status[j], tb.errors[j] = Status.OK, None
 
     def _thumbnails(
         self,

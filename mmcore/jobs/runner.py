@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__
+from .. import _pillow as fallback
 from .._io import atomic_output, fsync_dir
-from . import fallback
 from ._common import JobError, int_at_least, user_errors
 from .config import PROCESSING_OPTIONS, Config
 from .processor import SOURCE_ERROR, Processor, ReadBatch, failure_batch, text

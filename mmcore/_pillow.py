@@ -1,26 +1,33 @@
-"""Pillow as a second decoder (``Config.fallback = "pillow"``): the records mmcore's own decoder
-names ``UNSUPPORTED`` (TIFF, BMP, ICO, PNM, JPEG 2000, Photoshop, QOI; HEIF / HEIC where
-pillow-heif is installed; AVIF in a build without libavif) are decoded by Pillow and hashed by
-mmcore from those pixels, so that a corpus's odd formats get rows with hashes instead of a status.
+"""Pillow beside mmcore's decoders, in two roles.
+
+- **Pillow images as hash sources** (:func:`is_image`, :func:`pixels`): ``mmcore.phash(im)`` and
+  ``hash_batch([im, ...])`` take what imagehash takes, hashing the array imagehash's functions see
+  in it (``convert("L")`` for the grey modes, ``convert("RGB")`` for the others).
+- **A second decoder** (``hash_batch(..., fallback="pillow")``, ``Config.fallback = "pillow"``):
+  the records mmcore's own decoder names ``UNSUPPORTED`` (TIFF, BMP, ICO, PNM, JPEG 2000,
+  Photoshop, QOI; HEIF / HEIC where pillow-heif is installed; AVIF in a build without libavif) are
+  decoded by Pillow (:func:`decode`) and hashed by mmcore from those pixels, so that a corpus's odd
+  formats get hashes instead of a status.
 
 The pixels are Pillow's, the hashes mmcore's of them: in exact mode imagehash's bits on the same
-``Image.open`` (imagehash's ``convert("L")`` is the grey image hashed for the grey modes, RGB for
-the others) and PDQ's reference on the 8-bit image. Only records mmcore named UNSUPPORTED go to
+``Image.open`` and PDQ's reference on the 8-bit image. Only records mmcore named UNSUPPORTED go to
 Pillow (it recognised a format's signature), and Pillow tries only the formats of
 :data:`PILLOW_FORMATS`: never a format it would take junk for (TGA and the like have no
-signature), nor one that runs another program (EPS, PDF).
+signature), nor one that runs another program (EPS, PDF). Pillow is imported only when used.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..status import Status
+from . import _core
+from .status import Status
 
 #: Pillow's format ids that :func:`decode` lets ``Image.open`` try, in this order: those mmcore
 #: names UNSUPPORTED, then mmcore's own formats for the variants it refuses (Pillow may read some).
@@ -36,6 +43,32 @@ PILLOW_FORMATS = (
 _OWN = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "AVIF"}
 #: Pillow modes whose grey image imagehash hashes (``convert("L")``) without a colour conversion.
 _GREY = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def is_image(obj: Any) -> bool:
+    """Whether ``obj`` is a Pillow image (Pillow is not imported: none exists unless it was)."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(obj, module.Image)
+
+
+def pixels(im: Any) -> npt.NDArray[np.uint8]:
+    """The uint8 array imagehash's functions see in the Pillow image ``im``: HxW from
+    ``convert("L")`` for the grey modes (1, L, LA, I, I;16, F...), HxWx3 from ``convert("RGB")``
+    for the others (RGB, RGBA, P, CMYK...), C-contiguous. Loads a lazily opened image; raises what
+    Pillow raises for one it cannot load or convert.
+
+    The pixels as they are: an EXIF orientation is not applied (nor by imagehash; Pillow's
+    ``ImageOps.exif_transpose`` turns an image first). The colour spaces YCbCr, HSV and LAB (rare:
+    Pillow opens JPEGs as RGB) are hashed from their RGB conversion, where imagehash takes a YCbCr
+    image's Y plane for its grey image and an HSV image's own planes for colorhash (those can differ
+    by rounding) and cannot hash a LAB image.
+    """
+    grey = im.mode in _GREY
+    want = "L" if grey else "RGB"
+    a = np.asarray(im if im.mode == want else im.convert(want))  # convert() would copy an RGB image
+    if a.dtype != np.uint8 or a.ndim != (2 if grey else 3):
+        raise ValueError(f"Pillow converted the {im.mode} image to {a.dtype} {a.shape}")
+    return np.ascontiguousarray(a)
 
 
 def load() -> None:
@@ -103,8 +136,7 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
                 h,
             )
         try:
-            grey = im.mode in _GREY
-            pixels = np.asarray(im.convert("L" if grey else "RGB"))
+            px = pixels(im)
             # Read after the decode: Pillow applies a TIFF's orientation as it loads it (and drops
             # the tag), so imagehash hashes it turned; other formats keep theirs for mmcore to apply.
             orientation = _orientation(im)
@@ -117,9 +149,9 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
             if fmt in _OWN:
                 return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot decode it either ({_text(e)})")
             return Decoded(Status.CORRUPT, f"{fmt} image that Pillow cannot decode: {_text(e)}", fmt.lower())
-    if pixels.dtype != np.uint8 or pixels.ndim != (2 if grey else 3) or pixels.size == 0:
-        return Decoded(Status.CORRUPT, f"{fmt} image that Pillow decoded to {pixels.dtype} {pixels.shape}")
-    return Decoded(Status.OK, None, fmt.lower(), w, h, orientation, np.ascontiguousarray(pixels))
+    if px.size == 0:
+        return Decoded(Status.CORRUPT, f"{fmt} image that Pillow decoded to an empty {px.shape} array")
+    return Decoded(Status.OK, None, fmt.lower(), w, h, orientation, px)
 
 
 def _orientation(im: Any) -> int:
@@ -135,8 +167,8 @@ def _text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def turned(pixels: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
-    """``pixels`` as EXIF ``orientation`` says to show them (what ``ImageOps.exif_transpose``
+def turned(px: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.uint8]:
+    """``px`` as EXIF ``orientation`` says to show them (what ``ImageOps.exif_transpose``
     does), C-contiguous.
 
     >>> a = np.arange(6, dtype=np.uint8).reshape(2, 3)
@@ -153,19 +185,47 @@ def turned(pixels: npt.NDArray[np.uint8], orientation: int) -> npt.NDArray[np.ui
         7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
         8: lambda a: np.rot90(a, 1),
     }
-    return np.ascontiguousarray(ops[orientation](pixels))
+    return np.ascontiguousarray(ops[orientation](px))
 
 
-def grey(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def grey(px: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """HxW from :class:`Decoded` pixels: Pillow's ``convert("L")`` of an RGB image, which is what
     fast mode hashes (it decodes mmcore's own formats straight to that grey image, so an RGB array
     would give other PDQ bits)."""
     from PIL import Image
 
-    return pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
+    return px if px.ndim == 2 else np.asarray(Image.fromarray(px).convert("L"))
 
 
-def rgb(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def rgb(px: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """HxWx3 from :class:`Decoded` pixels (a grey image's value in every channel, as Pillow's
     ``convert("RGB")`` of ``L``)."""
-    return pixels if pixels.ndim == 3 else np.repeat(pixels[:, :, None], 3, axis=2)
+    return px if px.ndim == 3 else np.repeat(px[:, :, None], 3, axis=2)
+
+
+def thumbnail(
+    px: npt.NDArray[np.uint8], orientation: int, codes: tuple[Any, ...]
+) -> tuple[Status, str | None, npt.NDArray[np.uint8] | None]:
+    """``(status, error, image)``: the thumbnail ``thumbnail_batch`` makes with the options
+    ``codes`` (``mmcore.image._thumbnail_codes``) of an image whose full-size decode is ``px`` (as
+    :func:`decode` gives it; ``orientation`` applied when the options say so): the same
+    geometry, pixel limit, colour, filter and centre crop, from these pixels."""
+    pixel, exif, max_pixels, _, side, fit_w, fit_h, crop_w, crop_h, exact_w, exact_h, filt, upscale, _ = codes
+    a = turned(px, orientation if exif else 1)
+    a = grey(a) if pixel == 1 else rgb(a)
+    h, w = a.shape[:2]
+    if w * h > max_pixels:
+        return Status.TOO_LARGE, f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}", None
+    geometry = (side, fit_w, fit_h, crop_w, crop_h, exact_w, exact_h, upscale)
+    rw, rh, ow, oh = _core.thumbnail_geometry(w, h, *geometry)
+    largest = max(ow * oh, rw, rh)
+    if largest > max_pixels:
+        return (
+            Status.TOO_LARGE,
+            f"thumbnail of the {w}x{h} image would be {rw}x{rh} = {largest} pixels, "
+            f"over the limit of {max_pixels}",
+            None,
+        )
+    if (rw, rh) != (ow, oh):  # a centre crop of the resize, the window alone computed
+        return Status.OK, None, _core.resize(a, ow, oh, filt, -1, rw, rh)
+    return Status.OK, None, a if (rw, rh) == (w, h) else _core.resize(a, rw, rh, filt)

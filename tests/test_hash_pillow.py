@@ -292,6 +292,20 @@ def test_fallback_statuses() -> None:
     assert r.status[0] == s.CORRUPT and "BMP image that Pillow cannot decode" in (r.errors[0] or "")
 
 
+def test_single_calls_say_how_to_hash_other_formats() -> None:
+    """A single call on a TIFF says that Pillow reads it and how to hash it from Pillow (the
+    Pillow image it names gives imagehash's bits); a JPEG XL's message has no such hint."""
+    a = photos()[0]
+    tif = encode(Image.fromarray(a), "TIFF")
+    with pytest.raises(mmcore.DecodeError, match=r"TIFF images are not supported.*Pillow reads it") as e:
+        mmcore.phash(tif)
+    assert e.value.status == mmcore.Status.UNSUPPORTED and "fallback" in str(e.value)
+    assert mmcore.phash(Image.open(io.BytesIO(tif))) == imagehash_int("phash", Image.fromarray(a))
+    with pytest.raises(mmcore.DecodeError, match="JPEG XL") as e:
+        mmcore.pdq(b"\xff\x0a" + bytes(40))
+    assert "Pillow" not in str(e.value)
+
+
 def test_fallback_argument_and_missing_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="fallback must be None or 'pillow'"):
         mmcore.hash_batch([b""], fallback="magick")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import functools
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -485,7 +486,14 @@ def test_codec_messages_kept_when_the_run_stops(tmp_path: Path, capfd: pytest.Ca
         os.write(2, b"dav1d: a damaged frame\n")
         terminal.write("progress\n")
         raise KeyboardInterrupt
-    assert (tmp_path / CODEC_LOG).read_bytes() == b"dav1d: a damaged frame\n"
+    head, line = (tmp_path / CODEC_LOG).read_bytes().split(b"\n", 1)
+    assert re.fullmatch(rb"== mmcore run, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC ==", head), head
+    assert line == b"dav1d: a damaged frame\n"
+    assert said == [f"1 line the codec libraries wrote to stderr: in {tmp_path / CODEC_LOG}"]
+    with codec_messages(tmp_path) as (terminal, said):  # a second run: its own heading; no newline
+        os.write(2, b"x" * (3 << 20))  # more than one chunk, without a final newline
+    runs = (tmp_path / CODEC_LOG).read_bytes().split(b"== mmcore run, ")
+    assert len(runs) == 3 and runs[2].endswith(b"x" * (3 << 20) + b"\n")
     assert said == [f"1 line the codec libraries wrote to stderr: in {tmp_path / CODEC_LOG}"]
     with codec_messages(tmp_path / "none") as (terminal, said):
         os.write(2, b"no folder\n")

@@ -918,20 +918,27 @@ def codec_messages(out: str | os.PathLike[str]) -> Iterator[tuple[IO[str], list[
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-            caught.seek(0)
-            _keep_caught(Path(out), caught.read(), said)
+            _keep_caught(Path(out), caught, said)
 
 
-def _keep_caught(out: Path, data: bytes, said: list[str]) -> None:
-    """codec_messages' lines into OUT's log (a summary line in ``said``), or back on stderr when
-    there is no job folder to put them in."""
-    if not data:
+def _keep_caught(out: Path, caught: IO[bytes], said: list[str]) -> None:
+    """codec_messages' lines into OUT's log under a line with the run's time (a summary line in
+    ``said``), or back on stderr when there is no job folder to put them in; copied a MiB at a
+    time (a long run over a damaged corpus can catch millions of lines)."""
+    if caught.seek(0, os.SEEK_END) == 0:
         return
-    if (out / MANIFEST).is_file():
-        with open(out / CODEC_LOG, "ab") as f:
-            f.write(data)
-        n = data.count(b"\n") + (not data.endswith(b"\n"))
-        said.append(f"{n:,} line{'s' * (n != 1)} the codec libraries wrote to stderr: in {out / CODEC_LOG}")
-    else:
-        sys.stderr.buffer.write(data)
+    caught.seek(0)
+    if not (out / MANIFEST).is_file():
+        shutil.copyfileobj(caught, sys.stderr.buffer)
         sys.stderr.flush()
+        return
+    n, last = 0, b""
+    with open(out / CODEC_LOG, "ab") as f:
+        f.write(f"== mmcore run, {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ==\n".encode())
+        while chunk := caught.read(1 << 20):
+            f.write(chunk)
+            n, last = n + chunk.count(b"\n"), chunk[-1:]
+        if last != b"\n":  # the next run's heading starts a line of its own
+            f.write(b"\n")
+            n += 1
+    said.append(f"{n:,} line{'s' * (n != 1)} the codec libraries wrote to stderr: in {out / CODEC_LOG}")

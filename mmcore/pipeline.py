@@ -394,9 +394,11 @@ class ImagePipeline:
         max_pixels: int,
         output: Output,
         device: str = "cpu",
+        fallback: str | None = None,
     ) -> None:
         self._parts = parts
         self.device = device
+        self.fallback = fallback
         self.hashes = hashes
         self.mode = mode
         self.thumbnail = thumbnail
@@ -473,6 +475,8 @@ class ImagePipeline:
         outs.update(zip(names, hashed, strict=True))
         if self.thumbnail:
             outs.update(timg=decoded[4], tstatus=decoded[5], tmsg=decoded[6])
+        if self.fallback:  # the bytes, for the records mmcore_decode names UNSUPPORTED
+            outs["encoded"] = encoded
         return outs
 
     def _pipeline(self, reader: Any, *, source_info: bool) -> tuple[Any, list[str]]:
@@ -592,8 +596,11 @@ class ImagePipeline:
                 out["pdq_quality"] = dense("pdq_quality").astype(np.int32)
             else:
                 out[k] = dense(k).astype(np.uint64)
+        thumbs: dict[int, Any] = {}
+        if self.fallback:
+            thumbs = self._fallback(raw, out, status, errors, ok, overrides)
         if self.thumbnail:
-            out["thumbnail"] = self._thumbnails(raw, n, ok, status, errors)
+            out["thumbnail"] = self._thumbnails(raw, n, ok, status, errors, thumbs)
         out["status"], out["error"], out["ok"] = status, errors, ok
         names = [Status(int(status[i])).name for i in range(n)]
         for i, o in enumerate(overrides):
@@ -601,6 +608,61 @@ class ImagePipeline:
                 names[i], errors[i] = o
         out["status_name"] = names
         return self._emit(out, n)
+
+    def _fallback(
+        self,
+        raw: dict[str, Any],
+        out: dict[str, Any],
+        status: npt.NDArray[np.uint8],
+        errors: list[str | None],
+        ok: npt.NDArray[np.bool_],
+        overrides: list[Override],
+    ) -> dict[int, tuple[int, str | None, Any]]:
+        """``fallback="pillow"``: the records mmcore_decode named UNSUPPORTED decoded by Pillow and
+        hashed as ``hash_batch(..., fallback="pillow")`` does (mmcore run's rows); ``out``,
+        ``status``, ``errors`` and ``ok`` updated in place. Returns their thumbnails by row."""
+        from .hashing import HashResult, _fallback
+        from .image import BatchResult, _thumbnail_codes
+
+        js = [i for i in range(len(status)) if status[i] == Status.UNSUPPORTED and overrides[i] is None]
+        if not js:
+            return {}
+        m = len(js)
+        cols = {k: out[k][js] for k in (*self.hashes, "pdq_quality") if k in out}
+        thumbs = None
+        if self.thumbnail:
+            thumbs = BatchResult(images=[None] * m, status=np.zeros(m, np.uint8), errors=[None] * m)
+        hr = HashResult(cols, status[js], [errors[i] for i in js], self.hashes, thumbs)
+        codes = None
+        if self.thumbnail:
+            codes = _thumbnail_codes(short_side=self.thumbnail, upscale=False, max_pixels=self.max_pixels)
+        decoded = _fallback(
+            [np.asarray(raw["encoded"][i]) for i in js],
+            hr,
+            mode=self.mode,
+            dihedral=False,
+            exif_orientation=True,
+            max_pixels=self.max_pixels,
+            threads=self.num_threads,
+            budget=None,
+            thumb=codes,
+        )
+        for k, col in hr.columns.items():
+            out[k][js] = col
+        for t, i in enumerate(js):
+            status[i], errors[i] = hr.status[t], hr.errors[t]
+            ok[i] = status[i] in (Status.OK, Status.OK_WARNING)
+        for t, d in decoded:  # the header facts Pillow read (sizes as displayed, as the decoder's)
+            i = js[t]
+            if d.format is not None:
+                out["format"][i] = d.format
+            if d.width > 0:
+                turned = d.orientation >= 5
+                out["width"][i], out["height"][i] = (d.height, d.width) if turned else (d.width, d.height)
+                out["orientation"][i] = d.orientation
+        if thumbs is None:
+            return {}
+        return {i: (int(thumbs.status[t]), thumbs.errors[t], thumbs.images[t]) for t, i in enumerate(js)}
 
     def _emit(self, out: dict[str, Any], n: int) -> Any:
         if self.output == "arrow":
@@ -615,16 +677,23 @@ class ImagePipeline:
         ok: npt.NDArray[np.bool_],
         status: npt.NDArray[np.uint8],
         errors: list[str | None],
+        made: Mapping[int, tuple[int, str | None, Any]],
     ) -> list[bytes | None]:
+        """The thumbnails, encoded: mmcore_decode's, or ``made[i]`` (status, message, image) for a
+        record the fallback decoded."""
         from .image import encode_batch
 
         images: list[npt.NDArray[np.uint8] | None] = []
         for i in range(n):
-            ts = int(np.asarray(raw["tstatus"][i]))
+            if i in made:
+                ts, msg, img = made[i]
+            else:
+                ts, msg = int(np.asarray(raw["tstatus"][i])), None
+                img = np.array(raw["timg"][i]) if ok[i] else None
             if ok[i] and ts not in (Status.OK, Status.OK_WARNING):
-                msg = bytes(np.asarray(raw["tmsg"][i])).decode("utf-8", "replace")
+                msg = msg or bytes(np.asarray(raw["tmsg"][i])).decode("utf-8", "replace")
                 status[i], errors[i], ok[i] = ts, f"thumbnail: {msg}", False
-            images.append(np.array(raw["timg"][i]) if ok[i] else None)
+            images.append(img if ok[i] else None)
         fmt: Literal["jpeg", "webp"] = "webp" if self.thumbnail_format == "webp" else "jpeg"
         method = self.thumbnail_webp_method if fmt == "webp" else None
         enc = encode_batch(
@@ -728,6 +797,7 @@ def build(
     num_threads: int | None = None,
     max_pixels: int | None = None,
     output: Output = "arrow",
+    fallback: Literal["pillow"] | None = None,
 ) -> ImagePipeline:
     """A DALI pipeline (mmcore_decode -> mmcore_hash, and a thumbnail branch) over ``source``.
 
@@ -742,6 +812,11 @@ def build(
       decoder would bring back the dead pipeline on a corrupt JPEG) and hashes with the GPU
       ``mmcore_hash`` (exact mode; ahash, dhash, dhash_vertical, phash, phash_simple, pdq): the
       same rows. It needs a plugin built with the CUDA kernels and a CUDA device.
+    - ``fallback="pillow"``: the records of formats mmcore does not decode (``UNSUPPORTED``:
+      TIFF, BMP, ICO, PNM, JPEG 2000, PSD, QOI; HEIC with pillow-heif) are decoded by Pillow
+      outside DALI and hashed by mmcore, as ``hash_batch(..., fallback="pillow")`` and ``mmcore run
+      --fallback pillow`` do (the same rows); needs Pillow (``pip install 'mmcore[fallback]'``).
+      The pipeline then also hands each record's bytes back to Python.
     - Rows carry id, format, width / height (full size, as displayed after the EXIF
       orientation), orientation, the hashes (null where the record failed), status (a
       :class:`mmcore.Status` name, or READ_ERROR for an unreadable path) and error.
@@ -758,6 +833,12 @@ def build(
         raise ValueError(f"mode must be 'exact' or 'full', not {mode!r}")
     if output not in ("arrow", "numpy"):
         raise ValueError(f"output must be 'arrow' or 'numpy', not {output!r}")
+    if fallback not in (None, "pillow"):
+        raise ValueError(f"fallback must be None or 'pillow', not {fallback!r}")
+    if fallback is not None:
+        from . import _pillow
+
+        _pillow.load()  # ImportError naming the extra, before the pipeline is built
     if device == "gpu":
         _check_gpu(kinds, mode)
     if thumbnail_format not in ("jpeg", "webp"):
@@ -792,6 +873,7 @@ def build(
         max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels),
         output=output,
         device=device,
+        fallback=fallback,
     )
 
 

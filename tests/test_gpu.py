@@ -9,6 +9,7 @@ with the CPU's bit for bit (nvJPEG pixels: by PSNR, they are its own IDCT).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -907,3 +908,27 @@ def test_glue_minor_argument_checks(standin: Any) -> None:
         got = ctx.hash_sources(blobs, kinds)
         want = mmcore.hash_batch(blobs, kinds=kinds, mode="exact")  # type: ignore[arg-type]
         _assert_same_hashes(want, got)
+
+
+def test_glue_pillow_sources_and_fallback_on_the_gpu_path(standin: Any) -> None:
+    """hash_batch(device="cuda") takes Pillow images (hashed as their arrays) and fallback="pillow"
+    (the Pillow-decoded records hashed on the host, before the columns go to the device): the CPU's
+    result, thumbnails included."""
+    from PIL import Image
+
+    photos = _photos(3)
+    buf = io.BytesIO()
+    Image.fromarray(photos[0]).save(buf, "TIFF", compression="tiff_lzw")
+    tif = buf.getvalue()
+    jpeg = corpus_files("jpeg")[0].read_bytes()
+    srcs: list[Any] = [
+        Image.fromarray(photos[1]),
+        tif,
+        jpeg,
+        Image.fromarray(photos[2]).convert("P"),
+        b"II*\0",
+    ]
+    args: dict[str, Any] = {"kinds": ("phash", "dhash", "pdq"), "thumbnail": {"short_side": 32}}
+    cpu = mmcore.hash_batch(srcs, fallback="pillow", **args)
+    assert cpu.status.tolist()[:4] == [mmcore.Status.OK] * 4
+    _assert_same_hashes(cpu, mmcore.hash_batch(srcs, fallback="pillow", device="cuda", **args))

@@ -869,3 +869,66 @@ def test_wds_ids_from_source_info_by_lookup() -> None:
     assert mp._wds_id("/d/x:y.tar:512:m:1.jpg", tars, "/d") == "x:y.tar/m:1.jpg"
     assert mp._wds_id("/d/x:0:k.png", tars, "/d") == "x/k.png"
     assert mp._wds_id("/e/b.tar:0:k.png", tars, "/d") == "/e/b.tar:0:k.png"  # not a known tar: as given
+
+
+def test_fallback_rows_equal_mmcore_run(tmp_path: Path) -> None:
+    """``fallback="pillow"``: TIFF, BMP, PPM and JPEG 2000 files (loose, in a WebDataset tar and
+    in a Parquet file) among JPEGs, a junk TIFF and a damaged BMP give mmcore run --fallback
+    pillow's rows, thumbnails included; without it they are UNSUPPORTED rows."""
+    from PIL import Image
+
+    from mmcore.jobs.config import Config
+    from mmcore.jobs.runner import run
+    from mmcore.jobs.schema import read_output
+
+    pics = [
+        np.asarray(Image.open(p).convert("RGB"))
+        for p in mmcore.demo_images()
+        if mmcore.image_info(p)["status"] == mmcore.Status.OK
+    ][:4]
+
+    def enc(a: np.ndarray, fmt: str, **kw: Any) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    src = tmp_path / "src"
+    (src / "loose").mkdir(parents=True)
+    files = {
+        "a.tif": enc(pics[0], "TIFF", compression="tiff_lzw"),
+        "b.bmp": enc(pics[1], "BMP"),
+        "c.ppm": enc(pics[2], "PPM"),
+        "d.jp2": enc(pics[3], "JPEG2000"),
+        "e.jpg": enc(pics[0], "JPEG", quality=90),
+        "junk.tif": b"II*\x00" + bytes(60),
+        "cut.bmp": enc(pics[1], "BMP")[:300],
+        "turned.tif": enc(pics[2], "TIFF", tiffinfo={0x0112: 6}),
+    }
+    for name, blob in files.items():
+        (src / "loose" / name).write_bytes(blob)
+    with tarfile.open(src / "shard.tar", "w") as tf:
+        for i, blob in enumerate([files["b.bmp"], files["e.jpg"], files["a.tif"]]):
+            info = tarfile.TarInfo(f"m{i}.{('bmp', 'jpg', 'tif')[i]}")
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+    blobs = [files["c.ppm"], files["d.jp2"], files["junk.tif"]]
+    pq.write_table(pa.table({"id": [f"row{i}" for i in range(3)], "bytes": blobs}), src / "t.parquet")
+
+    kinds = ("phash", "dhash", "ahash", "pdq")
+    cfg = Config(workers=2, hashes=kinds, fallback="pillow", thumbnail=48)
+    run(str(src), tmp_path / "out", cfg, progress=None)
+    want = {r["id"]: r for r in read_output(tmp_path / "out").to_pylist()}
+    table = mp.build(src, hashes=kinds, thumbnail=48, fallback="pillow", batch_size=4).to_table()
+    got = {r["id"]: r for r in table.to_pylist()}
+    assert sorted(got) == sorted(want) and len(got) == 14
+    assert {r["status"] for r in got.values()} == {"OK", "CORRUPT", "UNSUPPORTED"}
+    assert got["loose/turned.tif"]["orientation"] == 1 and got["loose/a.tif"]["format"] == "tiff"
+    for rid, g in got.items():
+        w = want[rid]
+        for col in ("status", "error", "format", "width", "height", "orientation", *kinds, "thumbnail"):
+            assert g[col] == w[col], (rid, col, g[col], w[col])
+        assert (g["pdq_quality"] or 0) == (w["pdq_quality"] or 0), rid
+    plain = {r["id"]: r["status"] for r in mp.build(src, hashes=("phash",)).to_table().to_pylist()}
+    assert plain["loose/a.tif"] == plain["row1"] == "UNSUPPORTED"
+    with pytest.raises(ValueError, match="fallback must be None or 'pillow'"):
+        mp.build(src, fallback="magick")  # type: ignore[arg-type]

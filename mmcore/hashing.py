@@ -155,7 +155,8 @@ Failures = dict[int, tuple[Status, "str | None"]]
 def _sources(srcs: Sequence[Any], threads: int | None) -> tuple[list[Any], Failures]:
     """hash_batch's sources for the native call, and the records that have failed already (a
     Pillow image that could not be loaded: None in its place). Pillow images become their pixels,
-    loaded on ``threads`` threads (Pillow's decoders and converters release the GIL)."""
+    loaded on ``threads`` threads (Pillow's decoders release the GIL; the copy of the pixels out
+    of Pillow, ~0.35 ms for 0.2 Mpx, holds it)."""
     items = [None if _pillow.is_image(s) else _hash_src(s) for s in srcs]
     pil = [i for i, s in enumerate(srcs) if items[i] is None and s is not None]
     failed: Failures = {}

@@ -19,7 +19,9 @@ signature), nor one that runs another program (EPS, PDF). Pillow is imported onl
 from __future__ import annotations
 
 import io
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,10 +103,15 @@ class Decoded:
     pixels: npt.NDArray[np.uint8] | None = None
 
 
-def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
+#: The Pillow mode of each of mmcore's pixel codes (``image._pixel``: rgb, gray, rgb + alpha).
+MODES = {0: "RGB", 1: "L", 2: "RGBA"}
+
+
+def decode(data: Any, max_pixels: int, refused: str | None, mode: str | None = None) -> Decoded:
     """Pillow's decode of ``data`` (bytes or a buffer), the first frame; never raises for bad data.
     ``refused`` is mmcore's message for the record (UNSUPPORTED), kept in the error when Pillow
-    cannot decode it either. Images over ``max_pixels`` are refused before their pixels are read."""
+    cannot decode it either. Images over ``max_pixels`` are refused before their pixels are read.
+    ``mode``: the pixels as ``convert(mode)`` gives them; None: as :func:`pixels` (the hashes')."""
     from PIL import Image, UnidentifiedImageError
 
     why = refused or "mmcore does not decode it"
@@ -136,7 +143,7 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
                 h,
             )
         try:
-            px = pixels(im)
+            px = pixels(im) if mode is None else np.ascontiguousarray(_as_mode(im, mode))
             # Read after the decode: Pillow applies a TIFF's orientation as it loads it (and drops
             # the tag), so imagehash hashes it turned; other formats keep theirs for mmcore to apply.
             orientation = _orientation(im)
@@ -152,6 +159,25 @@ def decode(data: Any, max_pixels: int, refused: str | None) -> Decoded:
     if px.size == 0:
         return Decoded(Status.CORRUPT, f"{fmt} image that Pillow decoded to an empty {px.shape} array")
     return Decoded(Status.OK, None, fmt.lower(), w, h, orientation, px)
+
+
+def _as_mode(im: Any, mode: str) -> npt.NDArray[np.uint8]:
+    a = np.asarray(im if im.mode == mode else im.convert(mode))
+    if a.dtype != np.uint8 or a.ndim != (2 if mode == "L" else 3):
+        raise ValueError(f"Pillow converted the {im.mode} image to {a.dtype} {a.shape}")
+    return a
+
+
+def encoded(item: Any) -> Any:
+    """An encoded source's bytes for :func:`decode`: a path's file read (a batch call's native
+    pass read it before); bytes and buffers as they are."""
+    if isinstance(item, str):
+        try:
+            with open(item, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""  # gone since: Pillow names it unidentified, as mmcore did
+    return item
 
 
 def _orientation(im: Any) -> int:
@@ -199,25 +225,40 @@ def grey(px: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 def rgb(px: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """HxWx3 from :class:`Decoded` pixels (a grey image's value in every channel, as Pillow's
-    ``convert("RGB")`` of ``L``)."""
-    return px if px.ndim == 3 else np.repeat(px[:, :, None], 3, axis=2)
+    ``convert("RGB")`` of ``L``; an RGBA image's colours)."""
+    if px.ndim == 2:
+        return np.repeat(px[:, :, None], 3, axis=2)
+    return px if px.shape[2] == 3 else np.ascontiguousarray(px[:, :, :3])
+
+
+def rgba(px: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """HxWx4 from :class:`Decoded` pixels (opaque where they have no alpha, as Pillow's
+    ``convert("RGBA")``)."""
+    if px.ndim == 3 and px.shape[2] == 4:
+        return px
+    out = np.full((*px.shape[:2], 4), 255, np.uint8)
+    out[:, :, :3] = rgb(px)
+    return out
 
 
 def thumbnail(
-    px: npt.NDArray[np.uint8], orientation: int, codes: tuple[Any, ...]
+    px: npt.NDArray[np.uint8], orientation: int, codes: tuple[Any, ...], geometry: bool = True
 ) -> tuple[Status, str | None, npt.NDArray[np.uint8] | None]:
-    """``(status, error, image)``: the thumbnail ``thumbnail_batch`` makes with the options
-    ``codes`` (``mmcore.image._thumbnail_codes``) of an image whose full-size decode is ``px`` (as
-    :func:`decode` gives it; ``orientation`` applied when the options say so): the same
-    geometry, pixel limit, colour, filter and centre crop, from these pixels."""
+    """``(status, error, image)``: what ``thumbnail_batch`` (or ``decode_batch`` with a target)
+    makes with the option codes ``codes`` (``mmcore.image.ThumbnailCodes``) of an image whose
+    full-size decode is ``px`` (as :func:`decode` gives it; ``orientation`` applied when the
+    options say so): the same colour, geometry, pixel limit, filter and centre crop, from these
+    pixels. ``geometry=False``: ``decode_batch`` without a target (turned and coloured only)."""
     pixel, exif, max_pixels, _, side, fit_w, fit_h, crop_w, crop_h, exact_w, exact_h, filt, upscale, _ = codes
     a = turned(px, orientation if exif else 1)
-    a = grey(a) if pixel == 1 else rgb(a)
+    a = (rgb, grey, rgba)[pixel](a)
     h, w = a.shape[:2]
     if w * h > max_pixels:
         return Status.TOO_LARGE, f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}", None
-    geometry = (side, fit_w, fit_h, crop_w, crop_h, exact_w, exact_h, upscale)
-    rw, rh, ow, oh = _core.thumbnail_geometry(w, h, *geometry)
+    if not geometry:
+        return Status.OK, None, a
+    sizes = (side, fit_w, fit_h, crop_w, crop_h, exact_w, exact_h, upscale)
+    rw, rh, ow, oh = _core.thumbnail_geometry(w, h, *sizes)
     largest = max(ow * oh, rw, rh)
     if largest > max_pixels:
         return (
@@ -229,3 +270,35 @@ def thumbnail(
     if (rw, rh) != (ow, oh):  # a centre crop of the resize, the window alone computed
         return Status.OK, None, _core.resize(a, ow, oh, filt, -1, rw, rh)
     return Status.OK, None, a if (rw, rh) == (w, h) else _core.resize(a, rw, rh, filt)
+
+
+def images(
+    items: Any,
+    status: npt.NDArray[np.uint8],
+    errors: list[str | None],
+    out: list[Any],
+    codes: tuple[Any, ...],
+    geometry: bool,
+    threads: int,
+    dest: npt.NDArray[np.uint8] | None,
+) -> None:
+    """``fallback="pillow"`` of ``decode_batch`` / ``thumbnail_batch``: the records of encoded
+    ``items`` that ``status`` names UNSUPPORTED decoded by Pillow (in the mode of the pixel code)
+    and shaped as :func:`thumbnail` says; ``status``, ``errors`` and the images ``out`` (and
+    ``dest``, the caller's output array, where given) updated in place."""
+    load()
+    js = np.flatnonzero(status == Status.UNSUPPORTED).tolist()
+    if not js:
+        return
+    mode = MODES[codes[0]]
+    with ThreadPoolExecutor(min(len(js), threads or os.cpu_count() or 1)) as ex:  # decoders drop the GIL
+        done = list(ex.map(lambda j: decode(encoded(items[j]), codes[2], errors[j], mode), js))
+    for j, d in zip(js, done, strict=True):
+        if d.pixels is None:
+            status[j], errors[j] = d.status, d.error
+            continue
+        st, err, img = thumbnail(d.pixels, d.orientation, codes, geometry)
+        if img is not None and dest is not None:
+            dest[j][...] = img.reshape(dest[j].shape)
+            img = dest[j]
+        status[j], errors[j], out[j] = st, err, img

@@ -205,7 +205,7 @@ def _fallback(
     limit = _max_pixels(max_pixels)
     workers = min(len(js), threads or os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as ex:  # Pillow's decoders release the GIL
-        decoded = list(ex.map(lambda j: _pillow.decode(_encoded(items[j]), limit, hr.errors[j]), js))
+        decoded = list(ex.map(lambda j: _pillow.decode(_pillow.encoded(items[j]), limit, hr.errors[j]), js))
     hr.status = np.array(hr.status)
     for j, d in zip(js, decoded, strict=True):
         hr.status[j], hr.errors[j] = d.status, d.error
@@ -261,17 +261,6 @@ def _fallback(
         else:
             tb.status[j], tb.errors[j], tb.images[j] = _pillow.thumbnail(d.pixels, d.orientation, thumb)
     return list(zip(js, decoded, strict=True))
-
-
-def _encoded(item: Any) -> Any:
-    """An encoded source's bytes: a path's file read (the native call read it before)."""
-    if isinstance(item, str):
-        try:
-            with open(item, "rb") as f:
-                return f.read()
-        except OSError:
-            return b""  # gone since: Pillow names it unidentified, as mmcore did
-    return item
 
 
 def _kinds(kinds: str | Iterable[str]) -> tuple[tuple[str, ...], int]:

@@ -267,6 +267,7 @@ def decode_batch(
     fast: bool = False,
     reducing_gap: float | None = 2.0,
     out: npt.NDArray[np.uint8] | None = None,
+    fallback: Literal["pillow"] | None = None,
 ) -> BatchResult:
     """Decode many images in parallel (GIL released); never raises for bad data.
 
@@ -280,6 +281,11 @@ def decode_batch(
     every batch of a data loader (``torch.from_numpy(out)`` shares it): no per-image buffers and
     no ``np.stack``. Then ``images[i]`` is ``out[i]``, and a failed record's ``out[i]`` is zeros.
 
+    ``fallback="pillow"`` (Pillow needed: ``pip install 'mmcore[fallback]'``): the records of
+    formats mmcore does not decode (``UNSUPPORTED``: TIFF, BMP, ICO, PNM, JPEG 2000, PSD, QOI;
+    HEIC with pillow-heif) are decoded by Pillow (its ``convert("RGB")``, ``"L"`` or ``"RGBA"``
+    of the first frame), then turned and resized as the options say, as mmcore's own are.
+
     >>> import mmcore
     >>> r = mmcore.decode_batch(mmcore.demo_images())
     >>> len(r) == len(mmcore.demo_images())
@@ -288,31 +294,47 @@ def decode_batch(
     pixel = _pixel(color, alpha)
     mp = _max_pixels(max_pixels)
     t = _threads(threads)
+    _check_fallback(fallback)
     items = [_src(s) for s in _batch_sources(srcs)]
+    exif, quick = _flag("exif_orientation", exif_orientation), _flag("fast", fast)
+    geo = (0, 0, 0, 0, 0, 0, 0) if target is None else _target(target)
+    codes: ThumbnailCodes = (pixel, exif, mp, quick, *geo, _filter(filter), True, _gap(reducing_gap))
     if target is None:
         dest = _out(out, len(items), None, pixel, "give target=(width, height)")
-        res = _core.decode_batch(
-            items, pixel, _flag("exif_orientation", exif_orientation), mp, _flag("fast", fast), t, dest
-        )
+        res = _core.decode_batch(items, pixel, exif, mp, quick, t, dest)
     else:
-        geo = _target(target)
-        gap = _gap(reducing_gap)
         fixed = None if geo[5] == 0 else (geo[5], geo[6])
         dest = _out(out, len(items), fixed, pixel, "give target as a (width, height) pair, not a short side")
-        res = _core.thumbnail_batch(
-            items,
-            pixel,
-            _flag("exif_orientation", exif_orientation),
-            mp,
-            _flag("fast", fast),
-            *geo,
-            _filter(filter),
-            True,
-            gap,
-            t,
-            dest,
-        )
-    return BatchResult(images=res[0], status=res[1], errors=res[2])
+        res = _core.thumbnail_batch(items, *codes, t, dest)
+    return _result(res, items, fallback, codes, target is not None, t, dest)
+
+
+def _check_fallback(fallback: Any) -> None:
+    if fallback not in (None, "pillow"):
+        raise ValueError(f"fallback must be None or 'pillow', got {fallback!r}")
+    if fallback is not None:
+        from . import _pillow
+
+        _pillow.load()  # ImportError with the command that installs Pillow, before any work
+
+
+def _result(
+    res: tuple[Any, ...],
+    items: list[Any],
+    fallback: str | None,
+    codes: ThumbnailCodes,
+    geometry: bool,
+    threads: int,
+    dest: npt.NDArray[np.uint8] | None,
+) -> BatchResult:
+    """A decode / thumbnail batch's result, with the records Pillow decodes where ``fallback``."""
+    images, status, errors = res[0], res[1], res[2]
+    if fallback is not None:
+        from . import _pillow
+
+        images, status, errors = list(images), np.array(status), list(errors)
+        _pillow.images(items, status, errors, images, codes, geometry, threads, dest)
+    return BatchResult(images=images, status=status, errors=errors)
 
 
 def _out(
@@ -455,12 +477,15 @@ def thumbnail_batch(
     reducing_gap: float | None = 2.0,
     threads: int | None = None,
     out: npt.NDArray[np.uint8] | None = None,
+    fallback: Literal["pillow"] | None = None,
 ) -> BatchResult:
     """:func:`thumbnail` over many images in parallel; never raises for bad data.
 
     ``out``: with ``crop=(w, h)``, a uint8 array of shape ``(len(srcs), h, w, 3)`` (gray:
     ``(len(srcs), h, w)`` or ``(..., 1)``) to write the thumbnails into, as in
     :func:`decode_batch`: ``images[i]`` is ``out[i]``, zeros for a failed record.
+    ``fallback="pillow"``: formats mmcore does not decode through Pillow, as in
+    :func:`decode_batch` (the same thumbnails as the same pixels stored as PNG give).
 
     >>> import mmcore
     >>> r = mmcore.thumbnail_batch(mmcore.demo_images(), short_side=32)
@@ -479,11 +504,12 @@ def thumbnail_batch(
         fast=fast,
         reducing_gap=reducing_gap,
     )
+    _check_fallback(fallback)
     items = [_src(s) for s in _batch_sources(srcs)]
     fixed = None if crop is None else (codes[7], codes[8])
     dest = _out(out, len(items), fixed, codes[0], "give crop=(width, height)")
-    res = _core.thumbnail_batch(items, *codes, _threads(threads), dest)
-    return BatchResult(images=res[0], status=res[1], errors=res[2])
+    t = _threads(threads)
+    return _result(_core.thumbnail_batch(items, *codes, t, dest), items, fallback, codes, True, t, dest)
 
 
 def _thumbnail_codes(

@@ -23,7 +23,7 @@ ImageOps = pytest.importorskip("PIL.ImageOps")
 imagehash = pytest.importorskip("imagehash")
 
 from conftest import CORPUS, run_bench_script  # noqa: E402
-from test_hash_pillow import encode, photos  # noqa: E402
+from test_pillow import encode, photos  # noqa: E402
 
 import mmcore  # noqa: E402
 from mmcore import _pillow as fb  # noqa: E402

@@ -1,5 +1,6 @@
-"""Pillow beside the hash functions: Pillow images as sources (what imagehash takes) and
-``hash_batch(..., fallback="pillow")`` for the formats mmcore does not decode. Oracles: imagehash
+"""Pillow beside mmcore's decoders: Pillow images as hash sources (what imagehash takes) and
+``fallback="pillow"`` of hash_batch, decode_batch and thumbnail_batch for the formats mmcore does
+not decode. Oracles: imagehash
 and pdqhash on the same Pillow image, and mmcore's own result for the same pixels stored as a PNG
 (hashes in every mode, thumbnails with every geometry)."""
 
@@ -314,6 +315,92 @@ def test_fallback_argument_and_missing_pillow(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ImportError, match=r"mmcore\[fallback\]"):
         mmcore.hash_batch([b""], fallback="pillow")
     assert mmcore.hash_batch([b""]).status[0] != mmcore.Status.OK  # no Pillow needed without it
+
+
+# -- decode_batch / thumbnail_batch --------------------------------------------------------------
+
+DECODES = [
+    {},
+    {"color": "gray"},
+    {"alpha": "keep"},
+    {"exif_orientation": False},
+    {"target": 100},
+    {"target": (64, 48)},
+    {"target": (64, 48), "color": "gray", "filter": "area"},
+    {"target": (30, 30), "alpha": "keep", "filter": "bicubic"},
+]
+
+
+@pytest.mark.parametrize("options", DECODES, ids=[str(o) for o in DECODES])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_decode_batch_fallback_gives_the_png_pixels(
+    options: dict[str, Any], mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same pixels (RGB, grey, RGBA with a varying alpha) with an EXIF orientation as a PNG
+    (decoded by mmcore) and as a TIFF (decoded by Pillow, its orientation tag read the same way):
+    decode_batch gives the same arrays for every colour, alpha, orientation and target option."""
+    pics = photos()[:3]
+    ims = []
+    for a in pics:
+        alpha = (np.add.outer(np.arange(a.shape[0]), np.arange(a.shape[1])) % 256).astype(np.uint8)
+        im = Image.fromarray(a)
+        ims.append(Image.fromarray(np.dstack([a, alpha]), "RGBA") if mode == "RGBA" else im.convert(mode))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pngs = [encode(im, "PNG", exif=exif) for im in ims]
+    tifs = [encode(im, "TIFF", compression="tiff_lzw") for im in ims]
+    want = mmcore.decode_batch(pngs, **options)
+    monkeypatch.setattr(fb, "_orientation", lambda im: 6)
+    got = mmcore.decode_batch(tifs, fallback="pillow", **options)
+    assert want.ok.all() and got.ok.all(), got.errors
+    for g, w in zip(got.images, want.images, strict=True):
+        assert g.shape == w.shape and np.array_equal(g, w), (mode, options)
+    plain = mmcore.decode_batch(tifs, **options)
+    assert set(plain.status.tolist()) == {mmcore.Status.UNSUPPORTED}
+
+
+@pytest.mark.parametrize("options", THUMBNAILS, ids=[str(o) for o in THUMBNAILS])
+def test_thumbnail_batch_fallback_gives_the_png_thumbnails(options: dict[str, Any]) -> None:
+    pics = photos()[:3]
+    pngs = [encode(Image.fromarray(a), "PNG") for a in pics]
+    others = [
+        encode(Image.fromarray(a), fmt) for a, fmt in zip(pics, ("BMP", "PPM", "JPEG2000"), strict=True)
+    ]
+    want = mmcore.thumbnail_batch(pngs, **options)
+    got = mmcore.thumbnail_batch(others, fallback="pillow", **options)
+    assert want.ok.all() and got.ok.all(), got.errors
+    for g, w in zip(got.images, want.images, strict=True):
+        assert g.shape == w.shape and np.array_equal(g, w), options
+
+
+def test_batch_fallback_statuses_and_out_arrays() -> None:
+    """Into a caller's array: a Pillow-decoded record is written there (images[i] is out[i]), a
+    failed one left at zeros with Pillow's and mmcore's reasons; mmcore's own records and the
+    pixel limits as without the fallback."""
+    a = photos()[0]
+    tif = encode(Image.fromarray(a), "TIFF")
+    png = encode(Image.fromarray(a), "PNG")
+    junk = b"II*\x00" + bytes(60)
+    cut = encode(Image.fromarray(a), "BMP")[:200]
+    srcs = [tif, junk, png, cut, None]
+    for call, kw in (
+        (mmcore.decode_batch, {"target": (40, 30)}),
+        (mmcore.thumbnail_batch, {"crop": (40, 30)}),
+    ):
+        out = np.full((5, 30, 40, 3), 9, np.uint8)
+        r = call(srcs, fallback="pillow", out=out, **kw)  # type: ignore[operator]
+        plain = call(srcs, **kw)  # type: ignore[operator]
+        s = mmcore.Status
+        assert r.status.tolist()[:4] == [s.OK, s.UNSUPPORTED, s.OK, s.CORRUPT]
+        assert r.status[4] == plain.status[4] and r.errors[2:5:2] == plain.errors[2:5:2]
+        assert np.shares_memory(r.images[0], out) and np.array_equal(out[0], out[2])
+        assert not out[1].any() and not out[3].any()
+        assert "Pillow cannot read it either" in (r.errors[1] or "")
+        assert "BMP image that Pillow cannot decode" in (r.errors[3] or "")
+    big = mmcore.decode_batch([tif], fallback="pillow", max_pixels=1000)
+    assert big.status[0] == mmcore.Status.TOO_LARGE and "over the limit of 1000" in (big.errors[0] or "")
+    with pytest.raises(ValueError, match="fallback must be None or 'pillow'"):
+        mmcore.thumbnail_batch([tif], short_side=8, fallback="magick")  # type: ignore[arg-type]
 
 
 # -- the crop of a resize (the fallback thumbnails' centre crop) ------------------------------------

@@ -73,6 +73,19 @@ def pixels(im: Any) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(a)
 
 
+#: The formats mmcore names UNSUPPORTED (by signature) that Pillow reads (HEIF with pillow-heif;
+#: AVIF where this build has no libavif).
+_READS = ("TIFF", "BMP", "PNM", "ICO", "HEIF", "JPEG 2000", "Photoshop", "QOI", "AVIF")
+
+
+def hint(error: str, how: str) -> str:
+    """A single call's message for a format Pillow reads, with ``how`` to go through Pillow."""
+    if error.startswith(_READS) and "images are not supported" in error:
+        heif = " (HEIF: with pillow-heif)" if error.startswith("HEIF") else ""
+        return f"{error}; Pillow reads it{heif}: {how}"
+    return error
+
+
 def load() -> None:
     """Imports Pillow (ImportError with the command to install it when it is missing) and, where
     pillow-heif is installed, registers its HEIF opener with Pillow (what pillow-heif is for)."""

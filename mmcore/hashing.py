@@ -507,24 +507,9 @@ def _one(
         [s], mask, mode, dihedral, _flag("exif_orientation", exif), _max_pixels(max_pixels), 1
     )
     if status[0] > Status.OK_WARNING:
-        raise DecodeError(Status(int(status[0])), _with_pillow_hint(errors[0] or ""))
+        how = 'hash PIL.Image.open(...) of it, or use hash_batch(..., fallback="pillow")'
+        raise DecodeError(Status(int(status[0])), _pillow.hint(errors[0] or "", how))
     return bits[0], pdq_bytes[0], int(quality[0])
-
-
-#: The formats mmcore names UNSUPPORTED (by signature) that Pillow reads (HEIF with pillow-heif;
-#: AVIF where this build has no libavif).
-_PILLOW_READS = ("TIFF", "BMP", "PNM", "ICO", "HEIF", "JPEG 2000", "Photoshop", "QOI", "AVIF")
-
-
-def _with_pillow_hint(error: str) -> str:
-    """A single call's message for a format Pillow reads says how to hash it from Pillow."""
-    if error.startswith(_PILLOW_READS) and "images are not supported" in error:
-        heif = " (HEIF: with pillow-heif)" if error.startswith("HEIF") else ""
-        return (
-            f"{error}; Pillow reads it{heif}: hash PIL.Image.open(...) of it, or use "
-            'hash_batch(..., fallback="pillow")'
-        )
-    return error
 
 
 def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool, max_pixels: int | None) -> int:

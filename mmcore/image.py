@@ -155,7 +155,10 @@ def _single_src(src: Any) -> Any:
 def _check(result: tuple[int, str, Image | None]) -> Image:
     status, message, image = result
     if image is None:
-        raise DecodeError(Status(status), message)
+        from ._pillow import hint
+
+        how = 'decode_batch / thumbnail_batch(..., fallback="pillow") decode it through Pillow'
+        raise DecodeError(Status(status), hint(message, how))
     return image
 
 

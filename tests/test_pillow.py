@@ -305,6 +305,10 @@ def test_single_calls_say_how_to_hash_other_formats() -> None:
     with pytest.raises(mmcore.DecodeError, match="JPEG XL") as e:
         mmcore.pdq(b"\xff\x0a" + bytes(40))
     assert "Pillow" not in str(e.value)
+    for call in (mmcore.decode, lambda b: mmcore.thumbnail(b, short_side=8)):
+        with pytest.raises(mmcore.DecodeError, match=r"TIFF images are not supported.*fallback=") as e:
+            call(tif)
+        assert e.value.status == mmcore.Status.UNSUPPORTED
 
 
 def test_fallback_argument_and_missing_pillow(monkeypatch: pytest.MonkeyPatch) -> None:

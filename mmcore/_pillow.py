@@ -3,11 +3,12 @@
 - **Pillow images as hash sources** (:func:`is_image`, :func:`pixels`): ``mmcore.phash(im)`` and
   ``hash_batch([im, ...])`` take what imagehash takes, hashing the array imagehash's functions see
   in it (``convert("L")`` for the grey modes, ``convert("RGB")`` for the others).
-- **A second decoder** (``hash_batch(..., fallback="pillow")``, ``Config.fallback = "pillow"``):
-  the records mmcore's own decoder names ``UNSUPPORTED`` (TIFF, BMP, ICO, PNM, JPEG 2000,
-  Photoshop, QOI; HEIF / HEIC where pillow-heif is installed; AVIF in a build without libavif) are
-  decoded by Pillow (:func:`decode`) and hashed by mmcore from those pixels, so that a corpus's odd
-  formats get hashes instead of a status.
+- **A second decoder** (``fallback="pillow"`` of ``hash_batch``, ``decode_batch``,
+  ``thumbnail_batch`` and ``pipeline.build``; ``Config.fallback = "pillow"``): the records mmcore's
+  own decoder names ``UNSUPPORTED`` (TIFF, BMP, ICO, PNM, JPEG 2000, Photoshop, QOI; HEIF / HEIC
+  where pillow-heif is installed; AVIF in a build without libavif) are decoded by Pillow
+  (:func:`decode`), then hashed, turned and resized by mmcore as its own formats are, so that a
+  corpus's odd formats get hashes and thumbnails instead of a status.
 
 The pixels are Pillow's, the hashes mmcore's of them: in exact mode imagehash's bits on the same
 ``Image.open`` and PDQ's reference on the 8-bit image. Only records mmcore named UNSUPPORTED go to
@@ -104,8 +105,9 @@ def load() -> None:
 
 @dataclass
 class Decoded:
-    """What :func:`decode` made of one record: ``pixels`` (HxW grey or HxWx3 RGB uint8, as stored:
-    not turned) and the image's header facts, or ``status`` / ``error`` saying why there are none."""
+    """What :func:`decode` made of one record: ``pixels`` (uint8, HxW grey, HxWx3 RGB or, when
+    asked for, HxWx4 RGBA; as stored: not turned) and the image's header facts, or ``status`` /
+    ``error`` saying why there are none."""
 
     status: Status
     error: str | None
@@ -136,8 +138,8 @@ def decode(data: Any, max_pixels: int, refused: str | None, mode: str | None = N
         return Decoded(Status.TOO_LARGE, f"{why}; Pillow refuses it: {e}")
     except UnidentifiedImageError:
         if "HEIF" not in formats and why.startswith("HEIF"):
-            hint = "Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
-            return Decoded(Status.UNSUPPORTED, f"{why}; {hint}")
+            how = "Pillow reads HEIF / HEIC with pillow-heif (pip install pillow-heif), not installed here"
+            return Decoded(Status.UNSUPPORTED, f"{why}; {how}")
         return Decoded(Status.UNSUPPORTED, f"{why}; Pillow cannot read it either")
     except MemoryError:
         return Decoded(Status.NO_MEMORY, f"{why}; out of memory in Pillow")

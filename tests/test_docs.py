@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 import mmcore
+import mmcore._pillow
 import mmcore.gpu
 import mmcore.hashing
 import mmcore.image
@@ -18,7 +19,16 @@ import mmcore.status
 
 @pytest.mark.parametrize(
     "module",
-    [mmcore, mmcore.search, mmcore.quant, mmcore.hashing, mmcore.image, mmcore.status, mmcore.gpu],
+    [
+        mmcore,
+        mmcore.search,
+        mmcore.quant,
+        mmcore.hashing,
+        mmcore.image,
+        mmcore.status,
+        mmcore.gpu,
+        mmcore._pillow,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: object) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _core, _pillow
 from .status import DecodeError, EncodeError, Status, StatusColumn
 
 Source = Union[bytes, bytearray, memoryview, "npt.NDArray[np.uint8]", str, "os.PathLike[str]"]
@@ -109,7 +109,17 @@ def _filter(name: str) -> int:
         raise ValueError(f"filter must be one of {sorted(FILTERS)}, got {name!r}") from None
 
 
+def _pil_refused(src: Any) -> None:
+    """Decode and thumbnail calls take encoded images; a Pillow image is told where it goes."""
+    if _pillow.is_image(src):
+        raise TypeError(
+            "a Pillow image is decoded pixels, not an encoded image: mmcore.resize(np.asarray(image), "
+            "...) resizes them (the hash functions take Pillow images as they are)"
+        )
+
+
 def _src(src: Any) -> Any:
+    _pil_refused(src)
     if isinstance(src, os.PathLike):
         return os.fsdecode(src)  # a path even when __fspath__ gives bytes
     if isinstance(src, str):
@@ -134,6 +144,7 @@ def _check_src(src: Any) -> None:
     Anything with the buffer protocol (bytes, numpy, mmap, array.array...) or a path is a source."""
     if isinstance(src, (str, os.PathLike)):
         return
+    _pil_refused(src)
     try:
         view = memoryview(src)
     except TypeError:
@@ -155,10 +166,8 @@ def _single_src(src: Any) -> Any:
 def _check(result: tuple[int, str, Image | None]) -> Image:
     status, message, image = result
     if image is None:
-        from ._pillow import hint
-
         how = 'decode_batch / thumbnail_batch(..., fallback="pillow") decode it through Pillow'
-        raise DecodeError(Status(status), hint(message, how))
+        raise DecodeError(Status(status), _pillow.hint(message, how))
     return image
 
 
@@ -316,8 +325,6 @@ def _check_fallback(fallback: Any) -> None:
     if fallback not in (None, "pillow"):
         raise ValueError(f"fallback must be None or 'pillow', got {fallback!r}")
     if fallback is not None:
-        from . import _pillow
-
         _pillow.load()  # ImportError with the command that installs Pillow, before any work
 
 
@@ -333,8 +340,6 @@ def _result(
     """A decode / thumbnail batch's result, with the records Pillow decodes where ``fallback``."""
     images, status, errors = res[0], res[1], res[2]
     if fallback is not None:
-        from . import _pillow
-
         images, status, errors = list(images), np.array(status), list(errors)
         _pillow.images(items, status, errors, images, codes, geometry, threads, dest)
     return BatchResult(images=images, status=status, errors=errors)

@@ -170,6 +170,22 @@ def test_colour_spaces_are_hashed_as_rgb(mode: str) -> None:
             assert np.array_equal(r[k][0], r[k][1]), (mode, k)
 
 
+def test_decode_calls_say_where_a_pillow_image_goes() -> None:
+    """decode / thumbnail calls take encoded images: a Pillow image is a TypeError naming
+    mmcore.resize (and that the hash functions take it)."""
+    im = Image.new("RGB", (10, 10))
+    calls = (
+        lambda: mmcore.decode(im),
+        lambda: mmcore.thumbnail(im, short_side=4),
+        lambda: mmcore.decode_batch([im]),
+        lambda: mmcore.thumbnail_batch([b"", im], short_side=4),
+        lambda: mmcore.image_info(im),
+    )
+    for call in calls:
+        with pytest.raises(TypeError, match=r"Pillow image is decoded pixels.*mmcore\.resize"):
+            call()
+
+
 def test_is_image_does_not_import_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without PIL.Image imported nothing is a Pillow image (and it is not imported to find out)."""
     monkeypatch.setitem(sys.modules, "PIL.Image", None)

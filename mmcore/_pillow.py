@@ -176,6 +176,23 @@ def decode(data: Any, max_pixels: int, refused: str | None, mode: str | None = N
     return Decoded(Status.OK, None, fmt.lower(), w, h, orientation, px)
 
 
+def decode_records(
+    items: Any,
+    js: list[int],
+    errors: list[str | None],
+    max_pixels: int,
+    threads: int | None,
+    mode: str | None,
+) -> list[Decoded]:
+    """:func:`decode` of the encoded sources ``items[j]`` (bytes, buffers or paths) for each ``j``
+    of ``js``, on up to ``threads`` threads (None or 0: all cores; Pillow's decoders release the
+    GIL); ``errors[j]`` is mmcore's message for the record."""
+    if not js:
+        return []
+    with ThreadPoolExecutor(min(len(js), threads or os.cpu_count() or 1)) as ex:
+        return list(ex.map(lambda j: decode(encoded(items[j]), max_pixels, errors[j], mode), js))
+
+
 def _as_mode(im: Any, mode: str) -> npt.NDArray[np.uint8]:
     a = np.asarray(im if im.mode == mode else im.convert(mode))
     if a.dtype != np.uint8 or a.ndim != (2 if mode == "L" else 3):
@@ -301,13 +318,8 @@ def images(
     ``items`` that ``status`` names UNSUPPORTED decoded by Pillow (in the mode of the pixel code)
     and shaped as :func:`thumbnail` says; ``status``, ``errors`` and the images ``out`` (and
     ``dest``, the caller's output array, where given) updated in place."""
-    load()
     js = np.flatnonzero(status == Status.UNSUPPORTED).tolist()
-    if not js:
-        return
-    mode = MODES[codes[0]]
-    with ThreadPoolExecutor(min(len(js), threads or os.cpu_count() or 1)) as ex:  # decoders drop the GIL
-        done = list(ex.map(lambda j: decode(encoded(items[j]), codes[2], errors[j], mode), js))
+    done = decode_records(items, js, errors, codes[2], threads, MODES[codes[0]])
     for j, d in zip(js, done, strict=True):
         if d.pixels is None:
             status[j], errors[j] = d.status, d.error

@@ -157,8 +157,14 @@ def _sources(srcs: Sequence[Any], threads: int | None) -> tuple[list[Any], Failu
     Pillow image that could not be loaded: None in its place). Pillow images become their pixels,
     loaded on ``threads`` threads (Pillow's decoders release the GIL; the copy of the pixels out
     of Pillow, ~0.35 ms for 0.2 Mpx, holds it)."""
-    items = [None if _pillow.is_image(s) else _hash_src(s) for s in srcs]
-    pil = [i for i, s in enumerate(srcs) if items[i] is None and s is not None]
+    items: list[Any] = []
+    pil: list[int] = []
+    for i, s in enumerate(srcs):
+        if _pillow.is_image(s):
+            pil.append(i)
+            items.append(None)
+        else:
+            items.append(_hash_src(s))
     failed: Failures = {}
     if not pil:
         return items, failed
@@ -194,7 +200,6 @@ def _fallback(
     that ``hr`` names UNSUPPORTED decoded by Pillow and hashed from its pixels, their entries in
     ``hr`` (columns, status, errors, thumbnails) replaced in place by that or by why Pillow could
     not. Returns what Pillow made of each record it was given (its format, size, orientation)."""
-    _pillow.load()
     js = [
         j
         for j in np.flatnonzero(np.asarray(hr.status) == Status.UNSUPPORTED).tolist()
@@ -202,10 +207,7 @@ def _fallback(
     ]
     if not js:
         return []
-    limit = _max_pixels(max_pixels)
-    workers = min(len(js), threads or os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as ex:  # Pillow's decoders release the GIL
-        decoded = list(ex.map(lambda j: _pillow.decode(_pillow.encoded(items[j]), limit, hr.errors[j]), js))
+    decoded = _pillow.decode_records(items, js, hr.errors, _max_pixels(max_pixels), threads, None)
     hr.status = np.array(hr.status)
     for j, d in zip(js, decoded, strict=True):
         hr.status[j], hr.errors[j] = d.status, d.error

@@ -170,6 +170,99 @@ def test_colour_spaces_are_hashed_as_rgb(mode: str) -> None:
             assert np.array_equal(r[k][0], r[k][1]), (mode, k)
 
 
+@pytest.mark.parametrize("mode", ["exact", "full", "fast"])
+def test_a_fourth_channel_is_ignored_by_every_hash(mode: str) -> None:
+    """An HxWx4 array hashes as its first three channels, whatever the fourth holds, for every kind
+    and mode, dihedral PDQ too (what hashing a Pillow image's RGBX memory as it is relies on)."""
+    rng = np.random.default_rng(4)
+    rgb = [
+        *photos()[:4],
+        *(rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(1, 1), (3, 2), (600, 900)]),
+    ]
+    rgba = [np.dstack([a, rng.integers(0, 256, a.shape[:2], dtype=np.uint8)]) for a in rgb]
+    kinds = (*KINDS, "pdq")
+    r3 = mmcore.hash_batch(rgb, kinds=kinds, mode=mode, dihedral=True)
+    r4 = mmcore.hash_batch(rgba, kinds=kinds, mode=mode, dihedral=True)
+    assert r3.ok.all() and r4.ok.all()
+    assert sorted(r3.columns) == sorted(r4.columns)
+    for k in r3.columns:
+        assert np.array_equal(r3[k], r4[k]), k
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "RGBX", "L", "P", "CMYK", "1"])
+def test_pillow_pixels_are_lent_not_copied(mode: str) -> None:
+    """Pillow's own memory is hashed where it lends it (Arrow export): RGB / RGBA / RGBX as a
+    read-only HxWx4 view, L as HxW, other modes a view of their conversion, which outlives the
+    converted image; the same pixels as pixels() (imagehash's array) and the same hashes."""
+    import gc
+
+    a = photos()[0]
+    im = as_mode(a, mode)
+    v = fb.hash_pixels(im)
+    want = fb.pixels(im)
+    assert not v.flags.writeable and not v.flags.owndata
+    assert v.shape[:2] == want.shape[:2] and v.ndim == (2 if want.ndim == 2 else 3)
+    assert np.array_equal(v[..., :3] if v.ndim == 3 else v, want)
+    del im
+    gc.collect()
+    litter = [Image.new("RGBA", (a.shape[1], a.shape[0]), (7, 7, 7, 7)) for _ in range(20)]
+    assert np.array_equal(v[..., :3] if v.ndim == 3 else v, want), "the view outlived Pillow's memory"
+    del litter
+    r = mmcore.hash_batch([v, want], kinds=(*KINDS, "pdq"))
+    for k in r.columns:
+        assert np.array_equal(r[k][0], r[k][1]), k
+
+
+def test_pillow_pixels_copied_where_not_lent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image stored in more than one of Pillow's blocks (over 16 MiB), and any image with a
+    Pillow without the Arrow export, is copied (pixels()) and hashes the same."""
+    rng = np.random.default_rng(5)
+    big = Image.fromarray(rng.integers(0, 256, (1500, 3000, 3), dtype=np.uint8))  # 18 MB as RGBX
+    v = fb.hash_pixels(big)
+    assert v.shape == (1500, 3000, 3)  # pixels(): the copy (a lent view is HxWx4)
+    small = as_mode(photos()[0], "RGB")
+    lent = mmcore.hash_batch([big, small], kinds=("phash", "pdq"))
+    monkeypatch.delattr(Image.Image, "__arrow_c_array__")
+    assert fb.hash_pixels(small).shape == (*photos()[0].shape[:2], 3)
+    copied = mmcore.hash_batch([big, small], kinds=("phash", "pdq"))
+    assert lent.ok.all() and copied.ok.all()
+    for k in lent.columns:
+        assert np.array_equal(lent[k], copied[k]), k
+    assert int(lent["phash"][0]) == imagehash_int("phash", big)
+
+
+def test_arrow_pixels_refuses_other_layouts() -> None:
+    """_core.arrow_pixels takes only a Pillow-shaped export: plain uint8 values or lists of four,
+    width x height of them, no nulls, no offset; anything else is a ValueError (hash_pixels never
+    hands it one), never a view of the wrong memory."""
+    pa = pytest.importorskip("pyarrow")
+
+    def export(arr: Any) -> tuple[Any, Any]:
+        return arr.__arrow_c_array__()  # type: ignore[no-any-return]
+
+    ok = pa.array(np.arange(6, dtype=np.uint8))
+    assert _core.arrow_pixels(*export(ok), 3, 2).tolist() == [[0, 1, 2], [3, 4, 5]]
+    four = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(24, dtype=np.uint8)), 4)
+    assert _core.arrow_pixels(*export(four), 3, 2).shape == (2, 3, 4)
+    bad = [
+        (pa.array(np.arange(6, dtype=np.int32)), 3, 2),
+        (pa.FixedSizeListArray.from_arrays(pa.array(np.arange(18, dtype=np.uint8)), 3), 3, 2),
+        (ok, 2, 2),
+        (ok, 7, 1),
+        (pa.array([1, None, 3, 4, 5, 6], pa.uint8()), 3, 2),
+        (pa.array(np.arange(8, dtype=np.uint8)).slice(2), 3, 2),
+        (pa.FixedSizeListArray.from_arrays(pa.array(np.arange(28, dtype=np.uint8)), 4).slice(1), 3, 2),
+    ]
+    for arr, w, h in bad:
+        with pytest.raises(ValueError, match="arrow_pixels"):
+            _core.arrow_pixels(*export(arr), w, h)
+    with pytest.raises(ValueError, match="at least 1x1"):
+        _core.arrow_pixels(*export(ok), 0, 6)
+    schema, array = export(ok)
+    with pytest.raises(ValueError):  # capsules swapped: PyCapsule_GetPointer's own error
+        _core.arrow_pixels(array, schema, 3, 2)
+
+
 def test_decode_calls_say_where_a_pillow_image_goes() -> None:
     """decode / thumbnail calls take encoded images: a Pillow image is a TypeError naming
     mmcore.resize (and that the hash functions take it)."""

@@ -1567,6 +1567,78 @@ py::tuple quant_rerank_py(const py::object& x_obj, const py::object& queries_obj
   return py::make_tuple(scores, pos);
 }
 
+// The Arrow C data interface's two structs (an ABI-stable layout, written by the interface's
+// specification: https://arrow.apache.org/docs/format/CDataInterface.html), for the pixels a
+// Pillow image lends through `__arrow_c_array__` (Pillow 11.2+) without a copy.
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+extern "C" {
+struct ArrowSchema {
+  const char* format;
+  const char* name;
+  const char* metadata;
+  std::int64_t flags;
+  std::int64_t n_children;
+  struct ArrowSchema** children;
+  struct ArrowSchema* dictionary;
+  void (*release)(struct ArrowSchema*);
+  void* private_data;
+};
+struct ArrowArray {
+  std::int64_t length;
+  std::int64_t null_count;
+  std::int64_t offset;
+  std::int64_t n_buffers;
+  std::int64_t n_children;
+  const void** buffers;
+  struct ArrowArray** children;
+  struct ArrowArray* dictionary;
+  void (*release)(struct ArrowArray*);
+  void* private_data;
+};
+}
+#endif
+
+// A plain uint8 array of `length` values, no nulls, no offset: its data buffer, else nullptr.
+const std::uint8_t* arrow_bytes(const ArrowSchema* s, const ArrowArray* a, std::int64_t length) {
+  if (s == nullptr || a == nullptr || s->format == nullptr || std::strcmp(s->format, "C") != 0 ||
+      a->length != length || a->offset != 0 || a->null_count != 0 || a->n_buffers != 2 ||
+      a->buffers == nullptr) {
+    return nullptr;
+  }
+  return static_cast<const std::uint8_t*>(a->buffers[1]);
+}
+
+// The pixels of an image exported as Pillow exports them (a "C" (uint8) array of width x height
+// values for one byte per pixel; a "+w:4" fixed-size list of four "C" for four), as a read-only
+// HxW or HxWx4 array over that memory (no copy). The array keeps `array` (the capsule that owns
+// the export, whose destructor releases it) alive. ValueError for any other layout.
+py::array arrow_pixels_py(const py::capsule& schema, const py::capsule& array, std::int64_t width,
+                          std::int64_t height) {
+  const auto* s = static_cast<const ArrowSchema*>(PyCapsule_GetPointer(schema.ptr(), "arrow_schema"));
+  const auto* a = static_cast<const ArrowArray*>(PyCapsule_GetPointer(array.ptr(), "arrow_array"));
+  if (s == nullptr || a == nullptr) throw py::error_already_set();
+  if (s->release == nullptr || a->release == nullptr)
+    throw py::value_error("arrow_pixels: the export was released");
+  if (width < 1 || height < 1) throw py::value_error("arrow_pixels: the image must be at least 1x1");
+  const std::int64_t n = width * height;
+  const std::uint8_t* data = arrow_bytes(s, a, n);
+  std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(height), static_cast<py::ssize_t>(width)};
+  if (data == nullptr && s->format != nullptr && std::strcmp(s->format, "+w:4") == 0 && s->n_children == 1 &&
+      a->n_children == 1 && a->length == n && a->offset == 0 && a->null_count == 0 &&
+      s->children != nullptr && a->children != nullptr) {
+    data = arrow_bytes(s->children[0], a->children[0], 4 * n);
+    shape.push_back(4);
+  }
+  if (data == nullptr) {
+    throw py::value_error(std::string("arrow_pixels: not an image's uint8 pixels (Arrow format '") +
+                          (s->format != nullptr ? s->format : "") + "')");
+  }
+  py::array out(py::dtype::of<std::uint8_t>(), shape, data, array);
+  out.attr("flags").attr("writeable") = false;
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1642,6 +1714,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("image_info_batch", &image_info_batch_py, py::arg("srcs"), py::arg("exif") = true);
   m.def("image_format_names", &image_format_names);
+  m.def("arrow_pixels", &arrow_pixels_py, py::arg("schema"), py::arg("array"), py::arg("width"),
+        py::arg("height"));
   m.def("read_files", &read_files_py, py::arg("paths"), py::arg("max_bytes"), py::arg("threads"));
   m.def("tar_scan", &tar_scan_py, py::arg("fd"), py::arg("offset"), py::arg("max"));
   py::class_<ThreadBudget>(m, "ThreadBudget",

@@ -72,6 +72,8 @@ KINDS: tuple[str, ...] = (
 BITS: dict[str, int] = {k: 64 for k in KINDS[:6]} | {"colorhash": 42, "pdq": 256}
 """How many bits each kind has."""
 _MODES: dict[str, int] = {"exact": 0, "reference": 0, "full": 1, "fast": 2}
+#: imagehash's hash_size, highfreq_factor and binbits defaults.
+_DEFAULT_SIZES = (8, 4, 3)
 
 
 @dataclass
@@ -79,7 +81,9 @@ class HashResult(StatusColumn):
     """Hashes of a batch, one row per input in input order.
 
     ``result["phash"]`` (or ``result.columns["phash"]``) is a ``uint64`` array for the 64-bit
-    kinds and colorhash (42 bits); ``result["pdq"]`` is ``(N, 32) uint8`` (the reference hex as
+    kinds and colorhash (42 bits); at other sizes (``hash_size``, ``binbits``) a kind of at most
+    64 bits is a ``uint64`` array too, a longer one ``(N, ceil(bits / 8)) uint8`` (each row the
+    hash as one big-endian integer, as PDQ's); ``result["pdq"]`` is ``(N, 32) uint8`` (the reference hex as
     bytes), ``result["pdq_dihedral"]`` ``(N, 8, 32) uint8`` when asked for, and
     ``result["pdq_quality"]`` ``uint8``. Rows whose ``status`` is not OK / OK_WARNING hold zeros;
     ``errors[i]`` says why (None when there is nothing to say). ``thumbnails`` is the
@@ -91,6 +95,9 @@ class HashResult(StatusColumn):
     errors: list[str | None]
     kinds: tuple[str, ...] = field(default=())
     thumbnails: BatchResult | None = None
+    bits: dict[str, int] = field(default_factory=dict)
+    """Bits per kind where they differ from :data:`BITS` (``hash_size`` / ``binbits`` other than
+    imagehash's defaults)."""
 
     def __len__(self) -> int:
         return len(self.status)
@@ -116,7 +123,12 @@ class HashResult(StatusColumn):
             ]
         if kind not in BITS:
             raise ValueError(f"column {kind!r} holds no hashes: it has no hex form")
-        bits = BITS[kind]
+        bits = self.bits.get(kind, BITS[kind])
+        if col.ndim == 2:  # more than 64 bits: each row one big-endian integer
+            return [
+                hash_to_hex(int.from_bytes(bytes(v), "big"), bits) if good else None
+                for v, good in zip(col, ok, strict=True)
+            ]
         return [hash_to_hex(int(v), bits) if good else None for v, good in zip(col, ok, strict=True)]
 
 
@@ -195,6 +207,7 @@ def _fallback(
     threads: int | None,
     budget: ThreadBudget | None,
     thumb: ThumbnailCodes | None,
+    sizes: tuple[int, int, int] = _DEFAULT_SIZES,
 ) -> list[tuple[int, _pillow.Decoded]]:
     """``hash_batch(..., fallback="pillow")``: the records of encoded ``items`` (bytes or paths)
     that ``hr`` names UNSUPPORTED decoded by Pillow and hashed from its pixels, their entries in
@@ -240,6 +253,9 @@ def _fallback(
                 max_pixels=max_pixels,
                 threads=threads,
                 budget=budget,
+                hash_size=sizes[0],
+                highfreq_factor=sizes[1],
+                binbits=sizes[2],
             )
             for k, col in r.columns.items():
                 hr.columns[k] = np.array(hr.columns[k])
@@ -300,6 +316,9 @@ def hash_batch(
     device: Literal["cpu", "cuda"] = "cpu",
     budget: ThreadBudget | None = None,
     fallback: Literal["pillow"] | None = None,
+    hash_size: int = 8,
+    highfreq_factor: int = 4,
+    binbits: int = 3,
 ) -> HashResult:
     """Hash many images; one decode per image serves every kind asked for.
 
@@ -337,16 +356,29 @@ def hash_batch(
     imagehash's bits on the same ``Image.open``), with their thumbnails; one Pillow cannot read
     keeps UNSUPPORTED, one it knows but cannot decode is CORRUPT. See docs/jobs.md "Other formats".
 
+    ``hash_size``, ``highfreq_factor`` and ``binbits`` are imagehash's parameters of the same
+    names, with its bits at every size: ``hash_size`` (2..64; a power of 2 for whash) for the
+    imagehash kinds, which then have ``hash_size ** 2`` bits; ``highfreq_factor`` for phash and
+    phash_simple (``hash_size * highfreq_factor`` up to 1024 with no prime factor over 5: 16 x 4,
+    12 x 4, 10 x 4 yes, 7 x 4 no); ``binbits`` (1..16)
+    for colorhash, ``14 * binbits`` bits. A kind of more than 64 bits is a ``(N, ceil(bits / 8))
+    uint8`` column (``result.hex(kind)`` is imagehash's ``str()``). CPU only; in fast mode a
+    larger pHash grid makes the call decode JPEGs at twice its size for every kind it asks for.
+
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")
     >>> r["dhash"].dtype, len(r) == len(mmcore.demo_images())
     (dtype('uint64'), True)
+    >>> r = mmcore.hash_batch(mmcore.demo_images()[:1], kinds=["phash"], hash_size=16)
+    >>> r["phash"].shape, len(r.hex("phash")[0])
+    ((1, 32), 64)
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["pdq"], thumbnail={"short_side": 64})
     >>> r.thumbnails is not None and len(r.thumbnails.images) == len(r)
     True
     """
     names, mask = _kinds(kinds)
     m = _mode(mode, ("exact", "reference", "full", "fast"))
+    sizes = _sizes(hash_size, highfreq_factor, binbits)
     srcs = _batch_sources(srcs)
     if fallback not in (None, "pillow"):
         raise ValueError(f"fallback must be None or 'pillow', got {fallback!r}")
@@ -355,6 +387,11 @@ def hash_batch(
     if device == "cuda":
         if budget is not None:
             raise ValueError("budget is for device 'cpu' (it counts CPU decode threads)")
+        if sizes != _DEFAULT_SIZES:
+            raise ValueError(
+                "hash_size, highfreq_factor and binbits other than imagehash's defaults (8, 4, 3) are "
+                "computed on the CPU: use device='cpu'"
+            )
         thumb_kw = None if thumbnail is None else _thumbnail_kwargs(thumbnail)
         return _hash_batch_gpu(srcs, names, mode, dihedral, max_pixels, threads, thumb_kw, fallback)
     if device != "cpu":
@@ -374,22 +411,28 @@ def hash_batch(
         _threads(threads),
         thumb,
         budget,
+        *sizes,
     )
-    bits, pdq_bytes, quality, status, errors = out[:5]
+    bits, pdq_bytes, quality, status, errors, tb, wide = out
     thumbs = None
-    if thumb is not None:
-        images, tstatus, terrors = out[5]
+    if tb is not None:
+        images, tstatus, terrors = tb
         thumbs = BatchResult(images=images, status=tstatus, errors=terrors)
     columns: dict[str, npt.NDArray[Any]] = {}
+    widths: dict[str, int] = {}
     for k in names:
+        code = KINDS.index(k)
         if k == "pdq":
             columns["pdq"] = np.ascontiguousarray(pdq_bytes[:, 0, :])
             if dihedral:
                 columns["pdq_dihedral"] = pdq_bytes
             columns["pdq_quality"] = quality
+        elif code in wide:
+            widths[k] = hash_bits(k, hash_size=sizes[0], binbits=sizes[2])
+            columns[k] = _wide_column(wide[code], widths[k])
         else:
-            columns[k] = np.ascontiguousarray(bits[:, KINDS.index(k)])
-    hr = HashResult(columns, status, errors, names, thumbs)
+            columns[k] = np.ascontiguousarray(bits[:, code])
+    hr = HashResult(columns, status, errors, names, thumbs, widths)
     _pil_failures(hr, failed)
     if fallback is not None:
         _fallback(
@@ -402,8 +445,44 @@ def hash_batch(
             threads=threads,
             budget=budget,
             thumb=thumb,
+            sizes=sizes,
         )
     return hr
+
+
+def _sizes(hash_size: Any, highfreq_factor: Any, binbits: Any) -> tuple[int, int, int]:
+    """hash_size / highfreq_factor / binbits as ints (their ranges are checked natively, for the
+    kinds asked for)."""
+    for name, v in (("hash_size", hash_size), ("highfreq_factor", highfreq_factor), ("binbits", binbits)):
+        if not _is_int(v):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    return int(hash_size), int(highfreq_factor), int(binbits)
+
+
+def hash_bits(kind: str, *, hash_size: int = 8, binbits: int = 3) -> int:
+    """How many bits a kind's hash has: ``hash_size ** 2`` for the imagehash kinds (64 by
+    default), ``14 * binbits`` for colorhash (42), 256 for PDQ; what :func:`hash_to_hex` takes.
+
+    >>> import mmcore
+    >>> mmcore.hash_bits("phash"), mmcore.hash_bits("phash", hash_size=16), mmcore.hash_bits("colorhash")
+    (64, 256, 42)
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown hash kind {kind!r}; choose from {KINDS}")
+    if kind == "pdq":
+        return 256
+    if kind == "colorhash":
+        return 14 * int(binbits)
+    return int(hash_size) ** 2
+
+
+def _wide_column(col: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[Any]:
+    """A kind at another size: (N, ceil(bits / 8)) big-endian rows, as uint64 when it fits."""
+    if bits > 64:
+        return col
+    padded = np.zeros((col.shape[0], 8), np.uint8)
+    padded[:, 8 - col.shape[1] :] = col
+    return padded.view(">u8")[:, 0].astype(np.uint64)
 
 
 def _pil_failures(hr: HashResult, failed: Failures) -> None:
@@ -491,10 +570,16 @@ def _thumbnail_kwargs(thumbnail: Any) -> dict[str, Any]:
 
 
 def _one(
-    src: HashSource, kind: str, mode: int, dihedral: bool, exif: bool, max_pixels: int | None
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], int]:
-    """One record through the batch kernel: (its 7 bit columns, its PDQ rows, PDQ quality); raises
-    DecodeError for bad data."""
+    src: HashSource,
+    kind: str,
+    mode: int,
+    dihedral: bool,
+    exif: bool,
+    max_pixels: int | None,
+    sizes: tuple[int, int, int] = _DEFAULT_SIZES,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8], int, dict[int, npt.NDArray[np.uint8]]]:
+    """One record through the batch kernel: (its 7 bit columns, its PDQ rows, PDQ quality, its
+    kinds at other sizes by code); raises DecodeError for bad data."""
     if _pillow.is_image(src):
         status, error, s = _pil_pixels(src)
         if s is None:
@@ -505,24 +590,52 @@ def _one(
     if isinstance(s, str) and not os.path.exists(s):
         raise FileNotFoundError(f"no such file: {s!r}")
     _, mask = _kinds((kind,))
-    bits, pdq_bytes, quality, status, errors = _core.hash_batch(
-        [s], mask, mode, dihedral, _flag("exif_orientation", exif), _max_pixels(max_pixels), 1
+    bits, pdq_bytes, quality, status, errors, _, wide = _core.hash_batch(
+        [s],
+        mask,
+        mode,
+        dihedral,
+        _flag("exif_orientation", exif),
+        _max_pixels(max_pixels),
+        1,
+        None,
+        None,
+        *sizes,
     )
     if status[0] > Status.OK_WARNING:
         how = 'hash PIL.Image.open(...) of it, or use hash_batch(..., fallback="pillow")'
         raise DecodeError(Status(int(status[0])), _pillow.hint(errors[0] or "", how))
-    return bits[0], pdq_bytes[0], int(quality[0])
+    return bits[0], pdq_bytes[0], int(quality[0]), {code: col[0] for code, col in wide.items()}
 
 
-def _single(kind: str, src: HashSource, mode: str, exif_orientation: bool, max_pixels: int | None) -> int:
-    bits, _, _ = _one(src, kind, _mode(mode, ("exact", "fast")), False, exif_orientation, max_pixels)
-    return int(bits[KINDS.index(kind)])
+def _single(
+    kind: str,
+    src: HashSource,
+    mode: str,
+    exif_orientation: bool,
+    max_pixels: int | None,
+    hash_size: int = 8,
+    highfreq_factor: int = 4,
+    binbits: int = 3,
+) -> int:
+    m = _mode(mode, ("exact", "fast"))
+    sizes = _sizes(hash_size, highfreq_factor, binbits)
+    bits, _, _, wide = _one(src, kind, m, False, exif_orientation, max_pixels, sizes)
+    code = KINDS.index(kind)
+    return int.from_bytes(wide[code].tobytes(), "big") if code in wide else int(bits[code])
 
 
 def ahash(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
 ) -> int:
     """imagehash's ``average_hash`` (8x8): a 64-bit int, element [0,0] the most significant bit.
+    ``hash_size`` as imagehash's (2..64): ``hash_size ** 2`` bits, imagehash's at every size (as
+    for the other kinds; ``hash_to_hex(h, hash_size ** 2)`` is imagehash's ``str()``).
 
     ``exif_orientation`` applies to fast mode only; ``max_pixels`` (default: Pillow's 178,956,970)
     refuses larger images before decoding. Raises :class:`DecodeError` for bad data (the other
@@ -533,11 +646,16 @@ def ahash(
     ...     mmcore.ahash(mmcore.decode(mmcore.demo_images()[0], exif_orientation=False)))
     True
     """
-    return _single("ahash", src, mode, exif_orientation, max_pixels)
+    return _single("ahash", src, mode, exif_orientation, max_pixels, hash_size)
 
 
 def dhash(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
 ) -> int:
     """imagehash's ``dhash`` (horizontal gradient of a 9x8 image), 64 bits.
 
@@ -545,11 +663,16 @@ def dhash(
     >>> 0 <= mmcore.dhash(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("dhash", src, mode, exif_orientation, max_pixels)
+    return _single("dhash", src, mode, exif_orientation, max_pixels, hash_size)
 
 
 def dhash_vertical(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
 ) -> int:
     """imagehash's ``dhash_vertical`` (vertical gradient of an 8x9 image), 64 bits.
 
@@ -557,27 +680,41 @@ def dhash_vertical(
     >>> 0 <= mmcore.dhash_vertical(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("dhash_vertical", src, mode, exif_orientation, max_pixels)
+    return _single("dhash_vertical", src, mode, exif_orientation, max_pixels, hash_size)
 
 
 def phash(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
+    highfreq_factor: int = 4,
 ) -> int:
     """imagehash's ``phash``: the 8x8 low-frequency DCT of a 32x32 grey image against its median.
 
     ``mode="exact"`` gives imagehash's bits; ``"fast"`` decodes JPEG at a reduced scale and
-    applies EXIF orientation (see docs/hashes.md for how often it agrees).
+    applies EXIF orientation (see docs/hashes.md for how often it agrees). ``hash_size`` and
+    ``highfreq_factor`` as imagehash's: the DCT of a ``hash_size * highfreq_factor`` square (up to
+    1024, no prime factor over 5), ``hash_size ** 2`` bits (``hash_size=16``: a 256-bit int).
 
     >>> import mmcore
     >>> h = mmcore.phash(mmcore.demo_images()[0])
     >>> mmcore.hamming(h, mmcore.phash(mmcore.demo_images()[0], mode="fast")) <= 64
     True
     """
-    return _single("phash", src, mode, exif_orientation, max_pixels)
+    return _single("phash", src, mode, exif_orientation, max_pixels, hash_size, highfreq_factor)
 
 
 def phash_simple(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
+    highfreq_factor: int = 4,
 ) -> int:
     """imagehash's ``phash_simple`` (row DCT, coefficients 1..8, against their mean), 64 bits.
 
@@ -585,31 +722,43 @@ def phash_simple(
     >>> 0 <= mmcore.phash_simple(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("phash_simple", src, mode, exif_orientation, max_pixels)
+    return _single("phash_simple", src, mode, exif_orientation, max_pixels, hash_size, highfreq_factor)
 
 
 def whash(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    hash_size: int = 8,
 ) -> int:
-    """imagehash's ``whash`` (Haar wavelet, hash_size 8, the image's natural scale), 64 bits.
+    """imagehash's ``whash`` (Haar wavelet, the image's natural scale), 64 bits; ``hash_size`` a
+    power of 2 as imagehash's (``hash_size ** 2`` bits).
 
     >>> import mmcore
     >>> 0 <= mmcore.whash(mmcore.demo_images()[0]) < 2**64
     True
     """
-    return _single("whash", src, mode, exif_orientation, max_pixels)
+    return _single("whash", src, mode, exif_orientation, max_pixels, hash_size)
 
 
 def colorhash(
-    src: HashSource, *, mode: Mode = "exact", exif_orientation: bool = True, max_pixels: int | None = None
+    src: HashSource,
+    *,
+    mode: Mode = "exact",
+    exif_orientation: bool = True,
+    max_pixels: int | None = None,
+    binbits: int = 3,
 ) -> int:
     """imagehash's ``colorhash`` (binbits 3): 42 bits; ``hash_to_hex(h, 42)`` is imagehash's str.
+    ``binbits`` as imagehash's (1..16): ``14 * binbits`` bits.
 
     >>> import mmcore
     >>> len(mmcore.hash_to_hex(mmcore.colorhash(mmcore.demo_images()[0]), 42))
     11
     """
-    return _single("colorhash", src, mode, exif_orientation, max_pixels)
+    return _single("colorhash", src, mode, exif_orientation, max_pixels, binbits=binbits)
 
 
 @overload
@@ -662,7 +811,7 @@ def pdq(
     (64, True)
     """
     m = _mode(mode, ("reference", "full", "fast"))
-    _, rows, quality = _one(src, "pdq", m, _flag("dihedral", dihedral), exif_orientation, max_pixels)
+    _, rows, quality, _ = _one(src, "pdq", m, _flag("dihedral", dihedral), exif_orientation, max_pixels)
     if dihedral:
         return [bytes(v) for v in rows], quality
     return bytes(rows[0]), quality
@@ -735,19 +884,21 @@ def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
         flat = a.reshape(-1).tolist()
         if flat and all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
             for v in flat:  # numpy keeps ints as objects only past the 64-bit range
-                _unsigned(v)  # the int path's ValueError
+                if not -(1 << 63) <= v < 1 << 64:
+                    raise ValueError(
+                        f"hamming on arrays takes 64-bit hashes as ints, got {v} (pass longer hashes as "
+                        "(N, nbytes) uint8 rows or bytes, or compare two ints)"
+                    )
         raise TypeError(f"hamming needs ints, bytes or integer arrays, got {type(x).__name__}")
     raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
 
 
 def _unsigned(h: int) -> int:
     """A negative int as its 64-bit two's complement: the int64 hash columns of mmcore run's
-    Parquet (imagehash's bits reinterpreted), as the array path reads them. Wider hashes (PDQ's
-    256 bits) are bytes or uint8 arrays."""
-    if h >= 1 << 64:
-        raise ValueError(f"hamming on ints takes 64-bit hashes, got {h} (pass longer hashes as bytes)")
+    Parquet (imagehash's bits reinterpreted), as the array path reads them. A non-negative int is
+    a hash of any width (a 256-bit pHash at hash_size 16)."""
     if h >= 0:
-        return h
+        return h  # any width: imagehash's hash_size=16 pHash is a 256-bit int
     if h < -(1 << 63):
         raise ValueError(f"hamming on {h}: a negative hash must fit in int64 (hashes are unsigned)")
     return h + (1 << 64)

@@ -759,11 +759,16 @@ void hash_thumbnail_record(Source& src, const HashRequest& request, const Option
 }
 
 py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
-                          std::int64_t max_pixels, int threads, const Options* thumb, ThreadBudget* budget) {
+                          std::int64_t max_pixels, int threads, const Options* thumb, ThreadBudget* budget,
+                          const HashRequest& size_request) {
   if (mode < 0 || mode > 2) throw py::value_error("mode code must be 0 (exact), 1 (pdq full) or 2 (fast)");
   if (kinds == 0 || kinds >= (1u << kHashKindCount)) throw py::value_error("kinds mask names no known kind");
-  HashRequest request;
+  HashRequest request = size_request;
   request.kinds = kinds;
+  {
+    ErrorText why;
+    if (!hash_sizes_valid(request, &why)) throw py::value_error(why.text);
+  }
   request.mode = static_cast<HashMode>(mode);
   request.pdq_dihedral = dihedral;
   request.exif_orientation = exif;
@@ -816,14 +821,35 @@ py::tuple hash_batch_impl(const py::sequence& srcs, std::uint32_t kinds, int mod
     errors[static_cast<std::size_t>(i)] =
         r.error.empty() ? py::object(py::none()) : py::object(py::str(r.error.text));
   }
-  if (thumb == nullptr) return py::make_tuple(bits, pdq_bytes, quality, status, errors);
-  return py::make_tuple(bits, pdq_bytes, quality, status, errors, to_batch(thumbs));
+  // Kinds at other sizes: {kind code: (rows, ceil(bits / 8)) uint8}, each row a big-endian integer.
+  py::dict wide;
+  for (int k = 0; k < kHashKindCount; ++k) {
+    const auto kind = static_cast<HashKind>(k);
+    if (!request.wants(kind) || !request.sized(kind)) continue;
+    const auto width = static_cast<py::ssize_t>((hash_bit_count(kind, request) + 7) / 8);
+    py::array_t<std::uint8_t> col({rows, width});
+    auto c = col.mutable_unchecked<2>();
+    for (py::ssize_t i = 0; i < rows; ++i) {
+      const HashOut& r = records[static_cast<std::size_t>(i)];
+      const std::vector<std::uint8_t>& w = r.record.wide[k];
+      const bool ok = status_ok(r.status) && static_cast<py::ssize_t>(w.size()) == width;
+      for (py::ssize_t j = 0; j < width; ++j) c(i, j) = ok ? w[static_cast<std::size_t>(j)] : 0;
+    }
+    wide[py::int_(k)] = col;
+  }
+  if (thumb == nullptr) return py::make_tuple(bits, pdq_bytes, quality, status, errors, py::none(), wide);
+  return py::make_tuple(bits, pdq_bytes, quality, status, errors, to_batch(thumbs), wide);
 }
 
 py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode, bool dihedral, bool exif,
-                        std::int64_t max_pixels, int threads, const py::object& thumb, ThreadBudget* budget) {
+                        std::int64_t max_pixels, int threads, const py::object& thumb, ThreadBudget* budget,
+                        std::int32_t hash_size, std::int32_t highfreq_factor, std::int32_t binbits) {
+  HashRequest sizes;
+  sizes.hash_size = hash_size;
+  sizes.highfreq_factor = highfreq_factor;
+  sizes.binbits = binbits;
   if (thumb.is_none())
-    return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, nullptr, budget);
+    return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, nullptr, budget, sizes);
   const auto t = thumb.cast<py::tuple>();
   if (t.size() != 14) throw py::value_error("thumb must be the 14 thumbnail_batch option codes");
   const Options o =
@@ -831,7 +857,7 @@ py::tuple hash_batch_py(const py::sequence& srcs, std::uint32_t kinds, int mode,
                     t[4].cast<std::int32_t>(), t[5].cast<std::int32_t>(), t[6].cast<std::int32_t>(),
                     t[7].cast<std::int32_t>(), t[8].cast<std::int32_t>(), t[9].cast<std::int32_t>(),
                     t[10].cast<std::int32_t>(), t[11].cast<int>(), t[12].cast<bool>(), t[13].cast<double>());
-  return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, &o, budget);
+  return hash_batch_impl(srcs, kinds, mode, dihedral, exif, max_pixels, threads, &o, budget, sizes);
 }
 
 py::dict build_info_py() {
@@ -1714,6 +1740,17 @@ PYBIND11_MODULE(_core, m) {
   m.def("image_info", &image_info_py, py::arg("src"), py::arg("exif") = true);
   m.def("image_info_batch", &image_info_batch_py, py::arg("srcs"), py::arg("exif") = true);
   m.def("image_format_names", &image_format_names);
+  m.def(
+      "dct2",
+      [](const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
+        if (x.ndim() != 1) throw py::value_error("dct2: x must be 1-D");
+        py::array_t<double> out(x.shape(0));
+        if (!dct2_scipy(x.data(), static_cast<std::int32_t>(x.shape(0)), out.mutable_data())) {
+          throw py::value_error("dct2: the length must have no prime factor over 5");
+        }
+        return out;
+      },
+      py::arg("x"));
   m.def("arrow_pixels", &arrow_pixels_py, py::arg("schema"), py::arg("array"), py::arg("width"),
         py::arg("height"));
   m.def("read_files", &read_files_py, py::arg("paths"), py::arg("max_bytes"), py::arg("threads"));
@@ -1725,7 +1762,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("tokens", &ThreadBudget::tokens);
   m.def("hash_batch", &hash_batch_py, py::arg("srcs"), py::arg("kinds"), py::arg("mode"), py::arg("dihedral"),
         py::arg("exif"), py::arg("max_pixels"), py::arg("threads"), py::arg("thumb") = py::none(),
-        py::arg("budget") = nullptr);
+        py::arg("budget") = nullptr, py::arg("hash_size") = 8, py::arg("highfreq_factor") = 4,
+        py::arg("binbits") = 3);
   m.def("encode", &encode_py, py::arg("img"), py::arg("format"), py::arg("quality"), py::arg("optimize"),
         py::arg("method") = 4);
   m.def("encode_batch", &encode_batch_py, py::arg("images"), py::arg("format"), py::arg("quality"),

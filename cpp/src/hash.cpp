@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include "decode_internal.h"
 #include "hash_internal.h"
@@ -44,6 +45,21 @@ ImageView rows_of(const ImageView& v, std::int32_t y0, std::int32_t n) {
 /// other kinds the same call asks for.
 constexpr std::int32_t kFastMinSide = 128;
 
+/// kFastMinSide, or twice the largest grid a kind asked for at another size reads (pHash at
+/// hash_size x highfreq_factor; dHash hash_size + 1, and aHash / wHash counted the same), so that
+/// fast mode never decodes under twice a hash's input: a call asking for a larger hash decodes
+/// every kind it asks for at that size (documented).
+std::int32_t fast_min_side(const HashRequest& r) {
+  std::int32_t grid = 0;
+  for (int k = 0; k < 6; ++k) {
+    const auto kind = static_cast<HashKind>(k);
+    if (!r.wants(kind) || !r.sized(kind)) continue;
+    const bool dct = kind == HashKind::kPhash || kind == HashKind::kPhashSimple;
+    grid = std::max(grid, dct ? r.hash_size * r.highfreq_factor : r.hash_size + 1);
+  }
+  return std::max(kFastMinSide, 2 * std::min(grid, 1024));
+}
+
 }  // namespace
 
 namespace {
@@ -72,6 +88,7 @@ Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequ
     error->set("hash: kinds mask 0x%x names no kind or an unknown one", request.kinds);
     return Status::kUnsupported;
   }
+  if (!hash_sizes_valid(request, error)) return Status::kUnsupported;
   // Fast mode keeps LANCZOS too: on the scaled (already small) image it costs little, and an
   // area filter there moved dHash by 6 bits on average from exact mode (LANCZOS: 0.6).
   const Filter filter = Filter::kLanczos3;
@@ -88,14 +105,26 @@ Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequ
       grey = g;
     }
     std::uint64_t* b = out->bits;
-    if (request.wants(HashKind::kAhash)) b[0] = ahash_gray(grey, filter);
-    if (request.wants(HashKind::kDhash)) b[1] = dhash_gray(grey, filter);
-    if (request.wants(HashKind::kDhashVertical)) b[2] = dhash_vertical_gray(grey, filter);
-    if (request.wants(HashKind::kPhash)) b[3] = phash_gray(grey, filter);
-    if (request.wants(HashKind::kPhashSimple)) b[4] = phash_simple_gray(grey, filter);
-    if (request.wants(HashKind::kWhash)) b[5] = whash_gray(grey, filter);
+    using Kernel = std::uint64_t (*)(ConstImageView, Filter);
+    static constexpr Kernel kGrey[] = {ahash_gray, dhash_gray,        dhash_vertical_gray,
+                                       phash_gray, phash_simple_gray, whash_gray};
+    for (int k = 0; k < 6; ++k) {
+      const auto kind = static_cast<HashKind>(k);
+      if (!request.wants(kind)) continue;
+      if (request.sized(kind)) {
+        detail::hash_sized_gray(kind, grey, request, filter, out);  // imagehash's other sizes
+      } else {
+        b[k] = kGrey[k](grey, filter);
+      }
+    }
   }
-  if (request.wants(HashKind::kColorhash)) out->bits[6] = colorhash_rgb(img);
+  if (request.wants(HashKind::kColorhash)) {
+    if (request.sized(HashKind::kColorhash)) {
+      detail::hash_sized_colorhash(img, request, out);
+    } else {
+      out->bits[6] = colorhash_rgb(img);
+    }
+  }
 
   if (request.wants(HashKind::kPdq)) {
     ConstImageView src = img;
@@ -155,6 +184,8 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
     if (!status_ok(sg)) return sg;
     out->bits[static_cast<int>(HashKind::kColorhash)] =
         colour_out.bits[static_cast<int>(HashKind::kColorhash)];
+    out->wide[static_cast<int>(HashKind::kColorhash)] =
+        std::move(colour_out.wide[static_cast<int>(HashKind::kColorhash)]);
     return sg;
   }
   DecodeOptions options;
@@ -162,7 +193,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
   if (request.mode == HashMode::kFast) {
     options.pixel = request.wants(HashKind::kColorhash) ? PixelFormat::kRgb : PixelFormat::kGray;
     options.exif_orientation = request.exif_orientation;
-    options.min_width = options.min_height = kFastMinSide;
+    options.min_width = options.min_height = fast_min_side(request);
     options.fast = true;
   } else {
     // The imagehash kinds read Pillow's "L" image only: decode straight to it (a third of the

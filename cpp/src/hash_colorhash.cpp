@@ -13,11 +13,15 @@
 //   Each value v gives imagehash's three bits [v // 4 % 8 > 0, v // 2 % 4 > 0, v % 2 > 0] (not
 //   plain binary: 4 -> 110), most significant first in the low 42 bits, so that
 //   format(h, '011x') == str(imagehash.colorhash(img)).
+// - Other binbits (detail::colorhash_values, the sized hashes): values min(2^b - 1, ...) and
+//   imagehash's b bits per value, v // 2^(b-1-i) % 2^(b-i) > 0.
 // - Invalid input (null data, other channel counts, empty) gives 0. No allocation. Reentrant.
 #include "mmcore/hash.h"
 
 #include <algorithm>
 #include <cstdint>
+
+#include "hash_internal.h"
 
 namespace mmcore {
 
@@ -132,49 +136,59 @@ void count_gray(ConstImageView img, Counts* c) {
   }
 }
 
-/// imagehash's black / grey value: min(7, int(mask.mean() * 8)), the mean in float64.
-inline int fraction_value(std::int64_t count, std::int64_t total) {
-  const double v = static_cast<double>(count) / static_cast<double>(total) * 8.0;
-  return std::min(7, static_cast<int>(v));
+/// imagehash's black / grey value: min(2^b - 1, int(mask.mean() * 2^b)), the mean in float64.
+inline int fraction_value(std::int64_t count, std::int64_t total, int binbits) {
+  const double v =
+      static_cast<double>(count) / static_cast<double>(total) * static_cast<double>(1 << binbits);
+  return std::min((1 << binbits) - 1, static_cast<int>(v));
 }
 
-/// imagehash's hue-bin value: min(7, int(counts * 8 * 1. / c)), int64 product then float64.
-inline int hue_value(std::int64_t count, std::int64_t coloured) {
-  const double v = static_cast<double>(count * 8) / static_cast<double>(coloured);
-  return std::min(7, static_cast<int>(v));
-}
-
-/// imagehash's per-value bits for binbits 3: v // 4 % 8 > 0, v // 2 % 4 > 0, v % 2 > 0.
-inline std::uint64_t value_bits(int v) {
-  return (static_cast<std::uint64_t>(v >= 4) << 2) | (static_cast<std::uint64_t>(v >= 2) << 1) |
-         static_cast<std::uint64_t>(v & 1);
+/// imagehash's hue-bin value: min(2^b - 1, int(counts * 2^b * 1. / c)), int64 product then float64.
+inline int hue_value(std::int64_t count, std::int64_t coloured, int binbits) {
+  const double v = static_cast<double>(count << binbits) / static_cast<double>(coloured);
+  return std::min((1 << binbits) - 1, static_cast<int>(v));
 }
 
 }  // namespace
 
-std::uint64_t colorhash_rgb(ConstImageView img) {
-  if (img.data == nullptr || img.width <= 0 || img.height <= 0) return 0;
+namespace detail {
+
+bool colorhash_values(ConstImageView img, int binbits, int values[14]) {
+  if (img.data == nullptr || img.width <= 0 || img.height <= 0 || binbits < 1 || binbits > 16) return false;
   Counts c;
   if (img.channels == 3 || img.channels == 4) {
     count_rgb(img, &c);
   } else if (img.channels == 1) {
     count_gray(img, &c);
   } else {
-    return 0;
+    return false;
   }
   const std::int64_t total = static_cast<std::int64_t>(img.width) * img.height;
   std::int64_t coloured = total - c.black - c.grey;  // includes S == 170
   if (coloured < 1) coloured = 1;                    // imagehash: c = max(1, mask_colors.sum())
-
-  int values[14];
-  values[0] = fraction_value(c.black, total);
-  values[1] = fraction_value(c.grey, total);
+  values[0] = fraction_value(c.black, total, binbits);
+  values[1] = fraction_value(c.grey, total, binbits);
   for (int k = 0; k < 6; ++k) {
-    values[2 + k] = hue_value(c.faint[k], coloured);
-    values[8 + k] = hue_value(c.bright[k], coloured);
+    values[2 + k] = hue_value(c.faint[k], coloured, binbits);
+    values[8 + k] = hue_value(c.bright[k], coloured, binbits);
   }
+  return true;
+}
+
+bool colorhash_value_bit(int v, int binbits, int i) {
+  // imagehash: v // 2**(binbits - i - 1) % 2**(binbits - i) > 0 (binbits 3: 4 -> 110, 5 -> 101)
+  return ((v >> (binbits - i - 1)) % (1 << (binbits - i))) > 0;
+}
+
+}  // namespace detail
+
+std::uint64_t colorhash_rgb(ConstImageView img) {
+  int values[14];
+  if (!detail::colorhash_values(img, 3, values)) return 0;
   std::uint64_t bits = 0;
-  for (int v : values) bits = (bits << 3) | value_bits(v);
+  for (int v : values) {
+    for (int i = 0; i < 3; ++i) bits = (bits << 1) | (detail::colorhash_value_bit(v, 3, i) ? 1u : 0u);
+  }
   return bits;
 }
 

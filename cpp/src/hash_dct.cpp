@@ -22,9 +22,14 @@
 // explicitly, so it is off here too (no measurable cost at N = 32). -ffast-math cannot work.
 // The operations themselves live in hash_dct_impl.h, included below the pragmas so that they
 // apply to it; cuda/hash.cu runs the same code on the GPU with non-fusing intrinsics.
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "hash_internal.h"
+#include "mmcore/hash.h"
 
 #if defined(__FAST_MATH__)
 #error "hash_dct.cpp must be built without -ffast-math: pHash bits depend on IEEE rounding"
@@ -44,3 +49,366 @@ void dct2_32(const double* x, std::ptrdiff_t stride, double* out) {
 }
 
 }  // namespace mmcore::detail
+
+// ---- pHash's DCT at other lengths (imagehash's hash_size x highfreq_factor) ---------------------
+//
+// The same algorithm as dct2_32 (scipy's pocketfft, Makhoul's method), not specialised, for every
+// n whose prime factors are 2, 3 and 5 (pocketfft's real FFT runs its radix 2 / 3 / 4 / 5 passes
+// for those, never its generic or Bluestein ones): the plan holds its factors for n (4s, one 2
+// put first, then 3s and 5s) and the
+// twiddles pocketfft computes at run time, by its own construction: e^{2 pi i m / n} as a product
+// of two table entries, each a std::cos / std::sin of a multiple of pi / (4n) folded into the
+// first octant (the same libm as scipy's, called on the same arguments). For n = 32 this plan
+// holds kDctTwiddles' values and gives dct2_32's bits (checked by the tests).
+
+namespace mmcore::detail {
+namespace {
+
+struct Complex {
+  double r;
+  double i;
+};
+
+/// pocketfft's table of e^{2 pi i m / n}, m < n: two tables (fine and coarse), one product each.
+class UnitRoots {
+ public:
+  explicit UnitRoots(std::size_t n) : n_(n) {
+    const double ang = static_cast<double>(0.25L * 3.141592653589793238462643383279502884197L / n);
+    const std::size_t nval = (n + 2) / 2;
+    shift_ = 1;
+    while ((std::size_t{1} << shift_) * (std::size_t{1} << shift_) < nval) ++shift_;
+    mask_ = (std::size_t{1} << shift_) - 1;
+    fine_.resize(mask_ + 1);
+    fine_[0] = {1.0, 0.0};
+    for (std::size_t i = 1; i < fine_.size(); ++i) fine_[i] = calc(i, n, ang);
+    coarse_.resize((nval + mask_) / (mask_ + 1));
+    coarse_[0] = {1.0, 0.0};
+    for (std::size_t i = 1; i < coarse_.size(); ++i) coarse_[i] = calc(i * (mask_ + 1), n, ang);
+  }
+
+  Complex operator[](std::size_t idx) const {
+    const bool upper = 2 * idx > n_;
+    if (upper) idx = n_ - idx;
+    const Complex a = fine_[idx & mask_], b = coarse_[idx >> shift_];
+    const double re = a.r * b.r - a.i * b.i;
+    const double im = a.r * b.i + a.i * b.r;
+    return {re, upper ? -im : im};
+  }
+
+ private:
+  /// e^{2 pi i x / n} from cos / sin of an angle in the first octant.
+  static Complex calc(std::size_t x, std::size_t n, double ang) {
+    x <<= 3;
+    if (x < 4 * n) {
+      if (x < 2 * n) {
+        if (x < n) return {std::cos(static_cast<double>(x) * ang), std::sin(static_cast<double>(x) * ang)};
+        return {std::sin(static_cast<double>(2 * n - x) * ang),
+                std::cos(static_cast<double>(2 * n - x) * ang)};
+      }
+      x -= 2 * n;
+      if (x < n) return {-std::sin(static_cast<double>(x) * ang), std::cos(static_cast<double>(x) * ang)};
+      return {-std::cos(static_cast<double>(2 * n - x) * ang),
+              std::sin(static_cast<double>(2 * n - x) * ang)};
+    }
+    x = 8 * n - x;
+    if (x < 2 * n) {
+      if (x < n) return {std::cos(static_cast<double>(x) * ang), -std::sin(static_cast<double>(x) * ang)};
+      return {std::sin(static_cast<double>(2 * n - x) * ang),
+              -std::cos(static_cast<double>(2 * n - x) * ang)};
+    }
+    x -= 2 * n;
+    if (x < n) return {-std::sin(static_cast<double>(x) * ang), -std::cos(static_cast<double>(x) * ang)};
+    return {-std::cos(static_cast<double>(2 * n - x) * ang), -std::sin(static_cast<double>(2 * n - x) * ang)};
+  }
+
+  std::size_t n_;
+  std::size_t shift_ = 1;
+  std::size_t mask_ = 1;
+  std::vector<Complex> fine_;
+  std::vector<Complex> coarse_;
+};
+
+/// a = c + d, b = c - d.
+inline void pm(double& a, double& b, double c, double d) {
+  a = c + d;
+  b = c - d;
+}
+/// (a, b) = (c e + d f, c f - d e): pocketfft's MULPM.
+inline void mulpm(double& a, double& b, double c, double d, double e, double f) {
+  a = c * e + d * f;
+  b = c * f - d * e;
+}
+
+/// pocketfft's radb2: one backward radix-2 pass over l1 blocks of 2 x ido values.
+void radix2_backward(std::size_t ido, std::size_t l1, const double* cc, double* ch, const double* wa) {
+  const auto CC = [&](std::size_t a, std::size_t b, std::size_t c) { return cc[a + ido * (b + 2 * c)]; };
+  const auto CH = [&](std::size_t a, std::size_t b, std::size_t c) -> double& {
+    return ch[a + ido * (b + l1 * c)];
+  };
+  for (std::size_t k = 0; k < l1; ++k) pm(CH(0, k, 0), CH(0, k, 1), CC(0, 0, k), CC(ido - 1, 1, k));
+  if ((ido & 1) == 0) {
+    for (std::size_t k = 0; k < l1; ++k) {
+      CH(ido - 1, k, 0) = 2.0 * CC(ido - 1, 0, k);
+      CH(ido - 1, k, 1) = -2.0 * CC(0, 1, k);
+    }
+  }
+  if (ido <= 2) return;
+  for (std::size_t k = 0; k < l1; ++k) {
+    for (std::size_t i = 2; i < ido; i += 2) {
+      const std::size_t ic = ido - i;
+      double ti2, tr2;
+      pm(CH(i - 1, k, 0), tr2, CC(i - 1, 0, k), CC(ic - 1, 1, k));
+      pm(ti2, CH(i, k, 0), CC(i, 0, k), CC(ic, 1, k));
+      mulpm(CH(i, k, 1), CH(i - 1, k, 1), wa[i - 2], wa[i - 1], ti2, tr2);
+    }
+  }
+}
+
+/// pocketfft's radb4: one backward radix-4 pass over l1 blocks of 4 x ido values.
+void radix4_backward(std::size_t ido, std::size_t l1, const double* cc, double* ch, const double* wa) {
+  constexpr double kSqrt2 = static_cast<double>(1.414213562373095048801688724209698L);
+  const auto CC = [&](std::size_t a, std::size_t b, std::size_t c) { return cc[a + ido * (b + 4 * c)]; };
+  const auto CH = [&](std::size_t a, std::size_t b, std::size_t c) -> double& {
+    return ch[a + ido * (b + l1 * c)];
+  };
+  const auto WA = [&](std::size_t x, std::size_t i) { return wa[i + x * (ido - 1)]; };
+  for (std::size_t k = 0; k < l1; ++k) {
+    double tr1, tr2;
+    pm(tr2, tr1, CC(0, 0, k), CC(ido - 1, 3, k));
+    const double tr3 = 2.0 * CC(ido - 1, 1, k);
+    const double tr4 = 2.0 * CC(0, 2, k);
+    pm(CH(0, k, 0), CH(0, k, 2), tr2, tr3);
+    pm(CH(0, k, 3), CH(0, k, 1), tr1, tr4);
+  }
+  if ((ido & 1) == 0) {
+    for (std::size_t k = 0; k < l1; ++k) {
+      double tr1, tr2, ti1, ti2;
+      pm(ti1, ti2, CC(0, 3, k), CC(0, 1, k));
+      pm(tr2, tr1, CC(ido - 1, 0, k), CC(ido - 1, 2, k));
+      CH(ido - 1, k, 0) = tr2 + tr2;
+      CH(ido - 1, k, 1) = kSqrt2 * (tr1 - ti1);
+      CH(ido - 1, k, 2) = ti2 + ti2;
+      CH(ido - 1, k, 3) = -kSqrt2 * (tr1 + ti1);
+    }
+  }
+  if (ido <= 2) return;
+  for (std::size_t k = 0; k < l1; ++k) {
+    for (std::size_t i = 2; i < ido; i += 2) {
+      double ci2, ci3, ci4, cr2, cr3, cr4, ti1, ti2, ti3, ti4, tr1, tr2, tr3, tr4;
+      const std::size_t ic = ido - i;
+      pm(tr2, tr1, CC(i - 1, 0, k), CC(ic - 1, 3, k));
+      pm(ti1, ti2, CC(i, 0, k), CC(ic, 3, k));
+      pm(tr4, ti3, CC(i, 2, k), CC(ic, 1, k));
+      pm(tr3, ti4, CC(i - 1, 2, k), CC(ic - 1, 1, k));
+      pm(CH(i - 1, k, 0), cr3, tr2, tr3);
+      pm(CH(i, k, 0), ci3, ti2, ti3);
+      pm(cr4, cr2, tr1, tr4);
+      pm(ci2, ci4, ti1, ti4);
+      mulpm(CH(i, k, 1), CH(i - 1, k, 1), WA(0, i - 2), WA(0, i - 1), ci2, cr2);
+      mulpm(CH(i, k, 2), CH(i - 1, k, 2), WA(1, i - 2), WA(1, i - 1), ci3, cr3);
+      mulpm(CH(i, k, 3), CH(i - 1, k, 3), WA(2, i - 2), WA(2, i - 1), ci4, cr4);
+    }
+  }
+}
+
+/// pocketfft's radb3: one backward radix-3 pass.
+void radix3_backward(std::size_t ido, std::size_t l1, const double* cc, double* ch, const double* wa) {
+  constexpr double kTaur = -0.5;
+  constexpr double kTaui = static_cast<double>(0.8660254037844386467637231707529362L);
+  const auto CC = [&](std::size_t a, std::size_t b, std::size_t c) { return cc[a + ido * (b + 3 * c)]; };
+  const auto CH = [&](std::size_t a, std::size_t b, std::size_t c) -> double& {
+    return ch[a + ido * (b + l1 * c)];
+  };
+  const auto WA = [&](std::size_t x, std::size_t i) { return wa[i + x * (ido - 1)]; };
+  for (std::size_t k = 0; k < l1; ++k) {
+    const double tr2 = 2.0 * CC(ido - 1, 1, k);
+    const double cr2 = CC(0, 0, k) + kTaur * tr2;
+    CH(0, k, 0) = CC(0, 0, k) + tr2;
+    const double ci3 = 2.0 * kTaui * CC(0, 2, k);
+    pm(CH(0, k, 2), CH(0, k, 1), cr2, ci3);
+  }
+  if (ido == 1) return;
+  for (std::size_t k = 0; k < l1; ++k) {
+    for (std::size_t i = 2, ic = ido - 2; i < ido; i += 2, ic -= 2) {
+      const double tr2 = CC(i - 1, 2, k) + CC(ic - 1, 1, k);
+      const double ti2 = CC(i, 2, k) - CC(ic, 1, k);
+      const double cr2 = CC(i - 1, 0, k) + kTaur * tr2;
+      const double ci2 = CC(i, 0, k) + kTaur * ti2;
+      CH(i - 1, k, 0) = CC(i - 1, 0, k) + tr2;
+      CH(i, k, 0) = CC(i, 0, k) + ti2;
+      const double cr3 = kTaui * (CC(i - 1, 2, k) - CC(ic - 1, 1, k));
+      const double ci3 = kTaui * (CC(i, 2, k) + CC(ic, 1, k));
+      double di2, di3, dr2, dr3;
+      pm(dr3, dr2, cr2, ci3);
+      pm(di2, di3, ci2, cr3);
+      mulpm(CH(i, k, 1), CH(i - 1, k, 1), WA(0, i - 2), WA(0, i - 1), di2, dr2);
+      mulpm(CH(i, k, 2), CH(i - 1, k, 2), WA(1, i - 2), WA(1, i - 1), di3, dr3);
+    }
+  }
+}
+
+/// pocketfft's radb5: one backward radix-5 pass.
+void radix5_backward(std::size_t ido, std::size_t l1, const double* cc, double* ch, const double* wa) {
+  constexpr double kTr11 = static_cast<double>(0.3090169943749474241022934171828191L);
+  constexpr double kTi11 = static_cast<double>(0.9510565162951535721164393333793821L);
+  constexpr double kTr12 = static_cast<double>(-0.8090169943749474241022934171828191L);
+  constexpr double kTi12 = static_cast<double>(0.5877852522924731291687059546390728L);
+  const auto CC = [&](std::size_t a, std::size_t b, std::size_t c) { return cc[a + ido * (b + 5 * c)]; };
+  const auto CH = [&](std::size_t a, std::size_t b, std::size_t c) -> double& {
+    return ch[a + ido * (b + l1 * c)];
+  };
+  const auto WA = [&](std::size_t x, std::size_t i) { return wa[i + x * (ido - 1)]; };
+  for (std::size_t k = 0; k < l1; ++k) {
+    const double ti5 = CC(0, 2, k) + CC(0, 2, k);
+    const double ti4 = CC(0, 4, k) + CC(0, 4, k);
+    const double tr2 = CC(ido - 1, 1, k) + CC(ido - 1, 1, k);
+    const double tr3 = CC(ido - 1, 3, k) + CC(ido - 1, 3, k);
+    CH(0, k, 0) = CC(0, 0, k) + tr2 + tr3;
+    const double cr2 = CC(0, 0, k) + kTr11 * tr2 + kTr12 * tr3;
+    const double cr3 = CC(0, 0, k) + kTr12 * tr2 + kTr11 * tr3;
+    double ci4, ci5;
+    mulpm(ci5, ci4, ti5, ti4, kTi11, kTi12);
+    pm(CH(0, k, 4), CH(0, k, 1), cr2, ci5);
+    pm(CH(0, k, 3), CH(0, k, 2), cr3, ci4);
+  }
+  if (ido == 1) return;
+  for (std::size_t k = 0; k < l1; ++k) {
+    for (std::size_t i = 2, ic = ido - 2; i < ido; i += 2, ic -= 2) {
+      double tr2, tr3, tr4, tr5, ti2, ti3, ti4, ti5;
+      pm(tr2, tr5, CC(i - 1, 2, k), CC(ic - 1, 1, k));
+      pm(ti5, ti2, CC(i, 2, k), CC(ic, 1, k));
+      pm(tr3, tr4, CC(i - 1, 4, k), CC(ic - 1, 3, k));
+      pm(ti4, ti3, CC(i, 4, k), CC(ic, 3, k));
+      CH(i - 1, k, 0) = CC(i - 1, 0, k) + tr2 + tr3;
+      CH(i, k, 0) = CC(i, 0, k) + ti2 + ti3;
+      const double cr2 = CC(i - 1, 0, k) + kTr11 * tr2 + kTr12 * tr3;
+      const double ci2 = CC(i, 0, k) + kTr11 * ti2 + kTr12 * ti3;
+      const double cr3 = CC(i - 1, 0, k) + kTr12 * tr2 + kTr11 * tr3;
+      const double ci3 = CC(i, 0, k) + kTr12 * ti2 + kTr11 * ti3;
+      double ci4, ci5, cr5, cr4;
+      mulpm(cr5, cr4, tr5, tr4, kTi11, kTi12);
+      mulpm(ci5, ci4, ti5, ti4, kTi11, kTi12);
+      double dr2, dr3, dr4, dr5, di2, di3, di4, di5;
+      pm(dr4, dr3, cr3, ci4);
+      pm(di3, di4, ci3, cr4);
+      pm(dr5, dr2, cr2, ci5);
+      pm(di2, di5, ci2, cr5);
+      mulpm(CH(i, k, 1), CH(i - 1, k, 1), WA(0, i - 2), WA(0, i - 1), di2, dr2);
+      mulpm(CH(i, k, 2), CH(i - 1, k, 2), WA(1, i - 2), WA(1, i - 1), di3, dr3);
+      mulpm(CH(i, k, 3), CH(i - 1, k, 3), WA(2, i - 2), WA(2, i - 1), di4, dr4);
+      mulpm(CH(i, k, 4), CH(i - 1, k, 4), WA(3, i - 2), WA(3, i - 1), di5, dr5);
+    }
+  }
+}
+
+}  // namespace
+
+bool dct_length_supported(std::int32_t n) {
+  if (n < 1) return false;
+  for (const std::int32_t p : {2, 3, 5})
+    while (n % p == 0) n /= p;
+  return n == 1;
+}
+
+DctPlan::DctPlan(std::int32_t n) : n_(n) {
+  if (!dct_length_supported(n)) {
+    n_ = 0;
+    return;
+  }
+  const auto len = static_cast<std::size_t>(n);
+  // rfftp's factorisation: 4s, then one 2 swapped to the front, then 3s and 5s.
+  std::size_t rest = len;
+  while (rest % 4 == 0) {
+    factors_.push_back(4);
+    rest /= 4;
+  }
+  if (rest % 2 == 0) {
+    rest /= 2;
+    factors_.push_back(2);
+    std::swap(factors_.front(), factors_.back());
+  }
+  for (const std::size_t p : {std::size_t{3}, std::size_t{5}}) {
+    while (rest % p == 0) {
+      factors_.push_back(static_cast<std::int32_t>(p));
+      rest /= p;
+    }
+  }
+  // rfftp's twiddles: factor k gets e^{2 pi i j l1 i / n} for j < ip, i <= (ido - 1) / 2.
+  if (len > 1) {
+    const UnitRoots roots(len);
+    std::size_t l1 = 1;
+    for (const std::int32_t f : factors_) {
+      const auto ip = static_cast<std::size_t>(f);
+      const std::size_t ido = len / (l1 * ip);
+      std::vector<double> tw((ip - 1) * (ido - 1));
+      for (std::size_t j = 1; j < ip; ++j) {
+        for (std::size_t i = 1; i <= (ido - 1) / 2; ++i) {
+          const Complex w = roots[j * l1 * i];
+          tw[(j - 1) * (ido - 1) + 2 * i - 2] = w.r;
+          tw[(j - 1) * (ido - 1) + 2 * i - 1] = w.i;
+        }
+      }
+      twiddles_.push_back(std::move(tw));
+      l1 *= ip;
+    }
+  }
+  // T_dcst23's post-rotation: Re e^{2 pi i (k + 1) / 4n}.
+  const UnitRoots quarter(4 * len);
+  post_.resize(len);
+  for (std::size_t k = 0; k < len; ++k) post_[k] = quarter[k + 1].r;
+}
+
+void DctPlan::run(const double* x, std::ptrdiff_t stride, double* out, double* scratch) const {
+  const auto n = static_cast<std::size_t>(n_);
+  double* c = scratch;
+  double* ch = scratch + n;
+  for (std::size_t k = 0; k < n; ++k) c[k] = x[static_cast<std::ptrdiff_t>(k) * stride];
+  // T_dcst23, type 2, cosine, not orthonormal.
+  c[0] *= 2.0;
+  if ((n & 1) == 0) c[n - 1] *= 2.0;
+  for (std::size_t k = 1; k + 1 < n; k += 2) {
+    const double t = c[k + 1];
+    c[k + 1] = t - c[k];
+    c[k] = t + c[k];
+  }
+  // rfftp backward, scale 1.
+  double* p1 = c;
+  double* p2 = ch;
+  std::size_t l1 = 1;
+  for (std::size_t f = 0; f < factors_.size(); ++f) {
+    const auto ip = static_cast<std::size_t>(factors_[f]);
+    const std::size_t ido = n / (ip * l1);
+    const double* wa = twiddles_[f].data();
+    switch (ip) {
+      case 4: radix4_backward(ido, l1, p1, p2, wa); break;
+      case 2: radix2_backward(ido, l1, p1, p2, wa); break;
+      case 3: radix3_backward(ido, l1, p1, p2, wa); break;
+      default: radix5_backward(ido, l1, p1, p2, wa); break;
+    }
+    std::swap(p1, p2);
+    l1 *= ip;
+  }
+  const std::size_t ns2 = (n + 1) / 2;
+  out[0] = p1[0];
+  for (std::size_t k = 1, kc = n - 1; k < ns2; ++k, --kc) {
+    const double t1 = post_[k - 1] * p1[kc] + post_[kc - 1] * p1[k];
+    const double t2 = post_[k - 1] * p1[k] - post_[kc - 1] * p1[kc];
+    out[k] = 0.5 * (t1 + t2);
+    out[kc] = 0.5 * (t1 - t2);
+  }
+  if ((n & 1) == 0 && n > 1) out[ns2] = p1[ns2] * post_[ns2 - 1];
+}
+
+}  // namespace mmcore::detail
+
+namespace mmcore {
+
+bool dct2_scipy(const double* x, std::int32_t n, double* out) {
+  const detail::DctPlan plan(n);
+  if (plan.size() == 0) return false;
+  std::vector<double> scratch(2 * static_cast<std::size_t>(n));
+  plan.run(x, 1, out, scratch.data());
+  return true;
+}
+
+}  // namespace mmcore

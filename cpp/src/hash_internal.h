@@ -10,8 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "hd_internal.h"
+#include "mmcore/hash.h"
+#include "mmcore/resize.h"
 #include "mmcore/views.h"
 
 namespace mmcore::detail {
@@ -20,6 +23,42 @@ namespace mmcore::detail {
 /// float64 samples x[0], x[stride], ..., bit-identical to scipy 1.17's pocketfft. out: 32 values
 /// (contiguous; it may alias x, which is read in full first).
 void dct2_32(const double* x, std::ptrdiff_t stride, double* out);
+
+/// Whether DctPlan takes n: n >= 1 with no prime factor but 2, 3 and 5.
+bool dct_length_supported(std::int32_t n);
+
+/// scipy.fftpack.dct(x) of n float64 samples (pHash at other hash sizes: n = hash_size x
+/// highfreq_factor; dct_length_supported(n)), bit-identical to scipy's pocketfft as dct2_32 is:
+/// its factors and twiddles, built once per n (a plan is read-only afterwards: share it between
+/// threads). run(): out must not alias x; scratch holds 2n doubles.
+class DctPlan {
+ public:
+  explicit DctPlan(std::int32_t n);
+  /// 0 when the length given is not supported (then run() must not be called).
+  std::int32_t size() const { return n_; }
+  void run(const double* x, std::ptrdiff_t stride, double* out, double* scratch) const;
+
+ private:
+  std::int32_t n_;
+  std::vector<std::int32_t> factors_;
+  std::vector<std::vector<double>> twiddles_;
+  std::vector<double> post_;
+};
+
+/// imagehash whash's LL at hash_size (a power of 2; image_scale = max(2**int(log2(min(W, H))),
+/// hash_size)): hash_size x hash_size float64 values, row-major, the bits compared with their
+/// median. False (nothing written) for bad input or a hash_size that is not a power of 2.
+bool whash_ll(ConstImageView gray, Filter filter, std::int32_t hash_size, std::vector<double>* ll);
+
+/// imagehash colorhash's 14 values at binbits 1..16 (false for bad input), and bit i (0 the most
+/// significant) of value v's binbits bits, as imagehash forms them.
+bool colorhash_values(ConstImageView img, int binbits, int values[14]);
+bool colorhash_value_bit(int v, int binbits, int i);
+
+/// The sized hashes (hash_sized.cpp; HashRequest::sized): the kernels writing HashRecord::wide,
+/// a grey kind from Pillow's 'L' image, colorhash from RGB or grey.
+void hash_sized_gray(HashKind k, ConstImageView gray, const HashRequest& r, Filter filter, HashRecord* out);
+void hash_sized_colorhash(ConstImageView img, const HashRequest& r, HashRecord* out);
 
 /// pdq_reference_squash by rows, for a caller that has the source rows in cache as a decode
 /// finishes them. xs: 512 source columns (pdq_squash_columns of the source width). Output rows

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "hash_internal.h"
+
 // a*b + c*d contracted into fma(a, b, c*d) rounds differently from pywt (built without FMA).
 // x86-64 baseline has no FMA, but aarch64 and -march=native builds do. (Not enough on its own
 // for GCC's vectoriser: see scale_row below.)
@@ -112,26 +114,25 @@ void idwt2_level(double* a, std::int64_t scale, std::int64_t s) {
   for (std::int64_t i = 0; i < scale; i += 2 * s) idwt2_pair(a + i * scale, a + (i + s) * scale, scale, s);
 }
 
-/// imagehash's image_scale: max(2**int(numpy.log2(min(W, H))), 8). For a positive int32 n the
+/// imagehash's image_scale: max(2**int(numpy.log2(min(W, H))), hash_size). For a positive int32 n the
 /// float64 log2 is never within rounding of the next integer (log2(2^k - 1) < k by ~2^-k, far
 /// more than an ulp of k), so int(log2(n)) is the index of n's highest set bit.
-std::int64_t whash_scale(std::int32_t width, std::int32_t height) {
+std::int64_t whash_scale(std::int32_t width, std::int32_t height, std::int32_t hash_size) {
   std::uint32_t n = static_cast<std::uint32_t>(std::min(width, height));
   int k = 0;
   while (n > 1) {
     n >>= 1;
     ++k;
   }
-  return std::max<std::int64_t>(std::int64_t{1} << k, 8);
+  return std::max<std::int64_t>(std::int64_t{1} << k, hash_size);
 }
 
-/// The whole float64 pipeline on the resized pixels u (scale x scale, scale >= 8 a power of 2),
-/// result in p (scale x scale, interleaved layout): the 8x8 LL ends on the grid of spacing
-/// scale / 8.
-void whash_transform(const std::uint8_t* u, std::int64_t scale, double* p) {
-  const std::int64_t ll_step = scale / 8;
+/// The whole float64 pipeline on the resized pixels u (scale x scale, scale >= hash_size, both
+/// powers of 2), result in p (scale x scale, interleaved layout): the hash_size x hash_size LL
+/// ends on the grid of spacing ll_step = scale / hash_size.
+void whash_transform(const std::uint8_t* u, std::int64_t scale, std::int64_t ll_step, double* p) {
   // remove_max_haar_ll: full decomposition, drop the 1x1 approximation, reconstruct; then
-  // wavedec2 at level log2(scale) - 3. Level 1 of the first decomposition also converts the
+  // wavedec2 at level log2(scale / hash_size). Level 1 of the first decomposition also converts the
   // pixels (numpy's `/ 255.`); the last reconstruction step and the first step of the second
   // decomposition run together.
   for (std::int64_t i = 0; i < scale; i += 2) {
@@ -156,9 +157,14 @@ void whash_transform(const std::uint8_t* u, std::int64_t scale, double* p) {
 
 }  // namespace
 
-std::uint64_t whash_gray(ConstImageView gray, Filter filter) {
-  if (gray.data == nullptr || gray.channels != 1 || gray.width <= 0 || gray.height <= 0) return 0;
-  const std::int64_t scale = whash_scale(gray.width, gray.height);
+namespace detail {
+
+bool whash_ll(ConstImageView gray, Filter filter, std::int32_t hash_size, std::vector<double>* ll) {
+  if (gray.data == nullptr || gray.channels != 1 || gray.width <= 0 || gray.height <= 0 || hash_size < 1 ||
+      (hash_size & (hash_size - 1)) != 0) {
+    return false;
+  }
+  const std::int64_t scale = whash_scale(gray.width, gray.height, hash_size);
 
   std::vector<std::uint8_t> small(static_cast<std::size_t>(scale * scale));
   const std::int32_t side = static_cast<std::int32_t>(scale);
@@ -166,14 +172,23 @@ std::uint64_t whash_gray(ConstImageView gray, Filter filter) {
 
   std::vector<double> a(small.size());
   const double* p = a.data();
-  const std::int64_t ll_step = scale / 8;  // the final 8x8 approximation's grid spacing
-  whash_transform(small.data(), scale, a.data());
+  const std::int64_t ll_step = scale / hash_size;  // the final approximation's grid spacing
+  whash_transform(small.data(), scale, ll_step, a.data());
 
-  double ll[64];
-  for (int i = 0; i < 8; ++i)
-    for (int j = 0; j < 8; ++j) ll[i * 8 + j] = p[i * ll_step * scale + j * ll_step];
+  ll->resize(static_cast<std::size_t>(hash_size) * hash_size);
+  for (std::int32_t i = 0; i < hash_size; ++i)
+    for (std::int32_t j = 0; j < hash_size; ++j)
+      (*ll)[static_cast<std::size_t>(i) * hash_size + j] = p[i * ll_step * scale + j * ll_step];
+  return true;
+}
+
+}  // namespace detail
+
+std::uint64_t whash_gray(ConstImageView gray, Filter filter) {
+  std::vector<double> ll;
+  if (!detail::whash_ll(gray, filter, 8, &ll)) return 0;
   double sorted[64];
-  std::copy(ll, ll + 64, sorted);
+  std::copy(ll.begin(), ll.end(), sorted);
   std::sort(sorted, sorted + 64);
   const double median = (sorted[31] + sorted[32]) / 2.0;  // numpy.median: mean of the middle two
 

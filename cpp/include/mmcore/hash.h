@@ -19,6 +19,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "mmcore/decode.h"
 #include "mmcore/image.h"
@@ -57,13 +58,42 @@ struct HashRequest {
   bool pdq_dihedral = false;     ///< also the 7 dihedral PDQ variants
   bool exif_orientation = true;  ///< fast mode only (exact modes never rotate)
   std::int64_t max_pixels = kDefaultMaxPixels;
+  /// imagehash's size parameters. hash_size (aHash, dHash, dHash-vertical, pHash, pHash-simple,
+  /// wHash): 2..64, a power of 2 for wHash; highfreq_factor (pHash, pHash-simple): >= 1 with
+  /// hash_size x highfreq_factor up to 1024, no prime factor over 5 (and > hash_size for
+  /// pHash-simple);
+  /// binbits (colorhash): 1..16. A kind at its default sizes writes HashRecord::bits, a kind at
+  /// other sizes HashRecord::wide (sized(kind)); out-of-range sizes make the record kUnsupported.
+  std::int32_t hash_size = 8;
+  std::int32_t highfreq_factor = 4;
+  std::int32_t binbits = 3;
   bool wants(HashKind k) const { return (kinds >> static_cast<int>(k)) & 1u; }
+  /// Whether kind k is computed at sizes other than imagehash's defaults.
+  bool sized(HashKind k) const {
+    switch (k) {
+      case HashKind::kColorhash: return binbits != 3;
+      case HashKind::kPdq: return false;
+      case HashKind::kPhash:
+      case HashKind::kPhashSimple: return hash_size != 8 || highfreq_factor != 4;
+      default: return hash_size != 8;
+    }
+  }
 };
+
+/// How many bits kind k has at the request's sizes (hash_size^2; colorhash 14 x binbits; PDQ 256).
+std::int32_t hash_bit_count(HashKind k, const HashRequest& request);
+/// Whether the request's sizes are in range for the kinds it asks for at other sizes (else false,
+/// with the reason in error). hash_image / hash_bytes check it too (kUnsupported).
+bool hash_sizes_valid(const HashRequest& request, ErrorText* error);
 
 /// One image's hashes; only the kinds requested are written.
 struct HashRecord {
   std::uint64_t bits[kHashKindCount] = {0};  ///< the 64-bit kinds (and colorhash's 42 bits)
-  PdqHash pdq[8];                            ///< [0] the hash; [1..7] dihedral when asked
+  /// A kind at other sizes (HashRequest::sized): its bits as one big-endian integer of
+  /// ceil(bits / 8) bytes, imagehash's element [0, 0] its most significant bit (so that the hex of
+  /// the integer, ceil(bits / 4) digits, is imagehash's str()). Empty for the other kinds.
+  std::vector<std::uint8_t> wide[kHashKindCount];
+  PdqHash pdq[8];  ///< [0] the hash; [1..7] dihedral when asked
   std::int32_t pdq_quality = 0;
 };
 
@@ -81,6 +111,10 @@ std::uint64_t dhash_vertical_gray(ConstImageView gray, Filter filter);
 std::uint64_t phash_gray(ConstImageView gray, Filter filter);
 std::uint64_t phash_simple_gray(ConstImageView gray, Filter filter);
 
+/// scipy.fftpack.dct(x) (type II, unnormalised) of n float64 values for n with no prime factor
+/// over 5, to the last bit: the transform of pHash and pHash-simple at other hash sizes. Returns
+/// false (and writes nothing) for other n. Allocates its plan; for tests and tools.
+bool dct2_scipy(const double* x, std::int32_t n, double* out);
 /// imagehash whash (haar, hash_size 8, remove_max_haar_ll) of a one-channel image; the
 /// wavelet scale comes from the image's size as in imagehash. Allocates scale^2 doubles.
 std::uint64_t whash_gray(ConstImageView gray, Filter filter);

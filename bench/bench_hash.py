@@ -13,8 +13,10 @@ Rows:
   pdqhash           pdqhash.compute(np.asarray(Image.open(BytesIO(b)).convert("RGB")))
   OpenCV pHash      imdecode(IMREAD_REDUCED_GRAYSCALE_d) >= 64 px, resize 32x32 INTER_AREA, cv2.dct,
                     8x8 > median: the pHash users write with OpenCV
+  imagehash.phash 16  the same at hash_size=16 (256 bits)
   mmcore ...        hash_batch(list_of_bytes, kinds=..., mode=..., threads=N): pHash exact / fast, PDQ
-                    reference / full (= pdqhash.compute) / fast, all 8 kinds exact / fast; and the
+                    reference / full (= pdqhash.compute) / fast, all 8 kinds exact / fast, pHash at
+                    hash_size 16 exact / fast (against imagehash.phash 16); and the
                     single-image calls mmcore.phash / mmcore.pdq in a Python loop (1 thread)
   ceiling ...       the decode alone: mmcore.decode_batch full size RGB (the floor of every exact
                     mode) and PyTurboJPEG's grey decode at the scale fast mode picks (the smallest
@@ -159,6 +161,14 @@ def ih_phash_int(b: bytes) -> int:
     return int(str(imagehash.phash(Image.open(io.BytesIO(b)))), 16)
 
 
+def ih_phash16_int(b: bytes) -> int:
+    """imagehash.phash at hash_size 16 (256 bits), the other size users store."""
+    import imagehash
+    from PIL import Image
+
+    return int(str(imagehash.phash(Image.open(io.BytesIO(b)), hash_size=16)), 16)
+
+
 def pdqhash_bytes(b: bytes) -> bytes:
     import pdqhash
     from PIL import Image
@@ -242,6 +252,8 @@ def competitor_rows(s: str) -> list[Row]:
          lambda: pdqhash_bytes, "processes", ("pdqhash", "PIL")),
         ("OpenCV pHash", "imdecode(REDUCED_GRAYSCALE_d) >= 64 px, INTER_AREA 32x32, dct, median", "phash",
          CEIL_PHASH, cv_phash_fn, "threads", ("cv2",)),
+        ("imagehash.phash 16", "phash(Image.open(BytesIO(b)), hash_size=16)", "phash16", CEIL_FULL,
+         lambda: ih_phash16_int, "processes", ("imagehash", "PIL")),
     ]  # fmt: skip
     rows = []
     for tool, how, fam, ceil, make, par, mods in spec:
@@ -264,11 +276,16 @@ def mmcore_rows(mmcore: Any, s: str) -> list[Row]:
         ("mmcore pdq fast", ["pdq"], "fast", "pdq", CEIL_FAST),
         ("mmcore all 8 exact", list(KINDS), "exact", "", CEIL_FULL),
         ("mmcore all 8 fast", list(KINDS), "fast", "", None),  # colorhash makes it an RGB decode
+        ("mmcore phash16 exact", ["phash"], "exact", "phash16", CEIL_FULL),
+        ("mmcore phash16 fast", ["phash"], "fast", "phash16", CEIL_FAST),
     ]
     rows = []
     for tool, k, m, fam, ceil in spec:
-        how = f"hash_batch(kinds={'all 8' if len(k) == len(KINDS) else k[0]}, mode={m})"
-        rows.append(Row(s, tool, "mmcore", how, fam, ceil, batch=mm_batch(mmcore, k, m), parallel="internal"))
+        kw = {"hash_size": 16} if fam == "phash16" else {}
+        how = f"hash_batch(kinds={'all 8' if len(k) == len(KINDS) else k[0]}, mode={m}"
+        how += ", hash_size=16)" if kw else ")"
+        batch = mm_batch(mmcore, k, m, **kw)
+        rows.append(Row(s, tool, "mmcore", how, fam, ceil, batch=batch, parallel="internal"))
     single = [
         ("mmcore.phash() fast, per call", "phash", CEIL_FAST, lambda b: mmcore.phash(b, mode="fast")),
         ("mmcore.pdq() fast, per call", "pdq", CEIL_FAST, lambda b: mmcore.pdq(b, mode="fast")),
@@ -407,7 +424,8 @@ def speed_table(rows: list[Row], threads: list[int]) -> tuple[list[str], list[li
                         continue
                     body.append([s, r.tool, r.how, str(n), "-", "n/a: " + (r.note or "?"), "", "", "", ""])
                     continue
-                comp = by_tool.get({"phash": "imagehash.phash", "pdq": "pdqhash"}.get(r.family, ""))
+                competitor = {"phash": "imagehash.phash", "pdq": "pdqhash", "phash16": "imagehash.phash 16"}
+                comp = by_tool.get(competitor.get(r.family, ""))
                 vs_comp = v / comp.ips[n] if comp and comp is not r and n in comp.ips else None
                 ceil = by_tool.get(r.ceiling or "")
                 vs_ceil = v / ceil.ips[n] if ceil and n in ceil.ips else None
@@ -731,6 +749,10 @@ def checks(mmcore: Any, sets: dict[str, bd.ImageSet], quick: bool) -> list[str]:
             ih = [ih_phash_int(b) for b in data]
             mm = [int(v) for v in mmcore.hash_batch(data, kinds=["phash"], threads=1)["phash"]]
             eq = sum(a == b for a, b in zip(ih, mm, strict=True))
+            ih16 = [ih_phash16_int(b) for b in data]
+            r16 = mmcore.hash_batch(data, kinds=["phash"], hash_size=16, threads=1)
+            eq16 = sum(a == int.from_bytes(bytes(b), "big") for a, b in zip(ih16, r16["phash"], strict=True))
+            out.append(f"check {s}: mmcore exact pHash at hash_size 16 == imagehash's on {eq16}/{k}")
             cvh = [cv_phash_fn()(b) for b in data]
             dcv = [mmcore.hamming(a, b) for a, b in zip(ih, cvh, strict=True)]
             out.append(

@@ -363,7 +363,8 @@ def hash_batch(
     12 x 4, 10 x 4 yes, 7 x 4 no); ``binbits`` (1..16)
     for colorhash, ``14 * binbits`` bits. A kind of more than 64 bits is a ``(N, ceil(bits / 8))
     uint8`` column (``result.hex(kind)`` is imagehash's ``str()``). CPU only; in fast mode a
-    larger pHash grid makes the call decode JPEGs at twice its size for every kind it asks for.
+    grid over 64 px (pHash at 32 x 4, any kind at 64) makes the call decode JPEGs at twice its
+    size for every kind it asks for.
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")

@@ -166,6 +166,7 @@ Status hash_bytes_impl(const std::uint8_t* data, std::size_t size, const HashReq
                        HashRecord* out, ErrorText* error, const PixelSink* sink, Workspace* workspace) {
   Workspace local;
   Workspace& ws = workspace != nullptr ? *workspace : local;
+  if (!hash_sizes_valid(request, error)) return Status::kUnsupported;  // before decoding anything
   if (request.mode == HashMode::kFast && request.wants(HashKind::kColorhash) &&
       (request.kinds & ~bit(HashKind::kColorhash)) != 0) {
     // Fast mode decodes luma for the grey kinds and RGB only for colorhash: two decodes, so

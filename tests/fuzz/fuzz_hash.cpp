@@ -6,7 +6,8 @@
 //   bit  2    PDQ dihedral variants
 //   bit  3    EXIF orientation (fast mode)
 //   bits 4-7  kinds: 0 = all eight; otherwise bit 4 aHash+dHash+dHash-vertical, bit 5 pHash +
-//             pHash-simple, bit 6 wHash + colorhash, bit 7 PDQ
+//             pHash-simple, bit 6 wHash + colorhash, bit 7 PDQ; all four set (0xF, all eight
+//             again) runs the imagehash kinds at other sizes (hash_size 16, binbits 5)
 // Besides what ASan/UBSan catch, it traps on a Status outside the enum, a failure without a
 // message, a PDQ quality outside 0..100, and on any difference between the hashes made with a
 // Workspace kept across inputs (every slot reused, as a batch worker's large buffers are) and
@@ -41,6 +42,8 @@ mmcore::Workspace* reused_filled() {
 }
 
 bool same_record(const mmcore::HashRecord& a, const mmcore::HashRecord& b) {
+  for (int k = 0; k < mmcore::kHashKindCount; ++k)
+    if (a.wide[k] != b.wide[k]) return false;
   return std::memcmp(a.bits, b.bits, sizeof a.bits) == 0 && std::memcmp(a.pdq, b.pdq, sizeof a.pdq) == 0 &&
          a.pdq_quality == b.pdq_quality;
 }
@@ -115,6 +118,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   request.pdq_dihedral = (sel & 4) != 0;
   request.exif_orientation = (sel & 8) != 0;
   request.max_pixels = kFuzzMaxPixels;
+  if ((sel >> 4) == 0xF) {  // the sized kernels (hash_sized.cpp)
+    request.hash_size = 16;
+    request.binbits = 5;
+  }
 
   mmcore::HashRecord out;
   mmcore::ErrorText error;

@@ -59,11 +59,11 @@ struct HashRequest {
   bool exif_orientation = true;  ///< fast mode only (exact modes never rotate)
   std::int64_t max_pixels = kDefaultMaxPixels;
   /// imagehash's size parameters. hash_size (aHash, dHash, dHash-vertical, pHash, pHash-simple,
-  /// wHash): 2..64, a power of 2 for wHash; highfreq_factor (pHash, pHash-simple): >= 1 with
-  /// hash_size x highfreq_factor up to 1024, no prime factor over 5 (and > hash_size for
-  /// pHash-simple);
-  /// binbits (colorhash): 1..16. A kind at its default sizes writes HashRecord::bits, a kind at
-  /// other sizes HashRecord::wide (sized(kind)); out-of-range sizes make the record kUnsupported.
+  /// wHash): 2..64, a power of 2 for wHash. highfreq_factor (pHash, pHash-simple): >= 1, with
+  /// hash_size x highfreq_factor up to 1024 and no prime factor over 5 (and > hash_size for
+  /// pHash-simple). binbits (colorhash): 1..16. A kind at its default sizes writes
+  /// HashRecord::bits, a kind at other sizes HashRecord::wide (sized(kind)); sizes out of range
+  /// make the record kUnsupported (hash_sizes_valid).
   std::int32_t hash_size = 8;
   std::int32_t highfreq_factor = 4;
   std::int32_t binbits = 3;

@@ -15,7 +15,7 @@ import pytest
 imagehash = pytest.importorskip("imagehash")
 Image = pytest.importorskip("PIL.Image")
 
-from conftest import CORPUS  # noqa: E402
+from conftest import CORPUS, run_cpp_test  # noqa: E402
 from test_hash import ORACLES as ORACLE  # noqa: E402
 
 import mmcore  # noqa: E402
@@ -254,3 +254,10 @@ def test_fallback_hashes_at_the_size_asked(tmp_path: Path) -> None:
     with Image.open(p) as t:
         assert r.hex("phash")[0] == str(imagehash.phash(t, hash_size=16))
         assert r.hex("colorhash")[0] == str(imagehash.colorhash(t, binbits=5))
+
+
+def test_cpp_api(tmp_path: Path) -> None:
+    """tests/cpp/test_hash_sizes.cpp: the C++ API's size checks (hash_bytes refuses before any
+    decode), HashRecord::wide's widths, default kinds untouched beside sized ones, DctPlan(32)
+    bit-identical to the specialised dct2_32."""
+    assert "PASS" in run_cpp_test(tmp_path, "test_hash_sizes")

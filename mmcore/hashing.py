@@ -360,11 +360,11 @@ def hash_batch(
     names, with its bits at every size: ``hash_size`` (2..64; a power of 2 for whash) for the
     imagehash kinds, which then have ``hash_size ** 2`` bits; ``highfreq_factor`` for phash and
     phash_simple (``hash_size * highfreq_factor`` up to 1024 with no prime factor over 5: 16 x 4,
-    12 x 4, 10 x 4 yes, 7 x 4 no); ``binbits`` (1..16)
-    for colorhash, ``14 * binbits`` bits. A kind of more than 64 bits is a ``(N, ceil(bits / 8))
-    uint8`` column (``result.hex(kind)`` is imagehash's ``str()``). CPU only; in fast mode a
-    grid over 64 px (pHash at 32 x 4, any kind at 64) makes the call decode JPEGs at twice its
-    size for every kind it asks for.
+    12 x 4, 10 x 4 yes, 7 x 4 no); ``binbits`` (1..16) for colorhash, ``14 * binbits`` bits. A
+    kind of more than 64 bits is a ``(N, ceil(bits / 8)) uint8`` column (``result.hex(kind)`` is
+    imagehash's ``str()``; ``result.bits`` the widths). CPU only; in fast mode a grid over 64 px
+    (pHash at 32 x 4, any kind at 64) makes the call decode JPEGs at twice its size for every
+    kind it asks for. See docs/hashes.md, "Other sizes".
 
     >>> import mmcore
     >>> r = mmcore.hash_batch(mmcore.demo_images(), kinds=["dhash"], mode="fast")

@@ -88,7 +88,6 @@ Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequ
     error->set("hash: kinds mask 0x%x names no kind or an unknown one", request.kinds);
     return Status::kUnsupported;
   }
-  if (!hash_sizes_valid(request, error)) return Status::kUnsupported;
   // Fast mode keeps LANCZOS too: on the scaled (already small) image it costs little, and an
   // area filter there moved dHash by 6 bits on average from exact mode (LANCZOS: 0.6).
   const Filter filter = Filter::kLanczos3;
@@ -149,6 +148,7 @@ Status hash_image_impl(ConstImageView img, const Prepared& ready, const HashRequ
 
 Status hash_image(ConstImageView img, const HashRequest& request, HashRecord* out, ErrorText* error,
                   Workspace* workspace) {
+  if (!hash_sizes_valid(request, error)) return Status::kUnsupported;  // hash_bytes checks before decoding
   return hash_image_impl(img, Prepared{}, request, out, error, workspace);
 }
 

@@ -45,6 +45,10 @@ class DctPlan {
   std::vector<double> post_;
 };
 
+/// Resizes a one-channel image to w x h into `dst` (w * h bytes, contiguous); a copy when it is
+/// that size already. The imagehash kinds' first step, at every hash size.
+void shrink_gray(ConstImageView gray, std::int32_t w, std::int32_t h, Filter filter, std::uint8_t* dst);
+
 /// imagehash whash's LL at hash_size (a power of 2; image_scale = max(2**int(log2(min(W, H))),
 /// hash_size)): hash_size x hash_size float64 values, row-major, the bits compared with their
 /// median. False (nothing written) for bad input or a hash_size that is not a power of 2.

@@ -14,10 +14,9 @@
 #include "mmcore/hash.h"
 
 namespace mmcore {
-namespace {
+namespace detail {
 
-/// Resizes a one-channel image to w x h into `dst` (w * h bytes, contiguous).
-void shrink(ConstImageView gray, std::int32_t w, std::int32_t h, Filter filter, std::uint8_t* dst) {
+void shrink_gray(ConstImageView gray, std::int32_t w, std::int32_t h, Filter filter, std::uint8_t* dst) {
   ImageView out{dst, w, h, 1, w};
   if (gray.width == w && gray.height == h) {
     for (std::int32_t y = 0; y < h; ++y) std::memcpy(out.row(y), gray.row(y), static_cast<std::size_t>(w));
@@ -25,6 +24,12 @@ void shrink(ConstImageView gray, std::int32_t w, std::int32_t h, Filter filter, 
   }
   resize(gray, out, filter);
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::shrink_gray;
 
 /// Packs 64 booleans, element 0 first, into a uint64 whose most significant bit is element 0.
 template <typename Pred>
@@ -63,7 +68,7 @@ void gray_pillow(ConstImageView src, ImageView dst) {
 
 std::uint64_t ahash_gray(ConstImageView gray, Filter filter) {
   std::uint8_t p[64];
-  shrink(gray, 8, 8, filter, p);
+  shrink_gray(gray, 8, 8, filter, p);
   int sum = 0;
   for (int v : p) sum += v;
   // pixel > mean, with mean = sum / 64 exact in float64: compare 64 * pixel with the sum.
@@ -72,7 +77,7 @@ std::uint64_t ahash_gray(ConstImageView gray, Filter filter) {
 
 std::uint64_t dhash_gray(ConstImageView gray, Filter filter) {
   std::uint8_t p[72];  // 8 rows of 9
-  shrink(gray, 9, 8, filter, p);
+  shrink_gray(gray, 9, 8, filter, p);
   return pack64([&](int i) {
     const int r = i / 8, c = i % 8;
     return p[r * 9 + c + 1] > p[r * 9 + c];
@@ -81,13 +86,13 @@ std::uint64_t dhash_gray(ConstImageView gray, Filter filter) {
 
 std::uint64_t dhash_vertical_gray(ConstImageView gray, Filter filter) {
   std::uint8_t p[72];  // 9 rows of 8
-  shrink(gray, 8, 9, filter, p);
+  shrink_gray(gray, 8, 9, filter, p);
   return pack64([&](int i) { return p[i + 8] > p[i]; });
 }
 
 std::uint64_t phash_gray(ConstImageView gray, Filter filter) {
   std::uint8_t p[32 * 32];
-  shrink(gray, 32, 32, filter, p);
+  shrink_gray(gray, 32, 32, filter, p);
   double x[32 * 32];
   for (int i = 0; i < 32 * 32; ++i) x[i] = p[i];
   // dct(dct(x, axis=0), axis=1)[:8, :8]: every column, then the first 8 rows of the result.
@@ -108,7 +113,7 @@ std::uint64_t phash_gray(ConstImageView gray, Filter filter) {
 
 std::uint64_t phash_simple_gray(ConstImageView gray, Filter filter) {
   std::uint8_t p[32 * 32];
-  shrink(gray, 32, 32, filter, p);
+  shrink_gray(gray, 32, 32, filter, p);
   double x[32 * 32];
   for (int i = 0; i < 32 * 32; ++i) x[i] = p[i];
   // dct(x) along the last axis, [:8, 1:9], bit = value > mean.

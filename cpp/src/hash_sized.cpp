@@ -14,21 +14,15 @@
 //   hash_size^2 values summed in row-major order by numpy's pairwise summation, then divided.
 // - wHash: detail::whash_ll at hash_size, against numpy.median.
 // - colorhash: detail::colorhash_values at binbits, binbits bits per value.
-// The bits are packed as one big-endian integer (HashRecord::wide). Allocates (the resized
-// image, the transforms' buffers); reentrant.
+// The bits are packed as one big-endian integer (HashRecord::wide). No float products here
+// (sums, comparisons, one division: nothing to contract; the DCT's live in hash_dct.cpp).
+// Allocates (the resized image, the transforms' buffers); reentrant.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "hash_internal.h"
 #include "mmcore/hash.h"
-
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
 
 namespace mmcore {
 namespace {
@@ -36,12 +30,7 @@ namespace {
 /// A one-channel image resized to w x h (contiguous).
 std::vector<std::uint8_t> shrink(ConstImageView gray, std::int32_t w, std::int32_t h, Filter filter) {
   std::vector<std::uint8_t> out(static_cast<std::size_t>(w) * h);
-  ImageView dst{out.data(), w, h, 1, w};
-  if (gray.width == w && gray.height == h) {
-    for (std::int32_t y = 0; y < h; ++y) std::memcpy(dst.row(y), gray.row(y), static_cast<std::size_t>(w));
-  } else {
-    resize(gray, dst, filter);
-  }
+  detail::shrink_gray(gray, w, h, filter, out.data());
   return out;
 }
 

@@ -24,6 +24,11 @@ Scenarios (the issue's):
             range_search on a subset scaled to all codes; an extrapolation of when a CPU stops
             being enough
   memory    bytes per code held by the index and the multi-index-hashing tables' peak bytes
+  widths    codes of other lengths (the any-width kernel): 144-bit (pHash at hash_size 12) and
+            1024-bit (hash_size 32) codes made as above from random codes, and 512-bit binary codes
+            of the corpus's 47,632 real CLIP embeddings (quantize_binary; sign of x - mean): kNN
+            k=10 vs faiss IndexBinaryFlat.search, radius search vs IndexBinaryFlat.range_search
+            (r + 1), answers compared
 
     python bench/bench_hamming.py                   # ~5 min on 2 cores
     python bench/bench_hamming.py --quick           # smoke run: 100k codes, 1 round
@@ -321,6 +326,117 @@ def join_rows(
     return rows, checks
 
 
+def clip_binary_codes() -> np.ndarray | None:
+    """The corpus's real CLIP embeddings as 512-bit binary codes (uint64 (N, 8)), or None."""
+    path = CORPUS / "vectors" / "muge_clip_vitb16_512d_f16.npy"
+    if not path.is_file():
+        return None
+    import mmcore
+
+    x = np.load(path).astype(np.float32)
+    return mmcore.quantize_binary(x, mmcore.QuantParams.fit(x, "binary"))
+
+
+def width_rows(n: int, nq: int) -> tuple[list[Row], list[str], list[str]]:
+    """kNN and radius rows for codes of other lengths than 64 and 256 bits (see the docstring)."""
+    import faiss
+
+    rows: list[Row] = []
+    checks: list[str] = []
+    header: list[str] = []
+    rng = np.random.default_rng(5)
+    sets: list[tuple[str, np.ndarray, int]] = []
+    for bits, flips in ((144, 9), (1024, 64)):
+        w = (bits + 63) // 64
+        photos = rng.integers(0, 2**64, size=(n - int(n * DUP_SHARE), w), dtype=np.uint64)
+        if bits % 64:  # the spare bits of the last word stay 0
+            photos[:, -1] &= np.uint64((1 << (bits % 64)) - 1)
+        src = rng.integers(0, len(photos), size=n - len(photos))
+        copies = photos[src].copy()
+        for row, f in enumerate(rng.integers(0, flips + 1, size=len(copies))):
+            for bit in rng.choice(bits, size=int(f), replace=False):
+                copies[row, bit // 64] ^= np.uint64(1 << int(bit % 64))
+        codes = np.concatenate([photos, copies])[rng.permutation(n)]
+        sets.append((f"{bits}-bit (random, {DUP_SHARE:.0%} near copies)", codes, bits))
+        header.append(f"{n:,} {bits}-bit codes: random, {DUP_SHARE:.0%} near copies (0..{flips} flips)")
+    clip = clip_binary_codes()
+    if clip is None:
+        header.append(f"no corpus at {CORPUS}: no 512-bit CLIP rows")
+    else:
+        sets.insert(1, ("512-bit (binary CLIP, corpus)", clip, 512))
+        header.append(
+            f"{len(clip):,} 512-bit codes: the corpus's CLIP embeddings, quantize_binary; pairwise "
+            f"distances: {distance_summary(clip)}"
+        )
+    import mmcore
+
+    for label, codes, bits in sets:
+        raw = as_bytes(codes)  # the index's rows: whole words, the spare bits 0
+        index = mmcore.HammingIndex(64 * codes.shape[1])
+        index.add(codes)
+        flat = faiss.IndexBinaryFlat(raw.shape[1] * 8)
+        flat.add(raw)
+        q = codes[rng.integers(0, len(codes), size=min(nq, len(codes)))]
+        qr = as_bytes(q)
+        r = bits // 8
+
+        def ours_knn(t: int, index: Any = index, q: np.ndarray = q) -> float:
+            t0 = time.perf_counter()
+            index.knn(q, 10, threads=t)
+            return time.perf_counter() - t0
+
+        def flat_knn(t: int, flat: Any = flat, qr: np.ndarray = qr) -> float:
+            faiss_threads(t)
+            t0 = time.perf_counter()
+            flat.search(qr, 10)
+            return time.perf_counter() - t0
+
+        def ours_radius(t: int, index: Any = index, q: np.ndarray = q, r: int = r) -> float:
+            t0 = time.perf_counter()
+            index.radius(q, r, threads=t)
+            return time.perf_counter() - t0
+
+        def flat_radius(t: int, flat: Any = flat, qr: np.ndarray = qr, r: int = r) -> float:
+            faiss_threads(t)
+            t0 = time.perf_counter()
+            flat.range_search(qr, r + 1)
+            return time.perf_counter() - t0
+
+        d, i = index.knn(q, 10)
+        fd, fi = flat.search(qr, 10)
+        lims, rd, ri = index.radius(q, r)
+        flims, frd, fri = flat.range_search(qr, r + 1)
+        same_r = np.array_equal(lims, flims) and all(
+            sorted(zip(rd[lims[x] : lims[x + 1]].tolist(), ri[lims[x] : lims[x + 1]].tolist(), strict=True))
+            == sorted(
+                zip(frd[flims[x] : flims[x + 1]].tolist(), fri[flims[x] : flims[x + 1]].tolist(), strict=True)
+            )
+            for x in range(len(q))
+        )
+        same_k = np.array_equal(d, fd) and np.array_equal(i, fi)
+        checks.append(
+            f"check {label}: knn {'equal' if same_k else 'DIFFER FROM'} faiss's; radius {r}: "
+            f"{int(lims[-1]):,} hits, {'the same' if same_r else 'DIFFER FROM'} faiss's"
+        )
+        kn, rn = f"knn k=10, {label}", f"radius r={r}, {label}"
+        rows += [
+            Row(kn, "mmcore HammingIndex.knn", "mmcore", "knn(q, 10, threads=N)", ours_knn, len(q)),
+            Row(kn, "faiss IndexBinaryFlat", "competitor", "search(q, 10), omp threads N", flat_knn, len(q)),
+            Row(
+                rn, "mmcore HammingIndex.radius", "mmcore", f"radius(q, {r}, threads=N)", ours_radius, len(q)
+            ),
+            Row(
+                rn,
+                "faiss IndexBinaryFlat",
+                "competitor",
+                f"range_search(q, {r + 1}), omp threads N",
+                flat_radius,
+                len(q),
+            ),
+        ]
+    return rows, checks, header
+
+
 def run(rows: list[Row], threads: list[int], repeat: int) -> None:
     live = [r for r in rows if not r.note]
     bd.run_rounds(live, threads, repeat, lambda r, n: (r.fn(n), r.items))
@@ -470,7 +586,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--big", action="store_true", help="add 10M codes to the scaling table")
     ap.add_argument("--quick", action="store_true", help="smoke run: 100k codes, 1 round")
     ap.add_argument(
-        "--sections", default="knn,join,scaling,pdq,memory", help="subset of knn,join,scaling,pdq,memory"
+        "--sections",
+        default="knn,join,scaling,pdq,memory,widths",
+        help="subset of knn,join,scaling,pdq,memory,widths",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="output folder")
     args = ap.parse_args(argv)
@@ -525,6 +643,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(sweep_lines))
         md += ["## IndexBinaryMultiHash settings tried (the fastest is used)", ""]
         md += [f"- {x}" for x in sweep_lines] + [""]
+    if "widths" in sections:
+        wr, wc, wh = width_rows(min(n, 200_000), args.queries)
+        rows += wr
+        checks += wc
+        for line in wh:
+            print(line)
+        md += ["## Other code lengths", "", *[f"- {x}" for x in wh], ""]
     for c in checks:
         print(c)
     if rows:

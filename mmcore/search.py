@@ -41,14 +41,19 @@ __all__ = ["ClusterResult", "HammingIndex", "IndexFormatError", "cluster"]
 Method = Literal["auto", "brute", "mih"]
 Representative = Literal["first", "largest", "quality"]
 Codes = Union["npt.NDArray[Any]", Sequence[int], Sequence[bytes], int, bytes]
-"""64-bit: a uint64 array (N,) or a list of Python ints (an int64 array or a negative int is read as
-its two's complement: ``mmcore run``'s hash columns as they are); 256-bit: a (N, 32) uint8 array (the PDQ
-reference's byte order, as ``hash_batch(...)["pdq"]`` returns it) or a list of 32-byte strings."""
+"""Codes of up to 64 bits (pHash, dHash, ...): a uint64 array (N,) or a list of Python ints (an int64
+array or a negative int is read as its two's complement: ``mmcore run``'s hash columns as they are).
+Longer codes, B bits: a (N, ceil(B / 8)) uint8 array (PDQ in the reference's byte order, as
+``hash_batch(...)["pdq"]`` returns it; a sized hash's big-endian rows, as ``hash_batch(...,
+hash_size=16)["phash"]``), a list of ceil(B / 8)-byte strings, a list of ints in [0, 2**B) (the
+single hash functions' results at other sizes) or, when B is a multiple of 64, a (N, B / 64) uint64
+array (:func:`mmcore.quantize_binary`'s codes). Codes and queries must use the same layout."""
 
 _METHODS = ("auto", "brute", "mih")
-_WORDS = {64: 1, 256: 4}
+_MAX_BITS = 65536  # kHammingMaxWords 64-bit words
 
-# File layout, all little-endian: a 64-byte header, the codes (n * bits/8 bytes, at byte 64), then
+# File layout, all little-endian: a 64-byte header, the codes (n rows of ceil(bits / 64) uint64 words,
+# the spare bits of a row 0, at byte 64; n * bits / 8 bytes for 64 and 256 bits), then
 # the ids (n int64) when flag bit 0 is set. The payload CRC-32 covers codes then ids; the header
 # CRC-32 covers the 60 bytes before it.
 MAGIC = b"MMHAMIDX"
@@ -89,58 +94,103 @@ def _method(method: str) -> str:
     return method
 
 
+def _words_of(bits: int) -> int:
+    """64-bit words per code of ``bits`` bits."""
+    return (bits + 63) // 64
+
+
+def _row_bytes(bits: int) -> int:
+    """Bytes per code as given and returned over 64 bits: ceil(bits / 8)."""
+    return (bits + 7) // 8
+
+
 def _as_words(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
     """codes as a C-contiguous native uint64 (N, W) array (a view where possible)."""
-    if bits == 64:
-        if isinstance(codes, (int, np.integer)) and not isinstance(codes, bool):
-            codes = [int(codes)]
-        if not isinstance(codes, np.ndarray):
-            if not isinstance(codes, Iterable) or isinstance(codes, (str, bytes)):
-                raise ValueError(
-                    f"{name}: 64-bit codes must be a uint64 array or a list of ints, got {codes!r}"
-                )
-            items = list(codes)
-            if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
-                raise ValueError(f"{name}: 64-bit codes must be a uint64 array or a list of ints")
-            if any(not -(2**63) <= int(c) < 2**64 for c in items):
-                raise ValueError(f"{name}: 64-bit codes must be ints in [-2**63, 2**64)")
-            # a negative int is its 64-bit two's complement, as in mmcore.hamming
-            codes = np.array([int(c) % 2**64 for c in items], dtype=np.uint64)
-        if codes.dtype == np.int64:  # mmcore run's hash columns: the same 64 bits, signed
-            codes = codes.view(np.uint64)
-        if codes.dtype != np.uint64:
-            raise ValueError(
-                f"{name} must be uint64 (or int64, read as its bits) for a 64-bit index, got {codes.dtype}"
-                + (" (a (N, 32) uint8 array is a 256-bit PDQ code: use HammingIndex(bits=256))"
-                   if codes.dtype == np.uint8 and codes.ndim == 2 and codes.shape[1] == 32 else "")
-            )  # fmt: skip
-        if codes.ndim == 2 and codes.shape[1] == 1:
-            codes = codes[:, 0]
-        if codes.ndim != 1:
-            raise ValueError(f"{name} must be 1-D (N,) for a 64-bit index, got shape {codes.shape}")
-        return np.ascontiguousarray(codes, dtype=np.uint64).reshape(-1, 1)
-    if isinstance(codes, (bytes, bytearray, memoryview)):
-        codes = [bytes(codes)]
+    if bits <= 64:
+        return _as_word(codes, bits, name)
+    nb, w = _row_bytes(bits), _words_of(bits)
+    form = f"{bits}-bit codes must be a (N, {nb}) uint8 array, {nb}-byte strings or ints in [0, 2**{bits})"
+    if isinstance(codes, (bytes, bytearray, memoryview)) or (
+        isinstance(codes, (int, np.integer)) and not isinstance(codes, bool)
+    ):
+        codes = [codes]
     if not isinstance(codes, np.ndarray):
         if not isinstance(codes, Iterable) or isinstance(codes, str):
+            raise ValueError(f"{name}: {form}, got {codes!r}")
+        items = list(codes)
+        if all(isinstance(c, (bytes, bytearray, memoryview)) and len(c) == nb for c in items):
+            raw = b"".join(bytes(c) for c in items)
+        elif all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
+            if any(not 0 <= int(c) < 1 << bits for c in items):
+                raise ValueError(f"{name}: {form}: an int is out of range")
+            # big-endian, as hash_batch writes a sized hash's row (imagehash's bit order)
+            raw = b"".join(int(c).to_bytes(nb, "big") for c in items)
+        else:
+            raise ValueError(f"{name}: {form}")
+        codes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, nb)
+    if codes.dtype == np.uint64 and bits == 64 * w and codes.ndim == 2 and codes.shape[1] == w:
+        return np.ascontiguousarray(codes)  # whole words (quantize_binary's codes)
+    if codes.dtype != np.uint8:
+        hint = ""
+        if codes.dtype == np.uint64 and codes.ndim == 1:
+            hint = " (uint64 (N,) codes are 64-bit: use HammingIndex(bits=64))"
+        elif codes.dtype == np.uint64 and bits == 64 * w:
+            hint = f" (or uint64 (N, {w}))"
+        raise ValueError(f"{name} must be (N, {nb}) uint8 for a {bits}-bit index, got {codes.dtype}{hint}")
+    if codes.ndim == 1 and codes.shape[0] == nb:
+        codes = codes.reshape(1, nb)
+    if codes.ndim != 2 or codes.shape[1] != nb:
+        hint = f" (use HammingIndex(bits={8 * codes.shape[1]}))" if codes.ndim == 2 else ""
+        raise ValueError(f"{name} must have shape (N, {nb}) for a {bits}-bit index, got {codes.shape}{hint}")
+    if bits % 8 and codes.size and (codes[:, 0] >> (bits % 8)).any():
+        raise ValueError(
+            f"{name}: a code is wider than {bits} bits (a row's first byte holds its top {bits % 8} bits, "
+            "big-endian, as hash_batch writes them)"
+        )
+    if nb == 8 * w:
+        # Hamming distance does not depend on how the bytes are packed into words.
+        return np.ascontiguousarray(codes).view(np.uint64)
+    out = np.zeros((codes.shape[0], 8 * w), dtype=np.uint8)  # rows padded with zero bytes
+    out[:, :nb] = codes
+    return out.view(np.uint64)
+
+
+def _as_word(codes: Any, bits: int, name: str) -> npt.NDArray[np.uint64]:
+    """codes of at most 64 bits as a C-contiguous native uint64 (N, 1) array."""
+    if isinstance(codes, (int, np.integer)) and not isinstance(codes, bool):
+        codes = [int(codes)]
+    if not isinstance(codes, np.ndarray):
+        if not isinstance(codes, Iterable) or isinstance(codes, (str, bytes)):
             raise ValueError(
-                f"{name}: 256-bit codes must be a (N, 32) uint8 array or 32-byte strings, got {codes!r}"
+                f"{name}: {bits}-bit codes must be a uint64 array or a list of ints, got {codes!r}"
             )
         items = list(codes)
-        if not all(isinstance(c, (bytes, bytearray, memoryview)) and len(c) == 32 for c in items):
-            raise ValueError(f"{name}: 256-bit codes must be a (N, 32) uint8 array or 32-byte strings")
-        codes = np.frombuffer(b"".join(bytes(c) for c in items), dtype=np.uint8).reshape(-1, 32)
-    if codes.dtype != np.uint8:
+        if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in items):
+            raise ValueError(f"{name}: {bits}-bit codes must be a uint64 array or a list of ints")
+        if any(not -(2**63) <= int(c) < 2**64 for c in items):
+            raise ValueError(f"{name}: {bits}-bit codes must be ints in [-2**63, 2**64)")
+        # a negative int is its 64-bit two's complement, as in mmcore.hamming
+        codes = np.array([int(c) % 2**64 for c in items], dtype=np.uint64)
+    if codes.dtype == np.int64:  # mmcore run's hash columns: the same 64 bits, signed
+        codes = codes.view(np.uint64)
+    if codes.dtype != np.uint64:
+        hint = ""
+        if codes.dtype == np.uint8 and codes.ndim == 2 and codes.shape[1] > 8:
+            hint = f" (a (N, {codes.shape[1]}) uint8 array is {8 * codes.shape[1]}-bit codes: use "
+            hint += f"HammingIndex(bits={8 * codes.shape[1]}))"
         raise ValueError(
-            f"{name} must be (N, 32) uint8 for a 256-bit index, got {codes.dtype}"
-            + (" (uint64 codes are 64-bit: use HammingIndex(bits=64))" if codes.dtype == np.uint64 else "")
+            f"{name} must be uint64 (or int64, read as its bits) for a {bits}-bit index, "
+            f"got {codes.dtype}{hint}"
         )
-    if codes.ndim == 1 and codes.shape[0] == 32:
-        codes = codes.reshape(1, 32)
-    if codes.ndim != 2 or codes.shape[1] != 32:
-        raise ValueError(f"{name} must have shape (N, 32) for a 256-bit index, got {codes.shape}")
-    # Hamming distance does not depend on how the bytes are packed into words.
-    return np.ascontiguousarray(codes).view(np.uint64)
+    if codes.ndim == 2 and codes.shape[1] == 1:
+        codes = codes[:, 0]
+    if codes.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,) for a {bits}-bit index, got shape {codes.shape}")
+    if bits < 64 and codes.size and (codes >> np.uint64(bits)).any():
+        raise ValueError(
+            f"{name}: a code is wider than {bits} bits (largest {int(codes.max()).bit_length()})"
+        )
+    return np.ascontiguousarray(codes, dtype=np.uint64).reshape(-1, 1)
 
 
 def _raw(a: npt.NDArray[Any]) -> memoryview:
@@ -243,9 +293,14 @@ def _write_sealed(path: str, head: bytes, chunks: Sequence[bytes | memoryview]) 
 
 
 class HammingIndex:
-    """Exact Hamming search over 64-bit or 256-bit binary codes.
+    """Exact Hamming search over binary codes of ``bits`` bits: 64 (pHash, dHash, aHash, ...),
+    256 (PDQ) or any length from 1 to 65,536 (imagehash hashes at other sizes, such as
+    ``phash(..., hash_size=16)``'s 256 bits; binary embedding codes). 64- and 256-bit codes have
+    kernels of their own; other lengths share one (scalar POPCNT, a pair given up once its distance
+    reaches the radius).
 
-    Codes live in one contiguous uint64 array (8 bytes per 64-bit code, 32 per PDQ code) plus an
+    Codes live in one contiguous uint64 array (8 bytes per 64-bit code, 32 per PDQ code; a length
+    that is not a multiple of 64 is padded with zero bits to whole words) plus an
     int64 id per code when custom ids were given; search structures (multi-index hashing tables)
     are built per call, so ``add`` is a copy and nothing else. ``threads=None`` uses every core;
     every call releases the GIL.
@@ -273,12 +328,15 @@ class HammingIndex:
     """
 
     def __init__(self, bits: int = 64, *, threads: int | None = None) -> None:
-        if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or int(bits) not in _WORDS:
+        if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 1 <= bits <= _MAX_BITS:
             codes = hasattr(bits, "__len__") and not isinstance(bits, str)  # an array or list
             got = f"{type(bits).__name__} (the codes go to add())" if codes else repr(bits)
-            raise ValueError(f"bits must be 64 (pHash, dHash, ...) or 256 (PDQ), got {got}")
+            raise ValueError(
+                f"bits must be an int in 1..{_MAX_BITS}: the code length (64 for pHash, dHash, ...; "
+                f"256 for PDQ), got {got}"
+            )
         self._bits = int(bits)
-        self._w = _WORDS[self._bits]
+        self._w = _words_of(self._bits)
         self._threads = _threads(threads)
         self._buf: npt.NDArray[np.uint64] = np.empty((0, self._w), dtype=np.uint64)
         self._ids_buf: npt.NDArray[np.int64] | None = None  # None: ids are the positions
@@ -330,7 +388,7 @@ class HammingIndex:
 
     @property
     def bits(self) -> int:
-        """64 or 256."""
+        """The code length (64 for pHash and the other 64-bit hashes, 256 for PDQ, ...)."""
         return self._bits
 
     def __len__(self) -> int:
@@ -351,9 +409,14 @@ class HammingIndex:
     @property
     @_shared
     def codes(self) -> npt.NDArray[Any]:
-        """A read-only view of the codes: uint64 (N,) for 64 bits, uint8 (N, 32) for 256 bits."""
+        """A read-only view of the codes: uint64 (N,) for codes of up to 64 bits, else uint8 (N,
+        ceil(bits / 8)) (uint8 (N, 32) for 256 bits)."""
         w = self._words
-        v: npt.NDArray[Any] = w[:, 0] if self._bits == 64 else w.view(np.uint8).reshape(-1, 32)
+        v: npt.NDArray[Any] = (
+            w[:, 0]
+            if self._bits <= 64
+            else w.view(np.uint8).reshape(-1, 8 * self._w)[:, : _row_bytes(self._bits)]
+        )
         v = v.view()
         v.flags.writeable = False
         return v
@@ -577,11 +640,11 @@ class HammingIndex:
         def bad(msg: str) -> IndexFormatError:
             return IndexFormatError(f"{path}: {msg}")
 
-        if bits not in _WORDS:
-            raise bad(f"bits is {bits}, expected 64 or 256")
+        if not 1 <= bits <= _MAX_BITS:
+            raise bad(f"bits is {bits}, expected 1..{_MAX_BITS}")
         if flags & ~_KNOWN_FLAGS:
             raise bad(f"unknown flags {flags:#x}")
-        w = _WORDS[bits]
+        w = _words_of(bits)
         has_ids = bool(flags & _FLAG_IDS)
         codes_bytes = n * w * 8
         want_ids_off = codes_off + codes_bytes if has_ids else 0

@@ -663,8 +663,9 @@ def test_misuse_errors(rng: np.random.Generator) -> None:
     idx64.add(random_codes(rng, 10, 64))
     idx256.add(random_codes(rng, 10, 256))
     bad: list[tuple[Any, str]] = [
-        (lambda: mmcore.HammingIndex(bits=128), "bits must be 64"),
-        (lambda: mmcore.HammingIndex(bits=True), "bits must be 64"),
+        (lambda: mmcore.HammingIndex(bits=0), r"bits must be an int in 1\.\.65536"),
+        (lambda: mmcore.HammingIndex(bits=65537), r"bits must be an int in 1\.\.65536"),
+        (lambda: mmcore.HammingIndex(bits=True), "bits must be an int"),
         (lambda: mmcore.HammingIndex(np.arange(3, dtype=np.uint64)), r"ndarray \(the codes go to add\(\)\)"),
         (lambda: mmcore.HammingIndex(bits="64"), "got '64'"),
         (lambda: mmcore.HammingIndex(threads=0), "threads"),
@@ -766,7 +767,7 @@ def test_knn_k_far_past_the_index_is_padded_without_a_k_wide_kernel() -> None:
 
 
 def test_a_256_bit_index_names_codes_that_are_not_codes() -> None:
-    for bad in (5, None, "abc"):
+    for bad in (5.0, None, "abc", [5, b"x" * 32]):
         with pytest.raises(ValueError, match="256-bit codes must be"):
             mmcore.HammingIndex(256).add(bad)
 

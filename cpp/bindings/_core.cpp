@@ -1189,8 +1189,9 @@ py::array codes_arg(const py::handle& obj, const char* name) {
     throw py::value_error(std::string(name) + " must have dtype uint64, got " +
                           std::string(py::str(a.dtype())));
   }
-  if (a.ndim() != 2 || (a.shape(1) != 1 && a.shape(1) != 4)) {
-    throw py::value_error(std::string(name) + " must have shape (N, 1) or (N, 4), got " +
+  if (a.ndim() != 2 || a.shape(1) < 1 || a.shape(1) > kHammingMaxWords) {
+    throw py::value_error(std::string(name) + " must have shape (N, W) with W in 1.." +
+                          std::to_string(kHammingMaxWords) + " (64-bit words per code), got " +
                           std::string(py::str(a.attr("shape"))));
   }
   if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
@@ -1211,6 +1212,13 @@ const std::int64_t* ids_arg(const py::object& obj, py::ssize_t n, py::array* kee
   }
   if (!(keep->flags() & py::array::c_style)) throw py::value_error("ids must be C-contiguous");
   return static_cast<const std::int64_t*>(keep->data());
+}
+
+// r as the kernels take it: a radius past the code length (64 bits a word) finds what that length
+// does.
+std::int32_t radius_arg(std::int64_t r, const py::array& base) {
+  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
+  return static_cast<std::int32_t>(std::min<std::int64_t>(r, 64 * std::max<py::ssize_t>(base.shape(1), 1)));
 }
 
 HammingMethod method_arg(const std::string& method) {
@@ -1265,11 +1273,10 @@ py::tuple hamming_radius_py(const py::object& base_obj, const py::object& ids_ob
     throw py::value_error("queries have " + std::to_string(queries.shape(1) * 64) +
                           "-bit codes but base has " + std::to_string(base.shape(1) * 64) + "-bit codes");
   }
-  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
   const HammingMethod m = method_arg(method);
   py::array keep;
   const std::int64_t* ids = ids_arg(ids_obj, base.shape(0), &keep);
-  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  const std::int32_t radius = radius_arg(r, base);
   HammingOutput out;
   {
     py::gil_scoped_release release;
@@ -1285,9 +1292,8 @@ py::tuple hamming_radius_py(const py::object& base_obj, const py::object& ids_ob
 py::tuple hamming_join_py(const py::object& base_obj, std::int64_t r, int threads,
                           const std::string& method) {
   const py::array base = codes_arg(base_obj, "base");
-  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
   const HammingMethod m = method_arg(method);
-  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  const std::int32_t radius = radius_arg(r, base);
   HammingOutput out;
   {
     py::gil_scoped_release release;
@@ -1302,9 +1308,8 @@ py::tuple hamming_join_py(const py::object& base_obj, std::int64_t r, int thread
 py::tuple hamming_components_py(const py::object& base_obj, std::int64_t r, int threads,
                                 const std::string& method) {
   const py::array base = codes_arg(base_obj, "base");
-  if (r < 0) throw py::value_error("r must be >= 0, got " + std::to_string(r));
   const HammingMethod m = method_arg(method);
-  const std::int32_t radius = static_cast<std::int32_t>(std::min<std::int64_t>(r, 256));
+  const std::int32_t radius = radius_arg(r, base);
   py::array_t<std::int64_t> roots(static_cast<py::ssize_t>(base.shape(0)));
   std::int64_t* out = roots.mutable_data();
   HammingStats stats;

@@ -33,7 +33,7 @@ using detail::best_plan;
 using detail::CostModel;
 using detail::HammingHit;
 using detail::HammingKernels;
-using detail::HammingScanFn;
+using detail::HammingScan;
 using detail::kMaxSubstringBits;
 using detail::kScanQueries;
 using detail::make_plan;
@@ -52,8 +52,9 @@ constexpr std::int64_t kChunkBytes = 128 * 1024;
 constexpr std::int64_t kGroupQueries = 32;
 
 void check_words(std::int32_t words) {
-  if (words != 1 && words != 4) {
-    throw std::invalid_argument("words must be 1 (64-bit codes) or 4 (256-bit codes), got " +
+  if (words < 1 || words > kHammingMaxWords) {
+    throw std::invalid_argument("words must be in 1.." + std::to_string(kHammingMaxWords) +
+                                " (codes of 64 to " + std::to_string(64 * kHammingMaxWords) + " bits), got " +
                                 std::to_string(words));
   }
 }
@@ -139,7 +140,7 @@ void write_row(Entry* e, std::int32_t size, std::int32_t k, std::int32_t* dist, 
 }
 
 // Fills heaps[0..q1-q0) with the top-k of queries [q0, q1) over base codes [j0, j1).
-void knn_block(const HammingScanFn scan, const std::uint64_t* base, const std::int64_t* ids, bool monotonic,
+void knn_block(const HammingScan& scan, const std::uint64_t* base, const std::int64_t* ids, bool monotonic,
                const std::uint64_t* queries, std::int64_t q0, std::int64_t q1, std::int64_t j0,
                std::int64_t j1, std::int32_t words, TopK* heaps, HammingHit* hits) {
   const std::int64_t chunk = chunk_codes(words);
@@ -366,9 +367,9 @@ struct Scratch {
 // Scans `rows` (1..kScanQueries codes) against a run of codes with one bound for all rows;
 // on_hit(row, index in the run, distance). Returns the pairs compared.
 template <class OnHit>
-std::int64_t scan_run(HammingScanFn scan, const std::uint64_t* rows, int nrows, const std::uint64_t* codes,
-                      std::int64_t len, std::int32_t words, const std::int32_t* bound, HammingHit* hits,
-                      OnHit on_hit) {
+std::int64_t scan_run(const HammingScan& scan, const std::uint64_t* rows, int nrows,
+                      const std::uint64_t* codes, std::int64_t len, std::int32_t words,
+                      const std::int32_t* bound, HammingHit* hits, OnHit on_hit) {
   for (std::int64_t s = 0; s < len; s += kScanStep) {
     const std::int64_t nh = scan(rows, nrows, codes + s * words, std::min(kScanStep, len - s), bound, hits);
     for (std::int64_t t = 0; t < nh; ++t) on_hit(hits[t].q, s + hits[t].j, hits[t].d);
@@ -402,7 +403,7 @@ struct Gathered {
 void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
                 std::int64_t n, const std::uint64_t* queries, std::int64_t nq, std::int32_t words,
                 std::int32_t r, int threads, const MihPlan& plan, HammingOutput* out) {
-  const HammingScanFn scan = kern.scan(words);
+  const HammingScan scan = kern.scan(words);
   const std::int64_t groups = (nq + kGroupQueries - 1) / kGroupQueries;
   std::vector<std::vector<RadiusHit>> parts(static_cast<std::size_t>(groups));
   std::vector<std::int64_t> candidates(static_cast<std::size_t>(groups), 0);
@@ -443,9 +444,9 @@ void radius_mih(const HammingKernels& kern, const std::uint64_t* base, const std
 // new) and against the run; every hit to emit(table row, table row, distance). Returns the pairs
 // compared.
 template <class Emit>
-std::int64_t scan_rows(HammingScanFn scan, const std::uint64_t* codes, std::uint32_t q0, std::uint32_t q1,
-                       std::uint32_t a1, const Gathered& run, std::int32_t words, const std::int32_t* bound,
-                       Scratch& sc, Emit& emit) {
+std::int64_t scan_rows(const HammingScan& scan, const std::uint64_t* codes, std::uint32_t q0,
+                       std::uint32_t q1, std::uint32_t a1, const Gathered& run, std::int32_t words,
+                       const std::int32_t* bound, Scratch& sc, Emit& emit) {
   std::int64_t cand = 0;
   for (std::uint32_t qa = q0; qa < q1; qa += kScanQueries) {
     const int nqa = static_cast<int>(std::min<std::uint32_t>(kScanQueries, q1 - qa));
@@ -491,7 +492,7 @@ struct DenseScratch {
 // and the run (the plain scan; the rows before it were compared with it): every edge of the
 // bucket is either found or between members already joined. Returns the pairs compared.
 template <class Sink, class Emit>
-std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const std::uint32_t* perm,
+std::int64_t dense_bucket(const HammingScan& scan, const std::uint64_t* codes, const std::uint32_t* perm,
                           std::uint32_t a0, std::uint32_t a1, const Gathered& run, std::int32_t words,
                           const std::int32_t* bound, Scratch& sc, DenseScratch& ds, Sink& sink, Emit& emit) {
   const std::int64_t nq = a1 - a0;
@@ -567,7 +568,7 @@ std::int64_t dense_bucket(HammingScanFn scan, const std::uint64_t* codes, const 
 template <class Sink>
 void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
               std::int32_t r, int threads, const MihPlan& plan, HammingStats* stats, Sink& sink) {
-  const HammingScanFn scan = kern.scan(words);
+  const HammingScan scan = kern.scan(words);
   const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
   MihTable table;
   std::int64_t peak = 0;
@@ -621,7 +622,7 @@ void join_mih(const HammingKernels& kern, const std::uint64_t* base, std::int64_
 void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const std::int64_t* ids,
                   std::int64_t n, const std::uint64_t* queries, std::int64_t nq, std::int32_t words,
                   std::int32_t r, int threads, HammingOutput* out) {
-  const HammingScanFn scan = kern.scan(words);
+  const HammingScan scan = kern.scan(words);
   const TaskGrid grid(nq, n, words, threads);
   std::vector<std::vector<RadiusHit>> parts(static_cast<std::size_t>(grid.tasks()));
   const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
@@ -654,7 +655,7 @@ void radius_brute(const HammingKernels& kern, const std::uint64_t* base, const s
 template <class Sink>
 void join_brute(const HammingKernels& kern, const std::uint64_t* base, std::int64_t n, std::int32_t words,
                 std::int32_t r, int threads, HammingStats* stats, Sink& sink) {
-  const HammingScanFn scan = kern.scan(words);
+  const HammingScan scan = kern.scan(words);
   const std::int64_t groups = (n + kGroupQueries - 1) / kGroupQueries;
   sink.tasks(groups);
   const std::int32_t bound[kScanQueries] = {r + 1, r + 1, r + 1, r + 1};
@@ -850,7 +851,7 @@ void hamming_knn(const std::uint64_t* base, const std::int64_t* ids, std::int64_
   if (nq == 0) return;
   threads = resolve_threads(threads);
   const HammingKernels kern = detail::hamming_kernels(backend);
-  const HammingScanFn scan = kern.scan(words);
+  const HammingScan scan = kern.scan(words);
   const bool monotonic = ids_increasing(ids, n);
   const TaskGrid grid(nq, n, words, threads);
   // Heaps hold at most n entries: the rest of a row is padding.

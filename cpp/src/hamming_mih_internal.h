@@ -32,7 +32,7 @@ namespace mmcore::detail {
 
 /// Largest substring for MIH: its offsets table is 4 * 2^b bytes.
 constexpr int kMaxSubstringBits = 24;
-/// Most substrings of a plan (m <= bits / 4 for codes of up to 256 bits).
+/// Most substrings of a plan (m <= bits / 4; wider codes are cut into at most 64).
 constexpr int kMihMaxSubstrings = 64;
 
 /// Bits [lo, lo + len) of a code (len <= 32), bit 0 = bit 0 of word 0.
@@ -106,16 +106,26 @@ struct CostModel {
   double probe_large;  // the same in a larger table
   double gather = 0;   // radius search: one candidate copied into the query's run (its code and
                        // position); a join gathers once per bucket, for all of the bucket's rows
+  // Other widths (the any-width kernel): 0.6 + 0.3 ns a word, its kNN cost per pair on an AMD
+  // EPYC (Zen 3), one thread (1.3 ns at 2 words, 3.7 at 12, 5.0 at 16); a radius under a quarter
+  // of the bits gives most pairs up after four words, which both methods share.
   explicit CostModel(std::int32_t words)
-      : pair_brute(words == 1 ? 0.5 : 2.5),
-        pair_mih(words == 1 ? 0.8 : 2.5),
+      : pair_brute(words == 1   ? 0.5
+                   : words == 4 ? 2.5
+                                : wide_pair(words)),
+        pair_mih(words == 1   ? 0.8
+                 : words == 4 ? 2.5
+                              : wide_pair(words)),
         build(25.0),
         slot(10.0),
         probe_small(3.0),
         probe_large(15.0),
         // 2.3 ns a candidate in all on crowded colorhash codes (Sapphire Rapids, 2 threads,
         // 2.6e8 candidates), 0.8 of it the distance.
-        gather(words == 1 ? 1.5 : 3.0) {}
+        gather(words == 1   ? 1.5
+               : words == 4 ? 3.0
+                            : 1.0 + 0.5 * words) {}
+  static double wide_pair(std::int32_t words) { return 0.6 + 0.3 * words; }
   CostModel(double pair_brute_, double pair_mih_, double build_, double slot_, double probe_small_,
             double probe_large_)
       : pair_brute(pair_brute_),
@@ -245,6 +255,14 @@ MMCORE_HD inline bool seen_earlier_xor(const MihPlan& p, int c, const std::uint6
 
 MMCORE_HD inline bool seen_earlier(const MihPlan& p, int c, const std::uint64_t* x, const std::uint64_t* y,
                                    std::int32_t words) {
+  if (words > 4) {  // wider codes (CPU only): each substring of the two codes, XORed
+    for (int e = 0; e < c; ++e) {
+      if (p.radius[e] >= 0 &&
+          popcount32(substring_of(x, p.lo[e], p.len[e]) ^ substring_of(y, p.lo[e], p.len[e])) <= p.radius[e])
+        return true;
+    }
+    return false;
+  }
   std::uint64_t v[4] = {0, 0, 0, 0};
   for (int w = 0; w < words; ++w) v[w] = x[w] ^ y[w];
   return seen_earlier_xor(p, c, v);

@@ -1,10 +1,12 @@
 // C++ test of the Hamming family (mmcore/hamming.h, hamming_internal.h): every variant this
 // build has and this CPU runs (ref, avx2, avx512) against the scalar ref and a naive oracle.
-// - scan kernels: bit-exact hits for 64- and 256-bit codes, 1..4 queries, base lengths that
-//   sweep the vector tails, bounds from 0 to "everything", base ending at an unreadable page;
+// - scan kernels: bit-exact hits for 64- and 256-bit codes and the any-width kernel (2, 3, 5, 8,
+//   13 and 16 words), 1..4 queries, base lengths that sweep the vector tails, bounds from 0 to
+//   "everything", base ending at an unreadable page;
 // - kNN: (distance, id) order, ties, k > N padding (INT32_MAX, -1), N = 0, user ids;
 // - radius and join, brute force and MIH: the naive answer for r = 0 .. all bits, on random and
-//   clustered codes (centres plus copies with a few flipped bits) and duplicates;
+//   clustered codes (centres plus copies with a few flipped bits) and duplicates, at 64, 256 and
+//   other widths (128 to 768 bits); widths outside 1..1024 words refused;
 // - components: union_find of the naive pairs (and of the join's, 150k codes with repeats,
 //   3 threads uniting at once);
 // - union_find: components labelled by their smallest position, out-of-range edges refused.
@@ -93,9 +95,10 @@ struct Guarded {
 
 void test_scan(const mmcore::detail::HammingKernels& k, const char* name, std::mt19937_64& rng) {
   const std::int64_t lengths[] = {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 256};
-  for (int words : {1, 4}) {
+  const mmcore::detail::HammingKernels ref_kernels = mmcore::detail::hamming_kernels(Backend::kRef);
+  for (int words : {1, 4, 2, 3, 5, 8, 13, 16}) {
     const auto scan = k.scan(words);
-    const auto ref = words == 1 ? mmcore::detail::hamming_scan64_ref : mmcore::detail::hamming_scan256_ref;
+    const auto ref = ref_kernels.scan(words);
     for (std::int64_t nb : lengths) {
       for (int nq = 1; nq <= mmcore::detail::kScanQueries; ++nq) {
         for (int trial = 0; trial < 6; ++trial) {
@@ -108,9 +111,20 @@ void test_scan(const mmcore::detail::HammingKernels& k, const char* name, std::m
               base.data[j * words + w] = q[(j % nq) * words + w] ^ (rng() & rng() & rng());
           }
           std::int32_t bound[4];
-          const std::int32_t choices[] = {0,  1,   5,   20,  33,
-                                          65, 120, 130, 257, std::numeric_limits<std::int32_t>::max()};
-          for (int i = 0; i < 4; ++i) bound[i] = choices[(trial + 3 * i + rng() % 2) % 10];
+          const std::int32_t choices[] = {0,
+                                          1,
+                                          5,
+                                          20,
+                                          33,
+                                          65,
+                                          120,
+                                          130,
+                                          257,
+                                          std::numeric_limits<std::int32_t>::max(),
+                                          16 * words,
+                                          32 * words,
+                                          32 * words + 1};
+          for (int i = 0; i < 4; ++i) bound[i] = choices[(trial + 3 * i + rng() % 2) % 13];
           std::vector<HammingHit> want(static_cast<std::size_t>(nq * nb + 1)), got(want.size());
           const std::int64_t nw = ref(q.data(), nq, base.data, nb, bound, want.data());
           const std::int64_t ng = scan(q.data(), nq, base.data, nb, bound, got.data());
@@ -126,8 +140,9 @@ void test_scan(const mmcore::detail::HammingKernels& k, const char* name, std::m
 }
 
 void test_knn(Backend b, const char* name, std::mt19937_64& rng) {
-  for (int words : {1, 4}) {
+  for (int words : {1, 4, 2, 3, 5, 12}) {
     for (std::int64_t n : {0, 1, 5, 100, 3000, 40000}) {
+      if (n > 3000 && words != 1 && words != 4) continue;
       for (int flips : {-1, 3}) {
         std::vector<std::uint64_t> base = make_codes(rng, n, words, flips);
         // Duplicates: ties that must be ordered by id.
@@ -170,7 +185,7 @@ void test_knn(Backend b, const char* name, std::mt19937_64& rng) {
 using Pairs = std::vector<std::tuple<std::int64_t, std::int64_t, std::int32_t>>;
 
 void test_radius_join(Backend b, const char* name, std::mt19937_64& rng) {
-  for (int words : {1, 4}) {
+  for (int words : {1, 4, 3, 12}) {
     const int bits = 64 * words;
     for (std::int64_t n : {0, 1, 2, 17, 700, 1500}) {
       for (int flips : {-1, 2, 6}) {
@@ -249,10 +264,10 @@ void test_radius_join(Backend b, const char* name, std::mt19937_64& rng) {
 // Tables over 65536 codes are built by several threads: the same answers as one thread (join)
 // and as brute force (radius).
 void test_large(Backend b, const char* name, std::mt19937_64& rng) {
-  for (int words : {1, 4}) {
+  for (int words : {1, 4, 3}) {
     const std::int64_t n = 150000;
     std::vector<std::uint64_t> base = make_codes(rng, n, words, 4);
-    const std::int32_t r = words == 1 ? 5 : 20;
+    const std::int32_t r = words == 1 ? 5 : words == 4 ? 20 : 14;
     HammingOutput one, many;
     mmcore::hamming_join(base.data(), n, words, r, 1, HammingMethod::kMih, &one, b);
     mmcore::hamming_join(base.data(), n, words, r, 3, HammingMethod::kMih, &many, b);
@@ -288,6 +303,38 @@ void test_large(Backend b, const char* name, std::mt19937_64& rng) {
   }
 }
 
+// Widths outside 1..kHammingMaxWords are refused before anything is read.
+void test_widths() {
+  for (const std::int32_t words : {0, -1, mmcore::kHammingMaxWords + 1}) {
+    bool threw = false;
+    try {
+      std::int32_t d = 0;
+      std::int64_t l = 0;
+      mmcore::hamming_knn(nullptr, nullptr, 0, nullptr, 0, words, 1, 1, &d, &l);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    if (!threw) fail("knn accepted a code width outside 1..1024 words", "ref", words, 0, 0);
+    threw = false;
+    try {
+      HammingOutput out;
+      mmcore::hamming_join(nullptr, 0, words, 1, 1, HammingMethod::kAuto, &out);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    if (!threw) fail("join accepted a code width outside 1..1024 words", "ref", words, 0, 0);
+  }
+  // The widest code is searched.
+  const std::int32_t w = mmcore::kHammingMaxWords;
+  std::vector<std::uint64_t> codes(static_cast<std::size_t>(3 * w), ~std::uint64_t{0});
+  std::fill_n(codes.begin(), w, 0);
+  codes[static_cast<std::size_t>(w)] = 0;  // code 1: one word of zeros
+  HammingOutput out;
+  mmcore::hamming_join(codes.data(), 3, w, 64 * w, 1, HammingMethod::kAuto, &out);
+  if (out.count != 3 || out.dist[0] != 64 * w - 64 || out.dist[1] != 64 * w || out.dist[2] != 64)
+    fail("join of the widest codes", "ref", w, out.count, 0);
+}
+
 void test_union_find() {
   const std::int64_t a[] = {4, 1, 6, 9, 2}, b[] = {3, 4, 8, 8, 2};
   std::int64_t labels[10];
@@ -315,6 +362,7 @@ void test_union_find() {
 int main() {
   std::mt19937_64 rng(11);
   test_union_find();
+  test_widths();
   for (Backend b : {Backend::kRef, Backend::kAvx2, Backend::kAvx512}) {
     const char* name = mmcore::backend_name(b);
     const mmcore::detail::HammingKernels k = mmcore::detail::hamming_kernels(b);

@@ -1,8 +1,10 @@
 // Hamming search over binary codes: kNN, radius search, all-pairs join, union-find.
 //
 // Contract
-// - Codes are rows of `words` uint64 (1: 64-bit hashes, 4: 256-bit PDQ), row-major and
-//   contiguous; the distance is the popcount of the XOR, independent of how bits are packed.
+// - Codes are rows of `words` uint64 (1: 64-bit hashes, 4: 256-bit PDQ; any width from 1 to
+//   kHammingMaxWords: imagehash hashes of other sizes, binary embedding codes), row-major and
+//   contiguous; the distance is the popcount of the XOR, independent of how bits are packed. A
+//   code shorter than its words leaves the spare bits 0 in every code (they then add nothing).
 // - Exact: every variant (ref, avx2, avx512) and every method (brute force, multi-index hashing)
 //   gives the same answers. kNN: per query the k nearest codes ordered by (distance, id), the same
 //   as faiss IndexBinaryFlat when ids are positions; when k > n the tail is padded as faiss 1.15
@@ -28,6 +30,9 @@
 #include "mmcore/backend.h"
 
 namespace mmcore {
+
+/// Widest code, in 64-bit words: 65,536 bits (as the binary codes of mmcore/quant.h).
+constexpr std::int32_t kHammingMaxWords = 1024;
 
 enum class HammingMethod : std::uint8_t { kAuto = 0, kBrute = 1, kMih = 2 };
 

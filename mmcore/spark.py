@@ -40,7 +40,7 @@ from .hashing import _popcount64
 from .jobs.config import DEFAULT_MAX_BYTES, Config
 from .jobs.dedup import _BITS, _check_args, _check_min_quality
 from .jobs.processor import SOURCE_ERROR, Processor, failure_batch, id_text, path_to_uri, uri_to_path
-from .jobs.schema import OK_STATUSES, SCHEMA
+from .jobs.schema import OK_STATUSES, output_schema
 from .jobs.sources import (
     Refused,
     Shard,
@@ -74,24 +74,30 @@ def _spark_type(t: pa.DataType) -> T.DataType:
     raise TypeError(f"no Spark type for {t}")  # pragma: no cover - SCHEMA holds none
 
 
-def spark_schema() -> T.StructType:
+def spark_schema(hash_size: int = 8) -> T.StructType:
     """The Spark schema of :func:`process`'s output: :data:`mmcore.jobs.SCHEMA` with int64 hashes
     (imagehash's bits as signed), binary sha256 / pdq (32 bytes), orientation as ByteType and
-    pdq_quality as ShortType.
+    pdq_quality as ShortType. At a ``hash_size`` over 8 (``Config.hash_size``) phash, dhash and
+    ahash are binary too (big-endian, ``ceil(hash_size ** 2 / 8)`` bytes).
 
     >>> spark_schema()["pdq"].dataType, spark_schema()["orientation"].dataType
     (BinaryType(), ByteType())
+    >>> spark_schema(16)["phash"].dataType
+    BinaryType()
     """
-    return T.StructType([T.StructField(f.name, _spark_type(f.type), f.nullable) for f in SCHEMA])
+    schema = output_schema(hash_size)
+    return T.StructType([T.StructField(f.name, _spark_type(f.type), f.nullable) for f in schema])
 
 
-#: SCHEMA as Spark's Arrow expects it back from mapInArrow (no fixed-size binary).
-_OUT_SCHEMA = pa.schema(
-    [
-        pa.field(f.name, pa.binary() if pa.types.is_fixed_size_binary(f.type) else f.type, f.nullable)
-        for f in SCHEMA
-    ]
-)
+def _out_schema(hash_size: int) -> pa.Schema:
+    """The output schema as Spark's Arrow expects it back from mapInArrow (no fixed-size binary)."""
+    return pa.schema(
+        [
+            pa.field(f.name, pa.binary() if pa.types.is_fixed_size_binary(f.type) else f.type, f.nullable)
+            for f in output_schema(hash_size)
+        ]
+    )
+
 
 # ------------------------------------------------------------------------------------------------
 # process
@@ -141,12 +147,12 @@ def _map_process(
     URIs and paths (:func:`_normalise`), processed, cast to Spark's types."""
     proc = _processor(config)
     size = proc.config.batch_rows()
+    schema = _out_schema(proc.config.hash_size)
     for big in batches:
         for at in range(0, big.num_rows, size):
             for out in _process_batch(proc, _normalise(big.slice(at, size), root)):
                 yield pa.RecordBatch.from_arrays(
-                    [c.cast(f.type) for c, f in zip(out.columns, _OUT_SCHEMA, strict=True)],
-                    schema=_OUT_SCHEMA,
+                    [c.cast(f.type) for c, f in zip(out.columns, schema, strict=True)], schema=schema
                 )
 
 
@@ -336,7 +342,7 @@ def process(df: DataFrame, config: Config | dict[str, Any] | None = None) -> Dat
         cfg = cfg.replace(workers=max(int(cpus), 1))
     inputs, root = _inputs(df)
     fn = functools.partial(_map_process, cfg.to_dict(), root)
-    return inputs.mapInArrow(fn, spark_schema())
+    return inputs.mapInArrow(fn, spark_schema(cfg.hash_size))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -769,6 +775,12 @@ def dedup(
     need = {"id", "status", hash}
     if not need <= set(df.columns):
         raise ValueError(f"dedup needs the columns {sorted(need)} (process()'s output); it has {df.columns}")
+    if hash == "phash" and not isinstance(df.schema[hash].dataType, T.LongType):
+        raise ValueError(
+            "dedup compares 64-bit pHash (a long column); this phash column is "
+            f"{df.schema[hash].dataType.simpleString()} (process() at a hash_size over 8): use "
+            "`mmcore dedup` on one machine for it, or hash='pdq'"
+        )
     bits = _BITS[hash]
     if bands is not None and not (isinstance(bands, int) and math.ceil(bits / 63) <= bands <= bits):
         raise ValueError(f"bands must be an int in {math.ceil(bits / 63)}..{bits} for {hash}, got {bands!r}")

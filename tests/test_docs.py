@@ -37,7 +37,9 @@ def test_docstring_examples(module: object) -> None:
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("name", ["mmcore.jobs.config", "mmcore.jobs.index_cmd", "mmcore.ray"])
+@pytest.mark.parametrize(
+    "name", ["mmcore.jobs.config", "mmcore.jobs.index_cmd", "mmcore.jobs.schema", "mmcore.ray"]
+)
 def test_docstring_examples_of_the_jobs(name: str) -> None:
     """The job modules' examples too (they need pyarrow, and mmcore.ray needs Ray)."""
     pytest.importorskip("pyarrow")

@@ -157,6 +157,25 @@ def test_schema_is_spark_friendly(corpus_run: dict[str, Any]) -> None:
     assert kinds["orientation"] is T.ByteType and kinds["pdq_quality"] is T.ShortType
 
 
+def test_hash_size_16_rows_equal_the_single_machine_run(tmp_path: Path, spark: Any) -> None:
+    """phash / dhash / ahash at hash_size 16: binary columns (32 big-endian bytes), the rows of
+    `mmcore run --hash-size 16`; spark.dedup, whose bands are for 64-bit pHash, refuses them."""
+    from pyspark.sql import types as T  # noqa: N812
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in mmcore.demo_images():
+        shutil.copyfile(p, src / Path(p).name)
+    cfg = Config(workers=1, hash_size=16)
+    df = ms.process(ms.read_images(spark, str(src)), cfg)
+    assert df.schema == ms.spark_schema(16) and isinstance(df.schema["phash"].dataType, T.BinaryType)
+    got = spark_rows(df)
+    assert got == single_machine(str(src), tmp_path / "out", cfg)
+    assert any(r["phash"] is not None and len(r["phash"]) == 32 for r in got)
+    with pytest.raises(ValueError, match="64-bit pHash"):
+        ms.dedup(df, hash="phash")
+
+
 def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:
     files = [Path(p) for p in mmcore.demo_images()]  # every format, a truncated and a non-image
     blobs = [p.read_bytes() for p in files]

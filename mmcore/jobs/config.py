@@ -35,6 +35,11 @@ class Config:
     hashes: tuple[str, ...] = HASH_KINDS
     #: ``"exact"`` (imagehash / PDQ-reference bits) or ``"fast"`` (measured agreement, faster).
     hash_mode: str = "exact"
+    #: imagehash's ``hash_size`` for phash, dhash and ahash (2..64; pHash: no prime factor over 5):
+    #: ``hash_size ** 2`` bits. Up to 8 the columns are int64; over 8 ``binary(ceil(bits / 8))``,
+    #: each value the hash as one big-endian integer (:func:`mmcore.jobs.schema.output_schema`).
+    #: CPU only (``device = "gpu"`` hashes at 8).
+    hash_size: int = 8
     #: Thumbnail short side in pixels; 0 writes no thumbnails (the column is null).
     thumbnail: int = 0
     #: Thumbnail encoding: ``"jpeg"`` or ``"webp"``.
@@ -100,6 +105,19 @@ class Config:
             raise ValueError(
                 "device 'gpu' hashes in exact mode (its kernels are exact); use hash_mode 'exact'"
             )
+        _int_range("hash_size", self.hash_size, 2, 64)
+        self.hash_size = int(self.hash_size)
+        if self.hash_size != 8:
+            if self.device == "gpu":
+                raise ValueError(
+                    f"device 'gpu' hashes at hash_size 8 (its kernels' size); hash_size {self.hash_size} "
+                    "needs device 'cpu'"
+                )
+            sized = [h for h in self.hashes if h != "pdq"]
+            if sized:  # the library's own check (pHash's DCT lengths)
+                from ..hashing import hash_batch
+
+                hash_batch([], kinds=sized, hash_size=self.hash_size)  # type: ignore[arg-type]
         _int_range("thumbnail", self.thumbnail, 0, 65535)
         _int_range("thumbnail_quality", self.thumbnail_quality, 1, 100)
         _int_range("thumbnail_webp_method", self.thumbnail_webp_method, 0, 6)
@@ -177,9 +195,9 @@ class Config:
         return d
 
     def processor_dict(self) -> dict[str, Any]:
-        """The options that decide the output's content (PROCESSING_OPTIONS; the last four only
+        """The options that decide the output's content (PROCESSING_OPTIONS; the last five only
         where they change it)."""
-        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-4]}
+        d = {k: v for k, v in self.to_dict().items() if k in PROCESSING_OPTIONS[:-5]}
         # Only where it changes the bytes, so that outputs written before the option keep their hash.
         if self.thumbnail_format == "webp" and self.thumbnail > 0 and self.thumbnail_webp_method != 4:
             d["thumbnail_webp_method"] = self.thumbnail_webp_method
@@ -189,6 +207,8 @@ class Config:
             d["id_column"] = self.id_column
         if self.fallback != "none":
             d["fallback"] = self.fallback
+        if self.hash_size != 8:
+            d["hash_size"] = self.hash_size
         return d
 
     @property
@@ -205,7 +225,7 @@ class Config:
 #: The options that decide a job's output (its config hash; a rerun without options keeps them).
 PROCESSING_OPTIONS = (
     "hashes", "hash_mode", "thumbnail", "thumbnail_format", "thumbnail_quality", "exif_orientation",
-    "max_pixels", "thumbnail_webp_method", "max_bytes", "id_column", "fallback",
+    "max_pixels", "thumbnail_webp_method", "max_bytes", "id_column", "fallback", "hash_size",
 )  # fmt: skip
 
 

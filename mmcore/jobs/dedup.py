@@ -74,12 +74,16 @@ def _check_min_quality(hash: str, min_quality: int | None) -> int | None:
     return int(min_quality)
 
 
-def _check_args(hash: str, threshold: int | None) -> int:
+def _check_args(hash: str, threshold: int | None, bits: int | None = None) -> int:
+    """The threshold to use for ``hash`` (its default where None). ``bits``: the hash's width in
+    the run (pHash at another hash_size); None: 256 for PDQ, 64 for pHash."""
     if not isinstance(hash, str) or hash not in _BITS:
         raise ValueError(f"hash must be 'pdq' or 'phash', got {hash!r}")
+    bits = bits or _BITS[hash]
     if threshold is None:
-        return DEFAULT_THRESHOLDS[hash]
-    bits = _BITS[hash]
+        # pHash at another hash_size: the same share of its bits (10 of 64), rounded.
+        default = DEFAULT_THRESHOLDS[hash]
+        return default if bits == _BITS[hash] else round(default * bits / 64)
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, (int, np.integer))
@@ -89,17 +93,19 @@ def _check_args(hash: str, threshold: int | None) -> int:
     return int(threshold)
 
 
-def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, Any]:
+def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, Any, int]:
     """(rows with an OK / OK_WARNING status and a non-null hash, in output order; count of the
     other rows; the run's config hash: not the manifest, which lists every file of a folder source
-    and would be held through the join). Raises for a folder that is not a run's output, a run without this
-    hash, an id on two eligible rows."""
+    and would be held through the join; the hash's bits in this run). Raises for a folder that is
+    not a run's output, a run without this hash, an id on two eligible rows."""
     if not Path(out).is_dir():
         raise FileNotFoundError(f"{os.fspath(out)}: no such folder (give the OUT folder of `mmcore run`)")
     manifest = read_manifest(out)
     config = manifest.get("config") or {}
     config_hash = manifest.get("config_hash")
     del manifest
+    hash_size = int(config.get("hash_size", 8)) if isinstance(config, dict) else 8
+    bits = _BITS[hash] if hash == "pdq" else hash_size * hash_size
     hashes = config.get("hashes")
     if hashes is not None and hash not in hashes:
         raise ValueError(
@@ -117,20 +123,21 @@ def _eligible(out: str | os.PathLike[str], hash: str) -> tuple[pa.Table, int, An
             f"{os.fspath(out)}: id {twice!r} is on more than one eligible row; "
             "ids must be unique within a run's output"
         )
-    return kept, table.num_rows - kept.num_rows, config_hash
+    return kept, table.num_rows - kept.num_rows, config_hash, bits
 
 
-def _codes(column: pa.ChunkedArray, hash: str) -> npt.NDArray[Any]:
-    """The hash column (no nulls) as HammingIndex codes: uint64 (N,) or uint8 (N, 32)."""
+def _codes(column: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """The hash column (no nulls) as HammingIndex codes: uint64 (N,) from an int64 column (pHash
+    up to hash_size 8), uint8 (N, width) rows from a fixed-size binary one (PDQ; pHash over 8)."""
     arr = column.combine_chunks()
-    if hash == "phash":
+    if pa.types.is_integer(arr.type):
         out: npt.NDArray[Any] = i64_to_u64(arr.to_numpy(zero_copy_only=False))
         return out
-    n = len(arr)
+    width, n = arr.type.byte_width, len(arr)
     if n == 0:
-        return np.empty((0, 32), dtype=np.uint8)
-    data = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=32 * n, offset=32 * arr.offset)
-    return data.reshape(n, 32)
+        return np.empty((0, width), dtype=np.uint8)
+    data = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=width * n, offset=width * arr.offset)
+    return data.reshape(n, width)
 
 
 #: Rows whose distance to their representative is computed per step (bounds the gathered codes).
@@ -191,7 +198,9 @@ def dedup(
     to ``OUT/dedup/clusters-<hash>-<threshold>.parquet`` (atomically: temporary file, fsync,
     rename) and return them.
 
-    ``hash``: ``"pdq"`` (256 bits) or ``"phash"`` (64 bits). ``threshold``: images whose codes
+    ``hash``: ``"pdq"`` (256 bits) or ``"phash"`` (64 bits; ``hash_size ** 2`` for a run at
+    another ``hash_size``, whose default threshold is then the same share of the bits, 10 of 64,
+    rounded: 40 at hash_size 16). ``threshold``: images whose codes
     are within this Hamming distance (inclusive) are near-duplicates; by default
     :data:`DEFAULT_THRESHOLDS`: 31 for PDQ (the PDQ reference's recommended match distance: in
     docs/near_dup_quality.md 98.3 % of mildly edited copies found, 0 false matches in 95,243
@@ -229,16 +238,18 @@ def dedup(
     >>> d.DEFAULT_THRESHOLDS["pdq"], d.clusters_path("out", "phash", 10).as_posix()
     (31, 'out/dedup/clusters-phash-10.parquet')
     """
-    threshold = _check_args(hash, threshold)
+    # The types now; pHash's range once its bits in this run are known.
+    _check_args(hash, threshold, None if hash == "pdq" else 1 << 16)
     min_quality = _check_min_quality(hash, min_quality)
     t0 = time.perf_counter()
-    rows, skipped, config_hash = _eligible(out, hash)
-    codes = _codes(rows[hash], hash)
+    rows, skipped, config_hash, bits = _eligible(out, hash)
+    threshold = _check_args(hash, threshold, bits)
+    codes = _codes(rows[hash])
     t1 = time.perf_counter()
     quality = pc.fill_null(rows["pdq_quality"], -1).to_numpy(zero_copy_only=False) if hash == "pdq" else None
     # Rows below min_quality (if any) are left out of the index: None = every row matched.
     matched = None if min_quality is None or quality is None else np.flatnonzero(quality >= min_quality)
-    index = HammingIndex(_BITS[hash], threads=threads)
+    index = HammingIndex(bits, threads=threads)
     index.add(codes if matched is None else codes[matched])
     res = cluster(index, r=threshold, threads=threads)  # labels in order of first appearance
     labels, first = res.labels, res.is_representative
@@ -342,7 +353,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=int,
         default=None,
         metavar="N",
-        help="largest Hamming distance of a near-duplicate (default: pdq 31, phash 10)",
+        help="largest Hamming distance of a near-duplicate (default: pdq 31, phash 10; phash at "
+        "another hash_size: 10 of every 64 bits)",
     )
     p.add_argument(
         "--min-quality",

@@ -25,7 +25,7 @@ from ..hashing import HashResult, ThreadBudget, _fallback, hash_batch
 from ..image import BatchResult, _thumbnail_codes
 from ..status import READ_ERROR, SOURCE_ERROR, Status
 from .config import Config
-from .schema import SCHEMA, u64_to_i64
+from .schema import SCHEMA, SIZED_COLUMNS, output_schema, u64_to_i64
 
 if TYPE_CHECKING:
     from ..gpu import Context as GpuContext
@@ -339,7 +339,7 @@ class Processor:
 
     @property
     def schema(self) -> pa.Schema:
-        return SCHEMA.with_metadata(
+        return output_schema(self.config.hash_size).with_metadata(
             {
                 b"mmcore_version": __version__.encode(),
                 b"mmcore_config_hash": self.config.config_hash().encode(),
@@ -474,6 +474,7 @@ class Processor:
                 threads=self._threads,
                 thumbnail=thumb_args,
                 budget=self._budget,
+                hash_size=cfg.hash_size,
             )
         formats = _FORMAT_NAMES[fmt]
         if cfg.fallback == "pillow":
@@ -496,12 +497,14 @@ class Processor:
             "height": _spread(n, good, np.where(turned, width, height), known, pa.int32()),
             "orientation": _spread(n, good, orient, known, pa.int8()),
         }
-        for k in ("phash", "dhash", "ahash"):
-            cols[k] = (
-                _spread(n, good, u64_to_i64(np.ascontiguousarray(hr[k])), ok)
-                if k in kinds
-                else pa.nulls(n, pa.int64())
-            )
+        sized = self.schema.field("phash").type
+        for k in SIZED_COLUMNS:
+            if k not in kinds:
+                cols[k] = pa.nulls(n, sized)
+            elif pa.types.is_fixed_size_binary(sized):  # hash_size over 8: big-endian rows
+                cols[k] = _fixed_binary(n, good, np.asarray(hr[k]).reshape(len(good), sized.byte_width), ok)
+            else:
+                cols[k] = _spread(n, good, u64_to_i64(np.ascontiguousarray(hr[k])), ok)
         if "pdq" in kinds:
             cols["pdq"] = _fixed_binary(n, good, np.asarray(hr["pdq"]).reshape(len(good), 32), ok)
             cols["pdq_quality"] = _spread(n, good, hr["pdq_quality"], ok, pa.int16())
@@ -563,6 +566,7 @@ class Processor:
             threads=self._threads,
             budget=self._budget,
             thumb=None if thumb_args is None else _thumbnail_codes(**thumb_args),
+            sizes=(cfg.hash_size, 4, 3),  # hash_size; imagehash's highfreq_factor and binbits
         )
         for j, d in decoded:
             if d.format is not None:

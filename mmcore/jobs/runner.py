@@ -776,6 +776,14 @@ def register(sub: Any) -> None:
         help="exact (imagehash / PDQ-reference bits, the default) or fast (measured agreement)",
     )
     p.add_argument(
+        "--hash-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="imagehash's hash_size for phash, dhash, ahash (2..64, default 8): N*N bits; over 8 the "
+        "columns are binary(ceil(N*N/8)), big-endian",
+    )
+    p.add_argument(
         "--thumbnail", type=int_at_least(0), default=None, help="thumbnail short side in px (0: none)"
     )
     p.add_argument("--thumbnail-format", choices=("jpeg", "webp"), default=None, help="(default jpeg)")
@@ -841,6 +849,7 @@ def _cmd_run(args: Any) -> int:
     flags = (
         args.hashes,
         args.hash_mode,
+        args.hash_size,
         args.thumbnail,
         args.thumbnail_format,
         args.thumbnail_webp_method,
@@ -857,6 +866,7 @@ def _cmd_run(args: Any) -> int:
     config = config.replace(
         hashes=None if args.hashes is None else tuple(h.strip() for h in args.hashes.split(",") if h.strip()),
         hash_mode=args.hash_mode,
+        hash_size=args.hash_size,
         thumbnail=args.thumbnail,
         thumbnail_format=args.thumbnail_format,
         thumbnail_webp_method=args.thumbnail_webp_method,

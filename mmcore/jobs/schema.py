@@ -60,6 +60,25 @@ SCHEMA = pa.schema(
 )
 
 
+#: The columns of imagehash's kinds, whose width follows ``hash_size``.
+SIZED_COLUMNS = ("phash", "dhash", "ahash")
+
+
+def output_schema(hash_size: int = 8) -> pa.Schema:
+    """:data:`SCHEMA` for a run at imagehash ``hash_size`` (``Config.hash_size``): phash, dhash and
+    ahash have ``hash_size ** 2`` bits; up to 64 (hash_size 2..8) they stay int64 columns, longer
+    ones are ``binary(ceil(bits / 8))``: each value the hash as one big-endian integer (imagehash's
+    bit order, as ``hash_batch(..., hash_size=...)`` gives its rows).
+
+    >>> output_schema(16).field("phash").type, output_schema(5).field("phash").type
+    (FixedSizeBinaryType(fixed_size_binary[32]), DataType(int64))
+    """
+    if hash_size <= 8:
+        return SCHEMA
+    t = pa.binary((hash_size * hash_size + 7) // 8)
+    return pa.schema([f.with_type(t) if f.name in SIZED_COLUMNS else f for f in SCHEMA])
+
+
 def shard_path(out: str | os.PathLike[str], shard: str) -> Path:
     return Path(out) / f"{shard}.parquet"
 
@@ -163,7 +182,9 @@ def read_output(out: str | os.PathLike[str], columns: list[str] | None = None) -
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(shards)))) as pool:
         tables = list(pool.map(read, shards))
     if not tables:
-        schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
+        hash_size = int((read_manifest(out).get("config") or {}).get("hash_size", 8))
+        full = output_schema(hash_size)
+        schema = full if columns is None else pa.schema([full.field(c) for c in columns])
         return schema.empty_table()
     return pa.concat_tables(tables)
 

@@ -21,6 +21,7 @@ import pyarrow as pa  # noqa: E402  (a dependency of ray[data])
 import pyarrow.parquet as pq  # noqa: E402
 from conftest import corpus_files, outside_source_tree  # noqa: E402
 
+import mmcore  # noqa: E402
 from mmcore.jobs.config import Config  # noqa: E402
 from mmcore.jobs.runner import run  # noqa: E402
 from mmcore.jobs.schema import SCHEMA, read_output  # noqa: E402
@@ -104,6 +105,24 @@ def test_read_images_rows_equal_mmcore_run_ids_included(
     assert got.num_rows == want.num_rows
     for name in SCHEMA.names:
         assert got[name].to_pylist() == want[name].to_pylist(), name
+
+
+def test_hash_size_16_rows_equal_mmcore_run(local_ray: None, tmp_path: Path) -> None:
+    """phash / dhash / ahash at hash_size 16: 32-byte big-endian rows, those of `mmcore run`."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in mmcore.demo_images():
+        (src / Path(p).name).symlink_to(p)
+    cfg = Config(hash_size=16)
+    out = tmp_path / "out"
+    run(str(src), out, cfg, progress=None)
+    want = read_output(out).sort_by("id")
+    refs = mray.process(mray.read_images(str(src)), cfg, batch_size=8).to_arrow_refs()
+    got = pa.concat_tables(ray.get(refs)).cast(want.schema).sort_by("id")
+    assert got.schema.field("phash").type == pa.binary(32)
+    for name in want.schema.names:
+        assert got[name].to_pylist() == want[name].to_pylist(), name
+    assert any(v is not None for v in got["phash"].to_pylist())
 
 
 def test_read_images_folder_rules(local_ray: None, tmp_path: Path) -> None:

@@ -56,6 +56,10 @@ class MmcoreHashGpu : public dali::Operator<dali::GPUBackend> {
     const std::string mode = spec.GetArgument<std::string>("mode");
     DALI_ENFORCE(mode == "exact",
                  "mmcore_hash (gpu): mode must be \"exact\" on the GPU, got \"" + mode + "\"");
+    DALI_ENFORCE(spec.GetArgument<int>("hash_size") == 8 && spec.GetArgument<int>("highfreq_factor") == 4 &&
+                     spec.GetArgument<int>("binbits") == 3,
+                 "mmcore_hash (gpu): the GPU hashes at imagehash's default sizes (hash_size 8, "
+                 "highfreq_factor 4); other sizes with the CPU operator");
   }
 
  protected:

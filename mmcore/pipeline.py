@@ -395,8 +395,10 @@ class ImagePipeline:
         output: Output,
         device: str = "cpu",
         fallback: str | None = None,
+        sizes: tuple[int, int, int] = (8, 4, 3),
     ) -> None:
         self._parts = parts
+        self.sizes = sizes  # imagehash's hash_size, highfreq_factor, binbits
         self.device = device
         self.fallback = fallback
         self.hashes = hashes
@@ -413,7 +415,8 @@ class ImagePipeline:
 
     @property
     def schema(self) -> Any:
-        """The Arrow schema of the batches (hashes as imagehash's int64, like ``mmcore run``)."""
+        """The Arrow schema of the batches (hashes as imagehash's int64, like ``mmcore run``; a
+        kind over 64 bits at other sizes as ``binary(ceil(bits / 8))``, big-endian)."""
         import pyarrow as pa
 
         fields = [
@@ -426,12 +429,20 @@ class ImagePipeline:
         for k in self.hashes:
             if k == "pdq":
                 fields += [pa.field("pdq", pa.binary(32)), pa.field("pdq_quality", pa.int32())]
+            elif self._bits(k) > 64:
+                fields.append(pa.field(k, pa.binary((self._bits(k) + 7) // 8)))
             else:
                 fields.append(pa.field(k, pa.int64()))
         if self.thumbnail:
             fields.append(pa.field("thumbnail", pa.binary()))
         fields += [pa.field("status", pa.string(), nullable=False), pa.field("error", pa.string())]
         return pa.schema(fields)
+
+    def _bits(self, kind: str) -> int:
+        """The kind's width at this pipeline's sizes."""
+        from .hashing import hash_bits
+
+        return hash_bits(kind, hash_size=self.sizes[0], binbits=self.sizes[2])
 
     def __iter__(self) -> Iterator[Any]:
         if self._used:
@@ -470,7 +481,10 @@ class ImagePipeline:
         if self.device == "gpu":  # the hashes on the GPU (the same bits); outputs copied back in _drain
             hashed = fn.mmcore_hash(img.gpu(), kinds=list(self.hashes), mode=self.mode, device="gpu")
         else:
-            hashed = fn.mmcore_hash(img, kinds=list(self.hashes), mode=self.mode)
+            hs, hf, bb = self.sizes
+            hashed = fn.mmcore_hash(
+                img, kinds=list(self.hashes), mode=self.mode, hash_size=hs, highfreq_factor=hf, binbits=bb
+            )
         names = list(self.hashes) + (["pdq_quality"] if "pdq" in self.hashes else []) + ["hstatus", "hmsg"]
         outs.update(zip(names, hashed, strict=True))
         if self.thumbnail:
@@ -594,6 +608,8 @@ class ImagePipeline:
             if k == "pdq":
                 out["pdq"] = dense("pdq").astype(np.uint8).reshape(n, 32)
                 out["pdq_quality"] = dense("pdq_quality").astype(np.int32)
+            elif self._bits(k) > 64:
+                out[k] = dense(k).astype(np.uint8).reshape(n, (self._bits(k) + 7) // 8)
             else:
                 out[k] = dense(k).astype(np.uint64)
         thumbs: dict[int, Any] = {}
@@ -646,6 +662,7 @@ class ImagePipeline:
             threads=self.num_threads,
             budget=None,
             thumb=codes,
+            sizes=self.sizes,
         )
         for k, col in hr.columns.items():
             out[k][js] = col
@@ -724,6 +741,9 @@ class ImagePipeline:
                 blobs = [out["pdq"][i].tobytes() for i in range(n)]
                 cols["pdq"] = pa.array(blobs, pa.binary(32), mask=mask)
                 cols["pdq_quality"] = pa.array(out["pdq_quality"], pa.int32(), mask=mask)
+            elif self._bits(k) > 64:
+                width = (self._bits(k) + 7) // 8
+                cols[k] = pa.array([out[k][i].tobytes() for i in range(n)], pa.binary(width), mask=mask)
             else:
                 cols[k] = pa.array(out[k].view(np.int64), pa.int64(), mask=mask)
         if self.thumbnail:
@@ -798,6 +818,9 @@ def build(
     max_pixels: int | None = None,
     output: Output = "arrow",
     fallback: Literal["pillow"] | None = None,
+    hash_size: int = 8,
+    highfreq_factor: int = 4,
+    binbits: int = 3,
 ) -> ImagePipeline:
     """A DALI pipeline (mmcore_decode -> mmcore_hash, and a thumbnail branch) over ``source``.
 
@@ -817,6 +840,9 @@ def build(
       outside DALI and hashed by mmcore, as ``hash_batch(..., fallback="pillow")`` and ``mmcore run
       --fallback pillow`` do (the same rows); needs Pillow (``pip install 'mmcore[fallback]'``).
       The pipeline then also hands each record's bytes back to Python.
+    - ``hash_size``, ``highfreq_factor``, ``binbits``: imagehash's sizes, as
+      :func:`mmcore.hash_batch` takes them (CPU only); a kind of over 64 bits is then a
+      ``binary(ceil(bits / 8))`` column (numpy: ``(N, ceil(bits / 8))`` uint8), big-endian rows.
     - Rows carry id, format, width / height (full size, as displayed after the EXIF
       orientation), orientation, the hashes (null where the record failed), status (a
       :class:`mmcore.Status` name, or READ_ERROR for an unreadable path) and error.
@@ -839,6 +865,17 @@ def build(
         from . import _pillow
 
         _pillow.load()  # ImportError naming the extra, before the pipeline is built
+    from .hashing import hash_batch
+
+    sizes = (hash_size, highfreq_factor, binbits)
+    if sizes != (8, 4, 3):
+        if device == "gpu":
+            raise ValueError(
+                "device='gpu' hashes at imagehash's default sizes; other sizes need device='cpu'"
+            )
+        sized: Any = [k for k in kinds if k != "pdq"]
+        if sized:  # the library's size checks, for the kinds the sizes apply to
+            hash_batch([], kinds=sized, hash_size=hash_size, highfreq_factor=highfreq_factor, binbits=binbits)
     if device == "gpu":
         _check_gpu(kinds, mode)
     if thumbnail_format not in ("jpeg", "webp"):
@@ -874,6 +911,7 @@ def build(
         output=output,
         device=device,
         fallback=fallback,
+        sizes=(int(hash_size), int(highfreq_factor), int(binbits)),
     )
 
 

@@ -692,6 +692,69 @@ def test_hash_operator_equals_library(rng: np.random.Generator) -> None:
     assert int(named["phash"][n - 1]) == 0
 
 
+#: imagehash's other sizes through the pipeline: (kinds, sizes).
+SIZED = [
+    (("phash", "dhash", "ahash", "whash", "pdq"), {"hash_size": 16}),
+    (("phash", "phash_simple", "dhash_vertical"), {"hash_size": 12, "highfreq_factor": 5}),
+    (("colorhash", "ahash"), {"binbits": 8, "hash_size": 5}),
+]
+
+
+@pytest.mark.parametrize(("kinds", "sizes"), SIZED)
+def test_sized_hashes_equal_hash_batch(kinds: tuple[str, ...], sizes: dict[str, int]) -> None:
+    """hash_size / highfreq_factor / binbits: kinds over 64 bits are binary(ceil(bits / 8)) columns
+    (numpy: uint8 rows), the rest int64, each hash_batch's at the same sizes; corrupt files mixed in
+    are rows with their status and null hashes."""
+    files = [Path(p) for p in mmcore.demo_images()]
+    files += corpus_files("jpeg")[:12] + corpus_files("corrupt")[:6]
+    paths = [str(f) for f in files]
+    table = mp.build(paths, hashes=kinds, batch_size=8, num_threads=2, **sizes).to_table()  # type: ignore[arg-type]
+    ref = mmcore.hash_batch(paths, kinds=kinds, **sizes)  # type: ignore[arg-type]
+    assert table["status"].to_pylist() == [mmcore.Status(int(x)).name for x in ref.status]
+    ok = np.isin(ref.status, (mmcore.Status.OK, mmcore.Status.OK_WARNING))
+    assert ok.sum() >= 6
+    for k in kinds:
+        got = table[k].to_pylist()
+        bits = ref.bits.get(k, 64)
+        if k == "pdq":
+            want: list[Any] = [bytes(r) if o else None for r, o in zip(ref[k], ok, strict=True)]
+        elif bits > 64:
+            assert table.schema.field(k).type == pa.binary((bits + 7) // 8), k
+            want = [bytes(r) if o else None for r, o in zip(ref[k], ok, strict=True)]
+        else:
+            assert table.schema.field(k).type == pa.int64(), k
+            want = [int(v) if o else None for v, o in zip(ref[k].view(np.int64), ok, strict=True)]
+        assert got == want, k
+    batch = next(iter(mp.build(paths[:4], hashes=kinds, output="numpy", **sizes)))  # type: ignore[arg-type]
+    for k in kinds:
+        if ref.bits.get(k, 64) > 64 and k != "pdq":
+            assert batch[k].dtype == np.uint8 and batch[k].shape == (4, (ref.bits[k] + 7) // 8)
+            np.testing.assert_array_equal(batch[k][ok[:4]], ref[k][:4][ok[:4]])
+
+
+def test_sized_hashes_misuse() -> None:
+    src = mmcore.demo_images()[:1]
+    with pytest.raises(ValueError, match="phash needs hash_size x highfreq_factor"):
+        mp.build(src, hashes=("phash",), hash_size=7)
+    with pytest.raises(ValueError, match=r"hash_size must be 2\.\.64"):
+        mp.build(src, hashes=("dhash",), hash_size=65)
+    with pytest.raises(ValueError, match=r"binbits must be 1\.\.16"):
+        mp.build(src, hashes=("colorhash",), binbits=0)
+    with pytest.raises(ValueError, match="default sizes"):
+        mp.build(src, hashes=("phash",), hash_size=16, device="gpu")
+    mp.build(src, hashes=("pdq",), hash_size=7)  # the sizes do not apply to PDQ
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe() -> Any:
+        img = fn.external_source(source=lambda: [np.zeros((8, 8, 3), np.uint8)], batch=True, layout="HWC")
+        return tuple(fn.mmcore_hash(img, kinds=["phash"], hash_size=7))
+
+    with pytest.raises(RuntimeError, match="mmcore_hash: phash needs hash_size"):
+        p = pipe()
+        p.build()
+        p.run()
+
+
 # ---- the plugin ----
 
 

@@ -90,11 +90,4 @@ std::int64_t hamming_scan256_avx512(const std::uint64_t* queries, int nq, const 
   }
 }
 
-// Any width: scalar POPCNT (hamming_internal.h).
-std::int64_t hamming_scan_wide_avx512(const std::uint64_t* queries, int nq, const std::uint64_t* base,
-                                      std::int64_t nb, std::int32_t words, const std::int32_t* bound,
-                                      HammingHit* hits) {
-  return scan_wide_by_nq(queries, nq, base, nb, words, bound, hits);
-}
-
 }  // namespace mmcore::detail

@@ -74,9 +74,6 @@ std::int64_t hamming_scan64_avx512(const std::uint64_t* queries, int nq, const s
                                    std::int64_t nb, const std::int32_t* bound, HammingHit* hits);
 std::int64_t hamming_scan256_avx512(const std::uint64_t* queries, int nq, const std::uint64_t* base,
                                     std::int64_t nb, const std::int32_t* bound, HammingHit* hits);
-std::int64_t hamming_scan_wide_avx512(const std::uint64_t* queries, int nq, const std::uint64_t* base,
-                                      std::int64_t nb, std::int32_t words, const std::int32_t* bound,
-                                      HammingHit* hits);
 #endif
 
 /// The kernels of `backend`, falling back to the best variant below it that the build and the

@@ -107,8 +107,9 @@ def test_scalar_scores_equal_numpy_oracle(codec: str, d: int) -> None:
 
 
 # 1600 and 2048 bits: more words than the 64 dimensions' worth of int16 a prepared int8 query
-# holds (a binary query once overran its slot there), and the 64-word flush of the AVX2 counters.
-@pytest.mark.parametrize("d", [64, 128, 512, 768, 1600, 4096])
+# holds (a binary query once overran its slot there), and the 64-word flush of the AVX2 counters;
+# 192, 320 and 448: the hamming family's kNN (codes under 8 words), its 3, 5 and 7-word scans.
+@pytest.mark.parametrize("d", [64, 128, 192, 320, 448, 512, 768, 1600, 4096])
 def test_binary_distances_equal_numpy_oracle(d: int) -> None:
     rng = np.random.default_rng(d)
     x = rng.normal(size=(900, d)).astype(np.float32)

@@ -1,10 +1,11 @@
 // AVX2 Hamming scan (contract: hamming_internal.h). 64-bit codes: four per vector, byte counts by
 // nibble lookups (pshufb) summed by vpsadbw; a group of codes whose distances all miss their
-// bounds costs one test, hits are re-derived with POPCNT. Codes of 8 words and more: pshufb for
-// the first 8 words, POPCNT for the rest (scan_wide8); other widths the shared POPCNT scan. 256-bit codes:
-// scalar POPCNT, which beat the pshufb version (folding four codes' lane sums) at 1 to 4 queries on an AMD
-// EPYC (Zen 3): 1.2-2.1 vs 2.2-5.4 ns per pair in a 2048-code L1 loop; for 64-bit codes pshufb measured
-// 0.25-0.46 vs 0.32-1.4 ns.
+// bounds costs one test, hits are re-derived with POPCNT. 256-bit codes: scalar POPCNT, which beat
+// the pshufb version (folding four codes' lane sums) at 1 to 4 queries on an AMD EPYC (Zen 3):
+// 1.2-2.1 vs 2.2-5.4 ns per pair in a 2048-code L1 loop; for 64-bit codes pshufb measured 0.25-0.46
+// vs 0.32-1.4 ns. Other widths: 5 to 7 words pshufb for the first 4 words and POPCNT for the rest
+// (scan_wide4), 8 words and more pshufb 8 words at a time (scan_wide8), 2 and 3 words the shared
+// POPCNT scan (hamming_internal.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -111,6 +112,17 @@ struct Scan256 {
   }
 };
 
+// The four vpsadbw results' lane sums, sums[i] of sad[i] (each qword < 2^32: queries 0|1 and 2|3
+// share qwords, then the lanes add up).
+inline void sum_sads(const __m256i sad[4], std::int32_t sums[4]) {
+  const __m256i p01 = _mm256_or_si256(sad[0], _mm256_slli_epi64(sad[1], 32));
+  const __m256i p23 = _mm256_or_si256(sad[2], _mm256_slli_epi64(sad[3], 32));
+  const __m128i a = _mm_add_epi64(_mm256_castsi256_si128(p01), _mm256_extracti128_si256(p01, 1));
+  const __m128i b = _mm_add_epi64(_mm256_castsi256_si128(p23), _mm256_extracti128_si256(p23, 1));
+  _mm_store_si128(reinterpret_cast<__m128i*>(sums),
+                  _mm_add_epi32(_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b)));
+}
+
 // Codes of at least 8 words (512 bits and up): each 8 words of a code against each query counted
 // with vpshufb (one load of the code serves every query), the code given up once every query's
 // distance so far reaches its bound; the last words % 8 with POPCNT. W > 0: the width known at
@@ -141,14 +153,8 @@ std::int64_t scan_wide8(const std::uint64_t* queries, const std::uint64_t* base,
                            lut, low));
         sad[i] = _mm256_sad_epu8(bytes, zero);
       }
-      // Each qword of sad[i] is < 2^32: queries 0|1 and 2|3 share qwords, then the lanes add up.
-      const __m256i p01 = _mm256_or_si256(sad[0], _mm256_slli_epi64(sad[1], 32));
-      const __m256i p23 = _mm256_or_si256(sad[2], _mm256_slli_epi64(sad[3], 32));
-      const __m128i a = _mm_add_epi64(_mm256_castsi256_si128(p01), _mm256_extracti128_si256(p01, 1));
-      const __m128i b = _mm_add_epi64(_mm256_castsi256_si128(p23), _mm256_extracti128_si256(p23, 1));
       alignas(16) std::int32_t part[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(part),
-                      _mm_add_epi32(_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b)));
+      sum_sads(sad, part);
       out = true;
       for (int i = 0; i < NQ; ++i) {
         d[i] += part[i];
@@ -167,6 +173,46 @@ std::int64_t scan_wide8(const std::uint64_t* queries, const std::uint64_t* base,
     }
   }
   return n;
+}
+
+// Codes of 5 to 7 words: the first 4 words of a code against each query counted with vpshufb
+// (the queries' first words held in registers), the last 1 to 3 with POPCNT.
+template <int NQ, int W>
+std::int64_t scan_wide4(const std::uint64_t* queries, const std::uint64_t* base, std::int64_t nb,
+                        const std::int32_t* bound, HammingHit* hits) {
+  static_assert(W > 4 && W < 8);
+  const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+  __m256i q0[NQ];
+  for (int i = 0; i < NQ; ++i) q0[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(queries + i * W));
+  std::int64_t n = 0;
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const std::uint64_t* x = base + j * W;
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    __m256i sad[4] = {zero, zero, zero, zero};
+    for (int i = 0; i < NQ; ++i) {
+      sad[i] = _mm256_sad_epu8(popcount_bytes(_mm256_xor_si256(x0, q0[i]), lut, low), zero);
+    }
+    alignas(16) std::int32_t first[4];
+    sum_sads(sad, first);
+    for (int i = 0; i < NQ; ++i) {
+      const std::uint64_t* q = queries + i * W;
+      std::int32_t d = first[i];
+      for (int w = 4; w < W; ++w) d += scalar_dist64(x[w], q[w]);
+      if (d < bound[i]) hits[n++] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), d};
+    }
+  }
+  return n;
+}
+
+template <int W>
+std::int64_t scan_wide4_nq(const std::uint64_t* queries, int nq, const std::uint64_t* base, std::int64_t nb,
+                           const std::int32_t* bound, HammingHit* hits) {
+  switch (nq) {
+    case 1: return scan_wide4<1, W>(queries, base, nb, bound, hits);
+    case 2: return scan_wide4<2, W>(queries, base, nb, bound, hits);
+    case 3: return scan_wide4<3, W>(queries, base, nb, bound, hits);
+    default: return scan_wide4<4, W>(queries, base, nb, bound, hits);
+  }
 }
 
 template <int W>
@@ -196,6 +242,9 @@ std::int64_t hamming_scan_wide_avx2(const std::uint64_t* queries, int nq, const 
                                     std::int64_t nb, std::int32_t words, const std::int32_t* bound,
                                     HammingHit* hits) {
   switch (words) {
+    case 5: return scan_wide4_nq<5>(queries, nq, base, nb, bound, hits);
+    case 6: return scan_wide4_nq<6>(queries, nq, base, nb, bound, hits);
+    case 7: return scan_wide4_nq<7>(queries, nq, base, nb, bound, hits);
     case 8: return scan_wide8_nq<8>(queries, nq, base, nb, words, bound, hits);
     case 12: return scan_wide8_nq<12>(queries, nq, base, nb, words, bound, hits);
     case 16: return scan_wide8_nq<16>(queries, nq, base, nb, words, bound, hits);

@@ -784,10 +784,11 @@ void quant_score_binary(const std::uint64_t* codes, std::int64_t n, std::int32_t
     throw std::invalid_argument("words must be in 1.." + std::to_string(kQuantMaxDim / 64) + ", got " +
                                 std::to_string(words));
   }
-  if (words <= 4) {
-    // The hamming family's kNN is the faster one up to 4 words (its 64- and 256-bit kernels skip
-    // codes beyond the current k-th distance; at 2 and 3 words it measured 1.3-3.9x the block
-    // kernels, whose vector counts start at 4 words); same order, ties and padding.
+  if (words < 8) {
+    // The hamming family's kNN is the faster one under 8 words (its kernels skip codes beyond the
+    // current k-th distance; at 2 and 3 words it measured 1.3-3.9x the block kernels, at 5 to 7
+    // 2.0-2.3x, 16 and 200 queries, AVX2); same order, ties and padding. From 8 words on the two
+    // measured the same (0.85-1.05x).
     if (k < 1) throw std::invalid_argument("k must be >= 1, got " + std::to_string(k));
     hamming_knn(codes, nullptr, n, queries, nq, words, k, threads, dist, idx, backend);
     return;

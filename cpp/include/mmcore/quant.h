@@ -15,7 +15,7 @@
 //   (smallest distance, smallest position); the answer is unique, hence independent of threads and
 //   blocking. k > N pads the tail with position -1 and score INT32_MIN (int8/int4) or distance
 //   INT32_MAX (binary, as hamming_knn and faiss pad).
-//   Binary codes of 1 to 4 words are searched by hamming_knn (mmcore/hamming.h), wider ones by the
+//   Binary codes of 1 to 7 words are searched by hamming_knn (mmcore/hamming.h), wider ones by the
 //   quant block kernels.
 // - |score| <= 255 * 128 * D must fit int32: D <= 65536 is checked (std::invalid_argument).
 // - Many queries share one scan: the base is read in blocks sized for L2 and every query of a batch

@@ -119,8 +119,8 @@ inline void sum_sads(const __m256i sad[4], std::int32_t sums[4]) {
   const __m256i p23 = _mm256_or_si256(sad[2], _mm256_slli_epi64(sad[3], 32));
   const __m128i a = _mm_add_epi64(_mm256_castsi256_si128(p01), _mm256_extracti128_si256(p01, 1));
   const __m128i b = _mm_add_epi64(_mm256_castsi256_si128(p23), _mm256_extracti128_si256(p23, 1));
-  _mm_store_si128(reinterpret_cast<__m128i*>(sums),
-                  _mm_add_epi32(_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(sums),
+                   _mm_add_epi32(_mm_unpacklo_epi64(a, b), _mm_unpackhi_epi64(a, b)));
 }
 
 // Codes of at least 8 words (512 bits and up): each 8 words of a code against each query counted

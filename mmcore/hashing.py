@@ -882,16 +882,23 @@ def _as_u8_rows(x: Any) -> npt.NDArray[np.uint8]:
     if a.dtype.kind in "iu":  # astype copies C-contiguous and keeps a 0-d shape (a scalar)
         return a.astype(">u8", order="C")[..., None].view(np.uint8)
     if a.dtype == object:
-        flat = a.reshape(-1).tolist()
-        if flat and all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
-            for v in flat:  # numpy keeps ints as objects only past the 64-bit range
-                if not -(1 << 63) <= v < 1 << 64:
-                    raise ValueError(
-                        f"hamming on arrays takes 64-bit hashes as ints, got {v} (pass longer hashes as "
-                        "(N, nbytes) uint8 rows or bytes, or compare two ints)"
-                    )
         raise TypeError(f"hamming needs ints, bytes or integer arrays, got {type(x).__name__}")
     raise TypeError(f"hamming needs ints, bytes or integer arrays, got dtype {a.dtype}")
+
+
+def _wide_ints(x: Any) -> bool:
+    """Whether x is an int past the 64-bit range, or a list / object array of ints holding one
+    (numpy keeps such ints as objects): hashes at other sizes, as the single functions return them."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, int):
+        return not -(1 << 63) <= x < 1 << 64
+    if isinstance(x, (bytes, bytearray, memoryview)) or (isinstance(x, np.ndarray) and x.dtype != object):
+        return False
+    a = np.asarray(x)
+    if a.dtype != object or not a.size:
+        return False
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in a.reshape(-1).tolist())
 
 
 def _unsigned(h: int) -> int:
@@ -915,9 +922,10 @@ def hamming(a: Any, b: Any) -> Any:
     """Hamming distance between hashes: ints, bytes, or arrays (vectorised, broadcasting).
 
     ``uint64`` arrays hold 64-bit hashes; ``uint8`` arrays of shape ``(..., nbytes)`` hold longer
-    ones (e.g. PDQ's ``(N, 32)``), compared along the last axis. Negative ints and int64 values
-    are read as their 64-bit two's complement (``mmcore run``'s int64 hash columns). Scalars give
-    an int.
+    ones (e.g. PDQ's ``(N, 32)``), compared along the last axis; lists of ints of any width (a
+    256-bit ``phash(..., hash_size=16)`` each) are compared as ints are. Negative ints and int64
+    values are read as their 64-bit two's complement (``mmcore run``'s int64 hash columns). Scalars
+    give an int.
 
     >>> import mmcore, numpy as np
     >>> mmcore.hamming(0b1011, 0b0001), mmcore.hamming(b"\\x0f", b"\\xff")
@@ -931,6 +939,16 @@ def hamming(a: Any, b: Any) -> Any:
         if len(a) != len(b):
             raise ValueError(f"hashes differ in length: {len(a)} and {len(b)} bytes")
         return int.from_bytes(bytes(a), "big").__xor__(int.from_bytes(bytes(b), "big")).bit_count()
+    if _wide_ints(a) or _wide_ints(b):
+        # ints past 64 bits (numpy keeps them as objects): hashes of any width, compared as ints are
+        for other in (a, b):
+            if isinstance(other, (bytes, bytearray, memoryview)) or np.asarray(other).dtype == np.uint8:
+                raise ValueError(
+                    "hamming compares ints with ints and byte rows with byte rows: give both as ints, or "
+                    "both as (N, nbytes) uint8 rows (int.to_bytes(nbytes, 'big'))"
+                )
+        d = np.vectorize(lambda u, v: hamming(int(u), int(v)), otypes=[np.int64])(a, b)
+        return d if d.ndim else int(d)
     x, y = _as_u8_rows(a), _as_u8_rows(b)
     if x.shape[-1:] != y.shape[-1:]:
         raise ValueError(f"hash widths differ: {x.shape[-1]} and {y.shape[-1]} bytes")

@@ -209,6 +209,16 @@ def test_hamming_on_wide_hashes() -> None:
     assert int(mmcore.hamming(r["phash"][0], r["phash"][1])) == want
     with pytest.raises(ValueError, match="int64"):
         mmcore.hamming(-(1 << 70), 0)
+    # lists of wide ints, broadcasting as arrays do
+    more = images()[:5]
+    ints = [mmcore.phash(im, hash_size=16) for im in more]
+    oracle = [imagehash.phash(im, hash_size=16) for im in more]
+    got = mmcore.hamming(ints, ints[0])
+    assert got.dtype == np.int64 and got.tolist() == [o - oracle[0] for o in oracle]
+    rows = np.stack([np.frombuffer(i.to_bytes(32, "big"), np.uint8) for i in ints])  # the same hashes
+    np.testing.assert_array_equal(mmcore.hamming(ints, ints[::-1]), mmcore.hamming(rows, rows[::-1]))
+    with pytest.raises(ValueError, match="ints with ints"):
+        mmcore.hamming(ints, r["phash"])
 
 
 @pytest.mark.parametrize(

@@ -259,7 +259,7 @@ def _rows(n: int, rows: npt.NDArray[np.intp], values: Any, other: Any = None) ->
 def _fixed_binary(
     n: int, rows: npt.NDArray[np.intp], values: npt.NDArray[np.uint8], valid: npt.NDArray[np.bool_]
 ) -> pa.Array:
-    """A binary(32) column of ``n`` rows from the (m, 32) ``values``, as :func:`_spread`."""
+    """A binary(w) column of ``n`` rows from the (m, w) ``values`` (PDQ, sized hashes), as :func:`_spread`."""
     full = np.zeros((n, values.shape[1]), np.uint8)
     full[rows[valid]] = values[valid]
     bits = np.zeros(n, bool)

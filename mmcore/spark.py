@@ -474,19 +474,24 @@ def _masks(w: int, r: int) -> npt.NDArray[np.uint64]:
     return np.array(out, dtype=np.uint64)
 
 
-def _words(batch: pa.RecordBatch, hash: str) -> npt.NDArray[np.uint64]:
-    """The codes of a batch (no nulls) as big-endian 64-bit words: (n, 4) for pdq, (n, 1) for phash."""
+def _words(batch: pa.RecordBatch, bits: int) -> npt.NDArray[np.uint64]:
+    """The codes of a batch (no nulls) as big-endian 64-bit words: (n, 1) for an int64 column (pHash),
+    else (n, ceil(bits / 64)) from binary rows (PDQ; pHash at a hash_size over 8), each code's
+    ``bits`` bits first (a row's leading zero bits dropped) and zeros after them: the bands cut
+    bits 0..bits-1, and the zeros add nothing to a distance."""
     col = batch.column("code")
-    if hash == "phash":
+    if pa.types.is_integer(col.type):
         v: npt.NDArray[np.int64] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
         return v.view(np.uint64).reshape(-1, 1)
-    raw = b"".join(col.to_pylist())
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 4)
+    words = (bits + 63) // 64
+    shift = 64 * words - bits
+    raw = b"".join((int.from_bytes(c, "big") << shift).to_bytes(8 * words, "big") for c in col.to_pylist())
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, words)
 
 
-def _map_words(hash: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _map_words(bits: int, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for b in batches:
-        w = _words(b, hash).view(np.int64)
+        w = _words(b, bits).view(np.int64)
         cols = {"id": b.column("id"), "q": b.column("q")}
         cols.update({f"w{k}": pa.array(w[:, k]) for k in range(w.shape[1])})
         yield pa.RecordBatch.from_pydict(cols)
@@ -730,6 +735,29 @@ def _hamming(a: str, b: str, n_words: int) -> Column:
     ).cast("int")
 
 
+def _phash_bits(df: DataFrame) -> int:
+    """The bits of df's phash column: 64 for a long column (imagehash's default size), hash_size ** 2
+    for binary rows of a run at a hash_size over 8 (their width, the same on every row, names it:
+    one square per byte count from 9 on). ValueError for another type or width."""
+    t = df.schema["phash"].dataType
+    if isinstance(t, T.LongType):
+        return 64
+    if not isinstance(t, T.BinaryType):
+        raise ValueError(
+            f"the phash column must be long or binary (process()'s output), got {t.simpleString()}"
+        )
+    lo, hi = df.select(F.min(F.length("phash")), F.max(F.length("phash"))).first() or (None, None)
+    if lo is None:  # no hashes at all: any width clusters nothing
+        return 64
+    size = next((s for s in range(9, 65) if (s * s + 7) // 8 == lo), None)
+    if lo != hi or size is None:
+        raise ValueError(
+            f"the phash column holds {lo}..{hi}-byte values: not the rows of one hash_size "
+            "(process() at a hash_size over 8 writes ceil(hash_size**2 / 8) bytes on every row)"
+        )
+    return size * size
+
+
 def dedup(
     df: DataFrame,
     hash: str = "pdq",
@@ -743,7 +771,9 @@ def dedup(
     cluster. Columns id, cluster_id (int64), is_representative, distance_to_representative
     (int32): every eligible row (status OK / OK_WARNING, ``hash`` not null) once.
 
-    Same rules as ``mmcore dedup``: ``threshold`` (default 31 for pdq, 10 for phash) is the
+    ``hash="phash"`` takes the long column of the default size or the binary rows of a run at a
+    ``hash_size`` over 8 (its bits from their width; default threshold 10 of every 64 bits, as
+    ``mmcore dedup``). Same rules as ``mmcore dedup``: ``threshold`` (default 31 for pdq, 10 for phash) is the
     largest Hamming distance of an edge; clusters are connected components; the representative is
     the member with the highest ``pdq_quality`` (null lowest; pHash: none), ties to the smallest
     id; the distance is to the representative; ``min_quality`` (PDQ only): a row whose
@@ -770,18 +800,13 @@ def dedup(
     probe more than 2**20 values of a band), a DataFrame without id, status and the hash column,
     or an id on two eligible rows (as ``mmcore dedup``).
     """
-    threshold = _check_args(hash, threshold)
+    _check_args(hash, threshold, None if hash == "pdq" else 1 << 16)  # pHash's range once its bits are known
     min_quality = _check_min_quality(hash, min_quality)
     need = {"id", "status", hash}
     if not need <= set(df.columns):
         raise ValueError(f"dedup needs the columns {sorted(need)} (process()'s output); it has {df.columns}")
-    if hash == "phash" and not isinstance(df.schema[hash].dataType, T.LongType):
-        raise ValueError(
-            "dedup compares 64-bit pHash (a long column); this phash column is "
-            f"{df.schema[hash].dataType.simpleString()} (process() at a hash_size over 8): use "
-            "`mmcore dedup` on one machine for it, or hash='pdq'"
-        )
-    bits = _BITS[hash]
+    bits = _BITS[hash] if hash == "pdq" else _phash_bits(df)
+    threshold = _check_args(hash, threshold, bits)
     if bands is not None and not (isinstance(bands, int) and math.ceil(bits / 63) <= bands <= bits):
         raise ValueError(f"bands must be an int in {math.ceil(bits / 63)}..{bits} for {hash}, got {bands!r}")
     if bands is not None:  # each code expands to this many rows per band
@@ -793,7 +818,7 @@ def dedup(
                 f"{max(widths)}-bit band (over {_MAX_PROBES:,}); use more bands, or bands=None "
                 "(choose_bands picks them)"
             )
-    n_words = bits // 64
+    n_words = (bits + 63) // 64
     q = (
         F.coalesce(F.col("pdq_quality").cast("int"), F.lit(-1))
         if hash == "pdq" and "pdq_quality" in df.columns
@@ -803,7 +828,7 @@ def dedup(
         F.col("id").cast("string").alias("id"), q.alias("q"), F.col(hash).alias("code")
     )
     words_schema = "id string, q int, " + ", ".join(f"w{k} long" for k in range(n_words))
-    codes = eligible.mapInArrow(functools.partial(_map_words, hash), words_schema)
+    codes = eligible.mapInArrow(functools.partial(_map_words, bits), words_schema)
     codes = codes.persist(StorageLevel.MEMORY_AND_DISK)
     n, distinct = codes.agg(F.count(F.lit(1)), F.count_distinct("id")).first() or (0, 0)
     if n != distinct:

@@ -159,7 +159,7 @@ def test_schema_is_spark_friendly(corpus_run: dict[str, Any]) -> None:
 
 def test_hash_size_16_rows_equal_the_single_machine_run(tmp_path: Path, spark: Any) -> None:
     """phash / dhash / ahash at hash_size 16: binary columns (32 big-endian bytes), the rows of
-    `mmcore run --hash-size 16`; spark.dedup, whose bands are for 64-bit pHash, refuses them."""
+    `mmcore run --hash-size 16`."""
     from pyspark.sql import types as T  # noqa: N812
 
     src = tmp_path / "src"
@@ -172,8 +172,55 @@ def test_hash_size_16_rows_equal_the_single_machine_run(tmp_path: Path, spark: A
     got = spark_rows(df)
     assert got == single_machine(str(src), tmp_path / "out", cfg)
     assert any(r["phash"] is not None and len(r["phash"]) == 32 for r in got)
-    with pytest.raises(ValueError, match="64-bit pHash"):
-        ms.dedup(df, hash="phash")
+
+
+@pytest.mark.parametrize("hash_size", [9, 16])
+def test_dedup_of_sized_phash_equals_mmcore_dedup(tmp_path: Path, spark: Any, hash_size: int) -> None:
+    """The binary pHash rows of a run at hash_size 9 (81 bits: 11 bytes, 7 leading zero bits) and 16:
+    spark.dedup's clusters are mmcore dedup's (default threshold and a tighter one)."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for k, p in enumerate(mmcore.demo_images()):
+        if mmcore.image_info(p)["status"] != mmcore.Status.OK:
+            continue
+        shutil.copyfile(p, src / f"{k}{Path(p).suffix}")
+        with Image.open(p) as im:  # near copies: clusters to find
+            im = im.convert("RGB")
+            im.resize((im.width // 2, im.height // 2)).save(src / f"{k}-half.jpg", quality=70)
+            im.save(src / f"{k}-q40.jpg", quality=40)
+    out = tmp_path / "out"
+    run(str(src), out, Config(workers=1, hash_size=hash_size, hashes=("phash",), shard_size=7), progress=None)
+    df = spark.read.parquet(*[str(shard_path(out, s)) for s in completed_shards(out)])
+    for threshold in (None, hash_size * hash_size // 20):
+        expected = clusters(dedup_one(out, hash="phash", threshold=threshold))
+        got = clusters(ms.dedup(df, hash="phash", threshold=threshold).toArrow())
+        assert got == expected, threshold
+        assert any(len(c) >= 2 for c in got["sets"])
+    with pytest.raises(ValueError, match=rf"0\.\.{hash_size * hash_size} for phash"):
+        ms.dedup(df, hash="phash", threshold=hash_size * hash_size + 1)
+
+
+def test_band_words_put_a_codes_bits_first() -> None:
+    """_words drops a row's leading zero bits (81 bits in 11 bytes): the bands cut bits 0..80 of the
+    words, which are the code's bits, then zeros; int64 pHash and PDQ rows as they are."""
+    rng = np.random.default_rng(3)
+    vals = [int(v) for v in rng.integers(0, 2**62, 5)]
+    codes = [(v << 19 | 0x5A5A5) % 2**81 for v in vals]
+    batch = pa.RecordBatch.from_pydict(
+        {"code": pa.array([c.to_bytes(11, "big") for c in codes], pa.binary(11))}
+    )
+    w = ms._words(batch, 81)
+    assert w.shape == (5, 2)
+    bits = np.unpackbits(w.astype(">u8").view(np.uint8).reshape(5, -1), axis=1)
+    for row, c in zip(bits, codes, strict=True):
+        assert int("".join(map(str, row[:81])), 2) == c and not row[81:].any()
+    pdq = rng.integers(0, 256, (3, 32), dtype=np.uint8)
+    b2 = pa.RecordBatch.from_pydict({"code": pa.array([r.tobytes() for r in pdq], pa.binary(32))})
+    np.testing.assert_array_equal(ms._words(b2, 256).astype(">u8").view(np.uint8).reshape(3, 32), pdq)
+    b3 = pa.RecordBatch.from_pydict({"code": pa.array([-1, 5], pa.int64())})
+    assert ms._words(b3, 64).tolist() == [[2**64 - 1], [5]]
 
 
 def test_parquet_bytes_and_path_columns(tmp_path: Path, spark: Any) -> None:

@@ -119,7 +119,7 @@ def hash_batch(
 ) -> tuple[Any, ...]: ...
 
 # Hamming search (contract: cpp/include/mmcore/hamming.h). Codes are C-contiguous uint64 (N, W),
-# W = 1 (64-bit) or 4 (256-bit); ids None (positions) or int64 (N,); threads <= 0: all.
+# W = 1..1024 words (1: 64-bit hashes, 4: PDQ); ids None (positions) or int64 (N,); threads <= 0: all.
 def hamming_knn(
     base: npt.NDArray[np.uint64],
     ids: npt.NDArray[np.int64] | None,

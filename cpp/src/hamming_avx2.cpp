@@ -4,8 +4,8 @@
 // the pshufb version (folding four codes' lane sums) at 1 to 4 queries on an AMD EPYC (Zen 3):
 // 1.2-2.1 vs 2.2-5.4 ns per pair in a 2048-code L1 loop; for 64-bit codes pshufb measured 0.25-0.46
 // vs 0.32-1.4 ns. Other widths: 5 to 7 words pshufb for the first 4 words and POPCNT for the rest
-// (scan_wide4), 8 words and more pshufb 8 words at a time (scan_wide8), 2 and 3 words the shared
-// POPCNT scan (hamming_internal.h).
+// (scan_wide4), 8 words and more pshufb 8 words at a time (scan_wide8), 2 and 3 words POPCNT
+// (scan_small).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -175,6 +175,35 @@ std::int64_t scan_wide8(const std::uint64_t* queries, const std::uint64_t* base,
   return n;
 }
 
+// Codes of 2 or 3 words (128, 192 bits): scalar POPCNT over the whole code.
+template <int NQ, int W>
+std::int64_t scan_small(const std::uint64_t* queries, const std::uint64_t* base, std::int64_t nb,
+                        const std::int32_t* bound, HammingHit* hits) {
+  static_assert(W == 2 || W == 3);
+  std::int64_t n = 0;
+  for (std::int64_t j = 0; j < nb; ++j) {
+    const std::uint64_t* x = base + j * W;
+    for (int i = 0; i < NQ; ++i) {
+      const std::uint64_t* q = queries + i * W;
+      std::int32_t d = 0;
+      for (int w = 0; w < W; ++w) d += scalar_dist64(x[w], q[w]);
+      if (d < bound[i]) hits[n++] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), d};
+    }
+  }
+  return n;
+}
+
+template <int W>
+std::int64_t scan_small_nq(const std::uint64_t* queries, int nq, const std::uint64_t* base, std::int64_t nb,
+                           const std::int32_t* bound, HammingHit* hits) {
+  switch (nq) {
+    case 1: return scan_small<1, W>(queries, base, nb, bound, hits);
+    case 2: return scan_small<2, W>(queries, base, nb, bound, hits);
+    case 3: return scan_small<3, W>(queries, base, nb, bound, hits);
+    default: return scan_small<4, W>(queries, base, nb, bound, hits);
+  }
+}
+
 // Codes of 5 to 7 words: the first 4 words of a code against each query counted with vpshufb
 // (the queries' first words held in registers), the last 1 to 3 with POPCNT.
 template <int NQ, int W>
@@ -242,15 +271,17 @@ std::int64_t hamming_scan_wide_avx2(const std::uint64_t* queries, int nq, const 
                                     std::int64_t nb, std::int32_t words, const std::int32_t* bound,
                                     HammingHit* hits) {
   switch (words) {
+    case 1: return by_nq<Scan64>(queries, nq, base, nb, bound, hits);
+    case 2: return scan_small_nq<2>(queries, nq, base, nb, bound, hits);
+    case 3: return scan_small_nq<3>(queries, nq, base, nb, bound, hits);
+    case 4: return by_nq<Scan256>(queries, nq, base, nb, bound, hits);
     case 5: return scan_wide4_nq<5>(queries, nq, base, nb, bound, hits);
     case 6: return scan_wide4_nq<6>(queries, nq, base, nb, bound, hits);
     case 7: return scan_wide4_nq<7>(queries, nq, base, nb, bound, hits);
     case 8: return scan_wide8_nq<8>(queries, nq, base, nb, words, bound, hits);
     case 12: return scan_wide8_nq<12>(queries, nq, base, nb, words, bound, hits);
     case 16: return scan_wide8_nq<16>(queries, nq, base, nb, words, bound, hits);
-    default:
-      return words > 8 ? scan_wide8_nq<0>(queries, nq, base, nb, words, bound, hits)
-                       : scan_wide_by_nq(queries, nq, base, nb, words, bound, hits);
+    default: return scan_wide8_nq<0>(queries, nq, base, nb, words, bound, hits);  // 9 words and more
   }
 }
 

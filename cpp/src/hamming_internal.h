@@ -109,58 +109,6 @@ inline std::int64_t scalar_emit(const std::uint64_t* queries, const std::uint64_
   return n;
 }
 
-// Codes of `words` words (any width) against NQ queries with scalar POPCNT: a pair's distance is
-// summed four words at a time and given up once it reaches the query's bound, so at a radius
-// well under half the bits most pairs cost their first few words. W > 0: the width known at
-// compile time (W == words), so the word loops unroll; W == 0: read from `words`.
-template <int NQ, int W>
-inline std::int64_t scan_wide_popcnt(const std::uint64_t* queries, const std::uint64_t* base, std::int64_t nb,
-                                     std::int32_t words, const std::int32_t* bound, HammingHit* hits) {
-  if constexpr (W > 0) words = W;
-  const std::int32_t blocks = words & ~3;
-  std::int64_t n = 0;
-  for (std::int64_t j = 0; j < nb; ++j) {
-    const std::uint64_t* x = base + j * words;
-    for (int i = 0; i < NQ; ++i) {
-      const std::uint64_t* q = queries + i * words;
-      const std::int32_t b = bound[i];
-      std::int32_t d = 0, w = 0;
-      for (; w < blocks && d < b; w += 4) d += scalar_dist256(x + w, q + w);
-      if (d >= b) continue;
-      for (; w < words; ++w) d += scalar_dist64(x[w], q[w]);
-      if (d < b) hits[n++] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j), d};
-    }
-  }
-  return n;
-}
-
-template <int W>
-inline std::int64_t scan_wide_nq(const std::uint64_t* queries, int nq, const std::uint64_t* base,
-                                 std::int64_t nb, std::int32_t words, const std::int32_t* bound,
-                                 HammingHit* hits) {
-  switch (nq) {
-    case 1: return scan_wide_popcnt<1, W>(queries, base, nb, words, bound, hits);
-    case 2: return scan_wide_popcnt<2, W>(queries, base, nb, words, bound, hits);
-    case 3: return scan_wide_popcnt<3, W>(queries, base, nb, words, bound, hits);
-    default: return scan_wide_popcnt<4, W>(queries, base, nb, words, bound, hits);
-  }
-}
-
-// The any-width scan of a variant, unrolled for the common widths: 128 and 192 bits, 512, 768
-// and 1024 (binary embedding codes; pHash at hash_size 32).
-inline std::int64_t scan_wide_by_nq(const std::uint64_t* queries, int nq, const std::uint64_t* base,
-                                    std::int64_t nb, std::int32_t words, const std::int32_t* bound,
-                                    HammingHit* hits) {
-  switch (words) {
-    case 2: return scan_wide_nq<2>(queries, nq, base, nb, words, bound, hits);
-    case 3: return scan_wide_nq<3>(queries, nq, base, nb, words, bound, hits);
-    case 8: return scan_wide_nq<8>(queries, nq, base, nb, words, bound, hits);
-    case 12: return scan_wide_nq<12>(queries, nq, base, nb, words, bound, hits);
-    case 16: return scan_wide_nq<16>(queries, nq, base, nb, words, bound, hits);
-    default: return scan_wide_nq<0>(queries, nq, base, nb, words, bound, hits);
-  }
-}
-
 }  // namespace
 
 }  // namespace mmcore::detail

@@ -107,8 +107,10 @@ struct CostModel {
   double gather = 0;   // radius search: one candidate copied into the query's run (its code and
                        // position); a join gathers once per bucket, for all of the bucket's rows
   // Other widths (the any-width kernel): 0.6 + 0.3 ns a word, its kNN cost per pair on an AMD
-  // EPYC (Zen 3), one thread (1.3 ns at 2 words, 3.7 at 12, 5.0 at 16); a radius under a quarter
-  // of the bits gives most pairs up after four words, which both methods share.
+  // EPYC (Zen 3), one thread, when it counted with POPCNT only (1.3 ns at 2 words, 3.7 at 12, 5.0
+  // at 16; its vpshufb counts since take 2.1 at 8, 2.6 at 12, 4.2 at 16: the model ranks plans, and
+  // both methods pay the same per pair); a radius under a quarter of the bits gives most pairs up
+  // after the first words, which both methods share.
   explicit CostModel(std::int32_t words)
       : pair_brute(words == 1   ? 0.5
                    : words == 4 ? 2.5

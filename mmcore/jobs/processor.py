@@ -497,7 +497,7 @@ class Processor:
             "height": _spread(n, good, np.where(turned, width, height), known, pa.int32()),
             "orientation": _spread(n, good, orient, known, pa.int8()),
         }
-        sized = self.schema.field("phash").type
+        sized = output_schema(cfg.hash_size).field("phash").type  # (self.schema also hashes the config)
         for k in SIZED_COLUMNS:
             if k not in kinds:
                 cols[k] = pa.nulls(n, sized)
